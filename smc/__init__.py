@@ -1,0 +1,12 @@
+"""smc, the state machine compiler.
+
+This top-level package is the *runtime base* that generated modules import: it must stay
+small and must never import the compiler (``smc.compiler``) or the worker runtime.
+"""
+
+from __future__ import annotations
+
+from smc.machine import IllegalTransition, Listener
+
+__all__ = ["IllegalTransition", "Listener", "__version__"]
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from smc.cli import main
+
+raise SystemExit(main())

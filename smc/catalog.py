@@ -1,0 +1,206 @@
+"""The built-in action types: their parameters and the events they return.
+
+This is data shared by the checker (which warns about unknown types, missing parameters and
+emitted events that no transition handles) and the worker runtime (which implements the
+actions and takes the default event names from here). It imports nothing from either side.
+
+The parameter names and default events follow ``statemachine-engine`` so its configs run
+unchanged; see ``docs/actions.md``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+#: Keys any action may carry besides its own parameters.
+COMMON_KEYS = frozenset({"type", "description", "params", "repeatable", "run_policy"})
+
+#: Parameters whose value names an event (besides ``error_mappings``, a map of exit code to
+#: event). A user action may use any of them too.
+EVENT_PARAMS = (
+    "success",
+    "error",
+    "failure",
+    "empty",
+    "already_claimed",
+    "pending",
+    "timeout_event",
+)
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    """What the checker and the runtime know about one built-in action type."""
+
+    type: str
+    summary: str
+    required: tuple[str, ...] = ()
+    optional: tuple[str, ...] = ()
+    #: event parameter -> the event returned when the parameter is not given (None: none).
+    events: Mapping[str, str | None] = field(default_factory=dict)
+    #: events the action may return whatever its parameters say.
+    fixed_events: tuple[str, ...] = ()
+    #: alternative spellings accepted for a parameter (alias -> canonical name).
+    aliases: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def parameters(self) -> frozenset[str]:
+        return frozenset(self.required) | frozenset(self.optional) | frozenset(self.events)
+
+
+BUILTIN_ACTIONS: Mapping[str, ActionSpec] = {
+    spec.type: spec
+    for spec in (
+        ActionSpec("log", "Write a message to the machine's log.", optional=("message", "level")),
+        ActionSpec(
+            "sleep",
+            "Wait without blocking the machine, then return wake_up.",
+            optional=("duration",),
+            fixed_events=("wake_up",),
+        ),
+        ActionSpec(
+            "activity_log",
+            "Log a message and record it in the event store.",
+            optional=("message", "level"),
+            events={"success": None, "error": "error"},
+        ),
+        ActionSpec(
+            "bash",
+            "Run a shell command; interpolated values are shell-quoted.",
+            required=("command",),
+            optional=("timeout", "error_mappings", "cwd"),
+            events={"success": "job_done", "error": "error"},
+        ),
+        ActionSpec(
+            "check_database_queue",
+            "Claim the next pending job, waiting briefly for one; new_job or no_jobs.",
+            optional=("job_type", "machine_type", "wait", "poll_interval"),
+            events={"error": "error"},
+            fixed_events=("new_job", "no_jobs"),
+        ),
+        ActionSpec(
+            "get_pending_jobs",
+            "List pending jobs into the context without claiming them.",
+            optional=("job_type", "machine_type", "limit", "store_as"),
+            events={"success": "jobs_found", "empty": "no_jobs", "error": "error"},
+        ),
+        ActionSpec(
+            "claim_job",
+            "Claim one pending job by id.",
+            required=("job_id",),
+            events={"success": "claimed", "already_claimed": "already_claimed", "error": "error"},
+        ),
+        ActionSpec(
+            "complete_job",
+            "Mark a job completed (default: the machine's current job).",
+            optional=("job_id", "result"),
+            events={"success": "success", "error": "error"},
+        ),
+        ActionSpec(
+            "fail_job",
+            "Mark a job failed with a reason (default: the machine's current job).",
+            optional=("job_id", "reason", "retry"),
+            events={"success": "success", "error": "error"},
+        ),
+        ActionSpec(
+            "wait_for_jobs",
+            "Check whether tracked jobs are finished.",
+            optional=("tracked_jobs_key", "timeout", "poll_interval"),
+            events={
+                "success": "all_jobs_complete",
+                "pending": None,
+                "timeout_event": "timeout",
+                "error": "error",
+            },
+            fixed_events=("no_jobs_tracked",),
+        ),
+        ActionSpec(
+            "send_event",
+            "Send an event to another machine through the event store.",
+            required=("target_machine",),
+            optional=("event_type", "payload", "fire_and_forget"),
+            events={"success": "event_sent", "error": "error"},
+            aliases={"target": "target_machine"},
+        ),
+        ActionSpec(
+            "start_fsm",
+            "Start another machine as a child process (smc run).",
+            required=("yaml_path",),
+            optional=("machine_name", "context_vars", "store_pid", "additional_args"),
+            events={"success": "success", "error": "error"},
+        ),
+        ActionSpec(
+            "set_context",
+            "Set a context key.",
+            required=("key", "value"),
+            events={"success": "success"},
+        ),
+        ActionSpec(
+            "add_to_list",
+            "Append a value to a list in the context.",
+            optional=("list_key", "value"),
+            events={"success": "success", "error": "error"},
+        ),
+        ActionSpec(
+            "pop_from_list",
+            "Pop the first item of a context list.",
+            optional=("list_key", "store_as"),
+            events={"success": "item_popped", "empty": "list_empty"},
+        ),
+    )
+}
+
+#: Types that existed in statemachine-engine but are gone; the checker explains them.
+REMOVED_ACTIONS: Mapping[str, str] = {
+    "check_events": (
+        "check_events was removed from statemachine-engine: events sent by other machines are "
+        "delivered to the machine by the runtime, so no action is needed to receive them "
+        "(or register a user action of that name)"
+    ),
+}
+
+
+def canonical_params(action_type: str, params: Mapping[str, object]) -> dict[str, object]:
+    """Return ``params`` with aliased parameter names replaced by their canonical names."""
+    spec = BUILTIN_ACTIONS.get(action_type)
+    if spec is None or not spec.aliases:
+        return dict(params)
+    out: dict[str, object] = {}
+    for key, value in params.items():
+        canonical = spec.aliases.get(key, key)
+        if canonical in out and canonical != key:
+            continue  # the canonical spelling wins over an alias
+        out[canonical] = value
+    return out
+
+
+def emitted_events(action_type: str, params: Mapping[str, object]) -> list[tuple[str, bool]]:
+    """The events an action may return, each with whether it was written explicitly.
+
+    Built-in defaults count as not explicit; for unknown (user) types only the event
+    parameters written in the YAML are known.
+    """
+    spec = BUILTIN_ACTIONS.get(action_type)
+    found: list[tuple[str, bool]] = []
+    names = spec.events if spec is not None else dict.fromkeys(EVENT_PARAMS)
+    for param, default in names.items():
+        value = params.get(param)
+        if isinstance(value, str) and value:
+            found.append((value, True))
+        elif value is None and default is not None:
+            found.append((default, False))
+    mappings = params.get("error_mappings")
+    if isinstance(mappings, Mapping):
+        for value in mappings.values():
+            if isinstance(value, str) and value:
+                found.append((value, True))
+    if spec is not None:
+        found.extend((event, False) for event in spec.fixed_events)
+    seen: set[str] = set()
+    unique = []
+    for event, explicit in found:
+        if event not in seen:
+            seen.add(event)
+            unique.append((event, explicit))
+    return unique

@@ -1,0 +1,69 @@
+"""The ``smc`` command line: one sub-module per family of commands.
+
+- ``smc.cli.compile``  check, schema, build, diagram, paths (the compiler);
+- ``smc.cli.queue``    jobs, send, status (the job queue and event store);
+- ``smc.cli.run``      run, monitor (the worker runtime).
+
+Each module has ``register(subparsers)``; heavy imports happen inside the command handlers,
+so ``smc --help`` stays fast. Exit codes: 0 ok, 1 problems found, 2 usage error, 3 bug.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from collections.abc import Sequence
+
+from smc import __version__
+
+EXIT_OK = 0
+EXIT_PROBLEMS = 1
+EXIT_USAGE = 2
+EXIT_BUG = 3
+
+
+class UsageError(Exception):
+    """A command was called wrongly; reported in one line with exit code 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from smc.cli import compile as compile_commands
+    from smc.cli import queue as queue_commands
+    from smc.cli import run as run_commands
+
+    parser = argparse.ArgumentParser(
+        prog="smc",
+        description="The state machine compiler: check, build, draw, run and test YAML machines.",
+    )
+    parser.add_argument("--version", action="version", version=f"smc {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers.required = True
+    compile_commands.register(subparsers)
+    queue_commands.register(subparsers)
+    run_commands.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        result: int = args.handler(args)
+        return result
+    except UsageError as error:
+        print(f"smc {args.command}: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"smc {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+    except Exception:  # an internal failure is a bug, said as such, never a bare traceback
+        print(
+            f"smc {args.command}: internal error (this is a bug in smc {__version__}; "
+            "please report it with the details below)",
+            file=sys.stderr,
+        )
+        traceback.print_exc(limit=-3, file=sys.stderr)
+        return EXIT_BUG

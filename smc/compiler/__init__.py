@@ -1,0 +1,15 @@
+"""The compiler: YAML -> model -> analysis -> code and diagrams.
+
+One job per module:
+
+- ``loader``      YAML text -> plain data plus the source position of every node;
+- ``schema``      JSON Schema validation, errors mapped back to positions;
+- ``normalize``   validated data in any of the three input styles -> ``model.Machine``;
+- ``analysis``    semantic checks over the models (all files together);
+- ``check``       the pipeline above, for ``smc check`` and ``smc build``;
+- ``codegen``     model -> typed Python module (Jinja2 templates + black);
+- ``diagrams``    model -> Mermaid, Markdown, Graphviz;
+- ``build``       writing outputs, the manifest and ``--check``.
+
+Nothing under ``smc.runtime`` may import from here.
+"""

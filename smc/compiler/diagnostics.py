@@ -1,0 +1,102 @@
+"""Compiler diagnostics and their three output formats (GNU text, JSON, GitHub annotations)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+Severity = Literal["error", "warning"]
+
+#: Every diagnostic code with its one-line summary (also rendered in docs/diagnostics.md).
+CODES: Mapping[str, tuple[Severity, str]] = {
+    "SMC001": ("error", "the file is not valid YAML"),
+    "SMC002": ("error", "the document is empty or not a mapping"),
+    "SMC003": ("error", "a mapping key appears twice (YAML keeps only the last)"),
+    "SMC004": ("error", "the document does not match the machine schema"),
+    "SMC005": ("error", "nested (composite) states are not supported"),
+    "SMC006": ("error", "the document is too large or uses too many aliases"),
+    "SMC007": ("error", "the file cannot be read"),
+    "SMC010": ("error", "a state is named that the machine does not have"),
+    "SMC011": ("error", "a state is declared twice"),
+    "SMC012": ("error", "the same transition is written twice"),
+    "SMC013": ("error", "two explicit transitions leave one state on one event"),
+    "SMC014": ("warning", "a transition is shadowed by an earlier `from: \"*\"` transition"),
+    "SMC015": ("error", "a state declared final has outgoing transitions"),
+    "SMC016": ("error", "actions are attached to a `from: \"*\"` transition"),
+    "SMC017": ("warning", "a state belongs to more than one group"),
+    "SMC020": ("warning", "a state cannot be reached from the initial state"),
+    "SMC021": ("warning", "a non-final state has no way out"),
+    "SMC022": ("warning", "an action emits an event that no transition handles in its state"),
+    "SMC023": ("warning", "an event is declared but never used"),
+    "SMC024": ("warning", "an event looks like a timer but is not `timeout(N)`"),
+    "SMC030": ("warning", "an action type is neither built in nor declared"),
+    "SMC031": ("error", "a built-in action is missing a required parameter"),
+    "SMC032": ("warning", "a built-in action has a parameter it does not read"),
+    "SMC033": ("warning", "a placeholder uses a filter (`{x|f}`), which is not supported"),
+    "SMC040": ("warning", "`send_event` targets a machine that is not among the checked files"),
+    "SMC041": ("warning", "`send_event` sends an event the target machine has no transition for"),
+    "SMC042": ("error", "two machines have the same name"),
+    "SMC050": ("error", "a name cannot become a Python identifier"),
+    "SMC051": ("error", "two names collide after conversion to Python identifiers"),
+}
+
+
+@dataclass(frozen=True, order=True)
+class Diagnostic:
+    """One problem, at one place. Ordered by position so output is stable."""
+
+    path: str
+    line: int
+    col: int
+    code: str
+    message: str
+    hint: str = ""
+
+    @property
+    def severity(self) -> Severity:
+        return CODES[self.code][0]
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity == "error"
+
+
+def sort_diagnostics(diagnostics: Iterable[Diagnostic]) -> list[Diagnostic]:
+    return sorted(set(diagnostics))
+
+
+def format_text(diagnostic: Diagnostic, source_lines: list[str] | None) -> str:
+    """``path:line:col: error[SMC010]: message`` plus the source line, a caret and the hint."""
+    d = diagnostic
+    out = [f"{d.path}:{d.line}:{d.col}: {d.severity}[{d.code}]: {d.message}"]
+    if source_lines and 1 <= d.line <= len(source_lines):
+        text = source_lines[d.line - 1].rstrip("\n").expandtabs(1)
+        out.append(f"  {d.line:>4} | {text}")
+        out.append("       | " + " " * (max(d.col, 1) - 1) + "^")
+    if d.hint:
+        out.append(f"  hint: {d.hint}")
+    return "\n".join(out)
+
+
+def format_json(diagnostics: list[Diagnostic]) -> str:
+    items = [{**asdict(d), "severity": d.severity} for d in diagnostics]
+    return json.dumps(items, indent=2, ensure_ascii=False)
+
+
+def _github_escape(value: str, *, prop: bool = False) -> str:
+    value = value.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    if prop:
+        value = value.replace(":", "%3A").replace(",", "%2C")
+    return value
+
+
+def format_github(diagnostic: Diagnostic) -> str:
+    """A GitHub Actions workflow command (``::error file=…,line=…,col=…::message``)."""
+    d = diagnostic
+    message = d.message + (f" (hint: {d.hint})" if d.hint else "")
+    return (
+        f"::{d.severity} file={_github_escape(d.path, prop=True)},line={d.line},col={d.col},"
+        f"title={d.code}::{_github_escape(message)}"
+    )
