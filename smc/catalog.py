@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Literal
 
 #: Keys any action may carry besides its own parameters.
 COMMON_KEYS = frozenset({"type", "description", "params", "repeatable", "run_policy"})
@@ -175,32 +176,29 @@ def canonical_params(action_type: str, params: Mapping[str, object]) -> dict[str
     return out
 
 
-def emitted_events(action_type: str, params: Mapping[str, object]) -> list[tuple[str, bool]]:
-    """The events an action may return, each with whether it was written explicitly.
+EmitKind = Literal["explicit", "default", "fixed"]
 
-    Built-in defaults count as not explicit; for unknown (user) types only the event
-    parameters written in the YAML are known.
-    """
+
+def emitted_events(action_type: str, params: Mapping[str, object]) -> list[tuple[str, EmitKind]]:
+    """The events an action may return, each with how it is known: written in the YAML
+    (explicit), a built-in's default for an event parameter left out (default), or returned
+    by the built-in whatever its parameters say (fixed). For user types only the event
+    parameters written in the YAML are known."""
     spec = BUILTIN_ACTIONS.get(action_type)
-    found: list[tuple[str, bool]] = []
+    found: list[tuple[str, EmitKind]] = []
     names = spec.events if spec is not None else dict.fromkeys(EVENT_PARAMS)
     for param, default in names.items():
         value = params.get(param)
         if isinstance(value, str) and value:
-            found.append((value, True))
+            found.append((value, "explicit"))
         elif value is None and default is not None:
-            found.append((default, False))
+            found.append((default, "default"))
     mappings = params.get("error_mappings")
     if isinstance(mappings, Mapping):
-        for value in mappings.values():
-            if isinstance(value, str) and value:
-                found.append((value, True))
+        found.extend((v, "explicit") for v in mappings.values() if isinstance(v, str) and v)
     if spec is not None:
-        found.extend((event, False) for event in spec.fixed_events)
-    seen: set[str] = set()
-    unique = []
-    for event, explicit in found:
-        if event not in seen:
-            seen.add(event)
-            unique.append((event, explicit))
-    return unique
+        found.extend((event, "fixed") for event in spec.fixed_events)
+    unique: dict[str, EmitKind] = {}
+    for event, kind in found:
+        unique.setdefault(event, kind)
+    return list(unique.items())

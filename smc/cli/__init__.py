@@ -1,6 +1,6 @@
 """The ``smc`` command line: one sub-module per family of commands.
 
-- ``smc.cli.compile``  check, schema, build, diagram, paths (the compiler);
+- ``smc.cli.compile``  check, schema; ``smc.cli.build``, ``.diagram``, ``.paths`` (the compiler);
 - ``smc.cli.queue``    jobs, send, status (the job queue and event store);
 - ``smc.cli.run``      run, monitor (the worker runtime).
 
@@ -28,7 +28,10 @@ class UsageError(Exception):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from smc.cli import build as build_commands
     from smc.cli import compile as compile_commands
+    from smc.cli import diagram as diagram_commands
+    from smc.cli import paths as paths_commands
     from smc.cli import queue as queue_commands
     from smc.cli import run as run_commands
 
@@ -40,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
     compile_commands.register(subparsers)
+    build_commands.register(subparsers)
+    diagram_commands.register(subparsers)
+    paths_commands.register(subparsers)
     queue_commands.register(subparsers)
     run_commands.register(subparsers)
     return parser

@@ -42,6 +42,9 @@ class Action:
     description: str | None = None
     #: where it was written: under ``actions:`` (engine style) or on a transition (design).
     origin: Literal["state", "transition"] = "state"
+    #: where each parameter's value and key were written (for precise diagnostics).
+    param_pos: Mapping[str, Position] = field(default_factory=dict)
+    param_key_pos: Mapping[str, Position] = field(default_factory=dict)
 
     def as_data(self) -> dict[str, Any]:
         """The action as plain data, as the generated ``STATE_ACTIONS`` holds it."""
@@ -88,6 +91,9 @@ class Transition:
     event: str
     pos: Position
     index: int  # file order; the first matching transition wins
+    source_pos: Position
+    target_pos: Position
+    event_pos: Position
     #: execution-contract style: made from ``allowed_transitions`` (event ``to_<target>``).
     synthesized: bool = False
     description: str | None = None
@@ -130,8 +136,11 @@ class Machine:
     description: str | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
     template: bool | None = None
-    #: action types the file declares as its own (``action_types:``).
+    #: action types the file declares as its own (``action_types:``, ``actions_root``).
     user_action_types: tuple[str, ...] = ()
+    #: every place a state is named outside ``states:`` and transitions (``final_states``,
+    #: ``groups``, ``actions`` keys, the initial state): (name, where, what names it).
+    state_refs: tuple[tuple[str, Position, str], ...] = ()
     #: the whole validated document, for hashing and for reference.
     source_data: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 

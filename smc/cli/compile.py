@@ -1,0 +1,72 @@
+"""``smc check`` and ``smc schema``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from smc.cli import EXIT_OK, EXIT_PROBLEMS, UsageError
+
+
+def add_check_options(parser: argparse.ArgumentParser) -> None:
+    """Options shared by every command that runs the checker."""
+    parser.add_argument("paths", nargs="+", metavar="PATH",
+                        help="machine files, or directories searched for *.yaml / *.yml")
+    parser.add_argument("--strict", action="store_true", help="fail on warnings too")
+    parser.add_argument("--format", choices=("text", "json", "github"), default="text",
+                        help="how diagnostics are printed (default: text)")
+    parser.add_argument("--actions-dir", action="append", default=[], metavar="DIR",
+                        help="a directory of user actions; their file names are known action "
+                        "types (repeatable)")
+
+
+def register(subparsers: Any) -> None:
+    check = subparsers.add_parser("check", help="check machine files and report problems",
+                                  description="Load, validate and analyse machine files "
+                                  "together. Exit 0 clean, 1 errors (or warnings with --strict), "
+                                  "2 usage error.")
+    add_check_options(check)
+    check.set_defaults(handler=run_check)
+
+    schema = subparsers.add_parser("schema", help="print the machine JSON Schema")
+    schema.set_defaults(handler=run_schema)
+
+
+def run_checker(args: argparse.Namespace) -> Any:
+    """Run the checker for a command and print its diagnostics; returns the CheckResult."""
+    from smc.compiler.check import InputError, check_paths
+    from smc.compiler.diagnostics import format_github, format_json, format_text
+
+    try:
+        result = check_paths(args.paths, args.actions_dir)
+    except InputError as error:
+        raise UsageError(str(error)) from error
+    if args.format == "json":
+        print(format_json(result.diagnostics))
+    elif args.format == "github":
+        for diagnostic in result.diagnostics:
+            print(format_github(diagnostic))
+    else:
+        out = sys.stderr
+        for diagnostic in result.diagnostics:
+            print(format_text(diagnostic, result.sources.get(diagnostic.path)), file=out)
+        errors, warnings = len(result.errors), len(result.warnings)
+        files = len(result.sources)
+        if errors or warnings:
+            print(f"{errors} error(s), {warnings} warning(s) in {files} file(s)", file=out)
+    return result
+
+
+def run_check(args: argparse.Namespace) -> int:
+    result = run_checker(args)
+    if args.format == "text" and not result.diagnostics:
+        print(f"ok: {len(result.machines)} machine(s) checked, no problems", file=sys.stderr)
+    return EXIT_PROBLEMS if result.failed(strict=args.strict) else EXIT_OK
+
+
+def run_schema(args: argparse.Namespace) -> int:
+    from smc.compiler.schema import schema_path
+
+    sys.stdout.write(schema_path().read_text(encoding="utf-8"))
+    return EXIT_OK

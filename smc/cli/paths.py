@@ -1,0 +1,9 @@
+"""`smc paths` (placeholder: registered by the work on this command)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def register(subparsers: Any) -> None:
+    del subparsers

@@ -1,0 +1,96 @@
+"""The checking pipeline: files -> load -> schema -> model -> analysis.
+
+``smc check`` prints what this returns; ``smc build`` and ``smc diagram`` stop on its errors
+and otherwise consume its models.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from smc.compiler import analysis, schema
+from smc.compiler.diagnostics import Diagnostic, sort_diagnostics
+from smc.compiler.loader import load_file
+from smc.compiler.model import Machine
+from smc.compiler.normalize import action_types_in_dir, build_machine, find_unsupported
+
+YAML_SUFFIXES = (".yaml", ".yml")
+
+
+class InputError(Exception):
+    """A path given on the command line does not exist or holds no machine files."""
+
+
+def collect_files(paths: Sequence[str]) -> list[str]:
+    """Files as given, and ``*.yaml``/``*.yml`` found recursively in directories, sorted."""
+    found: list[str] = []
+    for given in paths:
+        path = Path(given)
+        if path.is_dir():
+            for root, dirs, files in os.walk(path):
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                found.extend(
+                    os.path.join(root, f) for f in sorted(files) if f.endswith(YAML_SUFFIXES)
+                )
+        elif path.is_file():
+            found.append(str(path))
+        else:
+            raise InputError(f"{given}: no such file or directory")
+    if not found:
+        raise InputError("no machine files (*.yaml, *.yml) in " + ", ".join(paths))
+    return list(dict.fromkeys(os.path.normpath(f) for f in found))
+
+
+@dataclass
+class CheckResult:
+    machines: list[Machine] = field(default_factory=list)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    sources: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def errors(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.is_error]
+
+    @property
+    def warnings(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if not d.is_error]
+
+    def failed(self, *, strict: bool = False) -> bool:
+        return bool(self.errors) or (strict and bool(self.warnings))
+
+
+def check_files(files: Sequence[str], action_dirs: Iterable[str] = ()) -> CheckResult:
+    result = CheckResult()
+    diagnostics: list[Diagnostic] = []
+    for path in files:
+        doc, problems = load_file(path)
+        diagnostics.extend(problems)
+        if doc is None:
+            try:
+                result.sources[path] = Path(path).read_text(encoding="utf-8").splitlines()
+            except (OSError, UnicodeDecodeError):
+                result.sources[path] = []
+            continue
+        result.sources[path] = doc.lines
+        unsupported = find_unsupported(doc)
+        if unsupported:
+            diagnostics.extend(unsupported)
+            continue
+        invalid = schema.validate(doc)
+        if invalid:
+            diagnostics.extend(invalid)
+            continue
+        machine, problems = build_machine(doc)
+        diagnostics.extend(problems)
+        result.machines.append(machine)
+    extra_types = [t for d in action_dirs for t in action_types_in_dir(d)]
+    diagnostics.extend(analysis.analyse(result.machines, extra_types))
+    result.diagnostics = sort_diagnostics(diagnostics)
+    return result
+
+
+def check_paths(paths: Sequence[str], action_dirs: Iterable[str] = ()) -> CheckResult:
+    return check_files(collect_files(paths), action_dirs)

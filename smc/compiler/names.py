@@ -1,0 +1,95 @@
+"""Turning YAML names into Python identifiers, deterministically.
+
+A YAML name never becomes code as written: it goes through one of these functions, whose
+output is checked with ``str.isidentifier()``, or it is emitted as a string literal with
+``repr()``. The rules (documented in docs/language.md):
+
+- NFKC-normalise (Python does the same to identifiers), split camelCase, turn every run of
+  characters that cannot appear in an identifier into ``_``, trim ``_`` at both ends;
+- states and events become ``UPPER_SNAKE`` enum members; events also become ``lower_snake``
+  methods; machines become ``PascalCase`` classes and ``lower_snake`` modules;
+- a leading digit gets the prefix ``n_``; a Python keyword or a name the generated class
+  already uses gets a trailing ``_``; a name with nothing left is an error (SMC050).
+"""
+
+from __future__ import annotations
+
+import keyword
+import re
+import unicodedata
+
+_CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+_NON_WORD = re.compile(r"\W+")
+
+#: Attributes of generated classes that an event method must not replace.
+RESERVED_METHODS = frozenset(
+    {
+        "fire",
+        "can_fire",
+        "allowed_events",
+        "add_listener",
+        "remove_listener",
+        "state",
+        "transition",
+        "can_transition",
+        "is_final",
+        "machine_name",
+        "State",
+        "Event",
+        "INITIAL_STATE",
+        "FINAL_STATES",
+        "TRANSITIONS",
+        "STATE_ACTIONS",
+        "GROUPS",
+        "TIMEOUTS",
+        "EVENT_CONTEXT_MAPS",
+    }
+)
+
+
+def _words(name: str) -> list[str]:
+    text = unicodedata.normalize("NFKC", name)
+    text = _CAMEL_BOUNDARY.sub("_", text)
+    return [part for part in _NON_WORD.sub("_", text).split("_") if part]
+
+
+def _finish(ident: str) -> str | None:
+    if not ident:
+        return None
+    if ident[0].isdigit():
+        ident = "n_" + ident
+    if keyword.iskeyword(ident):
+        ident += "_"
+    return ident if ident.isidentifier() else None
+
+
+def snake(name: str) -> str | None:
+    """``"New Job"`` -> ``"new_job"``; ``None`` when nothing usable is left."""
+    return _finish("_".join(word.lower() for word in _words(name)))
+
+
+def member(name: str) -> str | None:
+    """Enum member name: ``"timeout(5)"`` -> ``"TIMEOUT_5"``."""
+    return _finish("_".join(word.upper() for word in _words(name)))
+
+
+def method(name: str) -> str | None:
+    """Event method name; avoids the generated class's own attributes."""
+    ident = snake(name)
+    if ident is not None and ident in RESERVED_METHODS:
+        ident += "_"
+    return ident
+
+
+def pascal(name: str) -> str | None:
+    """Class name: ``"simple_worker"`` -> ``"SimpleWorker"``."""
+    words = _words(name)
+    ident = "".join(word[:1].upper() + word[1:] for word in words)
+    if ident and ident[0].isdigit():
+        ident = "M" + ident
+    return _finish(ident)
+
+
+def module(name: str) -> str | None:
+    """Module name: ``"patient-records"`` -> ``"patient_records"``."""
+    return snake(name)

@@ -1,0 +1,353 @@
+"""Schema-valid data, in any of the three input styles, -> one ``model.Machine``.
+
+The styles (docs/language.md):
+
+- engine:   ``actions:`` keyed by state, parameters inline beside ``type``;
+- design:   ``actions:`` on a transition, parameters under ``params:``. They are the actions
+            run in the transition's ``from`` state to produce its event, so they join that
+            state's action list in file order, and one with no ``success:`` of its own
+            returns the transition's event on success;
+- contract: ``states:`` as a mapping with ``allowed_transitions``; each allowed target T
+            becomes a transition on the event ``to_T``.
+
+Only what the model cannot hold is reported here (duplicate states, nested formats);
+everything else is left to ``analysis``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from smc.catalog import BUILTIN_ACTIONS, COMMON_KEYS, canonical_params
+from smc.compiler.diagnostics import Diagnostic
+from smc.compiler.loader import LoadedDocument, PathKey
+from smc.compiler.model import (
+    WILDCARD,
+    Action,
+    Event,
+    Group,
+    Machine,
+    Position,
+    State,
+    Style,
+    Transition,
+)
+
+#: Keys that mark the nested, xstate-like format (``tools/test_face_processor.yaml``).
+_NESTED_KEYS = ("type", "states", "on", "initial_state")
+
+
+def contract_event(target: str) -> str:
+    """The event name an execution-contract transition to ``target`` gets."""
+    return f"to_{target}"
+
+
+def find_unsupported(doc: LoadedDocument) -> list[Diagnostic]:
+    """Nested (composite) states: refused with a precise diagnostic before the schema runs,
+    whose generic message would not say what to do."""
+    states = doc.data.get("states")
+    if not isinstance(states, dict):
+        return []
+    found = []
+    for name, options in states.items():
+        if not isinstance(options, dict):
+            continue
+        for key in _NESTED_KEYS:
+            if key in options:
+                pos = doc.pos(("states", name, key), key=True)
+                what = (
+                    "composite state"
+                    if options.get("type") == "composite"
+                    else f"`{key}:` inside a state"
+                )
+                found.append(
+                    Diagnostic(
+                        doc.path,
+                        pos.line,
+                        pos.col,
+                        "SMC005",
+                        f"state {name!r} uses nested states ({what}), which smc does not "
+                        "support",
+                        "flatten the machine: list every leaf state under `states:`, write "
+                        "each `on: {event: target}` as a `transitions:` entry, and use "
+                        "`groups:` for the composites",
+                    )
+                )
+                break
+    return found
+
+
+def action_types_in_dir(directory: str) -> list[str]:
+    """Action types a directory of user actions provides: ``greet.py``/``greet_action.py``."""
+    try:
+        names = sorted(os.listdir(directory))
+    except OSError:
+        return []
+    types = []
+    for name in names:
+        if name.endswith(".py") and not name.startswith("_"):
+            stem = name[:-3]
+            types.append(stem[: -len("_action")] if stem.endswith("_action") else stem)
+    return types
+
+
+class _Builder:
+    def __init__(self, doc: LoadedDocument) -> None:
+        self.doc = doc
+        self.data: dict[str, Any] = doc.data
+        self.diagnostics: list[Diagnostic] = []
+        self.refs: list[tuple[str, Position, str]] = []
+
+    def pos(self, path: PathKey, *, key: bool = False) -> Position:
+        p = self.doc.pos(path, key=key)
+        return Position(self.doc.path, p.line, p.col)
+
+    def action(self, raw: Mapping[str, Any], path: PathKey, origin: str) -> Action:
+        params: dict[str, Any] = {k: v for k, v in raw.items() if k not in COMMON_KEYS}
+        value_pos = {str(k): self.pos((*path, k)) for k in params}
+        key_pos = {str(k): self.pos((*path, k), key=True) for k in params}
+        nested = raw.get("params")
+        if isinstance(nested, Mapping):
+            params.update(nested)
+            value_pos.update({str(k): self.pos((*path, "params", k)) for k in nested})
+            key_pos.update({str(k): self.pos((*path, "params", k), key=True) for k in nested})
+        action_type = str(raw["type"])
+        description = raw.get("description")
+        params = canonical_params(action_type, params)
+        spec = BUILTIN_ACTIONS.get(action_type)
+        for alias, canonical in (spec.aliases.items() if spec else ()):
+            if alias in value_pos:
+                value_pos.setdefault(canonical, value_pos[alias])
+                key_pos.setdefault(canonical, key_pos[alias])
+        return Action(
+            type=action_type,
+            params=params,
+            pos=self.pos((*path, "type")),
+            description=str(description) if description is not None else None,
+            origin="transition" if origin == "transition" else "state",
+            param_pos=value_pos,
+            param_key_pos=key_pos,
+        )
+
+    def build(self) -> Machine:
+        data = self.data
+        metadata = data.get("metadata") or {}
+        name = metadata.get("machine_name") or Path(self.doc.path).stem
+        raw_states = data.get("states")
+
+        # ---- states as declared -------------------------------------------------------
+        declared: dict[str, dict[str, Any]] = {}
+        contract_targets: list[tuple[str, str, PathKey]] = []
+        if isinstance(raw_states, list):
+            for index, item in enumerate(raw_states):
+                options = item if isinstance(item, dict) else {"name": item}
+                self._declare(declared, str(options["name"]), ("states", index), options)
+        elif isinstance(raw_states, dict):
+            for state_name, options in raw_states.items():
+                options = options or {}
+                self._declare(declared, str(state_name), ("states", state_name), options,
+                              key=True)
+                for index, target in enumerate(options.get("allowed_transitions") or []):
+                    contract_targets.append(
+                        (str(state_name), str(target),
+                         ("states", state_name, "allowed_transitions", index))
+                    )
+
+        # ---- transitions --------------------------------------------------------------
+        transitions: list[Transition] = []
+        transition_actions: list[tuple[str, Action, str]] = []
+        for index, raw in enumerate(data.get("transitions") or []):
+            path: PathKey = ("transitions", index)
+            transition = Transition(
+                source=str(raw["from"]),
+                target=str(raw["to"]),
+                event=str(raw["event"]),
+                pos=self.pos(path),
+                index=index,
+                source_pos=self.pos((*path, "from")),
+                target_pos=self.pos((*path, "to")),
+                event_pos=self.pos((*path, "event")),
+                description=raw.get("description"),
+            )
+            transitions.append(transition)
+            for a_index, raw_action in enumerate(raw.get("actions") or []):
+                action = self.action(raw_action, (*path, "actions", a_index), "transition")
+                transition_actions.append((transition.source, action, transition.event))
+        offset = len(transitions)
+        for n, (source, target, path) in enumerate(contract_targets):
+            pos = self.pos(path)
+            transitions.append(
+                Transition(source, target, contract_event(target), pos, offset + n,
+                           source_pos=self.pos(path[:2], key=True), target_pos=pos,
+                           event_pos=pos, synthesized=True)
+            )
+
+        # ---- states inferred when there is no `states:` -------------------------------
+        if raw_states is None:
+            for transition in transitions:
+                for state_name, pos in (
+                    (transition.source, transition.source_pos),
+                    (transition.target, transition.target_pos),
+                ):
+                    if state_name != WILDCARD and state_name not in declared:
+                        declared[state_name] = {"pos": pos, "declared": False}
+
+        # ---- actions ------------------------------------------------------------------
+        actions: dict[str, list[Action]] = {state: [] for state in declared}
+        for state_name, raw_list in (data.get("actions") or {}).items():
+            state_name = str(state_name)
+            self.refs.append((state_name, self.pos(("actions", state_name), key=True),
+                              "actions"))
+            for index, raw_action in enumerate(raw_list or []):
+                actions.setdefault(state_name, []).append(
+                    self.action(raw_action, ("actions", state_name, index), "state")
+                )
+        for source, action, event in transition_actions:
+            if source == WILDCARD:
+                self.diagnostics.append(
+                    Diagnostic(self.doc.path, action.pos.line, action.pos.col, "SMC016",
+                               f"a `from: \"*\"` transition carries a {action.type!r} action, "
+                               "but actions run in one state",
+                               "move the action to the `actions:` of the state that should "
+                               "run it")
+                )
+                continue
+            spec = BUILTIN_ACTIONS.get(action.type)
+            takes_success = spec is None or "success" in spec.events
+            if takes_success and "success" not in action.params:
+                action = dataclasses.replace(action, params={**action.params, "success": event})
+            actions.setdefault(source, []).append(action)
+
+        # ---- final states -------------------------------------------------------------
+        finals: set[str] = set()
+        for index, state_name in enumerate(data.get("final_states") or []):
+            finals.add(str(state_name))
+            self.refs.append((str(state_name), self.pos(("final_states", index)), "final_states"))
+
+        states = tuple(
+            State(
+                name=state_name,
+                pos=options["pos"],
+                description=options.get("description"),
+                declared_final=bool(options.get("final")) or state_name in finals,
+                declared=options.get("declared", True),
+                actions=tuple(actions.get(state_name, ())),
+            )
+            for state_name, options in declared.items()
+        )
+
+        return Machine(
+            name=str(name),
+            path=self.doc.path,
+            style=self._style(raw_states, transition_actions),
+            initial_state=str(data["initial_state"]),
+            initial_pos=self.pos(("initial_state",)),
+            states=states,
+            events=self._events(transitions, states),
+            transitions=tuple(transitions),
+            groups=self._groups(),
+            title=data.get("name") or metadata.get("name"),
+            description=data.get("description"),
+            metadata=dict(metadata),
+            template=data.get("template"),
+            user_action_types=self._user_action_types(),
+            state_refs=tuple(self.refs),
+            source_data=data,
+        )
+
+    def _declare(
+        self,
+        declared: dict[str, dict[str, Any]],
+        state_name: str,
+        path: PathKey,
+        options: Mapping[str, Any],
+        *,
+        key: bool = False,
+    ) -> None:
+        pos = self.pos(path, key=key)
+        if state_name in declared:
+            first = declared[state_name]["pos"]
+            self.diagnostics.append(
+                Diagnostic(self.doc.path, pos.line, pos.col, "SMC011",
+                           f"state {state_name!r} is declared twice",
+                           f"first declared at line {first.line}; remove one")
+            )
+            return
+        declared[state_name] = {
+            "pos": pos,
+            "description": options.get("description"),
+            "final": options.get("final", False),
+        }
+
+    def _events(self, transitions: list[Transition], states: tuple[State, ...]) -> tuple[Event, ...]:
+        events: dict[str, Event] = {}
+        raw = self.data.get("events")
+        if isinstance(raw, list):
+            for index, event_name in enumerate(raw):
+                if str(event_name) not in events:
+                    events[str(event_name)] = Event(str(event_name), self.pos(("events", index)),
+                                                    declared=True)
+        elif isinstance(raw, dict):
+            for event_name, options in raw.items():
+                options = options or {}
+                context_map = tuple(
+                    (str(k), str(v)) for k, v in (options.get("context_map") or {}).items()
+                )
+                events[str(event_name)] = Event(
+                    str(event_name), self.pos(("events", event_name), key=True), declared=True,
+                    context_map=context_map, description=options.get("description"),
+                )
+        for transition in transitions:
+            if transition.event not in events:
+                events[transition.event] = Event(transition.event, transition.event_pos)
+        return tuple(events.values())
+
+    def _groups(self) -> tuple[Group, ...]:
+        explicit = self.data.get("groups")
+        groups: list[Group] = []
+        if isinstance(explicit, dict):
+            for group_name, members in explicit.items():
+                for index, state_name in enumerate(members or []):
+                    self.refs.append((str(state_name), self.pos(("groups", group_name, index)),
+                                      "groups"))
+                groups.append(
+                    Group(str(group_name), re.sub(r"\W", "", str(group_name)) or "group",
+                          tuple(str(s) for s in members or ()),
+                          self.pos(("groups", group_name), key=True))
+                )
+            return tuple(groups)
+        for title, pos, members in self.doc.comment_groups:
+            if not members:
+                continue
+            group_name = re.sub(r"\s+STATES$", "", title).strip() or title
+            group_id = re.sub(r"\W", "", group_name.replace("STATES", "")) or "group"
+            groups.append(Group(group_name, group_id, tuple(members),
+                                Position(self.doc.path, pos.line, pos.col)))
+        return tuple(groups)
+
+    def _user_action_types(self) -> tuple[str, ...]:
+        types = [str(t) for t in self.data.get("action_types") or []]
+        root = self.data.get("actions_root")
+        if isinstance(root, str):
+            types += action_types_in_dir(str(Path(self.doc.path).parent / root))
+        return tuple(dict.fromkeys(types))
+
+    def _style(self, raw_states: Any, transition_actions: list[Any]) -> Style:
+        if isinstance(raw_states, dict) and any(
+            isinstance(options, dict) and "allowed_transitions" in options
+            for options in raw_states.values()
+        ):
+            return "contract"
+        return "design" if transition_actions else "engine"
+
+
+def build_machine(doc: LoadedDocument) -> tuple[Machine, list[Diagnostic]]:
+    """Build the model of one schema-valid document."""
+    builder = _Builder(doc)
+    machine = builder.build()
+    return machine, builder.diagnostics
