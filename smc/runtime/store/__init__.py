@@ -1,0 +1,104 @@
+"""The runtime's persistent job queue, inter-machine event table and machine registry.
+
+``open_store(None)`` opens ``$SMC_DB`` or ``./smc.db``; a path or ``sqlite:///path`` opens
+SQLite, ``postgresql://…`` PostgreSQL (psycopg is imported only then). Both backends have the
+same semantics; see ``docs/queue.md``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from smc.runtime.store.base import (
+    DEFAULT_LEASE_SECONDS,
+    DEFAULT_MACHINE_STALE_AFTER,
+    DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_PRIORITY,
+    EVENT_STATUSES,
+    JOB_STATUSES,
+    MACHINE_STATUSES,
+    Backoff,
+    DuplicateJobError,
+    EventRow,
+    Job,
+    MachineRow,
+    OutgoingEvent,
+    Store,
+    StoreError,
+    process_alive,
+)
+from smc.runtime.store.waker import JOBS_CHANNEL, Waker, machine_channel
+
+#: The database used when neither an argument nor ``$SMC_DB`` names one.
+DEFAULT_DATABASE = "smc.db"
+
+
+def resolve_database(url_or_path: str | os.PathLike[str] | None = None) -> str:
+    """The database an ``open_store`` call would use: the argument, ``$SMC_DB``, ``./smc.db``."""
+    if url_or_path is not None and str(url_or_path) != "":
+        return str(url_or_path)
+    return os.environ.get("SMC_DB") or DEFAULT_DATABASE
+
+
+def is_postgres_url(target: str) -> bool:
+    return target.startswith(("postgresql://", "postgres://"))
+
+
+def open_store(url_or_path: str | os.PathLike[str] | None = None, **options: Any) -> Store:
+    """Open the store named by ``url_or_path`` (see :func:`resolve_database`).
+
+    - ``postgresql://user@host/db[?schema=name]``: ``postgres.PostgresStore``;
+    - ``sqlite:///abs/path.db[?mode=ro]`` or a plain path: ``sqlite.SqliteStore``.
+
+    ``options`` go to the backend's constructor (e.g. ``backoff=Backoff(base=0.1)``,
+    ``read_only=True`` for SQLite). Raises :class:`StoreError` when the database cannot be opened.
+    """
+    target = resolve_database(url_or_path)
+    if is_postgres_url(target):
+        from smc.runtime.store.postgres import PostgresStore
+
+        return PostgresStore(target, **options)
+
+    from smc.runtime.store.sqlite import SqliteStore
+
+    if target.startswith("sqlite:"):
+        parts = urlsplit(target)
+        if parts.netloc not in ("", "localhost"):
+            raise StoreError(
+                f"cannot open {target}: SQLite URLs name a local file (sqlite:///path)"
+            )
+        query = dict(parse_qsl(parts.query))
+        if query.get("mode") == "ro":
+            options.setdefault("read_only", True)
+        return SqliteStore(Path(unquote(parts.path)), **options)
+    return SqliteStore(Path(target), **options)
+
+
+__all__ = [
+    "DEFAULT_DATABASE",
+    "DEFAULT_LEASE_SECONDS",
+    "DEFAULT_MACHINE_STALE_AFTER",
+    "DEFAULT_MAX_ATTEMPTS",
+    "DEFAULT_PRIORITY",
+    "EVENT_STATUSES",
+    "JOBS_CHANNEL",
+    "JOB_STATUSES",
+    "MACHINE_STATUSES",
+    "Backoff",
+    "DuplicateJobError",
+    "EventRow",
+    "Job",
+    "MachineRow",
+    "OutgoingEvent",
+    "Store",
+    "StoreError",
+    "Waker",
+    "is_postgres_url",
+    "machine_channel",
+    "open_store",
+    "process_alive",
+    "resolve_database",
+]

@@ -1,0 +1,360 @@
+"""Wake-up hints: a waiting worker or machine is poked when a job or event arrives.
+
+A wake-up is a *hint*, never trusted: a poke can be lost (a socket queue is full, a NOTIFY
+arrives while the listener reconnects) and a poke can be spurious. Callers therefore always
+also poll slowly (e.g. every second) and treat a wake-up only as "look now".
+
+Channels are plain strings: ``jobs`` (a job was added) and ``machine:<name>`` (an event for
+that machine was stored); see :func:`machine_channel`.
+
+- SQLite: Unix datagram "doorbell" sockets in a short per-database directory. Each waiter binds
+  its own socket per channel (``<channel token>@<pid>-<n>.sock``) so several workers can wait on
+  ``jobs``; :class:`Doorbell` sends one byte to every socket of a channel.
+- PostgreSQL: ``LISTEN`` on a dedicated connection (:class:`PostgresWaker`); ``pg_notify`` is
+  sent in the same transaction as the insert, so it is delivered only once the row is visible.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import hashlib
+import itertools
+import os
+import re
+import select
+import socket
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+#: The channel rung whenever a job is added.
+JOBS_CHANNEL = "jobs"
+
+#: Linux limit for an AF_UNIX path, including the terminating NUL byte.
+_UNIX_PATH_MAX = 108
+
+#: Channel names used verbatim in socket file names; anything else is hashed. ``@`` is excluded
+#: because it separates the channel token from the waiter's identity in the file name.
+_SAFE_CHANNEL = re.compile(r"[A-Za-z0-9_.:-]{1,48}")
+
+_socket_counter = itertools.count()
+
+
+def machine_channel(machine_name: str) -> str:
+    """The channel rung when an event is stored for ``machine_name``."""
+    return f"machine:{machine_name}"
+
+
+class Waker(abc.ABC):
+    """Something to wait on until one of its channels is rung (or a timeout passes)."""
+
+    channels: tuple[str, ...]
+
+    @abc.abstractmethod
+    def fileno(self) -> int:
+        """A descriptor that becomes readable when rung (for ``loop.add_reader``)."""
+
+    @abc.abstractmethod
+    def drain(self) -> None:
+        """Consume pending pokes without blocking; call it when ``fileno()`` is readable."""
+
+    @abc.abstractmethod
+    def wait(self, timeout: float) -> bool:
+        """Block up to ``timeout`` seconds; True when rung (pokes are drained), else False."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Stop listening and release the socket or connection."""
+
+    def __enter__(self) -> Waker:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+# --- SQLite: Unix datagram doorbells ---------------------------------------------------------
+
+
+def default_socket_dir(database_path: Path) -> Path:
+    """The doorbell directory of a database file: short, per user, per database.
+
+    ``$SMC_SOCKET_DIR/<hash>`` when the variable is set, else ``/tmp/smc-<uid>-<hash>``, where
+    ``<hash>`` is the first 12 hex digits of the SHA-1 of the absolute database path. Kept short
+    because a socket path must fit in 108 bytes.
+    """
+    digest = hashlib.sha1(str(database_path.resolve()).encode()).hexdigest()[:12]
+    base = os.environ.get("SMC_SOCKET_DIR")
+    if base:
+        return Path(base) / digest
+    return Path("/tmp") / f"smc-{os.getuid()}-{digest}"
+
+
+def channel_token(channel: str) -> str:
+    """The file-name form of a channel: the name itself when short and safe, else a hash."""
+    if _SAFE_CHANNEL.fullmatch(channel) and not channel.startswith("h-"):
+        return channel
+    return "h-" + hashlib.sha1(channel.encode()).hexdigest()[:20]
+
+
+def ensure_socket_dir(directory: Path) -> None:
+    """Create the doorbell directory (mode 0700) and refuse one owned by another user."""
+    from smc.runtime.store.base import StoreError
+
+    try:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        owner = directory.stat().st_uid
+    except OSError as error:
+        raise StoreError(f"cannot create socket directory {directory}: {error.strerror}") from None
+    if owner != os.getuid():
+        raise StoreError(f"socket directory {directory} belongs to uid {owner}, not {os.getuid()}")
+
+
+def _check_path_length(path: Path) -> None:
+    from smc.runtime.store.base import StoreError
+
+    if len(os.fsencode(path)) >= _UNIX_PATH_MAX:
+        raise StoreError(
+            f"socket path {path} is longer than {_UNIX_PATH_MAX - 1} bytes; "
+            "set SMC_SOCKET_DIR to a shorter directory"
+        )
+
+
+class DoorbellWaker(Waker):
+    """One bound datagram socket per channel; an epoll descriptor joins them when several."""
+
+    def __init__(self, socket_dir: Path, channels: Sequence[str]) -> None:
+        if not channels:
+            raise ValueError("a waker needs at least one channel")
+        ensure_socket_dir(socket_dir)
+        self.channels = tuple(channels)
+        self.socket_dir = socket_dir
+        self._sockets: list[socket.socket] = []
+        self._paths: list[Path] = []
+        self._epoll: select.epoll | None = None
+        try:
+            for channel in self.channels:
+                path = socket_dir / (
+                    f"{channel_token(channel)}@{os.getpid()}-{next(_socket_counter)}.sock"
+                )
+                _check_path_length(path)
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+                self._sockets.append(sock)
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()  # a leftover from a dead process that reused our pid
+                sock.bind(str(path))
+                self._paths.append(path)
+                sock.setblocking(False)
+            if len(self._sockets) > 1:
+                # One descriptor for add_reader: epoll is itself pollable.
+                self._epoll = select.epoll()
+                for sock in self._sockets:
+                    self._epoll.register(sock.fileno(), select.EPOLLIN)
+        except BaseException:
+            self.close()
+            raise
+
+    def fileno(self) -> int:
+        if self._epoll is not None:
+            return self._epoll.fileno()
+        return self._sockets[0].fileno()
+
+    def drain(self) -> None:
+        self._drain()
+
+    def _drain(self) -> int:
+        received = 0
+        for sock in self._sockets:
+            while True:
+                try:
+                    sock.recv(64)
+                except (BlockingIOError, InterruptedError):
+                    break
+                except OSError:
+                    break
+                received += 1
+        return received
+
+    def wait(self, timeout: float) -> bool:
+        deadline = time.monotonic() + max(timeout, 0.0)
+        while True:
+            remaining = max(deadline - time.monotonic(), 0.0)
+            readable, _, _ = select.select([self.fileno()], [], [], remaining)
+            if readable and self._drain() > 0:
+                return True
+            if remaining <= 0.0:
+                return False
+
+    def close(self) -> None:
+        if self._epoll is not None:
+            self._epoll.close()
+            self._epoll = None
+        for sock in self._sockets:
+            sock.close()
+        for path in self._paths:
+            with contextlib.suppress(OSError):
+                path.unlink()
+        self._sockets = []
+        self._paths = []
+
+
+class Doorbell:
+    """Rings the doorbell sockets of a channel: one byte to each subscribed waiter."""
+
+    def __init__(self, socket_dir: Path) -> None:
+        self.socket_dir = socket_dir
+        self._sender: socket.socket | None = None
+        self._pid = os.getpid()
+
+    def _socket(self) -> socket.socket:
+        if self._sender is None or self._pid != os.getpid():
+            self._sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            self._sender.setblocking(False)  # a full queue must never block the sender
+            self._pid = os.getpid()
+        return self._sender
+
+    def ring(self, channel: str) -> int:
+        """Poke every waiter on ``channel``; returns how many were poked. Never raises."""
+        prefix = channel_token(channel) + "@"
+        try:
+            names = os.listdir(self.socket_dir)
+        except OSError:
+            return 0  # nobody ever waited here
+        poked = 0
+        sender = self._socket()
+        for name in names:
+            if not name.startswith(prefix):
+                continue
+            path = os.path.join(self.socket_dir, name)
+            try:
+                sender.sendto(b"\x01", path)
+                poked += 1
+            except ConnectionRefusedError:
+                # Nobody is bound: its owner died without cleaning up.
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
+            except BlockingIOError:
+                poked += 1  # its queue is full, so it already has a wake-up pending
+            except OSError:
+                continue  # ENOENT (gone since listdir) or anything else: a hint may be lost
+        return poked
+
+    def close(self) -> None:
+        if self._sender is not None and self._pid == os.getpid():
+            self._sender.close()
+        self._sender = None
+
+
+# --- PostgreSQL: LISTEN/NOTIFY ---------------------------------------------------------------
+
+
+def postgres_channel_name(schema: str, channel: str) -> str:
+    """The NOTIFY channel for ``channel`` in a store schema: readable, unique, < 63 bytes.
+
+    The schema is part of the hash because channels are database-wide while queues live in a
+    schema: two schemas must not wake each other.
+    """
+    readable = re.sub(r"[^a-z0-9_]", "_", channel.lower())[:30]
+    digest = hashlib.sha1(f"{schema}\0{channel}".encode()).hexdigest()[:10]
+    return f"smc_{readable}_{digest}"
+
+
+class PostgresWaker(Waker):
+    """``LISTEN`` on a dedicated autocommit connection.
+
+    psycopg's ``Connection.notifies()`` generator holds the connection lock while it waits, so
+    any query on that connection from inside the loop deadlocks. This waker never runs a query
+    after ``LISTEN`` and reads notifications straight from libpq (``consume_input`` +
+    ``notifies``), which neither blocks nor takes the lock. If the connection breaks, ``wait``
+    reconnects; ``fileno()`` then changes, so ``add_reader`` users should re-register after a
+    wake-up (callers poll anyway).
+    """
+
+    def __init__(self, url: str, schema: str, channels: Sequence[str]) -> None:
+        if not channels:
+            raise ValueError("a waker needs at least one channel")
+        self.channels = tuple(channels)
+        self._url = url
+        self._names = [postgres_channel_name(schema, channel) for channel in self.channels]
+        self._connection: Any = None
+        self.broken = False
+        self._connect()
+
+    def _connect(self) -> None:
+        import psycopg
+        from psycopg import sql
+
+        from smc.runtime.store.base import StoreError
+
+        try:
+            connection = psycopg.connect(self._url, autocommit=True, connect_timeout=10)
+            for name in self._names:
+                connection.execute(sql.SQL("LISTEN {}").format(sql.Identifier(name)))
+        except psycopg.Error as error:
+            raise StoreError(f"cannot listen for wake-ups: {first_line(error)}") from None
+        self._connection = connection
+        self.broken = False
+
+    def fileno(self) -> int:
+        fd: int = self._connection.pgconn.socket
+        return fd
+
+    def drain(self) -> None:
+        self._drain()
+
+    def _drain(self) -> int:
+        received = 0
+        try:
+            pgconn = self._connection.pgconn
+            pgconn.consume_input()
+            while pgconn.notifies() is not None:
+                received += 1
+        except Exception:
+            # A lost connection is not an error for a hint: callers keep polling, and the next
+            # wait() reconnects.
+            self.broken = True
+        return received
+
+    def wait(self, timeout: float) -> bool:
+        deadline = time.monotonic() + max(timeout, 0.0)
+        if self.broken:
+            self._close_connection()
+            try:
+                self._connect()
+            except Exception:
+                time.sleep(max(deadline - time.monotonic(), 0.0))
+                return False
+            return True  # something may have been missed while disconnected
+        while True:
+            remaining = max(deadline - time.monotonic(), 0.0)
+            readable, _, _ = select.select([self.fileno()], [], [], remaining)
+            if readable:
+                if self._drain() > 0:
+                    return True
+                if self.broken:
+                    return True
+            if remaining <= 0.0:
+                return False
+
+    def _close_connection(self) -> None:
+        if self._connection is not None:
+            with contextlib.suppress(Exception):
+                self._connection.close()
+            self._connection = None
+
+    def close(self) -> None:
+        self._close_connection()
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an exception's message, for one-line error reports."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
