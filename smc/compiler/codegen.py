@@ -1,0 +1,219 @@
+"""Model in, Python source out: one typed module per machine, plus the package ``__init__``.
+
+The templates (``templates/*.jinja``) only place values that this module prepared: every name
+from YAML reaches them either as ``repr()`` of the string (a literal) or as an identifier made
+by ``smc.compiler.names`` and checked with ``str.isidentifier()``. Jinja2 runs with
+``StrictUndefined`` and no autoescaping; black formats the result in-process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import black
+import jinja2
+
+from smc.compiler import names
+from smc.compiler.model import Machine
+from smc.compiler.schema import _data_dir
+
+#: Bumped when the generated code's shape changes; part of every output's hash.
+CODEGEN_VERSION = "1"
+LINE_LENGTH = 100
+
+
+class CodegenError(Exception):
+    """The model cannot be compiled (the checker should have reported why)."""
+
+
+@cache
+def templates_dir() -> Path:
+    return _data_dir("templates")
+
+
+@cache
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(templates_dir())),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["pyrepr"] = repr
+    return env
+
+
+@cache
+def templates_digest() -> str:
+    """A hash of the template set, so a template change marks every output stale."""
+    digest = hashlib.sha256(CODEGEN_VERSION.encode())
+    for path in sorted(templates_dir().glob("*.jinja")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def _plain(value: Any) -> Any:
+    """YAML data reduced to what a Python literal can hold (dates, sets... become strings)."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, (set, frozenset)):
+        return sorted(str(v) for v in value)
+    return str(value)
+
+
+def literal(value: Any) -> str:
+    """A Python literal for plain data; strings always through ``repr()``."""
+    value = _plain(value)
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k!r}: {literal(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(literal(v) for v in value) + "]"
+    return repr(value)
+
+
+def tuple_literal(items: Sequence[str]) -> str:
+    """``(a, b)``, ``(a,)`` or ``()`` from already-rendered items."""
+    if len(items) == 1:
+        return f"({items[0]},)"
+    return "(" + ", ".join(items) + ")"
+
+
+def doc_literal(text: str) -> str:
+    """``repr(text)`` made safe inside a triple-double-quoted docstring."""
+    return repr(text).replace('"', '\\"')
+
+
+def source_hash(machine: Machine) -> str:
+    """sha256 of the normalised input and the template set: what the output depends on."""
+    normalised = json.dumps(_plain(machine.source_data), sort_keys=True, ensure_ascii=False)
+    payload = f"{machine.name}\0{normalised}\0{templates_digest()}"
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class ModuleNames:
+    module: str
+    class_name: str
+
+
+def module_names(machine: Machine) -> ModuleNames:
+    module, class_name = names.module(machine.name), names.pascal(machine.name)
+    if module is None or class_name is None:
+        raise CodegenError(f"machine name {machine.name!r} cannot become a Python identifier")
+    return ModuleNames(module, class_name)
+
+
+def _ident(convert: Any, name: str) -> str:
+    ident = convert(name)
+    if ident is None or not ident.isidentifier():
+        raise CodegenError(f"name {name!r} cannot become a Python identifier")
+    return str(ident)
+
+
+def machine_context(machine: Machine, source_path: str) -> dict[str, Any]:
+    state_member = {s.name: _ident(names.member, s.name) for s in machine.states}
+    event_member = {e.name: _ident(names.member, e.name) for e in machine.events}
+    table = [
+        {
+            "source": state_member[edge.source],
+            "event": event_member[edge.event],
+            "target": state_member[edge.target],
+        }
+        for edge in machine.table
+    ]
+    timeout_of = {e.name: e.timeout for e in machine.events}
+    timers: dict[str, list[str]] = {}
+    for edge in machine.table:
+        seconds = timeout_of[edge.event]
+        if seconds is not None:
+            timers.setdefault(state_member[edge.source], []).append(
+                f"({seconds!r}, Event.{event_member[edge.event]})"
+            )
+    finals = [f"State.{state_member[name]}" for name in machine.final_states]
+    return {
+        "source_path": source_path,
+        "source_hash": source_hash(machine),
+        "machine_name_literal": repr(machine.name),
+        "machine_name_doc": doc_literal(machine.name),
+        "class_name": module_names(machine).class_name,
+        "all_names": repr(sorted([module_names(machine).class_name, "Event", "State"])),
+        "style_literal": repr(machine.style),
+        "contract": machine.style == "contract",
+        "initial": state_member[machine.initial_state],
+        "finals": "frozenset({" + ", ".join(finals) + "})" if finals else "frozenset()",
+        "states": [
+            {
+                "member": state_member[s.name],
+                "literal": repr(s.name),
+                "allowed": tuple_literal(
+                    [f"Event.{event_member[e]}" for e in machine.events_from(s.name)]
+                ),
+                "actions": tuple_literal([literal(a.as_data()) for a in s.actions]),
+                "has_actions": bool(s.actions),
+            }
+            for s in machine.states
+        ],
+        "events": [
+            {
+                "member": event_member[e.name],
+                "method": _ident(names.method, e.name),
+                "literal": repr(e.name),
+                "literal_doc": doc_literal(e.name),
+                "context_map": literal(dict(e.context_map)),
+                "has_context_map": bool(e.context_map),
+                "edges": [
+                    (state_member[edge.source], state_member[edge.target])
+                    for edge in machine.table
+                    if edge.event == e.name
+                ],
+            }
+            for e in machine.events
+        ],
+        "table": table,
+        "groups": [
+            {
+                "literal": repr(g.name),
+                "states": tuple_literal(
+                    [f"State.{state_member[s]}" for s in g.states if s in state_member]
+                ),
+            }
+            for g in machine.groups
+        ],
+        "timeouts": [(source, tuple_literal(items)) for source, items in timers.items()],
+    }
+
+
+def format_python(source: str) -> str:
+    mode = black.Mode(line_length=LINE_LENGTH, target_versions={black.TargetVersion.PY311})
+    return black.format_str(source, mode=mode)
+
+
+def generate_machine(machine: Machine, source_path: str) -> str:
+    """The generated module for ``machine``; ``source_path`` goes in the header."""
+    template = _environment().get_template("machine.py.jinja")
+    return format_python(template.render(machine_context(machine, source_path)))
+
+
+def generate_init(machines: Sequence[Machine], root: str) -> str:
+    classes = sorted((module_names(m).module, module_names(m).class_name) for m in machines)
+    digest = hashlib.sha256(templates_digest().encode())
+    for module, class_name in classes:
+        digest.update(f"{module}\0{class_name}\0".encode())
+    template = _environment().get_template("__init__.py.jinja")
+    text = template.render(classes=classes, source_hash=digest.hexdigest(), root_doc=doc_literal(root))
+    return format_python(text)
