@@ -1,10 +1,319 @@
-"""``smc jobs``, ``smc send``, ``smc status``: the job queue and event store (owned by the
-runtime store work; see issue 5)."""
+"""``smc jobs``, ``smc send``, ``smc status``: the job queue and event store.
+
+Every command takes ``--db`` (default ``$SMC_DB``, else ``./smc.db``; a ``postgresql://`` URL
+works too). List-like commands take ``--format table|json``: tables are aligned plain text for
+people, JSON has stable keys (times as epoch seconds) for scripts. A database problem is one
+line on stderr (``smc jobs: error: …``) and exit code 1.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import argparse
+import json
+import sys
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from smc.cli import EXIT_OK, EXIT_PROBLEMS, UsageError
+
+if TYPE_CHECKING:
+    from smc.runtime.store import Job, Store
+
+Handler = Callable[[argparse.Namespace], int]
 
 
 def register(subparsers: Any) -> None:
-    del subparsers  # filled in by the store work
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--db",
+        default=None,
+        metavar="PATH_OR_URL",
+        help="database file or postgresql:// URL (default: $SMC_DB, else ./smc.db)",
+    )
+    listing = argparse.ArgumentParser(add_help=False)
+    listing.add_argument("--format", choices=("table", "json"), default="table")
+
+    jobs = subparsers.add_parser("jobs", help="add, list, inspect, retry and cancel jobs")
+    jobs_commands = jobs.add_subparsers(dest="jobs_command", metavar="JOBS_COMMAND")
+    jobs_commands.required = True
+
+    add = jobs_commands.add_parser("add", parents=[common], help="queue a job; prints its id")
+    add.add_argument("--type", required=True, dest="job_type", help="job type")
+    add.add_argument("--data", default=None, help="job data as JSON (default {})")
+    add.add_argument("--id", default=None, dest="job_id", help="job id (default: generated)")
+    add.add_argument("--priority", type=int, default=5, help="lower runs first (default 5)")
+    add.add_argument("--machine-type", default=None, help="only workers of this machine type")
+    add.add_argument("--max-attempts", type=int, default=5, help="runs before failing (5)")
+    add.add_argument("--dedupe-key", default=None, help="no second pending job with this key")
+    add.set_defaults(handler=_guarded(_jobs_add))
+
+    list_parser = jobs_commands.add_parser(
+        "list", parents=[common, listing], help="list jobs, newest first"
+    )
+    list_parser.add_argument("--status", choices=_job_statuses(), default=None)
+    list_parser.add_argument("--limit", type=int, default=100)
+    list_parser.set_defaults(handler=_guarded(_jobs_list))
+
+    show = jobs_commands.add_parser("show", parents=[common, listing], help="show one job")
+    show.add_argument("job_id", metavar="ID")
+    show.set_defaults(handler=_guarded(_jobs_show))
+
+    retry = jobs_commands.add_parser(
+        "retry", parents=[common], help="put a failed or cancelled job back in the queue"
+    )
+    retry.add_argument("job_id", metavar="ID")
+    retry.set_defaults(handler=_guarded(_jobs_retry))
+
+    cancel = jobs_commands.add_parser("cancel", parents=[common], help="cancel a pending job")
+    cancel.add_argument("job_id", metavar="ID")
+    cancel.set_defaults(handler=_guarded(_jobs_cancel))
+
+    send = subparsers.add_parser(
+        "send",
+        parents=[common],
+        help="send an event to a machine (stored until it runs); prints the event id",
+    )
+    send.add_argument("machine", metavar="MACHINE")
+    send.add_argument("event", metavar="EVENT")
+    send.add_argument("--payload", default=None, help="event payload as JSON")
+    send.add_argument("--source", default=None, help="sender name recorded with the event")
+    send.set_defaults(handler=_guarded(_send))
+
+    status = subparsers.add_parser(
+        "status", parents=[common, listing], help="machines and queue counts"
+    )
+    status.set_defaults(handler=_guarded(_status))
+
+
+def _job_statuses() -> Sequence[str]:
+    from smc.runtime.store.base import JOB_STATUSES
+
+    return JOB_STATUSES
+
+
+def _guarded(handler: Handler) -> Handler:
+    """Report a StoreError as one line and exit 1, never as a traceback."""
+
+    def run(args: argparse.Namespace) -> int:
+        from smc.runtime.store import StoreError
+
+        try:
+            return handler(args)
+        except StoreError as error:
+            _error(args, str(error))
+            return EXIT_PROBLEMS
+
+    return run
+
+
+def _error(args: argparse.Namespace, message: str) -> None:
+    print(f"smc {args.command}: error: {message}", file=sys.stderr)
+
+
+def _open(args: argparse.Namespace) -> Store:
+    from smc.runtime.store import open_store
+
+    return open_store(args.db)
+
+
+def _parse_json(text: str | None, option: str) -> Any:
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError as error:
+        raise UsageError(f"{option} is not valid JSON: {error}") from None
+
+
+# --- formatting ---
+
+
+def _format_time(epoch: float | None) -> str:
+    if epoch is None:
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch))
+
+
+def _format_age(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 120:
+        return f"{seconds:.1f}s ago"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}m ago"
+    return f"{seconds / 3600:.1f}h ago"
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [len(header) for header in headers]
+    for row in rows:
+        widths = [max(width, len(cell)) for width, cell in zip(widths, row, strict=True)]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(cell.ljust(width) for cell, width in zip(cells, widths, strict=True))
+
+    return "\n".join(line(row).rstrip() for row in [headers, *rows])
+
+
+def _one_line(text: str | None, width: int = 60) -> str:
+    if not text:
+        return "-"
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2, sort_keys=True))
+
+
+# --- commands ---
+
+
+def _jobs_add(args: argparse.Namespace) -> int:
+    data = _parse_json(args.data, "--data")
+    if args.max_attempts < 1:
+        raise UsageError("--max-attempts must be at least 1")
+    from smc.runtime.store import DuplicateJobError
+
+    # Chosen here so a dedupe hit (another job returned) can be told apart from our new job.
+    new_id = args.job_id if args.job_id is not None else uuid.uuid4().hex
+    with _open(args) as store:
+        try:
+            job = store.add_job(
+                args.job_type,
+                data=data,
+                job_id=new_id,
+                priority=args.priority,
+                machine_type=args.machine_type,
+                max_attempts=args.max_attempts,
+                dedupe_key=args.dedupe_key,
+            )
+        except DuplicateJobError as error:
+            _error(args, str(error))
+            return EXIT_PROBLEMS
+    if job.id != new_id:
+        print(
+            f"smc jobs: note: dedupe key {args.dedupe_key!r} is held by {job.status} job "
+            f"{job.id!r}; no new job added",
+            file=sys.stderr,
+        )
+    print(job.id)
+    return EXIT_OK
+
+
+def _jobs_list(args: argparse.Namespace) -> int:
+    if args.limit < 1:
+        raise UsageError("--limit must be at least 1")
+    with _open(args) as store:
+        jobs = store.list_jobs(status=args.status, limit=args.limit)
+    if args.format == "json":
+        _print_json([job.to_dict() for job in jobs])
+        return EXIT_OK
+    rows = [
+        [
+            job.id,
+            job.job_type,
+            job.status,
+            str(job.priority),
+            f"{job.attempts}/{job.max_attempts}",
+            job.machine_type or "-",
+            _format_time(job.created_at),
+            _one_line(job.last_error, 40),
+        ]
+        for job in jobs
+    ]
+    headers = ["ID", "TYPE", "STATUS", "PRIORITY", "ATTEMPTS", "MACHINE_TYPE", "CREATED", "ERROR"]
+    print(_table(headers, rows))
+    return EXIT_OK
+
+
+def _find_job(args: argparse.Namespace, store: Store) -> Job | None:
+    job = store.get_job(args.job_id)
+    if job is None:
+        _error(args, f"no job with id {args.job_id!r} in {store.location}")
+    return job
+
+
+def _jobs_show(args: argparse.Namespace) -> int:
+    with _open(args) as store:
+        job = _find_job(args, store)
+    if job is None:
+        return EXIT_PROBLEMS
+    fields = job.to_dict()
+    if args.format == "json":
+        _print_json(fields)
+        return EXIT_OK
+    times = {"run_after", "lease_expires_at", "created_at", "started_at", "finished_at"}
+    width = max(len(key) for key in fields)
+    for key, value in fields.items():
+        if key in times:
+            shown = _format_time(value)
+        elif key in ("data", "result") and value is not None:
+            shown = value if isinstance(value, str) else json.dumps(value)
+        else:
+            shown = "-" if value is None else str(value)
+        print(f"{key.ljust(width)}  {shown}")
+    return EXIT_OK
+
+
+def _jobs_retry(args: argparse.Namespace) -> int:
+    with _open(args) as store:
+        job = _find_job(args, store)
+        if job is None:
+            return EXIT_PROBLEMS
+        if not store.retry_job(job.id):
+            _error(args, f"job {job.id!r} is {job.status}; only failed or cancelled jobs retry")
+            return EXIT_PROBLEMS
+    print(f"job {job.id} is pending again")
+    return EXIT_OK
+
+
+def _jobs_cancel(args: argparse.Namespace) -> int:
+    with _open(args) as store:
+        job = _find_job(args, store)
+        if job is None:
+            return EXIT_PROBLEMS
+        if not store.cancel_job(job.id):
+            current = store.get_job(job.id)
+            status = current.status if current is not None else job.status
+            _error(args, f"job {job.id!r} is {status}; only pending jobs can be cancelled")
+            return EXIT_PROBLEMS
+    print(f"job {job.id} cancelled")
+    return EXIT_OK
+
+
+def _send(args: argparse.Namespace) -> int:
+    payload = _parse_json(args.payload, "--payload")
+    with _open(args) as store:
+        event_id = store.send_event(args.machine, args.event, payload, source=args.source)
+    print(event_id)
+    return EXIT_OK
+
+
+def _status(args: argparse.Namespace) -> int:
+    with _open(args) as store:
+        machines = store.list_machines()
+        counts = store.queue_counts()
+    if args.format == "json":
+        _print_json({"machines": [machine.to_dict() for machine in machines], "jobs": counts})
+        return EXIT_OK
+    if machines:
+        rows = [
+            [
+                machine.name,
+                machine.state or "-",
+                machine.status,
+                "-" if machine.pid is None else str(machine.pid),
+                machine.host or "-",
+                _format_age(machine.heartbeat_age),
+            ]
+            for machine in machines
+        ]
+        print(_table(["MACHINE", "STATE", "STATUS", "PID", "HOST", "HEARTBEAT"], rows))
+    else:
+        print("no machines registered")
+    print()
+    print(_table(["JOBS", "COUNT"], [[status, str(count)] for status, count in counts.items()]))
+    return EXIT_OK

@@ -224,6 +224,12 @@ class PostgresStore(Store):
         where = _redact(self.url)
         return where if self.schema == "public" else f"{where} (schema {self.schema})"
 
+    @property
+    def connection(self) -> Any:
+        """The underlying psycopg connection of this process (for diagnostics and settings)."""
+        with self._lock:
+            return self._conn()
+
     # --- connection handling ---
 
     def _connect(self) -> Any:
