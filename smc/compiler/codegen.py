@@ -165,6 +165,9 @@ def machine_context(machine: Machine, source_path: str) -> dict[str, Any]:
                 ),
                 "actions": tuple_literal([literal(a.as_data()) for a in s.actions]),
                 "has_actions": bool(s.actions),
+                "action_sources": tuple_literal(
+                    [repr(f"{source_path}:{a.pos.line}:{a.pos.col}") for a in s.actions]
+                ),
             }
             for s in machine.states
         ],
