@@ -2,7 +2,7 @@
 
 - ``smc.cli.compile``  check, schema; ``smc.cli.build``, ``.diagram``, ``.paths`` (the compiler);
 - ``smc.cli.queue``    jobs, send, status (the job queue and event store);
-- ``smc.cli.run``      run, monitor (the worker runtime).
+- ``smc.cli.run``, ``smc.cli.monitor``  run, monitor (the worker runtime).
 
 Each module has ``register(subparsers)``; heavy imports happen inside the command handlers,
 so ``smc --help`` stays fast. Exit codes: 0 ok, 1 problems found, 2 usage error, 3 bug.
@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     from smc.cli import build as build_commands
     from smc.cli import compile as compile_commands
     from smc.cli import diagram as diagram_commands
+    from smc.cli import monitor as monitor_commands
     from smc.cli import paths as paths_commands
     from smc.cli import queue as queue_commands
     from smc.cli import run as run_commands
@@ -48,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     paths_commands.register(subparsers)
     queue_commands.register(subparsers)
     run_commands.register(subparsers)
+    monitor_commands.register(subparsers)
     return parser
 
 
