@@ -141,6 +141,8 @@ class Machine:
     #: every place a state is named outside ``states:`` and transitions (``final_states``,
     #: ``groups``, ``actions`` keys, the initial state): (name, where, what names it).
     state_refs: tuple[tuple[str, Position, str], ...] = ()
+    #: where ``metadata.machine_name`` is written; None when the name is the file stem.
+    name_pos: Position | None = None
     #: the whole validated document, for hashing and for reference.
     source_data: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
