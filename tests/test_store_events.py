@@ -1,0 +1,279 @@
+"""Events between machines, the machine registry and wake-ups, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from smc.runtime.store import JOBS_CHANNEL, Store, StoreError, machine_channel, open_store
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield str(tmp_path / "smc.db")
+        return
+    schema = f"smc_test_{uuid.uuid4().hex[:10]}"
+    yield f"{PG_URL}?schema={schema}"
+    with psycopg.connect(PG_URL, autocommit=True) as connection:
+        connection.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[Store]:
+    opened = open_store(store_url, reap_interval=0.0)
+    yield opened
+    opened.close()
+
+
+def _run_python(code: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+
+
+# --- events ---
+
+
+def test_events_are_claimed_in_order_and_acknowledged(store: Store) -> None:
+    ids = [store.send_event("b", f"e{index}", {"n": index}, source="a") for index in range(5)]
+    store.send_event("other", "not-mine")
+    first = store.claim_events("b", limit=3)
+    assert [event.id for event in first] == ids[:3]
+    assert [event.payload for event in first] == [{"n": 0}, {"n": 1}, {"n": 2}]
+    assert {event.source for event in first} == {"a"}
+    assert {event.status for event in first} == {"processing"}
+    rest = store.claim_events("b")
+    assert [event.event_type for event in rest] == ["e3", "e4"]
+    for event in first + rest:
+        assert event.claim_token is not None
+        assert store.ack_event(event.id, event.claim_token)
+        assert not store.ack_event(event.id, event.claim_token)  # already done
+    assert store.claim_events("b") == []
+    assert [event.status for event in store.list_events(target="b")] == ["done"] * 5
+    assert [event.target for event in store.list_events(status="pending")] == ["other"]
+
+
+def test_a_one_megabyte_payload_round_trips(store: Store) -> None:
+    payload = {"blob": "x" * (1024 * 1024), "nested": {"list": list(range(100))}}
+    store.send_event("big", "upload", payload)
+    (event,) = store.claim_events("big")
+    assert event.payload == payload
+
+
+def test_events_wait_while_the_target_is_not_running(store_url: str) -> None:
+    sender = open_store(store_url)
+    sender.send_event("absent", "hello", {"from": "sender"}, job_id="job-7")
+    sender.close()
+    # The target starts later, in another process: the event is waiting in the table.
+    result = _run_python(
+        "import sys\n"
+        "from smc.runtime.store import open_store\n"
+        "store = open_store(sys.argv[1])\n"
+        "events = store.claim_events('absent')\n"
+        "print(len(events), events[0].event_type, events[0].payload['from'], events[0].job_id)\n"
+        "print(store.ack_event(events[0].id, events[0].claim_token))\n",
+        store_url,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["1", "hello", "sender", "job-7", "True"]
+
+
+def test_an_unacknowledged_event_is_redelivered_after_its_lease(store: Store) -> None:
+    store.send_event("b", "once")
+    (first,) = store.claim_events("b", lease_seconds=0.2)
+    assert store.claim_events("b") == []  # leased
+    time.sleep(0.3)
+    (again,) = store.claim_events("b")
+    assert again.id == first.id and again.attempts == 2
+    assert first.claim_token is not None and again.claim_token is not None
+    assert not store.ack_event(first.id, first.claim_token)  # the stale holder is fenced out
+    assert store.ack_event(again.id, again.claim_token)
+
+
+def test_release_events_redelivers_at_once(store: Store) -> None:
+    store.send_event("b", "one")
+    store.send_event("b", "two")
+    assert len(store.claim_events("b", lease_seconds=60)) == 2
+    assert store.release_events("b") == 2
+    assert [event.event_type for event in store.claim_events("b")] == ["one", "two"]
+
+
+def test_state_change_and_outgoing_events_commit_together(store: Store) -> None:
+    store.register_machine("a", "idle")
+    ids = store.update_machine_and_send(
+        "a", "sent", [("b", "ping", {"n": 1}), ("c", "ping", None), ("b", "pong", [1])]
+    )
+    assert len(ids) == 3
+    machine = store.get_machine("a")
+    assert machine is not None and machine.state == "sent"
+    to_b = store.claim_events("b")
+    assert [(event.event_type, event.source) for event in to_b] == [("ping", "a"), ("pong", "a")]
+    # An unregistered sender: neither the state nor any event is written.
+    with pytest.raises(StoreError, match="not registered"):
+        store.update_machine_and_send("ghost", "x", [("b", "lost", None)])
+    assert store.claim_events("b") == []
+
+
+# --- machines ---
+
+
+def test_machine_registry_reports_running_stopped_and_dead(store: Store) -> None:
+    store.register_machine("me", "starting", config_path="machines/me.yaml")
+    assert store.update_machine("me", "working")
+    assert store.heartbeat_machine("me")
+    assert not store.update_machine("nobody", "x")
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # reaped: its pid names no process any more
+    store.register_machine("ghost", "working", pid=gone.pid)
+    store.register_machine("done", "finished")
+    assert store.stop_machine("done")
+    machines = {machine.name: machine for machine in store.list_machines()}
+    assert machines["me"].status == "running"
+    assert machines["me"].state == "working"
+    assert machines["me"].pid == os.getpid()
+    assert machines["me"].config_path == "machines/me.yaml"
+    assert machines["me"].heartbeat_age is not None and machines["me"].heartbeat_age < 30
+    assert machines["ghost"].status == "dead"
+    assert machines["done"].status == "stopped"
+
+
+def test_a_machine_with_a_stale_heartbeat_is_dead(store_url: str) -> None:
+    store = open_store(store_url, machine_stale_after=0.3)
+    try:
+        store.register_machine("sleepy", "waiting")
+        machine = store.get_machine("sleepy")
+        assert machine is not None and machine.status == "running"
+        time.sleep(0.5)
+        machine = store.get_machine("sleepy")
+        assert machine is not None and machine.status == "dead"
+        store.heartbeat_machine("sleepy")
+        machine = store.get_machine("sleepy")
+        assert machine is not None and machine.status == "running"
+    finally:
+        store.close()
+
+
+# --- wake-ups ---
+
+
+def test_an_event_from_another_process_wakes_a_waiting_machine(
+    store: Store, store_url: str
+) -> None:
+    with store.open_waker([machine_channel("listener")]) as waker:
+        assert not waker.wait(0.1)  # nothing sent: the timeout passes
+        result = _run_python(
+            "import sys\n"
+            "from smc.runtime.store import open_store\n"
+            "open_store(sys.argv[1]).send_event('listener', 'wake', {'n': 1})\n",
+            store_url,
+        )
+        assert result.returncode == 0, result.stderr
+        assert waker.wait(20.0)  # a lost wake-up would sit out the whole timeout and fail
+        assert [event.event_type for event in store.claim_events("listener")] == ["wake"]
+        assert not waker.wait(0.1)  # the poke was drained
+
+
+def test_every_waiter_on_jobs_is_woken(store: Store) -> None:
+    first = store.open_waker([JOBS_CHANNEL])
+    second = store.open_waker([JOBS_CHANNEL, machine_channel("x")])
+    unrelated = store.open_waker([machine_channel("y")])
+    try:
+        store.add_job("t")
+        assert first.wait(20.0)
+        assert second.wait(20.0)
+        assert not unrelated.wait(0.2)
+        store.notify(machine_channel("y"))
+        assert unrelated.wait(20.0)
+    finally:
+        first.close()
+        second.close()
+        unrelated.close()
+
+
+def test_the_waker_works_with_an_asyncio_reader(store: Store) -> None:
+    async def scenario() -> bool:
+        loop = asyncio.get_running_loop()
+        woken = asyncio.Event()
+        with store.open_waker([machine_channel("async"), JOBS_CHANNEL]) as waker:
+
+            def on_readable() -> None:
+                waker.drain()
+                woken.set()
+
+            loop.add_reader(waker.fileno(), on_readable)
+            try:
+                await asyncio.to_thread(store.send_event, "async", "go")
+                await asyncio.wait_for(woken.wait(), timeout=20.0)
+            finally:
+                loop.remove_reader(waker.fileno())
+        return woken.is_set()
+
+    assert asyncio.run(scenario())
+
+
+def test_sqlite_doorbell_removes_sockets_of_dead_waiters(tmp_path: Path) -> None:
+    store = open_store(str(tmp_path / "smc.db"))
+    try:
+        socket_dir = store.socket_dir
+        assert socket_dir is not None
+        waiter = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "import sys, time\n"
+                "from smc.runtime.store import open_store\n"
+                "waker = open_store(sys.argv[1]).open_waker(['machine:victim'])\n"
+                "print('listening', flush=True)\n"
+                "time.sleep(600)\n",
+                str(tmp_path / "smc.db"),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+            env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)),
+        )
+        assert waiter.stdout is not None
+        assert waiter.stdout.readline().strip() == "listening"
+        sockets = [name for name in os.listdir(socket_dir) if name.startswith("machine:victim@")]
+        assert len(sockets) == 1
+        os.kill(waiter.pid, signal.SIGKILL)  # dies without cleaning up its socket file
+        waiter.wait()
+        assert (socket_dir / sockets[0]).exists()
+        store.send_event("victim", "anyone?")  # must not fail, and clears the stale socket
+        assert not (socket_dir / sockets[0]).exists()
+        assert len(store.claim_events("victim")) == 1
+    finally:
+        store.close()
+
+
+def test_sqlite_long_channel_names_fit_the_socket_path_limit(tmp_path: Path) -> None:
+    store = open_store(str(tmp_path / "smc.db"))
+    try:
+        name = "a-very-long-machine-name/" * 10
+        with store.open_waker([machine_channel(name)]) as waker:
+            assert store.socket_dir is not None
+            paths = list(store.socket_dir.iterdir())
+            assert paths and all(len(os.fsencode(path)) < 108 for path in paths)
+            store.send_event(name, "hi")
+            assert waker.wait(20.0)
+    finally:
+        store.close()
