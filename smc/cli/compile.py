@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Any
 
@@ -11,21 +12,36 @@ from smc.cli import EXIT_OK, EXIT_PROBLEMS, UsageError
 
 def add_check_options(parser: argparse.ArgumentParser) -> None:
     """Options shared by every command that runs the checker."""
-    parser.add_argument("paths", nargs="+", metavar="PATH",
-                        help="machine files, or directories searched for *.yaml / *.yml")
+    parser.add_argument(
+        "paths",
+        nargs="+",
+        metavar="PATH",
+        help="machine files, or directories searched for *.yaml / *.yml",
+    )
     parser.add_argument("--strict", action="store_true", help="fail on warnings too")
-    parser.add_argument("--format", choices=("text", "json", "github"), default="text",
-                        help="how diagnostics are printed (default: text)")
-    parser.add_argument("--actions-dir", action="append", default=[], metavar="DIR",
-                        help="a directory of user actions; their file names are known action "
-                        "types (repeatable)")
+    parser.add_argument(
+        "--format",
+        choices=("text", "json", "github"),
+        default="text",
+        help="how diagnostics are printed (default: text)",
+    )
+    parser.add_argument(
+        "--actions-dir",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="a directory of user actions; their file names are known action " "types (repeatable)",
+    )
 
 
 def register(subparsers: Any) -> None:
-    check = subparsers.add_parser("check", help="check machine files and report problems",
-                                  description="Load, validate and analyse machine files "
-                                  "together. Exit 0 clean, 1 errors (or warnings with --strict), "
-                                  "2 usage error.")
+    check = subparsers.add_parser(
+        "check",
+        help="check machine files and report problems",
+        description="Load, validate and analyse machine files "
+        "together. Exit 0 clean, 1 errors (or warnings with --strict), 2 usage error, "
+        "3 internal error (a bug in smc).",
+    )
     add_check_options(check)
     check.set_defaults(handler=run_check)
 
@@ -38,6 +54,9 @@ def run_checker(args: argparse.Namespace) -> Any:
     from smc.compiler.check import InputError, check_paths
     from smc.compiler.diagnostics import format_github, format_json, format_text
 
+    for directory in args.actions_dir:
+        if not os.path.isdir(directory):
+            raise UsageError(f"--actions-dir {directory}: no such directory")
     try:
         result = check_paths(args.paths, args.actions_dir)
     except InputError as error:

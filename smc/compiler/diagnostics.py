@@ -22,15 +22,16 @@ CODES: Mapping[str, tuple[Severity, str]] = {
     "SMC011": ("error", "a state is declared twice"),
     "SMC012": ("error", "the same transition is written twice"),
     "SMC013": ("error", "two explicit transitions leave one state on one event"),
-    "SMC014": ("warning", "a transition is shadowed by an earlier `from: \"*\"` transition"),
+    "SMC014": ("warning", 'a transition is shadowed by an earlier `from: "*"` transition'),
     "SMC015": ("error", "a state declared final has outgoing transitions"),
-    "SMC016": ("error", "actions are attached to a `from: \"*\"` transition"),
+    "SMC016": ("error", 'actions are attached to a `from: "*"` transition'),
     "SMC017": ("warning", "a state belongs to more than one group"),
     "SMC020": ("warning", "a state cannot be reached from the initial state"),
     "SMC021": ("warning", "a non-final state has no way out"),
     "SMC022": ("warning", "an action emits an event that no transition handles in its state"),
     "SMC023": ("warning", "an event is declared but never used"),
     "SMC024": ("warning", "an event looks like a timer but is not `timeout(N)`"),
+    "SMC025": ("warning", "a transition's event is not listed under `events:`"),
     "SMC030": ("warning", "an action type is neither built in nor declared"),
     "SMC031": ("error", "a built-in action is missing a required parameter"),
     "SMC032": ("warning", "a built-in action has a parameter it does not read"),
@@ -81,8 +82,10 @@ def format_text(diagnostic: Diagnostic, source_lines: list[str] | None) -> str:
 
 
 def format_json(diagnostics: list[Diagnostic]) -> str:
+    """A JSON list, one object per diagnostic with the keys code, col, hint, line, message,
+    path and severity (sorted, so the output is byte-stable)."""
     items = [{**asdict(d), "severity": d.severity} for d in diagnostics]
-    return json.dumps(items, indent=2, ensure_ascii=False)
+    return json.dumps(items, indent=2, ensure_ascii=False, sort_keys=True)
 
 
 def _github_escape(value: str, *, prop: bool = False) -> str:

@@ -38,8 +38,9 @@ from smc.compiler.model import (
     Transition,
 )
 
-#: Keys that mark the nested, xstate-like format (``tools/test_face_processor.yaml``).
-_NESTED_KEYS = ("type", "states", "on", "initial_state")
+#: Keys that mark the nested, xstate-like format (``tools/test_face_processor.yaml``). YAML
+#: reads an unquoted ``on:`` key as the boolean True, so both spellings are looked for.
+_NESTED_KEYS: tuple[str | bool, ...] = ("type", "states", "on", True, "initial_state")
 
 
 def contract_event(target: str) -> str:
@@ -60,10 +61,11 @@ def find_unsupported(doc: LoadedDocument) -> list[Diagnostic]:
         for key in _NESTED_KEYS:
             if key in options:
                 pos = doc.pos(("states", name, key), key=True)
+                written = "on" if key is True else key
                 what = (
                     "composite state"
                     if options.get("type") == "composite"
-                    else f"`{key}:` inside a state"
+                    else f"`{written}:` inside a state"
                 )
                 found.append(
                     Diagnostic(
@@ -71,8 +73,8 @@ def find_unsupported(doc: LoadedDocument) -> list[Diagnostic]:
                         pos.line,
                         pos.col,
                         "SMC005",
-                        f"state {name!r} uses nested states ({what}), which smc does not "
-                        "support",
+                        f"state {name!r} uses the nested, xstate-like format ({what}), which "
+                        "smc does not support",
                         "flatten the machine: list every leaf state under `states:`, write "
                         "each `on: {event: target}` as a `transitions:` entry, and use "
                         "`groups:` for the composites",
@@ -150,12 +152,14 @@ class _Builder:
         elif isinstance(raw_states, dict):
             for state_name, options in raw_states.items():
                 options = options or {}
-                self._declare(declared, str(state_name), ("states", state_name), options,
-                              key=True)
+                self._declare(declared, str(state_name), ("states", state_name), options, key=True)
                 for index, target in enumerate(options.get("allowed_transitions") or []):
                     contract_targets.append(
-                        (str(state_name), str(target),
-                         ("states", state_name, "allowed_transitions", index))
+                        (
+                            str(state_name),
+                            str(target),
+                            ("states", state_name, "allowed_transitions", index),
+                        )
                     )
 
         # ---- transitions --------------------------------------------------------------
@@ -182,9 +186,17 @@ class _Builder:
         for n, (source, target, path) in enumerate(contract_targets):
             pos = self.pos(path)
             transitions.append(
-                Transition(source, target, contract_event(target), pos, offset + n,
-                           source_pos=self.pos(path[:2], key=True), target_pos=pos,
-                           event_pos=pos, synthesized=True)
+                Transition(
+                    source,
+                    target,
+                    contract_event(target),
+                    pos,
+                    offset + n,
+                    source_pos=self.pos(path[:2], key=True),
+                    target_pos=pos,
+                    event_pos=pos,
+                    synthesized=True,
+                )
             )
 
         # ---- states inferred when there is no `states:` -------------------------------
@@ -201,8 +213,7 @@ class _Builder:
         actions: dict[str, list[Action]] = {state: [] for state in declared}
         for state_name, raw_list in (data.get("actions") or {}).items():
             state_name = str(state_name)
-            self.refs.append((state_name, self.pos(("actions", state_name), key=True),
-                              "actions"))
+            self.refs.append((state_name, self.pos(("actions", state_name), key=True), "actions"))
             for index, raw_action in enumerate(raw_list or []):
                 actions.setdefault(state_name, []).append(
                     self.action(raw_action, ("actions", state_name, index), "state")
@@ -210,11 +221,15 @@ class _Builder:
         for source, action, event in transition_actions:
             if source == WILDCARD:
                 self.diagnostics.append(
-                    Diagnostic(self.doc.path, action.pos.line, action.pos.col, "SMC016",
-                               f"a `from: \"*\"` transition carries a {action.type!r} action, "
-                               "but actions run in one state",
-                               "move the action to the `actions:` of the state that should "
-                               "run it")
+                    Diagnostic(
+                        self.doc.path,
+                        action.pos.line,
+                        action.pos.col,
+                        "SMC016",
+                        f'a `from: "*"` transition carries a {action.type!r} action, '
+                        "but actions run in one state",
+                        "move the action to the `actions:` of the state that should " "run it",
+                    )
                 )
                 continue
             spec = BUILTIN_ACTIONS.get(action.type)
@@ -257,6 +272,9 @@ class _Builder:
             template=data.get("template"),
             user_action_types=self._user_action_types(),
             state_refs=tuple(self.refs),
+            name_pos=(
+                self.pos(("metadata", "machine_name")) if metadata.get("machine_name") else None
+            ),
             source_data=data,
         )
 
@@ -273,9 +291,14 @@ class _Builder:
         if state_name in declared:
             first = declared[state_name]["pos"]
             self.diagnostics.append(
-                Diagnostic(self.doc.path, pos.line, pos.col, "SMC011",
-                           f"state {state_name!r} is declared twice",
-                           f"first declared at line {first.line}; remove one")
+                Diagnostic(
+                    self.doc.path,
+                    pos.line,
+                    pos.col,
+                    "SMC011",
+                    f"state {state_name!r} is declared twice",
+                    f"first declared at line {first.line}; remove one",
+                )
             )
             return
         declared[state_name] = {
@@ -284,14 +307,17 @@ class _Builder:
             "final": options.get("final", False),
         }
 
-    def _events(self, transitions: list[Transition], states: tuple[State, ...]) -> tuple[Event, ...]:
+    def _events(
+        self, transitions: list[Transition], states: tuple[State, ...]
+    ) -> tuple[Event, ...]:
         events: dict[str, Event] = {}
         raw = self.data.get("events")
         if isinstance(raw, list):
             for index, event_name in enumerate(raw):
                 if str(event_name) not in events:
-                    events[str(event_name)] = Event(str(event_name), self.pos(("events", index)),
-                                                    declared=True)
+                    events[str(event_name)] = Event(
+                        str(event_name), self.pos(("events", index)), declared=True
+                    )
         elif isinstance(raw, dict):
             for event_name, options in raw.items():
                 options = options or {}
@@ -299,8 +325,11 @@ class _Builder:
                     (str(k), str(v)) for k, v in (options.get("context_map") or {}).items()
                 )
                 events[str(event_name)] = Event(
-                    str(event_name), self.pos(("events", event_name), key=True), declared=True,
-                    context_map=context_map, description=options.get("description"),
+                    str(event_name),
+                    self.pos(("events", event_name), key=True),
+                    declared=True,
+                    context_map=context_map,
+                    description=options.get("description"),
                 )
         for transition in transitions:
             if transition.event not in events:
@@ -313,12 +342,16 @@ class _Builder:
         if isinstance(explicit, dict):
             for group_name, members in explicit.items():
                 for index, state_name in enumerate(members or []):
-                    self.refs.append((str(state_name), self.pos(("groups", group_name, index)),
-                                      "groups"))
+                    self.refs.append(
+                        (str(state_name), self.pos(("groups", group_name, index)), "groups")
+                    )
                 groups.append(
-                    Group(str(group_name), re.sub(r"\W", "", str(group_name)) or "group",
-                          tuple(str(s) for s in members or ()),
-                          self.pos(("groups", group_name), key=True))
+                    Group(
+                        str(group_name),
+                        re.sub(r"\W", "", str(group_name)) or "group",
+                        tuple(str(s) for s in members or ()),
+                        self.pos(("groups", group_name), key=True),
+                    )
                 )
             return tuple(groups)
         for title, pos, members in self.doc.comment_groups:
@@ -326,8 +359,11 @@ class _Builder:
                 continue
             group_name = re.sub(r"\s+STATES$", "", title).strip() or title
             group_id = re.sub(r"\W", "", group_name.replace("STATES", "")) or "group"
-            groups.append(Group(group_name, group_id, tuple(members),
-                                Position(self.doc.path, pos.line, pos.col)))
+            groups.append(
+                Group(
+                    group_name, group_id, tuple(members), Position(self.doc.path, pos.line, pos.col)
+                )
+            )
         return tuple(groups)
 
     def _user_action_types(self) -> tuple[str, ...]:

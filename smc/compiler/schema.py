@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import json
+from collections.abc import Iterator, Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ import jsonschema
 from jsonschema import ValidationError
 
 from smc.compiler.diagnostics import Diagnostic
-from smc.compiler.loader import LoadedDocument
+from smc.compiler.loader import LoadedDocument, PathKey
 
 
 def _data_dir(name: str) -> Path:
@@ -72,8 +73,16 @@ def _describe(value: Any) -> str:
     return f"a {type(value).__name__}"
 
 
-def _where(path: list[Any]) -> str:
-    return "/".join(str(p) for p in path) or "the document"
+def _where(path: Sequence[Any]) -> str:
+    """``("transitions", 0, "from")`` -> ``transitions[0].from``."""
+    out = ""
+    for part in path:
+        if isinstance(part, int) and not isinstance(part, bool):
+            out += f"[{part}]"
+        else:
+            text = str(part).lower() if isinstance(part, bool) else str(part)
+            out += f".{text}" if out else text
+    return out or "the document"
 
 
 def _allowed_keys(schema: dict[str, Any]) -> list[str]:
@@ -82,67 +91,132 @@ def _allowed_keys(schema: dict[str, Any]) -> list[str]:
 
 def _leaf(error: ValidationError) -> ValidationError:
     """For oneOf/anyOf, the most relevant sub-error (the one that got furthest)."""
-    while error.context:
+    while error.context and not _is_transitions_or_states(error):
         # The alternative that got furthest into the instance; at equal depth, one whose type
         # matched (its error says what is wrong inside) beats a plain type mismatch.
         error = max(error.context, key=lambda e: (len(e.absolute_path), e.validator != "type"))
     return error
 
 
-def _message(error: ValidationError) -> tuple[str, str, bool]:
-    """(message, hint, point at the key rather than the value)."""
-    path = list(error.absolute_path)
+def _is_transitions_or_states(error: ValidationError) -> bool:
+    return error.validator == "anyOf" and error.validator_value == [
+        {"required": ["transitions"]},
+        {"required": ["states"]},
+    ]
+
+
+def _type_hint(value: Any, names: Sequence[str]) -> str:
+    if isinstance(value, bool) and "string" in names:
+        return "YAML reads on/off/yes/no/true/false as booleans: quote the name"
+    if isinstance(value, (int, float)) and "string" in names:
+        return "quote the value to make it a string"
+    if value is None:
+        return "a key with nothing after the colon is empty: give it a value"
+    if isinstance(value, str) and "array" in names:
+        return "write a list: `[a, b]`, or one `- item` per line"
+    return ""
+
+
+def _messages(error: ValidationError) -> Iterator[tuple[str, str, PathKey, bool]]:
+    """(message, hint, where, point at the key rather than the value) for one error."""
+    path: PathKey = tuple(error.absolute_path)
     where = _where(path)
     value = error.instance
     kind = error.validator
+    schema: dict[str, Any] = error.schema if isinstance(error.schema, dict) else {}
     if kind == "additionalProperties" and isinstance(value, dict):
-        allowed = _allowed_keys(error.schema)
-        extra = sorted(str(k) for k in value if k not in error.schema.get("properties", {}))
-        key = extra[0] if extra else "?"
-        close = difflib.get_close_matches(key, allowed, n=1)
-        hint = f"did you mean {close[0]!r}?" if close else "allowed keys: " + ", ".join(allowed)
-        return f"unknown key {key!r} in {where}", hint, True
+        allowed = _allowed_keys(schema)
+        known = schema.get("properties", {})
+        for key in value:
+            if key in known:
+                continue
+            if not isinstance(key, str):
+                yield (
+                    f"{where}: the key {_describe(key)} is not a name",
+                    _type_hint(key, ["string"]) or "allowed keys: " + ", ".join(allowed),
+                    (*path, key),
+                    True,
+                )
+                continue
+            close = difflib.get_close_matches(key, allowed, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else "allowed keys: " + ", ".join(allowed)
+            yield f"unknown key {key!r} in {where}", hint, (*path, key), True
+        return
     if kind == "required":
         missing = str(error.message).split("'")[1] if "'" in error.message else "?"
-        return f"{where} is missing the required key {missing!r}", "", False
+        yield f"{where} is missing the required key {missing!r}", "", path, False
+        return
     if kind == "type":
-        expected = error.validator_value
-        names = [expected] if isinstance(expected, str) else list(expected)
+        expected: Any = error.validator_value
+        names: list[str] = [expected] if isinstance(expected, str) else list(expected)
         wanted = " or ".join(_TYPE_NAMES.get(n, n) for n in names)
-        hint = ""
-        if isinstance(value, bool) and "string" in names:
-            hint = "YAML reads on/off/yes/no/true/false as booleans: quote the name"
-        elif isinstance(value, (int, float)) and "string" in names:
-            hint = "quote the value to make it a string"
-        elif value is None:
-            hint = "a key with nothing after the colon is empty: give it a value"
-        return f"{where} must be {wanted}, not {_describe(value)}", hint, False
+        message = f"{where} must be {wanted}, not {_describe(value)}"
+        yield message, _type_hint(value, names), path, False
+        return
     if kind == "minLength":
-        return f"{where} must not be empty", "", False
+        yield f"{where} must not be empty", "write a name, or remove the entry", path, False
+        return
     if kind == "pattern":
-        return (
-            f"{where} is {value!r}, which is not a valid name",
-            f"use letters, digits, '_', '.', '-' (pattern {error.validator_value})",
+        yield (
+            f"{where} is {value!r}, which is not a valid machine name",
+            "start with a letter or '_', then letters, digits, '_', '.' or '-'",
+            path,
             False,
         )
-    if kind == "anyOf" and error.validator_value == [
-        {"required": ["transitions"]},
-        {"required": ["states"]},
-    ]:
-        return "the machine has neither `transitions` nor `states`", "add a transitions list", False
-    return f"{where}: {error.message}", "", False
+        return
+    if _is_transitions_or_states(error):
+        yield (
+            "the machine has neither `transitions` nor `states`",
+            "add `transitions:` (a list of {from, to, event})",
+            path,
+            False,
+        )
+        return
+    yield f"{where}: {error.message}", "", path, False
+
+
+#: Mappings whose keys are names (states, events, ...): a key YAML reads as a boolean or a
+#: number would silently become "True" or "1", so it is refused where it was written.
+_NAME_MAPPINGS: tuple[tuple[tuple[str, ...], str], ...] = (
+    (("states",), "state"),
+    (("events",), "event"),
+    (("actions",), "state"),
+    (("groups",), "group"),
+)
+
+
+def _name_key_problems(doc: LoadedDocument) -> Iterator[Diagnostic]:
+    data = doc.data
+    places: list[tuple[PathKey, Any, str]] = [
+        (path, data.get(path[0]), what) for path, what in _NAME_MAPPINGS
+    ]
+    events = data.get("events")
+    if isinstance(events, dict):
+        for name, options in events.items():
+            if isinstance(options, dict) and isinstance(options.get("context_map"), dict):
+                places.append((("events", name, "context_map"), options["context_map"], "key"))
+    for path, mapping, what in places:
+        if not isinstance(mapping, dict):
+            continue
+        for key in mapping:
+            if isinstance(key, str):
+                continue
+            pos = doc.pos((*path, key), key=True)
+            yield Diagnostic(
+                doc.path,
+                pos.line,
+                pos.col,
+                "SMC004",
+                f"the {what} name here is read as {_describe(key)}, not as a name",
+                _type_hint(key, ["string"]) or "write the name as a string",
+            )
 
 
 def validate(doc: LoadedDocument) -> list[Diagnostic]:
-    diagnostics = []
+    """Every schema problem of ``doc``, each at the key or value it is about."""
+    diagnostics = list(_name_key_problems(doc))
     for error in _validator().iter_errors(doc.data):
-        leaf = _leaf(error)
-        message, hint, at_key = _message(leaf)
-        path = tuple(leaf.absolute_path)
-        if leaf.validator == "additionalProperties" and isinstance(leaf.instance, dict):
-            extra = [k for k in leaf.instance if k not in leaf.schema.get("properties", {})]
-            if extra:
-                path = (*path, str(extra[0]))
-        pos = doc.pos(path, key=at_key)
-        diagnostics.append(Diagnostic(doc.path, pos.line, pos.col, "SMC004", message, hint))
+        for message, hint, path, at_key in _messages(_leaf(error)):
+            pos = doc.pos(path, key=at_key)
+            diagnostics.append(Diagnostic(doc.path, pos.line, pos.col, "SMC004", message, hint))
     return diagnostics
