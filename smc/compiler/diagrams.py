@@ -691,6 +691,9 @@ def machine_diagrams(machine: Machine, *, detail: Detail = "names") -> dict[str,
 
 LinkKind = Literal["send_event", "start_fsm"]
 
+#: How many unsent events a machine's node in the system diagram lists.
+UNSENT_SHOWN = 4
+
 
 @dataclass(frozen=True)
 class Link:
@@ -837,8 +840,12 @@ def system_diagrams(machines: Sequence[Machine]) -> dict[str, str]:
 
     def machine_lines(index: int) -> list[str]:
         lines = [machines[index].name]
-        if index in unsent:
-            lines.append("waits for unsent: " + ", ".join(unsent[index]))
+        if index in unsent:  # the full list is in system.md; a node shows a few
+            events = unsent[index]
+            lines.append("waits for unsent:")
+            lines.extend(events[:UNSENT_SHOWN])
+            if len(events) > UNSENT_SHOWN:
+                lines.append(f"+{len(events) - UNSENT_SHOWN} more")
         return lines
 
     # Mermaid: a flowchart (state diagrams have no free-form nodes).
