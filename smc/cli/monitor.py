@@ -1,9 +1,73 @@
-"""``smc monitor``: follow the live stream of transitions (issue 5)."""
+"""``smc monitor``: follow the live stream of transitions, job claims and errors (issue 5).
+
+Connects to every running machine's monitor socket (the directory comes from ``--db``), picks
+up machines that start later, and prints the merged stream: one line per record, either human
+(``12:00:01.123 simple_worker  waiting --new_job--> processing  job=42``) or the raw JSON lines.
+Exit codes: 0; 1 when ``--count`` records did not arrive before ``--timeout``; Ctrl-C exits 0.
+"""
 
 from __future__ import annotations
 
+import argparse
+import sys
 from typing import Any
+
+from smc.cli import EXIT_OK, EXIT_PROBLEMS, UsageError
 
 
 def register(subparsers: Any) -> None:
-    del subparsers  # filled in by the monitor work
+    parser = subparsers.add_parser(
+        "monitor",
+        help="live tail of every running machine's transitions, jobs and errors",
+        description=(
+            "Follow the socket monitor of every machine using the database (or one machine), "
+            "including machines that start later."
+        ),
+    )
+    parser.add_argument(
+        "--db",
+        default=None,
+        metavar="PATH_OR_URL",
+        help="database file or postgresql:// URL (default: $SMC_DB, else ./smc.db)",
+    )
+    parser.add_argument("--machine", default=None, metavar="NAME", help="only this machine")
+    parser.add_argument("--format", choices=("human", "json"), default="human")
+    parser.add_argument("--count", type=int, default=None, metavar="N", help="exit after N records")
+    parser.add_argument(
+        "--timeout", type=float, default=None, metavar="S", help="exit after S seconds"
+    )
+    parser.set_defaults(handler=_monitor)
+
+
+def _monitor(args: argparse.Namespace) -> int:
+    from smc.runtime.monitor import follow_lines, format_human, monitor_dir
+    from smc.runtime.store import StoreError, open_store
+
+    if args.count is not None and args.count < 1:
+        raise UsageError("--count must be at least 1")
+    if args.timeout is not None and args.timeout < 0:
+        raise UsageError("--timeout must not be negative")
+    try:
+        store = open_store(args.db)
+    except StoreError as error:
+        print(f"smc monitor: error: {error}", file=sys.stderr)
+        return EXIT_PROBLEMS
+    try:
+        directory = monitor_dir(store)
+    finally:
+        store.close()
+
+    seen = 0
+    try:
+        for line, record in follow_lines(directory, args.machine, timeout=args.timeout):
+            sys.stdout.write((line if args.format == "json" else format_human(record)) + "\n")
+            sys.stdout.flush()
+            seen += 1
+            if args.count is not None and seen >= args.count:
+                break
+    except KeyboardInterrupt:
+        return EXIT_OK  # Ctrl-C is how a live tail ends: no message, no traceback
+    if args.count is not None and seen < args.count:
+        print(f"smc monitor: {seen} of {args.count} records before the timeout", file=sys.stderr)
+        return EXIT_PROBLEMS
+    return EXIT_OK

@@ -1,0 +1,623 @@
+"""The socket monitor: every machine publishes its transitions, job claims and errors as JSON
+lines on a Unix stream socket that any number of readers can follow.
+
+Publisher side (:class:`MonitorPublisher`), one per running machine:
+
+- listens on ``<socket_dir>/monitor-<machine>.sock`` (``monitor-h-<hash>.sock`` when the name is
+  not file-name safe or the path would not fit in an ``AF_UNIX`` address);
+- :meth:`MonitorPublisher.publish` serialises a record once and hands the line to every
+  connected reader; it never blocks and never raises, so the machine is never slowed by its
+  audience. With no reader connected it does not even serialise the record;
+- each reader has a bounded buffer (``max_buffer_bytes``, 1 MiB by default, on top of the
+  kernel's socket buffer). A reader whose buffer would overflow is **disconnected**: it sees
+  end-of-file and knows it lost lines, rather than silently receiving a stream with holes. A
+  reader that went away is dropped on the next write or when the kernel reports its hang-up.
+
+A small daemon thread owns the listening socket and the readers' write-readiness: it accepts
+readers and flushes backlogs while the machine is busy. A thread rather than an asyncio server
+because the engine's loop is not always free: store calls are synchronous and user actions may
+hog the loop, and a monitor that only advanced when the loop was idle would stall readers and
+accepts exactly when something interesting happens. The same class therefore works unchanged
+from synchronous code. ``publish`` itself is thread-safe and sends directly when a reader's
+buffer is empty, so the common case costs one ``send`` per reader and no thread hand-off.
+
+Reader side: :func:`follow` connects to every monitor socket of a directory (or one machine's),
+picks up machines that start later, and yields the merged records as dicts.
+
+Record schema (version 1): ``{"v": 1, "kind": ..., "machine": ..., "from": ..., "event": ...,
+"to": ..., "job_id": ..., "ts": <epoch seconds>, ...}``; see ``docs/monitor.md``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import re
+import selectors
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from smc.runtime.store import Store
+
+#: Version of the record schema, written as ``"v"`` in every record.
+SCHEMA_VERSION = 1
+
+#: Record kinds the runtime publishes (readers must ignore kinds they do not know).
+RECORD_KINDS = (
+    "transition",
+    "job_claimed",
+    "job_completed",
+    "job_failed",
+    "error",
+    "unhandled_event",
+    "machine_started",
+    "machine_stopped",
+    "activity_log",
+)
+
+#: Default bound of one reader's user-space buffer, beyond the kernel socket buffer.
+DEFAULT_MAX_BUFFER_BYTES = 1 << 20
+
+SOCKET_PREFIX = "monitor-"
+SOCKET_SUFFIX = ".sock"
+
+#: Linux limit for an AF_UNIX path, including the terminating NUL byte.
+_UNIX_PATH_MAX = 108
+
+#: Machine names used verbatim in socket file names; anything else is hashed. ``@`` and ``:``
+#: are excluded so monitor sockets never look like the store's doorbell sockets, which share
+#: the directory (``<channel>@<pid>-<n>.sock``).
+_SAFE_MACHINE = re.compile(r"[A-Za-z0-9_.-]{1,80}")
+
+_log = logging.getLogger(__name__)
+
+
+class MonitorError(Exception):
+    """A monitor socket cannot be opened (directory unusable, name held by a live machine)."""
+
+
+# --- paths -------------------------------------------------------------------------------------
+
+
+def monitor_socket_path(socket_dir: str | os.PathLike[str], machine: str) -> Path:
+    """Where ``machine`` publishes: ``monitor-<machine>.sock``, or a hashed name when the
+    machine name is not file-name safe or the path would exceed the ``AF_UNIX`` limit."""
+    directory = Path(socket_dir)
+    if _SAFE_MACHINE.fullmatch(machine) and not machine.startswith("h-"):
+        plain = directory / f"{SOCKET_PREFIX}{machine}{SOCKET_SUFFIX}"
+        if len(os.fsencode(plain)) < _UNIX_PATH_MAX:
+            return plain
+    digest = hashlib.sha1(machine.encode("utf-8", "surrogatepass")).hexdigest()[:20]
+    return directory / f"{SOCKET_PREFIX}h-{digest}{SOCKET_SUFFIX}"
+
+
+def is_monitor_socket_name(name: str) -> bool:
+    return (
+        name.startswith(SOCKET_PREFIX)
+        and name.endswith(SOCKET_SUFFIX)
+        and "@" not in name
+        and len(name) > len(SOCKET_PREFIX) + len(SOCKET_SUFFIX)
+    )
+
+
+def monitor_dir(store: Store) -> Path:
+    """The directory of a store's monitor sockets: the store's socket directory (SQLite), or for
+    a store without one (PostgreSQL) ``$SMC_SOCKET_DIR/monitor-<hash>`` or
+    ``/tmp/smc-<uid>-monitor-<hash>``, hashed from the store's location, so every process using
+    the same database finds the same sockets."""
+    if store.socket_dir is not None:
+        return Path(store.socket_dir)
+    digest = hashlib.sha1(store.location.encode()).hexdigest()[:12]
+    base = os.environ.get("SMC_SOCKET_DIR")
+    if base:
+        return Path(base) / f"monitor-{digest}"
+    return Path("/tmp") / f"smc-{os.getuid()}-monitor-{digest}"
+
+
+def _ensure_dir(directory: Path) -> None:
+    try:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        owner = directory.stat().st_uid
+    except OSError as error:
+        raise MonitorError(
+            f"cannot create monitor socket directory {directory}: {error.strerror}"
+        ) from None
+    if owner != os.getuid():
+        raise MonitorError(
+            f"monitor socket directory {directory} belongs to uid {owner}, not {os.getuid()}"
+        )
+
+
+def encode_record(record: dict[str, Any]) -> bytes:
+    """One JSON line (``v`` first, ``ts`` added when missing); unknown types become strings."""
+    full: dict[str, Any] = {"v": SCHEMA_VERSION}
+    full.update(record)
+    if "ts" not in full:
+        full["ts"] = time.time()
+    return (json.dumps(full, default=str, separators=(",", ":")) + "\n").encode()
+
+
+# --- publisher ---------------------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class _Reader:
+    sock: socket.socket
+    backlog: bytearray = field(default_factory=bytearray)
+    dropped: bool = False
+
+
+class MonitorPublisher:
+    """One machine's monitor socket server. Create with :meth:`open`; close with :meth:`close`
+    (also a context manager). All methods are thread-safe; ``publish`` may be called from an
+    asyncio event loop directly (it never blocks)."""
+
+    def __init__(
+        self,
+        path: Path,
+        machine: str,
+        listener: socket.socket,
+        max_buffer_bytes: int = DEFAULT_MAX_BUFFER_BYTES,
+    ) -> None:
+        self.path = path
+        self.machine = machine
+        self.max_buffer_bytes = max_buffer_bytes
+        #: Readers disconnected because their buffer overflowed (a diagnostic counter).
+        self.overflowed_readers = 0
+        #: Records handed to at least one reader.
+        self.published = 0
+        self._listener = listener
+        self._inode = os.stat(path).st_ino
+        self._lock = threading.Lock()
+        self._readers: list[_Reader] = []
+        self._closed = False
+        # The thread owns the selector; other threads only poke it through this pair.
+        self._wake_receiver, self._wake_sender = socket.socketpair()
+        self._wake_receiver.setblocking(False)
+        self._wake_sender.setblocking(False)
+        self._wake_pending = False
+        self._thread = threading.Thread(
+            target=self._serve, name=f"smc-monitor-{machine}", daemon=True
+        )
+        self._thread.start()
+
+    @classmethod
+    def open(
+        cls,
+        socket_dir: str | os.PathLike[str],
+        machine: str,
+        max_buffer_bytes: int = DEFAULT_MAX_BUFFER_BYTES,
+    ) -> MonitorPublisher:
+        """Listen on ``machine``'s monitor socket in ``socket_dir`` (created, mode 0700).
+
+        A socket file left by a dead process is replaced; one that a live process still serves
+        raises :class:`MonitorError` (two machines with one name would mix their streams).
+        """
+        directory = Path(socket_dir)
+        _ensure_dir(directory)
+        path = monitor_socket_path(directory, machine)
+        if os.path.lexists(path):
+            probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                probe.connect(str(path))
+            except OSError:
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()  # stale: its publisher died without cleaning up
+            else:
+                raise MonitorError(
+                    f"monitor socket {path} is in use: is another machine named "
+                    f"{machine!r} running?"
+                )
+            finally:
+                probe.close()
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            listener.bind(str(path))
+            listener.listen(64)
+            listener.setblocking(False)
+        except OSError as error:
+            listener.close()
+            raise MonitorError(f"cannot listen on monitor socket {path}: {error}") from None
+        return cls(path, machine, listener, max_buffer_bytes)
+
+    # --- public API ---
+
+    @property
+    def reader_count(self) -> int:
+        """Readers connected now (counting those accepted on the next publish or wake-up)."""
+        with self._lock:
+            self._accept_locked()
+            return len(self._readers)
+
+    def publish(self, record: dict[str, Any]) -> None:
+        """Send ``record`` (plus ``v`` and ``ts`` when missing) to every connected reader.
+
+        Never blocks and never raises. A reader connected before this call receives the record
+        unless it is disconnected for being too slow.
+        """
+        try:
+            with self._lock:
+                if self._closed:
+                    return
+                self._accept_locked()
+                if not self._readers:
+                    return
+                line = encode_record(record)
+                need_wake = False
+                for reader in self._readers:
+                    if not reader.dropped:
+                        need_wake |= self._offer_locked(reader, line)
+                self.published += 1
+                if need_wake:
+                    self._wake_locked()
+        except Exception:  # a monitor must never take its machine down
+            _log.debug("monitor publish failed", exc_info=True)
+
+    def close(self) -> None:
+        """Disconnect every reader, stop the thread and remove the socket file (if still ours)."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._wake_locked()
+        self._thread.join(timeout=5.0)
+        with self._lock:
+            for reader in self._readers:
+                # Flush what fits without blocking, so a prompt reader gets the last records.
+                if not reader.dropped and reader.backlog:
+                    with contextlib.suppress(OSError):
+                        reader.sock.send(reader.backlog)
+                reader.sock.close()
+            self._readers = []
+            self._listener.close()
+            self._wake_receiver.close()
+            self._wake_sender.close()
+        with contextlib.suppress(OSError):
+            if os.stat(self.path).st_ino == self._inode:
+                self.path.unlink()
+
+    def __enter__(self) -> MonitorPublisher:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # --- internals (call with self._lock held) ---
+
+    def _accept_locked(self) -> None:
+        while True:
+            try:
+                sock, _ = self._listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return  # e.g. EMFILE: try again next time; never fail the machine
+            sock.setblocking(False)
+            self._readers.append(_Reader(sock))
+            self._wake_locked()  # the thread must watch it for hang-ups
+
+    def _offer_locked(self, reader: _Reader, line: bytes) -> bool:
+        """Queue ``line`` for ``reader``; True when the thread must act (backlog or drop)."""
+        if reader.backlog:
+            if len(reader.backlog) + len(line) > self.max_buffer_bytes:
+                self._drop_locked(reader, overflow=True)
+                return True
+            reader.backlog += line
+            return False  # the thread already watches it for write-readiness
+        try:
+            sent = reader.sock.send(line)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError:
+            self._drop_locked(reader, overflow=False)  # EPIPE, ECONNRESET: the reader is gone
+            return True
+        if sent == len(line):
+            return False
+        # One line larger than the bound is still accepted into an empty buffer, so a record
+        # bigger than the buffer does not disconnect a reader that keeps up.
+        reader.backlog += line[sent:]
+        return True
+
+    def _flush_locked(self, reader: _Reader) -> None:
+        while reader.backlog and not reader.dropped:
+            try:
+                sent = reader.sock.send(reader.backlog)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                self._drop_locked(reader, overflow=False)
+                return
+            del reader.backlog[:sent]
+
+    def _drop_locked(self, reader: _Reader, overflow: bool) -> None:
+        if reader.dropped:
+            return
+        reader.dropped = True
+        reader.backlog = bytearray()
+        if overflow:
+            self.overflowed_readers += 1
+            _log.debug("monitor %s: disconnected a reader that fell behind", self.machine)
+        # shutdown, not close: the thread still has the descriptor registered and closes it.
+        with contextlib.suppress(OSError):
+            reader.sock.shutdown(socket.SHUT_RDWR)
+
+    def _wake_locked(self) -> None:
+        if self._wake_pending:
+            return
+        self._wake_pending = True
+        with contextlib.suppress(OSError):
+            self._wake_sender.send(b"\0")
+
+    # --- the thread ---
+
+    def _serve(self) -> None:
+        selector = selectors.DefaultSelector()
+        registered: dict[_Reader, int] = {}
+        try:
+            selector.register(self._listener, selectors.EVENT_READ, "listener")
+            selector.register(self._wake_receiver, selectors.EVENT_READ, "wake")
+            while True:
+                with self._lock:
+                    if self._closed:
+                        return
+                    self._sync_registrations_locked(selector, registered)
+                for key, mask in selector.select(timeout=None):
+                    with self._lock:
+                        if self._closed:
+                            return
+                        self._handle_locked(key.data, mask)
+        except Exception:  # pragma: no cover - a bug here must not kill the machine
+            _log.exception("monitor %s: server thread failed", self.machine)
+        finally:
+            with self._lock:
+                for reader in list(registered):
+                    with contextlib.suppress(KeyError, ValueError, OSError):
+                        selector.unregister(reader.sock)
+            selector.close()
+
+    def _sync_registrations_locked(
+        self, selector: selectors.BaseSelector, registered: dict[_Reader, int]
+    ) -> None:
+        for reader in list(registered):
+            if reader.dropped:
+                selector.unregister(reader.sock)
+                del registered[reader]
+                reader.sock.close()
+        for reader in self._readers:
+            if reader.dropped and reader not in registered:
+                reader.sock.close()  # dropped before the thread ever watched it
+        self._readers = [reader for reader in self._readers if not reader.dropped]
+        for reader in self._readers:
+            events = selectors.EVENT_READ | (selectors.EVENT_WRITE if reader.backlog else 0)
+            current = registered.get(reader)
+            if current is None:
+                selector.register(reader.sock, events, reader)
+            elif current != events:
+                selector.modify(reader.sock, events, reader)
+            registered[reader] = events
+
+    def _handle_locked(self, data: Any, mask: int) -> None:
+        if data == "wake":
+            with contextlib.suppress(OSError):
+                while self._wake_receiver.recv(4096):
+                    pass
+            self._wake_pending = False
+        elif data == "listener":
+            self._accept_locked()
+        else:
+            reader: _Reader = data
+            if reader.dropped:
+                return
+            if mask & selectors.EVENT_READ:
+                # Readers never talk; readable means hang-up (or chatter, which is discarded).
+                try:
+                    chunk = reader.sock.recv(4096)
+                except (BlockingIOError, InterruptedError):
+                    chunk = b"-"
+                except OSError:
+                    chunk = b""
+                if not chunk:
+                    self._drop_locked(reader, overflow=False)
+                    return
+            if mask & selectors.EVENT_WRITE:
+                self._flush_locked(reader)
+
+
+# --- reader ------------------------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class _Connection:
+    path: str
+    sock: socket.socket
+    partial: bytearray = field(default_factory=bytearray)
+
+
+def follow(
+    socket_dir: str | os.PathLike[str],
+    machine: str | None = None,
+    *,
+    timeout: float | None = None,
+    rescan_interval: float = 0.25,
+) -> Iterator[dict[str, Any]]:
+    """Yield the records of every machine publishing in ``socket_dir`` (or only ``machine``),
+    merged in arrival order (each machine's records stay in order).
+
+    The directory is rescanned every ``rescan_interval`` seconds, so machines that start later
+    are picked up, and a machine whose socket reappears (restart) is reconnected. Lines that are
+    not JSON objects are skipped. With ``timeout`` the iterator ends after that many seconds in
+    total; without it, it runs until the caller stops iterating.
+    """
+    for _, record in follow_lines(
+        socket_dir, machine, timeout=timeout, rescan_interval=rescan_interval
+    ):
+        yield record
+
+
+def follow_lines(
+    socket_dir: str | os.PathLike[str],
+    machine: str | None = None,
+    *,
+    timeout: float | None = None,
+    rescan_interval: float = 0.25,
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Like :func:`follow`, yielding ``(raw line without newline, decoded record)`` pairs."""
+    directory = Path(socket_dir)
+    wanted = str(monitor_socket_path(directory, machine)) if machine is not None else None
+    deadline = None if timeout is None else time.monotonic() + timeout
+    selector = selectors.DefaultSelector()
+    connections: dict[str, _Connection] = {}
+    refused: dict[str, float] = {}
+    next_scan = 0.0
+
+    def scan() -> None:
+        if wanted is not None:
+            candidates = [wanted]
+        else:
+            try:
+                names = sorted(os.listdir(directory))
+            except OSError:
+                names = []
+            candidates = [str(directory / n) for n in names if is_monitor_socket_name(n)]
+        now = time.monotonic()
+        for path in candidates:
+            if path in connections or refused.get(path, 0.0) > now:
+                continue
+            if not os.path.exists(path):
+                continue
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                sock.connect(path)
+            except OSError:
+                sock.close()
+                # Stale file of a dead machine (or one that is still starting): retry later.
+                refused[path] = now + rescan_interval
+                continue
+            sock.setblocking(False)
+            connection = _Connection(path, sock)
+            connections[path] = connection
+            selector.register(sock, selectors.EVENT_READ, connection)
+
+    def disconnect(connection: _Connection) -> None:
+        selector.unregister(connection.sock)
+        connection.sock.close()
+        connections.pop(connection.path, None)
+
+    try:
+        while True:
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                return
+            if now >= next_scan:
+                scan()
+                next_scan = now + rescan_interval
+            wait = next_scan - now
+            if deadline is not None:
+                wait = min(wait, deadline - now)
+            if not connections:
+                time.sleep(max(wait, 0.0))
+                continue
+            for key, _ in selector.select(timeout=max(wait, 0.0)):
+                connection: _Connection = key.data
+                try:
+                    chunk = connection.sock.recv(1 << 16)
+                except (BlockingIOError, InterruptedError):
+                    continue
+                except OSError:
+                    chunk = b""
+                if not chunk:
+                    disconnect(connection)
+                    continue
+                connection.partial += chunk
+                if b"\n" not in chunk:
+                    continue
+                *lines, rest = bytes(connection.partial).split(b"\n")
+                connection.partial = bytearray(rest)
+                for line in lines:
+                    record = _decode_line(line)
+                    if record is not None and (
+                        machine is None or record.get("machine", machine) == machine
+                    ):
+                        yield line.decode("utf-8", "replace"), record
+    finally:
+        for connection in list(connections.values()):
+            with contextlib.suppress(OSError, KeyError, ValueError):
+                disconnect(connection)
+        selector.close()
+
+
+def _decode_line(line: bytes) -> dict[str, Any] | None:
+    if not line.strip():
+        return None
+    try:
+        record = json.loads(line)
+    except ValueError:
+        _log.debug("monitor: skipped a line that is not JSON: %r", line[:200])
+        return None
+    return record if isinstance(record, dict) else None
+
+
+# --- human format ------------------------------------------------------------------------------
+
+
+def format_human(record: dict[str, Any]) -> str:
+    """``12:00:01.123 simple_worker  waiting --new_job--> processing  job=42`` and similar one
+    line renderings of the other kinds (local time)."""
+    ts = record.get("ts")
+    try:
+        seconds = float(ts)  # type: ignore[arg-type]
+        clock = time.strftime("%H:%M:%S", time.localtime(seconds))
+        stamp = f"{clock}.{int(seconds * 1000) % 1000:03d}"
+    except (TypeError, ValueError):
+        stamp = "??:??:??.???"
+    machine = record.get("machine", "?")
+    kind = record.get("kind", "?")
+    if kind == "transition":
+        body = f"{record.get('from')} --{record.get('event')}--> {record.get('to')}"
+    else:
+        body = str(kind)
+        for key in ("state", "event", "message", "error", "reason"):
+            value = record.get(key)
+            if value not in (None, ""):
+                body += f" {key}={_short(value)}"
+    job_id = record.get("job_id")
+    if job_id not in (None, ""):
+        body += f"  job={job_id}"
+    return f"{stamp} {machine}  {body}"
+
+
+def _short(value: Any, limit: int = 200) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    text = text.replace("\n", "\\n")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+__all__ = [
+    "DEFAULT_MAX_BUFFER_BYTES",
+    "RECORD_KINDS",
+    "SCHEMA_VERSION",
+    "MonitorError",
+    "MonitorPublisher",
+    "encode_record",
+    "follow",
+    "follow_lines",
+    "format_human",
+    "is_monitor_socket_name",
+    "monitor_dir",
+    "monitor_socket_path",
+]
