@@ -1,0 +1,390 @@
+"""``MachineTest``: a Hypothesis rule-based state machine derived from a generated class.
+
+The generated class carries its own model as data (``TRANSITIONS``), so the test needs
+nothing else: the model is a dict ``(state, event) -> target`` built from that table, and the
+system under test is an instance of the class. Hypothesis walks random event sequences,
+checks the instance against the model after every step and, on failure, shrinks the walk to
+a shortest reproducer printed with readable rule names (``state.send_new_job()``).
+
+This module runs in users' test suites with only smc and the generated package installed:
+it must never import ``smc.compiler``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, ClassVar
+
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from smc import IllegalTransition
+
+#: A fake for one action type: ``fake(action, payload)``, called when a state is entered,
+#: with the action as the generated ``STATE_ACTIONS`` holds it and the event's payload.
+FakeAction = Callable[[Mapping[str, Any], Any], object]
+
+_NON_WORD = re.compile(r"\W+")
+
+
+def _fallback_method_name(event: str) -> str:
+    # Only for classes generated before EVENT_METHODS existed; the compiler's own naming
+    # (smc.compiler.names) cannot be imported here.
+    ident = _NON_WORD.sub("_", event).strip("_").lower() or "event"
+    return ident if ident.isidentifier() else f"n_{ident}"
+
+
+def event_methods(machine: type[Any]) -> dict[str, str]:
+    """Event name -> the name of the generated method that fires it."""
+    declared: Mapping[Any, str] | None = getattr(machine, "EVENT_METHODS", None)
+    if declared is not None:
+        return {str(event): name for event, name in declared.items()}
+    return {str(event): _fallback_method_name(str(event)) for event in machine.Event}
+
+
+def transition_model(machine: type[Any]) -> dict[tuple[str, str], str]:
+    """``(state, event) -> target`` from the class's ``TRANSITIONS`` (the first entry wins)."""
+    model: dict[tuple[str, str], str] = {}
+    for source, event, target in machine.TRANSITIONS:
+        model.setdefault((str(source), str(event)), str(target))
+    return model
+
+
+def _rule_names(machine: type[Any]) -> dict[str, str]:
+    """Event name -> rule name (``send_<method>``), unique per class."""
+    methods = event_methods(machine)
+    names: dict[str, str] = {}
+    taken: set[str] = set()
+    for event in (str(e) for e in machine.Event):
+        method = methods[event]
+        name = "send_" + method.rstrip("_")
+        if name in taken:  # a keyword or reserved name had a "_" added; keep it then
+            name = "send_" + method
+        taken.add(name)
+        names[event] = name
+    return names
+
+
+class MachineTest(RuleBasedStateMachine):
+    """Random walks over a generated machine, checked against its transition table.
+
+    Use it as ``class DoorMachine(MachineTest, machine=Door): ...`` (then
+    ``TestDoor = DoorMachine.TestCase`` for pytest) or ``MachineTest.for_machine(Door)``.
+
+    Rules: one ``send_<event>`` per event, enabled when the model accepts the event in the
+    current state, calling the event's method; ``try_any_event(event)`` calls any event's
+    method and ``try_fire(event)`` calls ``fire(event)``, so rejections are tested too; for
+    execution-contract machines ``try_transition(new_state)`` calls ``transition``.
+
+    Built-in invariant ``matches_model`` (after every step): the state is a member of ``State``; it equals the model's
+    prediction; ``allowed_events()``, ``can_fire`` and ``is_final`` agree with the model; a
+    final state has no transition to another state. A rejected event must raise
+    ``IllegalTransition`` and leave the state unchanged.
+
+    Customise in a subclass: ``payloads`` (event name -> strategy, passed to the hooks),
+    ``actions`` (action type -> fake, called on entering a state), ``on_transition`` and
+    ``create_machine``; add ``@invariant()`` and ``@rule()`` methods as usual. A method the
+    subclass defines itself under a rule's name replaces the generated rule.
+    """
+
+    #: The generated class under test (set by ``machine=``).
+    machine: ClassVar[type[Any] | None] = None
+    #: Event name -> strategy for the payload that comes with the event.
+    payloads: ClassVar[Mapping[str, st.SearchStrategy[Any]]] = {}
+    #: Action type -> fake, called for each of the entered state's ``STATE_ACTIONS``.
+    actions: ClassVar[Mapping[str, FakeAction]] = {}
+
+    # ---- class construction ----------------------------------------------------------
+
+    def __init_subclass__(cls, machine: type[Any] | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if machine is not None:
+            cls.machine = machine
+        if cls.machine is not None:
+            cls._install_rules(cls.machine)
+
+    @classmethod
+    def for_machine(
+        cls,
+        machine: type[Any],
+        *,
+        payloads: Mapping[str, st.SearchStrategy[Any]] | None = None,
+        actions: Mapping[str, FakeAction] | None = None,
+        name: str | None = None,
+    ) -> type[MachineTest]:
+        """A ``MachineTest`` subclass for ``machine``; pytest collects its ``.TestCase``."""
+        namespace: dict[str, Any] = {"__module__": machine.__module__}
+        if payloads is not None:
+            namespace["payloads"] = dict(payloads)
+        if actions is not None:
+            namespace["actions"] = dict(actions)
+        class_name = name or f"{machine.__name__}MachineTest"
+        created: type[MachineTest] = type(class_name, (cls,), namespace, machine=machine)
+        return created
+
+    @classmethod
+    def _install_rules(cls, machine: type[Any]) -> None:
+        model = transition_model(machine)
+        methods = event_methods(machine)
+        own = vars(cls)
+        for event, rule_name in _rule_names(machine).items():
+            if rule_name in own:
+                continue
+            setattr(cls, rule_name, _event_rule(rule_name, event, methods[event], model, cls))
+        event_values = st.sampled_from([str(e) for e in machine.Event])
+        if "try_any_event" not in own:
+            cls.try_any_event = _any_event_rule(event_values, methods)  # type: ignore[attr-defined]
+        if "try_fire" not in own:
+            cls.try_fire = _fire_rule(event_values)  # type: ignore[attr-defined]
+        if callable(getattr(machine, "transition", None)) and "try_transition" not in own:
+            state_values = st.sampled_from([str(s) for s in machine.State])
+            cls.try_transition = _transition_rule(state_values)  # type: ignore[attr-defined]
+
+    # ---- per-run state ---------------------------------------------------------------
+
+    def __init__(self) -> None:
+        machine = type(self).machine
+        if machine is None:
+            raise TypeError(
+                f"{type(self).__name__} has no machine: subclass it as "
+                "class X(MachineTest, machine=GeneratedClass) or use MachineTest.for_machine"
+            )
+        super().__init__()
+        self.machine_class: type[Any] = machine
+        self.model: dict[tuple[str, str], str] = transition_model(machine)
+        self.model_allowed: dict[str, tuple[str, ...]] = {}
+        for source, event in self.model:
+            self.model_allowed.setdefault(source, ())
+            self.model_allowed[source] += (event,)
+        self.event_method: dict[str, str] = event_methods(machine)
+        #: The system under test.
+        self.instance: Any = self.create_machine()
+        #: The state the model predicts; starts at ``INITIAL_STATE``.
+        self.expected_state: str = str(machine.INITIAL_STATE)
+        #: ``(state, action type)`` for every action run on entry, in order.
+        self.action_log: list[tuple[str, str]] = []
+
+    def create_machine(self) -> Any:
+        """The instance under test; override to pass arguments or wrap it."""
+        assert self.machine_class is not None
+        return self.machine_class()
+
+    # ---- hooks ----------------------------------------------------------------------
+
+    def on_transition(self, source: str, event: str, target: str, payload: Any) -> None:
+        """Called after each accepted event; by default runs the entered state's actions."""
+        self.run_entry_actions(target, payload)
+
+    def run_entry_actions(self, state: str, payload: Any) -> None:
+        """Call the fake of each action ``state`` runs on entry, in order."""
+        state_actions: Mapping[Any, Sequence[Mapping[str, Any]]] = getattr(
+            self.machine_class, "STATE_ACTIONS", {}
+        )
+        for action in state_actions.get(self.machine_class.State(state), ()):
+            action_type = str(action.get("type"))
+            self.action_log.append((state, action_type))
+            fake = self.actions.get(action_type)
+            if fake is not None:
+                fake(action, payload)
+
+    # ---- what every rule checks ------------------------------------------------------
+
+    def _accepted(self, event: str, call: Callable[[], Any], payload: Any = None) -> None:
+        source = self.expected_state
+        target = self.model[(source, event)]
+        returned = call()
+        assert str(self.instance.state) == target, (
+            f"{event!r} in state {source!r}: the model goes to {target!r}, "
+            f"the machine went to {str(self.instance.state)!r}"
+        )
+        assert str(returned) == target, (
+            f"{event!r} in state {source!r} returned {returned!r}, expected {target!r}"
+        )
+        self.expected_state = target
+        self.on_transition(source, event, target, payload)
+
+    def _rejected(self, what: str, call: Callable[[], Any]) -> None:
+        source = self.expected_state
+        try:
+            returned = call()
+        except IllegalTransition:
+            pass
+        else:
+            raise AssertionError(
+                f"{what} in state {source!r} is not allowed by the model, but the machine "
+                f"accepted it and went to {returned!r}"
+            )
+        assert str(self.instance.state) == source, (
+            f"{what} was rejected in state {source!r} but the state changed to "
+            f"{str(self.instance.state)!r}"
+        )
+
+    def attempt_event(self, event: str, call: Callable[[], Any]) -> None:
+        if (self.expected_state, event) in self.model:
+            self._accepted(event, call)
+        else:
+            self._rejected(f"event {event!r}", call)
+
+    # ---- built-in invariants ---------------------------------------------------------
+
+    @invariant()
+    def matches_model(self) -> None:
+        """The built-in checks after every step (one invariant, so reproducers stay short);
+        override any ``check_*`` method with a no-op to switch that check off."""
+        self.check_state_is_a_state()
+        self.check_state_matches_model()
+        self.check_allowed_events()
+        self.check_final_states()
+
+    def check_state_is_a_state(self) -> None:
+        state = self.instance.state
+        assert isinstance(state, self.machine_class.State), f"state {state!r} is not a State"
+
+    def check_state_matches_model(self) -> None:
+        assert str(self.instance.state) == self.expected_state, (
+            f"the machine is in {str(self.instance.state)!r}, "
+            f"the model predicts {self.expected_state!r}"
+        )
+
+    def check_allowed_events(self) -> None:
+        """``allowed_events()`` (in priority order) and ``can_fire`` agree with the model."""
+        expected = self.model_allowed.get(self.expected_state, ())
+        allowed = tuple(str(e) for e in self.instance.allowed_events())
+        assert allowed == expected, (
+            f"allowed_events() in {self.expected_state!r} is {allowed}, the model says "
+            f"{expected}"
+        )
+        for event in self.event_method:
+            accepted = (self.expected_state, event) in self.model
+            assert self.instance.can_fire(event) == accepted, (
+                f"can_fire({event!r}) in {self.expected_state!r} should be {accepted}"
+            )
+
+    def check_final_states(self) -> None:
+        """``is_final`` agrees with ``FINAL_STATES``, and a final state has no way out."""
+        finals = {str(s) for s in self.machine_class.FINAL_STATES}
+        is_final = self.expected_state in finals
+        assert bool(self.instance.is_final) == is_final, (
+            f"is_final in {self.expected_state!r} should be {is_final}"
+        )
+        if is_final:
+            exits = {
+                event: target
+                for (source, event), target in self.model.items()
+                if source == self.expected_state and target != source
+            }
+            assert not exits, f"final state {self.expected_state!r} has a way out: {exits}"
+
+
+def _event_rule(
+    rule_name: str,
+    event: str,
+    method_name: str,
+    model: Mapping[tuple[str, str], str],
+    owner: type[MachineTest],
+) -> Callable[..., None]:
+    """``send_<event>``: enabled when the model accepts the event; calls its method."""
+    payload_strategy = owner.payloads.get(event)
+
+    if payload_strategy is None:
+
+        def send(self: MachineTest) -> None:
+            method = getattr(self.instance, method_name)
+            self._accepted(event, method)
+
+    else:
+
+        def send(self: MachineTest, payload: Any) -> None:  # type: ignore[misc]
+            method = getattr(self.instance, method_name)
+            self._accepted(event, method, payload)
+
+    # The name must be set before @rule wraps the function: Hypothesis prints reproducers
+    # from the wrapped function's __name__ (otherwise they read ``state.send()``).
+    send.__name__ = rule_name
+    send.__qualname__ = f"{owner.__qualname__}.{rule_name}"
+    send.__doc__ = f"Send {event!r} when the model accepts it in the current state."
+
+    def accepted_now(self: MachineTest) -> bool:
+        return (self.expected_state, event) in model
+
+    if payload_strategy is None:
+        wrapped = rule()(send)
+    else:
+        wrapped = rule(payload=payload_strategy)(send)
+    result: Callable[..., None] = precondition(accepted_now)(wrapped)
+    return result
+
+
+def _any_event_rule(
+    events: st.SearchStrategy[str], methods: Mapping[str, str]
+) -> Callable[..., None]:
+    def try_any_event(self: MachineTest, event: str) -> None:
+        """Call any event's method: accepted ones must move, the others must raise."""
+        method = getattr(self.instance, methods[event])
+        self.attempt_event(event, method)
+
+    result: Callable[..., None] = rule(event=events)(try_any_event)
+    return result
+
+
+def _fire_rule(events: st.SearchStrategy[str]) -> Callable[..., None]:
+    def try_fire(self: MachineTest, event: str) -> None:
+        """``fire(event)`` with any event, by its YAML name."""
+        self.attempt_event(event, lambda: self.instance.fire(event))
+
+    result: Callable[..., None] = rule(event=events)(try_fire)
+    return result
+
+
+def _transition_rule(states: st.SearchStrategy[str]) -> Callable[..., None]:
+    def try_transition(self: MachineTest, new_state: str) -> None:
+        """``transition(new_state)`` (execution contract): the first event leading there."""
+        source = self.expected_state
+        event = next(
+            (
+                e
+                for (s, e), target in self.model.items()
+                if s == source and target == new_state
+            ),
+            None,
+        )
+        call: Callable[[], Any] = lambda: self.instance.transition(new_state)  # noqa: E731
+        if event is None:
+            self._rejected(f"transition to {new_state!r}", call)
+        else:
+            self._accepted(event, call)
+
+    result: Callable[..., None] = rule(new_state=states)(try_transition)
+    return result
+
+
+def run_path(
+    machine: type[Any],
+    steps: Iterable[tuple[str, str]],
+    *,
+    instance: Any = None,
+) -> Any:
+    """Fire each ``(event, expected state)`` step through the event's method and check the
+    state after it; for execution-contract machines replay the path with ``transition`` too.
+    Returns the instance (a new one of ``machine`` unless given)."""
+    steps = list(steps)
+    methods = event_methods(machine)
+    subject = machine() if instance is None else instance
+    for number, (event, expected) in enumerate(steps, start=1):
+        before = str(subject.state)
+        returned = getattr(subject, methods[event])()
+        assert str(subject.state) == expected == str(returned), (
+            f"step {number}: {event!r} in {before!r} went to {str(subject.state)!r}, "
+            f"expected {expected!r}"
+        )
+    if instance is None and callable(getattr(machine, "transition", None)):
+        replay = machine()
+        for number, (_event, expected) in enumerate(steps, start=1):
+            before = str(replay.state)
+            replay.transition(expected)
+            assert str(replay.state) == expected, (
+                f"step {number}: transition({expected!r}) in {before!r} went to "
+                f"{str(replay.state)!r}"
+            )
+    return subject
