@@ -77,10 +77,10 @@ class MachineTest(RuleBasedStateMachine):
     method and ``try_fire(event)`` calls ``fire(event)``, so rejections are tested too; for
     execution-contract machines ``try_transition(new_state)`` calls ``transition``.
 
-    Built-in invariant ``matches_model`` (after every step): the state is a member of ``State``; it equals the model's
-    prediction; ``allowed_events()``, ``can_fire`` and ``is_final`` agree with the model; a
-    final state has no transition to another state. A rejected event must raise
-    ``IllegalTransition`` and leave the state unchanged.
+    Built-in invariant ``matches_model``, checked after every step: the state is a member of
+    ``State``; it equals the model's prediction; ``allowed_events()``, ``can_fire`` and
+    ``is_final`` agree with the model; a final state has no transition to another state.
+    A rejected event must raise ``IllegalTransition`` and leave the state unchanged.
 
     Customise in a subclass: ``payloads`` (event name -> strategy, passed to the hooks),
     ``actions`` (action type -> fake, called on entering a state), ``on_transition`` and
@@ -134,12 +134,12 @@ class MachineTest(RuleBasedStateMachine):
             setattr(cls, rule_name, _event_rule(rule_name, event, methods[event], model, cls))
         event_values = st.sampled_from([str(e) for e in machine.Event])
         if "try_any_event" not in own:
-            cls.try_any_event = _any_event_rule(event_values, methods)  # type: ignore[attr-defined]
+            cls.try_any_event = _any_event_rule(event_values, methods)
         if "try_fire" not in own:
-            cls.try_fire = _fire_rule(event_values)  # type: ignore[attr-defined]
+            cls.try_fire = _fire_rule(event_values)
         if callable(getattr(machine, "transition", None)) and "try_transition" not in own:
             state_values = st.sampled_from([str(s) for s in machine.State])
-            cls.try_transition = _transition_rule(state_values)  # type: ignore[attr-defined]
+            cls.try_transition = _transition_rule(state_values)
 
     # ---- per-run state ---------------------------------------------------------------
 
@@ -198,9 +198,9 @@ class MachineTest(RuleBasedStateMachine):
             f"{event!r} in state {source!r}: the model goes to {target!r}, "
             f"the machine went to {str(self.instance.state)!r}"
         )
-        assert str(returned) == target, (
-            f"{event!r} in state {source!r} returned {returned!r}, expected {target!r}"
-        )
+        assert (
+            str(returned) == target
+        ), f"{event!r} in state {source!r} returned {returned!r}, expected {target!r}"
         self.expected_state = target
         self.on_transition(source, event, target, payload)
 
@@ -257,17 +257,17 @@ class MachineTest(RuleBasedStateMachine):
         )
         for event in self.event_method:
             accepted = (self.expected_state, event) in self.model
-            assert self.instance.can_fire(event) == accepted, (
-                f"can_fire({event!r}) in {self.expected_state!r} should be {accepted}"
-            )
+            assert (
+                self.instance.can_fire(event) == accepted
+            ), f"can_fire({event!r}) in {self.expected_state!r} should be {accepted}"
 
     def check_final_states(self) -> None:
         """``is_final`` agrees with ``FINAL_STATES``, and a final state has no way out."""
         finals = {str(s) for s in self.machine_class.FINAL_STATES}
         is_final = self.expected_state in finals
-        assert bool(self.instance.is_final) == is_final, (
-            f"is_final in {self.expected_state!r} should be {is_final}"
-        )
+        assert (
+            bool(self.instance.is_final) == is_final
+        ), f"is_final in {self.expected_state!r} should be {is_final}"
         if is_final:
             exits = {
                 event: target
@@ -308,7 +308,8 @@ def _event_rule(
     def accepted_now(self: MachineTest) -> bool:
         return (self.expected_state, event) in model
 
-    if payload_strategy is None:
+    wrapped: Callable[..., None]
+    if payload_strategy is None:  # noqa: SIM108 (the overloads of rule() need two calls)
         wrapped = rule()(send)
     else:
         wrapped = rule(payload=payload_strategy)(send)
@@ -342,11 +343,7 @@ def _transition_rule(states: st.SearchStrategy[str]) -> Callable[..., None]:
         """``transition(new_state)`` (execution contract): the first event leading there."""
         source = self.expected_state
         event = next(
-            (
-                e
-                for (s, e), target in self.model.items()
-                if s == source and target == new_state
-            ),
+            (e for (s, e), target in self.model.items() if s == source and target == new_state),
             None,
         )
         call: Callable[[], Any] = lambda: self.instance.transition(new_state)  # noqa: E731
