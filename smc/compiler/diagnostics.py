@@ -16,7 +16,7 @@ CODES: Mapping[str, tuple[Severity, str]] = {
     "SMC003": ("error", "a mapping key appears twice (YAML keeps only the last)"),
     "SMC004": ("error", "the document does not match the machine schema"),
     "SMC005": ("error", "nested (composite) states are not supported"),
-    "SMC006": ("error", "the document is too large or uses too many aliases"),
+    "SMC006": ("error", "the document is too large, too deeply nested, or its aliases loop"),
     "SMC007": ("error", "the file cannot be read"),
     "SMC010": ("error", "a state is named that the machine does not have"),
     "SMC011": ("error", "a state is declared twice"),
@@ -28,7 +28,11 @@ CODES: Mapping[str, tuple[Severity, str]] = {
     "SMC017": ("warning", "a state belongs to more than one group"),
     "SMC020": ("warning", "a state cannot be reached from the initial state"),
     "SMC021": ("warning", "a non-final state has no way out"),
-    "SMC022": ("warning", "an action emits an event that no transition handles in its state"),
+    "SMC022": (
+        "warning",
+        "an action's event has no transition in its state and is lost (it is returned by the "
+        "action itself, or by the state's last action)",
+    ),
     "SMC023": ("warning", "an event is declared but never used"),
     "SMC024": ("warning", "an event looks like a timer but is not `timeout(N)`"),
     "SMC025": ("warning", "a transition's event is not listed under `events:`"),
