@@ -19,6 +19,14 @@ from smc.testing.machine_test import (
     event_methods,
     run_path,
     transition_model,
+    transitions_taken,
 )
 
-__all__ = ["FakeAction", "MachineTest", "event_methods", "run_path", "transition_model"]
+__all__ = [
+    "FakeAction",
+    "MachineTest",
+    "event_methods",
+    "run_path",
+    "transition_model",
+    "transitions_taken",
+]

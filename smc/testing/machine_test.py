@@ -385,3 +385,17 @@ def run_path(
                 f"{str(replay.state)!r}"
             )
     return subject
+
+
+def transitions_taken(
+    machine: type[Any], paths: Iterable[Iterable[tuple[str, str]]]
+) -> set[tuple[str, str]]:
+    """``(source, event)`` of every step of ``paths`` (``(event, state after)`` steps from
+    the initial state): what a set of path tests covers of ``machine.TRANSITIONS``."""
+    taken: set[tuple[str, str]] = set()
+    for steps in paths:
+        state = str(machine.INITIAL_STATE)
+        for event, target in steps:
+            taken.add((state, event))
+            state = target
+    return taken
