@@ -42,6 +42,7 @@ output has no timestamps, no paths and no random ids: the same model gives the s
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -130,9 +131,15 @@ class _IdAllocator:
 _MERMAID_SAFE_PUNCTUATION = frozenset(" _.,()/'*+!?=@~^$-")
 
 
+_MERMAID_PLAIN = re.compile(r"[A-Za-z0-9 _.,()/'*+!?=@~^$-]*")
+
+
+@functools.lru_cache(maxsize=65536)
 def mermaid_text(text: str) -> str:
     """Text for a Mermaid label: anything but letters, digits and harmless punctuation becomes
     a ``#NNN;`` entity code, which Mermaid decodes when it draws the label."""
+    if _MERMAID_PLAIN.fullmatch(text):
+        return text
     out = []
     for ch in text:
         if ch in "\r\n\t":
@@ -157,8 +164,11 @@ def _dot_label(lines: Sequence[str], *, left: bool = False) -> str:
     return marked
 
 
+@functools.lru_cache(maxsize=65536)
 def _md_code(text: str) -> str:
     """``text`` as a Markdown code span that is also safe inside a table cell."""
+    if text.strip() == text and text and not any(c in text for c in "`|\n\r"):
+        return f"`{text}`"
     text = " ".join(text.splitlines()).replace("|", "\\|")
     longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
     fence = "`" * (longest + 1)
@@ -183,6 +193,7 @@ def timeout_seconds(event: str) -> float | None:
     return float(match.group("seconds")) if match else None
 
 
+@functools.lru_cache(maxsize=65536)
 def event_label(event: str) -> str:
     """How an event is written on an edge: ``timeout(5)`` -> ``after 5s``."""
     seconds = timeout_seconds(event)
