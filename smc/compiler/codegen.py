@@ -15,14 +15,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
-
-import black
-import jinja2
+from typing import TYPE_CHECKING, Any
 
 from smc.compiler import names
 from smc.compiler.model import Machine
 from smc.compiler.schema import _data_dir
+
+if TYPE_CHECKING:
+    import jinja2
 
 #: Bumped when the generated code's shape changes; part of every output's hash.
 CODEGEN_VERSION = "1"
@@ -40,6 +40,10 @@ def templates_dir() -> Path:
 
 @cache
 def _environment() -> jinja2.Environment:
+    # Imported here, not at the top: a no-op rebuild renders nothing and should not pay for
+    # importing Jinja2 and black.
+    import jinja2
+
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(templates_dir())),
         undefined=jinja2.StrictUndefined,
@@ -98,11 +102,25 @@ def doc_literal(text: str) -> str:
     return repr(text).replace('"', '\\"')
 
 
-def source_hash(machine: Machine) -> str:
-    """sha256 of the normalised input and the template set: what the output depends on."""
-    normalised = json.dumps(_plain(machine.source_data), sort_keys=True, ensure_ascii=False)
-    payload = f"{machine.name}\0{normalised}\0{templates_digest()}"
-    return hashlib.sha256(payload.encode()).hexdigest()
+def source_hash(machine: Machine, source_path: str | None = None) -> str:
+    """sha256 of everything the module is made from: the normalised model as the template
+    sees it (names, table, actions and where they were written, the header path) and the
+    template set. Same hash, same module; the ``# smc-source-sha256:`` header holds it."""
+    return _hash_values(
+        _template_values(machine, machine.path if source_path is None else source_path)
+    )
+
+
+def _hash_values(values: Mapping[str, Any]) -> str:
+    payload = json.dumps(values, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(f"{payload}\0{templates_digest()}".encode()).hexdigest()
+
+
+def header_path(path: str) -> str:
+    """``path`` made safe for the one-line header comment: a file name holding a newline or
+    another unprintable character is written with Python escapes, so it cannot end the
+    comment and start code."""
+    return path if path.isprintable() else repr(path)[1:-1]
 
 
 @dataclass(frozen=True)
@@ -111,10 +129,19 @@ class ModuleNames:
     class_name: str
 
 
+#: Names every generated module binds at the top level besides the machine class: a class
+#: with one of these names gets the suffix ``Machine`` (machine ``state`` -> ``StateMachine``).
+MODULE_LEVEL_NAMES = frozenset(
+    {"Any", "ClassVar", "Event", "Final", "IllegalTransition", "Listener", "Mapping", "State"}
+)
+
+
 def module_names(machine: Machine) -> ModuleNames:
     module, class_name = names.module(machine.name), names.pascal(machine.name)
     if module is None or class_name is None:
         raise CodegenError(f"machine name {machine.name!r} cannot become a Python identifier")
+    if class_name in MODULE_LEVEL_NAMES:
+        class_name += "Machine"
     return ModuleNames(module, class_name)
 
 
@@ -126,6 +153,13 @@ def _ident(convert: Any, name: str) -> str:
 
 
 def machine_context(machine: Machine, source_path: str) -> dict[str, Any]:
+    """What ``machine.py.jinja`` renders: prepared literals and checked identifiers only."""
+    values = _template_values(machine, source_path)
+    values["source_hash"] = _hash_values(values)
+    return values
+
+
+def _template_values(machine: Machine, source_path: str) -> dict[str, Any]:
     state_member = {s.name: _ident(names.member, s.name) for s in machine.states}
     event_member = {e.name: _ident(names.member, e.name) for e in machine.events}
     table = [
@@ -146,8 +180,7 @@ def machine_context(machine: Machine, source_path: str) -> dict[str, Any]:
             )
     finals = [f"State.{state_member[name]}" for name in machine.final_states]
     return {
-        "source_path": source_path,
-        "source_hash": source_hash(machine),
+        "source_path": header_path(source_path),
         "machine_name_literal": repr(machine.name),
         "machine_name_doc": doc_literal(machine.name),
         "class_name": module_names(machine).class_name,
@@ -202,21 +235,52 @@ def machine_context(machine: Machine, source_path: str) -> dict[str, Any]:
 
 
 def format_python(source: str) -> str:
-    mode = black.Mode(line_length=LINE_LENGTH, target_versions={black.TargetVersion.PY311})
-    return black.format_str(source, mode=mode)
+    import black
+    from black.mode import Mode, TargetVersion
+
+    return black.format_str(
+        source, mode=Mode(line_length=LINE_LENGTH, target_versions={TargetVersion.PY311})
+    )
+
+
+#: The template's file-wide E501 exemption; dropped when no line needs it (ruff's RUF100
+#: reports an unused exemption).
+_NOQA_E501 = "# ruff: noqa: E501\n"
+
+
+def _drop_unused_noqa(text: str) -> str:
+    if all(len(line) <= LINE_LENGTH for line in text.splitlines()):
+        return text.replace(_NOQA_E501, "", 1)
+    return text
 
 
 def generate_machine(machine: Machine, source_path: str) -> str:
     """The generated module for ``machine``; ``source_path`` goes in the header."""
     template = _environment().get_template("machine.py.jinja")
-    return format_python(template.render(machine_context(machine, source_path)))
+    return _drop_unused_noqa(format_python(template.render(machine_context(machine, source_path))))
+
+
+def _init_classes(machines: Sequence[Machine]) -> list[tuple[str, str]]:
+    return sorted((module_names(m).module, module_names(m).class_name) for m in machines)
+
+
+def init_hash(machines: Sequence[Machine], root: str) -> str:
+    """What the package ``__init__`` depends on: the templates, the inputs and each
+    machine's module and class name."""
+    digest = hashlib.sha256(templates_digest().encode())
+    digest.update(root.encode() + b"\0")
+    for module, class_name in _init_classes(machines):
+        digest.update(f"{module}\0{class_name}\0".encode())
+    return digest.hexdigest()
 
 
 def generate_init(machines: Sequence[Machine], root: str) -> str:
-    classes = sorted((module_names(m).module, module_names(m).class_name) for m in machines)
-    digest = hashlib.sha256(templates_digest().encode())
-    for module, class_name in classes:
-        digest.update(f"{module}\0{class_name}\0".encode())
+    """The package ``__init__``: imports and re-exports every machine class. ``root`` names
+    the inputs in the docstring."""
     template = _environment().get_template("__init__.py.jinja")
-    text = template.render(classes=classes, source_hash=digest.hexdigest(), root_doc=doc_literal(root))
+    text = template.render(
+        classes=_init_classes(machines),
+        source_hash=init_hash(machines, root),
+        root_doc=doc_literal(root),
+    )
     return format_python(text)
