@@ -13,9 +13,15 @@ from __future__ import annotations
 import re
 from collections.abc import Hashable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
+from yaml.composer import Composer
+from yaml.constructor import SafeConstructor
+from yaml.parser import Parser
+from yaml.reader import Reader
+from yaml.resolver import Resolver
+from yaml.scanner import Scanner
 
 from smc.compiler.diagnostics import Diagnostic
 
@@ -30,12 +36,14 @@ MAX_DEPTH = 64
 
 _GROUP_COMMENT = re.compile(r"^\s*#\s*===\s*(?P<name>.+?)\s*===\s*$")
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+_STR_TAG = "tag:yaml.org,2002:str"
 
 
-@dataclass(frozen=True)
-class Pos:
-    line: int  # 1-based
-    col: int  # 1-based
+class Pos(NamedTuple):
+    """A 1-based line and column (a tuple: the loader makes one per node)."""
+
+    line: int
+    col: int
 
 
 @dataclass
@@ -79,23 +87,56 @@ def _mark(mark: yaml.Mark) -> Pos:
     return Pos(mark.line + 1, mark.column + 1)
 
 
-class _PositionLoader(yaml.SafeLoader):
-    """``SafeLoader`` that also remembers where each alias was written: PyYAML returns the
+class _PositionComposer(Composer):
+    """A composer that also remembers where each alias was written: PyYAML returns the
     anchored node for an alias, so without this a problem inside ``*ref`` would point at the
     anchor instead of the place that used it."""
 
-    def __init__(self, stream: str) -> None:
-        super().__init__(stream)
+    def __init__(self) -> None:
+        super().__init__()
         #: (id(parent node), index or ("value", id(key node))) -> where the alias is.
         self.alias_marks: dict[tuple[int, Hashable], yaml.Mark] = {}
 
     def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
-        if parent is not None and index is not None and self.check_event(yaml.AliasEvent):
+        # check_event and peek_event come from the parser this composer is combined with.
+        if (
+            parent is not None
+            and index is not None
+            and self.check_event(yaml.AliasEvent)  # type: ignore[attr-defined]
+        ):
             slot: Hashable = index if isinstance(index, int) else ("value", id(index))
-            event = self.peek_event()  # type: ignore[no-untyped-call]
+            event = self.peek_event()  # type: ignore[attr-defined]
             self.alias_marks[(id(parent), slot)] = event.start_mark
         node: yaml.Node = super().compose_node(parent, index)  # type: ignore[assignment]
         return node
+
+
+if yaml.__with_libyaml__:
+    from yaml._yaml import CParser
+
+    class _PositionLoader(_PositionComposer, CParser, SafeConstructor, Resolver):
+        """libyaml scans and parses (about 6x faster than PyYAML's pure-Python parser, which
+        dominates the cost of checking a large machine); composing stays in Python so the
+        alias positions can be recorded."""
+
+        def __init__(self, stream: str) -> None:
+            CParser.__init__(self, stream)
+            _PositionComposer.__init__(self)
+            SafeConstructor.__init__(self)
+            Resolver.__init__(self)
+
+else:  # pragma: no cover - PyYAML built without libyaml
+
+    class _PositionLoader(  # type: ignore[no-redef]
+        Reader, Scanner, Parser, _PositionComposer, SafeConstructor, Resolver
+    ):
+        def __init__(self, stream: str) -> None:
+            Reader.__init__(self, stream)
+            Scanner.__init__(self)
+            Parser.__init__(self)
+            _PositionComposer.__init__(self)
+            SafeConstructor.__init__(self)
+            Resolver.__init__(self)
 
 
 class _TooLarge(Exception):
@@ -117,6 +158,8 @@ class _Walker:
 
     def key_of(self, key_node: yaml.Node) -> Hashable:
         """The key as the data will hold it (``on`` -> True, ``1`` -> 1)."""
+        if key_node.tag == _STR_TAG:  # the common case, without the constructor's overhead
+            return str(key_node.value)
         if isinstance(key_node, yaml.ScalarNode):
             try:
                 value = self.loader.construct_object(key_node)
@@ -201,20 +244,23 @@ class _Walker:
         return size
 
     def _child_mark(self, parent: yaml.Node, index: Any, child: yaml.Node) -> yaml.Mark:
+        if not self.loader.alias_marks:
+            return child.start_mark
         slot: Hashable = index if isinstance(index, int) else ("value", id(index))
         return self.loader.alias_marks.get((id(parent), slot), child.start_mark)
 
 
-def _yaml_error(path: str, error: yaml.YAMLError) -> Diagnostic:
+def _yaml_error(path: str, text: str, error: yaml.YAMLError) -> Diagnostic:
     mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
     line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
-    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+    problem = str(getattr(error, "problem", None) or str(error).splitlines()[0])
     context = getattr(error, "context", None)
     message = f"invalid YAML: {problem}"
     if context:
         message += f" ({context})"
+    at = mark.index if mark is not None else -1
     hint = "fix the YAML syntax at this point"
-    if "'\\t'" in problem:
+    if "'\\t'" in problem or (0 <= at < len(text) and text[at] == "\t"):
         hint = "YAML does not allow tabs for indentation: indent with spaces"
     elif "constructor for the tag" in problem:
         hint = "smc reads plain YAML only (as yaml.safe_load): remove the tag"
@@ -250,7 +296,7 @@ def load_text(path: str, text: str) -> tuple[LoadedDocument | None, list[Diagnos
             Diagnostic(path, error.pos.line, error.pos.col, "SMC006", error.message, error.hint)
         ]
     except yaml.YAMLError as error:
-        return None, [_yaml_error(path, error)]
+        return None, [_yaml_error(path, text, error)]
     except RecursionError:  # PyYAML's own recursion, before the depth check can run
         return None, [
             Diagnostic(
