@@ -1,9 +1,200 @@
-"""``smc run``, ``smc monitor``: the worker runtime (issue 5)."""
+"""``smc run``: run one machine as a long-lived worker process.
+
+The target is a machine file (``*.yaml``/``*.yml``), compiled here — the CLI, not the runtime,
+uses the compiler — to a module cached by content hash, or an already generated class
+(``package.module:Class`` or ``path/to/module.py[:Class]``).
+"""
 
 from __future__ import annotations
 
+import argparse
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import sys
+import tempfile
+from pathlib import Path
 from typing import Any
+
+from smc.cli import EXIT_PROBLEMS, EXIT_USAGE, UsageError
+
+YAML_SUFFIXES = (".yaml", ".yml")
 
 
 def register(subparsers: Any) -> None:
-    del subparsers  # filled in by the runtime work
+    run = subparsers.add_parser(
+        "run",
+        help="run a machine as a worker (jobs, events, timers)",
+        description="Run one machine until it reaches a final state or gets SIGINT/SIGTERM. "
+        "A YAML file is checked and compiled first (cached by content hash under "
+        "$SMC_CACHE_DIR, $XDG_CACHE_HOME/smc or ~/.cache/smc). Exit 0 on a clean stop, "
+        "1 when the file has errors or the database cannot be used, 2 for a usage error "
+        "or an unknown action type.",
+    )
+    run.add_argument("target", metavar="CONFIG.yaml|MODULE:Class")
+    run.add_argument("--machine-name", default=None, help="run under this name (templates)")
+    run.add_argument(
+        "--actions-dir",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="a directory of user actions (repeatable; default ./actions if it exists)",
+    )
+    run.add_argument(
+        "--lease-seconds",
+        type=float,
+        default=30.0,
+        metavar="S",
+        help="job lease; renewed every S/3 while the machine lives (default 30)",
+    )
+    run.add_argument("--db", default=None, help="database (default $SMC_DB or ./smc.db)")
+    run.add_argument(
+        "--initial-context", default=None, metavar="JSON", help="a JSON object for the context"
+    )
+    run.add_argument(
+        "--log-level",
+        default="info",
+        type=str.lower,
+        choices=("debug", "info", "warning", "error"),
+        help="default info",
+    )
+    run.add_argument(
+        "--log-dir",
+        default="logs",
+        metavar="DIR",
+        help="where start_fsm writes each child machine's output (default ./logs)",
+    )
+    run.set_defaults(handler=run_command)
+
+
+class _Formatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        record.short_name = record.name.removeprefix("smc.machine.").removeprefix("smc.")
+        return super().format(record)
+
+
+def _configure_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_Formatter("%(asctime)s %(levelname)-7s [%(short_name)s] %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+
+
+def cache_dir() -> Path:
+    """Where compiled machine files are cached."""
+    explicit = os.environ.get("SMC_CACHE_DIR")
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "smc" / "machines"
+
+
+def build_cached(yaml_path: str, actions_dirs: list[str]) -> Path:
+    """Compile ``yaml_path`` to a cached module (reused while the file, its path and smc's
+    templates are unchanged) and return the module's path. Diagnostics go to stderr; errors
+    raise :class:`BuildFailed`."""
+    from smc import __version__
+    from smc.compiler.check import InputError, check_paths
+    from smc.compiler.codegen import generate_machine, templates_digest
+    from smc.compiler.diagnostics import format_text
+
+    try:
+        source = Path(yaml_path).read_bytes()
+    except OSError as error:
+        raise UsageError(f"{yaml_path}: {error.strerror or error}") from None
+    key = hashlib.sha256()
+    for part in (__version__, templates_digest(), yaml_path):
+        key.update(part.encode() + b"\0")
+    key.update(source)
+    directory = cache_dir()
+    stem = "".join(c if c.isalnum() else "_" for c in Path(yaml_path).stem)
+    module_path = directory / f"{stem}_{key.hexdigest()[:24]}.py"
+    if module_path.is_file():
+        return module_path
+    try:
+        result = check_paths([yaml_path], actions_dirs)
+    except InputError as error:
+        raise UsageError(str(error)) from None
+    for diagnostic in result.diagnostics:
+        print(format_text(diagnostic, result.sources.get(diagnostic.path)), file=sys.stderr)
+    if result.errors or not result.machines:
+        raise BuildFailed(f"{yaml_path}: {len(result.errors)} error(s); not started")
+    text = generate_machine(result.machines[0], yaml_path)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        # Atomic: several workers may build the same file at once; each writes its own
+        # temporary file and renames it over the target (same bytes, so the last one wins).
+        fd, temporary = tempfile.mkstemp(prefix=f".{stem}-", suffix=".py.tmp", dir=directory)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(text)
+            os.replace(temporary, module_path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+            raise
+    except OSError as error:
+        raise UsageError(f"cannot write the compiled machine to {directory}: {error}") from None
+    return module_path
+
+
+class BuildFailed(Exception):
+    """The machine file has errors (already printed)."""
+
+
+def run_command(args: argparse.Namespace) -> int:
+    from smc.runtime.actions import default_actions_dirs
+    from smc.runtime.engine import Engine, StartupError
+    from smc.runtime.loading import LoadError, load_machine_class
+
+    initial: dict[str, Any] = {}
+    if args.initial_context:
+        try:
+            initial = json.loads(args.initial_context)
+        except ValueError as error:
+            raise UsageError(f"--initial-context is not valid JSON: {error}") from None
+        if not isinstance(initial, dict):
+            raise UsageError("--initial-context must be a JSON object")
+    actions_dirs = list(default_actions_dirs(args.actions_dir))
+    _configure_logging(args.log_level)
+    target: str = args.target
+    config_path: str | None = None
+    try:
+        if target.endswith(YAML_SUFFIXES):
+            config_path = os.path.abspath(target)
+            machine_cls = load_machine_class(str(build_cached(target, actions_dirs)))
+        else:
+            machine_cls = load_machine_class(target)
+    except BuildFailed as error:
+        print(f"smc run: {error}", file=sys.stderr)
+        return EXIT_PROBLEMS
+    except LoadError as error:
+        raise UsageError(str(error)) from None
+    try:
+        engine = Engine(
+            machine_cls,
+            database=args.db,
+            machine_name=args.machine_name,
+            actions_dirs=actions_dirs,
+            lease_seconds=args.lease_seconds,
+            initial_context=initial,
+            log_dir=args.log_dir,
+            log_level=args.log_level,
+            config_path=config_path,
+        )
+    except StartupError as error:
+        print(f"smc run: {error}", file=sys.stderr)
+        return error.exit_code
+    import asyncio
+
+    try:
+        return asyncio.run(engine.run())
+    except StartupError as error:
+        print(f"smc run: {error}", file=sys.stderr)
+        return error.exit_code
+
+
+__all__ = ["EXIT_USAGE", "BuildFailed", "build_cached", "cache_dir", "register", "run_command"]

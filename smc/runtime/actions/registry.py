@@ -1,0 +1,221 @@
+"""Finding the class for each action type: user actions, entry points, built-ins.
+
+Lookup order for a type ``t`` (the first found wins, so a user action overrides a built-in):
+
+1. each ``--actions-dir`` directory (default ``./actions`` when it exists): a file ``t.py`` or
+   ``t_action.py`` defining a class ``TAction`` (``t`` in PascalCase) or else the only class
+   defined there with an ``execute`` method;
+2. the ``smc.actions`` entry-point group: an entry point named ``t``;
+3. the built-ins (``smc.catalog.BUILTIN_ACTIONS``).
+
+:meth:`ActionRegistry.prepare` resolves every action of a machine class before anything runs,
+so an unknown type fails at start-up with the file, line and column of the action.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import re
+import sys
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from smc.catalog import BUILTIN_ACTIONS, REMOVED_ACTIONS
+from smc.runtime.context import has_placeholder
+
+ENTRY_POINT_GROUP = "smc.actions"
+#: Parameters every action may carry that are not passed to it as parameters.
+_NOT_PARAMS = frozenset({"type", "description", "params", "repeatable", "run_policy"})
+
+
+class ActionLoadError(Exception):
+    """An action type cannot be found or loaded; the message says where and why."""
+
+
+@dataclass(frozen=True)
+class PreparedAction:
+    """One action of a state, resolved at start-up."""
+
+    type: str
+    cls: Any  # the action class
+    #: the action's data from the machine class (type, description, parameters).
+    config: Mapping[str, Any]
+    source: str  # "path:line:col"
+    #: parameter names the engine interpolates before each run (the rest are copied as is).
+    interpolated: frozenset[str]
+    #: the event that means "this action failed" (fails the current job).
+    error_event: str | None
+
+
+def pascal_case(action_type: str) -> str:
+    return "".join(part[:1].upper() + part[1:] for part in re.split(r"[^A-Za-z0-9]+", action_type))
+
+
+def _builtin_classes() -> dict[str, type[Any]]:
+    from smc.runtime.actions import builtin
+
+    return dict(builtin.BUILTIN_CLASSES)
+
+
+class ActionRegistry:
+    """Resolves action types to classes (see the module docstring)."""
+
+    def __init__(
+        self, actions_dirs: Iterable[str | Path] = (), *, entry_points: bool = True
+    ) -> None:
+        self.actions_dirs = tuple(Path(d) for d in actions_dirs)
+        for directory in self.actions_dirs:
+            if not directory.is_dir():
+                raise ActionLoadError(f"actions directory {directory} does not exist")
+        self._builtins = _builtin_classes()
+        self._entry_points: dict[str, metadata.EntryPoint] = {}
+        if entry_points:
+            for entry in metadata.entry_points(group=ENTRY_POINT_GROUP):
+                self._entry_points.setdefault(entry.name, entry)
+        self._cache: dict[str, type[Any] | None] = {}
+
+    def find(self, action_type: str) -> type[Any] | None:
+        """The class for ``action_type``, or None when nothing provides it."""
+        if action_type not in self._cache:
+            self._cache[action_type] = self._find(action_type)
+        return self._cache[action_type]
+
+    def _find(self, action_type: str) -> type[Any] | None:
+        for directory in self.actions_dirs:
+            for name in (f"{action_type}.py", f"{action_type}_action.py"):
+                path = directory / name
+                if path.is_file():
+                    return self._class_from_file(path, action_type)
+        entry = self._entry_points.get(action_type)
+        if entry is not None:
+            try:
+                loaded = entry.load()
+            except Exception as error:
+                raise ActionLoadError(
+                    f"cannot load action {action_type!r} from entry point {entry.value}: "
+                    f"{type(error).__name__}: {error}"
+                ) from error
+            if not (inspect.isclass(loaded) and callable(getattr(loaded, "execute", None))):
+                raise ActionLoadError(
+                    f"entry point {entry.value} for action {action_type!r} is not a class with "
+                    "an execute method"
+                )
+            return loaded
+        return self._builtins.get(action_type)
+
+    def _class_from_file(self, path: Path, action_type: str) -> type[Any]:
+        safe_stem = re.sub(r"\W", "_", path.stem)
+        module = _import_file(path, f"smc_user_actions.{safe_stem}")
+        wanted = f"{pascal_case(action_type)}Action"
+        candidate = getattr(module, wanted, None)
+        if inspect.isclass(candidate) and callable(getattr(candidate, "execute", None)):
+            return candidate
+        defined = [
+            value
+            for value in vars(module).values()
+            if inspect.isclass(value)
+            and value.__module__ == module.__name__
+            and callable(getattr(value, "execute", None))
+        ]
+        if len(defined) == 1:
+            return defined[0]
+        found = ", ".join(sorted(cls.__name__ for cls in defined)) or "none"
+        raise ActionLoadError(
+            f"{path}: expected a class {wanted} (or exactly one class with an execute method) "
+            f"for action {action_type!r}; found: {found}"
+        )
+
+    def prepare(self, machine_cls: type[Any]) -> dict[str, tuple[PreparedAction, ...]]:
+        """Resolve every action of ``machine_cls``; raise :class:`ActionLoadError` listing each
+        unknown type as ``path:line:col: unknown action type 't' in state 's'``."""
+        prepared: dict[str, tuple[PreparedAction, ...]] = {}
+        problems: list[str] = []
+        actions_by_state: Mapping[Any, Any] = machine_cls.STATE_ACTIONS
+        sources_by_state: Mapping[Any, Any] = getattr(machine_cls, "ACTION_SOURCES", {})
+        for state, actions in actions_by_state.items():
+            sources = tuple(sources_by_state.get(state, ()))
+            items: list[PreparedAction] = []
+            for index, data in enumerate(actions):
+                source = sources[index] if index < len(sources) else f"<{machine_cls.__name__}>"
+                action_type = str(data.get("type", ""))
+                try:
+                    cls = self.find(action_type)
+                except ActionLoadError as error:
+                    problems.append(f"{source}: {error}")
+                    continue
+                if cls is None:
+                    message = f"{source}: unknown action type {action_type!r} in state {state!s}"
+                    hint = REMOVED_ACTIONS.get(action_type)
+                    if hint:
+                        message += f" ({hint})"
+                    problems.append(message)
+                    continue
+                items.append(_prepare(action_type, cls, data, source))
+            prepared[str(state)] = tuple(items)
+        if problems:
+            raise ActionLoadError("\n".join(problems))
+        return prepared
+
+
+def _prepare(
+    action_type: str, cls: type[Any], data: Mapping[str, Any], source: str
+) -> PreparedAction:
+    config = dict(data)
+    nested = config.pop("params", None)
+    if isinstance(nested, Mapping):  # a hand-written class may still carry params: nested
+        for key, value in nested.items():
+            config.setdefault(key, value)
+    raw: frozenset[str] = getattr(cls, "RAW_PARAMS", frozenset())
+    interpolated = frozenset(
+        key
+        for key, value in config.items()
+        if key not in _NOT_PARAMS and key not in raw and has_placeholder(value)
+    )
+    error_event: str | None
+    spec = BUILTIN_ACTIONS.get(action_type)
+    if "error" in config:
+        error_event = None if config["error"] in (None, "") else str(config["error"])
+    elif spec is not None:
+        error_event = spec.events.get("error")
+    else:
+        error_event = "error"  # a user action reports failure as "error" unless told otherwise
+    return PreparedAction(
+        type=action_type,
+        cls=cls,
+        config=config,
+        source=source,
+        interpolated=interpolated,
+        error_event=error_event,
+    )
+
+
+def _import_file(path: Path, module_name: str) -> ModuleType:
+    """Import a Python file as ``module_name`` (its directory is put on ``sys.path`` so it can
+    import its neighbours)."""
+    directory = str(path.parent.resolve())
+    if directory not in sys.path:
+        sys.path.insert(0, directory)
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise ActionLoadError(f"{path}: cannot be imported")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as error:
+        del sys.modules[module_name]
+        raise ActionLoadError(f"{path}: import failed: {type(error).__name__}: {error}") from error
+    return module
+
+
+def default_actions_dirs(given: Iterable[str]) -> tuple[str, ...]:
+    """``given``, or ``./actions`` when none is given and it exists."""
+    dirs = tuple(given)
+    if dirs:
+        return dirs
+    return ("actions",) if Path("actions").is_dir() else ()

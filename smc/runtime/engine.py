@@ -1,0 +1,760 @@
+"""The asyncio engine that runs one generated machine class as a long-lived worker.
+
+The semantics are in ``docs/runtime.md``; in short:
+
+- entering a state runs its actions in order; the first returned event that the state accepts
+  fires its transition and ends the list (a self-transition re-enters the state);
+- when the list ends without a transition the machine is idle: it sleeps — no tick — until an
+  inbound event (a store row, announced by the waker, with a 1 s fallback poll), a timer
+  (``timeout(N)``) or a stop request. Inbound events are taken one at a time, only while idle;
+  one with no transition in the idle state is logged, published and dropped;
+- a final state runs its actions and the process ends (exit 0);
+- SIGINT/SIGTERM cancel the action in progress, give the current job back, mark the machine
+  stopped and remove its sockets.
+
+The engine never imports the compiler; it reads only the generated class's data
+(``INITIAL_STATE``, ``FINAL_STATES``, ``STATE_ACTIONS``, ``ACTION_SOURCES``, ``TIMEOUTS``,
+``EVENT_CONTEXT_MAPS``, ``MACHINE_NAME``) and drives an instance through ``fire``/``can_fire``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from smc.runtime.actions.base import WaitResult
+from smc.runtime.actions.registry import ActionLoadError, ActionRegistry, PreparedAction
+from smc.runtime.context import (
+    MISSING,
+    RESERVED_KEYS,
+    interpolate,
+    job_to_dict,
+    lookup,
+    new_context,
+)
+from smc.runtime.store import (
+    DEFAULT_LEASE_SECONDS,
+    JOBS_CHANNEL,
+    EventRow,
+    Job,
+    Store,
+    StoreError,
+    Waker,
+    is_postgres_url,
+    machine_channel,
+    open_store,
+    resolve_database,
+)
+
+#: How often an idle machine looks for inbound events when no wake-up arrives (wake-ups are
+#: hints that can be lost; this bounds the delay then).
+FALLBACK_POLL_SECONDS = 1.0
+#: A database fault is logged at most this often while it lasts.
+STORE_ERROR_LOG_INTERVAL = 30.0
+#: The registry heartbeat never waits longer than this (machines are reported dead after 60 s).
+MAX_HEARTBEAT_INTERVAL = 10.0
+
+
+class StartupError(Exception):
+    """The machine cannot start; ``exit_code`` is 2 for a problem in the machine or its
+    actions (nothing ran), 1 for an environment problem (database, socket in use)."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+@dataclass
+class _Claim:
+    """A job this machine claimed. ``current``: the machine's current job (completed or
+    failed automatically); otherwise *held* (claimed by ``claim_job`` for someone else)."""
+
+    job_id: str
+    token: str
+    current: bool
+    failed: bool = False
+    reason: str | None = None
+    context_keys: tuple[str, ...] = field(default_factory=tuple)
+
+
+def absolute_database(database: str | None) -> str:
+    """The database as a child process in another directory would need it."""
+    target = resolve_database(database)
+    if is_postgres_url(target) or target.startswith("sqlite:"):
+        return target
+    return os.path.abspath(target)
+
+
+def _monitor_publisher_class() -> Any:
+    """``smc.runtime.monitor.MonitorPublisher``, or None when the module is unavailable."""
+    try:
+        module = importlib.import_module("smc.runtime.monitor")
+    except ImportError:
+        return None
+    return getattr(module, "MonitorPublisher", None)
+
+
+class Engine:
+    """Runs one machine. Construct (resolves every action: unknown types raise
+    :class:`StartupError` before anything runs), then ``await engine.run()`` for the exit code.
+    """
+
+    def __init__(
+        self,
+        machine_cls: type[Any],
+        *,
+        database: str | None = None,
+        machine_name: str | None = None,
+        actions_dirs: Iterable[str] = (),
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
+        initial_context: Mapping[str, Any] | None = None,
+        log_dir: str | os.PathLike[str] = "logs",
+        log_level: str = "INFO",
+        config_path: str | None = None,
+        monitor: bool = True,
+    ) -> None:
+        if lease_seconds <= 0:
+            raise StartupError("--lease-seconds must be positive", exit_code=2)
+        self.machine_cls = machine_cls
+        self.machine_name: str = machine_name or str(machine_cls.MACHINE_NAME)
+        self.actions_dirs = tuple(actions_dirs)
+        try:
+            self._actions: dict[str, tuple[PreparedAction, ...]] = ActionRegistry(
+                self.actions_dirs
+            ).prepare(machine_cls)
+        except ActionLoadError as error:
+            raise StartupError(str(error), exit_code=2) from None
+        self.database = absolute_database(database)
+        self.lease_seconds = float(lease_seconds)
+        self.log_dir = Path(os.path.abspath(log_dir))
+        self.log_level = log_level.upper()
+        self.config_path = config_path
+        self.logger = logging.getLogger(f"smc.machine.{self.machine_name}")
+        self.machine = machine_cls()
+        self._finals = frozenset(str(state) for state in machine_cls.FINAL_STATES)
+        self._timeouts: Mapping[Any, tuple[tuple[float, Any], ...]] = getattr(
+            machine_cls, "TIMEOUTS", {}
+        )
+        self._context_maps: Mapping[Any, Mapping[str, str]] = getattr(
+            machine_cls, "EVENT_CONTEXT_MAPS", {}
+        )
+        self.context: dict[str, Any] = new_context(
+            self.machine_name, str(self.machine.state), initial_context
+        )
+        self._want_monitor = monitor
+        self._publisher: Any = None
+        self._store: Store | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
+        self._event_waker: Waker | None = None
+        self._jobs_waker: Waker | None = None
+        self._jobs_rung = False
+        self._stopping = False
+        self._flow_task: asyncio.Task[int] | None = None
+        # timers of the current state entry
+        self._entry = 0
+        self._timer_handles: list[asyncio.TimerHandle] = []
+        self._expired: list[str] = []
+        # an inbound event taken during check_database_queue's wait, applied after the action
+        self._inbound: EventRow | None = None
+        # jobs
+        self._claims: dict[str, _Claim] = {}
+        self._claims_snapshot: tuple[_Claim, ...] = ()
+        self._current: _Claim | None = None
+        self._job_keys: tuple[str, ...] = ()
+        # database faults
+        self._fault_since: float | None = None
+        self._fault_logged = float("-inf")
+        # heartbeat thread and children
+        self._heartbeat_stop = threading.Event()
+        self._heartbeat_thread: threading.Thread | None = None
+        self._children: list[Any] = []
+        self._children_lock = threading.Lock()
+
+    # --- ActionRuntime ----------------------------------------------------------------------
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            raise RuntimeError("the engine is not running")
+        return self._store
+
+    @property
+    def current_job_id(self) -> str | None:
+        return None if self._current is None else self._current.job_id
+
+    def publish(self, kind: str, **fields: Any) -> None:
+        publisher = self._publisher
+        if publisher is None:
+            return
+        record: dict[str, Any] = {
+            "v": 1,
+            "kind": kind,
+            "machine": self.machine_name,
+            "from": None,
+            "event": None,
+            "to": None,
+            "job_id": self.current_job_id,
+            "ts": time.time(),
+        }
+        record.update(fields)
+        publisher.publish(record)
+
+    def job_claimed(self, job: Job, *, current: bool) -> dict[str, Any]:
+        job_dict = job_to_dict(job)
+        claim = _Claim(job.id, job.claim_token or "", current)
+        context = self.context
+        if current:
+            self._drop_job_keys()
+            keys: list[str] = []
+            data = job_dict["data"]
+            if isinstance(data, Mapping):
+                for key, value in data.items():
+                    if isinstance(key, str) and key not in RESERVED_KEYS:
+                        context[key] = value
+                        keys.append(key)
+            claim.context_keys = tuple(keys)
+            self._job_keys = tuple(keys)
+            self._current = claim
+        context["current_job"] = job_dict
+        context["id"] = job.id
+        context["job_id"] = job.id
+        context["job_type"] = job.job_type
+        self._claims[job.id] = claim
+        self._claims_snapshot = tuple(self._claims.values())
+        self.logger.info("claimed job %s (%s, attempt %d)", job.id, job.job_type, job.attempts)
+        self.publish("job_claimed", job_id=job.id, job_type=job.job_type, attempts=job.attempts)
+        return job_dict
+
+    def claim_token(self, job_id: str) -> str | None:
+        claim = self._claims.get(job_id)
+        return None if claim is None else claim.token
+
+    def job_finished(self, job_id: str) -> None:
+        claim = self._claims.pop(job_id, None)
+        if claim is not None:
+            self._claims_snapshot = tuple(self._claims.values())
+        if self._current is not None and self._current.job_id == job_id:
+            self._current = None
+
+    async def finish_current_job(self) -> bool:
+        claim = self._current
+        if claim is None:
+            return True
+        store = self.store
+        try:
+            if claim.failed:
+                reason = claim.reason or "an action failed"
+                done = store.fail_job(claim.job_id, reason, claim.token, retry=True)
+            else:
+                done = store.complete_job(claim.job_id, claim.token)
+        except StoreError as error:
+            self.report_store_error(f"finish job {claim.job_id}", error)
+            return False
+        self.store_recovered()
+        self.job_finished(claim.job_id)
+        self._drop_job_keys()
+        if not done:
+            self.logger.warning(
+                "job %s was no longer ours when finished (its lease was lost); "
+                "its result is discarded",
+                claim.job_id,
+            )
+        elif claim.failed:
+            self.logger.info("job %s failed: %s", claim.job_id, claim.reason)
+            self.publish("job_failed", job_id=claim.job_id, reason=claim.reason, retry=True)
+        else:
+            self.logger.info("job %s completed", claim.job_id)
+            self.publish("job_completed", job_id=claim.job_id)
+        return True
+
+    def ensure_jobs_waker(self) -> None:
+        if self._jobs_waker is not None or self._loop is None:
+            return
+        try:
+            self._jobs_waker = self.store.open_waker([JOBS_CHANNEL])
+        except StoreError as error:
+            self.logger.warning("no wake-ups for new jobs (polling instead): %s", error)
+            return
+        self._loop.add_reader(self._jobs_waker.fileno(), self._on_jobs_bell)
+
+    async def wait_for_work(self, timeout: float) -> WaitResult:
+        wake = self._wake
+        assert wake is not None
+        deadline = time.monotonic() + timeout
+        while True:
+            wake.clear()
+            if self._stopping or self._expired or self._inbound is not None:
+                return "interrupted"
+            if self._take_inbound():
+                return "interrupted"
+            if self._jobs_rung:
+                self._jobs_rung = False
+                return "rung"
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return "timeout"
+            if not await _wait_event(wake, remaining):
+                return "timeout"
+
+    def track_child(self, process: Any) -> None:
+        with self._children_lock:
+            self._children.append(process)
+
+    def report_store_error(self, what: str, error: Exception) -> None:
+        now = time.monotonic()
+        if self._fault_since is None:
+            self._fault_since = now
+        if now - self._fault_logged >= STORE_ERROR_LOG_INTERVAL:
+            self._fault_logged = now
+            self.logger.error("cannot %s: %s (will retry)", what, error)
+            self.publish("error", error=f"cannot {what}: {error}")
+
+    def store_recovered(self) -> None:
+        if self._fault_since is not None:
+            self.logger.warning(
+                "database usable again after %.1fs", time.monotonic() - self._fault_since
+            )
+            self._fault_since = None
+            self._fault_logged = float("-inf")
+
+    # --- running ----------------------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        """Stop soon: cancel the action in progress and shut down cleanly (signal handler)."""
+        if self._stopping:
+            return
+        self._stopping = True
+        self.logger.info("stopping (signal received)")
+        if self._flow_task is not None:
+            self._flow_task.cancel()
+
+    async def run(self) -> int:
+        """Run until a final state is reached (0) or a stop is requested (0)."""
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        self._wake = asyncio.Event()
+        try:
+            self._open()
+        except BaseException:
+            self._close()
+            raise
+        installed: list[signal.Signals] = []
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(signum, self.request_stop)
+                installed.append(signum)
+        code = 0
+        try:
+            self._flow_task = loop.create_task(self._flow())
+            try:
+                code = await self._flow_task
+            except asyncio.CancelledError:
+                if not self._stopping:
+                    raise
+                code = 0
+        finally:
+            for signum in installed:
+                with contextlib.suppress(Exception):
+                    loop.remove_signal_handler(signum)
+            self._shutdown()
+        return code
+
+    def _open(self) -> None:
+        try:
+            store = open_store(self.database)
+        except StoreError as error:
+            raise StartupError(str(error)) from None
+        self._store = store
+        publisher_cls = _monitor_publisher_class() if self._want_monitor else None
+        if publisher_cls is not None:
+            from smc.runtime.monitor import MonitorError, monitor_dir
+
+            try:
+                self._publisher = publisher_cls.open(monitor_dir(store), self.machine_name)
+            except MonitorError as error:
+                raise StartupError(str(error)) from None
+        try:
+            store.release_events(self.machine_name)
+            store.register_machine(
+                self.machine_name, str(self.machine.state), config_path=self.config_path
+            )
+            self._event_waker = store.open_waker([machine_channel(self.machine_name)])
+        except StoreError as error:
+            raise StartupError(str(error)) from None
+        assert self._loop is not None
+        self._loop.add_reader(self._event_waker.fileno(), self._on_event_bell)
+        interval = min(self.lease_seconds / 3.0, MAX_HEARTBEAT_INTERVAL)
+        self._heartbeat_thread = threading.Thread(
+            target=self._heartbeat_main,
+            args=(interval,),
+            name=f"smc-heartbeat-{self.machine_name}",
+            daemon=True,
+        )
+        self._heartbeat_thread.start()
+        self.logger.info(
+            "started %s in state %s (pid %d, database %s)",
+            self.machine_name,
+            self.machine.state,
+            os.getpid(),
+            store.location,
+        )
+        self.publish("machine_started", to=str(self.machine.state), pid=os.getpid())
+
+    async def _flow(self) -> int:
+        self._start_timers()
+        while True:
+            state = str(self.machine.state)
+            if state in self._finals:
+                await self._run_actions(state, final=True)
+                await self.finish_current_job()
+                self.logger.info("reached final state %s", state)
+                return 0
+            if await self._run_actions(state, final=False):
+                continue
+            await self._idle()
+
+    async def _run_actions(self, state: str, *, final: bool) -> bool:
+        """Run ``state``'s actions; True when one of them (or an interrupt) fired a transition."""
+        for prepared in self._actions.get(state, ()):
+            event = await self._execute(prepared)
+            if final:
+                continue
+            if event is not None:
+                if self.machine.can_fire(event):
+                    self._fire(event)
+                    return True
+                self.logger.debug(
+                    "%s returned %r: no transition from %s, next action",
+                    prepared.type,
+                    event,
+                    state,
+                )
+            if self._stopping:
+                raise asyncio.CancelledError
+            if self._take_interrupt():
+                return True
+        return False
+
+    async def _execute(self, prepared: PreparedAction) -> str | None:
+        context = self.context
+        config: Mapping[str, Any] = prepared.config
+        if prepared.interpolated:
+            config = dict(config)
+            for key in prepared.interpolated:
+                config[key] = interpolate(config[key], context)
+        try:
+            action = prepared.cls(config)
+            with contextlib.suppress(AttributeError):
+                action.runtime = self
+            result = await action.execute(context)
+        except asyncio.CancelledError:
+            raise
+        except StoreError as error:
+            self.report_store_error(f"run {prepared.type}", error)
+            context["last_error"] = str(error)
+            context["last_error_action"] = prepared.type
+            result = prepared.error_event
+        except Exception as error:
+            self.logger.error(
+                "%s: action %s failed: %s: %s",
+                prepared.source,
+                prepared.type,
+                type(error).__name__,
+                error,
+                exc_info=self.logger.isEnabledFor(logging.DEBUG),
+            )
+            context["last_error"] = f"{type(error).__name__}: {error}"
+            context["last_error_action"] = prepared.type
+            self.publish(
+                "error",
+                action=prepared.type,
+                source=prepared.source,
+                error=context["last_error"],
+            )
+            result = prepared.error_event
+        if result is None:
+            return None
+        event = str(result)
+        if event == prepared.error_event and self._current is not None:
+            self._current.failed = True
+            self._current.reason = str(
+                context.get("last_error") or f"action {prepared.type} returned {event}"
+            )
+        return event
+
+    def _take_interrupt(self) -> bool:
+        """Apply an inbound event taken while an action waited, or an expired timer."""
+        inbound = self._inbound
+        if inbound is not None:
+            self._inbound = None
+            self._apply_inbound(inbound)
+            return True
+        while self._expired:
+            event = self._expired.pop(0)
+            if self.machine.can_fire(event):
+                self.logger.info("timer %s expired in %s", event, self.machine.state)
+                self._fire(event)
+                return True
+        return False
+
+    async def _idle(self) -> None:
+        """Sleep until an inbound event, a timer or a stop request moves the machine."""
+        wake = self._wake
+        assert wake is not None
+        while True:
+            if self._stopping:
+                raise asyncio.CancelledError
+            wake.clear()
+            if self._take_interrupt():
+                return
+            event = self._take_inbound()
+            if event:
+                inbound, self._inbound = self._inbound, None
+                assert inbound is not None
+                self._apply_inbound(inbound)
+                return
+            await _wait_event(wake, FALLBACK_POLL_SECONDS)
+
+    def _take_inbound(self) -> bool:
+        """Claim inbound events until one has a transition here (kept in ``_inbound``; True)
+        or none is left (False). Events without a transition are logged and dropped."""
+        store = self.store
+        while True:
+            try:
+                rows = store.claim_events(self.machine_name, 1, self.lease_seconds)
+            except StoreError as error:
+                self.report_store_error("read events", error)
+                return False
+            if not rows:
+                return False
+            row = rows[0]
+            if self.machine.can_fire(row.event_type):
+                self._inbound = row
+                return True
+            self.logger.warning(
+                "event %r from %s has no transition in state %s: dropped",
+                row.event_type,
+                row.source or "?",
+                self.machine.state,
+            )
+            self.publish(
+                "unhandled_event",
+                event=row.event_type,
+                **{"from": str(self.machine.state)},
+                source=row.source,
+            )
+            self._ack(row)
+
+    def _apply_inbound(self, row: EventRow) -> None:
+        try:
+            payload: Any = row.payload
+        except ValueError:
+            payload = row.payload_json
+        context = self.context
+        event_data = {
+            "type": row.event_type,
+            "payload": payload,
+            "source": row.source,
+            "job_id": row.job_id,
+        }
+        context["event_data"] = event_data
+        context["payload"] = payload
+        for key, path in self._context_maps.get(row.event_type, {}).items():
+            value = lookup(event_data, path)
+            if value is MISSING and isinstance(payload, Mapping):
+                value = lookup(payload, path)
+            if value is not MISSING:
+                context[key] = value
+        self.logger.debug("event %s from %s", row.event_type, row.source or "?")
+        self._fire(row.event_type, source=row.source)
+        self._ack(row)
+
+    def _ack(self, row: EventRow) -> None:
+        try:
+            self.store.ack_event(row.id, row.claim_token or "")
+        except StoreError as error:
+            # Not acknowledged: the event comes back after its lease (at-least-once).
+            self.report_store_error("acknowledge an event", error)
+
+    def _fire(self, event: str, **extra: Any) -> None:
+        source = self.machine.state
+        self._cancel_timers()
+        target = self.machine.fire(event)
+        self.context["current_state"] = str(target)
+        if source == target:
+            self.logger.debug("%s --%s--> %s", source, event, target)
+        else:
+            self.logger.info("%s --%s--> %s", source, event, target)
+        try:
+            self.store.update_machine(self.machine_name, str(target))
+        except StoreError as error:
+            self.report_store_error("update the machine registry", error)
+        self.publish(
+            "transition", **{"from": str(source), "event": str(event), "to": str(target)}, **extra
+        )
+        self._start_timers()
+
+    # --- timers -----------------------------------------------------------------------------
+
+    def _start_timers(self) -> None:
+        self._entry += 1
+        timers = self._timeouts.get(self.machine.state, ())
+        if not timers:
+            return
+        loop = self._loop
+        assert loop is not None
+        entry = self._entry
+        for seconds, event in timers:
+            self._timer_handles.append(
+                loop.call_later(float(seconds), self._timer_expired, entry, str(event))
+            )
+
+    def _cancel_timers(self) -> None:
+        for handle in self._timer_handles:
+            handle.cancel()
+        self._timer_handles.clear()
+        self._expired.clear()
+
+    def _timer_expired(self, entry: int, event: str) -> None:
+        if entry != self._entry:
+            return  # left that state entry already
+        self._expired.append(event)
+        if self._wake is not None:
+            self._wake.set()
+
+    # --- wake-ups, heartbeat, shutdown ------------------------------------------------------
+
+    def _on_event_bell(self) -> None:
+        if self._event_waker is not None:
+            self._event_waker.drain()
+        if self._wake is not None:
+            self._wake.set()
+
+    def _on_jobs_bell(self) -> None:
+        if self._jobs_waker is not None:
+            self._jobs_waker.drain()
+        self._jobs_rung = True
+        if self._wake is not None:
+            self._wake.set()
+
+    def _heartbeat_main(self, interval: float) -> None:
+        """Renew the leases of claimed jobs and the registry heartbeat, on its own connection
+        (a long action on the loop must not let a live machine's job expire)."""
+        store: Store | None = None
+        logged = float("-inf")
+        while not self._heartbeat_stop.wait(interval):
+            self._reap_children()
+            try:
+                if store is None:
+                    store = open_store(self.database)
+                for claim in self._claims_snapshot:
+                    if not store.heartbeat(claim.job_id, claim.token, self.lease_seconds):
+                        loop = self._loop
+                        if loop is not None:
+                            loop.call_soon_threadsafe(self._lease_lost, claim)
+                store.heartbeat_machine(self.machine_name)
+            except StoreError as error:
+                if time.monotonic() - logged >= STORE_ERROR_LOG_INTERVAL:
+                    logged = time.monotonic()
+                    self.logger.error("heartbeat failed: %s (will retry)", error)
+        if store is not None:
+            store.close()
+
+    def _lease_lost(self, claim: _Claim) -> None:
+        if self._claims.get(claim.job_id) is not claim:
+            return  # finished meanwhile
+        self.job_finished(claim.job_id)
+        if claim.current:
+            self.logger.warning(
+                "lost the lease of job %s (another worker may run it): dropping it", claim.job_id
+            )
+            self.publish("error", job_id=claim.job_id, error="lease lost; job dropped")
+        else:
+            self.logger.debug("held job %s is finished or no longer ours", claim.job_id)
+
+    def _reap_children(self) -> None:
+        with self._children_lock:
+            self._children = [child for child in self._children if child.poll() is None]
+
+    def _drop_job_keys(self) -> None:
+        for key in self._job_keys:
+            self.context.pop(key, None)
+        self._job_keys = ()
+
+    def _shutdown(self) -> None:
+        self._cancel_timers()
+        self._heartbeat_stop.set()
+        if self._heartbeat_thread is not None:
+            self._heartbeat_thread.join(timeout=5.0)
+        store = self._store
+        released: str | None = None
+        if store is not None:
+            claim = self._current
+            if claim is not None:
+                try:
+                    if store.release_job(claim.job_id, claim.token):
+                        released = claim.job_id
+                        self.logger.info("released job %s back to the queue", claim.job_id)
+                except StoreError as error:
+                    self.logger.error(
+                        "cannot release job %s (it is re-queued when its lease expires): %s",
+                        claim.job_id,
+                        error,
+                    )
+                self._current = None
+            try:
+                store.stop_machine(self.machine_name)
+            except StoreError as error:
+                self.logger.error("cannot mark the machine stopped: %s", error)
+        self.publish("machine_stopped", **{"from": str(self.machine.state)}, job_id=released)
+        self._reap_children()
+        self._close()
+        self.logger.info("stopped in state %s", self.machine.state)
+
+    def _close(self) -> None:
+        loop = self._loop
+        for waker in (self._event_waker, self._jobs_waker):
+            if waker is None:
+                continue
+            if loop is not None:
+                with contextlib.suppress(Exception):
+                    loop.remove_reader(waker.fileno())
+            with contextlib.suppress(Exception):
+                waker.close()
+        self._event_waker = self._jobs_waker = None
+        if self._publisher is not None:
+            with contextlib.suppress(Exception):
+                self._publisher.close()
+            self._publisher = None
+        if self._store is not None:
+            with contextlib.suppress(Exception):
+                self._store.close()
+
+
+async def _wait_event(event: asyncio.Event, timeout: float) -> bool:
+    """Wait for ``event`` up to ``timeout`` seconds; True when it is set. (``asyncio.timeout``
+    rather than ``wait_for``: on Python 3.11 ``wait_for`` can swallow a cancellation that
+    arrives as the event is set, and it costs a task per call.)"""
+    try:
+        async with asyncio.timeout(timeout):
+            await event.wait()
+    except TimeoutError:
+        return False
+    return True
+
+
+def run_machine(machine_cls: type[Any], **options: Any) -> int:
+    """Construct an :class:`Engine` and run it to the end in a new event loop."""
+    engine = Engine(machine_cls, **options)
+    return asyncio.run(engine.run())
