@@ -180,6 +180,16 @@ class Runner:
 
         wait_until(running, timeout, lambda: f"{machine} never started:\n{proc.output()}")
 
+    def wait_running_any(self, machine: str, timeout: float, parent: Proc) -> None:
+        """Wait until ``machine`` (started by someone else) is registered as running."""
+
+        def running() -> bool:
+            with self.store() as store:
+                row = store.get_machine(machine)
+            return row is not None and row.status == "running"
+
+        wait_until(running, timeout, lambda: f"{machine} never started:\n{parent.output()}")
+
     def job_statuses(self) -> dict[str, str]:
         with self.store() as store:
             return {job.id: job.status for job in store.list_jobs(limit=100000)}
