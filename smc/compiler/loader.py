@@ -16,12 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import yaml
-from yaml.composer import Composer
 from yaml.constructor import SafeConstructor
-from yaml.parser import Parser
-from yaml.reader import Reader
 from yaml.resolver import Resolver
-from yaml.scanner import Scanner
 
 from smc.compiler.diagnostics import Diagnostic
 
@@ -57,8 +53,11 @@ class LoadedDocument:
     path: str
     text: str
     data: Any
-    values: dict[PathKey, Pos] = field(default_factory=dict)
-    keys: dict[PathKey, Pos] = field(default_factory=dict)
+    #: Where each value and each mapping key starts, as the parser's marks (0-based line and
+    #: column); ``pos`` turns them into positions. Kept as marks because a large machine has
+    #: a hundred thousand of them and most are never asked for.
+    values: dict[PathKey, Any] = field(default_factory=dict)
+    keys: dict[PathKey, Any] = field(default_factory=dict)
     #: Group comments found inside ``states:``: (group title, position, state names).
     comment_groups: list[tuple[str, Pos, list[str]]] = field(default_factory=list)
 
@@ -73,11 +72,11 @@ class LoadedDocument:
         while True:
             found = table.get(probe)
             if found is not None:
-                return found
+                return _pos(found)
             if key:  # fall back on the value's own position
                 found = self.values.get(probe)
                 if found is not None:
-                    return found
+                    return _pos(found)
             if not probe:
                 return Pos(1, 1)
             probe = probe[:-1]
@@ -87,56 +86,21 @@ def _mark(mark: yaml.Mark) -> Pos:
     return Pos(mark.line + 1, mark.column + 1)
 
 
-class _PositionComposer(Composer):
-    """A composer that also remembers where each alias was written: PyYAML returns the
-    anchored node for an alias, so without this a problem inside ``*ref`` would point at the
-    anchor instead of the place that used it."""
+def _event_source(text: str) -> Any:
+    """The parser's event stream: libyaml's when PyYAML was built with it (several times
+    faster), else PyYAML's pure-Python parser, which gives the same events and marks."""
+    if yaml.__with_libyaml__:
+        from yaml._yaml import CParser
 
-    def __init__(self) -> None:
-        super().__init__()
-        #: (id(parent node), index or ("value", id(key node))) -> where the alias is.
-        self.alias_marks: dict[tuple[int, Hashable], yaml.Mark] = {}
-
-    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
-        # check_event and peek_event come from the parser this composer is combined with.
-        if (
-            parent is not None
-            and index is not None
-            and self.check_event(yaml.AliasEvent)  # type: ignore[attr-defined]
-        ):
-            slot: Hashable = index if isinstance(index, int) else ("value", id(index))
-            event = self.peek_event()  # type: ignore[attr-defined]
-            self.alias_marks[(id(parent), slot)] = event.start_mark
-        node: yaml.Node = super().compose_node(parent, index)  # type: ignore[assignment]
-        return node
+        return CParser(text)
+    return yaml.SafeLoader(text)  # pragma: no cover - PyYAML built without libyaml
 
 
-if yaml.__with_libyaml__:
-    from yaml._yaml import CParser
-
-    class _PositionLoader(_PositionComposer, CParser, SafeConstructor, Resolver):
-        """libyaml scans and parses (about 6x faster than PyYAML's pure-Python parser, which
-        dominates the cost of checking a large machine); composing stays in Python so the
-        alias positions can be recorded."""
-
-        def __init__(self, stream: str) -> None:
-            CParser.__init__(self, stream)
-            _PositionComposer.__init__(self)
-            SafeConstructor.__init__(self)
-            Resolver.__init__(self)
-
-else:  # pragma: no cover - PyYAML built without libyaml
-
-    class _PositionLoader(  # type: ignore[no-redef]
-        Reader, Scanner, Parser, _PositionComposer, SafeConstructor, Resolver
-    ):
-        def __init__(self, stream: str) -> None:
-            Reader.__init__(self, stream)
-            Scanner.__init__(self)
-            Parser.__init__(self)
-            _PositionComposer.__init__(self)
-            SafeConstructor.__init__(self)
-            Resolver.__init__(self)
+_MAP_TAG = "tag:yaml.org,2002:map"
+_SEQ_TAG = "tag:yaml.org,2002:seq"
+_SET_TAG = "tag:yaml.org,2002:set"
+_PAIRS_TAGS = ("tag:yaml.org,2002:omap", "tag:yaml.org,2002:pairs")
+_NO_KEY = object()
 
 
 class _TooLarge(Exception):
@@ -145,109 +109,326 @@ class _TooLarge(Exception):
         self.pos, self.message, self.hint = pos, message, hint
 
 
-class _Walker:
-    """Records positions, finds duplicate keys, and bounds depth and expanded size."""
+class _Frame:
+    """A mapping or sequence being built."""
 
-    def __init__(self, doc: LoadedDocument, loader: _PositionLoader) -> None:
+    __slots__ = (
+        "anchor",
+        "is_map",
+        "items",
+        "key",
+        "key_is_merge",
+        "key_mark",
+        "mark",
+        "merges",
+        "names",
+        "path",
+        "size",
+        "tag",
+    )
+
+    def __init__(
+        self, is_map: bool, path: PathKey | None, mark: Any, anchor: str | None, tag: str
+    ) -> None:
+        self.is_map = is_map
+        self.path = path  # None for a mapping key (keys have no path)
+        self.mark = mark
+        self.anchor = anchor
+        self.tag = tag
+        self.items: list[Any] = []
+        self.size = 1
+        self.key: Any = _NO_KEY
+        self.key_mark: Any = None
+        self.key_is_merge = False
+        self.merges: list[Any] = []
+        self.names: dict[Hashable, tuple[Any, str]] = {}
+
+
+class _Builder:
+    """Builds the data straight from the parser's events, as ``yaml.safe_load`` would, while
+    recording where every value and key was written, finding duplicate keys, and bounding
+    depth and expanded size.
+
+    One pass and no node tree: PyYAML's composer and constructor build a ``Node`` per value
+    and then walk it again, which costs about five times the parsing itself on a large
+    machine. Scalars are resolved and constructed by PyYAML's own ``Resolver`` and
+    ``SafeConstructor``, so every value (booleans, numbers, timestamps, tags refused) is
+    exactly what ``safe_load`` gives.
+    """
+
+    def __init__(self, doc: LoadedDocument) -> None:
         self.doc = doc
-        self.loader = loader
-        #: id(node) -> its size with aliases expanded; absent while the node is being walked.
-        self.sizes: dict[int, int] = {}
-        self.in_progress: set[int] = set()
+        self.resolver = Resolver()
+        self.constructor = SafeConstructor()
+        #: anchor -> (value, expanded size); an anchor is added when its value is complete.
+        self.anchors: dict[str, tuple[Any, int]] = {}
+        self.open_anchors: dict[str, Any] = {}
         self.problems: list[Diagnostic] = []
+        self.lines: list[str] | None = None
 
-    def key_of(self, key_node: yaml.Node) -> Hashable:
-        """The key as the data will hold it (``on`` -> True, ``1`` -> 1)."""
-        if key_node.tag == _STR_TAG:  # the common case, without the constructor's overhead
-            return str(key_node.value)
-        if isinstance(key_node, yaml.ScalarNode):
-            try:
-                value = self.loader.construct_object(key_node)
-            except yaml.YAMLError:
-                return str(key_node.value)
-            if isinstance(value, Hashable):
-                return value
-        return str(getattr(key_node, "value", ""))
+    def build(self, events: Any) -> tuple[bool, Any]:
+        """(False, None) for a stream with no document, else (True, data)."""
+        events.get_event()  # StreamStart
+        if events.check_event(yaml.StreamEndEvent):
+            return False, None
+        document = events.get_event()  # DocumentStart
+        stack: list[_Frame] = []
+        root: list[Any] = []
+        values = self.doc.values
+        #: plain scalar text -> its resolved tag (names repeat: from, to, event, states...)
+        plain_tags: dict[str, str] = {}
+        while True:
+            event = events.get_event()
+            kind = event.__class__
+            if kind is yaml.ScalarEvent and event.anchor is None:  # the common case, inlined
+                parent = stack[-1] if stack else None
+                path = self._child_path(parent)
+                if path is not None:
+                    values[path] = event.start_mark
+                if event.tag is None and event.implicit[0]:
+                    tag = plain_tags.get(event.value)
+                    if tag is None:
+                        tag = plain_tags[event.value] = self._resolve(event.value)
+                    value = event.value if tag == _STR_TAG else self._scalar(event)[0]
+                elif event.tag is None:  # quoted: always a string
+                    value, tag = event.value, _STR_TAG
+                else:
+                    value, tag = self._scalar(event)
+                self._deliver(stack, root, value, 1, event.start_mark, tag)
+                continue
+            if kind is yaml.DocumentEndEvent:
+                break
+            if kind is yaml.MappingEndEvent or kind is yaml.SequenceEndEvent:
+                frame = stack.pop()
+                value = self._finish(frame)
+                if frame.anchor is not None:
+                    self.open_anchors.pop(frame.anchor, None)
+                    self.anchors[frame.anchor] = (value, frame.size)
+                self._deliver(stack, root, value, frame.size, frame.mark, frame.tag)
+                continue
+            parent = stack[-1] if stack else None
+            path = self._child_path(parent)
+            mark = event.start_mark
+            if path is not None:
+                values[path] = mark
+            if kind is yaml.AliasEvent:
+                value, size = self._alias(event)
+                self._deliver(stack, root, value, size, mark, "")
+                continue
+            anchor = event.anchor
+            if anchor is not None and (anchor in self.anchors or anchor in self.open_anchors):
+                raise yaml.composer.ComposerError(
+                    f"found duplicate anchor {anchor!r}; first occurrence",
+                    self._anchor_mark(anchor),
+                    "second occurrence",
+                    mark,
+                )
+            if kind is yaml.ScalarEvent:
+                value, tag = self._scalar(event)
+                if anchor is not None:
+                    self.anchors[anchor] = (value, 1)
+                self._deliver(stack, root, value, 1, mark, tag)
+                continue
+            # A mapping or a sequence starts.
+            is_map = kind is yaml.MappingStartEvent
+            if parent is not None and parent.is_map and parent.key is _NO_KEY:
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping", parent.mark, "found unhashable key", mark
+                )
+            if len(stack) > MAX_DEPTH:
+                raise _TooLarge(
+                    _pos(mark),
+                    f"the document is nested more than {MAX_DEPTH} levels deep",
+                    "a machine needs only a few levels; flatten this value",
+                )
+            tag = event.tag
+            if tag is None or tag == "!":
+                tag = _MAP_TAG if is_map else _SEQ_TAG
+            if anchor is not None:
+                self.open_anchors[anchor] = mark
+            stack.append(_Frame(is_map, path, mark, anchor, tag))
+        following = events.get_event()
+        if not isinstance(following, yaml.StreamEndEvent):
+            raise yaml.composer.ComposerError(
+                "expected a single document in the stream",
+                document.start_mark,
+                "but found another document",
+                following.start_mark,
+            )
+        return True, root[0] if root else None
 
-    def walk(self, node: yaml.Node, path: PathKey, mark: yaml.Mark, depth: int) -> int:
-        """Walk ``node`` (written at ``mark``); returns its expanded size."""
-        self.doc.values.setdefault(path, _mark(mark))
-        node_id = id(node)
-        if node_id in self.sizes:  # an alias of a node already walked
-            return self.sizes[node_id]
-        if node_id in self.in_progress:
+    def _anchor_mark(self, anchor: str) -> Any:
+        return self.open_anchors.get(anchor)
+
+    def _child_path(self, parent: _Frame | None) -> PathKey | None:
+        if parent is None:
+            return ()
+        if parent.path is None:
+            return None  # inside a mapping key
+        if not parent.is_map:
+            return (*parent.path, len(parent.items))
+        if parent.key is _NO_KEY:
+            return None  # this node is a key
+        return None if parent.key_is_merge else (*parent.path, parent.key)
+
+    def _resolve(self, value: str) -> str:
+        tag: str = self.resolver.resolve(  # type: ignore[no-untyped-call]
+            yaml.ScalarNode, value, (True, False)
+        )
+        return tag
+
+    def _scalar(self, event: Any) -> tuple[Any, str]:
+        tag = event.tag
+        if tag is None or tag == "!":
+            tag = self.resolver.resolve(  # type: ignore[no-untyped-call]
+                yaml.ScalarNode, event.value, event.implicit
+            )
+        if tag == _STR_TAG:
+            return event.value, tag
+        if tag == _MERGE_TAG:
+            return "<<", tag
+        node = yaml.ScalarNode(tag, event.value, event.start_mark, event.end_mark, event.style)
+        construct = self.constructor.yaml_constructors.get(tag)
+        if construct is None:
+            construct = self.constructor.yaml_constructors[None]  # raises: unknown tag
+        return construct(self.constructor, node), tag
+
+    def _alias(self, event: Any) -> tuple[Any, int]:
+        anchor = event.anchor
+        if anchor in self.open_anchors:
             raise _TooLarge(
-                _mark(mark),
+                _pos(event.start_mark),
                 "an alias refers to a value that contains it (a recursive structure)",
                 "a machine is a tree: copy the part you meant instead of aliasing it",
             )
-        if depth > MAX_DEPTH:
-            raise _TooLarge(
-                _mark(mark),
-                f"the document is nested more than {MAX_DEPTH} levels deep",
-                "a machine needs only a few levels; flatten this value",
+        if anchor not in self.anchors:
+            raise yaml.composer.ComposerError(
+                None, None, f"found undefined alias {anchor!r}", event.start_mark
             )
-        self.in_progress.add(node_id)
-        size = 1
-        if isinstance(node, yaml.MappingNode):
-            names: dict[Hashable, Pos] = {}
-            first_text: dict[Hashable, str] = {}
-            merges = []
-            for key_node, value_node in node.value:
-                if key_node.tag == _MERGE_TAG:  # `<<: *base`: walked after the own keys
-                    merges.append((key_node, value_node))
-                    continue
-                key = self.key_of(key_node)
-                key_pos = _mark(key_node.start_mark)
-                first = names.get(key)
-                if first is not None:
-                    same = f"key {key_node.value!r} appears twice in this mapping"
-                    if first_text[key] != key_node.value:  # `on` and `true`, `1` and `01`
-                        same = (
-                            f"key {key_node.value!r} is the same key as {first_text[key]!r} once "
-                            "YAML reads them (on/off/yes/no are booleans, 1 equals true)"
-                        )
-                    self.problems.append(
-                        Diagnostic(
-                            self.doc.path,
-                            key_pos.line,
-                            key_pos.col,
-                            "SMC003",
-                            f"{same}; YAML would silently keep only the last one",
-                            f"the first is at line {first.line}; merge the two",
-                        )
-                    )
-                else:
-                    names[key] = key_pos
-                    first_text[key] = str(key_node.value)
-                self.doc.keys.setdefault((*path, key), key_pos)
-                child_mark = self._child_mark(node, key_node, value_node)
-                size += self.walk(value_node, (*path, key), child_mark, depth + 1)
-            # Merged keys the mapping does not override keep their anchor's positions.
-            for key_node, value_node in merges:
-                child_mark = self._child_mark(node, key_node, value_node)
-                size += self.walk(value_node, path, child_mark, depth + 1)
-        elif isinstance(node, yaml.SequenceNode):
-            for index, item in enumerate(node.value):
-                size += self.walk(
-                    item, (*path, index), self._child_mark(node, index, item), depth + 1
+        return self.anchors[anchor]
+
+    def _deliver(
+        self, stack: list[_Frame], root: list[Any], value: Any, size: int, mark: Any, tag: str
+    ) -> None:
+        if not stack:
+            root.append(value)
+            return
+        parent = stack[-1]
+        if not parent.is_map:
+            parent.items.append(value)
+            self._grow(parent, size)
+            return
+        if parent.key is _NO_KEY:  # this value is a key
+            if not isinstance(value, Hashable):
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping", parent.mark, "found unhashable key", mark
                 )
-        self.in_progress.discard(node_id)
-        if size > MAX_NODES:
+            parent.key, parent.key_mark = value, mark
+            parent.key_is_merge = tag == _MERGE_TAG
+            if not parent.key_is_merge:
+                self._key(parent, value, mark)
+            return
+        if parent.key_is_merge:
+            parent.merges.append((value, parent.key_mark))
+        else:
+            parent.items.append((parent.key, value))
+        self._grow(parent, size)
+        parent.key = _NO_KEY
+
+    def _text(self, mark: Any) -> str:
+        """The key as written, for messages (``on`` rather than True)."""
+        if self.lines is None:
+            self.lines = self.doc.text.splitlines()
+        line = self.lines[mark.line] if mark.line < len(self.lines) else ""
+        written = line[mark.column :].split(":", 1)[0].strip()
+        return written or "?"
+
+    def _key(self, parent: _Frame, key: Any, mark: Any) -> None:
+        written = key if key.__class__ is str else self._text(mark)
+        first = parent.names.get(key)
+        if first is not None:
+            key_pos, first_pos, first_text = _pos(mark), _pos(first[0]), first[1]
+            same = f"key {written!r} appears twice in this mapping"
+            if first_text != written:  # `on` and `true`, `1` and `01`
+                same = (
+                    f"key {written!r} is the same key as {first_text!r} once "
+                    "YAML reads them (on/off/yes/no are booleans, 1 equals true)"
+                )
+            self.problems.append(
+                Diagnostic(
+                    self.doc.path,
+                    key_pos.line,
+                    key_pos.col,
+                    "SMC003",
+                    f"{same}; YAML would silently keep only the last one",
+                    f"the first is at line {first_pos.line}; merge the two",
+                )
+            )
+        else:
+            parent.names[key] = (mark, written)
+        if parent.path is not None:
+            self.doc.keys[(*parent.path, key)] = mark
+
+    def _grow(self, frame: _Frame, size: int) -> None:
+        frame.size += size
+        if frame.size > MAX_NODES:
             raise _TooLarge(
-                _mark(mark),
+                _pos(frame.mark),
                 f"this value expands to more than {MAX_NODES:,} nodes once its aliases are "
                 "expanded",
                 "split the machine, or remove repeated aliases",
             )
-        self.sizes[node_id] = size
-        return size
 
-    def _child_mark(self, parent: yaml.Node, index: Any, child: yaml.Node) -> yaml.Mark:
-        if not self.loader.alias_marks:
-            return child.start_mark
-        slot: Hashable = index if isinstance(index, int) else ("value", id(index))
-        return self.loader.alias_marks.get((id(parent), slot), child.start_mark)
+    def _finish(self, frame: _Frame) -> Any:
+        if not frame.is_map:
+            if frame.tag == _SEQ_TAG:
+                return frame.items
+            if frame.tag in _PAIRS_TAGS:
+                pairs = []
+                for item in frame.items:
+                    if not (isinstance(item, dict) and len(item) == 1):
+                        raise yaml.constructor.ConstructorError(
+                            f"while constructing {frame.tag}",
+                            frame.mark,
+                            "expected a single mapping item",
+                            frame.mark,
+                        )
+                    pairs.append(next(iter(item.items())))
+                return pairs
+            raise self._unknown_tag(frame)
+        items = frame.items
+        if frame.merges:  # `<<: *base`: the mapping's own keys win, then the first merged
+            merged: list[tuple[Any, Any]] = []
+            for value, mark in frame.merges:
+                sources = value if isinstance(value, list) else [value]
+                if not all(isinstance(source, dict) for source in sources):
+                    raise yaml.constructor.ConstructorError(
+                        "while constructing a mapping",
+                        frame.mark,
+                        "expected a mapping or list of mappings for merging",
+                        mark,
+                    )
+                for source in reversed(sources):
+                    merged.extend(source.items())
+            items = merged + items
+        if frame.tag == _MAP_TAG:
+            return dict(items)
+        if frame.tag == _SET_TAG:
+            return {key for key, _ in items}
+        raise self._unknown_tag(frame)
+
+    @staticmethod
+    def _unknown_tag(frame: _Frame) -> yaml.YAMLError:
+        return yaml.constructor.ConstructorError(
+            None,
+            None,
+            f"could not determine a constructor for the tag {frame.tag!r}",
+            frame.mark,
+        )
+
+
+def _pos(mark: Any) -> Pos:
+    return Pos(mark.line + 1, mark.column + 1)
 
 
 def _yaml_error(path: str, text: str, error: yaml.YAMLError) -> Diagnostic:
@@ -274,88 +455,68 @@ def _yaml_error(path: str, text: str, error: yaml.YAMLError) -> Diagnostic:
 def load_text(path: str, text: str) -> tuple[LoadedDocument | None, list[Diagnostic]]:
     """Parse one YAML document. Returns ``None`` and the diagnostics when it cannot be used."""
     doc = LoadedDocument(path=path, text=text, data=None)
-    loader = _PositionLoader(text)
+    builder = _Builder(doc)
+    events = _event_source(text)
     try:
-        node = loader.get_single_node()
-        if node is None:
-            return None, [
-                Diagnostic(
-                    path,
-                    1,
-                    1,
-                    "SMC002",
-                    "the file holds no YAML document",
-                    "a machine needs at least `initial_state` and `transitions`",
-                )
-            ]
-        walker = _Walker(doc, loader)
-        walker.walk(node, (), node.start_mark, 0)
-        data = loader.construct_document(node)
+        found, data = builder.build(events)
     except _TooLarge as error:
         return None, [
             Diagnostic(path, error.pos.line, error.pos.col, "SMC006", error.message, error.hint)
         ]
     except yaml.YAMLError as error:
         return None, [_yaml_error(path, text, error)]
-    except RecursionError:  # PyYAML's own recursion, before the depth check can run
+    finally:
+        events.dispose()
+    if not found:
         return None, [
             Diagnostic(
                 path,
                 1,
                 1,
-                "SMC006",
-                "the document is nested too deeply to read",
-                "a machine needs only a few levels; flatten it",
+                "SMC002",
+                "the file holds no YAML document",
+                "a machine needs at least `initial_state` and `transitions`",
             )
         ]
-    finally:
-        loader.dispose()
     doc.data = data
     if not isinstance(data, dict):
         kind = "a list" if isinstance(data, list) else f"a single {type(data).__name__} value"
+        where = doc.pos(())
         return None, [
             Diagnostic(
                 path,
-                doc.pos(()).line,
-                doc.pos(()).col,
+                where.line,
+                where.col,
                 "SMC002",
                 f"a machine file must be a mapping of keys, but this one holds {kind}",
                 "start with `initial_state: ...` and `transitions: [...]`",
             )
         ]
-    doc.comment_groups = _comment_groups(doc, node)
-    return doc, walker.problems
+    doc.comment_groups = _comment_groups(doc)
+    return doc, builder.problems
 
 
-def _comment_groups(doc: LoadedDocument, root: yaml.Node) -> list[tuple[str, Pos, list[str]]]:
+def _comment_groups(doc: LoadedDocument) -> list[tuple[str, Pos, list[str]]]:
     """``# === NAME ===`` comments inside a ``states:`` list, with the states after each.
 
     One pass over the lines from the ``states:`` key to its last item, so linear in the file.
     """
-    if not isinstance(root, yaml.MappingNode):
-        return []
-    states_key = states_node = None
-    for key_node, value_node in root.value:
-        if isinstance(key_node, yaml.ScalarNode) and key_node.value == "states":
-            states_key, states_node = key_node, value_node
-    if states_key is None or not isinstance(states_node, yaml.SequenceNode):
-        return []
-    if states_node.flow_style:
+    states = doc.data.get("states")
+    key = doc.keys.get(("states",))
+    if key is None or not isinstance(states, list):
         return []
     by_line: dict[int, str] = {}
-    for item in states_node.value:
-        if isinstance(item, yaml.ScalarNode):
-            by_line[item.start_mark.line] = str(item.value)
-        elif isinstance(item, yaml.MappingNode):  # `- name: x` with options
-            for key_node, value_node in item.value:
-                if key_node.value == "name" and isinstance(value_node, yaml.ScalarNode):
-                    by_line[item.start_mark.line] = str(value_node.value)
+    for index, item in enumerate(states):
+        name = item.get("name") if isinstance(item, dict) else item
+        where = doc.values.get(("states", index))
+        if isinstance(name, str) and where is not None:
+            by_line.setdefault(where.line, name)
     if not by_line:
         return []
     lines = doc.text.splitlines()
     groups: list[tuple[str, Pos, list[str]]] = []
     current: tuple[str, Pos, list[str]] | None = None
-    for index in range(states_key.start_mark.line, min(max(by_line) + 1, len(lines))):
+    for index in range(key.line, min(max(by_line) + 1, len(lines))):
         match = _GROUP_COMMENT.match(lines[index])
         if match:
             current = (match.group("name"), Pos(index + 1, lines[index].index("#") + 1), [])
