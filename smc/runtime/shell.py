@@ -8,7 +8,10 @@ value quoted for the context it sits in:
 - unquoted (also inside ``$( … )`` and backticks, which start a new command):
   ``shlex.quote(value)``;
 - inside single quotes: the value's ``'`` is written as ``'\\''`` (close, escaped quote, reopen);
-- inside double quotes: ``\\``, ``"``, ``$`` and the backtick are backslash-escaped.
+- inside double quotes: ``\\``, ``"``, ``$`` and the backtick are backslash-escaped;
+- inside backquotes (at any depth) the result is escaped once more per level, because the
+  shell removes one level of backslash escapes (of backslash, backquote and dollar) before it
+  runs backquoted text.
 
 So ``{"name": "x; touch pwned"}`` in ``echo {name}``, ``echo '{name}'`` or ``echo "{name}"``
 prints the text and never runs ``touch``. A placeholder whose path is missing is left as
@@ -31,6 +34,9 @@ _BACKTICK: Final = "backtick"  # ` ... `: unquoted inside
 _PARENTHESIS: Final = "parenthesis"  # ( ... ) subshell: unquoted inside
 
 _DOUBLE_QUOTE_SPECIAL: Final = str.maketrans({"\\": "\\\\", '"': '\\"', "$": "\\$", "`": "\\`"})
+
+
+_BACKQUOTE_SPECIAL: Final = str.maketrans({"\\": "\\\\", "`": "\\`", "$": "\\$"})
 
 
 def quote_for(context: str, value: str) -> str:
@@ -60,7 +66,12 @@ def render_command(template: str, context: Mapping[str, Any]) -> str:
                 if value is MISSING:
                     out.append(match.group(0))
                 else:
-                    out.append(quote_for(top, to_text(value)))
+                    quoted = quote_for(top, to_text(value))
+                    # Backquoted text is de-escaped once (\\, \` and \$) before it runs: escape
+                    # once per enclosing backquote level.
+                    for _ in range(stack.count(_BACKTICK)):
+                        quoted = quoted.translate(_BACKQUOTE_SPECIAL)
+                    out.append(quoted)
                 index = match.end()
                 continue
         out.append(char)
