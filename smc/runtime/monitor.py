@@ -242,15 +242,15 @@ class MonitorPublisher:
     def publish(self, record: dict[str, Any]) -> None:
         """Send ``record`` (plus ``v`` and ``ts`` when missing) to every connected reader.
 
-        Never blocks and never raises. A reader connected before this call receives the record
-        unless it is disconnected for being too slow.
+        Never blocks and never raises. A reader receives every record published after the
+        server accepted it (the thread accepts within moments of ``connect``; :attr:`reader_count`
+        accepts pending connections at once), unless it is disconnected for being too slow.
         """
+        if not self._readers:
+            return  # the common case: nobody is watching, so not even a lock (GIL-atomic read)
         try:
             with self._lock:
-                if self._closed:
-                    return
-                self._accept_locked()
-                if not self._readers:
+                if self._closed or not self._readers:
                     return
                 line = encode_record(record)
                 need_wake = False
