@@ -75,7 +75,8 @@ class MachineTest(RuleBasedStateMachine):
     Rules: one ``send_<event>`` per event, enabled when the model accepts the event in the
     current state, calling the event's method; ``try_any_event(event)`` calls any event's
     method and ``try_fire(event)`` calls ``fire(event)``, so rejections are tested too; for
-    execution-contract machines ``try_transition(new_state)`` calls ``transition``.
+    execution-contract machines ``try_transition(new_state)`` calls ``transition``; in a final
+    state ``restart()`` starts again with a new instance.
 
     Built-in invariant ``matches_model``, checked after every step: the state is a member of
     ``State``; it equals the model's prediction; ``allowed_events()``, ``can_fire`` and
@@ -134,9 +135,9 @@ class MachineTest(RuleBasedStateMachine):
             setattr(cls, rule_name, _event_rule(rule_name, event, methods[event], model, cls))
         event_values = st.sampled_from([str(e) for e in machine.Event])
         if "try_any_event" not in own:
-            cls.try_any_event = _any_event_rule(event_values, methods)
+            cls.try_any_event = _any_event_rule(event_values, methods, cls.payloads)
         if "try_fire" not in own:
-            cls.try_fire = _fire_rule(event_values)
+            cls.try_fire = _fire_rule(event_values, cls.payloads)
         if callable(getattr(machine, "transition", None)) and "try_transition" not in own:
             state_values = st.sampled_from([str(s) for s in machine.State])
             cls.try_transition = _transition_rule(state_values)
@@ -162,6 +163,7 @@ class MachineTest(RuleBasedStateMachine):
         self.instance: Any = self.create_machine()
         #: The state the model predicts; starts at ``INITIAL_STATE``.
         self.expected_state: str = str(machine.INITIAL_STATE)
+        self.final_state_names: frozenset[str] = frozenset(str(s) for s in machine.FINAL_STATES)
         #: ``(state, action type)`` for every action run on entry, in order.
         self.action_log: list[tuple[str, str]] = []
 
@@ -220,11 +222,34 @@ class MachineTest(RuleBasedStateMachine):
             f"{str(self.instance.state)!r}"
         )
 
-    def attempt_event(self, event: str, call: Callable[[], Any]) -> None:
+    def draw_payload(self, event: str, data: st.DataObject) -> Any:
+        """A payload for ``event`` when the model accepts it now and it has a strategy."""
+        strategy = self.payloads.get(event)
+        if strategy is None or (self.expected_state, event) not in self.model:
+            return None
+        return data.draw(strategy, label=f"payload for {event!r}")
+
+    def attempt_event(self, event: str, call: Callable[[], Any], payload: Any = None) -> None:
+        """Expect ``call`` to move as the model says, or to be rejected if it does not
+        accept ``event`` in the current state."""
         if (self.expected_state, event) in self.model:
-            self._accepted(event, call)
+            self._accepted(event, call, payload)
         else:
             self._rejected(f"event {event!r}", call)
+
+    # ---- restarting ------------------------------------------------------------------
+
+    def in_final_state(self) -> bool:
+        return self.expected_state in self.final_state_names
+
+    @precondition(in_final_state)
+    @rule()
+    def restart(self) -> None:
+        """A new instance once a final state is reached, so the rest of the walk is not spent
+        on a machine that can only reject events (a final state's rejections are tested
+        first: this is one rule among many)."""
+        self.instance = self.create_machine()
+        self.expected_state = str(self.machine_class.INITIAL_STATE)
 
     # ---- built-in invariants ---------------------------------------------------------
 
@@ -263,8 +288,7 @@ class MachineTest(RuleBasedStateMachine):
 
     def check_final_states(self) -> None:
         """``is_final`` agrees with ``FINAL_STATES``, and a final state has no way out."""
-        finals = {str(s) for s in self.machine_class.FINAL_STATES}
-        is_final = self.expected_state in finals
+        is_final = self.in_final_state()
         assert (
             bool(self.instance.is_final) == is_final
         ), f"is_final in {self.expected_state!r} should be {is_final}"
@@ -318,24 +342,51 @@ def _event_rule(
 
 
 def _any_event_rule(
-    events: st.SearchStrategy[str], methods: Mapping[str, str]
+    events: st.SearchStrategy[str],
+    methods: Mapping[str, str],
+    payloads: Mapping[str, st.SearchStrategy[Any]],
 ) -> Callable[..., None]:
-    def try_any_event(self: MachineTest, event: str) -> None:
-        """Call any event's method: accepted ones must move, the others must raise."""
-        method = getattr(self.instance, methods[event])
-        self.attempt_event(event, method)
+    if not payloads:
 
-    result: Callable[..., None] = rule(event=events)(try_any_event)
-    return result
+        def try_any_event(self: MachineTest, event: str) -> None:
+            """Call any event's method: accepted ones must move, the others must raise."""
+            self.attempt_event(event, getattr(self.instance, methods[event]))
+
+        plain: Callable[..., None] = rule(event=events)(try_any_event)
+        return plain
+
+    def try_any_event_with_payload(self: MachineTest, event: str, data: st.DataObject) -> None:
+        """Call any event's method, with a payload drawn for it if it is accepted."""
+        payload = self.draw_payload(event, data)
+        self.attempt_event(event, getattr(self.instance, methods[event]), payload)
+
+    try_any_event_with_payload.__name__ = "try_any_event"
+    with_payload: Callable[..., None] = rule(event=events, data=st.data())(
+        try_any_event_with_payload
+    )
+    return with_payload
 
 
-def _fire_rule(events: st.SearchStrategy[str]) -> Callable[..., None]:
-    def try_fire(self: MachineTest, event: str) -> None:
-        """``fire(event)`` with any event, by its YAML name."""
-        self.attempt_event(event, lambda: self.instance.fire(event))
+def _fire_rule(
+    events: st.SearchStrategy[str], payloads: Mapping[str, st.SearchStrategy[Any]]
+) -> Callable[..., None]:
+    if not payloads:
 
-    result: Callable[..., None] = rule(event=events)(try_fire)
-    return result
+        def try_fire(self: MachineTest, event: str) -> None:
+            """``fire(event)`` with any event, by its YAML name."""
+            self.attempt_event(event, lambda: self.instance.fire(event))
+
+        plain: Callable[..., None] = rule(event=events)(try_fire)
+        return plain
+
+    def try_fire_with_payload(self: MachineTest, event: str, data: st.DataObject) -> None:
+        """``fire(event)`` with any event, with a payload drawn for it if it is accepted."""
+        payload = self.draw_payload(event, data)
+        self.attempt_event(event, lambda: self.instance.fire(event), payload)
+
+    try_fire_with_payload.__name__ = "try_fire"
+    with_payload: Callable[..., None] = rule(event=events, data=st.data())(try_fire_with_payload)
+    return with_payload
 
 
 def _transition_rule(states: st.SearchStrategy[str]) -> Callable[..., None]:
