@@ -8,8 +8,9 @@ output is checked with ``str.isidentifier()``, or it is emitted as a string lite
   characters that cannot appear in an identifier into ``_``, trim ``_`` at both ends;
 - states and events become ``UPPER_SNAKE`` enum members; events also become ``lower_snake``
   methods; machines become ``PascalCase`` classes and ``lower_snake`` modules;
-- a leading digit gets the prefix ``n_``; a Python keyword or a name the generated class
-  already uses gets a trailing ``_``; a name with nothing left is an error (SMC050).
+- a leading digit gets the prefix ``n_`` (``N_`` for enum members, ``M`` for classes); a
+  Python keyword or a name the generated class already uses gets a trailing ``_``; a name
+  with nothing left is an error (SMC050).
 """
 
 from __future__ import annotations
@@ -53,11 +54,11 @@ def _words(name: str) -> list[str]:
     return [part for part in _NON_WORD.sub("_", text).split("_") if part]
 
 
-def _finish(ident: str) -> str | None:
+def _finish(ident: str, digit_prefix: str = "n_") -> str | None:
     if not ident:
         return None
     if ident[0].isdigit():
-        ident = "n_" + ident
+        ident = digit_prefix + ident
     if keyword.iskeyword(ident):
         ident += "_"
     return ident if ident.isidentifier() else None
@@ -70,7 +71,7 @@ def snake(name: str) -> str | None:
 
 def member(name: str) -> str | None:
     """Enum member name: ``"timeout(5)"`` -> ``"TIMEOUT_5"``."""
-    return _finish("_".join(word.upper() for word in _words(name)))
+    return _finish("_".join(word.upper() for word in _words(name)), "N_")
 
 
 def method(name: str) -> str | None:
