@@ -149,7 +149,9 @@ class ActionRegistry:
                     problems.append(f"{source}: {error}")
                     continue
                 if cls is None:
-                    message = f"{source}: unknown action type {action_type!r} in state {state!s}"
+                    message = (
+                        f"{source}: unknown action type {action_type!r} in state {str(state)!r}"
+                    )
                     hint = REMOVED_ACTIONS.get(action_type)
                     if hint:
                         message += f" ({hint})"
