@@ -93,6 +93,18 @@ def run_build(args: argparse.Namespace) -> int:
         )
         return EXIT_USAGE
 
+    fingerprint = None
+    if not args.check and args.emit_tests is None and args.format == "text":
+        fingerprint = _fingerprint(args, build, options, strict)
+        machines = None if fingerprint is None else build.up_to_date(fingerprint, options)
+        if machines is not None:
+            print(
+                f"smc build: {machines} machine(s) -> {_display(out_dir)}/: up to date "
+                "(inputs and outputs unchanged since the last clean build)",
+                file=sys.stderr,
+            )
+            return EXIT_OK
+
     result = run_checker(args)
     if result.failed(strict=strict):
         reason = "errors" if result.errors else "warnings (--strict)"
@@ -109,6 +121,10 @@ def run_build(args: argparse.Namespace) -> int:
         print(f"smc build: error: {error}", file=sys.stderr)
         return EXIT_PROBLEMS
 
+    if fingerprint is not None and not result.diagnostics:
+        build.remember_clean_build(fingerprint, options, len(result.machines))
+    else:
+        build.forget_clean_build(options)
     if diagrams and not report.diagrams_available:
         print(
             "smc build: note: diagrams skipped (smc.compiler.diagrams is not installed)",
@@ -127,6 +143,19 @@ def run_build(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return EXIT_OK
+
+
+def _fingerprint(args: argparse.Namespace, build: Any, options: Any, strict: bool) -> str | None:
+    """The no-op fast path's key, or None when the inputs cannot be listed (the checker then
+    runs and reports why)."""
+    from smc.compiler.check import InputError, collect_files
+
+    try:
+        files = collect_files(args.paths)
+        key: str = build.input_fingerprint(args.paths, files, args.actions_dir, options, strict)
+    except (InputError, OSError):
+        return None
+    return key
 
 
 def _emit_tests(

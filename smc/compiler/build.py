@@ -22,6 +22,7 @@ not depend on the manifest being right) and compares with the disk without writi
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import hashlib
 import importlib
@@ -73,6 +74,8 @@ class BuildOptions:
     root: Path
     diagrams: bool = True
     detail: str = "names"
+    #: Worker processes for formatting (None: one per CPU; 1: none).
+    jobs: int | None = None
 
 
 @dataclass
@@ -226,6 +229,7 @@ def plan_outputs(
             return None
         return Output(path, "module", None, entry["sha256"], source, source_sha)
 
+    misses: list[tuple[str, str, str, str]] = []  # path, source, source hash, rendered
     for machine in machines:
         path = codegen.module_names(machine).module + ".py"
         source = relative_to_root(machine.path, options.root)
@@ -234,7 +238,9 @@ def plan_outputs(
         if hit is not None:
             outputs.append(hit)
             continue
-        text = codegen.generate_machine(machine, source)
+        misses.append((path, source, source_sha, codegen.render_machine(machine, source)))
+    formatted = format_modules([rendered for _, _, _, rendered in misses], options.jobs)
+    for (path, source, source_sha, _), text in zip(misses, formatted, strict=True):
         outputs.append(Output(path, "module", text, sha256_text(text), source, source_sha))
 
     label = inputs_label(inputs, options.root)
@@ -257,6 +263,27 @@ def plan_outputs(
             raise BuildError(f"two outputs would be written to {output.path!r}")
         seen.add(output.path)
     return sorted(outputs, key=lambda output: output.path)
+
+
+#: Below this many modules to format, worker processes cost more than they save.
+PARALLEL_THRESHOLD = 8
+
+
+def format_modules(rendered: Sequence[str], jobs: int | None) -> list[str]:
+    """black over every rendered module: in worker processes when there are enough of them
+    (black dominates a cold build; each file is independent, the result is the same)."""
+    workers = min(jobs or os.cpu_count() or 1, len(rendered))
+    if workers < 2 or len(rendered) < PARALLEL_THRESHOLD:
+        return [codegen.finish_module(text) for text in rendered]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    methods = multiprocessing.get_all_start_methods()
+    # fork: the workers start with black and the templates already imported.
+    context = multiprocessing.get_context("fork" if "fork" in methods else None)
+    chunk = max(1, len(rendered) // (workers * 4))
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        return list(pool.map(codegen.finish_module, rendered, chunksize=chunk))
 
 
 def _diagram_outputs(machines: Sequence[Machine], detail: str) -> list[Output]:
@@ -475,3 +502,127 @@ def check_tests(files: Mapping[str, str], tests_dir: Path, label: str) -> list[D
             Difference(relative, status, _unified(relative, label, current, text, status))
         )
     return differences
+
+
+# ---- the no-op fast path ------------------------------------------------------------------
+#
+# The manifest lets a build skip black, but the checker still has to run to know that nothing
+# changed, and on a large project the checker is most of a no-op rebuild. A clean build (no
+# diagnostics at all) therefore also records a fingerprint of everything the checker and the
+# generators read: the input files' bytes, the action directories' listings, the options, and
+# the smc installation itself (each compiler source, template and schema file's size and
+# mtime) plus the Python and black versions. When the next build has the same fingerprint and
+# every output still has its recorded bytes, the result is known without checking: nothing to
+# do. It lives in ``<build root>/.smc-cache/`` (never committed: it holds machine-specific
+# mtimes), unlike the manifest, which is deterministic and committed with the outputs.
+
+CACHE_DIR = ".smc-cache"
+CACHE_FORMAT = 1
+
+
+def _cache_path(options: BuildOptions) -> Path:
+    key = sha256_text(str(options.out_dir.resolve()))[:16]
+    return options.root / CACHE_DIR / f"build-{key}.json"
+
+
+def _installation_stamp() -> list[tuple[str, int, int]]:
+    import smc.compiler
+
+    stamp = []
+    folders = [Path(smc.compiler.__file__).parent, codegen.templates_dir()]
+    folders.append(codegen.templates_dir().parent / "schemas")
+    for folder in folders:
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.iterdir()):
+            if path.is_file() and path.suffix in (".py", ".jinja", ".json"):
+                info = path.stat()
+                stamp.append((str(path), info.st_size, info.st_mtime_ns))
+    return stamp
+
+
+def input_fingerprint(
+    inputs: Sequence[str],
+    files: Sequence[str],
+    action_dirs: Sequence[str],
+    options: BuildOptions,
+    strict: bool,
+) -> str:
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        black_version = version("black")
+    except PackageNotFoundError:
+        black_version = "?"
+    digest = hashlib.sha256()
+    header = {
+        "cache": CACHE_FORMAT,
+        "cwd": os.getcwd(),
+        "inputs": inputs_label(inputs, options.root),
+        "root": str(options.root.resolve()),
+        "out": str(options.out_dir.resolve()),
+        "diagrams": options.diagrams,
+        "detail": options.detail,
+        "strict": strict,
+        "python": platform.python_version(),
+        "black": black_version,
+        "installation": _installation_stamp(),
+        "action_dirs": [
+            (d, sorted(p.name for p in Path(d).iterdir()) if Path(d).is_dir() else None)
+            for d in action_dirs
+        ],
+    }
+    digest.update(json.dumps(header, sort_keys=True).encode())
+    for name in files:
+        digest.update(b"\0" + os.path.abspath(name).encode() + b"\0")
+        digest.update(Path(name).read_bytes())
+    return digest.hexdigest()
+
+
+def _outputs_intact(out_dir: Path, recorded: Mapping[str, str]) -> bool:
+    for path, expected in recorded.items():
+        data = _read_bytes(out_dir / path)
+        if data is None or sha256_bytes(data) != expected:
+            return False
+    return True
+
+
+def up_to_date(fingerprint: str, options: BuildOptions) -> int | None:
+    """The number of machines if the last clean build had this fingerprint and its outputs
+    are untouched (a no-op), else None."""
+    try:
+        record = json.loads(_cache_path(options).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or record.get("key") != fingerprint:
+        return None
+    outputs = record.get("outputs")
+    machines = record.get("machines")
+    if not isinstance(outputs, dict) or not isinstance(machines, int):
+        return None
+    if not _outputs_intact(options.out_dir, outputs):
+        return None
+    return machines
+
+
+def remember_clean_build(fingerprint: str, options: BuildOptions, machines: int) -> None:
+    """Record a clean build for ``up_to_date``; a cache that cannot be written is no error."""
+    outputs = {
+        path: entry["sha256"]
+        for path, entry in read_manifest(options.out_dir).items()
+        if isinstance(entry.get("sha256"), str)
+    }
+    manifest = _read_bytes(options.out_dir / MANIFEST_NAME)
+    if manifest is None:
+        return
+    outputs[MANIFEST_NAME] = sha256_bytes(manifest)
+    record = {"key": fingerprint, "machines": machines, "outputs": outputs}
+    text = json.dumps(record, indent=1, sort_keys=True) + "\n"
+    with contextlib.suppress(OSError):
+        write_atomic(_cache_path(options), text.encode("utf-8"))
+
+
+def forget_clean_build(options: BuildOptions) -> None:
+    with contextlib.suppress(OSError):
+        _cache_path(options).unlink(missing_ok=True)
