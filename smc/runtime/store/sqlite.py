@@ -513,7 +513,11 @@ class SqliteStore(Store):
         machine_type: str | None = None,
         limit: int | None = None,
     ) -> list[Job]:
-        sql = f"SELECT {_JOB_COLUMNS} FROM jobs WHERE status = 'pending' AND run_after <= ?"
+        # The claim-order index, as in _claim_next: no sort of every pending row.
+        sql = (
+            f"SELECT {_JOB_COLUMNS} FROM jobs INDEXED BY jobs_claim_order "
+            "WHERE status = 'pending' AND run_after <= ?"
+        )
         params: list[Any] = [time.time()]
         if job_type is not None:
             sql += " AND job_type = ?"
