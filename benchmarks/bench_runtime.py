@@ -8,9 +8,10 @@ Every figure comes from real worker processes (``smc run``; the peer's ``statema
 
 - **Throughput**: N jobs of type ``task`` are queued, then 1 or 4 workers of a
   ``simple_worker``-style machine (waiting -> processing -> finishing -> waiting) take them.
-  jobs/s = N / (last completion - first claim). smc: the workers start first and go idle, the N
-  jobs are added with ``run_after`` a moment ahead and the ``jobs`` channel is rung when it
-  passes, so every worker starts together on a full queue; times come from the job rows. The
+  jobs/s = N / (last completion - first claim). smc: the N jobs are queued with ``run_after`` a
+  few seconds ahead, the workers start and go idle, and the ``jobs`` channel is rung when
+  ``run_after`` passes, so every worker starts together on a full queue; times come from the
+  job rows. The
   peer: the jobs are inserted in one transaction while its workers poll; its rows keep times
   to the second only, so the script polls its database every 20 ms instead. Every run checks
   that each job completed exactly once (smc: attempts = 1).
@@ -184,6 +185,12 @@ def smc_throughput(jobs: int, workers: int, work: str, keep: bool) -> float:
         names = [f"bench_worker_{index}" for index in range(workers)]
         running: list[Worker] = []
         try:
+            # Every job is queued before any worker starts, not claimable before release_at;
+            # the workers start, go idle, and are all rung at release_at, so they start together
+            # on a full queue (queueing while they run would wake them on every add).
+            release_at = time.time() + 2.0 + workers + jobs / 2000
+            for number in range(jobs):
+                store.add_job("task", {"n": number}, job_id=f"job-{number}", run_after=release_at)
             for name in names:
                 running.append(
                     start(
@@ -200,12 +207,8 @@ def smc_throughput(jobs: int, workers: int, work: str, keep: bool) -> float:
                 return all(states.get(name) == ("waiting", "running") for name in names)
 
             wait_until(all_idle, 60, "smc workers to start", running)
-            # Not claimable until every job is queued; then all workers are rung at once.
-            release_at = time.time() + 1.0 + jobs / 5000
-            for number in range(jobs):
-                store.add_job("task", {"n": number}, job_id=f"job-{number}", run_after=release_at)
             if time.time() > release_at:
-                raise RuntimeError("queueing the jobs took longer than the release delay")
+                raise RuntimeError("the workers took longer to start than the release delay")
             time.sleep(max(release_at - time.time(), 0.0))
             store.notify(JOBS_CHANNEL)
             wait_until(
