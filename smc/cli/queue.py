@@ -14,6 +14,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from smc.cli import EXIT_OK, EXIT_PROBLEMS, UsageError
@@ -41,7 +42,9 @@ def register(subparsers: Any) -> None:
 
     add = jobs_commands.add_parser("add", parents=[common], help="queue a job; prints its id")
     add.add_argument("--type", required=True, dest="job_type", help="job type")
-    add.add_argument("--data", default=None, help="job data as JSON (default {})")
+    add.add_argument(
+        "--data", default=None, help="job data as JSON, @FILE or - for stdin (default {})"
+    )
     add.add_argument("--id", default=None, dest="job_id", help="job id (default: generated)")
     add.add_argument("--priority", type=int, default=5, help="lower runs first (default 5)")
     add.add_argument("--machine-type", default=None, help="only workers of this machine type")
@@ -77,7 +80,7 @@ def register(subparsers: Any) -> None:
     )
     send.add_argument("machine", metavar="MACHINE")
     send.add_argument("event", metavar="EVENT")
-    send.add_argument("--payload", default=None, help="event payload as JSON")
+    send.add_argument("--payload", default=None, help="event payload as JSON, @FILE or - for stdin")
     send.add_argument("--source", default=None, help="sender name recorded with the event")
     send.set_defaults(handler=_guarded(_send))
 
@@ -121,6 +124,15 @@ def _open(args: argparse.Namespace) -> Store:
 def _parse_json(text: str | None, option: str) -> Any:
     if text is None:
         return None
+    # A command-line argument is limited to 128 KiB on Linux (MAX_ARG_STRLEN), so large
+    # documents come from a file or stdin; no JSON text starts with "@" or is just "-".
+    if text == "-":
+        text = sys.stdin.read()
+    elif text.startswith("@"):
+        try:
+            text = Path(text[1:]).read_text(encoding="utf-8")
+        except OSError as error:
+            raise UsageError(f"{option}: cannot read {text[1:]}: {error.strerror}") from None
     try:
         return json.loads(text)
     except ValueError as error:
