@@ -184,15 +184,14 @@ class BashAction(BaseAction):
             start_new_session=True,  # its own process group, killed as a whole on timeout
             cwd=cwd,
         )
+        readers = (
+            asyncio.ensure_future(_drain(process.stdout, BASH_OUTPUT_LOG_LIMIT)),
+            asyncio.ensure_future(_drain(process.stderr, BASH_OUTPUT_LOG_LIMIT)),
+        )
         try:
-            results = await asyncio.wait_for(
-                asyncio.gather(
-                    _drain(process.stdout, BASH_OUTPUT_LOG_LIMIT),
-                    _drain(process.stderr, BASH_OUTPUT_LOG_LIMIT),
-                    process.wait(),
-                ),
-                timeout,
-            )
+            async with asyncio.timeout(timeout):
+                code = await process.wait()
+                (out, out_total), (err, err_total) = await readers[0], await readers[1]
         except TimeoutError:
             _kill_group(process)
             await process.wait()
@@ -202,7 +201,10 @@ class BashAction(BaseAction):
         except BaseException:
             _kill_group(process)  # cancelled (shutdown): leave no orphaned command behind
             raise
-        (out, out_total), (err, err_total), code = results
+        finally:
+            for reader in readers:
+                reader.cancel()
+            await asyncio.gather(*readers, return_exceptions=True)
         failed = code != 0
         _log_output(logger, "stdout", out, out_total, logging.INFO)
         _log_output(logger, "stderr", err, err_total, logging.WARNING if failed else logging.INFO)
