@@ -39,7 +39,8 @@ def _diag(pos: Position, code: str, message: str, hint: str = "") -> Diagnostic:
 
 
 def did_you_mean(name: str, candidates: Iterable[str]) -> str:
-    close = difflib.get_close_matches(name, sorted(set(candidates)), n=1, cutoff=0.6)
+    options = sorted({str(candidate) for candidate in candidates})
+    close = difflib.get_close_matches(str(name), options, n=1, cutoff=0.6)
     return f"did you mean {close[0]!r}?" if close else ""
 
 
@@ -319,7 +320,8 @@ def check_actions(machine: Machine, context: Context) -> Iterator[Diagnostic]:
             if spec is not None:
                 for required in spec.required:
                     if required not in action.params:
-                        close = difflib.get_close_matches(required, list(action.params), n=1)
+                        given = [str(param) for param in action.params]
+                        close = difflib.get_close_matches(required, given, n=1)
                         hint = (
                             f"{close[0]!r} looks like a misspelling of it"
                             if close

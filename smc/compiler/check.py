@@ -13,7 +13,7 @@ from pathlib import Path
 
 from smc.compiler import analysis, schema
 from smc.compiler.diagnostics import Diagnostic, sort_diagnostics
-from smc.compiler.loader import load_file
+from smc.compiler.loader import LoadedDocument, load_file, load_text
 from smc.compiler.model import Machine
 from smc.compiler.normalize import action_types_in_dir, build_machine, find_unsupported
 
@@ -63,18 +63,43 @@ class CheckResult:
 
 
 def check_files(files: Sequence[str], action_dirs: Iterable[str] = ()) -> CheckResult:
-    result = CheckResult()
-    diagnostics: list[Diagnostic] = []
+    """Check machine files together (the files are read as UTF-8)."""
+    loaded = []
     for path in files:
         doc, problems = load_file(path)
-        diagnostics.extend(problems)
-        if doc is None:
+        if doc is not None:
+            lines = doc.lines
+        else:
             try:
-                result.sources[path] = Path(path).read_text(encoding="utf-8").splitlines()
+                lines = Path(path).read_text(encoding="utf-8").splitlines()
             except (OSError, UnicodeDecodeError):
-                result.sources[path] = []
+                lines = []
+        loaded.append((path, doc, problems, lines))
+    return _check_loaded(loaded, action_dirs)
+
+
+def check_texts(sources: Sequence[tuple[str, str]], action_dirs: Iterable[str] = ()) -> CheckResult:
+    """Check machines given as (path, YAML text) pairs, as if they were files: for editors,
+    tests and tools that hold the text already."""
+    loaded = []
+    for path, text in sources:
+        doc, problems = load_text(path, text)
+        loaded.append((path, doc, problems, text.splitlines()))
+    return _check_loaded(loaded, action_dirs)
+
+
+def _check_loaded(
+    loaded: Sequence[tuple[str, LoadedDocument | None, list[Diagnostic], list[str]]],
+    action_dirs: Iterable[str],
+) -> CheckResult:
+    """load -> schema -> model for each document, then the analysis across all of them."""
+    result = CheckResult()
+    diagnostics: list[Diagnostic] = []
+    for path, doc, problems, lines in loaded:
+        diagnostics.extend(problems)
+        result.sources[path] = lines
+        if doc is None:
             continue
-        result.sources[path] = doc.lines
         unsupported = find_unsupported(doc)
         if unsupported:
             diagnostics.extend(unsupported)

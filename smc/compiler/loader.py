@@ -434,6 +434,9 @@ def _pos(mark: Any) -> Pos:
 def _yaml_error(path: str, text: str, error: yaml.YAMLError) -> Diagnostic:
     mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
     line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+    lines = text.splitlines()
+    if line > len(lines):  # the end of a file without a final newline: point at its end
+        line, col = max(len(lines), 1), len(lines[-1]) + 1 if lines else 1
     problem = str(getattr(error, "problem", None) or str(error).splitlines()[0])
     context = getattr(error, "context", None)
     message = f"invalid YAML: {problem}"

@@ -195,6 +195,7 @@ def _name_key_problems(doc: LoadedDocument) -> Iterator[Diagnostic]:
         for name, options in events.items():
             if isinstance(options, dict) and isinstance(options.get("context_map"), dict):
                 places.append((("events", name, "context_map"), options["context_map"], "key"))
+    places.extend((path, action, "parameter") for path, action in _actions(data))
     for path, mapping, what in places:
         if not isinstance(mapping, dict):
             continue
@@ -210,6 +211,26 @@ def _name_key_problems(doc: LoadedDocument) -> Iterator[Diagnostic]:
                 f"the {what} name here is read as {_describe(key)}, not as a name",
                 _type_hint(key, ["string"]) or "write the name as a string",
             )
+
+
+def _actions(data: dict[str, Any]) -> Iterator[tuple[PathKey, Any]]:
+    """Every action mapping and its ``params:``, with their paths."""
+    lists: list[tuple[PathKey, Any]] = []
+    actions = data.get("actions")
+    if isinstance(actions, dict):
+        lists.extend((("actions", state), items) for state, items in actions.items())
+    transitions = data.get("transitions")
+    if isinstance(transitions, list):
+        lists.extend(
+            (("transitions", index, "actions"), t.get("actions"))
+            for index, t in enumerate(transitions)
+            if isinstance(t, dict)
+        )
+    for path, items in lists:
+        for index, action in enumerate(items if isinstance(items, list) else ()):
+            yield (*path, index), action
+            if isinstance(action, dict) and isinstance(action.get("params"), dict):
+                yield (*path, index, "params"), action["params"]
 
 
 def validate(doc: LoadedDocument) -> list[Diagnostic]:
