@@ -7,6 +7,7 @@ exactly once; jobs of a foreign type stay untouched. Run as a script, this file 
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import signal
 import subprocess
@@ -16,6 +17,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -58,6 +60,23 @@ def holder_main(argv: list[str]) -> int:
     return 0
 
 
+def paused_main(argv: list[str]) -> int:
+    """``paused URL``: claim with a 1 s lease, then (after being stopped and resumed, when told
+    on stdin) try to heartbeat and complete with the now stale token."""
+    from smc.runtime.store import open_store
+
+    (url,) = argv
+    store = open_store(url)
+    job = store.claim_job("paused", lease_seconds=1.0)
+    assert job is not None and job.claim_token is not None
+    print(f"claimed {job.id}", flush=True)
+    sys.stdin.readline()
+    alive = store.heartbeat(job.id, job.claim_token, 30)
+    completed = store.complete_job(job.id, claim_token=job.claim_token, result="stale")
+    print(f"heartbeat {alive} complete {completed}", flush=True)
+    return 0
+
+
 def _env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = str(REPO_ROOT) + os.pathsep + env.get("PYTHONPATH", "")
@@ -67,6 +86,7 @@ def _env() -> dict[str, str]:
 def _spawn(*args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, __file__, *args],
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -166,6 +186,65 @@ def test_killed_holder_job_is_reclaimed_after_its_lease(store_url: str, tmp_path
     store.close()
 
 
+def test_a_paused_holder_is_fenced_out_after_its_lease(store_url: str) -> None:
+    from smc.runtime.store import Backoff, open_store
+
+    store = open_store(store_url, backoff=Backoff(base=0.01, cap=0.05), reap_interval=0.0)
+    store.add_job("work", job_id="long")
+    paused = _spawn("paused", store_url)
+    assert paused.stdout is not None and paused.stdin is not None
+    assert paused.stdout.readline().strip() == "claimed long"
+    os.kill(paused.pid, signal.SIGSTOP)  # a GC pause, a blocked loop, a suspended laptop …
+    try:
+        job = None
+        deadline = time.monotonic() + 15
+        while job is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+            job = store.claim_job("successor")
+        assert job is not None and job.id == "long" and job.attempts == 2
+        assert store.complete_job("long", claim_token=job.claim_token, result="fresh")
+    finally:
+        os.kill(paused.pid, signal.SIGCONT)
+    out, err = paused.communicate("go\n", timeout=60)
+    assert paused.returncode == 0, err
+    assert out.strip() == "heartbeat False complete False"
+    final = store.get_job("long")
+    assert final is not None and (final.status, final.result) == ("completed", "fresh")
+    store.close()
+
+
+def _forked_child(results: Any) -> None:
+    # The inherited store object is used as is, as a forking runtime would.
+    job = _INHERITED_STORE[0].claim_job("child")
+    assert job is not None
+    results.put(_INHERITED_STORE[0].complete_job(job.id, claim_token=job.claim_token))
+
+
+_INHERITED_STORE: list[Any] = []
+
+
+def test_a_store_survives_fork_in_parent_and_child(store_url: str) -> None:
+    from smc.runtime.store import open_store
+
+    store = open_store(store_url)
+    _INHERITED_STORE[:] = [store]
+    store.add_job("work", job_id="for-child")
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+    child = context.Process(target=_forked_child, args=(results,))
+    child.start()
+    assert results.get(timeout=60) is True
+    child.join(timeout=60)
+    assert child.exitcode == 0
+    # The child opened its own connection; the parent's still works.
+    done = store.get_job("for-child")
+    assert done is not None and done.status == "completed" and done.claimed_by == "child"
+    store.add_job("work", job_id="after-fork")
+    assert store.queue_counts()["pending"] == 1
+    store.close()
+    _INHERITED_STORE.clear()
+
+
 if __name__ == "__main__":
     command, *rest = sys.argv[1:]
-    sys.exit({"worker": worker_main, "holder": holder_main}[command](rest))
+    sys.exit({"worker": worker_main, "holder": holder_main, "paused": paused_main}[command](rest))
