@@ -168,3 +168,21 @@ def test_postgres_unreachable_server_is_one_line() -> None:
     message = _one_line(error)
     assert message.startswith("cannot connect to postgresql://postgres:***@127.0.0.1:1/test: ")
     assert "secret" not in message
+
+
+def test_a_database_locked_too_long_is_a_store_error_then_recovers(tmp_path: Path) -> None:
+    path = tmp_path / "smc.db"
+    store = open_store(str(path), busy_timeout=0.3)
+    store.add_job("t", job_id="kept-0")
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")  # another process holds the write lock
+    try:
+        with pytest.raises(StoreError) as error:
+            store.add_job("t")
+        assert _one_line(error) == f"cannot write to {path}: database is locked"
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    store.add_job("t", job_id="kept-1")
+    _committed_jobs_survive(store, 2)
+    store.close()
