@@ -103,6 +103,75 @@ def literal(value: Any) -> str:
     return repr(value)
 
 
+# ---- black-stable layout of data literals ----------------------------------------------
+#
+# black formats a module that is already in its style in one pass, and in two otherwise
+# (``black.format_str`` re-runs itself when the first pass changed anything), and black is
+# most of a cold build. So data literals are laid out here as black would lay them out: on
+# one line if it fits, else one item per line with a trailing comma, recursively. black still
+# formats every module; a literal this gets wrong only costs the second pass.
+
+
+@dataclass(frozen=True)
+class Seq:
+    """A bracketed literal: items are code, or (prefix, node) pairs such as dict entries."""
+
+    open: str
+    close: str
+    items: tuple[Node | tuple[str, Node], ...]
+    one_tuple: bool = False
+
+
+Node = str | Seq
+
+
+def data_node(value: Any) -> Node:
+    """Plain data as a layout node (strings through ``pystr()``, as in ``literal()``)."""
+    value = _plain(value)
+    if isinstance(value, dict):
+        return Seq("{", "}", tuple((f"{pystr(k)}: ", data_node(v)) for k, v in value.items()))
+    if isinstance(value, list):
+        return Seq("[", "]", tuple(data_node(v) for v in value))
+    return literal(value)
+
+
+def tuple_node(items: Sequence[Node]) -> Node:
+    return Seq("(", ")", tuple(items), one_tuple=len(items) == 1) if items else "()"
+
+
+def _split_item(item: Node | tuple[str, Node]) -> tuple[str, Node]:
+    return item if isinstance(item, tuple) else ("", item)
+
+
+def flat(node: Node) -> str:
+    if isinstance(node, str):
+        return node
+    inner = ", ".join(prefix + flat(value) for prefix, value in map(_split_item, node.items))
+    return node.open + inner + ("," if node.one_tuple else "") + node.close
+
+
+def layout(prefix: str, node: Node, suffix: str, indent: int) -> list[str]:
+    """``prefix + node + suffix`` as lines at ``indent``, the way black splits them."""
+    pad = " " * indent
+    line = pad + prefix + flat(node) + suffix
+    if len(line) <= LINE_LENGTH or isinstance(node, str) or not node.items:
+        return [line]
+    lines = [pad + prefix + node.open]
+    # black explodes a body one item per line (adding a trailing comma) only when it has a
+    # comma between items; a single item stays whole, without one (unless it is a 1-tuple).
+    item_suffix = "," if len(node.items) > 1 or node.one_tuple else ""
+    for item in node.items:
+        item_prefix, value = _split_item(item)
+        lines.extend(layout(item_prefix, value, item_suffix, indent + 4))
+    lines.append(pad + node.close + suffix)
+    return lines
+
+
+def entry(prefix: str, node: Node) -> str:
+    """One ``key: value,`` line (or lines) of a class-level dict, at the template's indent."""
+    return "\n".join(layout(prefix, node, ",", 8))
+
+
 def tuple_literal(items: Sequence[str]) -> str:
     """``(a, b)``, ``(a,)`` or ``()`` from already-rendered items."""
     if len(items) == 1:
@@ -204,6 +273,18 @@ def _template_values(machine: Machine, source_path: str) -> dict[str, Any]:
         "contract": machine.style == "contract",
         "initial": state_member[machine.initial_state],
         "finals": "frozenset({" + ", ".join(finals) + "})" if finals else "frozenset()",
+        "finals_line": "\n".join(
+            layout(
+                "FINAL_STATES: ClassVar[frozenset[State]] = ",
+                (
+                    Seq("frozenset(", ")", (Seq("{", "}", tuple(finals)),))
+                    if finals
+                    else "frozenset()"
+                ),
+                "",
+                4,
+            )
+        ),
         "states": [
             {
                 "member": state_member[s.name],
@@ -213,6 +294,16 @@ def _template_values(machine: Machine, source_path: str) -> dict[str, Any]:
                 ),
                 "actions": tuple_literal([literal(a.as_data()) for a in s.actions]),
                 "has_actions": bool(s.actions),
+                "actions_entry": entry(
+                    f"State.{state_member[s.name]}: ",
+                    tuple_node([data_node(a.as_data()) for a in s.actions]),
+                ),
+                "action_sources_entry": entry(
+                    f"State.{state_member[s.name]}: ",
+                    tuple_node(
+                        [pystr(f"{source_path}:{a.pos.line}:{a.pos.col}") for a in s.actions]
+                    ),
+                ),
                 "action_sources": tuple_literal(
                     [pystr(f"{source_path}:{a.pos.line}:{a.pos.col}") for a in s.actions]
                 ),
@@ -229,6 +320,9 @@ def _template_values(machine: Machine, source_path: str) -> dict[str, Any]:
                 "literal_doc": doc_literal(e.name),
                 "context_map": literal(dict(e.context_map)),
                 "has_context_map": bool(e.context_map),
+                "context_map_entry": entry(
+                    f"Event.{event_member[e.name]}: ", data_node(dict(e.context_map))
+                ),
                 "edges": [
                     (state_member[edge.source], state_member[edge.target])
                     for edge in machine.table
@@ -244,10 +338,17 @@ def _template_values(machine: Machine, source_path: str) -> dict[str, Any]:
                 "states": tuple_literal(
                     [f"State.{state_member[s]}" for s in g.states if s in state_member]
                 ),
+                "entry": entry(
+                    f"{pystr(g.name)}: ",
+                    tuple_node([f"State.{state_member[s]}" for s in g.states if s in state_member]),
+                ),
             }
             for g in machine.groups
         ],
         "timeouts": [(source, tuple_literal(items)) for source, items in timers.items()],
+        "timeout_entries": [
+            entry(f"State.{source}: ", tuple_node(items)) for source, items in timers.items()
+        ],
     }
 
 
