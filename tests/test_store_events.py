@@ -277,3 +277,28 @@ def test_sqlite_long_channel_names_fit_the_socket_path_limit(tmp_path: Path) -> 
             assert waker.wait(20.0)
     finally:
         store.close()
+
+
+def test_postgres_waker_reconnects_after_losing_its_connection() -> None:
+    from smc.runtime.store.waker import PostgresWaker
+
+    schema = f"smc_test_{uuid.uuid4().hex[:10]}"
+    store = open_store(f"{PG_URL}?schema={schema}")
+    try:
+        waker = store.open_waker([machine_channel("m")])
+        assert isinstance(waker, PostgresWaker)
+        with psycopg.connect(PG_URL, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (waker._connection.info.backend_pid,))
+        # The broken connection counts as a wake-up (something may have been missed), then the
+        # waker listens again on a new connection and real notifications reach it.
+        assert waker.wait(20.0)
+        if waker.broken:
+            assert waker.wait(20.0)
+        assert not waker.broken
+        store.send_event("m", "after-reconnect")
+        assert waker.wait(20.0)
+        waker.close()
+    finally:
+        store.close()
+        with psycopg.connect(PG_URL, autocommit=True) as connection:
+            connection.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
