@@ -98,6 +98,10 @@ class Proc:
             stderr=subprocess.STDOUT,
         )
 
+    def describe(self) -> str:
+        text = "smc " + " ".join(self.args)
+        return text if len(text) < 200 else text[:200] + "..."
+
     @property
     def pid(self) -> int:
         return self.popen.pid
@@ -114,7 +118,7 @@ class Proc:
         try:
             return self.popen.wait(timeout)
         except subprocess.TimeoutExpired:
-            pytest.fail(f"smc {' '.join(self.args)} did not exit in {timeout}s:\n{self.output()}")
+            pytest.fail(f"{self.describe()} did not exit in {timeout}s:\n{self.output()}")
 
     def stop(self) -> None:
         if self.popen.poll() is None:
@@ -171,7 +175,7 @@ class Runner:
 
         def running() -> bool:
             if proc.popen.poll() is not None:
-                pytest.fail(f"smc {' '.join(proc.args)} exited early:\n{proc.output()}")
+                pytest.fail(f"{proc.describe()} exited early:\n{proc.output()}")
             if not self.db.exists():
                 return False
             with self.store() as store:

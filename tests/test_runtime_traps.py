@@ -129,6 +129,7 @@ initial_state: spawning
 metadata: {machine_name: parent}
 transitions:
   - {from: spawning, to: watching, event: spawned}
+  - {from: watching, to: stopped, event: stop}
 actions:
   spawning:
     - type: start_fsm
