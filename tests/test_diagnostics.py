@@ -49,7 +49,7 @@ CASES = [
     Case(
         "SMC001-unclosed-flow",
         {"m.yaml": "initial_state: a\ntransitions: [\n  {from: a, to: b, event: go}\n"},
-        {("m.yaml", 4, 1, "SMC001")},
+        {("m.yaml", 3, 30, "SMC001")},  # the end of the file: the end of its last line
         ("invalid YAML",),
     ),
     Case(
