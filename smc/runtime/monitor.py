@@ -591,7 +591,7 @@ def format_human(record: dict[str, Any]) -> str:
         body = f"{record.get('from')} --{record.get('event')}--> {record.get('to')}"
     else:
         body = str(kind)
-        for key in ("state", "event", "message", "error", "reason"):
+        for key in ("from", "to", "event", "action", "message", "error", "reason"):
             value = record.get(key)
             if value not in (None, ""):
                 body += f" {key}={_short(value)}"
