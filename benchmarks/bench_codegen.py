@@ -9,10 +9,11 @@ same machine. The timed cycle is ``new_job, job_done, continue_work, no_jobs`` f
 ``waiting``; before timing, every implementation is checked to walk the cycle through the
 expected states and to reject an illegal event.
 
-Method (as docs/shared research "python-fsm-libraries" §1): ns per transition is the median
+Method (as the shared research "python-fsm-libraries" §1): ns per transition is the median
 of 5 timed runs (``time.perf_counter_ns``) after one warm-up run of N/10, ``gc.collect()``
-before each run, bound methods hoisted out of the loop. N is 200,000 transitions, fewer for
-the slow libraries (the table says which).
+before each run, bound methods hoisted out of the loop. The runs are interleaved (round-robin
+over the implementations), so passing load on the machine does not favour one of them.
+N is 200,000 transitions, fewer for the slow libraries (the table says which).
 
     python benchmarks/bench_codegen.py            # needs the bench extra: pip install -e .[bench]
 """
@@ -211,14 +212,22 @@ def verify(name: str, read_state: Callable[[], str], fire_one: Any) -> None:
     assert read_state() == START, (name, read_state())
 
 
-def measure(loop: Loop, n: int) -> list[float]:
-    loop(n // 10)  # warm-up
-    runs = []
-    for _ in range(5):
-        gc.collect()
-        started = time.perf_counter_ns()
-        loop(n)
-        runs.append((time.perf_counter_ns() - started) / n)
+def timed(loop: Loop, n: int) -> float:
+    gc.collect()
+    started = time.perf_counter_ns()
+    loop(n)
+    return (time.perf_counter_ns() - started) / n
+
+
+def measure_interleaved(loops: list[tuple[Loop, int]], rounds: int = 5) -> list[list[float]]:
+    """Each implementation warmed up, then timed once per round, round-robin: a burst of load
+    from elsewhere on the machine hits every implementation alike, not just one."""
+    for loop, n in loops:
+        loop(n // 10)  # warm-up
+    runs: list[list[float]] = [[] for _ in loops]
+    for _ in range(rounds):
+        for index, (loop, n) in enumerate(loops):
+            runs[index].append(timed(loop, n))
     return runs
 
 
@@ -241,11 +250,13 @@ def main() -> None:
                 lambda: with_python_statemachine(cls),
             ),
         ]
-        results: list[tuple[str, int, list[float]]] = []
+        loops: list[tuple[Loop, int]] = []
         for name, n, make in rows:
             loop, read_state, fire_one = make()
             verify(name, read_state, fire_one)
-            results.append((name, n, measure(loop, n)))
+            loops.append((loop, n))
+        measured = measure_interleaved(loops)
+        results = [(name, n, runs) for (name, n, _), runs in zip(rows, measured, strict=True)]
 
     baseline = statistics.median(results[3][2])
     print(
