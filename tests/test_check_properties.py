@@ -11,12 +11,14 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from smc.compiler.check import CheckResult, check_files, check_texts
 from smc.compiler.diagnostics import CODES
+from smc.compiler.loader import load_text
 from smc.compiler.model import WILDCARD, Machine
 from tests.conftest import CORPUS
 
@@ -213,3 +215,34 @@ def test_valid_machines_round_trip_into_the_model(data: dict[str, Any]) -> None:
     assert {e.name for e in machine.timeout_events} == {
         t["event"] for t in data["transitions"] if t["event"].startswith("timeout(")
     }
+
+
+# ---- the loader reads what yaml.safe_load reads -----------------------------------------
+
+YAML_FEATURES = [
+    "a: &x {b: 1, c: [1, 2]}\nd: *x\n",
+    "base: &b {x: 1, y: 2}\nm:\n  <<: *b\n  y: 3\n",
+    "b1: &b1 {x: 1}\nb2: &b2 {x: 2, z: 0}\nm: {<<: [*b1, *b2], w: 4}\n",
+    "s: !!set {a, b}\np: !!pairs [{a: 1}, {b: 2}]\no: !!omap [{a: 1}]\n",
+    "t: 2001-12-14\nf: 1.5e3\nh: 0x1f\nn: ~\nb: [yes, No, on, OFF]\nq: '01'\n",
+    "k: !!str 12\nl: !!int '7'\nbin: !!binary aGVsbG8=\n",
+    "? complex\n: value\nempty:\nlist: [[], {}]\n",
+    "%YAML 1.1\n---\na: 1\n...\n",
+]
+
+
+@pytest.mark.parametrize("text", YAML_FEATURES)
+def test_loader_data_equals_safe_load(text: str) -> None:
+    doc, problems = load_text("m.yaml", text)
+    assert problems == []
+    assert doc is not None
+    assert doc.data == yaml.safe_load(text)
+
+
+@SETTINGS
+@given(st.dictionaries(keys, documents, max_size=6))
+def test_loader_data_equals_safe_load_for_random_documents(data: dict[Any, Any]) -> None:
+    text = yaml.safe_dump(data, allow_unicode=True)
+    doc, _problems = load_text("m.yaml", text)
+    assert doc is not None
+    assert doc.data == yaml.safe_load(text)
