@@ -55,7 +55,9 @@ def register(subparsers: Any) -> None:
     list_parser = jobs_commands.add_parser(
         "list", parents=[common, listing], help="list jobs, newest first"
     )
-    list_parser.add_argument("--status", choices=_job_statuses(), default=None)
+    list_parser.add_argument(
+        "--status", default=None, help="pending, processing, completed, failed or cancelled"
+    )
     list_parser.add_argument("--limit", type=int, default=100)
     list_parser.set_defaults(handler=_guarded(_jobs_list))
 
@@ -88,12 +90,6 @@ def register(subparsers: Any) -> None:
         "status", parents=[common, listing], help="machines and queue counts"
     )
     status.set_defaults(handler=_guarded(_status))
-
-
-def _job_statuses() -> Sequence[str]:
-    from smc.runtime.store.base import JOB_STATUSES
-
-    return JOB_STATUSES
 
 
 def _guarded(handler: Handler) -> Handler:
@@ -216,6 +212,12 @@ def _jobs_add(args: argparse.Namespace) -> int:
 
 
 def _jobs_list(args: argparse.Namespace) -> int:
+    # Validated here, not with argparse choices, so that `smc --help` and every other command
+    # start without importing the store.
+    from smc.runtime.store.base import JOB_STATUSES
+
+    if args.status is not None and args.status not in JOB_STATUSES:
+        raise UsageError(f"--status must be one of: {', '.join(JOB_STATUSES)}")
     if args.limit < 1:
         raise UsageError("--limit must be at least 1")
     with _open(args) as store:
