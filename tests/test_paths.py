@@ -247,3 +247,47 @@ def test_smc_paths_reports_errors_and_bad_usage(tmp_path: Path) -> None:
     assert "--package 'not-a-name' is not a dotted Python name" in done.stderr
     done = smc("paths", str(tmp_path / "missing.yaml"))
     assert done.returncode == 2
+
+
+# ---- the emitted form: routes, expanded at test time by smc.testing.path_cases -------------
+
+
+@pytest.mark.parametrize("source", ["examples", "corpus", "big"])
+def test_path_cases_expand_routes_to_the_compiler_paths(source: str, tmp_path: Path) -> None:
+    """Emitted tests carry only the BFS tree; ``path_cases`` must rebuild from it exactly
+    the paths and ids ``plan_paths`` computed."""
+    import importlib
+
+    from smc.compiler.codegen import generate_machine, module_names
+    from smc.testing import path_cases
+
+    if source == "big":
+        (tmp_path / "big.yaml").write_text(big_machine_yaml(200, 5))
+        machines = load(tmp_path / "big.yaml")
+    else:
+        machines = example_machines() if source == "examples" else corpus_machines()
+    package = tmp_path / f"routes_{source}"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    sys.path.insert(0, str(tmp_path))
+    try:
+        for number, machine in enumerate(machines):
+            module_file = package / f"m{number}_{module_names(machine).module}.py"
+            module_file.write_text(generate_machine(machine, machine.path))
+            module = importlib.import_module(f"{package.name}.{module_file.stem}")
+            cls = getattr(module, module_names(machine).class_name)
+            routes = {
+                state: (route[-1].source, route[-1].event)
+                for state, route in shortest_paths(machine).items()
+                if route
+            }
+            plan = plan_paths(machine)
+            expected = [
+                (path.description, tuple((s.event, s.target) for s in path.steps))
+                for path in plan.paths
+            ]
+            assert path_cases(cls, routes) == expected, machine.name
+    finally:
+        sys.path.remove(str(tmp_path))
+        for name in [n for n in sys.modules if n.startswith(f"routes_{source}")]:
+            del sys.modules[name]

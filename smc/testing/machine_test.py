@@ -450,3 +450,44 @@ def transitions_taken(
             taken.add((state, event))
             state = target
     return taken
+
+
+def path_cases(
+    machine: type[Any], routes: Mapping[str, tuple[str, str]]
+) -> list[tuple[str, tuple[tuple[str, str], ...]]]:
+    """``(id, steps)`` for the shortest path to every state and through every transition.
+
+    ``routes`` is the breadth-first tree smc computed (``smc.compiler.paths``): reachable
+    state -> (the state before it, the event from there), the initial state left out. The
+    steps are ``(event, state after it)``; the ids read like ``"reaches finishing:
+    initialized -> new_job -> job_done"``. Transitions from states not in the tree are left
+    out: they are unreachable.
+    """
+    initial = str(machine.INITIAL_STATE)
+    steps_to: dict[str, tuple[tuple[str, str], ...]] = {initial: ()}
+
+    def steps_for(state: str) -> tuple[tuple[str, str], ...]:
+        chain: list[tuple[str, str]] = []
+        current = state
+        while current not in steps_to:
+            previous, event = routes[current]
+            chain.append((event, current))
+            current = previous
+            if len(chain) > len(routes):
+                raise ValueError(f"the routes loop back to {state!r}")
+        steps_to[state] = steps_to[current] + tuple(reversed(chain))
+        return steps_to[state]
+
+    def described(steps: tuple[tuple[str, str], ...]) -> str:
+        return " -> ".join(event for event, _ in steps) if steps else "(initial state)"
+
+    cases: list[tuple[str, tuple[tuple[str, str], ...]]] = []
+    for state in (str(s) for s in machine.State):
+        if state == initial or state in routes:
+            steps = steps_for(state)
+            cases.append((f"reaches {state}: {described(steps)}", steps))
+    for source, event, target in ((str(s), str(e), str(t)) for s, e, t in machine.TRANSITIONS):
+        if source == initial or source in routes:
+            steps = (*steps_for(source), (event, target))
+            cases.append((f"takes {event} from {source} to {target}: {described(steps)}", steps))
+    return cases
