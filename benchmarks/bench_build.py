@@ -113,7 +113,7 @@ def main() -> None:
     )
     print()
     print(f"| {'run':<32} | {'median s':>9} | {'min s':>7} | {'max s':>7} | {'target':>8} |")
-    print(f"|{'-' * 34}|{'-' * 11}:|{'-' * 8}:|{'-' * 8}:|{'-' * 9}:|")
+    print(f"|{'-' * 34}|{'-' * 10}:|{'-' * 8}:|{'-' * 8}:|{'-' * 9}:|")
     for label, times, target in rows:
         median = statistics.median(times)
         goal = "-" if target is None else f"< {target:g} s"
