@@ -235,7 +235,7 @@ class SqliteStore(Store):
         try:
             connection.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
             if not self.read_only:
-                connection.execute("PRAGMA journal_mode = WAL")
+                self._use_wal(connection)
                 connection.execute(f"PRAGMA synchronous = {self.synchronous}")
             connection.create_function("smc_backoff", 1, self.backoff.delay, deterministic=False)
             self._ensure_schema(connection)
@@ -245,6 +245,22 @@ class SqliteStore(Store):
         self._connection = connection
         self._pid = os.getpid()
         return connection
+
+    def _use_wal(self, connection: sqlite3.Connection) -> None:
+        """``PRAGMA journal_mode = WAL``, again while it answers BUSY: switching a fresh file to
+        WAL needs an exclusive lock and SQLite answers BUSY without calling the busy handler
+        when another process holds one (processes starting together on a new database)."""
+        deadline = time.monotonic() + self.busy_timeout
+        pause = 0.001
+        while True:
+            try:
+                connection.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as error:
+                if not _is_busy(error) or time.monotonic() + pause > deadline:
+                    raise
+            time.sleep(pause * (0.5 + random.random()))
+            pause = min(pause * 2, 0.05)
 
     def _ensure_schema(self, connection: sqlite3.Connection) -> None:
         version_row = None
