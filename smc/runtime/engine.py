@@ -63,6 +63,12 @@ FALLBACK_POLL_SECONDS = 1.0
 STORE_ERROR_LOG_INTERVAL = 30.0
 #: The registry heartbeat never waits longer than this (machines are reported dead after 60 s).
 MAX_HEARTBEAT_INTERVAL = 10.0
+#: A busy machine writes its state to the registry at most this often (a write per transition
+#: would be three per job); it writes at once when it goes idle, and on stop.
+REGISTRY_WRITE_INTERVAL = 0.5
+#: A machine whose actions never wait (a full queue, no-op work) still lets the event loop run
+#: this often, so signals, timers and deferred registry writes are not held up until it idles.
+YIELD_INTERVAL = 0.01
 
 
 class StartupError(Exception):
@@ -161,6 +167,13 @@ class Engine:
         self._jobs_rung = False
         self._stopping = False
         self._flow_task: asyncio.Task[int] | None = None
+        # the machine registry: the state last written, when the next write may happen (loop
+        # time), and the pending deferred write
+        self._registry_state: str | None = None
+        self._registry_due = float("-inf")
+        self._registry_timer: asyncio.TimerHandle | None = None
+        # whether a job was current when the machine entered its state (for log levels)
+        self._entered_with_job = False
         # timers of the current state entry
         self._entry = 0
         self._timer_handles: list[asyncio.TimerHandle] = []
@@ -232,7 +245,7 @@ class Engine:
         context["job_type"] = job.job_type
         self._claims[job.id] = claim
         self._claims_snapshot = tuple(self._claims.values())
-        self.logger.info("claimed job %s (%s, attempt %d)", job.id, job.job_type, job.attempts)
+        self.logger.debug("claimed job %s (%s, attempt %d)", job.id, job.job_type, job.attempts)
         self.publish("job_claimed", job_id=job.id, job_type=job.job_type, attempts=job.attempts)
         return job_dict
 
@@ -274,7 +287,7 @@ class Engine:
             self.logger.info("job %s failed: %s", claim.job_id, claim.reason)
             self.publish("job_failed", job_id=claim.job_id, reason=claim.reason, retry=True)
         else:
-            self.logger.info("job %s completed", claim.job_id)
+            self.logger.debug("job %s completed", claim.job_id)
             self.publish("job_completed", job_id=claim.job_id)
         return True
 
@@ -304,6 +317,7 @@ class Engine:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return "timeout"
+            self._write_registry()  # about to sleep: the registry shows where it waits
             if not await _wait_event(wake, remaining):
                 return "timeout"
 
@@ -389,6 +403,7 @@ class Engine:
             store.register_machine(
                 self.machine_name, str(self.machine.state), config_path=self.config_path
             )
+            self._registry_state = str(self.machine.state)
             self._event_waker = store.open_waker([machine_channel(self.machine_name)])
         except StoreError as error:
             raise StartupError(str(error)) from None
@@ -413,6 +428,8 @@ class Engine:
 
     async def _flow(self) -> int:
         self._start_timers()
+        loop = asyncio.get_running_loop()
+        next_yield = loop.time() + YIELD_INTERVAL
         while True:
             state = str(self.machine.state)
             if state in self._finals:
@@ -421,6 +438,12 @@ class Engine:
                 self.logger.info("reached final state %s", state)
                 return 0
             if await self._run_actions(state, final=False):
+                # Actions that return at once never give the loop a turn: give it one now
+                # and then (a SIGTERM would otherwise wait until the queue runs dry).
+                now = loop.time()
+                if now >= next_yield:
+                    await asyncio.sleep(0)
+                    next_yield = now + YIELD_INTERVAL
                 continue
             await self._idle()
 
@@ -504,7 +527,7 @@ class Engine:
             event = self._expired.pop(0)
             if self.machine.can_fire(event):
                 self.logger.info("timer %s expired in %s", event, self.machine.state)
-                self._fire(event)
+                self._fire(event, external=True)
                 return True
         return False
 
@@ -524,6 +547,7 @@ class Engine:
                 assert inbound is not None
                 self._apply_inbound(inbound)
                 return
+            self._write_registry()  # idle: the registry shows the state it waits in
             await _wait_event(wake, FALLBACK_POLL_SECONDS)
 
     def _take_inbound(self) -> bool:
@@ -577,7 +601,7 @@ class Engine:
             if value is not MISSING:
                 context[key] = value
         self.logger.debug("event %s from %s", row.event_type, row.source or "?")
-        self._fire(row.event_type, source=row.source)
+        self._fire(row.event_type, external=True, source=row.source)
         self._ack(row)
 
     def _ack(self, row: EventRow) -> None:
@@ -587,23 +611,59 @@ class Engine:
             # Not acknowledged: the event comes back after its lease (at-least-once).
             self.report_store_error("acknowledge an event", error)
 
-    def _fire(self, event: str, **extra: Any) -> None:
+    def _fire(self, event: str, *, external: bool = False, **extra: Any) -> None:
+        """Fire ``event`` (``external``: an inbound event or a timer caused it).
+
+        Logged at INFO, except the routine of every job, which is DEBUG (the monitor carries
+        every transition, with its job id): self-transitions, and transitions an action's
+        result causes while a job is being processed (one was current when the state was
+        entered or is current now)."""
         source = self.machine.state
         self._cancel_timers()
         target = self.machine.fire(event)
         self.context["current_state"] = str(target)
-        if source == target:
-            self.logger.debug("%s --%s--> %s", source, event, target)
-        else:
-            self.logger.info("%s --%s--> %s", source, event, target)
-        try:
-            self.store.update_machine(self.machine_name, str(target))
-        except StoreError as error:
-            self.report_store_error("update the machine registry", error)
+        with_job = self._current is not None
+        routine = source == target or (not external and (with_job or self._entered_with_job))
+        self._entered_with_job = with_job
+        self.logger.log(
+            logging.DEBUG if routine else logging.INFO, "%s --%s--> %s", source, event, target
+        )
+        self._state_changed()
         self.publish(
             "transition", **{"from": str(source), "event": str(event), "to": str(target)}, **extra
         )
         self._start_timers()
+
+    # --- machine registry -------------------------------------------------------------------
+
+    def _state_changed(self) -> None:
+        """Write the new state now, or — if the last write was under
+        ``REGISTRY_WRITE_INTERVAL`` ago — when that interval is up (a timer, which runs as soon
+        as the loop gets a turn), whichever state the machine is in by then."""
+        loop = self._loop
+        assert loop is not None
+        if loop.time() >= self._registry_due:
+            self._write_registry()
+        elif self._registry_timer is None:
+            self._registry_timer = loop.call_at(self._registry_due, self._write_registry)
+
+    def _write_registry(self) -> None:
+        """Write the current state to the registry if it differs from the one written last."""
+        if self._registry_timer is not None:
+            self._registry_timer.cancel()
+            self._registry_timer = None
+        state = str(self.machine.state)
+        if state == self._registry_state:
+            return
+        loop = self._loop
+        assert loop is not None
+        self._registry_due = loop.time() + REGISTRY_WRITE_INTERVAL
+        try:
+            self.store.update_machine(self.machine_name, state)
+        except StoreError as error:
+            self.report_store_error("update the machine registry", error)
+            return  # still differs: written at the next chance
+        self._registry_state = state
 
     # --- timers -----------------------------------------------------------------------------
 
@@ -713,6 +773,7 @@ class Engine:
                         error,
                     )
                 self._current = None
+            self._write_registry()  # the state it stopped in
             try:
                 store.stop_machine(self.machine_name)
             except StoreError as error:

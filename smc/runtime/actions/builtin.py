@@ -346,7 +346,7 @@ class CompleteJobAction(BaseAction):
                 "complete_job: job %s is not processing (or no longer ours)", job_id
             )
             return self.event("error", "error")
-        runtime.logger.info("job %s completed", job_id)
+        runtime.logger.debug("job %s completed", job_id)
         runtime.publish("job_completed", job_id=job_id)
         return self.event("success", "success")
 
@@ -455,7 +455,7 @@ class SendEventAction(BaseAction):
         runtime.store.send_event(
             str(target), event_type, payload, source=runtime.machine_name, job_id=job_id
         )
-        runtime.logger.info("sent %s to %s", event_type, target)
+        runtime.logger.debug("sent %s to %s", event_type, target)
         return self.event("success", "event_sent")
 
 
