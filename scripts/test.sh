@@ -29,7 +29,7 @@ fi
 
 log "ruff, black, mypy"
 python3 -m ruff check smc tests benchmarks generated
-python3 -m black --check --quiet smc tests benchmarks
+python3 -m black --check smc tests benchmarks generated
 python3 -m mypy smc generated
 
 log "generated/ is fresh (smc build examples/ --check)"

@@ -21,9 +21,7 @@ class IllegalTransition(ValueError):
         self.machine = machine
         self.state = str(state)
         self.event = str(event)
-        super().__init__(
-            f"{machine}: event {self.event!r} is not allowed in state {self.state!r}"
-        )
+        super().__init__(f"{machine}: event {self.event!r} is not allowed in state {self.state!r}")
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.machine, self.state, self.event))
