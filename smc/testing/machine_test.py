@@ -141,6 +141,8 @@ class MachineTest(RuleBasedStateMachine):
         if callable(getattr(machine, "transition", None)) and "try_transition" not in own:
             state_values = st.sampled_from([str(s) for s in machine.State])
             cls.try_transition = _transition_rule(state_values)
+        if callable(getattr(machine, "transition", None)) and "take_transition" not in own:
+            cls.take_transition = _allowed_transition_rule()
 
     # ---- per-run state ---------------------------------------------------------------
 
@@ -404,6 +406,28 @@ def _transition_rule(states: st.SearchStrategy[str]) -> Callable[..., None]:
             self._accepted(event, call)
 
     result: Callable[..., None] = rule(new_state=states)(try_transition)
+    return result
+
+
+def _allowed_transition_rule() -> Callable[..., None]:
+    """``transition(new_state)`` to a state the model allows from the current one.
+
+    ``try_transition`` draws from every state, so a particular legal edge (FAILED -> PENDING)
+    is rare among its draws; this rule makes legal ``transition()`` calls common."""
+
+    def targets(self: MachineTest) -> list[str]:
+        source = self.expected_state
+        return sorted({str(target) for (s, _), target in self.model.items() if s == source})
+
+    def take_transition(self: MachineTest, data: st.DataObject) -> None:
+        """``transition(new_state)`` to an allowed target (execution contract)."""
+        new_state = data.draw(st.sampled_from(targets(self)), label="new_state")
+        source = self.expected_state
+        event = next(e for (s, e), t in self.model.items() if s == source and str(t) == new_state)
+        self._accepted(event, lambda: self.instance.transition(new_state))
+
+    guarded = precondition(lambda self: bool(targets(self)))(take_transition)
+    result: Callable[..., None] = rule(data=st.data())(guarded)
     return result
 
 
