@@ -353,6 +353,12 @@ class Store(abc.ABC):
     def close(self) -> None:
         """Close the connection; the store reconnects if used again."""
 
+    def checkpoint(self) -> None:
+        """Housekeeping a long-running worker runs off its hot path, from a background thread
+        on its own connection, a few times a second (SQLite: move the write-ahead log into the
+        database file). Nothing by default."""
+        return None
+
     def __enter__(self) -> Store:
         return self
 

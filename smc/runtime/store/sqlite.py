@@ -172,7 +172,10 @@ def _describe(error: sqlite3.Error) -> str:
 
 class SqliteStore(Store):
     """The store in one SQLite file. ``read_only`` opens it with ``mode=ro`` (writes then raise
-    :class:`StoreError`); ``synchronous`` may be raised to ``FULL`` to survive power loss."""
+    :class:`StoreError`); ``synchronous`` may be raised to ``FULL`` to survive power loss.
+    ``wal_autocheckpoint`` (pages) sets when a commit on this connection checkpoints the
+    write-ahead log itself (SQLite's default: 1000); a worker raises it and calls
+    :meth:`checkpoint` from a background thread instead."""
 
     def __init__(
         self,
@@ -184,6 +187,7 @@ class SqliteStore(Store):
         backoff: Backoff | None = None,
         reap_interval: float = DEFAULT_REAP_INTERVAL,
         machine_stale_after: float = DEFAULT_MACHINE_STALE_AFTER,
+        wal_autocheckpoint: int | None = None,
     ) -> None:
         super().__init__(
             backoff=backoff, reap_interval=reap_interval, machine_stale_after=machine_stale_after
@@ -194,6 +198,7 @@ class SqliteStore(Store):
         self.read_only = read_only
         self.synchronous = synchronous.upper()
         self.busy_timeout = busy_timeout
+        self.wal_autocheckpoint = None if wal_autocheckpoint is None else int(wal_autocheckpoint)
         self._doorbell_dir = default_socket_dir(self.path)
         self.socket_dir = self._doorbell_dir
         self._doorbell = Doorbell(self._doorbell_dir)
@@ -237,6 +242,8 @@ class SqliteStore(Store):
             if not self.read_only:
                 self._use_wal(connection)
                 connection.execute(f"PRAGMA synchronous = {self.synchronous}")
+                if self.wal_autocheckpoint is not None:
+                    connection.execute(f"PRAGMA wal_autocheckpoint = {self.wal_autocheckpoint}")
             connection.create_function("smc_backoff", 1, self.backoff.delay, deterministic=False)
             self._ensure_schema(connection)
         except sqlite3.Error as error:
@@ -326,6 +333,15 @@ class SqliteStore(Store):
                     with contextlib.suppress(sqlite3.Error):
                         connection.execute("ROLLBACK")
                 raise
+
+    def checkpoint(self) -> None:
+        """Copy the write-ahead log into the database file (PASSIVE: never waits for or blocks
+        writers; nothing to do costs one shared-memory read). A checkpoint ``fsync``s twice,
+        which is why a worker runs it here, off the path of its claims and events."""
+        if self.read_only:
+            return
+        with self._using("checkpoint") as connection:
+            connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
     def close(self) -> None:
         with self._lock:

@@ -1,0 +1,96 @@
+"""SQLite store options and connection handling, against real database files:
+
+- opening a new database while another process holds its write lock (workers and the CLI
+  starting together) waits for the lock instead of failing;
+- ``wal_autocheckpoint`` and :meth:`SqliteStore.checkpoint`: a worker's own commits leave the
+  write-ahead log alone, and a background checkpoint moves it into the database file.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from smc.runtime.store import open_store
+from smc.runtime.store.sqlite import SqliteStore
+
+HOLD_SECONDS = 0.5
+
+#: Another process takes the write lock of a fresh (not yet WAL) database file and holds it.
+_HOLDER = """
+import sqlite3, sys, time
+connection = sqlite3.connect(sys.argv[1], isolation_level=None)
+connection.execute("CREATE TABLE other_tool (x)")
+connection.execute("BEGIN IMMEDIATE")
+connection.execute("INSERT INTO other_tool VALUES (1)")
+print("locked", flush=True)
+time.sleep(float(sys.argv[2]))
+connection.execute("COMMIT")
+"""
+
+
+def test_open_waits_for_a_write_lock_held_on_a_fresh_file(tmp_path: Path) -> None:
+    # Switching a file to WAL needs an exclusive lock, and SQLite answers BUSY at once (no busy
+    # handler) while another connection holds the write lock: the open must wait and retry.
+    database = tmp_path / "smc.db"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLDER, str(database), str(HOLD_SECONDS)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        started = time.monotonic()
+        with open_store(database) as store:
+            waited = time.monotonic() - started
+            store.add_job("t", {"n": 1}, job_id="after-the-lock")
+            assert [job.id for job in store.list_pending()] == ["after-the-lock"]
+        assert holder.wait(10) == 0
+    finally:
+        holder.kill()
+        holder.wait()
+    assert waited < HOLD_SECONDS + 5.0  # it waited for the lock, well inside busy_timeout
+    with sqlite3.connect(database) as check:
+        assert check.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        assert check.execute("SELECT count(*) FROM other_tool").fetchone() == (1,)
+
+
+def _file_pages(path: Path) -> int:
+    return path.stat().st_size // 4096
+
+
+def test_checkpoint_moves_the_log_that_commits_left_alone(tmp_path: Path) -> None:
+    database = tmp_path / "smc.db"
+    with SqliteStore(database, wal_autocheckpoint=1_000_000) as store:
+        assert store.connection.execute("PRAGMA wal_autocheckpoint").fetchone() == (1_000_000,)
+        for number in range(2000):
+            store.add_job("t", {"n": number, "pad": "x" * 200}, job_id=f"j{number}")
+        # ~2000 commits and no checkpoint: the rows are in the log, the file has not grown.
+        wal = Path(f"{database}-wal")
+        assert _file_pages(wal) > 1000 and _file_pages(database) < 20
+        store.checkpoint()
+        assert _file_pages(database) > 100  # the pages moved into the database file
+        with sqlite3.connect(database) as other:
+            busy, log_frames, moved = other.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        assert busy == 0 and log_frames == moved  # nothing was left to move
+        assert store.queue_counts()["pending"] == 2000
+
+
+def test_default_autocheckpoint_is_sqlites(tmp_path: Path) -> None:
+    with SqliteStore(tmp_path / "smc.db") as store:
+        assert store.connection.execute("PRAGMA wal_autocheckpoint").fetchone() == (1000,)
+        for number in range(2000):
+            store.add_job("t", {"n": number, "pad": "x" * 200}, job_id=f"j{number}")
+        assert _file_pages(tmp_path / "smc.db") > 100  # commits checkpointed on their own
+
+
+def test_checkpoint_of_a_read_only_store_does_nothing(tmp_path: Path) -> None:
+    database = tmp_path / "smc.db"
+    with open_store(database) as store:
+        store.add_job("t", job_id="kept")
+    with open_store(f"sqlite://{database}?mode=ro") as reader:
+        reader.checkpoint()
+        assert [job.id for job in reader.list_pending()] == ["kept"]
