@@ -3,7 +3,9 @@
 - opening a new database while another process holds its write lock (workers and the CLI
   starting together) waits for the lock instead of failing;
 - ``wal_autocheckpoint`` and :meth:`SqliteStore.checkpoint`: a worker's own commits leave the
-  write-ahead log alone, and a background checkpoint moves it into the database file.
+  write-ahead log alone, and a background checkpoint moves it into the database file;
+- ``?max_pages=N`` caps the file like a full disk (one-line error, nothing committed lost) until
+  the database is opened without it.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ import sys
 import time
 from pathlib import Path
 
-from smc.runtime.store import open_store
+import pytest
+
+from smc.runtime.store import StoreError, open_store
 from smc.runtime.store.sqlite import SqliteStore
 
 HOLD_SECONDS = 0.5
@@ -94,3 +98,37 @@ def test_checkpoint_of_a_read_only_store_does_nothing(tmp_path: Path) -> None:
     with open_store(f"sqlite://{database}?mode=ro") as reader:
         reader.checkpoint()
         assert [job.id for job in reader.list_pending()] == ["kept"]
+
+
+def test_max_pages_url_makes_a_full_disk_until_reopened_without_it(tmp_path: Path) -> None:
+    database = tmp_path / "smc.db"
+    with open_store(database) as store:
+        for number in range(5):
+            store.add_job("t", {"n": number}, job_id=f"kept-{number}")
+        pages = store.connection.execute("PRAGMA page_count").fetchone()[0]
+    capped = open_store(f"sqlite://{database}?max_pages={pages + 2}")
+    assert isinstance(capped, SqliteStore) and capped.max_pages == pages + 2
+    added = 0
+    with pytest.raises(StoreError) as error:
+        for number in range(1000):
+            capped.add_job("t", {"blob": "x" * 3000}, job_id=f"big-{number}")
+            added += 1
+    assert str(error.value) == f"cannot write to {database}: database or disk is full"
+    assert 0 < added < 10  # it took a few pages, then the cap
+    # Writes that need no new page still work; nothing committed is lost.
+    job = capped.claim_job("w", ["t"])
+    assert job is not None and job.id == "kept-0"
+    assert capped.complete_job(job.id, job.claim_token)
+    capped.close()
+    with open_store(database) as store:  # the limit is gone
+        store.add_job("t", {"blob": "x" * 3000}, job_id="after")
+        counts = store.queue_counts()
+    assert counts["pending"] == 4 + added + 1 and counts["completed"] == 1
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "many", "2.5"])
+def test_max_pages_must_be_a_positive_number(tmp_path: Path, value: str) -> None:
+    url = f"sqlite://{tmp_path / 'smc.db'}?max_pages={value}"
+    with pytest.raises(StoreError) as error:
+        open_store(url)
+    assert str(error.value) == f"cannot open {url}: max_pages must be a positive number of pages"

@@ -51,7 +51,8 @@ def open_store(url_or_path: str | os.PathLike[str] | None = None, **options: Any
     """Open the store named by ``url_or_path`` (see :func:`resolve_database`).
 
     - ``postgresql://user@host/db[?schema=name]``: ``postgres.PostgresStore``;
-    - ``sqlite:///abs/path.db[?mode=ro]`` or a plain path: ``sqlite.SqliteStore``.
+    - ``sqlite:///abs/path.db[?mode=ro][&max_pages=N]`` or a plain path:
+      ``sqlite.SqliteStore`` (``max_pages`` caps the file's size, to drill a full disk).
 
     ``options`` go to the backend's constructor (e.g. ``backoff=Backoff(base=0.1)``,
     ``read_only=True`` for SQLite). Raises :class:`StoreError` when the database cannot be opened.
@@ -73,6 +74,13 @@ def open_store(url_or_path: str | os.PathLike[str] | None = None, **options: Any
         query = dict(parse_qsl(parts.query))
         if query.get("mode") == "ro":
             options.setdefault("read_only", True)
+        if "max_pages" in query:
+            pages = query["max_pages"]
+            if not pages.isdigit() or int(pages) < 1:
+                raise StoreError(
+                    f"cannot open {target}: max_pages must be a positive number of pages"
+                )
+            options.setdefault("max_pages", int(pages))
         return SqliteStore(Path(unquote(parts.path)), **options)
     return SqliteStore(Path(target), **options)
 

@@ -175,7 +175,9 @@ class SqliteStore(Store):
     :class:`StoreError`); ``synchronous`` may be raised to ``FULL`` to survive power loss.
     ``wal_autocheckpoint`` (pages) sets when a commit on this connection checkpoints the
     write-ahead log itself (SQLite's default: 1000); a worker raises it and calls
-    :meth:`checkpoint` from a background thread instead."""
+    :meth:`checkpoint` from a background thread instead. ``max_pages`` caps the file's size in
+    pages (``PRAGMA max_page_count``) for this connection: writes that would grow it fail as
+    on a full disk (the URL form ``sqlite:///path?max_pages=N`` is for failure drills)."""
 
     def __init__(
         self,
@@ -188,6 +190,7 @@ class SqliteStore(Store):
         reap_interval: float = DEFAULT_REAP_INTERVAL,
         machine_stale_after: float = DEFAULT_MACHINE_STALE_AFTER,
         wal_autocheckpoint: int | None = None,
+        max_pages: int | None = None,
     ) -> None:
         super().__init__(
             backoff=backoff, reap_interval=reap_interval, machine_stale_after=machine_stale_after
@@ -199,6 +202,9 @@ class SqliteStore(Store):
         self.synchronous = synchronous.upper()
         self.busy_timeout = busy_timeout
         self.wal_autocheckpoint = None if wal_autocheckpoint is None else int(wal_autocheckpoint)
+        if max_pages is not None and (isinstance(max_pages, bool) or int(max_pages) < 1):
+            raise ValueError(f"max_pages must be a positive number of pages, not {max_pages!r}")
+        self.max_pages = None if max_pages is None else int(max_pages)
         self._doorbell_dir = default_socket_dir(self.path)
         self.socket_dir = self._doorbell_dir
         self._doorbell = Doorbell(self._doorbell_dir)
@@ -244,6 +250,8 @@ class SqliteStore(Store):
                 connection.execute(f"PRAGMA synchronous = {self.synchronous}")
                 if self.wal_autocheckpoint is not None:
                     connection.execute(f"PRAGMA wal_autocheckpoint = {self.wal_autocheckpoint}")
+                if self.max_pages is not None:  # never below the current size (SQLite's rule)
+                    connection.execute(f"PRAGMA max_page_count = {self.max_pages}").fetchall()
             connection.create_function("smc_backoff", 1, self.backoff.delay, deterministic=False)
             self._ensure_schema(connection)
         except sqlite3.Error as error:
