@@ -45,6 +45,7 @@ from smc.runtime.context import (
 from smc.runtime.store import (
     DEFAULT_LEASE_SECONDS,
     JOBS_CHANNEL,
+    DuplicateJobError,
     EventRow,
     Job,
     Store,
@@ -61,6 +62,8 @@ from smc.runtime.store import (
 FALLBACK_POLL_SECONDS = 1.0
 #: A database fault is logged at most this often while it lasts.
 STORE_ERROR_LOG_INTERVAL = 30.0
+#: An action that hit a database fault is run again after this pause (until it gets through).
+STORE_FAULT_RETRY_SECONDS = 1.0
 #: The registry heartbeat never waits longer than this (machines are reported dead after 60 s).
 MAX_HEARTBEAT_INTERVAL = 10.0
 #: A busy machine writes its state to the registry at most this often (a write per transition
@@ -77,6 +80,12 @@ INLINE_CHECKPOINT_PAGES = 8192
 #: A machine whose actions never wait (a full queue, no-op work) still lets the event loop run
 #: this often, so signals, timers and deferred registry writes are not held up until it idles.
 YIELD_INTERVAL = 0.01
+
+
+#: What :meth:`Engine._run_action` returns for an action that raised, and for one that the
+#: database refused.
+_FAILED = object()
+_FAULT = object()
 
 
 class StartupError(Exception):
@@ -195,6 +204,7 @@ class Engine:
         self._job_keys: tuple[str, ...] = ()
         # database faults
         self._fault_since: float | None = None
+        self._fault_what = ""
         self._fault_logged = float("-inf")
         # heartbeat thread and children
         self._heartbeat_stop = threading.Event()
@@ -282,7 +292,7 @@ class Engine:
         except StoreError as error:
             self.report_store_error(f"finish job {claim.job_id}", error)
             return False
-        self.store_recovered()
+        self.store_recovered(f"finish job {claim.job_id}")
         self.job_finished(claim.job_id)
         self._drop_job_keys()
         if not done:
@@ -337,18 +347,23 @@ class Engine:
         now = time.monotonic()
         if self._fault_since is None:
             self._fault_since = now
+            self._fault_what = what
         if now - self._fault_logged >= STORE_ERROR_LOG_INTERVAL:
             self._fault_logged = now
             self.logger.error("cannot %s: %s (will retry)", what, error)
             self.publish("error", error=f"cannot {what}: {error}")
 
-    def store_recovered(self) -> None:
-        if self._fault_since is not None:
-            self.logger.warning(
-                "database usable again after %.1fs", time.monotonic() - self._fault_since
-            )
-            self._fault_since = None
-            self._fault_logged = float("-inf")
+    def store_recovered(self, what: str | None = None) -> None:
+        """The database did ``what`` (None: anything). The fault is over when the operation
+        that first failed gets through: on a full disk, writes that need no new page still
+        work, and they must not announce a recovery (nor restart the error log's clock)."""
+        if self._fault_since is None or (what is not None and what != self._fault_what):
+            return
+        self.logger.warning(
+            "database usable again after %.1fs", time.monotonic() - self._fault_since
+        )
+        self._fault_since = None
+        self._fault_logged = float("-inf")
 
     # --- running ----------------------------------------------------------------------------
 
@@ -487,36 +502,17 @@ class Engine:
             config = dict(config)
             for key in prepared.interpolated:
                 config[key] = interpolate(config[key], context)
-        try:
-            action = prepared.cls(config)
-            with contextlib.suppress(AttributeError):
-                action.runtime = self
-            result = await action.execute(context)
-        except asyncio.CancelledError:
-            raise
-        except StoreError as error:
-            self.report_store_error(f"run {prepared.type}", error)
-            context["last_error"] = str(error)
-            context["last_error_action"] = prepared.type
+        result = await self._run_action(prepared, config)
+        while result is _FAULT:
+            # A database fault is not the action's failure (nor its job's: failing the job would
+            # spend its attempts on the fault): run it again once the database lets it through.
+            # Timers wait meanwhile, as for any running action; a stop cancels the pause.
+            await asyncio.sleep(STORE_FAULT_RETRY_SECONDS)
+            result = await self._run_action(prepared, config)
+        if result is _FAILED:
             result = prepared.error_event
-        except Exception as error:
-            self.logger.error(
-                "%s: action %s failed: %s: %s",
-                prepared.source,
-                prepared.type,
-                type(error).__name__,
-                error,
-                exc_info=self.logger.isEnabledFor(logging.DEBUG),
-            )
-            context["last_error"] = f"{type(error).__name__}: {error}"
-            context["last_error_action"] = prepared.type
-            self.publish(
-                "error",
-                action=prepared.type,
-                source=prepared.source,
-                error=context["last_error"],
-            )
-            result = prepared.error_event
+        elif self._fault_since is not None:
+            self.store_recovered(f"run {prepared.type}")
         if result is None:
             return None
         event = str(result)
@@ -526,6 +522,41 @@ class Engine:
                 context.get("last_error") or f"action {prepared.type} returned {event}"
             )
         return event
+
+    async def _run_action(self, prepared: PreparedAction, config: Mapping[str, Any]) -> Any:
+        """The action's result; ``_FAILED`` when it raised (logged, recorded in the context,
+        published); ``_FAULT`` when the database refused (a :class:`StoreError`, reported)."""
+        try:
+            action = prepared.cls(config)
+            with contextlib.suppress(AttributeError):
+                action.runtime = self
+            return await action.execute(self.context)
+        except asyncio.CancelledError:
+            raise
+        except DuplicateJobError as error:  # the action's mistake, not a database fault
+            return self._action_raised(prepared, error)
+        except StoreError as error:
+            self.report_store_error(f"run {prepared.type}", error)
+            return _FAULT
+        except Exception as error:
+            return self._action_raised(prepared, error)
+
+    def _action_raised(self, prepared: PreparedAction, error: Exception) -> object:
+        context = self.context
+        self.logger.error(
+            "%s: action %s failed: %s: %s",
+            prepared.source,
+            prepared.type,
+            type(error).__name__,
+            error,
+            exc_info=error if self.logger.isEnabledFor(logging.DEBUG) else None,
+        )
+        context["last_error"] = f"{type(error).__name__}: {error}"
+        context["last_error_action"] = prepared.type
+        self.publish(
+            "error", action=prepared.type, source=prepared.source, error=context["last_error"]
+        )
+        return _FAILED
 
     def _take_interrupt(self) -> bool:
         """Apply an inbound event taken while an action waited, or an expired timer."""
@@ -571,6 +602,8 @@ class Engine:
             except StoreError as error:
                 self.report_store_error("read events", error)
                 return False
+            if self._fault_since is not None:
+                self.store_recovered("read events")
             if not rows:
                 return False
             row = rows[0]
@@ -621,6 +654,9 @@ class Engine:
         except StoreError as error:
             # Not acknowledged: the event comes back after its lease (at-least-once).
             self.report_store_error("acknowledge an event", error)
+            return
+        if self._fault_since is not None:
+            self.store_recovered("acknowledge an event")
 
     def _fire(self, event: str, *, external: bool = False, **extra: Any) -> None:
         """Fire ``event`` (``external``: an inbound event or a timer caused it).
@@ -675,6 +711,8 @@ class Engine:
             self.report_store_error("update the machine registry", error)
             return  # still differs: written at the next chance
         self._registry_state = state
+        if self._fault_since is not None:
+            self.store_recovered("update the machine registry")
 
     # --- timers -----------------------------------------------------------------------------
 
@@ -744,10 +782,11 @@ class Engine:
                     store.heartbeat_machine(self.machine_name)
                     what = "checkpoint"
                 store.checkpoint()
-            except StoreError as error:
+            except Exception as error:  # this thread must outlive any fault: leases ride on it
                 if time.monotonic() - logged >= STORE_ERROR_LOG_INTERVAL:
                     logged = time.monotonic()
-                    self.logger.error("%s failed: %s (will retry)", what, error)
+                    text = str(error) if isinstance(error, StoreError) else repr(error)
+                    self.logger.error("%s failed: %s (will retry)", what, text)
         if store is not None:
             store.close()
 

@@ -53,8 +53,9 @@ class ActionRuntime(Protocol):
     def report_store_error(self, what: str, error: Exception) -> None:
         """Log a database fault once (then at most every 30 s) and publish it."""
 
-    def store_recovered(self) -> None:
-        """Note that the database works again (logged once after a fault)."""
+    def store_recovered(self, what: str | None = None) -> None:
+        """Note that the database did ``what`` (as given to :meth:`report_store_error`; None:
+        anything): the fault is over (logged once) when the operation that failed first works."""
 
     @property
     def current_job_id(self) -> str | None:

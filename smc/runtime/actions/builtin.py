@@ -281,7 +281,7 @@ class CheckDatabaseQueueAction(BaseAction):
                 except StoreError as error:
                     runtime.report_store_error("claim a job", error)
                 else:
-                    runtime.store_recovered()
+                    runtime.store_recovered("claim a job")
             if job is not None:
                 runtime.job_claimed(job, current=True)
                 return "new_job"
