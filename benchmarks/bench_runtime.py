@@ -14,7 +14,9 @@ Every figure comes from real worker processes (``smc run``; the peer's ``statema
   job rows. The
   peer: the jobs are inserted in one transaction while its workers poll; its rows keep times
   to the second only, so the script polls its database every 20 ms instead. Every run checks
-  that each job completed exactly once (smc: attempts = 1).
+  that each job completed exactly once (smc: attempts = 1). smc also reports the workers' CPU
+  time per job (user + system, from ``/proc``, between the release and the last completion):
+  unlike jobs/s it hardly moves when other processes load the machine.
   The job's work is a no-op action (smc: ``set_context``) and, for a like-for-like comparison,
   ``bash true`` (the peer's bench config, research doc §5).
 - **Event latency**: machine ``bench_sender`` sends ``ping`` events to ``bench_receiver``
@@ -174,7 +176,14 @@ def smc_command(*args: str) -> list[str]:
 # --- smc -------------------------------------------------------------------------------------
 
 
-def smc_throughput(jobs: int, workers: int, work: str, keep: bool) -> float:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a running process (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def smc_throughput(jobs: int, workers: int, work: str, keep: bool) -> tuple[float, float]:
+    """(jobs/s, worker CPU microseconds per job)."""
     work_yaml = SMC_NOOP_WORK if work == "noop" else SMC_BASH_WORK
     work_name = "set_context (no-op)" if work == "noop" else "bash true"
     with run_dir(keep, f"smc-{workers}w-{work}") as directory:
@@ -210,6 +219,7 @@ def smc_throughput(jobs: int, workers: int, work: str, keep: bool) -> float:
             if time.time() > release_at:
                 raise RuntimeError("the workers took longer to start than the release delay")
             time.sleep(max(release_at - time.time(), 0.0))
+            cpu_before = sum(cpu_seconds(worker.process.pid) for worker in running)
             store.notify(JOBS_CHANNEL)
             wait_until(
                 lambda: store.queue_counts()["completed"] == jobs,
@@ -217,6 +227,7 @@ def smc_throughput(jobs: int, workers: int, work: str, keep: bool) -> float:
                 f"{jobs} jobs to complete",
                 running,
             )
+            cpu_used = sum(cpu_seconds(worker.process.pid) for worker in running) - cpu_before
             done = store.list_jobs(status="completed", limit=jobs + 1)
         finally:
             stop(running)
@@ -225,7 +236,7 @@ def smc_throughput(jobs: int, workers: int, work: str, keep: bool) -> float:
             raise RuntimeError(f"smc: expected {jobs} jobs completed once each")
         first_claim = min(job.started_at or float("inf") for job in done)
         last_completion = max(job.finished_at or 0.0 for job in done)
-        return jobs / (last_completion - first_claim)
+        return jobs / (last_completion - first_claim), cpu_used / jobs * 1e6
 
 
 class TransitionClock:
@@ -532,11 +543,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     python = None if args.no_peer else peer_python()
     for workers in (1, 4):
         progress(f"smc, {workers} worker(s), no-op, {args.jobs} jobs")
-        noop = smc_throughput(args.jobs, workers, "noop", args.keep)
+        noop, noop_cpu = smc_throughput(args.jobs, workers, "noop", args.keep)
         target = "≥ 1,000" if workers == 1 else ""
         rows.append((f"jobs/s, {workers} worker(s), no-op action", f"{noop:,.0f}", "-", target))
+        rows.append(
+            (f"worker CPU per job, {workers} worker(s), no-op", f"{noop_cpu:,.0f} µs", "-", "")
+        )
         progress(f"smc, {workers} worker(s), bash true, {args.bash_jobs} jobs")
-        bash = smc_throughput(args.bash_jobs, workers, "bash", args.keep)
+        bash, _ = smc_throughput(args.bash_jobs, workers, "bash", args.keep)
         peer_jobs = args.peer_jobs if workers == 1 else args.peer_jobs_4
         peer = "-"
         if python is not None:
