@@ -10,6 +10,7 @@ interpolated over the context (``self.params``; ``self.config`` is the same dict
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Mapping
 from pathlib import Path
@@ -77,6 +78,12 @@ class ActionRuntime(Protocol):
         """Reap a spawned child process when it exits."""
 
 
+@functools.cache
+def _logger_of(class_name: str) -> logging.Logger:
+    """``smc.actions.<ClassName>`` (looked up once per class: actions are built per run)."""
+    return logging.getLogger(f"smc.actions.{class_name}")
+
+
 class BaseAction:
     """Base class for actions (built-in and user). Subclasses implement :meth:`execute`.
 
@@ -97,7 +104,7 @@ class BaseAction:
             if key not in ("type", "description", "params")
         }
         self.config.setdefault("params", dict(self.params))
-        self.logger = logging.getLogger(f"smc.actions.{type(self).__name__}")
+        self.logger = _logger_of(type(self).__name__)
 
     async def execute(self, context: dict[str, Any]) -> str | None:
         raise NotImplementedError
