@@ -5,6 +5,10 @@ connection is in autocommit mode; multi-statement writes use an explicit transac
 a ``FOR UPDATE SKIP LOCKED`` CTE so concurrent workers never wait on, or double-claim, a row.
 Every table lives in one schema (``public`` unless the URL says ``?schema=name``), so several
 queues can share a database. psycopg is imported lazily: the SQLite path does not need it.
+
+The methods and most statements are shared with SQLite (``sql.SqlStore``); this module has the
+dialect (the ``SKIP LOCKED`` claim and reap statements, ``now()``, ``jsonb``, NOTIFY), the
+connection, the schema, and the translation of psycopg errors.
 """
 
 from __future__ import annotations
@@ -12,40 +16,28 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import socket
 import threading
-import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from smc.runtime.store.base import (
-    DEFAULT_LEASE_SECONDS,
     DEFAULT_MACHINE_STALE_AFTER,
-    DEFAULT_MAX_ATTEMPTS,
-    DEFAULT_PRIORITY,
     DEFAULT_REAP_INTERVAL,
-    JOB_STATUSES,
     Backoff,
     DuplicateJobError,
-    EventRow,
     Job,
-    MachineRow,
-    OutgoingEvent,
-    Store,
     StoreError,
-    encode_json,
-    event_from_row,
     job_from_row,
 )
-from smc.runtime.store.waker import (
-    JOBS_CHANNEL,
-    PostgresWaker,
-    Waker,
-    first_line,
-    machine_channel,
-    postgres_channel_name,
+from smc.runtime.store.sql import (
+    Dialect,
+    SqlStatements,
+    SqlStore,
+    job_row_prefix,
+    pyformat_parameters,
 )
+from smc.runtime.store.waker import PostgresWaker, Waker, first_line, postgres_channel_name
 
 SCHEMA_VERSION = 1
 _SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
@@ -109,61 +101,99 @@ _DDL = (
 )
 
 
-def _epoch(column: str) -> str:
-    return f"extract(epoch from {column})::float8"
+class PostgresDialect(Dialect):
+    """Every time comes from the database's ``now()`` (hosts' clocks differ) and is read as
+    epoch seconds; JSON is ``jsonb``, read as text; claims lock with ``FOR UPDATE SKIP LOCKED``;
+    NOTIFY rides in the inserting statement, so it is delivered exactly at commit."""
 
+    now = "now()"
+    lease_until = "now() + make_interval(secs => :lease::float8)"
+    json_cast = "::jsonb"
+    text_cast = "::text"
+    greatest = "greatest"
+    unlimited = None  # LIMIT NULL
 
-def _job_columns(prefix: str = "") -> str:
-    p = prefix
-    return ", ".join(
-        (
-            f"{p}id",
-            f"{p}job_type",
-            f"{p}machine_type",
-            f"{p}data::text",
-            f"{p}priority",
-            f"{p}status",
-            f"{p}attempts",
-            f"{p}max_attempts",
-            _epoch(f"{p}run_after"),
-            f"{p}claimed_by",
-            f"{p}claim_token",
-            _epoch(f"{p}lease_expires_at"),
-            f"{p}dedupe_key",
-            f"{p}last_error",
-            f"{p}result::text",
-            _epoch(f"{p}created_at"),
-            _epoch(f"{p}started_at"),
-            _epoch(f"{p}finished_at"),
+    def epoch(self, column: str) -> str:
+        return f"extract(epoch from {column})::float8"
+
+    def json_text(self, column: str) -> str:
+        return f"{column}::text"
+
+    def epoch_param(self, name: str) -> str:
+        return f"to_timestamp(:{name}::float8)"
+
+    def age(self, column: str) -> str:
+        return f"extract(epoch from now() - {column})::float8"
+
+    def retry_at(self, attempts: str, backoff: Backoff) -> str:
+        b = backoff
+        delay = (
+            f"least({float(b.cap)}::float8, {float(b.base)}::float8 * "
+            f"power(2::float8, least(greatest({attempts}, 0), 60))) "
+            f"* (1 + {float(b.jitter)}::float8 * (2 * random() - 1))"
         )
-    )
+        return f"now() + make_interval(secs => {delay})"
+
+    def job_types_filter(self, count: int) -> str:
+        return " AND job_type = ANY(:job_types)"
+
+    def bind_job_types(self, params: dict[str, Any], job_types: Sequence[str]) -> None:
+        params["job_types"] = list(job_types)
+
+    def claim_job(self, filters: str, statements: SqlStatements) -> str:
+        return f"""WITH picked AS MATERIALIZED (
+                    SELECT seq FROM jobs
+                     WHERE status = 'pending' AND run_after <= now(){filters}
+                     ORDER BY priority, seq LIMIT 1
+                     FOR UPDATE SKIP LOCKED)
+                  UPDATE jobs j SET status = 'processing', claimed_by = :worker,
+                         claim_token = :token, attempts = j.attempts + 1, started_at = now(),
+                         lease_expires_at = {self.lease_until},
+                         finished_at = NULL
+                    FROM picked WHERE j.seq = picked.seq
+                  RETURNING {statements.job_columns("j.")}"""
+
+    def claim_events(self, statements: SqlStatements) -> str:
+        return f"""WITH picked AS MATERIALIZED (
+                      SELECT id FROM machine_events
+                       WHERE target_machine = :target
+                         AND (status = 'pending'
+                              OR (status = 'processing' AND lease_expires_at < now()))
+                       ORDER BY id LIMIT :limit
+                       FOR UPDATE SKIP LOCKED)
+                    UPDATE machine_events e SET status = 'processing', claim_token = :token,
+                        lease_expires_at = {self.lease_until},
+                        attempts = e.attempts + 1
+                      FROM picked WHERE e.id = picked.id
+                    RETURNING {statements.event_columns("e.")}"""
+
+    def reap(self, statements: SqlStatements, backoff: Backoff) -> str:
+        # SKIP LOCKED: rows a concurrent reaper holds are its to reap.
+        return f"""WITH expired AS MATERIALIZED (
+                      SELECT seq FROM jobs
+                       WHERE status = 'processing' AND lease_expires_at < now()
+                       FOR UPDATE SKIP LOCKED)
+                    UPDATE jobs j SET {statements.reap_assignments(backoff, "j.")}
+                    FROM expired WHERE j.seq = expired.seq"""
+
+    def insert_job(self, insert: str, statements: SqlStatements) -> str:
+        # NOTIFY in the same statement: delivered at commit, so a woken worker sees the row;
+        # a dedupe hit inserts nothing and rings nobody.
+        return self.with_notify(f"""{insert}
+                ON CONFLICT (dedupe_key)
+                    WHERE dedupe_key IS NOT NULL AND status IN ('pending', 'processing')
+                    DO NOTHING
+                RETURNING {statements.job_columns_text}""")
+
+    def with_notify(self, statement: str) -> str:
+        return f"WITH inserted AS ({statement}) SELECT *, pg_notify(:channel, '') FROM inserted"
+
+    def finish(self, sql: str) -> str:
+        return pyformat_parameters(sql)
 
 
-def _event_columns(prefix: str = "") -> str:
-    p = prefix
-    return ", ".join(
-        (
-            f"{p}id",
-            f"{p}target_machine",
-            f"{p}source_machine",
-            f"{p}event_type",
-            f"{p}payload::text",
-            f"{p}job_id",
-            f"{p}status",
-            f"{p}attempts",
-            f"{p}claim_token",
-            _epoch(f"{p}lease_expires_at"),
-            _epoch(f"{p}created_at"),
-            _epoch(f"{p}processed_at"),
-        )
-    )
+POSTGRES = PostgresDialect()
 
-
-_MACHINE_COLUMNS = (
-    "machine_name, state, pid, host, config_path, status, "
-    f"{_epoch('started_at')}, {_epoch('heartbeat_at')}, {_epoch('updated_at')}, "
-    "extract(epoch from now() - heartbeat_at)::float8"
-)
 
 #: Connections inherited through fork(): closing one in the child would send a Terminate on the
 #: parent's socket, so they are kept referenced and never closed here.
@@ -192,8 +222,10 @@ def _redact(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-class PostgresStore(Store):
+class PostgresStore(SqlStore):
     """The store in a PostgreSQL database (``postgresql://…[?schema=name]``)."""
+
+    dialect = POSTGRES
 
     def __init__(
         self,
@@ -213,6 +245,10 @@ class PostgresStore(Store):
         if not _SCHEMA_NAME.fullmatch(self.schema):
             raise ValueError(f"invalid PostgreSQL schema name {self.schema!r}")
         self.connect_timeout = connect_timeout
+        import psycopg
+
+        self._unique_violation = psycopg.errors.UniqueViolation
+        self._init_statements()
         self._lock = threading.RLock()
         self._connection: Any = None
         self._pid = os.getpid()
@@ -304,283 +340,32 @@ class PostgresStore(Store):
                 self._connection.close()
             self._connection = None
 
-    def _channel(self, channel: str) -> str:
-        return postgres_channel_name(self.schema, channel)
+    # --- backend hooks ---
 
-    def _backoff_sql(self, attempts: str) -> str:
-        b = self.backoff
-        return (
-            f"least({float(b.cap)}::float8, {float(b.base)}::float8 * "
-            f"power(2::float8, least(greatest({attempts}, 0), 60))) "
-            f"* (1 + {float(b.jitter)}::float8 * (2 * random() - 1))"
-        )
+    @contextlib.contextmanager
+    def _transaction(self, action: str) -> Iterator[Any]:
+        with self._using(action) as connection, connection.transaction():
+            yield connection
 
-    # --- jobs ---
-
-    def add_job(
-        self,
-        job_type: str,
-        data: Any = None,
-        job_id: str | None = None,
-        priority: int = DEFAULT_PRIORITY,
-        machine_type: str | None = None,
-        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
-        run_after: float | None = None,
-        dedupe_key: str | None = None,
-    ) -> Job:
+    def _insert_job(self, params: dict[str, Any]) -> tuple[Job, bool]:
         import psycopg
 
-        data_json = encode_json({} if data is None else data, "job data")
-        new_id = job_id if job_id is not None else uuid.uuid4().hex
-        params = {
-            "id": new_id,
-            "job_type": job_type,
-            "machine_type": machine_type,
-            "data": data_json,
-            "priority": priority,
-            "max_attempts": max_attempts,
-            "run_after": run_after,
-            "dedupe_key": dedupe_key,
-            "channel": self._channel(JOBS_CHANNEL),
-        }
-        # NOTIFY in the same statement: delivered at commit, so a woken worker sees the row.
-        insert = f"""WITH inserted AS (
-                INSERT INTO jobs (id, job_type, machine_type, data, priority, max_attempts,
-                                  run_after, dedupe_key)
-                VALUES (%(id)s, %(job_type)s, %(machine_type)s, %(data)s::jsonb, %(priority)s,
-                        %(max_attempts)s, coalesce(to_timestamp(%(run_after)s::float8), now()),
-                        %(dedupe_key)s)
-                ON CONFLICT (dedupe_key)
-                    WHERE dedupe_key IS NOT NULL AND status IN ('pending', 'processing')
-                    DO NOTHING
-                RETURNING {_job_columns()})
-            SELECT *, pg_notify(%(channel)s, '') FROM inserted"""
         for _ in range(10):
             with self._using("write to") as connection:
                 try:
-                    row = connection.execute(insert, params).fetchone()
+                    row = connection.execute(self._sql.insert_job, params).fetchone()
                 except psycopg.errors.UniqueViolation:
-                    raise DuplicateJobError(
-                        f"cannot add job to {self.location}: a job with id {new_id!r} "
-                        "already exists"
-                    ) from None
+                    raise DuplicateJobError(self._duplicate_message(params["id"])) from None
                 if row is not None:
-                    return job_from_row(row[:-1])
-                existing = connection.execute(
-                    f"SELECT {_job_columns()} FROM jobs WHERE dedupe_key = %s "
-                    "AND status IN ('pending', 'processing')",
-                    (dedupe_key,),
-                ).fetchone()
+                    return job_from_row(job_row_prefix(row)), True
+                existing = connection.execute(self._sql.job_by_dedupe_key, params).fetchone()
                 if existing is not None:
-                    return job_from_row(existing)
+                    return job_from_row(existing), False
             # The holder of the dedupe key finished between the two statements: insert again.
         raise StoreError(
-            f"cannot add job to {self.location}: dedupe key {dedupe_key!r} keeps " "changing hands"
+            f"cannot add job to {self.location}: dedupe key {params['dedupe_key']!r} keeps "
+            "changing hands"
         )
-
-    def _claim_next(
-        self,
-        worker: str,
-        job_types: Sequence[str] | None,
-        machine_type: str | None,
-        lease_seconds: float,
-    ) -> Job | None:
-        filters = ""
-        params: dict[str, Any] = {
-            "worker": worker,
-            "token": uuid.uuid4().hex,
-            "lease": float(lease_seconds),
-        }
-        if job_types is not None:
-            if not job_types:
-                return None
-            filters += " AND job_type = ANY(%(job_types)s)"
-            params["job_types"] = list(job_types)
-        if machine_type is not None:
-            filters += " AND (machine_type IS NULL OR machine_type = %(machine_type)s)"
-            params["machine_type"] = machine_type
-        sql = f"""WITH picked AS MATERIALIZED (
-                    SELECT seq FROM jobs
-                     WHERE status = 'pending' AND run_after <= now(){filters}
-                     ORDER BY priority, seq LIMIT 1
-                     FOR UPDATE SKIP LOCKED)
-                  UPDATE jobs j SET status = 'processing', claimed_by = %(worker)s,
-                         claim_token = %(token)s, attempts = j.attempts + 1, started_at = now(),
-                         lease_expires_at = now() + make_interval(secs => %(lease)s::float8),
-                         finished_at = NULL
-                    FROM picked WHERE j.seq = picked.seq
-                  RETURNING {_job_columns("j.")}"""
-        with self._using("claim a job in") as connection:
-            row = connection.execute(sql, params).fetchone()
-        return None if row is None else job_from_row(row)
-
-    def _claim_by_id(self, job_id: str, worker: str, lease_seconds: float) -> Job | None:
-        with self._using("claim a job in") as connection:
-            row = connection.execute(
-                f"""UPDATE jobs SET status = 'processing', claimed_by = %s, claim_token = %s,
-                      attempts = attempts + 1, started_at = now(),
-                      lease_expires_at = now() + make_interval(secs => %s::float8),
-                      finished_at = NULL
-                    WHERE id = %s AND status = 'pending' AND run_after <= now()
-                    RETURNING {_job_columns()}""",
-                (worker, uuid.uuid4().hex, float(lease_seconds), job_id),
-            ).fetchone()
-        return None if row is None else job_from_row(row)
-
-    def heartbeat(self, job_id: str, claim_token: str, lease_seconds: float) -> bool:
-        with self._using("write to") as connection:
-            cursor = connection.execute(
-                "UPDATE jobs SET lease_expires_at = now() + make_interval(secs => %s::float8) "
-                "WHERE id = %s AND claim_token = %s AND status = 'processing'",
-                (float(lease_seconds), job_id, claim_token),
-            )
-            return bool(cursor.rowcount == 1)
-
-    def _fence(self, claim_token: str | None) -> tuple[str, tuple[Any, ...]]:
-        if claim_token is None:
-            return "", ()
-        return " AND claim_token = %s", (claim_token,)
-
-    def complete_job(self, job_id: str, claim_token: str | None = None, result: Any = None) -> bool:
-        result_json = None if result is None else encode_json(result, "job result")
-        fence, fence_params = self._fence(claim_token)
-        with self._using("write to") as connection:
-            cursor = connection.execute(
-                "UPDATE jobs SET status = 'completed', result = %s::jsonb, finished_at = now(), "
-                "lease_expires_at = NULL WHERE id = %s AND status = 'processing'" + fence,
-                (result_json, job_id, *fence_params),
-            )
-            return bool(cursor.rowcount == 1)
-
-    def fail_job(
-        self,
-        job_id: str,
-        reason: str,
-        claim_token: str | None = None,
-        retry: bool = False,
-    ) -> bool:
-        again = "(%(retry)s AND attempts < max_attempts)"
-        params: dict[str, Any] = {"retry": retry, "reason": reason, "id": job_id}
-        fence = ""
-        if claim_token is not None:
-            fence = " AND claim_token = %(token)s"
-            params["token"] = claim_token
-        with self._using("write to") as connection:
-            cursor = connection.execute(
-                f"""UPDATE jobs SET
-                      status = CASE WHEN {again} THEN 'pending' ELSE 'failed' END,
-                      run_after = CASE WHEN {again}
-                          THEN now() + make_interval(secs => {self._backoff_sql("attempts")})
-                          ELSE run_after END,
-                      finished_at = CASE WHEN {again} THEN NULL ELSE now() END,
-                      last_error = %(reason)s, claim_token = NULL, lease_expires_at = NULL
-                    WHERE id = %(id)s AND status = 'processing'{fence}""",
-                params,
-            )
-            return bool(cursor.rowcount == 1)
-
-    def release_job(self, job_id: str, claim_token: str) -> bool:
-        with self._using("write to") as connection:
-            cursor = connection.execute(
-                """UPDATE jobs SET status = 'pending', attempts = greatest(attempts - 1, 0),
-                     run_after = now(), claim_token = NULL, lease_expires_at = NULL
-                   WHERE id = %s AND claim_token = %s AND status = 'processing'""",
-                (job_id, claim_token),
-            )
-            return bool(cursor.rowcount == 1)
-
-    def reap_expired(self) -> int:
-        used_up = "j.attempts >= j.max_attempts"
-        with self._using("reap expired leases in") as connection:
-            cursor = connection.execute(f"""WITH expired AS MATERIALIZED (
-                      SELECT seq FROM jobs
-                       WHERE status = 'processing' AND lease_expires_at < now()
-                       FOR UPDATE SKIP LOCKED)
-                    UPDATE jobs j SET
-                      status = CASE WHEN {used_up} THEN 'failed' ELSE 'pending' END,
-                      run_after = CASE WHEN {used_up} THEN j.run_after
-                          ELSE now() + make_interval(secs => {self._backoff_sql("j.attempts")})
-                          END,
-                      finished_at = CASE WHEN {used_up} THEN now() ELSE NULL END,
-                      last_error = 'lease expired (claimed by ' || coalesce(j.claimed_by, '?')
-                          || ', attempt ' || j.attempts || ' of ' || j.max_attempts || ')',
-                      claim_token = NULL, lease_expires_at = NULL
-                    FROM expired WHERE j.seq = expired.seq""")
-            return int(cursor.rowcount)
-
-    def get_job(self, job_id: str) -> Job | None:
-        with self._using("read") as connection:
-            row = connection.execute(
-                f"SELECT {_job_columns()} FROM jobs WHERE id = %s", (job_id,)
-            ).fetchone()
-        return None if row is None else job_from_row(row)
-
-    def list_jobs(self, status: str | None = None, limit: int = 100) -> list[Job]:
-        where, params = ("WHERE status = %s", (status,)) if status is not None else ("", ())
-        with self._using("read") as connection:
-            rows = connection.execute(
-                f"SELECT {_job_columns()} FROM jobs {where} ORDER BY seq DESC LIMIT %s",
-                (*params, limit),
-            ).fetchall()
-        return [job_from_row(row) for row in rows]
-
-    def list_pending(
-        self,
-        job_type: str | None = None,
-        machine_type: str | None = None,
-        limit: int | None = None,
-    ) -> list[Job]:
-        sql = f"SELECT {_job_columns()} FROM jobs WHERE status = 'pending' AND run_after <= now()"
-        params: list[Any] = []
-        if job_type is not None:
-            sql += " AND job_type = %s"
-            params.append(job_type)
-        if machine_type is not None:
-            sql += " AND (machine_type IS NULL OR machine_type = %s)"
-            params.append(machine_type)
-        sql += " ORDER BY priority, seq LIMIT %s"
-        params.append(limit)  # LIMIT NULL means no limit
-        with self._using("read") as connection:
-            rows = connection.execute(sql, params).fetchall()
-        return [job_from_row(row) for row in rows]
-
-    def retry_job(self, job_id: str) -> bool:
-        import psycopg
-
-        with self._using("write to") as connection:
-            try:
-                cursor = connection.execute(
-                    """WITH retried AS (
-                         UPDATE jobs SET status = 'pending', attempts = 0, run_after = now(),
-                             claim_token = NULL, lease_expires_at = NULL, finished_at = NULL
-                         WHERE id = %s AND status IN ('failed', 'cancelled') RETURNING id)
-                       SELECT id, pg_notify(%s, '') FROM retried""",
-                    (job_id, self._channel(JOBS_CHANNEL)),
-                )
-            except psycopg.errors.UniqueViolation:
-                raise StoreError(
-                    f"cannot retry job {job_id!r} in {self.location}: another pending job holds "
-                    "its dedupe key"
-                ) from None
-            return cursor.fetchone() is not None
-
-    def cancel_job(self, job_id: str) -> bool:
-        with self._using("write to") as connection:
-            cursor = connection.execute(
-                "UPDATE jobs SET status = 'cancelled', finished_at = now() "
-                "WHERE id = %s AND status = 'pending'",
-                (job_id,),
-            )
-            return bool(cursor.rowcount == 1)
-
-    def queue_counts(self) -> dict[str, int]:
-        counts = dict.fromkeys(JOB_STATUSES, 0)
-        with self._using("read") as connection:
-            for status, count in connection.execute(
-                "SELECT status, count(*) FROM jobs GROUP BY status"
-            ).fetchall():
-                counts[status] = int(count)
-        return counts
 
     def wait_job_statuses(self, job_ids: Iterable[str]) -> dict[str, str]:
         with self._using("read") as connection:
@@ -589,208 +374,11 @@ class PostgresStore(Store):
             ).fetchall()
         return {row[0]: row[1] for row in rows}
 
-    # --- events ---
+    def _channel_name(self, channel: str) -> str:
+        return postgres_channel_name(self.schema, channel)
 
-    def send_event(
-        self,
-        target: str,
-        event_type: str,
-        payload: Any = None,
-        source: str | None = None,
-        job_id: str | None = None,
-    ) -> int:
-        payload_json = encode_json(payload, "event payload")
-        with self._using("write to") as connection:
-            row = connection.execute(
-                """WITH inserted AS (
-                     INSERT INTO machine_events (target_machine, source_machine, event_type,
-                                                 payload, job_id)
-                     VALUES (%s, %s, %s, %s::jsonb, %s) RETURNING id)
-                   SELECT id, pg_notify(%s, '') FROM inserted""",
-                (
-                    target,
-                    source,
-                    event_type,
-                    payload_json,
-                    job_id,
-                    self._channel(machine_channel(target)),
-                ),
-            ).fetchone()
-        return int(row[0])
-
-    def claim_events(
-        self, target: str, limit: int = 100, lease_seconds: float = DEFAULT_LEASE_SECONDS
-    ) -> list[EventRow]:
-        with self._using("claim events in") as connection:
-            rows = connection.execute(
-                f"""WITH picked AS MATERIALIZED (
-                      SELECT id FROM machine_events
-                       WHERE target_machine = %s
-                         AND (status = 'pending'
-                              OR (status = 'processing' AND lease_expires_at < now()))
-                       ORDER BY id LIMIT %s
-                       FOR UPDATE SKIP LOCKED)
-                    UPDATE machine_events e SET status = 'processing', claim_token = %s,
-                        lease_expires_at = now() + make_interval(secs => %s::float8),
-                        attempts = e.attempts + 1
-                      FROM picked WHERE e.id = picked.id
-                    RETURNING {_event_columns("e.")}""",
-                (target, limit, uuid.uuid4().hex, float(lease_seconds)),
-            ).fetchall()
-        return sorted((event_from_row(row) for row in rows), key=lambda event: event.id)
-
-    def ack_event(self, event_id: int, claim_token: str) -> bool:
-        with self._using("write to") as connection:
-            cursor = connection.execute(
-                "UPDATE machine_events SET status = 'done', processed_at = now(), "
-                "lease_expires_at = NULL "
-                "WHERE id = %s AND claim_token = %s AND status = 'processing'",
-                (event_id, claim_token),
-            )
-            return bool(cursor.rowcount == 1)
-
-    def release_events(self, target: str) -> int:
-        with self._using("write to") as connection:
-            cursor = connection.execute(
-                "UPDATE machine_events SET status = 'pending', claim_token = NULL, "
-                "lease_expires_at = NULL WHERE target_machine = %s AND status = 'processing'",
-                (target,),
-            )
-            return int(cursor.rowcount)
-
-    def list_events(
-        self, target: str | None = None, status: str | None = None, limit: int = 100
-    ) -> list[EventRow]:
-        sql = f"SELECT {_event_columns()} FROM machine_events WHERE true"
-        params: list[Any] = []
-        if target is not None:
-            sql += " AND target_machine = %s"
-            params.append(target)
-        if status is not None:
-            sql += " AND status = %s"
-            params.append(status)
-        sql += " ORDER BY id DESC LIMIT %s"
-        params.append(limit)
-        with self._using("read") as connection:
-            rows = connection.execute(sql, params).fetchall()
-        return [event_from_row(row) for row in rows]
-
-    # --- machines ---
-
-    def register_machine(
-        self,
-        name: str,
-        state: str | None,
-        pid: int | None = None,
-        host: str | None = None,
-        config_path: str | None = None,
-    ) -> None:
-        with self._using("write to") as connection:
-            connection.execute(
-                """INSERT INTO machine_state (machine_name, state, pid, host, config_path, status,
-                       started_at, heartbeat_at, updated_at)
-                   VALUES (%s, %s, %s, %s, %s, 'running', now(), now(), now())
-                   ON CONFLICT (machine_name) DO UPDATE SET state = excluded.state,
-                       pid = excluded.pid, host = excluded.host,
-                       config_path = excluded.config_path, status = 'running',
-                       started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at,
-                       updated_at = excluded.updated_at""",
-                (
-                    name,
-                    state,
-                    os.getpid() if pid is None else pid,
-                    socket.gethostname() if host is None else host,
-                    config_path,
-                ),
-            )
-
-    @staticmethod
-    def _update_machine(connection: Any, name: str, state: str | None) -> bool:
-        cursor = connection.execute(
-            """UPDATE machine_state SET state = coalesce(%(state)s, state), heartbeat_at = now(),
-                 updated_at = CASE WHEN %(state)s::text IS NULL THEN updated_at ELSE now() END
-               WHERE machine_name = %(name)s""",
-            {"state": state, "name": name},
-        )
-        return bool(cursor.rowcount == 1)
-
-    def update_machine(self, name: str, state: str | None = None) -> bool:
-        with self._using("write to") as connection:
-            return self._update_machine(connection, name, state)
-
-    def heartbeat_machine(self, name: str) -> bool:
-        return self.update_machine(name, None)
-
-    def stop_machine(self, name: str) -> bool:
-        with self._using("write to") as connection:
-            cursor = connection.execute(
-                "UPDATE machine_state SET status = 'stopped', updated_at = now() "
-                "WHERE machine_name = %s",
-                (name,),
-            )
-            return bool(cursor.rowcount == 1)
-
-    def _machine_from_row(self, row: Sequence[Any]) -> MachineRow:
-        name, state, pid, host, config_path, status, started, heartbeat, updated, age = row
-        age = None if age is None else max(float(age), 0.0)
-        return MachineRow(
-            name=name,
-            state=state,
-            pid=pid,
-            host=host,
-            config_path=config_path,
-            status=self._status(status, pid, host, age),
-            started_at=started,
-            heartbeat_at=heartbeat,
-            heartbeat_age=age,
-            updated_at=updated,
-        )
-
-    def get_machine(self, name: str) -> MachineRow | None:
-        with self._using("read") as connection:
-            row = connection.execute(
-                f"SELECT {_MACHINE_COLUMNS} FROM machine_state WHERE machine_name = %s", (name,)
-            ).fetchone()
-        return None if row is None else self._machine_from_row(row)
-
-    def list_machines(self) -> list[MachineRow]:
-        with self._using("read") as connection:
-            rows = connection.execute(
-                f"SELECT {_MACHINE_COLUMNS} FROM machine_state ORDER BY machine_name"
-            ).fetchall()
-        return [self._machine_from_row(row) for row in rows]
-
-    def update_machine_and_send(
-        self,
-        name: str,
-        state: str | None,
-        events: Sequence[OutgoingEvent],
-        source: str | None = None,
-    ) -> list[int]:
-        encoded = [
-            (target, event_type, encode_json(payload, "event payload"))
-            for target, event_type, payload in events
-        ]
-        ids: list[int] = []
-        with self._using("write to") as connection, connection.transaction():
-            if not self._update_machine(connection, name, state):
-                raise StoreError(
-                    f"cannot update machine {name!r} in {self.location}: not registered"
-                )
-            for target, event_type, payload_json in encoded:
-                row = connection.execute(
-                    """INSERT INTO machine_events (target_machine, source_machine, event_type,
-                                                   payload) VALUES (%s, %s, %s, %s::jsonb)
-                       RETURNING id""",
-                    (target, source or name, event_type, payload_json),
-                ).fetchone()
-                ids.append(int(row[0]))
-            for target in dict.fromkeys(target for target, _, _ in encoded):
-                # Transactional NOTIFY: delivered at commit, dropped on rollback.
-                connection.execute(
-                    "SELECT pg_notify(%s, '')", (self._channel(machine_channel(target)),)
-                )
-        return ids
+    def _notify_in(self, connection: Any, channel: str) -> None:
+        connection.execute("SELECT pg_notify(%s, '')", (self._channel_name(channel),))
 
     # --- wake-ups ---
 
@@ -799,4 +387,4 @@ class PostgresStore(Store):
 
     def notify(self, channel: str) -> None:
         with self._using("notify through") as connection:
-            connection.execute("SELECT pg_notify(%s, '')", (self._channel(channel),))
+            self._notify_in(connection, channel)

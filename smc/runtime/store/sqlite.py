@@ -4,6 +4,10 @@ Times are wall-clock epoch floats from the application (all processes share one 
 Single-statement writes run in autocommit mode: an ``UPDATE … WHERE seq = (SELECT …)`` takes the
 write lock before it reads, so a claim is atomic without ``BEGIN IMMEDIATE``. Multi-statement
 writes use ``BEGIN IMMEDIATE`` so they never hit the read-then-upgrade ``SQLITE_BUSY`` case.
+
+The methods and most statements are shared with PostgreSQL (``sql.SqlStore``); this module has
+the dialect (the claim statements, ``:now`` as a bound parameter), the connection, the schema,
+the translation of SQLite errors and the doorbell wake-ups.
 """
 
 from __future__ import annotations
@@ -12,45 +16,25 @@ import contextlib
 import functools
 import os
 import random
-import socket
 import sqlite3
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar, cast
 from urllib.parse import quote
 
 from smc.runtime.store.base import (
-    DEFAULT_LEASE_SECONDS,
     DEFAULT_MACHINE_STALE_AFTER,
-    DEFAULT_MAX_ATTEMPTS,
-    DEFAULT_PRIORITY,
     DEFAULT_REAP_INTERVAL,
-    EVENT_FIELDS,
-    JOB_FIELDS,
-    JOB_STATUSES,
     Backoff,
     DuplicateJobError,
-    EventRow,
     Job,
-    MachineRow,
-    OutgoingEvent,
-    Store,
     StoreError,
-    encode_json,
-    event_from_row,
     job_from_row,
 )
-from smc.runtime.store.waker import (
-    JOBS_CHANNEL,
-    Doorbell,
-    DoorbellWaker,
-    Waker,
-    default_socket_dir,
-    machine_channel,
-)
+from smc.runtime.store.sql import Dialect, SqlStatements, SqlStore
+from smc.runtime.store.waker import Doorbell, DoorbellWaker, Waker, default_socket_dir
 
 SCHEMA_VERSION = 1
 
@@ -114,11 +98,72 @@ _SCHEMA = (
     )""",
 )
 
-_JOB_COLUMNS = ", ".join(JOB_FIELDS)
-_EVENT_COLUMNS = ", ".join(EVENT_FIELDS)
-_MACHINE_COLUMNS = (
-    "machine_name, state, pid, host, config_path, status, started_at, heartbeat_at, updated_at"
-)
+
+@functools.cache
+def _job_type_names(count: int) -> tuple[str, ...]:
+    return tuple(f"job_type_{index}" for index in range(count))
+
+
+class SqliteDialect(Dialect):
+    """Times are epoch floats the application binds as ``:now``; the backoff delay is
+    ``smc_backoff(attempts)``, the store's :class:`Backoff` registered on each connection."""
+
+    now = ":now"
+    lease_until = ":now + :lease"
+    greatest = "max"
+    # Left to itself the planner picks jobs_status (status, seq) and sorts every pending row by
+    # priority, O(pending) per claim (2 ms at 5,000 pending); the partial index walks in claim
+    # order and stops at the first match (~20 us).
+    claim_order_hint = " INDEXED BY jobs_claim_order"
+    unlimited = -1
+
+    def age(self, column: str) -> str:
+        return f":now - {column}"
+
+    def retry_at(self, attempts: str, backoff: Backoff) -> str:
+        return f":now + smc_backoff({attempts})"
+
+    def job_types_filter(self, count: int) -> str:
+        return f" AND job_type IN ({', '.join(':' + name for name in _job_type_names(count))})"
+
+    def bind_job_types(self, params: dict[str, Any], job_types: Sequence[str]) -> None:
+        params.update(zip(_job_type_names(len(job_types)), job_types, strict=True))
+
+    def claim_job(self, filters: str, statements: SqlStatements) -> str:
+        # One statement: the UPDATE takes the write lock before its subquery reads, so no two
+        # processes can pick the same row.
+        return f"""UPDATE jobs SET status = 'processing', claimed_by = :worker,
+                    claim_token = :token, attempts = attempts + 1, started_at = :now,
+                    lease_expires_at = {self.lease_until}, finished_at = NULL
+                  WHERE seq = (SELECT seq FROM jobs{self.claim_order_hint}
+                               WHERE status = 'pending' AND run_after <= :now{filters}
+                               ORDER BY priority, seq LIMIT 1)
+                    AND status = 'pending'
+                  RETURNING {statements.job_columns_text}"""
+
+    def claim_events(self, statements: SqlStatements) -> str:
+        return f"""UPDATE machine_events SET status = 'processing', claim_token = :token,
+                      lease_expires_at = {self.lease_until}, attempts = attempts + 1
+                    WHERE id IN (SELECT id FROM machine_events
+                                 WHERE target_machine = :target
+                                   AND (status = 'pending'
+                                        OR (status = 'processing' AND lease_expires_at < :now))
+                                 ORDER BY id LIMIT :limit)
+                    RETURNING {statements.event_columns_text}"""
+
+    def reap(self, statements: SqlStatements, backoff: Backoff) -> str:
+        return f"""UPDATE jobs SET {statements.reap_assignments(backoff, "")}
+                    WHERE status = 'processing' AND lease_expires_at < :now"""
+
+    def insert_job(self, insert: str, statements: SqlStatements) -> str:
+        return f"{insert} RETURNING {statements.job_columns_text}"
+
+    def with_notify(self, statement: str) -> str:
+        return statement  # the doorbell rings after the commit instead
+
+
+SQLITE = SqliteDialect()
+
 
 #: Connections inherited through fork(): never closed in the child, because closing would touch
 #: the parent's WAL and locks; kept referenced so garbage collection does not close them either.
@@ -170,7 +215,7 @@ def _describe(error: sqlite3.Error) -> str:
     return str(error).splitlines()[0] if str(error) else type(error).__name__
 
 
-class SqliteStore(Store):
+class SqliteStore(SqlStore):
     """The store in one SQLite file. ``read_only`` opens it with ``mode=ro`` (writes then raise
     :class:`StoreError`); ``synchronous`` may be raised to ``FULL`` to survive power loss.
     ``wal_autocheckpoint`` (pages) sets when a commit on this connection checkpoints the
@@ -178,6 +223,9 @@ class SqliteStore(Store):
     :meth:`checkpoint` from a background thread instead. ``max_pages`` caps the file's size in
     pages (``PRAGMA max_page_count``) for this connection: writes that would grow it fail as
     on a full disk (the URL form ``sqlite:///path?max_pages=N`` is for failure drills)."""
+
+    dialect = SQLITE
+    _unique_violation = sqlite3.IntegrityError
 
     def __init__(
         self,
@@ -205,6 +253,7 @@ class SqliteStore(Store):
         if max_pages is not None and (isinstance(max_pages, bool) or int(max_pages) < 1):
             raise ValueError(f"max_pages must be a positive number of pages, not {max_pages!r}")
         self.max_pages = None if max_pages is None else int(max_pages)
+        self._init_statements()
         self._doorbell_dir = default_socket_dir(self.path)
         self.socket_dir = self._doorbell_dir
         self._doorbell = Doorbell(self._doorbell_dir)
@@ -358,255 +407,20 @@ class SqliteStore(Store):
             self._connection = None
             self._doorbell.close()
 
-    # --- jobs ---
+    # --- backend hooks ---
 
-    def add_job(
-        self,
-        job_type: str,
-        data: Any = None,
-        job_id: str | None = None,
-        priority: int = DEFAULT_PRIORITY,
-        machine_type: str | None = None,
-        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
-        run_after: float | None = None,
-        dedupe_key: str | None = None,
-    ) -> Job:
-        data_json = encode_json({} if data is None else data, "job data")
-        new_id = job_id if job_id is not None else uuid.uuid4().hex
-        now = time.time()
+    def _insert_job(self, params: dict[str, Any]) -> tuple[Job, bool]:
+        # One IMMEDIATE transaction: no other writer between the dedupe lookup and the insert.
         with self._transaction("write to") as connection:
-            if dedupe_key is not None:
-                existing = connection.execute(
-                    f"SELECT {_JOB_COLUMNS} FROM jobs WHERE dedupe_key = ? "
-                    "AND status IN ('pending', 'processing')",
-                    (dedupe_key,),
-                ).fetchone()
+            if params["dedupe_key"] is not None:
+                existing = connection.execute(self._sql.job_by_dedupe_key, params).fetchone()
                 if existing is not None:
-                    return job_from_row(existing)
+                    return job_from_row(existing), False
             try:
-                row = connection.execute(
-                    f"""INSERT INTO jobs (id, job_type, machine_type, data, priority, max_attempts,
-                            run_after, dedupe_key, created_at)
-                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {_JOB_COLUMNS}""",
-                    (
-                        new_id,
-                        job_type,
-                        machine_type,
-                        data_json,
-                        priority,
-                        max_attempts,
-                        now if run_after is None else run_after,
-                        dedupe_key,
-                        now,
-                    ),
-                ).fetchall()[0]
+                row = connection.execute(self._sql.insert_job, params).fetchall()[0]
             except sqlite3.IntegrityError:
-                raise DuplicateJobError(
-                    f"cannot add job to {self.path}: a job with id {new_id!r} already exists"
-                ) from None
-        self._doorbell.ring(JOBS_CHANNEL)
-        return job_from_row(row)
-
-    def _claim_next(
-        self,
-        worker: str,
-        job_types: Sequence[str] | None,
-        machine_type: str | None,
-        lease_seconds: float,
-    ) -> Job | None:
-        filters = ""
-        now = time.time()
-        token = uuid.uuid4().hex
-        params: list[Any] = [worker, token, now, now + lease_seconds, now]
-        if job_types is not None:
-            if not job_types:
-                return None
-            filters += f" AND job_type IN ({', '.join('?' * len(job_types))})"
-            params.extend(job_types)
-        if machine_type is not None:
-            filters += " AND (machine_type IS NULL OR machine_type = ?)"
-            params.append(machine_type)
-        # INDEXED BY: left to itself the planner picks jobs_status (status, seq) and sorts every
-        # pending row by priority for each claim, O(pending) per claim (2 ms at 5,000 pending);
-        # the partial index walks in claim order and stops at the first match (~20 us).
-        sql = f"""UPDATE jobs SET status = 'processing', claimed_by = ?, claim_token = ?,
-                    attempts = attempts + 1, started_at = ?, lease_expires_at = ?,
-                    finished_at = NULL
-                  WHERE seq = (SELECT seq FROM jobs INDEXED BY jobs_claim_order
-                               WHERE status = 'pending' AND run_after <= ?{filters}
-                               ORDER BY priority, seq LIMIT 1)
-                    AND status = 'pending'
-                  RETURNING {_JOB_COLUMNS}"""
-        with self._using("claim a job in") as connection:
-            # fetchall: the statement (and its implicit commit) ends only when fully stepped.
-            rows = connection.execute(sql, params).fetchall()
-        return job_from_row(rows[0]) if rows else None
-
-    def _claim_by_id(self, job_id: str, worker: str, lease_seconds: float) -> Job | None:
-        now = time.time()
-        with self._using("claim a job in") as connection:
-            rows = connection.execute(
-                f"""UPDATE jobs SET status = 'processing', claimed_by = ?, claim_token = ?,
-                      attempts = attempts + 1, started_at = ?, lease_expires_at = ?,
-                      finished_at = NULL
-                    WHERE id = ? AND status = 'pending' AND run_after <= ?
-                    RETURNING {_JOB_COLUMNS}""",
-                (worker, uuid.uuid4().hex, now, now + lease_seconds, job_id, now),
-            ).fetchall()
-        return job_from_row(rows[0]) if rows else None
-
-    def heartbeat(self, job_id: str, claim_token: str, lease_seconds: float) -> bool:
-        with self._using("write to") as connection:
-            cursor = connection.execute(
-                "UPDATE jobs SET lease_expires_at = ? "
-                "WHERE id = ? AND claim_token = ? AND status = 'processing'",
-                (time.time() + lease_seconds, job_id, claim_token),
-            )
-            return cursor.rowcount == 1
-
-    def _fence(self, claim_token: str | None) -> tuple[str, tuple[Any, ...]]:
-        if claim_token is None:
-            return "", ()
-        return " AND claim_token = ?", (claim_token,)
-
-    def complete_job(self, job_id: str, claim_token: str | None = None, result: Any = None) -> bool:
-        result_json = None if result is None else encode_json(result, "job result")
-        fence, fence_params = self._fence(claim_token)
-        with self._using("write to") as connection:
-            cursor = connection.execute(
-                "UPDATE jobs SET status = 'completed', result = ?, finished_at = ?, "
-                "lease_expires_at = NULL WHERE id = ? AND status = 'processing'" + fence,
-                (result_json, time.time(), job_id, *fence_params),
-            )
-            return cursor.rowcount == 1
-
-    def fail_job(
-        self,
-        job_id: str,
-        reason: str,
-        claim_token: str | None = None,
-        retry: bool = False,
-    ) -> bool:
-        fence, fence_params = self._fence(claim_token)
-        now = time.time()
-        again = "(? AND attempts < max_attempts)"
-        with self._using("write to") as connection:
-            cursor = connection.execute(
-                f"""UPDATE jobs SET
-                      status = CASE WHEN {again} THEN 'pending' ELSE 'failed' END,
-                      run_after = CASE WHEN {again} THEN ? + smc_backoff(attempts)
-                                  ELSE run_after END,
-                      finished_at = CASE WHEN {again} THEN NULL ELSE ? END,
-                      last_error = ?, claim_token = NULL, lease_expires_at = NULL
-                    WHERE id = ? AND status = 'processing'{fence}""",
-                (retry, retry, now, retry, now, reason, job_id, *fence_params),
-            )
-            return cursor.rowcount == 1
-
-    def release_job(self, job_id: str, claim_token: str) -> bool:
-        with self._using("write to") as connection:
-            cursor = connection.execute(
-                """UPDATE jobs SET status = 'pending', attempts = max(attempts - 1, 0),
-                     run_after = ?, claim_token = NULL, lease_expires_at = NULL
-                   WHERE id = ? AND claim_token = ? AND status = 'processing'""",
-                (time.time(), job_id, claim_token),
-            )
-            return cursor.rowcount == 1
-
-    def reap_expired(self) -> int:
-        now = time.time()
-        used_up = "attempts >= max_attempts"
-        with self._using("reap expired leases in") as connection:
-            cursor = connection.execute(
-                f"""UPDATE jobs SET
-                      status = CASE WHEN {used_up} THEN 'failed' ELSE 'pending' END,
-                      run_after = CASE WHEN {used_up} THEN run_after
-                                  ELSE ? + smc_backoff(attempts) END,
-                      finished_at = CASE WHEN {used_up} THEN ? ELSE NULL END,
-                      last_error = 'lease expired (claimed by ' || coalesce(claimed_by, '?')
-                                   || ', attempt ' || attempts || ' of ' || max_attempts || ')',
-                      claim_token = NULL, lease_expires_at = NULL
-                    WHERE status = 'processing' AND lease_expires_at < ?""",
-                (now, now, now),
-            )
-            return cursor.rowcount
-
-    def get_job(self, job_id: str) -> Job | None:
-        with self._using("read") as connection:
-            row = connection.execute(
-                f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)
-            ).fetchone()
-        return None if row is None else job_from_row(row)
-
-    def list_jobs(self, status: str | None = None, limit: int = 100) -> list[Job]:
-        where, params = ("WHERE status = ?", (status,)) if status is not None else ("", ())
-        with self._using("read") as connection:
-            rows = connection.execute(
-                f"SELECT {_JOB_COLUMNS} FROM jobs {where} ORDER BY seq DESC LIMIT ?",
-                (*params, limit),
-            ).fetchall()
-        return [job_from_row(row) for row in rows]
-
-    def list_pending(
-        self,
-        job_type: str | None = None,
-        machine_type: str | None = None,
-        limit: int | None = None,
-    ) -> list[Job]:
-        # The claim-order index, as in _claim_next: no sort of every pending row.
-        sql = (
-            f"SELECT {_JOB_COLUMNS} FROM jobs INDEXED BY jobs_claim_order "
-            "WHERE status = 'pending' AND run_after <= ?"
-        )
-        params: list[Any] = [time.time()]
-        if job_type is not None:
-            sql += " AND job_type = ?"
-            params.append(job_type)
-        if machine_type is not None:
-            sql += " AND (machine_type IS NULL OR machine_type = ?)"
-            params.append(machine_type)
-        sql += " ORDER BY priority, seq LIMIT ?"
-        params.append(-1 if limit is None else limit)
-        with self._using("read") as connection:
-            rows = connection.execute(sql, params).fetchall()
-        return [job_from_row(row) for row in rows]
-
-    def retry_job(self, job_id: str) -> bool:
-        with self._using("write to") as connection:
-            try:
-                cursor = connection.execute(
-                    """UPDATE jobs SET status = 'pending', attempts = 0, run_after = ?,
-                         claim_token = NULL, lease_expires_at = NULL, finished_at = NULL
-                       WHERE id = ? AND status IN ('failed', 'cancelled')""",
-                    (time.time(), job_id),
-                )
-            except sqlite3.IntegrityError:
-                raise StoreError(
-                    f"cannot retry job {job_id!r} in {self.path}: another pending job holds "
-                    "its dedupe key"
-                ) from None
-            retried = cursor.rowcount == 1
-        if retried:
-            self._doorbell.ring(JOBS_CHANNEL)
-        return retried
-
-    def cancel_job(self, job_id: str) -> bool:
-        with self._using("write to") as connection:
-            cursor = connection.execute(
-                "UPDATE jobs SET status = 'cancelled', finished_at = ? "
-                "WHERE id = ? AND status = 'pending'",
-                (time.time(), job_id),
-            )
-            return cursor.rowcount == 1
-
-    def queue_counts(self) -> dict[str, int]:
-        counts = dict.fromkeys(JOB_STATUSES, 0)
-        with self._using("read") as connection:
-            for status, count in connection.execute(
-                "SELECT status, count(*) FROM jobs GROUP BY status"
-            ):
-                counts[status] = count
-        return counts
+                raise DuplicateJobError(self._duplicate_message(params["id"])) from None
+        return job_from_row(row), True
 
     def wait_job_statuses(self, job_ids: Iterable[str]) -> dict[str, str]:
         ids = list(job_ids)
@@ -621,214 +435,8 @@ class SqliteStore(Store):
                 statuses.update({row[0]: row[1] for row in rows})
         return statuses
 
-    # --- events ---
-
-    def _insert_event(
-        self,
-        connection: sqlite3.Connection,
-        target: str,
-        event_type: str,
-        payload_json: str,
-        source: str | None,
-        job_id: str | None,
-        now: float,
-    ) -> int:
-        cursor = connection.execute(
-            """INSERT INTO machine_events (target_machine, source_machine, event_type, payload,
-                   job_id, created_at) VALUES (?, ?, ?, ?, ?, ?)""",
-            (target, source, event_type, payload_json, job_id, now),
-        )
-        event_id = cursor.lastrowid
-        assert event_id is not None
-        return event_id
-
-    def send_event(
-        self,
-        target: str,
-        event_type: str,
-        payload: Any = None,
-        source: str | None = None,
-        job_id: str | None = None,
-    ) -> int:
-        payload_json = encode_json(payload, "event payload")
-        with self._using("write to") as connection:
-            event_id = self._insert_event(
-                connection, target, event_type, payload_json, source, job_id, time.time()
-            )
-        self._doorbell.ring(machine_channel(target))
-        return event_id
-
-    def claim_events(
-        self, target: str, limit: int = 100, lease_seconds: float = DEFAULT_LEASE_SECONDS
-    ) -> list[EventRow]:
-        now = time.time()
-        with self._using("claim events in") as connection:
-            rows = connection.execute(
-                f"""UPDATE machine_events SET status = 'processing', claim_token = ?,
-                      lease_expires_at = ?, attempts = attempts + 1
-                    WHERE id IN (SELECT id FROM machine_events
-                                 WHERE target_machine = ?
-                                   AND (status = 'pending'
-                                        OR (status = 'processing' AND lease_expires_at < ?))
-                                 ORDER BY id LIMIT ?)
-                    RETURNING {_EVENT_COLUMNS}""",
-                (uuid.uuid4().hex, now + lease_seconds, target, now, limit),
-            ).fetchall()
-        return sorted((event_from_row(row) for row in rows), key=lambda event: event.id)
-
-    def ack_event(self, event_id: int, claim_token: str) -> bool:
-        with self._using("write to") as connection:
-            cursor = connection.execute(
-                "UPDATE machine_events SET status = 'done', processed_at = ?, "
-                "lease_expires_at = NULL "
-                "WHERE id = ? AND claim_token = ? AND status = 'processing'",
-                (time.time(), event_id, claim_token),
-            )
-            return cursor.rowcount == 1
-
-    def release_events(self, target: str) -> int:
-        with self._using("write to") as connection:
-            cursor = connection.execute(
-                "UPDATE machine_events SET status = 'pending', claim_token = NULL, "
-                "lease_expires_at = NULL WHERE target_machine = ? AND status = 'processing'",
-                (target,),
-            )
-            return cursor.rowcount
-
-    def list_events(
-        self, target: str | None = None, status: str | None = None, limit: int = 100
-    ) -> list[EventRow]:
-        """Events, newest first, optionally for one target and/or status."""
-        sql = f"SELECT {_EVENT_COLUMNS} FROM machine_events WHERE 1 = 1"
-        params: list[Any] = []
-        if target is not None:
-            sql += " AND target_machine = ?"
-            params.append(target)
-        if status is not None:
-            sql += " AND status = ?"
-            params.append(status)
-        sql += " ORDER BY id DESC LIMIT ?"
-        params.append(limit)
-        with self._using("read") as connection:
-            rows = connection.execute(sql, params).fetchall()
-        return [event_from_row(row) for row in rows]
-
-    # --- machines ---
-
-    def register_machine(
-        self,
-        name: str,
-        state: str | None,
-        pid: int | None = None,
-        host: str | None = None,
-        config_path: str | None = None,
-    ) -> None:
-        now = time.time()
-        with self._using("write to") as connection:
-            connection.execute(
-                """INSERT INTO machine_state (machine_name, state, pid, host, config_path, status,
-                       started_at, heartbeat_at, updated_at)
-                   VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?)
-                   ON CONFLICT (machine_name) DO UPDATE SET state = excluded.state,
-                       pid = excluded.pid, host = excluded.host,
-                       config_path = excluded.config_path, status = 'running',
-                       started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at,
-                       updated_at = excluded.updated_at""",
-                (
-                    name,
-                    state,
-                    os.getpid() if pid is None else pid,
-                    socket.gethostname() if host is None else host,
-                    config_path,
-                    now,
-                    now,
-                    now,
-                ),
-            )
-
-    def _update_machine(
-        self, connection: sqlite3.Connection, name: str, state: str | None, now: float
-    ) -> bool:
-        cursor = connection.execute(
-            """UPDATE machine_state SET state = coalesce(?, state), heartbeat_at = ?,
-                 updated_at = CASE WHEN ? IS NULL THEN updated_at ELSE ? END
-               WHERE machine_name = ?""",
-            (state, now, state, now, name),
-        )
-        return cursor.rowcount == 1
-
-    def update_machine(self, name: str, state: str | None = None) -> bool:
-        with self._using("write to") as connection:
-            return self._update_machine(connection, name, state, time.time())
-
-    def heartbeat_machine(self, name: str) -> bool:
-        return self.update_machine(name, None)
-
-    def stop_machine(self, name: str) -> bool:
-        now = time.time()
-        with self._using("write to") as connection:
-            cursor = connection.execute(
-                "UPDATE machine_state SET status = 'stopped', updated_at = ? "
-                "WHERE machine_name = ?",
-                (now, name),
-            )
-            return cursor.rowcount == 1
-
-    def _machine_from_row(self, row: Sequence[Any], now: float) -> MachineRow:
-        name, state, pid, host, config_path, status, started_at, heartbeat_at, updated_at = row
-        age = None if heartbeat_at is None else max(now - heartbeat_at, 0.0)
-        return MachineRow(
-            name=name,
-            state=state,
-            pid=pid,
-            host=host,
-            config_path=config_path,
-            status=self._status(status, pid, host, age),
-            started_at=started_at,
-            heartbeat_at=heartbeat_at,
-            heartbeat_age=age,
-            updated_at=updated_at,
-        )
-
-    def get_machine(self, name: str) -> MachineRow | None:
-        with self._using("read") as connection:
-            row = connection.execute(
-                f"SELECT {_MACHINE_COLUMNS} FROM machine_state WHERE machine_name = ?", (name,)
-            ).fetchone()
-        return None if row is None else self._machine_from_row(row, time.time())
-
-    def list_machines(self) -> list[MachineRow]:
-        with self._using("read") as connection:
-            rows = connection.execute(
-                f"SELECT {_MACHINE_COLUMNS} FROM machine_state ORDER BY machine_name"
-            ).fetchall()
-        now = time.time()
-        return [self._machine_from_row(row, now) for row in rows]
-
-    def update_machine_and_send(
-        self,
-        name: str,
-        state: str | None,
-        events: Sequence[OutgoingEvent],
-        source: str | None = None,
-    ) -> list[int]:
-        encoded = [
-            (target, event_type, encode_json(payload, "event payload"))
-            for target, event_type, payload in events
-        ]
-        now = time.time()
-        with self._transaction("write to") as connection:
-            if not self._update_machine(connection, name, state, now):
-                raise StoreError(f"cannot update machine {name!r} in {self.path}: not registered")
-            ids = [
-                self._insert_event(
-                    connection, target, event_type, payload_json, source or name, None, now
-                )
-                for target, event_type, payload_json in encoded
-            ]
-        for target in dict.fromkeys(target for target, _, _ in encoded):
-            self._doorbell.ring(machine_channel(target))
-        return ids
+    def _ring(self, channel: str) -> None:
+        self._doorbell.ring(channel)
 
     # --- wake-ups ---
 
