@@ -302,3 +302,30 @@ def test_postgres_waker_reconnects_after_losing_its_connection() -> None:
         store.close()
         with psycopg.connect(PG_URL, autocommit=True) as connection:
             connection.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+def test_every_time_the_store_returns_is_epoch_seconds(store: Store) -> None:
+    """Both backends report times as epoch floats (PostgreSQL stores timestamptz), close to now."""
+    before = time.time()
+    job = store.add_job("task", {"x": 1})
+    claimed = store.claim_job("worker-1", ["task"], lease_seconds=30)
+    assert claimed is not None and store.complete_job(claimed.id, claimed.claim_token)
+    store.register_machine("timed", "working")
+    event_id = store.send_event("timed", "ping", {})
+    finished = store.get_job(job.id)
+    machine = store.get_machine("timed")
+    event = next(e for e in store.list_events("timed") if e.id == event_id)
+    assert finished is not None and machine is not None
+    times = {
+        "job.created_at": finished.created_at,
+        "job.run_after": finished.run_after,
+        "job.started_at": finished.started_at,
+        "job.finished_at": finished.finished_at,
+        "machine.started_at": machine.started_at,
+        "machine.heartbeat_at": machine.heartbeat_at,
+        "machine.updated_at": machine.updated_at,
+        "event.created_at": event.created_at,
+    }
+    for name, value in times.items():
+        assert type(value) is float, f"{name} is {type(value).__name__}, not float"
+        assert before - 5 < value < time.time() + 5, f"{name} = {value} is not about now"
