@@ -1,10 +1,13 @@
-"""Shared test fixtures: where the project and the compatibility corpus are."""
+"""Shared test fixtures: where the project and the compatibility corpus are, and a runner of
+real ``smc`` processes."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from test_runtime_harness import Runner, runner_in
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 #: The compatibility corpus, beside the repository (CI clones the repo with shared/ next to it).
@@ -21,3 +24,11 @@ def corpus() -> Path:
     if not CORPUS.is_dir():
         pytest.fail(f"the compatibility corpus is missing: expected it at {CORPUS}")
     return CORPUS
+
+
+@pytest.fixture
+def runner(tmp_path: Path) -> Iterator[Runner]:
+    """A :class:`Runner` of ``smc`` processes in ``tmp_path/work``, against ``smc.db`` there;
+    every process it started is stopped when the test ends."""
+    with runner_in(tmp_path) as started:
+        yield started

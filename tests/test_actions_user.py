@@ -4,21 +4,13 @@ action overriding a built-in, and unknown types failing at start-up before anyth
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import ClassVar
 
 import pytest
-from test_runtime_harness import Runner, runner_in
+from test_runtime_harness import Runner
 
 from smc.runtime.actions import ActionLoadError, ActionRegistry
-
-
-@pytest.fixture
-def runner(tmp_path: Path) -> Iterator[Runner]:
-    with runner_in(tmp_path) as started:
-        yield started
-
 
 ACTION = """
 from pathlib import Path

@@ -19,11 +19,10 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_runtime_harness import Runner, runner_in, wait_until
+from test_runtime_harness import Runner, wait_until
 
 from smc.runtime.monitor import monitor_dir, monitor_socket_path
 
@@ -82,12 +81,6 @@ actions:
     - type: complete_job
       success: job_completed
 """
-
-
-@pytest.fixture
-def runner(tmp_path: Path) -> Iterator[Runner]:
-    with runner_in(tmp_path) as started:
-        yield started
 
 
 def write_worker(runner: Runner, *command_lines: str) -> Path:

@@ -22,11 +22,9 @@ import signal
 import sqlite3
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-from test_runtime_harness import Runner, runner_in, wait_until
+from test_runtime_harness import Runner, wait_until
 
 JOBS = 60
 #: Pages the worker may add to the file: room for about a dozen jobs' reports.
@@ -57,12 +55,6 @@ actions:
   working:
     - {{type: bash, command: "echo {{id}} >> effects.log"}}
 """
-
-
-@pytest.fixture
-def runner(tmp_path: Path) -> Iterator[Runner]:
-    with runner_in(tmp_path) as started:
-        yield started
 
 
 def _cpu_seconds(pid: int) -> float:

@@ -6,19 +6,11 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-from test_runtime_harness import PEER, USER_ACTIONS, Runner, runner_in, wait_until
+from test_runtime_harness import PEER, USER_ACTIONS, Runner, wait_until
 
 EXAMPLES = PEER / "examples"
-
-
-@pytest.fixture
-def runner(tmp_path: Path) -> Iterator[Runner]:
-    with runner_in(tmp_path) as started:
-        yield started
 
 
 def test_simple_worker_processes_jobs_added_while_running(runner: Runner) -> None:

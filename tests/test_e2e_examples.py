@@ -3,19 +3,10 @@ process, jobs added with ``smc jobs add`` while they run, every job completed wi
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
-from test_runtime_harness import REPO, Runner, runner_in, wait_until
+from test_runtime_harness import REPO, Runner, wait_until
 
 EXAMPLES = REPO / "examples"
-
-
-@pytest.fixture
-def runner(tmp_path: Path) -> Iterator[Runner]:
-    with runner_in(tmp_path) as started:
-        yield started
 
 
 def _all_completed(runner: Runner, ids: list[str]) -> bool:

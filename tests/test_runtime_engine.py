@@ -8,19 +8,12 @@ import os
 import signal
 import socket
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_runtime_harness import Runner, compile_machine, run_engine, runner_in, wait_until
+from test_runtime_harness import Runner, compile_machine, run_engine, wait_until
 
 from smc.runtime.monitor import monitor_dir, monitor_socket_path
-
-
-@pytest.fixture
-def runner(tmp_path: Path) -> Iterator[Runner]:
-    with runner_in(tmp_path) as started:
-        yield started
 
 
 def test_actions_run_in_order_until_an_event_with_a_transition(tmp_path: Path) -> None:

@@ -219,7 +219,7 @@ atexit.register(shutil.rmtree, _CACHE, True)
 @contextlib.contextmanager
 def runner_in(tmp_path: Path) -> Iterator[Runner]:
     """A :class:`Runner` working in ``tmp_path/work``; stops everything it started on exit.
-    Test modules wrap it in a fixture: ``with runner_in(tmp_path) as runner: yield runner``."""
+    Tests get one as the ``runner`` fixture (conftest.py)."""
     work = tmp_path / "work"
     work.mkdir()
     started = Runner(work, _CACHE)

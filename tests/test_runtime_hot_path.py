@@ -13,11 +13,8 @@ from __future__ import annotations
 import re
 import signal
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
-from test_runtime_harness import Runner, runner_in, wait_until
+from test_runtime_harness import Runner, wait_until
 
 WORKER = """
 initial_state: waiting
@@ -37,12 +34,6 @@ actions:
 """
 
 JOBS = 20_000
-
-
-@pytest.fixture
-def runner(tmp_path: Path) -> Iterator[Runner]:
-    with runner_in(tmp_path) as started:
-        yield started
 
 
 def test_sigterm_stops_a_worker_on_a_full_queue_of_instant_jobs(runner: Runner) -> None:

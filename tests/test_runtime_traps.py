@@ -8,18 +8,9 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-from test_runtime_harness import USER_ACTIONS, Runner, runner_in, wait_until
-
-
-@pytest.fixture
-def runner(tmp_path: Path) -> Iterator[Runner]:
-    with runner_in(tmp_path) as started:
-        yield started
-
+from test_runtime_harness import USER_ACTIONS, Runner, wait_until
 
 WORKER = """
 initial_state: waiting
