@@ -1,5 +1,5 @@
-"""Shared test fixtures: where the project and the compatibility corpus are, and a runner of
-real ``smc`` processes."""
+"""Shared test fixtures: where the project and the compatibility corpus are, a runner of real
+``smc`` processes, and a store URL on each backend."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from store_backends import postgres_schema_url
 from test_runtime_harness import Runner, runner_in
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -32,3 +33,14 @@ def runner(tmp_path: Path) -> Iterator[Runner]:
     every process it started is stopped when the test ends."""
     with runner_in(tmp_path) as started:
         yield started
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The URL of an empty store, once per backend: a SQLite file in ``tmp_path``, then a
+    fresh PostgreSQL schema (dropped afterwards)."""
+    if request.param == "sqlite":
+        yield str(tmp_path / "smc.db")
+        return
+    with postgres_schema_url() as url:
+        yield url

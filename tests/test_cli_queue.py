@@ -6,17 +6,15 @@ import json
 import os
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
+from store_backends import postgres_schema_url
 
 from smc.runtime.store import open_store
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
 
 def smc(
@@ -194,10 +192,8 @@ def test_store_errors_are_one_line_exit_1(tmp_path: Path) -> None:
 
 @pytest.fixture
 def pg_url() -> Iterator[str]:
-    schema = f"smc_test_{uuid.uuid4().hex[:10]}"
-    yield f"{PG_URL}?schema={schema}"
-    with psycopg.connect(PG_URL, autocommit=True) as connection:
-        connection.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+    with postgres_schema_url() as url:
+        yield url
 
 
 def test_commands_work_against_postgres(tmp_path: Path, pg_url: str) -> None:

@@ -13,17 +13,11 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import psycopg
-import pytest
-
 REPO_ROOT = Path(__file__).resolve().parent.parent
-PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
 
 def worker_main(argv: list[str]) -> int:
@@ -92,17 +86,6 @@ def _spawn(*args: str) -> subprocess.Popen[str]:
         text=True,
         env=_env(),
     )
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield str(tmp_path / "smc.db")
-        return
-    schema = f"smc_test_{uuid.uuid4().hex[:10]}"
-    yield f"{PG_URL}?schema={schema}"
-    with psycopg.connect(PG_URL, autocommit=True) as connection:
-        connection.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
 
 
 def test_four_processes_claim_each_job_exactly_once(store_url: str, tmp_path: Path) -> None:

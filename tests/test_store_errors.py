@@ -7,18 +7,16 @@ was committed, and the store works again once the fault clears.
 from __future__ import annotations
 
 import sqlite3
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
+from store_backends import PG_URL, postgres_schema_url
 
 from smc.runtime.store import Store, StoreError, open_store
 from smc.runtime.store.postgres import PostgresStore
 from smc.runtime.store.sqlite import SqliteStore
-
-PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
 
 @pytest.fixture
@@ -31,13 +29,11 @@ def sqlite_store(tmp_path: Path) -> Iterator[SqliteStore]:
 
 @pytest.fixture
 def pg_store() -> Iterator[PostgresStore]:
-    schema = f"smc_test_{uuid.uuid4().hex[:10]}"
-    store = open_store(f"{PG_URL}?schema={schema}")
-    assert isinstance(store, PostgresStore)
-    yield store
-    store.close()
-    with psycopg.connect(PG_URL, autocommit=True) as connection:
-        connection.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+    with postgres_schema_url() as url:
+        store = open_store(url)
+        assert isinstance(store, PostgresStore)
+        yield store
+        store.close()
 
 
 def _one_line(error: pytest.ExceptionInfo[StoreError]) -> str:

@@ -8,28 +8,16 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
+from store_backends import PG_URL, postgres_schema_url
 
 from smc.runtime.store import JOBS_CHANNEL, Store, StoreError, machine_channel, open_store
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield str(tmp_path / "smc.db")
-        return
-    schema = f"smc_test_{uuid.uuid4().hex[:10]}"
-    yield f"{PG_URL}?schema={schema}"
-    with psycopg.connect(PG_URL, autocommit=True) as connection:
-        connection.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
 
 
 @pytest.fixture
@@ -282,26 +270,26 @@ def test_sqlite_long_channel_names_fit_the_socket_path_limit(tmp_path: Path) -> 
 def test_postgres_waker_reconnects_after_losing_its_connection() -> None:
     from smc.runtime.store.waker import PostgresWaker
 
-    schema = f"smc_test_{uuid.uuid4().hex[:10]}"
-    store = open_store(f"{PG_URL}?schema={schema}")
-    try:
-        waker = store.open_waker([machine_channel("m")])
-        assert isinstance(waker, PostgresWaker)
-        with psycopg.connect(PG_URL, autocommit=True) as admin:
-            admin.execute("SELECT pg_terminate_backend(%s)", (waker._connection.info.backend_pid,))
-        # The broken connection counts as a wake-up (something may have been missed), then the
-        # waker listens again on a new connection and real notifications reach it.
-        assert waker.wait(20.0)
-        if waker.broken:
+    with postgres_schema_url() as url:
+        store = open_store(url)
+        try:
+            waker = store.open_waker([machine_channel("m")])
+            assert isinstance(waker, PostgresWaker)
+            with psycopg.connect(PG_URL, autocommit=True) as admin:
+                admin.execute(
+                    "SELECT pg_terminate_backend(%s)", (waker._connection.info.backend_pid,)
+                )
+            # The broken connection counts as a wake-up (something may have been missed), then the
+            # waker listens again on a new connection and real notifications reach it.
             assert waker.wait(20.0)
-        assert not waker.broken
-        store.send_event("m", "after-reconnect")
-        assert waker.wait(20.0)
-        waker.close()
-    finally:
-        store.close()
-        with psycopg.connect(PG_URL, autocommit=True) as connection:
-            connection.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+            if waker.broken:
+                assert waker.wait(20.0)
+            assert not waker.broken
+            store.send_event("m", "after-reconnect")
+            assert waker.wait(20.0)
+            waker.close()
+        finally:
+            store.close()
 
 
 def test_every_time_the_store_returns_is_epoch_seconds(store: Store) -> None:

@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import sqlite3
 import time
-import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import psycopg
 import pytest
+from store_backends import PG_URL
 
 from smc.runtime.store import (
     JOB_STATUSES,
@@ -22,19 +21,7 @@ from smc.runtime.store import (
     open_store,
 )
 
-PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 FAST_BACKOFF = Backoff(base=0.01, cap=0.05)
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield str(tmp_path / "smc.db")
-        return
-    schema = f"smc_test_{uuid.uuid4().hex[:10]}"
-    yield f"{PG_URL}?schema={schema}"
-    with psycopg.connect(PG_URL, autocommit=True) as connection:
-        connection.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
 
 
 @pytest.fixture
