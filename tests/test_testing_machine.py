@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,16 +9,14 @@ from types import ModuleType
 from typing import Any, ClassVar
 
 import pytest
+from compiled_examples import imported_examples
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import invariant, run_state_machine_as_test
 
 from smc import IllegalTransition
-from smc.compiler.check import check_paths
-from smc.compiler.codegen import generate_init, generate_machine, module_names
 from smc.testing import MachineTest, event_methods, run_path, transition_model
 
-ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "smc_testing_examples"
 
 #: Deterministic and quick: a fixed derandomised search, no example database.
@@ -40,22 +37,8 @@ HUNT = settings(
 @pytest.fixture(scope="module")
 def examples(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModuleType]:
     """The examples compiled into a package (as ``smc build`` writes them) and imported."""
-    root = tmp_path_factory.mktemp("generated")
-    result = check_paths([str(ROOT / "examples")])
-    assert not result.errors
-    package = root / PACKAGE
-    package.mkdir()
-    for machine in result.machines:
-        module = module_names(machine).module
-        (package / f"{module}.py").write_text(generate_machine(machine, machine.path))
-    (package / "__init__.py").write_text(generate_init(result.machines, "examples"))
-    sys.path.insert(0, str(root))
-    try:
-        yield importlib.import_module(PACKAGE)
-    finally:
-        sys.path.remove(str(root))
-        for name in [n for n in sys.modules if n.split(".")[0] == PACKAGE]:
-            del sys.modules[name]
+    with imported_examples(tmp_path_factory.mktemp("generated"), PACKAGE) as package:
+        yield package
 
 
 def falsifying_steps(error: BaseException) -> list[str]:

@@ -3,22 +3,18 @@ store, with Hypothesis choosing the jobs and events."""
 
 from __future__ import annotations
 
-import importlib
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+from compiled_examples import imported_examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from smc.compiler.check import check_paths
-from smc.compiler.codegen import generate_init, generate_machine, module_names
 from smc.testing.runtime import MachineRun, RunTimeout
 
-ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "smc_runtime_examples"
 
 #: Job data the shell must pass through unharmed: any text but NUL (which no argv can hold)
@@ -33,22 +29,8 @@ JOBS = st.lists(
 
 @pytest.fixture(scope="module")
 def examples(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModuleType]:
-    root = tmp_path_factory.mktemp("generated")
-    result = check_paths([str(ROOT / "examples")])
-    assert not result.errors
-    package = root / PACKAGE
-    package.mkdir()
-    for machine in result.machines:
-        module = module_names(machine).module
-        (package / f"{module}.py").write_text(generate_machine(machine, machine.path))
-    (package / "__init__.py").write_text(generate_init(result.machines, "examples"))
-    sys.path.insert(0, str(root))
-    try:
-        yield importlib.import_module(PACKAGE)
-    finally:
-        sys.path.remove(str(root))
-        for name in [n for n in sys.modules if n.split(".")[0] == PACKAGE]:
-            del sys.modules[name]
+    with imported_examples(tmp_path_factory.mktemp("generated"), PACKAGE) as package:
+        yield package
 
 
 def test_every_task_job_is_completed_exactly_once(examples: ModuleType) -> None:
