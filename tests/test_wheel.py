@@ -48,8 +48,8 @@ def test_wheel_installs_and_builds_an_example(tmp_path: Path) -> None:
         [
             str(python),
             "-c",
-            "import smc, smc.compiler.schema as s; "
-            "print(smc.__file__); print(s._data_dir('templates')); print(s._data_dir('schemas'))",
+            "import smc, smc.compiler.resources as r; "
+            "print(smc.__file__); print(r.data_dir('templates')); print(r.data_dir('schemas'))",
         ],
         cwd=work,
     ).stdout.splitlines()

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from smc.compiler import names
 from smc.compiler.model import Machine
-from smc.compiler.schema import _data_dir
+from smc.compiler.resources import data_dir
 
 if TYPE_CHECKING:
     import jinja2
@@ -35,7 +35,7 @@ class CodegenError(Exception):
 
 @cache
 def templates_dir() -> Path:
-    return _data_dir("templates")
+    return data_dir("templates")
 
 
 @cache

@@ -19,19 +19,11 @@ from jsonschema import ValidationError
 
 from smc.compiler.diagnostics import Diagnostic
 from smc.compiler.loader import LoadedDocument, PathKey
-
-
-def _data_dir(name: str) -> Path:
-    """``templates/`` or ``schemas/``: inside the wheel (``smc/_data``) or the source tree."""
-    package = Path(__file__).resolve().parent.parent
-    for candidate in (package / "_data" / name, package.parent / name):
-        if candidate.is_dir():
-            return candidate
-    raise FileNotFoundError(f"smc data directory {name!r} is missing from the installation")
+from smc.compiler.resources import data_dir
 
 
 def schema_path() -> Path:
-    return _data_dir("schemas") / "machine.schema.json"
+    return data_dir("schemas") / "machine.schema.json"
 
 
 @cache
