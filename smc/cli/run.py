@@ -97,9 +97,7 @@ def build_cached(yaml_path: str, actions_dirs: list[str]) -> Path:
     templates are unchanged) and return the module's path. Diagnostics go to stderr; errors
     raise :class:`BuildFailed`."""
     from smc import __version__
-    from smc.compiler.check import InputError, check_paths
-    from smc.compiler.codegen import generate_machine, templates_digest
-    from smc.compiler.diagnostics import format_text
+    from smc.compiler.codegen import templates_digest
 
     try:
         source = Path(yaml_path).read_bytes()
@@ -114,6 +112,11 @@ def build_cached(yaml_path: str, actions_dirs: list[str]) -> Path:
     module_path = directory / f"{stem}_{key.hexdigest()[:24]}.py"
     if module_path.is_file():
         return module_path
+    # Only a cache miss pays for the checker (YAML, JSON Schema) and the code generator.
+    from smc.compiler.check import InputError, check_paths
+    from smc.compiler.codegen import generate_machine
+    from smc.compiler.diagnostics import format_text
+
     try:
         result = check_paths([yaml_path], actions_dirs)
     except InputError as error:
