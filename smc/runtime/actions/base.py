@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
+from smc.catalog import COMMON_KEYS
+
 if TYPE_CHECKING:
     from smc.runtime.store import Job, Store
 
@@ -101,7 +103,7 @@ class BaseAction:
         self.params: dict[str, Any] = {
             key: value
             for key, value in self.config.items()
-            if key not in ("type", "description", "params")
+            if key not in COMMON_KEYS
         }
         self.config.setdefault("params", dict(self.params))
         self.logger = _logger_of(type(self).__name__)

@@ -25,13 +25,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from smc.catalog import BUILTIN_ACTIONS, REMOVED_ACTIONS
+from smc.catalog import BUILTIN_ACTIONS, COMMON_KEYS, REMOVED_ACTIONS
 from smc.runtime.context import has_placeholder
 
 ENTRY_POINT_GROUP = "smc.actions"
-#: Parameters every action may carry that are not passed to it as parameters.
-_NOT_PARAMS = frozenset({"type", "description", "params", "repeatable", "run_policy"})
-
 
 class ActionLoadError(Exception):
     """An action type cannot be found or loaded; the message says where and why."""
@@ -176,7 +173,7 @@ def _prepare(
     interpolated = frozenset(
         key
         for key, value in config.items()
-        if key not in _NOT_PARAMS and key not in raw and has_placeholder(value)
+        if key not in COMMON_KEYS and key not in raw and has_placeholder(value)
     )
     error_event: str | None
     spec = BUILTIN_ACTIONS.get(action_type)
