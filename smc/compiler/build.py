@@ -233,12 +233,13 @@ def plan_outputs(
     for machine in machines:
         path = codegen.module_names(machine).module + ".py"
         source = relative_to_root(machine.path, options.root)
-        source_sha = codegen.source_hash(machine, source)
+        context = codegen.machine_context(machine, source)
+        source_sha = context["source_hash"]
         hit = cached(path, source, source_sha)
         if hit is not None:
             outputs.append(hit)
             continue
-        misses.append((path, source, source_sha, codegen.render_machine(machine, source)))
+        misses.append((path, source, source_sha, codegen.render_context(context)))
     formatted = format_modules([rendered for _, _, _, rendered in misses], options.jobs)
     for (path, source, source_sha, _), text in zip(misses, formatted, strict=True):
         outputs.append(Output(path, "module", text, sha256_text(text), source, source_sha))

@@ -172,25 +172,9 @@ def entry(prefix: str, node: Node) -> str:
     return "\n".join(layout(prefix, node, ",", 8))
 
 
-def tuple_literal(items: Sequence[str]) -> str:
-    """``(a, b)``, ``(a,)`` or ``()`` from already-rendered items."""
-    if len(items) == 1:
-        return f"({items[0]},)"
-    return "(" + ", ".join(items) + ")"
-
-
 def doc_literal(text: str) -> str:
     """``repr(text)`` made safe inside a triple-double-quoted docstring."""
     return repr(text).replace('"', '\\"')
-
-
-def source_hash(machine: Machine, source_path: str | None = None) -> str:
-    """sha256 of everything the module is made from: the normalised model as the template
-    sees it (names, table, actions and where they were written, the header path) and the
-    template set. Same hash, same module; the ``# smc-source-sha256:`` header holds it."""
-    return _hash_values(
-        _template_values(machine, machine.path if source_path is None else source_path)
-    )
 
 
 def _hash_values(values: Mapping[str, Any]) -> str:
@@ -235,7 +219,12 @@ def _ident(convert: Any, name: str) -> str:
 
 
 def machine_context(machine: Machine, source_path: str) -> dict[str, Any]:
-    """What ``machine.py.jinja`` renders: prepared literals and checked identifiers only."""
+    """What ``machine.py.jinja`` renders: prepared literals and checked identifiers only.
+
+    Its ``source_hash`` is the sha256 of everything the module is made from: the normalised
+    model as the template sees it (names, table, actions and where they were written, the
+    header path) and the template set. Same hash, same module; the ``# smc-source-sha256:``
+    header holds it."""
     values = _template_values(machine, source_path)
     values["source_hash"] = _hash_values(values)
     return values
@@ -272,7 +261,6 @@ def _template_values(machine: Machine, source_path: str) -> dict[str, Any]:
         "style_literal": pystr(machine.style),
         "contract": machine.style == "contract",
         "initial": state_member[machine.initial_state],
-        "finals": "frozenset({" + ", ".join(finals) + "})" if finals else "frozenset()",
         "finals_line": "\n".join(
             layout(
                 "FINAL_STATES: ClassVar[frozenset[State]] = ",
@@ -289,10 +277,6 @@ def _template_values(machine: Machine, source_path: str) -> dict[str, Any]:
             {
                 "member": state_member[s.name],
                 "literal": pystr(s.name),
-                "allowed": tuple_literal(
-                    [f"Event.{event_member[e]}" for e in machine.events_from(s.name)]
-                ),
-                "actions": tuple_literal([literal(a.as_data()) for a in s.actions]),
                 "has_actions": bool(s.actions),
                 "actions_entry": entry(
                     f"State.{state_member[s.name]}: ",
@@ -303,9 +287,6 @@ def _template_values(machine: Machine, source_path: str) -> dict[str, Any]:
                     tuple_node(
                         [pystr(f"{source_path}:{a.pos.line}:{a.pos.col}") for a in s.actions]
                     ),
-                ),
-                "action_sources": tuple_literal(
-                    [pystr(f"{source_path}:{a.pos.line}:{a.pos.col}") for a in s.actions]
                 ),
             }
             for s in machine.states
@@ -318,26 +299,16 @@ def _template_values(machine: Machine, source_path: str) -> dict[str, Any]:
                 "on_fits": len(event_member[e.name]) * 2 + 81 <= LINE_LENGTH,
                 "literal": pystr(e.name),
                 "literal_doc": doc_literal(e.name),
-                "context_map": literal(dict(e.context_map)),
                 "has_context_map": bool(e.context_map),
                 "context_map_entry": entry(
                     f"Event.{event_member[e.name]}: ", data_node(dict(e.context_map))
                 ),
-                "edges": [
-                    (state_member[edge.source], state_member[edge.target])
-                    for edge in machine.table
-                    if edge.event == e.name
-                ],
             }
             for e in machine.events
         ],
         "table": table,
         "groups": [
             {
-                "literal": pystr(g.name),
-                "states": tuple_literal(
-                    [f"State.{state_member[s]}" for s in g.states if s in state_member]
-                ),
                 "entry": entry(
                     f"{pystr(g.name)}: ",
                     tuple_node([f"State.{state_member[s]}" for s in g.states if s in state_member]),
@@ -345,7 +316,6 @@ def _template_values(machine: Machine, source_path: str) -> dict[str, Any]:
             }
             for g in machine.groups
         ],
-        "timeouts": [(source, tuple_literal(items)) for source, items in timers.items()],
         "timeout_entries": [
             entry(f"State.{source}: ", tuple_node(items)) for source, items in timers.items()
         ],
@@ -374,8 +344,14 @@ def _drop_unused_noqa(text: str) -> str:
 
 def render_machine(machine: Machine, source_path: str) -> str:
     """The module for ``machine`` before formatting (``finish_module`` formats it)."""
+    return render_context(machine_context(machine, source_path))
+
+
+def render_context(context: Mapping[str, Any]) -> str:
+    """The module for a ``machine_context()`` before formatting; a build that already holds
+    the context (for its ``source_hash``) renders from it instead of preparing it again."""
     template = _environment().get_template("machine.py.jinja")
-    return template.render(machine_context(machine, source_path))
+    return template.render(context)
 
 
 def finish_module(rendered: str) -> str:
