@@ -3,7 +3,7 @@
 Never imports ``smc.compiler``: a deployed worker needs only the generated modules and this
 package. The main names are loaded lazily (``smc.runtime.store`` stays light for the CLI):
 
-- :class:`Engine`, :class:`StartupError`, :func:`run_machine` (``smc.runtime.engine``);
+- :class:`Engine`, :class:`StartupError` (``smc.runtime.engine``);
 - :func:`load_machine_class` (``smc.runtime.loading``);
 - :class:`BaseAction`, :class:`ActionRegistry` (``smc.runtime.actions``).
 
@@ -18,7 +18,6 @@ from typing import Any
 _LAZY = {
     "Engine": "smc.runtime.engine",
     "StartupError": "smc.runtime.engine",
-    "run_machine": "smc.runtime.engine",
     "load_machine_class": "smc.runtime.loading",
     "BaseAction": "smc.runtime.actions",
     "ActionRegistry": "smc.runtime.actions",

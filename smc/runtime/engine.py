@@ -21,14 +21,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import logging
 import os
 import signal
 import threading
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -107,7 +106,6 @@ class _Claim:
     current: bool
     failed: bool = False
     reason: str | None = None
-    context_keys: tuple[str, ...] = field(default_factory=tuple)
 
 
 def absolute_database(database: str | None) -> str:
@@ -116,15 +114,6 @@ def absolute_database(database: str | None) -> str:
     if is_postgres_url(target) or target.startswith("sqlite:"):
         return target
     return os.path.abspath(target)
-
-
-def _monitor_publisher_class() -> Any:
-    """``smc.runtime.monitor.MonitorPublisher``, or None when the module is unavailable."""
-    try:
-        module = importlib.import_module("smc.runtime.monitor")
-    except ImportError:
-        return None
-    return getattr(module, "MonitorPublisher", None)
 
 
 class Engine:
@@ -229,7 +218,6 @@ class Engine:
         if publisher is None:
             return
         record: dict[str, Any] = {
-            "v": 1,
             "kind": kind,
             "machine": self.machine_name,
             "from": None,
@@ -254,7 +242,6 @@ class Engine:
                     if isinstance(key, str) and key not in RESERVED_KEYS:
                         context[key] = value
                         keys.append(key)
-            claim.context_keys = tuple(keys)
             self._job_keys = tuple(keys)
             self._current = claim
         context["current_job"] = job_dict
@@ -416,12 +403,11 @@ class Engine:
         except StoreError as error:
             raise StartupError(str(error)) from None
         self._store = store
-        publisher_cls = _monitor_publisher_class() if self._want_monitor else None
-        if publisher_cls is not None:
-            from smc.runtime.monitor import MonitorError, monitor_dir
+        if self._want_monitor:
+            from smc.runtime.monitor import MonitorError, MonitorPublisher, monitor_dir
 
             try:
-                self._publisher = publisher_cls.open(monitor_dir(store), self.machine_name)
+                self._publisher = MonitorPublisher.open(monitor_dir(store), self.machine_name)
             except MonitorError as error:
                 raise StartupError(str(error)) from None
         try:
@@ -511,7 +497,7 @@ class Engine:
             result = await self._run_action(prepared, config)
         if result is _FAILED:
             result = prepared.error_event
-        elif self._fault_since is not None:
+        else:
             self.store_recovered(f"run {prepared.type}")
         if result is None:
             return None
@@ -602,8 +588,7 @@ class Engine:
             except StoreError as error:
                 self.report_store_error("read events", error)
                 return False
-            if self._fault_since is not None:
-                self.store_recovered("read events")
+            self.store_recovered("read events")
             if not rows:
                 return False
             row = rows[0]
@@ -655,8 +640,7 @@ class Engine:
             # Not acknowledged: the event comes back after its lease (at-least-once).
             self.report_store_error("acknowledge an event", error)
             return
-        if self._fault_since is not None:
-            self.store_recovered("acknowledge an event")
+        self.store_recovered("acknowledge an event")
 
     def _fire(self, event: str, *, external: bool = False, **extra: Any) -> None:
         """Fire ``event`` (``external``: an inbound event or a timer caused it).
@@ -711,8 +695,7 @@ class Engine:
             self.report_store_error("update the machine registry", error)
             return  # still differs: written at the next chance
         self._registry_state = state
-        if self._fault_since is not None:
-            self.store_recovered("update the machine registry")
+        self.store_recovered("update the machine registry")
 
     # --- timers -----------------------------------------------------------------------------
 
@@ -873,8 +856,3 @@ async def _wait_event(event: asyncio.Event, timeout: float) -> bool:
         return False
     return True
 
-
-def run_machine(machine_cls: type[Any], **options: Any) -> int:
-    """Construct an :class:`Engine` and run it to the end in a new event loop."""
-    engine = Engine(machine_cls, **options)
-    return asyncio.run(engine.run())

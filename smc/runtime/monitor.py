@@ -52,19 +52,6 @@ if TYPE_CHECKING:
 #: Version of the record schema, written as ``"v"`` in every record.
 SCHEMA_VERSION = 1
 
-#: Record kinds the runtime publishes (readers must ignore kinds they do not know).
-RECORD_KINDS = (
-    "transition",
-    "job_claimed",
-    "job_completed",
-    "job_failed",
-    "error",
-    "unhandled_event",
-    "machine_started",
-    "machine_stopped",
-    "activity_log",
-)
-
 #: Default bound of one reader's user-space buffer, beyond the kernel socket buffer.
 DEFAULT_MAX_BUFFER_BYTES = 1 << 20
 
@@ -609,7 +596,6 @@ def _short(value: Any, limit: int = 200) -> str:
 
 __all__ = [
     "DEFAULT_MAX_BUFFER_BYTES",
-    "RECORD_KINDS",
     "SCHEMA_VERSION",
     "MonitorError",
     "MonitorPublisher",
