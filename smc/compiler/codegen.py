@@ -295,8 +295,14 @@ def _template_values(machine: Machine, source_path: str) -> dict[str, Any]:
             {
                 "member": event_member[e.name],
                 "method": _ident(names.method, e.name),
-                # Whether ``_ON_<MEMBER>`` fits on one line (black would join it if it did).
-                "on_fits": len(event_member[e.name]) * 2 + 81 <= LINE_LENGTH,
+                "on_line": "\n".join(
+                    layout(
+                        f"_ON_{event_member[e.name]}: Final[dict[str, State]] = ",
+                        Seq("_BY_EVENT[", "]", (f"Event.{event_member[e.name]}",)),
+                        "",
+                        0,
+                    )
+                ),
                 "literal": pystr(e.name),
                 "literal_doc": doc_literal(e.name),
                 "has_context_map": bool(e.context_map),
