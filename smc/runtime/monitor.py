@@ -31,7 +31,6 @@ Record schema (version 1): ``{"v": 1, "kind": ..., "machine": ..., "from": ..., 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -46,6 +45,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from smc.runtime import sockets
+
 if TYPE_CHECKING:
     from smc.runtime.store import Store
 
@@ -57,9 +58,6 @@ DEFAULT_MAX_BUFFER_BYTES = 1 << 20
 
 SOCKET_PREFIX = "monitor-"
 SOCKET_SUFFIX = ".sock"
-
-#: Linux limit for an AF_UNIX path, including the terminating NUL byte.
-_UNIX_PATH_MAX = 108
 
 #: Machine names used verbatim in socket file names; anything else is hashed. ``@`` and ``:``
 #: are excluded so monitor sockets never look like the store's doorbell sockets, which share
@@ -80,12 +78,11 @@ def monitor_socket_path(socket_dir: str | os.PathLike[str], machine: str) -> Pat
     """Where ``machine`` publishes: ``monitor-<machine>.sock``, or a hashed name when the
     machine name is not file-name safe or the path would exceed the ``AF_UNIX`` limit."""
     directory = Path(socket_dir)
-    if _SAFE_MACHINE.fullmatch(machine) and not machine.startswith("h-"):
-        plain = directory / f"{SOCKET_PREFIX}{machine}{SOCKET_SUFFIX}"
-        if len(os.fsencode(plain)) < _UNIX_PATH_MAX:
-            return plain
-    digest = hashlib.sha1(machine.encode("utf-8", "surrogatepass")).hexdigest()[:20]
-    return directory / f"{SOCKET_PREFIX}h-{digest}{SOCKET_SUFFIX}"
+    token = sockets.file_token(machine, _SAFE_MACHINE)
+    path = directory / f"{SOCKET_PREFIX}{token}{SOCKET_SUFFIX}"
+    if sockets.fits_unix_path(path):
+        return path
+    return directory / f"{SOCKET_PREFIX}{sockets.hashed_token(machine)}{SOCKET_SUFFIX}"
 
 
 def is_monitor_socket_name(name: str) -> bool:
@@ -104,25 +101,14 @@ def monitor_dir(store: Store) -> Path:
     the same database finds the same sockets."""
     if store.socket_dir is not None:
         return Path(store.socket_dir)
-    digest = hashlib.sha1(store.location.encode()).hexdigest()[:12]
-    base = os.environ.get("SMC_SOCKET_DIR")
-    if base:
-        return Path(base) / f"monitor-{digest}"
-    return Path("/tmp") / f"smc-{os.getuid()}-monitor-{digest}"
+    return sockets.socket_dir(store.location, "monitor-")
 
 
 def _ensure_dir(directory: Path) -> None:
     try:
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        owner = directory.stat().st_uid
-    except OSError as error:
-        raise MonitorError(
-            f"cannot create monitor socket directory {directory}: {error.strerror}"
-        ) from None
-    if owner != os.getuid():
-        raise MonitorError(
-            f"monitor socket directory {directory} belongs to uid {owner}, not {os.getuid()}"
-        )
+        sockets.ensure_private_dir(directory, "monitor socket directory")
+    except sockets.SocketDirError as error:
+        raise MonitorError(str(error)) from None
 
 
 def encode_record(record: dict[str, Any]) -> bytes:

@@ -30,11 +30,17 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from smc.runtime.sockets import (
+    UNIX_PATH_MAX,
+    SocketDirError,
+    ensure_private_dir,
+    file_token,
+    fits_unix_path,
+    socket_dir,
+)
+
 #: The channel rung whenever a job is added.
 JOBS_CHANNEL = "jobs"
-
-#: Linux limit for an AF_UNIX path, including the terminating NUL byte.
-_UNIX_PATH_MAX = 108
 
 #: Channel names used verbatim in socket file names; anything else is hashed. ``@`` is excluded
 #: because it separates the channel token from the waiter's identity in the file name.
@@ -91,18 +97,12 @@ def default_socket_dir(database_path: Path) -> Path:
     ``<hash>`` is the first 12 hex digits of the SHA-1 of the absolute database path. Kept short
     because a socket path must fit in 108 bytes.
     """
-    digest = hashlib.sha1(str(database_path.resolve()).encode()).hexdigest()[:12]
-    base = os.environ.get("SMC_SOCKET_DIR")
-    if base:
-        return Path(base) / digest
-    return Path("/tmp") / f"smc-{os.getuid()}-{digest}"
+    return socket_dir(str(database_path.resolve()))
 
 
 def channel_token(channel: str) -> str:
     """The file-name form of a channel: the name itself when short and safe, else a hash."""
-    if _SAFE_CHANNEL.fullmatch(channel) and not channel.startswith("h-"):
-        return channel
-    return "h-" + hashlib.sha1(channel.encode()).hexdigest()[:20]
+    return file_token(channel, _SAFE_CHANNEL)
 
 
 def ensure_socket_dir(directory: Path) -> None:
@@ -110,20 +110,17 @@ def ensure_socket_dir(directory: Path) -> None:
     from smc.runtime.store.base import StoreError
 
     try:
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        owner = directory.stat().st_uid
-    except OSError as error:
-        raise StoreError(f"cannot create socket directory {directory}: {error.strerror}") from None
-    if owner != os.getuid():
-        raise StoreError(f"socket directory {directory} belongs to uid {owner}, not {os.getuid()}")
+        ensure_private_dir(directory)
+    except SocketDirError as error:
+        raise StoreError(str(error)) from None
 
 
 def _check_path_length(path: Path) -> None:
     from smc.runtime.store.base import StoreError
 
-    if len(os.fsencode(path)) >= _UNIX_PATH_MAX:
+    if not fits_unix_path(path):
         raise StoreError(
-            f"socket path {path} is longer than {_UNIX_PATH_MAX - 1} bytes; "
+            f"socket path {path} is longer than {UNIX_PATH_MAX - 1} bytes; "
             "set SMC_SOCKET_DIR to a shorter directory"
         )
 
