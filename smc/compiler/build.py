@@ -38,6 +38,7 @@ from typing import Literal
 
 from smc.compiler import codegen
 from smc.compiler.model import Machine
+from smc.compiler.resources import installation_stamp
 
 MANIFEST_NAME = ".smc-manifest.json"
 MANIFEST_FORMAT = 1
@@ -526,22 +527,6 @@ def _cache_path(options: BuildOptions) -> Path:
     return options.root / CACHE_DIR / f"build-{key}.json"
 
 
-def _installation_stamp() -> list[tuple[str, int, int]]:
-    import smc.compiler
-
-    stamp = []
-    folders = [Path(smc.compiler.__file__).parent, codegen.templates_dir()]
-    folders.append(codegen.templates_dir().parent / "schemas")
-    for folder in folders:
-        if not folder.is_dir():
-            continue
-        for path in sorted(folder.iterdir()):
-            if path.is_file() and path.suffix in (".py", ".jinja", ".json"):
-                info = path.stat()
-                stamp.append((str(path), info.st_size, info.st_mtime_ns))
-    return stamp
-
-
 def input_fingerprint(
     inputs: Sequence[str],
     files: Sequence[str],
@@ -568,7 +553,7 @@ def input_fingerprint(
         "strict": strict,
         "python": platform.python_version(),
         "black": black_version,
-        "installation": _installation_stamp(),
+        "installation": installation_stamp(),
         "action_dirs": [
             (d, sorted(p.name for p in Path(d).iterdir()) if Path(d).is_dir() else None)
             for d in action_dirs
