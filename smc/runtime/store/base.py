@@ -15,6 +15,7 @@ import socket
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -124,10 +125,24 @@ class Job:
     started_at: float | None
     finished_at: float | None
 
+    @cached_property
+    def _decoded_data(self) -> tuple[Any, ValueError | None]:
+        """``data_json`` decoded once (a claim checks it, then the context reads it): the value
+        and None, or None and why the text is not valid JSON. (A frozen dataclass still has an
+        instance ``__dict__``, which is where ``cached_property`` keeps it.)"""
+        try:
+            return json.loads(self.data_json), None
+        except ValueError as error:  # JSONDecodeError, or an integer beyond Python's digit limit
+            return None, error
+
     @property
     def data(self) -> Any:
-        """The decoded data; always valid for a job returned by a claim."""
-        return json.loads(self.data_json)
+        """The decoded data; always valid for a job returned by a claim. Raises the decoding's
+        ``ValueError`` when ``data_json`` is malformed."""
+        value, error = self._decoded_data
+        if error is not None:
+            raise error.with_traceback(None)
+        return value
 
     @property
     def result(self) -> Any:
@@ -135,15 +150,13 @@ class Job:
 
     def data_error(self) -> str | None:
         """Why ``data_json`` is not valid JSON, or None when it is."""
-        try:
-            json.loads(self.data_json)
-        except ValueError as error:
-            return str(error)
-        return None
+        error = self._decoded_data[1]
+        return None if error is None else str(error)
 
     def to_dict(self) -> dict[str, Any]:
         """Stable keys for JSON output; malformed data is shown as its raw text."""
-        data: Any = self.data_json if self.data_error() else self.data
+        value, error = self._decoded_data
+        data: Any = self.data_json if error is not None else value
         try:
             result = self.result
         except ValueError:
