@@ -77,7 +77,6 @@ def run_build(args: argparse.Namespace) -> int:
     except ConfigError as error:
         raise UsageError(str(error)) from error
     strict = bool(args.strict or config.strict)
-    args.strict = strict
     diagrams = config.diagrams if args.diagrams is None else bool(args.diagrams)
     detail = args.detail or config.detail
     out_dir = Path(args.output) if args.output is not None else config.output_dir
@@ -105,7 +104,7 @@ def run_build(args: argparse.Namespace) -> int:
             )
             return EXIT_OK
 
-    result = run_checker(args)
+    result = run_checker(args.paths, args.actions_dir, args.format)
     if result.failed(strict=strict):
         reason = "errors" if result.errors else "warnings (--strict)"
         print(f"smc build: not building: the checker found {reason}", file=sys.stderr)

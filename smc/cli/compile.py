@@ -5,9 +5,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from smc.cli import EXIT_OK, EXIT_PROBLEMS, UsageError
+
+if TYPE_CHECKING:
+    from smc.compiler.check import CheckResult
 
 
 def add_check_options(parser: argparse.ArgumentParser) -> None:
@@ -49,21 +53,31 @@ def register(subparsers: Any) -> None:
     schema.set_defaults(handler=run_schema)
 
 
-def run_checker(args: argparse.Namespace) -> Any:
-    """Run the checker for a command and print its diagnostics; returns the CheckResult."""
+def run_checker(
+    paths: Sequence[str], actions_dirs: Sequence[str], fmt: str = "text"
+) -> CheckResult:
+    """Run the checker over ``paths`` and print its diagnostics in ``fmt`` (``text``,
+    ``json`` or ``github``); returns the CheckResult."""
     from smc.compiler.check import InputError, check_paths
-    from smc.compiler.diagnostics import format_github, format_json, format_text
 
-    for directory in args.actions_dir:
+    for directory in actions_dirs:
         if not os.path.isdir(directory):
             raise UsageError(f"--actions-dir {directory}: no such directory")
     try:
-        result = check_paths(args.paths, args.actions_dir)
+        result = check_paths(paths, actions_dirs)
     except InputError as error:
         raise UsageError(str(error)) from error
-    if args.format == "json":
+    print_diagnostics(result, fmt)
+    return result
+
+
+def print_diagnostics(result: CheckResult, fmt: str) -> None:
+    """``json`` and ``github`` go to stdout; ``text`` goes to stderr with a summary line."""
+    from smc.compiler.diagnostics import format_github, format_json, format_text
+
+    if fmt == "json":
         print(format_json(result.diagnostics))
-    elif args.format == "github":
+    elif fmt == "github":
         for diagnostic in result.diagnostics:
             print(format_github(diagnostic))
     else:
@@ -74,11 +88,10 @@ def run_checker(args: argparse.Namespace) -> Any:
         files = len(result.sources)
         if errors or warnings:
             print(f"{errors} error(s), {warnings} warning(s) in {files} file(s)", file=out)
-    return result
 
 
 def run_check(args: argparse.Namespace) -> int:
-    result = run_checker(args)
+    result = run_checker(args.paths, args.actions_dir, args.format)
     if args.format == "text" and not result.diagnostics:
         print(f"ok: {len(result.machines)} machine(s) checked, no problems", file=sys.stderr)
     return EXIT_PROBLEMS if result.failed(strict=args.strict) else EXIT_OK

@@ -139,10 +139,8 @@ def run_diagram(args: argparse.Namespace) -> int:
     from smc.cli.compile import run_checker
     from smc.compiler.diagrams import DiagramError
 
-    # run_checker reads args.format for its diagnostics; here --format means the diagram
-    # formats, so the checker gets a copy that prints diagnostics as text.
-    check_args = argparse.Namespace(**{**vars(args), "format": "text"})
-    result = run_checker(check_args)
+    # Here --format means the diagram formats; diagnostics are printed as text.
+    result = run_checker(args.paths, args.actions_dir)
     if result.failed(strict=args.strict):
         print("smc diagram: no diagrams written (fix the problems above)", file=sys.stderr)
         return EXIT_PROBLEMS

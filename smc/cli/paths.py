@@ -65,8 +65,7 @@ def run_paths(args: argparse.Namespace) -> int:
     if not all(part.isidentifier() for part in args.package.split(".")):
         raise UsageError(f"--package {args.package!r} is not a dotted Python name")
     # Diagnostics always go to stderr as text: --format here chooses the output.
-    check_args = argparse.Namespace(paths=args.paths, actions_dir=args.actions_dir, format="text")
-    result = run_checker(check_args)
+    result = run_checker(args.paths, args.actions_dir)
     if result.errors:
         return EXIT_PROBLEMS
     machines = sorted(result.machines, key=lambda m: m.path)
