@@ -101,9 +101,7 @@ class BaseAction:
     def __init__(self, config: Mapping[str, Any]) -> None:
         self.config: dict[str, Any] = dict(config)
         self.params: dict[str, Any] = {
-            key: value
-            for key, value in self.config.items()
-            if key not in COMMON_KEYS
+            key: value for key, value in self.config.items() if key not in COMMON_KEYS
         }
         self.config.setdefault("params", dict(self.params))
         self.logger = _logger_of(type(self).__name__)

@@ -30,6 +30,7 @@ from smc.runtime.context import has_placeholder
 
 ENTRY_POINT_GROUP = "smc.actions"
 
+
 class ActionLoadError(Exception):
     """An action type cannot be found or loaded; the message says where and why."""
 
