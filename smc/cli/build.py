@@ -165,7 +165,8 @@ def _emit_tests(
     tests_dir = Path(args.emit_tests)
     files = build.emitted_tests(machines, tests_dir, build.import_package(options.out_dir))
     if write:
-        return build.write_tests(files, tests_dir)
+        encoded = {relative: text.encode("utf-8") for relative, text in files.items()}
+        return build.write_changed(tests_dir, encoded)
     return build.check_tests(files, tests_dir, _display(tests_dir))
 
 

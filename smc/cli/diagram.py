@@ -118,25 +118,9 @@ def build_outputs(
     return dict(sorted(outputs.items())), problems
 
 
-def write_if_changed(directory: Path, outputs: dict[str, bytes]) -> tuple[int, int]:
-    """Write each file whose bytes differ from what is on disk; (written, unchanged)."""
-    written = unchanged = 0
-    for name, data in outputs.items():
-        path = directory / name
-        try:
-            if path.read_bytes() == data:
-                unchanged += 1
-                continue
-        except OSError:
-            pass
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-        written += 1
-    return written, unchanged
-
-
 def run_diagram(args: argparse.Namespace) -> int:
     from smc.cli.compile import run_checker
+    from smc.compiler.build import write_changed
     from smc.compiler.diagrams import DiagramError
 
     # Here --format means the diagram formats; diagnostics are printed as text.
@@ -154,10 +138,10 @@ def run_diagram(args: argparse.Namespace) -> int:
             print(f"smc diagram: error: {problem}", file=sys.stderr)
         return EXIT_PROBLEMS
     directory = Path(args.output)
-    written, unchanged = write_if_changed(directory, outputs)
+    written = len(write_changed(directory, outputs))
     print(
         f"smc diagram: {len(result.machines)} machine(s): wrote {written} file(s), "
-        f"{unchanged} unchanged, in {directory}",
+        f"{len(outputs) - written} unchanged, in {directory}",
         file=sys.stderr,
     )
     return EXIT_OK

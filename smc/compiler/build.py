@@ -481,11 +481,12 @@ def emitted_tests(machines: Sequence[Machine], tests_dir: Path, package: str) ->
     return {Path(relative).as_posix(): text for relative, text in sorted(emitted.items())}
 
 
-def write_tests(files: Mapping[str, str], tests_dir: Path) -> list[str]:
+def write_changed(directory: Path, files: Mapping[str, bytes]) -> list[str]:
+    """Write (atomically) each file whose bytes differ from what is on disk; returns the
+    relative paths written, in ``files`` order."""
     written = []
-    for relative, text in files.items():
-        data = text.encode("utf-8")
-        target = tests_dir / relative
+    for relative, data in files.items():
+        target = directory / relative
         if _read_bytes(target) != data:
             write_atomic(target, data)
             written.append(relative)
