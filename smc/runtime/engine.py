@@ -265,22 +265,46 @@ class Engine:
         if self._current is not None and self._current.job_id == job_id:
             self._current = None
 
+    def finish_job(
+        self,
+        job_id: str,
+        *,
+        reason: str | None = None,
+        retry: bool = False,
+        result: Any = None,
+    ) -> bool:
+        # Fenced by the claim token when this machine holds the job: a job whose lease was
+        # lost (and perhaps claimed again elsewhere) is left alone.
+        token = self.claim_token(job_id)
+        if reason is None:
+            done = self.store.complete_job(job_id, token, result)
+        else:
+            done = self.store.fail_job(job_id, reason, token, retry=retry)
+        self.job_finished(job_id)
+        if not done:
+            return False
+        if reason is None:
+            self.logger.debug("job %s completed", job_id)
+            self.publish("job_completed", job_id=job_id)
+        else:
+            self.logger.info("job %s failed: %s", job_id, reason)
+            self.publish("job_failed", job_id=job_id, reason=reason, retry=retry)
+        return True
+
     async def finish_current_job(self) -> bool:
         claim = self._current
         if claim is None:
             return True
-        store = self.store
+        # A failed job goes back to pending while attempts remain: the failure may be passing.
+        reason = (claim.reason or "an action failed") if claim.failed else None
         try:
-            if claim.failed:
-                reason = claim.reason or "an action failed"
-                done = store.fail_job(claim.job_id, reason, claim.token, retry=True)
-            else:
-                done = store.complete_job(claim.job_id, claim.token)
+            done = self.finish_job(claim.job_id, reason=reason, retry=True)
         except StoreError as error:
             self.report_store_error(f"finish job {claim.job_id}", error)
             return False
         self.store_recovered(f"finish job {claim.job_id}")
-        self.job_finished(claim.job_id)
+        # Only the automatic finish drops the job's data keys: an explicit complete_job or
+        # fail_job leaves them for the states that follow, until the next claim replaces them.
         self._drop_job_keys()
         if not done:
             self.logger.warning(
@@ -288,12 +312,6 @@ class Engine:
                 "its result is discarded",
                 claim.job_id,
             )
-        elif claim.failed:
-            self.logger.info("job %s failed: %s", claim.job_id, claim.reason)
-            self.publish("job_failed", job_id=claim.job_id, reason=claim.reason, retry=True)
-        else:
-            self.logger.debug("job %s completed", claim.job_id)
-            self.publish("job_completed", job_id=claim.job_id)
         return True
 
     def ensure_jobs_waker(self) -> None:

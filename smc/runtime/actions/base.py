@@ -53,6 +53,20 @@ class ActionRuntime(Protocol):
     def job_finished(self, job_id: str) -> None:
         """Stop tracking ``job_id`` (it was completed or failed by an action)."""
 
+    def finish_job(
+        self,
+        job_id: str,
+        *,
+        reason: str | None = None,
+        retry: bool = False,
+        result: Any = None,
+    ) -> bool:
+        """Complete ``job_id`` (``reason`` None; ``result`` is stored) or fail it with
+        ``reason`` (``retry``: back to pending while attempts remain), fenced by this machine's
+        claim token when it holds the job; stop tracking it and publish ``job_completed`` or
+        ``job_failed``. False when the job is not processing or no longer ours. Database
+        errors propagate (``StoreError``)."""
+
     def report_store_error(self, what: str, error: Exception) -> None:
         """Log a database fault once (then at most every 30 s) and publish it."""
 

@@ -309,22 +309,28 @@ class GetPendingJobsAction(BaseAction):
         return self.event("empty", "no_jobs")
 
 
+def _resolved_job_id(value: Any) -> str | None:
+    """``value`` as a job id; None when it is missing or still holds an unresolved
+    ``{placeholder}`` (the context had no such key)."""
+    if value is None or value == "" or (isinstance(value, str) and PLACEHOLDER.search(value)):
+        return None
+    return str(value)
+
+
 class ClaimJobAction(BaseAction):
     """``claim_job``: claim one pending job by ``job_id`` (the controller pattern). The job is
     *held*: its lease is renewed while this machine runs, until someone finishes it."""
 
     async def execute(self, context: dict[str, Any]) -> str | None:
-        job_id = self.params.get("job_id")
-        if job_id in (None, "") or (isinstance(job_id, str) and PLACEHOLDER.search(job_id)):
-            raise ValueError(f"claim_job needs a job_id (got {job_id!r})")
+        job_id = _resolved_job_id(self.params.get("job_id"))
+        if job_id is None:
+            raise ValueError(f"claim_job needs a job_id (got {self.params.get('job_id')!r})")
         runtime = self.runtime
-        job = runtime.store.claim_job_by_id(
-            str(job_id), runtime.machine_name, runtime.lease_seconds
-        )
+        job = runtime.store.claim_job_by_id(job_id, runtime.machine_name, runtime.lease_seconds)
         if job is None:
             runtime.logger.info("job %s already claimed or not pending", job_id)
             return self.event("already_claimed", "already_claimed")
-        context["current_job"] = runtime.job_claimed(job, current=False)
+        runtime.job_claimed(job, current=False)  # sets context["current_job"]
         return self.event("success", "claimed")
 
 
@@ -333,21 +339,16 @@ class CompleteJobAction(BaseAction):
 
     async def execute(self, context: dict[str, Any]) -> str | None:
         runtime = self.runtime
-        job_id = self.params.get("job_id") or runtime.current_job_id
-        if not job_id or (isinstance(job_id, str) and PLACEHOLDER.search(job_id)):
-            runtime.logger.warning("complete_job: no job to complete (job_id %r)", job_id)
+        given = self.params.get("job_id") or runtime.current_job_id
+        job_id = _resolved_job_id(given)
+        if job_id is None:
+            runtime.logger.warning("complete_job: no job to complete (job_id %r)", given)
             return self.event("error", "error")
-        job_id = str(job_id)
-        token = runtime.claim_token(job_id)
-        done = runtime.store.complete_job(job_id, token, self.params.get("result"))
-        runtime.job_finished(job_id)
-        if not done:
+        if not runtime.finish_job(job_id, result=self.params.get("result")):
             runtime.logger.warning(
                 "complete_job: job %s is not processing (or no longer ours)", job_id
             )
             return self.event("error", "error")
-        runtime.logger.debug("job %s completed", job_id)
-        runtime.publish("job_completed", job_id=job_id)
         return self.event("success", "success")
 
 
@@ -357,23 +358,18 @@ class FailJobAction(BaseAction):
 
     async def execute(self, context: dict[str, Any]) -> str | None:
         runtime = self.runtime
-        job_id = self.params.get("job_id") or runtime.current_job_id
-        if not job_id or (isinstance(job_id, str) and PLACEHOLDER.search(job_id)):
-            runtime.logger.warning("fail_job: no job to fail (job_id %r)", job_id)
+        given = self.params.get("job_id") or runtime.current_job_id
+        job_id = _resolved_job_id(given)
+        if job_id is None:
+            runtime.logger.warning("fail_job: no job to fail (job_id %r)", given)
             return self.event("error", "error")
-        job_id = str(job_id)
         reason = to_text(
             self.params.get("reason") or context.get("last_error") or "failed by the machine"
         )
         retry = bool(self.params.get("retry", False))
-        token = runtime.claim_token(job_id)
-        done = runtime.store.fail_job(job_id, reason, token, retry=retry)
-        runtime.job_finished(job_id)
-        if not done:
+        if not runtime.finish_job(job_id, reason=reason, retry=retry):
             runtime.logger.warning("fail_job: job %s is not processing (or no longer ours)", job_id)
             return self.event("error", "error")
-        runtime.logger.info("job %s failed: %s", job_id, reason)
-        runtime.publish("job_failed", job_id=job_id, reason=reason, retry=retry)
         return self.event("success", "success")
 
 
