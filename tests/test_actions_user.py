@@ -58,6 +58,17 @@ def test_default_actions_dir_and_the_only_class_rule(runner: Runner) -> None:
     assert (runner.cwd / "out.txt").read_text() == "b:yo"
 
 
+def test_initial_context_from_a_file(runner: Runner) -> None:
+    actions = runner.cwd / "actions"
+    actions.mkdir()
+    (actions / "stamp.py").write_text(ACTION.format(cls="Whatever", label="f"))
+    (runner.cwd / "m.yaml").write_text(MACHINE.format(type="stamp"))
+    (runner.cwd / "context.json").write_text('{"greeting": "from a file"}')
+    proc = runner.start("run", "m.yaml", "--initial-context", "@context.json")
+    assert proc.wait(20) == 0, proc.output()
+    assert (runner.cwd / "out.txt").read_text() == "f:from a file"
+
+
 def test_user_action_overrides_a_builtin(runner: Runner, tmp_path: Path) -> None:
     actions = tmp_path / "actions"
     actions.mkdir()

@@ -11,9 +11,12 @@ so ``smc --help`` stays fast. Exit codes: 0 ok, 1 problems found, 2 usage error,
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import traceback
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 from smc import __version__
 
@@ -25,6 +28,26 @@ EXIT_BUG = 3
 
 class UsageError(Exception):
     """A command was called wrongly; reported in one line with exit code 2."""
+
+
+def parse_json_argument(text: str | None, option: str) -> Any:
+    """The JSON value of a command-line ``option``: given inline, as ``@FILE`` or as ``-``
+    (stdin); None when ``text`` is None. Bad JSON or an unreadable file is a usage error."""
+    if text is None:
+        return None
+    # A command-line argument is limited to 128 KiB on Linux (MAX_ARG_STRLEN), so large
+    # documents come from a file or stdin; no JSON text starts with "@" or is just "-".
+    if text == "-":
+        text = sys.stdin.read()
+    elif text.startswith("@"):
+        try:
+            text = Path(text[1:]).read_text(encoding="utf-8")
+        except OSError as error:
+            raise UsageError(f"{option}: cannot read {text[1:]}: {error.strerror}") from None
+    try:
+        return json.loads(text)
+    except ValueError as error:
+        raise UsageError(f"{option} is not valid JSON: {error}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -14,10 +14,9 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from smc.cli import EXIT_OK, EXIT_PROBLEMS, UsageError
+from smc.cli import EXIT_OK, EXIT_PROBLEMS, UsageError, parse_json_argument
 
 if TYPE_CHECKING:
     from smc.runtime.store import Job, Store
@@ -117,24 +116,6 @@ def _open(args: argparse.Namespace) -> Store:
     return open_store(args.db)
 
 
-def _parse_json(text: str | None, option: str) -> Any:
-    if text is None:
-        return None
-    # A command-line argument is limited to 128 KiB on Linux (MAX_ARG_STRLEN), so large
-    # documents come from a file or stdin; no JSON text starts with "@" or is just "-".
-    if text == "-":
-        text = sys.stdin.read()
-    elif text.startswith("@"):
-        try:
-            text = Path(text[1:]).read_text(encoding="utf-8")
-        except OSError as error:
-            raise UsageError(f"{option}: cannot read {text[1:]}: {error.strerror}") from None
-    try:
-        return json.loads(text)
-    except ValueError as error:
-        raise UsageError(f"{option} is not valid JSON: {error}") from None
-
-
 # --- formatting ---
 
 
@@ -180,7 +161,7 @@ def _print_json(value: Any) -> None:
 
 
 def _jobs_add(args: argparse.Namespace) -> int:
-    data = _parse_json(args.data, "--data")
+    data = parse_json_argument(args.data, "--data")
     if args.max_attempts < 1:
         raise UsageError("--max-attempts must be at least 1")
     from smc.runtime.store import DuplicateJobError
@@ -299,7 +280,7 @@ def _jobs_cancel(args: argparse.Namespace) -> int:
 
 
 def _send(args: argparse.Namespace) -> int:
-    payload = _parse_json(args.payload, "--payload")
+    payload = parse_json_argument(args.payload, "--payload")
     with _open(args) as store:
         event_id = store.send_event(args.machine, args.event, payload, source=args.source)
     print(event_id)

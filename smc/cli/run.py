@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
-import json
 import logging
 import os
 import sys
@@ -18,7 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from smc.cli import EXIT_PROBLEMS, EXIT_USAGE, UsageError
+from smc.cli import EXIT_PROBLEMS, EXIT_USAGE, UsageError, parse_json_argument
 
 YAML_SUFFIXES = (".yaml", ".yml")
 
@@ -51,7 +50,10 @@ def register(subparsers: Any) -> None:
     )
     run.add_argument("--db", default=None, help="database (default $SMC_DB or ./smc.db)")
     run.add_argument(
-        "--initial-context", default=None, metavar="JSON", help="a JSON object for the context"
+        "--initial-context",
+        default=None,
+        metavar="JSON",
+        help="a JSON object for the context, @FILE or - for stdin",
     )
     run.add_argument(
         "--log-level",
@@ -155,10 +157,7 @@ def run_command(args: argparse.Namespace) -> int:
 
     initial: dict[str, Any] = {}
     if args.initial_context:
-        try:
-            initial = json.loads(args.initial_context)
-        except ValueError as error:
-            raise UsageError(f"--initial-context is not valid JSON: {error}") from None
+        initial = parse_json_argument(args.initial_context, "--initial-context")
         if not isinstance(initial, dict):
             raise UsageError("--initial-context must be a JSON object")
     actions_dirs = list(default_actions_dirs(args.actions_dir))
