@@ -163,7 +163,7 @@ def _emit_tests(
     if args.emit_tests is None:
         return []
     tests_dir = Path(args.emit_tests)
-    files = build.emitted_tests(machines, tests_dir, build.import_package(options.out_dir))
+    files = build.emitted_tests(machines, build.import_package(options.out_dir))
     if write:
         encoded = {relative: text.encode("utf-8") for relative, text in files.items()}
         return build.write_changed(tests_dir, encoded)

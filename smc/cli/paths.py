@@ -60,7 +60,6 @@ def register(subparsers: Any) -> None:
 def run_paths(args: argparse.Namespace) -> int:
     from smc.cli.compile import run_checker
     from smc.compiler.paths import format_text, plan_paths
-    from smc.compiler.testgen import render_tests
 
     if not all(part.isidentifier() for part in args.package.split(".")):
         raise UsageError(f"--package {args.package!r} is not a dotted Python name")
@@ -70,6 +69,10 @@ def run_paths(args: argparse.Namespace) -> int:
         return EXIT_PROBLEMS
     machines = sorted(result.machines, key=lambda m: m.path)
     if args.format == "pytest":
+        # Imported here: the test generator needs Jinja2 and black, which --format text
+        # does not.
+        from smc.compiler.testgen import render_tests
+
         text = render_tests(machines, args.package, random_walks=False)
     else:
         text = format_text(plan_paths(m) for m in machines)

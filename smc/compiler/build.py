@@ -470,11 +470,11 @@ def import_package(out_dir: Path) -> str:
     return ".".join(reversed(parts))
 
 
-def emitted_tests(machines: Sequence[Machine], tests_dir: Path, package: str) -> dict[str, str]:
+def emitted_tests(machines: Sequence[Machine], package: str) -> dict[str, str]:
     module = testgen_module()
     if module is None:
         raise BuildError("--emit-tests needs smc.compiler.testgen, which is not installed")
-    emitted: Mapping[str, str] = module.emit_tests(machines, tests_dir, package)
+    emitted: Mapping[str, str] = module.emit_tests(machines, package)
     for relative in emitted:
         if not _safe_relative(Path(relative).as_posix()):
             raise BuildError(f"the test generator returned an unsafe path {relative!r}")
