@@ -791,8 +791,12 @@ def unsent_events(machines: Sequence[Machine]) -> dict[int, list[str]]:
     ``{placeholders}`` matches any machine name that fits). What is left must come from outside
     the machines drawn together: ``smc send``, another program, or a machine missing here.
     """
+    return _unsent_events(machines, system_links(machines))
+
+
+def _unsent_events(machines: Sequence[Machine], links: Sequence[Link]) -> dict[int, list[str]]:
     sent: set[tuple[int, str]] = set()
-    for link in system_links(machines):
+    for link in links:
         if link.kind == "send_event" and link.event is not None:
             sent.update((target, link.event) for target in link.targets)
     result: dict[int, list[str]] = {}
@@ -815,7 +819,7 @@ def unsent_events(machines: Sequence[Machine]) -> dict[int, list[str]]:
 
 
 def _system_picture(
-    machines: Sequence[Machine],
+    machines: Sequence[Machine], links: Sequence[Link]
 ) -> tuple[list[str], dict[str, tuple[str, list[str]]], dict[tuple[str, str], list[str]]]:
     """Node ids per machine, external nodes (id -> (label, [])) and edges -> labels."""
     allocator = _IdAllocator()
@@ -823,7 +827,7 @@ def _system_picture(
     externals: dict[str, tuple[str, list[str]]] = {}
     external_ids: dict[str, str] = {}
     edges: dict[tuple[str, str], list[str]] = {}
-    for link in system_links(machines):
+    for link in links:
         label = (
             f"send {link.event}"
             if link.kind == "send_event" and link.event
@@ -846,8 +850,9 @@ def _system_picture(
 
 def system_diagrams(machines: Sequence[Machine]) -> dict[str, str]:
     """``system.mmd``, ``system.dot`` and ``system.md`` for machines built together."""
-    machine_ids, externals, edges = _system_picture(machines)
-    unsent = unsent_events(machines)
+    links = system_links(machines)
+    machine_ids, externals, edges = _system_picture(machines, links)
+    unsent = _unsent_events(machines, links)
 
     def machine_lines(index: int) -> list[str]:
         lines = [machines[index].name]
@@ -911,7 +916,6 @@ def system_diagrams(machines: Sequence[Machine]) -> dict[str, str]:
         *_mermaid_fence(mmd_text),
         "",
     ]
-    links = system_links(machines)
     rows = []
     for index, machine in enumerate(machines):
         sends = [
