@@ -95,18 +95,18 @@ def cache_dir() -> Path:
 
 
 def build_cached(yaml_path: str, actions_dirs: list[str]) -> Path:
-    """Compile ``yaml_path`` to a cached module (reused while the file, its path and smc's
-    templates are unchanged) and return the module's path. Diagnostics go to stderr; errors
-    raise :class:`BuildFailed`."""
+    """Compile ``yaml_path`` to a cached module (reused while the file, its path and the
+    compiler's code, templates and schemas are unchanged) and return the module's path.
+    Diagnostics go to stderr; errors raise :class:`BuildFailed`."""
     from smc import __version__
-    from smc.compiler.codegen import templates_digest
+    from smc.compiler.resources import installation_stamp
 
     try:
         source = Path(yaml_path).read_bytes()
     except OSError as error:
         raise UsageError(f"{yaml_path}: {error.strerror or error}") from None
     key = hashlib.sha256()
-    for part in (__version__, templates_digest(), yaml_path):
+    for part in (__version__, repr(installation_stamp()), yaml_path):
         key.update(part.encode() + b"\0")
     key.update(source)
     directory = cache_dir()
