@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Hashable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, NamedTuple
 
 import yaml
@@ -61,8 +62,9 @@ class LoadedDocument:
     #: Group comments found inside ``states:``: (group title, position, state names).
     comment_groups: list[tuple[str, Pos, list[str]]] = field(default_factory=list)
 
-    @property
+    @cached_property
     def lines(self) -> list[str]:
+        """``text`` split into lines, on first use only."""
         return self.text.splitlines()
 
     def pos(self, path: PathKey, *, key: bool = False) -> Pos:
@@ -80,10 +82,6 @@ class LoadedDocument:
             if not probe:
                 return Pos(1, 1)
             probe = probe[:-1]
-
-
-def _mark(mark: yaml.Mark) -> Pos:
-    return Pos(mark.line + 1, mark.column + 1)
 
 
 def _event_source(text: str) -> Any:
