@@ -237,3 +237,59 @@ actions:
     with open_store(database) as store:
         assert [store.get_job(job).status for job in ids] == ["completed"] * 3  # type: ignore[union-attr]
     assert (tmp_path / "seen.txt").read_text() == "012"
+
+
+def test_a_machine_listens_again_after_its_postgres_wakeup_connection_drops(
+    runner: Runner,
+) -> None:
+    """A PostgreSQL restart or a cut idle connection ends the LISTEN connection of every
+    worker. The machine must listen again on a new connection (not sit on its 1 s poll for
+    the rest of its life), and events sent afterwards must still arrive."""
+    import psycopg
+    from store_backends import PG_URL, postgres_schema_url
+
+    from smc.runtime.store import machine_channel, open_store
+    from smc.runtime.store.waker import postgres_channel_name
+
+    (runner.cwd / "m.yaml").write_text("""
+initial_state: idle
+metadata: {machine_name: listener}
+transitions:
+  - {from: idle, to: pinged, event: ping}
+  - {from: pinged, to: done, event: ping}
+""")
+    with postgres_schema_url() as url:
+        runner.env["SMC_DB"] = url
+        schema = url.rsplit("schema=", 1)[1]
+        channel = postgres_channel_name(schema, machine_channel("listener"))
+
+        def listeners() -> set[int]:
+            with psycopg.connect(PG_URL, autocommit=True) as connection:
+                rows = connection.execute(
+                    "SELECT pid FROM pg_stat_activity WHERE query = %s",
+                    (f'LISTEN "{channel}"',),
+                ).fetchall()
+            return {pid for (pid,) in rows}
+
+        def state() -> str | None:
+            with open_store(url) as store:
+                row = store.get_machine("listener")
+            return None if row is None else row.state
+
+        proc = runner.start("run", "m.yaml")
+        first = wait_until(listeners, 20, lambda: f"never listened:\n{proc.output()}")
+        with psycopg.connect(PG_URL, autocommit=True) as connection:
+            for pid in first:
+                connection.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        again = wait_until(
+            lambda: listeners() - first,
+            20,
+            lambda: f"did not listen again after the connection dropped:\n{proc.output()}",
+        )
+        assert len(again) == 1
+        assert "wake-ups for events restored" in proc.output()
+        runner.run("send", "listener", "ping")
+        wait_until(lambda: state() == "pinged", 10, lambda: proc.output())
+        runner.run("send", "listener", "ping")
+        assert proc.wait(10) == 0, proc.output()
+        assert state() == "done"

@@ -47,9 +47,9 @@ from smc.runtime.store import (
     DuplicateJobError,
     EventRow,
     Job,
+    LoopWaker,
     Store,
     StoreError,
-    Waker,
     is_postgres_url,
     machine_channel,
     open_store,
@@ -168,8 +168,8 @@ class Engine:
         self._store: Store | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
-        self._event_waker: Waker | None = None
-        self._jobs_waker: Waker | None = None
+        self._event_waker: LoopWaker | None = None
+        self._jobs_waker: LoopWaker | None = None
         self._jobs_rung = False
         self._stopping = False
         self._flow_task: asyncio.Task[int] | None = None
@@ -318,11 +318,23 @@ class Engine:
         if self._jobs_waker is not None or self._loop is None:
             return
         try:
-            self._jobs_waker = self.store.open_waker([JOBS_CHANNEL])
+            waker = self.store.open_waker([JOBS_CHANNEL])
         except StoreError as error:
             self.logger.warning("no wake-ups for new jobs (polling instead): %s", error)
             return
-        self._loop.add_reader(self._jobs_waker.fileno(), self._on_jobs_bell)
+        self._jobs_waker = LoopWaker(self._loop, waker, self._on_jobs_bell)
+
+    def _rearm_wakers(self) -> None:
+        """Listen again on a waker whose connection was lost (see ``LoopWaker``); called
+        from the polling loops, so a failed attempt is retried a second later."""
+        for loop_waker, what in ((self._event_waker, "events"), (self._jobs_waker, "new jobs")):
+            if loop_waker is None or loop_waker.armed:
+                continue
+            try:
+                if loop_waker.rearm():
+                    self.logger.info("wake-ups for %s restored", what)
+            except StoreError as error:
+                self.logger.warning("no wake-ups for %s yet (polling): %s", what, error)
 
     async def wait_for_work(self, timeout: float) -> WaitResult:
         wake = self._wake
@@ -340,6 +352,7 @@ class Engine:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return "timeout"
+            self._rearm_wakers()
             self._write_registry()  # about to sleep: the registry shows where it waits
             if not await _wait_event(wake, remaining):
                 return "timeout"
@@ -434,11 +447,11 @@ class Engine:
                 self.machine_name, str(self.machine.state), config_path=self.config_path
             )
             self._registry_state = str(self.machine.state)
-            self._event_waker = store.open_waker([machine_channel(self.machine_name)])
+            event_waker = store.open_waker([machine_channel(self.machine_name)])
         except StoreError as error:
             raise StartupError(str(error)) from None
         assert self._loop is not None
-        self._loop.add_reader(self._event_waker.fileno(), self._on_event_bell)
+        self._event_waker = LoopWaker(self._loop, event_waker, self._on_event_bell)
         interval = min(self.lease_seconds / 3.0, MAX_HEARTBEAT_INTERVAL)
         self._heartbeat_thread = threading.Thread(
             target=self._heartbeat_main,
@@ -593,6 +606,7 @@ class Engine:
                 assert inbound is not None
                 self._apply_inbound(inbound)
                 return
+            self._rearm_wakers()
             self._write_registry()  # idle: the registry shows the state it waits in
             await _wait_event(wake, FALLBACK_POLL_SECONDS)
 
@@ -746,14 +760,10 @@ class Engine:
     # --- wake-ups, heartbeat, shutdown ------------------------------------------------------
 
     def _on_event_bell(self) -> None:
-        if self._event_waker is not None:
-            self._event_waker.drain()
         if self._wake is not None:
             self._wake.set()
 
     def _on_jobs_bell(self) -> None:
-        if self._jobs_waker is not None:
-            self._jobs_waker.drain()
         self._jobs_rung = True
         if self._wake is not None:
             self._wake.set()
@@ -844,15 +854,9 @@ class Engine:
         self.logger.info("stopped in state %s", self.machine.state)
 
     def _close(self) -> None:
-        loop = self._loop
-        for waker in (self._event_waker, self._jobs_waker):
-            if waker is None:
-                continue
-            if loop is not None:
-                with contextlib.suppress(Exception):
-                    loop.remove_reader(waker.fileno())
-            with contextlib.suppress(Exception):
-                waker.close()
+        for loop_waker in (self._event_waker, self._jobs_waker):
+            if loop_waker is not None:
+                loop_waker.close()
         self._event_waker = self._jobs_waker = None
         if self._publisher is not None:
             with contextlib.suppress(Exception):

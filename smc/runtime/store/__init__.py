@@ -30,7 +30,7 @@ from smc.runtime.store.base import (
     StoreError,
     process_alive,
 )
-from smc.runtime.store.waker import JOBS_CHANNEL, Waker, machine_channel
+from smc.runtime.store.waker import JOBS_CHANNEL, LoopWaker, Waker, machine_channel
 
 #: The database used when neither an argument nor ``$SMC_DB`` names one.
 DEFAULT_DATABASE = "smc.db"
@@ -99,6 +99,7 @@ __all__ = [
     "DuplicateJobError",
     "EventRow",
     "Job",
+    "LoopWaker",
     "MachineRow",
     "OutgoingEvent",
     "Store",

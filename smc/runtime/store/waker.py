@@ -25,7 +25,7 @@ import re
 import select
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -58,6 +58,14 @@ class Waker(abc.ABC):
     """Something to wait on until one of its channels is rung (or a timeout passes)."""
 
     channels: tuple[str, ...]
+    #: True once the waker has lost its connection (PostgreSQL): its descriptor no longer
+    #: rings, and ``reopen()`` listens again. A doorbell never breaks.
+    broken: bool = False
+
+    @abc.abstractmethod
+    def reopen(self) -> None:
+        """Listen again after ``broken``, on a new descriptor (``fileno()`` changes). Raises
+        ``StoreError`` when that is not possible yet."""
 
     @abc.abstractmethod
     def fileno(self) -> int:
@@ -85,6 +93,73 @@ class Waker(abc.ABC):
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+class LoopWaker:
+    """A waker read by an asyncio event loop: ``on_ring`` runs whenever it rings.
+
+    When the waker loses its connection (a PostgreSQL restart, an idle connection cut by a
+    firewall), its descriptor is taken off the loop, ``on_ring`` runs once (a poke may have
+    been missed), and ``rearm()``, which the owner calls from its polling loop, listens again
+    on a new connection, at most once per ``retry_seconds``. Without this, a worker would
+    fall back to its slow poll for the rest of its life after one dropped connection.
+    """
+
+    def __init__(
+        self,
+        loop: Any,
+        waker: Waker,
+        on_ring: Callable[[], None],
+        retry_seconds: float = 1.0,
+    ) -> None:
+        self.waker = waker
+        self._loop = loop
+        self._on_ring = on_ring
+        self._retry_seconds = retry_seconds
+        self._next_attempt = 0.0
+        self._fd: int | None = None
+        self._listen()
+
+    @property
+    def armed(self) -> bool:
+        """Whether the loop is reading the waker (False between a lost connection and a
+        successful ``rearm()``)."""
+        return self._fd is not None
+
+    def _listen(self) -> None:
+        self._fd = self.waker.fileno()
+        self._loop.add_reader(self._fd, self._rung)
+
+    def _unlisten(self) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(Exception):  # the descriptor may be closed already
+                self._loop.remove_reader(self._fd)
+            self._fd = None
+
+    def _rung(self) -> None:
+        self.waker.drain()
+        if self.waker.broken:
+            self._unlisten()
+        self._on_ring()
+
+    def rearm(self) -> bool:
+        """Listen again if the connection was lost and the retry interval has passed; True
+        when it was lost and now listens again. Raises ``StoreError`` when reconnecting
+        fails (the next call, ``retry_seconds`` later, tries again)."""
+        if self._fd is not None:
+            return False
+        now = time.monotonic()
+        if now < self._next_attempt:
+            return False
+        self._next_attempt = now + self._retry_seconds
+        self.waker.reopen()
+        self._listen()
+        return True
+
+    def close(self) -> None:
+        self._unlisten()
+        with contextlib.suppress(Exception):
+            self.waker.close()
 
 
 # --- SQLite: Unix datagram doorbells ---------------------------------------------------------
@@ -158,6 +233,9 @@ class DoorbellWaker(Waker):
         except BaseException:
             self.close()
             raise
+
+    def reopen(self) -> None:
+        """A bound socket on the local file system has no connection to lose."""
 
     def fileno(self) -> int:
         if self._epoll is not None:
@@ -271,8 +349,8 @@ class PostgresWaker(Waker):
     any query on that connection from inside the loop deadlocks. This waker never runs a query
     after ``LISTEN`` and reads notifications straight from libpq (``consume_input`` +
     ``notifies``), which neither blocks nor takes the lock. If the connection breaks, ``wait``
-    reconnects; ``fileno()`` then changes, so ``add_reader`` users should re-register after a
-    wake-up (callers poll anyway).
+    reconnects; an event loop that reads ``fileno()`` sees ``broken`` after ``drain()`` and
+    calls ``reopen()`` itself, then reads the new ``fileno()`` (the engine's ``LoopWaker``).
     """
 
     def __init__(self, url: str, schema: str, channels: Sequence[str]) -> None:
@@ -282,7 +360,6 @@ class PostgresWaker(Waker):
         self._url = url
         self._names = [postgres_channel_name(schema, channel) for channel in self.channels]
         self._connection: Any = None
-        self.broken = False
         self._connect()
 
     def _connect(self) -> None:
@@ -300,6 +377,10 @@ class PostgresWaker(Waker):
         self._connection = connection
         self.broken = False
 
+    def reopen(self) -> None:
+        self._close_connection()
+        self._connect()
+
     def fileno(self) -> int:
         fd: int = self._connection.pgconn.socket
         return fd
@@ -308,12 +389,18 @@ class PostgresWaker(Waker):
         self._drain()
 
     def _drain(self) -> int:
+        from psycopg import pq
+
         received = 0
         try:
+            from psycopg import pq
+
             pgconn = self._connection.pgconn
             pgconn.consume_input()
             while pgconn.notifies() is not None:
                 received += 1
+            if pgconn.status != pq.ConnStatus.OK:  # closed without an error being raised
+                self.broken = True
         except Exception:
             # A lost connection is not an error for a hint: callers keep polling, and the next
             # wait() reconnects.
@@ -323,9 +410,8 @@ class PostgresWaker(Waker):
     def wait(self, timeout: float) -> bool:
         deadline = time.monotonic() + max(timeout, 0.0)
         if self.broken:
-            self._close_connection()
             try:
-                self._connect()
+                self.reopen()
             except Exception:
                 time.sleep(max(deadline - time.monotonic(), 0.0))
                 return False
