@@ -32,7 +32,7 @@ _counter = itertools.count()
 
 def black_output(rendered: str) -> str:
     """What the build would write if it ran black on every module."""
-    return codegen._drop_unused_noqa(codegen.format_python(rendered))
+    return codegen.drop_unused_noqa(codegen.format_python(rendered))
 
 
 def assert_black_clean(machine: Machine, source_path: str) -> bool:

@@ -276,15 +276,17 @@ def format_modules(rendered: Sequence[str], jobs: int | None) -> list[str]:
     and are finished here; the others go through black, in worker processes when there are
     enough of them (black costs ~0.1 s a module; each file is independent, the result is
     the same)."""
+    # codegen.finish_module() for each module, with the style checked once per module and
+    # black run in worker processes when enough modules need it.
     needs_black = [text for text in rendered if not codegen.in_black_style(text)]
     formatted = dict(zip(needs_black, _format_with_black(needs_black, jobs), strict=True))
-    return [formatted.get(text) or codegen.finish_module(text) for text in rendered]
+    return [codegen.drop_unused_noqa(formatted.get(text, text)) for text in rendered]
 
 
 def _format_with_black(rendered: Sequence[str], jobs: int | None) -> list[str]:
     workers = min(jobs or os.cpu_count() or 1, len(rendered))
     if workers < 2 or len(rendered) < PARALLEL_THRESHOLD:
-        return [codegen.finish_module(text) for text in rendered]
+        return [codegen.format_python(text) for text in rendered]
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
@@ -293,7 +295,7 @@ def _format_with_black(rendered: Sequence[str], jobs: int | None) -> list[str]:
     context = multiprocessing.get_context("fork" if "fork" in methods else None)
     chunk = max(1, len(rendered) // (workers * 4))
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        return list(pool.map(codegen.finish_module, rendered, chunksize=chunk))
+        return list(pool.map(codegen.format_python, rendered, chunksize=chunk))
 
 
 def _diagram_outputs(machines: Sequence[Machine], detail: str) -> list[Output]:

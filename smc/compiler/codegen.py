@@ -385,7 +385,7 @@ def format_python(source: str) -> str:
 _NOQA_E501 = "# ruff: noqa: E501\n"
 
 
-def _drop_unused_noqa(text: str) -> str:
+def drop_unused_noqa(text: str) -> str:
     if all(black_width(line) <= LINE_LENGTH for line in text.splitlines()):
         return text.replace(_NOQA_E501, "", 1)
     return text
@@ -448,7 +448,7 @@ def finish_module(rendered: str) -> str:
     """A rendered module in black's style: as rendered when every line fits (it is black's
     output already, see ``in_black_style``), else formatted by black. A plain function of a
     string, so a build can run it in worker processes."""
-    return _drop_unused_noqa(black_style(rendered))
+    return drop_unused_noqa(black_style(rendered))
 
 
 def black_style(rendered: str) -> str:
