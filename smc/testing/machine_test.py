@@ -4,7 +4,8 @@ The generated class carries its own model as data (``TRANSITIONS``), so the test
 nothing else: the model is a dict ``(state, event) -> target`` built from that table, and the
 system under test is an instance of the class. Hypothesis walks random event sequences,
 checks the instance against the model after every step and, on failure, shrinks the walk to
-a shortest reproducer printed with readable rule names (``state.send_new_job()``).
+a shortest reproducer; each step of it is also listed as smc's own note
+(``smc step 2: new_job() in state 'waiting'``, see ``MachineTest.record_step``).
 
 This module runs in users' test suites with only smc and the generated package installed:
 it must never import ``smc.compiler``.
@@ -12,11 +13,14 @@ it must never import ``smc.compiler``.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, ClassVar
 
+from hypothesis import note
 from hypothesis import strategies as st
+from hypothesis.errors import InvalidArgument
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from smc import IllegalTransition
@@ -26,6 +30,10 @@ from smc import IllegalTransition
 FakeAction = Callable[[Mapping[str, Any], Any], object]
 
 _NON_WORD = re.compile(r"\W+")
+
+#: How each step's note starts in a failure report: ``"smc step 3: error() in state
+#: 'processing'"`` (see ``MachineTest.record_step``).
+STEP_NOTE_PREFIX = "smc step"
 
 
 def _fallback_method_name(event: str) -> str:
@@ -168,6 +176,10 @@ class MachineTest(RuleBasedStateMachine):
         self.final_state_names: frozenset[str] = frozenset(str(s) for s in machine.FINAL_STATES)
         #: ``(state, action type)`` for every action run on entry, in order.
         self.action_log: list[tuple[str, str]] = []
+        #: What each step called on the instance, in order (``"new_job()"``,
+        #: ``"fire('stop')"``, ``"transition('PENDING')"``); also given to Hypothesis as a
+        #: note ``"smc step N: CALL in state 'S'"``, so a failure report lists the walk.
+        self.steps: list[str] = []
 
     def create_machine(self) -> Any:
         """The instance under test; override to pass arguments or wrap it."""
@@ -194,9 +206,28 @@ class MachineTest(RuleBasedStateMachine):
 
     # ---- what every rule checks ------------------------------------------------------
 
-    def _accepted(self, event: str, call: Callable[[], Any], payload: Any = None) -> None:
+    def record_step(self, called: str) -> None:
+        """Remember ``called`` (before it runs, so the failing step is listed too) and note
+        it for Hypothesis's report of the minimal failing walk."""
+        self.steps.append(called)
+        # Called directly, outside a Hypothesis test, there is no report to note it in.
+        with contextlib.suppress(InvalidArgument):
+            note(f"{STEP_NOTE_PREFIX} {len(self.steps)}: {called} in state {self.expected_state!r}")
+
+    def _method_call(self, event: str) -> str:
+        return f"{self.event_method.get(event, event)}()"
+
+    def _accepted(
+        self,
+        event: str,
+        call: Callable[[], Any],
+        payload: Any = None,
+        *,
+        called: str | None = None,
+    ) -> None:
         source = self.expected_state
         target = self.model[(source, event)]
+        self.record_step(called or self._method_call(event))
         returned = call()
         assert str(self.instance.state) == target, (
             f"{event!r} in state {source!r}: the model goes to {target!r}, "
@@ -208,8 +239,9 @@ class MachineTest(RuleBasedStateMachine):
         self.expected_state = target
         self.on_transition(source, event, target, payload)
 
-    def _rejected(self, what: str, call: Callable[[], Any]) -> None:
+    def _rejected(self, what: str, call: Callable[[], Any], *, called: str | None = None) -> None:
         source = self.expected_state
+        self.record_step(called or what)
         try:
             returned = call()
         except IllegalTransition:
@@ -231,13 +263,22 @@ class MachineTest(RuleBasedStateMachine):
             return None
         return data.draw(strategy, label=f"payload for {event!r}")
 
-    def attempt_event(self, event: str, call: Callable[[], Any], payload: Any = None) -> None:
+    def attempt_event(
+        self,
+        event: str,
+        call: Callable[[], Any],
+        payload: Any = None,
+        *,
+        called: str | None = None,
+    ) -> None:
         """Expect ``call`` to move as the model says, or to be rejected if it does not
-        accept ``event`` in the current state."""
+        accept ``event`` in the current state. ``called`` says what ``call`` does, for the
+        step list (default: the event's method)."""
+        called = called or self._method_call(event)
         if (self.expected_state, event) in self.model:
-            self._accepted(event, call, payload)
+            self._accepted(event, call, payload, called=called)
         else:
-            self._rejected(f"event {event!r}", call)
+            self._rejected(f"event {event!r}", call, called=called)
 
     # ---- restarting ------------------------------------------------------------------
 
@@ -250,6 +291,7 @@ class MachineTest(RuleBasedStateMachine):
         """A new instance once a final state is reached, so the rest of the walk is not spent
         on a machine that can only reject events (a final state's rejections are tested
         first: this is one rule among many)."""
+        self.record_step("restart()")
         self.instance = self.create_machine()
         self.expected_state = str(self.machine_class.INITIAL_STATE)
 
@@ -376,7 +418,7 @@ def _fire_rule(
 
         def try_fire(self: MachineTest, event: str) -> None:
             """``fire(event)`` with any event, by its YAML name."""
-            self.attempt_event(event, lambda: self.instance.fire(event))
+            self.attempt_event(event, lambda: self.instance.fire(event), called=f"fire({event!r})")
 
         plain: Callable[..., None] = rule(event=events)(try_fire)
         return plain
@@ -384,7 +426,9 @@ def _fire_rule(
     def try_fire_with_payload(self: MachineTest, event: str, data: st.DataObject) -> None:
         """``fire(event)`` with any event, with a payload drawn for it if it is accepted."""
         payload = self.draw_payload(event, data)
-        self.attempt_event(event, lambda: self.instance.fire(event), payload)
+        self.attempt_event(
+            event, lambda: self.instance.fire(event), payload, called=f"fire({event!r})"
+        )
 
     try_fire_with_payload.__name__ = "try_fire"
     with_payload: Callable[..., None] = rule(event=events, data=st.data())(try_fire_with_payload)
@@ -400,10 +444,11 @@ def _transition_rule(states: st.SearchStrategy[str]) -> Callable[..., None]:
             None,
         )
         call: Callable[[], Any] = lambda: self.instance.transition(new_state)  # noqa: E731
+        called = f"transition({new_state!r})"
         if event is None:
-            self._rejected(f"transition to {new_state!r}", call)
+            self._rejected(f"transition to {new_state!r}", call, called=called)
         else:
-            self._accepted(event, call)
+            self._accepted(event, call, called=called)
 
     result: Callable[..., None] = rule(new_state=states)(try_transition)
     return result
@@ -424,7 +469,9 @@ def _allowed_transition_rule() -> Callable[..., None]:
         new_state = data.draw(st.sampled_from(targets(self)), label="new_state")
         source = self.expected_state
         event = next(e for (s, e), t in self.model.items() if s == source and str(t) == new_state)
-        self._accepted(event, lambda: self.instance.transition(new_state))
+        self._accepted(
+            event, lambda: self.instance.transition(new_state), called=f"transition({new_state!r})"
+        )
 
     guarded = precondition(lambda self: bool(targets(self)))(take_transition)
     result: Callable[..., None] = rule(data=st.data())(guarded)
