@@ -19,8 +19,11 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
-log "pip install -e .[dev]"
-python3 -m pip install -q --disable-pip-version-check -e '.[dev]'
+# Exact versions from the committed lock (constraints.txt, refreshed on purpose with
+# scripts/lock.sh), so the suite runs against what it was last run against, not against
+# whatever PyPI serves today.
+log "pip install -c constraints.txt -e .[dev]"
+python3 -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev]'
 
 if [ -f tests/js/package-lock.json ]; then
   log "npm ci (Mermaid parser for the diagram tests)"

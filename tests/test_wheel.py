@@ -5,9 +5,11 @@ an example, away from the source tree."""
 from __future__ import annotations
 
 import importlib.util
+import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import zipfile
 from pathlib import Path
 
@@ -15,32 +17,67 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
 def run(command: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=600)
+    # The fresh venv must not import this checkout through the caller's PYTHONPATH.
+    env = None
+    if command[0] != sys.executable:
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=600, env=env)
     assert result.returncode == 0, f"{command}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     return result
 
 
-def test_wheel_installs_and_builds_an_example(tmp_path: Path) -> None:
+def build(kind: str, tmp_path: Path) -> Path:
+    """Build the ``--wheel`` or ``--sdist`` of the checkout for real; its path."""
     dist = tmp_path / "dist"
-    build = [sys.executable, "-m", "build", "--wheel", "--outdir", str(dist)]
+    command = [sys.executable, "-m", "build", kind, "--outdir", str(dist)]
     if importlib.util.find_spec("hatchling") is not None:
-        build.append("--no-isolation")  # the backend is here already: no download needed
-    run([*build, str(PROJECT_ROOT)], cwd=tmp_path)
-    (wheel,) = dist.glob("smc_compiler-*.whl")
+        command.append("--no-isolation")  # the backend is here already: no download needed
+    run([*command, str(PROJECT_ROOT)], cwd=tmp_path)
+    (built,) = dist.iterdir()
+    return built
+
+
+def test_sdist_ships_the_examples_whole_and_the_licence(tmp_path: Path) -> None:
+    sdist = build("--sdist", tmp_path)
+    with tarfile.open(sdist) as archive:
+        names = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
+    assert {"LICENSE", "README.md", "pyproject.toml", "smc/cli/__init__.py"} <= names
+    assert {"templates/machine.py.jinja", "schemas/machine.schema.json"} <= names
+    for readme in (PROJECT_ROOT / "examples").glob("*/README.md"):
+        folder = readme.parent
+        shipped = {n for n in names if n.startswith(f"examples/{folder.name}/")}
+        expected = {f"examples/{folder.name}/{p.name}" for p in folder.iterdir() if p.is_file()}
+        assert shipped == expected, folder.name
+        assert any(n.endswith(".yaml") for n in shipped), folder.name
+    # only the project's own top-level folders, no stray README.md from elsewhere
+    assert {n.split("/", 1)[0] for n in names if "/" in n} == {
+        "smc",
+        "templates",
+        "schemas",
+        "examples",
+        "docs",
+    }
+
+
+def test_wheel_installs_and_builds_an_example(tmp_path: Path) -> None:
+    wheel = build("--wheel", tmp_path)
+    assert wheel.name.startswith("smc_compiler-") and wheel.suffix == ".whl"
 
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "smc/_data/templates/machine.py.jinja" in names
     assert "smc/_data/templates/__init__.py.jinja" in names
     assert "smc/_data/schemas/machine.schema.json" in names
     assert "smc/machine.py" in names and "smc/py.typed" in names
+    assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names), sorted(names)
 
-    # A fresh environment that sees this interpreter's packages (the dependencies: no network
-    # needed) but gets smc itself only from the wheel: the venv's own site-packages comes
-    # before the inherited ones on sys.path, ahead of the editable checkout.
+    # A fresh, isolated environment (also when the tests themselves run in a venv): the wheel
+    # with the dependencies it declares, at the locked versions (from pip's cache or the
+    # index), so a dependency missing from the metadata fails here.
     venv = tmp_path / "venv"
-    run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], cwd=tmp_path)
+    run([sys.executable, "-m", "venv", str(venv)], cwd=tmp_path)
     python = venv / "bin" / "python"
-    run([str(python), "-m", "pip", "install", "--no-deps", "--no-index", str(wheel)], cwd=tmp_path)
+    install = [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+    run([*install, "-c", str(PROJECT_ROOT / "constraints.txt"), str(wheel)], cwd=tmp_path)
 
     work = tmp_path / "work"
     shutil.copytree(PROJECT_ROOT / "examples" / "simple_worker", work / "machines")
