@@ -7,12 +7,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from corpus_location import CORPUS, require_corpus
 from store_backends import postgres_schema_url
 from test_runtime_harness import Runner, runner_in
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-#: The compatibility corpus, beside the repository (CI clones the repo with shared/ next to it).
-CORPUS = PROJECT_ROOT.parent / "shared" / "corpus"
+__all__ = ["CORPUS", "PROJECT_ROOT"]
 
 
 @pytest.fixture(scope="session")
@@ -22,9 +22,7 @@ def project_root() -> Path:
 
 @pytest.fixture(scope="session")
 def corpus() -> Path:
-    if not CORPUS.is_dir():
-        pytest.fail(f"the compatibility corpus is missing: expected it at {CORPUS}")
-    return CORPUS
+    return require_corpus()
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import yaml
+from corpus_location import CORPUS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -20,7 +21,6 @@ from smc.compiler.check import CheckResult, check_files, check_texts
 from smc.compiler.diagnostics import CODES
 from smc.compiler.loader import load_text
 from smc.compiler.model import WILDCARD, Machine
-from tests.conftest import CORPUS
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -141,8 +141,9 @@ def mutated_machines(draw: st.DrawFn) -> str:
 
 
 @SETTINGS
-@given(mutated_machines())
-def test_mutated_corpus_machines_never_crash(text: str) -> None:
+@given(text=mutated_machines())
+def test_mutated_corpus_machines_never_crash(corpus: Path, text: str) -> None:
+    # the session fixture `corpus` fails this test in one line when the corpus is missing
     check_one(text)
 
 

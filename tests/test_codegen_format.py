@@ -18,13 +18,13 @@ from typing import Any
 
 import pytest
 import yaml
+from corpus_location import CORPUS, PROJECT_ROOT, require_corpus
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
 from smc.compiler import codegen, names
 from smc.compiler.check import check_files, check_paths
 from smc.compiler.model import Machine
-from tests.conftest import CORPUS, PROJECT_ROOT
 from tests.test_codegen import AWKWARD_NAMES
 
 _counter = itertools.count()
@@ -58,6 +58,7 @@ def compiling_machines(files: list[str]) -> list[Machine]:
 def test_examples_and_corpus_are_written_without_running_black() -> None:
     """Every machine of examples/ and of the corpus that compiles is in black's style as
     rendered: black is not run for any of them, and would change nothing."""
+    require_corpus()
     files = sorted(
         glob.glob(str(PROJECT_ROOT / "examples/**/*.yaml"), recursive=True)
         + glob.glob(str(CORPUS / "**/*.yaml"), recursive=True)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 import pytest
+from corpus_location import require_corpus
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -30,7 +31,6 @@ from smc.compiler.model import Machine
 
 ROOT = Path(__file__).resolve().parents[1]
 INPUTS = ROOT / "tests" / "golden" / "diagrams" / "inputs"
-CORPUS = ROOT.parent / "shared" / "corpus"
 
 
 def machines(path: Path | str) -> list[Machine]:
@@ -168,7 +168,7 @@ def _composites(mmd: str) -> dict[str, str | None]:
 
 def _corpus_and_inputs() -> list[Machine]:
     found = []
-    for path in sorted(CORPUS.rglob("*.yaml")) + sorted(INPUTS.rglob("*.yaml")):
+    for path in sorted(require_corpus().rglob("*.yaml")) + sorted(INPUTS.rglob("*.yaml")):
         result = check_paths([str(path)])
         if not result.errors:
             found.extend(result.machines)

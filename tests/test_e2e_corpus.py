@@ -8,9 +8,16 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
+from corpus_location import require_corpus
 from test_runtime_harness import PEER, USER_ACTIONS, Runner, wait_until
 
 EXAMPLES = PEER / "examples"
+
+
+@pytest.fixture(autouse=True)
+def _needs_the_corpus() -> None:
+    require_corpus()
 
 
 def test_simple_worker_processes_jobs_added_while_running(runner: Runner) -> None:

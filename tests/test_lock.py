@@ -42,4 +42,3 @@ def test_the_lock_pins_every_declared_dependency_inside_its_range() -> None:
         if pinned is None or not requirement.specifier.contains(pinned, prereleases=True):
             outside[str(requirement)] = pinned
     assert outside == {}, f"refresh the lock with `bash scripts/lock.sh`: {outside}"
-

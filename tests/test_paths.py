@@ -7,13 +7,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from corpus_location import require_corpus
 
 from smc.compiler.check import check_paths, collect_files
 from smc.compiler.model import Machine
 from smc.compiler.paths import EventPath, format_text, plan_paths, shortest_paths
 
 ROOT = Path(__file__).resolve().parents[1]
-CORPUS = ROOT.parent / "shared" / "corpus"
 
 
 def load(*paths: str | Path) -> list[Machine]:
@@ -29,7 +29,7 @@ def example_machines() -> list[Machine]:
 def corpus_machines() -> list[Machine]:
     """Every corpus machine that compiles on its own (files with errors are left out)."""
     machines = []
-    for path in collect_files([str(CORPUS)]):
+    for path in collect_files([str(require_corpus())]):
         result = check_paths([path])
         if not result.errors:
             machines.extend(result.machines)

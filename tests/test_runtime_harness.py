@@ -22,13 +22,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from corpus_location import CORPUS
 
 from smc.runtime.engine import Engine
 from smc.runtime.loading import import_file, machine_class_in
 from smc.runtime.store import Store, open_store
 
 REPO = Path(__file__).resolve().parents[1]
-CORPUS = REPO.parent / "shared" / "corpus"
 PEER = CORPUS / "statemachine-engine"
 USER_ACTIONS = REPO / "tests" / "user_actions"
 
