@@ -2,7 +2,8 @@
 
 - ``smc.cli.compile``  check, schema; ``smc.cli.build``, ``.diagram``, ``.paths`` (the compiler);
 - ``smc.cli.queue``    jobs, send, status (the job queue and event store);
-- ``smc.cli.run``, ``smc.cli.monitor``  run, monitor (the worker runtime).
+- ``smc.cli.run``, ``smc.cli.monitor``  run, monitor (the worker runtime);
+- ``smc.cli.completion``  completion (shell completion scripts, by shtab).
 
 Each module has ``register(subparsers)``; heavy imports happen inside the command handlers,
 so ``smc --help`` stays fast. Exit codes: 0 ok, 1 problems found, 2 usage error, 3 bug.
@@ -53,6 +54,7 @@ def parse_json_argument(text: str | None, option: str) -> Any:
 def build_parser() -> argparse.ArgumentParser:
     from smc.cli import build as build_commands
     from smc.cli import compile as compile_commands
+    from smc.cli import completion as completion_commands
     from smc.cli import diagram as diagram_commands
     from smc.cli import monitor as monitor_commands
     from smc.cli import paths as paths_commands
@@ -73,13 +75,28 @@ def build_parser() -> argparse.ArgumentParser:
     queue_commands.register(subparsers)
     run_commands.register(subparsers)
     monitor_commands.register(subparsers)
+    completion_commands.register(subparsers)
     return parser
+
+
+def check_database_driver(args: argparse.Namespace) -> None:
+    """A command given a PostgreSQL database (``--db`` or ``$SMC_DB``) without psycopg
+    installed is a usage error naming the extra to install, before anything runs."""
+    if not hasattr(args, "db"):
+        return
+    from smc.runtime.store import MissingDriverError, require_postgres_driver, resolve_database
+
+    try:
+        require_postgres_driver(resolve_database(args.db))
+    except MissingDriverError as error:
+        raise UsageError(str(error)) from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        check_database_driver(args)
         result: int = args.handler(args)
         return result
     except UsageError as error:

@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from smc.cli import EXIT_OK, EXIT_PROBLEMS, UsageError
@@ -49,7 +50,20 @@ def register(subparsers: Any) -> None:
     add_check_options(check)
     check.set_defaults(handler=run_check)
 
-    schema = subparsers.add_parser("schema", help="print the machine JSON Schema")
+    schema = subparsers.add_parser(
+        "schema",
+        help="print the machine JSON Schema",
+        description="Print the JSON Schema of machine files (draft 2020-12), or write it to "
+        "FILE: point your editor's YAML language server at it for completion and "
+        "validation (docs/editor.md).",
+    )
+    schema.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        default=None,
+        help="write the schema to FILE instead of standard output",
+    )
     schema.set_defaults(handler=run_schema)
 
 
@@ -100,5 +114,13 @@ def run_check(args: argparse.Namespace) -> int:
 def run_schema(args: argparse.Namespace) -> int:
     from smc.compiler.schema import schema_path
 
-    sys.stdout.write(schema_path().read_text(encoding="utf-8"))
+    text = schema_path().read_text(encoding="utf-8")
+    if args.output is None:
+        sys.stdout.write(text)
+        return EXIT_OK
+    try:
+        Path(args.output).write_text(text, encoding="utf-8")
+    except OSError as error:
+        raise UsageError(f"cannot write {args.output}: {error.strerror or error}") from None
+    print(f"smc schema: wrote {args.output}", file=sys.stderr)
     return EXIT_OK

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from smc.cli import EXIT_OK, EXIT_PROBLEMS
+from smc.cli import EXIT_OK, EXIT_PROBLEMS, UsageError
 
 FORMATS = ("mermaid", "dot", "svg", "png", "all")
 DEFAULT_FORMATS = ("mermaid", "dot")
@@ -44,16 +44,17 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--detail",
         choices=("names", "full"),
-        default="names",
+        default=None,
         help="names: states and events; full: also each state's actions and the events they "
-        "return (default: names)",
+        "return (default: [tool.smc-compiler] detail, else names, as smc build)",
     )
     parser.add_argument(
         "-o",
         "--output",
-        default="diagrams",
+        default=None,
         metavar="DIR",
-        help="output directory (default: diagrams/)",
+        help="output directory (default: OUT/diagrams/ where smc build writes them, OUT being "
+        "[tool.smc-compiler] output, else generated/)",
     )
     parser.add_argument("--strict", action="store_true", help="fail on warnings too")
     parser.add_argument(
@@ -120,16 +121,24 @@ def build_outputs(
 
 def run_diagram(args: argparse.Namespace) -> int:
     from smc.cli.compile import run_checker
-    from smc.compiler.build import write_changed
+    from smc.compiler.build import DIAGRAMS_DIR, write_changed
+    from smc.compiler.config import ConfigError, load_config
     from smc.compiler.diagrams import DiagramError
 
+    # One default for both commands: the diagrams folder of smc build's output, same detail.
+    try:
+        config = load_config()
+    except ConfigError as error:
+        raise UsageError(str(error)) from error
+    detail = args.detail or config.detail
+    directory = Path(args.output) if args.output is not None else config.output_dir / DIAGRAMS_DIR
     # Here --format means the diagram formats; diagnostics are printed as text.
     result = run_checker(args.paths, args.actions_dir)
     if result.failed(strict=args.strict):
         print("smc diagram: no diagrams written (fix the problems above)", file=sys.stderr)
         return EXIT_PROBLEMS
     try:
-        outputs, problems = build_outputs(result.machines, _wanted(args.formats), args.detail)
+        outputs, problems = build_outputs(result.machines, _wanted(args.formats), detail)
     except DiagramError as error:
         print(f"smc diagram: error: {error}", file=sys.stderr)
         return EXIT_PROBLEMS
@@ -137,7 +146,6 @@ def run_diagram(args: argparse.Namespace) -> int:
         for problem in problems:
             print(f"smc diagram: error: {problem}", file=sys.stderr)
         return EXIT_PROBLEMS
-    directory = Path(args.output)
     written = len(write_changed(directory, outputs))
     print(
         f"smc diagram: {len(result.machines)} machine(s): wrote {written} file(s), "

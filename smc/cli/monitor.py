@@ -31,7 +31,12 @@ def register(subparsers: Any) -> None:
         help="database file or postgresql:// URL (default: $SMC_DB, else ./smc.db)",
     )
     parser.add_argument("--machine", default=None, metavar="NAME", help="only this machine")
-    parser.add_argument("--format", choices=("human", "json"), default="human")
+    parser.add_argument(
+        "--format",
+        choices=("human", "json"),
+        default="human",
+        help="one line per record for people, or JSON lines for programs (default: human)",
+    )
     parser.add_argument("--count", type=int, default=None, metavar="N", help="exit after N records")
     parser.add_argument(
         "--timeout", type=float, default=None, metavar="S", help="exit after S seconds"

@@ -33,13 +33,29 @@ def register(subparsers: Any) -> None:
         help="database file or postgresql:// URL (default: $SMC_DB, else ./smc.db)",
     )
     listing = argparse.ArgumentParser(add_help=False)
-    listing.add_argument("--format", choices=("table", "json"), default="table")
+    listing.add_argument(
+        "--format",
+        choices=("table", "json"),
+        default="table",
+        help="a table for people or JSON for programs (default: table)",
+    )
 
-    jobs = subparsers.add_parser("jobs", help="add, list, inspect, retry and cancel jobs")
+    jobs = subparsers.add_parser(
+        "jobs",
+        help="add, list, inspect, retry and cancel jobs",
+        description="The job queue in the database (--db, $SMC_DB or ./smc.db): workers "
+        "started with smc run claim pending jobs of their type. Exit 0 ok, 1 the database "
+        "cannot be used or the job is not found, 2 usage error.",
+    )
     jobs_commands = jobs.add_subparsers(dest="jobs_command", metavar="JOBS_COMMAND")
     jobs_commands.required = True
 
-    add = jobs_commands.add_parser("add", parents=[common], help="queue a job; prints its id")
+    add = jobs_commands.add_parser(
+        "add",
+        parents=[common],
+        help="queue a job; prints its id",
+        description="Queue a job for the workers of its type; prints the job's id.",
+    )
     add.add_argument("--type", required=True, dest="job_type", help="job type")
     add.add_argument(
         "--data", default=None, help="job data as JSON, @FILE or - for stdin (default {})"
@@ -52,41 +68,67 @@ def register(subparsers: Any) -> None:
     add.set_defaults(handler=_guarded(_jobs_add))
 
     list_parser = jobs_commands.add_parser(
-        "list", parents=[common, listing], help="list jobs, newest first"
+        "list",
+        parents=[common, listing],
+        help="list jobs, newest first",
+        description="List jobs, newest first, optionally only those of one status.",
     )
     list_parser.add_argument(
         "--status", default=None, help="pending, processing, completed, failed or cancelled"
     )
-    list_parser.add_argument("--limit", type=int, default=100)
+    list_parser.add_argument(
+        "--limit", type=int, default=100, metavar="N", help="at most N jobs (default 100)"
+    )
     list_parser.set_defaults(handler=_guarded(_jobs_list))
 
-    show = jobs_commands.add_parser("show", parents=[common, listing], help="show one job")
-    show.add_argument("job_id", metavar="ID")
+    show = jobs_commands.add_parser(
+        "show",
+        parents=[common, listing],
+        help="show one job",
+        description="Show one job: status, attempts, data, result and last error.",
+    )
+    show.add_argument("job_id", metavar="ID", help="the job's id (as jobs add printed it)")
     show.set_defaults(handler=_guarded(_jobs_show))
 
     retry = jobs_commands.add_parser(
-        "retry", parents=[common], help="put a failed or cancelled job back in the queue"
+        "retry",
+        parents=[common],
+        help="put a failed or cancelled job back in the queue",
+        description="Put a failed or cancelled job back in the queue as pending.",
     )
-    retry.add_argument("job_id", metavar="ID")
+    retry.add_argument("job_id", metavar="ID", help="the job's id")
     retry.set_defaults(handler=_guarded(_jobs_retry))
 
-    cancel = jobs_commands.add_parser("cancel", parents=[common], help="cancel a pending job")
-    cancel.add_argument("job_id", metavar="ID")
+    cancel = jobs_commands.add_parser(
+        "cancel",
+        parents=[common],
+        help="cancel a pending job",
+        description="Cancel a pending job so that no worker claims it.",
+    )
+    cancel.add_argument("job_id", metavar="ID", help="the job's id")
     cancel.set_defaults(handler=_guarded(_jobs_cancel))
 
     send = subparsers.add_parser(
         "send",
         parents=[common],
         help="send an event to a machine (stored until it runs); prints the event id",
+        description="Send EVENT to the machine named MACHINE: the event is stored in the "
+        "database and delivered when the machine is idle, at once if it is running, else "
+        "when it next runs. Prints the event's id. Exit 0 ok, 1 the database cannot be "
+        "used, 2 usage error.",
     )
-    send.add_argument("machine", metavar="MACHINE")
-    send.add_argument("event", metavar="EVENT")
+    send.add_argument("machine", metavar="MACHINE", help="the receiving machine's name")
+    send.add_argument("event", metavar="EVENT", help="the event's name")
     send.add_argument("--payload", default=None, help="event payload as JSON, @FILE or - for stdin")
     send.add_argument("--source", default=None, help="sender name recorded with the event")
     send.set_defaults(handler=_guarded(_send))
 
     status = subparsers.add_parser(
-        "status", parents=[common, listing], help="machines and queue counts"
+        "status",
+        parents=[common, listing],
+        help="machines and queue counts",
+        description="Every machine known to the database (running, stopped or dead, with "
+        "its state) and the number of jobs in each status.",
     )
     status.set_defaults(handler=_guarded(_status))
 

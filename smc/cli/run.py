@@ -32,7 +32,11 @@ def register(subparsers: Any) -> None:
         "1 when the file has errors or the database cannot be used, 2 for a usage error "
         "or an unknown action type.",
     )
-    run.add_argument("target", metavar="CONFIG.yaml|MODULE:Class")
+    run.add_argument(
+        "target",
+        metavar="CONFIG.yaml|MODULE:Class",
+        help="a machine file, or a generated class (package.module:Class, path/to/module.py)",
+    )
     run.add_argument("--machine-name", default=None, help="run under this name (templates)")
     run.add_argument(
         "--actions-dir",
@@ -150,6 +154,25 @@ class BuildFailed(Exception):
     """The machine file has errors (already printed)."""
 
 
+def directory_target_message(directory: str) -> str:
+    """Why a directory cannot be run, and what to pass instead: ``smc run`` runs one machine
+    per process, so even a folder holding a single machine file is not guessed at."""
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        names = []
+    files = sorted(
+        os.path.join(directory, name)
+        for name in names
+        if name.endswith(YAML_SUFFIXES) and os.path.isfile(os.path.join(directory, name))
+    )
+    message = f"{directory} is a directory; smc run runs one machine per process"
+    if not files:
+        return f"{message}: pass a machine file (CONFIG.yaml) or MODULE:Class"
+    shown = ", ".join(files[:5]) + (f" and {len(files) - 5} more" if len(files) > 5 else "")
+    return f"{message}: pass one machine file, e.g. {shown}"
+
+
 def run_command(args: argparse.Namespace) -> int:
     from smc.runtime.actions import default_actions_dirs
     from smc.runtime.engine import Engine, StartupError
@@ -164,6 +187,8 @@ def run_command(args: argparse.Namespace) -> int:
     _configure_logging(args.log_level)
     target: str = args.target
     config_path: str | None = None
+    if os.path.isdir(target):
+        raise UsageError(directory_target_message(target))
     try:
         if target.endswith(YAML_SUFFIXES):
             config_path = os.path.abspath(target)

@@ -531,6 +531,9 @@ def check_tests(files: Mapping[str, str], tests_dir: Path, label: str) -> list[D
 
 CACHE_DIR = ".smc-cache"
 CACHE_FORMAT = 1
+#: Written into the cache folder when smc creates it (as ruff and pytest do with theirs), so
+#: the folder never shows up in ``git status``, whatever the project's own .gitignore says.
+CACHE_GITIGNORE = "# Created by smc build: a local cache, never committed.\n*\n"
 
 
 def _cache_path(options: BuildOptions) -> Path:
@@ -616,8 +619,18 @@ def remember_clean_build(fingerprint: str, options: BuildOptions, machines: int)
     outputs[MANIFEST_NAME] = sha256_bytes(manifest)
     record = {"key": fingerprint, "machines": machines, "outputs": outputs}
     text = json.dumps(record, indent=1, sort_keys=True) + "\n"
+    path = _cache_path(options)
     with contextlib.suppress(OSError):
-        write_atomic(_cache_path(options), text.encode("utf-8"))
+        _make_cache_dir(path.parent)
+        write_atomic(path, text.encode("utf-8"))
+
+
+def _make_cache_dir(directory: Path) -> None:
+    if not directory.is_dir():
+        directory.mkdir(parents=True, exist_ok=True)
+    ignore = directory / ".gitignore"
+    if not ignore.exists():
+        ignore.write_text(CACHE_GITIGNORE, encoding="utf-8")
 
 
 def forget_clean_build(options: BuildOptions) -> None:

@@ -47,6 +47,28 @@ def is_postgres_url(target: str) -> bool:
     return target.startswith(("postgresql://", "postgres://"))
 
 
+#: What to install for PostgreSQL: psycopg is an optional dependency (the ``postgres`` extra).
+POSTGRES_EXTRA = "pip install 'smc-compiler[postgres]'"
+
+
+class MissingDriverError(StoreError):
+    """A PostgreSQL URL was given but psycopg, the ``postgres`` extra, is not installed."""
+
+
+def require_postgres_driver(target: str) -> None:
+    """Raise :class:`MissingDriverError` if ``target`` is a PostgreSQL URL and psycopg cannot
+    be imported; nothing otherwise."""
+    if not is_postgres_url(target):
+        return
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        raise MissingDriverError(
+            f"PostgreSQL databases need the psycopg driver, which is not installed: "
+            f"{POSTGRES_EXTRA}"
+        ) from None
+
+
 def open_store(url_or_path: str | os.PathLike[str] | None = None, **options: Any) -> Store:
     """Open the store named by ``url_or_path`` (see :func:`resolve_database`).
 
@@ -59,6 +81,7 @@ def open_store(url_or_path: str | os.PathLike[str] | None = None, **options: Any
     """
     target = resolve_database(url_or_path)
     if is_postgres_url(target):
+        require_postgres_driver(target)
         from smc.runtime.store.postgres import PostgresStore
 
         return PostgresStore(target, **options)
@@ -95,12 +118,14 @@ __all__ = [
     "JOBS_CHANNEL",
     "JOB_STATUSES",
     "MACHINE_STATUSES",
+    "POSTGRES_EXTRA",
     "Backoff",
     "DuplicateJobError",
     "EventRow",
     "Job",
     "LoopWaker",
     "MachineRow",
+    "MissingDriverError",
     "OutgoingEvent",
     "Store",
     "StoreError",
@@ -109,5 +134,6 @@ __all__ = [
     "machine_channel",
     "open_store",
     "process_alive",
+    "require_postgres_driver",
     "resolve_database",
 ]
