@@ -18,8 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from smc.cli import EXIT_PROBLEMS, EXIT_USAGE, UsageError, parse_json_argument
+from smc.safe_text import OneLineFormatter, escape_controls
 
 YAML_SUFFIXES = (".yaml", ".yml")
+#: The longest job lease: a live worker renews its leases every few seconds anyway, and beyond
+#: this a crashed worker's jobs would wait for ages (PostgreSQL refuses astronomical intervals).
+MAX_LEASE_SECONDS = 86400.0
 
 
 def register(subparsers: Any) -> None:
@@ -71,9 +75,11 @@ def register(subparsers: Any) -> None:
     run.set_defaults(handler=run_command)
 
 
-class _Formatter(logging.Formatter):
+class _Formatter(OneLineFormatter):
     def format(self, record: logging.LogRecord) -> str:
-        record.short_name = record.name.removeprefix("smc.machine.").removeprefix("smc.")
+        record.short_name = escape_controls(
+            record.name.removeprefix("smc.machine.").removeprefix("smc.")
+        )
         return super().format(record)
 
 
@@ -155,6 +161,10 @@ def run_command(args: argparse.Namespace) -> int:
     from smc.runtime.engine import Engine, StartupError
     from smc.runtime.loading import LoadError, load_machine_class
 
+    if not (0 < args.lease_seconds <= MAX_LEASE_SECONDS):  # False for NaN too
+        raise UsageError(
+            f"--lease-seconds must be more than 0 and at most {MAX_LEASE_SECONDS:g} (a day)"
+        )
     initial: dict[str, Any] = {}
     if args.initial_context:
         initial = parse_json_argument(args.initial_context, "--initial-context")
@@ -171,7 +181,7 @@ def run_command(args: argparse.Namespace) -> int:
         else:
             machine_cls = load_machine_class(target)
     except BuildFailed as error:
-        print(f"smc run: {error}", file=sys.stderr)
+        print(f"smc run: {escape_controls(str(error))}", file=sys.stderr)
         return EXIT_PROBLEMS
     except LoadError as error:
         raise UsageError(str(error)) from None
@@ -188,7 +198,7 @@ def run_command(args: argparse.Namespace) -> int:
             config_path=config_path,
         )
     except StartupError as error:
-        print(f"smc run: {error}", file=sys.stderr)
+        print(f"smc run: {escape_controls(str(error))}", file=sys.stderr)
         return error.exit_code
     import asyncio
     import gc
@@ -200,7 +210,7 @@ def run_command(args: argparse.Namespace) -> int:
     try:
         return asyncio.run(engine.run())
     except StartupError as error:
-        print(f"smc run: {error}", file=sys.stderr)
+        print(f"smc run: {escape_controls(str(error))}", file=sys.stderr)
         return error.exit_code
 
 

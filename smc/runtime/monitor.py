@@ -46,6 +46,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from smc.runtime import sockets
+from smc.safe_text import escape_controls
 
 if TYPE_CHECKING:
     from smc.runtime.store import Store
@@ -571,13 +572,23 @@ def format_human(record: dict[str, Any]) -> str:
     job_id = record.get("job_id")
     if job_id not in (None, ""):
         body += f"  job={job_id}"
-    return f"{stamp} {machine}  {body}"
+    # Records carry untrusted text (job ids and data, event names, error messages): one line,
+    # no terminal escape sequences, whatever it holds.
+    return escape_controls(f"{stamp} {machine}  {body}")
 
 
 def _short(value: Any, limit: int = 200) -> str:
     text = value if isinstance(value, str) else json.dumps(value, default=str)
-    text = text.replace("\n", "\\n")
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def safe_json_line(line: str, record: dict[str, Any]) -> str:
+    """``line`` (a record as received) for a terminal: as it is when it is printable ASCII
+    (always, from smc's publishers), else ``record`` encoded again with every non-ASCII and
+    control character escaped, so the output stays one JSON document a line."""
+    if line.isascii() and line.isprintable():
+        return line
+    return json.dumps(record, default=str, separators=(",", ":"))
 
 
 __all__ = [
@@ -592,4 +603,5 @@ __all__ = [
     "is_monitor_socket_name",
     "monitor_dir",
     "monitor_socket_path",
+    "safe_json_line",
 ]
