@@ -67,6 +67,14 @@ def register(subparsers: Any) -> None:
         help="default info",
     )
     run.add_argument(
+        "--monitor-readers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="most monitor readers at once; more are refused (default $SMC_MONITOR_MAX_READERS "
+        "or 64, at most a quarter of the open-file limit)",
+    )
+    run.add_argument(
         "--log-dir",
         default="logs",
         metavar="DIR",
@@ -165,6 +173,8 @@ def run_command(args: argparse.Namespace) -> int:
         raise UsageError(
             f"--lease-seconds must be more than 0 and at most {MAX_LEASE_SECONDS:g} (a day)"
         )
+    if args.monitor_readers is not None and args.monitor_readers < 1:
+        raise UsageError("--monitor-readers must be at least 1")
     initial: dict[str, Any] = {}
     if args.initial_context:
         initial = parse_json_argument(args.initial_context, "--initial-context")
@@ -196,6 +206,7 @@ def run_command(args: argparse.Namespace) -> int:
             log_dir=args.log_dir,
             log_level=args.log_level,
             config_path=config_path,
+            monitor_readers=args.monitor_readers,
         )
     except StartupError as error:
         print(f"smc run: {escape_controls(str(error))}", file=sys.stderr)
