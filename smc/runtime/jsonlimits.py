@@ -110,7 +110,7 @@ def unstorable_text(value: Any) -> str | None:
 def may_hold_unstorable_text(encoded: str) -> bool:
     """Whether the ASCII JSON text ``encoded`` (``json.dumps`` with ``ensure_ascii``) might hold
     a NUL or a surrogate: a cheap filter before :func:`unstorable_text` walks the value."""
-    return "\\u0000" in encoded or "\\ud" in encoded
+    return "\\u" in encoded and ("\\u0000" in encoded or "\\ud" in encoded)
 
 
 __all__ = [

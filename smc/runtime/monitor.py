@@ -1,5 +1,5 @@
 """The socket monitor: every machine publishes its transitions, job claims and errors as JSON
-lines on a Unix stream socket that any number of readers can follow.
+lines on a Unix stream socket that readers can follow (up to a bound, 64 by default).
 
 Publisher side (:class:`MonitorPublisher`), one per running machine:
 
@@ -11,7 +11,11 @@ Publisher side (:class:`MonitorPublisher`), one per running machine:
 - each reader has a bounded buffer (``max_buffer_bytes``, 1 MiB by default, on top of the
   kernel's socket buffer). A reader whose buffer would overflow is **disconnected**: it sees
   end-of-file and knows it lost lines, rather than silently receiving a stream with holes. A
-  reader that went away is dropped on the next write or when the kernel reports its hang-up.
+  reader that went away is dropped on the next write or when the kernel reports its hang-up;
+- at most ``max_readers`` readers are served (:func:`reader_limit`); one more is sent a
+  ``reader_refused`` record and disconnected, so readers never take the descriptors the
+  machine's own work needs. An ``accept`` that fails for want of descriptors pauses accepting
+  (50 ms doubling to 1 s) instead of spinning on the still-readable listener.
 
 A small daemon thread owns the listening socket and the readers' write-readiness: it accepts
 readers and flushes backlogs while the machine is busy. A thread rather than an asyncio server
