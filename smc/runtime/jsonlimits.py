@@ -23,6 +23,10 @@ MAX_JSON_DEPTH: Final = 64
 #: Longest compact JSON text accepted, in bytes (4 MiB: four times the 1 MiB payloads the
 #: runtime is tested to deliver, far below what either database could hold).
 MAX_JSON_BYTES: Final = 4 << 20
+#: Longest stored JSON text decoded. Twice :data:`MAX_JSON_BYTES` because a database may return
+#: a value accepted at the limit longer than it was written: PostgreSQL prints ``jsonb`` with a
+#: space after every ``:`` and ``,`` (``[1,1]`` comes back as ``[1, 1]``: at most 1.5 times).
+MAX_STORED_JSON_BYTES: Final = 2 * MAX_JSON_BYTES
 
 #: A JSON string literal (the unrolled form scans long strings without backtracking).
 _STRING: Final = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
@@ -58,24 +62,24 @@ def _size(text: str) -> int:
     return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
 
 
-def check_json_text(text: str) -> None:
-    """Raise :class:`JsonLimitError` when the JSON ``text`` is too long or too deep."""
+def check_json_text(text: str, max_bytes: int = MAX_JSON_BYTES) -> None:
+    """Raise :class:`JsonLimitError` when the JSON ``text`` is longer than ``max_bytes`` or
+    nests deeper than :data:`MAX_JSON_DEPTH`."""
     # A character is at most 4 bytes: only long non-ASCII text is measured in bytes.
-    if len(text) > MAX_JSON_BYTES or (
-        len(text) * 4 > MAX_JSON_BYTES and _size(text) > MAX_JSON_BYTES
-    ):
+    if len(text) > max_bytes or (len(text) * 4 > max_bytes and _size(text) > max_bytes):
         raise JsonLimitError(
-            f"is {_size(text):,} bytes of JSON; the limit is {MAX_JSON_BYTES:,} "
-            f"({MAX_JSON_BYTES >> 20} MiB)"
+            f"is {_size(text):,} bytes of JSON; the limit is {max_bytes:,} "
+            f"({max_bytes >> 20} MiB)"
         )
     if _too_deep(text, MAX_JSON_DEPTH):
         raise JsonLimitError(TOO_DEEP)
 
 
 def decode_json(text: str) -> Any:
-    """The value of the JSON ``text`` within the limits. Raises :class:`JsonLimitError` beyond
-    them and ``ValueError`` (``json.JSONDecodeError``) for text that is not JSON."""
-    check_json_text(text)
+    """The value of the stored JSON ``text`` (a row's data, payload or result), within
+    :data:`MAX_STORED_JSON_BYTES` and :data:`MAX_JSON_DEPTH`. Raises :class:`JsonLimitError`
+    beyond them and ``ValueError`` (``json.JSONDecodeError``) for text that is not JSON."""
+    check_json_text(text, MAX_STORED_JSON_BYTES)
     try:
         return json.loads(text)
     except RecursionError:  # unreachable within the depth limit; never let it escape
@@ -116,6 +120,7 @@ def may_hold_unstorable_text(encoded: str) -> bool:
 __all__ = [
     "MAX_JSON_BYTES",
     "MAX_JSON_DEPTH",
+    "MAX_STORED_JSON_BYTES",
     "TOO_DEEP",
     "JsonLimitError",
     "check_json_text",
