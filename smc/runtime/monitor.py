@@ -645,7 +645,7 @@ def _decode_line(line: bytes) -> dict[str, Any] | None:
         return None
     try:
         record = json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or absurdly nested: not a record of ours
         _log.debug("monitor: skipped a line that is not JSON: %r", line[:200])
         return None
     return record if isinstance(record, dict) else None
