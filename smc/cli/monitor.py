@@ -45,13 +45,13 @@ def register(subparsers: Any) -> None:
 
 
 def _monitor(args: argparse.Namespace) -> int:
-    from smc.runtime.monitor import follow_lines, format_human, monitor_dir
+    from smc.runtime.monitor import follow_lines, format_human, monitor_dir, safe_json_line
     from smc.runtime.store import StoreError, open_store
 
     if args.count is not None and args.count < 1:
         raise UsageError("--count must be at least 1")
-    if args.timeout is not None and args.timeout < 0:
-        raise UsageError("--timeout must not be negative")
+    if args.timeout is not None and not 0 <= args.timeout < float("inf"):  # NaN too
+        raise UsageError("--timeout must be a finite number of seconds, not negative")
     try:
         store = open_store(args.db)
     except StoreError as error:
@@ -65,7 +65,8 @@ def _monitor(args: argparse.Namespace) -> int:
     seen = 0
     try:
         for line, record in follow_lines(directory, args.machine, timeout=args.timeout):
-            sys.stdout.write((line if args.format == "json" else format_human(record)) + "\n")
+            text = safe_json_line(line, record) if args.format == "json" else format_human(record)
+            sys.stdout.write(text + "\n")
             sys.stdout.flush()
             seen += 1
             if args.count is not None and seen >= args.count:

@@ -149,13 +149,22 @@ def _guarded(handler: Handler) -> Handler:
 
 
 def _error(args: argparse.Namespace, message: str) -> None:
-    print(f"smc {args.command}: error: {message}", file=sys.stderr)
+    from smc.safe_text import escape_controls
+
+    print(f"smc {args.command}: error: {escape_controls(message)}", file=sys.stderr)
 
 
 def _open(args: argparse.Namespace) -> Store:
     from smc.runtime.store import open_store
 
     return open_store(args.db)
+
+
+def _check_range(value: int, option: str, low: int, high: int) -> None:
+    """Integers beyond what both databases store (32-bit columns, 64-bit LIMIT) are refused
+    here, not by the database in one backend's words."""
+    if not low <= value <= high:
+        raise UsageError(f"{option} must be between {low} and {high}")
 
 
 # --- formatting ---
@@ -178,6 +187,10 @@ def _format_age(seconds: float | None) -> str:
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    from smc.safe_text import escape_controls
+
+    # Cells hold untrusted text (job ids, types, errors, machine names): one line each, inert.
+    rows = [[escape_controls(cell) for cell in row] for row in rows]
     widths = [len(header) for header in headers]
     for row in rows:
         widths = [max(width, len(cell)) for width, cell in zip(widths, row, strict=True)]
@@ -204,8 +217,8 @@ def _print_json(value: Any) -> None:
 
 def _jobs_add(args: argparse.Namespace) -> int:
     data = parse_json_argument(args.data, "--data")
-    if args.max_attempts < 1:
-        raise UsageError("--max-attempts must be at least 1")
+    _check_range(args.priority, "--priority", -(2**31), 2**31 - 1)
+    _check_range(args.max_attempts, "--max-attempts", 1, 2**31 - 1)
     from smc.runtime.store import DuplicateJobError
 
     # Chosen here so a dedupe hit (another job returned) can be told apart from our new job.
@@ -241,8 +254,7 @@ def _jobs_list(args: argparse.Namespace) -> int:
 
     if args.status is not None and args.status not in JOB_STATUSES:
         raise UsageError(f"--status must be one of: {', '.join(JOB_STATUSES)}")
-    if args.limit < 1:
-        raise UsageError("--limit must be at least 1")
+    _check_range(args.limit, "--limit", 1, 2**63 - 1)
     with _open(args) as store:
         jobs = store.list_jobs(status=args.status, limit=args.limit)
     if args.format == "json":
@@ -278,6 +290,8 @@ def _jobs_show(args: argparse.Namespace) -> int:
         job = _find_job(args, store)
     if job is None:
         return EXIT_PROBLEMS
+    from smc.safe_text import escape_controls
+
     fields = job.to_dict()
     if args.format == "json":
         _print_json(fields)
@@ -291,7 +305,7 @@ def _jobs_show(args: argparse.Namespace) -> int:
             shown = value if isinstance(value, str) else json.dumps(value)
         else:
             shown = "-" if value is None else str(value)
-        print(f"{key.ljust(width)}  {shown}")
+        print(f"{key.ljust(width)}  {escape_controls(shown)}")
     return EXIT_OK
 
 

@@ -18,8 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from smc.cli import EXIT_PROBLEMS, EXIT_USAGE, UsageError, parse_json_argument
+from smc.safe_text import OneLineFormatter, escape_controls
 
 YAML_SUFFIXES = (".yaml", ".yml")
+#: The longest job lease: a live worker renews its leases every few seconds anyway, and beyond
+#: this a crashed worker's jobs would wait for ages (PostgreSQL refuses astronomical intervals).
+MAX_LEASE_SECONDS = 86400.0
 
 
 def register(subparsers: Any) -> None:
@@ -67,6 +71,14 @@ def register(subparsers: Any) -> None:
         help="default info",
     )
     run.add_argument(
+        "--monitor-readers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="most monitor readers at once; more are refused (default $SMC_MONITOR_MAX_READERS "
+        "or 64, at most a quarter of the open-file limit)",
+    )
+    run.add_argument(
         "--log-dir",
         default="logs",
         metavar="DIR",
@@ -75,9 +87,11 @@ def register(subparsers: Any) -> None:
     run.set_defaults(handler=run_command)
 
 
-class _Formatter(logging.Formatter):
+class _Formatter(OneLineFormatter):
     def format(self, record: logging.LogRecord) -> str:
-        record.short_name = record.name.removeprefix("smc.machine.").removeprefix("smc.")
+        record.short_name = escape_controls(
+            record.name.removeprefix("smc.machine.").removeprefix("smc.")
+        )
         return super().format(record)
 
 
@@ -178,6 +192,12 @@ def run_command(args: argparse.Namespace) -> int:
     from smc.runtime.engine import Engine, StartupError
     from smc.runtime.loading import LoadError, load_machine_class
 
+    if not (0 < args.lease_seconds <= MAX_LEASE_SECONDS):  # False for NaN too
+        raise UsageError(
+            f"--lease-seconds must be more than 0 and at most {MAX_LEASE_SECONDS:g} (a day)"
+        )
+    if args.monitor_readers is not None and args.monitor_readers < 1:
+        raise UsageError("--monitor-readers must be at least 1")
     initial: dict[str, Any] = {}
     if args.initial_context:
         initial = parse_json_argument(args.initial_context, "--initial-context")
@@ -196,7 +216,7 @@ def run_command(args: argparse.Namespace) -> int:
         else:
             machine_cls = load_machine_class(target)
     except BuildFailed as error:
-        print(f"smc run: {error}", file=sys.stderr)
+        print(f"smc run: {escape_controls(str(error))}", file=sys.stderr)
         return EXIT_PROBLEMS
     except LoadError as error:
         raise UsageError(str(error)) from None
@@ -211,9 +231,10 @@ def run_command(args: argparse.Namespace) -> int:
             log_dir=args.log_dir,
             log_level=args.log_level,
             config_path=config_path,
+            monitor_readers=args.monitor_readers,
         )
     except StartupError as error:
-        print(f"smc run: {error}", file=sys.stderr)
+        print(f"smc run: {escape_controls(str(error))}", file=sys.stderr)
         return error.exit_code
     import asyncio
     import gc
@@ -225,7 +246,7 @@ def run_command(args: argparse.Namespace) -> int:
     try:
         return asyncio.run(engine.run())
     except StartupError as error:
-        print(f"smc run: {error}", file=sys.stderr)
+        print(f"smc run: {escape_controls(str(error))}", file=sys.stderr)
         return error.exit_code
 
 

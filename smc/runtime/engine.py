@@ -134,6 +134,7 @@ class Engine:
         log_level: str = "INFO",
         config_path: str | None = None,
         monitor: bool = True,
+        monitor_readers: int | None = None,
     ) -> None:
         if lease_seconds <= 0:
             raise StartupError("--lease-seconds must be positive", exit_code=2)
@@ -164,6 +165,7 @@ class Engine:
             self.machine_name, str(self.machine.state), initial_context
         )
         self._want_monitor = monitor
+        self._monitor_readers = monitor_readers  # None: $SMC_MONITOR_MAX_READERS, else 64
         self._publisher: Any = None
         self._store: Store | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -438,7 +440,9 @@ class Engine:
             from smc.runtime.monitor import MonitorError, MonitorPublisher, monitor_dir
 
             try:
-                self._publisher = MonitorPublisher.open(monitor_dir(store), self.machine_name)
+                self._publisher = MonitorPublisher.open(
+                    monitor_dir(store), self.machine_name, max_readers=self._monitor_readers
+                )
             except MonitorError as error:
                 raise StartupError(str(error)) from None
         try:

@@ -1,5 +1,5 @@
 """The socket monitor: every machine publishes its transitions, job claims and errors as JSON
-lines on a Unix stream socket that any number of readers can follow.
+lines on a Unix stream socket that readers can follow (up to a bound, 64 by default).
 
 Publisher side (:class:`MonitorPublisher`), one per running machine:
 
@@ -11,7 +11,11 @@ Publisher side (:class:`MonitorPublisher`), one per running machine:
 - each reader has a bounded buffer (``max_buffer_bytes``, 1 MiB by default, on top of the
   kernel's socket buffer). A reader whose buffer would overflow is **disconnected**: it sees
   end-of-file and knows it lost lines, rather than silently receiving a stream with holes. A
-  reader that went away is dropped on the next write or when the kernel reports its hang-up.
+  reader that went away is dropped on the next write or when the kernel reports its hang-up;
+- at most ``max_readers`` readers are served (:func:`reader_limit`); one more is sent a
+  ``reader_refused`` record and disconnected, so readers never take the descriptors the
+  machine's own work needs. An ``accept`` that fails for want of descriptors pauses accepting
+  (50 ms doubling to 1 s) instead of spinning on the still-readable listener.
 
 A small daemon thread owns the listening socket and the readers' write-readiness: it accepts
 readers and flushes backlogs while the machine is busy. A thread rather than an asyncio server
@@ -31,10 +35,12 @@ Record schema (version 1): ``{"v": 1, "kind": ..., "machine": ..., "from": ..., 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
 import re
+import resource
 import selectors
 import socket
 import threading
@@ -46,6 +52,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from smc.runtime import sockets
+from smc.safe_text import escape_controls
 
 if TYPE_CHECKING:
     from smc.runtime.store import Store
@@ -55,6 +62,24 @@ SCHEMA_VERSION = 1
 
 #: Default bound of one reader's user-space buffer, beyond the kernel socket buffer.
 DEFAULT_MAX_BUFFER_BYTES = 1 << 20
+
+#: Default bound on a machine's connected readers (``$SMC_MONITOR_MAX_READERS`` or
+#: ``smc run --monitor-readers`` change it). A reader beyond it is refused: it receives one
+#: ``reader_refused`` record and end-of-file. Each reader holds a file descriptor of the
+#: machine's process; the bound never exceeds a quarter of the process's open-file limit, so
+#: readers can never take the descriptors the machine's own work needs.
+DEFAULT_MAX_READERS = 64
+MAX_READERS_VARIABLE = "SMC_MONITOR_MAX_READERS"
+
+#: When ``accept`` fails for lack of descriptors or memory, the listener is left alone for this
+#: long, doubling up to :data:`ACCEPT_MAX_PAUSE` (it stays readable: watching it would spin).
+ACCEPT_FIRST_PAUSE = 0.05
+ACCEPT_MAX_PAUSE = 1.0
+#: ``errno`` values of an ``accept`` that failed for want of resources, not for the reader.
+_RESOURCE_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+
+#: How long :func:`follow_lines` waits before connecting again to a machine that refused it.
+REFUSED_RETRY_SECONDS = 5.0
 
 SOCKET_PREFIX = "monitor-"
 SOCKET_SUFFIX = ".sock"
@@ -69,6 +94,27 @@ _log = logging.getLogger(__name__)
 
 class MonitorError(Exception):
     """A monitor socket cannot be opened (directory unusable, name held by a live machine)."""
+
+
+def reader_limit(requested: int | None = None) -> int:
+    """The bound on readers: ``requested``, else ``$SMC_MONITOR_MAX_READERS``, else
+    :data:`DEFAULT_MAX_READERS`; at most a quarter of the open-file limit, at least 1."""
+    limit = DEFAULT_MAX_READERS if requested is None else requested
+    if requested is None:
+        text = os.environ.get(MAX_READERS_VARIABLE, "").strip()
+        if text:
+            try:
+                limit = int(text)
+            except ValueError:
+                raise MonitorError(
+                    f"${MAX_READERS_VARIABLE} must be a whole number, not {text!r}"
+                ) from None
+    if limit < 1:
+        raise MonitorError(f"the monitor reader limit must be at least 1, not {limit}")
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY:
+        limit = min(limit, max(soft // 4, 1))
+    return limit
 
 
 # --- paths -------------------------------------------------------------------------------------
@@ -141,12 +187,19 @@ class MonitorPublisher:
         machine: str,
         listener: socket.socket,
         max_buffer_bytes: int = DEFAULT_MAX_BUFFER_BYTES,
+        max_readers: int = DEFAULT_MAX_READERS,
     ) -> None:
         self.path = path
         self.machine = machine
         self.max_buffer_bytes = max_buffer_bytes
+        self.max_readers = max_readers
         #: Readers disconnected because their buffer overflowed (a diagnostic counter).
         self.overflowed_readers = 0
+        #: Readers refused because ``max_readers`` were connected (a diagnostic counter).
+        self.refused_readers = 0
+        # accept() failed for want of descriptors: no accepting until then (monotonic time)
+        self._accept_paused_until = 0.0
+        self._accept_pause = 0.0
         #: Records handed to at least one reader.
         self.published = 0
         self._listener = listener
@@ -159,6 +212,9 @@ class MonitorPublisher:
         self._wake_receiver.setblocking(False)
         self._wake_sender.setblocking(False)
         self._wake_pending = False
+        # Made here, not in the thread, so every descriptor the publisher needs exists once
+        # ``open`` returns (the thread cannot fail later for want of one).
+        self._selector = selectors.DefaultSelector()
         self._thread = threading.Thread(
             target=self._serve, name=f"smc-monitor-{machine}", daemon=True
         )
@@ -170,12 +226,15 @@ class MonitorPublisher:
         socket_dir: str | os.PathLike[str],
         machine: str,
         max_buffer_bytes: int = DEFAULT_MAX_BUFFER_BYTES,
+        max_readers: int | None = None,
     ) -> MonitorPublisher:
         """Listen on ``machine``'s monitor socket in ``socket_dir`` (created, mode 0700).
 
         A socket file left by a dead process is replaced; one that a live process still serves
         raises :class:`MonitorError` (two machines with one name would mix their streams).
+        ``max_readers`` None: :func:`reader_limit` decides (the environment, else 64).
         """
+        readers = reader_limit(max_readers)
         directory = Path(socket_dir)
         _ensure_dir(directory)
         path = monitor_socket_path(directory, machine)
@@ -201,7 +260,7 @@ class MonitorPublisher:
         except OSError as error:
             listener.close()
             raise MonitorError(f"cannot listen on monitor socket {path}: {error}") from None
-        return cls(path, machine, listener, max_buffer_bytes)
+        return cls(path, machine, listener, max_buffer_bytes, readers)
 
     # --- public API ---
 
@@ -273,16 +332,50 @@ class MonitorPublisher:
     # --- internals (call with self._lock held) ---
 
     def _accept_locked(self) -> None:
+        if self._accept_paused_until and time.monotonic() < self._accept_paused_until:
+            return
         while True:
             try:
                 sock, _ = self._listener.accept()
             except (BlockingIOError, InterruptedError):
                 return
-            except OSError:
-                return  # e.g. EMFILE: try again next time; never fail the machine
+            except OSError as error:
+                if error.errno in _RESOURCE_ERRORS:
+                    self._pause_accepting_locked(error)
+                return  # never fail the machine for a reader
+            if self._accept_pause:
+                self._accept_pause = 0.0
+                _log.warning("monitor %s: accepting readers again", self.machine)
             sock.setblocking(False)
+            if sum(not reader.dropped for reader in self._readers) >= self.max_readers:
+                self._refuse(sock)
+                continue
             self._readers.append(_Reader(sock))
             self._wake_locked()  # the thread must watch it for hang-ups
+
+    def _pause_accepting_locked(self, error: OSError) -> None:
+        """Stop accepting for a while: the listener stays readable while descriptors are short,
+        so the thread would otherwise spin on it."""
+        if not self._accept_pause:
+            _log.warning(
+                "monitor %s: cannot accept readers (%s); retrying with backoff",
+                self.machine,
+                error.strerror or error,
+            )
+        self._accept_pause = min(max(self._accept_pause * 2, ACCEPT_FIRST_PAUSE), ACCEPT_MAX_PAUSE)
+        self._accept_paused_until = time.monotonic() + self._accept_pause
+
+    def _refuse(self, sock: socket.socket) -> None:
+        """Tell a reader beyond ``max_readers`` why, in one record, and hang up."""
+        self.refused_readers += 1
+        record = {
+            "kind": "reader_refused",
+            "machine": self.machine,
+            "reason": f"too many readers (the limit is {self.max_readers})",
+        }
+        with contextlib.suppress(OSError):
+            sock.send(encode_record(record))
+        sock.close()
 
     def _offer_locked(self, reader: _Reader, line: bytes) -> bool:
         """Queue ``line`` for ``reader``; True when the thread must act (backlog or drop)."""
@@ -339,17 +432,25 @@ class MonitorPublisher:
     # --- the thread ---
 
     def _serve(self) -> None:
-        selector = selectors.DefaultSelector()
+        selector = self._selector
         registered: dict[_Reader, int] = {}
+        listening = False
         try:
-            selector.register(self._listener, selectors.EVENT_READ, "listener")
             selector.register(self._wake_receiver, selectors.EVENT_READ, "wake")
             while True:
                 with self._lock:
                     if self._closed:
                         return
                     self._sync_registrations_locked(selector, registered)
-                for key, mask in selector.select(timeout=None):
+                    pause = self._accept_paused_until - time.monotonic()
+                # While accepting is paused the listener is not watched (it stays readable).
+                if listening and pause > 0:
+                    selector.unregister(self._listener)
+                    listening = False
+                elif not listening and pause <= 0:
+                    selector.register(self._listener, selectors.EVENT_READ, "listener")
+                    listening = True
+                for key, mask in selector.select(timeout=None if listening else pause):
                     with self._lock:
                         if self._closed:
                             return
@@ -419,6 +520,7 @@ class _Connection:
     path: str
     sock: socket.socket
     partial: bytearray = field(default_factory=bytearray)
+    refused: bool = False
 
 
 def follow(
@@ -490,6 +592,8 @@ def follow_lines(
         selector.unregister(connection.sock)
         connection.sock.close()
         connections.pop(connection.path, None)
+        if connection.refused:  # the machine has readers enough: ask again later, not at once
+            refused[connection.path] = time.monotonic() + REFUSED_RETRY_SECONDS
 
     try:
         while True:
@@ -523,6 +627,8 @@ def follow_lines(
                 connection.partial = bytearray(rest)
                 for line in lines:
                     record = _decode_line(line)
+                    if record is not None and record.get("kind") == "reader_refused":
+                        connection.refused = True
                     if record is not None and (
                         machine is None or record.get("machine", machine) == machine
                     ):
@@ -539,7 +645,7 @@ def _decode_line(line: bytes) -> dict[str, Any] | None:
         return None
     try:
         record = json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or absurdly nested: not a record of ours
         _log.debug("monitor: skipped a line that is not JSON: %r", line[:200])
         return None
     return record if isinstance(record, dict) else None
@@ -571,17 +677,29 @@ def format_human(record: dict[str, Any]) -> str:
     job_id = record.get("job_id")
     if job_id not in (None, ""):
         body += f"  job={job_id}"
-    return f"{stamp} {machine}  {body}"
+    # Records carry untrusted text (job ids and data, event names, error messages): one line,
+    # no terminal escape sequences, whatever it holds.
+    return escape_controls(f"{stamp} {machine}  {body}")
 
 
 def _short(value: Any, limit: int = 200) -> str:
     text = value if isinstance(value, str) else json.dumps(value, default=str)
-    text = text.replace("\n", "\\n")
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def safe_json_line(line: str, record: dict[str, Any]) -> str:
+    """``line`` (a record as received) for a terminal: as it is when it is printable ASCII
+    (always, from smc's publishers), else ``record`` encoded again with every non-ASCII and
+    control character escaped, so the output stays one JSON document a line."""
+    if line.isascii() and line.isprintable():
+        return line
+    return json.dumps(record, default=str, separators=(",", ":"))
 
 
 __all__ = [
     "DEFAULT_MAX_BUFFER_BYTES",
+    "DEFAULT_MAX_READERS",
+    "MAX_READERS_VARIABLE",
     "SCHEMA_VERSION",
     "MonitorError",
     "MonitorPublisher",
@@ -592,4 +710,6 @@ __all__ = [
     "is_monitor_socket_name",
     "monitor_dir",
     "monitor_socket_path",
+    "reader_limit",
+    "safe_json_line",
 ]

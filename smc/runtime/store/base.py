@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import abc
 import json
+import logging
 import os
 import random
 import socket
@@ -20,11 +21,21 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from smc.runtime.jsonlimits import (
+    TOO_DEEP,
+    JsonLimitError,
+    check_json_text,
+    decode_json,
+    may_hold_unstorable_text,
+    unstorable_text,
+)
 from smc.runtime.store.waker import Waker, machine_channel
 
 JOB_STATUSES = ("pending", "processing", "completed", "failed", "cancelled")
 EVENT_STATUSES = ("pending", "processing", "done")
 MACHINE_STATUSES = ("running", "stopped", "dead")
+
+_log = logging.getLogger("smc.store")
 
 DEFAULT_PRIORITY = 5
 DEFAULT_MAX_ATTEMPTS = 5
@@ -84,15 +95,39 @@ class DuplicateJobError(StoreError):
 
 
 def encode_json(value: Any, what: str) -> str:
-    """JSON text for ``value``; NaN and infinities are refused because JSON has neither."""
+    """Compact JSON text for ``value`` (``what`` names it in errors: ``job data``, …).
+
+    Raises ``ValueError`` for what cannot be stored alike on both backends: NaN and infinities
+    (JSON has neither), a NUL character or an unpaired surrogate in a string (``jsonb`` refuses
+    them), and, as :class:`JsonLimitError`, a value beyond the limits of
+    ``smc.runtime.jsonlimits`` (deeper than 64 levels, longer than 4 MiB)."""
     try:
-        return json.dumps(value, allow_nan=False, separators=(",", ":"))
+        text = json.dumps(value, allow_nan=False, separators=(",", ":"))
+    except RecursionError:
+        raise JsonLimitError(f"{what} {TOO_DEEP}") from None
     except (TypeError, ValueError) as error:
         raise ValueError(f"{what} must be JSON-serialisable: {error}") from None
+    try:
+        check_json_text(text)
+    except JsonLimitError as error:
+        raise JsonLimitError(f"{what} {error}") from None
+    if may_hold_unstorable_text(text):
+        problem = unstorable_text(value)
+        if problem is not None:
+            raise ValueError(f"{what} {problem}")
+    return text
+
+
+def decode_problem(error: ValueError) -> str:
+    """``error`` (from :func:`decode_json`) as a predicate: ``is not valid JSON: …`` or the
+    limit's own wording (``nests arrays/objects deeper than …``)."""
+    if isinstance(error, JsonLimitError):
+        return str(error)
+    return f"is not valid JSON: {error}"
 
 
 def _decode_json(text: str | None) -> Any:
-    return None if text is None else json.loads(text)
+    return None if text is None else decode_json(text)
 
 
 def _text(value: Any) -> str:
@@ -131,8 +166,10 @@ class Job:
         and None, or None and why the text is not valid JSON. (A frozen dataclass still has an
         instance ``__dict__``, which is where ``cached_property`` keeps it.)"""
         try:
-            return json.loads(self.data_json), None
-        except ValueError as error:  # JSONDecodeError, or an integer beyond Python's digit limit
+            return decode_json(self.data_json), None
+        except ValueError as error:
+            # JSONDecodeError, an integer beyond Python's digit limit, or JsonLimitError: a
+            # row another tool (or an older smc) wrote beyond the limits.
             return None, error
 
     @property
@@ -149,9 +186,10 @@ class Job:
         return _decode_json(self.result_json)
 
     def data_error(self) -> str | None:
-        """Why ``data_json`` is not valid JSON, or None when it is."""
+        """Why ``data_json`` cannot be used, as a predicate (``is not valid JSON: …``,
+        ``nests arrays/objects deeper than …``), or None when it can."""
         error = self._decoded_data[1]
-        return None if error is None else str(error)
+        return None if error is None else decode_problem(error)
 
     def to_dict(self) -> dict[str, Any]:
         """Stable keys for JSON output; malformed data is shown as its raw text."""
@@ -224,9 +262,27 @@ class EventRow:
     created_at: float
     processed_at: float | None
 
+    @cached_property
+    def _decoded_payload(self) -> tuple[Any, ValueError | None]:
+        """``payload_json`` decoded once: the value and None, or None and why it cannot be."""
+        try:
+            return decode_json(self.payload_json), None
+        except ValueError as error:
+            return None, error
+
     @property
     def payload(self) -> Any:
-        return json.loads(self.payload_json)
+        """The decoded payload; always valid for an event returned by a claim. Raises the
+        decoding's ``ValueError`` when ``payload_json`` cannot be used."""
+        value, error = self._decoded_payload
+        if error is not None:
+            raise error.with_traceback(None)
+        return value
+
+    def payload_error(self) -> str | None:
+        """Why ``payload_json`` cannot be used, as a predicate, or None when it can."""
+        error = self._decoded_payload[1]
+        return None if error is None else decode_problem(error)
 
 
 def event_from_row(row: Sequence[Any]) -> EventRow:
@@ -413,8 +469,9 @@ class Store(abc.ABC):
 
         ``job_types`` None means any type. ``machine_type`` given: jobs for that machine type
         *and* jobs with no machine type (NULL matches any worker); None: any job. Expired leases
-        are reaped first (at most every ``reap_interval``). A job whose data is not valid JSON
-        is failed permanently and the claim moves on to the next one.
+        are reaped first (at most every ``reap_interval``). A job whose data cannot be decoded
+        (not valid JSON, or beyond the limits of ``smc.runtime.jsonlimits``) is failed
+        permanently with the reason and the claim moves on to the next one.
         """
         self.reap_if_due()
         while True:
@@ -440,7 +497,7 @@ class Store(abc.ABC):
         if problem is None:
             return False
         # Permanent: retrying cannot make the text parse, so never loop on a poison job.
-        self.fail_job(job.id, f"job data is not valid JSON: {problem}", claim_token=job.claim_token)
+        self.fail_job(job.id, f"job data {problem}", claim_token=job.claim_token)
         return True
 
     def reap_if_due(self) -> int:
@@ -539,12 +596,39 @@ class Store(abc.ABC):
     ) -> int:
         """Store an event for ``target`` (which need not be running) and ring its channel."""
 
-    @abc.abstractmethod
     def claim_events(
         self, target: str, limit: int = 100, lease_seconds: float = DEFAULT_LEASE_SECONDS
     ) -> list[EventRow]:
         """Lease up to ``limit`` events for ``target`` in id order, including events whose
-        earlier lease expired unacknowledged (re-delivery)."""
+        earlier lease expired unacknowledged (re-delivery).
+
+        An event whose payload cannot be decoded (not valid JSON, or beyond the limits of
+        ``smc.runtime.jsonlimits``: a row another tool or an older smc wrote) is acknowledged
+        unprocessed, with the reason logged at ERROR, and the claim moves on: it can never be
+        delivered, and it must not hold up the events behind it."""
+        while True:
+            rows = self._claim_events(target, limit, lease_seconds)
+            usable = [row for row in rows if not self._drop_if_malformed(row)]
+            if usable or not rows:
+                return usable
+
+    def _drop_if_malformed(self, row: EventRow) -> bool:
+        problem = row.payload_error()
+        if problem is None:
+            return False
+        self.ack_event(row.id, row.claim_token or "")
+        _log.error(
+            "event %d (%s from %s) to %s dropped unprocessed: its payload %s",
+            row.id,
+            row.event_type,
+            row.source or "?",
+            row.target,
+            problem,
+        )
+        return True
+
+    @abc.abstractmethod
+    def _claim_events(self, target: str, limit: int, lease_seconds: float) -> list[EventRow]: ...
 
     @abc.abstractmethod
     def ack_event(self, event_id: int, claim_token: str) -> bool:

@@ -28,7 +28,6 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 from smc.runtime.store.base import (
-    DEFAULT_LEASE_SECONDS,
     DEFAULT_MAX_ATTEMPTS,
     DEFAULT_PRIORITY,
     EVENT_FIELDS,
@@ -73,6 +72,8 @@ _MACHINE_FIELDS = (
     "updated_at",
 )
 _JOB_FIELD_COUNT = len(JOB_FIELDS)
+#: The values of a 32-bit integer column.
+_INT32 = range(-(2**31), 2**31)
 #: A machine type given: jobs for it and jobs for no machine type in particular (NULL).
 _MACHINE_TYPE_FILTER = " AND (machine_type IS NULL OR machine_type = :machine_type)"
 
@@ -419,6 +420,12 @@ class SqlStore(Store):
         dedupe_key: str | None = None,
     ) -> Job:
         data_json = encode_json({} if data is None else data, "job data")
+        if priority not in _INT32 or max_attempts not in _INT32:
+            # Both are 32-bit columns on PostgreSQL; SQLite would take more, so say it alike.
+            raise ValueError(
+                f"priority ({priority!r}) and max_attempts ({max_attempts!r}) must be "
+                "32-bit integers"
+            )
         job, inserted = self._insert_job(
             {
                 "id": job_id if job_id is not None else uuid.uuid4().hex,
@@ -606,9 +613,7 @@ class SqlStore(Store):
         self._ring(channel)
         return event_id
 
-    def claim_events(
-        self, target: str, limit: int = 100, lease_seconds: float = DEFAULT_LEASE_SECONDS
-    ) -> list[EventRow]:
+    def _claim_events(self, target: str, limit: int, lease_seconds: float) -> list[EventRow]:
         params = {
             "target": target,
             "limit": limit,
