@@ -196,3 +196,243 @@ def test_a_worker_paused_past_its_lease_goes_on_working(runner: Runner, store_ur
     paused.signal(signal.SIGTERM)
     assert paused.wait(20) == 0, paused.output()
     assert "Traceback" not in paused.output()
+
+
+# --- 6. signals ------------------------------------------------------------------------------
+
+
+def _mid_job(runner: Runner, *extra: str, hold: int = 60) -> Proc:
+    """A SQLite worker ``w`` holding job ``j`` (its bash sleeping ``hold`` seconds)."""
+    config = _write(runner, "worker.yaml", WORKER)
+    proc = _start(runner, str(runner.db), config, "w", *extra)
+    with runner.store() as store:
+        store.add_job("task", {"hold": hold}, job_id="j")
+    wait_until(lambda: "j" in _effects(runner), 30, proc.output)
+    return proc
+
+
+def _job(runner: Runner) -> tuple[str, int]:
+    with runner.store() as store:
+        job = store.get_job("j")
+    assert job is not None
+    return job.status, job.attempts
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "delay"),
+    [
+        (signal.SIGTERM, signal.SIGTERM, 0.002),
+        (signal.SIGTERM, signal.SIGTERM, 0.005),
+        (signal.SIGINT, signal.SIGTERM, 0.003),
+        (signal.SIGTERM, signal.SIGINT, 0.002),
+        (signal.SIGINT, signal.SIGINT, 0.005),
+    ],
+)
+def test_two_signals_in_quick_succession(
+    sockets_runner: Runner, first: int, second: int, delay: float
+) -> None:
+    runner = sockets_runner
+    proc = _mid_job(runner)
+    proc.signal(first)
+    time.sleep(delay)
+    proc.signal(second)
+    code = proc.wait(30)
+    output = proc.output()
+    assert "Traceback" not in output, output
+    assert _socket_files(runner) == [], output
+    if second == signal.SIGTERM:
+        # a second SIGTERM is ignored: a clean stop, the job given back
+        assert code == 0, output
+        assert _job(runner) == ("pending", 0), output
+    else:
+        # a second Ctrl-C exits at once: 130 (0 if the stop had finished first); a job not
+        # given back yet is left to its lease
+        assert code in (0, 130), output
+        assert _job(runner) in {("pending", 0), ("processing", 1)}, output
+    with runner.store() as store:
+        machine = store.get_machine("w")
+        assert machine is not None and machine.status in ("stopped", "dead")
+
+
+def _catches_sigterm(pid: int) -> bool:
+    """Whether the process has a handler for SIGTERM (``SigCgt`` in /proc/PID/status)."""
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    caught = int(
+        next(line.split()[1] for line in text.splitlines() if line.startswith("SigCgt")), 16
+    )
+    return bool(caught & (1 << (signal.SIGTERM - 1)))
+
+
+def test_sigint_during_start_up_is_a_clean_stop(runner: Runner, tmp_path: Path) -> None:
+    """SIGINT at several moments of ``smc run``'s start-up (compiling, importing, opening the
+    database): exit 0, no traceback, nothing left running.
+
+    Two clocks. (1) From the moment the machine file's compiled module appears in the (fresh)
+    cache: the rest of start-up, the same on any version of smc. (2) From the moment the
+    process handles SIGTERM itself, i.e. smc's code runs (before that the interpreter is still
+    starting: a signal then ends the process as it would any program)."""
+    config = _write(runner, "worker.yaml", WORKER)
+    cases = 0
+    for clock in ("compiled", "handler"):
+        for delay in (0.0, 0.01, 0.03, 0.06, 0.1, 0.15, 0.2, 0.3):
+            cache = tmp_path / f"cache-{clock}-{delay}"
+            runner.env["SMC_CACHE_DIR"] = str(cache)
+            proc = runner.start("run", config, "--machine-name", f"s{cases}")
+            if clock == "compiled":
+                wait_until(lambda cache=cache: any(cache.glob("*.py")), 60, proc.output)
+            else:
+                wait_until(
+                    lambda proc=proc: _catches_sigterm(proc.pid) or proc.popen.poll() is not None,
+                    60,
+                    proc.output,
+                )
+            time.sleep(delay)
+            proc.signal(signal.SIGINT)
+            code = proc.wait(30)
+            output = proc.output()
+            assert code == 0 and "Traceback" not in output, (clock, delay, output)
+            assert "KeyboardInterrupt" not in output, output
+            with runner.store() as store:
+                row = store.get_machine(f"s{cases}")
+            assert row is None or row.status == "stopped", (clock, delay, output)
+            cases += 1
+
+
+def test_sigterm_while_the_database_is_locked_still_gives_the_job_back(
+    sockets_runner: Runner,
+) -> None:
+    runner = sockets_runner
+    proc = _mid_job(runner, "--lease-seconds", "30")
+    holder = sqlite3.connect(runner.db, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        proc.signal(signal.SIGTERM)
+        time.sleep(12)  # longer than SQLite's busy timeout (10 s)
+        assert proc.popen.poll() is None, proc.output()  # still trying to give the job back
+    finally:
+        holder.execute("COMMIT")
+        holder.close()
+    assert proc.wait(20) == 0, proc.output()
+    assert _job(runner) == ("pending", 0), proc.output()
+    with runner.store() as store:
+        machine = store.get_machine("w")
+        assert machine is not None and machine.status == "stopped"
+    assert _socket_files(runner) == []
+
+
+def test_second_ctrl_c_during_a_stop_held_up_by_a_lock_exits_at_once(
+    sockets_runner: Runner,
+) -> None:
+    runner = sockets_runner
+    proc = _mid_job(runner, "--lease-seconds", "3")
+    holder = sqlite3.connect(runner.db, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        proc.signal(signal.SIGINT)
+        time.sleep(1.0)
+        assert proc.popen.poll() is None
+        started = time.monotonic()
+        proc.signal(signal.SIGINT)
+        assert proc.wait(20) == 130, proc.output()
+        assert time.monotonic() - started < 3.0, proc.output()
+        assert _socket_files(runner) == [], proc.output()
+        assert "Traceback" not in proc.output()
+    finally:
+        holder.execute("COMMIT")
+        holder.close()
+    # The job it could not give back comes back after its lease: another worker runs it.
+    with runner.store() as store:
+        store.add_job("task", {"hold": 0}, job_id="next")
+    other = _start(runner, str(runner.db), "worker.yaml", "w2", "--lease-seconds", "3")
+
+    def j_taken_again() -> bool:
+        with runner.store() as store:
+            job = store.get_job("j")
+        return job is not None and job.claimed_by == "w2" and job.attempts == 2
+
+    wait_until(j_taken_again, 60, other.output)
+
+
+SLOW_STOP_ACTION = """\
+import asyncio
+import time
+
+from smc.runtime.actions import BaseAction
+
+
+class SlowToStopAction(BaseAction):
+    async def execute(self, context):
+        with open("effects.log", "a") as log:
+            log.write(str(context["id"]) + "\\n")
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            time.sleep(30)  # clean-up that takes its time, blocking the loop
+            raise
+        return "job_done"
+"""
+
+
+def test_second_ctrl_c_during_a_slow_action_clean_up_exits_at_once(
+    sockets_runner: Runner,
+) -> None:
+    runner = sockets_runner
+    actions = runner.cwd / "actions"
+    actions.mkdir()
+    (actions / "slow_to_stop.py").write_text(SLOW_STOP_ACTION, encoding="utf-8")
+    config = WORKER.replace(
+        "    - type: bash\n      timeout: 120\n", "    - type: slow_to_stop\n      x: |-\n"
+    )
+    _write(runner, "slow.yaml", config)
+    proc = _start(runner, str(runner.db), "slow.yaml", "w", "--lease-seconds", "3")
+    with runner.store() as store:
+        store.add_job("task", {"hold": 0}, job_id="j")
+    wait_until(lambda: "j" in _effects(runner), 30, proc.output)
+    proc.signal(signal.SIGTERM)
+    time.sleep(1.0)
+    assert proc.popen.poll() is None  # its clean-up is still running
+    started = time.monotonic()
+    proc.signal(signal.SIGINT)
+    assert proc.wait(20) == 130, proc.output()
+    assert time.monotonic() - started < 3.0
+    assert _socket_files(runner) == [], proc.output()
+    assert "Traceback" not in proc.output()
+    with runner.store() as store:
+        machine = store.get_machine("w")
+        assert machine is not None and machine.status == "dead"  # honest: it did not finish
+        job = store.get_job("j")
+        assert job is not None and job.status == "processing"  # left to its lease
+
+
+# --- 8. the database file deleted or replaced ------------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["deleted", "replaced"])
+def test_database_file_deleted_or_replaced_stops_the_worker(
+    sockets_runner: Runner, tmp_path: Path, how: str
+) -> None:
+    runner = sockets_runner
+    config = _write(runner, "worker.yaml", WORKER)
+    proc = _start(runner, str(runner.db), config, "w")
+    if how == "deleted":
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{runner.db}{suffix}").unlink(missing_ok=True)
+    else:
+        other = tmp_path / "other.db"
+        with open_store(str(other)) as store:
+            store.add_job("task", {"hold": 0}, job_id="new")
+        for suffix in ("-wal", "-shm"):
+            Path(f"{runner.db}{suffix}").unlink(missing_ok=True)
+        os.replace(other, runner.db)
+    code = proc.wait(20)
+    output = proc.output()
+    assert code == 1, output
+    errors = [line for line in output.splitlines() if " ERROR " in line]
+    assert len(errors) == 1 and str(runner.db) in errors[0], output
+    assert "Traceback" not in output
+    assert _socket_files(runner) == [], output
+    if how == "replaced":
+        assert runner.job_statuses() == {"new": "pending"}  # nothing written to the new file

@@ -468,8 +468,8 @@ class Engine:
             code = 0
             try:
                 self._flow_task = loop.create_task(self._flow())
-                if signals is not None and signals.requested:
-                    self._on_signal(signals.received[0])  # before the engine ran
+                if signals is not None and signals.requested and not self._signals_seen:
+                    self._on_signal(signals.received[0])  # came before the engine listened
                 try:
                     code = await self._flow_task
                 except asyncio.CancelledError:
