@@ -9,8 +9,11 @@ The semantics are in ``docs/runtime.md``; in short:
   (``timeout(N)``) or a stop request. Inbound events are taken one at a time, only while idle;
   one with no transition in the idle state is logged, published and dropped;
 - a final state runs its actions and the process ends (exit 0);
-- SIGINT/SIGTERM cancel the action in progress, give the current job back, mark the machine
-  stopped and remove its sockets.
+- an inbound event is acknowledged only when the machine is ready for the next one (the work
+  it started is finished); until then its lease is renewed, and a stop gives it back;
+- SIGINT/SIGTERM cancel the action in progress, give the current job and event back, mark the
+  machine stopped and remove its sockets (a second Ctrl-C exits at once, 130);
+- a SQLite file deleted or replaced under the machine stops it (exit 1).
 
 The engine never imports the compiler; it reads only the generated class's data
 (``INITIAL_STATE``, ``FINAL_STATES``, ``STATE_ACTIONS``, ``ACTION_SOURCES``, ``TIMEOUTS``,
