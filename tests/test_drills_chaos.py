@@ -137,6 +137,9 @@ class Fleet:
 
     def disrupt(self, rng: random.Random) -> None:
         name = rng.choice([f"w{index}" for index in range(WORKERS)] + ["receiver"])
+        # A process that is still starting (the interpreter, before smc's first line) would die
+        # of a signal like any program: disrupt only running machines, as a supervisor sees them.
+        self.wait_registered(name)
         proc = self.procs[name]
         kinds = ["kill", "term", "pause"] + (["cut"] * 2 if is_postgres_url(self.url) else [])
         kind = rng.choice(kinds)
