@@ -98,6 +98,24 @@ def test_an_unacknowledged_event_is_redelivered_after_its_lease(store: Store) ->
     assert store.ack_event(again.id, again.claim_token)
 
 
+def test_an_event_being_handled_keeps_its_lease_and_can_be_given_back(store: Store) -> None:
+    first, second = (store.send_event("b", name) for name in ("one", "two"))
+    [held] = store.claim_events("b", limit=1, lease_seconds=0.5)
+    assert held.id == first and held.claim_token is not None and held.attempts == 1
+    assert store.heartbeat_event(held.id, held.claim_token, 30.0)
+    time.sleep(0.7)  # past the first lease: renewed, so not delivered again
+    [other] = store.claim_events("b", limit=1)
+    assert other.id == second
+    assert not store.heartbeat_event(held.id, "not-the-token", 30.0)
+    assert not store.release_event(held.id, "not-the-token")  # fenced
+    assert store.release_event(held.id, held.claim_token)  # a stop gives it back...
+    assert not store.heartbeat_event(held.id, held.claim_token, 30.0)
+    [again] = store.claim_events("b", limit=1)
+    assert again.id == first and again.attempts == 1  # ...its delivery not counted
+    assert store.ack_event(again.id, again.claim_token or "")
+    assert not store.release_event(again.id, again.claim_token or "")  # done stays done
+
+
 def test_release_events_redelivers_at_once(store: Store) -> None:
     store.send_event("b", "one")
     store.send_event("b", "two")

@@ -188,6 +188,11 @@ def directory_target_message(directory: str) -> str:
 
 
 def run_command(args: argparse.Namespace) -> int:
+    from smc.runtime.signals import install_process_signals
+
+    # Already installed by ``python -m smc``; the ``smc`` console script gets here first.
+    signals = install_process_signals()
+
     from smc.runtime.actions import default_actions_dirs
     from smc.runtime.engine import Engine, StartupError
     from smc.runtime.loading import LoadError, load_machine_class
@@ -236,6 +241,8 @@ def run_command(args: argparse.Namespace) -> int:
     except StartupError as error:
         print(f"smc run: {escape_controls(str(error))}", file=sys.stderr)
         return error.exit_code
+    if signals.requested:
+        return 0  # stopped before it started: nothing was claimed or registered
     import asyncio
     import gc
 
@@ -244,7 +251,7 @@ def run_command(args: argparse.Namespace) -> int:
     # do not show up as event-latency spikes.
     gc.freeze()
     try:
-        return asyncio.run(engine.run())
+        return asyncio.run(engine.run(signals))
     except StartupError as error:
         print(f"smc run: {escape_controls(str(error))}", file=sys.stderr)
         return error.exit_code

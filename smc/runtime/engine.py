@@ -9,8 +9,11 @@ The semantics are in ``docs/runtime.md``; in short:
   (``timeout(N)``) or a stop request. Inbound events are taken one at a time, only while idle;
   one with no transition in the idle state is logged, published and dropped;
 - a final state runs its actions and the process ends (exit 0);
-- SIGINT/SIGTERM cancel the action in progress, give the current job back, mark the machine
-  stopped and remove its sockets.
+- an inbound event is acknowledged only when the machine is ready for the next one (the work
+  it started is finished); until then its lease is renewed, and a stop gives it back;
+- SIGINT/SIGTERM cancel the action in progress, give the current job and event back, mark the
+  machine stopped and remove its sockets (a second Ctrl-C exits at once, 130);
+- a SQLite file deleted or replaced under the machine stops it (exit 1).
 
 The engine never imports the compiler; it reads only the generated class's data
 (``INITIAL_STATE``, ``FINAL_STATES``, ``STATE_ACTIONS``, ``ACTION_SOURCES``, ``TIMEOUTS``,
@@ -41,6 +44,7 @@ from smc.runtime.context import (
     lookup,
     new_context,
 )
+from smc.runtime.signals import StopSignals
 from smc.runtime.store import (
     DEFAULT_LEASE_SECONDS,
     JOBS_CHANNEL,
@@ -79,6 +83,12 @@ INLINE_CHECKPOINT_PAGES = 8192
 #: A machine whose actions never wait (a full queue, no-op work) still lets the event loop run
 #: this often, so signals, timers and deferred registry writes are not held up until it idles.
 YIELD_INTERVAL = 0.01
+#: A stop whose database write was refused tries it again after this pause.
+STOP_RETRY_SECONDS = 0.25
+#: The exit code of a stop forced by a second SIGINT (Ctrl-C): 128 + SIGINT, as shells report.
+EXIT_FORCED = 130
+#: The exit code when the database file was deleted or replaced under the running machine.
+EXIT_DATABASE_REPLACED = 1
 
 
 #: What :meth:`Engine._run_action` returns for an action that raised, and for one that the
@@ -106,6 +116,8 @@ class _Claim:
     current: bool
     failed: bool = False
     reason: str | None = None
+    #: The heartbeat found the lease lost: the job is no longer ours (see ``finish_job``).
+    lost: bool = False
 
 
 def absolute_database(database: str | None) -> str:
@@ -174,6 +186,9 @@ class Engine:
         self._jobs_waker: LoopWaker | None = None
         self._jobs_rung = False
         self._stopping = False
+        self._signals_seen = 0
+        #: The exit code of a stop: 0, or 1 when the database file was deleted or replaced.
+        self._exit_code = 0
         self._flow_task: asyncio.Task[int] | None = None
         # the machine registry: the state last written, when the next write may happen (loop
         # time), and the pending deferred write
@@ -188,6 +203,9 @@ class Engine:
         self._expired: list[str] = []
         # an inbound event taken during check_database_queue's wait, applied after the action
         self._inbound: EventRow | None = None
+        # the inbound event being handled: acknowledged once the machine is ready for the next
+        # one (idle, waiting for a job, final), its lease renewed by the heartbeat meanwhile
+        self._held_event: EventRow | None = None
         # jobs
         self._claims: dict[str, _Claim] = {}
         self._claims_snapshot: tuple[_Claim, ...] = ()
@@ -277,14 +295,24 @@ class Engine:
     ) -> bool:
         # Fenced by the claim token when this machine holds the job: a job whose lease was
         # lost (and perhaps claimed again elsewhere) is left alone.
-        token = self.claim_token(job_id)
-        if reason is None:
+        claim = self._claims.get(job_id)
+        token = None if claim is None else claim.token
+        if claim is not None and claim.lost:
+            done = False
+        elif reason is None:
             done = self.store.complete_job(job_id, token, result)
         else:
             done = self.store.fail_job(job_id, reason, token, retry=retry)
         self.job_finished(job_id)
         if not done:
-            return False
+            if claim is None:
+                return False
+            # A job this machine claimed and no longer holds (its lease expired: a pause, a
+            # database outage; the reaper re-queued it): not the action's failure. The job is
+            # simply not ours any more; the machine goes on (docs/runtime.md, "Leases").
+            if not claim.lost:
+                self._report_lease_lost(job_id)
+            return True
         if reason is None:
             self.logger.debug("job %s completed", job_id)
             self.publish("job_completed", job_id=job_id)
@@ -308,13 +336,7 @@ class Engine:
         # Only the automatic finish drops the job's data keys: an explicit complete_job or
         # fail_job leaves them for the states that follow, until the next claim replaces them.
         self._drop_job_keys()
-        if not done:
-            self.logger.warning(
-                "job %s was no longer ours when finished (its lease was lost); "
-                "its result is discarded",
-                claim.job_id,
-            )
-        return True
+        return done  # True also when the job was no longer ours (its lease was lost)
 
     def ensure_jobs_waker(self) -> None:
         if self._jobs_waker is not None or self._loop is None:
@@ -341,6 +363,7 @@ class Engine:
     async def wait_for_work(self, timeout: float) -> WaitResult:
         wake = self._wake
         assert wake is not None
+        self._event_done()  # ready for the next event: the last one's work is finished
         deadline = time.monotonic() + timeout
         while True:
             wake.clear()
@@ -387,44 +410,84 @@ class Engine:
 
     # --- running ----------------------------------------------------------------------------
 
-    def request_stop(self) -> None:
-        """Stop soon: cancel the action in progress and shut down cleanly (signal handler)."""
+    def request_stop(self, reason: str = "signal received") -> None:
+        """Stop soon: cancel the action in progress and shut down cleanly."""
         if self._stopping:
             return
         self._stopping = True
-        self.logger.info("stopping (signal received)")
+        self.logger.info("stopping (%s)", reason)
         if self._flow_task is not None:
             self._flow_task.cancel()
 
-    async def run(self) -> int:
-        """Run until a final state is reached (0) or a stop is requested (0)."""
+    def _on_signal(self, signum: int) -> None:
+        """A stop signal (called from the signal handler: only flags, scheduling, or exit).
+        The first one stops the machine cleanly; later ones are ignored while the stop is
+        under way, except SIGINT, which forces an exit at once (a second Ctrl-C)."""
+        self._signals_seen += 1
+        if self._signals_seen == 1:
+            loop = self._loop
+            if loop is not None:
+                with contextlib.suppress(RuntimeError):  # the loop is closed: nothing to stop
+                    loop.call_soon_threadsafe(self.request_stop)
+            return
+        if signum == signal.SIGINT:
+            self._force_exit()
+        self.logger.info("already stopping (signal %d ignored; Ctrl-C again forces)", signum)
+
+    def _force_exit(self) -> None:
+        """A second Ctrl-C: exit now (130) without waiting for the action or the database.
+        What the machine holds (its job, the event it was handling) is left to its lease;
+        the sockets are closed and their files removed."""
+        held = [f"job {claim.job_id}" for claim in self._claims.values() if claim.current]
+        held += [f"event {row.id}" for row in (self._held_event, self._inbound) if row]
+        self.logger.warning(
+            "interrupted again: exiting now%s",
+            f" ({', '.join(held)} left to be re-queued when the lease expires)" if held else "",
+        )
+        with contextlib.suppress(Exception):
+            self._close_sockets()
+        logging.shutdown()
+        os._exit(EXIT_FORCED)
+
+    async def run(self, signals: StopSignals | None = None) -> int:
+        """Run until a final state is reached (0) or a stop is requested (0; 1 when the
+        database file was deleted or replaced). ``signals``: the process's stop signals, as
+        ``smc run`` installed them at start-up (a stop requested before the engine ran is
+        honoured); by default the engine handles SIGINT/SIGTERM itself while it runs."""
         loop = asyncio.get_running_loop()
         self._loop = loop
         self._wake = asyncio.Event()
+        own_signals = signals is None
+        if signals is None:
+            signals = StopSignals()
+            if not signals.install():
+                signals = None
+        if signals is not None:
+            signals.listen(self._on_signal)
         try:
-            self._open()
-        except BaseException:
-            self._close()
-            raise
-        installed: list[signal.Signals] = []
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.add_signal_handler(signum, self.request_stop)
-                installed.append(signum)
-        code = 0
-        try:
-            self._flow_task = loop.create_task(self._flow())
             try:
-                code = await self._flow_task
-            except asyncio.CancelledError:
-                if not self._stopping:
-                    raise
-                code = 0
+                self._open()
+            except BaseException:
+                self._close()
+                raise
+            code = 0
+            try:
+                self._flow_task = loop.create_task(self._flow())
+                if signals is not None and signals.requested and not self._signals_seen:
+                    self._on_signal(signals.received[0])  # came before the engine listened
+                try:
+                    code = await self._flow_task
+                except asyncio.CancelledError:
+                    if not self._stopping:
+                        raise
+                    code = self._exit_code
+            finally:
+                self._shutdown()
         finally:
-            for signum in installed:
-                with contextlib.suppress(Exception):
-                    loop.remove_signal_handler(signum)
-            self._shutdown()
+            if signals is not None:
+                signals.listen(None)
+                if own_signals:
+                    signals.restore()
         return code
 
     def _open(self) -> None:
@@ -481,6 +544,7 @@ class Engine:
             state = str(self.machine.state)
             if state in self._finals:
                 await self._run_actions(state, final=True)
+                self._event_done()
                 await self.finish_current_job()
                 self.logger.info("reached final state %s", state)
                 return 0
@@ -598,6 +662,7 @@ class Engine:
         """Sleep until an inbound event, a timer or a stop request moves the machine."""
         wake = self._wake
         assert wake is not None
+        self._event_done()  # idle: the work the last inbound event started is finished
         while True:
             if self._stopping:
                 raise asyncio.CancelledError
@@ -617,6 +682,8 @@ class Engine:
     def _take_inbound(self) -> bool:
         """Claim inbound events until one has a transition here (kept in ``_inbound``; True)
         or none is left (False). Events without a transition are logged and dropped."""
+        if not self._event_done():
+            return False  # the last one is not acknowledged yet: no next one before it
         store = self.store
         while True:
             try:
@@ -666,17 +733,33 @@ class Engine:
             if value is not MISSING:
                 context[key] = value
         self.logger.debug("event %s from %s", row.event_type, row.source or "?")
+        self._event_done()
+        # Held, not acknowledged: an event is done only once the work it starts is finished
+        # (docs/queue.md, "Events between machines"); a stop gives it back, a crash lets its
+        # lease expire, and either way it is delivered again.
+        self._held_event = row
         self._fire(row.event_type, external=True, source=row.source)
-        self._ack(row)
 
-    def _ack(self, row: EventRow) -> None:
+    def _event_done(self) -> bool:
+        """Acknowledge the event being handled, if any: the machine is ready for the next one.
+        False when the database refused (it stays held, its lease renewed, and is acknowledged
+        at the next chance)."""
+        row = self._held_event
+        if row is None:
+            return True
+        if not self._ack(row):
+            return False
+        self._held_event = None
+        return True
+
+    def _ack(self, row: EventRow) -> bool:
         try:
             self.store.ack_event(row.id, row.claim_token or "")
         except StoreError as error:
-            # Not acknowledged: the event comes back after its lease (at-least-once).
             self.report_store_error("acknowledge an event", error)
-            return
+            return False
         self.store_recovered("acknowledge an event")
+        return True
 
     def _fire(self, event: str, *, external: bool = False, **extra: Any) -> None:
         """Fire ``event`` (``external``: an inbound event or a timer caused it).
@@ -790,12 +873,24 @@ class Engine:
                     next_beat = time.monotonic() + interval
                     self._reap_children()
                     for claim in self._claims_snapshot:
+                        if claim.lost:
+                            continue
                         if not store.heartbeat(claim.job_id, claim.token, self.lease_seconds):
                             loop = self._loop
                             if loop is not None:
                                 loop.call_soon_threadsafe(self._lease_lost, claim)
+                    event = self._held_event
+                    if event is not None and not store.heartbeat_event(
+                        event.id, event.claim_token or "", self.lease_seconds
+                    ):
+                        self.logger.warning(
+                            "lost the lease of event %d (%s): it may be delivered again",
+                            event.id,
+                            event.event_type,
+                        )
                     store.heartbeat_machine(self.machine_name)
                     what = "checkpoint"
+                self._check_database_file()
                 store.checkpoint()
             except Exception as error:  # this thread must outlive any fault: leases ride on it
                 if time.monotonic() - logged >= STORE_ERROR_LOG_INTERVAL:
@@ -805,17 +900,52 @@ class Engine:
         if store is not None:
             store.close()
 
+    def _check_database_file(self) -> None:
+        """Stop (exit 1) once the database file was deleted or replaced: the machine would go
+        on with the unlinked file and never see another job. (A ``stat``, off the loop.)"""
+        main = self._store
+        loop = self._loop
+        if main is None or loop is None or self._exit_code:
+            return
+        reason = main.replaced()
+        if reason is not None:
+            self._exit_code = EXIT_DATABASE_REPLACED
+            loop.call_soon_threadsafe(self._database_replaced, reason)
+
+    def _database_replaced(self, reason: str) -> None:
+        self.logger.error("%s while the machine ran: stopping (exit 1)", reason)
+        self.publish("error", error=reason)
+        self.request_stop("database file gone")
+
     def _lease_lost(self, claim: _Claim) -> None:
-        if self._claims.get(claim.job_id) is not claim:
+        if self._claims.get(claim.job_id) is not claim or claim.lost:
             return  # finished meanwhile
-        self.job_finished(claim.job_id)
         if claim.current:
-            self.logger.warning(
-                "lost the lease of job %s (another worker may run it): dropping it", claim.job_id
-            )
-            self.publish("error", job_id=claim.job_id, error="lease lost; job dropped")
+            # Still the current job (its actions may be running), but no longer ours: its
+            # completion is not attempted, and is not the action's failure (``finish_job``).
+            claim.lost = True
+            self._report_lease_lost(claim.job_id)
         else:
+            self.job_finished(claim.job_id)
             self.logger.debug("held job %s is finished or no longer ours", claim.job_id)
+
+    def _report_lease_lost(self, job_id: str) -> None:
+        self.logger.warning(
+            "lost the lease of job %s (the machine was paused or the database unreachable past "
+            "it; another worker may run it): its outcome is discarded",
+            job_id,
+        )
+        self.publish("error", job_id=job_id, error="lease lost; job dropped")
+
+    def _close_sockets(self) -> None:
+        for loop_waker in (self._event_waker, self._jobs_waker):
+            if loop_waker is not None:
+                loop_waker.close()
+        self._event_waker = self._jobs_waker = None
+        if self._publisher is not None:
+            with contextlib.suppress(Exception):
+                self._publisher.close()
+            self._publisher = None
 
     def _reap_children(self) -> None:
         with self._children_lock:
@@ -829,43 +959,77 @@ class Engine:
     def _shutdown(self) -> None:
         self._cancel_timers()
         self._heartbeat_stop.set()
+        released: list[str] = []
+        if self._store is not None:
+            # In a thread: while the database is locked or unreachable the main thread stays
+            # free to take a second Ctrl-C (a signal handler runs only between bytecodes, never
+            # during SQLite's wait for a lock).
+            giver = threading.Thread(
+                target=self._give_back, args=(self._store, released), name="smc-stop"
+            )
+            giver.start()
+            giver.join()
+            self._current = None
         if self._heartbeat_thread is not None:
-            self._heartbeat_thread.join(timeout=5.0)
-        store = self._store
-        released: str | None = None
-        if store is not None:
-            claim = self._current
-            if claim is not None:
-                try:
-                    if store.release_job(claim.job_id, claim.token):
-                        released = claim.job_id
-                        self.logger.info("released job %s back to the queue", claim.job_id)
-                except StoreError as error:
-                    self.logger.error(
-                        "cannot release job %s (it is re-queued when its lease expires): %s",
-                        claim.job_id,
-                        error,
-                    )
-                self._current = None
-            self._write_registry()  # the state it stopped in
-            try:
-                store.stop_machine(self.machine_name)
-            except StoreError as error:
-                self.logger.error("cannot mark the machine stopped: %s", error)
-        self.publish("machine_stopped", **{"from": str(self.machine.state)}, job_id=released)
+            self._heartbeat_thread.join(timeout=1.0)
+        self.publish(
+            "machine_stopped",
+            **{"from": str(self.machine.state)},
+            job_id=released[0] if released else None,
+        )
         self._reap_children()
         self._close()
         self.logger.info("stopped in state %s", self.machine.state)
 
+    def _give_back(self, store: Store, released: list[str]) -> None:
+        """Release the current job and the inbound events this machine holds (back to
+        pending, their delivery not counted), write the state it stopped in and mark it
+        stopped. A refused write (a lock, a lost server) is tried again until the job's lease
+        would have ended anyway (``lease_seconds``); past that, the lease does the work."""
+        deadline = time.monotonic() + self.lease_seconds
+        logged: set[str] = set()
+
+        def attempt(what: str, operation: Any) -> Any:
+            while True:
+                try:
+                    return operation()
+                except StoreError as error:
+                    if time.monotonic() >= deadline:
+                        self.logger.error(
+                            "cannot %s: %s (giving up: its lease ends meanwhile)", what, error
+                        )
+                        return None
+                    if what not in logged:
+                        logged.add(what)
+                        self.logger.error(
+                            "cannot %s yet: %s (retrying for up to %.0fs; Ctrl-C again to exit "
+                            "now)",
+                            what,
+                            error,
+                            deadline - time.monotonic(),
+                        )
+                    time.sleep(STOP_RETRY_SECONDS)
+
+        claim = self._current
+        if claim is not None and not claim.lost:
+            what = f"release job {claim.job_id}"
+            if attempt(what, lambda: store.release_job(claim.job_id, claim.token)):
+                released.append(claim.job_id)
+                self.logger.info("released job %s back to the queue", claim.job_id)
+        for row in (self._held_event, self._inbound):
+            if row is not None:
+                what = f"give back event {row.id} ({row.event_type})"
+                if attempt(what, lambda row=row: store.release_event(row.id, row.claim_token)):
+                    self.logger.info("gave back event %d (%s) unhandled", row.id, row.event_type)
+        self._held_event = self._inbound = None
+        state = str(self.machine.state)
+        attempt(
+            "record the state it stopped in", lambda: store.update_machine(self.machine_name, state)
+        )
+        attempt("mark the machine stopped", lambda: store.stop_machine(self.machine_name))
+
     def _close(self) -> None:
-        for loop_waker in (self._event_waker, self._jobs_waker):
-            if loop_waker is not None:
-                loop_waker.close()
-        self._event_waker = self._jobs_waker = None
-        if self._publisher is not None:
-            with contextlib.suppress(Exception):
-                self._publisher.close()
-            self._publisher = None
+        self._close_sockets()
         if self._store is not None:
             with contextlib.suppress(Exception):
                 self._store.close()

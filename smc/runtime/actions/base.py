@@ -64,7 +64,9 @@ class ActionRuntime(Protocol):
         """Complete ``job_id`` (``reason`` None; ``result`` is stored) or fail it with
         ``reason`` (``retry``: back to pending while attempts remain), fenced by this machine's
         claim token when it holds the job; stop tracking it and publish ``job_completed`` or
-        ``job_failed``. False when the job is not processing or no longer ours. Database
+        ``job_failed``. True also when this machine claimed the job and its lease was lost
+        meanwhile (logged as a warning: the job is no longer ours, not the action's failure);
+        False when the job is not processing and this machine does not hold it. Database
         errors propagate (``StoreError``)."""
 
     def report_store_error(self, what: str, error: Exception) -> None:

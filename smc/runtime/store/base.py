@@ -428,6 +428,12 @@ class Store(abc.ABC):
         database file). Nothing by default."""
         return None
 
+    def replaced(self) -> str | None:
+        """Why the database this store opened is no longer the one at its location (a SQLite
+        file deleted or replaced while open: the process would go on using the unlinked file
+        and never see new jobs), else None. A cheap check (a ``stat``), for idle moments."""
+        return None
+
     def __enter__(self) -> Store:
         return self
 
@@ -633,6 +639,16 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def ack_event(self, event_id: int, claim_token: str) -> bool:
         """Mark a claimed event done; False when its lease was lost."""
+
+    @abc.abstractmethod
+    def heartbeat_event(self, event_id: int, claim_token: str, lease_seconds: float) -> bool:
+        """Extend the lease of a claimed event that is still being handled; False when its
+        lease was lost (it was delivered again)."""
+
+    @abc.abstractmethod
+    def release_event(self, event_id: int, claim_token: str) -> bool:
+        """Give one claimed event back (pending, next in order, its delivery not counted):
+        a machine that stops while handling it. False when its lease was lost."""
 
     @abc.abstractmethod
     def list_events(

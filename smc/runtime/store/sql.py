@@ -252,6 +252,15 @@ class SqlStatements:
             "lease_expires_at = NULL "
             "WHERE id = :id AND claim_token = :token AND status = 'processing'"
         )
+        self.heartbeat_event = finish(
+            f"UPDATE machine_events SET lease_expires_at = {d.lease_until} "
+            "WHERE id = :id AND claim_token = :token AND status = 'processing'"
+        )
+        self.release_event = finish(
+            "UPDATE machine_events SET status = 'pending', claim_token = NULL, "
+            f"lease_expires_at = NULL, attempts = {d.greatest}(attempts - 1, 0) "
+            "WHERE id = :id AND claim_token = :token AND status = 'processing'"
+        )
         self.release_events = finish(
             "UPDATE machine_events SET status = 'pending', claim_token = NULL, "
             "lease_expires_at = NULL WHERE target_machine = :target AND status = 'processing'"
@@ -629,6 +638,21 @@ class SqlStore(Store):
         params = {"id": event_id, "token": claim_token, "now": time.time()}
         with self._using("write to") as connection:
             return bool(connection.execute(self._sql.ack_event, params).rowcount == 1)
+
+    def heartbeat_event(self, event_id: int, claim_token: str, lease_seconds: float) -> bool:
+        params = {
+            "id": event_id,
+            "token": claim_token,
+            "now": time.time(),
+            "lease": float(lease_seconds),
+        }
+        with self._using("write to") as connection:
+            return bool(connection.execute(self._sql.heartbeat_event, params).rowcount == 1)
+
+    def release_event(self, event_id: int, claim_token: str) -> bool:
+        params = {"id": event_id, "token": claim_token}
+        with self._using("write to") as connection:
+            return bool(connection.execute(self._sql.release_event, params).rowcount == 1)
 
     def release_events(self, target: str) -> int:
         with self._using("write to") as connection:

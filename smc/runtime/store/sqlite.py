@@ -259,6 +259,8 @@ class SqliteStore(SqlStore):
         self._doorbell = Doorbell(self._doorbell_dir)
         self._lock = threading.RLock()
         self._connection: sqlite3.Connection | None = None
+        #: (device, inode) of the file when it was opened: see :meth:`replaced`.
+        self._identity: tuple[int, int] | None = None
         self._pid = os.getpid()
         self._connect()  # fail now, with a clear message, rather than at first use
 
@@ -308,7 +310,28 @@ class SqliteStore(SqlStore):
             raise StoreError(f"cannot open {self.path}: {_describe(error)}") from None
         self._connection = connection
         self._pid = os.getpid()
+        self._identity = self._file_identity()
         return connection
+
+    def _file_identity(self) -> tuple[int, int] | None:
+        try:
+            info = os.stat(self.path)
+        except OSError:
+            return None
+        return (info.st_dev, info.st_ino)
+
+    def replaced(self) -> str | None:
+        opened = self._identity
+        if opened is None:
+            return None
+        now = self._file_identity()
+        if now is None:
+            if not os.path.lexists(self.path):
+                return f"the database file {self.path} was deleted"
+            return None  # unreadable for a moment (permissions): not a replacement
+        if now != opened:
+            return f"the database file {self.path} was replaced by another file"
+        return None
 
     def _use_wal(self, connection: sqlite3.Connection) -> None:
         """``PRAGMA journal_mode = WAL``, again while it answers BUSY: switching a fresh file to
@@ -467,6 +490,8 @@ for _name in (
     "send_event",
     "claim_events",
     "ack_event",
+    "heartbeat_event",
+    "release_event",
     "release_events",
     "list_events",
     "register_machine",
