@@ -68,7 +68,7 @@ BUILTIN_ACTIONS: Mapping[str, ActionSpec] = {
         ),
         ActionSpec(
             "bash",
-            "Run a shell command; interpolated values are shell-quoted.",
+            "Run a shell command; placeholder values are passed to it as data, out of band.",
             required=("command",),
             optional=("timeout", "error_mappings", "cwd"),
             events={"success": "job_done", "error": "error"},

@@ -206,7 +206,7 @@ def _refusal(node: Node, data: bytes, integers: set[str]) -> tuple[str, str] | N
             return "SMC061", "is in a [[ =~ ]] regular expression, whose quoting is not known"
         if kind == "variable_name":
             return "SMC060", "names a variable"
-        if kind == "function_definition" and previous is current.child_by_field_name("name"):
+        if kind == "function_definition" and previous == current.child_by_field_name("name"):
             return "SMC060", "names a function"
         if kind == "test_command" and previous is not None:
             evaluating = _EVALUATING_TESTS if current.children[0].type == "[[" else {"-v", "-R"}
