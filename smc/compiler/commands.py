@@ -41,18 +41,18 @@ from smc.runtime.context import PLACEHOLDER
 _PLACEHOLDER_BYTES: Final = re.compile(PLACEHOLDER.pattern.encode())
 _SHELL_NAME: Final = re.compile(rb"[A-Za-z_][A-Za-z0-9_]*")
 
-#: Commands whose arguments are shell code, name commands to run, or are run remotely.
+#: Commands whose arguments are shell code or are run by a shell (remotely, or later).
 _CODE_COMMANDS: Final = frozenset(
+    {"eval", "let", "source", ".", "trap", "alias", "ssh", "su", "watch", "chroot"}
+)
+#: Commands that run the command their arguments name: a placeholder is refused until a plain
+#: word (not an option, an assignment or a number) names that command.
+_RUNNERS: Final = frozenset(
     {
-        "eval",
-        "let",
-        "source",
-        ".",
-        "trap",
-        "alias",
         "exec",
         "command",
         "builtin",
+        "coproc",
         "env",
         "xargs",
         "nohup",
@@ -63,13 +63,10 @@ _CODE_COMMANDS: Final = frozenset(
         "doas",
         "time",
         "timeout",
-        "chroot",
-        "watch",
-        "ssh",
-        "su",
-        "coproc",
     }
 )
+_NOT_A_COMMAND: Final = re.compile(r"-.*|[A-Za-z_][A-Za-z0-9_]*=.*|[0-9.]+[smhd]?")
+_ENV_ASSIGNMENT: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
 #: Builtins whose arguments name variables (bash evaluates a subscript in a variable name).
 _VARIABLE_COMMANDS: Final = frozenset(
     {"read", "mapfile", "readarray", "unset", "getopts", "declare", "typeset", "local"}
@@ -263,6 +260,18 @@ def _under_operator(node: Node, operators: set[str] | frozenset[str], data: byte
     return False
 
 
+def _command_named_before(argument: Node, data: bytes) -> bool:
+    """Whether a plain word before ``argument`` (an argument of a command runner) names the
+    command it runs."""
+    before = argument.prev_named_sibling
+    while before is not None and before.type != "command_name":
+        word = _word_text(before, data)
+        if word is not None and not _NOT_A_COMMAND.fullmatch(word):
+            return True
+        before = before.prev_named_sibling
+    return False
+
+
 def _command_refusal(command: Node, argument: Node | None, data: bytes) -> str | None:
     """Why a placeholder inside ``argument`` (a child of ``command``) is refused."""
     if argument is not None and argument.type == "variable_assignment":
@@ -275,6 +284,16 @@ def _command_refusal(command: Node, argument: Node | None, data: bytes) -> str |
         base = name.rsplit("/", 1)[-1]
         if base in _CODE_COMMANDS:
             return f"is an argument of {base!r}, which runs or evaluates its arguments"
+        assignment = base == "env" and _ENV_ASSIGNMENT.match(
+            _text(argument, data) if argument else ""
+        )
+        if (
+            base in _RUNNERS
+            and argument is not None
+            and not assignment
+            and not _command_named_before(argument, data)
+        ):
+            return f"may be the command that {base!r} runs (a value must not choose what runs)"
         if base in _VARIABLE_COMMANDS:
             return f"is an argument of {base!r}, whose arguments name variables"
         if base in ("test", "[") and any(
