@@ -68,7 +68,7 @@ BUILTIN_ACTIONS: Mapping[str, ActionSpec] = {
         ),
         ActionSpec(
             "bash",
-            "Run a shell command; interpolated values are shell-quoted.",
+            "Run a shell command; placeholder values are passed to it as data, out of band.",
             required=("command",),
             optional=("timeout", "error_mappings", "cwd"),
             events={"success": "job_done", "error": "error"},
@@ -202,3 +202,14 @@ def emitted_events(action_type: str, params: Mapping[str, object]) -> list[tuple
     for event, kind in found:
         unique.setdefault(event, kind)
     return list(unique.items())
+
+
+#: The ``bash`` parameter the compiler writes next to the rewritten ``command``: the paths of
+#: its placeholders, in order; the runtime passes the n-th value (1-based) in the environment
+#: variable ``bash_value_variable(n)`` (docs/actions.md, "Values in bash commands").
+BASH_VALUES_PARAM = "command_values"
+
+
+def bash_value_variable(number: int) -> str:
+    """The environment variable that carries a ``bash`` command's ``number``-th value."""
+    return f"SMC_VALUE_{number}"

@@ -396,6 +396,33 @@ CASES = [
         {("b.yaml", 2, 26, "SMC051")},
         ("module 'my_machine'",),
     ),
+    Case(
+        "SMC060-arithmetic-placeholder",
+        {
+            "m.yaml": "initial_state: a\n" + OK_TAIL + "actions:\n  a:\n    - type: bash\n"
+            "      command: 'echo $(( {count} + 1 ))'\n"
+        },
+        {("m.yaml", 7, 26, "SMC060")},
+        ("{count}", "arithmetic"),
+    ),
+    Case(
+        "SMC061-placeholder-after-backslash",
+        {
+            "m.yaml": "initial_state: a\n" + OK_TAIL + "actions:\n  a:\n    - type: bash\n"
+            "      command: 'echo \\{name}'\n"
+        },
+        {("m.yaml", 7, 23, "SMC061")},
+        ("{name}", "backslash"),
+    ),
+    Case(
+        "SMC062-dotted-dollar-brace",
+        {
+            "m.yaml": "initial_state: a\n" + OK_TAIL + "actions:\n  a:\n    - type: bash\n"
+            "      command: 'echo ${payload.x}'\n"
+        },
+        {("m.yaml", 7, 23, "SMC062")},
+        ("${payload.x}",),
+    ),
 ]
 
 

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from smc.compiler import analysis, schema
+from smc.compiler import analysis, commands, schema
 from smc.compiler.diagnostics import Diagnostic, sort_diagnostics
 from smc.compiler.loader import LoadedDocument, load_file, load_text
 from smc.compiler.model import Machine
@@ -110,6 +110,7 @@ def _check_loaded(
             continue
         machine, problems = build_machine(doc)
         diagnostics.extend(problems)
+        diagnostics.extend(commands.check_commands(machine, lines))
         result.machines.append(machine)
     extra_types = [t for d in action_dirs for t in action_types_in_dir(d)]
     diagnostics.extend(analysis.analyse(result.machines, extra_types))

@@ -27,7 +27,7 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from smc.compiler import names
+from smc.compiler import commands, names
 from smc.compiler.model import Machine
 from smc.compiler.resources import data_dir
 
@@ -313,7 +313,7 @@ def _template_values(machine: Machine, source_path: str) -> dict[str, Any]:
                 "has_actions": bool(s.actions),
                 "actions_entry": entry(
                     f"State.{state_member[s.name]}: ",
-                    tuple_node([data_node(a.as_data()) for a in s.actions]),
+                    tuple_node([data_node(commands.action_data(a)) for a in s.actions]),
                 ),
                 "action_sources_entry": entry(
                     f"State.{state_member[s.name]}: ",

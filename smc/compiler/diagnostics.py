@@ -43,6 +43,9 @@ CODES: Mapping[str, tuple[Severity, str]] = {
     "SMC040": ("warning", "`send_event` targets a machine that is not among the checked files"),
     "SMC041": ("warning", "`send_event` sends an event the target machine has no transition for"),
     "SMC042": ("error", "two machines have the same name"),
+    "SMC060": ("error", "a `bash` placeholder sits where the shell would run or evaluate it"),
+    "SMC061": ("error", "a `bash` placeholder's place in the shell command cannot be known"),
+    "SMC062": ("error", "a `bash` command writes `${a.b}`: neither a placeholder nor shell"),
     "SMC050": ("error", "a name cannot become a Python identifier"),
     "SMC051": ("error", "two names collide after conversion to Python identifiers"),
 }

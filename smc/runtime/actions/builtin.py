@@ -2,7 +2,8 @@
 
 Parameters and default events are listed in ``smc.catalog.BUILTIN_ACTIONS`` and documented in
 ``docs/actions.md``. Every action gets its parameters already interpolated (``self.params``),
-except ``bash``'s ``command`` (quoted for the shell here) and ``send_event``'s ``payload``.
+except ``bash``'s ``command`` (its values are passed out of band, ``smc.runtime.shell``) and
+``send_event``'s ``payload``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from smc.catalog import BASH_VALUES_PARAM
 from smc.runtime.actions.base import BaseAction
 from smc.runtime.context import (
     MISSING,
@@ -30,7 +32,7 @@ from smc.runtime.context import (
     lookup,
     to_text,
 )
-from smc.runtime.shell import render_command
+from smc.runtime.shell import CommandValueError, command_environment
 from smc.runtime.store import StoreError
 
 _LEVELS = {
@@ -161,20 +163,26 @@ def _kill_group(process: asyncio.subprocess.Process) -> None:
 
 class BashAction(BaseAction):
     """``bash``: run ``command`` with ``/bin/sh``; ``success`` (``job_done``) on exit 0, else
-    ``error_mappings[str(code)]`` or ``error`` (``error``). Values interpolated into the command
-    are quoted for the shell (``smc.runtime.shell``); the command itself only ever comes from
-    the machine file."""
+    ``error_mappings[str(code)]`` or ``error`` (``error``). The command only ever comes from
+    the machine file, as the compiler rewrote it: its placeholders' values are passed in the
+    environment (``smc.runtime.shell``), never pasted into the shell text. A value that cannot
+    be passed (unresolved placeholder, NUL) fails the action with its error event."""
 
-    RAW_PARAMS = frozenset({"command"})
+    RAW_PARAMS = frozenset({"command", BASH_VALUES_PARAM})
 
     async def execute(self, context: dict[str, Any]) -> str | None:
-        template = self.params.get("command")
-        if not isinstance(template, str) or not template.strip():
+        command = self.params.get("command")
+        if not isinstance(command, str) or not command.strip():
             raise ValueError("bash needs a command")
-        command = render_command(template, context)
+        logger = self.runtime.logger
+        try:
+            environment = command_environment(command, self.params.get(BASH_VALUES_PARAM), context)
+        except CommandValueError as error:
+            logger.error("bash: %s; not run: %s", error, command)
+            _record_failure(context, str(error), command, None)
+            return self.event("error", "error")
         timeout = _number(self.params.get("timeout"), DEFAULT_BASH_TIMEOUT, "timeout")
         cwd = self.params.get("cwd") or None
-        logger = self.runtime.logger
         logger.debug("bash: %s", command)
         process = await asyncio.create_subprocess_shell(
             command,
@@ -183,6 +191,7 @@ class BashAction(BaseAction):
             stderr=asyncio.subprocess.PIPE,
             start_new_session=True,  # its own process group, killed as a whole on timeout
             cwd=cwd,
+            env=environment,
         )
         readers = (
             asyncio.ensure_future(_drain(process.stdout, BASH_OUTPUT_LOG_LIMIT)),
