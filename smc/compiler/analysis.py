@@ -251,16 +251,14 @@ def _may_move_on(action: Action, handled: set[str]) -> bool:
 
 
 def _has_way_out(
-    actions: Sequence[Action], explicit: set[str], handled: set[str], sent: frozenset[str]
+    returned: set[str], explicit: set[str], handled: set[str], sent: frozenset[str]
 ) -> bool:
     """Whether a machine idle in a state, its actions done, can still be moved on: by a timer,
     by an event another checked machine sends it, or by a transition written for this state
     (not ``from: "*"``) on an event none of the state's actions returns, which says the state
     waits for that event from outside. A ``from: "*"`` transition on an event nobody sends
-    (``stop``) is an operator's way to end the worker, not a way back to work."""
-    returned = {
-        event for action in actions for event, _kind in emitted_events(action.type, action.params)
-    }
+    (``stop``) is an operator's way to end the worker, not a way back to work. ``returned``:
+    the events the state's actions return."""
     return any(
         TIMEOUT_EVENT.match(event) or event in sent or (event in explicit and event not in returned)
         for event in handled
@@ -304,6 +302,13 @@ def check_emitted_events(machine: Machine, context: Context) -> Iterator[Diagnos
             moves_on_after[index] = moves_on_after[index + 1] or _may_move_on(
                 actions[index + 1], handled
             )
+        returned = {
+            event
+            for action in actions
+            for event, _kind in emitted_events(action.type, action.params)
+        }
+        # A transition on an event no action of the state returns may be a misspelt one.
+        orphans = handled - returned
         way_out: bool | None = None  # computed when first needed
         last = len(actions) - 1
         for index, action in enumerate(actions):
@@ -317,7 +322,7 @@ def check_emitted_events(machine: Machine, context: Context) -> Iterator[Diagnos
             for event, kind in emitted:
                 if event in handled or event in misspelt:
                     continue
-                hint_tail = _suggest_fix(event, kind, handled, misspelt, transition_lines)
+                hint_tail = _suggest_fix(event, kind, orphans, misspelt, transition_lines)
                 if event == claimed and not moves_on_after[index]:
                     yield _diag(
                         _event_param_pos(action, event),
@@ -332,7 +337,7 @@ def check_emitted_events(machine: Machine, context: Context) -> Iterator[Diagnos
                 if event in failures and not moves_on_after[index]:
                     if way_out is None:
                         way_out = _has_way_out(
-                            actions, explicit_by_state.get(state.name, set()), handled, sent
+                            returned, explicit_by_state.get(state.name, set()), handled, sent
                         )
                     if not way_out:
                         yield _diag(
@@ -371,12 +376,14 @@ def check_emitted_events(machine: Machine, context: Context) -> Iterator[Diagnos
 
 
 def _suggest_fix(
-    event: str, kind: str, handled: set[str], misspelt: set[str], lines: Mapping[str, int]
+    event: str, kind: str, orphans: set[str], misspelt: set[str], lines: Mapping[str, int]
 ) -> str:
-    """The did-you-mean for an unhandled event. When the author cannot have misspelt the
-    action's event (a built-in's own: ``new_job``, ``error``) or the close match is itself a
-    reported misspelling (SMC025), the fix is on the transition, and the hint says so."""
-    close = _closest(event, list(handled))
+    """The did-you-mean for an unhandled event, among ``orphans``: the state's transition
+    events that none of its actions returns (one an action returns is no misspelling). When
+    the author cannot have misspelt the action's event (a built-in's own: ``new_job``,
+    ``error``) or the close match is itself a reported misspelling (SMC025), the fix is on
+    the transition, and the hint says so."""
+    close = _closest(event, list(orphans))
     if close is None:
         return ""
     if (kind != "explicit" or close in misspelt) and close in lines:
