@@ -21,6 +21,7 @@ from smc.catalog import (
     COMMON_KEYS,
     EVENT_PARAMS,
     REMOVED_ACTIONS,
+    EmitKind,
     claim_event,
     emitted_events,
     failure_events,
@@ -240,14 +241,35 @@ def check_reachability(machine: Machine, _: Context) -> Iterator[Diagnostic]:
 # ---- events -----------------------------------------------------------------------------
 
 
-def _may_move_on(action: Action, handled: set[str]) -> bool:
-    """Whether ``action`` may return an event its state has a transition on. A user action
-    may return any event, so it may; a built-in may when one of its events is handled."""
-    if action.type not in BUILTIN_ACTIONS:
-        return True
-    events = {event for event, _kind in emitted_events(action.type, action.params)}
-    events.update(failure_events(action.type, action.params))
-    return not events.isdisjoint(handled)
+@dataclass(frozen=True)
+class _ActionEvents:
+    """What one action may return, worked out once per action."""
+
+    emitted: list[tuple[str, EmitKind]]  # as ``catalog.emitted_events`` gives them
+    claimed: str | None  # the event meaning "a job was claimed"
+    failures: list[str]  # failure events a condition met at run time can cause (SMC027)
+    #: every event it may return; None for a user action, which may return any event.
+    possible: frozenset[str] | None
+
+    @classmethod
+    def of(cls, action: Action) -> _ActionEvents:
+        spec = BUILTIN_ACTIONS.get(action.type)
+        emitted = emitted_events(action.type, action.params)
+        all_failures = failure_events(action.type, action.params)
+        possible = None
+        if spec is not None:
+            possible = frozenset(event for event, _kind in emitted) | frozenset(all_failures)
+        return cls(
+            emitted=emitted,
+            claimed=claim_event(action.type, action.params),
+            # The others fail only by raising on a bad parameter: that is SMC022's business.
+            failures=all_failures if spec is not None and spec.fails_at_run_time else [],
+            possible=possible,
+        )
+
+    def may_move_on(self, handled: set[str]) -> bool:
+        """Whether the action may return an event its state has a transition on."""
+        return self.possible is None or not self.possible.isdisjoint(handled)
 
 
 def _has_way_out(
@@ -271,59 +293,52 @@ def check_emitted_events(machine: Machine, context: Context) -> Iterator[Diagnos
     Such an event goes on to the state's next action; after the last one the machine idles.
     SMC026 (error): a built-in claimed a job and no later action can move the machine on, so
     the job stays claimed by an idle worker. SMC027 (warning): a built-in failed, no later
-    action can move the machine on, and nothing can reach it from outside (no timer, every
-    transition of the state is on an event its own actions return), so the worker idles for
-    ever. SMC022 (warning) covers the rest that nothing shows the author meant: an event the
-    action returns by itself (``no_jobs``, ``wake_up``) or one written on the state's last
-    action. An event written on an action followed by others is the "go on with the next
-    action" idiom (the peer's ``pop_from_list success: has_job``) and is not reported."""
+    action can move the machine on, and nothing can from outside (see ``_has_way_out``), so
+    the worker idles for ever. SMC022 (warning) covers the rest that nothing shows the author
+    meant: an event the action returns by itself (``no_jobs``, ``wake_up``) or one written on
+    the state's last action. An event written on an action followed by others is the "go on
+    with the next action" idiom (the peer's ``pop_from_list success: has_job``) and is not
+    reported."""
     finals = set(machine.final_states)
     handled_by_state = _handled_by_state(machine)
     explicit_by_state: dict[str, set[str]] = {}
+    transition_lines: dict[str, int] = {}
     for t in machine.transitions:
         if not t.wildcard:
             explicit_by_state.setdefault(t.source, set()).add(t.event)
+        transition_lines.setdefault(t.event, t.event_pos.line)
     sent = context.sent_to.get(machine.name, frozenset())
     declared = {e.name for e in machine.events if e.declared}
     # An event missing from `events:` is reported once, as SMC025, where first written (the
     # transitions come first); nothing more is said about it here.
     misspelt = {event for event, _pos, _close in _misspelt_events(machine, declared)}
-    transition_lines: dict[str, int] = {}
-    for t in machine.transitions:
-        transition_lines.setdefault(t.event, t.event_pos.line)
     for state in machine.states:
-        if state.name in finals:
+        if state.name in finals or not state.actions:
             continue  # the machine stops after a final state's actions
         handled = handled_by_state.get(state.name, set())
         actions = state.actions
+        events = [_ActionEvents.of(action) for action in actions]
         # moves_on_after[i]: some action after the i-th may fire a transition.
         moves_on_after = [False] * len(actions)
         for index in range(len(actions) - 2, -1, -1):
-            moves_on_after[index] = moves_on_after[index + 1] or _may_move_on(
-                actions[index + 1], handled
+            moves_on_after[index] = moves_on_after[index + 1] or events[index + 1].may_move_on(
+                handled
             )
-        returned = {
-            event
-            for action in actions
-            for event, _kind in emitted_events(action.type, action.params)
-        }
-        # A transition on an event no action of the state returns may be a misspelt one.
+        returned = {event for known in events for event, _kind in known.emitted}
+        # Did-you-mean candidates: transitions on events no action of the state returns (one
+        # an action returns is no misspelling).
         orphans = handled - returned
         way_out: bool | None = None  # computed when first needed
+
         last = len(actions) - 1
-        for index, action in enumerate(actions):
-            spec = BUILTIN_ACTIONS.get(action.type)
-            claimed = claim_event(action.type, action.params)
-            failures = failure_events(action.type, action.params)
-            if spec is None or not spec.fails_at_run_time:
-                failures = []  # it fails only by raising on a bad parameter: SMC022's business
-            emitted = emitted_events(action.type, action.params)
-            emitted += [(event, "default") for event in failures if event not in dict(emitted)]
-            for event, kind in emitted:
+        for index, (action, known) in enumerate(zip(actions, events, strict=True)):
+            candidates = list(known.emitted)
+            seen = {event for event, _kind in candidates}
+            candidates += [(event, "default") for event in known.failures if event not in seen]
+            for event, kind in candidates:
                 if event in handled or event in misspelt:
                     continue
-                hint_tail = _suggest_fix(event, kind, orphans, misspelt, transition_lines)
-                if event == claimed and not moves_on_after[index]:
+                if event == known.claimed and not moves_on_after[index]:
                     yield _diag(
                         _event_param_pos(action, event),
                         "SMC026",
@@ -331,10 +346,11 @@ def check_emitted_events(machine: Machine, context: Context) -> Iterator[Diagnos
                         f"{event!r}, but no transition leaves {state.name!r} on {event!r}: "
                         "the claimed job would stay claimed by a worker that waits for ever",
                         f"add a transition from {state.name!r} on {event!r} to the state that "
-                        "processes the job" + hint_tail,
+                        "processes the job"
+                        + _suggest_fix(event, kind, orphans, misspelt, transition_lines),
                     )
                     continue
-                if event in failures and not moves_on_after[index]:
+                if event in known.failures and not moves_on_after[index]:
                     if way_out is None:
                         way_out = _has_way_out(
                             returned, explicit_by_state.get(state.name, set()), handled, sent
@@ -347,7 +363,8 @@ def check_emitted_events(machine: Machine, context: Context) -> Iterator[Diagnos
                             f"it fails, but no transition leaves {state.name!r} on {event!r}, "
                             "and no timer or outside event can: the worker would wait for ever",
                             f"add a transition from {state.name!r} on {event!r} (to a state "
-                            "that fails or retries the job)" + hint_tail,
+                            "that fails or retries the job)"
+                            + _suggest_fix(event, kind, orphans, misspelt, transition_lines),
                         )
                         continue
                 if kind == "default":
@@ -372,7 +389,12 @@ def check_emitted_events(machine: Machine, context: Context) -> Iterator[Diagnos
                         f"add a transition from {state.name!r} on {event!r}; as written the "
                         "event is lost and the machine waits for an outside event or a timer"
                     )
-                yield _diag(_event_param_pos(action, event), "SMC022", message, hint + hint_tail)
+                yield _diag(
+                    _event_param_pos(action, event),
+                    "SMC022",
+                    message,
+                    hint + _suggest_fix(event, kind, orphans, misspelt, transition_lines),
+                )
 
 
 def _suggest_fix(
