@@ -610,6 +610,30 @@ def test_clean_machine(tmp_path: Path, name: str) -> None:
     assert len(result.machines) == 1
 
 
+def test_hints_point_at_the_misspelt_transition(tmp_path: Path) -> None:
+    """A built-in's own event cannot be misspelt: the hint names the transition instead; and
+    an event the same action returns (new_job beside no_jobs) is no misspelling."""
+    text = (
+        "initial_state: waiting\ntransitions:\n"
+        "  - {from: waiting, to: working, event: new_jbo}\n"
+        "  - {from: working, to: waiting, event: job_done}\n"
+        "  - {from: working, to: waiting, event: error}\n"
+        "actions:\n  waiting:\n    - type: check_database_queue\n"
+        "  working:\n    - type: bash\n      command: 'true'\n"
+    )
+    result = check(tmp_path, {"m.yaml": text})
+    by_code = {d.code: d for d in result.diagnostics}
+    assert set(by_code) == {"SMC022", "SMC026"}
+    assert by_code["SMC026"].hint.endswith(
+        "the transition on 'new_jbo' at line 3 looks like a misspelling of 'new_job'"
+    )
+    (tmp_path / "fixed").mkdir()
+    fixed = check(tmp_path / "fixed", {"m.yaml": text.replace("new_jbo", "new_job")})
+    (no_jobs,) = fixed.diagnostics
+    assert no_jobs.code == "SMC022" and "no_jobs" in no_jobs.message
+    assert "new_job" not in no_jobs.hint
+
+
 def test_a_failure_event_another_machine_sends_is_a_way_out(tmp_path: Path) -> None:
     """finishing waits for `retry` from the supervisor: complete_job's error does not hang it."""
     worker = (
