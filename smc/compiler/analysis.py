@@ -13,6 +13,7 @@ import re
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from importlib import metadata
 from typing import Any
 
@@ -47,16 +48,13 @@ class Context:
     #: True when the checker knows every place user actions come from: action directories
     #: were given, or the caller is ``smc run``, whose directories are all there is.
     user_actions_known: bool = False
-    _entry_points: list[frozenset[str]] = field(default_factory=list, compare=False)
 
+    @cached_property
     def entry_point_types(self) -> frozenset[str]:
         """Action types of the ``smc.actions`` entry-point group, which the runtime finds too.
         Looked up once, and only when an action type is neither built in nor declared (reading
         the installed distributions takes tens of milliseconds)."""
-        if not self._entry_points:
-            names = {entry.name for entry in metadata.entry_points(group=ENTRY_POINT_GROUP)}
-            self._entry_points.append(frozenset(names))
-        return self._entry_points[0]
+        return frozenset(entry.name for entry in metadata.entry_points(group=ENTRY_POINT_GROUP))
 
 
 def _diag(pos: Position, code: str, message: str, hint: str = "") -> Diagnostic:
@@ -97,8 +95,9 @@ def _handled_by_state(machine: Machine) -> dict[str, set[str]]:
         elif t.source in handled:
             handled[t.source].add(t.event)
     if wildcard_events:
+        finals = set(machine.final_states)
         for state in machine.state_names:
-            if state not in machine.final_states:
+            if state not in finals:
                 handled[state] |= wildcard_events
     return handled
 
@@ -521,7 +520,7 @@ def check_actions(machine: Machine, context: Context) -> Iterator[Diagnostic]:
             if (
                 spec is None
                 and action.type not in known_user
-                and action.type not in context.entry_point_types()
+                and action.type not in context.entry_point_types
             ):
                 yield _unknown_action(action, state.name, known_user, sources_known)
             if spec is not None:
