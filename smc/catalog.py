@@ -1,7 +1,8 @@
 """The built-in action types: their parameters and the events they return.
 
-This is data shared by the checker (which warns about unknown types, missing parameters and
-emitted events that no transition handles) and the worker runtime (which implements the
+This is data shared by the checker (which reports unknown types, missing parameters, emitted
+events that no transition handles, claimed jobs and failures that would strand a worker) and
+the worker runtime (which implements the
 actions and takes the default event names from here). It imports nothing from either side.
 
 The parameter names and default events follow ``statemachine-engine`` so its configs run
@@ -44,6 +45,13 @@ class ActionSpec:
     fixed_events: tuple[str, ...] = ()
     #: alternative spellings accepted for a parameter (alias -> canonical name).
     aliases: Mapping[str, str] = field(default_factory=dict)
+    #: for an action that claims a job: the event it returns when it has claimed one, as the
+    #: name of an event parameter (``success``) or a fixed event (``new_job``).
+    claims: str | None = None
+    #: True when the action returns its error event for a condition met at run time (a
+    #: command that fails, a job whose lease was lost, a child that cannot start), not only
+    #: when it raises because of a bad parameter: a machine must expect that event.
+    fails_at_run_time: bool = False
 
     @property
     def parameters(self) -> frozenset[str]:
@@ -72,6 +80,7 @@ BUILTIN_ACTIONS: Mapping[str, ActionSpec] = {
             required=("command",),
             optional=("timeout", "error_mappings", "cwd"),
             events={"success": "job_done", "error": "error"},
+            fails_at_run_time=True,
         ),
         ActionSpec(
             "check_database_queue",
@@ -79,6 +88,7 @@ BUILTIN_ACTIONS: Mapping[str, ActionSpec] = {
             optional=("job_type", "machine_type", "wait", "poll_interval"),
             events={"error": "error"},
             fixed_events=("new_job", "no_jobs"),
+            claims="new_job",
         ),
         ActionSpec(
             "get_pending_jobs",
@@ -91,18 +101,21 @@ BUILTIN_ACTIONS: Mapping[str, ActionSpec] = {
             "Claim one pending job by id.",
             required=("job_id",),
             events={"success": "claimed", "already_claimed": "already_claimed", "error": "error"},
+            claims="success",
         ),
         ActionSpec(
             "complete_job",
             "Mark a job completed (default: the machine's current job).",
             optional=("job_id", "result"),
             events={"success": "success", "error": "error"},
+            fails_at_run_time=True,
         ),
         ActionSpec(
             "fail_job",
             "Mark a job failed with a reason (default: the machine's current job).",
             optional=("job_id", "reason", "retry"),
             events={"success": "success", "error": "error"},
+            fails_at_run_time=True,
         ),
         ActionSpec(
             "wait_for_jobs",
@@ -130,6 +143,7 @@ BUILTIN_ACTIONS: Mapping[str, ActionSpec] = {
             required=("yaml_path",),
             optional=("machine_name", "context_vars", "store_pid", "additional_args"),
             events={"success": "success", "error": "error"},
+            fails_at_run_time=True,
         ),
         ActionSpec(
             "set_context",
@@ -142,6 +156,7 @@ BUILTIN_ACTIONS: Mapping[str, ActionSpec] = {
             "Append a value to a list in the context.",
             optional=("list_key", "value"),
             events={"success": "success", "error": "error"},
+            fails_at_run_time=True,
         ),
         ActionSpec(
             "pop_from_list",
@@ -213,3 +228,37 @@ BASH_VALUES_PARAM = "command_values"
 def bash_value_variable(number: int) -> str:
     """The environment variable that carries a ``bash`` command's ``number``-th value."""
     return f"SMC_VALUE_{number}"
+
+
+def claim_event(action_type: str, params: Mapping[str, object]) -> str | None:
+    """The event a built-in that claims a job returns when it has claimed one (None for an
+    action that claims nothing, or whose claim event is switched off with an empty value)."""
+    spec = BUILTIN_ACTIONS.get(action_type)
+    if spec is None or spec.claims is None:
+        return None
+    if spec.claims in spec.fixed_events:
+        return spec.claims
+    value = params.get(spec.claims)
+    if isinstance(value, str):
+        return value or None
+    return spec.events.get(spec.claims)
+
+
+def failure_events(action_type: str, params: Mapping[str, object]) -> list[str]:
+    """The events a built-in returns when it fails: its ``error`` event (written, else its
+    default; the runtime also returns it when the action raises) and, for ``bash``, the events
+    of ``error_mappings``. Empty for a user type, whose events the checker does not know."""
+    spec = BUILTIN_ACTIONS.get(action_type)
+    if spec is None:
+        return []
+    found: list[str] = []
+    if "error" in params:
+        value = params["error"]
+        if isinstance(value, str) and value:
+            found.append(value)
+    elif spec.events.get("error"):
+        found.append(str(spec.events["error"]))
+    mappings = params.get("error_mappings")
+    if isinstance(mappings, Mapping):
+        found.extend(v for v in mappings.values() if isinstance(v, str) and v)
+    return list(dict.fromkeys(found))

@@ -177,3 +177,112 @@ def test_non_utf8_and_empty_files_are_diagnosed_not_crashed(tmp_path: Path) -> N
     assert "Traceback" not in proc.stderr
     assert "empty.yaml:1:1: error[SMC002]" in proc.stderr
     assert "latin.yaml:1:19: error[SMC007]" in proc.stderr
+
+
+# ---- mistakes that used to pass the check and then hang or stop a worker (issue 11) -------
+
+QUEUE_WORKER = (
+    "initial_state: waiting\n"
+    "events: [new_job, no_jobs, done, error]\n"
+    "transitions:\n"
+    "  - {from: waiting, to: working, event: new_jbo}\n"
+    "  - {from: waiting, to: waiting, event: no_jobs}\n"
+    "  - {from: working, to: waiting, event: done}\n"
+    "  - {from: working, to: waiting, event: error}\n"
+    "actions:\n"
+    "  waiting:\n"
+    "    - type: check_database_queue\n"
+    "  working:\n"
+    "    - {type: bash, command: 'true', success: done}\n"
+)
+
+
+def test_an_event_typo_fails_the_check(tmp_path: Path) -> None:
+    """`event: new_jbo` in a machine that lists its events: `smc run` would claim a job and
+    hold it for ever, so the check fails, at the typo and at the claim it strands."""
+    (tmp_path / "m.yaml").write_text(QUEUE_WORKER)
+    proc = smc("check", "m.yaml", cwd=tmp_path)
+    assert proc.returncode == 1, proc.stderr
+    assert "m.yaml:4:41: error[SMC025]: event 'new_jbo' is not listed" in proc.stderr
+    assert "m.yaml:10:13: error[SMC026]" in proc.stderr
+    fixed = QUEUE_WORKER.replace("new_jbo", "new_job")
+    (tmp_path / "m.yaml").write_text(fixed)
+    clean = smc("check", "--strict", "m.yaml", cwd=tmp_path)
+    assert clean.returncode == 0, clean.stderr
+
+
+def run_refused(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`smc run` on a file it must refuse before it starts (no database is touched)."""
+    return subprocess.run(
+        [sys.executable, "-m", "smc", "run", *args, "--db", str(tmp_path / "never.db")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={
+            **os.environ,
+            "PYTHONPATH": str(PROJECT_ROOT),
+            "SMC_CACHE_DIR": str(tmp_path / "cache"),
+        },
+        timeout=60,
+    )
+
+
+def test_an_unknown_action_type_fails_check_as_it_fails_run(tmp_path: Path) -> None:
+    machine = GOOD + "actions:\n  a:\n    - type: {type}\n      success: go\n"
+    (tmp_path / "acts").mkdir()
+    (tmp_path / "acts" / "greet.py").write_text(
+        "class GreetAction:\n    async def execute(self, context):\n        return 'go'\n"
+    )
+    # A misspelt built-in: an error with the did-you-mean, with or without action directories.
+    (tmp_path / "typo.yaml").write_text(machine.replace("{type}", "bsah"))
+    check = smc("check", "typo.yaml", cwd=tmp_path)
+    assert check.returncode == 1
+    assert "typo.yaml:6:13: error[SMC030]" in check.stderr
+    assert "did you mean 'bash'?" in check.stderr
+    assert run_refused(tmp_path, "typo.yaml").returncode == 2
+    assert not (tmp_path / "never.db").exists()
+    # A type the given action directories do not provide: both refuse it.
+    (tmp_path / "calc.yaml").write_text(machine.replace("{type}", "calculate"))
+    check = smc("check", "--actions-dir", "acts", "calc.yaml", cwd=tmp_path)
+    assert check.returncode == 1
+    assert "calc.yaml:6:13: error[SMC030]" in check.stderr
+    assert run_refused(tmp_path, "calc.yaml", "--actions-dir", "acts").returncode == 2
+    # ... `smc run` also when it finds no action directory at all (its ./actions default).
+    assert run_refused(tmp_path, "calc.yaml").returncode == 2
+    # With no action directory the checker cannot tell: a warning that says so.
+    check = smc("check", "calc.yaml", cwd=tmp_path)
+    assert check.returncode == 0
+    assert "calc.yaml:6:13: warning[SMC034]" in check.stderr
+    # A type the directory provides: accepted by both (run is not started here).
+    (tmp_path / "greet.yaml").write_text(machine.replace("{type}", "greet"))
+    assert (
+        smc("check", "--strict", "--actions-dir", "acts", "greet.yaml", cwd=tmp_path).returncode
+        == 0
+    )
+    assert not (tmp_path / "never.db").exists()
+
+
+def test_entry_point_action_types_are_known_to_the_check(tmp_path: Path) -> None:
+    """The runtime finds user actions in the `smc.actions` entry-point group; so does the
+    checker (a real installed distribution: a package and its .dist-info)."""
+    site = tmp_path / "site"
+    (site / "stampers").mkdir(parents=True)
+    (site / "stampers" / "__init__.py").write_text(
+        "class Stamper:\n    async def execute(self, context):\n        return 'go'\n"
+    )
+    info = site / "stampers-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: stampers\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[smc.actions]\nstamp_ep = stampers:Stamper\n")
+    (tmp_path / "m.yaml").write_text(GOOD + "actions:\n  a:\n    - type: stamp_ep\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "smc", "check", "--strict", "--actions-dir", "site", "m.yaml"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "PYTHONPATH": f"{site}:{PROJECT_ROOT}"},
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr

@@ -44,21 +44,42 @@ WORKER = f"{ENGINE}/controller_worker/config/worker.yaml"
 CONCURRENT = f"{ENGINE}/patient_records/config/concurrent-controller.yaml"
 CUSTOM = f"{ENGINE}/custom_actions/config/worker.yaml"
 
+#: A `bash` whose failure (a non-zero exit, a timeout) leaves the worker idle in a state it
+#: cannot leave: no transition on `error`, no timer, no event expected from outside (SMC027).
+PEER_BASH_HANGS: Found = {
+    (CONTROLLER, 56, 13, "SMC027"),  # initializing
+    (WORKER, 70, 13, "SMC027"),  # initializing
+    (WORKER, 90, 13, "SMC027"),  # processing, holding the job
+    (WORKER, 107, 13, "SMC027"),  # notifying
+}
+
 PEER_EXPECTATIONS: dict[str, Found] = {
-    f"{ENGINE}/simple_worker": set(),
-    f"{ENGINE}/timeout_demo": set(),
-    # check_events was removed from the peer; the controller calls it anyway.
-    f"{ENGINE}/controller_worker": {(CONTROLLER, 66, 13, "SMC030")},
+    f"{ENGINE}/simple_worker": {
+        (f"{ENGINE}/simple_worker/config/worker.yaml", line, 13, "SMC027")
+        for line in (68, 88, 99)  # initializing, processing, completed
+    },
+    f"{ENGINE}/timeout_demo": {
+        (f"{ENGINE}/timeout_demo/config/timeout_worker.yaml", line, 13, "SMC027")
+        for line in (68, 101)  # initializing, timed_out
+    },
+    # check_events was removed from the peer; the controller calls it anyway. No user action
+    # directory was given, so the checker cannot tell whether one provides it (SMC034).
+    f"{ENGINE}/controller_worker": {(CONTROLLER, 66, 13, "SMC034"), *PEER_BASH_HANGS},
     # Checked alone, the worker sends to task_controller, which is not among the files.
-    WORKER: {(WORKER, 102, 23, "SMC040")},
+    WORKER: {
+        (WORKER, 102, 23, "SMC040"),
+        *(found for found in PEER_BASH_HANGS if found[0] == WORKER),
+    },
     # User action types that only --actions-dir (or action_types:) can make known.
-    f"{ENGINE}/custom_actions": {(CUSTOM, 38, 13, "SMC030"), (CUSTOM, 48, 13, "SMC030")},
+    f"{ENGINE}/custom_actions": {(CUSTOM, 38, 13, "SMC034"), (CUSTOM, 48, 13, "SMC034")},
     f"{ENGINE}/patient_records": {
         # `{x|length}` and `{x|default:...}` filters are not supported.
         *((CONCURRENT, line, 16, "SMC033") for line in (89, 106, 120, 152, 157, 168, 178)),
         # wait_for_jobs returns no_jobs_tracked when every job of the batch was taken by
         # another controller; nothing handles it, so the controller polls forever.
         (CONCURRENT, 160, 13, "SMC022"),
+        # error_handling's bash has no transition on error: if it fails, the controller idles.
+        (CONCURRENT, 181, 13, "SMC027"),
     },
 }
 
@@ -95,8 +116,21 @@ def test_custom_actions_with_an_actions_dir_is_clean(corpus: Path, tmp_path: Pat
 
 
 def test_removed_check_events_is_explained(corpus: Path) -> None:
-    (diagnostic,) = run(corpus, f"{ENGINE}/controller_worker").diagnostics
+    result = run(corpus, f"{ENGINE}/controller_worker")
+    (diagnostic,) = [d for d in result.diagnostics if d.code == "SMC034"]
     assert diagnostic.severity == "warning"
+    assert "check_events was removed" in diagnostic.hint
+
+
+def test_removed_check_events_is_an_error_where_user_actions_are_known(
+    corpus: Path, tmp_path: Path
+) -> None:
+    """Given the user action directories, the checker knows what `smc run` will find: a type
+    none of them provides is refused by both (SMC030), explained all the same."""
+    result = run(corpus, f"{ENGINE}/controller_worker", action_dirs=(str(tmp_path),))
+    (diagnostic,) = [d for d in result.diagnostics if d.code.startswith("SMC03")]
+    assert (diagnostic.code, diagnostic.line, diagnostic.col) == ("SMC030", 66, 13)
+    assert diagnostic.is_error
     assert "check_events was removed" in diagnostic.hint
 
 
@@ -183,17 +217,26 @@ SEED_EXPECTATIONS: dict[str, Found] = {
         # The targets are named after their titles, not their machine names (file stems).
         (GENERATOR, 20, 19, "SMC040"),
         (PROCESSOR, 28, 19, "SMC040"),
-        (ANALYZER, 9, 15, "SMC030"),
-        (PROCESSOR, 9, 15, "SMC030"),
+        (ANALYZER, 9, 15, "SMC034"),
+        (PROCESSOR, 9, 15, "SMC034"),
+        # Each stage's bash has no transition on error: a failing command hangs the stage.
+        (GENERATOR, 9, 15, "SMC027"),
+        (PROCESSOR, 17, 15, "SMC027"),
+        (ANALYZER, 17, 15, "SMC027"),
     },
     f"{SEED}/execution/config/task_execution.yaml": set(),
-    f"{SEED}/simple_worker": set(),
+    f"{SEED}/simple_worker": {
+        (f"{SEED}/simple_worker/config/worker.yaml", line, 15, "SMC027")
+        for line in (30, 53)  # initializing, processing
+    },
     # check_database_queue returns no_jobs when the queue is empty; with no transition on
-    # it the machine never polls again.
-    f"{SEED}/quickstart": {(QUICKSTART, 19, 15, "SMC022")},
+    # it the machine never polls again. A failing bash in processing hangs it, job held.
+    f"{SEED}/quickstart": {(QUICKSTART, 19, 15, "SMC022"), (QUICKSTART, 27, 15, "SMC027")},
     f"{SEED}/controller_worker": {
-        (SEED_CONTROLLER, 24, 15, "SMC030"),
+        (SEED_CONTROLLER, 24, 15, "SMC034"),
+        (SEED_CONTROLLER, 33, 15, "SMC027"),
         (SEED_WORKER, 27, 15, "SMC022"),
+        (SEED_WORKER, 35, 15, "SMC027"),
     },
 }
 
@@ -207,9 +250,23 @@ def test_seed_docs(corpus: Path, path: str) -> None:
 @pytest.mark.parametrize(
     ("path", "expected"),
     [
-        (GENERATOR, {(GENERATOR, 2, 16, "SMC010"), (GENERATOR, 20, 19, "SMC040")}),
-        (PROCESSOR, {(PROCESSOR, 9, 15, "SMC030"), (PROCESSOR, 28, 19, "SMC040")}),
-        (ANALYZER, {(ANALYZER, 9, 15, "SMC030")}),
+        (
+            GENERATOR,
+            {
+                (GENERATOR, 2, 16, "SMC010"),
+                (GENERATOR, 9, 15, "SMC027"),
+                (GENERATOR, 20, 19, "SMC040"),
+            },
+        ),
+        (
+            PROCESSOR,
+            {
+                (PROCESSOR, 9, 15, "SMC034"),
+                (PROCESSOR, 17, 15, "SMC027"),
+                (PROCESSOR, 28, 19, "SMC040"),
+            },
+        ),
+        (ANALYZER, {(ANALYZER, 9, 15, "SMC034"), (ANALYZER, 17, 15, "SMC027")}),
     ],
 )
 def test_pipeline_fragments_alone(corpus: Path, path: str, expected: Found) -> None:

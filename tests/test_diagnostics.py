@@ -26,17 +26,28 @@ class Case:
     expected: Found
     #: substrings the message or hint of the first expected diagnostic must contain.
     says: tuple[str, ...] = ()
+    #: user action types provided by an action directory given to the checker.
     action_types: tuple[str, ...] = field(default=())
 
 
-def check(tmp_path: Path, files: dict[str, str | bytes]) -> CheckResult:
+def check(
+    tmp_path: Path, files: dict[str, str | bytes], action_types: tuple[str, ...] = ()
+) -> CheckResult:
+    """Write ``files`` and check them; ``action_types`` become the files of a user action
+    directory given to the checker (as ``--actions-dir``)."""
     for name, text in files.items():
         path = tmp_path / name
         if isinstance(text, bytes):
             path.write_bytes(text)
         else:
             path.write_text(text, encoding="utf-8")
-    return check_paths([str(tmp_path)])
+    if not action_types:
+        return check_paths([str(tmp_path)])
+    actions = tmp_path.parent / f"{tmp_path.name}-actions"
+    actions.mkdir()
+    for action_type in action_types:
+        (actions / f"{action_type}.py").write_text("")
+    return check_paths([str(tmp_path)], [str(actions)])
 
 
 def found(result: CheckResult) -> Found:
@@ -183,8 +194,39 @@ CASES = [
             "m.yaml": "initial_state: idle\ntransitions:\n  - {from: idle, to: runing, event: go}\n"
             "  - {from: running, to: idle, event: back}\nstates: [idle, running]\n"
         },
-        {("m.yaml", 3, 22, "SMC010"), ("m.yaml", 5, 16, "SMC020")},
+        # 'running' is not reported unreachable: the misspelt transition was meant to reach it
+        {("m.yaml", 3, 22, "SMC010")},
         ("`to` state 'runing' is not a state", "did you mean 'running'?"),
+    ),
+    Case(
+        # The transition exists, only its target is wrong: 'working' has a transition on
+        # job_done (no SMC022), and 'finishing' is what it was meant to reach (no SMC020).
+        "SMC010-no-follow-on-diagnostics",
+        {
+            "m.yaml": "initial_state: waiting\nstates: [waiting, working, finishing]\n"
+            "transitions:\n  - {from: waiting, to: working, event: new_job}\n"
+            "  - {from: waiting, to: waiting, event: no_jobs}\n"
+            "  - {from: working, to: finishng, event: job_done}\n"
+            "  - {from: working, to: waiting, event: error}\n"
+            "  - {from: finishing, to: waiting, event: success}\n"
+            "  - {from: finishing, to: waiting, event: error}\n"
+            "actions:\n  waiting:\n    - type: check_database_queue\n"
+            "  working:\n    - {type: bash, command: make, success: job_done}\n"
+            "  finishing:\n    - type: complete_job\n"
+        },
+        {("m.yaml", 6, 25, "SMC010")},
+        ("did you mean 'finishing'?",),
+    ),
+    Case(
+        # A self-loop and a transition to a misspelt state: the state is not a trap (SMC021),
+        # and the target of a transition from a misspelt state is not unreachable (SMC020).
+        "SMC010-unknown-source-and-target",
+        {
+            "m.yaml": "initial_state: a\nstates: [a, b, c]\ntransitions:\n"
+            "  - {from: a, to: a, event: again}\n  - {from: a, to: bb, event: go}\n"
+            "  - {from: x, to: c, event: go}\n"
+        },
+        {("m.yaml", 5, 19, "SMC010"), ("m.yaml", 6, 12, "SMC010")},
     ),
     Case(
         "SMC010-unknown-initial",
@@ -311,8 +353,56 @@ CASES = [
             "m.yaml": "initial_state: a\n" + OK_TAIL + "  - {from: b, to: a, event: bakc}\n"
             "  - {from: b, to: b, event: timeout(1)}\nevents: [go, back]\n"
         },
-        {("m.yaml", 4, 29, "SMC025"), ("m.yaml", 6, 14, "SMC023")},
+        # 'back' is not reported unused as well: the misspelling was meant to use it
+        {("m.yaml", 4, 29, "SMC025")},
         ("'bakc' is not listed", "did you mean 'back'?"),
+    ),
+    Case(
+        # Issue 11: the typo passed `smc check` and `smc run` then held the job for ever.
+        "SMC025-event-typo-strands-a-claimed-job",
+        {
+            "m.yaml": "initial_state: waiting\nevents: [new_job, no_jobs, done, error]\n"
+            "transitions:\n  - {from: waiting, to: working, event: new_jbo}\n"
+            "  - {from: waiting, to: waiting, event: no_jobs}\n"
+            "  - {from: working, to: waiting, event: done}\n"
+            "  - {from: working, to: waiting, event: error}\n"
+            "actions:\n  waiting:\n    - type: check_database_queue\n"
+            "  working:\n    - {type: bash, command: 'true', success: done}\n"
+        },
+        {("m.yaml", 4, 41, "SMC025"), ("m.yaml", 10, 13, "SMC026")},
+        ("'new_jbo' is not listed", "did you mean 'new_job'?"),
+    ),
+    Case(
+        "SMC025-action-event",
+        {
+            "m.yaml": "initial_state: a\nevents: [go]\n" + OK_TAIL + "actions:\n  a:\n"
+            "    - {type: pop_from_list, success: goo, empty: go}\n"
+        },
+        {("m.yaml", 7, 38, "SMC025")},
+        ("'goo' is not listed", "did you mean 'go'?"),
+    ),
+    Case(
+        "SMC026-claim-job-on-the-last-action",
+        {
+            "m.yaml": "initial_state: a\n" + OK_TAIL + "  - {from: a, to: b, event: taken}\n"
+            "  - {from: a, to: b, event: error}\n"
+            "actions:\n  a:\n    - type: claim_job\n      job_id: '{job}'\n"
+            "      already_claimed: taken\n      success: got\n"
+        },
+        {("m.yaml", 11, 16, "SMC026")},
+        ("claims a job", "no transition leaves 'a' on 'got'", "did you mean 'go'?"),
+    ),
+    Case(
+        "SMC026-check-database-queue-new-job",
+        {
+            "m.yaml": "initial_state: waiting\ntransitions:\n"
+            "  - {from: waiting, to: waiting, event: no_jobs}\n"
+            "  - {from: waiting, to: done, event: stop}\n"
+            "actions:\n  waiting:\n    - type: log\n    - type: check_database_queue\n"
+            "    - type: log\n"
+        },
+        {("m.yaml", 8, 13, "SMC026")},
+        ("'new_job'",),
     ),
     Case(
         "SMC030-unknown-action",
@@ -321,10 +411,55 @@ CASES = [
         ("did you mean 'bash'?",),
     ),
     Case(
+        "SMC027-complete-job-lease-lost",
+        {
+            "m.yaml": "initial_state: waiting\ntransitions:\n"
+            "  - {from: waiting, to: finishing, event: new_job}\n"
+            "  - {from: waiting, to: waiting, event: no_jobs}\n"
+            "  - {from: finishing, to: waiting, event: success}\n"
+            "  - {from: '*', to: stopped, event: stop}\n"
+            "actions:\n  waiting:\n    - type: check_database_queue\n"
+            "  finishing:\n    - type: complete_job\n    - type: log\n"
+        },
+        {("m.yaml", 11, 13, "SMC027")},
+        ("returns 'error' when it fails", "no transition leaves 'finishing' on 'error'"),
+    ),
+    Case(
+        "SMC027-bash-error-mapping",
+        {
+            "m.yaml": "initial_state: a\n" + OK_TAIL + "  - {from: a, to: b, event: failed}\n"
+            "actions:\n  a:\n    - type: bash\n      command: 'false'\n      success: go\n"
+            "      error: failed\n      error_mappings: {2: usage}\n"
+        },
+        {("m.yaml", 11, 23, "SMC027")},
+        ("returns 'usage' when it fails",),
+    ),
+    Case(
+        "SMC030-unknown-with-user-actions-given",
+        {"m.yaml": "initial_state: a\n" + OK_TAIL + "actions:\n  a:\n    - type: calculate\n"},
+        {("m.yaml", 6, 13, "SMC030")},
+        ("unknown action type 'calculate'", "--actions-dir"),
+        action_types=("greet",),
+    ),
+    Case(
+        "SMC030-unknown-with-action-types-declared",
+        {
+            "m.yaml": "initial_state: a\naction_types: [greet]\n" + OK_TAIL + "actions:\n  a:\n"
+            "    - type: calculate\n"
+        },
+        {("m.yaml", 7, 13, "SMC030")},
+    ),
+    Case(
+        "SMC034-user-action-unknown-to-the-checker",
+        {"m.yaml": "initial_state: a\n" + OK_TAIL + "actions:\n  a:\n    - type: greet\n"},
+        {("m.yaml", 6, 13, "SMC034")},
+        ("'greet'", "smc run refuses it", "--actions-dir"),
+    ),
+    Case(
         "SMC031-missing-parameter",
         {
             "m.yaml": "initial_state: a\n" + OK_TAIL + "actions:\n  a:\n    - type: bash\n"
-            "      comand: ls\n      success: go\n"
+            "      comand: ls\n      success: go\n      error: go\n"
         },
         {("m.yaml", 6, 13, "SMC031"), ("m.yaml", 7, 7, "SMC032")},
         ("needs the parameter 'command'", "'comand' looks like a misspelling"),
@@ -428,7 +563,7 @@ CASES = [
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_broken_machine(tmp_path: Path, case: Case) -> None:
-    result = check(tmp_path, case.files)
+    result = check(tmp_path, case.files, case.action_types)
     assert found(result) == case.expected
     first = min(d for d in result.diagnostics if d.code == case.id.split("-")[0])
     for text in case.says:
@@ -470,6 +605,28 @@ CLEAN = {
     + OK_TAIL
     + "actions:\n  b:\n    - type: bash\n      command: 'true'\n      success: anything\n",
     "utf8-bom": "\ufeffinitial_state: a\n" + OK_TAIL,
+    # claim_job's event continues the list: start_fsm, after it, moves the machine on.
+    "claim-then-spawn": "initial_state: a\n"
+    + OK_TAIL
+    + "  - {from: a, to: b, event: failed}\nactions:\n  a:\n"
+    "    - {type: claim_job, job_id: '{job}', success: claimed, already_claimed: go,"
+    " error: failed}\n"
+    "    - {type: start_fsm, yaml_path: w.yaml, success: go, error: failed}\n",
+    # A failure with no transition, where something else can move the machine on.
+    "failure-with-a-timer": "initial_state: a\n"
+    + OK_TAIL
+    + "  - {from: a, to: b, event: timeout(30)}\nactions:\n  a:\n"
+    "    - {type: complete_job, success: go}\n",
+    "failure-with-an-outside-event": "initial_state: a\n"
+    + OK_TAIL
+    + "  - {from: a, to: b, event: resume}\nactions:\n  a:\n"
+    "    - {type: complete_job, success: go}\n",
+    "failure-then-a-user-action": "initial_state: a\naction_types: [tidy]\n"
+    + OK_TAIL
+    + "actions:\n  a:\n    - {type: bash, command: 'true', success: go}\n    - type: tidy\n",
+    "failure-of-an-action-that-only-raises": "initial_state: a\n"
+    + OK_TAIL
+    + "actions:\n  a:\n    - {type: send_event, target_machine: m, event_type: go, success: go}\n",
 }
 
 
@@ -478,6 +635,47 @@ def test_clean_machine(tmp_path: Path, name: str) -> None:
     result = check(tmp_path, {"m.yaml": CLEAN[name]})
     assert result.diagnostics == []
     assert len(result.machines) == 1
+
+
+def test_hints_point_at_the_misspelt_transition(tmp_path: Path) -> None:
+    """A built-in's own event cannot be misspelt: the hint names the transition instead; and
+    an event the same action returns (new_job beside no_jobs) is no misspelling."""
+    text = (
+        "initial_state: waiting\ntransitions:\n"
+        "  - {from: waiting, to: working, event: new_jbo}\n"
+        "  - {from: working, to: waiting, event: job_done}\n"
+        "  - {from: working, to: waiting, event: error}\n"
+        "actions:\n  waiting:\n    - type: check_database_queue\n"
+        "  working:\n    - type: bash\n      command: 'true'\n"
+    )
+    result = check(tmp_path, {"m.yaml": text})
+    by_code = {d.code: d for d in result.diagnostics}
+    assert set(by_code) == {"SMC022", "SMC026"}
+    assert by_code["SMC026"].hint.endswith(
+        "the transition on 'new_jbo' at line 3 looks like a misspelling of 'new_job'"
+    )
+    (tmp_path / "fixed").mkdir()
+    fixed = check(tmp_path / "fixed", {"m.yaml": text.replace("new_jbo", "new_job")})
+    (no_jobs,) = fixed.diagnostics
+    assert no_jobs.code == "SMC022" and "no_jobs" in no_jobs.message
+    assert "new_job" not in no_jobs.hint
+
+
+def test_a_failure_event_another_machine_sends_is_a_way_out(tmp_path: Path) -> None:
+    """finishing waits for `retry` from the supervisor: complete_job's error does not hang it."""
+    worker = (
+        "initial_state: a\nmetadata: {machine_name: worker}\ntransitions:\n"
+        "  - {from: a, to: b, event: go}\n  - {from: '*', to: a, event: retry}\n"
+        "actions:\n  a:\n    - {type: complete_job, success: go}\n"
+    )
+    supervisor = (
+        "initial_state: s\ntransitions:\n  - {from: s, to: t, event: go}\n"
+        "actions:\n  s:\n    - {type: send_event, target_machine: worker, event_type: retry,"
+        " success: go}\n"
+    )
+    assert found(check(tmp_path, {"worker.yaml": worker})) == {("worker.yaml", 8, 14, "SMC027")}
+    result = check(tmp_path, {"worker.yaml": worker, "supervisor.yaml": supervisor})
+    assert result.diagnostics == []
 
 
 def test_problems_inside_an_alias_point_at_the_alias(tmp_path: Path) -> None:

@@ -176,7 +176,7 @@ def test_the_same_machine_gives_the_same_text() -> None:
     first = format_text(plan_paths(m) for m in example_machines())
     second = format_text(plan_paths(m) for m in example_machines())
     assert first == second
-    assert "simple_worker (" in first and "10/10 transitions reachable" in first
+    assert "simple_worker (" in first and "12/12 transitions reachable" in first
 
 
 def test_unreachable_parts_are_listed_in_the_text(tmp_path: Path) -> None:

@@ -138,13 +138,20 @@ def build_cached(yaml_path: str, actions_dirs: list[str]) -> Path:
     from smc.compiler.diagnostics import format_text
 
     try:
-        result = check_paths([yaml_path], actions_dirs)
+        # runtime=True: these directories are all the places the worker will look, so an
+        # action type none of them provides is an error here too (SMC030), not a warning.
+        result = check_paths([yaml_path], actions_dirs, runtime=True)
     except InputError as error:
         raise UsageError(str(error)) from None
     for diagnostic in result.diagnostics:
         print(format_text(diagnostic, result.sources.get(diagnostic.path)), file=sys.stderr)
     if result.errors or not result.machines:
-        raise BuildFailed(f"{yaml_path}: {len(result.errors)} error(s); not started")
+        # Only unknown action types: the exit code the action registry gives them (2).
+        unknown_types = bool(result.errors) and all(d.code == "SMC030" for d in result.errors)
+        raise BuildFailed(
+            f"{yaml_path}: {len(result.errors)} error(s); not started",
+            EXIT_USAGE if unknown_types else EXIT_PROBLEMS,
+        )
     text = generate_machine(result.machines[0], yaml_path)
     try:
         directory.mkdir(parents=True, exist_ok=True)
@@ -166,6 +173,10 @@ def build_cached(yaml_path: str, actions_dirs: list[str]) -> Path:
 
 class BuildFailed(Exception):
     """The machine file has errors (already printed)."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_PROBLEMS) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 def directory_target_message(directory: str) -> str:
@@ -222,7 +233,7 @@ def run_command(args: argparse.Namespace) -> int:
             machine_cls = load_machine_class(target)
     except BuildFailed as error:
         print(f"smc run: {escape_controls(str(error))}", file=sys.stderr)
-        return EXIT_PROBLEMS
+        return error.exit_code
     except LoadError as error:
         raise UsageError(str(error)) from None
     try:

@@ -13,9 +13,20 @@ import re
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
+from importlib import metadata
 from typing import Any
 
-from smc.catalog import BUILTIN_ACTIONS, COMMON_KEYS, EVENT_PARAMS, REMOVED_ACTIONS, emitted_events
+from smc.catalog import (
+    BUILTIN_ACTIONS,
+    COMMON_KEYS,
+    EVENT_PARAMS,
+    REMOVED_ACTIONS,
+    EmitKind,
+    claim_event,
+    emitted_events,
+    failure_events,
+)
 from smc.compiler import names
 from smc.compiler.diagnostics import Diagnostic
 from smc.compiler.model import TIMEOUT_EVENT, WILDCARD, Action, Machine, Position, Transition
@@ -24,6 +35,8 @@ _FILTER = re.compile(r"\{[A-Za-z_][\w.]*\|[^{}]*\}")
 _TIMER_LIKE = re.compile(r"^\s*timeout\b", re.IGNORECASE)
 #: The event ``send_event`` sends when ``event_type`` is left out (as in the peer).
 DEFAULT_SENT_EVENT = "generic_event"
+#: The entry-point group the runtime's action registry looks user actions up in.
+ENTRY_POINT_GROUP = "smc.actions"
 
 
 @dataclass(frozen=True)
@@ -32,6 +45,16 @@ class Context:
     extra_action_types: frozenset[str]
     #: machine name -> the events other machines send it with ``send_event``.
     sent_to: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    #: True when the checker knows every place user actions come from: action directories
+    #: were given, or the caller is ``smc run``, whose directories are all there is.
+    user_actions_known: bool = False
+
+    @cached_property
+    def entry_point_types(self) -> frozenset[str]:
+        """Action types of the ``smc.actions`` entry-point group, which the runtime finds too.
+        Looked up once, and only when an action type is neither built in nor declared (reading
+        the installed distributions takes tens of milliseconds)."""
+        return frozenset(entry.name for entry in metadata.entry_points(group=ENTRY_POINT_GROUP))
 
 
 def _diag(pos: Position, code: str, message: str, hint: str = "") -> Diagnostic:
@@ -55,11 +78,27 @@ def _unknown_state(machine: Machine, name: str, pos: Position, what: str) -> Dia
     return _diag(pos, "SMC010", f"{what} {name!r} is not a state of machine {machine.name!r}", hint)
 
 
+def _closest(name: str, candidates: Sequence[str]) -> str | None:
+    close = difflib.get_close_matches(str(name), sorted(candidates), n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
 def _handled_by_state(machine: Machine) -> dict[str, set[str]]:
-    """State -> the events some effective transition accepts in it (one pass over the table)."""
+    """State -> the events some transition accepts in it. Taken from the transitions as
+    written, so one whose target is unknown (SMC010, already reported) still counts: the
+    transition exists, it is its target that is wrong."""
     handled: dict[str, set[str]] = {state: set() for state in machine.state_names}
-    for edge in machine.table:
-        handled.setdefault(edge.source, set()).add(edge.event)
+    wildcard_events: set[str] = set()
+    for t in machine.transitions:
+        if t.wildcard:
+            wildcard_events.add(t.event)
+        elif t.source in handled:
+            handled[t.source].add(t.event)
+    if wildcard_events:
+        finals = set(machine.final_states)
+        for state in machine.state_names:
+            if state not in finals:
+                handled[state] |= wildcard_events
     return handled
 
 
@@ -151,14 +190,32 @@ def check_reachability(machine: Machine, _: Context) -> Iterator[Diagnostic]:
     adjacency: dict[str, list[str]] = {}
     for edge in machine.table:
         adjacency.setdefault(edge.source, []).append(edge.target)
+    # Transitions naming an unknown state (SMC010, already reported) still exist: one with an
+    # unknown target leaves its source (to the state the hint suggests, when there is one), and
+    # the target of one with an unknown source is not reported as unreachable because of it.
+    leaves_anyway: set[str] = set()
     seen = {machine.initial_state}
-    queue = deque([machine.initial_state])
+    finals = set(machine.final_states)
+    for t in machine.transitions:
+        source_known = t.wildcard or machine.has_state(t.source)
+        if not source_known:
+            if machine.has_state(t.target):
+                seen.add(t.target)
+            continue
+        if machine.has_state(t.target):
+            continue
+        sources = [s for s in machine.state_names if s not in finals] if t.wildcard else [t.source]
+        guess = _closest(t.target, machine.state_names)
+        for source in sources:
+            leaves_anyway.add(source)
+            if guess is not None:
+                adjacency.setdefault(source, []).append(guess)
+    queue = deque(seen)
     while queue:
         for target in adjacency.get(queue.popleft(), ()):
             if target not in seen:
                 seen.add(target)
                 queue.append(target)
-    finals = set(machine.final_states)
     for state in machine.states:
         if state.name not in seen:
             yield _diag(
@@ -168,7 +225,7 @@ def check_reachability(machine: Machine, _: Context) -> Iterator[Diagnostic]:
                 f"{machine.initial_state!r}",
                 "add a transition into it, or remove it",
             )
-        elif state.name not in finals:
+        elif state.name not in finals and state.name not in leaves_anyway:
             targets = adjacency.get(state.name, [])
             if targets and all(target == state.name for target in targets):
                 yield _diag(
@@ -183,22 +240,133 @@ def check_reachability(machine: Machine, _: Context) -> Iterator[Diagnostic]:
 # ---- events -----------------------------------------------------------------------------
 
 
-def check_emitted_events(machine: Machine, _: Context) -> Iterator[Diagnostic]:
-    """SMC022. An action's event with no transition in its state is normal when the author
-    wrote it on an action followed by others: the runtime goes on with the next action (the
-    peer's ``pop_from_list success: has_job`` idiom). It is reported when nothing shows that
-    intent: the action returns the event by itself (``no_jobs``, ``wake_up``), or the event
-    is written on the state's last action, so it is lost and the machine just waits."""
+@dataclass(frozen=True)
+class _ActionEvents:
+    """What one action may return, worked out once per action."""
+
+    emitted: list[tuple[str, EmitKind]]  # as ``catalog.emitted_events`` gives them
+    claimed: str | None  # the event meaning "a job was claimed"
+    failures: list[str]  # failure events a condition met at run time can cause (SMC027)
+    #: every event it may return; None for a user action, which may return any event.
+    possible: frozenset[str] | None
+
+    @classmethod
+    def of(cls, action: Action) -> _ActionEvents:
+        spec = BUILTIN_ACTIONS.get(action.type)
+        emitted = emitted_events(action.type, action.params)
+        all_failures = failure_events(action.type, action.params)
+        possible = None
+        if spec is not None:
+            possible = frozenset(event for event, _kind in emitted) | frozenset(all_failures)
+        return cls(
+            emitted=emitted,
+            claimed=claim_event(action.type, action.params),
+            # The others fail only by raising on a bad parameter: that is SMC022's business.
+            failures=all_failures if spec is not None and spec.fails_at_run_time else [],
+            possible=possible,
+        )
+
+    def may_move_on(self, handled: set[str]) -> bool:
+        """Whether the action may return an event its state has a transition on."""
+        return self.possible is None or not self.possible.isdisjoint(handled)
+
+
+def _has_way_out(
+    returned: set[str], explicit: set[str], handled: set[str], sent: frozenset[str]
+) -> bool:
+    """Whether a machine idle in a state, its actions done, can still be moved on: by a timer,
+    by an event another checked machine sends it, or by a transition written for this state
+    (not ``from: "*"``) on an event none of the state's actions returns, which says the state
+    waits for that event from outside. A ``from: "*"`` transition on an event nobody sends
+    (``stop``) is an operator's way to end the worker, not a way back to work. ``returned``:
+    the events the state's actions return."""
+    return any(
+        TIMEOUT_EVENT.match(event) or event in sent or (event in explicit and event not in returned)
+        for event in handled
+    )
+
+
+def check_emitted_events(machine: Machine, context: Context) -> Iterator[Diagnostic]:
+    """SMC022, SMC026, SMC027: an event an action returns with no transition in its state.
+
+    Such an event goes on to the state's next action; after the last one the machine idles.
+    SMC026 (error): a built-in claimed a job and no later action can move the machine on, so
+    the job stays claimed by an idle worker. SMC027 (warning): a built-in failed, no later
+    action can move the machine on, and nothing can from outside (see ``_has_way_out``), so
+    the worker idles for ever. SMC022 (warning) covers the rest that nothing shows the author
+    meant: an event the action returns by itself (``no_jobs``, ``wake_up``) or one written on
+    the state's last action. An event written on an action followed by others is the "go on
+    with the next action" idiom (the peer's ``pop_from_list success: has_job``) and is not
+    reported."""
     finals = set(machine.final_states)
     handled_by_state = _handled_by_state(machine)
+    explicit_by_state: dict[str, set[str]] = {}
+    transition_lines: dict[str, int] = {}
+    for t in machine.transitions:
+        if not t.wildcard:
+            explicit_by_state.setdefault(t.source, set()).add(t.event)
+        transition_lines.setdefault(t.event, t.event_pos.line)
+    sent = context.sent_to.get(machine.name, frozenset())
+    declared = {e.name for e in machine.events if e.declared}
+    # An event missing from `events:` is reported once, as SMC025, where first written (the
+    # transitions come first); nothing more is said about it here.
+    misspelt = {event for event, _pos, _close in _misspelt_events(machine, declared)}
     for state in machine.states:
-        if state.name in finals:
+        if state.name in finals or not state.actions:
             continue  # the machine stops after a final state's actions
         handled = handled_by_state.get(state.name, set())
-        last = len(state.actions) - 1
-        for index, action in enumerate(state.actions):
-            for event, kind in emitted_events(action.type, action.params):
-                if kind == "default" or event in handled:
+        actions = state.actions
+        events = [_ActionEvents.of(action) for action in actions]
+        # moves_on_after[i]: some action after the i-th may fire a transition.
+        moves_on_after = [False] * len(actions)
+        for index in range(len(actions) - 2, -1, -1):
+            moves_on_after[index] = moves_on_after[index + 1] or events[index + 1].may_move_on(
+                handled
+            )
+        returned = {event for known in events for event, _kind in known.emitted}
+        # Did-you-mean candidates: transitions on events no action of the state returns (one
+        # an action returns is no misspelling).
+        orphans = handled - returned
+        way_out: bool | None = None  # computed when first needed
+
+        last = len(actions) - 1
+        for index, (action, known) in enumerate(zip(actions, events, strict=True)):
+            candidates = list(known.emitted)
+            seen = {event for event, _kind in candidates}
+            candidates += [(event, "default") for event in known.failures if event not in seen]
+            for event, kind in candidates:
+                if event in handled or event in misspelt:
+                    continue
+                if event == known.claimed and not moves_on_after[index]:
+                    yield _diag(
+                        _event_param_pos(action, event),
+                        "SMC026",
+                        f"{action.type!r} in state {state.name!r} claims a job and returns "
+                        f"{event!r}, but no transition leaves {state.name!r} on {event!r}: "
+                        "the claimed job would stay claimed by a worker that waits for ever",
+                        f"add a transition from {state.name!r} on {event!r} to the state that "
+                        "processes the job"
+                        + _suggest_fix(event, kind, orphans, misspelt, transition_lines),
+                    )
+                    continue
+                if event in known.failures and not moves_on_after[index]:
+                    if way_out is None:
+                        way_out = _has_way_out(
+                            returned, explicit_by_state.get(state.name, set()), handled, sent
+                        )
+                    if not way_out:
+                        yield _diag(
+                            _event_param_pos(action, event),
+                            "SMC027",
+                            f"{action.type!r} in state {state.name!r} returns {event!r} when "
+                            f"it fails, but no transition leaves {state.name!r} on {event!r}, "
+                            "and no timer or outside event can: the worker would wait for ever",
+                            f"add a transition from {state.name!r} on {event!r} (to a state "
+                            "that fails or retries the job)"
+                            + _suggest_fix(event, kind, orphans, misspelt, transition_lines),
+                        )
+                        continue
+                if kind == "default":
                     continue
                 if kind == "explicit" and index < last:
                     continue  # the "go on with the next action" idiom
@@ -224,8 +392,27 @@ def check_emitted_events(machine: Machine, _: Context) -> Iterator[Diagnostic]:
                     _event_param_pos(action, event),
                     "SMC022",
                     message,
-                    hint + _suggest(event, handled),
+                    hint + _suggest_fix(event, kind, orphans, misspelt, transition_lines),
                 )
+
+
+def _suggest_fix(
+    event: str, kind: str, orphans: set[str], misspelt: set[str], lines: Mapping[str, int]
+) -> str:
+    """The did-you-mean for an unhandled event, among ``orphans``: the state's transition
+    events that none of its actions returns (one an action returns is no misspelling). When
+    the author cannot have misspelt the action's event (a built-in's own: ``new_job``,
+    ``error``) or the close match is itself a reported misspelling (SMC025), the fix is on
+    the transition, and the hint says so."""
+    close = _closest(event, list(orphans))
+    if close is None:
+        return ""
+    if (kind != "explicit" or close in misspelt) and close in lines:
+        return (
+            f"; the transition on {close!r} at line {lines[close]} looks like a misspelling "
+            f"of {event!r}"
+        )
+    return f"; did you mean {close!r}?"
 
 
 def check_declared_events(machine: Machine, context: Context) -> Iterator[Diagnostic]:
@@ -238,9 +425,13 @@ def check_declared_events(machine: Machine, context: Context) -> Iterator[Diagno
     transition_events = {t.event for t in machine.transitions}
     used = transition_events | emitted | context.sent_to.get(machine.name, frozenset())
     declared = {e.name for e in machine.events if e.declared}
+    misspelt = _misspelt_events(machine, declared)
+    # A declared event that a reported misspelling was meant to be is not reported unused as
+    # well: it is the same mistake, and fixing the misspelling uses it.
+    meant = {suggestion for _event, _pos, suggestion in misspelt if suggestion}
     undeclared_used = sorted(transition_events - declared)
     for event in machine.events:
-        if event.declared and event.name not in used:
+        if event.declared and event.name not in used and event.name not in meant:
             yield _diag(
                 event.pos,
                 "SMC023",
@@ -256,26 +447,41 @@ def check_declared_events(machine: Machine, context: Context) -> Iterator[Diagno
                 "it never fires by itself",
                 "write it as timeout(5) or timeout(0.5): seconds, no spaces or units",
             )
-    if not declared:
-        return  # events are optional; only a machine that lists them is held to its list
-    reported: set[str] = set()
-    for t in machine.transitions:
-        if t.synthesized or t.event in declared or t.event in reported:
-            continue
-        if TIMEOUT_EVENT.match(t.event):
-            continue  # timers need no declaration
-        reported.add(t.event)
+    for name, pos, suggestion in misspelt:
         yield _diag(
-            t.event_pos,
+            pos,
             "SMC025",
-            f"event {t.event!r} is not listed under `events:`",
-            did_you_mean(t.event, declared) or "add it to `events:`",
+            f"event {name!r} is not listed under `events:`",
+            f"did you mean {suggestion!r}?" if suggestion else "add it to `events:`",
         )
 
 
-def _suggest(event: str, handled: set[str]) -> str:
-    hint = did_you_mean(event, handled)
-    return f"; {hint}" if hint else ""
+def _misspelt_events(
+    machine: Machine, declared: set[str]
+) -> list[tuple[str, Position, str | None]]:
+    """SMC025: events written in a machine that lists its events but missing from the list,
+    each once, where first written (on a transition, or as an action's event parameter),
+    with the declared event it looks like. Events are optional: a machine that lists none
+    is not held to a list; ``timeout(N)`` needs no declaration; a built-in's default and
+    fixed events are not written by the author and are not held to it either."""
+    if not declared:
+        return []
+    found: dict[str, tuple[str, Position, str | None]] = {}
+
+    def note(event: str, pos: Position) -> None:
+        if event in declared or event in found or TIMEOUT_EVENT.match(event):
+            return
+        found[event] = (event, pos, _closest(event, sorted(declared)))
+
+    for t in machine.transitions:
+        if not t.synthesized:
+            note(t.event, t.event_pos)
+    for state in machine.states:
+        for action in state.actions:
+            for event, kind in emitted_events(action.type, action.params):
+                if kind == "explicit":
+                    note(event, _event_param_pos(action, event))
+    return list(found.values())
 
 
 def _event_param_pos(action: Action, event: str) -> Position:
@@ -300,23 +506,23 @@ def _strings(value: Any) -> Iterator[str]:
             yield from _strings(item)
 
 
+def _declares_user_actions(machine: Machine) -> bool:
+    data = machine.source_data
+    return data.get("action_types") is not None or data.get("actions_root") is not None
+
+
 def check_actions(machine: Machine, context: Context) -> Iterator[Diagnostic]:
     known_user = set(machine.user_action_types) | context.extra_action_types
+    sources_known = context.user_actions_known or _declares_user_actions(machine)
     for state in machine.states:
         for action in state.actions:
             spec = BUILTIN_ACTIONS.get(action.type)
-            if spec is None and action.type not in known_user:
-                hint = (
-                    REMOVED_ACTIONS.get(action.type)
-                    or did_you_mean(action.type, [*BUILTIN_ACTIONS, *known_user])
-                    or "declare user action types under `action_types:` or pass --actions-dir"
-                )
-                yield _diag(
-                    action.pos,
-                    "SMC030",
-                    f"unknown action type {action.type!r} in state {state.name!r}",
-                    hint,
-                )
+            if (
+                spec is None
+                and action.type not in known_user
+                and action.type not in context.entry_point_types
+            ):
+                yield _unknown_action(action, state.name, known_user, sources_known)
             if spec is not None:
                 for required in spec.required:
                     if required not in action.params:
@@ -357,6 +563,37 @@ def check_actions(machine: Machine, context: Context) -> Iterator[Diagnostic]:
                             "compute the value in an action (set_context) and refer to "
                             "it with a plain {name}",
                         )
+
+
+def _unknown_action(
+    action: Action, state: str, known_user: set[str], sources_known: bool
+) -> Diagnostic:
+    """SMC030 (error): ``smc run`` would refuse the type. SMC034 (warning): the type is not a
+    misspelling and the checker was told of no place user actions come from, so it cannot
+    tell; ``smc run`` refuses it unless a user action provides it."""
+    removed = REMOVED_ACTIONS.get(action.type)
+    close = None if removed else _closest(action.type, [*BUILTIN_ACTIONS, *known_user])
+    message = f"unknown action type {action.type!r} in state {state!r}"
+    if close is not None:
+        return _diag(action.pos, "SMC030", message, f"did you mean {close!r}?")
+    if sources_known:
+        return _diag(
+            action.pos,
+            "SMC030",
+            message,
+            removed
+            or "no built-in, declared type (`action_types:`), --actions-dir file or smc.actions "
+            "entry point provides it",
+        )
+    return _diag(
+        action.pos,
+        "SMC034",
+        f"action type {action.type!r} in state {state!r} is not built in; smc run refuses "
+        "it unless a user action provides it",
+        removed
+        or "pass the directory of its user action with --actions-dir, or declare it under "
+        "`action_types:`",
+    )
 
 
 def check_send_event(machine: Machine, context: Context) -> Iterator[Diagnostic]:
@@ -477,8 +714,14 @@ def check_machine_names(machines: Sequence[Machine]) -> Iterator[Diagnostic]:
 
 
 def analyse(
-    machines: Sequence[Machine], extra_action_types: Iterable[str] = ()
+    machines: Sequence[Machine],
+    extra_action_types: Iterable[str] = (),
+    *,
+    user_actions_known: bool = False,
 ) -> list[Diagnostic]:
+    """Every check over ``machines``. ``extra_action_types`` are the user action types of the
+    action directories; ``user_actions_known`` says those directories are all there is (some
+    were given, or the caller is ``smc run``), so an unknown action type is an error."""
     sent_to: dict[str, set[str]] = {}
     for machine in machines:
         for state in machine.states:
@@ -491,6 +734,7 @@ def analyse(
         machines={m.name: m for m in reversed(machines)},
         extra_action_types=frozenset(extra_action_types),
         sent_to={name: frozenset(events) for name, events in sent_to.items()},
+        user_actions_known=user_actions_known,
     )
     diagnostics = list(check_machine_names(machines))
     for machine in machines:

@@ -62,8 +62,13 @@ class CheckResult:
         return bool(self.errors) or (strict and bool(self.warnings))
 
 
-def check_files(files: Sequence[str], action_dirs: Iterable[str] = ()) -> CheckResult:
-    """Check machine files together (the files are read as UTF-8)."""
+def check_files(
+    files: Sequence[str], action_dirs: Iterable[str] = (), *, runtime: bool = False
+) -> CheckResult:
+    """Check machine files together (the files are read as UTF-8). ``action_dirs`` are
+    directories of user actions; ``runtime=True`` says they are all the places user actions
+    come from (as for ``smc run``), even when there are none: an action type they, the
+    built-ins and the ``smc.actions`` entry points do not provide is then an error (SMC030)."""
     loaded = []
     for path in files:
         doc, problems = load_file(path)
@@ -75,22 +80,25 @@ def check_files(files: Sequence[str], action_dirs: Iterable[str] = ()) -> CheckR
             except (OSError, UnicodeDecodeError):
                 lines = []
         loaded.append((path, doc, problems, lines))
-    return _check_loaded(loaded, action_dirs)
+    return _check_loaded(loaded, action_dirs, runtime)
 
 
-def check_texts(sources: Sequence[tuple[str, str]], action_dirs: Iterable[str] = ()) -> CheckResult:
+def check_texts(
+    sources: Sequence[tuple[str, str]], action_dirs: Iterable[str] = (), *, runtime: bool = False
+) -> CheckResult:
     """Check machines given as (path, YAML text) pairs, as if they were files: for editors,
     tests and tools that hold the text already."""
     loaded = []
     for path, text in sources:
         doc, problems = load_text(path, text)
         loaded.append((path, doc, problems, text.splitlines()))
-    return _check_loaded(loaded, action_dirs)
+    return _check_loaded(loaded, action_dirs, runtime)
 
 
 def _check_loaded(
     loaded: Sequence[tuple[str, LoadedDocument | None, list[Diagnostic], list[str]]],
     action_dirs: Iterable[str],
+    runtime: bool,
 ) -> CheckResult:
     """load -> schema -> model for each document, then the analysis across all of them."""
     result = CheckResult()
@@ -112,11 +120,16 @@ def _check_loaded(
         diagnostics.extend(problems)
         diagnostics.extend(commands.check_commands(machine, lines))
         result.machines.append(machine)
-    extra_types = [t for d in action_dirs for t in action_types_in_dir(d)]
-    diagnostics.extend(analysis.analyse(result.machines, extra_types))
+    dirs = list(action_dirs)
+    extra_types = [t for d in dirs for t in action_types_in_dir(d)]
+    diagnostics.extend(
+        analysis.analyse(result.machines, extra_types, user_actions_known=runtime or bool(dirs))
+    )
     result.diagnostics = sort_diagnostics(diagnostics)
     return result
 
 
-def check_paths(paths: Sequence[str], action_dirs: Iterable[str] = ()) -> CheckResult:
-    return check_files(collect_files(paths), action_dirs)
+def check_paths(
+    paths: Sequence[str], action_dirs: Iterable[str] = (), *, runtime: bool = False
+) -> CheckResult:
+    return check_files(collect_files(paths), action_dirs, runtime=runtime)
