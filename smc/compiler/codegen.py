@@ -224,7 +224,11 @@ def _split_text(prefix: str, value: str, suffix: str, indent: int, width: int) -
     fits (the line is then left long, and ``in_black_style`` decides)."""
     pad = " " * indent
     inner = pad + "    "
-    pieces = string_pieces(value, width - len(inner))
+    if black_width(inner + pystr(value)) <= width:
+        # Fits whole on a line of its own: one piece (ruff format would join more pieces).
+        pieces = [value]
+    else:
+        pieces = string_pieces(value, width - len(inner))
     if not pieces:
         return []
     return [pad + prefix + "(", *(inner + pystr(p) for p in pieces), pad + ")" + suffix]
@@ -233,7 +237,8 @@ def _split_text(prefix: str, value: str, suffix: str, indent: int, width: int) -
 def string_pieces(value: str, width: int) -> list[str]:
     """``value`` cut into pieces whose literals (``pystr``) are each at most ``width``
     columns wide, preferring to cut after a space; empty when a single character does not
-    fit. Greedy, in one pass: each character's width in a literal is measured once."""
+    fit. Greedy: each character's width in a literal is estimated once, then the piece is
+    measured exactly only where the estimate was pessimistic (quotes)."""
     pieces: list[str] = []
     start = 0
     while start < len(value):
@@ -249,6 +254,9 @@ def string_pieces(value: str, width: int) -> list[str]:
             end += 1
         if end == start:
             return []
+        # The estimate counts every quote as escaped; measure exactly how far the piece goes.
+        while end < len(value) and black_width(pystr(value[start : end + 1])) <= width:
+            end += 1
         if end < len(value):
             space = value.rfind(" ", start, end)
             if space >= start + (end - start) // 2:
