@@ -26,7 +26,7 @@ log "pip install -c constraints.txt -e .[dev]"
 python3 -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev]'
 
 if [ -f tests/js/package-lock.json ]; then
-  log "npm ci (Mermaid parser for the diagram tests)"
+  log "npm ci (Mermaid parser for the diagram tests, pyright for the typing tests)"
   npm ci --prefix tests/js --no-audit --no-fund --loglevel=error
 fi
 

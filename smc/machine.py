@@ -1,17 +1,20 @@
 """The small base that every generated machine module imports.
 
 Generated classes are self-contained (their transition table is data in the module); this
-module only holds what they share: the exception and the listener type. Keep it import-light:
-it is loaded by every generated module and by the worker runtime.
+module only holds what they share: the exception, the listener type and ``GeneratedMachine``,
+the Protocol every generated class satisfies. Keep it import-light: it is loaded by every
+generated module and by the worker runtime.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+import enum
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar, Protocol
 
-#: ``fn(source, event, target)``, called after each transition.
-Listener = Callable[[Any, Any, Any], None]
+#: ``fn(source, event, target)``, called after each transition. Each generated module has
+#: its own ``Listener``, typed with the machine's ``State`` and ``Event``.
+Listener = Callable[[Any, Any, Any], object]
 
 
 class IllegalTransition(ValueError):
@@ -25,3 +28,63 @@ class IllegalTransition(ValueError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.machine, self.state, self.event))
+
+
+class GeneratedMachine(Protocol):
+    """What every class ``smc build`` generates has, for code that takes any machine (the
+    worker runtime, ``smc.testing``): ``type[GeneratedMachine]`` in place of ``type[Any]``.
+
+    Generated classes type their own members precisely (``fire(event: Event | EventName)``,
+    ``INITIAL_STATE: ClassVar[State]``); the Protocol can only name what all of them share:
+
+    - state and event parameters are ``Any``: code that takes any machine passes names it
+      read at run time (the runtime, from its database), which the class checks itself;
+    - class constants that hold the machine's own ``State`` or ``Event`` have ``Any`` in
+      their place: a class variable is mutable, hence invariant, so ``ClassVar[StrEnum]``
+      would not accept a class's ``ClassVar[State]``;
+    - the nested ``State`` and ``Event`` enums are not members: mypy and pyright do not
+      match a nested class against a Protocol attribute. ``state_enum()`` and
+      ``event_enum()`` reach them.
+    """
+
+    MACHINE_NAME: ClassVar[str]
+    STYLE: ClassVar[str]
+    INITIAL_STATE: ClassVar[Any]
+    FINAL_STATES: ClassVar[frozenset[Any]]
+    TRANSITIONS: ClassVar[tuple[tuple[Any, Any, Any], ...]]
+    STATE_ACTIONS: ClassVar[Mapping[Any, tuple[Mapping[str, Any], ...]]]
+    ACTION_SOURCES: ClassVar[Mapping[Any, tuple[str, ...]]]
+    GROUPS: ClassVar[Mapping[str, tuple[Any, ...]]]
+    TIMEOUTS: ClassVar[Mapping[Any, tuple[tuple[float, Any], ...]]]
+    EVENT_METHODS: ClassVar[Mapping[Any, str]]
+    EVENT_CONTEXT_MAPS: ClassVar[Mapping[Any, Mapping[str, str]]]
+
+    def __init__(self, state: Any = None) -> None: ...
+
+    @property
+    def state(self) -> enum.StrEnum: ...
+
+    @property
+    def is_final(self) -> bool: ...
+
+    def fire(self, event: Any) -> enum.StrEnum: ...
+
+    def can_fire(self, event: Any) -> bool: ...
+
+    def allowed_events(self) -> tuple[enum.StrEnum, ...]: ...
+
+    def add_listener(self, listener: Any) -> None: ...
+
+    def remove_listener(self, listener: Any) -> None: ...
+
+
+def state_enum(machine: type[GeneratedMachine]) -> type[enum.StrEnum]:
+    """The machine's ``State`` enum: the class of its initial state."""
+    states: type[enum.StrEnum] = type(machine.INITIAL_STATE)
+    return states
+
+
+def event_enum(machine: type[GeneratedMachine]) -> type[enum.StrEnum]:
+    """The machine's ``Event`` enum (``machine.Event``, which the Protocol cannot name)."""
+    events: type[enum.StrEnum] = getattr(machine, "Event")  # noqa: B009
+    return events

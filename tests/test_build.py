@@ -55,9 +55,11 @@ def mtimes(directory: Path) -> dict[str, int]:
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    """A copy of examples/ in an empty directory (no pyproject.toml above it: the build root
-    is the directory itself, so headers read ``examples/...`` as in the repository)."""
+    """A copy of examples/ in an empty directory, with a pyproject.toml holding only the
+    repository's line length (the build root is the directory itself, so headers read
+    ``examples/...``, and modules are laid out at 100 columns, as in the repository)."""
     shutil.copytree(EXAMPLES, tmp_path / "examples", ignore=shutil.ignore_patterns("*.md"))
+    (tmp_path / "pyproject.toml").write_text("[tool.black]\nline-length = 100\n")
     return tmp_path
 
 

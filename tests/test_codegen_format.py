@@ -5,7 +5,8 @@ in_black_style``): the templates are in black's style and data literals are laid
 black lays them out. These tests hold that to account against the real black, in-process:
 for the examples, the corpus, a benchmark-sized machine, and random machines with hostile,
 long and wide (East Asian) names, action data and groups, the module smc writes equals
-black's output of the rendered module, and black leaves it unchanged.
+black's output of the rendered module, and black leaves it unchanged, at the default line
+length (88) and at others a project may configure.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from __future__ import annotations
 import glob
 import itertools
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -30,19 +33,29 @@ from tests.test_codegen import AWKWARD_NAMES
 _counter = itertools.count()
 
 
-def black_output(rendered: str) -> str:
-    """What the build would write if it ran black on every module."""
-    return codegen.drop_unused_noqa(codegen.format_python(rendered))
+#: Line lengths projects configure (88 is black's and ruff's default, 100 this project's).
+WIDTHS = (88, 100, 120)
 
 
-def assert_black_clean(machine: Machine, source_path: str) -> bool:
-    """The module equals black's output and is a fixed point of black; returns whether the
-    build would have skipped black for it."""
-    rendered = codegen.render_machine(machine, source_path)
-    written = codegen.finish_module(rendered)
-    assert written == black_output(rendered)
-    assert codegen.format_python(written) == written
-    return codegen.in_black_style(rendered)
+def assert_black_clean(machine: Machine, source_path: str, width: int = 88) -> bool:
+    """The module equals black's output (at ``width``) and is a fixed point of black;
+    returns whether the build would have skipped black for it."""
+    rendered = codegen.render_machine(machine, source_path, width)
+    written = codegen.finish_module(rendered, width)
+    assert written == codegen.format_python(rendered, width)
+    assert codegen.format_python(written, width) == written
+    return codegen.in_black_style(rendered, width)
+
+
+def ruff_format(text: str, width: int) -> str:
+    result = subprocess.run(
+        [sys.executable, "-m", "ruff", "format", "--isolated", f"--line-length={width}", "-"],
+        input=text,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return result.stdout
 
 
 def compiling_machines(files: list[str]) -> list[Machine]:
@@ -55,9 +68,11 @@ def compiling_machines(files: list[str]) -> list[Machine]:
     return machines
 
 
-def test_examples_and_corpus_are_written_without_running_black() -> None:
+@pytest.mark.parametrize("width", WIDTHS)
+def test_examples_and_corpus_are_written_without_running_black(width: int) -> None:
     """Every machine of examples/ and of the corpus that compiles is in black's style as
-    rendered: black is not run for any of them, and would change nothing."""
+    rendered at each line length: black is not run for any of them, and would change
+    nothing."""
     require_corpus()
     files = sorted(
         glob.glob(str(PROJECT_ROOT / "examples/**/*.yaml"), recursive=True)
@@ -68,7 +83,7 @@ def test_examples_and_corpus_are_written_without_running_black() -> None:
     for machine in machines:
         # as `smc build` names it: relative to the project root
         source = os.path.relpath(machine.path, PROJECT_ROOT)
-        assert assert_black_clean(machine, source), source
+        assert assert_black_clean(machine, source, width), source
 
 
 def test_benchmark_machine_is_written_without_running_black(tmp_path: Path) -> None:
@@ -205,9 +220,9 @@ def machine_documents(draw: st.DrawFn) -> dict[str, Any]:
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
-@given(document=machine_documents())
+@given(document=machine_documents(), width=st.sampled_from((60, 79, *WIDTHS)))
 def test_random_machines_are_written_as_black_would_write_them(
-    tmp_path_factory: pytest.TempPathFactory, document: dict[str, Any]
+    tmp_path_factory: pytest.TempPathFactory, document: dict[str, Any], width: int
 ) -> None:
     directory = tmp_path_factory.mktemp("format", numbered=True)
     path = directory / f"machine_{next(_counter)}.yaml"
@@ -219,10 +234,14 @@ def test_random_machines_are_written_as_black_would_write_them(
         codegen.module_names(machine)
     except codegen.CodegenError:
         assume(False)
-    skipped_black = assert_black_clean(machine, path.name)
+    skipped_black = assert_black_clean(machine, path.name, width)
     event("black skipped" if skipped_black else "black ran")
-    package_init = codegen.generate_init([machine], path.name)
-    assert codegen.format_python(package_init) == package_init
+    if skipped_black:
+        # users may format with ruff instead: its formatter leaves the module as it is too
+        written = codegen.generate_machine(machine, path.name, width)
+        assert ruff_format(written, width) == written
+    package_init = codegen.generate_init([machine], path.name, width)
+    assert codegen.format_python(package_init, width) == package_init
 
 
 @pytest.mark.parametrize("count", [0, 1, 3, 40])

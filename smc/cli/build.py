@@ -70,18 +70,25 @@ def _display(path: Path) -> str:
 
 def run_build(args: argparse.Namespace) -> int:
     from smc.compiler import build
-    from smc.compiler.config import ConfigError, load_config
+    from smc.compiler.config import ConfigError, formatter_line_length, load_config
 
+    out_dir = Path(args.output) if args.output is not None else None
     try:
         config = load_config()
+        out_dir = out_dir if out_dir is not None else config.output_dir
+        # Modules are laid out at the line length the user's black/ruff apply to OUT.
+        line_length = formatter_line_length(Path(os.path.abspath(out_dir)))
     except ConfigError as error:
         raise UsageError(str(error)) from error
     strict = bool(args.strict or config.strict)
     diagrams = config.diagrams if args.diagrams is None else bool(args.diagrams)
     detail = args.detail or config.detail
-    out_dir = Path(args.output) if args.output is not None else config.output_dir
     options = build.BuildOptions(
-        out_dir=out_dir, root=config.root, diagrams=diagrams, detail=detail
+        out_dir=out_dir,
+        root=config.root,
+        diagrams=diagrams,
+        detail=detail,
+        line_length=line_length,
     )
 
     if args.emit_tests is not None and build.testgen_module() is None:

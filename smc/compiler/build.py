@@ -37,6 +37,7 @@ from types import ModuleType
 from typing import Literal
 
 from smc.compiler import codegen
+from smc.compiler.config import DEFAULT_LINE_LENGTH
 from smc.compiler.model import Machine
 from smc.compiler.resources import installation_stamp
 
@@ -77,6 +78,9 @@ class BuildOptions:
     detail: str = "names"
     #: Worker processes for formatting (None: one per CPU; 1: none).
     jobs: int | None = None
+    #: The width modules are laid out in: the user's black/ruff line length for ``out_dir``
+    #: (``config.formatter_line_length``).
+    line_length: int = DEFAULT_LINE_LENGTH
 
 
 @dataclass
@@ -234,24 +238,26 @@ def plan_outputs(
     for machine in machines:
         path = codegen.module_names(machine).module + ".py"
         source = relative_to_root(machine.path, options.root)
-        context = codegen.machine_context(machine, source)
+        context = codegen.machine_context(machine, source, options.line_length)
         source_sha = context["source_hash"]
         hit = cached(path, source, source_sha)
         if hit is not None:
             outputs.append(hit)
             continue
         misses.append((path, source, source_sha, codegen.render_context(context)))
-    formatted = format_modules([rendered for _, _, _, rendered in misses], options.jobs)
+    formatted = format_modules(
+        [rendered for _, _, _, rendered in misses], options.jobs, options.line_length
+    )
     for (path, source, source_sha, _), text in zip(misses, formatted, strict=True):
         outputs.append(Output(path, "module", text, sha256_text(text), source, source_sha))
 
     label = inputs_label(inputs, options.root)
-    init_sha = codegen.init_hash(machines, label)
+    init_sha = codegen.init_hash(machines, label, options.line_length)
     hit = cached(INIT_NAME, label, init_sha)
     if hit is not None:
         outputs.append(Output(INIT_NAME, "init", None, hit.sha256, label, init_sha))
     else:
-        text = codegen.generate_init(machines, label)
+        text = codegen.generate_init(machines, label, options.line_length)
         outputs.append(Output(INIT_NAME, "init", text, sha256_text(text), label, init_sha))
 
     outputs.append(Output(MARKER_NAME, "marker", "", sha256_text("")))
@@ -271,22 +277,26 @@ def plan_outputs(
 PARALLEL_THRESHOLD = 8
 
 
-def format_modules(rendered: Sequence[str], jobs: int | None) -> list[str]:
+def format_modules(
+    rendered: Sequence[str], jobs: int | None, line_length: int = DEFAULT_LINE_LENGTH
+) -> list[str]:
     """Every rendered module in black's style. Most are already (``codegen.in_black_style``)
     and are finished here; the others go through black, in worker processes when there are
     enough of them (black costs ~0.1 s a module; each file is independent, the result is
     the same)."""
-    # codegen.finish_module() for each module, with the style checked once per module and
-    # black run in worker processes when enough modules need it.
-    needs_black = [text for text in rendered if not codegen.in_black_style(text)]
-    formatted = dict(zip(needs_black, _format_with_black(needs_black, jobs), strict=True))
-    return [codegen.drop_unused_noqa(formatted.get(text, text)) for text in rendered]
+    # codegen.finish_module() for each module, with black run in worker processes when
+    # enough modules need it.
+    needs_black = [text for text in rendered if not codegen.in_black_style(text, line_length)]
+    formatted = dict(
+        zip(needs_black, _format_with_black(needs_black, jobs, line_length), strict=True)
+    )
+    return [formatted.get(text, text) for text in rendered]
 
 
-def _format_with_black(rendered: Sequence[str], jobs: int | None) -> list[str]:
+def _format_with_black(rendered: Sequence[str], jobs: int | None, line_length: int) -> list[str]:
     workers = min(jobs or os.cpu_count() or 1, len(rendered))
     if workers < 2 or len(rendered) < PARALLEL_THRESHOLD:
-        return [codegen.format_python(text) for text in rendered]
+        return [codegen.format_python(text, line_length) for text in rendered]
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
@@ -295,7 +305,8 @@ def _format_with_black(rendered: Sequence[str], jobs: int | None) -> list[str]:
     context = multiprocessing.get_context("fork" if "fork" in methods else None)
     chunk = max(1, len(rendered) // (workers * 4))
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        return list(pool.map(codegen.format_python, rendered, chunksize=chunk))
+        widths = [line_length] * len(rendered)
+        return list(pool.map(codegen.format_python, rendered, widths, chunksize=chunk))
 
 
 def _diagram_outputs(machines: Sequence[Machine], detail: str) -> list[Output]:
@@ -564,6 +575,7 @@ def input_fingerprint(
         "out": str(options.out_dir.resolve()),
         "diagrams": options.diagrams,
         "detail": options.detail,
+        "line_length": options.line_length,
         "strict": strict,
         "python": platform.python_version(),
         "black": black_version,

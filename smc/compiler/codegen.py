@@ -5,12 +5,18 @@ from YAML reaches them either as ``repr()`` of the string (a literal) or as an i
 by ``smc.compiler.names`` and checked with ``str.isidentifier()``. Jinja2 runs with
 ``StrictUndefined`` and no autoescaping.
 
-Every module is in black's style. The templates are written in it and data literals are laid
-out as black lays them out (``layout()``), so a module whose every line fits in black's width
-is already what black would make of it and is used as rendered; any other module (a name too
-long for one line, say) goes through black in-process. black is the judge either way: the
-tests run it over the examples, the corpus and random machines with hostile names and assert
-it changes nothing (``tests/test_codegen_format.py``), and CI runs ``black --check``. Skipping
+Every module is in black's style at the line length of the user's own formatter (black's,
+else ruff's, read by ``config.formatter_line_length``; 88 by default). The templates are
+written in it with every fixed line at most 79 columns, data literals are laid out as black
+lays them out at that width (``layout()``), and a string too long for its line is split into
+implicitly concatenated pieces in parentheses (a layout black and ``ruff format`` both keep),
+so no line is longer than the width and the module needs no ``noqa``. A module whose every
+line fits is already what black would make of it and is used as rendered; any other module (a
+name too long for one line, say, or a line length under 79) goes through black in-process.
+black is the judge either way: the tests run it over the examples, the corpus and random
+machines with hostile names and assert it changes nothing (``tests/test_codegen_format.py``),
+and run black, ``ruff format`` and ``ruff check`` on modules built in fresh projects at
+several line lengths (``tests/test_codegen_tools.py``). Skipping
 black where it would change nothing is what makes a cold build of a hundred machines take
 about a second instead of seven (black spends ~0.3 ms a line only to parse a module).
 """
@@ -28,6 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from smc.compiler import commands, names
+from smc.compiler.config import DEFAULT_LINE_LENGTH
 from smc.compiler.model import Machine
 from smc.compiler.resources import data_dir
 
@@ -35,8 +42,7 @@ if TYPE_CHECKING:
     import jinja2
 
 #: Bumped when the generated code's shape changes; part of every output's hash.
-CODEGEN_VERSION = "1"
-LINE_LENGTH = 100
+CODEGEN_VERSION = "2"
 
 
 class CodegenError(Exception):
@@ -124,15 +130,26 @@ def literal(value: Any) -> str:
 
 @dataclass(frozen=True)
 class Seq:
-    """A bracketed literal: items are code, or (prefix, node) pairs such as dict entries."""
+    """A bracketed literal: items are code, or (prefix, node) pairs such as dict entries.
+    A ``subscript`` (``Literal[...]``) is split as black splits one: its items on one line
+    of their own when they fit there, else one per line."""
 
     open: str
     close: str
     items: tuple[Node | tuple[str, Node], ...]
     one_tuple: bool = False
+    subscript: bool = False
 
 
-Node = str | Seq
+@dataclass(frozen=True)
+class Text:
+    """A string constant, written ``pystr(value)``; one too long for its line is split
+    (``layout``)."""
+
+    value: str
+
+
+Node = str | Seq | Text
 
 
 def data_node(value: Any) -> Node:
@@ -142,6 +159,8 @@ def data_node(value: Any) -> Node:
         return Seq("{", "}", tuple((f"{pystr(k)}: ", data_node(v)) for k, v in value.items()))
     if isinstance(value, list):
         return Seq("[", "]", tuple(data_node(v) for v in value))
+    if isinstance(value, str):
+        return Text(value)
     return literal(value)
 
 
@@ -156,40 +175,110 @@ def _split_item(item: Node | tuple[str, Node]) -> tuple[str, Node]:
 def flat(node: Node) -> str:
     if isinstance(node, str):
         return node
+    if isinstance(node, Text):
+        return pystr(node.value)
     inner = ", ".join(prefix + flat(value) for prefix, value in map(_split_item, node.items))
     return node.open + inner + ("," if node.one_tuple else "") + node.close
 
 
-def layout(prefix: str, node: Node, suffix: str, indent: int) -> list[str]:
-    """``prefix + node + suffix`` as lines at ``indent``, the way black splits them."""
+def layout(prefix: str, node: Node, suffix: str, indent: int, width: int) -> list[str]:
+    """``prefix + node + suffix`` as lines at ``indent``, the way black splits them at
+    ``width`` columns."""
     pad = " " * indent
     line = pad + prefix + flat(node) + suffix
-    if black_width(line) <= LINE_LENGTH or isinstance(node, str) or not node.items:
+    if black_width(line) <= width or isinstance(node, str):
         return [line]
+    if isinstance(node, Text):
+        return _split_text(prefix, node.value, suffix, indent, width) or [line]
+    if not node.items:
+        return [line]
+    if node.subscript:
+        # black keeps a subscript's items on one line of their own when they fit there (or
+        # when there is only one), else it splits them one per line with a trailing comma.
+        body = pad + "    " + ", ".join(flat(value) for _, value in map(_split_item, node.items))
+        if len(node.items) == 1 or black_width(body) <= width:
+            return [pad + prefix + node.open, body, pad + node.close + suffix]
     lines = [pad + prefix + node.open]
     # black explodes a body one item per line (adding a trailing comma) only when it has a
     # comma between items; a single item stays whole, without one (unless it is a 1-tuple).
     item_suffix = "," if len(node.items) > 1 or node.one_tuple else ""
     for item in node.items:
         item_prefix, value = _split_item(item)
-        lines.extend(layout(item_prefix, value, item_suffix, indent + 4))
+        lines.extend(layout(item_prefix, value, item_suffix, indent + 4, width))
     lines.append(pad + node.close + suffix)
     return lines
 
 
-def entry(prefix: str, node: Node) -> str:
+def _split_text(prefix: str, value: str, suffix: str, indent: int, width: int) -> list[str]:
+    """A string too long for its line, as implicitly concatenated pieces in parentheses, one
+    piece a line, each line within ``width``::
+
+        "command": (
+            "printf 'processed %s\\n' {message} "
+            "> data/output/{id}.txt"
+        ),
+
+    black (stable style) and ruff format keep this layout as it is: the parentheses are not
+    redundant where a data literal's item stands, and pieces that do not fit on one line
+    together stay one a line. The pieces join to exactly ``value``. Empty when no split
+    fits (the line is then left long, and ``in_black_style`` decides)."""
+    pad = " " * indent
+    inner = pad + "    "
+    if black_width(inner + pystr(value)) <= width:
+        # Fits whole on a line of its own: one piece (ruff format would join more pieces).
+        pieces = [value]
+    else:
+        pieces = string_pieces(value, width - len(inner))
+    if not pieces:
+        return []
+    return [pad + prefix + "(", *(inner + pystr(p) for p in pieces), pad + ")" + suffix]
+
+
+def string_pieces(value: str, width: int) -> list[str]:
+    """``value`` cut into pieces whose literals (``pystr``) are each at most ``width``
+    columns wide, preferring to cut after a space; empty when a single character does not
+    fit. Greedy: each character's width in a literal is estimated once, then the piece is
+    measured exactly only where the estimate was pessimistic (quotes)."""
+    pieces: list[str] = []
+    start = 0
+    while start < len(value):
+        used = 2  # the quotes
+        end = start
+        while end < len(value):
+            char = value[end]
+            # a quote may need escaping, whichever quotes the piece gets: count two
+            cost = 2 if char in "'\"" else black_width(repr(char)[1:-1])
+            if used + cost > width:
+                break
+            used += cost
+            end += 1
+        if end == start:
+            return []
+        # The estimate counts every quote as escaped; measure exactly how far the piece goes.
+        while end < len(value) and black_width(pystr(value[start : end + 1])) <= width:
+            end += 1
+        if end < len(value):
+            space = value.rfind(" ", start, end)
+            if space >= start + (end - start) // 2:
+                end = space + 1
+        pieces.append(value[start:end])
+        start = end
+    return pieces
+
+
+def entry(prefix: str, node: Node, width: int) -> str:
     """One ``key: value,`` line (or lines) of a class-level dict, at the template's indent."""
-    return "\n".join(layout(prefix, node, ",", 8))
+    return "\n".join(layout(prefix, node, ",", 8, width))
 
 
-def assignment(indent: int, target: str, value: str) -> str:
+def assignment(indent: int, target: str, value: str, width: int) -> str:
     """``target = value`` at ``indent``. Too long for a line, black puts the value in
     parentheses on a line of its own when it fits there; otherwise it splits the value
     further, which is left to black (``in_black_style`` sees the line too long)."""
     pad = " " * indent
     line = f"{pad}{target} = {value}"
     wrapped = f"{pad}    {value}"
-    if black_width(line) <= LINE_LENGTH or black_width(wrapped) > LINE_LENGTH:
+    if black_width(line) <= width or black_width(wrapped) > width:
         return line
     return f"{pad}{target} = (\n{wrapped}\n{pad})"
 
@@ -220,7 +309,22 @@ class ModuleNames:
 #: Names every generated module binds at the top level besides the machine class: a class
 #: with one of these names gets the suffix ``Machine`` (machine ``state`` -> ``StateMachine``).
 MODULE_LEVEL_NAMES = frozenset(
-    {"Any", "ClassVar", "Event", "Final", "IllegalTransition", "Listener", "Mapping", "State"}
+    {
+        "Any",
+        "Callable",
+        "ClassVar",
+        "Event",
+        "EventName",
+        "Final",
+        "IllegalTransition",
+        "Listener",
+        "Literal",
+        "Mapping",
+        "Never",
+        "State",
+        "StateName",
+        "TypeAlias",
+    }
 )
 
 
@@ -240,19 +344,30 @@ def _ident(convert: Any, name: str) -> str:
     return str(ident)
 
 
-def machine_context(machine: Machine, source_path: str) -> dict[str, Any]:
+def machine_context(
+    machine: Machine, source_path: str, line_length: int = DEFAULT_LINE_LENGTH
+) -> dict[str, Any]:
     """What ``machine.py.jinja`` renders: prepared literals and checked identifiers only.
 
     Its ``source_hash`` is the sha256 of everything the module is made from: the normalised
     model as the template sees it (names, table, actions and where they were written, the
-    header path) and the template set. Same hash, same module; the ``# smc-source-sha256:``
-    header holds it."""
-    values = _template_values(machine, source_path)
+    header path, the line length) and the template set. Same hash, same module; the
+    ``# smc-source-sha256:`` header holds it."""
+    values = _template_values(machine, source_path, line_length)
     values["source_hash"] = _hash_values(values)
     return values
 
 
-def _template_values(machine: Machine, source_path: str) -> dict[str, Any]:
+def _names_alias(alias: str, values: Sequence[str], width: int) -> str:
+    """``alias: TypeAlias = Literal[...]`` of ``values`` (``Never`` when there are none)."""
+    target = f"{alias}: TypeAlias = "
+    if not values:
+        return target + "Never"
+    node = Seq("Literal[", "]", tuple(pystr(v) for v in values), subscript=True)
+    return "\n".join(layout(target, node, "", 0, width))
+
+
+def _template_values(machine: Machine, source_path: str, width: int) -> dict[str, Any]:
     state_member = {s.name: _ident(names.member, s.name) for s in machine.states}
     event_member = {e.name: _ident(names.member, e.name) for e in machine.events}
     transitions = tuple_node(
@@ -276,23 +391,44 @@ def _template_values(machine: Machine, source_path: str) -> dict[str, Any]:
                 f"({seconds!r}, Event.{event_member[edge.event]})"
             )
     finals = [f"State.{state_member[name]}" for name in machine.final_states]
+    class_name = module_names(machine).class_name
+    typing_names = ["Any", "ClassVar", "Final", "Literal", "TypeAlias"]
+    if not machine.events:
+        typing_names.insert(4, "Never")
     return {
+        "line_length": width,
+        "typing_import_line": "\n".join(
+            layout("from typing import ", ", ".join(typing_names), "", 0, width)
+        ),
+        "state_name_line": _names_alias("StateName", [s.name for s in machine.states], width),
+        "event_name_line": _names_alias("EventName", [e.name for e in machine.events], width),
+        "state_alias_line": assignment(0, "State", f"{class_name}.State", width),
+        "event_alias_line": assignment(0, "Event", f"{class_name}.Event", width),
+        "transitions_alias_line": assignment(
+            0, "_TRANSITIONS: Final", f"{class_name}.TRANSITIONS", width
+        ),
         "source_path": header_path(source_path),
         "machine_name_literal": pystr(machine.name),
         "machine_name_doc": doc_literal(machine.name),
-        "class_name": module_names(machine).class_name,
+        "class_name": class_name,
         "all_names": "["
-        + ", ".join(pystr(n) for n in sorted([module_names(machine).class_name, "Event", "State"]))
+        + ", ".join(
+            pystr(n) for n in sorted([class_name, "Event", "EventName", "State", "StateName"])
+        )
         + "]",
         "style_literal": pystr(machine.style),
         "contract": machine.style == "contract",
         "initial_constant_line": assignment(
-            4, "INITIAL_STATE: ClassVar[State]", f"State.{state_member[machine.initial_state]}"
+            4,
+            "INITIAL_STATE: ClassVar[State]",
+            f"State.{state_member[machine.initial_state]}",
+            width,
         ),
         "initial_state_line": assignment(
             8,
             "self._state: State",
             f"State.{state_member[machine.initial_state]} if state is None else State(state)",
+            width,
         ),
         "finals_line": "\n".join(
             layout(
@@ -304,22 +440,25 @@ def _template_values(machine: Machine, source_path: str) -> dict[str, Any]:
                 ),
                 "",
                 4,
+                width,
             )
         ),
         "states": [
             {
                 "member": state_member[s.name],
-                "member_line": assignment(8, state_member[s.name], pystr(s.name)),
+                "member_line": assignment(8, state_member[s.name], pystr(s.name), width),
                 "has_actions": bool(s.actions),
                 "actions_entry": entry(
                     f"State.{state_member[s.name]}: ",
                     tuple_node([data_node(commands.action_data(a)) for a in s.actions]),
+                    width,
                 ),
                 "action_sources_entry": entry(
                     f"State.{state_member[s.name]}: ",
                     tuple_node(
-                        [pystr(f"{source_path}:{a.pos.line}:{a.pos.col}") for a in s.actions]
+                        [Text(f"{source_path}:{a.pos.line}:{a.pos.col}") for a in s.actions]
                     ),
+                    width,
                 ),
             }
             for s in machine.states
@@ -334,16 +473,17 @@ def _template_values(machine: Machine, source_path: str) -> dict[str, Any]:
                         Seq("_BY_EVENT[", "]", (f"Event.{event_member[e.name]}",)),
                         "",
                         0,
+                        width,
                     )
                 ),
-                "member_line": assignment(8, event_member[e.name], pystr(e.name)),
+                "member_line": assignment(8, event_member[e.name], pystr(e.name), width),
                 "method_entry": entry(
-                    f"Event.{event_member[e.name]}: ", pystr(_ident(names.method, e.name))
+                    f"Event.{event_member[e.name]}: ", pystr(_ident(names.method, e.name)), width
                 ),
                 "literal_doc": doc_literal(e.name),
                 "has_context_map": bool(e.context_map),
                 "context_map_entry": entry(
-                    f"Event.{event_member[e.name]}: ", data_node(dict(e.context_map))
+                    f"Event.{event_member[e.name]}: ", data_node(dict(e.context_map)), width
                 ),
             }
             for e in machine.events
@@ -354,6 +494,7 @@ def _template_values(machine: Machine, source_path: str) -> dict[str, Any]:
                 transitions,
                 "",
                 4,
+                width,
             )
         ),
         "groups": [
@@ -361,34 +502,24 @@ def _template_values(machine: Machine, source_path: str) -> dict[str, Any]:
                 "entry": entry(
                     f"{pystr(g.name)}: ",
                     tuple_node([f"State.{state_member[s]}" for s in g.states if s in state_member]),
+                    width,
                 ),
             }
             for g in machine.groups
         ],
         "timeout_entries": [
-            entry(f"State.{source}: ", tuple_node(items)) for source, items in timers.items()
+            entry(f"State.{source}: ", tuple_node(items), width) for source, items in timers.items()
         ],
     }
 
 
-def format_python(source: str) -> str:
+def format_python(source: str, line_length: int = DEFAULT_LINE_LENGTH) -> str:
     import black
     from black.mode import Mode, TargetVersion
 
     return black.format_str(
-        source, mode=Mode(line_length=LINE_LENGTH, target_versions={TargetVersion.PY311})
+        source, mode=Mode(line_length=line_length, target_versions={TargetVersion.PY311})
     )
-
-
-#: The template's file-wide E501 exemption; dropped when no line needs it (ruff's RUF100
-#: reports an unused exemption).
-_NOQA_E501 = "# ruff: noqa: E501\n"
-
-
-def drop_unused_noqa(text: str) -> str:
-    if all(black_width(line) <= LINE_LENGTH for line in text.splitlines()):
-        return text.replace(_NOQA_E501, "", 1)
-    return text
 
 
 def black_width(line: str) -> int:
@@ -401,13 +532,13 @@ def black_width(line: str) -> int:
     return int(str_width(line))
 
 
-def in_black_style(rendered: str) -> bool:
+def in_black_style(rendered: str, line_length: int = DEFAULT_LINE_LENGTH) -> bool:
     """Whether a rendered module is already black's output. The templates are in black's
     style and ``layout()`` splits data literals as black does, so the only thing black could
     still change is a line too long, which it would split, unless nothing on it can be split
     (``_unsplittable``)."""
     return all(
-        black_width(line) <= LINE_LENGTH or _unsplittable(line) for line in rendered.splitlines()
+        black_width(line) <= line_length or _unsplittable(line) for line in rendered.splitlines()
     )
 
 
@@ -432,9 +563,11 @@ def _unsplittable(line: str) -> bool:
     return False
 
 
-def render_machine(machine: Machine, source_path: str) -> str:
+def render_machine(
+    machine: Machine, source_path: str, line_length: int = DEFAULT_LINE_LENGTH
+) -> str:
     """The module for ``machine`` before formatting (``finish_module`` formats it)."""
-    return render_context(machine_context(machine, source_path))
+    return render_context(machine_context(machine, source_path, line_length))
 
 
 def render_context(context: Mapping[str, Any]) -> str:
@@ -444,38 +577,41 @@ def render_context(context: Mapping[str, Any]) -> str:
     return template.render(context)
 
 
-def finish_module(rendered: str) -> str:
+def finish_module(rendered: str, line_length: int = DEFAULT_LINE_LENGTH) -> str:
     """A rendered module in black's style: as rendered when every line fits (it is black's
-    output already, see ``in_black_style``), else formatted by black. A plain function of a
-    string, so a build can run it in worker processes."""
-    return drop_unused_noqa(black_style(rendered))
+    output already, see ``in_black_style``), else formatted by black. A plain function of
+    strings, so a build can run it in worker processes."""
+    if in_black_style(rendered, line_length):
+        return rendered
+    return format_python(rendered, line_length)
 
 
-def black_style(rendered: str) -> str:
-    """``rendered`` as black would format it, running black only when it could change it."""
-    return rendered if in_black_style(rendered) else format_python(rendered)
-
-
-def generate_machine(machine: Machine, source_path: str) -> str:
+def generate_machine(
+    machine: Machine, source_path: str, line_length: int = DEFAULT_LINE_LENGTH
+) -> str:
     """The generated module for ``machine``; ``source_path`` goes in the header."""
-    return finish_module(render_machine(machine, source_path))
+    return finish_module(render_machine(machine, source_path, line_length), line_length)
 
 
 def _init_classes(machines: Sequence[Machine]) -> list[tuple[str, str]]:
     return sorted((module_names(m).module, module_names(m).class_name) for m in machines)
 
 
-def init_hash(machines: Sequence[Machine], root: str) -> str:
-    """What the package ``__init__`` depends on: the templates, the inputs and each
-    machine's module and class name."""
+def init_hash(
+    machines: Sequence[Machine], root: str, line_length: int = DEFAULT_LINE_LENGTH
+) -> str:
+    """What the package ``__init__`` depends on: the templates, the inputs, the line length
+    and each machine's module and class name."""
     digest = hashlib.sha256(templates_digest().encode())
-    digest.update(root.encode() + b"\0")
+    digest.update(root.encode() + b"\0" + str(line_length).encode() + b"\0")
     for module, class_name in _init_classes(machines):
         digest.update(f"{module}\0{class_name}\0".encode())
     return digest.hexdigest()
 
 
-def generate_init(machines: Sequence[Machine], root: str) -> str:
+def generate_init(
+    machines: Sequence[Machine], root: str, line_length: int = DEFAULT_LINE_LENGTH
+) -> str:
     """The package ``__init__``: imports and re-exports every machine class. ``root`` names
     the inputs in the docstring."""
     template = _environment().get_template("__init__.py.jinja")
@@ -483,8 +619,8 @@ def generate_init(machines: Sequence[Machine], root: str) -> str:
     exports = Seq("[", "]", tuple(pystr(class_name) for _, class_name in classes))
     text = template.render(
         classes=classes,
-        all_line="\n".join(layout("__all__ = ", exports, "", 0)),
-        source_hash=init_hash(machines, root),
+        all_line="\n".join(layout("__all__ = ", exports, "", 0, line_length)),
+        source_hash=init_hash(machines, root, line_length),
         root_doc=doc_literal(root),
     )
-    return black_style(text)
+    return finish_module(text, line_length)

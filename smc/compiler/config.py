@@ -88,3 +88,69 @@ def load_config(cwd: Path | None = None) -> BuildConfig:
     if values.get("output") == "":
         raise ConfigError(f"{pyproject}: [tool.{TABLE}] output must not be empty")
     return BuildConfig(root=pyproject.parent, pyproject=pyproject, **values)
+
+
+# ---- the line length of the user's formatter ------------------------------------------------
+
+#: What black and ruff use when nothing is configured.
+DEFAULT_LINE_LENGTH = 88
+#: Ruff's own bounds for ``line-length``.
+MAX_LINE_LENGTH = 320
+
+
+def _toml(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as handle:
+            return tomllib.load(handle)
+    except (OSError, tomllib.TOMLDecodeError) as error:
+        raise ConfigError(f"{path}: cannot read: {error}") from error
+
+
+def _line_length(path: Path, table: Any) -> int | None:
+    """``table``'s ``line-length``, None when unset; a bad value is a ``ConfigError``."""
+    if not isinstance(table, dict) or "line-length" not in table:
+        return None
+    value = table["line-length"]
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{path}: line-length must be an integer, not {value!r}")
+    if not 1 <= value <= MAX_LINE_LENGTH:
+        raise ConfigError(f"{path}: line-length must be between 1 and {MAX_LINE_LENGTH}")
+    return value
+
+
+def formatter_line_length(directory: Path) -> int:
+    """The line length the user's black (else ruff) applies to files in ``directory``.
+
+    Found as the tools find it, walking up from ``directory``: black reads the nearest
+    ``pyproject.toml`` with a ``[tool.black]`` table, not above the repository root (a
+    directory holding ``.git`` or ``.hg``); ruff the nearest ``.ruff.toml``, ``ruff.toml`` or
+    ``pyproject.toml`` with a ``[tool.ruff]`` table. black's ``line-length`` wins when it sets
+    one (generated modules are in black's style), else ruff's, else 88, both tools' default.
+    User-level configuration (``~/.config``) is not read: the output must not depend on who
+    builds it.
+    """
+    black: int | None = None
+    black_done = False
+    ruff: int | None = None
+    ruff_done = False
+    for folder in (directory, *directory.parents):
+        pyproject = folder / "pyproject.toml"
+        tool: Any = _toml(pyproject).get("tool", {}) if pyproject.is_file() else {}
+        tool = tool if isinstance(tool, dict) else {}
+        if not black_done and "black" in tool:
+            black, black_done = _line_length(pyproject, tool["black"]), True
+        if not black_done and ((folder / ".git").exists() or (folder / ".hg").is_dir()):
+            black_done = True
+        if not ruff_done:
+            for name in (".ruff.toml", "ruff.toml"):
+                if (folder / name).is_file():
+                    ruff, ruff_done = _line_length(folder / name, _toml(folder / name)), True
+                    break
+            else:
+                if "ruff" in tool:
+                    ruff, ruff_done = _line_length(pyproject, tool["ruff"]), True
+        if black_done and ruff_done:
+            break
+    if black is not None:
+        return black
+    return ruff if ruff is not None else DEFAULT_LINE_LENGTH

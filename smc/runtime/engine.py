@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from smc.machine import GeneratedMachine
 from smc.runtime.actions.base import WaitResult
 from smc.runtime.actions.registry import ActionLoadError, ActionRegistry, PreparedAction
 from smc.runtime.context import (
@@ -135,7 +136,7 @@ class Engine:
 
     def __init__(
         self,
-        machine_cls: type[Any],
+        machine_cls: type[GeneratedMachine],
         *,
         database: str | None = None,
         machine_name: str | None = None,

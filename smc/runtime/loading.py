@@ -16,14 +16,16 @@ import re
 import sys
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeGuard
+
+from smc.machine import GeneratedMachine
 
 
 class LoadError(Exception):
     """The target does not name a loadable machine class; the message says why."""
 
 
-def is_machine_class(value: Any) -> bool:
+def is_machine_class(value: Any) -> TypeGuard[type[GeneratedMachine]]:
     return (
         inspect.isclass(value)
         and hasattr(value, "INITIAL_STATE")
@@ -53,7 +55,9 @@ def import_file(path: str | os.PathLike[str]) -> ModuleType:
     return module
 
 
-def machine_class_in(module: ModuleType, class_name: str | None, where: str) -> type[Any]:
+def machine_class_in(
+    module: ModuleType, class_name: str | None, where: str
+) -> type[GeneratedMachine]:
     """The machine class ``class_name`` of ``module``, or its only machine class."""
     if class_name:
         value = getattr(module, class_name, None)
@@ -61,7 +65,7 @@ def machine_class_in(module: ModuleType, class_name: str | None, where: str) -> 
             raise LoadError(f"{where}: no class {class_name!r}")
         if not is_machine_class(value):
             raise LoadError(f"{where}: {class_name!r} is not a generated machine class")
-        return value  # type: ignore[no-any-return]
+        return value
     found = [
         value
         for value in vars(module).values()
@@ -70,10 +74,10 @@ def machine_class_in(module: ModuleType, class_name: str | None, where: str) -> 
     if len(found) != 1:
         names = ", ".join(sorted(cls.__name__ for cls in found)) or "none"
         raise LoadError(f"{where}: expected exactly one machine class, found {names}; use :Class")
-    return found[0]  # type: ignore[no-any-return]
+    return found[0]
 
 
-def load_machine_class(target: str) -> type[Any]:
+def load_machine_class(target: str) -> type[GeneratedMachine]:
     """Load ``MODULE:Class``, ``MODULE`` or ``FILE.py[:Class]``."""
     path_part, _, class_name = target.partition(":")
     if path_part.endswith(".py") or os.sep in path_part:

@@ -24,6 +24,7 @@ from hypothesis.errors import InvalidArgument
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from smc import IllegalTransition
+from smc.machine import GeneratedMachine, event_enum, state_enum
 
 #: A fake for one action type: ``fake(action, payload)``, called when a state is entered,
 #: with the action as the generated ``STATE_ACTIONS`` holds it and the event's payload.
@@ -43,15 +44,15 @@ def _fallback_method_name(event: str) -> str:
     return ident if ident.isidentifier() else f"n_{ident}"
 
 
-def event_methods(machine: type[Any]) -> dict[str, str]:
+def event_methods(machine: type[GeneratedMachine]) -> dict[str, str]:
     """Event name -> the name of the generated method that fires it."""
     declared: Mapping[Any, str] | None = getattr(machine, "EVENT_METHODS", None)
     if declared is not None:
         return {str(event): name for event, name in declared.items()}
-    return {str(event): _fallback_method_name(str(event)) for event in machine.Event}
+    return {str(event): _fallback_method_name(str(event)) for event in event_enum(machine)}
 
 
-def transition_model(machine: type[Any]) -> dict[tuple[str, str], str]:
+def transition_model(machine: type[GeneratedMachine]) -> dict[tuple[str, str], str]:
     """``(state, event) -> target`` from the class's ``TRANSITIONS`` (the first entry wins)."""
     model: dict[tuple[str, str], str] = {}
     for source, event, target in machine.TRANSITIONS:
@@ -59,12 +60,12 @@ def transition_model(machine: type[Any]) -> dict[tuple[str, str], str]:
     return model
 
 
-def _rule_names(machine: type[Any]) -> dict[str, str]:
+def _rule_names(machine: type[GeneratedMachine]) -> dict[str, str]:
     """Event name -> rule name (``send_<method>``), unique per class."""
     methods = event_methods(machine)
     names: dict[str, str] = {}
     taken: set[str] = set()
-    for event in (str(e) for e in machine.Event):
+    for event in (str(e) for e in event_enum(machine)):
         method = methods[event]
         name = "send_" + method.rstrip("_")
         if name in taken:  # a keyword or reserved name had a "_" added; keep it then
@@ -98,7 +99,7 @@ class MachineTest(RuleBasedStateMachine):
     """
 
     #: The generated class under test (set by ``machine=``).
-    machine: ClassVar[type[Any] | None] = None
+    machine: ClassVar[type[GeneratedMachine] | None] = None
     #: Event name -> strategy for the payload that comes with the event.
     payloads: ClassVar[Mapping[str, st.SearchStrategy[Any]]] = {}
     #: Action type -> fake, called for each of the entered state's ``STATE_ACTIONS``.
@@ -106,7 +107,9 @@ class MachineTest(RuleBasedStateMachine):
 
     # ---- class construction ----------------------------------------------------------
 
-    def __init_subclass__(cls, machine: type[Any] | None = None, **kwargs: Any) -> None:
+    def __init_subclass__(
+        cls, machine: type[GeneratedMachine] | None = None, **kwargs: Any
+    ) -> None:
         super().__init_subclass__(**kwargs)
         if machine is not None:
             cls.machine = machine
@@ -116,7 +119,7 @@ class MachineTest(RuleBasedStateMachine):
     @classmethod
     def for_machine(
         cls,
-        machine: type[Any],
+        machine: type[GeneratedMachine],
         *,
         payloads: Mapping[str, st.SearchStrategy[Any]] | None = None,
         actions: Mapping[str, FakeAction] | None = None,
@@ -133,7 +136,7 @@ class MachineTest(RuleBasedStateMachine):
         return created
 
     @classmethod
-    def _install_rules(cls, machine: type[Any]) -> None:
+    def _install_rules(cls, machine: type[GeneratedMachine]) -> None:
         model = transition_model(machine)
         methods = event_methods(machine)
         own = vars(cls)
@@ -141,13 +144,13 @@ class MachineTest(RuleBasedStateMachine):
             if rule_name in own:
                 continue
             setattr(cls, rule_name, _event_rule(rule_name, event, methods[event], model, cls))
-        event_values = st.sampled_from([str(e) for e in machine.Event])
+        event_values = st.sampled_from([str(e) for e in event_enum(machine)])
         if "try_any_event" not in own:
             cls.try_any_event = _any_event_rule(event_values, methods, cls.payloads)
         if "try_fire" not in own:
             cls.try_fire = _fire_rule(event_values, cls.payloads)
         if callable(getattr(machine, "transition", None)) and "try_transition" not in own:
-            state_values = st.sampled_from([str(s) for s in machine.State])
+            state_values = st.sampled_from([str(s) for s in state_enum(machine)])
             cls.try_transition = _transition_rule(state_values)
         if callable(getattr(machine, "transition", None)) and "take_transition" not in own:
             cls.take_transition = _allowed_transition_rule()
@@ -162,7 +165,7 @@ class MachineTest(RuleBasedStateMachine):
                 "class X(MachineTest, machine=GeneratedClass) or use MachineTest.for_machine"
             )
         super().__init__()
-        self.machine_class: type[Any] = machine
+        self.machine_class: type[GeneratedMachine] = machine
         self.model: dict[tuple[str, str], str] = transition_model(machine)
         self.model_allowed: dict[str, tuple[str, ...]] = {}
         for source, event in self.model:
@@ -197,7 +200,7 @@ class MachineTest(RuleBasedStateMachine):
         state_actions: Mapping[Any, Sequence[Mapping[str, Any]]] = getattr(
             self.machine_class, "STATE_ACTIONS", {}
         )
-        for action in state_actions.get(self.machine_class.State(state), ()):
+        for action in state_actions.get(state_enum(self.machine_class)(state), ()):
             action_type = str(action.get("type"))
             self.action_log.append((state, action_type))
             fake = self.actions.get(action_type)
@@ -308,7 +311,7 @@ class MachineTest(RuleBasedStateMachine):
 
     def check_state_is_a_state(self) -> None:
         state = self.instance.state
-        assert isinstance(state, self.machine_class.State), f"state {state!r} is not a State"
+        assert isinstance(state, state_enum(self.machine_class)), f"state {state!r} is not a State"
 
     def check_state_matches_model(self) -> None:
         assert str(self.instance.state) == self.expected_state, (
@@ -479,7 +482,7 @@ def _allowed_transition_rule() -> Callable[..., None]:
 
 
 def run_path(
-    machine: type[Any],
+    machine: type[GeneratedMachine],
     steps: Iterable[tuple[str, str]],
     *,
     instance: Any = None,
@@ -498,7 +501,8 @@ def run_path(
             f"expected {expected!r}"
         )
     if instance is None and callable(getattr(machine, "transition", None)):
-        replay = machine()
+        # execution-contract classes only: transition() is not in GeneratedMachine
+        replay: Any = machine()
         for number, (_event, expected) in enumerate(steps, start=1):
             before = str(replay.state)
             replay.transition(expected)
@@ -510,7 +514,7 @@ def run_path(
 
 
 def transitions_taken(
-    machine: type[Any], paths: Iterable[Iterable[tuple[str, str]]]
+    machine: type[GeneratedMachine], paths: Iterable[Iterable[tuple[str, str]]]
 ) -> set[tuple[str, str]]:
     """``(source, event)`` of every step of ``paths`` (``(event, state after)`` steps from
     the initial state): what a set of path tests covers of ``machine.TRANSITIONS``."""
@@ -524,7 +528,7 @@ def transitions_taken(
 
 
 def path_cases(
-    machine: type[Any], routes: Mapping[str, tuple[str, str]]
+    machine: type[GeneratedMachine], routes: Mapping[str, tuple[str, str]]
 ) -> list[tuple[str, tuple[tuple[str, str], ...]]]:
     """``(id, steps)`` for the shortest path to every state and through every transition.
 
@@ -553,7 +557,7 @@ def path_cases(
         return " -> ".join(event for event, _ in steps) if steps else "(initial state)"
 
     cases: list[tuple[str, tuple[tuple[str, str], ...]]] = []
-    for state in (str(s) for s in machine.State):
+    for state in (str(s) for s in state_enum(machine)):
         if state == initial or state in routes:
             steps = steps_for(state)
             cases.append((f"reaches {state}: {described(steps)}", steps))

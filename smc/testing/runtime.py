@@ -31,6 +31,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from smc.machine import GeneratedMachine
 from smc.runtime.engine import Engine
 from smc.runtime.store import Job, Store, open_store
 
@@ -73,7 +74,7 @@ class MachineRun:
 
     def __init__(
         self,
-        machine_cls: type[Any],
+        machine_cls: type[GeneratedMachine],
         directory: str | Path,
         *,
         actions_dirs: Iterable[str | Path] = (),

@@ -26,6 +26,7 @@ from types import ModuleType
 from typing import Any
 
 from smc.catalog import BUILTIN_ACTIONS, COMMON_KEYS, REMOVED_ACTIONS
+from smc.machine import GeneratedMachine
 from smc.runtime.context import has_placeholder
 
 ENTRY_POINT_GROUP = "smc.actions"
@@ -128,7 +129,7 @@ class ActionRegistry:
             f"for action {action_type!r}; found: {found}"
         )
 
-    def prepare(self, machine_cls: type[Any]) -> dict[str, tuple[PreparedAction, ...]]:
+    def prepare(self, machine_cls: type[GeneratedMachine]) -> dict[str, tuple[PreparedAction, ...]]:
         """Resolve every action of ``machine_cls``; raise :class:`ActionLoadError` listing each
         unknown type as ``path:line:col: unknown action type 't' in state 's'``."""
         prepared: dict[str, tuple[PreparedAction, ...]] = {}
