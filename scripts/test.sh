@@ -23,8 +23,9 @@ log "pip install -e .[dev]"
 python3 -m pip install -q --disable-pip-version-check -e '.[dev]'
 
 if [ -f tests/js/package-lock.json ]; then
-  log "npm ci (Mermaid parser for the diagram tests)"
-  npm ci --prefix tests/js --no-audit --no-fund --loglevel=error
+  log "npm ci (Mermaid and its CLI for the diagram tests)"
+  # Mermaid's CLI drives Debian's Chromium (installed above); puppeteer downloads no browser.
+  PUPPETEER_SKIP_DOWNLOAD=1 npm ci --prefix tests/js --no-audit --no-fund --loglevel=error
 fi
 
 log "ruff, black, mypy"
