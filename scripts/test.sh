@@ -26,8 +26,9 @@ log "pip install -c constraints.txt -e .[dev]"
 python3 -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev]'
 
 if [ -f tests/js/package-lock.json ]; then
-  log "npm ci (Mermaid parser for the diagram tests, pyright for the typing tests)"
-  npm ci --prefix tests/js --no-audit --no-fund --loglevel=error
+  log "npm ci (Mermaid and its CLI for the diagram tests, pyright for the typing tests)"
+  # Mermaid's CLI drives Debian's Chromium (installed above); puppeteer downloads no browser.
+  PUPPETEER_SKIP_DOWNLOAD=1 npm ci --prefix tests/js --no-audit --no-fund --loglevel=error
 fi
 
 log "ruff, black, mypy"

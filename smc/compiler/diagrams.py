@@ -28,11 +28,11 @@ What the pictures show (docs/diagrams.md has the same with pictures):
   transitions (made from ``allowed_transitions``) have no event and no label;
 - every ``from: "*"`` transition is drawn once, from a dashed pseudo-state "any state" (which
   stands for every non-final state, as at run time), not as one edge per state;
-- groups are Mermaid composite states and Graphviz ``cluster_`` subgraphs. Mermaid cannot draw
-  an edge between states inside two *different* composite states, so the Mermaid overview of
-  a machine with groups draws such transitions between the groups themselves; the Graphviz
-  overview draws them between the states. Each group also gets a diagram of its own, with its
-  states and every transition that enters or leaves it (the states outside drawn dashed).
+- groups are Mermaid composite states and Graphviz ``cluster_`` subgraphs; every edge, also
+  one between two groups, is drawn between the states themselves (Mermaid's own renderer
+  draws edges between states in different composite states). Both formats are laid out left
+  to right. Each group also gets a diagram of its own, with its states and every transition
+  that enters or leaves it (the states outside drawn dashed).
 
 Node ids are derived from names deterministically (ASCII letters, digits and ``_``; a suffix
 ``_2``, ``_3``... tells apart names that would collide), and every label is escaped (Mermaid
@@ -306,40 +306,6 @@ def _full_picture(machine: Machine, ids: _Ids, detail: Detail) -> _Picture:
     return picture
 
 
-def _lifted_picture(machine: Machine, ids: _Ids, detail: Detail) -> _Picture:
-    """The Mermaid overview of a machine with groups: states inside their groups, and a
-    transition between two groups (or a group and an ungrouped state) drawn from or to the
-    group, since Mermaid cannot link states inside different composite states."""
-    picture = _full_picture(machine, ids, detail)
-    picture.edges.clear()
-    picture.starts.clear()
-    picture.ends.clear()
-    group_of = machine.group_of
-
-    def endpoint(state: str, other: str | None) -> str:
-        own = group_of.get(state)
-        if own is None or (other is not None and group_of.get(other) == own):
-            return ids.states[state]
-        return ids.groups[own]
-
-    for transition in machine.transitions:
-        if not machine.has_state(transition.target):
-            continue
-        event = _edge_event(transition.event, transition.synthesized)
-        if transition.wildcard:
-            picture.edge(ids.any_state, endpoint(transition.target, None), event)
-        elif machine.has_state(transition.source):
-            source = endpoint(transition.source, transition.target)
-            target = endpoint(transition.target, transition.source)
-            picture.edge(source, target, event)
-    if machine.has_state(machine.initial_state):
-        picture.starts.append(endpoint(machine.initial_state, None))
-    # A final state's end point is drawn inside its composite, where Mermaid allows it.
-    picture.ends.extend(ids.states[s] for s in machine.final_states)
-    _add_any_node(machine, ids, picture)
-    return picture
-
-
 def _add_transitions(
     machine: Machine, ids: _Ids, picture: _Picture, node_of: _NodeOf, *, keep: _Keep = None
 ) -> None:
@@ -428,7 +394,9 @@ _MERMAID_EDGE_JOIN = "<br/>"
 
 
 def _mermaid_state_diagram(picture: _Picture) -> str:
-    lines = [f"%% {HEADER_TEXT}", "stateDiagram-v2"]
+    # Left to right, as the DOT diagrams: edges then enter a group from its side, not through
+    # its title, and self-loops sit beside their state instead of in the next row's gap.
+    lines = [f"%% {HEADER_TEXT}", "stateDiagram-v2", "    direction LR"]
     indent = "    "
 
     def node_lines(node: _Node, pad: str) -> list[str]:
@@ -680,10 +648,7 @@ def machine_diagrams(machine: Machine, *, detail: Detail = "names") -> dict[str,
     ids = _machine_ids(machine)
     full = _full_picture(machine, ids, detail)
     out: dict[str, str] = {}
-    if machine.groups:
-        overview_mmd = _mermaid_state_diagram(_lifted_picture(machine, ids, detail))
-    else:
-        overview_mmd = _mermaid_state_diagram(full)
+    overview_mmd = _mermaid_state_diagram(full)
     out[f"{module}.mmd"] = overview_mmd
     out[f"{module}.dot"] = _dot_state_diagram(full)
     group_sections = []
