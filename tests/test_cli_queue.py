@@ -146,21 +146,29 @@ def test_status_shows_machines_and_queue_counts(tmp_path: Path, db: str) -> None
     store.stop_machine("finished")
     store.add_job("t")
     store.add_job("t")
+    store.send_event("alive", "ping")
     store.close()
 
     table = smc("status", cwd=tmp_path, db=db)
     assert table.returncode == 0, table.stderr
-    rows = {line.split()[0]: line.split() for line in table.stdout.splitlines() if line.strip()}
-    assert rows["MACHINE"][:3] == ["MACHINE", "STATE", "STATUS"]
-    assert rows["alive"][1:3] == ["working", "running"]
-    assert rows["crashed"][1:4] == ["working", "dead", str(gone.pid)]
-    assert rows["finished"][1:3] == ["done", "stopped"]
-    assert rows["pending"] == ["pending", "2"]
+    # Three tables, blank-line separated: machines, job counts, event counts.
+    machines, jobs, events = (
+        {line.split()[0]: line.split() for line in block.splitlines()}
+        for block in table.stdout.strip().split("\n\n")
+    )
+    assert machines["MACHINE"][:3] == ["MACHINE", "STATE", "STATUS"]
+    assert machines["alive"][1:3] == ["working", "running"]
+    assert machines["crashed"][1:4] == ["working", "dead", str(gone.pid)]
+    assert machines["finished"][1:3] == ["done", "stopped"]
+    assert jobs["JOBS"] == ["JOBS", "COUNT"] and jobs["pending"] == ["pending", "2"]
+    assert events["EVENTS"] == ["EVENTS", "COUNT"] and events["pending"] == ["pending", "1"]
+    assert events["dead"] == ["dead", "0"]
 
     as_json = json.loads(smc("status", "--format", "json", cwd=tmp_path, db=db).stdout)
     statuses = {machine["name"]: machine["status"] for machine in as_json["machines"]}
     assert statuses == {"alive": "running", "crashed": "dead", "finished": "stopped"}
     assert as_json["jobs"]["pending"] == 2
+    assert as_json["events"] == {"pending": 1, "processing": 0, "done": 0, "dead": 0}
 
 
 def test_database_from_env_then_default_file(tmp_path: Path) -> None:

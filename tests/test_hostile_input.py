@@ -127,7 +127,7 @@ def _insert_raw(store_url: str, table: str, values: dict[str, object]) -> None:
         connection.execute(f"INSERT INTO {table} ({columns}) VALUES ({marks})", values)
 
 
-def test_a_worker_fails_an_undecodable_job_drops_an_undecodable_event_and_carries_on(
+def test_a_worker_fails_an_undecodable_job_dead_letters_an_undecodable_event_and_carries_on(
     runner: Runner, store_url: str
 ) -> None:
     (runner.cwd / "w.yaml").write_text(WORKER)
@@ -166,21 +166,38 @@ def test_a_worker_fails_an_undecodable_job_drops_an_undecodable_event_and_carrie
     assert "deeper than the limit of 64" in poison.last_error
     assert too_big is not None and too_big.last_error is not None
     assert "the limit is" in too_big.last_error
-    # An undecodable event is dropped; the events behind it are delivered.
+    # Undecodable events are dead-lettered with the reason; the events behind them are delivered.
     _insert_raw(
         store_url,
         "machine_events",
         {"target_machine": "sturdy", "event_type": "ping", "payload": POISON},
     )
+    _insert_raw(
+        store_url,
+        "machine_events",
+        {
+            "target_machine": "sturdy",
+            "event_type": "pong",
+            "payload": f'"{"x" * (MAX_STORED_JSON_BYTES + 1)}"',
+        },
+    )
     runner.run("send", "sturdy", "stop", "--payload", "{}", *db)
     assert worker.wait(30) == 0, worker.output()
     output = worker.output()
     assert "Traceback" not in output
-    dropped = [line for line in output.splitlines() if "dropped unprocessed" in line]
-    assert len(dropped) == 1 and "deeper than the limit of 64" in dropped[0], output
     with open_store(store_url) as store:
-        events = store.list_events(target="sturdy")
-    assert {event.status for event in events} == {"done"}
+        events = sorted(store.list_events(target="sturdy"), key=lambda event: event.id)
+    assert [(event.event_type, event.status) for event in events] == [
+        ("ping", "dead"),
+        ("pong", "dead"),
+        ("stop", "done"),
+    ]
+    ping, pong = events[0].last_error, events[1].last_error
+    assert ping is not None and "deeper than the limit of 64" in ping
+    assert pong is not None and "the limit is" in pong
+    assert events[2].last_error is None
+    status = json.loads(runner.run("status", "--format", "json", *db).stdout)
+    assert status["events"] == {"pending": 0, "processing": 0, "done": 1, "dead": 2}
     assert (runner.cwd / "done.log").read_text().split() == [good]
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -84,6 +86,154 @@ def test_events_wait_while_the_target_is_not_running(store_url: str) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["1", "hello", "sender", "job-7", "True"]
+
+
+def test_a_dead_lettered_event_keeps_its_reason_and_is_never_claimed_again(store: Store) -> None:
+    first, second = store.send_event("b", "bad"), store.send_event("b", "good")
+    claimed = store.claim_events("b", limit=1)
+    assert [event.id for event in claimed] == [first]
+    token = claimed[0].claim_token
+    assert token is not None
+    assert not store.dead_letter_event(first, "not-the-token", "nope")
+    assert store.dead_letter_event(first, token, "payload is broken")
+    assert not store.dead_letter_event(first, token, "again")  # no longer processing
+    assert [event.id for event in store.claim_events("b")] == [second]
+    (dead,) = store.list_events(status="dead")
+    assert (dead.id, dead.last_error, dead.claim_token) == (first, "payload is broken", token)
+    assert dead.processed_at is not None
+    assert store.event_counts() == {"pending": 0, "processing": 1, "done": 0, "dead": 1}
+
+
+# --- upgrading a version-1 database ---
+
+# The version-1 machine_events table and its index, as version 1 of smc created them.
+_V1_SQLITE = (
+    "CREATE TABLE schema_version (version INTEGER NOT NULL)",
+    "INSERT INTO schema_version (version) VALUES (1)",
+    """CREATE TABLE machine_events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        target_machine TEXT NOT NULL,
+        source_machine TEXT,
+        event_type TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        job_id TEXT,
+        status TEXT NOT NULL DEFAULT 'pending'
+            CHECK (status IN ('pending','processing','done')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        claim_token TEXT,
+        lease_expires_at REAL,
+        created_at REAL NOT NULL,
+        processed_at REAL
+    )""",
+    """CREATE INDEX machine_events_open ON machine_events (target_machine, id)
+        WHERE status IN ('pending', 'processing')""",
+)
+_V1_POSTGRES = (
+    "CREATE TABLE schema_version (version integer NOT NULL)",
+    "INSERT INTO schema_version (version) VALUES (1)",
+    """CREATE TABLE machine_events (
+        id bigserial PRIMARY KEY,
+        target_machine text NOT NULL,
+        source_machine text,
+        event_type text NOT NULL,
+        payload jsonb NOT NULL,
+        job_id text,
+        status text NOT NULL DEFAULT 'pending' CHECK (status IN ('pending','processing','done')),
+        attempts integer NOT NULL DEFAULT 0,
+        claim_token text,
+        lease_expires_at timestamptz,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        processed_at timestamptz
+    )""",
+    """CREATE INDEX machine_events_open ON machine_events (target_machine, id)
+        WHERE status IN ('pending', 'processing')""",
+)
+# Three events (one done, two pending), the last deleted: its id must not be reused.
+_V1_ROWS = (
+    "INSERT INTO machine_events (target_machine, event_type, payload, status, created_at) "
+    """VALUES ('m', 'old-done', '{"n": 1}', 'done', {now}), """
+    """('m', 'old-open', '{"n": 2}', 'pending', {now}), ('m', 'deleted', '{}', 'pending', {now})""",
+    "DELETE FROM machine_events WHERE event_type = 'deleted'",
+)
+
+
+def _create_version_1(store_url: str) -> None:
+    if store_url.startswith("postgresql"):
+        schema = store_url.split("schema=")[1]
+        with psycopg.connect(PG_URL, autocommit=True) as connection, connection.transaction():
+            connection.execute(f"CREATE SCHEMA {schema}")
+            connection.execute(f"SET LOCAL search_path TO {schema}")
+            for statement in _V1_POSTGRES + _V1_ROWS:
+                connection.execute(statement.replace("{now}", "now()"))
+        return
+    with contextlib.closing(sqlite3.connect(store_url)) as connection, connection:
+        for statement in _V1_SQLITE + _V1_ROWS:
+            connection.execute(statement.replace("{now}", str(time.time())))
+
+
+def test_a_version_1_database_is_upgraded_on_open_and_keeps_its_rows(store_url: str) -> None:
+    _create_version_1(store_url)
+    # Several processes open the old database at once: one upgrades it, none fails.
+    opener = (
+        "import sys\n"
+        "from smc.runtime.store import open_store\n"
+        "open_store(sys.argv[1]).event_counts()\n"
+    )
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", opener, store_url],
+            env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)),
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    for process in processes:
+        _, errors = process.communicate(timeout=60)
+        assert process.returncode == 0, errors
+    with open_store(store_url) as store:
+        old = sorted(store.list_events(target="m"), key=lambda event: event.id)
+        assert [(event.id, event.event_type, event.status, event.payload) for event in old] == [
+            (1, "old-done", "done", {"n": 1}),
+            (2, "old-open", "pending", {"n": 2}),
+        ]
+        assert {event.last_error for event in old} == {None}
+        new_id = store.send_event("m", "new")
+        assert new_id == 4  # 3 was used (and deleted) before the upgrade
+        claimed = store.claim_events("m")
+        assert [event.id for event in claimed] == [2, 4]  # the open-events index still serves
+        token = claimed[0].claim_token
+        assert token is not None and store.dead_letter_event(2, token, "why")
+        assert store.event_counts() == {"pending": 0, "processing": 1, "done": 1, "dead": 1}
+    if store_url.startswith("postgresql"):
+        schema = store_url.split("schema=")[1]
+        with psycopg.connect(PG_URL, autocommit=True) as connection:
+            version = connection.execute(f"SELECT version FROM {schema}.schema_version")
+            assert version.fetchall() == [(2,)]
+            with pytest.raises(psycopg.errors.CheckViolation):
+                connection.execute(f"UPDATE {schema}.machine_events SET status = 'bogus'")
+            indexes = connection.execute(
+                "SELECT indexname FROM pg_indexes WHERE schemaname = %s", (schema,)
+            )
+            assert "machine_events_open" in {row[0] for row in indexes.fetchall()}
+        return
+    with contextlib.closing(sqlite3.connect(store_url)) as connection:
+        assert connection.execute("SELECT version FROM schema_version").fetchall() == [(2,)]
+        with pytest.raises(sqlite3.IntegrityError):
+            connection.execute("UPDATE machine_events SET status = 'bogus'")
+        names = connection.execute("SELECT name FROM sqlite_master WHERE type = 'index'")
+        assert "machine_events_open" in {row[0] for row in names.fetchall()}
+
+
+def test_a_version_1_sqlite_database_is_not_upgraded_read_only(tmp_path: Path) -> None:
+    path = str(tmp_path / "old.db")
+    _create_version_1(path)
+    with pytest.raises(StoreError, match="schema version 1"):
+        open_store(path, read_only=True)
+    with open_store(path) as store:
+        assert [event.id for event in store.list_events()] == [2, 1]
+    with open_store(path, read_only=True) as store:
+        assert store.event_counts()["pending"] == 1
 
 
 def test_an_unacknowledged_event_is_redelivered_after_its_lease(store: Store) -> None:

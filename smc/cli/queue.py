@@ -128,7 +128,8 @@ def register(subparsers: Any) -> None:
         parents=[common, listing],
         help="machines and queue counts",
         description="Every machine known to the database (running, stopped or dead, with "
-        "its state) and the number of jobs in each status.",
+        "its state), the number of jobs in each status and the number of events in each "
+        "status (dead: dead-lettered, never delivered).",
     )
     status.set_defaults(handler=_guarded(_status))
 
@@ -347,8 +348,15 @@ def _status(args: argparse.Namespace) -> int:
     with _open(args) as store:
         machines = store.list_machines()
         counts = store.queue_counts()
+        event_counts = store.event_counts()
     if args.format == "json":
-        _print_json({"machines": [machine.to_dict() for machine in machines], "jobs": counts})
+        _print_json(
+            {
+                "machines": [machine.to_dict() for machine in machines],
+                "jobs": counts,
+                "events": event_counts,
+            }
+        )
         return EXIT_OK
     if machines:
         rows = [
@@ -367,4 +375,10 @@ def _status(args: argparse.Namespace) -> int:
         print("no machines registered")
     print()
     print(_table(["JOBS", "COUNT"], [[status, str(count)] for status, count in counts.items()]))
+    print()
+    print(
+        _table(
+            ["EVENTS", "COUNT"], [[status, str(count)] for status, count in event_counts.items()]
+        )
+    )
     return EXIT_OK

@@ -32,7 +32,9 @@ from smc.runtime.jsonlimits import (
 from smc.runtime.store.waker import Waker, machine_channel
 
 JOB_STATUSES = ("pending", "processing", "completed", "failed", "cancelled")
-EVENT_STATUSES = ("pending", "processing", "done")
+#: ``dead``: dead-lettered, never delivered (its payload cannot be decoded); ``last_error``
+#: says why.
+EVENT_STATUSES = ("pending", "processing", "done", "dead")
 MACHINE_STATUSES = ("running", "stopped", "dead")
 
 _log = logging.getLogger("smc.store")
@@ -79,6 +81,7 @@ EVENT_FIELDS = (
     "lease_expires_at",
     "created_at",
     "processed_at",
+    "last_error",
 )
 
 
@@ -261,6 +264,8 @@ class EventRow:
     lease_expires_at: float | None
     created_at: float
     processed_at: float | None
+    #: Why the event was dead-lettered (status ``dead``); None otherwise.
+    last_error: str | None = None
 
     @cached_property
     def _decoded_payload(self) -> tuple[Any, ValueError | None]:
@@ -300,6 +305,7 @@ def event_from_row(row: Sequence[Any]) -> EventRow:
         lease_expires_at=_float_or_none(values["lease_expires_at"]),
         created_at=float(values["created_at"]),
         processed_at=_float_or_none(values["processed_at"]),
+        last_error=values["last_error"],
     )
 
 
@@ -609,22 +615,22 @@ class Store(abc.ABC):
         earlier lease expired unacknowledged (re-delivery).
 
         An event whose payload cannot be decoded (not valid JSON, or beyond the limits of
-        ``smc.runtime.jsonlimits``: a row another tool or an older smc wrote) is acknowledged
-        unprocessed, with the reason logged at ERROR, and the claim moves on: it can never be
-        delivered, and it must not hold up the events behind it."""
+        ``smc.runtime.jsonlimits``: a row another tool or an older smc wrote) is dead-lettered
+        (status ``dead``, the reason in ``last_error`` and logged at ERROR) and the claim moves
+        on: it can never be delivered, and it must not hold up the events behind it."""
         while True:
             rows = self._claim_events(target, limit, lease_seconds)
-            usable = [row for row in rows if not self._drop_if_malformed(row)]
+            usable = [row for row in rows if not self._dead_letter_if_malformed(row)]
             if usable or not rows:
                 return usable
 
-    def _drop_if_malformed(self, row: EventRow) -> bool:
+    def _dead_letter_if_malformed(self, row: EventRow) -> bool:
         problem = row.payload_error()
         if problem is None:
             return False
-        self.ack_event(row.id, row.claim_token or "")
+        self.dead_letter_event(row.id, row.claim_token or "", f"payload {problem}")
         _log.error(
-            "event %d (%s from %s) to %s dropped unprocessed: its payload %s",
+            "event %d (%s from %s) to %s dead-lettered: its payload %s",
             row.id,
             row.event_type,
             row.source or "?",
@@ -639,6 +645,15 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def ack_event(self, event_id: int, claim_token: str) -> bool:
         """Mark a claimed event done; False when its lease was lost."""
+
+    @abc.abstractmethod
+    def dead_letter_event(self, event_id: int, claim_token: str, reason: str) -> bool:
+        """Mark a claimed event ``dead`` (never to be delivered) with ``reason`` as its
+        ``last_error``; False when its lease was lost."""
+
+    @abc.abstractmethod
+    def event_counts(self) -> dict[str, int]:
+        """Number of events per status, every status in ``EVENT_STATUSES`` present."""
 
     @abc.abstractmethod
     def heartbeat_event(self, event_id: int, claim_token: str, lease_seconds: float) -> bool:

@@ -39,7 +39,7 @@ from smc.runtime.store.sql import (
 )
 from smc.runtime.store.waker import PostgresWaker, Waker, first_line, postgres_channel_name
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
 _DDL = (
@@ -78,12 +78,15 @@ _DDL = (
         event_type text NOT NULL,
         payload jsonb NOT NULL,
         job_id text,
-        status text NOT NULL DEFAULT 'pending' CHECK (status IN ('pending','processing','done')),
+        status text NOT NULL DEFAULT 'pending'
+            CONSTRAINT machine_events_status_check
+            CHECK (status IN ('pending','processing','done','dead')),
         attempts integer NOT NULL DEFAULT 0,
         claim_token text,
         lease_expires_at timestamptz,
         created_at timestamptz NOT NULL DEFAULT now(),
-        processed_at timestamptz
+        processed_at timestamptz,
+        last_error text
     )""",
     """CREATE INDEX IF NOT EXISTS machine_events_open ON machine_events (target_machine, id)
         WHERE status IN ('pending', 'processing')""",
@@ -98,6 +101,16 @@ _DDL = (
         heartbeat_at timestamptz,
         updated_at timestamptz
     )""",
+)
+
+
+# Version 1 → 2: status 'dead' and last_error (dead-lettered events). Version 1 declared the
+# CHECK inline, so PostgreSQL named it machine_events_status_check, the name version 2 gives it.
+_UPGRADE_FROM_1 = (
+    "ALTER TABLE machine_events ADD COLUMN IF NOT EXISTS last_error text",
+    "ALTER TABLE machine_events DROP CONSTRAINT IF EXISTS machine_events_status_check",
+    """ALTER TABLE machine_events ADD CONSTRAINT machine_events_status_check
+        CHECK (status IN ('pending','processing','done','dead'))""",
 )
 
 
@@ -293,6 +306,10 @@ class PostgresStore(SqlStore):
                     connection.execute(
                         "INSERT INTO schema_version (version) VALUES (%s)", (SCHEMA_VERSION,)
                     )
+                elif version < SCHEMA_VERSION:
+                    for statement in _UPGRADE_FROM_1:
+                        connection.execute(statement)
+                    connection.execute("UPDATE schema_version SET version = %s", (SCHEMA_VERSION,))
                 elif version > SCHEMA_VERSION:
                     raise StoreError(
                         f"cannot open {self.location}: schema version {version} is newer than "

@@ -31,6 +31,7 @@ from smc.runtime.store.base import (
     DEFAULT_MAX_ATTEMPTS,
     DEFAULT_PRIORITY,
     EVENT_FIELDS,
+    EVENT_STATUSES,
     JOB_FIELDS,
     JOB_STATUSES,
     Backoff,
@@ -252,6 +253,12 @@ class SqlStatements:
             "lease_expires_at = NULL "
             "WHERE id = :id AND claim_token = :token AND status = 'processing'"
         )
+        self.dead_letter_event = finish(
+            f"UPDATE machine_events SET status = 'dead', last_error = :error, "
+            f"processed_at = {now}, lease_expires_at = NULL "
+            "WHERE id = :id AND claim_token = :token AND status = 'processing'"
+        )
+        self.event_counts = finish("SELECT status, count(*) FROM machine_events GROUP BY status")
         self.heartbeat_event = finish(
             f"UPDATE machine_events SET lease_expires_at = {d.lease_until} "
             "WHERE id = :id AND claim_token = :token AND status = 'processing'"
@@ -638,6 +645,18 @@ class SqlStore(Store):
         params = {"id": event_id, "token": claim_token, "now": time.time()}
         with self._using("write to") as connection:
             return bool(connection.execute(self._sql.ack_event, params).rowcount == 1)
+
+    def dead_letter_event(self, event_id: int, claim_token: str, reason: str) -> bool:
+        params = {"id": event_id, "token": claim_token, "error": reason, "now": time.time()}
+        with self._using("write to") as connection:
+            return bool(connection.execute(self._sql.dead_letter_event, params).rowcount == 1)
+
+    def event_counts(self) -> dict[str, int]:
+        counts = dict.fromkeys(EVENT_STATUSES, 0)
+        with self._using("read") as connection:
+            for status, count in connection.execute(self._sql.event_counts).fetchall():
+                counts[status] = int(count)
+        return counts
 
     def heartbeat_event(self, event_id: int, claim_token: str, lease_seconds: float) -> bool:
         params = {

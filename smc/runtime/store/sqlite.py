@@ -36,7 +36,32 @@ from smc.runtime.store.base import (
 from smc.runtime.store.sql import Dialect, SqlStatements, SqlStore
 from smc.runtime.store.waker import Doorbell, DoorbellWaker, Waker, default_socket_dir
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+# Version 2 added status 'dead' and last_error (dead-lettered events).
+_MACHINE_EVENTS_TABLE = """CREATE TABLE IF NOT EXISTS {name} (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        target_machine TEXT NOT NULL,
+        source_machine TEXT,
+        event_type TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        job_id TEXT,
+        status TEXT NOT NULL DEFAULT 'pending'
+            CHECK (status IN ('pending','processing','done','dead')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        claim_token TEXT,
+        lease_expires_at REAL,
+        created_at REAL NOT NULL,
+        processed_at REAL,
+        last_error TEXT
+    )"""
+_MACHINE_EVENTS_OPEN_INDEX = """CREATE INDEX IF NOT EXISTS machine_events_open
+        ON machine_events (target_machine, id) WHERE status IN ('pending', 'processing')"""
+# The version-1 columns, copied as they are when a version-1 database is upgraded.
+_MACHINE_EVENTS_V1_COLUMNS = (
+    "id, target_machine, source_machine, event_type, payload, job_id, status, attempts, "
+    "claim_token, lease_expires_at, created_at, processed_at"
+)
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)",
@@ -68,23 +93,8 @@ _SCHEMA = (
     """CREATE UNIQUE INDEX IF NOT EXISTS jobs_dedupe_key ON jobs (dedupe_key)
         WHERE dedupe_key IS NOT NULL AND status IN ('pending', 'processing')""",
     "CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, seq)",
-    """CREATE TABLE IF NOT EXISTS machine_events (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        target_machine TEXT NOT NULL,
-        source_machine TEXT,
-        event_type TEXT NOT NULL,
-        payload TEXT NOT NULL,
-        job_id TEXT,
-        status TEXT NOT NULL DEFAULT 'pending'
-            CHECK (status IN ('pending','processing','done')),
-        attempts INTEGER NOT NULL DEFAULT 0,
-        claim_token TEXT,
-        lease_expires_at REAL,
-        created_at REAL NOT NULL,
-        processed_at REAL
-    )""",
-    """CREATE INDEX IF NOT EXISTS machine_events_open ON machine_events (target_machine, id)
-        WHERE status IN ('pending', 'processing')""",
+    _MACHINE_EVENTS_TABLE.format(name="machine_events"),
+    _MACHINE_EVENTS_OPEN_INDEX,
     """CREATE TABLE IF NOT EXISTS machine_state (
         machine_name TEXT PRIMARY KEY,
         state TEXT,
@@ -97,6 +107,34 @@ _SCHEMA = (
         updated_at REAL
     )""",
 )
+
+
+def _upgrade_from_1(connection: sqlite3.Connection) -> None:
+    """Version 1 → 2, inside the caller's transaction: SQLite cannot change a CHECK constraint,
+    so ``machine_events`` is rebuilt (new table, rows copied, old one dropped, new one renamed:
+    SQLite's documented procedure for other table changes; nothing references the table)
+    with its index; the AUTOINCREMENT counter is carried over so no event id is reused."""
+    sequence = connection.execute(
+        "SELECT seq FROM sqlite_sequence WHERE name = 'machine_events'"
+    ).fetchone()
+    connection.execute(_MACHINE_EVENTS_TABLE.format(name="machine_events_v2"))
+    connection.execute(
+        f"INSERT INTO machine_events_v2 ({_MACHINE_EVENTS_V1_COLUMNS}) "
+        f"SELECT {_MACHINE_EVENTS_V1_COLUMNS} FROM machine_events"
+    )
+    connection.execute("DROP TABLE machine_events")
+    connection.execute("ALTER TABLE machine_events_v2 RENAME TO machine_events")
+    if sequence is not None:
+        carried = connection.execute(
+            "UPDATE sqlite_sequence SET seq = max(seq, ?) WHERE name = 'machine_events'",
+            (sequence[0],),
+        )
+        if carried.rowcount == 0:  # no rows were copied, so the new table has no counter yet
+            connection.execute(
+                "INSERT INTO sqlite_sequence (name, seq) VALUES ('machine_events', ?)",
+                (sequence[0],),
+            )
+    connection.execute(_MACHINE_EVENTS_OPEN_INDEX)
 
 
 @functools.cache
@@ -361,15 +399,27 @@ class SqliteStore(SqlStore):
                 )
             if version_row[0] == SCHEMA_VERSION:
                 return
+            if self.read_only:
+                raise StoreError(
+                    f"cannot open {self.path} read-only: schema version {version_row[0]} needs "
+                    f"upgrading to {SCHEMA_VERSION}, which any smc command that writes does"
+                )
         if self.read_only:
             raise StoreError(f"cannot open {self.path}: not an smc database (no schema)")
-        # IMMEDIATE: several processes may open a fresh file at once; one creates the schema.
+        # IMMEDIATE: several processes may open a fresh (or old) file at once; one creates (or
+        # upgrades) the schema, and the others find the version current once they get the lock.
         connection.execute("BEGIN IMMEDIATE")
         try:
             for statement in _SCHEMA:
                 connection.execute(statement)
-            if connection.execute("SELECT count(*) FROM schema_version").fetchone()[0] == 0:
-                connection.execute("INSERT INTO schema_version (version) VALUES (?)", (1,))
+            version = connection.execute("SELECT max(version) FROM schema_version").fetchone()[0]
+            if version is None:
+                connection.execute(
+                    "INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,)
+                )
+            elif version < SCHEMA_VERSION:
+                _upgrade_from_1(connection)
+                connection.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
             connection.execute("COMMIT")
         except BaseException:
             connection.execute("ROLLBACK")
@@ -490,6 +540,8 @@ for _name in (
     "send_event",
     "claim_events",
     "ack_event",
+    "dead_letter_event",
+    "event_counts",
     "heartbeat_event",
     "release_event",
     "release_events",
