@@ -253,6 +253,7 @@ def run_command(args: argparse.Namespace) -> int:
         print(f"smc run: {escape_controls(str(error))}", file=sys.stderr)
         return error.exit_code
     if signals.requested:
+        signals.ignore_from_now()
         return 0  # stopped before it started: nothing was claimed or registered
     import asyncio
     import gc
@@ -266,6 +267,10 @@ def run_command(args: argparse.Namespace) -> int:
     except StartupError as error:
         print(f"smc run: {escape_controls(str(error))}", file=sys.stderr)
         return error.exit_code
+    finally:
+        # The worker is done; only the interpreter's exit is left, and that resets handled
+        # signals to their defaults, so a late signal would kill the process (-2/-15).
+        signals.ignore_from_now()
 
 
 __all__ = ["EXIT_USAGE", "BuildFailed", "build_cached", "cache_dir", "register", "run_command"]

@@ -395,18 +395,29 @@ _MERMAID_EDGE_JOIN = "<br/>"
 
 def _mermaid_state_diagram(picture: _Picture) -> str:
     # Left to right, as the DOT diagrams: edges then enter a group from its side, not through
-    # its title, and self-loops sit beside their state instead of in the next row's gap.
+    # its title (self-loops are written inside their state, see below).
     lines = [f"%% {HEADER_TEXT}", "stateDiagram-v2", "    direction LR"]
     indent = "    "
+
+    # A self-loop is written inside its state's box ("↻ no_jobs"), not drawn: Mermaid's layout
+    # puts a self-loop's label in the gap beside the state, over the label of the state's
+    # first outgoing edge (simple_worker's no_jobs over new_job), and cannot be steered.
+    loops = {e.source: e for e in picture.edges.values() if e.source == e.target}
 
     def node_lines(node: _Node, pad: str) -> list[str]:
         out = [f'{pad}state "{mermaid_text(node.label)}" as {node.id}']
         out.extend(f"{pad}{node.id} : {mermaid_text(line)}" for line in node.details)
+        loop = loops.get(node.id)
+        if loop is not None:
+            label = ", ".join(mermaid_text(text) for text in loop.labels)
+            out.append(f"{pad}{node.id} : ↻ {label}" if label else f"{pad}{node.id} : ↻")
         return out
 
-    def edge_line(edge: _Edge, pad: str) -> str:
+    def edge_line(edge: _Edge, pad: str) -> list[str]:
+        if edge.source == edge.target:
+            return []  # in the state's box (node_lines)
         label = _MERMAID_EDGE_JOIN.join(mermaid_text(text) for text in edge.labels)
-        return f"{pad}{edge.source} --> {edge.target}" + (f" : {label}" if label else "")
+        return [f"{pad}{edge.source} --> {edge.target}" + (f" : {label}" if label else "")]
 
     for cluster in picture.clusters:
         members = [n for n in picture.nodes.values() if n.cluster == cluster.id]
@@ -416,7 +427,7 @@ def _mermaid_state_diagram(picture: _Picture) -> str:
             lines.extend(node_lines(node, indent * 2))
         for edge in picture.edges.values():
             if edge.source in member_ids and edge.target in member_ids:
-                lines.append(edge_line(edge, indent * 2))
+                lines.extend(edge_line(edge, indent * 2))
         lines.extend(f"{indent * 2}{n} --> [*]" for n in picture.ends if n in member_ids)
         lines.append(f"{indent}}}")
     inner = {n.id for n in picture.nodes.values() if n.cluster is not None}
@@ -431,7 +442,7 @@ def _mermaid_state_diagram(picture: _Picture) -> str:
             and picture.nodes[edge.source].cluster == picture.nodes[edge.target].cluster
         )
         if not same_cluster:
-            lines.append(edge_line(edge, indent))
+            lines.extend(edge_line(edge, indent))
     lines.extend(f"{indent}{n} --> [*]" for n in picture.ends if n not in inner)
     styled = [
         (kind, [n.id for n in picture.nodes.values() if n.kind == kind and n.cluster is None])

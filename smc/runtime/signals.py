@@ -50,6 +50,14 @@ class StopSignals:
             signal.signal(signum, previous)
         self._previous.clear()
 
+    def ignore_from_now(self) -> None:
+        """Ignore the stop signals from now on: the process has stopped and only exits. (Python's
+        finalisation puts every *handled* signal back to its default action, which kills the
+        process; an ignored one stays ignored.)"""
+        if threading.current_thread() is threading.main_thread():
+            for signum in STOP_SIGNALS:
+                signal.signal(signum, signal.SIG_IGN)
+
     def listen(self, listener: Callable[[int], None] | None) -> None:
         self._listener = listener
 
