@@ -134,8 +134,47 @@ actions:
     runner.wait_running(parent, "parent")
     wait_until(lambda: (runner.cwd / "child-finished").exists(), 30, parent.output)
     log = runner.cwd / "logs" / "chatty.log"
+    # the final state's actions run before the child logs that it reached it
+    wait_until(lambda: "reached final state done" in log.read_text(), 10, parent.output)
     assert log.stat().st_size > 1_000_000
-    assert "reached final state done" in log.read_text()
+
+
+def test_start_fsm_refuses_a_context_the_child_could_not_take(runner: Runner) -> None:
+    (runner.cwd / "child.yaml").write_text(
+        "initial_state: idle\nmetadata: {machine_name: child}\n"
+        "states: [idle]\nactions:\n  idle:\n    - {type: bash, command: touch child-ran}\n"
+    )
+    (runner.cwd / "parent.yaml").write_text("""
+initial_state: waiting
+metadata: {machine_name: parent}
+transitions:
+  - {from: waiting, to: waiting, event: no_jobs}
+  - {from: waiting, to: spawning, event: new_job}
+  - {from: spawning, to: done, event: spawned}
+  - {from: spawning, to: refused, event: error}
+actions:
+  waiting:
+    - {type: check_database_queue}
+  spawning:
+    - type: start_fsm
+      yaml_path: child.yaml
+      machine_name: child
+      context_vars: [current_job]
+      success: spawned
+  refused:
+    - {type: bash, command: "printf '%s' {last_error} > refused.txt"}
+""")
+    parent = runner.start("run", "parent.yaml")
+    runner.wait_running(parent, "parent")
+    deep: object = "x"
+    for _ in range(63):  # with the data's own object: 64 levels, at the limit
+        deep = [deep]
+    runner.run("jobs", "add", "--type", "t", "--data", json.dumps({"d": deep}))
+    # the job (64 levels) is fine; {"current_job": {..., "data": ...}} would be 66
+    assert parent.wait(30) == 0, parent.output()
+    reason = (runner.cwd / "refused.txt").read_text()
+    assert "initial context for child.yaml" in reason and "64" in reason, reason
+    assert not (runner.cwd / "child-ran").exists()
 
 
 def test_a_dead_workers_job_is_run_again_after_its_lease(runner: Runner) -> None:

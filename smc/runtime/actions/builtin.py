@@ -32,6 +32,7 @@ from smc.runtime.context import (
     lookup,
     to_text,
 )
+from smc.runtime.jsonlimits import JsonLimitError, check_json_text
 from smc.runtime.shell import CommandValueError, command_environment
 from smc.runtime.store import StoreError
 
@@ -505,9 +506,19 @@ class StartFsmAction(BaseAction):
         command = [sys.executable, "-m", "smc", "run", str(yaml_path)]
         if machine_name:
             command += ["--machine-name", str(machine_name)]
+        initial_text = json.dumps(initial, default=str)
+        try:
+            # Each value sits one level below the context's top: a value at the nesting limit
+            # would make the child refuse its --initial-context (exit 2) where nobody sees it.
+            check_json_text(initial_text)
+        except JsonLimitError as error:
+            reason = f"the initial context for {yaml_path} {error}"
+            runtime.logger.error("start_fsm: %s", reason)
+            context["last_error"] = reason
+            return self.event("error", "error")
         command += [
             "--initial-context",
-            json.dumps(initial, default=str),
+            initial_text,
             "--db",
             runtime.database,
             "--log-dir",
