@@ -445,8 +445,15 @@ class Engine:
             "interrupted again: exiting now%s",
             f" ({', '.join(held)} left to be re-queued when the lease expires)" if held else "",
         )
+        # Only the files: the kernel closes the sockets at exit, and a full close would take
+        # the publisher's lock, which the interrupted main thread may hold (or may be closing
+        # it halfway, past the point where a second close returns early).
+        if self._publisher is not None:
+            self._publisher.remove_file()
         with contextlib.suppress(Exception):
-            self._close_sockets()
+            for loop_waker in (self._event_waker, self._jobs_waker):
+                if loop_waker is not None:
+                    loop_waker.close()
         logging.shutdown()
         os._exit(EXIT_FORCED)
 

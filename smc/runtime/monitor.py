@@ -314,6 +314,11 @@ class MonitorPublisher:
             self._listener.close()
             self._wake_receiver.close()
             self._wake_sender.close()
+        self.remove_file()
+
+    def remove_file(self) -> None:
+        """Remove the socket file if it is still ours. Takes no lock, so a forced exit can call
+        it from a signal handler, even one that interrupted :meth:`close` halfway."""
         with contextlib.suppress(OSError):
             if os.stat(self.path).st_ino == self._inode:
                 self.path.unlink()
