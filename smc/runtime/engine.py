@@ -58,6 +58,7 @@ from smc.runtime.store import (
     is_postgres_url,
     machine_channel,
     open_store,
+    open_worker_store,
     resolve_database,
 )
 
@@ -74,13 +75,8 @@ MAX_HEARTBEAT_INTERVAL = 10.0
 #: would be three per job); it writes at once when it goes idle, and on stop.
 REGISTRY_WRITE_INTERVAL = 0.5
 #: How often the background thread checkpoints SQLite's write-ahead log (moves it into the
-#: database file); see :data:`INLINE_CHECKPOINT_PAGES`.
+#: database file); see :data:`smc.runtime.store.sqlite.INLINE_CHECKPOINT_PAGES`.
 CHECKPOINT_INTERVAL = 0.25
-#: The loop's own SQLite connection checkpoints only once the log reaches this many pages
-#: (SQLite's default is 1000, about every 140 events or jobs): a checkpoint ``fsync``s, which
-#: took 3-9 ms on the commit that ran it, the p99 of event latency. The background thread keeps
-#: the log far below this; the limit is the safety net that bounds it (32 MiB) if it cannot.
-INLINE_CHECKPOINT_PAGES = 8192
 #: A machine whose actions never wait (a full queue, no-op work) still lets the event loop run
 #: this often, so signals, timers and deferred registry writes are not held up until it idles.
 YIELD_INTERVAL = 0.01
@@ -500,10 +496,7 @@ class Engine:
 
     def _open(self) -> None:
         try:
-            if is_postgres_url(self.database):
-                store = open_store(self.database)
-            else:
-                store = open_store(self.database, wal_autocheckpoint=INLINE_CHECKPOINT_PAGES)
+            store = open_worker_store(self.database)
         except StoreError as error:
             raise StartupError(str(error)) from None
         self._store = store

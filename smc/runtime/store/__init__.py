@@ -108,6 +108,20 @@ def open_store(url_or_path: str | os.PathLike[str] | None = None, **options: Any
     return SqliteStore(Path(target), **options)
 
 
+def open_worker_store(url_or_path: str | os.PathLike[str] | None = None) -> Store:
+    """Open the store a worker's event loop uses (its background thread uses a plain
+    :func:`open_store`): the backend's settings for a connection on the hot path, so the
+    engine holds no backend specifics. SQLite: checkpoint inline only past
+    :data:`~smc.runtime.store.sqlite.INLINE_CHECKPOINT_PAGES` (the background thread
+    checkpoints); PostgreSQL: as :func:`open_store`."""
+    target = resolve_database(url_or_path)
+    if is_postgres_url(target):
+        return open_store(target)
+    from smc.runtime.store.sqlite import INLINE_CHECKPOINT_PAGES
+
+    return open_store(target, wal_autocheckpoint=INLINE_CHECKPOINT_PAGES)
+
+
 __all__ = [
     "DEFAULT_DATABASE",
     "DEFAULT_LEASE_SECONDS",
@@ -133,6 +147,7 @@ __all__ = [
     "is_postgres_url",
     "machine_channel",
     "open_store",
+    "open_worker_store",
     "process_alive",
     "require_postgres_driver",
     "resolve_database",
