@@ -2,8 +2,8 @@
 
 This is data shared by the checker (which reports unknown types, missing parameters, emitted
 events that no transition handles, claimed jobs and failures that would strand a worker) and
-the worker runtime (which implements the
-actions and takes the default event names from here). It imports nothing from either side.
+the worker runtime (which implements the actions and takes their default event names from
+here: ``default_event``, ``DEFAULT_SENT_EVENT``). It imports nothing from either side.
 
 The parameter names and default events follow ``statemachine-engine`` so its configs run
 unchanged; see ``docs/actions.md``.
@@ -166,6 +166,17 @@ BUILTIN_ACTIONS: Mapping[str, ActionSpec] = {
         ),
     )
 }
+
+#: The event ``send_event`` sends when ``event_type`` is left out (as in statemachine-engine).
+DEFAULT_SENT_EVENT = "generic_event"
+
+
+def default_event(action_type: str, param: str) -> str | None:
+    """The event built-in ``action_type`` returns for event parameter ``param`` when the YAML
+    leaves it out (None: none). A KeyError for a type or parameter not listed above, so the
+    runtime, which reads its defaults from here once when it is imported, cannot drift."""
+    return BUILTIN_ACTIONS[action_type].events[param]
+
 
 #: Types that existed in statemachine-engine but are gone; the checker explains them.
 REMOVED_ACTIONS: Mapping[str, str] = {

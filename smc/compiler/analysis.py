@@ -20,6 +20,7 @@ from typing import Any
 from smc.catalog import (
     BUILTIN_ACTIONS,
     COMMON_KEYS,
+    DEFAULT_SENT_EVENT,
     EVENT_PARAMS,
     REMOVED_ACTIONS,
     EmitKind,
@@ -33,8 +34,6 @@ from smc.compiler.model import TIMEOUT_EVENT, WILDCARD, Action, Machine, Positio
 
 _FILTER = re.compile(r"\{[A-Za-z_][\w.]*\|[^{}]*\}")
 _TIMER_LIKE = re.compile(r"^\s*timeout\b", re.IGNORECASE)
-#: The event ``send_event`` sends when ``event_type`` is left out (as in the peer).
-DEFAULT_SENT_EVENT = "generic_event"
 #: The entry-point group the runtime's action registry looks user actions up in.
 ENTRY_POINT_GROUP = "smc.actions"
 

@@ -1,9 +1,10 @@
 """The built-in actions, with statemachine-engine's parameter names and returned events.
 
-Parameters and default events are listed in ``smc.catalog.BUILTIN_ACTIONS`` and documented in
-``docs/actions.md``. Every action gets its parameters already interpolated (``self.params``),
-except ``bash``'s ``command`` (its values are passed out of band, ``smc.runtime.shell``) and
-``send_event``'s ``payload``.
+Parameters and default events are listed in ``smc.catalog.BUILTIN_ACTIONS`` (each class reads
+its default events from there when it is defined) and documented in ``docs/actions.md``. Every
+action gets its parameters already interpolated (``self.params``), except ``bash``'s
+``command`` (its values are passed out of band, ``smc.runtime.shell``) and ``send_event``'s
+``payload``.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from smc.catalog import BASH_VALUES_PARAM
+from smc.catalog import BASH_VALUES_PARAM, DEFAULT_SENT_EVENT, default_event
 from smc.runtime.actions.base import BaseAction
 from smc.runtime.context import (
     MISSING,
@@ -81,12 +82,14 @@ class LogAction(BaseAction):
 class ActivityLogAction(BaseAction):
     """``activity_log``: like ``log``, and published on the monitor as ``activity_log``."""
 
+    _DEFAULT_SUCCESS = default_event("activity_log", "success")
+
     async def execute(self, context: dict[str, Any]) -> str | None:
         message = to_text(self.params.get("message", ""))
         level = str(self.params.get("level", "info")).lower()
         self.runtime.logger.log(_level(level), "%s", message)
         self.runtime.publish("activity_log", message=message, level=level)
-        return self.event("success", None)
+        return self.event("success", self._DEFAULT_SUCCESS)
 
 
 class SleepAction(BaseAction):
@@ -100,16 +103,21 @@ class SleepAction(BaseAction):
 class SetContextAction(BaseAction):
     """``set_context``: ``context[key] = value``."""
 
+    _DEFAULT_SUCCESS = default_event("set_context", "success")
+
     async def execute(self, context: dict[str, Any]) -> str | None:
         key = self.params.get("key")
         if not isinstance(key, str) or not key:
             raise ValueError("set_context needs a key")
         context[key] = self.params.get("value")
-        return self.event("success", "success")
+        return self.event("success", self._DEFAULT_SUCCESS)
 
 
 class AddToListAction(BaseAction):
     """``add_to_list``: append ``value`` to the list at ``list_key`` (default ``items``)."""
+
+    _DEFAULT_ERROR = default_event("add_to_list", "error")
+    _DEFAULT_SUCCESS = default_event("add_to_list", "success")
 
     async def execute(self, context: dict[str, Any]) -> str | None:
         key = str(self.params.get("list_key", "items"))
@@ -117,13 +125,16 @@ class AddToListAction(BaseAction):
         if not isinstance(items, list):
             self.runtime.logger.error("add_to_list: context key %r is not a list", key)
             context["last_error"] = f"context key {key!r} is not a list"
-            return self.event("error", "error")
+            return self.event("error", self._DEFAULT_ERROR)
         items.append(self.params.get("value"))
-        return self.event("success", "success")
+        return self.event("success", self._DEFAULT_SUCCESS)
 
 
 class PopFromListAction(BaseAction):
     """``pop_from_list``: take the first item of ``list_key`` into ``store_as``."""
+
+    _DEFAULT_EMPTY = default_event("pop_from_list", "empty")
+    _DEFAULT_SUCCESS = default_event("pop_from_list", "success")
 
     async def execute(self, context: dict[str, Any]) -> str | None:
         key = str(self.params.get("list_key", "items"))
@@ -131,12 +142,12 @@ class PopFromListAction(BaseAction):
         if not isinstance(items, list) or not items:
             if items is not None and not isinstance(items, list):
                 self.runtime.logger.error("pop_from_list: context key %r is not a list", key)
-            return self.event("empty", "list_empty")
+            return self.event("empty", self._DEFAULT_EMPTY)
         item = items.pop(0)
         store_as = self.params.get("store_as")
         if store_as:
             context[str(store_as)] = item
-        return self.event("success", "item_popped")
+        return self.event("success", self._DEFAULT_SUCCESS)
 
 
 # --- shell -------------------------------------------------------------------------------------
@@ -170,6 +181,8 @@ class BashAction(BaseAction):
     be passed (unresolved placeholder, NUL) fails the action with its error event."""
 
     RAW_PARAMS = frozenset({"command", BASH_VALUES_PARAM})
+    _DEFAULT_ERROR = default_event("bash", "error")
+    _DEFAULT_SUCCESS = default_event("bash", "success")
 
     async def execute(self, context: dict[str, Any]) -> str | None:
         command = self.params.get("command")
@@ -181,7 +194,7 @@ class BashAction(BaseAction):
         except CommandValueError as error:
             logger.error("bash: %s; not run: %s", error, command)
             _record_failure(context, str(error), command, None)
-            return self.event("error", "error")
+            return self.event("error", self._DEFAULT_ERROR)
         timeout = _number(self.params.get("timeout"), DEFAULT_BASH_TIMEOUT, "timeout")
         cwd = self.params.get("cwd") or None
         logger.debug("bash: %s", command)
@@ -207,7 +220,7 @@ class BashAction(BaseAction):
             await process.wait()
             logger.error("bash: timed out after %gs: %s", timeout, command)
             _record_failure(context, f"command timed out after {timeout:g}s", command, None)
-            return self.event("error", "error")
+            return self.event("error", self._DEFAULT_ERROR)
         except BaseException:
             _kill_group(process)  # cancelled (shutdown): leave no orphaned command behind
             raise
@@ -219,14 +232,14 @@ class BashAction(BaseAction):
         _log_output(logger, "stdout", out, out_total, logging.INFO)
         _log_output(logger, "stderr", err, err_total, logging.WARNING if failed else logging.INFO)
         if not failed:
-            return self.event("success", "job_done")
+            return self.event("success", self._DEFAULT_SUCCESS)
         error_text = err.decode("utf-8", "replace").strip()
         logger.error("bash: exit code %s: %s", code, command)
         _record_failure(context, f"command failed (exit {code}): {error_text}", command, code)
         mappings = self.params.get("error_mappings")
         if isinstance(mappings, Mapping) and str(code) in mappings:
             return str(mappings[str(code)])
-        return self.event("error", "error")
+        return self.event("error", self._DEFAULT_ERROR)
 
 
 def _record_failure(context: dict[str, Any], message: str, command: str, code: int | None) -> None:
@@ -305,6 +318,9 @@ class CheckDatabaseQueueAction(BaseAction):
 class GetPendingJobsAction(BaseAction):
     """``get_pending_jobs``: the runnable pending jobs (not claimed) into ``store_as``."""
 
+    _DEFAULT_SUCCESS = default_event("get_pending_jobs", "success")
+    _DEFAULT_EMPTY = default_event("get_pending_jobs", "empty")
+
     async def execute(self, context: dict[str, Any]) -> str | None:
         store_as = str(self.params.get("store_as", "pending_jobs"))
         limit = self.params.get("limit")
@@ -315,8 +331,8 @@ class GetPendingJobsAction(BaseAction):
         )
         context[store_as] = [job_to_dict(job) for job in jobs]
         if jobs:
-            return self.event("success", "jobs_found")
-        return self.event("empty", "no_jobs")
+            return self.event("success", self._DEFAULT_SUCCESS)
+        return self.event("empty", self._DEFAULT_EMPTY)
 
 
 def _resolved_job_id(value: Any) -> str | None:
@@ -331,6 +347,9 @@ class ClaimJobAction(BaseAction):
     """``claim_job``: claim one pending job by ``job_id`` (the controller pattern). The job is
     *held*: its lease is renewed while this machine runs, until someone finishes it."""
 
+    _DEFAULT_ALREADY_CLAIMED = default_event("claim_job", "already_claimed")
+    _DEFAULT_SUCCESS = default_event("claim_job", "success")
+
     async def execute(self, context: dict[str, Any]) -> str | None:
         job_id = _resolved_job_id(self.params.get("job_id"))
         if job_id is None:
@@ -339,13 +358,16 @@ class ClaimJobAction(BaseAction):
         job = runtime.store.claim_job_by_id(job_id, runtime.machine_name, runtime.lease_seconds)
         if job is None:
             runtime.logger.info("job %s already claimed or not pending", job_id)
-            return self.event("already_claimed", "already_claimed")
+            return self.event("already_claimed", self._DEFAULT_ALREADY_CLAIMED)
         runtime.job_claimed(job, current=False)  # sets context["current_job"]
-        return self.event("success", "claimed")
+        return self.event("success", self._DEFAULT_SUCCESS)
 
 
 class CompleteJobAction(BaseAction):
     """``complete_job``: mark ``job_id`` (default: the current job) completed."""
+
+    _DEFAULT_ERROR = default_event("complete_job", "error")
+    _DEFAULT_SUCCESS = default_event("complete_job", "success")
 
     async def execute(self, context: dict[str, Any]) -> str | None:
         runtime = self.runtime
@@ -353,18 +375,21 @@ class CompleteJobAction(BaseAction):
         job_id = _resolved_job_id(given)
         if job_id is None:
             runtime.logger.warning("complete_job: no job to complete (job_id %r)", given)
-            return self.event("error", "error")
+            return self.event("error", self._DEFAULT_ERROR)
         if not runtime.finish_job(job_id, result=self.params.get("result")):
             runtime.logger.warning(
                 "complete_job: job %s is not processing (or no longer ours)", job_id
             )
-            return self.event("error", "error")
-        return self.event("success", "success")
+            return self.event("error", self._DEFAULT_ERROR)
+        return self.event("success", self._DEFAULT_SUCCESS)
 
 
 class FailJobAction(BaseAction):
     """``fail_job``: mark ``job_id`` (default: the current job) failed with ``reason``;
     ``retry: true`` puts it back to pending with backoff while attempts remain."""
+
+    _DEFAULT_ERROR = default_event("fail_job", "error")
+    _DEFAULT_SUCCESS = default_event("fail_job", "success")
 
     async def execute(self, context: dict[str, Any]) -> str | None:
         runtime = self.runtime
@@ -372,15 +397,15 @@ class FailJobAction(BaseAction):
         job_id = _resolved_job_id(given)
         if job_id is None:
             runtime.logger.warning("fail_job: no job to fail (job_id %r)", given)
-            return self.event("error", "error")
+            return self.event("error", self._DEFAULT_ERROR)
         reason = to_text(
             self.params.get("reason") or context.get("last_error") or "failed by the machine"
         )
         retry = bool(self.params.get("retry", False))
         if not runtime.finish_job(job_id, reason=reason, retry=retry):
             runtime.logger.warning("fail_job: job %s is not processing (or no longer ours)", job_id)
-            return self.event("error", "error")
-        return self.event("success", "success")
+            return self.event("error", self._DEFAULT_ERROR)
+        return self.event("success", self._DEFAULT_SUCCESS)
 
 
 class WaitForJobsAction(BaseAction):
@@ -389,6 +414,10 @@ class WaitForJobsAction(BaseAction):
     ``pending_jobs``; returns ``success`` (``all_jobs_complete``) when none is pending,
     ``timeout_event`` (``timeout``) after ``timeout`` seconds (300) of waiting, otherwise
     ``pending`` (None: a ``timeout(N)`` transition paces the next check)."""
+
+    _DEFAULT_SUCCESS = default_event("wait_for_jobs", "success")
+    _DEFAULT_TIMEOUT_EVENT = default_event("wait_for_jobs", "timeout_event")
+    _DEFAULT_PENDING = default_event("wait_for_jobs", "pending")
 
     async def execute(self, context: dict[str, Any]) -> str | None:
         key = str(self.params.get("tracked_jobs_key", "spawned_jobs"))
@@ -409,15 +438,15 @@ class WaitForJobsAction(BaseAction):
         context["pending_jobs"] = pending
         if not pending:
             context.pop("wait_start_time", None)
-            return self.event("success", "all_jobs_complete")
+            return self.event("success", self._DEFAULT_SUCCESS)
         timeout = _number(self.params.get("timeout"), 300.0, "timeout")
         if time.time() - float(started) > timeout:
             context.pop("wait_start_time", None)
             self.runtime.logger.warning(
                 "wait_for_jobs: %d job(s) still pending after %gs", len(pending), timeout
             )
-            return self.event("timeout_event", "timeout")
-        return self.event("pending", None)
+            return self.event("timeout_event", self._DEFAULT_TIMEOUT_EVENT)
+        return self.event("pending", self._DEFAULT_PENDING)
 
 
 # --- machines ----------------------------------------------------------------------------------
@@ -447,13 +476,14 @@ class SendEventAction(BaseAction):
     (``event_sent``)."""
 
     RAW_PARAMS = frozenset({"payload"})
+    _DEFAULT_SUCCESS = default_event("send_event", "success")
 
     async def execute(self, context: dict[str, Any]) -> str | None:
         runtime = self.runtime
         target = self.params.get("target_machine") or self.params.get("target")
         if not target:
             raise ValueError("send_event needs a target_machine")
-        event_type = str(self.params.get("event_type") or "generic_event")
+        event_type = str(self.params.get("event_type") or DEFAULT_SENT_EVENT)
         payload = build_payload(self.params.get("payload"), context)
         job_id = runtime.current_job_id or (
             context.get("id") if isinstance(context.get("id"), str) else None
@@ -462,7 +492,7 @@ class SendEventAction(BaseAction):
             str(target), event_type, payload, source=runtime.machine_name, job_id=job_id
         )
         runtime.logger.debug("sent %s to %s", event_type, target)
-        return self.event("success", "event_sent")
+        return self.event("success", self._DEFAULT_SUCCESS)
 
 
 _UNSAFE_FILE_CHARS = re.compile(r"[^A-Za-z0-9_.@-]")
@@ -496,6 +526,9 @@ class StartFsmAction(BaseAction):
     ``context_vars`` as its initial context; ``store_pid`` appends the pid to
     ``spawned_pids``."""
 
+    _DEFAULT_ERROR = default_event("start_fsm", "error")
+    _DEFAULT_SUCCESS = default_event("start_fsm", "success")
+
     async def execute(self, context: dict[str, Any]) -> str | None:
         runtime = self.runtime
         yaml_path = self.params.get("yaml_path")
@@ -515,7 +548,7 @@ class StartFsmAction(BaseAction):
             reason = f"the initial context for {yaml_path} {error}"
             runtime.logger.error("start_fsm: %s", reason)
             context["last_error"] = reason
-            return self.event("error", "error")
+            return self.event("error", self._DEFAULT_ERROR)
         command += [
             "--initial-context",
             initial_text,
@@ -545,7 +578,7 @@ class StartFsmAction(BaseAction):
         except OSError as error:
             runtime.logger.error("start_fsm: cannot start %s: %s", yaml_path, error)
             context["last_error"] = f"cannot start {yaml_path}: {error}"
-            return self.event("error", "error")
+            return self.event("error", self._DEFAULT_ERROR)
         runtime.track_child(process)
         runtime.logger.info(
             "started %s (pid %d, log %s)", machine_name or yaml_path, process.pid, log_path
@@ -554,7 +587,7 @@ class StartFsmAction(BaseAction):
             pids = context.setdefault("spawned_pids", [])
             if isinstance(pids, list):
                 pids.append(process.pid)
-        return self.event("success", "success")
+        return self.event("success", self._DEFAULT_SUCCESS)
 
 
 BUILTIN_CLASSES: Mapping[str, type[BaseAction]] = {
