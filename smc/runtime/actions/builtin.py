@@ -223,6 +223,12 @@ class BashAction(BaseAction):
             return self.event("error", self._DEFAULT_ERROR)
         except BaseException:
             _kill_group(process)  # cancelled (shutdown): leave no orphaned command behind
+            # Reap it now, so its pipes are closed while the loop still runs: left to the
+            # garbage collector, they are closed after the loop, which prints a traceback
+            # ("Event loop is closed") on the worker's way out. A second cancellation (a
+            # second signal) cuts this wait short; the group is already killed.
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await process.wait()
             raise
         finally:
             for reader in readers:
