@@ -3,6 +3,9 @@
 The oracle (queue-design.md §6): each worker appends the job id to an external effect log
 *before* completing. Afterwards every job is completed exactly once and the log holds each id
 exactly once; jobs of a foreign type stay untouched. Run as a script, this file is the worker.
+
+A lease runs out without waiting for it: the rows are aged (``store_backends.age_rows``), since
+the worker processes stamp them with their own, real, clocks.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
+
+from store_backends import age_rows
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -158,7 +163,8 @@ def test_killed_holder_job_is_reclaimed_after_its_lease(store_url: str, tmp_path
         assert job is not None
         if job.status == "completed":
             break
-        time.sleep(0.2)
+        # Past the 1 s lease, then past the survivor's first backoff (2 s ± 10 %).
+        age_rows(store, 2.5)
     effects = Counter(effect_log.read_text().split())
     assert effects == Counter({"in-flight": 1, "queued": 1})
     recovered = store.get_job("in-flight")
@@ -182,7 +188,7 @@ def test_a_paused_holder_is_fenced_out_after_its_lease(store_url: str) -> None:
         job = None
         deadline = time.monotonic() + 15
         while job is None and time.monotonic() < deadline:
-            time.sleep(0.1)
+            age_rows(store, 0.1)  # 0.1 s passes (the holder's lease is 1 s)
             job = store.claim_job("successor")
         assert job is not None and job.id == "long" and job.attempts == 2
         assert store.complete_job("long", claim_token=job.claim_token, result="fresh")

@@ -1,4 +1,6 @@
-"""Events between machines, the machine registry and wake-ups, on SQLite and PostgreSQL."""
+"""Events between machines, the machine registry and wake-ups, on SQLite and PostgreSQL.
+
+Leases and heartbeat ages run on simulated time (``store_backends.StoreTime``), not sleeps."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from store_backends import PG_URL, postgres_schema_url
+from store_backends import PG_URL, StoreTime, postgres_schema_url
 
 from smc.runtime.store import JOBS_CHANNEL, Store, StoreError, machine_channel, open_store
 
@@ -23,8 +25,13 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
-def store(store_url: str) -> Iterator[Store]:
-    opened = open_store(store_url, reap_interval=0.0)
+def store_time(store_url: str) -> StoreTime:
+    return StoreTime(store_url)
+
+
+@pytest.fixture
+def store(store_time: StoreTime) -> Iterator[Store]:
+    opened = store_time.open(reap_interval=0.0)
     yield opened
     opened.close()
 
@@ -236,11 +243,13 @@ def test_a_version_1_sqlite_database_is_not_upgraded_read_only(tmp_path: Path) -
         assert store.event_counts()["pending"] == 1
 
 
-def test_an_unacknowledged_event_is_redelivered_after_its_lease(store: Store) -> None:
+def test_an_unacknowledged_event_is_redelivered_after_its_lease(
+    store: Store, store_time: StoreTime
+) -> None:
     store.send_event("b", "once")
     (first,) = store.claim_events("b", lease_seconds=0.2)
     assert store.claim_events("b") == []  # leased
-    time.sleep(0.3)
+    store_time.advance(0.3)
     (again,) = store.claim_events("b")
     assert again.id == first.id and again.attempts == 2
     assert first.claim_token is not None and again.claim_token is not None
@@ -248,12 +257,14 @@ def test_an_unacknowledged_event_is_redelivered_after_its_lease(store: Store) ->
     assert store.ack_event(again.id, again.claim_token)
 
 
-def test_an_event_being_handled_keeps_its_lease_and_can_be_given_back(store: Store) -> None:
+def test_an_event_being_handled_keeps_its_lease_and_can_be_given_back(
+    store: Store, store_time: StoreTime
+) -> None:
     first, second = (store.send_event("b", name) for name in ("one", "two"))
     [held] = store.claim_events("b", limit=1, lease_seconds=0.5)
     assert held.id == first and held.claim_token is not None and held.attempts == 1
     assert store.heartbeat_event(held.id, held.claim_token, 30.0)
-    time.sleep(0.7)  # past the first lease: renewed, so not delivered again
+    store_time.advance(0.7)  # past the first lease: renewed, so not delivered again
     [other] = store.claim_events("b", limit=1)
     assert other.id == second
     assert not store.heartbeat_event(held.id, "not-the-token", 30.0)
@@ -313,13 +324,13 @@ def test_machine_registry_reports_running_stopped_and_dead(store: Store) -> None
     assert machines["done"].status == "stopped"
 
 
-def test_a_machine_with_a_stale_heartbeat_is_dead(store_url: str) -> None:
-    store = open_store(store_url, machine_stale_after=0.3)
+def test_a_machine_with_a_stale_heartbeat_is_dead(store_time: StoreTime) -> None:
+    store = store_time.open(machine_stale_after=0.3)
     try:
         store.register_machine("sleepy", "waiting")
         machine = store.get_machine("sleepy")
         assert machine is not None and machine.status == "running"
-        time.sleep(0.5)
+        store_time.advance(0.5)
         machine = store.get_machine("sleepy")
         assert machine is not None and machine.status == "dead"
         store.heartbeat_machine("sleepy")

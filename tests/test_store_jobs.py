@@ -1,6 +1,8 @@
 """Job queue semantics, run identically against a real SQLite file and the real PostgreSQL.
 
 The PostgreSQL tests use a fresh schema each and FAIL (never skip) when the server is missing.
+Leases, backoff and the reaper run on simulated time (``store_backends.StoreTime``): nothing
+here sleeps.
 """
 
 from __future__ import annotations
@@ -8,27 +10,50 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import psycopg
 import pytest
-from store_backends import PG_URL
+from store_backends import PG_URL, StoreTime
 
 from smc.runtime.store import (
     JOB_STATUSES,
     Backoff,
     DuplicateJobError,
+    Job,
     Store,
     open_store,
 )
 
 FAST_BACKOFF = Backoff(base=0.01, cap=0.05)
+#: The simulated time a claim loop moves forward between tries (a fifth of the backoff's cap).
+CLAIM_STEP = FAST_BACKOFF.cap / 5
 
 
 @pytest.fixture
-def store(store_url: str) -> Iterator[Store]:
-    opened = open_store(store_url, backoff=FAST_BACKOFF, reap_interval=0.0)
+def store_time(store_url: str) -> StoreTime:
+    return StoreTime(store_url)
+
+
+@pytest.fixture
+def store(store_url: str, store_time: StoreTime) -> Iterator[Store]:
+    opened = store_time.open(backoff=FAST_BACKOFF, reap_interval=0.0)
     yield opened
     opened.close()
+
+
+def claim_within(
+    store: Store, store_time: StoreTime, seconds: float, worker: str, **options: Any
+) -> Job | None:
+    """Claim, moving simulated time forward by ``CLAIM_STEP`` between tries, for at most
+    ``seconds`` of it: waits out a (short) backoff the way a polling worker would."""
+    waited = 0.0
+    while True:
+        job = store.claim_job(worker, **options)
+        if job is not None or waited >= seconds:
+            return job
+        store_time.advance(CLAIM_STEP)
+        waited += CLAIM_STEP
 
 
 def test_add_and_get_round_trips_every_field(store: Store) -> None:
@@ -115,13 +140,13 @@ def test_job_type_and_machine_type_filters(store: Store) -> None:
     assert job is not None and job.id == "a-y"
 
 
-def test_run_after_in_the_future_is_not_claimable(store: Store) -> None:
-    store.add_job("t", job_id="later", run_after=time.time() + 3600)
-    store.add_job("t", job_id="soon", run_after=time.time() + 0.3)
+def test_run_after_in_the_future_is_not_claimable(store: Store, store_time: StoreTime) -> None:
+    store.add_job("t", job_id="later", run_after=store_time.time() + 3600)
+    store.add_job("t", job_id="soon", run_after=store_time.time() + 0.3)
     assert store.claim_job("w") is None
     assert store.list_pending() == []
     assert store.claim_job_by_id("later", "w") is None
-    time.sleep(0.4)
+    store_time.advance(0.4)
     job = store.claim_job("w")
     assert job is not None and job.id == "soon"
 
@@ -149,20 +174,18 @@ def test_complete_is_fenced_by_token(store: Store) -> None:
     assert not store.fail_job("j", "late", claim_token=job.claim_token)
 
 
-def test_lease_expiry_fences_out_the_stale_holder(store: Store) -> None:
+def test_lease_expiry_fences_out_the_stale_holder(store: Store, store_time: StoreTime) -> None:
     store.add_job("t", job_id="slow")
     stale = store.claim_job("w1", lease_seconds=0.2)
     assert stale is not None and stale.claim_token is not None
     assert store.heartbeat("slow", stale.claim_token, 0.2)
-    time.sleep(0.35)
+    store_time.advance(0.35)
     assert store.reap_expired() == 1
     reaped = store.get_job("slow")
     assert reaped is not None and reaped.status == "pending"
     assert reaped.last_error is not None and "lease expired" in reaped.last_error
-    fresh = None
-    deadline = time.monotonic() + 5
-    while fresh is None and time.monotonic() < deadline:  # waits out the (short) backoff
-        fresh = store.claim_job("w2", lease_seconds=30)
+    # waits out the (short) backoff
+    fresh = claim_within(store, store_time, 5, "w2", lease_seconds=30)
     assert fresh is not None and fresh.id == "slow" and fresh.attempts == 2
     # The first holder wakes up: every write it attempts is refused.
     assert not store.heartbeat("slow", stale.claim_token, 30)
@@ -175,24 +198,20 @@ def test_lease_expiry_fences_out_the_stale_holder(store: Store) -> None:
     assert final is not None and final.result == "fresh"
 
 
-def test_claim_reaps_expired_leases_itself(store: Store) -> None:
+def test_claim_reaps_expired_leases_itself(store: Store, store_time: StoreTime) -> None:
     store.add_job("t", job_id="j")
     assert store.claim_job("w1", lease_seconds=0.1) is not None
-    time.sleep(0.2)
-    job = None
-    deadline = time.monotonic() + 5
-    while job is None and time.monotonic() < deadline:
-        job = store.claim_job("w2")
+    store_time.advance(0.2)
+    job = claim_within(store, store_time, 5, "w2")
     assert job is not None and job.id == "j" and job.attempts == 2
 
 
-def test_retry_backs_off_then_fails_when_attempts_are_used_up(store: Store) -> None:
+def test_retry_backs_off_then_fails_when_attempts_are_used_up(
+    store: Store, store_time: StoreTime
+) -> None:
     store.add_job("t", job_id="flaky", max_attempts=3)
     for attempt in (1, 2, 3):
-        job = None
-        deadline = time.monotonic() + 5
-        while job is None and time.monotonic() < deadline:
-            job = store.claim_job("w")
+        job = claim_within(store, store_time, 5, "w")
         assert job is not None and job.attempts == attempt
         assert store.fail_job("flaky", f"boom {attempt}", claim_token=job.claim_token, retry=True)
         after = store.get_job("flaky")
@@ -229,10 +248,10 @@ def test_fail_without_retry_is_final(store: Store) -> None:
     assert failed is not None and (failed.status, failed.last_error) == ("failed", "bad input")
 
 
-def test_reaper_fails_a_job_whose_attempts_are_used_up(store: Store) -> None:
+def test_reaper_fails_a_job_whose_attempts_are_used_up(store: Store, store_time: StoreTime) -> None:
     store.add_job("t", job_id="j", max_attempts=1)
     assert store.claim_job("w", lease_seconds=0.1) is not None
-    time.sleep(0.2)
+    store_time.advance(0.2)
     assert store.reap_expired() == 1
     job = store.get_job("j")
     assert job is not None and job.status == "failed"

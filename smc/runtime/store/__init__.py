@@ -3,6 +3,11 @@
 ``open_store(None)`` opens ``$SMC_DB`` or ``./smc.db``; a path or ``sqlite:///path`` opens
 SQLite, ``postgresql://…`` PostgreSQL (psycopg is imported only then). Both backends have the
 same semantics; see ``docs/queue.md``.
+
+Modules: ``base`` (the :class:`Store` protocol, :class:`Backoff`, defaults), ``rows`` (row
+types, JSON), ``errors``, ``sql`` (``SqlStore``: the methods, once), ``statements`` (the SQL and
+its ``Dialect``), ``backend`` (the hooks a database implements), ``sqlite`` / ``postgres`` (the
+two backends), ``waker`` (wake-ups).
 """
 
 from __future__ import annotations
@@ -17,19 +22,22 @@ from smc.runtime.store.base import (
     DEFAULT_MACHINE_STALE_AFTER,
     DEFAULT_MAX_ATTEMPTS,
     DEFAULT_PRIORITY,
+    Backoff,
+    OutgoingEvent,
+    Store,
+)
+from smc.runtime.store.errors import DuplicateJobError, StoreError
+from smc.runtime.store.postgres import PostgresStore
+from smc.runtime.store.rows import (
     EVENT_STATUSES,
     JOB_STATUSES,
     MACHINE_STATUSES,
-    Backoff,
-    DuplicateJobError,
     EventRow,
     Job,
     MachineRow,
-    OutgoingEvent,
-    Store,
-    StoreError,
     process_alive,
 )
+from smc.runtime.store.sqlite import INLINE_CHECKPOINT_PAGES, SqliteStore
 from smc.runtime.store.waker import JOBS_CHANNEL, LoopWaker, Waker, machine_channel
 
 #: The database used when neither an argument nor ``$SMC_DB`` names one.
@@ -77,17 +85,15 @@ def open_store(url_or_path: str | os.PathLike[str] | None = None, **options: Any
       ``sqlite.SqliteStore`` (``max_pages`` caps the file's size, to drill a full disk).
 
     ``options`` go to the backend's constructor (e.g. ``backoff=Backoff(base=0.1)``,
-    ``read_only=True`` for SQLite). Raises :class:`StoreError` when the database cannot be opened.
+    ``read_only=True`` for SQLite, ``clock=ManualClock()`` from :mod:`smc.runtime.clock` for
+    simulated time: on SQLite it stamps every row and times leases, backoff and the reaper; on
+    PostgreSQL rows keep the database's ``now()`` and the clock times only the reaper).
+    Raises :class:`StoreError` when the database cannot be opened.
     """
     target = resolve_database(url_or_path)
     if is_postgres_url(target):
         require_postgres_driver(target)
-        from smc.runtime.store.postgres import PostgresStore
-
         return PostgresStore(target, **options)
-
-    from smc.runtime.store.sqlite import SqliteStore
-
     if target.startswith("sqlite:"):
         parts = urlsplit(target)
         if parts.netloc not in ("", "localhost"):
@@ -117,8 +123,6 @@ def open_worker_store(url_or_path: str | os.PathLike[str] | None = None) -> Stor
     target = resolve_database(url_or_path)
     if is_postgres_url(target):
         return open_store(target)
-    from smc.runtime.store.sqlite import INLINE_CHECKPOINT_PAGES
-
     return open_store(target, wal_autocheckpoint=INLINE_CHECKPOINT_PAGES)
 
 

@@ -6,9 +6,14 @@ a ``FOR UPDATE SKIP LOCKED`` CTE so concurrent workers never wait on, or double-
 Every table lives in one schema (``public`` unless the URL says ``?schema=name``), so several
 queues can share a database. psycopg is imported lazily: the SQLite path does not need it.
 
-The methods and most statements are shared with SQLite (``sql.SqlStore``); this module has the
-dialect (the ``SKIP LOCKED`` claim and reap statements, ``now()``, ``jsonb``, NOTIFY), the
-connection, the schema, and the translation of psycopg errors.
+The store's clock does not stamp rows here: every statement reads ``now()``. It drives only
+the application's own timing (how often ``claim_job`` reaps). A test that needs a lease to run
+out cannot advance the server's clock; it ages the rows instead (``tests/store_backends.py``).
+
+The methods and most statements are shared with SQLite (``sql.SqlStore``,
+``statements.SqlStatements``); this module has the dialect (the ``SKIP LOCKED`` claim and reap
+statements, ``now()``, ``jsonb``, NOTIFY), the connection, the schema, and the translation of
+psycopg errors.
 """
 
 from __future__ import annotations
@@ -17,27 +22,19 @@ import contextlib
 import os
 import re
 import threading
-from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from smc.runtime.store.base import (
-    DEFAULT_MACHINE_STALE_AFTER,
-    DEFAULT_REAP_INTERVAL,
-    Backoff,
-    DuplicateJobError,
-    Job,
-    StoreError,
-    job_from_row,
-)
-from smc.runtime.store.sql import (
-    Dialect,
-    SqlStatements,
-    SqlStore,
-    job_row_prefix,
-    pyformat_parameters,
-)
+from smc.runtime.clock import SYSTEM_CLOCK, Clock
+from smc.runtime.store.backend import Backend, Connection
+from smc.runtime.store.base import DEFAULT_MACHINE_STALE_AFTER, DEFAULT_REAP_INTERVAL, Backoff
+from smc.runtime.store.errors import StoreError
+from smc.runtime.store.sql import SqlStore
+from smc.runtime.store.statements import Dialect, SqlStatements, pyformat_parameters
 from smc.runtime.store.waker import PostgresWaker, Waker, first_line, postgres_channel_name
+
+_Result = TypeVar("_Result")
 
 SCHEMA_VERSION = 2
 _SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
@@ -125,6 +122,8 @@ class PostgresDialect(Dialect):
     text_cast = "::text"
     greatest = "greatest"
     unlimited = None  # LIMIT NULL
+    max_list_length = None  # a list is one array parameter
+    insert_skips_held_dedupe_key = True  # ON CONFLICT (dedupe_key) … DO NOTHING
 
     def epoch(self, column: str) -> str:
         return f"extract(epoch from {column})::float8"
@@ -147,11 +146,11 @@ class PostgresDialect(Dialect):
         )
         return f"now() + make_interval(secs => {delay})"
 
-    def job_types_filter(self, count: int) -> str:
-        return " AND job_type = ANY(:job_types)"
+    def in_list(self, column: str, name: str, count: int) -> str:
+        return f"{column} = ANY(:{name})"
 
-    def bind_job_types(self, params: dict[str, Any], job_types: Sequence[str]) -> None:
-        params["job_types"] = list(job_types)
+    def bind_list(self, params: dict[str, Any], name: str, values: Sequence[Any]) -> None:
+        params[name] = list(values)
 
     def claim_job(self, filters: str, statements: SqlStatements) -> str:
         return f"""WITH picked AS MATERIALIZED (
@@ -235,24 +234,16 @@ def _redact(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-class PostgresStore(SqlStore):
-    """The store in a PostgreSQL database (``postgresql://…[?schema=name]``)."""
+class PostgresBackend(Backend):
+    """A PostgreSQL database (one schema of it): this process's autocommit connection
+    (reconnected after a fork or a lost connection), the schema's DDL, psycopg errors as
+    :class:`StoreError`, LISTEN/NOTIFY wake-ups. See :class:`PostgresStore` for the options."""
 
     dialect = POSTGRES
 
     def __init__(
-        self,
-        url: str,
-        *,
-        schema: str | None = None,
-        connect_timeout: float = 10.0,
-        backoff: Backoff | None = None,
-        reap_interval: float = DEFAULT_REAP_INTERVAL,
-        machine_stale_after: float = DEFAULT_MACHINE_STALE_AFTER,
+        self, url: str, *, schema: str | None = None, connect_timeout: float = 10.0
     ) -> None:
-        super().__init__(
-            backoff=backoff, reap_interval=reap_interval, machine_stale_after=machine_stale_after
-        )
         self.url, url_schema = split_schema(url)
         self.schema = schema or url_schema or "public"
         if not _SCHEMA_NAME.fullmatch(self.schema):
@@ -260,8 +251,7 @@ class PostgresStore(SqlStore):
         self.connect_timeout = connect_timeout
         import psycopg
 
-        self._unique_violation = psycopg.errors.UniqueViolation
-        self._init_statements()
+        self.unique_violation = psycopg.errors.UniqueViolation
         self._lock = threading.RLock()
         self._connection: Any = None
         self._pid = os.getpid()
@@ -332,7 +322,6 @@ class PostgresStore(SqlStore):
                 _INHERITED_CONNECTIONS.append(self._connection)
             self._connection = None
             self._lock = threading.RLock()
-            self._last_reap = float("-inf")
         if self._connection is None or self._connection.closed or self._connection.broken:
             return self._connect()
         return self._connection
@@ -351,57 +340,76 @@ class PostgresStore(SqlStore):
                     self._connection = None  # reconnect on the next call
                 raise StoreError(f"cannot {action} {self.location}: {first_line(error)}") from None
 
+    def run(
+        self,
+        action: str,
+        work: Callable[[Connection], _Result],
+        *,
+        transaction: bool = False,
+    ) -> _Result:
+        with self._using(action) as connection:
+            if not transaction:
+                return work(connection)
+            with connection.transaction():
+                return work(connection)
+
     def close(self) -> None:
         with self._lock:
             if self._connection is not None and self._pid == os.getpid():
                 self._connection.close()
             self._connection = None
 
-    # --- backend hooks ---
+    # --- wake-ups ---
 
-    @contextlib.contextmanager
-    def _transaction(self, action: str) -> Iterator[Any]:
-        with self._using(action) as connection, connection.transaction():
-            yield connection
-
-    def _insert_job(self, params: dict[str, Any]) -> tuple[Job, bool]:
-        import psycopg
-
-        for _ in range(10):
-            with self._using("write to") as connection:
-                try:
-                    row = connection.execute(self._sql.insert_job, params).fetchone()
-                except psycopg.errors.UniqueViolation:
-                    raise DuplicateJobError(self._duplicate_message(params["id"])) from None
-                if row is not None:
-                    return job_from_row(job_row_prefix(row)), True
-                existing = connection.execute(self._sql.job_by_dedupe_key, params).fetchone()
-                if existing is not None:
-                    return job_from_row(existing), False
-            # The holder of the dedupe key finished between the two statements: insert again.
-        raise StoreError(
-            f"cannot add job to {self.location}: dedupe key {params['dedupe_key']!r} keeps "
-            "changing hands"
-        )
-
-    def wait_job_statuses(self, job_ids: Iterable[str]) -> dict[str, str]:
-        with self._using("read") as connection:
-            rows = connection.execute(
-                "SELECT id, status FROM jobs WHERE id = ANY(%s)", (list(job_ids),)
-            ).fetchall()
-        return {row[0]: row[1] for row in rows}
-
-    def _channel_name(self, channel: str) -> str:
+    def channel_name(self, channel: str) -> str:
         return postgres_channel_name(self.schema, channel)
 
-    def _notify_in(self, connection: Any, channel: str) -> None:
-        connection.execute("SELECT pg_notify(%s, '')", (self._channel_name(channel),))
+    def notify_in(self, connection: Connection, channel: str) -> None:
+        connection.execute("SELECT pg_notify(%s, '')", (self.channel_name(channel),))
 
-    # --- wake-ups ---
+    def notify(self, channel: str) -> None:
+        with self._using("notify through") as connection:
+            self.notify_in(connection, channel)
 
     def open_waker(self, channels: Sequence[str]) -> Waker:
         return PostgresWaker(self.url, self.schema, channels)
 
-    def notify(self, channel: str) -> None:
-        with self._using("notify through") as connection:
-            self._notify_in(connection, channel)
+
+class PostgresStore(SqlStore):
+    """The store in a PostgreSQL database (``postgresql://…[?schema=name]``). ``clock`` times
+    only the reaper here: rows are stamped with the database's ``now()``."""
+
+    backend: PostgresBackend
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        schema: str | None = None,
+        connect_timeout: float = 10.0,
+        backoff: Backoff | None = None,
+        reap_interval: float = DEFAULT_REAP_INTERVAL,
+        machine_stale_after: float = DEFAULT_MACHINE_STALE_AFTER,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        super().__init__(
+            PostgresBackend(url, schema=schema, connect_timeout=connect_timeout),
+            backoff=backoff,
+            reap_interval=reap_interval,
+            machine_stale_after=machine_stale_after,
+            clock=clock,
+        )
+
+    @property
+    def url(self) -> str:
+        """The URL without smc's ``schema`` parameter."""
+        return self.backend.url
+
+    @property
+    def schema(self) -> str:
+        return self.backend.schema
+
+    @property
+    def connection(self) -> Any:
+        """The underlying psycopg connection of this process (for diagnostics and settings)."""
+        return self.backend.connection

@@ -1,426 +1,136 @@
-"""The SQL both backends share: every :class:`Store` method written once, over a small dialect.
+"""The store itself: every :class:`~smc.runtime.store.base.Store` method, written once.
 
-A :class:`Dialect` says how the two databases spell what differs: the current time (SQLite: an
-epoch float the application binds as ``:now``; PostgreSQL: ``now()``), JSON and time columns,
-the claim and reap statements (single-statement ``UPDATE … RETURNING`` vs a ``FOR UPDATE SKIP
-LOCKED`` CTE), and transactional NOTIFY. :class:`SqlStatements` composes every statement once per
-dialect and backoff, so no method builds SQL text on a call. Parameters are written ``:name``
-and bound from one dict on both backends (PostgreSQL's text is rewritten to ``%(name)s`` once);
-a statement ignores the keys it does not use, so ``now`` is always bound and only SQLite reads
-it.
+:class:`SqlStore` runs the statements of ``statements.SqlStatements`` through a
+``backend.Backend``, which is all a database adds (the connection, the dialect, wake-ups). It
+binds ``:now`` from its :class:`~smc.runtime.clock.Clock` on every call; statements in a
+dialect whose time is the database's own (PostgreSQL's ``now()``) ignore it, so there the
+clock drives only the application's own timing (how often :meth:`SqlStore.reap_if_due`
+reaps).
 
-:class:`SqlStore` implements the methods; ``SqliteStore`` and ``PostgresStore`` add only their
-connection handling, schema, error translation, wake-ups and what their locking needs
-(``add_job``'s dedupe race, ``wait_job_statuses``' variable limit).
+Over 500 lines because it is the one implementation of the whole protocol (about forty
+methods, each a few lines around its statement); split by table, the parts would share
+everything but their statements.
 """
 
 from __future__ import annotations
 
-import abc
-import functools
+import logging
 import os
-import re
 import socket
-import time
 import uuid
-from collections.abc import Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from types import TracebackType
 from typing import Any
 
+from smc.runtime.clock import SYSTEM_CLOCK, Clock
+from smc.runtime.store.backend import Backend, Connection
 from smc.runtime.store.base import (
+    DEFAULT_LEASE_SECONDS,
+    DEFAULT_MACHINE_STALE_AFTER,
     DEFAULT_MAX_ATTEMPTS,
     DEFAULT_PRIORITY,
-    EVENT_FIELDS,
+    DEFAULT_REAP_INTERVAL,
+    Backoff,
+    OutgoingEvent,
+)
+from smc.runtime.store.errors import DuplicateJobError, StoreError
+from smc.runtime.store.rows import (
     EVENT_STATUSES,
     JOB_FIELDS,
     JOB_STATUSES,
-    Backoff,
     EventRow,
     Job,
     MachineRow,
-    OutgoingEvent,
-    Store,
-    StoreError,
     encode_json,
     event_from_row,
     job_from_row,
+    machine_status,
 )
-from smc.runtime.store.waker import JOBS_CHANNEL, machine_channel
+from smc.runtime.store.statements import statements_for
+from smc.runtime.store.waker import JOBS_CHANNEL, Waker, machine_channel
 
-#: Columns holding JSON text, and columns holding a time (epoch seconds when read).
-_JSON_COLUMNS = frozenset({"data", "result", "payload"})
-_TIME_COLUMNS = frozenset(
-    {
-        "run_after",
-        "lease_expires_at",
-        "created_at",
-        "started_at",
-        "finished_at",
-        "processed_at",
-        "heartbeat_at",
-        "updated_at",
-    }
-)
-_MACHINE_FIELDS = (
-    "machine_name",
-    "state",
-    "pid",
-    "host",
-    "config_path",
-    "status",
-    "started_at",
-    "heartbeat_at",
-    "updated_at",
-)
+_log = logging.getLogger("smc.store")
+
 _JOB_FIELD_COUNT = len(JOB_FIELDS)
 #: The values of a 32-bit integer column.
 _INT32 = range(-(2**31), 2**31)
-#: A machine type given: jobs for it and jobs for no machine type in particular (NULL).
-_MACHINE_TYPE_FILTER = " AND (machine_type IS NULL OR machine_type = :machine_type)"
+#: How often ``add_job`` inserts again when the holder of a dedupe key finished between the
+#: insert that skipped the key and the look-up (a database whose insert skips held keys).
+_DEDUPE_ATTEMPTS = 10
 
 
-class Dialect(abc.ABC):
-    """How one database spells the parts of the statements that differ. Stateless: one instance
-    per backend, used as a cache key."""
+class SqlStore:
+    """The :class:`~smc.runtime.store.base.Store` over a :class:`Backend`.
 
-    #: The current time in a statement.
-    now: str
-    #: The end of a lease of ``:lease`` seconds starting now.
-    lease_until: str
-    #: Appended to a JSON parameter (PostgreSQL: ``::jsonb``).
-    json_cast: str = ""
-    #: Appended to a text parameter whose type the statement alone does not fix.
-    text_cast: str = ""
-    #: The two-argument maximum function.
-    greatest: str
-    #: Written after ``FROM jobs`` when listing pending jobs in claim order.
-    claim_order_hint: str = ""
-    #: The ``LIMIT`` value meaning "no limit".
-    unlimited: int | None = None
-
-    def epoch(self, column: str) -> str:
-        """A time column, read as epoch seconds."""
-        return column
-
-    def json_text(self, column: str) -> str:
-        """A JSON column, read as its text."""
-        return column
-
-    def epoch_param(self, name: str) -> str:
-        """The parameter ``name`` (epoch seconds or NULL), as a time value."""
-        return f":{name}"
-
-    @abc.abstractmethod
-    def age(self, column: str) -> str:
-        """Seconds from the time in ``column`` until now."""
-
-    @abc.abstractmethod
-    def retry_at(self, attempts: str, backoff: Backoff) -> str:
-        """When a job that failed ``attempts`` times may run again."""
-
-    @abc.abstractmethod
-    def job_types_filter(self, count: int) -> str:
-        """``AND job_type`` among ``count`` types bound by :meth:`bind_job_types`."""
-
-    @abc.abstractmethod
-    def bind_job_types(self, params: dict[str, Any], job_types: Sequence[str]) -> None: ...
-
-    @abc.abstractmethod
-    def claim_job(self, filters: str, statements: SqlStatements) -> str:
-        """The atomic claim of the next runnable job matching ``filters`` (``AND …``)."""
-
-    @abc.abstractmethod
-    def claim_events(self, statements: SqlStatements) -> str:
-        """The atomic lease of up to ``:limit`` of ``:target``'s open events, in id order."""
-
-    @abc.abstractmethod
-    def reap(self, statements: SqlStatements, backoff: Backoff) -> str:
-        """Apply :meth:`SqlStatements.reap_assignments` to the processing jobs whose lease
-        expired."""
-
-    @abc.abstractmethod
-    def insert_job(self, insert: str, statements: SqlStatements) -> str:
-        """``insert`` (an ``INSERT INTO jobs … VALUES (…)``) completed to return the job row."""
-
-    @abc.abstractmethod
-    def with_notify(self, statement: str) -> str:
-        """``statement`` (returning rows) also ringing ``:channel`` at commit, if the database
-        can; the id or row stays first in each row returned."""
-
-    def finish(self, sql: str) -> str:
-        """The statement as the driver takes it."""
-        return sql
-
-
-class SqlStatements:
-    """Every statement of one dialect and backoff, built once."""
-
-    def __init__(self, dialect: Dialect, backoff: Backoff) -> None:
-        d = dialect
-        self.dialect = dialect
-        finish = d.finish
-        now = d.now
-        self.job_columns_text = self.job_columns("")
-        self.event_columns_text = self.event_columns("")
-        jobs = self.job_columns_text
-        events = self.event_columns_text
-
-        self.job_by_dedupe_key = finish(
-            f"SELECT {jobs} FROM jobs WHERE dedupe_key = :dedupe_key "
-            "AND status IN ('pending', 'processing')"
-        )
-        self.insert_job = finish(
-            d.insert_job(
-                """INSERT INTO jobs (id, job_type, machine_type, data, priority, max_attempts,
-                        run_after, dedupe_key, created_at)
-                    VALUES (:id, :job_type, :machine_type, """
-                f":data{d.json_cast}, :priority, :max_attempts, "
-                f"coalesce({d.epoch_param('run_after')}, {now}), :dedupe_key, {now})",
-                self,
-            )
-        )
-        self.claim_by_id = finish(f"""UPDATE jobs SET status = 'processing', claimed_by = :worker,
-                  claim_token = :token, attempts = attempts + 1, started_at = {now},
-                  lease_expires_at = {d.lease_until}, finished_at = NULL
-                WHERE id = :id AND status = 'pending' AND run_after <= {now}
-                RETURNING {jobs}""")
-        self.heartbeat = finish(
-            f"UPDATE jobs SET lease_expires_at = {d.lease_until} "
-            "WHERE id = :id AND claim_token = :token AND status = 'processing'"
-        )
-        complete = (
-            f"UPDATE jobs SET status = 'completed', result = :result{d.json_cast}, "
-            f"finished_at = {now}, lease_expires_at = NULL WHERE id = :id AND status = 'processing'"
-        )
-        fence = " AND claim_token = :token"
-        self.complete = finish(complete)
-        self.complete_fenced = finish(complete + fence)
-        again = "(:retry AND attempts < max_attempts)"
-        fail = f"""UPDATE jobs SET
-                  status = CASE WHEN {again} THEN 'pending' ELSE 'failed' END,
-                  run_after = CASE WHEN {again} THEN {d.retry_at("attempts", backoff)}
-                              ELSE run_after END,
-                  finished_at = CASE WHEN {again} THEN NULL ELSE {now} END,
-                  last_error = :reason, claim_token = NULL, lease_expires_at = NULL
-                WHERE id = :id AND status = 'processing'"""
-        self.fail = finish(fail)
-        self.fail_fenced = finish(fail + fence)
-        self.release = finish(f"""UPDATE jobs SET status = 'pending',
-                  attempts = {d.greatest}(attempts - 1, 0), run_after = {now},
-                  claim_token = NULL, lease_expires_at = NULL
-                WHERE id = :id AND claim_token = :token AND status = 'processing'""")
-        self.reap = finish(d.reap(self, backoff))
-        self.get_job = finish(f"SELECT {jobs} FROM jobs WHERE id = :id")
-        self.list_jobs = finish(f"SELECT {jobs} FROM jobs ORDER BY seq DESC LIMIT :limit")
-        self.list_jobs_by_status = finish(
-            f"SELECT {jobs} FROM jobs WHERE status = :status ORDER BY seq DESC LIMIT :limit"
-        )
-        #: list_pending by (job_type given, machine_type given).
-        self.list_pending = {
-            (by_type, by_machine): finish(
-                f"SELECT {jobs} FROM jobs{d.claim_order_hint} "
-                f"WHERE status = 'pending' AND run_after <= {now}"
-                + (" AND job_type = :job_type" if by_type else "")
-                + (
-                    " AND (machine_type IS NULL OR machine_type = :machine_type)"
-                    if by_machine
-                    else ""
-                )
-                + " ORDER BY priority, seq LIMIT :limit"
-            )
-            for by_type in (False, True)
-            for by_machine in (False, True)
-        }
-        self.retry_job = finish(d.with_notify(f"""UPDATE jobs SET status = 'pending', attempts = 0,
-                  run_after = {now}, claim_token = NULL, lease_expires_at = NULL,
-                  finished_at = NULL
-                WHERE id = :id AND status IN ('failed', 'cancelled') RETURNING id"""))
-        self.cancel_job = finish(
-            f"UPDATE jobs SET status = 'cancelled', finished_at = {now} "
-            "WHERE id = :id AND status = 'pending'"
-        )
-        self.queue_counts = finish("SELECT status, count(*) FROM jobs GROUP BY status")
-
-        insert_event = f"""INSERT INTO machine_events (target_machine, source_machine, event_type,
-                  payload, job_id, created_at)
-                VALUES (:target, :source, :event_type, :payload{d.json_cast}, :job_id, {now})
-                RETURNING id"""
-        self.insert_event = finish(insert_event)
-        self.send_event = finish(d.with_notify(insert_event))
-        self.claim_events = finish(d.claim_events(self))
-        self.ack_event = finish(
-            f"UPDATE machine_events SET status = 'done', processed_at = {now}, "
-            "lease_expires_at = NULL "
-            "WHERE id = :id AND claim_token = :token AND status = 'processing'"
-        )
-        self.dead_letter_event = finish(
-            f"UPDATE machine_events SET status = 'dead', last_error = :error, "
-            f"processed_at = {now}, lease_expires_at = NULL "
-            "WHERE id = :id AND claim_token = :token AND status = 'processing'"
-        )
-        self.event_counts = finish("SELECT status, count(*) FROM machine_events GROUP BY status")
-        self.heartbeat_event = finish(
-            f"UPDATE machine_events SET lease_expires_at = {d.lease_until} "
-            "WHERE id = :id AND claim_token = :token AND status = 'processing'"
-        )
-        self.release_event = finish(
-            "UPDATE machine_events SET status = 'pending', claim_token = NULL, "
-            f"lease_expires_at = NULL, attempts = {d.greatest}(attempts - 1, 0) "
-            "WHERE id = :id AND claim_token = :token AND status = 'processing'"
-        )
-        self.release_events = finish(
-            "UPDATE machine_events SET status = 'pending', claim_token = NULL, "
-            "lease_expires_at = NULL WHERE target_machine = :target AND status = 'processing'"
-        )
-        #: list_events by (target given, status given).
-        self.list_events = {
-            (by_target, by_status): finish(
-                f"SELECT {events} FROM machine_events"
-                + _where(
-                    ["target_machine = :target"] if by_target else [],
-                    ["status = :status"] if by_status else [],
-                )
-                + " ORDER BY id DESC LIMIT :limit"
-            )
-            for by_target in (False, True)
-            for by_status in (False, True)
-        }
-
-        self.register_machine = finish(f"""INSERT INTO machine_state (machine_name, state, pid,
-                  host, config_path, status, started_at, heartbeat_at, updated_at)
-                VALUES (:name, :state, :pid, :host, :config_path, 'running', {now}, {now}, {now})
-                ON CONFLICT (machine_name) DO UPDATE SET state = excluded.state,
-                    pid = excluded.pid, host = excluded.host,
-                    config_path = excluded.config_path, status = 'running',
-                    started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at,
-                    updated_at = excluded.updated_at""")
-        self.update_machine = finish(f"""UPDATE machine_state SET state = coalesce(:state, state),
-                  heartbeat_at = {now},
-                  updated_at = CASE WHEN :state{d.text_cast} IS NULL THEN updated_at ELSE {now} END
-                WHERE machine_name = :name""")
-        self.stop_machine = finish(
-            f"UPDATE machine_state SET status = 'stopped', updated_at = {now} "
-            "WHERE machine_name = :name"
-        )
-        machines = ", ".join(
-            [d.epoch(name) if name in _TIME_COLUMNS else name for name in _MACHINE_FIELDS]
-            + [d.age("heartbeat_at")]
-        )
-        self.get_machine = finish(
-            f"SELECT {machines} FROM machine_state WHERE machine_name = :name"
-        )
-        self.list_machines = finish(f"SELECT {machines} FROM machine_state ORDER BY machine_name")
-        self._claim_job: dict[tuple[int, bool], str] = {}
-
-    def job_columns(self, prefix: str) -> str:
-        """The job row's columns (``JOB_FIELDS`` order), qualified by ``prefix``."""
-        return self._columns(JOB_FIELDS, prefix)
-
-    def event_columns(self, prefix: str) -> str:
-        """The event row's columns (``EVENT_FIELDS`` order), qualified by ``prefix``."""
-        return self._columns(EVENT_FIELDS, prefix)
-
-    def _columns(self, fields: Sequence[str], prefix: str) -> str:
-        d = self.dialect
-        return ", ".join(
-            (
-                d.json_text(prefix + name)
-                if name in _JSON_COLUMNS
-                else d.epoch(prefix + name) if name in _TIME_COLUMNS else prefix + name
-            )
-            for name in fields
-        )
-
-    def reap_assignments(self, backoff: Backoff, prefix: str) -> str:
-        """The SET list that re-queues (with backoff) or fails an expired job, its columns
-        qualified by ``prefix``."""
-        p = prefix
-        used_up = f"{p}attempts >= {p}max_attempts"
-        return f"""status = CASE WHEN {used_up} THEN 'failed' ELSE 'pending' END,
-                  run_after = CASE WHEN {used_up} THEN {p}run_after
-                              ELSE {self.dialect.retry_at(p + "attempts", backoff)} END,
-                  finished_at = CASE WHEN {used_up} THEN {self.dialect.now} ELSE NULL END,
-                  last_error = 'lease expired (claimed by ' || coalesce({p}claimed_by, '?')
-                      || ', attempt ' || {p}attempts || ' of ' || {p}max_attempts || ')',
-                  claim_token = NULL, lease_expires_at = NULL"""
-
-    def claim_job(self, job_type_count: int, by_machine_type: bool) -> str:
-        """The claim statement for ``job_type_count`` types (-1: any type), with or without the
-        machine type filter; built on first use, then reused."""
-        key = (job_type_count, by_machine_type)
-        statement = self._claim_job.get(key)
-        if statement is None:
-            filters = "" if job_type_count < 0 else self.dialect.job_types_filter(job_type_count)
-            if by_machine_type:
-                filters += _MACHINE_TYPE_FILTER
-            statement = self._claim_job[key] = self.dialect.finish(
-                self.dialect.claim_job(filters, self)
-            )
-        return statement
-
-
-def _where(*conditions: list[str]) -> str:
-    joined = [condition for group in conditions for condition in group]
-    return " WHERE " + " AND ".join(joined) if joined else ""
-
-
-@functools.lru_cache(maxsize=32)
-def statements_for(dialect: Dialect, backoff: Backoff) -> SqlStatements:
-    """The statements of ``dialect`` with ``backoff``, shared by every store that uses them."""
-    return SqlStatements(dialect, backoff)
-
-
-#: ``:name`` parameters (not ``::type`` casts), for drivers that want ``%(name)s``.
-_NAMED_PARAMETER = re.compile(r"(?<![:\w]):(?!:)([A-Za-z_][A-Za-z0-9_]*)")
-
-
-def pyformat_parameters(sql: str) -> str:
-    """``sql`` with each ``:name`` parameter written ``%(name)s`` (psycopg's style)."""
-    if "%" in sql:
-        raise ValueError(f"a literal % would need escaping for pyformat: {sql}")
-    return _NAMED_PARAMETER.sub(r"%(\1)s", sql)
-
-
-class SqlStore(Store):
-    """The :class:`Store` methods over a DB-API-like connection and a :class:`Dialect`.
-
-    A backend provides ``dialect``, the context managers :meth:`_using` (the connection, any
-    database error turned into a one-line :class:`StoreError`) and :meth:`_transaction` (the
-    same, inside one transaction), :meth:`_insert_job`, :meth:`wait_job_statuses`, the wake-up
-    hooks and the lifecycle methods. ``_unique_violation`` is the driver's exception for a
-    broken unique constraint.
+    ``backoff`` sets the retry delays (it must be the one the backend was given, if it takes
+    one), ``reap_interval`` how often :meth:`claim_job` reaps expired leases,
+    ``machine_stale_after`` when a silent machine is reported dead, ``clock`` the time the
+    store stamps rows with where the database does not (see the module's docstring).
     """
 
-    dialect: Dialect
-    _unique_violation: type[Exception]
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        backoff: Backoff | None = None,
+        reap_interval: float = DEFAULT_REAP_INTERVAL,
+        machine_stale_after: float = DEFAULT_MACHINE_STALE_AFTER,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        self.backend = backend
+        self.backoff = backoff or Backoff()
+        self.reap_interval = reap_interval
+        self.machine_stale_after = machine_stale_after
+        self.clock = clock
+        self._sql = statements_for(backend.dialect, self.backoff)
+        self._run = backend.run
+        self._last_reap = float("-inf")
+        #: The process that last reaped: a forked child reaps at its first claim.
+        self._reaper_pid = os.getpid()
 
-    def _init_statements(self) -> None:
-        self._sql = statements_for(self.dialect, self.backoff)
+    # --- lifecycle ---
 
-    # --- backend hooks ---
+    @property
+    def location(self) -> str:
+        return self.backend.location
 
-    @abc.abstractmethod
-    def _using(self, action: str) -> AbstractContextManager[Any]: ...
+    @property
+    def socket_dir(self) -> Path | None:
+        return self.backend.socket_dir
 
-    @abc.abstractmethod
-    def _transaction(self, action: str) -> AbstractContextManager[Any]: ...
+    def close(self) -> None:
+        self.backend.close()
 
-    @abc.abstractmethod
-    def _insert_job(self, params: dict[str, Any]) -> tuple[Job, bool]:
-        """Insert the job in ``params``, or find the pending or processing job holding its
-        ``dedupe_key``; True when inserted."""
+    def checkpoint(self) -> None:
+        self.backend.checkpoint()
 
-    def _channel_name(self, channel: str) -> str:
-        """``channel`` as the statements' ``:channel`` parameter names it."""
-        return channel
+    def replaced(self) -> str | None:
+        return self.backend.replaced()
 
-    def _notify_in(self, connection: Any, channel: str) -> None:
-        """Ring ``channel`` at the commit of the current transaction, if the database can."""
-        return None
+    def __enter__(self) -> SqlStore:
+        return self
 
-    def _ring(self, channel: str) -> None:
-        """Ring ``channel`` after a commit, if the database could not do it at commit."""
-        return None
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # --- running statements ---
+
+    def _rowcount(self, action: str, sql: str, params: dict[str, Any]) -> int:
+        return self._run(action, lambda connection: connection.execute(sql, params).rowcount)
+
+    def _fetchall(self, action: str, sql: str, params: dict[str, Any]) -> list[Any]:
+        # fetchall: on SQLite a writing statement (and its implicit commit) ends only when fully
+        # stepped.
+        return self._run(action, lambda connection: connection.execute(sql, params).fetchall())
+
+    def _fetchone(self, action: str, sql: str, params: dict[str, Any]) -> Any:
+        return self._run(action, lambda connection: connection.execute(sql, params).fetchone())
 
     # --- jobs ---
 
@@ -442,26 +152,124 @@ class SqlStore(Store):
                 f"priority ({priority!r}) and max_attempts ({max_attempts!r}) must be "
                 "32-bit integers"
             )
-        job, inserted = self._insert_job(
-            {
-                "id": job_id if job_id is not None else uuid.uuid4().hex,
-                "job_type": job_type,
-                "machine_type": machine_type,
-                "data": data_json,
-                "priority": priority,
-                "max_attempts": max_attempts,
-                "run_after": run_after,
-                "dedupe_key": dedupe_key,
-                "now": time.time(),
-                "channel": self._channel_name(JOBS_CHANNEL),
-            }
-        )
+        params = {
+            "id": job_id if job_id is not None else uuid.uuid4().hex,
+            "job_type": job_type,
+            "machine_type": machine_type,
+            "data": data_json,
+            "priority": priority,
+            "max_attempts": max_attempts,
+            "run_after": run_after,
+            "dedupe_key": dedupe_key,
+            "now": self.clock.time(),
+            "channel": self.backend.channel_name(JOBS_CHANNEL),
+        }
+        if self._sql.dialect.insert_skips_held_dedupe_key:
+            job, inserted = self._insert_skipping_held_key(params)
+        else:
+            job, inserted = self._run(
+                "write to",
+                lambda connection: self._insert_after_lookup(connection, params),
+                transaction=True,
+            )
         if inserted:
-            self._ring(JOBS_CHANNEL)
+            self.backend.ring(JOBS_CHANNEL)
         return job
 
-    def _duplicate_message(self, job_id: str) -> str:
-        return f"cannot add job to {self.location}: a job with id {job_id!r} already exists"
+    def _insert_after_lookup(
+        self, connection: Connection, params: dict[str, Any]
+    ) -> tuple[Job, bool]:
+        """Inside one write transaction (no other writer between the look-up and the insert):
+        the open job holding the dedupe key, else the new job; True when inserted."""
+        if params["dedupe_key"] is not None:
+            existing = connection.execute(self._sql.job_by_dedupe_key, params).fetchone()
+            if existing is not None:
+                return job_from_row(existing), False
+        row = self._insert(connection, params)
+        return job_from_row(row), True
+
+    def _insert_skipping_held_key(self, params: dict[str, Any]) -> tuple[Job, bool]:
+        """Insert (the statement skips a held dedupe key and returns no row), then look the
+        holder up; again when it finished in between."""
+
+        def attempt(connection: Connection) -> tuple[Job, bool] | None:
+            row = self._insert(connection, params)
+            if row is not None:
+                return job_from_row(row[:_JOB_FIELD_COUNT]), True
+            existing = connection.execute(self._sql.job_by_dedupe_key, params).fetchone()
+            if existing is not None:
+                return job_from_row(existing), False
+            return None
+
+        for _ in range(_DEDUPE_ATTEMPTS):
+            found = self._run("write to", attempt)
+            if found is not None:
+                return found
+        raise StoreError(
+            f"cannot add job to {self.location}: dedupe key {params['dedupe_key']!r} keeps "
+            "changing hands"
+        )
+
+    def _insert(self, connection: Connection, params: dict[str, Any]) -> Any:
+        """The inserted job's row (None when the statement skipped a held dedupe key)."""
+        try:
+            rows = connection.execute(self._sql.insert_job, params).fetchall()
+        except self.backend.unique_violation:
+            raise DuplicateJobError(
+                f"cannot add job to {self.location}: a job with id {params['id']!r} already "
+                "exists"
+            ) from None
+        return rows[0] if rows else None
+
+    def claim_job(
+        self,
+        worker: str,
+        job_types: Sequence[str] | None = None,
+        machine_type: str | None = None,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
+    ) -> Job | None:
+        self.reap_if_due()
+        while True:
+            job = self._claim_next(worker, job_types, machine_type, lease_seconds)
+            if job is None:
+                return None
+            if self._fail_if_malformed(job):
+                continue
+            return job
+
+    def claim_job_by_id(
+        self, job_id: str, worker: str, lease_seconds: float = DEFAULT_LEASE_SECONDS
+    ) -> Job | None:
+        params = {
+            "id": job_id,
+            "worker": worker,
+            "token": uuid.uuid4().hex,
+            "now": self.clock.time(),
+            "lease": float(lease_seconds),
+        }
+        rows = self._fetchall("claim a job in", self._sql.claim_by_id, params)
+        job = job_from_row(rows[0]) if rows else None
+        if job is None or self._fail_if_malformed(job):
+            return None
+        return job
+
+    def _fail_if_malformed(self, job: Job) -> bool:
+        problem = job.data_error()
+        if problem is None:
+            return False
+        # Permanent: retrying cannot make the text parse, so never loop on a poison job.
+        self.fail_job(job.id, f"job data {problem}", claim_token=job.claim_token)
+        return True
+
+    def reap_if_due(self) -> int:
+        now = self.clock.monotonic()
+        if self._reaper_pid != os.getpid():
+            self._reaper_pid = os.getpid()
+            self._last_reap = float("-inf")
+        if now - self._last_reap < self.reap_interval:
+            return 0
+        self._last_reap = now
+        return self.reap_expired()
 
     def _claim_next(
         self,
@@ -473,7 +281,7 @@ class SqlStore(Store):
         params: dict[str, Any] = {
             "worker": worker,
             "token": uuid.uuid4().hex,
-            "now": time.time(),
+            "now": self.clock.time(),
             "lease": float(lease_seconds),
             "machine_type": machine_type,
         }
@@ -483,45 +291,28 @@ class SqlStore(Store):
             if not job_types:
                 return None
             sql = self._sql.claim_job(len(job_types), machine_type is not None)
-            self.dialect.bind_job_types(params, job_types)
-        with self._using("claim a job in") as connection:
-            # fetchall: on SQLite the statement (and its implicit commit) ends only when fully
-            # stepped.
-            rows = connection.execute(sql, params).fetchall()
-        return job_from_row(rows[0]) if rows else None
-
-    def _claim_by_id(self, job_id: str, worker: str, lease_seconds: float) -> Job | None:
-        params = {
-            "id": job_id,
-            "worker": worker,
-            "token": uuid.uuid4().hex,
-            "now": time.time(),
-            "lease": float(lease_seconds),
-        }
-        with self._using("claim a job in") as connection:
-            rows = connection.execute(self._sql.claim_by_id, params).fetchall()
+            self._sql.dialect.bind_list(params, "job_types", job_types)
+        rows = self._fetchall("claim a job in", sql, params)
         return job_from_row(rows[0]) if rows else None
 
     def heartbeat(self, job_id: str, claim_token: str, lease_seconds: float) -> bool:
         params = {
             "id": job_id,
             "token": claim_token,
-            "now": time.time(),
+            "now": self.clock.time(),
             "lease": float(lease_seconds),
         }
-        with self._using("write to") as connection:
-            return bool(connection.execute(self._sql.heartbeat, params).rowcount == 1)
+        return self._rowcount("write to", self._sql.heartbeat, params) == 1
 
     def complete_job(self, job_id: str, claim_token: str | None = None, result: Any = None) -> bool:
         params = {
             "id": job_id,
             "token": claim_token,
             "result": None if result is None else encode_json(result, "job result"),
-            "now": time.time(),
+            "now": self.clock.time(),
         }
         sql = self._sql.complete if claim_token is None else self._sql.complete_fenced
-        with self._using("write to") as connection:
-            return bool(connection.execute(sql, params).rowcount == 1)
+        return self._rowcount("write to", sql, params) == 1
 
     def fail_job(
         self,
@@ -535,30 +326,25 @@ class SqlStore(Store):
             "token": claim_token,
             "reason": reason,
             "retry": retry,
-            "now": time.time(),
+            "now": self.clock.time(),
         }
         sql = self._sql.fail if claim_token is None else self._sql.fail_fenced
-        with self._using("write to") as connection:
-            return bool(connection.execute(sql, params).rowcount == 1)
+        return self._rowcount("write to", sql, params) == 1
 
     def release_job(self, job_id: str, claim_token: str) -> bool:
-        params = {"id": job_id, "token": claim_token, "now": time.time()}
-        with self._using("write to") as connection:
-            return bool(connection.execute(self._sql.release, params).rowcount == 1)
+        params = {"id": job_id, "token": claim_token, "now": self.clock.time()}
+        return self._rowcount("write to", self._sql.release, params) == 1
 
     def reap_expired(self) -> int:
-        with self._using("reap expired leases in") as connection:
-            return int(connection.execute(self._sql.reap, {"now": time.time()}).rowcount)
+        return self._rowcount("reap expired leases in", self._sql.reap, {"now": self.clock.time()})
 
     def get_job(self, job_id: str) -> Job | None:
-        with self._using("read") as connection:
-            row = connection.execute(self._sql.get_job, {"id": job_id}).fetchone()
+        row = self._fetchone("read", self._sql.get_job, {"id": job_id})
         return None if row is None else job_from_row(row)
 
     def list_jobs(self, status: str | None = None, limit: int = 100) -> list[Job]:
         sql = self._sql.list_jobs if status is None else self._sql.list_jobs_by_status
-        with self._using("read") as connection:
-            rows = connection.execute(sql, {"status": status, "limit": limit}).fetchall()
+        rows = self._fetchall("read", sql, {"status": status, "limit": limit})
         return [job_from_row(row) for row in rows]
 
     def list_pending(
@@ -571,38 +357,53 @@ class SqlStore(Store):
         params = {
             "job_type": job_type,
             "machine_type": machine_type,
-            "limit": self.dialect.unlimited if limit is None else limit,
-            "now": time.time(),
+            "limit": self._sql.dialect.unlimited if limit is None else limit,
+            "now": self.clock.time(),
         }
-        with self._using("read") as connection:
-            rows = connection.execute(sql, params).fetchall()
-        return [job_from_row(row) for row in rows]
+        return [job_from_row(row) for row in self._fetchall("read", sql, params)]
 
     def retry_job(self, job_id: str) -> bool:
-        params = {"id": job_id, "now": time.time(), "channel": self._channel_name(JOBS_CHANNEL)}
-        with self._using("write to") as connection:
+        params = {
+            "id": job_id,
+            "now": self.clock.time(),
+            "channel": self.backend.channel_name(JOBS_CHANNEL),
+        }
+
+        def retry(connection: Connection) -> bool:
             try:
-                retried = bool(connection.execute(self._sql.retry_job, params).fetchall())
-            except self._unique_violation:
+                return bool(connection.execute(self._sql.retry_job, params).fetchall())
+            except self.backend.unique_violation:
                 raise StoreError(
                     f"cannot retry job {job_id!r} in {self.location}: another pending job holds "
                     "its dedupe key"
                 ) from None
+
+        retried = self._run("write to", retry)
         if retried:
-            self._ring(JOBS_CHANNEL)
+            self.backend.ring(JOBS_CHANNEL)
         return retried
 
     def cancel_job(self, job_id: str) -> bool:
-        with self._using("write to") as connection:
-            cursor = connection.execute(self._sql.cancel_job, {"id": job_id, "now": time.time()})
-            return bool(cursor.rowcount == 1)
+        params = {"id": job_id, "now": self.clock.time()}
+        return self._rowcount("write to", self._sql.cancel_job, params) == 1
 
     def queue_counts(self) -> dict[str, int]:
         counts = dict.fromkeys(JOB_STATUSES, 0)
-        with self._using("read") as connection:
-            for status, count in connection.execute(self._sql.queue_counts).fetchall():
-                counts[status] = int(count)
+        for status, count in self._fetchall("read", self._sql.queue_counts, {}):
+            counts[status] = int(count)
         return counts
+
+    def wait_job_statuses(self, job_ids: Iterable[str]) -> dict[str, str]:
+        ids = list(job_ids)
+        chunk = self._sql.dialect.max_list_length or max(len(ids), 1)
+        statuses: dict[str, str] = {}
+        for start in range(0, len(ids), chunk):  # within the database's variable limit
+            part = ids[start : start + chunk]
+            params: dict[str, Any] = {}
+            self._sql.dialect.bind_list(params, "ids", part)
+            rows = self._fetchall("read", self._sql.job_statuses(len(part)), params)
+            statuses.update({row[0]: row[1] for row in rows})
+        return statuses
 
     # --- events ---
 
@@ -621,70 +422,84 @@ class SqlStore(Store):
             "event_type": event_type,
             "payload": encode_json(payload, "event payload"),
             "job_id": job_id,
-            "now": time.time(),
-            "channel": self._channel_name(channel),
+            "now": self.clock.time(),
+            "channel": self.backend.channel_name(channel),
         }
-        with self._using("write to") as connection:
-            event_id = int(connection.execute(self._sql.send_event, params).fetchall()[0][0])
-        self._ring(channel)
+        event_id = int(self._fetchall("write to", self._sql.send_event, params)[0][0])
+        self.backend.ring(channel)
         return event_id
+
+    def claim_events(
+        self, target: str, limit: int = 100, lease_seconds: float = DEFAULT_LEASE_SECONDS
+    ) -> list[EventRow]:
+        while True:
+            rows = self._claim_events(target, limit, lease_seconds)
+            usable = [row for row in rows if not self._dead_letter_if_malformed(row)]
+            if usable or not rows:
+                return usable
 
     def _claim_events(self, target: str, limit: int, lease_seconds: float) -> list[EventRow]:
         params = {
             "target": target,
             "limit": limit,
             "token": uuid.uuid4().hex,
-            "now": time.time(),
+            "now": self.clock.time(),
             "lease": float(lease_seconds),
         }
-        with self._using("claim events in") as connection:
-            rows = connection.execute(self._sql.claim_events, params).fetchall()
+        rows = self._fetchall("claim events in", self._sql.claim_events, params)
         return sorted((event_from_row(row) for row in rows), key=lambda event: event.id)
 
+    def _dead_letter_if_malformed(self, row: EventRow) -> bool:
+        problem = row.payload_error()
+        if problem is None:
+            return False
+        self.dead_letter_event(row.id, row.claim_token or "", f"payload {problem}")
+        _log.error(
+            "event %d (%s from %s) to %s dead-lettered: its payload %s",
+            row.id,
+            row.event_type,
+            row.source or "?",
+            row.target,
+            problem,
+        )
+        return True
+
     def ack_event(self, event_id: int, claim_token: str) -> bool:
-        params = {"id": event_id, "token": claim_token, "now": time.time()}
-        with self._using("write to") as connection:
-            return bool(connection.execute(self._sql.ack_event, params).rowcount == 1)
+        params = {"id": event_id, "token": claim_token, "now": self.clock.time()}
+        return self._rowcount("write to", self._sql.ack_event, params) == 1
 
     def dead_letter_event(self, event_id: int, claim_token: str, reason: str) -> bool:
-        params = {"id": event_id, "token": claim_token, "error": reason, "now": time.time()}
-        with self._using("write to") as connection:
-            return bool(connection.execute(self._sql.dead_letter_event, params).rowcount == 1)
+        params = {"id": event_id, "token": claim_token, "error": reason, "now": self.clock.time()}
+        return self._rowcount("write to", self._sql.dead_letter_event, params) == 1
 
     def event_counts(self) -> dict[str, int]:
         counts = dict.fromkeys(EVENT_STATUSES, 0)
-        with self._using("read") as connection:
-            for status, count in connection.execute(self._sql.event_counts).fetchall():
-                counts[status] = int(count)
+        for status, count in self._fetchall("read", self._sql.event_counts, {}):
+            counts[status] = int(count)
         return counts
 
     def heartbeat_event(self, event_id: int, claim_token: str, lease_seconds: float) -> bool:
         params = {
             "id": event_id,
             "token": claim_token,
-            "now": time.time(),
+            "now": self.clock.time(),
             "lease": float(lease_seconds),
         }
-        with self._using("write to") as connection:
-            return bool(connection.execute(self._sql.heartbeat_event, params).rowcount == 1)
+        return self._rowcount("write to", self._sql.heartbeat_event, params) == 1
 
     def release_event(self, event_id: int, claim_token: str) -> bool:
         params = {"id": event_id, "token": claim_token}
-        with self._using("write to") as connection:
-            return bool(connection.execute(self._sql.release_event, params).rowcount == 1)
+        return self._rowcount("write to", self._sql.release_event, params) == 1
 
     def release_events(self, target: str) -> int:
-        with self._using("write to") as connection:
-            return int(connection.execute(self._sql.release_events, {"target": target}).rowcount)
+        return self._rowcount("write to", self._sql.release_events, {"target": target})
 
     def list_events(
         self, target: str | None = None, status: str | None = None, limit: int = 100
     ) -> list[EventRow]:
         sql = self._sql.list_events[target is not None, status is not None]
         params = {"target": target, "status": status, "limit": limit}
-        with self._using("read") as connection:
-            rows = connection.execute(sql, params).fetchall()
-        return [event_from_row(row) for row in rows]
+        return [event_from_row(row) for row in self._fetchall("read", sql, params)]
 
     # --- machines ---
 
@@ -702,26 +517,28 @@ class SqlStore(Store):
             "pid": os.getpid() if pid is None else pid,
             "host": socket.gethostname() if host is None else host,
             "config_path": config_path,
-            "now": time.time(),
+            "now": self.clock.time(),
         }
-        with self._using("write to") as connection:
-            connection.execute(self._sql.register_machine, params)
+        self._rowcount("write to", self._sql.register_machine, params)
 
-    def _update_machine(self, connection: Any, name: str, state: str | None, now: float) -> bool:
+    def _update_machine(
+        self, connection: Connection, name: str, state: str | None, now: float
+    ) -> bool:
         params = {"name": name, "state": state, "now": now}
-        return bool(connection.execute(self._sql.update_machine, params).rowcount == 1)
+        return connection.execute(self._sql.update_machine, params).rowcount == 1
 
     def update_machine(self, name: str, state: str | None = None) -> bool:
-        with self._using("write to") as connection:
-            return self._update_machine(connection, name, state, time.time())
+        now = self.clock.time()
+        return self._run(
+            "write to", lambda connection: self._update_machine(connection, name, state, now)
+        )
 
     def heartbeat_machine(self, name: str) -> bool:
         return self.update_machine(name, None)
 
     def stop_machine(self, name: str) -> bool:
-        with self._using("write to") as connection:
-            cursor = connection.execute(self._sql.stop_machine, {"name": name, "now": time.time()})
-            return bool(cursor.rowcount == 1)
+        params = {"name": name, "now": self.clock.time()}
+        return self._rowcount("write to", self._sql.stop_machine, params) == 1
 
     def _machine_from_row(self, row: Sequence[Any]) -> MachineRow:
         name, state, pid, host, config_path, status, started, heartbeat, updated, age = row
@@ -732,7 +549,7 @@ class SqlStore(Store):
             pid=pid,
             host=host,
             config_path=config_path,
-            status=self._status(status, pid, host, age),
+            status=machine_status(status, pid, host, age, self.machine_stale_after),
             started_at=started,
             heartbeat_at=heartbeat,
             heartbeat_age=age,
@@ -740,15 +557,12 @@ class SqlStore(Store):
         )
 
     def get_machine(self, name: str) -> MachineRow | None:
-        with self._using("read") as connection:
-            row = connection.execute(
-                self._sql.get_machine, {"name": name, "now": time.time()}
-            ).fetchone()
+        params = {"name": name, "now": self.clock.time()}
+        row = self._fetchone("read", self._sql.get_machine, params)
         return None if row is None else self._machine_from_row(row)
 
     def list_machines(self) -> list[MachineRow]:
-        with self._using("read") as connection:
-            rows = connection.execute(self._sql.list_machines, {"now": time.time()}).fetchall()
+        rows = self._fetchall("read", self._sql.list_machines, {"now": self.clock.time()})
         return [self._machine_from_row(row) for row in rows]
 
     def update_machine_and_send(
@@ -763,8 +577,9 @@ class SqlStore(Store):
             for target, event_type, payload in events
         ]
         channels = [machine_channel(target) for target in dict.fromkeys(t for t, _, _ in encoded)]
-        now = time.time()
-        with self._transaction("write to") as connection:
+        now = self.clock.time()
+
+        def write(connection: Connection) -> list[int]:
             if not self._update_machine(connection, name, state, now):
                 raise StoreError(
                     f"cannot update machine {name!r} in {self.location}: not registered"
@@ -787,22 +602,21 @@ class SqlStore(Store):
             ]
             for channel in channels:
                 # Transactional NOTIFY where the database has it: delivered at commit.
-                self._notify_in(connection, channel)
+                self.backend.notify_in(connection, channel)
+            return ids
+
+        ids = self._run("write to", write, transaction=True)
         for channel in channels:
-            self._ring(channel)
+            self.backend.ring(channel)
         return ids
 
+    # --- wake-ups ---
 
-def job_row_prefix(row: Sequence[Any]) -> Sequence[Any]:
-    """The job columns of a row that may carry extra columns after them (a NOTIFY result)."""
-    return row[:_JOB_FIELD_COUNT]
+    def open_waker(self, channels: Sequence[str]) -> Waker:
+        return self.backend.open_waker(channels)
+
+    def notify(self, channel: str) -> None:
+        self.backend.notify(channel)
 
 
-__all__ = [
-    "Dialect",
-    "SqlStatements",
-    "SqlStore",
-    "job_row_prefix",
-    "pyformat_parameters",
-    "statements_for",
-]
+__all__ = ["SqlStore"]

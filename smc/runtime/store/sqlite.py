@@ -1,13 +1,17 @@
 """The SQLite backend: one database file, WAL, for processes on one host.
 
-Times are wall-clock epoch floats from the application (all processes share one host clock).
-Single-statement writes run in autocommit mode: an ``UPDATE … WHERE seq = (SELECT …)`` takes the
-write lock before it reads, so a claim is atomic without ``BEGIN IMMEDIATE``. Multi-statement
-writes use ``BEGIN IMMEDIATE`` so they never hit the read-then-upgrade ``SQLITE_BUSY`` case.
+Times are epoch floats the store binds as ``:now`` from its clock (all processes share one
+host clock; a test passes a ``ManualClock``). Single-statement writes run in autocommit mode: an
+``UPDATE … WHERE seq = (SELECT …)`` takes the write lock before it reads, so a claim is atomic
+without ``BEGIN IMMEDIATE``. Multi-statement writes use ``BEGIN IMMEDIATE`` so they never hit
+the read-then-upgrade ``SQLITE_BUSY`` case; any ``SQLITE_BUSY`` that still comes is retried
+whole in :meth:`SqliteBackend.run`, the one place every statement passes.
 
-The methods and most statements are shared with PostgreSQL (``sql.SqlStore``); this module has
-the dialect (the claim statements, ``:now`` as a bound parameter), the connection, the schema,
-the translation of SQLite errors and the doorbell wake-ups.
+The methods and most statements are shared with PostgreSQL (``sql.SqlStore``,
+``statements.SqlStatements``); this module has the dialect (the claim statements, ``:now`` as a
+bound parameter), the connection, the schema, the translation of SQLite errors and the doorbell
+wake-ups. Over 500 lines because the schema and its upgrade are here too, next to the
+connection that creates them.
 """
 
 from __future__ import annotations
@@ -19,21 +23,17 @@ import random
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 from urllib.parse import quote
 
-from smc.runtime.store.base import (
-    DEFAULT_MACHINE_STALE_AFTER,
-    DEFAULT_REAP_INTERVAL,
-    Backoff,
-    DuplicateJobError,
-    Job,
-    StoreError,
-    job_from_row,
-)
-from smc.runtime.store.sql import Dialect, SqlStatements, SqlStore
+from smc.runtime.clock import SYSTEM_CLOCK, Clock
+from smc.runtime.store.backend import Backend, Connection
+from smc.runtime.store.base import DEFAULT_MACHINE_STALE_AFTER, DEFAULT_REAP_INTERVAL, Backoff
+from smc.runtime.store.errors import StoreError
+from smc.runtime.store.sql import SqlStore
+from smc.runtime.store.statements import Dialect, SqlStatements
 from smc.runtime.store.waker import Doorbell, DoorbellWaker, Waker, default_socket_dir
 
 SCHEMA_VERSION = 2
@@ -144,8 +144,8 @@ def _upgrade_from_1(connection: sqlite3.Connection) -> None:
 
 
 @functools.cache
-def _job_type_names(count: int) -> tuple[str, ...]:
-    return tuple(f"job_type_{index}" for index in range(count))
+def _list_names(name: str, count: int) -> tuple[str, ...]:
+    return tuple(f"{name}_{index}" for index in range(count))
 
 
 class SqliteDialect(Dialect):
@@ -160,6 +160,8 @@ class SqliteDialect(Dialect):
     # order and stops at the first match (~20 us).
     claim_order_hint = " INDEXED BY jobs_claim_order"
     unlimited = -1
+    # SQLite's default limit on variables in one statement is 32766 (999 before 3.32).
+    max_list_length = 500
 
     def age(self, column: str) -> str:
         return f":now - {column}"
@@ -167,11 +169,11 @@ class SqliteDialect(Dialect):
     def retry_at(self, attempts: str, backoff: Backoff) -> str:
         return f":now + smc_backoff({attempts})"
 
-    def job_types_filter(self, count: int) -> str:
-        return f" AND job_type IN ({', '.join(':' + name for name in _job_type_names(count))})"
+    def in_list(self, column: str, name: str, count: int) -> str:
+        return f"{column} IN ({', '.join(':' + each for each in _list_names(name, count))})"
 
-    def bind_job_types(self, params: dict[str, Any], job_types: Sequence[str]) -> None:
-        params.update(zip(_job_type_names(len(job_types)), job_types, strict=True))
+    def bind_list(self, params: dict[str, Any], name: str, values: Sequence[Any]) -> None:
+        params.update(zip(_list_names(name, len(values)), values, strict=True))
 
     def claim_job(self, filters: str, statements: SqlStatements) -> str:
         # One statement: the UPDATE takes the write lock before its subquery reads, so no two
@@ -223,31 +225,7 @@ def _is_busy(error: sqlite3.Error) -> bool:
     return code is not None and code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
-_Method = TypeVar("_Method", bound=Callable[..., Any])
-
-
-def _retry_when_busy(method: _Method) -> _Method:
-    """Run ``method`` again when SQLite answers BUSY before ``busy_timeout`` is used up.
-
-    The busy handler already waits, but some BUSY answers skip it (e.g. a WAL snapshot that
-    went stale while waiting, or a checkpoint holding a lock), and writers are not served in
-    order, so a worker can lose the race several times in a row under contention.
-    """
-
-    @functools.wraps(method)
-    def run(self: SqliteStore, *args: Any, **kwargs: Any) -> Any:
-        deadline = time.monotonic() + self.busy_timeout
-        pause = 0.001
-        while True:
-            try:
-                return method(self, *args, **kwargs)
-            except _Busy:
-                if time.monotonic() + pause > deadline:
-                    raise
-                time.sleep(pause * (0.5 + random.random()))
-                pause = min(pause * 2, 0.05)
-
-    return cast(_Method, run)
+_Result = TypeVar("_Result")
 
 
 def _describe(error: sqlite3.Error) -> str:
@@ -259,34 +237,27 @@ def _describe(error: sqlite3.Error) -> str:
     return str(error).splitlines()[0] if str(error) else type(error).__name__
 
 
-class SqliteStore(SqlStore):
-    """The store in one SQLite file. ``read_only`` opens it with ``mode=ro`` (writes then raise
-    :class:`StoreError`); ``synchronous`` may be raised to ``FULL`` to survive power loss.
-    ``wal_autocheckpoint`` (pages) sets when a commit on this connection checkpoints the
-    write-ahead log itself (SQLite's default: 1000); a worker raises it and calls
-    :meth:`checkpoint` from a background thread instead. ``max_pages`` caps the file's size in
-    pages (``PRAGMA max_page_count``) for this connection: writes that would grow it fail as
-    on a full disk (the URL form ``sqlite:///path?max_pages=N`` is for failure drills)."""
+class SqliteBackend(Backend):
+    """One SQLite file: the connection of this process (reopened after a fork), its settings
+    and schema, errors as :class:`StoreError`, ``SQLITE_BUSY`` retried, doorbell wake-ups.
+
+    ``backoff`` is registered on each connection as ``smc_backoff(attempts)``, the delay the
+    dialect's retry statements add to ``:now``. See :class:`SqliteStore` for the options."""
 
     dialect = SQLITE
-    _unique_violation = sqlite3.IntegrityError
+    unique_violation = sqlite3.IntegrityError
 
     def __init__(
         self,
         path: str | os.PathLike[str],
         *,
+        backoff: Backoff,
         read_only: bool = False,
         synchronous: str = "NORMAL",
         busy_timeout: float = 10.0,
-        backoff: Backoff | None = None,
-        reap_interval: float = DEFAULT_REAP_INTERVAL,
-        machine_stale_after: float = DEFAULT_MACHINE_STALE_AFTER,
         wal_autocheckpoint: int | None = None,
         max_pages: int | None = None,
     ) -> None:
-        super().__init__(
-            backoff=backoff, reap_interval=reap_interval, machine_stale_after=machine_stale_after
-        )
         if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
             raise ValueError(f"synchronous must be OFF, NORMAL, FULL or EXTRA, not {synchronous}")
         self.path = Path(path).absolute()
@@ -297,7 +268,7 @@ class SqliteStore(SqlStore):
         if max_pages is not None and (isinstance(max_pages, bool) or int(max_pages) < 1):
             raise ValueError(f"max_pages must be a positive number of pages, not {max_pages!r}")
         self.max_pages = None if max_pages is None else int(max_pages)
-        self._init_statements()
+        self._backoff = backoff
         self._doorbell_dir = default_socket_dir(self.path)
         self.socket_dir = self._doorbell_dir
         self._doorbell = Doorbell(self._doorbell_dir)
@@ -347,7 +318,7 @@ class SqliteStore(SqlStore):
                     connection.execute(f"PRAGMA wal_autocheckpoint = {self.wal_autocheckpoint}")
                 if self.max_pages is not None:  # never below the current size (SQLite's rule)
                     connection.execute(f"PRAGMA max_page_count = {self.max_pages}").fetchall()
-            connection.create_function("smc_backoff", 1, self.backoff.delay, deterministic=False)
+            connection.create_function("smc_backoff", 1, self._backoff.delay, deterministic=False)
             self._ensure_schema(connection)
         except sqlite3.Error as error:
             connection.close()
@@ -438,7 +409,6 @@ class SqliteStore(SqlStore):
                 _INHERITED_CONNECTIONS.append(self._connection)
             self._connection = None
             self._lock = threading.RLock()
-            self._last_reap = float("-inf")
         if self._connection is None:
             return self._connect()
         return self._connection
@@ -457,18 +427,45 @@ class SqliteStore(SqlStore):
                 error_type = _Busy if _is_busy(error) else StoreError
                 raise error_type(f"cannot {action} {self.path}: {_describe(error)}") from None
 
-    @contextlib.contextmanager
-    def _transaction(self, action: str) -> Iterator[sqlite3.Connection]:
-        with self._using(action) as connection:
-            connection.execute("BEGIN IMMEDIATE")
+    def run(
+        self,
+        action: str,
+        work: Callable[[Connection], _Result],
+        *,
+        transaction: bool = False,
+    ) -> _Result:
+        """``work`` on the connection; run again when SQLite answers BUSY, until
+        ``busy_timeout`` is used up.
+
+        A BUSY answer rolls the statement (or the transaction) back whole, so running it again
+        is safe. The busy handler already waits, but some BUSY answers skip it (e.g. a WAL
+        snapshot that went stale while waiting, or a checkpoint holding a lock), and writers are
+        not served in order, so a worker can lose the race several times in a row under
+        contention. These are real waits on another process's lock: the host's clocks, never
+        the store's (a simulated clock would never reach the deadline)."""
+        deadline = time.monotonic() + self.busy_timeout
+        pause = 0.001
+        while True:
             try:
-                yield connection
-                connection.execute("COMMIT")
-            except BaseException:
-                if connection.in_transaction:
-                    with contextlib.suppress(sqlite3.Error):
-                        connection.execute("ROLLBACK")
-                raise
+                with self._using(action) as connection:
+                    if not transaction:
+                        return work(connection)
+                    # IMMEDIATE: the write lock first, so no read-then-upgrade BUSY midway.
+                    connection.execute("BEGIN IMMEDIATE")
+                    try:
+                        result = work(connection)
+                        connection.execute("COMMIT")
+                    except BaseException:
+                        if connection.in_transaction:
+                            with contextlib.suppress(sqlite3.Error):
+                                connection.execute("ROLLBACK")
+                        raise
+                    return result
+            except _Busy:
+                if time.monotonic() + pause > deadline:
+                    raise
+                time.sleep(pause * (0.5 + random.random()))
+                pause = min(pause * 2, 0.05)
 
     def checkpoint(self) -> None:
         """Copy the write-ahead log into the database file (PASSIVE: never waits for or blocks
@@ -486,77 +483,75 @@ class SqliteStore(SqlStore):
             self._connection = None
             self._doorbell.close()
 
-    # --- backend hooks ---
-
-    def _insert_job(self, params: dict[str, Any]) -> tuple[Job, bool]:
-        # One IMMEDIATE transaction: no other writer between the dedupe lookup and the insert.
-        with self._transaction("write to") as connection:
-            if params["dedupe_key"] is not None:
-                existing = connection.execute(self._sql.job_by_dedupe_key, params).fetchone()
-                if existing is not None:
-                    return job_from_row(existing), False
-            try:
-                row = connection.execute(self._sql.insert_job, params).fetchall()[0]
-            except sqlite3.IntegrityError:
-                raise DuplicateJobError(self._duplicate_message(params["id"])) from None
-        return job_from_row(row), True
-
-    def wait_job_statuses(self, job_ids: Iterable[str]) -> dict[str, str]:
-        ids = list(job_ids)
-        statuses: dict[str, str] = {}
-        with self._using("read") as connection:
-            for start in range(0, len(ids), 500):  # stay under SQLite's variable limit
-                chunk = ids[start : start + 500]
-                rows = connection.execute(
-                    f"SELECT id, status FROM jobs WHERE id IN ({', '.join('?' * len(chunk))})",
-                    chunk,
-                ).fetchall()
-                statuses.update({row[0]: row[1] for row in rows})
-        return statuses
-
-    def _ring(self, channel: str) -> None:
-        self._doorbell.ring(channel)
-
     # --- wake-ups ---
 
-    def open_waker(self, channels: Sequence[str]) -> Waker:
-        return DoorbellWaker(self._doorbell_dir, channels)
+    def ring(self, channel: str) -> None:
+        self._doorbell.ring(channel)
 
     def notify(self, channel: str) -> None:
         self._doorbell.ring(channel)
 
+    def open_waker(self, channels: Sequence[str]) -> Waker:
+        return DoorbellWaker(self._doorbell_dir, channels)
 
-# Every public operation is one short transaction: safe to re-run after a BUSY rollback.
-for _name in (
-    "add_job",
-    "_claim_next",
-    "_claim_by_id",
-    "heartbeat",
-    "complete_job",
-    "fail_job",
-    "release_job",
-    "reap_expired",
-    "get_job",
-    "list_jobs",
-    "list_pending",
-    "retry_job",
-    "cancel_job",
-    "queue_counts",
-    "wait_job_statuses",
-    "send_event",
-    "claim_events",
-    "ack_event",
-    "dead_letter_event",
-    "event_counts",
-    "heartbeat_event",
-    "release_event",
-    "release_events",
-    "list_events",
-    "register_machine",
-    "update_machine",
-    "stop_machine",
-    "get_machine",
-    "list_machines",
-    "update_machine_and_send",
-):
-    setattr(SqliteStore, _name, _retry_when_busy(getattr(SqliteStore, _name)))
+
+class SqliteStore(SqlStore):
+    """The store in one SQLite file. ``read_only`` opens it with ``mode=ro`` (writes then raise
+    :class:`StoreError`); ``synchronous`` may be raised to ``FULL`` to survive power loss.
+    ``wal_autocheckpoint`` (pages) sets when a commit on this connection checkpoints the
+    write-ahead log itself (SQLite's default: 1000); a worker raises it and calls
+    :meth:`checkpoint` from a background thread instead. ``max_pages`` caps the file's size in
+    pages (``PRAGMA max_page_count``) for this connection: writes that would grow it fail as
+    on a full disk (the URL form ``sqlite:///path?max_pages=N`` is for failure drills).
+    ``clock`` stamps every row and times the reaper (see ``sql.SqlStore``)."""
+
+    backend: SqliteBackend
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        read_only: bool = False,
+        synchronous: str = "NORMAL",
+        busy_timeout: float = 10.0,
+        backoff: Backoff | None = None,
+        reap_interval: float = DEFAULT_REAP_INTERVAL,
+        machine_stale_after: float = DEFAULT_MACHINE_STALE_AFTER,
+        wal_autocheckpoint: int | None = None,
+        max_pages: int | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        backoff = backoff or Backoff()
+        backend = SqliteBackend(
+            path,
+            backoff=backoff,
+            read_only=read_only,
+            synchronous=synchronous,
+            busy_timeout=busy_timeout,
+            wal_autocheckpoint=wal_autocheckpoint,
+            max_pages=max_pages,
+        )
+        super().__init__(
+            backend,
+            backoff=backoff,
+            reap_interval=reap_interval,
+            machine_stale_after=machine_stale_after,
+            clock=clock,
+        )
+
+    @property
+    def path(self) -> Path:
+        return self.backend.path
+
+    @property
+    def read_only(self) -> bool:
+        return self.backend.read_only
+
+    @property
+    def max_pages(self) -> int | None:
+        return self.backend.max_pages
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """The underlying connection of this process (for diagnostics and PRAGMAs)."""
+        return self.backend.connection

@@ -38,6 +38,7 @@ from smc.runtime.sockets import (
     fits_unix_path,
     socket_dir,
 )
+from smc.runtime.store.errors import StoreError
 
 #: The channel rung whenever a job is added.
 JOBS_CHANNEL = "jobs"
@@ -182,8 +183,6 @@ def channel_token(channel: str) -> str:
 
 def ensure_socket_dir(directory: Path) -> None:
     """Create the doorbell directory (mode 0700) and refuse one owned by another user."""
-    from smc.runtime.store.base import StoreError
-
     try:
         ensure_private_dir(directory)
     except SocketDirError as error:
@@ -191,8 +190,6 @@ def ensure_socket_dir(directory: Path) -> None:
 
 
 def _check_path_length(path: Path) -> None:
-    from smc.runtime.store.base import StoreError
-
     if not fits_unix_path(path):
         raise StoreError(
             f"socket path {path} is longer than {UNIX_PATH_MAX - 1} bytes; "
@@ -365,8 +362,6 @@ class PostgresWaker(Waker):
     def _connect(self) -> None:
         import psycopg
         from psycopg import sql
-
-        from smc.runtime.store.base import StoreError
 
         try:
             connection = psycopg.connect(self._url, autocommit=True, connect_timeout=10)

@@ -1,0 +1,362 @@
+"""The rows the store returns (jobs, events, machines) and the JSON they hold.
+
+Shared by every backend: a backend's statements return columns in ``JOB_FIELDS`` /
+``EVENT_FIELDS`` order, and :func:`job_from_row` / :func:`event_from_row` make the rows.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+from smc.runtime.jsonlimits import (
+    TOO_DEEP,
+    JsonLimitError,
+    check_json_text,
+    decode_json,
+    may_hold_unstorable_text,
+    unstorable_text,
+)
+
+JOB_STATUSES = ("pending", "processing", "completed", "failed", "cancelled")
+#: ``dead``: dead-lettered, never delivered (its payload cannot be decoded); ``last_error``
+#: says why.
+EVENT_STATUSES = ("pending", "processing", "done", "dead")
+MACHINE_STATUSES = ("running", "stopped", "dead")
+
+#: Column order of every job row both backends return.
+JOB_FIELDS = (
+    "id",
+    "job_type",
+    "machine_type",
+    "data",
+    "priority",
+    "status",
+    "attempts",
+    "max_attempts",
+    "run_after",
+    "claimed_by",
+    "claim_token",
+    "lease_expires_at",
+    "dedupe_key",
+    "last_error",
+    "result",
+    "created_at",
+    "started_at",
+    "finished_at",
+)
+EVENT_FIELDS = (
+    "id",
+    "target_machine",
+    "source_machine",
+    "event_type",
+    "payload",
+    "job_id",
+    "status",
+    "attempts",
+    "claim_token",
+    "lease_expires_at",
+    "created_at",
+    "processed_at",
+    "last_error",
+)
+
+
+def encode_json(value: Any, what: str) -> str:
+    """Compact JSON text for ``value`` (``what`` names it in errors: ``job data``, …).
+
+    Raises ``ValueError`` for what cannot be stored alike on both backends: NaN and infinities
+    (JSON has neither), a NUL character or an unpaired surrogate in a string (``jsonb`` refuses
+    them), and, as :class:`JsonLimitError`, a value beyond the limits of
+    ``smc.runtime.jsonlimits`` (deeper than 64 levels, longer than 4 MiB)."""
+    try:
+        text = json.dumps(value, allow_nan=False, separators=(",", ":"))
+    except RecursionError:
+        raise JsonLimitError(f"{what} {TOO_DEEP}") from None
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{what} must be JSON-serialisable: {error}") from None
+    try:
+        check_json_text(text)
+    except JsonLimitError as error:
+        raise JsonLimitError(f"{what} {error}") from None
+    if may_hold_unstorable_text(text):
+        problem = unstorable_text(value)
+        if problem is not None:
+            raise ValueError(f"{what} {problem}")
+    return text
+
+
+def decode_problem(error: ValueError) -> str:
+    """``error`` (from :func:`decode_json`) as a predicate: ``is not valid JSON: …`` or the
+    limit's own wording (``nests arrays/objects deeper than …``)."""
+    if isinstance(error, JsonLimitError):
+        return str(error)
+    return f"is not valid JSON: {error}"
+
+
+def _decode_json(text: str | None) -> Any:
+    return None if text is None else decode_json(text)
+
+
+def _text(value: Any) -> str:
+    # SQLite columns are typeless: a row written by another tool may hold bytes or numbers.
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    return str(value)
+
+
+@dataclass(frozen=True)
+class Job:
+    """One job row. Times are epoch seconds (floats); ``data_json`` is the JSON text as stored."""
+
+    id: str
+    job_type: str
+    machine_type: str | None
+    data_json: str
+    priority: int
+    status: str
+    attempts: int
+    max_attempts: int
+    run_after: float
+    claimed_by: str | None
+    claim_token: str | None
+    lease_expires_at: float | None
+    dedupe_key: str | None
+    last_error: str | None
+    result_json: str | None
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+
+    @cached_property
+    def _decoded_data(self) -> tuple[Any, ValueError | None]:
+        """``data_json`` decoded once (a claim checks it, then the context reads it): the value
+        and None, or None and why the text is not valid JSON. (A frozen dataclass still has an
+        instance ``__dict__``, which is where ``cached_property`` keeps it.)"""
+        try:
+            return decode_json(self.data_json), None
+        except ValueError as error:
+            # JSONDecodeError, an integer beyond Python's digit limit, or JsonLimitError: a
+            # row another tool (or an older smc) wrote beyond the limits.
+            return None, error
+
+    @property
+    def data(self) -> Any:
+        """The decoded data; always valid for a job returned by a claim. Raises the decoding's
+        ``ValueError`` when ``data_json`` is malformed."""
+        value, error = self._decoded_data
+        if error is not None:
+            raise error.with_traceback(None)
+        return value
+
+    @property
+    def result(self) -> Any:
+        return _decode_json(self.result_json)
+
+    def data_error(self) -> str | None:
+        """Why ``data_json`` cannot be used, as a predicate (``is not valid JSON: …``,
+        ``nests arrays/objects deeper than …``), or None when it can."""
+        error = self._decoded_data[1]
+        return None if error is None else decode_problem(error)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Stable keys for JSON output; malformed data is shown as its raw text."""
+        value, error = self._decoded_data
+        data: Any = self.data_json if error is not None else value
+        try:
+            result = self.result
+        except ValueError:
+            result = self.result_json
+        return {
+            "id": self.id,
+            "job_type": self.job_type,
+            "machine_type": self.machine_type,
+            "data": data,
+            "priority": self.priority,
+            "status": self.status,
+            "attempts": self.attempts,
+            "max_attempts": self.max_attempts,
+            "run_after": self.run_after,
+            "claimed_by": self.claimed_by,
+            "claim_token": self.claim_token,
+            "lease_expires_at": self.lease_expires_at,
+            "dedupe_key": self.dedupe_key,
+            "last_error": self.last_error,
+            "result": result,
+            "created_at": self.created_at,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+        }
+
+
+def job_from_row(row: Sequence[Any]) -> Job:
+    values = dict(zip(JOB_FIELDS, row, strict=True))
+    return Job(
+        id=values["id"],
+        job_type=values["job_type"],
+        machine_type=values["machine_type"],
+        data_json=_text(values["data"]),
+        priority=int(values["priority"]),
+        status=values["status"],
+        attempts=int(values["attempts"]),
+        max_attempts=int(values["max_attempts"]),
+        run_after=float(values["run_after"]),
+        claimed_by=values["claimed_by"],
+        claim_token=values["claim_token"],
+        lease_expires_at=_float_or_none(values["lease_expires_at"]),
+        dedupe_key=values["dedupe_key"],
+        last_error=values["last_error"],
+        result_json=None if values["result"] is None else _text(values["result"]),
+        created_at=float(values["created_at"]),
+        started_at=_float_or_none(values["started_at"]),
+        finished_at=_float_or_none(values["finished_at"]),
+    )
+
+
+@dataclass(frozen=True)
+class EventRow:
+    """One event sent to a machine. ``payload_json`` is the JSON text as stored."""
+
+    id: int
+    target: str
+    source: str | None
+    event_type: str
+    payload_json: str
+    job_id: str | None
+    status: str
+    attempts: int
+    claim_token: str | None
+    lease_expires_at: float | None
+    created_at: float
+    processed_at: float | None
+    #: Why the event was dead-lettered (status ``dead``); None otherwise.
+    last_error: str | None = None
+
+    @cached_property
+    def _decoded_payload(self) -> tuple[Any, ValueError | None]:
+        """``payload_json`` decoded once: the value and None, or None and why it cannot be."""
+        try:
+            return decode_json(self.payload_json), None
+        except ValueError as error:
+            return None, error
+
+    @property
+    def payload(self) -> Any:
+        """The decoded payload; always valid for an event returned by a claim. Raises the
+        decoding's ``ValueError`` when ``payload_json`` cannot be used."""
+        value, error = self._decoded_payload
+        if error is not None:
+            raise error.with_traceback(None)
+        return value
+
+    def payload_error(self) -> str | None:
+        """Why ``payload_json`` cannot be used, as a predicate, or None when it can."""
+        error = self._decoded_payload[1]
+        return None if error is None else decode_problem(error)
+
+
+def event_from_row(row: Sequence[Any]) -> EventRow:
+    values = dict(zip(EVENT_FIELDS, row, strict=True))
+    return EventRow(
+        id=int(values["id"]),
+        target=values["target_machine"],
+        source=values["source_machine"],
+        event_type=values["event_type"],
+        payload_json=_text(values["payload"]),
+        job_id=values["job_id"],
+        status=values["status"],
+        attempts=int(values["attempts"]),
+        claim_token=values["claim_token"],
+        lease_expires_at=_float_or_none(values["lease_expires_at"]),
+        created_at=float(values["created_at"]),
+        processed_at=_float_or_none(values["processed_at"]),
+        last_error=values["last_error"],
+    )
+
+
+@dataclass(frozen=True)
+class MachineRow:
+    """One registered machine. ``status`` is running, stopped or dead (never trusted blindly:
+    a "running" row with a stale heartbeat or a vanished pid is reported dead)."""
+
+    name: str
+    state: str | None
+    pid: int | None
+    host: str | None
+    config_path: str | None
+    status: str
+    started_at: float | None
+    heartbeat_at: float | None
+    heartbeat_age: float | None
+    updated_at: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "state": self.state,
+            "pid": self.pid,
+            "host": self.host,
+            "config_path": self.config_path,
+            "status": self.status,
+            "started_at": self.started_at,
+            "heartbeat_at": self.heartbeat_at,
+            "heartbeat_age": self.heartbeat_age,
+            "updated_at": self.updated_at,
+        }
+
+
+def _float_or_none(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def process_alive(pid: int) -> bool:
+    """Whether ``pid`` names a live process on this host."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, it just belongs to someone else
+    return True
+
+
+def machine_status(
+    stored_status: str,
+    pid: int | None,
+    host: str | None,
+    heartbeat_age: float | None,
+    stale_after: float,
+) -> str:
+    """The status to report for a machine row: a "running" claim is checked, not believed."""
+    if stored_status != "running":
+        return stored_status
+    if heartbeat_age is None or heartbeat_age > stale_after:
+        return "dead"
+    if pid is not None and host == socket.gethostname() and not process_alive(pid):
+        return "dead"
+    return "running"
+
+
+__all__ = [
+    "EVENT_FIELDS",
+    "EVENT_STATUSES",
+    "JOB_FIELDS",
+    "JOB_STATUSES",
+    "MACHINE_STATUSES",
+    "EventRow",
+    "Job",
+    "MachineRow",
+    "decode_problem",
+    "encode_json",
+    "event_from_row",
+    "job_from_row",
+    "machine_status",
+    "process_alive",
+]

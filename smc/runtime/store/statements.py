@@ -1,0 +1,384 @@
+"""The SQL statements both backends share, written once over a small :class:`Dialect`.
+
+A :class:`Dialect` says how one database spells what differs: the current time (SQLite: an
+epoch float the application binds as ``:now``; PostgreSQL: ``now()``), JSON and time columns,
+the claim and reap statements (single-statement ``UPDATE … RETURNING`` vs a ``FOR UPDATE SKIP
+LOCKED`` CTE), lists of values, how an insert meets a held dedupe key, and transactional
+NOTIFY. :class:`SqlStatements` composes every statement once per dialect and backoff, so no
+method builds SQL text on a call. Parameters are written ``:name`` and bound from one dict on
+both backends (PostgreSQL's text is rewritten to ``%(name)s`` once); a statement ignores the
+keys it does not use, so ``now`` is always bound and only SQLite reads it.
+
+The code that runs the statements is ``sql.SqlStore``.
+"""
+
+from __future__ import annotations
+
+import abc
+import functools
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from smc.runtime.store.base import Backoff
+from smc.runtime.store.rows import EVENT_FIELDS, JOB_FIELDS
+
+#: Columns holding JSON text, and columns holding a time (epoch seconds when read).
+_JSON_COLUMNS = frozenset({"data", "result", "payload"})
+_TIME_COLUMNS = frozenset(
+    {
+        "run_after",
+        "lease_expires_at",
+        "created_at",
+        "started_at",
+        "finished_at",
+        "processed_at",
+        "heartbeat_at",
+        "updated_at",
+    }
+)
+_MACHINE_FIELDS = (
+    "machine_name",
+    "state",
+    "pid",
+    "host",
+    "config_path",
+    "status",
+    "started_at",
+    "heartbeat_at",
+    "updated_at",
+)
+#: A machine type given: jobs for it and jobs for no machine type in particular (NULL).
+_MACHINE_TYPE_FILTER = " AND (machine_type IS NULL OR machine_type = :machine_type)"
+
+
+class Dialect(abc.ABC):
+    """How one database spells the parts of the statements that differ. Stateless: one instance
+    per backend, used as a cache key."""
+
+    #: The current time in a statement.
+    now: str
+    #: The end of a lease of ``:lease`` seconds starting now.
+    lease_until: str
+    #: Appended to a JSON parameter (PostgreSQL: ``::jsonb``).
+    json_cast: str = ""
+    #: Appended to a text parameter whose type the statement alone does not fix.
+    text_cast: str = ""
+    #: The two-argument maximum function.
+    greatest: str
+    #: Written after ``FROM jobs`` when listing pending jobs in claim order.
+    claim_order_hint: str = ""
+    #: The ``LIMIT`` value meaning "no limit".
+    unlimited: int | None = None
+    #: The most values one :meth:`in_list` may hold, longer lists being looked up in chunks;
+    #: None: a list is bound whole, as one parameter, so its statement is the same for any
+    #: length.
+    max_list_length: int | None = None
+    #: How ``add_job`` meets a dedupe key held by an open job. False: the insert would fail,
+    #: so the key is looked up first inside one write transaction (a database that serialises
+    #: writers). True: the insert skips the held key (``ON CONFLICT … DO NOTHING``, returning
+    #: no row) and the holder is looked up after it.
+    insert_skips_held_dedupe_key: bool = False
+
+    def epoch(self, column: str) -> str:
+        """A time column, read as epoch seconds."""
+        return column
+
+    def json_text(self, column: str) -> str:
+        """A JSON column, read as its text."""
+        return column
+
+    def epoch_param(self, name: str) -> str:
+        """The parameter ``name`` (epoch seconds or NULL), as a time value."""
+        return f":{name}"
+
+    @abc.abstractmethod
+    def age(self, column: str) -> str:
+        """Seconds from the time in ``column`` until now."""
+
+    @abc.abstractmethod
+    def retry_at(self, attempts: str, backoff: Backoff) -> str:
+        """When a job that failed ``attempts`` times may run again."""
+
+    @abc.abstractmethod
+    def in_list(self, column: str, name: str, count: int) -> str:
+        """The condition ``column`` is one of the ``count`` values :meth:`bind_list` binds as
+        ``name``."""
+
+    @abc.abstractmethod
+    def bind_list(self, params: dict[str, Any], name: str, values: Sequence[Any]) -> None:
+        """Bind ``values`` as the list ``name`` of :meth:`in_list`."""
+
+    @abc.abstractmethod
+    def claim_job(self, filters: str, statements: SqlStatements) -> str:
+        """The atomic claim of the next runnable job matching ``filters`` (``AND …``)."""
+
+    @abc.abstractmethod
+    def claim_events(self, statements: SqlStatements) -> str:
+        """The atomic lease of up to ``:limit`` of ``:target``'s open events, in id order."""
+
+    @abc.abstractmethod
+    def reap(self, statements: SqlStatements, backoff: Backoff) -> str:
+        """Apply :meth:`SqlStatements.reap_assignments` to the processing jobs whose lease
+        expired."""
+
+    @abc.abstractmethod
+    def insert_job(self, insert: str, statements: SqlStatements) -> str:
+        """``insert`` (an ``INSERT INTO jobs … VALUES (…)``) completed to return the job row."""
+
+    @abc.abstractmethod
+    def with_notify(self, statement: str) -> str:
+        """``statement`` (returning rows) also ringing ``:channel`` at commit, if the database
+        can; the id or row stays first in each row returned."""
+
+    def finish(self, sql: str) -> str:
+        """The statement as the driver takes it."""
+        return sql
+
+
+class SqlStatements:
+    """Every statement of one dialect and backoff, built once."""
+
+    def __init__(self, dialect: Dialect, backoff: Backoff) -> None:
+        d = dialect
+        self.dialect = dialect
+        finish = d.finish
+        now = d.now
+        self.job_columns_text = self.job_columns("")
+        self.event_columns_text = self.event_columns("")
+        jobs = self.job_columns_text
+        events = self.event_columns_text
+
+        self.job_by_dedupe_key = finish(
+            f"SELECT {jobs} FROM jobs WHERE dedupe_key = :dedupe_key "
+            "AND status IN ('pending', 'processing')"
+        )
+        self.insert_job = finish(
+            d.insert_job(
+                """INSERT INTO jobs (id, job_type, machine_type, data, priority, max_attempts,
+                        run_after, dedupe_key, created_at)
+                    VALUES (:id, :job_type, :machine_type, """
+                f":data{d.json_cast}, :priority, :max_attempts, "
+                f"coalesce({d.epoch_param('run_after')}, {now}), :dedupe_key, {now})",
+                self,
+            )
+        )
+        self.claim_by_id = finish(f"""UPDATE jobs SET status = 'processing', claimed_by = :worker,
+                  claim_token = :token, attempts = attempts + 1, started_at = {now},
+                  lease_expires_at = {d.lease_until}, finished_at = NULL
+                WHERE id = :id AND status = 'pending' AND run_after <= {now}
+                RETURNING {jobs}""")
+        self.heartbeat = finish(
+            f"UPDATE jobs SET lease_expires_at = {d.lease_until} "
+            "WHERE id = :id AND claim_token = :token AND status = 'processing'"
+        )
+        complete = (
+            f"UPDATE jobs SET status = 'completed', result = :result{d.json_cast}, "
+            f"finished_at = {now}, lease_expires_at = NULL WHERE id = :id AND status = 'processing'"
+        )
+        fence = " AND claim_token = :token"
+        self.complete = finish(complete)
+        self.complete_fenced = finish(complete + fence)
+        again = "(:retry AND attempts < max_attempts)"
+        fail = f"""UPDATE jobs SET
+                  status = CASE WHEN {again} THEN 'pending' ELSE 'failed' END,
+                  run_after = CASE WHEN {again} THEN {d.retry_at("attempts", backoff)}
+                              ELSE run_after END,
+                  finished_at = CASE WHEN {again} THEN NULL ELSE {now} END,
+                  last_error = :reason, claim_token = NULL, lease_expires_at = NULL
+                WHERE id = :id AND status = 'processing'"""
+        self.fail = finish(fail)
+        self.fail_fenced = finish(fail + fence)
+        self.release = finish(f"""UPDATE jobs SET status = 'pending',
+                  attempts = {d.greatest}(attempts - 1, 0), run_after = {now},
+                  claim_token = NULL, lease_expires_at = NULL
+                WHERE id = :id AND claim_token = :token AND status = 'processing'""")
+        self.reap = finish(d.reap(self, backoff))
+        self.get_job = finish(f"SELECT {jobs} FROM jobs WHERE id = :id")
+        self.list_jobs = finish(f"SELECT {jobs} FROM jobs ORDER BY seq DESC LIMIT :limit")
+        self.list_jobs_by_status = finish(
+            f"SELECT {jobs} FROM jobs WHERE status = :status ORDER BY seq DESC LIMIT :limit"
+        )
+        #: list_pending by (job_type given, machine_type given).
+        self.list_pending = {
+            (by_type, by_machine): finish(
+                f"SELECT {jobs} FROM jobs{d.claim_order_hint} "
+                f"WHERE status = 'pending' AND run_after <= {now}"
+                + (" AND job_type = :job_type" if by_type else "")
+                + (
+                    " AND (machine_type IS NULL OR machine_type = :machine_type)"
+                    if by_machine
+                    else ""
+                )
+                + " ORDER BY priority, seq LIMIT :limit"
+            )
+            for by_type in (False, True)
+            for by_machine in (False, True)
+        }
+        self.retry_job = finish(d.with_notify(f"""UPDATE jobs SET status = 'pending', attempts = 0,
+                  run_after = {now}, claim_token = NULL, lease_expires_at = NULL,
+                  finished_at = NULL
+                WHERE id = :id AND status IN ('failed', 'cancelled') RETURNING id"""))
+        self.cancel_job = finish(
+            f"UPDATE jobs SET status = 'cancelled', finished_at = {now} "
+            "WHERE id = :id AND status = 'pending'"
+        )
+        self.queue_counts = finish("SELECT status, count(*) FROM jobs GROUP BY status")
+
+        insert_event = f"""INSERT INTO machine_events (target_machine, source_machine, event_type,
+                  payload, job_id, created_at)
+                VALUES (:target, :source, :event_type, :payload{d.json_cast}, :job_id, {now})
+                RETURNING id"""
+        self.insert_event = finish(insert_event)
+        self.send_event = finish(d.with_notify(insert_event))
+        self.claim_events = finish(d.claim_events(self))
+        self.ack_event = finish(
+            f"UPDATE machine_events SET status = 'done', processed_at = {now}, "
+            "lease_expires_at = NULL "
+            "WHERE id = :id AND claim_token = :token AND status = 'processing'"
+        )
+        self.dead_letter_event = finish(
+            f"UPDATE machine_events SET status = 'dead', last_error = :error, "
+            f"processed_at = {now}, lease_expires_at = NULL "
+            "WHERE id = :id AND claim_token = :token AND status = 'processing'"
+        )
+        self.event_counts = finish("SELECT status, count(*) FROM machine_events GROUP BY status")
+        self.heartbeat_event = finish(
+            f"UPDATE machine_events SET lease_expires_at = {d.lease_until} "
+            "WHERE id = :id AND claim_token = :token AND status = 'processing'"
+        )
+        self.release_event = finish(
+            "UPDATE machine_events SET status = 'pending', claim_token = NULL, "
+            f"lease_expires_at = NULL, attempts = {d.greatest}(attempts - 1, 0) "
+            "WHERE id = :id AND claim_token = :token AND status = 'processing'"
+        )
+        self.release_events = finish(
+            "UPDATE machine_events SET status = 'pending', claim_token = NULL, "
+            "lease_expires_at = NULL WHERE target_machine = :target AND status = 'processing'"
+        )
+        #: list_events by (target given, status given).
+        self.list_events = {
+            (by_target, by_status): finish(
+                f"SELECT {events} FROM machine_events"
+                + _where(
+                    ["target_machine = :target"] if by_target else [],
+                    ["status = :status"] if by_status else [],
+                )
+                + " ORDER BY id DESC LIMIT :limit"
+            )
+            for by_target in (False, True)
+            for by_status in (False, True)
+        }
+
+        self.register_machine = finish(f"""INSERT INTO machine_state (machine_name, state, pid,
+                  host, config_path, status, started_at, heartbeat_at, updated_at)
+                VALUES (:name, :state, :pid, :host, :config_path, 'running', {now}, {now}, {now})
+                ON CONFLICT (machine_name) DO UPDATE SET state = excluded.state,
+                    pid = excluded.pid, host = excluded.host,
+                    config_path = excluded.config_path, status = 'running',
+                    started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at,
+                    updated_at = excluded.updated_at""")
+        self.update_machine = finish(f"""UPDATE machine_state SET state = coalesce(:state, state),
+                  heartbeat_at = {now},
+                  updated_at = CASE WHEN :state{d.text_cast} IS NULL THEN updated_at ELSE {now} END
+                WHERE machine_name = :name""")
+        self.stop_machine = finish(
+            f"UPDATE machine_state SET status = 'stopped', updated_at = {now} "
+            "WHERE machine_name = :name"
+        )
+        machines = ", ".join(
+            [d.epoch(name) if name in _TIME_COLUMNS else name for name in _MACHINE_FIELDS]
+            + [d.age("heartbeat_at")]
+        )
+        self.get_machine = finish(
+            f"SELECT {machines} FROM machine_state WHERE machine_name = :name"
+        )
+        self.list_machines = finish(f"SELECT {machines} FROM machine_state ORDER BY machine_name")
+        self._claim_job: dict[tuple[int, bool], str] = {}
+        self._job_statuses: dict[int, str] = {}
+
+    def job_columns(self, prefix: str) -> str:
+        """The job row's columns (``JOB_FIELDS`` order), qualified by ``prefix``."""
+        return self._columns(JOB_FIELDS, prefix)
+
+    def event_columns(self, prefix: str) -> str:
+        """The event row's columns (``EVENT_FIELDS`` order), qualified by ``prefix``."""
+        return self._columns(EVENT_FIELDS, prefix)
+
+    def _columns(self, fields: Sequence[str], prefix: str) -> str:
+        d = self.dialect
+        return ", ".join(
+            (
+                d.json_text(prefix + name)
+                if name in _JSON_COLUMNS
+                else d.epoch(prefix + name) if name in _TIME_COLUMNS else prefix + name
+            )
+            for name in fields
+        )
+
+    def reap_assignments(self, backoff: Backoff, prefix: str) -> str:
+        """The SET list that re-queues (with backoff) or fails an expired job, its columns
+        qualified by ``prefix``."""
+        p = prefix
+        used_up = f"{p}attempts >= {p}max_attempts"
+        return f"""status = CASE WHEN {used_up} THEN 'failed' ELSE 'pending' END,
+                  run_after = CASE WHEN {used_up} THEN {p}run_after
+                              ELSE {self.dialect.retry_at(p + "attempts", backoff)} END,
+                  finished_at = CASE WHEN {used_up} THEN {self.dialect.now} ELSE NULL END,
+                  last_error = 'lease expired (claimed by ' || coalesce({p}claimed_by, '?')
+                      || ', attempt ' || {p}attempts || ' of ' || {p}max_attempts || ')',
+                  claim_token = NULL, lease_expires_at = NULL"""
+
+    def claim_job(self, job_type_count: int, by_machine_type: bool) -> str:
+        """The claim statement for ``job_type_count`` types (-1: any type), with or without the
+        machine type filter; built on first use, then reused."""
+        key = (job_type_count, by_machine_type)
+        statement = self._claim_job.get(key)
+        if statement is None:
+            filters = (
+                ""
+                if job_type_count < 0
+                else " AND " + self.dialect.in_list("job_type", "job_types", job_type_count)
+            )
+            if by_machine_type:
+                filters += _MACHINE_TYPE_FILTER
+            statement = self._claim_job[key] = self.dialect.finish(
+                self.dialect.claim_job(filters, self)
+            )
+        return statement
+
+    def job_statuses(self, count: int) -> str:
+        """``id, status`` of the jobs among ``count`` ids bound as ``ids``; built on first use
+        for each count, then reused."""
+        key = -1 if self.dialect.max_list_length is None else count
+        statement = self._job_statuses.get(key)
+        if statement is None:
+            statement = self._job_statuses[key] = self.dialect.finish(
+                f"SELECT id, status FROM jobs WHERE {self.dialect.in_list('id', 'ids', count)}"
+            )
+        return statement
+
+
+def _where(*conditions: list[str]) -> str:
+    joined = [condition for group in conditions for condition in group]
+    return " WHERE " + " AND ".join(joined) if joined else ""
+
+
+@functools.lru_cache(maxsize=32)
+def statements_for(dialect: Dialect, backoff: Backoff) -> SqlStatements:
+    """The statements of ``dialect`` with ``backoff``, shared by every store that uses them."""
+    return SqlStatements(dialect, backoff)
+
+
+#: ``:name`` parameters (not ``::type`` casts), for drivers that want ``%(name)s``.
+_NAMED_PARAMETER = re.compile(r"(?<![:\w]):(?!:)([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def pyformat_parameters(sql: str) -> str:
+    """``sql`` with each ``:name`` parameter written ``%(name)s`` (psycopg's style)."""
+    if "%" in sql:
+        raise ValueError(f"a literal % would need escaping for pyformat: {sql}")
+    return _NAMED_PARAMETER.sub(r"%(\1)s", sql)
+
+
+__all__ = ["Dialect", "SqlStatements", "pyformat_parameters", "statements_for"]
