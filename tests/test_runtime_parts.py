@@ -4,6 +4,9 @@
 The parts that talk to the database use a real SQLite file in ``tmp_path`` (the store keeps its
 own clock: lease expiry times are real ones); a stub store stands in only where a test needs
 the database to refuse.
+
+(Over 500 lines: one short section per part of the engine, all sharing the fakes and fixtures
+at the top.)
 """
 
 from __future__ import annotations
