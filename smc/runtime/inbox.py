@@ -1,0 +1,134 @@
+"""The inbound events of a running machine: taken one at a time, held while handled.
+
+An event is claimed from the store only while the machine is ready for it; one with no
+transition in the current state is logged, published as ``unhandled_event`` and acknowledged
+(dropped). The one the machine acts on is *taken*, then *held* once applied: it is acknowledged
+only when the work it started is finished (the machine is ready for the next one); until then
+the heartbeat renews its lease and a stop gives it back (``docs/runtime.md``, "When is an
+event done?").
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from smc.machine import GeneratedMachine
+from smc.runtime.context import MISSING, lookup
+from smc.runtime.faults import FaultReporter
+from smc.runtime.store import EventRow, Store, StoreError
+
+
+class Inbox:
+    """``taken``: an event claimed with a transition in the current state, not yet applied;
+    ``held``: the event being handled (applied, not yet acknowledged)."""
+
+    def __init__(
+        self,
+        machine: GeneratedMachine,
+        machine_name: str,
+        lease_seconds: float,
+        context: dict[str, Any],
+        context_maps: Mapping[Any, Mapping[str, str]],
+        logger: logging.Logger,
+        publish: Callable[..., None],
+        faults: FaultReporter,
+    ) -> None:
+        """``context_maps``: the machine class's ``EVENT_CONTEXT_MAPS``."""
+        self._machine = machine
+        self._machine_name = machine_name
+        self._lease_seconds = lease_seconds
+        self._context = context
+        self._context_maps = context_maps
+        self._logger = logger
+        self._publish = publish
+        self._faults = faults
+        self.taken: EventRow | None = None
+        self.held: EventRow | None = None
+
+    def take(self, store: Store) -> bool:
+        """Claim inbound events until one has a transition here (kept in ``taken``; True) or
+        none is left (False). Events without a transition are logged and dropped."""
+        if not self.done(store):
+            return False  # the last one is not acknowledged yet: no next one before it
+        machine = self._machine
+        while True:
+            try:
+                rows = store.claim_events(self._machine_name, 1, self._lease_seconds)
+            except StoreError as error:
+                self._faults.report("read events", error)
+                return False
+            self._faults.recovered("read events")
+            if not rows:
+                return False
+            row = rows[0]
+            if machine.can_fire(row.event_type):
+                self.taken = row
+                return True
+            self._logger.warning(
+                "event %r from %s has no transition in state %s: dropped",
+                row.event_type,
+                row.source or "?",
+                machine.state,
+            )
+            self._publish(
+                "unhandled_event",
+                event=row.event_type,
+                **{"from": str(machine.state)},
+                source=row.source,
+            )
+            self._ack(store, row)
+
+    def apply(self, store: Store, row: EventRow) -> None:
+        """Put ``row`` into the context (``event_data``, ``payload``, its context map) and hold
+        it; the caller fires its transition."""
+        try:
+            payload: Any = row.payload
+        except ValueError:
+            payload = row.payload_json
+        context = self._context
+        event_data = {
+            "type": row.event_type,
+            "payload": payload,
+            "source": row.source,
+            "job_id": row.job_id,
+        }
+        context["event_data"] = event_data
+        context["payload"] = payload
+        for key, path in self._context_maps.get(row.event_type, {}).items():
+            value = lookup(event_data, path)
+            if value is MISSING and isinstance(payload, Mapping):
+                value = lookup(payload, path)
+            if value is not MISSING:
+                context[key] = value
+        self._logger.debug("event %s from %s", row.event_type, row.source or "?")
+        self.done(store)
+        # Held, not acknowledged: an event is done only once the work it starts is finished
+        # (docs/queue.md, "Events between machines"); a stop gives it back, a crash lets its
+        # lease expire, and either way it is delivered again.
+        self.held = row
+
+    def done(self, store: Store) -> bool:
+        """Acknowledge the event being handled, if any: the machine is ready for the next one.
+        False when the database refused (it stays held, its lease renewed, and is acknowledged
+        at the next chance)."""
+        row = self.held
+        if row is None:
+            return True
+        if not self._ack(store, row):
+            return False
+        self.held = None
+        return True
+
+    def _ack(self, store: Store, row: EventRow) -> bool:
+        try:
+            store.ack_event(row.id, row.claim_token or "")
+        except StoreError as error:
+            self._faults.report("acknowledge an event", error)
+            return False
+        self._faults.recovered("acknowledge an event")
+        return True
+
+
+__all__ = ["Inbox"]

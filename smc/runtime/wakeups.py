@@ -1,0 +1,87 @@
+"""What wakes a sleeping machine: one :class:`asyncio.Event` that its wakers and timers set.
+
+A machine sleeps when idle and while ``check_database_queue`` waits for a job. It wakes when
+its event channel rings (an inbound event), when the jobs channel rings (a new job; listened
+to once an action asks, see :meth:`Wakeups.listen_jobs`), when a timer expires or a stop is
+requested. Wake-ups are hints that can be lost, so every sleep also has a timeout after which
+the machine looks anyway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from smc.runtime.store import JOBS_CHANNEL, LoopWaker, Store, StoreError, Waker
+
+
+class Wakeups:
+    """``wake``: set by every wake-up (cleared by the sleeper before it looks); ``jobs_rung``:
+    the jobs channel rang since the sleeper last took it."""
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self._logger = logger
+        self.wake = asyncio.Event()
+        self.jobs_rung = False
+        self._events: LoopWaker | None = None
+        self._jobs: LoopWaker | None = None
+
+    def listen_events(self, loop: asyncio.AbstractEventLoop, waker: Waker) -> None:
+        """Wake on ``waker`` (the machine's event channel, opened by the caller)."""
+        self._events = LoopWaker(loop, waker, self.wake.set)
+
+    def listen_jobs(self, loop: asyncio.AbstractEventLoop, store: Store) -> None:
+        """Wake on the jobs channel from now on (once; without it, the waits poll)."""
+        if self._jobs is not None:
+            return
+        try:
+            waker = store.open_waker([JOBS_CHANNEL])
+        except StoreError as error:
+            self._logger.warning("no wake-ups for new jobs (polling instead): %s", error)
+            return
+        self._jobs = LoopWaker(loop, waker, self._jobs_bell)
+
+    def _jobs_bell(self) -> None:
+        self.jobs_rung = True
+        self.wake.set()
+
+    def rearm(self) -> None:
+        """Listen again on a waker whose connection was lost (see ``LoopWaker``); called
+        from the polling loops, so a failed attempt is retried a second later."""
+        for loop_waker, what in ((self._events, "events"), (self._jobs, "new jobs")):
+            if loop_waker is None or loop_waker.armed:
+                continue
+            try:
+                if loop_waker.rearm():
+                    self._logger.info("wake-ups for %s restored", what)
+            except StoreError as error:
+                self._logger.warning("no wake-ups for %s yet (polling): %s", what, error)
+
+    async def sleep(self, timeout: float) -> bool:
+        """Wait for a wake-up up to ``timeout`` seconds; True when one came. (``asyncio.timeout``
+        rather than ``wait_for``: on Python 3.11 ``wait_for`` can swallow a cancellation that
+        arrives as the event is set, and it costs a task per call.)"""
+        try:
+            async with asyncio.timeout(timeout):
+                await self.wake.wait()
+        except TimeoutError:
+            return False
+        return True
+
+    def close(self, *, forced: bool = False) -> None:
+        """Close the wakers' sockets. ``forced`` (a second Ctrl-C, in a signal handler):
+        ignore every error, keep nothing else consistent — the process exits next."""
+        if forced:
+            with contextlib.suppress(Exception):
+                for loop_waker in (self._events, self._jobs):
+                    if loop_waker is not None:
+                        loop_waker.close()
+            return
+        for loop_waker in (self._events, self._jobs):
+            if loop_waker is not None:
+                loop_waker.close()
+        self._events = self._jobs = None
+
+
+__all__ = ["Wakeups"]
