@@ -394,6 +394,18 @@ def _remove_empty_parents(directory: Path, out_dir: Path) -> None:
         directory = directory.parent
 
 
+def write_changed(directory: Path, files: Mapping[str, bytes]) -> list[str]:
+    """Write (atomically) each file whose bytes differ from what is on disk; returns the
+    relative paths written, in ``files`` order."""
+    written = []
+    for relative, data in files.items():
+        target = directory / relative
+        if read_bytes(target) != data:
+            write_atomic(target, data)
+            written.append(relative)
+    return written
+
+
 def build(machines: Sequence[Machine], inputs: Sequence[str], options: BuildOptions) -> WriteReport:
     outputs = plan_outputs(machines, inputs, options, use_cache=True)
     return write_outputs(outputs, options.out_dir)
@@ -409,7 +421,8 @@ def _header_hash(text: str) -> str | None:
     return None
 
 
-def _unified(path: str, label: str, old: str, new: str, fromfile_note: str) -> str:
+def unified_diff(path: str, label: str, old: str, new: str, fromfile_note: str) -> str:
+    """``old`` -> ``new`` as a unified diff of ``label/path``, each line ending in a newline."""
     lines = difflib.unified_diff(
         old.splitlines(keepends=True),
         new.splitlines(keepends=True),
@@ -442,7 +455,7 @@ def check_outputs(
     for path, expected, kind, expected_source_sha in expected_files:
         on_disk = read_bytes(options.out_dir / path)
         if on_disk is None:
-            diff = _unified(path, prefix, "", expected, "missing")
+            diff = unified_diff(path, prefix, "", expected, "missing")
             differences.append(Difference(path, "missing", diff, sources.get(path)))
             continue
         if on_disk == expected.encode("utf-8"):
@@ -460,65 +473,13 @@ def check_outputs(
             recorded = previous.get(path, {}).get("sha256")
             stale = recorded == sha256_bytes(on_disk)
         status = "stale" if stale else "hand-edited"
-        diff = _unified(path, prefix, current, expected, status)
+        diff = unified_diff(path, prefix, current, expected, status)
         differences.append(Difference(path, status, diff, sources.get(path)))
     produced = {o.path for o in outputs}
     for path in sorted(set(previous) - produced):
         on_disk = read_bytes(options.out_dir / path)
         if on_disk is None:
             continue
-        diff = _unified(path, prefix, on_disk.decode("utf-8", errors="replace"), "", "orphan")
+        diff = unified_diff(path, prefix, on_disk.decode("utf-8", errors="replace"), "", "orphan")
         differences.append(Difference(path, "orphan", diff))
     return sorted(differences, key=lambda d: d.path)
-
-
-# ---- --emit-tests -------------------------------------------------------------------------
-
-
-def import_package(out_dir: Path) -> str:
-    """The dotted name the output package is imported as: ``out_dir``'s name, prefixed by
-    every enclosing directory that is itself a package (has an ``__init__.py``)."""
-    resolved = out_dir.resolve()
-    parts = [resolved.name]
-    parent = resolved.parent
-    while (parent / INIT_NAME).is_file() and parent != parent.parent:
-        parts.append(parent.name)
-        parent = parent.parent
-    return ".".join(reversed(parts))
-
-
-def emitted_tests(machines: Sequence[Machine], package: str) -> dict[str, str]:
-    # Imported here, not at the top: only --emit-tests needs the test generator.
-    from smc.compiler.testgen import emit_tests
-
-    emitted = emit_tests(machines, package)
-    for relative in emitted:
-        if not safe_relative(Path(relative).as_posix()):
-            raise BuildError(f"the test generator returned an unsafe path {relative!r}")
-    return {Path(relative).as_posix(): text for relative, text in sorted(emitted.items())}
-
-
-def write_changed(directory: Path, files: Mapping[str, bytes]) -> list[str]:
-    """Write (atomically) each file whose bytes differ from what is on disk; returns the
-    relative paths written, in ``files`` order."""
-    written = []
-    for relative, data in files.items():
-        target = directory / relative
-        if read_bytes(target) != data:
-            write_atomic(target, data)
-            written.append(relative)
-    return written
-
-
-def check_tests(files: Mapping[str, str], tests_dir: Path, label: str) -> list[Difference]:
-    differences = []
-    for relative, text in files.items():
-        on_disk = read_bytes(tests_dir / relative)
-        if on_disk == text.encode("utf-8"):
-            continue
-        current = "" if on_disk is None else on_disk.decode("utf-8", errors="replace")
-        status = "missing" if on_disk is None else "stale"
-        differences.append(
-            Difference(relative, status, _unified(relative, label, current, text, status))
-        )
-    return differences

@@ -15,7 +15,7 @@ malformed ``[tool.smc-compiler]`` raises ``ConfigError``, a missing input or act
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -23,16 +23,17 @@ from typing import Literal
 from smc.compiler import buildcache
 from smc.compiler.build import (
     DIAGRAMS_DIR,
+    INIT_NAME,
     BuildError,
     BuildOptions,
     Difference,
     WriteReport,
     build,
     check_outputs,
-    check_tests,
     diagram_texts,
-    emitted_tests,
-    import_package,
+    read_bytes,
+    safe_relative,
+    unified_diff,
     write_changed,
 )
 from smc.compiler.check import CheckResult, check_paths, require_action_dirs
@@ -152,6 +153,9 @@ def compile_project(request: BuildRequest, on_checked: OnChecked | None = None) 
     return report
 
 
+# ---- --emit-tests -------------------------------------------------------------------------
+
+
 def _write_tests(tests_dir: Path | None, machines: Sequence[Machine], out_dir: Path) -> list[str]:
     """``--emit-tests``: the test files written (those whose bytes changed)."""
     if tests_dir is None:
@@ -169,6 +173,44 @@ def _stale_tests(
         return []
     files = emitted_tests(machines, import_package(out_dir))
     return check_tests(files, tests_dir, display_path(tests_dir))
+
+
+def import_package(out_dir: Path) -> str:
+    """The dotted name the output package is imported as: ``out_dir``'s name, prefixed by
+    every enclosing directory that is itself a package (has an ``__init__.py``)."""
+    resolved = out_dir.resolve()
+    parts = [resolved.name]
+    parent = resolved.parent
+    while (parent / INIT_NAME).is_file() and parent != parent.parent:
+        parts.append(parent.name)
+        parent = parent.parent
+    return ".".join(reversed(parts))
+
+
+def emitted_tests(machines: Sequence[Machine], package: str) -> dict[str, str]:
+    # Imported here, not at the top: only --emit-tests needs the test generator.
+    from smc.compiler.testgen import emit_tests
+
+    emitted = emit_tests(machines, package)
+    for relative in emitted:
+        if not safe_relative(Path(relative).as_posix()):
+            raise BuildError(f"the test generator returned an unsafe path {relative!r}")
+    return {Path(relative).as_posix(): text for relative, text in sorted(emitted.items())}
+
+
+def check_tests(files: Mapping[str, str], tests_dir: Path, label: str) -> list[Difference]:
+    """How the test files in ``tests_dir`` differ from ``files`` (missing or stale)."""
+    differences = []
+    for relative, text in files.items():
+        on_disk = read_bytes(tests_dir / relative)
+        if on_disk == text.encode("utf-8"):
+            continue
+        current = "" if on_disk is None else on_disk.decode("utf-8", errors="replace")
+        status = "missing" if on_disk is None else "stale"
+        differences.append(
+            Difference(relative, status, unified_diff(relative, label, current, text, status))
+        )
+    return differences
 
 
 # ---- smc diagram --------------------------------------------------------------------------
