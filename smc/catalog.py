@@ -6,7 +6,8 @@ the worker runtime (which implements the actions and takes their default event n
 here: ``default_event``, ``DEFAULT_SENT_EVENT``). It imports nothing from either side.
 
 The parameter names and default events follow ``statemachine-engine`` so its configs run
-unchanged; see ``docs/actions.md``.
+unchanged; see ``docs/actions.md``. ``YAML_SUFFIXES``, what machine files are named, is here
+for the same reason: the checker and ``smc run`` both need it, and this module is neither.
 """
 
 from __future__ import annotations
@@ -14,6 +15,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
+
+#: The suffixes of machine files: what the checker collects from a directory, and what
+#: ``smc run`` compiles before running (any other target is a generated class).
+YAML_SUFFIXES = (".yaml", ".yml")
 
 #: Keys any action may carry besides its own parameters.
 COMMON_KEYS = frozenset({"type", "description", "params", "repeatable", "run_policy"})

@@ -112,6 +112,28 @@ def _int(text: str) -> int:
     return int(text)
 
 
+def add_database_option(parser: argparse.ArgumentParser) -> None:
+    """``--db``, for every command that opens the database (read by ``check_database_driver``)."""
+    parser.add_argument(
+        "--db",
+        default=None,
+        metavar="PATH_OR_URL",
+        help="database file or postgresql:// URL (default: $SMC_DB, else ./smc.db)",
+    )
+
+
+def add_actions_dir_option(parser: argparse.ArgumentParser, *, worker: bool = False) -> None:
+    """``--actions-dir`` (repeatable): for the checker, directories whose file names are known
+    action types; for a ``worker``, where its user actions are loaded from."""
+    if worker:
+        purpose = "a directory of user actions (repeatable; default ./actions if it exists)"
+    else:
+        purpose = (
+            "a directory of user actions; their file names are known action types (repeatable)"
+        )
+    parser.add_argument("--actions-dir", action="append", default=[], metavar="DIR", help=purpose)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from smc.cli import build as build_commands
     from smc.cli import compile as compile_commands

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from smc.cli import EXIT_OK, EXIT_PROBLEMS, UsageError
+from smc.cli import EXIT_OK, EXIT_PROBLEMS, UsageError, add_actions_dir_option
 
 if TYPE_CHECKING:
     from smc.compiler.check import CheckResult
@@ -30,13 +29,7 @@ def add_check_options(parser: argparse.ArgumentParser) -> None:
         default="text",
         help="how diagnostics are printed (default: text)",
     )
-    parser.add_argument(
-        "--actions-dir",
-        action="append",
-        default=[],
-        metavar="DIR",
-        help="a directory of user actions; their file names are known action " "types (repeatable)",
-    )
+    add_actions_dir_option(parser)
 
 
 def register(subparsers: Any) -> None:
@@ -72,12 +65,10 @@ def run_checker(
 ) -> CheckResult:
     """Run the checker over ``paths`` and print its diagnostics in ``fmt`` (``text``,
     ``json`` or ``github``); returns the CheckResult."""
-    from smc.compiler.check import InputError, check_paths
+    from smc.compiler.check import InputError, check_paths, require_action_dirs
 
-    for directory in actions_dirs:
-        if not os.path.isdir(directory):
-            raise UsageError(f"--actions-dir {directory}: no such directory")
     try:
+        require_action_dirs(actions_dirs)
         result = check_paths(paths, actions_dirs)
     except InputError as error:
         raise UsageError(str(error)) from error

@@ -10,9 +10,13 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from smc.cli import EXIT_OK, EXIT_PROBLEMS, UsageError
+from smc.cli import EXIT_OK, EXIT_PROBLEMS, UsageError, add_actions_dir_option
+from smc.cli.compile import print_diagnostics
+
+if TYPE_CHECKING:
+    from smc.compiler.check import CheckResult
 
 FORMATS = ("mermaid", "dot", "svg", "png", "all")
 DEFAULT_FORMATS = ("mermaid", "dot")
@@ -57,13 +61,7 @@ def register(subparsers: Any) -> None:
         "[tool.smc-compiler] output, else generated/)",
     )
     parser.add_argument("--strict", action="store_true", help="fail on warnings too")
-    parser.add_argument(
-        "--actions-dir",
-        action="append",
-        default=[],
-        metavar="DIR",
-        help="a directory of user actions; their file names are known action types (repeatable)",
-    )
+    add_actions_dir_option(parser)
     parser.set_defaults(handler=run_diagram)
 
 
@@ -74,82 +72,39 @@ def _wanted(formats: list[str] | None) -> set[str]:
     return chosen
 
 
-def build_outputs(
-    machines: list[Any], formats: set[str], detail: str
-) -> tuple[dict[str, bytes], list[str]]:
-    """Relative path -> bytes for every requested file, and the problems found (clashing
-    file names). Raises DiagramError when an image cannot be rendered."""
-    from smc.compiler.diagrams import (
-        machine_diagrams,
-        machine_module,
-        render_image,
-        system_diagrams,
+def run_diagram(args: argparse.Namespace) -> int:
+    from smc.compiler.check import InputError
+    from smc.compiler.config import ConfigError
+    from smc.compiler.project import DiagramRequest, draw_diagrams
+
+    request = DiagramRequest(
+        paths=args.paths,
+        actions_dirs=args.actions_dir,
+        formats=_wanted(args.formats),
+        detail=args.detail,
+        output=Path(args.output) if args.output is not None else None,
+        strict=args.strict,
     )
 
-    texts: dict[str, str] = {}
-    owners: dict[str, str] = {}
-    problems: list[str] = []
-    for machine in machines:
-        module = machine_module(machine)
-        if module in owners:
-            problems.append(
-                f"{machine.path}: machine {machine.name!r} would overwrite the diagrams of "
-                f"{owners[module]} ({module}.*): give the machines different names"
-            )
-            continue
-        owners[module] = f"{machine.name!r} in {machine.path}"
-        texts.update(machine_diagrams(machine, detail="full" if detail == "full" else "names"))
-    if machines:
-        texts.update(system_diagrams(machines))
+    def on_checked(result: CheckResult) -> None:
+        # Here --format means the diagram formats; diagnostics are printed as text.
+        print_diagnostics(result, "text")
 
-    outputs: dict[str, bytes] = {}
-    for name, text in texts.items():
-        suffix = Path(name).suffix
-        if (suffix in (".mmd", ".md") and "mermaid" in formats) or (
-            suffix == ".dot" and "dot" in formats
-        ):
-            outputs[name] = text.encode("utf-8")
-        if suffix == ".dot":
-            stem = name[: -len(".dot")]
-            for image in ("svg", "png"):
-                if image in formats:
-                    outputs[f"{stem}.{image}"] = render_image(
-                        text, "svg" if image == "svg" else "png"
-                    )
-    return dict(sorted(outputs.items())), problems
-
-
-def run_diagram(args: argparse.Namespace) -> int:
-    from smc.cli.compile import run_checker
-    from smc.compiler.build import DIAGRAMS_DIR, write_changed
-    from smc.compiler.config import ConfigError, load_config
-    from smc.compiler.diagrams import DiagramError
-
-    # One default for both commands: the diagrams folder of smc build's output, same detail.
     try:
-        config = load_config()
-    except ConfigError as error:
+        report = draw_diagrams(request, on_checked)
+    except (ConfigError, InputError) as error:
         raise UsageError(str(error)) from error
-    detail = args.detail or config.detail
-    directory = Path(args.output) if args.output is not None else config.output_dir / DIAGRAMS_DIR
-    # Here --format means the diagram formats; diagnostics are printed as text.
-    result = run_checker(args.paths, args.actions_dir)
-    if result.failed(strict=args.strict):
+    if report.outcome == "rejected":
         print("smc diagram: no diagrams written (fix the problems above)", file=sys.stderr)
         return EXIT_PROBLEMS
-    try:
-        outputs, problems = build_outputs(result.machines, _wanted(args.formats), detail)
-    except DiagramError as error:
-        print(f"smc diagram: error: {error}", file=sys.stderr)
-        return EXIT_PROBLEMS
-    if problems:
-        for problem in problems:
+    if report.outcome == "failed":
+        for problem in report.errors:
             print(f"smc diagram: error: {problem}", file=sys.stderr)
         return EXIT_PROBLEMS
-    written = len(write_changed(directory, outputs))
+    written = len(report.written)
     print(
-        f"smc diagram: {len(result.machines)} machine(s): wrote {written} file(s), "
-        f"{len(outputs) - written} unchanged, in {directory}",
+        f"smc diagram: {report.machines} machine(s): wrote {written} file(s), "
+        f"{len(report.files) - written} unchanged, in {report.directory}",
         file=sys.stderr,
     )
     return EXIT_OK

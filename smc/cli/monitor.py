@@ -12,7 +12,7 @@ import argparse
 import sys
 from typing import Any
 
-from smc.cli import EXIT_OK, EXIT_PROBLEMS, UsageError
+from smc.cli import EXIT_OK, EXIT_PROBLEMS, UsageError, add_database_option
 
 
 def register(subparsers: Any) -> None:
@@ -24,12 +24,7 @@ def register(subparsers: Any) -> None:
             "including machines that start later."
         ),
     )
-    parser.add_argument(
-        "--db",
-        default=None,
-        metavar="PATH_OR_URL",
-        help="database file or postgresql:// URL (default: $SMC_DB, else ./smc.db)",
-    )
+    add_database_option(parser)
     parser.add_argument("--machine", default=None, metavar="NAME", help="only this machine")
     parser.add_argument(
         "--format",

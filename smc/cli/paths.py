@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from smc.cli import EXIT_OK, EXIT_PROBLEMS, UsageError
+from smc.cli import EXIT_OK, EXIT_PROBLEMS, UsageError, add_actions_dir_option
 
 DEFAULT_PACKAGE = "generated"
 
@@ -47,13 +47,7 @@ def register(subparsers: Any) -> None:
         help="with --format pytest: the package the generated machine modules are "
         f"imported from (default: {DEFAULT_PACKAGE})",
     )
-    paths.add_argument(
-        "--actions-dir",
-        action="append",
-        default=[],
-        metavar="DIR",
-        help="a directory of user actions; their file names are known action types " "(repeatable)",
-    )
+    add_actions_dir_option(paths)
     paths.set_defaults(handler=run_paths)
 
 

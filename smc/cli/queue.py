@@ -16,7 +16,13 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from smc.cli import EXIT_OK, EXIT_PROBLEMS, UsageError, parse_json_argument
+from smc.cli import (
+    EXIT_OK,
+    EXIT_PROBLEMS,
+    UsageError,
+    add_database_option,
+    parse_json_argument,
+)
 
 if TYPE_CHECKING:
     from smc.runtime.store import Job, Store
@@ -26,12 +32,7 @@ Handler = Callable[[argparse.Namespace], int]
 
 def register(subparsers: Any) -> None:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--db",
-        default=None,
-        metavar="PATH_OR_URL",
-        help="database file or postgresql:// URL (default: $SMC_DB, else ./smc.db)",
-    )
+    add_database_option(common)
     listing = argparse.ArgumentParser(add_help=False)
     listing.add_argument(
         "--format",

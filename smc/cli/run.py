@@ -8,19 +8,23 @@ uses the compiler — to a module cached by content hash, or an already generate
 from __future__ import annotations
 
 import argparse
-import contextlib
-import hashlib
 import logging
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from smc.cli import EXIT_PROBLEMS, EXIT_USAGE, UsageError, parse_json_argument
+from smc.catalog import YAML_SUFFIXES
+from smc.cli import (
+    EXIT_PROBLEMS,
+    EXIT_USAGE,
+    UsageError,
+    add_actions_dir_option,
+    add_database_option,
+    parse_json_argument,
+)
 from smc.safe_text import OneLineFormatter, escape_controls
 
-YAML_SUFFIXES = (".yaml", ".yml")
 #: The longest job lease: a live worker renews its leases every few seconds anyway, and beyond
 #: this a crashed worker's jobs would wait for ages (PostgreSQL refuses astronomical intervals).
 MAX_LEASE_SECONDS = 86400.0
@@ -42,13 +46,7 @@ def register(subparsers: Any) -> None:
         help="a machine file, or a generated class (package.module:Class, path/to/module.py)",
     )
     run.add_argument("--machine-name", default=None, help="run under this name (templates)")
-    run.add_argument(
-        "--actions-dir",
-        action="append",
-        default=[],
-        metavar="DIR",
-        help="a directory of user actions (repeatable; default ./actions if it exists)",
-    )
+    add_actions_dir_option(run, worker=True)
     run.add_argument(
         "--lease-seconds",
         type=float,
@@ -56,7 +54,7 @@ def register(subparsers: Any) -> None:
         metavar="S",
         help="job lease; renewed every S/3 while the machine lives (default 30)",
     )
-    run.add_argument("--db", default=None, help="database (default $SMC_DB or ./smc.db)")
+    add_database_option(run)
     run.add_argument(
         "--initial-context",
         default=None,
@@ -103,72 +101,31 @@ def _configure_logging(level: str) -> None:
     root.setLevel(level.upper())
 
 
-def cache_dir() -> Path:
-    """Where compiled machine files are cached."""
-    explicit = os.environ.get("SMC_CACHE_DIR")
-    if explicit:
-        return Path(explicit)
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "smc" / "machines"
-
-
 def build_cached(yaml_path: str, actions_dirs: list[str]) -> Path:
-    """Compile ``yaml_path`` to a cached module (reused while the file, its path and the
-    compiler's code, templates and schemas are unchanged) and return the module's path.
-    Diagnostics go to stderr; errors raise :class:`BuildFailed`."""
-    from smc import __version__
-    from smc.compiler.resources import installation_stamp
+    """Compile ``yaml_path`` to a cached module (``smc.compiler.machinecache``) and return the
+    module's path. Diagnostics go to stderr; errors raise :class:`BuildFailed`."""
+    from smc.compiler.machinecache import MachineCacheError, compile_machine_file
 
     try:
-        source = Path(yaml_path).read_bytes()
-    except OSError as error:
-        raise UsageError(f"{yaml_path}: {error.strerror or error}") from None
-    key = hashlib.sha256()
-    for part in (__version__, repr(installation_stamp()), yaml_path):
-        key.update(part.encode() + b"\0")
-    key.update(source)
-    directory = cache_dir()
-    stem = "".join(c if c.isalnum() else "_" for c in Path(yaml_path).stem)
-    module_path = directory / f"{stem}_{key.hexdigest()[:24]}.py"
-    if module_path.is_file():
-        return module_path
-    # Only a cache miss pays for the checker (YAML, JSON Schema) and the code generator.
-    from smc.compiler.check import InputError, check_paths
-    from smc.compiler.codegen import generate_machine
-    from smc.compiler.diagnostics import format_text
-
-    try:
-        # runtime=True: these directories are all the places the worker will look, so an
-        # action type none of them provides is an error here too (SMC030), not a warning.
-        result = check_paths([yaml_path], actions_dirs, runtime=True)
-    except InputError as error:
+        compiled = compile_machine_file(yaml_path, actions_dirs)
+    except MachineCacheError as error:
         raise UsageError(str(error)) from None
-    for diagnostic in result.diagnostics:
-        print(format_text(diagnostic, result.sources.get(diagnostic.path)), file=sys.stderr)
-    if result.errors or not result.machines:
+    result = compiled.checked
+    if result is not None:
+        # A cache miss: the file was checked (a hit was clean when it was compiled).
+        from smc.compiler.diagnostics import format_text
+
+        for diagnostic in result.diagnostics:
+            print(format_text(diagnostic, result.sources.get(diagnostic.path)), file=sys.stderr)
+    if compiled.module_path is None:
+        assert result is not None
         # Only unknown action types: the exit code the action registry gives them (2).
         unknown_types = bool(result.errors) and all(d.code == "SMC030" for d in result.errors)
         raise BuildFailed(
             f"{yaml_path}: {len(result.errors)} error(s); not started",
             EXIT_USAGE if unknown_types else EXIT_PROBLEMS,
         )
-    text = generate_machine(result.machines[0], yaml_path)
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        # Atomic: several workers may build the same file at once; each writes its own
-        # temporary file and renames it over the target (same bytes, so the last one wins).
-        fd, temporary = tempfile.mkstemp(prefix=f".{stem}-", suffix=".py.tmp", dir=directory)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text)
-            os.replace(temporary, module_path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(temporary)
-            raise
-    except OSError as error:
-        raise UsageError(f"cannot write the compiled machine to {directory}: {error}") from None
-    return module_path
+    return compiled.module_path
 
 
 class BuildFailed(Exception):
@@ -273,4 +230,4 @@ def run_command(args: argparse.Namespace) -> int:
         signals.ignore_from_now()
 
 
-__all__ = ["EXIT_USAGE", "BuildFailed", "build_cached", "cache_dir", "register", "run_command"]
+__all__ = ["EXIT_USAGE", "BuildFailed", "build_cached", "register", "run_command"]

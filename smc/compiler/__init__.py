@@ -9,7 +9,11 @@ One job per module:
 - ``check``       the pipeline above, for ``smc check`` and ``smc build``;
 - ``codegen``     model -> typed Python module (Jinja2 templates + black);
 - ``diagrams``    model -> Mermaid, Markdown, Graphviz;
-- ``build``       writing outputs, the manifest and ``--check``.
+- ``build``       writing outputs, the manifest and ``--check``;
+- ``buildcache``  the no-op fast path of ``smc build`` (a fingerprint of its inputs);
+- ``project``     the entry points ``smc build`` and ``smc diagram`` call: config, checker,
+  fast path and build in one call, returning a report;
+- ``machinecache`` ``smc run``'s machine files compiled to cached modules.
 
 Nothing under ``smc.runtime`` may import from here.
 """

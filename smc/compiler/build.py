@@ -4,8 +4,7 @@ What one build produces under the output directory (every path relative to it, `
 
 - ``<module>.py`` per machine (``codegen.generate_machine``) and ``__init__.py`` exporting every
   machine class; ``py.typed`` (PEP 561);
-- ``diagrams/...`` from ``smc.compiler.diagrams`` when that module is installed and diagrams
-  are on;
+- ``diagrams/...`` from ``smc.compiler.diagrams`` when diagrams are on;
 - ``.smc-manifest.json``: for every output, the sha256 of its bytes and, for modules, the
   source file and its source hash. Deterministic (sorted keys, no timestamps).
 
@@ -18,28 +17,26 @@ touched.
 
 ``check_outputs`` is ``--check``: it renders everything from scratch (no cache: the answer must
 not depend on the manifest being right) and compares with the disk without writing.
+
+``smc.compiler.project.compile_project`` sequences these steps with the checker and the no-op
+fast path (``smc.compiler.buildcache``).
 """
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 import hashlib
-import importlib
-import importlib.util
 import json
 import os
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Literal
 
 from smc.compiler import codegen
 from smc.compiler.config import DEFAULT_LINE_LENGTH
 from smc.compiler.model import Machine
-from smc.compiler.resources import installation_stamp
 
 MANIFEST_NAME = ".smc-manifest.json"
 MANIFEST_FORMAT = 1
@@ -84,12 +81,13 @@ class BuildOptions:
 
 
 @dataclass
-class BuildReport:
+class WriteReport:
+    """What ``write_outputs`` did, by output path."""
+
     written: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     rendered: list[str] = field(default_factory=list)  # modules rendered (cache misses)
-    diagrams_available: bool = True
 
 
 @dataclass
@@ -122,25 +120,6 @@ def inputs_label(paths: Sequence[str], root: Path) -> str:
     return ", ".join(sorted({relative_to_root(p, root) for p in paths}))
 
 
-# ---- optional collaborators ---------------------------------------------------------------
-
-
-def _optional_module(name: str) -> ModuleType | None:
-    """``name`` if it is installed, else None. Only absence is tolerated: an error raised while
-    importing a module that exists propagates (it is a bug, not a missing feature)."""
-    if importlib.util.find_spec(name) is None:
-        return None
-    return importlib.import_module(name)
-
-
-def diagrams_module() -> ModuleType | None:
-    return _optional_module("smc.compiler.diagrams")
-
-
-def testgen_module() -> ModuleType | None:
-    return _optional_module("smc.compiler.testgen")
-
-
 # ---- the manifest -------------------------------------------------------------------------
 
 
@@ -159,11 +138,11 @@ def read_manifest(out_dir: Path) -> dict[str, dict[str, str]]:
     return {
         path: entry
         for path, entry in outputs.items()
-        if isinstance(path, str) and isinstance(entry, dict) and _safe_relative(path)
+        if isinstance(path, str) and isinstance(entry, dict) and safe_relative(path)
     }
 
 
-def _safe_relative(path: str) -> bool:
+def safe_relative(path: str) -> bool:
     """A manifest path may only name a file inside the output directory."""
     parts = path.split("/")
     return bool(path) and not path.startswith("/") and ".." not in parts and "" not in parts
@@ -203,7 +182,7 @@ def _class_names_unique(machines: Sequence[Machine]) -> None:
         owners[class_name] = machine.name
 
 
-def _read_bytes(path: Path) -> bytes | None:
+def read_bytes(path: Path) -> bytes | None:
     try:
         return path.read_bytes()
     except FileNotFoundError:
@@ -229,7 +208,7 @@ def plan_outputs(
             return None
         if entry.get("source_sha256") != source_sha:
             return None
-        on_disk = _read_bytes(options.out_dir / path)
+        on_disk = read_bytes(options.out_dir / path)
         if on_disk is None or sha256_bytes(on_disk) != entry.get("sha256"):
             return None
         return Output(path, "module", None, entry["sha256"], source, source_sha)
@@ -310,24 +289,43 @@ def _format_with_black(rendered: Sequence[str], jobs: int | None, line_length: i
 
 
 def _diagram_outputs(machines: Sequence[Machine], detail: str) -> list[Output]:
-    module = diagrams_module()
-    if module is None:
-        return []
-    # Rendered every time: diagrams are plain text (cheap), and their generator's version is
-    # not ours to track, so caching them could keep a stale diagram.
-    machine_diagrams: Callable[..., Mapping[str, str]] = module.machine_diagrams
-    system_diagrams: Callable[..., Mapping[str, str]] = module.system_diagrams
-    texts: dict[str, str] = {}
-    for machine in machines:
-        texts.update(machine_diagrams(machine, detail=detail))
-    texts.update(system_diagrams(machines))
+    # Rendered every time: diagrams are plain text (cheap), and the manifest's cache key does
+    # not cover the diagram generator, so caching them could keep a stale diagram. A machine
+    # left out for a clash needs no message here: its module file clashes too, and
+    # plan_outputs refuses that.
+    texts, _ = diagram_texts(machines, detail)
     outputs = []
     for relative, text in texts.items():
         path = f"{DIAGRAMS_DIR}/{Path(relative).as_posix()}"
-        if not _safe_relative(path):
+        if not safe_relative(path):
             raise BuildError(f"the diagram generator returned an unsafe path {relative!r}")
         outputs.append(Output(path, "diagram", text, sha256_text(text)))
     return outputs
+
+
+def diagram_texts(machines: Sequence[Machine], detail: str) -> tuple[dict[str, str], list[str]]:
+    """Relative path -> text of every machine's diagrams and of the system diagram, as
+    ``smc build`` and ``smc diagram`` write them; and, for each machine left out because its
+    files would overwrite another machine's, why."""
+    # Imported here, not at the top: a no-op build never draws, and this module's graphviz
+    # import would cost it tens of milliseconds.
+    from smc.compiler.diagrams import machine_diagrams, machine_module, system_diagrams
+
+    texts: dict[str, str] = {}
+    owners: dict[str, str] = {}
+    problems: list[str] = []
+    for machine in machines:
+        module = machine_module(machine)
+        if module in owners:
+            problems.append(
+                f"{machine.path}: machine {machine.name!r} would overwrite the diagrams of "
+                f"{owners[module]} ({module}.*): give the machines different names"
+            )
+            continue
+        owners[module] = f"{machine.name!r} in {machine.path}"
+        texts.update(machine_diagrams(machine, detail="full" if detail == "full" else "names"))
+    texts.update(system_diagrams(machines))
+    return texts, problems
 
 
 # ---- writing ------------------------------------------------------------------------------
@@ -354,10 +352,10 @@ def write_atomic(path: Path, data: bytes) -> None:
         raise
 
 
-def write_outputs(outputs: Sequence[Output], out_dir: Path) -> BuildReport:
+def write_outputs(outputs: Sequence[Output], out_dir: Path) -> WriteReport:
     """Write what changed, the manifest last; remove what the previous manifest lists and
     this build does not produce."""
-    report = BuildReport()
+    report = WriteReport()
     previous = read_manifest(out_dir)
     manifest = render_manifest(outputs)
     for output in outputs:
@@ -368,7 +366,7 @@ def write_outputs(outputs: Sequence[Output], out_dir: Path) -> BuildReport:
         if output.kind == "module":
             report.rendered.append(output.path)
         data = output.text.encode("utf-8")
-        if _read_bytes(target) == data:
+        if read_bytes(target) == data:
             report.unchanged.append(output.path)
             continue
         write_atomic(target, data)
@@ -381,7 +379,7 @@ def write_outputs(outputs: Sequence[Output], out_dir: Path) -> BuildReport:
             report.removed.append(path)
             _remove_empty_parents(target.parent, out_dir)
     manifest_path = out_dir / MANIFEST_NAME
-    if _read_bytes(manifest_path) != manifest.encode("utf-8"):
+    if read_bytes(manifest_path) != manifest.encode("utf-8"):
         write_atomic(manifest_path, manifest.encode("utf-8"))
         report.written.append(MANIFEST_NAME)
     return report
@@ -396,11 +394,21 @@ def _remove_empty_parents(directory: Path, out_dir: Path) -> None:
         directory = directory.parent
 
 
-def build(machines: Sequence[Machine], inputs: Sequence[str], options: BuildOptions) -> BuildReport:
+def write_changed(directory: Path, files: Mapping[str, bytes]) -> list[str]:
+    """Write (atomically) each file whose bytes differ from what is on disk; returns the
+    relative paths written, in ``files`` order."""
+    written = []
+    for relative, data in files.items():
+        target = directory / relative
+        if read_bytes(target) != data:
+            write_atomic(target, data)
+            written.append(relative)
+    return written
+
+
+def build(machines: Sequence[Machine], inputs: Sequence[str], options: BuildOptions) -> WriteReport:
     outputs = plan_outputs(machines, inputs, options, use_cache=True)
-    report = write_outputs(outputs, options.out_dir)
-    report.diagrams_available = diagrams_module() is not None
-    return report
+    return write_outputs(outputs, options.out_dir)
 
 
 # ---- --check ------------------------------------------------------------------------------
@@ -413,7 +421,8 @@ def _header_hash(text: str) -> str | None:
     return None
 
 
-def _unified(path: str, label: str, old: str, new: str, fromfile_note: str) -> str:
+def unified_diff(path: str, label: str, old: str, new: str, fromfile_note: str) -> str:
+    """``old`` -> ``new`` as a unified diff of ``label/path``, each line ending in a newline."""
     lines = difflib.unified_diff(
         old.splitlines(keepends=True),
         new.splitlines(keepends=True),
@@ -444,9 +453,9 @@ def check_outputs(
     expected_files.append((MANIFEST_NAME, render_manifest(outputs), None, None))
     sources = {o.path: o.source for o in outputs}
     for path, expected, kind, expected_source_sha in expected_files:
-        on_disk = _read_bytes(options.out_dir / path)
+        on_disk = read_bytes(options.out_dir / path)
         if on_disk is None:
-            diff = _unified(path, prefix, "", expected, "missing")
+            diff = unified_diff(path, prefix, "", expected, "missing")
             differences.append(Difference(path, "missing", diff, sources.get(path)))
             continue
         if on_disk == expected.encode("utf-8"):
@@ -464,187 +473,13 @@ def check_outputs(
             recorded = previous.get(path, {}).get("sha256")
             stale = recorded == sha256_bytes(on_disk)
         status = "stale" if stale else "hand-edited"
-        diff = _unified(path, prefix, current, expected, status)
+        diff = unified_diff(path, prefix, current, expected, status)
         differences.append(Difference(path, status, diff, sources.get(path)))
     produced = {o.path for o in outputs}
     for path in sorted(set(previous) - produced):
-        on_disk = _read_bytes(options.out_dir / path)
+        on_disk = read_bytes(options.out_dir / path)
         if on_disk is None:
             continue
-        diff = _unified(path, prefix, on_disk.decode("utf-8", errors="replace"), "", "orphan")
+        diff = unified_diff(path, prefix, on_disk.decode("utf-8", errors="replace"), "", "orphan")
         differences.append(Difference(path, "orphan", diff))
     return sorted(differences, key=lambda d: d.path)
-
-
-# ---- --emit-tests -------------------------------------------------------------------------
-
-
-def import_package(out_dir: Path) -> str:
-    """The dotted name the output package is imported as: ``out_dir``'s name, prefixed by
-    every enclosing directory that is itself a package (has an ``__init__.py``)."""
-    resolved = out_dir.resolve()
-    parts = [resolved.name]
-    parent = resolved.parent
-    while (parent / INIT_NAME).is_file() and parent != parent.parent:
-        parts.append(parent.name)
-        parent = parent.parent
-    return ".".join(reversed(parts))
-
-
-def emitted_tests(machines: Sequence[Machine], package: str) -> dict[str, str]:
-    module = testgen_module()
-    if module is None:
-        raise BuildError("--emit-tests needs smc.compiler.testgen, which is not installed")
-    emitted: Mapping[str, str] = module.emit_tests(machines, package)
-    for relative in emitted:
-        if not _safe_relative(Path(relative).as_posix()):
-            raise BuildError(f"the test generator returned an unsafe path {relative!r}")
-    return {Path(relative).as_posix(): text for relative, text in sorted(emitted.items())}
-
-
-def write_changed(directory: Path, files: Mapping[str, bytes]) -> list[str]:
-    """Write (atomically) each file whose bytes differ from what is on disk; returns the
-    relative paths written, in ``files`` order."""
-    written = []
-    for relative, data in files.items():
-        target = directory / relative
-        if _read_bytes(target) != data:
-            write_atomic(target, data)
-            written.append(relative)
-    return written
-
-
-def check_tests(files: Mapping[str, str], tests_dir: Path, label: str) -> list[Difference]:
-    differences = []
-    for relative, text in files.items():
-        on_disk = _read_bytes(tests_dir / relative)
-        if on_disk == text.encode("utf-8"):
-            continue
-        current = "" if on_disk is None else on_disk.decode("utf-8", errors="replace")
-        status = "missing" if on_disk is None else "stale"
-        differences.append(
-            Difference(relative, status, _unified(relative, label, current, text, status))
-        )
-    return differences
-
-
-# ---- the no-op fast path ------------------------------------------------------------------
-#
-# The manifest lets a build skip black, but the checker still has to run to know that nothing
-# changed, and on a large project the checker is most of a no-op rebuild. A clean build (no
-# diagnostics at all) therefore also records a fingerprint of everything the checker and the
-# generators read: the input files' bytes, the action directories' listings, the options, and
-# the smc installation itself (each compiler source, template and schema file's size and
-# mtime) plus the Python and black versions. When the next build has the same fingerprint and
-# every output still has its recorded bytes, the result is known without checking: nothing to
-# do. It lives in ``<build root>/.smc-cache/`` (never committed: it holds machine-specific
-# mtimes), unlike the manifest, which is deterministic and committed with the outputs.
-
-CACHE_DIR = ".smc-cache"
-CACHE_FORMAT = 1
-#: Written into the cache folder when smc creates it (as ruff and pytest do with theirs), so
-#: the folder never shows up in ``git status``, whatever the project's own .gitignore says.
-CACHE_GITIGNORE = "# Created by smc build: a local cache, never committed.\n*\n"
-
-
-def _cache_path(options: BuildOptions) -> Path:
-    key = sha256_text(str(options.out_dir.resolve()))[:16]
-    return options.root / CACHE_DIR / f"build-{key}.json"
-
-
-def input_fingerprint(
-    inputs: Sequence[str],
-    files: Sequence[str],
-    action_dirs: Sequence[str],
-    options: BuildOptions,
-    strict: bool,
-) -> str:
-    import platform
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        black_version = version("black")
-    except PackageNotFoundError:
-        black_version = "?"
-    digest = hashlib.sha256()
-    header = {
-        "cache": CACHE_FORMAT,
-        "cwd": os.getcwd(),
-        "inputs": inputs_label(inputs, options.root),
-        "root": str(options.root.resolve()),
-        "out": str(options.out_dir.resolve()),
-        "diagrams": options.diagrams,
-        "detail": options.detail,
-        "line_length": options.line_length,
-        "strict": strict,
-        "python": platform.python_version(),
-        "black": black_version,
-        "installation": installation_stamp(),
-        "action_dirs": [
-            (d, sorted(p.name for p in Path(d).iterdir()) if Path(d).is_dir() else None)
-            for d in action_dirs
-        ],
-    }
-    digest.update(json.dumps(header, sort_keys=True).encode())
-    for name in files:
-        digest.update(b"\0" + os.path.abspath(name).encode() + b"\0")
-        digest.update(Path(name).read_bytes())
-    return digest.hexdigest()
-
-
-def _outputs_intact(out_dir: Path, recorded: Mapping[str, str]) -> bool:
-    for path, expected in recorded.items():
-        data = _read_bytes(out_dir / path)
-        if data is None or sha256_bytes(data) != expected:
-            return False
-    return True
-
-
-def up_to_date(fingerprint: str, options: BuildOptions) -> int | None:
-    """The number of machines if the last clean build had this fingerprint and its outputs
-    are untouched (a no-op), else None."""
-    try:
-        record = json.loads(_cache_path(options).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if not isinstance(record, dict) or record.get("key") != fingerprint:
-        return None
-    outputs = record.get("outputs")
-    machines = record.get("machines")
-    if not isinstance(outputs, dict) or not isinstance(machines, int):
-        return None
-    if not _outputs_intact(options.out_dir, outputs):
-        return None
-    return machines
-
-
-def remember_clean_build(fingerprint: str, options: BuildOptions, machines: int) -> None:
-    """Record a clean build for ``up_to_date``; a cache that cannot be written is no error."""
-    outputs = {
-        path: entry["sha256"]
-        for path, entry in read_manifest(options.out_dir).items()
-        if isinstance(entry.get("sha256"), str)
-    }
-    manifest = _read_bytes(options.out_dir / MANIFEST_NAME)
-    if manifest is None:
-        return
-    outputs[MANIFEST_NAME] = sha256_bytes(manifest)
-    record = {"key": fingerprint, "machines": machines, "outputs": outputs}
-    text = json.dumps(record, indent=1, sort_keys=True) + "\n"
-    path = _cache_path(options)
-    with contextlib.suppress(OSError):
-        _make_cache_dir(path.parent)
-        write_atomic(path, text.encode("utf-8"))
-
-
-def _make_cache_dir(directory: Path) -> None:
-    if not directory.is_dir():
-        directory.mkdir(parents=True, exist_ok=True)
-    ignore = directory / ".gitignore"
-    if not ignore.exists():
-        ignore.write_text(CACHE_GITIGNORE, encoding="utf-8")
-
-
-def forget_clean_build(options: BuildOptions) -> None:
-    with contextlib.suppress(OSError):
-        _cache_path(options).unlink(missing_ok=True)

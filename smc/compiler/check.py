@@ -11,17 +11,17 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from smc.catalog import YAML_SUFFIXES
 from smc.compiler import analysis, commands, schema
 from smc.compiler.diagnostics import Diagnostic, sort_diagnostics
 from smc.compiler.loader import LoadedDocument, load_file, load_text
 from smc.compiler.model import Machine
 from smc.compiler.normalize import action_types_in_dir, build_machine, find_unsupported
 
-YAML_SUFFIXES = (".yaml", ".yml")
-
 
 class InputError(Exception):
-    """A path given on the command line does not exist or holds no machine files."""
+    """A path given on the command line does not exist or holds no machine files, or an
+    actions directory does not exist."""
 
 
 def collect_files(paths: Sequence[str]) -> list[str]:
@@ -42,6 +42,14 @@ def collect_files(paths: Sequence[str]) -> list[str]:
     if not found:
         raise InputError("no machine files (*.yaml, *.yml) in " + ", ".join(paths))
     return list(dict.fromkeys(os.path.normpath(f) for f in found))
+
+
+def require_action_dirs(action_dirs: Iterable[str]) -> None:
+    """Every ``--actions-dir`` given must be a directory: a mistyped one would otherwise
+    only show up as its action types being unknown."""
+    for directory in action_dirs:
+        if not os.path.isdir(directory):
+            raise InputError(f"--actions-dir {directory}: no such directory")
 
 
 @dataclass
