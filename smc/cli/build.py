@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from smc.cli import EXIT_OK, EXIT_PROBLEMS, UsageError
+from smc.cli.common import EXIT_OK, EXIT_PROBLEMS, UsageError
 from smc.cli.compile import add_check_options, print_diagnostics
 
 if TYPE_CHECKING:

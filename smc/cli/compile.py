@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from smc.cli import EXIT_OK, EXIT_PROBLEMS, UsageError, add_actions_dir_option
+from smc.cli.common import EXIT_OK, EXIT_PROBLEMS, UsageError, add_actions_dir_option
 
 if TYPE_CHECKING:
     from smc.compiler.check import CheckResult

@@ -8,10 +8,11 @@ names; subcommands and choices complete from the parser.
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from typing import Any
 
-from smc.cli import EXIT_OK
+from smc.cli.common import EXIT_OK
 
 #: The shells every supported shtab release (>= 1.7) writes scripts for.
 SHELLS = ("bash", "zsh", "tcsh")
@@ -26,7 +27,8 @@ _INSTALL = {
 }
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: Any, root: argparse.ArgumentParser) -> None:
+    """``smc completion``; ``root`` is the whole ``smc`` parser, whose script it prints."""
     parser = subparsers.add_parser(
         "completion",
         help="print a shell completion script (bash, zsh or tcsh)",
@@ -36,7 +38,7 @@ def register(subparsers: Any) -> None:
         + ". See docs/editor.md.",
     )
     parser.add_argument("shell", choices=SHELLS, metavar="SHELL", help="bash, zsh or tcsh")
-    parser.set_defaults(handler=run_completion)
+    parser.set_defaults(handler=functools.partial(run_completion, root=root))
 
 
 def _mark_paths(parser: argparse.ArgumentParser) -> None:
@@ -55,12 +57,9 @@ def _mark_paths(parser: argparse.ArgumentParser) -> None:
             action.complete = shtab.DIRECTORY  # type: ignore[attr-defined]
 
 
-def run_completion(args: argparse.Namespace) -> int:
+def run_completion(args: argparse.Namespace, *, root: argparse.ArgumentParser) -> int:
     import shtab
 
-    from smc.cli import build_parser
-
-    parser = build_parser()
-    _mark_paths(parser)
-    sys.stdout.write(shtab.complete(parser, shell=args.shell))
+    _mark_paths(root)
+    sys.stdout.write(shtab.complete(root, shell=args.shell))
     return EXIT_OK

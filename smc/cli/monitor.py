@@ -12,7 +12,7 @@ import argparse
 import sys
 from typing import Any
 
-from smc.cli import EXIT_OK, EXIT_PROBLEMS, UsageError, add_database_option
+from smc.cli.common import EXIT_OK, EXIT_PROBLEMS, UsageError, add_database_option
 
 
 def register(subparsers: Any) -> None:

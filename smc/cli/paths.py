@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from smc.cli import EXIT_OK, EXIT_PROBLEMS, UsageError, add_actions_dir_option
+from smc.cli.common import EXIT_OK, EXIT_PROBLEMS, UsageError, add_actions_dir_option
 
 DEFAULT_PACKAGE = "generated"
 

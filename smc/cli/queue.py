@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from smc.cli import (
+from smc.cli.common import (
     EXIT_OK,
     EXIT_PROBLEMS,
     UsageError,

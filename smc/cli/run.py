@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from smc.catalog import YAML_SUFFIXES
-from smc.cli import (
+from smc.cli.common import (
     EXIT_PROBLEMS,
     EXIT_USAGE,
     UsageError,

@@ -1,0 +1,136 @@
+"""What every ``smc`` command shares: exit codes, the usage error, the ``--db`` and
+``--actions-dir`` options, and reading a JSON argument. The command modules import it; the
+package ``__init__`` (the parser and ``main``) imports them, so nothing here imports back."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from typing import Any
+
+EXIT_OK = 0
+EXIT_PROBLEMS = 1
+EXIT_USAGE = 2
+EXIT_BUG = 3
+
+
+class UsageError(Exception):
+    """A command was called wrongly; reported in one line with exit code 2."""
+
+
+#: The most JSON text an option reads (inline, from a file or stdin), before parsing: room for
+#: indentation around a value that must fit in 4 MiB as compact JSON (docs/queue.md).
+MAX_ARGUMENT_BYTES = 16 << 20
+
+
+def parse_json_argument(text: str | None, option: str) -> Any:
+    """The JSON value of a command-line ``option``: given inline, as ``@FILE`` or as ``-``
+    (stdin); None when ``text`` is None. Anything that is not one storable JSON value (bad
+    JSON, NaN, an out-of-range number, text that is not UTF-8, an unreadable or oversized file,
+    nesting or size beyond the limits of ``smc.runtime.jsonlimits``) is a usage error."""
+    if text is None:
+        return None
+    from smc.runtime.store.base import encode_json
+
+    # A command-line argument is limited to 128 KiB on Linux (MAX_ARG_STRLEN), so large
+    # documents come from a file or stdin; no JSON text starts with "@" or is just "-".
+    if text == "-":
+        text = _decode_utf8(sys.stdin.buffer.read(MAX_ARGUMENT_BYTES + 1), option, "stdin")
+    elif text.startswith("@"):
+        text = _decode_utf8(_read_file(text[1:], option), option, f"file {text[1:]}")
+    elif len(text) > MAX_ARGUMENT_BYTES:  # unreachable on Linux; other systems allow more
+        raise UsageError(f"{option} is longer than {MAX_ARGUMENT_BYTES >> 20} MiB")
+    try:
+        value = json.loads(
+            text, parse_constant=_refuse_constant, parse_float=_finite_float, parse_int=_int
+        )
+    except RecursionError:
+        from smc.runtime.jsonlimits import TOO_DEEP
+
+        raise UsageError(f"{option} {TOO_DEEP}") from None
+    except ValueError as error:
+        raise UsageError(f"{option} is not valid JSON: {error}") from None
+    try:
+        encode_json(value, option)  # the limits the store applies, checked here to say so
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    return value
+
+
+def _read_file(path: str, option: str) -> bytes:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(MAX_ARGUMENT_BYTES + 1)
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise UsageError(f"{option}: cannot read {path}: {reason}") from None
+
+
+def _decode_utf8(data: bytes, option: str, source: str) -> str:
+    if len(data) > MAX_ARGUMENT_BYTES:
+        raise UsageError(f"{option}: {source} is longer than {MAX_ARGUMENT_BYTES >> 20} MiB")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise UsageError(
+            f"{option}: {source} is not UTF-8 text (byte 0x{data[error.start]:02x} at offset "
+            f"{error.start})"
+        ) from None
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"the number {text[:40]} is out of range")
+    return value
+
+
+#: Python refuses to convert longer digit strings (sys.get_int_max_str_digits()); said plainly.
+_MAX_INT_DIGITS = 4300
+
+
+def _int(text: str) -> int:
+    if len(text) > _MAX_INT_DIGITS:
+        raise ValueError(f"an integer of more than {_MAX_INT_DIGITS} digits is out of range")
+    return int(text)
+
+
+def add_database_option(parser: argparse.ArgumentParser) -> None:
+    """``--db``, for every command that opens the database (read by ``check_database_driver``)."""
+    parser.add_argument(
+        "--db",
+        default=None,
+        metavar="PATH_OR_URL",
+        help="database file or postgresql:// URL (default: $SMC_DB, else ./smc.db)",
+    )
+
+
+def add_actions_dir_option(parser: argparse.ArgumentParser, *, worker: bool = False) -> None:
+    """``--actions-dir`` (repeatable): for the checker, directories whose file names are known
+    action types; for a ``worker``, where its user actions are loaded from."""
+    if worker:
+        purpose = "a directory of user actions (repeatable; default ./actions if it exists)"
+    else:
+        purpose = (
+            "a directory of user actions; their file names are known action types (repeatable)"
+        )
+    parser.add_argument("--actions-dir", action="append", default=[], metavar="DIR", help=purpose)
+
+
+def check_database_driver(args: argparse.Namespace) -> None:
+    """A command given a PostgreSQL database (``--db`` or ``$SMC_DB``) without psycopg
+    installed is a usage error naming the extra to install, before anything runs."""
+    if not hasattr(args, "db"):
+        return
+    from smc.runtime.store import MissingDriverError, require_postgres_driver, resolve_database
+
+    try:
+        require_postgres_driver(resolve_database(args.db))
+    except MissingDriverError as error:
+        raise UsageError(str(error)) from None
