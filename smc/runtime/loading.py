@@ -42,16 +42,27 @@ def import_file(path: str | os.PathLike[str]) -> ModuleType:
     existing = sys.modules.get(name)
     if existing is not None:
         return existing
-    spec = importlib.util.spec_from_file_location(name, resolved)
+    return exec_file(resolved, name, shown_as=path)
+
+
+def exec_file(
+    path: Path, module_name: str, *, shown_as: str | os.PathLike[str] | None = None
+) -> ModuleType:
+    """Run the Python file ``path`` as the module ``module_name`` (registered in
+    ``sys.modules``, removed again if it raises). :class:`LoadError` says why it failed,
+    naming the file as ``shown_as`` (default: ``path``). Machine files and user actions are
+    both imported through here."""
+    shown = path if shown_as is None else shown_as
+    spec = importlib.util.spec_from_file_location(module_name, path)
     if spec is None or spec.loader is None:
-        raise LoadError(f"{path}: cannot be imported")
+        raise LoadError(f"{shown}: cannot be imported")
     module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
+    sys.modules[module_name] = module
     try:
         spec.loader.exec_module(module)
     except Exception as error:
-        del sys.modules[name]
-        raise LoadError(f"{path}: import failed: {type(error).__name__}: {error}") from error
+        del sys.modules[module_name]
+        raise LoadError(f"{shown}: import failed: {type(error).__name__}: {error}") from error
     return module
 
 

@@ -14,7 +14,6 @@ so an unknown type fails at start-up with the file, line and column of the actio
 
 from __future__ import annotations
 
-import importlib.util
 import inspect
 import re
 import sys
@@ -28,6 +27,7 @@ from typing import Any
 from smc.catalog import BUILTIN_ACTIONS, COMMON_KEYS, REMOVED_ACTIONS
 from smc.machine import GeneratedMachine
 from smc.runtime.context import has_placeholder
+from smc.runtime.loading import LoadError, exec_file
 
 ENTRY_POINT_GROUP = "smc.actions"
 
@@ -201,17 +201,10 @@ def _import_file(path: Path, module_name: str) -> ModuleType:
     directory = str(path.parent.resolve())
     if directory not in sys.path:
         sys.path.insert(0, directory)
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    if spec is None or spec.loader is None:
-        raise ActionLoadError(f"{path}: cannot be imported")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
     try:
-        spec.loader.exec_module(module)
-    except Exception as error:
-        del sys.modules[module_name]
-        raise ActionLoadError(f"{path}: import failed: {type(error).__name__}: {error}") from error
-    return module
+        return exec_file(path, module_name)
+    except LoadError as error:
+        raise ActionLoadError(str(error)) from error.__cause__
 
 
 def default_actions_dirs(given: Iterable[str]) -> tuple[str, ...]:
