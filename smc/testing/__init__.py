@@ -13,15 +13,9 @@ imports ``smc.compiler``.
 
 from __future__ import annotations
 
-from smc.testing.machine_test import (
-    FakeAction,
-    MachineTest,
-    event_methods,
-    path_cases,
-    run_path,
-    transition_model,
-    transitions_taken,
-)
+from smc.testing.machine_test import FakeAction, MachineTest
+from smc.testing.model import event_methods, transition_model
+from smc.testing.paths import path_cases, run_path, transitions_taken
 
 __all__ = [
     "FakeAction",

@@ -1,28 +1,22 @@
-"""YAML text -> plain data plus the position of every node.
+"""The one-pass YAML builder: the parser's events -> the data ``yaml.safe_load`` would give,
+while recording where every value and key was written (in a :class:`LoadedDocument`), finding
+duplicate keys (SMC003), and bounding depth and alias-expanded size (SMC006).
 
-PyYAML's ``SafeLoader`` does the parsing and the construction (so no arbitrary tags, exactly
-as ``yaml.safe_load``); this module walks the composed node tree beside it to remember where
-each value and each mapping key came from, which PyYAML's plain data forgets. It also finds
-what the data cannot show: duplicate keys, aliases that expand a small file into a huge
-document, and ``# === GROUP ===`` comments inside ``states:`` (comments never reach the node
-tree, so they are read from the text).
+Positions, duplicate keys and alias sizes stay together here: each is decided on the same
+event, with the same stack of open mappings and sequences.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Hashable
-from dataclasses import dataclass, field
-from functools import cached_property
-from typing import Any, NamedTuple
+from typing import Any
 
 import yaml
 from yaml.constructor import SafeConstructor
 from yaml.resolver import Resolver
 
 from smc.compiler.diagnostics import Diagnostic
-
-PathKey = tuple[Hashable, ...]
+from smc.compiler.loader.document import LoadedDocument, PathKey, Pos, mark_pos
 
 #: A document whose data, with every alias expanded, has more nodes than this is refused
 #: (alias bombs, runaway files). Later stages walk the expanded data, so this bounds them.
@@ -31,60 +25,16 @@ MAX_NODES = 1_000_000
 #: every later stage, far below Python's recursion limit.
 MAX_DEPTH = 64
 
-_GROUP_COMMENT = re.compile(r"^\s*#\s*===\s*(?P<name>.+?)\s*===\s*$")
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _STR_TAG = "tag:yaml.org,2002:str"
+_MAP_TAG = "tag:yaml.org,2002:map"
+_SEQ_TAG = "tag:yaml.org,2002:seq"
+_SET_TAG = "tag:yaml.org,2002:set"
+_PAIRS_TAGS = ("tag:yaml.org,2002:omap", "tag:yaml.org,2002:pairs")
+_NO_KEY = object()
 
 
-class Pos(NamedTuple):
-    """A 1-based line and column (a tuple: the loader makes one per node)."""
-
-    line: int
-    col: int
-
-
-@dataclass
-class LoadedDocument:
-    """One YAML file: its data, and where every part of it was written.
-
-    Paths are tuples of mapping keys (as constructed: ``on:`` is ``True``) and list indexes,
-    the same paths jsonschema reports, so an error maps straight back to its position.
-    """
-
-    path: str
-    text: str
-    data: Any
-    #: Where each value and each mapping key starts, as the parser's marks (0-based line and
-    #: column); ``pos`` turns them into positions. Kept as marks because a large machine has
-    #: a hundred thousand of them and most are never asked for.
-    values: dict[PathKey, Any] = field(default_factory=dict)
-    keys: dict[PathKey, Any] = field(default_factory=dict)
-    #: Group comments found inside ``states:``: (group title, position, state names).
-    comment_groups: list[tuple[str, Pos, list[str]]] = field(default_factory=list)
-
-    @cached_property
-    def lines(self) -> list[str]:
-        """``text`` split into lines, on first use only."""
-        return self.text.splitlines()
-
-    def pos(self, path: PathKey, *, key: bool = False) -> Pos:
-        """The position of ``path`` (its key when ``key``), or of its nearest ancestor."""
-        table = self.keys if key else self.values
-        probe = tuple(path)
-        while True:
-            found = table.get(probe)
-            if found is not None:
-                return _pos(found)
-            if key:  # fall back on the value's own position
-                found = self.values.get(probe)
-                if found is not None:
-                    return _pos(found)
-            if not probe:
-                return Pos(1, 1)
-            probe = probe[:-1]
-
-
-def _event_source(text: str) -> Any:
+def event_source(text: str) -> Any:
     """The parser's event stream: libyaml's when PyYAML was built with it (several times
     faster), else PyYAML's pure-Python parser, which gives the same events and marks."""
     if yaml.__with_libyaml__:
@@ -94,14 +44,9 @@ def _event_source(text: str) -> Any:
     return yaml.SafeLoader(text)  # pragma: no cover - PyYAML built without libyaml
 
 
-_MAP_TAG = "tag:yaml.org,2002:map"
-_SEQ_TAG = "tag:yaml.org,2002:seq"
-_SET_TAG = "tag:yaml.org,2002:set"
-_PAIRS_TAGS = ("tag:yaml.org,2002:omap", "tag:yaml.org,2002:pairs")
-_NO_KEY = object()
+class TooLarge(Exception):
+    """The document is nested too deeply or expands to too many nodes (SMC006)."""
 
-
-class _TooLarge(Exception):
     def __init__(self, pos: Pos, message: str, hint: str) -> None:
         super().__init__(message)
         self.pos, self.message, self.hint = pos, message, hint
@@ -142,7 +87,7 @@ class _Frame:
         self.names: dict[Hashable, tuple[Any, str]] = {}
 
 
-class _Builder:
+class DocumentBuilder:
     """Builds the data straight from the parser's events, as ``yaml.safe_load`` would, while
     recording where every value and key was written, finding duplicate keys, and bounding
     depth and expanded size.
@@ -234,8 +179,8 @@ class _Builder:
                     "while constructing a mapping", parent.mark, "found unhashable key", mark
                 )
             if len(stack) > MAX_DEPTH:
-                raise _TooLarge(
-                    _pos(mark),
+                raise TooLarge(
+                    mark_pos(mark),
                     f"the document is nested more than {MAX_DEPTH} levels deep",
                     "a machine needs only a few levels; flatten this value",
                 )
@@ -294,8 +239,8 @@ class _Builder:
     def _alias(self, event: Any) -> tuple[Any, int]:
         anchor = event.anchor
         if anchor in self.open_anchors:
-            raise _TooLarge(
-                _pos(event.start_mark),
+            raise TooLarge(
+                mark_pos(event.start_mark),
                 "an alias refers to a value that contains it (a recursive structure)",
                 "a machine is a tree: copy the part you meant instead of aliasing it",
             )
@@ -345,7 +290,7 @@ class _Builder:
         written = key if key.__class__ is str else self._text(mark)
         first = parent.names.get(key)
         if first is not None:
-            key_pos, first_pos, first_text = _pos(mark), _pos(first[0]), first[1]
+            key_pos, first_pos, first_text = mark_pos(mark), mark_pos(first[0]), first[1]
             same = f"key {written!r} appears twice in this mapping"
             if first_text != written:  # `on` and `true`, `1` and `01`
                 same = (
@@ -370,8 +315,8 @@ class _Builder:
     def _grow(self, frame: _Frame, size: int) -> None:
         frame.size += size
         if frame.size > MAX_NODES:
-            raise _TooLarge(
-                _pos(frame.mark),
+            raise TooLarge(
+                mark_pos(frame.mark),
                 f"this value expands to more than {MAX_NODES:,} nodes once its aliases are "
                 "expanded",
                 "split the machine, or remove repeated aliases",
@@ -423,131 +368,3 @@ class _Builder:
             f"could not determine a constructor for the tag {frame.tag!r}",
             frame.mark,
         )
-
-
-def _pos(mark: Any) -> Pos:
-    return Pos(mark.line + 1, mark.column + 1)
-
-
-def _yaml_error(path: str, text: str, error: yaml.YAMLError) -> Diagnostic:
-    mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
-    line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
-    lines = text.splitlines()
-    if line > len(lines):  # the end of a file without a final newline: point at its end
-        line, col = max(len(lines), 1), len(lines[-1]) + 1 if lines else 1
-    problem = str(getattr(error, "problem", None) or str(error).splitlines()[0])
-    context = getattr(error, "context", None)
-    message = f"invalid YAML: {problem}"
-    if context:
-        message += f" ({context})"
-    at = mark.index if mark is not None else -1
-    hint = "fix the YAML syntax at this point"
-    if "'\\t'" in problem or (0 <= at < len(text) and text[at] == "\t"):
-        hint = "YAML does not allow tabs for indentation: indent with spaces"
-    elif "constructor for the tag" in problem:
-        hint = "smc reads plain YAML only (as yaml.safe_load): remove the tag"
-    elif "another document" in problem:
-        hint = "one machine per file: move the second document (after `---`) to its own file"
-    elif "unhashable key" in problem:
-        hint = "a mapping key must be a plain name, not a list or a mapping"
-    return Diagnostic(path, line, col, "SMC001", message, hint)
-
-
-def load_text(path: str, text: str) -> tuple[LoadedDocument | None, list[Diagnostic]]:
-    """Parse one YAML document. Returns ``None`` and the diagnostics when it cannot be used."""
-    doc = LoadedDocument(path=path, text=text, data=None)
-    builder = _Builder(doc)
-    events = _event_source(text)
-    try:
-        found, data = builder.build(events)
-    except _TooLarge as error:
-        return None, [
-            Diagnostic(path, error.pos.line, error.pos.col, "SMC006", error.message, error.hint)
-        ]
-    except yaml.YAMLError as error:
-        return None, [_yaml_error(path, text, error)]
-    finally:
-        events.dispose()
-    if not found:
-        return None, [
-            Diagnostic(
-                path,
-                1,
-                1,
-                "SMC002",
-                "the file holds no YAML document",
-                "a machine needs at least `initial_state` and `transitions`",
-            )
-        ]
-    doc.data = data
-    if not isinstance(data, dict):
-        kind = "a list" if isinstance(data, list) else f"a single {type(data).__name__} value"
-        where = doc.pos(())
-        return None, [
-            Diagnostic(
-                path,
-                where.line,
-                where.col,
-                "SMC002",
-                f"a machine file must be a mapping of keys, but this one holds {kind}",
-                "start with `initial_state: ...` and `transitions: [...]`",
-            )
-        ]
-    doc.comment_groups = _comment_groups(doc)
-    return doc, builder.problems
-
-
-def _comment_groups(doc: LoadedDocument) -> list[tuple[str, Pos, list[str]]]:
-    """``# === NAME ===`` comments inside a ``states:`` list, with the states after each.
-
-    One pass over the lines from the ``states:`` key to its last item, so linear in the file.
-    """
-    states = doc.data.get("states")
-    key = doc.keys.get(("states",))
-    if key is None or not isinstance(states, list):
-        return []
-    by_line: dict[int, str] = {}
-    for index, item in enumerate(states):
-        name = item.get("name") if isinstance(item, dict) else item
-        where = doc.values.get(("states", index))
-        if isinstance(name, str) and where is not None:
-            by_line.setdefault(where.line, name)
-    if not by_line:
-        return []
-    lines = doc.text.splitlines()
-    groups: list[tuple[str, Pos, list[str]]] = []
-    current: tuple[str, Pos, list[str]] | None = None
-    for index in range(key.line, min(max(by_line) + 1, len(lines))):
-        match = _GROUP_COMMENT.match(lines[index])
-        if match:
-            current = (match.group("name"), Pos(index + 1, lines[index].index("#") + 1), [])
-            groups.append(current)
-        elif index in by_line and current is not None:
-            current[2].append(by_line[index])
-    return groups
-
-
-def load_file(path: str) -> tuple[LoadedDocument | None, list[Diagnostic]]:
-    try:
-        with open(path, "rb") as handle:
-            raw = handle.read()
-    except OSError as error:
-        return None, [
-            Diagnostic(path, 1, 1, "SMC007", f"cannot read the file: {error.strerror}", "")
-        ]
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        line = raw.count(b"\n", 0, error.start) + 1
-        col = error.start - (raw.rfind(b"\n", 0, error.start) + 1) + 1
-        return None, [
-            Diagnostic(
-                path,
-                line,
-                col,
-                "SMC007",
-                f"the file is not UTF-8 text: byte 0x{raw[error.start]:02x} cannot be decoded",
-                "save the file as UTF-8",
-            )
-        ]
-    return load_text(path, text)

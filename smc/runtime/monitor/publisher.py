@@ -1,7 +1,6 @@
-"""The socket monitor: every machine publishes its transitions, job claims and errors as JSON
-lines on a Unix stream socket that readers can follow (up to a bound, 64 by default).
-
-Publisher side (:class:`MonitorPublisher`), one per running machine:
+"""The publisher side of the socket monitor: a running machine publishes its transitions, job
+claims and errors as JSON lines on a Unix stream socket that readers can follow (up to a bound,
+64 by default). One :class:`MonitorPublisher` per running machine:
 
 - listens on ``<socket_dir>/monitor-<machine>.sock`` (``monitor-h-<hash>.sock`` when the name is
   not file-name safe or the path would not fit in an ``AF_UNIX`` address);
@@ -25,9 +24,6 @@ accepts exactly when something interesting happens. The same class therefore wor
 from synchronous code. ``publish`` itself is thread-safe and sends directly when a reader's
 buffer is empty, so the common case costs one ``send`` per reader and no thread hand-off.
 
-Reader side: :func:`follow` connects to every monitor socket of a directory (or one machine's),
-picks up machines that start later, and yields the merged records as dicts.
-
 Record schema (version 1): ``{"v": 1, "kind": ..., "machine": ..., "from": ..., "event": ...,
 "to": ..., "job_id": ..., "ts": <epoch seconds>, ...}``; see ``docs/monitor.md``.
 """
@@ -39,23 +35,17 @@ import errno
 import json
 import logging
 import os
-import re
 import resource
 import selectors
 import socket
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from smc.runtime import sockets
-from smc.safe_text import escape_controls
-
-if TYPE_CHECKING:
-    from smc.runtime.store import Store
+from smc.runtime.monitor.paths import MonitorError, ensure_monitor_dir, monitor_socket_path
 
 #: Version of the record schema, written as ``"v"`` in every record.
 SCHEMA_VERSION = 1
@@ -78,22 +68,8 @@ ACCEPT_MAX_PAUSE = 1.0
 #: ``errno`` values of an ``accept`` that failed for want of resources, not for the reader.
 _RESOURCE_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 
-#: How long :func:`follow_lines` waits before connecting again to a machine that refused it.
-REFUSED_RETRY_SECONDS = 5.0
-
-SOCKET_PREFIX = "monitor-"
-SOCKET_SUFFIX = ".sock"
-
-#: Machine names used verbatim in socket file names; anything else is hashed. ``@`` and ``:``
-#: are excluded so monitor sockets never look like the store's doorbell sockets, which share
-#: the directory (``<channel>@<pid>-<n>.sock``).
-_SAFE_MACHINE = re.compile(r"[A-Za-z0-9_.-]{1,80}")
-
-_log = logging.getLogger(__name__)
-
-
-class MonitorError(Exception):
-    """A monitor socket cannot be opened (directory unusable, name held by a live machine)."""
+# The package's name, not this module's: log lines keep the source they had before the split.
+_log = logging.getLogger("smc.runtime.monitor")
 
 
 def reader_limit(requested: int | None = None) -> int:
@@ -117,46 +93,6 @@ def reader_limit(requested: int | None = None) -> int:
     return limit
 
 
-# --- paths -------------------------------------------------------------------------------------
-
-
-def monitor_socket_path(socket_dir: str | os.PathLike[str], machine: str) -> Path:
-    """Where ``machine`` publishes: ``monitor-<machine>.sock``, or a hashed name when the
-    machine name is not file-name safe or the path would exceed the ``AF_UNIX`` limit."""
-    directory = Path(socket_dir)
-    token = sockets.file_token(machine, _SAFE_MACHINE)
-    path = directory / f"{SOCKET_PREFIX}{token}{SOCKET_SUFFIX}"
-    if sockets.fits_unix_path(path):
-        return path
-    return directory / f"{SOCKET_PREFIX}{sockets.hashed_token(machine)}{SOCKET_SUFFIX}"
-
-
-def is_monitor_socket_name(name: str) -> bool:
-    return (
-        name.startswith(SOCKET_PREFIX)
-        and name.endswith(SOCKET_SUFFIX)
-        and "@" not in name
-        and len(name) > len(SOCKET_PREFIX) + len(SOCKET_SUFFIX)
-    )
-
-
-def monitor_dir(store: Store) -> Path:
-    """The directory of a store's monitor sockets: the store's socket directory (SQLite), or for
-    a store without one (PostgreSQL) ``$SMC_SOCKET_DIR/monitor-<hash>`` or
-    ``/tmp/smc-<uid>-monitor-<hash>``, hashed from the store's location, so every process using
-    the same database finds the same sockets."""
-    if store.socket_dir is not None:
-        return Path(store.socket_dir)
-    return sockets.socket_dir(store.location, "monitor-")
-
-
-def _ensure_dir(directory: Path) -> None:
-    try:
-        sockets.ensure_private_dir(directory, "monitor socket directory")
-    except sockets.SocketDirError as error:
-        raise MonitorError(str(error)) from None
-
-
 def encode_record(record: dict[str, Any]) -> bytes:
     """One JSON line (``v`` first, ``ts`` added when missing); unknown types become strings."""
     full: dict[str, Any] = {"v": SCHEMA_VERSION}
@@ -164,9 +100,6 @@ def encode_record(record: dict[str, Any]) -> bytes:
     if "ts" not in full:
         full["ts"] = time.time()
     return (json.dumps(full, default=str, separators=(",", ":")) + "\n").encode()
-
-
-# --- publisher ---------------------------------------------------------------------------------
 
 
 @dataclass(eq=False)
@@ -236,7 +169,7 @@ class MonitorPublisher:
         """
         readers = reader_limit(max_readers)
         directory = Path(socket_dir)
-        _ensure_dir(directory)
+        ensure_monitor_dir(directory)
         path = monitor_socket_path(directory, machine)
         if os.path.lexists(path):
             probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -515,206 +448,3 @@ class MonitorPublisher:
                     return
             if mask & selectors.EVENT_WRITE:
                 self._flush_locked(reader)
-
-
-# --- reader ------------------------------------------------------------------------------------
-
-
-@dataclass(eq=False)
-class _Connection:
-    path: str
-    sock: socket.socket
-    partial: bytearray = field(default_factory=bytearray)
-    refused: bool = False
-
-
-def follow(
-    socket_dir: str | os.PathLike[str],
-    machine: str | None = None,
-    *,
-    timeout: float | None = None,
-    rescan_interval: float = 0.25,
-) -> Iterator[dict[str, Any]]:
-    """Yield the records of every machine publishing in ``socket_dir`` (or only ``machine``),
-    merged in arrival order (each machine's records stay in order).
-
-    The directory is rescanned every ``rescan_interval`` seconds, so machines that start later
-    are picked up, and a machine whose socket reappears (restart) is reconnected. Lines that are
-    not JSON objects are skipped. With ``timeout`` the iterator ends after that many seconds in
-    total; without it, it runs until the caller stops iterating.
-    """
-    for _, record in follow_lines(
-        socket_dir, machine, timeout=timeout, rescan_interval=rescan_interval
-    ):
-        yield record
-
-
-def follow_lines(
-    socket_dir: str | os.PathLike[str],
-    machine: str | None = None,
-    *,
-    timeout: float | None = None,
-    rescan_interval: float = 0.25,
-) -> Iterator[tuple[str, dict[str, Any]]]:
-    """Like :func:`follow`, yielding ``(raw line without newline, decoded record)`` pairs."""
-    directory = Path(socket_dir)
-    wanted = str(monitor_socket_path(directory, machine)) if machine is not None else None
-    deadline = None if timeout is None else time.monotonic() + timeout
-    selector = selectors.DefaultSelector()
-    connections: dict[str, _Connection] = {}
-    refused: dict[str, float] = {}
-    next_scan = 0.0
-
-    def scan() -> None:
-        if wanted is not None:
-            candidates = [wanted]
-        else:
-            try:
-                names = sorted(os.listdir(directory))
-            except OSError:
-                names = []
-            candidates = [str(directory / n) for n in names if is_monitor_socket_name(n)]
-        now = time.monotonic()
-        for path in candidates:
-            if path in connections or refused.get(path, 0.0) > now:
-                continue
-            if not os.path.exists(path):
-                continue
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                sock.connect(path)
-            except OSError:
-                sock.close()
-                # Stale file of a dead machine (or one that is still starting): retry later.
-                refused[path] = now + rescan_interval
-                continue
-            sock.setblocking(False)
-            connection = _Connection(path, sock)
-            connections[path] = connection
-            selector.register(sock, selectors.EVENT_READ, connection)
-
-    def disconnect(connection: _Connection) -> None:
-        selector.unregister(connection.sock)
-        connection.sock.close()
-        connections.pop(connection.path, None)
-        if connection.refused:  # the machine has readers enough: ask again later, not at once
-            refused[connection.path] = time.monotonic() + REFUSED_RETRY_SECONDS
-
-    try:
-        while True:
-            now = time.monotonic()
-            if deadline is not None and now >= deadline:
-                return
-            if now >= next_scan:
-                scan()
-                next_scan = now + rescan_interval
-            wait = next_scan - now
-            if deadline is not None:
-                wait = min(wait, deadline - now)
-            if not connections:
-                time.sleep(max(wait, 0.0))
-                continue
-            for key, _ in selector.select(timeout=max(wait, 0.0)):
-                connection: _Connection = key.data
-                try:
-                    chunk = connection.sock.recv(1 << 16)
-                except (BlockingIOError, InterruptedError):
-                    continue
-                except OSError:
-                    chunk = b""
-                if not chunk:
-                    disconnect(connection)
-                    continue
-                connection.partial += chunk
-                if b"\n" not in chunk:
-                    continue
-                *lines, rest = bytes(connection.partial).split(b"\n")
-                connection.partial = bytearray(rest)
-                for line in lines:
-                    record = _decode_line(line)
-                    if record is not None and record.get("kind") == "reader_refused":
-                        connection.refused = True
-                    if record is not None and (
-                        machine is None or record.get("machine", machine) == machine
-                    ):
-                        yield line.decode("utf-8", "replace"), record
-    finally:
-        for connection in list(connections.values()):
-            with contextlib.suppress(OSError, KeyError, ValueError):
-                disconnect(connection)
-        selector.close()
-
-
-def _decode_line(line: bytes) -> dict[str, Any] | None:
-    if not line.strip():
-        return None
-    try:
-        record = json.loads(line)
-    except (ValueError, RecursionError):  # not JSON, or absurdly nested: not a record of ours
-        _log.debug("monitor: skipped a line that is not JSON: %r", line[:200])
-        return None
-    return record if isinstance(record, dict) else None
-
-
-# --- human format ------------------------------------------------------------------------------
-
-
-def format_human(record: dict[str, Any]) -> str:
-    """``12:00:01.123 simple_worker  waiting --new_job--> processing  job=42`` and similar one
-    line renderings of the other kinds (local time)."""
-    ts = record.get("ts")
-    try:
-        seconds = float(ts)  # type: ignore[arg-type]
-        clock = time.strftime("%H:%M:%S", time.localtime(seconds))
-        stamp = f"{clock}.{int(seconds * 1000) % 1000:03d}"
-    except (TypeError, ValueError):
-        stamp = "??:??:??.???"
-    machine = record.get("machine", "?")
-    kind = record.get("kind", "?")
-    if kind == "transition":
-        body = f"{record.get('from')} --{record.get('event')}--> {record.get('to')}"
-    else:
-        body = str(kind)
-        for key in ("from", "to", "event", "action", "message", "error", "reason"):
-            value = record.get(key)
-            if value not in (None, ""):
-                body += f" {key}={_short(value)}"
-    job_id = record.get("job_id")
-    if job_id not in (None, ""):
-        body += f"  job={job_id}"
-    # Records carry untrusted text (job ids and data, event names, error messages): one line,
-    # no terminal escape sequences, whatever it holds.
-    return escape_controls(f"{stamp} {machine}  {body}")
-
-
-def _short(value: Any, limit: int = 200) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, default=str)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def safe_json_line(line: str, record: dict[str, Any]) -> str:
-    """``line`` (a record as received) for a terminal: as it is when it is printable ASCII
-    (always, from smc's publishers), else ``record`` encoded again with every non-ASCII and
-    control character escaped, so the output stays one JSON document a line."""
-    if line.isascii() and line.isprintable():
-        return line
-    return json.dumps(record, default=str, separators=(",", ":"))
-
-
-__all__ = [
-    "DEFAULT_MAX_BUFFER_BYTES",
-    "DEFAULT_MAX_READERS",
-    "MAX_READERS_VARIABLE",
-    "SCHEMA_VERSION",
-    "MonitorError",
-    "MonitorPublisher",
-    "encode_record",
-    "follow",
-    "follow_lines",
-    "format_human",
-    "is_monitor_socket_name",
-    "monitor_dir",
-    "monitor_socket_path",
-    "reader_limit",
-    "safe_json_line",
-]

@@ -1,0 +1,118 @@
+"""Checks of the actions written in states: known action types (SMC030, SMC034), a built-in's
+parameters (SMC031, SMC032) and placeholders (SMC033).
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from smc.catalog import BUILTIN_ACTIONS, COMMON_KEYS, REMOVED_ACTIONS
+from smc.compiler.analysis.context import Context, closest, diagnostic, did_you_mean
+from smc.compiler.diagnostics import Diagnostic
+from smc.compiler.model import Action, Machine
+
+_FILTER = re.compile(r"\{[A-Za-z_][\w.]*\|[^{}]*\}")
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+def _declares_user_actions(machine: Machine) -> bool:
+    data = machine.source_data
+    return data.get("action_types") is not None or data.get("actions_root") is not None
+
+
+def check_actions(machine: Machine, context: Context) -> Iterator[Diagnostic]:
+    known_user = set(machine.user_action_types) | context.extra_action_types
+    sources_known = context.user_actions_known or _declares_user_actions(machine)
+    for state in machine.states:
+        for action in state.actions:
+            spec = BUILTIN_ACTIONS.get(action.type)
+            if (
+                spec is None
+                and action.type not in known_user
+                and action.type not in context.entry_point_types
+            ):
+                yield _unknown_action(action, state.name, known_user, sources_known)
+            if spec is not None:
+                for required in spec.required:
+                    if required not in action.params:
+                        given = [str(param) for param in action.params]
+                        close = difflib.get_close_matches(required, given, n=1)
+                        hint = (
+                            f"{close[0]!r} looks like a misspelling of it"
+                            if close
+                            else f"add `{required}: ...`"
+                        )
+                        yield diagnostic(
+                            action.pos,
+                            "SMC031",
+                            f"{action.type!r} needs the parameter {required!r}",
+                            hint,
+                        )
+                allowed = spec.parameters | COMMON_KEYS
+                for param in action.params:
+                    if param not in allowed:
+                        hint = did_you_mean(param, spec.parameters) or (
+                            "parameters it reads: " + ", ".join(sorted(spec.parameters))
+                        )
+                        yield diagnostic(
+                            action.param_key_pos.get(param, action.pos),
+                            "SMC032",
+                            f"{action.type!r} has no parameter {param!r}; it is ignored",
+                            hint,
+                        )
+            for param, value in action.params.items():
+                for text in _strings(value):
+                    match = _FILTER.search(text)
+                    if match:
+                        yield diagnostic(
+                            action.param_pos.get(param, action.pos),
+                            "SMC033",
+                            f"placeholder {match.group(0)!r} uses a filter; filters are "
+                            "not supported and the text is left as written",
+                            "compute the value in an action (set_context) and refer to "
+                            "it with a plain {name}",
+                        )
+
+
+def _unknown_action(
+    action: Action, state: str, known_user: set[str], sources_known: bool
+) -> Diagnostic:
+    """SMC030 (error): ``smc run`` would refuse the type. SMC034 (warning): the type is not a
+    misspelling and the checker was told of no place user actions come from, so it cannot
+    tell; ``smc run`` refuses it unless a user action provides it."""
+    removed = REMOVED_ACTIONS.get(action.type)
+    close = None if removed else closest(action.type, [*BUILTIN_ACTIONS, *known_user])
+    message = f"unknown action type {action.type!r} in state {state!r}"
+    if close is not None:
+        return diagnostic(action.pos, "SMC030", message, f"did you mean {close!r}?")
+    if sources_known:
+        return diagnostic(
+            action.pos,
+            "SMC030",
+            message,
+            removed
+            or "no built-in, declared type (`action_types:`), --actions-dir file or smc.actions "
+            "entry point provides it",
+        )
+    return diagnostic(
+        action.pos,
+        "SMC034",
+        f"action type {action.type!r} in state {state!r} is not built in; smc run refuses "
+        "it unless a user action provides it",
+        removed
+        or "pass the directory of its user action with --actions-dir, or declare it under "
+        "`action_types:`",
+    )

@@ -1,0 +1,80 @@
+"""Checks that names become Python: states, events and machines each become an identifier
+(SMC050), distinct ones distinct identifiers and modules (SMC051), and no two machines share a
+name (SMC042).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+
+from smc.compiler import names
+from smc.compiler.analysis.context import Context, diagnostic
+from smc.compiler.diagnostics import Diagnostic
+from smc.compiler.model import Machine, Position
+
+
+def check_identifiers(machine: Machine, _: Context) -> Iterator[Diagnostic]:
+    kinds: list[tuple[str, Callable[[str], str | None], Sequence[tuple[str, Position]]]] = [
+        ("state", names.member, [(s.name, s.pos) for s in machine.states]),
+        ("event", names.member, [(e.name, e.pos) for e in machine.events]),
+        ("event method", names.method, [(e.name, e.pos) for e in machine.events]),
+    ]
+    for kind, convert, items in kinds:
+        taken: dict[str, str] = {}
+        for name, pos in items:
+            ident = convert(name)
+            if ident is None:
+                if kind != "event method":  # one diagnostic per bad event name
+                    yield diagnostic(
+                        pos,
+                        "SMC050",
+                        f"{kind} name {name!r} cannot become a Python identifier",
+                        "use letters, digits and '_' in the name",
+                    )
+                continue
+            if ident in taken and taken[ident] != name:
+                yield diagnostic(
+                    pos,
+                    "SMC051",
+                    f"{kind} {name!r} and {taken[ident]!r} both become {ident!r} in " "Python",
+                    "rename one of them",
+                )
+            taken.setdefault(ident, name)
+    for convert in (names.pascal, names.module):
+        if convert(machine.name) is None:
+            yield diagnostic(
+                machine.initial_pos,
+                "SMC050",
+                f"machine name {machine.name!r} cannot become a Python identifier",
+                "set metadata.machine_name to letters, digits and '_'",
+            )
+            break
+
+
+def check_machine_names(machines: Sequence[Machine]) -> Iterator[Diagnostic]:
+    by_name: dict[str, Machine] = {}
+    by_module: dict[str, Machine] = {}
+    for machine in machines:
+        pos = machine.name_pos or Position(machine.path, 1, 1)
+        first = by_name.get(machine.name)
+        if first is not None:
+            yield diagnostic(
+                pos,
+                "SMC042",
+                f"machine name {machine.name!r} is also used by {first.path}",
+                "give one of them another metadata.machine_name",
+            )
+            continue
+        by_name[machine.name] = machine
+        module = names.module(machine.name)
+        if module is not None:
+            other = by_module.get(module)
+            if other is not None:
+                yield diagnostic(
+                    pos,
+                    "SMC051",
+                    f"machines {machine.name!r} and {other.name!r} both become module "
+                    f"{module!r}",
+                    "rename one of them",
+                )
+            by_module.setdefault(module, machine)

@@ -1,0 +1,159 @@
+"""Checks of a machine's states and transitions: every state named exists (SMC010), no two
+transitions on one event from one state (SMC012, SMC013), no transition hidden by a ``from: "*"``
+one (SMC014) or leaving a declared final state (SMC015), groups (SMC017), and every state
+reachable and able to leave (SMC020, SMC021).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterator
+
+from smc.compiler.analysis.context import Context, closest, diagnostic, did_you_mean
+from smc.compiler.diagnostics import Diagnostic
+from smc.compiler.model import WILDCARD, Machine, Position, Transition
+
+
+def _unknown_state(machine: Machine, name: str, pos: Position, what: str) -> Diagnostic:
+    hint = did_you_mean(name, machine.state_names)
+    if not hint:
+        hint = (
+            "declare it under `states:`"
+            if any(s.declared for s in machine.states)
+            else "no transition names it; add one, or list the states under `states:`"
+        )
+    return diagnostic(
+        pos, "SMC010", f"{what} {name!r} is not a state of machine {machine.name!r}", hint
+    )
+
+
+def check_state_names(machine: Machine, _: Context) -> Iterator[Diagnostic]:
+    if not machine.has_state(machine.initial_state):
+        yield _unknown_state(machine, machine.initial_state, machine.initial_pos, "initial state")
+    for t in machine.transitions:
+        if t.source != WILDCARD and not machine.has_state(t.source):
+            what = "allowed transition source" if t.synthesized else "`from` state"
+            yield _unknown_state(machine, t.source, t.source_pos, what)
+        if not machine.has_state(t.target):
+            what = "allowed transition" if t.synthesized else "`to` state"
+            yield _unknown_state(machine, t.target, t.target_pos, what)
+    for name, pos, where in machine.state_refs:
+        if not machine.has_state(name):
+            yield _unknown_state(machine, name, pos, f"state in `{where}`")
+
+
+def check_transitions(machine: Machine, _: Context) -> Iterator[Diagnostic]:
+    first: dict[tuple[str, str], Transition] = {}
+    first_wildcard: dict[str, Transition] = {}  # event -> the first `from: "*"` on it
+    finals = set(machine.final_states)
+    for t in machine.transitions:
+        key = (t.source, t.event)
+        earlier = first.get(key)
+        if earlier is not None:
+            if earlier.target == t.target:
+                yield diagnostic(
+                    t.pos,
+                    "SMC012",
+                    f"transition {t.source} --{t.event}--> {t.target} is written twice",
+                    f"the first is at line {earlier.pos.line}; remove this one",
+                )
+            else:
+                yield diagnostic(
+                    t.event_pos,
+                    "SMC013",
+                    f"state {t.source!r} already goes to {earlier.target!r} on "
+                    f"{t.event!r} (line {earlier.pos.line}); this transition to "
+                    f"{t.target!r} can never fire",
+                    "use a different event, or remove one of the two",
+                )
+            continue
+        first[key] = t
+        if t.wildcard:
+            first_wildcard.setdefault(t.event, t)
+            continue
+        shadow = first_wildcard.get(t.event)
+        if shadow is not None and t.source not in finals:
+            yield diagnostic(
+                t.pos,
+                "SMC014",
+                f"transition {t.source} --{t.event}--> {t.target} never fires: the "
+                f'`from: "*"` transition at line {shadow.pos.line} comes first and '
+                "matches every state",
+                'move this transition above the `from: "*"` one to override it',
+            )
+        if t.source in finals and machine.has_state(t.source):
+            state = machine.state(t.source)
+            if state.declared_final:
+                yield diagnostic(
+                    t.source_pos,
+                    "SMC015",
+                    f"state {t.source!r} is declared final but has a transition on {t.event!r}",
+                    "remove the transition or the final mark",
+                )
+
+
+def check_groups(machine: Machine, _: Context) -> Iterator[Diagnostic]:
+    owner: dict[str, str] = {}
+    for group in machine.groups:
+        for state in group.states:
+            if state in owner and owner[state] != group.name:
+                yield diagnostic(
+                    group.pos,
+                    "SMC017",
+                    f"state {state!r} is in group {owner[state]!r} and in {group.name!r}",
+                    "a state belongs to one group",
+                )
+            owner.setdefault(state, group.name)
+
+
+def check_reachability(machine: Machine, _: Context) -> Iterator[Diagnostic]:
+    if not machine.has_state(machine.initial_state):
+        return
+    adjacency: dict[str, list[str]] = {}
+    for edge in machine.table:
+        adjacency.setdefault(edge.source, []).append(edge.target)
+    # Transitions naming an unknown state (SMC010, already reported) still exist: one with an
+    # unknown target leaves its source (to the state the hint suggests, when there is one), and
+    # the target of one with an unknown source is not reported as unreachable because of it.
+    leaves_anyway: set[str] = set()
+    seen = {machine.initial_state}
+    finals = set(machine.final_states)
+    for t in machine.transitions:
+        source_known = t.wildcard or machine.has_state(t.source)
+        if not source_known:
+            if machine.has_state(t.target):
+                seen.add(t.target)
+            continue
+        if machine.has_state(t.target):
+            continue
+        sources = [s for s in machine.state_names if s not in finals] if t.wildcard else [t.source]
+        guess = closest(t.target, machine.state_names)
+        for source in sources:
+            leaves_anyway.add(source)
+            if guess is not None:
+                adjacency.setdefault(source, []).append(guess)
+    queue = deque(seen)
+    while queue:
+        for target in adjacency.get(queue.popleft(), ()):
+            if target not in seen:
+                seen.add(target)
+                queue.append(target)
+    for state in machine.states:
+        if state.name not in seen:
+            yield diagnostic(
+                state.pos,
+                "SMC020",
+                f"state {state.name!r} cannot be reached from the initial state "
+                f"{machine.initial_state!r}",
+                "add a transition into it, or remove it",
+            )
+        elif state.name not in finals and state.name not in leaves_anyway:
+            targets = adjacency.get(state.name, [])
+            if targets and all(target == state.name for target in targets):
+                yield diagnostic(
+                    state.pos,
+                    "SMC021",
+                    f"state {state.name!r} is not final, but every transition out of it "
+                    "leads back to itself: the machine can never leave it",
+                    "add a transition to another state, or declare it final",
+                )

@@ -1,0 +1,157 @@
+"""Built-in actions between machines: ``send_event`` to another machine (any size, delivered
+when it is idle) and ``start_fsm`` to start one as a child process."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from smc.catalog import DEFAULT_SENT_EVENT, default_event
+from smc.runtime.actions.base import BaseAction
+from smc.runtime.context import MISSING, PLACEHOLDER, interpolate_string, lookup
+from smc.runtime.jsonlimits import JsonLimitError, check_json_text
+
+
+def build_payload(template: Any, context: Mapping[str, Any]) -> Any:
+    """``send_event``'s payload: strings interpolated; a string that is exactly one unresolved
+    placeholder becomes None (as in statemachine-engine)."""
+    if template is None:
+        return {}
+    if isinstance(template, str):
+        whole = PLACEHOLDER.fullmatch(template)
+        if whole is not None:
+            value = lookup(context, whole.group(1))
+            return None if value is MISSING else value
+        return interpolate_string(template, context)
+    if isinstance(template, Mapping):
+        return {str(key): build_payload(value, context) for key, value in template.items()}
+    if isinstance(template, list | tuple):
+        return [build_payload(item, context) for item in template]
+    return template
+
+
+class SendEventAction(BaseAction):
+    """``send_event``: store ``event_type`` with ``payload`` for ``target_machine`` (any size;
+    delivered when the target is idle, even if it starts later); returns ``success``
+    (``event_sent``)."""
+
+    RAW_PARAMS = frozenset({"payload"})
+    _DEFAULT_SUCCESS = default_event("send_event", "success")
+
+    async def execute(self, context: dict[str, Any]) -> str | None:
+        runtime = self.runtime
+        target = self.params.get("target_machine") or self.params.get("target")
+        if not target:
+            raise ValueError("send_event needs a target_machine")
+        event_type = str(self.params.get("event_type") or DEFAULT_SENT_EVENT)
+        payload = build_payload(self.params.get("payload"), context)
+        job_id = runtime.current_job_id or (
+            context.get("id") if isinstance(context.get("id"), str) else None
+        )
+        runtime.store.send_event(
+            str(target), event_type, payload, source=runtime.machine_name, job_id=job_id
+        )
+        runtime.logger.debug("sent %s to %s", event_type, target)
+        return self.event("success", self._DEFAULT_SUCCESS)
+
+
+_UNSAFE_FILE_CHARS = re.compile(r"[^A-Za-z0-9_.@-]")
+
+
+def child_log_path(log_dir: Path, machine_name: str) -> Path:
+    """``<log_dir>/<machine>.log`` (characters unsafe in a file name replaced by ``_``)."""
+    return log_dir / f"{_UNSAFE_FILE_CHARS.sub('_', machine_name) or 'machine'}.log"
+
+
+def _context_vars(spec: Any, context: Mapping[str, Any], logger: logging.Logger) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    if not spec:
+        return values
+    entries = spec if isinstance(spec, list | tuple) else [spec]
+    for entry in entries:
+        text = str(entry).strip()
+        path, _, name = text.partition(" as ")
+        path, name = path.strip(), (name.strip() or path.strip().rsplit(".", 1)[-1])
+        value = lookup(context, path)
+        if value is MISSING:
+            logger.warning("start_fsm: context variable %r not found", path)
+            continue
+        values[name] = value
+    return values
+
+
+class StartFsmAction(BaseAction):
+    """``start_fsm``: start ``smc run <yaml_path> --machine-name <machine_name>`` as a child
+    process (its own process group; output appended to ``<log dir>/<machine>.log``), with
+    ``context_vars`` as its initial context; ``store_pid`` appends the pid to
+    ``spawned_pids``."""
+
+    _DEFAULT_ERROR = default_event("start_fsm", "error")
+    _DEFAULT_SUCCESS = default_event("start_fsm", "success")
+
+    async def execute(self, context: dict[str, Any]) -> str | None:
+        runtime = self.runtime
+        yaml_path = self.params.get("yaml_path")
+        if not yaml_path:
+            raise ValueError("start_fsm needs a yaml_path")
+        machine_name = self.params.get("machine_name")
+        initial = _context_vars(self.params.get("context_vars"), context, runtime.logger)
+        command = [sys.executable, "-m", "smc", "run", str(yaml_path)]
+        if machine_name:
+            command += ["--machine-name", str(machine_name)]
+        initial_text = json.dumps(initial, default=str)
+        try:
+            # Each value sits one level below the context's top: a value at the nesting limit
+            # would make the child refuse its --initial-context (exit 2) where nobody sees it.
+            check_json_text(initial_text)
+        except JsonLimitError as error:
+            reason = f"the initial context for {yaml_path} {error}"
+            runtime.logger.error("start_fsm: %s", reason)
+            context["last_error"] = reason
+            return self.event("error", self._DEFAULT_ERROR)
+        command += [
+            "--initial-context",
+            initial_text,
+            "--db",
+            runtime.database,
+            "--log-dir",
+            str(runtime.log_dir),
+            "--log-level",
+            runtime.log_level,
+        ]
+        for directory in runtime.actions_dirs:
+            command += ["--actions-dir", os.path.abspath(directory)]
+        extra = self.params.get("additional_args") or []
+        command += [str(arg) for arg in (extra if isinstance(extra, list | tuple) else [extra])]
+        log_path = child_log_path(runtime.log_dir, str(machine_name or Path(str(yaml_path)).stem))
+        try:
+            runtime.log_dir.mkdir(parents=True, exist_ok=True)
+            with open(log_path, "ab") as log_file:
+                # Output goes to a file, never to a pipe nobody reads (the child would freeze).
+                process = subprocess.Popen(
+                    command,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log_file,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+        except OSError as error:
+            runtime.logger.error("start_fsm: cannot start %s: %s", yaml_path, error)
+            context["last_error"] = f"cannot start {yaml_path}: {error}"
+            return self.event("error", self._DEFAULT_ERROR)
+        runtime.track_child(process)
+        runtime.logger.info(
+            "started %s (pid %d, log %s)", machine_name or yaml_path, process.pid, log_path
+        )
+        if self.params.get("store_pid"):
+            pids = context.setdefault("spawned_pids", [])
+            if isinstance(pids, list):
+                pids.append(process.pid)
+        return self.event("success", self._DEFAULT_SUCCESS)
