@@ -26,6 +26,7 @@ from typing import Any
 
 from smc.catalog import BUILTIN_ACTIONS, COMMON_KEYS, REMOVED_ACTIONS
 from smc.machine import GeneratedMachine
+from smc.runtime.actions.builtin import BUILTIN_CLASSES
 from smc.runtime.context import has_placeholder
 from smc.runtime.loading import LoadError, exec_file
 
@@ -56,9 +57,7 @@ def pascal_case(action_type: str) -> str:
 
 
 def _builtin_classes() -> dict[str, type[Any]]:
-    from smc.runtime.actions import builtin
-
-    return dict(builtin.BUILTIN_CLASSES)
+    return dict(BUILTIN_CLASSES)
 
 
 class ActionRegistry:
