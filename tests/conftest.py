@@ -7,12 +7,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from corpus_location import CORPUS, require_corpus
-from store_backends import postgres_schema_url
-from test_runtime_harness import Runner, runner_in
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-__all__ = ["CORPUS", "PROJECT_ROOT"]
+from tests.support import PROJECT_ROOT
+from tests.support.backends import postgres_schema_url
+from tests.support.corpus import require_corpus
+from tests.support.harness import Runner, runner_in
 
 
 @pytest.fixture(scope="session")
