@@ -10,22 +10,7 @@ import json
 import pytest
 
 from tests.support.harness import Runner, wait_until
-
-WORKER = """
-initial_state: waiting
-metadata: {{machine_name: {name}}}
-transitions:
-  - {{from: waiting, to: waiting, event: no_jobs}}
-  - {{from: waiting, to: working, event: new_job}}
-  - {{from: working, to: waiting, event: job_done}}
-  - {{from: working, to: waiting, event: error}}
-actions:
-  waiting:
-    - {{type: check_database_queue, wait: 0.2}}
-  working:
-    - type: bash
-      command: {command}
-"""
+from tests.support.machines import queue_worker
 
 RECEIVER = """
 initial_state: idle
@@ -80,7 +65,7 @@ RUN_AS_DATA = [
 def test_job_data_runs_as_one_literal_value(
     runner: Runner, command: str, data: dict[str, object], expected: str
 ) -> None:
-    (runner.cwd / "w.yaml").write_text(WORKER.format(name="w", command=json.dumps(command)))
+    (runner.cwd / "w.yaml").write_text(queue_worker("w", command, wait=0.2))
     proc = runner.start("run", "w.yaml")
     runner.wait_running(proc, "w")
     job = _job(runner, data)
@@ -99,7 +84,7 @@ REFUSED = [
 def test_a_command_that_would_evaluate_job_data_is_refused_before_it_runs(
     runner: Runner, command: str, value: str
 ) -> None:
-    (runner.cwd / "w.yaml").write_text(WORKER.format(name="w", command=json.dumps(command)))
+    (runner.cwd / "w.yaml").write_text(queue_worker("w", command, wait=0.2))
     job = _job(runner, {"m": value})
     proc = runner.start("run", "w.yaml")
     assert proc.wait(30) == 1, proc.output()
@@ -132,7 +117,7 @@ def test_a_payload_in_a_refused_place_never_reaches_the_shell(runner: Runner) ->
 def test_an_unresolved_placeholder_fails_the_job_and_names_itself(runner: Runner) -> None:
     # The job's data keys sit at the top level of the context: {data.text} does not resolve.
     command = "echo {data.text} > out.txt"
-    (runner.cwd / "w.yaml").write_text(WORKER.format(name="w", command=json.dumps(command)))
+    (runner.cwd / "w.yaml").write_text(queue_worker("w", command, wait=0.2))
     proc = runner.start("run", "w.yaml")
     runner.wait_running(proc, "w")
     job = _job(runner, {"text": "hello"}, "--max-attempts", "1")

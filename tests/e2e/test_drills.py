@@ -25,8 +25,11 @@ import pytest
 
 from smc.runtime.monitor import monitor_dir, monitor_socket_path
 from tests.support.harness import Runner, wait_until
+from tests.support.machines import instant_worker
 
-#: A simple_worker whose job is the shell command given (a YAML literal block).
+#: A simple_worker whose job is the shell command given (a YAML literal block). Not the shared
+#: tests.support.machines.queue_worker on purpose: the drills run simple_worker's own shape
+#: (complete_job in ``finishing``) and a multi-line command with a 120 s timeout.
 WORKER = """\
 name: Drill worker
 initial_state: waiting
@@ -56,31 +59,7 @@ actions:
 """
 
 #: The same worker with a no-op job (no process spawned), for drills that need speed.
-FAST_WORKER = """\
-name: Fast drill worker
-initial_state: waiting
-metadata:
-  machine_name: drill_fast
-states: [waiting, processing, finishing]
-events: [new_job, no_jobs, job_done, job_completed]
-transitions:
-  - {from: waiting, to: processing, event: new_job}
-  - {from: waiting, to: waiting, event: no_jobs}
-  - {from: processing, to: finishing, event: job_done}
-  - {from: finishing, to: waiting, event: job_completed}
-actions:
-  waiting:
-    - type: check_database_queue
-      job_type: task
-  processing:
-    - type: set_context
-      key: last_job
-      value: "{id}"
-      success: job_done
-  finishing:
-    - type: complete_job
-      success: job_completed
-"""
+FAST_WORKER = instant_worker("drill_fast")
 
 
 def write_worker(runner: Runner, *command_lines: str) -> Path:

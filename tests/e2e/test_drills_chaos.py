@@ -29,6 +29,9 @@ JOBS = int(os.environ.get("SMC_CHAOS_JOBS", "200"))
 WORKERS = 4
 LEASE = 2.0
 
+#: Not the shared tests.support.machines.queue_worker on purpose: each job also sends an event
+#: (``reporting``) before its complete_job, so the chaos checks events as well as jobs are
+#: delivered exactly once.
 WORKER = """\
 initial_state: waiting
 metadata: {machine_name: chaos_worker}

@@ -30,6 +30,8 @@ JOBS = 60
 #: Pages the worker may add to the file: room for about a dozen jobs' reports.
 HEADROOM_PAGES = 6
 
+#: Not the shared tests.support.machines.queue_worker on purpose: each job first sends a
+#: ~1.5 KB report event (``reporting``), which is what grows the file until it is full.
 WORKER = """\
 name: Full-disk drill worker
 initial_state: waiting

@@ -35,6 +35,7 @@ from smc.runtime.jsonlimits import (
 from smc.runtime.store import Store, open_store
 from tests.support.backends import PG_URL
 from tests.support.harness import REPO, Runner, wait_until
+from tests.support.machines import queue_worker
 
 
 def nested(depth: int) -> str:
@@ -89,22 +90,11 @@ def test_the_store_api_refuses_values_beyond_the_limits_on_both_backends(store: 
 
 # --- rows beyond the limits, met by a real worker ------------------------------------------------
 
-WORKER = """
-initial_state: waiting
-metadata: {machine_name: sturdy}
-transitions:
-  - {from: waiting, to: waiting, event: no_jobs}
-  - {from: waiting, to: working, event: new_job}
-  - {from: working, to: waiting, event: job_done}
-  - {from: working, to: waiting, event: error}
-  - {from: waiting, to: waiting, event: ping}
-  - {from: waiting, to: stopped, event: stop}
-actions:
-  waiting:
-    - {type: check_database_queue}
-  working:
-    - {type: bash, command: "echo {job_id} >> done.log"}
-"""
+#: The queue worker, also taking the events the test sends it: ``ping`` (poisoned or not) and
+#: ``stop``.
+WORKER = queue_worker(
+    "sturdy", transitions=[("waiting", "waiting", "ping"), ("waiting", "stopped", "stop")]
+)
 
 #: What the issue reported: an array nested ~980 deep, small enough to slip in anywhere.
 POISON = nested(980)

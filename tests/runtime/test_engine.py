@@ -14,6 +14,7 @@ import pytest
 
 from smc.runtime.monitor import monitor_dir, monitor_socket_path
 from tests.support.harness import Runner, compile_machine, run_engine, wait_until
+from tests.support.machines import queue_worker
 
 
 def test_actions_run_in_order_until_an_event_with_a_transition(tmp_path: Path) -> None:
@@ -149,27 +150,14 @@ actions:
         assert {e.status for e in store.list_events(target="listener")} == {"done"}
 
 
-WORKER = """
-initial_state: waiting
-metadata: {{machine_name: {name}}}
-transitions:
-  - {{from: waiting, to: waiting, event: no_jobs}}
-  - {{from: waiting, to: working, event: new_job}}
-  - {{from: working, to: waiting, event: job_done}}
-  - {{from: working, to: waiting, event: error}}
-  - {{from: working, to: finished, event: finish}}
-actions:
-  waiting:
-    - {{type: check_database_queue}}
-  working:
-    - {{type: bash, command: "{command}"}}
-"""
+#: The queue worker with a final state (``finished``) its jobs never reach.
+FINISHABLE = [("working", "finished", "finish")]
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_signal_stops_cleanly_and_releases_the_job(runner: Runner, signum: int) -> None:
     (runner.cwd / "w.yaml").write_text(
-        WORKER.format(name="sleeper", command="touch started; sleep 30; touch finished")
+        queue_worker("sleeper", "touch started; sleep 30; touch finished", transitions=FINISHABLE)
     )
     proc = runner.start("run", "w.yaml")
     runner.wait_running(proc, "sleeper")
@@ -195,7 +183,7 @@ def test_signal_stops_cleanly_and_releases_the_job(runner: Runner, signum: int) 
 
 
 def test_a_failed_action_fails_the_current_job_with_retries(runner: Runner) -> None:
-    (runner.cwd / "w.yaml").write_text(WORKER.format(name="failing", command="exit 4"))
+    (runner.cwd / "w.yaml").write_text(queue_worker("failing", "exit 4", transitions=FINISHABLE))
     proc = runner.start("run", "w.yaml")
     runner.wait_running(proc, "failing")
     job = runner.run("jobs", "add", "--type", "t", "--max-attempts", "2").stdout.strip()

@@ -15,23 +15,9 @@ import signal
 import time
 
 from tests.support.harness import Runner, wait_until
+from tests.support.machines import instant_worker
 
-WORKER = """
-initial_state: waiting
-metadata: {machine_name: hot_worker}
-transitions:
-  - {from: waiting, to: processing, event: new_job}
-  - {from: waiting, to: waiting, event: no_jobs}
-  - {from: processing, to: finishing, event: job_done}
-  - {from: finishing, to: waiting, event: job_completed}
-actions:
-  waiting:
-    - {type: check_database_queue, job_type: task}
-  processing:
-    - {type: set_context, key: last_job, value: "{id}", success: job_done}
-  finishing:
-    - {type: complete_job, success: job_completed}
-"""
+WORKER = instant_worker("hot_worker")
 
 JOBS = 20_000
 

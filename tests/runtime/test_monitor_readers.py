@@ -28,21 +28,9 @@ from smc.runtime.monitor import (
     reader_limit,
 )
 from tests.support.harness import REPO, Runner, wait_until
+from tests.support.machines import queue_worker
 
-WORKER = """
-initial_state: waiting
-metadata: {machine_name: watched}
-transitions:
-  - {from: waiting, to: waiting, event: no_jobs}
-  - {from: waiting, to: working, event: new_job}
-  - {from: working, to: waiting, event: job_done}
-  - {from: working, to: waiting, event: error}
-actions:
-  waiting:
-    - {type: check_database_queue}
-  working:
-    - {type: bash, command: "echo {job_id} >> done.log"}
-"""
+WORKER = queue_worker("watched")
 
 LOW_FILE_LIMIT = 256
 READERS = 1100

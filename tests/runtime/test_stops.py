@@ -42,7 +42,9 @@ actions:
 """
 
 #: simple_worker's shape (complete_job in ``finishing``, no transition for its ``error``);
-#: each job appends its id to effects.log and sleeps ``hold`` seconds.
+#: each job appends its id to effects.log and sleeps ``hold`` seconds. Not the shared
+#: tests.support.machines.queue_worker on purpose: the stops are checked on the shape of the
+#: example workers, with complete_job a state of its own after the job's work.
 WORKER = """\
 initial_state: waiting
 metadata: {machine_name: worker}

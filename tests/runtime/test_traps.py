@@ -11,21 +11,7 @@ import time
 from pathlib import Path
 
 from tests.support.harness import USER_ACTIONS, Runner, wait_until
-
-WORKER = """
-initial_state: waiting
-metadata: {{machine_name: {name}}}
-transitions:
-  - {{from: waiting, to: waiting, event: no_jobs}}
-  - {{from: waiting, to: working, event: new_job}}
-  - {{from: working, to: waiting, event: job_done}}
-  - {{from: working, to: waiting, event: error}}
-actions:
-  waiting:
-    - {{type: check_database_queue}}
-  working:
-    - {{type: bash, command: {command}}}
-"""
+from tests.support.machines import queue_worker
 
 
 def _wait_status(runner: Runner, job: str, status: str, proc_output: object) -> None:
@@ -37,10 +23,10 @@ def _wait_status(runner: Runner, job: str, status: str, proc_output: object) -> 
 
 
 def test_job_data_is_data_never_code(runner: Runner) -> None:
-    command = json.dumps(
+    command = (
         "echo {name} > a.txt; echo '{name}' > b.txt; echo \"{name}\" > c.txt; echo safe > d.txt"
     )
-    (runner.cwd / "w.yaml").write_text(WORKER.format(name="quoted", command=command))
+    (runner.cwd / "w.yaml").write_text(queue_worker("quoted", command))
     proc = runner.start("run", "w.yaml")
     runner.wait_running(proc, "quoted")
     hostile = {"name": "x; touch pwned", "command": "touch pwned"}
@@ -86,7 +72,7 @@ def _wakeups(pid: int) -> int:
 
 
 def test_an_idle_worker_neither_ticks_nor_burns_cpu(runner: Runner) -> None:
-    (runner.cwd / "w.yaml").write_text(WORKER.format(name="idler", command=json.dumps("true")))
+    (runner.cwd / "w.yaml").write_text(queue_worker("idler", "true"))
     proc = runner.start("run", "w.yaml")
     runner.wait_running(proc, "idler")
     time.sleep(0.5)
@@ -178,8 +164,8 @@ actions:
 
 
 def test_a_dead_workers_job_is_run_again_after_its_lease(runner: Runner) -> None:
-    command = json.dumps("echo run >> runs.txt; test -f second || { touch second; sleep 30; }")
-    (runner.cwd / "w.yaml").write_text(WORKER.format(name="mortal", command=command))
+    command = "echo run >> runs.txt; test -f second || { touch second; sleep 30; }"
+    (runner.cwd / "w.yaml").write_text(queue_worker("mortal", command))
     first = runner.start("run", "w.yaml", "--lease-seconds", "1")
     runner.wait_running(first, "mortal")
     job = runner.run("jobs", "add", "--type", "t").stdout.strip()
