@@ -13,6 +13,8 @@ import tarfile
 import zipfile
 from pathlib import Path
 
+import pytest
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -37,6 +39,7 @@ def build(kind: str, tmp_path: Path) -> Path:
     return built
 
 
+@pytest.mark.slow
 def test_sdist_ships_the_examples_whole_and_the_licence(tmp_path: Path) -> None:
     sdist = build("--sdist", tmp_path)
     with tarfile.open(sdist) as archive:
@@ -59,6 +62,7 @@ def test_sdist_ships_the_examples_whole_and_the_licence(tmp_path: Path) -> None:
     }
 
 
+@pytest.mark.slow
 def test_wheel_installs_and_builds_an_example(tmp_path: Path) -> None:
     wheel = build("--wheel", tmp_path)
     assert wheel.name.startswith("smc_compiler-") and wheel.suffix == ".whl"

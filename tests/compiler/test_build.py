@@ -249,6 +249,7 @@ def test_bad_config_is_a_usage_error(project: Path) -> None:
     assert "unknown key 'outptu'" in result.stderr
 
 
+@pytest.mark.slow
 def test_emit_tests_writes_runnable_tests(built: Path) -> None:
     result = smc(built, "build", "examples/", "--emit-tests", "tests_generated")
     assert result.returncode == 0, result.stderr

@@ -36,6 +36,9 @@ from tests.support.svg import (
     parse_mermaid_svg,
 )
 
+#: Slow as a whole: its module fixture draws every diagram with Mermaid's CLI in Chromium (~40 s).
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[2]
 INPUTS = ROOT / "tests" / "golden" / "diagrams" / "inputs"
 MMDC = ROOT / "tests" / "js" / "node_modules" / ".bin" / "mmdc"

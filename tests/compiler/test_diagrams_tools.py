@@ -24,6 +24,9 @@ from smc.compiler.diagrams import machine_diagrams, system_diagrams
 from smc.compiler.model import Machine
 from tests.support.corpus import CORPUS, require_corpus
 
+#: Slow as a whole: its module fixtures start Chromium for Mermaid's parser and renderer (~15 s).
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[2]
 INPUTS = ROOT / "tests" / "golden" / "diagrams" / "inputs"
 JS = ROOT / "tests" / "js"

@@ -72,6 +72,7 @@ def expected_test_count(machines: list[Machine]) -> int:
     return sum(len(plan_paths(m).paths) + 2 for m in machines)
 
 
+@pytest.mark.slow
 def test_emitted_tests_pass_for_the_examples(tmp_path: Path) -> None:
     machines, output = build_and_test([str(ROOT / "examples")], tmp_path)
     assert len(machines) == 7
@@ -95,6 +96,7 @@ def test_the_corpus_has_machines_that_compile() -> None:
     assert compiling >= 14
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     # without the corpus: one case, which fails saying where the corpus was looked for
     "group",
@@ -120,6 +122,7 @@ def test_emitted_tests_are_deterministic() -> None:
     assert list(first) == sorted(first)
 
 
+@pytest.mark.slow
 def test_emitted_tests_catch_a_hand_edited_machine(tmp_path: Path) -> None:
     """Edit one transition in the built module: the emitted tests must fail on it."""
     build_and_test([str(ROOT / "examples" / "simple_worker")], tmp_path)

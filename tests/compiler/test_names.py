@@ -61,6 +61,7 @@ def test_every_result_is_an_identifier_that_is_not_a_keyword(name: str) -> None:
             assert convert(name) == ident  # deterministic
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None)
 @given(st.from_regex(r"[a-z][a-z0-9]*(_[a-z0-9]+)*", fullmatch=True))
 def test_snake_case_names_are_kept(name: str) -> None:

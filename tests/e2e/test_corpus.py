@@ -21,6 +21,7 @@ def _needs_the_corpus() -> None:
     require_corpus()
 
 
+@pytest.mark.slow
 def test_simple_worker_processes_jobs_added_while_running(runner: Runner) -> None:
     # The peer's worker never polls again after its first `no_jobs` and exits on entering
     # `completed`; here `completed` has a way out (continue_work), so it is not final.
@@ -42,6 +43,7 @@ def test_simple_worker_processes_jobs_added_while_running(runner: Runner) -> Non
     assert row is not None and row.status == "running"
 
 
+@pytest.mark.slow
 def test_timeout_demo_timers_fire_and_events_finish_it(runner: Runner) -> None:
     demo = runner.start("run", str(EXAMPLES / "timeout_demo" / "config" / "timeout_worker.yaml"))
     runner.wait_running(demo, "timeout_worker")
@@ -64,6 +66,7 @@ def test_timeout_demo_timers_fire_and_events_finish_it(runner: Runner) -> None:
     assert "bash stdout: Cleanup complete" in output
 
 
+@pytest.mark.slow
 def test_controller_receives_the_workers_events(runner: Runner) -> None:
     config = EXAMPLES / "controller_worker" / "config"
     actions = ["--actions-dir", str(USER_ACTIONS)]  # check_events, removed from the peer

@@ -86,6 +86,7 @@ def all_completed(runner: Runner, ids: list[str]) -> bool:
 # --- 1. SIGKILL a worker mid-job -------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_sigkill_mid_job_runs_it_exactly_once_more_after_the_lease(runner: Runner) -> None:
     config = write_worker(
         runner,
@@ -141,6 +142,7 @@ def test_sigkill_mid_job_runs_it_exactly_once_more_after_the_lease(runner: Runne
 # --- 2. four workers, 2,000 jobs, each exactly once --------------------------------------------
 
 
+@pytest.mark.slow
 def test_four_workers_two_thousand_jobs_each_completed_exactly_once(runner: Runner) -> None:
     config = write_worker(runner, "echo {id} >> effects.log")
     ids = [f"job-{number:04d}" for number in range(2000)]
@@ -188,6 +190,7 @@ HOSTILE_NAMES = [
 ]
 
 
+@pytest.mark.slow
 def test_job_data_cannot_inject_shell_commands(runner: Runner) -> None:
     config = write_worker(
         runner,
@@ -281,6 +284,7 @@ def test_one_megabyte_event_payload_is_delivered(runner: Runner) -> None:
 MONITOR_OPTIONS = ["--format", "json", "--count", "25", "--timeout", "90"]
 
 
+@pytest.mark.slow
 def test_monitor_reader_that_never_reads_does_not_slow_the_machine(runner: Runner) -> None:
     (runner.cwd / "fast.yaml").write_text(FAST_WORKER)
     worker = runner.start("run", "fast.yaml")

@@ -165,6 +165,7 @@ class Fleet:
         self.disruptions[f"{kind}:{'receiver' if name == 'receiver' else 'worker'}"] += 1
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(3600)
 def test_chaos_drill_loses_no_job_and_no_event(runner: Runner, store_url: str) -> None:
     (runner.cwd / "worker.yaml").write_text(WORKER, encoding="utf-8")

@@ -57,6 +57,7 @@ def test_controller_worker_records_every_job(runner: Runner) -> None:
         assert (runner.cwd / "data" / "worker" / f"{job}.txt").read_text() == f"done {job}\n"
 
 
+@pytest.mark.slow
 def test_pipeline_runs_every_job_through_three_stages(runner: Runner) -> None:
     stages = [
         ("analyzer", "data_analyzer"),

@@ -117,6 +117,7 @@ def _insert_raw(store_url: str, table: str, values: dict[str, object]) -> None:
         connection.execute(f"INSERT INTO {table} ({columns}) VALUES ({marks})", values)
 
 
+@pytest.mark.slow
 def test_a_worker_fails_an_undecodable_job_dead_letters_an_undecodable_event_and_carries_on(
     runner: Runner, store_url: str
 ) -> None:
@@ -251,6 +252,7 @@ def _assert_one_line_usage_error(result: subprocess.CompletedProcess[bytes], pre
     assert result.stdout == b""
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "command",
     [

@@ -227,6 +227,7 @@ actions:
     assert (tmp_path / "seen.txt").read_text() == "012"
 
 
+@pytest.mark.postgres
 def test_a_machine_listens_again_after_its_postgres_wakeup_connection_drops(
     runner: Runner,
 ) -> None:

@@ -14,6 +14,8 @@ import re
 import signal
 import time
 
+import pytest
+
 from tests.support.harness import Runner, wait_until
 from tests.support.machines import instant_worker
 
@@ -22,6 +24,7 @@ WORKER = instant_worker("hot_worker")
 JOBS = 20_000
 
 
+@pytest.mark.slow
 def test_sigterm_stops_a_worker_on_a_full_queue_of_instant_jobs(runner: Runner) -> None:
     (runner.cwd / "w.yaml").write_text(WORKER)
     with runner.store() as store:
@@ -87,6 +90,7 @@ actions:
 """
 
 
+@pytest.mark.slow
 def test_registry_shows_the_state_of_a_long_action_within_a_second(runner: Runner) -> None:
     # a -> b -> c -> d -> slow happen within a millisecond: only the first is written at once,
     # the rest are due half a second after it. `slow` must show while its sleep runs.

@@ -89,6 +89,7 @@ def _read_all(sock: socket.socket) -> tuple[bytes, bool]:
         data += chunk
 
 
+@pytest.mark.slow
 def test_a_flood_of_readers_is_refused_politely_and_jobs_still_complete(
     runner: Runner,
 ) -> None:

@@ -157,6 +157,7 @@ def test_an_event_interrupted_mid_handling_is_handled_again(
 # --- 4. a worker paused past its lease goes on working ---------------------------------------
 
 
+@pytest.mark.slow
 def test_a_worker_paused_past_its_lease_goes_on_working(runner: Runner, store_url: str) -> None:
     config = _write(runner, "worker.yaml", WORKER)
     paused = _start(runner, store_url, config, "w1", "--lease-seconds", "1")
@@ -268,6 +269,7 @@ def _catches_sigterm(pid: int) -> bool:
     return bool(caught & (1 << (signal.SIGTERM - 1)))
 
 
+@pytest.mark.slow
 def test_sigint_during_start_up_is_a_clean_stop(runner: Runner, tmp_path: Path) -> None:
     """SIGINT at several moments of ``smc run``'s start-up (compiling, importing, opening the
     database): exit 0, no traceback, nothing left running.
@@ -303,6 +305,7 @@ def test_sigint_during_start_up_is_a_clean_stop(runner: Runner, tmp_path: Path) 
             cases += 1
 
 
+@pytest.mark.slow
 def test_sigterm_while_the_database_is_locked_still_gives_the_job_back(
     sockets_runner: Runner,
 ) -> None:
@@ -325,6 +328,7 @@ def test_sigterm_while_the_database_is_locked_still_gives_the_job_back(
     assert _socket_files(runner) == []
 
 
+@pytest.mark.slow
 def test_second_ctrl_c_during_a_stop_held_up_by_a_lock_exits_at_once(
     sockets_runner: Runner,
 ) -> None:

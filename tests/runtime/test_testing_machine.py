@@ -221,6 +221,7 @@ def test_the_execution_contract_passes_and_has_a_transition_rule(examples: Modul
     run_state_machine_as_test(test_class, settings=QUICK)
 
 
+@pytest.mark.slow
 def test_a_broken_retry_edge_is_caught_through_transition(examples: ModuleType) -> None:
     execution = examples.TaskExecution
 

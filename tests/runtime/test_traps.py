@@ -10,6 +10,8 @@ import os
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.support.harness import USER_ACTIONS, Runner, wait_until
 from tests.support.machines import queue_worker
 
@@ -163,6 +165,7 @@ actions:
     assert not (runner.cwd / "child-ran").exists()
 
 
+@pytest.mark.slow
 def test_a_dead_workers_job_is_run_again_after_its_lease(runner: Runner) -> None:
     command = "echo run >> runs.txt; test -f second || { touch second; sleep 30; }"
     (runner.cwd / "w.yaml").write_text(queue_worker("mortal", command))

@@ -17,6 +17,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -88,6 +90,7 @@ def _spawn(*args: str) -> subprocess.Popen[str]:
     )
 
 
+@pytest.mark.slow
 def test_four_processes_claim_each_job_exactly_once(store_url: str, tmp_path: Path) -> None:
     from smc.runtime.store import open_store
 

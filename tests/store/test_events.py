@@ -435,6 +435,7 @@ def test_sqlite_long_channel_names_fit_the_socket_path_limit(tmp_path: Path) -> 
         store.close()
 
 
+@pytest.mark.postgres
 def test_postgres_waker_reconnects_after_losing_its_connection() -> None:
     from smc.runtime.store.waker import PostgresWaker
 
