@@ -28,20 +28,25 @@ def run(command: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     return result
 
 
-def build(kind: str, tmp_path: Path) -> Path:
-    """Build the ``--wheel`` or ``--sdist`` of the checkout for real; its path."""
+@pytest.fixture(scope="module")
+def dists(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The ``sdist`` and the ``wheel`` of the checkout, built for real (in one run of
+    ``python -m build``, for both tests); kind -> path."""
+    tmp_path = tmp_path_factory.mktemp("build")
     dist = tmp_path / "dist"
-    command = [sys.executable, "-m", "build", kind, "--outdir", str(dist)]
+    command = [sys.executable, "-m", "build", "--sdist", "--wheel", "--outdir", str(dist)]
     if importlib.util.find_spec("hatchling") is not None:
         command.append("--no-isolation")  # the backend is here already: no download needed
     run([*command, str(PROJECT_ROOT)], cwd=tmp_path)
-    (built,) = dist.iterdir()
-    return built
+    (sdist,) = dist.glob("*.tar.gz")
+    (wheel,) = dist.glob("*.whl")
+    assert sorted(dist.iterdir()) == sorted([sdist, wheel])
+    return {"sdist": sdist, "wheel": wheel}
 
 
 @pytest.mark.slow
-def test_sdist_ships_the_examples_whole_and_the_licence(tmp_path: Path) -> None:
-    sdist = build("--sdist", tmp_path)
+def test_sdist_ships_the_examples_whole_and_the_licence(dists: dict[str, Path]) -> None:
+    sdist = dists["sdist"]
     with tarfile.open(sdist) as archive:
         names = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
     assert {"LICENSE", "README.md", "pyproject.toml", "smc/cli/__init__.py"} <= names
@@ -63,8 +68,8 @@ def test_sdist_ships_the_examples_whole_and_the_licence(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_wheel_installs_and_builds_an_example(tmp_path: Path) -> None:
-    wheel = build("--wheel", tmp_path)
+def test_wheel_installs_and_builds_an_example(tmp_path: Path, dists: dict[str, Path]) -> None:
+    wheel = dists["wheel"]
     assert wheel.name.startswith("smc_compiler-") and wheel.suffix == ".whl"
 
     names = set(zipfile.ZipFile(wheel).namelist())
