@@ -1,5 +1,6 @@
 """Shared test fixtures: where the project and the compatibility corpus are, a runner of real
-``smc`` processes, and a store URL on each backend."""
+``smc`` processes, and a store URL on each backend; and the markers set by where a test is or
+what it uses (``e2e``, ``postgres``; see tests/README.md)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from corpus_location import CORPUS, require_corpus
-from store_backends import postgres_schema_url
-from test_runtime_harness import Runner, runner_in
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-__all__ = ["CORPUS", "PROJECT_ROOT"]
+from tests.support import PROJECT_ROOT
+from tests.support.backends import postgres_schema_url
+from tests.support.corpus import require_corpus
+from tests.support.harness import Runner, runner_in
+
+E2E = PROJECT_ROOT / "tests" / "e2e"
+#: Fixtures that hand a test a PostgreSQL store or URL (besides ``store_url``'s postgres param).
+POSTGRES_FIXTURES = frozenset({"pg_url", "pg_store"})
 
 
 @pytest.fixture(scope="session")
@@ -42,3 +46,16 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         return
     with postgres_schema_url() as url:
         yield url
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """``e2e`` on every test under tests/e2e; ``postgres`` on every test that needs the
+    PostgreSQL server (the postgres ``store_url``, or a fixture of ``POSTGRES_FIXTURES``; tests
+    that connect by themselves carry the marker in their module)."""
+    for item in items:
+        if item.path.is_relative_to(E2E):
+            item.add_marker(pytest.mark.e2e)
+        callspec = getattr(item, "callspec", None)
+        on_postgres = callspec is not None and callspec.params.get("store_url") == "postgres"
+        if on_postgres or POSTGRES_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.postgres)

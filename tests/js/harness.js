@@ -1,6 +1,6 @@
 // Runs the real Mermaid parser (and renderer) in a headless browser for the diagram tests.
 //
-// The page that loads this script (written by tests/mermaid_harness.py) holds:
+// The page that loads this script (written by tests/compiler/test_diagrams_tools.py) holds:
 //   <script id="diagrams" type="application/json">{"name": "mermaid source", ...}</script>
 //   <pre id="results"></pre>
 //   <div id="rendered"></div>

@@ -8,7 +8,7 @@ queues can share a database. psycopg is imported lazily: the SQLite path does no
 
 The store's clock does not stamp rows here: every statement reads ``now()``. It drives only
 the application's own timing (how often ``claim_job`` reaps). A test that needs a lease to run
-out cannot advance the server's clock; it ages the rows instead (``tests/store_backends.py``).
+out cannot advance the server's clock; it ages the rows instead (``tests/support/backends.py``).
 
 The methods and most statements are shared with SQLite (``sql.SqlStore``,
 ``statements.SqlStatements``); this module has the dialect (the ``SKIP LOCKED`` claim and reap

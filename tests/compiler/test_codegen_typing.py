@@ -1,0 +1,177 @@
+"""Typing that catches typos: mypy --strict and pyright (strict) on user code against the
+committed generated/ modules.
+
+A misspelt event name given to ``fire()``, a misspelt state given to the constructor and a
+listener with the wrong signature are type errors in both checkers, reported on the line
+that holds them; correct use (names, enum members, typed listeners, a name checked at run
+time with ``Event(name)``) passes. The checkers are the real ones: mypy from PyPI, pyright
+from npm (``tests/js``, installed by ``npm ci --prefix tests/js``). Only exit codes and the
+line numbers of diagnostics are asserted, never the tools' wording.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support import PROJECT_ROOT
+
+PYRIGHT = PROJECT_ROOT / "tests" / "js" / "node_modules" / ".bin" / "pyright"
+
+GOOD = """\
+from generated import SimpleWorker, TaskExecution
+from generated.simple_worker import Event, EventName, State, StateName
+
+
+def on_change(source: State, event: Event, target: State) -> None:
+    print(source, event, target)
+
+
+def loose(source: object, event: object, target: object) -> bool:
+    return True
+
+
+def fire_by_name(machine: SimpleWorker, name: str) -> State:
+    # a name only known at run time: checked by the enum (ValueError if unknown)
+    return machine.fire(SimpleWorker.Event(name))
+
+
+def start(state: StateName, event: EventName) -> SimpleWorker:
+    machine = SimpleWorker(state=state)
+    machine.fire(event)
+    return machine
+
+
+machine = SimpleWorker(state="waiting")
+machine.add_listener(on_change)
+machine.add_listener(loose)
+machine.add_listener(lambda source, event, target: None)
+machine.fire("new_job")
+machine.fire(SimpleWorker.Event.JOB_DONE)
+assert machine.can_fire("job_completed")
+machine.job_completed()
+machine.remove_listener(loose)
+fire_by_name(machine, "new_job")
+start("waiting", "stop")
+task = TaskExecution()
+task.transition("RUNNING")
+assert task.can_transition("COMPLETED")
+"""
+
+#: Each line marked ``# error`` must be reported, and nothing else.
+BAD = """\
+from generated import SimpleWorker, TaskExecution
+from generated.simple_worker import Event, State
+
+
+def three_arguments(source: State, event: Event, target: State) -> None:
+    pass
+
+
+def one_argument(target: State) -> None:
+    pass
+
+
+def wrong_types(source: int, event: int, target: int) -> None:
+    pass
+
+
+machine = SimpleWorker(state="watiing")  # error
+machine.add_listener(three_arguments)
+machine.fire("new_job")
+machine.fire("new_jbo")  # error
+machine.can_fire("job_dnoe")  # error
+machine.add_listener(one_argument)  # error
+machine.add_listener(wrong_types)  # error
+TaskExecution().transition("RUNING")  # error
+"""
+
+
+def expected_lines(source: str) -> set[int]:
+    return {n for n, line in enumerate(source.splitlines(), 1) if line.endswith("# error")}
+
+
+@pytest.fixture
+def user_project(tmp_path: Path) -> Path:
+    (tmp_path / "good.py").write_text(GOOD)
+    (tmp_path / "bad.py").write_text(BAD)
+    return tmp_path
+
+
+def run_mypy(project: Path, name: str) -> tuple[int, set[int]]:
+    # MYPYPATH: this checkout's smc and generated/ come before any installed smc
+    env = {**os.environ, "MYPYPATH": str(PROJECT_ROOT)}
+    result = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--no-incremental", "--python-version",
+         "3.11", "--hide-error-context", "--no-error-summary", name],
+        cwd=project, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    lines = set()
+    for line in result.stdout.splitlines():
+        match = re.match(rf"{re.escape(name)}:(\d+): error:", line)
+        if match:
+            lines.add(int(match.group(1)))
+    assert result.returncode in (0, 1), result.stdout + result.stderr
+    return result.returncode, lines
+
+
+def run_pyright(project: Path, name: str) -> tuple[int, set[int]]:
+    assert PYRIGHT.is_file(), "pyright is missing: npm ci --prefix tests/js"
+    config = {
+        "pythonVersion": "3.11",
+        "typeCheckingMode": "strict",
+        "extraPaths": [str(PROJECT_ROOT)],
+        "include": [name],
+    }
+    (project / "pyrightconfig.json").write_text(json.dumps(config))
+    result = subprocess.run(
+        [str(PYRIGHT), "--outputjson", "--project", str(project / "pyrightconfig.json")],
+        cwd=project, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    report = json.loads(result.stdout)
+    lines = {
+        d["range"]["start"]["line"] + 1
+        for d in report["generalDiagnostics"]
+        if d["severity"] == "error"
+    }
+    return result.returncode, lines
+
+
+CHECKERS = {"mypy": run_mypy, "pyright": run_pyright}
+
+
+@pytest.mark.parametrize("checker", sorted(CHECKERS))
+def test_correct_use_passes(user_project: Path, checker: str) -> None:
+    returncode, lines = CHECKERS[checker](user_project, "good.py")
+    assert (returncode, lines) == (0, set())
+
+
+@pytest.mark.parametrize("checker", sorted(CHECKERS))
+def test_typos_and_wrong_listeners_are_rejected_where_they_are(
+    user_project: Path, checker: str
+) -> None:
+    returncode, lines = CHECKERS[checker](user_project, "bad.py")
+    assert returncode != 0
+    assert lines == expected_lines(BAD)
+
+
+def test_the_runtime_and_testing_take_any_generated_class(tmp_path: Path) -> None:
+    """``smc.machine.GeneratedMachine`` is what ``smc.testing`` and the runtime take; every
+    generated class satisfies it, in both checkers."""
+    source = (
+        "from smc.machine import GeneratedMachine, state_enum\n"
+        "from generated import SimpleWorker, TaskController, TaskExecution\n"
+        "from smc.testing import MachineTest\n"
+        "classes: list[type[GeneratedMachine]] = [SimpleWorker, TaskController, TaskExecution]\n"
+        "names = [state_enum(cls).__name__ for cls in classes]\n"
+        "Test = MachineTest.for_machine(SimpleWorker)\n"
+    )
+    (tmp_path / "protocol.py").write_text(source)
+    for checker in sorted(CHECKERS):
+        assert CHECKERS[checker](tmp_path, "protocol.py") == (0, set()), checker

@@ -1,0 +1,741 @@
+"""A broken machine for every diagnostic code, asserting code, line and column.
+
+Each case is a set of YAML files written to a temporary directory and checked together; the
+expectation is the exact set of (file, line, col, code) the checker reports.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from smc.compiler.check import CheckResult, check_paths
+from smc.compiler.diagnostics import CODES, Diagnostic, format_github, format_text
+from tests.support import PROJECT_ROOT
+
+Found = set[tuple[str, int, int, str]]
+
+
+@dataclass
+class Case:
+    id: str
+    files: dict[str, str | bytes]
+    expected: Found
+    #: substrings the message or hint of the first expected diagnostic must contain.
+    says: tuple[str, ...] = ()
+    #: user action types provided by an action directory given to the checker.
+    action_types: tuple[str, ...] = field(default=())
+
+
+def check(
+    tmp_path: Path, files: dict[str, str | bytes], action_types: tuple[str, ...] = ()
+) -> CheckResult:
+    """Write ``files`` and check them; ``action_types`` become the files of a user action
+    directory given to the checker (as ``--actions-dir``)."""
+    for name, text in files.items():
+        path = tmp_path / name
+        if isinstance(text, bytes):
+            path.write_bytes(text)
+        else:
+            path.write_text(text, encoding="utf-8")
+    if not action_types:
+        return check_paths([str(tmp_path)])
+    actions = tmp_path.parent / f"{tmp_path.name}-actions"
+    actions.mkdir()
+    for action_type in action_types:
+        (actions / f"{action_type}.py").write_text("")
+    return check_paths([str(tmp_path)], [str(actions)])
+
+
+def found(result: CheckResult) -> Found:
+    return {(Path(d.path).name, d.line, d.col, d.code) for d in result.diagnostics}
+
+
+OK_TAIL = "transitions:\n  - {from: a, to: b, event: go}\n"
+
+CASES = [
+    Case(
+        "SMC001-unclosed-flow",
+        {"m.yaml": "initial_state: a\ntransitions: [\n  {from: a, to: b, event: go}\n"},
+        {("m.yaml", 3, 30, "SMC001")},  # the end of the file: the end of its last line
+        ("invalid YAML",),
+    ),
+    Case(
+        "SMC001-tab-indent",
+        {"m.yaml": "initial_state: a\ntransitions:\n\t- {from: a, to: b, event: go}\n"},
+        {("m.yaml", 3, 1, "SMC001")},
+        ("indent with spaces",),
+    ),
+    Case(
+        "SMC001-python-tag",
+        {"m.yaml": "initial_state: !!python/object/apply:os.system [ls]\n" + OK_TAIL},
+        {("m.yaml", 1, 16, "SMC001")},
+        ("remove the tag",),
+    ),
+    Case(
+        "SMC001-two-documents",
+        {"m.yaml": "initial_state: a\n" + OK_TAIL + "---\ninitial_state: b\n"},
+        {("m.yaml", 4, 1, "SMC001")},
+        ("one machine per file",),
+    ),
+    Case("SMC002-empty", {"m.yaml": ""}, {("m.yaml", 1, 1, "SMC002")}, ("no YAML document",)),
+    Case(
+        "SMC002-comments-only",
+        {"m.yaml": "# nothing here\n"},
+        {("m.yaml", 1, 1, "SMC002")},
+    ),
+    Case(
+        "SMC002-list",
+        {"m.yaml": "\n- a\n- b\n"},
+        {("m.yaml", 2, 1, "SMC002")},
+        ("holds a list",),
+    ),
+    Case(
+        "SMC002-scalar",
+        {"m.yaml": "just text\n"},
+        {("m.yaml", 1, 1, "SMC002")},
+        ("a single str value",),
+    ),
+    Case(
+        "SMC003-duplicate-key",
+        {"m.yaml": "initial_state: a\n" + OK_TAIL + "initial_state: a\n"},
+        {("m.yaml", 4, 1, "SMC003")},
+        ("appears twice", "line 1"),
+    ),
+    Case(
+        "SMC003-event-twice",
+        {"m.yaml": "initial_state: a\n" + OK_TAIL + "events:\n  go:\n  'x':\n  go:\n"},
+        {("m.yaml", 7, 3, "SMC003"), ("m.yaml", 6, 3, "SMC023")},
+        ("line 5",),
+    ),
+    Case(
+        "SMC003-on-and-true",
+        {"m.yaml": "initial_state: a\n" + OK_TAIL + "metadata:\n  on: 1\n  true: 2\n"},
+        {("m.yaml", 6, 3, "SMC003")},
+        ("the same key as 'on'",),
+    ),
+    Case(
+        "SMC004-misspelled-key",
+        {"m.yaml": "initial_state: a\ntranstions:\n  - {from: a, to: b, event: go}\n"},
+        {("m.yaml", 1, 1, "SMC004"), ("m.yaml", 2, 1, "SMC004")},
+        ("neither `transitions` nor `states`",),
+    ),
+    Case(
+        "SMC004-boolean-name",
+        {"m.yaml": "initial_state: a\ntransitions:\n  - {from: a, to: off, event: go}\n"},
+        {("m.yaml", 3, 19, "SMC004")},
+        ("transitions[0].to must be a string, not the boolean false", "quote the name"),
+    ),
+    Case(
+        "SMC004-boolean-state-key",
+        {"m.yaml": "initial_state: a\nstates:\n  a:\n    allowed_transitions: [b]\n  yes: {}\n"},
+        {("m.yaml", 5, 3, "SMC004")},
+        ("read as the boolean true",),
+    ),
+    Case(
+        "SMC004-missing-event",
+        {"m.yaml": "initial_state: a\ntransitions:\n  - from: a\n    to: b\n"},
+        {("m.yaml", 3, 5, "SMC004")},
+        ("transitions[0] is missing the required key 'event'",),
+    ),
+    Case(
+        "SMC004-misspelled-transition-key",
+        {"m.yaml": "initial_state: a\ntransitions:\n  - {from: a, to: b, event: go, acton: x}\n"},
+        {("m.yaml", 3, 33, "SMC004")},
+        ("unknown key 'acton' in transitions[0]", "did you mean 'actions'?"),
+    ),
+    Case(
+        "SMC004-bad-machine-name",
+        {"m.yaml": "initial_state: a\nmetadata:\n  machine_name: 'my machine'\n" + OK_TAIL},
+        {("m.yaml", 3, 17, "SMC004")},
+        ("not a valid machine name",),
+    ),
+    Case(
+        "SMC005-composite",
+        {"m.yaml": "initial_state: A\nstates:\n  A:\n    type: composite\n    states: {}\n"},
+        {("m.yaml", 4, 5, "SMC005")},
+        ("flatten the machine",),
+    ),
+    Case(
+        "SMC006-alias-bomb",
+        {
+            "m.yaml": "initial_state: a\n"
+            + OK_TAIL
+            + "metadata:\n  l0: &l0 [x, x, x, x, x, x, x, x, x, x]\n"
+            + "".join(f"  l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 10)}]\n" for i in range(1, 9)),
+        },
+        {("m.yaml", 10, 7, "SMC006")},
+        ("more than 1,000,000 nodes",),
+    ),
+    Case(
+        "SMC006-too-deep",
+        {"m.yaml": "initial_state: a\n" + OK_TAIL + "metadata:\n  x: " + "[" * 70 + "]" * 70},
+        {("m.yaml", 5, 69, "SMC006")},
+        ("nested more than 64 levels",),
+    ),
+    Case(
+        "SMC006-recursive-alias",
+        {"m.yaml": "initial_state: a\n" + OK_TAIL + "metadata:\n  x: &x [a, *x]\n"},
+        {("m.yaml", 5, 13, "SMC006")},
+        ("contains it",),
+    ),
+    Case(
+        "SMC007-not-utf8",
+        {"m.yaml": b"initial_state: a\nname: caf\xe9\n" + OK_TAIL.encode()},
+        {("m.yaml", 2, 10, "SMC007")},
+        ("byte 0xe9",),
+    ),
+    Case(
+        "SMC010-unknown-target",
+        {
+            "m.yaml": "initial_state: idle\ntransitions:\n  - {from: idle, to: runing, event: go}\n"
+            "  - {from: running, to: idle, event: back}\nstates: [idle, running]\n"
+        },
+        # 'running' is not reported unreachable: the misspelt transition was meant to reach it
+        {("m.yaml", 3, 22, "SMC010")},
+        ("`to` state 'runing' is not a state", "did you mean 'running'?"),
+    ),
+    Case(
+        # The transition exists, only its target is wrong: 'working' has a transition on
+        # job_done (no SMC022), and 'finishing' is what it was meant to reach (no SMC020).
+        "SMC010-no-follow-on-diagnostics",
+        {
+            "m.yaml": "initial_state: waiting\nstates: [waiting, working, finishing]\n"
+            "transitions:\n  - {from: waiting, to: working, event: new_job}\n"
+            "  - {from: waiting, to: waiting, event: no_jobs}\n"
+            "  - {from: working, to: finishng, event: job_done}\n"
+            "  - {from: working, to: waiting, event: error}\n"
+            "  - {from: finishing, to: waiting, event: success}\n"
+            "  - {from: finishing, to: waiting, event: error}\n"
+            "actions:\n  waiting:\n    - type: check_database_queue\n"
+            "  working:\n    - {type: bash, command: make, success: job_done}\n"
+            "  finishing:\n    - type: complete_job\n"
+        },
+        {("m.yaml", 6, 25, "SMC010")},
+        ("did you mean 'finishing'?",),
+    ),
+    Case(
+        # A self-loop and a transition to a misspelt state: the state is not a trap (SMC021),
+        # and the target of a transition from a misspelt state is not unreachable (SMC020).
+        "SMC010-unknown-source-and-target",
+        {
+            "m.yaml": "initial_state: a\nstates: [a, b, c]\ntransitions:\n"
+            "  - {from: a, to: a, event: again}\n  - {from: a, to: bb, event: go}\n"
+            "  - {from: x, to: c, event: go}\n"
+        },
+        {("m.yaml", 5, 19, "SMC010"), ("m.yaml", 6, 12, "SMC010")},
+    ),
+    Case(
+        "SMC010-unknown-initial",
+        {"m.yaml": "initial_state: start\n" + OK_TAIL},
+        {("m.yaml", 1, 16, "SMC010")},
+    ),
+    Case(
+        "SMC010-unknown-allowed-transition",
+        {"m.yaml": "initial_state: A\nstates:\n  A: {allowed_transitions: [B, C]}\n  B: {}\n"},
+        {("m.yaml", 3, 32, "SMC010")},
+        ("allowed transition 'C'",),
+    ),
+    Case(
+        "SMC010-unknown-final-state",
+        {"m.yaml": "initial_state: a\n" + OK_TAIL + "final_states: [c]\n"},
+        {("m.yaml", 4, 16, "SMC010")},
+        ("state in `final_states` 'c'",),
+    ),
+    Case(
+        "SMC011-duplicate-state",
+        {"m.yaml": "initial_state: a\nstates:\n  - a\n  - b\n  - a\n" + OK_TAIL},
+        {("m.yaml", 5, 5, "SMC011")},
+        ("declared twice", "line 3"),
+    ),
+    Case(
+        "SMC012-duplicate-transition",
+        {"m.yaml": "initial_state: a\n" + OK_TAIL + "  - {from: a, to: b, event: go}\n"},
+        {("m.yaml", 4, 5, "SMC012")},
+        ("written twice",),
+    ),
+    Case(
+        "SMC012-through-an-alias",
+        {
+            "m.yaml": "initial_state: a\ntransitions:\n  - &t {from: a, to: b, event: go}\n"
+            "  - *t\n"
+        },
+        {("m.yaml", 4, 5, "SMC012")},
+    ),
+    Case(
+        "SMC013-conflicting-transitions",
+        {
+            "m.yaml": "initial_state: a\n" + OK_TAIL + "  - {from: a, to: c, event: go}\n"
+            "  - {from: c, to: b, event: x}\n"
+        },
+        {("m.yaml", 4, 29, "SMC013"), ("m.yaml", 4, 19, "SMC020")},
+        ("already goes to 'b'",),
+    ),
+    Case(
+        "SMC014-shadowed-by-wildcard",
+        {
+            "m.yaml": "initial_state: a\ntransitions:\n  - {from: a, to: b, event: go}\n"
+            "  - {from: '*', to: a, event: reset}\n  - {from: b, to: b, event: reset}\n"
+        },
+        {("m.yaml", 5, 5, "SMC014")},
+        ("line 4",),
+    ),
+    Case(
+        "SMC015-final-with-way-out",
+        {
+            "m.yaml": "initial_state: a\nstates:\n  - a\n  - {name: b, final: true}\n"
+            + OK_TAIL
+            + "  - {from: b, to: a, event: back}\n"
+        },
+        {("m.yaml", 7, 12, "SMC015")},
+    ),
+    Case(
+        "SMC016-actions-on-wildcard",
+        {
+            "m.yaml": "initial_state: a\n" + OK_TAIL + "  - from: '*'\n    to: b\n    event: stop\n"
+            "    actions:\n      - type: log\n"
+        },
+        {("m.yaml", 8, 15, "SMC016")},
+    ),
+    Case(
+        "SMC017-two-groups",
+        {"m.yaml": "initial_state: a\n" + OK_TAIL + "groups:\n  one: [a]\n  two: [a, b]\n"},
+        {("m.yaml", 6, 3, "SMC017")},
+    ),
+    Case(
+        "SMC020-unreachable",
+        {
+            "m.yaml": "initial_state: a\nstates: [a, b, lost]\n"
+            + OK_TAIL
+            + "  - {from: lost, to: b, event: go}\n"
+        },
+        {("m.yaml", 2, 16, "SMC020")},
+    ),
+    Case(
+        "SMC021-no-way-out",
+        {"m.yaml": "initial_state: a\n" + OK_TAIL + "  - {from: b, to: b, event: again}\n"},
+        {("m.yaml", 3, 19, "SMC021")},
+    ),
+    Case(
+        "SMC022-fixed-event",
+        {"m.yaml": "initial_state: a\n" + OK_TAIL + "actions:\n  a:\n    - type: sleep\n"},
+        {("m.yaml", 6, 13, "SMC022")},
+        ("returns 'wake_up' by itself",),
+    ),
+    Case(
+        "SMC022-last-action",
+        {
+            "m.yaml": "initial_state: a\n"
+            + OK_TAIL
+            + "actions:\n  a:\n    - type: log\n    - type: bash\n      command: 'true'\n"
+            "      success: gone\n"
+        },
+        {("m.yaml", 9, 16, "SMC022")},
+        ("last action", "did you mean 'go'?"),
+    ),
+    Case(
+        "SMC023-unused-event",
+        {"m.yaml": "initial_state: a\n" + OK_TAIL + "events: [go, spare]\n"},
+        {("m.yaml", 4, 14, "SMC023")},
+    ),
+    Case(
+        "SMC024-timer-lookalike",
+        {"m.yaml": "initial_state: a\ntransitions:\n  - {from: a, to: b, event: 'timeout(5s)'}\n"},
+        {("m.yaml", 3, 29, "SMC024")},
+        ("timeout(5)",),
+    ),
+    Case(
+        "SMC025-undeclared-event",
+        {
+            "m.yaml": "initial_state: a\n" + OK_TAIL + "  - {from: b, to: a, event: bakc}\n"
+            "  - {from: b, to: b, event: timeout(1)}\nevents: [go, back]\n"
+        },
+        # 'back' is not reported unused as well: the misspelling was meant to use it
+        {("m.yaml", 4, 29, "SMC025")},
+        ("'bakc' is not listed", "did you mean 'back'?"),
+    ),
+    Case(
+        # Issue 11: the typo passed `smc check` and `smc run` then held the job for ever.
+        "SMC025-event-typo-strands-a-claimed-job",
+        {
+            "m.yaml": "initial_state: waiting\nevents: [new_job, no_jobs, done, error]\n"
+            "transitions:\n  - {from: waiting, to: working, event: new_jbo}\n"
+            "  - {from: waiting, to: waiting, event: no_jobs}\n"
+            "  - {from: working, to: waiting, event: done}\n"
+            "  - {from: working, to: waiting, event: error}\n"
+            "actions:\n  waiting:\n    - type: check_database_queue\n"
+            "  working:\n    - {type: bash, command: 'true', success: done}\n"
+        },
+        {("m.yaml", 4, 41, "SMC025"), ("m.yaml", 10, 13, "SMC026")},
+        ("'new_jbo' is not listed", "did you mean 'new_job'?"),
+    ),
+    Case(
+        "SMC025-action-event",
+        {
+            "m.yaml": "initial_state: a\nevents: [go]\n" + OK_TAIL + "actions:\n  a:\n"
+            "    - {type: pop_from_list, success: goo, empty: go}\n"
+        },
+        {("m.yaml", 7, 38, "SMC025")},
+        ("'goo' is not listed", "did you mean 'go'?"),
+    ),
+    Case(
+        "SMC026-claim-job-on-the-last-action",
+        {
+            "m.yaml": "initial_state: a\n" + OK_TAIL + "  - {from: a, to: b, event: taken}\n"
+            "  - {from: a, to: b, event: error}\n"
+            "actions:\n  a:\n    - type: claim_job\n      job_id: '{job}'\n"
+            "      already_claimed: taken\n      success: got\n"
+        },
+        {("m.yaml", 11, 16, "SMC026")},
+        ("claims a job", "no transition leaves 'a' on 'got'", "did you mean 'go'?"),
+    ),
+    Case(
+        "SMC026-check-database-queue-new-job",
+        {
+            "m.yaml": "initial_state: waiting\ntransitions:\n"
+            "  - {from: waiting, to: waiting, event: no_jobs}\n"
+            "  - {from: waiting, to: done, event: stop}\n"
+            "actions:\n  waiting:\n    - type: log\n    - type: check_database_queue\n"
+            "    - type: log\n"
+        },
+        {("m.yaml", 8, 13, "SMC026")},
+        ("'new_job'",),
+    ),
+    Case(
+        "SMC030-unknown-action",
+        {"m.yaml": "initial_state: a\n" + OK_TAIL + "actions:\n  a:\n    - type: bsah\n"},
+        {("m.yaml", 6, 13, "SMC030")},
+        ("did you mean 'bash'?",),
+    ),
+    Case(
+        "SMC027-complete-job-lease-lost",
+        {
+            "m.yaml": "initial_state: waiting\ntransitions:\n"
+            "  - {from: waiting, to: finishing, event: new_job}\n"
+            "  - {from: waiting, to: waiting, event: no_jobs}\n"
+            "  - {from: finishing, to: waiting, event: success}\n"
+            "  - {from: '*', to: stopped, event: stop}\n"
+            "actions:\n  waiting:\n    - type: check_database_queue\n"
+            "  finishing:\n    - type: complete_job\n    - type: log\n"
+        },
+        {("m.yaml", 11, 13, "SMC027")},
+        ("returns 'error' when it fails", "no transition leaves 'finishing' on 'error'"),
+    ),
+    Case(
+        "SMC027-bash-error-mapping",
+        {
+            "m.yaml": "initial_state: a\n" + OK_TAIL + "  - {from: a, to: b, event: failed}\n"
+            "actions:\n  a:\n    - type: bash\n      command: 'false'\n      success: go\n"
+            "      error: failed\n      error_mappings: {2: usage}\n"
+        },
+        {("m.yaml", 11, 23, "SMC027")},
+        ("returns 'usage' when it fails",),
+    ),
+    Case(
+        "SMC030-unknown-with-user-actions-given",
+        {"m.yaml": "initial_state: a\n" + OK_TAIL + "actions:\n  a:\n    - type: calculate\n"},
+        {("m.yaml", 6, 13, "SMC030")},
+        ("unknown action type 'calculate'", "--actions-dir"),
+        action_types=("greet",),
+    ),
+    Case(
+        "SMC030-unknown-with-action-types-declared",
+        {
+            "m.yaml": "initial_state: a\naction_types: [greet]\n" + OK_TAIL + "actions:\n  a:\n"
+            "    - type: calculate\n"
+        },
+        {("m.yaml", 7, 13, "SMC030")},
+    ),
+    Case(
+        "SMC034-user-action-unknown-to-the-checker",
+        {"m.yaml": "initial_state: a\n" + OK_TAIL + "actions:\n  a:\n    - type: greet\n"},
+        {("m.yaml", 6, 13, "SMC034")},
+        ("'greet'", "smc run refuses it", "--actions-dir"),
+    ),
+    Case(
+        "SMC031-missing-parameter",
+        {
+            "m.yaml": "initial_state: a\n" + OK_TAIL + "actions:\n  a:\n    - type: bash\n"
+            "      comand: ls\n      success: go\n      error: go\n"
+        },
+        {("m.yaml", 6, 13, "SMC031"), ("m.yaml", 7, 7, "SMC032")},
+        ("needs the parameter 'command'", "'comand' looks like a misspelling"),
+    ),
+    Case(
+        "SMC032-unknown-parameter",
+        {
+            "m.yaml": "initial_state: a\n" + OK_TAIL + "actions:\n  a:\n    - type: log\n"
+            "      mesage: hi\n"
+        },
+        {("m.yaml", 7, 7, "SMC032")},
+        ("did you mean 'message'?",),
+    ),
+    Case(
+        "SMC033-filter",
+        {
+            "m.yaml": "initial_state: a\n" + OK_TAIL + "actions:\n  a:\n    - type: log\n"
+            "      message: 'n={items|length}'\n"
+        },
+        {("m.yaml", 7, 16, "SMC033")},
+    ),
+    Case(
+        "SMC040-unknown-target-machine",
+        {
+            "m.yaml": "initial_state: a\n" + OK_TAIL + "actions:\n  a:\n    - type: send_event\n"
+            "      target: nobody\n      success: go\n"
+        },
+        {("m.yaml", 7, 15, "SMC040")},
+    ),
+    Case(
+        "SMC041-target-ignores-event",
+        {
+            "m.yaml": "initial_state: a\n" + OK_TAIL + "actions:\n  a:\n    - type: send_event\n"
+            "      target_machine: other\n      event_type: pnig\n      success: go\n",
+            "other.yaml": "initial_state: a\ntransitions:\n  - {from: a, to: b, event: ping}\n",
+        },
+        {("m.yaml", 8, 19, "SMC041")},
+        ("did you mean 'ping'?",),
+    ),
+    Case(
+        "SMC042-same-machine-name",
+        {
+            "a.yaml": "initial_state: a\nmetadata:\n  machine_name: twin\n" + OK_TAIL,
+            "b.yaml": "initial_state: a\nmetadata: {machine_name: twin}\n" + OK_TAIL,
+        },
+        {("b.yaml", 2, 26, "SMC042")},
+        ("a.yaml",),
+    ),
+    Case(
+        "SMC050-not-an-identifier",
+        {"m.yaml": "initial_state: a\ntransitions:\n  - {from: a, to: '???', event: go}\n"},
+        {("m.yaml", 3, 19, "SMC050")},
+    ),
+    Case(
+        "SMC051-collision",
+        {
+            "m.yaml": "initial_state: a\ntransitions:\n  - {from: a, to: b, event: new-job}\n"
+            "  - {from: b, to: a, event: new_job}\n"
+        },
+        {("m.yaml", 4, 29, "SMC051")},
+        ("'NEW_JOB'",),
+    ),
+    Case(
+        "SMC051-module-collision",
+        {
+            "a.yaml": "initial_state: a\nmetadata: {machine_name: my-machine}\n" + OK_TAIL,
+            "b.yaml": "initial_state: a\nmetadata: {machine_name: my_machine}\n" + OK_TAIL,
+        },
+        {("b.yaml", 2, 26, "SMC051")},
+        ("module 'my_machine'",),
+    ),
+    Case(
+        "SMC060-arithmetic-placeholder",
+        {
+            "m.yaml": "initial_state: a\n" + OK_TAIL + "actions:\n  a:\n    - type: bash\n"
+            "      command: 'echo $(( {count} + 1 ))'\n"
+        },
+        {("m.yaml", 7, 26, "SMC060")},
+        ("{count}", "arithmetic"),
+    ),
+    Case(
+        "SMC061-placeholder-after-backslash",
+        {
+            "m.yaml": "initial_state: a\n" + OK_TAIL + "actions:\n  a:\n    - type: bash\n"
+            "      command: 'echo \\{name}'\n"
+        },
+        {("m.yaml", 7, 23, "SMC061")},
+        ("{name}", "backslash"),
+    ),
+    Case(
+        "SMC062-dotted-dollar-brace",
+        {
+            "m.yaml": "initial_state: a\n" + OK_TAIL + "actions:\n  a:\n    - type: bash\n"
+            "      command: 'echo ${payload.x}'\n"
+        },
+        {("m.yaml", 7, 23, "SMC062")},
+        ("${payload.x}",),
+    ),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_broken_machine(tmp_path: Path, case: Case) -> None:
+    result = check(tmp_path, case.files, case.action_types)
+    assert found(result) == case.expected
+    first = min(d for d in result.diagnostics if d.code == case.id.split("-")[0])
+    for text in case.says:
+        assert text in f"{first.message} | {first.hint}"
+
+
+def test_every_code_is_produced_by_a_case() -> None:
+    produced = {code for case in CASES for *_, code in case.expected}
+    assert produced == set(CODES)
+
+
+def test_every_case_is_named_after_a_code_it_produces() -> None:
+    for case in CASES:
+        assert case.id.split("-")[0] in {code for *_, code in case.expected}
+
+
+# ---- what must not be reported ----------------------------------------------------------
+
+CLEAN = {
+    "continue-idiom": "initial_state: a\n" + OK_TAIL + "actions:\n  a:\n"
+    "    - type: pop_from_list\n      success: has_item\n      empty: go\n    - type: log\n",
+    "specific-before-wildcard": "initial_state: a\ntransitions:\n"
+    "  - {from: a, to: a, event: stop}\n  - {from: a, to: b, event: go}\n"
+    "  - {from: '*', to: b, event: stop}\n",
+    "decimal-timeout": "initial_state: a\ntransitions:\n"
+    "  - {from: a, to: b, event: timeout(0.5)}\n",
+    "quoted-booleans": "initial_state: 'on'\ntransitions:\n"
+    "  - {from: 'on', to: 'off', event: 'yes'}\n",
+    "polling-self-loop": "initial_state: waiting\ntransitions:\n"
+    "  - {from: waiting, to: waiting, event: no_jobs}\n"
+    "  - {from: waiting, to: done, event: new_job}\n"
+    "actions:\n  waiting:\n    - type: check_database_queue\n",
+    "merge-key": "initial_state: a\nmetadata:\n  base: &base {x: 1}\n  more:\n    <<: *base\n"
+    "    y: 2\n" + OK_TAIL,
+    "user-action-declared": "initial_state: a\naction_types: [greet]\n"
+    + OK_TAIL
+    + "actions:\n  a:\n    - type: greet\n      success: go\n",
+    "final-state-actions": "initial_state: a\n"
+    + OK_TAIL
+    + "actions:\n  b:\n    - type: bash\n      command: 'true'\n      success: anything\n",
+    "utf8-bom": "\ufeffinitial_state: a\n" + OK_TAIL,
+    # claim_job's event continues the list: start_fsm, after it, moves the machine on.
+    "claim-then-spawn": "initial_state: a\n"
+    + OK_TAIL
+    + "  - {from: a, to: b, event: failed}\nactions:\n  a:\n"
+    "    - {type: claim_job, job_id: '{job}', success: claimed, already_claimed: go,"
+    " error: failed}\n"
+    "    - {type: start_fsm, yaml_path: w.yaml, success: go, error: failed}\n",
+    # A failure with no transition, where something else can move the machine on.
+    "failure-with-a-timer": "initial_state: a\n"
+    + OK_TAIL
+    + "  - {from: a, to: b, event: timeout(30)}\nactions:\n  a:\n"
+    "    - {type: complete_job, success: go}\n",
+    "failure-with-an-outside-event": "initial_state: a\n"
+    + OK_TAIL
+    + "  - {from: a, to: b, event: resume}\nactions:\n  a:\n"
+    "    - {type: complete_job, success: go}\n",
+    "failure-then-a-user-action": "initial_state: a\naction_types: [tidy]\n"
+    + OK_TAIL
+    + "actions:\n  a:\n    - {type: bash, command: 'true', success: go}\n    - type: tidy\n",
+    "failure-of-an-action-that-only-raises": "initial_state: a\n"
+    + OK_TAIL
+    + "actions:\n  a:\n    - {type: send_event, target_machine: m, event_type: go, success: go}\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(CLEAN))
+def test_clean_machine(tmp_path: Path, name: str) -> None:
+    result = check(tmp_path, {"m.yaml": CLEAN[name]})
+    assert result.diagnostics == []
+    assert len(result.machines) == 1
+
+
+def test_hints_point_at_the_misspelt_transition(tmp_path: Path) -> None:
+    """A built-in's own event cannot be misspelt: the hint names the transition instead; and
+    an event the same action returns (new_job beside no_jobs) is no misspelling."""
+    text = (
+        "initial_state: waiting\ntransitions:\n"
+        "  - {from: waiting, to: working, event: new_jbo}\n"
+        "  - {from: working, to: waiting, event: job_done}\n"
+        "  - {from: working, to: waiting, event: error}\n"
+        "actions:\n  waiting:\n    - type: check_database_queue\n"
+        "  working:\n    - type: bash\n      command: 'true'\n"
+    )
+    result = check(tmp_path, {"m.yaml": text})
+    by_code = {d.code: d for d in result.diagnostics}
+    assert set(by_code) == {"SMC022", "SMC026"}
+    assert by_code["SMC026"].hint.endswith(
+        "the transition on 'new_jbo' at line 3 looks like a misspelling of 'new_job'"
+    )
+    (tmp_path / "fixed").mkdir()
+    fixed = check(tmp_path / "fixed", {"m.yaml": text.replace("new_jbo", "new_job")})
+    (no_jobs,) = fixed.diagnostics
+    assert no_jobs.code == "SMC022" and "no_jobs" in no_jobs.message
+    assert "new_job" not in no_jobs.hint
+
+
+def test_a_failure_event_another_machine_sends_is_a_way_out(tmp_path: Path) -> None:
+    """finishing waits for `retry` from the supervisor: complete_job's error does not hang it."""
+    worker = (
+        "initial_state: a\nmetadata: {machine_name: worker}\ntransitions:\n"
+        "  - {from: a, to: b, event: go}\n  - {from: '*', to: a, event: retry}\n"
+        "actions:\n  a:\n    - {type: complete_job, success: go}\n"
+    )
+    supervisor = (
+        "initial_state: s\ntransitions:\n  - {from: s, to: t, event: go}\n"
+        "actions:\n  s:\n    - {type: send_event, target_machine: worker, event_type: retry,"
+        " success: go}\n"
+    )
+    assert found(check(tmp_path, {"worker.yaml": worker})) == {("worker.yaml", 8, 14, "SMC027")}
+    result = check(tmp_path, {"worker.yaml": worker, "supervisor.yaml": supervisor})
+    assert result.diagnostics == []
+
+
+def test_problems_inside_an_alias_point_at_the_alias(tmp_path: Path) -> None:
+    text = (
+        "initial_state: a\ntransitions:\n  - {from: a, to: b, event: go}\n"
+        "actions:\n  a:\n    - &greet {type: log, mesage: hi}\n  b:\n    - *greet\n"
+    )
+    result = check(tmp_path, {"m.yaml": text})
+    assert found(result) == {("m.yaml", 6, 26, "SMC032"), ("m.yaml", 8, 7, "SMC032")}
+
+
+def test_all_problems_in_one_run_sorted_by_position(tmp_path: Path) -> None:
+    (tmp_path / "b.yaml").write_text("initial_state: x\n" + OK_TAIL)
+    (tmp_path / "a.yaml").write_text(
+        "initial_state: a\nstates: [a, b]\n"
+        + OK_TAIL
+        + "  - {from: q, to: b, event: go3}\n  - {from: a, to: zz, event: go2}\n"
+    )
+    result = check_paths([str(tmp_path / "b.yaml"), str(tmp_path / "a.yaml")])
+    assert [(Path(d.path).name, d.line, d.col, d.code) for d in result.diagnostics] == [
+        ("a.yaml", 5, 12, "SMC010"),
+        ("a.yaml", 6, 19, "SMC010"),
+        ("b.yaml", 1, 16, "SMC010"),
+    ]
+
+
+# ---- output formats ---------------------------------------------------------------------
+
+
+def test_text_format_shows_the_line_a_caret_and_the_hint() -> None:
+    diagnostic = Diagnostic(
+        "m.yaml", 2, 5, "SMC010", "`to` state 'x' is unknown", "did you mean 'y'?"
+    )
+    text = format_text(diagnostic, ["initial_state: a", "to: x"])
+    assert text.splitlines() == [
+        "m.yaml:2:5: error[SMC010]: `to` state 'x' is unknown",
+        "     2 | to: x",
+        "       |     ^",
+        "  hint: did you mean 'y'?",
+    ]
+
+
+def test_github_format_escapes_what_the_runner_would_misread() -> None:
+    diagnostic = Diagnostic("a,b:c.yaml", 3, 7, "SMC022", "50% done\nnext", "")
+    assert (
+        format_github(diagnostic)
+        == "::warning file=a%2Cb%3Ac.yaml,line=3,col=7,title=SMC022::50%25 done%0Anext"
+    )
+
+
+# ---- docs/diagnostics.md ----------------------------------------------------------------
+
+
+def test_docs_list_exactly_the_codes() -> None:
+    text = (PROJECT_ROOT / "docs" / "diagnostics.md").read_text(encoding="utf-8")
+    headings = re.findall(r"^## (SMC\d{3})\b", text, flags=re.MULTILINE)
+    assert headings == sorted(CODES)
+    for code, (severity, summary) in CODES.items():
+        section = text.split(f"## {code}", 1)[1].split("\n## ", 1)[0]
+        assert summary in section, code
+        assert severity in section, code
+        assert "```yaml" in section, f"{code} has no example"
+        assert "**Fix:**" in section, f"{code} has no fix"

@@ -1,0 +1,69 @@
+"""YAML names -> Python identifiers: the conversion rules of docs/language.md."""
+
+from __future__ import annotations
+
+import keyword
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from smc.compiler import names
+
+
+@pytest.mark.parametrize(
+    ("name", "snake", "member", "pascal"),
+    [
+        ("New Job", "new_job", "NEW_JOB", "NewJob"),
+        ("newJob", "new_job", "NEW_JOB", "NewJob"),
+        ("HTTPServer", "http_server", "HTTP_SERVER", "HTTPServer"),
+        ("patient-records", "patient_records", "PATIENT_RECORDS", "PatientRecords"),
+        ("timeout(5)", "timeout_5", "TIMEOUT_5", "Timeout5"),
+        ("timeout(0.5)", "timeout_0_5", "TIMEOUT_0_5", "Timeout05"),
+        ("__waiting__", "waiting", "WAITING", "Waiting"),
+        ("123abc", "n_123abc", "N_123ABC", "M123abc"),
+        ("class", "class_", "CLASS", "Class"),
+        ("none", "none", "NONE", "None_"),
+        ("ﬁle", "file", "FILE", "File"),  # NFKC, as Python does for identifiers
+        ("Ⅻ", "xii", "XII", "XII"),
+        ("état", "état", "ÉTAT", "État"),
+    ],
+)
+def test_conversions(name: str, snake: str, member: str, pascal: str) -> None:
+    assert names.snake(name) == snake
+    assert names.module(name) == snake
+    assert names.member(name) == member
+    assert names.pascal(name) == pascal
+
+
+@pytest.mark.parametrize("name", ["", "---", "???", "(*)", " "])
+def test_names_with_nothing_usable_are_refused(name: str) -> None:
+    assert names.snake(name) is None
+    assert names.member(name) is None
+    assert names.pascal(name) is None
+
+
+def test_event_methods_avoid_the_generated_class_attributes() -> None:
+    assert names.method("fire") == "fire_"
+    assert names.method("can fire") == "can_fire_"
+    assert names.method("state") == "state_"
+    assert names.method("start") == "start"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=30))
+def test_every_result_is_an_identifier_that_is_not_a_keyword(name: str) -> None:
+    for convert in (names.snake, names.member, names.method, names.pascal, names.module):
+        ident = convert(name)
+        if ident is not None:
+            assert ident.isidentifier()
+            assert not keyword.iskeyword(ident)
+            assert convert(name) == ident  # deterministic
+
+
+@pytest.mark.slow
+@settings(max_examples=200, deadline=None)
+@given(st.from_regex(r"[a-z][a-z0-9]*(_[a-z0-9]+)*", fullmatch=True))
+def test_snake_case_names_are_kept(name: str) -> None:
+    expected = name + "_" if keyword.iskeyword(name) else name
+    assert names.snake(name) == expected

@@ -1,0 +1,1 @@
+"""Tests of the job and event store (``smc.runtime.store``) on SQLite and PostgreSQL."""
