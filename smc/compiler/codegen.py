@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -88,11 +87,30 @@ def templates_dir() -> Path:
 
 
 # ---- filters: the templates' way to pylayout -----------------------------------------------
+#
+# A ``*_each`` filter converts every item of a sequence in one call: Jinja's ``map("f")``
+# dispatches each item to the filter separately, which made rendering several times slower.
 
 
 def _qualify(member: str, owner: str) -> str:
     """``owner.member`` (``"idle" | qualify("State")`` -> ``State.idle``)."""
     return f"{owner}.{member}"
+
+
+def _qualify_each(members: Iterable[str], owner: str) -> list[str]:
+    return [f"{owner}.{member}" for member in members]
+
+
+def _pystr_each(texts: Iterable[str]) -> list[str]:
+    return [pystr(text) for text in texts]
+
+
+def _pydata_each(values: Iterable[Any]) -> list[Node]:
+    return [data_node(value) for value in values]
+
+
+def _pytext_each(texts: Iterable[str]) -> list[Node]:
+    return [Text(text) for text in texts]
 
 
 def _pytuple(items: Iterable[Node]) -> Node:
@@ -117,18 +135,30 @@ def _pysubscript(items: Iterable[Node], name: str) -> Node:
     return Seq(f"{name}[", "]", tuple(items), subscript=True)
 
 
-def _transition_row(row: TransitionPlan) -> Node:
-    return tuple_node([f"State.{row.source}", f"Event.{row.event}", f"State.{row.target}"])
+def _transition_rows(rows: Iterable[TransitionPlan]) -> list[Node]:
+    """``TRANSITIONS``' rows, each a ``(State.x, Event.y, State.z)`` tuple."""
+    return [
+        tuple_node([f"State.{row.source}", f"Event.{row.event}", f"State.{row.target}"])
+        for row in rows
+    ]
 
 
-def _timer(timer: TimerPlan) -> str:
-    # code, not a tuple node: black keeps ``(seconds, Event.X)`` whole as its parent splits
-    return f"({timer.seconds!r}, Event.{timer.event})"
+def _timer_each(timers: Iterable[TimerPlan]) -> list[Node]:
+    # code, not tuple nodes: a timer too long for its line is left to black (in_black_style)
+    return [f"({timer.seconds!r}, Event.{timer.event})" for timer in timers]
 
 
 def _pylayout(context: Mapping[str, Any], node: Node) -> str:
+    """``node`` laid out where it stands on its template line (``lay_out_marks``)."""
     nodes: list[Node] = context[_NODES]
     return mark(nodes, node)
+
+
+def _pyvalue(context: Mapping[str, Any], code: str) -> str:
+    """``code`` as the value of the assignment its template line begins, laid out where it
+    stands (``RightHandSide``)."""
+    nodes: list[Node] = context[_NODES]
+    return mark(nodes, RightHandSide(code))
 
 
 @cache
@@ -147,20 +177,23 @@ def _environment() -> jinja2.Environment:
     )
     env.filters.update(
         pystr=pystr,
+        pystr_each=_pystr_each,
         docrepr=doc_literal,
         header_path=header_path,
         qualify=_qualify,
+        qualify_each=_qualify_each,
         pydata=data_node,
-        pytext=Text,
-        pyrhs=RightHandSide,
+        pydata_each=_pydata_each,
+        pytext_each=_pytext_each,
         pytuple=_pytuple,
         pylist=_pylist,
         pyset=_pyset,
         pycall=_pycall,
         pysubscript=_pysubscript,
-        transition_row=_transition_row,
-        timer=_timer,
+        transition_rows=_transition_rows,
+        timer_each=_timer_each,
         pylayout=jinja2.pass_context(_pylayout),
+        pyvalue=jinja2.pass_context(_pyvalue),
     )
     return env
 
@@ -185,7 +218,8 @@ def templates_digest() -> str:
 
 def _plan_hash(plan: ModulePlan) -> str:
     # Not sort_keys: the order of action parameters and context-map keys is the module's.
-    payload = json.dumps(asdict(plan), ensure_ascii=False)
+    # ``default=vars`` writes each dataclass as its fields (``asdict`` copies deeply: slow).
+    payload = json.dumps(plan, default=vars, ensure_ascii=False)
     return hashlib.sha256(f"{payload}\0{templates_digest()}".encode()).hexdigest()
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from smc.compiler import commands, names
 from smc.compiler.model import Machine
@@ -102,8 +102,11 @@ class EventPlan:
     context_map: Mapping[str, str]
 
 
-@dataclass(frozen=True)
-class TransitionPlan:
+# Rows are NamedTuples, not dataclasses: a large machine has hundreds, and a tuple is built
+# and hashed (as JSON) several times faster.
+
+
+class TransitionPlan(NamedTuple):
     """One row of ``TRANSITIONS``, as enum members."""
 
     source: str
@@ -111,8 +114,7 @@ class TransitionPlan:
     target: str
 
 
-@dataclass(frozen=True)
-class TimerPlan:
+class TimerPlan(NamedTuple):
     seconds: float
     event: str  # the event member fired after ``seconds``
 
@@ -151,6 +153,24 @@ class ModulePlan:
     timeouts: tuple[StateTimersPlan, ...]
     #: ``__all__``, sorted.
     exports: tuple[str, ...]
+
+    # Views the template asks for (attribute lookups in Jinja are slow per item).
+
+    @property
+    def state_names(self) -> tuple[str, ...]:
+        return tuple(state.name for state in self.states)
+
+    @property
+    def event_names(self) -> tuple[str, ...]:
+        return tuple(event.name for event in self.events)
+
+    @property
+    def states_with_actions(self) -> tuple[StatePlan, ...]:
+        return tuple(state for state in self.states if state.actions)
+
+    @property
+    def events_with_context_maps(self) -> tuple[EventPlan, ...]:
+        return tuple(event for event in self.events if event.context_map)
 
 
 def module_plan(machine: Machine, source_path: str, line_length: int) -> ModulePlan:

@@ -35,7 +35,7 @@ from __future__ import annotations
 import ast
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from smc.compiler.config import DEFAULT_LINE_LENGTH
@@ -95,6 +95,14 @@ class Seq:
     items: tuple[Node | tuple[str, Node], ...]
     one_tuple: bool = False
     subscript: bool = False
+    #: the literal on one line, made once: ``layout`` measures it at every level it splits.
+    text: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # most items are code (``State.x``): kept as they are without a call each
+        inner = ", ".join([i if isinstance(i, str) else _flat_item(i) for i in self.items])
+        text = self.open + inner + ("," if self.one_tuple else "") + self.close
+        object.__setattr__(self, "text", text)
 
 
 @dataclass(frozen=True)
@@ -136,6 +144,12 @@ def _split_item(item: Node | tuple[str, Node]) -> tuple[str, Node]:
     return item if isinstance(item, tuple) else ("", item)
 
 
+def _flat_item(item: Node | tuple[str, Node]) -> str:
+    if isinstance(item, tuple):
+        return item[0] + flat(item[1])
+    return flat(item)
+
+
 def flat(node: Node) -> str:
     if isinstance(node, str):
         return node
@@ -143,8 +157,7 @@ def flat(node: Node) -> str:
         return pystr(node.value)
     if isinstance(node, RightHandSide):
         return node.code
-    inner = ", ".join(prefix + flat(value) for prefix, value in map(_split_item, node.items))
-    return node.open + inner + ("," if node.one_tuple else "") + node.close
+    return node.text
 
 
 def layout(prefix: str, node: Node, suffix: str, indent: int, width: int) -> list[str]:
@@ -255,20 +268,25 @@ def lay_out_marks(rendered: str, nodes: Sequence[Node], width: int) -> str:
     """``rendered`` with each marked node laid out where it stands: the line's leading
     spaces are its indent, the text before the mark its prefix, the text after it its
     suffix. One mark a line."""
-    if MARK not in rendered:
-        return rendered
-    lines: list[str] = []
-    for line in rendered.split("\n"):
-        if MARK not in line:
-            lines.append(line)
-            continue
-        parts = line.split(MARK)
-        if len(parts) != 3:
-            raise ValueError(f"a template line holds more than one laid-out node: {line!r}")
-        head, index, suffix = parts
+    pieces: list[str] = []
+    done = 0  # rendered[:done] is in pieces
+    while (start := rendered.find(MARK, done)) != -1:
+        end = rendered.index(MARK, start + 1)
+        line_start = rendered.rfind("\n", 0, start) + 1
+        line_end = rendered.find("\n", end)
+        if line_end == -1:
+            line_end = len(rendered)
+        suffix = rendered[end + 1 : line_end]
+        if MARK in suffix:
+            raise ValueError(f"a template line holds more than one laid-out node: {suffix!r}")
+        head = rendered[line_start:start]
         prefix = head.lstrip(" ")
-        lines.extend(layout(prefix, nodes[int(index)], suffix, len(head) - len(prefix), width))
-    return "\n".join(lines)
+        node = nodes[int(rendered[start + 1 : end])]
+        pieces.append(rendered[done:line_start])
+        pieces.append("\n".join(layout(prefix, node, suffix, len(head) - len(prefix), width)))
+        done = line_end
+    pieces.append(rendered[done:])
+    return "".join(pieces)
 
 
 # ---- black: the judge, and the formatter of what the rules above cannot lay out ----------
