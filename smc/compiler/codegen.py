@@ -217,9 +217,9 @@ def templates_digest() -> str:
 
 
 def _plan_hash(plan: ModulePlan) -> str:
-    # Not sort_keys: the order of action parameters and context-map keys is the module's.
-    # ``default=vars`` writes each dataclass as its fields (``asdict`` copies deeply: slow).
-    payload = json.dumps(plan, default=vars, ensure_ascii=False)
+    # The plan is NamedTuples of plain data: JSON as it is, each record a list. Not
+    # sort_keys: the order of action parameters and context-map keys is the module's.
+    payload = json.dumps(plan, ensure_ascii=False)
     return hashlib.sha256(f"{payload}\0{templates_digest()}".encode()).hexdigest()
 
 
