@@ -19,8 +19,8 @@ line fits is already what black would make of it and is used as rendered
 under 79) goes through black in-process (``format_modules``, in worker processes when there
 are enough). black is the judge either way: the tests run it over the examples, the corpus
 and random machines with hostile names and assert it changes nothing
-(``tests/test_codegen_format.py``), and run black, ``ruff format`` and ``ruff check`` on
-modules built in fresh projects at several line lengths (``tests/test_codegen_tools.py``).
+(``test_codegen_format.py``), and run black, ``ruff format`` and ``ruff check`` on modules
+built in fresh projects at several line lengths (``test_codegen_tools.py``).
 Skipping black where it would change nothing is what makes a cold build of a hundred
 machines take about a second instead of seven (black spends ~0.3 ms a line only to parse a
 module).
