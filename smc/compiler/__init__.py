@@ -7,7 +7,9 @@ One job per module:
 - ``normalize``   validated data in any of the three input styles -> ``model.Machine``;
 - ``analysis``    semantic checks over the models (all files together);
 - ``check``       the pipeline above, for ``smc check`` and ``smc build``;
-- ``codegen``     model -> typed Python module (Jinja2 templates + black);
+- ``plan``        model -> what a generated module holds (a frozen ``ModulePlan``);
+- ``pylayout``    Python laid out as black lays it out, and black where that is not enough;
+- ``codegen``     plan -> typed Python module (Jinja2 templates + ``pylayout``);
 - ``diagrams``    model -> Mermaid, Markdown, Graphviz;
 - ``build``       writing outputs, the manifest and ``--check``;
 - ``buildcache``  the no-op fast path of ``smc build`` (a fingerprint of its inputs);

@@ -37,6 +37,7 @@ from typing import Literal
 from smc.compiler import codegen
 from smc.compiler.config import DEFAULT_LINE_LENGTH
 from smc.compiler.model import Machine
+from smc.compiler.pylayout import format_modules
 
 MANIFEST_NAME = ".smc-manifest.json"
 MANIFEST_FORMAT = 1
@@ -250,42 +251,6 @@ def plan_outputs(
             raise BuildError(f"two outputs would be written to {output.path!r}")
         seen.add(output.path)
     return sorted(outputs, key=lambda output: output.path)
-
-
-#: Below this many modules to format, worker processes cost more than they save.
-PARALLEL_THRESHOLD = 8
-
-
-def format_modules(
-    rendered: Sequence[str], jobs: int | None, line_length: int = DEFAULT_LINE_LENGTH
-) -> list[str]:
-    """Every rendered module in black's style. Most are already (``codegen.in_black_style``)
-    and are finished here; the others go through black, in worker processes when there are
-    enough of them (black costs ~0.1 s a module; each file is independent, the result is
-    the same)."""
-    # codegen.finish_module() for each module, with black run in worker processes when
-    # enough modules need it.
-    needs_black = [text for text in rendered if not codegen.in_black_style(text, line_length)]
-    formatted = dict(
-        zip(needs_black, _format_with_black(needs_black, jobs, line_length), strict=True)
-    )
-    return [formatted.get(text, text) for text in rendered]
-
-
-def _format_with_black(rendered: Sequence[str], jobs: int | None, line_length: int) -> list[str]:
-    workers = min(jobs or os.cpu_count() or 1, len(rendered))
-    if workers < 2 or len(rendered) < PARALLEL_THRESHOLD:
-        return [codegen.format_python(text, line_length) for text in rendered]
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    methods = multiprocessing.get_all_start_methods()
-    # fork: the workers start with the templates already loaded.
-    context = multiprocessing.get_context("fork" if "fork" in methods else None)
-    chunk = max(1, len(rendered) // (workers * 4))
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        widths = [line_length] * len(rendered)
-        return list(pool.map(codegen.format_python, rendered, widths, chunksize=chunk))
 
 
 def _diagram_outputs(machines: Sequence[Machine], detail: str) -> list[Output]:

@@ -1,0 +1,223 @@
+"""What a generated module holds, decided from the model: a frozen ``ModulePlan``.
+
+The plan names everything the module binds: the class, each state's and event's enum member
+and method (identifiers made by ``smc.compiler.names`` and checked with
+``str.isidentifier()``), the transition table, actions as plain data, timers, groups and
+context maps. It holds no Python text: how the module is written is the template's
+(``templates/machine.py.jinja``) and ``smc.compiler.pylayout``'s. Being plain data, the plan
+is also what a module's source hash is made from (``codegen.machine_context``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from smc.compiler import commands, names
+from smc.compiler.model import Machine
+
+
+class CodegenError(Exception):
+    """The model cannot be compiled (the checker should have reported why)."""
+
+
+@dataclass(frozen=True)
+class ModuleNames:
+    module: str
+    class_name: str
+
+
+#: Names every generated module binds at the top level besides the machine class: a class
+#: with one of these names gets the suffix ``Machine`` (machine ``state`` -> ``StateMachine``).
+MODULE_LEVEL_NAMES = frozenset(
+    {
+        "Any",
+        "Callable",
+        "ClassVar",
+        "Event",
+        "EventName",
+        "Final",
+        "IllegalTransition",
+        "Listener",
+        "Literal",
+        "Mapping",
+        "Never",
+        "State",
+        "StateName",
+        "TypeAlias",
+    }
+)
+
+
+def module_names(machine: Machine) -> ModuleNames:
+    module, class_name = names.module(machine.name), names.pascal(machine.name)
+    if module is None or class_name is None:
+        raise CodegenError(f"machine name {machine.name!r} cannot become a Python identifier")
+    if class_name in MODULE_LEVEL_NAMES:
+        class_name += "Machine"
+    return ModuleNames(module, class_name)
+
+
+def _ident(convert: Any, name: str) -> str:
+    ident = convert(name)
+    if ident is None or not ident.isidentifier():
+        raise CodegenError(f"name {name!r} cannot become a Python identifier")
+    return str(ident)
+
+
+def plain_data(value: Any) -> Any:
+    """YAML data reduced to what a Python literal (and JSON) can hold: dates, sets... become
+    strings, tuples lists, mapping keys strings."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, Mapping):
+        return {str(k): plain_data(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain_data(v) for v in value]
+    if isinstance(value, (set, frozenset)):
+        return sorted(str(v) for v in value)
+    return str(value)
+
+
+# The records are NamedTuples: immutable like frozen dataclasses, but a class costs a sixth
+# as much to create (every ``smc`` run imports this module, a no-op build included), a large
+# machine has hundreds of rows, and the plan is hashed as JSON natively (``codegen``).
+
+
+class StatePlan(NamedTuple):
+    name: str  # as written in YAML: the enum value
+    member: str  # the enum member
+    #: the actions run on entry, in order, as plain data (``commands.action_data``).
+    actions: tuple[Any, ...]
+    #: where each action was written: ``path:line:col``.
+    action_sources: tuple[str, ...]
+
+
+class EventPlan(NamedTuple):
+    name: str  # as written in YAML: the enum value
+    member: str  # the enum member
+    method: str  # the method that fires it
+    #: context key -> dotted path in the event payload, in the order written.
+    context_map: Mapping[str, str]
+
+
+class TransitionPlan(NamedTuple):
+    """One row of ``TRANSITIONS``, as enum members."""
+
+    source: str
+    event: str
+    target: str
+
+
+class TimerPlan(NamedTuple):
+    seconds: float
+    event: str  # the event member fired after ``seconds``
+
+
+class StateTimersPlan(NamedTuple):
+    """A state's ``timeout(N)`` timers, started on entering it (``state`` is its member)."""
+
+    state: str
+    timers: tuple[TimerPlan, ...]
+
+
+class GroupPlan(NamedTuple):
+    name: str  # as written
+    states: tuple[str, ...]  # members
+
+
+class ModulePlan(NamedTuple):
+    """Everything one machine's module holds. Names ``name`` are YAML names (strings in the
+    module), ``member``/``method``/``states`` are identifiers."""
+
+    machine_name: str
+    class_name: str
+    style: str
+    #: the input file as the header and ``ACTION_SOURCES`` name it (relative to the root).
+    source_path: str
+    line_length: int
+    states: tuple[StatePlan, ...]
+    events: tuple[EventPlan, ...]
+    initial_state: str  # member
+    final_states: tuple[str, ...]  # members
+    transitions: tuple[TransitionPlan, ...]
+    groups: tuple[GroupPlan, ...]
+    timeouts: tuple[StateTimersPlan, ...]
+    #: ``__all__``, sorted.
+    exports: tuple[str, ...]
+
+    # Views the template asks for (attribute lookups in Jinja are slow per item).
+
+    @property
+    def state_names(self) -> tuple[str, ...]:
+        return tuple(state.name for state in self.states)
+
+    @property
+    def event_names(self) -> tuple[str, ...]:
+        return tuple(event.name for event in self.events)
+
+    @property
+    def states_with_actions(self) -> tuple[StatePlan, ...]:
+        return tuple(state for state in self.states if state.actions)
+
+    @property
+    def events_with_context_maps(self) -> tuple[EventPlan, ...]:
+        return tuple(event for event in self.events if event.context_map)
+
+
+def module_plan(machine: Machine, source_path: str, line_length: int) -> ModulePlan:
+    """The plan of ``machine``'s module; ``source_path`` names the input in it."""
+    state_member = {s.name: _ident(names.member, s.name) for s in machine.states}
+    event_member = {e.name: _ident(names.member, e.name) for e in machine.events}
+    timeout_of = {e.name: e.timeout for e in machine.events}
+    timers: dict[str, list[TimerPlan]] = {}
+    for edge in machine.table:
+        seconds = timeout_of[edge.event]
+        if seconds is not None:
+            timers.setdefault(state_member[edge.source], []).append(
+                TimerPlan(seconds, event_member[edge.event])
+            )
+    class_name = module_names(machine).class_name
+    return ModulePlan(
+        machine_name=machine.name,
+        class_name=class_name,
+        style=machine.style,
+        source_path=source_path,
+        line_length=line_length,
+        states=tuple(
+            StatePlan(
+                name=s.name,
+                member=state_member[s.name],
+                actions=tuple(plain_data(commands.action_data(a)) for a in s.actions),
+                action_sources=tuple(f"{source_path}:{a.pos.line}:{a.pos.col}" for a in s.actions),
+            )
+            for s in machine.states
+        ),
+        events=tuple(
+            EventPlan(
+                name=e.name,
+                member=event_member[e.name],
+                method=_ident(names.method, e.name),
+                context_map=plain_data(dict(e.context_map)),
+            )
+            for e in machine.events
+        ),
+        initial_state=state_member[machine.initial_state],
+        final_states=tuple(state_member[name] for name in machine.final_states),
+        transitions=tuple(
+            TransitionPlan(
+                state_member[edge.source], event_member[edge.event], state_member[edge.target]
+            )
+            for edge in machine.table
+        ),
+        groups=tuple(
+            GroupPlan(g.name, tuple(state_member[s] for s in g.states if s in state_member))
+            for g in machine.groups
+        ),
+        timeouts=tuple(StateTimersPlan(state, tuple(items)) for state, items in timers.items()),
+        exports=tuple(sorted([class_name, "Event", "EventName", "State", "StateName"])),
+    )
