@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 from smc.compiler.check import check_paths
 from smc.compiler.diagrams import (
     DiagramError,
-    _dot_label,
-    _IdAllocator,
+    IdAllocator,
+    dot_label,
     machine_diagrams,
     mermaid_text,
     render_image,
@@ -231,7 +231,7 @@ def test_markdown_page() -> None:
 
 
 def test_ids_are_plain_unique_and_deterministic() -> None:
-    allocator = _IdAllocator()
+    allocator = IdAllocator()
     ids = allocator.assign(["a b", "a_b", "a-b", "end", "日本", "中文", "9x", "état"])
     assert ids == {
         "a b": "a_b_2", "a_b": "a_b", "a-b": "a_b_3", "end": "end_", "日本": "s",
@@ -280,7 +280,7 @@ def test_dot_labels_show_exactly_the_name(text: str) -> None:
     import graphviz
 
     graph = graphviz.Digraph()
-    graph.node("n", label=_dot_label([text]))
+    graph.node("n", label=dot_label([text]))
     svg = render_image(graph.source, "svg")
     texts = [t.text for t in ET.fromstring(svg).iter("{http://www.w3.org/2000/svg}text") if t.text]
     assert texts == [text]

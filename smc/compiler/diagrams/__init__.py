@@ -69,10 +69,6 @@ from smc.compiler.diagrams.system import (
     unsent_events,
 )
 
-# The names these had when the package was one module (tests/test_diagrams.py uses them).
-_dot_label = dot_label
-_IdAllocator = IdAllocator
-
 __all__ = [
     "ANY_STATE_LABEL",
     "HEADER_TEXT",
