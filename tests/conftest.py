@@ -4,6 +4,7 @@ what it uses (``e2e``, ``postgres``; see tests/README.md)."""
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -46,6 +47,15 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         return
     with postgres_schema_url() as url:
         yield url
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The tests send SIGINT to the ``smc`` processes they start, as a user's Ctrl-C. A suite
+    started in the background by a non-interactive shell inherits SIGINT *ignored*, and so
+    would every process it starts (an ignored signal stays ignored across ``exec``): give
+    the children the default disposition back, whatever started pytest."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

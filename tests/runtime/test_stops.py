@@ -13,7 +13,9 @@ from __future__ import annotations
 import os
 import signal
 import sqlite3
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -108,12 +110,14 @@ def _socket_files(runner: Runner) -> list[str]:
 
 
 @pytest.fixture
-def sockets_runner(runner: Runner, tmp_path: Path) -> Runner:
-    """The runner, with the workers' socket files in a directory of this test."""
-    directory = tmp_path / "sockets"
-    directory.mkdir()
-    runner.env["SMC_SOCKET_DIR"] = str(directory)
-    return runner
+def sockets_runner(runner: Runner) -> Iterator[Runner]:
+    """The runner, with the workers' socket files in a directory of this test: a short one
+    under /tmp (a socket path must fit in 108 bytes, and a test's ``tmp_path`` may not)."""
+    with tempfile.TemporaryDirectory(
+        prefix="smc-s-", dir="/tmp", ignore_cleanup_errors=True
+    ) as directory:
+        runner.env["SMC_SOCKET_DIR"] = directory
+        yield runner
 
 
 # --- 2. an event whose handling is interrupted is not lost -----------------------------------
