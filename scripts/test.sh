@@ -39,5 +39,5 @@ python3 -m mypy smc generated
 log "generated/ is fresh (smc build examples/ --check)"
 python3 -m smc build examples/ --check
 
-log "pytest"
-python3 -m pytest -q -p no:cacheprovider "$@"
+log "pytest (two processes, one module per process at a time: tests/README.md)"
+python3 -m pytest -q -p no:cacheprovider --numprocesses 2 --dist loadscope "$@"
