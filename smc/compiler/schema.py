@@ -17,6 +17,7 @@ from typing import Any
 import jsonschema
 from jsonschema import ValidationError
 
+from smc.compiler.chartsyntax import name_mappings
 from smc.compiler.diagnostics import Diagnostic
 from smc.compiler.loader import LoadedDocument, PathKey
 from smc.compiler.resources import data_dir
@@ -188,6 +189,7 @@ def _name_key_problems(doc: LoadedDocument) -> Iterator[Diagnostic]:
             if isinstance(options, dict) and isinstance(options.get("context_map"), dict):
                 places.append((("events", name, "context_map"), options["context_map"], "key"))
     places.extend((path, action, "parameter") for path, action in _actions(data))
+    places.extend(name_mappings(data))
     for path, mapping, what in places:
         if not isinstance(mapping, dict):
             continue
