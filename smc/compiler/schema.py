@@ -149,6 +149,16 @@ def _messages(error: ValidationError) -> Iterator[tuple[str, str, PathKey, bool]
     if kind == "minLength":
         yield f"{where} must not be empty", "write a name, or remove the entry", path, False
         return
+    if kind == "enum":
+        options = [str(option) for option in error.validator_value]
+        close = difflib.get_close_matches(str(value), options, n=1)
+        yield (
+            f"{where} is {_describe(value)}, which is not one of: {', '.join(options)}",
+            f"did you mean {close[0]!r}?" if close else "",
+            path,
+            False,
+        )
+        return
     if kind == "pattern":
         yield (
             f"{where} is {value!r}, which is not a valid machine name",

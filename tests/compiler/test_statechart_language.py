@@ -103,6 +103,15 @@ def test_an_unknown_transition_type_is_a_schema_error() -> None:
     assert found(check(text)) == {(3, 39, "SMC004")}
 
 
+def test_a_misspelt_history_kind_is_offered_the_right_one() -> None:
+    (problem,) = check("initial_state: a\nstates:\n  - name: a\n    history: shalow\n").errors
+    assert (problem.line, problem.col, problem.code) == (4, 14, "SMC004")
+    assert problem.message == (
+        "states[0].history is the string 'shalow', which is not one of: shallow, deep"
+    )
+    assert problem.hint == "did you mean 'shallow'?"
+
+
 # ---- the model ------------------------------------------------------------------------
 
 
