@@ -150,7 +150,8 @@ def _messages(error: ValidationError) -> Iterator[tuple[str, str, PathKey, bool]
         yield f"{where} must not be empty", "write a name, or remove the entry", path, False
         return
     if kind == "enum":
-        options = [str(option) for option in error.validator_value]
+        allowed: Any = error.validator_value
+        options = [str(option) for option in allowed]
         close = difflib.get_close_matches(str(value), options, n=1)
         yield (
             f"{where} is {_describe(value)}, which is not one of: {', '.join(options)}",
