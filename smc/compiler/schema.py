@@ -150,8 +150,8 @@ def _messages(error: ValidationError) -> Iterator[tuple[str, str, PathKey, bool]
         yield f"{where} must not be empty", "write a name, or remove the entry", path, False
         return
     if kind == "enum":
-        allowed: Any = error.validator_value
-        options = [str(option) for option in allowed]
+        enum: Any = error.validator_value
+        options = [str(option) for option in enum]
         close = difflib.get_close_matches(str(value), options, n=1)
         yield (
             f"{where} is {_describe(value)}, which is not one of: {', '.join(options)}",
