@@ -149,6 +149,19 @@ def _messages(error: ValidationError) -> Iterator[tuple[str, str, PathKey, bool]
     if kind == "minLength":
         yield f"{where} must not be empty", "write a name, or remove the entry", path, False
         return
+    if kind == "dependentRequired" and isinstance(value, dict):
+        needs: Any = error.validator_value
+        for key, required in needs.items():
+            if key in value and any(other not in value for other in required):
+                wanted = ", ".join(f"`{other}`" for other in required)
+                yield (
+                    f"`{key}` in {where} needs {wanted}",
+                    "`to` is a history pseudo-state's default: add `history: shallow` (or "
+                    "deep), or write the transition under `transitions:`",
+                    (*path, key),
+                    True,
+                )
+        return
     if kind == "enum":
         enum: Any = error.validator_value
         options = [str(option) for option in enum]

@@ -103,6 +103,12 @@ def test_an_unknown_transition_type_is_a_schema_error() -> None:
     assert found(check(text)) == {(3, 39, "SMC004")}
 
 
+def test_to_in_a_state_item_is_only_for_history() -> None:
+    (problem,) = check("initial_state: a\nstates:\n  - {name: a, to: b}\n  - b\n").errors
+    assert (problem.line, problem.col, problem.code) == (3, 15, "SMC004")
+    assert problem.message == "`to` in states[0] needs `history`"
+
+
 def test_a_misspelt_history_kind_is_offered_the_right_one() -> None:
     (problem,) = check("initial_state: a\nstates:\n  - name: a\n    history: shalow\n").errors
     assert (problem.line, problem.col, problem.code) == (4, 14, "SMC004")
