@@ -175,7 +175,7 @@ class _Builder:
             for transition in transitions:
                 for state_name, pos in (
                     (transition.source, transition.source_pos),
-                    (transition.target, transition.target_pos),
+                    *transition.all_targets,
                 ):
                     if state_name != WILDCARD and state_name not in declared:
                         declared[state_name] = {"pos": pos, "declared": False}

@@ -199,7 +199,7 @@ CASES = [
             "transitions:\n  - {from: a, to: [x, y], event: go}\n"
         },
         {("m.yaml", 6, 23, "SMC073")},
-        ("targets 'x' and 'y' cannot be active at once", "inside 'p'"),
+        ("targets 'x' and 'y' cannot be active at once", "children of 'p', which is not parallel"),
     ),
     Case(
         "SMC074-eventless-cycle",

@@ -117,22 +117,24 @@ def check_targets(machine: Machine, _: Context) -> Iterator[Diagnostic]:
     ]
     for targets in groups:
         known = [(name, pos) for name, pos in targets if machine.has_state(name)]
-        reported = False
         for (first, _first_pos), (second, pos) in combinations(known, 2):
             common = _common_ancestor(machine, first, second)
             if common in (first, second):
                 continue
             if common is None or machine.state(common).kind != "parallel":
-                inside = f"inside {common!r}" if common is not None else "at the top level"
-                if not reported:
-                    yield diagnostic(
-                        pos,
-                        "SMC073",
-                        f"targets {first!r} and {second!r} cannot be active at once: they "
-                        f"are in different children of a non-parallel state ({inside})",
-                        "target states in different regions of a parallel state, or one",
-                    )
-                reported = True
+                where = (
+                    f"in different children of {common!r}, which is not parallel"
+                    if common is not None
+                    else "in different top-level states"
+                )
+                yield diagnostic(
+                    pos,
+                    "SMC073",
+                    f"targets {first!r} and {second!r} cannot be active at once: they "
+                    f"are {where}",
+                    "target states in different regions of a parallel state, or one",
+                )
+                break  # one report per transition
 
 
 def _common_ancestor(machine: Machine, first: str, second: str) -> str | None:
