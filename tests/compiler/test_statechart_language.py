@@ -6,12 +6,17 @@ Code generation does not support statecharts yet: what compiles refuses one (SMC
 
 from __future__ import annotations
 
+from typing import Any
+
 import jsonschema
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from smc.compiler import chartsyntax, schema
 from smc.compiler.check import CheckResult, check_texts
+from smc.compiler.diagnostics import CODES
 from smc.compiler.loader import load_text
 from smc.compiler.model import Machine
 from tests.support.corpus import require_corpus
@@ -412,3 +417,60 @@ def test_events_of_a_descendant_handle_an_action_of_its_compound() -> None:
         "    states: [a, b]\ntransitions:\n  - {from: a, to: b, event: next}\n"
     )
     assert found(check(text)) == set()
+
+
+# ---- random charts never crash the checker ---------------------------------------------
+
+
+@st.composite
+def charts(draw: st.DrawFn) -> str:
+    """A random chart: a tree up to depth 4 with compound, parallel, history and final
+    states, and transitions (eventless, internal, several targets) between any names, some
+    of them unknown."""
+    counter = iter(range(1000))
+
+    def item(depth: int) -> Any:
+        name = f"s{next(counter)}"
+        kind = draw(st.sampled_from(["atomic", "atomic", "compound", "parallel", "history"]))
+        if kind == "atomic" or depth >= 4:
+            return draw(st.sampled_from([name, {"name": name, "final": True}]))
+        if kind == "history":
+            return {"name": name, "history": draw(st.sampled_from(["shallow", "deep"]))}
+        children = [item(depth + 1) for _ in range(draw(st.integers(0, 3)))]
+        node: dict[str, Any] = {"name": name, "states": children}
+        if kind == "parallel":
+            node["parallel"] = True
+        return node
+
+    states = [item(1) for _ in range(draw(st.integers(1, 3)))]
+    names = [f"s{n}" for n in range(next(counter))] + ["zz"]
+    transitions = []
+    for _ in range(draw(st.integers(0, 8))):
+        transition: dict[str, Any] = {
+            "from": draw(st.sampled_from([*names, "*"])),
+            "to": draw(
+                st.one_of(
+                    st.sampled_from(names), st.lists(st.sampled_from(names), min_size=1, max_size=3)
+                )
+            ),
+        }
+        if draw(st.booleans()):
+            transition["event"] = draw(st.sampled_from(["go", "back", "timeout(1)"]))
+        if draw(st.booleans()):
+            transition["type"] = "internal"
+        transitions.append(transition)
+    document = {
+        "initial_state": draw(st.sampled_from(names)),
+        "states": states,
+        "transitions": transitions,
+    }
+    return yaml.safe_dump(document, sort_keys=False)
+
+
+@settings(max_examples=150, deadline=None)
+@given(charts())
+def test_random_charts_never_crash_the_checker(text: str) -> None:
+    for compiling in (False, True):
+        result = check(text, compiling=compiling)
+        assert all(d.code in CODES and d.line >= 1 and d.col >= 1 for d in result.diagnostics)
+        assert all(d.code != "SMC004" for d in result.diagnostics), result.diagnostics
