@@ -6,6 +6,7 @@ Code generation does not support statecharts yet: what compiles refuses one (SMC
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -18,6 +19,7 @@ from smc.compiler import chartsyntax, schema
 from smc.compiler.check import CheckResult, check_texts
 from smc.compiler.diagnostics import CODES
 from smc.compiler.loader import load_text
+from smc.compiler.machinecache import compile_machine_file
 from smc.compiler.model import Machine
 from tests.support.corpus import require_corpus
 
@@ -474,3 +476,15 @@ def test_random_charts_never_crash_the_checker(text: str) -> None:
         result = check(text, compiling=compiling)
         assert all(d.code in CODES and d.line >= 1 and d.col >= 1 for d in result.diagnostics)
         assert all(d.code != "SMC004" for d in result.diagnostics), result.diagnostics
+
+
+def test_smc_run_refuses_a_chart_before_compiling_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`smc run` compiles a YAML file through the machine cache: a chart stops there."""
+    monkeypatch.setenv("SMC_CACHE_DIR", str(tmp_path / "cache"))
+    path = tmp_path / "chart.yaml"
+    path.write_text(ISSUE_EXAMPLE, encoding="utf-8")
+    compiled = compile_machine_file(str(path), [])
+    assert compiled.module_path is None and compiled.checked is not None
+    assert [(d.line, d.col, d.code) for d in compiled.checked.errors] == [(3, 5, "SMC076")]
