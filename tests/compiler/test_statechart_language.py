@@ -286,6 +286,12 @@ CHART_MISTAKES: list[tuple[str, str, Found]] = [
         {(3, 24, "SMC071")},
     ),
     (
+        "initial-on-a-parallel-state",
+        "initial_state: p\nstates:\n  - {name: p, parallel: true, initial: r1, states: "
+        "[{name: r1, states: [a]}, {name: r2, states: [b]}]}\n",
+        {(3, 40, "SMC071")},
+    ),
+    (
         "name-used-twice-in-the-tree",
         "initial_state: p\nstates:\n  - {name: p, states: [a, b]}\n"
         "  - {name: q, states: [c, a]}\ntransitions:\n  - {from: a, to: b, event: go}\n"

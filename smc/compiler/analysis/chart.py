@@ -56,17 +56,19 @@ def check_tree(machine: Machine, _: Context) -> Iterator[Diagnostic]:
 
 def _initial(machine: Machine, state: State) -> Iterator[Diagnostic]:
     assert state.initial is not None and state.initial_pos is not None
-    if state.kind != "compound":
-        hint = (
-            "a parallel state enters all its regions: remove `initial`"
-            if state.kind == "parallel"
-            else "list its children under `states:`, or remove `initial`"
+    if state.kind == "parallel":
+        yield diagnostic(
+            state.initial_pos,
+            "SMC071",
+            f"parallel state {state.name!r} has an `initial`, but it enters all its regions",
+            "remove `initial`",
         )
+    elif state.kind != "compound":
         yield diagnostic(
             state.initial_pos,
             "SMC071",
             f"state {state.name!r} has an `initial` but no children to start in",
-            hint,
+            "list its children under `states:`, or remove `initial`",
         )
     elif state.initial not in state.children:
         where = "is not a state" if not machine.has_state(state.initial) else "is not its child"
