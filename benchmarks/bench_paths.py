@@ -59,7 +59,7 @@ def median_ms(work: Callable[[], object]) -> float:
 def compiling(paths: list[str]) -> list[Machine]:
     machines = []
     for path in paths:
-        result = check_paths([path])
+        result = check_paths([path], compiling=True)
         if not result.errors:
             machines.extend(result.machines)
     return machines

@@ -1,22 +1,23 @@
 """The checking pipeline: files -> load -> schema -> model -> analysis.
 
 ``smc check`` prints what this returns; ``smc build`` and ``smc diagram`` stop on its errors
-and otherwise consume its models.
+and otherwise consume its models. Those that compile (``compiling=True``: build, diagram,
+run, paths) are also told, with SMC076, of a statechart: checked, but not yet compiled.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from smc.catalog import YAML_SUFFIXES
-from smc.compiler import analysis, commands, schema
+from smc.compiler import analysis, chartsyntax, commands, schema
 from smc.compiler.diagnostics import Diagnostic, sort_diagnostics
 from smc.compiler.loader import LoadedDocument, load_file, load_text
 from smc.compiler.model import Machine
-from smc.compiler.normalize import action_types_in_dir, build_machine, find_unsupported
+from smc.compiler.normalize import action_types_in_dir, build_machine
 
 
 class InputError(Exception):
@@ -71,12 +72,18 @@ class CheckResult:
 
 
 def check_files(
-    files: Sequence[str], action_dirs: Iterable[str] = (), *, runtime: bool = False
+    files: Sequence[str],
+    action_dirs: Iterable[str] = (),
+    *,
+    runtime: bool = False,
+    compiling: bool = False,
 ) -> CheckResult:
     """Check machine files together (the files are read as UTF-8). ``action_dirs`` are
     directories of user actions; ``runtime=True`` says they are all the places user actions
     come from (as for ``smc run``), even when there are none: an action type they, the
-    built-ins and the ``smc.actions`` entry points do not provide is then an error (SMC030)."""
+    built-ins and the ``smc.actions`` entry points do not provide is then an error (SMC030).
+    ``compiling=True`` (the caller generates code or diagrams from the models) adds an error
+    for each statechart, which is checked but not yet compiled (SMC076)."""
     loaded = []
     for path in files:
         doc, problems = load_file(path)
@@ -88,11 +95,15 @@ def check_files(
             except (OSError, UnicodeDecodeError):
                 lines = []
         loaded.append((path, doc, problems, lines))
-    return _check_loaded(loaded, action_dirs, runtime)
+    return _check_loaded(loaded, action_dirs, runtime, compiling)
 
 
 def check_texts(
-    sources: Sequence[tuple[str, str]], action_dirs: Iterable[str] = (), *, runtime: bool = False
+    sources: Sequence[tuple[str, str]],
+    action_dirs: Iterable[str] = (),
+    *,
+    runtime: bool = False,
+    compiling: bool = False,
 ) -> CheckResult:
     """Check machines given as (path, YAML text) pairs, as if they were files: for editors,
     tests and tools that hold the text already."""
@@ -100,13 +111,14 @@ def check_texts(
     for path, text in sources:
         doc, problems = load_text(path, text)
         loaded.append((path, doc, problems, text.splitlines()))
-    return _check_loaded(loaded, action_dirs, runtime)
+    return _check_loaded(loaded, action_dirs, runtime, compiling)
 
 
 def _check_loaded(
     loaded: Sequence[tuple[str, LoadedDocument | None, list[Diagnostic], list[str]]],
     action_dirs: Iterable[str],
     runtime: bool,
+    compiling: bool,
 ) -> CheckResult:
     """load -> schema -> model for each document, then the analysis across all of them."""
     result = CheckResult()
@@ -116,7 +128,7 @@ def _check_loaded(
         result.sources[path] = lines
         if doc is None:
             continue
-        unsupported = find_unsupported(doc)
+        unsupported = chartsyntax.prepare(doc)
         if unsupported:
             diagnostics.extend(unsupported)
             continue
@@ -133,11 +145,36 @@ def _check_loaded(
     diagnostics.extend(
         analysis.analyse(result.machines, extra_types, user_actions_known=runtime or bool(dirs))
     )
+    if compiling:
+        for machine in result.machines:
+            diagnostics.extend(not_yet_compiled(machine))
     result.diagnostics = sort_diagnostics(diagnostics)
     return result
 
 
+def not_yet_compiled(machine: Machine) -> Iterator[Diagnostic]:
+    """SMC076 for a statechart, at the first thing that makes it one: code generation and
+    diagrams do not support statecharts yet, and must not make a flat machine of one."""
+    if not machine.is_chart:
+        return
+    what = ", ".join(feature for feature, _pos in machine.chart_features)
+    pos = machine.chart_features[0][1]
+    yield Diagnostic(
+        pos.path,
+        pos.line,
+        pos.col,
+        "SMC076",
+        f"machine {machine.name!r} is a statechart ({what}): statecharts are checked but not "
+        "yet compiled",
+        "`smc check` accepts it; code generation, diagrams and `smc run` will follow",
+    )
+
+
 def check_paths(
-    paths: Sequence[str], action_dirs: Iterable[str] = (), *, runtime: bool = False
+    paths: Sequence[str],
+    action_dirs: Iterable[str] = (),
+    *,
+    runtime: bool = False,
+    compiling: bool = False,
 ) -> CheckResult:
-    return check_files(collect_files(paths), action_dirs, runtime=runtime)
+    return check_files(collect_files(paths), action_dirs, runtime=runtime, compiling=compiling)

@@ -440,7 +440,7 @@ def _rewrite(data: bytes, sites: list[_Site]) -> CompiledCommand:
 
 def _bash_commands(machine: Machine) -> Iterator[tuple[Action, str]]:
     for state in machine.states:
-        for action in state.actions:
+        for action in (*state.actions, *state.on_exit):
             command = action.params.get("command")
             if action.type == "bash" and isinstance(command, str):
                 yield action, command

@@ -15,7 +15,7 @@ CODES: Mapping[str, tuple[Severity, str]] = {
     "SMC002": ("error", "the document is empty or not a mapping"),
     "SMC003": ("error", "a mapping key appears twice (YAML keeps only the last)"),
     "SMC004": ("error", "the document does not match the machine schema"),
-    "SMC005": ("error", "nested (composite) states are not supported"),
+    "SMC005": ("error", "a state uses an xstate key that smc spells differently (`entry`, ...)"),
     "SMC006": ("error", "the document is too large, too deeply nested, or its aliases loop"),
     "SMC007": ("error", "the file cannot be read"),
     "SMC010": ("error", "a state is named that the machine does not have"),
@@ -60,6 +60,17 @@ CODES: Mapping[str, tuple[Severity, str]] = {
     "SMC062": ("error", "a `bash` command writes `${a.b}`: neither a placeholder nor shell"),
     "SMC050": ("error", "a name cannot become a Python identifier"),
     "SMC051": ("error", "two names collide after conversion to Python identifiers"),
+    "SMC070": ("error", "a compound or parallel state has no child states"),
+    "SMC071": ("error", "a compound state's `initial` is not one of its children"),
+    "SMC072": (
+        "error",
+        "a history pseudo-state is misplaced: outside a compound state, with children or "
+        "transitions of its own, or a default outside its compound",
+    ),
+    "SMC073": ("error", "a transition's targets cannot all be active at once"),
+    "SMC074": ("error", "eventless transitions form a cycle, so the machine never settles"),
+    "SMC075": ("warning", "a parallel state has fewer than two regions"),
+    "SMC076": ("error", "a statechart is checked but not yet compiled (build, diagram, run)"),
 }
 
 

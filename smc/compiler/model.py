@@ -3,6 +3,12 @@
 Everything after the loader (analysis, code generation, diagrams, path generation) reads
 this and only this. Wildcard transitions are kept as written (``Machine.transitions``) and
 also expanded (``Machine.table``), so each consumer picks the view it needs.
+
+A statechart is the same model with a tree over it: every state, at every depth, is in
+``Machine.states`` in document order (parents before their children), each knowing its
+``parent``, ``children`` and ``kind``; ``Machine.is_chart`` says whether anything beyond a
+flat table is used. A flat machine has no parent, no children, every transition has one event
+and one target, and so reads exactly as it always did.
 """
 
 from __future__ import annotations
@@ -19,6 +25,12 @@ TIMEOUT_EVENT = re.compile(r"^timeout\((?P<seconds>\d+(?:\.\d+)?)\)$")
 #: engine: statemachine-engine (actions keyed by state); design: actions on transitions with
 #: ``params:``; contract: ``states`` map with ``allowed_transitions`` and no events.
 Style = Literal["engine", "design", "contract"]
+
+#: atomic: no children; compound: children, one active at a time (its ``initial`` first);
+#: parallel: children are regions, all active together; final: declared final, no children;
+#: history: a pseudo-state that restores its parent's last active children.
+StateKind = Literal["atomic", "compound", "parallel", "final", "history"]
+HistoryKind = Literal["shallow", "deep"]
 
 
 @dataclass(frozen=True, order=True)
@@ -64,7 +76,37 @@ class State:
     declared_final: bool = False
     #: False when the state was only inferred from transitions (no ``states:`` entry).
     declared: bool = True
+    #: the on-entry actions: ``on_entry:`` in the state's item, then ``actions: {state:}``,
+    #: then design-style actions of transitions from the state.
     actions: tuple[Action, ...] = ()
+    # ---- statecharts (all defaults for a flat machine) ---------------------------------
+    kind: StateKind = "atomic"
+    #: the enclosing state's name; None at the top level.
+    parent: str | None = None
+    #: the direct children's names, in document order (the regions of a parallel state).
+    children: tuple[str, ...] = ()
+    #: a compound state's initial child: written (``initial:``, ``initial_state:``) or its
+    #: first child that is not a history pseudo-state. None for every other kind.
+    initial: str | None = None
+    #: where ``initial`` was written; None when it is the default.
+    initial_pos: Position | None = None
+    #: a history pseudo-state's kind; None for a state.
+    history: HistoryKind | None = None
+    #: a history pseudo-state's default ``to:`` (entered when there is nothing to restore);
+    #: empty: its parent's initial child.
+    history_default: tuple[str, ...] = ()
+    history_default_pos: tuple[Position, ...] = ()
+    on_exit: tuple[Action, ...] = ()
+
+    @property
+    def on_entry(self) -> tuple[Action, ...]:
+        """The on-entry actions (the same as ``actions``)."""
+        return self.actions
+
+    @property
+    def is_atomic(self) -> bool:
+        """A leaf of the tree that can be active: atomic or final, not a pseudo-state."""
+        return self.kind in ("atomic", "final")
 
 
 @dataclass(frozen=True)
@@ -84,11 +126,16 @@ class Event:
 
 @dataclass(frozen=True)
 class Transition:
-    """A transition as written. ``source`` may be ``"*"``."""
+    """A transition as written. ``source`` may be ``"*"``.
+
+    ``event`` is None for an eventless transition (statecharts only: taken as soon as its
+    source is active); ``target`` is the first of ``targets`` (several only in a chart, to
+    enter states of different parallel regions at once).
+    """
 
     source: str
     target: str
-    event: str
+    event: str | None
     pos: Position
     index: int  # file order; the first matching transition wins
     source_pos: Position
@@ -97,10 +144,27 @@ class Transition:
     #: execution-contract style: made from ``allowed_transitions`` (event ``to_<target>``).
     synthesized: bool = False
     description: str | None = None
+    #: every target, ``target`` first; empty means ``(target,)``.
+    targets: tuple[str, ...] = ()
+    targets_pos: tuple[Position, ...] = ()
+    #: ``type: internal``: a transition from a compound state to its descendants that does
+    #: not exit and re-enter the compound.
+    internal: bool = False
 
     @property
     def wildcard(self) -> bool:
         return self.source == WILDCARD
+
+    @property
+    def eventless(self) -> bool:
+        return self.event is None
+
+    @property
+    def all_targets(self) -> tuple[tuple[str, Position], ...]:
+        """Every target with where it is written."""
+        if not self.targets:
+            return ((self.target, self.target_pos),)
+        return tuple(zip(self.targets, self.targets_pos, strict=True))
 
 
 @dataclass(frozen=True)
@@ -168,14 +232,19 @@ class Machine:
 
     @cached_property
     def final_states(self) -> tuple[str, ...]:
-        """Declared final, or with no way to another state: no explicit outgoing transition
-        and every wildcard transition leads back to the state itself."""
+        """Declared final, or, at the top level, a state with no way to another state: no
+        explicit outgoing transition and every wildcard transition leads back to the state
+        itself. (Inside a compound only a declared final state is final: its parent or a
+        parallel region may well move on without it.)"""
         explicit_sources = {t.source for t in self.transitions if not t.wildcard}
         wildcard_targets = {t.target for t in self.transitions if t.wildcard}
         finals = []
         for state in self.states:
             if state.declared_final or (
-                state.name not in explicit_sources and wildcard_targets <= {state.name}
+                state.parent is None
+                and state.kind == "atomic"
+                and state.name not in explicit_sources
+                and wildcard_targets <= {state.name}
             ):
                 finals.append(state.name)
         return tuple(finals)
@@ -184,16 +253,18 @@ class Machine:
     def expanded(self) -> tuple[Edge, ...]:
         """Every concrete edge in priority (file) order, shadowed ones included.
 
-        ``from: "*"`` stands for every non-final state, in declaration order. Edges naming a
-        state the machine does not have are left out (the checker reports them).
+        ``from: "*"`` stands for every non-final atomic state, in declaration order. Edges
+        naming a state the machine does not have are left out (the checker reports them).
+        In a chart this is the transitions on events each on its own source, eventless ones
+        left out: the flat view, with no hierarchy resolved.
         """
         finals = set(self.final_states)
         edges: list[Edge] = []
         for transition in self.transitions:
-            if not self.has_state(transition.target):
+            if transition.event is None or not self.has_state(transition.target):
                 continue
             if transition.wildcard:
-                sources = [s.name for s in self.states if s.name not in finals]
+                sources = [s.name for s in self.wildcard_sources if s.name not in finals]
             elif self.has_state(transition.source):
                 sources = [transition.source]
             else:
@@ -236,3 +307,75 @@ class Machine:
             for state in group.states:
                 owner.setdefault(state, group.id)
         return owner
+
+    # ---- statecharts -----------------------------------------------------------------
+
+    @cached_property
+    def wildcard_sources(self) -> tuple[State, ...]:
+        """The states ``from: "*"`` may start from: the atomic ones (final ones are left
+        out by the callers, which know which are final)."""
+        return tuple(state for state in self.states if state.is_atomic)
+
+    @cached_property
+    def chart_features(self) -> tuple[tuple[str, Position], ...]:
+        """What makes this machine a statechart rather than a flat table, each with where
+        it is first written (in document order): empty for a flat machine."""
+        found: dict[str, Position] = {}
+        for state in self.states:
+            if state.kind in ("compound", "parallel", "history"):
+                found.setdefault(f"{state.kind} states", state.pos)
+            if state.on_exit:
+                found.setdefault("on_exit", state.on_exit[0].pos)
+            for action in state.actions:
+                if action.type == "raise":
+                    found.setdefault("raise", action.pos)
+        for transition in self.transitions:
+            if transition.event is None:
+                found.setdefault("eventless transitions", transition.pos)
+            if transition.internal:
+                found.setdefault("internal transitions", transition.pos)
+            if len(transition.targets) > 1:
+                found.setdefault("several targets", transition.pos)
+        return tuple(sorted(found.items(), key=lambda item: item[1]))
+
+    @property
+    def is_chart(self) -> bool:
+        """Whether the machine uses nesting, parallel or history states, on-exit actions,
+        eventless, internal or multi-target transitions, or ``raise``."""
+        return bool(self.chart_features)
+
+    @cached_property
+    def top_states(self) -> tuple[str, ...]:
+        """The states at the top level (the root's children), in document order."""
+        return tuple(state.name for state in self.states if state.parent is None)
+
+    def ancestors(self, name: str) -> tuple[str, ...]:
+        """The states enclosing ``name``, its parent first, up to the top level."""
+        found: list[str] = []
+        parent = self.state(name).parent
+        while parent is not None and parent not in found:
+            found.append(parent)
+            parent = self.state(parent).parent if self.has_state(parent) else None
+        return tuple(found)
+
+    def descendants(self, name: str) -> tuple[str, ...]:
+        """Every state inside ``name``, at any depth, in document order."""
+        found: list[str] = []
+        stack = list(reversed(self.state(name).children))
+        while stack:
+            child = stack.pop()
+            if child in found or not self.has_state(child):
+                continue
+            found.append(child)
+            stack.extend(reversed(self.state(child).children))
+        return tuple(found)
+
+    def is_descendant(self, name: str, ancestor: str) -> bool:
+        """Whether ``name`` is strictly inside ``ancestor``."""
+        return ancestor in self.ancestors(name)
+
+    def leaves(self, name: str | None = None) -> tuple[str, ...]:
+        """The atomic and final states inside ``name`` (or the whole machine), in document
+        order; ``name`` itself when it is one."""
+        names = self.state_names if name is None else (name, *self.descendants(name))
+        return tuple(n for n in names if self.state(n).is_atomic)

@@ -10,8 +10,12 @@ The styles (docs/language.md):
 - contract: ``states:`` as a mapping with ``allowed_transitions``; each allowed target T
             becomes a transition on the event ``to_T``.
 
-Only what the model cannot hold is reported here (duplicate states, nested formats);
-everything else is left to ``analysis``.
+Statecharts (:mod:`~smc.compiler.chartsyntax`): state items nest, at any depth, in either
+form of ``states:``; transitions may also be written in a state's ``on:`` mapping, and take
+their place among the ``transitions:`` entries in file order.
+
+Only what the model cannot hold is reported here (duplicate states); everything else is left
+to ``analysis``.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from smc.catalog import BUILTIN_ACTIONS, COMMON_KEYS, canonical_params
+from smc.compiler.chartsyntax import StateItem, item_kind, on_entries, state_items, tree_fields
 from smc.compiler.diagnostics import Diagnostic
 from smc.compiler.loader import LoadedDocument, PathKey
 from smc.compiler.model import (
@@ -34,54 +39,15 @@ from smc.compiler.model import (
     Machine,
     Position,
     State,
+    StateKind,
     Style,
     Transition,
 )
-
-#: Keys that mark the nested, xstate-like format (``tools/test_face_processor.yaml``). YAML
-#: reads an unquoted ``on:`` key as the boolean True, so both spellings are looked for.
-_NESTED_KEYS: tuple[str | bool, ...] = ("type", "states", "on", True, "initial_state")
 
 
 def contract_event(target: str) -> str:
     """The event name an execution-contract transition to ``target`` gets."""
     return f"to_{target}"
-
-
-def find_unsupported(doc: LoadedDocument) -> list[Diagnostic]:
-    """Nested (composite) states: refused with a precise diagnostic before the schema runs,
-    whose generic message would not say what to do."""
-    states = doc.data.get("states")
-    if not isinstance(states, dict):
-        return []
-    found = []
-    for name, options in states.items():
-        if not isinstance(options, dict):
-            continue
-        for key in _NESTED_KEYS:
-            if key in options:
-                pos = doc.pos(("states", name, key), key=True)
-                written = "on" if key is True else key
-                what = (
-                    "composite state"
-                    if options.get("type") == "composite"
-                    else f"`{written}:` inside a state"
-                )
-                found.append(
-                    Diagnostic(
-                        doc.path,
-                        pos.line,
-                        pos.col,
-                        "SMC005",
-                        f"state {name!r} uses the nested, xstate-like format ({what}), which "
-                        "smc does not support",
-                        "flatten the machine: list every leaf state under `states:`, write "
-                        "each `on: {event: target}` as a `transitions:` entry, and use "
-                        "`groups:` for the composites",
-                    )
-                )
-                break
-    return found
 
 
 def action_types_in_dir(directory: str) -> list[str]:
@@ -145,43 +111,48 @@ class _Builder:
         # ---- states as declared -------------------------------------------------------
         declared: dict[str, dict[str, Any]] = {}
         contract_targets: list[tuple[str, str, PathKey]] = []
-        if isinstance(raw_states, list):
-            for index, item in enumerate(raw_states):
-                options = item if isinstance(item, dict) else {"name": item}
-                self._declare(declared, str(options["name"]), ("states", index), options)
-        elif isinstance(raw_states, dict):
-            for state_name, options in raw_states.items():
-                options = options or {}
-                self._declare(declared, str(state_name), ("states", state_name), options, key=True)
-                for index, target in enumerate(options.get("allowed_transitions") or []):
-                    contract_targets.append(
-                        (
-                            str(state_name),
-                            str(target),
-                            ("states", state_name, "allowed_transitions", index),
-                        )
-                    )
+        items = state_items(raw_states)
+        for item in items:
+            if not self._declare(declared, item.name, item.path, item.options, key=item.at_key):
+                continue
+            declared[item.name]["item"] = item
+            for index, target in enumerate(item.options.get("allowed_transitions") or []):
+                contract_targets.append(
+                    (item.name, str(target), (*item.path, "allowed_transitions", index))
+                )
 
         # ---- transitions --------------------------------------------------------------
         transitions: list[Transition] = []
-        transition_actions: list[tuple[str, Action, str]] = []
+        transition_actions: list[tuple[str, Action, str | None]] = []
         for index, raw in enumerate(data.get("transitions") or []):
             path: PathKey = ("transitions", index)
+            written = raw["to"]
+            targets = [str(t) for t in written] if isinstance(written, list) else [str(written)]
+            targets_pos = (
+                [self.pos((*path, "to", i)) for i in range(len(written))]
+                if isinstance(written, list)
+                else [self.pos((*path, "to"))]
+            )
+            event = raw.get("event")
             transition = Transition(
                 source=str(raw["from"]),
-                target=str(raw["to"]),
-                event=str(raw["event"]),
+                target=targets[0],
+                event=None if event is None else str(event),
                 pos=self.pos(path),
                 index=index,
                 source_pos=self.pos((*path, "from")),
-                target_pos=self.pos((*path, "to")),
+                target_pos=targets_pos[0],
                 event_pos=self.pos((*path, "event")),
                 description=raw.get("description"),
+                targets=tuple(targets),
+                targets_pos=tuple(targets_pos),
+                internal=raw.get("type") == "internal",
             )
             transitions.append(transition)
             for a_index, raw_action in enumerate(raw.get("actions") or []):
                 action = self.action(raw_action, (*path, "actions", a_index), "transition")
                 transition_actions.append((transition.source, action, transition.event))
+        transitions = self._with_on_transitions(transitions, items)
         offset = len(transitions)
         for n, (source, target, path) in enumerate(contract_targets):
             pos = self.pos(path)
@@ -192,7 +163,7 @@ class _Builder:
                     contract_event(target),
                     pos,
                     offset + n,
-                    source_pos=self.pos(path[:2], key=True),
+                    source_pos=self.pos(path[:-2], key=True),
                     target_pos=pos,
                     event_pos=pos,
                     synthesized=True,
@@ -204,13 +175,25 @@ class _Builder:
             for transition in transitions:
                 for state_name, pos in (
                     (transition.source, transition.source_pos),
-                    (transition.target, transition.target_pos),
+                    *transition.all_targets,
                 ):
                     if state_name != WILDCARD and state_name not in declared:
                         declared[state_name] = {"pos": pos, "declared": False}
 
         # ---- actions ------------------------------------------------------------------
         actions: dict[str, list[Action]] = {state: [] for state in declared}
+        on_exit: dict[str, list[Action]] = {}
+        placed: dict[str, StateItem] = {
+            name: placed_item
+            for name, options in declared.items()
+            if (placed_item := options.get("item"))
+        }
+        for state_name, item in placed.items():
+            for key, found in (("on_entry", actions), ("on_exit", on_exit)):
+                for index, raw_action in enumerate(item.options.get(key) or []):
+                    found.setdefault(state_name, []).append(
+                        self.action(raw_action, (*item.path, key, index), "state")
+                    )
         for state_name, raw_list in (data.get("actions") or {}).items():
             state_name = str(state_name)
             self.refs.append((state_name, self.pos(("actions", state_name), key=True), "actions"))
@@ -234,7 +217,7 @@ class _Builder:
                 continue
             spec = BUILTIN_ACTIONS.get(action.type)
             takes_success = spec is None or "success" in spec.events
-            if takes_success and "success" not in action.params:
+            if takes_success and "success" not in action.params and event is not None:
                 action = dataclasses.replace(action, params={**action.params, "success": event})
             actions.setdefault(source, []).append(action)
 
@@ -244,15 +227,9 @@ class _Builder:
             finals.add(str(state_name))
             self.refs.append((str(state_name), self.pos(("final_states", index)), "final_states"))
 
+        kinds = {name: item_kind(item.options) for name, item in placed.items()}
         states = tuple(
-            State(
-                name=state_name,
-                pos=options["pos"],
-                description=options.get("description"),
-                declared_final=bool(options.get("final")) or state_name in finals,
-                declared=options.get("declared", True),
-                actions=tuple(actions.get(state_name, ())),
-            )
+            self._state(state_name, options, finals, placed, kinds, actions, on_exit)
             for state_name, options in declared.items()
         )
 
@@ -278,6 +255,72 @@ class _Builder:
             source_data=data,
         )
 
+    def _state(
+        self,
+        state_name: str,
+        options: Mapping[str, Any],
+        finals: set[str],
+        placed: Mapping[str, StateItem],
+        kinds: Mapping[str, StateKind],
+        actions: Mapping[str, list[Action]],
+        on_exit: Mapping[str, list[Action]],
+    ) -> State:
+        declared_final = bool(options.get("final")) or state_name in finals
+        state = State(
+            name=state_name,
+            pos=options["pos"],
+            description=options.get("description"),
+            declared_final=declared_final,
+            declared=options.get("declared", True),
+            actions=tuple(actions.get(state_name, ())),
+            on_exit=tuple(on_exit.get(state_name, ())),
+        )
+        item = placed.get(state_name)
+        if item is None:
+            return dataclasses.replace(state, kind="final") if declared_final else state
+        tree = tree_fields(item, kinds, self.pos)
+        return dataclasses.replace(
+            state,
+            kind="final" if tree.kind == "atomic" and declared_final else tree.kind,
+            parent=tree.parent,
+            # A child whose name another state took first (SMC011) is not this one's.
+            children=tuple(
+                c for c in tree.children if c in placed and placed[c].parent == state_name
+            ),
+            initial=tree.initial,
+            initial_pos=tree.initial_pos,
+            history=tree.history,
+            history_default=tree.history_default,
+            history_default_pos=tree.history_default_pos,
+        )
+
+    def _with_on_transitions(
+        self, transitions: list[Transition], items: list[StateItem]
+    ) -> list[Transition]:
+        """``transitions`` and those of the states' ``on:`` mappings, in file order."""
+        written = [
+            Transition(
+                source=entry.source,
+                target=entry.targets[0],
+                event=entry.event,
+                pos=self.pos(entry.path, key=True),
+                index=0,
+                source_pos=self.pos(item.path, key=item.at_key),
+                target_pos=self.pos(entry.target_paths[0]),
+                event_pos=self.pos(entry.path, key=True),
+                description=entry.description,
+                targets=entry.targets,
+                targets_pos=tuple(self.pos(path) for path in entry.target_paths),
+                internal=entry.internal,
+            )
+            for item in items
+            for entry in on_entries(item)
+        ]
+        if not written:
+            return transitions
+        ordered = sorted([*transitions, *written], key=lambda t: (t.pos.line, t.pos.col))
+        return [dataclasses.replace(t, index=index) for index, t in enumerate(ordered)]
+
     def _declare(
         self,
         declared: dict[str, dict[str, Any]],
@@ -286,7 +329,8 @@ class _Builder:
         options: Mapping[str, Any],
         *,
         key: bool = False,
-    ) -> None:
+    ) -> bool:
+        """Declare a state; False (and SMC011) when the name is taken already."""
         pos = self.pos(path, key=key)
         if state_name in declared:
             first = declared[state_name]["pos"]
@@ -300,12 +344,13 @@ class _Builder:
                     f"first declared at line {first.line}; remove one",
                 )
             )
-            return
+            return False
         declared[state_name] = {
             "pos": pos,
             "description": options.get("description"),
-            "final": options.get("final", False),
+            "final": options.get("final", False) or options.get("type") == "final",
         }
+        return True
 
     def _events(
         self, transitions: list[Transition], states: tuple[State, ...]
@@ -332,7 +377,7 @@ class _Builder:
                     description=options.get("description"),
                 )
         for transition in transitions:
-            if transition.event not in events:
+            if transition.event is not None and transition.event not in events:
                 events[transition.event] = Event(transition.event, transition.event_pos)
         return tuple(events.values())
 

@@ -55,7 +55,7 @@ def _checked(
 ) -> CheckResult:
     """The checker's result, handed to ``on_checked`` as soon as it exists."""
     require_action_dirs(actions_dirs)
-    result = check_paths(paths, actions_dirs)
+    result = check_paths(paths, actions_dirs, compiling=True)
     if on_checked is not None:
         on_checked(result)
     return result

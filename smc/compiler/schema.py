@@ -17,6 +17,7 @@ from typing import Any
 import jsonschema
 from jsonschema import ValidationError
 
+from smc.compiler.chartsyntax import name_mappings
 from smc.compiler.diagnostics import Diagnostic
 from smc.compiler.loader import LoadedDocument, PathKey
 from smc.compiler.resources import data_dir
@@ -148,6 +149,30 @@ def _messages(error: ValidationError) -> Iterator[tuple[str, str, PathKey, bool]
     if kind == "minLength":
         yield f"{where} must not be empty", "write a name, or remove the entry", path, False
         return
+    if kind == "dependentRequired" and isinstance(value, dict):
+        needs: Any = error.validator_value
+        for key, required in needs.items():
+            if key in value and any(other not in value for other in required):
+                wanted = ", ".join(f"`{other}`" for other in required)
+                yield (
+                    f"`{key}` in {where} needs {wanted}",
+                    "`to` is a history pseudo-state's default: add `history: shallow` (or "
+                    "deep), or write the transition under `transitions:`",
+                    (*path, key),
+                    True,
+                )
+        return
+    if kind == "enum":
+        enum: Any = error.validator_value
+        options = [str(option) for option in enum]
+        close = difflib.get_close_matches(str(value), options, n=1)
+        yield (
+            f"{where} is {_describe(value)}, which is not one of: {', '.join(options)}",
+            f"did you mean {close[0]!r}?" if close else "",
+            path,
+            False,
+        )
+        return
     if kind == "pattern":
         yield (
             f"{where} is {value!r}, which is not a valid machine name",
@@ -188,6 +213,7 @@ def _name_key_problems(doc: LoadedDocument) -> Iterator[Diagnostic]:
             if isinstance(options, dict) and isinstance(options.get("context_map"), dict):
                 places.append((("events", name, "context_map"), options["context_map"], "key"))
     places.extend((path, action, "parameter") for path, action in _actions(data))
+    places.extend(name_mappings(data))
     for path, mapping, what in places:
         if not isinstance(mapping, dict):
             continue

@@ -176,29 +176,52 @@ def test_peer_models(corpus: Path) -> None:
 FACE = "statemachine-engine/tools/test_face_processor.yaml"
 
 
-def test_nested_format_is_refused_precisely(corpus: Path) -> None:
+def test_nested_format_is_read_as_a_statechart(corpus: Path) -> None:
+    """Once refused (SMC005 on each composite), the xstate-like file now reads with its
+    evident meaning: three compound phases in a row, each with one child whose `on:` leads
+    to the next phase, and a final state (whose `on: {}` YAML reads with the key true)."""
     result = run(corpus, FACE)
-    assert found(result, corpus) == {
-        (FACE, 9, 5, "SMC005"),  # INPAINTING_PHASE: type: composite
-        (FACE, 17, 5, "SMC005"),  # POST_PROCESSING
-        (FACE, 25, 5, "SMC005"),  # COMPLETION_PHASE
-        (FACE, 33, 5, "SMC005"),  # FINISHED: on: {} (YAML reads the key `on` as true)
-    }
-    assert result.machines == []
+    assert found(result, corpus) == set()
+    face = machine(result, "test_face_processor")
+    assert face.is_chart
+    assert [(s.name, s.kind, s.parent, s.initial) for s in face.states] == [
+        ("INPAINTING_PHASE", "compound", None, "running_inpainting"),
+        ("running_inpainting", "atomic", "INPAINTING_PHASE", None),
+        ("POST_PROCESSING", "compound", None, "resizing_images"),
+        ("resizing_images", "atomic", "POST_PROCESSING", None),
+        ("COMPLETION_PHASE", "compound", None, "finalizing"),
+        ("finalizing", "atomic", "COMPLETION_PHASE", None),
+        ("FINISHED", "final", None, None),
+    ]
+    assert [(t.source, t.event, t.target, t.pos.line) for t in face.transitions] == [
+        ("running_inpainting", "inpainting_complete", "POST_PROCESSING", 14),
+        ("resizing_images", "resize_complete", "COMPLETION_PHASE", 22),
+        ("finalizing", "job_complete", "FINISHED", 30),
+    ]
+    assert face.final_states == ("FINISHED",)
+    # smc build and smc run refuse it until statecharts are compiled, at its first compound.
+    compiled = check_paths([str(corpus / FACE)], compiling=True)
+    assert found(compiled, corpus) == {(FACE, 8, 3, "SMC076")}
 
 
 def test_nested_format_through_the_cli_has_no_traceback(corpus: Path) -> None:
-    proc = subprocess.run(
-        [sys.executable, "-m", "smc", "check", FACE],
-        cwd=corpus,
-        capture_output=True,
-        text=True,
-        check=False,
-        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
-    )
-    assert proc.returncode == 1
-    assert "Traceback" not in proc.stderr
-    assert f"{FACE}:9:5: error[SMC005]" in proc.stderr
+    def smc(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "smc", *args],
+            cwd=corpus,
+            capture_output=True,
+            text=True,
+            check=False,
+            env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+        )
+
+    checked = smc("check", FACE)
+    assert checked.returncode == 0, checked.stderr
+    assert "Traceback" not in checked.stderr
+    built = smc("build", "--check", FACE)
+    assert built.returncode == 1
+    assert "Traceback" not in built.stderr
+    assert f"{FACE}:8:3: error[SMC076]" in built.stderr
 
 
 # ---- seed-docs --------------------------------------------------------------------------
@@ -330,5 +353,5 @@ def test_whole_corpus_in_one_run(corpus: Path) -> None:
     everything = found(result, corpus)
     assert (f"{ENGINE}/controller_worker/config/controller.yaml", 10, 17, "SMC042") in everything
     assert (f"{ENGINE}/controller_worker/config/worker.yaml", 10, 17, "SMC042") in everything
-    assert {code for *_, code in everything if code.startswith("SMC00")} == {"SMC005"}
+    assert {code for *_, code in everything if code.startswith("SMC00")} == set()
     assert len(result.sources) == 16

@@ -28,13 +28,19 @@ class Case:
     says: tuple[str, ...] = ()
     #: user action types provided by an action directory given to the checker.
     action_types: tuple[str, ...] = field(default=())
+    #: checked as `smc build` checks (statecharts are not compiled yet: SMC076).
+    compiling: bool = False
 
 
 def check(
-    tmp_path: Path, files: dict[str, str | bytes], action_types: tuple[str, ...] = ()
+    tmp_path: Path,
+    files: dict[str, str | bytes],
+    action_types: tuple[str, ...] = (),
+    *,
+    compiling: bool = False,
 ) -> CheckResult:
     """Write ``files`` and check them; ``action_types`` become the files of a user action
-    directory given to the checker (as ``--actions-dir``)."""
+    directory given to the checker (as ``--actions-dir``); ``compiling``: as `smc build`."""
     for name, text in files.items():
         path = tmp_path / name
         if isinstance(text, bytes):
@@ -42,7 +48,7 @@ def check(
         else:
             path.write_text(text, encoding="utf-8")
     if not action_types:
-        return check_paths([str(tmp_path)])
+        return check_paths([str(tmp_path)], compiling=compiling)
     actions = tmp_path.parent / f"{tmp_path.name}-actions"
     actions.mkdir()
     for action_type in action_types:
@@ -136,10 +142,11 @@ CASES = [
         ("read as the boolean true",),
     ),
     Case(
-        "SMC004-missing-event",
-        {"m.yaml": "initial_state: a\ntransitions:\n  - from: a\n    to: b\n"},
+        # Without `event:` a transition is eventless (a statechart's); `to:` is required.
+        "SMC004-missing-to",
+        {"m.yaml": "initial_state: a\ntransitions:\n  - from: a\n    event: go\n"},
         {("m.yaml", 3, 5, "SMC004")},
-        ("transitions[0] is missing the required key 'event'",),
+        ("transitions[0] is missing the required key 'to'",),
     ),
     Case(
         "SMC004-misspelled-transition-key",
@@ -154,10 +161,74 @@ CASES = [
         ("not a valid machine name",),
     ),
     Case(
-        "SMC005-composite",
-        {"m.yaml": "initial_state: A\nstates:\n  A:\n    type: composite\n    states: {}\n"},
+        "SMC005-xstate-entry",
+        {"m.yaml": "initial_state: A\nstates:\n  A:\n    entry: [{type: log}]\n"},
         {("m.yaml", 4, 5, "SMC005")},
-        ("flatten the machine",),
+        ("`entry:` is xstate's spelling", "on_entry"),
+    ),
+    Case(
+        # The nested format is read (it was SMC005): a composite with no children is SMC070.
+        "SMC070-composite-without-children",
+        {"m.yaml": "initial_state: A\nstates:\n  A:\n    type: composite\n    states: {}\n"},
+        {("m.yaml", 3, 3, "SMC070")},
+        ("state 'A' is compound but has no child states",),
+    ),
+    Case(
+        "SMC071-initial-not-a-child",
+        {
+            "m.yaml": "initial_state: p\nstates:\n  - {name: p, initial: c, states: [a, b]}\n"
+            "  - c\ntransitions:\n  - {from: a, to: c, event: go}\n"
+            "  - {from: c, to: b, event: back}\n"
+        },
+        {("m.yaml", 3, 24, "SMC071")},
+        ("initial state 'c' of 'p' is not its child", "children: a, b"),
+    ),
+    Case(
+        "SMC072-history-at-top-level",
+        {
+            "m.yaml": "initial_state: a\nstates:\n  - a\n  - {name: h, history: deep}\n"
+            "transitions:\n  - {from: a, to: h, event: back}\n"
+        },
+        {("m.yaml", 4, 5, "SMC072")},
+        ("history pseudo-state 'h' is not inside a compound state",),
+    ),
+    Case(
+        "SMC073-targets-in-one-compound",
+        {
+            "m.yaml": "initial_state: a\nstates:\n  - a\n  - {name: p, states: [x, y]}\n"
+            "transitions:\n  - {from: a, to: [x, y], event: go}\n"
+        },
+        {("m.yaml", 6, 23, "SMC073")},
+        ("targets 'x' and 'y' cannot be active at once", "children of 'p', which is not parallel"),
+    ),
+    Case(
+        "SMC074-eventless-cycle",
+        {
+            "m.yaml": "initial_state: a\ntransitions:\n  - {from: a, to: b}\n"
+            "  - {from: b, to: a}\n  - {from: b, to: c, event: go}\n"
+        },
+        {("m.yaml", 3, 5, "SMC074")},
+        ("eventless transitions loop for ever: a -> b -> a",),
+    ),
+    Case(
+        "SMC075-one-region",
+        {
+            "m.yaml": "initial_state: p\nstates:\n  - name: p\n    parallel: true\n"
+            "    states:\n      - {name: r, states: [a, b]}\n"
+            "transitions:\n  - {from: a, to: b, event: go}\n"
+        },
+        {("m.yaml", 3, 5, "SMC075")},
+        ("parallel state 'p' has one region, 'r'",),
+    ),
+    Case(
+        "SMC076-chart-not-compiled-yet",
+        {
+            "m.yaml": "initial_state: p\nstates:\n  - {name: p, states: [a, b]}\n"
+            "transitions:\n  - {from: a, to: b, event: go}\n"
+        },
+        {("m.yaml", 3, 5, "SMC076")},
+        ("is a statechart (compound states)", "checked but not yet compiled"),
+        compiling=True,
     ),
     Case(
         "SMC006-alias-bomb",
@@ -563,7 +634,7 @@ CASES = [
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_broken_machine(tmp_path: Path, case: Case) -> None:
-    result = check(tmp_path, case.files, case.action_types)
+    result = check(tmp_path, case.files, case.action_types, compiling=case.compiling)
     assert found(result) == case.expected
     first = min(d for d in result.diagnostics if d.code == case.id.split("-")[0])
     for text in case.says:

@@ -90,7 +90,11 @@ def test_unknown_keys_each_get_their_own_diagnostic_with_a_suggestion() -> None:
             "transitions[0].to must be a string, not the boolean false",
         ),
         ("  - {from: a, to: '', event: go}", "transitions[0].to must not be empty"),
-        ("  - {from: a, to: [b], event: go}", "transitions[0].to must be a string, not a list"),
+        # A list of targets is a statechart's (tests/compiler/test_statechart_language.py).
+        (
+            "  - {from: a, to: {b: c}, event: go}",
+            "transitions[0].to must be a string, not a mapping",
+        ),
         ("  - {from: a, to: , event: go}", "transitions[0].to must be a string, not nothing"),
     ],
 )

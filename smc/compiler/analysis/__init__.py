@@ -8,6 +8,8 @@ holds it to that): per-state lookups go through dictionaries built once per mach
 The checks, by topic (:data:`CHECKS` gives their order, which is the order of the output):
 
 - :mod:`~smc.compiler.analysis.structure`: states, transitions, groups, reachability;
+- :mod:`~smc.compiler.analysis.chart`: a statechart's tree, targets, eventless cycles and
+  reachability over configurations;
 - :mod:`~smc.compiler.analysis.events`: events actions return unhandled, the ``events:`` list;
 - :mod:`~smc.compiler.analysis.actions`: action types and a built-in's parameters;
 - :mod:`~smc.compiler.analysis.links`: ``send_event`` between the machines checked together;
@@ -24,6 +26,12 @@ from collections.abc import Callable, Iterable, Sequence
 
 from smc.catalog import DEFAULT_SENT_EVENT
 from smc.compiler.analysis.actions import check_actions
+from smc.compiler.analysis.chart import (
+    check_chart_reachability,
+    check_eventless_cycles,
+    check_targets,
+    check_tree,
+)
 from smc.compiler.analysis.context import ENTRY_POINT_GROUP, Context, did_you_mean
 from smc.compiler.analysis.events import check_declared_events, check_emitted_events
 from smc.compiler.analysis.identifiers import check_identifiers, check_machine_names
@@ -42,6 +50,10 @@ CHECKS: tuple[Callable[[Machine, Context], Iterable[Diagnostic]], ...] = (
     check_transitions,
     check_groups,
     check_reachability,
+    check_tree,
+    check_targets,
+    check_chart_reachability,
+    check_eventless_cycles,
     check_emitted_events,
     check_declared_events,
     check_actions,
@@ -62,7 +74,7 @@ def analyse(
     sent_to: dict[str, set[str]] = {}
     for machine in machines:
         for state in machine.states:
-            for action in state.actions:
+            for action in (*state.actions, *state.on_exit):
                 target = action.params.get("target_machine")
                 if action.type == "send_event" and isinstance(target, str):
                     event = action.params.get("event_type", DEFAULT_SENT_EVENT)
@@ -86,14 +98,18 @@ __all__ = [
     "Context",
     "analyse",
     "check_actions",
+    "check_chart_reachability",
     "check_declared_events",
     "check_emitted_events",
+    "check_eventless_cycles",
     "check_groups",
     "check_identifiers",
     "check_machine_names",
     "check_reachability",
     "check_send_event",
     "check_state_names",
+    "check_targets",
     "check_transitions",
+    "check_tree",
     "did_you_mean",
 ]

@@ -37,7 +37,7 @@ def check_actions(machine: Machine, context: Context) -> Iterator[Diagnostic]:
     known_user = set(machine.user_action_types) | context.extra_action_types
     sources_known = context.user_actions_known or _declares_user_actions(machine)
     for state in machine.states:
-        for action in state.actions:
+        for action in (*state.actions, *state.on_exit):
             spec = BUILTIN_ACTIONS.get(action.type)
             if (
                 spec is None

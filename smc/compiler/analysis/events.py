@@ -30,15 +30,32 @@ def _handled_by_state(machine: Machine) -> dict[str, set[str]]:
     handled: dict[str, set[str]] = {state: set() for state in machine.state_names}
     wildcard_events: set[str] = set()
     for t in machine.transitions:
+        if t.event is None:
+            continue
         if t.wildcard:
             wildcard_events.add(t.event)
         elif t.source in handled:
             handled[t.source].add(t.event)
     if wildcard_events:
         finals = set(machine.final_states)
-        for state in machine.state_names:
-            if state not in finals:
-                handled[state] |= wildcard_events
+        for source in machine.wildcard_sources:
+            if source.name not in finals:
+                handled[source.name] |= wildcard_events
+    if machine.is_chart:
+        return _handled_in_chart(machine, handled)
+    return handled
+
+
+def _handled_in_chart(machine: Machine, own: dict[str, set[str]]) -> dict[str, set[str]]:
+    """In a statechart an event is handled while a state is active by the transitions of
+    the state, of its ancestors, and (the state's entry actions run before its children
+    are entered) of its descendants."""
+    handled: dict[str, set[str]] = {}
+    for state in machine.states:
+        events = set(own[state.name])
+        for other in (*machine.ancestors(state.name), *machine.descendants(state.name)):
+            events |= own.get(other, set())
+        handled[state.name] = events
     return handled
 
 
@@ -105,6 +122,8 @@ def check_emitted_events(machine: Machine, context: Context) -> Iterator[Diagnos
     explicit_by_state: dict[str, set[str]] = {}
     transition_lines: dict[str, int] = {}
     for t in machine.transitions:
+        if t.event is None:
+            continue
         if not t.wildcard:
             explicit_by_state.setdefault(t.source, set()).add(t.event)
         transition_lines.setdefault(t.event, t.event_pos.line)
@@ -221,11 +240,16 @@ def check_declared_events(machine: Machine, context: Context) -> Iterator[Diagno
     emitted = {
         event
         for state in machine.states
-        for action in state.actions
+        for action in (*state.actions, *state.on_exit)
         for event, _kind in emitted_events(action.type, action.params)
     }
-    transition_events = {t.event for t in machine.transitions}
-    used = transition_events | emitted | context.sent_to.get(machine.name, frozenset())
+    transition_events = {t.event for t in machine.transitions if t.event is not None}
+    used = (
+        transition_events
+        | emitted
+        | raised_events(machine)
+        | context.sent_to.get(machine.name, frozenset())
+    )
     declared = {e.name for e in machine.events if e.declared}
     misspelt = _misspelt_events(machine, declared)
     # A declared event that a reported misspelling was meant to be is not reported unused as
@@ -276,14 +300,27 @@ def _misspelt_events(
         found[event] = (event, pos, closest(event, sorted(declared)))
 
     for t in machine.transitions:
-        if not t.synthesized:
+        if not t.synthesized and t.event is not None:
             note(t.event, t.event_pos)
     for state in machine.states:
-        for action in state.actions:
+        for action in (*state.actions, *state.on_exit):
             for event, kind in emitted_events(action.type, action.params):
                 if kind == "explicit":
                     note(event, _event_param_pos(action, event))
+            raised = action.params.get("event")
+            if action.type == "raise" and isinstance(raised, str):
+                note(raised, action.param_pos.get("event", action.pos))
     return list(found.values())
+
+
+def raised_events(machine: Machine) -> set[str]:
+    """The events ``raise`` actions queue (on entry or on exit)."""
+    return {
+        str(action.params["event"])
+        for state in machine.states
+        for action in (*state.actions, *state.on_exit)
+        if action.type == "raise" and isinstance(action.params.get("event"), str)
+    }
 
 
 def _event_param_pos(action: Action, event: str) -> Position:

@@ -14,7 +14,7 @@ from smc.compiler.model import Machine
 
 def check_send_event(machine: Machine, context: Context) -> Iterator[Diagnostic]:
     for state in machine.states:
-        for action in state.actions:
+        for action in (*state.actions, *state.on_exit):
             if action.type != "send_event":
                 continue
             target = action.params.get("target_machine")

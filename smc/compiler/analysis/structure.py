@@ -34,17 +34,34 @@ def check_state_names(machine: Machine, _: Context) -> Iterator[Diagnostic]:
         if t.source != WILDCARD and not machine.has_state(t.source):
             what = "allowed transition source" if t.synthesized else "`from` state"
             yield _unknown_state(machine, t.source, t.source_pos, what)
-        if not machine.has_state(t.target):
-            what = "allowed transition" if t.synthesized else "`to` state"
-            yield _unknown_state(machine, t.target, t.target_pos, what)
+        for target, target_pos in t.all_targets:
+            if not machine.has_state(target):
+                what = "allowed transition" if t.synthesized else "`to` state"
+                yield _unknown_state(machine, target, target_pos, what)
     for name, pos, where in machine.state_refs:
         if not machine.has_state(name):
             yield _unknown_state(machine, name, pos, f"state in `{where}`")
+    for state in machine.states:
+        for target, target_pos in zip(
+            state.history_default, state.history_default_pos, strict=True
+        ):
+            if not machine.has_state(target):
+                yield _unknown_state(machine, target, target_pos, "history default")
+
+
+def _arrow(t: Transition) -> str:
+    """``a --go--> b``; ``a --> b`` for an eventless transition."""
+    return f"{t.source} --{t.event}--> {t.target}" if t.event else f"{t.source} --> {t.target}"
+
+
+def _on(event: str | None) -> str:
+    return f"on {event!r}" if event is not None else "with no event"
 
 
 def check_transitions(machine: Machine, _: Context) -> Iterator[Diagnostic]:
-    first: dict[tuple[str, str], Transition] = {}
-    first_wildcard: dict[str, Transition] = {}  # event -> the first `from: "*"` on it
+    first: dict[tuple[str, str | None], Transition] = {}
+    #: event -> the first `from: "*"` on it
+    first_wildcard: dict[str | None, Transition] = {}
     finals = set(machine.final_states)
     for t in machine.transitions:
         key = (t.source, t.event)
@@ -54,15 +71,15 @@ def check_transitions(machine: Machine, _: Context) -> Iterator[Diagnostic]:
                 yield diagnostic(
                     t.pos,
                     "SMC012",
-                    f"transition {t.source} --{t.event}--> {t.target} is written twice",
+                    f"transition {_arrow(t)} is written twice",
                     f"the first is at line {earlier.pos.line}; remove this one",
                 )
             else:
                 yield diagnostic(
                     t.event_pos,
                     "SMC013",
-                    f"state {t.source!r} already goes to {earlier.target!r} on "
-                    f"{t.event!r} (line {earlier.pos.line}); this transition to "
+                    f"state {t.source!r} already goes to {earlier.target!r} "
+                    f"{_on(t.event)} (line {earlier.pos.line}); this transition to "
                     f"{t.target!r} can never fire",
                     "use a different event, or remove one of the two",
                 )
@@ -76,7 +93,7 @@ def check_transitions(machine: Machine, _: Context) -> Iterator[Diagnostic]:
             yield diagnostic(
                 t.pos,
                 "SMC014",
-                f"transition {t.source} --{t.event}--> {t.target} never fires: the "
+                f"transition {_arrow(t)} never fires: the "
                 f'`from: "*"` transition at line {shadow.pos.line} comes first and '
                 "matches every state",
                 'move this transition above the `from: "*"` one to override it',
@@ -87,7 +104,7 @@ def check_transitions(machine: Machine, _: Context) -> Iterator[Diagnostic]:
                 yield diagnostic(
                     t.source_pos,
                     "SMC015",
-                    f"state {t.source!r} is declared final but has a transition on {t.event!r}",
+                    f"state {t.source!r} is declared final but has a transition {_on(t.event)}",
                     "remove the transition or the final mark",
                 )
 
@@ -107,7 +124,8 @@ def check_groups(machine: Machine, _: Context) -> Iterator[Diagnostic]:
 
 
 def check_reachability(machine: Machine, _: Context) -> Iterator[Diagnostic]:
-    if not machine.has_state(machine.initial_state):
+    """SMC020, SMC021 for a flat machine (``analysis.chart`` checks a statechart's)."""
+    if machine.is_chart or not machine.has_state(machine.initial_state):
         return
     adjacency: dict[str, list[str]] = {}
     for edge in machine.table:

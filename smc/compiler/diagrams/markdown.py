@@ -103,7 +103,7 @@ def machine_markdown(machine: Machine, overview: str, groups: Sequence[tuple[str
                     emitters[event].append(entry)
     handlers: dict[str, list[str]] = {}
     for transition in machine.transitions:
-        if transition.synthesized:
+        if transition.synthesized or transition.event is None:
             continue
         source = "`*` (any state)" if transition.wildcard else md_code(transition.source)
         if source not in handlers.setdefault(transition.event, []):

@@ -246,7 +246,8 @@ def _add_transitions(
     machine: Machine, ids: MachineIds, picture: Picture, node_of: _NodeOf, *, keep: _Keep = None
 ) -> None:
     for transition in machine.transitions:
-        if not machine.has_state(transition.target):
+        # Eventless transitions are statecharts', which are not drawn yet (SMC076).
+        if transition.event is None or not machine.has_state(transition.target):
             continue
         if keep is not None and not keep(transition.source, transition.target):
             continue

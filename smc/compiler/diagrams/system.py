@@ -139,7 +139,9 @@ def _unsent_events(machines: Sequence[Machine], links: Sequence[Link]) -> dict[i
             for action in state.actions
             for event, _kind in emitted_events(action.type, action.params)
         }
-        waiting = dict.fromkeys(t.event for t in machine.transitions if not t.synthesized)
+        waiting = dict.fromkeys(
+            t.event for t in machine.transitions if not t.synthesized and t.event is not None
+        )
         missing = [
             event
             for event in waiting

@@ -1,0 +1,357 @@
+"""Checks of a statechart's tree and of what its transitions can do in it.
+
+The tree: a compound or parallel state has children (SMC070), a compound's ``initial`` is one
+of them (SMC071), a history pseudo-state sits in a compound and is only a target (SMC072), a
+parallel state has two regions or more (SMC075). The transitions: their targets can be active
+together (SMC073), eventless ones cannot loop for ever (SMC074); every state can be entered
+(SMC020) and a non-final leaf can be left (SMC021), as :mod:`~smc.compiler.analysis.structure`
+checks for a flat machine, over configurations instead of single states.
+
+Names used twice anywhere in the tree are SMC011 (reported while the model is built); unknown
+names in transitions and history defaults are SMC010 (``structure``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from itertools import combinations
+
+from smc.compiler.analysis.context import Context, closest, diagnostic, did_you_mean
+from smc.compiler.diagnostics import Diagnostic
+from smc.compiler.model import Machine, Position, State, Transition
+
+
+def check_tree(machine: Machine, _: Context) -> Iterator[Diagnostic]:
+    """SMC070, SMC071, SMC072, SMC075: each state's place in the tree."""
+    for state in machine.states:
+        if state.kind in ("compound", "parallel") and not state.children:
+            yield diagnostic(
+                state.pos,
+                "SMC070",
+                f"state {state.name!r} is {state.kind} but has no child states",
+                "list its children under `states:`, or make it a plain state",
+            )
+        elif state.kind == "parallel" and len(state.children) == 1:
+            yield diagnostic(
+                state.pos,
+                "SMC075",
+                f"parallel state {state.name!r} has one region, {state.children[0]!r}: "
+                "it is a compound state",
+                "add another region, or drop `parallel: true`",
+            )
+        if state.initial_pos is not None:
+            yield from _initial(machine, state)
+        if state.kind == "history":
+            yield from _history(machine, state)
+    history_sources = {s.name for s in machine.states if s.kind == "history"}
+    for t in machine.transitions:
+        if t.source in history_sources:
+            yield diagnostic(
+                t.source_pos,
+                "SMC072",
+                f"history pseudo-state {t.source!r} has a transition of its own",
+                "a history state is only a target; give it a default with `to:` instead",
+            )
+
+
+def _initial(machine: Machine, state: State) -> Iterator[Diagnostic]:
+    assert state.initial is not None and state.initial_pos is not None
+    if state.kind == "parallel":
+        yield diagnostic(
+            state.initial_pos,
+            "SMC071",
+            f"parallel state {state.name!r} has an `initial`, but it enters all its regions",
+            "remove `initial`",
+        )
+    elif state.kind != "compound":
+        yield diagnostic(
+            state.initial_pos,
+            "SMC071",
+            f"state {state.name!r} has an `initial` but no children to start in",
+            "list its children under `states:`, or remove `initial`",
+        )
+    elif state.initial not in state.children:
+        where = "is not a state" if not machine.has_state(state.initial) else "is not its child"
+        yield diagnostic(
+            state.initial_pos,
+            "SMC071",
+            f"initial state {state.initial!r} of {state.name!r} {where}",
+            did_you_mean(state.initial, state.children) or "children: " + ", ".join(state.children),
+        )
+
+
+def _history(machine: Machine, state: State) -> Iterator[Diagnostic]:
+    parent = machine.state(state.parent) if state.parent is not None else None
+    if parent is None or parent.kind not in ("compound", "parallel"):
+        yield diagnostic(
+            state.pos,
+            "SMC072",
+            f"history pseudo-state {state.name!r} is not inside a compound state",
+            "move it into the `states:` of the compound whose history it keeps",
+        )
+        return
+    if state.children:
+        yield diagnostic(
+            state.pos,
+            "SMC072",
+            f"history pseudo-state {state.name!r} has child states",
+            "a history state restores its parent's children: it has none of its own",
+        )
+    for target, pos in zip(state.history_default, state.history_default_pos, strict=True):
+        if machine.has_state(target) and not machine.is_descendant(target, parent.name):
+            yield diagnostic(
+                pos,
+                "SMC072",
+                f"the default {target!r} of history pseudo-state {state.name!r} is not "
+                f"inside {parent.name!r}",
+                f"name a state inside {parent.name!r}, or leave `to:` out (its initial state)",
+            )
+
+
+def check_targets(machine: Machine, _: Context) -> Iterator[Diagnostic]:
+    """SMC073: the targets of one transition (or history default) must be able to be active
+    together: any two are nested, or in different regions of a parallel state."""
+    groups: list[tuple[tuple[str, Position], ...]] = [t.all_targets for t in machine.transitions]
+    groups += [
+        tuple(zip(s.history_default, s.history_default_pos, strict=True))
+        for s in machine.states
+        if len(s.history_default) > 1
+    ]
+    for targets in groups:
+        known = [(name, pos) for name, pos in targets if machine.has_state(name)]
+        for (first, _first_pos), (second, pos) in combinations(known, 2):
+            common = _common_ancestor(machine, first, second)
+            if common in (first, second):
+                continue
+            if common is None or machine.state(common).kind != "parallel":
+                where = (
+                    f"in different children of {common!r}, which is not parallel"
+                    if common is not None
+                    else "in different top-level states"
+                )
+                yield diagnostic(
+                    pos,
+                    "SMC073",
+                    f"targets {first!r} and {second!r} cannot be active at once: they "
+                    f"are {where}",
+                    "target states in different regions of a parallel state, or one",
+                )
+                break  # one report per transition
+
+
+def _common_ancestor(machine: Machine, first: str, second: str) -> str | None:
+    """The innermost state enclosing both (either one itself), None for the top level."""
+    chain = (first, *machine.ancestors(first))
+    others = {second, *machine.ancestors(second)}
+    return next((name for name in chain if name in others), None)
+
+
+class _Chart:
+    """Default entries and who is entered, worked out once per machine."""
+
+    def __init__(self, machine: Machine) -> None:
+        self.machine = machine
+        self.memo: dict[str, frozenset[str]] = {}
+
+    def default_entry(self, name: str, seen: frozenset[str] = frozenset()) -> frozenset[str]:
+        """The states entered when ``name`` is entered by default: itself, and its initial
+        child's entry (compound), every region's (parallel), its default's (history)."""
+        if name in self.memo:
+            return self.memo[name]
+        if name in seen or not self.machine.has_state(name):
+            return frozenset()
+        seen = seen | {name}
+        state = self.machine.state(name)
+        found = {name}
+        if state.kind == "compound" and state.children:
+            # A wrong `initial` (SMC071) is taken as the default, the first child, so its
+            # mistake is not reported again as unreachable states.
+            initial = state.initial if state.initial in state.children else state.children[0]
+            found |= self.default_entry(str(initial), seen)
+        elif state.kind == "parallel":
+            for child in state.children:
+                found |= self.default_entry(child, seen)
+        elif state.kind == "history":
+            defaults = state.history_default
+            if not defaults and state.parent is not None:
+                parent = self.machine.state(state.parent)
+                defaults = (parent.initial,) if parent.initial is not None else ()
+            for target in defaults:
+                found |= self.default_entry(target, seen)
+        self.memo[name] = frozenset(found)
+        return self.memo[name]
+
+    def entered_by(self, target: str) -> set[str]:
+        """Every state active after a transition to ``target``: its default entry, its
+        ancestors, and the default entry of the other regions of any parallel ancestor."""
+        machine = self.machine
+        found = set(self.default_entry(target))
+        path = {target}
+        for ancestor in machine.ancestors(target):
+            found.add(ancestor)
+            state = machine.state(ancestor)
+            if state.kind == "parallel":
+                for region in state.children:
+                    if region not in path:
+                        found |= self.default_entry(region)
+            path.add(ancestor)
+        return found
+
+    def leaves_entered(self, targets: tuple[str, ...]) -> set[str]:
+        return {
+            name
+            for target in targets
+            for name in self.default_entry(target)
+            if self.machine.state(name).is_atomic
+        }
+
+
+def check_chart_reachability(machine: Machine, _: Context) -> Iterator[Diagnostic]:
+    """SMC020 and SMC021 for a statechart (``structure`` checks a flat machine's)."""
+    if not machine.is_chart or not machine.has_state(machine.initial_state):
+        return
+    chart = _Chart(machine)
+    finals = set(machine.final_states)
+    by_source: dict[str, list[Transition]] = {}
+    wildcards: list[Transition] = []
+    entered: set[str] = set()
+    queue: list[str] = []
+
+    def enter(names: set[str]) -> None:
+        for name in names - entered:
+            entered.add(name)
+            queue.append(name)
+
+    def targets_of(t: Transition) -> set[str]:
+        found: set[str] = set()
+        for target, _pos in t.all_targets:
+            if not machine.has_state(target):  # SMC010: follow the likely meaning
+                guess = closest(target, machine.state_names)
+                target = guess if guess is not None else ""
+            if target:
+                found |= chart.entered_by(target)
+        return found
+
+    for t in machine.transitions:
+        if t.wildcard:
+            wildcards.append(t)
+        elif machine.has_state(t.source):
+            by_source.setdefault(t.source, []).append(t)
+        else:  # an unknown source (SMC010) still leads to its targets
+            enter(targets_of(t))
+    enter(chart.entered_by(machine.initial_state))
+    wildcards_taken = False
+    while queue:
+        name = queue.pop()
+        for t in by_source.get(name, ()):
+            enter(targets_of(t))
+        state = machine.state(name)
+        if not wildcards_taken and state.is_atomic and name not in finals:
+            wildcards_taken = True
+            for t in wildcards:
+                enter(targets_of(t))
+    for state in machine.states:
+        if state.kind == "history" or state.name in entered:
+            continue
+        if state.parent is None or state.parent in entered:
+            yield diagnostic(
+                state.pos,
+                "SMC020",
+                f"state {state.name!r} cannot be reached from the initial state "
+                f"{machine.initial_state!r}",
+                "add a transition into it, or remove it",
+            )
+    yield from _stuck_leaves(machine, by_source, wildcards, finals)
+
+
+def _stuck_leaves(
+    machine: Machine,
+    by_source: dict[str, list[Transition]],
+    wildcards: list[Transition],
+    finals: set[str],
+) -> Iterator[Diagnostic]:
+    """SMC021: a non-final leaf every transition of which (its own, its ancestors', the
+    wildcards) leads back to itself."""
+    for state in machine.states:
+        if not state.is_atomic or state.name in finals:
+            continue
+        transitions = [
+            t for n in (state.name, *machine.ancestors(state.name)) for t in by_source.get(n, ())
+        ] + wildcards
+        targets = {target for t in transitions for target, _pos in t.all_targets}
+        if targets == {state.name}:
+            yield diagnostic(
+                state.pos,
+                "SMC021",
+                f"state {state.name!r} is not final, but every transition out of it "
+                "leads back to itself: the machine can never leave it",
+                "add a transition to another state, or declare it final",
+            )
+
+
+def check_eventless_cycles(machine: Machine, _: Context) -> Iterator[Diagnostic]:
+    """SMC074: eventless transitions are taken as long as one is enabled; with no guards,
+    a cycle of them (each leaf's first eventless transition, its own before its ancestors')
+    is taken for ever."""
+    eventless = [t for t in machine.transitions if t.event is None]
+    if not eventless:
+        return
+    chart = _Chart(machine)
+    finals = set(machine.final_states)
+    first_from: dict[str, Transition] = {}
+    for t in eventless:
+        if not t.wildcard:
+            first_from.setdefault(t.source, t)
+    wildcard = next((t for t in eventless if t.wildcard), None)
+    taken: dict[str, Transition] = {}
+    for leaf in machine.leaves():
+        own = [first_from.get(leaf), wildcard if leaf not in finals else None]
+        choice = min((t for t in own if t is not None), key=lambda t: t.index, default=None)
+        for ancestor in machine.ancestors(leaf):
+            if choice is not None:
+                break
+            choice = first_from.get(ancestor)
+        if choice is not None:
+            taken[leaf] = choice
+    successors = {
+        leaf: chart.leaves_entered(tuple(n for n, _ in t.all_targets if machine.has_state(n)))
+        for leaf, t in taken.items()
+    }
+    reported: set[int] = set()
+    for cycle in _cycles(successors):
+        first = min((taken[leaf] for leaf in cycle), key=lambda t: t.index)
+        if first.index in reported:
+            continue
+        reported.add(first.index)
+        path = " -> ".join([*cycle, cycle[0]])
+        yield diagnostic(
+            first.pos,
+            "SMC074",
+            f"eventless transitions loop for ever: {path}, each with no event and no "
+            "condition, so the machine never settles",
+            "give one of them an event",
+        )
+
+
+def _cycles(successors: dict[str, set[str]]) -> Iterator[list[str]]:
+    """One cycle through each strongly connected group of the graph that has one (a depth
+    first search; a cycle is the stack from the state found again)."""
+    done: set[str] = set()
+    for start in sorted(successors):
+        if start in done:
+            continue
+        stack: list[tuple[str, list[str]]] = [(start, sorted(successors.get(start, ())))]
+        on_stack = {start: 0}
+        while stack:
+            node, pending = stack[-1]
+            if not pending:
+                stack.pop()
+                del on_stack[node]
+                done.add(node)
+                continue
+            nxt = pending.pop()
+            if nxt in on_stack:
+                yield [name for name, _ in stack[on_stack[nxt] :]]
+            elif nxt not in done and nxt in successors:
+                on_stack[nxt] = len(stack)
+                stack.append((nxt, sorted(successors[nxt])))
