@@ -21,6 +21,8 @@ from smc.runtime.shell import CommandValueError, command_environment
 #: How much of each output stream of a ``bash`` command is kept for the log.
 BASH_OUTPUT_LOG_LIMIT = 64 * 1024
 DEFAULT_BASH_TIMEOUT = 30.0
+#: How long a stop waits for a killed command to be reaped before it goes on without it.
+KILLED_COMMAND_REAP_SECONDS = 5.0
 
 
 async def _drain(stream: asyncio.StreamReader | None, limit: int) -> tuple[bytes, int]:
@@ -95,10 +97,12 @@ class BashAction(BaseAction):
             _kill_group(process)  # cancelled (shutdown): leave no orphaned command behind
             # Reap it now, so its pipes are closed while the loop still runs: left to the
             # garbage collector, they are closed after the loop, which prints a traceback
-            # ("Event loop is closed") on the worker's way out. A second cancellation (a
-            # second signal) cuts this wait short; the group is already killed.
+            # ("Event loop is closed") on the worker's way out. Bounded: ``wait()`` also waits
+            # for the pipes to reach end-of-file, which under heavy load was seen not to come,
+            # and a stop must never hang on it; a second cancellation cuts it short too.
             with contextlib.suppress(Exception, asyncio.CancelledError):
-                await process.wait()
+                async with asyncio.timeout(KILLED_COMMAND_REAP_SECONDS):
+                    await process.wait()
             raise
         finally:
             for reader in readers:
