@@ -1,8 +1,9 @@
 """The checking pipeline: files -> load -> schema -> model -> analysis.
 
 ``smc check`` prints what this returns; ``smc build`` and ``smc diagram`` stop on its errors
-and otherwise consume its models. Those that compile (``compiling=True``: build, diagram,
-run, paths) are also told, with SMC076, of a statechart: checked, but not yet compiled.
+and otherwise consume its models. Those that generate code (``compiling=True``: build, run,
+paths) are also told, with SMC076, of a statechart: checked, but not yet compiled.
+``smc diagram`` draws statecharts, so it does not pass ``compiling``.
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ def check_files(
     directories of user actions; ``runtime=True`` says they are all the places user actions
     come from (as for ``smc run``), even when there are none: an action type they, the
     built-ins and the ``smc.actions`` entry points do not provide is then an error (SMC030).
-    ``compiling=True`` (the caller generates code or diagrams from the models) adds an error
+    ``compiling=True`` (the caller generates code from the models) adds an error
     for each statechart, which is checked but not yet compiled (SMC076)."""
     loaded = []
     for path in files:
@@ -153,8 +154,8 @@ def _check_loaded(
 
 
 def not_yet_compiled(machine: Machine) -> Iterator[Diagnostic]:
-    """SMC076 for a statechart, at the first thing that makes it one: code generation and
-    diagrams do not support statecharts yet, and must not make a flat machine of one."""
+    """SMC076 for a statechart, at the first thing that makes it one: code generation does
+    not support statecharts yet, and must not make a flat machine of one."""
     if not machine.is_chart:
         return
     what = ", ".join(feature for feature, _pos in machine.chart_features)
@@ -166,7 +167,8 @@ def not_yet_compiled(machine: Machine) -> Iterator[Diagnostic]:
         "SMC076",
         f"machine {machine.name!r} is a statechart ({what}): statecharts are checked but not "
         "yet compiled",
-        "`smc check` accepts it; code generation, diagrams and `smc run` will follow",
+        "`smc check` accepts it and `smc diagram` draws it; code generation and `smc run` "
+        "will follow",
     )
 
 

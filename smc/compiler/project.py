@@ -51,11 +51,17 @@ def display_path(path: Path) -> str:
 
 
 def _checked(
-    paths: Sequence[str], actions_dirs: Sequence[str], on_checked: OnChecked | None
+    paths: Sequence[str],
+    actions_dirs: Sequence[str],
+    on_checked: OnChecked | None,
+    *,
+    compiling: bool = True,
 ) -> CheckResult:
-    """The checker's result, handed to ``on_checked`` as soon as it exists."""
+    """The checker's result, handed to ``on_checked`` as soon as it exists. ``compiling``:
+    code is generated from the machines, so statecharts are refused (SMC076); diagrams draw
+    them."""
     require_action_dirs(actions_dirs)
-    result = check_paths(paths, actions_dirs, compiling=True)
+    result = check_paths(paths, actions_dirs, compiling=compiling)
     if on_checked is not None:
         on_checked(result)
     return result
@@ -258,7 +264,7 @@ def draw_diagrams(request: DiagramRequest, on_checked: OnChecked | None = None) 
     config = load_config()
     detail = request.detail or config.detail
     directory = request.output if request.output is not None else config.output_dir / DIAGRAMS_DIR
-    result = _checked(request.paths, request.actions_dirs, on_checked)
+    result = _checked(request.paths, request.actions_dirs, on_checked, compiling=False)
     report = DiagramReport("rejected", directory, len(result.machines), result)
     if result.failed(strict=request.strict):
         return report

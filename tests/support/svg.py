@@ -230,7 +230,12 @@ def parse_mermaid_svg(text: str) -> Rendered:
             # (the outer rect is a direct child of a plain <g>, so ``at`` is its offset)
             assert box is not None, cluster_id
             rendered.clusters[cluster_id] = box
-            title = next(e for e in element.iter(f"{SVG}g") if "cluster-label" in _classes(e))
+            # (a parallel state's regions are drawn in untitled "divider" clusters)
+            title = next(
+                (e for e in element.iter(f"{SVG}g") if "cluster-label" in _classes(e)), None
+            )
+            if title is None:
+                continue
             title_box = _box_of(title, _offset(title, at), {"foreignObject", "text"})
             if title_box is not None:
                 rendered.cluster_titles[cluster_id] = title_box
@@ -263,7 +268,7 @@ def parse_graphviz_svg(text: str) -> Rendered:
         if "node" in classes:
             box = _box_of(element, at, {"path", "polygon", "ellipse"})
             assert box is not None, title
-            kind = "point" if title in ("__start", "__end") else "state"
+            kind = "point" if title.startswith(("__start", "__end")) else "state"
             rendered.nodes[title] = Node(title, kind, box)
         elif "cluster" in classes:
             box = _box_of(element, at, {"path", "polygon"})

@@ -34,14 +34,22 @@ What the pictures show (docs/diagrams.md has the same with pictures):
   to right. Each group also gets a diagram of its own, with its states and every transition
   that enters or leaves it (the states outside drawn dashed).
 
+- a statechart (``Machine.is_chart``) is drawn as its state tree (module ``chart``): compound
+  states as Mermaid composite states and Graphviz clusters, each with its own start point;
+  a parallel state's regions separated by ``--`` (Mermaid) or drawn as dashed clusters (DOT);
+  history pseudo-states as ``H`` / ``H*``; eventless transitions unlabelled, internal ones
+  labelled ``event (internal)``; edges to and from a compound clipped at its cluster in DOT
+  (``compound=true``, ``lhead``/``ltail``). Its groups get no diagrams.
+
 Node ids are derived from names deterministically (ASCII letters, digits and ``_``; a suffix
 ``_2``, ``_3``... tells apart names that would collide), and every label is escaped (Mermaid
 ``#NNN;`` entity codes, DOT quoting), so no name from YAML can break the diagram syntax. The
 output has no timestamps, no paths and no random ids: the same model gives the same bytes.
 
 The modules: ``model`` (the picture model: what a diagram draws, built from the compiler's
-model), ``mermaid``, ``dot`` and ``markdown`` (one output format each), ``machine`` (one
-machine's files) and ``system`` (the machines built together).
+model), ``chart`` (a statechart's picture), ``mermaid``, ``dot`` and ``markdown`` (one
+output format each), ``machine`` (one machine's files) and ``system`` (the machines built
+together).
 """
 
 from __future__ import annotations

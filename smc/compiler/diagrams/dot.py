@@ -13,7 +13,16 @@ from typing import Literal
 
 import graphviz
 
-from smc.compiler.diagrams.model import HEADER_TEXT, SYSTEM_KINDS, Edge, Node, NodeKind, Picture
+from smc.compiler.diagrams.model import (
+    COMPOSITE_KINDS,
+    HEADER_TEXT,
+    SYSTEM_KINDS,
+    Edge,
+    Node,
+    NodeKind,
+    Picture,
+    title_line,
+)
 
 ImageFormat = Literal["svg", "png"]
 
@@ -45,6 +54,11 @@ KIND_ATTRS: Mapping[NodeKind, Mapping[str, str]] = {
     "machine": {},
     "waiting": {"style": "rounded,filled,bold", "fillcolor": "#fff3cd", "color": "#d97706"},
     "unbuilt": {"style": "rounded,dashed", "color": "gray55", "fontcolor": "gray30"},
+    # Statecharts: history pseudo-states are circles; composites are clusters, not nodes.
+    "history": {"shape": "circle", "style": "solid", "fontsize": "10", "width": "0.3"},
+    "deep_history": {"shape": "circle", "style": "solid", "fontsize": "10", "width": "0.3"},
+    "compound": {},
+    "parallel": {},
 }
 
 _START_ID = "__start"
@@ -95,6 +109,8 @@ def _add_edge(graph: graphviz.Digraph, picture: Picture, edge: Edge) -> None:
 def dot_state_diagram(picture: Picture) -> str:
     """A machine (or one group of it): titled, groups as ``cluster_`` subgraphs, a start
     point and, when a final state is drawn, an end point."""
+    if picture.nested:
+        return dot_chart_diagram(picture)
     graph = _digraph(
         picture.title,
         {**GRAPH_ATTRS, "label": dot_label([picture.title]), "labelloc": "t", "fontsize": "16"},
@@ -121,6 +137,123 @@ def dot_state_diagram(picture: Picture) -> str:
         _add_edge(graph, picture, edge)
     for source in picture.ends:
         graph.edge(source, _END_ID)
+    source_text: str = graph.source
+    return source_text
+
+
+# ---- a statechart: nested clusters -------------------------------------------------------
+
+
+def _point_id(kind: str, owner: str | None) -> str:
+    """A start or end point's id: ``__start`` at the top, ``__start__<state>`` in a state
+    (node ids made from names never start with ``_``, see ``model.slug``)."""
+    return f"__{kind}" if owner is None else f"__{kind}__{owner}"
+
+
+def _entry_anchor(picture: Picture, node_id: str) -> str:
+    """The node an edge into a composite is drawn to (and clipped at its cluster's border):
+    its start point, the leftmost thing in it, or for a parallel state its first region's."""
+    if node_id in picture.initials:
+        return _point_id("start", node_id)
+    children = picture.children(node_id)
+    return _entry_anchor(picture, children[0].id) if children else node_id
+
+
+def _exit_anchor(picture: Picture, node_id: str) -> str:
+    """The node an edge out of a composite is drawn from: its last state in file order, which
+    the layout tends to put to the right (so the edge and its label lie outside the cluster)."""
+    inner = [n for n in picture.children(node_id) if n.kind not in ("history", "deep_history")]
+    if not inner:
+        return _entry_anchor(picture, node_id)
+    last = inner[-1]
+    return _exit_anchor(picture, last.id) if last.kind in COMPOSITE_KINDS else last.id
+
+
+def _chart_edge(graph: graphviz.Digraph, picture: Picture, edge: Edge) -> None:
+    """An edge; one that starts or ends at a composite is drawn from or to its anchor and
+    clipped at the cluster (``ltail``/``lhead``), unless the other end is inside it."""
+    attrs: dict[str, str] = {}
+    source, target = edge.source, edge.target
+    if source in picture.nodes and picture.nodes[source].kind in COMPOSITE_KINDS:
+        source = _exit_anchor(picture, edge.source)
+        if edge.source not in picture.ancestors(edge.target):
+            attrs["ltail"] = f"cluster_{edge.source}"
+    if picture.nodes[target].kind in COMPOSITE_KINDS:
+        target = _entry_anchor(picture, edge.target)
+        if edge.source not in picture.nodes or edge.target not in picture.ancestors(edge.source):
+            attrs["lhead"] = f"cluster_{edge.target}"
+    if edge.labels:
+        # Graphviz places a ``label`` before it clips the edge at its tail's cluster, often
+        # inside the cluster (the tail is the cluster's last state); an ``xlabel`` is placed
+        # by the edge as drawn. (An edge into a cluster goes to its start point, the first
+        # thing in it, so its ``label`` is outside.)
+        attrs["xlabel" if "ltail" in attrs else "label"] = dot_label(edge.labels)
+    if edge.labels and edge.timers == len(edge.labels):
+        attrs["style"] = "dashed"
+    if source in picture.nodes and picture.nodes[edge.source].kind == "any":
+        attrs["color"] = "gray40"
+    graph.edge(source, target, **attrs)
+
+
+def dot_chart_diagram(picture: Picture) -> str:
+    """A statechart: compound states as ``cluster_`` subgraphs, each with its start point; a
+    parallel state's regions as dashed clusters side by side in it; history pseudo-states as
+    circled ``H`` / ``H*``. An edge from a composite to itself or to a state inside it is a
+    line of the composite's title (``Picture.title_edges``)."""
+    graph = _digraph(
+        picture.title,
+        {
+            **GRAPH_ATTRS,
+            "compound": "true",  # edges clipped at a cluster's border (lhead, ltail)
+            "label": dot_label([picture.title]),
+            "labelloc": "t",
+            "fontsize": "16",
+        },
+    )
+    in_titles = picture.title_edges()
+    titled = {id(edge) for edges in in_titles.values() for edge in edges}
+
+    def points(sub: graphviz.Digraph, owner: str | None) -> None:
+        if owner is None or owner in picture.initials:
+            sub.node(_point_id("start", owner), label="", shape="point", width="0.18")
+        if any(n.id in picture.ends for n in picture.children(owner)):
+            sub.node(
+                _point_id("end", owner),
+                label="",
+                shape="doublecircle",
+                style="filled",
+                fillcolor="black",
+                width="0.12",
+            )
+
+    def fill(sub: graphviz.Digraph, owner: str | None) -> None:
+        points(sub, owner)
+        for node in picture.children(owner):
+            if node.kind not in COMPOSITE_KINDS:
+                sub.node(node.id, **_node_attrs(node))
+                continue
+            title = [node.label, *node.details]
+            title.extend(title_line(picture, edge) for edge in in_titles.get(node.id, []))
+            region = owner is not None and picture.nodes[owner].kind == "parallel"
+            with sub.subgraph(name=f"cluster_{node.id}") as cluster:
+                cluster.attr(
+                    label=dot_label(title),
+                    style="rounded,dashed" if region else "rounded",
+                    color="gray50",
+                    fontsize="13",
+                )
+                fill(cluster, node.id)
+
+    fill(graph, None)
+    for owner in [None, *picture.initials]:
+        starts = picture.starts if owner is None else [picture.initials[owner]]
+        for target in starts:
+            _chart_edge(graph, picture, Edge(_point_id("start", owner), target))
+    for edge in picture.edges.values():
+        if id(edge) not in titled:
+            _chart_edge(graph, picture, edge)
+    for source in picture.ends:
+        graph.edge(source, _point_id("end", picture.nodes[source].parent))
     source_text: str = graph.source
     return source_text
 

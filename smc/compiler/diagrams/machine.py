@@ -4,6 +4,7 @@ its Markdown page."""
 from __future__ import annotations
 
 from smc.compiler import names
+from smc.compiler.diagrams.chart import chart_picture
 from smc.compiler.diagrams.dot import dot_state_diagram
 from smc.compiler.diagrams.markdown import machine_markdown
 from smc.compiler.diagrams.mermaid import mermaid_state_diagram
@@ -21,13 +22,18 @@ def machine_diagrams(machine: Machine, *, detail: Detail = "names") -> dict[str,
     """Relative output path -> text for one machine (see the package docstring)."""
     module = machine_module(machine)
     ids = machine_ids(machine)
-    full = full_picture(machine, ids, detail)
+    full = (
+        chart_picture(machine, ids, detail)
+        if machine.is_chart
+        else full_picture(machine, ids, detail)
+    )
     out: dict[str, str] = {}
     overview_mmd = mermaid_state_diagram(full)
     out[f"{module}.mmd"] = overview_mmd
     out[f"{module}.dot"] = dot_state_diagram(full)
     group_sections = []
-    for index, group in enumerate(machine.groups):
+    # A chart's nesting shows its structure: its groups get no diagrams (see ``chart``).
+    for index, group in enumerate(() if machine.is_chart else machine.groups):
         picture = group_picture(machine, ids, index, detail)
         stem = f"{module}.{group.id}"
         mmd = mermaid_state_diagram(picture)

@@ -19,7 +19,7 @@ from smc.compiler.diagrams.model import (
     seconds_text,
     timeout_seconds,
 )
-from smc.compiler.model import Action, Machine
+from smc.compiler.model import Action, Machine, State
 
 
 @functools.lru_cache(maxsize=65536)
@@ -79,19 +79,27 @@ def machine_markdown(machine: Machine, overview: str, groups: Sequence[tuple[str
             marks.append("initial")
         if state.name in machine.final_states:
             marks.append("final")
+        marks.extend(_chart_marks(state))
         name = md_code(state.name) + (f" ({', '.join(marks)})" if marks else "")
         group = machine.group_of.get(state.name)
         actions = "<br>".join(_action_markdown(action) for action in state.actions) or "—"
         description = md_text(state.description) if state.description else ""
-        rows.append(
-            [
-                name,
-                md_text(group_names[group]) if group else "—",
-                actions,
-                " ".join(description.splitlines()),
-            ]
-        )
-    lines += [*table(["State", "Group", "Actions (on entry)", "Description"], rows), ""]
+        row = [
+            name,
+            md_text(group_names[group]) if group else "—",
+            actions,
+            " ".join(description.splitlines()),
+        ]
+        if machine.is_chart:  # where the state is, and what it runs on the way out
+            on_exit = "<br>".join(_action_markdown(action) for action in state.on_exit)
+            row[1:1] = [md_code(state.parent) if state.parent else "—"]
+            row[4:4] = [on_exit or "—"]
+        rows.append(row)
+    header = ["State", "Group", "Actions (on entry)", "Description"]
+    if machine.is_chart:
+        header[1:1] = ["In"]
+        header[4:4] = ["On exit"]
+    lines += [*table(header, rows), ""]
 
     lines += ["## Events", ""]
     emitters: dict[str, list[str]] = {}
@@ -129,11 +137,30 @@ def machine_markdown(machine: Machine, overview: str, groups: Sequence[tuple[str
     lines += ["## Transitions", ""]
     rows = []
     for transition in machine.transitions:
-        event = "— (allowed transition)" if transition.synthesized else md_code(transition.event)
+        if transition.synthesized:
+            event = "— (allowed transition)"
+        elif transition.event is None:
+            event = "— (eventless)"
+        else:
+            event = md_code(transition.event) + (" (internal)" if transition.internal else "")
         description = " ".join(md_text(transition.description or "").splitlines())
-        rows.append([md_code(transition.source), event, md_code(transition.target), description])
+        targets = codes(transition.targets or (transition.target,))
+        rows.append([md_code(transition.source), event, targets, description])
     lines += [*table(["From", "Event", "To", "Description"], rows), ""]
     return "\n".join(lines)
+
+
+def _chart_marks(state: State) -> list[str]:
+    """What a statechart's state is, beyond atomic: ``compound, initial `idle```..."""
+    if state.kind == "compound":
+        initial = f", initial {md_code(state.initial)}" if state.initial else ""
+        return [f"compound{initial}"]
+    if state.kind == "parallel":
+        return ["parallel"]
+    if state.kind == "history":
+        default = f" → {codes(state.history_default)}" if state.history_default else ""
+        return [f"{state.history or 'shallow'} history{default}"]
+    return []
 
 
 def _action_markdown(action: Action) -> str:

@@ -3,8 +3,8 @@
 A :class:`Picture` is nodes (optionally in clusters), edges between them with their labels,
 and the nodes a start point leads to and an end point is reached from. It is built here from
 the compiler's model for one machine (:func:`full_picture`, :func:`group_picture`) and in
-``system`` for the machines built together; ``mermaid`` and ``dot`` write it, so both formats
-show the same thing.
+``system`` for the machines built together, and in ``chart`` for a statechart (whose nodes
+nest: ``Node.parent``); ``mermaid`` and ``dot`` write it, so both formats show the same thing.
 
 Node ids are derived from names deterministically (:class:`IdAllocator`: ASCII letters,
 digits and ``_``; a suffix ``_2``, ``_3``... tells apart names that would collide, and words
@@ -126,7 +126,23 @@ def machine_title(machine: Machine) -> str:
 #: group drawn (``external``), or the "any state" pseudo-state of ``from: "*"``. In the system
 #: diagram: a machine, a machine waiting for an event nobody sends (``waiting``), or a target
 #: that no machine built here matches (``unbuilt``).
-NodeKind = Literal["state", "external", "any", "machine", "waiting", "unbuilt"]
+#: In a statechart's diagram: a compound or parallel state (drawn as a box holding its
+#: children) and a shallow or deep history pseudo-state (see ``chart``).
+NodeKind = Literal[
+    "state",
+    "external",
+    "any",
+    "machine",
+    "waiting",
+    "unbuilt",
+    "compound",
+    "parallel",
+    "history",
+    "deep_history",
+]
+
+#: The kinds of node that contain others (a statechart's compound and parallel states).
+COMPOSITE_KINDS: frozenset[NodeKind] = frozenset({"compound", "parallel"})
 
 #: The kinds of the system diagram, whose detail lines are a caption under the name rather
 #: than a list (the actions a state runs, the group an outside state is in).
@@ -140,6 +156,7 @@ class Node:
     kind: NodeKind = "state"
     cluster: str | None = None  # id of the cluster holding it
     details: list[str] = field(default_factory=list)  # extra lines under the label
+    parent: str | None = None  # id of the composite node it is drawn in (statecharts)
 
 
 @dataclass
@@ -172,6 +189,39 @@ class Picture:
     edges: dict[tuple[str, str], Edge] = field(default_factory=dict)
     starts: list[str] = field(default_factory=list)  # nodes the start point leads to
     ends: list[str] = field(default_factory=list)  # nodes leading to the end point
+    #: a compound node's id -> its initial child's: the compound's own start point (charts).
+    initials: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def nested(self) -> bool:
+        """Whether nodes contain nodes (a statechart's picture)."""
+        return any(node.kind in COMPOSITE_KINDS for node in self.nodes.values())
+
+    def children(self, parent: str | None) -> list[Node]:
+        """The nodes drawn directly in ``parent`` (None: at the top), in order."""
+        return [node for node in self.nodes.values() if node.parent == parent]
+
+    def title_edges(self) -> dict[str, list[Edge]]:
+        """A composite node's id -> the edges from it to itself or to a node inside it: they
+        are written in its title (:func:`title_line`), as neither format can draw an edge
+        from a composite's box to its own inside."""
+        found: dict[str, list[Edge]] = {}
+        for edge in self.edges.values():
+            node = self.nodes[edge.source]
+            if node.kind in COMPOSITE_KINDS and (
+                edge.target == edge.source or edge.source in self.ancestors(edge.target)
+            ):
+                found.setdefault(edge.source, []).append(edge)
+        return found
+
+    def ancestors(self, node_id: str) -> list[str]:
+        """The composite nodes holding ``node_id``, innermost first."""
+        found: list[str] = []
+        parent = self.nodes[node_id].parent if node_id in self.nodes else None
+        while parent is not None and parent not in found:
+            found.append(parent)
+            parent = self.nodes[parent].parent
+        return found
 
     def _between(self, source: str, target: str) -> Edge:
         key = (source, target)
@@ -189,6 +239,16 @@ class Picture:
     def labelled_edge(self, source: str, target: str, label: str) -> None:
         """Add an edge labelled ``label`` as it is (not an event)."""
         self._between(source, target).add(label, timer=False)
+
+
+def title_line(picture: Picture, edge: Edge) -> str:
+    """An edge written in its composite's title: ``↻ tick`` back to the composite itself,
+    ``reload → loading`` to a state inside it."""
+    labels = ", ".join(edge.labels)
+    if edge.target == edge.source:
+        return f"↻ {labels}" if labels else "↻"
+    target = picture.nodes[edge.target].label
+    return f"{labels} → {target}" if labels else f"→ {target}"
 
 
 # ---- one machine ------------------------------------------------------------------------
@@ -246,7 +306,7 @@ def _add_transitions(
     machine: Machine, ids: MachineIds, picture: Picture, node_of: _NodeOf, *, keep: _Keep = None
 ) -> None:
     for transition in machine.transitions:
-        # Eventless transitions are statecharts', which are not drawn yet (SMC076).
+        # Eventless transitions are statecharts', drawn by ``chart`` instead.
         if transition.event is None or not machine.has_state(transition.target):
             continue
         if keep is not None and not keep(transition.source, transition.target):
@@ -263,10 +323,10 @@ def _add_transitions(
     picture.ends.extend(
         ids.states[s] for s in machine.final_states if ids.states[s] in picture.nodes
     )
-    _add_any_node(ids, picture)
+    add_any_node(ids, picture)
 
 
-def _add_any_node(ids: MachineIds, picture: Picture) -> None:
+def add_any_node(ids: MachineIds, picture: Picture) -> None:
     if any(edge.source == ids.any_state for edge in picture.edges.values()):
         picture.nodes[ids.any_state] = Node(ids.any_state, ANY_STATE_LABEL, kind="any")
 
