@@ -3,7 +3,7 @@ the entry/exit order, history, eventless transitions and raised events are all w
 here, once, so a generated machine handles an event with one dict lookup.
 
 Starting from the initial macrostep, every reachable stable *situation* (configuration plus
-history memory) is explored under every external event, breadth first, events in the
+the history memory that can still matter, see ``relevant_histories``) is explored under every external event, breadth first, events in the
 chart's order, so the numbering is deterministic: situation 0 is the initial one. The table
 is plain data (ints, strings, tuples, dicts) ready to be written into generated code::
 
@@ -39,7 +39,7 @@ class DispatchTable:
     """Situations are numbered 0..n-1 (0 is where the machine is after starting).
     ``configurations[i]`` are the active states of situation i in document order (compound
     and parallel ancestors included, no history pseudo-states); ``histories[i]`` its history
-    memory (history name, remembered states); ``final[i]`` whether a top-level final state
+    memory (history name, remembered states) for the ``relevant_histories``; ``final[i]`` whether a top-level final state
     was reached (no event is accepted then). ``dispatch[i]`` maps every event accepted in
     situation i to (next situation, actions); an event absent from it is not accepted."""
 
@@ -79,9 +79,17 @@ def build_table(
     macrostep does not settle within ``max_microsteps``."""
     alphabet = tuple(chart.external_events() if events is None else events)
     interpreter = Interpreter(chart, max_microsteps=max_microsteps)
+    relevant = relevant_histories(chart)
+
+    def settled() -> Situation:
+        reached = interpreter.situation()
+        if reached.finished:  # nothing happens any more: the memory is moot
+            return reached._replace(history=())
+        return reached._replace(history=tuple(h for h in reached.history if h[0] in relevant))
+
     start = interpreter.start()
-    numbering: dict[Situation, int] = {interpreter.situation(): 0}
-    situations: list[Situation] = [interpreter.situation()]
+    numbering: dict[Situation, int] = {settled(): 0}
+    situations: list[Situation] = [settled()]
     dispatch: list[dict[str, tuple[int, TableActions]]] = []
     position = {s.name: i for i, s in enumerate(chart.states)}
 
@@ -93,7 +101,7 @@ def build_table(
                 step = interpreter.send(event)
                 if not step.accepted:
                     continue
-                reached = interpreter.situation()
+                reached = settled()
                 number = numbering.get(reached)
                 if number is None:
                     if len(situations) >= max_situations:
@@ -119,6 +127,15 @@ def build_table(
         final=tuple(s.finished for s in situations),
         dispatch=tuple(dispatch),
     )
+
+
+def relevant_histories(chart: Chart) -> frozenset[str]:
+    """The history states whose memory can change what happens: those a transition or a
+    history default targets. What the others remember is never read, and keeping it in
+    the situations would multiply them for nothing."""
+    targets = {t for transition in chart.transitions for t in transition.targets}
+    targets.update(t for state in chart.states for t in state.default)
+    return frozenset(t for t in targets if chart.state(t).kind == "history")
 
 
 def _plain(chart: Chart, actions: Iterable[ActionRef]) -> TableActions:
