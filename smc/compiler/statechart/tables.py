@@ -3,8 +3,9 @@ the entry/exit order, history, eventless transitions and raised events are all w
 here, once, so a generated machine handles an event with one dict lookup.
 
 Starting from the initial macrostep, every reachable stable *situation* (configuration plus
-the history memory that can still matter, see ``relevant_histories``) is explored under every external event, breadth first, events in the
-chart's order, so the numbering is deterministic: situation 0 is the initial one. The table
+the history memory that can still matter, see ``relevant_histories``) is explored under
+every external event, breadth first, events in the chart's order, so the numbering is
+deterministic: situation 0 is the initial one. The table
 is plain data (ints, strings, tuples, dicts) ready to be written into generated code::
 
     next_situation, actions = table.dispatch[situation][event]   # KeyError: not accepted
@@ -39,9 +40,10 @@ class DispatchTable:
     """Situations are numbered 0..n-1 (0 is where the machine is after starting).
     ``configurations[i]`` are the active states of situation i in document order (compound
     and parallel ancestors included, no history pseudo-states); ``histories[i]`` its history
-    memory (history name, remembered states) for the ``relevant_histories``; ``final[i]`` whether a top-level final state
-    was reached (no event is accepted then). ``dispatch[i]`` maps every event accepted in
-    situation i to (next situation, actions); an event absent from it is not accepted."""
+    memory (history name, remembered states) for the ``relevant_histories``; ``final[i]``
+    whether a top-level final state was reached (no event is accepted then).
+    ``dispatch[i]`` maps every event accepted in situation i to (next situation, actions);
+    an event absent from it is not accepted."""
 
     chart_name: str
     events: tuple[str, ...]
