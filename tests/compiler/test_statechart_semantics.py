@@ -153,6 +153,15 @@ def test_parallel_conflict_a_descendant_source_beats_an_earlier_ancestor() -> No
     assert steps[-1].configuration == {"p", "r1", "r2", "a1", "b2"}
 
 
+def test_a_transition_may_target_one_state_in_each_of_several_regions() -> None:
+    _, steps = run(
+        {**PARALLEL, "transitions": [{"from": "out", "to": ["b2", "a2"], "event": "e"}]}
+        | {"initial_state": "out"},
+        "e",
+    )
+    assert steps[-1].configuration == {"p", "r1", "r2", "a2", "b2"}
+
+
 # --- exit and entry -------------------------------------------------------------------
 
 
@@ -401,6 +410,30 @@ def test_history_restores_shallow_or_deep(kind: str, restored: str) -> None:
     _, steps = run(document, "go", "next", "leave", "back")
     assert steps[-2].history == {"h": ("q",) if kind == "shallow" else ("q2",)}
     assert steps[-1].configuration == {"p", "q", restored}
+
+
+def test_deep_history_restores_every_region_of_a_parallel_state() -> None:
+    _, steps = run(
+        {
+            "states": [
+                {
+                    "name": "top",
+                    "states": [PARALLEL["states"][0], {"name": "h", "history": "deep"}],
+                },
+                "away",
+            ],
+            "transitions": [
+                {"from": "a1", "to": "a2", "event": "e"},
+                {"from": "top", "to": "away", "event": "leave"},
+                {"from": "away", "to": "h", "event": "back"},
+            ],
+        },
+        "e",
+        "leave",
+        "back",
+    )
+    assert steps[2].history == {"h": ("a2", "b1")}
+    assert steps[3].configuration == {"top", "p", "r1", "r2", "a2", "b1"}
 
 
 def test_history_default_without_to_is_the_parents_initial() -> None:
