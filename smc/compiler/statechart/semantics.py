@@ -100,9 +100,9 @@ class Interpreter:
         for t in chart.transitions:
             self._transitions_of[index[t.source]].append(t)
         self._targets = [tuple(index[n] for n in t.targets) for t in chart.transitions]
-        self.configuration_ids: set[int] = set()
-        self.history_ids: dict[int, tuple[int, ...]] = {}
-        self.running = False
+        self._active: set[int] = set()
+        self._memory: dict[int, tuple[int, ...]] = {}
+        self._running = False
         self._queue: deque[str] = deque()
         self._actions: list[ActionRef] = []
         self._taken: list[int] = []
@@ -113,10 +113,10 @@ class Interpreter:
     def start(self) -> Macrostep:
         """Enter the initial configuration and run the first macrostep."""
         self._reset_trace()
-        self.configuration_ids = set()
-        self.history_ids = {}
+        self._active = set()
+        self._memory = {}
         self._queue.clear()
-        self.running = True
+        self._running = True
         self._enter_states([], initial=True)
         self._macrostep(None)
         return self._result(None, True)
@@ -124,7 +124,7 @@ class Interpreter:
     def send(self, event: str) -> Macrostep:
         """Process one external event and everything it triggers."""
         self._reset_trace()
-        if not self.running:
+        if not self._running:
             return self._result(event, False)
         enabled = self._select_transitions(event)
         if enabled:
@@ -134,29 +134,29 @@ class Interpreter:
 
     @property
     def configuration(self) -> frozenset[str]:
-        return frozenset(self._names[i] for i in self.configuration_ids)
+        return frozenset(self._names[i] for i in self._active)
 
     @property
     def history(self) -> dict[str, tuple[str, ...]]:
         return {
             self._names[h]: tuple(self._names[s] for s in value)
-            for h, value in sorted(self.history_ids.items())
+            for h, value in sorted(self._memory.items())
         }
 
     @property
     def finished(self) -> bool:
-        return not self.running
+        return not self._running
 
     def situation(self) -> Situation:
-        return Situation(self.configuration, tuple(self.history.items()), not self.running)
+        return Situation(self.configuration, tuple(self.history.items()), not self._running)
 
     def restore(self, situation: Situation) -> None:
         """Continue from a situation an earlier run reached (the table builder's rewind)."""
-        self.configuration_ids = {self._index[n] for n in situation.configuration}
-        self.history_ids = {
+        self._active = {self._index[n] for n in situation.configuration}
+        self._memory = {
             self._index[h]: tuple(self._index[s] for s in value) for h, value in situation.history
         }
-        self.running = not situation.finished
+        self._running = not situation.finished
         self._queue.clear()
 
     def _reset_trace(self) -> None:
@@ -173,14 +173,14 @@ class Interpreter:
             actions=tuple(self._actions),
             transitions=tuple(self._taken),
             internal_events=tuple(self._handled),
-            finished=not self.running,
+            finished=not self._running,
         )
 
     # --- mainEventLoop, the part after an external event ------------------------------
 
     def _macrostep(self, event: str | None) -> None:
         microsteps = 0
-        while self.running:
+        while self._running:
             enabled = self._select_eventless_transitions()
             if not enabled:
                 if not self._queue:
@@ -193,7 +193,7 @@ class Interpreter:
                 if microsteps > self.max_microsteps:
                     raise UnsettledMacrostep(self._unsettled(event, enabled))
                 self._microstep(enabled)
-        if not self.running:
+        if not self._running:
             self._exit_interpreter()
 
     def _unsettled(self, event: str | None, enabled: list[Transition]) -> str:
@@ -207,7 +207,7 @@ class Interpreter:
 
     def _exit_interpreter(self) -> None:
         # SCXML exits every state here; the configuration is kept (see the module docstring)
-        for state in sorted(self.configuration_ids, reverse=True):
+        for state in sorted(self._active, reverse=True):
             self._run_actions("exit", state)
 
     # --- transition selection --------------------------------------------------------
@@ -222,7 +222,7 @@ class Interpreter:
         """selectTransitions and selectEventlessTransitions: for each active atomic state in
         document order, the first enabled transition of the state or its nearest ancestor."""
         enabled: dict[int, Transition] = {}
-        for atomic in sorted(self.configuration_ids):
+        for atomic in sorted(self._active):
             if self._children[atomic]:
                 continue
             state = atomic
@@ -279,22 +279,22 @@ class Interpreter:
                 if self.chart.by_name[self._names[h]].history_type == "deep":
                     kept = (
                         s
-                        for s in self.configuration_ids
+                        for s in self._active
                         if not self._children[s] and self._is_descendant(s, state)
                     )
                 else:
-                    kept = (s for s in self.configuration_ids if self._parent[s] == state)
-                self.history_ids[h] = tuple(sorted(kept))
+                    kept = (s for s in self._active if self._parent[s] == state)
+                self._memory[h] = tuple(sorted(kept))
         for state in to_exit:
             self._run_actions("exit", state)
-            self.configuration_ids.discard(state)
+            self._active.discard(state)
 
     def _compute_exit_set(self, transitions: Iterable[Transition]) -> set[int]:
         to_exit: set[int] = set()
         for t in transitions:
             if t.targets:
                 domain = self._transition_domain(t)
-                to_exit.update(s for s in self.configuration_ids if self._is_descendant(s, domain))
+                to_exit.update(s for s in self._active if self._is_descendant(s, domain))
         return to_exit
 
     def _enter_states(self, enabled: list[Transition], *, initial: bool = False) -> None:
@@ -307,12 +307,12 @@ class Interpreter:
                 self._add_ancestor_states_to_enter(s, ROOT, to_enter)
         self._compute_entry_set(enabled, to_enter)
         for state in sorted(to_enter):
-            self.configuration_ids.add(state)
+            self._active.add(state)
             self._run_actions("entry", state)
             if self._kind[state] == "final":
                 parent = self._parent[state]
                 if parent == ROOT:
-                    self.running = False
+                    self._running = False
                 else:
                     self._queue.append("done.state." + self._names[parent])
                     grandparent = self._parent[parent]
@@ -331,7 +331,7 @@ class Interpreter:
 
     def _add_descendant_states_to_enter(self, state: int, to_enter: dict[int, None]) -> None:
         if self._kind[state] == "history":
-            remembered = self.history_ids.get(state)
+            remembered = self._memory.get(state)
             targets = remembered if remembered else self._default[state]
             for s in targets:
                 self._add_descendant_states_to_enter(s, to_enter)
@@ -363,8 +363,7 @@ class Interpreter:
     def _is_in_final_state(self, state: int) -> bool:
         if self._kind[state] == "compound":
             return any(
-                self._kind[c] == "final" and c in self.configuration_ids
-                for c in self._children[state]
+                self._kind[c] == "final" and c in self._active for c in self._children[state]
             )
         if self._kind[state] == "parallel":
             return all(self._is_in_final_state(c) for c in self._children[state])
@@ -394,7 +393,7 @@ class Interpreter:
         while pending:
             s = pending.pop(0)
             if self._kind[s] == "history":
-                remembered = self.history_ids.get(s)
+                remembered = self._memory.get(s)
                 pending[:0] = remembered if remembered else self._default[s]
             else:
                 targets[s] = None
