@@ -108,9 +108,10 @@ def chart_documents(draw: st.DrawFn, *, max_depth: int = 4) -> dict[str, Any]:
         else:
             event = draw(st.sampled_from(EVENTS))
         target: Any = draw(st.sampled_from(targets))
-        if regions and draw(st.integers(0, 9)) == 0:
+        several = sorted(p for p, r in regions.items() if len(r) > 1)
+        if several and draw(st.integers(0, 9)) == 0:
             # two targets in distinct regions of one parallel state
-            parallel = draw(st.sampled_from(sorted(regions)))
+            parallel = draw(st.sampled_from(several))
             first, second = draw(st.permutations(regions[parallel]))[:2]
             target = [
                 draw(st.sampled_from(_subtree(first, parents))),
