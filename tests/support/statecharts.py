@@ -34,7 +34,8 @@ def chart_documents(draw: st.DrawFn, *, max_depth: int = 4) -> dict[str, Any]:
     regions: dict[str, list[str]] = {}  # parallel -> its regions
 
     def actions(owner: str, what: str) -> list[Any]:
-        chosen = draw(st.lists(st.sampled_from(["plain", "raise"]), max_size=2))
+        # raises sparingly: every raise can start a cycle that never settles
+        chosen = draw(st.lists(st.sampled_from(["plain", "plain", "raise"]), max_size=2))
         return [
             (
                 {"type": "raise", "event": draw(st.sampled_from(EVENTS))}
@@ -51,8 +52,8 @@ def chart_documents(draw: st.DrawFn, *, max_depth: int = 4) -> dict[str, Any]:
         options = ["atomic", "atomic"]
         if depth < max_depth and budget[0] >= 2:
             options += ["compound", "compound", "parallel"]
-        if parent_kind in ("compound", "root"):
-            options.append("final")
+        if parent_kind == "compound" or (parent_kind == "root" and draw(st.integers(0, 3)) == 0):
+            options.append("final")  # rarely top-level: the machine would stop there
         kind = draw(st.sampled_from(options))
         kinds[name] = kind
         item: dict[str, Any] = {"name": name}
@@ -94,11 +95,12 @@ def chart_documents(draw: st.DrawFn, *, max_depth: int = 4) -> dict[str, Any]:
         top.insert(0, state(1, None, "root-first"))  # a start that is not already the end
     names = sorted(kinds, key=lambda n: int(n[1:]))
     sources = [n for n in names if kinds[n] not in ("final", "history")]
-    targets = [n for n in names]
+    targets = list(names)
     done_events = [f"done.state.{n}" for n in names if kinds[n] in ("compound", "parallel")]
 
     transitions = []
-    for _ in range(draw(st.integers(1, 10))):
+    histories = [n for n in names if kinds[n] == "history"]
+    for _ in range(draw(st.integers(1, 14))):
         source = draw(st.sampled_from(sources))
         roll = draw(st.integers(0, 19))
         if roll < 3:
@@ -108,8 +110,24 @@ def chart_documents(draw: st.DrawFn, *, max_depth: int = 4) -> dict[str, Any]:
         else:
             event = draw(st.sampled_from(EVENTS))
         target: Any = draw(st.sampled_from(targets))
+        if histories and draw(st.integers(0, 4)) == 0:
+            target = draw(st.sampled_from(histories))
+        internal = draw(st.integers(0, 4)) == 0
+        inside = [n for n in _subtree(source, parents) if n != source]
+        if internal and inside and draw(st.booleans()):
+            target = draw(st.sampled_from(inside))  # where internal means something
+        # An eventless transition goes forward, past its source's subtree in document
+        # order, to a state (not a history): back, into its own subtree or nowhere, it would
+        # be enabled again at once, and the macrostep would never settle.
+        subtree_end = max(int(n[1:]) for n in _subtree(source, parents))
+        forward = [n for n in names if int(n[1:]) > subtree_end and kinds[n] != "history"]
         several = sorted(p for p, r in regions.items() if len(r) > 1)
-        if several and draw(st.integers(0, 9)) == 0:
+        if event is None:
+            if forward:
+                target = draw(st.sampled_from(forward))
+            else:
+                event = draw(st.sampled_from(EVENTS))
+        elif several and draw(st.integers(0, 9)) == 0:
             # two targets in distinct regions of one parallel state
             parallel = draw(st.sampled_from(several))
             first, second = draw(st.permutations(regions[parallel]))[:2]
@@ -123,7 +141,7 @@ def chart_documents(draw: st.DrawFn, *, max_depth: int = 4) -> dict[str, Any]:
         transition: dict[str, Any] = {"from": source, "event": event}
         if target is not None:
             transition["to"] = target
-        if draw(st.integers(0, 4)) == 0:
+        if internal:
             transition["type"] = "internal"
         if draw(st.booleans()):
             transition["actions"] = actions(source, "do")
@@ -146,4 +164,4 @@ def charts(**options: Any) -> st.SearchStrategy[Chart]:
     return chart_documents(**options).map(chart_from_dict)
 
 
-event_sequences = st.lists(st.sampled_from(EVENTS), max_size=8)
+event_sequences = st.lists(st.sampled_from(EVENTS), min_size=4, max_size=16)
