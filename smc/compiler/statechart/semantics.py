@@ -65,7 +65,7 @@ class Macrostep:
 
 
 def matches(transition_event: str | None, event: str) -> bool:
-    """Whether a transition's event accepts ``event`` (the guard of issue 14 joins here)."""
+    """Whether a transition's event accepts ``event`` (SCXML's nameMatch, exact here)."""
     return transition_event == event
 
 
@@ -238,6 +238,8 @@ class Interpreter:
 
     @staticmethod
     def _enabled(transition: Transition, event: str | None) -> bool:
+        """Whether ``transition`` is enabled by ``event`` (None: eventless). The one place
+        a transition is judged: SCXML's conditionMatch (issue 14's guards) joins here."""
         if event is None:
             return transition.event is None
         return transition.event is not None and matches(transition.event, event)
