@@ -28,6 +28,7 @@ from smc.compiler.statechart import (
     raised_event,
     to_scxml,
 )
+from smc.compiler.statechart.semantics import ROOT
 from tests.support.statecharts import chart_documents, event_sequences
 
 NS = "{http://www.w3.org/2005/07/scxml}"
@@ -183,10 +184,16 @@ def psm_orders_like_the_document(chart: Chart) -> bool:
     return True
 
 
-class OrderWatchingInterpreter(Interpreter):
-    """Our interpreter, noting when the outcome of a step could depend on the order in which
-    the regions of a parallel state are visited, where python-statemachine departs from the
-    W3C algorithm twice:
+class WatchingInterpreter(Interpreter):
+    """Our interpreter, noting the steps where python-statemachine departs from the W3C
+    algorithm in ways a chart cannot simply leave out:
+
+    - it stops the machine when every region of a top-level parallel state is final (W3C:
+      only a top-level final state stops it; the parallel state raises its done event and
+      the machine runs on): ``top_level_parallel_done``;
+
+    and where the outcome of a step depends on the order in which the regions of a parallel
+    state are visited:
 
     - it selects transitions going through the active atomic states in the order they were
       entered (its source: "TODO: sorted by document order"), not in document order, so
@@ -199,6 +206,14 @@ class OrderWatchingInterpreter(Interpreter):
 
     several_enabled = False
     several_queued = False
+
+    def top_level_parallel_done(self) -> bool:
+        return any(
+            self._kind[state] == "parallel"
+            and self._parent[state] == ROOT
+            and self._is_in_final_state(state)
+            for state in self._active
+        )
 
     def _remove_conflicting_transitions(self, enabled: list[Transition]) -> list[Transition]:
         self.several_enabled |= len(enabled) > 1
@@ -238,11 +253,13 @@ Step = tuple[frozenset[str], list[str], bool]
 def our_steps(chart: Chart, events: list[str], in_order: bool) -> list[Step]:
     """Configuration, action labels and termination after the start and each event, up to
     the first step whose outcome python-statemachine may order differently (excluded)."""
-    interpreter = OrderWatchingInterpreter(chart)
+    interpreter = WatchingInterpreter(chart)
     steps = []
     for event in [None, *events]:
         step = interpreter.start() if event is None else interpreter.send(event)
         if interpreter.several_enabled or (interpreter.several_queued and not in_order):
+            break
+        if interpreter.top_level_parallel_done():
             break
         labels = [
             f"{ref.kind}|{ref.owner}|{ref.position}"

@@ -216,7 +216,8 @@ def test_an_internal_transition_does_not_exit_its_compound_source() -> None:
 
 def test_an_internal_transition_acts_as_external_when_it_cannot_be_internal() -> None:
     # SCXML: internal only means something for a compound source and descendant targets; an
-    # atomic self-transition exits and re-enters (python-statemachine differs, see the end)
+    # atomic self-transition exits and re-enters (python-statemachine differs: see
+    # test_statechart_scxml.py)
     chart, steps = run(
         {
             "states": [entry_exit("a")],
@@ -359,6 +360,34 @@ def test_done_state_of_a_parallel_waits_for_every_region() -> None:
     assert steps[1].configuration == {"p", "r1", "r2", "fa", "b"}
     assert steps[2].internal_events == ("done.state.r2", "done.state.p")
     assert steps[2].configuration == {"next"}
+
+
+def test_a_completed_top_level_parallel_state_does_not_end_the_machine() -> None:
+    # only a top-level final state stops it (python-statemachine stops here too)
+    _, steps = run(
+        {
+            "states": [
+                {
+                    "name": "p",
+                    "parallel": True,
+                    "states": [
+                        {"name": "r1", "states": ["a", {"name": "fa", "final": True}]},
+                        {"name": "r2", "states": [{"name": "fb", "final": True}]},
+                    ],
+                },
+                "x",
+            ],
+            "transitions": [
+                {"from": "a", "event": "e", "to": "fa"},
+                {"from": "p", "event": "f", "to": "x"},
+            ],
+        },
+        "e",
+        "f",
+    )
+    assert steps[1].internal_events == ("done.state.r1", "done.state.p")
+    assert not steps[1].finished
+    assert steps[2].configuration == {"x"}
 
 
 def test_a_top_level_final_state_ends_the_machine() -> None:
