@@ -1,8 +1,10 @@
 """The SCXML export of a statechart, and the differential test: the interpreter of
 smc.compiler.statechart against python-statemachine 3.2 running the exported SCXML, on
 random charts and event sequences; the configuration (and the actions run) after every step
-must agree, except where python-statemachine departs from the W3C algorithm (listed in
-``shared_constructs`` and ``psm_orders_like_the_document``)."""
+must agree, except where python-statemachine departs from the W3C algorithm: constructs
+left out of the charts (``shared_constructs``) and steps left out of the comparison
+(``WatchingInterpreter``, ``psm_orders_like_the_document``). The W3C behaviour in each case
+is tested by hand in test_statechart_semantics.py."""
 
 from __future__ import annotations
 
@@ -122,7 +124,7 @@ def test_the_scxml_export_escapes_labels_and_refuses_ambiguous_names() -> None:
 
 def shared_constructs(document: dict[str, Any]) -> dict[str, Any]:
     """The document without the constructs where python-statemachine 3.2 departs from the
-    W3C algorithm (our interpreter follows the W3C; each is tested by hand above):
+    W3C algorithm (our interpreter follows the W3C):
 
     - it runs no on_exit of a top-level final state when the machine stops (W3C's
       exitInterpreter does): those actions are dropped;
