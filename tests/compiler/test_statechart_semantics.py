@@ -162,6 +162,23 @@ def test_a_transition_may_target_one_state_in_each_of_several_regions() -> None:
     assert steps[-1].configuration == {"p", "r1", "r2", "a2", "b2"}
 
 
+def test_regions_select_in_document_order_whatever_the_order_they_were_entered_in() -> None:
+    _, steps = run(
+        {
+            **PARALLEL,
+            "states": [*PARALLEL["states"], "x", "y"],
+            "transitions": [
+                {"from": "a1", "to": "a2", "event": "f"},
+                {"from": "a2", "to": "x", "event": "e"},
+                {"from": "b1", "to": "y", "event": "e"},
+            ],
+        },
+        "f",  # a2 is now the most recently entered state
+        "e",
+    )
+    assert steps[-1].configuration == {"x"}
+
+
 # --- exit and entry -------------------------------------------------------------------
 
 
@@ -189,6 +206,24 @@ def test_exit_innermost_first_then_transition_then_entry_outermost_first() -> No
         *("in b", "in b1", "in b11"),
     ]
     assert steps[1].configuration == {"b", "b1", "b11"}
+
+
+def test_entries_across_regions_follow_document_order() -> None:
+    chart, steps = run(
+        {
+            "states": [
+                {
+                    "name": "p",
+                    "parallel": True,
+                    "states": [
+                        entry_exit("q", entry_exit("q1")),
+                        entry_exit("r", entry_exit("r1")),
+                    ],
+                }
+            ]
+        }
+    )
+    assert done(chart, steps[0]) == ["in q", "in q1", "in r", "in r1"]
 
 
 def test_the_transition_domain_bounds_the_exit_and_entry_sets() -> None:
@@ -226,6 +261,14 @@ def test_an_internal_transition_acts_as_external_when_it_cannot_be_internal() ->
         "e",
     )
     assert done(chart, steps[1]) == ["out a", "in a"]
+    chart, steps = run(
+        {
+            "states": [entry_exit("p", entry_exit("a")), entry_exit("x")],
+            "transitions": [{"from": "p", "to": "x", "event": "e", "type": "internal"}],
+        },
+        "e",
+    )
+    assert done(chart, steps[1]) == ["out a", "out p", "in x"]
 
 
 def test_a_targetless_transition_runs_its_actions_and_exits_nothing() -> None:
@@ -436,7 +479,9 @@ def test_history_goes_to_its_default_before_its_state_was_ever_exited() -> None:
 def test_history_restores_shallow_or_deep(kind: str, restored: str) -> None:
     document = copy.deepcopy(HISTORY)
     document["states"][0]["states"][2]["history"] = kind
-    _, steps = run(document, "go", "next", "leave", "back")
+    document["transitions"][3]["actions"] = ["restore"]
+    chart, steps = run(document, "go", "next", "leave", "back")
+    assert done(chart, steps[-1]) == ["restore"]  # once (python-statemachine: twice)
     assert steps[-2].history == {"h": ("q",) if kind == "shallow" else ("q2",)}
     assert steps[-1].configuration == {"p", "q", restored}
 
