@@ -50,7 +50,7 @@ def chart_documents(draw: st.DrawFn, *, max_depth: int = 4) -> dict[str, Any]:
         budget[0] -= 1
         parents[name] = parent
         options = ["atomic", "atomic"]
-        if depth < max_depth and budget[0] >= 2:
+        if depth < max_depth and budget[0] >= 3:
             options += ["compound", "compound", "parallel"]
         if parent_kind == "compound" or (parent_kind == "root" and draw(st.integers(0, 3)) == 0):
             options.append("final")  # rarely top-level: the machine would stop there
@@ -64,9 +64,11 @@ def chart_documents(draw: st.DrawFn, *, max_depth: int = 4) -> dict[str, Any]:
         if draw(st.booleans()):
             item["on_exit"] = actions(name, "out")
         if kind in ("compound", "parallel"):
-            count = draw(st.integers(2 if kind == "parallel" else 1, 3))
+            # at least two regions: a parallel state with one is an error for smc's checker
+            least = 2 if kind == "parallel" else 1
+            count = draw(st.integers(least, 3))
             children = [
-                state(depth + 1, name, kind) for _ in range(count) if budget[0] > 0 or _ == 0
+                state(depth + 1, name, kind) for i in range(count) if budget[0] > 0 or i < least
             ]
             if kind == "parallel":
                 item["parallel"] = True

@@ -15,7 +15,12 @@ Deliberate choices where Appendix D leaves room:
   actions of that final state run (``exitInterpreter``); the reported configuration stays
   the one that was reached (SCXML empties it), so a caller can still see where it ended;
 - a macrostep longer than ``max_microsteps`` is an eventless or raise cycle that never
-  settles: ``UnsettledMacrostep`` is raised instead of looping for ever.
+  settles: ``UnsettledMacrostep`` is raised instead of looping for ever;
+- a transition's domain is computed once per microstep, before ``exitStates`` records
+  history. Appendix D computes it again in ``computeEntrySet``, after; the two differ only
+  for a transition from inside a parallel state with a single region to that state's own
+  history, where the history just recorded makes the second domain smaller, and the
+  parallel state, exited, would not be entered again (an impossible configuration).
 """
 
 from __future__ import annotations
@@ -107,6 +112,7 @@ class Interpreter:
         self._actions: list[ActionRef] = []
         self._taken: list[int] = []
         self._handled: list[str] = []
+        self._domains: dict[int, int] = {}  # transition order -> domain, this microstep
 
     # --- the public face ------------------------------------------------------------
 
@@ -247,6 +253,7 @@ class Interpreter:
     def _remove_conflicting_transitions(self, enabled: list[Transition]) -> list[Transition]:
         """Between two transitions whose exit sets meet, a descendant source wins; else the
         earlier one (document order of the states that selected them) preempts."""
+        self._domains = {}
         filtered: list[Transition] = []
         exit_sets = {t.order: self._compute_exit_set([t]) for t in enabled}
         for t1 in enabled:
@@ -267,6 +274,9 @@ class Interpreter:
     # --- microstep -----------------------------------------------------------------
 
     def _microstep(self, enabled: list[Transition]) -> None:
+        # The domains are fixed before exitStates records history, which Appendix D reads
+        # again in computeEntrySet (see the module docstring).
+        self._domains = {t.order: self._transition_domain(t) for t in enabled if t.targets}
         self._exit_states(enabled)
         for t in enabled:
             self._taken.append(t.order)
@@ -295,7 +305,9 @@ class Interpreter:
         to_exit: set[int] = set()
         for t in transitions:
             if t.targets:
-                domain = self._transition_domain(t)
+                domain = self._domains.get(t.order)
+                if domain is None:  # selecting, not taking: no microstep has fixed it
+                    domain = self._transition_domain(t)
                 to_exit.update(s for s in self._active if self._is_descendant(s, domain))
         return to_exit
 
@@ -327,7 +339,7 @@ class Interpreter:
         for t in transitions:
             for s in self._targets[t.order]:
                 self._add_descendant_states_to_enter(s, to_enter)
-            ancestor = self._transition_domain(t)
+            ancestor = self._domains[t.order] if t.targets else self._transition_domain(t)
             for s in self._effective_target_states(t):
                 self._add_ancestor_states_to_enter(s, ancestor, to_enter)
 
