@@ -193,6 +193,10 @@ class WatchingInterpreter(Interpreter):
     - it stops the machine when every region of a top-level parallel state is final (W3C:
       only a top-level final state stops it; the parallel state raises its done event and
       the machine runs on): ``top_level_parallel_done``;
+    - when a transition to a history state has a domain below some of the states between
+      the history's parent and the states it restores, Appendix D enters those states,
+      still active, again (their on_entry runs, no on_exit); python-statemachine exits and
+      enters them: ``reentered_active``;
 
     and where the outcome of a step depends on the order in which the regions of a parallel
     state are visited:
@@ -208,6 +212,11 @@ class WatchingInterpreter(Interpreter):
 
     several_enabled = False
     several_queued = False
+    reentered_active = False
+
+    def _compute_entry_set(self, transitions: list[Transition], to_enter: dict[int, None]) -> None:
+        super()._compute_entry_set(transitions, to_enter)
+        self.reentered_active |= any(state in self._active for state in to_enter)
 
     def top_level_parallel_done(self) -> bool:
         return any(
@@ -261,7 +270,7 @@ def our_steps(chart: Chart, events: list[str], in_order: bool) -> list[Step]:
         step = interpreter.start() if event is None else interpreter.send(event)
         if interpreter.several_enabled or (interpreter.several_queued and not in_order):
             break
-        if interpreter.top_level_parallel_done():
+        if interpreter.top_level_parallel_done() or interpreter.reentered_active:
             break
         labels = [
             f"{ref.kind}|{ref.owner}|{ref.position}"

@@ -533,6 +533,39 @@ def test_a_transition_to_the_history_of_a_parallel_state_it_leaves_enters_it_aga
     assert done(chart, steps[-1]) == ["in p"]
 
 
+def test_a_history_target_below_its_parent_enters_active_states_again() -> None:
+    # Appendix D as written: q stays active (the domain is q) yet is entered again
+    chart, steps = run(
+        {
+            "states": [
+                {
+                    "name": "p",
+                    "states": [
+                        {
+                            "name": "q",
+                            "on_entry": ["in q"],
+                            "on_exit": ["out q"],
+                            "states": ["a", "b"],
+                        },
+                        {"name": "h", "history": "deep"},
+                    ],
+                },
+                "x",
+            ],
+            "transitions": [
+                {"from": "p", "to": "x", "event": "leave"},
+                {"from": "x", "to": "h", "event": "back"},
+                {"from": "a", "to": "h", "event": "e"},
+            ],
+        },
+        "leave",
+        "back",
+        "e",
+    )
+    assert steps[-1].configuration == {"p", "q", "a"}
+    assert done(chart, steps[-1]) == ["in q"]
+
+
 def test_history_default_without_to_is_the_parents_initial() -> None:
     document = copy.deepcopy(HISTORY)
     del document["states"][0]["states"][2]["to"]

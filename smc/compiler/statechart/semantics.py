@@ -16,6 +16,9 @@ Deliberate choices where Appendix D leaves room:
   the one that was reached (SCXML empties it), so a caller can still see where it ended;
 - a macrostep longer than ``max_microsteps`` is an eventless or raise cycle that never
   settles: ``UnsettledMacrostep`` is raised instead of looping for ever;
+- as in Appendix D, a transition to a history state whose domain lies below some of the
+  states between the history's parent and the states it restores enters those states
+  again although they stay active: their on_entry actions run, without on_exit;
 - a transition's domain is computed once per microstep, before ``exitStates`` records
   history. Appendix D computes it again in ``computeEntrySet``, after; the two differ only
   for a transition from inside a parallel state with a single region to that state's own
