@@ -1,7 +1,10 @@
 """The statechart semantic core (smc.compiler.statechart): every rule of issue 13's
 "Semantics are the W3C SCXML algorithm" by hand, and the chart checks. The dispatch tables
 are tested in test_statechart_tables.py; the SCXML export and the differential test against
-python-statemachine in test_statechart_scxml.py."""
+python-statemachine in test_statechart_scxml.py.
+
+Longer than ~500 lines on purpose: one test per rule, each with its chart written out in
+full, so a rule and its example read together."""
 
 from __future__ import annotations
 
