@@ -1,0 +1,388 @@
+"""A statechart as plain, checked, immutable data: the input of the SCXML interpreter
+(``semantics``), of the table builder (``tables``) and of the SCXML exporter (``scxml``).
+
+A ``Chart`` is a tree of ``State``s under an implicit root (SCXML's ``<scxml>`` element, which
+is never a state of its own) plus a list of ``Transition``s. A flat machine is the special
+case where every state is atomic and top-level. Construction checks what the algorithm relies
+on (unique names, a consistent tree, targets that exist, targets that form a possible
+configuration), so an interpreter never meets a malformed chart; the user-facing checker
+with positioned diagnostics lives elsewhere and runs first.
+
+``chart_from_dict`` builds a chart from nested dicts in the shape of the YAML language of
+issue 13 (``states:`` items, ``initial:``, ``parallel:``, ``final:``, ``history:``,
+``on_entry``/``on_exit``, ``on:`` mappings, ``transitions:`` with ``from``/``to``/``event``/
+``type``/``actions``); tests and the reference tools use it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Literal, NamedTuple
+
+StateKind = Literal["atomic", "compound", "parallel", "final", "history"]
+HistoryType = Literal["shallow", "deep"]
+TransitionType = Literal["external", "internal"]
+ActionKind = Literal["exit", "transition", "entry"]
+
+#: An action is whatever the machine file says (a mapping such as ``{type: log, ...}``); the
+#: semantics only look inside ``{type: raise, event: x}``, which queues an internal event.
+Action = object
+
+
+class StatechartError(Exception):
+    """Base of every error this package raises."""
+
+
+class ChartDefinitionError(StatechartError, ValueError):
+    """The chart breaks a rule the algorithm relies on (the message says which)."""
+
+
+class ActionRef(NamedTuple):
+    """Which action ran: the ``position``-th on_exit/on_entry action of the state named
+    ``owner``, or the ``position``-th action of the transition whose document order is
+    ``owner``. Plain data, so dispatch tables can hold it. (``position``, not ``index``:
+    a tuple already has an ``index`` method.)"""
+
+    kind: ActionKind
+    owner: str | int
+    position: int
+
+
+@dataclass(frozen=True)
+class State:
+    """One node of the tree. ``initial`` is set for compound states only; ``history_type``
+    and ``default`` (the targets of the history's default transition) for history
+    pseudo-states only. ``parent`` is None for a top-level state (a child of the root)."""
+
+    name: str
+    kind: StateKind
+    parent: str | None = None
+    children: tuple[str, ...] = ()
+    initial: str | None = None
+    on_entry: tuple[Action, ...] = ()
+    on_exit: tuple[Action, ...] = ()
+    history_type: HistoryType | None = None
+    default: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Transition:
+    """``targets`` is usually one state; several must lie in distinct parallel regions;
+    none makes a targetless transition (its actions run, nothing is exited or entered).
+    ``event`` None is an eventless transition. ``order`` is its document order."""
+
+    source: str
+    targets: tuple[str, ...]
+    event: str | None = None
+    type: TransitionType = "external"
+    actions: tuple[Action, ...] = ()
+    order: int = 0
+
+
+def raised_event(action: Action) -> str | None:
+    """The event a ``{type: raise, event: x}`` action queues; None for any other action."""
+    if isinstance(action, Mapping) and action.get("type") == "raise":
+        event = action.get("event")
+        if not isinstance(event, str) or not event:
+            raise ChartDefinitionError(f"a raise action needs an event name: {action!r}")
+        return event
+    return None
+
+
+@dataclass(frozen=True)
+class Chart:
+    """A checked statechart. ``states`` are in document order (a pre-order walk of the
+    tree), ``initial`` are the root's initial targets (default: the first top-level
+    state), ``transitions`` are in document order (``transitions[i].order == i``)."""
+
+    states: tuple[State, ...]
+    transitions: tuple[Transition, ...]
+    initial: tuple[str, ...] = ()
+    name: str = "chart"
+    by_name: Mapping[str, State] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        by_name: dict[str, State] = {}
+        for state in self.states:
+            if state.name in by_name:
+                raise ChartDefinitionError(f"state {state.name!r} is defined twice")
+            by_name[state.name] = state
+        object.__setattr__(self, "by_name", by_name)
+        if not self.initial:
+            top = self.top_level
+            if not top:
+                raise ChartDefinitionError(f"chart {self.name!r} has no state")
+            object.__setattr__(self, "initial", (top[0],))
+        _check_tree(self)
+        _check_transitions(self)
+
+    @property
+    def top_level(self) -> tuple[str, ...]:
+        """The root's children that are states (not history), in document order."""
+        return tuple(s.name for s in self.states if s.parent is None and s.kind != "history")
+
+    def state(self, name: str) -> State:
+        try:
+            return self.by_name[name]
+        except KeyError:
+            raise ChartDefinitionError(f"no state named {name!r}") from None
+
+    def ancestors(self, name: str) -> Iterator[str]:
+        """Proper ancestors, innermost first (the root is not a state, so not listed)."""
+        parent = self.state(name).parent
+        while parent is not None:
+            yield parent
+            parent = self.by_name[parent].parent
+
+    def is_descendant(self, name: str, of: str) -> bool:
+        return of in self.ancestors(name)
+
+    def child_states(self, name: str) -> tuple[str, ...]:
+        """Children that are states (SCXML's getChildStates: history is not a state)."""
+        return tuple(c for c in self.state(name).children if self.by_name[c].kind != "history")
+
+    def events(self) -> tuple[str, ...]:
+        """Every event a transition names, in order of first mention."""
+        return tuple(dict.fromkeys(t.event for t in self.transitions if t.event is not None))
+
+    def external_events(self) -> tuple[str, ...]:
+        """The events a caller may send: those transitions name, minus ``done.state.*``
+        (raised by the chart itself when a compound or parallel state completes)."""
+        return tuple(e for e in self.events() if not e.startswith("done.state."))
+
+    def action(self, ref: ActionRef | tuple[str, str | int, int]) -> Action:
+        """The action value an ``ActionRef`` (or its plain-tuple form) points at."""
+        kind, owner, position = ref
+        if kind == "transition":
+            assert isinstance(owner, int)
+            return self.transitions[owner].actions[position]
+        assert isinstance(owner, str)
+        state = self.state(owner)
+        return (state.on_exit if kind == "exit" else state.on_entry)[position]
+
+    def describe(self) -> str:
+        """The chart's size in one phrase, for error messages."""
+        kinds = [s.kind for s in self.states]
+        return (
+            f"chart {self.name!r} ({len(self.states)} states: {kinds.count('compound')} "
+            f"compound, {kinds.count('parallel')} parallel, {kinds.count('history')} history; "
+            f"{len(self.transitions)} transitions, {len(self.external_events())} events)"
+        )
+
+
+def _check_tree(chart: Chart) -> None:
+    by_name = chart.by_name
+    seen: list[str] = []
+
+    def walk(name: str, parent: str | None) -> None:
+        state = by_name.get(name)
+        if state is None:
+            raise ChartDefinitionError(f"child {name!r} of {parent!r} is not a state")
+        if state.parent != parent:
+            raise ChartDefinitionError(f"state {name!r} is listed under {parent!r}")
+        seen.append(name)
+        for child in state.children:
+            walk(child, name)
+
+    for state in chart.states:
+        if state.parent is None:
+            walk(state.name, None)
+    if seen != [s.name for s in chart.states]:
+        raise ChartDefinitionError("states must be listed in document order (pre-order)")
+
+    for state in chart.states:
+        kids = chart.child_states(state.name) if state.children else ()
+        if state.kind in ("compound", "parallel") and not kids:
+            raise ChartDefinitionError(f"{state.kind} state {state.name!r} has no child state")
+        if state.kind not in ("compound", "parallel") and state.children:
+            raise ChartDefinitionError(f"{state.kind} state {state.name!r} cannot have children")
+        if state.kind == "compound":
+            initial = state.initial
+            if initial is None or initial not in by_name:
+                raise ChartDefinitionError(f"initial {initial!r} of {state.name!r} is no state")
+            if not chart.is_descendant(initial, state.name):
+                raise ChartDefinitionError(f"initial {initial!r} is not inside {state.name!r}")
+            if by_name[initial].kind == "history":
+                raise ChartDefinitionError(f"initial of {state.name!r} is a history state")
+        elif state.initial is not None:
+            raise ChartDefinitionError(f"only a compound state has an initial: {state.name!r}")
+        parent_kind = by_name[state.parent].kind if state.parent is not None else "root"
+        if state.kind == "history":
+            if parent_kind not in ("compound", "parallel"):
+                raise ChartDefinitionError(f"history {state.name!r} is not in a compound state")
+            if state.history_type not in ("shallow", "deep") or not state.default:
+                raise ChartDefinitionError(f"history {state.name!r} needs a type and a default")
+            assert state.parent is not None
+            for target in state.default:
+                if not chart.is_descendant(target, state.parent):
+                    raise ChartDefinitionError(
+                        f"default {target!r} of history {state.name!r} is outside its parent"
+                    )
+            _check_configuration(chart, state.default, f"history {state.name!r}")
+        elif state.history_type is not None or state.default:
+            raise ChartDefinitionError(f"only a history state has a type: {state.name!r}")
+        if state.kind == "final" and parent_kind == "parallel":
+            # SCXML gives a final region no meaning; a region completes by its own final child
+            raise ChartDefinitionError(f"final {state.name!r} cannot be a parallel region")
+        for action in (*state.on_entry, *state.on_exit):
+            raised_event(action)
+    for name in chart.initial:
+        if by_name.get(name) is None or by_name[name].kind == "history":
+            raise ChartDefinitionError(f"initial state {name!r} is not a state of the chart")
+    _check_configuration(chart, chart.initial, "the chart's initial")
+
+
+def _check_configuration(chart: Chart, targets: Sequence[str], what: str) -> None:
+    """Several targets must sit in distinct regions of a parallel state: otherwise entering
+    them all would activate two siblings of a compound state, which no configuration has."""
+    for i, first in enumerate(targets):
+        for second in targets[i + 1 :]:
+            lca = _lowest_common_ancestor(chart, first, second)
+            if first == second or lca in (first, second):
+                raise ChartDefinitionError(f"{what}: {first!r} and {second!r} overlap")
+            if lca is None or chart.state(lca).kind != "parallel":
+                raise ChartDefinitionError(
+                    f"{what}: {first!r} and {second!r} cannot be active together"
+                )
+
+
+def _lowest_common_ancestor(chart: Chart, first: str, second: str) -> str | None:
+    line = [first, *chart.ancestors(first)]
+    for candidate in [second, *chart.ancestors(second)]:
+        if candidate in line:
+            return candidate
+    return None
+
+
+def _check_transitions(chart: Chart) -> None:
+    for order, transition in enumerate(chart.transitions):
+        where = f"transition {order} from {transition.source!r}"
+        if transition.order != order:
+            raise ChartDefinitionError(f"{where} has order {transition.order}, expected {order}")
+        source = chart.by_name.get(transition.source)
+        if source is None:
+            raise ChartDefinitionError(f"{where}: no such state")
+        if source.kind in ("history", "final"):
+            raise ChartDefinitionError(f"{where}: a {source.kind} state has no transitions")
+        for target in transition.targets:
+            if target not in chart.by_name:
+                raise ChartDefinitionError(f"{where}: no target state {target!r}")
+        _check_configuration(chart, transition.targets, where)
+        if transition.type not in ("external", "internal"):
+            raise ChartDefinitionError(f"{where}: unknown type {transition.type!r}")
+        if transition.event == "":
+            raise ChartDefinitionError(f"{where}: empty event name")
+        for action in transition.actions:
+            raised_event(action)
+
+
+# --- a builder from the YAML shape, for tests and tools ---------------------------------
+
+
+def chart_from_dict(document: Mapping[str, object], name: str = "chart") -> Chart:
+    """Build a chart from nested dicts in the shape of the issue-13 YAML language.
+
+    State items are a name (an atomic state) or a mapping with ``name`` and any of
+    ``states``, ``initial``, ``parallel: true``, ``final: true``, ``history: shallow|deep``
+    (with ``to`` for the default, else the parent's initial), ``on_entry``, ``on_exit`` and
+    ``on: {event: target | {to, type, actions}}``. Transitions have ``from``, ``to`` (a name
+    or a list; absent: targetless), ``event`` (absent: eventless), ``type``, ``actions``.
+    ``on:`` transitions come before the ``transitions:`` list, in document order."""
+    states: list[State] = []
+    pending: list[dict[str, object]] = []
+
+    def add(item: object, parent: str | None) -> str:
+        spec: Mapping[str, object] = {"name": item} if isinstance(item, str) else _mapping(item)
+        state_name = _text(spec.get("name"), "state name")
+        position = len(states)
+        states.append(State(state_name, "atomic"))  # placeholder keeps pre-order positions
+        children = tuple(add(child, state_name) for child in _items(spec.get("states")))
+        history = spec.get("history")
+        kind: StateKind
+        if history is not None:
+            kind = "history"
+        elif spec.get("final"):
+            kind = "final"
+        elif spec.get("parallel"):
+            kind = "parallel"
+        else:
+            kind = "compound" if children else "atomic"
+        initial: str | None = None
+        if kind == "compound":
+            first = next((c for c in children if spec_kind(c) != "history"), None)
+            initial = _text(spec.get("initial", first), "initial")
+        states[position] = State(
+            name=state_name,
+            kind=kind,
+            parent=parent,
+            children=children,
+            initial=initial,
+            on_entry=tuple(_items(spec.get("on_entry"))),
+            on_exit=tuple(_items(spec.get("on_exit"))),
+            history_type=history if history in ("shallow", "deep") else None,
+            default=tuple(_names(spec.get("to"))),
+        )
+        for event, target in _mapping(spec.get("on", {})).items():
+            spec_t = {"to": target} if isinstance(target, str | list) else dict(_mapping(target))
+            pending.append({**spec_t, "from": state_name, "event": event})
+        return state_name
+
+    def spec_kind(child: str) -> StateKind:
+        return next(s.kind for s in states if s.name == child)
+
+    for item in _items(document.get("states")):
+        add(item, None)
+    # A history without ``to`` restores its parent's initial configuration by default.
+    for i, state in enumerate(states):
+        if state.kind == "history" and not state.default and state.parent is not None:
+            parent = next(s for s in states if s.name == state.parent)
+            default = (parent.initial,) if parent.initial else _kids(states, parent)
+            states[i] = replace(state, default=default)
+    pending.extend(dict(_mapping(t)) for t in _items(document.get("transitions")))
+    transitions = tuple(
+        Transition(
+            source=_text(spec.get("from"), "transition source"),
+            targets=tuple(_names(spec.get("to"))),
+            event=None if spec.get("event") is None else _text(spec.get("event"), "event"),
+            type="internal" if spec.get("type") == "internal" else "external",
+            actions=tuple(_items(spec.get("actions"))),
+            order=order,
+        )
+        for order, spec in enumerate(pending)
+    )
+    initial = tuple(_names(document.get("initial_state")))
+    return Chart(tuple(states), transitions, initial, name)
+
+
+def _kids(states: Iterable[State], parent: State) -> tuple[str, ...]:
+    kinds = {s.name: s.kind for s in states}
+    return tuple(c for c in parent.children if kinds[c] != "history")
+
+
+def _mapping(value: object) -> Mapping[str, object]:
+    if not isinstance(value, Mapping):
+        raise ChartDefinitionError(f"expected a mapping, got {value!r}")
+    return value
+
+
+def _items(value: object) -> list[object]:
+    if value is None:
+        return []
+    if not isinstance(value, list | tuple):
+        raise ChartDefinitionError(f"expected a list, got {value!r}")
+    return list(value)
+
+
+def _text(value: object, what: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise ChartDefinitionError(f"{what} must be a non-empty string, got {value!r}")
+    return value
+
+
+def _names(value: object) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    return [_text(v, "state name") for v in _items(value)]
