@@ -70,15 +70,30 @@ class BashAction(BaseAction):
         timeout = number_param(self.params.get("timeout"), DEFAULT_BASH_TIMEOUT, "timeout")
         cwd = self.params.get("cwd") or None
         logger.debug("bash: %s", command)
-        process = await asyncio.create_subprocess_shell(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            start_new_session=True,  # its own process group, killed as a whole on timeout
-            cwd=cwd,
-            env=environment,
+        starting = asyncio.ensure_future(
+            asyncio.create_subprocess_shell(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                start_new_session=True,  # its own process group, killed as a whole
+                cwd=cwd,
+                env=environment,
+            )
         )
+        try:
+            process = await asyncio.shield(starting)
+        except asyncio.CancelledError:
+            # Stopped while the command was starting (its first lines may already have
+            # run). asyncio's own clean-up would kill only the shell and then wait for pipes
+            # that the shell's children still hold: the stop hung for as long as the
+            # command's `sleep` (seen under heavy load). Let it start; kill the group.
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                async with asyncio.timeout(KILLED_COMMAND_REAP_SECONDS):
+                    started = await starting
+                    _kill_group(started)
+                    await started.wait()
+            raise
         readers = (
             asyncio.ensure_future(_drain(process.stdout, BASH_OUTPUT_LOG_LIMIT)),
             asyncio.ensure_future(_drain(process.stderr, BASH_OUTPUT_LOG_LIMIT)),
