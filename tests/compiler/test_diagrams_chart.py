@@ -24,8 +24,9 @@ from smc.compiler.check import check_paths
 from smc.compiler.diagrams import machine_diagrams
 from smc.compiler.diagrams.model import machine_ids
 from smc.compiler.model import Machine
-from tests.compiler.test_diagrams_layout import mermaid_edges, render_mermaid
 from tests.support.corpus import CORPUS, require_corpus
+from tests.support.diagrams import mermaid_edges, render_mermaid
+from tests.support.golden import check_golden_file, check_golden_set
 from tests.support.svg import Box, Rendered, parse_graphviz_svg, parse_mermaid_svg
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,7 +35,6 @@ INPUTS = GOLDEN / "inputs"
 ISSUE = INPUTS / "issue_chart.yaml"
 FEATURES = INPUTS / "chart_features.yaml"
 FACE = CORPUS / "statemachine-engine" / "tools" / "test_face_processor.yaml"
-UPDATE = os.environ.get("SMC_UPDATE_GOLDEN") == "1"
 
 
 def _machine(path: Path) -> Machine:
@@ -60,28 +60,12 @@ RENDERED = {name: text for path in (ISSUE, FEATURES) for name, text in _diagrams
 
 
 def test_golden_files_are_exactly_the_rendered_set() -> None:
-    on_disk = {
-        p.relative_to(GOLDEN).as_posix()
-        for sub in ("names", "full")
-        for p in (GOLDEN / sub).rglob("*")
-        if p.is_file()
-    }
-    if UPDATE:
-        for stale in on_disk - set(RENDERED):
-            (GOLDEN / stale).unlink()
-        return
-    assert on_disk == set(RENDERED)
+    check_golden_set(GOLDEN, ("names", "full"), RENDERED)
 
 
 @pytest.mark.parametrize("name", sorted(RENDERED))
 def test_golden(name: str) -> None:
-    path = GOLDEN / name
-    data = RENDERED[name].encode("utf-8")
-    if UPDATE:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if not path.exists() or path.read_bytes() != data:
-            path.write_bytes(data)
-    assert path.read_bytes() == data, f"{name} differs; see the module docstring to regenerate"
+    check_golden_file(GOLDEN, name, RENDERED[name])
 
 
 # ---- what the texts say --------------------------------------------------------------------

@@ -9,17 +9,16 @@ intended change to the output, regenerate the expected files and review the diff
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
 from smc.compiler.check import check_paths
 from smc.compiler.diagrams import machine_diagrams, system_diagrams
+from tests.support.golden import check_golden_file, check_golden_set
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "diagrams"
 INPUTS = GOLDEN / "inputs"
-UPDATE = os.environ.get("SMC_UPDATE_GOLDEN") == "1"
 
 
 def _rendered() -> dict[str, str]:
@@ -40,25 +39,9 @@ RENDERED = _rendered()
 
 
 def test_golden_files_are_exactly_the_rendered_set() -> None:
-    on_disk = {
-        p.relative_to(GOLDEN).as_posix()
-        for sub in ("names", "full", "system")
-        for p in (GOLDEN / sub).rglob("*")
-        if p.is_file()
-    }
-    if UPDATE:
-        for stale in on_disk - set(RENDERED):
-            (GOLDEN / stale).unlink()
-        return
-    assert on_disk == set(RENDERED)
+    check_golden_set(GOLDEN, ("names", "full", "system"), RENDERED)
 
 
 @pytest.mark.parametrize("name", sorted(RENDERED))
 def test_golden(name: str) -> None:
-    path = GOLDEN / name
-    data = RENDERED[name].encode("utf-8")
-    if UPDATE:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if not path.exists() or path.read_bytes() != data:
-            path.write_bytes(data)
-    assert path.read_bytes() == data, f"{name} differs; see the module docstring to regenerate"
+    check_golden_file(GOLDEN, name, RENDERED[name])
