@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import importlib.util
 import itertools
-import keyword
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -24,6 +23,7 @@ from smc.compiler import names
 from smc.compiler.check import check_paths
 from smc.compiler.codegen import generate_machine, module_names
 from smc.compiler.model import Machine
+from tests.support.names import AWKWARD_NAMES
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -55,47 +55,6 @@ def machine_class(machine: Machine, module: ModuleType) -> Any:
 
 
 # ---- random machines ----------------------------------------------------------------------
-
-#: Names that are hard to compile: keywords, builtins and the class's own attribute names,
-#: spaces, dashes, quotes, unicode, leading digits, camelCase, timeouts, and code-looking text.
-AWKWARD_NAMES = [
-    *sorted(keyword.kwlist)[:12],
-    "None",
-    "self",
-    "fire",
-    "state",
-    "transition",
-    "allowed_events",
-    "is_final",
-    "State",
-    "Event",
-    "new job",
-    "job-done",
-    "continue_work",
-    "no_jobs",
-    "naïve état",
-    "Über-Zustand",
-    "日本語",
-    "Ελληνικά",
-    "don't stop",
-    'say "hi"',
-    'it\'s "quoted"',
-    "back\\slash",
-    "2nd try",
-    "camelCaseName",
-    "HTTPServer",
-    "timeout(5)",
-    "timeout(0.5)",
-    "multi\nline",
-    "tab\there",
-    'x"""y',
-    "z'); import os; ('",
-    "{{ 7 * 7 }}",
-    "{% raw %}",
-    "# not a comment",
-    "a # b",
-    "wait…",
-]
 
 name_lists = st.lists(
     st.sampled_from(AWKWARD_NAMES) | st.from_regex(r"[a-z][a-z0-9_]{0,6}", fullmatch=True),

@@ -28,8 +28,8 @@ from ruff.__main__ import find_ruff_bin
 from smc.compiler import codegen, names
 from smc.compiler.check import check_files, check_paths
 from smc.compiler.model import Machine
-from tests.compiler.test_codegen import AWKWARD_NAMES
 from tests.support.corpus import CORPUS, PROJECT_ROOT, require_corpus
+from tests.support.names import AWKWARD_NAMES
 
 _counter = itertools.count()
 
