@@ -21,6 +21,7 @@ from smc.cli import build as build_commands
 from smc.cli import compile as compile_commands
 from smc.cli import completion as completion_commands
 from smc.cli import diagram as diagram_commands
+from smc.cli import export as export_commands
 from smc.cli import monitor as monitor_commands
 from smc.cli import paths as paths_commands
 from smc.cli import queue as queue_commands
@@ -64,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     build_commands.register(subparsers)
     diagram_commands.register(subparsers)
     paths_commands.register(subparsers)
+    export_commands.register(subparsers)
     queue_commands.register(subparsers)
     run_commands.register(subparsers)
     monitor_commands.register(subparsers)

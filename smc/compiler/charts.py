@@ -1,0 +1,74 @@
+"""A checked ``model.Machine`` as a ``statechart.Chart``: the wiring between the model and the
+semantic core (which imports nothing of the compiler).
+
+What the model leaves implicit is made explicit here, as the machine means it:
+
+- a top-level state with no way out is final (``Machine.final_states``);
+- ``from: "*"`` becomes one transition from every non-final atomic state, at the wildcard's
+  place in file order (each source's own transitions keep their order);
+- a history state without ``to:`` defaults to its parent's initial child;
+- a state's on-entry actions are its ``on_entry``, then ``actions: {state: [...]}``
+  (``State.on_entry``); actions are the plain data the generated code holds.
+"""
+
+from __future__ import annotations
+
+from smc.compiler.model import Machine
+from smc.compiler.model import State as ModelState
+from smc.compiler.statechart import Chart, State, Transition
+
+
+def machine_chart(machine: Machine) -> Chart:
+    """The chart of a machine that checked without errors (flat or not)."""
+    finals = set(machine.final_states)
+    states: list[State] = []
+
+    def add(state: ModelState) -> None:
+        kind = "final" if state.name in finals and state.kind == "atomic" else state.kind
+        default = state.history_default
+        if state.kind == "history" and not default and state.parent is not None:
+            # no ``to:``: the parent's initial child (docs/language.md, Statecharts)
+            parent_initial = machine.state(state.parent).initial
+            default = (parent_initial,) if parent_initial is not None else ()
+        states.append(
+            State(
+                name=state.name,
+                kind=kind,
+                parent=state.parent,
+                children=state.children,
+                initial=state.initial,
+                on_entry=tuple(action.as_data() for action in state.on_entry),
+                on_exit=tuple(action.as_data() for action in state.on_exit),
+                history_type=state.history,
+                default=default,
+            )
+        )
+        for child in state.children:
+            add(machine.state(child))
+
+    for name in machine.top_states:
+        add(machine.state(name))
+
+    wildcard_sources = [s.name for s in machine.wildcard_sources if s.name not in finals]
+    transitions: list[Transition] = []
+    for written in sorted(machine.transitions, key=lambda t: t.index):
+        sources = wildcard_sources if written.wildcard else [written.source]
+        for source in sources:
+            transitions.append(
+                Transition(
+                    source=source,
+                    targets=tuple(written.targets or (written.target,)),
+                    event=written.event,
+                    type="internal" if written.internal else "external",
+                    order=len(transitions),
+                )
+            )
+    return Chart(
+        states=tuple(states),
+        transitions=tuple(transitions),
+        initial=(machine.initial_state,),
+        name=machine.name,
+    )
+
+
+__all__ = ["machine_chart"]
