@@ -62,11 +62,6 @@ class DispatchTable:
         """(next situation, actions), or None when the event is not accepted."""
         return self.dispatch[situation].get(event)
 
-    def situation_of(self, configuration: Iterable[str]) -> tuple[int, ...]:
-        """Every situation with this configuration (several when only history differs)."""
-        wanted = frozenset(configuration)
-        return tuple(i for i, c in enumerate(self.configurations) if frozenset(c) == wanted)
-
 
 def build_table(
     chart: Chart,
