@@ -54,6 +54,8 @@ from smc.compiler.resources import data_dir
 if TYPE_CHECKING:
     import jinja2
 
+    from smc.compiler.chartplan import EntryPlan, MovePlan, SituationPlan
+
 __all__ = [
     "CODEGEN_VERSION",
     "CodegenError",
@@ -75,7 +77,7 @@ __all__ = [
 #: Bumped when the generated code's shape changes; part of every output's hash. The source
 #: hash covers the plan and the templates, not ``pylayout``'s rules or the filters below: a
 #: change to those that changes any output must bump it.
-CODEGEN_VERSION = "2"
+CODEGEN_VERSION = "3"
 
 #: The render-context key of the nodes ``| pylayout`` placed, for ``lay_out_marks``.
 _NODES = "_layout_nodes"
@@ -148,6 +150,39 @@ def _timer_each(timers: Iterable[TimerPlan]) -> list[Node]:
     return [f"({timer.seconds!r}, Event.{timer.event})" for timer in timers]
 
 
+# ---- filters of the chart template (``chart.py.jinja``) ----------------------------------
+
+
+def _situation_views(situations: Iterable[SituationPlan]) -> list[Node]:
+    return [f"State.{situation.state}" for situation in situations]
+
+
+def _final_situations(situations: Iterable[SituationPlan]) -> list[Node]:
+    return [str(index) for index, situation in enumerate(situations) if situation.final]
+
+
+def _dispatch_row(entries: Iterable[EntryPlan]) -> Node:
+    """One situation's ``{Event.x: (next, State.y, step), ...}``."""
+    return Seq(
+        "{",
+        "}",
+        tuple(
+            (
+                f"Event.{entry.event}: ",
+                tuple_node([str(entry.next), f"State.{entry.state}", str(entry.step)]),
+            )
+            for entry in entries
+        ),
+    )
+
+
+def _step_moves(moves: Iterable[MovePlan]) -> list[Node]:
+    return [
+        tuple_node([pystr(move.kind), f"{'Event' if move.kind == 'on' else 'State'}.{move.member}"])
+        for move in moves
+    ]
+
+
 def _pylayout(context: Mapping[str, Any], node: Node) -> str:
     """``node`` laid out where it stands on its template line (``lay_out_marks``)."""
     nodes: list[Node] = context[_NODES]
@@ -192,6 +227,10 @@ def _environment() -> jinja2.Environment:
         pysubscript=_pysubscript,
         transition_rows=_transition_rows,
         timer_each=_timer_each,
+        situation_views=_situation_views,
+        final_situations=_final_situations,
+        dispatch_row=_dispatch_row,
+        step_moves=_step_moves,
         pylayout=jinja2.pass_context(_pylayout),
         pyvalue=jinja2.pass_context(_pyvalue),
     )
@@ -249,7 +288,8 @@ def render_context(context: Mapping[str, Any]) -> str:
     """The module for a ``machine_context()`` before formatting; a build that already holds
     the context (for its ``source_hash``) renders from it instead of preparing it again."""
     plan: ModulePlan = context["plan"]
-    return _render("machine.py.jinja", context, plan.line_length)
+    template = "machine.py.jinja" if plan.chart is None else "chart.py.jinja"
+    return _render(template, context, plan.line_length)
 
 
 def generate_machine(

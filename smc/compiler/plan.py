@@ -13,10 +13,13 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from smc.compiler import commands, names
 from smc.compiler.model import Machine
+
+if TYPE_CHECKING:
+    from smc.compiler.chartplan import ChartPlan
 
 
 class CodegenError(Exception):
@@ -149,6 +152,9 @@ class ModulePlan(NamedTuple):
     timeouts: tuple[StateTimersPlan, ...]
     #: ``__all__``, sorted.
     exports: tuple[str, ...]
+    #: a statechart's dispatch table, steps and hooks (``smc.compiler.chartplan``); None
+    #: for a flat machine.
+    chart: ChartPlan | None = None
 
     # Views the template asks for (attribute lookups in Jinja are slow per item).
 
@@ -182,6 +188,28 @@ def module_plan(machine: Machine, source_path: str, line_length: int) -> ModuleP
                 TimerPlan(seconds, event_member[edge.event])
             )
     class_name = module_names(machine).class_name
+    chart = None
+    states = machine.states
+    final_states = machine.final_states
+    initial_state = state_member[machine.initial_state]
+    transitions = tuple(
+        TransitionPlan(
+            state_member[edge.source], event_member[edge.event], state_member[edge.target]
+        )
+        for edge in machine.table
+    )
+    if machine.is_chart:
+        # Imported here: a flat build never pays for the statechart core.
+        from smc.compiler.chartplan import chart_plan
+
+        chart = chart_plan(machine, state_member, event_member, source_path)
+        # history pseudo-states are no State: never active, never in a configuration
+        states = tuple(s for s in machine.states if s.kind != "history")
+        final_states = tuple(
+            s.name for s in machine.states if s.parent is None and s.name in final_states
+        )
+        initial_state = chart.situations[0].state
+        transitions = tuple(TransitionPlan(*row) for row in chart.transitions)
     return ModulePlan(
         machine_name=machine.name,
         class_name=class_name,
@@ -195,7 +223,7 @@ def module_plan(machine: Machine, source_path: str, line_length: int) -> ModuleP
                 actions=tuple(plain_data(commands.action_data(a)) for a in s.actions),
                 action_sources=tuple(f"{source_path}:{a.pos.line}:{a.pos.col}" for a in s.actions),
             )
-            for s in machine.states
+            for s in states
         ),
         events=tuple(
             EventPlan(
@@ -206,18 +234,14 @@ def module_plan(machine: Machine, source_path: str, line_length: int) -> ModuleP
             )
             for e in machine.events
         ),
-        initial_state=state_member[machine.initial_state],
-        final_states=tuple(state_member[name] for name in machine.final_states),
-        transitions=tuple(
-            TransitionPlan(
-                state_member[edge.source], event_member[edge.event], state_member[edge.target]
-            )
-            for edge in machine.table
-        ),
+        initial_state=initial_state,
+        final_states=tuple(state_member[name] for name in final_states),
+        transitions=transitions,
         groups=tuple(
             GroupPlan(g.name, tuple(state_member[s] for s in g.states if s in state_member))
-            for g in machine.groups
+            for g in (() if chart else machine.groups)
         ),
         timeouts=tuple(StateTimersPlan(state, tuple(items)) for state, items in timers.items()),
         exports=tuple(sorted([class_name, "Event", "EventName", "State", "StateName"])),
+        chart=chart,
     )

@@ -133,7 +133,7 @@ def compile_project(request: BuildRequest, on_checked: OnChecked | None = None) 
         if machines is not None:
             return BuildReport("fresh", out_dir, machines)
 
-    result = _checked(request.paths, request.actions_dirs, on_checked)
+    result = _checked(request.paths, request.actions_dirs, on_checked, compiling=False)
     report = BuildReport("rejected", out_dir, len(result.machines), result)
     if result.failed(strict=strict):
         return report

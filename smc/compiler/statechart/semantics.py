@@ -46,6 +46,11 @@ class UnsettledMacrostep(StatechartError):
     events that trigger each other for ever."""
 
 
+#: One thing a macrostep did, in order: ``("exit", state)``, ``("transition", order)`` or
+#: ``("entry", state)``.
+Move = tuple[str, str | int]
+
+
 class Situation(NamedTuple):
     """A stable point between two external events: what the machine remembers. Hashable,
     so the table builder can use it as a key."""
@@ -60,7 +65,10 @@ class Macrostep:
     """What one external event (or the start) did. ``accepted`` is False when no
     transition was enabled by the event (nothing else happened then). ``actions`` are in
     execution order, raise actions included; ``transitions`` are the document orders of
-    the transitions taken; ``internal_events`` the raised and done events handled."""
+    the transitions taken; ``internal_events`` the raised and done events handled.
+    ``moves`` is the whole step in execution order: ``("exit", state)``, ``("transition",
+    order)`` and ``("entry", state)`` for every state exited or entered and every
+    transition taken, whether or not it has actions (what hooks and timers follow)."""
 
     event: str | None
     accepted: bool
@@ -70,6 +78,7 @@ class Macrostep:
     transitions: tuple[int, ...]
     internal_events: tuple[str, ...]
     finished: bool
+    moves: tuple[Move, ...] = ()
 
 
 def matches(transition_event: str | None, event: str) -> bool:
@@ -113,6 +122,7 @@ class Interpreter:
         self._running = False
         self._queue: deque[str] = deque()
         self._actions: list[ActionRef] = []
+        self._moves: list[Move] = []
         self._taken: list[int] = []
         self._handled: list[str] = []
         self._domains: dict[int, int] = {}  # transition order -> domain, this microstep
@@ -170,6 +180,7 @@ class Interpreter:
 
     def _reset_trace(self) -> None:
         self._actions = []
+        self._moves = []
         self._taken = []
         self._handled = []
 
@@ -183,6 +194,7 @@ class Interpreter:
             transitions=tuple(self._taken),
             internal_events=tuple(self._handled),
             finished=not self._running,
+            moves=tuple(self._moves),
         )
 
     # --- mainEventLoop, the part after an external event ------------------------------
@@ -283,6 +295,7 @@ class Interpreter:
         self._exit_states(enabled)
         for t in enabled:
             self._taken.append(t.order)
+            self._moves.append(("transition", t.order))
             for i, action in enumerate(t.actions):
                 self._execute(ActionRef("transition", t.order, i), action)
         self._enter_states(enabled)
@@ -433,6 +446,7 @@ class Interpreter:
 
     def _run_actions(self, kind: str, state: int) -> None:
         spec = self.chart.by_name[self._names[state]]
+        self._moves.append(("exit" if kind == "exit" else "entry", spec.name))
         for i, action in enumerate(spec.on_exit if kind == "exit" else spec.on_entry):
             self._execute(ActionRef("exit" if kind == "exit" else "entry", spec.name, i), action)
 

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from .chart import ActionRef, Chart, StatechartError, raised_event
-from .semantics import DEFAULT_MAX_MICROSTEPS, Interpreter, Situation
+from .semantics import DEFAULT_MAX_MICROSTEPS, Interpreter, Move, Situation
 
 #: A chart with more reachable situations than this is refused rather than compiled into a
 #: table too large to emit (several parallel regions with deep history multiply quickly).
@@ -43,7 +43,10 @@ class DispatchTable:
     memory (history name, remembered states) for the ``relevant_histories``; ``final[i]``
     whether a top-level final state was reached (no event is accepted then).
     ``dispatch[i]`` maps every event accepted in situation i to (next situation, actions);
-    an event absent from it is not accepted."""
+    an event absent from it is not accepted. ``moves[i][event]`` is what that entry does,
+    in order (``Macrostep.moves``: states exited and entered, transitions taken), and
+    ``initial_moves`` what starting does: the generated code's hooks and the runtime's
+    timers follow them."""
 
     chart_name: str
     events: tuple[str, ...]
@@ -53,6 +56,8 @@ class DispatchTable:
     histories: tuple[tuple[tuple[str, tuple[str, ...]], ...], ...]
     final: tuple[bool, ...]
     dispatch: tuple[Mapping[str, tuple[int, TableActions]], ...]
+    initial_moves: tuple[Move, ...] = ()
+    moves: tuple[Mapping[str, tuple[Move, ...]], ...] = ()
 
     @property
     def size(self) -> int:
@@ -88,10 +93,12 @@ def build_table(
     numbering: dict[Situation, int] = {settled(): 0}
     situations: list[Situation] = [settled()]
     dispatch: list[dict[str, tuple[int, TableActions]]] = []
+    moves: list[dict[str, tuple[Move, ...]]] = []
     position = {s.name: i for i, s in enumerate(chart.states)}
 
     for situation in situations:  # grows while it is walked: breadth first
         row: dict[str, tuple[int, TableActions]] = {}
+        row_moves: dict[str, tuple[Move, ...]] = {}
         if not situation.finished:
             for event in alphabet:
                 interpreter.restore(situation)
@@ -110,7 +117,9 @@ def build_table(
                     number = numbering[reached] = len(situations)
                     situations.append(reached)
                 row[event] = (number, _plain(chart, step.actions))
+                row_moves[event] = step.moves
         dispatch.append(row)
+        moves.append(row_moves)
 
     return DispatchTable(
         chart_name=chart.name,
@@ -123,6 +132,8 @@ def build_table(
         histories=tuple(s.history for s in situations),
         final=tuple(s.finished for s in situations),
         dispatch=tuple(dispatch),
+        initial_moves=start.moves,
+        moves=tuple(moves),
     )
 
 
