@@ -6,7 +6,8 @@ What the model leaves implicit is made explicit here, as the machine means it:
 - a top-level state with no way out is final (``Machine.final_states``);
 - ``from: "*"`` becomes one transition from every non-final atomic state, at the wildcard's
   place in file order (each source's own transitions keep their order);
-- a history state without ``to:`` defaults to its parent's initial child;
+- a history state without ``to:`` defaults to its parent's initial child (every region of
+  a parallel parent);
 - a state's on-entry actions are its ``on_entry``, then ``actions: {state: [...]}``
   (``State.on_entry``); actions are the plain data the generated code holds.
 """
@@ -15,7 +16,19 @@ from __future__ import annotations
 
 from smc.compiler.model import Machine
 from smc.compiler.model import State as ModelState
+from smc.compiler.model import Transition as ModelTransition
 from smc.compiler.statechart import Chart, State, Transition
+
+
+def chart_transition_origins(machine: Machine) -> tuple[ModelTransition, ...]:
+    """The written transition behind each of ``machine_chart(machine).transitions`` (a
+    ``from: "*"`` stands behind several), by document order."""
+    finals = set(machine.final_states)
+    wildcard_sources = [s for s in machine.wildcard_sources if s.name not in finals]
+    origins: list[ModelTransition] = []
+    for written in sorted(machine.transitions, key=lambda t: t.index):
+        origins.extend([written] * (len(wildcard_sources) if written.wildcard else 1))
+    return tuple(origins)
 
 
 def machine_chart(machine: Machine) -> Chart:
@@ -27,9 +40,13 @@ def machine_chart(machine: Machine) -> Chart:
         kind = "final" if state.name in finals and state.kind == "atomic" else state.kind
         default = state.history_default
         if state.kind == "history" and not default and state.parent is not None:
-            # no ``to:``: the parent's initial child (docs/language.md, Statecharts)
-            parent_initial = machine.state(state.parent).initial
-            default = (parent_initial,) if parent_initial is not None else ()
+            # no ``to:``: the parent's initial child, or every region of a parallel parent
+            # (docs/language.md, Statecharts)
+            parent = machine.state(state.parent)
+            if parent.initial is not None:
+                default = (parent.initial,)
+            else:
+                default = tuple(c for c in parent.children if machine.state(c).kind != "history")
         states.append(
             State(
                 name=state.name,
@@ -71,4 +88,4 @@ def machine_chart(machine: Machine) -> Chart:
     )
 
 
-__all__ = ["machine_chart"]
+__all__ = ["chart_transition_origins", "machine_chart"]

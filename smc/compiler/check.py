@@ -146,6 +146,10 @@ def _check_loaded(
     diagnostics.extend(
         analysis.analyse(result.machines, extra_types, user_actions_known=runtime or bool(dirs))
     )
+    failing = {d.path for d in diagnostics if d.is_error}
+    for machine in result.machines:
+        if machine.is_chart and machine.path not in failing:
+            diagnostics.extend(analysis.chart.check_chart_table(machine))
     if compiling:
         for machine in result.machines:
             diagnostics.extend(not_yet_compiled(machine))

@@ -44,6 +44,11 @@ RESERVED_METHODS = frozenset(
         "GROUPS",
         "TIMEOUTS",
         "EVENT_CONTEXT_MAPS",
+        # a statechart's class (templates/chart.py.jinja)
+        "configuration",
+        "in_state",
+        "situation",
+        "step_of",
     }
 )
 

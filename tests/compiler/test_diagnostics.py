@@ -62,6 +62,29 @@ def found(result: CheckResult) -> Found:
 
 OK_TAIL = "transitions:\n  - {from: a, to: b, event: go}\n"
 
+
+def _parallel_regions(regions: int, states: int) -> str:
+    """A parallel state of ``regions`` regions, each a cycle of ``states`` states on its
+    own event: ``states ** regions`` situations."""
+    items, transitions = [], []
+    for r in range(regions):
+        names = [f"r{r}s{i}" for i in range(states)]
+        items.append(f"      - {{name: r{r}, states: [{', '.join(names)}]}}")
+        transitions += [
+            f"  - {{from: {names[i]}, to: {names[(i + 1) % states]}, event: e{r}}}"
+            for i in range(states)
+        ]
+    return (
+        "initial_state: p\nstates:\n  - name: p\n    parallel: true\n    states:\n"
+        + "\n".join(items)
+        + "\ntransitions:\n"
+        + "\n".join(transitions)
+        + "\n"
+    )
+
+
+TOO_MANY_SITUATIONS = _parallel_regions(4, 11)
+
 CASES = [
     Case(
         "SMC001-unclosed-flow",
@@ -209,6 +232,23 @@ CASES = [
         },
         {("m.yaml", 3, 5, "SMC074")},
         ("eventless transitions loop for ever: a -> b -> a",),
+    ),
+    Case(
+        "SMC074-loop-through-a-parallel-state",
+        {
+            # s1 -> s2 leaves the parallel state p and enters it again, s1 included
+            "m.yaml": "initial_state: p\nstates:\n  - name: p\n    parallel: true\n"
+            "    states: [s1, s2]\ntransitions:\n  - {from: s1, to: s2}\n"
+        },
+        {("m.yaml", 7, 5, "SMC074")},
+        ("the machine never settles after the start: it keeps taking s1 -> s2",),
+    ),
+    Case(
+        "SMC077-too-many-situations",
+        # four regions of eleven states, each moved by its own event: 11**4 situations
+        {"m.yaml": TOO_MANY_SITUATIONS},
+        {("m.yaml", 1, 16, "SMC077")},
+        ("reaches more than 10000 situations",),
     ),
     Case(
         "SMC075-one-region",

@@ -355,3 +355,37 @@ def _cycles(successors: dict[str, set[str]]) -> Iterator[list[str]]:
             elif nxt not in done and nxt in successors:
                 on_stack[nxt] = len(stack)
                 stack.append((nxt, sorted(successors[nxt])))
+
+
+def check_chart_table(machine: Machine) -> Iterator[Diagnostic]:
+    """SMC074, SMC077: what only running the chart shows, for a chart that checked without
+    errors: a macrostep that never settles (eventless transitions or raised events that
+    keep enabling each other in a way SMC074's look at the written transitions missed, such
+    as a transition into a sibling region of a parallel state, which enters the whole
+    parallel state again), or more situations than a table may hold. Code generation builds
+    the same table; this makes its failures diagnostics, not tracebacks."""
+    # Imported here: a flat machine never needs the statechart core.
+    from smc.compiler.charts import chart_transition_origins, machine_chart
+    from smc.compiler.statechart import TooManySituations, UnsettledMacrostep, build_table
+
+    try:
+        build_table(machine_chart(machine))
+    except UnsettledMacrostep as error:
+        origins = chart_transition_origins(machine)
+        looping = sorted({origins[order] for order in error.transitions}, key=lambda t: t.index)
+        where = "after the start" if error.event is None else f"after event {error.event!r}"
+        path = ", ".join(f"{t.source} -> {', '.join(t.targets or (t.target,))}" for t in looping)
+        yield diagnostic(
+            looping[0].pos if looping else machine.initial_pos,
+            "SMC074",
+            f"the machine never settles {where}: it keeps taking {path} (eventless "
+            "transitions or raised events enable each other for ever)",
+            "give one of them an event, or move its target out of the loop",
+        )
+    except TooManySituations as error:
+        yield diagnostic(
+            machine.initial_pos,
+            "SMC077",
+            f"{error}",
+            "split the machine, or use fewer parallel regions or deep history states",
+        )

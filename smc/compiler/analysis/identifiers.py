@@ -40,6 +40,8 @@ def check_identifiers(machine: Machine, _: Context) -> Iterator[Diagnostic]:
                     "rename one of them",
                 )
             taken.setdefault(ident, name)
+    if machine.is_chart:
+        yield from _check_hook_names(machine)
     for convert in (names.pascal, names.module):
         if convert(machine.name) is None:
             yield diagnostic(
@@ -49,6 +51,33 @@ def check_identifiers(machine: Machine, _: Context) -> Iterator[Diagnostic]:
                 "set metadata.machine_name to letters, digits and '_'",
             )
             break
+
+
+def _check_hook_names(machine: Machine) -> Iterator[Diagnostic]:
+    """A chart's class declares ``on_enter_<state>``, ``on_exit_<state>`` and ``on_<event>``
+    beside its event methods: an event named ``enter_x`` would make ``on_enter_x`` both
+    state x's entry hook and its own; an event named ``on_go`` a method that is event go's
+    hook."""
+    # Imported here: flat machines never need the chart plan.
+    from smc.compiler.chartplan import hook_names
+
+    pos_of = {s.name: s.pos for s in machine.states} | {e.name: e.pos for e in machine.events}
+    taken: dict[str, str] = {}
+    for event in machine.events:
+        method = names.method(event.name)
+        if method is not None:
+            taken.setdefault(method, f"the method of event {event.name!r}")
+    for kind, name, method in hook_names(machine):
+        what = {"entry": "entry hook", "exit": "exit hook", "on": "hook"}[kind]
+        owner = f"the {what} of {'event' if kind == 'on' else 'state'} {name!r}"
+        if method in taken:
+            yield diagnostic(
+                pos_of[name],
+                "SMC051",
+                f"{owner} and {taken[method]} both become {method!r} in Python",
+                "rename one of them",
+            )
+        taken.setdefault(method, owner)
 
 
 def check_machine_names(machines: Sequence[Machine]) -> Iterator[Diagnostic]:

@@ -43,7 +43,13 @@ ROOT = 0
 
 class UnsettledMacrostep(StatechartError):
     """A macrostep took more than the allowed microsteps: eventless transitions or raised
-    events that trigger each other for ever."""
+    events that trigger each other for ever. ``event`` is the external event (None: the
+    start), ``transitions`` the document orders of the transitions still being taken."""
+
+    def __init__(self, message: str, event: str | None, transitions: tuple[int, ...]) -> None:
+        super().__init__(message)
+        self.event = event
+        self.transitions = transitions
 
 
 #: One thing a macrostep did, in order: ``("exit", state)``, ``("transition", order)`` or
@@ -212,7 +218,9 @@ class Interpreter:
             if enabled:
                 microsteps += 1
                 if microsteps > self.max_microsteps:
-                    raise UnsettledMacrostep(self._unsettled(event, enabled))
+                    raise UnsettledMacrostep(
+                        self._unsettled(event, enabled), event, tuple(t.order for t in enabled)
+                    )
                 self._microstep(enabled)
         if not self._running:
             self._exit_interpreter()
