@@ -60,7 +60,10 @@ CODES: Mapping[str, tuple[Severity, str]] = {
     "SMC062": ("error", "a `bash` command writes `${a.b}`: neither a placeholder nor shell"),
     "SMC050": ("error", "a name cannot become a Python identifier"),
     "SMC051": ("error", "two names collide after conversion to Python identifiers"),
-    "SMC070": ("error", "a compound or parallel state has no child states"),
+    "SMC070": (
+        "error",
+        "a compound or parallel state has no child states, or a state declared final has some",
+    ),
     "SMC071": ("error", "a compound state's `initial` is not one of its children"),
     "SMC072": (
         "error",

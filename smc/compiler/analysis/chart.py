@@ -1,11 +1,12 @@
 """Checks of a statechart's tree and of what its transitions can do in it.
 
-The tree: a compound or parallel state has children (SMC070), a compound's ``initial`` is one
-of them (SMC071), a history pseudo-state sits in a compound and is only a target (SMC072), a
-parallel state has two regions or more (SMC075). The transitions: their targets can be active
-together (SMC073), eventless ones cannot loop for ever (SMC074); every state can be entered
-(SMC020) and a non-final leaf can be left (SMC021), as :mod:`~smc.compiler.analysis.structure`
-checks for a flat machine, over configurations instead of single states.
+The tree: a compound or parallel state has children and is not declared final (SMC070), a
+compound's ``initial`` is one of them (SMC071), a history pseudo-state sits in a compound and
+is only a target (SMC072), a parallel state has two regions or more (SMC075). The
+transitions: their targets can be active together (SMC073), eventless ones cannot loop for
+ever (SMC074); every state can be entered (SMC020) and a non-final leaf can be left (SMC021),
+as :mod:`~smc.compiler.analysis.structure` checks for a flat machine, over configurations
+instead of single states.
 
 Names used twice anywhere in the tree are SMC011 (reported while the model is built); unknown
 names in transitions and history defaults are SMC010 (``structure``).
@@ -31,6 +32,8 @@ def check_tree(machine: Machine, _: Context) -> Iterator[Diagnostic]:
                 f"state {state.name!r} is {state.kind} but has no child states",
                 "list its children under `states:`, or make it a plain state",
             )
+        elif state.declared_final and state.kind in ("compound", "parallel"):
+            yield _final_with_children(machine, state)
         elif state.kind == "parallel" and len(state.children) == 1:
             yield diagnostic(
                 state.pos,
@@ -70,7 +73,7 @@ def _initial(machine: Machine, state: State) -> Iterator[Diagnostic]:
             f"state {state.name!r} has an `initial` but no children to start in",
             "list its children under `states:`, or remove `initial`",
         )
-    elif state.initial not in state.children:
+    elif state.initial not in state.children and state.children:  # none: SMC070 says so
         where = "is not a state" if not machine.has_state(state.initial) else "is not its child"
         yield diagnostic(
             state.initial_pos,
@@ -78,6 +81,28 @@ def _initial(machine: Machine, state: State) -> Iterator[Diagnostic]:
             f"initial state {state.initial!r} of {state.name!r} {where}",
             did_you_mean(state.initial, state.children) or "children: " + ", ".join(state.children),
         )
+
+
+def _final_with_children(machine: Machine, state: State) -> Diagnostic:
+    """A final state is a leaf (SCXML's ``<final>`` has no child states): a compound marked
+    final, by ``final: true``, ``type: final`` or ``final_states:``, would otherwise keep its
+    children and quietly lose the mark. Reported where the mark is written in
+    ``final_states:``, else at the state."""
+    at = next(
+        (
+            pos
+            for name, pos, where in machine.state_refs
+            if name == state.name and where == "final_states"
+        ),
+        state.pos,
+    )
+    return diagnostic(
+        at,
+        "SMC070",
+        f"state {state.name!r} is declared final but has child states: it is {state.kind}",
+        "mark the child it ends in as final instead (`final_states:` may name nested "
+        "states), or drop the final mark",
+    )
 
 
 def _history(machine: Machine, state: State) -> Iterator[Diagnostic]:
