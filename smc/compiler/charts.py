@@ -6,6 +6,7 @@ What the model leaves implicit is made explicit here, as the machine means it:
 - a top-level state with no way out is final (``Machine.final_states``);
 - ``from: "*"`` becomes one transition from every non-final atomic state, at the wildcard's
   place in file order (each source's own transitions keep their order);
+- of several targets nested in one another only the innermost count (``_deepest``);
 - a history state without ``to:`` defaults to its parent's initial child (every region of
   a parallel parent);
 - a state's on-entry actions are its ``on_entry``, then ``actions: {state: [...]}``
@@ -18,6 +19,14 @@ from smc.compiler.model import Machine
 from smc.compiler.model import State as ModelState
 from smc.compiler.model import Transition as ModelTransition
 from smc.compiler.statechart import Chart, State, Transition
+
+
+def _deepest(machine: Machine, targets: tuple[str, ...]) -> tuple[str, ...]:
+    """The targets without those that enclose another one: ``to: [r1, x]`` with x inside r1
+    means x (r1 is entered as its ancestor). SCXML would also enter r1's initial child."""
+    return tuple(
+        t for t in targets if not any(t in machine.ancestors(other) for other in targets)
+    )
 
 
 def chart_transition_origins(machine: Machine) -> tuple[ModelTransition, ...]:
@@ -74,7 +83,7 @@ def machine_chart(machine: Machine) -> Chart:
             transitions.append(
                 Transition(
                     source=source,
-                    targets=tuple(written.targets or (written.target,)),
+                    targets=_deepest(machine, written.targets or (written.target,)),
                     event=written.event,
                     type="internal" if written.internal else "external",
                     order=len(transitions),

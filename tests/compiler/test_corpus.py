@@ -204,7 +204,7 @@ def test_nested_format_is_read_as_a_statechart(corpus: Path) -> None:
     assert found(compiled, corpus) == {(FACE, 8, 3, "SMC076")}
 
 
-def test_nested_format_through_the_cli_has_no_traceback(corpus: Path) -> None:
+def test_nested_format_through_the_cli_has_no_traceback(corpus: Path, tmp_path: Path) -> None:
     def smc(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "smc", *args],
@@ -218,10 +218,25 @@ def test_nested_format_through_the_cli_has_no_traceback(corpus: Path) -> None:
     checked = smc("check", FACE)
     assert checked.returncode == 0, checked.stderr
     assert "Traceback" not in checked.stderr
-    built = smc("build", "--check", FACE)
-    assert built.returncode == 1
-    assert "Traceback" not in built.stderr
-    assert f"{FACE}:8:3: error[SMC076]" in built.stderr
+    out = tmp_path / "face"
+    built = smc("build", "-o", str(out), FACE)
+    assert built.returncode == 0, built.stderr
+    walked = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from face import TestFaceProcessor as M; m = M(); "
+            "print(sorted(map(str, m.configuration))); m.inpainting_complete(); print(m.state)",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert walked.stdout.split("\n")[:2] == [
+        "['INPAINTING_PHASE', 'running_inpainting']",
+        "resizing_images",
+    ], walked.stderr
 
 
 # ---- seed-docs --------------------------------------------------------------------------

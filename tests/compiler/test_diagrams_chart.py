@@ -274,7 +274,7 @@ def _smc(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.slow
-def test_smc_diagram_draws_a_chart_and_smc_build_still_refuses_it(tmp_path: Path) -> None:
+def test_smc_diagram_draws_a_chart_and_smc_build_compiles_it(tmp_path: Path) -> None:
     out = tmp_path / "diagrams"
     drawn = _smc(
         "diagram", "--format", "all", "-o", str(out), str(ISSUE), str(FEATURES), cwd=tmp_path
@@ -287,8 +287,25 @@ def test_smc_diagram_draws_a_chart_and_smc_build_still_refuses_it(tmp_path: Path
     assert (out / "issue_chart.mmd").read_text(encoding="utf-8") == RENDERED[
         "names/issue_chart.mmd"
     ]
-    built = _smc("build", "--check", str(ISSUE), cwd=tmp_path)
-    assert built.returncode == 1 and "error[SMC076]" in built.stderr, built.stderr
+    built = _smc("build", "-o", str(tmp_path / "charts"), str(ISSUE), cwd=tmp_path)
+    assert built.returncode == 0, built.stderr
+    # the build draws the same diagram as `smc diagram`, beside the compiled module
+    assert (tmp_path / "charts" / "diagrams" / "issue_chart.mmd").read_text(
+        encoding="utf-8"
+    ) == RENDERED["names/issue_chart.mmd"]
+    walked = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from charts import IssueChart as M; m = M(); m.go(); "
+            "print(sorted(map(str, m.configuration)))",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert walked.stdout.strip() == "['active', 'busy', 'fetching']", walked.stderr
 
 
 def test_smc_diagram_draws_the_corpus_chart(tmp_path: Path) -> None:
