@@ -25,7 +25,10 @@ from tests.support import PROJECT_ROOT
 PYRIGHT = PROJECT_ROOT / "tests" / "js" / "node_modules" / ".bin" / "pyright"
 
 GOOD = """\
-from generated import SimpleWorker, TaskExecution
+from typing_extensions import override
+
+from generated import DownloadWorker, SimpleWorker, TaskExecution
+from generated.download_worker import State as DownloadState
 from generated.simple_worker import Event, EventName, State, StateName
 
 
@@ -62,11 +65,34 @@ start("waiting", "stop")
 task = TaskExecution()
 task.transition("RUNNING")
 assert task.can_transition("COMPLETED")
+
+
+class Traced(DownloadWorker):
+    @override
+    def on_enter_working(self) -> None:
+        print(sorted(self.configuration))
+
+    @override
+    def on_exit_online(self) -> None:
+        pass
+
+    @override
+    def on_pause(self) -> None:
+        pass
+
+
+chart = Traced()
+chart.new_job()
+assert chart.in_state(DownloadState.WORKING) and chart.in_state("online")
+configuration: frozenset[DownloadState] = chart.configuration
+view: DownloadState = chart.fire("pause")
 """
 
 #: Each line marked ``# error`` must be reported, and nothing else.
 BAD = """\
-from generated import SimpleWorker, TaskExecution
+from typing_extensions import override
+
+from generated import DownloadWorker, SimpleWorker, TaskExecution
 from generated.simple_worker import Event, State
 
 
@@ -90,6 +116,16 @@ machine.can_fire("job_dnoe")  # error
 machine.add_listener(one_argument)  # error
 machine.add_listener(wrong_types)  # error
 TaskExecution().transition("RUNING")  # error
+
+
+class Misspelt(DownloadWorker):
+    @override
+    def on_enter_workign(self) -> None:  # error
+        pass
+
+
+DownloadWorker().in_state("onlien")  # error
+DownloadWorker().fire("pasue")  # error
 """
 
 
@@ -166,9 +202,11 @@ def test_the_runtime_and_testing_take_any_generated_class(tmp_path: Path) -> Non
     generated class satisfies it, in both checkers."""
     source = (
         "from smc.machine import GeneratedMachine, state_enum\n"
-        "from generated import SimpleWorker, TaskController, TaskExecution\n"
+        "from generated import DownloadWorker, SimpleWorker, TaskController, TaskExecution\n"
         "from smc.testing import MachineTest\n"
-        "classes: list[type[GeneratedMachine]] = [SimpleWorker, TaskController, TaskExecution]\n"
+        "classes: list[type[GeneratedMachine]] = [\n"
+        "    SimpleWorker, TaskController, TaskExecution, DownloadWorker\n"
+        "]\n"
         "names = [state_enum(cls).__name__ for cls in classes]\n"
         "Test = MachineTest.for_machine(SimpleWorker)\n"
     )
