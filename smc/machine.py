@@ -78,6 +78,38 @@ class GeneratedMachine(Protocol):
     def remove_listener(self, listener: Any) -> None: ...
 
 
+class ChartMachine(GeneratedMachine, Protocol):
+    """What a generated statechart class adds to :class:`GeneratedMachine` (see
+    ``templates/chart.py.jinja``): its situations (stable configurations), the dispatch
+    table between them, the steps (exits and entries in SCXML order) and the on-exit actions.
+    Constants holding the machine's own ``State`` have ``Any`` in its place, as above."""
+
+    CONFIGURATIONS: ClassVar[tuple[frozenset[Any], ...]]
+    STATE_VIEWS: ClassVar[tuple[Any, ...]]
+    FINAL_SITUATIONS: ClassVar[frozenset[int]]
+    DISPATCH: ClassVar[tuple[Mapping[str, tuple[int, Any, int]], ...]]
+    STEPS: ClassVar[tuple[tuple[tuple[str, str], ...], ...]]
+    INITIAL_STEP: ClassVar[int]
+    EXIT_ACTIONS: ClassVar[Mapping[Any, tuple[Mapping[str, Any], ...]]]
+    EXIT_ACTION_SOURCES: ClassVar[Mapping[Any, tuple[str, ...]]]
+
+    @property
+    def configuration(self) -> frozenset[Any]: ...
+
+    @property
+    def situation(self) -> int: ...
+
+    def in_state(self, state: Any) -> bool: ...
+
+    def step_of(self, event: Any) -> tuple[tuple[str, str], ...] | None: ...
+
+
+def is_chart(machine: type[GeneratedMachine]) -> bool:
+    """Whether ``machine`` is a generated statechart class (it has a dispatch table of
+    situations; a flat class has none)."""
+    return hasattr(machine, "DISPATCH")
+
+
 def state_enum(machine: type[GeneratedMachine]) -> type[enum.StrEnum]:
     """The machine's ``State`` enum: the class of its initial state."""
     states: type[enum.StrEnum] = type(machine.INITIAL_STATE)
