@@ -169,9 +169,9 @@ BUILTIN_ACTIONS: Mapping[str, ActionSpec] = {
             optional=("list_key", "store_as"),
             events={"success": "item_popped", "empty": "list_empty"},
         ),
-        # Statecharts: the event is handled before the next one from outside. The checker
-        # knows it; smc run does not implement it yet (a machine using it is a chart, which
-        # is checked but not yet compiled).
+        # Statecharts: the event is handled before the next one from outside. The compiler
+        # resolves it into the chart's dispatch table, so the runtime never runs it (the
+        # action registry skips it: smc.runtime.actions.registry.COMPILED_ACTIONS).
         ActionSpec(
             "raise",
             "Queue an internal event, handled before the next event from outside (statecharts).",

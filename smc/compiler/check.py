@@ -1,9 +1,10 @@
 """The checking pipeline: files -> load -> schema -> model -> analysis.
 
 ``smc check`` prints what this returns; ``smc build`` and ``smc diagram`` stop on its errors
-and otherwise consume its models. Those that generate code (``compiling=True``: build, run,
-paths) are also told, with SMC076, of a statechart: checked, but not yet compiled.
-``smc diagram`` draws statecharts, so it does not pass ``compiling``.
+and otherwise consume its models. Those that cannot handle a statechart yet pass
+``compiling=True`` (``smc paths``) and are told so with SMC076. ``smc build``, ``smc run``
+(through ``smc.compiler.machinecache``) and ``smc diagram`` handle statecharts, so they do not
+pass it.
 """
 
 from __future__ import annotations
@@ -158,8 +159,9 @@ def _check_loaded(
 
 
 def not_yet_compiled(machine: Machine) -> Iterator[Diagnostic]:
-    """SMC076 for a statechart, at the first thing that makes it one: code generation does
-    not support statecharts yet, and must not make a flat machine of one."""
+    """SMC076 for a statechart, at the first thing that makes it one: the callers passing
+    ``compiling=True`` (``smc paths``) do not support statecharts yet, and must not make a
+    flat machine of one."""
     if not machine.is_chart:
         return
     what = ", ".join(feature for feature, _pos in machine.chart_features)
@@ -171,8 +173,7 @@ def not_yet_compiled(machine: Machine) -> Iterator[Diagnostic]:
         "SMC076",
         f"machine {machine.name!r} is a statechart ({what}): statecharts are checked but not "
         "yet compiled",
-        "`smc check` accepts it and `smc diagram` draws it; code generation and `smc run` "
-        "will follow",
+        "`smc check`, `smc diagram`, `smc build` and `smc run` take it; `smc paths` will follow",
     )
 
 

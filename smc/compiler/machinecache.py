@@ -69,7 +69,9 @@ def compile_machine_file(yaml_path: str, actions_dirs: Sequence[str]) -> Compile
     from smc.compiler.codegen import generate_machine
 
     try:
-        result = check_paths([yaml_path], actions_dirs, runtime=True, compiling=True)
+        # Not ``compiling=True``: that adds SMC076, which refuses statecharts, and the worker
+        # runtime runs them (``smc.runtime.steps``).
+        result = check_paths([yaml_path], actions_dirs, runtime=True)
     except InputError as error:
         raise MachineCacheError(str(error)) from None
     if result.errors or not result.machines:

@@ -3,12 +3,14 @@
 The semantics are in ``docs/runtime.md``; in short:
 
 - entering a state runs its actions in order; the first returned event that the state accepts
-  fires its transition and ends the list (a self-transition re-enters the state);
+  fires its transition and ends the list (a self-transition re-enters the state). A statechart
+  runs, per step, the on-exit and on-entry actions of the states it left and entered in SCXML
+  order (``smc.runtime.steps``), under the same rule;
 - when the list ends without a transition the machine is idle: it sleeps — no tick — until an
   inbound event (a store row, announced by the waker, with a 1 s fallback poll), a timer
   (``timeout(N)``) or a stop request. Inbound events are taken one at a time, only while idle;
   one with no transition in the idle state is logged, published and dropped;
-- a final state runs its actions and the process ends (exit 0);
+- a final state (``is_final``) runs its actions and the process ends (exit 0);
 - an inbound event is acknowledged only when the machine is ready for the next one (the work
   it started is finished); until then its lease is renewed, and a stop gives it back;
 - SIGINT/SIGTERM cancel the action in progress, give the current job and event back, mark the
@@ -25,8 +27,9 @@ the start/stop sequence read best as one piece; the services actions call are on
 hand-overs to the parts.)
 
 The engine never imports the compiler; it reads only the generated class's data
-(``INITIAL_STATE``, ``FINAL_STATES``, ``STATE_ACTIONS``, ``ACTION_SOURCES``, ``TIMEOUTS``,
-``EVENT_CONTEXT_MAPS``, ``MACHINE_NAME``) and drives an instance through ``fire``/``can_fire``.
+(``STATE_ACTIONS``, ``ACTION_SOURCES``, ``TIMEOUTS``, ``EVENT_CONTEXT_MAPS``, ``MACHINE_NAME``;
+a statechart's ``EXIT_ACTIONS``, ``DISPATCH`` and ``STEPS`` through ``smc.runtime.steps``) and
+drives an instance through ``fire``/``can_fire``/``is_final``.
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ from smc.runtime.monitor import MonitorError
 from smc.runtime.monitor_feed import MonitorFeed
 from smc.runtime.registry_writer import RegistryWriter
 from smc.runtime.signals import StopSignals
+from smc.runtime.steps import machine_steps
 from smc.runtime.stopping import EXIT_FORCED, StopSignalHandler, give_back_off_main_thread
 from smc.runtime.store import (
     DEFAULT_LEASE_SECONDS,
@@ -127,11 +131,14 @@ class Engine:
         self.machine_name: str = machine_name or str(machine_cls.MACHINE_NAME)
         self.actions_dirs = tuple(actions_dirs)
         try:
-            self._actions: dict[str, tuple[PreparedAction, ...]] = ActionRegistry(
-                self.actions_dirs
-            ).prepare(machine_cls)
+            prepared = ActionRegistry(self.actions_dirs).prepare_actions(machine_cls)
         except ActionLoadError as error:
             raise StartupError(str(error), exit_code=2) from None
+        # Flat or statechart, the flow below sees steps: states left, states entered, the
+        # actions to run.
+        self._steps = machine_steps(machine_cls, prepared.entry, prepared.exit)
+        #: The actions of the step last taken, which the flow runs next.
+        self._next: tuple[PreparedAction, ...] = ()
         self.database = absolute_database(database)
         self.lease_seconds = float(lease_seconds)
         self.log_dir = Path(os.path.abspath(log_dir))
@@ -140,7 +147,6 @@ class Engine:
         self.logger = logging.getLogger(f"smc.machine.{self.machine_name}")
         self.machine = machine_cls()
         self._clock = clock
-        self._finals = frozenset(str(state) for state in machine_cls.FINAL_STATES)
         self.context: dict[str, Any] = new_context(
             self.machine_name, str(self.machine.state), initial_context
         )
@@ -240,7 +246,7 @@ class Engine:
         deadline = self._clock.monotonic() + timeout
         while True:
             wake.clear()
-            if self._stopping or self._timers.expired or inbox.taken is not None:
+            if self._stopping or self._timers.has_expired or inbox.taken is not None:
                 return "interrupted"
             if inbox.take(store):
                 return "interrupted"
@@ -358,21 +364,25 @@ class Engine:
             os.getpid(),
             store.location,
         )
-        self._feed.publish("machine_started", to=str(self.machine.state), pid=os.getpid())
+        self._feed.publish(
+            "machine_started", to=str(self.machine.state), pid=os.getpid(), **self._configuration()
+        )
 
     async def _flow(self) -> int:
-        self._timers.start(self.machine.state)
+        machine = self.machine
+        initial = self._steps.initial(machine)
+        self._timers.step(initial.exited, initial.entered)
+        self._next = initial.actions
         loop = asyncio.get_running_loop()
         next_yield = loop.time() + YIELD_INTERVAL
         while True:
-            state = str(self.machine.state)
-            if state in self._finals:
-                await self._run_actions(state, final=True)
+            if machine.is_final:
+                await self._run_actions(self._next, final=True)
                 self._inbox.done(self.store)
                 await self.finish_current_job()
-                self.logger.info("reached final state %s", state)
+                self.logger.info("reached final state %s", machine.state)
                 return 0
-            if await self._run_actions(state, final=False):
+            if await self._run_actions(self._next, final=False):
                 # Actions that return at once never give the loop a turn: give it one now
                 # and then (a SIGTERM would otherwise wait until the queue runs dry).
                 now = loop.time()
@@ -382,9 +392,10 @@ class Engine:
                 continue
             await self._idle()
 
-    async def _run_actions(self, state: str, *, final: bool) -> bool:
-        """Run ``state``'s actions; True when one of them (or an interrupt) fired a transition."""
-        for prepared in self._actions.get(state, ()):
+    async def _run_actions(self, actions: tuple[PreparedAction, ...], *, final: bool) -> bool:
+        """Run the actions of the step last taken (a flat machine's: its state's); True when
+        one of them (or an interrupt) fired a transition, which ends the list."""
+        for prepared in actions:
             event = await self._runner.execute(prepared)
             if final:
                 continue
@@ -396,7 +407,7 @@ class Engine:
                     "%s returned %r: no transition from %s, next action",
                     prepared.type,
                     event,
-                    state,
+                    self.machine.state,
                 )
             if self._stopping:
                 raise asyncio.CancelledError
@@ -412,10 +423,10 @@ class Engine:
             inbox.taken = None
             self._apply_inbound(inbound)
             return True
-        expired = self._timers.expired
-        while expired:
-            event = expired.pop(0)
-            if self.machine.can_fire(event):
+        timers = self._timers
+        while timers.has_expired:
+            event = timers.take()
+            if event is not None and self.machine.can_fire(event):
                 self.logger.info("timer %s expired in %s", event, self.machine.state)
                 self._fire(event, external=True)
                 return True
@@ -452,27 +463,45 @@ class Engine:
         Logged at INFO, except the routine of every job, which is DEBUG (the monitor carries
         every transition, with its job id): self-transitions, and transitions an action's
         result causes while a job is being processed (one was current when the state was
-        entered or is current now)."""
-        source = self.machine.state
-        self._timers.cancel()
-        target = self.machine.fire(event)
+        entered or is current now).
+
+        The step's timers change (those of the states it left stop, those of the states it
+        entered start) and its actions are what the flow runs next."""
+        machine = self.machine
+        steps = self._steps
+        source = machine.state
+        before = steps.position(machine)
+        step = steps.fire(machine, event)
+        target = machine.state
+        self._timers.step(step.exited, step.entered)
+        self._next = step.actions
         self.context["current_state"] = str(target)
         with_job = self._jobs.current is not None
-        routine = source == target or (not external and (with_job or self._entered_with_job))
+        routine = before == steps.position(machine) or (
+            not external and (with_job or self._entered_with_job)
+        )
         self._entered_with_job = with_job
         self.logger.log(
             logging.DEBUG if routine else logging.INFO, "%s --%s--> %s", source, event, target
         )
         self._registry.state_changed()
+        configuration = steps.configuration(machine)
+        if configuration is not None:
+            extra["configuration"] = configuration
         self._feed.publish(
             "transition", **{"from": str(source), "event": str(event), "to": str(target)}, **extra
         )
-        self._timers.start(target)
 
     # --- wake-ups, parts' callbacks, shutdown -----------------------------------------------
 
     def _state_name(self) -> str:
         return str(self.machine.state)
+
+    def _configuration(self) -> dict[str, list[str]]:
+        """A statechart's monitor records carry ``configuration``: every active state,
+        sorted (``to`` is only the state view). Nothing for a flat machine."""
+        configuration = self._steps.configuration(self.machine)
+        return {} if configuration is None else {"configuration": configuration}
 
     def _call_later(self, delay: float, callback: Callable[[], None]) -> Cancellable:
         """Run ``callback`` on the event loop in ``delay`` seconds (timers, registry writes)."""

@@ -1,15 +1,17 @@
-"""The ``timeout(N)`` timers of a running machine's current state entry.
+"""The ``timeout(N)`` timers of a running machine's active states.
 
 Entering a state starts one timer per ``timeout(N)`` transition leaving it; leaving the state
-(any transition, self-loops too) cancels them. An expired timer is only *recorded* (and the
-machine woken): the engine fires its event when it next looks, between two actions or while
-idle (``docs/runtime.md``, "Timers").
+(any transition, self-loops too) cancels them. In a statechart several states are active at
+once and each keeps its own timers: a compound state's run while the machine moves between
+its children, a child's stop when the child is left. An expired timer is only *recorded* (and
+the machine woken): the engine fires its event when it next looks, between two actions or
+while idle (``docs/runtime.md``, "Timers").
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
 
@@ -25,7 +27,7 @@ Scheduler = Callable[[float, Callable[[], None]], Cancellable]
 
 class StateTimers:
     """Starts and cancels the timers of each state entry; ``expired`` lists the events of the
-    timers that went off since the state was entered, oldest first (the engine takes them)."""
+    timers that went off in states still active, oldest first (the engine takes them)."""
 
     def __init__(
         self,
@@ -38,35 +40,73 @@ class StateTimers:
         self._timeouts = timeouts
         self._schedule = schedule
         self._wake = wake
-        self.expired: list[str] = []
-        # Counts state entries: a timer of an entry already left is ignored if its callback
-        # was already queued when it was cancelled.
-        self._entry = 0
-        self._handles: list[Cancellable] = []
+        # (state, event) of each expired timer, oldest first.
+        self._expired: list[tuple[str, str]] = []
+        # State -> the handles of its current entry. The list itself identifies the entry: a
+        # timer of an entry already left is ignored if its callback was already queued when
+        # it was cancelled.
+        self._running: dict[str, list[Cancellable]] = {}
+
+    @property
+    def expired(self) -> list[str]:
+        """The events of the expired timers not taken yet, oldest first."""
+        return [event for _state, event in self._expired]
+
+    @property
+    def has_expired(self) -> bool:
+        return bool(self._expired)
+
+    def take(self) -> str | None:
+        """The oldest expired timer's event, removed (None: none)."""
+        return self._expired.pop(0)[1] if self._expired else None
+
+    def step(self, exited: Iterable[str], entered: Iterable[str]) -> None:
+        """The machine left ``exited`` and entered ``entered`` (a state in both restarts)."""
+        for state in exited:
+            self.leave(state)
+        for state in entered:
+            self.start(state)
 
     def start(self, state: Any) -> None:
         """The machine entered ``state``: start its timers."""
-        self._entry += 1
+        name = str(state)
+        if name in self._running:
+            self.leave(name)  # entered again without being left: a new entry all the same
         timers = self._timeouts.get(state, ())
         if not timers:
             return
-        entry = self._entry
+        handles: list[Cancellable] = []
+        self._running[name] = handles
         for seconds, event in timers:
-            self._handles.append(
-                self._schedule(float(seconds), functools.partial(self._expire, entry, str(event)))
+            handles.append(
+                self._schedule(
+                    float(seconds), functools.partial(self._expire, name, handles, str(event))
+                )
             )
 
-    def cancel(self) -> None:
-        """The machine leaves its state (or stops): its timers are off, expired ones dropped."""
-        for handle in self._handles:
+    def leave(self, state: Any) -> None:
+        """The machine left ``state``: its timers are off, its expired ones dropped."""
+        name = str(state)
+        handles = self._running.pop(name, None)
+        if handles is None:
+            return
+        for handle in handles:
             handle.cancel()
-        self._handles.clear()
-        self.expired.clear()
+        if self._expired:
+            self._expired = [item for item in self._expired if item[0] != name]
 
-    def _expire(self, entry: int, event: str) -> None:
-        if entry != self._entry:
+    def cancel(self) -> None:
+        """Every timer off, expired ones dropped (the machine stops)."""
+        for handles in self._running.values():
+            for handle in handles:
+                handle.cancel()
+        self._running.clear()
+        self._expired.clear()
+
+    def _expire(self, state: str, entry: list[Cancellable], event: str) -> None:
+        if self._running.get(state) is not entry:
             return  # left that state entry already
-        self.expired.append(event)
+        self._expired.append((state, event))
         self._wake()
 
 

@@ -1,7 +1,7 @@
 """Statecharts, the language front end (issue 13): the schema accepts nested state items, the
 model holds the tree, and the checker reports each chart mistake at its line and column.
 
-Code generation does not support statecharts yet: what compiles refuses one (SMC076).
+`smc build` and `smc run` compile a statechart; `smc paths` still refuses one (SMC076).
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ from smc.compiler.diagnostics import CODES
 from smc.compiler.loader import load_text
 from smc.compiler.machinecache import compile_machine_file
 from smc.compiler.model import Machine
+from smc.machine import is_chart
+from smc.runtime.loading import import_file, machine_class_in
 from tests.support.corpus import require_corpus
 
 Found = set[tuple[int, int, str]]
@@ -484,13 +486,17 @@ def test_random_charts_never_crash_the_checker(text: str) -> None:
         assert all(d.code != "SMC004" for d in result.diagnostics), result.diagnostics
 
 
-def test_smc_run_refuses_a_chart_before_compiling_it(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """`smc run` compiles a YAML file through the machine cache: a chart stops there."""
+def test_smc_run_compiles_a_chart(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`smc run` compiles a YAML file through the machine cache: a chart is compiled to a
+    chart class (tests/runtime/test_statecharts.py runs one)."""
     monkeypatch.setenv("SMC_CACHE_DIR", str(tmp_path / "cache"))
     path = tmp_path / "chart.yaml"
     path.write_text(ISSUE_EXAMPLE, encoding="utf-8")
     compiled = compile_machine_file(str(path), [])
-    assert compiled.module_path is None and compiled.checked is not None
-    assert [(d.line, d.col, d.code) for d in compiled.checked.errors] == [(3, 5, "SMC076")]
+    assert compiled.checked is not None and compiled.checked.errors == []
+    assert compiled.module_path is not None
+    chart = machine_class_in(import_file(compiled.module_path), None, str(compiled.module_path))
+    assert is_chart(chart)
+    machine = chart()
+    assert machine.state == "idle"
+    assert machine.configuration == {"active", "idle"}  # type: ignore[attr-defined]

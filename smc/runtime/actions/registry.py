@@ -8,8 +8,10 @@ Lookup order for a type ``t`` (the first found wins, so a user action overrides 
 2. the ``smc.actions`` entry-point group: an entry point named ``t``;
 3. the built-ins (``smc.catalog.BUILTIN_ACTIONS``).
 
-:meth:`ActionRegistry.prepare` resolves every action of a machine class before anything runs,
-so an unknown type fails at start-up with the file, line and column of the action.
+:meth:`ActionRegistry.prepare_actions` resolves every action of a machine class (on entry, and
+a statechart's on exit) before anything runs, so an unknown type fails at start-up with the
+file, line and column of the action. A statechart's ``raise`` is not a runtime action: the
+compiler resolved it into the class, so it is skipped.
 """
 
 from __future__ import annotations
@@ -22,10 +24,10 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, NamedTuple
 
 from smc.catalog import BUILTIN_ACTIONS, COMMON_KEYS, REMOVED_ACTIONS
-from smc.machine import GeneratedMachine
+from smc.machine import GeneratedMachine, is_chart
 from smc.runtime.actions.builtin import BUILTIN_CLASSES
 from smc.runtime.context import has_placeholder
 from smc.runtime.loading import LoadError, exec_file
@@ -50,6 +52,19 @@ class PreparedAction:
     interpolated: frozenset[str]
     #: the event that means "this action failed" (fails the current job).
     error_event: str | None
+
+
+#: Action types a statechart's compiler resolves into the class (``raise``: its event is taken
+#: within the same step, through the dispatch table); never run, never looked up.
+COMPILED_ACTIONS = frozenset({"raise"})
+
+
+class MachineActions(NamedTuple):
+    """A machine's prepared actions, by state name."""
+
+    entry: dict[str, tuple[PreparedAction, ...]]
+    #: A statechart's on-exit actions (empty for a flat machine).
+    exit: dict[str, tuple[PreparedAction, ...]]
 
 
 def pascal_case(action_type: str) -> str:
@@ -129,18 +144,57 @@ class ActionRegistry:
         )
 
     def prepare(self, machine_cls: type[GeneratedMachine]) -> dict[str, tuple[PreparedAction, ...]]:
-        """Resolve every action of ``machine_cls``; raise :class:`ActionLoadError` listing each
-        unknown type as ``path:line:col: unknown action type 't' in state 's'``."""
-        prepared: dict[str, tuple[PreparedAction, ...]] = {}
+        """Resolve every action of ``machine_cls``; the on-entry ones, by state. Raises
+        :class:`ActionLoadError` as :meth:`prepare_actions` does."""
+        return self.prepare_actions(machine_cls).entry
+
+    def prepare_actions(self, machine_cls: type[GeneratedMachine]) -> MachineActions:
+        """Resolve every action of ``machine_cls``, on entry and (a statechart's) on exit;
+        raise :class:`ActionLoadError` listing each unknown type as
+        ``path:line:col: unknown action type 't' in state 's'``.
+
+        A statechart's ``raise`` items are left out: the compiler resolved them into the
+        class's dispatch table, so there is nothing to run for them."""
         problems: list[str] = []
-        actions_by_state: Mapping[Any, Any] = machine_cls.STATE_ACTIONS
-        sources_by_state: Mapping[Any, Any] = getattr(machine_cls, "ACTION_SOURCES", {})
+        chart = is_chart(machine_cls)
+        entry = self._prepare_table(
+            machine_cls,
+            machine_cls.STATE_ACTIONS,
+            getattr(machine_cls, "ACTION_SOURCES", {}),
+            chart,
+            "",
+            problems,
+        )
+        exit_ = self._prepare_table(
+            machine_cls,
+            getattr(machine_cls, "EXIT_ACTIONS", {}),
+            getattr(machine_cls, "EXIT_ACTION_SOURCES", {}),
+            chart,
+            " (on_exit)",
+            problems,
+        )
+        if problems:
+            raise ActionLoadError("\n".join(problems))
+        return MachineActions(entry, exit_)
+
+    def _prepare_table(
+        self,
+        machine_cls: type[GeneratedMachine],
+        actions_by_state: Mapping[Any, Any],
+        sources_by_state: Mapping[Any, Any],
+        chart: bool,
+        where: str,
+        problems: list[str],
+    ) -> dict[str, tuple[PreparedAction, ...]]:
+        prepared: dict[str, tuple[PreparedAction, ...]] = {}
         for state, actions in actions_by_state.items():
             sources = tuple(sources_by_state.get(state, ()))
             items: list[PreparedAction] = []
             for index, data in enumerate(actions):
                 source = sources[index] if index < len(sources) else f"<{machine_cls.__name__}>"
                 action_type = str(data.get("type", ""))
+                if chart and action_type in COMPILED_ACTIONS:
+                    continue
                 try:
                     cls = self.find(action_type)
                 except ActionLoadError as error:
@@ -148,7 +202,8 @@ class ActionRegistry:
                     continue
                 if cls is None:
                     message = (
-                        f"{source}: unknown action type {action_type!r} in state {str(state)!r}"
+                        f"{source}: unknown action type {action_type!r} in state "
+                        f"{str(state)!r}{where}"
                     )
                     hint = REMOVED_ACTIONS.get(action_type)
                     if hint:
@@ -157,8 +212,6 @@ class ActionRegistry:
                     continue
                 items.append(_prepare(action_type, cls, data, source))
             prepared[str(state)] = tuple(items)
-        if problems:
-            raise ActionLoadError("\n".join(problems))
         return prepared
 
 
