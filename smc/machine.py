@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Mapping
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, TypeGuard
 
 #: ``fn(source, event, target)``, called after each transition. Each generated module has
 #: its own ``Listener``, typed with the machine's ``State`` and ``Event``.
@@ -76,6 +76,36 @@ class GeneratedMachine(Protocol):
     def add_listener(self, listener: Any) -> None: ...
 
     def remove_listener(self, listener: Any) -> None: ...
+
+
+class ChartMachine(GeneratedMachine, Protocol):
+    """What a generated statechart class has beyond ``GeneratedMachine`` (see
+    ``templates/chart.py.jinja``): the dispatch table of situations and the steps that the
+    runtime and ``smc.testing`` follow. ``is_chart`` tells one from a flat class."""
+
+    CONFIGURATIONS: ClassVar[tuple[frozenset[Any], ...]]
+    STATE_VIEWS: ClassVar[tuple[Any, ...]]
+    FINAL_SITUATIONS: ClassVar[frozenset[int]]
+    DISPATCH: ClassVar[tuple[Mapping[str, tuple[int, Any, int]], ...]]
+    STEPS: ClassVar[tuple[tuple[tuple[str, str], ...], ...]]
+    INITIAL_STEP: ClassVar[int]
+    EXIT_ACTIONS: ClassVar[Mapping[Any, tuple[Mapping[str, Any], ...]]]
+    EXIT_ACTION_SOURCES: ClassVar[Mapping[Any, tuple[str, ...]]]
+
+    @property
+    def configuration(self) -> frozenset[Any]: ...
+
+    @property
+    def situation(self) -> int: ...
+
+    def in_state(self, state: Any) -> bool: ...
+
+    def step_of(self, event: Any) -> tuple[tuple[str, str], ...] | None: ...
+
+
+def is_chart(machine: type[GeneratedMachine]) -> TypeGuard[type[ChartMachine]]:
+    """Whether ``machine`` is a generated statechart class (it has a ``DISPATCH`` table)."""
+    return hasattr(machine, "DISPATCH")
 
 
 def state_enum(machine: type[GeneratedMachine]) -> type[enum.StrEnum]:

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from smc.compiler.model import Machine
 from smc.compiler.model import State as ModelState
-from smc.compiler.statechart import Chart, State, Transition
+from smc.compiler.model import Transition as ModelTransition
+from smc.compiler.statechart import Chart, DispatchTable, State, Transition, build_table
 
 
 def machine_chart(machine: Machine) -> Chart:
@@ -49,20 +50,16 @@ def machine_chart(machine: Machine) -> Chart:
     for name in machine.top_states:
         add(machine.state(name))
 
-    wildcard_sources = [s.name for s in machine.wildcard_sources if s.name not in finals]
-    transitions: list[Transition] = []
-    for written in sorted(machine.transitions, key=lambda t: t.index):
-        sources = wildcard_sources if written.wildcard else [written.source]
-        for source in sources:
-            transitions.append(
-                Transition(
-                    source=source,
-                    targets=tuple(written.targets or (written.target,)),
-                    event=written.event,
-                    type="internal" if written.internal else "external",
-                    order=len(transitions),
-                )
-            )
+    transitions = [
+        Transition(
+            source=source,
+            targets=tuple(written.targets or (written.target,)),
+            event=written.event,
+            type="internal" if written.internal else "external",
+            order=order,
+        )
+        for order, (written, source) in enumerate(_chart_transitions(machine))
+    ]
     return Chart(
         states=tuple(states),
         transitions=tuple(transitions),
@@ -71,4 +68,32 @@ def machine_chart(machine: Machine) -> Chart:
     )
 
 
-__all__ = ["machine_chart"]
+def written_transitions(machine: Machine) -> tuple[ModelTransition, ...]:
+    """For each transition of ``machine_chart(machine)``, by its document order, the
+    transition written in the file it comes from: ``from: "*"`` is one written transition
+    but one chart transition per source, and coverage counts what was written."""
+    return tuple(written for written, _source in _chart_transitions(machine))
+
+
+def machine_table(machine: Machine) -> tuple[Chart, DispatchTable]:
+    """The chart of ``machine`` and its dispatch table, explored under the machine's events
+    in declaration order: the situations and their numbers that the generated class holds
+    (``chartplan``) and that the path tests name (``paths``)."""
+    chart = machine_chart(machine)
+    external = set(chart.external_events())
+    events = [event.name for event in machine.events if event.name in external]
+    return chart, build_table(chart, events=events)
+
+
+def _chart_transitions(machine: Machine) -> list[tuple[ModelTransition, str]]:
+    """(written transition, source) for each chart transition, in document order."""
+    finals = set(machine.final_states)
+    wildcard_sources = [s.name for s in machine.wildcard_sources if s.name not in finals]
+    expanded: list[tuple[ModelTransition, str]] = []
+    for written in sorted(machine.transitions, key=lambda t: t.index):
+        sources = wildcard_sources if written.wildcard else [written.source]
+        expanded.extend((written, source) for source in sources)
+    return expanded
+
+
+__all__ = ["machine_chart", "machine_table", "written_transitions"]
