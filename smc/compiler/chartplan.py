@@ -21,9 +21,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 from smc.compiler import commands, names
-from smc.compiler.charts import machine_chart
+from smc.compiler.charts import machine_table
 from smc.compiler.model import Machine
-from smc.compiler.statechart import Chart, build_table
+from smc.compiler.statechart import Chart
 
 #: The hook methods a chart class declares: ``on_enter_<state>``, ``on_exit_<state>`` and
 #: ``on_<event>``, with the state's or event's snake-case name.
@@ -99,10 +99,8 @@ def chart_plan(
     source_path: str,
 ) -> ChartPlan:
     """The chart part of ``machine``'s module plan (``machine.is_chart``)."""
-    chart = machine_chart(machine)
-    external = set(chart.external_events())
-    table = build_table(chart, events=[e.name for e in machine.events if e.name in external])
-    views = [_state_view(chart, configuration) for configuration in table.configurations]
+    chart, table = machine_table(machine)
+    views = [state_view(chart, configuration) for configuration in table.configurations]
 
     steps: dict[tuple[MovePlan, ...], int] = {}
 
@@ -183,7 +181,7 @@ def _moves(
     return tuple(plan)
 
 
-def _state_view(chart: Chart, configuration: Sequence[str]) -> str:
+def state_view(chart: Chart, configuration: Sequence[str]) -> str:
     """The deepest state holding every active leaf (see the module docstring)."""
     active = set(configuration)
     leaves = [name for name in configuration if not (set(chart.child_states(name)) & active)]

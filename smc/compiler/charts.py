@@ -18,26 +18,13 @@ from __future__ import annotations
 from smc.compiler.model import Machine
 from smc.compiler.model import State as ModelState
 from smc.compiler.model import Transition as ModelTransition
-from smc.compiler.statechart import Chart, State, Transition
+from smc.compiler.statechart import Chart, DispatchTable, State, Transition, build_table
 
 
 def _deepest(machine: Machine, targets: tuple[str, ...]) -> tuple[str, ...]:
     """The targets without those that enclose another one: ``to: [r1, x]`` with x inside r1
     means x (r1 is entered as its ancestor). SCXML would also enter r1's initial child."""
-    return tuple(
-        t for t in targets if not any(t in machine.ancestors(other) for other in targets)
-    )
-
-
-def chart_transition_origins(machine: Machine) -> tuple[ModelTransition, ...]:
-    """The written transition behind each of ``machine_chart(machine).transitions`` (a
-    ``from: "*"`` stands behind several), by document order."""
-    finals = set(machine.final_states)
-    wildcard_sources = [s for s in machine.wildcard_sources if s.name not in finals]
-    origins: list[ModelTransition] = []
-    for written in sorted(machine.transitions, key=lambda t: t.index):
-        origins.extend([written] * (len(wildcard_sources) if written.wildcard else 1))
-    return tuple(origins)
+    return tuple(t for t in targets if not any(t in machine.ancestors(other) for other in targets))
 
 
 def machine_chart(machine: Machine) -> Chart:
@@ -75,20 +62,16 @@ def machine_chart(machine: Machine) -> Chart:
     for name in machine.top_states:
         add(machine.state(name))
 
-    wildcard_sources = [s.name for s in machine.wildcard_sources if s.name not in finals]
-    transitions: list[Transition] = []
-    for written in sorted(machine.transitions, key=lambda t: t.index):
-        sources = wildcard_sources if written.wildcard else [written.source]
-        for source in sources:
-            transitions.append(
-                Transition(
-                    source=source,
-                    targets=_deepest(machine, written.targets or (written.target,)),
-                    event=written.event,
-                    type="internal" if written.internal else "external",
-                    order=len(transitions),
-                )
-            )
+    transitions = [
+        Transition(
+            source=source,
+            targets=_deepest(machine, written.targets or (written.target,)),
+            event=written.event,
+            type="internal" if written.internal else "external",
+            order=order,
+        )
+        for order, (written, source) in enumerate(_chart_transitions(machine))
+    ]
     return Chart(
         states=tuple(states),
         transitions=tuple(transitions),
@@ -97,4 +80,32 @@ def machine_chart(machine: Machine) -> Chart:
     )
 
 
-__all__ = ["chart_transition_origins", "machine_chart"]
+def written_transitions(machine: Machine) -> tuple[ModelTransition, ...]:
+    """For each transition of ``machine_chart(machine)``, by its document order, the
+    transition written in the file it comes from: ``from: "*"`` is one written transition
+    but one chart transition per source, and coverage counts what was written."""
+    return tuple(written for written, _source in _chart_transitions(machine))
+
+
+def machine_table(machine: Machine) -> tuple[Chart, DispatchTable]:
+    """The chart of ``machine`` and its dispatch table, explored under the machine's events
+    in declaration order: the situations and their numbers that the generated class holds
+    (``chartplan``) and that the path tests name (``paths``)."""
+    chart = machine_chart(machine)
+    external = set(chart.external_events())
+    events = [event.name for event in machine.events if event.name in external]
+    return chart, build_table(chart, events=events)
+
+
+def _chart_transitions(machine: Machine) -> list[tuple[ModelTransition, str]]:
+    """(written transition, source) for each chart transition, in document order."""
+    finals = set(machine.final_states)
+    wildcard_sources = [s.name for s in machine.wildcard_sources if s.name not in finals]
+    expanded: list[tuple[ModelTransition, str]] = []
+    for written in sorted(machine.transitions, key=lambda t: t.index):
+        sources = wildcard_sources if written.wildcard else [written.source]
+        expanded.extend((written, source) for source in sources)
+    return expanded
+
+
+__all__ = ["machine_chart", "machine_table", "written_transitions"]

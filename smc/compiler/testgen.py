@@ -1,5 +1,8 @@
 """Generated pytest modules: Hypothesis random walks plus the deterministic shortest paths.
 
+A statechart's module carries its situation tree instead of a state tree, with where each
+state path ends and which step takes each written transition (``smc.compiler.paths``).
+
 ``emit_tests`` writes nothing itself: it returns ``{relative path: text}`` and
 ``smc build --emit-tests DIR`` writes the files. Each module imports the generated class from
 ``import_package`` and ``smc.testing`` (never the compiler), so it runs wherever the
@@ -19,7 +22,7 @@ import jinja2
 
 from smc.compiler.codegen import module_names
 from smc.compiler.model import Machine
-from smc.compiler.paths import PathPlan, plan_paths
+from smc.compiler.paths import AnyPathPlan, ChartPathPlan, plan_paths, transition_label
 from smc.compiler.pylayout import doc_literal, format_python
 
 _TEMPLATE = '''\
@@ -40,11 +43,67 @@ import pytest
 
 
 class {{ machine.class_name }}MachineTest(MachineTest, machine={{ machine.class_name }}):
+{% if machine.chart %}
+    """Random event sequences, each step checked against {{ machine.class_name }}.DISPATCH."""
+{% else %}
     """Random event sequences, each step checked against {{ machine.class_name }}.TRANSITIONS."""
+{% endif %}
 
 
 Test{{ machine.class_name }}RandomWalks = {{ machine.class_name }}MachineTest.TestCase
 {% endif %}
+{% if machine.chart %}
+
+
+# The breadth-first tree smc found over the situations of {{ machine.name_doc }} (indexes of
+# {{ machine.class_name }}.CONFIGURATIONS; 0 is after starting): each situation a path passes
+# through -> (the situation before it on a shortest path, the event from there).
+{{ machine.constant }}_ROUTES: dict[int, tuple[int, str]] = {
+{% for situation, previous, event in machine.routes %}
+    {{ situation }}: ({{ previous }}, {{ event }}),
+{% endfor %}
+}
+# Each state some situation has active -> the situation its shortest path ends in.
+{{ machine.constant }}_REACHES: dict[str, int] = {
+{% for state, situation in machine.reaches %}
+    {{ state }}: {{ situation }},
+{% endfor %}
+}
+# Each written transition some step takes: (the transition, the situation and the event of
+# the first step taking it, the situation after it); no event: starting takes it.
+{{ machine.constant }}_TAKES: list[tuple[str, int, str | None, int]] = [
+{% for label, situation, event, following in machine.takes %}
+    ({{ label }}, {{ situation }}, {{ event }}, {{ following }}),
+{% endfor %}
+]
+# States never active between two events: entered and left within one step, or never entered.
+{{ machine.constant }}_NOT_REACHED: set[str] = {{ machine.not_reached }}
+# (test id, steps): the shortest path to each state and through each written transition, as
+# (event, a state active after it) steps from the start.
+{{ machine.constant }}_PATHS = path_cases(
+    {{ machine.class_name }},
+    {{ machine.constant }}_ROUTES,
+    reaches={{ machine.constant }}_REACHES,
+    takes={{ machine.constant }}_TAKES,
+)
+
+
+@pytest.mark.parametrize(
+    "steps",
+    [steps for _, steps in {{ machine.constant }}_PATHS],
+    ids=[name for name, _ in {{ machine.constant }}_PATHS],
+)
+def test_{{ machine.module }}_path(steps: tuple[tuple[str, str], ...]) -> None:
+    run_path({{ machine.class_name }}, steps)
+
+
+def test_{{ machine.module }}_paths_cover_every_state() -> None:
+    paths = [steps for _, steps in {{ machine.constant }}_PATHS]
+    every = {str(s) for s in {{ machine.class_name }}.State}
+    reached = states_reached({{ machine.class_name }}, paths)
+    assert reached == every - {{ machine.constant }}_NOT_REACHED
+    assert len({{ machine.constant }}_PATHS) == {{ machine.path_count }}
+{% else %}
 
 
 # The breadth-first tree smc found from the initial state of {{ machine.name_doc }}: each
@@ -76,6 +135,7 @@ def test_{{ machine.module }}_paths_cover_every_transition() -> None:
     table = {(str(s), str(e)) for s, e, _ in {{ machine.class_name }}.TRANSITIONS}
     assert taken == table - {{ machine.constant }}_UNREACHABLE
     assert len({{ machine.constant }}_PATHS) == {{ machine.path_count }}
+{% endif %}
 {% endfor %}
 '''
 
@@ -92,23 +152,55 @@ def _template() -> jinja2.Template:
     return env.from_string(_TEMPLATE)
 
 
-def _machine_context(plan: PathPlan) -> dict[str, Any]:
+def _machine_context(plan: AnyPathPlan) -> dict[str, Any]:
     names = module_names(plan.machine)
-    unreachable = [f"({e.source!r}, {e.event!r})" for e in plan.unreachable_transitions]
-    return {
+    context: dict[str, Any] = {
         "module": names.module,
         "class_name": names.class_name,
         "constant": names.module.upper(),
         "name_doc": repr(plan.machine.name),
-        # The plan's state paths are the shortest routes, one per reachable state in
-        # declaration order; the initial state's is empty and has no previous state.
-        "routes": [
-            (repr(path.target), repr(path.steps[-1].source), repr(path.steps[-1].event))
-            for path in plan.state_paths
-            if path.steps
-        ],
         "path_count": len(plan.paths),
-        "unreachable": "{" + ", ".join(unreachable) + "}" if unreachable else "set()",
+        "chart": isinstance(plan, ChartPathPlan),
+    }
+    if isinstance(plan, ChartPathPlan):
+        context.update(_chart_context(plan))
+        return context
+    unreachable = [f"({e.source!r}, {e.event!r})" for e in plan.unreachable_transitions]
+    # The plan's state paths are the shortest routes, one per reachable state in
+    # declaration order; the initial state's is empty and has no previous state.
+    context["routes"] = [
+        (repr(path.target), repr(path.steps[-1].source), repr(path.steps[-1].event))
+        for path in plan.state_paths
+        if path.steps
+    ]
+    context["unreachable"] = "{" + ", ".join(unreachable) + "}" if unreachable else "set()"
+    return context
+
+
+def _chart_context(plan: ChartPathPlan) -> dict[str, Any]:
+    """A statechart's tables: the situation tree, where each state path ends and which
+    step takes each written transition (``smc.testing.path_cases`` expands them)."""
+    takes = []
+    for path in plan.transition_paths:
+        assert path.transition is not None
+        label = repr(transition_label(path.transition))
+        if path.steps:
+            last = path.steps[-1]
+            takes.append((label, str(last.source), repr(last.event), str(last.target)))
+        else:  # starting takes it
+            takes.append((label, "0", "None", "0"))
+    not_reached = [repr(name) for name in plan.transient_states + plan.unreachable_states]
+    return {
+        "routes": [
+            (str(situation), str(previous), repr(event))
+            for situation, previous, event in plan.routes
+        ],
+        "reaches": [
+            (repr(path.target), str(path.steps[-1].target if path.steps else 0))
+            for path in plan.state_paths
+        ],
+        "takes": takes,
+        "not_reached": "{" + ", ".join(not_reached) + "}" if not_reached else "set()",
     }
 
 
@@ -130,7 +222,13 @@ def render_tests(
     docstring = (
         f"{what} for the machine{plural} {names}.\n\nGenerated by smc: regenerate, do not edit.\n"
     )
-    helpers = ("MachineTest, " if random_walks else "") + "path_cases, run_path, transitions_taken"
+    charts = [m for m in ordered if m.is_chart]
+    helpers = ", ".join(
+        (["MachineTest"] if random_walks else [])
+        + ["path_cases", "run_path"]
+        + (["states_reached"] if charts else [])
+        + (["transitions_taken"] if len(charts) < len(ordered) else [])
+    )
     # One block sorted by module, as isort (ruff's I rule) orders first-party imports.
     imports = sorted(
         [("smc.testing", helpers)]

@@ -2,7 +2,10 @@
 
 The generated class carries its own model as data (``TRANSITIONS``), so the test needs
 nothing else: the model is a dict ``(state, event) -> target`` built from that table, and the
-system under test is an instance of the class. Hypothesis walks random event sequences,
+system under test is an instance of the class. For a statechart (a class with ``DISPATCH``)
+the model is its dispatch table of situations, ``(situation, event) -> next situation``, and
+each step is checked against the situation's configuration, state view and finality.
+Hypothesis walks random event sequences,
 checks the instance against the model after every step and, on failure, shrinks the walk to
 a shortest reproducer; each step of it is also listed as smc's own note
 (``smc step 2: new_job() in state 'waiting'``, see ``MachineTest.record_step``).
@@ -23,8 +26,8 @@ from hypothesis.errors import InvalidArgument
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from smc import IllegalTransition
-from smc.machine import GeneratedMachine, event_enum, state_enum
-from smc.testing.model import event_methods, transition_model
+from smc.machine import ChartMachine, GeneratedMachine, event_enum, is_chart, state_enum
+from smc.testing.model import event_methods, situation_model, transition_model
 
 #: A fake for one action type: ``fake(action, payload)``, called when a state is entered,
 #: with the action as the generated ``STATE_ACTIONS`` holds it and the event's payload.
@@ -66,9 +69,13 @@ class MachineTest(RuleBasedStateMachine):
     ``State``; it equals the model's prediction; ``allowed_events()``, ``can_fire`` and
     ``is_final`` agree with the model; a final state has no transition to another state.
     A rejected event must raise ``IllegalTransition`` and leave the state unchanged.
+    For a statechart the model's state is a situation: the state is its state view, and
+    ``configuration`` and ``in_state`` must show its active states (``CONFIGURATIONS``); a
+    rejected event must leave the configuration unchanged too.
 
     Customise in a subclass: ``payloads`` (event name -> strategy, passed to the hooks),
-    ``actions`` (action type -> fake, called on entering a state), ``on_transition`` and
+    ``actions`` (action type -> fake, called on entering a state and, in a statechart, on
+    leaving one, in the order of the step's ``STEPS`` entry), ``on_transition`` and
     ``create_machine``; add ``@invariant()`` and ``@rule()`` methods as usual. A method the
     subclass defines itself under a rule's name replaces the generated rule.
     """
@@ -112,13 +119,12 @@ class MachineTest(RuleBasedStateMachine):
 
     @classmethod
     def _install_rules(cls, machine: type[GeneratedMachine]) -> None:
-        model = transition_model(machine)
         methods = event_methods(machine)
         own = vars(cls)
         for event, rule_name in _rule_names(machine).items():
             if rule_name in own:
                 continue
-            setattr(cls, rule_name, _event_rule(rule_name, event, methods[event], model, cls))
+            setattr(cls, rule_name, _event_rule(rule_name, event, methods[event], cls))
         event_values = st.sampled_from([str(e) for e in event_enum(machine)])
         if "try_any_event" not in own:
             cls.try_any_event = _any_event_rule(event_values, methods, cls.payloads)
@@ -141,19 +147,34 @@ class MachineTest(RuleBasedStateMachine):
             )
         super().__init__()
         self.machine_class: type[GeneratedMachine] = machine
+        #: The statechart class under test, or None for a flat machine.
+        self.chart: type[ChartMachine] | None = machine if is_chart(machine) else None
+        #: ``(state, event) -> target`` from ``TRANSITIONS`` (for a statechart only an
+        #: overview between state views: ``situations`` is its model).
         self.model: dict[tuple[str, str], str] = transition_model(machine)
         self.model_allowed: dict[str, tuple[str, ...]] = {}
         for source, event in self.model:
             self.model_allowed.setdefault(source, ())
             self.model_allowed[source] += (event,)
+        #: A statechart's model: ``(situation, event) -> next situation`` (empty if flat).
+        self.situations: dict[tuple[int, str], int] = (
+            situation_model(self.chart) if self.chart is not None else {}
+        )
         self.event_method: dict[str, str] = event_methods(machine)
         #: The system under test.
         self.instance: Any = self.create_machine()
-        #: The state the model predicts; starts at ``INITIAL_STATE``.
+        #: The state the model predicts; starts at ``INITIAL_STATE`` (a statechart's state
+        #: view of ``expected_situation``).
         self.expected_state: str = str(machine.INITIAL_STATE)
+        #: The situation a statechart's model predicts (0: after starting; flat: unused).
+        self.expected_situation: int = 0
         self.final_state_names: frozenset[str] = frozenset(str(s) for s in machine.FINAL_STATES)
         #: ``(state, action type)`` for every action run on entry, in order.
         self.action_log: list[tuple[str, str]] = []
+        #: A statechart's ``(state, action type)`` for every action run on exit, in order.
+        self.exit_action_log: list[tuple[str, str]] = []
+        #: The moves of a statechart's last accepted event (its ``STEPS`` entry).
+        self.last_step: tuple[tuple[str, str], ...] = ()
         #: What each step called on the instance, in order (``"new_job()"``,
         #: ``"fire('stop')"``, ``"transition('PENDING')"``); also given to Hypothesis as a
         #: note ``"smc step N: CALL in state 'S'"``, so a failure report lists the walk.
@@ -167,17 +188,47 @@ class MachineTest(RuleBasedStateMachine):
     # ---- hooks ----------------------------------------------------------------------
 
     def on_transition(self, source: str, event: str, target: str, payload: Any) -> None:
-        """Called after each accepted event; by default runs the entered state's actions."""
-        self.run_entry_actions(target, payload)
+        """Called after each accepted event; by default runs the entered state's actions
+        (a statechart's: those of every state the step exits and enters, ``last_step``)."""
+        if self.chart is not None:
+            self.run_step_actions(self.last_step, payload)
+        else:
+            self.run_entry_actions(target, payload)
 
     def run_entry_actions(self, state: str, payload: Any) -> None:
         """Call the fake of each action ``state`` runs on entry, in order."""
         state_actions: Mapping[Any, Sequence[Mapping[str, Any]]] = getattr(
             self.machine_class, "STATE_ACTIONS", {}
         )
-        for action in state_actions.get(state_enum(self.machine_class)(state), ()):
+        self._run_actions(state, state_actions, self.action_log, payload)
+
+    def run_exit_actions(self, state: str, payload: Any) -> None:
+        """Call the fake of each action a statechart's ``state`` runs on exit, in order."""
+        exit_actions: Mapping[Any, Sequence[Mapping[str, Any]]] = getattr(
+            self.machine_class, "EXIT_ACTIONS", {}
+        )
+        self._run_actions(state, exit_actions, self.exit_action_log, payload)
+
+    def run_step_actions(self, moves: Sequence[tuple[str, str]], payload: Any) -> None:
+        """A statechart step's actions, in its ``STEPS`` order: exits, then entries."""
+        for kind, state in moves:
+            if kind == "exit":
+                self.run_exit_actions(str(state), payload)
+            elif kind == "entry":
+                self.run_entry_actions(str(state), payload)
+
+    def _run_actions(
+        self,
+        state: str,
+        table: Mapping[Any, Sequence[Mapping[str, Any]]],
+        log: list[tuple[str, str]],
+        payload: Any,
+    ) -> None:
+        for action in table.get(state_enum(self.machine_class)(state), ()):
             action_type = str(action.get("type"))
-            self.action_log.append((state, action_type))
+            if self.chart is not None and action_type == "raise":
+                continue  # resolved into DISPATCH when the chart was compiled
+            log.append((state, action_type))
             fake = self.actions.get(action_type)
             if fake is not None:
                 fake(action, payload)
@@ -204,7 +255,12 @@ class MachineTest(RuleBasedStateMachine):
         called: str | None = None,
     ) -> None:
         source = self.expected_state
-        target = self.model[(source, event)]
+        if self.chart is not None:
+            situation = self.situations[(self.expected_situation, event)]
+            target = str(self.chart.STATE_VIEWS[situation])
+            step = self.chart.DISPATCH[self.expected_situation][event][2]
+        else:
+            target = self.model[(source, event)]
         self.record_step(called or self._method_call(event))
         returned = call()
         assert str(self.instance.state) == target, (
@@ -215,6 +271,10 @@ class MachineTest(RuleBasedStateMachine):
             str(returned) == target
         ), f"{event!r} in state {source!r} returned {returned!r}, expected {target!r}"
         self.expected_state = target
+        if self.chart is not None:
+            self.expected_situation = situation
+            self.last_step = self.chart.STEPS[step]
+            self.check_configuration(f"after {event!r} in state {source!r}")
         self.on_transition(source, event, target, payload)
 
     def _rejected(self, what: str, call: Callable[[], Any], *, called: str | None = None) -> None:
@@ -233,11 +293,13 @@ class MachineTest(RuleBasedStateMachine):
             f"{what} was rejected in state {source!r} but the state changed to "
             f"{str(self.instance.state)!r}"
         )
+        if self.chart is not None:
+            self.check_configuration(f"{what} was rejected in state {source!r}, but")
 
     def draw_payload(self, event: str, data: st.DataObject) -> Any:
         """A payload for ``event`` when the model accepts it now and it has a strategy."""
         strategy = self.payloads.get(event)
-        if strategy is None or (self.expected_state, event) not in self.model:
+        if strategy is None or not self.model_accepts(event):
             return None
         return data.draw(strategy, label=f"payload for {event!r}")
 
@@ -253,14 +315,28 @@ class MachineTest(RuleBasedStateMachine):
         accept ``event`` in the current state. ``called`` says what ``call`` does, for the
         step list (default: the event's method)."""
         called = called or self._method_call(event)
-        if (self.expected_state, event) in self.model:
+        if self.model_accepts(event):
             self._accepted(event, call, payload, called=called)
         else:
             self._rejected(f"event {event!r}", call, called=called)
 
     # ---- restarting ------------------------------------------------------------------
 
+    def model_accepts(self, event: str) -> bool:
+        """Whether the model accepts ``event`` now (a statechart's: in its situation)."""
+        if self.chart is not None:
+            return (self.expected_situation, event) in self.situations
+        return (self.expected_state, event) in self.model
+
+    def model_allowed_events(self) -> tuple[str, ...]:
+        """The events the model accepts now, in the order ``allowed_events()`` gives them."""
+        if self.chart is not None:
+            return tuple(str(e) for e in self.chart.DISPATCH[self.expected_situation])
+        return self.model_allowed.get(self.expected_state, ())
+
     def in_final_state(self) -> bool:
+        if self.chart is not None:
+            return self.expected_situation in self.chart.FINAL_SITUATIONS
         return self.expected_state in self.final_state_names
 
     @precondition(in_final_state)
@@ -272,6 +348,8 @@ class MachineTest(RuleBasedStateMachine):
         self.record_step("restart()")
         self.instance = self.create_machine()
         self.expected_state = str(self.machine_class.INITIAL_STATE)
+        self.expected_situation = 0
+        self.last_step = ()
 
     # ---- built-in invariants ---------------------------------------------------------
 
@@ -281,6 +359,7 @@ class MachineTest(RuleBasedStateMachine):
         override any ``check_*`` method with a no-op to switch that check off."""
         self.check_state_is_a_state()
         self.check_state_matches_model()
+        self.check_configuration()
         self.check_allowed_events()
         self.check_final_states()
 
@@ -294,27 +373,49 @@ class MachineTest(RuleBasedStateMachine):
             f"the model predicts {self.expected_state!r}"
         )
 
+    def check_configuration(self, when: str = "") -> None:
+        """A statechart's ``configuration`` is the predicted situation's, and ``in_state``
+        agrees with it for every state (nothing to check for a flat machine)."""
+        if self.chart is None:
+            return
+        expected = sorted(str(s) for s in self.chart.CONFIGURATIONS[self.expected_situation])
+        actual = sorted(str(s) for s in self.instance.configuration)
+        where = when or f"in state {self.expected_state!r}"
+        assert actual == expected, (
+            f"{where}: the configuration is {actual}, the model predicts {expected} "
+            f"(situation {self.expected_situation})"
+        )
+        for state in state_enum(self.chart):
+            active = str(state) in expected
+            assert (
+                bool(self.instance.in_state(state)) == active
+            ), f"{where}: in_state({str(state)!r}) should be {active}"
+
     def check_allowed_events(self) -> None:
         """``allowed_events()`` (in priority order) and ``can_fire`` agree with the model."""
-        expected = self.model_allowed.get(self.expected_state, ())
+        expected = self.model_allowed_events()
         allowed = tuple(str(e) for e in self.instance.allowed_events())
         assert allowed == expected, (
             f"allowed_events() in {self.expected_state!r} is {allowed}, the model says "
             f"{expected}"
         )
         for event in self.event_method:
-            accepted = (self.expected_state, event) in self.model
+            accepted = self.model_accepts(event)
             assert (
                 self.instance.can_fire(event) == accepted
             ), f"can_fire({event!r}) in {self.expected_state!r} should be {accepted}"
 
     def check_final_states(self) -> None:
-        """``is_final`` agrees with ``FINAL_STATES``, and a final state has no way out."""
+        """``is_final`` agrees with ``FINAL_STATES`` (a statechart's ``FINAL_SITUATIONS``),
+        and a final state has no way out (a final situation accepts no event)."""
         is_final = self.in_final_state()
         assert (
             bool(self.instance.is_final) == is_final
         ), f"is_final in {self.expected_state!r} should be {is_final}"
-        if is_final:
+        if is_final and self.chart is not None:
+            accepted = self.model_allowed_events()
+            assert not accepted, f"final state {self.expected_state!r} accepts {accepted}"
+        elif is_final:
             exits = {
                 event: target
                 for (source, event), target in self.model.items()
@@ -327,7 +428,6 @@ def _event_rule(
     rule_name: str,
     event: str,
     method_name: str,
-    model: Mapping[tuple[str, str], str],
     owner: type[MachineTest],
 ) -> Callable[..., None]:
     """``send_<event>``: enabled when the model accepts the event; calls its method."""
@@ -352,7 +452,7 @@ def _event_rule(
     send.__doc__ = f"Send {event!r} when the model accepts it in the current state."
 
     def accepted_now(self: MachineTest) -> bool:
-        return (self.expected_state, event) in model
+        return self.model_accepts(event)
 
     wrapped: Callable[..., None]
     if payload_strategy is None:  # noqa: SIM108 (the overloads of rule() need two calls)

@@ -1,6 +1,7 @@
 """What a generated machine class says of itself, read the same way by the random walks
 (:class:`~smc.testing.machine_test.MachineTest`) and the path replays
-(:mod:`smc.testing.paths`): each event's method, and the transition table as a dict.
+(:mod:`smc.testing.paths`): each event's method, and the transition table as a dict (for a
+statechart, its dispatch table of situations).
 
 Runs in users' test suites: it must never import ``smc.compiler``.
 """
@@ -11,7 +12,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from smc.machine import GeneratedMachine, event_enum
+from smc.machine import ChartMachine, GeneratedMachine, event_enum
 
 _NON_WORD = re.compile(r"\W+")
 
@@ -37,3 +38,17 @@ def transition_model(machine: type[GeneratedMachine]) -> dict[tuple[str, str], s
     for source, event, target in machine.TRANSITIONS:
         model.setdefault((str(source), str(event)), str(target))
     return model
+
+
+def situation_model(chart: type[ChartMachine]) -> dict[tuple[int, str], int]:
+    """``(situation, event) -> next situation`` from a statechart class's ``DISPATCH``.
+
+    A situation (an index of ``CONFIGURATIONS``) is what the chart remembers between two
+    events: its active states and the history that can still matter, so two situations may
+    show the same configuration. Within a situation the events keep ``DISPATCH``'s order,
+    the order ``allowed_events()`` answers in."""
+    return {
+        (situation, str(event)): entry[0]
+        for situation, row in enumerate(chart.DISPATCH)
+        for event, entry in row.items()
+    }

@@ -20,6 +20,7 @@ from smc.compiler.model import Machine
 from smc.compiler.paths import plan_paths
 from smc.compiler.testgen import emit_tests
 from tests.support.corpus import CORPUS, corpus_present, require_corpus
+from tests.support.machines import PLAYER
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = "pkg"
@@ -41,6 +42,13 @@ def run(
     )
 
 
+def pytest_env(tmp_path: Path) -> dict[str, str]:
+    """The emitted tests' environment: the generated package and the smc under test (this
+    checkout, not whichever one is installed), nothing else."""
+    path = os.pathsep.join([str(tmp_path), str(ROOT)])
+    return {"PYTHONPATH": path, "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+
+
 def build_and_test(sources: list[str], tmp_path: Path) -> tuple[list[Machine], str]:
     """``smc build SOURCES -o tmp/pkg --emit-tests tmp/tests``, then pytest on tmp/tests."""
     built = run(
@@ -59,7 +67,7 @@ def build_and_test(sources: list[str], tmp_path: Path) -> tuple[list[Machine], s
     expected = sorted(f"test_{module_names(m).module}.py" for m in result.machines)
     assert sorted(p.name for p in (tmp_path / "tests").glob("test_*.py")) == expected
     (tmp_path / "tests" / "conftest.py").write_text(CONFTEST)
-    env = {"PYTHONPATH": str(tmp_path), "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    env = pytest_env(tmp_path)
     tested = run(
         "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=", "tests", cwd=tmp_path, env=env
     )
@@ -77,6 +85,32 @@ def test_emitted_tests_pass_for_the_examples(tmp_path: Path) -> None:
     machines, output = build_and_test([str(ROOT / "examples")], tmp_path)
     assert len(machines) == 7
     assert re.search(rf"\b{expected_test_count(machines)} passed\b", output), output
+
+
+def test_emitted_tests_pass_for_a_statechart(tmp_path: Path) -> None:
+    """The player chart (nested, parallel, history): random walks over DISPATCH, one test per
+    state and per written transition, and the state coverage test, all passing."""
+    machines, output = build_and_test([str(PLAYER)], tmp_path)
+    [machine] = machines
+    assert machine.is_chart
+    assert re.search(rf"\b{expected_test_count(machines)} passed\b", output), output
+    text = (tmp_path / "tests" / "test_player.py").read_text()
+    assert "PLAYER_REACHES: dict[str, int] = {" in text
+    assert "def test_player_paths_cover_every_state() -> None:" in text
+    listed = run(
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "-o",
+        "addopts=",
+        "--collect-only",
+        "tests",
+        cwd=tmp_path,
+        env=pytest_env(tmp_path),
+    )
+    assert "test_player_path[reaches muted: power -> jump]" in listed.stdout
+    assert "test_player_path[takes smash from * to broken: smash]" in listed.stdout
 
 
 def corpus_groups() -> list[str]:
@@ -135,7 +169,7 @@ def test_emitted_tests_catch_a_hand_edited_machine(tmp_path: Path) -> None:
     )
     assert edited != text
     module.write_text(edited)
-    env = {"PYTHONPATH": str(tmp_path), "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    env = pytest_env(tmp_path)
     tested = run(
         "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=", "tests", cwd=tmp_path, env=env
     )

@@ -1,4 +1,6 @@
-"""smc.compiler.paths and ``smc paths``: shortest event paths, coverage, determinism."""
+"""smc.compiler.paths and ``smc paths``: shortest event paths, coverage, determinism; for
+statecharts over their situations (tests/support/machines/player.yaml, the corpus's nested
+face processor)."""
 
 from __future__ import annotations
 
@@ -8,10 +10,20 @@ from pathlib import Path
 
 import pytest
 
+from smc.compiler.charts import machine_table, written_transitions
 from smc.compiler.check import check_paths, collect_files
 from smc.compiler.model import Machine
-from smc.compiler.paths import EventPath, format_text, plan_paths, shortest_paths
+from smc.compiler.paths import (
+    ChartPathPlan,
+    EventPath,
+    PathPlan,
+    format_text,
+    plan_paths,
+    shortest_paths,
+)
+from smc.compiler.statechart import Interpreter
 from tests.support.corpus import require_corpus
+from tests.support.machines import PLAYER
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -34,6 +46,12 @@ def corpus_machines() -> list[Machine]:
         if not result.errors:
             machines.extend(result.machines)
     return machines
+
+
+def flat_plan(machine: Machine) -> PathPlan:
+    plan = plan_paths(machine)
+    assert isinstance(plan, PathPlan)
+    return plan
 
 
 def distances(machine: Machine) -> dict[str, int]:
@@ -88,7 +106,7 @@ def test_every_reachable_transition_is_covered(source: str) -> None:
     machines = example_machines() if source == "examples" else corpus_machines()
     assert len(machines) >= (7 if source == "examples" else 14)
     for machine in machines:
-        plan = plan_paths(machine)
+        plan = flat_plan(machine)
         all_edges = {(e.source, e.event) for e in machine.table}
         unreachable = {(e.source, e.event) for e in plan.unreachable_transitions}
         reachable = all_edges - unreachable
@@ -103,7 +121,7 @@ def test_a_200_state_machine_is_fully_covered(tmp_path: Path) -> None:
     file.write_text(big_machine_yaml(200, 5))
     [machine] = load(file)
     assert len(machine.states) == 206
-    plan = plan_paths(machine)
+    plan = flat_plan(machine)
     all_edges = {(e.source, e.event) for e in machine.table}
     unreachable = {(e.source, e.event) for e in plan.unreachable_transitions}
     # 200 states x (next, jump, back, stay, reset), finish, done's reset (the wildcard leads
@@ -125,7 +143,7 @@ def test_paths_are_valid_and_shortest(source: str, tmp_path: Path) -> None:
         machines = example_machines() if source == "examples" else corpus_machines()
     for machine in machines:
         dist = distances(machine)
-        plan = plan_paths(machine)
+        plan = flat_plan(machine)
         assert {p.target for p in plan.state_paths} == set(dist)
         for path in plan.state_paths:
             assert replay(machine, path) == path.target
@@ -157,7 +175,7 @@ def test_ties_go_to_the_first_edge_in_the_table(tmp_path: Path) -> None:
 
 def test_descriptions_read_like_xstate() -> None:
     [worker] = load(ROOT / "examples" / "simple_worker")
-    plan = plan_paths(worker)
+    plan = flat_plan(worker)
     assert [p.description for p in plan.state_paths] == [
         "reaches initializing: (initial state)",
         "reaches waiting: initialized",
@@ -281,7 +299,7 @@ def test_path_cases_expand_routes_to_the_compiler_paths(source: str, tmp_path: P
                 for state, route in shortest_paths(machine).items()
                 if route
             }
-            plan = plan_paths(machine)
+            plan = flat_plan(machine)
             expected = [
                 (path.description, tuple((s.event, s.target) for s in path.steps))
                 for path in plan.paths
@@ -290,4 +308,205 @@ def test_path_cases_expand_routes_to_the_compiler_paths(source: str, tmp_path: P
     finally:
         sys.path.remove(str(tmp_path))
         for name in [n for n in sys.modules if n.startswith(f"routes_{source}")]:
+            del sys.modules[name]
+
+
+# ---- statecharts: breadth first over situations ---------------------------------------------
+
+
+def face_processor() -> Path:
+    return require_corpus() / "statemachine-engine" / "tools" / "test_face_processor.yaml"
+
+
+def chart_plan(path: Path) -> ChartPathPlan:
+    [machine] = load(path)
+    assert machine.is_chart
+    plan = plan_paths(machine)
+    assert isinstance(plan, ChartPathPlan)
+    return plan
+
+
+def chart_truth(machine: Machine) -> tuple[dict[str, int], dict[int, int], set[str]]:
+    """From the dispatch table, not from the plan: fewest events until each state is active
+    and until each written transition (by index) is taken, by relaxation; and every state
+    entered at all (passed through within a step included)."""
+    chart, table = machine_table(machine)
+    origin = [t.index for t in written_transitions(machine)]
+    depth = {0: 0}
+    changed = True
+    while changed:
+        changed = False
+        for situation, row in enumerate(table.dispatch):
+            for target, _actions in row.values():
+                if situation in depth and depth[situation] + 1 < depth.get(target, 1 << 30):
+                    depth[target] = depth[situation] + 1
+                    changed = True
+    states: dict[str, int] = {}
+    for situation, level in depth.items():
+        for name in table.configurations[situation]:
+            states[name] = min(states.get(name, level), level)
+    transitions: dict[int, int] = {}
+    entered = {str(what) for kind, what in table.initial_moves if kind == "entry"}
+    for kind, what in table.initial_moves:
+        if kind == "transition":
+            transitions[origin[int(what)]] = 0
+    for situation, level in depth.items():
+        for moves in table.moves[situation].values():
+            for kind, what in moves:
+                if kind == "transition":
+                    index = origin[int(what)]
+                    transitions[index] = min(transitions.get(index, level + 1), level + 1)
+                elif kind == "entry":
+                    entered.add(str(what))
+    assert chart.name == machine.name
+    return states, transitions, entered
+
+
+def replay_chart(machine: Machine, plan: ChartPathPlan) -> tuple[set[str], set[int]]:
+    """Every path through the reference interpreter: the states active after starting or
+    after any step, and the written transitions taken. Each path must end where it says."""
+    chart, _table = machine_table(machine)
+    origin = [t.index for t in written_transitions(machine)]
+    active: set[str] = set()
+    taken: set[int] = set()
+    for path in plan.paths:
+        interpreter = Interpreter(chart)
+        macrosteps = [interpreter.start()]
+        for event in path.events:
+            macrosteps.append(interpreter.send(event))
+            assert macrosteps[-1].accepted, (path.description, event)
+        for step in macrosteps:
+            active |= step.configuration
+            taken |= {origin[order] for order in step.transitions}
+        if path.transition is None:
+            assert path.target in interpreter.configuration, path.description
+        else:
+            assert path.transition.index in {origin[o] for o in macrosteps[-1].transitions}
+    return active, taken
+
+
+@pytest.mark.parametrize("source", ["player", "corpus"])
+def test_chart_paths_cover_every_reachable_state_and_transition(source: str) -> None:
+    path = PLAYER if source == "player" else face_processor()
+    plan = chart_plan(path)
+    machine = plan.machine
+    states, transitions, entered = chart_truth(machine)
+    active, taken = replay_chart(machine, plan)
+    assert active == set(states) == {p.target for p in plan.state_paths}
+    covering = {p.transition.index for p in plan.transition_paths if p.transition is not None}
+    assert taken == set(transitions) == covering
+    assert plan.covered_states == active and plan.covered_transitions == taken
+    every = {s.name for s in machine.states if s.kind != "history"}
+    assert set(plan.transient_states) == entered - active
+    assert set(plan.unreachable_states) == every - entered
+    written = {t.index for t in machine.transitions}
+    assert {t.index for t in plan.unreachable_transitions} == written - taken
+    # shortest: as few events as the table allows
+    for state_path in plan.state_paths:
+        assert len(state_path.steps) == states[state_path.target], state_path.description
+    for transition_path in plan.transition_paths:
+        assert transition_path.transition is not None
+        assert len(transition_path.steps) == transitions[transition_path.transition.index]
+    if source == "player":
+        assert plan.transient_states == ("dimmed", "rewinding")
+        assert not plan.unreachable_states and not plan.unreachable_transitions
+        assert len(plan.transition_paths) == len(machine.transitions) == 16
+    else:
+        assert [p.target for p in plan.state_paths] == [
+            "INPAINTING_PHASE",
+            "running_inpainting",
+            "POST_PROCESSING",
+            "resizing_images",
+            "COMPLETION_PHASE",
+            "finalizing",
+            "FINISHED",
+        ]
+        assert len(plan.transition_paths) == 3
+        assert not (plan.transient_states or plan.unreachable_states)
+        assert not plan.unreachable_transitions
+
+
+def test_chart_path_descriptions_and_checks() -> None:
+    plan = chart_plan(PLAYER)
+    described = {p.description: p.checks for p in plan.paths}
+    assert described["reaches muted: power -> jump"] == (("power", "stopped"), ("jump", "muted"))
+    assert described["takes jump from stopped to fast and muted: power -> jump"] == (
+        ("power", "stopped"),
+        ("jump", "playing"),
+    )
+    # the raised event is taken inside the step of wait; the wildcard is one written transition
+    assert "takes dim_done from dimmed to stopped: power -> play -> pause -> wait" in described
+    assert "takes (eventless) from rewinding to stopped: power -> play -> rewind" in described
+    assert "takes smash from * to broken: smash" in described
+    assert len(set(described)) == len(plan.paths)
+
+
+def test_an_unreachable_part_of_a_chart_is_listed(tmp_path: Path) -> None:
+    file = tmp_path / "island.yaml"
+    file.write_text(
+        "initial_state: a\n"
+        "states:\n"
+        "  - name: a\n"
+        "    states: [a1, a2]\n"
+        "  - name: island\n"
+        "    states: [i1]\n"
+        "transitions:\n"
+        "  - {from: a1, to: a2, event: go}\n"
+        "  - {from: a, to: a1, event: go}\n"  # from a2: a1's own go comes first in a1
+        "  - {from: i1, to: a, event: back}\n"
+    )
+    plan = chart_plan(file)
+    assert plan.unreachable_states == ("island", "i1")
+    assert [t.event for t in plan.unreachable_transitions] == ["back"]
+    text = format_text([plan])
+    assert "3/5 states and 2/3 transitions reachable" in text
+    assert "  unreachable states: island, i1\n" in text
+    assert "  transitions no step takes:\n    back from i1 to a\n" in text
+
+
+def test_smc_paths_on_a_statechart() -> None:
+    done = smc("paths", str(PLAYER))
+    assert done.returncode == 0, done.stderr
+    assert "SMC076" not in done.stderr
+    assert done.stdout == format_text([plan_paths(m) for m in load(PLAYER)])
+    assert ": 13/15 states and 16/16 transitions reachable (" in done.stdout
+    assert "  states entered and left within one step: dimmed, rewinding\n" in done.stdout
+
+
+@pytest.mark.parametrize("source", ["player", "corpus"])
+def test_path_cases_expand_chart_routes_to_the_compiler_paths(source: str, tmp_path: Path) -> None:
+    """The emitted form of a chart (situation tree, reaches, takes): ``path_cases`` must
+    rebuild from it exactly the paths, ids and checks ``plan_paths`` computed."""
+    import importlib
+
+    from smc.compiler.codegen import generate_machine, module_names
+    from smc.testing import path_cases, run_path
+
+    plan = chart_plan(PLAYER if source == "player" else face_processor())
+    machine = plan.machine
+    package = tmp_path / f"chart_routes_{source}"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "chart.py").write_text(generate_machine(machine, machine.path))
+    sys.path.insert(0, str(tmp_path))
+    try:
+        module = importlib.import_module(f"{package.name}.chart")
+        cls = getattr(module, module_names(machine).class_name)
+        routes = {situation: (previous, event) for situation, previous, event in plan.routes}
+        reaches = {p.target: p.steps[-1].target if p.steps else 0 for p in plan.state_paths}
+        takes = []
+        for p in plan.transition_paths:
+            assert p.transition is not None
+            label = p.description.split(": ")[0].removeprefix("takes ")
+            last = p.steps[-1] if p.steps else None
+            takes.append(
+                (label, last.source, last.event, last.target) if last else (label, 0, None, 0)
+            )
+        expected = [(p.description, p.checks) for p in plan.paths]
+        assert path_cases(cls, routes, reaches=reaches, takes=takes) == expected
+        for _name, steps in expected:
+            run_path(cls, steps)
+    finally:
+        sys.path.remove(str(tmp_path))
+        for name in [n for n in sys.modules if n.startswith(package.name)]:
             del sys.modules[name]

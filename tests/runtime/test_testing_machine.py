@@ -1,4 +1,5 @@
-"""smc.testing.MachineTest and run_path against classes generated from the examples."""
+"""smc.testing.MachineTest and run_path against classes generated from the examples, and
+against a statechart built with ``smc build`` (tests/support/machines/player.yaml)."""
 
 from __future__ import annotations
 
@@ -15,11 +16,21 @@ from hypothesis import strategies as st
 from hypothesis.stateful import invariant, run_state_machine_as_test
 
 from smc import IllegalTransition
-from smc.testing import MachineTest, event_methods, run_path, transition_model
+from smc.testing import (
+    MachineTest,
+    event_methods,
+    run_path,
+    situation_model,
+    states_reached,
+    transition_model,
+    transitions_taken,
+)
 from smc.testing.machine_test import STEP_NOTE_PREFIX
-from tests.support.examples import imported_examples
+from tests.support.examples import imported_build, imported_examples
+from tests.support.machines import PLAYER
 
 PACKAGE = "smc_testing_examples"
+CHART_PACKAGE = "smc_testing_chart"
 
 STEP_NOTE = re.compile(
     re.escape(STEP_NOTE_PREFIX) + r" (?P<number>\d+): (?P<call>.+) in state '.*'"
@@ -45,6 +56,13 @@ def examples(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModuleType]:
     """The examples compiled into a package (as ``smc build`` writes them) and imported."""
     with imported_examples(tmp_path_factory.mktemp("generated"), PACKAGE) as package:
         yield package
+
+
+@pytest.fixture(scope="module")
+def player(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The player statechart's class, built by ``smc build`` and imported."""
+    with imported_build([PLAYER], tmp_path_factory.mktemp("chart"), CHART_PACKAGE) as package:
+        yield package.Player
 
 
 def falsifying_steps(error: BaseException) -> list[str]:
@@ -384,3 +402,192 @@ def test_run_path_replays_contract_machines_through_transition(examples: ModuleT
     run_path(execution, steps)
     with pytest.raises(IllegalTransition):
         run_path(NoRetry, steps)
+
+
+# ---- statecharts: the model is DISPATCH, each step checked against its configuration -------
+
+
+def test_a_statechart_class_passes_and_its_walks_go_deep(player: Any) -> None:
+    seen: set[int] = set()
+
+    class PlayerTest(MachineTest, machine=player):
+        @invariant()
+        def remember_the_situation(self) -> None:
+            seen.add(self.expected_situation)
+
+    run_state_machine_as_test(PlayerTest, settings=settings(QUICK, max_examples=100))
+    # nested, parallel and (deep) history situations, not only the first few
+    assert len(seen) >= 30
+    assert len(player.CONFIGURATIONS) > len(seen) // 2
+
+
+def test_the_statechart_model_is_its_dispatch_table(player: Any) -> None:
+    model = situation_model(player)
+    assert len(model) == sum(len(row) for row in player.DISPATCH)
+    powered = model[(0, "power")]
+    assert player.CONFIGURATIONS[powered] == {"powered", "stopped"}
+    assert (0, "play") not in model
+    test = MachineTest.for_machine(player)()
+    assert test.chart is player and test.situations == model
+    rules = {r.function.__name__ for r in type(test).setup_state().rules}
+    assert {"send_power", "send_dim_done", "try_fire", "restart"} <= rules
+    # a walk by hand: deep history restores a parallel configuration, exit actions are logged
+    test.send_power()
+    test.send_jump()
+    test.send_power()
+    test.send_power()
+    assert test.instance.configuration == {
+        "powered",
+        "playing",
+        "video",
+        "fast",
+        "audio",
+        "muted",
+    }
+    assert test.expected_state == "playing" == test.instance.state
+    assert ("playing", "log") in test.exit_action_log
+    assert ("powered", "log") in test.exit_action_log
+    test.try_fire("wait")  # rejected: nothing changes
+    test.matches_model()
+
+
+def test_step_actions_skip_raise_and_follow_the_step_order(player: Any) -> None:
+    calls: list[tuple[str, Any]] = []
+
+    def fake_log(action: Any, payload: Any) -> None:
+        calls.append((action["message"], payload))
+
+    class PlayerTest(MachineTest, machine=player):
+        actions: ClassVar = {"log": fake_log}
+
+    test = PlayerTest()
+    for event in ("power", "play", "pause", "wait"):
+        test.attempt_event(event, getattr(test.instance, event))
+    # wait enters dimmed, whose raise is resolved into DISPATCH: dim_done leads to stopped
+    assert test.instance.configuration == {"powered", "stopped"}
+    assert [message for message, _ in calls] == ["power on", "stop playing", "dimmed"]
+    assert ("dimmed", "raise") not in test.action_log
+    assert test.action_log[-1] == ("dimmed", "log")
+
+
+def test_hooks_of_a_user_subclass_run_and_the_walks_still_pass(player: Any) -> None:
+    """A subclass with on_enter_/on_exit_/on_<event> hooks: the walk passes, and each step's
+    hooks are the ones its STEPS entry names, in order."""
+    hooked = [
+        ("entry", "powered"),
+        ("exit", "powered"),
+        ("entry", "muted"),
+        ("exit", "muted"),
+        ("entry", "rewinding"),
+        ("exit", "rewinding"),
+        ("on", "power"),
+        ("on", "mute"),
+    ]
+    methods: dict[str, Any] = {"__slots__": ("calls",)}
+    for kind, name in hooked:
+        prefix = {"entry": "on_enter_", "exit": "on_exit_", "on": "on_"}[kind]
+
+        def hook(self: Any, move: tuple[str, str] = (kind, name)) -> None:
+            self.calls.append(move)
+
+        methods[prefix + name] = hook
+
+    def init(self: Any, state: Any = None) -> None:
+        self.calls = []
+        player.__init__(self, state)
+
+    methods["__init__"] = init
+    hooked_player = type("HookedPlayer", (player,), methods)
+    checked: list[int] = []
+
+    class HookedTest(MachineTest, machine=hooked_player):
+        def on_transition(self, source: str, event: str, target: str, payload: Any) -> None:
+            super().on_transition(source, event, target, payload)
+            expected = [(k, str(n)) for k, n in self.last_step if (k, str(n)) in hooked]
+            assert self.instance.calls == expected, (self.instance.calls, self.last_step)
+            checked.append(len(expected))
+            self.instance.calls.clear()
+
+    run_state_machine_as_test(HookedTest, settings=settings(QUICK, max_examples=60))
+    assert sum(checked) > 20  # hooks did run
+
+
+def test_a_hook_that_fires_an_event_is_caught_by_the_configuration(player: Any) -> None:
+    """Entering muted fires mute again from its hook: the state view (playing) stays right,
+    only the configuration shows the bug."""
+
+    class Echo(player):  # type: ignore[misc, name-defined]
+        __slots__ = ()
+
+        def on_enter_muted(self) -> None:
+            self.fire("mute")
+
+    with pytest.raises(AssertionError, match=r"the configuration is \[.*'loud'") as caught:
+        run_state_machine_as_test(MachineTest.for_machine(Echo), settings=HUNT)
+    steps = falsifying_steps(caught.value)
+    # standby -power-> stopped -jump-> fast and muted (or -play-> ... -mute-> muted)
+    assert steps[0] in ("power()", "fire('power')")
+    assert steps[-1] in ("jump()", "fire('jump')", "mute()", "fire('mute')")
+    assert len(steps) <= 3
+
+
+def test_a_rejection_that_changes_the_configuration_is_caught(player: Any) -> None:
+    """A rejected ``wait`` that quietly mutes first: the state view is still playing."""
+
+    class Sloppy(player):  # type: ignore[misc, name-defined]
+        __slots__ = ()
+
+        def wait(self) -> Any:
+            if self.in_state("loud") and not self.can_fire("wait"):
+                self._situation = self.DISPATCH[self._situation]["mute"][0]
+            return super().wait()
+
+    with pytest.raises(AssertionError, match="'wait' was rejected in state 'playing', but") as c:
+        run_state_machine_as_test(MachineTest.for_machine(Sloppy), settings=HUNT)
+    steps = falsifying_steps(c.value)
+    assert steps[-1] == "wait()"
+    assert len(steps) <= 4
+
+
+def test_run_path_checks_a_statechart_step_by_step(player: Any) -> None:
+    machine = run_path(player, [("power", "stopped"), ("jump", "muted"), ("ff", "normal")])
+    assert machine.configuration == {"powered", "playing", "video", "normal", "audio", "muted"}
+    with pytest.raises(AssertionError, match="step 2: 'play' in 'stopped': 'muted' is not active"):
+        run_path(player, [("power", "stopped"), ("play", "muted")])
+    with pytest.raises(IllegalTransition):
+        run_path(player, [("play", "playing")])
+
+    class Skips(player):  # type: ignore[misc, name-defined]
+        """``play`` lands in the right state view with the wrong configuration."""
+
+        __slots__ = ()
+
+        def play(self) -> Any:
+            if self.in_state("stopped"):
+                self._situation = self.DISPATCH[self._situation]["jump"][0]
+                self._state = self.STATE_VIEWS[self._situation]
+                return self._state
+            return super().play()
+
+    with pytest.raises(AssertionError, match=r"step 2: 'play' in 'stopped': the configuration"):
+        run_path(Skips, [("power", "stopped"), ("play", "playing")])
+
+
+def test_what_chart_paths_cover(player: Any) -> None:
+    paths = [[("power", "stopped"), ("jump", "playing")], [("smash", "broken")]]
+    assert transitions_taken(player, paths) == {
+        ("standby", "power"),
+        ("stopped", "jump"),
+        ("standby", "smash"),
+    }
+    assert states_reached(player, paths) == {
+        "standby",
+        "powered",
+        "stopped",
+        "playing",
+        "video",
+        "fast",
+        "audio",
+        "muted",
+        "broken",
+    }

@@ -390,13 +390,13 @@ def check_chart_table(machine: Machine) -> Iterator[Diagnostic]:
     parallel state again), or more situations than a table may hold. Code generation builds
     the same table; this makes its failures diagnostics, not tracebacks."""
     # Imported here: a flat machine never needs the statechart core.
-    from smc.compiler.charts import chart_transition_origins, machine_chart
+    from smc.compiler.charts import machine_chart, written_transitions
     from smc.compiler.statechart import TooManySituations, UnsettledMacrostep, build_table
 
     try:
         build_table(machine_chart(machine))
     except UnsettledMacrostep as error:
-        origins = chart_transition_origins(machine)
+        origins = written_transitions(machine)
         looping = sorted({origins[order] for order in error.transitions}, key=lambda t: t.index)
         where = "after the start" if error.event is None else f"after event {error.event!r}"
         path = ", ".join(f"{t.source} -> {', '.join(t.targets or (t.target,))}" for t in looping)

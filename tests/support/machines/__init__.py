@@ -3,6 +3,7 @@
 Each is a machine file beside this module; these functions return its text with the name (and
 for :func:`queue_worker` the command, the queue's wait and extra transitions) a test needs. A
 test whose worker differs on purpose keeps its own machine text and says why next to it.
+:data:`PLAYER` is a statechart file used as it is.
 """
 
 from __future__ import annotations
@@ -14,6 +15,10 @@ from typing import Any
 import yaml
 
 MACHINES = Path(__file__).resolve().parent
+#: A statechart with every construct (nested, parallel, shallow and deep history, on_exit,
+#: eventless, internal and multi-target transitions, raise, a wildcard): the tests of
+#: ``smc.testing`` and ``smc paths`` over configurations.
+PLAYER = MACHINES / "player.yaml"
 
 
 def _load(file_name: str, machine_name: str) -> dict[str, Any]:
