@@ -61,16 +61,15 @@ def register(subparsers: Any) -> None:
 
 
 def run_checker(
-    paths: Sequence[str], actions_dirs: Sequence[str], fmt: str = "text", *, compiling: bool = False
+    paths: Sequence[str], actions_dirs: Sequence[str], fmt: str = "text"
 ) -> CheckResult:
     """Run the checker over ``paths`` and print its diagnostics in ``fmt`` (``text``,
-    ``json`` or ``github``); returns the CheckResult. ``compiling``: the caller compiles the
-    models, which do not support statecharts yet (SMC076)."""
+    ``json`` or ``github``); returns the CheckResult."""
     from smc.compiler.check import InputError, check_paths, require_action_dirs
 
     try:
         require_action_dirs(actions_dirs)
-        result = check_paths(paths, actions_dirs, compiling=compiling)
+        result = check_paths(paths, actions_dirs)
     except InputError as error:
         raise UsageError(str(error)) from error
     print_diagnostics(result, fmt)

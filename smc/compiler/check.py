@@ -1,16 +1,15 @@
 """The checking pipeline: files -> load -> schema -> model -> analysis.
 
 ``smc check`` prints what this returns; ``smc build`` and ``smc diagram`` stop on its errors
-and otherwise consume its models. Those that cannot handle a statechart yet pass
-``compiling=True`` (``smc paths``) and are told so with SMC076. ``smc build``, ``smc run``
-(through ``smc.compiler.machinecache``) and ``smc diagram`` handle statecharts, so they do not
-pass it.
+and otherwise consume its models. A statechart that passes every other check is also built
+into its dispatch table here (``analysis.chart.check_chart_table``), so what only running it
+shows (a macrostep that never settles, too many situations) is a diagnostic too.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -78,14 +77,11 @@ def check_files(
     action_dirs: Iterable[str] = (),
     *,
     runtime: bool = False,
-    compiling: bool = False,
 ) -> CheckResult:
     """Check machine files together (the files are read as UTF-8). ``action_dirs`` are
     directories of user actions; ``runtime=True`` says they are all the places user actions
     come from (as for ``smc run``), even when there are none: an action type they, the
-    built-ins and the ``smc.actions`` entry points do not provide is then an error (SMC030).
-    ``compiling=True`` (the caller generates code from the models) adds an error
-    for each statechart, which is checked but not yet compiled (SMC076)."""
+    built-ins and the ``smc.actions`` entry points do not provide is then an error (SMC030)."""
     loaded = []
     for path in files:
         doc, problems = load_file(path)
@@ -97,7 +93,7 @@ def check_files(
             except (OSError, UnicodeDecodeError):
                 lines = []
         loaded.append((path, doc, problems, lines))
-    return _check_loaded(loaded, action_dirs, runtime, compiling)
+    return _check_loaded(loaded, action_dirs, runtime)
 
 
 def check_texts(
@@ -105,7 +101,6 @@ def check_texts(
     action_dirs: Iterable[str] = (),
     *,
     runtime: bool = False,
-    compiling: bool = False,
 ) -> CheckResult:
     """Check machines given as (path, YAML text) pairs, as if they were files: for editors,
     tests and tools that hold the text already."""
@@ -113,14 +108,13 @@ def check_texts(
     for path, text in sources:
         doc, problems = load_text(path, text)
         loaded.append((path, doc, problems, text.splitlines()))
-    return _check_loaded(loaded, action_dirs, runtime, compiling)
+    return _check_loaded(loaded, action_dirs, runtime)
 
 
 def _check_loaded(
     loaded: Sequence[tuple[str, LoadedDocument | None, list[Diagnostic], list[str]]],
     action_dirs: Iterable[str],
     runtime: bool,
-    compiling: bool,
 ) -> CheckResult:
     """load -> schema -> model for each document, then the analysis across all of them."""
     result = CheckResult()
@@ -151,30 +145,8 @@ def _check_loaded(
     for machine in result.machines:
         if machine.is_chart and machine.path not in failing:
             diagnostics.extend(analysis.chart.check_chart_table(machine))
-    if compiling:
-        for machine in result.machines:
-            diagnostics.extend(not_yet_compiled(machine))
     result.diagnostics = sort_diagnostics(diagnostics)
     return result
-
-
-def not_yet_compiled(machine: Machine) -> Iterator[Diagnostic]:
-    """SMC076 for a statechart, at the first thing that makes it one: the callers passing
-    ``compiling=True`` (``smc paths``) do not support statecharts yet, and must not make a
-    flat machine of one."""
-    if not machine.is_chart:
-        return
-    what = ", ".join(feature for feature, _pos in machine.chart_features)
-    pos = machine.chart_features[0][1]
-    yield Diagnostic(
-        pos.path,
-        pos.line,
-        pos.col,
-        "SMC076",
-        f"machine {machine.name!r} is a statechart ({what}): statecharts are checked but not "
-        "yet compiled",
-        "`smc check`, `smc diagram`, `smc build` and `smc run` take it; `smc paths` will follow",
-    )
 
 
 def check_paths(
@@ -182,6 +154,5 @@ def check_paths(
     action_dirs: Iterable[str] = (),
     *,
     runtime: bool = False,
-    compiling: bool = False,
 ) -> CheckResult:
-    return check_files(collect_files(paths), action_dirs, runtime=runtime, compiling=compiling)
+    return check_files(collect_files(paths), action_dirs, runtime=runtime)

@@ -73,7 +73,6 @@ CODES: Mapping[str, tuple[Severity, str]] = {
     "SMC073": ("error", "a transition's targets cannot all be active at once"),
     "SMC074": ("error", "eventless transitions form a cycle, so the machine never settles"),
     "SMC075": ("warning", "a parallel state has fewer than two regions"),
-    "SMC076": ("error", "a statechart is checked but not yet compiled (build, run, paths)"),
     "SMC077": ("error", "a statechart reaches too many situations to compile into a table"),
 }
 

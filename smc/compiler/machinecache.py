@@ -69,8 +69,6 @@ def compile_machine_file(yaml_path: str, actions_dirs: Sequence[str]) -> Compile
     from smc.compiler.codegen import generate_machine
 
     try:
-        # Not ``compiling=True``: that adds SMC076, which refuses statecharts, and the worker
-        # runtime runs them (``smc.runtime.steps``).
         result = check_paths([yaml_path], actions_dirs, runtime=True)
     except InputError as error:
         raise MachineCacheError(str(error)) from None

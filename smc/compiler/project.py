@@ -54,14 +54,10 @@ def _checked(
     paths: Sequence[str],
     actions_dirs: Sequence[str],
     on_checked: OnChecked | None,
-    *,
-    compiling: bool = True,
 ) -> CheckResult:
-    """The checker's result, handed to ``on_checked`` as soon as it exists. ``compiling``:
-    code is generated from the machines, so statecharts are refused (SMC076); diagrams draw
-    them."""
+    """The checker's result, handed to ``on_checked`` as soon as it exists."""
     require_action_dirs(actions_dirs)
-    result = check_paths(paths, actions_dirs, compiling=compiling)
+    result = check_paths(paths, actions_dirs)
     if on_checked is not None:
         on_checked(result)
     return result
@@ -133,7 +129,7 @@ def compile_project(request: BuildRequest, on_checked: OnChecked | None = None) 
         if machines is not None:
             return BuildReport("fresh", out_dir, machines)
 
-    result = _checked(request.paths, request.actions_dirs, on_checked, compiling=False)
+    result = _checked(request.paths, request.actions_dirs, on_checked)
     report = BuildReport("rejected", out_dir, len(result.machines), result)
     if result.failed(strict=strict):
         return report
@@ -264,7 +260,7 @@ def draw_diagrams(request: DiagramRequest, on_checked: OnChecked | None = None) 
     config = load_config()
     detail = request.detail or config.detail
     directory = request.output if request.output is not None else config.output_dir / DIAGRAMS_DIR
-    result = _checked(request.paths, request.actions_dirs, on_checked, compiling=False)
+    result = _checked(request.paths, request.actions_dirs, on_checked)
     report = DiagramReport("rejected", directory, len(result.machines), result)
     if result.failed(strict=request.strict):
         return report

@@ -65,7 +65,7 @@ def ruff_format(text: str, width: int) -> str:
 
 
 def compiling_machines(files: list[str]) -> list[Machine]:
-    result = check_files(files, compiling=True)
+    result = check_files(files)
     machines = []
     for machine in result.machines:
         if any(d.is_error and d.path == machine.path for d in result.diagnostics):

@@ -28,19 +28,15 @@ class Case:
     says: tuple[str, ...] = ()
     #: user action types provided by an action directory given to the checker.
     action_types: tuple[str, ...] = field(default=())
-    #: checked as `smc build` checks (statecharts are not compiled yet: SMC076).
-    compiling: bool = False
 
 
 def check(
     tmp_path: Path,
     files: dict[str, str | bytes],
     action_types: tuple[str, ...] = (),
-    *,
-    compiling: bool = False,
 ) -> CheckResult:
     """Write ``files`` and check them; ``action_types`` become the files of a user action
-    directory given to the checker (as ``--actions-dir``); ``compiling``: as `smc build`."""
+    directory given to the checker (as ``--actions-dir``)."""
     for name, text in files.items():
         path = tmp_path / name
         if isinstance(text, bytes):
@@ -48,7 +44,7 @@ def check(
         else:
             path.write_text(text, encoding="utf-8")
     if not action_types:
-        return check_paths([str(tmp_path)], compiling=compiling)
+        return check_paths([str(tmp_path)])
     actions = tmp_path.parent / f"{tmp_path.name}-actions"
     actions.mkdir()
     for action_type in action_types:
@@ -259,16 +255,6 @@ CASES = [
         },
         {("m.yaml", 3, 5, "SMC075")},
         ("parallel state 'p' has one region, 'r'",),
-    ),
-    Case(
-        "SMC076-chart-not-compiled-yet",
-        {
-            "m.yaml": "initial_state: p\nstates:\n  - {name: p, states: [a, b]}\n"
-            "transitions:\n  - {from: a, to: b, event: go}\n"
-        },
-        {("m.yaml", 3, 5, "SMC076")},
-        ("is a statechart (compound states)", "checked but not yet compiled"),
-        compiling=True,
     ),
     Case(
         "SMC006-alias-bomb",
@@ -674,7 +660,7 @@ CASES = [
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_broken_machine(tmp_path: Path, case: Case) -> None:
-    result = check(tmp_path, case.files, case.action_types, compiling=case.compiling)
+    result = check(tmp_path, case.files, case.action_types)
     assert found(result) == case.expected
     first = min(d for d in result.diagnostics if d.code == case.id.split("-")[0])
     for text in case.says:

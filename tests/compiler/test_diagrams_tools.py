@@ -53,7 +53,7 @@ def _clean_machines(paths: list[Path]) -> list[tuple[str, list[Machine]]]:
     corpus holds copies of the same machine in several folders)."""
     found = []
     for path in paths:
-        result = check_paths([str(path)], compiling=True)
+        result = check_paths([str(path)])
         if not result.errors:
             found.append((_label(path), result.machines))
     return found
@@ -77,7 +77,7 @@ def _all_diagrams() -> dict[str, str]:
     # System diagrams of each folder checked together (as `smc build DIR` would draw them).
     folders = sorted({p.parent for p in files} | {ROOT / "examples", INPUTS})
     for folder in folders:
-        result = check_paths([str(folder)], compiling=True)
+        result = check_paths([str(folder)])
         if result.machines and not result.errors:
             for name, text in system_diagrams(result.machines).items():
                 diagrams[f"{_label(folder)}:{name}"] = text

@@ -118,7 +118,7 @@ def corpus_groups() -> list[str]:
     controller_worker folders define machines of the same names)."""
     groups = []
     for path in collect_files([str(require_corpus())]):
-        if not check_paths([path], compiling=True).errors:
+        if not check_paths([path]).errors:
             groups.append(str(Path(path).parent))
     return sorted(set(groups))
 
@@ -141,7 +141,7 @@ def test_emitted_tests_pass_for_the_corpus(group: str, tmp_path: Path) -> None:
     require_corpus()
     result = check_paths([group])
     if result.errors:  # a folder with one broken fragment: build the good files only
-        files = [f for f in collect_files([group]) if not check_paths([f], compiling=True).errors]
+        files = [f for f in collect_files([group]) if not check_paths([f]).errors]
     else:
         files = [group]
     machines, output = build_and_test(files, tmp_path)

@@ -1,7 +1,8 @@
 """Statecharts, the language front end (issue 13): the schema accepts nested state items, the
 model holds the tree, and the checker reports each chart mistake at its line and column.
 
-`smc build` and `smc run` compile a statechart; `smc paths` still refuses one (SMC076).
+`smc build`, `smc run` and `smc paths` take a statechart (tests/compiler/test_codegen_chart.py,
+tests/runtime/test_statecharts.py, tests/compiler/test_paths.py).
 """
 
 from __future__ import annotations
@@ -55,8 +56,8 @@ transitions:
 """
 
 
-def check(text: str, *, compiling: bool = False) -> CheckResult:
-    return check_texts([("m.yaml", text)], compiling=compiling)
+def check(text: str) -> CheckResult:
+    return check_texts([("m.yaml", text)])
 
 
 def found(result: CheckResult) -> Found:
@@ -406,18 +407,6 @@ def test_the_issue_example_checks_with_its_two_real_findings() -> None:
     assert found(check(ISSUE_EXAMPLE)) == {(10, 28, "SMC020"), (12, 5, "SMC020")}
 
 
-def test_a_chart_is_not_compiled_yet() -> None:
-    (refused,) = check(ISSUE_EXAMPLE, compiling=True).errors
-    assert (refused.line, refused.col, refused.code) == (3, 5, "SMC076")
-    assert refused.message == (
-        "machine 'm' is a statechart (compound states, on_exit, history states, parallel "
-        "states, eventless transitions, internal transitions): statecharts are checked but "
-        "not yet compiled"
-    )
-    flat = "initial_state: a\ntransitions:\n  - {from: a, to: b, event: go}\n"
-    assert check(flat, compiling=True).diagnostics == []
-
-
 def test_events_of_a_descendant_handle_an_action_of_its_compound() -> None:
     """A compound's on-entry action returns an event its child has a transition on: handled
     (the child is active when the event is processed), so no SMC022."""
@@ -480,10 +469,9 @@ def charts(draw: st.DrawFn) -> str:
 @settings(max_examples=150, deadline=None)
 @given(charts())
 def test_random_charts_never_crash_the_checker(text: str) -> None:
-    for compiling in (False, True):
-        result = check(text, compiling=compiling)
-        assert all(d.code in CODES and d.line >= 1 and d.col >= 1 for d in result.diagnostics)
-        assert all(d.code != "SMC004" for d in result.diagnostics), result.diagnostics
+    result = check(text)
+    assert all(d.code in CODES and d.line >= 1 and d.col >= 1 for d in result.diagnostics)
+    assert all(d.code != "SMC004" for d in result.diagnostics), result.diagnostics
 
 
 def test_smc_run_compiles_a_chart(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
