@@ -74,6 +74,7 @@ CODES: Mapping[str, tuple[Severity, str]] = {
     "SMC074": ("error", "eventless transitions form a cycle, so the machine never settles"),
     "SMC075": ("warning", "a parallel state has fewer than two regions"),
     "SMC077": ("error", "a statechart reaches too many situations to compile into a table"),
+    "SMC078": ("error", "a statechart breaks a rule of statechart semantics (a final region)"),
 }
 
 

@@ -247,6 +247,16 @@ CASES = [
         ("reaches more than 10000 situations",),
     ),
     Case(
+        "SMC078-final-region",
+        {
+            "m.yaml": "initial_state: p\nstates:\n  - name: p\n    parallel: true\n"
+            "    states:\n      - {name: r1, states: [a, b]}\n      - {name: r2, final: true}\n"
+            "transitions:\n  - {from: a, to: b, event: go}\n"
+        },
+        {("m.yaml", 7, 9, "SMC078")},
+        ("final state 'r2' is a region of parallel state 'p'",),
+    ),
+    Case(
         "SMC075-one-region",
         {
             "m.yaml": "initial_state: p\nstates:\n  - name: p\n    parallel: true\n"

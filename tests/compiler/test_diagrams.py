@@ -184,9 +184,11 @@ def _corpus_and_inputs() -> list[Machine]:
 @pytest.mark.parametrize("detail", ["names", "full"])
 def test_mermaid_edges_link_states_never_groups(detail: Literal["names", "full"]) -> None:
     """Every Mermaid edge starts and ends at a state (or a start/end point), also when it
-    crosses from one group to another: an edge to a group's box hides the state it reaches."""
+    crosses from one group to another: an edge to a group's box hides the state it reaches.
+    (In a statechart an edge to a compound state ends at its box by design:
+    test_diagrams_chart.py checks those.)"""
     checked = crossing = 0
-    for each in _corpus_and_inputs():
+    for each in (m for m in _corpus_and_inputs() if not m.is_chart):
         for name, text in machine_diagrams(each, detail=detail).items():
             if not name.endswith(".mmd"):
                 continue

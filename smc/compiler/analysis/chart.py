@@ -23,8 +23,22 @@ from smc.compiler.model import Machine, Position, State, Transition
 
 
 def check_tree(machine: Machine, _: Context) -> Iterator[Diagnostic]:
-    """SMC070, SMC071, SMC072, SMC075: each state's place in the tree."""
+    """SMC070, SMC071, SMC072, SMC075, SMC078: each state's place in the tree."""
     for state in machine.states:
+        parent = machine.state(state.parent) if state.parent is not None else None
+        if (
+            parent is not None
+            and parent.kind == "parallel"
+            and state.is_atomic
+            and state.name in machine.final_states
+        ):
+            yield diagnostic(
+                state.pos,
+                "SMC078",
+                f"final state {state.name!r} is a region of parallel state {parent.name!r}: "
+                "a region completes by reaching a final state of its own",
+                f"put {state.name!r} inside a compound region, or make it a plain state",
+            )
         if state.kind in ("compound", "parallel") and not state.children:
             yield diagnostic(
                 state.pos,
@@ -391,10 +405,27 @@ def check_chart_table(machine: Machine) -> Iterator[Diagnostic]:
     the same table; this makes its failures diagnostics, not tracebacks."""
     # Imported here: a flat machine never needs the statechart core.
     from smc.compiler.charts import machine_chart, written_transitions
-    from smc.compiler.statechart import TooManySituations, UnsettledMacrostep, build_table
+    from smc.compiler.statechart import (
+        ChartDefinitionError,
+        TooManySituations,
+        UnsettledMacrostep,
+        build_table,
+    )
 
     try:
-        build_table(machine_chart(machine))
+        chart = machine_chart(machine)
+    except ChartDefinitionError as error:
+        # A rule of the semantic core that no check above states: a gap in the checker,
+        # still reported as a diagnostic, never a traceback at build.
+        yield diagnostic(
+            machine.initial_pos,
+            "SMC078",
+            f"the statechart cannot be compiled: {error}",
+            "see docs/language.md, Statecharts",
+        )
+        return
+    try:
+        build_table(chart)
     except UnsettledMacrostep as error:
         origins = written_transitions(machine)
         looping = sorted({origins[order] for order in error.transitions}, key=lambda t: t.index)
