@@ -82,3 +82,34 @@ def test_pipeline_runs_every_job_through_three_stages(runner: Runner) -> None:
         assert (final / f"{job}_analysis.txt").read_text().strip() == "3"
         upper = (runner.cwd / "data" / "temp" / f"{job}.txt").read_text()
         assert upper.startswith(f"LINE ONE OF {job.upper()}")
+
+
+def test_download_worker_chart_pauses_resumes_and_stops(runner: Runner) -> None:
+    """The statechart example as a worker: jobs go through working's children, `pause`
+    leaves the compound state `online` (its on_exit runs), `resume` goes back through the
+    deep history, `stop` ends it with exit 0."""
+    worker = runner.start("run", str(EXAMPLES / "download_worker" / "download_worker.yaml"))
+    runner.wait_running(worker, "download_worker")
+    ids = [
+        runner.run(
+            "jobs", "add", "--type", "download", "--data", f'{{"message": "d{i}"}}'
+        ).stdout.strip()
+        for i in range(3)
+    ]
+    wait_until(lambda: _all_completed(runner, ids), 20, worker.output)
+    for index, job_id in enumerate(ids):
+        saved = runner.cwd / "data" / "downloads" / f"{job_id}.txt"
+        assert saved.read_text() == f"downloaded d{index}\n"
+    for event in ("pause", "resume"):
+        runner.run("send", "download_worker", event)
+        wait_until(lambda e=event: f"--{e}-->" in worker.output(), 20, worker.output)
+    runner.run("send", "download_worker", "stop")
+    assert worker.wait(20) == 0, worker.output()
+    lines = [line.split("] ", 1)[-1] for line in worker.output().splitlines()]
+    # working's on_exit once per job; online's on_exit on pause and on stop, on_entry on start
+    # and on resume (through the history state, back to waiting)
+    assert sum(line.startswith("done with job") for line in lines) == 3
+    assert lines.count("download worker leaving online") == 2
+    assert lines.count("download worker online") == 2
+    assert "paused --resume--> waiting" in lines
+    assert lines[-2:] == ["reached final state stopped", "stopped in state stopped"]
