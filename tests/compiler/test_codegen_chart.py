@@ -33,36 +33,10 @@ from smc.compiler.statechart import Interpreter
 from smc.machine import is_chart
 from tests.support.statecharts import EVENTS, chart_documents
 
-ISSUE_CHART = """\
-name: issue_chart
-initial_state: active
-states:
-  - name: active
-    initial: idle
-    on_entry: [{type: log, message: "in"}]
-    on_exit:  [{type: log, message: "out"}]
-    states:
-      - idle
-      - name: busy
-        states: [fetching, parsing]
-      - {name: active_hist, history: shallow}
-  - name: running
-    parallel: true
-    states:
-      - {name: left, initial: a, states: [a, b]}
-      - {name: right, initial: c, states: [c, d]}
-  - {name: done, final: true}
-transitions:
-  - {from: active, to: done, event: stop}
-  - {from: idle, to: busy, event: go}
-  - {from: fetching, to: parsing, event: fetched}
-  - {from: parsing, to: idle}
-  - {from: active, to: running, event: run}
-  - {from: running, to: active_hist, event: back}
-  - {from: running, to: running, event: tick, type: internal}
-  - {from: a, to: b, event: flip}
-  - {from: c, to: d, event: flop}
-"""
+MACHINES = Path(__file__).resolve().parents[1] / "support" / "machines"
+
+#: The issue's example chart with a way into every state (tests/support/machines).
+ISSUE_CHART = (MACHINES / "issue_chart.yaml").read_text(encoding="utf-8")
 
 _modules = itertools.count()
 

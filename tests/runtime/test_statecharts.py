@@ -350,34 +350,10 @@ def test_a_step_leaves_out_the_states_it_only_passed_through() -> None:
     assert (again.exited, again.entered, again.actions) == (("b",), ("b",), ("out b", "in b"))
 
 
-ISSUE_CHART = """
-initial_state: active
-states:
-  - name: active
-    initial: idle
-    on_entry: [{type: log, message: "in"}]
-    on_exit: [{type: log, message: "out"}]
-    states:
-      - idle
-      - name: busy
-        states: [fetching, parsing]
-      - {name: active_hist, history: shallow}
-  - name: running
-    parallel: true
-    states:
-      - {name: left, initial: a, states: [a, b]}
-      - {name: right, initial: c, states: [c, d]}
-  - {name: done, final: true}
-transitions:
-  - {from: active, to: done, event: stop}
-  - {from: idle, to: busy, event: go}
-  - {from: fetching, to: parsing, event: fetched}
-  - {from: parsing, to: idle}
-  - {from: active, to: running, event: run}
-  - {from: running, to: active_hist, event: back}
-  - {from: running, to: running, event: tick, type: internal}
-  - {from: a, to: b, event: flip}
-"""
+#: The issue's example chart with a way into every state (tests/support/machines).
+ISSUE_CHART = (
+    Path(__file__).resolve().parents[1] / "support" / "machines" / "issue_chart.yaml"
+).read_text(encoding="utf-8")
 
 
 def test_the_states_steps_enter_and_leave_are_the_configuration(tmp_path: Path) -> None:
