@@ -11,12 +11,9 @@ with ``Interpreter`` run on the chart that the checked model makes (``machine_ch
 
 from __future__ import annotations
 
-import importlib.util
-import itertools
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -31,14 +28,18 @@ from smc.compiler.check import check_texts
 from smc.compiler.model import Machine
 from smc.compiler.statechart import Interpreter
 from smc.machine import is_chart
-from tests.support.statecharts import EVENTS, chart_documents
+from tests.support.statecharts import (
+    EVENTS,
+    chart_documents,
+    compiled,
+    machine_class,
+    smc_document,
+)
 
 MACHINES = Path(__file__).resolve().parents[1] / "support" / "machines"
 
 #: The issue's example chart with a way into every state (tests/support/machines).
 ISSUE_CHART = (MACHINES / "issue_chart.yaml").read_text(encoding="utf-8")
-
-_modules = itertools.count()
 
 
 def checked(text: str, path: str = "chart.yaml") -> Machine:
@@ -46,24 +47,6 @@ def checked(text: str, path: str = "chart.yaml") -> Machine:
     assert not result.errors, [str(d) for d in result.errors]
     (machine,) = result.machines
     return machine
-
-
-def compiled(machine: Machine, directory: Path) -> ModuleType:
-    """``machine``'s generated module, written to ``directory`` and imported."""
-    name = f"smc_chart_{next(_modules)}"
-    path = directory / f"{name}.py"
-    path.write_text(codegen.generate_machine(machine, "chart.yaml"), encoding="utf-8")
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-def machine_class(module: ModuleType) -> Any:
-    (cls,) = [v for v in vars(module).values() if isinstance(v, type) and hasattr(v, "DISPATCH")]
-    return cls
 
 
 # ---- the issue's chart -------------------------------------------------------------------
@@ -229,45 +212,6 @@ def test_mypy_strict_accepts_the_module_and_rejects_misspelt_hooks(tmp_path: Pat
 
 
 # ---- differential: generated code against the reference interpreter -----------------------
-
-
-def smc_document(document: dict[str, Any]) -> dict[str, Any] | None:
-    """A random chart document as an smc machine file: opaque actions become ``log``
-    actions; transition actions and targetless transitions (not in the YAML language) and
-    transitions SCXML would never take are left out."""
-
-    def actions(items: list[Any]) -> list[Any]:
-        return [
-            item if isinstance(item, dict) else {"type": "log", "message": item} for item in items
-        ]
-
-    def state(item: dict[str, Any]) -> dict[str, Any]:
-        out = dict(item)
-        for key in ("on_entry", "on_exit"):
-            if key in out:
-                out[key] = actions(out[key])
-        if "states" in out:
-            out["states"] = [state(child) for child in out["states"]]
-        return out
-
-    transitions = []
-    seen: set[tuple[str, str | None]] = set()
-    for t in document["transitions"]:
-        # smc refuses a second transition on one event from one state (SMC012, SMC013):
-        # SCXML would never take it (document order, no guards), so it goes
-        if t.get("to") is None or (t["from"], t.get("event")) in seen:
-            continue
-        seen.add((t["from"], t.get("event")))
-        transitions.append({k: v for k, v in t.items() if k != "actions" and v is not None})
-    if not transitions:
-        return None
-    states = [state(item) for item in document["states"]]
-    return {
-        "name": "random_chart",
-        "initial_state": states[0]["name"],
-        "states": states,
-        "transitions": transitions,
-    }
 
 
 def expected_hooks(chart: Any, moves: tuple[tuple[str, str | int], ...]) -> list[str]:

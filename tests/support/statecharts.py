@@ -1,7 +1,8 @@
 """Random statecharts for property tests (no tests here): a Hypothesis strategy drawing charts
 in the issue-13 dict shape (nesting up to depth 4, parallel regions, shallow and deep history,
 finals, eventless, internal and multi-target transitions, raise actions, done events), and
-the events to send them.
+the events to send them; ``smc_document`` writes such a chart as an smc machine file, and
+``compiled``/``machine_class`` turn a checked machine into its imported generated class.
 
 Names are ``s0, s1, ...`` for states, ``h0, ...`` for history and ``e0 ... e3`` for external
 events, so every chart exports to SCXML as is. Opaque actions are strings naming their
@@ -10,11 +11,17 @@ place (``in:s3``); the tests identify actions by ``ActionRef`` anyway.
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
+import sys
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from hypothesis import strategies as st
 
+from smc.compiler import codegen
+from smc.compiler.model import Machine
 from smc.compiler.statechart import Chart, chart_from_dict
 
 EVENTS = ("e0", "e1", "e2", "e3")
@@ -167,3 +174,67 @@ def charts(**options: Any) -> st.SearchStrategy[Chart]:
 
 
 event_sequences = st.lists(st.sampled_from(EVENTS), min_size=4, max_size=16)
+
+
+# ---- as a machine file, compiled -----------------------------------------------------
+
+
+def smc_document(document: dict[str, Any]) -> dict[str, Any] | None:
+    """A random chart document as an smc machine file: opaque actions become ``log``
+    actions; transition actions and targetless transitions (not in the YAML language) and
+    transitions SCXML would never take are left out."""
+
+    def actions(items: list[Any]) -> list[Any]:
+        return [
+            item if isinstance(item, dict) else {"type": "log", "message": item} for item in items
+        ]
+
+    def state(item: dict[str, Any]) -> dict[str, Any]:
+        out = dict(item)
+        for key in ("on_entry", "on_exit"):
+            if key in out:
+                out[key] = actions(out[key])
+        if "states" in out:
+            out["states"] = [state(child) for child in out["states"]]
+        return out
+
+    transitions = []
+    seen: set[tuple[str, str | None]] = set()
+    for t in document["transitions"]:
+        # smc refuses a second transition on one event from one state (SMC012, SMC013):
+        # SCXML would never take it (document order, no guards), so it goes
+        if t.get("to") is None or (t["from"], t.get("event")) in seen:
+            continue
+        seen.add((t["from"], t.get("event")))
+        transitions.append({k: v for k, v in t.items() if k != "actions" and v is not None})
+    if not transitions:
+        return None
+    states = [state(item) for item in document["states"]]
+    return {
+        "name": "random_chart",
+        "initial_state": states[0]["name"],
+        "states": states,
+        "transitions": transitions,
+    }
+
+
+_modules = itertools.count()
+
+
+def compiled(machine: Machine, directory: Path) -> ModuleType:
+    """``machine``'s generated module, written to ``directory`` and imported."""
+    name = f"smc_chart_{next(_modules)}"
+    path = directory / f"{name}.py"
+    path.write_text(codegen.generate_machine(machine, "chart.yaml"), encoding="utf-8")
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def machine_class(module: ModuleType) -> Any:
+    """The generated chart class in ``module`` (a chart class has ``DISPATCH``)."""
+    (cls,) = [v for v in vars(module).values() if isinstance(v, type) and hasattr(v, "DISPATCH")]
+    return cls
