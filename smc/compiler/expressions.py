@@ -1,0 +1,1219 @@
+"""The expression language of ``when:`` guards and ``expr:`` assignments (docs/language.md,
+"Expressions").
+
+An expression is Python expression syntax restricted by an allowlist. The text is parsed with
+:mod:`ast` (parsing only: nothing in this module evaluates, executes or compiles code), every
+node is checked against the allowlist and the :class:`Scope` (the names, fields and states
+the expression may use, with their types), and what passes becomes a small tree of this
+module's own node classes (:data:`Node`). :func:`to_python` writes the generated module's
+code from that tree alone: each node class has one fixed template, and the only text taken
+from the expression is literals (through ``repr``) and names the scope declared, rewritten
+to ``ctx.<field>``, ``payload["<field>"]``, ``job["<field>"]`` and
+``self.in_state(State.<MEMBER>)``. A construct outside the allowlist has no node class, so
+it cannot reach the generated code: there is nothing to escape and nothing to sanitise.
+
+Problems (:class:`Problem`) carry character offsets into the expression text; the caller
+places them in the YAML file.
+
+The runtime never imports this module: generated code holds the compiled expressions.
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import keyword
+import math
+import re
+import warnings
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Literal, NamedTuple, TypeAlias
+
+from smc.compiler.pylayout import pystr
+
+#: Longer text is refused before it is parsed: a guard that needs more belongs in a named
+#: guard (``guard:``), and the cap bounds the work of parsing and checking.
+MAX_LENGTH = 1000
+#: How deeply nodes may nest. The checker and the emitter recurse once per level, so this
+#: keeps them far from Python's recursion limit whatever the text.
+MAX_DEPTH = 64
+
+#: The names the generated code uses; an expression's own names are always qualified by
+#: one of them, so no expression name can collide with anything in the generated module.
+CONTEXT_VAR = "ctx"
+PAYLOAD_VAR = "payload"
+JOB_VAR = "job"
+SELF_VAR = "self"
+STATE_ENUM = "State"
+
+#: Names an expression gives a meaning of its own: a context field so named cannot be read
+#: by an expression (the schema of ``context:`` should refuse them).
+RESERVED_NAMES = frozenset({"payload", "job", "len", "In"})
+
+# ---- types --------------------------------------------------------------------------------
+
+#: JSON Schema's simple types (``integer`` is also a ``number``).
+Kind = Literal["integer", "number", "string", "boolean", "null", "array", "object"]
+KINDS: tuple[Kind, ...] = ("integer", "number", "string", "boolean", "null", "array", "object")
+_NUMERIC: frozenset[Kind] = frozenset({"integer", "number"})
+_KIND_WORDS: Mapping[Kind, str] = {
+    "integer": "an integer",
+    "number": "a number",
+    "string": "a string",
+    "boolean": "a boolean",
+    "null": "null",
+    "array": "a list",
+    "object": "an object",
+}
+
+
+@dataclass(frozen=True)
+class ValueType:
+    """What a value can be, as far as the schemas say: a set of JSON Schema types (empty when
+    nothing is known: any value), an object's declared fields and a list's item type."""
+
+    kinds: frozenset[Kind] = frozenset()
+    #: The declared fields (JSON Schema ``properties``), when the value may be an object and
+    #: its schema lists them; ``None`` when it lists none (then no field can be checked).
+    fields: Mapping[str, Field] | None = field(default=None, hash=False)
+    #: A list's item type (JSON Schema ``items``); ``None`` when not known.
+    items: ValueType | None = None
+
+    @property
+    def known(self) -> bool:
+        return bool(self.kinds)
+
+    def describe(self) -> str:
+        """``"an integer"``, ``"a string or null"``, ``"a value of any type"``."""
+        if not self.kinds:
+            return "a value of any type"
+        # null last: "a string or null"
+        order = [kind for kind in KINDS if kind != "null"] + ["null"]
+        return " or ".join(_KIND_WORDS[kind] for kind in order if kind in self.kinds)
+
+
+@dataclass(frozen=True)
+class Field:
+    """A declared field of an object: its type, and whether the schema requires it (a field
+    that may be missing reads as null)."""
+
+    type: ValueType
+    required: bool = True
+
+
+ANY = ValueType()
+BOOLEAN = ValueType(frozenset({"boolean"}))
+INTEGER = ValueType(frozenset({"integer"}))
+NUMBER = ValueType(frozenset({"number"}))
+STRING = ValueType(frozenset({"string"}))
+NULL = ValueType(frozenset({"null"}))
+
+
+def schema_type(schema: Any) -> ValueType:
+    """The :class:`ValueType` of a JSON Schema (a mapping; anything else is any value).
+
+    Read: ``type`` (a name or a list), else the types of ``enum``/``const`` values, else
+    ``object`` when ``properties`` is given; ``anyOf``/``oneOf`` as the union of their
+    branches; ``properties`` with ``required``; ``items`` when it is one schema. Everything
+    else (``default``, formats, bounds) does not change what an expression may do."""
+    if not isinstance(schema, Mapping):
+        return ANY
+    kinds: set[Kind] = set()
+    declared = schema.get("type")
+    names = [declared] if isinstance(declared, str) else declared
+    if isinstance(names, list):
+        kinds.update(kind for kind in KINDS if kind in names)
+    elif "const" in schema:
+        kinds.add(_value_kind(schema["const"]))
+    elif isinstance(schema.get("enum"), list):
+        kinds.update(_value_kind(value) for value in schema["enum"])
+    branches = schema.get("anyOf", schema.get("oneOf"))
+    if not kinds and isinstance(branches, list) and branches:
+        types = [schema_type(branch) for branch in branches]
+        if any(not branch.known for branch in types):
+            return ANY
+        merged = types[0]
+        for branch in types[1:]:
+            merged = _union(merged, branch)
+        return merged
+    properties = schema.get("properties")
+    if not kinds and isinstance(properties, Mapping):
+        kinds.add("object")
+    fields: Mapping[str, Field] | None = None
+    if "object" in kinds and isinstance(properties, Mapping):
+        required = schema.get("required")
+        needed = {str(name) for name in required} if isinstance(required, list) else set()
+        fields = MappingProxyType(
+            {
+                str(name): Field(schema_type(sub), str(name) in needed)
+                for name, sub in properties.items()
+            }
+        )
+    items = schema.get("items")
+    item_type = schema_type(items) if "array" in kinds and isinstance(items, Mapping) else None
+    return ValueType(frozenset(kinds), fields, item_type)
+
+
+def _value_kind(value: Any) -> Kind:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "array" if isinstance(value, list) else "object"
+
+
+def _union(a: ValueType, b: ValueType) -> ValueType:
+    if not a.known or not b.known:
+        return ANY
+    fields = a.fields if a.fields is not None else b.fields
+    items = a.items if a.items is not None else b.items
+    return ValueType(a.kinds | b.kinds, fields, items)
+
+
+def _nullable(value: ValueType) -> ValueType:
+    return (
+        value if not value.known else ValueType(value.kinds | {"null"}, value.fields, value.items)
+    )
+
+
+def _numeric_view(kinds: frozenset[Kind]) -> frozenset[str]:
+    """Kinds with ``integer`` read as ``number``, to ask whether two values can be equal."""
+    return frozenset("number" if kind == "integer" else kind for kind in kinds)
+
+
+def fits(value: ValueType, target: ValueType) -> bool:
+    """Whether every value of type ``value`` is one ``target`` accepts (unknown types fit)."""
+    if not value.known or not target.known:
+        return True
+    return all(
+        kind in target.kinds or (kind == "integer" and "number" in target.kinds)
+        for kind in value.kinds
+    )
+
+
+# ---- scope --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What an expression may name: the context fields (bare names), the event's payload
+    (``payload.<field>``; ``None`` when there is no payload schema), the job's data
+    (``job.<field>``; ``None`` when no job data schema applies) and the states ``In()`` may
+    name. ``event`` is the transition's event, for messages."""
+
+    # Mappings are left out of the hash (they have none); equality still compares them.
+    context: Mapping[str, ValueType] = field(hash=False)
+    states: frozenset[str] = frozenset()
+    payload: ValueType | None = None
+    job: ValueType | None = None
+    event: str | None = None
+
+    @classmethod
+    def from_schemas(
+        cls,
+        *,
+        context: Mapping[str, Any] | None = None,
+        states: Iterable[str] = (),
+        payload: Any = None,
+        job: Any = None,
+        event: str | None = None,
+    ) -> Scope:
+        """A scope from schemas as written in the machine: ``context`` maps each field to its
+        schema (``{type: integer, default: 0}``), ``payload`` and ``job`` are JSON Schemas of
+        objects (or ``None``)."""
+        return cls(
+            context=MappingProxyType(
+                {str(name): schema_type(spec) for name, spec in (context or {}).items()}
+            ),
+            states=frozenset(states),
+            payload=None if payload is None else schema_type(payload),
+            job=None if job is None else schema_type(job),
+            event=event,
+        )
+
+
+# ---- problems -----------------------------------------------------------------------------
+
+#: syntax: not one expression (or too long, too deep); construct: outside the allowlist;
+#: name: an unknown name, field or state; type: a mismatch the schemas show.
+ProblemKind = Literal["syntax", "construct", "name", "type"]
+
+
+class Problem(NamedTuple):
+    """Why an expression is refused; ``start``/``end`` are character offsets into its text
+    (0-based, end exclusive)."""
+
+    kind: ProblemKind
+    message: str
+    start: int
+    end: int
+    hint: str = ""
+
+
+class _Refused(Exception):
+    """Stops the checker at a problem; the problem is already recorded."""
+
+
+# ---- the checked tree ---------------------------------------------------------------------
+
+CompareOp = Literal["==", "!=", "<", "<=", ">", ">=", "in", "not in", "is", "is not"]
+ArithOp = Literal["+", "-", "*", "/", "//", "%"]
+
+
+@dataclass(frozen=True)
+class Const:
+    value: int | float | str | bool | None
+
+
+@dataclass(frozen=True)
+class ContextField:
+    """A context field, by its name in the machine."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class Root:
+    """The whole event payload or job data."""
+
+    root: Literal["payload", "job"]
+
+
+@dataclass(frozen=True)
+class Item:
+    """A field of an object (``key`` a string; ``optional`` when the schema does not require
+    it, read with ``.get``) or an element of a list or string (``key`` an integer)."""
+
+    base: Node
+    key: str | int
+    optional: bool = False
+
+
+@dataclass(frozen=True)
+class Length:
+    arg: Node
+
+
+@dataclass(frozen=True)
+class InState:
+    state: str
+
+
+@dataclass(frozen=True)
+class Unary:
+    op: Literal["not", "-", "+"]
+    operand: Node
+
+
+@dataclass(frozen=True)
+class Arith:
+    op: ArithOp
+    left: Node
+    right: Node
+
+
+@dataclass(frozen=True)
+class Logic:
+    op: Literal["and", "or"]
+    values: tuple[Node, ...]
+
+
+@dataclass(frozen=True)
+class Comparison:
+    left: Node
+    ops: tuple[CompareOp, ...]
+    rights: tuple[Node, ...]
+
+
+@dataclass(frozen=True)
+class Conditional:
+    test: Node
+    body: Node
+    orelse: Node
+
+
+@dataclass(frozen=True)
+class SequenceLiteral:
+    """A list or tuple literal."""
+
+    kind: Literal["list", "tuple"]
+    items: tuple[Node, ...]
+
+
+Node: TypeAlias = (
+    Const
+    | ContextField
+    | Root
+    | Item
+    | Length
+    | InState
+    | Unary
+    | Arith
+    | Logic
+    | Comparison
+    | Conditional
+    | SequenceLiteral
+)
+
+
+@dataclass(frozen=True)
+class Expression:
+    """A checked expression: its text, its tree, its type, and what it reads."""
+
+    text: str
+    node: Node
+    type: ValueType
+    context_fields: frozenset[str] = frozenset()
+    uses_payload: bool = False
+    uses_job: bool = False
+    states: frozenset[str] = frozenset()
+
+
+# ---- parsing and checking -----------------------------------------------------------------
+
+
+def parse_expression(
+    text: str, *, scope: Scope, expect: ValueType | None = None
+) -> Expression | list[Problem]:
+    """Check an ``expr:`` (or any expression) against ``scope``; with ``expect``, its value
+    must fit that type (an assignment's location). Never raises: whatever ``text`` is, the
+    result is an :class:`Expression` or its problems, in text order."""
+    return _parse(text, scope, expect, guard=False)
+
+
+def parse_guard(text: str, *, scope: Scope) -> Expression | list[Problem]:
+    """Check a ``when:`` condition: an expression that is true or false (a comparison, a
+    boolean operator, ``In()``, a boolean field)."""
+    return _parse(text, scope, BOOLEAN, guard=True)
+
+
+def _parse(
+    text: str, scope: Scope, expect: ValueType | None, *, guard: bool
+) -> Expression | list[Problem]:
+    if len(text) > MAX_LENGTH:
+        return [
+            Problem(
+                "syntax",
+                f"the expression is longer than {MAX_LENGTH} characters",
+                MAX_LENGTH,
+                len(text),
+                "move the logic into a named guard (`guard:`)",
+            )
+        ]
+    # eval() strips leading blanks; ast.parse() calls them an indent. Strip them here too.
+    body = text.lstrip()
+    base = len(text) - len(body)
+    if not body.strip():
+        return [Problem("syntax", "the expression is empty", 0, len(text))]
+    positions = _Positions(body, base)
+    if "\x00" in body:  # refused by the parser, with a column that differs by version
+        at = text.index("\x00")
+        return [Problem("syntax", "the expression holds a null character", at, at + 1)]
+    tree = _parse_tree(body, positions)
+    if isinstance(tree, Problem):
+        return [tree]
+    too_deep = _too_deep(tree.body, positions)
+    if too_deep is not None:
+        return [too_deep]
+    checker = _Checker(text, positions, scope)
+    try:
+        node, value = checker.check(tree.body)
+    except _Refused:
+        pass  # the problems are recorded
+    except RecursionError:  # not reached under MAX_DEPTH; kept so nothing can escape
+        return [Problem("syntax", "the expression is nested too deeply", 0, len(text))]
+    if checker.problems:
+        # Sorted on every field, so the order never depends on a set's (hash seeded) order.
+        return sorted(
+            set(checker.problems),
+            key=lambda problem: (problem.start, problem.end, problem.kind, problem.message),
+        )
+    if expect is not None and not fits(value, expect):
+        start, end = positions.span(tree.body)
+        if guard:
+            message = f"a `when:` condition must be true or false; this is {value.describe()}"
+            hint = "compare it (`==`, `<`, `in`, `is None`) or test it with `not`"
+        else:
+            message = f"the value is {value.describe()}, and its location takes {expect.describe()}"
+            whole = "number" in value.kinds and "integer" in expect.kinds
+            hint = "use `//` for whole-number division" if whole else ""
+        return [Problem("type", message, start, end, hint)]
+    return Expression(
+        text=text,
+        node=node,
+        type=value,
+        context_fields=frozenset(checker.context_fields),
+        uses_payload=checker.uses_payload,
+        uses_job=checker.uses_job,
+        states=frozenset(checker.states),
+    )
+
+
+#: Nodes ``ast`` gives a position (operators and contexts have none).
+Positioned: TypeAlias = ast.expr | ast.stmt
+
+
+class _Positions:
+    """Character offsets into the original text from ``ast`` positions (1-based lines,
+    UTF-8 byte columns) in the parsed text, which starts ``base`` characters in."""
+
+    def __init__(self, body: str, base: int) -> None:
+        self.body = body
+        self.base = base
+        self.length = base + len(body)
+        # Python's tokenizer ends a line at \r\n, \r or \n (and nothing else).
+        self.lines: list[tuple[int, str]] = []
+        start = 0
+        for match in re.finditer(r"\r\n|\r|\n", body):
+            self.lines.append((start, body[start : match.end()]))
+            start = match.end()
+        self.lines.append((start, body[start:]))
+
+    def _clamp(self, offset: int) -> int:
+        return max(0, min(offset, self.length))
+
+    def at(self, lineno: int | None, col_bytes: int | None) -> int:
+        if not lineno or lineno > len(self.lines) or col_bytes is None:
+            return self._clamp(self.base)
+        start, line = self.lines[lineno - 1]
+        chars = len(line.encode("utf-8", "surrogatepass")[:col_bytes].decode("utf-8", "ignore"))
+        return self._clamp(self.base + start + chars)
+
+    def at_char(self, lineno: int | None, col_chars: int | None) -> int:
+        """For ``SyntaxError``, whose ``offset`` counts characters from 1."""
+        if not lineno or lineno > len(self.lines):
+            return self._clamp(self.base)
+        start, _ = self.lines[lineno - 1]
+        return self._clamp(self.base + start + max((col_chars or 1) - 1, 0))
+
+    def span(self, node: Positioned) -> tuple[int, int]:
+        start = self.at(node.lineno, node.col_offset)
+        end = self.at(node.end_lineno, node.end_col_offset)
+        return start, max(start, end)
+
+
+#: Statements named when the text parses as one: "import statements are not allowed".
+_STATEMENT_WORDS: Mapping[type[ast.stmt], str] = {
+    ast.Import: "import",
+    ast.ImportFrom: "import",
+    ast.FunctionDef: "def",
+    ast.AsyncFunctionDef: "def",
+    ast.ClassDef: "class",
+    ast.Return: "return",
+    ast.Delete: "del",
+    ast.For: "for",
+    ast.AsyncFor: "for",
+    ast.While: "while",
+    ast.If: "if",
+    ast.With: "with",
+    ast.AsyncWith: "with",
+    ast.Raise: "raise",
+    ast.Try: "try",
+    ast.Assert: "assert",
+    ast.Global: "global",
+    ast.Nonlocal: "nonlocal",
+    ast.Pass: "pass",
+    ast.Break: "break",
+    ast.Continue: "continue",
+    ast.Match: "match",
+}
+
+
+def _parse_tree(body: str, positions: _Positions) -> ast.Expression | Problem:
+    """``ast.parse`` in eval mode, every failure a problem. Parsing builds a tree and runs
+    nothing; warnings about the text (an invalid escape, say) are not the user's concern
+    here and must not become errors under ``-W error``."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return ast.parse(body, mode="eval")
+    except SyntaxError as error:
+        statement = _as_statement(body, positions)
+        if statement is not None:
+            return statement
+        # Python gives no column (0) when the text ends before the expression does.
+        at_end = not error.offset
+        start = positions.length if at_end else positions.at_char(error.lineno, error.offset)
+        message = error.msg if isinstance(error.msg, str) else "invalid syntax"
+        return Problem("syntax", f"not a valid expression: {message}", start, start)
+    except (RecursionError, MemoryError):
+        return Problem(
+            "syntax", "the expression is nested too deeply", positions.base, positions.length
+        )
+    except ValueError:  # text that is not valid Unicode (a lone surrogate)
+        at = next((i for i, char in enumerate(body) if "\ud800" <= char <= "\udfff"), 0)
+        return Problem(
+            "syntax",
+            "not a valid expression: it holds a character that is not valid text",
+            positions.base + at,
+            positions.base + at + 1 if at < len(body) else positions.length,
+        )
+
+
+def _as_statement(body: str, positions: _Positions) -> Problem | None:
+    """When the text is Python statements rather than an expression, say which."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            module = ast.parse(body, mode="exec")
+    except (SyntaxError, RecursionError, MemoryError, ValueError):
+        return None
+    for statement in module.body:
+        if isinstance(statement, ast.Expr):
+            continue
+        start, end = positions.span(statement)
+        if isinstance(statement, ast.Assign | ast.AugAssign | ast.AnnAssign):
+            return Problem(
+                "construct",
+                "assignment is not allowed: an expression only computes a value",
+                start,
+                end,
+                "to compare, write `==`" if isinstance(statement, ast.Assign) else "",
+            )
+        word = _STATEMENT_WORDS.get(type(statement))
+        what = f"`{word}` statements" if word else "statements"
+        return Problem("construct", f"{what} are not allowed: write one expression", start, end)
+    if len(module.body) > 1:
+        start, end = positions.span(module.body[1])
+        return Problem("construct", "only one expression is allowed", start, end)
+    return None
+
+
+def _too_deep(root: ast.expr, positions: _Positions) -> Problem | None:
+    """The first node nested deeper than ``MAX_DEPTH``, found without recursion."""
+    # Each node with the closest node above it that has a position (operators have none).
+    stack: list[tuple[ast.AST, Positioned, int]] = [(root, root, 1)]
+    while stack:
+        node, placed, depth = stack.pop()
+        if isinstance(node, Positioned):
+            placed = node
+        if depth > MAX_DEPTH:
+            start, end = positions.span(placed)
+            return Problem(
+                "syntax", f"the expression is nested more than {MAX_DEPTH} deep", start, end
+            )
+        stack.extend((child, placed, depth + 1) for child in ast.iter_child_nodes(node))
+    return None
+
+
+_ARITH: Mapping[type[ast.operator], ArithOp] = {
+    ast.Add: "+",
+    ast.Sub: "-",
+    ast.Mult: "*",
+    ast.Div: "/",
+    ast.FloorDiv: "//",
+    ast.Mod: "%",
+}
+_REFUSED_OPERATORS: Mapping[type[ast.operator], str] = {
+    ast.Pow: "**",
+    ast.LShift: "<<",
+    ast.RShift: ">>",
+    ast.BitOr: "|",
+    ast.BitXor: "^",
+    ast.BitAnd: "&",
+    ast.MatMult: "@",
+}
+_COMPARE: Mapping[type[ast.cmpop], CompareOp] = {
+    ast.Eq: "==",
+    ast.NotEq: "!=",
+    ast.Lt: "<",
+    ast.LtE: "<=",
+    ast.Gt: ">",
+    ast.GtE: ">=",
+    ast.In: "in",
+    ast.NotIn: "not in",
+    ast.Is: "is",
+    ast.IsNot: "is not",
+}
+_ORDERING = frozenset({"<", "<=", ">", ">="})
+#: Constructs refused by name, the message for each.
+_REFUSED: Mapping[type[ast.AST], str] = {
+    ast.Lambda: "lambda is not allowed",
+    ast.ListComp: "comprehensions are not allowed",
+    ast.SetComp: "comprehensions are not allowed",
+    ast.DictComp: "comprehensions are not allowed",
+    ast.GeneratorExp: "comprehensions are not allowed",
+    ast.NamedExpr: "assignment expressions (`:=`) are not allowed",
+    ast.JoinedStr: "f-strings are not allowed",
+    ast.FormattedValue: "f-strings are not allowed",
+    ast.Starred: "starred expressions (`*x`) are not allowed",
+    ast.Dict: "dict literals are not allowed",
+    ast.Set: "set literals are not allowed",
+    ast.Await: "`await` is not allowed",
+    ast.Yield: "`yield` is not allowed",
+    ast.YieldFrom: "`yield` is not allowed",
+    ast.Slice: "slices are not allowed",
+}
+CALLS_MESSAGE = "function calls other than len() and In() are not allowed"
+UNDERSCORE_MESSAGE = "names starting with '_' are not allowed"
+
+_Result: TypeAlias = tuple[Node, ValueType]
+
+
+class _Checker:
+    """One walk over an expression's tree: each allowlisted node checked and turned into its
+    :data:`Node`; anything else recorded as a problem. A child that fails makes its parent
+    fail (``_Refused``) after the problems of its siblings are recorded too."""
+
+    def __init__(self, text: str, positions: _Positions, scope: Scope) -> None:
+        self.text = text
+        self.positions = positions
+        self.scope = scope
+        self.problems: list[Problem] = []
+        self.context_fields: set[str] = set()
+        self.states: set[str] = set()
+        self.uses_payload = False
+        self.uses_job = False
+
+    # -- helpers --
+
+    def refuse(
+        self,
+        kind: ProblemKind,
+        message: str,
+        node: Positioned,
+        hint: str = "",
+        *,
+        at: tuple[int, int] | None = None,
+    ) -> _Refused:
+        start, end = at if at is not None else self.positions.span(node)
+        self.problems.append(Problem(kind, message, start, end, hint))
+        return _Refused()
+
+    def source(self, node: Positioned) -> str:
+        """The text of ``node`` as written, quoted for a message (shortened when long)."""
+        start, end = self.positions.span(node)
+        written = " ".join(self.text[start:end].split())
+        return f"`{written}`" if len(written) <= 40 else f"`{written[:37]}...`"
+
+    def check_all(self, nodes: Iterable[ast.expr]) -> list[_Result]:
+        results: list[_Result] = []
+        failed = False
+        for node in nodes:
+            try:
+                results.append(self.check(node))
+            except _Refused:
+                failed = True
+        if failed:
+            raise _Refused()
+        return results
+
+    # -- the walk --
+
+    def check(self, node: ast.expr) -> _Result:
+        if isinstance(node, ast.Constant):
+            return self.constant(node)
+        if isinstance(node, ast.Name):
+            return self.name(node)
+        if isinstance(node, ast.Attribute):
+            return self.attribute(node)
+        if isinstance(node, ast.Subscript):
+            return self.subscript(node)
+        if isinstance(node, ast.Call):
+            return self.call(node)
+        if isinstance(node, ast.BoolOp):
+            return self.bool_op(node)
+        if isinstance(node, ast.UnaryOp):
+            return self.unary(node)
+        if isinstance(node, ast.BinOp):
+            return self.binary(node)
+        if isinstance(node, ast.Compare):
+            return self.compare(node)
+        if isinstance(node, ast.IfExp):
+            (test, _), (body, body_type), (orelse, orelse_type) = self.check_all(
+                (node.test, node.body, node.orelse)
+            )
+            return Conditional(test, body, orelse), _union(body_type, orelse_type)
+        if isinstance(node, ast.List | ast.Tuple):
+            return self.sequence(node)
+        message = _REFUSED.get(type(node), f"`{type(node).__name__}` is not allowed")
+        raise self.refuse("construct", message, node)
+
+    def constant(self, node: ast.Constant) -> _Result:
+        value = node.value
+        if value is None:
+            return Const(None), NULL
+        if isinstance(value, bool):
+            return Const(value), BOOLEAN
+        if isinstance(value, int):
+            return Const(value), INTEGER
+        if isinstance(value, float):
+            if not math.isfinite(value):
+                raise self.refuse("construct", "the number is too large", node)
+            return Const(value), NUMBER
+        if isinstance(value, str):
+            return Const(value), STRING
+        if isinstance(value, bytes):
+            message = "bytes literals are not allowed"
+        elif isinstance(value, complex):
+            message = "complex numbers are not allowed"
+        else:
+            message = f"the constant {self.source(node)} is not allowed"
+        raise self.refuse("construct", message, node)
+
+    def name(self, node: ast.Name) -> _Result:
+        if not isinstance(node.ctx, ast.Load):
+            raise self.refuse("construct", "assignment is not allowed", node)
+        name = node.id
+        if name.startswith("_"):
+            raise self.refuse("construct", UNDERSCORE_MESSAGE, node)
+        if name == "payload":
+            return self.root(node, "payload")
+        if name == "job":
+            return self.root(node, "job")
+        if name in ("len", "In"):
+            raise self.refuse("construct", f"`{name}` can only be called: `{name}(...)`", node)
+        value = self.scope.context.get(name)
+        if value is None:
+            raise self.refuse("name", f"unknown name '{name}'", node, self.name_hint(name))
+        self.context_fields.add(name)
+        return ContextField(name), value
+
+    def name_hint(self, name: str) -> str:
+        for root, value in (("payload", self.scope.payload), ("job", self.scope.job)):
+            if value is not None and value.fields is not None and name in value.fields:
+                return f"did you mean '{root}.{name}'?"
+        candidates = [*self.scope.context]
+        candidates += ["payload"] if self.scope.payload is not None else []
+        candidates += ["job"] if self.scope.job is not None else []
+        hint = did_you_mean(name, candidates)
+        if hint or self.scope.context:
+            return hint
+        return "the machine declares no `context:` fields"
+
+    def root(self, node: ast.Name, name: Literal["payload", "job"]) -> _Result:
+        if name == "payload":
+            value = self.scope.payload
+            if value is None:
+                if self.scope.event is None:
+                    message = "there is no payload here: no event carries one"
+                else:
+                    message = f"there is no payload here: event '{self.scope.event}' declares none"
+                raise self.refuse(
+                    "name", message, node, "declare the payload's schema under `events:`"
+                )
+            self.uses_payload = True
+        else:
+            value = self.scope.job
+            if value is None:
+                raise self.refuse(
+                    "name",
+                    "there is no job data here",
+                    node,
+                    "declare the job's data schema under `jobs:`",
+                )
+            self.uses_job = True
+        return Root(name), value
+
+    def attribute(self, node: ast.Attribute) -> _Result:
+        if not isinstance(node.ctx, ast.Load):
+            raise self.refuse("construct", "assignment is not allowed", node)
+        start, end = self.positions.span(node)
+        attr_at = (max(start, end - len(node.attr)), end)
+        if node.attr.startswith("_"):
+            raise self.refuse("construct", UNDERSCORE_MESSAGE, node, at=attr_at)
+        base, base_type = self.check(node.value)
+        return self.field(node, node.value, base, base_type, node.attr, attr_at)
+
+    def field(
+        self,
+        node: ast.expr,
+        base_node: ast.expr,
+        base: Node,
+        base_type: ValueType,
+        key: str,
+        at: tuple[int, int],
+    ) -> _Result:
+        written = self.source(base_node)
+        if isinstance(base, Root) and base.root == "payload" and self.scope.event is not None:
+            written = f"the payload of event '{self.scope.event}'"
+        if base_type.known and not base_type.kinds <= {"object"}:
+            raise self.refuse(
+                "type",
+                f"{written} is {base_type.describe()}, so it has no field '{key}' to read",
+                node,
+                _null_hint(base_type),
+                at=at,
+            )
+        if base_type.fields is None:
+            raise self.refuse(
+                "name",
+                f"{written} declares no fields, so '{key}' cannot be checked",
+                node,
+                "list its fields under `properties:` in its schema",
+                at=at,
+            )
+        declared = base_type.fields.get(key)
+        if declared is None:
+            raise self.refuse(
+                "name",
+                f"{written} has no field '{key}'",
+                node,
+                did_you_mean(key, base_type.fields),
+                at=at,
+            )
+        value = declared.type if declared.required else _nullable(declared.type)
+        return Item(base, key, optional=not declared.required), value
+
+    def subscript(self, node: ast.Subscript) -> _Result:
+        if not isinstance(node.ctx, ast.Load):
+            raise self.refuse("construct", "assignment is not allowed", node)
+        index = node.slice
+        key: str | int | None = None
+        if isinstance(index, ast.Constant) and isinstance(index.value, str | int):
+            if not isinstance(index.value, bool):
+                key = index.value
+        elif (
+            isinstance(index, ast.UnaryOp)
+            and isinstance(index.op, ast.USub)
+            and isinstance(index.operand, ast.Constant)
+            and type(index.operand.value) is int
+        ):
+            key = -index.operand.value
+        if key is None:
+            if isinstance(index, ast.Slice):
+                raise self.refuse("construct", _REFUSED[ast.Slice], index)
+            raise self.refuse(
+                "construct",
+                "an index must be a string or integer literal (`x[0]`, `x['key']`)",
+                index,
+            )
+        base, base_type = self.check(node.value)
+        if isinstance(key, str):
+            return self.field(node, node.value, base, base_type, key, self.positions.span(index))
+        if base_type.known and not base_type.kinds <= {"array", "string"}:
+            raise self.refuse(
+                "type",
+                f"{self.source(node.value)} is {base_type.describe()}, so it has no items to read",
+                node,
+                _null_hint(base_type),
+            )
+        value = ANY
+        if base_type.known:
+            parts = [base_type.items or ANY] if "array" in base_type.kinds else []
+            parts += [STRING] if "string" in base_type.kinds else []
+            value = parts[0] if len(parts) == 1 else _union(parts[0], parts[1])
+        return Item(base, key), value
+
+    def call(self, node: ast.Call) -> _Result:
+        func = node.func
+        if not (isinstance(func, ast.Name) and func.id in ("len", "In")):
+            raise self.refuse("construct", CALLS_MESSAGE, node)
+        if node.keywords or len(node.args) != 1 or isinstance(node.args[0], ast.Starred):
+            raise self.refuse("construct", f"{func.id}() takes exactly one argument", node)
+        (arg,) = node.args
+        if func.id == "In":
+            if not (isinstance(arg, ast.Constant) and isinstance(arg.value, str)):
+                raise self.refuse(
+                    "construct", "In() takes a state's name as a string literal: In('busy')", arg
+                )
+            if arg.value not in self.scope.states:
+                raise self.refuse(
+                    "name",
+                    f"unknown state '{arg.value}'",
+                    arg,
+                    did_you_mean(arg.value, self.scope.states),
+                )
+            self.states.add(arg.value)
+            return InState(arg.value), BOOLEAN
+        inner, value = self.check(arg)
+        if value.known and not value.kinds <= {"string", "array", "object"}:
+            raise self.refuse(
+                "type",
+                f"len() needs a string, a list or an object, and {self.source(arg)} is "
+                f"{value.describe()}",
+                node,
+                _null_hint(value),
+            )
+        return Length(inner), INTEGER
+
+    def bool_op(self, node: ast.BoolOp) -> _Result:
+        results = self.check_all(node.values)
+        op: Literal["and", "or"] = "and" if isinstance(node.op, ast.And) else "or"
+        value = results[0][1]
+        for _, other in results[1:]:
+            value = _union(value, other)
+        return Logic(op, tuple(inner for inner, _ in results)), value
+
+    def unary(self, node: ast.UnaryOp) -> _Result:
+        if isinstance(node.op, ast.Invert):
+            raise self.refuse("construct", "the `~` operator is not allowed", node)
+        operand, value = self.check(node.operand)
+        if isinstance(node.op, ast.Not):
+            return Unary("not", operand), BOOLEAN
+        sign: Literal["-", "+"] = "-" if isinstance(node.op, ast.USub) else "+"
+        if value.known and not value.kinds <= _NUMERIC:
+            raise self.refuse(
+                "type",
+                f"`{sign}` needs a number, and {self.source(node.operand)} is {value.describe()}",
+                node,
+                _null_hint(value),
+            )
+        return Unary(sign, operand), value
+
+    def binary(self, node: ast.BinOp) -> _Result:
+        refused = _REFUSED_OPERATORS.get(type(node.op))
+        if refused is not None:
+            raise self.refuse("construct", f"the `{refused}` operator is not allowed", node)
+        op = _ARITH[type(node.op)]
+        (left, left_type), (right, right_type) = self.check_all((node.left, node.right))
+        result = Arith(op, left, right)
+        if not left_type.known or not right_type.known:
+            return result, NUMBER if op == "/" else ANY
+        kinds = left_type.kinds | right_type.kinds
+        if kinds <= _NUMERIC:
+            whole = kinds == {"integer"} and op != "/"
+            return result, INTEGER if whole else NUMBER
+        if op == "+" and kinds == {"string"}:
+            return result, STRING
+        if op == "+" and kinds == {"array"}:
+            return result, _union(left_type, right_type)
+        raise self.refuse(
+            "type",
+            f"`{op}` cannot take {left_type.describe()} and {right_type.describe()}",
+            node,
+            _null_hint(left_type, right_type)
+            or "arithmetic takes numbers (and `+` joins two strings or two lists)",
+        )
+
+    def compare(self, node: ast.Compare) -> _Result:
+        ops: list[CompareOp] = []
+        for cmpop, right in zip(node.ops, node.comparators, strict=True):
+            word = _COMPARE[type(cmpop)]
+            if word in ("is", "is not") and not (
+                isinstance(right, ast.Constant) and right.value is None
+            ):
+                raise self.refuse(
+                    "construct",
+                    "`is` and `is not` are only allowed with None (`x is None`)",
+                    node,
+                    "compare values with `==`",
+                )
+            ops.append(word)
+        results = self.check_all((node.left, *node.comparators))
+        operands = (node.left, *node.comparators)
+        for index, op in enumerate(ops):
+            self.compare_pair(
+                node,
+                op,
+                operands[index],
+                results[index][1],
+                operands[index + 1],
+                results[index + 1][1],
+            )
+        return (
+            Comparison(results[0][0], tuple(ops), tuple(inner for inner, _ in results[1:])),
+            BOOLEAN,
+        )
+
+    def compare_pair(
+        self,
+        node: ast.Compare,
+        op: CompareOp,
+        left_node: ast.expr,
+        left: ValueType,
+        right_node: ast.expr,
+        right: ValueType,
+    ) -> None:
+        a, b = self.source(left_node), self.source(right_node)
+        if op in ("is", "is not"):
+            if left.known and "null" not in left.kinds:
+                raise self.refuse(
+                    "type", f"{a} is {left.describe()}, never None: `{op} None` is constant", node
+                )
+            return
+        if not left.known or not right.known:
+            return
+        if op in _ORDERING:
+            if (left.kinds | right.kinds) <= _NUMERIC or left.kinds == right.kinds == {"string"}:
+                return
+            raise self.refuse(
+                "type",
+                f"{a} ({left.describe()}) and {b} ({right.describe()}) "
+                f"cannot be compared with `{op}`",
+                node,
+                _null_hint(left, right)
+                or "`<`, `<=`, `>`, `>=` compare two numbers or two strings",
+            )
+        if op in ("==", "!="):
+            if _numeric_view(left.kinds) & _numeric_view(right.kinds):
+                return
+            outcome = "never true" if op == "==" else "always true"
+            raise self.refuse(
+                "type",
+                f"{a} is {left.describe()} and {b} {right.describe()}: `{op}` is {outcome}",
+                node,
+            )
+        # in / not in
+        if not right.kinds <= {"array", "string", "object"}:
+            raise self.refuse(
+                "type",
+                f"`{op}` needs a list, a string or an object on its right, "
+                f"and {b} is {right.describe()}",
+                node,
+                _null_hint(right),
+            )
+        if right.kinds == {"string"} and left.kinds != {"string"}:
+            raise self.refuse(
+                "type", f"{a} is {left.describe()}: `{op}` a string needs a string", node
+            )
+        items = right.items
+        if (
+            right.kinds == {"array"}
+            and items is not None
+            and items.known
+            and not _numeric_view(left.kinds) & _numeric_view(items.kinds)
+        ):
+            raise self.refuse(
+                "type",
+                f"{a} is {left.describe()} and the items of {b} are {items.describe()}: "
+                f"`{op}` is {'never' if op == 'in' else 'always'} true",
+                node,
+            )
+
+    def sequence(self, node: ast.List | ast.Tuple) -> _Result:
+        if not isinstance(node.ctx, ast.Load):
+            raise self.refuse("construct", "assignment is not allowed", node)
+        results = self.check_all(node.elts)
+        items: ValueType | None = None
+        for _, value in results:
+            items = value if items is None else _union(items, value)
+        kind: Literal["list", "tuple"] = "list" if isinstance(node, ast.List) else "tuple"
+        return (
+            SequenceLiteral(kind, tuple(inner for inner, _ in results)),
+            ValueType(frozenset({"array"}), None, items),
+        )
+
+
+def _null_hint(*values: ValueType) -> str:
+    if any("null" in value.kinds for value in values):
+        return (
+            "it may be null (its schema allows null, or does not require the field); "
+            "only `==`, `!=`, `is None` and `is not None` take a value that may be null"
+        )
+    return ""
+
+
+def did_you_mean(name: str, candidates: Iterable[str]) -> str:
+    """The hint offering the closest candidate, worded as the checker's other hints
+    (``smc.compiler.analysis.context.did_you_mean``)."""
+    options = sorted({str(candidate) for candidate in candidates})
+    close = difflib.get_close_matches(str(name), options, n=1, cutoff=0.6)
+    return f"did you mean {close[0]!r}?" if close else ""
+
+
+# ---- emitting Python ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Names:
+    """The generated module's names for what an expression reads: each context field's
+    attribute on the context object, each state's ``State`` member."""
+
+    context: Mapping[str, str] = field(default_factory=dict, hash=False)
+    states: Mapping[str, str] = field(default_factory=dict, hash=False)
+
+
+# Python's precedence levels, lowest first (the grammar's: conditional, or, and, not,
+# comparison, sum, term, unary sign, atom).
+_TEST, _OR, _AND, _NOT, _CMP, _SUM, _TERM, _FACTOR, _ATOM = range(1, 10)
+_ARITH_TOKENS: Mapping[str, tuple[str, int]] = {
+    "+": ("+", _SUM),
+    "-": ("-", _SUM),
+    "*": ("*", _TERM),
+    "/": ("/", _TERM),
+    "//": ("//", _TERM),
+    "%": ("%", _TERM),
+}
+_SIGNS: Mapping[str, str] = {"-": "-", "+": "+"}
+_COMPARE_TOKENS: Mapping[str, str] = {op: op for op in _COMPARE.values()}
+
+
+def to_python(expression: Expression, names: Names) -> str:
+    """The Python source of ``expression`` for the generated module, over ``ctx`` (the
+    context object), ``payload`` (the event's payload, a dict), ``job`` (the job's data, a
+    dict) and ``self`` (the machine, for ``In()``). One line, in black's style, with only the
+    parentheses Python needs; the same expression and names give the same text.
+
+    Raises ``KeyError`` for a field or state ``names`` lacks and ``ValueError`` for a name
+    that is not a plain identifier: both are compiler bugs, not user errors."""
+    return _emit(expression.node, names, _TEST)
+
+
+def _identifier(name: str) -> str:
+    """A generated name, refused unless it is a plain public identifier."""
+    if not name.isidentifier() or keyword.iskeyword(name) or name.startswith("_"):
+        raise ValueError(f"not a plain identifier: {name!r}")
+    return name
+
+
+def _emit(node: Node, names: Names, need: int) -> str:
+    text, level = _emit_node(node, names)
+    return f"({text})" if level < need else text
+
+
+def _emit_node(node: Node, names: Names) -> tuple[str, int]:
+    if isinstance(node, Const):
+        return _constant(node.value)
+    if isinstance(node, ContextField):
+        return f"{CONTEXT_VAR}.{_identifier(names.context[node.name])}", _ATOM
+    if isinstance(node, Root):
+        return (PAYLOAD_VAR if node.root == "payload" else JOB_VAR), _ATOM
+    if isinstance(node, Item):
+        base = _emit(node.base, names, _ATOM)
+        if isinstance(node.key, str):
+            key = pystr(node.key)
+            return (f"{base}.get({key})" if node.optional else f"{base}[{key}]"), _ATOM
+        return f"{base}[{int(node.key)}]", _ATOM
+    if isinstance(node, Length):
+        return f"len({_emit(node.arg, names, _TEST)})", _ATOM
+    if isinstance(node, InState):
+        member = _identifier(names.states[node.state])
+        return f"{SELF_VAR}.in_state({STATE_ENUM}.{member})", _ATOM
+    # Operators are written from this module's own tables, never from a node's field.
+    if isinstance(node, Unary):
+        if node.op == "not":
+            return f"not {_emit(node.operand, names, _NOT)}", _NOT
+        return f"{_SIGNS[node.op]}{_emit(node.operand, names, _FACTOR)}", _FACTOR
+    if isinstance(node, Arith):
+        word, level = _ARITH_TOKENS[node.op]
+        left = _emit(node.left, names, level)
+        right = _emit(node.right, names, level + 1)
+        return f"{left} {word} {right}", level
+    if isinstance(node, Logic):
+        word, level = ("or", _OR) if node.op == "or" else ("and", _AND)
+        return f" {word} ".join(_emit(value, names, level + 1) for value in node.values), level
+    if isinstance(node, Comparison):
+        parts = [_emit(node.left, names, _CMP + 1)]
+        for op, operand in zip(node.ops, node.rights, strict=True):
+            parts += [_COMPARE_TOKENS[op], _emit(operand, names, _CMP + 1)]
+        return " ".join(parts), _CMP
+    if isinstance(node, Conditional):
+        body = _emit(node.body, names, _OR)
+        test = _emit(node.test, names, _OR)
+        return f"{body} if {test} else {_emit(node.orelse, names, _TEST)}", _TEST
+    items = [_emit(item, names, _TEST) for item in node.items]
+    if node.kind == "list":
+        return "[" + ", ".join(items) + "]", _ATOM
+    return ("(" + items[0] + ",)" if len(items) == 1 else "(" + ", ".join(items) + ")"), _ATOM
+
+
+def _constant(value: int | float | str | bool | None) -> tuple[str, int]:
+    if value is None or isinstance(value, bool):
+        return repr(value), _ATOM
+    if isinstance(value, str):
+        return pystr(value), _ATOM
+    if isinstance(value, int):
+        return str(int(value)), _ATOM if value >= 0 else _FACTOR
+    if not math.isfinite(value):
+        raise ValueError("a number too large for Python source")
+    # black writes an exponent without its "+": 1e16, not repr's 1e+16.
+    return repr(float(value)).replace("e+", "e"), _ATOM if value >= 0 else _FACTOR
