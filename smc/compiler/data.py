@@ -295,6 +295,27 @@ class _Checker:
                 )
             classes.setdefault(class_name, event.name)
 
+    def attributes(self, machine: Machine) -> None:
+        """An event method named like the attribute the data adds (``context``,
+        ``payload``) would replace it."""
+        taken = {"context": bool(machine.context)}
+        taken["payload"] = any(e.payload_schema is not None for e in machine.events)
+        for event in machine.events:
+            method = names.method(event.name)
+            if method is not None and taken.get(method):
+                pos = event.pos
+                self.found.append(
+                    Diagnostic(
+                        pos.path,
+                        pos.line,
+                        pos.col,
+                        "SMC051",
+                        f"event {event.name!r} becomes method {method!r}, which is the "
+                        f"machine's {method} attribute",
+                        "rename the event",
+                    )
+                )
+
     def jobs(self, machine: Machine) -> None:
         for job in machine.jobs:
             if job.data_schema is not None:
@@ -312,6 +333,7 @@ def check_data(doc: LoadedDocument, machine: Machine) -> list[Diagnostic]:
     checker = _Checker(doc)
     checker.context(machine)
     checker.payloads(machine)
+    checker.attributes(machine)
     checker.jobs(machine)
     return checker.found
 

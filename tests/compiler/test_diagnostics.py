@@ -752,6 +752,15 @@ CASES = [
         {("m.yaml", 7, 8, "SMC051")},
         ("'X1Payload'",),
     ),
+    Case(
+        "SMC051-event-named-like-the-context",
+        {
+            "m.yaml": "initial_state: a\ntransitions:\n  - {from: a, to: b, event: context}\n"
+            "context:\n  n: {type: integer, default: 0}\n"
+        },
+        {("m.yaml", 3, 29, "SMC051")},
+        ("'context'", "attribute"),
+    ),
 ]
 
 
