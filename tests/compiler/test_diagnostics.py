@@ -753,6 +753,33 @@ CASES = [
         ("'X1Payload'",),
     ),
     Case(
+        "SMC084-payload-field-type",
+        {
+            "sender.yaml": "initial_state: a\ntransitions:\n"
+            "  - {from: a, to: b, event: event_sent}\n"
+            "actions:\n  a:\n    - type: send_event\n      target_machine: receiver\n"
+            "      event_type: go\n      payload: {n: many, note: '{text}'}\n",
+            "receiver.yaml": "initial_state: a\nmetadata: {machine_name: receiver}\n"
+            "transitions:\n  - {from: a, to: b, event: go}\nevents:\n  go:\n    payload:\n"
+            "      type: object\n      properties: {n: {type: integer}, note: {type: integer}}\n"
+            "      required: [n]\n",
+        },
+        {("sender.yaml", 9, 16, "SMC084")},
+        ("payload.n", "'receiver'"),
+    ),
+    Case(
+        "SMC084-missing-required-field",
+        {
+            "sender.yaml": "initial_state: a\ntransitions:\n"
+            "  - {from: a, to: b, event: event_sent}\n"
+            "actions:\n  a:\n    - {type: send_event, target_machine: receiver, event_type: go}\n",
+            "receiver.yaml": "initial_state: a\nmetadata: {machine_name: receiver}\n"
+            "transitions:\n  - {from: a, to: b, event: go}\nevents:\n"
+            "  go: {payload: {type: object, required: [n]}}\n",
+        },
+        {("sender.yaml", 6, 14, "SMC084")},
+    ),
+    Case(
         "SMC051-event-named-like-the-context",
         {
             "m.yaml": "initial_state: a\ntransitions:\n  - {from: a, to: b, event: context}\n"
