@@ -194,6 +194,8 @@ class Engine:
         self._jobs = JobLedger(self.context, self.logger, self.publish, self._faults)
         #: The class's payload and job-data schemas, checked where events and jobs enter.
         self._checks = DataChecks(machine_cls)
+        #: Whether the class keeps the payload of the event it fires (``machine.payload``).
+        self._takes_payload = hasattr(machine_cls, "EVENT_PAYLOAD_SCHEMAS")
         self._feed = MonitorFeed(self.machine_name, self._jobs, clock)
         self._inbox = Inbox(
             self.machine,
@@ -502,10 +504,17 @@ class Engine:
             await wakeups.sleep(FALLBACK_POLL_SECONDS)
 
     def _apply_inbound(self, row: EventRow) -> None:
-        self._inbox.apply(self.store, row)
-        self._fire(row.event_type, external=True, source=row.source)
+        payload = self._inbox.apply(self.store, row)
+        self._fire(
+            row.event_type,
+            external=True,
+            payload=payload if self._takes_payload else None,
+            source=row.source,
+        )
 
-    def _fire(self, event: str, *, external: bool = False, **extra: Any) -> None:
+    def _fire(
+        self, event: str, *, external: bool = False, payload: Any = None, **extra: Any
+    ) -> None:
         """Fire ``event`` (``external``: an inbound event or a timer caused it).
 
         Logged at INFO, except the routine of every job, which is DEBUG (the monitor carries
@@ -519,7 +528,7 @@ class Engine:
         steps = self._steps
         source = machine.state
         before = steps.position(machine)
-        step = steps.fire(machine, event)
+        step = steps.fire(machine, event, payload)
         target = machine.state
         self._timers.step(step.exited, step.entered)
         self._next = step.actions

@@ -128,9 +128,9 @@ class Inbox:
         )
         return True
 
-    def apply(self, store: Store, row: EventRow) -> None:
+    def apply(self, store: Store, row: EventRow) -> Any:
         """Put ``row`` into the context (``event_data``, ``payload``, its context map) and hold
-        it; the caller fires its transition."""
+        it; the caller fires its transition. Returns the payload (decoded)."""
         try:
             payload: Any = row.payload
         except ValueError:
@@ -156,6 +156,7 @@ class Inbox:
         # (docs/queue.md, "Events between machines"); a stop gives it back, a crash lets its
         # lease expire, and either way it is delivered again.
         self.held = row
+        return payload
 
     def done(self, store: Store) -> bool:
         """Acknowledge the event being handled, if any: the machine is ready for the next one.

@@ -65,9 +65,10 @@ def test_an_invalid_event_is_dead_lettered_and_the_next_one_handled(tmp_path: Pa
         missing = store.send_event("typed_listener", "go", None, source="test")
         below = store.send_event("typed_listener", "go", {"n": -1}, source="test")
         good = [store.send_event("typed_listener", "go", {"n": n}) for n in (1, 2)]
-        stop = store.send_event("typed_listener", "stop")  # no payload: all fields optional
+        stop = store.send_event("typed_listener", "stop", {"why": "done"})
     engine = run_engine(machine, database)
     assert engine.context["seen"] == [1, 2]
+    assert engine.machine.payload == {"why": "done"}  # type: ignore[attr-defined]
     with open_store(database) as store:
         events = {event.id: event for event in store.list_events("typed_listener")}
     for event_id, where in ((wrong_type, "payload.n"), (missing, "payload"), (below, "payload.n")):
@@ -76,6 +77,17 @@ def test_an_invalid_event_is_dead_lettered_and_the_next_one_handled(tmp_path: Pa
         assert event.last_error is not None
         assert event.last_error.startswith(f"invalid payload for event 'go': {where}: ")
     assert [events[i].status for i in (*good, stop)] == ["done"] * 3
+
+
+def test_an_event_without_payload_is_checked_as_empty(tmp_path: Path) -> None:
+    machine = compile_machine(EVENT_MACHINE, tmp_path)
+    database = tmp_path / "smc.db"
+    with open_store(database) as store:
+        store.send_event("typed_listener", "stop")  # its fields are all optional
+    engine = run_engine(machine, database)
+    assert engine.machine.payload is None  # type: ignore[attr-defined]
+    with open_store(database) as store:
+        assert [event.status for event in store.list_events("typed_listener")] == ["done"]
 
 
 def test_an_invalid_job_is_failed_not_retried_and_the_next_job_runs(tmp_path: Path) -> None:
