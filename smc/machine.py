@@ -103,6 +103,50 @@ class ChartMachine(GeneratedMachine, Protocol):
     def step_of(self, event: Any) -> tuple[tuple[str, str], ...] | None: ...
 
 
+#: JSON Schema type -> whether a Python value (as ``json.loads`` makes it) is of it.
+_JSON_TYPES: dict[str, Callable[[Any], bool]] = {
+    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+    "string": lambda v: isinstance(v, str),
+    "boolean": lambda v: isinstance(v, bool),
+    "null": lambda v: v is None,
+    "array": lambda v: isinstance(v, list | tuple),
+    "object": lambda v: isinstance(v, Mapping),
+}
+
+
+def checked_fields(
+    owner: str, data: Mapping[str, Any], schema: Mapping[str, Any]
+) -> dict[str, Any]:
+    """``data`` as the keyword arguments of a generated ``Context`` (``Context.from_dict``),
+    checked against the object ``schema`` (its ``CONTEXT_SCHEMA``) for what the dataclass
+    itself would let through: ``ValueError`` for a field it does not have, a field without a
+    default left out, or a value not of its field's JSON ``type``. The rest of the schema
+    (``minimum``, ``enum``, ``items``, ...) is checked by the runtime where data enters: the
+    generated module needs nothing but this package."""
+    if not isinstance(data, Mapping):
+        raise ValueError(f"{owner}: expected a mapping of fields, not {type(data).__name__}")
+    properties: Mapping[str, Any] = schema.get("properties", {})
+    unknown = sorted(repr(key) for key in data if key not in properties)
+    if unknown:
+        raise ValueError(f"{owner}: no field {', '.join(unknown)}")
+    missing = [repr(name) for name in schema.get("required", ()) if name not in data]
+    if missing:
+        raise ValueError(f"{owner}: {', '.join(missing)} must be given (no default)")
+    for name, value in data.items():
+        written = properties[name].get("type")
+        types = [written] if isinstance(written, str) else list(written or ())
+        if types and not any(_JSON_TYPES.get(t, _any)(value) for t in types):
+            shown = repr(value)
+            shown = shown if len(shown) <= 60 else shown[:57] + "..."
+            raise ValueError(f"{owner}.{name}: {shown} is not of type {' or '.join(types)}")
+    return dict(data)
+
+
+def _any(value: Any) -> bool:
+    return True
+
+
 def is_chart(machine: type[GeneratedMachine]) -> TypeGuard[type[ChartMachine]]:
     """Whether ``machine`` is a generated statechart class (it has a ``DISPATCH`` table)."""
     return hasattr(machine, "DISPATCH")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 import uuid
@@ -25,6 +26,7 @@ from smc.cli.common import (
 )
 
 if TYPE_CHECKING:
+    from smc.compiler.model import Machine
     from smc.runtime.store import Job, Store
 
 Handler = Callable[[argparse.Namespace], int]
@@ -66,6 +68,13 @@ def register(subparsers: Any) -> None:
     add.add_argument("--machine-type", default=None, help="only workers of this machine type")
     add.add_argument("--max-attempts", type=int, default=5, help="runs before failing (5)")
     add.add_argument("--dedupe-key", default=None, help="no second pending job with this key")
+    add.add_argument(
+        "--machine-file",
+        default=None,
+        metavar="FILE",
+        help="check --data against the schema FILE's `jobs:` gives the job type (a mismatch "
+        "is a usage error: nothing is queued)",
+    )
     add.set_defaults(handler=_guarded(_jobs_add))
 
     list_parser = jobs_commands.add_parser(
@@ -122,6 +131,13 @@ def register(subparsers: Any) -> None:
     send.add_argument("event", metavar="EVENT", help="the event's name")
     send.add_argument("--payload", default=None, help="event payload as JSON, @FILE or - for stdin")
     send.add_argument("--source", default=None, help="sender name recorded with the event")
+    send.add_argument(
+        "--machine-file",
+        default=None,
+        metavar="FILE",
+        help="check --payload against the schema the machine file FILE gives EVENT (a "
+        "mismatch is a usage error: nothing is sent); without it the receiving worker checks",
+    )
     send.set_defaults(handler=_guarded(_send))
 
     status = subparsers.add_parser(
@@ -217,8 +233,46 @@ def _print_json(value: Any) -> None:
 # --- commands ---
 
 
+def _machine_file(path: str) -> Machine:
+    """The checked model of the machine file ``path`` (``--machine-file``); a file that does
+    not pass ``smc check`` is a usage error naming its first error."""
+    from smc.compiler.check import check_files
+
+    if not os.path.isfile(path):
+        raise UsageError(f"--machine-file {path}: no such file")
+    result = check_files([path])
+    if result.errors:
+        first = result.errors[0]
+        raise UsageError(
+            f"--machine-file {path}:{first.line}:{first.col}: {first.message} "
+            f"({len(result.errors)} error(s); run smc check {path})"
+        )
+    (machine,) = result.machines
+    return machine
+
+
+def _check_data(value: Any, schema: Any, option: str, what: str, root: str) -> None:
+    """A usage error when ``value`` does not match ``schema``."""
+    from smc.runtime.validation import schema_error
+
+    problem = schema_error(schema, {} if value is None else value, root)
+    if problem is not None:
+        raise UsageError(f"{option} does not match the schema of {what}: {problem}")
+
+
 def _jobs_add(args: argparse.Namespace) -> int:
     data = parse_json_argument(args.data, "--data")
+    if args.machine_file is not None:
+        machine = _machine_file(args.machine_file)
+        schema = next((job.data_schema for job in machine.jobs if job.name == args.job_type), None)
+        if schema is None:
+            print(
+                f"smc jobs: note: {args.machine_file} declares no data schema for job type "
+                f"{args.job_type!r}: --data not checked",
+                file=sys.stderr,
+            )
+        else:
+            _check_data(data, schema, "--data", f"job type {args.job_type!r}", "job data")
     _check_range(args.priority, "--priority", -(2**31), 2**31 - 1)
     _check_range(args.max_attempts, "--max-attempts", 1, 2**31 - 1)
     from smc.runtime.store import DuplicateJobError
@@ -339,6 +393,17 @@ def _jobs_cancel(args: argparse.Namespace) -> int:
 
 def _send(args: argparse.Namespace) -> int:
     payload = parse_json_argument(args.payload, "--payload")
+    if args.machine_file is not None:
+        machine = _machine_file(args.machine_file)
+        event = next((e for e in machine.events if e.name == args.event), None)
+        if event is None:
+            raise UsageError(
+                f"machine {machine.name!r} ({args.machine_file}) has no event {args.event!r}"
+            )
+        if event.payload_schema is not None:
+            _check_data(
+                payload, event.payload_schema, "--payload", f"event {event.name!r}", "payload"
+            )
     with _open(args) as store:
         event_id = store.send_event(args.machine, args.event, payload, source=args.source)
     print(event_id)

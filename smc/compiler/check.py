@@ -1,4 +1,5 @@
-"""The checking pipeline: files -> load -> schema -> model -> analysis.
+"""The checking pipeline: files -> load -> schema -> model (its data declarations checked
+where written, ``data``) -> analysis.
 
 ``smc check`` prints what this returns; ``smc build`` and ``smc diagram`` stop on its errors
 and otherwise consume its models. A statechart that passes every other check is also built
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from smc.catalog import YAML_SUFFIXES
-from smc.compiler import analysis, chartsyntax, commands, schema
+from smc.compiler import analysis, chartsyntax, commands, data, schema
 from smc.compiler.diagnostics import Diagnostic, sort_diagnostics
 from smc.compiler.loader import LoadedDocument, load_file, load_text
 from smc.compiler.model import Machine
@@ -135,6 +136,7 @@ def _check_loaded(
         machine, problems = build_machine(doc)
         diagnostics.extend(problems)
         diagnostics.extend(commands.check_commands(machine, lines))
+        diagnostics.extend(data.check_data(doc, machine))
         result.machines.append(machine)
     dirs = list(action_dirs)
     extra_types = [t for d in dirs for t in action_types_in_dir(d)]

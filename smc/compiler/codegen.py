@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from smc.compiler.config import DEFAULT_LINE_LENGTH
+from smc.compiler.data import annotation
 from smc.compiler.model import Machine
 from smc.compiler.plan import (
     CodegenError,
@@ -45,6 +46,7 @@ from smc.compiler.pylayout import (
     header_path,
     in_black_style,
     lay_out_marks,
+    literal,
     mark,
     pystr,
     tuple_node,
@@ -77,7 +79,7 @@ __all__ = [
 #: Bumped when the generated code's shape changes; part of every output's hash. The source
 #: hash covers the plan and the templates, not ``pylayout``'s rules or the filters below: a
 #: change to those that changes any output must bump it.
-CODEGEN_VERSION = "3"
+CODEGEN_VERSION = "4"
 
 #: The render-context key of the nodes ``| pylayout`` placed, for ``lay_out_marks``.
 _NODES = "_layout_nodes"
@@ -231,6 +233,8 @@ def _environment() -> jinja2.Environment:
         final_situations=_final_situations,
         dispatch_row=_dispatch_row,
         step_moves=_step_moves,
+        pyliteral=literal,
+        pytype=annotation,
         pylayout=jinja2.pass_context(_pylayout),
         pyvalue=jinja2.pass_context(_pyvalue),
     )

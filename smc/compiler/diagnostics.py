@@ -75,6 +75,17 @@ CODES: Mapping[str, tuple[Severity, str]] = {
     "SMC075": ("warning", "a parallel state has fewer than two regions"),
     "SMC077": ("error", "a statechart reaches too many situations to compile into a table"),
     "SMC078": ("error", "a statechart breaks a rule of statechart semantics (a final region)"),
+    "SMC080": (
+        "error",
+        "a data schema (context field, event payload, job data) is not a valid JSON Schema",
+    ),
+    "SMC081": ("error", "a context field's default does not match its schema"),
+    "SMC082": ("error", "a context or payload field name cannot be a field of the generated class"),
+    "SMC083": ("error", "an event's payload schema is not `type: object`"),
+    "SMC084": (
+        "error",
+        "a `send_event`'s payload does not match the schema the target machine gives the event",
+    ),
 }
 
 

@@ -116,12 +116,43 @@ class Event:
     declared: bool = False
     context_map: tuple[tuple[str, str], ...] = ()
     description: str | None = None
+    #: the JSON Schema of the event's payload (``events: {e: {payload: ...}}``), as plain
+    #: data; None when none is declared.
+    payload_schema: Mapping[str, Any] | None = field(default=None, compare=False)
+    #: where ``payload:`` is written (None without one).
+    payload_pos: Position | None = None
 
     @property
     def timeout(self) -> float | None:
         """Seconds for a ``timeout(N)`` event, else None."""
         match = TIMEOUT_EVENT.match(self.name)
         return float(match.group("seconds")) if match else None
+
+
+@dataclass(frozen=True)
+class ContextField:
+    """One field of the machine's typed data (``context: {name: {type, default}}``)."""
+
+    name: str
+    #: the field's JSON Schema as written (``default`` and ``description`` included), as
+    #: plain data.
+    schema: Mapping[str, Any] = field(compare=False)
+    pos: Position
+    #: the default as plain data; meaningful only when ``has_default``.
+    default: Any = field(default=None, compare=False)
+    has_default: bool = False
+    description: str | None = None
+
+
+@dataclass(frozen=True)
+class JobType:
+    """A job type the machine claims (``jobs: {name: {data: <schema>}}``)."""
+
+    name: str
+    pos: Position
+    #: the JSON Schema of the job's data, as plain data; None when none is declared.
+    data_schema: Mapping[str, Any] | None = field(default=None, compare=False)
+    description: str | None = None
 
 
 @dataclass(frozen=True)
@@ -207,10 +238,22 @@ class Machine:
     state_refs: tuple[tuple[str, Position, str], ...] = ()
     #: where ``metadata.machine_name`` is written; None when the name is the file stem.
     name_pos: Position | None = None
+    #: the typed machine data (``context:``), in the order written.
+    context: tuple[ContextField, ...] = ()
+    #: the job types the machine declares (``jobs:``), in the order written.
+    jobs: tuple[JobType, ...] = ()
     #: the whole validated document, for hashing and for reference.
     source_data: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     # ---- derived views ---------------------------------------------------------------
+
+    @property
+    def has_data(self) -> bool:
+        """Whether the machine declares typed data: ``context:``, an event ``payload:`` or
+        ``jobs:`` (its generated class then carries the schemas)."""
+        return bool(self.context or self.jobs) or any(
+            event.payload_schema is not None for event in self.events
+        )
 
     @cached_property
     def state_names(self) -> tuple[str, ...]:

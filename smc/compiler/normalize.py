@@ -34,8 +34,10 @@ from smc.compiler.loader import LoadedDocument, PathKey
 from smc.compiler.model import (
     WILDCARD,
     Action,
+    ContextField,
     Event,
     Group,
+    JobType,
     Machine,
     Position,
     State,
@@ -43,6 +45,7 @@ from smc.compiler.model import (
     Style,
     Transition,
 )
+from smc.compiler.plan import plain_data
 
 
 def contract_event(target: str) -> str:
@@ -252,6 +255,8 @@ class _Builder:
             name_pos=(
                 self.pos(("metadata", "machine_name")) if metadata.get("machine_name") else None
             ),
+            context=self._context(),
+            jobs=self._jobs(),
             source_data=data,
         )
 
@@ -369,17 +374,57 @@ class _Builder:
                 context_map = tuple(
                     (str(k), str(v)) for k, v in (options.get("context_map") or {}).items()
                 )
+                payload = options.get("payload")
                 events[str(event_name)] = Event(
                     str(event_name),
                     self.pos(("events", event_name), key=True),
                     declared=True,
                     context_map=context_map,
                     description=options.get("description"),
+                    payload_schema=None if payload is None else plain_data(payload),
+                    payload_pos=(
+                        None
+                        if payload is None
+                        else self.pos(("events", event_name, "payload"), key=True)
+                    ),
                 )
         for transition in transitions:
             if transition.event is not None and transition.event not in events:
                 events[transition.event] = Event(transition.event, transition.event_pos)
         return tuple(events.values())
+
+    def _context(self) -> tuple[ContextField, ...]:
+        """``context:``: each field's schema as written, reduced to plain data (what the
+        generated module holds and the checker validates)."""
+        fields = []
+        for field_name, raw in (self.data.get("context") or {}).items():
+            schema = plain_data(raw)
+            description = schema.get("description")
+            fields.append(
+                ContextField(
+                    name=str(field_name),
+                    schema=schema,
+                    pos=self.pos(("context", field_name), key=True),
+                    default=schema.get("default"),
+                    has_default="default" in schema,
+                    description=description if isinstance(description, str) else None,
+                )
+            )
+        return tuple(fields)
+
+    def _jobs(self) -> tuple[JobType, ...]:
+        """``jobs:``: each job type with the schema of its data."""
+        return tuple(
+            JobType(
+                name=str(job_type),
+                pos=self.pos(("jobs", job_type), key=True),
+                data_schema=(
+                    None if (options or {}).get("data") is None else plain_data(options["data"])
+                ),
+                description=(options or {}).get("description"),
+            )
+            for job_type, options in (self.data.get("jobs") or {}).items()
+        )
 
     def _groups(self) -> tuple[Group, ...]:
         explicit = self.data.get("groups")

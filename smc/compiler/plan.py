@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from smc.compiler import commands, names
+from smc.compiler.data import context_schema, payload_class
 from smc.compiler.model import Machine
 
 if TYPE_CHECKING:
@@ -58,9 +59,25 @@ def module_names(machine: Machine) -> ModuleNames:
     module, class_name = names.module(machine.name), names.pascal(machine.name)
     if module is None or class_name is None:
         raise CodegenError(f"machine name {machine.name!r} cannot become a Python identifier")
-    if class_name in MODULE_LEVEL_NAMES:
+    if class_name in MODULE_LEVEL_NAMES or class_name in data_names(machine):
         class_name += "Machine"
     return ModuleNames(module, class_name)
+
+
+def data_names(machine: Machine) -> frozenset[str]:
+    """The module-level names a machine's data adds: ``Context``, ``CONTEXT_SCHEMA``, the
+    payload ``TypedDict``s and the typing names they use (a machine class named like one
+    gets the suffix ``Machine``, as for ``MODULE_LEVEL_NAMES``)."""
+    if not machine.has_data:
+        return frozenset()
+    found = {"NotRequired", "TypedDict", "Unpack"}
+    if machine.context:
+        found.add("Context")
+    for event in machine.events:
+        class_name = payload_class(event.name) if event.payload_schema is not None else None
+        if class_name is not None:
+            found.add(class_name)
+    return frozenset(found)
 
 
 def _ident(convert: Any, name: str) -> str:
@@ -133,6 +150,58 @@ class GroupPlan(NamedTuple):
     states: tuple[str, ...]  # members
 
 
+class ContextFieldPlan(NamedTuple):
+    name: str  # as written: an identifier (SMC082), the dataclass field
+    schema: Any  # the field's JSON Schema, plain data
+    has_default: bool
+    default: Any
+
+
+class PayloadPlan(NamedTuple):
+    """An event that declares a payload: its ``TypedDict`` and schema."""
+
+    event: str  # the event member
+    name: str  # the event's YAML name, for the docstring
+    class_name: str  # the TypedDict: ``FailedPayload``
+    schema: Any  # plain data
+    #: ``(field, its schema, written NotRequired[...])``, in the order written (fields are
+    #: identifiers, SMC082).
+    fields: tuple[tuple[str, Any, bool], ...]
+    #: False when no field is required (``total=False``: no ``NotRequired`` is written).
+    total: bool
+
+
+class DataPlan(NamedTuple):
+    """The machine's typed data (``context:``, ``payload:``, ``jobs:``); None in the plan of
+    a machine that declares none, whose module stays as it was."""
+
+    context: tuple[ContextFieldPlan, ...]
+    #: ``CONTEXT_SCHEMA``: the fields as one object schema; None without ``context:``.
+    context_schema: Any
+    payloads: tuple[PayloadPlan, ...]
+    #: job type -> the schema of its data, for the types that declare one.
+    jobs: tuple[tuple[str, Any], ...]
+
+    @property
+    def required_context(self) -> tuple[str, ...]:
+        """The context fields without a default: the machine needs them given."""
+        return tuple(field.name for field in self.context if not field.has_default)
+
+    @property
+    def payload_members(self) -> frozenset[str]:
+        return frozenset(payload.event for payload in self.payloads)
+
+    def payload_class(self, member: str) -> str:
+        """The ``TypedDict`` of the payload of the event ``member``."""
+        return next(p.class_name for p in self.payloads if p.event == member)
+
+    @property
+    def needs_not_required(self) -> bool:
+        """Whether a ``TypedDict`` writes ``NotRequired[...]`` (some fields of a payload
+        are required and others not)."""
+        return any(optional for p in self.payloads for *_, optional in p.fields)
+
+
 class ModulePlan(NamedTuple):
     """Everything one machine's module holds. Names ``name`` are YAML names (strings in the
     module), ``member``/``method``/``states`` are identifiers."""
@@ -155,6 +224,8 @@ class ModulePlan(NamedTuple):
     #: a statechart's dispatch table, steps and hooks (``smc.compiler.chartplan``); None
     #: for a flat machine.
     chart: ChartPlan | None = None
+    #: the typed data (``smc.compiler.data``); None when the machine declares none.
+    data: DataPlan | None = None
 
     # Views the template asks for (attribute lookups in Jinja are slow per item).
 
@@ -198,6 +269,7 @@ def module_plan(machine: Machine, source_path: str, line_length: int) -> ModuleP
         )
         for edge in machine.table
     )
+    data = data_plan(machine, event_member)
     if machine.is_chart:
         # Imported here: a flat build never pays for the statechart core.
         from smc.compiler.chartplan import chart_plan
@@ -242,6 +314,58 @@ def module_plan(machine: Machine, source_path: str, line_length: int) -> ModuleP
             for g in (() if chart else machine.groups)
         ),
         timeouts=tuple(StateTimersPlan(state, tuple(items)) for state, items in timers.items()),
-        exports=tuple(sorted([class_name, "Event", "EventName", "State", "StateName"])),
+        exports=tuple(
+            sorted(
+                [class_name, "Event", "EventName", "State", "StateName"]
+                + (list(_data_exports(data)) if data else [])
+            )
+        ),
         chart=chart,
+        data=data,
     )
+
+
+def data_plan(machine: Machine, event_member: Mapping[str, str]) -> DataPlan | None:
+    """The typed data of ``machine``'s module; None when it declares none."""
+    if not machine.has_data:
+        return None
+    payloads = []
+    for event in machine.events:
+        schema = event.payload_schema
+        if schema is None:
+            continue
+        properties = schema.get("properties")
+        required = schema.get("required")
+        needed = required if isinstance(required, list) else []
+        items = list(properties.items()) if isinstance(properties, Mapping) else []
+        total = not items or any(name in needed for name, _ in items)
+        payloads.append(
+            PayloadPlan(
+                event=event_member[event.name],
+                name=event.name,
+                class_name=_ident(payload_class, event.name),
+                schema=plain_data(schema),
+                fields=tuple(
+                    (str(name), plain_data(sub), total and name not in needed)
+                    for name, sub in items
+                ),
+                total=total,
+            )
+        )
+    return DataPlan(
+        context=tuple(
+            ContextFieldPlan(f.name, plain_data(f.schema), f.has_default, plain_data(f.default))
+            for f in machine.context
+        ),
+        context_schema=plain_data(context_schema(machine)) if machine.context else None,
+        payloads=tuple(payloads),
+        jobs=tuple(
+            (job.name, plain_data(job.data_schema))
+            for job in machine.jobs
+            if job.data_schema is not None
+        ),
+    )
+
+
+def _data_exports(data: DataPlan) -> tuple[str, ...]:
+    return (("Context",) if data.context else ()) + tuple(p.class_name for p in data.payloads)

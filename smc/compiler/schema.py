@@ -199,6 +199,8 @@ _NAME_MAPPINGS: tuple[tuple[tuple[str, ...], str], ...] = (
     (("events",), "event"),
     (("actions",), "state"),
     (("groups",), "group"),
+    (("context",), "context field"),
+    (("jobs",), "job type"),
 )
 
 
@@ -212,6 +214,11 @@ def _name_key_problems(doc: LoadedDocument) -> Iterator[Diagnostic]:
         for name, options in events.items():
             if isinstance(options, dict) and isinstance(options.get("context_map"), dict):
                 places.append((("events", name, "context_map"), options["context_map"], "key"))
+            payload = options.get("payload") if isinstance(options, dict) else None
+            if isinstance(payload, dict) and isinstance(payload.get("properties"), dict):
+                places.append(
+                    (("events", name, "payload", "properties"), payload["properties"], "field")
+                )
     places.extend((path, action, "parameter") for path, action in _actions(data))
     places.extend(name_mappings(data))
     for path, mapping, what in places:

@@ -40,7 +40,7 @@ import logging
 import os
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from smc.machine import GeneratedMachine
 from smc.runtime.action_runner import ActionRunner
@@ -71,6 +71,7 @@ from smc.runtime.store import (
     resolve_database,
 )
 from smc.runtime.timers import Cancellable, StateTimers
+from smc.runtime.validation import DataChecks, schema_error
 from smc.runtime.wakeups import Wakeups
 
 #: How often an idle machine looks for inbound events when no wake-up arrives (wake-ups are
@@ -99,6 +100,34 @@ def absolute_database(database: str | None) -> str:
     if is_postgres_url(target) or target.startswith("sqlite:"):
         return target
     return os.path.abspath(target)
+
+
+def new_machine(
+    machine_cls: type[GeneratedMachine], initial_context: Mapping[str, Any] | None
+) -> GeneratedMachine:
+    """An instance of ``machine_cls``; a class with typed data (``CONTEXT_TYPE``) gets its
+    ``context`` from the initial context's keys that are its fields, checked against its
+    ``CONTEXT_SCHEMA`` (a field without a default must be given: ``StartupError``)."""
+    context_type = getattr(machine_cls, "CONTEXT_TYPE", None)
+    if context_type is None:
+        return machine_cls()
+    schema: Mapping[str, Any] = getattr(machine_cls, "CONTEXT_SCHEMA", {})
+    fields = schema.get("properties", {})
+    given = {key: value for key, value in (initial_context or {}).items() if key in fields}
+    defaults = {
+        name: field["default"]
+        for name, field in fields.items()
+        if name not in given and isinstance(field, Mapping) and "default" in field
+    }
+    problem = schema_error(schema, {**defaults, **given}, "context")
+    if problem is not None:
+        raise StartupError(f"--initial-context: {problem}", exit_code=2)
+    try:
+        context = context_type.from_dict(given)
+    except ValueError as error:
+        raise StartupError(f"--initial-context: {error}", exit_code=2) from None
+    machine: GeneratedMachine = cast(Any, machine_cls)(context=context)
+    return machine
 
 
 class Engine:
@@ -145,7 +174,7 @@ class Engine:
         self.log_level = log_level.upper()
         self.config_path = config_path
         self.logger = logging.getLogger(f"smc.machine.{self.machine_name}")
-        self.machine = machine_cls()
+        self.machine = new_machine(machine_cls, initial_context)
         self._clock = clock
         self.context: dict[str, Any] = new_context(
             self.machine_name, str(self.machine.state), initial_context
@@ -163,6 +192,10 @@ class Engine:
         self._entered_with_job = False
         self._faults = FaultReporter(self.logger, self.publish, clock)
         self._jobs = JobLedger(self.context, self.logger, self.publish, self._faults)
+        #: The class's payload and job-data schemas, checked where events and jobs enter.
+        self._checks = DataChecks(machine_cls)
+        #: Whether the class keeps the payload of the event it fires (``machine.payload``).
+        self._takes_payload = hasattr(machine_cls, "EVENT_PAYLOAD_SCHEMAS")
         self._feed = MonitorFeed(self.machine_name, self._jobs, clock)
         self._inbox = Inbox(
             self.machine,
@@ -173,6 +206,7 @@ class Engine:
             self.logger,
             self.publish,
             self._faults,
+            self._checks,
         )
         self._timers = StateTimers(
             getattr(machine_cls, "TIMEOUTS", {}), self._call_later, self._wakeups.wake.set
@@ -213,6 +247,22 @@ class Engine:
 
     def job_claimed(self, job: Job, *, current: bool) -> dict[str, Any]:
         return self._jobs.claimed(job, current=current)
+
+    def refuse_invalid_job(self, job: Job) -> bool:
+        problem = self._checks.job_data_error(job.job_type, job.data)
+        if problem is None:
+            return False
+        reason = f"invalid data for job type {job.job_type!r}: {problem}"
+        try:
+            self.store.fail_job(job.id, reason, claim_token=job.claim_token, retry=False)
+        except StoreError as error:
+            # Not failed: its lease runs out, it is claimed again and refused again.
+            self._faults.report("fail a job", error)
+        else:
+            self._faults.recovered("fail a job")
+        self.logger.error("job %s refused (failed, not retried): %s", job.id, reason)
+        self.publish("job_failed", job_id=job.id, reason=reason, retry=False)
+        return True
 
     def claim_token(self, job_id: str) -> str | None:
         return self._jobs.token(job_id)
@@ -454,10 +504,17 @@ class Engine:
             await wakeups.sleep(FALLBACK_POLL_SECONDS)
 
     def _apply_inbound(self, row: EventRow) -> None:
-        self._inbox.apply(self.store, row)
-        self._fire(row.event_type, external=True, source=row.source)
+        payload = self._inbox.apply(self.store, row)
+        self._fire(
+            row.event_type,
+            external=True,
+            payload=payload if self._takes_payload else None,
+            source=row.source,
+        )
 
-    def _fire(self, event: str, *, external: bool = False, **extra: Any) -> None:
+    def _fire(
+        self, event: str, *, external: bool = False, payload: Any = None, **extra: Any
+    ) -> None:
         """Fire ``event`` (``external``: an inbound event or a timer caused it).
 
         Logged at INFO, except the routine of every job, which is DEBUG (the monitor carries
@@ -471,7 +528,7 @@ class Engine:
         steps = self._steps
         source = machine.state
         before = steps.position(machine)
-        step = steps.fire(machine, event)
+        step = steps.fire(machine, event, payload)
         target = machine.state
         self._timers.step(step.exited, step.entered)
         self._next = step.actions

@@ -2,10 +2,12 @@
 
 An event is claimed from the store only while the machine is ready for it; one with no
 transition in the current state is logged, published as ``unhandled_event`` and acknowledged
-(dropped). The one the machine acts on is *taken*, then *held* once applied: it is acknowledged
-only when the work it started is finished (the machine is ready for the next one); until then
-the heartbeat renews its lease and a stop gives it back (``docs/runtime.md``, "When is an
-event done?").
+(dropped); one whose payload does not match the event's schema (the class's
+``EVENT_PAYLOAD_SCHEMAS``) is dead-lettered with the schema's message, logged, published as
+``invalid_event`` and never applied, and the next one is taken. The one the machine acts on
+is *taken*, then *held* once applied: it is acknowledged only when the work it started is
+finished (the machine is ready for the next one); until then the heartbeat renews its lease
+and a stop gives it back (``docs/runtime.md``, "When is an event done?").
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from smc.machine import GeneratedMachine
 from smc.runtime.context import MISSING, lookup
 from smc.runtime.faults import FaultReporter
 from smc.runtime.store import EventRow, Store, StoreError
+from smc.runtime.validation import DataChecks
 
 
 class Inbox:
@@ -34,8 +37,10 @@ class Inbox:
         logger: logging.Logger,
         publish: Callable[..., None],
         faults: FaultReporter,
+        checks: DataChecks | None = None,
     ) -> None:
-        """``context_maps``: the machine class's ``EVENT_CONTEXT_MAPS``."""
+        """``context_maps``: the machine class's ``EVENT_CONTEXT_MAPS``; ``checks``: its
+        payload schemas (None: none)."""
         self._machine = machine
         self._machine_name = machine_name
         self._lease_seconds = lease_seconds
@@ -44,6 +49,7 @@ class Inbox:
         self._logger = logger
         self._publish = publish
         self._faults = faults
+        self._checks = checks
         self.taken: EventRow | None = None
         self.held: EventRow | None = None
 
@@ -64,8 +70,13 @@ class Inbox:
                 return False
             row = rows[0]
             if machine.can_fire(row.event_type):
-                self.taken = row
-                return True
+                problem = self._payload_problem(row)
+                if problem is None:
+                    self.taken = row
+                    return True
+                if not self._refuse(store, row, problem):
+                    return False
+                continue
             self._logger.warning(
                 "event %r from %s has no transition in state %s: dropped",
                 row.event_type,
@@ -80,9 +91,46 @@ class Inbox:
             )
             self._ack(store, row)
 
-    def apply(self, store: Store, row: EventRow) -> None:
+    def _payload_problem(self, row: EventRow) -> str | None:
+        """Why ``row``'s payload does not match its event's schema, or None."""
+        checks = self._checks
+        if checks is None:
+            return None
+        try:
+            payload: Any = row.payload
+        except ValueError:  # the store dead-letters undecodable payloads before this
+            payload = row.payload_json
+        return checks.payload_error(row.event_type, payload)
+
+    def _refuse(self, store: Store, row: EventRow, problem: str) -> bool:
+        """Dead-letter ``row`` (its payload is invalid): it is never applied nor delivered
+        again. False when the database refused (its lease runs out and it comes back, to be
+        refused again)."""
+        reason = f"invalid payload for event {row.event_type!r}: {problem}"
+        try:
+            store.dead_letter_event(row.id, row.claim_token or "", reason)
+        except StoreError as error:
+            self._faults.report("dead-letter an event", error)
+            return False
+        self._faults.recovered("dead-letter an event")
+        self._logger.error(
+            "event %r from %s refused (dead-lettered): %s",
+            row.event_type,
+            row.source or "?",
+            reason,
+        )
+        self._publish(
+            "invalid_event",
+            event=row.event_type,
+            **{"from": str(self._machine.state)},
+            source=row.source,
+            reason=reason,
+        )
+        return True
+
+    def apply(self, store: Store, row: EventRow) -> Any:
         """Put ``row`` into the context (``event_data``, ``payload``, its context map) and hold
-        it; the caller fires its transition."""
+        it; the caller fires its transition. Returns the payload (decoded)."""
         try:
             payload: Any = row.payload
         except ValueError:
@@ -108,6 +156,7 @@ class Inbox:
         # (docs/queue.md, "Events between machines"); a stop gives it back, a crash lets its
         # lease expire, and either way it is delivered again.
         self.held = row
+        return payload
 
     def done(self, store: Store) -> bool:
         """Acknowledge the event being handled, if any: the machine is ready for the next one.

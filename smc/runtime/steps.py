@@ -27,7 +27,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Generic, TypeVar, cast
+from typing import Any, Generic, TypeVar, cast
 
 from smc.machine import ChartMachine, GeneratedMachine, is_chart
 
@@ -59,9 +59,11 @@ class MachineSteps(ABC, Generic[A]):
         """The step of starting: entering ``machine``'s initial state(s)."""
 
     @abstractmethod
-    def fire(self, machine: GeneratedMachine, event: str) -> Step[A]:
+    def fire(self, machine: GeneratedMachine, event: str, payload: Any = None) -> Step[A]:
         """Fire ``event`` on ``machine`` and return what it did
-        (:class:`smc.IllegalTransition` when it is not accepted, nothing changed)."""
+        (:class:`smc.IllegalTransition` when it is not accepted, nothing changed).
+        ``payload``: given to a class with payload schemas (its ``fire(event, payload)``;
+        ``machine.payload``), None for any other."""
 
     @abstractmethod
     def position(self, machine: GeneratedMachine) -> object:
@@ -84,9 +86,9 @@ class FlatSteps(MachineSteps[A]):
         state = str(machine.state)
         return Step((), (state,), self._entry.get(state, ()))
 
-    def fire(self, machine: GeneratedMachine, event: str) -> Step[A]:
+    def fire(self, machine: GeneratedMachine, event: str, payload: Any = None) -> Step[A]:
         source = machine.state
-        target = machine.fire(event)
+        target = _fire(machine, event, payload)
         key = (source, target)
         step = self._cache.get(key)
         if step is None:
@@ -122,10 +124,10 @@ class ChartSteps(MachineSteps[A]):
     def initial(self, machine: GeneratedMachine) -> Step[A]:
         return self._step(self._initial_step)
 
-    def fire(self, machine: GeneratedMachine, event: str) -> Step[A]:
+    def fire(self, machine: GeneratedMachine, event: str, payload: Any = None) -> Step[A]:
         chart = cast(ChartMachine, machine)
         entry = self._dispatch[chart.situation].get(event)
-        chart.fire(event)  # raises IllegalTransition when entry is None
+        _fire(chart, event, payload)  # raises IllegalTransition when entry is None
         assert entry is not None
         return self._step(entry[2])
 
@@ -140,6 +142,13 @@ class ChartSteps(MachineSteps[A]):
         if step is None:
             step = self._cache[index] = chart_step(self._moves[index], self._entry, self._exit)
         return step
+
+
+def _fire(machine: GeneratedMachine, event: str, payload: Any) -> Any:
+    # Only a class with payload schemas has fire(event, payload) (docs/generated-code.md).
+    if payload is None:
+        return machine.fire(event)
+    return cast(Any, machine).fire(event, payload)
 
 
 def chart_step(

@@ -217,3 +217,56 @@ def test_commands_work_against_postgres(tmp_path: Path, pg_url: str) -> None:
         smc("jobs", "show", "pg-1", "--format", "json", cwd=tmp_path, db=pg_url).stdout
     )
     assert shown["status"] == "cancelled"
+
+
+TYPED_MACHINE = """\
+initial_state: a
+metadata: {machine_name: typed}
+events:
+  go: {payload: {type: object, properties: {n: {type: integer}}, required: [n]}}
+jobs:
+  task: {data: {type: object, properties: {path: {type: string}}, required: [path]}}
+transitions:
+  - {from: a, to: b, event: go}
+"""
+
+
+def test_machine_file_checks_job_data_and_payloads(tmp_path: Path, db: str) -> None:
+    """``--machine-file``: data its schema refuses is a usage error and nothing is stored."""
+    (tmp_path / "typed.yaml").write_text(TYPED_MACHINE)
+    flag = ("--machine-file", "typed.yaml")
+    bad_job = smc(
+        "jobs", "add", "--type", "task", "--data", '{"path": 3}', *flag, cwd=tmp_path, db=db
+    )
+    assert bad_job.returncode == 2
+    assert bad_job.stderr.startswith(
+        "smc jobs: error: --data does not match the schema of job type 'task': job data.path: "
+    )
+    bad_event = smc("send", "typed", "go", *flag, cwd=tmp_path, db=db)
+    assert bad_event.returncode == 2
+    assert bad_event.stderr.startswith(
+        "smc send: error: --payload does not match the schema of event 'go': payload: "
+    )
+    unknown = smc("send", "typed", "og", "--payload", '{"n": 1}', *flag, cwd=tmp_path, db=db)
+    assert unknown.returncode == 2 and "has no event 'og'" in unknown.stderr
+    with open_store(db) as store:
+        assert store.queue_counts()["pending"] == 0 and store.list_events() == []
+    good_job = smc(
+        "jobs", "add", "--type", "task", "--data", '{"path": "a"}', *flag, cwd=tmp_path, db=db
+    )
+    assert good_job.returncode == 0, good_job.stderr
+    other = smc("jobs", "add", "--type", "other", "--data", "[1]", *flag, cwd=tmp_path, db=db)
+    assert other.returncode == 0 and "no data schema for job type 'other'" in other.stderr
+    good_event = smc("send", "typed", "go", "--payload", '{"n": 1}', *flag, cwd=tmp_path, db=db)
+    assert good_event.returncode == 0, good_event.stderr
+    with open_store(db) as store:
+        assert store.queue_counts()["pending"] == 2 and len(store.list_events()) == 1
+
+
+def test_a_machine_file_that_does_not_check_is_a_usage_error(tmp_path: Path, db: str) -> None:
+    (tmp_path / "broken.yaml").write_text("initial_state: a\ntransitions: 3\n")
+    result = smc("send", "m", "go", "--machine-file", "broken.yaml", cwd=tmp_path, db=db)
+    assert result.returncode == 2
+    assert result.stderr.startswith("smc send: error: --machine-file broken.yaml:2:")
+    missing = smc("jobs", "add", "--type", "t", "--machine-file", "nope.yaml", cwd=tmp_path, db=db)
+    assert missing.returncode == 2 and "nope.yaml: no such file" in missing.stderr

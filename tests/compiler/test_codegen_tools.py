@@ -47,6 +47,42 @@ LONG_STRINGS = {
     },
 }
 
+#: A machine with typed data (docs/generated-code.md, "Typed data"), some of it too long for
+#: one line: the Context dataclass, payload TypedDicts and schemas pass the same tools.
+TYPED_DATA = {
+    "name": "typed_data",
+    "initial_state": "idle",
+    "context": {
+        "attempts": {"type": "integer", "minimum": 0, "default": 0},
+        "last_error": {"type": ["string", "null"], "default": None},
+        "mode": {
+            "enum": ["a rather long mode name that fills the line", "another long mode name"],
+            "default": "another long mode name",
+        },
+        "paths": {"type": "array", "items": {"type": "string"}, "default": ["/var/data/in"] * 6},
+        "owner": {"type": "string"},
+    },
+    "events": {
+        "go": None,
+        "failed": {
+            "payload": {
+                "type": "object",
+                "properties": {"error": {"type": "string"}, "code": {"type": "integer"}},
+                "required": ["error"],
+            }
+        },
+    },
+    "jobs": {"task": {"data": {"type": "object", "required": ["path"]}}},
+    "transitions": [
+        {"from": "idle", "to": "busy", "event": "go"},
+        {
+            "from": "busy",
+            "to": "idle",
+            "event": "failed",
+        },
+    ],
+}
+
 CONFIGS = {
     "default (88)": {},
     "pyproject 100": {"pyproject.toml": "[tool.black]\nline-length = 100\n\n"
@@ -78,10 +114,11 @@ def test_generated_modules_pass_the_users_formatter_and_linter(tmp_path: Path, c
 
     shutil.copytree(EXAMPLES, project / "examples", ignore=shutil.ignore_patterns("*.md"))
     (project / "examples" / "long_strings.yaml").write_text(yaml.safe_dump(LONG_STRINGS))
+    (project / "examples" / "typed_data.yaml").write_text(yaml.safe_dump(TYPED_DATA))
     built = run(project, "smc", "build", "examples/")
     assert built.returncode == 0, built.stderr
     modules = sorted(str(p.relative_to(project)) for p in (project / "generated").glob("*.py"))
-    assert len(modules) == 10
+    assert len(modules) == 11
     width = {"default (88)": 88, "pyproject 100": 100, "ruff.toml 120": 120}[config]
     text = (project / "generated" / "long_strings.py").read_text()
     assert max(len(line) for line in text.splitlines()) <= width

@@ -213,3 +213,131 @@ def test_the_runtime_and_testing_take_any_generated_class(tmp_path: Path) -> Non
     (tmp_path / "protocol.py").write_text(source)
     for checker in sorted(CHECKERS):
         assert CHECKERS[checker](tmp_path, "protocol.py") == (0, set()), checker
+
+
+# ---- typed data (context, payloads): modules generated here, checked with user code ----
+
+DATA_GOOD = """\
+import pickle
+
+from typing_extensions import override
+
+from data_chart import DataChart
+from data_worker import Context, DataWorker, FailedPayload
+
+
+class Counted(DataChart):
+    @override
+    def on_enter_failed(self) -> None:
+        self.context.attempts += 1
+
+
+machine = DataWorker(context=Context(attempts=1, mode="slow"))
+machine.start()
+machine.failed(error="disk full")
+machine.failed(error="disk full", code=28)
+payload: FailedPayload = {"error": "x"}
+machine.failed(**payload)
+machine.retry()
+machine.retry(reason="again")
+machine.fire("failed", {"anything": 1})
+attempts: int = machine.context.attempts
+last: str | None = machine.context.last_error
+tags: list[str] = machine.context.tags
+machine.context.last_error = None
+restored = Context.from_dict(pickle.loads(pickle.dumps(machine.context.to_dict())))
+chart = Counted()
+chart.start()
+chart.failed(error="x")
+"""
+
+#: Each line marked ``# error`` must be reported, and nothing else.
+DATA_BAD = """\
+from data_chart import DataChart
+from data_worker import Context, DataWorker
+
+machine = DataWorker()
+machine.failed(eror="disk full")  # error
+machine.failed(error=28)  # error
+machine.failed()  # error
+machine.failed(error="x", code="28")  # error
+machine.retry(reason=1)  # error
+machine.start(error="x")  # error
+machine.context.attempts = "3"  # error
+machine.context.atempts = 3  # error
+Context(mode="medium")  # error
+DataChart().failed(error=None)  # error
+"""
+
+DATA_MACHINES = {
+    "data_worker.yaml": """\
+initial_state: pending
+context:
+  attempts: {type: integer, default: 0}
+  last_error: {type: [string, "null"], default: null}
+  tags: {type: array, items: {type: string}, default: []}
+  mode: {enum: [fast, slow], default: fast}
+events:
+  start: null
+  failed:
+    payload:
+      type: object
+      properties: {error: {type: string}, code: {type: integer}}
+      required: [error]
+  retry:
+    payload: {type: object, properties: {reason: {type: string}}}
+transitions:
+  - {from: pending, to: running, event: start}
+  - {from: running, to: failed, event: failed}
+  - {from: failed, to: failed, event: failed}
+  - {from: failed, to: pending, event: retry}
+  - {from: failed, to: running, event: start}
+""",
+    "data_chart.yaml": """\
+initial_state: work
+context:
+  attempts: {type: integer, default: 0}
+events:
+  start: null
+  failed: {payload: {type: object, properties: {error: {type: string}}, required: [error]}}
+states:
+  - name: work
+    states: [pending, running, failed]
+transitions:
+  - {from: pending, to: running, event: start}
+  - {from: running, to: failed, event: failed}
+  - {from: failed, to: pending, event: start}
+""",
+}
+
+
+@pytest.fixture
+def data_project(tmp_path: Path) -> Path:
+    from smc.compiler import codegen
+    from smc.compiler.check import check_texts
+
+    result = check_texts(list(DATA_MACHINES.items()))
+    assert not result.errors, result.errors
+    for machine in result.machines:
+        module = codegen.module_names(machine).module
+        source = codegen.generate_machine(machine, f"{module}.yaml")
+        (tmp_path / f"{module}.py").write_text(source)
+    (tmp_path / "good.py").write_text(DATA_GOOD)
+    (tmp_path / "bad.py").write_text(DATA_BAD)
+    return tmp_path
+
+
+@pytest.mark.parametrize("checker", sorted(CHECKERS))
+def test_typed_data_correct_use_passes(data_project: Path, checker: str) -> None:
+    """The generated modules themselves pass in strict mode, and so does user code."""
+    for name in ("data_worker.py", "data_chart.py", "good.py"):
+        assert CHECKERS[checker](data_project, name) == (0, set()), name
+
+
+@pytest.mark.parametrize("checker", sorted(CHECKERS))
+def test_wrong_payload_fields_and_context_types_are_rejected(
+    data_project: Path, checker: str
+) -> None:
+    returncode, lines = CHECKERS[checker](data_project, "bad.py")
+    assert returncode != 0
+    assert lines == expected_lines(DATA_BAD)

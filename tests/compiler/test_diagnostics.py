@@ -665,6 +665,129 @@ CASES = [
         {("m.yaml", 7, 23, "SMC062")},
         ("${payload.x}",),
     ),
+    Case(
+        "SMC080-misspelt-type",
+        {"m.yaml": "initial_state: a\n" + OK_TAIL + "context:\n  n: {type: integr, default: 0}\n"},
+        {("m.yaml", 5, 13, "SMC080")},
+        ("context field 'n'",),
+    ),
+    Case(
+        "SMC080-payload-property-schema",
+        {
+            "m.yaml": "initial_state: a\n" + OK_TAIL + "events:\n  go:\n    payload:\n"
+            "      type: object\n      properties:\n        path: {type: strin}\n"
+        },
+        {("m.yaml", 9, 22, "SMC080")},
+        ("event 'go'",),
+    ),
+    Case(
+        "SMC080-remote-ref",
+        {
+            "m.yaml": "initial_state: a\n" + OK_TAIL + "jobs:\n  task:\n"
+            "    data: {$ref: 'https://example.com/job.json'}\n"
+        },
+        {("m.yaml", 6, 18, "SMC080")},
+        ("job type 'task'", "#/$defs/"),
+    ),
+    Case(
+        "SMC080-ref-in-context",
+        {"m.yaml": "initial_state: a\n" + OK_TAIL + "context:\n  n: {$ref: '#/$defs/x'}\n"},
+        {("m.yaml", 5, 7, "SMC080")},
+        ("`$ref`",),
+    ),
+    Case(
+        "SMC081-default-below-minimum",
+        {
+            "m.yaml": "initial_state: a\n" + OK_TAIL + "context:\n"
+            "  tries: {type: integer, minimum: 1, default: 0}\n"
+        },
+        {("m.yaml", 5, 47, "SMC081")},
+        ("context field 'tries'",),
+    ),
+    Case(
+        "SMC081-list-item",
+        {
+            "m.yaml": "initial_state: a\n" + OK_TAIL + "context:\n"
+            "  names:\n    type: array\n    items: {type: string}\n    default: [a, 2]\n"
+        },
+        {("m.yaml", 8, 18, "SMC081")},
+    ),
+    Case(
+        "SMC082-keyword",
+        {
+            "m.yaml": "initial_state: a\n" + OK_TAIL + "context:\n"
+            "  class: {type: string, default: x}\n"
+        },
+        {("m.yaml", 5, 3, "SMC082")},
+        ("'class'", "keyword"),
+    ),
+    Case(
+        "SMC082-payload-field-with-a-space",
+        {
+            "m.yaml": "initial_state: a\n" + OK_TAIL + "events:\n  go:\n    payload:\n"
+            "      type: object\n      properties: {'file name': {type: string}}\n"
+        },
+        {("m.yaml", 8, 20, "SMC082")},
+        ("'file name'",),
+    ),
+    Case(
+        "SMC082-reserved",
+        {"m.yaml": "initial_state: a\n" + OK_TAIL + "context:\n  to_dict: {type: string}\n"},
+        {("m.yaml", 5, 3, "SMC082")},
+        ("to_dict",),
+    ),
+    Case(
+        "SMC083-string-payload",
+        {"m.yaml": "initial_state: a\n" + OK_TAIL + "events:\n  go: {payload: {type: string}}\n"},
+        {("m.yaml", 5, 24, "SMC083")},
+        ("event 'go'", "type: object"),
+    ),
+    Case(
+        "SMC051-payload-classes",
+        {
+            "m.yaml": "initial_state: a\ntransitions:\n  - {from: a, to: b, event: x_1}\n"
+            "  - {from: b, to: a, event: x1}\nevents:\n"
+            "  x_1: {payload: {type: object}}\n  x1: {payload: {type: object}}\n"
+        },
+        {("m.yaml", 7, 8, "SMC051")},
+        ("'X1Payload'",),
+    ),
+    Case(
+        "SMC084-payload-field-type",
+        {
+            "sender.yaml": "initial_state: a\ntransitions:\n"
+            "  - {from: a, to: b, event: event_sent}\n"
+            "actions:\n  a:\n    - type: send_event\n      target_machine: receiver\n"
+            "      event_type: go\n      payload: {n: many, note: '{text}'}\n",
+            "receiver.yaml": "initial_state: a\nmetadata: {machine_name: receiver}\n"
+            "transitions:\n  - {from: a, to: b, event: go}\nevents:\n  go:\n    payload:\n"
+            "      type: object\n      properties: {n: {type: integer}, note: {type: integer}}\n"
+            "      required: [n]\n",
+        },
+        {("sender.yaml", 9, 16, "SMC084")},
+        ("payload.n", "'receiver'"),
+    ),
+    Case(
+        "SMC084-missing-required-field",
+        {
+            "sender.yaml": "initial_state: a\ntransitions:\n"
+            "  - {from: a, to: b, event: event_sent}\n"
+            "actions:\n  a:\n    - {type: send_event, target_machine: receiver, event_type: go}\n",
+            "receiver.yaml": "initial_state: a\nmetadata: {machine_name: receiver}\n"
+            "transitions:\n  - {from: a, to: b, event: go}\nevents:\n"
+            "  go: {payload: {type: object, required: [n]}}\n",
+        },
+        {("sender.yaml", 6, 14, "SMC084")},
+    ),
+    Case(
+        "SMC051-event-named-like-the-context",
+        {
+            "m.yaml": "initial_state: a\ntransitions:\n  - {from: a, to: b, event: context}\n"
+            "context:\n  n: {type: integer, default: 0}\n"
+        },
+        {("m.yaml", 3, 29, "SMC051")},
+        ("'context'", "attribute"),
+    ),
 ]
 
 

@@ -75,8 +75,9 @@ def test_unknown_keys_each_get_their_own_diagnostic_with_a_suggestion() -> None:
             6,
             1,
             "unknown key 'zzz' in the document",
-            "allowed keys: action_types, actions, actions_root, description, events, "
-            "final_states, groups, initial_state, metadata, name, states, template, transitions",
+            "allowed keys: action_types, actions, actions_root, context, description, events, "
+            "final_states, groups, initial_state, jobs, metadata, name, states, template, "
+            "transitions",
         ),
     ]
 

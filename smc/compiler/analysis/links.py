@@ -1,15 +1,18 @@
 """Checks of the links between machines checked together: a ``send_event`` names a machine
-among them and an event it has a transition on (SMC040, SMC041).
+among them and an event it has a transition on (SMC040, SMC041), with a payload the target's
+schema of that event accepts (SMC084).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 from smc.catalog import DEFAULT_SENT_EVENT
 from smc.compiler.analysis.context import Context, diagnostic, did_you_mean
 from smc.compiler.diagnostics import Diagnostic
-from smc.compiler.model import Machine
+from smc.compiler.model import Action, Event, Machine
+from smc.runtime.context import PLACEHOLDER
 
 
 def check_send_event(machine: Machine, context: Context) -> Iterator[Diagnostic]:
@@ -35,6 +38,9 @@ def check_send_event(machine: Machine, context: Context) -> Iterator[Diagnostic]
             event = str(action.params.get("event_type", DEFAULT_SENT_EVENT))
             if "{" in event:
                 continue  # a computed event is checked at run time
+            declared = next((e for e in other.events if e.name == event), None)
+            if declared is not None and declared.payload_schema is not None:
+                yield from _check_payload(action, target, declared)
             if event not in {t.event for t in other.transitions}:
                 yield diagnostic(
                     action.param_pos.get("event_type", pos),
@@ -44,3 +50,60 @@ def check_send_event(machine: Machine, context: Context) -> Iterator[Diagnostic]
                     did_you_mean(event, other.event_names)
                     or f"add a transition on {event!r} to {target!r}",
                 )
+
+
+#: Errors about a mapping's keys, which a payload written in the file shows whatever its
+#: placeholders hold.
+_KEY_VALIDATORS = frozenset(
+    {"required", "additionalProperties", "propertyNames", "dependentRequired", "minProperties"}
+)
+
+
+def _computed(value: Any) -> bool:
+    """Whether ``value`` holds a placeholder anywhere (known only at run time)."""
+    if isinstance(value, str):
+        return PLACEHOLDER.search(value) is not None
+    if isinstance(value, dict):
+        return any(_computed(item) for item in value.values())
+    if isinstance(value, list):
+        return any(_computed(item) for item in value)
+    return False
+
+
+def _check_payload(action: Action, target: str, event: Event) -> Iterator[Diagnostic]:
+    """The ``payload`` a ``send_event`` writes against the target event's schema: what its
+    placeholders will hold is left to the receiving worker, which checks the whole payload."""
+    import jsonschema
+    from referencing import Registry
+    from referencing.exceptions import Unresolvable
+
+    from smc.compiler.plan import plain_data
+
+    assert event.payload_schema is not None
+    written = action.params.get("payload")
+    payload = {} if written is None else plain_data(written)
+    if isinstance(payload, str) and PLACEHOLDER.fullmatch(payload):
+        return  # the whole payload is computed
+    validator = jsonschema.Draft202012Validator(event.payload_schema, registry=Registry())
+    try:
+        errors = [
+            error
+            for error in validator.iter_errors(payload)
+            if error.validator in _KEY_VALIDATORS or not _computed(error.instance)
+        ]
+    except Unresolvable:  # a reference SMC080 reports in the target's file
+        return
+    error = jsonschema.exceptions.best_match(errors)
+    if error is None:
+        return
+    where = "payload" + "".join(
+        f"[{part}]" if isinstance(part, int) else f".{part}" for part in error.absolute_path
+    )
+    message = " ".join(error.message.split())
+    yield diagnostic(
+        action.param_pos.get("payload", action.pos),
+        "SMC084",
+        f"send_event's payload for {event.name!r} does not match the schema {target!r} "
+        f"declares for it: {where}: {message[:200]}",
+        "the receiving worker would dead-letter the event: fix the payload or the schema",
+    )

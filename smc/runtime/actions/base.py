@@ -47,6 +47,12 @@ class ActionRuntime(Protocol):
         automatically, see docs/runtime.md); others are held (lease renewed) until finished.
         Returns the job as the context's ``current_job`` dict."""
 
+    def refuse_invalid_job(self, job: Job) -> bool:
+        """Check a job just claimed against the machine's schema of its type's data
+        (``JOB_DATA_SCHEMAS``): when it does not match, fail it at once (not retried, the
+        schema's message as its error), log and publish it, and return True: the caller
+        must not run it. False (nothing done) when it matches or no schema applies."""
+
     def claim_token(self, job_id: str) -> str | None:
         """The claim token of ``job_id`` when this machine claimed it (for fenced updates)."""
 

@@ -31,7 +31,9 @@ class CheckDatabaseQueueAction(BaseAction):
 
     It first finishes the machine's previous job (docs/runtime.md, "Job completion"). An
     inbound event with a transition, an expired timer or a stop request ends the wait early
-    (the action returns None and the engine handles it).
+    (the action returns None and the engine handles it). A job whose data does not match the
+    machine's schema of its type (``jobs:``) is failed at once, never run, and the next one
+    claimed.
     """
 
     async def execute(self, context: dict[str, Any]) -> str | None:
@@ -62,6 +64,8 @@ class CheckDatabaseQueueAction(BaseAction):
                 else:
                     runtime.store_recovered("claim a job")
             if job is not None:
+                if runtime.refuse_invalid_job(job):
+                    continue  # failed, never run: the next job at once
                 runtime.job_claimed(job, current=True)
                 return "new_job"
             remaining = deadline - time.monotonic()
@@ -104,6 +108,7 @@ class ClaimJobAction(BaseAction):
     *held*: its lease is renewed while this machine runs, until someone finishes it."""
 
     _DEFAULT_ALREADY_CLAIMED = default_event("claim_job", "already_claimed")
+    _DEFAULT_ERROR = default_event("claim_job", "error")
     _DEFAULT_SUCCESS = default_event("claim_job", "success")
 
     async def execute(self, context: dict[str, Any]) -> str | None:
@@ -115,6 +120,8 @@ class ClaimJobAction(BaseAction):
         if job is None:
             runtime.logger.info("job %s already claimed or not pending", job_id)
             return self.event("already_claimed", self._DEFAULT_ALREADY_CLAIMED)
+        if runtime.refuse_invalid_job(job):  # its data does not match its type's schema
+            return self.event("error", self._DEFAULT_ERROR)
         runtime.job_claimed(job, current=False)  # sets context["current_job"]
         return self.event("success", self._DEFAULT_SUCCESS)
 
