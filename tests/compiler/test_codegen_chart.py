@@ -269,3 +269,28 @@ def test_generated_code_agrees_with_the_interpreter(
             assert calls == expected_hooks(chart, step.moves), event
         assert {str(s) for s in m.configuration} == set(step.configuration), event
         assert m.is_final == step.finished
+
+
+def test_a_snapshot_restores_the_configuration_as_plain_data(tmp_path: Path) -> None:
+    import json
+
+    cls = machine_class(compiled(checked(ISSUE_CHART), tmp_path))
+    m = cls()
+    m.run()
+    m.flip()
+    snapshot = m.snapshot()
+    assert snapshot == {"configuration": ["b", "c", "left", "right", "running"]}
+    again = cls.restore(**json.loads(json.dumps(snapshot)))
+    assert again.configuration == m.configuration and again.state == "running"
+    assert again.allowed_events() == m.allowed_events()
+    assert again.back() == "idle"  # and it goes on from there
+    with pytest.raises(ValueError):
+        cls.restore(["a", "c"])  # not a whole configuration: its ancestors are missing
+    calls: list[str] = []
+
+    class Traced(cls):  # type: ignore[misc, valid-type]
+        def on_enter_running(self) -> None:
+            calls.append("enter running")
+
+    Traced.restore(snapshot["configuration"])
+    assert calls == []  # restoring is not entering

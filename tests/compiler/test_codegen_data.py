@@ -326,3 +326,27 @@ def test_crafted_data_produces_inert_modules(tmp_path: Path) -> None:
     machine.go(x=evil[5])
     assert module.Context.from_dict(machine.context.to_dict()) == machine.context
     assert not marker.exists()
+
+
+def test_snapshot_and_restore_carry_the_configuration_and_the_context(
+    flat: ModuleType, chart: ModuleType
+) -> None:
+    """A machine saved as plain JSON and made again (``Cls.restore(**m.snapshot())``)."""
+    import json
+
+    machine = flat.RetryWorker(context=flat.Context(attempts=2, tags=["x"]))
+    machine.start()
+    saved = json.loads(json.dumps(machine.snapshot()))
+    assert saved["configuration"] == ["running"] and saved["context"]["attempts"] == 2
+    again = flat.RetryWorker.restore(**saved)
+    assert again.state == "running" and again.context == machine.context
+    assert again.context is not machine.context  # made from the data, not shared
+    with pytest.raises(ValueError):
+        flat.RetryWorker.restore(["running", "failed"])
+    with pytest.raises(ValueError):
+        flat.RetryWorker.restore(["running"], context={"attempts": "two"})
+    charted = chart.RetryChart(context=chart.Context(owner="me"))
+    snapshot = json.loads(json.dumps(charted.snapshot()))
+    restored = chart.RetryChart.restore(**snapshot)
+    assert restored.configuration == charted.configuration
+    assert restored.context == charted.context and restored.context.owner == "me"

@@ -86,6 +86,8 @@ chart.new_job()
 assert chart.in_state(DownloadState.WORKING) and chart.in_state("online")
 configuration: frozenset[DownloadState] = chart.configuration
 view: DownloadState = chart.fire("pause")
+restored: Traced = Traced.restore(["online", "waiting"])
+again: SimpleWorker = SimpleWorker.restore(**SimpleWorker("waiting").snapshot())
 """
 
 #: Each line marked ``# error`` must be reported, and nothing else.
