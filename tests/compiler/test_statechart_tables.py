@@ -17,7 +17,7 @@ from smc.compiler.statechart import (
     chart_from_dict,
     raised_event,
 )
-from smc.compiler.statechart.tables import relevant_histories
+from smc.compiler.statechart.tables import TableActions, relevant_histories
 from tests.support.statecharts import EVENTS, charts, event_sequences
 
 
@@ -105,7 +105,7 @@ def test_tables_agree_with_the_interpreter(chart: Chart, events: list[str]) -> N
         assert table.final[situation] == step.finished
 
 
-def plain(chart: Chart, step: Macrostep) -> tuple[tuple[str, str | int, int], ...]:
+def plain(chart: Chart, step: Macrostep) -> TableActions:
     return tuple(
         (ref.kind, ref.owner, ref.position)
         for ref in step.actions

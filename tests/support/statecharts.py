@@ -7,6 +7,12 @@ the events to send them; ``smc_document`` writes such a chart as an smc machine 
 Names are ``s0, s1, ...`` for states, ``h0, ...`` for history and ``e0 ... e3`` for external
 events, so every chart exports to SCXML as is. Opaque actions are strings naming their
 place (``in:s3``); the tests identify actions by ``ActionRef`` anyway.
+
+With ``guards=True`` (issue 14) some transitions get a ``cond``: a data guard ``c0 ... c3``
+(an id whose value the test holds), ``("in", state)`` (SCXML's ``In()``) or ``("event",
+name)`` (``_event.name ==``); some actions are ``{type: flip, cond: c1}``, which negates a data
+guard's value when run, and ``if`` blocks (half of them raise); guarded eventless transitions
+may go anywhere, so data decides whether they loop. ``guard_value`` evaluates those conds.
 """
 
 from __future__ import annotations
@@ -26,13 +32,16 @@ from smc.compiler.statechart import Chart, chart_from_dict
 
 EVENTS = ("e0", "e1", "e2", "e3")
 
+#: The data guards of guarded charts: ids whose boolean value the test holds.
+CONDS = ("c0", "c1", "c2", "c3")
+
 #: States per chart at most: enough for every construct at depth 4, small enough that a
 #: chart and its event sequence run in milliseconds in both interpreters.
 MAX_STATES = 14
 
 
 @st.composite
-def chart_documents(draw: st.DrawFn, *, max_depth: int = 4) -> dict[str, Any]:
+def chart_documents(draw: st.DrawFn, *, max_depth: int = 4, guards: bool = False) -> dict[str, Any]:
     """A chart in the dict shape ``chart_from_dict`` reads."""
     counter = itertools.count()
     budget = [MAX_STATES]
@@ -42,15 +51,27 @@ def chart_documents(draw: st.DrawFn, *, max_depth: int = 4) -> dict[str, Any]:
 
     def actions(owner: str, what: str) -> list[Any]:
         # raises sparingly: every raise can start a cycle that never settles
-        chosen = draw(st.lists(st.sampled_from(["plain", "plain", "raise"]), max_size=2))
-        return [
-            (
-                {"type": "raise", "event": draw(st.sampled_from(EVENTS))}
-                if kind == "raise"
-                else f"{what}:{owner}"
-            )
-            for kind in chosen
-        ]
+        kinds = ["plain", "plain", "raise"] + (["flip", "flip", "if"] if guards else [])
+        chosen = draw(st.lists(st.sampled_from(kinds), max_size=2))
+        return [action(kind, owner, what) for kind in chosen]
+
+    def action(kind: str, owner: str, what: str) -> Any:
+        if kind == "raise":
+            return {"type": "raise", "event": draw(st.sampled_from(EVENTS))}
+        if kind == "flip":
+            return {"type": "flip", "cond": draw(st.sampled_from(CONDS))}
+        if kind == "if":
+            # half of them raise (the semantics open those); the others are opaque actions
+            first = action(draw(st.sampled_from(["raise", "flip"])), owner, what)
+            branches: list[dict[str, Any]] = [
+                {"cond": draw(st.sampled_from(CONDS)), "actions": [first]}
+            ]
+            if draw(st.booleans()):
+                branches.append({"cond": draw(st.sampled_from(CONDS)), "actions": []})
+            if draw(st.booleans()):
+                branches.append({"actions": [f"else-{what}:{owner}", action("flip", owner, what)]})
+            return {"type": "if", "branches": branches}
+        return f"{what}:{owner}"
 
     def state(depth: int, parent: str | None, parent_kind: str) -> dict[str, Any]:
         name = f"s{next(counter)}"
@@ -131,7 +152,18 @@ def chart_documents(draw: st.DrawFn, *, max_depth: int = 4) -> dict[str, Any]:
         subtree_end = max(int(n[1:]) for n in _subtree(source, parents))
         forward = [n for n in names if int(n[1:]) > subtree_end and kinds[n] != "history"]
         several = sorted(p for p, r in regions.items() if len(r) > 1)
-        if event is None:
+        cond: Any = None
+        if guards and draw(st.integers(0, 2)) == 0:
+            cond = draw(
+                st.one_of(
+                    st.sampled_from(CONDS),
+                    st.tuples(st.just("in"), st.sampled_from(names)),
+                    st.tuples(st.just("event"), st.sampled_from(EVENTS)),
+                )
+            )
+        if event is None and cond is not None and draw(st.booleans()):
+            pass  # guarded: data decides whether it loops, any target will do
+        elif event is None:
             if forward:
                 target = draw(st.sampled_from(forward))
             else:
@@ -148,6 +180,8 @@ def chart_documents(draw: st.DrawFn, *, max_depth: int = 4) -> dict[str, Any]:
         elif draw(st.integers(0, 14)) == 0:
             target = None  # targetless
         transition: dict[str, Any] = {"from": source, "event": event}
+        if cond is not None:
+            transition["cond"] = cond
         if target is not None:
             transition["to"] = target
         if internal:
@@ -171,6 +205,16 @@ def _subtree(root: str, parents: dict[str, str | None]) -> list[str]:
 
 def charts(**options: Any) -> st.SearchStrategy[Chart]:
     return chart_documents(**options).map(chart_from_dict)
+
+
+def guard_value(
+    cond: Any, data: dict[str, bool], configuration: frozenset[str], event: str | None
+) -> bool:
+    """The value of a guarded chart's cond: a data guard's value, ``In()``, the event."""
+    if isinstance(cond, str):
+        return data[cond]
+    kind, name = cond
+    return name in configuration if kind == "in" else event == name
 
 
 event_sequences = st.lists(st.sampled_from(EVENTS), min_size=4, max_size=16)

@@ -2,7 +2,8 @@
 
 - ``chart``      the chart as checked, immutable data, and a builder from nested dicts;
 - ``semantics``  the reference interpreter: the W3C SCXML algorithm (Appendix D);
-- ``tables``     the compile-time resolution of a chart into a dispatch table of situations;
+- ``tables``     the compile-time resolution of a chart into a dispatch table of situations,
+                 with a decision program for each entry that evaluates guards;
 - ``scxml``      the export of a chart as a standard SCXML document.
 
 Nothing here imports another ``smc.compiler`` module: the model and the code generator are
@@ -14,33 +15,58 @@ from .chart import (
     ActionRef,
     Chart,
     ChartDefinitionError,
+    Cond,
     State,
     StatechartError,
     Transition,
+    can_raise,
     chart_from_dict,
+    conditional_branches,
     raised_event,
 )
 from .scxml import ScxmlExportError, to_scxml
-from .semantics import Interpreter, Macrostep, Situation, UnsettledMacrostep
-from .tables import DispatchTable, TooManySituations, build_table
+from .semantics import (
+    Checkpoint,
+    Interpreter,
+    Macrostep,
+    MissingGuard,
+    Situation,
+    UnsettledMacrostep,
+)
+from .tables import (
+    DispatchTable,
+    Program,
+    TooManyOutcomes,
+    TooManySituations,
+    build_table,
+    run_program,
+)
 
 __all__ = [
     "Action",
     "ActionRef",
     "Chart",
     "ChartDefinitionError",
+    "Checkpoint",
+    "Cond",
     "DispatchTable",
     "Interpreter",
     "Macrostep",
+    "MissingGuard",
+    "Program",
     "ScxmlExportError",
     "Situation",
     "State",
     "StatechartError",
+    "TooManyOutcomes",
     "TooManySituations",
     "Transition",
     "UnsettledMacrostep",
     "build_table",
+    "can_raise",
     "chart_from_dict",
+    "conditional_branches",
     "raised_event",
+    "run_program",
     "to_scxml",
 ]

@@ -11,7 +11,13 @@ with positioned diagnostics lives elsewhere and runs first.
 ``chart_from_dict`` builds a chart from nested dicts in the shape of the YAML language of
 issue 13 (``states:`` items, ``initial:``, ``parallel:``, ``final:``, ``history:``,
 ``on_entry``/``on_exit``, ``on:`` mappings, ``transitions:`` with ``from``/``to``/``event``/
-``type``/``actions``); tests and the reference tools use it.
+``type``/``cond``/``actions``); tests and the reference tools use it.
+
+Data (issue 14) stays opaque here. A transition's ``cond`` is whatever the caller uses to name
+a guard (an expression's text, a guard's name, an id): the core never evaluates it, it asks
+the interpreter's ``guard`` callback, or leaves it in a table's decision program. Actions
+are opaque too, but for two shapes the semantics depend on: ``{type: raise, event: x}``
+(queues an internal event) and an ``if`` block that can raise (see ``conditional_branches``).
 """
 
 from __future__ import annotations
@@ -26,8 +32,15 @@ TransitionType = Literal["external", "internal"]
 ActionKind = Literal["exit", "transition", "entry"]
 
 #: An action is whatever the machine file says (a mapping such as ``{type: log, ...}``); the
-#: semantics only look inside ``{type: raise, event: x}``, which queues an internal event.
+#: semantics only look inside ``{type: raise, event: x}``, which queues an internal event, and
+#: inside an ``if`` block that contains one (``conditional_branches``).
 Action = object
+
+#: A guard as the caller names it (hashable: tables use it as data and share programs).
+Cond = object
+
+#: One branch of an ``if`` block: its cond (None for the final ``else``) and its actions.
+Branch = tuple[Cond | None, tuple[Action, ...]]
 
 
 class StatechartError(Exception):
@@ -42,11 +55,16 @@ class ActionRef(NamedTuple):
     """Which action ran: the ``position``-th on_exit/on_entry action of the state named
     ``owner``, or the ``position``-th action of the transition whose document order is
     ``owner``. Plain data, so dispatch tables can hold it. (``position``, not ``index``:
-    a tuple already has an ``index`` method.)"""
+    a tuple already has an ``index`` method.)
+
+    An action inside an ``if`` block that the semantics open (one that can raise, see
+    ``conditional_branches``) has a tuple ``position``: the block's position, then for each
+    level the branch number and the position in that branch's actions; ``(2, 1, 0)`` is the
+    first action of the second branch of the block that is action 2."""
 
     kind: ActionKind
     owner: str | int
-    position: int
+    position: int | tuple[int, ...]
 
 
 @dataclass(frozen=True)
@@ -70,7 +88,9 @@ class State:
 class Transition:
     """``targets`` is usually one state; several must lie in distinct parallel regions;
     none makes a targetless transition (its actions run, nothing is exited or entered).
-    ``event`` None is an eventless transition. ``order`` is its document order."""
+    ``event`` None is an eventless transition. ``order`` is its document order. ``cond``
+    is its guard (None: unguarded), opaque to the core: the transition is enabled only if
+    the interpreter's ``guard`` callback says the cond holds (SCXML's ``cond``)."""
 
     source: str
     targets: tuple[str, ...]
@@ -78,6 +98,7 @@ class Transition:
     type: TransitionType = "external"
     actions: tuple[Action, ...] = ()
     order: int = 0
+    cond: Cond | None = None
 
 
 def raised_event(action: Action) -> str | None:
@@ -88,6 +109,56 @@ def raised_event(action: Action) -> str | None:
             raise ChartDefinitionError(f"a raise action needs an event name: {action!r}")
         return event
     return None
+
+
+def conditional_branches(action: Action) -> tuple[Branch, ...] | None:
+    """The branches of an ``if`` block, None for any other action.
+
+    The shape the core reads: ``{type: if, branches: [{cond: c1, actions: [...]}, ...,
+    {actions: [...]}]}``: the first branch whose cond holds runs (SCXML's ``<if>``/
+    ``<elseif>``); a last branch without ``cond`` is the ``<else>``. Only a block that can
+    raise (``can_raise``) is opened by the semantics: which event it raises decides the
+    rest of the macrostep, so its conds are evaluated like a transition's. Any other block
+    is one opaque action, run whole by the caller (its conds only change data)."""
+    if not (isinstance(action, Mapping) and action.get("type") == "if"):
+        return None
+    branches: list[Branch] = []
+    items = _items(action.get("branches"))
+    if not items:
+        raise ChartDefinitionError(f"an if action needs branches: {action!r}")
+    for number, item in enumerate(items):
+        spec = _mapping(item)
+        cond = spec.get("cond")
+        if cond is None and (number == 0 or number < len(items) - 1):
+            raise ChartDefinitionError(
+                f"only the last branch of an if action can go without a cond: {action!r}"
+            )
+        _check_cond(cond, "an if action's branch")
+        branches.append((cond, tuple(_items(spec.get("actions")))))
+    return tuple(branches)
+
+
+def can_raise(action: Action) -> bool:
+    """Whether running ``action`` can raise an event: a raise, or an ``if`` block with one
+    in some branch (at any depth)."""
+    if raised_event(action) is not None:
+        return True
+    branches = conditional_branches(action)
+    return branches is not None and any(can_raise(a) for _, acts in branches for a in acts)
+
+
+def _check_action(action: Action) -> None:
+    raised_event(action)
+    for _, actions in conditional_branches(action) or ():
+        for inner in actions:
+            _check_action(inner)
+
+
+def _check_cond(cond: Cond | None, where: str) -> None:
+    try:
+        hash(cond)
+    except TypeError:
+        raise ChartDefinitionError(f"{where}: a cond must be hashable, got {cond!r}") from None
 
 
 @dataclass(frozen=True)
@@ -151,15 +222,24 @@ class Chart:
         (raised by the chart itself when a compound or parallel state completes)."""
         return tuple(e for e in self.events() if not e.startswith("done.state."))
 
-    def action(self, ref: ActionRef | tuple[str, str | int, int]) -> Action:
+    def action(self, ref: ActionRef | tuple[str, str | int, int | tuple[int, ...]]) -> Action:
         """The action value an ``ActionRef`` (or its plain-tuple form) points at."""
         kind, owner, position = ref
         if kind == "transition":
             assert isinstance(owner, int)
-            return self.transitions[owner].actions[position]
-        assert isinstance(owner, str)
-        state = self.state(owner)
-        return (state.on_exit if kind == "exit" else state.on_entry)[position]
+            actions = self.transitions[owner].actions
+        else:
+            assert isinstance(owner, str)
+            state = self.state(owner)
+            actions = state.on_exit if kind == "exit" else state.on_entry
+        if isinstance(position, int):
+            return actions[position]
+        action = actions[position[0]]
+        for level in range(1, len(position), 2):  # (branch, position) pairs
+            branches = conditional_branches(action)
+            assert branches is not None, f"{ref!r} goes into an action that is no if block"
+            action = branches[position[level]][1][position[level + 1]]
+        return action
 
     def describe(self) -> str:
         """The chart's size in one phrase, for error messages."""
@@ -226,7 +306,7 @@ def _check_tree(chart: Chart) -> None:
             # SCXML gives a final region no meaning; a region completes by its own final child
             raise ChartDefinitionError(f"final {state.name!r} cannot be a parallel region")
         for action in (*state.on_entry, *state.on_exit):
-            raised_event(action)
+            _check_action(action)
     for name in chart.initial:
         if by_name.get(name) is None or by_name[name].kind == "history":
             raise ChartDefinitionError(f"initial state {name!r} is not a state of the chart")
@@ -273,8 +353,9 @@ def _check_transitions(chart: Chart) -> None:
             raise ChartDefinitionError(f"{where}: unknown type {transition.type!r}")
         if transition.event == "":
             raise ChartDefinitionError(f"{where}: empty event name")
+        _check_cond(transition.cond, where)
         for action in transition.actions:
-            raised_event(action)
+            _check_action(action)
 
 
 # --- a builder from the YAML shape, for tests and tools ---------------------------------
@@ -286,8 +367,9 @@ def chart_from_dict(document: Mapping[str, object], name: str = "chart") -> Char
     State items are a name (an atomic state) or a mapping with ``name`` and any of
     ``states``, ``initial``, ``parallel: true``, ``final: true``, ``history: shallow|deep``
     (with ``to`` for the default, else the parent's initial), ``on_entry``, ``on_exit`` and
-    ``on: {event: target | {to, type, actions}}``. Transitions have ``from``, ``to`` (a name
-    or a list; absent: targetless), ``event`` (absent: eventless), ``type``, ``actions``.
+    ``on: {event: target | {to, type, cond, actions}}``. Transitions have ``from``, ``to`` (a
+    name or a list; absent: targetless), ``event`` (absent: eventless), ``type``, ``cond``
+    (absent: unguarded) and ``actions``.
     ``on:`` transitions come before the ``transitions:`` list, in document order."""
     states: list[State] = []
     pending: list[dict[str, object]] = []
@@ -348,6 +430,7 @@ def chart_from_dict(document: Mapping[str, object], name: str = "chart") -> Char
             type="internal" if spec.get("type") == "internal" else "external",
             actions=tuple(_items(spec.get("actions"))),
             order=order,
+            cond=spec.get("cond"),
         )
         for order, spec in enumerate(pending)
     )

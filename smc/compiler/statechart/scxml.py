@@ -7,6 +7,14 @@ become ``<raise event=.../>``; every other action, opaque to SCXML, becomes a ha
 ``entry|<state>|<position>``, ``exit|...`` or ``transition|<order>|<position>``), so an
 interpreter's log shows the order the actions ran in.
 
+Conds. The core never reads a cond, so it cannot know what SCXML expression one stands for:
+``to_scxml`` asks its ``cond`` argument. The default writes a string cond as it is (the text
+of the expression, for a datamodel that reads it) and refuses any other cond with
+``ScxmlExportError``; a caller whose conds are ids passes a function that writes each one's
+expression. An ``if`` block that can raise (``conditional_branches``, the one kind the
+semantics open) becomes ``<if cond>``/``<elseif cond>``/``<else>`` with its actions written
+one by one; any other ``if`` block is an opaque action, a ``<log>`` like the rest.
+
 Names come from machine files and are not trusted: they only ever reach the document as
 attribute values through ElementTree (which escapes them), and a name that SCXML would read
 differently (an id that is not an XML name, an event with spaces or ``*``, which SCXML reads
@@ -19,7 +27,17 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 
-from .chart import Action, ActionRef, Chart, State, StatechartError, raised_event
+from .chart import (
+    Action,
+    ActionRef,
+    Chart,
+    Cond,
+    State,
+    StatechartError,
+    can_raise,
+    conditional_branches,
+    raised_event,
+)
 
 SCXML_NAMESPACE = "http://www.w3.org/2005/07/scxml"
 
@@ -33,12 +51,29 @@ class ScxmlExportError(StatechartError):
     """A name cannot be written as SCXML without changing its meaning."""
 
 
+Label = Callable[[ActionRef, Action], str]
+CondText = Callable[[Cond], str]
+
+
 def default_label(ref: ActionRef, action: Action) -> str:
-    """``kind|owner|position``: which action of which state or transition ran."""
-    return f"{ref.kind}|{ref.owner}|{ref.position}"
+    """``kind|owner|position``: which action of which state or transition ran (an action
+    inside an opened ``if`` block: its position path joined with dots, ``2.1.0``)."""
+    position = ref.position
+    where = str(position) if isinstance(position, int) else ".".join(map(str, position))
+    return f"{ref.kind}|{ref.owner}|{where}"
 
 
-def to_scxml(chart: Chart, *, label: Callable[[ActionRef, Action], str] = default_label) -> str:
+def default_cond(cond: Cond) -> str:
+    """A string cond is the expression's text; any other is refused (see the module)."""
+    if not isinstance(cond, str):
+        raise ScxmlExportError(
+            f"the cond {cond!r} is not an expression's text: pass to_scxml a cond function "
+            "that writes it"
+        )
+    return cond
+
+
+def to_scxml(chart: Chart, *, label: Label = default_label, cond: CondText = default_cond) -> str:
     """The chart as an SCXML document (a string, with its XML declaration)."""
     root = ET.Element(
         "scxml",
@@ -51,13 +86,13 @@ def to_scxml(chart: Chart, *, label: Callable[[ActionRef, Action], str] = defaul
     )
     for state in chart.states:
         if state.parent is None:
-            _add_state(root, chart, state, label)
+            _add_state(root, chart, state, label, cond)
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, "unicode") + "\n"
 
 
 def _add_state(
-    parent: ET.Element, chart: Chart, state: State, label: Callable[[ActionRef, Action], str]
+    parent: ET.Element, chart: Chart, state: State, label: Label, cond: CondText
 ) -> None:
     tag = {"atomic": "state", "compound": "state"}.get(state.kind, state.kind)
     element = ET.SubElement(parent, tag, {"id": _id(state.name)})
@@ -72,13 +107,16 @@ def _add_state(
         if actions:
             block = ET.SubElement(element, "on" + kind)
             for i, action in enumerate(actions):
-                _add_action(block, ActionRef(kind, state.name, i), action, label)  # type: ignore[arg-type]
+                ref = ActionRef(kind, state.name, i)  # type: ignore[arg-type]
+                _add_action(block, ref, action, label, cond)
     for transition in chart.transitions:
         if transition.source != state.name:
             continue
         attributes = {}
         if transition.event is not None:
             attributes["event"] = _event(transition.event)
+        if transition.cond is not None:
+            attributes["cond"] = cond(transition.cond)
         if transition.targets:
             attributes["target"] = _ids(transition.targets)
         if transition.type == "internal" and transition.targets:
@@ -87,17 +125,31 @@ def _add_state(
             attributes["type"] = "internal"
         element_t = ET.SubElement(element, "transition", attributes)
         for i, action in enumerate(transition.actions):
-            _add_action(element_t, ActionRef("transition", transition.order, i), action, label)
+            ref = ActionRef("transition", transition.order, i)
+            _add_action(element_t, ref, action, label, cond)
     for child in state.children:
-        _add_state(element, chart, chart.state(child), label)
+        _add_state(element, chart, chart.state(child), label, cond)
 
 
 def _add_action(
-    parent: ET.Element, ref: ActionRef, action: Action, label: Callable[[ActionRef, Action], str]
+    parent: ET.Element, ref: ActionRef, action: Action, label: Label, cond: CondText
 ) -> None:
     event = raised_event(action)
+    branches = conditional_branches(action) if can_raise(action) else None
     if event is not None:
         ET.SubElement(parent, "raise", {"event": _event(event)})
+    elif branches is not None:
+        block = ET.SubElement(parent, "if", {"cond": cond(branches[0][0])})
+        path = (ref.position,) if isinstance(ref.position, int) else ref.position
+        for number, (when, actions) in enumerate(branches):
+            if number:  # SCXML's <elseif>/<else> are markers inside <if>, before their actions
+                if when is None:
+                    ET.SubElement(block, "else")
+                else:
+                    ET.SubElement(block, "elseif", {"cond": cond(when)})
+            for position, inner in enumerate(actions):
+                inner_ref = ref._replace(position=(*path, number, position))
+                _add_action(block, inner_ref, inner, label, cond)
     else:
         ET.SubElement(parent, "log", {"label": label(ref, action)})
 

@@ -1,6 +1,9 @@
 """The reference interpreter of a ``Chart``: the W3C SCXML algorithm (the recommendation's
-Appendix D, https://www.w3.org/TR/scxml/#AlgorithmforSCXMLInterpretation), without a data
-model, invocations or delayed events.
+Appendix D, https://www.w3.org/TR/scxml/#AlgorithmforSCXMLInterpretation), without
+invocations or delayed events. Data stays outside: the caller's ``guard`` callback evaluates a
+transition's ``cond`` where Appendix D calls conditionMatch, and its ``execute`` callback runs
+each action (an assignment, a log) at the point the algorithm runs it, so a guard evaluated
+later in the same macrostep sees what an earlier action assigned.
 
 Each function below keeps the name and the shape of its Appendix D procedure, so the two can
 be read side by side. States are numbered in document order (a pre-order walk, the root
@@ -16,6 +19,14 @@ Deliberate choices where Appendix D leaves room:
   the one that was reached (SCXML empties it), so a caller can still see where it ended;
 - a macrostep longer than ``max_microsteps`` is an eventless or raise cycle that never
   settles: ``UnsettledMacrostep`` is raised instead of looping for ever;
+- guards are evaluated lazily, as Appendix D's loops read: for each active atomic state in
+  document order, its transitions and then its ancestors' in document order, until the
+  first whose event matches and whose cond holds; the conds after it are not evaluated, and
+  an ancestor's cond is evaluated again for each active atomic state below it that selects
+  nothing of its own (so a parallel state's cond can run once per region);
+- an ``if`` block that can raise (``chart.conditional_branches``) is opened: its conds go to
+  ``guard`` in order until one holds, and that branch's actions run one by one; an ``if``
+  block that cannot raise is one opaque action for ``execute``;
 - as in Appendix D, a transition to a history state whose domain lies below some of the
   states between the history's parent and the states it restores enters those states
   again although they stay active: their on_entry actions run, without on_exit;
@@ -29,11 +40,22 @@ Deliberate choices where Appendix D leaves room:
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from .chart import ActionRef, Chart, StatechartError, Transition, raised_event
+from .chart import (
+    Action,
+    ActionRef,
+    Branch,
+    Chart,
+    Cond,
+    StatechartError,
+    Transition,
+    can_raise,
+    conditional_branches,
+    raised_event,
+)
 
 #: Far more microsteps than any settling macrostep of a reasonable chart takes.
 DEFAULT_MAX_MICROSTEPS = 1000
@@ -52,6 +74,10 @@ class UnsettledMacrostep(StatechartError):
         self.transitions = transitions
 
 
+class MissingGuard(StatechartError):
+    """A cond had to be evaluated and the interpreter was given no ``guard`` callback."""
+
+
 #: One thing a macrostep did, in order: ``("exit", state)``, ``("transition", order)`` or
 #: ``("entry", state)``.
 Move = tuple[str, str | int]
@@ -66,6 +92,18 @@ class Situation(NamedTuple):
     finished: bool
 
 
+class Checkpoint(NamedTuple):
+    """A point inside a macrostep, between two microsteps, where the eventless transitions
+    are about to be selected: what the rest of the macrostep depends on (apart from data).
+    ``event`` is the event being handled (SCXML's ``_event.name``), ``queue`` the internal
+    events still to handle. The table builder resumes guarded eventless loops from here."""
+
+    configuration: frozenset[str]
+    history: tuple[tuple[str, tuple[str, ...]], ...]
+    queue: tuple[str, ...]
+    event: str | None
+
+
 @dataclass(frozen=True)
 class Macrostep:
     """What one external event (or the start) did. ``accepted`` is False when no
@@ -74,7 +112,8 @@ class Macrostep:
     the transitions taken; ``internal_events`` the raised and done events handled.
     ``moves`` is the whole step in execution order: ``("exit", state)``, ``("transition",
     order)`` and ``("entry", state)`` for every state exited or entered and every
-    transition taken, whether or not it has actions (what hooks and timers follow)."""
+    transition taken, whether or not it has actions (what hooks and timers follow).
+    ``guards`` are the conds evaluated, in order, with what the guard answered."""
 
     event: str | None
     accepted: bool
@@ -85,6 +124,7 @@ class Macrostep:
     internal_events: tuple[str, ...]
     finished: bool
     moves: tuple[Move, ...] = ()
+    guards: tuple[tuple[Cond, bool], ...] = ()
 
 
 def matches(transition_event: str | None, event: str) -> bool:
@@ -92,12 +132,33 @@ def matches(transition_event: str | None, event: str) -> bool:
     return transition_event == event
 
 
-class Interpreter:
-    """Runs a chart: ``start()`` once, then ``send(event)`` per external event."""
+#: Evaluates a cond (a transition's or an ``if`` branch's): whether it holds now.
+Guard = Callable[[Cond], bool]
+#: Runs one action (any but a raise and an opened ``if`` block) when the algorithm does.
+Execute = Callable[[ActionRef, Action], None]
 
-    def __init__(self, chart: Chart, *, max_microsteps: int = DEFAULT_MAX_MICROSTEPS) -> None:
+
+class Interpreter:
+    """Runs a chart: ``start()`` once, then ``send(event)`` per external event.
+
+    ``guard`` evaluates conds (a chart with conds and no ``guard`` raises ``MissingGuard``
+    when one is reached); it may read ``configuration`` and ``event``, which are those of
+    the moment it is called (SCXML's ``In()`` and ``_event.name``). ``execute`` is called for
+    every action the macrostep runs, in order, but raises (the interpreter queues their
+    event) and opened ``if`` blocks (their chosen branch's actions are called instead)."""
+
+    def __init__(
+        self,
+        chart: Chart,
+        *,
+        max_microsteps: int = DEFAULT_MAX_MICROSTEPS,
+        guard: Guard | None = None,
+        execute: Execute | None = None,
+    ) -> None:
         self.chart = chart
         self.max_microsteps = max_microsteps
+        self._guard = guard
+        self._execute_hook = execute
         names = ["", *(s.name for s in chart.states)]
         index = {name: i for i, name in enumerate(names) if i}
         self._names = names
@@ -131,6 +192,9 @@ class Interpreter:
         self._moves: list[Move] = []
         self._taken: list[int] = []
         self._handled: list[str] = []
+        self._guards: list[tuple[Cond, bool]] = []
+        self._event: str | None = None  # the event being handled: SCXML's _event.name
+        self._microsteps = 0  # in this macrostep, after the external event's own one
         self._domains: dict[int, int] = {}  # transition order -> domain, this microstep
 
     # --- the public face ------------------------------------------------------------
@@ -141,6 +205,7 @@ class Interpreter:
         self._active = set()
         self._memory = {}
         self._queue.clear()
+        self._event = None
         self._running = True
         self._enter_states([], initial=True)
         self._macrostep(None)
@@ -151,6 +216,7 @@ class Interpreter:
         self._reset_trace()
         if not self._running:
             return self._result(event, False)
+        self._event = event
         enabled = self._select_transitions(event)
         if enabled:
             self._microstep(enabled)
@@ -172,6 +238,11 @@ class Interpreter:
     def finished(self) -> bool:
         return not self._running
 
+    @property
+    def event(self) -> str | None:
+        """The event being handled (external or internal), None before the first."""
+        return self._event
+
     def situation(self) -> Situation:
         return Situation(self.configuration, tuple(self.history.items()), not self._running)
 
@@ -184,11 +255,28 @@ class Interpreter:
         self._running = not situation.finished
         self._queue.clear()
 
+    def checkpoint(self) -> Checkpoint:
+        """Where the macrostep is now (meaningful where ``_round`` is called)."""
+        return Checkpoint(
+            self.configuration, tuple(self.history.items()), tuple(self._queue), self._event
+        )
+
+    def resume(self, checkpoint: Checkpoint) -> Macrostep:
+        """Continue a macrostep from ``checkpoint``, as if it had just been reached (the
+        microstep count starts again at 0): the table builder's rewind into a loop."""
+        self._reset_trace()
+        self.restore(Situation(checkpoint.configuration, checkpoint.history, False))
+        self._queue.extend(checkpoint.queue)
+        self._event = checkpoint.event
+        self._macrostep(checkpoint.event)
+        return self._result(checkpoint.event, True)
+
     def _reset_trace(self) -> None:
         self._actions = []
         self._moves = []
         self._taken = []
         self._handled = []
+        self._guards = []
 
     def _result(self, event: str | None, accepted: bool) -> Macrostep:
         return Macrostep(
@@ -201,29 +289,36 @@ class Interpreter:
             internal_events=tuple(self._handled),
             finished=not self._running,
             moves=tuple(self._moves),
+            guards=tuple(self._guards),
         )
 
     # --- mainEventLoop, the part after an external event ------------------------------
 
     def _macrostep(self, event: str | None) -> None:
-        microsteps = 0
+        self._microsteps = 0
         while self._running:
+            self._round()
             enabled = self._select_eventless_transitions()
             if not enabled:
                 if not self._queue:
                     break
                 internal = self._queue.popleft()
                 self._handled.append(internal)
+                self._event = internal
                 enabled = self._select_transitions(internal)
             if enabled:
-                microsteps += 1
-                if microsteps > self.max_microsteps:
+                self._microsteps += 1
+                if self._microsteps > self.max_microsteps:
                     raise UnsettledMacrostep(
                         self._unsettled(event, enabled), event, tuple(t.order for t in enabled)
                     )
                 self._microstep(enabled)
         if not self._running:
             self._exit_interpreter()
+
+    def _round(self) -> None:
+        """Called where each round of the macrostep starts (before the eventless
+        transitions are selected): nothing here; the table builder watches loops from it."""
 
     def _unsettled(self, event: str | None, enabled: list[Transition]) -> str:
         where = "the start" if event is None else f"event {event!r}"
@@ -265,13 +360,27 @@ class Interpreter:
                 state = self._parent[state]
         return self._remove_conflicting_transitions(list(enabled.values()))
 
-    @staticmethod
-    def _enabled(transition: Transition, event: str | None) -> bool:
-        """Whether ``transition`` is enabled by ``event`` (None: eventless). The one place
-        a transition is judged: SCXML's conditionMatch (issue 14's guards) joins here."""
+    def _enabled(self, transition: Transition, event: str | None) -> bool:
+        """Whether ``transition`` is enabled by ``event`` (None: eventless): its event
+        matches, then (only then) its cond holds, SCXML's conditionMatch."""
         if event is None:
-            return transition.event is None
-        return transition.event is not None and matches(transition.event, event)
+            if transition.event is not None:
+                return False
+        elif transition.event is None or not matches(transition.event, event):
+            return False
+        return transition.cond is None or self._holds(
+            transition.cond, lambda: f"transition {transition.order} from {transition.source!r}"
+        )
+
+    def _holds(self, cond: Cond, where: Callable[[], str]) -> bool:
+        if self._guard is None:
+            raise MissingGuard(
+                f"{self.chart.describe()}: {where()} has the cond {cond!r}, and the "
+                "interpreter was given no guard to evaluate it"
+            )
+        outcome = bool(self._guard(cond))
+        self._guards.append((cond, outcome))
+        return outcome
 
     def _remove_conflicting_transitions(self, enabled: list[Transition]) -> list[Transition]:
         """Between two transitions whose exit sets meet, a descendant source wins; else the
@@ -458,8 +567,24 @@ class Interpreter:
         for i, action in enumerate(spec.on_exit if kind == "exit" else spec.on_entry):
             self._execute(ActionRef("exit" if kind == "exit" else "entry", spec.name, i), action)
 
-    def _execute(self, ref: ActionRef, action: object) -> None:
-        self._actions.append(ref)
+    def _execute(self, ref: ActionRef, action: Action) -> None:
         event = raised_event(action)
         if event is not None:
+            self._actions.append(ref)
             self._queue.append(event)
+            return
+        if isinstance(action, Mapping) and action.get("type") == "if" and can_raise(action):
+            self._execute_branch(ref, conditional_branches(action) or ())
+            return
+        self._actions.append(ref)
+        if self._execute_hook is not None:
+            self._execute_hook(ref, action)
+
+    def _execute_branch(self, ref: ActionRef, branches: tuple[Branch, ...]) -> None:
+        """Run the first branch whose cond holds (an opened ``if`` block's)."""
+        path = (ref.position,) if isinstance(ref.position, int) else ref.position
+        for number, (cond, actions) in enumerate(branches):
+            if cond is None or self._holds(cond, lambda: f"the if action {ref!r}"):
+                for position, inner in enumerate(actions):
+                    self._execute(ref._replace(position=(*path, number, position)), inner)
+                return
