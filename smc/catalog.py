@@ -177,6 +177,13 @@ BUILTIN_ACTIONS: Mapping[str, ActionSpec] = {
             "Queue an internal event, handled before the next event from outside (statecharts).",
             required=("event",),
         ),
+        # A pure action: the compiler checks its expression against the machine's data and
+        # compiles it into the class (docs/language.md, Expressions); it returns no event.
+        ActionSpec(
+            "assign",
+            "Set a context field to the value of an expression (statecharts).",
+            required=("location", "expr"),
+        ),
     )
 }
 

@@ -61,17 +61,30 @@ def register(subparsers: Any) -> None:
 
 
 def run_checker(
-    paths: Sequence[str], actions_dirs: Sequence[str], fmt: str = "text"
+    paths: Sequence[str],
+    actions_dirs: Sequence[str],
+    fmt: str = "text",
+    *,
+    compiling: bool = False,
 ) -> CheckResult:
     """Run the checker over ``paths`` and print its diagnostics in ``fmt`` (``text``,
-    ``json`` or ``github``); returns the CheckResult."""
-    from smc.compiler.check import InputError, check_paths, require_action_dirs
+    ``json`` or ``github``); returns the CheckResult. ``compiling``: the caller compiles
+    the machines (``smc paths``, ``smc export``), so what cannot be compiled yet is an
+    error too (SMC094)."""
+    from smc.compiler.check import (
+        InputError,
+        check_paths,
+        refuse_not_yet_compiled,
+        require_action_dirs,
+    )
 
     try:
         require_action_dirs(actions_dirs)
         result = check_paths(paths, actions_dirs)
     except InputError as error:
         raise UsageError(str(error)) from error
+    if compiling:
+        refuse_not_yet_compiled(result)
     print_diagnostics(result, fmt)
     return result
 

@@ -39,7 +39,7 @@ def run_export(args: argparse.Namespace) -> int:
 
     if Path(args.path).is_dir():
         raise UsageError(f"{args.path} is a directory: export takes one machine file")
-    result = run_checker([args.path], args.actions_dir)
+    result = run_checker([args.path], args.actions_dir, compiling=True)
     if result.errors:
         return EXIT_PROBLEMS
     if len(result.machines) != 1:

@@ -59,7 +59,7 @@ def run_paths(args: argparse.Namespace) -> int:
     if not all(part.isidentifier() for part in args.package.split(".")):
         raise UsageError(f"--package {args.package!r} is not a dotted Python name")
     # Diagnostics always go to stderr as text: --format here chooses the output.
-    result = run_checker(args.paths, args.actions_dir)
+    result = run_checker(args.paths, args.actions_dir, compiling=True)
     if result.errors:
         return EXIT_PROBLEMS
     machines = sorted(result.machines, key=lambda m: m.path)

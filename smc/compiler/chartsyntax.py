@@ -3,9 +3,11 @@
 A state's item may hold its own ``states:`` (a compound state; ``parallel: true`` makes each
 child a region), ``initial:``, ``history: shallow|deep`` (a pseudo-state, with an optional
 default ``to:``), ``final: true``, ``on_entry:``/``on_exit:`` actions and an ``on:`` mapping of
-event to target. The same keys work in both forms of ``states:`` (a list of items, or a
-mapping of name to options); the mapping form also takes the xstate-like spelling of the
-corpus (``type: composite``, ``initial_state:``), with its evident meaning.
+event to target (or to ``{to, when, guard, unless, type, description}``, or to a list of those
+mappings: an if/else chain tried in order). The same keys work in both forms of
+``states:`` (a list of items, or a mapping of name to options); the mapping form also takes
+the xstate-like spelling of the corpus (``type: composite``, ``initial_state:``), with its
+evident meaning.
 
 Two steps, either side of the schema:
 
@@ -232,16 +234,23 @@ def tree_fields(
 
 @dataclass(frozen=True)
 class OnEntry:
-    """One ``on:`` entry of a state: ``event: target`` or ``event: {to, type, description}``."""
+    """One transition of a state's ``on:`` mapping: ``event: target``, ``event: {to, when,
+    guard, unless, type, description}``, or one mapping of ``event: [{...}, {...}]``."""
 
     source: str
     event: str
     targets: tuple[str, ...]
     internal: bool
     description: str | None
-    #: the event key's path, and the path of each target.
+    #: the path of the transition (the event key, or the list item), and of each target.
     path: PathKey
     target_paths: tuple[PathKey, ...]
+    #: True when ``path`` is the event key (a key's position, not a value's).
+    at_key: bool = True
+    #: the conditions as written (None when absent); each value is at ``(*path, key)``.
+    when: str | None = None
+    guard: str | None = None
+    unless: str | None = None
 
 
 def on_entries(item: StateItem) -> list[OnEntry]:
@@ -251,25 +260,40 @@ def on_entries(item: StateItem) -> list[OnEntry]:
         return []
     found = []
     for event, spec in on.items():
-        path: PathKey = (*item.path, "on", event)
-        options = spec if isinstance(spec, dict) else {"to": spec}
-        to_path: PathKey = (*path, "to") if isinstance(spec, dict) else path
-        written = options.get("to")
-        if isinstance(written, list):
-            targets = tuple(str(target) for target in written)
-            target_paths = tuple((*to_path, i) for i in range(len(written)))
+        key_path: PathKey = (*item.path, "on", event)
+        written: list[tuple[PathKey, Any, bool]]
+        if isinstance(spec, list) and spec and all(isinstance(one, dict) for one in spec):
+            written = [((*key_path, index), one, False) for index, one in enumerate(spec)]
         else:
-            targets, target_paths = (str(written),), (to_path,)
-        description = options.get("description")
-        found.append(
-            OnEntry(
-                source=item.name,
-                event=str(event),
-                targets=targets,
-                internal=options.get("type") == "internal",
-                description=str(description) if description is not None else None,
-                path=path,
-                target_paths=target_paths,
+            written = [(key_path, spec, True)]
+        for path, one, at_key in written:
+            options = one if isinstance(one, dict) else {"to": one}
+            to_path: PathKey = (*path, "to") if isinstance(one, dict) else path
+            to = options.get("to")
+            if isinstance(to, list):
+                targets = tuple(str(target) for target in to)
+                target_paths = tuple((*to_path, i) for i in range(len(to)))
+            else:
+                targets, target_paths = (str(to),), (to_path,)
+            description = options.get("description")
+            found.append(
+                OnEntry(
+                    source=item.name,
+                    event=str(event),
+                    targets=targets,
+                    internal=options.get("type") == "internal",
+                    description=str(description) if description is not None else None,
+                    path=path,
+                    target_paths=target_paths,
+                    at_key=at_key,
+                    when=_text(options.get("when")),
+                    guard=_text(options.get("guard")),
+                    unless=_text(options.get("unless")),
+                )
             )
-        )
     return found
+
+
+def _text(value: Any) -> str | None:
+    # The schema makes every condition a string; None when it is not written.
+    return None if value is None else str(value)

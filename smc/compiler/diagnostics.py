@@ -21,7 +21,11 @@ CODES: Mapping[str, tuple[Severity, str]] = {
     "SMC010": ("error", "a state is named that the machine does not have"),
     "SMC011": ("error", "a state is declared twice"),
     "SMC012": ("error", "the same transition is written twice"),
-    "SMC013": ("error", "two explicit transitions leave one state on one event"),
+    "SMC013": (
+        "error",
+        "a transition can never fire: an earlier one leaves the same state on the same event "
+        "with no condition",
+    ),
     "SMC014": ("warning", 'a transition is shadowed by an earlier `from: "*"` transition'),
     "SMC015": ("error", "a state declared final has outgoing transitions"),
     "SMC016": ("error", 'actions are attached to a `from: "*"` transition'),
@@ -85,6 +89,26 @@ CODES: Mapping[str, tuple[Severity, str]] = {
     "SMC084": (
         "error",
         "a `send_event`'s payload does not match the schema the target machine gives the event",
+    ),
+    "SMC090": (
+        "error",
+        "an expression (`when:`, `expr:`) is not valid, or uses a construct the language "
+        "does not allow",
+    ),
+    "SMC091": (
+        "error",
+        "an expression names an unknown context field, payload or job field, or state",
+    ),
+    "SMC092": (
+        "error",
+        "an expression's types do not fit: a mismatch, a `when:` that is not true or false, "
+        "or a value its `assign` location cannot hold",
+    ),
+    "SMC093": ("error", "an `assign` action's `location` is not a context field"),
+    "SMC094": (
+        "error",
+        "guards and assignments are checked but not yet compiled (`smc build`, `run`, "
+        "`paths`, `export`)",
     ),
 }
 

@@ -65,13 +65,14 @@ def compile_machine_file(yaml_path: str, actions_dirs: Sequence[str]) -> Compile
         return CompiledMachine(module_path)
     # Only a cache miss pays for the checker (YAML, JSON Schema) and the code generator.
     from smc.compiler.build import write_atomic
-    from smc.compiler.check import InputError, check_paths
+    from smc.compiler.check import InputError, check_paths, refuse_not_yet_compiled
     from smc.compiler.codegen import generate_machine
 
     try:
         result = check_paths([yaml_path], actions_dirs, runtime=True)
     except InputError as error:
         raise MachineCacheError(str(error)) from None
+    refuse_not_yet_compiled(result)
     if result.errors or not result.machines:
         return CompiledMachine(None, result)
     text = generate_machine(result.machines[0], yaml_path)

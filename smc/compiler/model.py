@@ -20,6 +20,8 @@ from functools import cached_property
 from typing import Any, Literal
 
 WILDCARD = "*"
+#: The action type that sets a context field to an expression's value (``location``, ``expr``).
+ASSIGN = "assign"
 TIMEOUT_EVENT = re.compile(r"^timeout\((?P<seconds>\d+(?:\.\d+)?)\)$")
 
 #: engine: statemachine-engine (actions keyed by state); design: actions on transitions with
@@ -181,10 +183,36 @@ class Transition:
     #: ``type: internal``: a transition from a compound state to its descendants that does
     #: not exit and re-enter the compound.
     internal: bool = False
+    # ---- conditions (docs/language.md, Guards): all that are written must hold -----------
+    #: ``when:``: a condition in the expression language, as written (checked, SMC090-092).
+    when: str | None = None
+    when_pos: Position | None = None
+    #: ``guard:``: a named condition, a method the user writes that must return true.
+    guard: str | None = None
+    guard_pos: Position | None = None
+    #: ``unless:``: a named condition that must return false.
+    unless: str | None = None
+    unless_pos: Position | None = None
+    #: the actions run when the transition is taken (between the exits and the entries):
+    #: the ``assign`` actions of its ``actions:`` (the others are design style: they run in
+    #: the ``from`` state, ``State.actions``).
+    actions: tuple[Action, ...] = field(default=(), compare=False)
 
     @property
     def wildcard(self) -> bool:
         return self.source == WILDCARD
+
+    @property
+    def guarded(self) -> bool:
+        """Whether the transition has a condition (``when:``, ``guard:`` or ``unless:``): it
+        may not be taken when its event comes, and a later one on the event may be."""
+        return self.when is not None or self.guard is not None or self.unless is not None
+
+    @property
+    def condition(self) -> tuple[str | None, str | None, str | None]:
+        """``(when, guard, unless)`` as written: equal for two transitions with the same
+        conditions."""
+        return (self.when, self.guard, self.unless)
 
     @property
     def eventless(self) -> bool:
@@ -256,6 +284,24 @@ class Machine:
         )
 
     @cached_property
+    def has_guards(self) -> bool:
+        """Whether a transition has a condition (``when:``, ``guard:``, ``unless:``)."""
+        return any(t.guarded for t in self.transitions)
+
+    @cached_property
+    def assignments(self) -> tuple[Action, ...]:
+        """Every ``assign`` action, in the states' lists (entry, exit) and on transitions,
+        in document order."""
+        found = [
+            action
+            for state in self.states
+            for action in (*state.actions, *state.on_exit)
+            if action.type == ASSIGN
+        ]
+        found += [action for t in self.transitions for action in t.actions if action.type == ASSIGN]
+        return tuple(sorted(found, key=lambda action: action.pos))
+
+    @cached_property
     def state_names(self) -> tuple[str, ...]:
         return tuple(state.name for state in self.states)
 
@@ -319,7 +365,10 @@ class Machine:
 
     @cached_property
     def table(self) -> tuple[Edge, ...]:
-        """The effective edges: for each ``(source, event)`` the first one in file order."""
+        """The effective edges: for each ``(source, event)`` the first one in file order.
+
+        Conditions are not read here: a machine with a guarded transition is a statechart
+        (``chart_features``), compiled by the chart core, which tries them in order."""
         seen: set[tuple[str, str]] = set()
         effective = []
         for edge in self.expanded:
@@ -379,12 +428,18 @@ class Machine:
                 found.setdefault("internal transitions", transition.pos)
             if len(transition.targets) > 1:
                 found.setdefault("several targets", transition.pos)
+            if transition.guarded:
+                # A flat machine's table keeps one transition per (state, event): a guarded
+                # one needs the chart core, which tries them in order.
+                found.setdefault("guards", transition.pos)
+        if self.assignments:
+            found.setdefault("assignments", self.assignments[0].pos)
         return tuple(sorted(found.items(), key=lambda item: item[1]))
 
     @property
     def is_chart(self) -> bool:
         """Whether the machine uses nesting, parallel or history states, on-exit actions,
-        eventless, internal or multi-target transitions, or ``raise``."""
+        eventless, internal, multi-target or guarded transitions, ``raise`` or ``assign``."""
         return bool(self.chart_features)
 
     @cached_property

@@ -53,6 +53,47 @@ RESERVED_METHODS = frozenset(
 )
 
 
+#: Every attribute a generated class defines (its methods, properties, class constants and
+#: data attributes; templates/chart.py.jinja, templates/_data.jinja): a named condition
+#: (``guard:``, ``unless:``), a method the user writes in a subclass, must not replace one.
+GENERATED_MEMBERS = RESERVED_METHODS | frozenset(
+    {
+        "MACHINE_NAME",
+        "STYLE",
+        "ACTION_SOURCES",
+        "EXIT_ACTIONS",
+        "EXIT_ACTION_SOURCES",
+        "EVENT_METHODS",
+        "CONFIGURATIONS",
+        "STATE_VIEWS",
+        "FINAL_SITUATIONS",
+        "DISPATCH",
+        "STEPS",
+        "INITIAL_STEP",
+        "CONTEXT_SCHEMA",
+        "CONTEXT_TYPE",
+        "EVENT_PAYLOAD_SCHEMAS",
+        "JOB_DATA_SCHEMAS",
+        "snapshot",
+        "restore",
+        "context",
+        "payload",
+    }
+)
+
+
+def condition_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a named condition's method as written (None when it can): the
+    user writes ``def <name>(self) ...`` in a subclass, so it is not converted."""
+    if unicodedata.normalize("NFKC", name) != name or not name.isidentifier():
+        return "is not a Python identifier"
+    if keyword.iskeyword(name):
+        return "is a Python keyword"
+    if name.startswith("_"):
+        return "starts with '_'"
+    return None
+
+
 def _words(name: str) -> list[str]:
     text = unicodedata.normalize("NFKC", name)
     text = _CAMEL_BOUNDARY.sub("_", text)

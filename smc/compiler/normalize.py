@@ -6,13 +6,16 @@ The styles (docs/language.md):
 - design:   ``actions:`` on a transition, parameters under ``params:``. They are the actions
             run in the transition's ``from`` state to produce its event, so they join that
             state's action list in file order, and one with no ``success:`` of its own
-            returns the transition's event on success;
+            returns the transition's event on success. An ``assign`` among them is the
+            transition's own (``Transition.actions``): it runs when the transition is taken;
 - contract: ``states:`` as a mapping with ``allowed_transitions``; each allowed target T
             becomes a transition on the event ``to_T``.
 
 Statecharts (:mod:`~smc.compiler.chartsyntax`): state items nest, at any depth, in either
 form of ``states:``; transitions may also be written in a state's ``on:`` mapping, and take
-their place among the ``transitions:`` entries in file order.
+their place among the ``transitions:`` entries in file order. A transition's conditions
+(``when:``, ``guard:``, ``unless:``) are kept as written, with their positions; the
+expressions are checked by :mod:`~smc.compiler.exprcheck`.
 
 Only what the model cannot hold is reported here (duplicate states); everything else is left
 to ``analysis``.
@@ -32,6 +35,7 @@ from smc.compiler.chartsyntax import StateItem, item_kind, on_entries, state_ite
 from smc.compiler.diagnostics import Diagnostic
 from smc.compiler.loader import LoadedDocument, PathKey
 from smc.compiler.model import (
+    ASSIGN,
     WILDCARD,
     Action,
     ContextField,
@@ -136,11 +140,18 @@ class _Builder:
                 if isinstance(written, list)
                 else [self.pos((*path, "to"))]
             )
-            event = raw.get("event")
+            event = None if raw.get("event") is None else str(raw["event"])
+            own: list[Action] = []
+            for a_index, raw_action in enumerate(raw.get("actions") or []):
+                action = self.action(raw_action, (*path, "actions", a_index), "transition")
+                if action.type == ASSIGN:
+                    own.append(action)  # run when the transition is taken
+                else:
+                    transition_actions.append((str(raw["from"]), action, event))
             transition = Transition(
                 source=str(raw["from"]),
                 target=targets[0],
-                event=None if event is None else str(event),
+                event=event,
                 pos=self.pos(path),
                 index=index,
                 source_pos=self.pos((*path, "from")),
@@ -150,11 +161,10 @@ class _Builder:
                 targets=tuple(targets),
                 targets_pos=tuple(targets_pos),
                 internal=raw.get("type") == "internal",
+                actions=tuple(own),
+                **self._conditions(raw, path),
             )
             transitions.append(transition)
-            for a_index, raw_action in enumerate(raw.get("actions") or []):
-                action = self.action(raw_action, (*path, "actions", a_index), "transition")
-                transition_actions.append((transition.source, action, transition.event))
         transitions = self._with_on_transitions(transitions, items)
         offset = len(transitions)
         for n, (source, target, path) in enumerate(contract_targets):
@@ -299,6 +309,17 @@ class _Builder:
             history_default_pos=tree.history_default_pos,
         )
 
+    def _conditions(self, raw: Mapping[str, Any], path: PathKey) -> dict[str, Any]:
+        """The ``when:``, ``guard:`` and ``unless:`` of a transition written at ``path``, with
+        their positions, as keyword arguments of ``Transition``."""
+        found: dict[str, Any] = {}
+        for key in ("when", "guard", "unless"):
+            value = raw.get(key)
+            if value is not None:
+                found[key] = str(value)
+                found[f"{key}_pos"] = self.pos((*path, key))
+        return found
+
     def _with_on_transitions(
         self, transitions: list[Transition], items: list[StateItem]
     ) -> list[Transition]:
@@ -308,15 +329,19 @@ class _Builder:
                 source=entry.source,
                 target=entry.targets[0],
                 event=entry.event,
-                pos=self.pos(entry.path, key=True),
+                pos=self.pos(entry.path, key=entry.at_key),
                 index=0,
                 source_pos=self.pos(item.path, key=item.at_key),
                 target_pos=self.pos(entry.target_paths[0]),
-                event_pos=self.pos(entry.path, key=True),
+                event_pos=self.pos(entry.path[: len(item.path) + 2], key=True),
                 description=entry.description,
                 targets=entry.targets,
                 targets_pos=tuple(self.pos(path) for path in entry.target_paths),
                 internal=entry.internal,
+                **self._conditions(
+                    {"when": entry.when, "guard": entry.guard, "unless": entry.unless},
+                    entry.path,
+                ),
             )
             for item in items
             for entry in on_entries(item)

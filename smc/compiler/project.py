@@ -36,7 +36,12 @@ from smc.compiler.build import (
     unified_diff,
     write_changed,
 )
-from smc.compiler.check import CheckResult, check_paths, require_action_dirs
+from smc.compiler.check import (
+    CheckResult,
+    check_paths,
+    refuse_not_yet_compiled,
+    require_action_dirs,
+)
 from smc.compiler.config import formatter_line_length, load_config
 from smc.compiler.model import Machine
 
@@ -54,10 +59,15 @@ def _checked(
     paths: Sequence[str],
     actions_dirs: Sequence[str],
     on_checked: OnChecked | None,
+    *,
+    compiling: bool = False,
 ) -> CheckResult:
-    """The checker's result, handed to ``on_checked`` as soon as it exists."""
+    """The checker's result, handed to ``on_checked`` as soon as it exists; ``compiling``:
+    the caller generates code (what it cannot compile yet is an error, SMC094)."""
     require_action_dirs(actions_dirs)
     result = check_paths(paths, actions_dirs)
+    if compiling:
+        refuse_not_yet_compiled(result)
     if on_checked is not None:
         on_checked(result)
     return result
@@ -129,7 +139,7 @@ def compile_project(request: BuildRequest, on_checked: OnChecked | None = None) 
         if machines is not None:
             return BuildReport("fresh", out_dir, machines)
 
-    result = _checked(request.paths, request.actions_dirs, on_checked)
+    result = _checked(request.paths, request.actions_dirs, on_checked, compiling=True)
     report = BuildReport("rejected", out_dir, len(result.machines), result)
     if result.failed(strict=strict):
         return report

@@ -29,7 +29,8 @@ MACHINE_KEYS = [
     "initial_state", "states", "transitions", "events", "actions", "final_states", "groups",
     "metadata", "machine_name", "from", "to", "event", "type", "params", "success", "error",
     "name", "final", "allowed_transitions", "context_map", "target", "target_machine",
-    "event_type", "command", "action_types", "error_mappings", "*",
+    "event_type", "command", "action_types", "error_mappings", "*", "when", "guard", "unless",
+    "assign", "location", "expr", "context", "on",
 ]  # fmt: skip
 
 scalars = st.one_of(

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from smc.compiler.check import CheckResult, check_paths
+from smc.compiler.check import CheckResult, check_paths, refuse_not_yet_compiled
 from smc.compiler.diagnostics import CODES, Diagnostic, format_github, format_text
 from tests.support import PROJECT_ROOT
 
@@ -28,28 +28,37 @@ class Case:
     says: tuple[str, ...] = ()
     #: user action types provided by an action directory given to the checker.
     action_types: tuple[str, ...] = field(default=())
+    #: checked for a caller that compiles (smc build, run, paths, export).
+    compiling: bool = False
 
 
 def check(
     tmp_path: Path,
     files: dict[str, str | bytes],
     action_types: tuple[str, ...] = (),
+    *,
+    compiling: bool = False,
 ) -> CheckResult:
     """Write ``files`` and check them; ``action_types`` become the files of a user action
-    directory given to the checker (as ``--actions-dir``)."""
+    directory given to the checker (as ``--actions-dir``); ``compiling``: as the commands
+    that compile the machines do."""
     for name, text in files.items():
         path = tmp_path / name
         if isinstance(text, bytes):
             path.write_bytes(text)
         else:
             path.write_text(text, encoding="utf-8")
-    if not action_types:
-        return check_paths([str(tmp_path)])
-    actions = tmp_path.parent / f"{tmp_path.name}-actions"
-    actions.mkdir()
-    for action_type in action_types:
-        (actions / f"{action_type}.py").write_text("")
-    return check_paths([str(tmp_path)], [str(actions)])
+    dirs = []
+    if action_types:
+        actions = tmp_path.parent / f"{tmp_path.name}-actions"
+        actions.mkdir()
+        for action_type in action_types:
+            (actions / f"{action_type}.py").write_text("")
+        dirs.append(str(actions))
+    result = check_paths([str(tmp_path)], dirs)
+    if compiling:
+        refuse_not_yet_compiled(result)
+    return result
 
 
 def found(result: CheckResult) -> Found:
@@ -379,7 +388,27 @@ CASES = [
             "  - {from: c, to: b, event: x}\n"
         },
         {("m.yaml", 4, 29, "SMC013"), ("m.yaml", 4, 19, "SMC020")},
-        ("already goes to 'b'",),
+        ("already goes to 'b'", "no condition", "document order"),
+    ),
+    Case(
+        "SMC013-after-the-else",
+        {
+            "m.yaml": "initial_state: a\ncontext: {n: {type: integer, default: 0}}\n"
+            "transitions:\n  - {from: a, to: b, event: go}\n"
+            "  - {from: a, to: c, event: go, when: 'n > 1'}\n  - {from: c, to: b, event: x}\n"
+        },
+        {("m.yaml", 5, 29, "SMC013")},
+        ("with no condition (line 4)",),
+    ),
+    Case(
+        "SMC012-same-condition-twice",
+        {
+            "m.yaml": "initial_state: a\ncontext: {n: {type: integer, default: 0}}\n"
+            "transitions:\n  - {from: a, to: b, event: go, when: n > 1}\n"
+            "  - {from: a, to: b, event: go, when: n > 1}\n"
+        },
+        {("m.yaml", 5, 5, "SMC012")},
+        ("same conditions (when: n > 1)",),
     ),
     Case(
         "SMC014-shadowed-by-wildcard",
@@ -779,6 +808,136 @@ CASES = [
         },
         {("sender.yaml", 6, 14, "SMC084")},
     ),
+    # ---- expressions: when:, assign (SMC090-SMC094) ----
+    Case(
+        "SMC090-not-an-expression",
+        {
+            "m.yaml": "initial_state: a\ncontext: {n: {type: integer, default: 0}}\n"
+            "transitions:\n  - {from: a, to: b, event: go, when: 'n <'}\n"
+        },
+        {("m.yaml", 4, 43, "SMC090")},
+        ("not a valid expression",),
+    ),
+    Case(
+        "SMC090-a-call-in-a-double-quoted-block",
+        {
+            "m.yaml": "initial_state: a\ncontext: {n: {type: integer, default: 0}}\n"
+            "transitions:\n  - from: a\n    to: b\n    event: go\n"
+            '    when: "n > 0 and\n      \\"x\\" == open(\'f\').name"\n'
+        },
+        {("m.yaml", 8, 16, "SMC090")},
+        ("function calls",),
+    ),
+    Case(
+        "SMC090-assignment-in-a-literal-block",
+        {
+            "m.yaml": "initial_state: a\ncontext: {n: {type: integer, default: 0}}\n"
+            "transitions:\n  - {from: a, to: b, event: go}\n"
+            "actions:\n  a:\n    - type: assign\n      location: n\n      expr: |\n"
+            "        n + 1\n        n = 2\n"
+        },
+        {("m.yaml", 11, 9, "SMC090")},
+        ("assignment is not allowed",),
+    ),
+    Case(
+        "SMC091-unknown-context-field",
+        {
+            "m.yaml": "initial_state: a\ncontext:\n  attempts: {type: integer, default: 0}\n"
+            "transitions:\n  - {from: a, to: b, event: go, when: attempts < max_attempts}\n"
+        },
+        {("m.yaml", 5, 50, "SMC091")},
+        ("'max_attempts'", "did you mean 'attempts'?"),
+    ),
+    Case(
+        "SMC091-payload-field-in-an-on-list",
+        {
+            "m.yaml": "initial_state: a\nstates:\n  - name: a\n    on:\n      failed:\n"
+            "        - {to: b, when: \"payload.eror != ''\"}\n        - {to: c}\n  - b\n  - c\n"
+            "events:\n  failed:\n    payload:\n      type: object\n"
+            "      properties: {error: {type: string}}\n      required: [error]\n"
+        },
+        {("m.yaml", 6, 34, "SMC091")},
+        ("event 'failed' has no field 'eror'", "did you mean 'error'?"),
+    ),
+    Case(
+        "SMC091-no-payload-in-a-state-action",
+        {
+            "m.yaml": "initial_state: a\ncontext: {e: {type: string, default: ''}}\n"
+            "transitions:\n  - {from: a, to: b, event: go}\n"
+            "actions:\n  b:\n    - {type: assign, location: e, expr: payload.error}\n"
+        },
+        {("m.yaml", 7, 41, "SMC091")},
+        ("a state's actions", "the transition"),
+    ),
+    Case(
+        "SMC092-when-is-not-a-condition",
+        {
+            "m.yaml": "initial_state: a\ncontext: {n: {type: integer, default: 0}}\n"
+            "transitions:\n  - {from: a, to: b, event: go, when: 'n + 1'}\n"
+        },
+        {("m.yaml", 4, 40, "SMC092")},
+        ("true or false", "an integer"),
+    ),
+    Case(
+        "SMC092-value-does-not-fit",
+        {
+            "m.yaml": "initial_state: a\ncontext: {n: {type: integer, default: 0}}\n"
+            "transitions:\n  - from: a\n    to: b\n    event: go\n    actions:\n"
+            "      - {type: assign, location: n, expr: 'n / 2'}\n"
+        },
+        {("m.yaml", 8, 44, "SMC092")},
+        ("a number", "an integer", "`//`"),
+    ),
+    Case(
+        "SMC093-unknown-location",
+        {
+            "m.yaml": "initial_state: a\ncontext: {attempts: {type: integer, default: 0}}\n"
+            "transitions:\n  - from: a\n    to: b\n    event: go\n    actions:\n"
+            "      - {type: assign, location: attempt, expr: '1'}\n"
+        },
+        {("m.yaml", 8, 34, "SMC093")},
+        ("'attempt'", "did you mean 'attempts'?"),
+    ),
+    Case(
+        "SMC093-part-of-a-field",
+        {
+            "m.yaml": "initial_state: a\ncontext: {config: {type: object, default: {}}}\n"
+            "transitions:\n  - {from: a, to: b, event: go}\n"
+            "actions:\n  a:\n    - {type: assign, location: config.retries, expr: '1'}\n"
+        },
+        {("m.yaml", 7, 32, "SMC093")},
+        ("whole field",),
+    ),
+    Case(
+        "SMC094-guards-are-not-compiled-yet",
+        {
+            "m.yaml": "initial_state: a\ncontext: {n: {type: integer, default: 0}}\n"
+            "transitions:\n  - {from: a, to: b, event: go, when: n > 0}\n"
+            "  - {from: a, to: c, event: go}\n"
+        },
+        {("m.yaml", 4, 5, "SMC094")},
+        ("not yet compiled",),
+        compiling=True,
+    ),
+    Case(
+        "SMC050-guard-name",
+        {
+            "m.yaml": "initial_state: a\ntransitions:\n"
+            "  - {from: a, to: b, event: go, guard: has-room}\n"
+        },
+        {("m.yaml", 3, 40, "SMC050")},
+        ("`guard:` 'has-room'",),
+    ),
+    Case(
+        "SMC051-unless-name-is-an-event-method",
+        {
+            "m.yaml": "initial_state: a\ntransitions:\n"
+            "  - {from: a, to: b, event: go, unless: stop}\n"
+            "  - {from: b, to: a, event: stop}\n"
+        },
+        {("m.yaml", 3, 41, "SMC051")},
+        ("the method of event 'stop'",),
+    ),
     Case(
         "SMC051-event-named-like-the-context",
         {
@@ -793,7 +952,7 @@ CASES = [
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_broken_machine(tmp_path: Path, case: Case) -> None:
-    result = check(tmp_path, case.files, case.action_types)
+    result = check(tmp_path, case.files, case.action_types, compiling=case.compiling)
     assert found(result) == case.expected
     first = min(d for d in result.diagnostics if d.code == case.id.split("-")[0])
     for text in case.says:
@@ -857,6 +1016,17 @@ CLEAN = {
     "failure-of-an-action-that-only-raises": "initial_state: a\n"
     + OK_TAIL
     + "actions:\n  a:\n    - {type: send_event, target_machine: m, event_type: go, success: go}\n",
+    "guarded-chain": "initial_state: a\ncontext:\n  n: {type: integer, default: 0}\n"
+    "transitions:\n  - {from: a, to: b, event: go, when: n > 1}\n"
+    "  - {from: a, to: c, event: go, guard: has_room}\n  - {from: a, to: b, event: go}\n"
+    "  - {from: '*', to: a, event: reset, unless: busy}\n  - {from: b, to: a, event: reset}\n",
+    "assign-on-a-transition": "initial_state: a\ncontext:\n  n: {type: integer, default: 0}\n"
+    "  last: {type: [string, 'null'], default: null}\nevents:\n  failed:\n    payload:\n"
+    "      type: object\n      properties: {error: {type: string}}\n      required: [error]\n"
+    "transitions:\n  - from: a\n    to: b\n    event: failed\n    actions:\n"
+    "      - {type: assign, location: n, expr: n + 1}\n"
+    "      - {type: assign, location: last, expr: payload.error}\n"
+    "  - {from: '*', to: a, event: failed, actions: [{type: assign, location: n, expr: '0'}]}\n",
 }
 
 

@@ -12,7 +12,7 @@ from typing import Any
 from smc.catalog import BUILTIN_ACTIONS, COMMON_KEYS, REMOVED_ACTIONS
 from smc.compiler.analysis.context import Context, closest, diagnostic, did_you_mean
 from smc.compiler.diagnostics import Diagnostic
-from smc.compiler.model import Action, Machine
+from smc.compiler.model import ASSIGN, Action, Machine
 
 _FILTER = re.compile(r"\{[A-Za-z_][\w.]*\|[^{}]*\}")
 
@@ -36,55 +36,60 @@ def _declares_user_actions(machine: Machine) -> bool:
 def check_actions(machine: Machine, context: Context) -> Iterator[Diagnostic]:
     known_user = set(machine.user_action_types) | context.extra_action_types
     sources_known = context.user_actions_known or _declares_user_actions(machine)
-    for state in machine.states:
-        for action in (*state.actions, *state.on_exit):
-            spec = BUILTIN_ACTIONS.get(action.type)
-            if (
-                spec is None
-                and action.type not in known_user
-                and action.type not in context.entry_point_types
-            ):
-                yield _unknown_action(action, state.name, known_user, sources_known)
-            if spec is not None:
-                for required in spec.required:
-                    if required not in action.params:
-                        given = [str(param) for param in action.params]
-                        close = difflib.get_close_matches(required, given, n=1)
-                        hint = (
-                            f"{close[0]!r} looks like a misspelling of it"
-                            if close
-                            else f"add `{required}: ...`"
-                        )
-                        yield diagnostic(
-                            action.pos,
-                            "SMC031",
-                            f"{action.type!r} needs the parameter {required!r}",
-                            hint,
-                        )
-                allowed = spec.parameters | COMMON_KEYS
-                for param in action.params:
-                    if param not in allowed:
-                        hint = did_you_mean(param, spec.parameters) or (
-                            "parameters it reads: " + ", ".join(sorted(spec.parameters))
-                        )
-                        yield diagnostic(
-                            action.param_key_pos.get(param, action.pos),
-                            "SMC032",
-                            f"{action.type!r} has no parameter {param!r}; it is ignored",
-                            hint,
-                        )
-            for param, value in action.params.items():
-                for text in _strings(value):
-                    match = _FILTER.search(text)
-                    if match:
-                        yield diagnostic(
-                            action.param_pos.get(param, action.pos),
-                            "SMC033",
-                            f"placeholder {match.group(0)!r} uses a filter; filters are "
-                            "not supported and the text is left as written",
-                            "compute the value in an action (set_context) and refer to "
-                            "it with a plain {name}",
-                        )
+    written = [(state.name, action) for state in machine.states for action in state.actions]
+    written += [(state.name, action) for state in machine.states for action in state.on_exit]
+    # A transition's own actions (``assign``) are checked the same way.
+    written += [(t.source, action) for t in machine.transitions for action in t.actions]
+    for owner, action in written:
+        spec = BUILTIN_ACTIONS.get(action.type)
+        if (
+            spec is None
+            and action.type not in known_user
+            and action.type not in context.entry_point_types
+        ):
+            yield _unknown_action(action, owner, known_user, sources_known)
+        if spec is not None:
+            for required in spec.required:
+                if required not in action.params:
+                    given = [str(param) for param in action.params]
+                    close = difflib.get_close_matches(required, given, n=1)
+                    hint = (
+                        f"{close[0]!r} looks like a misspelling of it"
+                        if close
+                        else f"add `{required}: ...`"
+                    )
+                    yield diagnostic(
+                        action.pos,
+                        "SMC031",
+                        f"{action.type!r} needs the parameter {required!r}",
+                        hint,
+                    )
+            allowed = spec.parameters | COMMON_KEYS
+            for param in action.params:
+                if param not in allowed:
+                    hint = did_you_mean(param, spec.parameters) or (
+                        "parameters it reads: " + ", ".join(sorted(spec.parameters))
+                    )
+                    yield diagnostic(
+                        action.param_key_pos.get(param, action.pos),
+                        "SMC032",
+                        f"{action.type!r} has no parameter {param!r}; it is ignored",
+                        hint,
+                    )
+        if action.type == ASSIGN:
+            continue  # an expression, not a template: nothing in it is substituted
+        for param, value in action.params.items():
+            for text in _strings(value):
+                match = _FILTER.search(text)
+                if match:
+                    yield diagnostic(
+                        action.param_pos.get(param, action.pos),
+                        "SMC033",
+                        f"placeholder {match.group(0)!r} uses a filter; filters are "
+                        "not supported and the text is left as written",
+                        "compute the value in an action (set_context) and refer to "
+                        "it with a plain {name}",
+                    )
 
 
 def _unknown_action(

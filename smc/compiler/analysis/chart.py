@@ -329,9 +329,9 @@ def _stuck_leaves(
 
 
 def check_eventless_cycles(machine: Machine, _: Context) -> Iterator[Diagnostic]:
-    """SMC074: eventless transitions are taken as long as one is enabled; with no guards,
-    a cycle of them (each leaf's first eventless transition, its own before its ancestors')
-    is taken for ever."""
+    """SMC074: eventless transitions are taken as long as one is enabled; a cycle of them
+    (each leaf's first eventless transition, its own before its ancestors'), none with a
+    condition, is taken for ever."""
     eventless = [t for t in machine.transitions if t.event is None]
     if not eventless:
         return
@@ -350,7 +350,9 @@ def check_eventless_cycles(machine: Machine, _: Context) -> Iterator[Diagnostic]
             if choice is not None:
                 break
             choice = first_from.get(ancestor)
-        if choice is not None:
+        # A guarded first choice may not be taken, or may stop being taken as the data
+        # changes: only a loop of unconditional transitions certainly never settles.
+        if choice is not None and not choice.guarded:
             taken[leaf] = choice
     successors = {
         leaf: chart.leaves_entered(tuple(n for n, _ in t.all_targets if machine.has_state(n)))
@@ -403,6 +405,11 @@ def check_chart_table(machine: Machine) -> Iterator[Diagnostic]:
     as a transition into a sibling region of a parallel state, which enters the whole
     parallel state again), or more situations than a table may hold. Code generation builds
     the same table; this makes its failures diagnostics, not tracebacks."""
+    if machine.has_guards or machine.assignments:
+        # The core cannot evaluate conditions yet: its table would take every guarded
+        # transition as unconditional (and report loops that the data ends). Building such
+        # a machine is refused instead (check.not_yet_compiled_data, SMC094).
+        return
     # Imported here: a flat machine never needs the statechart core.
     from smc.compiler.charts import machine_chart, written_transitions
     from smc.compiler.statechart import (

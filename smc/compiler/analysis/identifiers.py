@@ -1,6 +1,7 @@
 """Checks that names become Python: states, events and machines each become an identifier
 (SMC050), distinct ones distinct identifiers and modules (SMC051), and no two machines share a
-name (SMC042).
+name (SMC042); a named condition (``guard:``, ``unless:``) is a method name as written
+(SMC050) that the generated class does not use already (SMC051).
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ def check_identifiers(machine: Machine, _: Context) -> Iterator[Diagnostic]:
             taken.setdefault(ident, name)
     if machine.is_chart:
         yield from _check_hook_names(machine)
+    if machine.has_guards:
+        yield from _check_condition_names(machine)
     for convert in (names.pascal, names.module):
         if convert(machine.name) is None:
             yield diagnostic(
@@ -78,6 +81,56 @@ def _check_hook_names(machine: Machine) -> Iterator[Diagnostic]:
                 "rename one of them",
             )
         taken.setdefault(method, owner)
+
+
+def _check_condition_names(machine: Machine) -> Iterator[Diagnostic]:
+    """``guard:`` and ``unless:`` name methods the user writes in a subclass of the
+    generated class: each must be an identifier as written (SMC050) and must not be one of
+    the class's own attributes, event methods or hooks (SMC051). Each name once, where it is
+    first written."""
+    from smc.compiler.chartplan import hook_names
+
+    taken: dict[str, str] = {}
+    for event in machine.events:
+        method = names.method(event.name)
+        if method is not None:
+            taken.setdefault(method, f"the method of event {event.name!r}")
+    for kind, name, method in hook_names(machine):
+        what = {"entry": "entry hook", "exit": "exit hook", "on": "hook"}[kind]
+        taken.setdefault(method, f"the {what} of {'event' if kind == 'on' else 'state'} {name!r}")
+    seen: set[str] = set()
+    written = [
+        (key, name, pos or t.pos)
+        for t in machine.transitions
+        for key, name, pos in (("guard", t.guard, t.guard_pos), ("unless", t.unless, t.unless_pos))
+        if name is not None
+    ]
+    for key, name, where in written:
+        if name in seen:
+            continue
+        seen.add(name)
+        problem = names.condition_name_problem(name)
+        if problem is not None:
+            yield diagnostic(
+                where,
+                "SMC050",
+                f"`{key}:` {name!r} {problem}: it names a method you write as it is written",
+                "use letters, digits and '_', not first",
+            )
+        elif name in names.GENERATED_MEMBERS:
+            yield diagnostic(
+                where,
+                "SMC051",
+                f"`{key}:` {name!r} is an attribute the generated class has itself",
+                "name the condition after what it checks, e.g. `has_capacity`",
+            )
+        elif name in taken:
+            yield diagnostic(
+                where,
+                "SMC051",
+                f"`{key}:` {name!r} is also {taken[name]} in Python",
+                "rename the condition",
+            )
 
 
 def check_machine_names(machines: Sequence[Machine]) -> Iterator[Diagnostic]:

@@ -1,7 +1,8 @@
-"""Checks of a machine's states and transitions: every state named exists (SMC010), no two
-transitions on one event from one state (SMC012, SMC013), no transition hidden by a ``from: "*"``
-one (SMC014) or leaving a declared final state (SMC015), groups (SMC017), and every state
-reachable and able to leave (SMC020, SMC021).
+"""Checks of a machine's states and transitions: every state named exists (SMC010), no
+transition written twice (SMC012) or after an unconditional one on the same event from the
+same state (SMC013), no transition hidden by a ``from: "*"`` one (SMC014) or leaving a
+declared final state (SMC015), groups (SMC017), and every state reachable and able to leave
+(SMC020, SMC021).
 """
 
 from __future__ import annotations
@@ -58,35 +59,59 @@ def _on(event: str | None) -> str:
     return f"on {event!r}" if event is not None else "with no event"
 
 
+def _targets(t: Transition) -> tuple[str, ...]:
+    return t.targets or (t.target,)
+
+
+def _conditions(t: Transition) -> str:
+    """``when: x, guard: g`` for a message; empty for an unconditional transition."""
+    keys = ("when", "guard", "unless")
+    written = [(k, v) for k, v in zip(keys, t.condition, strict=True) if v is not None]
+    return ", ".join(f"{key}: {value}" for key, value in written)
+
+
 def check_transitions(machine: Machine, _: Context) -> Iterator[Diagnostic]:
-    first: dict[tuple[str, str | None], Transition] = {}
-    #: event -> the first `from: "*"` on it
+    """SMC012-SMC015. Transitions on one event from one state are tried in document order
+    and the first whose conditions hold is taken, so several are an if/else chain; only a
+    transition after one without conditions can never be taken (SMC013), and one written
+    twice with the same conditions is SMC012."""
+    earlier_on: dict[tuple[str, str | None], list[Transition]] = {}
+    #: event -> the first unconditional `from: "*"` on it
     first_wildcard: dict[str | None, Transition] = {}
     finals = set(machine.final_states)
     for t in machine.transitions:
         key = (t.source, t.event)
-        earlier = first.get(key)
-        if earlier is not None:
-            if earlier.target == t.target:
-                yield diagnostic(
-                    t.pos,
-                    "SMC012",
-                    f"transition {_arrow(t)} is written twice",
-                    f"the first is at line {earlier.pos.line}; remove this one",
-                )
-            else:
-                yield diagnostic(
-                    t.event_pos,
-                    "SMC013",
-                    f"state {t.source!r} already goes to {earlier.target!r} "
-                    f"{_on(t.event)} (line {earlier.pos.line}); this transition to "
-                    f"{t.target!r} can never fire",
-                    "use a different event, or remove one of the two",
-                )
+        earlier = earlier_on.setdefault(key, [])
+        twin = next(
+            (e for e in earlier if _targets(e) == _targets(t) and e.condition == t.condition),
+            None,
+        )
+        unconditional = next((e for e in earlier if not e.guarded), None)
+        if twin is not None:
+            yield diagnostic(
+                t.pos,
+                "SMC012",
+                f"transition {_arrow(t)} is written twice"
+                + (f" with the same conditions ({_conditions(t)})" if t.guarded else ""),
+                f"the first is at line {twin.pos.line}; remove this one",
+            )
             continue
-        first[key] = t
+        if unconditional is not None:
+            yield diagnostic(
+                t.event_pos,
+                "SMC013",
+                f"state {t.source!r} already goes to {unconditional.target!r} "
+                f"{_on(t.event)} with no condition (line {unconditional.pos.line}); this "
+                f"transition to {t.target!r} can never fire",
+                "transitions on one event are tried in document order: put the ones with "
+                "`when:`/`guard:`/`unless:` first and the unconditional one (the else) last, "
+                "or use a different event",
+            )
+            continue
+        earlier.append(t)
         if t.wildcard:
-            first_wildcard.setdefault(t.event, t)
+            if not t.guarded:
+                first_wildcard.setdefault(t.event, t)
             continue
         shadow = first_wildcard.get(t.event)
         if shadow is not None and t.source not in finals:
