@@ -16,9 +16,7 @@ smc spells differently stay SMC005.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -30,6 +28,7 @@ from smc.compiler.diagrams.chart import chart_picture
 from smc.compiler.diagrams.model import machine_ids
 from smc.compiler.model import Machine
 from smc.compiler.statechart import build_table
+from tests.support.cli import run_smc
 from tests.support.corpus import require_corpus
 
 FACE = Path("statemachine-engine") / "tools" / "test_face_processor.yaml"
@@ -39,14 +38,7 @@ STEM = "test_face_processor"
 
 
 def smc(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "smc", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        check=False,
-        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
-    )
+    return run_smc(*args, cwd=cwd)
 
 
 def checked(path: Path) -> Machine:

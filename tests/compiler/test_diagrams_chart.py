@@ -12,7 +12,6 @@ bytes are golden files; after an intended change, regenerate them and review the
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -24,6 +23,7 @@ from smc.compiler.check import check_paths
 from smc.compiler.diagrams import machine_diagrams
 from smc.compiler.diagrams.model import machine_ids
 from smc.compiler.model import Machine
+from tests.support.cli import run_smc
 from tests.support.corpus import CORPUS, require_corpus
 from tests.support.diagrams import mermaid_edges, render_mermaid
 from tests.support.golden import check_golden_file, check_golden_set
@@ -265,14 +265,7 @@ def test_dot_draws_the_tree(name: str) -> None:
 
 
 def _smc(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "smc", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        check=False,
-        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
-    )
+    return run_smc(*args, cwd=cwd)
 
 
 @pytest.mark.slow

@@ -9,9 +9,7 @@ Code generation does not compile them yet: the commands that compile refuse such
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +25,7 @@ from smc.compiler.loader.document import Pos
 from smc.compiler.loader.scalars import scalar_positions
 from smc.compiler.machinecache import compile_machine_file
 from smc.compiler.model import Machine
-from tests.support import PROJECT_ROOT
+from tests.support.cli import run_smc
 
 Found = set[tuple[int, int, str]]
 
@@ -486,20 +484,7 @@ def test_not_yet_compiled_names_the_first_guard_and_assignment() -> None:
 
 
 def smc(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "smc", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        check=False,
-        env={
-            **os.environ,
-            "PYTHONPATH": str(PROJECT_ROOT),
-            "NO_COLOR": "1",
-            "SMC_CACHE_DIR": str(cwd / "cache"),
-        },
-        timeout=120,
-    )
+    return run_smc(*args, cwd=cwd)
 
 
 @pytest.mark.parametrize("text", [GUARDED, ASSIGNING], ids=["guards", "assignments"])

@@ -8,9 +8,7 @@ file: the escapes below try).
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -22,7 +20,7 @@ from hypothesis import strategies as st
 from smc.compiler.check import CheckResult, check_texts, refuse_not_yet_compiled
 from smc.compiler.diagnostics import CODES
 from tests.compiler.test_guards import Styled, StyledDumper
-from tests.support import PROJECT_ROOT
+from tests.support.cli import run_smc
 
 #: A file the escapes try to create; it must never exist. One directory for the whole run
 #: (Hypothesis runs examples without pytest's per-test fixtures).
@@ -222,20 +220,7 @@ def test_any_text_written_raw_into_a_machine_file(raw: str, where: int) -> None:
 
 
 def smc(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "smc", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        check=False,
-        env={
-            **os.environ,
-            "PYTHONPATH": str(PROJECT_ROOT),
-            "NO_COLOR": "1",
-            "SMC_CACHE_DIR": str(cwd / "cache"),
-        },
-        timeout=120,
-    )
+    return run_smc(*args, cwd=cwd)
 
 
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
