@@ -23,6 +23,7 @@ from typing import Any
 
 from smc.compiler import names
 from smc.compiler.diagnostics import Diagnostic
+from smc.compiler.expressions import RESERVED_NAMES as EXPRESSION_NAMES
 from smc.compiler.loader import LoadedDocument, PathKey
 from smc.compiler.model import Machine
 from smc.compiler.pylayout import pystr
@@ -231,6 +232,17 @@ class _Checker:
         elif name in RESERVED_FIELD_NAMES:
             problem = "is a name the generated class uses itself"
             hint = "rename it; taken: " + ", ".join(sorted(RESERVED_FIELD_NAMES))
+        elif what == "context field" and name in EXPRESSION_NAMES:
+            # an expression's bare name is a context field, but these four mean something
+            # else there (docs/language.md, Expressions): the field could never be read
+            self.report(
+                path,
+                "SMC082",
+                f"{what} {name!r} could never be read: in an expression, {name!r} means "
+                "something else",
+                "rename it; expressions read `payload`, `job`, `len` and `In` as themselves",
+                key=True,
+            )
         if problem is not None:
             self.report(
                 path,

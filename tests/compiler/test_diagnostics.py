@@ -742,6 +742,15 @@ CASES = [
         {("m.yaml", 8, 18, "SMC081")},
     ),
     Case(
+        "SMC082-context-field-named-like-an-expression-name",
+        {
+            "m.yaml": "initial_state: a\ncontext:\n  payload: {type: integer, default: 0}\n"
+            "transitions:\n  - {from: a, to: b, event: go}\n"
+        },
+        {("m.yaml", 3, 3, "SMC082")},
+        ("context field 'payload' could never be read",),
+    ),
+    Case(
         "SMC082-keyword",
         {
             "m.yaml": "initial_state: a\n" + OK_TAIL + "context:\n"
