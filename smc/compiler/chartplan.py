@@ -17,13 +17,17 @@ state, or an ancestor of it, while several regions are active). See docs/languag
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any, NamedTuple
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple, cast
 
 from smc.compiler import commands, names
-from smc.compiler.charts import machine_table
-from smc.compiler.model import Machine
-from smc.compiler.statechart import Chart
+from smc.compiler.charts import machine_table, written_transitions
+from smc.compiler.exprcheck import transition_scope
+from smc.compiler.expressions import Expression, Names, parse_expression, parse_guard, to_python
+from smc.compiler.model import ASSIGN, Action, Machine
+from smc.compiler.model import Transition as ModelTransition
+from smc.compiler.statechart import Chart, DispatchTable
+from smc.compiler.statechart.tables import PlainAction, Program
 
 #: The hook methods a chart class declares: ``on_enter_<state>``, ``on_exit_<state>`` and
 #: ``on_<event>``, with the state's or event's snake-case name.
@@ -64,6 +68,45 @@ class ExitActionsPlan(NamedTuple):
     action_sources: tuple[str, ...]
 
 
+#: A program as the generated module holds it (``ProgramsPlan``).
+CodeProgram = tuple[tuple[Any, ...], ...]
+
+
+class CondPlan(NamedTuple):
+    """``_cond_<n>``: a written transition's condition as one Python expression over
+    ``self``, ``ctx`` (the context) and ``payload``."""
+
+    source: str
+    uses_context: bool
+
+
+class AssignPlan(NamedTuple):
+    """``_assign_<n>``: ``ctx.<field> = <expr>``."""
+
+    field: str
+    source: str
+
+
+class ProgramsPlan(NamedTuple):
+    """What a chart with guards or ``assign`` actions adds (None in a chart without: its
+    module is unchanged). Programs are the core's decision programs (``statechart.tables``)
+    as nested tuples of ints (``CodeProgram``), each item's first int its kind:
+    ``(0, assign)``, ``(1, cond, then, else)``, ``(2, situation, step, microsteps)`` (goto),
+    ``(3, point, step, microsteps)`` (resume), ``(4,)`` (reject), ``(5,)`` (unsettled): a
+    goto's or resume's moves are a ``STEPS`` index, so hooks run. Only ``assign`` actions
+    are "act" items here: the other actions are the runtime's, which follows the steps."""
+
+    conds: tuple[CondPlan, ...]
+    assigns: tuple[AssignPlan, ...]
+    #: situation -> ((event member, program source), ...), in the chart's event order.
+    programs: tuple[tuple[tuple[str, CodeProgram], ...], ...]
+    points: tuple[CodeProgram, ...]
+    initial: CodeProgram | None
+    max_microsteps: int
+    #: the ``guard:``/``unless:`` methods a subclass writes, sorted.
+    named_guards: tuple[str, ...]
+
+
 class ChartPlan(NamedTuple):
     situations: tuple[SituationPlan, ...]
     steps: tuple[tuple[MovePlan, ...], ...]
@@ -72,6 +115,7 @@ class ChartPlan(NamedTuple):
     exit_actions: tuple[ExitActionsPlan, ...]
     #: the state views' rows ``(state, event, state)``, deduplicated, for ``TRANSITIONS``.
     transitions: tuple[tuple[str, str, str], ...]
+    programs: ProgramsPlan | None = None
 
 
 def hook_names(machine: Machine) -> list[tuple[str, str, str]]:
@@ -108,6 +152,9 @@ def chart_plan(
         plan = _moves(chart, moves, state_member, event_member)
         return steps.setdefault(plan, len(steps))
 
+    compiler = (
+        _ProgramCompiler(machine, table, step_of, state_member) if _has_data_code(machine) else None
+    )
     initial_step = step_of(table.initial_moves)
     situations = []
     rows: dict[tuple[str, str, str], None] = {}
@@ -116,6 +163,28 @@ def chart_plan(
         for event in table.events:  # the chart's order: deterministic
             found = table.dispatch[index].get(event)
             if found is None:
+                if compiler is not None and event in table.programs[index]:
+                    compiler.entry(index, event_member[event], table.programs[index][event])
+                    for target in _targets(table.programs[index][event], table):
+                        row = (
+                            state_member[views[index]],
+                            event_member[event],
+                            state_member[views[target]],
+                        )
+                        rows[row] = None
+                continue
+            if compiler is not None and compiler.has_assigns(found[1]):
+                # A plain entry that assigns: the class runs its assignments, so it is a
+                # program (its actions, then where it goes) rather than a DISPATCH entry.
+                step = step_of(table.moves[index][event])
+                program = _plain_program(found[1], found[0])
+                compiler.entry(index, event_member[event], program, step=step)
+                row = (
+                    state_member[views[index]],
+                    event_member[event],
+                    state_member[views[found[0]]],
+                )
+                rows[row] = None
                 continue
             target = found[0]
             step = step_of(table.moves[index][event])
@@ -145,6 +214,9 @@ def chart_plan(
         for state in machine.states
         if state.on_exit
     )
+    programs = None
+    if compiler is not None:
+        programs = compiler.plan(len(table.configurations), initial_step)
     return ChartPlan(
         situations=tuple(situations),
         steps=tuple(steps),
@@ -152,7 +224,170 @@ def chart_plan(
         hooks=hooks,
         exit_actions=exit_actions,
         transitions=tuple(rows),
+        programs=programs,
     )
+
+
+def _has_data_code(machine: Machine) -> bool:
+    return machine.has_guards or bool(machine.assignments)
+
+
+def _plain_program(actions: Sequence[PlainAction], target: int) -> Program:
+    """A plain entry as a program: its actions, then where it goes (its step is known)."""
+    return cast(Program, (*(("act", a) for a in actions), ("goto", target, (), 0)))
+
+
+def _targets(program: Program, table: DispatchTable) -> list[int]:
+    """The situations a program may end in (resume points followed), for ``TRANSITIONS``."""
+    found: list[int] = []
+    seen: set[int] = set()
+    work = [program]
+    while work:
+        for item in work.pop():
+            if item[0] == "test":
+                work += [item[2], item[3]]
+            elif item[0] == "goto" and item[1] not in found:
+                found.append(item[1])
+            elif item[0] == "resume" and item[1] not in seen:
+                seen.add(item[1])
+                work.append(table.points[item[1]])
+    return sorted(found)
+
+
+class _ProgramCompiler:
+    """Compiles a table's programs, conds and assignments into a ``ProgramsPlan``."""
+
+    def __init__(
+        self,
+        machine: Machine,
+        table: DispatchTable,
+        step_of: Callable[[Sequence[tuple[str, str | int]]], int],
+        state_member: Mapping[str, str],
+    ) -> None:
+        self.machine = machine
+        self.table = table
+        self.step_of = step_of
+        self.written = written_transitions(machine)
+        self.by_index = {t.index: t for t in machine.transitions}
+        self.names = Names(
+            context={f.name: f.name for f in machine.context},
+            states=state_member,
+        )
+        self.conds: dict[object, int] = {}
+        self.cond_plans: list[CondPlan] = []
+        self.assigns: dict[tuple[Any, ...], int] = {}
+        self.assign_plans: list[AssignPlan] = []
+        self.programs: dict[int, list[tuple[str, CodeProgram]]] = {}
+
+    def action(self, plain: tuple[Any, ...]) -> tuple[Action, ModelTransition | None] | None:
+        """The model's ``assign`` action a table action is, with its transition; None for
+        any other action (the runtime's)."""
+        kind, owner, position = plain
+        if not isinstance(position, int):
+            return None  # inside an if block: no assign there (raise only)
+        if kind == "transition":
+            written = self.written[owner]
+            return written.actions[position], written
+        state = self.machine.state(owner)
+        action = (state.on_entry if kind == "entry" else state.on_exit)[position]
+        return (action, None) if action.type == ASSIGN else None
+
+    def has_assigns(self, actions: Sequence[tuple[Any, ...]]) -> bool:
+        return any(self.action(a) is not None for a in actions)
+
+    def assign(self, plain: tuple[Any, ...]) -> int | None:
+        found = self.action(plain)
+        if found is None:
+            return None
+        action, transition = found
+        key = (id(action),)
+        if key not in self.assigns:
+            scope = transition_scope(self.machine, transition)
+            location = str(action.params["location"])
+            expr = parse_expression(
+                str(action.params["expr"]), scope=scope, expect=scope.context[location]
+            )
+            assert isinstance(expr, Expression), "checked without errors"
+            self.assigns[key] = len(self.assign_plans)
+            self.assign_plans.append(AssignPlan(location, to_python(expr, self.names)))
+        return self.assigns[key]
+
+    def cond(self, cond: object) -> int:
+        if cond not in self.conds:
+            assert isinstance(cond, int)
+            transition = self.by_index[cond]
+            parts: list[str] = []
+            uses_context = False
+            if transition.when is not None:
+                expr = parse_guard(
+                    transition.when, scope=transition_scope(self.machine, transition)
+                )
+                assert isinstance(expr, Expression), "checked without errors"
+                source = to_python(expr, self.names)
+                uses_context = bool(expr.context_fields)
+                parts.append(f"({source})" if transition.guard or transition.unless else source)
+            if transition.guard is not None:
+                parts.append(f"self.{names_identifier(transition.guard)}()")
+            if transition.unless is not None:
+                parts.append(f"not self.{names_identifier(transition.unless)}()")
+            self.conds[cond] = len(self.cond_plans)
+            self.cond_plans.append(CondPlan(" and ".join(parts), uses_context))
+        return self.conds[cond]
+
+    def program(self, program: Program, step: int | None = None) -> CodeProgram:
+        """The program as nested tuples of ints (``ProgramsPlan``)."""
+        items: list[tuple[Any, ...]] = []
+        for item in program:
+            if item[0] == "act":
+                index = self.assign(item[1])
+                if index is not None:
+                    items.append((0, index))
+            elif item[0] == "test":
+                then, otherwise = self.program(item[2], step), self.program(item[3], step)
+                items.append((1, self.cond(item[1]), then, otherwise))
+            elif item[0] in ("goto", "resume"):
+                kind = 2 if item[0] == "goto" else 3
+                at = step if step is not None else self.step_of(item[2])
+                items.append((kind, int(item[1]), at, int(item[3])))
+            elif item[0] == "reject":
+                items.append((4,))
+            else:
+                items.append((5,))
+        return tuple(items)
+
+    def entry(self, situation: int, event: str, program: Program, step: int | None = None) -> None:
+        self.programs.setdefault(situation, []).append((event, self.program(program, step)))
+
+    def plan(self, situations: int, initial_step: int) -> ProgramsPlan | None:
+        table = self.table
+        initial: CodeProgram | None = None
+        if table.initial_program is not None:
+            initial = self.program(table.initial_program)
+        elif self.has_assigns(table.initial_actions):
+            program = _plain_program(table.initial_actions, table.initial)
+            initial = self.program(program, initial_step)
+        points = tuple(self.program(p) for p in table.points)
+        if not self.programs and initial is None:
+            return None
+        guards = sorted(
+            {name for t in self.machine.transitions for name in (t.guard, t.unless) if name}
+        )
+        return ProgramsPlan(
+            conds=tuple(self.cond_plans),
+            assigns=tuple(self.assign_plans),
+            programs=tuple(tuple(self.programs.get(i, ())) for i in range(situations)),
+            points=points,
+            initial=initial,
+            max_microsteps=table.max_microsteps,
+            named_guards=tuple(guards),
+        )
+
+
+def names_identifier(name: str) -> str:
+    """A named guard's method: the checker made it a plain identifier (SMC050/051)."""
+    if not name.isidentifier() or name.startswith("_"):
+        raise ValueError(f"not a plain identifier: {name!r}")
+    return name
 
 
 def _moves(

@@ -9,6 +9,8 @@ What the model leaves implicit is made explicit here, as the machine means it:
 - of several targets nested in one another only the innermost count (``_deepest``);
 - a history state without ``to:`` defaults to its parent's initial child (every region of
   a parallel parent);
+- a guarded transition's cond is its written transition's ``index`` (``Transition.index``),
+  its actions its ``assign`` actions (``Transition.actions``);
 - a state's on-entry actions are its ``on_entry``, then ``actions: {state: [...]}``
   (``State.on_entry``); actions are the plain data the generated code holds.
 """
@@ -69,6 +71,10 @@ def machine_chart(machine: Machine) -> Chart:
             event=written.event,
             type="internal" if written.internal else "external",
             order=order,
+            # The written transition's index names its condition (``chartplan`` compiles
+            # it); its actions are its ``assign`` actions, run by the generated class.
+            actions=tuple(action.as_data() for action in written.actions),
+            cond=written.index if written.guarded else None,
         )
         for order, (written, source) in enumerate(_chart_transitions(machine))
     ]

@@ -17,8 +17,9 @@ from pathlib import Path
 from smc.catalog import YAML_SUFFIXES
 from smc.compiler import analysis, chartsyntax, commands, data, exprcheck, schema
 from smc.compiler.diagnostics import Diagnostic, sort_diagnostics
+from smc.compiler.expressions import Expression, parse_expression, parse_guard
 from smc.compiler.loader import LoadedDocument, load_file, load_text
-from smc.compiler.model import Machine
+from smc.compiler.model import ASSIGN, Machine, Position
 from smc.compiler.normalize import action_types_in_dir, build_machine
 
 
@@ -155,11 +156,16 @@ def _check_loaded(
 # ---- temporary: guards and assignments are checked, not yet compiled ---------------------
 
 
-def not_yet_compiled_data(machine: Machine) -> list[Diagnostic]:
+def not_yet_compiled_data(machine: Machine, *, building: bool = False) -> list[Diagnostic]:
     """SMC094 for a machine with guards (``when:``, ``guard:``, ``unless:``) or ``assign``
-    actions, for the callers that compile it (``smc build``, ``smc run``, ``smc paths``,
-    ``smc export``): the checker checks them, but code generation does not compile them yet,
-    and must not silently drop them. To be removed when it does."""
+    actions, for the callers that compile it (``smc run``, ``smc paths``, ``smc export``):
+    the checker checks them, but only the generated class runs them yet (the runtime
+    engine, paths and export do not), and they must not be silently dropped.
+
+    ``building`` (``smc build``): the generated class compiles guards and assignments
+    (``chartplan``), except an expression that reads ``job``: the class has no job data."""
+    if building:
+        return _reads_job(machine)
     found = []
     for feature in ("guards", "assignments"):
         pos = dict(machine.chart_features).get(feature)
@@ -172,18 +178,59 @@ def not_yet_compiled_data(machine: Machine) -> list[Diagnostic]:
                     pos.col,
                     "SMC094",
                     f"machine {machine.name!r} has {what}: guards and assignments are "
-                    "checked but not yet compiled",
-                    "`smc check` checks the machine; building it waits for code generation "
-                    "of guards and assignments",
+                    "not yet compiled for this command (only `smc build` compiles them)",
+                    "`smc build` compiles the machine into its class; running, paths and "
+                    "export wait for the runtime's support of guards and assignments",
                 )
             )
     return found
 
 
-def refuse_not_yet_compiled(result: CheckResult) -> None:
+def _reads_job(machine: Machine) -> list[Diagnostic]:
+    """SMC094 for each ``when:`` or ``assign`` expression of ``machine`` that reads ``job``."""
+    found: list[Diagnostic] = []
+
+    def refuse(pos: Position) -> None:
+        found.append(
+            Diagnostic(
+                pos.path,
+                pos.line,
+                pos.col,
+                "SMC094",
+                f"machine {machine.name!r} reads `job` in an expression: job data is "
+                "checked but not yet compiled into the generated class",
+                "read the job's data in an action, or keep it in the context",
+            )
+        )
+
+    for transition in machine.transitions:
+        scope = exprcheck.transition_scope(machine, transition)
+        if transition.when is not None:
+            parsed = parse_guard(transition.when, scope=scope)
+            if isinstance(parsed, Expression) and parsed.uses_job:
+                refuse(transition.when_pos or transition.pos)
+        for action in transition.actions:
+            expr = action.params.get("expr")
+            if action.type == ASSIGN and isinstance(expr, str):
+                parsed = parse_expression(expr, scope=scope)
+                if isinstance(parsed, Expression) and parsed.uses_job:
+                    refuse(action.pos)
+    for state in machine.states:
+        for action in (*state.actions, *state.on_exit):
+            expr = action.params.get("expr")
+            if action.type == ASSIGN and isinstance(expr, str):
+                parsed = parse_expression(expr, scope=exprcheck.transition_scope(machine, None))
+                if isinstance(parsed, Expression) and parsed.uses_job:
+                    refuse(action.pos)
+    return found
+
+
+def refuse_not_yet_compiled(result: CheckResult, *, building: bool = False) -> None:
     """Add :func:`not_yet_compiled_data`'s diagnostics of every checked machine to
-    ``result`` (for a caller about to compile them)."""
-    extra = [d for machine in result.machines for d in not_yet_compiled_data(machine)]
+    ``result`` (for a caller about to compile them; ``building``: ``smc build``)."""
+    extra = [
+        d for machine in result.machines for d in not_yet_compiled_data(machine, building=building)
+    ]
     if extra:
         result.diagnostics = sort_diagnostics([*result.diagnostics, *extra])
 

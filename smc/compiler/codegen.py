@@ -185,6 +185,16 @@ def _step_moves(moves: Iterable[MovePlan]) -> list[Node]:
     ]
 
 
+def _program_node(program: tuple[Any, ...]) -> Node:
+    """A decision program (``chartplan.ProgramsPlan``): nested tuples of ints."""
+    return tuple_node([_program_node(v) if isinstance(v, tuple) else str(int(v)) for v in program])
+
+
+def _programs_row(row: Iterable[tuple[str, tuple[Any, ...]]]) -> Node:
+    """One situation's ``{Event.x: program, ...}``."""
+    return Seq("{", "}", tuple((f"Event.{event}: ", _program_node(p)) for event, p in row))
+
+
 def _pylayout(context: Mapping[str, Any], node: Node) -> str:
     """``node`` laid out where it stands on its template line (``lay_out_marks``)."""
     nodes: list[Node] = context[_NODES]
@@ -228,6 +238,8 @@ def _environment() -> jinja2.Environment:
         pycall=_pycall,
         pysubscript=_pysubscript,
         transition_rows=_transition_rows,
+        program_node=_program_node,
+        programs_row=_programs_row,
         timer_each=_timer_each,
         situation_views=_situation_views,
         final_situations=_final_situations,

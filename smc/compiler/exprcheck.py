@@ -197,6 +197,12 @@ def _assignments(machine: Machine) -> Iterator[tuple[Action, Transition | None]]
                 yield action, transition
 
 
+def transition_scope(machine: Machine, transition: Transition | None) -> Scope:
+    """The scope the checker checked ``transition``'s expressions in (None: a state's
+    actions), for code generation to parse them again."""
+    return _Checker(machine, ()).scope(transition)
+
+
 def check_expressions(machine: Machine, lines: Sequence[str]) -> list[Diagnostic]:
     """SMC090-SMC093 for every ``when:`` and ``assign`` of ``machine``; ``lines`` are its
     file's lines (to place each problem inside its scalar)."""
@@ -210,4 +216,4 @@ def check_expressions(machine: Machine, lines: Sequence[str]) -> list[Diagnostic
     return checker.found
 
 
-__all__ = ["check_expressions", "job_type"]
+__all__ = ["check_expressions", "job_type", "transition_scope"]

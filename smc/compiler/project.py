@@ -61,13 +61,14 @@ def _checked(
     on_checked: OnChecked | None,
     *,
     compiling: bool = False,
+    building: bool = False,
 ) -> CheckResult:
     """The checker's result, handed to ``on_checked`` as soon as it exists; ``compiling``:
     the caller generates code (what it cannot compile yet is an error, SMC094)."""
     require_action_dirs(actions_dirs)
     result = check_paths(paths, actions_dirs)
     if compiling:
-        refuse_not_yet_compiled(result)
+        refuse_not_yet_compiled(result, building=building)
     if on_checked is not None:
         on_checked(result)
     return result
@@ -139,7 +140,9 @@ def compile_project(request: BuildRequest, on_checked: OnChecked | None = None) 
         if machines is not None:
             return BuildReport("fresh", out_dir, machines)
 
-    result = _checked(request.paths, request.actions_dirs, on_checked, compiling=True)
+    result = _checked(
+        request.paths, request.actions_dirs, on_checked, compiling=True, building=True
+    )
     report = BuildReport("rejected", out_dir, len(result.machines), result)
     if result.failed(strict=strict):
         return report

@@ -488,19 +488,33 @@ def smc(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.parametrize("text", [GUARDED, ASSIGNING], ids=["guards", "assignments"])
-def test_commands_that_compile_refuse_and_check_accepts(tmp_path: Path, text: str) -> None:
+def test_paths_and_export_refuse_while_check_and_build_accept(tmp_path: Path, text: str) -> None:
     (tmp_path / "m.yaml").write_text(text, encoding="utf-8")
     checked = smc("check", "--format", "json", "m.yaml", cwd=tmp_path)
     assert (checked.returncode, json.loads(checked.stdout)) == (0, [])
-    for command in (
-        ["build", "m.yaml", "-o", "out"],
-        ["paths", "m.yaml"],
-        ["export", "m.yaml"],
-    ):
+    for command in (["paths", "m.yaml"], ["export", "m.yaml"]):
         run = smc(*command, cwd=tmp_path)
         assert run.returncode == 1, (command, run.stdout, run.stderr)
         assert "SMC094" in run.stdout + run.stderr, command
         assert "Traceback" not in run.stderr
+    # the generated class compiles guards and assignments (tests/compiler/test_codegen_guards.py)
+    built = smc("build", "m.yaml", "-o", "out", cwd=tmp_path)
+    assert built.returncode == 0, built.stderr
+    assert (tmp_path / "out" / "m.py").is_file()
+
+
+def test_build_refuses_an_expression_reading_job(tmp_path: Path) -> None:
+    text = (
+        "initial_state: a\ncontext: {n: {type: integer, default: 0}}\n"
+        "jobs:\n  task: {data: {type: object, properties: {k: {type: integer}}, required: [k]}}\n"
+        "transitions:\n  - {from: a, to: b, event: go, when: job.k > 0}\n"
+        "  - {from: a, to: c, event: go}\n"
+    )
+    (tmp_path / "m.yaml").write_text(text, encoding="utf-8")
+    checked = smc("check", "--format", "json", "m.yaml", cwd=tmp_path)
+    assert (checked.returncode, json.loads(checked.stdout)) == (0, [])
+    built = smc("build", "m.yaml", "-o", "out", cwd=tmp_path)
+    assert built.returncode == 1 and "SMC094" in built.stdout + built.stderr
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*.py"))
 
 
