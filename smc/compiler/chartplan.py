@@ -18,12 +18,21 @@ state, or an ancestor of it, while several regions are active). See docs/languag
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import fields, is_dataclass, replace
 from typing import Any, NamedTuple, cast
 
 from smc.compiler import commands, names
 from smc.compiler.charts import machine_table, written_transitions
 from smc.compiler.exprcheck import transition_scope
-from smc.compiler.expressions import Expression, Names, parse_expression, parse_guard, to_python
+from smc.compiler.expressions import (
+    Const,
+    Expression,
+    InState,
+    Names,
+    parse_expression,
+    parse_guard,
+    to_python,
+)
 from smc.compiler.model import ASSIGN, Action, Machine
 from smc.compiler.model import Transition as ModelTransition
 from smc.compiler.statechart import Chart, DispatchTable
@@ -313,7 +322,12 @@ class _ProgramCompiler:
         return self.assigns[key]
 
     def cond(self, cond: object) -> int:
+        """``cond`` is a written transition's index, or ``(index, active states)`` for a
+        ``when:`` reading ``In()`` (``charts._in_state_conds``)."""
         if cond not in self.conds:
+            active: frozenset[str] | None = None
+            if isinstance(cond, tuple):
+                cond, active = cond
             assert isinstance(cond, int)
             transition = self.by_index[cond]
             parts: list[str] = []
@@ -323,6 +337,8 @@ class _ProgramCompiler:
                     transition.when, scope=transition_scope(self.machine, transition)
                 )
                 assert isinstance(expr, Expression), "checked without errors"
+                if active is not None:
+                    expr = replace(expr, node=_in_states(expr.node, active))
                 source = to_python(expr, self.names)
                 uses_context = bool(expr.context_fields)
                 parts.append(f"({source})" if transition.guard or transition.unless else source)
@@ -381,6 +397,22 @@ class _ProgramCompiler:
             max_microsteps=table.max_microsteps,
             named_guards=tuple(guards),
         )
+
+
+def _in_states(node: Any, active: frozenset[str]) -> Any:
+    """``node`` with each ``In('s')`` replaced by whether ``s`` is in ``active``."""
+    if isinstance(node, InState):
+        return Const(node.state in active)
+    if not is_dataclass(node) or isinstance(node, type):
+        return node
+    changes: dict[str, Any] = {}
+    for item in fields(node):
+        value = getattr(node, item.name)
+        if isinstance(value, tuple):
+            changes[item.name] = tuple(_in_states(v, active) for v in value)
+        elif is_dataclass(value):
+            changes[item.name] = _in_states(value, active)
+    return replace(node, **changes)
 
 
 def names_identifier(name: str) -> str:

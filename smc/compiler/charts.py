@@ -17,10 +17,14 @@ What the model leaves implicit is made explicit here, as the machine means it:
 
 from __future__ import annotations
 
+from smc.compiler.exprcheck import transition_scope
+from smc.compiler.expressions import Expression, parse_guard
 from smc.compiler.model import Machine
 from smc.compiler.model import State as ModelState
 from smc.compiler.model import Transition as ModelTransition
 from smc.compiler.statechart import Chart, DispatchTable, State, Transition, build_table
+from smc.compiler.statechart.chart import Cond
+from smc.compiler.statechart.tables import Specialize
 
 
 def _deepest(machine: Machine, targets: tuple[str, ...]) -> tuple[str, ...]:
@@ -100,7 +104,28 @@ def machine_table(machine: Machine) -> tuple[Chart, DispatchTable]:
     chart = machine_chart(machine)
     external = set(chart.external_events())
     events = [event.name for event in machine.events if event.name in external]
-    return chart, build_table(chart, events=events)
+    return chart, build_table(chart, events=events, specialize=_in_state_conds(machine))
+
+
+def _in_state_conds(machine: Machine) -> Specialize | None:
+    """A ``when:`` that reads ``In()`` is about the configuration where it is evaluated,
+    in the middle of a macrostep, which the generated class does not hold (it knows the
+    situation it started from): its cond becomes ``(index, active states)`` there, and
+    ``chartplan`` compiles each ``In()`` of it to the constant it is in those states."""
+    reading = set()
+    for transition in machine.transitions:
+        if transition.when is None:
+            continue
+        parsed = parse_guard(transition.when, scope=transition_scope(machine, transition))
+        if isinstance(parsed, Expression) and parsed.states:
+            reading.add(transition.index)
+    if not reading:
+        return None
+
+    def specialize(cond: Cond, configuration: frozenset[str], event: str | None) -> object:
+        return (cond, configuration) if cond in reading else cond
+
+    return specialize
 
 
 def _chart_transitions(machine: Machine) -> list[tuple[ModelTransition, str]]:

@@ -195,6 +195,20 @@ def _programs_row(row: Iterable[tuple[str, tuple[Any, ...]]]) -> Node:
     return Seq("{", "}", tuple((f"Event.{event}: ", _program_node(p)) for event, p in row))
 
 
+def _programs_table(rows: Iterable[Iterable[tuple[str, tuple[Any, ...]]]]) -> Node:
+    """``_PROGRAMS``: situation -> its row of programs."""
+    return tuple_node([_programs_row(row) for row in rows])
+
+
+def _cond_names(items: Sequence[object], prefix: str) -> list[Node]:
+    """``_cond_0``, ``_cond_1``, ... (or ``_assign_<n>``): one generated function per item."""
+    return [f"{prefix}{index}" for index in range(len(items))]
+
+
+def _program_each(programs: Iterable[tuple[Any, ...]]) -> list[Node]:
+    return [_program_node(program) for program in programs]
+
+
 def _pylayout(context: Mapping[str, Any], node: Node) -> str:
     """``node`` laid out where it stands on its template line (``lay_out_marks``)."""
     nodes: list[Node] = context[_NODES]
@@ -239,7 +253,9 @@ def _environment() -> jinja2.Environment:
         pysubscript=_pysubscript,
         transition_rows=_transition_rows,
         program_node=_program_node,
-        programs_row=_programs_row,
+        programs_table=_programs_table,
+        program_each=_program_each,
+        cond_names=_cond_names,
         timer_each=_timer_each,
         situation_views=_situation_views,
         final_situations=_final_situations,

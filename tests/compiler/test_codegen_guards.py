@@ -1,0 +1,296 @@
+"""Guards and assignments in the generated chart class (issue 14, docs/generated-code.md,
+"Guards and assignments"): ``when:``/``guard:``/``unless:`` compiled into ``_cond_<n>``
+functions, ``assign`` actions into ``_assign_<n>``, and the core's decision programs into
+``_PROGRAMS``. The modules are generated from YAML, written to a temporary directory and
+imported; the walk is compared with the core's own run of the table (``DispatchTable.fire``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from smc import IllegalTransition
+from smc.compiler import codegen
+from smc.compiler.charts import machine_table
+from smc.compiler.check import check_texts
+from smc.compiler.model import Machine
+from smc.compiler.pylayout import format_python
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+#: The issue's retry chart: retry while attempts remain, else dead.
+RETRY = """\
+initial_state: idle
+metadata: {machine_name: retry}
+context:
+  attempts: {type: integer, default: 0}
+  max_attempts: {type: integer, default: 3}
+  last_error: {type: [string, "null"], default: null}
+events:
+  start: null
+  failed:
+    payload:
+      type: object
+      properties: {error: {type: string}, code: {type: integer}}
+      required: [error, code]
+  retry: null
+transitions:
+  - {from: idle, to: running, event: start}
+  - from: running
+    to: failed
+    event: failed
+    actions:
+      - {type: assign, location: attempts, expr: "attempts + 1"}
+      - {type: assign, location: last_error, expr: "payload.error"}
+  - {from: failed, to: running, event: retry, when: "attempts < max_attempts"}
+  - {from: failed, to: dead, event: retry}
+"""
+
+#: A guard reading the payload, named guards, In(), and a guarded eventless loop.
+MIXED = """\
+initial_state: idle
+metadata: {machine_name: mixed}
+context:
+  i: {type: integer, default: 0}
+events:
+  go:
+    payload: {type: object, properties: {code: {type: integer}}, required: [code]}
+  count: null
+  finish: null
+states:
+  - name: idle
+  - name: counting
+  - name: big
+  - name: room
+  - {name: done, final: true}
+transitions:
+  - {from: idle, to: big, event: go, when: "payload.code > 2"}
+  - {from: idle, to: room, event: go, guard: has_room, unless: is_closed}
+  - {from: idle, to: counting, event: go}
+  - {from: big, to: idle, event: count}
+  - {from: room, to: idle, event: count}
+  - from: counting
+    to: counting
+    when: "i < 3 and In('counting')"
+    actions:
+      - {type: assign, location: i, expr: "i + 1"}
+  - {from: counting, to: done, event: finish}
+"""
+
+_modules = itertools.count()
+
+
+def checked(text: str) -> Machine:
+    result = check_texts([("m.yaml", text)])
+    assert not result.errors, [str(d) for d in result.errors]
+    (machine,) = result.machines
+    return machine
+
+
+def compiled(text: str, directory: Path) -> ModuleType:
+    """The generated module of ``text``, imported under a fresh name."""
+    name = f"smc_guards_{next(_modules)}"
+    path = directory / f"{name}.py"
+    path.write_text(codegen.generate_machine(checked(text), "m.yaml"), encoding="utf-8")
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def retry(tmp_path: Path) -> ModuleType:
+    return compiled(RETRY, tmp_path)
+
+
+@pytest.fixture
+def mixed(tmp_path: Path) -> ModuleType:
+    return compiled(MIXED, tmp_path)
+
+
+@pytest.mark.parametrize("limit", [1, 3, 5])
+def test_retry_retries_while_attempts_remain_then_dies(retry: ModuleType, limit: int) -> None:
+    m = retry.Retry(context=retry.Context(max_attempts=limit))
+    m.start()
+    failures = 0
+    while m.state != "dead":
+        assert m.state == "running"
+        m.failed(error=f"e{failures}", code=failures)
+        failures += 1
+        assert m.state == "failed" and m.context.attempts == failures
+        assert m.context.last_error == f"e{failures - 1}"
+        m.retry()
+    assert failures == limit and m.is_final
+    assert m.context.attempts == limit
+    with pytest.raises(IllegalTransition):
+        m.retry()
+
+
+def test_fire_by_name_runs_the_program_and_sets_the_payload(retry: ModuleType) -> None:
+    m = retry.Retry()
+    m.fire("start")
+    assert m.fire("failed", {"error": "disk full", "code": 7}) == "failed"
+    assert m.context.last_error == "disk full" and m.payload == {"error": "disk full", "code": 7}
+    assert m.can_fire("retry") and m.allowed_events() == (retry.Event.RETRY,)
+    assert m.fire("retry") == "running"
+    with pytest.raises(IllegalTransition):
+        m.fire("retry")  # not accepted in running: nothing changes
+    assert m.state == "running" and m.context.attempts == 1
+
+
+def test_hooks_and_listeners_follow_the_program(retry: ModuleType) -> None:
+    seen: list[str] = []
+
+    class Watched(retry.Retry):  # type: ignore[misc, name-defined]
+        def on_failed(self) -> None:
+            seen.append(f"on_failed attempts={self.context.attempts}")
+
+        def on_enter_dead(self) -> None:
+            seen.append("dead")
+
+        def on_exit_failed(self) -> None:
+            seen.append("exit failed")
+
+    m = Watched(context=retry.Context(max_attempts=1))
+    m.add_listener(lambda s, e, t: seen.append(f"{s}-{e}->{t}"))
+    m.start()
+    m.failed(error="x", code=1)
+    m.retry()
+    assert seen == [
+        "idle-start->running",
+        "on_failed attempts=1",
+        "running-failed->failed",
+        "exit failed",
+        "dead",
+        "failed-retry->dead",
+    ]
+
+
+def test_a_guard_reads_the_payload_and_named_guards_are_methods(mixed: ModuleType) -> None:
+    m = mixed.Mixed()
+    with pytest.raises(NotImplementedError):
+        m.go(code=1)  # payload.code > 2 fails: has_room is asked, and nobody wrote it
+    assert m.state == "idle"
+    assert m.go(code=3) == "big"
+
+    class Open(mixed.Mixed):  # type: ignore[misc, name-defined]
+        def has_room(self) -> bool:
+            return True
+
+        def is_closed(self) -> bool:
+            return self.closed
+
+    o = Open()
+    o.closed = False
+    assert o.go(code=0) == "room"
+    o.count()
+    o.closed = True
+    # the guard holds but `unless:` too: the unguarded else, then the eventless loop
+    assert o.go(code=0) == "counting"
+    assert o.context.i == 3
+    assert o.finish() == "done"
+
+
+class _Data:
+    """The retry chart's data as the core's run of the table sees it."""
+
+    def __init__(self) -> None:
+        self.attempts = 0
+
+    def guard(self, cond: object) -> bool:  # attempts < max_attempts (2)
+        return self.attempts < 2
+
+    def execute(self, action: Any) -> None:
+        if action[:3:2] == ("transition", 0):  # the first assign: attempts + 1
+            self.attempts += 1
+
+
+def test_the_walk_matches_the_core(tmp_path: Path) -> None:
+    """Differential: the generated class against ``DispatchTable.fire`` with the same
+    guards, over every event sequence of a few steps."""
+    machine = checked(RETRY)
+    _, table = machine_table(machine)
+    module = compiled(RETRY, tmp_path)
+    conds = {t.index for t in machine.transitions if t.guarded}
+    assert all(cond in conds for row in table.programs for p in row.values() for cond in [p[0][1]])
+    events = ("start", "failed", "retry")
+    for sequence in itertools.product(events, repeat=6):
+        m = module.Retry(context=module.Context(max_attempts=2))
+        data = _Data()
+        situation = 0
+        for event in sequence:
+            outcome = table.fire(situation, event, data.guard, data.execute)
+            payload = {"error": "e", "code": 0} if event == "failed" else None
+            if outcome is None:
+                with pytest.raises(IllegalTransition):
+                    m.fire(event, payload)
+                continue
+            situation = outcome[0]
+            m.fire(event, payload)
+            assert m.situation == situation
+            assert m.context.attempts == data.attempts
+
+
+def test_unguarded_charts_have_no_programs() -> None:
+    """A chart without guards or assignments keeps its module as it was."""
+    text = (
+        "initial_state: idle\nstates:\n  - {name: work, states: [idle, busy]}\n"
+        "  - {name: done, final: true}\ntransitions:\n"
+        "  - {from: idle, to: busy, event: go}\n  - {from: work, to: done, event: stop}\n"
+    )
+    source = codegen.generate_machine(checked(text), "m.yaml")
+    assert "_PROGRAMS" not in source and "_fire_program" not in source
+
+
+@pytest.mark.parametrize("text", [RETRY, MIXED])
+@pytest.mark.parametrize("width", [60, 88, 100])
+def test_guarded_modules_are_in_black_style(text: str, width: int) -> None:
+    source = codegen.generate_machine(checked(text), "m.yaml", width)
+    assert format_python(source, width) == source
+
+
+USER = """\
+from {module} import Mixed, Retry
+
+
+class Open(Mixed):
+    def has_room(self) -> bool:
+        return self.context.i < 10
+
+
+r = Retry()
+r.start()
+r.failed(error="x", code=1)
+attempts: int = r.context.attempts
+"""
+
+
+def test_mypy_strict_accepts_the_modules_and_a_subclass(tmp_path: Path) -> None:
+    (tmp_path / "retry_mod.py").write_text(
+        codegen.generate_machine(checked(RETRY), "m.yaml"), encoding="utf-8"
+    )
+    mixed = codegen.generate_machine(checked(MIXED), "m.yaml")
+    (tmp_path / "mixed_mod.py").write_text(mixed, encoding="utf-8")
+    (tmp_path / "user.py").write_text(
+        USER.replace("from {module} import Mixed, Retry", "from mixed_mod import Mixed\n"
+                     "from retry_mod import Retry"),
+        encoding="utf-8",
+    )  # fmt: skip
+    env = {**os.environ, "MYPYPATH": str(PROJECT_ROOT)}
+    result = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--no-incremental", "--python-version",
+         "3.12", "retry_mod.py", "mixed_mod.py", "user.py"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
