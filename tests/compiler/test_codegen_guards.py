@@ -294,3 +294,32 @@ def test_mypy_strict_accepts_the_modules_and_a_subclass(tmp_path: Path) -> None:
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+START = """\
+initial_state: a
+metadata: {machine_name: start}
+context:
+  n: {type: integer, default: 0}
+  start_big: {type: boolean, default: false}
+transitions:
+  - {from: a, to: big, when: "start_big"}
+  - {from: a, to: b, event: go}
+  - {from: b, to: a, event: back}
+actions:
+  a:
+    - {type: assign, location: n, expr: "n + 1"}
+"""
+
+
+def test_starting_assigns_and_tests_a_guard(tmp_path: Path) -> None:
+    """An on-entry assign of the initial state, and an eventless guarded transition out
+    of it: where starting ends depends on the context."""
+    module = compiled(START, tmp_path)
+    m = module.Start()
+    assert (m.state, m.context.n) == ("a", 1)
+    m.go()
+    m.back()
+    assert (m.state, m.context.n) == ("a", 2)  # a plain entry that assigns runs it too
+    big = module.Start(context=module.Context(start_big=True))
+    assert (big.state, big.context.n, big.is_final) == ("big", 1, True)
