@@ -107,8 +107,8 @@ CODES: Mapping[str, tuple[Severity, str]] = {
     "SMC093": ("error", "an `assign` action's `location` is not a context field"),
     "SMC094": (
         "error",
-        "guards and assignments are checked but not yet compiled (`smc build`, `run`, "
-        "`paths`, `export`)",
+        "guards and assignments are compiled by `smc build` only, not yet by `run`, "
+        "`paths`, `export` (nor a `job` read)",
     ),
 }
 
