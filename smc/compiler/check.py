@@ -179,8 +179,9 @@ def not_yet_compiled_data(machine: Machine, *, building: bool = False) -> list[D
                     "SMC094",
                     f"machine {machine.name!r} has {what}: guards and assignments are "
                     "not yet compiled for this command (only `smc build` compiles them)",
-                    "`smc build` compiles the machine into its class; running, paths and "
-                    "export wait for the runtime's support of guards and assignments",
+                    "`smc build` (without --emit-tests) compiles the machine into its class; "
+                    "running, paths, export and emitted tests wait for the runtime's support "
+                    "of guards and assignments",
                 )
             )
     return found

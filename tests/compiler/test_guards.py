@@ -501,6 +501,10 @@ def test_paths_and_export_refuse_while_check_and_build_accept(tmp_path: Path, te
     built = smc("build", "m.yaml", "-o", "out", cwd=tmp_path)
     assert built.returncode == 0, built.stderr
     assert (tmp_path / "out" / "m.py").is_file()
+    # emitted tests walk paths, which do not follow guards yet
+    emitting = smc("build", "m.yaml", "-o", "out2", "--emit-tests", "t", cwd=tmp_path)
+    assert emitting.returncode == 1 and "SMC094" in emitting.stdout + emitting.stderr
+    assert not (tmp_path / "t").exists() or not any((tmp_path / "t").rglob("*.py"))
 
 
 def test_build_refuses_an_expression_reading_job(tmp_path: Path) -> None:
