@@ -12,11 +12,14 @@ import itertools
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
 from smc import IllegalTransition
 from smc.compiler import codegen
@@ -24,6 +27,7 @@ from smc.compiler.charts import machine_table
 from smc.compiler.check import check_texts
 from smc.compiler.model import Machine
 from smc.compiler.pylayout import format_python
+from smc.compiler.statechart.semantics import UnsettledMacrostep
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -323,3 +327,109 @@ def test_starting_assigns_and_tests_a_guard(tmp_path: Path) -> None:
     assert (m.state, m.context.n) == ("a", 2)  # a plain entry that assigns runs it too
     big = module.Start(context=module.Context(start_big=True))
     assert (big.state, big.context.n, big.is_final) == ("big", 1, True)
+
+
+# ---- differential: random guarded charts against the core's run of the table --------------
+
+FIELDS = ("f0", "f1")
+PLACES = ("a", "b", "p", "p1", "p2")
+
+
+@st.composite
+def guarded_charts(draw: st.DrawFn) -> str:
+    lines = [
+        "initial_state: a",
+        "context: {f0: {type: boolean, default: false}, f1: {type: boolean, default: true}}",
+        "events: {e1: null, e2: null}",
+        "states:",
+        "  - {name: a}",
+        "  - {name: b}",
+        "  - {name: p, states: [p1, p2], initial: p1}",
+        "transitions:",
+    ]
+    for _ in range(draw(st.integers(1, 7))):
+        source, target = draw(st.sampled_from(PLACES)), draw(st.sampled_from(PLACES))
+        item = f"  - {{from: {source}, to: {target}"
+        event = draw(st.sampled_from(["e1", "e2", None]))
+        if event is not None:
+            item += f", event: {event}"
+        field = draw(st.sampled_from(FIELDS))
+        when = draw(st.sampled_from([None, field, f"not {field}", f"In('p2') and {field}"]))
+        if when is not None or event is None:
+            item += f', when: "{when or field}"'
+        item += "}"
+        lines.append(item)
+        if draw(st.booleans()):
+            location, other = draw(st.permutations(FIELDS))
+            lines[-1] = lines[-1][:-1] + (
+                f", actions: [{{type: assign, location: {location}, expr: 'not {other}'}}]}}"
+            )
+    return "\n".join(lines) + "\n"
+
+
+class _Walk:
+    """The data of a random chart as the core's run of its table sees it: the same
+    conditions, evaluated by hand (``fK``, ``not fK``, ``In('p2') and fK``)."""
+
+    def __init__(self, machine: Machine, chart: Any) -> None:
+        self.data = {"f0": False, "f1": True}
+        self.machine = machine
+        self.chart = chart
+        self.by_index = {t.index: t for t in machine.transitions}
+
+    def guard(self, cond: Any) -> bool:
+        active: frozenset[str] | None = None
+        if isinstance(cond, tuple):
+            cond, active = cond
+        text = self.by_index[cond].when
+        assert text is not None
+        if text.startswith("In('p2') and "):
+            assert active is not None
+            return "p2" in active and self.data[text.split()[-1]]
+        if text.startswith("not "):
+            return not self.data[text[4:]]
+        return self.data[text]
+
+    def execute(self, action: Any) -> None:
+        kind, owner, position = action
+        assert kind == "transition"  # the random charts assign on transitions only
+        spec = self.chart.transitions[owner].actions[position]
+        self.data[spec["location"]] = not self.data[spec["expr"].split()[-1]]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
+@given(guarded_charts(), st.lists(st.sampled_from(["e1", "e2"]), max_size=8))
+def test_random_guarded_charts_walk_as_the_core_runs_them(text: str, events: list[str]) -> None:
+    result = check_texts([("m.yaml", text)])
+    assume(not result.errors)
+    (machine,) = result.machines
+    chart, table = machine_table(machine)
+    with tempfile.TemporaryDirectory() as directory:
+        module = compiled(text, Path(directory))
+    walk = _Walk(machine, chart)
+    try:
+        situation, _ = table.start(walk.guard, walk.execute)
+    except UnsettledMacrostep:
+        with pytest.raises(RuntimeError):
+            module.M()
+        return
+    m = module.M()
+    assert m.situation == situation and dataclass_values(m.context) == walk.data
+    for event in events:
+        try:
+            outcome = table.fire(situation, event, walk.guard, walk.execute)
+        except UnsettledMacrostep:
+            with pytest.raises(RuntimeError):
+                m.fire(event)
+            return
+        if outcome is None:
+            with pytest.raises(IllegalTransition):
+                m.fire(event)
+        else:
+            situation = outcome[0]
+            m.fire(event)
+        assert m.situation == situation and dataclass_values(m.context) == walk.data
+
+
+def dataclass_values(context: Any) -> dict[str, Any]:
+    return {name: getattr(context, name) for name in FIELDS}
