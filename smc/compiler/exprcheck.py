@@ -127,7 +127,10 @@ class _Checker:
             at = start
             if positions is not None:
                 placed = positions[max(0, min(problem.start, len(text)))]
-                at = Position(start.path, placed.line, placed.col)
+                # The end of a block scalar with no content (`when: |` on the last line)
+                # lies past the file: the diagnostic stays at the scalar then.
+                if placed.line <= len(self.lines):
+                    at = Position(start.path, placed.line, placed.col)
             self.report(at, _CODES[problem.kind], message, hint)
 
     def when(self, transition: Transition) -> None:

@@ -261,7 +261,9 @@ def test_the_fuzz_reaches_both_outcomes() -> None:
     checker's whole path, to the not-yet-compiled refusal, is exercised)."""
     outcomes = {"clean": 0, "refused": 0}
 
-    @settings(max_examples=200, deadline=None, database=None)
+    # derandomized: this counts what the strategies produce, so the same draw every run
+    # (a random one fell under the floor now and then: a flaky test, not a finding)
+    @settings(max_examples=200, deadline=None, database=None, derandomize=True)
     @given(conditions, values, st.tuples(STYLES, STYLES))
     def count(when: str, expr: str, styles: tuple[Any, Any]) -> None:
         result = check_texts([("m.yaml", render(when, expr, styles, 80))])
@@ -269,3 +271,13 @@ def test_the_fuzz_reaches_both_outcomes() -> None:
 
     count()
     assert outcomes["clean"] >= 3 and outcomes["refused"] >= 50, outcomes
+
+
+def test_an_empty_block_expression_on_the_last_line_is_placed_in_the_file() -> None:
+    """Found by the fuzz above: `when: |` with nothing after it ends past the file."""
+    text = (
+        "initial_state: a\ncontext: {n: {type: integer, default: 0}}\ntransitions:\n"
+        "  - from: a\n    to: b\n    event: go\n    when: |\n"
+    )
+    result = check_texts([("m.yaml", text)])
+    assert [(d.line, d.col, d.code) for d in result.diagnostics] == [(7, 11, "SMC090")]
