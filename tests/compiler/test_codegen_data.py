@@ -9,10 +9,7 @@ their typing (mypy and pyright on user code) is in test_codegen_typing.py.
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
-import itertools
 import pickle
-import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -26,6 +23,7 @@ from smc.compiler.data import context_schema
 from smc.compiler.model import Machine
 from smc.compiler.pylayout import format_python
 from tests.compiler.test_codegen import payloads
+from tests.support.statecharts import compiled as compile_machine
 
 DATA_FLAT = """\
 initial_state: pending
@@ -80,8 +78,6 @@ transitions:
   - {from: work, to: done, event: stop}
 """
 
-_modules = itertools.count()
-
 
 def checked(text: str) -> Machine:
     result = check_texts([("m.yaml", text)])
@@ -93,15 +89,7 @@ def checked(text: str) -> Machine:
 def compiled(text: str, directory: Path) -> ModuleType:
     """The generated module of ``text``, imported under a fresh name (in ``sys.modules``,
     so its classes pickle)."""
-    name = f"smc_data_{next(_modules)}"
-    path = directory / f"{name}.py"
-    path.write_text(codegen.generate_machine(checked(text), "m.yaml"), encoding="utf-8")
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+    return compile_machine(checked(text), directory, "m.yaml")
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ imported; the walk is compared with the core's own run of the table (``DispatchT
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import os
 import subprocess
@@ -28,6 +27,7 @@ from smc.compiler.check import check_texts
 from smc.compiler.model import Machine
 from smc.compiler.pylayout import format_python
 from smc.compiler.statechart.semantics import UnsettledMacrostep
+from tests.support.statecharts import compiled as compile_machine
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -90,8 +90,6 @@ transitions:
   - {from: counting, to: done, event: finish}
 """
 
-_modules = itertools.count()
-
 
 def checked(text: str) -> Machine:
     result = check_texts([("m.yaml", text)])
@@ -102,15 +100,7 @@ def checked(text: str) -> Machine:
 
 def compiled(text: str, directory: Path) -> ModuleType:
     """The generated module of ``text``, imported under a fresh name."""
-    name = f"smc_guards_{next(_modules)}"
-    path = directory / f"{name}.py"
-    path.write_text(codegen.generate_machine(checked(text), "m.yaml"), encoding="utf-8")
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+    return compile_machine(checked(text), directory, "m.yaml")
 
 
 @pytest.fixture

@@ -265,11 +265,13 @@ def smc_document(document: dict[str, Any]) -> dict[str, Any] | None:
 _modules = itertools.count()
 
 
-def compiled(machine: Machine, directory: Path) -> ModuleType:
-    """``machine``'s generated module, written to ``directory`` and imported."""
+def compiled(machine: Machine, directory: Path, source_path: str = "chart.yaml") -> ModuleType:
+    """``machine``'s generated module (its header naming ``source_path``), written to
+    ``directory`` and imported under a fresh name (in ``sys.modules``, so its classes
+    pickle)."""
     name = f"smc_chart_{next(_modules)}"
     path = directory / f"{name}.py"
-    path.write_text(codegen.generate_machine(machine, "chart.yaml"), encoding="utf-8")
+    path.write_text(codegen.generate_machine(machine, source_path), encoding="utf-8")
     spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
