@@ -100,11 +100,27 @@ def written_transitions(machine: Machine) -> tuple[ModelTransition, ...]:
 def machine_table(machine: Machine) -> tuple[Chart, DispatchTable]:
     """The chart of ``machine`` and its dispatch table, explored under the machine's events
     in declaration order: the situations and their numbers that the generated class holds
-    (``chartplan``) and that the path tests name (``paths``)."""
+    (``chartplan``), that the path tests name (``paths``) and that the checker builds to
+    find what only running shows (``analysis.chart.check_chart_table``). Kept for the last
+    machines asked: ``smc build`` checks a machine and then generates it, and exploring a
+    large chart twice doubled its build."""
+    cached = _TABLES.get(id(machine))
+    if cached is not None and cached[0] is machine:
+        return cached[1]
     chart = machine_chart(machine)
     external = set(chart.external_events())
     events = [event.name for event in machine.events if event.name in external]
-    return chart, build_table(chart, events=events, specialize=_in_state_conds(machine))
+    result = chart, build_table(chart, events=events, specialize=_in_state_conds(machine))
+    if len(_TABLES) >= _TABLES_KEPT:
+        _TABLES.clear()
+    _TABLES[id(machine)] = (machine, result)
+    return result
+
+
+#: id(machine) -> (the machine, its chart and table); the machine is held so that its id
+#: cannot be reused while the entry stands.
+_TABLES: dict[int, tuple[Machine, tuple[Chart, DispatchTable]]] = {}
+_TABLES_KEPT = 64
 
 
 def _in_state_conds(machine: Machine) -> Specialize | None:

@@ -405,22 +405,18 @@ def check_chart_table(machine: Machine) -> Iterator[Diagnostic]:
     as a transition into a sibling region of a parallel state, which enters the whole
     parallel state again), or more situations than a table may hold. Code generation builds
     the same table; this makes its failures diagnostics, not tracebacks."""
-    if machine.has_guards or machine.assignments:
-        # The core cannot evaluate conditions yet: its table would take every guarded
-        # transition as unconditional (and report loops that the data ends). Building such
-        # a machine is refused instead (check.not_yet_compiled_data, SMC094).
-        return
     # Imported here: a flat machine never needs the statechart core.
-    from smc.compiler.charts import machine_chart, written_transitions
+    from smc.compiler.charts import machine_table, written_transitions
     from smc.compiler.statechart import (
         ChartDefinitionError,
+        TooManyOutcomes,
         TooManySituations,
         UnsettledMacrostep,
-        build_table,
     )
 
     try:
-        chart = machine_chart(machine)
+        # the table code generation takes (machine_table keeps it for the same machine)
+        machine_table(machine)
     except ChartDefinitionError as error:
         # A rule of the semantic core that no check above states: a gap in the checker,
         # still reported as a diagnostic, never a traceback at build.
@@ -430,9 +426,6 @@ def check_chart_table(machine: Machine) -> Iterator[Diagnostic]:
             f"the statechart cannot be compiled: {error}",
             "see docs/language.md, Statecharts",
         )
-        return
-    try:
-        build_table(chart)
     except UnsettledMacrostep as error:
         origins = written_transitions(machine)
         looping = sorted({origins[order] for order in error.transitions}, key=lambda t: t.index)
@@ -445,10 +438,12 @@ def check_chart_table(machine: Machine) -> Iterator[Diagnostic]:
             "transitions or raised events enable each other for ever)",
             "give one of them an event, or move its target out of the loop",
         )
-    except TooManySituations as error:
+    except (TooManySituations, TooManyOutcomes) as error:
+        # too many situations, or one event whose guards branch into too many outcomes
         yield diagnostic(
             machine.initial_pos,
             "SMC077",
             f"{error}",
-            "split the machine, or use fewer parallel regions or deep history states",
+            "split the machine, or use fewer parallel regions, deep history states or "
+            "guards on one event",
         )
