@@ -102,6 +102,13 @@ class ChartMachine(GeneratedMachine, Protocol):
 
     def step_of(self, event: Any) -> tuple[tuple[str, str], ...] | None: ...
 
+    @property
+    def initial_steps(self) -> tuple[int, ...]: ...
+
+    def fire_steps(
+        self, event: Any, payload: Mapping[str, Any] | None = None
+    ) -> tuple[int, ...]: ...
+
 
 #: JSON Schema type -> whether a Python value (as ``json.loads`` makes it) is of it.
 _JSON_TYPES: dict[str, Callable[[Any], bool]] = {

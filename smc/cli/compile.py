@@ -66,6 +66,7 @@ def run_checker(
     fmt: str = "text",
     *,
     compiling: bool = False,
+    walking: bool = False,
 ) -> CheckResult:
     """Run the checker over ``paths`` and print its diagnostics in ``fmt`` (``text``,
     ``json`` or ``github``); returns the CheckResult. ``compiling``: the caller compiles
@@ -84,7 +85,7 @@ def run_checker(
     except InputError as error:
         raise UsageError(str(error)) from error
     if compiling:
-        refuse_not_yet_compiled(result)
+        refuse_not_yet_compiled(result, walking=walking)
     print_diagnostics(result, fmt)
     return result
 

@@ -59,10 +59,13 @@ def run_paths(args: argparse.Namespace) -> int:
     if not all(part.isidentifier() for part in args.package.split(".")):
         raise UsageError(f"--package {args.package!r} is not a dotted Python name")
     # Diagnostics always go to stderr as text: --format here chooses the output.
-    result = run_checker(args.paths, args.actions_dir, compiling=True)
+    result = run_checker(args.paths, args.actions_dir, compiling=True, walking=True)
     if result.errors:
         return EXIT_PROBLEMS
-    machines = sorted(result.machines, key=lambda m: m.path)
+    # A machine with guards gets no paths (SMC079, a warning printed above).
+    from smc.compiler.testgen import follows_data
+
+    machines = sorted((m for m in result.machines if not follows_data(m)), key=lambda m: m.path)
     if args.format == "pytest":
         # Imported here: the test generator needs Jinja2 and black, which --format text
         # does not.

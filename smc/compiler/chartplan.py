@@ -87,6 +87,8 @@ class CondPlan(NamedTuple):
 
     source: str
     uses_context: bool
+    #: whether it reads ``job`` (the class's ``job``: the claimed job's data).
+    uses_job: bool = False
 
 
 class AssignPlan(NamedTuple):
@@ -94,6 +96,7 @@ class AssignPlan(NamedTuple):
 
     field: str
     source: str
+    uses_job: bool = False
 
 
 class ProgramsPlan(NamedTuple):
@@ -318,7 +321,9 @@ class _ProgramCompiler:
             )
             assert isinstance(expr, Expression), "checked without errors"
             self.assigns[key] = len(self.assign_plans)
-            self.assign_plans.append(AssignPlan(location, to_python(expr, self.names)))
+            self.assign_plans.append(
+                AssignPlan(location, to_python(expr, self.names), expr.uses_job)
+            )
         return self.assigns[key]
 
     def cond(self, cond: object) -> int:
@@ -331,7 +336,7 @@ class _ProgramCompiler:
             assert isinstance(cond, int)
             transition = self.by_index[cond]
             parts: list[str] = []
-            uses_context = False
+            uses_context = uses_job = False
             if transition.when is not None:
                 expr = parse_guard(
                     transition.when, scope=transition_scope(self.machine, transition)
@@ -341,13 +346,14 @@ class _ProgramCompiler:
                     expr = replace(expr, node=_in_states(expr.node, active))
                 source = to_python(expr, self.names)
                 uses_context = bool(expr.context_fields)
+                uses_job = expr.uses_job
                 parts.append(f"({source})" if transition.guard or transition.unless else source)
             if transition.guard is not None:
                 parts.append(f"self.{names_identifier(transition.guard)}()")
             if transition.unless is not None:
                 parts.append(f"not self.{names_identifier(transition.unless)}()")
             self.conds[cond] = len(self.cond_plans)
-            self.cond_plans.append(CondPlan(" and ".join(parts), uses_context))
+            self.cond_plans.append(CondPlan(" and ".join(parts), uses_context, uses_job))
         return self.conds[cond]
 
     def program(self, program: Program, step: int | None = None) -> CodeProgram:

@@ -17,9 +17,8 @@ from pathlib import Path
 from smc.catalog import YAML_SUFFIXES
 from smc.compiler import analysis, chartsyntax, commands, data, exprcheck, schema
 from smc.compiler.diagnostics import Diagnostic, sort_diagnostics
-from smc.compiler.expressions import Expression, parse_expression, parse_guard
 from smc.compiler.loader import LoadedDocument, load_file, load_text
-from smc.compiler.model import ASSIGN, Machine, Position
+from smc.compiler.model import Machine
 from smc.compiler.normalize import action_types_in_dir, build_machine
 
 
@@ -156,16 +155,35 @@ def _check_loaded(
 # ---- temporary: guards and assignments are checked, not yet compiled ---------------------
 
 
-def not_yet_compiled_data(machine: Machine, *, building: bool = False) -> list[Diagnostic]:
+def not_yet_compiled_data(
+    machine: Machine, *, building: bool = False, walking: bool = False
+) -> list[Diagnostic]:
     """SMC094 for a machine with guards (``when:``, ``guard:``, ``unless:``) or ``assign``
-    actions, for the callers that compile it (``smc run``, ``smc paths``, ``smc export``):
-    the checker checks them, but only the generated class runs them yet (the runtime
-    engine, paths and export do not), and they must not be silently dropped.
+    actions, for ``smc export``: the checker checks them, and the generated class and the
+    runtime run them, but the export does not write them yet, and guards must not be
+    silently dropped.
 
-    ``building`` (``smc build``): the generated class compiles guards and assignments
-    (``chartplan``), except an expression that reads ``job``: the class has no job data."""
+    ``building`` (``smc build``, ``smc run``): the generated class compiles guards and
+    assignments (``chartplan``): nothing is refused. ``walking`` (``smc paths``,
+    ``--emit-tests``): the machine's paths are left out, a warning (SMC079) says so."""
     if building:
-        return _reads_job(machine)
+        return []
+    if walking:
+        for feature, where in machine.chart_features:
+            if feature in ("guards", "assignments"):
+                return [
+                    Diagnostic(
+                        where.path,
+                        where.line,
+                        where.col,
+                        "SMC079",
+                        f"machine {machine.name!r} has guards or assignments: no paths are "
+                        "written for it (paths do not follow data yet)",
+                        "its MachineTest random walk (`smc build --emit-tests`) follows the "
+                        "class's guards, and `smc run` runs them",
+                    )
+                ]
+        return []
     found = []
     for feature in ("guards", "assignments"):
         pos = dict(machine.chart_features).get(feature)
@@ -178,59 +196,23 @@ def not_yet_compiled_data(machine: Machine, *, building: bool = False) -> list[D
                     pos.col,
                     "SMC094",
                     f"machine {machine.name!r} has {what}: guards and assignments are "
-                    "not yet compiled for this command (only `smc build` compiles them)",
-                    "`smc build` (without --emit-tests) compiles the machine into its class; "
-                    "running, paths, export and emitted tests wait for the runtime's support "
-                    "of guards and assignments",
+                    "not yet written by `smc export` (`smc build` and `smc run` run them)",
+                    "`smc build` compiles the machine into its class and `smc run` runs it; "
+                    "the SCXML export does not write conditions yet",
                 )
             )
     return found
 
 
-def _reads_job(machine: Machine) -> list[Diagnostic]:
-    """SMC094 for each ``when:`` or ``assign`` expression of ``machine`` that reads ``job``."""
-    found: list[Diagnostic] = []
-
-    def refuse(pos: Position) -> None:
-        found.append(
-            Diagnostic(
-                pos.path,
-                pos.line,
-                pos.col,
-                "SMC094",
-                f"machine {machine.name!r} reads `job` in an expression: job data is "
-                "checked but not yet compiled into the generated class",
-                "read the job's data in an action, or keep it in the context",
-            )
-        )
-
-    for transition in machine.transitions:
-        scope = exprcheck.transition_scope(machine, transition)
-        if transition.when is not None:
-            parsed = parse_guard(transition.when, scope=scope)
-            if isinstance(parsed, Expression) and parsed.uses_job:
-                refuse(transition.when_pos or transition.pos)
-        for action in transition.actions:
-            expr = action.params.get("expr")
-            if action.type == ASSIGN and isinstance(expr, str):
-                parsed = parse_expression(expr, scope=scope)
-                if isinstance(parsed, Expression) and parsed.uses_job:
-                    refuse(action.pos)
-    for state in machine.states:
-        for action in (*state.actions, *state.on_exit):
-            expr = action.params.get("expr")
-            if action.type == ASSIGN and isinstance(expr, str):
-                parsed = parse_expression(expr, scope=exprcheck.transition_scope(machine, None))
-                if isinstance(parsed, Expression) and parsed.uses_job:
-                    refuse(action.pos)
-    return found
-
-
-def refuse_not_yet_compiled(result: CheckResult, *, building: bool = False) -> None:
+def refuse_not_yet_compiled(
+    result: CheckResult, *, building: bool = False, walking: bool = False
+) -> None:
     """Add :func:`not_yet_compiled_data`'s diagnostics of every checked machine to
     ``result`` (for a caller about to compile them; ``building``: ``smc build``)."""
     extra = [
-        d for machine in result.machines for d in not_yet_compiled_data(machine, building=building)
+        d
+        for machine in result.machines
+        for d in not_yet_compiled_data(machine, building=building, walking=walking)
     ]
     if extra:
         result.diagnostics = sort_diagnostics([*result.diagnostics, *extra])

@@ -200,6 +200,15 @@ def _programs_table(rows: Iterable[Iterable[tuple[str, tuple[Any, ...]]]]) -> No
     return tuple_node([_programs_row(row) for row in rows])
 
 
+def _program_events(rows: Iterable[Iterable[tuple[str, tuple[Any, ...]]]]) -> Node:
+    """``PROGRAM_EVENTS``: situation -> the frozenset of events its programs decide."""
+    sets: list[Node] = []
+    for row in rows:
+        events = tuple(f"Event.{event}" for event, _ in row)
+        sets.append(Seq("frozenset({", "})", events) if events else "frozenset()")
+    return tuple_node(sets)
+
+
 def _cond_names(items: Sequence[object], prefix: str) -> list[Node]:
     """``_cond_0``, ``_cond_1``, ... (or ``_assign_<n>``): one generated function per item."""
     return [f"{prefix}{index}" for index in range(len(items))]
@@ -254,6 +263,7 @@ def _environment() -> jinja2.Environment:
         transition_rows=_transition_rows,
         program_node=_program_node,
         programs_table=_programs_table,
+        program_events=_program_events,
         program_each=_program_each,
         cond_names=_cond_names,
         timer_each=_timer_each,

@@ -79,6 +79,11 @@ CODES: Mapping[str, tuple[Severity, str]] = {
     "SMC075": ("warning", "a parallel state has fewer than two regions"),
     "SMC077": ("error", "a statechart reaches too many situations to compile into a table"),
     "SMC078": ("error", "a statechart breaks a rule of statechart semantics (a final region)"),
+    "SMC079": (
+        "warning",
+        "a machine with guards or assignments gets no path tests (`smc paths`, `--emit-tests`): "
+        "paths do not follow data yet",
+    ),
     "SMC080": (
         "error",
         "a data schema (context field, event payload, job data) is not a valid JSON Schema",
@@ -107,8 +112,8 @@ CODES: Mapping[str, tuple[Severity, str]] = {
     "SMC093": ("error", "an `assign` action's `location` is not a context field"),
     "SMC094": (
         "error",
-        "guards and assignments are compiled by `smc build` only, not yet by `run`, "
-        "`paths`, `export` (nor a `job` read)",
+        "guards and assignments are compiled by `smc build` and run by `smc run`, not yet "
+        "written by `smc export`",
     ),
 }
 

@@ -72,7 +72,7 @@ def compile_machine_file(yaml_path: str, actions_dirs: Sequence[str]) -> Compile
         result = check_paths([yaml_path], actions_dirs, runtime=True)
     except InputError as error:
         raise MachineCacheError(str(error)) from None
-    refuse_not_yet_compiled(result)
+    refuse_not_yet_compiled(result, building=True)
     if result.errors or not result.machines:
         return CompiledMachine(None, result)
     text = generate_machine(result.machines[0], yaml_path)

@@ -62,13 +62,14 @@ def _checked(
     *,
     compiling: bool = False,
     building: bool = False,
+    walking: bool = False,
 ) -> CheckResult:
     """The checker's result, handed to ``on_checked`` as soon as it exists; ``compiling``:
     the caller generates code (what it cannot compile yet is an error, SMC094)."""
     require_action_dirs(actions_dirs)
     result = check_paths(paths, actions_dirs)
     if compiling:
-        refuse_not_yet_compiled(result, building=building)
+        refuse_not_yet_compiled(result, building=building, walking=walking)
     if on_checked is not None:
         on_checked(result)
     return result
@@ -140,11 +141,16 @@ def compile_project(request: BuildRequest, on_checked: OnChecked | None = None) 
         if machines is not None:
             return BuildReport("fresh", out_dir, machines)
 
-    # Emitted tests walk the machine's paths, which do not follow guards yet: with
-    # --emit-tests a machine with guards or assignments is refused as by `smc paths`.
-    building = request.emit_tests is None
+    # Emitted path tests do not follow guards yet: with --emit-tests a machine with guards
+    # or assignments gets its random walk only, and a warning (SMC079) says so.
+    walking = request.emit_tests is not None
     result = _checked(
-        request.paths, request.actions_dirs, on_checked, compiling=True, building=building
+        request.paths,
+        request.actions_dirs,
+        on_checked,
+        compiling=True,
+        building=not walking,
+        walking=walking,
     )
     report = BuildReport("rejected", out_dir, len(result.machines), result)
     if result.failed(strict=strict):

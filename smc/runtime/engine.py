@@ -42,7 +42,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, cast
 
-from smc.machine import GeneratedMachine
+from smc.machine import GeneratedMachine, IllegalTransition
 from smc.runtime.action_runner import ActionRunner
 from smc.runtime.actions.base import WaitResult
 from smc.runtime.actions.registry import ActionLoadError, ActionRegistry, PreparedAction
@@ -175,10 +175,15 @@ class Engine:
         self.config_path = config_path
         self.logger = logging.getLogger(f"smc.machine.{self.machine_name}")
         self.machine = new_machine(machine_cls, initial_context)
+        #: Whether the class's guards read ``job`` (the current job's data, set before firing).
+        self._reads_job = hasattr(self.machine, "job")
         self._clock = clock
         self.context: dict[str, Any] = new_context(
             self.machine_name, str(self.machine.state), initial_context
         )
+        #: Whether the class has typed data (``context:``), whose fields placeholders read.
+        self._typed_context = getattr(machine_cls, "CONTEXT_TYPE", None) is not None
+        self._show_typed_context()
         self._want_monitor = monitor
         self._monitor_readers = monitor_readers  # None: $SMC_MONITOR_MAX_READERS, else 64
         self._store: Store | None = None
@@ -450,8 +455,7 @@ class Engine:
             if final:
                 continue
             if event is not None:
-                if self.machine.can_fire(event):
-                    self._fire(event)
+                if self.machine.can_fire(event) and self._fire(event):
                     return True
                 self.logger.debug(
                     "%s returned %r: no transition from %s, next action",
@@ -471,15 +475,15 @@ class Engine:
         inbound = inbox.taken
         if inbound is not None:
             inbox.taken = None
-            self._apply_inbound(inbound)
-            return True
+            if self._apply_inbound(inbound):
+                return True
         timers = self._timers
         while timers.has_expired:
             event = timers.take()
             if event is not None and self.machine.can_fire(event):
                 self.logger.info("timer %s expired in %s", event, self.machine.state)
-                self._fire(event, external=True)
-                return True
+                if self._fire(event, external=True):
+                    return True
         return False
 
     async def _idle(self) -> None:
@@ -497,15 +501,16 @@ class Engine:
             if inbox.take(store):
                 inbound, inbox.taken = inbox.taken, None
                 assert inbound is not None
-                self._apply_inbound(inbound)
-                return
+                if self._apply_inbound(inbound):
+                    return
+                continue  # its guards held for no transition: nothing moved, wait on
             wakeups.rearm()
             self._registry.write()  # idle: the registry shows the state it waits in
             await wakeups.sleep(FALLBACK_POLL_SECONDS)
 
-    def _apply_inbound(self, row: EventRow) -> None:
+    def _apply_inbound(self, row: EventRow) -> bool:
         payload = self._inbox.apply(self.store, row)
-        self._fire(
+        return self._fire(
             row.event_type,
             external=True,
             payload=payload if self._takes_payload else None,
@@ -514,8 +519,11 @@ class Engine:
 
     def _fire(
         self, event: str, *, external: bool = False, payload: Any = None, **extra: Any
-    ) -> None:
-        """Fire ``event`` (``external``: an inbound event or a timer caused it).
+    ) -> bool:
+        """Fire ``event`` (``external``: an inbound event or a timer caused it); False when
+        it moved nothing: the machine accepts it, but the guards held for none of its
+        transitions (or a guard failed: reported), so it is dropped as SCXML drops an event
+        no transition takes.
 
         Logged at INFO, except the routine of every job, which is DEBUG (the monitor carries
         every transition, with its job id): self-transitions, and transitions an action's
@@ -528,8 +536,24 @@ class Engine:
         steps = self._steps
         source = machine.state
         before = steps.position(machine)
-        step = steps.fire(machine, event, payload)
+        if self._reads_job:
+            current = self._jobs.current
+            job_data = None if current is None else current.data
+            cast(Any, machine).job = job_data if isinstance(job_data, Mapping) else {}
+        try:
+            step = steps.fire(machine, event, payload)
+        except IllegalTransition:
+            self.logger.info("%s in %s: no guard holds, dropped", event, source)
+            self._feed.publish("event_dropped", event=str(event), state=str(source))
+            return False
+        except Exception as error:
+            # A guard or an assignment raised (a user's method, a job without the field):
+            # the event is dropped, the machine stays where it was.
+            self.logger.error("%s in %s: a guard or assignment failed: %r", event, source, error)
+            self.publish("error", error=f"{event} in {source}: {type(error).__name__}: {error}")
+            return False
         target = machine.state
+        self._show_typed_context()
         self._timers.step(step.exited, step.entered)
         self._next = step.actions
         self.context["current_state"] = str(target)
@@ -548,6 +572,14 @@ class Engine:
         self._feed.publish(
             "transition", **{"from": str(source), "event": str(event), "to": str(target)}, **extra
         )
+        return True
+
+    def _show_typed_context(self) -> None:
+        """Copy the typed context's fields (``machine.context``) into the context that
+        placeholders read, after each step: ``{attempts}`` is the field's value as the
+        step left it. A declared field wins over an action's key of the same name."""
+        if self._typed_context:
+            self.context.update(cast(Any, self.machine).context.to_dict())
 
     # --- wake-ups, parts' callbacks, shutdown -----------------------------------------------
 

@@ -32,6 +32,8 @@ class Claim:
     reason: str | None = None
     #: The heartbeat found the lease lost: the job is no longer ours (see ``finish``).
     lost: bool = False
+    #: The job's data (what a guard's ``job.<field>`` reads).
+    data: Any = None
 
 
 class JobLedger:
@@ -60,7 +62,7 @@ class JobLedger:
         """Record a claim (``current``: it becomes the current job, its data keys go into the
         context); returns the job as the context's ``current_job`` dict."""
         job_dict = job_to_dict(job)
-        claim = Claim(job.id, job.claim_token or "", current)
+        claim = Claim(job.id, job.claim_token or "", current, data=job.data)
         context = self._context
         if current:
             self.drop_job_keys()

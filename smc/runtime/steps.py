@@ -8,11 +8,11 @@ order. The engine runs both kinds of generated class through this view alone:
   ``s`` and enters ``t`` and runs ``t``'s actions (``STATE_ACTIONS[t]``); a self-transition
   exits and re-enters its state;
 - **statechart**: a step is one of the class's ``STEPS`` (the whole macrostep, with eventless,
-  raised and ``done.state`` transitions already resolved at compile time), read through its
-  ``DISPATCH`` table before firing. Its actions are, move by move: ``("exit", s)`` runs
-  ``s``'s on-exit actions, ``("entry", s)`` its on-entry ones; ``("on", e)`` runs nothing
-  (transitions carry no actions). ``raise`` items are not actions: the action registry
-  leaves them out of what it prepares.
+  raised and ``done.state`` transitions already resolved at compile time), or several in a
+  row where guards decided (the class's ``fire_steps`` says which it took). Its actions
+  are, move by move: ``("exit", s)`` runs ``s``'s on-exit actions, ``("entry", s)`` its
+  on-entry ones; ``("on", e)`` runs nothing (transitions carry no actions). ``raise`` items
+  are not actions: the action registry leaves them out of what it prepares.
 
 A state exited and entered again within one step (a self-transition, a transition out of and
 back into a compound) is in both ``exited`` and ``entered``: its timers restart. A state
@@ -112,24 +112,20 @@ class ChartSteps(MachineSteps[A]):
     ) -> None:
         """``machine_cls``: a statechart class (``smc.machine.is_chart``)."""
         chart_cls = cast(type[ChartMachine], machine_cls)
-        self._dispatch = chart_cls.DISPATCH
         self._moves = chart_cls.STEPS
-        self._initial_step = chart_cls.INITIAL_STEP
         self._entry = entry_actions
         self._exit = exit_actions
-        # step index -> its Step, built on first use (a big chart has many steps, a worker
-        # takes a few of them over and over).
-        self._cache: dict[int, Step[A]] = {}
+        # steps taken -> their Step, built on first use (a big chart has many steps, a
+        # worker takes a few of them over and over).
+        self._cache: dict[tuple[int, ...], Step[A]] = {}
 
     def initial(self, machine: GeneratedMachine) -> Step[A]:
-        return self._step(self._initial_step)
+        return self._steps(cast(ChartMachine, machine).initial_steps)
 
     def fire(self, machine: GeneratedMachine, event: str, payload: Any = None) -> Step[A]:
-        chart = cast(ChartMachine, machine)
-        entry = self._dispatch[chart.situation].get(event)
-        _fire(chart, event, payload)  # raises IllegalTransition when entry is None
-        assert entry is not None
-        return self._step(entry[2])
+        # A guarded event's steps are known only once its guards ran: the class says which
+        # it took (IllegalTransition when none is enabled).
+        return self._steps(cast(ChartMachine, machine).fire_steps(event, payload))
 
     def position(self, machine: GeneratedMachine) -> object:
         return cast(ChartMachine, machine).situation
@@ -137,10 +133,15 @@ class ChartSteps(MachineSteps[A]):
     def configuration(self, machine: GeneratedMachine) -> list[str] | None:
         return sorted(str(state) for state in cast(ChartMachine, machine).configuration)
 
-    def _step(self, index: int) -> Step[A]:
-        step = self._cache.get(index)
+    def _steps(self, indices: tuple[int, ...]) -> Step[A]:
+        """The one :class:`Step` of ``indices`` taken in a row (a guarded eventless loop
+        takes several)."""
+        step = self._cache.get(indices)
         if step is None:
-            step = self._cache[index] = chart_step(self._moves[index], self._entry, self._exit)
+            moves = tuple(move for index in indices for move in self._moves[index])
+            step = chart_step(moves, self._entry, self._exit)
+            if len(indices) == 1:  # a loop's runs are as many as the data makes them
+                self._cache[indices] = step
         return step
 
 

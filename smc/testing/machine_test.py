@@ -149,6 +149,11 @@ class MachineTest(RuleBasedStateMachine):
         self.machine_class: type[GeneratedMachine] = machine
         #: The statechart class under test, or None for a flat machine.
         self.chart: type[ChartMachine] | None = machine if is_chart(machine) else None
+        #: A statechart's ``PROGRAM_EVENTS`` (situation -> the events its guards or
+        #: assignments decide), None when it has none.
+        self.program_events: tuple[frozenset[str], ...] | None = getattr(
+            self.chart, "PROGRAM_EVENTS", None
+        )
         #: ``(state, event) -> target`` from ``TRANSITIONS`` (for a statechart only an
         #: overview between state views: ``situations`` is its model).
         self.model: dict[tuple[str, str], str] = transition_model(machine)
@@ -277,6 +282,38 @@ class MachineTest(RuleBasedStateMachine):
             self.check_configuration(f"after {event!r} in state {source!r}")
         self.on_transition(source, event, target, payload)
 
+    def _decided(self, event: str, payload: Any, *, called: str) -> None:
+        """An event a decision program decides: the data, not the model, says where it
+        leads. Fired with its payload, it must either raise ``IllegalTransition`` having
+        changed nothing (no guard held) or reach a situation of the class whose state view
+        it returns; the walk goes on from there. Its actions are not faked (the steps it
+        took are the class's to say: its hooks ran them)."""
+        assert self.chart is not None
+        source = self.expected_state
+        before = self.instance.situation
+        self.record_step(called)
+        try:
+            if payload is None:
+                returned = self.instance.fire(event)
+            else:
+                returned = self.instance.fire(event, payload)
+        except IllegalTransition:
+            assert self.instance.situation == before, (
+                f"{event!r} in state {source!r}: no guard held, but the situation changed "
+                f"from {before} to {self.instance.situation}"
+            )
+            return
+        situation = self.instance.situation
+        target = str(self.chart.STATE_VIEWS[situation])
+        assert (
+            str(returned) == target
+        ), f"{event!r} in state {source!r} returned {returned!r}, its state view is {target!r}"
+        self.expected_state = target
+        self.expected_situation = situation
+        self.last_step = ()
+        self.check_configuration(f"after {event!r} in state {source!r}")
+        self.on_transition(source, event, target, payload)
+
     def _rejected(self, what: str, call: Callable[[], Any], *, called: str | None = None) -> None:
         source = self.expected_state
         self.record_step(called or what)
@@ -299,7 +336,7 @@ class MachineTest(RuleBasedStateMachine):
     def draw_payload(self, event: str, data: st.DataObject) -> Any:
         """A payload for ``event`` when the model accepts it now and it has a strategy."""
         strategy = self.payloads.get(event)
-        if strategy is None or not self.model_accepts(event):
+        if strategy is None or not (self.model_accepts(event) or self.model_decides(event)):
             return None
         return data.draw(strategy, label=f"payload for {event!r}")
 
@@ -317,6 +354,8 @@ class MachineTest(RuleBasedStateMachine):
         called = called or self._method_call(event)
         if self.model_accepts(event):
             self._accepted(event, call, payload, called=called)
+        elif self.model_decides(event):
+            self._decided(event, payload, called=called)
         else:
             self._rejected(f"event {event!r}", call, called=called)
 
@@ -328,10 +367,22 @@ class MachineTest(RuleBasedStateMachine):
             return (self.expected_situation, event) in self.situations
         return (self.expected_state, event) in self.model
 
+    def model_decides(self, event: str) -> bool:
+        """Whether a decision program of the class (a guard, an ``assign``) decides what
+        ``event`` does now: the model cannot say where it leads (``_decided``)."""
+        programs = self.program_events
+        return programs is not None and event in programs[self.expected_situation]
+
     def model_allowed_events(self) -> tuple[str, ...]:
         """The events the model accepts now, in the order ``allowed_events()`` gives them."""
         if self.chart is not None:
-            return tuple(str(e) for e in self.chart.DISPATCH[self.expected_situation])
+            row = self.chart.DISPATCH[self.expected_situation]
+            programs = self.program_events
+            if programs is None:
+                return tuple(str(e) for e in row)
+            decided = programs[self.expected_situation]
+            # A class with programs lists them in its events' order.
+            return tuple(str(e) for e in self.event_method if e in row or e in decided)
         return self.model_allowed.get(self.expected_state, ())
 
     def in_final_state(self) -> bool:
@@ -400,7 +451,7 @@ class MachineTest(RuleBasedStateMachine):
             f"{expected}"
         )
         for event in self.event_method:
-            accepted = self.model_accepts(event)
+            accepted = self.model_accepts(event) or self.model_decides(event)
             assert (
                 self.instance.can_fire(event) == accepted
             ), f"can_fire({event!r}) in {self.expected_state!r} should be {accepted}"
@@ -437,13 +488,13 @@ def _event_rule(
 
         def send(self: MachineTest) -> None:
             method = getattr(self.instance, method_name)
-            self._accepted(event, method)
+            self.attempt_event(event, method)
 
     else:
 
         def send(self: MachineTest, payload: Any) -> None:  # type: ignore[misc]
             method = getattr(self.instance, method_name)
-            self._accepted(event, method, payload)
+            self.attempt_event(event, method, payload)
 
     # The name must be set before @rule wraps the function: Hypothesis prints reproducers
     # from the wrapped function's __name__ (otherwise they read ``state.send()``).
@@ -452,7 +503,7 @@ def _event_rule(
     send.__doc__ = f"Send {event!r} when the model accepts it in the current state."
 
     def accepted_now(self: MachineTest) -> bool:
-        return self.model_accepts(event)
+        return self.model_accepts(event) or self.model_decides(event)
 
     wrapped: Callable[..., None]
     if payload_strategy is None:  # noqa: SIM108 (the overloads of rule() need two calls)

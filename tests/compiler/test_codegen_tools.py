@@ -118,7 +118,7 @@ def test_generated_modules_pass_the_users_formatter_and_linter(tmp_path: Path, c
     built = run(project, "smc", "build", "examples/")
     assert built.returncode == 0, built.stderr
     modules = sorted(str(p.relative_to(project)) for p in (project / "generated").glob("*.py"))
-    assert len(modules) == 11
+    assert len(modules) == 12
     width = {"default (88)": 88, "pyproject 100": 100, "ruff.toml 120": 120}[config]
     text = (project / "generated" / "long_strings.py").read_text()
     assert max(len(line) for line in text.splitlines()) <= width

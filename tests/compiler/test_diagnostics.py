@@ -30,6 +30,8 @@ class Case:
     action_types: tuple[str, ...] = field(default=())
     #: checked for a caller that compiles (smc build, run, paths, export).
     compiling: bool = False
+    #: ... and walks the machine's paths (smc paths, --emit-tests).
+    walking: bool = False
 
 
 def check(
@@ -38,6 +40,7 @@ def check(
     action_types: tuple[str, ...] = (),
     *,
     compiling: bool = False,
+    walking: bool = False,
 ) -> CheckResult:
     """Write ``files`` and check them; ``action_types`` become the files of a user action
     directory given to the checker (as ``--actions-dir``); ``compiling``: as the commands
@@ -57,7 +60,7 @@ def check(
         dirs.append(str(actions))
     result = check_paths([str(tmp_path)], dirs)
     if compiling:
-        refuse_not_yet_compiled(result)
+        refuse_not_yet_compiled(result, walking=walking)
     return result
 
 
@@ -925,8 +928,20 @@ CASES = [
             "  - {from: a, to: c, event: go}\n"
         },
         {("m.yaml", 4, 5, "SMC094")},
-        ("not yet compiled",),
+        ("not yet written by `smc export`",),
         compiling=True,
+    ),
+    Case(
+        "SMC079-guarded-machine-gets-no-paths",
+        {
+            "m.yaml": "initial_state: a\ncontext: {n: {type: integer, default: 0}}\n"
+            "transitions:\n  - {from: a, to: b, event: go, when: n > 0}\n"
+            "  - {from: a, to: c, event: go}\n"
+        },
+        {("m.yaml", 4, 5, "SMC079")},
+        ("no paths are written",),
+        compiling=True,
+        walking=True,
     ),
     Case(
         "SMC050-guard-name",
@@ -961,7 +976,9 @@ CASES = [
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_broken_machine(tmp_path: Path, case: Case) -> None:
-    result = check(tmp_path, case.files, case.action_types, compiling=case.compiling)
+    result = check(
+        tmp_path, case.files, case.action_types, compiling=case.compiling, walking=case.walking
+    )
     assert found(result) == case.expected
     first = min(d for d in result.diagnostics if d.code == case.id.split("-")[0])
     for text in case.says:

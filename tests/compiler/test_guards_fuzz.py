@@ -242,11 +242,8 @@ def test_smc_check_and_build_processes_on_fuzzed_files(
             assert 1 <= item["col"] <= len(lines[item["line"] - 1]) + 1
         built = smc("build", "m.yaml", "-o", "out", cwd=work)
         assert "Traceback" not in built.stderr
-        if checked.returncode == 0 and built.returncode == 1:
-            # a clean file reading `job` in an expression: not compiled yet
-            assert "SMC094" in built.stdout + built.stderr, built.stderr
         if built.returncode == 1:
-            # an error in the text, or SMC094: nothing built
+            # an error in the text: nothing built
             assert not any((work / "out").rglob("*.py")) if (work / "out").exists() else True
         else:
             assert checked.returncode == 0, built.stderr

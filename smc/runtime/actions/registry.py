@@ -56,7 +56,7 @@ class PreparedAction:
 
 #: Action types a statechart's compiler resolves into the class (``raise``: its event is taken
 #: within the same step, through the dispatch table); never run, never looked up.
-COMPILED_ACTIONS = frozenset({"raise"})
+COMPILED_ACTIONS = frozenset({"raise", "assign"})
 
 
 class MachineActions(NamedTuple):

@@ -1,0 +1,175 @@
+"""Guarded machines run by the runtime (docs/runtime.md, "Guards at run time"): the class's
+guards decide which transition an event takes, so the engine asks the class which steps it
+took (``fire_steps``) and runs their actions; an event whose guards hold for none of its
+transitions is dropped and the machine stays; a guard that raises drops its event and the
+worker goes on; ``job.<field>`` reads the current job's data; placeholders read the typed
+context. The retry contract of ``examples/execution/task_retry.yaml`` runs end to end in a
+real ``smc run`` process against a real SQLite file.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from smc.runtime.store import open_store
+from tests.support import PROJECT_ROOT
+from tests.support.harness import Runner, compile_machine, run_engine
+
+RETRY_EXAMPLE = PROJECT_ROOT / "examples" / "execution" / "task_retry.yaml"
+
+
+# --- the retry contract, by `smc run` ----------------------------------------------------------
+
+
+def test_the_retry_contract_retries_a_failing_task_until_it_passes(runner: Runner) -> None:
+    target = runner.cwd / "target.txt"
+    target.write_text("", encoding="utf-8")
+    runner.run("jobs", "add", "--type", "task", "--id", "t1", "--data", '{"path": "target.txt"}')
+    result = runner.run("run", str(RETRY_EXAMPLE), "--log-dir", "logs", timeout=60)
+    # The check passes on its third run: two failures, two retries (attempts 1 and 2 < 3).
+    assert target.read_text(encoding="utf-8").splitlines() == ["run", "run", "run"]
+    assert "reached final state COMPLETED" in result.stderr
+    with runner.store() as store:
+        job = store.get_job("t1")
+    assert job is not None and job.status == "completed"
+    # The typed context's field reached the placeholder, as the last step left it.
+    assert job.result == {"attempts": 2}
+    status = runner.run("status").stdout
+    assert any(line.split()[:2] == ["task_retry", "COMPLETED"] for line in status.splitlines())
+
+
+def test_the_retry_contract_gives_up_after_max_attempts(runner: Runner) -> None:
+    target = runner.cwd / "target.txt"
+    target.write_text("", encoding="utf-8")
+    runner.run("jobs", "add", "--type", "task", "--id", "t1", "--data", '{"path": "target.txt"}')
+    context = json.dumps({"max_attempts": 2})
+    result = runner.run(
+        "run", str(RETRY_EXAMPLE), "--initial-context", context, "--log-dir", "logs", timeout=60
+    )
+    # Two runs, both failing: attempts 1 < 2 retries, attempts 2 does not (the else edge).
+    assert target.read_text(encoding="utf-8").splitlines() == ["run", "run"]
+    assert "reached final state DEAD" in result.stderr
+    with runner.store() as store:
+        job = store.get_job("t1")
+    assert job is not None and job.status == "failed"
+    assert job.last_error is not None and job.last_error.startswith("gave up after 2 attempts")
+    status = runner.run("status").stdout
+    assert any(line.split()[:2] == ["task_retry", "DEAD"] for line in status.splitlines())
+
+
+# --- guards on inbound events, job data, failing guards ---------------------------------------
+
+GATE = """
+initial_state: closed
+metadata: {machine_name: gate}
+context:
+  opened: {type: integer, default: 0}
+events:
+  push:
+    payload: {type: object, properties: {force: {type: integer}}, required: [force]}
+  stop: null
+transitions:
+  - from: closed
+    to: open
+    event: push
+    when: "payload.force > 10"
+    actions: [{type: assign, location: opened, expr: "opened + 1"}]
+  - {from: open, to: closed, event: push, when: "payload.force < 0"}
+  - {from: "*", to: done, event: stop}
+actions:
+  open:
+    - {type: add_to_list, list_key: seen, value: "open {opened}"}
+"""
+
+
+def test_an_inbound_event_whose_guards_all_fail_is_dropped_and_the_next_one_taken(
+    tmp_path: Path,
+) -> None:
+    machine = compile_machine(GATE, tmp_path)
+    database = tmp_path / "smc.db"
+    with open_store(database) as store:
+        for force in (3, 20, 5, -1, 11):
+            store.send_event("gate", "push", {"force": force})
+        store.send_event("gate", "stop")
+    engine = run_engine(machine, database)
+    # force 3: no guard holds in closed (dropped); 20 opens; 5: none holds in open; -1
+    # closes; 11 opens again. The entry actions ran once per opening, after the assign.
+    assert engine.context["seen"] == ["open 1", "open 2"]
+    assert engine.machine.context.opened == 2
+    assert str(engine.machine.state) == "done"
+    with open_store(database) as store:
+        assert {event.status for event in store.list_events("gate")} == {"done"}
+
+
+SIZER = """
+initial_state: waiting
+metadata: {machine_name: sizer}
+jobs:
+  task:
+    data:
+      type: object
+      properties: {size: {type: integer}, name: {type: string}}
+      required: [size, name]
+events: [new_job, no_jobs, sorted]
+transitions:
+  - {from: waiting, to: big, event: new_job, when: "job.size >= 100"}
+  - {from: waiting, to: small, event: new_job}
+  - {from: waiting, to: done, event: no_jobs}
+  - {from: big, to: waiting, event: sorted}
+  - {from: small, to: waiting, event: sorted}
+actions:
+  waiting:
+    - {type: check_database_queue, job_type: task, wait: 0}
+  big:
+    - {type: add_to_list, list_key: big, value: "{name}", success: sorted}
+  small:
+    - {type: add_to_list, list_key: small, value: "{name}", success: sorted}
+"""
+
+
+def test_a_guard_reads_the_claimed_jobs_data(tmp_path: Path) -> None:
+    machine = compile_machine(SIZER, tmp_path)
+    database = tmp_path / "smc.db"
+    with open_store(database) as store:
+        for name, size in (("a", 5), ("b", 500), ("c", 100), ("d", 99)):
+            store.add_job("task", {"size": size, "name": name}, job_id=name, priority=5)
+    engine = run_engine(machine, database)
+    assert engine.context["big"] == ["b", "c"]
+    assert engine.context["small"] == ["a", "d"]
+
+
+NAMED = """
+initial_state: idle
+metadata: {machine_name: named_gate}
+events: [go, stop]
+transitions:
+  - {from: idle, to: busy, event: go, guard: has_capacity}
+  - {from: busy, to: idle, event: go}
+  - {from: "*", to: done, event: stop}
+actions:
+  busy:
+    - {type: add_to_list, list_key: seen, value: busy}
+"""
+
+
+def test_a_guard_that_raises_drops_its_event_and_the_worker_goes_on(tmp_path: Path) -> None:
+    base = compile_machine(NAMED, tmp_path)
+    calls: list[int] = []
+
+    class Flaky(base):  # type: ignore[misc, valid-type]
+        def has_capacity(self) -> bool:
+            calls.append(1)
+            if len(calls) == 1:
+                raise LookupError("capacity service down")
+            return True
+
+    database = tmp_path / "smc.db"
+    with open_store(database) as store:
+        for event in ("go", "go", "stop"):
+            store.send_event("named_gate", event)
+    engine = run_engine(Flaky, database)
+    # The first go raised in the guard: dropped, still idle; the second found capacity.
+    assert len(calls) == 2
+    assert engine.context["seen"] == ["busy"]
+    assert str(engine.machine.state) == "done"
