@@ -130,6 +130,16 @@ def new_machine(
     return machine
 
 
+def typed_context(machine: GeneratedMachine) -> dict[str, Any]:
+    """The fields of ``machine``'s typed context (``CONTEXT_TYPE``) with their values, defaults
+    included, as plain data; empty for a class without typed data."""
+    if getattr(type(machine), "CONTEXT_TYPE", None) is None:
+        return {}
+    to_dict = getattr(getattr(machine, "context", None), "to_dict", None)
+    values = to_dict() if callable(to_dict) else None
+    return dict(values) if isinstance(values, Mapping) else {}
+
+
 class Engine:
     """Runs one machine. Construct (resolves every action: unknown types raise
     :class:`StartupError` before anything runs), then ``await engine.run()`` for the exit code.
@@ -176,8 +186,12 @@ class Engine:
         self.logger = logging.getLogger(f"smc.machine.{self.machine_name}")
         self.machine = new_machine(machine_cls, initial_context)
         self._clock = clock
+        # A typed context's fields (their defaults too) are context keys placeholders read;
+        # the --initial-context keys come over them (the same values for typed fields).
         self.context: dict[str, Any] = new_context(
-            self.machine_name, str(self.machine.state), initial_context
+            self.machine_name,
+            str(self.machine.state),
+            {**typed_context(self.machine), **(initial_context or {})},
         )
         self._want_monitor = monitor
         self._monitor_readers = monitor_readers  # None: $SMC_MONITOR_MAX_READERS, else 64
