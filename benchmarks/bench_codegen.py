@@ -30,6 +30,12 @@ to refuse an event no active state accepts, before timing. A chart's figure is n
 (one ``fire()``: everything the event does, both regions' transitions included), measured as
 above; each chart is its own interleaved measurement, after the flat one.
 
+Last, guarded transitions: the nested chart three times in one interleaved measurement, as
+above, with a ``when:`` (over a context field, always true) on every transition of its
+cycle, and with a named guard (``guard: ready``, written in a subclass, returning True) on
+each; the figure is each one's ns per event against the unguarded chart's (target: at most
+2x).
+
     python benchmarks/bench_codegen.py            # needs the bench extra: pip install -e .[bench]
 """
 
@@ -43,7 +49,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any, ClassVar
@@ -627,9 +633,9 @@ def verify_chart(name: str, chart: Chart, impl: ChartImpl) -> None:
 Result = tuple[str, int, list[float]]
 
 
-def print_table(results: list[Result], baseline: float, unit: str) -> None:
+def print_table(results: list[Result], baseline: float, unit: str, against: str = "x dict") -> None:
     print(
-        f"| {'implementation':<40} | {'N':>7} | {unit:>13} " f"| {'min-max':>15} | {'x dict':>7} |"
+        f"| {'implementation':<40} | {'N':>7} | {unit:>13} " f"| {'min-max':>15} | {against:>7} |"
     )
     print(f"|{'-' * 42}|{'-' * 8}:|{'-' * 14}:|{'-' * 16}:|{'-' * 8}:|")
     for name, n, runs in results:
@@ -727,12 +733,85 @@ def chart_section(out_dir: Path, chart: Chart) -> None:
     print(f"sismic / smc fire(): {sismic / fire:.0f}x (target: at least 100x)")
 
 
+# ---- guarded transitions ---------------------------------------------------------------------
+
+#: What each guarded variant of the nested chart adds to every transition of its cycle (and
+#: the machine keys it needs): a ``when:`` expression over a context field that always holds,
+#: and a named guard (``guard: ready``) a subclass writes, returning True.
+GUARDS: tuple[tuple[str, str, dict[str, Any], dict[str, Any]], ...] = (
+    ("when", '`when: "n >= 0"`', {"when": "n >= 0"}, {"context": {"n": {"type": "integer"}}}),
+    ("named", "`guard: ready`", {"guard": "ready"}, {}),
+)
+
+
+def guarded(chart: Chart, suffix: str, on_cycle: dict[str, Any], top: dict[str, Any]) -> Chart:
+    """``chart`` with ``on_cycle`` added to each transition its cycle takes (the other
+    transitions unchanged) and ``top`` added to the machine: the same shape, guarded."""
+    spec = dict(chart.spec)
+    spec.update(top)
+    if "context" in top:  # a default, so the class is created without one
+        spec["context"] = {
+            name: {**schema, "default": 0} for name, schema in top["context"].items()
+        }
+    spec["transitions"] = [
+        {**t, **on_cycle} if t["event"] in chart.cycle else dict(t)
+        for t in chart.spec["transitions"]
+    ]
+    return replace(chart, name=f"{chart.name}_{suffix}", spec=spec)
+
+
+def guard_section(out_dir: Path) -> None:
+    """The nested chart three times, in one interleaved measurement: as above, with a
+    ``when:`` on every transition of its cycle, and with a named guard on each."""
+    chart = NESTED
+    plain = compile_chart(out_dir, chart)
+    rows: list[tuple[str, int, Callable[[], ChartImpl]]] = [
+        ("no guard: fire(Event.X)", N, lambda: chart_fire(plain, chart, as_enum=True)),
+        ("no guard: m.x() per-event method", N, lambda: chart_methods(plain, chart)),
+    ]
+    for suffix, label, on_cycle, top in GUARDS:
+        variant = guarded(chart, suffix, on_cycle, top)
+        cls = compile_chart(out_dir, variant)
+        if suffix == "named":  # the named guard is abstract: a subclass writes it
+            cls = type(f"{cls.__name__}Ready", (cls,), {"ready": lambda self: True})
+        rows.append((f"{label}: fire(Event.X)", N, lambda c=cls, v=variant: chart_fire(c, v, True)))
+        rows.append(
+            (f"{label}: m.x() per-event method", N, lambda c=cls, v=variant: chart_methods(c, v))
+        )
+    loops: list[tuple[Loop, int]] = []
+    for name, n, make in rows:
+        impl = make()
+        verify_chart(name, chart, impl)
+        loops.append((impl[0], n))
+    measured = measure_interleaved(loops)
+    results = [(name, n, runs) for (name, n, _), runs in zip(rows, measured, strict=True)]
+    baseline = statistics.median(results[0][2])
+    print(
+        f"guarded transitions, {chart.title}: ns per event, cycle {', '.join(chart.cycle)}, "
+        "each of its transitions guarded (the guard holds); median of 5 runs after a warm-up; "
+        "x plain: against the unguarded fire()"
+    )
+    print()
+    print_table(results, baseline, "ns/event", "x plain")
+    print()
+    plain_method = statistics.median(results[1][2])
+    for index, (_suffix, label, _on, _top) in enumerate(GUARDS):
+        fire = statistics.median(results[2 + 2 * index][2])
+        method = statistics.median(results[3 + 2 * index][2])
+        print(
+            f"{label} fire() / unguarded fire(): {fire / baseline:.2f}x, per-event method "
+            f"{method / plain_method:.2f}x (target: at most 2x)"
+        )
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="smc-bench-codegen-") as tmp:
         flat_section(Path(tmp))
         for chart in CHARTS:
             print()
             chart_section(Path(tmp), chart)
+        print()
+        guard_section(Path(tmp))
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from smc.catalog import YAML_SUFFIXES
-from smc.compiler import analysis, chartsyntax, commands, data, exprcheck, schema
+from smc.compiler import analysis, chartsyntax, commands, data, exprcheck, placeholders, schema
 from smc.compiler.diagnostics import Diagnostic, sort_diagnostics
 from smc.compiler.loader import LoadedDocument, load_file, load_text
 from smc.compiler.model import Machine
@@ -138,6 +138,7 @@ def _check_loaded(
         diagnostics.extend(commands.check_commands(machine, lines))
         diagnostics.extend(data.check_data(doc, machine))
         diagnostics.extend(exprcheck.check_expressions(machine, lines))
+        diagnostics.extend(placeholders.check_placeholders(machine, lines))
         result.machines.append(machine)
     dirs = list(action_dirs)
     extra_types = [t for d in dirs for t in action_types_in_dir(d)]

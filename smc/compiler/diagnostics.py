@@ -95,6 +95,16 @@ CODES: Mapping[str, tuple[Severity, str]] = {
         "error",
         "a `send_event`'s payload does not match the schema the target machine gives the event",
     ),
+    "SMC085": (
+        "error",
+        "a placeholder names a payload, job data, `current_job` or `event_data` field the "
+        "machine's schemas show can never exist",
+    ),
+    "SMC086": (
+        "warning",
+        "a placeholder names nothing the machine declares or stores and looks like a "
+        "misspelt context field",
+    ),
     "SMC090": (
         "error",
         "an expression (`when:`, `expr:`) is not valid, or uses a construct the language "

@@ -77,11 +77,14 @@ def machine_class_in(
         if not is_machine_class(value):
             raise LoadError(f"{where}: {class_name!r} is not a generated machine class")
         return value
-    found = [
-        value
-        for value in vars(module).values()
-        if is_machine_class(value) and value.__module__ == module.__name__
-    ]
+    # dict.fromkeys: one class under two names (a type alias) is one class.
+    found = list(
+        dict.fromkeys(
+            value
+            for value in vars(module).values()
+            if is_machine_class(value) and value.__module__ == module.__name__
+        )
+    )
     if len(found) != 1:
         names = ", ".join(sorted(cls.__name__ for cls in found)) or "none"
         raise LoadError(f"{where}: expected exactly one machine class, found {names}; use :Class")

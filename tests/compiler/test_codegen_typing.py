@@ -226,6 +226,7 @@ from typing_extensions import override
 
 from data_chart import DataChart
 from data_worker import Context, DataWorker, FailedPayload
+from guarded_chart import GuardedChart
 
 
 class Counted(DataChart):
@@ -251,12 +252,29 @@ restored = Context.from_dict(pickle.loads(pickle.dumps(machine.context.to_dict()
 chart = Counted()
 chart.start()
 chart.failed(error="x")
+
+
+class Guarded(GuardedChart):
+    @override
+    def has_room(self) -> bool:
+        return True
+
+    @override
+    def is_closed(self) -> bool:
+        return False
+
+
+guarded = Guarded()
+guarded.go()
 """
 
 #: Each line marked ``# error`` must be reported, and nothing else.
 DATA_BAD = """\
+from typing_extensions import override
+
 from data_chart import DataChart
 from data_worker import Context, DataWorker
+from guarded_chart import GuardedChart
 
 machine = DataWorker()
 machine.failed(eror="disk full")  # error
@@ -269,6 +287,26 @@ machine.context.attempts = "3"  # error
 machine.context.atempts = 3  # error
 Context(mode="medium")  # error
 DataChart().failed(error=None)  # error
+GuardedChart()  # error
+
+
+class Half(GuardedChart):
+    @override
+    def is_closed(self) -> bool:
+        return False
+
+
+Half()  # error
+
+
+class Misspelt(GuardedChart):
+    @override
+    def has_rooom(self) -> bool:  # error
+        return True
+
+    @override
+    def is_closed(self) -> bool:
+        return False
 """
 
 DATA_MACHINES = {
@@ -310,6 +348,21 @@ transitions:
   - {from: running, to: failed, event: failed}
   - {from: failed, to: pending, event: start}
 """,
+    # named guards: the base declares them abstract, so a subclass must write each one
+    # (with an `assign`: a guarded chart without one has `_ASSIGNS = ()`, which pyright strict
+    # narrows to `tuple[()]` and then refuses to call, a problem of its own)
+    "guarded_chart.yaml": """\
+initial_state: idle
+context:
+  tries: {type: integer, default: 0}
+states: [idle, room, full]
+transitions:
+  - {from: idle, to: room, event: go, guard: has_room, unless: is_closed}
+  - from: idle
+    to: full
+    event: go
+    actions: [{type: assign, location: tries, expr: "tries + 1"}]
+""",
 }
 
 
@@ -332,12 +385,12 @@ def data_project(tmp_path: Path) -> Path:
 @pytest.mark.parametrize("checker", sorted(CHECKERS))
 def test_typed_data_correct_use_passes(data_project: Path, checker: str) -> None:
     """The generated modules themselves pass in strict mode, and so does user code."""
-    for name in ("data_worker.py", "data_chart.py", "good.py"):
+    for name in ("data_worker.py", "data_chart.py", "guarded_chart.py", "good.py"):
         assert CHECKERS[checker](data_project, name) == (0, set()), name
 
 
 @pytest.mark.parametrize("checker", sorted(CHECKERS))
-def test_wrong_payload_fields_and_context_types_are_rejected(
+def test_wrong_payload_fields_context_types_and_missing_guards_are_rejected(
     data_project: Path, checker: str
 ) -> None:
     returncode, lines = CHECKERS[checker](data_project, "bad.py")

@@ -820,6 +820,28 @@ CASES = [
         },
         {("sender.yaml", 6, 14, "SMC084")},
     ),
+    # ---- placeholders against the declared data (SMC085-SMC086) ----
+    Case(
+        "SMC085-payload-field",
+        {
+            "m.yaml": "initial_state: a\nevents:\n  go:\n    payload:\n      type: object\n"
+            "      properties: {file: {type: string}}\n      additionalProperties: false\n"
+            "transitions:\n  - {from: a, to: b, event: go}\n"
+            "actions:\n  b:\n    - {type: log, message: 'got {payload.fiel}'}\n"
+        },
+        {("m.yaml", 12, 42, "SMC085")},
+        ("{payload.fiel}", "did you mean 'file'?"),
+    ),
+    Case(
+        "SMC086-context-field",
+        {
+            "m.yaml": "initial_state: a\ncontext: {limit: {type: integer, default: 3}}\n"
+            "transitions:\n  - {from: a, to: b, event: go}\n"
+            "actions:\n  a:\n    - {type: log, message: 'at most {limt}'}\n"
+        },
+        {("m.yaml", 7, 38, "SMC086")},
+        ("{limt}", "'limit'"),
+    ),
     # ---- expressions: when:, assign (SMC090-SMC094) ----
     Case(
         "SMC090-not-an-expression",

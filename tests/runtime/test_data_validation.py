@@ -158,6 +158,29 @@ transitions:
         assert str(raised.value).startswith("--initial-context: ")
 
 
+def test_placeholders_read_the_typed_context_defaults_included(tmp_path: Path) -> None:
+    machine = compile_machine(
+        """
+initial_state: a
+context:
+  owner: {type: string}
+  limit: {type: integer, default: 3}
+  tags: {type: array, items: {type: string}, default: [x, y]}
+transitions:
+  - {from: a, to: done, event: noted}
+actions:
+  a:
+    - {type: add_to_list, list_key: seen, value: "{owner}/{limit}/{tags.1}", success: noted}
+""",
+        tmp_path,
+    )
+    engine = run_engine(machine, tmp_path / "smc.db", initial_context={"owner": "me"})
+    assert engine.context["seen"] == ["me/3/y"]
+    assert (engine.context["limit"], engine.context["tags"]) == (3, ["x", "y"])
+    given = run_engine(machine, tmp_path / "smc.db", initial_context={"owner": "me", "limit": 5})
+    assert given.context["seen"] == ["me/5/y"]
+
+
 def test_classes_without_schemas_check_nothing(tmp_path: Path) -> None:
     machine = compile_machine(
         "initial_state: a\ntransitions:\n  - {from: a, to: b, event: go}\n", tmp_path
