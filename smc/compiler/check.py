@@ -17,9 +17,9 @@ from pathlib import Path
 from smc.catalog import YAML_SUFFIXES
 from smc.compiler import analysis, chartsyntax, commands, data, exprcheck, schema
 from smc.compiler.diagnostics import Diagnostic, sort_diagnostics
-from smc.compiler.expressions import Expression, parse_expression, parse_guard
+from smc.compiler.expressions import Expression, parse_expression
 from smc.compiler.loader import LoadedDocument, load_file, load_text
-from smc.compiler.model import ASSIGN, Machine, Position
+from smc.compiler.model import Machine
 from smc.compiler.normalize import action_types_in_dir, build_machine
 
 
@@ -167,18 +167,18 @@ def not_yet_compiled_data(machine: Machine, *, building: bool = False) -> list[D
     if building:
         return _reads_job(machine)
     found = []
-    for feature in ("guards", "assignments"):
+    for feature, what in _NOT_YET_RUN.items():
         pos = dict(machine.chart_features).get(feature)
         if pos is not None:
-            what = "a guarded transition" if feature == "guards" else "an `assign` action"
             found.append(
                 Diagnostic(
                     pos.path,
                     pos.line,
                     pos.col,
                     "SMC094",
-                    f"machine {machine.name!r} has {what}: guards and assignments are "
-                    "not yet compiled for this command (only `smc build` compiles them)",
+                    f"machine {machine.name!r} has {what}: guards and the actions the class "
+                    "runs are not yet compiled for this command (only `smc build` compiles "
+                    "them)",
                     "`smc build` (without --emit-tests) compiles the machine into its class; "
                     "running, paths, export and emitted tests wait for the runtime's support "
                     "of guards and assignments",
@@ -187,42 +187,34 @@ def not_yet_compiled_data(machine: Machine, *, building: bool = False) -> list[D
     return found
 
 
+#: What ``smc run``, ``smc paths`` and ``smc export`` do not run yet: chart feature -> words.
+_NOT_YET_RUN = {
+    "guards": "a guarded transition",
+    "assignments": "an `assign` action",
+    "if blocks": "an `if` action",
+    "sends": "a `send` action",
+    "log expressions": "a `log` of an expression",
+}
+
+
 def _reads_job(machine: Machine) -> list[Diagnostic]:
-    """SMC094 for each ``when:`` or ``assign`` expression of ``machine`` that reads ``job``."""
+    """SMC094 for each expression of ``machine`` that reads ``job``."""
     found: list[Diagnostic] = []
-
-    def refuse(pos: Position) -> None:
-        found.append(
-            Diagnostic(
-                pos.path,
-                pos.line,
-                pos.col,
-                "SMC094",
-                f"machine {machine.name!r} reads `job` in an expression: job data is "
-                "checked but not yet compiled into the generated class",
-                "read the job's data in an action, or keep it in the context",
-            )
-        )
-
-    for transition in machine.transitions:
+    for text, pos, transition in exprcheck.written_expressions(machine):
         scope = exprcheck.transition_scope(machine, transition)
-        if transition.when is not None:
-            parsed = parse_guard(transition.when, scope=scope)
-            if isinstance(parsed, Expression) and parsed.uses_job:
-                refuse(transition.when_pos or transition.pos)
-        for action in transition.actions:
-            expr = action.params.get("expr")
-            if action.type == ASSIGN and isinstance(expr, str):
-                parsed = parse_expression(expr, scope=scope)
-                if isinstance(parsed, Expression) and parsed.uses_job:
-                    refuse(action.pos)
-    for state in machine.states:
-        for action in (*state.actions, *state.on_exit):
-            expr = action.params.get("expr")
-            if action.type == ASSIGN and isinstance(expr, str):
-                parsed = parse_expression(expr, scope=exprcheck.transition_scope(machine, None))
-                if isinstance(parsed, Expression) and parsed.uses_job:
-                    refuse(action.pos)
+        parsed = parse_expression(text, scope=scope)
+        if isinstance(parsed, Expression) and parsed.uses_job:
+            found.append(
+                Diagnostic(
+                    pos.path,
+                    pos.line,
+                    pos.col,
+                    "SMC094",
+                    f"machine {machine.name!r} reads `job` in an expression: job data is "
+                    "checked but not yet compiled into the generated class",
+                    "read the job's data in an action, or keep it in the context",
+                )
+            )
     return found
 
 
