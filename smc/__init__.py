@@ -6,7 +6,7 @@ small and must never import the compiler (``smc.compiler``) or the worker runtim
 
 from __future__ import annotations
 
-from smc.machine import IllegalTransition, Listener
+from smc.machine import IllegalTransition, Listener, Sent
 
-__all__ = ["IllegalTransition", "Listener", "__version__"]
+__all__ = ["IllegalTransition", "Listener", "Sent", "__version__"]
 __version__ = "0.1.0"

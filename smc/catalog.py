@@ -66,7 +66,13 @@ class ActionSpec:
 BUILTIN_ACTIONS: Mapping[str, ActionSpec] = {
     spec.type: spec
     for spec in (
-        ActionSpec("log", "Write a message to the machine's log.", optional=("message", "level")),
+        # With ``message`` the runtime's log; with ``label``/``expr`` a pure action the
+        # generated chart class runs (its ``on_log`` hook); the checker refuses a mix.
+        ActionSpec(
+            "log",
+            "Write a message to the machine's log (or, with label/expr, a value: statecharts).",
+            optional=("message", "level", "label", "expr"),
+        ),
         ActionSpec(
             "sleep",
             "Wait without blocking the machine, then return wake_up.",
@@ -183,6 +189,19 @@ BUILTIN_ACTIONS: Mapping[str, ActionSpec] = {
             "assign",
             "Set a context field to the value of an expression (statecharts).",
             required=("location", "expr"),
+        ),
+        # Pure actions too (docs/language.md, "Actions in the class").
+        ActionSpec(
+            "if",
+            "Run the actions of the first branch whose condition holds (statecharts).",
+            required=("when", "then"),
+            optional=("elif", "else"),
+        ),
+        ActionSpec(
+            "send",
+            "Send an event to the machine itself, after the step or a delay (statecharts).",
+            required=("event",),
+            optional=("delay", "payload"),
         ),
     )
 }

@@ -1,15 +1,17 @@
 """The small base that every generated machine module imports.
 
 Generated classes are self-contained (their transition table is data in the module); this
-module only holds what they share: the exception, the listener type and ``GeneratedMachine``,
-the Protocol every generated class satisfies. Keep it import-light: it is loaded by every
-generated module and by the worker runtime.
+module only holds what they share: the exception, the listener type, ``Sent`` (what a
+statechart's ``send`` actions record) and ``GeneratedMachine``, the Protocol every generated
+class satisfies. Keep it import-light: it is loaded by every generated module and by the
+worker runtime.
 """
 
 from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, TypeGuard
 
 #: ``fn(source, event, target)``, called after each transition. Each generated module has
@@ -28,6 +30,19 @@ class IllegalTransition(ValueError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.machine, self.state, self.event))
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """An event a statechart sent itself with a ``send`` action (docs/language.md, "Actions
+    in the class"), as its ``take_sent()`` returns it: ``event`` (one of the machine's own),
+    ``delay`` in seconds (0: deliver it once the step that sent it is over, SCXML's external
+    queue; else that many seconds later) and ``payload`` (None when the action gives none).
+    The class has no clock: whoever drives it delivers each with ``fire``."""
+
+    event: str
+    delay: float
+    payload: Mapping[str, Any] | None
 
 
 class GeneratedMachine(Protocol):
@@ -108,6 +123,7 @@ class ChartMachine(GeneratedMachine, Protocol):
     def fire_steps(
         self, event: Any, payload: Mapping[str, Any] | None = None
     ) -> tuple[int, ...]: ...
+    def take_sent(self) -> tuple[Sent, ...]: ...
 
 
 #: JSON Schema type -> whether a Python value (as ``json.loads`` makes it) is of it.

@@ -63,7 +63,7 @@ def run_paths(args: argparse.Namespace) -> int:
     if result.errors:
         return EXIT_PROBLEMS
     # A machine with guards gets no paths (SMC079, a warning printed above).
-    from smc.compiler.testgen import follows_data
+    from smc.compiler.check import follows_data
 
     machines = sorted((m for m in result.machines if not follows_data(m)), key=lambda m: m.path)
     if args.format == "pytest":

@@ -22,19 +22,32 @@ from dataclasses import fields, is_dataclass, replace
 from typing import Any, NamedTuple, cast
 
 from smc.compiler import commands, names
-from smc.compiler.charts import machine_table, written_transitions
+from smc.compiler.charts import BranchCond, machine_table, top_actions, written_transitions
 from smc.compiler.exprcheck import transition_scope
 from smc.compiler.expressions import (
     Const,
     Expression,
     InState,
     Names,
+    Scope,
+    ValueType,
     parse_expression,
     parse_guard,
+    schema_type,
     to_python,
 )
-from smc.compiler.model import ASSIGN, Action, Machine
+from smc.compiler.model import (
+    ASSIGN,
+    IF,
+    LOG,
+    SEND,
+    Action,
+    Machine,
+    nested_actions,
+    parse_delay,
+)
 from smc.compiler.model import Transition as ModelTransition
+from smc.compiler.pylayout import pystr
 from smc.compiler.statechart import Chart, DispatchTable
 from smc.compiler.statechart.tables import PlainAction, Program
 
@@ -91,25 +104,29 @@ class CondPlan(NamedTuple):
     uses_job: bool = False
 
 
-class AssignPlan(NamedTuple):
-    """``_assign_<n>``: ``ctx.<field> = <expr>``."""
+class ActionPlan(NamedTuple):
+    """``_action_<n>``: one pure action (``assign``, ``log``, ``send``, an ``if`` block the
+    core leaves whole) as the lines of its function's body, over ``self``, ``ctx`` (the
+    context, when ``uses_context``) and ``payload``."""
 
-    field: str
-    source: str
+    lines: tuple[str, ...]
+    uses_context: bool
+    #: whether it reads ``job`` (the class's ``job``: the claimed job's data).
     uses_job: bool = False
 
 
 class ProgramsPlan(NamedTuple):
-    """What a chart with guards or ``assign`` actions adds (None in a chart without: its
+    """What a chart with guards or pure actions adds (None in a chart without: its
     module is unchanged). Programs are the core's decision programs (``statechart.tables``)
     as nested tuples of ints (``CodeProgram``), each item's first int its kind:
-    ``(0, assign)``, ``(1, cond, then, else)``, ``(2, situation, step, microsteps)`` (goto),
+    ``(0, action)``, ``(1, cond, then, else)``, ``(2, situation, step, microsteps)`` (goto),
     ``(3, point, step, microsteps)`` (resume), ``(4,)`` (reject), ``(5,)`` (unsettled): a
-    goto's or resume's moves are a ``STEPS`` index, so hooks run. Only ``assign`` actions
-    are "act" items here: the other actions are the runtime's, which follows the steps."""
+    goto's or resume's moves are a ``STEPS`` index, so hooks run. Only pure actions
+    (``Action.pure``) are "act" items here: the other actions are the runtime's, which
+    follows the steps."""
 
     conds: tuple[CondPlan, ...]
-    assigns: tuple[AssignPlan, ...]
+    actions: tuple[ActionPlan, ...]
     #: situation -> ((event member, program source), ...), in the chart's event order.
     programs: tuple[tuple[tuple[str, CodeProgram], ...], ...]
     points: tuple[CodeProgram, ...]
@@ -128,6 +145,10 @@ class ChartPlan(NamedTuple):
     #: the state views' rows ``(state, event, state)``, deduplicated, for ``TRANSITIONS``.
     transitions: tuple[tuple[str, str, str], ...]
     programs: ProgramsPlan | None = None
+    #: whether some ``send`` action exists (the class keeps what it sent for ``take_sent``)
+    sends: bool = False
+    #: whether some ``log`` logs an expression (the class has its ``on_log`` hook)
+    logs: bool = False
 
 
 def hook_names(machine: Machine) -> list[tuple[str, str, str]]:
@@ -165,7 +186,9 @@ def chart_plan(
         return steps.setdefault(plan, len(steps))
 
     compiler = (
-        _ProgramCompiler(machine, table, step_of, state_member) if _has_data_code(machine) else None
+        _ProgramCompiler(machine, table, step_of, state_member, event_member)
+        if _has_data_code(machine)
+        else None
     )
     initial_step = step_of(table.initial_moves)
     situations = []
@@ -185,9 +208,9 @@ def chart_plan(
                         )
                         rows[row] = None
                 continue
-            if compiler is not None and compiler.has_assigns(found[1]):
-                # A plain entry that assigns: the class runs its assignments, so it is a
-                # program (its actions, then where it goes) rather than a DISPATCH entry.
+            if compiler is not None and compiler.has_code(found[1]):
+                # A plain entry with pure actions (an assignment, say): the class runs them,
+                # so it is a program (its actions, then where it goes), not a DISPATCH entry.
                 step = step_of(table.moves[index][event])
                 program = _plain_program(found[1], found[0])
                 compiler.entry(index, event_member[event], program, step=step)
@@ -237,11 +260,13 @@ def chart_plan(
         exit_actions=exit_actions,
         transitions=tuple(rows),
         programs=programs,
+        sends=any(action.type == SEND for action, _ in machine.pure_actions),
+        logs=any(action.type == LOG for action, _ in machine.pure_actions),
     )
 
 
 def _has_data_code(machine: Machine) -> bool:
-    return machine.has_guards or bool(machine.assignments)
+    return machine.has_guards or bool(machine.pure_actions)
 
 
 def _plain_program(actions: Sequence[PlainAction], target: int) -> Program:
@@ -267,7 +292,7 @@ def _targets(program: Program, table: DispatchTable) -> list[int]:
 
 
 class _ProgramCompiler:
-    """Compiles a table's programs, conds and assignments into a ``ProgramsPlan``."""
+    """Compiles a table's programs, conds and pure actions into a ``ProgramsPlan``."""
 
     def __init__(
         self,
@@ -275,64 +300,159 @@ class _ProgramCompiler:
         table: DispatchTable,
         step_of: Callable[[Sequence[tuple[str, str | int]]], int],
         state_member: Mapping[str, str],
+        event_member: Mapping[str, str],
     ) -> None:
         self.machine = machine
         self.table = table
         self.step_of = step_of
+        self.event_member = event_member
         self.written = written_transitions(machine)
         self.by_index = {t.index: t for t in machine.transitions}
         self.names = Names(
             context={f.name: f.name for f in machine.context},
             states=state_member,
         )
+        # BranchCond -> (its branch's condition, the transition it is written on)
+        self.branches: dict[BranchCond, tuple[str, ModelTransition | None]] = {
+            BranchCond(action.pos, number): (branch.when, owner)
+            for top, owner in top_actions(machine)
+            for action in nested_actions((top,))
+            for number, branch in enumerate(action.branches)
+            if branch.when is not None
+        }
         self.conds: dict[object, int] = {}
         self.cond_plans: list[CondPlan] = []
-        self.assigns: dict[tuple[Any, ...], int] = {}
-        self.assign_plans: list[AssignPlan] = []
+        self.actions: dict[int, int] = {}
+        self.action_plans: list[ActionPlan] = []
+        self._reads_job = False
         self.programs: dict[int, list[tuple[str, CodeProgram]]] = {}
 
     def action(self, plain: tuple[Any, ...]) -> tuple[Action, ModelTransition | None] | None:
-        """The model's ``assign`` action a table action is, with its transition; None for
-        any other action (the runtime's)."""
+        """The model's pure action a table action is, with its transition (None: a state's);
+        None for any other action (the runtime's)."""
         kind, owner, position = plain
-        if not isinstance(position, int):
-            return None  # inside an if block: no assign there (raise only)
+        path = (position,) if isinstance(position, int) else tuple(position)
+        transition: ModelTransition | None = None
         if kind == "transition":
-            written = self.written[owner]
-            return written.actions[position], written
-        state = self.machine.state(owner)
-        action = (state.on_entry if kind == "entry" else state.on_exit)[position]
-        return (action, None) if action.type == ASSIGN else None
+            transition = self.written[owner]
+            actions = transition.actions
+        else:
+            state = self.machine.state(owner)
+            actions = state.on_entry if kind == "entry" else state.on_exit
+        action = actions[path[0]]
+        for level in range(1, len(path), 2):  # into an opened if block: (branch, position)
+            action = action.branches[path[level]].actions[path[level + 1]]
+        return (action, transition) if action.pure else None
 
-    def has_assigns(self, actions: Sequence[tuple[Any, ...]]) -> bool:
+    def has_code(self, actions: Sequence[tuple[Any, ...]]) -> bool:
         return any(self.action(a) is not None for a in actions)
 
-    def assign(self, plain: tuple[Any, ...]) -> int | None:
+    def act(self, plain: tuple[Any, ...]) -> int | None:
+        """The ``_action_<n>`` of a table action; None for one the class does not run."""
         found = self.action(plain)
         if found is None:
             return None
         action, transition = found
-        key = (id(action),)
-        if key not in self.assigns:
-            scope = transition_scope(self.machine, transition)
-            location = str(action.params["location"])
-            expr = parse_expression(
-                str(action.params["expr"]), scope=scope, expect=scope.context[location]
-            )
-            assert isinstance(expr, Expression), "checked without errors"
-            self.assigns[key] = len(self.assign_plans)
-            self.assign_plans.append(
-                AssignPlan(location, to_python(expr, self.names), expr.uses_job)
-            )
-        return self.assigns[key]
+        key = id(action)
+        if key not in self.actions:
+            self._reads_job = False  # set by expression() while the code is written
+            lines, uses_context = self.code(action, transition_scope(self.machine, transition))
+            self.actions[key] = len(self.action_plans)
+            self.action_plans.append(ActionPlan(tuple(lines), uses_context, self._reads_job))
+        return self.actions[key]
+
+    def expression(
+        self, text: str, scope: Scope, expect: ValueType | None = None, *, guard: bool = False
+    ) -> tuple[str, bool]:
+        """An expression's code and whether it reads the context (checked: no errors)."""
+        parsed = (
+            parse_guard(text, scope=scope)
+            if guard
+            else parse_expression(text, scope=scope, expect=expect)
+        )
+        assert isinstance(parsed, Expression), "checked without errors"
+        self._reads_job = self._reads_job or parsed.uses_job
+        return to_python(parsed, self.names), bool(parsed.context_fields)
+
+    def code(self, action: Action, scope: Scope) -> tuple[list[str], bool]:
+        """A pure action as statements (indented four spaces a level) and whether they read
+        the context."""
+        params = action.params
+        if action.type == ASSIGN:
+            location = str(params["location"])
+            source, _ = self.expression(str(params["expr"]), scope, scope.context[location])
+            return [f"ctx.{location} = {source}"], True
+        if action.type == LOG:
+            label = params.get("label")
+            source, uses = ("None", False)
+            if isinstance(params.get("expr"), str):
+                source, uses = self.expression(params["expr"], scope)
+            text = pystr("" if label is None else str(label))
+            return [f"self.on_log({text}, {source})"], uses
+        if action.type == SEND:
+            event = str(params["event"])
+            delay = parse_delay(params.get("delay", 0))
+            assert delay is not None, "checked without errors"
+            payload = params.get("payload")
+            uses = False
+            value = "None"
+            if isinstance(payload, Mapping):
+                schema = self.machine_event_schema(event)
+                fields = schema.fields if schema is not None else None
+                items = []
+                for key, text in payload.items():
+                    expect = None if fields is None else fields[str(key)].type
+                    source, reads = self.expression(str(text), scope, expect)
+                    uses = uses or reads
+                    items.append(f"{pystr(str(key))}: {source}")
+                value = "{" + ", ".join(items) + "}"
+            member = self.event_member[event]
+            return [f"self._sent.append(Sent(Event.{member}, {delay!r}, {value}))"], uses
+        assert action.type == IF, f"not a pure action: {action.type}"
+        lines: list[str] = []
+        uses = False
+        for number, branch in enumerate(action.branches):
+            if branch.when is None:
+                lines.append("else:")
+            else:
+                source, reads = self.expression(branch.when, scope, guard=True)
+                uses = uses or reads
+                lines.append(f"{'if' if number == 0 else 'elif'} {source}:")
+            body: list[str] = []
+            for inner in branch.actions:
+                inner_lines, reads = self.code(inner, scope)
+                uses = uses or reads
+                body += inner_lines
+            lines += ["    " + line for line in body or ["pass"]]
+        return lines, uses
+
+    def machine_event_schema(self, event: str) -> ValueType | None:
+        for found in self.machine.events:
+            if found.name == event and found.payload_schema is not None:
+                return schema_type(found.payload_schema)
+        return None
 
     def cond(self, cond: object) -> int:
-        """``cond`` is a written transition's index, or ``(index, active states)`` for a
-        ``when:`` reading ``In()`` (``charts._in_state_conds``)."""
-        if cond not in self.conds:
+        """``cond`` is a written transition's index or an ``if`` branch's ``BranchCond``, or
+        ``(either, active states)`` for a condition reading ``In()``
+        (``charts._in_state_conds``)."""
+        key = cond
+        if key not in self.conds:
             active: frozenset[str] | None = None
             if isinstance(cond, tuple):
                 cond, active = cond
+            if isinstance(cond, BranchCond):
+                when, owner = self.branches[cond]
+                scope = transition_scope(self.machine, owner)
+                parsed = parse_guard(when, scope=scope)
+                assert isinstance(parsed, Expression), "checked without errors"
+                if active is not None:
+                    parsed = replace(parsed, node=_in_states(parsed.node, active))
+                self.conds[key] = len(self.cond_plans)
+                self.cond_plans.append(
+                    CondPlan(to_python(parsed, self.names), bool(parsed.context_fields))
+                )
+                return self.conds[key]
             assert isinstance(cond, int)
             transition = self.by_index[cond]
             parts: list[str] = []
@@ -352,16 +472,16 @@ class _ProgramCompiler:
                 parts.append(f"self.{names_identifier(transition.guard)}()")
             if transition.unless is not None:
                 parts.append(f"not self.{names_identifier(transition.unless)}()")
-            self.conds[cond] = len(self.cond_plans)
+            self.conds[key] = len(self.cond_plans)
             self.cond_plans.append(CondPlan(" and ".join(parts), uses_context, uses_job))
-        return self.conds[cond]
+        return self.conds[key]
 
     def program(self, program: Program, step: int | None = None) -> CodeProgram:
         """The program as nested tuples of ints (``ProgramsPlan``)."""
         items: list[tuple[Any, ...]] = []
         for item in program:
             if item[0] == "act":
-                index = self.assign(item[1])
+                index = self.act(item[1])
                 if index is not None:
                     items.append((0, index))
             elif item[0] == "test":
@@ -385,7 +505,7 @@ class _ProgramCompiler:
         initial: CodeProgram | None = None
         if table.initial_program is not None:
             initial = self.program(table.initial_program)
-        elif self.has_assigns(table.initial_actions):
+        elif self.has_code(table.initial_actions):
             program = _plain_program(table.initial_actions, table.initial)
             initial = self.program(program, initial_step)
         points = tuple(self.program(p) for p in table.points)
@@ -396,7 +516,7 @@ class _ProgramCompiler:
         )
         return ProgramsPlan(
             conds=tuple(self.cond_plans),
-            assigns=tuple(self.assign_plans),
+            actions=tuple(self.action_plans),
             programs=tuple(tuple(self.programs.get(i, ())) for i in range(situations)),
             points=points,
             initial=initial,

@@ -10,21 +10,70 @@ What the model leaves implicit is made explicit here, as the machine means it:
 - a history state without ``to:`` defaults to its parent's initial child (every region of
   a parallel parent);
 - a guarded transition's cond is its written transition's ``index`` (``Transition.index``),
-  its actions its ``assign`` actions (``Transition.actions``);
+  its actions its pure actions (``Transition.actions``); an ``if`` block's branch's cond is a
+  ``BranchCond`` (``core_action``);
 - a state's on-entry actions are its ``on_entry``, then ``actions: {state: [...]}``
   (``State.on_entry``); actions are the plain data the generated code holds.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass
+
 from smc.compiler.exprcheck import transition_scope
 from smc.compiler.expressions import Expression, parse_guard
-from smc.compiler.model import Machine
+from smc.compiler.model import IF, Action, Machine, Position, nested_actions
 from smc.compiler.model import State as ModelState
 from smc.compiler.model import Transition as ModelTransition
 from smc.compiler.statechart import Chart, DispatchTable, State, Transition, build_table
 from smc.compiler.statechart.chart import Cond
 from smc.compiler.statechart.tables import Specialize
+
+
+@dataclass(frozen=True, order=True)
+class BranchCond:
+    """The cond of an ``if`` block's branch in the chart: the block (by where its ``type``
+    is written, unique in a file) and the branch's number (``chartplan`` compiles it)."""
+
+    pos: Position
+    branch: int
+
+
+def core_action(
+    action: Action, machine: Machine, transition: ModelTransition | None = None
+) -> object:
+    """An action as the chart core holds it: plain data (``Action.as_data``), but an ``if``
+    block in the core's shape (``statechart.chart.conditional_branches``), each branch's cond
+    a ``BranchCond``; a block whose conditions read ``In()`` says ``open: True``, so the core
+    evaluates them where the macrostep is (``_in_state_conds`` specializes them).
+    ``transition``: the transition it is written on (None: a state's), for its scope."""
+    if action.type != IF:
+        return action.as_data()
+    branches = [
+        {
+            "cond": None if branch.when is None else BranchCond(action.pos, number),
+            "actions": tuple(core_action(inner, machine, transition) for inner in branch.actions),
+        }
+        for number, branch in enumerate(action.branches)
+    ]
+    data: dict[str, object] = {"type": IF, "branches": tuple(branches)}
+    if any(_reads_in(machine, when, transition) for when in _branch_conditions(action)):
+        data["open"] = True
+    return data
+
+
+def _branch_conditions(action: Action) -> Iterator[str]:
+    """The conditions of an ``if`` block's branches, at any depth."""
+    for inner in nested_actions((action,)):
+        for branch in inner.branches:
+            if branch.when is not None:
+                yield branch.when
+
+
+def _reads_in(machine: Machine, when: str, transition: ModelTransition | None) -> bool:
+    parsed = parse_guard(when, scope=transition_scope(machine, transition))
+    return isinstance(parsed, Expression) and bool(parsed.states)
 
 
 def _deepest(machine: Machine, targets: tuple[str, ...]) -> tuple[str, ...]:
@@ -56,8 +105,8 @@ def machine_chart(machine: Machine) -> Chart:
                 parent=state.parent,
                 children=state.children,
                 initial=state.initial,
-                on_entry=tuple(action.as_data() for action in state.on_entry),
-                on_exit=tuple(action.as_data() for action in state.on_exit),
+                on_entry=tuple(core_action(action, machine) for action in state.on_entry),
+                on_exit=tuple(core_action(action, machine) for action in state.on_exit),
                 history_type=state.history,
                 default=default,
             )
@@ -76,8 +125,8 @@ def machine_chart(machine: Machine) -> Chart:
             type="internal" if written.internal else "external",
             order=order,
             # The written transition's index names its condition (``chartplan`` compiles
-            # it); its actions are its ``assign`` actions, run by the generated class.
-            actions=tuple(action.as_data() for action in written.actions),
+            # it); its actions are its pure actions, run by the generated class.
+            actions=tuple(core_action(action, machine, written) for action in written.actions),
             cond=written.index if written.guarded else None,
         )
         for order, (written, source) in enumerate(_chart_transitions(machine))
@@ -128,13 +177,15 @@ def _in_state_conds(machine: Machine) -> Specialize | None:
     in the middle of a macrostep, which the generated class does not hold (it knows the
     situation it started from): its cond becomes ``(index, active states)`` there, and
     ``chartplan`` compiles each ``In()`` of it to the constant it is in those states."""
-    reading = set()
+    reading: set[object] = set()
     for transition in machine.transitions:
-        if transition.when is None:
-            continue
-        parsed = parse_guard(transition.when, scope=transition_scope(machine, transition))
-        if isinstance(parsed, Expression) and parsed.states:
+        if transition.when is not None and _reads_in(machine, transition.when, transition):
             reading.add(transition.index)
+    for top, owner in top_actions(machine):
+        for action in nested_actions((top,)):
+            for number, branch in enumerate(action.branches):
+                if branch.when is not None and _reads_in(machine, branch.when, owner):
+                    reading.add(BranchCond(action.pos, number))
     if not reading:
         return None
 
@@ -142,6 +193,16 @@ def _in_state_conds(machine: Machine) -> Specialize | None:
         return (cond, configuration) if cond in reading else cond
 
     return specialize
+
+
+def top_actions(machine: Machine) -> Iterator[tuple[Action, ModelTransition | None]]:
+    """The actions of the states and the transitions' own, with their transition."""
+    for state in machine.states:
+        for action in (*state.on_entry, *state.on_exit):
+            yield action, None
+    for transition in machine.transitions:
+        for action in transition.actions:
+            yield action, transition
 
 
 def _chart_transitions(machine: Machine) -> list[tuple[ModelTransition, str]]:
@@ -155,4 +216,11 @@ def _chart_transitions(machine: Machine) -> list[tuple[ModelTransition, str]]:
     return expanded
 
 
-__all__ = ["machine_chart", "machine_table", "written_transitions"]
+__all__ = [
+    "BranchCond",
+    "core_action",
+    "machine_chart",
+    "machine_table",
+    "top_actions",
+    "written_transitions",
+]

@@ -156,6 +156,25 @@ def _check_loaded(
 # ---- temporary: guards and assignments are checked, not yet compiled ---------------------
 
 
+#: What ``smc export`` does not write yet: chart feature -> words.
+_NOT_YET_RUN = {
+    "guards": "a guarded transition",
+    "assignments": "an `assign` action",
+    "if blocks": "an `if` action",
+    "sends": "a `send` action",
+    "log expressions": "a `log` of an expression",
+}
+
+#: The chart features whose events lead where the data says: paths do not follow them.
+DATA_FEATURES = frozenset({"guards", "assignments", "if blocks"})
+
+
+def follows_data(machine: Machine) -> bool:
+    """Whether ``machine`` has guards, assignments or ``if`` blocks: where its events lead
+    depends on its data, which paths do not follow yet (SMC079)."""
+    return any(feature in DATA_FEATURES for feature, _ in machine.chart_features)
+
+
 def not_yet_compiled_data(
     machine: Machine, *, building: bool = False, walking: bool = False
 ) -> list[Diagnostic]:
@@ -171,7 +190,7 @@ def not_yet_compiled_data(
         return []
     if walking:
         for feature, where in machine.chart_features:
-            if feature in ("guards", "assignments"):
+            if feature in DATA_FEATURES:
                 return [
                     Diagnostic(
                         where.path,
@@ -186,18 +205,17 @@ def not_yet_compiled_data(
                 ]
         return []
     found = []
-    for feature in ("guards", "assignments"):
+    for feature, what in _NOT_YET_RUN.items():
         pos = dict(machine.chart_features).get(feature)
         if pos is not None:
-            what = "a guarded transition" if feature == "guards" else "an `assign` action"
             found.append(
                 Diagnostic(
                     pos.path,
                     pos.line,
                     pos.col,
                     "SMC094",
-                    f"machine {machine.name!r} has {what}: guards and assignments are "
-                    "not yet written by `smc export` (`smc build` and `smc run` run them)",
+                    f"machine {machine.name!r} has {what}: guards and the class's actions "
+                    "are not yet written by `smc export` (`smc build` and `smc run` run them)",
                     "`smc build` compiles the machine into its class and `smc run` runs it; "
                     "the SCXML export does not write conditions yet",
                 )

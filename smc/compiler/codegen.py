@@ -210,7 +210,7 @@ def _program_events(rows: Iterable[Iterable[tuple[str, tuple[Any, ...]]]]) -> No
 
 
 def _cond_names(items: Sequence[object], prefix: str) -> list[Node]:
-    """``_cond_0``, ``_cond_1``, ... (or ``_assign_<n>``): one generated function per item."""
+    """``_cond_0``, ``_cond_1``, ... (or ``_action_<n>``): one generated function per item."""
     return [f"{prefix}{index}" for index in range(len(items))]
 
 

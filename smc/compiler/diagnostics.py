@@ -125,6 +125,17 @@ CODES: Mapping[str, tuple[Severity, str]] = {
         "guards and assignments are compiled by `smc build` and run by `smc run`, not yet "
         "written by `smc export`",
     ),
+    "SMC095": ("error", "a `send` action names an event the machine does not have"),
+    "SMC096": (
+        "error",
+        "a `send` action's `delay` is not a duration, or its `payload` does not fit the "
+        "event's payload schema",
+    ),
+    "SMC097": (
+        "error",
+        "an `if` block holds an action the generated class cannot run, or a `log` mixes "
+        "`message` with `label`/`expr`",
+    ),
 }
 
 

@@ -1,5 +1,7 @@
-"""The expressions of a machine file, checked where they are written: ``when:`` conditions and
-``assign`` actions (docs/language.md, Guards and assignments).
+"""The expressions of a machine file, checked where they are written: ``when:`` conditions,
+``assign`` actions and the other pure actions the generated class runs, ``if`` blocks, ``log``
+expressions and ``send`` payloads (docs/language.md, Guards and assignments, Actions in the
+class).
 
 Each expression is checked by :mod:`~smc.compiler.expressions` against the scope of the
 place it is written in, and each problem becomes a diagnostic at the character it is about,
@@ -9,7 +11,12 @@ inside the YAML scalar (:mod:`~smc.compiler.loader.scalars` follows the quoting)
 - SMC091: an unknown context field, payload or job field, or state;
 - SMC092: a type mismatch, a ``when:`` that is not true or false, or an ``expr:`` whose value
   its location cannot hold;
-- SMC093: an ``assign`` whose ``location`` is not a context field.
+- SMC093: an ``assign`` whose ``location`` is not a context field;
+- SMC095: a ``send`` of an event the machine does not have;
+- SMC096: a ``send`` whose ``delay`` is no duration or whose payload does not fit the event's
+  payload schema (an unknown or missing field; each value is an expression of its field's type);
+- SMC097: an ``if`` branch holding an action the class cannot run, or a ``log`` mixing
+  ``message`` with ``label``/``expr``.
 
 The scope (:func:`transition_scope`): the context fields; the payload of the transition's
 event (none for an eventless transition, an event without a payload schema, or a state's
@@ -38,7 +45,19 @@ from smc.compiler.expressions import (
 )
 from smc.compiler.loader.document import Pos
 from smc.compiler.loader.scalars import scalar_positions
-from smc.compiler.model import ASSIGN, Action, Machine, Position, Transition
+from smc.compiler.model import (
+    ASSIGN,
+    BRANCH_ACTIONS,
+    IF,
+    LOG,
+    SEND,
+    Action,
+    Machine,
+    Position,
+    Transition,
+    nested_actions,
+    parse_delay,
+)
 
 _CODES: Mapping[ProblemKind, str] = {
     "syntax": "SMC090",
@@ -188,16 +207,164 @@ class _Checker:
             )
         return f"unknown context field {location!r}", hint
 
+    # ---- the pure actions: if, log, send (docs/language.md, "Actions in the class") -----
 
-def _assignments(machine: Machine) -> Iterator[tuple[Action, Transition | None]]:
+    def action(self, action: Action, transition: Transition | None, depth: int) -> None:
+        """Check ``action`` (``depth`` > 0: inside an ``if`` block's branch) and what it
+        holds."""
+        if depth and action.type not in BRANCH_ACTIONS:
+            self.report(
+                action.pos,
+                "SMC097",
+                f"an `if` block cannot hold a {action.type!r} action: its branches run inside "
+                "the generated class",
+                "inside `if`, use assign, raise, log (with `expr`), send and if; run other "
+                "actions on entry to a state the branch moves to",
+            )
+            return
+        if action.type == ASSIGN:
+            self.assign(action, transition)
+        elif action.type == IF:
+            for branch in action.branches:
+                if branch.when is not None:
+                    result = parse_guard(branch.when, scope=self.scope(transition))
+                    if isinstance(result, list):
+                        where = branch.when_pos or branch.pos
+                        self.problems(where, branch.when, result, in_state=transition is None)
+                for inner in branch.actions:
+                    self.action(inner, transition, depth + 1)
+        elif action.type == SEND:
+            self.send(action, transition)
+        elif action.type == LOG:
+            self.log(action, transition, depth)
+
+    def log(self, action: Action, transition: Transition | None, depth: int) -> None:
+        runtime_keys = [key for key in ("message", "level") if key in action.params]
+        if action.pure and runtime_keys:
+            key = runtime_keys[0]
+            self.report(
+                action.param_key_pos.get(key, action.pos),
+                "SMC097",
+                f"a `log` with `label`/`expr` is run by the generated class and has no `{key}`",
+                "write either `message:` (the runtime's log) or `label:`/`expr:` (a value the "
+                "class logs), not both",
+            )
+        elif depth and not action.pure:
+            self.report(
+                action.pos,
+                "SMC097",
+                "a `log` inside an `if` block must log an expression (`label:`, `expr:`)",
+                'write `{type: log, label: "...", expr: "..."}`',
+            )
+        expr = action.params.get("expr")
+        if isinstance(expr, str):
+            result = parse_expression(expr, scope=self.scope(transition))
+            if isinstance(result, list):
+                where = action.param_pos.get("expr", action.pos)
+                self.problems(where, expr, result, in_state=transition is None)
+
+    def send(self, action: Action, transition: Transition | None) -> None:
+        name = action.params.get("event")
+        event = self.events.get(name) if isinstance(name, str) else None
+        if isinstance(name, str) and event is None:
+            self.report(
+                action.param_pos.get("event", action.pos),
+                "SMC095",
+                f"`send` names event {name!r}, which the machine does not have",
+                did_you_mean(name, sorted(self.events))
+                or "a machine sends only its own events: declare it under `events:` and give "
+                "it a transition",
+            )
+        if "delay" in action.params and parse_delay(action.params["delay"]) is None:
+            self.report(
+                action.param_pos.get("delay", action.pos),
+                "SMC096",
+                f"`delay` {action.params['delay']!r} is not a duration",
+                'write seconds as a number (`delay: 1.5`) or a string (`"1.5s"`, `"500ms"`)',
+            )
+        payload = action.params.get("payload")
+        written = payload if isinstance(payload, Mapping) else {}
+        schema = None if event is None else event.payload_schema
+        if event is None:
+            fields: Mapping[str, Field] | None = None
+        elif schema is None:
+            if written:
+                self.report(
+                    action.param_key_pos.get("payload", action.pos),
+                    "SMC096",
+                    f"event {event.name!r} declares no payload, and this `send` gives one",
+                    f"declare a `payload:` schema under `events: {{{event.name}: ...}}`, or "
+                    "leave the payload out",
+                )
+            return
+        else:
+            fields = schema_type(schema).fields
+            required = schema.get("required")
+            missing = [
+                str(f) for f in (required if isinstance(required, list) else []) if f not in written
+            ]
+            if missing:
+                self.report(
+                    action.param_key_pos.get("payload", action.pos),
+                    "SMC096",
+                    f"the payload of {event.name!r} requires "
+                    + ", ".join(repr(f) for f in missing)
+                    + ", which this `send` does not give",
+                    'add each under `payload:` as `field: "<expression>"`',
+                )
+        scope = self.scope(transition)
+        for key, text in written.items():
+            key_pos, value_pos = action.payload_pos.get(str(key), (action.pos, action.pos))
+            expect: ValueType | None = None
+            if fields is not None:
+                found = fields.get(str(key))
+                if found is None:
+                    assert event is not None
+                    self.report(
+                        key_pos,
+                        "SMC096",
+                        f"the payload of {event.name!r} has no field {str(key)!r}",
+                        did_you_mean(str(key), sorted(fields))
+                        or "fields: " + ", ".join(sorted(fields)),
+                    )
+                    continue
+                expect = found.type
+            if isinstance(text, str):
+                result = parse_expression(text, scope=scope, expect=expect)
+                if isinstance(result, list):
+                    self.problems(value_pos, text, result, in_state=transition is None)
+
+
+def _written_actions(machine: Machine) -> Iterator[tuple[Action, Transition | None]]:
+    """The actions written in states and the transitions' own, with their transition."""
     for state in machine.states:
         for action in (*state.actions, *state.on_exit):
-            if action.type == ASSIGN:
-                yield action, None
+            yield action, None
     for transition in machine.transitions:
         for action in transition.actions:
-            if action.type == ASSIGN:
-                yield action, transition
+            yield action, transition
+
+
+def written_expressions(machine: Machine) -> Iterator[tuple[str, Position, Transition | None]]:
+    """Every expression of ``machine`` that is a string (``when:``, an ``if`` branch's
+    ``when``, ``assign`` and ``log`` ``expr``, ``send`` payload values), with where it is
+    written and the transition whose scope it is read in (None: a state's actions)."""
+    for transition in machine.transitions:
+        if transition.when is not None:
+            yield transition.when, transition.when_pos or transition.pos, transition
+    for top, owner in _written_actions(machine):
+        for action in nested_actions((top,)):
+            expr = action.params.get("expr")
+            if action.type in (ASSIGN, LOG) and isinstance(expr, str):
+                yield expr, action.param_pos.get("expr", action.pos), owner
+            for branch in action.branches:
+                if branch.when is not None:
+                    yield branch.when, branch.when_pos or branch.pos, owner
+            payload = action.params.get("payload")
+            if action.type == SEND and isinstance(payload, Mapping):
+                for key, text in payload.items():
+                    if isinstance(text, str):
+                        yield text, action.payload_pos.get(str(key), (action.pos,) * 2)[1], owner
 
 
 def transition_scope(machine: Machine, transition: Transition | None) -> Scope:
@@ -209,14 +376,14 @@ def transition_scope(machine: Machine, transition: Transition | None) -> Scope:
 def check_expressions(machine: Machine, lines: Sequence[str]) -> list[Diagnostic]:
     """SMC090-SMC093 for every ``when:`` and ``assign`` of ``machine``; ``lines`` are its
     file's lines (to place each problem inside its scalar)."""
-    if not machine.has_guards and not machine.assignments:
+    if not machine.has_guards and not machine.pure_actions:
         return []
     checker = _Checker(machine, lines)
     for transition in machine.transitions:
         checker.when(transition)
-    for action, owner in _assignments(machine):
-        checker.assign(action, owner)
+    for action, owner in _written_actions(machine):
+        checker.action(action, owner, 0)
     return checker.found
 
 
-__all__ = ["check_expressions", "job_type", "transition_scope"]
+__all__ = ["check_expressions", "job_type", "transition_scope", "written_expressions"]

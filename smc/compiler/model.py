@@ -13,8 +13,9 @@ and one target, and so reads exactly as it always did.
 
 from __future__ import annotations
 
+import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Literal
@@ -22,7 +23,37 @@ from typing import Any, Literal
 WILDCARD = "*"
 #: The action type that sets a context field to an expression's value (``location``, ``expr``).
 ASSIGN = "assign"
+#: The conditional block: ``when``/``then``, optional ``elif`` and ``else`` (``Action.branches``).
+IF = "if"
+#: Sends an event to the machine itself, after the macrostep (``event``, ``delay``, ``payload``).
+SEND = "send"
+#: ``log``: with ``label``/``expr`` a pure action the generated class runs (``on_log``); with
+#: ``message`` the runtime's log action.
+LOG = "log"
+#: The actions an ``if`` block's branches may hold: those the generated class runs (and
+#: ``raise``, which the chart core resolves).
+BRANCH_ACTIONS = ("assign", "raise", "log", "send", "if")
 TIMEOUT_EVENT = re.compile(r"^timeout\((?P<seconds>\d+(?:\.\d+)?)\)$")
+#: A ``send`` action's ``delay`` written as a string: seconds, or milliseconds with ``ms``
+#: (SCXML's CSS2 times: ``"1.5s"``, ``"500ms"``; a bare ``"2"`` is seconds).
+_DELAY = re.compile(r"^\s*(?P<amount>\d+(?:\.\d*)?|\.\d+)\s*(?P<unit>ms|s)?\s*$")
+
+
+def parse_delay(value: object) -> float | None:
+    """A ``send`` delay in seconds: a non-negative finite number, or a string ``_DELAY``
+    reads; None for anything else."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str) and (match := _DELAY.match(value)):
+        seconds = float(match.group("amount"))
+        if match.group("unit") == "ms":
+            seconds /= 1000
+    else:
+        return None
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
+
 
 #: engine: statemachine-engine (actions keyed by state); design: actions on transitions with
 #: ``params:``; contract: ``states`` map with ``allowed_transitions`` and no events.
@@ -59,6 +90,18 @@ class Action:
     #: where each parameter's value and key were written (for precise diagnostics).
     param_pos: Mapping[str, Position] = field(default_factory=dict)
     param_key_pos: Mapping[str, Position] = field(default_factory=dict)
+    #: an ``if`` block's branches, in order (``when``/``then``, each ``elif``, ``else``).
+    branches: tuple[IfBranch, ...] = ()
+    #: a ``send`` action's payload: field -> (where its key is, where its expression is).
+    payload_pos: Mapping[str, tuple[Position, Position]] = field(default_factory=dict)
+
+    @property
+    def pure(self) -> bool:
+        """Whether the generated class runs the action itself (docs/language.md, "Actions in
+        the class"): ``assign``, ``if``, ``send``, and ``log`` with ``label`` or ``expr``."""
+        if self.type in (ASSIGN, IF, SEND):
+            return True
+        return self.type == LOG and ("expr" in self.params or "label" in self.params)
 
     def as_data(self) -> dict[str, Any]:
         """The action as plain data, as the generated ``STATE_ACTIONS`` holds it."""
@@ -67,6 +110,27 @@ class Action:
             data["description"] = self.description
         data.update(self.params)
         return data
+
+
+@dataclass(frozen=True, eq=False)
+class IfBranch:
+    """One branch of an ``if`` block: its condition (None for ``else``), where the condition
+    is written, and its actions."""
+
+    when: str | None
+    when_pos: Position | None
+    actions: tuple[Action, ...]
+    #: where the branch is written (its ``when:`` key, or the ``else:`` key).
+    pos: Position
+
+
+def nested_actions(actions: Iterable[Action]) -> Iterator[Action]:
+    """``actions`` and, after each ``if`` block, the actions of its branches (at any depth),
+    in document order."""
+    for action in actions:
+        yield action
+        for branch in action.branches:
+            yield from nested_actions(branch.actions)
 
 
 @dataclass(frozen=True)
@@ -194,8 +258,9 @@ class Transition:
     unless: str | None = None
     unless_pos: Position | None = None
     #: the actions run when the transition is taken (between the exits and the entries):
-    #: the ``assign`` actions of its ``actions:`` (the others are design style: they run in
-    #: the ``from`` state, ``State.actions``).
+    #: the pure actions of its ``actions:`` (``Action.pure``: ``assign``, ``if``, ``send``,
+    #: ``log`` with an expression); the others are design style: they run in the ``from``
+    #: state, ``State.actions``.
     actions: tuple[Action, ...] = field(default=(), compare=False)
 
     @property
@@ -295,11 +360,34 @@ class Machine:
         found = [
             action
             for state in self.states
-            for action in (*state.actions, *state.on_exit)
+            for action in nested_actions((*state.actions, *state.on_exit))
             if action.type == ASSIGN
         ]
-        found += [action for t in self.transitions for action in t.actions if action.type == ASSIGN]
+        found += [
+            action
+            for t in self.transitions
+            for action in nested_actions(t.actions)
+            if action.type == ASSIGN
+        ]
         return tuple(sorted(found, key=lambda action: action.pos))
+
+    @cached_property
+    def pure_actions(self) -> tuple[tuple[Action, Transition | None], ...]:
+        """Every pure action (``Action.pure``, at any depth inside ``if`` blocks) with the
+        transition it is written on (None: a state's), in document order."""
+        found: list[tuple[Action, Transition | None]] = [
+            (action, None)
+            for state in self.states
+            for action in nested_actions((*state.actions, *state.on_exit))
+            if action.pure
+        ]
+        found += [
+            (action, transition)
+            for transition in self.transitions
+            for action in nested_actions(transition.actions)
+            if action.pure
+        ]
+        return tuple(sorted(found, key=lambda item: item[0].pos))
 
     @cached_property
     def state_names(self) -> tuple[str, ...]:
@@ -418,9 +506,10 @@ class Machine:
                 found.setdefault(f"{state.kind} states", state.pos)
             if state.on_exit:
                 found.setdefault("on_exit", state.on_exit[0].pos)
-            for action in state.actions:
+            for action in nested_actions((*state.actions, *state.on_exit)):
                 if action.type == "raise":
                     found.setdefault("raise", action.pos)
+                self._pure_feature(action, found)
         for transition in self.transitions:
             if transition.event is None:
                 found.setdefault("eventless transitions", transition.pos)
@@ -432,14 +521,30 @@ class Machine:
                 # A flat machine's table keeps one transition per (state, event): a guarded
                 # one needs the chart core, which tries them in order.
                 found.setdefault("guards", transition.pos)
+            for action in nested_actions(transition.actions):
+                if action.type == "raise":
+                    found.setdefault("raise", action.pos)
+                self._pure_feature(action, found)
         if self.assignments:
             found.setdefault("assignments", self.assignments[0].pos)
         return tuple(sorted(found.items(), key=lambda item: item[1]))
 
+    @staticmethod
+    def _pure_feature(action: Action, found: dict[str, Position]) -> None:
+        """The pure actions the generated chart class runs itself (``assign`` is counted by
+        ``assignments``)."""
+        if action.type == IF:
+            found.setdefault("if blocks", action.pos)
+        elif action.type == SEND:
+            found.setdefault("sends", action.pos)
+        elif action.type == LOG and action.pure:
+            found.setdefault("log expressions", action.pos)
+
     @property
     def is_chart(self) -> bool:
         """Whether the machine uses nesting, parallel or history states, on-exit actions,
-        eventless, internal, multi-target or guarded transitions, ``raise`` or ``assign``."""
+        eventless, internal, multi-target or guarded transitions, ``raise``, or the actions
+        the class runs (``assign``, ``if``, ``send``, ``log`` with an expression)."""
         return bool(self.chart_features)
 
     @cached_property

@@ -6,7 +6,8 @@ The styles (docs/language.md):
 - design:   ``actions:`` on a transition, parameters under ``params:``. They are the actions
             run in the transition's ``from`` state to produce its event, so they join that
             state's action list in file order, and one with no ``success:`` of its own
-            returns the transition's event on success. An ``assign`` among them is the
+            returns the transition's event on success. A pure action among them (``assign``,
+            ``if``, ``send``, ``log`` with an expression: ``Action.pure``) is the
             transition's own (``Transition.actions``): it runs when the transition is taken;
 - contract: ``states:`` as a mapping with ``allowed_transitions``; each allowed target T
             becomes a transition on the event ``to_T``.
@@ -26,7 +27,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -35,12 +36,14 @@ from smc.compiler.chartsyntax import StateItem, item_kind, on_entries, state_ite
 from smc.compiler.diagnostics import Diagnostic
 from smc.compiler.loader import LoadedDocument, PathKey
 from smc.compiler.model import (
-    ASSIGN,
+    IF,
+    SEND,
     WILDCARD,
     Action,
     ContextField,
     Event,
     Group,
+    IfBranch,
     JobType,
     Machine,
     Position,
@@ -99,6 +102,22 @@ class _Builder:
             if alias in value_pos:
                 value_pos.setdefault(canonical, value_pos[alias])
                 key_pos.setdefault(canonical, key_pos[alias])
+        branches: tuple[IfBranch, ...] = ()
+        if action_type == IF:
+            inline = {k for k in raw if k not in COMMON_KEYS}
+            branches = self._branches(
+                params,
+                lambda key: (*path, key) if key in inline else (*path, "params", key),
+                origin,
+            )
+        payload_pos: dict[str, tuple[Position, Position]] = {}
+        payload = params.get("payload")
+        if action_type == SEND and isinstance(payload, Mapping):
+            where = (*path, "payload") if "payload" in raw else (*path, "params", "payload")
+            payload_pos = {
+                str(key): (self.pos((*where, key), key=True), self.pos((*where, key)))
+                for key in payload
+            }
         return Action(
             type=action_type,
             params=params,
@@ -107,7 +126,60 @@ class _Builder:
             origin="transition" if origin == "transition" else "state",
             param_pos=value_pos,
             param_key_pos=key_pos,
+            branches=branches,
+            payload_pos=payload_pos,
         )
+
+    def _branches(
+        self, params: Mapping[str, Any], at: Callable[[str], PathKey], origin: str
+    ) -> tuple[IfBranch, ...]:
+        """An ``if`` block's branches (``when``/``then``, each ``elif``, ``else``); what the
+        schema let through that is not a list of action mappings is left out (the checker
+        reports a missing ``when``/``then``, SMC031)."""
+
+        def actions(value: Any, path: PathKey) -> tuple[Action, ...]:
+            if not isinstance(value, list):
+                return ()
+            return tuple(
+                self.action(item, (*path, index), origin)
+                for index, item in enumerate(value)
+                if isinstance(item, Mapping) and "type" in item
+            )
+
+        found: list[IfBranch] = []
+        when = params.get("when")
+        if "when" in params or "then" in params:
+            found.append(
+                IfBranch(
+                    when=None if when is None else str(when),
+                    when_pos=self.pos(at("when")) if "when" in params else None,
+                    actions=actions(params.get("then"), at("then")),
+                    pos=self.pos(at("when" if "when" in params else "then"), key=True),
+                )
+            )
+        elifs = params.get("elif")
+        for index, item in enumerate(elifs if isinstance(elifs, list) else ()):
+            if not isinstance(item, Mapping):
+                continue
+            path = (*at("elif"), index)
+            found.append(
+                IfBranch(
+                    when=None if item.get("when") is None else str(item["when"]),
+                    when_pos=self.pos((*path, "when")) if "when" in item else None,
+                    actions=actions(item.get("then"), (*path, "then")),
+                    pos=self.pos(path),
+                )
+            )
+        if "else" in params:
+            found.append(
+                IfBranch(
+                    when=None,
+                    when_pos=None,
+                    actions=actions(params.get("else"), at("else")),
+                    pos=self.pos(at("else"), key=True),
+                )
+            )
+        return tuple(found)
 
     def build(self) -> Machine:
         data = self.data
@@ -144,8 +216,8 @@ class _Builder:
             own: list[Action] = []
             for a_index, raw_action in enumerate(raw.get("actions") or []):
                 action = self.action(raw_action, (*path, "actions", a_index), "transition")
-                if action.type == ASSIGN:
-                    own.append(action)  # run when the transition is taken
+                if action.pure:
+                    own.append(action)  # run by the class when the transition is taken
                 else:
                     transition_actions.append((str(raw["from"]), action, event))
             transition = Transition(

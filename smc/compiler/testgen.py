@@ -20,6 +20,7 @@ from typing import Any
 
 import jinja2
 
+from smc.compiler.check import follows_data
 from smc.compiler.codegen import module_names
 from smc.compiler.model import Machine
 from smc.compiler.paths import AnyPathPlan, ChartPathPlan, plan_paths, transition_label
@@ -157,12 +158,6 @@ def _template() -> jinja2.Template:
         keep_trailing_newline=True,
     )
     return env.from_string(_TEMPLATE)
-
-
-def follows_data(machine: Machine) -> bool:
-    """Whether ``machine`` has guards or assignments: where its events lead depends on its
-    data, which paths do not follow yet (SMC079)."""
-    return any(feature in ("guards", "assignments") for feature, _ in machine.chart_features)
 
 
 def _machine_context(machine: Machine) -> dict[str, Any]:

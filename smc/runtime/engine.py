@@ -36,13 +36,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, cast
 
-from smc.machine import GeneratedMachine, IllegalTransition
+from smc.machine import GeneratedMachine, IllegalTransition, Sent
 from smc.runtime.action_runner import ActionRunner
 from smc.runtime.actions.base import WaitResult
 from smc.runtime.actions.registry import ActionLoadError, ActionRegistry, PreparedAction
@@ -50,6 +51,7 @@ from smc.runtime.children import ChildProcesses
 from smc.runtime.clock import SYSTEM_CLOCK, Clock
 from smc.runtime.context import new_context
 from smc.runtime.faults import FaultReporter
+from smc.runtime.guards import GuardLoadError, with_named_guards
 from smc.runtime.heartbeat import Heartbeat
 from smc.runtime.inbox import Inbox
 from smc.runtime.ledger import Claim, JobLedger
@@ -156,9 +158,14 @@ class Engine:
     ) -> None:
         if lease_seconds <= 0:
             raise StartupError("--lease-seconds must be positive", exit_code=2)
+        self.actions_dirs = tuple(actions_dirs)
+        try:
+            # A class whose named guards are not written gets them from the actions dirs.
+            machine_cls = with_named_guards(machine_cls, self.actions_dirs)
+        except GuardLoadError as error:
+            raise StartupError(str(error), exit_code=2) from None
         self.machine_cls = machine_cls
         self.machine_name: str = machine_name or str(machine_cls.MACHINE_NAME)
-        self.actions_dirs = tuple(actions_dirs)
         try:
             prepared = ActionRegistry(self.actions_dirs).prepare_actions(machine_cls)
         except ActionLoadError as error:
@@ -175,6 +182,10 @@ class Engine:
         self.config_path = config_path
         self.logger = logging.getLogger(f"smc.machine.{self.machine_name}")
         self.machine = new_machine(machine_cls, initial_context)
+        #: The class's ``take_sent`` (a chart's: what its ``send`` actions sent), or None.
+        self._take_sent: Callable[[], tuple[Sent, ...]] | None = getattr(
+            self.machine, "take_sent", None
+        )
         #: Whether the class's guards read ``job`` (the current job's data, set before firing).
         self._reads_job = hasattr(self.machine, "job")
         self._clock = clock
@@ -426,6 +437,7 @@ class Engine:
     async def _flow(self) -> int:
         machine = self.machine
         initial = self._steps.initial(machine)
+        self._deliver_sent()
         self._timers.step(initial.exited, initial.entered)
         self._next = initial.actions
         loop = asyncio.get_running_loop()
@@ -554,6 +566,7 @@ class Engine:
             return False
         target = machine.state
         self._show_typed_context()
+        self._deliver_sent()
         self._timers.step(step.exited, step.entered)
         self._next = step.actions
         self.context["current_state"] = str(target)
@@ -573,6 +586,32 @@ class Engine:
             "transition", **{"from": str(source), "event": str(event), "to": str(target)}, **extra
         )
         return True
+
+    def _deliver_sent(self) -> None:
+        """Deliver what the step's ``send`` actions sent (the class's ``take_sent()``): to
+        this machine, as an event in the event store (so it queues behind the events
+        already there, SCXML's external queue), at once or after its delay. A delayed send
+        lives in this process only: a stop before its time drops it."""
+        take_sent = self._take_sent
+        if take_sent is None:
+            return
+        for sent in take_sent():
+            if sent.delay > 0:
+                self._call_later(sent.delay, functools.partial(self._send_to_self, sent))
+            else:
+                self._send_to_self(sent)
+
+    def _send_to_self(self, sent: Sent) -> None:
+        what = f"send {sent.event} to itself"
+        try:
+            self.store.send_event(
+                self.machine_name, str(sent.event), sent.payload, source=self.machine_name
+            )
+        except StoreError as error:
+            self._faults.report(what, error)
+            return
+        self._faults.recovered(what)
+        self._wakeups.wake.set()
 
     def _show_typed_context(self) -> None:
         """Copy the typed context's fields (``machine.context``) into the context that

@@ -966,6 +966,59 @@ CASES = [
         walking=True,
     ),
     Case(
+        "SMC095-send-unknown-event",
+        {
+            "m.yaml": "initial_state: a\nevents: [go, tick]\n"
+            "transitions:\n  - {from: a, to: b, event: go}\n  - {from: b, to: a, event: tick}\n"
+            "actions:\n  b:\n    - {type: send, event: tik}\n"
+        },
+        {("m.yaml", 8, 27, "SMC095")},
+        ("'tik'", "did you mean 'tick'?"),
+    ),
+    Case(
+        "SMC096-send-payload-field",
+        {
+            "m.yaml": "initial_state: a\ncontext: {n: {type: integer, default: 0}}\n"
+            "events:\n  go: null\n"
+            "  tick: {payload: {type: object, properties: {count: {type: integer}}}}\n"
+            "transitions:\n  - {from: a, to: b, event: go}\n  - {from: b, to: a, event: tick}\n"
+            "actions:\n  b:\n    - {type: send, event: tick, delay: 2s, payload: {cuont: n}}\n"
+        },
+        {("m.yaml", 11, 54, "SMC096")},
+        ("no field 'cuont'", "did you mean 'count'?"),
+    ),
+    Case(
+        "SMC096-send-delay",
+        {
+            "m.yaml": "initial_state: a\n"
+            "transitions:\n  - {from: a, to: b, event: go}\n  - {from: b, to: a, event: tick}\n"
+            "actions:\n  b:\n    - {type: send, event: tick, delay: soon}\n"
+        },
+        {("m.yaml", 7, 40, "SMC096")},
+        ("'soon'", "500ms"),
+    ),
+    Case(
+        "SMC097-runtime-action-in-if",
+        {
+            "m.yaml": "initial_state: a\ncontext: {n: {type: integer, default: 0}}\n"
+            "transitions:\n  - {from: a, to: b, event: go}\n"
+            "actions:\n  b:\n    - type: if\n      when: n > 0\n      then:\n"
+            "        - {type: bash, command: ls}\n"
+        },
+        {("m.yaml", 10, 18, "SMC097")},
+        ("'bash'", "assign, raise, log"),
+    ),
+    Case(
+        "SMC097-log-message-and-expr",
+        {
+            "m.yaml": "initial_state: a\ncontext: {n: {type: integer, default: 0}}\n"
+            "transitions:\n  - {from: a, to: b, event: go}\n"
+            "actions:\n  b:\n    - {type: log, message: hi, expr: n}\n"
+        },
+        {("m.yaml", 7, 19, "SMC097")},
+        ("`message`",),
+    ),
+    Case(
         "SMC050-guard-name",
         {
             "m.yaml": "initial_state: a\ntransitions:\n"

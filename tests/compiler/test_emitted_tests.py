@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from smc.compiler.check import check_paths, collect_files
+from smc.compiler.check import check_paths, collect_files, follows_data
 from smc.compiler.codegen import module_names
 from smc.compiler.model import Machine
 from smc.compiler.paths import plan_paths
-from smc.compiler.testgen import emit_tests, follows_data
+from smc.compiler.testgen import emit_tests
 from tests.support.corpus import CORPUS, corpus_present, require_corpus
 from tests.support.machines import PLAYER
 

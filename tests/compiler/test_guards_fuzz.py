@@ -85,8 +85,9 @@ def styled(text: str, style: str | None) -> Styled:
 
 
 def machine(when: Styled, expr: Styled) -> dict[str, Any]:
-    """A machine with data, `when:` in both transition forms and `expr:` on a transition
-    and in a state's actions."""
+    """A machine with data, `when:` in both transition forms and in an `if` block, and
+    `expr:` on a transition (in an `assign`, a `log` and a `send` payload) and in a state's
+    actions."""
     return {
         "initial_state": "idle",
         "context": {
@@ -127,7 +128,18 @@ def machine(when: Styled, expr: Styled) -> dict[str, Any]:
                 "to": "failed",
                 "event": "failed",
                 "when": when,
-                "actions": [{"type": "assign", "location": "last_error", "expr": expr}],
+                "actions": [
+                    {"type": "assign", "location": "last_error", "expr": expr},
+                    # the pure actions' expressions: an if's condition, a log's value and
+                    # a send's payload field
+                    {
+                        "type": "if",
+                        "when": when,
+                        "then": [{"type": "log", "label": "value", "expr": expr}],
+                        "elif": [{"when": when, "then": []}],
+                        "else": [{"type": "send", "event": "failed", "payload": {"error": expr}}],
+                    },
+                ],
             },
             {"from": "busy", "to": "done", "event": "go"},
             {"from": "failed", "to": "done", "event": "go"},
@@ -142,8 +154,9 @@ def render(when: str, expr: str, styles: tuple[Any, Any], width: int) -> str:
 
 
 def expression_spans(text: str) -> list[tuple[tuple[int, int], tuple[int, int]]]:
-    """Where each `when:`/`expr:` scalar starts and ends (1-based line and column), as
-    PyYAML's own parser marks them (libyaml's, as the checker's loader uses)."""
+    """Where each `when:`/`expr:` scalar (and the send's `error:` payload field) starts and
+    ends (1-based line and column), as PyYAML's own parser marks them (libyaml's, as the
+    checker's loader uses)."""
     spans = []
     loader = yaml.CSafeLoader if yaml.__with_libyaml__ else yaml.SafeLoader
     stack = [yaml.compose(text, Loader=loader)]
@@ -151,7 +164,7 @@ def expression_spans(text: str) -> list[tuple[tuple[int, int], tuple[int, int]]]
         node = stack.pop()
         if isinstance(node, yaml.MappingNode):
             for key, value in node.value:
-                if isinstance(value, yaml.ScalarNode) and key.value in ("when", "expr"):
+                if isinstance(value, yaml.ScalarNode) and key.value in ("when", "expr", "error"):
                     start, end = value.start_mark, value.end_mark
                     spans.append(
                         ((start.line + 1, start.column + 1), (end.line + 1, end.column + 1))

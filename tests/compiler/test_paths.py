@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from smc.compiler.charts import machine_table, written_transitions
-from smc.compiler.check import check_paths, collect_files
+from smc.compiler.check import check_paths, collect_files, follows_data
 from smc.compiler.model import Machine
 from smc.compiler.paths import (
     ChartPathPlan,
@@ -22,7 +22,6 @@ from smc.compiler.paths import (
     shortest_paths,
 )
 from smc.compiler.statechart import Interpreter
-from smc.compiler.testgen import follows_data
 from tests.support.corpus import require_corpus
 from tests.support.machines import PLAYER
 

@@ -12,9 +12,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from smc.runtime.store import open_store
 from tests.support import PROJECT_ROOT
-from tests.support.harness import Runner, compile_machine, run_engine
+from tests.support.harness import Runner, compile_machine, run_engine, wait_until
 
 RETRY_EXAMPLE = PROJECT_ROOT / "examples" / "execution" / "task_retry.yaml"
 
@@ -173,3 +175,109 @@ def test_a_guard_that_raises_drops_its_event_and_the_worker_goes_on(tmp_path: Pa
     assert len(calls) == 2
     assert engine.context["seen"] == ["busy"]
     assert str(engine.machine.state) == "done"
+
+
+# --- the class's own actions: if, log, send ------------------------------------------------
+
+PINGER = """
+initial_state: idle
+metadata: {machine_name: pinger}
+context:
+  pings: {type: integer, default: 0}
+events:
+  go: null
+  ping: null
+  stop: null
+transitions:
+  - from: idle
+    to: counting
+    event: go
+    actions:
+      - {type: send, event: ping}
+  - from: counting
+    to: counting
+    event: ping
+    actions:
+      - {type: assign, location: pings, expr: "pings + 1"}
+      - type: if
+        when: "pings < 3"
+        then: [{type: send, event: ping, delay: 0.05}]
+        else: [{type: log, label: done pinging, expr: "pings"}, {type: send, event: stop}]
+  - {from: "*", to: done, event: stop}
+actions:
+  counting:
+    - {type: add_to_list, list_key: seen, value: "{pings}"}
+"""
+
+
+def test_sends_reach_the_machine_through_the_event_store_and_if_blocks_choose(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    machine = compile_machine(PINGER, tmp_path)
+    database = tmp_path / "smc.db"
+    with open_store(database) as store:
+        store.send_event("pinger", "go")
+    with caplog.at_level("INFO", logger="smc.machine.pinger"):
+        engine = run_engine(machine, database)
+    # go sends ping (at once); pings 1 and 2 send another after 50 ms; the third logs and
+    # sends stop. Each ping re-entered counting, whose entry action saw the new count.
+    assert engine.machine.context.pings == 3
+    assert engine.context["seen"] == [0, 1, 2, 3]
+    assert str(engine.machine.state) == "done"
+    assert "done pinging: 3" in [record.getMessage() for record in caplog.records]
+    with open_store(database) as store:
+        events = sorted(store.list_events("pinger"), key=lambda e: e.id)
+        sent = [(e.event_type, e.source, e.status) for e in events]
+    assert sent == [
+        ("go", None, "done"),
+        *[("ping", "pinger", "done")] * 3,
+        ("stop", "pinger", "done"),
+    ]
+
+
+# --- named guards under `smc run` -------------------------------------------------------------
+
+NAMED_RUN = """
+initial_state: idle
+metadata: {machine_name: named_run}
+events: [go, stop]
+transitions:
+  - {from: idle, to: busy, event: go, guard: has_capacity}
+  - {from: busy, to: done, event: stop}
+"""
+
+
+def test_smc_run_loads_a_named_guard_from_the_actions_dir(runner: Runner) -> None:
+    (runner.cwd / "named.yaml").write_text(NAMED_RUN, encoding="utf-8")
+    actions = runner.cwd / "actions"
+    actions.mkdir()
+    # The guard reads a file the test writes: false first (go is dropped), then true.
+    (actions / "has_capacity.py").write_text(
+        "from pathlib import Path\n\n\n"
+        "def has_capacity(machine):\n"
+        "    return Path('capacity').exists()\n",
+        encoding="utf-8",
+    )
+    runner.run("send", "named_run", "go")
+    proc = runner.start("run", "named.yaml", "--log-dir", "logs")
+    runner.wait_running(proc, "named_run")
+    wait_until(lambda: _event_statuses(runner, "named_run") == ["done"], 20, "go taken")
+    (runner.cwd / "capacity").write_text("yes", encoding="utf-8")
+    runner.run("send", "named_run", "go")
+    runner.run("send", "named_run", "stop")
+    assert proc.wait(timeout=30) == 0, proc.output()
+    assert "go in idle: no guard holds, dropped" in proc.output()
+    assert "reached final state done" in proc.output()
+
+
+def test_smc_run_refuses_a_named_guard_nobody_wrote(runner: Runner) -> None:
+    (runner.cwd / "named.yaml").write_text(NAMED_RUN, encoding="utf-8")
+    result = runner.run("run", "named.yaml", "--log-dir", "logs", check=False)
+    assert result.returncode == 2
+    assert "named guard 'has_capacity' is not written" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def _event_statuses(runner: Runner, machine: str) -> list[str]:
+    with runner.store() as store:
+        return [event.status for event in store.list_events(machine)]

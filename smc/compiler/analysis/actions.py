@@ -12,7 +12,7 @@ from typing import Any
 from smc.catalog import BUILTIN_ACTIONS, COMMON_KEYS, REMOVED_ACTIONS
 from smc.compiler.analysis.context import Context, closest, diagnostic, did_you_mean
 from smc.compiler.diagnostics import Diagnostic
-from smc.compiler.model import ASSIGN, Action, Machine
+from smc.compiler.model import BRANCH_ACTIONS, IF, Action, Machine, nested_actions
 
 _FILTER = re.compile(r"\{[A-Za-z_][\w.]*\|[^{}]*\}")
 
@@ -38,8 +38,16 @@ def check_actions(machine: Machine, context: Context) -> Iterator[Diagnostic]:
     sources_known = context.user_actions_known or _declares_user_actions(machine)
     written = [(state.name, action) for state in machine.states for action in state.actions]
     written += [(state.name, action) for state in machine.states for action in state.on_exit]
-    # A transition's own actions (``assign``) are checked the same way.
+    # A transition's own actions (the pure ones) are checked the same way.
     written += [(t.source, action) for t in machine.transitions for action in t.actions]
+    # The actions inside ``if`` blocks too; one the class cannot run there is SMC097
+    # (``exprcheck``), not an unknown type.
+    written = [
+        (owner, action)
+        for owner, top in written
+        for action in nested_actions((top,))
+        if action is top or action.type in BRANCH_ACTIONS
+    ]
     for owner, action in written:
         spec = BUILTIN_ACTIONS.get(action.type)
         if (
@@ -76,8 +84,8 @@ def check_actions(machine: Machine, context: Context) -> Iterator[Diagnostic]:
                         f"{action.type!r} has no parameter {param!r}; it is ignored",
                         hint,
                     )
-        if action.type == ASSIGN:
-            continue  # an expression, not a template: nothing in it is substituted
+        if action.pure or action.type == IF:
+            continue  # expressions, not templates: nothing in them is substituted
         for param, value in action.params.items():
             for text in _strings(value):
                 match = _FILTER.search(text)

@@ -18,7 +18,7 @@ from smc.catalog import (
 )
 from smc.compiler.analysis.context import Context, closest, diagnostic, did_you_mean
 from smc.compiler.diagnostics import Diagnostic
-from smc.compiler.model import TIMEOUT_EVENT, Action, Machine, Position
+from smc.compiler.model import SEND, TIMEOUT_EVENT, Action, Machine, Position, nested_actions
 
 _TIMER_LIKE = re.compile(r"^\s*timeout\b", re.IGNORECASE)
 
@@ -307,19 +307,28 @@ def _misspelt_events(
             for event, kind in emitted_events(action.type, action.params):
                 if kind == "explicit":
                     note(event, _event_param_pos(action, event))
-            raised = action.params.get("event")
-            if action.type == "raise" and isinstance(raised, str):
-                note(raised, action.param_pos.get("event", action.pos))
+    for action in _all_actions(machine):
+        raised = action.params.get("event")
+        if action.type == "raise" and isinstance(raised, str):
+            note(raised, action.param_pos.get("event", action.pos))
     return list(found.values())
 
 
+def _all_actions(machine: Machine) -> Iterator[Action]:
+    """Every action of states and transitions, inside ``if`` blocks too."""
+    for state in machine.states:
+        yield from nested_actions((*state.actions, *state.on_exit))
+    for transition in machine.transitions:
+        yield from nested_actions(transition.actions)
+
+
 def raised_events(machine: Machine) -> set[str]:
-    """The events ``raise`` actions queue (on entry or on exit)."""
+    """The events ``raise`` and ``send`` actions queue (on entry, on exit, on a transition,
+    inside ``if`` blocks)."""
     return {
         str(action.params["event"])
-        for state in machine.states
-        for action in (*state.actions, *state.on_exit)
-        if action.type == "raise" and isinstance(action.params.get("event"), str)
+        for action in _all_actions(machine)
+        if action.type in ("raise", SEND) and isinstance(action.params.get("event"), str)
     }
 
 

@@ -17,7 +17,8 @@ Data (issue 14) stays opaque here. A transition's ``cond`` is whatever the calle
 a guard (an expression's text, a guard's name, an id): the core never evaluates it, it asks
 the interpreter's ``guard`` callback, or leaves it in a table's decision program. Actions
 are opaque too, but for two shapes the semantics depend on: ``{type: raise, event: x}``
-(queues an internal event) and an ``if`` block that can raise (see ``conditional_branches``).
+(queues an internal event) and an ``if`` block that can raise or says ``open: True`` (see
+``conditional_branches``, ``is_opened``).
 """
 
 from __future__ import annotations
@@ -117,9 +118,10 @@ def conditional_branches(action: Action) -> tuple[Branch, ...] | None:
     The shape the core reads: ``{type: if, branches: [{cond: c1, actions: [...]}, ...,
     {actions: [...]}]}``: the first branch whose cond holds runs (SCXML's ``<if>``/
     ``<elseif>``); a last branch without ``cond`` is the ``<else>``. Only a block that can
-    raise (``can_raise``) is opened by the semantics: which event it raises decides the
-    rest of the macrostep, so its conds are evaluated like a transition's. Any other block
-    is one opaque action, run whole by the caller (its conds only change data)."""
+    raise (``can_raise``) or says ``open: True`` is opened by the semantics (``is_opened``):
+    which event it raises decides the rest of the macrostep, so its conds are evaluated like
+    a transition's. Any other block is one opaque action, run whole by the caller (its conds
+    only change data)."""
     if not (isinstance(action, Mapping) and action.get("type") == "if"):
         return None
     branches: list[Branch] = []
@@ -145,6 +147,16 @@ def can_raise(action: Action) -> bool:
         return True
     branches = conditional_branches(action)
     return branches is not None and any(can_raise(a) for _, acts in branches for a in acts)
+
+
+def is_opened(action: Action) -> bool:
+    """Whether the semantics open ``action``, an ``if`` block: it can raise (``can_raise``),
+    or it says ``open: True`` (its caller needs its conds evaluated where the macrostep is,
+    as a transition's are: one that reads SCXML's ``In()``, say). Any other ``if`` block is
+    one opaque action."""
+    if not (isinstance(action, Mapping) and action.get("type") == "if"):
+        return False
+    return action.get("open") is True or can_raise(action)
 
 
 def _check_action(action: Action) -> None:

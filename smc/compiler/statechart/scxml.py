@@ -34,8 +34,8 @@ from .chart import (
     Cond,
     State,
     StatechartError,
-    can_raise,
     conditional_branches,
+    is_opened,
     raised_event,
 )
 
@@ -135,7 +135,7 @@ def _add_action(
     parent: ET.Element, ref: ActionRef, action: Action, label: Label, cond: CondText
 ) -> None:
     event = raised_event(action)
-    branches = conditional_branches(action) if can_raise(action) else None
+    branches = conditional_branches(action) if is_opened(action) else None
     if event is not None:
         ET.SubElement(parent, "raise", {"event": _event(event)})
     elif branches is not None:

@@ -24,9 +24,9 @@ Deliberate choices where Appendix D leaves room:
   first whose event matches and whose cond holds; the conds after it are not evaluated, and
   an ancestor's cond is evaluated again for each active atomic state below it that selects
   nothing of its own (so a parallel state's cond can run once per region);
-- an ``if`` block that can raise (``chart.conditional_branches``) is opened: its conds go to
-  ``guard`` in order until one holds, and that branch's actions run one by one; an ``if``
-  block that cannot raise is one opaque action for ``execute``;
+- an ``if`` block that can raise or says ``open: True`` (``chart.is_opened``) is opened: its
+  conds go to ``guard`` in order until one holds, and that branch's actions run one by one;
+  any other ``if`` block is one opaque action for ``execute``;
 - as in Appendix D, a transition to a history state whose domain lies below some of the
   states between the history's parent and the states it restores enters those states
   again although they stay active: their on_entry actions run, without on_exit;
@@ -52,8 +52,8 @@ from .chart import (
     Cond,
     StatechartError,
     Transition,
-    can_raise,
     conditional_branches,
+    is_opened,
     raised_event,
 )
 
@@ -573,7 +573,7 @@ class Interpreter:
             self._actions.append(ref)
             self._queue.append(event)
             return
-        if isinstance(action, Mapping) and action.get("type") == "if" and can_raise(action):
+        if is_opened(action):
             self._execute_branch(ref, conditional_branches(action) or ())
             return
         self._actions.append(ref)

@@ -55,8 +55,18 @@ class PreparedAction:
 
 
 #: Action types a statechart's compiler resolves into the class (``raise``: its event is taken
-#: within the same step, through the dispatch table); never run, never looked up.
-COMPILED_ACTIONS = frozenset({"raise", "assign"})
+#: within the same step, through the dispatch table; ``assign``, ``if``, ``send``: the class
+#: runs them when the step is taken); never run, never looked up.
+COMPILED_ACTIONS = frozenset({"raise", "assign", "if", "send"})
+
+
+def run_by_class(action_type: str, data: Mapping[str, Any]) -> bool:
+    """Whether a statechart's class runs the action itself (docs/language.md, "Actions in
+    the class"): a compiled type, or a ``log`` with ``label``/``expr`` (``on_log``); a
+    ``log`` with ``message`` is the runtime's."""
+    if action_type in COMPILED_ACTIONS:
+        return True
+    return action_type == "log" and ("label" in data or "expr" in data)
 
 
 class MachineActions(NamedTuple):
@@ -193,7 +203,7 @@ class ActionRegistry:
             for index, data in enumerate(actions):
                 source = sources[index] if index < len(sources) else f"<{machine_cls.__name__}>"
                 action_type = str(data.get("type", ""))
-                if chart and action_type in COMPILED_ACTIONS:
+                if chart and run_by_class(action_type, data):
                     continue
                 try:
                     cls = self.find(action_type)
