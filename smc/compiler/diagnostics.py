@@ -110,6 +110,9 @@ CODES: Mapping[str, tuple[Severity, str]] = {
         "guards and assignments are compiled by `smc build` only, not yet by `run`, "
         "`paths`, `export` (nor a `job` read)",
     ),
+    "SMC100": ("error", "an SCXML document is not well-formed XML, has a DOCTYPE or no <scxml>"),
+    "SMC101": ("error", "an SCXML document uses a feature smc does not support (named)"),
+    "SMC102": ("warning", "an SCXML attribute smc does not read is ignored"),
 }
 
 
