@@ -22,6 +22,7 @@ from smc.cli import compile as compile_commands
 from smc.cli import completion as completion_commands
 from smc.cli import diagram as diagram_commands
 from smc.cli import export as export_commands
+from smc.cli import importing as import_commands
 from smc.cli import monitor as monitor_commands
 from smc.cli import paths as paths_commands
 from smc.cli import queue as queue_commands
@@ -66,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     diagram_commands.register(subparsers)
     paths_commands.register(subparsers)
     export_commands.register(subparsers)
+    import_commands.register(subparsers)
     queue_commands.register(subparsers)
     run_commands.register(subparsers)
     monitor_commands.register(subparsers)

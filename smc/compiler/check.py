@@ -18,6 +18,7 @@ from smc.catalog import YAML_SUFFIXES
 from smc.compiler import analysis, chartsyntax, commands, data, exprcheck, placeholders, schema
 from smc.compiler.diagnostics import Diagnostic, sort_diagnostics
 from smc.compiler.loader import LoadedDocument, load_file, load_text
+from smc.compiler.loader.scxml import is_scxml, load_scxml_file
 from smc.compiler.model import Machine
 from smc.compiler.normalize import action_types_in_dir, build_machine
 
@@ -85,7 +86,7 @@ def check_files(
     built-ins and the ``smc.actions`` entry points do not provide is then an error (SMC030)."""
     loaded = []
     for path in files:
-        doc, problems = load_file(path)
+        doc, problems = load_scxml_file(path) if is_scxml(path) else load_file(path)
         if doc is not None:
             lines = doc.lines
         else:

@@ -136,6 +136,9 @@ CODES: Mapping[str, tuple[Severity, str]] = {
         "an `if` block holds an action the generated class cannot run, or a `log` mixes "
         "`message` with `label`/`expr`",
     ),
+    "SMC100": ("error", "an SCXML document is not well-formed XML, has a DOCTYPE or no <scxml>"),
+    "SMC101": ("error", "an SCXML document uses a feature smc does not support (named)"),
+    "SMC102": ("warning", "an SCXML attribute smc does not read is ignored"),
 }
 
 

@@ -58,7 +58,9 @@ def check(
         for action_type in action_types:
             (actions / f"{action_type}.py").write_text("")
         dirs.append(str(actions))
-    result = check_paths([str(tmp_path)], dirs)
+    # a directory is searched for machine files (*.yaml); SCXML documents are named
+    scxml = [str(tmp_path / name) for name in files if name.endswith(".scxml")]
+    result = check_paths(scxml or [str(tmp_path)], dirs)
     if compiling:
         refuse_not_yet_compiled(result, walking=walking)
     return result
@@ -1045,6 +1047,31 @@ CASES = [
         },
         {("m.yaml", 3, 29, "SMC051")},
         ("'context'", "attribute"),
+    ),
+    Case(
+        "SMC100-malformed-scxml",
+        {"m.scxml": '<scxml xmlns="http://www.w3.org/2005/07/scxml">\n  <state id="a">\n'},
+        {("m.scxml", 3, 1, "SMC100")},
+        ("invalid XML",),
+    ),
+    Case(
+        "SMC101-scxml-invoke",
+        {
+            "m.scxml": '<scxml xmlns="http://www.w3.org/2005/07/scxml">\n'
+            '  <state id="a"><invoke src="c.scxml"/></state>\n</scxml>\n'
+        },
+        {("m.scxml", 2, 17, "SMC101")},
+        ("<invoke>",),
+    ),
+    Case(
+        "SMC102-scxml-unknown-attribute",
+        {
+            "m.scxml": '<scxml xmlns="http://www.w3.org/2005/07/scxml">\n'
+            '  <state id="a" intial="b"><transition target="b" event="e"/></state>\n'
+            '  <final id="b"/>\n</scxml>\n'
+        },
+        {("m.scxml", 2, 24, "SMC102")},
+        ("ignored",),
     ),
 ]
 

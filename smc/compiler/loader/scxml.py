@@ -1,0 +1,1061 @@
+"""An SCXML document (W3C State Chart XML, python datamodel) -> the plain machine document the
+YAML loader produces, so the schema, the checker and the code generator are shared.
+
+``load_scxml_text`` returns a :class:`LoadedDocument` whose ``path`` and ``text`` are the
+SCXML file's and whose positions are those of its elements and attributes, so every later
+diagnostic (an unknown state, a type mismatch in a ``cond``) points into the ``.scxml``;
+``smc import`` writes the same data as YAML (``to_yaml``, deterministic bytes).
+
+The document is untrusted. It is parsed with expat (what ``xml.etree.ElementTree`` uses
+underneath; read directly for the line and column of each element): a ``<!DOCTYPE>`` is
+refused, so no entity is ever declared, expanded or fetched, and the depth and the number of
+elements are bounded. Attribute text reaches the machine only as data: expressions are parsed
+with :mod:`ast` (which runs nothing) to rewrite a few SCXML names, and the result goes to the
+expression checker like any ``when:``.
+
+What maps (docs/language.md, "SCXML import"):
+
+- ``<state>``, ``<parallel>``, ``<final>``, ``<history>``, ``<initial>``, ``initial=`` and
+  ``<transition event cond target type>`` onto smc's statechart items and transitions;
+- ``<datamodel><data id expr>`` onto ``context:`` fields typed from the literal (a field
+  without ``expr`` is untyped, default null);
+- ``<raise>``, ``<log>``, ``<assign>``, ``<if>/<elseif>/<else>`` and ``<send event delay>``
+  to the machine itself onto the actions of the same names;
+- in expressions, ``true``/``false``/``null`` (not data ids) are ``True``/``False``/``None``,
+  and ``_event.name`` in a transition's ``cond`` is the name of the event the transition is
+  expanded for (below).
+
+Event descriptors are expanded here, because smc matches event names exactly: a transition's
+``event="a b.* *"`` becomes one transition per event of the document's closed set of names it
+matches (SCXML's prefix match: ``a`` matches ``a`` and ``a.x``; ``*`` everything), in the
+set's order. The set, in document order: every event a ``<raise>`` or ``<send>`` names and
+every plain descriptor a transition names, ``done.state.<id>`` at each compound or parallel
+state, then ``error.execution`` and ``error.communication``. A transition that an earlier one
+from the same state always takes first (same event, no ``cond``, or the same ``cond``) is dead
+in SCXML and is left out, as smc would refuse it (SMC012, SMC013).
+
+Everything else is an SMC101 error naming the feature, at its element: ``<invoke>``,
+``<script>``, ``<foreach>``, ``<cancel>``, ``<donedata>``, ``<content>``, ``<param>``, a
+``<send>`` to another target or with computed attributes, a transition without a target,
+executable content other than ``assign`` on a transition, late binding, ``_event`` fields
+other than ``name``, system variables. An attribute SCXML does not define is ignored with a
+warning (SMC102). Malformed XML is SMC100.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+from xml.parsers import expat
+
+import yaml
+
+from smc.compiler.diagnostics import Diagnostic
+from smc.compiler.loader.document import LoadedDocument, PathKey
+
+SCXML_NS = "http://www.w3.org/2005/07/scxml"
+SCXML_SUFFIX = ".scxml"
+
+#: Bounds on the document, as the YAML loader's (MAX_DEPTH, MAX_NODES).
+MAX_DEPTH = 64
+MAX_ELEMENTS = 100_000
+
+#: Executable content smc runs when a transition is taken (the rest of a transition's
+#: ``actions:`` keep the design-style meaning, docs/language.md): anything else inside a
+#: ``<transition>`` is refused.
+TRANSITION_ACTIONS = frozenset({"assign"})
+
+#: Events the SCXML processor itself raises, which a ``*`` descriptor also matches.
+PLATFORM_EVENTS = ("error.execution", "error.communication")
+
+#: Elements smc has no counterpart for, with what to say about each.
+UNSUPPORTED = {
+    "invoke": "<invoke> (external services and child sessions)",
+    "script": "<script> (smc runs no code from a document)",
+    "foreach": "<foreach>",
+    "cancel": "<cancel> (a delayed send cannot be cancelled)",
+    "donedata": "<donedata> (done events carry no data)",
+    "content": "<content> (events carry no data)",
+    "param": "<param> (events carry no data)",
+    "finalize": "<finalize>",
+}
+
+#: Attributes each element may have (anything else: SMC102, ignored).
+_ATTRIBUTES = {
+    "scxml": {"initial", "name", "version", "datamodel", "binding", "exmode"},
+    "state": {"id", "initial"},
+    "parallel": {"id"},
+    "final": {"id"},
+    "history": {"id", "type"},
+    "initial": set(),
+    "transition": {"event", "cond", "target", "type"},
+    "onentry": set(),
+    "onexit": set(),
+    "datamodel": set(),
+    "data": {"id", "expr", "src"},
+    "raise": {"event"},
+    "log": {"label", "expr"},
+    "assign": {"location", "expr"},
+    "if": {"cond"},
+    "elseif": {"cond"},
+    "else": set(),
+    "send": {
+        "event",
+        "eventexpr",
+        "target",
+        "targetexpr",
+        "type",
+        "typeexpr",
+        "id",
+        "idlocation",
+        "delay",
+        "delayexpr",
+        "namelist",
+    },
+}
+_EXECUTABLE = ("raise", "log", "assign", "if", "send")
+_SELF_TARGETS = ("", "#_internal")
+_SCXML_PROCESSOR = "http://www.w3.org/TR/scxml/#SCXMLEventProcessor"
+_DELAY = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s)\s*$")
+_SYSTEM_NAMES = ("_sessionid", "_name", "_ioprocessors", "_x")
+
+
+class _Mark(NamedTuple):
+    """A parser mark as the YAML loader keeps them: 0-based line and column."""
+
+    line: int
+    column: int
+
+
+@dataclass
+class Element:
+    """One element: its local name, attributes, children and where it and each attribute's
+    value (its opening quote) start (1-based line and column)."""
+
+    tag: str
+    namespace: str
+    attrib: dict[str, str]
+    line: int
+    col: int
+    attr_pos: dict[str, tuple[int, int]] = field(default_factory=dict)
+    children: list[Element] = field(default_factory=list)
+    text: str = ""
+
+    def iter(self) -> Iterator[Element]:
+        yield self
+        for child in self.children:
+            yield from child.iter()
+
+
+class ScxmlSyntaxError(Exception):
+    def __init__(self, line: int, col: int, message: str, hint: str) -> None:
+        super().__init__(message)
+        self.line, self.col, self.message, self.hint = line, col, message, hint
+
+
+# ---- parsing ------------------------------------------------------------------------
+
+
+def _char_col(lines: list[bytes], line: int, byte_col: int) -> int:
+    """The 1-based character column of a 0-based byte column on a 1-based line."""
+    if not 1 <= line <= len(lines):
+        return byte_col + 1
+    return len(lines[line - 1][:byte_col].decode("utf-8", "replace")) + 1
+
+
+def _attribute_positions(
+    raw: bytes, start: int, names: list[str], lines: list[bytes]
+) -> dict[str, tuple[int, int]]:
+    """Where each attribute's value (its quote) is, scanning the start tag at ``start``."""
+    end = raw.find(b">", start)
+    tag = raw[start : end if end >= 0 else len(raw)]
+    found: dict[str, tuple[int, int]] = {}
+    for name in names:
+        local = re.escape(name.encode("utf-8", "replace"))
+        match = re.search(rb"[\s](?:[\w.\-]+:)?" + local + rb"\s*=\s*(?=[\"'])", tag)
+        if match is None:
+            continue
+        at = start + match.end()
+        line = raw.count(b"\n", 0, at) + 1
+        byte_col = at - (raw.rfind(b"\n", 0, at) + 1)
+        found[name] = (line, _char_col(lines, line, byte_col))
+    return found
+
+
+def parse_scxml(raw: bytes) -> Element:
+    """The element tree of ``raw``; ``ScxmlSyntaxError`` for malformed XML, a DOCTYPE, or a
+    document too deep or too large."""
+    lines = raw.split(b"\n")
+    parser = expat.ParserCreate(namespace_separator=" ")
+    parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
+    stack: list[Element] = []
+    roots: list[Element] = []
+    count = [0]
+
+    def where() -> tuple[int, int]:
+        line = parser.CurrentLineNumber
+        return line, _char_col(lines, line, parser.CurrentColumnNumber)
+
+    def start(name: str, attrs: dict[str, str]) -> None:
+        line, col = where()
+        count[0] += 1
+        if len(stack) >= MAX_DEPTH or count[0] > MAX_ELEMENTS:
+            raise ScxmlSyntaxError(
+                line,
+                col,
+                f"the document is nested more than {MAX_DEPTH} deep or has more than "
+                f"{MAX_ELEMENTS} elements",
+                "a state machine this large is not supported",
+            )
+        namespace, _, local = name.rpartition(" ")
+        attrib: dict[str, str] = {}
+        for key, value in attrs.items():
+            key_ns, _, key_local = key.rpartition(" ")
+            if key_ns:  # attributes of other namespaces (conf:, xmlns) are not SCXML's
+                continue
+            attrib[key_local] = value
+        element = Element(local, namespace, attrib, line, col)
+        element.attr_pos = _attribute_positions(raw, parser.CurrentByteIndex, list(attrib), lines)
+        (stack[-1].children if stack else roots).append(element)
+        stack.append(element)
+
+    def end(name: str) -> None:
+        stack.pop()
+
+    def text(data: str) -> None:
+        if stack:
+            stack[-1].text += data
+
+    def refuse_dtd(*args: Any) -> None:
+        line, col = where()
+        raise ScxmlSyntaxError(
+            line,
+            col,
+            "the document has a <!DOCTYPE>: smc reads no DTD and expands no entity",
+            "remove the DOCTYPE (an SCXML document needs none)",
+        )
+
+    parser.StartElementHandler = start
+    parser.EndElementHandler = end
+    parser.CharacterDataHandler = text
+    parser.StartDoctypeDeclHandler = refuse_dtd
+    parser.EntityDeclHandler = refuse_dtd
+    parser.ExternalEntityRefHandler = refuse_dtd  # type: ignore[assignment]
+    try:
+        parser.Parse(raw, True)
+    except expat.ExpatError as error:
+        line = error.lineno
+        raise ScxmlSyntaxError(
+            line,
+            _char_col(lines, line, error.offset),
+            f"invalid XML: {expat.ErrorString(error.code)}",
+            "fix the XML syntax at this point",
+        ) from None
+    if not roots:
+        raise ScxmlSyntaxError(1, 1, "the document has no root element", "")
+    return roots[0]
+
+
+# ---- expressions -----------------------------------------------------------------------
+
+
+class _Refused(Exception):
+    """A construct the import cannot map (becomes SMC101 at the attribute)."""
+
+
+class _Rewrite(ast.NodeTransformer):
+    def __init__(self, data_ids: set[str], event: str | None) -> None:
+        self.data_ids = data_ids
+        self.event = event
+        self.changed = False
+
+    def visit_Name(self, node: ast.Name) -> ast.AST:
+        constants = {"true": True, "false": False, "null": None}
+        if node.id in constants and node.id not in self.data_ids:
+            self.changed = True
+            return ast.copy_location(ast.Constant(constants[node.id]), node)
+        if node.id == "_event":
+            raise _Refused("`_event` as a whole (only `_event.name` in a `cond` is mapped)")
+        if node.id in _SYSTEM_NAMES:
+            raise _Refused(f"the system variable `{node.id}`")
+        return node
+
+    def visit_Attribute(self, node: ast.Attribute) -> ast.AST:
+        if isinstance(node.value, ast.Name) and node.value.id == "_event":
+            if node.attr == "name" and self.event is not None:
+                self.changed = True
+                return ast.copy_location(ast.Constant(self.event), node)
+            if node.attr == "name":
+                raise _Refused(
+                    "`_event.name` outside a transition's `cond` (smc has no name for the "
+                    "current event in actions)"
+                )
+            if node.attr == "data":
+                raise _Refused("`_event.data` (the events of an SCXML import carry no data)")
+            raise _Refused(f"`_event.{node.attr}`")
+        self.generic_visit(node)
+        return node
+
+
+def translate(text: str, data_ids: set[str], event: str | None = None) -> str:
+    """``text`` (a python-datamodel expression) in smc's expression language: unchanged
+    unless an SCXML name is rewritten (then ``ast.unparse``d). Text that does not parse is
+    left for the expression checker to report (SMC090). ``_Refused`` for what cannot map."""
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return text
+    rewrite = _Rewrite(data_ids, event)
+    try:
+        new = rewrite.visit(tree)
+    except RecursionError:
+        return text
+    if not rewrite.changed:
+        return text
+    try:
+        return ast.unparse(new)
+    except (RecursionError, ValueError):
+        return text
+
+
+_LITERAL_TYPES: tuple[tuple[type, str], ...] = (
+    (bool, "boolean"),
+    (int, "integer"),
+    (float, "number"),
+    (str, "string"),
+    (type(None), "null"),
+    (list, "array"),
+    (dict, "object"),
+)
+
+
+def literal_value(text: str, data_ids: set[str]) -> Any:
+    """The value of a literal expression (numbers, strings, booleans, None, lists, tuples
+    and dicts of them; ``true``/``false``/``null`` too), walked from its ``ast`` without
+    evaluating anything. ``_Refused`` for anything else."""
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        raise _Refused("a <data> `expr` that is not a literal") from None
+    constants = {"true": True, "false": False, "null": None}
+
+    def value(node: ast.AST, depth: int = 0) -> Any:
+        if depth > MAX_DEPTH:
+            raise _Refused("a <data> `expr` nested too deep")
+        if isinstance(node, ast.Constant) and isinstance(
+            node.value, bool | int | float | str | type(None)
+        ):
+            return node.value
+        if isinstance(node, ast.Name) and node.id in constants and node.id not in data_ids:
+            return constants[node.id]
+        if (
+            isinstance(node, ast.UnaryOp)
+            and isinstance(node.op, ast.USub | ast.UAdd)
+            and isinstance(node.operand, ast.Constant)
+            and isinstance(node.operand.value, int | float)
+            and not isinstance(node.operand.value, bool)
+        ):
+            number = node.operand.value
+            return -number if isinstance(node.op, ast.USub) else number
+        if isinstance(node, ast.List | ast.Tuple):
+            return [value(item, depth + 1) for item in node.elts]
+        if isinstance(node, ast.Dict) and all(
+            isinstance(k, ast.Constant) and isinstance(k.value, str) for k in node.keys
+        ):
+            return {
+                k.value: value(v, depth + 1)  # type: ignore[union-attr]
+                for k, v in zip(node.keys, node.values, strict=True)
+            }
+        raise _Refused("a <data> `expr` that is not a literal (smc's context defaults are values)")
+
+    return value(tree.body)
+
+
+def json_type(value: Any) -> str:
+    for kind, name in _LITERAL_TYPES:
+        if type(value) is kind:
+            return name
+    return "null"
+
+
+# ---- the import ------------------------------------------------------------------------
+
+
+class Importer:
+    def __init__(self, path: str, text: str, root: Element) -> None:
+        self.path = path
+        self.root = root
+        self.doc = LoadedDocument(path=path, text=text, data=None)
+        self.problems: list[Diagnostic] = []
+        self.data_ids: set[str] = set()
+        self.events: list[str] = []
+        self.transitions: list[dict[str, Any]] = []
+        # per transition index: the element it came from (for positions)
+        self.transition_elements: list[Element] = []
+        self.data: dict[str, Any] = {}
+
+    # -- reporting and positions
+
+    def refuse(self, element: Element, what: str, hint: str = "", attr: str | None = None) -> None:
+        line, col = (
+            element.attr_pos.get(attr, (element.line, element.col))
+            if attr
+            else (
+                element.line,
+                element.col,
+            )
+        )
+        self.problems.append(
+            Diagnostic(
+                self.path,
+                line,
+                col,
+                "SMC101",
+                f"SCXML feature not supported by smc: {what}",
+                hint
+                or "smc compiles the statechart core of SCXML (docs/language.md, "
+                "SCXML import); rewrite this part or leave it out",
+            )
+        )
+
+    def place(self, path: PathKey, element: Element, attr: str | None = None) -> None:
+        line, col = (
+            element.attr_pos.get(attr, (element.line, element.col))
+            if attr
+            else (
+                element.line,
+                element.col,
+            )
+        )
+        mark = _Mark(line - 1, col - 1)
+        self.doc.values[path] = mark
+        self.doc.keys[path] = mark
+
+    # -- the walk
+
+    def check_attributes(self, element: Element) -> bool:
+        """Whether ``element`` is an SCXML element this import knows; reports unknown
+        attributes (SMC102) and unsupported elements (SMC101)."""
+        if element.namespace not in (SCXML_NS, ""):
+            self.refuse(element, f"the element <{element.tag}> of namespace {element.namespace}")
+            return False
+        if element.tag in UNSUPPORTED:
+            self.refuse(element, UNSUPPORTED[element.tag])
+            return False
+        known = _ATTRIBUTES.get(element.tag)
+        if known is None:
+            self.refuse(element, f"the element <{element.tag}>", "it is not an SCXML element")
+            return False
+        for name in element.attrib:
+            if name not in known:
+                line, col = element.attr_pos.get(name, (element.line, element.col))
+                self.problems.append(
+                    Diagnostic(
+                        self.path,
+                        line,
+                        col,
+                        "SMC102",
+                        f"<{element.tag}> has no attribute {name!r} in SCXML; it is ignored",
+                        "attributes known here: " + (", ".join(sorted(known)) or "none"),
+                    )
+                )
+        return True
+
+    def run(self) -> LoadedDocument:
+        root = self.root
+        if root.tag != "scxml" or root.namespace not in (SCXML_NS, ""):
+            self.problems.append(
+                Diagnostic(
+                    self.path,
+                    root.line,
+                    root.col,
+                    "SMC100",
+                    f"the root element is <{root.tag}>, not <scxml>",
+                    f'an SCXML document is <scxml xmlns="{SCXML_NS}">',
+                )
+            )
+            return self.doc
+        self.check_attributes(root)
+        datamodel = root.attrib.get("datamodel", "python")
+        if datamodel != "python":
+            line, col = root.attr_pos.get("datamodel", (root.line, root.col))
+            self.problems.append(
+                Diagnostic(
+                    self.path,
+                    line,
+                    col,
+                    "SMC102",
+                    f"datamodel {datamodel!r}: its expressions are read as the python "
+                    "datamodel's (smc's expression language)",
+                    'write datamodel="python"',
+                )
+            )
+        if root.attrib.get("binding", "early") != "early":
+            self.refuse(
+                root, 'binding="late" (data is initialised when the machine starts)', attr="binding"
+            )
+        data: dict[str, Any] = {}
+        if "name" in root.attrib:
+            data["name"] = root.attrib["name"]
+            self.place(("name",), root, "name")
+        self.data = data
+        self.collect_data()
+        self.collect_events()
+        states = [s for s in root.children if s.tag in ("state", "parallel", "final")]
+        initial = root.attrib.get("initial", "").split()
+        if len(initial) > 1:
+            self.refuse(
+                root, "several initial states (`initial` with more than one id)", attr="initial"
+            )
+        if initial:
+            data["initial_state"] = initial[0]
+            self.place(("initial_state",), root, "initial")
+        elif states and "id" in states[0].attrib:
+            data["initial_state"] = states[0].attrib["id"]
+            self.place(("initial_state",), states[0])
+        items: list[Any] = []
+        for child in root.children:
+            if not self.check_attributes(child):
+                continue
+            if child.tag in ("state", "parallel", "final"):
+                item = self.state(child, ("states", len(items)))
+                if item is not None:
+                    items.append(item)
+            elif child.tag != "datamodel":
+                self.refuse(child, f"<{child.tag}> directly inside <scxml>")
+        if self.context:
+            data["context"] = self.context
+        data["states"] = items
+        self.place(("states",), root)
+        for index, (element, transition) in enumerate(
+            zip(self.transition_elements, self.transitions, strict=True)
+        ):
+            self.place_transition(index, element, transition)
+        data["transitions"] = self.transitions
+        self.place(("transitions",), root)
+        self.place((), root)
+        self.doc.data = data
+        return self.doc
+
+    # -- data
+
+    def collect_data(self) -> None:
+        self.context: dict[str, Any] = {}
+        elements = [e for e in self.root.iter() if e.tag == "data"]
+        self.data_ids = {e.attrib["id"] for e in elements if "id" in e.attrib}
+        for element in self.root.iter():
+            if element.tag == "datamodel":
+                for child in element.children:
+                    if child.tag != "data":
+                        self.check_attributes(child)
+                        self.refuse(child, f"<{child.tag}> inside <datamodel>")
+        assigned: dict[str, list[str]] = {}
+        for element in self.root.iter():
+            if element.tag == "assign" and "expr" in element.attrib:
+                try:
+                    value = literal_value(element.attrib["expr"], self.data_ids)
+                except _Refused:
+                    continue
+                assigned.setdefault(element.attrib.get("location", ""), []).append(json_type(value))
+        for element in elements:
+            self.check_attributes(element)
+            name = element.attrib.get("id")
+            if not name:
+                self.refuse(element, "a <data> without an `id`")
+                continue
+            if "src" in element.attrib:
+                self.refuse(element, "<data src> (smc fetches nothing)", attr="src")
+                continue
+            if element.text.strip() or element.children:
+                self.refuse(element, "<data> with inline content (write `expr`)")
+                continue
+            path: PathKey = ("context", name)
+            if "expr" not in element.attrib:
+                self.context[name] = {"default": None}
+            else:
+                try:
+                    value = literal_value(element.attrib["expr"], self.data_ids)
+                except _Refused as refused:
+                    self.refuse(element, str(refused), attr="expr")
+                    continue
+                types = [json_type(value)]
+                for other in assigned.get(name, []):
+                    if other not in types and not (other == "integer" and "number" in types):
+                        types.append(other)
+                if "number" in types and "integer" in types:
+                    types.remove("integer")
+                schema: dict[str, Any] = {"type": types[0] if len(types) == 1 else types}
+                schema["default"] = value
+                self.context[name] = schema
+            self.place(path, element)
+            self.place((*path, "default"), element, "expr")
+
+    # -- events
+
+    def collect_events(self) -> None:
+        """The closed set of event names, in document order (see the module)."""
+        found: dict[str, None] = {}
+        for element in self.root.iter():
+            if element.tag in ("raise", "send") and element.attrib.get("event"):
+                found.setdefault(element.attrib["event"].strip(), None)
+            elif element.tag == "send" and "eventexpr" in element.attrib:
+                try:
+                    value = literal_value(element.attrib["eventexpr"], self.data_ids)
+                except _Refused:
+                    value = None
+                if isinstance(value, str) and value.strip():
+                    found.setdefault(value.strip(), None)
+            elif element.tag == "transition":
+                for descriptor in element.attrib.get("event", "").split():
+                    name = descriptor.removesuffix(".*").rstrip(".")
+                    if name and name != "*" and "*" not in name:
+                        found.setdefault(name, None)
+            elif (
+                element.tag in ("state", "parallel")
+                and "id" in element.attrib
+                and (
+                    element.tag == "parallel"
+                    or any(c.tag in ("state", "parallel", "final") for c in element.children)
+                )
+            ):
+                found.setdefault(f"done.state.{element.attrib['id']}", None)
+        for name in PLATFORM_EVENTS:
+            found.setdefault(name, None)
+        self.events = list(found)
+
+    def expand(self, descriptors: str) -> list[str]:
+        matched: dict[str, None] = {}
+        for descriptor in descriptors.split():
+            prefix = descriptor.removesuffix("*").rstrip(".")
+            for name in self.events:
+                if descriptor == "*" or name == prefix or name.startswith(prefix + "."):
+                    matched.setdefault(name, None)
+        return [name for name in self.events if name in matched]
+
+    # -- states
+
+    def state(self, element: Element, path: PathKey) -> dict[str, Any] | None:
+        name = element.attrib.get("id")
+        if not name:
+            self.refuse(
+                element,
+                f"a <{element.tag}> without an `id`",
+                "give the state an id: smc states are named",
+            )
+            return None
+        item: dict[str, Any] = {"name": name}
+        self.place(path, element)
+        self.place((*path, "name"), element, "id")
+        if element.tag == "final":
+            item["final"] = True
+        if element.tag == "parallel":
+            item["parallel"] = True
+        initial = element.attrib.get("initial", "").split()
+        if len(initial) > 1:
+            self.refuse(
+                element, "several initial states (`initial` with more than one id)", attr="initial"
+            )
+        elif initial:
+            item["initial"] = initial[0]
+            self.place((*path, "initial"), element, "initial")
+        children: list[Any] = []
+        on_entry: list[Any] = []
+        on_exit: list[Any] = []
+        for child in element.children:
+            if not self.check_attributes(child):
+                continue
+            tag = child.tag
+            if element.tag == "final" and tag not in ("onentry", "onexit"):
+                self.refuse(child, f"<{tag}> inside a <final>")
+            elif tag in ("state", "parallel", "final"):
+                sub = self.state(child, (*path, "states", len(children)))
+                if sub is not None:
+                    children.append(sub)
+            elif tag == "history":
+                sub = self.history(child, (*path, "states", len(children)))
+                if sub is not None:
+                    children.append(sub)
+            elif tag == "initial":
+                self.initial(child, item, path, element)
+            elif tag == "onentry":
+                on_entry.extend(self.content(child.children, (*path, "on_entry"), len(on_entry)))
+            elif tag == "onexit":
+                on_exit.extend(self.content(child.children, (*path, "on_exit"), len(on_exit)))
+            elif tag == "transition":
+                self.transition(child, name)
+            elif tag == "datamodel":
+                pass  # collected with the others (early binding)
+            else:
+                self.refuse(child, f"<{tag}> inside <{element.tag}>")
+        if on_entry:
+            item["on_entry"] = on_entry
+        if on_exit:
+            item["on_exit"] = on_exit
+        if children:
+            item["states"] = children
+        return item
+
+    def history(self, element: Element, path: PathKey) -> dict[str, Any] | None:
+        name = element.attrib.get("id")
+        if not name:
+            self.refuse(element, "a <history> without an `id`")
+            return None
+        kind = element.attrib.get("type", "shallow")
+        if kind not in ("shallow", "deep"):
+            self.refuse(element, f"history type {kind!r}", attr="type")
+            return None
+        item: dict[str, Any] = {"name": name, "history": kind}
+        self.place(path, element)
+        for child in element.children:
+            if not self.check_attributes(child):
+                continue
+            if child.tag != "transition":
+                self.refuse(child, f"<{child.tag}> inside <history>")
+                continue
+            if child.children:
+                self.refuse(
+                    child.children[0], "executable content on a history's default " "transition"
+                )
+            targets = child.attrib.get("target", "").split()
+            if targets:
+                item["to"] = targets[0] if len(targets) == 1 else targets
+                self.place((*path, "to"), child, "target")
+        return item
+
+    def initial(
+        self, element: Element, item: dict[str, Any], path: PathKey, parent: Element
+    ) -> None:
+        transitions = [c for c in element.children if c.tag == "transition"]
+        if "initial" in parent.attrib:
+            self.refuse(element, "both an `initial` attribute and an <initial> element")
+            return
+        if len(transitions) != 1 or len(element.children) != 1:
+            self.refuse(element, "an <initial> that is not one <transition>")
+            return
+        (transition,) = transitions
+        self.check_attributes(transition)
+        if transition.children:
+            self.refuse(transition.children[0], "executable content on an <initial> transition")
+            return
+        targets = transition.attrib.get("target", "").split()
+        if len(targets) != 1:
+            self.refuse(
+                transition, "an <initial> transition without exactly one target", attr="target"
+            )
+            return
+        item["initial"] = targets[0]
+        self.place((*path, "initial"), transition, "target")
+
+    # -- transitions
+
+    def transition(self, element: Element, source: str) -> None:
+        targets = element.attrib.get("target", "").split()
+        if not targets:
+            self.refuse(
+                element,
+                "a transition without a target (smc transitions always name one)",
+                "give it a target; a targetless transition runs its content without "
+                "leaving the state, which smc's language cannot say yet",
+            )
+            return
+        cond = element.attrib.get("cond")
+        kind = element.attrib.get("type", "external")
+        if kind not in ("external", "internal"):
+            self.refuse(element, f"transition type {kind!r}", attr="type")
+            return
+        path_probe: PathKey = ("transitions", len(self.transitions), "actions")
+        actions = self.content(element.children, path_probe, 0, transition=True)
+        if actions is None:
+            return
+        if "event" in element.attrib:
+            events: list[str | None] = list(self.expand(element.attrib["event"]))
+        else:
+            events = [None]
+        for event in events:
+            transition: dict[str, Any] = {"from": source, "to": targets[0]}
+            if len(targets) > 1:
+                transition["to"] = list(targets)
+            if event is not None:
+                transition["event"] = event
+            if cond is not None:
+                try:
+                    transition["when"] = translate(cond, self.data_ids, event)
+                except _Refused as refused:
+                    self.refuse(element, str(refused), attr="cond")
+                    return
+            if kind == "internal":
+                transition["type"] = "internal"
+            if self.dead(transition):
+                continue
+            if actions:
+                index = len(self.transitions)
+                transition["actions"] = actions
+                # positions of the actions, as placed under the first expansion
+                for key, mark in list(self.doc.values.items()):
+                    if key[:3] == path_probe and index != path_probe[1]:
+                        self.doc.values[("transitions", index, *key[2:])] = mark
+                        self.doc.keys[("transitions", index, *key[2:])] = mark
+            self.transitions.append(transition)
+            self.transition_elements.append(element)
+
+    def dead(self, transition: dict[str, Any]) -> bool:
+        """Whether an earlier transition from the same source on the same event is always
+        taken first (no condition, or the same one)."""
+        for earlier in self.transitions:
+            same = earlier["from"] == transition["from"]
+            if (
+                same
+                and earlier.get("event") == transition.get("event")
+                and ("when" not in earlier or earlier.get("when") == transition.get("when"))
+            ):
+                return True
+        return False
+
+    def place_transition(self, index: int, element: Element, transition: dict[str, Any]) -> None:
+        path: PathKey = ("transitions", index)
+        self.place(path, element)
+        self.place((*path, "from"), element)
+        self.place((*path, "to"), element, "target")
+        if isinstance(transition["to"], list):
+            for i in range(len(transition["to"])):
+                self.place((*path, "to", i), element, "target")
+        self.place((*path, "event"), element, "event")
+        if "when" in transition:
+            self.place((*path, "when"), element, "cond")
+        self.place((*path, "type"), element, "type")
+
+    # -- executable content
+
+    def content(
+        self, elements: list[Element], path: PathKey, start: int, *, transition: bool = False
+    ) -> list[Any]:
+        """The actions for ``elements`` (under ``path``, numbered from ``start``); refused
+        ones are reported and left out (the document then fails to import anyway)."""
+        actions: list[Any] = []
+        for element in elements:
+            if not self.check_attributes(element):
+                continue
+            if element.tag not in _EXECUTABLE:
+                self.refuse(element, f"<{element.tag}> as executable content")
+                continue
+            where: PathKey = (*path, start + len(actions))
+            action = self.action(element, where)
+            if action is None:
+                continue
+            if transition and action["type"] not in TRANSITION_ACTIONS:
+                self.refuse(
+                    element,
+                    f"<{element.tag}> on a transition (smc runs only `assign` when a "
+                    "transition is taken)",
+                    "move it into the target state's <onentry>, or the source's <onexit>, "
+                    "where that means the same",
+                )
+                continue
+            actions.append(action)
+        return actions
+
+    def expression(self, element: Element, attr: str, path: PathKey) -> str | None:
+        text = element.attrib.get(attr)
+        if text is None:
+            self.refuse(element, f"<{element.tag}> without `{attr}`")
+            return None
+        try:
+            value = translate(text, self.data_ids)
+        except _Refused as refused:
+            self.refuse(element, str(refused), attr=attr)
+            return None
+        self.place(path, element, attr)
+        return value
+
+    def action(self, element: Element, path: PathKey) -> dict[str, Any] | None:
+        tag = element.attrib
+        self.place(path, element)
+        self.place((*path, "type"), element)
+        if element.tag == "raise":
+            if not tag.get("event"):
+                self.refuse(element, "<raise> without `event`")
+                return None
+            self.place((*path, "event"), element, "event")
+            return {"type": "raise", "event": tag["event"].strip()}
+        if element.tag == "log":
+            action: dict[str, Any] = {"type": "log", "label": tag.get("label", "")}
+            self.place((*path, "label"), element, "label")
+            if "expr" in tag:
+                expr = self.expression(element, "expr", (*path, "expr"))
+                if expr is None:
+                    return None
+                action["expr"] = expr
+            return action
+        if element.tag == "assign":
+            location = tag.get("location", "").strip()
+            if element.children or element.text.strip():
+                self.refuse(element, "<assign> with inline content (write `expr`)")
+                return None
+            if not re.fullmatch(r"[A-Za-z_]\w*", location):
+                self.refuse(
+                    element,
+                    f"assigning to {location!r} (only a <data> id can be a location)",
+                    attr="location",
+                )
+                return None
+            expr = self.expression(element, "expr", (*path, "expr"))
+            if expr is None:
+                return None
+            self.place((*path, "location"), element, "location")
+            return {"type": "assign", "location": location, "expr": expr}
+        if element.tag == "if":
+            return self.if_block(element, path)
+        return self.send(element, path)
+
+    def if_block(self, element: Element, path: PathKey) -> dict[str, Any] | None:
+        when = self.expression(element, "cond", (*path, "when"))
+        if when is None:
+            return None
+        block: dict[str, Any] = {"type": "if", "when": when, "then": []}
+        branch: list[Any] = block["then"]
+        branch_path: PathKey = (*path, "then")
+        for child in element.children:
+            if child.tag == "elseif":
+                self.check_attributes(child)
+                elifs = block.setdefault("elif", [])
+                if "else" in block:
+                    self.refuse(child, "<elseif> after <else>")
+                    return None
+                here: PathKey = (*path, "elif", len(elifs))
+                cond = self.expression(child, "cond", (*here, "when"))
+                if cond is None:
+                    return None
+                entry: dict[str, Any] = {"when": cond, "then": []}
+                elifs.append(entry)
+                self.place(here, child)
+                branch, branch_path = entry["then"], (*here, "then")
+            elif child.tag == "else":
+                self.check_attributes(child)
+                if "else" in block:
+                    self.refuse(child, "a second <else>")
+                    return None
+                block["else"] = []
+                self.place((*path, "else"), child)
+                branch, branch_path = block["else"], (*path, "else")
+            else:
+                branch.extend(self.content([child], branch_path, len(branch)))
+        return block
+
+    def send(self, element: Element, path: PathKey) -> dict[str, Any] | None:
+        tag = dict(element.attrib)
+        for attr in ("eventexpr", "targetexpr", "typeexpr", "delayexpr"):
+            # a string literal is the attribute it computes (``delayexpr="'1s'"``)
+            if attr in tag and attr[:-4] not in tag:
+                try:
+                    value = literal_value(tag[attr], self.data_ids)
+                except _Refused:
+                    value = None
+                if isinstance(value, str):
+                    tag[attr[:-4]] = value
+                    element.attr_pos.setdefault(attr[:-4], element.attr_pos.get(attr, (0, 0)))
+                    del tag[attr]
+        for attr in ("eventexpr", "targetexpr", "typeexpr", "delayexpr", "idlocation", "namelist"):
+            if attr in tag:
+                self.refuse(element, f"<send {attr}>", attr=attr)
+                return None
+        for child in element.children:
+            self.check_attributes(child)
+            if child.tag not in UNSUPPORTED:
+                self.refuse(child, f"<{child.tag}> inside <send>")
+            return None
+        if tag.get("type", _SCXML_PROCESSOR) != _SCXML_PROCESSOR:
+            self.refuse(
+                element,
+                f"<send type={tag['type']!r}> (only the SCXML event "
+                "processor, to the machine itself)",
+                attr="type",
+            )
+            return None
+        target = tag.get("target", "").strip()
+        if target not in _SELF_TARGETS:
+            self.refuse(
+                element, f"a <send> to {target!r} (only to the machine itself)", attr="target"
+            )
+            return None
+        event = tag.get("event", "").strip()
+        if not event:
+            self.refuse(element, "<send> without `event`")
+            return None
+        self.place((*path, "event"), element, "event")
+        delay = 0.0
+        if "delay" in tag:
+            match = _DELAY.match(tag["delay"])
+            if match is None:
+                self.refuse(
+                    element, f"the delay {tag['delay']!r} (write `Ns` or `Nms`)", attr="delay"
+                )
+                return None
+            delay = float(match.group(1)) / (1000 if match.group(2) == "ms" else 1)
+            self.place((*path, "delay"), element, "delay")
+        if target == "#_internal":
+            if delay:
+                self.refuse(element, "a delayed <send> to #_internal", attr="delay")
+                return None
+            return {"type": "raise", "event": event}
+        action: dict[str, Any] = {"type": "send", "event": event}
+        if delay:
+            action["delay"] = int(delay) if delay == int(delay) else delay
+        return action
+
+
+# ---- entry points --------------------------------------------------------------------
+
+
+def load_scxml_text(path: str, raw: bytes) -> tuple[LoadedDocument | None, list[Diagnostic]]:
+    """An SCXML document as the loaded machine document (positions in the SCXML text), with
+    the import's diagnostics; ``None`` when it cannot be used at all (malformed, or a
+    feature smc does not support: SMC100, SMC101)."""
+    text = raw.decode("utf-8", "replace").removeprefix("\ufeff")
+    try:
+        root = parse_scxml(raw)
+    except ScxmlSyntaxError as error:
+        return None, [Diagnostic(path, error.line, error.col, "SMC100", error.message, error.hint)]
+    importer = Importer(path, text, root)
+    doc = importer.run()
+    problems = importer.problems
+    if any(d.is_error for d in problems) or doc.data is None:
+        return None, problems
+    return doc, problems
+
+
+def load_scxml_file(path: str) -> tuple[LoadedDocument | None, list[Diagnostic]]:
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as error:
+        return None, [
+            Diagnostic(path, 1, 1, "SMC007", f"cannot read the file: {error.strerror}", "")
+        ]
+    return load_scxml_text(path, raw)
+
+
+def is_scxml(path: str) -> bool:
+    return path.lower().endswith(SCXML_SUFFIX)
+
+
+def to_yaml(data: dict[str, Any]) -> str:
+    """The imported machine as YAML text (deterministic: keys in the import's order)."""
+    return yaml.safe_dump(
+        data, sort_keys=False, allow_unicode=True, default_flow_style=False, width=100
+    )
+
+
+__all__ = [
+    "SCXML_SUFFIX",
+    "Element",
+    "ScxmlSyntaxError",
+    "is_scxml",
+    "load_scxml_file",
+    "load_scxml_text",
+    "parse_scxml",
+    "to_yaml",
+    "translate",
+]

@@ -1,0 +1,213 @@
+"""``smc import`` and ``.scxml`` files given to ``smc check``/``smc build`` (issue 14): what
+maps, what is refused at its element, malformed documents, determinism; and the fuzz: any
+text in ``cond``/``expr``/``location`` and any element or attribute name, through the import,
+the checker and the build, never a traceback and nothing in the text ever runs."""
+
+from __future__ import annotations
+
+import ast
+import tempfile
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from smc.compiler import codegen
+from smc.compiler.check import check_files
+from smc.compiler.loader.scxml import load_scxml_text, to_yaml
+from tests.support.cli import run_smc
+
+NS = "http://www.w3.org/2005/07/scxml"
+
+DOC = f"""<?xml version="1.0"?>
+<scxml xmlns="{NS}" initial="s0" datamodel="python" name="demo">
+  <datamodel><data id="n" expr="0"/><data id="label" expr="'x'"/></datamodel>
+  <state id="s0">
+    <onentry>
+      <assign location="n" expr="n + 1"/>
+      <raise event="go.fast"/>
+    </onentry>
+    <transition event="go" cond="n == 1 and _event.name == 'go.fast'" target="s1"/>
+    <transition event="*" target="fail"/>
+  </state>
+  <state id="s1">
+    <onentry><send event="tick" delay="500ms"/></onentry>
+    <transition event="tick" target="pass"/>
+  </state>
+  <final id="pass"><onentry><log label="Outcome" expr="'pass'"/></onentry></final>
+  <final id="fail"/>
+</scxml>
+"""
+
+
+def _import(text: str, path: str = "m.scxml") -> tuple[object, list[str]]:
+    doc, problems = load_scxml_text(path, text.encode("utf-8"))
+    return (doc.data if doc else None), [f"{d.line}:{d.col}:{d.code}:{d.message}" for d in problems]
+
+
+def test_the_core_maps_onto_the_language() -> None:
+    data, problems = _import(DOC)
+    assert problems == []
+    assert isinstance(data, dict)
+    assert data["initial_state"] == "s0"
+    assert data["context"] == {
+        "n": {"type": "integer", "default": 0},
+        "label": {"type": "string", "default": "x"},
+    }
+    first = data["states"][0]
+    assert first["on_entry"] == [
+        {"type": "assign", "location": "n", "expr": "n + 1"},
+        {"type": "raise", "event": "go.fast"},
+    ]
+    # prefix match expanded: `go` matches `go.fast`; `_event.name` is that event's name
+    transitions = [t for t in data["transitions"] if t["from"] == "s0"]
+    assert transitions[0] == {
+        "from": "s0",
+        "to": "s1",
+        "event": "go.fast",
+        "when": "n == 1 and 'go.fast' == 'go.fast'",
+    }
+    # the document's events in order: `go.fast` (raised), `go` (a transition names it), ...
+    assert transitions[1]["event"] == "go"
+    assert transitions[1]["when"] == "n == 1 and 'go' == 'go.fast'"
+    # `*`: every event of the document, those taken first with a cond included
+    assert [t["event"] for t in transitions[2:]] == [
+        "go.fast",
+        "go",
+        "tick",
+        "error.execution",
+        "error.communication",
+    ]
+    assert data["states"][1]["on_entry"] == [{"type": "send", "event": "tick", "delay": 0.5}]
+
+
+def test_yaml_is_deterministic_and_loads_back() -> None:
+    first, _ = _import(DOC)
+    second, _ = _import(DOC)
+    assert isinstance(first, dict)
+    assert to_yaml(first) == to_yaml(second)  # type: ignore[arg-type]
+    assert yaml.safe_load(to_yaml(first)) == first
+
+
+def test_unsupported_features_are_refused_at_their_element() -> None:
+    text = f"""<scxml xmlns="{NS}">
+  <state id="a">
+    <invoke type="scxml" src="x.scxml"/>
+    <onentry><script>import os</script><send event="e" target="#_parent"/></onentry>
+    <transition event="e"><raise event="f"/></transition>
+  </state>
+</scxml>"""
+    data, problems = _import(text)
+    assert data is None
+    assert any(p.startswith("3:5:SMC101") and "<invoke>" in p for p in problems)
+    assert any(p.startswith("4:14:SMC101") and "<script>" in p for p in problems)
+    assert any(p.startswith("4:63:SMC101") and "'#_parent'" in p for p in problems)
+    assert any(p.startswith("5:5:SMC101") and "without a target" in p for p in problems)
+
+
+def test_malformed_and_dtd_are_positioned() -> None:
+    _, problems = _import('<scxml xmlns="x">\n  <state id="a">\n</scxml>')
+    assert problems and problems[0].startswith("3:3:SMC100")
+    bomb = '<?xml version="1.0"?>\n<!DOCTYPE scxml [<!ENTITY a "aaaa">]>\n<scxml>&a;</scxml>'
+    _, problems = _import(bomb)
+    assert len(problems) == 1 and ":SMC100:" in problems[0] and "DOCTYPE" in problems[0]
+
+
+def test_an_expression_problem_points_into_the_scxml(tmp_path: Path) -> None:
+    path = tmp_path / "m.scxml"
+    path.write_text(DOC.replace("n == 1 and", "m == 1 and"), encoding="utf-8")
+    result = check_files([str(path)])
+    (error,) = result.errors
+    assert error.code == "SMC091"
+    line = DOC.splitlines().index(next(x for x in DOC.splitlines() if "cond=" in x))  # 0-based
+    assert error.line == line + 1
+
+
+def test_cli_import_check_build(tmp_path: Path) -> None:
+    (tmp_path / "m.scxml").write_text(DOC, encoding="utf-8")
+    done = run_smc("import", "m.scxml", "-o", "m.yaml", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    again = run_smc("import", "m.scxml", cwd=tmp_path)
+    assert again.stdout == (tmp_path / "m.yaml").read_text(encoding="utf-8")
+    assert run_smc("check", "m.scxml", cwd=tmp_path).returncode == 0
+    built = run_smc("build", "m.scxml", "-o", "out", "--no-diagrams", cwd=tmp_path)
+    assert built.returncode == 0, built.stderr
+    assert (
+        "class Demo" in (tmp_path / "out" / "m.py").read_text(encoding="utf-8")
+        or (tmp_path / "out" / "m.py").is_file()
+    )
+    (tmp_path / "bad.scxml").write_text("<scxml><state", encoding="utf-8")
+    bad = run_smc("import", "bad.scxml", cwd=tmp_path)
+    assert bad.returncode == 2 and "bad.scxml:1:" in bad.stderr and "SMC100" in bad.stderr
+    assert "Traceback" not in bad.stderr
+    (tmp_path / "inv.scxml").write_text(
+        f'<scxml xmlns="{NS}"><state id="a"><invoke/></state></scxml>', encoding="utf-8"
+    )
+    refused = run_smc("import", "inv.scxml", cwd=tmp_path)
+    assert refused.returncode == 1 and "<invoke>" in refused.stderr
+    assert not (tmp_path / "inv.yaml").exists()
+
+
+# ---- the fuzz -------------------------------------------------------------------------
+
+MARKER = Path(tempfile.mkdtemp(prefix="smc-scxml-fuzz-")) / "ran"
+ESCAPES = [
+    f"__import__('os').system('touch {MARKER}')",
+    f"open('{MARKER}', 'w')",
+    f"exec(\"open('{MARKER}', 'w')\")",
+    f"(lambda: open('{MARKER}', 'w'))()",
+    f"_event.__class__.__init__.__globals__['os'].system('touch {MARKER}')",
+    f"In('a') or open('{MARKER}', 'w')",
+    "n + 1",
+    "n == 1",
+    "true",
+    "_event.name == 'go'",
+]
+texts = st.one_of(st.sampled_from(ESCAPES), st.text(max_size=40))
+names = st.one_of(
+    st.sampled_from(["state", "transition", "assign", "if", "send", "foo", "data", "n", "a"]),
+    st.from_regex(r"[A-Za-z_][A-Za-z0-9_.\-]{0,8}", fullmatch=True),
+)
+_FORBIDDEN_CALLS = {"__import__", "open", "exec", "eval", "system", "compile", "getattr"}
+
+
+@st.composite
+def documents(draw: st.DrawFn) -> str:
+    root = ET.Element("scxml", {"xmlns": NS, "datamodel": "python"})
+    model = ET.SubElement(root, "datamodel")
+    ET.SubElement(model, "data", {"id": "n", "expr": draw(st.sampled_from(["0", "1", "'x'"]))})
+    state = ET.SubElement(root, "state", {"id": "a"})
+    entry = ET.SubElement(state, "onentry")
+    ET.SubElement(entry, "assign", {"location": draw(texts), "expr": draw(texts)})
+    ET.SubElement(entry, "log", {"label": "l", "expr": draw(texts)})
+    odd = ET.SubElement(entry if draw(st.booleans()) else state, draw(names))
+    odd.set(draw(names), draw(texts))
+    ET.SubElement(state, "transition", {"event": "go", "cond": draw(texts), "target": "b"})
+    ET.SubElement(root, "final", {"id": "b"})
+    return ET.tostring(root, encoding="unicode")
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(document=documents())
+def test_fuzz_never_a_traceback_and_nothing_runs(document: str, tmp_path: Path) -> None:
+    path = tmp_path / "f.scxml"
+    path.write_text(document, encoding="utf-8")
+    result = check_files([str(path)])  # any exception fails the test
+    for diagnostic in result.diagnostics:
+        assert diagnostic.path == str(path)
+        assert diagnostic.line >= 1 and diagnostic.col >= 1
+    if not result.errors and result.machines:
+        (machine,) = result.machines
+        source = codegen.generate_machine(machine, "f.scxml")
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.Call):
+                func = node.func
+                name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", "")
+                assert name not in _FORBIDDEN_CALLS, ast.unparse(node)
+        namespace: dict[str, object] = {"__name__": "fuzzed_scxml"}
+        exec(compile(source, "fuzzed.py", "exec"), namespace)  # the generated module only
+    assert not MARKER.exists()

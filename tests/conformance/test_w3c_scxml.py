@@ -1,0 +1,165 @@
+"""The W3C SCXML 1.0 conformance tests (python datamodel), run through smc: each ``.scxml`` is
+imported (``smc.compiler.loader.scxml``), checked, compiled into its class in a temporary
+directory and driven to the end (``tests/support/w3c.py``); it passes iff the machine ends
+in ``pass``. The tests are read from ``$SMC_W3C_DIR`` (default: ``../shared/conformance/
+w3c-scxml`` beside the repository), never copied here.
+
+- ``CORE.txt`` (101 tests, the statechart core): each must pass. Those that do not yet are
+  listed in ``XFAIL`` with the feature they need, as strict expected failures, so a test that
+  starts to pass forces the list to be updated. A test that cannot be imported or built fails
+  with the diagnostics, so it is visible why.
+- ``BEYOND-CORE.txt`` (59 tests using ``<invoke>``, ``<foreach>``, ``<param>``, ...): each
+  either passes or is refused with a diagnostic naming a feature the test uses.
+
+``benchmarks/conformance_report.py`` prints the table (docs/conformance.md).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.support.w3c import listed_tests, run_test, w3c_dir
+
+#: What the core tests that fail need: the feature, and whose work it is.
+FEATURES: dict[str, str] = {
+    "transition-content": "raise/send/log/if on a transition (language: only assign runs there)",
+    "targetless": "targetless transitions (language: every transition names a target)",
+    "send-target": "<send> to another target (external I/O processors)",
+    "multi-initial": "several initial states, in parallel regions (language: one `initial`)",
+    "initial-content": "executable content on an <initial>/history default transition",
+    "initial-history": "an <initial> transition to a history state",
+    "late-binding": 'binding="late" (data initialised on first entry)',
+    "system-variables": "system variables (_sessionid, _name, _ioprocessors)",
+    "event-fields": "_event fields in actions or beyond name (data, type, sendid, origin)",
+    "send-expr": "computed <send> attributes (eventexpr, targetexpr, idlocation, namelist)",
+    "error-execution": "error.execution raised at run time (smc refuses the error statically)",
+    "data-expr": "<data> from a computed expression, inline content or src",
+}
+
+#: Core tests that do not pass yet, with the features they need (docs/conformance.md).
+XFAIL: dict[str, tuple[str, ...]] = {
+    "test159": ("send-target",),
+    "test172": ("send-expr",),
+    "test173": ("send-expr",),
+    "test174": ("send-expr",),
+    "test175": ("send-expr",),
+    "test183": ("send-expr",),
+    "test190": ("send-expr", "data-expr"),
+    "test194": ("send-target",),
+    "test198": ("event-fields",),
+    "test199": ("error-execution",),
+    "test277": ("data-expr",),
+    "test280": ("late-binding", "data-expr"),
+    "test286": ("error-execution",),
+    "test309": ("error-execution",),
+    "test311": ("error-execution",),
+    "test312": ("error-execution",),
+    "test318": ("event-fields",),
+    "test319": ("event-fields",),
+    "test321": ("data-expr",),
+    "test322": ("system-variables", "data-expr"),
+    "test323": ("data-expr",),
+    "test324": ("system-variables",),
+    "test325": ("data-expr",),
+    "test326": ("system-variables", "data-expr"),
+    "test329": ("system-variables", "event-fields"),
+    "test330": ("event-fields",),
+    "test331": ("event-fields",),
+    "test332": ("event-fields", "send-expr"),
+    "test333": ("event-fields",),
+    "test335": ("event-fields",),
+    "test336": ("event-fields", "send-expr"),
+    "test337": ("event-fields",),
+    "test339": ("event-fields",),
+    "test342": ("event-fields", "send-expr"),
+    "test344": ("error-execution",),
+    "test346": ("targetless",),
+    "test349": ("event-fields", "send-expr", "error-execution"),
+    "test350": ("send-expr", "error-execution", "data-expr"),
+    "test351": ("event-fields",),
+    "test352": ("event-fields",),
+    "test364": ("multi-initial",),
+    "test376": ("send-target",),
+    "test378": ("send-target",),
+    "test388": ("transition-content",),
+    "test401": ("error-execution",),
+    "test402": ("transition-content",),
+    "test403b": ("targetless",),
+    "test403c": ("transition-content", "targetless"),
+    "test404": ("transition-content",),
+    "test405": ("transition-content",),
+    "test406": ("transition-content",),
+    "test412": ("initial-content",),
+    "test413": ("multi-initial",),
+    "test487": ("data-expr",),
+    "test496": ("send-target",),
+    "test500": ("data-expr",),
+    "test501": ("send-expr", "data-expr"),
+    "test503": ("targetless",),
+    "test521": ("send-target",),
+    "test551": ("data-expr",),
+    "test552": ("data-expr",),
+    "test553": ("send-expr",),
+    "test576": ("multi-initial",),
+    "test579": ("initial-content",),
+    "test580": ("initial-history",),
+}
+
+CORE = listed_tests("CORE.txt")
+BEYOND = listed_tests("BEYOND-CORE.txt")
+
+pytestmark = pytest.mark.skipif(
+    not (w3c_dir() / "CORE.txt").is_file(),
+    reason=f"the W3C SCXML tests are not at {w3c_dir()} (set SMC_W3C_DIR)",
+)
+
+
+def _core_params() -> list[object]:
+    params: list[object] = []
+    for test, _ in CORE:
+        marks = []
+        if test in XFAIL:
+            reason = "; ".join(FEATURES[f] for f in XFAIL[test])
+            marks.append(pytest.mark.xfail(strict=True, reason=reason))
+        params.append(pytest.param(test, id=test, marks=marks))
+    return params
+
+
+def test_the_lists_are_there() -> None:
+    assert len(CORE) == 101
+    assert len(BEYOND) == 59
+    assert set(XFAIL) <= {test for test, _ in CORE}
+    assert {f for needs in XFAIL.values() for f in needs} <= set(FEATURES)
+
+
+@pytest.mark.parametrize("test", _core_params())
+def test_core(test: str, tmp_path: Path) -> None:
+    outcome = run_test(test, tmp_path)
+    assert outcome.result == "pass", f"{test}: {outcome.result}\n{outcome.detail}"
+
+
+#: What each feature BEYOND-CORE.txt lists is called in the import's diagnostics.
+FEATURE_WORDS = {
+    "foreach": "<foreach>",
+    "param": "<param>",
+    "content": "<content>",
+    "invoke": "<invoke>",
+    "cancel": "<cancel>",
+    "donedata": "<donedata>",
+    "script": "<script>",
+    "finalize": "<finalize>",
+}
+
+
+@pytest.mark.parametrize("test,uses", [pytest.param(t, u, id=t) for t, u in BEYOND])
+def test_beyond_core(test: str, uses: str, tmp_path: Path) -> None:
+    outcome = run_test(test, tmp_path)
+    if outcome.result == "pass":
+        return
+    features = uses.removeprefix("uses:").split()
+    assert outcome.result == "refused", f"{test}: {outcome.result}\n{outcome.detail}"
+    assert "error[SMC101]" in outcome.detail
+    named = [f for f in features if FEATURE_WORDS[f] in outcome.detail]
+    assert named, f"{test} uses {features}; the diagnostics name none:\n{outcome.detail}"
