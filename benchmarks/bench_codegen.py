@@ -805,6 +805,10 @@ def guard_section(out_dir: Path) -> None:
 
 
 def main() -> None:
+    if sys.argv[1:] == ["--guards"]:  # only the guarded section (quicker, for tuning)
+        with tempfile.TemporaryDirectory(prefix="smc-bench-codegen-") as tmp:
+            guard_section(Path(tmp))
+        return
     with tempfile.TemporaryDirectory(prefix="smc-bench-codegen-") as tmp:
         flat_section(Path(tmp))
         for chart in CHARTS:

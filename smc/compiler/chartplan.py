@@ -25,11 +25,17 @@ from smc.compiler import commands, names
 from smc.compiler.charts import BranchCond, machine_table, top_actions, written_transitions
 from smc.compiler.exprcheck import transition_scope
 from smc.compiler.expressions import (
+    Comparison,
     Const,
+    ContextField,
     Expression,
     InState,
+    Item,
+    Length,
     Names,
+    Root,
     Scope,
+    Unary,
     ValueType,
     parse_expression,
     parse_guard,
@@ -102,6 +108,9 @@ class CondPlan(NamedTuple):
     uses_context: bool
     #: whether it reads ``job`` (the class's ``job``: the claimed job's data).
     uses_job: bool = False
+    #: whether ``source`` is a bool already (a comparison, ``not``, ``In()``, a named
+    #: guard): the function returns it without ``bool()``, a call the hot path saves.
+    is_bool: bool = False
 
 
 class ActionPlan(NamedTuple):
@@ -450,17 +459,22 @@ class _ProgramCompiler:
                     parsed = replace(parsed, node=_in_states(parsed.node, active))
                 self.conds[key] = len(self.cond_plans)
                 self.cond_plans.append(
-                    CondPlan(to_python(parsed, self.names), bool(parsed.context_fields))
+                    CondPlan(
+                        to_python(parsed, self.names),
+                        bool(parsed.context_fields),
+                        parsed.uses_job,
+                        is_bool(parsed.node, scope),
+                    )
                 )
                 return self.conds[key]
             assert isinstance(cond, int)
             transition = self.by_index[cond]
             parts: list[str] = []
             uses_context = uses_job = False
+            bools: list[bool] = []
             if transition.when is not None:
-                expr = parse_guard(
-                    transition.when, scope=transition_scope(self.machine, transition)
-                )
+                scope = transition_scope(self.machine, transition)
+                expr = parse_guard(transition.when, scope=scope)
                 assert isinstance(expr, Expression), "checked without errors"
                 if active is not None:
                     expr = replace(expr, node=_in_states(expr.node, active))
@@ -468,12 +482,17 @@ class _ProgramCompiler:
                 uses_context = bool(expr.context_fields)
                 uses_job = expr.uses_job
                 parts.append(f"({source})" if transition.guard or transition.unless else source)
+                bools.append(is_bool(expr.node, scope))
             if transition.guard is not None:
                 parts.append(f"self.{names_identifier(transition.guard)}()")
+                bools.append(True)  # declared -> bool in the base
             if transition.unless is not None:
                 parts.append(f"not self.{names_identifier(transition.unless)}()")
+                bools.append(True)
+            # "a and b" is a or b, not a bool: only a single part may skip bool().
+            plain = len(parts) == 1 and bools[0]
             self.conds[key] = len(self.cond_plans)
-            self.cond_plans.append(CondPlan(" and ".join(parts), uses_context, uses_job))
+            self.cond_plans.append(CondPlan(" and ".join(parts), uses_context, uses_job, plain))
         return self.conds[key]
 
     def program(self, program: Program, step: int | None = None) -> CodeProgram:
@@ -523,6 +542,42 @@ class _ProgramCompiler:
             max_microsteps=table.max_microsteps,
             named_guards=tuple(guards),
         )
+
+
+_SCALARS = frozenset({"integer", "number", "string", "boolean", "null"})
+
+
+def is_bool(node: Any, scope: Scope) -> bool:
+    """Whether the code of ``node`` is a bool whatever the data, for the type checker too:
+    a comparison of typed values, a ``not``, ``In()`` or a boolean constant (``and``/``or``
+    return an operand; the payload, job data and untyped fields are ``Any`` to mypy)."""
+    if isinstance(node, InState):
+        return True
+    if isinstance(node, Unary) and node.op == "not":
+        return True
+    if isinstance(node, Const):
+        return isinstance(node.value, bool)
+    return isinstance(node, Comparison) and _typed(node, scope)
+
+
+def _typed(node: Any, scope: Scope) -> bool:
+    """Whether every value ``node`` reads has a static type (no payload, job data, part of
+    an object, or field of unknown type)."""
+    if isinstance(node, Root | Item):
+        return False
+    if isinstance(node, ContextField):
+        kinds = scope.context[node.name].kinds
+        return bool(kinds) and kinds <= _SCALARS
+    if isinstance(node, Length | InState | Const):
+        return True
+    if not is_dataclass(node) or isinstance(node, type):
+        return True
+    for item in fields(node):
+        value = getattr(node, item.name)
+        children = value if isinstance(value, tuple) else (value,)
+        if not all(_typed(child, scope) for child in children if is_dataclass(child)):
+            return False
+    return True
 
 
 def _in_states(node: Any, active: frozenset[str]) -> Any:
