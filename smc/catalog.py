@@ -19,6 +19,9 @@ from typing import Literal
 #: The suffixes of machine files: what the checker collects from a directory, and what
 #: ``smc run`` compiles before running (any other target is a generated class).
 YAML_SUFFIXES = (".yaml", ".yml")
+#: What ``smc run`` compiles before running: machine files, and SCXML documents (read by
+#: ``smc import``'s importer; a directory is searched for machine files only).
+COMPILED_SUFFIXES = (*YAML_SUFFIXES, ".scxml")
 
 #: Keys any action may carry besides its own parameters.
 COMMON_KEYS = frozenset({"type", "description", "params", "repeatable", "run_policy"})

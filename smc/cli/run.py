@@ -1,8 +1,9 @@
 """``smc run``: run one machine as a long-lived worker process.
 
-The target is a machine file (``*.yaml``/``*.yml``), compiled here — the CLI, not the runtime,
-uses the compiler — to a module cached by content hash, or an already generated class
-(``package.module:Class`` or ``path/to/module.py[:Class]``).
+The target is a machine file (``*.yaml``/``*.yml``) or an SCXML document (``*.scxml``),
+compiled here — the CLI, not the runtime, uses the compiler — to a module cached by content
+hash, or an already generated class (``package.module:Class`` or
+``path/to/module.py[:Class]``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from smc.catalog import YAML_SUFFIXES
+from smc.catalog import COMPILED_SUFFIXES, YAML_SUFFIXES
 from smc.cli.common import (
     EXIT_PROBLEMS,
     EXIT_USAGE,
@@ -42,7 +43,7 @@ def register(subparsers: Any) -> None:
     )
     run.add_argument(
         "target",
-        metavar="CONFIG.yaml|MODULE:Class",
+        metavar="CONFIG.yaml|CHART.scxml|MODULE:Class",
         help="a machine file, or a generated class (package.module:Class, path/to/module.py)",
     )
     run.add_argument("--machine-name", default=None, help="run under this name (templates)")
@@ -183,7 +184,7 @@ def run_command(args: argparse.Namespace) -> int:
     if os.path.isdir(target):
         raise UsageError(directory_target_message(target))
     try:
-        if target.endswith(YAML_SUFFIXES):
+        if target.endswith(COMPILED_SUFFIXES):
             config_path = os.path.abspath(target)
             machine_cls = load_machine_class(str(build_cached(target, actions_dirs)))
         else:

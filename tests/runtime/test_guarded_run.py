@@ -281,3 +281,37 @@ def test_smc_run_refuses_a_named_guard_nobody_wrote(runner: Runner) -> None:
 def _event_statuses(runner: Runner, machine: str) -> list[str]:
     with runner.store() as store:
         return [event.status for event in store.list_events(machine)]
+
+
+# --- an SCXML document under `smc run` --------------------------------------------------------
+
+PING_SCXML = """<scxml xmlns="http://www.w3.org/2005/07/scxml" initial="s0" version="1.0"
+    datamodel="python">
+  <datamodel><data id="n" expr="0"/></datamodel>
+  <state id="s0">
+    <onentry><raise event="go"/></onentry>
+    <transition event="go" target="s1"><assign location="n" expr="n + 1"/></transition>
+  </state>
+  <state id="s1">
+    <onentry><send event="tick" delay="0.1s"/></onentry>
+    <transition event="tick" cond="n == 1" target="pass"/>
+    <transition event="tick" target="fail"/>
+  </state>
+  <final id="pass"/>
+  <final id="fail"/>
+</scxml>
+"""
+
+
+def test_smc_run_runs_an_scxml_document_to_its_final_state(runner: Runner) -> None:
+    (runner.cwd / "ping.scxml").write_text(PING_SCXML, encoding="utf-8")
+    result = runner.run("run", "ping.scxml", "--log-dir", "logs", timeout=60)
+    # raise go (assign n = 1) -> s1, whose delayed send comes back after 0.1 s: the guard
+    # holds, the machine stops in the top-level final state pass.
+    assert "s1 --tick--> pass" in result.stderr
+    assert "reached final state pass" in result.stderr
+    status = runner.run("status").stdout
+    assert any(line.split()[:2] == ["ping", "pass"] for line in status.splitlines())
+    with runner.store() as store:
+        events = [(e.event_type, e.source, e.status) for e in store.list_events("ping")]
+    assert events == [("tick", "ping", "done")]
