@@ -292,7 +292,7 @@ def test_pure_actions_make_a_chart_and_log_message_stays_flat() -> None:
     )
     features = dict(chart.chart_features)
     assert {"log expressions", "sends", "if blocks"} <= set(features)
-    # the runtime does not run them yet: smc run, paths and export refuse the machine
+    # smc export does not write them yet: it refuses the machine (SMC094)
     assert {d.code for d in not_yet_compiled_data(chart)} == {"SMC094"}
     assert len(not_yet_compiled_data(chart)) == 3
 
