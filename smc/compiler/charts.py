@@ -120,7 +120,7 @@ def machine_chart(machine: Machine) -> Chart:
     transitions = [
         Transition(
             source=source,
-            targets=_deepest(machine, written.targets or (written.target,)),
+            targets=_targets(machine, written),
             event=written.event,
             type="internal" if written.internal else "external",
             order=order,
@@ -137,6 +137,14 @@ def machine_chart(machine: Machine) -> Chart:
         initial=(machine.initial_state,),
         name=machine.name,
     )
+
+
+def _targets(machine: Machine, written: ModelTransition) -> tuple[str, ...]:
+    """A chart transition's targets: none for a targetless one (its model ``target`` is its
+    source), else the innermost of those written."""
+    if written.targetless:
+        return ()
+    return _deepest(machine, written.targets or (written.target,))
 
 
 def written_transitions(machine: Machine) -> tuple[ModelTransition, ...]:

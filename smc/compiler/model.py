@@ -27,6 +27,9 @@ ASSIGN = "assign"
 IF = "if"
 #: Sends an event to the machine itself, after the macrostep (``event``, ``delay``, ``payload``).
 SEND = "send"
+#: Queues an internal event (``event``), resolved by the chart core; on a transition it runs
+#: when the transition is taken.
+RAISE = "raise"
 #: ``log``: with ``label``/``expr`` a pure action the generated class runs (``on_log``); with
 #: ``message`` the runtime's log action.
 LOG = "log"
@@ -262,6 +265,9 @@ class Transition:
     #: ``log`` with an expression); the others are design style: they run in the ``from``
     #: state, ``State.actions``.
     actions: tuple[Action, ...] = field(default=(), compare=False)
+    #: written without targets (``to: []``, or no ``to:`` with actions): taking it runs its
+    #: actions and exits and enters nothing. ``target`` is then the source (it stays there).
+    targetless: bool = False
 
     @property
     def wildcard(self) -> bool:
@@ -517,6 +523,8 @@ class Machine:
                 found.setdefault("internal transitions", transition.pos)
             if len(transition.targets) > 1:
                 found.setdefault("several targets", transition.pos)
+            if transition.targetless:
+                found.setdefault("targetless transitions", transition.pos)
             if transition.guarded:
                 # A flat machine's table keeps one transition per (state, event): a guarded
                 # one needs the chart core, which tries them in order.

@@ -16,7 +16,9 @@ expression checker like any ``when:``.
 What maps (docs/language.md, "SCXML import"):
 
 - ``<state>``, ``<parallel>``, ``<final>``, ``<history>``, ``<initial>``, ``initial=`` and
-  ``<transition event cond target type>`` onto smc's statechart items and transitions;
+  ``<transition event cond target type>`` onto smc's statechart items and transitions (one
+  without ``target`` onto a targetless transition; its content onto its ``actions:``, which
+  run when it is taken);
 - ``<datamodel><data id expr>`` onto ``context:`` fields typed from the literal (a field
   without ``expr`` is untyped, default null);
 - ``<raise>``, ``<log>``, ``<assign>``, ``<if>/<elseif>/<else>`` and ``<send event delay>``
@@ -36,8 +38,7 @@ in SCXML and is left out, as smc would refuse it (SMC012, SMC013).
 
 Everything else is an SMC101 error naming the feature, at its element: ``<invoke>``,
 ``<script>``, ``<foreach>``, ``<cancel>``, ``<donedata>``, ``<content>``, ``<param>``, a
-``<send>`` to another target or with computed attributes, a transition without a target,
-executable content other than ``assign`` on a transition, late binding, ``_event`` fields
+``<send>`` to another target or with computed attributes, late binding, ``_event`` fields
 other than ``name``, system variables. An attribute SCXML does not define is ignored with a
 warning (SMC102). Malformed XML is SMC100.
 """
@@ -66,8 +67,9 @@ MAX_ELEMENTS = 100_000
 
 #: Executable content smc runs when a transition is taken (the rest of a transition's
 #: ``actions:`` keep the design-style meaning, docs/language.md): anything else inside a
-#: ``<transition>`` is refused.
-TRANSITION_ACTIONS = frozenset({"assign"})
+#: ``<transition>`` is refused. All that the import maps: ``<raise>`` (and a ``<send>`` to
+#: ``#_internal``) as the chart core's raise, the others as the class's pure actions.
+TRANSITION_ACTIONS = frozenset({"assign", "raise", "send", "log", "if"})
 
 #: Events the SCXML processor itself raises, which a ``*`` descriptor also matches.
 PLATFORM_EVENTS = ("error.execution", "error.communication")
@@ -754,14 +756,6 @@ class Importer:
 
     def transition(self, element: Element, source: str) -> None:
         targets = element.attrib.get("target", "").split()
-        if not targets:
-            self.refuse(
-                element,
-                "a transition without a target (smc transitions always name one)",
-                "give it a target; a targetless transition runs its content without "
-                "leaving the state, which smc's language cannot say yet",
-            )
-            return
         cond = element.attrib.get("cond")
         kind = element.attrib.get("type", "external")
         if kind not in ("external", "internal"):
@@ -776,9 +770,13 @@ class Importer:
         else:
             events = [None]
         for event in events:
-            transition: dict[str, Any] = {"from": source, "to": targets[0]}
-            if len(targets) > 1:
+            transition: dict[str, Any] = {"from": source}
+            if len(targets) == 1:
+                transition["to"] = targets[0]
+            elif targets:
                 transition["to"] = list(targets)
+            elif not actions:
+                transition["to"] = []  # targetless: takes the event, runs nothing
             if event is not None:
                 transition["event"] = event
             if cond is not None:
@@ -787,7 +785,7 @@ class Importer:
                 except _Refused as refused:
                     self.refuse(element, str(refused), attr="cond")
                     return
-            if kind == "internal":
+            if kind == "internal" and targets:
                 transition["type"] = "internal"
             if self.dead(transition):
                 continue
@@ -820,7 +818,7 @@ class Importer:
         self.place(path, element)
         self.place((*path, "from"), element)
         self.place((*path, "to"), element, "target")
-        if isinstance(transition["to"], list):
+        if isinstance(transition.get("to"), list):
             for i in range(len(transition["to"])):
                 self.place((*path, "to", i), element, "target")
         self.place((*path, "event"), element, "event")
