@@ -90,12 +90,13 @@ def machine_chart(machine: Machine) -> Chart:
     def add(state: ModelState) -> None:
         kind = "final" if state.name in finals and state.kind == "atomic" else state.kind
         default = state.history_default
+        initials = _deepest(machine, state.initials)
         if state.kind == "history" and not default and state.parent is not None:
             # no ``to:``: the parent's initial child, or every region of a parallel parent
             # (docs/language.md, Statecharts)
             parent = machine.state(state.parent)
             if parent.initial is not None:
-                default = (parent.initial,)
+                default = _deepest(machine, parent.initials) or (parent.initial,)
             else:
                 default = tuple(c for c in parent.children if machine.state(c).kind != "history")
         states.append(
@@ -104,7 +105,8 @@ def machine_chart(machine: Machine) -> Chart:
                 kind=kind,
                 parent=state.parent,
                 children=state.children,
-                initial=state.initial,
+                initial=initials[0] if initials else state.initial,
+                initials=initials if len(initials) > 1 else (),
                 on_entry=tuple(core_action(action, machine) for action in state.on_entry),
                 on_exit=tuple(core_action(action, machine) for action in state.on_exit),
                 history_type=state.history,
@@ -134,7 +136,7 @@ def machine_chart(machine: Machine) -> Chart:
     return Chart(
         states=tuple(states),
         transitions=tuple(transitions),
-        initial=(machine.initial_state,),
+        initial=_deepest(machine, tuple(name for name, _ in machine.initial_targets)),
         name=machine.name,
     )
 

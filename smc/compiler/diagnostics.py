@@ -68,7 +68,7 @@ CODES: Mapping[str, tuple[Severity, str]] = {
         "error",
         "a compound or parallel state has no child states, or a state declared final has some",
     ),
-    "SMC071": ("error", "a compound state's `initial` is not one of its children"),
+    "SMC071": ("error", "a compound state's `initial` is not inside it"),
     "SMC072": (
         "error",
         "a history pseudo-state is misplaced: outside a compound state, with children or "

@@ -159,6 +159,10 @@ class State:
     initial: str | None = None
     #: where ``initial`` was written; None when it is the default.
     initial_pos: Position | None = None
+    #: every state ``initial:`` names when it is a list (``initial`` is the first): several
+    #: descendants in different regions of a parallel descendant; empty for one.
+    initials: tuple[str, ...] = ()
+    initials_pos: tuple[Position, ...] = ()
     #: a history pseudo-state's kind; None for a state.
     history: HistoryKind | None = None
     #: a history pseudo-state's default ``to:`` (entered when there is nothing to restore);
@@ -171,6 +175,14 @@ class State:
     def on_entry(self) -> tuple[Action, ...]:
         """The on-entry actions (the same as ``actions``)."""
         return self.actions
+
+    @property
+    def initial_targets(self) -> tuple[tuple[str, Position | None], ...]:
+        """A compound state's initial states with where each is written (none for a state
+        that is not compound, or one without children)."""
+        if self.initials:
+            return tuple(zip(self.initials, self.initials_pos, strict=True))
+        return () if self.initial is None else ((self.initial, self.initial_pos),)
 
     @property
     def is_atomic(self) -> bool:
@@ -343,8 +355,20 @@ class Machine:
     jobs: tuple[JobType, ...] = ()
     #: the whole validated document, for hashing and for reference.
     source_data: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    #: every state ``initial_state:`` names when it is a list (``initial_state`` is the
+    #: first): states of different regions of a parallel state, entered together on start;
+    #: empty for one.
+    initial_states: tuple[str, ...] = ()
+    initial_states_pos: tuple[Position, ...] = ()
 
     # ---- derived views ---------------------------------------------------------------
+
+    @property
+    def initial_targets(self) -> tuple[tuple[str, Position], ...]:
+        """The states the machine starts in, with where each is written."""
+        if self.initial_states:
+            return tuple(zip(self.initial_states, self.initial_states_pos, strict=True))
+        return ((self.initial_state, self.initial_pos),)
 
     @property
     def has_data(self) -> bool:
@@ -507,9 +531,13 @@ class Machine:
         """What makes this machine a statechart rather than a flat table, each with where
         it is first written (in document order): empty for a flat machine."""
         found: dict[str, Position] = {}
+        if self.initial_states:
+            found["several initial states"] = self.initial_pos
         for state in self.states:
             if state.kind in ("compound", "parallel", "history"):
                 found.setdefault(f"{state.kind} states", state.pos)
+            if state.initials:
+                found.setdefault("several initial states", state.initials_pos[0])
             if state.on_exit:
                 found.setdefault("on_exit", state.on_exit[0].pos)
             for action in nested_actions((*state.actions, *state.on_exit)):

@@ -330,12 +330,24 @@ class _Builder:
             for state_name, options in declared.items()
         )
 
+        written_initial = data["initial_state"]
+        initial_states = (
+            tuple(str(name) for name in written_initial)
+            if isinstance(written_initial, list)
+            else (str(written_initial),)
+        )
         return Machine(
             name=str(name),
             path=self.doc.path,
             style=self._style(raw_states, transition_actions),
-            initial_state=str(data["initial_state"]),
+            initial_state=initial_states[0],
             initial_pos=self.pos(("initial_state",)),
+            initial_states=initial_states if len(initial_states) > 1 else (),
+            initial_states_pos=(
+                tuple(self.pos(("initial_state", i)) for i in range(len(initial_states)))
+                if len(initial_states) > 1
+                else ()
+            ),
             states=states,
             events=self._events(transitions, states),
             transitions=tuple(transitions),
@@ -388,6 +400,8 @@ class _Builder:
             ),
             initial=tree.initial,
             initial_pos=tree.initial_pos,
+            initials=tree.initials,
+            initials_pos=tree.initials_pos,
             history=tree.history,
             history_default=tree.history_default,
             history_default_pos=tree.history_default_pos,

@@ -227,7 +227,7 @@ CASES = [
             "  - {from: c, to: b, event: back}\n"
         },
         {("m.yaml", 3, 24, "SMC071")},
-        ("initial state 'c' of 'p' is not its child", "children: a, b"),
+        ("initial state 'c' of 'p' is not inside it", "children: a, b"),
     ),
     Case(
         "SMC072-history-at-top-level",

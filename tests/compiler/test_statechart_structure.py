@@ -166,3 +166,119 @@ def test_the_import_writes_targetless_transitions() -> None:
     assert "to" not in t and t["actions"][0]["type"] == "assign"
     assert u == {"from": "a", "to": [], "event": "u"}  # a type on a targetless one is moot
     assert v["to"] == "a"
+
+
+# ---- several initial states -------------------------------------------------------------
+
+SEVERAL_INITIAL = """\
+initial_state: [x2, y2]
+states:
+  - name: top
+    parallel: true
+    states:
+      - {name: x, states: [x1, x2]}
+      - {name: y, states: [y1, y2]}
+  - name: c
+    initial: [q2, r2]
+    states:
+      - q0
+      - name: p
+        parallel: true
+        states:
+          - {name: q, states: [q1, q2]}
+          - {name: r, states: [r1, r2]}
+      - {name: deep, initial: d2, states: [d1, d2]}
+transitions:
+  - {from: x2, to: x1, event: go}
+  - {from: x1, to: c, event: go}
+  - {from: q2, to: q1, event: go}
+  - {from: q1, to: deep, event: go}
+  - {from: q0, to: top, event: back}
+  - {from: d2, to: d1, event: back}
+  - {from: d1, to: q0, event: back}
+  - {from: y1, to: y2, event: back}
+  - {from: r1, to: r2, event: back}
+"""
+
+
+def test_several_initial_states_are_in_the_model() -> None:
+    machine = checked(SEVERAL_INITIAL)
+    assert machine.initial_state == "x2" and machine.initial_states == ("x2", "y2")
+    assert [(p.line, p.col) for _, p in machine.initial_targets] == [(1, 17), (1, 21)]
+    c = machine.state("c")
+    assert c.initial == "q2" and c.initials == ("q2", "r2")
+    assert [(p.line, p.col) for _, p in c.initial_targets if p] == [(9, 15), (9, 19)]
+    assert "several initial states" in dict(machine.chart_features)
+
+
+def test_several_initial_states_are_entered_together(tmp_path: Path) -> None:
+    m = chart_class(compiled(SEVERAL_INITIAL, tmp_path))()
+    assert m.configuration == frozenset({"top", "x", "x2", "y", "y2"})
+    m.fire("go")
+    m.fire("go")  # into c: its initial states, not its first child q0
+    assert m.configuration == frozenset({"c", "p", "q", "q2", "r", "r2"})
+    m.fire("go")
+    m.fire("go")  # deep's initial is a child, as before
+    assert m.configuration == frozenset({"c", "deep", "d2"})
+
+
+def test_initial_states_that_cannot_be_active_together_are_refused() -> None:
+    text = SEVERAL_INITIAL.replace("initial: [q2, r2]", "initial: [q2, q1]").replace(
+        "initial_state: [x2, y2]", "initial_state: [x2, c]"
+    )
+    assert found(check(text)) == {(1, 21, "SMC073"), (9, 19, "SMC073")}
+
+
+def test_an_initial_outside_the_compound_is_refused_at_its_name() -> None:
+    text = SEVERAL_INITIAL.replace("initial: [q2, r2]", "initial: [q2, y2]")
+    assert found(check(text)) == {(9, 19, "SMC071")}
+
+
+def test_the_import_writes_several_initial_states() -> None:
+    data = imported(f"""<scxml xmlns="{NS}" initial="a1 b1">
+  <parallel id="p">
+    <state id="a"><state id="a0"/><state id="a1"/></state>
+    <state id="b"><state id="b0"/><state id="b1"/></state>
+  </parallel>
+  <state id="s" initial="u1 v1">
+    <parallel id="q">
+      <state id="u"><state id="u0"/><state id="u1"/></state>
+      <state id="v"><state id="v0"/><state id="v1"/></state>
+    </parallel>
+  </state>
+  <state id="t">
+    <initial><transition target="w"/></initial>
+    <state id="w0"/><state id="w"/>
+  </state>
+</scxml>""")
+    assert data["initial_state"] == ["a1", "b1"]
+    _, s, t = data["states"]
+    assert s["initial"] == ["u1", "v1"] and t["initial"] == "w"
+
+
+INITIAL_HISTORY = """\
+initial_state: c
+states:
+  - name: c
+    initial: h
+    states:
+      - {name: h, history: shallow, to: b}
+      - a
+      - b
+  - out
+transitions:
+  - {from: b, to: a, event: flip}
+  - {from: c, to: out, event: leave}
+  - {from: out, to: c, event: back}
+"""
+
+
+def test_an_initial_history_state_restores_and_defaults(tmp_path: Path) -> None:
+    machine = checked(INITIAL_HISTORY)
+    assert machine.state("c").initial == "h"
+    m = chart_class(compiled(INITIAL_HISTORY, tmp_path))()
+    assert m.configuration == frozenset({"c", "b"})  # nothing to restore: h's default
+    m.fire("flip")
+    m.fire("leave")
+    m.fire("back")  # entered by default: the history restores a
+    assert m.configuration == frozenset({"c", "a"})

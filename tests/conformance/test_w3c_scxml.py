@@ -25,9 +25,7 @@ from tests.support.w3c import listed_tests, run_test, w3c_dir
 #: What the core tests that fail need: the feature, and whose work it is.
 FEATURES: dict[str, str] = {
     "send-target": "<send> to another target (external I/O processors)",
-    "multi-initial": "several initial states, in parallel regions (language: one `initial`)",
     "initial-content": "executable content on an <initial>/history default transition",
-    "initial-history": "an <initial> transition to a history state",
     "late-binding": 'binding="late" (data initialised on first entry)',
     "system-variables": "system variables (_sessionid, _name, _ioprocessors)",
     "event-fields": "_event fields in actions or beyond name (data, type, sendid, origin)",
@@ -78,13 +76,11 @@ XFAIL: dict[str, tuple[str, ...]] = {
     "test350": ("send-expr", "error-execution", "data-expr"),
     "test351": ("event-fields",),
     "test352": ("event-fields",),
-    "test364": ("multi-initial",),
     "test376": ("send-target",),
     "test378": ("send-target",),
     "test401": ("error-execution",),
     "test402": ("error-execution",),
     "test412": ("initial-content",),
-    "test413": ("multi-initial",),
     "test487": ("data-expr",),
     "test496": ("send-target",),
     "test500": ("data-expr",),
@@ -93,9 +89,7 @@ XFAIL: dict[str, tuple[str, ...]] = {
     "test551": ("data-expr",),
     "test552": ("data-expr",),
     "test553": ("send-expr",),
-    "test576": ("multi-initial",),
     "test579": ("initial-content",),
-    "test580": ("initial-history",),
 }
 
 CORE = listed_tests("CORE.txt")

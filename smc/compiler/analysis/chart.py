@@ -87,14 +87,17 @@ def _initial(machine: Machine, state: State) -> Iterator[Diagnostic]:
             f"state {state.name!r} has an `initial` but no children to start in",
             "list its children under `states:`, or remove `initial`",
         )
-    elif state.initial not in state.children and state.children:  # none: SMC070 says so
-        where = "is not a state" if not machine.has_state(state.initial) else "is not its child"
-        yield diagnostic(
-            state.initial_pos,
-            "SMC071",
-            f"initial state {state.initial!r} of {state.name!r} {where}",
-            did_you_mean(state.initial, state.children) or "children: " + ", ".join(state.children),
-        )
+    elif state.children:  # none: SMC070 says so
+        for name, pos in state.initial_targets:
+            if machine.has_state(name) and state.name in machine.ancestors(name):
+                continue
+            where = "is not a state" if not machine.has_state(name) else "is not inside it"
+            yield diagnostic(
+                pos or state.initial_pos,
+                "SMC071",
+                f"initial state {name!r} of {state.name!r} {where}",
+                did_you_mean(name, state.children) or "children: " + ", ".join(state.children),
+            )
 
 
 def _final_with_children(machine: Machine, state: State) -> Diagnostic:
@@ -152,6 +155,15 @@ def check_targets(machine: Machine, _: Context) -> Iterator[Diagnostic]:
     together: any two are nested, or in different regions of a parallel state."""
     groups: list[tuple[tuple[str, Position], ...]] = [t.all_targets for t in machine.transitions]
     groups += [
+        tuple(  # those outside the compound are SMC071
+            (name, pos)
+            for name, pos in zip(s.initials, s.initials_pos, strict=True)
+            if machine.has_state(name) and s.name in machine.ancestors(name)
+        )
+        for s in machine.states
+    ]
+    groups.append(machine.initial_targets)
+    groups += [
         tuple(zip(s.history_default, s.history_default_pos, strict=True))
         for s in machine.states
         if len(s.history_default) > 1
@@ -205,8 +217,15 @@ class _Chart:
         if state.kind == "compound" and state.children:
             # A wrong `initial` (SMC071) is taken as the default, the first child, so its
             # mistake is not reported again as unreachable states.
-            initial = state.initial if state.initial in state.children else state.children[0]
-            found |= self.default_entry(str(initial), seen)
+            targets = tuple(
+                name
+                for name, _ in state.initial_targets
+                if self.machine.has_state(name) and name in self.machine.descendants(state.name)
+            )
+            if targets:
+                found |= self.entered_together(targets, state.name, seen)
+            else:
+                found |= self.default_entry(state.children[0], seen)
         elif state.kind == "parallel":
             for child in state.children:
                 found |= self.default_entry(child, seen)
@@ -235,6 +254,31 @@ class _Chart:
                         found |= self.default_entry(region)
             path.add(ancestor)
         return found
+
+    def entered_together(
+        self, targets: tuple[str, ...], within: str | None, seen: frozenset[str] = frozenset()
+    ) -> frozenset[str]:
+        """The states entered below ``within`` (None: the top) when ``targets`` are entered
+        at once (several initial states): each one's default entry, the states between them
+        and ``within``, and the default entry of the regions of a parallel one of those that
+        hold no target."""
+        machine = self.machine
+        found: set[str] = set()
+        path: set[str] = set(targets)
+        for target in targets:
+            found |= self.default_entry(target, seen)
+            for ancestor in machine.ancestors(target):
+                if ancestor == within:
+                    break
+                path.add(ancestor)
+        for name in path - set(targets):
+            found.add(name)
+            state = machine.state(name)
+            if state.kind == "parallel":
+                for region in state.children:
+                    if region not in path:
+                        found |= self.default_entry(region, seen)
+        return frozenset(found)
 
     def leaves_entered(self, targets: tuple[str, ...]) -> set[str]:
         return {
@@ -278,7 +322,8 @@ def check_chart_reachability(machine: Machine, _: Context) -> Iterator[Diagnosti
             by_source.setdefault(t.source, []).append(t)
         else:  # an unknown source (SMC010) still leads to its targets
             enter(targets_of(t))
-    enter(chart.entered_by(machine.initial_state))
+    starts = tuple(name for name, _ in machine.initial_targets if machine.has_state(name))
+    enter(set(chart.entered_together(starts, None)))
     wildcards_taken = False
     while queue:
         name = queue.pop()

@@ -509,13 +509,11 @@ class Importer:
         self.collect_events()
         states = [s for s in root.children if s.tag in ("state", "parallel", "final")]
         initial = root.attrib.get("initial", "").split()
-        if len(initial) > 1:
-            self.refuse(
-                root, "several initial states (`initial` with more than one id)", attr="initial"
-            )
         if initial:
-            data["initial_state"] = initial[0]
+            data["initial_state"] = initial[0] if len(initial) == 1 else initial
             self.place(("initial_state",), root, "initial")
+            for i in range(len(initial) if len(initial) > 1 else 0):
+                self.place(("initial_state", i), root, "initial")
         elif states and "id" in states[0].attrib:
             data["initial_state"] = states[0].attrib["id"]
             self.place(("initial_state",), states[0])
@@ -657,13 +655,8 @@ class Importer:
         if element.tag == "parallel":
             item["parallel"] = True
         initial = element.attrib.get("initial", "").split()
-        if len(initial) > 1:
-            self.refuse(
-                element, "several initial states (`initial` with more than one id)", attr="initial"
-            )
-        elif initial:
-            item["initial"] = initial[0]
-            self.place((*path, "initial"), element, "initial")
+        if initial:
+            self.initial_targets(item, path, initial, element, "initial")
         children: list[Any] = []
         on_entry: list[Any] = []
         on_exit: list[Any] = []
@@ -744,13 +737,19 @@ class Importer:
             self.refuse(transition.children[0], "executable content on an <initial> transition")
             return
         targets = transition.attrib.get("target", "").split()
-        if len(targets) != 1:
-            self.refuse(
-                transition, "an <initial> transition without exactly one target", attr="target"
-            )
+        if not targets:
+            self.refuse(transition, "an <initial> transition without a target", attr="target")
             return
-        item["initial"] = targets[0]
-        self.place((*path, "initial"), transition, "target")
+        self.initial_targets(item, path, targets, transition, "target")
+
+    def initial_targets(
+        self, item: dict[str, Any], path: PathKey, targets: list[str], element: Element, attr: str
+    ) -> None:
+        """``initial:`` for a state item: one name, or a list for several."""
+        item["initial"] = targets[0] if len(targets) == 1 else list(targets)
+        self.place((*path, "initial"), element, attr)
+        for i in range(len(targets) if len(targets) > 1 else 0):
+            self.place((*path, "initial", i), element, attr)
 
     # -- transitions
 

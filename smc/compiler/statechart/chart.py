@@ -83,6 +83,16 @@ class State:
     on_exit: tuple[Action, ...] = ()
     history_type: HistoryType | None = None
     default: tuple[str, ...] = ()
+    #: a compound state's initial states when there are several (``initial`` is the first):
+    #: descendants in different regions of a parallel descendant; empty: ``(initial,)``.
+    initials: tuple[str, ...] = ()
+
+    @property
+    def initial_targets(self) -> tuple[str, ...]:
+        """What entering the state by default enters (a compound state's)."""
+        if self.initials:
+            return self.initials
+        return () if self.initial is None else (self.initial,)
 
 
 @dataclass(frozen=True)
@@ -290,14 +300,19 @@ def _check_tree(chart: Chart) -> None:
         if state.kind not in ("compound", "parallel") and state.children:
             raise ChartDefinitionError(f"{state.kind} state {state.name!r} cannot have children")
         if state.kind == "compound":
-            initial = state.initial
-            if initial is None or initial not in by_name:
-                raise ChartDefinitionError(f"initial {initial!r} of {state.name!r} is no state")
-            if not chart.is_descendant(initial, state.name):
-                raise ChartDefinitionError(f"initial {initial!r} is not inside {state.name!r}")
-            if by_name[initial].kind == "history":
-                raise ChartDefinitionError(f"initial of {state.name!r} is a history state")
-        elif state.initial is not None:
+            if state.initial is None or (state.initials and state.initials[0] != state.initial):
+                raise ChartDefinitionError(f"{state.name!r} needs an initial (the first)")
+            for initial in state.initial_targets:
+                if initial not in by_name:
+                    raise ChartDefinitionError(f"initial {initial!r} of {state.name!r} is no state")
+                if not chart.is_descendant(initial, state.name):
+                    raise ChartDefinitionError(f"initial {initial!r} is not inside {state.name!r}")
+                if by_name[initial].kind == "history" and by_name[initial].parent != state.name:
+                    raise ChartDefinitionError(
+                        f"initial {initial!r} of {state.name!r} is another state's history"
+                    )
+            _check_configuration(chart, state.initial_targets, f"initial of {state.name!r}")
+        elif state.initial is not None or state.initials:
             raise ChartDefinitionError(f"only a compound state has an initial: {state.name!r}")
         parent_kind = by_name[state.parent].kind if state.parent is not None else "root"
         if state.kind == "history":
@@ -403,9 +418,16 @@ def chart_from_dict(document: Mapping[str, object], name: str = "chart") -> Char
         else:
             kind = "compound" if children else "atomic"
         initial: str | None = None
+        initials: tuple[str, ...] = ()
         if kind == "compound":
             first = next((c for c in children if spec_kind(c) != "history"), None)
-            initial = _text(spec.get("initial", first), "initial")
+            written = spec.get("initial", first)
+            if isinstance(written, list | tuple) and len(written) > 1:
+                initials = tuple(_names(written))
+                written = initials[0]
+            elif isinstance(written, list | tuple):
+                written = _names(written)[0] if written else None
+            initial = _text(written, "initial")
         states[position] = State(
             name=state_name,
             kind=kind,
@@ -416,6 +438,7 @@ def chart_from_dict(document: Mapping[str, object], name: str = "chart") -> Char
             on_exit=tuple(_items(spec.get("on_exit"))),
             history_type=history if history in ("shallow", "deep") else None,
             default=tuple(_names(spec.get("to"))),
+            initials=initials,
         )
         for event, target in _mapping(spec.get("on", {})).items():
             spec_t = {"to": target} if isinstance(target, str | list) else dict(_mapping(target))

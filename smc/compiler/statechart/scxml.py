@@ -101,8 +101,11 @@ def _add_state(
         element.set("type", state.history_type)
         ET.SubElement(element, "transition", {"target": _ids(state.default)})
         return
-    if state.initial is not None:
-        element.set("initial", _id(state.initial))
+    if any(chart.state(name).kind == "history" for name in state.initial_targets):
+        initial = ET.SubElement(element, "initial")
+        ET.SubElement(initial, "transition", {"target": _ids(state.initial_targets)})
+    elif state.initial_targets:
+        element.set("initial", _ids(state.initial_targets))
     for kind, actions in (("entry", state.on_entry), ("exit", state.on_exit)):
         if actions:
             block = ET.SubElement(element, "on" + kind)

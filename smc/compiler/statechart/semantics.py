@@ -178,7 +178,7 @@ class Interpreter:
         self._initial: list[tuple[int, ...]] = [tuple(index[n] for n in chart.initial)]
         self._default: list[tuple[int, ...]] = [()]
         for s in chart.states:
-            self._initial.append((index[s.initial],) if s.initial else ())
+            self._initial.append(tuple(index[n] for n in s.initial_targets))
             self._default.append(tuple(index[n] for n in s.default))
         self._transitions_of: list[list[Transition]] = [[] for _ in names]
         for t in chart.transitions:
