@@ -109,6 +109,12 @@ def machine_chart(machine: Machine) -> Chart:
                 initials=initials if len(initials) > 1 else (),
                 on_entry=tuple(core_action(action, machine) for action in state.on_entry),
                 on_exit=tuple(core_action(action, machine) for action in state.on_exit),
+                initial_actions=tuple(
+                    core_action(action, machine) for action in state.initial_actions
+                ),
+                default_actions=tuple(
+                    core_action(action, machine) for action in state.default_actions
+                ),
                 history_type=state.history,
                 default=default,
             )
@@ -208,7 +214,7 @@ def _in_state_conds(machine: Machine) -> Specialize | None:
 def top_actions(machine: Machine) -> Iterator[tuple[Action, ModelTransition | None]]:
     """The actions of the states and the transitions' own, with their transition."""
     for state in machine.states:
-        for action in (*state.on_entry, *state.on_exit):
+        for action in state.written_actions:
             yield action, None
     for transition in machine.transitions:
         for action in transition.actions:

@@ -163,6 +163,11 @@ class State:
     #: descendants in different regions of a parallel descendant; empty for one.
     initials: tuple[str, ...] = ()
     initials_pos: tuple[Position, ...] = ()
+    #: a compound state's ``initial_actions:``: run when it is entered by default (its initial
+    #: transition's actions, SCXML's ``<initial><transition>`` content).
+    initial_actions: tuple[Action, ...] = ()
+    #: a history state's ``default_actions:``: run when its default is taken.
+    default_actions: tuple[Action, ...] = ()
     #: a history pseudo-state's kind; None for a state.
     history: HistoryKind | None = None
     #: a history pseudo-state's default ``to:`` (entered when there is nothing to restore);
@@ -175,6 +180,11 @@ class State:
     def on_entry(self) -> tuple[Action, ...]:
         """The on-entry actions (the same as ``actions``)."""
         return self.actions
+
+    @property
+    def written_actions(self) -> tuple[Action, ...]:
+        """Every action list of the state: on entry, on exit, initial, default."""
+        return (*self.actions, *self.on_exit, *self.initial_actions, *self.default_actions)
 
     @property
     def initial_targets(self) -> tuple[tuple[str, Position | None], ...]:
@@ -390,7 +400,7 @@ class Machine:
         found = [
             action
             for state in self.states
-            for action in nested_actions((*state.actions, *state.on_exit))
+            for action in nested_actions(state.written_actions)
             if action.type == ASSIGN
         ]
         found += [
@@ -408,7 +418,7 @@ class Machine:
         found: list[tuple[Action, Transition | None]] = [
             (action, None)
             for state in self.states
-            for action in nested_actions((*state.actions, *state.on_exit))
+            for action in nested_actions(state.written_actions)
             if action.pure
         ]
         found += [
@@ -540,7 +550,10 @@ class Machine:
                 found.setdefault("several initial states", state.initials_pos[0])
             if state.on_exit:
                 found.setdefault("on_exit", state.on_exit[0].pos)
-            for action in nested_actions((*state.actions, *state.on_exit)):
+            if state.initial_actions or state.default_actions:
+                first = (*state.initial_actions, *state.default_actions)[0]
+                found.setdefault("initial or default actions", first.pos)
+            for action in nested_actions(state.written_actions):
                 if action.type == "raise":
                     found.setdefault("raise", action.pos)
                 self._pure_feature(action, found)

@@ -402,9 +402,18 @@ class _Builder:
             initial_pos=tree.initial_pos,
             initials=tree.initials,
             initials_pos=tree.initials_pos,
+            initial_actions=self._item_actions(item, "initial_actions"),
+            default_actions=self._item_actions(item, "default_actions"),
             history=tree.history,
             history_default=tree.history_default,
             history_default_pos=tree.history_default_pos,
+        )
+
+    def _item_actions(self, item: StateItem, key: str) -> tuple[Action, ...]:
+        """The actions a state item lists under ``key``."""
+        return tuple(
+            self.action(raw_action, (*item.path, key, index), "state")
+            for index, raw_action in enumerate(item.options.get(key) or [])
         )
 
     def _check_targetless(self, raw: Mapping[str, Any], path: PathKey) -> bool:

@@ -282,3 +282,83 @@ def test_an_initial_history_state_restores_and_defaults(tmp_path: Path) -> None:
     m.fire("leave")
     m.fire("back")  # entered by default: the history restores a
     assert m.configuration == frozenset({"c", "a"})
+
+
+# ---- initial and default actions ----------------------------------------------------------
+
+CONTENT = """\
+initial_state: c
+context:
+  n: {type: integer, default: 0}
+states:
+  - name: c
+    initial: h
+    on_entry: [{type: log, label: enter, expr: "'c'"}]
+    initial_actions:
+      - {type: log, label: initial, expr: "n"}
+      - {type: assign, location: n, expr: "n + 1"}
+    states:
+      - name: h
+        history: shallow
+        to: b
+        default_actions: [{type: log, label: default, expr: "n"}]
+      - name: a
+        on_entry: [{type: log, label: enter, expr: "'a'"}]
+      - name: b
+        on_entry: [{type: log, label: enter, expr: "'b'"}]
+  - out
+transitions:
+  - {from: b, to: a, event: flip}
+  - {from: c, to: out, event: leave}
+  - {from: out, to: c, event: back}
+  - {from: out, to: a, event: into}
+"""
+
+
+def test_initial_and_default_actions_run_in_scxml_order(tmp_path: Path) -> None:
+    m = chart_class(compiled(CONTENT, tmp_path))()
+    # the compound's on_entry, its initial transition's actions, then the history's default
+    # actions (after its parent's entry), then the default state's entry
+    assert m.logs == [("enter", "c"), ("initial", 0), ("default", 1), ("enter", "b")]
+    m.logs.clear()
+    m.fire("flip")
+    m.fire("leave")
+    m.fire("back")  # by default again: the initial actions run; the history restores a
+    assert m.logs == [("enter", "a"), ("enter", "c"), ("initial", 1), ("enter", "a")]
+    m.logs.clear()
+    m.fire("leave")
+    m.fire("into")  # into a child directly: no default entry, no initial actions
+    assert m.logs == [("enter", "c"), ("enter", "a")] and m.context.n == 2
+
+
+def test_initial_and_default_actions_are_checked_where_they_are_written() -> None:
+    text = (
+        CONTENT.replace('expr: "n + 1"', 'expr: "m + 1"')
+        .replace("  - out\n", "  - name: out\n    initial_actions: [{type: log, label: x}]\n")
+        .replace(
+            "default_actions: [{type: log", "default_actions: [{type: bash, command: x}, {type: log"
+        )
+    )
+    assert found(check(text)) == {(10, 44, "SMC091"), (21, 30, "SMC071"), (15, 34, "SMC097")}
+
+
+def test_the_import_writes_initial_and_default_actions() -> None:
+    data = imported(f"""<scxml xmlns="{NS}">
+  <state id="s">
+    <initial><transition target="h"><raise event="e"/></transition></initial>
+    <history id="h"><transition target="a"><log label="d" expr="1"/></transition></history>
+    <state id="a"><transition event="e" target="a"/></state>
+  </state>
+</scxml>""")
+    (s,) = data["states"]
+    assert s["initial"] == "h" and s["initial_actions"] == [{"type": "raise", "event": "e"}]
+    h = s["states"][0]
+    assert h["default_actions"] == [{"type": "log", "label": "d", "expr": "1"}]
+
+
+def test_default_actions_outside_a_history_state_are_refused() -> None:
+    text = CONTENT.replace(
+        "        on_entry: [{type: log, label: enter, expr: \"'a'\"}]\n",
+        "        default_actions: [{type: log, label: x, expr: n}]\n",
+    )
+    assert found(check(text)) == {(17, 34, "SMC072")}

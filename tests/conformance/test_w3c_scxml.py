@@ -25,7 +25,6 @@ from tests.support.w3c import listed_tests, run_test, w3c_dir
 #: What the core tests that fail need: the feature, and whose work it is.
 FEATURES: dict[str, str] = {
     "send-target": "<send> to another target (external I/O processors)",
-    "initial-content": "executable content on an <initial>/history default transition",
     "late-binding": 'binding="late" (data initialised on first entry)',
     "system-variables": "system variables (_sessionid, _name, _ioprocessors)",
     "event-fields": "_event fields in actions or beyond name (data, type, sendid, origin)",
@@ -80,7 +79,6 @@ XFAIL: dict[str, tuple[str, ...]] = {
     "test378": ("send-target",),
     "test401": ("error-execution",),
     "test402": ("error-execution",),
-    "test412": ("initial-content",),
     "test487": ("data-expr",),
     "test496": ("send-target",),
     "test500": ("data-expr",),
@@ -89,7 +87,6 @@ XFAIL: dict[str, tuple[str, ...]] = {
     "test551": ("data-expr",),
     "test552": ("data-expr",),
     "test553": ("send-expr",),
-    "test579": ("initial-content",),
 }
 
 CORE = listed_tests("CORE.txt")

@@ -19,7 +19,7 @@ from itertools import combinations
 
 from smc.compiler.analysis.context import Context, closest, diagnostic, did_you_mean
 from smc.compiler.diagnostics import Diagnostic
-from smc.compiler.model import Machine, Position, State, Transition
+from smc.compiler.model import BRANCH_ACTIONS, LOG, Machine, Position, State, Transition
 
 
 def check_tree(machine: Machine, _: Context) -> Iterator[Diagnostic]:
@@ -58,6 +58,7 @@ def check_tree(machine: Machine, _: Context) -> Iterator[Diagnostic]:
             )
         if state.initial_pos is not None:
             yield from _initial(machine, state)
+        yield from _content(state)
         if state.kind == "history":
             yield from _history(machine, state)
     history_sources = {s.name for s in machine.states if s.kind == "history"}
@@ -97,6 +98,37 @@ def _initial(machine: Machine, state: State) -> Iterator[Diagnostic]:
                 "SMC071",
                 f"initial state {name!r} of {state.name!r} {where}",
                 did_you_mean(name, state.children) or "children: " + ", ".join(state.children),
+            )
+
+
+def _content(state: State) -> Iterator[Diagnostic]:
+    """``initial_actions`` only on a compound state (SMC071), ``default_actions`` only on a
+    history state (SMC072), and in both only the actions the generated class runs (SMC097)."""
+    if state.initial_actions and state.kind != "compound":
+        yield diagnostic(
+            state.initial_actions[0].pos,
+            "SMC071",
+            f"state {state.name!r} has `initial_actions`, but it is not a compound state",
+            "initial actions run when a compound state is entered by default; move them to "
+            "`on_entry`",
+        )
+    if state.default_actions and state.kind != "history":
+        yield diagnostic(
+            state.default_actions[0].pos,
+            "SMC072",
+            f"state {state.name!r} has `default_actions`, but it is not a history state",
+            "default actions run when a history state has nothing to restore; move them to "
+            "`on_entry`",
+        )
+    for action in (*state.initial_actions, *state.default_actions):
+        if action.type not in BRANCH_ACTIONS or (action.type == LOG and not action.pure):
+            yield diagnostic(
+                action.pos,
+                "SMC097",
+                f"initial and default actions cannot hold a {action.type!r} action: they run "
+                "inside the generated class",
+                "use assign, raise, log (with `expr`), send and if; run other actions on entry "
+                "to a state",
             )
 
 

@@ -712,9 +712,9 @@ class Importer:
                 self.refuse(child, f"<{child.tag}> inside <history>")
                 continue
             if child.children:
-                self.refuse(
-                    child.children[0], "executable content on a history's default " "transition"
-                )
+                actions = self.content(child.children, (*path, "default_actions"), 0)
+                if actions:
+                    item["default_actions"] = actions
             targets = child.attrib.get("target", "").split()
             if targets:
                 item["to"] = targets[0] if len(targets) == 1 else targets
@@ -734,8 +734,9 @@ class Importer:
         (transition,) = transitions
         self.check_attributes(transition)
         if transition.children:
-            self.refuse(transition.children[0], "executable content on an <initial> transition")
-            return
+            actions = self.content(transition.children, (*path, "initial_actions"), 0)
+            if actions:
+                item["initial_actions"] = actions
         targets = transition.attrib.get("target", "").split()
         if not targets:
             self.refuse(transition, "an <initial> transition without a target", attr="target")

@@ -30,7 +30,9 @@ from typing import Literal, NamedTuple
 StateKind = Literal["atomic", "compound", "parallel", "final", "history"]
 HistoryType = Literal["shallow", "deep"]
 TransitionType = Literal["external", "internal"]
-ActionKind = Literal["exit", "transition", "entry"]
+#: ``initial``: a compound state's initial transition's actions (owner: the compound);
+#: ``default``: a history state's default transition's actions (owner: the history state).
+ActionKind = Literal["exit", "transition", "entry", "initial", "default"]
 
 #: An action is whatever the machine file says (a mapping such as ``{type: log, ...}``); the
 #: semantics only look inside ``{type: raise, event: x}``, which queues an internal event, and
@@ -86,6 +88,12 @@ class State:
     #: a compound state's initial states when there are several (``initial`` is the first):
     #: descendants in different regions of a parallel descendant; empty: ``(initial,)``.
     initials: tuple[str, ...] = ()
+    #: a compound state's initial transition's actions: run when it is entered by default,
+    #: after its on_entry, before the initial states' entries (SCXML's <initial> content).
+    initial_actions: tuple[Action, ...] = ()
+    #: a history state's default transition's actions: run when the default is taken
+    #: (nothing remembered), after the parent's on_entry.
+    default_actions: tuple[Action, ...] = ()
 
     @property
     def initial_targets(self) -> tuple[str, ...]:
@@ -253,7 +261,11 @@ class Chart:
         else:
             assert isinstance(owner, str)
             state = self.state(owner)
-            actions = state.on_exit if kind == "exit" else state.on_entry
+            actions = {
+                "exit": state.on_exit,
+                "initial": state.initial_actions,
+                "default": state.default_actions,
+            }.get(kind, state.on_entry)
         if isinstance(position, int):
             return actions[position]
         action = actions[position[0]]
@@ -332,7 +344,13 @@ def _check_tree(chart: Chart) -> None:
         if state.kind == "final" and parent_kind == "parallel":
             # SCXML gives a final region no meaning; a region completes by its own final child
             raise ChartDefinitionError(f"final {state.name!r} cannot be a parallel region")
-        for action in (*state.on_entry, *state.on_exit):
+        if state.initial_actions and state.kind != "compound":
+            raise ChartDefinitionError(f"only a compound state has initial actions: {state.name!r}")
+        if state.default_actions and state.kind != "history":
+            raise ChartDefinitionError(f"only a history state has default actions: {state.name!r}")
+        for action in (*state.on_entry, *state.on_exit, *state.initial_actions):
+            _check_action(action)
+        for action in state.default_actions:
             _check_action(action)
     for name in chart.initial:
         if by_name.get(name) is None or by_name[name].kind == "history":
@@ -439,6 +457,8 @@ def chart_from_dict(document: Mapping[str, object], name: str = "chart") -> Char
             history_type=history if history in ("shallow", "deep") else None,
             default=tuple(_names(spec.get("to"))),
             initials=initials,
+            initial_actions=tuple(_items(spec.get("initial_actions"))),
+            default_actions=tuple(_items(spec.get("default_actions"))),
         )
         for event, target in _mapping(spec.get("on", {})).items():
             spec_t = {"to": target} if isinstance(target, str | list) else dict(_mapping(target))
