@@ -15,6 +15,8 @@ from typing import Any
 from smc.compiler.check import CheckResult, check_texts
 from smc.compiler.loader.scxml import load_scxml_text
 from smc.compiler.model import Machine
+from smc.compiler.statechart import chart_from_dict
+from smc.compiler.statechart.semantics import Interpreter
 from tests.support.statecharts import compiled as compile_machine
 
 Found = set[tuple[int, int, str]]
@@ -362,3 +364,67 @@ def test_default_actions_outside_a_history_state_are_refused() -> None:
         "        default_actions: [{type: log, label: x, expr: n}]\n",
     )
     assert found(check(text)) == {(17, 34, "SMC072")}
+
+
+def test_the_core_runs_initial_and_default_content_in_appendix_d_order() -> None:
+    chart = chart_from_dict(
+        {
+            "states": [
+                {
+                    "name": "s",
+                    "initial": ["x1", "y1"],
+                    "on_entry": ["s-entry"],
+                    "initial_actions": ["s-initial"],
+                    "states": [
+                        {
+                            "name": "p",
+                            "parallel": True,
+                            "states": [
+                                {"name": "x", "states": ["x0", "x1"]},
+                                {
+                                    "name": "y",
+                                    "states": [
+                                        {"name": "hy", "history": "shallow", "to": "y1"},
+                                        "y0",
+                                        "y1",
+                                    ],
+                                },
+                            ],
+                        },
+                        {
+                            "name": "q",
+                            "initial": "hq",
+                            "initial_actions": ["q-initial"],
+                            "states": [
+                                {
+                                    "name": "hq",
+                                    "history": "deep",
+                                    "to": "q1",
+                                    "default_actions": ["hq-default"],
+                                },
+                                "q0",
+                                {"name": "q1", "on_entry": ["q1-entry"]},
+                            ],
+                        },
+                    ],
+                }
+            ],
+            "transitions": [
+                {"from": "x1", "to": "q", "event": "go"},
+                {"from": "q", "to": "x1", "event": "back"},
+            ],
+        }
+    )
+    ran: list[object] = []
+    interpreter = Interpreter(chart, execute=lambda ref, action: ran.append(action))
+    interpreter.start()
+    # s is entered by default: its content after its entry; the regions' own (x, y) are not
+    assert ran == ["s-entry", "s-initial"]
+    assert interpreter.configuration == frozenset({"s", "p", "x", "x1", "y", "y1"})
+    ran.clear()
+    interpreter.send("go")
+    assert ran == ["q-initial", "hq-default", "q1-entry"]
+    interpreter.send("back")
+    ran.clear()
+    interpreter.send("go")  # q remembers q1: its initial content runs, the default's does not
+    assert ran == ["q-initial", "q1-entry"]

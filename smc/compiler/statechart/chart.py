@@ -56,8 +56,9 @@ class ChartDefinitionError(StatechartError, ValueError):
 
 class ActionRef(NamedTuple):
     """Which action ran: the ``position``-th on_exit/on_entry action of the state named
-    ``owner``, or the ``position``-th action of the transition whose document order is
-    ``owner``. Plain data, so dispatch tables can hold it. (``position``, not ``index``:
+    ``owner`` (``initial``: of its initial transition; ``default``: of the history state's
+    default transition), or the ``position``-th action of the transition whose document
+    order is ``owner``. Plain data, so dispatch tables can hold it. (``position``, not ``index``:
     a tuple already has an ``index`` method.)
 
     An action inside an ``if`` block that the semantics open (one that can raise, see
@@ -410,8 +411,9 @@ def chart_from_dict(document: Mapping[str, object], name: str = "chart") -> Char
     """Build a chart from nested dicts in the shape of the issue-13 YAML language.
 
     State items are a name (an atomic state) or a mapping with ``name`` and any of
-    ``states``, ``initial``, ``parallel: true``, ``final: true``, ``history: shallow|deep``
-    (with ``to`` for the default, else the parent's initial), ``on_entry``, ``on_exit`` and
+    ``states``, ``initial`` (a name or a list), ``initial_actions``, ``parallel: true``,
+    ``final: true``, ``history: shallow|deep`` (with ``to`` for the default, else the
+    parent's initial, and ``default_actions``), ``on_entry``, ``on_exit`` and
     ``on: {event: target | {to, type, cond, actions}}``. Transitions have ``from``, ``to`` (a
     name or a list; absent: targetless), ``event`` (absent: eventless), ``type``, ``cond``
     (absent: unguarded) and ``actions``.
