@@ -428,3 +428,13 @@ def test_the_core_runs_initial_and_default_content_in_appendix_d_order() -> None
     ran.clear()
     interpreter.send("go")  # q remembers q1: its initial content runs, the default's does not
     assert ran == ["q-initial", "q1-entry"]
+
+
+def test_an_initial_history_state_must_be_the_compounds_own() -> None:
+    other = INITIAL_HISTORY.replace(
+        "      - {name: h, history: shallow, to: b}\n      - a\n",
+        "      - name: d\n        states: [{name: h, history: shallow, to: a}, a]\n",
+    )
+    assert found(check(other)) == {(4, 14, "SMC071")}
+    start = INITIAL_HISTORY.replace("initial_state: c", "initial_state: h")
+    assert found(check(start)) == {(1, 16, "SMC071")}

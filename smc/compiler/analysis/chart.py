@@ -61,6 +61,15 @@ def check_tree(machine: Machine, _: Context) -> Iterator[Diagnostic]:
         yield from _content(state)
         if state.kind == "history":
             yield from _history(machine, state)
+    for name, pos in machine.initial_targets:
+        if machine.has_state(name) and machine.state(name).kind == "history":
+            yield diagnostic(
+                pos,
+                "SMC071",
+                f"the machine starts in {name!r}, a history state: there is nothing it could "
+                "restore yet",
+                f"start in {machine.state(name).parent!r} (whose `initial` may name {name!r})",
+            )
     history_sources = {s.name for s in machine.states if s.kind == "history"}
     for t in machine.transitions:
         if t.source in history_sources:
@@ -91,6 +100,16 @@ def _initial(machine: Machine, state: State) -> Iterator[Diagnostic]:
     elif state.children:  # none: SMC070 says so
         for name, pos in state.initial_targets:
             if machine.has_state(name) and state.name in machine.ancestors(name):
+                history = machine.state(name)
+                if history.kind == "history" and history.parent != state.name:
+                    yield diagnostic(
+                        pos or state.initial_pos,
+                        "SMC071",
+                        f"initial state {name!r} of {state.name!r} is the history state of "
+                        f"{history.parent!r}",
+                        f"an `initial` may name {state.name!r}'s own history state; name "
+                        f"{history.parent!r} or a state inside it",
+                    )
                 continue
             where = "is not a state" if not machine.has_state(name) else "is not inside it"
             yield diagnostic(
