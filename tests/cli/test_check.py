@@ -16,9 +16,7 @@ GOOD = "initial_state: a\ntransitions:\n  - {from: a, to: b, event: go}\n"
 WARNS = GOOD + "events: [go, spare]\n"  # SMC023 at 4:14
 # (Without `event:` a transition is a statechart's eventless one, without `to:` a targetless
 # one if it has actions; without `from:` it is broken.)
-BROKEN = (
-    "initial_state: a\ntransitions:\n  - {from: a, to: b, event: go}\n  - {to: x, event: go}\n"
-)
+BROKEN = "initial_state: a\ntransitions:\n  - {from: a, to: b, event: go}\n  - {to: x, event: go}\n"
 
 
 def smc(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
