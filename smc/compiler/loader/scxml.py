@@ -18,7 +18,9 @@ What maps (docs/language.md, "SCXML import"):
 - ``<state>``, ``<parallel>``, ``<final>``, ``<history>``, ``<initial>``, ``initial=`` and
   ``<transition event cond target type>`` onto smc's statechart items and transitions (one
   without ``target`` onto a targetless transition; its content onto its ``actions:``, which
-  run when it is taken);
+  run when it is taken); ``initial="a b"`` and an ``<initial>`` to several targets onto an
+  ``initial``/``initial_state`` list; the content of an ``<initial>`` transition onto the
+  state's ``initial_actions:``, of a history's transition onto its ``default_actions:``;
 - ``<datamodel><data id expr>`` onto ``context:`` fields typed from the literal (a field
   without ``expr`` is untyped, default null);
 - ``<raise>``, ``<log>``, ``<assign>``, ``<if>/<elseif>/<else>`` and ``<send event delay>``
