@@ -347,7 +347,11 @@ class _ProgramCompiler:
             actions = transition.actions
         else:
             state = self.machine.state(owner)
-            actions = state.on_entry if kind == "entry" else state.on_exit
+            actions = {
+                "exit": state.on_exit,
+                "initial": state.initial_actions,
+                "default": state.default_actions,
+            }.get(kind, state.on_entry)
         action = actions[path[0]]
         for level in range(1, len(path), 2):  # into an opened if block: (branch, position)
             action = action.branches[path[level]].actions[path[level + 1]]

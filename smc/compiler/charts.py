@@ -90,12 +90,13 @@ def machine_chart(machine: Machine) -> Chart:
     def add(state: ModelState) -> None:
         kind = "final" if state.name in finals and state.kind == "atomic" else state.kind
         default = state.history_default
+        initials = _deepest(machine, state.initials)
         if state.kind == "history" and not default and state.parent is not None:
             # no ``to:``: the parent's initial child, or every region of a parallel parent
             # (docs/language.md, Statecharts)
             parent = machine.state(state.parent)
             if parent.initial is not None:
-                default = (parent.initial,)
+                default = _deepest(machine, parent.initials) or (parent.initial,)
             else:
                 default = tuple(c for c in parent.children if machine.state(c).kind != "history")
         states.append(
@@ -104,9 +105,16 @@ def machine_chart(machine: Machine) -> Chart:
                 kind=kind,
                 parent=state.parent,
                 children=state.children,
-                initial=state.initial,
+                initial=initials[0] if initials else state.initial,
+                initials=initials if len(initials) > 1 else (),
                 on_entry=tuple(core_action(action, machine) for action in state.on_entry),
                 on_exit=tuple(core_action(action, machine) for action in state.on_exit),
+                initial_actions=tuple(
+                    core_action(action, machine) for action in state.initial_actions
+                ),
+                default_actions=tuple(
+                    core_action(action, machine) for action in state.default_actions
+                ),
                 history_type=state.history,
                 default=default,
             )
@@ -120,7 +128,7 @@ def machine_chart(machine: Machine) -> Chart:
     transitions = [
         Transition(
             source=source,
-            targets=_deepest(machine, written.targets or (written.target,)),
+            targets=_targets(machine, written),
             event=written.event,
             type="internal" if written.internal else "external",
             order=order,
@@ -134,9 +142,17 @@ def machine_chart(machine: Machine) -> Chart:
     return Chart(
         states=tuple(states),
         transitions=tuple(transitions),
-        initial=(machine.initial_state,),
+        initial=_deepest(machine, tuple(name for name, _ in machine.initial_targets)),
         name=machine.name,
     )
+
+
+def _targets(machine: Machine, written: ModelTransition) -> tuple[str, ...]:
+    """A chart transition's targets: none for a targetless one (its model ``target`` is its
+    source), else the innermost of those written."""
+    if written.targetless:
+        return ()
+    return _deepest(machine, written.targets or (written.target,))
 
 
 def written_transitions(machine: Machine) -> tuple[ModelTransition, ...]:
@@ -198,7 +214,7 @@ def _in_state_conds(machine: Machine) -> Specialize | None:
 def top_actions(machine: Machine) -> Iterator[tuple[Action, ModelTransition | None]]:
     """The actions of the states and the transitions' own, with their transition."""
     for state in machine.states:
-        for action in (*state.on_entry, *state.on_exit):
+        for action in state.written_actions:
             yield action, None
     for transition in machine.transitions:
         for action in transition.actions:

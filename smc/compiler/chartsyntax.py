@@ -191,6 +191,8 @@ class TreeFields:
     history: HistoryKind | None
     history_default: tuple[str, ...]
     history_default_pos: tuple[Position, ...]
+    initials: tuple[str, ...] = ()
+    initials_pos: tuple[Position, ...] = ()
 
 
 def tree_fields(
@@ -203,9 +205,17 @@ def tree_fields(
     kind = item_kind(options)
     initial: str | None = None
     initial_pos: Position | None = None
+    initials: tuple[str, ...] = ()
+    initials_pos: tuple[Position, ...] = ()
     for key in ("initial", "initial_state"):
+        written = options.get(key)
+        if isinstance(written, list) and written:  # several descendants (a statechart)
+            initials = tuple(str(name) for name in written)
+            initials_pos = tuple(pos((*item.path, key, i)) for i in range(len(written)))
+            initial, initial_pos = initials[0], pos((*item.path, key))
+            break
         if key in options:
-            initial, initial_pos = str(options[key]), pos((*item.path, key))
+            initial, initial_pos = str(written), pos((*item.path, key))
             break
     if initial is None and kind == "compound":
         initial = next((c for c in item.children if kinds.get(c) != "history"), None)
@@ -229,6 +239,8 @@ def tree_fields(
         history=history,
         history_default=defaults,
         history_default_pos=defaults_pos,
+        initials=initials if len(initials) > 1 else (),
+        initials_pos=initials_pos if len(initials) > 1 else (),
     )
 
 

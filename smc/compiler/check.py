@@ -9,6 +9,7 @@ shows (a macrostep that never settles, too many situations) is a diagnostic too.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -26,6 +27,27 @@ from smc.compiler.normalize import action_types_in_dir, build_machine
 class InputError(Exception):
     """A path given on the command line does not exist or holds no machine files, or an
     actions directory does not exist."""
+
+
+def _content_expressions(machine: Machine, lines: Sequence[str]) -> list[Diagnostic]:
+    """SMC090-SMC097 in the compound states' ``initial_actions`` and the history states'
+    ``default_actions``: the expression checker reads a state's on-entry and on-exit lists, so
+    it checks them as the on-entry actions of a view of the machine holding only them (they
+    run in the same scope: a state's, with no event payload)."""
+    states = tuple(
+        dataclasses.replace(
+            state,
+            actions=(*state.initial_actions, *state.default_actions),
+            on_exit=(),
+            initial_actions=(),
+            default_actions=(),
+        )
+        for state in machine.states
+    )
+    if not any(state.actions for state in states):
+        return []
+    view = dataclasses.replace(machine, states=states, transitions=())
+    return exprcheck.check_expressions(view, lines)
 
 
 def collect_files(paths: Sequence[str]) -> list[str]:
@@ -139,6 +161,7 @@ def _check_loaded(
         diagnostics.extend(commands.check_commands(machine, lines))
         diagnostics.extend(data.check_data(doc, machine))
         diagnostics.extend(exprcheck.check_expressions(machine, lines))
+        diagnostics.extend(_content_expressions(machine, lines))
         diagnostics.extend(placeholders.check_placeholders(machine, lines))
         result.machines.append(machine)
     dirs = list(action_dirs)

@@ -68,7 +68,7 @@ CODES: Mapping[str, tuple[Severity, str]] = {
         "error",
         "a compound or parallel state has no child states, or a state declared final has some",
     ),
-    "SMC071": ("error", "a compound state's `initial` is not one of its children"),
+    "SMC071": ("error", "a compound state's `initial` is not inside it"),
     "SMC072": (
         "error",
         "a history pseudo-state is misplaced: outside a compound state, with children or "
@@ -77,6 +77,10 @@ CODES: Mapping[str, tuple[Severity, str]] = {
     "SMC073": ("error", "a transition's targets cannot all be active at once"),
     "SMC074": ("error", "eventless transitions form a cycle, so the machine never settles"),
     "SMC075": ("warning", "a parallel state has fewer than two regions"),
+    "SMC076": (
+        "error",
+        'a transition without targets that cannot be meant: no `to:` and no actions, or from "*"',
+    ),
     "SMC077": ("error", "a statechart reaches too many situations to compile into a table"),
     "SMC078": ("error", "a statechart breaks a rule of statechart semantics (a final region)"),
     "SMC079": (

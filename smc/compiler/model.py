@@ -27,6 +27,9 @@ ASSIGN = "assign"
 IF = "if"
 #: Sends an event to the machine itself, after the macrostep (``event``, ``delay``, ``payload``).
 SEND = "send"
+#: Queues an internal event (``event``), resolved by the chart core; on a transition it runs
+#: when the transition is taken.
+RAISE = "raise"
 #: ``log``: with ``label``/``expr`` a pure action the generated class runs (``on_log``); with
 #: ``message`` the runtime's log action.
 LOG = "log"
@@ -156,6 +159,15 @@ class State:
     initial: str | None = None
     #: where ``initial`` was written; None when it is the default.
     initial_pos: Position | None = None
+    #: every state ``initial:`` names when it is a list (``initial`` is the first): several
+    #: descendants in different regions of a parallel descendant; empty for one.
+    initials: tuple[str, ...] = ()
+    initials_pos: tuple[Position, ...] = ()
+    #: a compound state's ``initial_actions:``: run when it is entered by default (its initial
+    #: transition's actions, SCXML's ``<initial><transition>`` content).
+    initial_actions: tuple[Action, ...] = ()
+    #: a history state's ``default_actions:``: run when its default is taken.
+    default_actions: tuple[Action, ...] = ()
     #: a history pseudo-state's kind; None for a state.
     history: HistoryKind | None = None
     #: a history pseudo-state's default ``to:`` (entered when there is nothing to restore);
@@ -168,6 +180,19 @@ class State:
     def on_entry(self) -> tuple[Action, ...]:
         """The on-entry actions (the same as ``actions``)."""
         return self.actions
+
+    @property
+    def written_actions(self) -> tuple[Action, ...]:
+        """Every action list of the state: on entry, on exit, initial, default."""
+        return (*self.actions, *self.on_exit, *self.initial_actions, *self.default_actions)
+
+    @property
+    def initial_targets(self) -> tuple[tuple[str, Position | None], ...]:
+        """A compound state's initial states with where each is written (none for a state
+        that is not compound, or one without children)."""
+        if self.initials:
+            return tuple(zip(self.initials, self.initials_pos, strict=True))
+        return () if self.initial is None else ((self.initial, self.initial_pos),)
 
     @property
     def is_atomic(self) -> bool:
@@ -262,6 +287,9 @@ class Transition:
     #: ``log`` with an expression); the others are design style: they run in the ``from``
     #: state, ``State.actions``.
     actions: tuple[Action, ...] = field(default=(), compare=False)
+    #: written without targets (``to: []``, or no ``to:`` with actions): taking it runs its
+    #: actions and exits and enters nothing. ``target`` is then the source (it stays there).
+    targetless: bool = False
 
     @property
     def wildcard(self) -> bool:
@@ -337,8 +365,20 @@ class Machine:
     jobs: tuple[JobType, ...] = ()
     #: the whole validated document, for hashing and for reference.
     source_data: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    #: every state ``initial_state:`` names when it is a list (``initial_state`` is the
+    #: first): states of different regions of a parallel state, entered together on start;
+    #: empty for one.
+    initial_states: tuple[str, ...] = ()
+    initial_states_pos: tuple[Position, ...] = ()
 
     # ---- derived views ---------------------------------------------------------------
+
+    @property
+    def initial_targets(self) -> tuple[tuple[str, Position], ...]:
+        """The states the machine starts in, with where each is written."""
+        if self.initial_states:
+            return tuple(zip(self.initial_states, self.initial_states_pos, strict=True))
+        return ((self.initial_state, self.initial_pos),)
 
     @property
     def has_data(self) -> bool:
@@ -360,7 +400,7 @@ class Machine:
         found = [
             action
             for state in self.states
-            for action in nested_actions((*state.actions, *state.on_exit))
+            for action in nested_actions(state.written_actions)
             if action.type == ASSIGN
         ]
         found += [
@@ -378,7 +418,7 @@ class Machine:
         found: list[tuple[Action, Transition | None]] = [
             (action, None)
             for state in self.states
-            for action in nested_actions((*state.actions, *state.on_exit))
+            for action in nested_actions(state.written_actions)
             if action.pure
         ]
         found += [
@@ -501,12 +541,19 @@ class Machine:
         """What makes this machine a statechart rather than a flat table, each with where
         it is first written (in document order): empty for a flat machine."""
         found: dict[str, Position] = {}
+        if self.initial_states:
+            found["several initial states"] = self.initial_pos
         for state in self.states:
             if state.kind in ("compound", "parallel", "history"):
                 found.setdefault(f"{state.kind} states", state.pos)
+            if state.initials:
+                found.setdefault("several initial states", state.initials_pos[0])
             if state.on_exit:
                 found.setdefault("on_exit", state.on_exit[0].pos)
-            for action in nested_actions((*state.actions, *state.on_exit)):
+            if state.initial_actions or state.default_actions:
+                first = (*state.initial_actions, *state.default_actions)[0]
+                found.setdefault("initial or default actions", first.pos)
+            for action in nested_actions(state.written_actions):
                 if action.type == "raise":
                     found.setdefault("raise", action.pos)
                 self._pure_feature(action, found)
@@ -517,6 +564,8 @@ class Machine:
                 found.setdefault("internal transitions", transition.pos)
             if len(transition.targets) > 1:
                 found.setdefault("several targets", transition.pos)
+            if transition.targetless:
+                found.setdefault("targetless transitions", transition.pos)
             if transition.guarded:
                 # A flat machine's table keeps one transition per (state, event): a guarded
                 # one needs the chart core, which tries them in order.

@@ -37,6 +37,7 @@ from smc.compiler.diagnostics import Diagnostic
 from smc.compiler.loader import LoadedDocument, PathKey
 from smc.compiler.model import (
     IF,
+    RAISE,
     SEND,
     WILDCARD,
     Action,
@@ -205,19 +206,29 @@ class _Builder:
         transition_actions: list[tuple[str, Action, str | None]] = []
         for index, raw in enumerate(data.get("transitions") or []):
             path: PathKey = ("transitions", index)
-            written = raw["to"]
-            targets = [str(t) for t in written] if isinstance(written, list) else [str(written)]
-            targets_pos = (
-                [self.pos((*path, "to", i)) for i in range(len(written))]
-                if isinstance(written, list)
-                else [self.pos((*path, "to"))]
-            )
+            written = raw.get("to")
+            # no targets (``to: []``, or no ``to:`` on a transition with actions): targetless
+            # (docs/language.md, Statecharts); the model's ``target`` is then its source
+            targetless = written is None or written == []
+            if targetless and not self._check_targetless(raw, path):
+                continue  # refused (SMC076): nothing else to say about it
+            if targetless:
+                targets = [str(raw["from"])]
+                targets_pos = [self.pos((*path, "from"))]
+            elif isinstance(written, list):
+                targets = [str(t) for t in written]
+                targets_pos = [self.pos((*path, "to", i)) for i in range(len(written))]
+            else:
+                targets = [str(written)]
+                targets_pos = [self.pos((*path, "to"))]
             event = None if raw.get("event") is None else str(raw["event"])
             own: list[Action] = []
             for a_index, raw_action in enumerate(raw.get("actions") or []):
                 action = self.action(raw_action, (*path, "actions", a_index), "transition")
-                if action.pure:
-                    own.append(action)  # run by the class when the transition is taken
+                if action.pure or action.type == RAISE:
+                    # run when the transition is taken: by the class (pure actions), or
+                    # resolved by the chart core (``raise``)
+                    own.append(action)
                 else:
                     transition_actions.append((str(raw["from"]), action, event))
             transition = Transition(
@@ -234,6 +245,7 @@ class _Builder:
                 targets_pos=tuple(targets_pos),
                 internal=raw.get("type") == "internal",
                 actions=tuple(own),
+                targetless=targetless,
                 **self._conditions(raw, path),
             )
             transitions.append(transition)
@@ -318,12 +330,24 @@ class _Builder:
             for state_name, options in declared.items()
         )
 
+        written_initial = data["initial_state"]
+        initial_states = (
+            tuple(str(name) for name in written_initial)
+            if isinstance(written_initial, list)
+            else (str(written_initial),)
+        )
         return Machine(
             name=str(name),
             path=self.doc.path,
             style=self._style(raw_states, transition_actions),
-            initial_state=str(data["initial_state"]),
+            initial_state=initial_states[0],
             initial_pos=self.pos(("initial_state",)),
+            initial_states=initial_states if len(initial_states) > 1 else (),
+            initial_states_pos=(
+                tuple(self.pos(("initial_state", i)) for i in range(len(initial_states)))
+                if len(initial_states) > 1
+                else ()
+            ),
             states=states,
             events=self._events(transitions, states),
             transitions=tuple(transitions),
@@ -376,10 +400,42 @@ class _Builder:
             ),
             initial=tree.initial,
             initial_pos=tree.initial_pos,
+            initials=tree.initials,
+            initials_pos=tree.initials_pos,
+            initial_actions=self._item_actions(item, "initial_actions"),
+            default_actions=self._item_actions(item, "default_actions"),
             history=tree.history,
             history_default=tree.history_default,
             history_default_pos=tree.history_default_pos,
         )
+
+    def _item_actions(self, item: StateItem, key: str) -> tuple[Action, ...]:
+        """The actions a state item lists under ``key``."""
+        return tuple(
+            self.action(raw_action, (*item.path, key, index), "state")
+            for index, raw_action in enumerate(item.options.get(key) or [])
+        )
+
+    def _check_targetless(self, raw: Mapping[str, Any], path: PathKey) -> bool:
+        """Whether a targetless transition can be meant; SMC076 when not: no ``to:`` and no
+        ``actions:`` (a forgotten target; ``to: []`` says it), or ``from: "*"``."""
+        if raw.get("from") == WILDCARD:
+            pos = self.pos((*path, "from"))
+            message = 'a targetless transition from `"*"`'
+            hint = "write it from the states (or the compound state) that should handle the event"
+        elif "to" not in raw and not raw.get("actions"):
+            pos = self.pos(path)
+            message = "a transition without `to:` and without actions does nothing"
+            hint = (
+                "name its target in `to:`; to take the event and stay, with nothing to run, "
+                "write `to: []`"
+            )
+        else:
+            return True
+        self.diagnostics.append(
+            Diagnostic(self.doc.path, pos.line, pos.col, "SMC076", message, hint)
+        )
+        return False
 
     def _conditions(self, raw: Mapping[str, Any], path: PathKey) -> dict[str, Any]:
         """The ``when:``, ``guard:`` and ``unless:`` of a transition written at ``path``, with

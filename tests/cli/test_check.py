@@ -14,10 +14,9 @@ from tests.support import PROJECT_ROOT
 
 GOOD = "initial_state: a\ntransitions:\n  - {from: a, to: b, event: go}\n"
 WARNS = GOOD + "events: [go, spare]\n"  # SMC023 at 4:14
-# (Without `event:` a transition is a statechart's eventless one; without `to:` it is broken.)
-BROKEN = (
-    "initial_state: a\ntransitions:\n  - {from: a, to: b, event: go}\n  - {from: x, event: go}\n"
-)
+# (Without `event:` a transition is a statechart's eventless one, without `to:` a targetless
+# one if it has actions; without `from:` it is broken.)
+BROKEN = "initial_state: a\ntransitions:\n  - {from: a, to: b, event: go}\n  - {to: x, event: go}\n"
 
 
 def smc(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -62,8 +61,8 @@ def test_errors_exit_1_with_source_line_caret_and_hint(files: Path) -> None:
     assert proc.returncode == 1
     path = os.path.join("nested", "deeper", "broken.yaml")
     assert proc.stderr.splitlines() == [
-        f"{path}:4:5: error[SMC004]: transitions[1] is missing the required key 'to'",
-        "     4 |   - {from: x, event: go}",
+        f"{path}:4:5: error[SMC004]: transitions[1] is missing the required key 'from'",
+        "     4 |   - {to: x, event: go}",
         "       |     ^",
         "1 error(s), 0 warning(s) in 1 file(s)",
     ]
@@ -99,7 +98,7 @@ def test_github_format(files: Path) -> None:
     path = os.path.join("nested", "deeper", "broken.yaml")
     assert proc.stdout.splitlines() == [
         f"::error file={path},line=4,col=5,title=SMC004::transitions[1] is missing the "
-        "required key 'to'",
+        "required key 'from'",
         "::warning file=warns.yml,line=4,col=14,title=SMC023::event 'spare' is declared but no "
         "transition or action uses it (hint: remove it, or add the transition it was meant for)",
     ]

@@ -325,7 +325,7 @@ MISTAKES: list[tuple[str, str, Found, str]] = [
         "initial-state-naming-a-state-outside",
         HEAD + A_THEN_B.replace("initial_state: x", "initial_state: B") + B_FINAL,
         {(5, 20, "SMC071")},
-        "initial state 'B' of 'A' is not its child",
+        "initial state 'B' of 'A' is not inside it",
     ),
     (
         "initial-state-on-a-plain-state",

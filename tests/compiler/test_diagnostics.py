@@ -175,11 +175,24 @@ CASES = [
         ("read as the boolean true",),
     ),
     Case(
-        # Without `event:` a transition is eventless (a statechart's); `to:` is required.
-        "SMC004-missing-to",
-        {"m.yaml": "initial_state: a\ntransitions:\n  - from: a\n    event: go\n"},
-        {("m.yaml", 3, 5, "SMC004")},
-        ("transitions[0] is missing the required key 'to'",),
+        # Without `event:` a transition is eventless (a statechart's); without `to:` and
+        # without actions it is a forgotten target, not a targetless transition.
+        "SMC076-missing-to",
+        {
+            "m.yaml": "initial_state: a\ntransitions:\n  - from: a\n    event: go\n"
+            "  - {from: a, to: b, event: stop}\n"
+        },
+        {("m.yaml", 3, 5, "SMC076")},
+        ("a transition without `to:` and without actions does nothing", "write `to: []`"),
+    ),
+    Case(
+        "SMC076-targetless-from-wildcard",
+        {
+            "m.yaml": "initial_state: a\ntransitions:\n  - {from: a, to: b, event: go}\n"
+            '  - {from: "*", to: [], event: stop}\n'
+        },
+        {("m.yaml", 4, 12, "SMC076")},
+        ('a targetless transition from `"*"`',),
     ),
     Case(
         "SMC004-misspelled-transition-key",
@@ -214,7 +227,7 @@ CASES = [
             "  - {from: c, to: b, event: back}\n"
         },
         {("m.yaml", 3, 24, "SMC071")},
-        ("initial state 'c' of 'p' is not its child", "children: a, b"),
+        ("initial state 'c' of 'p' is not inside it", "children: a, b"),
     ),
     Case(
         "SMC072-history-at-top-level",

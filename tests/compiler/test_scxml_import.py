@@ -104,7 +104,8 @@ def test_unsupported_features_are_refused_at_their_element() -> None:
     assert any(p.startswith("3:5:SMC101") and "<invoke>" in p for p in problems)
     assert any(p.startswith("4:14:SMC101") and "<script>" in p for p in problems)
     assert any(p.startswith("4:63:SMC101") and "'#_parent'" in p for p in problems)
-    assert any(p.startswith("5:5:SMC101") and "without a target" in p for p in problems)
+    # a targetless transition with a <raise> is imported (docs/language.md, Statecharts)
+    assert not any(p.startswith("5:") for p in problems)
 
 
 def test_malformed_and_dtd_are_positioned() -> None:

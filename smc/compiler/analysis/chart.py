@@ -19,7 +19,7 @@ from itertools import combinations
 
 from smc.compiler.analysis.context import Context, closest, diagnostic, did_you_mean
 from smc.compiler.diagnostics import Diagnostic
-from smc.compiler.model import Machine, Position, State, Transition
+from smc.compiler.model import BRANCH_ACTIONS, LOG, Machine, Position, State, Transition
 
 
 def check_tree(machine: Machine, _: Context) -> Iterator[Diagnostic]:
@@ -58,8 +58,18 @@ def check_tree(machine: Machine, _: Context) -> Iterator[Diagnostic]:
             )
         if state.initial_pos is not None:
             yield from _initial(machine, state)
+        yield from _content(state)
         if state.kind == "history":
             yield from _history(machine, state)
+    for name, pos in machine.initial_targets:
+        if machine.has_state(name) and machine.state(name).kind == "history":
+            yield diagnostic(
+                pos,
+                "SMC071",
+                f"the machine starts in {name!r}, a history state: there is nothing it could "
+                "restore yet",
+                f"start in {machine.state(name).parent!r} (whose `initial` may name {name!r})",
+            )
     history_sources = {s.name for s in machine.states if s.kind == "history"}
     for t in machine.transitions:
         if t.source in history_sources:
@@ -87,14 +97,58 @@ def _initial(machine: Machine, state: State) -> Iterator[Diagnostic]:
             f"state {state.name!r} has an `initial` but no children to start in",
             "list its children under `states:`, or remove `initial`",
         )
-    elif state.initial not in state.children and state.children:  # none: SMC070 says so
-        where = "is not a state" if not machine.has_state(state.initial) else "is not its child"
+    elif state.children:  # none: SMC070 says so
+        for name, pos in state.initial_targets:
+            if machine.has_state(name) and state.name in machine.ancestors(name):
+                history = machine.state(name)
+                if history.kind == "history" and history.parent != state.name:
+                    yield diagnostic(
+                        pos or state.initial_pos,
+                        "SMC071",
+                        f"initial state {name!r} of {state.name!r} is the history state of "
+                        f"{history.parent!r}",
+                        f"an `initial` may name {state.name!r}'s own history state; name "
+                        f"{history.parent!r} or a state inside it",
+                    )
+                continue
+            where = "is not a state" if not machine.has_state(name) else "is not inside it"
+            yield diagnostic(
+                pos or state.initial_pos,
+                "SMC071",
+                f"initial state {name!r} of {state.name!r} {where}",
+                did_you_mean(name, state.children) or "children: " + ", ".join(state.children),
+            )
+
+
+def _content(state: State) -> Iterator[Diagnostic]:
+    """``initial_actions`` only on a compound state (SMC071), ``default_actions`` only on a
+    history state (SMC072), and in both only the actions the generated class runs (SMC097)."""
+    if state.initial_actions and state.kind != "compound":
         yield diagnostic(
-            state.initial_pos,
+            state.initial_actions[0].pos,
             "SMC071",
-            f"initial state {state.initial!r} of {state.name!r} {where}",
-            did_you_mean(state.initial, state.children) or "children: " + ", ".join(state.children),
+            f"state {state.name!r} has `initial_actions`, but it is not a compound state",
+            "initial actions run when a compound state is entered by default; move them to "
+            "`on_entry`",
         )
+    if state.default_actions and state.kind != "history":
+        yield diagnostic(
+            state.default_actions[0].pos,
+            "SMC072",
+            f"state {state.name!r} has `default_actions`, but it is not a history state",
+            "default actions run when a history state has nothing to restore; move them to "
+            "`on_entry`",
+        )
+    for action in (*state.initial_actions, *state.default_actions):
+        if action.type not in BRANCH_ACTIONS or (action.type == LOG and not action.pure):
+            yield diagnostic(
+                action.pos,
+                "SMC097",
+                f"initial and default actions cannot hold a {action.type!r} action: they run "
+                "inside the generated class",
+                "use assign, raise, log (with `expr`), send and if; run other actions on entry "
+                "to a state",
+            )
 
 
 def _final_with_children(machine: Machine, state: State) -> Diagnostic:
@@ -152,6 +206,15 @@ def check_targets(machine: Machine, _: Context) -> Iterator[Diagnostic]:
     together: any two are nested, or in different regions of a parallel state."""
     groups: list[tuple[tuple[str, Position], ...]] = [t.all_targets for t in machine.transitions]
     groups += [
+        tuple(  # those outside the compound are SMC071
+            (name, pos)
+            for name, pos in zip(s.initials, s.initials_pos, strict=True)
+            if machine.has_state(name) and s.name in machine.ancestors(name)
+        )
+        for s in machine.states
+    ]
+    groups.append(machine.initial_targets)
+    groups += [
         tuple(zip(s.history_default, s.history_default_pos, strict=True))
         for s in machine.states
         if len(s.history_default) > 1
@@ -205,8 +268,15 @@ class _Chart:
         if state.kind == "compound" and state.children:
             # A wrong `initial` (SMC071) is taken as the default, the first child, so its
             # mistake is not reported again as unreachable states.
-            initial = state.initial if state.initial in state.children else state.children[0]
-            found |= self.default_entry(str(initial), seen)
+            targets = tuple(
+                name
+                for name, _ in state.initial_targets
+                if self.machine.has_state(name) and name in self.machine.descendants(state.name)
+            )
+            if targets:
+                found |= self.entered_together(targets, state.name, seen)
+            else:
+                found |= self.default_entry(state.children[0], seen)
         elif state.kind == "parallel":
             for child in state.children:
                 found |= self.default_entry(child, seen)
@@ -235,6 +305,31 @@ class _Chart:
                         found |= self.default_entry(region)
             path.add(ancestor)
         return found
+
+    def entered_together(
+        self, targets: tuple[str, ...], within: str | None, seen: frozenset[str] = frozenset()
+    ) -> frozenset[str]:
+        """The states entered below ``within`` (None: the top) when ``targets`` are entered
+        at once (several initial states): each one's default entry, the states between them
+        and ``within``, and the default entry of the regions of a parallel one of those that
+        hold no target."""
+        machine = self.machine
+        found: set[str] = set()
+        path: set[str] = set(targets)
+        for target in targets:
+            found |= self.default_entry(target, seen)
+            for ancestor in machine.ancestors(target):
+                if ancestor == within:
+                    break
+                path.add(ancestor)
+        for name in path - set(targets):
+            found.add(name)
+            state = machine.state(name)
+            if state.kind == "parallel":
+                for region in state.children:
+                    if region not in path:
+                        found |= self.default_entry(region, seen)
+        return frozenset(found)
 
     def leaves_entered(self, targets: tuple[str, ...]) -> set[str]:
         return {
@@ -278,7 +373,8 @@ def check_chart_reachability(machine: Machine, _: Context) -> Iterator[Diagnosti
             by_source.setdefault(t.source, []).append(t)
         else:  # an unknown source (SMC010) still leads to its targets
             enter(targets_of(t))
-    enter(chart.entered_by(machine.initial_state))
+    starts = tuple(name for name, _ in machine.initial_targets if machine.has_state(name))
+    enter(set(chart.entered_together(starts, None)))
     wildcards_taken = False
     while queue:
         name = queue.pop()

@@ -317,7 +317,7 @@ def _misspelt_events(
 def _all_actions(machine: Machine) -> Iterator[Action]:
     """Every action of states and transitions, inside ``if`` blocks too."""
     for state in machine.states:
-        yield from nested_actions((*state.actions, *state.on_exit))
+        yield from nested_actions(state.written_actions)
     for transition in machine.transitions:
         yield from nested_actions(transition.actions)
 

@@ -29,8 +29,9 @@ def _unknown_state(machine: Machine, name: str, pos: Position, what: str) -> Dia
 
 
 def check_state_names(machine: Machine, _: Context) -> Iterator[Diagnostic]:
-    if not machine.has_state(machine.initial_state):
-        yield _unknown_state(machine, machine.initial_state, machine.initial_pos, "initial state")
+    for name, pos in machine.initial_targets:
+        if not machine.has_state(name):
+            yield _unknown_state(machine, name, pos, "initial state")
     for t in machine.transitions:
         if t.source != WILDCARD and not machine.has_state(t.source):
             what = "allowed transition source" if t.synthesized else "`from` state"

@@ -16,7 +16,11 @@ expression checker like any ``when:``.
 What maps (docs/language.md, "SCXML import"):
 
 - ``<state>``, ``<parallel>``, ``<final>``, ``<history>``, ``<initial>``, ``initial=`` and
-  ``<transition event cond target type>`` onto smc's statechart items and transitions;
+  ``<transition event cond target type>`` onto smc's statechart items and transitions (one
+  without ``target`` onto a targetless transition; its content onto its ``actions:``, which
+  run when it is taken); ``initial="a b"`` and an ``<initial>`` to several targets onto an
+  ``initial``/``initial_state`` list; the content of an ``<initial>`` transition onto the
+  state's ``initial_actions:``, of a history's transition onto its ``default_actions:``;
 - ``<datamodel><data id expr>`` onto ``context:`` fields typed from the literal (a field
   without ``expr`` is untyped, default null);
 - ``<raise>``, ``<log>``, ``<assign>``, ``<if>/<elseif>/<else>`` and ``<send event delay>``
@@ -36,8 +40,7 @@ in SCXML and is left out, as smc would refuse it (SMC012, SMC013).
 
 Everything else is an SMC101 error naming the feature, at its element: ``<invoke>``,
 ``<script>``, ``<foreach>``, ``<cancel>``, ``<donedata>``, ``<content>``, ``<param>``, a
-``<send>`` to another target or with computed attributes, a transition without a target,
-executable content other than ``assign`` on a transition, late binding, ``_event`` fields
+``<send>`` to another target or with computed attributes, late binding, ``_event`` fields
 other than ``name``, system variables. An attribute SCXML does not define is ignored with a
 warning (SMC102). Malformed XML is SMC100.
 """
@@ -66,8 +69,9 @@ MAX_ELEMENTS = 100_000
 
 #: Executable content smc runs when a transition is taken (the rest of a transition's
 #: ``actions:`` keep the design-style meaning, docs/language.md): anything else inside a
-#: ``<transition>`` is refused.
-TRANSITION_ACTIONS = frozenset({"assign"})
+#: ``<transition>`` is refused. All that the import maps: ``<raise>`` (and a ``<send>`` to
+#: ``#_internal``) as the chart core's raise, the others as the class's pure actions.
+TRANSITION_ACTIONS = frozenset({"assign", "raise", "send", "log", "if"})
 
 #: Events the SCXML processor itself raises, which a ``*`` descriptor also matches.
 PLATFORM_EVENTS = ("error.execution", "error.communication")
@@ -507,13 +511,11 @@ class Importer:
         self.collect_events()
         states = [s for s in root.children if s.tag in ("state", "parallel", "final")]
         initial = root.attrib.get("initial", "").split()
-        if len(initial) > 1:
-            self.refuse(
-                root, "several initial states (`initial` with more than one id)", attr="initial"
-            )
         if initial:
-            data["initial_state"] = initial[0]
+            data["initial_state"] = initial[0] if len(initial) == 1 else initial
             self.place(("initial_state",), root, "initial")
+            for i in range(len(initial) if len(initial) > 1 else 0):
+                self.place(("initial_state", i), root, "initial")
         elif states and "id" in states[0].attrib:
             data["initial_state"] = states[0].attrib["id"]
             self.place(("initial_state",), states[0])
@@ -655,13 +657,8 @@ class Importer:
         if element.tag == "parallel":
             item["parallel"] = True
         initial = element.attrib.get("initial", "").split()
-        if len(initial) > 1:
-            self.refuse(
-                element, "several initial states (`initial` with more than one id)", attr="initial"
-            )
-        elif initial:
-            item["initial"] = initial[0]
-            self.place((*path, "initial"), element, "initial")
+        if initial:
+            self.initial_targets(item, path, initial, element, "initial")
         children: list[Any] = []
         on_entry: list[Any] = []
         on_exit: list[Any] = []
@@ -717,9 +714,9 @@ class Importer:
                 self.refuse(child, f"<{child.tag}> inside <history>")
                 continue
             if child.children:
-                self.refuse(
-                    child.children[0], "executable content on a history's default " "transition"
-                )
+                actions = self.content(child.children, (*path, "default_actions"), 0)
+                if actions:
+                    item["default_actions"] = actions
             targets = child.attrib.get("target", "").split()
             if targets:
                 item["to"] = targets[0] if len(targets) == 1 else targets
@@ -739,29 +736,28 @@ class Importer:
         (transition,) = transitions
         self.check_attributes(transition)
         if transition.children:
-            self.refuse(transition.children[0], "executable content on an <initial> transition")
-            return
+            actions = self.content(transition.children, (*path, "initial_actions"), 0)
+            if actions:
+                item["initial_actions"] = actions
         targets = transition.attrib.get("target", "").split()
-        if len(targets) != 1:
-            self.refuse(
-                transition, "an <initial> transition without exactly one target", attr="target"
-            )
+        if not targets:
+            self.refuse(transition, "an <initial> transition without a target", attr="target")
             return
-        item["initial"] = targets[0]
-        self.place((*path, "initial"), transition, "target")
+        self.initial_targets(item, path, targets, transition, "target")
+
+    def initial_targets(
+        self, item: dict[str, Any], path: PathKey, targets: list[str], element: Element, attr: str
+    ) -> None:
+        """``initial:`` for a state item: one name, or a list for several."""
+        item["initial"] = targets[0] if len(targets) == 1 else list(targets)
+        self.place((*path, "initial"), element, attr)
+        for i in range(len(targets) if len(targets) > 1 else 0):
+            self.place((*path, "initial", i), element, attr)
 
     # -- transitions
 
     def transition(self, element: Element, source: str) -> None:
         targets = element.attrib.get("target", "").split()
-        if not targets:
-            self.refuse(
-                element,
-                "a transition without a target (smc transitions always name one)",
-                "give it a target; a targetless transition runs its content without "
-                "leaving the state, which smc's language cannot say yet",
-            )
-            return
         cond = element.attrib.get("cond")
         kind = element.attrib.get("type", "external")
         if kind not in ("external", "internal"):
@@ -776,9 +772,13 @@ class Importer:
         else:
             events = [None]
         for event in events:
-            transition: dict[str, Any] = {"from": source, "to": targets[0]}
-            if len(targets) > 1:
+            transition: dict[str, Any] = {"from": source}
+            if len(targets) == 1:
+                transition["to"] = targets[0]
+            elif targets:
                 transition["to"] = list(targets)
+            elif not actions:
+                transition["to"] = []  # targetless: takes the event, runs nothing
             if event is not None:
                 transition["event"] = event
             if cond is not None:
@@ -787,7 +787,7 @@ class Importer:
                 except _Refused as refused:
                     self.refuse(element, str(refused), attr="cond")
                     return
-            if kind == "internal":
+            if kind == "internal" and targets:
                 transition["type"] = "internal"
             if self.dead(transition):
                 continue
@@ -820,7 +820,7 @@ class Importer:
         self.place(path, element)
         self.place((*path, "from"), element)
         self.place((*path, "to"), element, "target")
-        if isinstance(transition["to"], list):
+        if isinstance(transition.get("to"), list):
             for i in range(len(transition["to"])):
                 self.place((*path, "to", i), element, "target")
         self.place((*path, "event"), element, "event")

@@ -30,7 +30,9 @@ from typing import Literal, NamedTuple
 StateKind = Literal["atomic", "compound", "parallel", "final", "history"]
 HistoryType = Literal["shallow", "deep"]
 TransitionType = Literal["external", "internal"]
-ActionKind = Literal["exit", "transition", "entry"]
+#: ``initial``: a compound state's initial transition's actions (owner: the compound);
+#: ``default``: a history state's default transition's actions (owner: the history state).
+ActionKind = Literal["exit", "transition", "entry", "initial", "default"]
 
 #: An action is whatever the machine file says (a mapping such as ``{type: log, ...}``); the
 #: semantics only look inside ``{type: raise, event: x}``, which queues an internal event, and
@@ -54,8 +56,9 @@ class ChartDefinitionError(StatechartError, ValueError):
 
 class ActionRef(NamedTuple):
     """Which action ran: the ``position``-th on_exit/on_entry action of the state named
-    ``owner``, or the ``position``-th action of the transition whose document order is
-    ``owner``. Plain data, so dispatch tables can hold it. (``position``, not ``index``:
+    ``owner`` (``initial``: of its initial transition; ``default``: of the history state's
+    default transition), or the ``position``-th action of the transition whose document
+    order is ``owner``. Plain data, so dispatch tables can hold it. (``position``, not ``index``:
     a tuple already has an ``index`` method.)
 
     An action inside an ``if`` block that the semantics open (one that can raise, see
@@ -83,6 +86,22 @@ class State:
     on_exit: tuple[Action, ...] = ()
     history_type: HistoryType | None = None
     default: tuple[str, ...] = ()
+    #: a compound state's initial states when there are several (``initial`` is the first):
+    #: descendants in different regions of a parallel descendant; empty: ``(initial,)``.
+    initials: tuple[str, ...] = ()
+    #: a compound state's initial transition's actions: run when it is entered by default,
+    #: after its on_entry, before the initial states' entries (SCXML's <initial> content).
+    initial_actions: tuple[Action, ...] = ()
+    #: a history state's default transition's actions: run when the default is taken
+    #: (nothing remembered), after the parent's on_entry.
+    default_actions: tuple[Action, ...] = ()
+
+    @property
+    def initial_targets(self) -> tuple[str, ...]:
+        """What entering the state by default enters (a compound state's)."""
+        if self.initials:
+            return self.initials
+        return () if self.initial is None else (self.initial,)
 
 
 @dataclass(frozen=True)
@@ -243,7 +262,11 @@ class Chart:
         else:
             assert isinstance(owner, str)
             state = self.state(owner)
-            actions = state.on_exit if kind == "exit" else state.on_entry
+            actions = {
+                "exit": state.on_exit,
+                "initial": state.initial_actions,
+                "default": state.default_actions,
+            }.get(kind, state.on_entry)
         if isinstance(position, int):
             return actions[position]
         action = actions[position[0]]
@@ -290,14 +313,19 @@ def _check_tree(chart: Chart) -> None:
         if state.kind not in ("compound", "parallel") and state.children:
             raise ChartDefinitionError(f"{state.kind} state {state.name!r} cannot have children")
         if state.kind == "compound":
-            initial = state.initial
-            if initial is None or initial not in by_name:
-                raise ChartDefinitionError(f"initial {initial!r} of {state.name!r} is no state")
-            if not chart.is_descendant(initial, state.name):
-                raise ChartDefinitionError(f"initial {initial!r} is not inside {state.name!r}")
-            if by_name[initial].kind == "history":
-                raise ChartDefinitionError(f"initial of {state.name!r} is a history state")
-        elif state.initial is not None:
+            if state.initial is None or (state.initials and state.initials[0] != state.initial):
+                raise ChartDefinitionError(f"{state.name!r} needs an initial (the first)")
+            for initial in state.initial_targets:
+                if initial not in by_name:
+                    raise ChartDefinitionError(f"initial {initial!r} of {state.name!r} is no state")
+                if not chart.is_descendant(initial, state.name):
+                    raise ChartDefinitionError(f"initial {initial!r} is not inside {state.name!r}")
+                if by_name[initial].kind == "history" and by_name[initial].parent != state.name:
+                    raise ChartDefinitionError(
+                        f"initial {initial!r} of {state.name!r} is another state's history"
+                    )
+            _check_configuration(chart, state.initial_targets, f"initial of {state.name!r}")
+        elif state.initial is not None or state.initials:
             raise ChartDefinitionError(f"only a compound state has an initial: {state.name!r}")
         parent_kind = by_name[state.parent].kind if state.parent is not None else "root"
         if state.kind == "history":
@@ -317,7 +345,13 @@ def _check_tree(chart: Chart) -> None:
         if state.kind == "final" and parent_kind == "parallel":
             # SCXML gives a final region no meaning; a region completes by its own final child
             raise ChartDefinitionError(f"final {state.name!r} cannot be a parallel region")
-        for action in (*state.on_entry, *state.on_exit):
+        if state.initial_actions and state.kind != "compound":
+            raise ChartDefinitionError(f"only a compound state has initial actions: {state.name!r}")
+        if state.default_actions and state.kind != "history":
+            raise ChartDefinitionError(f"only a history state has default actions: {state.name!r}")
+        for action in (*state.on_entry, *state.on_exit, *state.initial_actions):
+            _check_action(action)
+        for action in state.default_actions:
             _check_action(action)
     for name in chart.initial:
         if by_name.get(name) is None or by_name[name].kind == "history":
@@ -377,8 +411,9 @@ def chart_from_dict(document: Mapping[str, object], name: str = "chart") -> Char
     """Build a chart from nested dicts in the shape of the issue-13 YAML language.
 
     State items are a name (an atomic state) or a mapping with ``name`` and any of
-    ``states``, ``initial``, ``parallel: true``, ``final: true``, ``history: shallow|deep``
-    (with ``to`` for the default, else the parent's initial), ``on_entry``, ``on_exit`` and
+    ``states``, ``initial`` (a name or a list), ``initial_actions``, ``parallel: true``,
+    ``final: true``, ``history: shallow|deep`` (with ``to`` for the default, else the
+    parent's initial, and ``default_actions``), ``on_entry``, ``on_exit`` and
     ``on: {event: target | {to, type, cond, actions}}``. Transitions have ``from``, ``to`` (a
     name or a list; absent: targetless), ``event`` (absent: eventless), ``type``, ``cond``
     (absent: unguarded) and ``actions``.
@@ -403,9 +438,16 @@ def chart_from_dict(document: Mapping[str, object], name: str = "chart") -> Char
         else:
             kind = "compound" if children else "atomic"
         initial: str | None = None
+        initials: tuple[str, ...] = ()
         if kind == "compound":
             first = next((c for c in children if spec_kind(c) != "history"), None)
-            initial = _text(spec.get("initial", first), "initial")
+            written = spec.get("initial", first)
+            if isinstance(written, list | tuple) and len(written) > 1:
+                initials = tuple(_names(written))
+                written = initials[0]
+            elif isinstance(written, list | tuple):
+                written = _names(written)[0] if written else None
+            initial = _text(written, "initial")
         states[position] = State(
             name=state_name,
             kind=kind,
@@ -416,6 +458,9 @@ def chart_from_dict(document: Mapping[str, object], name: str = "chart") -> Char
             on_exit=tuple(_items(spec.get("on_exit"))),
             history_type=history if history in ("shallow", "deep") else None,
             default=tuple(_names(spec.get("to"))),
+            initials=initials,
+            initial_actions=tuple(_items(spec.get("initial_actions"))),
+            default_actions=tuple(_items(spec.get("default_actions"))),
         )
         for event, target in _mapping(spec.get("on", {})).items():
             spec_t = {"to": target} if isinstance(target, str | list) else dict(_mapping(target))

@@ -99,10 +99,19 @@ def _add_state(
     if state.kind == "history":
         assert state.history_type is not None
         element.set("type", state.history_type)
-        ET.SubElement(element, "transition", {"target": _ids(state.default)})
+        default = ET.SubElement(element, "transition", {"target": _ids(state.default)})
+        for i, action in enumerate(state.default_actions):
+            _add_action(default, ActionRef("default", state.name, i), action, label, cond)
         return
-    if state.initial is not None:
-        element.set("initial", _id(state.initial))
+    if state.initial_actions or any(
+        chart.state(name).kind == "history" for name in state.initial_targets
+    ):
+        initial = ET.SubElement(element, "initial")
+        initial_t = ET.SubElement(initial, "transition", {"target": _ids(state.initial_targets)})
+        for i, action in enumerate(state.initial_actions):
+            _add_action(initial_t, ActionRef("initial", state.name, i), action, label, cond)
+    elif state.initial_targets:
+        element.set("initial", _ids(state.initial_targets))
     for kind, actions in (("entry", state.on_entry), ("exit", state.on_exit)):
         if actions:
             block = ET.SubElement(element, "on" + kind)

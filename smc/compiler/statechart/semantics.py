@@ -42,7 +42,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 from .chart import (
     Action,
@@ -178,7 +178,7 @@ class Interpreter:
         self._initial: list[tuple[int, ...]] = [tuple(index[n] for n in chart.initial)]
         self._default: list[tuple[int, ...]] = [()]
         for s in chart.states:
-            self._initial.append((index[s.initial],) if s.initial else ())
+            self._initial.append(tuple(index[n] for n in s.initial_targets))
             self._default.append(tuple(index[n] for n in s.default))
         self._transitions_of: list[list[Transition]] = [[] for _ in names]
         for t in chart.transitions:
@@ -196,6 +196,9 @@ class Interpreter:
         self._event: str | None = None  # the event being handled: SCXML's _event.name
         self._microsteps = 0  # in this macrostep, after the external event's own one
         self._domains: dict[int, int] = {}  # transition order -> domain, this microstep
+        # entering: compounds entered by default, history content to run (parent -> history)
+        self._default_entry: set[int] = set()
+        self._history_content: dict[int, int] = {}
 
     # --- the public face ------------------------------------------------------------
 
@@ -446,6 +449,9 @@ class Interpreter:
 
     def _enter_states(self, enabled: list[Transition], *, initial: bool = False) -> None:
         to_enter: dict[int, None] = {}  # an ordered set, as in Appendix D
+        # Appendix D's statesForDefaultEntry and defaultHistoryContent (parent -> history)
+        self._default_entry = set()
+        self._history_content = {}
         if initial:
             # the <scxml> element's initial transition: its domain is the root itself
             for s in self._initial[ROOT]:
@@ -456,6 +462,10 @@ class Interpreter:
         for state in sorted(to_enter):
             self._active.add(state)
             self._run_actions("entry", state)
+            if state in self._default_entry:
+                self._run_content("initial", state)
+            if state in self._history_content:
+                self._run_content("default", self._history_content[state])
             if self._kind[state] == "final":
                 parent = self._parent[state]
                 if parent == ROOT:
@@ -480,6 +490,8 @@ class Interpreter:
         if self._kind[state] == "history":
             remembered = self._memory.get(state)
             targets = remembered if remembered else self._default[state]
+            if not remembered:
+                self._history_content[self._parent[state]] = state
             for s in targets:
                 self._add_descendant_states_to_enter(s, to_enter)
             for s in targets:
@@ -487,6 +499,7 @@ class Interpreter:
             return
         to_enter[state] = None
         if self._kind[state] == "compound":
+            self._default_entry.add(state)
             for s in self._initial[state]:
                 self._add_descendant_states_to_enter(s, to_enter)
             for s in self._initial[state]:
@@ -566,6 +579,13 @@ class Interpreter:
         self._moves.append(("exit" if kind == "exit" else "entry", spec.name))
         for i, action in enumerate(spec.on_exit if kind == "exit" else spec.on_entry):
             self._execute(ActionRef("exit" if kind == "exit" else "entry", spec.name, i), action)
+
+    def _run_content(self, kind: Literal["initial", "default"], state: int) -> None:
+        """A compound's initial transition's actions, or a history's default's."""
+        spec = self.chart.by_name[self._names[state]]
+        actions = spec.initial_actions if kind == "initial" else spec.default_actions
+        for i, action in enumerate(actions):
+            self._execute(ActionRef(kind, spec.name, i), action)
 
     def _execute(self, ref: ActionRef, action: Action) -> None:
         event = raised_event(action)

@@ -371,10 +371,12 @@ def build_table(
 
 def relevant_histories(chart: Chart) -> frozenset[str]:
     """The history states whose memory can change what happens: those a transition or a
-    history default targets. What the others remember is never read, and keeping it in
-    the situations would multiply them for nothing."""
+    history default or a compound's initial targets. What the others remember is never
+    read, and keeping it in the situations would multiply them for nothing."""
     targets = {t for transition in chart.transitions for t in transition.targets}
     targets.update(t for state in chart.states for t in state.default)
+    targets.update(t for state in chart.states for t in state.initial_targets)
+    targets.update(chart.initial)
     return frozenset(t for t in targets if chart.state(t).kind == "history")
 
 
