@@ -814,7 +814,8 @@ def test_the_grammar_fuzz_accepts_some_and_refuses_some() -> None:
     """A check on the fuzz itself: its generator reaches both outcomes often."""
     outcomes = {"accepted": 0, "refused": 0}
 
-    @settings(max_examples=300, deadline=None, database=None)
+    # derandomize: the same examples every run, so the count cannot flake.
+    @settings(max_examples=300, deadline=None, database=None, derandomize=True)
     @given(_grammar())
     def count(text: str) -> None:
         result = parse_expression(text, scope=SCOPE)
