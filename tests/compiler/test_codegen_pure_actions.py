@@ -342,3 +342,70 @@ def test_mypy_strict_accepts_the_module_and_a_subclass(tmp_path: Path) -> None:
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+EVENTS = """\
+initial_state: a
+metadata: {machine_name: seen}
+context:
+  last: {type: [string, "null"], default: "unset"}
+  trail: {type: string, default: ""}
+  n: {type: integer, default: 0}
+events:
+  go: null
+  back: null
+  ping: {payload: {type: object, properties: {k: {type: integer}}, required: [k]}}
+  inner: null
+states:
+  - name: a
+    on_entry:
+      - {type: assign, location: last, expr: "event.name"}
+      - type: if
+        when: "event.name == 'back'"
+        then: [{type: assign, location: trail, expr: "trail + 'B'"}]
+  - name: b
+    on_entry:
+      - type: if
+        when: "event.name == 'go'"
+        then: [{type: assign, location: trail, expr: "trail + 'go'"}]
+      - {type: raise, event: inner}
+  - name: c
+    on_entry:
+      - type: if
+        when: "event.name == 'inner'"
+        then: [{type: assign, location: trail, expr: "trail + '/inner'"}]
+        else: [{type: assign, location: trail, expr: "trail + '/other'"}]
+transitions:
+  - {from: a, to: b, event: go}
+  - {from: b, to: c, event: inner}
+  - {from: c, to: a, event: back, when: "event.name == 'back'"}
+  - {from: a, to: a, event: ping, actions: [{type: assign, location: n, expr: "event.data.k"}]}
+"""
+
+
+def test_event_name_is_the_event_each_action_runs_for(tmp_path: Path) -> None:
+    """``event.name`` in a state's actions is the event whose transition enters the state:
+    the external one, a raised one within the same step, none at the start."""
+    module = compiled(EVENTS, tmp_path)
+    m = module.Seen()
+    assert m.context.last is None  # entered at the start: no event yet
+    m.go()  # b entered on go, raises inner: c entered on inner
+    assert m.state == "c" and m.context.trail == "go/inner"
+    m.back()
+    assert m.context.last == "back" and m.context.trail == "go/innerB"
+    m.ping(k=7)
+    assert m.context.last == "ping" and m.context.n == 7
+    source = Path(module.__file__).read_text(encoding="utf-8")
+    # written as constants, one action per event it runs for
+    assert 'ctx.last = "back"' in source and "ctx.last = None" in source
+
+
+def test_mypy_strict_accepts_a_module_reading_the_event(tmp_path: Path) -> None:
+    module = compiled(EVENTS, tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", str(module.__file__)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout

@@ -61,17 +61,17 @@ def test_the_core_maps_onto_the_language() -> None:
         {"type": "assign", "location": "n", "expr": "n + 1"},
         {"type": "raise", "event": "go.fast"},
     ]
-    # prefix match expanded: `go` matches `go.fast`; `_event.name` is that event's name
+    # prefix match expanded: `go` matches `go.fast`; `_event.name` is `event.name`
     transitions = [t for t in data["transitions"] if t["from"] == "s0"]
     assert transitions[0] == {
         "from": "s0",
         "to": "s1",
         "event": "go.fast",
-        "when": "n == 1 and 'go.fast' == 'go.fast'",
+        "when": "n == 1 and event.name == 'go.fast'",
     }
     # the document's events in order: `go.fast` (raised), `go` (a transition names it), ...
     assert transitions[1]["event"] == "go"
-    assert transitions[1]["when"] == "n == 1 and 'go' == 'go.fast'"
+    assert transitions[1]["when"] == "n == 1 and event.name == 'go.fast'"
     # `*`: every event of the document, those taken first with a cond included
     assert [t["event"] for t in transitions[2:]] == [
         "go.fast",
@@ -164,6 +164,12 @@ ESCAPES = [
     "n == 1",
     "true",
     "_event.name == 'go'",
+    "_event",
+    "not _event.origintype",
+    "hasattr(_event, 'name')",
+    "hasattr(_event, '__class__')",
+    "_name",
+    "n and _event",
 ]
 texts = st.one_of(st.sampled_from(ESCAPES), st.text(max_size=40))
 names = st.one_of(
@@ -211,3 +217,51 @@ def test_fuzz_never_a_traceback_and_nothing_runs(document: str, tmp_path: Path) 
         namespace: dict[str, object] = {"__name__": "fuzzed_scxml"}
         exec(compile(source, "fuzzed.py", "exec"), namespace)  # the generated module only
     assert not MARKER.exists()
+
+
+EVENT_DOC = f"""<scxml xmlns="{NS}" initial="s0" datamodel="python" name="demo">
+  <datamodel><data id="v" expr="'x'"/><data id="who" expr="_name"/><data id="k"/></datamodel>
+  <state id="s0">
+    <onentry>
+      <if cond="_event"><raise event="bound"/></if>
+      <send event="out"/>
+      <raise event="in"/>
+      <assign location="k" expr="_event.name"/>
+      <assign location="_name" expr="'other'"/>
+    </onentry>
+    <transition event="out" cond="_event.origintype and hasattr(_event, 'data')" target="s1"/>
+    <transition event="in" cond="not _event.invokeid and v" target="s1"/>
+  </state>
+  <final id="s1"/>
+</scxml>"""
+
+
+def test_event_fields_and_system_variables_map_statically() -> None:
+    data, problems = _import(EVENT_DOC)
+    assert problems == []
+    assert isinstance(data, dict)
+    # `_name` is the document's name; a bare `_event` in a condition: whether one is bound
+    assert data["context"]["who"] == {"type": "string", "default": "demo"}
+    entry = data["states"][0]["on_entry"]
+    assert entry[0]["when"] == "event.name is not None"
+    assert entry[3] == {"type": "assign", "location": "k", "expr": "event.name"}
+    # assigning to a system variable fails with error.execution (SCXML 5.10)
+    assert entry[4] == {"type": "raise", "event": "error.execution"}
+    conds = {t["event"]: t["when"] for t in data["transitions"]}
+    # `out` is only ever sent: its origintype is the SCXML event processor's
+    assert conds["out"] == (
+        "('http://www.w3.org/TR/scxml/#SCXMLEventProcessor' if event.name in ['out'] "
+        "else None) and True"
+    )
+    # smc invokes nothing; a string data id as a truth value
+    assert conds["in"] == "not None and v != ''"
+
+
+def test_event_fields_that_cannot_be_known_stay_refused() -> None:
+    text = EVENT_DOC.replace('<send event="out"/>', '<send event="out" id="s1"/>').replace(
+        "_event.origintype", "_event.sendid"
+    )
+    _, problems = _import(text)
+    assert any("SMC101" in p and "`_event.sendid`" in p for p in problems)
+    _, problems = _import(EVENT_DOC.replace("_event.origintype", "_event.type"))
+    assert any("SMC101" in p and "`_event.type`" in p for p in problems)

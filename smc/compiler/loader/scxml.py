@@ -267,41 +267,167 @@ class _Refused(Exception):
     """A construct the import cannot map (becomes SMC101 at the attribute)."""
 
 
+@dataclass(frozen=True)
+class EventFacts:
+    """What the document says about where its events come from, for the ``_event`` fields
+    the import maps statically (docs/language.md, "SCXML import")."""
+
+    #: the machine's name (``<scxml name>``), which ``_name`` is; None: not given.
+    name: str | None = None
+    #: events some ``<send>`` sends and no ``<raise>`` raises (external, from the SCXML
+    #: event processor), in document order.
+    sent_only: tuple[str, ...] = ()
+    #: events both sent and raised: their ``origintype`` is not known statically.
+    mixed: tuple[str, ...] = ()
+    #: whether the document has a ``<send>`` at all (then ``origin`` is not null).
+    sends: bool = False
+    #: whether some ``<send>`` has an ``id``/``idlocation`` (then ``sendid`` is not null).
+    send_ids: bool = False
+    #: data id -> its JSON Schema types, to read a bare id in a condition as Python's truth
+    #: of its value (``cond="Var1"`` with a string: ``Var1 != ''``).
+    data_types: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+
+#: The fields of SCXML's ``_event`` (``hasattr(_event, "x")`` is true for each).
+SCXML_EVENT_FIELDS = ("name", "type", "sendid", "origin", "origintype", "invokeid", "data")
+
+
 class _Rewrite(ast.NodeTransformer):
-    def __init__(self, data_ids: set[str], event: str | None) -> None:
+    def __init__(
+        self, data_ids: set[str], event: str | None, facts: EventFacts, condition: bool
+    ) -> None:
         self.data_ids = data_ids
         self.event = event
+        self.facts = facts
+        self.condition = condition
         self.changed = False
+
+    def _new(self, text: str, node: ast.AST) -> ast.expr:
+        self.changed = True
+        made = ast.parse(text, mode="eval").body
+        for child in ast.walk(made):
+            ast.copy_location(child, node)
+        return made
 
     def visit_Name(self, node: ast.Name) -> ast.AST:
         constants = {"true": True, "false": False, "null": None}
-        if node.id in constants and node.id not in self.data_ids:
+        if node.id in self.data_ids:
+            return node
+        if node.id in constants:
             self.changed = True
             return ast.copy_location(ast.Constant(constants[node.id]), node)
         if node.id == "_event":
-            raise _Refused("`_event` as a whole (only `_event.name` in a `cond` is mapped)")
+            raise _Refused(
+                "`_event` as a whole (its fields `name`, `origintype`, `origin`, `sendid`, "
+                "`invokeid` are mapped, and `_event` alone as a truth value)"
+            )
+        if node.id == "_name" and self.facts.name is not None:
+            self.changed = True
+            return ast.copy_location(ast.Constant(self.facts.name), node)
         if node.id in _SYSTEM_NAMES:
             raise _Refused(f"the system variable `{node.id}`")
         return node
 
-    def visit_Attribute(self, node: ast.Attribute) -> ast.AST:
-        if isinstance(node.value, ast.Name) and node.value.id == "_event":
-            if node.attr == "name" and self.event is not None:
-                self.changed = True
-                return ast.copy_location(ast.Constant(self.event), node)
-            if node.attr == "name":
-                raise _Refused(
-                    "`_event.name` outside a transition's `cond` (smc has no name for the "
-                    "current event in actions)"
-                )
-            if node.attr == "data":
-                raise _Refused("`_event.data` (the events of an SCXML import carry no data)")
-            raise _Refused(f"`_event.{node.attr}`")
+    def visit_UnaryOp(self, node: ast.UnaryOp) -> ast.AST:
+        if self.condition and isinstance(node.op, ast.Not):
+            truth = self.truth(node.operand)
+            if truth is not None:
+                return ast.copy_location(ast.UnaryOp(ast.Not(), truth), node)
         self.generic_visit(node)
         return node
 
+    def visit_BoolOp(self, node: ast.BoolOp) -> ast.AST:
+        if not self.condition:
+            self.generic_visit(node)
+            return node
+        values: list[ast.expr] = []
+        for value in node.values:
+            truth = self.truth(value)
+            values.append(truth if truth is not None else self.visit(value))
+        node.values = values
+        return node
 
-def translate(text: str, data_ids: set[str], event: str | None = None) -> str:
+    def truth(self, node: ast.expr) -> ast.expr | None:
+        """Python's truth of ``node`` as a condition smc's language accepts, for ``_event``
+        (whether an event has been handled) and a bare data id of known type; else None."""
+        if _is_event(node):
+            return self._new("event.name is not None", node)
+        if not isinstance(node, ast.Name):
+            return None
+        types = dict(self.facts.data_types).get(node.id)
+        if not types:  # untyped: the generated code takes Python's truth itself
+            return None
+        name = node.id
+        tests = {"string": f"{name} != ''", "integer": f"{name} != 0", "number": f"{name} != 0"}
+        kinds = [t for t in types if t != "null"]
+        if kinds == ["boolean"] and "null" not in types:
+            return None
+        if not kinds:
+            return self._new(f"{name} is not None", node)
+        if len(kinds) == 1 and kinds[0] in tests:
+            test = tests[kinds[0]]
+            return self._new(f"{name} is not None and {test}" if "null" in types else test, node)
+        return None
+
+    def visit_Call(self, node: ast.Call) -> ast.AST:
+        # hasattr(_event, "field"): SCXML's event has every one of its fields
+        if (
+            isinstance(node.func, ast.Name)
+            and node.func.id == "hasattr"
+            and len(node.args) == 2
+            and not node.keywords
+            and _is_event(node.args[0])
+            and isinstance(node.args[1], ast.Constant)
+            and node.args[1].value in SCXML_EVENT_FIELDS
+        ):
+            self.changed = True
+            return ast.copy_location(ast.Constant(True), node)
+        self.generic_visit(node)
+        return node
+
+    def visit_Attribute(self, node: ast.Attribute) -> ast.AST:
+        if not _is_event(node.value):
+            self.generic_visit(node)
+            return node
+        facts = self.facts
+        if node.attr == "name":
+            return self._new("event.name", node)
+        if node.attr == "invokeid":  # smc invokes nothing
+            return self._new("None", node)
+        if node.attr == "sendid" and not facts.send_ids:
+            return self._new("None", node)
+        if node.attr == "origin" and not facts.sends:
+            return self._new("None", node)
+        if node.attr == "origintype" and not facts.mixed:
+            if not facts.sent_only:
+                return self._new("None", node)
+            names = repr(list(facts.sent_only))
+            return self._new(f"{_SCXML_PROCESSOR!r} if event.name in {names} else None", node)
+        if node.attr == "data":
+            raise _Refused("`_event.data` (the events of an SCXML import carry no data)")
+        raise _Refused(f"`_event.{node.attr}`")
+
+
+def _types_of(schema: Any) -> tuple[str, ...]:
+    """A context field's JSON Schema types (none: untyped, any value)."""
+    kind = schema.get("type") if isinstance(schema, dict) else None
+    if isinstance(kind, str):
+        return (kind,)
+    return tuple(kind) if isinstance(kind, list) else ()
+
+
+def _is_event(node: ast.AST) -> bool:
+    return isinstance(node, ast.Name) and node.id == "_event"
+
+
+def translate(
+    text: str,
+    data_ids: set[str],
+    event: str | None = None,
+    facts: EventFacts | None = None,
+    *,
+    condition: bool = True,
+) -> str:
     """``text`` (a python-datamodel expression) in smc's expression language: unchanged
     unless an SCXML name is rewritten (then ``ast.unparse``d). Text that does not parse is
     left for the expression checker to report (SMC090). ``_Refused`` for what cannot map."""
@@ -309,9 +435,10 @@ def translate(text: str, data_ids: set[str], event: str | None = None) -> str:
         tree = ast.parse(text.strip(), mode="eval")
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return text
-    rewrite = _Rewrite(data_ids, event)
+    rewrite = _Rewrite(data_ids, event, facts or EventFacts(), condition)
     try:
-        new = rewrite.visit(tree)
+        truth = rewrite.truth(tree.body) if condition else None
+        new = rewrite.visit(tree) if truth is None else ast.Expression(truth)
     except RecursionError:
         return text
     if not rewrite.changed:
@@ -333,10 +460,11 @@ _LITERAL_TYPES: tuple[tuple[type, str], ...] = (
 )
 
 
-def literal_value(text: str, data_ids: set[str]) -> Any:
+def literal_value(text: str, data_ids: set[str], name: str | None = None) -> Any:
     """The value of a literal expression (numbers, strings, booleans, None, lists, tuples
     and dicts of them; ``true``/``false``/``null`` too), walked from its ``ast`` without
-    evaluating anything. ``_Refused`` for anything else."""
+    evaluating anything; ``_name`` is ``name``, the machine's name, when given.
+    ``_Refused`` for anything else."""
     try:
         tree = ast.parse(text.strip(), mode="eval")
     except (SyntaxError, ValueError, RecursionError, MemoryError):
@@ -352,6 +480,8 @@ def literal_value(text: str, data_ids: set[str]) -> Any:
             return node.value
         if isinstance(node, ast.Name) and node.id in constants and node.id not in data_ids:
             return constants[node.id]
+        if isinstance(node, ast.Name) and node.id == "_name" and name is not None:
+            return name
         if (
             isinstance(node, ast.UnaryOp)
             and isinstance(node.op, ast.USub | ast.UAdd)
@@ -397,6 +527,7 @@ class Importer:
         # per transition index: the element it came from (for positions)
         self.transition_elements: list[Element] = []
         self.data: dict[str, Any] = {}
+        self.facts = EventFacts()
 
     # -- reporting and positions
 
@@ -578,7 +709,9 @@ class Importer:
                 self.context[name] = {"default": None}
             else:
                 try:
-                    value = literal_value(element.attrib["expr"], self.data_ids)
+                    value = literal_value(
+                        element.attrib["expr"], self.data_ids, self.root.attrib.get("name")
+                    )
                 except _Refused as refused:
                     self.refuse(element, str(refused), attr="expr")
                     continue
@@ -626,6 +759,25 @@ class Importer:
         for name in PLATFORM_EVENTS:
             found.setdefault(name, None)
         self.events = list(found)
+        sent: dict[str, None] = {}
+        raised: set[str] = set()
+        sends = [e for e in self.root.iter() if e.tag == "send"]
+        for element in self.root.iter():
+            name = element.attrib.get("event", "").strip()
+            if element.tag == "raise" or (
+                element.tag == "send" and element.attrib.get("target", "").strip() == "#_internal"
+            ):
+                raised.add(name)
+            elif element.tag == "send" and name:
+                sent.setdefault(name, None)
+        self.facts = EventFacts(
+            name=self.root.attrib.get("name"),
+            sent_only=tuple(n for n in sent if n not in raised),
+            mixed=tuple(n for n in sent if n in raised),
+            sends=bool(sends),
+            send_ids=any("id" in e.attrib or "idlocation" in e.attrib for e in sends),
+            data_types=tuple((name, _types_of(schema)) for name, schema in self.context.items()),
+        )
 
     def expand(self, descriptors: str) -> list[str]:
         matched: dict[str, None] = {}
@@ -783,7 +935,7 @@ class Importer:
                 transition["event"] = event
             if cond is not None:
                 try:
-                    transition["when"] = translate(cond, self.data_ids, event)
+                    transition["when"] = translate(cond, self.data_ids, event, self.facts)
                 except _Refused as refused:
                     self.refuse(element, str(refused), attr="cond")
                     return
@@ -864,7 +1016,7 @@ class Importer:
             self.refuse(element, f"<{element.tag}> without `{attr}`")
             return None
         try:
-            value = translate(text, self.data_ids)
+            value = translate(text, self.data_ids, facts=self.facts, condition=attr == "cond")
         except _Refused as refused:
             self.refuse(element, str(refused), attr=attr)
             return None
@@ -895,6 +1047,10 @@ class Importer:
             if element.children or element.text.strip():
                 self.refuse(element, "<assign> with inline content (write `expr`)")
                 return None
+            if location in (*_SYSTEM_NAMES, "_event"):
+                # SCXML: assigning to a system variable fails, with error.execution
+                # in the internal queue; the variable keeps its value.
+                return {"type": "raise", "event": PLATFORM_EVENTS[0]}
             if not re.fullmatch(r"[A-Za-z_]\w*", location):
                 self.refuse(
                     element,
