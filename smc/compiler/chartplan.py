@@ -32,6 +32,7 @@ from smc.compiler.charts import (
 )
 from smc.compiler.exprcheck import transition_scope
 from smc.compiler.expressions import (
+    STRING,
     Const,
     Expression,
     InState,
@@ -156,6 +157,8 @@ class ChartPlan(NamedTuple):
     sends: bool = False
     #: whether some ``log`` logs an expression (the class has its ``on_log`` hook)
     logs: bool = False
+    #: whether some ``send`` computes its event or delay (``_send_computed``)
+    computed_sends: bool = False
 
 
 def hook_names(machine: Machine) -> list[tuple[str, str, str]]:
@@ -269,6 +272,10 @@ def chart_plan(
         programs=programs,
         sends=any(action.type == SEND for action, _ in machine.pure_actions),
         logs=any(action.type == LOG for action, _ in machine.pure_actions),
+        computed_sends=any(
+            action.type == SEND and ("event_expr" in action.params or "delay_expr" in action.params)
+            for action, _ in machine.pure_actions
+        ),
     )
 
 
@@ -415,6 +422,18 @@ class _ProgramCompiler:
                 source, uses = self.expression(params["expr"], scope)
             text = pystr("" if label is None else str(label))
             return [f"self.on_log({text}, {source})"], uses
+        if action.type == SEND and ("event_expr" in params or "delay_expr" in params):
+            # computed: _send_computed checks the name and the delay at run time
+            uses = False
+            if "event_expr" in params:
+                event_source, uses = self.expression(str(params["event_expr"]), scope, STRING)
+            else:
+                event_source = f"Event.{self.event_member[str(params['event'])]}"
+            delay_source = repr(parse_delay(params.get("delay", 0)))
+            if "delay_expr" in params:
+                delay_source, reads = self.expression(str(params["delay_expr"]), scope)
+                uses = uses or reads
+            return [f"_send_computed(self, {event_source}, {delay_source})"], uses
         if action.type == SEND:
             event = str(params["event"])
             delay = parse_delay(params.get("delay", 0))

@@ -109,7 +109,7 @@ def reads_event(machine: Machine, action: Action, transition: ModelTransition | 
     if action.type == IF:
         texts += [b.when for b in action.branches if b.when is not None]
     else:
-        for key in ("expr",):
+        for key in ("expr", "event_expr", "delay_expr"):
             if isinstance(action.params.get(key), str):
                 texts.append(action.params[key])
         payload = action.params.get("payload")

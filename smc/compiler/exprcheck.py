@@ -14,7 +14,10 @@ inside the YAML scalar (:mod:`~smc.compiler.loader.scalars` follows the quoting)
 - SMC093: an ``assign`` whose ``location`` is not a context field;
 - SMC095: a ``send`` of an event the machine does not have;
 - SMC096: a ``send`` whose ``delay`` is no duration or whose payload does not fit the event's
-  payload schema (an unknown or missing field; each value is an expression of its field's type);
+  payload schema (an unknown or missing field; each value is an expression of its field's type),
+  or with both ``event`` and ``event_expr`` (``delay`` and ``delay_expr``), or a payload with
+  ``event_expr``; ``event_expr`` (a string) and ``delay_expr`` (seconds or a duration string)
+  are checked as expressions (SMC090-092);
 - SMC097: an ``if`` branch holding an action the class cannot run, or a ``log`` mixing
   ``message`` with ``label``/``expr``.
 
@@ -33,6 +36,7 @@ from types import MappingProxyType
 from smc.compiler.diagnostics import Diagnostic
 from smc.compiler.expressions import (
     ANY,
+    STRING,
     Field,
     Problem,
     ProblemKind,
@@ -263,7 +267,44 @@ class _Checker:
                 where = action.param_pos.get("expr", action.pos)
                 self.problems(where, expr, result, in_state=transition is None)
 
+    def computed_send(self, action: Action, transition: Transition | None) -> bool:
+        """``event_expr``/``delay_expr``: each an expression (a string; seconds or a
+        duration string), each instead of its plain key, and no payload with a computed
+        event (its schema is not known). Whether the plain checks are left to do."""
+        params = action.params
+        scope = self.scope(transition)
+        for key, plain, expect in (
+            ("event_expr", "event", STRING),
+            ("delay_expr", "delay", _DURATION_VALUE),
+        ):
+            if key not in params:
+                continue
+            where = action.param_pos.get(key, action.pos)
+            if plain in params:
+                self.report(
+                    where,
+                    "SMC096",
+                    f"`send` has both `{plain}` and `{key}`",
+                    f"write `{plain}` (a fixed value) or `{key}` (an expression), not both",
+                )
+            text = params[key]
+            if isinstance(text, str):
+                result = parse_expression(text, scope=scope, expect=expect)
+                if isinstance(result, list):
+                    self.problems(where, text, result, in_state=transition is None)
+        if "event_expr" in params and "payload" in params:
+            self.report(
+                action.param_key_pos.get("payload", action.pos),
+                "SMC096",
+                "a `send` with `event_expr` gives no payload: which event's schema it "
+                "must fit is known only at run time",
+                "send a fixed `event:` to give it a payload",
+            )
+        return "event_expr" not in params
+
     def send(self, action: Action, transition: Transition | None) -> None:
+        if not self.computed_send(action, transition):
+            return
         name = action.params.get("event")
         event = self.events.get(name) if isinstance(name, str) else None
         if isinstance(name, str) and event is None:
@@ -335,6 +376,10 @@ class _Checker:
                     self.problems(value_pos, text, result, in_state=transition is None)
 
 
+#: What a computed delay may be: seconds, or a duration string (``"1.5s"``).
+_DURATION_VALUE = ValueType(frozenset({"integer", "number", "string"}))
+
+
 def _written_actions(machine: Machine) -> Iterator[tuple[Action, Transition | None]]:
     """The actions written in states and the transitions' own, with their transition."""
     for state in machine.states:
@@ -360,6 +405,10 @@ def written_expressions(machine: Machine) -> Iterator[tuple[str, Position, Trans
             for branch in action.branches:
                 if branch.when is not None:
                     yield branch.when, branch.when_pos or branch.pos, owner
+            for key in ("event_expr", "delay_expr"):
+                text = action.params.get(key)
+                if action.type == SEND and isinstance(text, str):
+                    yield text, action.param_pos.get(key, action.pos), owner
             payload = action.params.get("payload")
             if action.type == SEND and isinstance(payload, Mapping):
                 for key, text in payload.items():

@@ -409,3 +409,28 @@ def test_mypy_strict_accepts_a_module_reading_the_event(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stdout
+
+
+def test_computed_sends_check_the_name_and_the_delay_when_they_run(tmp_path: Path) -> None:
+    """``event_expr``/``delay_expr`` are computed as the action runs; a name the machine
+    does not have or a value that is no duration is not sent."""
+    text = (
+        "initial_state: a\nmetadata: {machine_name: computed}\n"
+        "context:\n  name: {type: string, default: go}\n  wait: {type: string, default: 1s}\n"
+        "events: {go: null, tick: null}\n"
+        "states:\n  - name: a\n    on_entry:\n"
+        '      - {type: send, event_expr: "name", delay_expr: "wait"}\n'
+        "      - {type: send, event_expr: \"'nope'\"}\n"
+        "      - {type: send, event: tick, delay_expr: \"'soon'\"}\n"
+        '      - {type: send, event: tick, delay_expr: "0.25"}\n'
+        "      - {type: assign, location: name, expr: \"'tick'\"}\n"
+        "      - {type: assign, location: wait, expr: \"'500ms'\"}\n"
+        "  - name: b\n"
+        "transitions:\n  - {from: a, to: b, event: go}\n  - {from: b, to: a, event: tick}\n"
+    )
+    module = compiled(text, tmp_path)
+    m = module.Computed()
+    assert m.take_sent() == (Sent("go", 1.0, None), Sent("tick", 0.25, None))
+    m.go()
+    m.tick()  # a entered again: the context changed
+    assert m.take_sent() == (Sent("tick", 0.5, None), Sent("tick", 0.25, None))

@@ -225,3 +225,36 @@ def test_build_compiles_and_check_is_clean(tmp_path: Path) -> None:
     # paths do not follow an if block's data: no paths, a warning
     paths = run_smc("paths", "m.yaml", cwd=tmp_path)
     assert paths.returncode == 0 and "warning[SMC079]" in paths.stderr
+
+
+@pytest.mark.parametrize(
+    "line,expected",
+    [
+        # event_expr is a string expression: checked at its character
+        ("- {type: send, event_expr: 'n'}", (16, 33, "SMC092")),
+        ("- {type: send, event_expr: 'labl'}", (16, 33, "SMC091")),
+        ("- {type: send, event_expr: 'event'}", (16, 33, "SMC090")),
+        # delay_expr: seconds or a duration string
+        ("- {type: send, event: bare, delay_expr: 'n > 1'}", (16, 46, "SMC092")),
+        # one of each pair; no payload when the event is computed
+        ("- {type: send, event: bare, event_expr: label}", (16, 45, "SMC096")),
+        ("- {type: send, event: bare, delay: 1, delay_expr: n}", (16, 55, "SMC096")),
+        ("- {type: send, event_expr: label, payload: {count: n}}", (16, 39, "SMC096")),
+        # neither event nor event_expr
+        ("- {type: send, delay_expr: n}", (16, 14, "SMC031")),
+    ],
+)
+def test_computed_sends_are_checked_at_their_place(
+    line: str, expected: tuple[int, int, str]
+) -> None:
+    result = check(on_b(line))
+    assert found(result) == {expected}, [str(d) for d in result.errors]
+
+
+def test_computed_sends_are_accepted() -> None:
+    result = check(
+        on_b(
+            "- {type: send, event_expr: \"'go' if n > 0 else label\", delay_expr: \"'1s'\"}",
+        )
+    )
+    assert not result.errors, [str(d) for d in result.errors]

@@ -265,3 +265,23 @@ def test_event_fields_that_cannot_be_known_stay_refused() -> None:
     assert any("SMC101" in p and "`_event.sendid`" in p for p in problems)
     _, problems = _import(EVENT_DOC.replace("_event.origintype", "_event.type"))
     assert any("SMC101" in p and "`_event.type`" in p for p in problems)
+
+
+def test_computed_send_attributes_become_expressions() -> None:
+    text = f"""<scxml xmlns="{NS}" initial="s0" datamodel="python">
+  <datamodel><data id="e" expr="'go'"/><data id="d" expr="'1s'"/></datamodel>
+  <state id="s0">
+    <onentry><send eventexpr="e" delayexpr="d"/><send event="go" delayexpr="'2s'"/></onentry>
+    <transition event="go" target="s1"/>
+  </state>
+  <final id="s1"/>
+</scxml>"""
+    data, problems = _import(text)
+    assert problems == []
+    assert isinstance(data, dict)
+    assert data["states"][0]["on_entry"] == [
+        {"type": "send", "event_expr": "e", "delay_expr": "d"},
+        {"type": "send", "event": "go", "delay": 2},  # a literal is the attribute itself
+    ]
+    _, refused = _import(text.replace('delayexpr="d"', 'targetexpr="d"'))
+    assert any("SMC101" in p and "<send targetexpr>" in p for p in refused)

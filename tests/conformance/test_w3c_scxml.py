@@ -41,10 +41,8 @@ FEATURES: dict[str, str] = {
 #: Core tests that do not pass yet, with the features they need (docs/conformance.md).
 XFAIL: dict[str, tuple[str, ...]] = {
     "test159": ("send-target",),
-    "test172": ("send-expr",),
     "test173": ("send-expr",),
     "test174": ("send-expr",),
-    "test175": ("send-expr",),
     "test183": ("send-expr",),
     "test190": ("send-expr", "data-expr"),
     "test194": ("send-target",),
@@ -63,7 +61,6 @@ XFAIL: dict[str, tuple[str, ...]] = {
     "test331": ("event-fields",),
     "test332": ("event-fields", "send-expr"),
     "test336": ("event-fields", "send-expr"),
-    "test342": ("event-fields", "send-expr"),
     "test344": ("error-execution",),
     "test346": ("targetless",),
     "test349": ("event-fields", "send-expr", "error-execution"),

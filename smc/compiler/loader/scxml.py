@@ -1010,7 +1010,9 @@ class Importer:
             actions.append(action)
         return actions
 
-    def expression(self, element: Element, attr: str, path: PathKey) -> str | None:
+    def expression(
+        self, element: Element, attr: str, path: PathKey, *, condition: bool | None = None
+    ) -> str | None:
         text = element.attrib.get(attr)
         if text is None:
             self.refuse(element, f"<{element.tag}> without `{attr}`")
@@ -1114,10 +1116,18 @@ class Importer:
                     tag[attr[:-4]] = value
                     element.attr_pos.setdefault(attr[:-4], element.attr_pos.get(attr, (0, 0)))
                     del tag[attr]
-        for attr in ("eventexpr", "targetexpr", "typeexpr", "delayexpr", "idlocation", "namelist"):
+        for attr in ("targetexpr", "typeexpr", "idlocation", "namelist"):
             if attr in tag:
                 self.refuse(element, f"<send {attr}>", attr=attr)
                 return None
+        computed: dict[str, Any] = {}
+        for attr, key in (("eventexpr", "event_expr"), ("delayexpr", "delay_expr")):
+            if attr in tag:
+                # an expression over the data: the class computes it when it sends
+                text = self.expression(element, attr, (*path, key), condition=False)
+                if text is None:
+                    return None
+                computed[key] = text
         for child in element.children:
             self.check_attributes(child)
             if child.tag not in UNSUPPORTED:
@@ -1138,12 +1148,13 @@ class Importer:
             )
             return None
         event = tag.get("event", "").strip()
-        if not event:
+        if not event and "event_expr" not in computed:
             self.refuse(element, "<send> without `event`")
             return None
-        self.place((*path, "event"), element, "event")
+        if event:
+            self.place((*path, "event"), element, "event")
         delay = 0.0
-        if "delay" in tag:
+        if "delay" in tag and "delay_expr" not in computed:
             match = _DELAY.match(tag["delay"])
             if match is None:
                 self.refuse(
@@ -1152,12 +1163,18 @@ class Importer:
                 return None
             delay = float(match.group(1)) / (1000 if match.group(2) == "ms" else 1)
             self.place((*path, "delay"), element, "delay")
-        if target == "#_internal":
+        if target == "#_internal" and not computed:
             if delay:
                 self.refuse(element, "a delayed <send> to #_internal", attr="delay")
                 return None
             return {"type": "raise", "event": event}
-        action: dict[str, Any] = {"type": "send", "event": event}
+        if target == "#_internal":
+            self.refuse(element, "a computed <send> to #_internal", attr="target")
+            return None
+        action: dict[str, Any] = {"type": "send"}
+        if event:
+            action["event"] = event
+        action.update(computed)
         if delay:
             action["delay"] = int(delay) if delay == int(delay) else delay
         return action
