@@ -20,10 +20,15 @@ What maps (docs/language.md, "SCXML import"):
 - ``<datamodel><data id expr>`` onto ``context:`` fields typed from the literal (a field
   without ``expr`` is untyped, default null);
 - ``<raise>``, ``<log>``, ``<assign>``, ``<if>/<elseif>/<else>`` and ``<send event delay>``
-  to the machine itself onto the actions of the same names;
+  (``eventexpr``/``delayexpr``: ``event_expr``/``delay_expr``) to the machine itself onto the
+  actions of the same names;
 - in expressions, ``true``/``false``/``null`` (not data ids) are ``True``/``False``/``None``,
-  and ``_event.name`` in a transition's ``cond`` is the name of the event the transition is
-  expanded for (below).
+  ``_event.name`` is ``event.name`` (the event being handled), ``_name`` the document's
+  name, and the ``_event`` fields the document decides are constants (``EventFacts``);
+  ``_event`` or a data id alone as a condition is its truth in smc's language;
+- executable content that fails whatever the data (an assignment to a system variable or to
+  no data id, an expression Python cannot parse, an unsupported send type) is a raise of
+  ``error.execution``, and the rest of its block is left out (``Importer.fails``).
 
 Event descriptors are expanded here, because smc matches event names exactly: a transition's
 ``event="a b.* *"`` becomes one transition per event of the document's closed set of names it
@@ -36,10 +41,10 @@ in SCXML and is left out, as smc would refuse it (SMC012, SMC013).
 
 Everything else is an SMC101 error naming the feature, at its element: ``<invoke>``,
 ``<script>``, ``<foreach>``, ``<cancel>``, ``<donedata>``, ``<content>``, ``<param>``, a
-``<send>`` to another target or with computed attributes, a transition without a target,
-executable content other than ``assign`` on a transition, late binding, ``_event`` fields
-other than ``name``, system variables. An attribute SCXML does not define is ignored with a
-warning (SMC102). Malformed XML is SMC100.
+``<send>`` to another target or with a computed target or type, a transition without a
+target, executable content other than ``assign`` on a transition, late binding, the
+``_event`` fields the document does not decide, ``_sessionid`` and ``_ioprocessors``. An
+attribute SCXML does not define is ignored with a warning (SMC102). Malformed XML is SMC100.
 """
 
 from __future__ import annotations
@@ -416,6 +421,20 @@ def _types_of(schema: Any) -> tuple[str, ...]:
     return tuple(kind) if isinstance(kind, list) else ()
 
 
+def _unparsable(text: str | None) -> bool:
+    """Whether ``text`` is no Python expression at all (``1 = 1``): evaluating it always
+    fails. Parsing only; nothing is evaluated."""
+    if text is None:
+        return False
+    try:
+        ast.parse(text.strip(), mode="eval")
+    except SyntaxError:
+        return True
+    except (ValueError, RecursionError, MemoryError):
+        return False
+    return False
+
+
 def _is_event(node: ast.AST) -> bool:
     return isinstance(node, ast.Name) and node.id == "_event"
 
@@ -528,6 +547,8 @@ class Importer:
         self.transition_elements: list[Element] = []
         self.data: dict[str, Any] = {}
         self.facts = EventFacts()
+        #: the element ``fails`` mapped last, until ``content`` has seen it
+        self.failed: Element | None = None
 
     # -- reporting and positions
 
@@ -988,7 +1009,10 @@ class Importer:
         """The actions for ``elements`` (under ``path``, numbered from ``start``); refused
         ones are reported and left out (the document then fails to import anyway)."""
         actions: list[Any] = []
+        self.failed = None
         for element in elements:
+            if self.failed is not None:
+                break  # the rest of the block is skipped after an error (SCXML 4.9)
             if not self.check_attributes(element):
                 continue
             if element.tag not in _EXECUTABLE:
@@ -1052,7 +1076,12 @@ class Importer:
             if location in (*_SYSTEM_NAMES, "_event"):
                 # SCXML: assigning to a system variable fails, with error.execution
                 # in the internal queue; the variable keeps its value.
-                return {"type": "raise", "event": PLATFORM_EVENTS[0]}
+                return self.fails(element)
+            root = re.split(r"[.\[]", location, maxsplit=1)[0].strip()
+            if root not in self.data_ids:
+                return self.fails(element)  # no such location: SCXML 5.4, error.execution
+            if _unparsable(tag.get("expr")):
+                return self.fails(element)  # the python datamodel cannot evaluate it
             if not re.fullmatch(r"[A-Za-z_]\w*", location):
                 self.refuse(
                     element,
@@ -1068,6 +1097,13 @@ class Importer:
         if element.tag == "if":
             return self.if_block(element, path)
         return self.send(element, path)
+
+    def fails(self, element: Element) -> dict[str, Any]:
+        """An element the document makes fail whatever the data (SCXML places
+        error.execution in the internal queue and skips the rest of its block): a raise of
+        error.execution; ``content`` leaves out the elements after it."""
+        self.failed = element
+        return {"type": "raise", "event": PLATFORM_EVENTS[0]}
 
     def if_block(self, element: Element, path: PathKey) -> dict[str, Any] | None:
         when = self.expression(element, "cond", (*path, "when"))
@@ -1101,6 +1137,14 @@ class Importer:
                 branch, branch_path = block["else"], (*path, "else")
             else:
                 branch.extend(self.content([child], branch_path, len(branch)))
+                if self.failed is not None:
+                    # the rest of the enclosing block too, which only running shows
+                    self.refuse(
+                        self.failed,
+                        "an element that always fails (error.execution) inside <if>",
+                    )
+                    self.failed = None
+                    return None
         return block
 
     def send(self, element: Element, path: PathKey) -> dict[str, Any] | None:
@@ -1134,13 +1178,8 @@ class Importer:
                 self.refuse(child, f"<{child.tag}> inside <send>")
             return None
         if tag.get("type", _SCXML_PROCESSOR) != _SCXML_PROCESSOR:
-            self.refuse(
-                element,
-                f"<send type={tag['type']!r}> (only the SCXML event "
-                "processor, to the machine itself)",
-                attr="type",
-            )
-            return None
+            # SCXML 6.2.4: a type the processor does not support is error.execution
+            return self.fails(element)
         target = tag.get("target", "").strip()
         if target not in _SELF_TARGETS:
             self.refuse(
