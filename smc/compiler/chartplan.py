@@ -30,7 +30,7 @@ from smc.compiler.charts import (
     top_actions,
     written_transitions,
 )
-from smc.compiler.exprcheck import transition_scope
+from smc.compiler.exprcheck import transition_scope, written_expressions
 from smc.compiler.expressions import (
     STRING,
     Const,
@@ -159,6 +159,8 @@ class ChartPlan(NamedTuple):
     logs: bool = False
     #: whether some ``send`` computes its event or delay (``_send_computed``)
     computed_sends: bool = False
+    #: whether the class has ``session_id`` (an expression reads ``machine.session_id``)
+    sessions: bool = False
 
 
 def hook_names(machine: Machine) -> list[tuple[str, str, str]]:
@@ -272,11 +274,20 @@ def chart_plan(
         programs=programs,
         sends=any(action.type == SEND for action, _ in machine.pure_actions),
         logs=any(action.type == LOG for action, _ in machine.pure_actions),
+        sessions=_uses_session(machine),
         computed_sends=any(
             action.type == SEND and ("event_expr" in action.params or "delay_expr" in action.params)
             for action, _ in machine.pure_actions
         ),
     )
+
+
+def _uses_session(machine: Machine) -> bool:
+    """Whether an expression of ``machine`` reads ``machine.session_id`` (its text names it:
+    a mention in a string literal only gives the class an attribute it does not read)."""
+    texts = [f.expr for f in machine.context if f.expr is not None]
+    texts += [text for text, _, _ in written_expressions(machine)]
+    return any("session_id" in text for text in texts)
 
 
 def _has_data_code(machine: Machine) -> bool:

@@ -129,6 +129,33 @@ class _Checker:
         payload = None if schema is None else schema_type(schema)
         return replace(self.base, payload=payload, event=transition.event)
 
+    def computed_fields(self) -> None:
+        """``context: {f: {expr: ...}}``: each an expression over the fields before it (in
+        document order: they are computed in that order), of the field's type, without a
+        ``default`` beside it (SMC081)."""
+        earlier: dict[str, object] = {}
+        for context_field in self.machine.context:
+            text = context_field.expr
+            where = context_field.expr_pos or context_field.pos
+            if "expr" in context_field.schema and text is None:
+                self.report(where, "SMC081", "a context field's `expr:` must be a string")
+            if text is not None:
+                if context_field.has_default:
+                    self.report(
+                        where,
+                        "SMC081",
+                        f"context field {context_field.name!r} has both `default:` and " "`expr:`",
+                        "its initial value is one or the other: drop one",
+                    )
+                scope = Scope.from_schemas(context=earlier)
+                expect = schema_type(context_field.schema)
+                result = parse_expression(text, scope=scope, expect=expect)
+                if isinstance(result, list):
+                    later = {f.name for f in self.machine.context} - set(earlier)
+                    result = [_later_field(problem, later) for problem in result]
+                    self.problems(where, text, result, in_state=True)
+            earlier[context_field.name] = context_field.schema
+
     def report(self, pos: Position, code: str, message: str, hint: str = "") -> None:
         self.found.append(Diagnostic(pos.path, pos.line, pos.col, code, message, hint))
 
@@ -376,6 +403,15 @@ class _Checker:
                     self.problems(value_pos, text, result, in_state=transition is None)
 
 
+def _later_field(problem: Problem, later: set[str]) -> Problem:
+    """An unknown name that is a field after this one: say so."""
+    for name in later:
+        if problem.kind == "name" and problem.message == f"unknown name '{name}'":
+            hint = f"'{name}' comes after this field: fields are computed in document order"
+            return problem._replace(hint=hint)
+    return problem
+
+
 #: What a computed delay may be: seconds, or a duration string (``"1.5s"``).
 _DURATION_VALUE = ValueType(frozenset({"integer", "number", "string"}))
 
@@ -425,9 +461,11 @@ def transition_scope(machine: Machine, transition: Transition | None) -> Scope:
 def check_expressions(machine: Machine, lines: Sequence[str]) -> list[Diagnostic]:
     """SMC090-SMC093 for every ``when:`` and ``assign`` of ``machine``; ``lines`` are its
     file's lines (to place each problem inside its scalar)."""
-    if not machine.has_guards and not machine.pure_actions:
+    computed = any(f.expr is not None for f in machine.context)
+    if not machine.has_guards and not machine.pure_actions and not computed:
         return []
     checker = _Checker(machine, lines)
+    checker.computed_fields()
     for transition in machine.transitions:
         checker.when(transition)
     for action, owner in _written_actions(machine):

@@ -50,9 +50,11 @@ STATE_ENUM = "State"
 
 #: Names an expression gives a meaning of its own: a context field so named cannot be read
 #: by an expression (the schema of ``context:`` should refuse them).
-RESERVED_NAMES = frozenset({"payload", "job", "event", "len", "In"})
+RESERVED_NAMES = frozenset({"payload", "job", "event", "machine", "len", "In"})
 #: The fields of ``event``, the event being handled.
 EVENT_FIELDS = ("name", "data")
+#: The fields of ``machine``: its name (a constant) and its instance's session id.
+MACHINE_FIELDS = ("name", "session_id")
 
 # ---- types --------------------------------------------------------------------------------
 
@@ -306,6 +308,14 @@ class EventName:
 
 
 @dataclass(frozen=True)
+class MachineField:
+    """``machine.name`` (the machine's name, a constant of the generated module) or
+    ``machine.session_id`` (the instance's session id, ``m.session_id``)."""
+
+    field: Literal["name", "session_id"]
+
+
+@dataclass(frozen=True)
 class Length:
     arg: Node
 
@@ -362,6 +372,7 @@ Node: TypeAlias = (
     | Root
     | Item
     | EventName
+    | MachineField
     | Length
     | InState
     | Unary
@@ -386,6 +397,8 @@ class Expression:
     states: frozenset[str] = frozenset()
     #: whether it reads ``event.name`` (the code generator must know the event).
     uses_event: bool = False
+    #: whether it reads ``machine.session_id``.
+    uses_session: bool = False
 
 
 # ---- parsing and checking -----------------------------------------------------------------
@@ -466,6 +479,7 @@ def _parse(
         uses_job=checker.uses_job,
         states=frozenset(checker.states),
         uses_event=checker.uses_event,
+        uses_session=checker.uses_session,
     )
 
 
@@ -685,6 +699,7 @@ class _Checker:
         self.uses_payload = False
         self.uses_job = False
         self.uses_event = False
+        self.uses_session = False
 
     # -- helpers --
 
@@ -788,6 +803,12 @@ class _Checker:
                 "`event` is read through its fields: `event.name`, `event.data`",
                 node,
             )
+        if name == "machine":
+            raise self.refuse(
+                "construct",
+                "`machine` is read through its fields: `machine.name`, `machine.session_id`",
+                node,
+            )
         if name in ("len", "In"):
             raise self.refuse("construct", f"`{name}` can only be called: `{name}(...)`", node)
         value = self.scope.context.get(name)
@@ -841,6 +862,19 @@ class _Checker:
             raise self.refuse("construct", UNDERSCORE_MESSAGE, node, at=attr_at)
         if isinstance(node.value, ast.Name) and node.value.id == "event":
             return self.event_field(node, node.value, node.attr, attr_at)
+        if isinstance(node.value, ast.Name) and node.value.id == "machine":
+            if node.attr == "name":
+                return MachineField("name"), STRING
+            if node.attr == "session_id":
+                self.uses_session = True
+                return MachineField("session_id"), STRING
+            raise self.refuse(
+                "name",
+                f"`machine` has no field '{node.attr}' (it has: {', '.join(MACHINE_FIELDS)})",
+                node,
+                did_you_mean(node.attr, MACHINE_FIELDS),
+                at=attr_at,
+            )
         base, base_type = self.check(node.value)
         return self.field(node, node.value, base, base_type, node.attr, attr_at)
 
@@ -1165,6 +1199,9 @@ class Names:
     #: (then ``event.name`` is a ``KeyError``: a compiler bug).
     event: str | None = None
     event_known: bool = False
+    #: the code of ``machine.session_id`` (the instance's attribute; a parameter where the
+    #: initial context is computed).
+    session: str = "self.session_id"
 
 
 # Python's precedence levels, lowest first (the grammar's: conditional, or, and, not,
@@ -1293,6 +1330,10 @@ def _emit_node(node: Node, names: Names) -> tuple[str, int]:
         if not names.event_known:
             raise KeyError("event.name where the event is not known")
         return _constant(names.event)
+    if isinstance(node, MachineField):
+        if node.field == "name":
+            return "MACHINE_NAME", _ATOM
+        return _session_code(names.session), _ATOM
     if isinstance(node, Length):
         return f"len({_emit(node.arg, names, _TEST)})", _ATOM
     if isinstance(node, InState):
@@ -1324,6 +1365,13 @@ def _emit_node(node: Node, names: Names) -> tuple[str, int]:
     if node.kind == "list":
         return "[" + ", ".join(items) + "]", _ATOM
     return ("(" + items[0] + ",)" if len(items) == 1 else "(" + ", ".join(items) + ")"), _ATOM
+
+
+def _session_code(code: str) -> str:
+    """``Names.session``: ``self.session_id`` or a plain identifier, nothing else."""
+    if code == "self.session_id":
+        return code
+    return _identifier(code)
 
 
 def _constant(value: int | float | str | bool | None) -> tuple[str, int]:

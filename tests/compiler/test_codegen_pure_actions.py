@@ -434,3 +434,38 @@ def test_computed_sends_check_the_name_and_the_delay_when_they_run(tmp_path: Pat
     m.go()
     m.tick()  # a entered again: the context changed
     assert m.take_sent() == (Sent("tick", 0.5, None), Sent("tick", 0.25, None))
+
+
+def test_computed_context_and_session_ids(tmp_path: Path) -> None:
+    """A field's ``expr:`` is its initial value when the machine starts without a context,
+    computed in document order; ``machine.session_id`` is the instance's own id and
+    ``machine.name`` the machine's name."""
+    text = (
+        "initial_state: a\nmetadata: {machine_name: early}\n"
+        "context:\n  n: {type: integer, default: 2}\n"
+        "  tags: {type: array, items: {type: string}, default: [x]}\n"
+        '  m: {type: integer, expr: "n * 10 + len(tags)"}\n'
+        "  who: {type: string, expr: \"machine.name + ':' + machine.session_id\"}\n"
+        "  seen: {type: string, default: ''}\n"
+        "states:\n  - name: a\n  - name: b\n    on_entry:\n"
+        '      - {type: assign, location: seen, expr: "machine.session_id"}\n'
+        "transitions:\n  - {from: a, to: b, event: go}\n"
+    )
+    module = compiled(text, tmp_path)
+    one, two = module.Early(), module.Early()
+    assert one.context.m == 21 and one.context.tags == ["x"]
+    assert one.context.who == f"early:{one.session_id}"
+    assert one.session_id and one.session_id != two.session_id
+    one.context.tags.append("y")
+    assert two.context.tags == ["x"]  # each start makes its own values
+    one.go()
+    assert one.context.seen == one.session_id
+    given = module.Context(n=1, m=5, who="w")
+    assert module.Early(context=given).context.m == 5  # a given context is taken as is
+    done = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", str(module.__file__)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout

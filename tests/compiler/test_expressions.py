@@ -951,3 +951,16 @@ def test_event_name_needs_the_event_known_to_be_written() -> None:
     anywhere = Scope.from_schemas(context={"n": {"type": "integer"}})
     either = accepted("'a' if event.name is None else event.name", anywhere)
     assert to_python(either, start) == '"a"'
+
+
+def test_machine_name_and_session_id() -> None:
+    found = accepted("machine.name + machine.session_id")
+    assert found.type == expressions.STRING and found.uses_session
+    assert to_python(found, NAMES) == "MACHINE_NAME + self.session_id"
+    initial = Names(context=NAMES.context, states=NAMES.states, session="session_id")
+    assert to_python(found, initial) == "MACHINE_NAME + session_id"
+    [problem] = refused("machine.nme")
+    assert (problem.kind, problem.start, problem.end) == ("name", 8, 11)
+    assert problem.hint == "did you mean 'name'?"
+    [problem] = refused("machine")
+    assert (problem.kind, problem.start, problem.end) == ("construct", 0, 7)

@@ -258,3 +258,30 @@ def test_computed_sends_are_accepted() -> None:
         )
     )
     assert not result.errors, [str(d) for d in result.errors]
+
+
+COMPUTED = """\
+initial_state: a
+context:
+  a: {type: integer, default: 2}
+  b: {type: integer, expr: "a * 10 + c"}
+  c: {type: integer, expr: "a"}
+  d: {type: integer, default: 1, expr: "1"}
+  e: {type: integer, expr: "'x'"}
+  f: {type: string, expr: "machine.name + machine.session_id"}
+transitions:
+  - {from: a, to: b, event: go}
+"""
+
+
+def test_computed_context_fields_are_checked_at_their_character() -> None:
+    """``expr:`` reads only the fields before it (they are computed in document order),
+    must fit the field's type, and does not go with ``default:``."""
+    result = check(COMPUTED)
+    assert found(result) == {(4, 38, "SMC091"), (6, 40, "SMC081"), (7, 29, "SMC092")}, [
+        str(d) for d in result.errors
+    ]
+    (later,) = [d for d in result.errors if d.code == "SMC091"]
+    assert later.hint == "'c' comes after this field: fields are computed in document order"
+    machine = model(COMPUTED.replace(" + c", "").replace(", default: 1", "").replace("'x'", "2"))
+    assert dict(machine.chart_features).keys() >= {"computed data"}

@@ -331,3 +331,22 @@ def test_elements_that_always_fail_raise_error_execution_and_end_their_block() -
     ).replace('<assign location="nope" expr="1"/><if', "<if")
     _, refused = _import(nested)
     assert any("SMC101" in p and "inside <if>" in p for p in refused), refused
+
+
+def test_computed_data_and_the_session_id() -> None:
+    text = f"""<scxml xmlns="{NS}" initial="s0" datamodel="python" name="m">
+  <datamodel>
+    <data id="n" expr="1"/><data id="m" expr="n + 1"/><data id="s" expr="_sessionid"/>
+  </datamodel>
+  <state id="s0"><transition cond="m == 2 and s == _sessionid" target="s1"/></state>
+  <final id="s1"/>
+</scxml>"""
+    data, problems = _import(text)
+    assert problems == []
+    assert isinstance(data, dict)
+    context = data["context"]
+    assert context["m"] == {"expr": "n + 1"}  # computed at start, in document order
+    assert context["s"] == {"expr": "machine.session_id"}
+    assert data["transitions"][0]["when"] == "m == 2 and s == machine.session_id"
+    _, problems = _import(text.replace('expr="n + 1"', 'expr="1 = 1"'))
+    assert [p.split(":")[2] for p in problems] == ["SMC101"]  # `1 = 1` is no expression

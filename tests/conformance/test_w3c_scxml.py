@@ -49,8 +49,6 @@ XFAIL: dict[str, tuple[str, ...]] = {
     "test277": ("data-expr",),
     "test280": ("late-binding", "data-expr"),
     "test309": ("error-execution",),
-    "test321": ("data-expr",),
-    "test322": ("system-variables", "data-expr"),
     "test325": ("data-expr",),
     "test326": ("system-variables", "data-expr"),
     "test329": ("system-variables", "event-fields"),

@@ -329,6 +329,8 @@ class _Rewrite(ast.NodeTransformer):
         if node.id == "_name" and self.facts.name is not None:
             self.changed = True
             return ast.copy_location(ast.Constant(self.facts.name), node)
+        if node.id == "_sessionid":
+            return self._new("machine.session_id", node)
         if node.id in _SYSTEM_NAMES:
             raise _Refused(f"the system variable `{node.id}`")
         return node
@@ -655,6 +657,7 @@ class Importer:
             data["name"] = root.attrib["name"]
             self.place(("name",), root, "name")
         self.data = data
+        self.facts = EventFacts(name=root.attrib.get("name"))
         self.collect_data()
         self.collect_events()
         states = [s for s in root.children if s.tag in ("state", "parallel", "final")]
@@ -734,7 +737,21 @@ class Importer:
                         element.attrib["expr"], self.data_ids, self.root.attrib.get("name")
                     )
                 except _Refused as refused:
-                    self.refuse(element, str(refused), attr="expr")
+                    if _unparsable(element.attrib["expr"]):
+                        self.refuse(element, str(refused), attr="expr")
+                        continue
+                    # computed when the machine starts, over the data before it (early
+                    # binding: document order)
+                    try:
+                        text = translate(
+                            element.attrib["expr"], self.data_ids, facts=self.facts, condition=False
+                        )
+                    except _Refused as why:
+                        self.refuse(element, str(why), attr="expr")
+                        continue
+                    self.context[name] = {"expr": text}
+                    self.place(path, element)
+                    self.place((*path, "expr"), element, "expr")
                     continue
                 types = [json_type(value)]
                 for other in assigned.get(name, []):
