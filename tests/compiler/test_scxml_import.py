@@ -294,8 +294,8 @@ def test_computed_send_attributes_become_expressions() -> None:
         {"type": "send", "event_expr": "e", "delay_expr": "d"},
         {"type": "send", "event": "go", "delay": 2},  # a literal is the attribute itself
     ]
-    _, refused = _import(text.replace('delayexpr="d"', 'targetexpr="d"'))
-    assert any("SMC101" in p and "<send targetexpr>" in p for p in refused)
+    _, refused = _import(text.replace('delayexpr="d"', 'idlocation="d"'))
+    assert any("SMC101" in p and "<send idlocation>" in p for p in refused)
 
 
 def test_elements_that_always_fail_raise_error_execution_and_end_their_block() -> None:
@@ -350,3 +350,39 @@ def test_computed_data_and_the_session_id() -> None:
     assert data["transitions"][0]["when"] == "m == 2 and s == machine.session_id"
     _, problems = _import(text.replace('expr="n + 1"', 'expr="1 = 1"'))
     assert [p.split(":")[2] for p in problems] == ["SMC101"]  # `1 = 1` is no expression
+
+
+def test_a_computed_target_or_type_is_dispatched_when_the_send_runs() -> None:
+    text = f"""<scxml xmlns="{NS}" initial="s0" datamodel="python">
+  <datamodel>
+    <data id="t"
+      expr="_ioprocessors['http://www.w3.org/TR/scxml/#SCXMLEventProcessor'].get('location')"/>
+    <data id="k" expr="'http://www.w3.org/TR/scxml/#SCXMLEventProcessor'"/>
+  </datamodel>
+  <state id="s0">
+    <onentry><send event="go" targetexpr="t" typeexpr="k"/></onentry>
+    <transition event="go" target="s1"/>
+  </state>
+  <final id="s1"/>
+</scxml>"""
+    data, problems = _import(text)
+    assert problems == []
+    assert isinstance(data, dict)
+    # the session's own address (_ioprocessors[...]['location'])
+    assert data["context"]["t"] == {"expr": "'#_scxml_' + machine.session_id"}
+    processor = "http://www.w3.org/TR/scxml/#SCXMLEventProcessor"
+    assert data["states"][0]["on_entry"] == [
+        {
+            "type": "if",
+            "when": f"k != '{processor}'",
+            "then": [{"type": "raise", "event": "error.execution"}],
+            "elif": [
+                {
+                    "when": "t == '#_scxml_' + machine.session_id",
+                    "then": [{"type": "send", "event": "go"}],
+                },
+                {"when": "t == '#_internal'", "then": [{"type": "raise", "event": "go"}]},
+            ],
+            "else": [{"type": "raise", "event": "error.communication"}],
+        }
+    ]

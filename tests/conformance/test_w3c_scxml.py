@@ -41,10 +41,7 @@ FEATURES: dict[str, str] = {
 #: Core tests that do not pass yet, with the features they need (docs/conformance.md).
 XFAIL: dict[str, tuple[str, ...]] = {
     "test159": ("send-target",),
-    "test173": ("send-expr",),
-    "test174": ("send-expr",),
     "test183": ("send-expr",),
-    "test190": ("send-expr", "data-expr"),
     "test194": ("send-target",),
     "test277": ("data-expr",),
     "test280": ("late-binding", "data-expr"),
@@ -57,8 +54,6 @@ XFAIL: dict[str, tuple[str, ...]] = {
     "test336": ("event-fields", "send-expr"),
     "test344": ("error-execution",),
     "test346": ("targetless",),
-    "test349": ("event-fields", "send-expr", "error-execution"),
-    "test350": ("send-expr", "error-execution", "data-expr"),
     "test351": ("event-fields",),
     "test352": ("event-fields",),
     "test364": ("multi-initial",),
@@ -75,8 +70,6 @@ XFAIL: dict[str, tuple[str, ...]] = {
     "test413": ("multi-initial",),
     "test487": ("data-expr",),
     "test496": ("send-target",),
-    "test500": ("data-expr",),
-    "test501": ("send-expr", "data-expr"),
     "test503": ("targetless",),
     "test521": ("send-target",),
     "test551": ("data-expr",),

@@ -26,6 +26,8 @@ What maps (docs/language.md, "SCXML import"):
   ``_event.name`` is ``event.name`` (the event being handled), ``_name`` the document's
   name, and the ``_event`` fields the document decides are constants (``EventFacts``);
   ``_event`` or a data id alone as a condition is its truth in smc's language;
+- a computed ``<send>`` target or type is an ``if`` block dispatching it as SCXML does
+  (``Importer.routing``); ``_ioprocessors[<SCXML>]['location']`` is this session's address;
 - executable content that fails whatever the data (an assignment to a system variable or to
   no data id, an expression Python cannot parse, an unsupported send type) is a raise of
   ``error.execution``, and the rest of its block is left out (``Importer.fails``).
@@ -41,7 +43,7 @@ in SCXML and is left out, as smc would refuse it (SMC012, SMC013).
 
 Everything else is an SMC101 error naming the feature, at its element: ``<invoke>``,
 ``<script>``, ``<foreach>``, ``<cancel>``, ``<donedata>``, ``<content>``, ``<param>``, a
-``<send>`` to another target or with a computed target or type, a transition without a
+``<send>`` to another target, with ``idlocation`` or ``namelist``, a transition without a
 target, executable content other than ``assign`` on a transition, late binding, the
 ``_event`` fields the document does not decide, ``_sessionid`` and ``_ioprocessors``. An
 attribute SCXML does not define is ignored with a warning (SMC102). Malformed XML is SMC100.
@@ -376,7 +378,15 @@ class _Rewrite(ast.NodeTransformer):
             return self._new(f"{name} is not None and {test}" if "null" in types else test, node)
         return None
 
+    def visit_Subscript(self, node: ast.Subscript) -> ast.AST:
+        if _io_location(node):
+            return self._new(_SELF_ADDRESS, node)
+        self.generic_visit(node)
+        return node
+
     def visit_Call(self, node: ast.Call) -> ast.AST:
+        if _io_location(node):
+            return self._new(_SELF_ADDRESS, node)
         # hasattr(_event, "field"): SCXML's event has every one of its fields
         if (
             isinstance(node.func, ast.Name)
@@ -403,8 +413,12 @@ class _Rewrite(ast.NodeTransformer):
             return self._new("None", node)
         if node.attr == "sendid" and not facts.send_ids:
             return self._new("None", node)
-        if node.attr == "origin" and not facts.sends:
-            return self._new("None", node)
+        if node.attr == "origin" and not facts.mixed:
+            if not facts.sent_only:
+                return self._new("None", node)
+            # an event this session sent itself comes from this session (6.2.4)
+            names = repr(list(facts.sent_only))
+            return self._new(f"{_SELF_ADDRESS} if event.name in {names} else None", node)
         if node.attr == "origintype" and not facts.mixed:
             if not facts.sent_only:
                 return self._new("None", node)
@@ -421,6 +435,50 @@ def _types_of(schema: Any) -> tuple[str, ...]:
     if isinstance(kind, str):
         return (kind,)
     return tuple(kind) if isinstance(kind, list) else ()
+
+
+#: This session's address for the SCXML event processor (``#_scxml_<sessionid>``).
+_SELF_ADDRESS = "'#_scxml_' + machine.session_id"
+
+
+def _io_location(node: ast.AST) -> bool:
+    """``_ioprocessors[<the SCXML processor>]['location']`` (or ``.get('location')``):
+    this session's address."""
+    if isinstance(node, ast.Call):
+        if node.keywords or len(node.args) != 1:
+            return False
+        func, key = node.func, node.args[0]
+        if not (isinstance(func, ast.Attribute) and func.attr == "get"):
+            return False
+        base = func.value
+    elif isinstance(node, ast.Subscript):
+        base, key = node.value, node.slice
+    else:
+        return False
+    return (
+        isinstance(key, ast.Constant)
+        and key.value == "location"
+        and isinstance(base, ast.Subscript)
+        and isinstance(base.value, ast.Name)
+        and base.value.id == "_ioprocessors"
+        and isinstance(base.slice, ast.Constant)
+        and base.slice.value in (_SCXML_PROCESSOR, "scxml")
+    )
+
+
+def _operand(text: str) -> str:
+    """``text`` as an operand of ``==``: parenthesized unless it is a name, a field or a
+    literal (text that does not parse is left for the checker, parenthesized)."""
+    try:
+        body = ast.parse(text.strip(), mode="eval").body
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return f"({text})"
+    simple = isinstance(body, ast.Name | ast.Attribute | ast.Constant | ast.Subscript)
+    return text.strip() if simple else f"({text})"
+
+
+def _raise(event: str) -> dict[str, Any]:
+    return {"type": "raise", "event": event}
 
 
 def _unparsable(text: str | None) -> bool:
@@ -1177,10 +1235,19 @@ class Importer:
                     tag[attr[:-4]] = value
                     element.attr_pos.setdefault(attr[:-4], element.attr_pos.get(attr, (0, 0)))
                     del tag[attr]
-        for attr in ("targetexpr", "typeexpr", "idlocation", "namelist"):
+        for attr in ("idlocation", "namelist"):
             if attr in tag:
                 self.refuse(element, f"<send {attr}>", attr=attr)
                 return None
+        routed: dict[str, str] = {}
+        for attr in ("typeexpr", "targetexpr"):
+            if attr in tag:
+                # decided when the send runs: an `if` around it (``routing``)
+                text = self.expression(element, attr, (*path, "when"), condition=False)
+                if text is None:
+                    return None
+                routed[attr] = text
+                tag.pop(attr[: -len("expr")], None)
         computed: dict[str, Any] = {}
         for attr, key in (("eventexpr", "event_expr"), ("delayexpr", "delay_expr")):
             if attr in tag:
@@ -1233,7 +1300,52 @@ class Importer:
         action.update(computed)
         if delay:
             action["delay"] = int(delay) if delay == int(delay) else delay
+        if routed:
+            return self.routing(element, path, action, routed)
         return action
+
+    def routing(
+        self, element: Element, path: PathKey, send: dict[str, Any], routed: dict[str, str]
+    ) -> dict[str, Any] | None:
+        """A ``<send>`` whose type or target is computed, as SCXML dispatches it when it
+        runs: an unsupported type is error.execution; the target ``#_scxml_<this
+        session>`` (or none) sends it, ``#_internal`` raises it, any other is
+        error.communication (6.2.4). An ``if`` block of those branches, in that order."""
+        branches: list[tuple[str | None, list[Any]]] = []
+        if "typeexpr" in routed:
+            kind = _operand(routed["typeexpr"])
+            branches.append((f"{kind} != {_SCXML_PROCESSOR!r}", [_raise(PLATFORM_EVENTS[0])]))
+        if "targetexpr" in routed:
+            target = _operand(routed["targetexpr"])
+            mine = f"{target} == {_SELF_ADDRESS}"
+            branches.append((mine, [send]))
+            if "event" in send and "delay" not in send and "delay_expr" not in send:
+                branches.append((f"{target} == '#_internal'", [_raise(send["event"])]))
+            branches.append((None, [_raise(PLATFORM_EVENTS[1])]))
+        else:
+            branches.append((None, [send]))
+        block: dict[str, Any] = {"type": "if"}
+        attr = "targetexpr" if "targetexpr" in routed else "typeexpr"
+        for number, (when, actions) in enumerate(branches):
+            if number == 0:
+                block["when"], block["then"] = when, actions
+                where: PathKey = (*path, "then")
+            elif when is not None:
+                block.setdefault("elif", []).append({"when": when, "then": actions})
+                where = (*path, "elif", len(block["elif"]) - 1)
+                self.place(where, element, attr)
+                self.place((*where, "when"), element, attr)
+                where = (*where, "then")
+            else:
+                block["else"] = actions
+                where = (*path, "else")
+            self.place(where, element)
+            self.place((*where, 0), element)
+            self.place((*where, 0, "type"), element)
+            if "event" in actions[0]:
+                self.place((*where, 0, "event"), element)
+        self.place((*path, "when"), element, attr)
+        return block
 
 
 # ---- entry points --------------------------------------------------------------------
