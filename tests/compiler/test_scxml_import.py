@@ -348,8 +348,10 @@ def test_computed_data_and_the_session_id() -> None:
     assert context["m"] == {"expr": "n + 1"}  # computed at start, in document order
     assert context["s"] == {"expr": "machine.session_id"}
     assert data["transitions"][0]["when"] == "m == 2 and s == machine.session_id"
-    _, problems = _import(text.replace('expr="n + 1"', 'expr="1 = 1"'))
-    assert [p.split(":")[2] for p in problems] == ["SMC101"]  # `1 = 1` is no expression
+    # `1 = 1` is no expression: error.execution at the start (below)
+    data, problems = _import(text.replace('expr="n + 1"', 'expr="1 = 1"'))
+    assert problems == [] and isinstance(data, dict)
+    assert data["states"][0]["on_entry"] == [{"type": "raise", "event": "error.execution"}]
 
 
 def test_a_computed_target_or_type_is_dispatched_when_the_send_runs() -> None:
@@ -386,3 +388,32 @@ def test_a_computed_target_or_type_is_dispatched_when_the_send_runs() -> None:
             "else": [{"type": "raise", "event": "error.communication"}],
         }
     ]
+
+
+def test_data_python_cannot_parse_is_error_execution_at_the_start(tmp_path: Path) -> None:
+    """SCXML 5.3: the data is there, empty, and error.execution is queued when the machine
+    starts, before anything the initial state raises; the positions of the initial state's
+    own actions stay theirs."""
+    text = f"""<scxml xmlns="{NS}" initial="s0" datamodel="python">
+  <datamodel><data id="v" expr="1 = 1"/></datamodel>
+  <state id="s0">
+    <onentry><raise event="x"/><log label="l" expr="nope"/></onentry>
+    <transition event="error.execution" target="s1"/>
+  </state>
+  <final id="s1"/>
+</scxml>"""
+    data, problems = _import(text)
+    assert problems == []
+    assert isinstance(data, dict)
+    assert data["context"]["v"] == {"default": None}
+    assert data["states"][0]["on_entry"][:2] == [
+        {"type": "raise", "event": "error.execution"},
+        {"type": "raise", "event": "x"},
+    ]
+    path = tmp_path / "m.scxml"
+    path.write_text(text, encoding="utf-8")
+    (error,) = check_files([str(path)]).errors
+    assert (error.code, error.line, error.col) == ("SMC091", 4, 53)  # `nope`, where written
+    # a state entered again would raise it again: refused
+    _, refused = _import(text.replace('target="s1"', 'target="s0"'))
+    assert any("SMC101" in p and "entered again" in p for p in refused)

@@ -609,6 +609,8 @@ class Importer:
         self.facts = EventFacts()
         #: the element ``fails`` mapped last, until ``content`` has seen it
         self.failed: Element | None = None
+        #: the ``<data>`` whose ``expr`` Python cannot parse (``raise_at_start``)
+        self.init_errors: list[Element] = []
 
     # -- reporting and positions
 
@@ -740,6 +742,8 @@ class Importer:
                     items.append(item)
             elif child.tag != "datamodel":
                 self.refuse(child, f"<{child.tag}> directly inside <scxml>")
+        if self.init_errors:
+            self.raise_at_start(items, data.get("initial_state"))
         if self.context:
             data["context"] = self.context
         data["states"] = items
@@ -755,6 +759,54 @@ class Importer:
         return self.doc
 
     # -- data
+
+    def raise_at_start(self, items: list[Any], start: object) -> None:
+        """Each ``<data expr>`` Python cannot parse places error.execution in the internal
+        queue when the machine starts, before anything the initial state raises: a raise
+        first in the initial state's on-entry actions, which run once only when no
+        transition enters that state again (else refused)."""
+        index = next((i for i, item in enumerate(items) if item.get("name") == start), None)
+        inside: set[str] = set()
+        work = [items[index]] if index is not None else []
+        while work:
+            item = work.pop()
+            inside.add(str(item.get("name")))
+            work += [c for c in item.get("states", ()) if isinstance(c, dict)]
+        targets = set()
+        for transition in self.transitions:
+            to = transition["to"]
+            targets.update(to if isinstance(to, list) else [to])
+        if index is None or targets & inside:
+            for element in self.init_errors:
+                self.refuse(
+                    element,
+                    "a <data> `expr` Python cannot parse (error.execution when the machine "
+                    "starts), in a document whose initial state is entered again",
+                    attr="expr",
+                )
+            return
+        count = len(self.init_errors)
+        prefix: PathKey = ("states", index, "on_entry")
+        for table in (self.doc.values, self.doc.keys):
+            moved = {
+                (*key[:3], key[3] + count, *key[4:]): mark
+                for key, mark in table.items()
+                if key[:3] == prefix and len(key) > 3 and isinstance(key[3], int)
+            }
+            for key in [
+                k for k in table if k[:3] == prefix and len(k) > 3 and isinstance(k[3], int)
+            ]:
+                del table[key]
+            table.update(moved)
+        item = items[index]
+        item["on_entry"] = [_raise(PLATFORM_EVENTS[0]) for _ in range(count)] + list(
+            item.get("on_entry", [])
+        )
+        for number, element in enumerate(self.init_errors):
+            self.place((*prefix, number), element, "expr")
+            self.place((*prefix, number, "type"), element, "expr")
+            self.place((*prefix, number, "event"), element, "expr")
+        self.place(prefix, self.init_errors[0], "expr")
 
     def collect_data(self) -> None:
         self.context: dict[str, Any] = {}
@@ -794,9 +846,13 @@ class Importer:
                     value = literal_value(
                         element.attrib["expr"], self.data_ids, self.root.attrib.get("name")
                     )
-                except _Refused as refused:
+                except _Refused:
                     if _unparsable(element.attrib["expr"]):
-                        self.refuse(element, str(refused), attr="expr")
+                        # SCXML 5.3: error.execution, and the data is there, empty
+                        self.init_errors.append(element)
+                        self.context[name] = {"default": None}
+                        self.place(path, element)
+                        self.place((*path, "default"), element, "expr")
                         continue
                     # computed when the machine starts, over the data before it (early
                     # binding: document order)
