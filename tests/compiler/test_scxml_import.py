@@ -417,3 +417,27 @@ def test_data_python_cannot_parse_is_error_execution_at_the_start(tmp_path: Path
     # a state entered again would raise it again: refused
     _, refused = _import(text.replace('target="s1"', 'target="s0"'))
     assert any("SMC101" in p and "entered again" in p for p in refused)
+
+
+def test_inline_literal_data_and_a_namelist_naming_no_data() -> None:
+    text = f"""<scxml xmlns="{NS}" initial="s0" datamodel="python">
+  <datamodel><data id="v">
+      123
+  </data><data id="w">[1, 'a']</data></datamodel>
+  <state id="s0">
+    <onentry><send event="e" namelist="nope"/><raise event="x"/></onentry>
+    <transition event="e" target="s1"/>
+  </state>
+  <final id="s1"/>
+</scxml>"""
+    data, problems = _import(text)
+    assert problems == []
+    assert isinstance(data, dict)
+    assert data["context"]["v"] == {"type": "integer", "default": 123}
+    assert data["context"]["w"] == {"type": "array", "default": [1, "a"]}
+    # a namelist naming no data fails: error.execution, the rest of the block skipped
+    assert data["states"][0]["on_entry"] == [{"type": "raise", "event": "error.execution"}]
+    _, refused = _import(text.replace("123", "some words"))
+    assert any("SMC101" in p and "inline content" in p for p in refused)
+    _, refused = _import(text.replace('namelist="nope"', 'namelist="v"'))
+    assert any("SMC101" in p and "<send namelist>" in p for p in refused)

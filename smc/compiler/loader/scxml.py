@@ -52,6 +52,7 @@ attribute SCXML does not define is ignored with a warning (SMC102). Malformed XM
 from __future__ import annotations
 
 import ast
+import contextlib
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -835,7 +836,11 @@ class Importer:
             if "src" in element.attrib:
                 self.refuse(element, "<data src> (smc fetches nothing)", attr="src")
                 continue
-            if element.text.strip() or element.children:
+            if element.text.strip() and not element.children and "expr" not in element.attrib:
+                # inline content that is a literal value is that value (SCXML 5.3)
+                with contextlib.suppress(_Refused):
+                    element.attrib["expr"] = repr(literal_value(element.text, self.data_ids))
+            if (element.text.strip() and "expr" not in element.attrib) or element.children:
                 self.refuse(element, "<data> with inline content (write `expr`)")
                 continue
             path: PathKey = ("context", name)
@@ -1291,6 +1296,8 @@ class Importer:
                     tag[attr[:-4]] = value
                     element.attr_pos.setdefault(attr[:-4], element.attr_pos.get(attr, (0, 0)))
                     del tag[attr]
+        if any(name not in self.data_ids for name in tag.get("namelist", "").split()):
+            return self.fails(element)  # SCXML 6.2: a name that is no location
         for attr in ("idlocation", "namelist"):
             if attr in tag:
                 self.refuse(element, f"<send {attr}>", attr=attr)
