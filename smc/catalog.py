@@ -204,7 +204,8 @@ BUILTIN_ACTIONS: Mapping[str, ActionSpec] = {
             "send",
             "Send an event to the machine itself, after the step or a delay (statecharts).",
             required=("event",),
-            optional=("delay", "payload"),
+            # event_expr/delay_expr: the event or the delay computed (stand for event/delay)
+            optional=("delay", "payload", "event_expr", "delay_expr"),
         ),
     )
 }

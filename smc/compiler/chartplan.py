@@ -22,9 +22,17 @@ from dataclasses import fields, is_dataclass, replace
 from typing import Any, NamedTuple, cast
 
 from smc.compiler import commands, names
-from smc.compiler.charts import BranchCond, machine_table, top_actions, written_transitions
-from smc.compiler.exprcheck import transition_scope
+from smc.compiler.charts import (
+    BranchCond,
+    Specialized,
+    event_choices,
+    machine_table,
+    top_actions,
+    written_transitions,
+)
+from smc.compiler.exprcheck import transition_scope, written_expressions
 from smc.compiler.expressions import (
+    STRING,
     Comparison,
     Const,
     ContextField,
@@ -158,6 +166,10 @@ class ChartPlan(NamedTuple):
     sends: bool = False
     #: whether some ``log`` logs an expression (the class has its ``on_log`` hook)
     logs: bool = False
+    #: whether some ``send`` computes its event or delay (``_send_computed``)
+    computed_sends: bool = False
+    #: whether the class has ``session_id`` (an expression reads ``machine.session_id``)
+    sessions: bool = False
 
 
 def hook_names(machine: Machine) -> list[tuple[str, str, str]]:
@@ -271,7 +283,20 @@ def chart_plan(
         programs=programs,
         sends=any(action.type == SEND for action, _ in machine.pure_actions),
         logs=any(action.type == LOG for action, _ in machine.pure_actions),
+        sessions=_uses_session(machine),
+        computed_sends=any(
+            action.type == SEND and ("event_expr" in action.params or "delay_expr" in action.params)
+            for action, _ in machine.pure_actions
+        ),
     )
+
+
+def _uses_session(machine: Machine) -> bool:
+    """Whether an expression of ``machine`` reads ``machine.session_id`` (its text names it:
+    a mention in a string literal only gives the class an attribute it does not read)."""
+    texts = [f.expr for f in machine.context if f.expr is not None]
+    texts += [text for text, _, _ in written_expressions(machine)]
+    return any("session_id" in text for text in texts)
 
 
 def _has_data_code(machine: Machine) -> bool:
@@ -331,7 +356,7 @@ class _ProgramCompiler:
         }
         self.conds: dict[object, int] = {}
         self.cond_plans: list[CondPlan] = []
-        self.actions: dict[int, int] = {}
+        self.actions: dict[tuple[int, bool, str | None], int] = {}
         self.action_plans: list[ActionPlan] = []
         self._reads_job = False
         self.programs: dict[int, list[tuple[str, CodeProgram]]] = {}
@@ -339,6 +364,15 @@ class _ProgramCompiler:
     def action(self, plain: tuple[Any, ...]) -> tuple[Action, ModelTransition | None] | None:
         """The model's pure action a table action is, with its transition (None: a state's);
         None for any other action (the runtime's)."""
+        found = self.located(plain)
+        return None if found is None else (found[0], found[1])
+
+    def located(
+        self, plain: tuple[Any, ...]
+    ) -> tuple[Action, ModelTransition | None, bool, str | None] | None:
+        """``action``, and whether the event it runs for is known and which it is: an
+        action that reads ``event.name`` is wrapped in one branch per event
+        (``charts.core_action``), and the branch the core took says which."""
         kind, owner, position = plain
         path = (position,) if isinstance(position, int) else tuple(position)
         transition: ModelTransition | None = None
@@ -353,23 +387,33 @@ class _ProgramCompiler:
                 "default": state.default_actions,
             }.get(kind, state.on_entry)
         action = actions[path[0]]
+        event_known, event = False, None
         for level in range(1, len(path), 2):  # into an opened if block: (branch, position)
+            if action.type != IF:  # the wrapper of an action reading event.name
+                event_known, event = True, event_choices(self.machine)[path[level]]
+                break
             action = action.branches[path[level]].actions[path[level + 1]]
-        return (action, transition) if action.pure else None
+        return (action, transition, event_known, event) if action.pure else None
 
     def has_code(self, actions: Sequence[tuple[Any, ...]]) -> bool:
         return any(self.action(a) is not None for a in actions)
 
     def act(self, plain: tuple[Any, ...]) -> int | None:
         """The ``_action_<n>`` of a table action; None for one the class does not run."""
-        found = self.action(plain)
+        found = self.located(plain)
         if found is None:
             return None
-        action, transition = found
-        key = id(action)
+        action, transition, event_known, event = found
+        key = (id(action), event_known, event)
         if key not in self.actions:
             self._reads_job = False  # set by expression() while the code is written
-            lines, uses_context = self.code(action, transition_scope(self.machine, transition))
+            saved = self.names
+            if event_known:
+                self.names = replace(saved, event=event, event_known=True)
+            try:
+                lines, uses_context = self.code(action, transition_scope(self.machine, transition))
+            finally:
+                self.names = saved
             self.actions[key] = len(self.action_plans)
             self.action_plans.append(ActionPlan(tuple(lines), uses_context, self._reads_job))
         return self.actions[key]
@@ -402,6 +446,18 @@ class _ProgramCompiler:
                 source, uses = self.expression(params["expr"], scope)
             text = pystr("" if label is None else str(label))
             return [f"self.on_log({text}, {source})"], uses
+        if action.type == SEND and ("event_expr" in params or "delay_expr" in params):
+            # computed: _send_computed checks the name and the delay at run time
+            uses = False
+            if "event_expr" in params:
+                event_source, uses = self.expression(str(params["event_expr"]), scope, STRING)
+            else:
+                event_source = f"Event.{self.event_member[str(params['event'])]}"
+            delay_source = repr(parse_delay(params.get("delay", 0)))
+            if "delay_expr" in params:
+                delay_source, reads = self.expression(str(params["delay_expr"]), scope)
+                uses = uses or reads
+            return [f"_send_computed(self, {event_source}, {delay_source})"], uses
         if action.type == SEND:
             event = str(params["event"])
             delay = parse_delay(params.get("delay", 0))
@@ -448,12 +504,17 @@ class _ProgramCompiler:
     def cond(self, cond: object) -> int:
         """``cond`` is a written transition's index or an ``if`` branch's ``BranchCond``, or
         ``(either, active states)`` for a condition reading ``In()``
-        (``charts._in_state_conds``)."""
+        (``charts._specialize``), or a ``Specialized`` cond: one read where the active
+        states or the event being handled are known (``charts._specialize``)."""
         key = cond
         if key not in self.conds:
             active: frozenset[str] | None = None
-            if isinstance(cond, tuple):
-                cond, active = cond
+            names = self.names
+            if isinstance(cond, Specialized):
+                special = cond
+                if special.event_known:
+                    names = replace(names, event=special.event, event_known=True)
+                cond, active = special.cond, special.active
             if isinstance(cond, BranchCond):
                 when, owner = self.branches[cond]
                 scope = transition_scope(self.machine, owner)
@@ -464,7 +525,7 @@ class _ProgramCompiler:
                 self.conds[key] = len(self.cond_plans)
                 self.cond_plans.append(
                     CondPlan(
-                        to_python(parsed, self.names),
+                        to_python(parsed, names),
                         bool(parsed.context_fields),
                         parsed.uses_job,
                         is_bool(parsed.node, scope),
@@ -482,7 +543,7 @@ class _ProgramCompiler:
                 assert isinstance(expr, Expression), "checked without errors"
                 if active is not None:
                     expr = replace(expr, node=_in_states(expr.node, active))
-                source = to_python(expr, self.names)
+                source = to_python(expr, names)
                 uses_context = bool(expr.context_fields)
                 uses_job = expr.uses_job
                 parts.append(f"({source})" if transition.guard or transition.unless else source)

@@ -20,9 +20,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from smc.compiler.exprcheck import transition_scope
-from smc.compiler.expressions import Expression, parse_guard
+from smc.compiler.expressions import Expression, Scope, parse_expression, parse_guard
 from smc.compiler.model import IF, Action, Machine, Position, nested_actions
 from smc.compiler.model import State as ModelState
 from smc.compiler.model import Transition as ModelTransition
@@ -40,6 +41,34 @@ class BranchCond:
     branch: int
 
 
+@dataclass(frozen=True, order=True)
+class EventIs:
+    """The cond of one branch of the block ``core_action`` wraps around an action that reads
+    ``event.name``: whether the event being handled is ``event`` (None: none yet). The
+    chart core decides it where the action runs (``_specialize``), so the branch it takes
+    says which event that is, and ``chartplan`` compiles the action for that event."""
+
+    pos: Position
+    event: str | None
+
+
+class Specialized(NamedTuple):
+    """A cond as ``_specialize`` leaves it for the program: the written cond, the active
+    states where it is evaluated (when it reads ``In()``) and the event being handled
+    there (when it reads ``event.name``: ``event_known``)."""
+
+    cond: object
+    active: frozenset[str] | None
+    event_known: bool
+    event: str | None
+
+
+def event_choices(machine: Machine) -> tuple[str | None, ...]:
+    """The events an action may run for, in the order of ``EventIs`` branches: none (the
+    start), then the machine's events."""
+    return (None, *(event.name for event in machine.events))
+
+
 def core_action(
     action: Action, machine: Machine, transition: ModelTransition | None = None
 ) -> object:
@@ -49,7 +78,14 @@ def core_action(
     evaluates them where the macrostep is (``_in_state_conds`` specializes them).
     ``transition``: the transition it is written on (None: a state's), for its scope."""
     if action.type != IF:
-        return action.as_data()
+        if not reads_event(machine, action, transition):
+            return action.as_data()
+        # One branch per event it may run for, each decided where it runs (_specialize).
+        wrapped = [
+            {"cond": EventIs(action.pos, event), "actions": (action.as_data(),)}
+            for event in event_choices(machine)
+        ]
+        return {"type": IF, "branches": tuple(wrapped), "open": True}
     branches = [
         {
             "cond": None if branch.when is None else BranchCond(action.pos, number),
@@ -58,9 +94,33 @@ def core_action(
         for number, branch in enumerate(action.branches)
     ]
     data: dict[str, object] = {"type": IF, "branches": tuple(branches)}
-    if any(_reads_in(machine, when, transition) for when in _branch_conditions(action)):
+    if any(_reads_in(machine, when, transition) for when in _branch_conditions(action)) or any(
+        reads_event(machine, inner, transition) for inner in nested_actions((action,))
+    ):
         data["open"] = True
     return data
+
+
+def reads_event(machine: Machine, action: Action, transition: ModelTransition | None) -> bool:
+    """Whether ``action`` itself (an ``if`` block: one of its branches' conditions) reads
+    ``event.name``."""
+    scope = transition_scope(machine, transition)
+    texts: list[str] = []
+    if action.type == IF:
+        texts += [b.when for b in action.branches if b.when is not None]
+    else:
+        for key in ("expr", "event_expr", "delay_expr"):
+            if isinstance(action.params.get(key), str):
+                texts.append(action.params[key])
+        payload = action.params.get("payload")
+        if isinstance(payload, dict):
+            texts += [str(v) for v in payload.values()]
+    return any(_reads_event_text(text, scope) for text in texts)
+
+
+def _reads_event_text(text: str, scope: Scope) -> bool:
+    parsed = parse_expression(text, scope=scope)
+    return isinstance(parsed, Expression) and parsed.uses_event
 
 
 def _branch_conditions(action: Action) -> Iterator[str]:
@@ -175,7 +235,7 @@ def machine_table(machine: Machine) -> tuple[Chart, DispatchTable]:
     chart = machine_chart(machine)
     external = set(chart.external_events())
     events = [event.name for event in machine.events if event.name in external]
-    result = chart, build_table(chart, events=events, specialize=_in_state_conds(machine))
+    result = chart, build_table(chart, events=events, specialize=_specialize(machine))
     if len(_TABLES) >= _TABLES_KEPT:
         _TABLES.clear()
     _TABLES[id(machine)] = (machine, result)
@@ -188,27 +248,50 @@ _TABLES: dict[int, tuple[Machine, tuple[Chart, DispatchTable]]] = {}
 _TABLES_KEPT = 64
 
 
-def _in_state_conds(machine: Machine) -> Specialize | None:
+def _specialize(machine: Machine) -> Specialize | None:
     """A ``when:`` that reads ``In()`` is about the configuration where it is evaluated,
     in the middle of a macrostep, which the generated class does not hold (it knows the
-    situation it started from): its cond becomes ``(index, active states)`` there, and
-    ``chartplan`` compiles each ``In()`` of it to the constant it is in those states."""
+    situation it started from), and one that reads ``event.name`` about the event being
+    handled there: its cond becomes a ``Specialized`` there, and ``chartplan`` compiles
+    each ``In()`` of it to the constant it is in those states and ``event.name`` to that
+    event's name. An ``EventIs`` cond is decided at once."""
     reading: set[object] = set()
+    events: set[object] = set()
     for transition in machine.transitions:
-        if transition.when is not None and _reads_in(machine, transition.when, transition):
-            reading.add(transition.index)
+        if transition.when is not None:
+            if _reads_in(machine, transition.when, transition):
+                reading.add(transition.index)
+            scope = transition_scope(machine, transition)
+            if _reads_event_text(transition.when, scope):
+                events.add(transition.index)
     for top, owner in top_actions(machine):
         for action in nested_actions((top,)):
             for number, branch in enumerate(action.branches):
-                if branch.when is not None and _reads_in(machine, branch.when, owner):
-                    reading.add(BranchCond(action.pos, number))
-    if not reading:
+                if branch.when is not None:
+                    if _reads_in(machine, branch.when, owner):
+                        reading.add(BranchCond(action.pos, number))
+                    scope = transition_scope(machine, owner)
+                    if _reads_event_text(branch.when, scope):
+                        events.add(BranchCond(action.pos, number))
+    wraps = any(reads_event(machine, action, owner) for action, owner in _all_actions(machine))
+    if not reading and not events and not wraps:
         return None
 
     def specialize(cond: Cond, configuration: frozenset[str], event: str | None) -> object:
-        return (cond, configuration) if cond in reading else cond
+        if isinstance(cond, EventIs):
+            return cond.event == event
+        if cond not in reading and cond not in events:
+            return cond
+        active = configuration if cond in reading else None
+        return Specialized(cond, active, cond in events, event if cond in events else None)
 
     return specialize
+
+
+def _all_actions(machine: Machine) -> Iterator[tuple[Action, ModelTransition | None]]:
+    for top, owner in top_actions(machine):
+        for action in nested_actions((top,)):
+            yield action, owner
 
 
 def top_actions(machine: Machine) -> Iterator[tuple[Action, ModelTransition | None]]:
@@ -234,9 +317,13 @@ def _chart_transitions(machine: Machine) -> list[tuple[ModelTransition, str]]:
 
 __all__ = [
     "BranchCond",
+    "EventIs",
+    "Specialized",
     "core_action",
+    "event_choices",
     "machine_chart",
     "machine_table",
+    "reads_event",
     "top_actions",
     "written_transitions",
 ]

@@ -187,6 +187,7 @@ _NOT_YET_RUN = {
     "if blocks": "an `if` action",
     "sends": "a `send` action",
     "log expressions": "a `log` of an expression",
+    "computed data": "a context field computed from an `expr:`",
 }
 
 #: The chart features whose events lead where the data says: paths do not follow them.

@@ -14,7 +14,10 @@ inside the YAML scalar (:mod:`~smc.compiler.loader.scalars` follows the quoting)
 - SMC093: an ``assign`` whose ``location`` is not a context field;
 - SMC095: a ``send`` of an event the machine does not have;
 - SMC096: a ``send`` whose ``delay`` is no duration or whose payload does not fit the event's
-  payload schema (an unknown or missing field; each value is an expression of its field's type);
+  payload schema (an unknown or missing field; each value is an expression of its field's type),
+  or with both ``event`` and ``event_expr`` (``delay`` and ``delay_expr``), or a payload with
+  ``event_expr``; ``event_expr`` (a string) and ``delay_expr`` (seconds or a duration string)
+  are checked as expressions (SMC090-092);
 - SMC097: an ``if`` branch holding an action the class cannot run, or a ``log`` mixing
   ``message`` with ``label``/``expr``.
 
@@ -33,6 +36,7 @@ from types import MappingProxyType
 from smc.compiler.diagnostics import Diagnostic
 from smc.compiler.expressions import (
     ANY,
+    STRING,
     Field,
     Problem,
     ProblemKind,
@@ -124,6 +128,33 @@ class _Checker:
         schema = None if event is None else event.payload_schema
         payload = None if schema is None else schema_type(schema)
         return replace(self.base, payload=payload, event=transition.event)
+
+    def computed_fields(self) -> None:
+        """``context: {f: {expr: ...}}``: each an expression over the fields before it (in
+        document order: they are computed in that order), of the field's type, without a
+        ``default`` beside it (SMC081)."""
+        earlier: dict[str, object] = {}
+        for context_field in self.machine.context:
+            text = context_field.expr
+            where = context_field.expr_pos or context_field.pos
+            if "expr" in context_field.schema and text is None:
+                self.report(where, "SMC081", "a context field's `expr:` must be a string")
+            if text is not None:
+                if context_field.has_default:
+                    self.report(
+                        where,
+                        "SMC081",
+                        f"context field {context_field.name!r} has both `default:` and " "`expr:`",
+                        "its initial value is one or the other: drop one",
+                    )
+                scope = Scope.from_schemas(context=earlier)
+                expect = schema_type(context_field.schema)
+                result = parse_expression(text, scope=scope, expect=expect)
+                if isinstance(result, list):
+                    later = {f.name for f in self.machine.context} - set(earlier)
+                    result = [_later_field(problem, later) for problem in result]
+                    self.problems(where, text, result, in_state=True)
+            earlier[context_field.name] = context_field.schema
 
     def report(self, pos: Position, code: str, message: str, hint: str = "") -> None:
         self.found.append(Diagnostic(pos.path, pos.line, pos.col, code, message, hint))
@@ -263,7 +294,44 @@ class _Checker:
                 where = action.param_pos.get("expr", action.pos)
                 self.problems(where, expr, result, in_state=transition is None)
 
+    def computed_send(self, action: Action, transition: Transition | None) -> bool:
+        """``event_expr``/``delay_expr``: each an expression (a string; seconds or a
+        duration string), each instead of its plain key, and no payload with a computed
+        event (its schema is not known). Whether the plain checks are left to do."""
+        params = action.params
+        scope = self.scope(transition)
+        for key, plain, expect in (
+            ("event_expr", "event", STRING),
+            ("delay_expr", "delay", _DURATION_VALUE),
+        ):
+            if key not in params:
+                continue
+            where = action.param_pos.get(key, action.pos)
+            if plain in params:
+                self.report(
+                    where,
+                    "SMC096",
+                    f"`send` has both `{plain}` and `{key}`",
+                    f"write `{plain}` (a fixed value) or `{key}` (an expression), not both",
+                )
+            text = params[key]
+            if isinstance(text, str):
+                result = parse_expression(text, scope=scope, expect=expect)
+                if isinstance(result, list):
+                    self.problems(where, text, result, in_state=transition is None)
+        if "event_expr" in params and "payload" in params:
+            self.report(
+                action.param_key_pos.get("payload", action.pos),
+                "SMC096",
+                "a `send` with `event_expr` gives no payload: which event's schema it "
+                "must fit is known only at run time",
+                "send a fixed `event:` to give it a payload",
+            )
+        return "event_expr" not in params
+
     def send(self, action: Action, transition: Transition | None) -> None:
+        if not self.computed_send(action, transition):
+            return
         name = action.params.get("event")
         event = self.events.get(name) if isinstance(name, str) else None
         if isinstance(name, str) and event is None:
@@ -335,6 +403,19 @@ class _Checker:
                     self.problems(value_pos, text, result, in_state=transition is None)
 
 
+def _later_field(problem: Problem, later: set[str]) -> Problem:
+    """An unknown name that is a field after this one: say so."""
+    for name in later:
+        if problem.kind == "name" and problem.message == f"unknown name '{name}'":
+            hint = f"'{name}' comes after this field: fields are computed in document order"
+            return problem._replace(hint=hint)
+    return problem
+
+
+#: What a computed delay may be: seconds, or a duration string (``"1.5s"``).
+_DURATION_VALUE = ValueType(frozenset({"integer", "number", "string"}))
+
+
 def _written_actions(machine: Machine) -> Iterator[tuple[Action, Transition | None]]:
     """The actions written in states and the transitions' own, with their transition."""
     for state in machine.states:
@@ -360,6 +441,10 @@ def written_expressions(machine: Machine) -> Iterator[tuple[str, Position, Trans
             for branch in action.branches:
                 if branch.when is not None:
                     yield branch.when, branch.when_pos or branch.pos, owner
+            for key in ("event_expr", "delay_expr"):
+                text = action.params.get(key)
+                if action.type == SEND and isinstance(text, str):
+                    yield text, action.param_pos.get(key, action.pos), owner
             payload = action.params.get("payload")
             if action.type == SEND and isinstance(payload, Mapping):
                 for key, text in payload.items():
@@ -376,9 +461,11 @@ def transition_scope(machine: Machine, transition: Transition | None) -> Scope:
 def check_expressions(machine: Machine, lines: Sequence[str]) -> list[Diagnostic]:
     """SMC090-SMC093 for every ``when:`` and ``assign`` of ``machine``; ``lines`` are its
     file's lines (to place each problem inside its scalar)."""
-    if not machine.has_guards and not machine.pure_actions:
+    computed = any(f.expr is not None for f in machine.context)
+    if not machine.has_guards and not machine.pure_actions and not computed:
         return []
     checker = _Checker(machine, lines)
+    checker.computed_fields()
     for transition in machine.transitions:
         checker.when(transition)
     for action, owner in _written_actions(machine):

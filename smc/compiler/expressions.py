@@ -50,7 +50,11 @@ STATE_ENUM = "State"
 
 #: Names an expression gives a meaning of its own: a context field so named cannot be read
 #: by an expression (the schema of ``context:`` should refuse them).
-RESERVED_NAMES = frozenset({"payload", "job", "len", "In"})
+RESERVED_NAMES = frozenset({"payload", "job", "event", "machine", "len", "In"})
+#: The fields of ``event``, the event being handled.
+EVENT_FIELDS = ("name", "data")
+#: The fields of ``machine``: its name (a constant) and its instance's session id.
+MACHINE_FIELDS = ("name", "session_id")
 
 # ---- types --------------------------------------------------------------------------------
 
@@ -298,6 +302,20 @@ class Item:
 
 
 @dataclass(frozen=True)
+class EventName:
+    """``event.name``: the name of the event being handled, which the code generator knows
+    where each expression runs (``Names.event``) and writes as a constant."""
+
+
+@dataclass(frozen=True)
+class MachineField:
+    """``machine.name`` (the machine's name, a constant of the generated module) or
+    ``machine.session_id`` (the instance's session id, ``m.session_id``)."""
+
+    field: Literal["name", "session_id"]
+
+
+@dataclass(frozen=True)
 class Length:
     arg: Node
 
@@ -353,6 +371,8 @@ Node: TypeAlias = (
     | ContextField
     | Root
     | Item
+    | EventName
+    | MachineField
     | Length
     | InState
     | Unary
@@ -375,6 +395,10 @@ class Expression:
     uses_payload: bool = False
     uses_job: bool = False
     states: frozenset[str] = frozenset()
+    #: whether it reads ``event.name`` (the code generator must know the event).
+    uses_event: bool = False
+    #: whether it reads ``machine.session_id``.
+    uses_session: bool = False
 
 
 # ---- parsing and checking -----------------------------------------------------------------
@@ -454,6 +478,8 @@ def _parse(
         uses_payload=checker.uses_payload,
         uses_job=checker.uses_job,
         states=frozenset(checker.states),
+        uses_event=checker.uses_event,
+        uses_session=checker.uses_session,
     )
 
 
@@ -672,6 +698,8 @@ class _Checker:
         self.states: set[str] = set()
         self.uses_payload = False
         self.uses_job = False
+        self.uses_event = False
+        self.uses_session = False
 
     # -- helpers --
 
@@ -769,6 +797,18 @@ class _Checker:
             return self.root(node, "payload")
         if name == "job":
             return self.root(node, "job")
+        if name == "event":
+            raise self.refuse(
+                "construct",
+                "`event` is read through its fields: `event.name`, `event.data`",
+                node,
+            )
+        if name == "machine":
+            raise self.refuse(
+                "construct",
+                "`machine` is read through its fields: `machine.name`, `machine.session_id`",
+                node,
+            )
         if name in ("len", "In"):
             raise self.refuse("construct", f"`{name}` can only be called: `{name}(...)`", node)
         value = self.scope.context.get(name)
@@ -820,8 +860,42 @@ class _Checker:
         attr_at = (max(start, end - len(node.attr)), end)
         if node.attr.startswith("_"):
             raise self.refuse("construct", UNDERSCORE_MESSAGE, node, at=attr_at)
+        if isinstance(node.value, ast.Name) and node.value.id == "event":
+            return self.event_field(node, node.value, node.attr, attr_at)
+        if isinstance(node.value, ast.Name) and node.value.id == "machine":
+            if node.attr == "name":
+                return MachineField("name"), STRING
+            if node.attr == "session_id":
+                self.uses_session = True
+                return MachineField("session_id"), STRING
+            raise self.refuse(
+                "name",
+                f"`machine` has no field '{node.attr}' (it has: {', '.join(MACHINE_FIELDS)})",
+                node,
+                did_you_mean(node.attr, MACHINE_FIELDS),
+                at=attr_at,
+            )
         base, base_type = self.check(node.value)
         return self.field(node, node.value, base, base_type, node.attr, attr_at)
+
+    def event_field(self, node: ast.expr, base: ast.Name, key: str, at: tuple[int, int]) -> _Result:
+        """``event.name`` (a string; null where no event may be handled yet: a state's
+        actions and eventless transitions run when the machine starts too) and
+        ``event.data`` (the event's payload, as ``payload``)."""
+        if not isinstance(base.ctx, ast.Load):
+            raise self.refuse("construct", "assignment is not allowed", base)
+        if key == "name":
+            self.uses_event = True
+            return EventName(), STRING if self.scope.event is not None else _nullable(STRING)
+        if key == "data":
+            return self.root(base, "payload")
+        raise self.refuse(
+            "name",
+            f"`event` has no field '{key}' (it has: {', '.join(EVENT_FIELDS)})",
+            node,
+            did_you_mean(key, EVENT_FIELDS),
+            at=at,
+        )
 
     def field(
         self,
@@ -1120,6 +1194,14 @@ class Names:
 
     context: Mapping[str, str] = field(default_factory=dict, hash=False)
     states: Mapping[str, str] = field(default_factory=dict, hash=False)
+    #: Where the expression runs, the event being handled (None: none yet, at the start),
+    #: which ``event.name`` is; ``event_known`` False when the caller did not work it out
+    #: (then ``event.name`` is a ``KeyError``: a compiler bug).
+    event: str | None = None
+    event_known: bool = False
+    #: the code of ``machine.session_id`` (the instance's attribute; a parameter where the
+    #: initial context is computed).
+    session: str = "self.session_id"
 
 
 # Python's precedence levels, lowest first (the grammar's: conditional, or, and, not,
@@ -1144,8 +1226,79 @@ def to_python(expression: Expression, names: Names) -> str:
     parentheses Python needs; the same expression and names give the same text.
 
     Raises ``KeyError`` for a field or state ``names`` lacks and ``ValueError`` for a name
-    that is not a plain identifier: both are compiler bugs, not user errors."""
-    return _emit(expression.node, names, _TEST)
+    that is not a plain identifier: both are compiler bugs, not user errors.
+
+    With ``names.event_known``, ``event.name`` is that event's name, and what it makes
+    constant is folded (``event.name == 'go'`` is ``True`` or ``False``), so the generated
+    code holds no comparison of two constants."""
+    node = expression.node
+    if names.event_known and expression.uses_event:
+        node = _fold(node, names.event)
+    return _emit(node, names, _TEST)
+
+
+_FOLDABLE: Mapping[str, Any] = {
+    "==": lambda a, b: a == b,
+    "!=": lambda a, b: a != b,
+    "is": lambda a, b: a is b,
+    "is not": lambda a, b: a is not b,
+    "in": lambda a, b: a in b,
+    "not in": lambda a, b: a not in b,
+}
+
+
+def _constant_of(node: Node) -> tuple[bool, Any]:
+    """Whether ``node`` is a constant (a literal, or a list or tuple of literals), and it."""
+    if isinstance(node, Const):
+        return True, node.value
+    if isinstance(node, SequenceLiteral) and all(isinstance(i, Const) for i in node.items):
+        return True, tuple(i.value for i in node.items if isinstance(i, Const))
+    return False, None
+
+
+def _fold(node: Node, event: str | None) -> Node:
+    """``node`` with ``event.name`` as ``event``, and the comparisons, ``not``, ``and``,
+    ``or`` and conditionals that this makes constant folded (over literal values only:
+    nothing is evaluated but ``==``, ``!=``, ``is``, ``in`` between literals)."""
+    if isinstance(node, EventName):
+        return Const(event)
+    if isinstance(node, Comparison):
+        left = _fold(node.left, event)
+        rights = tuple(_fold(r, event) for r in node.rights)
+        operands = [_constant_of(n) for n in (left, *rights)]
+        if all(known for known, _ in operands) and all(op in _FOLDABLE for op in node.ops):
+            values = [value for _, value in operands]
+            result = all(
+                bool(_FOLDABLE[op](values[i], values[i + 1])) for i, op in enumerate(node.ops)
+            )
+            return Const(result)
+        return Comparison(left, node.ops, rights)
+    if isinstance(node, Unary):
+        operand = _fold(node.operand, event)
+        if node.op == "not" and isinstance(operand, Const) and isinstance(operand.value, bool):
+            return Const(not operand.value)
+        return Unary(node.op, operand)
+    if isinstance(node, Logic):
+        folded = tuple(_fold(v, event) for v in node.values)
+        if all(isinstance(v, Const) and isinstance(v.value, bool) for v in folded):
+            flags = [bool(v.value) for v in folded if isinstance(v, Const)]
+            return Const(all(flags) if node.op == "and" else any(flags))
+        return Logic(node.op, folded)
+    if isinstance(node, Conditional):
+        test = _fold(node.test, event)
+        body, orelse = _fold(node.body, event), _fold(node.orelse, event)
+        if isinstance(test, Const) and isinstance(test.value, bool):
+            return body if test.value else orelse
+        return Conditional(test, body, orelse)
+    if isinstance(node, Item):
+        return Item(_fold(node.base, event), node.key, node.optional)
+    if isinstance(node, Length):
+        return Length(_fold(node.arg, event))
+    if isinstance(node, Arith):
+        return Arith(node.op, _fold(node.left, event), _fold(node.right, event))
+    if isinstance(node, SequenceLiteral):
+        return SequenceLiteral(node.kind, tuple(_fold(i, event) for i in node.items))
+    return node
 
 
 def _identifier(name: str) -> str:
@@ -1173,6 +1326,14 @@ def _emit_node(node: Node, names: Names) -> tuple[str, int]:
             key = pystr(node.key)
             return (f"{base}.get({key})" if node.optional else f"{base}[{key}]"), _ATOM
         return f"{base}[{int(node.key)}]", _ATOM
+    if isinstance(node, EventName):
+        if not names.event_known:
+            raise KeyError("event.name where the event is not known")
+        return _constant(names.event)
+    if isinstance(node, MachineField):
+        if node.field == "name":
+            return "MACHINE_NAME", _ATOM
+        return _session_code(names.session), _ATOM
     if isinstance(node, Length):
         return f"len({_emit(node.arg, names, _TEST)})", _ATOM
     if isinstance(node, InState):
@@ -1204,6 +1365,13 @@ def _emit_node(node: Node, names: Names) -> tuple[str, int]:
     if node.kind == "list":
         return "[" + ", ".join(items) + "]", _ATOM
     return ("(" + items[0] + ",)" if len(items) == 1 else "(" + ", ".join(items) + ")"), _ATOM
+
+
+def _session_code(code: str) -> str:
+    """``Names.session``: ``self.session_id`` or a plain identifier, nothing else."""
+    if code == "self.session_id":
+        return code
+    return _identifier(code)
 
 
 def _constant(value: int | float | str | bool | None) -> tuple[str, int]:

@@ -233,6 +233,10 @@ class ContextField:
     default: Any = field(default=None, compare=False)
     has_default: bool = False
     description: str | None = None
+    #: ``expr:``: the initial value computed, when the machine starts without a given
+    #: context, from the fields before it (docs/language.md, "Data"); None: ``default``.
+    expr: str | None = None
+    expr_pos: Position | None = None
 
 
 @dataclass(frozen=True)
@@ -576,6 +580,10 @@ class Machine:
                 self._pure_feature(action, found)
         if self.assignments:
             found.setdefault("assignments", self.assignments[0].pos)
+        for context_field in self.context:
+            if context_field.expr is not None:
+                found.setdefault("computed data", context_field.expr_pos or context_field.pos)
+                break
         return tuple(sorted(found.items(), key=lambda item: item[1]))
 
     @staticmethod

@@ -561,6 +561,10 @@ class _Builder:
                     default=schema.get("default"),
                     has_default="default" in schema,
                     description=description if isinstance(description, str) else None,
+                    expr=schema["expr"] if isinstance(schema.get("expr"), str) else None,
+                    expr_pos=(
+                        self.pos(("context", field_name, "expr")) if "expr" in schema else None
+                    ),
                 )
             )
         return tuple(fields)

@@ -17,6 +17,14 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from smc.compiler import commands, names
 from smc.compiler.data import context_schema, payload_class
+from smc.compiler.expressions import (
+    Expression,
+    Names,
+    Scope,
+    parse_expression,
+    schema_type,
+    to_python,
+)
 from smc.compiler.model import Machine
 
 if TYPE_CHECKING:
@@ -155,6 +163,9 @@ class ContextFieldPlan(NamedTuple):
     schema: Any  # the field's JSON Schema, plain data
     has_default: bool
     default: Any
+    #: a computed field's initial value (``expr:``): code over ``ctx`` (the fields before
+    #: it) and ``session_id``, for ``_initial_context``; None for a field with a default.
+    initial: str | None = None
 
 
 class PayloadPlan(NamedTuple):
@@ -185,7 +196,15 @@ class DataPlan(NamedTuple):
     @property
     def required_context(self) -> tuple[str, ...]:
         """The context fields without a default: the machine needs them given."""
-        return tuple(field.name for field in self.context if not field.has_default)
+        return tuple(
+            field.name for field in self.context if not field.has_default and field.initial is None
+        )
+
+    @property
+    def computed(self) -> bool:
+        """Whether some field is computed (``expr:``): ``_initial_context`` makes the
+        context of a machine started without one."""
+        return any(field.initial is not None for field in self.context)
 
     @property
     def payload_members(self) -> frozenset[str]:
@@ -354,7 +373,13 @@ def data_plan(machine: Machine, event_member: Mapping[str, str]) -> DataPlan | N
         )
     return DataPlan(
         context=tuple(
-            ContextFieldPlan(f.name, plain_data(f.schema), f.has_default, plain_data(f.default))
+            ContextFieldPlan(
+                f.name,
+                plain_data(f.schema),
+                f.has_default,
+                plain_data(f.default),
+                _initial_code(machine, f.name),
+            )
             for f in machine.context
         ),
         context_schema=plain_data(context_schema(machine)) if machine.context else None,
@@ -365,6 +390,26 @@ def data_plan(machine: Machine, event_member: Mapping[str, str]) -> DataPlan | N
             if job.data_schema is not None
         ),
     )
+
+
+def _initial_code(machine: Machine, name: str) -> str | None:
+    """The code of the computed field ``name``'s ``expr:`` (checked: no errors), over the
+    fields before it as ``ctx.<field>``; None for a field without one."""
+    earlier: dict[str, Any] = {}
+    for context_field in machine.context:
+        if context_field.name == name:
+            if context_field.expr is None:
+                return None
+            parsed = parse_expression(
+                context_field.expr,
+                scope=Scope.from_schemas(context=earlier),
+                expect=schema_type(context_field.schema),
+            )
+            assert isinstance(parsed, Expression), "checked without errors"
+            names = Names(context={f: f for f in earlier}, session="session_id")
+            return to_python(parsed, names)
+        earlier[context_field.name] = context_field.schema
+    return None
 
 
 def _data_exports(data: DataPlan) -> tuple[str, ...]:

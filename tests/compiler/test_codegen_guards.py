@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from smc import IllegalTransition
 from smc.compiler import codegen
-from smc.compiler.charts import machine_table
+from smc.compiler.charts import Specialized, machine_table
 from smc.compiler.check import check_texts
 from smc.compiler.model import Machine
 from smc.compiler.pylayout import format_python
@@ -380,8 +380,8 @@ class _Walk:
 
     def guard(self, cond: Any) -> bool:
         active: frozenset[str] | None = None
-        if isinstance(cond, tuple):
-            cond, active = cond
+        if isinstance(cond, Specialized):
+            cond, active = cond.cond, cond.active
         text = self.by_index[cond].when
         assert text is not None
         if text.startswith("In('p2') and "):

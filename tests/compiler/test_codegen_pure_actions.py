@@ -342,3 +342,130 @@ def test_mypy_strict_accepts_the_module_and_a_subclass(tmp_path: Path) -> None:
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+EVENTS = """\
+initial_state: a
+metadata: {machine_name: seen}
+context:
+  last: {type: [string, "null"], default: "unset"}
+  trail: {type: string, default: ""}
+  n: {type: integer, default: 0}
+events:
+  go: null
+  back: null
+  ping: {payload: {type: object, properties: {k: {type: integer}}, required: [k]}}
+  inner: null
+states:
+  - name: a
+    on_entry:
+      - {type: assign, location: last, expr: "event.name"}
+      - type: if
+        when: "event.name == 'back'"
+        then: [{type: assign, location: trail, expr: "trail + 'B'"}]
+  - name: b
+    on_entry:
+      - type: if
+        when: "event.name == 'go'"
+        then: [{type: assign, location: trail, expr: "trail + 'go'"}]
+      - {type: raise, event: inner}
+  - name: c
+    on_entry:
+      - type: if
+        when: "event.name == 'inner'"
+        then: [{type: assign, location: trail, expr: "trail + '/inner'"}]
+        else: [{type: assign, location: trail, expr: "trail + '/other'"}]
+transitions:
+  - {from: a, to: b, event: go}
+  - {from: b, to: c, event: inner}
+  - {from: c, to: a, event: back, when: "event.name == 'back'"}
+  - {from: a, to: a, event: ping, actions: [{type: assign, location: n, expr: "event.data.k"}]}
+"""
+
+
+def test_event_name_is_the_event_each_action_runs_for(tmp_path: Path) -> None:
+    """``event.name`` in a state's actions is the event whose transition enters the state:
+    the external one, a raised one within the same step, none at the start."""
+    module = compiled(EVENTS, tmp_path)
+    m = module.Seen()
+    assert m.context.last is None  # entered at the start: no event yet
+    m.go()  # b entered on go, raises inner: c entered on inner
+    assert m.state == "c" and m.context.trail == "go/inner"
+    m.back()
+    assert m.context.last == "back" and m.context.trail == "go/innerB"
+    m.ping(k=7)
+    assert m.context.last == "ping" and m.context.n == 7
+    source = Path(module.__file__).read_text(encoding="utf-8")
+    # written as constants, one action per event it runs for
+    assert 'ctx.last = "back"' in source and "ctx.last = None" in source
+
+
+def test_mypy_strict_accepts_a_module_reading_the_event(tmp_path: Path) -> None:
+    module = compiled(EVENTS, tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", str(module.__file__)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout
+
+
+def test_computed_sends_check_the_name_and_the_delay_when_they_run(tmp_path: Path) -> None:
+    """``event_expr``/``delay_expr`` are computed as the action runs; a name the machine
+    does not have or a value that is no duration is not sent."""
+    text = (
+        "initial_state: a\nmetadata: {machine_name: computed}\n"
+        "context:\n  name: {type: string, default: go}\n  wait: {type: string, default: 1s}\n"
+        "events: {go: null, tick: null}\n"
+        "states:\n  - name: a\n    on_entry:\n"
+        '      - {type: send, event_expr: "name", delay_expr: "wait"}\n'
+        "      - {type: send, event_expr: \"'nope'\"}\n"
+        "      - {type: send, event: tick, delay_expr: \"'soon'\"}\n"
+        '      - {type: send, event: tick, delay_expr: "0.25"}\n'
+        "      - {type: assign, location: name, expr: \"'tick'\"}\n"
+        "      - {type: assign, location: wait, expr: \"'500ms'\"}\n"
+        "  - name: b\n"
+        "transitions:\n  - {from: a, to: b, event: go}\n  - {from: b, to: a, event: tick}\n"
+    )
+    module = compiled(text, tmp_path)
+    m = module.Computed()
+    assert m.take_sent() == (Sent("go", 1.0, None), Sent("tick", 0.25, None))
+    m.go()
+    m.tick()  # a entered again: the context changed
+    assert m.take_sent() == (Sent("tick", 0.5, None), Sent("tick", 0.25, None))
+
+
+def test_computed_context_and_session_ids(tmp_path: Path) -> None:
+    """A field's ``expr:`` is its initial value when the machine starts without a context,
+    computed in document order; ``machine.session_id`` is the instance's own id and
+    ``machine.name`` the machine's name."""
+    text = (
+        "initial_state: a\nmetadata: {machine_name: early}\n"
+        "context:\n  n: {type: integer, default: 2}\n"
+        "  tags: {type: array, items: {type: string}, default: [x]}\n"
+        '  m: {type: integer, expr: "n * 10 + len(tags)"}\n'
+        "  who: {type: string, expr: \"machine.name + ':' + machine.session_id\"}\n"
+        "  seen: {type: string, default: ''}\n"
+        "states:\n  - name: a\n  - name: b\n    on_entry:\n"
+        '      - {type: assign, location: seen, expr: "machine.session_id"}\n'
+        "transitions:\n  - {from: a, to: b, event: go}\n"
+    )
+    module = compiled(text, tmp_path)
+    one, two = module.Early(), module.Early()
+    assert one.context.m == 21 and one.context.tags == ["x"]
+    assert one.context.who == f"early:{one.session_id}"
+    assert one.session_id and one.session_id != two.session_id
+    one.context.tags.append("y")
+    assert two.context.tags == ["x"]  # each start makes its own values
+    one.go()
+    assert one.context.seen == one.session_id
+    given = module.Context(n=1, m=5, who="w")
+    assert module.Early(context=given).context.m == 5  # a given context is taken as is
+    done = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", str(module.__file__)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout

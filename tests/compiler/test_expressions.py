@@ -898,3 +898,70 @@ def test_the_module_only_parses_with_ast() -> None:
         "__future__", "ast", "difflib", "keyword", "math", "re", "warnings",
         "collections.abc", "dataclasses", "types", "typing", "smc.compiler.pylayout",
     }, modules  # fmt: skip
+
+
+# ---- the current event ----------------------------------------------------------------
+
+
+def test_event_name_is_a_string_on_an_event_and_may_be_null_elsewhere() -> None:
+    on_event = accepted("event.name == 'failed'", guard=True)
+    assert on_event.uses_event and on_event.type == expressions.BOOLEAN
+    assert accepted("event.name").type == expressions.STRING
+    anywhere = Scope.from_schemas(context={"n": {"type": "integer"}})
+    assert accepted("event.name", anywhere).type.kinds == {"string", "null"}
+    # a value that may be null only goes into ==, !=, is None
+    [problem] = refused("event.name + 'x'", anywhere)
+    assert problem.kind == "type"
+
+
+def test_event_data_is_the_payload() -> None:
+    found = accepted("len(event.data.items) + 1")
+    assert found.uses_payload and not found.uses_event
+    assert to_python(found, NAMES) == 'len(payload["items"]) + 1'
+
+
+@pytest.mark.parametrize(
+    "text,kind,message,start,end",
+    [
+        ("event", "construct", "`event` is read through its fields", 0, 5),
+        ("attempts + event", "construct", "`event` is read through its fields", 11, 16),
+        ("event.nme == 'x'", "name", "`event` has no field 'nme' (it has: name, data)", 6, 9),
+        ("event._name", "construct", "names starting with '_' are not allowed", 6, 11),
+    ],
+)
+def test_event_refusals_are_placed(
+    text: str, kind: str, message: str, start: int, end: int
+) -> None:
+    [problem] = refused(text)
+    assert (problem.kind, problem.start, problem.end) == (kind, start, end)
+    assert problem.message.startswith(message)
+
+
+def test_event_name_needs_the_event_known_to_be_written() -> None:
+    found = accepted("event.name == 'failed'", guard=True)
+    with pytest.raises(KeyError):
+        to_python(found, NAMES)
+    known = Names(context=NAMES.context, states=NAMES.states, event="failed", event_known=True)
+    assert to_python(found, known) == "True"
+    other = Names(context=NAMES.context, states=NAMES.states, event="retry", event_known=True)
+    assert to_python(found, other) == "False"
+    mixed = accepted("attempts < 3 and event.name in ['failed', 'x']", guard=True)
+    assert to_python(mixed, known) == "ctx.attempts < 3 and True"
+    start = Names(context=NAMES.context, states=NAMES.states, event=None, event_known=True)
+    assert to_python(accepted("event.name"), start) == "None"
+    anywhere = Scope.from_schemas(context={"n": {"type": "integer"}})
+    either = accepted("'a' if event.name is None else event.name", anywhere)
+    assert to_python(either, start) == '"a"'
+
+
+def test_machine_name_and_session_id() -> None:
+    found = accepted("machine.name + machine.session_id")
+    assert found.type == expressions.STRING and found.uses_session
+    assert to_python(found, NAMES) == "MACHINE_NAME + self.session_id"
+    initial = Names(context=NAMES.context, states=NAMES.states, session="session_id")
+    assert to_python(found, initial) == "MACHINE_NAME + session_id"
+    [problem] = refused("machine.nme")
+    assert (problem.kind, problem.start, problem.end) == ("name", 8, 11)
+    assert problem.hint == "did you mean 'name'?"
+    [problem] = refused("machine")
+    assert (problem.kind, problem.start, problem.end) == ("construct", 0, 7)

@@ -40,13 +40,15 @@ ESCAPES = [
     f"In('busy') or open('{MARKER}', 'w')",
     f"len(open('{MARKER}', 'w').name)",
     "breakpoint()",
+    f"event.__class__.__init__.__globals__['os'].system('touch {MARKER}')",
+    f"event.name or open('{MARKER}', 'w')",
 ]
 
 TOKENS = [
     # names the scope knows, and names it must never reach
     "attempts", "max_attempts", "label", "tags", "last_error", "payload", "job", "error",
-    "path", "len", "In", "__class__", "__import__", "__builtins__", "__globals__", "os",
-    "system", "eval", "exec", "open", "getattr", "ctx", "self", "State",
+    "path", "len", "In", "event", "name", "data", "__class__", "__import__", "__builtins__",
+    "__globals__", "os", "system", "eval", "exec", "open", "getattr", "ctx", "self", "State",
     # keywords
     "lambda", "import", "not", "and", "or", "if", "else", "in", "is", "None", "True",
     "False", "for", "yield", "await", "def",
@@ -64,8 +66,14 @@ CONDITIONS = [
     "len(tags) > 0 and In('busy')",
     "job.path == ''",
     "last_error is None",
+    "event.name == 'go' or event.name is None",
 ]
-VALUES = ["'unknown'", "label + '!'", "job.path if attempts > 1 else label"]
+VALUES = [
+    "'unknown'",
+    "label + '!'",
+    "job.path if attempts > 1 else label",
+    "label if event.name == 'go' else 'x'",
+]
 
 token_soup = st.lists(st.sampled_from(TOKENS), max_size=14).flatmap(
     lambda parts: st.lists(

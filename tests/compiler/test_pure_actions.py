@@ -225,3 +225,63 @@ def test_build_compiles_and_check_is_clean(tmp_path: Path) -> None:
     # paths do not follow an if block's data: no paths, a warning
     paths = run_smc("paths", "m.yaml", cwd=tmp_path)
     assert paths.returncode == 0 and "warning[SMC079]" in paths.stderr
+
+
+@pytest.mark.parametrize(
+    "line,expected",
+    [
+        # event_expr is a string expression: checked at its character
+        ("- {type: send, event_expr: 'n'}", (16, 33, "SMC092")),
+        ("- {type: send, event_expr: 'labl'}", (16, 33, "SMC091")),
+        ("- {type: send, event_expr: 'event'}", (16, 33, "SMC090")),
+        # delay_expr: seconds or a duration string
+        ("- {type: send, event: bare, delay_expr: 'n > 1'}", (16, 46, "SMC092")),
+        # one of each pair; no payload when the event is computed
+        ("- {type: send, event: bare, event_expr: label}", (16, 45, "SMC096")),
+        ("- {type: send, event: bare, delay: 1, delay_expr: n}", (16, 55, "SMC096")),
+        ("- {type: send, event_expr: label, payload: {count: n}}", (16, 39, "SMC096")),
+        # neither event nor event_expr
+        ("- {type: send, delay_expr: n}", (16, 14, "SMC031")),
+    ],
+)
+def test_computed_sends_are_checked_at_their_place(
+    line: str, expected: tuple[int, int, str]
+) -> None:
+    result = check(on_b(line))
+    assert found(result) == {expected}, [str(d) for d in result.errors]
+
+
+def test_computed_sends_are_accepted() -> None:
+    result = check(
+        on_b(
+            "- {type: send, event_expr: \"'go' if n > 0 else label\", delay_expr: \"'1s'\"}",
+        )
+    )
+    assert not result.errors, [str(d) for d in result.errors]
+
+
+COMPUTED = """\
+initial_state: a
+context:
+  a: {type: integer, default: 2}
+  b: {type: integer, expr: "a * 10 + c"}
+  c: {type: integer, expr: "a"}
+  d: {type: integer, default: 1, expr: "1"}
+  e: {type: integer, expr: "'x'"}
+  f: {type: string, expr: "machine.name + machine.session_id"}
+transitions:
+  - {from: a, to: b, event: go}
+"""
+
+
+def test_computed_context_fields_are_checked_at_their_character() -> None:
+    """``expr:`` reads only the fields before it (they are computed in document order),
+    must fit the field's type, and does not go with ``default:``."""
+    result = check(COMPUTED)
+    assert found(result) == {(4, 38, "SMC091"), (6, 40, "SMC081"), (7, 29, "SMC092")}, [
+        str(d) for d in result.errors
+    ]
+    (later,) = [d for d in result.errors if d.code == "SMC091"]
+    assert later.hint == "'c' comes after this field: fields are computed in document order"
+    machine = model(COMPUTED.replace(" + c", "").replace(", default: 1", "").replace("'x'", "2"))
+    assert dict(machine.chart_features).keys() >= {"computed data"}

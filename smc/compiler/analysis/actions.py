@@ -58,6 +58,10 @@ def check_actions(machine: Machine, context: Context) -> Iterator[Diagnostic]:
             yield _unknown_action(action, owner, known_user, sources_known)
         if spec is not None:
             for required in spec.required:
+                # `<param>_expr` computes `<param>` (send's event_expr)
+                computed = f"{required}_expr"
+                if computed in spec.parameters and computed in action.params:
+                    continue
                 if required not in action.params:
                     given = [str(param) for param in action.params]
                     close = difflib.get_close_matches(required, given, n=1)

@@ -24,10 +24,17 @@ What maps (docs/language.md, "SCXML import"):
 - ``<datamodel><data id expr>`` onto ``context:`` fields typed from the literal (a field
   without ``expr`` is untyped, default null);
 - ``<raise>``, ``<log>``, ``<assign>``, ``<if>/<elseif>/<else>`` and ``<send event delay>``
-  to the machine itself onto the actions of the same names;
+  (``eventexpr``/``delayexpr``: ``event_expr``/``delay_expr``) to the machine itself onto the
+  actions of the same names;
 - in expressions, ``true``/``false``/``null`` (not data ids) are ``True``/``False``/``None``,
-  and ``_event.name`` in a transition's ``cond`` is the name of the event the transition is
-  expanded for (below).
+  ``_event.name`` is ``event.name`` (the event being handled), ``_name`` the document's
+  name, and the ``_event`` fields the document decides are constants (``EventFacts``);
+  ``_event`` or a data id alone as a condition is its truth in smc's language;
+- a computed ``<send>`` target or type is an ``if`` block dispatching it as SCXML does
+  (``Importer.routing``); ``_ioprocessors[<SCXML>]['location']`` is this session's address;
+- executable content that fails whatever the data (an assignment to a system variable or to
+  no data id, an expression Python cannot parse, an unsupported send type) is a raise of
+  ``error.execution``, and the rest of its block is left out (``Importer.fails``).
 
 Event descriptors are expanded here, because smc matches event names exactly: a transition's
 ``event="a b.* *"`` becomes one transition per event of the document's closed set of names it
@@ -40,14 +47,16 @@ in SCXML and is left out, as smc would refuse it (SMC012, SMC013).
 
 Everything else is an SMC101 error naming the feature, at its element: ``<invoke>``,
 ``<script>``, ``<foreach>``, ``<cancel>``, ``<donedata>``, ``<content>``, ``<param>``, a
-``<send>`` to another target or with computed attributes, late binding, ``_event`` fields
-other than ``name``, system variables. An attribute SCXML does not define is ignored with a
+``<send>`` to another target, with ``idlocation`` or ``namelist``, late binding, the
+``_event`` fields the document does not decide, ``_sessionid`` used otherwise than as the
+session's id and ``_ioprocessors``. An attribute SCXML does not define is ignored with a
 warning (SMC102). Malformed XML is SMC100.
 """
 
 from __future__ import annotations
 
 import ast
+import contextlib
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -271,41 +280,239 @@ class _Refused(Exception):
     """A construct the import cannot map (becomes SMC101 at the attribute)."""
 
 
+@dataclass(frozen=True)
+class EventFacts:
+    """What the document says about where its events come from, for the ``_event`` fields
+    the import maps statically (docs/language.md, "SCXML import")."""
+
+    #: the machine's name (``<scxml name>``), which ``_name`` is; None: not given.
+    name: str | None = None
+    #: events some ``<send>`` sends and no ``<raise>`` raises (external, from the SCXML
+    #: event processor), in document order.
+    sent_only: tuple[str, ...] = ()
+    #: events both sent and raised: their ``origintype`` is not known statically.
+    mixed: tuple[str, ...] = ()
+    #: whether the document has a ``<send>`` at all (then ``origin`` is not null).
+    sends: bool = False
+    #: whether some ``<send>`` has an ``id``/``idlocation`` (then ``sendid`` is not null).
+    send_ids: bool = False
+    #: data id -> its JSON Schema types, to read a bare id in a condition as Python's truth
+    #: of its value (``cond="Var1"`` with a string: ``Var1 != ''``).
+    data_types: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+
+#: The fields of SCXML's ``_event`` (``hasattr(_event, "x")`` is true for each).
+SCXML_EVENT_FIELDS = ("name", "type", "sendid", "origin", "origintype", "invokeid", "data")
+
+
 class _Rewrite(ast.NodeTransformer):
-    def __init__(self, data_ids: set[str], event: str | None) -> None:
+    def __init__(
+        self, data_ids: set[str], event: str | None, facts: EventFacts, condition: bool
+    ) -> None:
         self.data_ids = data_ids
         self.event = event
+        self.facts = facts
+        self.condition = condition
         self.changed = False
+
+    def _new(self, text: str, node: ast.AST) -> ast.expr:
+        self.changed = True
+        made = ast.parse(text, mode="eval").body
+        for child in ast.walk(made):
+            ast.copy_location(child, node)
+        return made
 
     def visit_Name(self, node: ast.Name) -> ast.AST:
         constants = {"true": True, "false": False, "null": None}
-        if node.id in constants and node.id not in self.data_ids:
+        if node.id in self.data_ids:
+            return node
+        if node.id in constants:
             self.changed = True
             return ast.copy_location(ast.Constant(constants[node.id]), node)
         if node.id == "_event":
-            raise _Refused("`_event` as a whole (only `_event.name` in a `cond` is mapped)")
+            raise _Refused(
+                "`_event` as a whole (its fields `name`, `origintype`, `origin`, `sendid`, "
+                "`invokeid` are mapped, and `_event` alone as a truth value)"
+            )
+        if node.id == "_name" and self.facts.name is not None:
+            self.changed = True
+            return ast.copy_location(ast.Constant(self.facts.name), node)
+        if node.id == "_sessionid":
+            return self._new("machine.session_id", node)
         if node.id in _SYSTEM_NAMES:
             raise _Refused(f"the system variable `{node.id}`")
         return node
 
-    def visit_Attribute(self, node: ast.Attribute) -> ast.AST:
-        if isinstance(node.value, ast.Name) and node.value.id == "_event":
-            if node.attr == "name" and self.event is not None:
-                self.changed = True
-                return ast.copy_location(ast.Constant(self.event), node)
-            if node.attr == "name":
-                raise _Refused(
-                    "`_event.name` outside a transition's `cond` (smc has no name for the "
-                    "current event in actions)"
-                )
-            if node.attr == "data":
-                raise _Refused("`_event.data` (the events of an SCXML import carry no data)")
-            raise _Refused(f"`_event.{node.attr}`")
+    def visit_UnaryOp(self, node: ast.UnaryOp) -> ast.AST:
+        if self.condition and isinstance(node.op, ast.Not):
+            truth = self.truth(node.operand)
+            if truth is not None:
+                return ast.copy_location(ast.UnaryOp(ast.Not(), truth), node)
         self.generic_visit(node)
         return node
 
+    def visit_BoolOp(self, node: ast.BoolOp) -> ast.AST:
+        if not self.condition:
+            self.generic_visit(node)
+            return node
+        values: list[ast.expr] = []
+        for value in node.values:
+            truth = self.truth(value)
+            values.append(truth if truth is not None else self.visit(value))
+        node.values = values
+        return node
 
-def translate(text: str, data_ids: set[str], event: str | None = None) -> str:
+    def truth(self, node: ast.expr) -> ast.expr | None:
+        """Python's truth of ``node`` as a condition smc's language accepts, for ``_event``
+        (whether an event has been handled) and a bare data id of known type; else None."""
+        if _is_event(node):
+            return self._new("event.name is not None", node)
+        if not isinstance(node, ast.Name):
+            return None
+        types = dict(self.facts.data_types).get(node.id)
+        if not types:  # untyped: the generated code takes Python's truth itself
+            return None
+        name = node.id
+        tests = {"string": f"{name} != ''", "integer": f"{name} != 0", "number": f"{name} != 0"}
+        kinds = [t for t in types if t != "null"]
+        if kinds == ["boolean"] and "null" not in types:
+            return None
+        if not kinds:
+            return self._new(f"{name} is not None", node)
+        if len(kinds) == 1 and kinds[0] in tests:
+            test = tests[kinds[0]]
+            return self._new(f"{name} is not None and {test}" if "null" in types else test, node)
+        return None
+
+    def visit_Subscript(self, node: ast.Subscript) -> ast.AST:
+        if _io_location(node):
+            return self._new(_SELF_ADDRESS, node)
+        self.generic_visit(node)
+        return node
+
+    def visit_Call(self, node: ast.Call) -> ast.AST:
+        if _io_location(node):
+            return self._new(_SELF_ADDRESS, node)
+        # hasattr(_event, "field"): SCXML's event has every one of its fields
+        if (
+            isinstance(node.func, ast.Name)
+            and node.func.id == "hasattr"
+            and len(node.args) == 2
+            and not node.keywords
+            and _is_event(node.args[0])
+            and isinstance(node.args[1], ast.Constant)
+            and node.args[1].value in SCXML_EVENT_FIELDS
+        ):
+            self.changed = True
+            return ast.copy_location(ast.Constant(True), node)
+        self.generic_visit(node)
+        return node
+
+    def visit_Attribute(self, node: ast.Attribute) -> ast.AST:
+        if not _is_event(node.value):
+            self.generic_visit(node)
+            return node
+        facts = self.facts
+        if node.attr == "name":
+            return self._new("event.name", node)
+        if node.attr == "invokeid":  # smc invokes nothing
+            return self._new("None", node)
+        if node.attr == "sendid" and not facts.send_ids:
+            return self._new("None", node)
+        if node.attr == "origin" and not facts.mixed:
+            if not facts.sent_only:
+                return self._new("None", node)
+            # an event this session sent itself comes from this session (6.2.4)
+            names = repr(list(facts.sent_only))
+            return self._new(f"{_SELF_ADDRESS} if event.name in {names} else None", node)
+        if node.attr == "origintype" and not facts.mixed:
+            if not facts.sent_only:
+                return self._new("None", node)
+            names = repr(list(facts.sent_only))
+            return self._new(f"{_SCXML_PROCESSOR!r} if event.name in {names} else None", node)
+        if node.attr == "data":
+            raise _Refused("`_event.data` (the events of an SCXML import carry no data)")
+        raise _Refused(f"`_event.{node.attr}`")
+
+
+def _types_of(schema: Any) -> tuple[str, ...]:
+    """A context field's JSON Schema types (none: untyped, any value)."""
+    kind = schema.get("type") if isinstance(schema, dict) else None
+    if isinstance(kind, str):
+        return (kind,)
+    return tuple(kind) if isinstance(kind, list) else ()
+
+
+#: This session's address for the SCXML event processor (``#_scxml_<sessionid>``).
+_SELF_ADDRESS = "'#_scxml_' + machine.session_id"
+
+
+def _io_location(node: ast.AST) -> bool:
+    """``_ioprocessors[<the SCXML processor>]['location']`` (or ``.get('location')``):
+    this session's address."""
+    if isinstance(node, ast.Call):
+        if node.keywords or len(node.args) != 1:
+            return False
+        func, key = node.func, node.args[0]
+        if not (isinstance(func, ast.Attribute) and func.attr == "get"):
+            return False
+        base = func.value
+    elif isinstance(node, ast.Subscript):
+        base, key = node.value, node.slice
+    else:
+        return False
+    return (
+        isinstance(key, ast.Constant)
+        and key.value == "location"
+        and isinstance(base, ast.Subscript)
+        and isinstance(base.value, ast.Name)
+        and base.value.id == "_ioprocessors"
+        and isinstance(base.slice, ast.Constant)
+        and base.slice.value in (_SCXML_PROCESSOR, "scxml")
+    )
+
+
+def _operand(text: str) -> str:
+    """``text`` as an operand of ``==``: parenthesized unless it is a name, a field or a
+    literal (text that does not parse is left for the checker, parenthesized)."""
+    try:
+        body = ast.parse(text.strip(), mode="eval").body
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return f"({text})"
+    simple = isinstance(body, ast.Name | ast.Attribute | ast.Constant | ast.Subscript)
+    return text.strip() if simple else f"({text})"
+
+
+def _raise(event: str) -> dict[str, Any]:
+    return {"type": "raise", "event": event}
+
+
+def _unparsable(text: str | None) -> bool:
+    """Whether ``text`` is no Python expression at all (``1 = 1``): evaluating it always
+    fails. Parsing only; nothing is evaluated."""
+    if text is None:
+        return False
+    try:
+        ast.parse(text.strip(), mode="eval")
+    except SyntaxError:
+        return True
+    except (ValueError, RecursionError, MemoryError):
+        return False
+    return False
+
+
+def _is_event(node: ast.AST) -> bool:
+    return isinstance(node, ast.Name) and node.id == "_event"
+
+
+def translate(
+    text: str,
+    data_ids: set[str],
+    event: str | None = None,
+    facts: EventFacts | None = None,
+    *,
+    condition: bool = True,
+) -> str:
     """``text`` (a python-datamodel expression) in smc's expression language: unchanged
     unless an SCXML name is rewritten (then ``ast.unparse``d). Text that does not parse is
     left for the expression checker to report (SMC090). ``_Refused`` for what cannot map."""
@@ -313,9 +520,10 @@ def translate(text: str, data_ids: set[str], event: str | None = None) -> str:
         tree = ast.parse(text.strip(), mode="eval")
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return text
-    rewrite = _Rewrite(data_ids, event)
+    rewrite = _Rewrite(data_ids, event, facts or EventFacts(), condition)
     try:
-        new = rewrite.visit(tree)
+        truth = rewrite.truth(tree.body) if condition else None
+        new = rewrite.visit(tree) if truth is None else ast.Expression(truth)
     except RecursionError:
         return text
     if not rewrite.changed:
@@ -337,10 +545,11 @@ _LITERAL_TYPES: tuple[tuple[type, str], ...] = (
 )
 
 
-def literal_value(text: str, data_ids: set[str]) -> Any:
+def literal_value(text: str, data_ids: set[str], name: str | None = None) -> Any:
     """The value of a literal expression (numbers, strings, booleans, None, lists, tuples
     and dicts of them; ``true``/``false``/``null`` too), walked from its ``ast`` without
-    evaluating anything. ``_Refused`` for anything else."""
+    evaluating anything; ``_name`` is ``name``, the machine's name, when given.
+    ``_Refused`` for anything else."""
     try:
         tree = ast.parse(text.strip(), mode="eval")
     except (SyntaxError, ValueError, RecursionError, MemoryError):
@@ -356,6 +565,8 @@ def literal_value(text: str, data_ids: set[str]) -> Any:
             return node.value
         if isinstance(node, ast.Name) and node.id in constants and node.id not in data_ids:
             return constants[node.id]
+        if isinstance(node, ast.Name) and node.id == "_name" and name is not None:
+            return name
         if (
             isinstance(node, ast.UnaryOp)
             and isinstance(node.op, ast.USub | ast.UAdd)
@@ -401,6 +612,11 @@ class Importer:
         # per transition index: the element it came from (for positions)
         self.transition_elements: list[Element] = []
         self.data: dict[str, Any] = {}
+        self.facts = EventFacts()
+        #: the element ``fails`` mapped last, until ``content`` has seen it
+        self.failed: Element | None = None
+        #: the ``<data>`` whose ``expr`` Python cannot parse (``raise_at_start``)
+        self.init_errors: list[Element] = []
 
     # -- reporting and positions
 
@@ -507,6 +723,7 @@ class Importer:
             data["name"] = root.attrib["name"]
             self.place(("name",), root, "name")
         self.data = data
+        self.facts = EventFacts(name=root.attrib.get("name"))
         self.collect_data()
         self.collect_events()
         states = [s for s in root.children if s.tag in ("state", "parallel", "final")]
@@ -529,6 +746,8 @@ class Importer:
                     items.append(item)
             elif child.tag != "datamodel":
                 self.refuse(child, f"<{child.tag}> directly inside <scxml>")
+        if self.init_errors:
+            self.raise_at_start(items, data.get("initial_state"))
         if self.context:
             data["context"] = self.context
         data["states"] = items
@@ -544,6 +763,54 @@ class Importer:
         return self.doc
 
     # -- data
+
+    def raise_at_start(self, items: list[Any], start: object) -> None:
+        """Each ``<data expr>`` Python cannot parse places error.execution in the internal
+        queue when the machine starts, before anything the initial state raises: a raise
+        first in the initial state's on-entry actions, which run once only when no
+        transition enters that state again (else refused)."""
+        index = next((i for i, item in enumerate(items) if item.get("name") == start), None)
+        inside: set[str] = set()
+        work = [items[index]] if index is not None else []
+        while work:
+            item = work.pop()
+            inside.add(str(item.get("name")))
+            work += [c for c in item.get("states", ()) if isinstance(c, dict)]
+        targets = set()
+        for transition in self.transitions:
+            to = transition["to"]
+            targets.update(to if isinstance(to, list) else [to])
+        if index is None or targets & inside:
+            for element in self.init_errors:
+                self.refuse(
+                    element,
+                    "a <data> `expr` Python cannot parse (error.execution when the machine "
+                    "starts), in a document whose initial state is entered again",
+                    attr="expr",
+                )
+            return
+        count = len(self.init_errors)
+        prefix: PathKey = ("states", index, "on_entry")
+        for table in (self.doc.values, self.doc.keys):
+            moved = {
+                (*key[:3], key[3] + count, *key[4:]): mark
+                for key, mark in table.items()
+                if key[:3] == prefix and len(key) > 3 and isinstance(key[3], int)
+            }
+            for key in [
+                k for k in table if k[:3] == prefix and len(k) > 3 and isinstance(k[3], int)
+            ]:
+                del table[key]
+            table.update(moved)
+        item = items[index]
+        item["on_entry"] = [_raise(PLATFORM_EVENTS[0]) for _ in range(count)] + list(
+            item.get("on_entry", [])
+        )
+        for number, element in enumerate(self.init_errors):
+            self.place((*prefix, number), element, "expr")
+            self.place((*prefix, number, "type"), element, "expr")
+            self.place((*prefix, number, "event"), element, "expr")
+        self.place(prefix, self.init_errors[0], "expr")
 
     def collect_data(self) -> None:
         self.context: dict[str, Any] = {}
@@ -572,7 +839,11 @@ class Importer:
             if "src" in element.attrib:
                 self.refuse(element, "<data src> (smc fetches nothing)", attr="src")
                 continue
-            if element.text.strip() or element.children:
+            if element.text.strip() and not element.children and "expr" not in element.attrib:
+                # inline content that is a literal value is that value (SCXML 5.3)
+                with contextlib.suppress(_Refused):
+                    element.attrib["expr"] = repr(literal_value(element.text, self.data_ids))
+            if (element.text.strip() and "expr" not in element.attrib) or element.children:
                 self.refuse(element, "<data> with inline content (write `expr`)")
                 continue
             path: PathKey = ("context", name)
@@ -580,9 +851,29 @@ class Importer:
                 self.context[name] = {"default": None}
             else:
                 try:
-                    value = literal_value(element.attrib["expr"], self.data_ids)
-                except _Refused as refused:
-                    self.refuse(element, str(refused), attr="expr")
+                    value = literal_value(
+                        element.attrib["expr"], self.data_ids, self.root.attrib.get("name")
+                    )
+                except _Refused:
+                    if _unparsable(element.attrib["expr"]):
+                        # SCXML 5.3: error.execution, and the data is there, empty
+                        self.init_errors.append(element)
+                        self.context[name] = {"default": None}
+                        self.place(path, element)
+                        self.place((*path, "default"), element, "expr")
+                        continue
+                    # computed when the machine starts, over the data before it (early
+                    # binding: document order)
+                    try:
+                        text = translate(
+                            element.attrib["expr"], self.data_ids, facts=self.facts, condition=False
+                        )
+                    except _Refused as why:
+                        self.refuse(element, str(why), attr="expr")
+                        continue
+                    self.context[name] = {"expr": text}
+                    self.place(path, element)
+                    self.place((*path, "expr"), element, "expr")
                     continue
                 types = [json_type(value)]
                 for other in assigned.get(name, []):
@@ -628,6 +919,25 @@ class Importer:
         for name in PLATFORM_EVENTS:
             found.setdefault(name, None)
         self.events = list(found)
+        sent: dict[str, None] = {}
+        raised: set[str] = set()
+        sends = [e for e in self.root.iter() if e.tag == "send"]
+        for element in self.root.iter():
+            name = element.attrib.get("event", "").strip()
+            if element.tag == "raise" or (
+                element.tag == "send" and element.attrib.get("target", "").strip() == "#_internal"
+            ):
+                raised.add(name)
+            elif element.tag == "send" and name:
+                sent.setdefault(name, None)
+        self.facts = EventFacts(
+            name=self.root.attrib.get("name"),
+            sent_only=tuple(n for n in sent if n not in raised),
+            mixed=tuple(n for n in sent if n in raised),
+            sends=bool(sends),
+            send_ids=any("id" in e.attrib or "idlocation" in e.attrib for e in sends),
+            data_types=tuple((name, _types_of(schema)) for name, schema in self.context.items()),
+        )
 
     def expand(self, descriptors: str) -> list[str]:
         matched: dict[str, None] = {}
@@ -783,7 +1093,7 @@ class Importer:
                 transition["event"] = event
             if cond is not None:
                 try:
-                    transition["when"] = translate(cond, self.data_ids, event)
+                    transition["when"] = translate(cond, self.data_ids, event, self.facts)
                 except _Refused as refused:
                     self.refuse(element, str(refused), attr="cond")
                     return
@@ -836,7 +1146,10 @@ class Importer:
         """The actions for ``elements`` (under ``path``, numbered from ``start``); refused
         ones are reported and left out (the document then fails to import anyway)."""
         actions: list[Any] = []
+        self.failed = None
         for element in elements:
+            if self.failed is not None:
+                break  # the rest of the block is skipped after an error (SCXML 4.9)
             if not self.check_attributes(element):
                 continue
             if element.tag not in _EXECUTABLE:
@@ -858,13 +1171,15 @@ class Importer:
             actions.append(action)
         return actions
 
-    def expression(self, element: Element, attr: str, path: PathKey) -> str | None:
+    def expression(
+        self, element: Element, attr: str, path: PathKey, *, condition: bool | None = None
+    ) -> str | None:
         text = element.attrib.get(attr)
         if text is None:
             self.refuse(element, f"<{element.tag}> without `{attr}`")
             return None
         try:
-            value = translate(text, self.data_ids)
+            value = translate(text, self.data_ids, facts=self.facts, condition=attr == "cond")
         except _Refused as refused:
             self.refuse(element, str(refused), attr=attr)
             return None
@@ -895,6 +1210,15 @@ class Importer:
             if element.children or element.text.strip():
                 self.refuse(element, "<assign> with inline content (write `expr`)")
                 return None
+            if location in (*_SYSTEM_NAMES, "_event"):
+                # SCXML: assigning to a system variable fails, with error.execution
+                # in the internal queue; the variable keeps its value.
+                return self.fails(element)
+            root = re.split(r"[.\[]", location, maxsplit=1)[0].strip()
+            if root not in self.data_ids:
+                return self.fails(element)  # no such location: SCXML 5.4, error.execution
+            if _unparsable(tag.get("expr")):
+                return self.fails(element)  # the python datamodel cannot evaluate it
             if not re.fullmatch(r"[A-Za-z_]\w*", location):
                 self.refuse(
                     element,
@@ -910,6 +1234,13 @@ class Importer:
         if element.tag == "if":
             return self.if_block(element, path)
         return self.send(element, path)
+
+    def fails(self, element: Element) -> dict[str, Any]:
+        """An element the document makes fail whatever the data (SCXML places
+        error.execution in the internal queue and skips the rest of its block): a raise of
+        error.execution; ``content`` leaves out the elements after it."""
+        self.failed = element
+        return {"type": "raise", "event": PLATFORM_EVENTS[0]}
 
     def if_block(self, element: Element, path: PathKey) -> dict[str, Any] | None:
         when = self.expression(element, "cond", (*path, "when"))
@@ -943,6 +1274,14 @@ class Importer:
                 branch, branch_path = block["else"], (*path, "else")
             else:
                 branch.extend(self.content([child], branch_path, len(branch)))
+                if self.failed is not None:
+                    # the rest of the enclosing block too, which only running shows
+                    self.refuse(
+                        self.failed,
+                        "an element that always fails (error.execution) inside <if>",
+                    )
+                    self.failed = None
+                    return None
         return block
 
     def send(self, element: Element, path: PathKey) -> dict[str, Any] | None:
@@ -958,23 +1297,37 @@ class Importer:
                     tag[attr[:-4]] = value
                     element.attr_pos.setdefault(attr[:-4], element.attr_pos.get(attr, (0, 0)))
                     del tag[attr]
-        for attr in ("eventexpr", "targetexpr", "typeexpr", "delayexpr", "idlocation", "namelist"):
+        if any(name not in self.data_ids for name in tag.get("namelist", "").split()):
+            return self.fails(element)  # SCXML 6.2: a name that is no location
+        for attr in ("idlocation", "namelist"):
             if attr in tag:
                 self.refuse(element, f"<send {attr}>", attr=attr)
                 return None
+        routed: dict[str, str] = {}
+        for attr in ("typeexpr", "targetexpr"):
+            if attr in tag:
+                # decided when the send runs: an `if` around it (``routing``)
+                text = self.expression(element, attr, (*path, "when"), condition=False)
+                if text is None:
+                    return None
+                routed[attr] = text
+                tag.pop(attr[: -len("expr")], None)
+        computed: dict[str, Any] = {}
+        for attr, key in (("eventexpr", "event_expr"), ("delayexpr", "delay_expr")):
+            if attr in tag:
+                # an expression over the data: the class computes it when it sends
+                text = self.expression(element, attr, (*path, key), condition=False)
+                if text is None:
+                    return None
+                computed[key] = text
         for child in element.children:
             self.check_attributes(child)
             if child.tag not in UNSUPPORTED:
                 self.refuse(child, f"<{child.tag}> inside <send>")
             return None
         if tag.get("type", _SCXML_PROCESSOR) != _SCXML_PROCESSOR:
-            self.refuse(
-                element,
-                f"<send type={tag['type']!r}> (only the SCXML event "
-                "processor, to the machine itself)",
-                attr="type",
-            )
-            return None
+            # SCXML 6.2.4: a type the processor does not support is error.execution
+            return self.fails(element)
         target = tag.get("target", "").strip()
         if target not in _SELF_TARGETS:
             self.refuse(
@@ -982,12 +1335,13 @@ class Importer:
             )
             return None
         event = tag.get("event", "").strip()
-        if not event:
+        if not event and "event_expr" not in computed:
             self.refuse(element, "<send> without `event`")
             return None
-        self.place((*path, "event"), element, "event")
+        if event:
+            self.place((*path, "event"), element, "event")
         delay = 0.0
-        if "delay" in tag:
+        if "delay" in tag and "delay_expr" not in computed:
             match = _DELAY.match(tag["delay"])
             if match is None:
                 self.refuse(
@@ -996,15 +1350,66 @@ class Importer:
                 return None
             delay = float(match.group(1)) / (1000 if match.group(2) == "ms" else 1)
             self.place((*path, "delay"), element, "delay")
-        if target == "#_internal":
+        if target == "#_internal" and not computed:
             if delay:
                 self.refuse(element, "a delayed <send> to #_internal", attr="delay")
                 return None
             return {"type": "raise", "event": event}
-        action: dict[str, Any] = {"type": "send", "event": event}
+        if target == "#_internal":
+            self.refuse(element, "a computed <send> to #_internal", attr="target")
+            return None
+        action: dict[str, Any] = {"type": "send"}
+        if event:
+            action["event"] = event
+        action.update(computed)
         if delay:
             action["delay"] = int(delay) if delay == int(delay) else delay
+        if routed:
+            return self.routing(element, path, action, routed)
         return action
+
+    def routing(
+        self, element: Element, path: PathKey, send: dict[str, Any], routed: dict[str, str]
+    ) -> dict[str, Any] | None:
+        """A ``<send>`` whose type or target is computed, as SCXML dispatches it when it
+        runs: an unsupported type is error.execution; the target ``#_scxml_<this
+        session>`` (or none) sends it, ``#_internal`` raises it, any other is
+        error.communication (6.2.4). An ``if`` block of those branches, in that order."""
+        branches: list[tuple[str | None, list[Any]]] = []
+        if "typeexpr" in routed:
+            kind = _operand(routed["typeexpr"])
+            branches.append((f"{kind} != {_SCXML_PROCESSOR!r}", [_raise(PLATFORM_EVENTS[0])]))
+        if "targetexpr" in routed:
+            target = _operand(routed["targetexpr"])
+            mine = f"{target} == {_SELF_ADDRESS}"
+            branches.append((mine, [send]))
+            if "event" in send and "delay" not in send and "delay_expr" not in send:
+                branches.append((f"{target} == '#_internal'", [_raise(send["event"])]))
+            branches.append((None, [_raise(PLATFORM_EVENTS[1])]))
+        else:
+            branches.append((None, [send]))
+        block: dict[str, Any] = {"type": "if"}
+        attr = "targetexpr" if "targetexpr" in routed else "typeexpr"
+        for number, (when, actions) in enumerate(branches):
+            if number == 0:
+                block["when"], block["then"] = when, actions
+                where: PathKey = (*path, "then")
+            elif when is not None:
+                block.setdefault("elif", []).append({"when": when, "then": actions})
+                where = (*path, "elif", len(block["elif"]) - 1)
+                self.place(where, element, attr)
+                self.place((*where, "when"), element, attr)
+                where = (*where, "then")
+            else:
+                block["else"] = actions
+                where = (*path, "else")
+            self.place(where, element)
+            self.place((*where, 0), element)
+            self.place((*where, 0, "type"), element)
+            if "event" in actions[0]:
+                self.place((*where, 0, "event"), element)
+        self.place((*path, "when"), element, attr)
+        return block
 
 
 # ---- entry points --------------------------------------------------------------------
