@@ -97,7 +97,7 @@ def test_unsupported_features_are_refused_at_their_element() -> None:
     text = f"""<scxml xmlns="{NS}">
   <state id="a">
     <invoke type="scxml" src="x.scxml"/>
-    <onentry><script>import os</script><send event="e" target="#_parent"/></onentry>
+    <onentry><script>import os</script><send event="e" target="http://h/x"/></onentry>
     <transition event="e"><raise event="f"/></transition>
   </state>
 </scxml>"""
@@ -105,7 +105,7 @@ def test_unsupported_features_are_refused_at_their_element() -> None:
     assert data is None
     assert any(p.startswith("3:5:SMC101") and "<invoke>" in p for p in problems)
     assert any(p.startswith("4:14:SMC101") and "<script>" in p for p in problems)
-    assert any(p.startswith("4:63:SMC101") and "'#_parent'" in p for p in problems)
+    assert any(p.startswith("4:63:SMC101") and "'http://h/x'" in p for p in problems)
     # a targetless transition with a <raise> is imported (docs/language.md, Statecharts)
     assert not any(p.startswith("5:") for p in problems)
 
@@ -442,3 +442,38 @@ def test_inline_literal_data_and_a_namelist_naming_no_data() -> None:
     assert any("SMC101" in p and "inline content" in p for p in refused)
     _, refused = _import(text.replace('namelist="nope"', 'namelist="v"'))
     assert any("SMC101" in p and "<send namelist>" in p for p in refused)
+
+
+def test_send_targets_smc_cannot_reach_are_scxml_errors() -> None:
+    """SCXML 6.2.4: a target the SCXML processor cannot address is error.execution (the rest
+    of the block skipped); a session that is not this one (its id is drawn when the machine
+    is created), the parent or an invoked child -- none exists -- error.communication, in
+    the internal queue, and the block goes on. A URI with a scheme stays refused."""
+    text = f"""<scxml xmlns="{NS}" initial="s0" datamodel="python">
+  <datamodel><data id="v" expr="0"/></datamodel>
+  <state id="s0">
+    <onentry><send event="a" target="#_scxml_foo"/><send event="b" target="#_parent"/>
+      <raise event="c"/></onentry>
+    <onentry><send event="d" target="baz"/><assign location="v" expr="v + 1"/></onentry>
+    <onexit><send event="e"/></onexit>
+    <transition event="error.communication" target="s1"/>
+  </state>
+  <final id="s1"/>
+</scxml>"""
+    doc, problems = load_scxml_text("m.scxml", text.encode())
+    assert problems == [] and doc is not None
+    state = doc.data["states"][0]
+    communication = {"type": "raise", "event": "error.communication"}
+    execution = {"type": "raise", "event": "error.execution"}
+    assert state["on_entry"] == [
+        communication,
+        communication,
+        {"type": "raise", "event": "c"},
+        execution,  # and the assign after it is left out
+    ]
+    assert state["on_exit"] == [{"type": "send", "event": "e"}]
+    assert doc.pos(("states", 0, "on_entry", 0)).line == 4
+    assert doc.pos(("states", 0, "on_entry", 1, "event")).col == 75  # its `target` value
+    assert doc.pos(("states", 0, "on_entry", 3)).line == 6
+    _, refused = _import(text.replace('"#_parent"/>', '"#_parent" delay="1s"/>'))
+    assert any("SMC101" in p and "delayed <send> to '#_parent'" in p for p in refused)

@@ -24,7 +24,6 @@ from tests.support.w3c import listed_tests, run_test, w3c_dir
 
 #: What the core tests that fail need: the feature, and whose work it is.
 FEATURES: dict[str, str] = {
-    "send-target": "<send> to another target (external I/O processors)",
     "late-binding": 'binding="late" (data initialised on first entry)',
     "system-variables": "`_ioprocessors` as a value (only its SCXML processor's location maps)",
     "event-fields": "`_event` as a value, `_event.type`, or a field the document does not decide",
@@ -36,9 +35,7 @@ FEATURES: dict[str, str] = {
 
 #: Core tests that do not pass yet, with the features they need (docs/conformance.md).
 XFAIL: dict[str, tuple[str, ...]] = {
-    "test159": ("send-target",),
     "test183": ("send-ids",),
-    "test194": ("send-target",),
     "test280": ("late-binding",),
     "test309": ("error-execution",),
     "test325": ("system-variables",),
@@ -49,10 +46,6 @@ XFAIL: dict[str, tuple[str, ...]] = {
     "test344": ("error-execution",),
     "test351": ("send-ids",),
     "test352": ("origintype-scxml",),
-    "test376": ("send-target",),
-    "test378": ("send-target",),
-    "test496": ("send-target",),
-    "test521": ("send-target",),
     "test552": ("data-src",),
 }
 

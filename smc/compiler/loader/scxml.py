@@ -34,7 +34,9 @@ What maps (docs/language.md, "SCXML import"):
   (``Importer.routing``); ``_ioprocessors[<SCXML>]['location']`` is this session's address;
 - executable content that fails whatever the data (an assignment to a system variable or to
   no data id, an expression Python cannot parse, an unsupported send type) is a raise of
-  ``error.execution``, and the rest of its block is left out (``Importer.fails``).
+  ``error.execution``, and the rest of its block is left out (``Importer.fails``); so is a
+  ``<send>`` to a target SCXML's processor cannot address (``baz``); one to another session,
+  ``#_parent`` or an invoked child (none exists) is a raise of ``error.communication``.
 
 Event descriptors are expanded here, because smc matches event names exactly: a transition's
 ``event="a b.* *"`` becomes one transition per event of the document's closed set of names it
@@ -47,7 +49,7 @@ in SCXML and is left out, as smc would refuse it (SMC012, SMC013).
 
 Everything else is an SMC101 error naming the feature, at its element: ``<invoke>``,
 ``<script>``, ``<foreach>``, ``<cancel>``, ``<donedata>``, ``<content>``, ``<param>``, a
-``<send>`` to another target, with ``idlocation`` or ``namelist``, late binding, the
+``<send>`` to a URI with a scheme, with ``idlocation`` or ``namelist``, late binding, the
 ``_event`` fields the document does not decide, ``_sessionid`` used otherwise than as the
 session's id and ``_ioprocessors``. An attribute SCXML does not define is ignored with a
 warning (SMC102). Malformed XML is SMC100.
@@ -133,6 +135,8 @@ _ATTRIBUTES = {
 _EXECUTABLE = ("raise", "log", "assign", "if", "send")
 _SELF_TARGETS = ("", "#_internal")
 _SCXML_PROCESSOR = "http://www.w3.org/TR/scxml/#SCXMLEventProcessor"
+#: A target with a URI scheme (``http://host/x``): a place smc cannot tell unreachable.
+_URI_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
 _DELAY = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s)\s*$")
 _SYSTEM_NAMES = ("_sessionid", "_name", "_ioprocessors", "_x")
 
@@ -1329,6 +1333,18 @@ class Importer:
             # SCXML 6.2.4: a type the processor does not support is error.execution
             return self.fails(element)
         target = tag.get("target", "").strip()
+        if target not in _SELF_TARGETS and not _URI_SCHEME.match(target):
+            if not target.startswith("#_"):
+                # SCXML 6.2.4: a target the SCXML processor cannot address ("baz")
+                return self.fails(element)
+            if "delay" in tag or "delay_expr" in computed:
+                self.refuse(element, f"a delayed <send> to {target!r}", attr="target")
+                return None
+            # another session (`#_scxml_<id>`: this one's id is drawn when the machine is
+            # created), `#_parent` or an invoked child: none exists for an imported machine,
+            # so SCXML 6.2.4's error.communication, in the internal queue (the block goes on)
+            self.place((*path, "event"), element, "target")
+            return _raise(PLATFORM_EVENTS[1])
         if target not in _SELF_TARGETS:
             self.refuse(
                 element, f"a <send> to {target!r} (only to the machine itself)", attr="target"
