@@ -477,3 +477,46 @@ def test_send_targets_smc_cannot_reach_are_scxml_errors() -> None:
     assert doc.pos(("states", 0, "on_entry", 3)).line == 6
     _, refused = _import(text.replace('"#_parent"/>', '"#_parent" delay="1s"/>'))
     assert any("SMC101" in p and "delayed <send> to '#_parent'" in p for p in refused)
+
+
+def test_late_binding_assigns_a_states_data_on_its_first_entry(tmp_path: Path) -> None:
+    """SCXML 5.2.2: the data exists (empty) from the start; its value is assigned when its
+    state is first entered, before its <onentry>: an `if` on a fresh flag, first in the
+    state's on_entry. The root's data stays bound at the start."""
+    text = f"""<scxml xmlns="{NS}" initial="s0" datamodel="python" binding="late">
+  <datamodel><data id="v" expr="1"/></datamodel>
+  <state id="s0">
+    <transition event="go" target="s-1"/>
+  </state>
+  <state id="s-1">
+    <datamodel><data id="w" expr="v + 1"/><data id="bound_s_1" expr="1 = 1"/></datamodel>
+    <onentry><raise event="in"/></onentry>
+    <transition event="go" target="s0"/>
+  </state>
+</scxml>"""
+    doc, problems = load_scxml_text("m.scxml", text.encode())
+    assert problems == [] and doc is not None
+    context = doc.data["context"]
+    assert context["v"] == {"type": "integer", "default": 1}
+    assert context["w"] == {"default": None}
+    # the flag's name is none of the document's words
+    assert context["bound_s_1_"] == {"type": "boolean", "default": False}
+    assert doc.data["states"][1]["on_entry"] == [
+        {
+            "type": "if",
+            "when": "not bound_s_1_",
+            "then": [
+                {"type": "assign", "location": "w", "expr": "v + 1"},
+                {"type": "raise", "event": "error.execution"},  # `1 = 1`
+                {"type": "assign", "location": "bound_s_1_", "expr": "True"},
+            ],
+        },
+        {"type": "raise", "event": "in"},
+    ]
+    assert doc.pos(("states", 1, "on_entry", 0, "then", 0, "expr")) == (7, 34)  # its `expr`
+    assert doc.pos(("states", 1, "on_entry", 1)).line == 8
+    path = tmp_path / "m.scxml"
+    path.write_text(text, encoding="utf-8")
+    assert check_files([str(path)]).errors == []
+    _, refused = _import(text.replace('"late"', '"lazy"'))
+    assert any("SMC101" in p and "binding='lazy'" in p for p in refused)

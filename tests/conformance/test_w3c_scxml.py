@@ -24,7 +24,6 @@ from tests.support.w3c import listed_tests, run_test, w3c_dir
 
 #: What the core tests that fail need: the feature, and whose work it is.
 FEATURES: dict[str, str] = {
-    "late-binding": 'binding="late" (data initialised on first entry)',
     "system-variables": "`_ioprocessors` as a value (only its SCXML processor's location maps)",
     "event-fields": "`_event` as a value, `_event.type`, or a field the document does not decide",
     "origintype-scxml": "`_event.origintype` read as 'scxml' (smc gives the URI test198 expects)",
@@ -36,7 +35,6 @@ FEATURES: dict[str, str] = {
 #: Core tests that do not pass yet, with the features they need (docs/conformance.md).
 XFAIL: dict[str, tuple[str, ...]] = {
     "test183": ("send-ids",),
-    "test280": ("late-binding",),
     "test309": ("error-execution",),
     "test325": ("system-variables",),
     "test326": ("system-variables",),

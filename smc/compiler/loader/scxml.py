@@ -22,7 +22,8 @@ What maps (docs/language.md, "SCXML import"):
   ``initial``/``initial_state`` list; the content of an ``<initial>`` transition onto the
   state's ``initial_actions:``, of a history's transition onto its ``default_actions:``;
 - ``<datamodel><data id expr>`` onto ``context:`` fields typed from the literal (a field
-  without ``expr`` is untyped, default null);
+  without ``expr`` is untyped, default null); under ``binding="late"`` a state's own data is
+  an untyped field assigned on the state's first entry (``late_block``);
 - ``<raise>``, ``<log>``, ``<assign>``, ``<if>/<elseif>/<else>`` and ``<send event delay>``
   (``eventexpr``/``delayexpr``: ``event_expr``/``delay_expr``) to the machine itself onto the
   actions of the same names;
@@ -49,7 +50,7 @@ in SCXML and is left out, as smc would refuse it (SMC012, SMC013).
 
 Everything else is an SMC101 error naming the feature, at its element: ``<invoke>``,
 ``<script>``, ``<foreach>``, ``<cancel>``, ``<donedata>``, ``<content>``, ``<param>``, a
-``<send>`` to a URI with a scheme, with ``idlocation`` or ``namelist``, late binding, the
+``<send>`` to a URI with a scheme, with ``idlocation`` or ``namelist``, the
 ``_event`` fields the document does not decide, ``_sessionid`` used otherwise than as the
 session's id and ``_ioprocessors``. An attribute SCXML does not define is ignored with a
 warning (SMC102). Malformed XML is SMC100.
@@ -621,6 +622,10 @@ class Importer:
         self.failed: Element | None = None
         #: the ``<data>`` whose ``expr`` Python cannot parse (``raise_at_start``)
         self.init_errors: list[Element] = []
+        #: binding="late": each state's own <data> (id, element), bound on its first entry,
+        #: and the boolean field that says it has been (``late_block``).
+        self.late: dict[str, list[tuple[str, Element]]] = {}
+        self.late_flags: dict[str, str] = {}
 
     # -- reporting and positions
 
@@ -718,10 +723,8 @@ class Importer:
                     'write datamodel="python"',
                 )
             )
-        if root.attrib.get("binding", "early") != "early":
-            self.refuse(
-                root, 'binding="late" (data is initialised when the machine starts)', attr="binding"
-            )
+        if root.attrib.get("binding", "early") not in ("early", "late"):
+            self.refuse(root, f"binding={root.attrib['binding']!r}", attr="binding")
         data: dict[str, Any] = {}
         if "name" in root.attrib:
             data["name"] = root.attrib["name"]
@@ -834,6 +837,12 @@ class Importer:
                 except _Refused:
                     continue
                 assigned.setdefault(element.attrib.get("location", ""), []).append(json_type(value))
+        owner: dict[int, str] = {}  # a state's own <data> -> its id, under binding="late"
+        if self.root.attrib.get("binding") == "late":
+            for state in self.root.iter():
+                if state.tag in ("state", "parallel") and state.attrib.get("id"):
+                    for model in (c for c in state.children if c.tag == "datamodel"):
+                        owner.update((id(d), state.attrib["id"]) for d in model.children)
         for element in elements:
             self.check_attributes(element)
             name = element.attrib.get("id")
@@ -851,6 +860,14 @@ class Importer:
                 self.refuse(element, "<data> with inline content (write `expr`)")
                 continue
             path: PathKey = ("context", name)
+            if id(element) in owner:
+                # SCXML 5.2.2: created when the machine starts (empty), its value assigned
+                # when its state is first entered (an `if` first in that state's on_entry)
+                self.late.setdefault(owner[id(element)], []).append((name, element))
+                self.context[name] = {"default": None}
+                self.place(path, element)
+                self.place((*path, "default"), element)
+                continue
             if "expr" not in element.attrib:
                 self.context[name] = {"default": None}
             else:
@@ -890,6 +907,50 @@ class Importer:
                 self.context[name] = schema
             self.place(path, element)
             self.place((*path, "default"), element, "expr")
+
+        # a name no expression of the document can mean: none of its words
+        taken = set(self.data_ids) | set(re.findall(r"\w+", self.doc.text))
+        for owner_id, bound in self.late.items():
+            flag = "bound_" + re.sub(r"\W", "_", owner_id)
+            while flag in taken:
+                flag += "_"
+            taken.add(flag)
+            self.late_flags[owner_id] = flag
+            self.context[flag] = {"type": "boolean", "default": False}
+            self.place(("context", flag), bound[0][1])
+            self.place(("context", flag, "default"), bound[0][1])
+
+    def late_block(self, state: str, path: PathKey) -> dict[str, Any] | None:
+        """binding="late": the state's <data> assigned, in document order, the first time it
+        is entered (before its <onentry>, SCXML 5.2.2), and its flag set. An `expr` Python
+        cannot parse is error.execution there (the data stays empty)."""
+        flag = self.late_flags[state]
+        then: list[Any] = []
+        for name, element in self.late[state]:
+            where: PathKey = (*path, "then", len(then))
+            text = element.attrib.get("expr", "None")
+            if _unparsable(text):
+                then.append(_raise(PLATFORM_EVENTS[0]))
+                self.place((*where, "event"), element, "expr")
+            else:
+                try:
+                    expr = translate(text, self.data_ids, facts=self.facts, condition=False)
+                except _Refused as why:
+                    self.refuse(element, str(why), attr="expr")
+                    return None
+                then.append({"type": "assign", "location": name, "expr": expr})
+                self.place((*where, "location"), element, "id")
+                self.place((*where, "expr"), element, "expr")
+            self.place(where, element)
+            self.place((*where, "type"), element)
+        first = self.late[state][0][1]
+        where = (*path, "then", len(then))
+        then.append({"type": "assign", "location": flag, "expr": "True"})
+        for key in (where, (*where, "type"), (*where, "location"), (*where, "expr")):
+            self.place(key, first)
+        for key in (path, (*path, "type"), (*path, "when"), (*path, "then")):
+            self.place(key, first)
+        return {"type": "if", "when": f"not {flag}", "then": then}
 
     # -- events
 
@@ -976,6 +1037,10 @@ class Importer:
         children: list[Any] = []
         on_entry: list[Any] = []
         on_exit: list[Any] = []
+        if name in self.late:
+            block = self.late_block(name, (*path, "on_entry", 0))
+            if block is not None:
+                on_entry.append(block)
         for child in element.children:
             if not self.check_attributes(child):
                 continue
@@ -999,7 +1064,7 @@ class Importer:
             elif tag == "transition":
                 self.transition(child, name)
             elif tag == "datamodel":
-                pass  # collected with the others (early binding)
+                pass  # collected with the others (collect_data)
             else:
                 self.refuse(child, f"<{tag}> inside <{element.tag}>")
         if on_entry:
