@@ -520,3 +520,60 @@ def test_late_binding_assigns_a_states_data_on_its_first_entry(tmp_path: Path) -
     assert check_files([str(path)]).errors == []
     _, refused = _import(text.replace('"late"', '"lazy"'))
     assert any("SMC101" in p and "binding='lazy'" in p for p in refused)
+
+
+def test_a_cond_python_cannot_parse_raises_error_execution_where_it_is_evaluated() -> None:
+    """SCXML 5.9: such a cond is false and each evaluation raises error.execution. Its
+    transition is left out; the error is raised first in the actions of each later
+    transition of the same state on the same event, up to the first without a cond."""
+    text = f"""<scxml xmlns="{NS}" initial="s0" datamodel="python">
+  <datamodel><data id="v" expr="0"/></datamodel>
+  <state id="s0">
+    <transition event="e" cond="1 = 1" target="s1"/>
+    <transition event="e" cond="v == 1" target="s1"><log label="a" expr="v"/></transition>
+    <transition event="e" target="s1"/>
+    <transition event="e" cond="v == 2" target="s1"/>
+    <transition event="f" target="s1"/>
+  </state>
+  <final id="s1"/>
+</scxml>"""
+    doc, problems = load_scxml_text("m.scxml", text.encode())
+    assert problems == [] and doc is not None
+    error = {"type": "raise", "event": "error.execution"}
+    assert doc.data["transitions"] == [
+        {
+            "from": "s0",
+            "event": "e",
+            "to": "s1",
+            "when": "v == 1",
+            "actions": [error, {"type": "log", "label": "a", "expr": "v"}],
+        },
+        {"from": "s0", "event": "e", "to": "s1", "actions": [error]},
+        {"from": "s0", "event": "f", "to": "s1"},  # not the cond's event: untouched
+    ]
+    # the raise is placed at the cond; the log stays where it was written
+    assert doc.pos(("transitions", 0, "actions", 0)) == (4, 32)
+    assert doc.pos(("transitions", 1, "actions", 0, "event")) == (4, 32)
+    assert doc.pos(("transitions", 0, "actions", 1)) == (5, 53)
+    # refused where the error could be raised with nothing taken, or out of its order
+    no_later = text.replace('<transition event="e" target="s1"/>', "")
+    for changed, why in (
+        (no_later, "no later transition"),
+        (
+            text.replace('<state id="s0">', '<parallel id="p"><state id="s0">').replace(
+                '<final id="s1"/>', '</parallel><final id="s1"/>'
+            ),
+            "inside a <parallel>",
+        ),
+        (
+            text.replace(
+                "<final", '<state id="x"><onexit><raise event="r"/></onexit></state><final'
+            ),
+            "<onexit> raises",
+        ),
+    ):
+        _, refused = _import(changed)
+        assert any("SMC101" in p and why in p and p.startswith("4:32:") for p in refused), (
+            why,
+            refused,
+        )

@@ -28,20 +28,17 @@ FEATURES: dict[str, str] = {
     "event-fields": "`_event` as a value, `_event.type`, or a field the document does not decide",
     "origintype-scxml": "`_event.origintype` read as 'scxml' (smc gives the URI test198 expects)",
     "send-ids": "send ids (`<send id>`, `idlocation`, `_event.sendid` of a sent event)",
-    "error-execution": "a `cond` Python cannot parse (false, error.execution at each evaluation)",
     "data-src": "<data src> (smc fetches nothing)",
 }
 
 #: Core tests that do not pass yet, with the features they need (docs/conformance.md).
 XFAIL: dict[str, tuple[str, ...]] = {
     "test183": ("send-ids",),
-    "test309": ("error-execution",),
     "test325": ("system-variables",),
     "test326": ("system-variables",),
     "test329": ("system-variables", "event-fields"),
     "test331": ("event-fields",),
     "test332": ("send-ids",),
-    "test344": ("error-execution",),
     "test351": ("send-ids",),
     "test352": ("origintype-scxml",),
     "test552": ("data-src",),

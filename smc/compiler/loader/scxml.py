@@ -37,7 +37,9 @@ What maps (docs/language.md, "SCXML import"):
   no data id, an expression Python cannot parse, an unsupported send type) is a raise of
   ``error.execution``, and the rest of its block is left out (``Importer.fails``); so is a
   ``<send>`` to a target SCXML's processor cannot address (``baz``); one to another session,
-  ``#_parent`` or an invoked child (none exists) is a raise of ``error.communication``.
+  ``#_parent`` or an invoked child (none exists) is a raise of ``error.communication``;
+- a ``cond`` Python cannot parse leaves its transition out and raises ``error.execution``
+  first in the transitions selected after it was evaluated (``carry_cond_errors``).
 
 Event descriptors are expanded here, because smc matches event names exactly: a transition's
 ``event="a b.* *"`` becomes one transition per event of the document's closed set of names it
@@ -492,6 +494,17 @@ def _raise(event: str) -> dict[str, Any]:
     return {"type": "raise", "event": event}
 
 
+def _raises(actions: Any) -> bool:
+    """Whether imported actions (an `if` block's branches too) contain a raise."""
+    if isinstance(actions, list):
+        return any(_raises(action) for action in actions)
+    if isinstance(actions, dict):
+        return actions.get("type") == "raise" or any(
+            _raises(value) for value in actions.values() if isinstance(value, list | dict)
+        )
+    return False
+
+
 def _unparsable(text: str | None) -> bool:
     """Whether ``text`` is no Python expression at all (``1 = 1``): evaluating it always
     fails. Parsing only; nothing is evaluated."""
@@ -626,6 +639,10 @@ class Importer:
         #: and the boolean field that says it has been (``late_block``).
         self.late: dict[str, list[tuple[str, Element]]] = {}
         self.late_flags: dict[str, str] = {}
+        #: a `cond` Python cannot parse, per (source, event), waiting for the transitions
+        #: after it that carry its error.execution (``transition``)
+        self.cond_errors: dict[tuple[str, str | None], list[Element]] = {}
+        self.cond_sources: list[tuple[str, Element]] = []
 
     # -- reporting and positions
 
@@ -755,6 +772,8 @@ class Importer:
                 self.refuse(child, f"<{child.tag}> directly inside <scxml>")
         if self.init_errors:
             self.raise_at_start(items, data.get("initial_state"))
+        if self.cond_sources:
+            self.carry_cond_errors(items)
         if self.context:
             data["context"] = self.context
         data["states"] = items
@@ -1152,14 +1171,23 @@ class Importer:
             events = [None]
         for event in events:
             transition: dict[str, Any] = {"from": source}
+            if event is not None:
+                transition["event"] = event
+            if _unparsable(cond):
+                # never enabled; each evaluation raises error.execution (SCXML 5.9)
+                if not self.dead({**transition, "when": cond}):
+                    self.cond_errors.setdefault((source, event), []).append(element)
+                    self.cond_sources.append((source, element))
+                continue
+            errors = self.cond_errors.get((source, event), []) if not self.dead(transition) else []
+            if cond is None:
+                self.cond_errors.pop((source, event), None)
             if len(targets) == 1:
                 transition["to"] = targets[0]
             elif targets:
                 transition["to"] = list(targets)
-            elif not actions:
+            elif not actions and not errors:
                 transition["to"] = []  # targetless: takes the event, runs nothing
-            if event is not None:
-                transition["event"] = event
             if cond is not None:
                 try:
                     transition["when"] = translate(cond, self.data_ids, event, self.facts)
@@ -1170,16 +1198,65 @@ class Importer:
                 transition["type"] = "internal"
             if self.dead(transition):
                 continue
-            if actions:
+            if actions or errors:
                 index = len(self.transitions)
-                transition["actions"] = actions
+                # an earlier `cond` Python cannot parse was evaluated (and failed) whenever
+                # this one is selected: its error.execution first (``carry_cond_errors``)
+                transition["actions"] = [_raise(PLATFORM_EVENTS[0]) for _ in errors] + actions
                 # positions of the actions, as placed under the first expansion
                 for key, mark in list(self.doc.values.items()):
-                    if key[:3] == path_probe and index != path_probe[1]:
-                        self.doc.values[("transitions", index, *key[2:])] = mark
-                        self.doc.keys[("transitions", index, *key[2:])] = mark
+                    if key[:3] == path_probe and (index != path_probe[1] or errors):
+                        moved: PathKey = ()
+                        if len(key) > 3 and isinstance(key[3], int):
+                            moved = (key[3] + len(errors), *key[4:])
+                        self.doc.values[("transitions", index, "actions", *moved)] = mark
+                        self.doc.keys[("transitions", index, "actions", *moved)] = mark
+                for number, error in enumerate(errors):
+                    for key in ((number,), (number, "type"), (number, "event")):
+                        self.place(("transitions", index, "actions", *key), error, "cond")
             self.transitions.append(transition)
             self.transition_elements.append(element)
+
+    def carry_cond_errors(self, items: list[Any]) -> None:
+        """A `cond` Python cannot parse is false, and each evaluation places error.execution
+        in the internal queue (SCXML 5.9). The import leaves its transition out and raises
+        the error first in the actions of each later transition from the same state on the
+        same event, up to the first without a cond: exactly those selected after it was
+        evaluated. That holds when one is always selected after it (else the error would be
+        raised with nothing taken), when nothing preempts the selected one (no <parallel>
+        around the state) and when no <onexit> raises (they run before a transition's
+        actions, after the selection): else refused."""
+        under_parallel: set[str] = set()
+        exit_raises = False
+
+        def walk(item: Any, parallel: bool) -> None:
+            nonlocal exit_raises
+            if not isinstance(item, dict):
+                return
+            if parallel:
+                under_parallel.add(str(item.get("name")))
+            exit_raises |= _raises(item.get("on_exit", []))
+            for child in item.get("states", ()):
+                walk(child, parallel or bool(item.get("parallel")))
+
+        for item in items:
+            walk(item, False)
+        pending = {id(e) for errors in self.cond_errors.values() for e in errors}
+        for source, element in self.cond_sources:
+            why = ""
+            if id(element) in pending:
+                why = "with no later transition on its event without a cond"
+            elif source in under_parallel:
+                why = "in a state inside a <parallel>"
+            elif exit_raises:
+                why = "in a document whose <onexit> raises events"
+            if why:
+                self.refuse(
+                    element,
+                    "a `cond` Python cannot parse (false, error.execution each time it is "
+                    f"evaluated) {why}",
+                    attr="cond",
+                )
 
     def dead(self, transition: dict[str, Any]) -> bool:
         """Whether an earlier transition from the same source on the same event is always
