@@ -270,9 +270,10 @@ def test_event_fields_and_system_variables_map_statically() -> None:
 
 
 def test_event_fields_that_cannot_be_known_stay_refused() -> None:
-    text = EVENT_DOC.replace('<send event="out"/>', '<send event="out" id="s1"/>').replace(
-        "_event.origintype", "_event.sendid"
-    )
+    # `out` is sent with an id and without one: its sendid depends on the send
+    text = EVENT_DOC.replace(
+        '<send event="out"/>', '<send event="out" id="s1"/><send event="out"/>'
+    ).replace("_event.origintype", "_event.sendid")
     _, problems = _import(text)
     assert any("SMC101" in p and "`_event.sendid`" in p for p in problems)
     _, problems = _import(EVENT_DOC.replace("_event.origintype", "_event.type"))
@@ -577,3 +578,31 @@ def test_a_cond_python_cannot_parse_raises_error_execution_where_it_is_evaluated
             why,
             refused,
         )
+
+
+def test_event_sendid_when_the_document_decides_it() -> None:
+    """`_event.sendid`: the `<send id>` that sends the event being handled when each event
+    sent with an id is sent with that one only (and never raised); none for the others."""
+    text = f"""<scxml xmlns="{NS}" initial="s0" datamodel="python">
+  <datamodel><data id="v"/></datamodel>
+  <state id="s0">
+    <onentry><send event="a" id="i1"/><send event="b" id="i2" delay="1s"/>
+      <send event="c" id="i1"/><send event="d"/></onentry>
+    <transition event="a b c d" target="s0"><assign location="v" expr="_event.sendid"/>
+    </transition>
+  </state>
+</scxml>"""
+    data, problems = _import(text)
+    assert problems == []
+    assert isinstance(data, dict)
+    expr = "'i1' if event.name in ['a', 'c'] else 'i2' if event.name in ['b'] else None"
+    assert [t["actions"][0]["expr"] for t in data["transitions"]] == [expr] * 4
+    for changed in (
+        text.replace('<send event="d"/>', '<send event="d"/><send event="a"/>'),  # two ids
+        text.replace('<send event="d"/>', '<raise event="a"/>'),  # raised too
+        text.replace('id="i2"', 'id="i2" target="#_scxml_x"'),  # its error carries the id
+        text.replace('<send event="d"/>', '<send eventexpr="v"/>'),  # any event
+        text.replace('id="i2"', 'idlocation="v"'),  # a generated id
+    ):
+        _, refused = _import(changed)
+        assert any("SMC101" in p and "`_event.sendid`" in p for p in refused), changed

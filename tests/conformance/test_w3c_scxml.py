@@ -27,7 +27,7 @@ FEATURES: dict[str, str] = {
     "system-variables": "`_ioprocessors` as a value (only its SCXML processor's location maps)",
     "event-fields": "`_event` as a value, `_event.type`, or a field the document does not decide",
     "origintype-scxml": "`_event.origintype` read as 'scxml' (smc gives the URI test198 expects)",
-    "send-ids": "send ids (`<send id>`, `idlocation`, `_event.sendid` of a sent event)",
+    "send-ids": "generated send ids (`idlocation`; `_event.sendid` of a failed send's error)",
     "data-src": "<data src> (smc fetches nothing)",
 }
 
@@ -39,7 +39,6 @@ XFAIL: dict[str, tuple[str, ...]] = {
     "test329": ("system-variables", "event-fields"),
     "test331": ("event-fields",),
     "test332": ("send-ids",),
-    "test351": ("send-ids",),
     "test352": ("origintype-scxml",),
     "test552": ("data-src",),
 }

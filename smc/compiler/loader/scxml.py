@@ -303,6 +303,9 @@ class EventFacts:
     sends: bool = False
     #: whether some ``<send>`` has an ``id``/``idlocation`` (then ``sendid`` is not null).
     send_ids: bool = False
+    #: when the document decides each event's ``sendid``: (event, the ``<send id>`` that
+    #: sends it), for the events sent with an id (any other event: none); None: undecided.
+    sendids: tuple[tuple[str, str], ...] | None = None
     #: data id -> its JSON Schema types, to read a bare id in a condition as Python's truth
     #: of its value (``cond="Var1"`` with a string: ``Var1 != ''``).
     data_types: tuple[tuple[str, tuple[str, ...]], ...] = ()
@@ -426,6 +429,13 @@ class _Rewrite(ast.NodeTransformer):
             return self._new("None", node)
         if node.attr == "sendid" and not facts.send_ids:
             return self._new("None", node)
+        if node.attr == "sendid" and facts.sendids is not None:
+            # each event sent with an id is sent with that one only (``sendid_facts``)
+            text = "None"
+            for sendid in reversed(list(dict.fromkeys(i for _, i in facts.sendids))):
+                names = repr([n for n, i in facts.sendids if i == sendid])
+                text = f"{sendid!r} if event.name in {names} else {text}"
+            return self._new(text, node)
         if node.attr == "origin" and not facts.mixed:
             if not facts.sent_only:
                 return self._new("None", node)
@@ -440,6 +450,29 @@ class _Rewrite(ast.NodeTransformer):
         if node.attr == "data":
             raise _Refused("`_event.data` (the events of an SCXML import carry no data)")
         raise _Refused(f"`_event.{node.attr}`")
+
+
+def _sendid_facts(sends: list[Element], raised: set[str]) -> tuple[tuple[str, str], ...] | None:
+    """Each event's ``_event.sendid`` when the document decides it: every ``<send>`` with an
+    ``id`` is a plain send to this session of a named event (no ``target``, ``type``,
+    computed attribute or ``namelist``: nothing that fails and puts the id on an error
+    event), an event so sent is sent with no other id (nor without one) and never raised,
+    no ``<send>`` computes its event and none has ``idlocation`` (a generated id)."""
+    ids: dict[str, str | None] = {}
+    plain = {"event", "id", "delay"}
+    for element in sends:
+        attrib = element.attrib
+        if "idlocation" in attrib or "eventexpr" in attrib:
+            return None
+        sendid = attrib.get("id")
+        event = attrib.get("event", "").strip()
+        if attrib.get("type", _SCXML_PROCESSOR) == _SCXML_PROCESSOR:
+            attrib = {k: v for k, v in attrib.items() if k != "type"}
+        if sendid is not None and (not event or not set(attrib) <= plain):
+            return None
+        if ids.setdefault(event, sendid) != sendid or (sendid is not None and event in raised):
+            return None
+    return tuple((event, sendid) for event, sendid in ids.items() if sendid is not None)
 
 
 def _types_of(schema: Any) -> tuple[str, ...]:
@@ -1020,6 +1053,7 @@ class Importer:
             mixed=tuple(n for n in sent if n in raised),
             sends=bool(sends),
             send_ids=any("id" in e.attrib or "idlocation" in e.attrib for e in sends),
+            sendids=_sendid_facts(sends, raised),
             data_types=tuple((name, _types_of(schema)) for name, schema in self.context.items()),
         )
 
