@@ -20,6 +20,7 @@ from smc.compiler import codegen
 from smc.compiler.check import check_files
 from smc.compiler.loader.scxml import load_scxml_text, to_yaml
 from tests.support.cli import run_smc
+from tests.support.statecharts import compiled
 
 NS = "http://www.w3.org/2005/07/scxml"
 
@@ -606,3 +607,32 @@ def test_event_sendid_when_the_document_decides_it() -> None:
     ):
         _, refused = _import(changed)
         assert any("SMC101" in p and "`_event.sendid`" in p for p in refused), changed
+
+
+def test_late_bound_data_is_assigned_on_the_first_entry_only(tmp_path: Path) -> None:
+    """Run: the value is the one the data had when the state was first entered, before its
+    <onentry>; entering it again leaves it."""
+    text = f"""<scxml xmlns="{NS}" initial="s0" datamodel="python" binding="late">
+  <datamodel><data id="v" expr="1"/></datamodel>
+  <state id="s0"><transition event="go" target="s1"/></state>
+  <state id="s1">
+    <datamodel><data id="w" expr="v * 10"/></datamodel>
+    <onentry><assign location="v" expr="v + 1"/></onentry>
+    <transition event="back" target="s0"/>
+  </state>
+</scxml>"""
+    path = tmp_path / "late.scxml"
+    path.write_text(text, encoding="utf-8")
+    result = check_files([str(path)])
+    assert result.errors == []
+    (machine,) = result.machines
+    module = compiled(machine, tmp_path, "late.scxml")
+    # dict.fromkeys: the module binds its class under two names
+    (cls,) = dict.fromkeys(v for v in vars(module).values() if hasattr(v, "MACHINE_NAME"))
+    m = cls()
+    assert m.context.w is None  # created when the machine starts, empty
+    m.fire("go")
+    assert (m.context.v, m.context.w) == (2, 10)
+    m.fire("back")
+    m.fire("go")
+    assert (m.context.v, m.context.w) == (3, 10)
