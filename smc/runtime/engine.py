@@ -116,6 +116,17 @@ def new_machine(
     schema: Mapping[str, Any] = getattr(machine_cls, "CONTEXT_SCHEMA", {})
     fields = schema.get("properties", {})
     given = {key: value for key, value in (initial_context or {}).items() if key in fields}
+    if not given:
+        # The class makes its own context: the defaults, and the computed fields (``expr:``)
+        # in document order. What it made is checked as a given one would be.
+        try:
+            made: GeneratedMachine = machine_cls()
+        except ValueError as error:  # a field without a default
+            raise StartupError(f"--initial-context: {error}", exit_code=2) from None
+        problem = schema_error(schema, cast(Any, made).context.to_dict(), "context")
+        if problem is not None:
+            raise StartupError(f"context: {problem}", exit_code=2)
+        return made
     defaults = {
         name: field["default"]
         for name, field in fields.items()

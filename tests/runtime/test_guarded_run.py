@@ -315,3 +315,27 @@ def test_smc_run_runs_an_scxml_document_to_its_final_state(runner: Runner) -> No
     with runner.store() as store:
         events = [(e.event_type, e.source, e.status) for e in store.list_events("ping")]
     assert events == [("tick", "ping", "done")]
+
+
+COMPUTED = """
+initial_state: a
+metadata: {machine_name: computed}
+context:
+  base: {type: integer, default: 2}
+  limit: {type: integer, expr: "base * 10"}
+events: [go]
+transitions:
+  - {from: a, to: done, event: go, when: "limit == 20"}
+actions:
+  a:
+    - {type: add_to_list, list_key: seen, value: "{limit}", success: go}
+"""
+
+
+def test_the_worker_computes_computed_context_fields(tmp_path: Path) -> None:
+    machine = compile_machine(COMPUTED, tmp_path)
+    engine = run_engine(machine, tmp_path / "smc.db")
+    # No --initial-context: the class made its context, limit computed from base.
+    assert engine.machine.context.limit == 20
+    assert engine.context["seen"] == [20]
+    assert str(engine.machine.state) == "done"
