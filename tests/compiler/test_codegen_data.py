@@ -18,11 +18,10 @@ import pytest
 import yaml
 
 from smc.compiler import codegen
-from smc.compiler.check import check_texts
 from smc.compiler.data import context_schema
-from smc.compiler.model import Machine
 from smc.compiler.pylayout import format_python
 from tests.compiler.test_codegen import payloads
+from tests.support.statecharts import checked
 from tests.support.statecharts import compiled as compile_machine
 
 DATA_FLAT = """\
@@ -77,13 +76,6 @@ transitions:
   - {from: failed, to: pending, event: retry}
   - {from: work, to: done, event: stop}
 """
-
-
-def checked(text: str) -> Machine:
-    result = check_texts([("m.yaml", text)])
-    assert not result.errors, [str(d) for d in result.errors]
-    (machine,) = result.machines
-    return machine
 
 
 def compiled(text: str, directory: Path) -> ModuleType:

@@ -27,6 +27,7 @@ from smc.compiler.check import check_texts
 from smc.compiler.model import Machine
 from smc.compiler.pylayout import format_python
 from smc.compiler.statechart.semantics import UnsettledMacrostep
+from tests.support.statecharts import checked
 from tests.support.statecharts import compiled as compile_machine
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -89,13 +90,6 @@ transitions:
       - {type: assign, location: i, expr: "i + 1"}
   - {from: counting, to: done, event: finish}
 """
-
-
-def checked(text: str) -> Machine:
-    result = check_texts([("m.yaml", text)])
-    assert not result.errors, [str(d) for d in result.errors]
-    (machine,) = result.machines
-    return machine
 
 
 def compiled(text: str, directory: Path) -> ModuleType:

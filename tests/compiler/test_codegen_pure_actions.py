@@ -20,9 +20,9 @@ import pytest
 from smc import Sent
 from smc.compiler import codegen
 from smc.compiler.charts import machine_table
-from smc.compiler.check import check_texts, not_yet_compiled_data
-from smc.compiler.model import Machine
+from smc.compiler.check import not_yet_compiled_data
 from smc.compiler.pylayout import format_python
+from tests.support.statecharts import checked
 from tests.support.statecharts import compiled as compile_machine
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -112,13 +112,6 @@ transitions:
       - {type: send, event: ping, delay: 2}
   - {from: b, to: b, event: ping}
 """
-
-
-def checked(text: str) -> Machine:
-    result = check_texts([("m.yaml", text)])
-    assert not result.errors, [str(d) for d in result.errors]
-    (machine,) = result.machines
-    return machine
 
 
 def compiled(text: str, directory: Path) -> ModuleType:

@@ -10,9 +10,8 @@ import ast
 
 import pytest
 
-from smc.compiler.check import check_texts
 from smc.compiler.data import annotation, context_schema
-from smc.compiler.model import Machine
+from tests.support.statecharts import checked
 
 DATA_MACHINE = """\
 initial_state: idle
@@ -36,13 +35,6 @@ transitions:
   - {from: idle, to: busy, event: go}
   - {from: busy, to: idle, event: failed}
 """
-
-
-def checked(text: str) -> Machine:
-    result = check_texts([("m.yaml", text)])
-    assert result.errors == [], result.errors
-    (machine,) = result.machines
-    return machine
 
 
 def test_context_fields_in_order_with_their_defaults() -> None:

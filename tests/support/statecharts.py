@@ -265,6 +265,16 @@ def smc_document(document: dict[str, Any]) -> dict[str, Any] | None:
 _modules = itertools.count()
 
 
+def checked(text: str, source_path: str = "m.yaml") -> Machine:
+    """The one machine of the machine-file ``text``, checked without errors."""
+    from smc.compiler.check import check_texts
+
+    result = check_texts([(source_path, text)])
+    assert not result.errors, [str(d) for d in result.errors]
+    (machine,) = result.machines
+    return machine
+
+
 def compiled(machine: Machine, directory: Path, source_path: str = "chart.yaml") -> ModuleType:
     """``machine``'s generated module (its header naming ``source_path``), written to
     ``directory`` and imported under a fresh name (in ``sys.modules``, so its classes
