@@ -17,6 +17,7 @@ state, or an ancestor of it, while several regions are active). See docs/languag
 
 from __future__ import annotations
 
+import keyword
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import fields, is_dataclass, replace
 from typing import Any, NamedTuple, cast
@@ -170,6 +171,8 @@ class ChartPlan(NamedTuple):
     computed_sends: bool = False
     #: whether the class has ``session_id`` (an expression reads ``machine.session_id``)
     sessions: bool = False
+    #: whether some ``send`` has ``id_location`` (the class draws send ids)
+    send_ids: bool = False
 
 
 def hook_names(machine: Machine) -> list[tuple[str, str, str]]:
@@ -284,6 +287,10 @@ def chart_plan(
         sends=any(action.type == SEND for action, _ in machine.pure_actions),
         logs=any(action.type == LOG for action, _ in machine.pure_actions),
         sessions=_uses_session(machine),
+        send_ids=any(
+            action.type == SEND and "id_location" in action.params
+            for action, _ in machine.pure_actions
+        ),
         computed_sends=any(
             action.type == SEND and ("event_expr" in action.params or "delay_expr" in action.params)
             for action, _ in machine.pure_actions
@@ -292,11 +299,28 @@ def chart_plan(
 
 
 def _uses_session(machine: Machine) -> bool:
-    """Whether an expression of ``machine`` reads ``machine.session_id`` (its text names it:
-    a mention in a string literal only gives the class an attribute it does not read)."""
+    """Whether an expression of ``machine`` reads ``machine.session_id`` or
+    ``machine.io_processors``, made of it (its text names it: a mention in a string literal
+    only gives the class an attribute it does not read)."""
     texts = [f.expr for f in machine.context if f.expr is not None]
     texts += [text for text, _, _ in written_expressions(machine)]
-    return any("session_id" in text for text in texts)
+    return any("session_id" in text or "io_processors" in text for text in texts)
+
+
+def _send_id_lines(params: Mapping[str, object]) -> tuple[list[str], bool]:
+    """A ``send`` with ``id_location``: the lines that draw its id (a new one each time it
+    runs, as SCXML's idlocation) and store it in the field; the send then carries it."""
+    location = params.get("id_location")
+    if not isinstance(location, str):
+        return [], False
+    return ["send_id = uuid.uuid4().hex", f"ctx.{_plain_name(location)} = send_id"], True
+
+
+def _plain_name(name: str) -> str:
+    """A context field's attribute (checked: a plain public identifier)."""
+    if not name.isidentifier() or keyword.iskeyword(name) or name.startswith("_"):
+        raise ValueError(f"not a plain identifier: {name!r}")
+    return name
 
 
 def _has_data_code(machine: Machine) -> bool:
@@ -457,7 +481,9 @@ class _ProgramCompiler:
             if "delay_expr" in params:
                 delay_source, reads = self.expression(str(params["delay_expr"]), scope)
                 uses = uses or reads
-            return [f"_send_computed(self, {event_source}, {delay_source})"], uses
+            drawn, send_id = _send_id_lines(params)
+            arguments = f"{event_source}, {delay_source}" + (", send_id" if send_id else "")
+            return [*drawn, f"_send_computed(self, {arguments})"], uses or send_id
         if action.type == SEND:
             event = str(params["event"])
             delay = parse_delay(params.get("delay", 0))
@@ -476,7 +502,9 @@ class _ProgramCompiler:
                     items.append(f"{pystr(str(key))}: {source}")
                 value = "{" + ", ".join(items) + "}"
             member = self.event_member[event]
-            return [f"self._sent.append(Sent(Event.{member}, {delay!r}, {value}))"], uses
+            drawn, send_id = _send_id_lines(params)
+            arguments = f"Event.{member}, {delay!r}, {value}" + (", send_id" if send_id else "")
+            return [*drawn, f"self._sent.append(Sent({arguments}))"], uses or send_id
         assert action.type == IF, f"not a pure action: {action.type}"
         lines: list[str] = []
         uses = False

@@ -54,7 +54,7 @@ RESERVED_NAMES = frozenset({"payload", "job", "event", "machine", "len", "In"})
 #: The fields of ``event``, the event being handled.
 EVENT_FIELDS = ("name", "data")
 #: The fields of ``machine``: its name (a constant) and its instance's session id.
-MACHINE_FIELDS = ("name", "session_id")
+MACHINE_FIELDS = ("name", "session_id", "io_processors")
 
 # ---- types --------------------------------------------------------------------------------
 
@@ -309,10 +309,31 @@ class EventName:
 
 @dataclass(frozen=True)
 class MachineField:
-    """``machine.name`` (the machine's name, a constant of the generated module) or
-    ``machine.session_id`` (the instance's session id, ``m.session_id``)."""
+    """``machine.name`` (the machine's name, a constant of the generated module),
+    ``machine.session_id`` (the instance's session id, ``m.session_id``) or
+    ``machine.io_processors`` (SCXML's ``_ioprocessors``: each event I/O processor the
+    instance is reached through, by type, with its ``location``: an object made of the
+    session id, ``IO_PROCESSOR_TYPES``)."""
 
-    field: Literal["name", "session_id"]
+    field: Literal["name", "session_id", "io_processors"]
+
+
+#: The event I/O processor types ``machine.io_processors`` holds: SCXML's event processor
+#: (C.1), by its URI and by its short name. The class has that one only: it sends only to
+#: itself, at ``IO_LOCATION_PREFIX`` + its session id.
+IO_PROCESSOR_TYPES = ("http://www.w3.org/TR/scxml/#SCXMLEventProcessor", "scxml")
+IO_LOCATION_PREFIX = "#_scxml_"
+#: ``machine.io_processors``'s type: an object with a field per processor type, each an
+#: object with its ``location`` (a string).
+IO_PROCESSORS = ValueType(
+    frozenset({"object"}),
+    fields={
+        kind: Field(
+            ValueType(frozenset({"object"}), fields={"location": Field(STRING)}), required=True
+        )
+        for kind in IO_PROCESSOR_TYPES
+    },
+)
 
 
 @dataclass(frozen=True)
@@ -806,7 +827,8 @@ class _Checker:
         if name == "machine":
             raise self.refuse(
                 "construct",
-                "`machine` is read through its fields: `machine.name`, `machine.session_id`",
+                "`machine` is read through its fields: `machine.name`, `machine.session_id`, "
+                "`machine.io_processors`",
                 node,
             )
         if name in ("len", "In"):
@@ -868,6 +890,9 @@ class _Checker:
             if node.attr == "session_id":
                 self.uses_session = True
                 return MachineField("session_id"), STRING
+            if node.attr == "io_processors":
+                self.uses_session = True
+                return MachineField("io_processors"), IO_PROCESSORS
             raise self.refuse(
                 "name",
                 f"`machine` has no field '{node.attr}' (it has: {', '.join(MACHINE_FIELDS)})",
@@ -1333,6 +1358,13 @@ def _emit_node(node: Node, names: Names) -> tuple[str, int]:
     if isinstance(node, MachineField):
         if node.field == "name":
             return "MACHINE_NAME", _ATOM
+        if node.field == "io_processors":
+            # a new object each time it is read: changing it changes nothing
+            location = f"{pystr(IO_LOCATION_PREFIX)} + {_session_code(names.session)}"
+            kinds = ", ".join(
+                f"{pystr(kind)}: {{{pystr('location')}: {location}}}" for kind in IO_PROCESSOR_TYPES
+            )
+            return "{" + kinds + "}", _ATOM
         return _session_code(names.session), _ATOM
     if isinstance(node, Length):
         return f"len({_emit(node.arg, names, _TEST)})", _ATOM

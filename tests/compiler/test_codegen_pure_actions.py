@@ -462,3 +462,52 @@ def test_computed_context_and_session_ids(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stdout
+
+
+def test_send_ids_and_io_processors(tmp_path: Path) -> None:
+    """``id_location`` (SCXML's idlocation): each time a ``send`` runs it draws a new id,
+    stores it in the field and gives it to what it sent (``Sent.send_id``), computed sends
+    too; ``machine.io_processors`` (SCXML's ``_ioprocessors``) is an object made of the
+    session id, equal from one read to the next. A machine without them draws no ids."""
+    text = (
+        "initial_state: a\nmetadata: {machine_name: ids}\n"
+        "context:\n  last: {type: [string, 'null'], default: null}\n"
+        "  other: {default: null}\n"
+        '  io: {expr: "machine.io_processors"}\n'
+        "  same: {type: boolean, default: false}\n"
+        "states:\n  - name: a\n    on_entry:\n"
+        "      - {type: send, event: go, id_location: last}\n"
+        "      - {type: send, event_expr: \"'go'\", delay: 1, id_location: other}\n"
+        '      - {type: assign, location: same, expr: "io == machine.io_processors"}\n'
+        "  - name: b\n"
+        "transitions:\n  - {from: a, to: b, event: go}\n  - {from: b, to: a, event: go}\n"
+    )
+    module = compiled(text, tmp_path)
+    m = module.Ids()
+    first, second = m.take_sent()
+    assert (first.event, first.delay, second.event, second.delay) == ("go", 0.0, "go", 1.0)
+    assert first.send_id == m.context.last and second.send_id == m.context.other
+    assert first.send_id and first.send_id != second.send_id
+    location = "#_scxml_" + m.session_id
+    assert m.context.io == {
+        "http://www.w3.org/TR/scxml/#SCXMLEventProcessor": {"location": location},
+        "scxml": {"location": location},
+    }
+    assert m.context.same is True
+    m.go()
+    m.go()  # a entered again: new ids
+    again, _ = m.take_sent()
+    assert again.send_id == m.context.last != first.send_id
+    source = Path(str(module.__file__)).read_text(encoding="utf-8")
+    assert "uuid.uuid4().hex" in source
+    done = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", str(module.__file__)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout
+    (tmp_path / "plain").mkdir()
+    plain_text = text.replace(", id_location: last", "").replace(", id_location: other", "")
+    plain = compiled(plain_text, tmp_path / "plain")
+    assert all(s.send_id is None for s in plain.Ids().take_sent())

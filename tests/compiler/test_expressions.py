@@ -954,6 +954,25 @@ def test_event_name_needs_the_event_known_to_be_written() -> None:
     assert to_python(either, start) == '"a"'
 
 
+def test_machine_io_processors() -> None:
+    """``machine.io_processors`` (SCXML's ``_ioprocessors``): an object made of the session
+    id, its fields typed, so a processor's location reads as a string."""
+    found = accepted("machine.io_processors")
+    assert found.type.kinds == {"object"} and found.uses_session
+    assert to_python(found, NAMES) == (
+        '{"http://www.w3.org/TR/scxml/#SCXMLEventProcessor": {"location": "#_scxml_" + '
+        'self.session_id}, "scxml": {"location": "#_scxml_" + self.session_id}}'
+    )
+    location = accepted("machine.io_processors['scxml']['location']")
+    assert location.type == expressions.STRING
+    initial = Names(context=NAMES.context, states=NAMES.states, session="session_id")
+    assert '"#_scxml_" + session_id' in to_python(location, initial)
+    [problem] = refused("machine.io_processors['http']")
+    assert problem.kind == "name"
+    [problem] = refused("machine.io_processors + 1")
+    assert problem.kind == "type"
+
+
 def test_machine_name_and_session_id() -> None:
     found = accepted("machine.name + machine.session_id")
     assert found.type == expressions.STRING and found.uses_session

@@ -127,6 +127,10 @@ def test_pure_actions_on_a_transition_are_its_own() -> None:
         ("- {type: send, event: tick}", (16, 14, "SMC096")),  # count is required
         ("- {type: send, event: tick, payload: {}}", (16, 33, "SMC096")),
         ("- {type: send, event: bare, payload: {count: n}}", (16, 33, "SMC096")),
+        # a send's id_location: a context field that holds a string
+        ("- {type: send, event: bare, id_location: nn}", (16, 46, "SMC093")),
+        ("- {type: send, event: bare, id_location: n}", (16, 46, "SMC092")),
+        ("- {type: send, event_expr: label, id_location: payload}", (16, 52, "SMC093")),
         # what an if block may hold
         ("- {type: if, when: 'n > 0', then: [{type: sleep, duration: 1}]}", (16, 47, "SMC097")),
         ("- {type: if, when: 'n > 0', then: [{type: log, message: hi}]}", (16, 47, "SMC097")),

@@ -33,14 +33,10 @@ FEATURES: dict[str, str] = {
 
 #: Core tests that do not pass yet, with the features they need (docs/conformance.md).
 XFAIL: dict[str, tuple[str, ...]] = {
-    "test183": ("send-ids",),
-    "test325": ("system-variables",),
-    "test326": ("system-variables",),
-    "test329": ("system-variables", "event-fields"),
+    "test329": ("event-fields",),
     "test331": ("event-fields",),
     "test332": ("send-ids",),
     "test352": ("origintype-scxml",),
-    "test552": ("data-src",),
 }
 
 CORE = listed_tests("CORE.txt")

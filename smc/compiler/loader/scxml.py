@@ -144,6 +144,20 @@ _DELAY = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s)\s*$")
 _SYSTEM_NAMES = ("_sessionid", "_name", "_ioprocessors", "_x")
 
 
+#: The largest file ``<data src>`` may name (its value becomes a default in the class).
+MAX_SOURCE_BYTES = 1 << 20
+
+
+class _Loaded(NamedTuple):
+    """The value a ``<data src>`` file holds."""
+
+    value: Any
+
+
+class _Unreadable(NamedTuple):
+    """A ``<data src>`` file that cannot be read (SCXML 5.3: error.execution)."""
+
+
 class _Mark(NamedTuple):
     """A parser mark as the YAML loader keeps them: 0-based line and column."""
 
@@ -349,6 +363,8 @@ class _Rewrite(ast.NodeTransformer):
             return ast.copy_location(ast.Constant(self.facts.name), node)
         if node.id == "_sessionid":
             return self._new("machine.session_id", node)
+        if node.id == "_ioprocessors":
+            return self._new("machine.io_processors", node)
         if node.id in _SYSTEM_NAMES:
             raise _Refused(f"the system variable `{node.id}`")
         return node
@@ -817,6 +833,14 @@ class Importer:
             self.place_transition(index, element, transition)
         data["transitions"] = self.transitions
         self.place(("transitions",), root)
+        taken = {t.get("event") for t in self.transitions}
+        if any(
+            e.tag == "send" and e.attrib.get("event", "").strip() not in taken for e in root.iter()
+        ):
+            # an event sent that no transition takes (SCXML discards it when it comes):
+            # the machine declares its events, so it has that one too
+            data["events"] = list(self.events)
+            self.place(("events",), root)
         self.place((), root)
         self.doc.data = data
         return self.doc
@@ -843,8 +867,9 @@ class Importer:
             for element in self.init_errors:
                 self.refuse(
                     element,
-                    "a <data> `expr` Python cannot parse (error.execution when the machine "
-                    "starts), in a document whose initial state is entered again",
+                    "a <data> `expr` Python cannot parse or `src` smc cannot read "
+                    "(error.execution when the machine starts), in a document whose initial "
+                    "state is entered again",
                     attr="expr",
                 )
             return
@@ -889,6 +914,9 @@ class Importer:
                 except _Refused:
                     continue
                 assigned.setdefault(element.attrib.get("location", ""), []).append(json_type(value))
+            elif element.tag == "send" and "idlocation" in element.attrib:
+                # the send's id, a string, is stored there
+                assigned.setdefault(element.attrib["idlocation"].strip(), []).append("string")
         owner: dict[int, str] = {}  # a state's own <data> -> its id, under binding="late"
         if self.root.attrib.get("binding") == "late":
             for state in self.root.iter():
@@ -902,7 +930,24 @@ class Importer:
                 self.refuse(element, "a <data> without an `id`")
                 continue
             if "src" in element.attrib:
-                self.refuse(element, "<data src> (smc fetches nothing)", attr="src")
+                if "expr" in element.attrib or element.text.strip() or element.children:
+                    self.refuse(element, "<data> with `src` and a value of its own", attr="src")
+                    continue
+                loaded = self.data_source(element)
+                if loaded is None:
+                    continue  # refused
+                element.attr_pos["expr"] = element.attr_pos.get("src", (element.line, element.col))
+                if isinstance(loaded, _Unreadable):
+                    # SCXML 5.3: error.execution, and the data is there, empty
+                    self.init_errors.append(element)
+                    self.context[name] = {"default": None}
+                    self.place(("context", name), element)
+                    self.place(("context", name, "default"), element, "src")
+                    continue
+                # untyped: the value is the file's, which the document does not state
+                self.context[name] = {"default": loaded.value}
+                self.place(("context", name), element)
+                self.place(("context", name, "default"), element, "src")
                 continue
             if element.text.strip() and not element.children and "expr" not in element.attrib:
                 # inline content that is a literal value is that value (SCXML 5.3)
@@ -971,6 +1016,63 @@ class Importer:
             self.context[flag] = {"type": "boolean", "default": False}
             self.place(("context", flag), bound[0][1])
             self.place(("context", flag, "default"), bound[0][1])
+
+    def data_source(self, element: Element) -> _Loaded | _Unreadable | None:
+        """The value ``<data src>`` names (docs/language.md, "SCXML import"): a file beside
+        the document (``file:name`` or ``name``, relative, inside the document's folder),
+        read at import (``MAX_SOURCE_BYTES`` at most) and taken as a literal value
+        (``literal_value``: parsed, never evaluated), or else, as SCXML's ECMAScript
+        datamodel takes content that is not JSON (B.2.2), as its text with whitespace
+        normalized: a string. A file that cannot be read is ``_Unreadable`` (SCXML 5.3:
+        error.execution when the machine starts; a warning, SMC103). Anything else (a URL
+        to fetch, an absolute path, a path out of the folder) is refused: None."""
+        src = element.attrib["src"].strip()
+        scheme = _URI_SCHEME.match(src)
+        relative = src
+        if scheme is not None:
+            if scheme.group(0).lower() != "file:" or src[5:].startswith("/"):
+                self.refuse(
+                    element,
+                    f"<data src={src!r}> (smc fetches nothing: only a file beside the "
+                    "document, `file:name` or `name`)",
+                    attr="src",
+                )
+                return None
+            relative = src[5:]
+        folder = Path(self.path).resolve().parent
+        target = (folder / relative).resolve() if relative else folder
+        if not relative or Path(relative).is_absolute() or not target.is_relative_to(folder):
+            self.refuse(
+                element,
+                f"<data src={src!r}> (only a file inside the document's folder)",
+                attr="src",
+            )
+            return None
+        line, col = element.attr_pos.get("src", (element.line, element.col))
+        try:
+            with target.open("rb") as handle:
+                raw = handle.read(MAX_SOURCE_BYTES + 1)
+            if len(raw) > MAX_SOURCE_BYTES:
+                raise ValueError(f"it is larger than {MAX_SOURCE_BYTES} bytes")
+            text = raw.decode("utf-8").removeprefix("\ufeff")
+        except (OSError, ValueError) as error:
+            why = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+            self.problems.append(
+                Diagnostic(
+                    self.path,
+                    line,
+                    col,
+                    "SMC103",
+                    f"<data src={src!r}> cannot be read ({why}): the data is empty and "
+                    "error.execution is raised when the machine starts",
+                    "put the file beside the document, or give the value with `expr`",
+                )
+            )
+            return _Unreadable()
+        try:
+            return _Loaded(literal_value(text, set()))
+        except _Refused:
+            return _Loaded(" ".join(text.split()))
 
     def late_block(self, state: str, path: PathKey) -> dict[str, Any] | None:
         """binding="late": the state's <data> assigned, in document order, the first time it
@@ -1479,10 +1581,12 @@ class Importer:
                     del tag[attr]
         if any(name not in self.data_ids for name in tag.get("namelist", "").split()):
             return self.fails(element)  # SCXML 6.2: a name that is no location
-        for attr in ("idlocation", "namelist"):
-            if attr in tag:
-                self.refuse(element, f"<send {attr}>", attr=attr)
-                return None
+        if "namelist" in tag:
+            self.refuse(element, "<send namelist>", attr="namelist")
+            return None
+        id_location = tag.get("idlocation", "").strip() or None
+        if "idlocation" in tag and id_location not in self.data_ids:
+            return self.fails(element)  # SCXML 6.2: an idlocation that is no location
         routed: dict[str, str] = {}
         for attr in ("typeexpr", "targetexpr"):
             if attr in tag:
@@ -1542,6 +1646,9 @@ class Importer:
                 return None
             delay = float(match.group(1)) / (1000 if match.group(2) == "ms" else 1)
             self.place((*path, "delay"), element, "delay")
+        if target == "#_internal" and id_location is not None:
+            self.refuse(element, "a <send idlocation> to #_internal", attr="idlocation")
+            return None
         if target == "#_internal" and not computed:
             if delay:
                 self.refuse(element, "a delayed <send> to #_internal", attr="delay")
@@ -1556,6 +1663,10 @@ class Importer:
         action.update(computed)
         if delay:
             action["delay"] = int(delay) if delay == int(delay) else delay
+        if id_location is not None:
+            # a new id each time it runs, stored in the data (SCXML 6.2: idlocation)
+            action["id_location"] = id_location
+            self.place((*path, "id_location"), element, "idlocation")
         if routed:
             return self.routing(element, path, action, routed)
         return action
