@@ -25,6 +25,7 @@ from typing import Any, NamedTuple, cast
 from smc.compiler import commands, names
 from smc.compiler.charts import (
     BranchCond,
+    EventCase,
     Specialized,
     event_choices,
     machine_table,
@@ -380,7 +381,7 @@ class _ProgramCompiler:
         }
         self.conds: dict[object, int] = {}
         self.cond_plans: list[CondPlan] = []
-        self.actions: dict[tuple[int, bool, str | None], int] = {}
+        self.actions: dict[tuple[int, bool, EventCase], int] = {}
         self.action_plans: list[ActionPlan] = []
         self._reads_job = False
         self.programs: dict[int, list[tuple[str, CodeProgram]]] = {}
@@ -393,10 +394,11 @@ class _ProgramCompiler:
 
     def located(
         self, plain: tuple[Any, ...]
-    ) -> tuple[Action, ModelTransition | None, bool, str | None] | None:
-        """``action``, and whether the event it runs for is known and which it is: an
-        action that reads ``event.name`` is wrapped in one branch per event
-        (``charts.core_action``), and the branch the core took says which."""
+    ) -> tuple[Action, ModelTransition | None, bool, EventCase] | None:
+        """``action``, and whether the event it runs for is known and which it is (and how
+        it came, where ``event.type`` is read): an action that reads ``event.name`` is
+        wrapped in one branch per event (``charts.core_action``), and the branch the core
+        took says which."""
         kind, owner, position = plain
         path = (position,) if isinstance(position, int) else tuple(position)
         transition: ModelTransition | None = None
@@ -411,7 +413,7 @@ class _ProgramCompiler:
                 "default": state.default_actions,
             }.get(kind, state.on_entry)
         action = actions[path[0]]
-        event_known, event = False, None
+        event_known, event = False, EventCase(None, None)
         for level in range(1, len(path), 2):  # into an opened if block: (branch, position)
             if action.type != IF:  # the wrapper of an action reading event.name
                 event_known, event = True, event_choices(self.machine)[path[level]]
@@ -433,7 +435,9 @@ class _ProgramCompiler:
             self._reads_job = False  # set by expression() while the code is written
             saved = self.names
             if event_known:
-                self.names = replace(saved, event=event, event_known=True)
+                self.names = replace(
+                    saved, event=event.name, event_known=True, event_internal=event.internal
+                )
             try:
                 lines, uses_context = self.code(action, transition_scope(self.machine, transition))
             finally:
@@ -541,7 +545,12 @@ class _ProgramCompiler:
             if isinstance(cond, Specialized):
                 special = cond
                 if special.event_known:
-                    names = replace(names, event=special.event, event_known=True)
+                    names = replace(
+                        names,
+                        event=special.event,
+                        event_known=True,
+                        event_internal=special.internal,
+                    )
                 cond, active = special.cond, special.active
             if isinstance(cond, BranchCond):
                 when, owner = self.branches[cond]

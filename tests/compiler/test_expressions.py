@@ -923,9 +923,9 @@ def test_event_data_is_the_payload() -> None:
 @pytest.mark.parametrize(
     "text,kind,message,start,end",
     [
-        ("event", "construct", "`event` is read through its fields", 0, 5),
-        ("attempts + event", "construct", "`event` is read through its fields", 11, 16),
-        ("event.nme == 'x'", "name", "`event` has no field 'nme' (it has: name, data)", 6, 9),
+        ("attempts + event", "type", "`+` cannot take an integer and an object", 0, 16),
+        ("event < 1", "type", "`event` (an object)", 0, 9),
+        ("event.nme == 'x'", "name", "`event` has no field 'nme' (it has: name, data, type)", 6, 9),
         ("event._name", "construct", "names starting with '_' are not allowed", 6, 11),
     ],
 )

@@ -237,7 +237,8 @@ def test_build_compiles_and_check_is_clean(tmp_path: Path) -> None:
         # event_expr is a string expression: checked at its character
         ("- {type: send, event_expr: 'n'}", (16, 33, "SMC092")),
         ("- {type: send, event_expr: 'labl'}", (16, 33, "SMC091")),
-        ("- {type: send, event_expr: 'event'}", (16, 33, "SMC090")),
+        ("- {type: send, event_expr: 'event'}", (16, 33, "SMC092")),  # an object
+        ("- {type: send, event_expr: 'event(1)'}", (16, 33, "SMC090")),
         # delay_expr: seconds or a duration string
         ("- {type: send, event: bare, delay_expr: 'n > 1'}", (16, 46, "SMC092")),
         # one of each pair; no payload when the event is computed

@@ -277,8 +277,24 @@ def test_event_fields_that_cannot_be_known_stay_refused() -> None:
     ).replace("_event.origintype", "_event.sendid")
     _, problems = _import(text)
     assert any("SMC101" in p and "`_event.sendid`" in p for p in problems)
-    _, problems = _import(EVENT_DOC.replace("_event.origintype", "_event.type"))
-    assert any("SMC101" in p and "`_event.type`" in p for p in problems)
+    _, problems = _import(EVENT_DOC.replace("_event.origintype", "_event.data"))
+    assert any("SMC101" in p and "`_event.data`" in p for p in problems)
+
+
+def test_event_type_and_event_as_a_value_map_onto_the_language() -> None:
+    """``_event.type`` is ``event.type``, ``_event`` as a value ``event`` (smc's event
+    object: name, type, data); ``_event`` alone as a condition stays its truth."""
+    text = EVENT_DOC.replace(
+        '<assign location="k" expr="_event.name"/>',
+        '<assign location="k" expr="_event"/><assign location="v" expr="_event.type"/>',
+    )
+    data, problems = _import(text)
+    assert problems == []
+    assert isinstance(data, dict)
+    entry = data["states"][0]["on_entry"]
+    assert entry[0]["when"] == "event.name is not None"
+    assert entry[3] == {"type": "assign", "location": "k", "expr": "event"}
+    assert entry[4] == {"type": "assign", "location": "v", "expr": "event.type"}
 
 
 def test_computed_send_attributes_become_expressions() -> None:

@@ -422,7 +422,9 @@ def test_in_and_the_event_name_are_resolved_where_they_are_evaluated() -> None:
         }
     )
 
-    def specialize(cond: Any, active: frozenset[str], current: str | None) -> object:
+    def specialize(
+        cond: Any, active: frozenset[str], current: str | None, internal: bool
+    ) -> object:
         return guard_value(cond, {}, active, current)
 
     table = build_table(chart, specialize=specialize)
@@ -450,7 +452,9 @@ def test_conds_decided_true_at_build_time_leave_the_table_unchanged(document: An
     assert plain.initial_program is None and not plain.guarded
     for transition in document["transitions"]:
         transition["cond"] = "yes"
-    always = build_table(chart_from_dict(document), events=EVENTS, specialize=lambda c, a, e: True)
+    always = build_table(
+        chart_from_dict(document), events=EVENTS, specialize=lambda c, a, e, i: True
+    )
     assert always == plain
 
 
@@ -615,7 +619,9 @@ def test_programs_agree_with_the_interpreter(
 ) -> None:
     chart = chart_from_dict(document)
 
-    def specialize(cond: Any, active: frozenset[str], current: str | None) -> object:
+    def specialize(
+        cond: Any, active: frozenset[str], current: str | None, internal: bool
+    ) -> object:
         return cond if isinstance(cond, str) else guard_value(cond, {}, active, current)
 
     try:

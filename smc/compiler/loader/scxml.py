@@ -354,10 +354,8 @@ class _Rewrite(ast.NodeTransformer):
             self.changed = True
             return ast.copy_location(ast.Constant(constants[node.id]), node)
         if node.id == "_event":
-            raise _Refused(
-                "`_event` as a whole (its fields `name`, `origintype`, `origin`, `sendid`, "
-                "`invokeid` are mapped, and `_event` alone as a truth value)"
-            )
+            # as a value: smc's event object (name, type, data)
+            return self._new("event", node)
         if node.id == "_name" and self.facts.name is not None:
             self.changed = True
             return ast.copy_location(ast.Constant(self.facts.name), node)
@@ -441,6 +439,8 @@ class _Rewrite(ast.NodeTransformer):
         facts = self.facts
         if node.attr == "name":
             return self._new("event.name", node)
+        if node.attr == "type":
+            return self._new("event.type", node)
         if node.attr == "invokeid":  # smc invokes nothing
             return self._new("None", node)
         if node.attr == "sendid" and not facts.send_ids:

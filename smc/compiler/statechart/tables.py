@@ -92,9 +92,10 @@ Item: TypeAlias = "Act | Test | Goto | Resume | Reject | Unsettled"
 Program: TypeAlias = tuple[Item, ...]
 
 #: Resolves a cond at build time where the configuration and the event being handled are
-#: known (SCXML's ``In()`` and ``_event.name``): True or False decides it (no test is left
-#: in the program), anything else is the cond to test at run time (it may be simplified).
-Specialize = Callable[[Cond, frozenset[str], str | None], object]
+#: known (SCXML's ``In()`` and ``_event.name``; the last argument: whether that event came
+#: from the internal queue, ``_event.type``): True or False decides it (no test is left in
+#: the program), anything else is the cond to test at run time (it may be simplified).
+Specialize = Callable[[Cond, frozenset[str], str | None, bool], object]
 
 
 class TooManySituations(StatechartError):
@@ -538,7 +539,7 @@ class _Explorer(Interpreter):
 
     def _oracle(self, cond: Cond) -> bool:
         if self.specialize is not None:
-            cond = self.specialize(cond, self.configuration, self.event)
+            cond = self.specialize(cond, self.configuration, self.event, self.event_internal)
             if isinstance(cond, bool):
                 return cond  # decided where it is evaluated: no test at run time
         run = self._run
