@@ -23,14 +23,18 @@ What maps (docs/language.md, "SCXML import"):
   state's ``initial_actions:``, of a history's transition onto its ``default_actions:``;
 - ``<datamodel><data id expr>`` onto ``context:`` fields typed from the literal (a field
   without ``expr`` is untyped, default null); under ``binding="late"`` a state's own data is
-  an untyped field assigned on the state's first entry (``late_block``);
+  an untyped field assigned on the state's first entry (``late_block``); ``<data src>``
+  names a file beside the document, read at import (``Importer.data_source``): its value
+  is the field's default (untyped);
 - ``<raise>``, ``<log>``, ``<assign>``, ``<if>/<elseif>/<else>`` and ``<send event delay>``
-  (``eventexpr``/``delayexpr``: ``event_expr``/``delay_expr``) to the machine itself onto the
-  actions of the same names;
+  (``eventexpr``/``delayexpr``: ``event_expr``/``delay_expr``; ``idlocation``:
+  ``id_location``) to the machine itself onto the actions of the same names;
 - in expressions, ``true``/``false``/``null`` (not data ids) are ``True``/``False``/``None``,
-  ``_event.name`` is ``event.name`` (the event being handled), ``_name`` the document's
-  name, and the ``_event`` fields the document decides are constants (``EventFacts``);
-  ``_event`` or a data id alone as a condition is its truth in smc's language;
+  ``_event.name`` and ``_event.type`` are ``event.name`` and ``event.type`` (the event being
+  handled), ``_event`` as a value ``event``, ``_name`` the document's name,
+  ``_ioprocessors`` ``machine.io_processors``, and the ``_event`` fields the document
+  decides are constants (``EventFacts``); ``_event`` or a data id alone as a condition is
+  its truth in smc's language;
 - a computed ``<send>`` target or type is an ``if`` block dispatching it as SCXML does
   (``Importer.routing``); ``_ioprocessors[<SCXML>]['location']`` is this session's address;
 - executable content that fails whatever the data (an assignment to a system variable or to
@@ -52,10 +56,11 @@ in SCXML and is left out, as smc would refuse it (SMC012, SMC013).
 
 Everything else is an SMC101 error naming the feature, at its element: ``<invoke>``,
 ``<script>``, ``<foreach>``, ``<cancel>``, ``<donedata>``, ``<content>``, ``<param>``, a
-``<send>`` to a URI with a scheme, with ``idlocation`` or ``namelist``, the
-``_event`` fields the document does not decide, ``_sessionid`` used otherwise than as the
-session's id and ``_ioprocessors``. An attribute SCXML does not define is ignored with a
-warning (SMC102). Malformed XML is SMC100.
+``<send>`` to a URI with a scheme or with ``namelist``, a ``<data src>`` that is a URL or
+out of the document's folder, the ``_event`` fields the document does not decide and
+``_x``. An attribute SCXML does not define is ignored with a warning (SMC102), and so is a
+``<data src>`` file that cannot be read (SMC103: empty, error.execution at the start).
+Malformed XML is SMC100.
 """
 
 from __future__ import annotations
