@@ -288,7 +288,12 @@ def machine_table(machine: Machine) -> tuple[Chart, DispatchTable]:
     chart = machine_chart(machine)
     external = set(chart.external_events())
     events = [event.name for event in machine.events if event.name in external]
-    result = chart, build_table(chart, events=events, specialize=_specialize(machine))
+    result = chart, build_table(
+        chart,
+        events=events,
+        specialize=_specialize(machine),
+        origins=reads_event_type(machine),
+    )
     if len(_TABLES) >= _TABLES_KEPT:
         _TABLES.clear()
     _TABLES[id(machine)] = (machine, result)

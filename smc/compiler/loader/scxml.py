@@ -559,6 +559,19 @@ def _raises(actions: Any) -> bool:
     return False
 
 
+def _sent_events(data: Any) -> Iterator[str]:
+    """The events the ``send`` actions in imported data (at any depth) name."""
+    if isinstance(data, list):
+        for item in data:
+            yield from _sent_events(item)
+    elif isinstance(data, dict):
+        if data.get("type") == "send" and isinstance(data.get("event"), str):
+            yield data["event"]
+        for value in data.values():
+            if isinstance(value, list | dict):
+                yield from _sent_events(value)
+
+
 def _unparsable(text: str | None) -> bool:
     """Whether ``text`` is no Python expression at all (``1 = 1``): evaluating it always
     fails. Parsing only; nothing is evaluated."""
@@ -839,9 +852,7 @@ class Importer:
         data["transitions"] = self.transitions
         self.place(("transitions",), root)
         taken = {t.get("event") for t in self.transitions}
-        if any(
-            e.tag == "send" and e.attrib.get("event", "").strip() not in taken for e in root.iter()
-        ):
+        if any(name not in taken for name in _sent_events([items, self.transitions])):
             # an event sent that no transition takes (SCXML discards it when it comes):
             # the machine declares its events, so it has that one too
             data["events"] = list(self.events)

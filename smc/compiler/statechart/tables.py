@@ -262,16 +262,20 @@ def build_table(
     max_microsteps: int = DEFAULT_MAX_MICROSTEPS,
     max_outcomes: int = DEFAULT_MAX_OUTCOMES,
     specialize: Specialize | None = None,
+    origins: bool = False,
 ) -> DispatchTable:
     """Explore the chart (under ``events``, default: ``chart.external_events()``).
 
     Raises ``TooManySituations`` past ``max_situations``, ``TooManyOutcomes`` when an
     entry's program has more than ``max_outcomes`` paths, and ``UnsettledMacrostep`` when a
     macrostep that evaluates no cond does not settle within ``max_microsteps``.
-    ``specialize`` resolves conds at build time where it can (``Specialize``)."""
+    ``specialize`` resolves conds at build time where it can (``Specialize``); ``origins``:
+    whether it reads where the event being handled came from (its last argument), so that
+    a resume point tells an event raised from the same one from outside (else the two are
+    one point, and the table is what it was before origins were known)."""
     alphabet = tuple(chart.external_events() if events is None else events)
     relevant = relevant_histories(chart)
-    explorer = _Explorer(chart, max_microsteps, max_outcomes, relevant, specialize)
+    explorer = _Explorer(chart, max_microsteps, max_outcomes, relevant, specialize, origins)
     numbering: dict[Situation, int] = {}
     situations: list[Situation] = []
     checkpoints: dict[Checkpoint, int] = {}
@@ -432,8 +436,10 @@ class _Explorer(Interpreter):
         max_outcomes: int,
         relevant: frozenset[str],
         specialize: Specialize | None,
+        origins: bool = False,
     ) -> None:
         super().__init__(chart, max_microsteps=max_microsteps, guard=self._oracle)
+        self.origins = origins
         self.max_outcomes = max_outcomes
         self.relevant = relevant
         self.specialize = specialize
@@ -557,7 +563,9 @@ class _Explorer(Interpreter):
             # is caught the next time round. And tables without guards cost no more.
             return
         here = self.checkpoint()
-        here = here._replace(history=self._relevant(here.history))
+        here = here._replace(
+            history=self._relevant(here.history), internal=here.internal and self.origins
+        )
         before = self._seen.get(here)
         if before is None:
             self._seen[here] = tests
