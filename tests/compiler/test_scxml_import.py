@@ -11,6 +11,7 @@ import tempfile
 import types
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
 import yaml
 from hypothesis import HealthCheck, given, settings
@@ -747,3 +748,32 @@ def test_send_idlocation_and_ioprocessors_map_onto_the_language() -> None:
     assert data["states"][0]["on_entry"] == [{"type": "raise", "event": "error.execution"}]
     _, problems = _import(text.replace('idlocation="id"', 'target="#_internal" idlocation="id"'))
     assert any("SMC101" in p and "idlocation" in p for p in problems)
+
+
+def test_the_caches_follow_the_data_src_files(tmp_path: Path, monkeypatch: Any) -> None:
+    """A `<data src>` file's value is compiled into the class, so `smc run`'s machine cache
+    and `smc build`'s fast path key on it too: changing, removing or adding it misses."""
+    from smc.compiler.build import BuildOptions
+    from smc.compiler.buildcache import project_fingerprint
+    from smc.compiler.machinecache import compile_machine_file
+
+    monkeypatch.setenv("SMC_CACHE_DIR", str(tmp_path / "cache"))
+    folder = tmp_path / "doc"
+    folder.mkdir()
+    document = folder / "m.scxml"
+    document.write_text(SRC_DOC.replace("SRC", "file:v.json"), encoding="utf-8")
+    values = folder / "v.json"
+    options = BuildOptions(out_dir=tmp_path / "out", root=tmp_path)
+
+    def keys() -> tuple[object, object]:
+        compiled = compile_machine_file(str(document), [])
+        return compiled.module_path, project_fingerprint([str(document)], [], options, False)
+
+    absent = keys()
+    values.write_text("[1]", encoding="utf-8")
+    one = keys()
+    assert one == keys()  # unchanged: the same module, the same fingerprint
+    values.write_text("[2]", encoding="utf-8")
+    two = keys()
+    assert len({absent[0], one[0], two[0]}) == 3
+    assert len({absent[1], one[1], two[1]}) == 3

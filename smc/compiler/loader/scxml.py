@@ -67,6 +67,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import hashlib
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -559,6 +560,56 @@ def _raises(actions: Any) -> bool:
     return False
 
 
+def data_source_path(document: str, src: str) -> Path | str:
+    """The file a ``<data src>`` of the document at ``document`` names: ``file:name`` or
+    ``name``, a relative path resolved in the document's folder and staying inside it
+    (symbolic links followed); else why not (smc fetches no URL and reads nothing else)."""
+    relative = src.strip()
+    scheme = _URI_SCHEME.match(relative)
+    if scheme is not None:
+        if scheme.group(0).lower() != "file:" or relative[5:].startswith("/"):
+            return "smc fetches nothing: only a file beside the document, `file:name` or `name`"
+        relative = relative[5:]
+    folder = Path(document).resolve().parent
+    if not relative or Path(relative).is_absolute():
+        return "only a file inside the document's folder"
+    target = (folder / relative).resolve()
+    if not target.is_relative_to(folder):
+        return "only a file inside the document's folder"
+    return target
+
+
+def data_source_files(document: str, raw: bytes) -> list[Path]:
+    """The files the document's ``<data src>`` elements name (those it may read: inside its
+    folder, whether they exist or not), for the caches whose key is what a build reads;
+    none when the document is not well-formed (the import then reads nothing)."""
+    try:
+        root = parse_scxml(raw)
+    except ScxmlSyntaxError:
+        return []
+    found: list[Path] = []
+    for element in root.iter():
+        if element.tag == "data" and "src" in element.attrib:
+            target = data_source_path(document, element.attrib["src"])
+            if isinstance(target, Path):
+                found.append(target)
+    return found
+
+
+def data_sources_key(document: str, raw: bytes) -> bytes:
+    """What the document's ``<data src>`` files hold, as bytes for a cache key (each file's
+    path and digest, or that it cannot be read): a build of the document is reused only
+    while they are unchanged, since their values are compiled into the class."""
+    parts: list[bytes] = []
+    for source in data_source_files(document, raw):
+        try:
+            mark = b"+" + hashlib.sha256(source.read_bytes()).hexdigest().encode()
+        except OSError:
+            mark = b"-"
+        parts.append(str(source).encode("utf-8", "surrogateescape") + b"\0" + mark)
+    return b"\0".join(parts)
+
+
 def _sent_events(data: Any) -> Iterator[str]:
     """The events the ``send`` actions in imported data (at any depth) name."""
     if isinstance(data, list):
@@ -1043,26 +1094,9 @@ class Importer:
         error.execution when the machine starts; a warning, SMC103). Anything else (a URL
         to fetch, an absolute path, a path out of the folder) is refused: None."""
         src = element.attrib["src"].strip()
-        scheme = _URI_SCHEME.match(src)
-        relative = src
-        if scheme is not None:
-            if scheme.group(0).lower() != "file:" or src[5:].startswith("/"):
-                self.refuse(
-                    element,
-                    f"<data src={src!r}> (smc fetches nothing: only a file beside the "
-                    "document, `file:name` or `name`)",
-                    attr="src",
-                )
-                return None
-            relative = src[5:]
-        folder = Path(self.path).resolve().parent
-        target = (folder / relative).resolve() if relative else folder
-        if not relative or Path(relative).is_absolute() or not target.is_relative_to(folder):
-            self.refuse(
-                element,
-                f"<data src={src!r}> (only a file inside the document's folder)",
-                attr="src",
-            )
+        target = data_source_path(self.path, src)
+        if isinstance(target, str):
+            self.refuse(element, f"<data src={src!r}> ({target})", attr="src")
             return None
         line, col = element.attr_pos.get("src", (element.line, element.col))
         try:
@@ -1776,6 +1810,9 @@ __all__ = [
     "SCXML_SUFFIX",
     "Element",
     "ScxmlSyntaxError",
+    "data_source_files",
+    "data_source_path",
+    "data_sources_key",
     "is_scxml",
     "load_scxml_file",
     "load_scxml_text",
