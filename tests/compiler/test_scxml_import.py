@@ -777,3 +777,15 @@ def test_the_caches_follow_the_data_src_files(tmp_path: Path, monkeypatch: Any) 
     two = keys()
     assert len({absent[0], one[0], two[0]}) == 3
     assert len({absent[1], one[1], two[1]}) == 3
+
+
+def test_data_src_reads_no_pipe(tmp_path: Path) -> None:
+    """A name that is no regular file (a named pipe would block the import) is unreadable."""
+    import os
+
+    os.mkfifo(tmp_path / "pipe")
+    (tmp_path / "folder").mkdir()
+    for name in ("pipe", "folder"):
+        data, problems = _import(SRC_DOC.replace("SRC", name), str(tmp_path / "m.scxml"))
+        assert isinstance(data, dict) and data["context"]["v"] == {"default": None}
+        assert "SMC103" in problems[0] and "regular file" in problems[0], problems

@@ -596,6 +596,18 @@ def data_source_files(document: str, raw: bytes) -> list[Path]:
     return found
 
 
+def _read_source(target: Path) -> bytes:
+    """A ``<data src>`` file's bytes: a regular file (not a pipe or a device, which could
+    block or never end) of at most ``MAX_SOURCE_BYTES``; OSError or ValueError else."""
+    if target.exists() and not target.is_file():
+        raise ValueError("it is not a regular file")
+    with target.open("rb") as handle:
+        raw = handle.read(MAX_SOURCE_BYTES + 1)
+    if len(raw) > MAX_SOURCE_BYTES:
+        raise ValueError(f"it is larger than {MAX_SOURCE_BYTES} bytes")
+    return raw
+
+
 def data_sources_key(document: str, raw: bytes) -> bytes:
     """What the document's ``<data src>`` files hold, as bytes for a cache key (each file's
     path and digest, or that it cannot be read): a build of the document is reused only
@@ -603,8 +615,8 @@ def data_sources_key(document: str, raw: bytes) -> bytes:
     parts: list[bytes] = []
     for source in data_source_files(document, raw):
         try:
-            mark = b"+" + hashlib.sha256(source.read_bytes()).hexdigest().encode()
-        except OSError:
+            mark = b"+" + hashlib.sha256(_read_source(source)).hexdigest().encode()
+        except (OSError, ValueError):
             mark = b"-"
         parts.append(str(source).encode("utf-8", "surrogateescape") + b"\0" + mark)
     return b"\0".join(parts)
@@ -1100,11 +1112,7 @@ class Importer:
             return None
         line, col = element.attr_pos.get("src", (element.line, element.col))
         try:
-            with target.open("rb") as handle:
-                raw = handle.read(MAX_SOURCE_BYTES + 1)
-            if len(raw) > MAX_SOURCE_BYTES:
-                raise ValueError(f"it is larger than {MAX_SOURCE_BYTES} bytes")
-            text = raw.decode("utf-8").removeprefix("\ufeff")
+            text = _read_source(target).decode("utf-8").removeprefix("\ufeff")
         except (OSError, ValueError) as error:
             why = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
             self.problems.append(
