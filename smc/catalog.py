@@ -204,8 +204,9 @@ BUILTIN_ACTIONS: Mapping[str, ActionSpec] = {
             "send",
             "Send an event to the machine itself, after the step or a delay (statecharts).",
             required=("event",),
-            # event_expr/delay_expr: the event or the delay computed (stand for event/delay)
-            optional=("delay", "payload", "event_expr", "delay_expr"),
+            # event_expr/delay_expr: the event or the delay computed (stand for event/delay);
+            # id_location: the context field that gets the send's id
+            optional=("delay", "payload", "event_expr", "delay_expr", "id_location"),
         ),
     )
 }

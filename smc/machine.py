@@ -37,12 +37,15 @@ class Sent:
     """An event a statechart sent itself with a ``send`` action (docs/language.md, "Actions
     in the class"), as its ``take_sent()`` returns it: ``event`` (one of the machine's own),
     ``delay`` in seconds (0: deliver it once the step that sent it is over, SCXML's external
-    queue; else that many seconds later) and ``payload`` (None when the action gives none).
+    queue; else that many seconds later), ``payload`` (None when the action gives none) and
+    ``send_id`` (the id a ``send`` with ``id_location`` drew for it, else None).
     The class has no clock: whoever drives it delivers each with ``fire``."""
 
     event: str
     delay: float
     payload: Mapping[str, Any] | None
+    #: the id the ``send`` gave it (``id_location``: SCXML's generated send id), else None
+    send_id: str | None = None
 
 
 class GeneratedMachine(Protocol):

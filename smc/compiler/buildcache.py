@@ -3,9 +3,10 @@
 The manifest lets a build skip black, but the checker still has to run to know that nothing
 changed, and on a large project the checker is most of a no-op rebuild. A clean build (no
 diagnostics at all) therefore also records a fingerprint of everything the checker and the
-generators read: the input files' bytes, the action directories' listings, the options, and
-the smc installation itself (each compiler source, template and schema file's size and
-mtime) plus the Python and black versions. When the next build has the same fingerprint and
+generators read: the input files' bytes (an SCXML document's with its ``<data src>``
+files'), the action directories' listings, the options, and the smc installation itself
+(each compiler source, template and schema file's size and mtime) plus the Python and black
+versions. When the next build has the same fingerprint and
 every output still has its recorded bytes, the result is known without checking: nothing to
 do. It lives in ``<build root>/.smc-cache/`` (never committed: it holds machine-specific
 mtimes), unlike the manifest, which is deterministic and committed with the outputs.
@@ -33,6 +34,7 @@ from smc.compiler.build import (
     write_atomic,
 )
 from smc.compiler.check import InputError, collect_files
+from smc.compiler.loader.scxml import data_sources_key, is_scxml
 from smc.compiler.resources import installation_stamp
 
 CACHE_DIR = ".smc-cache"
@@ -80,7 +82,10 @@ def input_fingerprint(
     digest.update(json.dumps(header, sort_keys=True).encode())
     for name in files:
         digest.update(b"\0" + os.path.abspath(name).encode() + b"\0")
-        digest.update(Path(name).read_bytes())
+        data = Path(name).read_bytes()
+        digest.update(data)
+        if is_scxml(name):  # its <data src> files are compiled into the class too
+            digest.update(b"\0" + data_sources_key(name, data))
     return digest.hexdigest()
 
 

@@ -17,6 +17,7 @@ state, or an ancestor of it, while several regions are active). See docs/languag
 
 from __future__ import annotations
 
+import keyword
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import fields, is_dataclass, replace
 from typing import Any, NamedTuple, cast
@@ -24,6 +25,7 @@ from typing import Any, NamedTuple, cast
 from smc.compiler import commands, names
 from smc.compiler.charts import (
     BranchCond,
+    EventCase,
     Specialized,
     event_choices,
     machine_table,
@@ -170,6 +172,8 @@ class ChartPlan(NamedTuple):
     computed_sends: bool = False
     #: whether the class has ``session_id`` (an expression reads ``machine.session_id``)
     sessions: bool = False
+    #: whether some ``send`` has ``id_location`` (the class draws send ids)
+    send_ids: bool = False
 
 
 def hook_names(machine: Machine) -> list[tuple[str, str, str]]:
@@ -284,6 +288,10 @@ def chart_plan(
         sends=any(action.type == SEND for action, _ in machine.pure_actions),
         logs=any(action.type == LOG for action, _ in machine.pure_actions),
         sessions=_uses_session(machine),
+        send_ids=any(
+            action.type == SEND and "id_location" in action.params
+            for action, _ in machine.pure_actions
+        ),
         computed_sends=any(
             action.type == SEND and ("event_expr" in action.params or "delay_expr" in action.params)
             for action, _ in machine.pure_actions
@@ -292,11 +300,28 @@ def chart_plan(
 
 
 def _uses_session(machine: Machine) -> bool:
-    """Whether an expression of ``machine`` reads ``machine.session_id`` (its text names it:
-    a mention in a string literal only gives the class an attribute it does not read)."""
+    """Whether an expression of ``machine`` reads ``machine.session_id`` or
+    ``machine.io_processors``, made of it (its text names it: a mention in a string literal
+    only gives the class an attribute it does not read)."""
     texts = [f.expr for f in machine.context if f.expr is not None]
     texts += [text for text, _, _ in written_expressions(machine)]
-    return any("session_id" in text for text in texts)
+    return any("session_id" in text or "io_processors" in text for text in texts)
+
+
+def _send_id_lines(params: Mapping[str, object]) -> tuple[list[str], bool]:
+    """A ``send`` with ``id_location``: the lines that draw its id (a new one each time it
+    runs, as SCXML's idlocation) and store it in the field; the send then carries it."""
+    location = params.get("id_location")
+    if not isinstance(location, str):
+        return [], False
+    return ["send_id = uuid.uuid4().hex", f"ctx.{_plain_name(location)} = send_id"], True
+
+
+def _plain_name(name: str) -> str:
+    """A context field's attribute (checked: a plain public identifier)."""
+    if not name.isidentifier() or keyword.iskeyword(name) or name.startswith("_"):
+        raise ValueError(f"not a plain identifier: {name!r}")
+    return name
 
 
 def _has_data_code(machine: Machine) -> bool:
@@ -356,7 +381,7 @@ class _ProgramCompiler:
         }
         self.conds: dict[object, int] = {}
         self.cond_plans: list[CondPlan] = []
-        self.actions: dict[tuple[int, bool, str | None], int] = {}
+        self.actions: dict[tuple[int, bool, EventCase], int] = {}
         self.action_plans: list[ActionPlan] = []
         self._reads_job = False
         self.programs: dict[int, list[tuple[str, CodeProgram]]] = {}
@@ -369,10 +394,11 @@ class _ProgramCompiler:
 
     def located(
         self, plain: tuple[Any, ...]
-    ) -> tuple[Action, ModelTransition | None, bool, str | None] | None:
-        """``action``, and whether the event it runs for is known and which it is: an
-        action that reads ``event.name`` is wrapped in one branch per event
-        (``charts.core_action``), and the branch the core took says which."""
+    ) -> tuple[Action, ModelTransition | None, bool, EventCase] | None:
+        """``action``, and whether the event it runs for is known and which it is (and how
+        it came, where ``event.type`` is read): an action that reads ``event.name`` is
+        wrapped in one branch per event (``charts.core_action``), and the branch the core
+        took says which."""
         kind, owner, position = plain
         path = (position,) if isinstance(position, int) else tuple(position)
         transition: ModelTransition | None = None
@@ -387,7 +413,7 @@ class _ProgramCompiler:
                 "default": state.default_actions,
             }.get(kind, state.on_entry)
         action = actions[path[0]]
-        event_known, event = False, None
+        event_known, event = False, EventCase(None, None)
         for level in range(1, len(path), 2):  # into an opened if block: (branch, position)
             if action.type != IF:  # the wrapper of an action reading event.name
                 event_known, event = True, event_choices(self.machine)[path[level]]
@@ -409,7 +435,9 @@ class _ProgramCompiler:
             self._reads_job = False  # set by expression() while the code is written
             saved = self.names
             if event_known:
-                self.names = replace(saved, event=event, event_known=True)
+                self.names = replace(
+                    saved, event=event.name, event_known=True, event_internal=event.internal
+                )
             try:
                 lines, uses_context = self.code(action, transition_scope(self.machine, transition))
             finally:
@@ -457,7 +485,9 @@ class _ProgramCompiler:
             if "delay_expr" in params:
                 delay_source, reads = self.expression(str(params["delay_expr"]), scope)
                 uses = uses or reads
-            return [f"_send_computed(self, {event_source}, {delay_source})"], uses
+            drawn, send_id = _send_id_lines(params)
+            arguments = f"{event_source}, {delay_source}" + (", send_id" if send_id else "")
+            return [*drawn, f"_send_computed(self, {arguments})"], uses or send_id
         if action.type == SEND:
             event = str(params["event"])
             delay = parse_delay(params.get("delay", 0))
@@ -476,7 +506,9 @@ class _ProgramCompiler:
                     items.append(f"{pystr(str(key))}: {source}")
                 value = "{" + ", ".join(items) + "}"
             member = self.event_member[event]
-            return [f"self._sent.append(Sent(Event.{member}, {delay!r}, {value}))"], uses
+            drawn, send_id = _send_id_lines(params)
+            arguments = f"Event.{member}, {delay!r}, {value}" + (", send_id" if send_id else "")
+            return [*drawn, f"self._sent.append(Sent({arguments}))"], uses or send_id
         assert action.type == IF, f"not a pure action: {action.type}"
         lines: list[str] = []
         uses = False
@@ -513,7 +545,12 @@ class _ProgramCompiler:
             if isinstance(cond, Specialized):
                 special = cond
                 if special.event_known:
-                    names = replace(names, event=special.event, event_known=True)
+                    names = replace(
+                        names,
+                        event=special.event,
+                        event_known=True,
+                        event_internal=special.internal,
+                    )
                 cond, active = special.cond, special.active
             if isinstance(cond, BranchCond):
                 when, owner = self.branches[cond]

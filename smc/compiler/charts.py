@@ -50,23 +50,86 @@ class EventIs:
 
     pos: Position
     event: str | None
+    #: whether the event came from the internal queue (None: either; ``EventCase``)
+    internal: bool | None = None
 
 
 class Specialized(NamedTuple):
     """A cond as ``_specialize`` leaves it for the program: the written cond, the active
     states where it is evaluated (when it reads ``In()``) and the event being handled
-    there (when it reads ``event.name``: ``event_known``)."""
+    there (when it reads ``event.name``: ``event_known``), and whether that event came from
+    the internal queue (when the machine reads ``event.type``; else None)."""
 
     cond: object
     active: frozenset[str] | None
     event_known: bool
     event: str | None
+    internal: bool | None = None
 
 
-def event_choices(machine: Machine) -> tuple[str | None, ...]:
+class EventCase(NamedTuple):
+    """An event an action may run for, and whether it came from the internal queue (None
+    when the machine reads no ``event.type``: then it does not matter)."""
+
+    name: str | None
+    internal: bool | None
+
+
+def event_choices(machine: Machine) -> tuple[EventCase, ...]:
     """The events an action may run for, in the order of ``EventIs`` branches: none (the
-    start), then the machine's events."""
-    return (None, *(event.name for event in machine.events))
+    start), then the machine's events; each twice, from outside and from the internal
+    queue, when the machine reads ``event.type`` (only then: each branch is compiled)."""
+    if not reads_event_type(machine):
+        return (EventCase(None, None), *(EventCase(e.name, None) for e in machine.events))
+    return (
+        EventCase(None, False),
+        *(EventCase(e.name, internal) for e in machine.events for internal in (False, True)),
+    )
+
+
+def reads_event_type(machine: Machine) -> bool:
+    """Whether an expression of ``machine`` reads ``event.type`` (kept per machine: asked
+    for each action that reads the event)."""
+    cached = _READS_TYPE.get(id(machine))
+    if cached is not None and cached[0] is machine:
+        return cached[1]
+    found = False
+    for transition in machine.transitions:
+        if transition.when is not None:
+            found = found or _reads_type_text(
+                transition.when, transition_scope(machine, transition)
+            )
+    for action, owner in _all_actions(machine):
+        scope = transition_scope(machine, owner)
+        found = found or any(_reads_type_text(text, scope) for text in _action_texts(action))
+    if len(_READS_TYPE) >= _TABLES_KEPT:
+        _READS_TYPE.clear()
+    _READS_TYPE[id(machine)] = (machine, found)
+    return found
+
+
+#: id(machine) -> (the machine, whether it reads ``event.type``)
+_READS_TYPE: dict[int, tuple[Machine, bool]] = {}
+
+
+def _reads_type_text(text: str, scope: Scope) -> bool:
+    parsed = parse_expression(text, scope=scope)
+    return isinstance(parsed, Expression) and parsed.uses_event_type
+
+
+def _action_texts(action: Action) -> list[str]:
+    """The expressions an action (an ``if`` block: its branches' conditions) reads itself."""
+    texts: list[str] = []
+    if action.type == IF:
+        texts += [b.when for b in action.branches if b.when is not None]
+    else:
+        for key in ("expr", "event_expr", "delay_expr"):
+            if isinstance(action.params.get(key), str):
+                texts.append(action.params[key])
+        payload = action.params.get("payload")
+        if isinstance(payload, dict):
+            texts += [str(v) for v in payload.values()]
+    return texts
 
 
 def core_action(
@@ -82,8 +145,8 @@ def core_action(
             return action.as_data()
         # One branch per event it may run for, each decided where it runs (_specialize).
         wrapped = [
-            {"cond": EventIs(action.pos, event), "actions": (action.as_data(),)}
-            for event in event_choices(machine)
+            {"cond": EventIs(action.pos, case.name, case.internal), "actions": (action.as_data(),)}
+            for case in event_choices(machine)
         ]
         return {"type": IF, "branches": tuple(wrapped), "open": True}
     branches = [
@@ -105,17 +168,7 @@ def reads_event(machine: Machine, action: Action, transition: ModelTransition | 
     """Whether ``action`` itself (an ``if`` block: one of its branches' conditions) reads
     ``event.name``."""
     scope = transition_scope(machine, transition)
-    texts: list[str] = []
-    if action.type == IF:
-        texts += [b.when for b in action.branches if b.when is not None]
-    else:
-        for key in ("expr", "event_expr", "delay_expr"):
-            if isinstance(action.params.get(key), str):
-                texts.append(action.params[key])
-        payload = action.params.get("payload")
-        if isinstance(payload, dict):
-            texts += [str(v) for v in payload.values()]
-    return any(_reads_event_text(text, scope) for text in texts)
+    return any(_reads_event_text(text, scope) for text in _action_texts(action))
 
 
 def _reads_event_text(text: str, scope: Scope) -> bool:
@@ -235,7 +288,12 @@ def machine_table(machine: Machine) -> tuple[Chart, DispatchTable]:
     chart = machine_chart(machine)
     external = set(chart.external_events())
     events = [event.name for event in machine.events if event.name in external]
-    result = chart, build_table(chart, events=events, specialize=_specialize(machine))
+    result = chart, build_table(
+        chart,
+        events=events,
+        specialize=_specialize(machine),
+        origins=reads_event_type(machine),
+    )
     if len(_TABLES) >= _TABLES_KEPT:
         _TABLES.clear()
     _TABLES[id(machine)] = (machine, result)
@@ -277,13 +335,19 @@ def _specialize(machine: Machine) -> Specialize | None:
     if not reading and not events and not wraps:
         return None
 
-    def specialize(cond: Cond, configuration: frozenset[str], event: str | None) -> object:
+    typed = reads_event_type(machine)
+
+    def specialize(
+        cond: Cond, configuration: frozenset[str], event: str | None, internal: bool
+    ) -> object:
         if isinstance(cond, EventIs):
-            return cond.event == event
+            return cond.event == event and cond.internal in (None, internal)
         if cond not in reading and cond not in events:
             return cond
         active = configuration if cond in reading else None
-        return Specialized(cond, active, cond in events, event if cond in events else None)
+        if cond not in events:
+            return Specialized(cond, active, False, None)
+        return Specialized(cond, active, True, event, internal if typed else None)
 
     return specialize
 
@@ -317,6 +381,7 @@ def _chart_transitions(machine: Machine) -> list[tuple[ModelTransition, str]]:
 
 __all__ = [
     "BranchCond",
+    "EventCase",
     "EventIs",
     "Specialized",
     "core_action",
@@ -324,6 +389,7 @@ __all__ = [
     "machine_chart",
     "machine_table",
     "reads_event",
+    "reads_event_type",
     "top_actions",
     "written_transitions",
 ]

@@ -143,6 +143,10 @@ CODES: Mapping[str, tuple[Severity, str]] = {
     "SMC100": ("error", "an SCXML document is not well-formed XML, has a DOCTYPE or no <scxml>"),
     "SMC101": ("error", "an SCXML document uses a feature smc does not support (named)"),
     "SMC102": ("warning", "an SCXML attribute smc does not read is ignored"),
+    "SMC103": (
+        "warning",
+        "an SCXML <data src> file cannot be read: the data is empty, error.execution at the start",
+    ),
 }
 
 

@@ -11,7 +11,8 @@ inside the YAML scalar (:mod:`~smc.compiler.loader.scalars` follows the quoting)
 - SMC091: an unknown context field, payload or job field, or state;
 - SMC092: a type mismatch, a ``when:`` that is not true or false, or an ``expr:`` whose value
   its location cannot hold;
-- SMC093: an ``assign`` whose ``location`` is not a context field;
+- SMC093: an ``assign`` whose ``location`` (a ``send``'s ``id_location``) is not a context
+  field (SMC092 when ``id_location``'s field cannot hold a string);
 - SMC095: a ``send`` of an event the machine does not have;
 - SMC096: a ``send`` whose ``delay`` is no duration or whose payload does not fit the event's
   payload schema (an unknown or missing field; each value is an expression of its field's type),
@@ -43,6 +44,7 @@ from smc.compiler.expressions import (
     Scope,
     ValueType,
     did_you_mean,
+    fits,
     parse_expression,
     parse_guard,
     schema_type,
@@ -294,6 +296,29 @@ class _Checker:
                 where = action.param_pos.get("expr", action.pos)
                 self.problems(where, expr, result, in_state=transition is None)
 
+    def send_id_location(self, action: Action, transition: Transition | None) -> None:
+        """``id_location``: a context field (SMC093) that can hold the send's id, a string
+        (SMC092)."""
+        if "id_location" not in action.params:
+            return
+        location = action.params["id_location"]
+        where = action.param_pos.get("id_location", action.pos)
+        scope = self.scope(transition)
+        problem = self.location(location, scope)
+        if problem is not None:
+            message, hint = problem
+            self.report(where, "SMC093", message.replace("`location`", "`id_location`"), hint)
+            return
+        target = scope.context[str(location)]
+        if not fits(STRING, target):
+            self.report(
+                where,
+                "SMC092",
+                f"`id_location` {location!r} is {target.describe()}, and a send's id is a "
+                "string",
+                'give the field a type that holds a string (`type: [string, "null"]`)',
+            )
+
     def computed_send(self, action: Action, transition: Transition | None) -> bool:
         """``event_expr``/``delay_expr``: each an expression (a string; seconds or a
         duration string), each instead of its plain key, and no payload with a computed
@@ -330,6 +355,7 @@ class _Checker:
         return "event_expr" not in params
 
     def send(self, action: Action, transition: Transition | None) -> None:
+        self.send_id_location(action, transition)
         if not self.computed_send(action, transition):
             return
         name = action.params.get("event")

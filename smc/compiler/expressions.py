@@ -52,9 +52,9 @@ STATE_ENUM = "State"
 #: by an expression (the schema of ``context:`` should refuse them).
 RESERVED_NAMES = frozenset({"payload", "job", "event", "machine", "len", "In"})
 #: The fields of ``event``, the event being handled.
-EVENT_FIELDS = ("name", "data")
+EVENT_FIELDS = ("name", "data", "type")
 #: The fields of ``machine``: its name (a constant) and its instance's session id.
-MACHINE_FIELDS = ("name", "session_id")
+MACHINE_FIELDS = ("name", "session_id", "io_processors")
 
 # ---- types --------------------------------------------------------------------------------
 
@@ -308,11 +308,61 @@ class EventName:
 
 
 @dataclass(frozen=True)
-class MachineField:
-    """``machine.name`` (the machine's name, a constant of the generated module) or
-    ``machine.session_id`` (the instance's session id, ``m.session_id``)."""
+class EventType:
+    """``event.type``: how the event being handled came (SCXML's ``_event.type``:
+    ``event_type``), which the code generator knows where each expression runs
+    (``Names.event_internal``) and writes as a constant."""
 
-    field: Literal["name", "session_id"]
+
+@dataclass(frozen=True)
+class EventValue:
+    """``event`` as a value: an object of its fields ``name``, ``type`` and ``data`` (the
+    payload where one applies, else None), made where it is read (SCXML's ``_event``)."""
+
+    with_payload: bool
+
+
+def event_type(event: str | None, internal: bool) -> str | None:
+    """``event.type`` of ``event``: ``'external'`` for an event given to ``fire`` (from
+    outside or sent by the machine), ``'internal'`` for one a ``raise`` queued, and
+    ``'platform'`` for one the machine queued itself: the chart core's ``done.state.<id>``,
+    and ``error.<...>`` (the events SCXML's processor raises, which an import maps onto
+    raises); None where no event is handled yet."""
+    if event is None:
+        return None
+    if not internal:
+        return "external"
+    platform = event == "error" or event.startswith(("error.", "done."))
+    return "platform" if platform else "internal"
+
+
+@dataclass(frozen=True)
+class MachineField:
+    """``machine.name`` (the machine's name, a constant of the generated module),
+    ``machine.session_id`` (the instance's session id, ``m.session_id``) or
+    ``machine.io_processors`` (SCXML's ``_ioprocessors``: each event I/O processor the
+    instance is reached through, by type, with its ``location``: an object made of the
+    session id, ``IO_PROCESSOR_TYPES``)."""
+
+    field: Literal["name", "session_id", "io_processors"]
+
+
+#: The event I/O processor types ``machine.io_processors`` holds: SCXML's event processor
+#: (C.1), by its URI and by its short name. The class has that one only: it sends only to
+#: itself, at ``IO_LOCATION_PREFIX`` + its session id.
+IO_PROCESSOR_TYPES = ("http://www.w3.org/TR/scxml/#SCXMLEventProcessor", "scxml")
+IO_LOCATION_PREFIX = "#_scxml_"
+#: ``machine.io_processors``'s type: an object with a field per processor type, each an
+#: object with its ``location`` (a string).
+IO_PROCESSORS = ValueType(
+    frozenset({"object"}),
+    fields={
+        kind: Field(
+            ValueType(frozenset({"object"}), fields={"location": Field(STRING)}), required=True
+        )
+        for kind in IO_PROCESSOR_TYPES
+    },
+)
 
 
 @dataclass(frozen=True)
@@ -372,6 +422,8 @@ Node: TypeAlias = (
     | Root
     | Item
     | EventName
+    | EventType
+    | EventValue
     | MachineField
     | Length
     | InState
@@ -397,6 +449,8 @@ class Expression:
     states: frozenset[str] = frozenset()
     #: whether it reads ``event.name`` (the code generator must know the event).
     uses_event: bool = False
+    #: whether it reads ``event.type`` (the code generator must know how the event came).
+    uses_event_type: bool = False
     #: whether it reads ``machine.session_id``.
     uses_session: bool = False
 
@@ -479,6 +533,7 @@ def _parse(
         uses_job=checker.uses_job,
         states=frozenset(checker.states),
         uses_event=checker.uses_event,
+        uses_event_type=checker.uses_event_type,
         uses_session=checker.uses_session,
     )
 
@@ -699,6 +754,7 @@ class _Checker:
         self.uses_payload = False
         self.uses_job = False
         self.uses_event = False
+        self.uses_event_type = False
         self.uses_session = False
 
     # -- helpers --
@@ -798,15 +854,12 @@ class _Checker:
         if name == "job":
             return self.root(node, "job")
         if name == "event":
-            raise self.refuse(
-                "construct",
-                "`event` is read through its fields: `event.name`, `event.data`",
-                node,
-            )
+            return self.event_value()
         if name == "machine":
             raise self.refuse(
                 "construct",
-                "`machine` is read through its fields: `machine.name`, `machine.session_id`",
+                "`machine` is read through its fields: `machine.name`, `machine.session_id`, "
+                "`machine.io_processors`",
                 node,
             )
         if name in ("len", "In"):
@@ -868,6 +921,9 @@ class _Checker:
             if node.attr == "session_id":
                 self.uses_session = True
                 return MachineField("session_id"), STRING
+            if node.attr == "io_processors":
+                self.uses_session = True
+                return MachineField("io_processors"), IO_PROCESSORS
             raise self.refuse(
                 "name",
                 f"`machine` has no field '{node.attr}' (it has: {', '.join(MACHINE_FIELDS)})",
@@ -878,6 +934,21 @@ class _Checker:
         base, base_type = self.check(node.value)
         return self.field(node, node.value, base, base_type, node.attr, attr_at)
 
+    def event_value(self) -> _Result:
+        """``event`` as a value: an object with ``name`` and ``type`` (strings; null where no
+        event may be handled yet) and ``data`` (the payload, or null where none applies)."""
+        self.uses_event = self.uses_event_type = True
+        text = STRING if self.scope.event is not None else _nullable(STRING)
+        payload = self.scope.payload
+        if payload is not None:
+            self.uses_payload = True
+        fields = {
+            "name": Field(text),
+            "type": Field(text),
+            "data": Field(NULL if payload is None else payload),
+        }
+        return EventValue(payload is not None), ValueType(frozenset({"object"}), fields=fields)
+
     def event_field(self, node: ast.expr, base: ast.Name, key: str, at: tuple[int, int]) -> _Result:
         """``event.name`` (a string; null where no event may be handled yet: a state's
         actions and eventless transitions run when the machine starts too) and
@@ -887,6 +958,9 @@ class _Checker:
         if key == "name":
             self.uses_event = True
             return EventName(), STRING if self.scope.event is not None else _nullable(STRING)
+        if key == "type":
+            self.uses_event = self.uses_event_type = True
+            return EventType(), STRING if self.scope.event is not None else _nullable(STRING)
         if key == "data":
             return self.root(base, "payload")
         raise self.refuse(
@@ -1199,6 +1273,10 @@ class Names:
     #: (then ``event.name`` is a ``KeyError``: a compiler bug).
     event: str | None = None
     event_known: bool = False
+    #: with ``event_known``, whether that event was raised (queued inside the machine) or
+    #: given to ``fire``, which ``event.type`` is (None: not worked out, a compiler bug
+    #: where ``event.type`` is read).
+    event_internal: bool | None = None
     #: the code of ``machine.session_id`` (the instance's attribute; a parameter where the
     #: initial context is computed).
     session: str = "self.session_id"
@@ -1233,8 +1311,18 @@ def to_python(expression: Expression, names: Names) -> str:
     code holds no comparison of two constants."""
     node = expression.node
     if names.event_known and expression.uses_event:
-        node = _fold(node, names.event)
+        kind: str | _Unknown | None = _UNKNOWN
+        if names.event_internal is not None:
+            kind = event_type(names.event, names.event_internal)
+        node = _fold(node, names.event, kind)
     return _emit(node, names, _TEST)
+
+
+class _Unknown:
+    """``event.type`` where the caller did not work out how the event came."""
+
+
+_UNKNOWN = _Unknown()
 
 
 _FOLDABLE: Mapping[str, Any] = {
@@ -1256,15 +1344,22 @@ def _constant_of(node: Node) -> tuple[bool, Any]:
     return False, None
 
 
-def _fold(node: Node, event: str | None) -> Node:
-    """``node`` with ``event.name`` as ``event``, and the comparisons, ``not``, ``and``,
-    ``or`` and conditionals that this makes constant folded (over literal values only:
-    nothing is evaluated but ``==``, ``!=``, ``is``, ``in`` between literals)."""
+def _fold(node: Node, event: str | None, kind: str | _Unknown | None = _UNKNOWN) -> Node:
+    """``node`` with ``event.name`` as ``event`` (``event.type`` as ``kind``), and the
+    comparisons, ``not``, ``and``, ``or`` and conditionals that this makes constant folded
+    (over literal values only: nothing is evaluated but ``==``, ``!=``, ``is``, ``in``
+    between literals)."""
     if isinstance(node, EventName):
         return Const(event)
+    if isinstance(node, EventType):
+        if isinstance(kind, _Unknown):
+            raise KeyError("event.type where how the event came is not known")
+        return Const(kind)
+    if isinstance(node, EventValue) and isinstance(kind, _Unknown):
+        raise KeyError("event where how the event came is not known")
     if isinstance(node, Comparison):
-        left = _fold(node.left, event)
-        rights = tuple(_fold(r, event) for r in node.rights)
+        left = _fold(node.left, event, kind)
+        rights = tuple(_fold(r, event, kind) for r in node.rights)
         operands = [_constant_of(n) for n in (left, *rights)]
         if all(known for known, _ in operands) and all(op in _FOLDABLE for op in node.ops):
             values = [value for _, value in operands]
@@ -1274,30 +1369,30 @@ def _fold(node: Node, event: str | None) -> Node:
             return Const(result)
         return Comparison(left, node.ops, rights)
     if isinstance(node, Unary):
-        operand = _fold(node.operand, event)
+        operand = _fold(node.operand, event, kind)
         if node.op == "not" and isinstance(operand, Const) and isinstance(operand.value, bool):
             return Const(not operand.value)
         return Unary(node.op, operand)
     if isinstance(node, Logic):
-        folded = tuple(_fold(v, event) for v in node.values)
+        folded = tuple(_fold(v, event, kind) for v in node.values)
         if all(isinstance(v, Const) and isinstance(v.value, bool) for v in folded):
             flags = [bool(v.value) for v in folded if isinstance(v, Const)]
             return Const(all(flags) if node.op == "and" else any(flags))
         return Logic(node.op, folded)
     if isinstance(node, Conditional):
-        test = _fold(node.test, event)
-        body, orelse = _fold(node.body, event), _fold(node.orelse, event)
+        test = _fold(node.test, event, kind)
+        body, orelse = _fold(node.body, event, kind), _fold(node.orelse, event, kind)
         if isinstance(test, Const) and isinstance(test.value, bool):
             return body if test.value else orelse
         return Conditional(test, body, orelse)
     if isinstance(node, Item):
-        return Item(_fold(node.base, event), node.key, node.optional)
+        return Item(_fold(node.base, event, kind), node.key, node.optional)
     if isinstance(node, Length):
-        return Length(_fold(node.arg, event))
+        return Length(_fold(node.arg, event, kind))
     if isinstance(node, Arith):
-        return Arith(node.op, _fold(node.left, event), _fold(node.right, event))
+        return Arith(node.op, _fold(node.left, event, kind), _fold(node.right, event, kind))
     if isinstance(node, SequenceLiteral):
-        return SequenceLiteral(node.kind, tuple(_fold(i, event) for i in node.items))
+        return SequenceLiteral(node.kind, tuple(_fold(i, event, kind) for i in node.items))
     return node
 
 
@@ -1330,9 +1425,25 @@ def _emit_node(node: Node, names: Names) -> tuple[str, int]:
         if not names.event_known:
             raise KeyError("event.name where the event is not known")
         return _constant(names.event)
+    if isinstance(node, EventType | EventValue):
+        if not names.event_known or names.event_internal is None:
+            raise KeyError("event.type where how the event came is not known")
+        kind = _constant(event_type(names.event, names.event_internal))[0]
+        if isinstance(node, EventType):
+            return kind, _ATOM
+        data = PAYLOAD_VAR if node.with_payload else "None"
+        name = _constant(names.event)[0]
+        return f'{{"name": {name}, "type": {kind}, "data": {data}}}', _ATOM
     if isinstance(node, MachineField):
         if node.field == "name":
             return "MACHINE_NAME", _ATOM
+        if node.field == "io_processors":
+            # a new object each time it is read: changing it changes nothing
+            location = f"{pystr(IO_LOCATION_PREFIX)} + {_session_code(names.session)}"
+            kinds = ", ".join(
+                f"{pystr(kind)}: {{{pystr('location')}: {location}}}" for kind in IO_PROCESSOR_TYPES
+            )
+            return "{" + kinds + "}", _ATOM
         return _session_code(names.session), _ATOM
     if isinstance(node, Length):
         return f"len({_emit(node.arg, names, _TEST)})", _ATOM

@@ -3,9 +3,11 @@
 A worker started on a YAML file needs its generated class, and compiling costs the checker and
 the code generator. So the module is kept in a cache directory (``$SMC_CACHE_DIR``, else
 ``$XDG_CACHE_HOME/smc/machines`` or ``~/.cache/smc/machines``) under a name keyed on the file's
-bytes, its path as given, smc's version and the installation stamp, and reused while all of
-them are unchanged. Only a miss imports the checker and the code generator (inside
-``compile_machine_file``, not at the top), so a worker started from the cache never loads them.
+bytes (an SCXML document's with its ``<data src>`` files'), its path as given, smc's version
+and the installation stamp, and reused while all of them are unchanged. Only a miss imports
+the checker and the code generator (inside ``compile_machine_file``, not at the top), so a
+worker started from the cache never loads them (an SCXML document's hit loads its importer,
+to read its ``<data src>`` names).
 """
 
 from __future__ import annotations
@@ -58,6 +60,12 @@ def compile_machine_file(yaml_path: str, actions_dirs: Sequence[str]) -> Compile
     for part in (__version__, repr(installation_stamp()), yaml_path):
         key.update(part.encode() + b"\0")
     key.update(source)
+    if yaml_path.lower().endswith(".scxml"):
+        # its <data src> files are compiled into the class too (read here, cheaply: a hit
+        # still loads neither the checker nor the code generator)
+        from smc.compiler.loader.scxml import data_sources_key
+
+        key.update(b"\0" + data_sources_key(yaml_path, source))
     directory = machine_cache_dir()
     stem = "".join(c if c.isalnum() else "_" for c in Path(yaml_path).stem)
     module_path = directory / f"{stem}_{key.hexdigest()[:24]}.py"

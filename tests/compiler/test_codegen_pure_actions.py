@@ -462,3 +462,128 @@ def test_computed_context_and_session_ids(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stdout
+
+
+def test_send_ids_and_io_processors(tmp_path: Path) -> None:
+    """``id_location`` (SCXML's idlocation): each time a ``send`` runs it draws a new id,
+    stores it in the field and gives it to what it sent (``Sent.send_id``), computed sends
+    too; ``machine.io_processors`` (SCXML's ``_ioprocessors``) is an object made of the
+    session id, equal from one read to the next. A machine without them draws no ids."""
+    text = (
+        "initial_state: a\nmetadata: {machine_name: ids}\n"
+        "context:\n  last: {type: [string, 'null'], default: null}\n"
+        "  other: {default: null}\n"
+        '  io: {expr: "machine.io_processors"}\n'
+        "  same: {type: boolean, default: false}\n"
+        "states:\n  - name: a\n    on_entry:\n"
+        "      - {type: send, event: go, id_location: last}\n"
+        "      - {type: send, event_expr: \"'go'\", delay: 1, id_location: other}\n"
+        '      - {type: assign, location: same, expr: "io == machine.io_processors"}\n'
+        "  - name: b\n"
+        "transitions:\n  - {from: a, to: b, event: go}\n  - {from: b, to: a, event: go}\n"
+    )
+    module = compiled(text, tmp_path)
+    m = module.Ids()
+    first, second = m.take_sent()
+    assert (first.event, first.delay, second.event, second.delay) == ("go", 0.0, "go", 1.0)
+    assert first.send_id == m.context.last and second.send_id == m.context.other
+    assert first.send_id and first.send_id != second.send_id
+    location = "#_scxml_" + m.session_id
+    assert m.context.io == {
+        "http://www.w3.org/TR/scxml/#SCXMLEventProcessor": {"location": location},
+        "scxml": {"location": location},
+    }
+    assert m.context.same is True
+    m.go()
+    m.go()  # a entered again: new ids
+    again, _ = m.take_sent()
+    assert again.send_id == m.context.last != first.send_id
+    source = Path(str(module.__file__)).read_text(encoding="utf-8")
+    assert "uuid.uuid4().hex" in source
+    done = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", str(module.__file__)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout
+    (tmp_path / "plain").mkdir()
+    plain_text = text.replace(", id_location: last", "").replace(", id_location: other", "")
+    plain = compiled(plain_text, tmp_path / "plain")
+    assert all(s.send_id is None for s in plain.Ids().take_sent())
+
+
+EVENT_TYPES = """\
+initial_state: a
+metadata: {machine_name: kinds}
+context:
+  seen: {type: array, items: {type: string}, default: []}
+  last: {default: null}
+  same: {type: boolean, default: false}
+states:
+  - name: a
+    on_entry:
+      - {type: raise, event: ping}
+  - name: b
+    on_entry:
+      - {type: assign, location: seen, expr: "seen + [event.type]"}
+      - {type: assign, location: last, expr: "event"}
+  - name: c
+    states:
+      - name: c1
+      - {name: c2, final: true}
+  - name: d
+    final: true
+transitions:
+  - {from: a, to: b, event: ping}
+  - {from: b, to: b, event: ping, when: "event.type == 'external'"}
+  - {from: b, to: c, event: go}
+  - {from: c1, to: c2, event: fin}
+  - from: c
+    to: d
+    event: done.state.c
+    actions:
+      - {type: assign, location: seen, expr: "seen + [event.type]"}
+      - {type: assign, location: same, expr: "last == event"}
+"""
+
+
+def test_event_type_and_event_as_a_value(tmp_path: Path) -> None:
+    """``event.type`` is how the event being handled came: ``internal`` for a raised one,
+    ``external`` for one given to ``fire``, ``platform`` for a done (or error) event the
+    machine queued itself; ``event`` as a value is an object of its name, type and data.
+    All decided where the class is built: constants in the generated code."""
+    module = compiled(EVENT_TYPES, tmp_path)
+    m = module.Kinds()
+    assert m.context.seen == ["internal"]  # a entered at the start raises ping
+    assert m.context.last == {"name": "ping", "type": "internal", "data": None}
+    m.ping()  # from outside: the guard holds, b entered again
+    assert m.context.seen == ["internal", "external"]
+    assert m.context.last == {"name": "ping", "type": "external", "data": None}
+    m.go()
+    m.fin()
+    assert m.context.seen == ["internal", "external", "platform"]
+    assert m.context.same is False  # last holds ping's, this is done.state.c
+    source = Path(str(module.__file__)).read_text(encoding="utf-8")
+    assert '{"name": "ping", "type": "external", "data": None}' in source
+    done = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", str(module.__file__)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout
+
+
+def test_event_name_alone_compiles_each_action_once_per_event(tmp_path: Path) -> None:
+    """Only a machine that reads ``event.type`` (or ``event`` as a value) tells raised from
+    external events: one reading ``event.name`` alone is compiled once per event, as before."""
+    by_name = EVENT_TYPES.replace("event.type", "event.name").replace('"last == event"', '"True"')
+    by_name = by_name.replace('expr: "event"', 'expr: "event.name"')
+    name_module = compiled(by_name, tmp_path)
+    (tmp_path / "typed").mkdir()
+    typed_module = compiled(EVENT_TYPES, tmp_path / "typed")
+    name_actions = len(name_module._ACTIONS)
+    typed_actions = len(typed_module._ACTIONS)
+    # b's entry runs for ping raised and ping from outside: one action each when typed
+    assert typed_actions > name_actions

@@ -1086,6 +1086,17 @@ CASES = [
         {("m.scxml", 2, 24, "SMC102")},
         ("ignored",),
     ),
+    Case(
+        "SMC103-scxml-data-src-missing",
+        {
+            "m.scxml": '<scxml xmlns="http://www.w3.org/2005/07/scxml">\n'
+            '  <datamodel><data id="v" src="file:absent.json"/></datamodel>\n'
+            '  <state id="a"><transition target="b" event="e"/></state>\n'
+            '  <final id="b"/>\n</scxml>\n'
+        },
+        {("m.scxml", 2, 31, "SMC103")},
+        ("cannot be read", "error.execution"),
+    ),
 ]
 
 

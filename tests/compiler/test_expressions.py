@@ -923,9 +923,9 @@ def test_event_data_is_the_payload() -> None:
 @pytest.mark.parametrize(
     "text,kind,message,start,end",
     [
-        ("event", "construct", "`event` is read through its fields", 0, 5),
-        ("attempts + event", "construct", "`event` is read through its fields", 11, 16),
-        ("event.nme == 'x'", "name", "`event` has no field 'nme' (it has: name, data)", 6, 9),
+        ("attempts + event", "type", "`+` cannot take an integer and an object", 0, 16),
+        ("event < 1", "type", "`event` (an object)", 0, 9),
+        ("event.nme == 'x'", "name", "`event` has no field 'nme' (it has: name, data, type)", 6, 9),
         ("event._name", "construct", "names starting with '_' are not allowed", 6, 11),
     ],
 )
@@ -952,6 +952,25 @@ def test_event_name_needs_the_event_known_to_be_written() -> None:
     anywhere = Scope.from_schemas(context={"n": {"type": "integer"}})
     either = accepted("'a' if event.name is None else event.name", anywhere)
     assert to_python(either, start) == '"a"'
+
+
+def test_machine_io_processors() -> None:
+    """``machine.io_processors`` (SCXML's ``_ioprocessors``): an object made of the session
+    id, its fields typed, so a processor's location reads as a string."""
+    found = accepted("machine.io_processors")
+    assert found.type.kinds == {"object"} and found.uses_session
+    assert to_python(found, NAMES) == (
+        '{"http://www.w3.org/TR/scxml/#SCXMLEventProcessor": {"location": "#_scxml_" + '
+        'self.session_id}, "scxml": {"location": "#_scxml_" + self.session_id}}'
+    )
+    location = accepted("machine.io_processors['scxml']['location']")
+    assert location.type == expressions.STRING
+    initial = Names(context=NAMES.context, states=NAMES.states, session="session_id")
+    assert '"#_scxml_" + session_id' in to_python(location, initial)
+    [problem] = refused("machine.io_processors['http']")
+    assert problem.kind == "name"
+    [problem] = refused("machine.io_processors + 1")
+    assert problem.kind == "type"
 
 
 def test_machine_name_and_session_id() -> None:

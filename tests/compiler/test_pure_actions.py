@@ -127,6 +127,10 @@ def test_pure_actions_on_a_transition_are_its_own() -> None:
         ("- {type: send, event: tick}", (16, 14, "SMC096")),  # count is required
         ("- {type: send, event: tick, payload: {}}", (16, 33, "SMC096")),
         ("- {type: send, event: bare, payload: {count: n}}", (16, 33, "SMC096")),
+        # a send's id_location: a context field that holds a string
+        ("- {type: send, event: bare, id_location: nn}", (16, 46, "SMC093")),
+        ("- {type: send, event: bare, id_location: n}", (16, 46, "SMC092")),
+        ("- {type: send, event_expr: label, id_location: payload}", (16, 52, "SMC093")),
         # what an if block may hold
         ("- {type: if, when: 'n > 0', then: [{type: sleep, duration: 1}]}", (16, 47, "SMC097")),
         ("- {type: if, when: 'n > 0', then: [{type: log, message: hi}]}", (16, 47, "SMC097")),
@@ -233,7 +237,8 @@ def test_build_compiles_and_check_is_clean(tmp_path: Path) -> None:
         # event_expr is a string expression: checked at its character
         ("- {type: send, event_expr: 'n'}", (16, 33, "SMC092")),
         ("- {type: send, event_expr: 'labl'}", (16, 33, "SMC091")),
-        ("- {type: send, event_expr: 'event'}", (16, 33, "SMC090")),
+        ("- {type: send, event_expr: 'event'}", (16, 33, "SMC092")),  # an object
+        ("- {type: send, event_expr: 'event(1)'}", (16, 33, "SMC090")),
         # delay_expr: seconds or a duration string
         ("- {type: send, event: bare, delay_expr: 'n > 1'}", (16, 46, "SMC092")),
         # one of each pair; no payload when the event is computed

@@ -11,6 +11,7 @@ import tempfile
 import types
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
 import yaml
 from hypothesis import HealthCheck, given, settings
@@ -277,8 +278,24 @@ def test_event_fields_that_cannot_be_known_stay_refused() -> None:
     ).replace("_event.origintype", "_event.sendid")
     _, problems = _import(text)
     assert any("SMC101" in p and "`_event.sendid`" in p for p in problems)
-    _, problems = _import(EVENT_DOC.replace("_event.origintype", "_event.type"))
-    assert any("SMC101" in p and "`_event.type`" in p for p in problems)
+    _, problems = _import(EVENT_DOC.replace("_event.origintype", "_event.data"))
+    assert any("SMC101" in p and "`_event.data`" in p for p in problems)
+
+
+def test_event_type_and_event_as_a_value_map_onto_the_language() -> None:
+    """``_event.type`` is ``event.type``, ``_event`` as a value ``event`` (smc's event
+    object: name, type, data); ``_event`` alone as a condition stays its truth."""
+    text = EVENT_DOC.replace(
+        '<assign location="k" expr="_event.name"/>',
+        '<assign location="k" expr="_event"/><assign location="v" expr="_event.type"/>',
+    )
+    data, problems = _import(text)
+    assert problems == []
+    assert isinstance(data, dict)
+    entry = data["states"][0]["on_entry"]
+    assert entry[0]["when"] == "event.name is not None"
+    assert entry[3] == {"type": "assign", "location": "k", "expr": "event"}
+    assert entry[4] == {"type": "assign", "location": "v", "expr": "event.type"}
 
 
 def test_computed_send_attributes_become_expressions() -> None:
@@ -297,8 +314,8 @@ def test_computed_send_attributes_become_expressions() -> None:
         {"type": "send", "event_expr": "e", "delay_expr": "d"},
         {"type": "send", "event": "go", "delay": 2},  # a literal is the attribute itself
     ]
-    _, refused = _import(text.replace('delayexpr="d"', 'idlocation="d"'))
-    assert any("SMC101" in p and "<send idlocation>" in p for p in refused)
+    _, refused = _import(text.replace('delayexpr="d"', 'namelist="d"'))
+    assert any("SMC101" in p and "<send namelist>" in p for p in refused)
 
 
 def test_elements_that_always_fail_raise_error_execution_and_end_their_block() -> None:
@@ -636,3 +653,139 @@ def test_late_bound_data_is_assigned_on_the_first_entry_only(tmp_path: Path) -> 
     m.fire("back")
     m.fire("go")
     assert (m.context.v, m.context.w) == (3, 10)
+
+
+SRC_DOC = f"""<scxml xmlns="{NS}" initial="s0" datamodel="python">
+  <datamodel><data id="v" src="SRC"/><data id="w" expr="1"/></datamodel>
+  <state id="s0">
+    <onentry><raise event="go"/></onentry>
+    <transition event="go" target="s1"/>
+    <transition event="error.execution" target="s2"/>
+  </state>
+  <final id="s1"/>
+  <final id="s2"/>
+</scxml>"""
+
+
+def test_data_src_reads_a_file_beside_the_document(tmp_path: Path) -> None:
+    """``<data src>``: a file in the document's folder, read at import; a literal is its
+    value, any other text a string (whitespace normalized); the field is untyped."""
+    (tmp_path / "values.json").write_text('{"a": [1, 2.5, true, null]}\n', encoding="utf-8")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "page.xml").write_text("<root>\n  </root>\n", encoding="utf-8")
+    path = str(tmp_path / "m.scxml")
+    data, problems = _import(SRC_DOC.replace("SRC", "file:values.json"), path)
+    assert problems == []
+    assert isinstance(data, dict)
+    assert data["context"]["v"] == {"default": {"a": [1, 2.5, True, None]}}
+    data, problems = _import(SRC_DOC.replace("SRC", "sub/page.xml"), path)
+    assert problems == [] and isinstance(data, dict)
+    assert data["context"]["v"] == {"default": "<root> </root>"}
+
+
+def test_data_src_that_cannot_be_read_is_error_execution_at_the_start(tmp_path: Path) -> None:
+    """SCXML 5.3: the data is created empty and error.execution is queued when the machine
+    starts; the import warns at `src` (SMC103) and the machine runs."""
+    path = str(tmp_path / "m.scxml")
+    data, problems = _import(SRC_DOC.replace("SRC", "file:absent.json"), path)
+    assert [p.split(":")[:3] for p in problems] == [["2", "31", "SMC103"]]
+    assert isinstance(data, dict)
+    assert data["context"]["v"] == {"default": None}
+    assert data["states"][0]["on_entry"][0] == {"type": "raise", "event": "error.execution"}
+    (tmp_path / "big.txt").write_bytes(b"1" * ((1 << 20) + 1))
+    _, problems = _import(SRC_DOC.replace("SRC", "big.txt"), path)
+    assert "SMC103" in problems[0] and "larger than" in problems[0]
+    (tmp_path / "m.scxml").write_text(SRC_DOC.replace("SRC", "absent.json"), encoding="utf-8")
+    result = check_files([path])
+    assert not result.errors
+    module = compiled(result.machines[0], tmp_path, "m.scxml")
+    (cls,) = dict.fromkeys(v for v in vars(module).values() if hasattr(v, "MACHINE_NAME"))
+    assert cls().configuration == frozenset({"s2"})  # error.execution came first
+
+
+def test_data_src_fetches_nothing_and_stays_in_the_folder(tmp_path: Path) -> None:
+    (tmp_path / "secret.txt").write_text("1", encoding="utf-8")
+    inner = tmp_path / "doc"
+    inner.mkdir()
+    path = str(inner / "m.scxml")
+    for src in (
+        "http://example.com/v.json",
+        "https://example.com/v.json",
+        "file:///etc/passwd",
+        "/etc/passwd",
+        "../secret.txt",
+        "file:../secret.txt",
+        "",
+    ):
+        data, problems = _import(SRC_DOC.replace("SRC", src), path)
+        assert data is None, src
+        assert any("SMC101" in p and "<data src=" in p for p in problems), (src, problems)
+    _, problems = _import(SRC_DOC.replace('src="SRC"', 'src="v.json" expr="1"'), path)
+    assert any("SMC101" in p and "a value of its own" in p for p in problems)
+
+
+def test_send_idlocation_and_ioprocessors_map_onto_the_language() -> None:
+    text = f"""<scxml xmlns="{NS}" initial="s0" datamodel="python">
+  <datamodel><data id="id" expr="''"/><data id="io" expr="_ioprocessors"/></datamodel>
+  <state id="s0">
+    <onentry><send event="ping" idlocation="id"/></onentry>
+    <transition cond="io == _ioprocessors" target="s1"/>
+  </state>
+  <final id="s1"/>
+</scxml>"""
+    data, problems = _import(text)
+    assert problems == []
+    assert isinstance(data, dict)
+    assert data["context"]["io"] == {"expr": "machine.io_processors"}
+    assert data["context"]["id"] == {"type": "string", "default": ""}
+    assert data["states"][0]["on_entry"] == [{"type": "send", "event": "ping", "id_location": "id"}]
+    assert data["transitions"][0]["when"] == "io == machine.io_processors"
+    # `ping`, sent and taken by no transition, is one of the machine's events
+    assert "ping" in data["events"]
+    # an idlocation that is no data id fails: error.execution, the rest of the block skipped
+    data, _ = _import(text.replace('idlocation="id"', 'idlocation="nope"'))
+    assert isinstance(data, dict)
+    assert data["states"][0]["on_entry"] == [{"type": "raise", "event": "error.execution"}]
+    _, problems = _import(text.replace('idlocation="id"', 'target="#_internal" idlocation="id"'))
+    assert any("SMC101" in p and "idlocation" in p for p in problems)
+
+
+def test_the_caches_follow_the_data_src_files(tmp_path: Path, monkeypatch: Any) -> None:
+    """A `<data src>` file's value is compiled into the class, so `smc run`'s machine cache
+    and `smc build`'s fast path key on it too: changing, removing or adding it misses."""
+    from smc.compiler.build import BuildOptions
+    from smc.compiler.buildcache import project_fingerprint
+    from smc.compiler.machinecache import compile_machine_file
+
+    monkeypatch.setenv("SMC_CACHE_DIR", str(tmp_path / "cache"))
+    folder = tmp_path / "doc"
+    folder.mkdir()
+    document = folder / "m.scxml"
+    document.write_text(SRC_DOC.replace("SRC", "file:v.json"), encoding="utf-8")
+    values = folder / "v.json"
+    options = BuildOptions(out_dir=tmp_path / "out", root=tmp_path)
+
+    def keys() -> tuple[object, object]:
+        compiled = compile_machine_file(str(document), [])
+        return compiled.module_path, project_fingerprint([str(document)], [], options, False)
+
+    absent = keys()
+    values.write_text("[1]", encoding="utf-8")
+    one = keys()
+    assert one == keys()  # unchanged: the same module, the same fingerprint
+    values.write_text("[2]", encoding="utf-8")
+    two = keys()
+    assert len({absent[0], one[0], two[0]}) == 3
+    assert len({absent[1], one[1], two[1]}) == 3
+
+
+def test_data_src_reads_no_pipe(tmp_path: Path) -> None:
+    """A name that is no regular file (a named pipe would block the import) is unreadable."""
+    import os
+
+    os.mkfifo(tmp_path / "pipe")
+    (tmp_path / "folder").mkdir()
+    for name in ("pipe", "folder"):
+        data, problems = _import(SRC_DOC.replace("SRC", name), str(tmp_path / "m.scxml"))
+        assert isinstance(data, dict) and data["context"]["v"] == {"default": None}
+        assert "SMC103" in problems[0] and "regular file" in problems[0], problems

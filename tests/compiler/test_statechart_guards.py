@@ -117,6 +117,39 @@ def test_the_first_transition_whose_guard_holds_is_taken_and_later_guards_never_
     assert data.log == [("test", "p", False), ("test", "q", True)]
 
 
+def test_the_interpreter_knows_whether_the_event_came_from_the_internal_queue() -> None:
+    """``event_internal`` (SCXML's ``_event.type``): True while a raised or done event is
+    handled, False for the external event and at the start; ``build_table`` keeps it in a
+    resume point only with ``origins``."""
+    chart = chart_from_dict(
+        {
+            "states": [
+                {"name": "a", "on_entry": [{"type": "raise", "event": "e"}]},
+                {"name": "b", "states": ["b1", {"name": "b2", "final": True}]},
+                "c",
+            ],
+            "transitions": [
+                {"from": "a", "to": "b", "event": "e", "cond": "p"},
+                {"from": "b1", "to": "b2", "event": "e", "cond": "p"},
+                {"from": "b", "to": "c", "event": "done.state.b", "cond": "p"},
+            ],
+        }
+    )
+    seen: list[tuple[str | None, bool]] = []
+
+    def guard(cond: object) -> bool:
+        seen.append((interpreter.event, interpreter.event_internal))
+        return True
+
+    interpreter = Interpreter(chart, guard=guard)
+    interpreter.start()
+    assert seen == [("e", True)]
+    interpreter.send("e")
+    assert seen == [("e", True), ("e", False), ("done.state.b", True)]
+    assert interpreter.configuration == {"c"}
+    assert interpreter.checkpoint().internal is True  # done.state.b was the last handled
+
+
 def test_a_guard_is_evaluated_only_when_the_event_matches() -> None:
     chart = chart_from_dict(
         {
@@ -422,7 +455,9 @@ def test_in_and_the_event_name_are_resolved_where_they_are_evaluated() -> None:
         }
     )
 
-    def specialize(cond: Any, active: frozenset[str], current: str | None) -> object:
+    def specialize(
+        cond: Any, active: frozenset[str], current: str | None, internal: bool
+    ) -> object:
         return guard_value(cond, {}, active, current)
 
     table = build_table(chart, specialize=specialize)
@@ -450,7 +485,9 @@ def test_conds_decided_true_at_build_time_leave_the_table_unchanged(document: An
     assert plain.initial_program is None and not plain.guarded
     for transition in document["transitions"]:
         transition["cond"] = "yes"
-    always = build_table(chart_from_dict(document), events=EVENTS, specialize=lambda c, a, e: True)
+    always = build_table(
+        chart_from_dict(document), events=EVENTS, specialize=lambda c, a, e, i: True
+    )
     assert always == plain
 
 
@@ -615,7 +652,9 @@ def test_programs_agree_with_the_interpreter(
 ) -> None:
     chart = chart_from_dict(document)
 
-    def specialize(cond: Any, active: frozenset[str], current: str | None) -> object:
+    def specialize(
+        cond: Any, active: frozenset[str], current: str | None, internal: bool
+    ) -> object:
         return cond if isinstance(cond, str) else guard_value(cond, {}, active, current)
 
     try:

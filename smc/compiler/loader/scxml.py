@@ -23,14 +23,18 @@ What maps (docs/language.md, "SCXML import"):
   state's ``initial_actions:``, of a history's transition onto its ``default_actions:``;
 - ``<datamodel><data id expr>`` onto ``context:`` fields typed from the literal (a field
   without ``expr`` is untyped, default null); under ``binding="late"`` a state's own data is
-  an untyped field assigned on the state's first entry (``late_block``);
+  an untyped field assigned on the state's first entry (``late_block``); ``<data src>``
+  names a file beside the document, read at import (``Importer.data_source``): its value
+  is the field's default (untyped);
 - ``<raise>``, ``<log>``, ``<assign>``, ``<if>/<elseif>/<else>`` and ``<send event delay>``
-  (``eventexpr``/``delayexpr``: ``event_expr``/``delay_expr``) to the machine itself onto the
-  actions of the same names;
+  (``eventexpr``/``delayexpr``: ``event_expr``/``delay_expr``; ``idlocation``:
+  ``id_location``) to the machine itself onto the actions of the same names;
 - in expressions, ``true``/``false``/``null`` (not data ids) are ``True``/``False``/``None``,
-  ``_event.name`` is ``event.name`` (the event being handled), ``_name`` the document's
-  name, and the ``_event`` fields the document decides are constants (``EventFacts``);
-  ``_event`` or a data id alone as a condition is its truth in smc's language;
+  ``_event.name`` and ``_event.type`` are ``event.name`` and ``event.type`` (the event being
+  handled), ``_event`` as a value ``event``, ``_name`` the document's name,
+  ``_ioprocessors`` ``machine.io_processors``, and the ``_event`` fields the document
+  decides are constants (``EventFacts``); ``_event`` or a data id alone as a condition is
+  its truth in smc's language;
 - a computed ``<send>`` target or type is an ``if`` block dispatching it as SCXML does
   (``Importer.routing``); ``_ioprocessors[<SCXML>]['location']`` is this session's address;
 - executable content that fails whatever the data (an assignment to a system variable or to
@@ -52,16 +56,18 @@ in SCXML and is left out, as smc would refuse it (SMC012, SMC013).
 
 Everything else is an SMC101 error naming the feature, at its element: ``<invoke>``,
 ``<script>``, ``<foreach>``, ``<cancel>``, ``<donedata>``, ``<content>``, ``<param>``, a
-``<send>`` to a URI with a scheme, with ``idlocation`` or ``namelist``, the
-``_event`` fields the document does not decide, ``_sessionid`` used otherwise than as the
-session's id and ``_ioprocessors``. An attribute SCXML does not define is ignored with a
-warning (SMC102). Malformed XML is SMC100.
+``<send>`` to a URI with a scheme or with ``namelist``, a ``<data src>`` that is a URL or
+out of the document's folder, the ``_event`` fields the document does not decide and
+``_x``. An attribute SCXML does not define is ignored with a warning (SMC102), and so is a
+``<data src>`` file that cannot be read (SMC103: empty, error.execution at the start).
+Malformed XML is SMC100.
 """
 
 from __future__ import annotations
 
 import ast
 import contextlib
+import hashlib
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -142,6 +148,20 @@ _SCXML_PROCESSOR = "http://www.w3.org/TR/scxml/#SCXMLEventProcessor"
 _URI_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
 _DELAY = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s)\s*$")
 _SYSTEM_NAMES = ("_sessionid", "_name", "_ioprocessors", "_x")
+
+
+#: The largest file ``<data src>`` may name (its value becomes a default in the class).
+MAX_SOURCE_BYTES = 1 << 20
+
+
+class _Loaded(NamedTuple):
+    """The value a ``<data src>`` file holds."""
+
+    value: Any
+
+
+class _Unreadable(NamedTuple):
+    """A ``<data src>`` file that cannot be read (SCXML 5.3: error.execution)."""
 
 
 class _Mark(NamedTuple):
@@ -340,15 +360,15 @@ class _Rewrite(ast.NodeTransformer):
             self.changed = True
             return ast.copy_location(ast.Constant(constants[node.id]), node)
         if node.id == "_event":
-            raise _Refused(
-                "`_event` as a whole (its fields `name`, `origintype`, `origin`, `sendid`, "
-                "`invokeid` are mapped, and `_event` alone as a truth value)"
-            )
+            # as a value: smc's event object (name, type, data)
+            return self._new("event", node)
         if node.id == "_name" and self.facts.name is not None:
             self.changed = True
             return ast.copy_location(ast.Constant(self.facts.name), node)
         if node.id == "_sessionid":
             return self._new("machine.session_id", node)
+        if node.id == "_ioprocessors":
+            return self._new("machine.io_processors", node)
         if node.id in _SYSTEM_NAMES:
             raise _Refused(f"the system variable `{node.id}`")
         return node
@@ -425,6 +445,8 @@ class _Rewrite(ast.NodeTransformer):
         facts = self.facts
         if node.attr == "name":
             return self._new("event.name", node)
+        if node.attr == "type":
+            return self._new("event.type", node)
         if node.attr == "invokeid":  # smc invokes nothing
             return self._new("None", node)
         if node.attr == "sendid" and not facts.send_ids:
@@ -536,6 +558,81 @@ def _raises(actions: Any) -> bool:
             _raises(value) for value in actions.values() if isinstance(value, list | dict)
         )
     return False
+
+
+def data_source_path(document: str, src: str) -> Path | str:
+    """The file a ``<data src>`` of the document at ``document`` names: ``file:name`` or
+    ``name``, a relative path resolved in the document's folder and staying inside it
+    (symbolic links followed); else why not (smc fetches no URL and reads nothing else)."""
+    relative = src.strip()
+    scheme = _URI_SCHEME.match(relative)
+    if scheme is not None:
+        if scheme.group(0).lower() != "file:" or relative[5:].startswith("/"):
+            return "smc fetches nothing: only a file beside the document, `file:name` or `name`"
+        relative = relative[5:]
+    folder = Path(document).resolve().parent
+    if not relative or Path(relative).is_absolute():
+        return "only a file inside the document's folder"
+    target = (folder / relative).resolve()
+    if not target.is_relative_to(folder):
+        return "only a file inside the document's folder"
+    return target
+
+
+def data_source_files(document: str, raw: bytes) -> list[Path]:
+    """The files the document's ``<data src>`` elements name (those it may read: inside its
+    folder, whether they exist or not), for the caches whose key is what a build reads;
+    none when the document is not well-formed (the import then reads nothing)."""
+    try:
+        root = parse_scxml(raw)
+    except ScxmlSyntaxError:
+        return []
+    found: list[Path] = []
+    for element in root.iter():
+        if element.tag == "data" and "src" in element.attrib:
+            target = data_source_path(document, element.attrib["src"])
+            if isinstance(target, Path):
+                found.append(target)
+    return found
+
+
+def _read_source(target: Path) -> bytes:
+    """A ``<data src>`` file's bytes: a regular file (not a pipe or a device, which could
+    block or never end) of at most ``MAX_SOURCE_BYTES``; OSError or ValueError else."""
+    if target.exists() and not target.is_file():
+        raise ValueError("it is not a regular file")
+    with target.open("rb") as handle:
+        raw = handle.read(MAX_SOURCE_BYTES + 1)
+    if len(raw) > MAX_SOURCE_BYTES:
+        raise ValueError(f"it is larger than {MAX_SOURCE_BYTES} bytes")
+    return raw
+
+
+def data_sources_key(document: str, raw: bytes) -> bytes:
+    """What the document's ``<data src>`` files hold, as bytes for a cache key (each file's
+    path and digest, or that it cannot be read): a build of the document is reused only
+    while they are unchanged, since their values are compiled into the class."""
+    parts: list[bytes] = []
+    for source in data_source_files(document, raw):
+        try:
+            mark = b"+" + hashlib.sha256(_read_source(source)).hexdigest().encode()
+        except (OSError, ValueError):
+            mark = b"-"
+        parts.append(str(source).encode("utf-8", "surrogateescape") + b"\0" + mark)
+    return b"\0".join(parts)
+
+
+def _sent_events(data: Any) -> Iterator[str]:
+    """The events the ``send`` actions in imported data (at any depth) name."""
+    if isinstance(data, list):
+        for item in data:
+            yield from _sent_events(item)
+    elif isinstance(data, dict):
+        if data.get("type") == "send" and isinstance(data.get("event"), str):
+            yield data["event"]
+        for value in data.values():
+            if isinstance(value, list | dict):
+                yield from _sent_events(value)
 
 
 def _unparsable(text: str | None) -> bool:
@@ -817,6 +914,12 @@ class Importer:
             self.place_transition(index, element, transition)
         data["transitions"] = self.transitions
         self.place(("transitions",), root)
+        taken = {t.get("event") for t in self.transitions}
+        if any(name not in taken for name in _sent_events([items, self.transitions])):
+            # an event sent that no transition takes (SCXML discards it when it comes):
+            # the machine declares its events, so it has that one too
+            data["events"] = list(self.events)
+            self.place(("events",), root)
         self.place((), root)
         self.doc.data = data
         return self.doc
@@ -843,8 +946,9 @@ class Importer:
             for element in self.init_errors:
                 self.refuse(
                     element,
-                    "a <data> `expr` Python cannot parse (error.execution when the machine "
-                    "starts), in a document whose initial state is entered again",
+                    "a <data> `expr` Python cannot parse or `src` smc cannot read "
+                    "(error.execution when the machine starts), in a document whose initial "
+                    "state is entered again",
                     attr="expr",
                 )
             return
@@ -889,6 +993,9 @@ class Importer:
                 except _Refused:
                     continue
                 assigned.setdefault(element.attrib.get("location", ""), []).append(json_type(value))
+            elif element.tag == "send" and "idlocation" in element.attrib:
+                # the send's id, a string, is stored there
+                assigned.setdefault(element.attrib["idlocation"].strip(), []).append("string")
         owner: dict[int, str] = {}  # a state's own <data> -> its id, under binding="late"
         if self.root.attrib.get("binding") == "late":
             for state in self.root.iter():
@@ -902,7 +1009,24 @@ class Importer:
                 self.refuse(element, "a <data> without an `id`")
                 continue
             if "src" in element.attrib:
-                self.refuse(element, "<data src> (smc fetches nothing)", attr="src")
+                if "expr" in element.attrib or element.text.strip() or element.children:
+                    self.refuse(element, "<data> with `src` and a value of its own", attr="src")
+                    continue
+                loaded = self.data_source(element)
+                if loaded is None:
+                    continue  # refused
+                element.attr_pos["expr"] = element.attr_pos.get("src", (element.line, element.col))
+                if isinstance(loaded, _Unreadable):
+                    # SCXML 5.3: error.execution, and the data is there, empty
+                    self.init_errors.append(element)
+                    self.context[name] = {"default": None}
+                    self.place(("context", name), element)
+                    self.place(("context", name, "default"), element, "src")
+                    continue
+                # untyped: the value is the file's, which the document does not state
+                self.context[name] = {"default": loaded.value}
+                self.place(("context", name), element)
+                self.place(("context", name, "default"), element, "src")
                 continue
             if element.text.strip() and not element.children and "expr" not in element.attrib:
                 # inline content that is a literal value is that value (SCXML 5.3)
@@ -971,6 +1095,42 @@ class Importer:
             self.context[flag] = {"type": "boolean", "default": False}
             self.place(("context", flag), bound[0][1])
             self.place(("context", flag, "default"), bound[0][1])
+
+    def data_source(self, element: Element) -> _Loaded | _Unreadable | None:
+        """The value ``<data src>`` names (docs/language.md, "SCXML import"): a file beside
+        the document (``file:name`` or ``name``, relative, inside the document's folder),
+        read at import (``MAX_SOURCE_BYTES`` at most) and taken as a literal value
+        (``literal_value``: parsed, never evaluated), or else, as SCXML's ECMAScript
+        datamodel takes content that is not JSON (B.2.2), as its text with whitespace
+        normalized: a string. A file that cannot be read is ``_Unreadable`` (SCXML 5.3:
+        error.execution when the machine starts; a warning, SMC103). Anything else (a URL
+        to fetch, an absolute path, a path out of the folder) is refused: None."""
+        src = element.attrib["src"].strip()
+        target = data_source_path(self.path, src)
+        if isinstance(target, str):
+            self.refuse(element, f"<data src={src!r}> ({target})", attr="src")
+            return None
+        line, col = element.attr_pos.get("src", (element.line, element.col))
+        try:
+            text = _read_source(target).decode("utf-8").removeprefix("\ufeff")
+        except (OSError, ValueError) as error:
+            why = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+            self.problems.append(
+                Diagnostic(
+                    self.path,
+                    line,
+                    col,
+                    "SMC103",
+                    f"<data src={src!r}> cannot be read ({why}): the data is empty and "
+                    "error.execution is raised when the machine starts",
+                    "put the file beside the document, or give the value with `expr`",
+                )
+            )
+            return _Unreadable()
+        try:
+            return _Loaded(literal_value(text, set()))
+        except _Refused:
+            return _Loaded(" ".join(text.split()))
 
     def late_block(self, state: str, path: PathKey) -> dict[str, Any] | None:
         """binding="late": the state's <data> assigned, in document order, the first time it
@@ -1479,10 +1639,12 @@ class Importer:
                     del tag[attr]
         if any(name not in self.data_ids for name in tag.get("namelist", "").split()):
             return self.fails(element)  # SCXML 6.2: a name that is no location
-        for attr in ("idlocation", "namelist"):
-            if attr in tag:
-                self.refuse(element, f"<send {attr}>", attr=attr)
-                return None
+        if "namelist" in tag:
+            self.refuse(element, "<send namelist>", attr="namelist")
+            return None
+        id_location = tag.get("idlocation", "").strip() or None
+        if "idlocation" in tag and id_location not in self.data_ids:
+            return self.fails(element)  # SCXML 6.2: an idlocation that is no location
         routed: dict[str, str] = {}
         for attr in ("typeexpr", "targetexpr"):
             if attr in tag:
@@ -1542,6 +1704,9 @@ class Importer:
                 return None
             delay = float(match.group(1)) / (1000 if match.group(2) == "ms" else 1)
             self.place((*path, "delay"), element, "delay")
+        if target == "#_internal" and id_location is not None:
+            self.refuse(element, "a <send idlocation> to #_internal", attr="idlocation")
+            return None
         if target == "#_internal" and not computed:
             if delay:
                 self.refuse(element, "a delayed <send> to #_internal", attr="delay")
@@ -1556,6 +1721,10 @@ class Importer:
         action.update(computed)
         if delay:
             action["delay"] = int(delay) if delay == int(delay) else delay
+        if id_location is not None:
+            # a new id each time it runs, stored in the data (SCXML 6.2: idlocation)
+            action["id_location"] = id_location
+            self.place((*path, "id_location"), element, "idlocation")
         if routed:
             return self.routing(element, path, action, routed)
         return action
@@ -1649,6 +1818,9 @@ __all__ = [
     "SCXML_SUFFIX",
     "Element",
     "ScxmlSyntaxError",
+    "data_source_files",
+    "data_source_path",
+    "data_sources_key",
     "is_scxml",
     "load_scxml_file",
     "load_scxml_text",

@@ -102,6 +102,8 @@ class Checkpoint(NamedTuple):
     history: tuple[tuple[str, tuple[str, ...]], ...]
     queue: tuple[str, ...]
     event: str | None
+    #: whether ``event`` came from the internal queue (raised or a done event)
+    internal: bool = False
 
 
 @dataclass(frozen=True)
@@ -194,6 +196,7 @@ class Interpreter:
         self._handled: list[str] = []
         self._guards: list[tuple[Cond, bool]] = []
         self._event: str | None = None  # the event being handled: SCXML's _event.name
+        self._internal = False  # whether it came from the internal queue (_event.type)
         self._microsteps = 0  # in this macrostep, after the external event's own one
         self._domains: dict[int, int] = {}  # transition order -> domain, this microstep
         # entering: compounds entered by default, history content to run (parent -> history)
@@ -209,6 +212,7 @@ class Interpreter:
         self._memory = {}
         self._queue.clear()
         self._event = None
+        self._internal = False
         self._running = True
         self._enter_states([], initial=True)
         self._macrostep(None)
@@ -220,6 +224,7 @@ class Interpreter:
         if not self._running:
             return self._result(event, False)
         self._event = event
+        self._internal = False
         enabled = self._select_transitions(event)
         if enabled:
             self._microstep(enabled)
@@ -246,6 +251,12 @@ class Interpreter:
         """The event being handled (external or internal), None before the first."""
         return self._event
 
+    @property
+    def event_internal(self) -> bool:
+        """Whether the event being handled came from the internal queue (a raise or a done
+        event) rather than from outside: SCXML's ``_event.type``."""
+        return self._internal
+
     def situation(self) -> Situation:
         return Situation(self.configuration, tuple(self.history.items()), not self._running)
 
@@ -261,7 +272,11 @@ class Interpreter:
     def checkpoint(self) -> Checkpoint:
         """Where the macrostep is now (meaningful where ``_round`` is called)."""
         return Checkpoint(
-            self.configuration, tuple(self.history.items()), tuple(self._queue), self._event
+            self.configuration,
+            tuple(self.history.items()),
+            tuple(self._queue),
+            self._event,
+            self._internal,
         )
 
     def resume(self, checkpoint: Checkpoint) -> Macrostep:
@@ -271,6 +286,7 @@ class Interpreter:
         self.restore(Situation(checkpoint.configuration, checkpoint.history, False))
         self._queue.extend(checkpoint.queue)
         self._event = checkpoint.event
+        self._internal = checkpoint.internal
         self._macrostep(checkpoint.event)
         return self._result(checkpoint.event, True)
 
@@ -308,6 +324,7 @@ class Interpreter:
                 internal = self._queue.popleft()
                 self._handled.append(internal)
                 self._event = internal
+                self._internal = True
                 enabled = self._select_transitions(internal)
             if enabled:
                 self._microsteps += 1

@@ -92,9 +92,10 @@ Item: TypeAlias = "Act | Test | Goto | Resume | Reject | Unsettled"
 Program: TypeAlias = tuple[Item, ...]
 
 #: Resolves a cond at build time where the configuration and the event being handled are
-#: known (SCXML's ``In()`` and ``_event.name``): True or False decides it (no test is left
-#: in the program), anything else is the cond to test at run time (it may be simplified).
-Specialize = Callable[[Cond, frozenset[str], str | None], object]
+#: known (SCXML's ``In()`` and ``_event.name``; the last argument: whether that event came
+#: from the internal queue, ``_event.type``): True or False decides it (no test is left in
+#: the program), anything else is the cond to test at run time (it may be simplified).
+Specialize = Callable[[Cond, frozenset[str], str | None, bool], object]
 
 
 class TooManySituations(StatechartError):
@@ -261,16 +262,20 @@ def build_table(
     max_microsteps: int = DEFAULT_MAX_MICROSTEPS,
     max_outcomes: int = DEFAULT_MAX_OUTCOMES,
     specialize: Specialize | None = None,
+    origins: bool = False,
 ) -> DispatchTable:
     """Explore the chart (under ``events``, default: ``chart.external_events()``).
 
     Raises ``TooManySituations`` past ``max_situations``, ``TooManyOutcomes`` when an
     entry's program has more than ``max_outcomes`` paths, and ``UnsettledMacrostep`` when a
     macrostep that evaluates no cond does not settle within ``max_microsteps``.
-    ``specialize`` resolves conds at build time where it can (``Specialize``)."""
+    ``specialize`` resolves conds at build time where it can (``Specialize``); ``origins``:
+    whether it reads where the event being handled came from (its last argument), so that
+    a resume point tells an event raised from the same one from outside (else the two are
+    one point, and the table is what it was before origins were known)."""
     alphabet = tuple(chart.external_events() if events is None else events)
     relevant = relevant_histories(chart)
-    explorer = _Explorer(chart, max_microsteps, max_outcomes, relevant, specialize)
+    explorer = _Explorer(chart, max_microsteps, max_outcomes, relevant, specialize, origins)
     numbering: dict[Situation, int] = {}
     situations: list[Situation] = []
     checkpoints: dict[Checkpoint, int] = {}
@@ -431,8 +436,10 @@ class _Explorer(Interpreter):
         max_outcomes: int,
         relevant: frozenset[str],
         specialize: Specialize | None,
+        origins: bool = False,
     ) -> None:
         super().__init__(chart, max_microsteps=max_microsteps, guard=self._oracle)
+        self.origins = origins
         self.max_outcomes = max_outcomes
         self.relevant = relevant
         self.specialize = specialize
@@ -538,7 +545,7 @@ class _Explorer(Interpreter):
 
     def _oracle(self, cond: Cond) -> bool:
         if self.specialize is not None:
-            cond = self.specialize(cond, self.configuration, self.event)
+            cond = self.specialize(cond, self.configuration, self.event, self.event_internal)
             if isinstance(cond, bool):
                 return cond  # decided where it is evaluated: no test at run time
         run = self._run
@@ -556,7 +563,9 @@ class _Explorer(Interpreter):
             # is caught the next time round. And tables without guards cost no more.
             return
         here = self.checkpoint()
-        here = here._replace(history=self._relevant(here.history))
+        here = here._replace(
+            history=self._relevant(here.history), internal=here.internal and self.origins
+        )
         before = self._seen.get(here)
         if before is None:
             self._seen[here] = tests
