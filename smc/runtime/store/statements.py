@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from smc.runtime.store.base import Backoff
-from smc.runtime.store.rows import EVENT_FIELDS, JOB_FIELDS
+from smc.runtime.store.rows import EVENT_FIELDS, HISTORY_FIELDS, JOB_FIELDS
 
 #: Columns holding JSON text, and columns holding a time (epoch seconds when read).
 _JSON_COLUMNS = frozenset({"data", "result", "payload"})
@@ -48,6 +48,8 @@ _MACHINE_FIELDS = (
     "heartbeat_at",
     "updated_at",
 )
+#: What a reap returns of each job it re-queued or failed (for its history row).
+REAPED_COLUMNS = "id, claimed_by, attempts, trace_id, status, last_error, job_type"
 #: A machine type given: jobs for it and jobs for no machine type in particular (NULL).
 _MACHINE_TYPE_FILTER = " AND (machine_type IS NULL OR machine_type = :machine_type)"
 
@@ -156,10 +158,10 @@ class SqlStatements:
         self.insert_job = finish(
             d.insert_job(
                 """INSERT INTO jobs (id, job_type, machine_type, data, priority, max_attempts,
-                        run_after, dedupe_key, created_at)
+                        run_after, dedupe_key, created_at, trace_id)
                     VALUES (:id, :job_type, :machine_type, """
                 f":data{d.json_cast}, :priority, :max_attempts, "
-                f"coalesce({d.epoch_param('run_after')}, {now}), :dedupe_key, {now})",
+                f"coalesce({d.epoch_param('run_after')}, {now}), :dedupe_key, {now}, :trace_id)",
                 self,
             )
         )
@@ -177,8 +179,10 @@ class SqlStatements:
             f"finished_at = {now}, lease_expires_at = NULL WHERE id = :id AND status = 'processing'"
         )
         fence = " AND claim_token = :token"
-        self.complete = finish(complete)
-        self.complete_fenced = finish(complete + fence)
+        #: What a finished job's history row needs.
+        finished = " RETURNING claimed_by, attempts, trace_id, status, job_type"
+        self.complete = finish(complete + finished)
+        self.complete_fenced = finish(complete + fence + finished)
         again = "(:retry AND attempts < max_attempts)"
         fail = f"""UPDATE jobs SET
                   status = CASE WHEN {again} THEN 'pending' ELSE 'failed' END,
@@ -187,8 +191,8 @@ class SqlStatements:
                   finished_at = CASE WHEN {again} THEN NULL ELSE {now} END,
                   last_error = :reason, claim_token = NULL, lease_expires_at = NULL
                 WHERE id = :id AND status = 'processing'"""
-        self.fail = finish(fail)
-        self.fail_fenced = finish(fail + fence)
+        self.fail = finish(fail + finished)
+        self.fail_fenced = finish(fail + fence + finished)
         self.release = finish(f"""UPDATE jobs SET status = 'pending',
                   attempts = {d.greatest}(attempts - 1, 0), run_after = {now},
                   claim_token = NULL, lease_expires_at = NULL
@@ -218,7 +222,8 @@ class SqlStatements:
         self.retry_job = finish(d.with_notify(f"""UPDATE jobs SET status = 'pending', attempts = 0,
                   run_after = {now}, claim_token = NULL, lease_expires_at = NULL,
                   finished_at = NULL
-                WHERE id = :id AND status IN ('failed', 'cancelled') RETURNING id"""))
+                WHERE id = :id AND status IN ('failed', 'cancelled')
+                RETURNING id, claimed_by, trace_id, job_type"""))
         self.cancel_job = finish(
             f"UPDATE jobs SET status = 'cancelled', finished_at = {now} "
             "WHERE id = :id AND status = 'pending'"
@@ -226,8 +231,9 @@ class SqlStatements:
         self.queue_counts = finish("SELECT status, count(*) FROM jobs GROUP BY status")
 
         insert_event = f"""INSERT INTO machine_events (target_machine, source_machine, event_type,
-                  payload, job_id, created_at)
-                VALUES (:target, :source, :event_type, :payload{d.json_cast}, :job_id, {now})
+                  payload, job_id, created_at, trace_id)
+                VALUES (:target, :source, :event_type, :payload{d.json_cast}, :job_id, {now},
+                        :trace_id)
                 RETURNING id"""
         self.insert_event = finish(insert_event)
         self.send_event = finish(d.with_notify(insert_event))
@@ -240,7 +246,8 @@ class SqlStatements:
         self.dead_letter_event = finish(
             f"UPDATE machine_events SET status = 'dead', last_error = :error, "
             f"processed_at = {now}, lease_expires_at = NULL "
-            "WHERE id = :id AND claim_token = :token AND status = 'processing'"
+            "WHERE id = :id AND claim_token = :token AND status = 'processing' "
+            "RETURNING target_machine, event_type, trace_id, job_id"
         )
         self.event_counts = finish("SELECT status, count(*) FROM machine_events GROUP BY status")
         self.heartbeat_event = finish(
@@ -284,8 +291,32 @@ class SqlStatements:
                 WHERE machine_name = :name""")
         self.stop_machine = finish(
             f"UPDATE machine_state SET status = 'stopped', updated_at = {now} "
-            "WHERE machine_name = :name"
+            "WHERE machine_name = :name RETURNING state"
         )
+        columns = ", ".join(HISTORY_FIELDS[1:])
+        self.insert_history = finish(
+            f"INSERT INTO history ({columns}) VALUES "
+            f"({', '.join(':' + name for name in HISTORY_FIELDS[1:])})"
+        )
+        self.history_columns_text = ", ".join(HISTORY_FIELDS)
+        # Pruning: history by its id (ids grow with time, so the first young row bounds the
+        # old ones: no index on ts to keep up on every insert), always keeping the newest row
+        # so an id is never handed out twice (SQLite reuses the largest rowid once deleted).
+        self.first_young_history = finish(
+            "SELECT id FROM history WHERE ts >= :cutoff ORDER BY id LIMIT 1"
+        )
+        self.prune_history = finish(
+            "DELETE FROM history WHERE id < :below " "AND id < (SELECT max(id) FROM history)"
+        )
+        self.prune_jobs = finish(
+            "DELETE FROM jobs WHERE status IN ('completed', 'failed', 'cancelled') "
+            f"AND finished_at < {d.epoch_param('cutoff')}"
+        )
+        self.prune_events = finish(
+            "DELETE FROM machine_events WHERE status IN ('done', 'dead') "
+            f"AND processed_at < {d.epoch_param('cutoff')}"
+        )
+        self._history: dict[tuple[bool, bool, bool, bool, bool, int], str] = {}
         machines = ", ".join(
             [d.epoch(name) if name in _TIME_COLUMNS else name for name in _MACHINE_FIELDS]
             + [d.age("heartbeat_at")]
@@ -296,6 +327,40 @@ class SqlStatements:
         self.list_machines = finish(f"SELECT {machines} FROM machine_state ORDER BY machine_name")
         self._claim_job: dict[tuple[int, bool], str] = {}
         self._job_statuses: dict[int, str] = {}
+
+    def history(
+        self,
+        by_machine: bool,
+        by_job: bool,
+        by_trace: bool,
+        by_since: bool,
+        by_after: bool,
+        kind_count: int,
+    ) -> str:
+        """The history query with the filters given (``kind_count`` -1: any kind), in id
+        order; built on first use for each combination, then reused."""
+        key = (by_machine, by_job, by_trace, by_since, by_after, kind_count)
+        statement = self._history.get(key)
+        if statement is None:
+            conditions = [
+                condition
+                for given, condition in (
+                    (by_machine, "machine = :machine"),
+                    (by_job, "job_id = :job_id"),
+                    (by_trace, "trace_id = :trace_id"),
+                    (by_since, "ts >= :since"),
+                    (by_after, "id > :after_id"),
+                )
+                if given
+            ]
+            if kind_count >= 0:
+                conditions.append(self.dialect.in_list("kind", "kinds", kind_count))
+            statement = self._history[key] = self.dialect.finish(
+                f"SELECT {self.history_columns_text} FROM history"
+                + _where(conditions)
+                + " ORDER BY id LIMIT :limit"
+            )
+        return statement
 
     def job_columns(self, prefix: str) -> str:
         """The job row's columns (``JOB_FIELDS`` order), qualified by ``prefix``."""
@@ -381,4 +446,4 @@ def pyformat_parameters(sql: str) -> str:
     return _NAMED_PARAMETER.sub(r"%(\1)s", sql)
 
 
-__all__ = ["Dialect", "SqlStatements", "pyformat_parameters", "statements_for"]
+__all__ = ["REAPED_COLUMNS", "Dialect", "SqlStatements", "pyformat_parameters", "statements_for"]
