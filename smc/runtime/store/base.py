@@ -363,6 +363,11 @@ class Store(Protocol):
         (for following), ``kinds`` among ``HISTORY_KINDS``."""
         ...
 
+    def last_history_id(self) -> int:
+        """The id of the newest history row (0: none yet): where a follower from now on
+        starts."""
+        ...
+
     def prune_history(self, older_than_seconds: float) -> dict[str, int]:
         """Delete history rows, finished jobs (completed, failed, cancelled) and delivered
         events (done, dead) older than ``older_than_seconds``; how many of each

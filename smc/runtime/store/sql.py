@@ -265,11 +265,19 @@ class SqlStore:
                 found = sorted(found + extra, key=lambda row: row.id)[:limit]
         return found
 
+    def last_history_id(self) -> int:
+        row = self._fetchone("read", self._sql.last_history_id, {})
+        return 0 if row is None or row[0] is None else int(row[0])
+
     def prune_history(self, older_than_seconds: float) -> dict[str, int]:
         if not older_than_seconds >= 0:
             raise ValueError(f"older_than_seconds must be >= 0, not {older_than_seconds!r}")
-        cutoff = self.clock.time() - float(older_than_seconds)
-        params = {"cutoff": cutoff}
+        now = self.clock.time()
+        params = {
+            "cutoff": now - float(older_than_seconds),
+            "age": float(older_than_seconds),
+            "now": now,
+        }
 
         def prune(connection: Connection) -> dict[str, int]:
             young = connection.execute(self._sql.first_young_history, params).fetchone()
@@ -338,15 +346,15 @@ class SqlStore:
                 return job_from_row(existing), False
         row = self._insert(connection, params)
         job = job_from_row(row)
-        self._record_added(connection, job)
+        self._record_added(connection, job, params["now"])
         return job, True
 
-    def _record_added(self, connection: Connection, job: Job) -> None:
+    def _record_added(self, connection: Connection, job: Job, now: float) -> None:
         if self.history_enabled:
             entry = history_entry(
                 "job_added",
                 job.machine_type or "",
-                ts=job.created_at,
+                ts=now,
                 event=job.job_type,
                 job_id=job.id,
                 trace_id=job.trace_id,
@@ -363,7 +371,7 @@ class SqlStore:
             row = self._insert(connection, params)
             if row is not None:
                 job = job_from_row(row[:_JOB_FIELD_COUNT])
-                self._record_added(connection, job)
+                self._record_added(connection, job, params["now"])
                 return job, True
             existing = connection.execute(self._sql.job_by_dedupe_key, params).fetchone()
             if existing is not None:

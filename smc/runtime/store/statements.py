@@ -299,9 +299,11 @@ class SqlStatements:
             f"({', '.join(':' + name for name in HISTORY_FIELDS[1:])})"
         )
         self.history_columns_text = ", ".join(HISTORY_FIELDS)
-        # Pruning: history by its id (ids grow with time, so the first young row bounds the
+        # Pruning: jobs and events by their age on the clock that stamped them (PostgreSQL:
+        # the server's); history by its id (ids grow with time, so the first young row bounds the
         # old ones: no index on ts to keep up on every insert), always keeping the newest row
         # so an id is never handed out twice (SQLite reuses the largest rowid once deleted).
+        self.last_history_id = finish("SELECT max(id) FROM history")
         self.first_young_history = finish(
             "SELECT id FROM history WHERE ts >= :cutoff ORDER BY id LIMIT 1"
         )
@@ -310,11 +312,11 @@ class SqlStatements:
         )
         self.prune_jobs = finish(
             "DELETE FROM jobs WHERE status IN ('completed', 'failed', 'cancelled') "
-            f"AND finished_at < {d.epoch_param('cutoff')}"
+            f"AND {d.age('finished_at')} > :age"
         )
         self.prune_events = finish(
             "DELETE FROM machine_events WHERE status IN ('done', 'dead') "
-            f"AND processed_at < {d.epoch_param('cutoff')}"
+            f"AND {d.age('processed_at')} > :age"
         )
         self._history: dict[tuple[bool, bool, bool, bool, bool, int], str] = {}
         machines = ", ".join(
