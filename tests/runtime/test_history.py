@@ -5,10 +5,19 @@ trace id follows a job across three machines (``send_event``, ``start_fsm``)."""
 from __future__ import annotations
 
 import json
+import shutil
 import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 from smc.runtime.store import HistoryRow, Store, open_store
+from tests.support.backends import StoreTime, postgres_schema_url
 from tests.support.harness import Runner, wait_until
 
 WORKER = """
@@ -239,11 +248,9 @@ def test_history_cli_lists_filters_and_prints_jsonl(runner: Runner, store_url: s
     assert "job_claimed" in shown and "job_completed" in shown
 
 
-def test_pruning_by_age_keeps_what_the_policy_says(store_url: str, tmp_path: Path) -> None:
-    from tests.support.backends import StoreTime
-
-    time = StoreTime(store_url)
-    with time.open() as store:
+def test_pruning_by_age_keeps_what_the_policy_says(store_url: str) -> None:
+    clock = StoreTime(store_url)
+    with clock.open() as store:
         old = store.add_job("task", job_id="old")
         store.add_job("task", job_id="old-pending")
         store.claim_job("w", ["task"])  # takes "old"
@@ -252,7 +259,7 @@ def test_pruning_by_age_keeps_what_the_policy_says(store_url: str, tmp_path: Pat
         [event] = store.claim_events("m")
         store.ack_event(event.id, event.claim_token or "")
         store.send_event("m", "still-pending")
-        time.advance(8 * 86400)
+        clock.advance(8 * 86400)
         young = store.add_job("task", job_id="young")
         store.claim_job("w", ["task"])  # takes "old-pending"
         store.claim_job("w", ["task"])  # takes "young"
@@ -262,7 +269,7 @@ def test_pruning_by_age_keeps_what_the_policy_says(store_url: str, tmp_path: Pat
         after = store.history(limit=100_000)
         remaining_jobs = {job.id for job in store.list_jobs(limit=100)}
         remaining_events = {event.event_type for event in store.list_events(limit=100)}
-    cutoff = time.clock.time() - 7 * 86400  # history rows carry the store's clock
+    cutoff = clock.clock.time() - 7 * 86400  # history rows carry the store's clock
     # History older than the retention is gone, the rest kept whole and in order.
     assert after == [row for row in before if row.ts >= cutoff]
     assert removed["history"] == len(before) - len(after) > 0
@@ -272,11 +279,78 @@ def test_pruning_by_age_keeps_what_the_policy_says(store_url: str, tmp_path: Pat
     assert remaining_events == {"still-pending"} and removed["events"] == 1
     # A second prune finds nothing; pruning everything keeps the newest history row, so ids
     # are never handed out again.
-    with time.open() as store:
+    with clock.open() as store:
         assert store.prune_history(7 * 86400) == {"history": 0, "jobs": 0, "events": 0}
         newest = store.history(limit=100_000)[-1]
-        time.advance(30 * 86400)
+        clock.advance(30 * 86400)
         store.prune_history(86400)
         assert [row.id for row in store.history()] == [newest.id]
         store.add_job("task", job_id="later")
         assert store.history()[-1].id > newest.id
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    with postgres_schema_url() as url:
+        yield url
+
+
+def test_monitor_follows_workers_on_other_hosts_through_postgres(
+    runner: Runner, pg_url: str, tmp_path: Path
+) -> None:
+    # Two "hosts": the worker and the monitor share nothing but the PostgreSQL URL (their own
+    # working and socket directories), so only the database can carry the stream.
+    host_a, host_b = tmp_path / "host-a", tmp_path / "host-b"
+    sockets_a = Path(tempfile.mkdtemp(prefix="smc-a-"))  # short: a socket path has a limit
+    sockets_b = Path(tempfile.mkdtemp(prefix="smc-b-"))
+    for host in (host_a, host_b):
+        host.mkdir()
+    # A worker that polls for jobs every 5 s: few idle transitions (no_jobs) in the stream.
+    (host_a / "worker.yaml").write_text(WORKER.replace("wait: 0.2", "wait: 5"))
+    env_a = dict(runner.env, SMC_SOCKET_DIR=str(sockets_a), SMC_DB=pg_url)
+    env_b = dict(runner.env, SMC_SOCKET_DIR=str(sockets_b), SMC_DB=pg_url)
+    monitor = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "smc",
+            "monitor",
+            "--format",
+            "json",
+            "--count",
+            "7",
+            "--timeout",
+            "60",
+        ],
+        cwd=host_b,
+        env=env_b,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "smc", "run", "worker.yaml"],
+        cwd=host_a,
+        env=env_a,
+        stdout=(host_a / "worker.log").open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        time.sleep(1.0)  # the monitor follows from now on
+        with open_store(pg_url) as store:
+            store.add_job("task", job_id="far-away")
+        out, err = monitor.communicate(timeout=90)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(20)
+        if monitor.poll() is None:
+            monitor.kill()
+        shutil.rmtree(sockets_a, ignore_errors=True)
+        shutil.rmtree(sockets_b, ignore_errors=True)
+    assert monitor.returncode == 0, err + (host_a / "worker.log").read_text()
+    records = [json.loads(line) for line in out.splitlines()]
+    story = [(r["machine"], r["kind"], r["from"], r["to"], r["job_id"]) for r in records]
+    assert ("", "job_added", None, None, "far-away") in story
+    assert ("worker", "job_claimed", None, None, "far-away") in story
+    assert ("worker", "transition", "waiting", "processing", "far-away") in story
+    assert ("worker", "job_completed", None, None, "far-away") in story

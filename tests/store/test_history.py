@@ -1,0 +1,115 @@
+"""The history as the store keeps it, on both backends (``docs/history.md``): what each
+write records and in which trace, the filters, following it as it commits (PostgreSQL's
+NOTIFY waking the follower), and a follower's patience with ids that commit out of order."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from smc.runtime.history import HistoryCursor, follow_history
+from smc.runtime.store import HistoryRow, open_store
+
+
+def test_writes_record_their_history_in_the_trace_they_belong_to(store_url: str) -> None:
+    with open_store(store_url) as store:
+        job = store.add_job("task", {"big": "x" * 5000}, job_id="j1")
+        assert job.trace_id is not None and len(job.trace_id) == 26  # a ULID
+        claimed = store.claim_job("w1", ["task"])
+        assert claimed is not None and claimed.trace_id == job.trace_id
+        store.trace_id = claimed.trace_id  # a worker works in its job's trace
+        store.send_event("other", "ping", {"n": 1}, source="w1", job_id="j1")
+        child = store.add_job("subtask", job_id="j2")
+        assert store.fail_job("j1", "boom", claimed.claim_token, retry=True)
+        store.trace_id = None
+        outside = store.send_event("other", "pong")
+        rows = store.history(limit=100)
+        [event] = [e for e in store.list_events() if e.id == outside]
+    assert [(row.kind, row.machine, row.job_id) for row in rows] == [
+        ("job_added", "", "j1"),
+        ("job_claimed", "w1", "j1"),
+        ("event_sent", "other", "j1"),
+        ("job_added", "", "j2"),
+        ("job_retried", "w1", "j1"),
+        ("event_sent", "other", None),
+    ]
+    # What the job caused carries its trace; what came from outside starts a new one.
+    assert child.trace_id == job.trace_id
+    assert {row.trace_id for row in rows[:5]} == {job.trace_id}
+    assert rows[5].trace_id == event.trace_id != job.trace_id
+    # Excerpts are bounded; the retry says why, and which attempt failed.
+    assert rows[0].excerpt is not None and len(rows[0].excerpt) == 500
+    assert rows[4].excerpt == "boom" and rows[4].attempt == 1
+    assert rows[2].source == "w1" and rows[2].excerpt == '{"n":1}'
+    assert [row.id for row in rows] == sorted({row.id for row in rows})
+
+
+def test_history_filters(store_url: str) -> None:
+    with open_store(store_url) as store:
+        store.add_job("task", job_id="a")
+        store.add_job("task", job_id="b", machine_type="m2")
+        first = store.history()
+        store.register_machine("m1", "idle")
+        store.update_machine("m1", "busy")
+        store.stop_machine("m1")
+        everything = store.history()
+        assert [row.job_id for row in store.history(job_id="b")] == ["b"]
+        assert [row.kind for row in store.history(machine="m1")] == [
+            "machine_started",
+            "machine_stopped",
+        ]
+        assert store.history(machine="m1", kinds=["machine_stopped"])[0].from_state == "busy"
+        assert store.history(kinds=[]) == []
+        assert store.history(after_id=first[-1].id) == everything[2:]
+        assert store.history(limit=1) == everything[:1]
+        assert store.history(trace_id=everything[0].trace_id) == everything[:1]
+        assert store.history(since=time.time() + 60) == []
+        assert store.last_history_id() == everything[-1].id
+
+
+def test_follow_history_sees_rows_as_they_commit(store_url: str) -> None:
+    postgres = store_url.startswith("postgresql")
+    with open_store(store_url) as reader, open_store(store_url) as writer:
+        writer.add_job("task", job_id="before")  # before the follower: not seen
+        seen: list[tuple[HistoryRow, float]] = []
+        stop = threading.Event()
+
+        def follow() -> None:
+            # PostgreSQL: a long poll, so only the NOTIFY can bring the rows in time.
+            rows = follow_history(reader, poll_seconds=30.0 if postgres else 0.05, stop=stop.is_set)
+            for row in rows:
+                seen.append((row, time.monotonic()))
+                if len(seen) == 3:
+                    return
+
+        thread = threading.Thread(target=follow)
+        thread.start()
+        time.sleep(0.5)  # the follower is waiting
+        added = time.monotonic()
+        for name in ("one", "two", "three"):
+            writer.add_job("task", job_id=name)
+        thread.join(10)
+        stop.set()
+        assert not thread.is_alive()
+    assert [row.job_id for row, _ in seen] == ["one", "two", "three"]
+    assert seen[-1][1] - added < 3.0
+
+
+def _row(row_id: int) -> HistoryRow:
+    return HistoryRow(row_id, 0.0, "m", "transition", "a", "go", "b", None, None, None, None, None)
+
+
+def test_a_follower_waits_for_ids_that_commit_out_of_order() -> None:
+    now = [100.0]
+    cursor = HistoryCursor(after_id=9, clock=lambda: now[0])
+    # 11 committed before 10 (a PostgreSQL sequence hands ids out before commit)
+    assert [row.id for row in cursor.take([_row(11)])] == [11]
+    assert cursor.low == 9  # still reading from below the gap
+    assert [row.id for row in cursor.take([_row(10), _row(11), _row(12)])] == [10, 12]
+    assert cursor.low == 12
+    # a gap that never fills (a rolled-back insert) is given up after the patience
+    assert [row.id for row in cursor.take([_row(14)])] == [14]
+    assert cursor.low == 12
+    now[0] += 6.0
+    assert cursor.take([_row(14)]) == []
+    assert cursor.low == 14
