@@ -44,8 +44,9 @@ class MonitorFeed:
         self._history: Store | None = None
 
     def record_to(self, store: Store | None) -> None:
-        """Stage the records the store does not write itself into ``store``'s history."""
-        self._history = store
+        """Stage the records the store does not write itself into ``store``'s history (None,
+        or a store with history off: none)."""
+        self._history = store if store is not None and store.history_enabled else None
 
     def open(self, store: Store, max_readers: int | None) -> None:
         """Bind the socket beside ``store``'s database (``max_readers`` None: the default).

@@ -80,9 +80,7 @@ class Backend(abc.ABC):
         """``channel`` as the statements' ``:channel`` parameter names it."""
         return channel
 
-    def execute_many(
-        self, connection: Connection, sql: str, rows: Sequence[dict[str, Any]]
-    ) -> None:
+    def execute_many(self, connection: Connection, sql: str, rows: Sequence[Any]) -> None:
         """Run ``sql`` once per parameter set of ``rows`` (the history rows of one write)."""
         for row in rows:
             connection.execute(sql, row)

@@ -27,6 +27,7 @@ from smc.runtime.store.rows import (
     JOB_STATUSES,
     MACHINE_STATUSES,
     EventRow,
+    HistoryEntry,
     HistoryRow,
     Job,
     MachineRow,
@@ -75,6 +76,8 @@ class Store(Protocol):
     #: The trace this store's user works in (a worker: its current job's or event's): jobs
     #: and events added without a trace id carry it; None: each starts a new trace.
     trace_id: str | None
+    #: Whether writes record history (off only to measure what history costs).
+    history_enabled: bool
 
     # --- lifecycle ---
 
@@ -337,7 +340,7 @@ class Store(Protocol):
 
     # --- history (docs/history.md) ---
 
-    def stage_history(self, entry: dict[str, Any]) -> None:
+    def stage_history(self, entry: HistoryEntry) -> None:
         """Queue one history row (:func:`history_entry`) for this store's next write: it is
         inserted in that write's transaction (a worker's transitions ride its registry update,
         its claim or its job's completion). Nothing when history is off."""
@@ -398,6 +401,7 @@ __all__ = [
     "Backoff",
     "DuplicateJobError",
     "EventRow",
+    "HistoryEntry",
     "HistoryRow",
     "Job",
     "MachineRow",

@@ -149,6 +149,7 @@ class PostgresDialect(Dialect):
     NOTIFY rides in the inserting statement, so it is delivered exactly at commit."""
 
     now = "now()"
+    positional_parameter = "%s"
     lease_until = "now() + make_interval(secs => :lease::float8)"
     json_cast = "::jsonb"
     text_cast = "::text"
@@ -397,9 +398,7 @@ class PostgresBackend(Backend):
     def channel_name(self, channel: str) -> str:
         return postgres_channel_name(self.schema, channel)
 
-    def execute_many(
-        self, connection: Connection, sql: str, rows: Sequence[dict[str, Any]]
-    ) -> None:
+    def execute_many(self, connection: Connection, sql: str, rows: Sequence[Any]) -> None:
         # One pipelined batch (psycopg's executemany), not a round trip per row.
         with cast(Any, connection).cursor() as cursor:
             cursor.executemany(sql, rows)

@@ -43,6 +43,7 @@ from smc.runtime.store.rows import (
     JOB_FIELDS,
     JOB_STATUSES,
     EventRow,
+    HistoryEntry,
     HistoryRow,
     Job,
     MachineRow,
@@ -58,7 +59,7 @@ from smc.runtime.store.waker import HISTORY_CHANNEL, JOBS_CHANNEL, Waker, machin
 
 _Result = TypeVar("_Result")
 #: What a write returns as its own history rows, given its result.
-_HistoryOf = Callable[[Any], Iterable[dict[str, Any]]]
+_HistoryOf = Callable[[Any], Iterable[HistoryEntry]]
 #: Staged history entries a worker keeps while the database refuses them; past this the
 #: oldest are dropped (and logged), so an outage cannot grow the process without bound.
 MAX_STAGED_HISTORY = 10_000
@@ -72,6 +73,9 @@ def new_trace_id() -> str:
 _log = logging.getLogger("smc.store")
 
 _JOB_FIELD_COUNT = len(JOB_FIELDS)
+_JOB_ID, _JOB_TYPE, _JOB_DATA, _JOB_ATTEMPTS, _JOB_TRACE = (
+    JOB_FIELDS.index(name) for name in ("id", "job_type", "data", "attempts", "trace_id")
+)
 #: The values of a 32-bit integer column.
 _INT32 = range(-(2**31), 2**31)
 #: How often ``add_job`` inserts again when the holder of a dedupe key finished between the
@@ -105,7 +109,7 @@ class SqlStore:
         #: this store adds without a trace id of their own carry it; None: each starts a new
         #: trace (a job or event from outside).
         self.trace_id: str | None = None
-        self._staged: list[dict[str, Any]] = []
+        self._staged: list[HistoryEntry] = []
         self._history_lock = threading.Lock()
         self.backoff = backoff or Backoff()
         self.reap_interval = reap_interval
@@ -162,7 +166,7 @@ class SqlStore:
 
     # --- history ---
 
-    def stage_history(self, entry: dict[str, Any]) -> None:
+    def stage_history(self, entry: HistoryEntry) -> None:
         staged = self._staged
         if not self.history_enabled:
             return
@@ -187,21 +191,26 @@ class SqlStore:
         inserted in the same transaction; as ``Backend.run`` when there is nothing to record.
         The staged rows are forgotten only once committed (a refused write keeps them for
         the next one)."""
-        if not self.history_enabled or (history is None and not self._staged):
+        staged = self._staged
+        if not self.history_enabled or (history is None and not staged):
             return self._run(action, work, transaction=transaction)
+        backend = self.backend
+        insert = self._sql.insert_history
         with self._history_lock:
-            staged = list(self._staged)
+            count = len(staged)
 
             def recorded(connection: Connection) -> _Result:
                 result = work(connection)
-                rows = staged + list(history(result)) if history is not None else staged
+                rows = staged[:count]
+                if history is not None:
+                    rows.extend(history(result))
                 if rows:
-                    self.backend.execute_many(connection, self._sql.insert_history, rows)
-                    self.backend.notify_in(connection, HISTORY_CHANNEL)
+                    backend.execute_many(connection, insert, rows)
+                    backend.notify_in(connection, HISTORY_CHANNEL)
                 return result
 
             result = self._run(action, recorded, transaction=True)
-            del self._staged[: len(staged)]
+            del staged[:count]
         return result
 
     def history(
@@ -217,6 +226,22 @@ class SqlStore:
     ) -> list[HistoryRow]:
         if kinds is not None and not kinds:
             return []
+        # No index but the id on SQLite (each index is another page every recording commit
+        # writes): a query is bounded below by the first id recorded since the earliest time
+        # its rows can have (``since``, the trace's ULID time, the job's creation), found by
+        # a binary search on the id, then scans forward in id order.
+        earliest = since
+        if trace_id is not None:
+            earliest = _latest(earliest, _trace_time(trace_id))
+        if job_id is not None:
+            job = self.get_job(job_id)
+            if job is not None:
+                earliest = _latest(earliest, job.created_at - TIME_SLACK)
+        if earliest is not None:
+            first = self._first_id_since(earliest)
+            if first is None:
+                return []
+            after_id = max(after_id if after_id is not None else 0, first - 1)
         params: dict[str, Any] = {
             "machine": machine,
             "job_id": job_id,
@@ -225,45 +250,40 @@ class SqlStore:
             "after_id": after_id,
             "limit": limit,
         }
-        if job_id is not None and trace_id is None:
-            # Every row about a job carries its trace (made when it was added): look it up, so
-            # the trace index finds the rows instead of a scan of the whole history.
-            job = self.get_job(job_id)
-            if job is not None and job.trace_id is not None:
-                params["trace_id"] = job.trace_id
         sql = self._sql.history(
             machine is not None,
             job_id is not None,
-            params["trace_id"] is not None,
+            trace_id is not None,
             since is not None,
             after_id is not None,
             -1 if kinds is None else len(kinds),
         )
         if kinds is not None:
             self._sql.dialect.bind_list(params, "kinds", list(kinds))
-        rows = self._fetchall("read", sql, params)
-        found = [history_from_row(row) for row in rows]
-        if job_id is not None and trace_id is None and params["trace_id"] is not None:
-            # A row about the job outside its trace (a transition it was current for, caused
-            # by an event of another trace) is rare; found by the job id alone.
-            params["trace_id"] = None
-            sql = self._sql.history(
-                machine is not None,
-                True,
-                False,
-                since is not None,
-                after_id is not None,
-                -1 if kinds is None else len(kinds),
-            )
-            ids = {row.id for row in found}
-            extra = [
-                history_from_row(row)
-                for row in self._fetchall("read", sql, params)
-                if row[0] not in ids
-            ]
-            if extra:
-                found = sorted(found + extra, key=lambda row: row.id)[:limit]
-        return found
+        return [history_from_row(row) for row in self._fetchall("read", sql, params)]
+
+    def _first_id_since(self, earliest: float) -> int | None:
+        """The first history id whose row is from ``earliest`` on (None: none is), by a binary
+        search over the ids: ids grow with time, give or take the clocks of the processes
+        that recorded them (which :data:`TIME_SLACK` absorbs where it matters)."""
+        bounds = self._fetchone("read", self._sql.history_id_range, {})
+        if bounds is None or bounds[0] is None:
+            return None
+        low, high = int(bounds[0]), int(bounds[1])
+        answer: int | None = None
+        while low <= high:
+            middle = (low + high) // 2
+            row = self._fetchone("read", self._sql.history_at_or_after, {"id": middle})
+            if row is None:
+                high = middle - 1
+                continue
+            found, ts = int(row[0]), float(row[1])
+            if ts >= earliest:
+                answer = found
+                high = middle - 1
+            else:
+                low = found + 1
+        return answer
 
     def last_history_id(self) -> int:
         row = self._fetchone("read", self._sql.last_history_id, {})
@@ -475,19 +495,21 @@ class SqlStore:
     def _claim_rows(self, sql: str, params: dict[str, Any], worker: str) -> list[Any]:
         """Run a claim statement, its ``job_claimed`` row in the same transaction."""
 
-        def claimed(rows: list[Any]) -> Iterable[dict[str, Any]]:
-            for row in rows:
-                job = job_from_row(row)
-                yield history_entry(
+        def claimed(rows: list[Any]) -> list[HistoryEntry]:
+            # Straight from the row as returned: this runs on every claim, the hot path.
+            return [
+                history_entry(
                     "job_claimed",
                     worker,
                     ts=params["now"],
-                    event=job.job_type,
-                    job_id=job.id,
-                    attempt=job.attempts,
-                    trace_id=job.trace_id,
-                    excerpt_text=job.data_json,
+                    event=row[_JOB_TYPE],
+                    job_id=row[_JOB_ID],
+                    attempt=row[_JOB_ATTEMPTS],
+                    trace_id=row[_JOB_TRACE],
+                    excerpt_text=row[_JOB_DATA] if isinstance(row[_JOB_DATA], str) else None,
                 )
+                for row in rows
+            ]
 
         return self._write(
             "claim a job in",
@@ -501,9 +523,9 @@ class SqlStore:
         """The history row of a job a statement returning ``claimed_by, attempts, trace_id,
         status, job_type`` finished; ``kind_of(status)`` names it."""
 
-        def rows(found: list[Any]) -> Iterable[dict[str, Any]]:
-            for claimed_by, attempts, trace_id, status, job_type in found:
-                yield history_entry(
+        def rows(found: list[Any]) -> list[HistoryEntry]:
+            return [
+                history_entry(
                     kind_of(status),
                     claimed_by or "",
                     ts=now,
@@ -513,6 +535,8 @@ class SqlStore:
                     trace_id=trace_id,
                     excerpt_text=text,
                 )
+                for claimed_by, attempts, trace_id, status, job_type in found
+            ]
 
         return rows
 
@@ -569,7 +593,7 @@ class SqlStore:
     def reap_expired(self) -> int:
         now = self.clock.time()
 
-        def reaped(rows: list[Any]) -> Iterable[dict[str, Any]]:
+        def reaped(rows: list[Any]) -> Iterable[HistoryEntry]:
             for job_id, claimed_by, attempts, trace_id, status, reason, job_type in rows:
                 yield history_entry(
                     _failed_or_retried(status),
@@ -701,7 +725,7 @@ class SqlStore:
         self.backend.ring(channel)
         return int(rows[0][0])
 
-    def _sent_entry(self, params: dict[str, Any]) -> dict[str, Any]:
+    def _sent_entry(self, params: dict[str, Any]) -> HistoryEntry:
         return history_entry(
             "event_sent",
             params["target"],
@@ -732,7 +756,7 @@ class SqlStore:
         }
         now = params["now"]
 
-        def received(rows: list[Any]) -> Iterable[dict[str, Any]]:
+        def received(rows: list[Any]) -> Iterable[HistoryEntry]:
             for row in rows:
                 event = event_from_row(row)
                 yield history_entry(
@@ -787,7 +811,7 @@ class SqlStore:
             "now": self.clock.time(),
         }
 
-        def dropped(rows: list[Any]) -> Iterable[dict[str, Any]]:
+        def dropped(rows: list[Any]) -> Iterable[HistoryEntry]:
             for target, event_type, trace_id, job_id in rows:
                 yield history_entry(
                     "event_dropped",
@@ -885,7 +909,7 @@ class SqlStore:
     def stop_machine(self, name: str) -> bool:
         params: dict[str, Any] = {"name": name, "now": self.clock.time()}
 
-        def stopped(rows: list[Any]) -> Iterable[dict[str, Any]]:
+        def stopped(rows: list[Any]) -> Iterable[HistoryEntry]:
             for (state,) in rows:
                 yield history_entry("machine_stopped", name, ts=params["now"], from_state=state)
 
@@ -989,6 +1013,27 @@ class SqlStore:
         self.backend.notify(channel)
 
 
+#: How far apart the clocks of the processes recording history may be: a trace's rows are
+#: looked for from this long before its ULID's time (and a job's before its creation).
+TIME_SLACK = 300.0
+
+
+def _trace_time(trace_id: str) -> float | None:
+    """The time a ULID trace id was made, less :data:`TIME_SLACK`; None for another id."""
+    try:
+        return ULID.from_str(trace_id).timestamp - TIME_SLACK
+    except ValueError:
+        return None
+
+
+def _latest(first: float | None, second: float | None) -> float | None:
+    if first is None:
+        return second
+    if second is None:
+        return first
+    return max(first, second)
+
+
 def _completed(status: str) -> str:
     return "job_completed"
 
@@ -998,4 +1043,4 @@ def _failed_or_retried(status: str) -> str:
     return "job_retried" if status == "pending" else "job_failed"
 
 
-__all__ = ["MAX_STAGED_HISTORY", "SqlStore", "new_trace_id"]
+__all__ = ["MAX_STAGED_HISTORY", "TIME_SLACK", "SqlStore", "new_trace_id"]

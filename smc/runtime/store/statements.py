@@ -60,6 +60,8 @@ class Dialect(abc.ABC):
 
     #: The current time in a statement.
     now: str
+    #: How the driver marks a positional parameter (``?``, ``%s``).
+    positional_parameter: str = "?"
     #: The end of a lease of ``:lease`` seconds starting now.
     lease_until: str
     #: Appended to a JSON parameter (PostgreSQL: ``::jsonb``).
@@ -294,9 +296,11 @@ class SqlStatements:
             "WHERE machine_name = :name RETURNING state"
         )
         columns = ", ".join(HISTORY_FIELDS[1:])
-        self.insert_history = finish(
+        # Positional parameters: the row is a tuple (rows.history_entry), bound by position.
+        marker = d.positional_parameter
+        self.insert_history = (
             f"INSERT INTO history ({columns}) VALUES "
-            f"({', '.join(':' + name for name in HISTORY_FIELDS[1:])})"
+            f"({', '.join(marker for _ in HISTORY_FIELDS[1:])})"
         )
         self.history_columns_text = ", ".join(HISTORY_FIELDS)
         # Pruning: jobs and events by their age on the clock that stamped them (PostgreSQL:
@@ -304,6 +308,10 @@ class SqlStatements:
         # old ones: no index on ts to keep up on every insert), always keeping the newest row
         # so an id is never handed out twice (SQLite reuses the largest rowid once deleted).
         self.last_history_id = finish("SELECT max(id) FROM history")
+        self.history_id_range = finish("SELECT min(id), max(id) FROM history")
+        self.history_at_or_after = finish(
+            "SELECT id, ts FROM history WHERE id >= :id ORDER BY id LIMIT 1"
+        )
         self.first_young_history = finish(
             "SELECT id FROM history WHERE ts >= :cutoff ORDER BY id LIMIT 1"
         )
