@@ -133,6 +133,21 @@ def _open_waker(store: Store) -> Waker | None:
         return None
 
 
+def _matches(
+    row: HistoryRow,
+    machine: str | None,
+    job_id: str | None,
+    trace_id: str | None,
+    kinds: Sequence[str] | None,
+) -> bool:
+    return (
+        (machine is None or row.machine == machine)
+        and (job_id is None or row.job_id == job_id)
+        and (trace_id is None or row.trace_id == trace_id)
+        and (kinds is None or row.kind in kinds)
+    )
+
+
 def follow_history(
     store: Store,
     after_id: int | None = None,
@@ -147,21 +162,17 @@ def follow_history(
 ) -> Iterator[HistoryRow]:
     """Every history row after ``after_id`` (None: from now on) matching the filters, as it
     commits, until ``stop()`` is true (checked between polls) or the caller stops iterating.
-    Database errors propagate as :class:`StoreError`."""
+    The rows are read whole and filtered here: a gap in the ids is then a row not committed
+    yet, which :class:`HistoryCursor` waits for. Database errors propagate as
+    :class:`StoreError`."""
     cursor = HistoryCursor(store.last_history_id() if after_id is None else after_id)
     waker = _open_waker(store)
     try:
         while stop is None or not stop():
-            rows = store.history(
-                machine=machine,
-                job_id=job_id,
-                trace_id=trace_id,
-                kinds=kinds,
-                after_id=cursor.low,
-                limit=batch,
-            )
-            fresh = cursor.take(rows)
-            yield from fresh
+            rows = store.history(after_id=cursor.low, limit=batch)
+            for row in cursor.take(rows):
+                if _matches(row, machine, job_id, trace_id, kinds):
+                    yield row
             if len(rows) >= batch:
                 continue  # more are waiting: no sleep
             if waker is not None:
@@ -195,17 +206,10 @@ async def follow_history_async(
     waker = await asyncio.to_thread(_open_waker, store)
     try:
         while True:
-            rows = await asyncio.to_thread(
-                store.history,
-                machine=machine,
-                job_id=job_id,
-                trace_id=trace_id,
-                kinds=kinds,
-                after_id=cursor.low,
-                limit=batch,
-            )
+            rows = await asyncio.to_thread(store.history, after_id=cursor.low, limit=batch)
             for row in cursor.take(rows):
-                yield row
+                if _matches(row, machine, job_id, trace_id, kinds):
+                    yield row
             if len(rows) >= batch:
                 continue
             if waker is not None and not waker.broken:

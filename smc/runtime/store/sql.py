@@ -230,7 +230,9 @@ class SqlStore:
         # writes): a query is bounded below by the first id recorded since the earliest time
         # its rows can have (``since``, the trace's ULID time, the job's creation), found by
         # a binary search on the id, then scans forward in id order.
-        earliest = since
+        # Slack for ``since`` too: a staged row is inserted up to half a second after its time,
+        # so ids and times are only nearly in the same order (the SQL filters exactly).
+        earliest = None if since is None else since - TIME_SLACK
         if trace_id is not None:
             earliest = _latest(earliest, _trace_time(trace_id))
         if job_id is not None:
