@@ -79,7 +79,7 @@ def test_follow_history_sees_rows_as_they_commit(store_url: str) -> None:
             rows = follow_history(reader, poll_seconds=30.0 if postgres else 0.05, stop=stop.is_set)
             for row in rows:
                 seen.append((row, time.monotonic()))
-                if len(seen) == 3:
+                if len(seen) == 5:
                     return
 
         thread = threading.Thread(target=follow)
@@ -88,11 +88,22 @@ def test_follow_history_sees_rows_as_they_commit(store_url: str) -> None:
         added = time.monotonic()
         for name in ("one", "two", "three"):
             writer.add_job("task", job_id=name)
+        time.sleep(0.2)
+        job = writer.claim_job("w", ["task"])  # a write recording in its own statement (PG)
+        assert job is not None
+        claimed = time.monotonic()
+        writer.complete_job(job.id, job.claim_token)
         thread.join(10)
         stop.set()
         assert not thread.is_alive()
-    assert [row.job_id for row, _ in seen] == ["one", "two", "three"]
-    assert seen[-1][1] - added < 3.0
+    assert [(row.kind, row.job_id) for row, _ in seen] == [
+        ("job_added", "one"),
+        ("job_added", "two"),
+        ("job_added", "three"),
+        ("job_claimed", "before"),
+        ("job_completed", "before"),
+    ]
+    assert seen[2][1] - added < 3.0 and seen[-1][1] - claimed < 3.0
 
 
 def _row(row_id: int) -> HistoryRow:
@@ -136,3 +147,33 @@ def test_follow_history_async_filters_and_ends_with_the_caller(store_url: str) -
 
     seen = asyncio.run(asyncio.wait_for(main(), 20))
     assert [(row.machine, row.kind) for row in seen] == [("a", "machine_started")] * 2
+
+
+def test_staged_rows_ride_the_next_write_before_its_own(store_url: str) -> None:
+    from smc.runtime.store import history_entry
+
+    with open_store(store_url) as store:
+        store.add_job("task", job_id="j")
+        start = store.last_history_id()
+        for event in ("first", "second"):
+            store.stage_history(
+                history_entry("transition", "w", ts=time.time(), event=event, job_id="j")
+            )
+        assert store.history(after_id=start) == []  # staged: not written yet
+        job = store.claim_job("w", ["task"])
+        assert job is not None
+        store.stage_history(history_entry("transition", "w", ts=time.time(), event="third"))
+        store.complete_job("j", job.claim_token)
+        story = [(row.kind, row.event) for row in store.history(after_id=start)]
+        # in the order they happened, each write's own row after what was staged before it
+        assert story == [
+            ("transition", "first"),
+            ("transition", "second"),
+            ("job_claimed", "task"),
+            ("transition", "third"),
+            ("job_completed", "task"),
+        ]
+        store.stage_history(history_entry("error", "w", ts=time.time(), excerpt_text="x" * 900))
+        store.flush_history()
+        [error] = store.history(after_id=start, kinds=["error"])
+        assert error.excerpt == "x" * 499 + "…"

@@ -30,6 +30,7 @@ from smc.runtime.clock import SYSTEM_CLOCK, Clock
 from smc.runtime.store.backend import Backend, Connection
 from smc.runtime.store.base import DEFAULT_MACHINE_STALE_AFTER, DEFAULT_REAP_INTERVAL, Backoff
 from smc.runtime.store.errors import StoreError
+from smc.runtime.store.rows import HISTORY_FIELDS
 from smc.runtime.store.sql import SqlStore
 from smc.runtime.store.statements import (
     REAPED_COLUMNS,
@@ -143,6 +144,10 @@ _UPGRADE_FROM_2 = (
 )
 
 
+#: The array types the staged history columns are bound as (text[] otherwise).
+_HISTORY_ARRAY_TYPES = {"ts": "float8[]", "attempt": "integer[]"}
+
+
 class PostgresDialect(Dialect):
     """Every time comes from the database's ``now()`` (hosts' clocks differ) and is read as
     epoch seconds; JSON is ``jsonb``, read as text; claims lock with ``FOR UPDATE SKIP LOCKED``;
@@ -157,6 +162,39 @@ class PostgresDialect(Dialect):
     unlimited = None  # LIMIT NULL
     max_list_length = None  # a list is one array parameter
     insert_skips_held_dedupe_key = True  # ON CONFLICT (dedupe_key) … DO NOTHING
+    # A transaction around a write is two more round trips (BEGIN, COMMIT) than the write:
+    # the history rows ride in the statement (writable CTEs), in autocommit.
+    records_in_statement = True
+
+    def recording(self, statement: str, derived: str | None) -> str:
+        columns = ", ".join(HISTORY_FIELDS[1:])
+        arrays = ", ".join(
+            f"%(h_{name})s::{_HISTORY_ARRAY_TYPES.get(name, 'text[]')}"
+            for name in HISTORY_FIELDS[1:]
+        )
+        # The staged rows first (they happened before the write), then the write's own: its
+        # insert reads the staged insert's count, which makes PostgreSQL run that one first.
+        parts = [
+            f"s AS ({statement})",
+            f"staged AS (INSERT INTO history ({columns}) "
+            f"SELECT * FROM unnest({arrays}) RETURNING 1)",
+            "staged_count AS (SELECT count(*) AS n FROM staged)",
+        ]
+        inserted = "SELECT n FROM staged_count"
+        if derived is not None:
+            parts.append(
+                f"h AS (INSERT INTO history ({columns}) SELECT {derived} "
+                "FROM s CROSS JOIN staged_count RETURNING 1)"
+            )
+            inserted += " UNION ALL SELECT count(*) FROM h"
+        parts.append(
+            "n AS (SELECT pg_notify(%(h_channel)s, '') FROM "
+            f"(SELECT sum(n) AS total FROM ({inserted}) counts) rows WHERE total > 0)"
+        )
+        return (
+            "WITH " + ", ".join(parts) + " SELECT (SELECT count(*) FROM s), "
+            "(SELECT count(*) FROM n), s.* FROM (SELECT 1) one LEFT JOIN s ON true"
+        )
 
     def epoch(self, column: str) -> str:
         return f"extract(epoch from {column})::float8"

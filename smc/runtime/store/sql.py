@@ -40,6 +40,7 @@ from smc.runtime.store.base import (
 from smc.runtime.store.errors import DuplicateJobError, StoreError
 from smc.runtime.store.rows import (
     EVENT_STATUSES,
+    HISTORY_FIELDS,
     JOB_FIELDS,
     JOB_STATUSES,
     EventRow,
@@ -513,11 +514,36 @@ class SqlStore:
                 for row in rows
             ]
 
-        return self._write(
-            "claim a job in",
-            lambda connection: connection.execute(sql, params).fetchall(),
-            claimed,
-        )
+        return self._recording("claim a job in", sql, params, self._sql.claimed_history, claimed)
+
+    def _recording(
+        self,
+        action: str,
+        sql: str,
+        params: dict[str, Any],
+        derived: str,
+        history: _HistoryOf,
+    ) -> list[Any]:
+        """The rows of ``sql`` (a write ``… RETURNING``), its history rows (``history``, or
+        ``derived`` in the statement) and the staged ones recorded with it: in the statement
+        itself where the database can (one round trip), else in a transaction around it."""
+        if not (self.history_enabled and self._sql.dialect.records_in_statement):
+            return self._write(
+                action, lambda connection: connection.execute(sql, params).fetchall(), history
+            )
+        staged = self._staged
+        with self._history_lock:
+            count = len(staged)
+            bound = dict(params)
+            columns = list(zip(*staged[:count], strict=True)) or [()] * len(HISTORY_FIELDS[1:])
+            for name, values in zip(HISTORY_FIELDS[1:], columns, strict=True):
+                bound[f"h_{name}"] = list(values)
+            bound["h_channel"] = self.backend.channel_name(HISTORY_CHANNEL)
+            rows = self._fetchall(action, self._sql.recording(sql, derived), bound)
+            del staged[:count]
+        if not rows or not rows[0][0]:
+            return []
+        return [row[2:] for row in rows]
 
     def _finished(
         self, kind_of: Callable[[str], str], job_id: str, now: float, text: str | None
@@ -559,9 +585,11 @@ class SqlStore:
             "now": self.clock.time(),
         }
         sql = self._sql.complete if claim_token is None else self._sql.complete_fenced
-        rows = self._write(
+        rows = self._recording(
             "write to",
-            lambda connection: connection.execute(sql, params).fetchall(),
+            sql,
+            params,
+            self._sql.completed_history,
             self._finished(_completed, job_id, params["now"], params["result"]),
         )
         return len(rows) == 1
@@ -581,9 +609,11 @@ class SqlStore:
             "now": self.clock.time(),
         }
         sql = self._sql.fail if claim_token is None else self._sql.fail_fenced
-        rows = self._write(
+        rows = self._recording(
             "write to",
-            lambda connection: connection.execute(sql, params).fetchall(),
+            sql,
+            params,
+            self._sql.failed_history,
             self._finished(_failed_or_retried, job_id, params["now"], reason),
         )
         return len(rows) == 1

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from smc.runtime.store.base import Backoff
-from smc.runtime.store.rows import EVENT_FIELDS, HISTORY_FIELDS, JOB_FIELDS
+from smc.runtime.store.rows import EVENT_FIELDS, EXCERPT_LIMIT, HISTORY_FIELDS, JOB_FIELDS
 
 #: Columns holding JSON text, and columns holding a time (epoch seconds when read).
 _JSON_COLUMNS = frozenset({"data", "result", "payload"})
@@ -83,6 +83,18 @@ class Dialect(abc.ABC):
     #: writers). True: the insert skips the held key (``ON CONFLICT … DO NOTHING``, returning
     #: no row) and the holder is looked up after it.
     insert_skips_held_dedupe_key: bool = False
+
+    #: Whether a write's history rows ride in its own statement (:meth:`recording`), rather
+    #: than in a transaction around it: where a transaction costs round trips (PostgreSQL).
+    records_in_statement: bool = False
+
+    def recording(self, statement: str, derived: str | None) -> str:
+        """``statement`` (finished, ``… RETURNING``) that also inserts the history rows
+        ``derived`` (a finished select list over its rows ``s``) and the staged rows (bound
+        as the arrays ``h_<column>``), and notifies ``:h_channel`` when it inserted any: one
+        statement. Each row is ``(rows the statement returned, notified, *its row)``, with
+        one row of NULLs when it returned none."""
+        raise NotImplementedError
 
     def epoch(self, column: str) -> str:
         """A time column, read as epoch seconds."""
@@ -327,6 +339,25 @@ class SqlStatements:
             f"AND {d.age('processed_at')} > :age"
         )
         self._history: dict[tuple[bool, bool, bool, bool, bool, int], str] = {}
+        self._recording: dict[tuple[str, str | None], str] = {}
+        # What claims, completions and failures record, over the statement's rows ``s``
+        # (a database whose writes record history in the statement: Dialect.recording).
+        cut = f"CASE WHEN length(:text) > {EXCERPT_LIMIT} THEN left(:text, {EXCERPT_LIMIT - 1}) "
+        cut += "|| '…' ELSE :text END"
+        self.claimed_history = finish(
+            ":now::float8, :worker, 'job_claimed', NULL, s.job_type, NULL, s.id, s.attempts, "
+            "s.trace_id, NULL, NULL"
+        )
+        self.completed_history = finish(
+            ":now::float8, coalesce(s.claimed_by, ''), 'job_completed', NULL, s.job_type, NULL, "
+            f":id, s.attempts, s.trace_id, NULL, {cut.replace(':text', ':result::text')}"
+        )
+        self.failed_history = finish(
+            ":now::float8, coalesce(s.claimed_by, ''), "
+            "CASE WHEN s.status = 'pending' THEN 'job_retried' ELSE 'job_failed' END, NULL, "
+            f"s.job_type, NULL, :id, s.attempts, s.trace_id, NULL, "
+            f"{cut.replace(':text', ':reason::text')}"
+        )
         machines = ", ".join(
             [d.epoch(name) if name in _TIME_COLUMNS else name for name in _MACHINE_FIELDS]
             + [d.age("heartbeat_at")]
@@ -371,6 +402,14 @@ class SqlStatements:
                 + " ORDER BY id LIMIT :limit"
             )
         return statement
+
+    def recording(self, statement: str, derived: str | None) -> str:
+        """:meth:`Dialect.recording`, built on first use, then reused."""
+        key = (statement, derived)
+        combined = self._recording.get(key)
+        if combined is None:
+            combined = self._recording[key] = self.dialect.recording(statement, derived)
+        return combined
 
     def job_columns(self, prefix: str) -> str:
         """The job row's columns (``JOB_FIELDS`` order), qualified by ``prefix``."""
