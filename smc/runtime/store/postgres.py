@@ -166,7 +166,7 @@ class PostgresDialect(Dialect):
     # the history rows ride in the statement (writable CTEs), in autocommit.
     records_in_statement = True
 
-    def recording(self, statement: str, derived: str | None) -> str:
+    def recording(self, statement: str, derived: str | None, wake: bool = False) -> str:
         columns = ", ".join(HISTORY_FIELDS[1:])
         arrays = ", ".join(
             f"%(h_{name})s::{_HISTORY_ARRAY_TYPES.get(name, 'text[]')}"
@@ -191,9 +191,13 @@ class PostgresDialect(Dialect):
             "n AS (SELECT pg_notify(%(h_channel)s, '') FROM "
             f"(SELECT sum(n) AS total FROM ({inserted}) counts) rows WHERE total > 0)"
         )
+        notified = "(SELECT count(*) FROM n)"
+        if wake:
+            parts.append("wake AS (SELECT pg_notify(%(channel)s, '') FROM s)")
+            notified += " + (SELECT count(*) FROM wake)"
         return (
             "WITH " + ", ".join(parts) + " SELECT (SELECT count(*) FROM s), "
-            "(SELECT count(*) FROM n), s.* FROM (SELECT 1) one LEFT JOIN s ON true"
+            f"{notified}, s.* FROM (SELECT 1) one LEFT JOIN s ON true"
         )
 
     def epoch(self, column: str) -> str:

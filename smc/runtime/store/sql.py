@@ -74,8 +74,8 @@ def new_trace_id() -> str:
 _log = logging.getLogger("smc.store")
 
 _JOB_FIELD_COUNT = len(JOB_FIELDS)
-_JOB_ID, _JOB_TYPE, _JOB_DATA, _JOB_ATTEMPTS, _JOB_TRACE = (
-    JOB_FIELDS.index(name) for name in ("id", "job_type", "data", "attempts", "trace_id")
+_JOB_ID, _JOB_TYPE, _JOB_ATTEMPTS, _JOB_TRACE = (
+    JOB_FIELDS.index(name) for name in ("id", "job_type", "attempts", "trace_id")
 )
 #: The values of a 32-bit integer column.
 _INT32 = range(-(2**31), 2**31)
@@ -508,8 +508,7 @@ class SqlStore:
                     event=row[_JOB_TYPE],
                     job_id=row[_JOB_ID],
                     attempt=row[_JOB_ATTEMPTS],
-                    trace_id=row[_JOB_TRACE],
-                    excerpt_text=row[_JOB_DATA] if isinstance(row[_JOB_DATA], str) else None,
+                    trace_id=row[_JOB_TRACE],  # no excerpt: the data is on job_added
                 )
                 for row in rows
             ]
@@ -523,10 +522,14 @@ class SqlStore:
         params: dict[str, Any],
         derived: str,
         history: _HistoryOf,
+        *,
+        recording_sql: str | None = None,
     ) -> list[Any]:
         """The rows of ``sql`` (a write ``… RETURNING``), its history rows (``history``, or
         ``derived`` in the statement) and the staged ones recorded with it: in the statement
-        itself where the database can (one round trip), else in a transaction around it."""
+        itself where the database can (one round trip), else in a transaction around it.
+        ``recording_sql``: the statement to record in, when ``sql`` carries a NOTIFY of its
+        own (a data-modifying ``WITH`` cannot nest): it is rung by each row instead."""
         if not (self.history_enabled and self._sql.dialect.records_in_statement):
             return self._write(
                 action, lambda connection: connection.execute(sql, params).fetchall(), history
@@ -539,7 +542,12 @@ class SqlStore:
             for name, values in zip(HISTORY_FIELDS[1:], columns, strict=True):
                 bound[f"h_{name}"] = list(values)
             bound["h_channel"] = self.backend.channel_name(HISTORY_CHANNEL)
-            rows = self._fetchall(action, self._sql.recording(sql, derived), bound)
+            combined = (
+                self._sql.recording(sql, derived)
+                if recording_sql is None
+                else self._sql.recording(recording_sql, derived, wake=True)
+            )
+            rows = self._fetchall(action, combined, bound)
             del staged[:count]
         if not rows or not rows[0][0]:
             return []
@@ -749,10 +757,13 @@ class SqlStore:
             "trace_id": trace_id or self.trace_id or new_trace_id(),
         }
         sent = [self._sent_entry(params)]
-        rows = self._write(
+        rows = self._recording(
             "write to",
-            lambda connection: connection.execute(self._sql.send_event, params).fetchall(),
+            self._sql.send_event,
+            params,
+            self._sql.sent_history,
             lambda _: sent,
+            recording_sql=self._sql.insert_event,
         )
         self.backend.ring(channel)
         return int(rows[0][0])
@@ -803,10 +814,8 @@ class SqlStore:
                     excerpt_text=event.payload_json,
                 )
 
-        rows = self._write(
-            "claim events in",
-            lambda connection: connection.execute(self._sql.claim_events, params).fetchall(),
-            received,
+        rows = self._recording(
+            "claim events in", self._sql.claim_events, params, self._sql.received_history, received
         )
         return sorted((event_from_row(row) for row in rows), key=lambda event: event.id)
 

@@ -88,12 +88,12 @@ class Dialect(abc.ABC):
     #: than in a transaction around it: where a transaction costs round trips (PostgreSQL).
     records_in_statement: bool = False
 
-    def recording(self, statement: str, derived: str | None) -> str:
+    def recording(self, statement: str, derived: str | None, wake: bool = False) -> str:
         """``statement`` (finished, ``… RETURNING``) that also inserts the history rows
         ``derived`` (a finished select list over its rows ``s``) and the staged rows (bound
-        as the arrays ``h_<column>``), and notifies ``:h_channel`` when it inserted any: one
-        statement. Each row is ``(rows the statement returned, notified, *its row)``, with
-        one row of NULLs when it returned none."""
+        as the arrays ``h_<column>``), and notifies ``:h_channel`` when it inserted any (and
+        ``:channel`` for each row, with ``wake``): one statement. Each row is ``(rows the
+        statement returned, notified, *its row)``, one row of NULLs when it returned none."""
         raise NotImplementedError
 
     def epoch(self, column: str) -> str:
@@ -339,7 +339,7 @@ class SqlStatements:
             f"AND {d.age('processed_at')} > :age"
         )
         self._history: dict[tuple[bool, bool, bool, bool, bool, int], str] = {}
-        self._recording: dict[tuple[str, str | None], str] = {}
+        self._recording: dict[tuple[str, str | None, bool], str] = {}
         # What claims, completions and failures record, over the statement's rows ``s``
         # (a database whose writes record history in the statement: Dialect.recording).
         cut = f"CASE WHEN length(:text) > {EXCERPT_LIMIT} THEN left(:text, {EXCERPT_LIMIT - 1}) "
@@ -351,6 +351,14 @@ class SqlStatements:
         self.completed_history = finish(
             ":now::float8, coalesce(s.claimed_by, ''), 'job_completed', NULL, s.job_type, NULL, "
             f":id, s.attempts, s.trace_id, NULL, {cut.replace(':text', ':result::text')}"
+        )
+        self.sent_history = finish(
+            ":now::float8, :target, 'event_sent', NULL, :event_type, NULL, :job_id, NULL, "
+            f":trace_id, :source, {cut.replace(':text', ':payload::text')}"
+        )
+        self.received_history = finish(
+            ":now::float8, :target, 'event_received', NULL, s.event_type, NULL, s.job_id, "
+            f"s.attempts, s.trace_id, s.source_machine, {cut.replace(':text', 's.payload')}"
         )
         self.failed_history = finish(
             ":now::float8, coalesce(s.claimed_by, ''), "
@@ -403,12 +411,12 @@ class SqlStatements:
             )
         return statement
 
-    def recording(self, statement: str, derived: str | None) -> str:
+    def recording(self, statement: str, derived: str | None, wake: bool = False) -> str:
         """:meth:`Dialect.recording`, built on first use, then reused."""
-        key = (statement, derived)
+        key = (statement, derived, wake)
         combined = self._recording.get(key)
         if combined is None:
-            combined = self._recording[key] = self.dialect.recording(statement, derived)
+            combined = self._recording[key] = self.dialect.recording(statement, derived, wake)
         return combined
 
     def job_columns(self, prefix: str) -> str:
