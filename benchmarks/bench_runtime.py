@@ -2,7 +2,7 @@
 
     python benchmarks/bench_runtime.py [--jobs 5000] [--bash-jobs 2000] [--events 300]
         [--peer-jobs 100] [--peer-jobs-4 300] [--peer-events 40] [--idle-events 4]
-        [--no-peer] [--keep]
+        [--no-peer] [--keep] [--history-pairs 3] [--history-only]
 
 Every figure comes from real worker processes (``smc run``; the peer's ``statemachine``):
 
@@ -25,6 +25,10 @@ Every figure comes from real worker processes (``smc run``; the peer's ``statema
   *same* two YAML files (``benchmarks/peer/{sender,receiver}.yaml``) with the same user actions
   (``benchmarks/peer/actions``). An "active" series sends events close together, an "idle"
   series 6 s apart (the peer's receiver drops to a 0.5 s tick after 5 s idle).
+
+- **History**: the 1-worker no-op throughput with the durable history on (the default) and
+  off (``SMC_HISTORY=off``, a switch for this measurement only), alternating runs
+  (``--history-pairs``); ``--history-only`` measures just that (``docs/history.md``).
 
 The peer is installed into ``benchmarks/.venv-peer`` (created when missing; git-ignored). The
 whole run takes about 3 minutes on 2 cores.
@@ -182,8 +186,11 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def smc_throughput(jobs: int, workers: int, work: str, keep: bool) -> tuple[float, float]:
-    """(jobs/s, worker CPU microseconds per job)."""
+def smc_throughput(
+    jobs: int, workers: int, work: str, keep: bool, history: bool = True
+) -> tuple[float, float]:
+    """(jobs/s, worker CPU microseconds per job); ``history`` False runs the workers with
+    ``SMC_HISTORY=off`` (the history comparison only)."""
     work_yaml = SMC_NOOP_WORK if work == "noop" else SMC_BASH_WORK
     work_name = "set_context (no-op)" if work == "noop" else "bash true"
     with run_dir(keep, f"smc-{workers}w-{work}") as directory:
@@ -208,6 +215,7 @@ def smc_throughput(jobs: int, workers: int, work: str, keep: bool) -> tuple[floa
                         ),
                         directory,
                         name,
+                        env=None if history else {"SMC_HISTORY": "off"},
                     )
                 )
 
@@ -532,6 +540,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--idle-events", type=int, default=4, help="events 6 s apart (0: skip)")
     parser.add_argument("--no-peer", action="store_true", help="measure smc only")
     parser.add_argument("--keep", action="store_true", help="keep the run directories")
+    parser.add_argument(
+        "--history-pairs",
+        type=int,
+        default=3,
+        help="1-worker no-op runs with history on and off, alternating (0: skip)",
+    )
+    parser.add_argument(
+        "--history-only", action="store_true", help="measure the history on/off comparison only"
+    )
     args = parser.parse_args(argv)
 
     started = time.monotonic()
@@ -540,6 +557,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     def progress(text: str) -> None:
         print(f"[{time.monotonic() - started:6.1f} s] {text}", file=sys.stderr, flush=True)
 
+    if args.history_pairs > 0:
+        rows.extend(history_comparison(args.history_pairs, args.jobs, args.keep, progress))
+    if args.history_only:
+        print_rows(rows, started)
+        return 0
     python = None if args.no_peer else peer_python()
     for workers in (1, 4):
         progress(f"smc, {workers} worker(s), no-op, {args.jobs} jobs")
@@ -586,7 +608,44 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         )
     progress("done")
+    print_rows(rows, started)
+    return 0
 
+
+def history_comparison(
+    pairs: int, jobs: int, keep: bool, progress: Callable[[str], None]
+) -> list[tuple[str, str, str, str]]:
+    """One no-op worker with the durable history on (the default) and off (``SMC_HISTORY=off``,
+    for this measurement only), ``pairs`` times each, alternating so that a change in the
+    machine's load hits both alike; the medians and the drop (target: at most 15 %)."""
+    figures: dict[bool, list[tuple[float, float]]] = {True: [], False: []}
+    for index in range(pairs):
+        for history in (True, False):
+            label = "on" if history else "off"
+            progress(f"smc, 1 worker, no-op, history {label}, {jobs} jobs ({index + 1}/{pairs})")
+            figures[history].append(smc_throughput(jobs, 1, "noop", keep, history=history))
+    on = statistics.median(rate for rate, _ in figures[True])
+    off = statistics.median(rate for rate, _ in figures[False])
+    on_cpu = statistics.median(cpu for _, cpu in figures[True])
+    off_cpu = statistics.median(cpu for _, cpu in figures[False])
+    runs = ", ".join(
+        f"{on_rate:,.0f}/{off_rate:,.0f}"
+        for (on_rate, _), (off_rate, _) in zip(figures[True], figures[False], strict=True)
+    )
+    return [
+        (
+            f"jobs/s, 1 worker, no-op, history on / off (median of {pairs})",
+            f"{on:,.0f} / {off:,.0f}",
+            "-",
+            "",
+        ),
+        ("  each pair, on/off", runs, "-", ""),
+        ("  history's cost in jobs/s", f"{(1 - on / off) * 100:.1f} %", "-", "≤ 15 %"),
+        ("worker CPU per job, history on / off", f"{on_cpu:,.0f} / {off_cpu:,.0f} µs", "-", ""),
+    ]
+
+
+def print_rows(rows: Sequence[tuple[str, str, str, str]], started: float) -> None:
     header = ("figure", "smc", f"statemachine-engine {PEER_VERSION}", "target")
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(4)]
     print()
@@ -596,7 +655,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"\nPython {sys.version.split()[0]}, SQLite {sqlite3.sqlite_version}, "
         f"{os.cpu_count()} CPUs; total {time.monotonic() - started:.0f} s"
     )
-    return 0
 
 
 if __name__ == "__main__":

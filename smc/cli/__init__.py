@@ -3,6 +3,7 @@
 - ``smc.cli.compile``  check, schema; ``smc.cli.build``, ``.diagram``, ``.paths`` (the compiler);
 - ``smc.cli.queue``    jobs, send, status (the job queue and event store);
 - ``smc.cli.run``, ``smc.cli.monitor``  run, monitor (the worker runtime);
+- ``smc.cli.history``  history, history prune (the durable history);
 - ``smc.cli.completion``  completion (shell completion scripts, by shtab).
 
 Each module has ``register(subparsers)``; heavy imports happen inside the command handlers,
@@ -22,6 +23,7 @@ from smc.cli import compile as compile_commands
 from smc.cli import completion as completion_commands
 from smc.cli import diagram as diagram_commands
 from smc.cli import export as export_commands
+from smc.cli import history as history_commands
 from smc.cli import importing as import_commands
 from smc.cli import monitor as monitor_commands
 from smc.cli import paths as paths_commands
@@ -71,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     queue_commands.register(subparsers)
     run_commands.register(subparsers)
     monitor_commands.register(subparsers)
+    history_commands.register(subparsers)
     completion_commands.register(subparsers, parser)
     return parser
 

@@ -4,6 +4,10 @@ Connects to every running machine's monitor socket (the directory comes from ``-
 up machines that start later, and prints the merged stream: one line per record, either human
 (``12:00:01.123 simple_worker  waiting --new_job--> processing  job=42``) or the raw JSON lines.
 Exit codes: 0; 1 when ``--count`` records did not arrive before ``--timeout``; Ctrl-C exits 0.
+
+With a PostgreSQL ``--db`` the stream is the durable history instead (``docs/history.md``):
+every machine using the database, on every host, followed by id with the server's NOTIFY on
+history inserts waking the reader (and a poll every half second as the fallback).
 """
 
 from __future__ import annotations
@@ -52,6 +56,11 @@ def _monitor(args: argparse.Namespace) -> int:
     except StoreError as error:
         print(f"smc monitor: error: {error}", file=sys.stderr)
         return EXIT_PROBLEMS
+    if store.socket_dir is None:  # PostgreSQL: machines on every host, through the history
+        try:
+            return _follow_history(store, args)
+        finally:
+            store.close()
     try:
         directory = monitor_dir(store)
     finally:
@@ -68,7 +77,73 @@ def _monitor(args: argparse.Namespace) -> int:
                 break
     except KeyboardInterrupt:
         return EXIT_OK  # Ctrl-C is how a live tail ends: no message, no traceback
+    return _finished(args, seen)
+
+
+def _finished(args: argparse.Namespace, seen: int) -> int:
     if args.count is not None and seen < args.count:
         print(f"smc monitor: {seen} of {args.count} records before the timeout", file=sys.stderr)
         return EXIT_PROBLEMS
     return EXIT_OK
+
+
+def _follow_history(store: Any, args: argparse.Namespace) -> int:
+    """Print the history rows committed from now on, as monitor records."""
+    import json
+    import time
+
+    from smc.runtime.history import follow_history
+    from smc.runtime.monitor import format_human
+    from smc.runtime.store import StoreError
+
+    deadline = None if args.timeout is None else time.monotonic() + args.timeout
+    seen = 0
+    try:
+        rows = follow_history(
+            store,
+            machine=args.machine,
+            poll_seconds=0.5 if deadline is None else min(0.5, args.timeout),
+            stop=None if deadline is None else lambda: time.monotonic() >= deadline,
+        )
+        for row in rows:
+            record = history_record(row)
+            if args.format == "json":
+                # ASCII-escaped: one JSON document a line, no terminal escapes, whatever the
+                # names and payloads hold.
+                text = json.dumps(record, separators=(",", ":"))
+            else:
+                text = format_human(record)
+            sys.stdout.write(text + "\n")
+            sys.stdout.flush()
+            seen += 1
+            if args.count is not None and seen >= args.count:
+                break
+    except KeyboardInterrupt:
+        return EXIT_OK
+    except StoreError as error:
+        print(f"smc monitor: error: {error}", file=sys.stderr)
+        return EXIT_PROBLEMS
+    return _finished(args, seen)
+
+
+def history_record(row: Any) -> dict[str, Any]:
+    """A history row as a monitor record (``docs/monitor.md``): ``kind``, ``machine``,
+    ``from``/``event``/``to``, ``job_id``, ``ts``, and the row's ``id``, ``attempt``,
+    ``trace_id``, ``source``, and its excerpt as ``error`` (an error's text) or ``excerpt``."""
+    record: dict[str, Any] = {
+        "kind": row.kind,
+        "machine": row.machine,
+        "from": row.from_state,
+        "event": row.event,
+        "to": row.to_state,
+        "job_id": row.job_id,
+        "ts": row.ts,
+        "id": row.id,
+        "attempt": row.attempt,
+        "trace_id": row.trace_id,
+        "source": row.source,
+    }
+    record["error" if row.kind in ("error", "job_failed", "job_retried") else "excerpt"] = (
+        row.excerpt
+    )
+    return record

@@ -344,13 +344,16 @@ def _find_job(args: argparse.Namespace, store: Store) -> Job | None:
 def _jobs_show(args: argparse.Namespace) -> int:
     with _open(args) as store:
         job = _find_job(args, store)
+        # The job's whole story: added, each claim, the transitions it drove, its outcome.
+        story = [] if job is None else store.history(job_id=job.id, limit=10_000)
     if job is None:
         return EXIT_PROBLEMS
+    from smc.runtime.history import history_table
     from smc.safe_text import escape_controls
 
     fields = job.to_dict()
     if args.format == "json":
-        _print_json(fields)
+        _print_json({**fields, "history": [row.to_dict() for row in story]})
         return EXIT_OK
     times = {"run_after", "lease_expires_at", "created_at", "started_at", "finished_at"}
     width = max(len(key) for key in fields)
@@ -362,6 +365,9 @@ def _jobs_show(args: argparse.Namespace) -> int:
         else:
             shown = "-" if value is None else str(value)
         print(f"{key.ljust(width)}  {escape_controls(shown)}")
+    if story:
+        print()
+        print(history_table(story))
     return EXIT_OK
 
 

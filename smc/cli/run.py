@@ -83,6 +83,20 @@ def register(subparsers: Any) -> None:
         metavar="DIR",
         help="where start_fsm writes each child machine's output (default ./logs)",
     )
+    run.add_argument(
+        "--history-retention",
+        default=None,
+        metavar="AGE",
+        help="prune history, finished jobs and delivered events older than AGE (30m, 12h, 7d; "
+        "off: never), checked hourly (default $SMC_HISTORY_RETENTION or 7d)",
+    )
+    run.add_argument(
+        "--trace-id",
+        default=None,
+        metavar="ULID",
+        help="the trace the machine starts in (start_fsm passes its own; default: none until "
+        "it takes a job or an event)",
+    )
     run.set_defaults(handler=run_command)
 
 
@@ -194,6 +208,12 @@ def run_command(args: argparse.Namespace) -> int:
         return error.exit_code
     except LoadError as error:
         raise UsageError(str(error)) from None
+    from smc.runtime.history import retention_seconds
+
+    try:
+        retention = retention_seconds(args.history_retention)
+    except ValueError as error:
+        raise UsageError(f"--history-retention: {error}") from None
     try:
         engine = Engine(
             machine_cls,
@@ -206,6 +226,8 @@ def run_command(args: argparse.Namespace) -> int:
             log_level=args.log_level,
             config_path=config_path,
             monitor_readers=args.monitor_readers,
+            trace_id=args.trace_id,
+            history_retention=retention,
         )
     except StartupError as error:
         print(f"smc run: {escape_controls(str(error))}", file=sys.stderr)

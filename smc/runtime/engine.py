@@ -166,6 +166,8 @@ class Engine:
         monitor: bool = True,
         monitor_readers: int | None = None,
         clock: Clock = SYSTEM_CLOCK,
+        trace_id: str | None = None,
+        history_retention: float | None = None,
     ) -> None:
         if lease_seconds <= 0:
             raise StartupError("--lease-seconds must be positive", exit_code=2)
@@ -207,6 +209,10 @@ class Engine:
         self._typed_context = getattr(machine_cls, "CONTEXT_TYPE", None) is not None
         self._show_typed_context()
         self._want_monitor = monitor
+        #: The trace the machine starts in (``start_fsm`` passes its own: docs/history.md).
+        self._start_trace = trace_id
+        #: Prune the history (and finished jobs, delivered events) older than this (seconds).
+        self._history_retention = history_retention
         self._monitor_readers = monitor_readers  # None: $SMC_MONITOR_MAX_READERS, else 64
         self._store: Store | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -273,6 +279,9 @@ class Engine:
         self._feed.publish(kind, **fields)
 
     def job_claimed(self, job: Job, *, current: bool) -> dict[str, Any]:
+        if current and job.trace_id is not None:
+            # The machine now works in the job's trace: what it adds or sends carries it.
+            self.store.trace_id = job.trace_id
         return self._jobs.claimed(job, current=current)
 
     def refuse_invalid_job(self, job: Job) -> bool:
@@ -405,6 +414,8 @@ class Engine:
         except StoreError as error:
             raise StartupError(str(error)) from None
         self._store = store
+        store.trace_id = self._start_trace
+        self._feed.record_to(store)
         if self._want_monitor:
             try:
                 self._feed.open(store, self._monitor_readers)
@@ -432,6 +443,7 @@ class Engine:
             on_database_replaced=self._on_database_replaced,
             logger=self.logger,
             clock=self._clock,
+            history_retention=self._history_retention,
         )
         self._heartbeat.start()
         self.logger.info(
@@ -532,6 +544,9 @@ class Engine:
             await wakeups.sleep(FALLBACK_POLL_SECONDS)
 
     def _apply_inbound(self, row: EventRow) -> bool:
+        if row.trace_id is not None:
+            # Handling the event puts the machine in its trace (its transitions, what it sends).
+            self.store.trace_id = row.trace_id
         payload = self._inbox.apply(self.store, row)
         return self._fire(
             row.event_type,
@@ -589,13 +604,15 @@ class Engine:
         self.logger.log(
             logging.DEBUG if routine else logging.INFO, "%s --%s--> %s", source, event, target
         )
-        self._registry.state_changed()
         configuration = steps.configuration(machine)
         if configuration is not None:
             extra["configuration"] = configuration
+        # Published (and staged for the history) before the registry write, which carries the
+        # staged history: the registry never shows a state the history has not reached.
         self._feed.publish(
             "transition", **{"from": str(source), "event": str(event), "to": str(target)}, **extra
         )
+        self._registry.state_changed()
         return True
 
     def _deliver_sent(self) -> None:
@@ -699,6 +716,7 @@ class Engine:
         self.logger.info("stopped in state %s", self.machine.state)
 
     def _close(self) -> None:
+        self._feed.record_to(None)
         self._wakeups.close()
         self._feed.close()
         if self._store is not None:

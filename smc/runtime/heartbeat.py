@@ -4,6 +4,9 @@ Every ``interval`` (:func:`heartbeat_interval` of the lease) it renews the lease
 the machine claimed and of the event it is handling, and the registry heartbeat (reaping
 finished child processes first). Every :data:`CHECKPOINT_INTERVAL` it checks that the
 database file is still the one the machine opened and checkpoints SQLite's write-ahead log.
+With a history retention, every :data:`PRUNE_INTERVAL` (the first time
+:data:`FIRST_PRUNE_DELAY` after the start) it prunes the history, finished jobs and delivered
+events older than the retention (``docs/history.md``, "Retention").
 
 A thread, on its own connection: a long action on the event loop must not let a live
 machine's job expire, and the loop's commits must not wait for a checkpoint's ``fsync``.
@@ -25,6 +28,11 @@ MAX_HEARTBEAT_INTERVAL = 10.0
 #: How often the background thread checkpoints SQLite's write-ahead log (moves it into the
 #: database file); see :data:`smc.runtime.store.sqlite.INLINE_CHECKPOINT_PAGES`.
 CHECKPOINT_INTERVAL = 0.25
+#: How often a worker prunes by its history retention (every worker does: the deletes are
+#: idempotent, and no worker is special).
+PRUNE_INTERVAL = 3600.0
+#: The first prune, this long after the start (not at once: a crash loop would prune in it).
+FIRST_PRUNE_DELAY = 60.0
 
 
 def heartbeat_interval(lease_seconds: float) -> float:
@@ -54,8 +62,12 @@ class Heartbeat:
         on_database_replaced: Callable[[str], None],
         logger: logging.Logger,
         clock: Clock = SYSTEM_CLOCK,
+        history_retention: float | None = None,
     ) -> None:
+        """``history_retention``: prune what is older, in seconds (None: never)."""
         self._database = database
+        self._history_retention = history_retention
+        self._next_prune = clock.monotonic() + FIRST_PRUNE_DELAY
         self._main_store = main_store
         self._machine_name = machine_name
         self._lease_seconds = lease_seconds
@@ -117,10 +129,25 @@ class Heartbeat:
                 what = "checkpoint"
             self._check_database_file()
             store.checkpoint()
+            if self._history_retention is not None and self._clock.monotonic() >= self._next_prune:
+                what = "prune the history"
+                self._next_prune = self._clock.monotonic() + PRUNE_INTERVAL
+                self.prune(store, self._history_retention)
         except Exception as error:  # this thread must outlive any fault: leases ride on it
             if self._error_log.due():
                 text = str(error) if isinstance(error, StoreError) else repr(error)
                 self._logger.error("%s failed: %s (will retry)", what, text)
+
+    def prune(self, store: Store, retention: float) -> None:
+        """Prune what is older than ``retention`` seconds; logged when anything went."""
+        removed = store.prune_history(retention)
+        if any(removed.values()):
+            self._logger.info(
+                "pruned %d history rows, %d finished jobs and %d delivered events",
+                removed["history"],
+                removed["jobs"],
+                removed["events"],
+            )
 
     def _beat(self, store: Store) -> None:
         self._reap_children()
@@ -151,4 +178,11 @@ class Heartbeat:
             self._on_database_replaced(reason)
 
 
-__all__ = ["CHECKPOINT_INTERVAL", "MAX_HEARTBEAT_INTERVAL", "Heartbeat", "heartbeat_interval"]
+__all__ = [
+    "CHECKPOINT_INTERVAL",
+    "FIRST_PRUNE_DELAY",
+    "MAX_HEARTBEAT_INTERVAL",
+    "PRUNE_INTERVAL",
+    "Heartbeat",
+    "heartbeat_interval",
+]

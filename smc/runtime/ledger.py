@@ -34,6 +34,8 @@ class Claim:
     lost: bool = False
     #: The job's data (what a guard's ``job.<field>`` reads).
     data: Any = None
+    #: Which run of the job this is (1 for the first), for the history.
+    attempt: int | None = None
 
 
 class JobLedger:
@@ -62,7 +64,7 @@ class JobLedger:
         """Record a claim (``current``: it becomes the current job, its data keys go into the
         context); returns the job as the context's ``current_job`` dict."""
         job_dict = job_to_dict(job)
-        claim = Claim(job.id, job.claim_token or "", current, data=job.data)
+        claim = Claim(job.id, job.claim_token or "", current, data=job.data, attempt=job.attempts)
         context = self._context
         if current:
             self.drop_job_keys()

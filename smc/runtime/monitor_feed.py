@@ -4,6 +4,11 @@ Each record has ``kind`` (``transition``, ``job_claimed``, ``error``, ...), ``ma
 ``from``/``event``/``to`` (None unless a transition), the current ``job_id`` and ``ts`` (epoch
 seconds), plus the fields of its kind (``docs/monitor.md``). Publishing never blocks or raises;
 a machine run without a monitor (tests, ``monitor=False``) publishes nothing.
+
+The records the store does not write itself (transitions, errors, dropped events: no row of
+the store changes with them) are also staged for the durable history (:meth:`record_to`):
+they ride the machine's next write, which is at the latest the registry update that shows
+the state they led to (``docs/history.md``).
 """
 
 from __future__ import annotations
@@ -14,7 +19,17 @@ from typing import Any
 from smc.runtime.clock import SYSTEM_CLOCK, Clock
 from smc.runtime.ledger import JobLedger
 from smc.runtime.monitor import MonitorPublisher, monitor_dir
-from smc.runtime.store import Store
+from smc.runtime.store import Store, history_entry
+
+#: Monitor record kinds staged for the history, by their history kind. (Job claims and
+#: outcomes, events received and dead-lettered, starts and stops: the store writes those in
+#: the transaction that makes them.)
+_STAGED_KINDS = {
+    "transition": "transition",
+    "error": "error",
+    "event_dropped": "event_dropped",
+    "unhandled_event": "event_dropped",
+}
 
 
 class MonitorFeed:
@@ -26,6 +41,12 @@ class MonitorFeed:
         self._jobs = jobs
         self._clock = clock
         self._publisher: Any = None
+        self._history: Store | None = None
+
+    def record_to(self, store: Store | None) -> None:
+        """Stage the records the store does not write itself into ``store``'s history (None,
+        or a store with history off: none)."""
+        self._history = store if store is not None and store.history_enabled else None
 
     def open(self, store: Store, max_readers: int | None) -> None:
         """Bind the socket beside ``store``'s database (``max_readers`` None: the default).
@@ -35,11 +56,35 @@ class MonitorFeed:
         )
 
     def publish(self, kind: str, **fields: Any) -> None:
-        """Publish one record (nothing when the feed is not open)."""
+        """Publish one record (nothing when the feed is not open), and stage it for the
+        history if it is one of the kinds staged."""
         publisher = self._publisher
-        if publisher is None:
+        history = self._history
+        if publisher is None and history is None:
             return
         current = self._jobs.current
+        now = self._clock.time()
+        if history is not None:
+            staged = _STAGED_KINDS.get(kind)
+            if staged is not None:
+                job_id = fields.get("job_id") or (None if current is None else current.job_id)
+                history.stage_history(
+                    history_entry(
+                        staged,
+                        self._machine_name,
+                        ts=now,
+                        from_state=fields.get("from"),
+                        event=fields.get("event"),
+                        to_state=fields.get("to"),
+                        job_id=job_id,
+                        attempt=None if current is None else current.attempt,
+                        trace_id=history.trace_id,
+                        source=fields.get("source"),
+                        excerpt_text=fields.get("error"),
+                    )
+                )
+        if publisher is None:
+            return
         record: dict[str, Any] = {
             "kind": kind,
             "machine": self._machine_name,
@@ -47,7 +92,7 @@ class MonitorFeed:
             "event": None,
             "to": None,
             "job_id": None if current is None else current.job_id,
-            "ts": self._clock.time(),
+            "ts": now,
         }
         record.update(fields)
         publisher.publish(record)

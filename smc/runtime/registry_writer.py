@@ -65,14 +65,23 @@ class RegistryWriter:
             self._deferred = self._schedule(self._due - now, self.write)
 
     def write(self) -> None:
-        """Write the current state if it differs from the one written last."""
+        """Write the current state if it differs from the one written last (with the staged
+        history: the transitions that led there), else write the staged history alone."""
         if self._deferred is not None:
             self._deferred.cancel()
             self._deferred = None
         state = self._current_state()
-        if state == self.written:
-            return
         store = self._store
+        if state == self.written:
+            if store is None:
+                return
+            try:
+                store.flush_history()
+            except StoreError as error:
+                self._faults.report("write the history", error)
+            else:
+                self._faults.recovered("write the history")
+            return
         if store is None:
             raise RuntimeError("the machine is not registered")
         self._due = self._clock.monotonic() + self._interval

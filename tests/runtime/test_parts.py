@@ -30,6 +30,7 @@ from smc.runtime.registry_writer import REGISTRY_WRITE_INTERVAL, RegistryWriter
 from smc.runtime.stopping import STOP_RETRY_SECONDS, give_back
 from smc.runtime.store import EventRow, Store, StoreError, open_store
 from smc.runtime.timers import StateTimers
+from tests.support.backends import age_rows
 from tests.support.harness import compile_machine, run_engine
 
 LOGGER_NAME = "smc.machine.parts_test"
@@ -769,3 +770,57 @@ actions:
         machine_row = store.get_machine(engine.machine_name)
     assert job is not None and job.status == "completed"
     assert machine_row is not None and machine_row.status == "stopped"
+
+
+def test_the_heartbeat_prunes_by_the_retention_a_minute_after_start_then_hourly(
+    database: str, store: Store, clock: ManualClock, logger: logging.Logger
+) -> None:
+    import time
+
+    from smc.runtime.heartbeat import FIRST_PRUNE_DELAY, PRUNE_INTERVAL
+    from smc.runtime.store import history_entry
+
+    week = 7 * 86400.0
+
+    def record(age: float, event: str) -> None:
+        store.stage_history(history_entry("error", "m", ts=time.time() - age, event=event))
+        store.flush_history()
+
+    def events() -> list[str | None]:
+        return [row.event for row in store.history()]
+
+    heartbeat = Heartbeat(
+        database=database,
+        main_store=store,
+        machine_name="parts_test",
+        lease_seconds=30,
+        claims=tuple,
+        held_event=lambda: None,
+        reap_children=lambda: None,
+        on_lease_lost=lambda claim: None,
+        on_database_replaced=lambda reason: None,
+        logger=logger,
+        clock=clock,
+        history_retention=week,
+    )
+    try:
+        record(8 * 86400, "old")
+        record(60, "young")
+        heartbeat.beat_round()
+        assert events() == ["old", "young"]  # not in the first minute
+        clock.advance(FIRST_PRUNE_DELAY)
+        heartbeat.beat_round()
+        assert events() == ["young"]
+        # Finished jobs go by the same policy: one finished 8 days ago (its row aged).
+        job = store.add_job("task", job_id="done-long-ago")
+        store.claim_job("w", ["task"])
+        store.complete_job(job.id)
+        age_rows(store, 8 * 86400)
+        clock.advance(PRUNE_INTERVAL / 2)
+        heartbeat.beat_round()
+        assert store.get_job("done-long-ago") is not None  # not again within the hour
+        clock.advance(PRUNE_INTERVAL / 2)
+        heartbeat.beat_round()
+        assert store.get_job("done-long-ago") is None
+    finally:
+        heartbeat.close()

@@ -30,15 +30,25 @@ from smc.runtime.store.errors import DuplicateJobError, StoreError
 from smc.runtime.store.postgres import PostgresStore
 from smc.runtime.store.rows import (
     EVENT_STATUSES,
+    HISTORY_KINDS,
     JOB_STATUSES,
     MACHINE_STATUSES,
     EventRow,
+    HistoryRow,
     Job,
     MachineRow,
+    history_entry,
     process_alive,
 )
+from smc.runtime.store.sql import new_trace_id
 from smc.runtime.store.sqlite import INLINE_CHECKPOINT_PAGES, SqliteStore
-from smc.runtime.store.waker import JOBS_CHANNEL, LoopWaker, Waker, machine_channel
+from smc.runtime.store.waker import (
+    HISTORY_CHANNEL,
+    JOBS_CHANNEL,
+    LoopWaker,
+    Waker,
+    machine_channel,
+)
 
 #: The database used when neither an argument nor ``$SMC_DB`` names one.
 DEFAULT_DATABASE = "smc.db"
@@ -77,6 +87,12 @@ def require_postgres_driver(target: str) -> None:
         ) from None
 
 
+def history_enabled() -> bool:
+    """False when ``$SMC_HISTORY`` is ``off`` (or ``0``/``false``/``no``): for measuring what
+    history costs only; history is on by default."""
+    return os.environ.get("SMC_HISTORY", "on").strip().lower() not in ("off", "0", "false", "no")
+
+
 def open_store(url_or_path: str | os.PathLike[str] | None = None, **options: Any) -> Store:
     """Open the store named by ``url_or_path`` (see :func:`resolve_database`).
 
@@ -88,8 +104,11 @@ def open_store(url_or_path: str | os.PathLike[str] | None = None, **options: Any
     ``read_only=True`` for SQLite, ``clock=ManualClock()`` from :mod:`smc.runtime.clock` for
     simulated time: on SQLite it stamps every row and times leases, backoff and the reaper; on
     PostgreSQL rows keep the database's ``now()`` and the clock times only the reaper).
+    ``history`` (default: on unless ``$SMC_HISTORY`` is ``off``, a switch for measuring what
+    history costs) says whether writes record history rows (``docs/history.md``).
     Raises :class:`StoreError` when the database cannot be opened.
     """
+    options.setdefault("history", history_enabled())
     target = resolve_database(url_or_path)
     if is_postgres_url(target):
         require_postgres_driver(target)
@@ -133,6 +152,8 @@ __all__ = [
     "DEFAULT_MAX_ATTEMPTS",
     "DEFAULT_PRIORITY",
     "EVENT_STATUSES",
+    "HISTORY_CHANNEL",
+    "HISTORY_KINDS",
     "JOBS_CHANNEL",
     "JOB_STATUSES",
     "MACHINE_STATUSES",
@@ -140,6 +161,7 @@ __all__ = [
     "Backoff",
     "DuplicateJobError",
     "EventRow",
+    "HistoryRow",
     "Job",
     "LoopWaker",
     "MachineRow",
@@ -148,8 +170,11 @@ __all__ = [
     "Store",
     "StoreError",
     "Waker",
+    "history_enabled",
+    "history_entry",
     "is_postgres_url",
     "machine_channel",
+    "new_trace_id",
     "open_store",
     "open_worker_store",
     "process_alive",

@@ -80,6 +80,11 @@ class Backend(abc.ABC):
         """``channel`` as the statements' ``:channel`` parameter names it."""
         return channel
 
+    def execute_many(self, connection: Connection, sql: str, rows: Sequence[Any]) -> None:
+        """Run ``sql`` once per parameter set of ``rows`` (the history rows of one write)."""
+        for row in rows:
+            connection.execute(sql, row)
+
     def notify_in(self, connection: Connection, channel: str) -> None:
         """Ring ``channel`` at the commit of ``connection``'s transaction, if the database can
         (PostgreSQL's NOTIFY)."""

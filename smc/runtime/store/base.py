@@ -23,12 +23,16 @@ from typing import Any, Protocol
 from smc.runtime.store.errors import DuplicateJobError, StoreError
 from smc.runtime.store.rows import (
     EVENT_STATUSES,
+    HISTORY_KINDS,
     JOB_STATUSES,
     MACHINE_STATUSES,
     EventRow,
+    HistoryEntry,
+    HistoryRow,
     Job,
     MachineRow,
     encode_json,
+    history_entry,
     process_alive,
 )
 from smc.runtime.store.waker import Waker, machine_channel
@@ -68,6 +72,12 @@ class Store(Protocol):
     expires. Everything a handler writes through the store when completing (result, state,
     outgoing events) commits atomically; external side effects need idempotency keys.
     """
+
+    #: The trace this store's user works in (a worker: its current job's or event's): jobs
+    #: and events added without a trace id carry it; None: each starts a new trace.
+    trace_id: str | None
+    #: Whether writes record history (off only to measure what history costs).
+    history_enabled: bool
 
     # --- lifecycle ---
 
@@ -121,8 +131,10 @@ class Store(Protocol):
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         run_after: float | None = None,
         dedupe_key: str | None = None,
+        trace_id: str | None = None,
     ) -> Job:
-        """Queue a job and ring ``jobs``. ``data`` None is stored as ``{}``; ``run_after`` is an
+        """Queue a job and ring ``jobs``; ``trace_id`` None: :attr:`trace_id`, else a new one.
+        ``data`` None is stored as ``{}``; ``run_after`` is an
         epoch time before which the job is not claimable. A ``dedupe_key`` already held by a
         pending or processing job returns that job instead. An existing ``job_id`` raises
         :class:`DuplicateJobError`."""
@@ -229,8 +241,10 @@ class Store(Protocol):
         payload: Any = None,
         source: str | None = None,
         job_id: str | None = None,
+        trace_id: str | None = None,
     ) -> int:
-        """Store an event for ``target`` (which need not be running) and ring its channel."""
+        """Store an event for ``target`` (which need not be running) and ring its channel;
+        ``trace_id`` None: :attr:`trace_id`, else a new one."""
         ...
 
     def claim_events(
@@ -324,6 +338,45 @@ class Store(Protocol):
         neither), then ring each target. ``source`` defaults to ``name``. Returns event ids."""
         ...
 
+    # --- history (docs/history.md) ---
+
+    def stage_history(self, entry: HistoryEntry) -> None:
+        """Queue one history row (:func:`history_entry`) for this store's next write: it is
+        inserted in that write's transaction (a worker's transitions ride its registry update,
+        its claim or its job's completion). Nothing when history is off."""
+        ...
+
+    def flush_history(self) -> None:
+        """Write the staged history rows now (their own transaction), if any."""
+        ...
+
+    def history(
+        self,
+        *,
+        machine: str | None = None,
+        job_id: str | None = None,
+        trace_id: str | None = None,
+        since: float | None = None,
+        after_id: int | None = None,
+        kinds: Sequence[str] | None = None,
+        limit: int = 1000,
+    ) -> list[HistoryRow]:
+        """History rows matching every filter given, in id order (the order they were
+        recorded), at most ``limit``: ``since`` an epoch time, ``after_id`` rows after that id
+        (for following), ``kinds`` among ``HISTORY_KINDS``."""
+        ...
+
+    def last_history_id(self) -> int:
+        """The id of the newest history row (0: none yet): where a follower from now on
+        starts."""
+        ...
+
+    def prune_history(self, older_than_seconds: float) -> dict[str, int]:
+        """Delete history rows, finished jobs (completed, failed, cancelled) and delivered
+        events (done, dead) older than ``older_than_seconds``; how many of each
+        (``history``, ``jobs``, ``events``). The newest history row is always kept."""
+        ...
+
     # --- wake-ups ---
 
     def open_waker(self, channels: Sequence[str]) -> Waker:
@@ -342,17 +395,21 @@ __all__ = [
     "DEFAULT_PRIORITY",
     "DEFAULT_REAP_INTERVAL",
     "EVENT_STATUSES",
+    "HISTORY_KINDS",
     "JOB_STATUSES",
     "MACHINE_STATUSES",
     "Backoff",
     "DuplicateJobError",
     "EventRow",
+    "HistoryEntry",
+    "HistoryRow",
     "Job",
     "MachineRow",
     "OutgoingEvent",
     "Store",
     "StoreError",
     "encode_json",
+    "history_entry",
     "machine_channel",
     "process_alive",
 ]

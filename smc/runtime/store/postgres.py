@@ -23,20 +23,26 @@ import os
 import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from smc.runtime.clock import SYSTEM_CLOCK, Clock
 from smc.runtime.store.backend import Backend, Connection
 from smc.runtime.store.base import DEFAULT_MACHINE_STALE_AFTER, DEFAULT_REAP_INTERVAL, Backoff
 from smc.runtime.store.errors import StoreError
+from smc.runtime.store.rows import HISTORY_FIELDS
 from smc.runtime.store.sql import SqlStore
-from smc.runtime.store.statements import Dialect, SqlStatements, pyformat_parameters
+from smc.runtime.store.statements import (
+    REAPED_COLUMNS,
+    Dialect,
+    SqlStatements,
+    pyformat_parameters,
+)
 from smc.runtime.store.waker import PostgresWaker, Waker, first_line, postgres_channel_name
 
 _Result = TypeVar("_Result")
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
 _DDL = (
@@ -61,7 +67,8 @@ _DDL = (
         result jsonb,
         created_at timestamptz NOT NULL DEFAULT now(),
         started_at timestamptz,
-        finished_at timestamptz
+        finished_at timestamptz,
+        trace_id text
     )""",
     "CREATE INDEX IF NOT EXISTS jobs_claim_order ON jobs (priority, seq) WHERE status = 'pending'",
     "CREATE INDEX IF NOT EXISTS jobs_lease ON jobs (lease_expires_at) WHERE status = 'processing'",
@@ -83,7 +90,8 @@ _DDL = (
         lease_expires_at timestamptz,
         created_at timestamptz NOT NULL DEFAULT now(),
         processed_at timestamptz,
-        last_error text
+        last_error text,
+        trace_id text
     )""",
     """CREATE INDEX IF NOT EXISTS machine_events_open ON machine_events (target_machine, id)
         WHERE status IN ('pending', 'processing')""",
@@ -98,6 +106,24 @@ _DDL = (
         heartbeat_at timestamptz,
         updated_at timestamptz
     )""",
+    # Version 3: the history (docs/history.md); ts is epoch seconds from the recording
+    # process, as on SQLite. One index: each is more work for every commit recording history.
+    """CREATE TABLE IF NOT EXISTS history (
+        id bigserial PRIMARY KEY,
+        ts double precision NOT NULL,
+        machine text NOT NULL,
+        kind text NOT NULL,
+        from_state text,
+        event text,
+        to_state text,
+        job_id text,
+        attempt integer,
+        trace_id text,
+        source text,
+        excerpt text
+    )""",
+    """CREATE INDEX IF NOT EXISTS history_trace ON history (trace_id, id)
+        WHERE trace_id IS NOT NULL""",
 )
 
 
@@ -111,12 +137,24 @@ _UPGRADE_FROM_1 = (
 )
 
 
+# Version 2 → 3: trace ids (the history table is created by _DDL).
+_UPGRADE_FROM_2 = (
+    "ALTER TABLE jobs ADD COLUMN IF NOT EXISTS trace_id text",
+    "ALTER TABLE machine_events ADD COLUMN IF NOT EXISTS trace_id text",
+)
+
+
+#: The array types the staged history columns are bound as (text[] otherwise).
+_HISTORY_ARRAY_TYPES = {"ts": "float8[]", "attempt": "integer[]"}
+
+
 class PostgresDialect(Dialect):
     """Every time comes from the database's ``now()`` (hosts' clocks differ) and is read as
     epoch seconds; JSON is ``jsonb``, read as text; claims lock with ``FOR UPDATE SKIP LOCKED``;
     NOTIFY rides in the inserting statement, so it is delivered exactly at commit."""
 
     now = "now()"
+    positional_parameter = "%s"
     lease_until = "now() + make_interval(secs => :lease::float8)"
     json_cast = "::jsonb"
     text_cast = "::text"
@@ -124,6 +162,43 @@ class PostgresDialect(Dialect):
     unlimited = None  # LIMIT NULL
     max_list_length = None  # a list is one array parameter
     insert_skips_held_dedupe_key = True  # ON CONFLICT (dedupe_key) … DO NOTHING
+    # A transaction around a write is two more round trips (BEGIN, COMMIT) than the write:
+    # the history rows ride in the statement (writable CTEs), in autocommit.
+    records_in_statement = True
+
+    def recording(self, statement: str, derived: str | None, wake: bool = False) -> str:
+        columns = ", ".join(HISTORY_FIELDS[1:])
+        arrays = ", ".join(
+            f"%(h_{name})s::{_HISTORY_ARRAY_TYPES.get(name, 'text[]')}"
+            for name in HISTORY_FIELDS[1:]
+        )
+        # The staged rows first (they happened before the write), then the write's own: its
+        # insert reads the staged insert's count, which makes PostgreSQL run that one first.
+        parts = [
+            f"s AS ({statement})",
+            f"staged AS (INSERT INTO history ({columns}) "
+            f"SELECT * FROM unnest({arrays}) RETURNING 1)",
+            "staged_count AS (SELECT count(*) AS n FROM staged)",
+        ]
+        inserted = "SELECT n FROM staged_count"
+        if derived is not None:
+            parts.append(
+                f"h AS (INSERT INTO history ({columns}) SELECT {derived} "
+                "FROM s CROSS JOIN staged_count RETURNING 1)"
+            )
+            inserted += " UNION ALL SELECT count(*) FROM h"
+        parts.append(
+            "n AS (SELECT pg_notify(%(h_channel)s, '') FROM "
+            f"(SELECT sum(n) AS total FROM ({inserted}) counts) rows WHERE total > 0)"
+        )
+        notified = "(SELECT count(*) FROM n)"
+        if wake:
+            parts.append("wake AS (SELECT pg_notify(%(channel)s, '') FROM s)")
+            notified += " + (SELECT count(*) FROM wake)"
+        return (
+            "WITH " + ", ".join(parts) + " SELECT (SELECT count(*) FROM s), "
+            f"{notified}, s.* FROM (SELECT 1) one LEFT JOIN s ON true"
+        )
 
     def epoch(self, column: str) -> str:
         return f"extract(epoch from {column})::float8"
@@ -186,7 +261,8 @@ class PostgresDialect(Dialect):
                        WHERE status = 'processing' AND lease_expires_at < now()
                        FOR UPDATE SKIP LOCKED)
                     UPDATE jobs j SET {statements.reap_assignments(backoff, "j.")}
-                    FROM expired WHERE j.seq = expired.seq"""
+                    FROM expired WHERE j.seq = expired.seq
+                    RETURNING {REAPED_COLUMNS.replace("id", "j.id", 1)}"""
 
     def insert_job(self, insert: str, statements: SqlStatements) -> str:
         # NOTIFY in the same statement: delivered at commit, so a woken worker sees the row;
@@ -297,7 +373,7 @@ class PostgresBackend(Backend):
                         "INSERT INTO schema_version (version) VALUES (%s)", (SCHEMA_VERSION,)
                     )
                 elif version < SCHEMA_VERSION:
-                    for statement in _UPGRADE_FROM_1:
+                    for statement in (_UPGRADE_FROM_1 if version < 2 else ()) + _UPGRADE_FROM_2:
                         connection.execute(statement)
                     connection.execute("UPDATE schema_version SET version = %s", (SCHEMA_VERSION,))
                 elif version > SCHEMA_VERSION:
@@ -364,6 +440,11 @@ class PostgresBackend(Backend):
     def channel_name(self, channel: str) -> str:
         return postgres_channel_name(self.schema, channel)
 
+    def execute_many(self, connection: Connection, sql: str, rows: Sequence[Any]) -> None:
+        # One pipelined batch (psycopg's executemany), not a round trip per row.
+        with cast(Any, connection).cursor() as cursor:
+            cursor.executemany(sql, rows)
+
     def notify_in(self, connection: Connection, channel: str) -> None:
         connection.execute("SELECT pg_notify(%s, '')", (self.channel_name(channel),))
 
@@ -391,6 +472,7 @@ class PostgresStore(SqlStore):
         reap_interval: float = DEFAULT_REAP_INTERVAL,
         machine_stale_after: float = DEFAULT_MACHINE_STALE_AFTER,
         clock: Clock = SYSTEM_CLOCK,
+        history: bool = True,
     ) -> None:
         super().__init__(
             PostgresBackend(url, schema=schema, connect_timeout=connect_timeout),
@@ -398,6 +480,7 @@ class PostgresStore(SqlStore):
             reap_interval=reap_interval,
             machine_stale_after=machine_stale_after,
             clock=clock,
+            history=history,
         )
 
     @property

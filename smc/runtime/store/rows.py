@@ -49,6 +49,7 @@ JOB_FIELDS = (
     "created_at",
     "started_at",
     "finished_at",
+    "trace_id",
 )
 EVENT_FIELDS = (
     "id",
@@ -64,7 +65,41 @@ EVENT_FIELDS = (
     "created_at",
     "processed_at",
     "last_error",
+    "trace_id",
 )
+#: What a history row records (``HistoryRow.kind``).
+HISTORY_KINDS = (
+    "transition",
+    "job_claimed",
+    "job_completed",
+    "job_failed",
+    "job_retried",
+    "job_added",
+    "event_sent",
+    "event_received",
+    "event_dropped",
+    "error",
+    "machine_started",
+    "machine_stopped",
+)
+#: Column order of every history row both backends return (and of a staged entry's keys,
+#: ``id`` apart).
+HISTORY_FIELDS = (
+    "id",
+    "ts",
+    "machine",
+    "kind",
+    "from_state",
+    "event",
+    "to_state",
+    "job_id",
+    "attempt",
+    "trace_id",
+    "source",
+    "excerpt",
+)
+#: The longest excerpt (of a payload, job data or error text) a history row keeps.
+EXCERPT_LIMIT = 500
 
 
 def encode_json(value: Any, what: str) -> str:
@@ -132,6 +167,9 @@ class Job:
     created_at: float
     started_at: float | None
     finished_at: float | None
+    #: The trace (a ULID) the job belongs to: made when it was added from outside, carried
+    #: from the job or event that caused it otherwise (``docs/history.md``).
+    trace_id: str | None = None
 
     @cached_property
     def _decoded_data(self) -> tuple[Any, ValueError | None]:
@@ -191,6 +229,7 @@ class Job:
             "created_at": self.created_at,
             "started_at": self.started_at,
             "finished_at": self.finished_at,
+            "trace_id": self.trace_id,
         }
 
 
@@ -215,6 +254,7 @@ def job_from_row(row: Sequence[Any]) -> Job:
         created_at=float(values["created_at"]),
         started_at=_float_or_none(values["started_at"]),
         finished_at=_float_or_none(values["finished_at"]),
+        trace_id=values["trace_id"],
     )
 
 
@@ -236,6 +276,8 @@ class EventRow:
     processed_at: float | None
     #: Why the event was dead-lettered (status ``dead``); None otherwise.
     last_error: str | None = None
+    #: The trace the event belongs to (see :attr:`Job.trace_id`).
+    trace_id: str | None = None
 
     @cached_property
     def _decoded_payload(self) -> tuple[Any, ValueError | None]:
@@ -276,6 +318,111 @@ def event_from_row(row: Sequence[Any]) -> EventRow:
         created_at=float(values["created_at"]),
         processed_at=_float_or_none(values["processed_at"]),
         last_error=values["last_error"],
+        trace_id=values["trace_id"],
+    )
+
+
+def excerpt(text: str | None, limit: int = EXCERPT_LIMIT) -> str | None:
+    """``text`` cut to at most ``limit`` characters (the cut marked with ``…``), for a
+    history row: a payload or an error can be megabytes, its story needs its start."""
+    if text is None or len(text) <= limit:
+        return text
+    return text[: limit - 1] + "…"
+
+
+#: One history row to write: the values of ``HISTORY_FIELDS[1:]`` in order (a tuple, bound
+#: by position: the cheapest for the driver, on the hot path of every claim).
+HistoryEntry = tuple[Any, ...]
+
+
+def history_entry(
+    kind: str,
+    machine: str,
+    *,
+    ts: float,
+    from_state: str | None = None,
+    event: str | None = None,
+    to_state: str | None = None,
+    job_id: str | None = None,
+    attempt: int | None = None,
+    trace_id: str | None = None,
+    source: str | None = None,
+    excerpt_text: str | None = None,
+) -> HistoryEntry:
+    """One history row to write (``Store.stage_history``), its excerpt cut to size."""
+    if excerpt_text is not None and len(excerpt_text) > EXCERPT_LIMIT:
+        excerpt_text = excerpt(excerpt_text)
+    return (
+        ts,
+        machine,
+        kind,
+        from_state,
+        event,
+        to_state,
+        job_id,
+        attempt,
+        trace_id,
+        source,
+        excerpt_text,
+    )
+
+
+@dataclass(frozen=True)
+class HistoryRow:
+    """One row of the history (``docs/history.md``): what happened (``kind``, one of
+    ``HISTORY_KINDS``) to ``machine`` at ``ts`` (epoch seconds, the recording process's
+    clock). ``id`` grows with every row of a store. ``from_state``/``event``/``to_state``
+    are a transition's (``to_state`` alone: a machine's start state; ``from_state`` alone:
+    the state it stopped in); ``job_id``/``attempt`` the job it concerns or was working on;
+    ``trace_id`` the trace it belongs to; ``source`` the sending machine of an event;
+    ``excerpt`` at most :data:`EXCERPT_LIMIT` characters of the payload, job data or error."""
+
+    id: int
+    ts: float
+    machine: str
+    kind: str
+    from_state: str | None
+    event: str | None
+    to_state: str | None
+    job_id: str | None
+    attempt: int | None
+    trace_id: str | None
+    source: str | None
+    excerpt: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Stable keys for JSON output (one JSON object per line in ``--format jsonl``)."""
+        return {
+            "id": self.id,
+            "ts": self.ts,
+            "machine": self.machine,
+            "kind": self.kind,
+            "from_state": self.from_state,
+            "event": self.event,
+            "to_state": self.to_state,
+            "job_id": self.job_id,
+            "attempt": self.attempt,
+            "trace_id": self.trace_id,
+            "source": self.source,
+            "excerpt": self.excerpt,
+        }
+
+
+def history_from_row(row: Sequence[Any]) -> HistoryRow:
+    id_, ts, machine, kind, from_state, event, to_state, job_id, attempt, trace, source, text = row
+    return HistoryRow(
+        id=int(id_),
+        ts=float(ts),
+        machine=_text(machine),
+        kind=_text(kind),
+        from_state=from_state,
+        event=event,
+        to_state=to_state,
+        job_id=job_id,
+        attempt=None if attempt is None else int(attempt),
+        trace_id=trace,
+        source=source,
+        excerpt=text,
     )
 
 
@@ -347,15 +494,23 @@ def machine_status(
 __all__ = [
     "EVENT_FIELDS",
     "EVENT_STATUSES",
+    "EXCERPT_LIMIT",
+    "HISTORY_FIELDS",
+    "HISTORY_KINDS",
     "JOB_FIELDS",
     "JOB_STATUSES",
     "MACHINE_STATUSES",
     "EventRow",
+    "HistoryEntry",
+    "HistoryRow",
     "Job",
     "MachineRow",
     "decode_problem",
     "encode_json",
     "event_from_row",
+    "excerpt",
+    "history_entry",
+    "history_from_row",
     "job_from_row",
     "machine_status",
     "process_alive",

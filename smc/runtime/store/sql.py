@@ -17,11 +17,14 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
+
+from ulid import ULID
 
 from smc.runtime.clock import SYSTEM_CLOCK, Clock
 from smc.runtime.store.backend import Backend, Connection
@@ -37,22 +40,43 @@ from smc.runtime.store.base import (
 from smc.runtime.store.errors import DuplicateJobError, StoreError
 from smc.runtime.store.rows import (
     EVENT_STATUSES,
+    HISTORY_FIELDS,
     JOB_FIELDS,
     JOB_STATUSES,
     EventRow,
+    HistoryEntry,
+    HistoryRow,
     Job,
     MachineRow,
     encode_json,
     event_from_row,
+    history_entry,
+    history_from_row,
     job_from_row,
     machine_status,
 )
 from smc.runtime.store.statements import statements_for
-from smc.runtime.store.waker import JOBS_CHANNEL, Waker, machine_channel
+from smc.runtime.store.waker import HISTORY_CHANNEL, JOBS_CHANNEL, Waker, machine_channel
+
+_Result = TypeVar("_Result")
+#: What a write returns as its own history rows, given its result.
+_HistoryOf = Callable[[Any], Iterable[HistoryEntry]]
+#: Staged history entries a worker keeps while the database refuses them; past this the
+#: oldest are dropped (and logged), so an outage cannot grow the process without bound.
+MAX_STAGED_HISTORY = 10_000
+
+
+def new_trace_id() -> str:
+    """A new trace id: a ULID (sortable by creation time, 26 characters)."""
+    return str(ULID())
+
 
 _log = logging.getLogger("smc.store")
 
 _JOB_FIELD_COUNT = len(JOB_FIELDS)
+_JOB_ID, _JOB_TYPE, _JOB_ATTEMPTS, _JOB_TRACE = (
+    JOB_FIELDS.index(name) for name in ("id", "job_type", "attempts", "trace_id")
+)
 #: The values of a 32-bit integer column.
 _INT32 = range(-(2**31), 2**31)
 #: How often ``add_job`` inserts again when the holder of a dedupe key finished between the
@@ -77,8 +101,17 @@ class SqlStore:
         reap_interval: float = DEFAULT_REAP_INTERVAL,
         machine_stale_after: float = DEFAULT_MACHINE_STALE_AFTER,
         clock: Clock = SYSTEM_CLOCK,
+        history: bool = True,
     ) -> None:
         self.backend = backend
+        #: Whether writes record history rows (off only to measure what history costs).
+        self.history_enabled = history
+        #: The trace a worker is working in (its current job's or event's): jobs and events
+        #: this store adds without a trace id of their own carry it; None: each starts a new
+        #: trace (a job or event from outside).
+        self.trace_id: str | None = None
+        self._staged: list[HistoryEntry] = []
+        self._history_lock = threading.Lock()
         self.backoff = backoff or Backoff()
         self.reap_interval = reap_interval
         self.machine_stale_after = machine_stale_after
@@ -132,6 +165,153 @@ class SqlStore:
     def _fetchone(self, action: str, sql: str, params: dict[str, Any]) -> Any:
         return self._run(action, lambda connection: connection.execute(sql, params).fetchone())
 
+    # --- history ---
+
+    def stage_history(self, entry: HistoryEntry) -> None:
+        staged = self._staged
+        if not self.history_enabled:
+            return
+        staged.append(entry)
+        if len(staged) > MAX_STAGED_HISTORY:
+            del staged[0]
+            _log.warning("history: more than %d rows wait for the database", MAX_STAGED_HISTORY)
+
+    def flush_history(self) -> None:
+        if self._staged:
+            self._write("write history to", lambda connection: None)
+
+    def _write(
+        self,
+        action: str,
+        work: Callable[[Connection], _Result],
+        history: _HistoryOf | None = None,
+        *,
+        transaction: bool = False,
+    ) -> _Result:
+        """``work`` (a write), with the staged history and ``history(result)`` (its own rows)
+        inserted in the same transaction; as ``Backend.run`` when there is nothing to record.
+        The staged rows are forgotten only once committed (a refused write keeps them for
+        the next one)."""
+        staged = self._staged
+        if not self.history_enabled or (history is None and not staged):
+            return self._run(action, work, transaction=transaction)
+        backend = self.backend
+        insert = self._sql.insert_history
+        with self._history_lock:
+            count = len(staged)
+
+            def recorded(connection: Connection) -> _Result:
+                result = work(connection)
+                rows = staged[:count]
+                if history is not None:
+                    rows.extend(history(result))
+                if rows:
+                    backend.execute_many(connection, insert, rows)
+                    backend.notify_in(connection, HISTORY_CHANNEL)
+                return result
+
+            result = self._run(action, recorded, transaction=True)
+            del staged[:count]
+        return result
+
+    def history(
+        self,
+        *,
+        machine: str | None = None,
+        job_id: str | None = None,
+        trace_id: str | None = None,
+        since: float | None = None,
+        after_id: int | None = None,
+        kinds: Sequence[str] | None = None,
+        limit: int = 1000,
+    ) -> list[HistoryRow]:
+        if kinds is not None and not kinds:
+            return []
+        # No index but the id on SQLite (each index is another page every recording commit
+        # writes): a query is bounded below by the first id recorded since the earliest time
+        # its rows can have (``since``, the trace's ULID time, the job's creation), found by
+        # a binary search on the id, then scans forward in id order.
+        # Slack for ``since`` too: a staged row is inserted up to half a second after its time,
+        # so ids and times are only nearly in the same order (the SQL filters exactly).
+        earliest = None if since is None else since - TIME_SLACK
+        if trace_id is not None:
+            earliest = _latest(earliest, _trace_time(trace_id))
+        if job_id is not None:
+            job = self.get_job(job_id)
+            if job is not None:
+                earliest = _latest(earliest, job.created_at - TIME_SLACK)
+        if earliest is not None:
+            first = self._first_id_since(earliest)
+            if first is None:
+                return []
+            after_id = max(after_id if after_id is not None else 0, first - 1)
+        params: dict[str, Any] = {
+            "machine": machine,
+            "job_id": job_id,
+            "trace_id": trace_id,
+            "since": since,
+            "after_id": after_id,
+            "limit": limit,
+        }
+        sql = self._sql.history(
+            machine is not None,
+            job_id is not None,
+            trace_id is not None,
+            since is not None,
+            after_id is not None,
+            -1 if kinds is None else len(kinds),
+        )
+        if kinds is not None:
+            self._sql.dialect.bind_list(params, "kinds", list(kinds))
+        return [history_from_row(row) for row in self._fetchall("read", sql, params)]
+
+    def _first_id_since(self, earliest: float) -> int | None:
+        """The first history id whose row is from ``earliest`` on (None: none is), by a binary
+        search over the ids: ids grow with time, give or take the clocks of the processes
+        that recorded them (which :data:`TIME_SLACK` absorbs where it matters)."""
+        bounds = self._fetchone("read", self._sql.history_id_range, {})
+        if bounds is None or bounds[0] is None:
+            return None
+        low, high = int(bounds[0]), int(bounds[1])
+        answer: int | None = None
+        while low <= high:
+            middle = (low + high) // 2
+            row = self._fetchone("read", self._sql.history_at_or_after, {"id": middle})
+            if row is None:
+                high = middle - 1
+                continue
+            found, ts = int(row[0]), float(row[1])
+            if ts >= earliest:
+                answer = found
+                high = middle - 1
+            else:
+                low = found + 1
+        return answer
+
+    def last_history_id(self) -> int:
+        row = self._fetchone("read", self._sql.last_history_id, {})
+        return 0 if row is None or row[0] is None else int(row[0])
+
+    def prune_history(self, older_than_seconds: float) -> dict[str, int]:
+        if not older_than_seconds >= 0:
+            raise ValueError(f"older_than_seconds must be >= 0, not {older_than_seconds!r}")
+        now = self.clock.time()
+        params = {
+            "cutoff": now - float(older_than_seconds),
+            "age": float(older_than_seconds),
+            "now": now,
+        }
+
+        def prune(connection: Connection) -> dict[str, int]:
+            young = connection.execute(self._sql.first_young_history, params).fetchone()
+            below = int(young[0]) if young is not None else 2**62
+            history = connection.execute(self._sql.prune_history, {"below": below}).rowcount
+            jobs = connection.execute(self._sql.prune_jobs, params).rowcount
+            events = connection.execute(self._sql.prune_events, params).rowcount
+            return {"history": history, "jobs": jobs, "events": events}
+
+        return self._run("prune", prune, transaction=True)
+
     # --- jobs ---
 
     def add_job(
@@ -144,6 +324,7 @@ class SqlStore:
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         run_after: float | None = None,
         dedupe_key: str | None = None,
+        trace_id: str | None = None,
     ) -> Job:
         data_json = encode_json({} if data is None else data, "job data")
         if priority not in _INT32 or max_attempts not in _INT32:
@@ -152,7 +333,7 @@ class SqlStore:
                 f"priority ({priority!r}) and max_attempts ({max_attempts!r}) must be "
                 "32-bit integers"
             )
-        params = {
+        params: dict[str, Any] = {
             "id": job_id if job_id is not None else uuid.uuid4().hex,
             "job_type": job_type,
             "machine_type": machine_type,
@@ -163,6 +344,7 @@ class SqlStore:
             "dedupe_key": dedupe_key,
             "now": self.clock.time(),
             "channel": self.backend.channel_name(JOBS_CHANNEL),
+            "trace_id": trace_id or self.trace_id or new_trace_id(),
         }
         if self._sql.dialect.insert_skips_held_dedupe_key:
             job, inserted = self._insert_skipping_held_key(params)
@@ -186,7 +368,23 @@ class SqlStore:
             if existing is not None:
                 return job_from_row(existing), False
         row = self._insert(connection, params)
-        return job_from_row(row), True
+        job = job_from_row(row)
+        self._record_added(connection, job, params["now"])
+        return job, True
+
+    def _record_added(self, connection: Connection, job: Job, now: float) -> None:
+        if self.history_enabled:
+            entry = history_entry(
+                "job_added",
+                job.machine_type or "",
+                ts=now,
+                event=job.job_type,
+                job_id=job.id,
+                trace_id=job.trace_id,
+                excerpt_text=job.data_json,
+            )
+            connection.execute(self._sql.insert_history, entry)
+            self.backend.notify_in(connection, HISTORY_CHANNEL)
 
     def _insert_skipping_held_key(self, params: dict[str, Any]) -> tuple[Job, bool]:
         """Insert (the statement skips a held dedupe key and returns no row), then look the
@@ -195,14 +393,16 @@ class SqlStore:
         def attempt(connection: Connection) -> tuple[Job, bool] | None:
             row = self._insert(connection, params)
             if row is not None:
-                return job_from_row(row[:_JOB_FIELD_COUNT]), True
+                job = job_from_row(row[:_JOB_FIELD_COUNT])
+                self._record_added(connection, job, params["now"])
+                return job, True
             existing = connection.execute(self._sql.job_by_dedupe_key, params).fetchone()
             if existing is not None:
                 return job_from_row(existing), False
             return None
 
         for _ in range(_DEDUPE_ATTEMPTS):
-            found = self._run("write to", attempt)
+            found = self._run("write to", attempt, transaction=self.history_enabled)
             if found is not None:
                 return found
         raise StoreError(
@@ -240,14 +440,14 @@ class SqlStore:
     def claim_job_by_id(
         self, job_id: str, worker: str, lease_seconds: float = DEFAULT_LEASE_SECONDS
     ) -> Job | None:
-        params = {
+        params: dict[str, Any] = {
             "id": job_id,
             "worker": worker,
             "token": uuid.uuid4().hex,
             "now": self.clock.time(),
             "lease": float(lease_seconds),
         }
-        rows = self._fetchall("claim a job in", self._sql.claim_by_id, params)
+        rows = self._claim_rows(self._sql.claim_by_id, params, worker)
         job = job_from_row(rows[0]) if rows else None
         if job is None or self._fail_if_malformed(job):
             return None
@@ -292,11 +492,92 @@ class SqlStore:
                 return None
             sql = self._sql.claim_job(len(job_types), machine_type is not None)
             self._sql.dialect.bind_list(params, "job_types", job_types)
-        rows = self._fetchall("claim a job in", sql, params)
+        rows = self._claim_rows(sql, params, worker)
         return job_from_row(rows[0]) if rows else None
 
+    def _claim_rows(self, sql: str, params: dict[str, Any], worker: str) -> list[Any]:
+        """Run a claim statement, its ``job_claimed`` row in the same transaction."""
+
+        def claimed(rows: list[Any]) -> list[HistoryEntry]:
+            # Straight from the row as returned: this runs on every claim, the hot path.
+            return [
+                history_entry(
+                    "job_claimed",
+                    worker,
+                    ts=params["now"],
+                    event=row[_JOB_TYPE],
+                    job_id=row[_JOB_ID],
+                    attempt=row[_JOB_ATTEMPTS],
+                    trace_id=row[_JOB_TRACE],  # no excerpt: the data is on job_added
+                )
+                for row in rows
+            ]
+
+        return self._recording("claim a job in", sql, params, self._sql.claimed_history, claimed)
+
+    def _recording(
+        self,
+        action: str,
+        sql: str,
+        params: dict[str, Any],
+        derived: str,
+        history: _HistoryOf,
+        *,
+        recording_sql: str | None = None,
+    ) -> list[Any]:
+        """The rows of ``sql`` (a write ``… RETURNING``), its history rows (``history``, or
+        ``derived`` in the statement) and the staged ones recorded with it: in the statement
+        itself where the database can (one round trip), else in a transaction around it.
+        ``recording_sql``: the statement to record in, when ``sql`` carries a NOTIFY of its
+        own (a data-modifying ``WITH`` cannot nest): it is rung by each row instead."""
+        if not (self.history_enabled and self._sql.dialect.records_in_statement):
+            return self._write(
+                action, lambda connection: connection.execute(sql, params).fetchall(), history
+            )
+        staged = self._staged
+        with self._history_lock:
+            count = len(staged)
+            bound = dict(params)
+            columns = list(zip(*staged[:count], strict=True)) or [()] * len(HISTORY_FIELDS[1:])
+            for name, values in zip(HISTORY_FIELDS[1:], columns, strict=True):
+                bound[f"h_{name}"] = list(values)
+            bound["h_channel"] = self.backend.channel_name(HISTORY_CHANNEL)
+            combined = (
+                self._sql.recording(sql, derived)
+                if recording_sql is None
+                else self._sql.recording(recording_sql, derived, wake=True)
+            )
+            rows = self._fetchall(action, combined, bound)
+            del staged[:count]
+        if not rows or not rows[0][0]:
+            return []
+        return [row[2:] for row in rows]
+
+    def _finished(
+        self, kind_of: Callable[[str], str], job_id: str, now: float, text: str | None
+    ) -> _HistoryOf:
+        """The history row of a job a statement returning ``claimed_by, attempts, trace_id,
+        status, job_type`` finished; ``kind_of(status)`` names it."""
+
+        def rows(found: list[Any]) -> list[HistoryEntry]:
+            return [
+                history_entry(
+                    kind_of(status),
+                    claimed_by or "",
+                    ts=now,
+                    event=job_type,
+                    job_id=job_id,
+                    attempt=int(attempts),
+                    trace_id=trace_id,
+                    excerpt_text=text,
+                )
+                for claimed_by, attempts, trace_id, status, job_type in found
+            ]
+
+        return rows
+
     def heartbeat(self, job_id: str, claim_token: str, lease_seconds: float) -> bool:
-        params = {
+        params: dict[str, Any] = {
             "id": job_id,
             "token": claim_token,
             "now": self.clock.time(),
@@ -305,14 +586,21 @@ class SqlStore:
         return self._rowcount("write to", self._sql.heartbeat, params) == 1
 
     def complete_job(self, job_id: str, claim_token: str | None = None, result: Any = None) -> bool:
-        params = {
+        params: dict[str, Any] = {
             "id": job_id,
             "token": claim_token,
             "result": None if result is None else encode_json(result, "job result"),
             "now": self.clock.time(),
         }
         sql = self._sql.complete if claim_token is None else self._sql.complete_fenced
-        return self._rowcount("write to", sql, params) == 1
+        rows = self._recording(
+            "write to",
+            sql,
+            params,
+            self._sql.completed_history,
+            self._finished(_completed, job_id, params["now"], params["result"]),
+        )
+        return len(rows) == 1
 
     def fail_job(
         self,
@@ -321,7 +609,7 @@ class SqlStore:
         claim_token: str | None = None,
         retry: bool = False,
     ) -> bool:
-        params = {
+        params: dict[str, Any] = {
             "id": job_id,
             "token": claim_token,
             "reason": reason,
@@ -329,14 +617,41 @@ class SqlStore:
             "now": self.clock.time(),
         }
         sql = self._sql.fail if claim_token is None else self._sql.fail_fenced
-        return self._rowcount("write to", sql, params) == 1
+        rows = self._recording(
+            "write to",
+            sql,
+            params,
+            self._sql.failed_history,
+            self._finished(_failed_or_retried, job_id, params["now"], reason),
+        )
+        return len(rows) == 1
 
     def release_job(self, job_id: str, claim_token: str) -> bool:
         params = {"id": job_id, "token": claim_token, "now": self.clock.time()}
         return self._rowcount("write to", self._sql.release, params) == 1
 
     def reap_expired(self) -> int:
-        return self._rowcount("reap expired leases in", self._sql.reap, {"now": self.clock.time()})
+        now = self.clock.time()
+
+        def reaped(rows: list[Any]) -> Iterable[HistoryEntry]:
+            for job_id, claimed_by, attempts, trace_id, status, reason, job_type in rows:
+                yield history_entry(
+                    _failed_or_retried(status),
+                    claimed_by or "",
+                    ts=now,
+                    event=job_type,
+                    job_id=job_id,
+                    attempt=int(attempts),
+                    trace_id=trace_id,
+                    excerpt_text=reason,
+                )
+
+        rows = self._write(
+            "reap expired leases in",
+            lambda connection: connection.execute(self._sql.reap, {"now": now}).fetchall(),
+            reaped,
+        )
+        return len(rows)
 
     def get_job(self, job_id: str) -> Job | None:
         row = self._fetchone("read", self._sql.get_job, {"id": job_id})
@@ -354,7 +669,7 @@ class SqlStore:
         limit: int | None = None,
     ) -> list[Job]:
         sql = self._sql.list_pending[job_type is not None, machine_type is not None]
-        params = {
+        params: dict[str, Any] = {
             "job_type": job_type,
             "machine_type": machine_type,
             "limit": self._sql.dialect.unlimited if limit is None else limit,
@@ -363,7 +678,7 @@ class SqlStore:
         return [job_from_row(row) for row in self._fetchall("read", sql, params)]
 
     def retry_job(self, job_id: str) -> bool:
-        params = {
+        params: dict[str, Any] = {
             "id": job_id,
             "now": self.clock.time(),
             "channel": self.backend.channel_name(JOBS_CHANNEL),
@@ -371,14 +686,28 @@ class SqlStore:
 
         def retry(connection: Connection) -> bool:
             try:
-                return bool(connection.execute(self._sql.retry_job, params).fetchall())
+                rows = connection.execute(self._sql.retry_job, params).fetchall()
+                if rows and self.history_enabled:
+                    _, claimed_by, trace_id, job_type = rows[0][:4]
+                    entry = history_entry(
+                        "job_retried",
+                        claimed_by or "",
+                        ts=params["now"],
+                        event=job_type,
+                        job_id=job_id,
+                        trace_id=trace_id,
+                        excerpt_text="retried by hand (attempts reset)",
+                    )
+                    connection.execute(self._sql.insert_history, entry)
+                    self.backend.notify_in(connection, HISTORY_CHANNEL)
+                return bool(rows)
             except self.backend.unique_violation:
                 raise StoreError(
                     f"cannot retry job {job_id!r} in {self.location}: another pending job holds "
                     "its dedupe key"
                 ) from None
 
-        retried = self._run("write to", retry)
+        retried = self._run("write to", retry, transaction=self.history_enabled)
         if retried:
             self.backend.ring(JOBS_CHANNEL)
         return retried
@@ -414,9 +743,10 @@ class SqlStore:
         payload: Any = None,
         source: str | None = None,
         job_id: str | None = None,
+        trace_id: str | None = None,
     ) -> int:
         channel = machine_channel(target)
-        params = {
+        params: dict[str, Any] = {
             "target": target,
             "source": source,
             "event_type": event_type,
@@ -424,10 +754,31 @@ class SqlStore:
             "job_id": job_id,
             "now": self.clock.time(),
             "channel": self.backend.channel_name(channel),
+            "trace_id": trace_id or self.trace_id or new_trace_id(),
         }
-        event_id = int(self._fetchall("write to", self._sql.send_event, params)[0][0])
+        sent = [self._sent_entry(params)]
+        rows = self._recording(
+            "write to",
+            self._sql.send_event,
+            params,
+            self._sql.sent_history,
+            lambda _: sent,
+            recording_sql=self._sql.insert_event,
+        )
         self.backend.ring(channel)
-        return event_id
+        return int(rows[0][0])
+
+    def _sent_entry(self, params: dict[str, Any]) -> HistoryEntry:
+        return history_entry(
+            "event_sent",
+            params["target"],
+            ts=params["now"],
+            event=params["event_type"],
+            job_id=params["job_id"],
+            trace_id=params["trace_id"],
+            source=params["source"],
+            excerpt_text=params["payload"],
+        )
 
     def claim_events(
         self, target: str, limit: int = 100, lease_seconds: float = DEFAULT_LEASE_SECONDS
@@ -439,14 +790,33 @@ class SqlStore:
                 return usable
 
     def _claim_events(self, target: str, limit: int, lease_seconds: float) -> list[EventRow]:
-        params = {
+        params: dict[str, Any] = {
             "target": target,
             "limit": limit,
             "token": uuid.uuid4().hex,
             "now": self.clock.time(),
             "lease": float(lease_seconds),
         }
-        rows = self._fetchall("claim events in", self._sql.claim_events, params)
+        now = params["now"]
+
+        def received(rows: list[Any]) -> Iterable[HistoryEntry]:
+            for row in rows:
+                event = event_from_row(row)
+                yield history_entry(
+                    "event_received",
+                    target,
+                    ts=now,
+                    event=event.event_type,
+                    job_id=event.job_id,
+                    attempt=event.attempts,
+                    trace_id=event.trace_id,
+                    source=event.source,
+                    excerpt_text=event.payload_json,
+                )
+
+        rows = self._recording(
+            "claim events in", self._sql.claim_events, params, self._sql.received_history, received
+        )
         return sorted((event_from_row(row) for row in rows), key=lambda event: event.id)
 
     def _dead_letter_if_malformed(self, row: EventRow) -> bool:
@@ -466,11 +836,40 @@ class SqlStore:
 
     def ack_event(self, event_id: int, claim_token: str) -> bool:
         params = {"id": event_id, "token": claim_token, "now": self.clock.time()}
-        return self._rowcount("write to", self._sql.ack_event, params) == 1
+        return (
+            self._write(
+                "write to",
+                lambda connection: connection.execute(self._sql.ack_event, params).rowcount,
+            )
+            == 1
+        )
 
     def dead_letter_event(self, event_id: int, claim_token: str, reason: str) -> bool:
-        params = {"id": event_id, "token": claim_token, "error": reason, "now": self.clock.time()}
-        return self._rowcount("write to", self._sql.dead_letter_event, params) == 1
+        params: dict[str, Any] = {
+            "id": event_id,
+            "token": claim_token,
+            "error": reason,
+            "now": self.clock.time(),
+        }
+
+        def dropped(rows: list[Any]) -> Iterable[HistoryEntry]:
+            for target, event_type, trace_id, job_id in rows:
+                yield history_entry(
+                    "event_dropped",
+                    target,
+                    ts=params["now"],
+                    event=event_type,
+                    job_id=job_id,
+                    trace_id=trace_id,
+                    excerpt_text=reason,
+                )
+
+        rows = self._write(
+            "write to",
+            lambda connection: connection.execute(self._sql.dead_letter_event, params).fetchall(),
+            dropped,
+        )
+        return len(rows) == 1
 
     def event_counts(self) -> dict[str, int]:
         counts = dict.fromkeys(EVENT_STATUSES, 0)
@@ -479,7 +878,7 @@ class SqlStore:
         return counts
 
     def heartbeat_event(self, event_id: int, claim_token: str, lease_seconds: float) -> bool:
-        params = {
+        params: dict[str, Any] = {
             "id": event_id,
             "token": claim_token,
             "now": self.clock.time(),
@@ -511,7 +910,7 @@ class SqlStore:
         host: str | None = None,
         config_path: str | None = None,
     ) -> None:
-        params = {
+        params: dict[str, Any] = {
             "name": name,
             "state": state,
             "pid": os.getpid() if pid is None else pid,
@@ -519,7 +918,19 @@ class SqlStore:
             "config_path": config_path,
             "now": self.clock.time(),
         }
-        self._rowcount("write to", self._sql.register_machine, params)
+        started = history_entry(
+            "machine_started",
+            name,
+            ts=params["now"],
+            to_state=state,
+            trace_id=self.trace_id,
+            excerpt_text=f"pid {params['pid']} on {params['host']}",
+        )
+        self._write(
+            "write to",
+            lambda connection: connection.execute(self._sql.register_machine, params).rowcount,
+            lambda _: [started],
+        )
 
     def _update_machine(
         self, connection: Connection, name: str, state: str | None, now: float
@@ -529,7 +940,7 @@ class SqlStore:
 
     def update_machine(self, name: str, state: str | None = None) -> bool:
         now = self.clock.time()
-        return self._run(
+        return self._write(
             "write to", lambda connection: self._update_machine(connection, name, state, now)
         )
 
@@ -537,8 +948,18 @@ class SqlStore:
         return self.update_machine(name, None)
 
     def stop_machine(self, name: str) -> bool:
-        params = {"name": name, "now": self.clock.time()}
-        return self._rowcount("write to", self._sql.stop_machine, params) == 1
+        params: dict[str, Any] = {"name": name, "now": self.clock.time()}
+
+        def stopped(rows: list[Any]) -> Iterable[HistoryEntry]:
+            for (state,) in rows:
+                yield history_entry("machine_stopped", name, ts=params["now"], from_state=state)
+
+        rows = self._write(
+            "write to",
+            lambda connection: connection.execute(self._sql.stop_machine, params).fetchall(),
+            stopped,
+        )
+        return len(rows) == 1
 
     def _machine_from_row(self, row: Sequence[Any]) -> MachineRow:
         name, state, pid, host, config_path, status, started, heartbeat, updated, age = row
@@ -576,8 +997,21 @@ class SqlStore:
             (target, event_type, encode_json(payload, "event payload"))
             for target, event_type, payload in events
         ]
+        traces = [self.trace_id or new_trace_id() for _ in encoded]
         channels = [machine_channel(target) for target in dict.fromkeys(t for t, _, _ in encoded)]
         now = self.clock.time()
+        sent = [
+            history_entry(
+                "event_sent",
+                target,
+                ts=now,
+                event=event_type,
+                trace_id=trace,
+                source=source or name,
+                excerpt_text=payload_json,
+            )
+            for (target, event_type, payload_json), trace in zip(encoded, traces, strict=True)
+        ]
 
         def write(connection: Connection) -> list[int]:
             if not self._update_machine(connection, name, state, now):
@@ -595,17 +1029,18 @@ class SqlStore:
                             "payload": payload_json,
                             "job_id": None,
                             "now": now,
+                            "trace_id": trace,
                         },
                     ).fetchall()[0][0]
                 )
-                for target, event_type, payload_json in encoded
+                for (target, event_type, payload_json), trace in zip(encoded, traces, strict=True)
             ]
             for channel in channels:
                 # Transactional NOTIFY where the database has it: delivered at commit.
                 self.backend.notify_in(connection, channel)
             return ids
 
-        ids = self._run("write to", write, transaction=True)
+        ids = self._write("write to", write, lambda _: sent, transaction=True)
         for channel in channels:
             self.backend.ring(channel)
         return ids
@@ -619,4 +1054,34 @@ class SqlStore:
         self.backend.notify(channel)
 
 
-__all__ = ["SqlStore"]
+#: How far apart the clocks of the processes recording history may be: a trace's rows are
+#: looked for from this long before its ULID's time (and a job's before its creation).
+TIME_SLACK = 300.0
+
+
+def _trace_time(trace_id: str) -> float | None:
+    """The time a ULID trace id was made, less :data:`TIME_SLACK`; None for another id."""
+    try:
+        return ULID.from_str(trace_id).timestamp - TIME_SLACK
+    except ValueError:
+        return None
+
+
+def _latest(first: float | None, second: float | None) -> float | None:
+    if first is None:
+        return second
+    if second is None:
+        return first
+    return max(first, second)
+
+
+def _completed(status: str) -> str:
+    return "job_completed"
+
+
+def _failed_or_retried(status: str) -> str:
+    """A failed job back to ``pending`` is retried (after its backoff); else failed."""
+    return "job_retried" if status == "pending" else "job_failed"
+
+
+__all__ = ["MAX_STAGED_HISTORY", "TIME_SLACK", "SqlStore", "new_trace_id"]

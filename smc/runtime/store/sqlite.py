@@ -25,7 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from urllib.parse import quote
 
 from smc.runtime.clock import SYSTEM_CLOCK, Clock
@@ -33,10 +33,10 @@ from smc.runtime.store.backend import Backend, Connection
 from smc.runtime.store.base import DEFAULT_MACHINE_STALE_AFTER, DEFAULT_REAP_INTERVAL, Backoff
 from smc.runtime.store.errors import StoreError
 from smc.runtime.store.sql import SqlStore
-from smc.runtime.store.statements import Dialect, SqlStatements
+from smc.runtime.store.statements import REAPED_COLUMNS, Dialect, SqlStatements
 from smc.runtime.store.waker import Doorbell, DoorbellWaker, Waker, default_socket_dir
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: A worker's loop connection checkpoints only once the log reaches this many pages
 #: (SQLite's default is 1000, about every 140 events or jobs): a checkpoint ``fsync``s, which
 #: took 3-9 ms on the commit that ran it, the p99 of event latency. The worker's background
@@ -44,7 +44,8 @@ SCHEMA_VERSION = 2
 #: it cannot.
 INLINE_CHECKPOINT_PAGES = 8192
 
-# Version 2 added status 'dead' and last_error (dead-lettered events).
+# Version 2 added status 'dead' and last_error (dead-lettered events); version 3 trace_id
+# (docs/history.md).
 _MACHINE_EVENTS_TABLE = """CREATE TABLE IF NOT EXISTS {name} (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
         target_machine TEXT NOT NULL,
@@ -59,7 +60,8 @@ _MACHINE_EVENTS_TABLE = """CREATE TABLE IF NOT EXISTS {name} (
         lease_expires_at REAL,
         created_at REAL NOT NULL,
         processed_at REAL,
-        last_error TEXT
+        last_error TEXT,
+        trace_id TEXT
     )"""
 _MACHINE_EVENTS_OPEN_INDEX = """CREATE INDEX IF NOT EXISTS machine_events_open
         ON machine_events (target_machine, id) WHERE status IN ('pending', 'processing')"""
@@ -92,7 +94,8 @@ _SCHEMA = (
         result TEXT,
         created_at REAL NOT NULL,
         started_at REAL,
-        finished_at REAL
+        finished_at REAL,
+        trace_id TEXT
     )""",
     "CREATE INDEX IF NOT EXISTS jobs_claim_order ON jobs (priority, seq) WHERE status = 'pending'",
     "CREATE INDEX IF NOT EXISTS jobs_lease ON jobs (lease_expires_at) WHERE status = 'processing'",
@@ -112,7 +115,41 @@ _SCHEMA = (
         heartbeat_at REAL,
         updated_at REAL
     )""",
+    # Version 3: the history (docs/history.md). A plain rowid table, not AUTOINCREMENT (which
+    # writes sqlite_sequence on every insert), and no index: each is another page written by
+    # every commit that records history, on the worker's hot path (a trace index cost 13 us a
+    # job). Queries seek the first id of their time range instead (SqlStore.history). Pruning
+    # keeps the newest row, so a rowid is never handed out twice.
+    """CREATE TABLE IF NOT EXISTS history (
+        id INTEGER PRIMARY KEY,
+        ts REAL NOT NULL,
+        machine TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        from_state TEXT,
+        event TEXT,
+        to_state TEXT,
+        job_id TEXT,
+        attempt INTEGER,
+        trace_id TEXT,
+        source TEXT,
+        excerpt TEXT
+    )""",
 )
+
+
+def _add_column(connection: sqlite3.Connection, table: str, column: str, kind: str) -> None:
+    """``ALTER TABLE … ADD COLUMN`` unless ``table`` has it (a table rebuilt by an earlier
+    upgrade step already does)."""
+    columns = {row[1] for row in connection.execute(f"PRAGMA table_info({table})")}
+    if column not in columns:
+        connection.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+
+
+def _upgrade_from_2(connection: sqlite3.Connection) -> None:
+    """Version 2 → 3, inside the caller's transaction: the trace ids (the history table and
+    its index are created by ``_SCHEMA``)."""
+    _add_column(connection, "jobs", "trace_id", "TEXT")
+    _add_column(connection, "machine_events", "trace_id", "TEXT")
 
 
 def _upgrade_from_1(connection: sqlite3.Connection) -> None:
@@ -199,7 +236,8 @@ class SqliteDialect(Dialect):
 
     def reap(self, statements: SqlStatements, backoff: Backoff) -> str:
         return f"""UPDATE jobs SET {statements.reap_assignments(backoff, "")}
-                    WHERE status = 'processing' AND lease_expires_at < :now"""
+                    WHERE status = 'processing' AND lease_expires_at < :now
+                    RETURNING {REAPED_COLUMNS}"""
 
     def insert_job(self, insert: str, statements: SqlStatements) -> str:
         return f"{insert} RETURNING {statements.job_columns_text}"
@@ -395,7 +433,9 @@ class SqliteBackend(Backend):
                     "INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,)
                 )
             elif version < SCHEMA_VERSION:
-                _upgrade_from_1(connection)
+                if version < 2:
+                    _upgrade_from_1(connection)
+                _upgrade_from_2(connection)
                 connection.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
             connection.execute("COMMIT")
         except BaseException:
@@ -483,6 +523,9 @@ class SqliteBackend(Backend):
             self._connection = None
             self._doorbell.close()
 
+    def execute_many(self, connection: Connection, sql: str, rows: Sequence[Any]) -> None:
+        cast(sqlite3.Connection, connection).executemany(sql, rows)
+
     # --- wake-ups ---
 
     def ring(self, channel: str) -> None:
@@ -520,6 +563,7 @@ class SqliteStore(SqlStore):
         wal_autocheckpoint: int | None = None,
         max_pages: int | None = None,
         clock: Clock = SYSTEM_CLOCK,
+        history: bool = True,
     ) -> None:
         backoff = backoff or Backoff()
         backend = SqliteBackend(
@@ -537,6 +581,7 @@ class SqliteStore(SqlStore):
             reap_interval=reap_interval,
             machine_stale_after=machine_stale_after,
             clock=clock,
+            history=history,
         )
 
     @property

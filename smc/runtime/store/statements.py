@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from smc.runtime.store.base import Backoff
-from smc.runtime.store.rows import EVENT_FIELDS, JOB_FIELDS
+from smc.runtime.store.rows import EVENT_FIELDS, EXCERPT_LIMIT, HISTORY_FIELDS, JOB_FIELDS
 
 #: Columns holding JSON text, and columns holding a time (epoch seconds when read).
 _JSON_COLUMNS = frozenset({"data", "result", "payload"})
@@ -48,6 +48,8 @@ _MACHINE_FIELDS = (
     "heartbeat_at",
     "updated_at",
 )
+#: What a reap returns of each job it re-queued or failed (for its history row).
+REAPED_COLUMNS = "id, claimed_by, attempts, trace_id, status, last_error, job_type"
 #: A machine type given: jobs for it and jobs for no machine type in particular (NULL).
 _MACHINE_TYPE_FILTER = " AND (machine_type IS NULL OR machine_type = :machine_type)"
 
@@ -58,6 +60,8 @@ class Dialect(abc.ABC):
 
     #: The current time in a statement.
     now: str
+    #: How the driver marks a positional parameter (``?``, ``%s``).
+    positional_parameter: str = "?"
     #: The end of a lease of ``:lease`` seconds starting now.
     lease_until: str
     #: Appended to a JSON parameter (PostgreSQL: ``::jsonb``).
@@ -79,6 +83,18 @@ class Dialect(abc.ABC):
     #: writers). True: the insert skips the held key (``ON CONFLICT … DO NOTHING``, returning
     #: no row) and the holder is looked up after it.
     insert_skips_held_dedupe_key: bool = False
+
+    #: Whether a write's history rows ride in its own statement (:meth:`recording`), rather
+    #: than in a transaction around it: where a transaction costs round trips (PostgreSQL).
+    records_in_statement: bool = False
+
+    def recording(self, statement: str, derived: str | None, wake: bool = False) -> str:
+        """``statement`` (finished, ``… RETURNING``) that also inserts the history rows
+        ``derived`` (a finished select list over its rows ``s``) and the staged rows (bound
+        as the arrays ``h_<column>``), and notifies ``:h_channel`` when it inserted any (and
+        ``:channel`` for each row, with ``wake``): one statement. Each row is ``(rows the
+        statement returned, notified, *its row)``, one row of NULLs when it returned none."""
+        raise NotImplementedError
 
     def epoch(self, column: str) -> str:
         """A time column, read as epoch seconds."""
@@ -156,10 +172,10 @@ class SqlStatements:
         self.insert_job = finish(
             d.insert_job(
                 """INSERT INTO jobs (id, job_type, machine_type, data, priority, max_attempts,
-                        run_after, dedupe_key, created_at)
+                        run_after, dedupe_key, created_at, trace_id)
                     VALUES (:id, :job_type, :machine_type, """
                 f":data{d.json_cast}, :priority, :max_attempts, "
-                f"coalesce({d.epoch_param('run_after')}, {now}), :dedupe_key, {now})",
+                f"coalesce({d.epoch_param('run_after')}, {now}), :dedupe_key, {now}, :trace_id)",
                 self,
             )
         )
@@ -177,8 +193,10 @@ class SqlStatements:
             f"finished_at = {now}, lease_expires_at = NULL WHERE id = :id AND status = 'processing'"
         )
         fence = " AND claim_token = :token"
-        self.complete = finish(complete)
-        self.complete_fenced = finish(complete + fence)
+        #: What a finished job's history row needs.
+        finished = " RETURNING claimed_by, attempts, trace_id, status, job_type"
+        self.complete = finish(complete + finished)
+        self.complete_fenced = finish(complete + fence + finished)
         again = "(:retry AND attempts < max_attempts)"
         fail = f"""UPDATE jobs SET
                   status = CASE WHEN {again} THEN 'pending' ELSE 'failed' END,
@@ -187,8 +205,8 @@ class SqlStatements:
                   finished_at = CASE WHEN {again} THEN NULL ELSE {now} END,
                   last_error = :reason, claim_token = NULL, lease_expires_at = NULL
                 WHERE id = :id AND status = 'processing'"""
-        self.fail = finish(fail)
-        self.fail_fenced = finish(fail + fence)
+        self.fail = finish(fail + finished)
+        self.fail_fenced = finish(fail + fence + finished)
         self.release = finish(f"""UPDATE jobs SET status = 'pending',
                   attempts = {d.greatest}(attempts - 1, 0), run_after = {now},
                   claim_token = NULL, lease_expires_at = NULL
@@ -218,7 +236,8 @@ class SqlStatements:
         self.retry_job = finish(d.with_notify(f"""UPDATE jobs SET status = 'pending', attempts = 0,
                   run_after = {now}, claim_token = NULL, lease_expires_at = NULL,
                   finished_at = NULL
-                WHERE id = :id AND status IN ('failed', 'cancelled') RETURNING id"""))
+                WHERE id = :id AND status IN ('failed', 'cancelled')
+                RETURNING id, claimed_by, trace_id, job_type"""))
         self.cancel_job = finish(
             f"UPDATE jobs SET status = 'cancelled', finished_at = {now} "
             "WHERE id = :id AND status = 'pending'"
@@ -226,8 +245,9 @@ class SqlStatements:
         self.queue_counts = finish("SELECT status, count(*) FROM jobs GROUP BY status")
 
         insert_event = f"""INSERT INTO machine_events (target_machine, source_machine, event_type,
-                  payload, job_id, created_at)
-                VALUES (:target, :source, :event_type, :payload{d.json_cast}, :job_id, {now})
+                  payload, job_id, created_at, trace_id)
+                VALUES (:target, :source, :event_type, :payload{d.json_cast}, :job_id, {now},
+                        :trace_id)
                 RETURNING id"""
         self.insert_event = finish(insert_event)
         self.send_event = finish(d.with_notify(insert_event))
@@ -240,7 +260,8 @@ class SqlStatements:
         self.dead_letter_event = finish(
             f"UPDATE machine_events SET status = 'dead', last_error = :error, "
             f"processed_at = {now}, lease_expires_at = NULL "
-            "WHERE id = :id AND claim_token = :token AND status = 'processing'"
+            "WHERE id = :id AND claim_token = :token AND status = 'processing' "
+            "RETURNING target_machine, event_type, trace_id, job_id"
         )
         self.event_counts = finish("SELECT status, count(*) FROM machine_events GROUP BY status")
         self.heartbeat_event = finish(
@@ -284,7 +305,66 @@ class SqlStatements:
                 WHERE machine_name = :name""")
         self.stop_machine = finish(
             f"UPDATE machine_state SET status = 'stopped', updated_at = {now} "
-            "WHERE machine_name = :name"
+            "WHERE machine_name = :name RETURNING state"
+        )
+        columns = ", ".join(HISTORY_FIELDS[1:])
+        # Positional parameters: the row is a tuple (rows.history_entry), bound by position.
+        marker = d.positional_parameter
+        self.insert_history = (
+            f"INSERT INTO history ({columns}) VALUES "
+            f"({', '.join(marker for _ in HISTORY_FIELDS[1:])})"
+        )
+        self.history_columns_text = ", ".join(HISTORY_FIELDS)
+        # Pruning: jobs and events by their age on the clock that stamped them (PostgreSQL:
+        # the server's); history by its id (ids grow with time, so the first young row bounds the
+        # old ones: no index on ts to keep up on every insert), always keeping the newest row
+        # so an id is never handed out twice (SQLite reuses the largest rowid once deleted).
+        self.last_history_id = finish("SELECT max(id) FROM history")
+        self.history_id_range = finish("SELECT min(id), max(id) FROM history")
+        self.history_at_or_after = finish(
+            "SELECT id, ts FROM history WHERE id >= :id ORDER BY id LIMIT 1"
+        )
+        self.first_young_history = finish(
+            "SELECT id FROM history WHERE ts >= :cutoff ORDER BY id LIMIT 1"
+        )
+        self.prune_history = finish(
+            "DELETE FROM history WHERE id < :below " "AND id < (SELECT max(id) FROM history)"
+        )
+        self.prune_jobs = finish(
+            "DELETE FROM jobs WHERE status IN ('completed', 'failed', 'cancelled') "
+            f"AND {d.age('finished_at')} > :age"
+        )
+        self.prune_events = finish(
+            "DELETE FROM machine_events WHERE status IN ('done', 'dead') "
+            f"AND {d.age('processed_at')} > :age"
+        )
+        self._history: dict[tuple[bool, bool, bool, bool, bool, int], str] = {}
+        self._recording: dict[tuple[str, str | None, bool], str] = {}
+        # What claims, completions and failures record, over the statement's rows ``s``
+        # (a database whose writes record history in the statement: Dialect.recording).
+        cut = f"CASE WHEN length(:text) > {EXCERPT_LIMIT} THEN left(:text, {EXCERPT_LIMIT - 1}) "
+        cut += "|| '…' ELSE :text END"
+        self.claimed_history = finish(
+            ":now::float8, :worker, 'job_claimed', NULL, s.job_type, NULL, s.id, s.attempts, "
+            "s.trace_id, NULL, NULL"
+        )
+        self.completed_history = finish(
+            ":now::float8, coalesce(s.claimed_by, ''), 'job_completed', NULL, s.job_type, NULL, "
+            f":id, s.attempts, s.trace_id, NULL, {cut.replace(':text', ':result::text')}"
+        )
+        self.sent_history = finish(
+            ":now::float8, :target, 'event_sent', NULL, :event_type, NULL, :job_id, NULL, "
+            f":trace_id, :source, {cut.replace(':text', ':payload::text')}"
+        )
+        self.received_history = finish(
+            ":now::float8, :target, 'event_received', NULL, s.event_type, NULL, s.job_id, "
+            f"s.attempts, s.trace_id, s.source_machine, {cut.replace(':text', 's.payload')}"
+        )
+        self.failed_history = finish(
+            ":now::float8, coalesce(s.claimed_by, ''), "
+            "CASE WHEN s.status = 'pending' THEN 'job_retried' ELSE 'job_failed' END, NULL, "
+            f"s.job_type, NULL, :id, s.attempts, s.trace_id, NULL, "
+            f"{cut.replace(':text', ':reason::text')}"
         )
         machines = ", ".join(
             [d.epoch(name) if name in _TIME_COLUMNS else name for name in _MACHINE_FIELDS]
@@ -296,6 +376,48 @@ class SqlStatements:
         self.list_machines = finish(f"SELECT {machines} FROM machine_state ORDER BY machine_name")
         self._claim_job: dict[tuple[int, bool], str] = {}
         self._job_statuses: dict[int, str] = {}
+
+    def history(
+        self,
+        by_machine: bool,
+        by_job: bool,
+        by_trace: bool,
+        by_since: bool,
+        by_after: bool,
+        kind_count: int,
+    ) -> str:
+        """The history query with the filters given (``kind_count`` -1: any kind), in id
+        order; built on first use for each combination, then reused."""
+        key = (by_machine, by_job, by_trace, by_since, by_after, kind_count)
+        statement = self._history.get(key)
+        if statement is None:
+            conditions = [
+                condition
+                for given, condition in (
+                    (by_machine, "machine = :machine"),
+                    (by_job, "job_id = :job_id"),
+                    (by_trace, "trace_id = :trace_id"),
+                    (by_since, "ts >= :since"),
+                    (by_after, "id > :after_id"),
+                )
+                if given
+            ]
+            if kind_count >= 0:
+                conditions.append(self.dialect.in_list("kind", "kinds", kind_count))
+            statement = self._history[key] = self.dialect.finish(
+                f"SELECT {self.history_columns_text} FROM history"
+                + _where(conditions)
+                + " ORDER BY id LIMIT :limit"
+            )
+        return statement
+
+    def recording(self, statement: str, derived: str | None, wake: bool = False) -> str:
+        """:meth:`Dialect.recording`, built on first use, then reused."""
+        key = (statement, derived, wake)
+        combined = self._recording.get(key)
+        if combined is None:
+            combined = self._recording[key] = self.dialect.recording(statement, derived, wake)
+        return combined
 
     def job_columns(self, prefix: str) -> str:
         """The job row's columns (``JOB_FIELDS`` order), qualified by ``prefix``."""
@@ -381,4 +503,4 @@ def pyformat_parameters(sql: str) -> str:
     return _NAMED_PARAMETER.sub(r"%(\1)s", sql)
 
 
-__all__ = ["Dialect", "SqlStatements", "pyformat_parameters", "statements_for"]
+__all__ = ["REAPED_COLUMNS", "Dialect", "SqlStatements", "pyformat_parameters", "statements_for"]

@@ -42,6 +42,10 @@ from smc.runtime.store.errors import StoreError
 
 #: The channel rung whenever a job is added.
 JOBS_CHANNEL = "jobs"
+#: The channel PostgreSQL notifies when history rows commit (``smc_history`` in the public
+#: schema), for monitors on any host; SQLite does not ring it (the monitor sockets are the
+#: fast path there, and a ring per write would cost the hot path a system call).
+HISTORY_CHANNEL = "history"
 
 #: Channel names used verbatim in socket file names; anything else is hashed. ``@`` is excluded
 #: because it separates the channel token from the waiter's identity in the file name.

@@ -128,6 +128,10 @@ class StartFsmAction(BaseAction):
         ]
         for directory in runtime.actions_dirs:
             command += ["--actions-dir", os.path.abspath(directory)]
+        trace_id = runtime.store.trace_id
+        if trace_id is not None:
+            # The child's work is caused by this machine's: it carries the same trace.
+            command += ["--trace-id", trace_id]
         extra = self.params.get("additional_args") or []
         command += [str(arg) for arg in (extra if isinstance(extra, list | tuple) else [extra])]
         log_path = child_log_path(runtime.log_dir, str(machine_name or Path(str(yaml_path)).stem))

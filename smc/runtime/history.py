@@ -1,0 +1,292 @@
+"""Reading the durable history (``docs/history.md``): following it, ages, retention, tables.
+
+The rows are written by the store (``Store.history`` reads them). This module is what the
+CLI (``smc history``, ``smc monitor --db postgresql://…``) and the web monitor share:
+
+- :func:`follow_history` / :func:`follow_history_async`: every new row, in id order, as it
+  commits. It polls by id and, where the store can wake it (PostgreSQL's LISTEN on the
+  history channel), waits for the NOTIFY between polls instead of the whole poll interval.
+  Ids from a PostgreSQL sequence can commit out of order (a transaction that took id 10 may
+  commit after the one that took 11), so a follower keeps looking at a gap it saw for
+  :data:`GAP_PATIENCE` seconds before it gives the missing ids up (a rolled-back transaction
+  leaves a gap for ever).
+- :func:`parse_age` / :func:`parse_since` / :func:`retention_seconds`: ``10m``, ``7d``, an
+  ISO time; the retention default (:data:`DEFAULT_RETENTION`, ``$SMC_HISTORY_RETENTION``).
+- :func:`history_table`: rows as a table with control characters escaped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import os
+import re
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+
+from smc.runtime.store import HISTORY_CHANNEL, HistoryRow, Store, StoreError, Waker
+from smc.safe_text import escape_controls
+
+#: How long history is kept when neither ``--history-retention`` nor
+#: ``$SMC_HISTORY_RETENTION`` says: a week ("what happened to job 42 yesterday?" and the
+#: weekend before it), bounded so a busy queue's database does not grow for ever.
+DEFAULT_RETENTION = 7 * 86400.0
+#: A follower waits this long for the rows of an id gap to commit before it skips them.
+GAP_PATIENCE = 5.0
+#: A follower polls at least this often when nothing wakes it.
+DEFAULT_POLL_SECONDS = 0.5
+
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 7 * 86400.0}
+_AGE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*", re.IGNORECASE)
+_OFF = ("off", "never", "none", "0")
+
+
+def parse_age(text: str) -> float:
+    """``30s``, ``10m``, ``12h``, ``7d``, ``2w`` (a bare number: seconds) as seconds; raises
+    ``ValueError`` otherwise."""
+    match = _AGE.fullmatch(text)
+    if match is None:
+        raise ValueError(f"{text!r} is not an age like 30s, 10m, 12h, 7d or 2w")
+    return float(match.group(1)) * _UNITS[(match.group(2) or "s").lower()]
+
+
+def parse_since(text: str, now: float | None = None) -> float:
+    """An epoch time from an age before ``now`` (``10m``) or an ISO 8601 time (local time
+    when it names no zone); raises ``ValueError`` otherwise."""
+    try:
+        return (time.time() if now is None else now) - parse_age(text)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(
+            f"{text!r} is neither an age (10m, 2h, 7d) nor an ISO time (2026-11-26T09:00)"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.astimezone()  # a time without a zone is this host's local time
+    return moment.timestamp()
+
+
+def retention_seconds(option: str | None) -> float | None:
+    """The history retention: ``option`` (``--history-retention``), else
+    ``$SMC_HISTORY_RETENTION``, else :data:`DEFAULT_RETENTION`; None for ``off``."""
+    text = option if option is not None else os.environ.get("SMC_HISTORY_RETENTION")
+    if text is None or text.strip() == "":
+        return DEFAULT_RETENTION
+    if text.strip().lower() in _OFF:
+        return None
+    seconds = parse_age(text)
+    if seconds <= 0:
+        raise ValueError("must be more than 0 (or off)")
+    return seconds
+
+
+class HistoryCursor:
+    """Where a follower is in the history: the rows after :attr:`after_id`, plus the ids of
+    a gap it still waits for (ids that may yet commit, :data:`GAP_PATIENCE`)."""
+
+    def __init__(self, after_id: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.after_id = after_id
+        self._clock = clock
+        #: Missing id -> when it was first seen missing.
+        self._gaps: dict[int, float] = {}
+        #: Ids above the lowest gap already returned.
+        self._seen: set[int] = set()
+
+    @property
+    def low(self) -> int:
+        """The id to read after: below the oldest gap still waited for."""
+        return min(self._gaps) - 1 if self._gaps else self.after_id
+
+    def take(self, rows: Sequence[HistoryRow]) -> list[HistoryRow]:
+        """The rows not returned before, in id order; notes the gaps they leave."""
+        now = self._clock()
+        fresh: list[HistoryRow] = []
+        for row in rows:
+            if row.id in self._seen or (row.id <= self.after_id and row.id not in self._gaps):
+                continue
+            self._gaps.pop(row.id, None)
+            for missing in range(self.after_id + 1, row.id):
+                if missing not in self._seen:
+                    self._gaps.setdefault(missing, now)
+            if row.id > self.after_id:
+                self.after_id = row.id
+            fresh.append(row)
+            self._seen.add(row.id)
+        for missing, since in list(self._gaps.items()):
+            if now - since > GAP_PATIENCE:
+                del self._gaps[missing]
+        low = self.low
+        self._seen = {seen for seen in self._seen if seen > low}
+        return fresh
+
+
+def _open_waker(store: Store) -> Waker | None:
+    """A waker on the history channel where the store rings it (PostgreSQL), else None."""
+    if store.socket_dir is not None:
+        return None  # SQLite: the history channel is not rung (see HISTORY_CHANNEL)
+    try:
+        return store.open_waker([HISTORY_CHANNEL])
+    except StoreError:
+        return None
+
+
+def _matches(
+    row: HistoryRow,
+    machine: str | None,
+    job_id: str | None,
+    trace_id: str | None,
+    kinds: Sequence[str] | None,
+) -> bool:
+    return (
+        (machine is None or row.machine == machine)
+        and (job_id is None or row.job_id == job_id)
+        and (trace_id is None or row.trace_id == trace_id)
+        and (kinds is None or row.kind in kinds)
+    )
+
+
+def follow_history(
+    store: Store,
+    after_id: int | None = None,
+    *,
+    machine: str | None = None,
+    job_id: str | None = None,
+    trace_id: str | None = None,
+    kinds: Sequence[str] | None = None,
+    poll_seconds: float = DEFAULT_POLL_SECONDS,
+    stop: Callable[[], bool] | None = None,
+    batch: int = 1000,
+) -> Iterator[HistoryRow]:
+    """Every history row after ``after_id`` (None: from now on) matching the filters, as it
+    commits, until ``stop()`` is true (checked between polls) or the caller stops iterating.
+    The rows are read whole and filtered here: a gap in the ids is then a row not committed
+    yet, which :class:`HistoryCursor` waits for. Database errors propagate as
+    :class:`StoreError`."""
+    cursor = HistoryCursor(store.last_history_id() if after_id is None else after_id)
+    waker = _open_waker(store)
+    try:
+        while stop is None or not stop():
+            rows = store.history(after_id=cursor.low, limit=batch)
+            for row in cursor.take(rows):
+                if _matches(row, machine, job_id, trace_id, kinds):
+                    yield row
+            if len(rows) >= batch:
+                continue  # more are waiting: no sleep
+            if waker is not None:
+                if waker.broken:
+                    with contextlib.suppress(StoreError):
+                        waker.reopen()
+                waker.wait(poll_seconds)
+            else:
+                time.sleep(poll_seconds)
+    finally:
+        if waker is not None:
+            waker.close()
+
+
+async def follow_history_async(
+    store: Store,
+    after_id: int | None = None,
+    *,
+    machine: str | None = None,
+    job_id: str | None = None,
+    trace_id: str | None = None,
+    kinds: Sequence[str] | None = None,
+    poll_seconds: float = DEFAULT_POLL_SECONDS,
+    batch: int = 1000,
+) -> AsyncIterator[HistoryRow]:
+    """:func:`follow_history` for an event loop: the store's calls and the waits run in a
+    thread, so a slow database never blocks the loop. Ends when the caller stops iterating
+    (or cancels)."""
+    start = await asyncio.to_thread(store.last_history_id) if after_id is None else after_id
+    cursor = HistoryCursor(start)
+    waker = await asyncio.to_thread(_open_waker, store)
+    try:
+        while True:
+            rows = await asyncio.to_thread(store.history, after_id=cursor.low, limit=batch)
+            for row in cursor.take(rows):
+                if _matches(row, machine, job_id, trace_id, kinds):
+                    yield row
+            if len(rows) >= batch:
+                continue
+            if waker is not None and not waker.broken:
+                await asyncio.to_thread(waker.wait, poll_seconds)
+            else:
+                await asyncio.sleep(poll_seconds)
+    finally:
+        if waker is not None:
+            waker.close()
+
+
+_TABLE_HEADERS = ("id", "time", "machine", "kind", "what", "job", "trace")
+
+
+def describe(row: HistoryRow) -> str:
+    """What happened, in one line: ``a --go--> b``, the event and its excerpt, …"""
+    if row.kind == "transition":
+        return f"{row.from_state} --{row.event}--> {row.to_state}"
+    if row.kind == "machine_started":
+        return f"started in {row.to_state}"
+    if row.kind == "machine_stopped":
+        return f"stopped in {row.from_state}"
+    parts = [part for part in (row.event, row.excerpt) if part]
+    if row.source and row.kind.startswith("event"):
+        parts.insert(0, f"from {row.source}")
+    if row.attempt is not None and row.kind.startswith("job"):
+        parts.append(f"attempt {row.attempt}")
+    return " ".join(parts)
+
+
+def _format_time(ts: float) -> str:
+    return datetime.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+
+def history_table(rows: Sequence[HistoryRow], width: int = 70) -> str:
+    """``rows`` as an aligned text table; every cell has its control characters escaped (a
+    machine name or payload cannot move the terminal's cursor) and ``what`` is cut to
+    ``width``."""
+    cells = [
+        [
+            str(row.id),
+            _format_time(row.ts),
+            row.machine,
+            row.kind,
+            _cut(describe(row), width),
+            row.job_id or "",
+            row.trace_id or "",
+        ]
+        for row in rows
+    ]
+    cells = [[escape_controls(cell) for cell in line] for line in cells]
+    widths = [
+        max([len(header)] + [len(line[index]) for line in cells])
+        for index, header in enumerate(_TABLE_HEADERS)
+    ]
+    lines = [
+        "  ".join(cell.ljust(widths[index]) for index, cell in enumerate(line)).rstrip()
+        for line in [list(_TABLE_HEADERS), *cells]
+    ]
+    return "\n".join(lines)
+
+
+def _cut(text: str, width: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+__all__ = [
+    "DEFAULT_POLL_SECONDS",
+    "DEFAULT_RETENTION",
+    "GAP_PATIENCE",
+    "HistoryCursor",
+    "describe",
+    "follow_history",
+    "follow_history_async",
+    "history_table",
+    "parse_age",
+    "parse_since",
+    "retention_seconds",
+]

@@ -1,0 +1,356 @@
+"""The durable history written by real ``smc run`` workers, on both backends
+(``docs/history.md``): a worker killed with SIGKILL leaves no gap before the kill, and one
+trace id follows a job across three machines (``send_event``, ``start_fsm``)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from smc.runtime.store import HistoryRow, Store, open_store
+from tests.support.backends import StoreTime, postgres_schema_url
+from tests.support.harness import Runner, wait_until
+
+WORKER = """
+initial_state: waiting
+metadata: {machine_name: worker}
+states: [waiting, processing, finishing]
+transitions:
+  - {from: waiting, to: processing, event: new_job}
+  - {from: waiting, to: waiting, event: no_jobs}
+  - {from: processing, to: finishing, event: job_done}
+  - {from: finishing, to: waiting, event: job_completed}
+actions:
+  waiting:
+    - {type: check_database_queue, job_type: task, wait: 0.2}
+  processing:
+    - {type: set_context, key: last_job, value: "{id}", success: job_done}
+  finishing:
+    - {type: complete_job, success: job_completed}
+"""
+
+
+def _use(runner: Runner, store_url: str) -> None:
+    """Run the runner's processes against ``store_url`` (a SQLite file or a PG schema)."""
+    runner.env["SMC_DB"] = store_url
+
+
+def _transitions(rows: list[HistoryRow]) -> list[HistoryRow]:
+    return [row for row in rows if row.kind == "transition"]
+
+
+def test_a_sigkilled_worker_leaves_no_gap_in_its_history(runner: Runner, store_url: str) -> None:
+    _use(runner, store_url)
+    (runner.cwd / "worker.yaml").write_text(WORKER)
+    with open_store(store_url) as store:
+        for number in range(3000):
+            store.add_job("task", {"n": number}, job_id=f"job-{number:04d}")
+    worker = runner.start("run", "worker.yaml", "--db", store_url)
+
+    def some_done() -> bool:
+        with open_store(store_url) as store:
+            return store.queue_counts()["completed"] >= 150
+
+    wait_until(some_done, 60, worker.output)
+    worker.signal(signal.SIGKILL)  # mid-stream: no stop, no last write
+    assert worker.wait(10) == -signal.SIGKILL
+
+    with open_store(store_url) as store:
+        machine = store.get_machine("worker")
+        rows = store.history(machine="worker", limit=100_000)
+        jobs = {job.id: job for job in store.list_jobs(limit=100_000)}
+    assert machine is not None
+    assert rows[0].kind == "machine_started" and rows[0].to_state == "waiting"
+    assert not [row for row in rows if row.kind == "machine_stopped"]  # it never stopped
+    transitions = _transitions(rows)
+    # One unbroken chain from the start state: no transition is missing between two others.
+    state = "waiting"
+    for row in transitions:
+        assert row.from_state == state, f"gap before history row {row}"
+        state = str(row.to_state)
+    # The registry never shows a state the history has not reached: it is written with the
+    # transitions that led there, so the last one recorded before its write leads to the
+    # state it shows (the history may be ahead: a claim or a completion also writes it).
+    assert machine.updated_at is not None
+    before_write = [row for row in transitions if row.ts <= machine.updated_at]
+    assert before_write and before_write[-1].to_state == machine.state
+    # Every finished job's story is whole: claimed, both of its transitions, completed,
+    # in that order, in the job's own trace.
+    completed = [job for job in jobs.values() if job.status == "completed"]
+    assert len(completed) >= 150
+    for job in completed:
+        story = [row for row in rows if row.job_id == job.id]
+        assert [(row.kind, row.event) for row in story if row.kind != "transition"] == [
+            ("job_claimed", "task"),
+            ("job_completed", "task"),
+        ]
+        moves = [(row.from_state, row.to_state) for row in _transitions(story)]
+        assert moves[:2] == [("waiting", "processing"), ("processing", "finishing")]
+        assert {row.trace_id for row in story} == {job.trace_id}
+        assert story[0].attempt == 1
+    # ... and the job the kill interrupted, if claimed, has its claim recorded.
+    for job in jobs.values():
+        if job.status == "processing":
+            claims = [row for row in rows if row.job_id == job.id and row.kind == "job_claimed"]
+            assert len(claims) == 1
+
+
+SENDER = """
+initial_state: waiting
+metadata: {machine_name: alpha}
+states: [waiting, handing_over, handed_over]
+transitions:
+  - {from: waiting, to: handing_over, event: new_job}
+  - {from: waiting, to: waiting, event: no_jobs}
+  - {from: handing_over, to: handed_over, event: event_sent}
+actions:
+  waiting:
+    - {type: check_database_queue, job_type: order, wait: 0.5}
+  handing_over:
+    - type: send_event
+      target_machine: beta
+      event_type: launch
+      payload: {order: "{order}"}
+"""
+
+LAUNCHER = """
+initial_state: idle
+metadata: {machine_name: beta}
+states: [idle, launching, waiting_for_child, finished]
+transitions:
+  - {from: idle, to: launching, event: launch}
+  - {from: launching, to: waiting_for_child, event: launched}
+  - {from: waiting_for_child, to: finished, event: child_done}
+actions:
+  launching:
+    - type: start_fsm
+      yaml_path: child.yaml
+      machine_name: gamma
+      context_vars: [payload.order as order]
+      success: launched
+"""
+
+CHILD = """
+initial_state: reporting
+metadata: {machine_name: gamma}
+states: [reporting, done]
+transitions:
+  - {from: reporting, to: done, event: event_sent}
+actions:
+  reporting:
+    - type: send_event
+      target_machine: beta
+      event_type: child_done
+      payload: {order: "{order}"}
+"""
+
+
+def test_one_trace_follows_a_job_across_three_machines(runner: Runner, store_url: str) -> None:
+    _use(runner, store_url)
+    for name, text in (("alpha", SENDER), ("beta", LAUNCHER), ("child", CHILD)):
+        (runner.cwd / f"{name}.yaml").write_text(text)
+    beta = runner.start("run", "beta.yaml", "--db", store_url)
+    alpha = runner.start("run", "alpha.yaml", "--db", store_url)
+    added = runner.run(
+        "jobs", "add", "--db", store_url, "--type", "order", "--data", '{"order": 7}'
+    )
+    job_id = added.stdout.strip().split()[-1]
+
+    def finished() -> bool:
+        with open_store(store_url) as store:
+            row = store.get_machine("beta")
+        return row is not None and row.state == "finished"
+
+    wait_until(finished, 60, lambda: beta.output() + alpha.output())
+    with open_store(store_url) as store:
+        job = store.get_job(job_id)
+        assert job is not None and job.trace_id is not None
+        trace = job.trace_id
+
+        def whole() -> bool:
+            machines = {row.machine for row in store.history(trace_id=trace)}
+            return {"alpha", "beta", "gamma"} <= machines
+
+        wait_until(whole, 20, lambda: _dump(store, trace))
+        rows = store.history(trace_id=trace)
+        events = store.list_events(limit=100)
+    story = [(row.machine, row.kind, row.event) for row in rows]
+    # The job, its claim, alpha's hand-over, beta's launch, gamma's start and report.
+    for step in (
+        ("", "job_added", "order"),
+        ("alpha", "job_claimed", "order"),
+        ("alpha", "transition", "new_job"),
+        ("beta", "event_sent", "launch"),
+        ("beta", "event_received", "launch"),
+        ("beta", "transition", "launch"),
+        ("gamma", "machine_started", None),
+        ("gamma", "transition", "event_sent"),
+        ("beta", "event_sent", "child_done"),
+        ("beta", "event_received", "child_done"),
+        ("beta", "transition", "child_done"),
+    ):
+        assert step in story, f"{step} missing from the trace: {story}"
+    # In the order it happened (ids grow with commits).
+    assert story.index(("alpha", "job_claimed", "order")) < story.index(
+        ("beta", "event_received", "launch")
+    )
+    assert story.index(("gamma", "machine_started", None)) < story.index(
+        ("beta", "event_received", "child_done")
+    )
+    # The events the machines created carry the trace themselves.
+    assert {event.trace_id for event in events} == {trace}
+    assert {row.trace_id for row in rows} == {trace}
+
+
+def _dump(store: Store, trace: str) -> str:
+    return json.dumps([row.to_dict() for row in store.history(trace_id=trace)], indent=1)
+
+
+def test_history_cli_lists_filters_and_prints_jsonl(runner: Runner, store_url: str) -> None:
+    _use(runner, store_url)
+    (runner.cwd / "worker.yaml").write_text(WORKER)
+    runner.run("jobs", "add", "--db", store_url, "--type", "task", "--id", "j\x1b[2Jone")
+    runner.run("jobs", "add", "--db", store_url, "--type", "task", "--id", "two")
+    worker = runner.start("run", "worker.yaml", "--db", store_url)
+
+    def done() -> bool:
+        with open_store(store_url) as store:
+            return store.queue_counts()["completed"] == 2
+
+    wait_until(done, 30, worker.output)
+    worker.stop()
+    lines = runner.run("history", "--db", store_url, "--format", "jsonl").stdout.splitlines()
+    records = [json.loads(line) for line in lines]
+    assert {record["kind"] for record in records} >= {
+        "job_added",
+        "job_claimed",
+        "transition",
+        "job_completed",
+        "machine_started",
+        "machine_stopped",
+    }
+    assert [record["id"] for record in records] == sorted(record["id"] for record in records)
+    only_two = runner.run("history", "--db", store_url, "--job", "two", "--format", "json")
+    assert {record["job_id"] for record in json.loads(only_two.stdout)} == {"two"}
+    table = runner.run("history", "--db", store_url, "--machine", "worker").stdout
+    assert "\x1b" not in table and "\\x1b[2J" in table  # the hostile id, escaped
+    assert "waiting --new_job--> processing" in table
+    shown = runner.run("jobs", "show", "--db", store_url, "two").stdout
+    assert "job_claimed" in shown and "job_completed" in shown
+
+
+def test_pruning_by_age_keeps_what_the_policy_says(store_url: str) -> None:
+    clock = StoreTime(store_url)
+    with clock.open() as store:
+        old = store.add_job("task", job_id="old")
+        store.add_job("task", job_id="old-pending")
+        store.claim_job("w", ["task"])  # takes "old"
+        store.complete_job(old.id)
+        store.send_event("m", "ping")
+        [event] = store.claim_events("m")
+        store.ack_event(event.id, event.claim_token or "")
+        store.send_event("m", "still-pending")
+        clock.advance(8 * 86400)
+        young = store.add_job("task", job_id="young")
+        store.claim_job("w", ["task"])  # takes "old-pending"
+        store.claim_job("w", ["task"])  # takes "young"
+        store.complete_job(young.id)
+        before = store.history(limit=100_000)
+        removed = store.prune_history(7 * 86400)
+        after = store.history(limit=100_000)
+        remaining_jobs = {job.id for job in store.list_jobs(limit=100)}
+        remaining_events = {event.event_type for event in store.list_events(limit=100)}
+    cutoff = clock.clock.time() - 7 * 86400  # history rows carry the store's clock
+    # History older than the retention is gone, the rest kept whole and in order.
+    assert after == [row for row in before if row.ts >= cutoff]
+    assert removed["history"] == len(before) - len(after) > 0
+    # Finished jobs and delivered events older than the retention are gone; jobs still open
+    # (whatever their age) and young ones stay.
+    assert remaining_jobs == {"old-pending", "young"} and removed["jobs"] == 1
+    assert remaining_events == {"still-pending"} and removed["events"] == 1
+    # A second prune finds nothing; pruning everything keeps the newest history row, so ids
+    # are never handed out again.
+    with clock.open() as store:
+        assert store.prune_history(7 * 86400) == {"history": 0, "jobs": 0, "events": 0}
+        newest = store.history(limit=100_000)[-1]
+        clock.advance(30 * 86400)
+        store.prune_history(86400)
+        assert [row.id for row in store.history()] == [newest.id]
+        store.add_job("task", job_id="later")
+        assert store.history()[-1].id > newest.id
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    with postgres_schema_url() as url:
+        yield url
+
+
+def test_monitor_follows_workers_on_other_hosts_through_postgres(
+    runner: Runner, pg_url: str, tmp_path: Path
+) -> None:
+    # Two "hosts": the worker and the monitor share nothing but the PostgreSQL URL (their own
+    # working and socket directories), so only the database can carry the stream.
+    host_a, host_b = tmp_path / "host-a", tmp_path / "host-b"
+    sockets_a = Path(tempfile.mkdtemp(prefix="smc-a-"))  # short: a socket path has a limit
+    sockets_b = Path(tempfile.mkdtemp(prefix="smc-b-"))
+    for host in (host_a, host_b):
+        host.mkdir()
+    # A worker that polls for jobs every 5 s: few idle transitions (no_jobs) in the stream.
+    (host_a / "worker.yaml").write_text(WORKER.replace("wait: 0.2", "wait: 5"))
+    env_a = dict(runner.env, SMC_SOCKET_DIR=str(sockets_a), SMC_DB=pg_url)
+    env_b = dict(runner.env, SMC_SOCKET_DIR=str(sockets_b), SMC_DB=pg_url)
+    monitor = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "smc",
+            "monitor",
+            "--format",
+            "json",
+            "--count",
+            "7",
+            "--timeout",
+            "60",
+        ],
+        cwd=host_b,
+        env=env_b,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "smc", "run", "worker.yaml"],
+        cwd=host_a,
+        env=env_a,
+        stdout=(host_a / "worker.log").open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        time.sleep(1.0)  # the monitor follows from now on
+        with open_store(pg_url) as store:
+            store.add_job("task", job_id="far-away")
+        out, err = monitor.communicate(timeout=90)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(20)
+        if monitor.poll() is None:
+            monitor.kill()
+        shutil.rmtree(sockets_a, ignore_errors=True)
+        shutil.rmtree(sockets_b, ignore_errors=True)
+    assert monitor.returncode == 0, err + (host_a / "worker.log").read_text()
+    records = [json.loads(line) for line in out.splitlines()]
+    story = [(r["machine"], r["kind"], r["from"], r["to"], r["job_id"]) for r in records]
+    assert ("", "job_added", None, None, "far-away") in story
+    assert ("worker", "job_claimed", None, None, "far-away") in story
+    assert ("worker", "transition", "waiting", "processing", "far-away") in story
+    assert ("worker", "job_completed", None, None, "far-away") in story

@@ -1,0 +1,181 @@
+"""The history as the store keeps it, on both backends (``docs/history.md``): what each
+write records and in which trace, the filters, following it as it commits (PostgreSQL's
+NOTIFY waking the follower), and a follower's patience with ids that commit out of order."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+from smc.runtime.history import HistoryCursor, follow_history
+from smc.runtime.store import HistoryRow, open_store
+
+
+def test_writes_record_their_history_in_the_trace_they_belong_to(store_url: str) -> None:
+    with open_store(store_url) as store:
+        job = store.add_job("task", {"big": "x" * 5000}, job_id="j1")
+        assert job.trace_id is not None and len(job.trace_id) == 26  # a ULID
+        claimed = store.claim_job("w1", ["task"])
+        assert claimed is not None and claimed.trace_id == job.trace_id
+        store.trace_id = claimed.trace_id  # a worker works in its job's trace
+        store.send_event("other", "ping", {"n": 1}, source="w1", job_id="j1")
+        child = store.add_job("subtask", job_id="j2")
+        assert store.fail_job("j1", "boom", claimed.claim_token, retry=True)
+        store.trace_id = None
+        outside = store.send_event("other", "pong")
+        rows = store.history(limit=100)
+        [event] = [e for e in store.list_events() if e.id == outside]
+    assert [(row.kind, row.machine, row.job_id) for row in rows] == [
+        ("job_added", "", "j1"),
+        ("job_claimed", "w1", "j1"),
+        ("event_sent", "other", "j1"),
+        ("job_added", "", "j2"),
+        ("job_retried", "w1", "j1"),
+        ("event_sent", "other", None),
+    ]
+    # What the job caused carries its trace; what came from outside starts a new one.
+    assert child.trace_id == job.trace_id
+    assert {row.trace_id for row in rows[:5]} == {job.trace_id}
+    assert rows[5].trace_id == event.trace_id != job.trace_id
+    # Excerpts are bounded; the retry says why, and which attempt failed.
+    assert rows[0].excerpt is not None and len(rows[0].excerpt) == 500
+    assert rows[4].excerpt == "boom" and rows[4].attempt == 1
+    # the payload as the database keeps it (PostgreSQL's jsonb spaces it)
+    assert rows[2].source == "w1" and json.loads(rows[2].excerpt or "") == {"n": 1}
+    assert [row.id for row in rows] == sorted({row.id for row in rows})
+
+
+def test_history_filters(store_url: str) -> None:
+    with open_store(store_url) as store:
+        store.add_job("task", job_id="a")
+        store.add_job("task", job_id="b", machine_type="m2")
+        first = store.history()
+        store.register_machine("m1", "idle")
+        store.update_machine("m1", "busy")
+        store.stop_machine("m1")
+        everything = store.history()
+        assert [row.job_id for row in store.history(job_id="b")] == ["b"]
+        assert [row.kind for row in store.history(machine="m1")] == [
+            "machine_started",
+            "machine_stopped",
+        ]
+        assert store.history(machine="m1", kinds=["machine_stopped"])[0].from_state == "busy"
+        assert store.history(kinds=[]) == []
+        assert store.history(after_id=first[-1].id) == everything[2:]
+        assert store.history(limit=1) == everything[:1]
+        assert store.history(trace_id=everything[0].trace_id) == everything[:1]
+        assert store.history(since=time.time() + 60) == []
+        assert store.last_history_id() == everything[-1].id
+
+
+def test_follow_history_sees_rows_as_they_commit(store_url: str) -> None:
+    postgres = store_url.startswith("postgresql")
+    with open_store(store_url) as reader, open_store(store_url) as writer:
+        writer.add_job("task", job_id="before")  # before the follower: not seen
+        seen: list[tuple[HistoryRow, float]] = []
+        stop = threading.Event()
+
+        def follow() -> None:
+            # PostgreSQL: a long poll, so only the NOTIFY can bring the rows in time.
+            rows = follow_history(reader, poll_seconds=30.0 if postgres else 0.05, stop=stop.is_set)
+            for row in rows:
+                seen.append((row, time.monotonic()))
+                if len(seen) == 5:
+                    return
+
+        thread = threading.Thread(target=follow)
+        thread.start()
+        time.sleep(0.5)  # the follower is waiting
+        added = time.monotonic()
+        for name in ("one", "two", "three"):
+            writer.add_job("task", job_id=name)
+        time.sleep(0.2)
+        job = writer.claim_job("w", ["task"])  # a write recording in its own statement (PG)
+        assert job is not None
+        claimed = time.monotonic()
+        writer.complete_job(job.id, job.claim_token)
+        thread.join(10)
+        stop.set()
+        assert not thread.is_alive()
+    assert [(row.kind, row.job_id) for row, _ in seen] == [
+        ("job_added", "one"),
+        ("job_added", "two"),
+        ("job_added", "three"),
+        ("job_claimed", "before"),
+        ("job_completed", "before"),
+    ]
+    assert seen[2][1] - added < 3.0 and seen[-1][1] - claimed < 3.0
+
+
+def _row(row_id: int) -> HistoryRow:
+    return HistoryRow(row_id, 0.0, "m", "transition", "a", "go", "b", None, None, None, None, None)
+
+
+def test_a_follower_waits_for_ids_that_commit_out_of_order() -> None:
+    now = [100.0]
+    cursor = HistoryCursor(after_id=9, clock=lambda: now[0])
+    # 11 committed before 10 (a PostgreSQL sequence hands ids out before commit)
+    assert [row.id for row in cursor.take([_row(11)])] == [11]
+    assert cursor.low == 9  # still reading from below the gap
+    assert [row.id for row in cursor.take([_row(10), _row(11), _row(12)])] == [10, 12]
+    assert cursor.low == 12
+    # a gap that never fills (a rolled-back insert) is given up after the patience
+    assert [row.id for row in cursor.take([_row(14)])] == [14]
+    assert cursor.low == 12
+    now[0] += 6.0
+    assert cursor.take([_row(14)]) == []
+    assert cursor.low == 14
+
+
+def test_follow_history_async_filters_and_ends_with_the_caller(store_url: str) -> None:
+    import asyncio
+
+    from smc.runtime.history import follow_history_async
+
+    async def main() -> list[HistoryRow]:
+        with open_store(store_url) as reader, open_store(store_url) as writer:
+            start = reader.last_history_id()
+            for name in ("a", "b", "a"):
+                writer.register_machine(name, "idle")
+            seen = []
+            rows = follow_history_async(reader, start, machine="a", poll_seconds=0.05)
+            async for row in rows:
+                seen.append(row)
+                if len(seen) == 2:
+                    break
+            await rows.aclose()
+            return seen
+
+    seen = asyncio.run(asyncio.wait_for(main(), 20))
+    assert [(row.machine, row.kind) for row in seen] == [("a", "machine_started")] * 2
+
+
+def test_staged_rows_ride_the_next_write_before_its_own(store_url: str) -> None:
+    from smc.runtime.store import history_entry
+
+    with open_store(store_url) as store:
+        store.add_job("task", job_id="j")
+        start = store.last_history_id()
+        for event in ("first", "second"):
+            store.stage_history(
+                history_entry("transition", "w", ts=time.time(), event=event, job_id="j")
+            )
+        assert store.history(after_id=start) == []  # staged: not written yet
+        job = store.claim_job("w", ["task"])
+        assert job is not None
+        store.stage_history(history_entry("transition", "w", ts=time.time(), event="third"))
+        store.complete_job("j", job.claim_token)
+        story = [(row.kind, row.event) for row in store.history(after_id=start)]
+        # in the order they happened, each write's own row after what was staged before it
+        assert story == [
+            ("transition", "first"),
+            ("transition", "second"),
+            ("job_claimed", "task"),
+            ("transition", "third"),
+            ("job_completed", "task"),
+        ]
+        store.stage_history(history_entry("error", "w", ts=time.time(), excerpt_text="x" * 900))
+        store.flush_history()
+        [error] = store.history(after_id=start, kinds=["error"])
+        assert error.excerpt == "x" * 499 + "…"
