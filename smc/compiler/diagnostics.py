@@ -143,6 +143,18 @@ CODES: Mapping[str, tuple[Severity, str]] = {
     "SMC100": ("error", "an SCXML document is not well-formed XML, has a DOCTYPE or no <scxml>"),
     "SMC101": ("error", "an SCXML document uses a feature smc does not support (named)"),
     "SMC102": ("warning", "an SCXML attribute smc does not read is ignored"),
+    "SMC120": ("error", "a workflow file does not match the workflow schema"),
+    "SMC121": ("error", "a workflow's tasks need each other in a cycle"),
+    "SMC122": ("error", "a task's `needs:` names a task the workflow does not have"),
+    "SMC123": ("error", "a task's `needs:` names the same task twice"),
+    "SMC124": (
+        "error",
+        "a task can never start: it needs, directly or through others, a task in a cycle",
+    ),
+    "SMC125": (
+        "warning",
+        "no checked machine claims a task's job type, so nothing among them would run it",
+    ),
 }
 
 

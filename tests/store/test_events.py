@@ -217,7 +217,7 @@ def test_a_version_1_database_is_upgraded_on_open_and_keeps_its_rows(store_url: 
         schema = store_url.split("schema=")[1]
         with psycopg.connect(PG_URL, autocommit=True) as connection:
             version = connection.execute(f"SELECT version FROM {schema}.schema_version")
-            assert version.fetchall() == [(2,)]
+            assert version.fetchall() == [(3,)]
             with pytest.raises(psycopg.errors.CheckViolation):
                 connection.execute(f"UPDATE {schema}.machine_events SET status = 'bogus'")
             indexes = connection.execute(
@@ -226,7 +226,7 @@ def test_a_version_1_database_is_upgraded_on_open_and_keeps_its_rows(store_url: 
             assert "machine_events_open" in {row[0] for row in indexes.fetchall()}
         return
     with contextlib.closing(sqlite3.connect(store_url)) as connection:
-        assert connection.execute("SELECT version FROM schema_version").fetchall() == [(2,)]
+        assert connection.execute("SELECT version FROM schema_version").fetchall() == [(3,)]
         with pytest.raises(sqlite3.IntegrityError):
             connection.execute("UPDATE machine_events SET status = 'bogus'")
         names = connection.execute("SELECT name FROM sqlite_master WHERE type = 'index'")

@@ -39,6 +39,7 @@ from smc.runtime.store.rows import (
 )
 from smc.runtime.store.sqlite import INLINE_CHECKPOINT_PAGES, SqliteStore
 from smc.runtime.store.waker import JOBS_CHANNEL, LoopWaker, Waker, machine_channel
+from smc.runtime.store.workflow_rows import WORKFLOW_RUN_STATUSES, WorkflowRun, WorkflowTask
 
 #: The database used when neither an argument nor ``$SMC_DB`` names one.
 DEFAULT_DATABASE = "smc.db"
@@ -137,6 +138,7 @@ __all__ = [
     "JOB_STATUSES",
     "MACHINE_STATUSES",
     "POSTGRES_EXTRA",
+    "WORKFLOW_RUN_STATUSES",
     "Backoff",
     "DuplicateJobError",
     "EventRow",
@@ -148,6 +150,8 @@ __all__ = [
     "Store",
     "StoreError",
     "Waker",
+    "WorkflowRun",
+    "WorkflowTask",
     "is_postgres_url",
     "machine_channel",
     "open_store",

@@ -33,10 +33,11 @@ from smc.runtime.store.errors import StoreError
 from smc.runtime.store.sql import SqlStore
 from smc.runtime.store.statements import Dialect, SqlStatements, pyformat_parameters
 from smc.runtime.store.waker import PostgresWaker, Waker, first_line, postgres_channel_name
+from smc.runtime.store.workflows import POSTGRES_DDL as WORKFLOW_DDL
 
 _Result = TypeVar("_Result")
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
 _DDL = (
@@ -98,6 +99,9 @@ _DDL = (
         heartbeat_at timestamptz,
         updated_at timestamptz
     )""",
+    # Version 3 added the workflow tables (smc/runtime/store/workflows.py): new tables only,
+    # created on a version-2 database by these same statements.
+    *WORKFLOW_DDL,
 )
 
 
@@ -297,7 +301,7 @@ class PostgresBackend(Backend):
                         "INSERT INTO schema_version (version) VALUES (%s)", (SCHEMA_VERSION,)
                     )
                 elif version < SCHEMA_VERSION:
-                    for statement in _UPGRADE_FROM_1:
+                    for statement in _UPGRADE_FROM_1 if version < 2 else ():
                         connection.execute(statement)
                     connection.execute("UPDATE schema_version SET version = %s", (SCHEMA_VERSION,))
                 elif version > SCHEMA_VERSION:

@@ -49,6 +49,7 @@ from smc.runtime.store.rows import (
 )
 from smc.runtime.store.statements import statements_for
 from smc.runtime.store.waker import JOBS_CHANNEL, Waker, machine_channel
+from smc.runtime.store.workflows import WorkflowStatements, WorkflowTables
 
 _log = logging.getLogger("smc.store")
 
@@ -60,7 +61,7 @@ _INT32 = range(-(2**31), 2**31)
 _DEDUPE_ATTEMPTS = 10
 
 
-class SqlStore:
+class SqlStore(WorkflowTables):
     """The :class:`~smc.runtime.store.base.Store` over a :class:`Backend`.
 
     ``backoff`` sets the retry delays (it must be the one the backend was given, if it takes
@@ -85,6 +86,7 @@ class SqlStore:
         self.clock = clock
         self._sql = statements_for(backend.dialect, self.backoff)
         self._run = backend.run
+        self._wf = WorkflowStatements(backend.dialect)
         self._last_reap = float("-inf")
         #: The process that last reaped: a forked child reaps at its first claim.
         self._reaper_pid = os.getpid()

@@ -35,8 +35,9 @@ from smc.runtime.store.errors import StoreError
 from smc.runtime.store.sql import SqlStore
 from smc.runtime.store.statements import Dialect, SqlStatements
 from smc.runtime.store.waker import Doorbell, DoorbellWaker, Waker, default_socket_dir
+from smc.runtime.store.workflows import SQLITE_DDL as _WORKFLOW_DDL
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: A worker's loop connection checkpoints only once the log reaches this many pages
 #: (SQLite's default is 1000, about every 140 events or jobs): a checkpoint ``fsync``s, which
 #: took 3-9 ms on the commit that ran it, the p99 of event latency. The worker's background
@@ -112,6 +113,9 @@ _SCHEMA = (
         heartbeat_at REAL,
         updated_at REAL
     )""",
+    # Version 3 added the workflow tables (smc/runtime/store/workflows.py): new tables only,
+    # so a version-2 database is upgraded by creating them, which the lines above do.
+    *_WORKFLOW_DDL,
 )
 
 
@@ -395,7 +399,8 @@ class SqliteBackend(Backend):
                     "INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,)
                 )
             elif version < SCHEMA_VERSION:
-                _upgrade_from_1(connection)
+                if version < 2:
+                    _upgrade_from_1(connection)
                 connection.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
             connection.execute("COMMIT")
         except BaseException:
