@@ -73,6 +73,7 @@ from smc.runtime.store import (
     resolve_database,
 )
 from smc.runtime.timers import Cancellable, StateTimers
+from smc.runtime.tracing import job_tracer, traceparent_of
 from smc.runtime.validation import DataChecks, schema_error
 from smc.runtime.wakeups import Wakeups
 
@@ -217,6 +218,9 @@ class Engine:
         self._flow_task: asyncio.Task[int] | None = None
         # whether a job was current when the machine entered its state (for log levels)
         self._entered_with_job = False
+        #: Spans of the transitions made for a traced job (a workflow task's): None unless
+        #: tracing is on (smc/runtime/tracing.py), so nothing of OpenTelemetry is imported.
+        self._job_tracer = job_tracer(self.machine_name)
         self._faults = FaultReporter(self.logger, self.publish, clock)
         self._jobs = JobLedger(self.context, self.logger, self.publish, self._faults)
         #: The class's payload and job-data schemas, checked where events and jobs enter.
@@ -559,6 +563,7 @@ class Engine:
         steps = self._steps
         source = machine.state
         before = steps.position(machine)
+        traced_job = self._jobs.current if self._job_tracer is not None else None
         if self._reads_job:
             current = self._jobs.current
             job_data = None if current is None else current.data
@@ -596,6 +601,12 @@ class Engine:
         self._feed.publish(
             "transition", **{"from": str(source), "event": str(event), "to": str(target)}, **extra
         )
+        if traced_job is not None and self._job_tracer is not None:
+            parent = traceparent_of(traced_job.data)
+            if parent is not None:
+                self._job_tracer.transition(
+                    parent, traced_job.job_id, str(source), str(event), str(target)
+                )
         return True
 
     def _deliver_sent(self) -> None:

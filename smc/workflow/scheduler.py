@@ -16,6 +16,7 @@ scheduler meanwhile. No task is run again once its job completed, and none is lo
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -351,7 +352,8 @@ class Scheduler:
         }
         if parent is not None:
             context["traceparent"] = parent
-        try:
+        # A DuplicateJobError: queued by a scheduler killed before it recorded the move.
+        with contextlib.suppress(DuplicateJobError):
             self.store.add_job(
                 spec.job_type,
                 data={**spec.data, "workflow": context},
@@ -363,8 +365,6 @@ class Scheduler:
                 max_attempts=1,
                 run_after=run_after,
             )
-        except DuplicateJobError:
-            pass  # queued by a scheduler killed before it recorded the move
         self._move(task, Event.TO_RUNNING, attempt=attempt, job_id=job_id)
 
     # --- cancelling ---
