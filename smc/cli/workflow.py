@@ -143,7 +143,8 @@ def _checked(path: str) -> Any:
 def _run(args: argparse.Namespace) -> int:
     import ulid
 
-    from smc.workflow.scheduler import RunHeld, Scheduler, start_run
+    from smc.workflow.checkpoints import CheckpointError
+    from smc.workflow.scheduler import RunHeld, RunLost, Scheduler, start_run
     from smc.workflow.tracing import make_tracer
 
     if args.run_id is not None and not _RUN_ID.match(args.run_id):
@@ -179,6 +180,10 @@ def _run(args: argparse.Namespace) -> int:
         except RunHeld as error:
             print(f"smc workflow: error: {error}", file=sys.stderr)
             return EXIT_HELD
+        except (RunLost, CheckpointError) as error:
+            # The run stays in the store as it is: the same command resumes it.
+            print(f"smc workflow: error: {error} (resume with --run-id {run_id})", file=sys.stderr)
+            return EXIT_PROBLEMS
         finally:
             if provider is not None:
                 provider.shutdown()
