@@ -1,7 +1,8 @@
 """Workflows end to end (docs/workflows.md): ``smc workflow run`` processes and ordinary
-``smc run`` worker processes on a real database. Each worker runs ``./task.sh TYPE JOB_ID``,
-which appends the job id (``<run>.<task>.<attempt>``) to ``effects.log`` (the effect log:
-what really ran) and fails or succeeds by the task's name."""
+``smc run`` worker processes on a real database. Each worker (the tests' ``queue_worker``)
+runs ``./task.sh TYPE JOB_ID``, which appends the job id (``<run>.<task>.<attempt>``) to
+``effects.log`` (the effect log: what really ran) and fails or succeeds by the task's
+name."""
 
 from __future__ import annotations
 
@@ -12,10 +13,12 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+import yaml
 
 from smc.runtime.store import open_store
 from smc.workflow.ledger import read_ledger
 from tests.support.harness import REPO, Proc, Runner, wait_until
+from tests.support.machines import queue_worker
 
 EXAMPLE = REPO / "examples" / "workflows"
 
@@ -31,33 +34,6 @@ case "$task" in
 esac
 """
 
-WORKER = """
-name: Test Worker
-initial_state: waiting
-metadata: {{machine_name: {name}}}
-states: [waiting, working, completing, failing, stopped]
-events: [new_job, no_jobs, done, error, job_completed, job_failed, stop]
-transitions:
-  - {{from: waiting, to: working, event: new_job}}
-  - {{from: waiting, to: waiting, event: no_jobs}}
-  - {{from: working, to: completing, event: done}}
-  - {{from: working, to: failing, event: error}}
-  - {{from: completing, to: waiting, event: job_completed}}
-  - {{from: completing, to: waiting, event: error}}
-  - {{from: failing, to: waiting, event: job_failed}}
-  - {{from: failing, to: waiting, event: error}}
-  - {{from: "*", to: stopped, event: stop}}
-actions:
-  waiting:
-    - {{type: check_database_queue{job_type}}}
-  working:
-    - {{type: bash, command: "./task.sh {{job_type}} {{id}}", timeout: 60, success: done}}
-  completing:
-    - {{type: complete_job, success: job_completed}}
-  failing:
-    - {{type: fail_job, reason: task failed, success: job_failed}}
-"""
-
 
 def _setup(runner: Runner, db: str | None = None) -> None:
     script = runner.cwd / "task.sh"
@@ -68,11 +44,14 @@ def _setup(runner: Runner, db: str | None = None) -> None:
 
 
 def _worker(runner: Runner, name: str, job_type: str | None = None) -> Proc:
+    """The tests' queue worker running ``./task.sh`` for each job: of any type, or of
+    ``job_type`` only."""
+    machine = yaml.safe_load(queue_worker(name, "./task.sh {job_type} {id}"))
+    if job_type is not None:
+        machine["actions"]["waiting"][0]["job_type"] = job_type
     path = runner.cwd / f"{name}.yaml"
-    claim = "" if job_type is None else f", job_type: {job_type}"
-    path.write_text(WORKER.format(name=name, job_type=claim))
-    proc = runner.start("run", str(path))
-    return proc
+    path.write_text(yaml.safe_dump(machine, sort_keys=False))
+    return runner.start("run", str(path))
 
 
 def _wait_workers(runner: Runner, db: str, workers: list[tuple[Proc, str]]) -> None:
