@@ -112,7 +112,11 @@ def print_diagnostics(result: CheckResult, fmt: str) -> None:
 def run_check(args: argparse.Namespace) -> int:
     result = run_checker(args.paths, args.actions_dir, args.format)
     if args.format == "text" and not result.diagnostics:
-        print(f"ok: {len(result.machines)} machine(s) checked, no problems", file=sys.stderr)
+        workflows = f", {len(result.workflows)} workflow(s)" if result.workflows else ""
+        print(
+            f"ok: {len(result.machines)} machine(s){workflows} checked, no problems",
+            file=sys.stderr,
+        )
     return EXIT_PROBLEMS if result.failed(strict=args.strict) else EXIT_OK
 
 

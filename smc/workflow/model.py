@@ -73,12 +73,14 @@ class Workflow:
     checkpoint_repository: str | None = None
     description: str = ""
     path: str = ""
+    #: name -> task (the scheduler looks tasks up on every step).
+    _by_name: Mapping[str, Task] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_by_name", {task.name: task for task in self.tasks})
 
     def task(self, name: str) -> Task:
-        for task in self.tasks:
-            if task.name == name:
-                return task
-        raise KeyError(name)
+        return self._by_name[name]
 
     @property
     def names(self) -> tuple[str, ...]:

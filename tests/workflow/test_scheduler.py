@@ -5,6 +5,7 @@ workers)."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import threading
@@ -310,3 +311,40 @@ def test_spans_of_a_run_share_its_trace_id(store: Store, db: Path, tmp_path: Pat
     assert spans[0].status.status_code.name == "ERROR"
     events = [(e.attributes["smc.from"], e.attributes["smc.to"]) for e in spans[3].events]
     assert events == [("PENDING", "RUNNING"), ("RUNNING", "COMPLETED")]
+
+
+def test_a_checkpoint_a_killed_scheduler_missed_is_made_on_resume(
+    store: Store, db: Path, tmp_path: Path
+) -> None:
+    """Killed after recording ``a`` COMPLETED and before its checkpoint: the next scheduler
+    makes it (and does not run ``a`` again)."""
+    repo = tmp_path / "repo"
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    subprocess.run(["git", "-C", str(repo), "config", "user.email", "t@t"], check=True)
+    subprocess.run(["git", "-C", str(repo), "config", "user.name", "t"], check=True)
+    workflow = _workflow({"a": {"job_type": "x", "checkpoint": "a-done"}, "b": {"job_type": "x"}})
+    scheduler = _scheduler(store, workflow, tmp_path, checkpoint_repository=repo)
+    token = store.take_workflow_run("run1", stale_after=30)
+    assert token is not None
+    for source, target, attempt in (("PENDING", "RUNNING", 0), ("RUNNING", "COMPLETED", 1)):
+        assert store.update_workflow_task(
+            "run1",
+            "a",
+            token,
+            from_state=source,
+            from_attempt=attempt,
+            state=target,
+            attempt=1,
+            job_id="run1.a.1",
+            result={"built": True},
+        )
+    assert store.release_workflow_run("run1", token)
+    with Worker(db, lambda task, attempt: True) as worker:
+        assert scheduler.run().status == "completed"
+    assert worker.ran == ["run1.b.1"]
+    checkpoint = json.loads((tmp_path / ".runs" / "run1" / "checkpoints" / "a.json").read_text())
+    assert checkpoint["outputs"] == {"built": True} and checkpoint["attempt"] == 1
+    log = subprocess.run(
+        ["git", "-C", str(repo), "log", "--format=%s"], capture_output=True, text=True
+    )
+    assert log.stdout.splitlines() == ["a-done: run1"]
