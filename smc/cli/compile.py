@@ -57,6 +57,11 @@ def register(subparsers: Any) -> None:
         default=None,
         help="write the schema to FILE instead of standard output",
     )
+    schema.add_argument(
+        "--workflow",
+        action="store_true",
+        help="the schema of workflow files instead (docs/workflows.md)",
+    )
     schema.set_defaults(handler=run_schema)
 
 
@@ -121,9 +126,10 @@ def run_check(args: argparse.Namespace) -> int:
 
 
 def run_schema(args: argparse.Namespace) -> int:
-    from smc.compiler.schema import schema_path
+    from smc.compiler.schema import schema_path, workflow_schema_path
 
-    text = schema_path().read_text(encoding="utf-8")
+    path = workflow_schema_path() if args.workflow else schema_path()
+    text = path.read_text(encoding="utf-8")
     if args.output is None:
         sys.stdout.write(text)
         return EXIT_OK

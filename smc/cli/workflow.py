@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import signal
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -165,6 +166,9 @@ def _run(args: argparse.Namespace) -> int:
             args.otel, workflow.name, run_id, int(ulid.ULID.from_str(trace_id)), provider
         )
         print(f"run {run_id} (trace {trace_id})", file=sys.stderr, flush=True)
+        # SIGTERM as Ctrl-C: the scheduler lets go of the run on its way out (any scheduler
+        # may take it at once), instead of leaving it to be found dead.
+        signal.signal(signal.SIGTERM, _interrupt)
         scheduler = Scheduler(
             store,
             workflow,
@@ -191,6 +195,10 @@ def _run(args: argparse.Namespace) -> int:
         print(f"{task}: {state}")
     print(f"run {run_id}: {outcome.status}", file=sys.stderr)
     return EXIT_OK if outcome.status == "completed" else EXIT_PROBLEMS
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _status(args: argparse.Namespace) -> int:

@@ -155,6 +155,10 @@ CODES: Mapping[str, tuple[Severity, str]] = {
         "warning",
         "no checked machine claims a task's job type, so nothing among them would run it",
     ),
+    "SMC126": (
+        "error",
+        "a task's `data` has a `workflow` key, which the scheduler sets on every job",
+    ),
 }
 
 

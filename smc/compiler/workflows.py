@@ -1,7 +1,8 @@
 """Checking workflow files (docs/workflows.md): a YAML document whose top level has a
 ``workflow:`` key is a workflow, not a machine. It is validated against
 ``schemas/workflow.schema.json`` (SMC120), its ``needs:`` checked (SMC122 unknown task,
-SMC123 a task named twice), its tasks ordered by :mod:`smc.workflow.plan` (the standard
+SMC123 a task named twice, SMC126 a `data.workflow` key the
+scheduler would replace), its tasks ordered by :mod:`smc.workflow.plan` (the standard
 library's ``graphlib``), which finds a cycle (SMC121, one error listing the cycle in order)
 and the tasks behind one (SMC124); with machines checked beside it, a job type no machine
 claims is a warning (SMC125).
@@ -44,6 +45,19 @@ def check_workflow(doc: LoadedDocument) -> tuple[Workflow | None, list[Diagnosti
 
     needs: dict[str, list[str]] = {}
     for name, task in tasks.items():
+        if "workflow" in (task.get("data") or {}):
+            pos = doc.pos(("tasks", name, "data", "workflow"), key=True)
+            diagnostics.append(
+                Diagnostic(
+                    doc.path,
+                    pos.line,
+                    pos.col,
+                    "SMC126",
+                    f"task {name!r}: `data.workflow` is where the scheduler puts the run, task "
+                    "and attempt, replacing what is written here",
+                    "rename the key",
+                )
+            )
         kept: list[str] = []
         for index, need in enumerate(task.get("needs") or ()):
             where = ("tasks", name, "needs", index)

@@ -65,3 +65,46 @@ def test_status_and_cancel_of_an_unknown_run_exit_1(tmp_path: Path) -> None:
     assert run_smc("workflow", "cancel", "nope", "--db", db, cwd=tmp_path).returncode == 1
     listed = run_smc("workflow", "status", "--format", "json", "--db", db, cwd=tmp_path)
     assert listed.returncode == 0 and json.loads(listed.stdout) == []
+
+
+def test_schema_prints_the_workflow_schema(tmp_path: Path) -> None:
+    result = run_smc("schema", "--workflow", cwd=tmp_path)
+    assert result.returncode == 0
+    schema_file = PROJECT_ROOT / "schemas" / "workflow.schema.json"
+    assert result.stdout == schema_file.read_text(encoding="utf-8")
+
+
+def test_sigterm_lets_go_of_the_run_and_a_resume_uses_the_stored_definition(
+    tmp_path: Path,
+) -> None:
+    """A scheduler stopped with SIGTERM releases the run (no holder left in the store); the
+    run resumed from a changed file goes on with the definition it started with."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from smc.runtime.store import open_store
+
+    db = str(tmp_path / "smc.db")
+    (tmp_path / "w.yaml").write_text("workflow: w\ntasks:\n  a: {job_type: nobody}\n")
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
+    command = [sys.executable, "-m", "smc", "workflow", "run", "w.yaml", "--run-id", "s1"]
+    scheduler = subprocess.Popen(
+        [*command, "--db", db], cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 30
+    while not (tmp_path / ".runs" / "s1" / "ledger.jsonl").exists():
+        assert time.monotonic() < deadline and scheduler.poll() is None
+        time.sleep(0.05)
+    scheduler.send_signal(signal.SIGTERM)
+    assert scheduler.wait(30) == 130
+    with open_store(db) as store:
+        run = store.get_workflow_run("s1")
+        assert run is not None and run.status == "running" and run.scheduler_pid is None
+        store.cancel_workflow_run("s1")
+    (tmp_path / "w.yaml").write_text("workflow: w\ntasks:\n  other: {job_type: nobody}\n")
+    resumed = run_smc("workflow", "run", "w.yaml", "--run-id", "s1", "--db", db, cwd=tmp_path)
+    assert resumed.returncode == 1  # cancelled
+    assert resumed.stdout.splitlines() == ["a: CANCELLED"]

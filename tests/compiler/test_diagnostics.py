@@ -1129,6 +1129,12 @@ CASES = [
         ("never start",),
     ),
     Case(
+        "SMC126-workflow-data-key",
+        {"w.yaml": "workflow: w\ntasks:\n  a: {job_type: x, data: {workflow: 1}}\n"},
+        {("w.yaml", 3, 27, "SMC126")},
+        ("data.workflow",),
+    ),
+    Case(
         "SMC125-workflow-unclaimed-job-type",
         {
             "w.yaml": "workflow: w\ntasks:\n  a: {job_type: build}\n  b: {job_type: tset}\n",
