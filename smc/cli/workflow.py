@@ -150,6 +150,13 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.run_id is not None and not _RUN_ID.match(args.run_id):
         raise UsageError(f"--run-id {args.run_id!r}: letters, digits, '_' and '-' only")
+    if args.otel:
+        from smc.workflow.tracing import otel_available
+
+        if not otel_available():
+            raise UsageError(
+                "--otel: OpenTelemetry is not installed (pip install 'smc-compiler[otel]')"
+            )
     workflow = _checked(args.file)
     if workflow is None:
         return EXIT_PROBLEMS

@@ -348,3 +348,28 @@ def test_a_checkpoint_a_killed_scheduler_missed_is_made_on_resume(
         ["git", "-C", str(repo), "log", "--format=%s"], capture_output=True, text=True
     )
     assert log.stdout.splitlines() == ["a-done: run1"]
+
+
+def test_without_tracing_nothing_of_opentelemetry_is_imported() -> None:
+    """Tracing off (no --otel, no $SMC_OTEL): a scheduler's tracer and a worker's engine set
+    up without loading opentelemetry, installed though it is here."""
+    script = (
+        "import sys\n"
+        "from smc.runtime.tracing import job_tracer\n"
+        "from smc.workflow.scheduler import Scheduler\n"
+        "from smc.workflow.tracing import make_tracer\n"
+        "assert job_tracer('m') is None\n"
+        "make_tracer(False, 'w', 'r', 1)\n"
+        "print(sorted(m for m in sys.modules if m.startswith('opentelemetry')))\n"
+    )
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("SMC_OTEL")}
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
