@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from smc.runtime.store import DuplicateJobError, Store, WorkflowTask
+from smc.runtime.store import DuplicateJobError, Store, StoreError, WorkflowTask
 from smc.workflow.checkpoints import git_checkpoint, write_json_checkpoint
 from smc.workflow.contract import TaskExecution
 from smc.workflow.ledger import Ledger, run_dir
@@ -105,6 +105,8 @@ class Scheduler:
         self._token: str | None = None
         self._tasks: dict[str, _Task] = {}
         self._ledger: Ledger | None = None
+        self._last_heartbeat = 0.0
+        self._last_cancel_check = 0.0
 
     # --- the run ---
 
@@ -131,6 +133,15 @@ class Scheduler:
         return {row.task: row.state for row in self.store.list_workflow_tasks(self.run_id)}
 
     def _load(self) -> None:
+        self._reload()
+        # A completed task whose checkpoint a killed scheduler did not finish: again (both
+        # kinds are idempotent).
+        for task in self._tasks.values():
+            if task.machine.state is State.COMPLETED:
+                self._checkpoint(task, only_missing=True)
+
+    def _reload(self) -> None:
+        """Every task as the store has it."""
         rows: dict[str, WorkflowTask] = {
             row.task: row for row in self.store.list_workflow_tasks(self.run_id)
         }
@@ -144,39 +155,59 @@ class Scheduler:
                 last_error=row.last_error,
                 result=row.result,
             )
-        # A completed task whose checkpoint a killed scheduler did not finish: again (both
-        # kinds are idempotent).
-        for task in self._tasks.values():
-            if task.machine.state is State.COMPLETED:
-                self._checkpoint(task, only_missing=True)
 
     def _loop(self) -> RunOutcome:
-        last_heartbeat = self.now()
-        last_cancel_check = 0.0
+        self._last_heartbeat = self.now()
+        self._last_cancel_check = 0.0
+        failing_since: float | None = None
         while True:
-            now = self.now()
-            if now - last_heartbeat >= self.heartbeat_interval:
-                if not self.store.heartbeat_workflow_run(self.run_id, self._held()):
-                    raise RunLost(f"run {self.run_id} was taken over by another scheduler")
-                last_heartbeat = now
-            if now - last_cancel_check >= 0.25:
-                last_cancel_check = now
-                row = self.store.get_workflow_run(self.run_id)
-                if row is not None and row.cancel_requested:
-                    self._cancel_all("the run was cancelled")
-                    return self._finish("cancelled")
-            progressed = self._follow_running()
-            progressed |= self._retry_failed()
-            progressed |= self._start_ready()
-            if all(self._finished(task) for task in self._tasks.values()):
-                states = [task.machine.state for task in self._tasks.values()]
-                if all(state is State.COMPLETED for state in states):
-                    return self._finish("completed")
-                if any(state is State.CANCELLED for state in states):
-                    return self._finish("cancelled" if self._cancelled_by_user() else "failed")
-                return self._finish("failed")
-            if not progressed:
-                time.sleep(self.poll_interval)
+            try:
+                outcome = self._step()
+            except StoreError as error:
+                # The database is away (a lost connection, a full disk, a restart): nothing
+                # the store refused was recorded, so what this process holds in memory may be
+                # ahead of it. Wait, then go on from the rows, as a restarted scheduler would.
+                now = self.now()
+                if failing_since is None:
+                    failing_since = now
+                    _log.warning("store error, retrying: %s", error)
+                time.sleep(min(1.0, 0.05 + (now - failing_since) / 10))
+                with contextlib.suppress(StoreError):
+                    self._reload()
+                continue
+            if failing_since is not None:
+                _log.warning("store available again")
+                failing_since = None
+            if outcome is not None:
+                return outcome
+
+    def _step(self) -> RunOutcome | None:
+        """One pass: heartbeat, cancellation, jobs followed, retries, ready tasks queued;
+        the outcome once every task is finished."""
+        now = self.now()
+        if now - self._last_heartbeat >= self.heartbeat_interval:
+            if not self.store.heartbeat_workflow_run(self.run_id, self._held()):
+                raise RunLost(f"run {self.run_id} was taken over by another scheduler")
+            self._last_heartbeat = now
+        if now - self._last_cancel_check >= 0.25:
+            self._last_cancel_check = now
+            row = self.store.get_workflow_run(self.run_id)
+            if row is not None and row.cancel_requested:
+                self._cancel_all("the run was cancelled")
+                return self._finish("cancelled")
+        progressed = self._follow_running()
+        progressed |= self._retry_failed()
+        progressed |= self._start_ready()
+        if all(self._finished(task) for task in self._tasks.values()):
+            states = [task.machine.state for task in self._tasks.values()]
+            if all(state is State.COMPLETED for state in states):
+                return self._finish("completed")
+            if any(state is State.CANCELLED for state in states):
+                return self._finish("cancelled" if self._cancelled_by_user() else "failed")
+            return self._finish("failed")
+        if not progressed:
+            time.sleep(self.poll_interval)
+        return None
 
     def _cancelled_by_user(self) -> bool:
         row = self.store.get_workflow_run(self.run_id)

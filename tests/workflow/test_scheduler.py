@@ -17,7 +17,7 @@ import pytest
 from ulid import ULID
 
 from smc import IllegalTransition
-from smc.runtime.store import Store, open_store
+from smc.runtime.store import Store, StoreError, open_store
 from smc.workflow.checkpoints import git_checkpoint
 from smc.workflow.contract import TaskExecution
 from smc.workflow.ledger import read_ledger
@@ -33,7 +33,7 @@ Behaviour = Callable[[str, int], bool | float]
 
 
 class Worker:
-    def __init__(self, db: Path, behaviour: Behaviour) -> None:
+    def __init__(self, db: Path | str, behaviour: Behaviour) -> None:
         self.db = db
         self.behaviour = behaviour
         self.ran: list[str] = []
@@ -51,20 +51,26 @@ class Worker:
     def _work(self) -> None:
         with open_store(str(self.db)) as store:
             while not self._stop.is_set():
-                job = store.claim_job("thread-worker")
-                if job is None:
-                    time.sleep(0.005)
-                    continue
-                self.ran.append(job.id)
-                task, attempt = job.data["workflow"]["task"], job.data["workflow"]["attempt"]
-                outcome = self.behaviour(task, attempt)
-                if isinstance(outcome, float):
-                    time.sleep(outcome)
-                    outcome = True
-                if outcome:
-                    store.complete_job(job.id, job.claim_token, result={"task": task})
-                else:
-                    store.fail_job(job.id, f"{task} failed", job.claim_token)
+                try:
+                    self._one(store)
+                except StoreError:  # a lost connection (the fault tests): the next reconnects
+                    time.sleep(0.01)
+
+    def _one(self, store: Store) -> None:
+        job = store.claim_job("thread-worker", lease_seconds=2.0)
+        if job is None:
+            time.sleep(0.005)
+            return
+        self.ran.append(job.id)
+        task, attempt = job.data["workflow"]["task"], job.data["workflow"]["attempt"]
+        outcome = self.behaviour(task, attempt)
+        if isinstance(outcome, float):
+            time.sleep(outcome)
+            outcome = True
+        if outcome:
+            store.complete_job(job.id, job.claim_token, result={"task": task})
+        else:
+            store.fail_job(job.id, f"{task} failed", job.claim_token)
 
 
 @pytest.fixture
@@ -373,3 +379,50 @@ def test_without_tracing_nothing_of_opentelemetry_is_imported() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.postgres
+def test_the_scheduler_rides_out_lost_database_connections(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every connection of this test (scheduler and worker, told apart from the rest of the
+    server by their application name) is cut four times during a run of 20 chained tasks:
+    the scheduler waits, goes on from the store's rows, and finishes the run."""
+    import uuid
+
+    import psycopg
+
+    from tests.support.backends import PG_URL, postgres_schema_url
+
+    name = f"smc-wf-{uuid.uuid4().hex[:12]}"
+    monkeypatch.setenv("PGAPPNAME", name)
+    tasks: dict[str, dict[str, object]] = {"t0": {"job_type": "x"}}
+    for index in range(1, 20):
+        tasks[f"t{index}"] = {
+            "job_type": "x",
+            "needs": [f"t{index - 1}"],
+            "retry": {"max_attempts": 3, "backoff": "10ms"},
+        }
+    cuts = []
+
+    def cut() -> None:
+        with psycopg.connect(PG_URL, autocommit=True, application_name="smc-test-admin") as admin:
+            for _ in range(4):
+                time.sleep(0.15)
+                rows = admin.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE application_name = %s",
+                    (name,),
+                ).fetchall()
+                cuts.append(len(rows))
+
+    with postgres_schema_url() as url, open_store(url) as store:
+        scheduler = _scheduler(store, _workflow(tasks), tmp_path)
+        cutter = threading.Thread(target=cut)
+        with Worker(url, lambda task, attempt: 0.02):
+            cutter.start()
+            outcome = scheduler.run()
+            cutter.join(10)
+        assert outcome.status == "completed", outcome
+        assert len(cuts) == 4 and sum(cuts) >= 4
+        assert {t.state for t in store.list_workflow_tasks("run1")} == {"COMPLETED"}
