@@ -127,7 +127,10 @@ class Scheduler:
             self.tracer.close()
             self._ledger.close()
             if self._token is not None:
-                self.store.release_workflow_run(self.run_id, self._token)
+                # Not releasable (the database is away): the next scheduler on this host
+                # takes it at once anyway, this process being gone.
+                with contextlib.suppress(StoreError):
+                    self.store.release_workflow_run(self.run_id, self._token)
 
     def _states_from_store(self) -> dict[str, str]:
         return {row.task: row.state for row in self.store.list_workflow_tasks(self.run_id)}
