@@ -46,7 +46,7 @@ def register(subparsers: Any) -> None:
         "a run that exists, resume it (with the definition it started with). Exit 0 "
         "completed, 1 failed/cancelled or errors, 3 another scheduler holds the run.",
     )
-    run.add_argument("file", metavar="FILE")
+    run.add_argument("file", metavar="FILE", help="the workflow file")
     run.add_argument("--run-id", help="the run's id (default: a new ULID)")
     run.add_argument(
         "--runs-dir", default=".runs", help="where run directories go (default: .runs)"
@@ -73,7 +73,12 @@ def register(subparsers: Any) -> None:
         description="A run's status and its tasks' states, attempts and jobs.",
     )
     status.add_argument("run_id", metavar="RUN", nargs="?", help="a run id (default: list runs)")
-    status.add_argument("--format", choices=("table", "json"), default="table")
+    status.add_argument(
+        "--format",
+        choices=("table", "json"),
+        default="table",
+        help="a table for people or JSON for programs (default: table)",
+    )
     status.set_defaults(handler=_guarded(_status))
 
     cancel = commands.add_parser(
@@ -83,7 +88,7 @@ def register(subparsers: Any) -> None:
         description="Mark the run to be cancelled: its scheduler cancels every unfinished "
         "task (queued jobs are cancelled; a job a worker holds runs out) and stops.",
     )
-    cancel.add_argument("run_id", metavar="RUN")
+    cancel.add_argument("run_id", metavar="RUN", help="the run's id")
     cancel.set_defaults(handler=_guarded(_cancel))
 
     diagram = commands.add_parser(
@@ -93,8 +98,10 @@ def register(subparsers: Any) -> None:
         description="Print FILE's tasks as a flowchart, grouped in waves; with --run-id, "
         "each task's state in that run.",
     )
-    diagram.add_argument("file", metavar="FILE")
-    diagram.add_argument("--format", choices=("mermaid", "dot"), default="mermaid")
+    diagram.add_argument("file", metavar="FILE", help="the workflow file")
+    diagram.add_argument(
+        "--format", choices=("mermaid", "dot"), default="mermaid", help="(default: mermaid)"
+    )
     diagram.add_argument("--run-id", help="show each task's state in this run")
     diagram.set_defaults(handler=_guarded(_diagram))
 
@@ -144,7 +151,7 @@ def _checked(path: str) -> Any:
 def _run(args: argparse.Namespace) -> int:
     import ulid
 
-    from smc.workflow.checkpoints import CheckpointError
+    from smc.runtime.checkpoints import CheckpointError
     from smc.workflow.scheduler import RunHeld, RunLost, Scheduler, start_run
     from smc.workflow.tracing import make_tracer
 

@@ -18,7 +18,7 @@ from ulid import ULID
 
 from smc import IllegalTransition
 from smc.runtime.store import Store, StoreError, open_store
-from smc.workflow.checkpoints import git_checkpoint
+from smc.runtime.checkpoints import git_checkpoint
 from smc.workflow.contract import TaskExecution
 from smc.workflow.ledger import read_ledger
 from smc.workflow.model import Workflow

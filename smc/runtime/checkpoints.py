@@ -1,4 +1,6 @@
-"""Checkpoints after a task completes (docs/workflows.md, Checkpoints).
+"""Checkpoints after a task completes (docs/workflows.md, Checkpoints): made by the workflow
+scheduler after a task with ``checkpoint:`` completes, and by the ``git_checkpoint`` built-in
+action in any machine (docs/actions.md).
 
 - A JSON file per task, ``.runs/<run id>/checkpoints/<task>.json``: the task's outputs (its
   job's result), attempt, job id, run id and trace id; written atomically (a temporary file
