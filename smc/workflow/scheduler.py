@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from smc.runtime.store import DuplicateJobError, Store, StoreError, WorkflowTask
 from smc.runtime.checkpoints import git_checkpoint, write_json_checkpoint
+from smc.runtime.store import DuplicateJobError, Store, StoreError, WorkflowTask
 from smc.workflow.contract import TaskExecution
 from smc.workflow.ledger import Ledger, run_dir
 from smc.workflow.model import Workflow

@@ -17,8 +17,8 @@ import pytest
 from ulid import ULID
 
 from smc import IllegalTransition
-from smc.runtime.store import Store, StoreError, open_store
 from smc.runtime.checkpoints import git_checkpoint
+from smc.runtime.store import Store, StoreError, open_store
 from smc.workflow.contract import TaskExecution
 from smc.workflow.ledger import read_ledger
 from smc.workflow.model import Workflow
