@@ -169,7 +169,14 @@ def _run(args: argparse.Namespace) -> int:
         return EXIT_PROBLEMS
     run_id = args.run_id or str(ulid.ULID())
     with _open(args) as store:
+        given = workflow
         workflow, trace_id = start_run(store, workflow, run_id, str(ulid.ULID()))
+        if workflow.to_data() != given.to_data():
+            print(
+                f"run {run_id} exists: resuming it with the definition it started with, "
+                f"not {args.file}'s",
+                file=sys.stderr,
+            )
         repository = args.checkpoint_repo or workflow.checkpoint_repository
         provider = None
         if args.otel:

@@ -383,6 +383,9 @@ class Scheduler:
             "task": task.name,
             "attempt": attempt,
             "trace_id": self.trace_id,
+            # What each task it needs produced (its job's result; None when it did not
+            # complete, under `continue`).
+            "needs": {need: self._tasks[need].result for need in spec.needs},
         }
         if parent is not None:
             context["traceparent"] = parent

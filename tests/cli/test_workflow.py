@@ -108,3 +108,4 @@ def test_sigterm_lets_go_of_the_run_and_a_resume_uses_the_stored_definition(
     resumed = run_smc("workflow", "run", "w.yaml", "--run-id", "s1", "--db", db, cwd=tmp_path)
     assert resumed.returncode == 1  # cancelled
     assert resumed.stdout.splitlines() == ["a: CANCELLED"]
+    assert "resuming it with the definition it started with" in resumed.stderr

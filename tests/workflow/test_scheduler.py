@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from ulid import ULID
@@ -37,6 +38,7 @@ class Worker:
         self.db = db
         self.behaviour = behaviour
         self.ran: list[str] = []
+        self.data: dict[str, Any] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._work, daemon=True)
 
@@ -62,6 +64,7 @@ class Worker:
             time.sleep(0.005)
             return
         self.ran.append(job.id)
+        self.data[job.id] = job.data
         task, attempt = job.data["workflow"]["task"], job.data["workflow"]["attempt"]
         outcome = self.behaviour(task, attempt)
         if isinstance(outcome, float):
@@ -170,6 +173,15 @@ def test_a_job_queued_by_a_killed_scheduler_is_not_queued_again(
         outcome = scheduler.run()
     assert outcome.status == "completed"
     assert worker.ran == ["run1.a.1", "run1.b.1"]
+    # Each job says what it is, and carries what the tasks it needs produced.
+    assert worker.data["run1.b.1"]["workflow"] == {
+        "run_id": "run1",
+        "workflow": "w",
+        "task": "b",
+        "attempt": 1,
+        "trace_id": scheduler.trace_id,
+        "needs": {"a": {"task": "a"}},
+    }
 
 
 def test_a_finished_run_is_reported_not_run_again(store: Store, db: Path, tmp_path: Path) -> None:
