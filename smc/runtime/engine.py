@@ -541,11 +541,31 @@ class Engine:
             row.event_type,
             external=True,
             payload=payload if self._takes_payload else None,
+            traced=self._event_trace(row),
             source=row.source,
         )
 
+    def _event_trace(self, row: EventRow) -> tuple[str, str] | None:
+        """With tracing on: the trace an inbound event belongs to, through the job it was
+        sent for (``job_id``, the sender's current job): its ``traceparent`` and id. The
+        event carries no trace context of its own, so its payload stays the sender's."""
+        if self._job_tracer is None or not row.job_id:
+            return None
+        try:
+            job = self.store.get_job(row.job_id)
+        except StoreError:
+            return None
+        parent = None if job is None else traceparent_of(job.data)
+        return None if parent is None else (parent, row.job_id)
+
     def _fire(
-        self, event: str, *, external: bool = False, payload: Any = None, **extra: Any
+        self,
+        event: str,
+        *,
+        external: bool = False,
+        payload: Any = None,
+        traced: tuple[str, str] | None = None,
+        **extra: Any,
     ) -> bool:
         """Fire ``event`` (``external``: an inbound event or a timer caused it); False when
         it moved nothing: the machine accepts it, but the guards held for none of its
@@ -601,11 +621,14 @@ class Engine:
         self._feed.publish(
             "transition", **{"from": str(source), "event": str(event), "to": str(target)}, **extra
         )
-        if traced_job is not None and self._job_tracer is not None:
-            parent = traceparent_of(traced_job.data)
-            if parent is not None:
+        if self._job_tracer is not None:
+            # The trace of the job being worked on, else of the job an inbound event was sent
+            # for (docs/runtime.md, Tracing).
+            if traced_job is not None and (parent := traceparent_of(traced_job.data)):
+                traced = (parent, traced_job.job_id)
+            if traced is not None:
                 self._job_tracer.transition(
-                    parent, traced_job.job_id, str(source), str(event), str(target)
+                    traced[0], traced[1], str(source), str(event), str(target)
                 )
         return True
 

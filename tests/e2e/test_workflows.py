@@ -11,6 +11,7 @@ import signal
 import subprocess
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -305,3 +306,57 @@ def test_cancel_stops_a_run(runner: Runner) -> None:
     with runner.store() as store:
         job = store.get_job("c1.a.1")
     assert job is not None and job.status == "cancelled"
+
+
+SENDER = """
+initial_state: waiting
+metadata: {machine_name: sender}
+transitions:
+  - {from: waiting, to: waiting, event: no_jobs}
+  - {from: waiting, to: working, event: new_job}
+  - {from: working, to: waiting, event: event_sent}
+actions:
+  waiting:
+    - {type: check_database_queue, job_type: notify}
+  working:
+    - {type: send_event, target_machine: listener, event_type: built}
+"""
+
+LISTENER = """
+initial_state: idle
+metadata: {machine_name: listener}
+transitions:
+  - {from: idle, to: heard, event: built}
+  - {from: heard, to: idle, event: noted}
+actions:
+  heard:
+    - {type: set_context, key: heard, value: true, success: noted}
+"""
+
+
+def test_an_event_sent_for_a_task_joins_the_runs_trace(runner: Runner) -> None:
+    """A worker sends an event to another machine while it holds a task's job: the
+    receiver's transitions on it are spans of the run's trace, under that task's attempt."""
+    pytest.importorskip("opentelemetry.sdk")
+    spans_file = runner.cwd / "spans.jsonl"
+    runner.env["SMC_OTEL_FILE"] = str(spans_file)
+    for name, text in (("sender", SENDER), ("listener", LISTENER)):
+        (runner.cwd / f"{name}.yaml").write_text(text)
+        runner.wait_running(runner.start("run", str(runner.cwd / f"{name}.yaml")), name)
+    path = _workflow(runner, "workflow: notified\ntasks:\n  tell: {job_type: notify}\n")
+    runner.run("workflow", "run", str(path), "--run-id", "ev1", "--otel", timeout=60)
+
+    def spans() -> list[dict[str, Any]]:
+        if not spans_file.exists():
+            return []
+        return [json.loads(line) for line in spans_file.read_text().splitlines()]
+
+    def heard() -> list[dict[str, Any]]:
+        return [s for s in spans() if s["name"] == "listener idle -> heard"]
+
+    wait_until(heard, 20, lambda: str(spans()))
+    (task,) = [s for s in spans() if s["name"] == "task tell"]
+    (span,) = heard()
+    assert span["trace_id"] == task["trace_id"]
+    assert span["parent_span_id"] == task["span_id"]
+    assert span["attributes"]["smc.job_id"] == "ev1.tell.1"
