@@ -3,7 +3,7 @@
 ``run`` checks the file (the compiler's workflow checks), then runs or resumes the run in
 this process until it is finished: the tasks are jobs that ordinary ``smc run`` workers
 execute. Exit codes: 0 the run completed; 1 it failed or was cancelled, the file has errors,
-or the database cannot be used; 2 usage; 3 another scheduler holds the run.
+or the database cannot be used; 2 usage; 3 a bug in smc; 4 another scheduler holds the run.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ if TYPE_CHECKING:
 
 #: A run id given on the command line: a ULID or a name of the same characters, never a path.
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$")
-EXIT_HELD = 3
+#: Exit code: another scheduler, alive, holds the run (3 is an internal error, as everywhere).
+EXIT_HELD = 4
 
 
 def register(subparsers: Any) -> None:
@@ -44,7 +45,7 @@ def register(subparsers: Any) -> None:
         help="run a workflow file, or resume a run (--run-id)",
         description="Check FILE, then run it until every task is finished. With --run-id of "
         "a run that exists, resume it (with the definition it started with). Exit 0 "
-        "completed, 1 failed/cancelled or errors, 3 another scheduler holds the run.",
+        "completed, 1 failed/cancelled or errors, 4 another scheduler holds the run.",
     )
     run.add_argument("file", metavar="FILE", help="the workflow file")
     run.add_argument("--run-id", help="the run's id (default: a new ULID)")

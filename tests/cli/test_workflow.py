@@ -77,8 +77,9 @@ def test_schema_prints_the_workflow_schema(tmp_path: Path) -> None:
 def test_sigterm_lets_go_of_the_run_and_a_resume_uses_the_stored_definition(
     tmp_path: Path,
 ) -> None:
-    """A scheduler stopped with SIGTERM releases the run (no holder left in the store); the
-    run resumed from a changed file goes on with the definition it started with."""
+    """A second scheduler of a held run is refused (exit 4); the first, stopped with SIGTERM,
+    releases the run (no holder left in the store); the run resumed from a changed file goes
+    on with the definition it started with."""
     import os
     import signal
     import subprocess
@@ -98,6 +99,8 @@ def test_sigterm_lets_go_of_the_run_and_a_resume_uses_the_stored_definition(
     while not (tmp_path / ".runs" / "s1" / "ledger.jsonl").exists():
         assert time.monotonic() < deadline and scheduler.poll() is None
         time.sleep(0.05)
+    second = run_smc("workflow", "run", "w.yaml", "--run-id", "s1", "--db", db, cwd=tmp_path)
+    assert second.returncode == 4  # the first one is alive and holds the run
     scheduler.send_signal(signal.SIGTERM)
     assert scheduler.wait(30) == 130
     with open_store(db) as store:
