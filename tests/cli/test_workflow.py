@@ -112,3 +112,9 @@ def test_sigterm_lets_go_of_the_run_and_a_resume_uses_the_stored_definition(
     assert resumed.returncode == 1  # cancelled
     assert resumed.stdout.splitlines() == ["a: CANCELLED"]
     assert "resuming it with the definition it started with" in resumed.stderr
+
+
+def test_smc_run_of_a_workflow_says_what_to_run_instead(tmp_path: Path) -> None:
+    result = run_smc("run", RELEASE, "--db", str(tmp_path / "smc.db"), cwd=tmp_path)
+    assert result.returncode == 2
+    assert "smc workflow run" in result.stderr
