@@ -160,6 +160,14 @@ BUILTIN_ACTIONS: Mapping[str, ActionSpec] = {
             fails_at_run_time=True,
         ),
         ActionSpec(
+            "git_checkpoint",
+            "Commit an empty Git checkpoint `<name>: <run id>` (once) in a repository.",
+            required=("name",),
+            optional=("repository", "run_id"),
+            events={"success": "checkpointed", "error": "error"},
+            fails_at_run_time=True,
+        ),
+        ActionSpec(
             "set_context",
             "Set a context key.",
             required=("key", "value"),

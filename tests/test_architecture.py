@@ -29,7 +29,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 PACKAGE_ROOT = PROJECT_ROOT / "smc"
 
 #: The layers that must run without the compiler installed beside them.
-RUNTIME_PACKAGES = ("smc.runtime", "smc.testing")
+RUNTIME_PACKAGES = ("smc.runtime", "smc.testing", "smc.workflow")
 
 
 def _module_name(path: Path) -> str:

@@ -57,6 +57,11 @@ def register(subparsers: Any) -> None:
         default=None,
         help="write the schema to FILE instead of standard output",
     )
+    schema.add_argument(
+        "--workflow",
+        action="store_true",
+        help="the schema of workflow files instead (docs/workflows.md)",
+    )
     schema.set_defaults(handler=run_schema)
 
 
@@ -112,14 +117,19 @@ def print_diagnostics(result: CheckResult, fmt: str) -> None:
 def run_check(args: argparse.Namespace) -> int:
     result = run_checker(args.paths, args.actions_dir, args.format)
     if args.format == "text" and not result.diagnostics:
-        print(f"ok: {len(result.machines)} machine(s) checked, no problems", file=sys.stderr)
+        workflows = f", {len(result.workflows)} workflow(s)" if result.workflows else ""
+        print(
+            f"ok: {len(result.machines)} machine(s){workflows} checked, no problems",
+            file=sys.stderr,
+        )
     return EXIT_PROBLEMS if result.failed(strict=args.strict) else EXIT_OK
 
 
 def run_schema(args: argparse.Namespace) -> int:
-    from smc.compiler.schema import schema_path
+    from smc.compiler.schema import schema_path, workflow_schema_path
 
-    text = schema_path().read_text(encoding="utf-8")
+    path = workflow_schema_path() if args.workflow else schema_path()
+    text = path.read_text(encoding="utf-8")
     if args.output is None:
         sys.stdout.write(text)
         return EXIT_OK

@@ -134,6 +134,10 @@ def build_cached(yaml_path: str, actions_dirs: list[str]) -> Path:
             print(format_text(diagnostic, result.sources.get(diagnostic.path)), file=sys.stderr)
     if compiled.module_path is None:
         assert result is not None
+        if result.workflows and not result.errors:
+            raise UsageError(
+                f"{yaml_path} is a workflow, not a machine: run it with smc workflow run"
+            )
         # Only unknown action types: the exit code the action registry gives them (2).
         unknown_types = bool(result.errors) and all(d.code == "SMC030" for d in result.errors)
         raise BuildFailed(

@@ -16,12 +16,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from smc.catalog import YAML_SUFFIXES
-from smc.compiler import analysis, chartsyntax, commands, data, exprcheck, placeholders, schema
+from smc.compiler import (
+    analysis,
+    chartsyntax,
+    commands,
+    data,
+    exprcheck,
+    placeholders,
+    schema,
+    workflows,
+)
 from smc.compiler.diagnostics import Diagnostic, sort_diagnostics
 from smc.compiler.loader import LoadedDocument, load_file, load_text
 from smc.compiler.loader.scxml import is_scxml, load_scxml_file
 from smc.compiler.model import Machine
 from smc.compiler.normalize import action_types_in_dir, build_machine
+from smc.workflow.model import Workflow
 
 
 class InputError(Exception):
@@ -81,6 +91,8 @@ def require_action_dirs(action_dirs: Iterable[str]) -> None:
 @dataclass
 class CheckResult:
     machines: list[Machine] = field(default_factory=list)
+    #: The workflow files among the checked files (docs/workflows.md): never machines.
+    workflows: list[Workflow] = field(default_factory=list)
     diagnostics: list[Diagnostic] = field(default_factory=list)
     sources: dict[str, list[str]] = field(default_factory=dict)
 
@@ -143,10 +155,18 @@ def _check_loaded(
     """load -> schema -> model for each document, then the analysis across all of them."""
     result = CheckResult()
     diagnostics: list[Diagnostic] = []
+    workflow_docs: list[tuple[Workflow, LoadedDocument]] = []
     for path, doc, problems, lines in loaded:
         diagnostics.extend(problems)
         result.sources[path] = lines
         if doc is None:
+            continue
+        if workflows.is_workflow(doc.data):
+            workflow, problems = workflows.check_workflow(doc)
+            diagnostics.extend(problems)
+            if workflow is not None:
+                workflow_docs.append((workflow, doc))
+                result.workflows.append(workflow)
             continue
         unsupported = chartsyntax.prepare(doc)
         if unsupported:
@@ -169,6 +189,8 @@ def _check_loaded(
     diagnostics.extend(
         analysis.analyse(result.machines, extra_types, user_actions_known=runtime or bool(dirs))
     )
+    for workflow, doc in workflow_docs:
+        diagnostics.extend(workflows.check_job_types(doc.path, workflow, doc, result.machines))
     failing = {d.path for d in diagnostics if d.is_error}
     for machine in result.machines:
         if machine.is_chart and machine.path not in failing:

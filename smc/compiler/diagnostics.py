@@ -147,6 +147,22 @@ CODES: Mapping[str, tuple[Severity, str]] = {
         "warning",
         "an SCXML <data src> file cannot be read: the data is empty, error.execution at the start",
     ),
+    "SMC120": ("error", "a workflow file does not match the workflow schema"),
+    "SMC121": ("error", "a workflow's tasks need each other in a cycle"),
+    "SMC122": ("error", "a task's `needs:` names a task the workflow does not have"),
+    "SMC123": ("error", "a task's `needs:` names the same task twice"),
+    "SMC124": (
+        "error",
+        "a task can never start: it needs, directly or through others, a task in a cycle",
+    ),
+    "SMC125": (
+        "warning",
+        "no checked machine claims a task's job type, so nothing among them would run it",
+    ),
+    "SMC126": (
+        "error",
+        "a task's `data` has a `workflow` key, which the scheduler sets on every job",
+    ),
 }
 
 

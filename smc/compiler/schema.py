@@ -39,6 +39,16 @@ def _validator() -> jsonschema.Draft202012Validator:
     return jsonschema.Draft202012Validator(machine_schema())
 
 
+def workflow_schema_path() -> Path:
+    return data_dir("schemas") / "workflow.schema.json"
+
+
+@cache
+def _workflow_validator() -> jsonschema.Draft202012Validator:
+    with open(workflow_schema_path(), encoding="utf-8") as handle:
+        return jsonschema.Draft202012Validator(json.load(handle))
+
+
 _TYPE_NAMES = {
     "string": "a string",
     "array": "a list",
@@ -174,9 +184,13 @@ def _messages(error: ValidationError) -> Iterator[tuple[str, str, PathKey, bool]
         )
         return
     if kind == "pattern":
+        # A schema other than the machine's says what its pattern is for (x-smc-pattern).
+        wording = schema.get("x-smc-pattern") or {}
         yield (
-            f"{where} is {value!r}, which is not a valid machine name",
-            "start with a letter or '_', then letters, digits, '_', '.' or '-'",
+            f"{where} is {value!r}, which is not {wording.get('what', 'a valid machine name')}",
+            wording.get(
+                "hint", "start with a letter or '_', then letters, digits, '_', '.' or '-'"
+            ),
             path,
             False,
         )
@@ -265,4 +279,15 @@ def validate(doc: LoadedDocument) -> list[Diagnostic]:
         for message, hint, path, at_key in _messages(_leaf(error)):
             pos = doc.pos(path, key=at_key)
             diagnostics.append(Diagnostic(doc.path, pos.line, pos.col, "SMC004", message, hint))
+    return diagnostics
+
+
+def validate_workflow(doc: LoadedDocument) -> list[Diagnostic]:
+    """Every problem of a workflow file against ``schemas/workflow.schema.json`` (SMC120),
+    worded and placed as the machine schema's are."""
+    diagnostics = []
+    for error in _workflow_validator().iter_errors(doc.data):
+        for message, hint, path, at_key in _messages(_leaf(error)):
+            pos = doc.pos(path, key=at_key)
+            diagnostics.append(Diagnostic(doc.path, pos.line, pos.col, "SMC120", message, hint))
     return diagnostics

@@ -73,6 +73,7 @@ from smc.runtime.store import (
     resolve_database,
 )
 from smc.runtime.timers import Cancellable, StateTimers
+from smc.runtime.tracing import job_tracer, traceparent_of
 from smc.runtime.validation import DataChecks, schema_error
 from smc.runtime.wakeups import Wakeups
 
@@ -223,6 +224,9 @@ class Engine:
         self._flow_task: asyncio.Task[int] | None = None
         # whether a job was current when the machine entered its state (for log levels)
         self._entered_with_job = False
+        #: Spans of the transitions made for a traced job (a workflow task's): None unless
+        #: tracing is on (smc/runtime/tracing.py), so nothing of OpenTelemetry is imported.
+        self._job_tracer = job_tracer(self.machine_name)
         self._faults = FaultReporter(self.logger, self.publish, clock)
         self._jobs = JobLedger(self.context, self.logger, self.publish, self._faults)
         #: The class's payload and job-data schemas, checked where events and jobs enter.
@@ -552,11 +556,31 @@ class Engine:
             row.event_type,
             external=True,
             payload=payload if self._takes_payload else None,
+            traced=self._event_trace(row),
             source=row.source,
         )
 
+    def _event_trace(self, row: EventRow) -> tuple[str, str] | None:
+        """With tracing on: the trace an inbound event belongs to, through the job it was
+        sent for (``job_id``, the sender's current job): its ``traceparent`` and id. The
+        event carries no trace context of its own, so its payload stays the sender's."""
+        if self._job_tracer is None or not row.job_id:
+            return None
+        try:
+            job = self.store.get_job(row.job_id)
+        except StoreError:
+            return None
+        parent = None if job is None else traceparent_of(job.data)
+        return None if parent is None else (parent, row.job_id)
+
     def _fire(
-        self, event: str, *, external: bool = False, payload: Any = None, **extra: Any
+        self,
+        event: str,
+        *,
+        external: bool = False,
+        payload: Any = None,
+        traced: tuple[str, str] | None = None,
+        **extra: Any,
     ) -> bool:
         """Fire ``event`` (``external``: an inbound event or a timer caused it); False when
         it moved nothing: the machine accepts it, but the guards held for none of its
@@ -574,6 +598,7 @@ class Engine:
         steps = self._steps
         source = machine.state
         before = steps.position(machine)
+        traced_job = self._jobs.current if self._job_tracer is not None else None
         if self._reads_job:
             current = self._jobs.current
             job_data = None if current is None else current.data
@@ -612,6 +637,15 @@ class Engine:
         self._feed.publish(
             "transition", **{"from": str(source), "event": str(event), "to": str(target)}, **extra
         )
+        if self._job_tracer is not None:
+            # The trace of the job being worked on, else of the job an inbound event was sent
+            # for (docs/runtime.md, Tracing).
+            if traced_job is not None and (parent := traceparent_of(traced_job.data)):
+                traced = (parent, traced_job.job_id)
+            if traced is not None:
+                self._job_tracer.transition(
+                    traced[0], traced[1], str(source), str(event), str(target)
+                )
         self._registry.state_changed()
         return True
 

@@ -1097,6 +1097,66 @@ CASES = [
         {("m.scxml", 2, 31, "SMC103")},
         ("cannot be read", "error.execution"),
     ),
+    Case(
+        "SMC120-workflow-schema",
+        {"w.yaml": "workflow: release\ntasks:\n  build: {job_type: build, timeout: 5y}\n"},
+        {("w.yaml", 3, 37, "SMC120")},
+        ("not a duration", "10m"),
+    ),
+    Case(
+        "SMC121-workflow-cycle",
+        {
+            "w.yaml": "workflow: release\ntasks:\n"
+            "  build: {job_type: b, needs: [publish]}\n"
+            "  test: {job_type: t, needs: [build]}\n"
+            "  publish: {job_type: p, needs: [test]}\n"
+        },
+        {("w.yaml", 3, 32, "SMC121")},
+        (
+            "build -> publish -> test -> build",
+            "build needs publish (3:32), publish needs test (5:34), test needs build (4:31)",
+        ),
+    ),
+    Case(
+        "SMC122-workflow-unknown-need",
+        {"w.yaml": "workflow: w\ntasks:\n  a: {job_type: x}\n  b: {job_type: x, needs: [c]}\n"},
+        {("w.yaml", 4, 28, "SMC122")},
+        ("'c'",),
+    ),
+    Case(
+        "SMC123-workflow-need-twice",
+        {"w.yaml": "workflow: w\ntasks:\n  a: {job_type: x}\n  b: {job_type: x, needs: [a, a]}\n"},
+        {("w.yaml", 4, 31, "SMC123")},
+        ("twice",),
+    ),
+    Case(
+        "SMC124-workflow-behind-cycle",
+        {
+            "w.yaml": "workflow: w\ntasks:\n"
+            "  a: {job_type: x, needs: [a]}\n"
+            "  b: {job_type: x, needs: [a]}\n"
+        },
+        {("w.yaml", 3, 28, "SMC121"), ("w.yaml", 4, 3, "SMC124")},
+        ("never start",),
+    ),
+    Case(
+        "SMC126-workflow-data-key",
+        {"w.yaml": "workflow: w\ntasks:\n  a: {job_type: x, data: {workflow: 1}}\n"},
+        {("w.yaml", 3, 27, "SMC126")},
+        ("data.workflow",),
+    ),
+    Case(
+        "SMC125-workflow-unclaimed-job-type",
+        {
+            "w.yaml": "workflow: w\ntasks:\n  a: {job_type: build}\n  b: {job_type: tset}\n",
+            "m.yaml": "initial_state: w\nstates: [w, done]\nevents: [new_job, no_jobs]\n"
+            "transitions:\n  - {from: w, to: done, event: new_job}\n"
+            "  - {from: w, to: w, event: no_jobs}\n"
+            "actions:\n  w:\n    - {type: check_database_queue, job_type: build}\n",
+        },
+        {("w.yaml", 4, 17, "SMC125")},
+        ("'tset'",),
+    ),
 ]
 
 

@@ -6,7 +6,9 @@ real child ``smc run`` process, so its test runs a parent machine through the ``
 from __future__ import annotations
 
 import logging
+import subprocess
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -247,3 +249,50 @@ def test_start_fsm(runner: Runner) -> None:
         child = store.get_machine("child")
     # store_pid: the pid start_fsm recorded is the child's
     assert child is not None and f"spawned [{child.pid}]" in parent.stderr, parent.stderr
+
+
+GIT_CHECKPOINT = """
+initial_state: start
+metadata: {machine_name: checkpointer}
+transitions:
+  - {from: start, to: again, event: checkpointed}
+  - {from: again, to: missing_repo, event: checkpointed}
+  - {from: missing_repo, to: no_run_id, event: error}
+  - {from: no_run_id, to: done, event: error}
+  - {from: missing_repo, to: wrong, event: checkpointed}
+  - {from: no_run_id, to: wrong, event: checkpointed}
+  - {from: start, to: wrong, event: error}
+  - {from: again, to: wrong, event: error}
+actions:
+  start:
+    - {type: git_checkpoint, name: ship-complete, run_id: "{run}", repository: "{repo}"}
+  again:
+    - {type: git_checkpoint, name: ship-complete, run_id: "{run}", repository: "{repo}"}
+  missing_repo:
+    - {type: git_checkpoint, name: ship-complete, run_id: "{run}", repository: "{nowhere}"}
+  no_run_id:
+    - {type: git_checkpoint, name: ship-complete, repository: "{repo}"}
+"""
+
+
+def test_git_checkpoint(tmp_path: Path) -> None:
+    """Committed once (the second run of the action finds it), git's failure and a missing
+    run id are the error event; the run id, a value of the context, reaches git as one
+    argument (quotes and a ``;`` stay text)."""
+    repo = tmp_path / "repo"
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    subprocess.run(["git", "-C", str(repo), "config", "user.email", "t@t"], check=True)
+    subprocess.run(["git", "-C", str(repo), "config", "user.name", "t"], check=True)
+    machine = compile_machine(GIT_CHECKPOINT, tmp_path)
+    run_id = "r1'; touch pwned; echo '"
+    engine = run_engine(
+        machine,
+        tmp_path / "smc.db",
+        initial_context={"repo": str(repo), "run": run_id, "nowhere": str(tmp_path / "no")},
+    )
+    assert engine.context["current_state"] == "done"
+    log = subprocess.run(
+        ["git", "-C", str(repo), "log", "--format=%s"], capture_output=True, text=True
+    )
+    assert log.stdout.splitlines() == [f"ship-complete: {run_id}"]
+    assert not list(tmp_path.rglob("pwned"))

@@ -49,6 +49,7 @@ from smc.runtime.store.waker import (
     Waker,
     machine_channel,
 )
+from smc.runtime.store.workflow_rows import WORKFLOW_RUN_STATUSES, WorkflowRun, WorkflowTask
 
 #: The database used when neither an argument nor ``$SMC_DB`` names one.
 DEFAULT_DATABASE = "smc.db"
@@ -158,6 +159,7 @@ __all__ = [
     "JOB_STATUSES",
     "MACHINE_STATUSES",
     "POSTGRES_EXTRA",
+    "WORKFLOW_RUN_STATUSES",
     "Backoff",
     "DuplicateJobError",
     "EventRow",
@@ -170,6 +172,8 @@ __all__ = [
     "Store",
     "StoreError",
     "Waker",
+    "WorkflowRun",
+    "WorkflowTask",
     "history_enabled",
     "history_entry",
     "is_postgres_url",

@@ -36,6 +36,7 @@ from smc.runtime.store.rows import (
     process_alive,
 )
 from smc.runtime.store.waker import Waker, machine_channel
+from smc.runtime.store.workflow_rows import WorkflowStore
 
 DEFAULT_PRIORITY = 5
 DEFAULT_MAX_ATTEMPTS = 5
@@ -65,7 +66,7 @@ OutgoingEvent = tuple[str, str, Any]
 """``(target machine, event type, payload)`` for :meth:`Store.update_machine_and_send`."""
 
 
-class Store(Protocol):
+class Store(WorkflowStore, Protocol):
     """The job queue, the inter-machine event table and the machine registry.
 
     Delivery is at-least-once: a claimed job whose worker dies is re-run after its lease

@@ -39,6 +39,7 @@ from smc.runtime.store.statements import (
     pyformat_parameters,
 )
 from smc.runtime.store.waker import PostgresWaker, Waker, first_line, postgres_channel_name
+from smc.runtime.store.workflows import POSTGRES_DDL as WORKFLOW_DDL
 
 _Result = TypeVar("_Result")
 
@@ -124,6 +125,9 @@ _DDL = (
     )""",
     """CREATE INDEX IF NOT EXISTS history_trace ON history (trace_id, id)
         WHERE trace_id IS NOT NULL""",
+    # Version 3 also added the workflow tables (smc/runtime/store/workflows.py): new tables only,
+    # created on a version-2 database by these same statements.
+    *WORKFLOW_DDL,
 )
 
 

@@ -57,6 +57,7 @@ from smc.runtime.store.rows import (
 )
 from smc.runtime.store.statements import statements_for
 from smc.runtime.store.waker import HISTORY_CHANNEL, JOBS_CHANNEL, Waker, machine_channel
+from smc.runtime.store.workflows import WorkflowStatements, WorkflowTables
 
 _Result = TypeVar("_Result")
 #: What a write returns as its own history rows, given its result.
@@ -84,7 +85,7 @@ _INT32 = range(-(2**31), 2**31)
 _DEDUPE_ATTEMPTS = 10
 
 
-class SqlStore:
+class SqlStore(WorkflowTables):
     """The :class:`~smc.runtime.store.base.Store` over a :class:`Backend`.
 
     ``backoff`` sets the retry delays (it must be the one the backend was given, if it takes
@@ -118,6 +119,7 @@ class SqlStore:
         self.clock = clock
         self._sql = statements_for(backend.dialect, self.backoff)
         self._run = backend.run
+        self._wf = WorkflowStatements(backend.dialect)
         self._last_reap = float("-inf")
         #: The process that last reaped: a forked child reaps at its first claim.
         self._reaper_pid = os.getpid()

@@ -35,6 +35,7 @@ from smc.runtime.store.errors import StoreError
 from smc.runtime.store.sql import SqlStore
 from smc.runtime.store.statements import REAPED_COLUMNS, Dialect, SqlStatements
 from smc.runtime.store.waker import Doorbell, DoorbellWaker, Waker, default_socket_dir
+from smc.runtime.store.workflows import SQLITE_DDL as _WORKFLOW_DDL
 
 SCHEMA_VERSION = 3
 #: A worker's loop connection checkpoints only once the log reaches this many pages
@@ -134,6 +135,9 @@ _SCHEMA = (
         source TEXT,
         excerpt TEXT
     )""",
+    # Version 3 also added the workflow tables (smc/runtime/store/workflows.py): new tables only,
+    # so a version-2 database is upgraded by creating them, which the lines above do.
+    *_WORKFLOW_DDL,
 )
 
 

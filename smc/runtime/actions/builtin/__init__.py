@@ -18,6 +18,7 @@ from collections.abc import Mapping
 
 from smc.runtime.actions.base import BaseAction
 from smc.runtime.actions.builtin.bash import BASH_OUTPUT_LOG_LIMIT, DEFAULT_BASH_TIMEOUT, BashAction
+from smc.runtime.actions.builtin.checkpoints import GitCheckpointAction
 from smc.runtime.actions.builtin.context import (
     ActivityLogAction,
     AddToListAction,
@@ -59,6 +60,7 @@ BUILTIN_CLASSES: Mapping[str, type[BaseAction]] = {
     "wait_for_jobs": WaitForJobsAction,
     "send_event": SendEventAction,
     "start_fsm": StartFsmAction,
+    "git_checkpoint": GitCheckpointAction,
 }
 
 __all__ = [
@@ -75,6 +77,7 @@ __all__ = [
     "CompleteJobAction",
     "FailJobAction",
     "GetPendingJobsAction",
+    "GitCheckpointAction",
     "LogAction",
     "PopFromListAction",
     "SendEventAction",

@@ -1,0 +1,347 @@
+"""The store's part of workflows (docs/workflows.md): a table of runs and a table of each
+run's tasks, their statements for both dialects, their row types, and the methods
+:class:`~smc.runtime.store.sql.SqlStore` gets from :class:`WorkflowTables`.
+
+The scheduler (``smc.workflow.scheduler``) keeps a run's whole state here, so a scheduler
+killed at any point is restarted with the same run id and goes on from the rows: every
+task's contract state (``PENDING`` … ``CANCELLED``), its attempt and the id of the job that
+attempt was queued as. Each task update is fenced by the state it leaves (compare and set),
+and the run by its scheduler's token, so two schedulers of one run cannot both write.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from smc.runtime.clock import Clock
+from smc.runtime.store.backend import Backend, Connection
+from smc.runtime.store.rows import encode_json, process_alive
+from smc.runtime.store.statements import Dialect
+from smc.runtime.store.workflow_rows import WORKFLOW_RUN_STATUSES, WorkflowRun, WorkflowTask
+
+SQLITE_DDL = (
+    """CREATE TABLE IF NOT EXISTS workflow_runs (
+        run_id TEXT PRIMARY KEY,
+        workflow TEXT NOT NULL,
+        trace_id TEXT NOT NULL,
+        definition TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'running'
+            CHECK (status IN ('running','completed','failed','cancelled')),
+        cancel_requested INTEGER NOT NULL DEFAULT 0,
+        scheduler_token TEXT,
+        scheduler_host TEXT,
+        scheduler_pid INTEGER,
+        heartbeat_at REAL,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        finished_at REAL
+    )""",
+    """CREATE TABLE IF NOT EXISTS workflow_tasks (
+        run_id TEXT NOT NULL REFERENCES workflow_runs (run_id),
+        task TEXT NOT NULL,
+        position INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        attempt INTEGER NOT NULL DEFAULT 0,
+        job_id TEXT,
+        last_error TEXT,
+        result TEXT,
+        updated_at REAL NOT NULL,
+        PRIMARY KEY (run_id, task)
+    )""",
+)
+
+POSTGRES_DDL = (
+    """CREATE TABLE IF NOT EXISTS workflow_runs (
+        run_id text PRIMARY KEY,
+        workflow text NOT NULL,
+        trace_id text NOT NULL,
+        definition jsonb NOT NULL,
+        status text NOT NULL DEFAULT 'running'
+            CHECK (status IN ('running','completed','failed','cancelled')),
+        cancel_requested integer NOT NULL DEFAULT 0,
+        scheduler_token text,
+        scheduler_host text,
+        scheduler_pid integer,
+        heartbeat_at timestamptz,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        updated_at timestamptz NOT NULL DEFAULT now(),
+        finished_at timestamptz
+    )""",
+    """CREATE TABLE IF NOT EXISTS workflow_tasks (
+        run_id text NOT NULL REFERENCES workflow_runs (run_id),
+        task text NOT NULL,
+        position integer NOT NULL,
+        state text NOT NULL,
+        attempt integer NOT NULL DEFAULT 0,
+        job_id text,
+        last_error text,
+        result jsonb,
+        updated_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (run_id, task)
+    )""",
+)
+
+
+class WorkflowStatements:
+    """The workflow statements of one dialect."""
+
+    def __init__(self, d: Dialect) -> None:
+        finish = d.finish
+        now = d.now
+        run_columns = ", ".join(
+            (
+                "run_id",
+                "workflow",
+                "trace_id",
+                d.json_text("definition"),
+                "status",
+                "cancel_requested",
+                "scheduler_host",
+                "scheduler_pid",
+                "scheduler_token",
+                d.age("heartbeat_at"),
+                d.epoch("created_at"),
+                d.epoch("updated_at"),
+                d.epoch("finished_at"),
+            )
+        )
+        task_columns = ", ".join(
+            (
+                "run_id",
+                "task",
+                "position",
+                "state",
+                "attempt",
+                "job_id",
+                "last_error",
+                d.json_text("result"),
+                d.epoch("updated_at"),
+            )
+        )
+        self.insert_run = finish(f"""INSERT INTO workflow_runs (run_id, workflow, trace_id,
+                definition, created_at, updated_at)
+            VALUES (:run_id, :workflow, :trace_id, :definition{d.json_cast}, {now}, {now})
+            ON CONFLICT (run_id) DO NOTHING""")
+        self.insert_task = finish(f"""INSERT INTO workflow_tasks (run_id, task, position, state,
+                updated_at)
+            VALUES (:run_id, :task, :position, :state, {now})""")
+        self.get_run = finish(f"SELECT {run_columns} FROM workflow_runs WHERE run_id = :run_id")
+        self.list_runs = finish(
+            f"SELECT {run_columns} FROM workflow_runs ORDER BY created_at DESC, run_id DESC "
+            "LIMIT :limit"
+        )
+        self.list_tasks = finish(
+            f"SELECT {task_columns} FROM workflow_tasks WHERE run_id = :run_id ORDER BY position"
+        )
+        self.take_run = finish(f"""UPDATE workflow_runs SET scheduler_token = :token,
+                scheduler_host = :host, scheduler_pid = :pid, heartbeat_at = {now},
+                updated_at = {now}
+            WHERE run_id = :run_id AND status = 'running'
+              AND coalesce(scheduler_token, '') = :seen""")
+        self.heartbeat_run = finish(f"""UPDATE workflow_runs SET heartbeat_at = {now}
+            WHERE run_id = :run_id AND scheduler_token = :token""")
+        self.release_run = finish("""UPDATE workflow_runs SET scheduler_token = NULL,
+                scheduler_host = NULL, scheduler_pid = NULL, heartbeat_at = NULL
+            WHERE run_id = :run_id AND scheduler_token = :token""")
+        self.update_task = finish(f"""UPDATE workflow_tasks SET state = :state,
+                attempt = :attempt, job_id = :job_id, last_error = :last_error,
+                result = :result{d.json_cast}, updated_at = {now}
+            WHERE run_id = :run_id AND task = :task AND state = :from_state
+              AND attempt = :from_attempt
+              AND EXISTS (SELECT 1 FROM workflow_runs r WHERE r.run_id = :run_id
+                          AND r.scheduler_token = :token)""")
+        self.finish_run = finish(f"""UPDATE workflow_runs SET status = :status,
+                finished_at = {now}, updated_at = {now}, scheduler_token = NULL,
+                scheduler_host = NULL, scheduler_pid = NULL
+            WHERE run_id = :run_id AND status = 'running' AND scheduler_token = :token""")
+        self.cancel_run = finish(f"""UPDATE workflow_runs SET cancel_requested = 1,
+                updated_at = {now}
+            WHERE run_id = :run_id AND status = 'running'""")
+
+
+def _run_from_row(row: Sequence[Any]) -> WorkflowRun:
+    return WorkflowRun(
+        run_id=row[0],
+        workflow=row[1],
+        trace_id=row[2],
+        definition=json.loads(row[3]),
+        status=row[4],
+        cancel_requested=bool(row[5]),
+        scheduler_host=row[6],
+        scheduler_pid=row[7],
+        scheduler_token=row[8],
+        heartbeat_age=None if row[9] is None else float(row[9]),
+        created_at=float(row[10]),
+        updated_at=float(row[11]),
+        finished_at=None if row[12] is None else float(row[12]),
+    )
+
+
+def _task_from_row(row: Sequence[Any]) -> WorkflowTask:
+    return WorkflowTask(
+        run_id=row[0],
+        task=row[1],
+        position=int(row[2]),
+        state=row[3],
+        attempt=int(row[4]),
+        job_id=row[5],
+        last_error=row[6],
+        result=None if row[7] is None else json.loads(row[7]),
+        updated_at=float(row[8]),
+    )
+
+
+class WorkflowTables:
+    """:class:`WorkflowStore`'s methods, mixed into ``SqlStore``."""
+
+    backend: Backend
+    clock: Clock
+    _wf: WorkflowStatements
+
+    def _params(self, **values: Any) -> dict[str, Any]:
+        values["now"] = self.clock.time()
+        return values
+
+    def create_workflow_run(
+        self,
+        run_id: str,
+        workflow: str,
+        trace_id: str,
+        definition: dict[str, Any],
+        tasks: Sequence[str],
+        initial_state: str,
+    ) -> bool:
+        params = self._params(
+            run_id=run_id,
+            workflow=workflow,
+            trace_id=trace_id,
+            definition=encode_json(definition, "workflow definition"),
+        )
+
+        def create(connection: Connection) -> bool:
+            if connection.execute(self._wf.insert_run, params).rowcount != 1:
+                return False
+            for position, task in enumerate(tasks):
+                connection.execute(
+                    self._wf.insert_task,
+                    {**params, "task": task, "position": position, "state": initial_state},
+                )
+            return True
+
+        created: bool = self.backend.run("write to", create, transaction=True)
+        return created
+
+    def get_workflow_run(self, run_id: str) -> WorkflowRun | None:
+        row = self.backend.run(
+            "read from",
+            lambda c: c.execute(self._wf.get_run, self._params(run_id=run_id)).fetchone(),
+        )
+        return None if row is None else _run_from_row(row)
+
+    def list_workflow_runs(self, limit: int = 100) -> list[WorkflowRun]:
+        rows = self.backend.run(
+            "read from",
+            lambda c: c.execute(self._wf.list_runs, self._params(limit=limit)).fetchall(),
+        )
+        return [_run_from_row(row) for row in rows]
+
+    def list_workflow_tasks(self, run_id: str) -> list[WorkflowTask]:
+        rows = self.backend.run(
+            "read from",
+            lambda c: c.execute(self._wf.list_tasks, self._params(run_id=run_id)).fetchall(),
+        )
+        return [_task_from_row(row) for row in rows]
+
+    def take_workflow_run(self, run_id: str, stale_after: float) -> str | None:
+        run = self.get_workflow_run(run_id)
+        if run is None or run.status != "running":
+            return None
+        host = socket.gethostname()
+        if run.scheduler_pid is not None:
+            alive = run.scheduler_host != host or process_alive(run.scheduler_pid)
+            fresh = run.heartbeat_age is not None and run.heartbeat_age < stale_after
+            if alive and fresh:
+                return None
+        token = uuid.uuid4().hex
+        # Compare and set on the token seen: a scheduler that took the run since is kept.
+        params = self._params(
+            run_id=run_id, token=token, host=host, pid=os.getpid(), seen=run.scheduler_token or ""
+        )
+        count = self.backend.run(
+            "write to", lambda c: c.execute(self._wf.take_run, params).rowcount
+        )
+        return token if count == 1 else None
+
+    def heartbeat_workflow_run(self, run_id: str, token: str) -> bool:
+        params = self._params(run_id=run_id, token=token)
+        count = self.backend.run(
+            "write to", lambda c: c.execute(self._wf.heartbeat_run, params).rowcount
+        )
+        return bool(count == 1)
+
+    def release_workflow_run(self, run_id: str, token: str) -> bool:
+        params = self._params(run_id=run_id, token=token)
+        count = self.backend.run(
+            "write to", lambda c: c.execute(self._wf.release_run, params).rowcount
+        )
+        return bool(count == 1)
+
+    def update_workflow_task(
+        self,
+        run_id: str,
+        task: str,
+        token: str,
+        *,
+        from_state: str,
+        from_attempt: int,
+        state: str,
+        attempt: int,
+        job_id: str | None,
+        last_error: str | None = None,
+        result: Any = None,
+    ) -> bool:
+        params = self._params(
+            run_id=run_id,
+            task=task,
+            token=token,
+            from_state=from_state,
+            from_attempt=from_attempt,
+            state=state,
+            attempt=attempt,
+            job_id=job_id,
+            last_error=last_error,
+            result=None if result is None else encode_json(result, "task result"),
+        )
+        count = self.backend.run(
+            "write to", lambda c: c.execute(self._wf.update_task, params).rowcount
+        )
+        return bool(count == 1)
+
+    def finish_workflow_run(self, run_id: str, token: str, status: str) -> bool:
+        if status not in WORKFLOW_RUN_STATUSES[1:]:
+            raise ValueError(f"not a finished run status: {status!r}")
+        params = self._params(run_id=run_id, token=token, status=status)
+        count = self.backend.run(
+            "write to", lambda c: c.execute(self._wf.finish_run, params).rowcount
+        )
+        return bool(count == 1)
+
+    def cancel_workflow_run(self, run_id: str) -> bool:
+        params = self._params(run_id=run_id)
+        count = self.backend.run(
+            "write to", lambda c: c.execute(self._wf.cancel_run, params).rowcount
+        )
+        return bool(count == 1)
+
+
+__all__ = [
+    "POSTGRES_DDL",
+    "SQLITE_DDL",
+    "WorkflowStatements",
+    "WorkflowTables",
+]

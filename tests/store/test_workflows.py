@@ -1,0 +1,109 @@
+"""The store's workflow tables (smc/runtime/store/workflows.py), on both backends: a run and
+its tasks created once, task moves fenced by the state they leave and by the scheduler's
+token, one scheduler per run, cancellation, and the upgrade of a version-2 database."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+from smc.runtime.store import open_store
+
+
+def _create(store_url: str) -> None:
+    with open_store(store_url) as store:
+        created = store.create_workflow_run(
+            "r1", "release", "t1", {"workflow": "release"}, ["build", "test"], "PENDING"
+        )
+        assert created
+        again = store.create_workflow_run("r1", "other", "t2", {}, ["x"], "PENDING")
+        assert not again
+
+
+def test_a_run_is_created_once_with_its_tasks_in_order(store_url: str) -> None:
+    _create(store_url)
+    with open_store(store_url) as store:
+        run = store.get_workflow_run("r1")
+        assert run is not None
+        assert (run.workflow, run.trace_id, run.status) == ("release", "t1", "running")
+        assert run.definition == {"workflow": "release"} and not run.cancel_requested
+        tasks = store.list_workflow_tasks("r1")
+        assert [(t.task, t.state, t.attempt, t.job_id) for t in tasks] == [
+            ("build", "PENDING", 0, None),
+            ("test", "PENDING", 0, None),
+        ]
+        assert store.get_workflow_run("nope") is None
+        assert [r.run_id for r in store.list_workflow_runs()] == ["r1"]
+
+
+def test_task_moves_are_fenced_by_state_attempt_and_token(store_url: str) -> None:
+    _create(store_url)
+    with open_store(store_url) as store:
+        token = store.take_workflow_run("r1", stale_after=30)
+        assert token is not None
+        # This process holds it and is alive: nobody else takes it.
+        assert store.take_workflow_run("r1", stale_after=30) is None
+        move = {"from_state": "PENDING", "from_attempt": 0, "state": "RUNNING", "attempt": 1}
+        assert store.update_workflow_task("r1", "build", token, **move, job_id="j1")
+        # The same move again finds the task moved already: nothing written.
+        assert not store.update_workflow_task("r1", "build", token, **move, job_id="j2")
+        assert not store.update_workflow_task("r1", "test", "not-the-token", **move, job_id="j")
+        done = {"from_state": "RUNNING", "from_attempt": 1, "state": "COMPLETED", "attempt": 1}
+        assert store.update_workflow_task(
+            "r1", "build", token, **done, job_id="j1", result={"out": 1}
+        )
+        build = store.list_workflow_tasks("r1")[0]
+        assert (build.state, build.attempt, build.job_id, build.result) == (
+            "COMPLETED",
+            1,
+            "j1",
+            {"out": 1},
+        )
+        assert store.heartbeat_workflow_run("r1", token)
+        assert store.cancel_workflow_run("r1")
+        run = store.get_workflow_run("r1")
+        assert run is not None and run.cancel_requested
+        assert store.finish_workflow_run("r1", token, "cancelled")
+        assert not store.cancel_workflow_run("r1")
+        assert not store.heartbeat_workflow_run("r1", token)
+        run = store.get_workflow_run("r1")
+        assert run is not None and run.status == "cancelled" and run.finished_at is not None
+
+
+def test_a_dead_schedulers_run_is_taken_over_at_once(store_url: str, tmp_path: Path) -> None:
+    """A scheduler on this host whose process is gone is replaced without waiting for its
+    heartbeat to go stale (the SIGKILL-and-restart case)."""
+    _create(store_url)
+    script = (
+        "import sys\nfrom smc.runtime.store import open_store\n"
+        "with open_store(sys.argv[1]) as s:\n"
+        "    assert s.take_workflow_run('r1', stale_after=3600)\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    subprocess.run([sys.executable, "-c", script, store_url], check=True, env=env, timeout=60)
+    with open_store(store_url) as store:
+        run = store.get_workflow_run("r1")
+        assert run is not None and run.scheduler_pid not in (None, os.getpid())
+        token = store.take_workflow_run("r1", stale_after=3600)
+        assert token is not None
+        assert store.release_workflow_run("r1", token)
+
+
+def test_a_version_2_sqlite_database_gains_the_workflow_tables(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    with open_store(str(path)) as store:
+        store.add_job("x", job_id="kept")
+    with contextlib.closing(sqlite3.connect(path)) as connection:
+        connection.execute("DROP TABLE workflow_tasks")
+        connection.execute("DROP TABLE workflow_runs")
+        connection.execute("UPDATE schema_version SET version = 2")
+        connection.commit()
+    with open_store(str(path)) as store:
+        assert store.get_job("kept") is not None
+        assert store.create_workflow_run("r", "w", "t", {}, ["a"], "PENDING")
+    with contextlib.closing(sqlite3.connect(path)) as connection:
+        assert connection.execute("SELECT version FROM schema_version").fetchall() == [(3,)]
