@@ -27,6 +27,7 @@ from smc.cli import monitor as monitor_commands
 from smc.cli import paths as paths_commands
 from smc.cli import queue as queue_commands
 from smc.cli import run as run_commands
+from smc.cli import ui as ui_commands
 from smc.cli.common import (
     EXIT_BUG,
     EXIT_OK,
@@ -71,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     queue_commands.register(subparsers)
     run_commands.register(subparsers)
     monitor_commands.register(subparsers)
+    ui_commands.register(subparsers)
     completion_commands.register(subparsers, parser)
     return parser
 

@@ -1,0 +1,54 @@
+"""``smc ui``'s server: the app of ``smc.ui.app`` served by uvicorn, in this process."""
+
+from __future__ import annotations
+
+import ipaddress
+import sys
+
+import uvicorn
+
+from smc.runtime.monitor import monitor_dir
+from smc.runtime.store import Store, open_store
+from smc.ui.app import create_app
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8520
+
+
+def is_loopback(host: str) -> bool:
+    """Whether binding ``host`` keeps the server on this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def serve(db: str | None, host: str, port: int, token: str | None) -> None:
+    """Serve until SIGINT/SIGTERM. Raises ``StoreError`` when the database cannot be opened and
+    ``ValueError`` for a non-loopback ``host`` without a token."""
+    probe = open_store(db)
+    try:
+        socket_dir = monitor_dir(probe)
+    finally:
+        probe.close()
+
+    def opener() -> Store:
+        return open_store(db)
+
+    app = create_app(opener, socket_dir=socket_dir, token=token, loopback_only=is_loopback(host))
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        # A browser's stream ends when the server stops: do not wait for it.
+        timeout_graceful_shutdown=1,
+    )
+    server = uvicorn.Server(config)
+    shown = f"[{host}]" if ":" in host else host
+    print(f"smc ui: serving http://{shown}:{port}/ (Ctrl-C stops)", file=sys.stderr, flush=True)
+    server.run()
