@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
+import signal
 import sys
+from collections.abc import Iterator
 
 import uvicorn
 
@@ -13,6 +16,22 @@ from smc.ui.app import create_app
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8520
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, stopping on SIGINT/SIGTERM without raising the signal again after
+    the shutdown (uvicorn does, to hand it to an embedding program): ``smc ui`` stopped by a
+    signal exits 0, as ``smc run`` does."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        stops = (signal.SIGINT, signal.SIGTERM)
+        previous = {stop: signal.signal(stop, self.handle_exit) for stop in stops}
+        try:
+            yield
+        finally:
+            for stop, handler in previous.items():
+                signal.signal(stop, handler)
 
 
 def is_loopback(host: str) -> bool:
@@ -48,7 +67,7 @@ def serve(db: str | None, host: str, port: int, token: str | None) -> None:
         # A browser's stream ends when the server stops: do not wait for it.
         timeout_graceful_shutdown=1,
     )
-    server = uvicorn.Server(config)
+    server = _Server(config)
     shown = f"[{host}]" if ":" in host else host
     print(f"smc ui: serving http://{shown}:{port}/ (Ctrl-C stops)", file=sys.stderr, flush=True)
     server.run()
