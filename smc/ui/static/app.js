@@ -301,6 +301,8 @@ function renderDiagrams() {
     if (!entry) {
       entry = { card: el("div", "diagram-card"), svg: null, legend: el("ul", "legend"), loading: false };
       entry.card.setAttribute("data-type", key);
+      const known = S.types.get(key);
+      entry.card.setAttribute("data-name", known ? known.name || "" : "");
       S.svgs.set(key, entry);
       list.append(entry.card);
       loadDiagram(key, entry);
@@ -358,6 +360,10 @@ async function loadDiagram(key, entry) {
   for (const bad of root.querySelectorAll("script, foreignObject, a, iframe, style")) bad.remove();
   entry.svg = document.importNode(root, true);
   entry.svg.setAttribute("role", "img");
+  // Never drawn larger than Graphviz's own size (its viewBox is in points): a small machine
+  // stays small instead of filling the card with huge letters.
+  const box = (entry.svg.getAttribute("viewBox") || "").split(/[ ,]+/).map(Number);
+  if (box.length === 4 && isFinite(box[2]) && box[2] > 0) entry.svg.style.maxWidth = `${Math.ceil(box[2] * 1.333)}px`;
   entry.card.replaceChildren(...header, entry.svg, entry.legend);
   markDirty("diagrams");
 }
@@ -370,6 +376,7 @@ function renderBoard() {
     if (!type || !type.template) continue;
     const board = el("div", "board");
     board.setAttribute("data-type", key);
+    board.setAttribute("data-name", type.name || "");
     board.append(el("h3", null, `${type.title || type.name} `, el("span", "count", `(${machines.length})`)));
     const groups = el("div", "board-groups");
     const placed = new Set();
