@@ -21,11 +21,10 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from smc.runtime.monitor import follow
+from smc.runtime.monitor import follow_lines
 
 _log = logging.getLogger("smc.ui")
 
@@ -109,15 +108,13 @@ class LiveFeed:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._pending: collections.deque[dict[str, Any]] = collections.deque()
+        self._pending: collections.deque[tuple[str, dict[str, Any]]] = collections.deque()
         self._flush_scheduled = False
         self._lock = threading.Lock()
         self.machines: dict[str, MachineLive] = {}
         self.activity: collections.deque[dict[str, Any]] = collections.deque(maxlen=ACTIVITY_KEPT)
         #: Records received from the monitor sockets.
         self.received = 0
-        #: Listeners called with each record in the loop thread (the benchmark's probe).
-        self.listeners: list[Callable[[dict[str, Any]], None]] = []
 
     # --- lifecycle (in the event loop) ---
 
@@ -138,9 +135,9 @@ class LiveFeed:
     def _follow(self) -> None:
         assert self._socket_dir is not None
         try:
-            for record in follow(self._socket_dir, stop=self._stop):
+            for line, record in follow_lines(self._socket_dir, stop=self._stop):
                 with self._lock:
-                    self._pending.append(record)
+                    self._pending.append((line, record))
                     if self._flush_scheduled:
                         continue
                     self._flush_scheduled = True
@@ -161,13 +158,14 @@ class LiveFeed:
             batch = list(self._pending)
             self._pending.clear()
             self._flush_scheduled = False
-        for record in batch:
+        for line, record in batch:
             self._apply(record)
-            message = json.dumps(record, separators=(",", ":"), default=str)
+            # The machine's own line is the message (one encoding fewer per record), unless it
+            # holds a carriage return, which would end a server-sent event's line early: only a
+            # line no smc machine writes (its JSON escapes control characters in strings).
+            message = line if "\r" not in line else json.dumps(record, default=str)
             for subscriber in self._subscribers:
                 subscriber.offer(message)
-            for listener in self.listeners:
-                listener(record)
         self.received += len(batch)
 
     def _apply(self, record: dict[str, Any]) -> None:
