@@ -76,6 +76,10 @@ def _ui(args: argparse.Namespace) -> int:
     except StoreError as error:
         print(f"smc ui: error: {error}", file=sys.stderr)
         return EXIT_PROBLEMS
+    except OSError as error:
+        reason = error.strerror or str(error)
+        print(f"smc ui: error: cannot listen on {args.host}:{args.port}: {reason}", file=sys.stderr)
+        return EXIT_PROBLEMS
     except KeyboardInterrupt:
         return EXIT_OK
     return EXIT_OK

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import signal
+import socket
 import sys
 from collections.abc import Iterator
 
@@ -45,8 +46,9 @@ def is_loopback(host: str) -> bool:
 
 
 def serve(db: str | None, host: str, port: int, token: str | None) -> None:
-    """Serve until SIGINT/SIGTERM. Raises ``StoreError`` when the database cannot be opened and
-    ``ValueError`` for a non-loopback ``host`` without a token."""
+    """Serve until SIGINT/SIGTERM. Raises ``StoreError`` when the database cannot be opened,
+    ``OSError`` when the address cannot be bound and ``ValueError`` for a non-loopback
+    ``host`` without a token."""
     probe = open_store(db)
     try:
         socket_dir = monitor_dir(probe)
@@ -57,10 +59,19 @@ def serve(db: str | None, host: str, port: int, token: str | None) -> None:
         return open_store(db)
 
     app = create_app(opener, socket_dir=socket_dir, token=token, loopback_only=is_loopback(host))
+    # The socket is ours, bound before uvicorn starts: a taken port is a one-line OSError for
+    # the command to report (uvicorn would log it and exit on its own), and with --port 0 the
+    # line below names the port the system chose.
+    listener = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((host.strip("[]"), port))
+        listener.listen(128)
+    except OSError:
+        listener.close()
+        raise
     config = uvicorn.Config(
         app,
-        host=host,
-        port=port,
         log_level="warning",
         access_log=False,
         lifespan="on",
@@ -69,5 +80,9 @@ def serve(db: str | None, host: str, port: int, token: str | None) -> None:
     )
     server = _Server(config)
     shown = f"[{host}]" if ":" in host else host
-    print(f"smc ui: serving http://{shown}:{port}/ (Ctrl-C stops)", file=sys.stderr, flush=True)
-    server.run()
+    bound = listener.getsockname()[1]
+    print(f"smc ui: serving http://{shown}:{bound}/ (Ctrl-C stops)", file=sys.stderr, flush=True)
+    try:
+        server.run(sockets=[listener])
+    finally:
+        listener.close()

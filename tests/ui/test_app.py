@@ -298,7 +298,7 @@ def _smc_ui(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_smc_ui_refuses_a_public_bind_without_a_token(tmp_path: Path) -> None:
+def test_smc_ui_refuses_a_public_bind_without_a_token_and_a_taken_port(tmp_path: Path) -> None:
     for args in (
         ("--host", "0.0.0.0"),
         ("--host", "0.0.0.0", "--token", "short"),
@@ -307,6 +307,13 @@ def test_smc_ui_refuses_a_public_bind_without_a_token(tmp_path: Path) -> None:
         result = _smc_ui(*args, "--db", str(tmp_path / "x.db"), "--port", "1", cwd=tmp_path)
         assert result.returncode == 2, (args, result.stderr)
         assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        result = _smc_ui("--db", str(tmp_path / "x.db"), "--port", port, cwd=tmp_path)
+    assert result.returncode == 1 and "cannot listen on" in result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
     empty = tmp_path / "token"
     empty.write_text("\n")
     result = _smc_ui("--host", "0.0.0.0", "--token-file", str(empty), cwd=tmp_path)
