@@ -44,9 +44,28 @@ def database(tmp_path: Path) -> Path:
     return path
 
 
-def _client(database: Path, **options: object) -> TestClient:
+class WithoutHistory:
+    """A real store with its ``history`` hidden: the page as it is on a store without the
+    durable history (the server detects it with ``getattr``)."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def __getattr__(self, name: str) -> object:
+        if name == "history":
+            raise AttributeError(name)
+        return getattr(self._store, name)
+
+
+def _has_history(database: Path) -> bool:
+    with open_store(str(database)) as store:
+        return callable(getattr(store, "history", None))
+
+
+def _client(database: Path, *, history: bool = True, **options: object) -> TestClient:
     def opener() -> Store:
-        return open_store(str(database))
+        store = open_store(str(database))
+        return store if history else WithoutHistory(store)  # type: ignore[return-value]
 
     app = create_app(opener, socket_dir=None, **options)  # type: ignore[arg-type]
     return TestClient(app, base_url="http://127.0.0.1:8520")
@@ -194,13 +213,44 @@ def test_machine_and_job_data_come_back_as_json_data(client: TestClient, databas
     assert [(m["name"], m["state"]) for m in machines] == [(hostile, HTML_NAMES[0])]
     shown = client.get(f"/api/jobs/{job.id}").json()
     assert shown["job"]["data"] == {"x": HTML_NAMES[2]} and shown["job"]["job_type"] == hostile
-    assert shown["history"] is None  # this store keeps no history (yet)
+    if _has_history(database):  # the job's story: its addition, from the store's history
+        assert [row["kind"] for row in shown["history"]] == ["job_added"]
+        assert shown["history"][0]["job_id"] == job.id
+    else:
+        assert shown["history"] is None
 
 
-def test_trace_and_activity_say_when_the_store_keeps_no_history(client: TestClient) -> None:
-    assert client.get("/api/trace/01ARZ3NDEKTSV4RRFFQ69G5FAV").json()["rows"] == []
+def test_activity_and_trace_come_from_the_history_when_the_store_keeps_it(
+    client: TestClient, database: Path
+) -> None:
+    with open_store(str(database)) as store:
+        job = store.add_job("check", {}, max_attempts=1)
+        claimed = store.claim_job("w", ["check"])
+        assert claimed is not None
+        store.fail_job(job.id, "it broke", claimed.claim_token)
+        history = getattr(store, "history", None)
+        rows = None if history is None else [row.to_dict() for row in history(job_id=job.id)]
     activity = client.get("/api/activity").json()
-    assert activity == {"history": None, "live": []}
+    if rows is None:
+        assert activity["history"] is None
+        return
+    assert [row["kind"] for row in rows] == ["job_added", "job_claimed", "job_failed"]
+    assert [(r["kind"], r["job_id"]) for r in activity["history"]] == [("job_failed", job.id)]
+    trace_id = rows[0]["trace_id"]
+    assert trace_id
+    traced = client.get(f"/api/trace/{trace_id}").json()["rows"]
+    assert [row["id"] for row in traced] == [row["id"] for row in rows]
+
+
+def test_without_history_job_trace_and_activity_say_so(database: Path) -> None:
+    with open_store(str(database)) as store:
+        job = store.add_job("a", {})
+    with _client(database, history=False) as client:
+        assert client.get("/api/state").json()["history"] is False
+        assert client.get(f"/api/jobs/{job.id}").json()["history"] is None
+        trace = client.get("/api/trace/01ARZ3NDEKTSV4RRFFQ69G5FAV").json()
+        assert trace["rows"] == [] and "no history" in trace["error"]
+        assert client.get("/api/activity").json() == {"history": None, "live": []}
 
 
 # --- diagrams: hostile names stay text ------------------------------------------------------

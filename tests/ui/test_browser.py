@@ -214,7 +214,21 @@ def test_retry_on_a_failed_job_puts_it_back_in_the_queue(page: Page, system: Sys
     expect(row).to_have_attribute("data-status", "pending", timeout=WAIT_MS)
     expect(row.get_by_role("button", name="Cancel")).to_be_visible()
     row.get_by_role("button", name=job).click()
-    expect(page.locator("#job-detail")).to_contain_text("pending")
+    detail = page.locator("#job-detail")
+    expect(detail).to_contain_text("pending")
+    with system.runner.store() as store:
+        keeps_history = callable(getattr(store, "history", None))
+    if keeps_history:
+        # The job's story from the durable history, and its trace across machines.
+        stories = detail.locator("li")
+        expect(stories.filter(has_text="job failed")).to_have_count(1, timeout=WAIT_MS)
+        stories.get_by_role("button", name="trace").first.click()
+        lanes = page.locator("#trace-view .lane-name")
+        expect(lanes.filter(has_text="checker")).to_have_count(1, timeout=WAIT_MS)
+        expect(page.locator("#trace-view tbody tr").first).to_be_visible()
+        _shot(page, "trace")
+    else:
+        expect(detail).to_contain_text("keeps no history")
     _shot(page, "jobs")
     # The failure is in the activity log.
     activity = page.locator("#activity-list li[data-kind='job_failed']")

@@ -559,11 +559,16 @@ function liveActivity(r) {
 
 function historyActivity(row) {
   const bits = [];
-  if (row.from_state || row.to_state) bits.push(`${row.from_state ?? "?"} —${row.event ?? ""}→ ${row.to_state ?? "?"}`);
-  else if (row.event) bits.push(`event ${row.event}`);
+  const kind = row.kind || "";
+  if (kind === "transition") bits.push(`${row.from_state ?? "?"} —${row.event ?? ""}→ ${row.to_state ?? "?"}`);
+  else if (kind === "machine_started") bits.push(`started in ${row.to_state ?? "?"}`);
+  else if (kind === "machine_stopped") bits.push(`stopped in ${row.from_state ?? "?"}`);
+  else if (kind.startsWith("job_")) {
+    if (row.event) bits.push(`type ${row.event}`); // a job row's event is the job's type
+  } else if (row.event) bits.push(`event ${row.event}${row.source ? " from " + row.source : ""}`);
   if (row.job_id) bits.push(`job ${row.job_id}${row.attempt ? " attempt " + row.attempt : ""}`);
   if (row.excerpt) bits.push(row.excerpt);
-  return { ts: row.ts, machine: row.machine, kind: row.kind, message: bits.join(" · "), trace: row.trace_id };
+  return { ts: row.ts, machine: row.machine, kind, message: bits.join(" · "), trace: row.trace_id };
 }
 
 function addActivity(item) {
@@ -629,9 +634,11 @@ async function showTrace(traceId) {
   const start = rows[0].ts;
   const span = Math.max(rows[rows.length - 1].ts - start, 0.001);
   const lanes = new Map();
+  // A row with no machine was written by a command or program (smc jobs add, smc send).
+  const laneOf = (row) => row.machine || "(outside: smc command or API)";
   for (const row of rows) {
-    if (!lanes.has(row.machine)) lanes.set(row.machine, []);
-    lanes.get(row.machine).push(row);
+    if (!lanes.has(laneOf(row))) lanes.set(laneOf(row), []);
+    lanes.get(laneOf(row)).push(row);
   }
   const laneBox = el("div", "lanes");
   for (const [machine, items] of lanes) {
@@ -650,7 +657,7 @@ async function showTrace(traceId) {
   const body = el("tbody");
   for (const row of rows) {
     const item = historyActivity(row);
-    body.append(el("tr", null, el("td", "mono", (row.ts - start).toFixed(3)), el("td", "name", row.machine),
+    body.append(el("tr", null, el("td", "mono", (row.ts - start).toFixed(3)), el("td", "name", laneOf(row)),
       el("td", null, badge(row.kind.replace(/_/g, " "), row.kind), " ", item.message), el("td", "mono", row.job_id ?? "")));
   }
   table.append(body);
