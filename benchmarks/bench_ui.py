@@ -144,6 +144,51 @@ class Client:
                     self.latencies.append(received - float(record["ts"]))
 
 
+PROBE = """() => {
+  window.smcLatencies = []; window.smcResyncs = 0;
+  window.smcProbe = (r) => {
+    if (r.kind === "ui_resync") window.smcResyncs += 1;
+    else if (r.kind === "transition") window.smcLatencies.push(Date.now() / 1000 - r.ts);
+  };
+}"""
+
+
+class BrowserPage:
+    """The page in Chromium, with the script's measuring hook set."""
+
+    def __init__(self, base: str) -> None:
+        from playwright.sync_api import sync_playwright
+
+        chromium = shutil.which("chromium")
+        if chromium is None:
+            raise RuntimeError("--browser needs Debian's chromium")
+        self._playwright = sync_playwright().start()
+        args = ["--no-sandbox"] if os.geteuid() == 0 else []
+        self._browser = self._playwright.chromium.launch(executable_path=chromium, args=args)
+        self.page = self._browser.new_page(viewport={"width": 1440, "height": 1000})
+        self.page.goto(base + "/")
+        self.page.wait_for_selector("#connection[data-state=live]")
+        self.page.evaluate(PROBE)
+
+    def finish(self) -> dict[str, float]:
+        latencies = sorted(self.page.evaluate("window.smcLatencies"))
+        resyncs = self.page.evaluate("window.smcResyncs")
+        self._browser.close()
+        self._playwright.stop()
+        if not latencies:
+            raise RuntimeError("the page received no transition")
+        return {
+            "count": len(latencies),
+            "p50": 1000 * percentile(latencies, 0.5),
+            "p99": 1000 * percentile(latencies, 0.99),
+            "resyncs": resyncs,
+        }
+
+
+def open_page(base: str) -> BrowserPage:
+    return BrowserPage(base)
+
+
 def job_throughput(database: Path, jobs: int, tag: str) -> float:
     """Release ``jobs`` jobs at once to the (idle) worker; jobs/s from the job rows."""
     with open_store(database) as store:
@@ -195,6 +240,12 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1500)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--keep", action="store_true", help="keep the run directory")
+    parser.add_argument(
+        "--browser",
+        action="store_true",
+        help="also open the page in Chromium (Playwright, Debian's chromium) during the "
+        "measurement: its latency to the page's script, and whether it had to resync",
+    )
     args = parser.parse_args()
 
     directory = Path(tempfile.mkdtemp(prefix="smc-bench-ui-"))
@@ -259,6 +310,7 @@ def main() -> None:
             for client in clients:
                 client.connected.wait(10)
             time.sleep(1.0)
+            page = open_page(base) if args.browser else None
             ui_cpu_before = cpu_seconds(ui.pid)
             clients_cpu_before = time.process_time()
             for client in clients:
@@ -270,6 +322,7 @@ def main() -> None:
                 time.sleep(remaining)
             for client in clients:
                 client.measuring.clear()
+            page_figures = page.finish() if page is not None else None
             elapsed = time.monotonic() - started
             ui_cpu = cpu_seconds(ui.pid) - ui_cpu_before
             clients_cpu = time.process_time() - clients_cpu_before
@@ -303,6 +356,12 @@ def main() -> None:
     def change(value: float) -> str:
         return f"{100 * (value - without_ui) / without_ui:+.1f} %"
 
+    if page_figures is not None:
+        print(
+            f"Chromium page: {page_figures['count'] / elapsed:.0f} transitions/s, latency to "
+            f"its script p50 {page_figures['p50']:.1f} ms, p99 {page_figures['p99']:.1f} ms; "
+            f"resyncs {page_figures['resyncs']}"
+        )
     print(f"job worker ({args.jobs} no-op jobs at once), jobs/s:")
     print(f"  without the UI                 {without_ui:7.0f}")
     print(f"  smc ui running, no client      {ui_only:7.0f}  ({change(ui_only)})")

@@ -29,6 +29,7 @@ pytestmark = pytest.mark.slow
 MACHINES = Path(__file__).resolve().parent / "machines"
 ARTIFACTS = REPO / "test-artifacts"
 SIMPLE_WORKER = REPO / "examples" / "simple_worker" / "simple_worker.yaml"
+DOWNLOAD_WORKER = REPO / "examples" / "download_worker" / "download_worker.yaml"
 #: A machine name that would run script if it were ever parsed as markup.
 HOSTILE_NAME = '<img src=x onerror="window.pwned=1">"&amp;<script>window.pwned=2</script>'
 #: State names that would, too (the `hostile` template below).
@@ -77,6 +78,7 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
         order = str(MACHINES / "order.yaml")
         workers = {
             "simple_worker": runner.start("run", str(SIMPLE_WORKER)),
+            "download_worker": runner.start("run", str(DOWNLOAD_WORKER)),
             "checker": runner.start("run", str(MACHINES / "checker.yaml")),
             "order-1": runner.start("run", order, "--machine-name", "order-1"),
             "order-2": runner.start("run", order, "--machine-name", "order-2"),
@@ -260,3 +262,25 @@ def test_hostile_names_render_as_text(page: Page, system: System) -> None:
     assert diagram.locator("svg svg, foreignObject, script, [onload]").count() == 0
     time.sleep(0.3)  # let any handler that could have been planted fire
     _shot(page, "overview")
+
+
+def test_a_statechart_lights_its_leaf_and_the_compound_states_around_it(
+    page: Page, system: System
+) -> None:
+    diagram = page.locator('.diagram-card[data-name="download_worker"]')
+    lit = diagram.locator("g.smc-current")
+    # waiting, inside the compound state online (drawn as a cluster, as in smc diagram)
+    expect(lit).to_have_count(2, timeout=WAIT_MS)
+    expect(diagram.locator('g.cluster.smc-current[data-state="online"]')).to_have_count(1)
+    expect(diagram.locator('g.node.smc-current[data-state="waiting"]')).to_have_count(1)
+    system.smc("send", "download_worker", "pause")
+    expect(diagram.locator('g.node.smc-current[data-state="paused"]')).to_have_count(
+        1, timeout=WAIT_MS
+    )
+    expect(lit).to_have_count(1)
+    system.smc("send", "download_worker", "resume")  # back where it was, by the deep history
+    expect(diagram.locator('g.node.smc-current[data-state="waiting"]')).to_have_count(
+        1, timeout=WAIT_MS
+    )
+    expect(lit).to_have_count(2)
+    _shot(page, "statechart")
