@@ -61,6 +61,9 @@ ALLOWED_ATTRIBUTES = frozenset(
 )
 
 
+MACHINE_SUFFIXES = (".yaml", ".yml", ".scxml")
+
+
 class DiagramUnavailable(Exception):
     """The machine's picture cannot be drawn (file gone, errors in it, no Graphviz)."""
 
@@ -150,6 +153,9 @@ class DiagramCache:
         self.paths_by_key: dict[str, str] = {}
 
     def get(self, config_path: str) -> MachineType:
+        # The path comes from the database: read only what can be a machine file.
+        if not config_path.lower().endswith(MACHINE_SUFFIXES):
+            raise DiagramUnavailable("not a machine file (.yaml, .yml or .scxml)")
         try:
             stat = os.stat(config_path)
         except OSError as error:

@@ -20,7 +20,14 @@ from starlette.testclient import TestClient
 
 from smc.runtime.store import Store, open_store
 from smc.ui.app import create_app
-from smc.ui.diagrams import ALLOWED_ATTRIBUTES, ALLOWED_ELEMENTS, SVG_NS, load_type
+from smc.ui.diagrams import (
+    ALLOWED_ATTRIBUTES,
+    ALLOWED_ELEMENTS,
+    SVG_NS,
+    DiagramCache,
+    DiagramUnavailable,
+    load_type,
+)
 from smc.ui.feed import LiveFeed
 from smc.ui.security import CSRF_COOKIE, TOKEN_COOKIE
 from smc.ui.server import is_loopback
@@ -276,6 +283,20 @@ def test_the_diagram_of_odd_names_marks_every_state_by_its_name() -> None:
     assert marked == set(machine_type.states)
     texts = {t.text for t in root.iter("{" + SVG_NS + "}text")}
     assert "<b>bold</b>" in texts and "c-->d" in texts  # shown literally, as text
+
+
+def test_only_machine_files_named_by_the_registry_are_read(
+    client: TestClient, database: Path
+) -> None:
+    with pytest.raises(DiagramUnavailable):
+        DiagramCache().get("/etc/passwd")
+    with open_store(str(database)) as store:
+        store.register_machine("m", "a", config_path="/etc/passwd")
+    state = client.get("/api/state").json()
+    (machine_type,) = state["types"].values()
+    assert machine_type == {"key": machine_type["key"], "error": machine_type["error"]}
+    assert "root" not in json.dumps(state).replace('"/etc/passwd"', "")
+    assert client.get("/api/types/not-a-key").status_code == 404
 
 
 def test_html_in_state_names_is_text_in_the_svg(tmp_path: Path) -> None:
