@@ -45,10 +45,10 @@ HTML_NAMES = [
 
 
 @pytest.fixture
-def database(tmp_path: Path) -> Path:
-    path = tmp_path / "smc.db"
-    open_store(str(path)).close()
-    return path
+def database(store_url: str) -> str:
+    """An empty store, once on SQLite and once on PostgreSQL."""
+    open_store(store_url).close()
+    return store_url
 
 
 class WithoutHistory:
@@ -64,14 +64,14 @@ class WithoutHistory:
         return getattr(self._store, name)
 
 
-def _has_history(database: Path) -> bool:
-    with open_store(str(database)) as store:
+def _has_history(database: str) -> bool:
+    with open_store(database) as store:
         return callable(getattr(store, "history", None))
 
 
-def _client(database: Path, *, history: bool = True, **options: object) -> TestClient:
+def _client(database: str, *, history: bool = True, **options: object) -> TestClient:
     def opener() -> Store:
-        store = open_store(str(database))
+        store = open_store(database)
         return store if history else WithoutHistory(store)  # type: ignore[return-value]
 
     app = create_app(opener, socket_dir=None, **options)  # type: ignore[arg-type]
@@ -79,7 +79,7 @@ def _client(database: Path, *, history: bool = True, **options: object) -> TestC
 
 
 @pytest.fixture
-def client(database: Path) -> Iterator[TestClient]:
+def client(database: str) -> Iterator[TestClient]:
     with _client(database) as test_client:
         yield test_client
 
@@ -94,7 +94,7 @@ def _csrf(client: TestClient) -> str:
 # --- loopback, host, token ---------------------------------------------------------------
 
 
-def test_the_default_bind_is_loopback_and_other_binds_need_a_token(database: Path) -> None:
+def test_the_default_bind_is_loopback_and_other_binds_need_a_token(database: str) -> None:
     assert is_loopback("127.0.0.1") and is_loopback("localhost") and is_loopback("::1")
     assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.10")
     with pytest.raises(ValueError):
@@ -110,7 +110,7 @@ def test_without_a_token_only_loopback_host_names_are_served(client: TestClient)
     assert "machines" not in refused.text
 
 
-def test_with_a_token_every_request_must_present_it(database: Path) -> None:
+def test_with_a_token_every_request_must_present_it(database: str) -> None:
     with _client(database, token=TOKEN, loopback_only=False) as client:
         for path in ("/", "/api/state", "/api/jobs", "/api/stream", "/static/app.js"):
             assert client.get(path).status_code == 401, path
@@ -137,10 +137,8 @@ def test_with_a_token_every_request_must_present_it(database: Path) -> None:
 # --- CSRF ----------------------------------------------------------------------------------
 
 
-def test_retry_needs_the_csrf_header_matching_the_cookie(
-    client: TestClient, database: Path
-) -> None:
-    with open_store(str(database)) as store:
+def test_retry_needs_the_csrf_header_matching_the_cookie(client: TestClient, database: str) -> None:
+    with open_store(database) as store:
         job = store.add_job("check", {"verdict": "fail"}, max_attempts=1)
         claimed = store.claim_job("w", ["check"])
         assert claimed is not None
@@ -152,13 +150,13 @@ def test_retry_needs_the_csrf_header_matching_the_cookie(
     assert client.post(url, headers={"x-smc-csrf": "forged"}).status_code == 403
     evil = client.post(url, headers={"x-smc-csrf": token, "origin": "http://evil.example"})
     assert evil.status_code == 403
-    with open_store(str(database)) as store:
+    with open_store(database) as store:
         found = store.get_job(job.id)
         assert found is not None and found.status == "failed"
     done = client.post(url, headers={"x-smc-csrf": token, "origin": "http://127.0.0.1:8520"})
     assert done.status_code == 200, done.text
     assert done.json()["job"]["status"] == "pending"
-    with open_store(str(database)) as store:
+    with open_store(database) as store:
         found = store.get_job(job.id)
         assert found is not None and found.status == "pending"
     # Cancel, and a second retry that has nothing to do (409, said in words).
@@ -196,8 +194,8 @@ def test_the_page_has_no_inline_script_and_its_assets_ship_in_the_package(
 # --- the API --------------------------------------------------------------------------------
 
 
-def test_jobs_filter_by_status_and_type(client: TestClient, database: Path) -> None:
-    with open_store(str(database)) as store:
+def test_jobs_filter_by_status_and_type(client: TestClient, database: str) -> None:
+    with open_store(database) as store:
         store.add_job("a", {"n": 1})
         store.add_job("b", {"n": 2})
         store.add_job("b", {"n": 3})
@@ -209,9 +207,9 @@ def test_jobs_filter_by_status_and_type(client: TestClient, database: Path) -> N
     assert client.get("/api/jobs/unknown-id").status_code == 404
 
 
-def test_machine_and_job_data_come_back_as_json_data(client: TestClient, database: Path) -> None:
+def test_machine_and_job_data_come_back_as_json_data(client: TestClient, database: str) -> None:
     hostile = HTML_NAMES[1]
-    with open_store(str(database)) as store:
+    with open_store(database) as store:
         store.register_machine(hostile, HTML_NAMES[0], config_path=None)
         job = store.add_job(hostile, {"x": HTML_NAMES[2]})
     state = client.get("/api/state")
@@ -228,9 +226,9 @@ def test_machine_and_job_data_come_back_as_json_data(client: TestClient, databas
 
 
 def test_activity_and_trace_come_from_the_history_when_the_store_keeps_it(
-    client: TestClient, database: Path
+    client: TestClient, database: str
 ) -> None:
-    with open_store(str(database)) as store:
+    with open_store(database) as store:
         job = store.add_job("check", {}, max_attempts=1)
         claimed = store.claim_job("w", ["check"])
         assert claimed is not None
@@ -249,8 +247,8 @@ def test_activity_and_trace_come_from_the_history_when_the_store_keeps_it(
     assert [row["id"] for row in traced] == [row["id"] for row in rows]
 
 
-def test_without_history_job_trace_and_activity_say_so(database: Path) -> None:
-    with open_store(str(database)) as store:
+def test_without_history_job_trace_and_activity_say_so(database: str) -> None:
+    with open_store(database) as store:
         job = store.add_job("a", {})
     with _client(database, history=False) as client:
         assert client.get("/api/state").json()["history"] is False
@@ -286,11 +284,11 @@ def test_the_diagram_of_odd_names_marks_every_state_by_its_name() -> None:
 
 
 def test_only_machine_files_named_by_the_registry_are_read(
-    client: TestClient, database: Path
+    client: TestClient, database: str
 ) -> None:
     with pytest.raises(DiagramUnavailable):
         DiagramCache().get("/etc/passwd")
-    with open_store(str(database)) as store:
+    with open_store(database) as store:
         store.register_machine("m", "a", config_path="/etc/passwd")
     state = client.get("/api/state").json()
     (machine_type,) = state["types"].values()
