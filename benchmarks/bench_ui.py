@@ -12,7 +12,9 @@ for the second half one ``smc ui`` process with ``--clients`` server-sent-event 
 batch as the page does).
 
 1. **Without the UI**: the tickers run; ``--jobs`` jobs are released at once to the worker;
-   jobs/s = jobs / (last completion - first claim), from the job rows.
+   jobs/s = jobs / (last completion - first claim), from the job rows, and the worker's CPU
+   time per job (user + system, ``/proc``), which hardly moves when other processes load the
+   machine (jobs/s does: 51 busy processes on 2 cores).
 2. **The UI, no client**: ``smc ui`` starts (it reads every machine's monitor socket) and the
    same is measured again.
 3. **The UI and its clients**: the clients connect, and the same is measured again.
@@ -189,8 +191,11 @@ def open_page(base: str) -> BrowserPage:
     return BrowserPage(base)
 
 
-def job_throughput(database: Path, jobs: int, tag: str) -> float:
-    """Release ``jobs`` jobs at once to the (idle) worker; jobs/s from the job rows."""
+def job_throughput(database: Path, jobs: int, tag: str, worker_pid: int) -> tuple[float, float]:
+    """Release ``jobs`` jobs at once to the (idle) worker: (jobs/s from the job rows, the
+    worker's CPU microseconds per job). CPU per job hardly moves when other processes load
+    the machine; jobs/s does."""
+    cpu_before = cpu_seconds(worker_pid)
     with open_store(database) as store:
         release_at = time.time() + 1.0 + jobs / 5000
         for number in range(jobs):
@@ -206,9 +211,10 @@ def job_throughput(database: Path, jobs: int, tag: str) -> float:
         done = [job for job in store.list_jobs("completed", limit=10 * jobs) if job.id in ids]
     if len(done) != jobs:
         raise RuntimeError(f"{len(done)} of {jobs} jobs completed")
+    cpu_used = cpu_seconds(worker_pid) - cpu_before
     first = min(job.started_at or float("inf") for job in done)
     last = max(job.finished_at or 0.0 for job in done)
-    return jobs / (last - first)
+    return jobs / (last - first), cpu_used / jobs * 1e6
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -290,7 +296,8 @@ def main() -> None:
                     "every machine",
                 )
             time.sleep(2.0)  # let the start-up settle
-            without_ui = job_throughput(database, args.jobs, "without")
+            worker_pid = running[0].pid
+            without_ui = job_throughput(database, args.jobs, "without", worker_pid)
 
             port = free_port()
             ui = start("ui", "--db", str(database), "--port", str(port))
@@ -305,7 +312,7 @@ def main() -> None:
 
             wait_until(serving, 30, "smc ui")
             time.sleep(1.0)
-            ui_only = job_throughput(database, args.jobs, "ui-only")
+            ui_only = job_throughput(database, args.jobs, "ui-only", worker_pid)
             clients = [Client(f"{base}/api/stream") for _ in range(args.clients)]
             for client in clients:
                 client.connected.wait(10)
@@ -316,7 +323,7 @@ def main() -> None:
             for client in clients:
                 client.measuring.set()
             started = time.monotonic()
-            with_ui = job_throughput(database, args.jobs, "with")
+            with_ui = job_throughput(database, args.jobs, "with", worker_pid)
             remaining = args.seconds - (time.monotonic() - started)
             if remaining > 0:
                 time.sleep(remaining)
@@ -353,19 +360,30 @@ def main() -> None:
         f"(this script) {100 * clients_cpu / elapsed:.0f}%"
     )
 
-    def change(value: float) -> str:
-        return f"{100 * (value - without_ui) / without_ui:+.1f} %"
+    def change(value: float, base: float) -> str:
+        return f"{100 * (value - base) / base:+.1f} %"
 
     if page_figures is not None:
         print(
             f"Chromium page: {page_figures['count'] / elapsed:.0f} transitions/s, latency to "
             f"its script p50 {page_figures['p50']:.1f} ms, p99 {page_figures['p99']:.1f} ms; "
-            f"resyncs {page_figures['resyncs']}"
+            f"resyncs {page_figures['resyncs']:.0f}"
         )
-    print(f"job worker ({args.jobs} no-op jobs at once), jobs/s:")
-    print(f"  without the UI                 {without_ui:7.0f}")
-    print(f"  smc ui running, no client      {ui_only:7.0f}  ({change(ui_only)})")
-    print(f"  smc ui and {args.clients} clients           {with_ui:7.0f}  ({change(with_ui)})")
+    print(f"job worker ({args.jobs} no-op jobs at once):      jobs/s        CPU us/job")
+    for label, (rate, cpu) in (
+        ("without the UI", without_ui),
+        ("smc ui running, no client", ui_only),
+        (f"smc ui and {args.clients} clients", with_ui),
+    ):
+        shown = f"  {label:<30} {rate:6.0f}"
+        if (rate, cpu) != without_ui:
+            shown += f" ({change(rate, without_ui[0])})"
+        else:
+            shown += " " * 11
+        shown += f"  {cpu:6.0f}"
+        if (rate, cpu) != without_ui:
+            shown += f" ({change(cpu, without_ui[1])})"
+        print(shown)
     if args.keep:
         print(f"kept {directory}")
 
