@@ -185,6 +185,13 @@ def test_a_kanban_card_moves_column_when_its_instance_changes_state(
     shipped = board.locator('.kanban-column[data-state="shipped"]')
     expect(shipped.locator('.card[data-machine="order-1"]')).to_have_count(1, timeout=WAIT_MS)
     _shot(page, "board")
+    # An event the instance has no transition for: dropped, and said in the activity log.
+    system.smc("send", "order-2", "bogus")
+    kinds = ("unhandled_event", "event_dropped")  # the live record, the history's row
+    dropped = page.locator(", ".join(f"#activity-list li[data-kind='{k}']" for k in kinds))
+    expect(dropped.filter(has_text="order-2").filter(has_text="bogus")).to_have_count(
+        1, timeout=WAIT_MS
+    )
 
 
 def test_retry_on_a_failed_job_puts_it_back_in_the_queue(page: Page, system: System) -> None:
