@@ -45,11 +45,12 @@ def _free_port() -> int:
 
 
 class System:
-    def __init__(self, runner: Runner, base: str, ui: Proc, checker: Proc) -> None:
+    def __init__(self, runner: Runner, base: str, ui: Proc, workers: dict[str, Proc]) -> None:
         self.runner = runner
         self.base = base
         self.ui = ui
-        self.checker = checker
+        self.workers = workers
+        self.checker = workers["checker"]
 
     def smc(self, *args: str) -> str:
         return self.runner.run(*args).stdout.strip()
@@ -100,7 +101,7 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
                 return False
 
         wait_until(serving, 20, lambda: f"smc ui did not serve:\n{ui.output()}")
-        yield System(runner, base, ui, workers["checker"])
+        yield System(runner, base, ui, workers)
         ui.signal(signal.SIGTERM)
         assert ui.wait(10) == 0, ui.output()
 
@@ -291,3 +292,17 @@ def test_a_statechart_lights_its_leaf_and_the_compound_states_around_it(
     )
     expect(lit).to_have_count(2)
     _shot(page, "statechart")
+
+
+def test_a_killed_worker_shows_dead(page: Page, system: System) -> None:
+    row = page.locator("#machine-table tbody tr").filter(
+        has=page.get_by_text("simple_worker", exact=True)
+    )
+    expect(row.locator(".badge")).to_have_text("running", timeout=WAIT_MS)
+    killed = system.workers["simple_worker"]
+    killed.signal(signal.SIGKILL)
+    killed.popen.wait(10)  # reaped, as its parent shell would: no zombie holding the pid
+    expect(row.locator(".badge")).to_have_text("dead", timeout=WAIT_MS)
+    # A dead machine is not lit on its diagram: it is in no state any more.
+    diagram = page.locator('.diagram-card[data-name="simple_worker"]')
+    expect(diagram.locator("g.smc-current")).to_have_count(0)

@@ -156,7 +156,20 @@ function mergeMachine(row) {
   S.machines.set(row.name, merged);
 }
 
-async function loadState() {
+// One snapshot request at a time: a second ask while one is on its way waits for it and
+// makes one more (so the answer is never older than the ask).
+let stateLoad = null;
+let stateAgain = false;
+function loadState() {
+  if (stateLoad) { stateAgain = true; return stateLoad; }
+  stateLoad = fetchState().finally(() => {
+    stateLoad = null;
+    if (stateAgain) { stateAgain = false; loadState(); }
+  });
+  return stateLoad;
+}
+
+async function fetchState() {
   const data = await getJSON("/api/state");
   S.offset = data.now - Date.now() / 1000;
   S.history = data.history;
@@ -616,9 +629,13 @@ async function loadActivity() {
   } catch (_) {
     return;
   }
-  S.activity = [];
-  if (data.history) for (const row of data.history) S.activity.push(historyActivity(row));
-  else for (const r of data.live) S.activity.push(liveActivity(r));
+  // Merged with what the stream added meanwhile: a record that arrived while this request was
+  // on its way may be missing from the answer, and must not be lost.
+  const key = (item) => `${item.ts}|${item.machine}|${item.kind}|${item.message}`;
+  const fetched = data.history ? data.history.map(historyActivity) : data.live.map(liveActivity);
+  const seen = new Set(fetched.map(key));
+  for (const item of S.activity) if (!seen.has(key(item))) fetched.push(item);
+  S.activity = fetched;
   S.activity.sort((a, b) => (a.ts || 0) - (b.ts || 0));
   if (S.activity.length > ACTIVITY_SHOWN) S.activity.splice(0, S.activity.length - ACTIVITY_SHOWN);
   markDirty("activity");
