@@ -9,6 +9,7 @@ import json
 import socket
 import subprocess
 import sys
+import threading
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -417,6 +418,97 @@ def test_smc_ui_serves_the_stream_only_with_the_token(tmp_path: Path) -> None:
             assert stream.status_code == 200
             assert stream.headers["content-type"].startswith("text/event-stream")
             assert next(stream.iter_lines()) == "retry: 2000"
+    finally:
+        process.terminate()
+        assert process.wait(10) == 0
+
+
+@pytest.mark.slow
+def test_a_browser_that_never_reads_slows_neither_the_server_nor_the_machines(
+    tmp_path: Path,
+) -> None:
+    """A real ``smc ui``; one stream client that connects and never reads, one that reads.
+    A machine's monitor socket (a publisher in this process) sends 20,000 records of 2 KB
+    (40 MB, far beyond the kernel's socket buffers). The reading client gets every record in
+    order, the server's reader of the machine is never cut off for being slow, the server
+    answers meanwhile, and the stuck client, when it finally reads, finds it was told to
+    resync (its queue was replaced, not grown)."""
+    from smc.runtime.monitor import MonitorPublisher, monitor_dir
+
+    database = tmp_path / "smc.db"
+    with open_store(str(database)) as store:
+        socket_dir = monitor_dir(store)
+    port = _free_port()
+    command = [sys.executable, "-m", "smc", "ui", "--db", str(database), "--port", str(port)]
+    env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}
+    process = subprocess.Popen(command, cwd=tmp_path, env=env, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    total, padding = 20_000, "x" * 2000
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                httpx.get(f"{base}/api/state", timeout=2)
+                break
+            except httpx.TransportError:
+                assert process.poll() is None and time.monotonic() < deadline
+                time.sleep(0.1)
+        stuck = socket.socket()
+        # A small receive window (set before connecting), as a browser tab that stalled: the
+        # flood then outgrows what the kernel holds for it whatever its autotuning allows.
+        stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 16)
+        stuck.connect(("127.0.0.1", port))
+        stuck.sendall(b"GET /api/stream HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        with MonitorPublisher.open(socket_dir, "flood") as publisher:
+            wait_for = time.monotonic() + 10
+            while publisher.reader_count == 0:  # the server's feed connects within 0.25 s
+                assert time.monotonic() < wait_for, "smc ui never followed the machine"
+                time.sleep(0.05)
+            seen: list[int] = []
+            resynced: list[bool] = []
+            connected = threading.Event()
+
+            def read() -> None:
+                with httpx.stream("GET", f"{base}/api/stream", timeout=30) as reader:
+                    connected.set()
+                    for line in reader.iter_lines():
+                        if not line.startswith("data: "):
+                            continue
+                        for record in json.loads(line[6:]):
+                            if record.get("kind") == "ui_resync":
+                                resynced.append(True)
+                            elif record.get("kind") == "flood":
+                                seen.append(record["n"])
+                        if seen and seen[-1] == total - 1:
+                            return
+
+            reading = threading.Thread(target=read, daemon=True)
+            reading.start()
+            assert connected.wait(10)
+            time.sleep(0.3)  # subscribed
+            started = time.monotonic()
+            for n in range(total):
+                publisher.publish({"kind": "flood", "machine": "flood", "n": n, "pad": padding})
+                if n % 200 == 199:
+                    time.sleep(0.05)  # ~4,000 records/s, which the reading client keeps up with
+            publish_seconds = time.monotonic() - started
+            reading.join(60)
+            assert not reading.is_alive(), f"{len(seen)} of {total} records arrived"
+            assert not resynced
+            assert seen == list(range(total))  # every record, in order, none skipped
+            assert publisher.overflowed_readers == 0  # the server's reader always kept up
+            assert publish_seconds < 10
+            answered = httpx.get(f"{base}/api/state", timeout=5)
+            assert answered.status_code == 200
+        stuck.settimeout(10)
+        tail = b""
+        while True:
+            chunk = stuck.recv(1 << 20)
+            assert chunk, "the stuck client's stream ended without a resync"
+            if b'"ui_resync"' in tail + chunk:
+                break
+            tail = chunk[-64:]  # the marker may straddle two chunks
+        stuck.close()
     finally:
         process.terminate()
         assert process.wait(10) == 0
