@@ -101,9 +101,36 @@ def test_runtime_modules_do_not_import_the_compiler_in_their_source() -> None:
         for name, targets in graph.items()
         if name.startswith(RUNTIME_PACKAGES) or name in ("smc", "smc.machine", "smc.catalog")
         for target in targets
-        if target.startswith("smc.compiler") or target.startswith("smc.cli")
+        if target.startswith(("smc.compiler", "smc.cli", "smc.ui"))
     )
     assert offenders == []
+
+
+def test_the_web_monitor_loads_the_compiler_only_to_draw_a_diagram() -> None:
+    """``smc.ui`` sits beside the CLI, above both the runtime and the compiler; it imports the
+    compiler only inside the function that draws a machine type (``smc.ui.diagrams``), so
+    serving the page, the stream and the API loads no compiler module."""
+    graph = _import_graph()
+    users = sorted(
+        name
+        for name, targets in graph.items()
+        if name.startswith("smc.ui") and any(t.startswith("smc.compiler") for t in targets)
+    )
+    assert users == ["smc.ui.diagrams"]
+    script = (
+        "import json, sys\n"
+        "import smc.ui.app, smc.ui.server, smc.cli.ui\n"
+        "print(json.dumps(sorted(n for n in sys.modules if n.startswith('smc.compiler'))))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    assert json.loads(result.stdout) == []
 
 
 def test_loading_the_runtime_and_generated_modules_loads_no_compiler_module() -> None:

@@ -29,6 +29,7 @@ from smc.cli import monitor as monitor_commands
 from smc.cli import paths as paths_commands
 from smc.cli import queue as queue_commands
 from smc.cli import run as run_commands
+from smc.cli import ui as ui_commands
 from smc.cli import workflow as workflow_commands
 from smc.cli.common import (
     EXIT_BUG,
@@ -76,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     monitor_commands.register(subparsers)
     history_commands.register(subparsers)
     workflow_commands.register(subparsers)
+    ui_commands.register(subparsers)
     completion_commands.register(subparsers, parser)
     return parser
 

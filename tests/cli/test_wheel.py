@@ -77,6 +77,9 @@ def test_wheel_installs_and_builds_an_example(tmp_path: Path, dists: dict[str, P
     assert "smc/_data/templates/__init__.py.jinja" in names
     assert "smc/_data/schemas/machine.schema.json" in names
     assert "smc/machine.py" in names and "smc/py.typed" in names
+    # the web monitor's page: every asset inside the wheel (no CDN)
+    for asset in ("index.html", "app.js", "app.css", "favicon.svg"):
+        assert f"smc/ui/static/{asset}" in names, asset
     assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names), sorted(names)
 
     # A fresh, isolated environment (also when the tests themselves run in a venv): the wheel

@@ -220,3 +220,37 @@ def test_screenshot_of_a_rendered_diagram(browser_dir: Path) -> None:
     assert run.returncode == 0, run.stderr[-2000:]
     data = shot.read_bytes()
     assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 20_000
+
+
+def test_dot_shows_a_tag_like_title_and_entities_as_written(tmp_path: Path) -> None:
+    """Graphviz took a graph name like ``<b>x</b>`` for an HTML-like string (a syntax error)
+    and decoded ``&amp;`` in plain labels; both now show as written."""
+    import xml.etree.ElementTree as ET
+
+    from smc.compiler.diagrams import render_image
+
+    title = "</title><b>x</b>"
+    states = ["a &amp; b", "c & d", "e &lt;f&gt;"]
+    source = tmp_path / "m.yaml"
+    source.write_text(
+        json.dumps(
+            {
+                "name": title,
+                "initial_state": states[0],
+                "metadata": {"machine_name": "m"},
+                "states": states,
+                "transitions": [
+                    {"from": states[0], "to": states[1], "event": "x &amp; y"},
+                    {"from": states[1], "to": states[2], "event": "go"},
+                ],
+            }
+        ),
+        encoding="utf-8",
+    )
+    result = check_paths([str(source)])
+    assert not result.errors, result.errors
+    dot = machine_diagrams(result.machines[0])["m.dot"]
+    svg = ET.fromstring(render_image(dot, "svg"))
+    texts = [t.text for t in svg.iter("{http://www.w3.org/2000/svg}text")]
+    assert title in texts
+    assert set(states) <= set(texts) and "x &amp; y" in texts

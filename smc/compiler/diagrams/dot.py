@@ -67,9 +67,14 @@ _END_ID = "__end"
 
 def dot_label(lines: Sequence[str], *, left: bool = False) -> str:
     r"""A DOT label showing ``lines`` literally: backslashes doubled (so ``\n`` in a name is
-    not a line break), lines joined with DOT's own ``\n`` (or ``\l``, left-justified), and
-    marked not-HTML so a name like ``<b>`` is not taken for an HTML label."""
-    escaped = [" ".join(line.splitlines()).replace("\\", "\\\\") for line in lines]
+    not a line break), ``&`` written ``&amp;`` (Graphviz decodes entities), lines joined with
+    DOT's own ``\n`` (or ``\l``, left-justified), and marked not-HTML so a name like ``<b>``
+    is not taken for an HTML label."""
+    # "&" as "&amp;": Graphviz decodes entities even in plain labels, so "a &amp; b" would
+    # otherwise show as "a & b".
+    escaped = [
+        " ".join(line.splitlines()).replace("\\", "\\\\").replace("&", "&amp;") for line in lines
+    ]
     text = "".join(line + "\\l" for line in escaped) if left else "\\n".join(escaped)
     marked: str = graphviz.nohtml(text)
     return marked
@@ -77,7 +82,8 @@ def dot_label(lines: Sequence[str], *, left: bool = False) -> str:
 
 def _digraph(name: str, graph_attrs: Mapping[str, str]) -> graphviz.Digraph:
     return graphviz.Digraph(
-        name=name,
+        # nohtml: a title such as "<b>x</b>" is a quoted name, not an HTML-like label
+        name=graphviz.nohtml(name),
         comment=HEADER_TEXT,
         graph_attr=dict(graph_attrs),
         node_attr=dict(NODE_ATTRS),

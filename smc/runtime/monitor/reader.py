@@ -11,6 +11,7 @@ import logging
 import os
 import selectors
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -40,6 +41,7 @@ def follow(
     *,
     timeout: float | None = None,
     rescan_interval: float = 0.25,
+    stop: threading.Event | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Yield the records of every machine publishing in ``socket_dir`` (or only ``machine``),
     merged in arrival order (each machine's records stay in order).
@@ -47,10 +49,12 @@ def follow(
     The directory is rescanned every ``rescan_interval`` seconds, so machines that start later
     are picked up, and a machine whose socket reappears (restart) is reconnected. Lines that are
     not JSON objects are skipped. With ``timeout`` the iterator ends after that many seconds in
-    total; without it, it runs until the caller stops iterating.
+    total; without it, it runs until the caller stops iterating. ``stop``, when set by another
+    thread, ends it within ``rescan_interval`` seconds even while no record arrives (a server
+    following in a thread of its own, such as ``smc ui``, shuts down with it).
     """
     for _, record in follow_lines(
-        socket_dir, machine, timeout=timeout, rescan_interval=rescan_interval
+        socket_dir, machine, timeout=timeout, rescan_interval=rescan_interval, stop=stop
     ):
         yield record
 
@@ -61,6 +65,7 @@ def follow_lines(
     *,
     timeout: float | None = None,
     rescan_interval: float = 0.25,
+    stop: threading.Event | None = None,
 ) -> Iterator[tuple[str, dict[str, Any]]]:
     """Like :func:`follow`, yielding ``(raw line without newline, decoded record)`` pairs."""
     directory = Path(socket_dir)
@@ -110,6 +115,8 @@ def follow_lines(
         while True:
             now = time.monotonic()
             if deadline is not None and now >= deadline:
+                return
+            if stop is not None and stop.is_set():
                 return
             if now >= next_scan:
                 scan()

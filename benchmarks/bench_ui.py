@@ -1,0 +1,392 @@
+"""The web monitor under load: latency from a transition to the browsers, and what serving
+them costs the workers.
+
+    python benchmarks/bench_ui.py [--machines 50] [--rate 2000] [--clients 5] [--jobs 1500]
+        [--seconds 10] [--keep]
+
+Everything is real: ``--machines`` ``smc run`` processes of a two-state ``ticker`` template
+whose ``timeout(N)`` transitions together make about ``--rate`` transitions a second, one
+``smc run`` no-op job worker (``bench_runtime.py``'s, ``set_context``), one SQLite file, and
+for the second half one ``smc ui`` process with ``--clients`` server-sent-event clients
+(``httpx`` streams in threads of this script, standing in for browsers: each parses every
+batch as the page does).
+
+1. **Without the UI**: the tickers run; ``--jobs`` jobs are released at once to the worker;
+   jobs/s = jobs / (last completion - first claim), from the job rows, and the worker's CPU
+   time per job (user + system, ``/proc``), which hardly moves when other processes load the
+   machine (jobs/s does: 51 busy processes on 2 cores).
+2. **The UI, no client**: ``smc ui`` starts (it reads every machine's monitor socket) and the
+   same is measured again.
+3. **The UI and its clients**: the clients connect, and the same is measured again.
+   Meanwhile, for ``--seconds`` seconds each client records, for every transition it receives,
+   its arrival time minus the record's ``ts`` (stamped by the machine when it published it):
+   p50/p99/max over all clients. Also the transitions per second each client received, and
+   the CPU the ``smc ui`` process used.
+
+The machines and the script share the host's clock, so the latency is wall-clock exact. On 2
+cores shared with 50 worker processes, the clients' own parsing is part of the figure (as a
+browser's is part of what a user sees).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from smc.runtime.store import JOBS_CHANNEL, open_store  # noqa: E402
+
+TICKER = """\
+name: Ticker
+description: Two states, each left after {period} s; started many times (template).
+template: true
+initial_state: tick
+metadata:
+  machine_name: ticker
+states: [tick, tock]
+transitions:
+  - {{from: tick, to: tock, event: timeout({period})}}
+  - {{from: tock, to: tick, event: timeout({period})}}
+"""
+
+WORKER = """\
+name: Bench worker
+initial_state: waiting
+metadata:
+  machine_name: bench_worker
+states: [waiting, processing, finishing]
+transitions:
+  - {from: waiting, to: processing, event: new_job}
+  - {from: waiting, to: waiting, event: no_jobs}
+  - {from: processing, to: finishing, event: job_done}
+  - {from: processing, to: waiting, event: error}
+  - {from: finishing, to: waiting, event: job_completed}
+actions:
+  waiting:
+    - type: check_database_queue
+      job_type: task
+  processing:
+    - type: set_context
+      key: last_job
+      value: "{id}"
+      success: job_done
+  finishing:
+    - type: complete_job
+      success: job_completed
+"""
+
+
+def smc(*args: str) -> list[str]:
+    return [sys.executable, "-m", "smc", *args]
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wait_until(predicate: Callable[[], object], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+class Client:
+    """One stream reader: latencies of the transitions it receives while ``measuring``."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.latencies: list[float] = []
+        self.transitions = 0
+        self.measuring = threading.Event()
+        self.stop = threading.Event()
+        self.connected = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        with httpx.stream("GET", self.url, timeout=None) as response:
+            self.connected.set()
+            for line in response.iter_lines():
+                if self.stop.is_set():
+                    return
+                if not line.startswith("data: "):
+                    continue
+                received = time.time()
+                for record in json.loads(line[6:]):
+                    if record.get("kind") != "transition" or not self.measuring.is_set():
+                        continue
+                    self.transitions += 1
+                    self.latencies.append(received - float(record["ts"]))
+
+
+PROBE = """() => {
+  window.smcLatencies = []; window.smcResyncs = 0;
+  window.smcProbe = (r) => {
+    if (r.kind === "ui_resync") window.smcResyncs += 1;
+    else if (r.kind === "transition") window.smcLatencies.push(Date.now() / 1000 - r.ts);
+  };
+}"""
+
+
+class BrowserPage:
+    """The page in Chromium, with the script's measuring hook set."""
+
+    def __init__(self, base: str) -> None:
+        from playwright.sync_api import sync_playwright
+
+        chromium = shutil.which("chromium")
+        if chromium is None:
+            raise RuntimeError("--browser needs Debian's chromium")
+        self._playwright = sync_playwright().start()
+        args = ["--no-sandbox"] if os.geteuid() == 0 else []
+        self._browser = self._playwright.chromium.launch(executable_path=chromium, args=args)
+        self.page = self._browser.new_page(viewport={"width": 1440, "height": 1000})
+        self.page.goto(base + "/")
+        self.page.wait_for_selector("#connection[data-state=live]")
+        self.page.evaluate(PROBE)
+
+    def finish(self) -> dict[str, float]:
+        latencies = sorted(self.page.evaluate("window.smcLatencies"))
+        resyncs = self.page.evaluate("window.smcResyncs")
+        self._browser.close()
+        self._playwright.stop()
+        if not latencies:
+            raise RuntimeError("the page received no transition")
+        return {
+            "count": len(latencies),
+            "p50": 1000 * percentile(latencies, 0.5),
+            "p99": 1000 * percentile(latencies, 0.99),
+            "resyncs": resyncs,
+        }
+
+
+def open_page(base: str) -> BrowserPage:
+    return BrowserPage(base)
+
+
+def job_throughput(database: Path, jobs: int, tag: str, worker_pid: int) -> tuple[float, float]:
+    """Release ``jobs`` jobs at once to the (idle) worker: (jobs/s from the job rows, the
+    worker's CPU microseconds per job). CPU per job hardly moves when other processes load
+    the machine; jobs/s does."""
+    cpu_before = cpu_seconds(worker_pid)
+    with open_store(database) as store:
+        release_at = time.time() + 1.0 + jobs / 5000
+        for number in range(jobs):
+            store.add_job("task", {"n": number}, job_id=f"{tag}-{number}", run_after=release_at)
+        time.sleep(max(release_at - time.time(), 0.0) + 0.01)
+        store.notify(JOBS_CHANNEL)
+        ids = {f"{tag}-{number}" for number in range(jobs)}
+
+        def finished() -> bool:
+            return store.queue_counts()["pending"] == 0 and store.queue_counts()["processing"] == 0
+
+        wait_until(finished, 60 + jobs / 20, f"{jobs} jobs")
+        done = [job for job in store.list_jobs("completed", limit=10 * jobs) if job.id in ids]
+    if len(done) != jobs:
+        raise RuntimeError(f"{len(done)} of {jobs} jobs completed")
+    cpu_used = cpu_seconds(worker_pid) - cpu_before
+    first = min(job.started_at or float("inf") for job in done)
+    last = max(job.finished_at or 0.0 for job in done)
+    return jobs / (last - first), cpu_used / jobs * 1e6
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+@contextlib.contextmanager
+def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
+    started: list[subprocess.Popen[bytes]] = []
+    try:
+        yield started
+    finally:
+        for process in started:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in started:
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--machines", type=int, default=50)
+    parser.add_argument("--rate", type=float, default=2000.0, help="transitions/s in total")
+    parser.add_argument("--clients", type=int, default=5)
+    parser.add_argument("--jobs", type=int, default=1500)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--keep", action="store_true", help="keep the run directory")
+    parser.add_argument(
+        "--browser",
+        action="store_true",
+        help="also open the page in Chromium (Playwright, Debian's chromium) during the "
+        "measurement: its latency to the page's script, and whether it had to resync",
+    )
+    args = parser.parse_args()
+
+    directory = Path(tempfile.mkdtemp(prefix="smc-bench-ui-"))
+    period = round(args.machines / args.rate, 4)
+    (directory / "ticker.yaml").write_text(TICKER.format(period=period))
+    (directory / "worker.yaml").write_text(WORKER)
+    database = directory / "smc.db"
+    env = dict(os.environ, SMC_CACHE_DIR=str(directory / "cache"))
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [env.get("PYTHONPATH")])])
+    open_store(database).close()
+    log = (directory / "processes.log").open("wb")
+
+    def start(*command: str) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            smc(*command), cwd=directory, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+
+    try:
+        with processes() as running:
+            # Compile once, then start the rest (they find the module in the shared cache).
+            running.append(start("run", "worker.yaml", "--db", str(database)))
+            running.append(
+                start("run", "ticker.yaml", "--db", str(database), "--machine-name", "ticker-0")
+            )
+            with open_store(database) as store:
+                wait_until(lambda: len(store.list_machines()) == 2, 60, "the first machines")
+                for index in range(1, args.machines):
+                    running.append(
+                        start(
+                            "run",
+                            "ticker.yaml",
+                            "--db",
+                            str(database),
+                            "--machine-name",
+                            f"ticker-{index}",
+                        )
+                    )
+                wait_until(
+                    lambda: sum(m.status == "running" for m in store.list_machines())
+                    == args.machines + 1,
+                    120,
+                    "every machine",
+                )
+            time.sleep(2.0)  # let the start-up settle
+            worker_pid = running[0].pid
+            without_ui = job_throughput(database, args.jobs, "without", worker_pid)
+
+            port = free_port()
+            ui = start("ui", "--db", str(database), "--port", str(port))
+            running.append(ui)
+            base = f"http://127.0.0.1:{port}"
+
+            def serving() -> bool:
+                try:
+                    return httpx.get(f"{base}/api/state", timeout=2).status_code == 200
+                except httpx.TransportError:
+                    return False
+
+            wait_until(serving, 30, "smc ui")
+            time.sleep(1.0)
+            ui_only = job_throughput(database, args.jobs, "ui-only", worker_pid)
+            clients = [Client(f"{base}/api/stream") for _ in range(args.clients)]
+            for client in clients:
+                client.connected.wait(10)
+            time.sleep(1.0)
+            page = open_page(base) if args.browser else None
+            ui_cpu_before = cpu_seconds(ui.pid)
+            clients_cpu_before = time.process_time()
+            for client in clients:
+                client.measuring.set()
+            started = time.monotonic()
+            with_ui = job_throughput(database, args.jobs, "with", worker_pid)
+            remaining = args.seconds - (time.monotonic() - started)
+            if remaining > 0:
+                time.sleep(remaining)
+            for client in clients:
+                client.measuring.clear()
+            page_figures = page.finish() if page is not None else None
+            elapsed = time.monotonic() - started
+            ui_cpu = cpu_seconds(ui.pid) - ui_cpu_before
+            clients_cpu = time.process_time() - clients_cpu_before
+            for client in clients:
+                client.stop.set()
+    finally:
+        log.close()
+        if not args.keep:
+            shutil.rmtree(directory, ignore_errors=True)
+
+    latencies = [value for client in clients for value in client.latencies]
+    if not latencies:
+        raise RuntimeError("the clients received no transition")
+    rates = [client.transitions / elapsed for client in clients]
+    print(f"machines {args.machines} tickers (period {period} s) + 1 job worker, SQLite")
+    print(
+        f"clients {args.clients}: transitions/s received per client "
+        f"min {min(rates):.0f} mean {statistics.mean(rates):.0f} (measured {elapsed:.1f} s)"
+    )
+    print(
+        "latency transition -> client: "
+        f"p50 {1000 * percentile(latencies, 0.5):.1f} ms, "
+        f"p99 {1000 * percentile(latencies, 0.99):.1f} ms, "
+        f"max {1000 * max(latencies):.1f} ms over {len(latencies)} receipts"
+    )
+    print(
+        f"CPU: smc ui {100 * ui_cpu / elapsed:.0f}% of one core, the {args.clients} clients "
+        f"(this script) {100 * clients_cpu / elapsed:.0f}%"
+    )
+
+    def change(value: float, base: float) -> str:
+        return f"{100 * (value - base) / base:+.1f} %"
+
+    if page_figures is not None:
+        print(
+            f"Chromium page: {page_figures['count'] / elapsed:.0f} transitions/s, latency to "
+            f"its script p50 {page_figures['p50']:.1f} ms, p99 {page_figures['p99']:.1f} ms; "
+            f"resyncs {page_figures['resyncs']:.0f}"
+        )
+    print(f"job worker ({args.jobs} no-op jobs at once):      jobs/s        CPU us/job")
+    for label, (rate, cpu) in (
+        ("without the UI", without_ui),
+        ("smc ui running, no client", ui_only),
+        (f"smc ui and {args.clients} clients", with_ui),
+    ):
+        shown = f"  {label:<30} {rate:6.0f}"
+        if (rate, cpu) != without_ui:
+            shown += f" ({change(rate, without_ui[0])})"
+        else:
+            shown += " " * 11
+        shown += f"  {cpu:6.0f}"
+        if (rate, cpu) != without_ui:
+            shown += f" ({change(cpu, without_ui[1])})"
+        print(shown)
+    if args.keep:
+        print(f"kept {directory}")
+
+
+if __name__ == "__main__":
+    main()

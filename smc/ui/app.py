@@ -1,0 +1,408 @@
+"""The web monitor's ASGI application (Starlette): the page, its JSON API and the live stream.
+
+``create_app(open_store, ...)`` builds it; ``smc ui`` serves it with uvicorn
+(``smc.ui.server``). Routes:
+
+- ``GET /`` the page; ``GET /static/...`` its script and style sheet (package data);
+- ``GET /api/state`` every machine (the registry, plus what the live feed saw: state, since
+  when, last transition, current job), the machine types, the queue counts;
+- ``GET /api/types/{key}`` one machine type with its SVG diagram;
+- ``GET /api/jobs?status=&type=`` the queue; ``GET /api/jobs/{id}`` one job and its history;
+  ``POST /api/jobs/{id}/retry`` and ``/cancel``;
+- ``GET /api/activity`` errors, unhandled and refused events, failures and retries;
+- ``GET /api/trace/{id}`` one trace's history across machines;
+- ``GET /api/stream`` server-sent events: JSON arrays of monitor records and ``ui_*``
+  messages (``ui_machines``, ``ui_queue``, ``ui_history``, ``ui_resync``).
+
+Every store call runs in one worker thread of the app's own (the store objects are
+synchronous and not shared between threads), so the event loop that serves the browsers never
+waits on the database. The durable history (``store.history``) is used when the store has it;
+without it the activity log holds what the live feed saw since the server started, and job
+and trace histories say they are not kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from smc.runtime.store import Store
+from smc.ui.diagrams import DiagramCache, DiagramUnavailable, MachineType
+from smc.ui.feed import LiveFeed
+from smc.ui.security import CSRF_COOKIE, LOOPBACK_HOSTS, Guard, new_csrf_value
+
+T = TypeVar("T")
+
+#: History kinds shown in the activity log.
+ACTIVITY_HISTORY_KINDS = [
+    "error",
+    "event_dropped",
+    "job_failed",
+    "job_retried",
+    "machine_started",
+    "machine_stopped",
+]
+#: How often the registry, the queue counts and the history are read for changes.
+POLL_INTERVAL = 1.0
+#: Most messages sent to a browser in one server-sent event.
+BATCH_LIMIT = 500
+#: A comment line on an idle stream this often, so proxies and browsers keep it open and a
+#: vanished browser is noticed.
+KEEPALIVE_SECONDS = 15.0
+JOB_LIST_LIMIT = 200
+#: Machine fields whose change alone does not make a ``ui_machines`` message.
+UNCOMPARED = ("heartbeat_age", "heartbeat_at", "updated_at", "live")
+
+
+def history_of(store: Store) -> Callable[..., list[Any]] | None:
+    """The store's ``history`` method when it keeps the durable history (a store from before
+    it, or one without it, has none: the page then says what it cannot show)."""
+    found = getattr(store, "history", None)
+    return found if callable(found) else None
+
+
+class Monitor:
+    """The state behind the app: the store (in its own thread), the feed, the diagrams."""
+
+    def __init__(
+        self,
+        open_store: Callable[[], Store],
+        socket_dir: Path | None,
+        *,
+        poll_interval: float = POLL_INTERVAL,
+        queue_size: int | None = None,
+    ) -> None:
+        self._open_store = open_store
+        self._store: Store | None = None
+        self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="smc-ui-db")
+        self.feed = (
+            LiveFeed(socket_dir)
+            if queue_size is None
+            else LiveFeed(socket_dir, queue_size=queue_size)
+        )
+        self.diagrams = DiagramCache()
+        self.poll_interval = poll_interval
+        self._poller: asyncio.Task[None] | None = None
+        self._last_machines: Any = None
+        self._last_queue: Any = None
+        self._history_after: int | None = None
+        self._history_since = time.time()
+
+    # --- store access ---
+
+    def _with_store(self, call: Callable[[Store], T]) -> T:
+        if self._store is None:
+            self._store = self._open_store()
+        return call(self._store)
+
+    async def db(self, call: Callable[[Store], T]) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._with_store, call)
+
+    @property
+    def has_history(self) -> bool:
+        store = self._store
+        return store is not None and history_of(store) is not None
+
+    # --- lifecycle ---
+
+    async def start(self) -> None:
+        await self.db(lambda store: None)  # open the store now: a bad --db fails at start
+        self.feed.start()
+        self._poller = asyncio.create_task(self._poll())
+
+    async def stop(self) -> None:
+        if self._poller is not None:
+            self._poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._poller
+        self.feed.stop()
+
+        def close() -> None:
+            if self._store is not None:
+                self._store.close()
+
+        await asyncio.get_running_loop().run_in_executor(self._executor, close)
+        self._executor.shutdown(wait=False)
+
+    async def _poll(self) -> None:
+        while True:
+            try:
+                await self._poll_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # the database is away: say so, try again
+                self.feed.publish({"kind": "ui_error", "message": f"database: {error}"})
+            await asyncio.sleep(self.poll_interval)
+
+    async def _poll_once(self) -> None:
+        machines = await self.machines()
+        comparable = [
+            {k: v for k, v in m.items() if k not in ("heartbeat_age", "heartbeat_at", "live")}
+            for m in machines
+        ]
+        if comparable != self._last_machines:
+            self._last_machines = comparable
+            self.feed.publish({"kind": "ui_machines", "machines": machines})
+        counts = await self.db(lambda store: store.queue_counts())
+        if counts != self._last_queue:
+            self._last_queue = counts
+            self.feed.publish({"kind": "ui_queue", "counts": counts})
+        if self.has_history:
+            rows = await self.db(self._new_history)
+            if rows:
+                self.feed.publish({"kind": "ui_history", "rows": rows})
+
+    def _new_history(self, store: Store) -> list[dict[str, Any]]:
+        history = history_of(store)
+        if history is None:
+            return []
+        if self._history_after is None:
+            rows = history(since=self._history_since, kinds=ACTIVITY_HISTORY_KINDS, limit=1000)
+        else:
+            rows = history(after_id=self._history_after, kinds=ACTIVITY_HISTORY_KINDS, limit=1000)
+        if rows:
+            self._history_after = max(int(row.id) for row in rows)
+        return [row.to_dict() for row in rows]
+
+    # --- what the page reads ---
+
+    async def machines(self) -> list[dict[str, Any]]:
+        rows, processing = await self.db(
+            lambda store: (store.list_machines(), store.list_jobs("processing", limit=1000))
+        )
+        job_of = {job.claimed_by: job.id for job in processing if job.claimed_by}
+        out = []
+        for row in rows:
+            item = row.to_dict()
+            item["type"] = self._type_key(row.config_path)
+            live = self.feed.machines.get(row.name)
+            item["live"] = live.to_dict() if live is not None else None
+            item["job_id"] = (live.job_id if live is not None else None) or job_of.get(row.name)
+            out.append(item)
+        return out
+
+    def _type_key(self, config_path: str | None) -> str | None:
+        if not config_path:
+            return None
+        from smc.ui.diagrams import type_key
+
+        key = type_key(config_path)
+        self.diagrams.paths_by_key.setdefault(key, config_path)
+        return key
+
+    async def machine_type(self, key: str) -> MachineType | None:
+        path = self.diagrams.paths_by_key.get(key)
+        if path is None:
+            return None
+        loop = asyncio.get_running_loop()
+        # Checking the file and running dot take tens of milliseconds: off the loop, and not
+        # in the store's thread either.
+        return await loop.run_in_executor(None, self.diagrams.get, path)
+
+
+def _json(data: Any, status_code: int = 200) -> JSONResponse:
+    return JSONResponse(data, status_code=status_code)
+
+
+def _page() -> str:
+    return (resources.files("smc.ui") / "static" / "index.html").read_text(encoding="utf-8")
+
+
+def create_app(
+    open_store: Callable[[], Store],
+    *,
+    socket_dir: Path | None,
+    token: str | None = None,
+    loopback_only: bool = True,
+    poll_interval: float = POLL_INTERVAL,
+    queue_size: int | None = None,
+) -> Starlette:
+    """The web monitor. ``open_store`` is called once, in the app's store thread;
+    ``socket_dir`` is where the machines' monitor sockets are (``monitor_dir(store)``), None
+    to follow none. ``token``: required on every request when given. ``loopback_only``:
+    accept only requests addressed to 127.0.0.1/localhost (the default bind; pass False when
+    serving on another address, which needs a token)."""
+    if not loopback_only and token is None:
+        raise ValueError("a server reachable from other hosts needs a token")
+    monitor = Monitor(open_store, socket_dir, poll_interval=poll_interval, queue_size=queue_size)
+
+    async def index(request: Request) -> Response:
+        response = HTMLResponse(_page())
+        if not request.cookies.get(CSRF_COOKIE):
+            response.set_cookie(
+                CSRF_COOKIE, new_csrf_value(), httponly=False, samesite="strict", path="/"
+            )
+        return response
+
+    async def state(request: Request) -> Response:
+        machines = await monitor.machines()
+        keys = {m["type"] for m in machines if m["type"]}
+        types: dict[str, Any] = {}
+        for key in sorted(keys):
+            try:
+                machine_type = await monitor.machine_type(key)
+            except DiagramUnavailable as error:
+                types[key] = {"key": key, "error": str(error)}
+                continue
+            if machine_type is not None:
+                summary = machine_type.to_dict()
+                summary.pop("svg")
+                types[key] = summary
+        counts = await monitor.db(lambda store: store.queue_counts())
+        return _json(
+            {
+                "now": time.time(),
+                "machines": machines,
+                "types": types,
+                "queue": counts,
+                "history": monitor.has_history,
+            }
+        )
+
+    async def machine_type(request: Request) -> Response:
+        key = request.path_params["key"]
+        try:
+            found = await monitor.machine_type(key)
+        except DiagramUnavailable as error:
+            return _json({"key": key, "error": str(error)}, 200)
+        if found is None:
+            return _json({"error": "unknown machine type"}, 404)
+        return _json(found.to_dict())
+
+    async def jobs(request: Request) -> Response:
+        status = request.query_params.get("status") or None
+        job_type = request.query_params.get("type") or None
+        from smc.runtime.store import JOB_STATUSES
+
+        if status is not None and status not in JOB_STATUSES:
+            return _json({"error": "unknown status"}, 400)
+        limit = JOB_LIST_LIMIT if job_type is None else 5000
+        found = await monitor.db(lambda store: store.list_jobs(status, limit=limit))
+        if job_type is not None:
+            found = [job for job in found if job.job_type == job_type][:JOB_LIST_LIMIT]
+        counts = await monitor.db(lambda store: store.queue_counts())
+        return _json({"jobs": [job.to_dict() for job in found], "counts": counts})
+
+    async def job(request: Request) -> Response:
+        job_id = request.path_params["job_id"]
+
+        def read(store: Store) -> tuple[Any, Any]:
+            found = store.get_job(job_id)
+            history = history_of(store)
+            rows = None if history is None else [r.to_dict() for r in history(job_id=job_id)]
+            return found, rows
+
+        found, rows = await monitor.db(read)
+        if found is None:
+            return _json({"error": "unknown job"}, 404)
+        return _json({"job": found.to_dict(), "history": rows})
+
+    async def job_action(request: Request) -> Response:
+        job_id = request.path_params["job_id"]
+        action = request.path_params["action"]
+        if action == "retry":
+            done = await monitor.db(lambda store: store.retry_job(job_id))
+            refusal = "only a failed or cancelled job can be retried"
+        elif action == "cancel":
+            done = await monitor.db(lambda store: store.cancel_job(job_id))
+            refusal = "only a pending job can be cancelled"
+        else:
+            return _json({"error": "unknown action"}, 404)
+        found = await monitor.db(lambda store: store.get_job(job_id))
+        if found is None:
+            return _json({"error": "unknown job"}, 404)
+        body = {"ok": done, "job": found.to_dict()}
+        if not done:
+            body["error"] = refusal
+        return _json(body, 200 if done else 409)
+
+    async def activity(request: Request) -> Response:
+        def read(store: Store) -> list[dict[str, Any]] | None:
+            history = history_of(store)
+            if history is None:
+                return None
+            since = time.time() - 24 * 3600
+            return [r.to_dict() for r in history(since=since, kinds=ACTIVITY_HISTORY_KINDS)]
+
+        rows = await monitor.db(read)
+        return _json({"history": rows, "live": list(monitor.feed.activity)})
+
+    async def trace(request: Request) -> Response:
+        trace_id = request.path_params["trace_id"]
+
+        def read(store: Store) -> list[dict[str, Any]] | None:
+            history = history_of(store)
+            if history is None:
+                return None
+            return [r.to_dict() for r in history(trace_id=trace_id, limit=5000)]
+
+        rows = await monitor.db(read)
+        if rows is None:
+            return _json({"error": "this store keeps no history", "rows": []}, 200)
+        return _json({"rows": rows})
+
+    async def stream(request: Request) -> Response:
+        subscriber = monitor.feed.subscribe()
+
+        async def events() -> AsyncIterator[str]:
+            try:
+                yield "retry: 2000\n\n"
+                while True:
+                    try:
+                        first = await asyncio.wait_for(
+                            subscriber.queue.get(), timeout=KEEPALIVE_SECONDS
+                        )
+                    except TimeoutError:
+                        yield ": keep-alive\n\n"
+                        continue
+                    batch = [first, *subscriber.drain(BATCH_LIMIT - 1)]
+                    yield "data: [" + ",".join(batch) + "]\n\n"
+            finally:
+                monitor.feed.unsubscribe(subscriber)
+
+        return StreamingResponse(
+            events(),
+            media_type="text/event-stream",
+            headers={"cache-control": "no-store", "x-accel-buffering": "no"},
+        )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await monitor.start()
+        try:
+            yield
+        finally:
+            await monitor.stop()
+
+    app = Starlette(
+        routes=[
+            Route("/", index),
+            Route("/api/state", state),
+            Route("/api/types/{key}", machine_type),
+            Route("/api/jobs", jobs),
+            Route("/api/jobs/{job_id:path}/{action}", job_action, methods=["POST"]),
+            Route("/api/jobs/{job_id:path}", job),
+            Route("/api/activity", activity),
+            Route("/api/trace/{trace_id}", trace),
+            Route("/api/stream", stream),
+            Mount("/static", StaticFiles(packages=[("smc.ui", "static")]), name="static"),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.monitor = monitor
+    allowed = list(LOOPBACK_HOSTS) if loopback_only and token is None else None
+    app.add_middleware(Guard, token=token, allowed_hosts=allowed)
+    return app

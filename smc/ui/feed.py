@@ -1,0 +1,220 @@
+"""The server's one live feed, fanned out to every browser.
+
+One thread follows every machine's monitor socket (``smc.runtime.monitor.follow``): however
+many browsers are open, each machine has exactly one reader for the web monitor. The thread
+hands what it reads to the server's event loop in batches; there each record is encoded to
+JSON once and put on every subscriber's queue.
+
+A subscriber's queue is bounded (:data:`DEFAULT_QUEUE_SIZE` messages). When a browser reads
+too slowly (or not at all) and its queue is full, the queue is emptied and one ``ui_resync``
+message put in its place: that browser skips to the latest state by fetching the snapshot
+again, instead of working through a backlog it can never catch up with. Putting on a queue
+never waits, so a slow or dead browser slows neither the feed, the other browsers nor any
+machine (the machines' own socket buffers are drained by the thread at the rate they write).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from smc.runtime.monitor import follow_lines
+
+_log = logging.getLogger("smc.ui")
+
+#: Messages a browser may fall behind by before it is told to fetch the snapshot again.
+DEFAULT_QUEUE_SIZE = 2000
+#: Activity records (errors, unhandled and refused events, failures) kept for a new page.
+ACTIVITY_KEPT = 500
+#: Monitor record kinds shown in the activity log.
+ACTIVITY_KINDS = frozenset(
+    {
+        "error",
+        "unhandled_event",
+        "invalid_event",
+        "job_failed",
+        "activity_log",
+        "machine_started",
+        "machine_stopped",
+    }
+)
+#: The message that replaces a full queue.
+RESYNC_MESSAGE = json.dumps({"kind": "ui_resync"})
+
+
+class Subscriber:
+    """One browser's queue of JSON-encoded messages."""
+
+    def __init__(self, size: int) -> None:
+        self.queue: asyncio.Queue[str] = asyncio.Queue(maxsize=size)
+        #: How many times this subscriber's queue overflowed and was reset.
+        self.resyncs = 0
+
+    def offer(self, message: str) -> None:
+        """Queue ``message`` without waiting; a full queue is replaced by one resync message."""
+        try:
+            self.queue.put_nowait(message)
+        except asyncio.QueueFull:
+            while not self.queue.empty():
+                self.queue.get_nowait()
+            self.queue.put_nowait(RESYNC_MESSAGE)
+            self.resyncs += 1
+
+    def drain(self, limit: int) -> list[str]:
+        """Up to ``limit`` messages already queued, without waiting."""
+        taken: list[str] = []
+        while len(taken) < limit and not self.queue.empty():
+            taken.append(self.queue.get_nowait())
+        return taken
+
+
+class MachineLive:
+    """What the feed has seen of one machine since the server started."""
+
+    __slots__ = ("configuration", "job_id", "last_transition", "since", "state")
+
+    def __init__(self) -> None:
+        self.state: str | None = None
+        self.since: float | None = None
+        self.last_transition: dict[str, Any] | None = None
+        self.job_id: str | None = None
+        self.configuration: list[str] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "state": self.state,
+            "since": self.since,
+            "last_transition": self.last_transition,
+            "job_id": self.job_id,
+            "configuration": self.configuration,
+        }
+
+
+class LiveFeed:
+    """Follows the monitor sockets of ``socket_dir`` (None: follows nothing) and fans the
+    records out to :meth:`subscribe`\\ d queues. :meth:`publish` adds server-made messages
+    (registry and queue snapshots, history rows) to the same stream."""
+
+    def __init__(self, socket_dir: Path | None, *, queue_size: int = DEFAULT_QUEUE_SIZE) -> None:
+        self._socket_dir = socket_dir
+        self._queue_size = queue_size
+        self._subscribers: set[Subscriber] = set()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pending: collections.deque[tuple[str, dict[str, Any]]] = collections.deque()
+        self._flush_scheduled = False
+        self._lock = threading.Lock()
+        self.machines: dict[str, MachineLive] = {}
+        self.activity: collections.deque[dict[str, Any]] = collections.deque(maxlen=ACTIVITY_KEPT)
+        #: Records received from the monitor sockets.
+        self.received = 0
+
+    # --- lifecycle (in the event loop) ---
+
+    def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        if self._socket_dir is None:
+            return
+        self._thread = threading.Thread(target=self._follow, name="smc-ui-feed", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2.0)
+
+    # --- the reading thread ---
+
+    def _follow(self) -> None:
+        assert self._socket_dir is not None
+        try:
+            for line, record in follow_lines(self._socket_dir, stop=self._stop):
+                with self._lock:
+                    self._pending.append((line, record))
+                    if self._flush_scheduled:
+                        continue
+                    self._flush_scheduled = True
+                loop = self._loop
+                if loop is None or loop.is_closed():
+                    return
+                try:
+                    loop.call_soon_threadsafe(self._flush)
+                except RuntimeError:  # the loop closed meanwhile: the server is stopping
+                    return
+        except Exception:  # pragma: no cover - a bug; the page then shows the registry only
+            _log.exception("smc ui: the monitor feed stopped")
+
+    # --- fan-out (in the event loop) ---
+
+    def _flush(self) -> None:
+        with self._lock:
+            batch = list(self._pending)
+            self._pending.clear()
+            self._flush_scheduled = False
+        for line, record in batch:
+            self._apply(record)
+            # The machine's own line is the message (one encoding fewer per record), unless it
+            # holds a carriage return, which would end a server-sent event's line early: only a
+            # line no smc machine writes (its JSON escapes control characters in strings).
+            message = line if "\r" not in line else json.dumps(record, default=str)
+            for subscriber in self._subscribers:
+                subscriber.offer(message)
+        self.received += len(batch)
+
+    def _apply(self, record: dict[str, Any]) -> None:
+        name = record.get("machine")
+        if not isinstance(name, str):
+            return
+        kind = record.get("kind")
+        live = self.machines.get(name)
+        if live is None:
+            live = self.machines[name] = MachineLive()
+        ts = record.get("ts") if isinstance(record.get("ts"), int | float) else time.time()
+        if kind in ("transition", "machine_started"):
+            to = record.get("to")
+            if isinstance(to, str):
+                if to != live.state:
+                    live.since = ts
+                live.state = to
+            configuration = record.get("configuration")
+            if isinstance(configuration, list):
+                live.configuration = [str(item) for item in configuration]
+            if kind == "transition":
+                live.last_transition = {
+                    "from": record.get("from"),
+                    "event": record.get("event"),
+                    "to": to,
+                    "ts": ts,
+                }
+        elif kind == "job_claimed":
+            job_id = record.get("job_id")
+            live.job_id = str(job_id) if job_id is not None else None
+        elif kind in ("job_completed", "job_failed") and live.job_id == record.get("job_id"):
+            live.job_id = None
+        if kind in ACTIVITY_KINDS:
+            self.activity.append(record)
+
+    def publish(self, message: dict[str, Any]) -> None:
+        """Send a server-made message (``kind`` starting ``ui_``) to every subscriber."""
+        encoded = json.dumps(message, separators=(",", ":"), default=str)
+        for subscriber in self._subscribers:
+            subscriber.offer(encoded)
+
+    def subscribe(self) -> Subscriber:
+        subscriber = Subscriber(self._queue_size)
+        self._subscribers.add(subscriber)
+        return subscriber
+
+    def unsubscribe(self, subscriber: Subscriber) -> None:
+        self._subscribers.discard(subscriber)
+
+    @property
+    def subscriber_count(self) -> int:
+        return len(self._subscribers)

@@ -1,0 +1,159 @@
+"""Who may use the web monitor, and how its actions are protected.
+
+- **Token.** With a token configured (required for any bind other than loopback), every
+  request — pages, assets, the JSON API and the live stream — must present it: an
+  ``Authorization: Bearer <token>`` header (scripts) or the ``smc_ui_token`` cookie (browsers).
+  A browser gets the cookie by opening ``/?token=<token>`` once; the server answers with the
+  cookie (HttpOnly, SameSite=Strict) and a redirect to ``/``, so the token leaves the address
+  bar and the history. Tokens are compared in constant time (:func:`hmac.compare_digest`).
+- **Host.** Without a token the server accepts only requests addressed to a loopback name
+  (``Host: 127.0.0.1``/``localhost``): a web page whose domain was re-pointed at 127.0.0.1 (DNS
+  rebinding) is refused.
+- **CSRF.** Every request that is not GET/HEAD must carry the ``X-SMC-CSRF`` header equal to
+  the ``smc_csrf`` cookie (a random value the page gets with ``/``; another site can neither
+  read it nor, with SameSite=Strict, make the browser send it), and an ``Origin``, when the
+  browser sends one, must be the page's own.
+- **Headers.** A strict Content-Security-Policy (scripts and styles only from the server's own
+  files, nothing inline, no frames), ``nosniff``, no referrer.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from collections.abc import Sequence
+from http.cookies import SimpleCookie
+
+from starlette.datastructures import URL, Headers, MutableHeaders
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+TOKEN_COOKIE = "smc_ui_token"
+CSRF_COOKIE = "smc_csrf"
+CSRF_HEADER = "x-smc-csrf"
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+SECURITY_HEADERS = {
+    "content-security-policy": CONTENT_SECURITY_POLICY,
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+    "x-frame-options": "DENY",
+    "cache-control": "no-store",
+}
+
+
+def same_secret(given: str | None, expected: str) -> bool:
+    """Constant-time comparison of a presented secret with the expected one."""
+    if given is None:
+        return False
+    return hmac.compare_digest(given.encode("utf-8", "replace"), expected.encode("utf-8"))
+
+
+def new_csrf_value() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def _cookies(headers: Headers) -> dict[str, str]:
+    jar: SimpleCookie = SimpleCookie()
+    for value in headers.getlist("cookie"):
+        try:
+            jar.load(value)
+        except Exception:  # a malformed Cookie header: as if it were absent
+            continue
+    return {key: morsel.value for key, morsel in jar.items()}
+
+
+def _host_name(host_header: str) -> str:
+    if host_header.startswith("["):  # [::1]:8520
+        return host_header.split("]", 1)[0] + "]"
+    return host_header.rsplit(":", 1)[0] if host_header.count(":") == 1 else host_header
+
+
+class Guard:
+    """ASGI middleware applying the rules in the module docstring to every request."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        token: str | None,
+        allowed_hosts: Sequence[str] | None,
+    ) -> None:
+        """``allowed_hosts`` None: any ``Host`` (a token protects the server instead)."""
+        self.app = app
+        self.token = token
+        self.allowed_hosts = None if allowed_hosts is None else set(allowed_hosts)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                response_headers = MutableHeaders(scope=message)
+                for key, value in SECURITY_HEADERS.items():
+                    if key not in response_headers:
+                        response_headers[key] = value
+            await send(message)
+
+        refusal = self._refusal(scope, headers)
+        if refusal is not None:
+            await refusal(scope, receive, send_with_headers)
+            return
+        await self.app(scope, receive, send_with_headers)
+
+    def _refusal(self, scope: Scope, headers: Headers) -> Response | None:
+        host = _host_name(headers.get("host", ""))
+        if self.allowed_hosts is not None and host not in self.allowed_hosts:
+            return PlainTextResponse("unknown host\n", status_code=400)
+        cookies = _cookies(headers)
+        if self.token is not None:
+            authorization = headers.get("authorization", "")
+            presented = (
+                authorization[7:] if authorization.lower().startswith("bearer ") else None
+            ) or cookies.get(TOKEN_COOKIE)
+            if not same_secret(presented, self.token):
+                url = URL(scope=scope)
+                offered = url.query and dict(
+                    (k, v) for k, v in _query_pairs(url.query) if k == "token"
+                ).get("token")
+                if (
+                    scope["method"] == "GET"
+                    and url.path == "/"
+                    and offered
+                    and same_secret(offered, self.token)
+                ):
+                    redirect = RedirectResponse("/", status_code=303)
+                    redirect.set_cookie(
+                        TOKEN_COOKIE, self.token, httponly=True, samesite="strict", path="/"
+                    )
+                    return redirect
+                return PlainTextResponse(
+                    "a token is required: open /?token=TOKEN, or send Authorization: Bearer\n",
+                    status_code=401,
+                )
+        if scope["method"] not in ("GET", "HEAD"):
+            origin = headers.get("origin")
+            if origin is not None and origin != _own_origin(scope, headers):
+                return PlainTextResponse("cross-origin request refused\n", status_code=403)
+            expected = cookies.get(CSRF_COOKIE)
+            if not expected or not same_secret(headers.get(CSRF_HEADER), expected):
+                return PlainTextResponse("missing or wrong CSRF token\n", status_code=403)
+        return None
+
+
+def _query_pairs(query: str) -> list[tuple[str, str]]:
+    from urllib.parse import parse_qsl
+
+    return parse_qsl(query, keep_blank_values=True)
+
+
+def _own_origin(scope: Scope, headers: Headers) -> str:
+    scheme = "https" if scope.get("scheme") == "https" else "http"
+    return f"{scheme}://{headers.get('host', '')}"

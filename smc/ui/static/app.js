@@ -1,0 +1,735 @@
+// smc web monitor. Plain DOM, no library. Every name, state and piece of job data reaches the
+// page through textContent or setAttribute, never through innerHTML: whatever a machine is
+// called, it shows as text. Diagrams are SVG the server rebuilt from a whitelist; they are
+// parsed with DOMParser as XML and imported, not assigned as markup.
+"use strict";
+
+const S = {
+  machines: new Map(), // name -> machine (registry row + live)
+  types: new Map(), // key -> type summary (states, columns, template)
+  svgs: new Map(), // key -> {card, svg} once fetched
+  queue: {},
+  history: false,
+  activity: [],
+  jobTypes: new Set(),
+  selectedJob: null,
+  dirty: new Set(),
+  frame: 0,
+  offset: 0, // server clock minus ours
+};
+const ACTIVITY_KINDS = new Set([
+  "error", "unhandled_event", "invalid_event", "job_failed", "activity_log",
+  "machine_started", "machine_stopped",
+]);
+const ACTIVITY_SHOWN = 300;
+
+// ---- small helpers ---------------------------------------------------------------------
+
+function el(tag, className, ...children) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  for (const child of children) {
+    if (child === null || child === undefined) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+function $(id) {
+  return document.getElementById(id);
+}
+
+function now() {
+  return Date.now() / 1000 + S.offset;
+}
+
+function clock(ts) {
+  if (ts === null || ts === undefined) return "–";
+  const d = new Date(ts * 1000);
+  const pad = (n, w = 2) => String(n).padStart(w, "0");
+  return `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}.${pad(d.getMilliseconds(), 3)}`;
+}
+
+function dateTime(ts) {
+  if (ts === null || ts === undefined) return "–";
+  const d = new Date(ts * 1000);
+  const today = new Date();
+  const time = clock(ts).slice(0, 8);
+  return d.toDateString() === today.toDateString() ? time : `${d.toISOString().slice(0, 10)} ${time}`;
+}
+
+function duration(seconds) {
+  if (seconds === null || seconds === undefined || !isFinite(seconds)) return "–";
+  if (seconds < 0) seconds = 0;
+  if (seconds < 10) return `${seconds.toFixed(1)} s`;
+  if (seconds < 90) return `${Math.round(seconds)} s`;
+  if (seconds < 5400) return `${Math.round(seconds / 60)} min`;
+  if (seconds < 172800) return `${(seconds / 3600).toFixed(1)} h`;
+  return `${Math.round(seconds / 86400)} d`;
+}
+
+function badge(text, kind) {
+  const b = el("span", "badge", text);
+  if (kind) b.classList.add(kind);
+  return b;
+}
+
+function csrfToken() {
+  for (const part of document.cookie.split(";")) {
+    const [key, ...rest] = part.trim().split("=");
+    if (key === "smc_csrf") return decodeURIComponent(rest.join("="));
+  }
+  return "";
+}
+
+async function getJSON(url) {
+  const response = await fetch(url, { credentials: "same-origin" });
+  if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
+  return response.json();
+}
+
+async function post(url) {
+  const response = await fetch(url, {
+    method: "POST",
+    credentials: "same-origin",
+    headers: { "X-SMC-CSRF": csrfToken() },
+  });
+  let body = {};
+  try {
+    body = await response.json();
+  } catch (_) {
+    body = { error: `HTTP ${response.status}` };
+  }
+  return { ok: response.ok, body };
+}
+
+let toastTimer = 0;
+function toast(text, bad) {
+  const node = $("toast");
+  node.textContent = text;
+  node.classList.toggle("bad", Boolean(bad));
+  node.hidden = false;
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(() => { node.hidden = true; }, 3500);
+}
+
+function transitionText(t) {
+  if (!t) return "–";
+  return el("span", "transition",
+    String(t.from ?? "?"), el("span", "arrow", " —"), el("span", "event", String(t.event ?? "")),
+    el("span", "arrow", "→ "), String(t.to ?? "?"));
+}
+
+// ---- state -----------------------------------------------------------------------------
+
+function currentState(m) {
+  return (m.live && m.live.state) || m.state;
+}
+
+function sinceOf(m) {
+  if (m.live && m.live.since) return m.live.since;
+  return m.updated_at;
+}
+
+function activeStates(m) {
+  // A statechart reports its whole configuration; otherwise the state and its ancestors.
+  const states = new Set();
+  if (m.live && Array.isArray(m.live.configuration)) {
+    for (const s of m.live.configuration) states.add(s);
+  }
+  const state = currentState(m);
+  if (state !== null && state !== undefined) {
+    states.add(state);
+    const type = S.types.get(m.type);
+    for (const parent of (type && type.ancestors && type.ancestors[state]) || []) states.add(parent);
+  }
+  return states;
+}
+
+function mergeMachine(row) {
+  const old = S.machines.get(row.name);
+  const merged = Object.assign({}, row);
+  // The registry is written at most every 0.5 s; what the feed saw is newer.
+  if (old && old.live && (!row.live || (old.live.since || 0) > (row.live.since || 0))) {
+    merged.live = old.live;
+  }
+  S.machines.set(row.name, merged);
+}
+
+// One snapshot request at a time: a second ask while one is on its way waits for it and
+// makes one more (so the answer is never older than the ask).
+let stateLoad = null;
+let stateAgain = false;
+function loadState() {
+  if (stateLoad) { stateAgain = true; return stateLoad; }
+  stateLoad = fetchState().finally(() => {
+    stateLoad = null;
+    if (stateAgain) { stateAgain = false; loadState(); }
+  });
+  return stateLoad;
+}
+
+async function fetchState() {
+  const data = await getJSON("/api/state");
+  S.offset = data.now - Date.now() / 1000;
+  S.history = data.history;
+  S.queue = data.queue;
+  for (const [key, type] of Object.entries(data.types)) S.types.set(key, type);
+  const names = new Set();
+  for (const row of data.machines) {
+    names.add(row.name);
+    mergeMachine(row);
+  }
+  for (const name of [...S.machines.keys()]) if (!names.has(name)) S.machines.delete(name);
+  markDirty("machines", "diagrams", "board", "queue");
+  await loadActivity();
+  refreshJobs();
+}
+
+function applyRecord(r) {
+  if (typeof r.kind !== "string") return;
+  if (r.kind === "ui_resync") { loadState(); return; }
+  if (r.kind === "ui_machines") {
+    const names = new Set();
+    for (const row of r.machines) {
+      names.add(row.name);
+      mergeMachine(row);
+      if (row.type && !S.types.has(row.type)) { loadState(); return; }
+    }
+    for (const name of [...S.machines.keys()]) if (!names.has(name)) S.machines.delete(name);
+    markDirty("machines", "diagrams", "board");
+    return;
+  }
+  if (r.kind === "ui_queue") { S.queue = r.counts; markDirty("queue"); refreshJobsSoon(); return; }
+  if (r.kind === "ui_history") { for (const row of r.rows) addActivity(historyActivity(row)); return; }
+  if (r.kind === "ui_error") { toast(r.message, true); return; }
+  if (typeof r.machine !== "string") return;
+  let m = S.machines.get(r.machine);
+  if (!m) {
+    // A machine the registry poll has not shown yet: keep what the feed says.
+    m = { name: r.machine, status: "running", state: null, live: null, type: null };
+    S.machines.set(r.machine, m);
+  }
+  const live = m.live || (m.live = { state: m.state, since: null, last_transition: null, job_id: null, configuration: null });
+  if (r.kind === "transition" || r.kind === "machine_started") {
+    if (r.to !== live.state) live.since = r.ts;
+    live.state = r.to;
+    if (Array.isArray(r.configuration)) live.configuration = r.configuration;
+    if (r.kind === "transition") live.last_transition = { from: r.from, event: r.event, to: r.to, ts: r.ts };
+    if (r.kind === "machine_started") m.status = "running";
+    m.flash = true;
+    markDirty("machines", "diagrams", "board");
+  } else if (r.kind === "job_claimed") {
+    live.job_id = r.job_id; m.job_id = r.job_id;
+    markDirty("machines", "board");
+    refreshJobsSoon();
+  } else if (r.kind === "job_completed" || r.kind === "job_failed") {
+    if (live.job_id === r.job_id) { live.job_id = null; m.job_id = null; }
+    markDirty("machines", "board");
+    refreshJobsSoon();
+  } else if (r.kind === "machine_stopped") {
+    m.status = "stopped";
+    markDirty("machines", "board");
+  }
+  if (!S.history && ACTIVITY_KINDS.has(r.kind)) addActivity(liveActivity(r));
+}
+
+// ---- rendering, at most once a frame -----------------------------------------------------
+
+// At most one redraw every RENDER_INTERVAL ms, in an animation frame: 50 machines making 2,000
+// transitions a second cost ten redraws a second, not 2,000 (or 60).
+const RENDER_INTERVAL = 100;
+let lastRender = 0;
+
+function markDirty(...parts) {
+  for (const p of parts) S.dirty.add(p);
+  if (S.frame) return;
+  const wait = Math.max(0, lastRender + RENDER_INTERVAL - performance.now());
+  S.frame = setTimeout(() => requestAnimationFrame(render), wait);
+}
+
+function render() {
+  S.frame = 0;
+  lastRender = performance.now();
+  const dirty = S.dirty;
+  S.dirty = new Set();
+  if (dirty.has("machines")) renderMachines();
+  if (dirty.has("diagrams")) renderDiagrams();
+  if (dirty.has("board")) renderBoard();
+  if (dirty.has("queue")) renderQueue();
+  if (dirty.has("activity")) renderActivity();
+}
+
+function sortedMachines() {
+  return [...S.machines.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}
+
+function renderMachines() {
+  const body = $("machine-table").tBodies[0];
+  const rows = [];
+  const machines = sortedMachines();
+  for (const m of machines) {
+    const type = S.types.get(m.type);
+    const tr = el("tr");
+    tr.setAttribute("data-machine", m.name);
+    if (m.flash) { tr.classList.add("flash"); m.flash = false; }
+    const job = (m.live && m.live.job_id) || m.job_id;
+    const inState = el("td", "in-state");
+    inState.setAttribute("data-since", String(sinceOf(m) ?? ""));
+    inState.textContent = duration(now() - sinceOf(m));
+    const state = el("td", "state", currentState(m) ?? "–");
+    tr.append(
+      el("td", "name", m.name),
+      el("td", null, badge(m.status, m.status)),
+      state,
+      inState,
+      el("td", null, transitionText(m.live && m.live.last_transition)),
+      el("td", "mono", job ?? "–"),
+      el("td", null, m.host ?? "–"),
+      el("td", "mono", m.pid ?? "–"),
+      el("td", null, type ? type.name || "" : "–"),
+    );
+    rows.push(tr);
+  }
+  body.replaceChildren(...rows);
+  $("machines-empty").hidden = machines.length > 0;
+  $("machine-count").textContent = machines.length ? `(${machines.length})` : "";
+}
+
+function tickTimes() {
+  for (const cell of document.querySelectorAll("[data-since]")) {
+    const since = parseFloat(cell.getAttribute("data-since"));
+    const text = isFinite(since) ? duration(now() - since) : "–";
+    if (cell.textContent !== text) cell.textContent = text;
+  }
+}
+
+function machinesByType() {
+  const byType = new Map();
+  for (const m of sortedMachines()) {
+    if (!m.type) continue;
+    if (!byType.has(m.type)) byType.set(m.type, []);
+    byType.get(m.type).push(m);
+  }
+  return byType;
+}
+
+function renderDiagrams() {
+  const list = $("diagram-list");
+  const byType = machinesByType();
+  for (const [key, machines] of byType) {
+    let entry = S.svgs.get(key);
+    if (!entry) {
+      entry = { card: el("div", "diagram-card"), svg: null, legend: el("ul", "legend"), loading: false };
+      entry.card.setAttribute("data-type", key);
+      const known = S.types.get(key);
+      entry.card.setAttribute("data-name", known ? known.name || "" : "");
+      S.svgs.set(key, entry);
+      list.append(entry.card);
+      loadDiagram(key, entry);
+    }
+    const lit = new Map(); // state -> machines in it
+    for (const m of machines) {
+      if (m.status === "dead") continue;
+      for (const s of activeStates(m)) {
+        if (!lit.has(s)) lit.set(s, []);
+        lit.get(s).push(m.name);
+      }
+    }
+    if (entry.svg) {
+      for (const node of entry.svg.querySelectorAll("[data-state]")) {
+        const on = lit.has(node.getAttribute("data-state"));
+        node.classList.toggle("smc-current", on);
+      }
+    }
+    const type = S.types.get(key);
+    const leaves = new Set(type && type.states ? type.states : []);
+    const items = [];
+    for (const m of machines) {
+      const s = currentState(m);
+      items.push(el("li", null, el("span", "who", m.name), " in ", el("span", "state-name", s ?? "?"),
+        m.status !== "running" ? el("span", null, " ", badge(m.status, m.status)) : null));
+    }
+    void leaves;
+    entry.legend.replaceChildren(...items);
+  }
+  for (const [key, entry] of S.svgs) {
+    if (!byType.has(key)) { entry.card.remove(); S.svgs.delete(key); }
+  }
+}
+
+async function loadDiagram(key, entry) {
+  let data;
+  try {
+    data = await getJSON(`/api/types/${encodeURIComponent(key)}`);
+  } catch (error) {
+    entry.card.replaceChildren(el("p", "diagram-error", String(error)));
+    return;
+  }
+  const header = [el("h3", null, data.title || data.name || "machine"), el("div", "path", data.config_path || "")];
+  if (data.error || data.svg_error || !data.svg) {
+    entry.card.replaceChildren(...header, el("p", "diagram-error", data.error || data.svg_error || "no diagram"), entry.legend);
+    return;
+  }
+  const doc = new DOMParser().parseFromString(data.svg, "image/svg+xml");
+  const root = doc.documentElement;
+  if (root.nodeName !== "svg") {
+    entry.card.replaceChildren(...header, el("p", "diagram-error", "the diagram could not be read"), entry.legend);
+    return;
+  }
+  // Belt and braces: the server already kept only shapes and text.
+  for (const bad of root.querySelectorAll("script, foreignObject, a, iframe, style")) bad.remove();
+  entry.svg = document.importNode(root, true);
+  entry.svg.setAttribute("role", "img");
+  // Never drawn larger than Graphviz's own size (its viewBox is in points): a small machine
+  // stays small instead of filling the card with huge letters.
+  const box = (entry.svg.getAttribute("viewBox") || "").split(/[ ,]+/).map(Number);
+  if (box.length === 4 && isFinite(box[2]) && box[2] > 0) entry.svg.style.maxWidth = `${Math.ceil(box[2] * 1.333)}px`;
+  entry.card.replaceChildren(...header, entry.svg, entry.legend);
+  markDirty("diagrams");
+}
+
+function renderBoard() {
+  const list = $("board-list");
+  const boards = [];
+  for (const [key, machines] of machinesByType()) {
+    const type = S.types.get(key);
+    if (!type || !type.template) continue;
+    const board = el("div", "board");
+    board.setAttribute("data-type", key);
+    board.setAttribute("data-name", type.name || "");
+    board.append(el("h3", null, `${type.title || type.name} `, el("span", "count", `(${machines.length})`)));
+    const groups = el("div", "board-groups");
+    const placed = new Set();
+    const columnFor = (state) => {
+      const inState = machines.filter((m) => currentState(m) === state);
+      inState.forEach((m) => placed.add(m.name));
+      const column = el("div", "kanban-column");
+      column.setAttribute("data-state", state);
+      column.append(el("div", "column-title", el("span", null, state), el("span", "n", String(inState.length))));
+      for (const m of inState) column.append(card(m));
+      return column;
+    };
+    for (const group of type.columns || []) {
+      const box = el("div", "board-group");
+      if (group.group) box.append(el("div", "group-name", group.group));
+      const columns = el("div", "board-columns");
+      for (const state of group.states) columns.append(columnFor(state));
+      box.append(columns);
+      groups.append(box);
+    }
+    const others = machines.filter((m) => !placed.has(m.name));
+    if (others.length) {
+      const box = el("div", "board-group", el("div", "group-name", "elsewhere"));
+      const column = el("div", "kanban-column");
+      column.setAttribute("data-state", "");
+      column.append(el("div", "column-title", el("span", null, "other")));
+      for (const m of others) column.append(card(m));
+      box.append(el("div", "board-columns", column));
+      groups.append(box);
+    }
+    board.append(groups);
+    boards.push(board);
+  }
+  list.replaceChildren(...boards);
+  $("board-empty").hidden = boards.length > 0;
+}
+
+function card(m) {
+  const node = el("div", "card");
+  node.setAttribute("data-machine", m.name);
+  if (m.status !== "running") node.classList.add(m.status);
+  const job = (m.live && m.live.job_id) || m.job_id;
+  const since = el("span", null, duration(now() - sinceOf(m)));
+  since.setAttribute("data-since", String(sinceOf(m) ?? ""));
+  node.append(el("div", "card-name", m.name),
+    el("div", "card-meta", m.status, " · ", since, job ? ` · job ${job}` : ""));
+  return node;
+}
+
+function renderQueue() {
+  const box = $("queue-counts");
+  const chips = [];
+  for (const status of ["pending", "processing", "completed", "failed", "cancelled"]) {
+    if (S.queue[status] === undefined) continue;
+    chips.push(el("span", "chip", `${status} ${S.queue[status]}`));
+  }
+  box.replaceChildren(...chips);
+}
+
+// ---- jobs ------------------------------------------------------------------------------
+
+let jobsTimer = 0;
+function refreshJobsSoon() {
+  if (jobsTimer) return;
+  jobsTimer = setTimeout(() => { jobsTimer = 0; refreshJobs(); }, 300);
+}
+
+async function refreshJobs() {
+  const params = new URLSearchParams();
+  const status = $("job-status").value;
+  const type = $("job-type").value;
+  if (status) params.set("status", status);
+  if (type) params.set("type", type);
+  let data;
+  try {
+    data = await getJSON(`/api/jobs?${params}`);
+  } catch (error) {
+    return;
+  }
+  S.queue = data.counts;
+  markDirty("queue");
+  const rows = [];
+  for (const job of data.jobs) {
+    if (!S.jobTypes.has(job.job_type)) {
+      S.jobTypes.add(job.job_type);
+      const option = el("option", null, job.job_type);
+      option.value = job.job_type;
+      $("job-type").append(option);
+    }
+    const tr = el("tr");
+    tr.setAttribute("data-job", job.id);
+    tr.setAttribute("data-status", job.status);
+    const open = el("button", "link", job.id);
+    open.type = "button";
+    open.addEventListener("click", () => showJob(job.id));
+    const actions = el("td", "actions");
+    if (job.status === "failed" || job.status === "cancelled") {
+      actions.append(actionButton(job.id, "retry", "Retry", ""));
+    }
+    if (job.status === "pending") actions.append(actionButton(job.id, "cancel", "Cancel", "danger"));
+    const statusCell = el("td", null, badge(job.status, job.status));
+    if (job.last_error && job.status !== "completed") statusCell.append(el("div", "error-text", job.last_error));
+    tr.append(
+      el("td", null, open),
+      el("td", null, job.job_type),
+      statusCell,
+      el("td", null, `${job.attempts}/${job.max_attempts}`),
+      el("td", null, job.claimed_by ?? "–"),
+      el("td", null, dateTime(job.created_at)),
+      actions,
+    );
+    rows.push(tr);
+  }
+  $("job-table").tBodies[0].replaceChildren(...rows);
+  $("jobs-empty").hidden = rows.length > 0;
+  if (S.selectedJob) showJob(S.selectedJob, true);
+}
+
+function actionButton(jobId, action, label, style) {
+  const button = el("button", style || null, label);
+  button.type = "button";
+  button.setAttribute("data-action", action);
+  button.addEventListener("click", async () => {
+    button.disabled = true;
+    const { ok, body } = await post(`/api/jobs/${encodeURIComponent(jobId)}/${action}`);
+    if (ok) toast(`${label}: job ${jobId} is ${body.job.status} now`);
+    else toast(body.error || `${label} failed`, true);
+    refreshJobs();
+  });
+  return button;
+}
+
+async function showJob(jobId, quiet) {
+  S.selectedJob = jobId;
+  let data;
+  try {
+    data = await getJSON(`/api/jobs/${encodeURIComponent(jobId)}`);
+  } catch (error) {
+    if (!quiet) toast(String(error), true);
+    return;
+  }
+  const job = data.job;
+  const box = $("job-detail");
+  const fields = el("dl");
+  const add = (k, v) => fields.append(el("dt", null, k), el("dd", null, v ?? "–"));
+  add("status", badge(job.status, job.status));
+  add("type", job.job_type);
+  add("attempts", `${job.attempts} of ${job.max_attempts}`);
+  add("worker", job.claimed_by);
+  add("created", dateTime(job.created_at));
+  add("started", dateTime(job.started_at));
+  add("finished", dateTime(job.finished_at));
+  if (job.last_error) add("last error", el("span", "error-text", job.last_error));
+  const close = el("button", "ghost", "Close");
+  close.type = "button";
+  close.addEventListener("click", () => { S.selectedJob = null; box.hidden = true; });
+  const parts = [el("h3", null, `Job ${job.id} `, close), fields, el("pre", "data", JSON.stringify(job.data, null, 2))];
+  if (data.history === null) {
+    parts.push(el("p", "empty", "This database keeps no history yet: the job's story is its fields above."));
+  } else {
+    const list = el("ol", "activity");
+    for (const row of data.history) {
+      const item = historyActivity(row);
+      list.append(activityItem(item));
+    }
+    parts.push(el("h3", null, "History"), list);
+  }
+  box.replaceChildren(...parts);
+  box.hidden = false;
+}
+
+// ---- activity --------------------------------------------------------------------------
+
+function liveActivity(r) {
+  let message = r.message ?? r.reason ?? "";
+  if (r.kind === "unhandled_event" || r.kind === "invalid_event") message = `event ${r.event ?? "?"} in ${r.state ?? r.from ?? "?"}${message ? ": " + message : ""}`;
+  if (r.kind === "job_failed") message = `job ${r.job_id ?? "?"}${r.error ? ": " + r.error : message ? ": " + message : ""}`;
+  return { ts: r.ts, machine: r.machine, kind: r.kind, message: String(message), trace: null };
+}
+
+function historyActivity(row) {
+  const bits = [];
+  const kind = row.kind || "";
+  if (kind === "transition") bits.push(`${row.from_state ?? "?"} —${row.event ?? ""}→ ${row.to_state ?? "?"}`);
+  else if (kind === "machine_started") bits.push(`started in ${row.to_state ?? "?"}`);
+  else if (kind === "machine_stopped") bits.push(`stopped in ${row.from_state ?? "?"}`);
+  else if (kind.startsWith("job_")) {
+    if (row.event) bits.push(`type ${row.event}`); // a job row's event is the job's type
+  } else if (row.event) bits.push(`event ${row.event}${row.source ? " from " + row.source : ""}`);
+  if (row.job_id) bits.push(`job ${row.job_id}${row.attempt ? " attempt " + row.attempt : ""}`);
+  if (row.excerpt) bits.push(row.excerpt);
+  return { ts: row.ts, machine: row.machine, kind, message: bits.join(" · "), trace: row.trace_id };
+}
+
+function addActivity(item) {
+  S.activity.push(item);
+  if (S.activity.length > ACTIVITY_SHOWN) S.activity.splice(0, S.activity.length - ACTIVITY_SHOWN);
+  markDirty("activity");
+}
+
+function activityItem(item) {
+  const li = el("li");
+  li.setAttribute("data-kind", item.kind);
+  const what = el("div", "what", el("span", "who", item.machine ?? ""), badge(item.kind.replace(/_/g, " "), item.kind));
+  if (item.trace) {
+    const link = el("button", "link", ` trace ${item.trace.slice(0, 10)}…`);
+    link.type = "button";
+    link.addEventListener("click", () => { $("trace-id").value = item.trace; showTrace(item.trace); location.hash = "#trace"; });
+    what.append(link);
+  }
+  li.append(el("span", "time", clock(item.ts)), what);
+  if (item.message) li.append(el("div", "message", item.message));
+  return li;
+}
+
+function renderActivity() {
+  const items = S.activity.slice().reverse().map(activityItem);
+  $("activity-list").replaceChildren(...items);
+  $("activity-empty").hidden = items.length > 0;
+  $("activity-source").textContent = S.history
+    ? "From the database's history: errors, dropped events, failures and retries."
+    : "Since this page's server started (this database keeps no history).";
+}
+
+async function loadActivity() {
+  let data;
+  try {
+    data = await getJSON("/api/activity");
+  } catch (_) {
+    return;
+  }
+  // Merged with what the stream added meanwhile: a record that arrived while this request was
+  // on its way may be missing from the answer, and must not be lost.
+  const key = (item) => `${item.ts}|${item.machine}|${item.kind}|${item.message}`;
+  const fetched = data.history ? data.history.map(historyActivity) : data.live.map(liveActivity);
+  const seen = new Set(fetched.map(key));
+  for (const item of S.activity) if (!seen.has(key(item))) fetched.push(item);
+  S.activity = fetched;
+  S.activity.sort((a, b) => (a.ts || 0) - (b.ts || 0));
+  if (S.activity.length > ACTIVITY_SHOWN) S.activity.splice(0, S.activity.length - ACTIVITY_SHOWN);
+  markDirty("activity");
+}
+
+// ---- trace -----------------------------------------------------------------------------
+
+async function showTrace(traceId) {
+  const view = $("trace-view");
+  if (!traceId) { view.replaceChildren(); return; }
+  let data;
+  try {
+    data = await getJSON(`/api/trace/${encodeURIComponent(traceId)}`);
+  } catch (error) {
+    view.replaceChildren(el("p", "error-text", String(error)));
+    return;
+  }
+  if (data.error) { view.replaceChildren(el("p", "empty", data.error)); return; }
+  const rows = data.rows;
+  if (!rows.length) { view.replaceChildren(el("p", "empty", "Nothing recorded under this trace id.")); return; }
+  const start = rows[0].ts;
+  const span = Math.max(rows[rows.length - 1].ts - start, 0.001);
+  const lanes = new Map();
+  // A row with no machine was written by a command or program (smc jobs add, smc send).
+  const laneOf = (row) => row.machine || "(outside: smc command or API)";
+  for (const row of rows) {
+    if (!lanes.has(laneOf(row))) lanes.set(laneOf(row), []);
+    lanes.get(laneOf(row)).push(row);
+  }
+  const laneBox = el("div", "lanes");
+  for (const [machine, items] of lanes) {
+    const track = el("div", "lane-track");
+    for (const row of items) {
+      const dot = el("span", "lane-dot");
+      if (row.kind === "error" || row.kind === "job_failed" || row.kind === "event_dropped") dot.classList.add("bad");
+      dot.style.left = `${(100 * (row.ts - start)) / span}%`;
+      dot.title = `${row.kind} +${(row.ts - start).toFixed(3)} s`;
+      track.append(dot);
+    }
+    laneBox.append(el("div", "lane", el("div", "lane-name", machine), track));
+  }
+  const table = el("table", "grid");
+  table.append(el("thead", null, el("tr", null, el("th", null, "+s"), el("th", null, "Machine"), el("th", null, "What"), el("th", null, "Job"))));
+  const body = el("tbody");
+  for (const row of rows) {
+    const item = historyActivity(row);
+    body.append(el("tr", null, el("td", "mono", (row.ts - start).toFixed(3)), el("td", "name", laneOf(row)),
+      el("td", null, badge(row.kind.replace(/_/g, " "), row.kind), " ", item.message), el("td", "mono", row.job_id ?? "")));
+  }
+  table.append(body);
+  view.replaceChildren(el("p", "hint", `${rows.length} records across ${lanes.size} machine(s), over ${duration(span)}`), laneBox, table);
+}
+
+// ---- the live stream -------------------------------------------------------------------
+
+function connect() {
+  const status = $("connection");
+  const source = new EventSource("/api/stream");
+  source.onopen = () => {
+    status.dataset.state = "live";
+    status.textContent = "live";
+    loadState().catch((error) => toast(String(error), true));
+  };
+  source.onerror = () => {
+    status.dataset.state = "down";
+    status.textContent = "reconnecting…";
+  };
+  source.onmessage = (event) => {
+    let batch;
+    try {
+      batch = JSON.parse(event.data);
+    } catch (_) {
+      return;
+    }
+    if (!Array.isArray(batch)) return;
+    // A measuring hook (benchmarks/bench_ui.py sets it); nothing else uses it.
+    const probe = typeof window.smcProbe === "function" ? window.smcProbe : null;
+    for (const record of batch) {
+      if (!record || typeof record !== "object") continue;
+      if (probe) probe(record);
+      applyRecord(record);
+    }
+  };
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  $("job-status").addEventListener("change", refreshJobs);
+  $("job-type").addEventListener("change", refreshJobs);
+  $("job-refresh").addEventListener("click", refreshJobs);
+  $("trace-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    showTrace($("trace-id").value.trim());
+  });
+  renderActivity();
+  connect();
+  setInterval(tickTimes, 1000);
+});

@@ -1,0 +1,514 @@
+"""The web monitor's server without a browser (Starlette's TestClient, a real SQLite file):
+the token, the host check, CSRF, escaping of names in the diagrams, the bounded per-browser
+queues, and the command line's refusals (real ``smc ui`` processes)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import subprocess
+import sys
+import threading
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from starlette.testclient import TestClient
+
+from smc.runtime.store import Store, open_store
+from smc.ui.app import create_app
+from smc.ui.diagrams import (
+    ALLOWED_ATTRIBUTES,
+    ALLOWED_ELEMENTS,
+    SVG_NS,
+    DiagramCache,
+    DiagramUnavailable,
+    load_type,
+)
+from smc.ui.feed import LiveFeed
+from smc.ui.security import CSRF_COOKIE, TOKEN_COOKIE
+from smc.ui.server import is_loopback
+from tests.support.harness import REPO
+
+TOKEN = "s3cret-token-0123456789"
+ODD_NAMES = REPO / "tests" / "golden" / "diagrams" / "inputs" / "odd_names.yaml"
+#: Names meant to run script if they ever became markup.
+HTML_NAMES = [
+    "<script>window.pwned=1</script>",
+    '"><img src=x onerror="window.pwned=1">',
+    "</title><svg onload='window.pwned=1'>",
+    "a &amp; b ]]> <!-- c -->",
+]
+
+
+@pytest.fixture
+def database(store_url: str) -> str:
+    """An empty store, once on SQLite and once on PostgreSQL."""
+    open_store(store_url).close()
+    return store_url
+
+
+class WithoutHistory:
+    """A real store with its ``history`` hidden: the page as it is on a store without the
+    durable history (the server detects it with ``getattr``)."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def __getattr__(self, name: str) -> object:
+        if name == "history":
+            raise AttributeError(name)
+        return getattr(self._store, name)
+
+
+def _has_history(database: str) -> bool:
+    with open_store(database) as store:
+        return callable(getattr(store, "history", None))
+
+
+def _client(database: str, *, history: bool = True, **options: object) -> TestClient:
+    def opener() -> Store:
+        store = open_store(database)
+        return store if history else WithoutHistory(store)  # type: ignore[return-value]
+
+    app = create_app(opener, socket_dir=None, **options)  # type: ignore[arg-type]
+    return TestClient(app, base_url="http://127.0.0.1:8520")
+
+
+@pytest.fixture
+def client(database: str) -> Iterator[TestClient]:
+    with _client(database) as test_client:
+        yield test_client
+
+
+def _csrf(client: TestClient) -> str:
+    client.get("/")
+    value = client.cookies.get(CSRF_COOKIE)
+    assert value
+    return value
+
+
+# --- loopback, host, token ---------------------------------------------------------------
+
+
+def test_the_default_bind_is_loopback_and_other_binds_need_a_token(database: str) -> None:
+    assert is_loopback("127.0.0.1") and is_loopback("localhost") and is_loopback("::1")
+    assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.10")
+    with pytest.raises(ValueError):
+        _client(database, loopback_only=False)
+
+
+def test_without_a_token_only_loopback_host_names_are_served(client: TestClient) -> None:
+    assert client.get("/api/state").status_code == 200
+    assert client.get("/api/state", headers={"host": "localhost:8520"}).status_code == 200
+    # A page on another domain that re-points its name at 127.0.0.1 (DNS rebinding):
+    refused = client.get("/api/state", headers={"host": "evil.example:8520"})
+    assert refused.status_code == 400
+    assert "machines" not in refused.text
+
+
+def test_with_a_token_every_request_must_present_it(database: str) -> None:
+    with _client(database, token=TOKEN, loopback_only=False) as client:
+        for path in ("/", "/api/state", "/api/jobs", "/api/stream", "/static/app.js"):
+            assert client.get(path).status_code == 401, path
+        wrong = "x" * len(TOKEN)
+        assert (
+            client.get("/api/stream", headers={"authorization": f"Bearer {wrong}"}).status_code
+            == 401
+        )
+        client.cookies.set(TOKEN_COOKIE, wrong)
+        assert client.get("/api/state").status_code == 401
+        client.cookies.clear()
+        assert client.get(f"/?token={wrong}").status_code == 401
+        good = client.get("/api/state", headers={"authorization": f"Bearer {TOKEN}"})
+        assert good.status_code == 200 and "machines" in good.json()
+        # A browser opens /?token=T once: a cookie, and the token leaves the address bar.
+        login = client.get(f"/?token={TOKEN}", follow_redirects=False)
+        assert login.status_code == 303 and login.headers["location"] == "/"
+        set_cookie = login.headers["set-cookie"]
+        assert "HttpOnly" in set_cookie and "SameSite=strict" in set_cookie
+        assert client.get("/api/state").status_code == 200  # the cookie now
+        assert client.get("/static/app.css").status_code == 200
+
+
+# --- CSRF ----------------------------------------------------------------------------------
+
+
+def test_retry_needs_the_csrf_header_matching_the_cookie(client: TestClient, database: str) -> None:
+    with open_store(database) as store:
+        job = store.add_job("check", {"verdict": "fail"}, max_attempts=1)
+        claimed = store.claim_job("w", ["check"])
+        assert claimed is not None
+        store.fail_job(job.id, "boom", claimed.claim_token)
+    url = f"/api/jobs/{job.id}/retry"
+    assert client.post(url).status_code == 403  # no cookie, no header
+    token = _csrf(client)
+    assert client.post(url).status_code == 403  # the cookie alone (what a forged form sends)
+    assert client.post(url, headers={"x-smc-csrf": "forged"}).status_code == 403
+    evil = client.post(url, headers={"x-smc-csrf": token, "origin": "http://evil.example"})
+    assert evil.status_code == 403
+    with open_store(database) as store:
+        found = store.get_job(job.id)
+        assert found is not None and found.status == "failed"
+    done = client.post(url, headers={"x-smc-csrf": token, "origin": "http://127.0.0.1:8520"})
+    assert done.status_code == 200, done.text
+    assert done.json()["job"]["status"] == "pending"
+    with open_store(database) as store:
+        found = store.get_job(job.id)
+        assert found is not None and found.status == "pending"
+    # Cancel, and a second retry that has nothing to do (409, said in words).
+    cancel = client.post(f"/api/jobs/{job.id}/cancel", headers={"x-smc-csrf": token})
+    assert cancel.status_code == 200 and cancel.json()["job"]["status"] == "cancelled"
+    again = client.post(f"/api/jobs/{job.id}/cancel", headers={"x-smc-csrf": token})
+    assert again.status_code == 409 and again.json()["ok"] is False
+    assert client.get(f"/api/jobs/{job.id}/cancel").status_code in (404, 405)
+
+
+def test_every_response_has_the_security_headers(client: TestClient) -> None:
+    for path in ("/", "/api/state", "/static/app.js", "/nowhere"):
+        response = client.get(path)
+        policy = response.headers["content-security-policy"]
+        assert "script-src 'self'" in policy and "default-src 'none'" in policy
+        assert response.headers["x-content-type-options"] == "nosniff"
+
+
+def test_the_page_has_no_inline_script_and_its_assets_ship_in_the_package(
+    client: TestClient,
+) -> None:
+    page = client.get("/").text
+    root = Path(__file__).resolve().parents[2] / "smc" / "ui" / "static"
+    assert "<script>" not in page and "onclick" not in page and "http" not in page
+    for asset in ("app.js", "app.css", "favicon.svg"):
+        served = client.get(f"/static/{asset}")
+        assert served.status_code == 200
+        assert served.content == (root / asset).read_bytes()
+    script = (root / "app.js").read_text(encoding="utf-8").splitlines()
+    code = [line for line in script if not line.lstrip().startswith("//")]
+    for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("):
+        assert not any(sink in line for line in code), sink
+
+
+# --- the API --------------------------------------------------------------------------------
+
+
+def test_jobs_filter_by_status_and_type(client: TestClient, database: str) -> None:
+    with open_store(database) as store:
+        store.add_job("a", {"n": 1})
+        store.add_job("b", {"n": 2})
+        store.add_job("b", {"n": 3})
+    assert len(client.get("/api/jobs").json()["jobs"]) == 3
+    only_b = client.get("/api/jobs?type=b").json()["jobs"]
+    assert sorted(job["data"]["n"] for job in only_b) == [2, 3]
+    assert client.get("/api/jobs?status=failed").json()["jobs"] == []
+    assert client.get("/api/jobs?status=nonsense").status_code == 400
+    assert client.get("/api/jobs/unknown-id").status_code == 404
+
+
+def test_machine_and_job_data_come_back_as_json_data(client: TestClient, database: str) -> None:
+    hostile = HTML_NAMES[1]
+    with open_store(database) as store:
+        store.register_machine(hostile, HTML_NAMES[0], config_path=None)
+        job = store.add_job(hostile, {"x": HTML_NAMES[2]})
+    state = client.get("/api/state")
+    assert state.headers["content-type"] == "application/json"
+    machines = state.json()["machines"]
+    assert [(m["name"], m["state"]) for m in machines] == [(hostile, HTML_NAMES[0])]
+    shown = client.get(f"/api/jobs/{job.id}").json()
+    assert shown["job"]["data"] == {"x": HTML_NAMES[2]} and shown["job"]["job_type"] == hostile
+    if _has_history(database):  # the job's story: its addition, from the store's history
+        assert [row["kind"] for row in shown["history"]] == ["job_added"]
+        assert shown["history"][0]["job_id"] == job.id
+    else:
+        assert shown["history"] is None
+
+
+def test_activity_and_trace_come_from_the_history_when_the_store_keeps_it(
+    client: TestClient, database: str
+) -> None:
+    with open_store(database) as store:
+        job = store.add_job("check", {}, max_attempts=1)
+        claimed = store.claim_job("w", ["check"])
+        assert claimed is not None
+        store.fail_job(job.id, "it broke", claimed.claim_token)
+        history = getattr(store, "history", None)
+        rows = None if history is None else [row.to_dict() for row in history(job_id=job.id)]
+    activity = client.get("/api/activity").json()
+    if rows is None:
+        assert activity["history"] is None
+        return
+    assert [row["kind"] for row in rows] == ["job_added", "job_claimed", "job_failed"]
+    assert [(r["kind"], r["job_id"]) for r in activity["history"]] == [("job_failed", job.id)]
+    trace_id = rows[0]["trace_id"]
+    assert trace_id
+    traced = client.get(f"/api/trace/{trace_id}").json()["rows"]
+    assert [row["id"] for row in traced] == [row["id"] for row in rows]
+
+
+def test_without_history_job_trace_and_activity_say_so(database: str) -> None:
+    with open_store(database) as store:
+        job = store.add_job("a", {})
+    with _client(database, history=False) as client:
+        assert client.get("/api/state").json()["history"] is False
+        assert client.get(f"/api/jobs/{job.id}").json()["history"] is None
+        trace = client.get("/api/trace/01ARZ3NDEKTSV4RRFFQ69G5FAV").json()
+        assert trace["rows"] == [] and "no history" in trace["error"]
+        assert client.get("/api/activity").json() == {"history": None, "live": []}
+
+
+# --- diagrams: hostile names stay text ------------------------------------------------------
+
+
+def _check_clean(svg: str) -> ET.Element:
+    root = ET.fromstring(svg)
+    for element in root.iter():
+        assert isinstance(element.tag, str) and element.tag.startswith("{" + SVG_NS + "}")
+        assert element.tag.split("}")[1] in ALLOWED_ELEMENTS, element.tag
+        for name in element.attrib:
+            assert name in ALLOWED_ATTRIBUTES or name == "data-state", name
+    # The names are in it, as text: "<" only ever as "&lt;" in the markup.
+    assert "<script" not in svg and "<img" not in svg and "<svg onload" not in svg
+    return root
+
+
+def test_the_diagram_of_odd_names_marks_every_state_by_its_name() -> None:
+    machine_type = load_type(str(ODD_NAMES))
+    assert machine_type.svg is not None, machine_type.svg_error
+    root = _check_clean(machine_type.svg)
+    marked = {g.get("data-state") for g in root.iter("{" + SVG_NS + "}g") if g.get("data-state")}
+    assert marked == set(machine_type.states)
+    texts = {t.text for t in root.iter("{" + SVG_NS + "}text")}
+    assert "<b>bold</b>" in texts and "c-->d" in texts  # shown literally, as text
+
+
+def test_only_machine_files_named_by_the_registry_are_read(
+    client: TestClient, database: str
+) -> None:
+    with pytest.raises(DiagramUnavailable):
+        DiagramCache().get("/etc/passwd")
+    with open_store(database) as store:
+        store.register_machine("m", "a", config_path="/etc/passwd")
+    state = client.get("/api/state").json()
+    (machine_type,) = state["types"].values()
+    assert machine_type == {"key": machine_type["key"], "error": machine_type["error"]}
+    assert "root" not in json.dumps(state).replace('"/etc/passwd"', "")
+    assert client.get("/api/types/not-a-key").status_code == 404
+
+
+def test_html_in_state_names_is_text_in_the_svg(tmp_path: Path) -> None:
+    states = [f"s{i} {name}" for i, name in enumerate(HTML_NAMES)]
+    document = {
+        "name": HTML_NAMES[2],
+        "initial_state": states[0],
+        "metadata": {"machine_name": "hostile"},
+        "states": states,
+        "transitions": [
+            {"from": states[i], "to": states[(i + 1) % len(states)], "event": f"e{i} {name}"}
+            for i, name in enumerate(HTML_NAMES)
+        ],
+    }
+    path = tmp_path / "hostile.yaml"
+    path.write_text(json.dumps(document), encoding="utf-8")  # JSON is YAML
+    machine_type = load_type(str(path))
+    assert machine_type.svg is not None, machine_type.svg_error
+    root = _check_clean(machine_type.svg)
+    marked = [g.get("data-state") for g in root.iter("{" + SVG_NS + "}g") if g.get("data-state")]
+    assert sorted(marked) == sorted(states)
+    texts = {t.text for t in root.iter("{" + SVG_NS + "}text")}
+    assert set(states) <= texts
+
+
+# --- the feed: a slow browser skips to the latest --------------------------------------------
+
+
+def test_a_full_queue_is_replaced_by_one_resync_and_others_are_unaffected() -> None:
+    async def scenario() -> None:
+        feed = LiveFeed(None, queue_size=10)
+        feed.start()
+        slow, fast = feed.subscribe(), feed.subscribe()
+        for n in range(25):
+            feed.publish({"kind": "ui_test", "n": n})
+            fast.drain(100)  # a browser that keeps up
+        assert slow.resyncs >= 1
+        held = slow.drain(100)
+        assert len(held) <= 10
+        assert json.loads(held[0]) == {"kind": "ui_resync"}  # fetch the snapshot again
+        assert [json.loads(m)["n"] for m in held[1:]] == list(range(25 - len(held) + 1, 25))
+        assert fast.resyncs == 0
+        feed.unsubscribe(slow)
+        feed.publish({"kind": "ui_test", "n": 99})
+        assert slow.drain(10) == [] and fast.drain(10) != []
+        feed.stop()
+
+    asyncio.run(scenario())
+
+
+# --- the command line ----------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _smc_ui(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "smc", "ui", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+        check=False,
+    )
+
+
+def test_smc_ui_refuses_a_public_bind_without_a_token_and_a_taken_port(tmp_path: Path) -> None:
+    for args in (
+        ("--host", "0.0.0.0"),
+        ("--host", "0.0.0.0", "--token", "short"),
+        ("--host", "192.0.2.1", "--token", ""),
+    ):
+        result = _smc_ui(*args, "--db", str(tmp_path / "x.db"), "--port", "1", cwd=tmp_path)
+        assert result.returncode == 2, (args, result.stderr)
+        assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        result = _smc_ui("--db", str(tmp_path / "x.db"), "--port", port, cwd=tmp_path)
+    assert result.returncode == 1 and "cannot listen on" in result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    empty = tmp_path / "token"
+    empty.write_text("\n")
+    result = _smc_ui("--host", "0.0.0.0", "--token-file", str(empty), cwd=tmp_path)
+    assert result.returncode == 2 and "no token" in result.stderr
+
+
+def test_smc_ui_serves_the_stream_only_with_the_token(tmp_path: Path) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN + "\n")
+    port = _free_port()
+    command = [sys.executable, "-m", "smc", "ui", "--db", str(tmp_path / "smc.db")]
+    process = subprocess.Popen(
+        [*command, "--port", str(port), "--token-file", str(token_file)],
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+        stderr=subprocess.PIPE,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                first = httpx.get(f"{base}/api/stream", timeout=2)
+                break
+            except httpx.TransportError:
+                assert process.poll() is None, process.stderr.read() if process.stderr else ""
+                assert time.monotonic() < deadline, "smc ui did not start"
+                time.sleep(0.1)
+        assert first.status_code == 401
+        headers = {"authorization": f"Bearer {TOKEN}"}
+        with httpx.stream("GET", f"{base}/api/stream", headers=headers, timeout=5) as stream:
+            assert stream.status_code == 200
+            assert stream.headers["content-type"].startswith("text/event-stream")
+            assert next(stream.iter_lines()) == "retry: 2000"
+    finally:
+        process.terminate()
+        assert process.wait(10) == 0
+
+
+@pytest.mark.slow
+def test_a_browser_that_never_reads_slows_neither_the_server_nor_the_machines(
+    tmp_path: Path,
+) -> None:
+    """A real ``smc ui``; one stream client that connects and never reads, one that reads.
+    A machine's monitor socket (a publisher in this process) sends 20,000 records of 2 KB
+    (40 MB, far beyond the kernel's socket buffers). The reading client gets every record in
+    order, the server's reader of the machine is never cut off for being slow, the server
+    answers meanwhile, and the stuck client, when it finally reads, finds it was told to
+    resync (its queue was replaced, not grown)."""
+    from smc.runtime.monitor import MonitorPublisher, monitor_dir
+
+    database = tmp_path / "smc.db"
+    with open_store(str(database)) as store:
+        socket_dir = monitor_dir(store)
+    port = _free_port()
+    command = [sys.executable, "-m", "smc", "ui", "--db", str(database), "--port", str(port)]
+    env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}
+    process = subprocess.Popen(command, cwd=tmp_path, env=env, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    total, padding = 20_000, "x" * 2000
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                httpx.get(f"{base}/api/state", timeout=2)
+                break
+            except httpx.TransportError:
+                assert process.poll() is None and time.monotonic() < deadline
+                time.sleep(0.1)
+        stuck = socket.socket()
+        # A small receive window (set before connecting), as a browser tab that stalled: the
+        # flood then outgrows what the kernel holds for it whatever its autotuning allows.
+        stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 16)
+        stuck.connect(("127.0.0.1", port))
+        stuck.sendall(b"GET /api/stream HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        with MonitorPublisher.open(socket_dir, "flood") as publisher:
+            wait_for = time.monotonic() + 10
+            while publisher.reader_count == 0:  # the server's feed connects within 0.25 s
+                assert time.monotonic() < wait_for, "smc ui never followed the machine"
+                time.sleep(0.05)
+            seen: list[int] = []
+            resynced: list[bool] = []
+            connected = threading.Event()
+
+            def read() -> None:
+                with httpx.stream("GET", f"{base}/api/stream", timeout=30) as reader:
+                    connected.set()
+                    for line in reader.iter_lines():
+                        if not line.startswith("data: "):
+                            continue
+                        for record in json.loads(line[6:]):
+                            if record.get("kind") == "ui_resync":
+                                resynced.append(True)
+                            elif record.get("kind") == "flood":
+                                seen.append(record["n"])
+                        if seen and seen[-1] == total - 1:
+                            return
+
+            reading = threading.Thread(target=read, daemon=True)
+            reading.start()
+            assert connected.wait(10)
+            time.sleep(0.3)  # subscribed
+            started = time.monotonic()
+            for n in range(total):
+                publisher.publish({"kind": "flood", "machine": "flood", "n": n, "pad": padding})
+                if n % 200 == 199:
+                    time.sleep(0.05)  # ~4,000 records/s, which the reading client keeps up with
+            publish_seconds = time.monotonic() - started
+            reading.join(60)
+            assert not reading.is_alive(), f"{len(seen)} of {total} records arrived"
+            assert not resynced
+            assert seen == list(range(total))  # every record, in order, none skipped
+            assert publisher.overflowed_readers == 0  # the server's reader always kept up
+            assert publish_seconds < 10
+            answered = httpx.get(f"{base}/api/state", timeout=5)
+            assert answered.status_code == 200
+        stuck.settimeout(10)
+        tail = b""
+        while True:
+            chunk = stuck.recv(1 << 20)
+            assert chunk, "the stuck client's stream ended without a resync"
+            if b'"ui_resync"' in tail + chunk:
+                break
+            tail = chunk[-64:]  # the marker may straddle two chunks
+        stuck.close()
+    finally:
+        process.terminate()
+        assert process.wait(10) == 0

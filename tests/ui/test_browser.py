@@ -1,0 +1,308 @@
+"""The web monitor in a real browser: Debian's Chromium driven by Playwright, against real
+``smc run`` workers and a real ``smc ui`` process on a SQLite file.
+
+One system for the module (starting workers and the server takes a few seconds): the example
+``simple_worker``, a ``checker`` job worker whose jobs pass or fail as their data says, three
+instances of the ``order`` template (one with a hostile name) and a template whose state names
+are HTML. Screenshots go to ``test-artifacts/ui-*.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from tests.support.harness import REPO, Proc, Runner, runner_in, wait_until
+
+pytestmark = pytest.mark.slow
+
+MACHINES = Path(__file__).resolve().parent / "machines"
+ARTIFACTS = REPO / "test-artifacts"
+SIMPLE_WORKER = REPO / "examples" / "simple_worker" / "simple_worker.yaml"
+DOWNLOAD_WORKER = REPO / "examples" / "download_worker" / "download_worker.yaml"
+#: A machine name that would run script if it were ever parsed as markup.
+HOSTILE_NAME = '<img src=x onerror="window.pwned=1">"&amp;<script>window.pwned=2</script>'
+#: State names that would, too (the `hostile` template below).
+HOSTILE_STATES = ["<b>new</b>", '"><svg onload="window.pwned=3">', "done & dusted &lt;"]
+WAIT_MS = 15_000
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+class System:
+    def __init__(self, runner: Runner, base: str, ui: Proc, workers: dict[str, Proc]) -> None:
+        self.runner = runner
+        self.base = base
+        self.ui = ui
+        self.workers = workers
+        self.checker = workers["checker"]
+
+    def smc(self, *args: str) -> str:
+        return self.runner.run(*args).stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+    with runner_in(tmp_path_factory.mktemp("ui")) as runner:
+        hostile = runner.cwd / "hostile.yaml"
+        hostile.write_text(
+            json.dumps(
+                {
+                    "name": "Hostile states",
+                    "template": True,
+                    "initial_state": HOSTILE_STATES[0],
+                    "metadata": {"machine_name": "hostile"},
+                    "states": HOSTILE_STATES,
+                    "transitions": [
+                        {"from": HOSTILE_STATES[0], "to": HOSTILE_STATES[1], "event": "go"},
+                        {"from": HOSTILE_STATES[1], "to": HOSTILE_STATES[2], "event": "go"},
+                    ],
+                }
+            ),
+            encoding="utf-8",
+        )
+        order = str(MACHINES / "order.yaml")
+        workers = {
+            "simple_worker": runner.start("run", str(SIMPLE_WORKER)),
+            "download_worker": runner.start("run", str(DOWNLOAD_WORKER)),
+            "checker": runner.start("run", str(MACHINES / "checker.yaml")),
+            "order-1": runner.start("run", order, "--machine-name", "order-1"),
+            "order-2": runner.start("run", order, "--machine-name", "order-2"),
+            HOSTILE_NAME: runner.start("run", order, "--machine-name", HOSTILE_NAME),
+            "hostile-1": runner.start("run", str(hostile), "--machine-name", "hostile-1"),
+        }
+        for name, proc in workers.items():
+            runner.wait_running(proc, name)
+        port = _free_port()
+        ui = runner.start("ui", "--port", str(port))
+        base = f"http://127.0.0.1:{port}"
+
+        def serving() -> bool:
+            if ui.popen.poll() is not None:
+                pytest.fail(f"smc ui exited:\n{ui.output()}")
+            try:
+                return httpx.get(f"{base}/api/state", timeout=2).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        wait_until(serving, 20, lambda: f"smc ui did not serve:\n{ui.output()}")
+        yield System(runner, base, ui, workers)
+        ui.signal(signal.SIGTERM)
+        assert ui.wait(10) == 0, ui.output()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    chromium = shutil.which("chromium")
+    assert chromium, "Debian's chromium is needed (scripts/test.sh installs it)"
+    args = ["--no-sandbox"] if os.geteuid() == 0 else []
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=chromium, args=args)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser: Browser, system: System) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1440, "height": 1000})
+    opened = context.new_page()
+    dialogs: list[str] = []
+    errors: list[str] = []
+    opened.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    opened.on("pageerror", lambda error: errors.append(str(error)))
+    opened.goto(system.base + "/")
+    expect(opened.locator("#connection")).to_have_text("live", timeout=WAIT_MS)
+    opened.evaluate("window.sameDocument = true")  # gone if the page ever reloaded
+    yield opened
+    assert opened.evaluate("window.sameDocument") is True
+    assert opened.evaluate("window.pwned") is None, "a name ran as script"
+    assert dialogs == [] and errors == [], (dialogs, errors)
+    context.close()
+
+
+def _shot(page: Page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.evaluate("window.scrollTo(0, 0)")  # the sticky header at the top of the picture
+    page.screenshot(path=str(ARTIFACTS / f"ui-{name}.png"), full_page=True)
+
+
+def test_the_page_follows_a_job_live_and_the_diagram_lights_the_state(
+    page: Page, system: System
+) -> None:
+    checker = page.locator("#machine-table tbody tr").filter(
+        has=page.get_by_text("checker", exact=True)
+    )
+    expect(checker.locator("td.state")).to_have_text("waiting", timeout=WAIT_MS)
+    card = page.locator('.diagram-card[data-name="checker"]')
+    lit = card.locator("g.smc-current")
+    expect(lit).to_have_count(1, timeout=WAIT_MS)
+    expect(lit).to_have_attribute("data-state", "waiting")
+
+    job = system.smc(
+        "jobs", "add", "--type", "check", "--data", '{"verdict": "pass", "seconds": 3}'
+    )
+    expect(checker.locator("td.state")).to_have_text("checking", timeout=WAIT_MS)
+    expect(checker).to_contain_text(job)  # the current job
+    expect(checker).to_contain_text("new_job")  # the last transition
+    expect(lit).to_have_attribute("data-state", "checking", timeout=WAIT_MS)
+    expect(lit).to_have_count(1)
+    _shot(page, "job-running")
+    expect(checker.locator("td.state")).to_have_text("waiting", timeout=WAIT_MS)
+    expect(lit).to_have_attribute("data-state", "waiting", timeout=WAIT_MS)
+    job_row = page.locator(f'#job-table tr[data-job="{job}"]')
+    expect(job_row).to_have_attribute("data-status", "completed", timeout=WAIT_MS)
+
+
+def test_a_kanban_card_moves_column_when_its_instance_changes_state(
+    page: Page, system: System
+) -> None:
+    board = page.locator('#board-list .board[data-name="order"]')
+    card = board.locator('.card[data-machine="order-1"]')
+    expect(card).to_have_count(1, timeout=WAIT_MS)
+    column = board.locator('.kanban-column[data-state="received"]')
+    expect(column.locator('.card[data-machine="order-1"]')).to_have_count(1, timeout=WAIT_MS)
+    expect(board.get_by_text("OPEN")).to_be_visible()  # the group's name above its columns
+    system.smc("send", "order-1", "pack")
+    packing = board.locator('.kanban-column[data-state="packing"]')
+    expect(packing.locator('.card[data-machine="order-1"]')).to_have_count(1, timeout=WAIT_MS)
+    expect(column.locator('.card[data-machine="order-1"]')).to_have_count(0)
+    expect(column.locator('.card[data-machine="order-2"]')).to_have_count(1)
+    system.smc("send", "order-1", "ship")
+    shipped = board.locator('.kanban-column[data-state="shipped"]')
+    expect(shipped.locator('.card[data-machine="order-1"]')).to_have_count(1, timeout=WAIT_MS)
+    _shot(page, "board")
+    # An event the instance has no transition for: dropped, and said in the activity log.
+    system.smc("send", "order-2", "bogus")
+    kinds = ("unhandled_event", "event_dropped")  # the live record, the history's row
+    dropped = page.locator(", ".join(f"#activity-list li[data-kind='{k}']" for k in kinds))
+    expect(dropped.filter(has_text="order-2").filter(has_text="bogus")).to_have_count(
+        1, timeout=WAIT_MS
+    )
+
+
+def test_retry_on_a_failed_job_puts_it_back_in_the_queue(page: Page, system: System) -> None:
+    job = system.smc(
+        "jobs",
+        "add",
+        "--type",
+        "check",
+        "--max-attempts",
+        "1",
+        "--data",
+        '{"verdict": "fail", "seconds": 0}',
+    )
+    row = page.locator(f'#job-table tr[data-job="{job}"]')
+    expect(row).to_have_attribute("data-status", "failed", timeout=WAIT_MS)
+    # Stop the worker, or it would claim the job again before the store is looked at.
+    system.checker.signal(signal.SIGTERM)
+    assert system.checker.wait(10) == 0
+    page.locator("#job-status").select_option("failed")
+    expect(row).to_have_count(1, timeout=WAIT_MS)
+    row.get_by_role("button", name="Retry").click()
+    with system.runner.store() as store:
+        wait_until(
+            lambda: (found := store.get_job(job)) is not None and found.status == "pending",
+            10,
+            "the job was not re-queued",
+        )
+    page.locator("#job-status").select_option("")
+    expect(row).to_have_attribute("data-status", "pending", timeout=WAIT_MS)
+    expect(row.get_by_role("button", name="Cancel")).to_be_visible()
+    row.get_by_role("button", name=job).click()
+    detail = page.locator("#job-detail")
+    expect(detail).to_contain_text("pending")
+    with system.runner.store() as store:
+        keeps_history = callable(getattr(store, "history", None))
+    if keeps_history:
+        # The job's story from the durable history, and its trace across machines.
+        stories = detail.locator("li")
+        expect(stories.filter(has_text="job failed")).to_have_count(1, timeout=WAIT_MS)
+        stories.get_by_role("button", name="trace").first.click()
+        lanes = page.locator("#trace-view .lane-name")
+        expect(lanes.filter(has_text="checker")).to_have_count(1, timeout=WAIT_MS)
+        expect(page.locator("#trace-view tbody tr").first).to_be_visible()
+        _shot(page, "trace")
+    else:
+        expect(detail).to_contain_text("keeps no history")
+    _shot(page, "jobs")
+    # The failure is in the activity log.
+    activity = page.locator("#activity-list li[data-kind='job_failed']")
+    expect(activity.filter(has_text=job)).to_have_count(1, timeout=WAIT_MS)
+    # The stopped worker shows as stopped.
+    checker = page.locator("#machine-table tbody tr").filter(
+        has=page.get_by_text("checker", exact=True)
+    )
+    expect(checker).to_contain_text("stopped", timeout=WAIT_MS)
+
+
+def test_hostile_names_render_as_text(page: Page, system: System) -> None:
+    name_cell = page.locator("#machine-table td.name").filter(has_text="onerror")
+    expect(name_cell).to_have_count(1, timeout=WAIT_MS)
+    expect(name_cell).to_have_text(HOSTILE_NAME)  # the literal text, every character
+    assert page.locator("#machine-table img, #board-list img, main script").count() == 0
+    card = page.locator("#board-list .card").filter(has_text="onerror")
+    expect(card.locator(".card-name")).to_have_text(HOSTILE_NAME)
+    # The hostile template's states: columns and diagram show them as text.
+    board = page.locator('#board-list .board[data-name="hostile"]')
+    titles = board.locator(".kanban-column .column-title span:first-child")
+    expect(titles).to_have_text(HOSTILE_STATES, timeout=WAIT_MS)
+    diagram = page.locator('.diagram-card[data-name="hostile"]')
+    lit = diagram.locator("g.smc-current")
+    expect(lit).to_have_attribute("data-state", HOSTILE_STATES[0], timeout=WAIT_MS)
+    expect(lit.locator("text")).to_have_text(HOSTILE_STATES[0])
+    system.smc("send", "hostile-1", "go")
+    expect(lit).to_have_attribute("data-state", HOSTILE_STATES[1], timeout=WAIT_MS)
+    assert diagram.locator("svg svg, foreignObject, script, [onload]").count() == 0
+    time.sleep(0.3)  # let any handler that could have been planted fire
+    _shot(page, "overview")
+
+
+def test_a_statechart_lights_its_leaf_and_the_compound_states_around_it(
+    page: Page, system: System
+) -> None:
+    diagram = page.locator('.diagram-card[data-name="download_worker"]')
+    lit = diagram.locator("g.smc-current")
+    # waiting, inside the compound state online (drawn as a cluster, as in smc diagram)
+    expect(lit).to_have_count(2, timeout=WAIT_MS)
+    expect(diagram.locator('g.cluster.smc-current[data-state="online"]')).to_have_count(1)
+    expect(diagram.locator('g.node.smc-current[data-state="waiting"]')).to_have_count(1)
+    system.smc("send", "download_worker", "pause")
+    expect(diagram.locator('g.node.smc-current[data-state="paused"]')).to_have_count(
+        1, timeout=WAIT_MS
+    )
+    expect(lit).to_have_count(1)
+    system.smc("send", "download_worker", "resume")  # back where it was, by the deep history
+    expect(diagram.locator('g.node.smc-current[data-state="waiting"]')).to_have_count(
+        1, timeout=WAIT_MS
+    )
+    expect(lit).to_have_count(2)
+    _shot(page, "statechart")
+
+
+def test_a_killed_worker_shows_dead(page: Page, system: System) -> None:
+    row = page.locator("#machine-table tbody tr").filter(
+        has=page.get_by_text("simple_worker", exact=True)
+    )
+    expect(row.locator(".badge")).to_have_text("running", timeout=WAIT_MS)
+    killed = system.workers["simple_worker"]
+    killed.signal(signal.SIGKILL)
+    killed.popen.wait(10)  # reaped, as its parent shell would: no zombie holding the pid
+    expect(row.locator(".badge")).to_have_text("dead", timeout=WAIT_MS)
+    # A dead machine is not lit on its diagram: it is in no state any more.
+    diagram = page.locator('.diagram-card[data-name="simple_worker"]')
+    expect(diagram.locator("g.smc-current")).to_have_count(0)
