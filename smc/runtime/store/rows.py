@@ -81,6 +81,13 @@ HISTORY_KINDS = (
     "error",
     "machine_started",
     "machine_stopped",
+    # A workflow run's (docs/workflows.md): a scheduler took it, let go of it unfinished,
+    # finished it; `smc workflow cancel` asked for it to be cancelled. Its tasks' moves are
+    # `transition`s of `<workflow>/<task>`.
+    "workflow_started",
+    "workflow_stopped",
+    "workflow_finished",
+    "workflow_cancel_requested",
 )
 #: Column order of every history row both backends return (and of a staged entry's keys,
 #: ``id`` apart).

@@ -310,7 +310,8 @@ class SqlStore(WorkflowTables):
             history = connection.execute(self._sql.prune_history, {"below": below}).rowcount
             jobs = connection.execute(self._sql.prune_jobs, params).rowcount
             events = connection.execute(self._sql.prune_events, params).rowcount
-            return {"history": history, "jobs": jobs, "events": events}
+            runs = self._prune_workflow_runs(connection, params)
+            return {"history": history, "jobs": jobs, "events": events, "workflow_runs": runs}
 
         return self._run("prune", prune, transaction=True)
 
