@@ -256,7 +256,7 @@ def _status(args: argparse.Namespace) -> int:
         history = run_history(store, run) if args.history or args.format == "jsonl" else []
     if args.format == "jsonl":
         for entry in ledger_entries(history, run):
-            print(json.dumps(entry, ensure_ascii=False))
+            print(json.dumps(entry))
         return EXIT_OK
     if args.format == "json":
         data = _run_json(run)
@@ -272,7 +272,7 @@ def _status(args: argparse.Namespace) -> int:
         ]
         if args.history:
             data["history"] = [row.to_dict() for row in history]
-        print(json.dumps(data, indent=2, ensure_ascii=False))
+        print(json.dumps(data, indent=2))
         return EXIT_OK
     cancel = " (cancel requested)" if run.cancel_requested and run.status == "running" else ""
     print(f"run {run.run_id} of {run.workflow}: {run.status}{cancel}  trace {run.trace_id}")
