@@ -130,6 +130,7 @@ def test_sigterm_lets_go_of_the_run_and_a_resume_uses_the_stored_definition(
         ("workflow_stopped", "w"),
         ("workflow_cancel_requested", "w"),
         ("workflow_started", "w"),
+        ("job_cancelled", ""),
         ("transition", "w/a"),
         ("workflow_finished", "w"),
     ]

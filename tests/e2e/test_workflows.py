@@ -364,6 +364,17 @@ def test_cancel_stops_a_run(runner: Runner) -> None:
     with runner.store() as store:
         job = store.get_job("c1.a.1")
     assert job is not None and job.status == "cancelled"
+    story = [row["kind"] for row in _trace(runner, str(status["trace_id"]))]
+    assert story == [
+        "workflow_started",
+        "job_added",
+        "transition",
+        "workflow_cancel_requested",
+        "job_cancelled",
+        "transition",
+        "transition",
+        "workflow_finished",
+    ]
 
 
 SENDER = """

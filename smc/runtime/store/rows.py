@@ -75,6 +75,7 @@ HISTORY_KINDS = (
     "job_failed",
     "job_retried",
     "job_added",
+    "job_cancelled",
     "event_sent",
     "event_received",
     "event_dropped",
