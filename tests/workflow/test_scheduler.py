@@ -18,6 +18,7 @@ import pytest
 from ulid import ULID
 
 from smc import IllegalTransition
+from smc.cli.monitor import history_record
 from smc.runtime.checkpoints import git_checkpoint
 from smc.runtime.store import Store, StoreError, open_store
 from smc.workflow.contract import TaskExecution
@@ -317,6 +318,9 @@ def test_the_history_holds_each_tasks_moves_in_the_runs_trace_with_the_workers_r
         ("a", "RUNNING", "FAILED"),
     ]
     assert ledger[1]["error"] == "a failed" and ledger[1]["run_id"] == "run1"
+    # `smc monitor --db postgresql://…` shows the failed move's excerpt as its error.
+    failed = next(row for row in rows if row.machine == "w/a" and row.to_state == "FAILED")
+    assert history_record(failed)["error"] == "a failed"
 
 
 def test_the_contract_refuses_an_illegal_move_before_anything_is_written(
