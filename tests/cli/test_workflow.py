@@ -141,6 +141,12 @@ def test_sigterm_lets_go_of_the_run_and_a_resume_uses_the_stored_definition(
         ("a", "RUNNING", "CANCELLED", 1, "s1.a.1"),
     ]
     assert lines[1]["error"] == "the run was cancelled"
+    table = run_smc("workflow", "status", "s1", "--history", "--db", db, cwd=tmp_path)
+    rows = [line.split() for line in table.stdout.split("\n\n")[1].splitlines()[1:]]
+    assert [row[0] for row in rows] == [str(entry["id"]) for entry in history]
+    assert "run s1 started (scheduler pid" in table.stdout
+    usage = run_smc("workflow", "status", "--history", "--db", db, cwd=tmp_path)
+    assert usage.returncode == 2
 
 
 def test_smc_run_of_a_workflow_says_what_to_run_instead(tmp_path: Path) -> None:
