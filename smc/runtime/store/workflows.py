@@ -121,8 +121,9 @@ def _cut(parameter: str) -> str:
 
 
 def task_machine(workflow: str, task: str) -> str:
-    """The ``machine`` of a task's history rows: ``<workflow>/<task>`` (a machine name cannot
-    hold ``/``, so it never names a worker)."""
+    """The ``machine`` of a task's history rows: ``<workflow>/<task>`` (a machine file's name
+    cannot hold ``/``, so it does not name a worker; the rows' ``source``, the run id, tells
+    them apart from a worker's in any case)."""
     return f"{workflow}/{task}"
 
 
