@@ -3,7 +3,8 @@
 ``smc history [--machine M] [--job ID] [--trace T] [--kind K] [--since 10m|ISO] [--after-id N]
 [--limit N] [--format table|json|jsonl]`` lists history rows in the order they were recorded
 (JSONL: one JSON object per line, the ledger format). ``smc history prune --older-than 7d``
-deletes history rows, finished jobs and delivered events older than the age given.
+deletes history rows, finished jobs, delivered events and finished workflow runs older than
+the age given.
 Exit codes: 0; 1 for a database problem; 2 for a usage error.
 """
 
@@ -59,10 +60,12 @@ def register(subparsers: Any) -> None:
     commands = parser.add_subparsers(dest="history_command", metavar="COMMAND")
     prune = commands.add_parser(
         "prune",
-        help="delete history, finished jobs and delivered events older than an age",
+        help="delete history, finished jobs, delivered events and finished workflow runs "
+        "older than an age",
         description=(
-            "Delete history rows, finished jobs (completed, failed, cancelled) and delivered "
-            "events (done, dead) older than --older-than. Prints how many of each went."
+            "Delete history rows, finished jobs (completed, failed, cancelled), delivered "
+            "events (done, dead) and finished workflow runs older than --older-than. Prints "
+            "how many of each went."
         ),
     )
     add_database_option(prune)
@@ -137,7 +140,8 @@ def _prune(args: argparse.Namespace) -> int:
     else:
         print(
             f"pruned {removed['history']} history rows, {removed['jobs']} finished jobs, "
-            f"{removed['events']} delivered events"
+            f"{removed['events']} delivered events, {removed['workflow_runs']} finished "
+            "workflow runs"
         )
     return EXIT_OK
 

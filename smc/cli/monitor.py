@@ -143,7 +143,8 @@ def history_record(row: Any) -> dict[str, Any]:
         "trace_id": row.trace_id,
         "source": row.source,
     }
-    record["error" if row.kind in ("error", "job_failed", "job_retried") else "excerpt"] = (
-        row.excerpt
-    )
+    # A transition's excerpt is a workflow task's error (why it failed, was skipped or
+    # cancelled): a worker's transitions have none.
+    erring = row.kind in ("error", "job_failed", "job_retried", "transition")
+    record["error" if erring else "excerpt"] = row.excerpt
     return record

@@ -71,14 +71,23 @@ def register(subparsers: Any) -> None:
         "status",
         parents=[common],
         help="a run's status and each task's state",
-        description="A run's status and its tasks' states, attempts and jobs.",
+        description="A run's status and its tasks' states, attempts and jobs. With "
+        "--history, its history too: the scheduler's moves of its tasks and the workers' "
+        "rows for its jobs, in the order recorded. --format jsonl prints the run's ledger: "
+        "one JSON object per task transition.",
     )
     status.add_argument("run_id", metavar="RUN", nargs="?", help="a run id (default: list runs)")
     status.add_argument(
+        "--history",
+        action="store_true",
+        help="also the run's history (every row of its trace; in JSON, a history array)",
+    )
+    status.add_argument(
         "--format",
-        choices=("table", "json"),
+        choices=("table", "json", "jsonl"),
         default="table",
-        help="a table for people or JSON for programs (default: table)",
+        help="a table for people, JSON for programs, or the run's ledger as JSON lines "
+        "(default: table)",
     )
     status.set_defaults(handler=_guarded(_status))
 
@@ -224,6 +233,12 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def _status(args: argparse.Namespace) -> int:
+    from smc.runtime.history import history_table
+    from smc.safe_text import escape_controls
+    from smc.workflow.ledger import ledger_entries, run_history
+
+    if args.run_id is None and (args.history or args.format == "jsonl"):
+        raise UsageError("--history and --format jsonl need a RUN")
     with _open(args) as store:
         if args.run_id is None:
             runs = store.list_workflow_runs()
@@ -238,6 +253,11 @@ def _status(args: argparse.Namespace) -> int:
             print(f"smc workflow: error: no run {args.run_id!r}", file=sys.stderr)
             return EXIT_PROBLEMS
         tasks = store.list_workflow_tasks(args.run_id)
+        history = run_history(store, run) if args.history or args.format == "jsonl" else []
+    if args.format == "jsonl":
+        for entry in ledger_entries(history, run):
+            print(json.dumps(entry))
+        return EXIT_OK
     if args.format == "json":
         data = _run_json(run)
         data["tasks"] = [
@@ -250,14 +270,20 @@ def _status(args: argparse.Namespace) -> int:
             }
             for t in tasks
         ]
+        if args.history:
+            data["history"] = [row.to_dict() for row in history]
         print(json.dumps(data, indent=2))
         return EXIT_OK
     cancel = " (cancel requested)" if run.cancel_requested and run.status == "running" else ""
     print(f"run {run.run_id} of {run.workflow}: {run.status}{cancel}  trace {run.trace_id}")
     width = max((len(t.task) for t in tasks), default=4)
     for t in tasks:
-        error = f"  {t.last_error}" if t.last_error else ""
+        # The error is a worker's text (untrusted): no control character reaches the terminal.
+        error = f"  {escape_controls(t.last_error)}" if t.last_error else ""
         print(f"  {t.task:<{width}}  {t.state:<9}  attempt {t.attempt}{error}")
+    if history:
+        print()
+        print(history_table(history))
     return EXIT_OK
 
 

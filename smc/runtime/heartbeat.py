@@ -143,10 +143,12 @@ class Heartbeat:
         removed = store.prune_history(retention)
         if any(removed.values()):
             self._logger.info(
-                "pruned %d history rows, %d finished jobs and %d delivered events",
+                "pruned %d history rows, %d finished jobs, %d delivered events and %d "
+                "finished workflow runs",
                 removed["history"],
                 removed["jobs"],
                 removed["events"],
+                removed["workflow_runs"],
             )
 
     def _beat(self, store: Store) -> None:

@@ -222,6 +222,13 @@ async def follow_history_async(
 
 
 _TABLE_HEADERS = ("id", "time", "machine", "kind", "what", "job", "trace")
+#: How a workflow run's rows read (the run id is their ``source``).
+_RUN_KINDS = {
+    "workflow_started": "started",
+    "workflow_stopped": "let go unfinished",
+    "workflow_finished": "finished",
+    "workflow_cancel_requested": "cancel requested",
+}
 
 
 def describe(row: HistoryRow) -> str:
@@ -232,6 +239,9 @@ def describe(row: HistoryRow) -> str:
         return f"started in {row.to_state}"
     if row.kind == "machine_stopped":
         return f"stopped in {row.from_state}"
+    if row.kind in _RUN_KINDS:
+        what = row.to_state if row.kind == "workflow_finished" else _RUN_KINDS[row.kind]
+        return f"run {row.source} {what}" + (f" ({row.excerpt})" if row.excerpt else "")
     parts = [part for part in (row.event, row.excerpt) if part]
     if row.source and row.kind.startswith("event"):
         parts.insert(0, f"from {row.source}")

@@ -96,7 +96,12 @@ def test_sigterm_lets_go_of_the_run_and_a_resume_uses_the_stored_definition(
         [*command, "--db", db], cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True
     )
     deadline = time.monotonic() + 30
-    while not (tmp_path / ".runs" / "s1" / "ledger.jsonl").exists():
+
+    def queued() -> bool:  # the task's move to RUNNING is in the history
+        with open_store(db) as store:
+            return bool(store.history(kinds=["transition"]))
+
+    while not (Path(db).exists() and queued()):
         assert time.monotonic() < deadline and scheduler.poll() is None
         time.sleep(0.05)
     second = run_smc("workflow", "run", "w.yaml", "--run-id", "s1", "--db", db, cwd=tmp_path)
@@ -112,6 +117,36 @@ def test_sigterm_lets_go_of_the_run_and_a_resume_uses_the_stored_definition(
     assert resumed.returncode == 1  # cancelled
     assert resumed.stdout.splitlines() == ["a: CANCELLED"]
     assert "resuming it with the definition it started with" in resumed.stderr
+    # The run's story: two schedulers, the first let go (SIGTERM), the cancel request, the
+    # task's two moves, the finish; the ledger is the task's moves.
+    status = run_smc(
+        "workflow", "status", "s1", "--history", "--format", "json", "--db", db, cwd=tmp_path
+    )
+    history = json.loads(status.stdout)["history"]
+    assert [(row["kind"], row["machine"]) for row in history] == [
+        ("workflow_started", "w"),
+        ("job_added", ""),
+        ("transition", "w/a"),
+        ("workflow_stopped", "w"),
+        ("workflow_cancel_requested", "w"),
+        ("workflow_started", "w"),
+        ("job_cancelled", ""),
+        ("transition", "w/a"),
+        ("workflow_finished", "w"),
+    ]
+    ledger = run_smc("workflow", "status", "s1", "--format", "jsonl", "--db", db, cwd=tmp_path)
+    lines = [json.loads(line) for line in ledger.stdout.splitlines()]
+    assert [(e["task"], e["from"], e["to"], e["attempt"], e["job_id"]) for e in lines] == [
+        ("a", "PENDING", "RUNNING", 1, "s1.a.1"),
+        ("a", "RUNNING", "CANCELLED", 1, "s1.a.1"),
+    ]
+    assert lines[1]["error"] == "the run was cancelled"
+    table = run_smc("workflow", "status", "s1", "--history", "--db", db, cwd=tmp_path)
+    rows = [line.split() for line in table.stdout.split("\n\n")[1].splitlines()[1:]]
+    assert [row[0] for row in rows] == [str(entry["id"]) for entry in history]
+    assert "run s1 started (scheduler pid" in table.stdout
+    usage = run_smc("workflow", "status", "--history", "--db", db, cwd=tmp_path)
+    assert usage.returncode == 2
 
 
 def test_smc_run_of_a_workflow_says_what_to_run_instead(tmp_path: Path) -> None:

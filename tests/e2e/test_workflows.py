@@ -17,7 +17,6 @@ import pytest
 import yaml
 
 from smc.runtime.store import open_store
-from smc.workflow.ledger import read_ledger
 from tests.support.harness import REPO, Proc, Runner, wait_until
 from tests.support.machines import queue_worker
 
@@ -85,6 +84,27 @@ def _status(runner: Runner, run_id: str) -> dict[str, object]:
     return data
 
 
+def _ledger(runner: Runner, run_id: str) -> list[dict[str, Any]]:
+    """The run's ledger: its task transitions from the history, as ``smc workflow status
+    RUN --format jsonl`` prints them."""
+    result = runner.run("workflow", "status", run_id, "--format", "jsonl")
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+def _trace(runner: Runner, trace_id: str) -> list[dict[str, Any]]:
+    """Every history row of a trace, as ``smc history --trace T --format jsonl`` prints it."""
+    result = runner.run("history", "--trace", trace_id, "--limit", "100000", "--format", "jsonl")
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+def _moves(store_url: str, run_id: str) -> int:
+    """How many task transitions of the run the history holds."""
+    with open_store(store_url) as store:
+        return sum(
+            1 for row in store.history(kinds=["transition"], limit=100000) if row.source == run_id
+        )
+
+
 def test_the_release_example_runs_to_completion(runner: Runner) -> None:
     repo = runner.cwd / "repo"
     subprocess.run(["git", "init", "-q", str(repo)], check=True)
@@ -115,7 +135,7 @@ def test_the_release_example_runs_to_completion(runner: Runner) -> None:
     effects = (runner.cwd / "data" / "release" / "effects.log").read_text().splitlines()
     assert effects[0] == "build rel1.build.1" and effects[-1] == "publish rel1.publish.1"
     assert sorted(effects[1:3]) == ["test rel1.test_a.1", "test rel1.test_b.1"]
-    ledger = read_ledger(runner.cwd / ".runs" / "rel1" / "ledger.jsonl")
+    ledger = _ledger(runner, "rel1")
     assert [(e["task"], e["from"], e["to"]) for e in ledger if e["task"] == "build"] == [
         ("build", "PENDING", "RUNNING"),
         ("build", "RUNNING", "COMPLETED"),
@@ -123,6 +143,21 @@ def test_the_release_example_runs_to_completion(runner: Runner) -> None:
     status = _status(runner, "rel1")
     assert {e["trace_id"] for e in ledger} == {status["trace_id"]}
     assert status["status"] == "completed"
+    # One trace holds the scheduler's moves and the worker process's rows for each job:
+    # between the task's move to RUNNING and its move to COMPLETED, the worker claimed the
+    # job, made its own transitions with it, and completed it.
+    rows = _trace(runner, str(status["trace_id"]))
+    build = [
+        (row["kind"], row["machine"])
+        for row in rows
+        if row["job_id"] == "rel1.build.1" or row["machine"] == "release/build"
+    ]
+    start = build.index(("transition", "release/build"))
+    end = len(build) - 1 - build[::-1].index(("transition", "release/build"))
+    worker_rows = build[start + 1 : end]
+    assert worker_rows[0] == ("job_claimed", "release_worker")
+    assert worker_rows[-1] == ("job_completed", "release_worker")
+    assert ("transition", "release_worker") in worker_rows
     checkpoint = json.loads(
         (runner.cwd / ".runs" / "rel1" / "checkpoints" / "publish.json").read_text()
     )
@@ -146,7 +181,7 @@ def test_a_task_that_fails_twice_then_succeeds_is_retried(runner: Runner) -> Non
     )
     runner.run("workflow", "run", str(path), "--run-id", "r2", timeout=60)
     assert _effects(runner) == ["r2.flaky.1", "r2.flaky.2", "r2.flaky.3", "r2.after.1"]
-    ledger = read_ledger(runner.cwd / ".runs" / "r2" / "ledger.jsonl")
+    ledger = _ledger(runner, "r2")
     moves = [(e["from"], e["to"], e["attempt"]) for e in ledger if e["task"] == "flaky"]
     assert moves == [
         ("PENDING", "RUNNING", 1),
@@ -218,13 +253,12 @@ def test_a_killed_scheduler_resumes_and_runs_every_task_exactly_once(
     workers = [(_worker(runner, f"w{n}"), f"w{n}") for n in (1, 2)]
     _wait_workers(runner, store_url, workers)
     path = _workflow(runner, _layered(width=4, depth=6))
-    ledger_path = runner.cwd / ".runs" / "kill1" / "ledger.jsonl"
     for kill_after in (3, 15, 30):
         scheduler = runner.start("workflow", "run", str(path), "--run-id", "kill1")
 
         def far_enough(scheduler: Proc = scheduler, kill_after: int = kill_after) -> bool:
             done = scheduler.popen.poll() is not None
-            return done or len(read_ledger(ledger_path)) >= kill_after
+            return done or _moves(store_url, "kill1") >= kill_after
 
         wait_until(far_enough, 60, scheduler.output)
         assert scheduler.popen.poll() is None, scheduler.output()
@@ -244,6 +278,25 @@ def test_a_killed_scheduler_resumes_and_runs_every_task_exactly_once(
     with open_store(store_url) as store:
         jobs = [job.id for job in store.list_jobs(limit=1000)]
     assert sorted(jobs) == sorted(effects)
+    # The history lost and doubled nothing across the kills: each task moved exactly
+    # PENDING -> RUNNING -> COMPLETED, at attempt 1; four schedulers took the run, the last
+    # finished it.
+    ledger = _ledger(runner, "kill1")
+    stories: dict[str, list[tuple[str, str, int]]] = {}
+    for entry in ledger:
+        stories.setdefault(entry["task"], []).append((entry["from"], entry["to"], entry["attempt"]))
+    assert len(stories) == 24
+    assert all(
+        story == [("PENDING", "RUNNING", 1), ("RUNNING", "COMPLETED", 1)]
+        for story in stories.values()
+    ), stories
+    rows = _trace(runner, str(_status(runner, "kill1")["trace_id"]))
+    assert [row["kind"] for row in rows if row["machine"] == "layered"] == [
+        "workflow_started"
+    ] * 4 + ["workflow_finished"]
+    # Each job: added once, claimed once, completed once, by a worker, in the run's trace.
+    for kind in ("job_added", "job_claimed", "job_completed"):
+        assert sorted(row["job_id"] for row in rows if row["kind"] == kind) == sorted(effects)
 
 
 def test_the_spans_of_a_run_form_one_trace_across_three_workers(runner: Runner) -> None:
@@ -296,16 +349,32 @@ def test_cancel_stops_a_run(runner: Runner) -> None:
     )
     scheduler = runner.start("workflow", "run", str(path), "--run-id", "c1")
     wait_until(
-        lambda: (runner.cwd / ".runs" / "c1" / "ledger.jsonl").exists(), 30, scheduler.output
+        lambda: runner.db.exists() and _moves(str(runner.db), "c1") > 0, 30, scheduler.output
     )
     runner.run("workflow", "cancel", "c1")
     assert scheduler.wait(30) == 1
     status = _status(runner, "c1")
     assert status["status"] == "cancelled"
+    assert [(e["task"], e["to"]) for e in _ledger(runner, "c1")] == [
+        ("a", "RUNNING"),
+        ("a", "CANCELLED"),
+        ("b", "CANCELLED"),
+    ]
     assert {t["task"]: t["state"] for t in status["tasks"]} == {"a": "CANCELLED", "b": "CANCELLED"}  # type: ignore[union-attr]
     with runner.store() as store:
         job = store.get_job("c1.a.1")
     assert job is not None and job.status == "cancelled"
+    story = [row["kind"] for row in _trace(runner, str(status["trace_id"]))]
+    assert story == [
+        "workflow_started",
+        "job_added",
+        "transition",
+        "workflow_cancel_requested",
+        "job_cancelled",
+        "transition",
+        "transition",
+        "workflow_finished",
+    ]
 
 
 SENDER = """

@@ -280,7 +280,12 @@ def test_pruning_by_age_keeps_what_the_policy_says(store_url: str) -> None:
     # A second prune finds nothing; pruning everything keeps the newest history row, so ids
     # are never handed out again.
     with clock.open() as store:
-        assert store.prune_history(7 * 86400) == {"history": 0, "jobs": 0, "events": 0}
+        assert store.prune_history(7 * 86400) == {
+            "history": 0,
+            "jobs": 0,
+            "events": 0,
+            "workflow_runs": 0,
+        }
         newest = store.history(limit=100_000)[-1]
         clock.advance(30 * 86400)
         store.prune_history(86400)

@@ -318,6 +318,13 @@ def test_retry_and_cancel(store: Store) -> None:
     assert not store.retry_job("j")  # pending: nothing to retry
     assert store.cancel_job("j")
     assert not store.cancel_job("j")
+    # The cancellation is in the job's history, in its transaction: once.
+    rows = store.history(job_id="j")
+    assert [(r.kind, r.machine, r.event, r.attempt) for r in rows] == [
+        ("job_added", "", "t", None),
+        ("job_cancelled", "", "t", 0),
+    ]
+    assert rows[1].trace_id == rows[0].trace_id is not None
     assert store.claim_job("w") is None
     assert store.retry_job("j")
     job = store.claim_job("w")

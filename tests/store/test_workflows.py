@@ -6,12 +6,16 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 from smc.runtime.store import open_store
+from smc.runtime.store.rows import EXCERPT_LIMIT
 
 
 def _create(store_url: str) -> None:
@@ -41,18 +45,32 @@ def test_a_run_is_created_once_with_its_tasks_in_order(store_url: str) -> None:
 
 
 def test_task_moves_are_fenced_by_state_attempt_and_token(store_url: str) -> None:
+    """...and each move the store takes, and only those, is a history row of the run's
+    trace, as are the run's start, cancel request and finish."""
     _create(store_url)
     with open_store(store_url) as store:
         token = store.take_workflow_run("r1", stale_after=30)
         assert token is not None
         # This process holds it and is alive: nobody else takes it.
         assert store.take_workflow_run("r1", stale_after=30) is None
-        move = {"from_state": "PENDING", "from_attempt": 0, "state": "RUNNING", "attempt": 1}
+        move: dict[str, Any] = {
+            "from_state": "PENDING",
+            "from_attempt": 0,
+            "state": "RUNNING",
+            "attempt": 1,
+            "event": "to_RUNNING",
+        }
         assert store.update_workflow_task("r1", "build", token, **move, job_id="j1")
         # The same move again finds the task moved already: nothing written.
         assert not store.update_workflow_task("r1", "build", token, **move, job_id="j2")
         assert not store.update_workflow_task("r1", "test", "not-the-token", **move, job_id="j")
-        done = {"from_state": "RUNNING", "from_attempt": 1, "state": "COMPLETED", "attempt": 1}
+        done: dict[str, Any] = {
+            "from_state": "RUNNING",
+            "from_attempt": 1,
+            "state": "COMPLETED",
+            "attempt": 1,
+            "event": "to_COMPLETED",
+        }
         assert store.update_workflow_task(
             "r1", "build", token, **done, job_id="j1", result={"out": 1}
         )
@@ -72,6 +90,57 @@ def test_task_moves_are_fenced_by_state_attempt_and_token(store_url: str) -> Non
         assert not store.heartbeat_workflow_run("r1", token)
         run = store.get_workflow_run("r1")
         assert run is not None and run.status == "cancelled" and run.finished_at is not None
+        rows = store.history(trace_id="t1")
+    assert [
+        (r.kind, r.machine, r.from_state, r.event, r.to_state, r.job_id, r.attempt, r.source)
+        for r in rows
+    ] == [
+        ("workflow_started", "release", None, None, "running", None, None, "r1"),
+        ("transition", "release/build", "PENDING", "to_RUNNING", "RUNNING", "j1", 1, "r1"),
+        ("transition", "release/build", "RUNNING", "to_COMPLETED", "COMPLETED", "j1", 1, "r1"),
+        ("workflow_cancel_requested", "release", None, None, None, None, None, "r1"),
+        ("workflow_finished", "release", "running", None, "cancelled", None, None, "r1"),
+    ]
+    assert {r.trace_id for r in rows} == {"t1"}
+    assert rows[0].excerpt == f"scheduler pid {os.getpid()} on {socket.gethostname()}"
+
+
+def test_a_long_error_is_cut_to_an_excerpt_in_the_moves_row(store_url: str) -> None:
+    _create(store_url)
+    with open_store(store_url) as store:
+        token = store.take_workflow_run("r1", stale_after=30)
+        assert token is not None
+        assert store.update_workflow_task(
+            "r1",
+            "build",
+            token,
+            from_state="PENDING",
+            from_attempt=0,
+            state="SKIPPED",
+            attempt=0,
+            event="to_SKIPPED",
+            job_id=None,
+            last_error="é" * 2000,
+        )
+        (row,) = store.history(trace_id="t1", kinds=["transition"])
+    assert row.excerpt == "é" * (EXCERPT_LIMIT - 1) + "…"
+    assert (row.job_id, row.attempt, row.to_state) == (None, 0, "SKIPPED")
+
+
+def test_finished_runs_are_pruned_with_the_history(store_url: str) -> None:
+    _create(store_url)
+    with open_store(store_url) as store:
+        assert store.create_workflow_run("r2", "other", "t2", {}, ["a"], "PENDING")
+        token = store.take_workflow_run("r1", stale_after=30)
+        assert token is not None and store.finish_workflow_run("r1", token, "completed")
+        # Pending and running ones are never pruned, finished ones once older than the age.
+        assert store.prune_history(3600)["workflow_runs"] == 0
+        time.sleep(0.05)
+        removed = store.prune_history(0.01)
+        assert removed["workflow_runs"] == 1
+        assert store.get_workflow_run("r1") is None and store.list_workflow_tasks("r1") == []
+        assert store.get_workflow_run("r2") is not None
+        assert len(store.list_workflow_tasks("r2")) == 1
 
 
 def test_a_dead_schedulers_run_is_taken_over_at_once(store_url: str, tmp_path: Path) -> None:

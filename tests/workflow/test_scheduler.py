@@ -18,10 +18,11 @@ import pytest
 from ulid import ULID
 
 from smc import IllegalTransition
+from smc.cli.monitor import history_record
 from smc.runtime.checkpoints import git_checkpoint
 from smc.runtime.store import Store, StoreError, open_store
 from smc.workflow.contract import TaskExecution
-from smc.workflow.ledger import read_ledger
+from smc.workflow.ledger import ledger_entries, run_history
 from smc.workflow.model import Workflow
 from smc.workflow.plan import CycleError, plan, plan_graph
 from smc.workflow.scheduler import RunHeld, Scheduler, job_id_for, start_run
@@ -244,11 +245,82 @@ def test_an_attempt_past_its_timeout_fails_and_is_retried(
     with Worker(db, lambda task, attempt: 0.5 if attempt == 1 else True):
         outcome = _scheduler(store, workflow, tmp_path).run()
     assert outcome.status == "completed"
-    ledger = read_ledger(tmp_path / ".runs" / "run1" / "ledger.jsonl")
+    run = store.get_workflow_run("run1")
+    assert run is not None
+    ledger = ledger_entries(run_history(store, run), run)
     failed = [e for e in ledger if e["to"] == "FAILED"]
     assert [(e["attempt"], e["error"]) for e in failed] == [(1, "timed out after 0.1s")]
     job = store.get_job("run1.slow.1")
     assert job is not None and job.status == "failed"
+
+
+def test_the_history_holds_each_tasks_moves_in_the_runs_trace_with_the_workers_rows(
+    store_url: str, tmp_path: Path
+) -> None:
+    """Both backends: every move of every task (a retried one included) is a history row,
+    in order, in the run's trace, which the jobs and so the worker's rows carry too."""
+    workflow = _workflow(
+        {
+            "a": {"job_type": "x", "retry": {"max_attempts": 2, "backoff": "10ms"}},
+            "b": {"job_type": "x", "needs": ["a"]},
+            "c": {"job_type": "x", "needs": ["b"]},
+        },
+        on_failure="fail_fast",
+    )
+    with open_store(store_url) as store:
+        scheduler = _scheduler(store, workflow, tmp_path)
+        with Worker(store_url, lambda task, attempt: not (task == "a" and attempt == 1)):
+            assert scheduler.run().status == "completed"
+        run = store.get_workflow_run("run1")
+        assert run is not None
+        rows = run_history(store, run)
+    trace = scheduler.trace_id
+    assert {row.trace_id for row in rows} == {trace}
+    moves = [
+        (row.machine, row.from_state, row.event, row.to_state, row.attempt, row.job_id)
+        for row in rows
+        if row.kind == "transition"
+    ]
+    assert [move for move in moves if move[0] == "w/a"] == [
+        ("w/a", "PENDING", "to_RUNNING", "RUNNING", 1, "run1.a.1"),
+        ("w/a", "RUNNING", "to_FAILED", "FAILED", 1, "run1.a.1"),
+        ("w/a", "FAILED", "to_PENDING", "PENDING", 1, "run1.a.1"),
+        ("w/a", "PENDING", "to_RUNNING", "RUNNING", 2, "run1.a.2"),
+        ("w/a", "RUNNING", "to_COMPLETED", "COMPLETED", 2, "run1.a.2"),
+    ]
+    for task in ("b", "c"):
+        assert [move for move in moves if move[0] == f"w/{task}"] == [
+            (f"w/{task}", "PENDING", "to_RUNNING", "RUNNING", 1, f"run1.{task}.1"),
+            (f"w/{task}", "RUNNING", "to_COMPLETED", "COMPLETED", 1, f"run1.{task}.1"),
+        ]
+    # Interleaved with the queue's rows of each job, in the order things happened: queued,
+    # recorded RUNNING, claimed, completed by the worker, recorded COMPLETED.
+    story = [
+        (row.kind, row.machine, row.to_state)
+        for row in rows
+        if row.job_id == "run1.b.1" or row.machine == "w/b"
+    ]
+    assert story == [
+        ("job_added", "", None),
+        ("transition", "w/b", "RUNNING"),
+        ("job_claimed", "thread-worker", None),
+        ("job_completed", "thread-worker", None),
+        ("transition", "w/b", "COMPLETED"),
+    ]
+    assert [row.kind for row in rows if row.machine == "w"] == [
+        "workflow_started",
+        "workflow_finished",
+    ]
+    assert rows[-1].to_state == "completed"
+    ledger = ledger_entries(rows, run)
+    assert [(e["task"], e["from"], e["to"]) for e in ledger][:2] == [
+        ("a", "PENDING", "RUNNING"),
+        ("a", "RUNNING", "FAILED"),
+    ]
+    assert ledger[1]["error"] == "a failed" and ledger[1]["run_id"] == "run1"
+    # `smc monitor --db postgresql://…` shows the failed move's excerpt as its error.
+    failed = next(row for row in rows if row.machine == "w/a" and row.to_state == "FAILED")
+    assert history_record(failed)["error"] == "a failed"
 
 
 def test_the_contract_refuses_an_illegal_move_before_anything_is_written(
@@ -262,6 +334,7 @@ def test_the_contract_refuses_an_illegal_move_before_anything_is_written(
     with pytest.raises(IllegalTransition):
         scheduler._move(task, TaskExecution.Event.TO_COMPLETED)  # PENDING cannot complete
     assert [t.state for t in store.list_workflow_tasks("run1")] == ["PENDING"]
+    assert store.history(kinds=["transition"]) == []
 
 
 def test_checkpoints_are_written_once_per_completed_task(
@@ -353,6 +426,7 @@ def test_a_checkpoint_a_killed_scheduler_missed_is_made_on_resume(
             from_attempt=attempt,
             state=target,
             attempt=1,
+            event=f"to_{target}",
             job_id="run1.a.1",
             result={"built": True},
         )

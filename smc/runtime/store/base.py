@@ -373,9 +373,10 @@ class Store(WorkflowStore, Protocol):
         ...
 
     def prune_history(self, older_than_seconds: float) -> dict[str, int]:
-        """Delete history rows, finished jobs (completed, failed, cancelled) and delivered
-        events (done, dead) older than ``older_than_seconds``; how many of each
-        (``history``, ``jobs``, ``events``). The newest history row is always kept."""
+        """Delete history rows, finished jobs (completed, failed, cancelled), delivered
+        events (done, dead) and finished workflow runs (with their tasks) older than
+        ``older_than_seconds``; how many of each (``history``, ``jobs``, ``events``,
+        ``workflow_runs``). The newest history row is always kept."""
         ...
 
     # --- wake-ups ---

@@ -75,12 +75,20 @@ HISTORY_KINDS = (
     "job_failed",
     "job_retried",
     "job_added",
+    "job_cancelled",
     "event_sent",
     "event_received",
     "event_dropped",
     "error",
     "machine_started",
     "machine_stopped",
+    # A workflow run's (docs/workflows.md): a scheduler took it, let go of it unfinished,
+    # finished it; `smc workflow cancel` asked for it to be cancelled. Its tasks' moves are
+    # `transition`s of `<workflow>/<task>`.
+    "workflow_started",
+    "workflow_stopped",
+    "workflow_finished",
+    "workflow_cancel_requested",
 )
 #: Column order of every history row both backends return (and of a staged entry's keys,
 #: ``id`` apart).

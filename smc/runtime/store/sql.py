@@ -310,7 +310,8 @@ class SqlStore(WorkflowTables):
             history = connection.execute(self._sql.prune_history, {"below": below}).rowcount
             jobs = connection.execute(self._sql.prune_jobs, params).rowcount
             events = connection.execute(self._sql.prune_events, params).rowcount
-            return {"history": history, "jobs": jobs, "events": events}
+            runs = self._prune_workflow_runs(connection, params)
+            return {"history": history, "jobs": jobs, "events": events, "workflow_runs": runs}
 
         return self._run("prune", prune, transaction=True)
 
@@ -715,8 +716,25 @@ class SqlStore(WorkflowTables):
         return retried
 
     def cancel_job(self, job_id: str) -> bool:
-        params = {"id": job_id, "now": self.clock.time()}
-        return self._rowcount("write to", self._sql.cancel_job, params) == 1
+        now = self.clock.time()
+        params: dict[str, Any] = {"id": job_id, "now": now}
+
+        def cancelled(rows: list[Any]) -> Iterable[HistoryEntry]:
+            for id_, job_type, machine_type, attempts, trace_id in rows:
+                yield history_entry(
+                    "job_cancelled",
+                    machine_type or "",
+                    ts=now,
+                    event=job_type,
+                    job_id=id_,
+                    attempt=attempts,
+                    trace_id=trace_id,
+                )
+
+        rows = self._recording(
+            "write to", self._sql.cancel_job, params, self._sql.cancelled_history, cancelled
+        )
+        return len(rows) == 1
 
     def queue_counts(self) -> dict[str, int]:
         counts = dict.fromkeys(JOB_STATUSES, 0)

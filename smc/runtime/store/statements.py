@@ -240,7 +240,8 @@ class SqlStatements:
                 RETURNING id, claimed_by, trace_id, job_type"""))
         self.cancel_job = finish(
             f"UPDATE jobs SET status = 'cancelled', finished_at = {now} "
-            "WHERE id = :id AND status = 'pending'"
+            "WHERE id = :id AND status = 'pending' "
+            "RETURNING id, job_type, machine_type, attempts, trace_id"
         )
         self.queue_counts = finish("SELECT status, count(*) FROM jobs GROUP BY status")
 
@@ -355,6 +356,10 @@ class SqlStatements:
         self.sent_history = finish(
             ":now::float8, :target, 'event_sent', NULL, :event_type, NULL, :job_id, NULL, "
             f":trace_id, :source, {cut.replace(':text', ':payload::text')}"
+        )
+        self.cancelled_history = finish(
+            ":now::float8, coalesce(s.machine_type, ''), 'job_cancelled', NULL, s.job_type, "
+            "NULL, s.id, s.attempts, s.trace_id, NULL, NULL"
         )
         self.received_history = finish(
             ":now::float8, :target, 'event_received', NULL, s.event_type, NULL, s.job_id, "

@@ -73,7 +73,9 @@ class WorkflowStore(Protocol):
     def take_workflow_run(self, run_id: str, stale_after: float) -> str | None:
         """Become the run's scheduler: a token for the calls below, or None while another
         scheduler holds it (one that is alive: a holder on this host whose process is gone,
-        or whose heartbeat is older than ``stale_after`` seconds, is replaced)."""
+        or whose heartbeat is older than ``stale_after`` seconds, is replaced). Recorded in
+        the history (``workflow_started``), as are a release (``workflow_stopped``), a finish
+        (``workflow_finished``) and a cancel request (``workflow_cancel_requested``)."""
         ...
 
     def heartbeat_workflow_run(self, run_id: str, token: str) -> bool:
@@ -92,13 +94,16 @@ class WorkflowStore(Protocol):
         from_attempt: int,
         state: str,
         attempt: int,
+        event: str,
         job_id: str | None,
         last_error: str | None = None,
         result: Any = None,
     ) -> bool:
-        """Move one task from (``from_state``, ``from_attempt``) to (``state``, ``attempt``):
-        False (nothing written) when it is not there any more or ``token`` no longer holds
-        the run."""
+        """Move one task from (``from_state``, ``from_attempt``) to (``state``, ``attempt``)
+        by the contract's ``event``, and record the move in the history in the same
+        transaction (a ``transition`` of ``<workflow>/<task>``, in the run's trace): False
+        (nothing written) when it is not there any more or ``token`` no longer holds the
+        run."""
         ...
 
     def finish_workflow_run(self, run_id: str, token: str, status: str) -> bool: ...

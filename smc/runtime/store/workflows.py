@@ -7,6 +7,13 @@ killed at any point is restarted with the same run id and goes on from the rows:
 task's contract state (``PENDING`` … ``CANCELLED``), its attempt and the id of the job that
 attempt was queued as. Each task update is fenced by the state it leaves (compare and set),
 and the run by its scheduler's token, so two schedulers of one run cannot both write.
+
+Every task move, and a run's starts, stops, cancel request and finish, are recorded in the
+history (``docs/history.md``, ``docs/workflows.md`` "The history of a run") **in the write's
+own transaction**, as the queue's writes are: SQLite runs the write (``… RETURNING`` the run's
+workflow name and trace id) and the history insert in one transaction; PostgreSQL in one
+statement (a writable ``WITH``: the update, then the history row derived from what it
+returned), so a move the store refused has no row and a recorded move always has one.
 """
 
 from __future__ import annotations
@@ -15,12 +22,18 @@ import json
 import os
 import socket
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from smc.runtime.clock import Clock
 from smc.runtime.store.backend import Backend, Connection
-from smc.runtime.store.rows import encode_json, process_alive
+from smc.runtime.store.rows import (
+    EXCERPT_LIMIT,
+    HistoryEntry,
+    encode_json,
+    history_entry,
+    process_alive,
+)
 from smc.runtime.store.statements import Dialect
 from smc.runtime.store.workflow_rows import WORKFLOW_RUN_STATUSES, WorkflowRun, WorkflowTask
 
@@ -87,6 +100,33 @@ POSTGRES_DDL = (
 )
 
 
+#: What every recording workflow write returns: the run's workflow name and trace id, which
+#: its history row carries (the run row is the truth, not the caller).
+_RETURNING_RUN = " RETURNING workflow, trace_id"
+_RETURNING_TASK_RUN = (
+    " RETURNING (SELECT r.workflow FROM workflow_runs r WHERE r.run_id = workflow_tasks.run_id)"
+    " AS workflow,"
+    " (SELECT r.trace_id FROM workflow_runs r WHERE r.run_id = workflow_tasks.run_id)"
+    " AS trace_id"
+)
+
+
+def _cut(parameter: str) -> str:
+    """SQL cutting the text parameter to an excerpt (``rows.excerpt``'s rule)."""
+    text = f":{parameter}::text"
+    return (
+        f"CASE WHEN length({text}) > {EXCERPT_LIMIT} THEN left({text}, {EXCERPT_LIMIT - 1}) "
+        f"|| '…' ELSE {text} END"
+    )
+
+
+def task_machine(workflow: str, task: str) -> str:
+    """The ``machine`` of a task's history rows: ``<workflow>/<task>`` (a machine file's name
+    cannot hold ``/``, so it does not name a worker; the rows' ``source``, the run id, tells
+    them apart from a worker's in any case)."""
+    return f"{workflow}/{task}"
+
+
 class WorkflowStatements:
     """The workflow statements of one dialect."""
 
@@ -142,26 +182,48 @@ class WorkflowStatements:
                 scheduler_host = :host, scheduler_pid = :pid, heartbeat_at = {now},
                 updated_at = {now}
             WHERE run_id = :run_id AND status = 'running'
-              AND coalesce(scheduler_token, '') = :seen""")
+              AND coalesce(scheduler_token, '') = :seen{_RETURNING_RUN}""")
         self.heartbeat_run = finish(f"""UPDATE workflow_runs SET heartbeat_at = {now}
             WHERE run_id = :run_id AND scheduler_token = :token""")
-        self.release_run = finish("""UPDATE workflow_runs SET scheduler_token = NULL,
+        self.release_run = finish(f"""UPDATE workflow_runs SET scheduler_token = NULL,
                 scheduler_host = NULL, scheduler_pid = NULL, heartbeat_at = NULL
-            WHERE run_id = :run_id AND scheduler_token = :token""")
+            WHERE run_id = :run_id AND scheduler_token = :token{_RETURNING_RUN}""")
         self.update_task = finish(f"""UPDATE workflow_tasks SET state = :state,
                 attempt = :attempt, job_id = :job_id, last_error = :last_error,
                 result = :result{d.json_cast}, updated_at = {now}
             WHERE run_id = :run_id AND task = :task AND state = :from_state
               AND attempt = :from_attempt
               AND EXISTS (SELECT 1 FROM workflow_runs r WHERE r.run_id = :run_id
-                          AND r.scheduler_token = :token)""")
+                          AND r.scheduler_token = :token){_RETURNING_TASK_RUN}""")
         self.finish_run = finish(f"""UPDATE workflow_runs SET status = :status,
                 finished_at = {now}, updated_at = {now}, scheduler_token = NULL,
                 scheduler_host = NULL, scheduler_pid = NULL
-            WHERE run_id = :run_id AND status = 'running' AND scheduler_token = :token""")
+            WHERE run_id = :run_id AND status = 'running'
+              AND scheduler_token = :token{_RETURNING_RUN}""")
         self.cancel_run = finish(f"""UPDATE workflow_runs SET cancel_requested = 1,
                 updated_at = {now}
-            WHERE run_id = :run_id AND status = 'running'""")
+            WHERE run_id = :run_id AND status = 'running'{_RETURNING_RUN}""")
+        # The history rows of these writes, over the statement's rows ``s`` (PostgreSQL
+        # records in the statement: Dialect.recording); the columns of HISTORY_FIELDS[1:].
+        self.moved_history = finish(
+            ":now::float8, s.workflow || '/' || :task::text, 'transition', :from_state::text, "
+            ":event::text, :state::text, :job_id::text, :attempt::integer, s.trace_id, "
+            f":run_id::text, {_cut('last_error')}"
+        )
+        self.run_history = finish(
+            ":now::float8, s.workflow, :kind::text, :run_from::text, NULL, :run_to::text, NULL, "
+            f"NULL, s.trace_id, :run_id::text, {_cut('run_note')}"
+        )
+        # Pruning: a finished run (and its tasks) by its finish time, like finished jobs.
+        old_runs = (
+            "SELECT run_id FROM workflow_runs WHERE status <> 'running' "
+            f"AND {d.age('finished_at')} > :age"
+        )
+        self.prune_tasks = finish(f"DELETE FROM workflow_tasks WHERE run_id IN ({old_runs})")
+        self.prune_runs = finish(
+            "DELETE FROM workflow_runs WHERE status <> 'running' "
+            f"AND {d.age('finished_at')} > :age"
+        )
 
 
 def _run_from_row(row: Sequence[Any]) -> WorkflowRun:
@@ -203,9 +265,54 @@ class WorkflowTables:
     clock: Clock
     _wf: WorkflowStatements
 
+    def _recording(
+        self,
+        action: str,
+        sql: str,
+        params: dict[str, Any],
+        derived: str,
+        history: Callable[[Any], Iterable[HistoryEntry]],
+        *,
+        recording_sql: str | None = None,
+    ) -> list[Any]:
+        """``SqlStore._recording``: the rows of the write ``sql`` with its history rows in
+        its transaction (or its statement)."""
+        raise NotImplementedError
+
     def _params(self, **values: Any) -> dict[str, Any]:
         values["now"] = self.clock.time()
         return values
+
+    def _run_write(
+        self,
+        sql: str,
+        params: dict[str, Any],
+        kind: str,
+        *,
+        from_state: str | None = None,
+        to_state: str | None = None,
+        note: str | None = None,
+    ) -> bool:
+        """``sql`` (an update of one run, ``… RETURNING workflow, trace_id``) and, when it
+        changed the run, its history row of ``kind``, in one transaction; whether it did."""
+        bound = {**params, "kind": kind, "run_from": from_state, "run_to": to_state}
+        bound["run_note"] = note
+
+        def rows(found: list[Any]) -> Iterable[HistoryEntry]:
+            for workflow, trace_id in found:
+                yield history_entry(
+                    kind,
+                    workflow,
+                    ts=params["now"],
+                    from_state=from_state,
+                    to_state=to_state,
+                    trace_id=trace_id,
+                    source=params["run_id"],
+                    excerpt_text=note,
+                )
+
+        found = self._recording("write to", sql, bound, self._wf.run_history, rows)
+        return len(found) == 1
 
     def create_workflow_run(
         self,
@@ -272,10 +379,14 @@ class WorkflowTables:
         params = self._params(
             run_id=run_id, token=token, host=host, pid=os.getpid(), seen=run.scheduler_token or ""
         )
-        count = self.backend.run(
-            "write to", lambda c: c.execute(self._wf.take_run, params).rowcount
+        taken = self._run_write(
+            self._wf.take_run,
+            params,
+            "workflow_started",
+            to_state="running",
+            note=f"scheduler pid {params['pid']} on {host}",
         )
-        return token if count == 1 else None
+        return token if taken else None
 
     def heartbeat_workflow_run(self, run_id: str, token: str) -> bool:
         params = self._params(run_id=run_id, token=token)
@@ -286,10 +397,9 @@ class WorkflowTables:
 
     def release_workflow_run(self, run_id: str, token: str) -> bool:
         params = self._params(run_id=run_id, token=token)
-        count = self.backend.run(
-            "write to", lambda c: c.execute(self._wf.release_run, params).rowcount
+        return self._run_write(
+            self._wf.release_run, params, "workflow_stopped", from_state="running"
         )
-        return bool(count == 1)
 
     def update_workflow_task(
         self,
@@ -301,6 +411,7 @@ class WorkflowTables:
         from_attempt: int,
         state: str,
         attempt: int,
+        event: str,
         job_id: str | None,
         last_error: str | None = None,
         result: Any = None,
@@ -312,31 +423,52 @@ class WorkflowTables:
             from_state=from_state,
             from_attempt=from_attempt,
             state=state,
+            event=event,
             attempt=attempt,
             job_id=job_id,
             last_error=last_error,
             result=None if result is None else encode_json(result, "task result"),
         )
-        count = self.backend.run(
-            "write to", lambda c: c.execute(self._wf.update_task, params).rowcount
+
+        def moved(found: list[Any]) -> Iterable[HistoryEntry]:
+            for workflow, trace_id in found:
+                yield history_entry(
+                    "transition",
+                    task_machine(workflow, task),
+                    ts=params["now"],
+                    from_state=from_state,
+                    event=event,
+                    to_state=state,
+                    job_id=job_id,
+                    attempt=attempt,
+                    trace_id=trace_id,
+                    source=run_id,
+                    excerpt_text=last_error,
+                )
+
+        found = self._recording(
+            "write to", self._wf.update_task, params, self._wf.moved_history, moved
         )
-        return bool(count == 1)
+        return len(found) == 1
 
     def finish_workflow_run(self, run_id: str, token: str, status: str) -> bool:
         if status not in WORKFLOW_RUN_STATUSES[1:]:
             raise ValueError(f"not a finished run status: {status!r}")
         params = self._params(run_id=run_id, token=token, status=status)
-        count = self.backend.run(
-            "write to", lambda c: c.execute(self._wf.finish_run, params).rowcount
+        return self._run_write(
+            self._wf.finish_run, params, "workflow_finished", from_state="running", to_state=status
         )
-        return bool(count == 1)
 
     def cancel_workflow_run(self, run_id: str) -> bool:
         params = self._params(run_id=run_id)
-        count = self.backend.run(
-            "write to", lambda c: c.execute(self._wf.cancel_run, params).rowcount
-        )
-        return bool(count == 1)
+        return self._run_write(self._wf.cancel_run, params, "workflow_cancel_requested")
+
+    def _prune_workflow_runs(self, connection: Connection, params: dict[str, Any]) -> int:
+        """Inside the prune's transaction: delete the runs finished longer ago than
+        ``:age`` and their tasks; how many runs."""
+        connection.execute(self._wf.prune_tasks, params)
+        count: int = connection.execute(self._wf.prune_runs, params).rowcount
+        return count
 
 
 __all__ = [
@@ -344,4 +476,5 @@ __all__ = [
     "SQLITE_DDL",
     "WorkflowStatements",
     "WorkflowTables",
+    "task_machine",
 ]
