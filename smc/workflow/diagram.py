@@ -58,6 +58,12 @@ def _dot_text(text: str) -> str:
     )
 
 
+def _dot_label(text: str) -> str:
+    # Graphviz reads HTML entities in labels (``&amp;`` is drawn as ``&``): a name's ``&``
+    # is written as one so that the name is drawn as it is.
+    return _dot_text(text).replace("&", "&amp;")
+
+
 def dot(
     workflow: Workflow,
     states: Mapping[str, str] | None = None,
@@ -73,10 +79,10 @@ def dot(
     for number, wave in enumerate(plan(workflow).waves, start=1):
         lines.append(f'  subgraph "cluster_wave{number}" {{ label="wave {number}";')
         for name in wave:
-            label = f"{_dot_text(name)}\\n{_dot_text(workflow.task(name).job_type)}"
+            label = f"{_dot_label(name)}\\n{_dot_label(workflow.task(name).job_type)}"
             style = ""
             if name in states:
-                label += f"\\n{_dot_text(states[name])}"
+                label += f"\\n{_dot_label(states[name])}"
                 colour = STATE_COLOURS.get(states[name], "#ffffff")
                 style = f', style=filled, fillcolor="{colour}"'
             lines.append(f'    "{node(name)}" [label="{label}"{style}];')

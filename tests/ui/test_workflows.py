@@ -20,7 +20,7 @@ from tests.ui.test_app import HTML_NAMES
 
 #: Task names no workflow file may hold (the schema wants identifiers), but a stored
 #: definition is data: the page must show them as text.
-HOSTILE_TASK = '<img src=x onerror="window.pwned=1">"];\n}; digraph x { "a'
+HOSTILE_TASK = '<img src=x onerror="window.pwned=1">"]; &amp; \\N\n}; digraph x { "a'
 
 
 def _definition(names: list[str], needs: dict[str, list[str]]) -> dict[str, object]:
@@ -118,7 +118,8 @@ def test_a_run_has_its_tasks_and_its_dag_with_every_node_marked_by_task_name(
         assert set(element.attrib) <= ALLOWED_ATTRIBUTES | {"data-state"}
     # The hostile name is a label's text (dot drew it as such), never an element.
     texts = "\n".join(t.text or "" for t in root.iter(q + "text"))
-    assert '<img src=x onerror="window.pwned=1">"];' in texts
+    # (Graphviz would draw ``&amp;`` as ``&`` and ``\\N`` as the node's id: escaped.)
+    assert '<img src=x onerror="window.pwned=1">"]; &amp; \\N' in texts
     # Four nodes, four edges: the name did not close the node or open another graph.
     assert len([g for g in root.iter(q + "g") if g.get("class") == "edge"]) == 4
     without = client.get("/api/workflows/r2?svg=0").json()
