@@ -86,7 +86,7 @@ def test_the_run_list_counts_tasks_by_state_and_names_the_scheduler(
     client: TestClient, database: str
 ) -> None:
     assert client.get("/api/workflows").json()["runs"] == []
-    _make_run(database, "r1")
+    token = _make_run(database, "r1")
     data = client.get("/api/workflows").json()
     assert data["states"] == list(STATE_COLOURS) and data["colours"] == STATE_COLOURS
     [run] = data["runs"]
@@ -95,6 +95,16 @@ def test_the_run_list_counts_tasks_by_state_and_names_the_scheduler(
     assert run["tasks"] == 4 and run["finished_at"] is None and run["created_at"] > 0
     assert run["scheduler_pid"] is not None and run["scheduler_host"]
     assert "scheduler_token" not in run and "definition" not in run
+    # The run goes on and finishes: the list follows (a finished run is then read once).
+    with open_store(database) as store:
+        _move(store, "r1", token, "test", "COMPLETED", job_id="r1.test.1")
+        _move(store, "r1", token, "publish", "SKIPPED")
+        assert store.finish_workflow_run("r1", token, "failed")
+    for _ in range(2):
+        [run] = client.get("/api/workflows").json()["runs"]
+        assert run["status"] == "failed" and run["finished_at"] is not None
+        assert run["counts"] == {"COMPLETED": 2, "FAILED": 1, "SKIPPED": 1}
+        assert run["scheduler_pid"] is None
 
 
 def test_a_run_has_its_tasks_and_its_dag_with_every_node_marked_by_task_name(
