@@ -11,6 +11,9 @@
   ``POST /api/jobs/{id}/retry`` and ``/cancel``;
 - ``GET /api/activity`` errors, unhandled and refused events, failures and retries;
 - ``GET /api/trace/{id}`` one trace's history across machines;
+- ``GET /api/workflows`` workflow runs, newest first, with their task counts by state;
+  ``GET /api/workflows/{run_id}`` one run, its tasks and its DAG as SVG;
+  ``POST /api/workflows/{run_id}/cancel`` asks its scheduler to cancel it (``smc.ui.workflows``);
 - ``GET /api/stream`` server-sent events: JSON arrays of monitor records and ``ui_*``
   messages (``ui_machines``, ``ui_queue``, ``ui_history``, ``ui_resync``).
 
@@ -42,6 +45,15 @@ from smc.runtime.store import Store
 from smc.ui.diagrams import DiagramCache, DiagramUnavailable, MachineType
 from smc.ui.feed import LiveFeed
 from smc.ui.security import CSRF_COOKIE, LOOPBACK_HOSTS, Guard, new_csrf_value
+from smc.ui.workflows import (
+    RUN_LIST_LIMIT,
+    TASK_STATES,
+    RunDiagrams,
+    job_types,
+    run_summary,
+    task_dict,
+)
+from smc.workflow.diagram import STATE_COLOURS
 
 T = TypeVar("T")
 
@@ -354,6 +366,69 @@ def create_app(
             return _json({"error": "this store keeps no history", "rows": []}, 200)
         return _json({"rows": rows})
 
+    run_diagrams = RunDiagrams()
+
+    # A finished run's tasks never move again: its summary is read once, so the list that
+    # the page reads every second costs one query plus one per running run.
+    finished_runs: dict[str, dict[str, Any]] = {}
+
+    async def workflow_runs(request: Request) -> Response:
+        def read(store: Store) -> list[dict[str, Any]]:
+            out = []
+            for run in store.list_workflow_runs(limit=RUN_LIST_LIMIT):
+                summary = finished_runs.get(run.run_id)
+                if summary is None:
+                    summary = run_summary(run, store.list_workflow_tasks(run.run_id))
+                    if run.status != "running":
+                        finished_runs[run.run_id] = summary
+                out.append(summary)
+            for run_id in list(finished_runs)[: max(0, len(finished_runs) - RUN_LIST_LIMIT)]:
+                del finished_runs[run_id]
+            return out
+
+        runs = await monitor.db(read)
+        return _json({"runs": runs, "states": list(TASK_STATES), "colours": STATE_COLOURS})
+
+    async def workflow_run(request: Request) -> Response:
+        run_id = request.path_params["run_id"]
+
+        def read(store: Store) -> tuple[Any, Any]:
+            found = store.get_workflow_run(run_id)
+            return found, [] if found is None else store.list_workflow_tasks(run_id)
+
+        found, tasks = await monitor.db(read)
+        if found is None:
+            return _json({"error": "unknown workflow run"}, 404)
+        body: dict[str, Any] = {
+            "run": run_summary(found, tasks),
+            "tasks": [],
+            "states": list(TASK_STATES),
+            "colours": STATE_COLOURS,
+        }
+        types = job_types(found.definition)
+        body["tasks"] = [task_dict(task, types.get(task.task)) for task in tasks]
+        if request.query_params.get("svg") != "0":
+            # Drawing runs dot (tens of milliseconds): off the loop and off the store's thread.
+            loop = asyncio.get_running_loop()
+            svg, error = await loop.run_in_executor(
+                None, run_diagrams.get, run_id, found.definition
+            )
+            body["svg"] = svg
+            body["svg_error"] = error
+        return _json(body)
+
+    async def workflow_cancel(request: Request) -> Response:
+        run_id = request.path_params["run_id"]
+        done = await monitor.db(lambda store: store.cancel_workflow_run(run_id))
+        found = await monitor.db(lambda store: store.get_workflow_run(run_id))
+        if found is None:
+            return _json({"error": "unknown workflow run"}, 404)
+        tasks = await monitor.db(lambda store: store.list_workflow_tasks(run_id))
+        body: dict[str, Any] = {"ok": done, "run": run_summary(found, tasks)}
+        if not done:
+            body["error"] = "only a running workflow run can be cancelled"
+        return _json(body, 200 if done else 409)
+
     async def stream(request: Request) -> Response:
         subscriber = monitor.feed.subscribe()
 
@@ -397,6 +472,9 @@ def create_app(
             Route("/api/jobs/{job_id:path}", job),
             Route("/api/activity", activity),
             Route("/api/trace/{trace_id}", trace),
+            Route("/api/workflows", workflow_runs),
+            Route("/api/workflows/{run_id}/cancel", workflow_cancel, methods=["POST"]),
+            Route("/api/workflows/{run_id}", workflow_run),
             Route("/api/stream", stream),
             Mount("/static", StaticFiles(packages=[("smc.ui", "static")]), name="static"),
         ],

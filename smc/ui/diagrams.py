@@ -229,3 +229,17 @@ def load_type(config_path: str) -> MachineType:
     except DiagramError as error:
         machine_type.svg_error = str(error)
     return machine_type
+
+
+def render_svg(dot_text: str, node_states: dict[str, str]) -> tuple[str | None, str | None]:
+    """DOT text drawn by ``dot`` and cleaned (``clean_svg``): the SVG, or None and why (no
+    Graphviz, or it failed). For a workflow run's DAG (``smc.ui.workflows``); the compiler's
+    renderer is imported here, as in ``load_type``."""
+    from smc.compiler.diagrams import DiagramError
+    from smc.compiler.diagrams.dot import render_image
+
+    try:
+        svg = render_image(dot_text, "svg").decode("utf-8")
+    except DiagramError as error:
+        return None, str(error)
+    return clean_svg(svg, node_states), None

@@ -733,3 +733,233 @@ document.addEventListener("DOMContentLoaded", () => {
   connect();
   setInterval(tickTimes, 1000);
 });
+
+// ---- workflows -------------------------------------------------------------------------
+// Runs of `smc workflow run` and, for the one picked, its DAG (SVG the server drew with dot
+// and cleaned, fetched once per run: a run's definition never changes) with each task's node
+// coloured by the task's state. The list and the picked run are read again every second
+// while the page is visible; task names, errors and job ids are text, as everywhere here.
+
+const WF = {
+  selected: null, // run id
+  colours: {}, // state -> fill colour (smc.workflow.diagram's, the CLI's colours)
+  states: [],
+  svg: null, // the picked run's <svg>, once fetched
+  svgRun: null,
+  loading: false,
+  parts: null, // the detail's persistent pieces
+};
+const WORKFLOW_POLL_MS = 1000;
+
+function stateChip(state, text) {
+  const chip = el("span", "chip wf-state", text);
+  chip.setAttribute("data-task-state", state);
+  const colour = WF.colours[state];
+  if (colour) chip.style.background = colour;
+  return chip;
+}
+
+async function refreshWorkflows() {
+  if (WF.loading || document.hidden) return;
+  WF.loading = true;
+  try {
+    const data = await getJSON("/api/workflows");
+    WF.colours = data.colours || {};
+    WF.states = data.states || [];
+    renderWorkflowRuns(data.runs);
+    if (WF.selected) await showWorkflowRun(WF.selected);
+  } catch (_) {
+    // The database is away: the connection badge and ui_error toasts say so already.
+  } finally {
+    WF.loading = false;
+  }
+}
+
+function renderWorkflowRuns(runs) {
+  const rows = [];
+  for (const run of runs) {
+    const tr = el("tr");
+    tr.setAttribute("data-run", run.run_id);
+    tr.setAttribute("data-status", run.status);
+    if (run.run_id === WF.selected) tr.classList.add("selected");
+    const open = el("button", "link", run.run_id);
+    open.type = "button";
+    open.addEventListener("click", () => { WF.selected = run.run_id; refreshWorkflowsNow(); });
+    const counts = el("td", "wf-counts");
+    for (const state of WF.states) {
+      const n = run.counts[state];
+      if (n) counts.append(stateChip(state, `${state.toLowerCase()} ${n}`));
+    }
+    const status = el("td", null, badge(run.status, run.status));
+    if (run.cancel_requested && run.status === "running") status.append(" ", badge("cancelling", "pending"));
+    const scheduler = run.scheduler_pid !== null && run.scheduler_pid !== undefined
+      ? `pid ${run.scheduler_pid} on ${run.scheduler_host ?? "?"}` : "–";
+    tr.append(
+      el("td", "name", run.workflow),
+      el("td", "mono", open),
+      status,
+      el("td", null, dateTime(run.created_at)),
+      el("td", null, dateTime(run.finished_at)),
+      counts,
+      el("td", null, scheduler),
+    );
+    rows.push(tr);
+  }
+  $("workflow-table").tBodies[0].replaceChildren(...rows);
+  $("workflows-empty").hidden = rows.length > 0;
+  $("workflow-count").textContent = rows.length ? `(${rows.length})` : "";
+}
+
+let workflowAgain = false;
+async function refreshWorkflowsNow() {
+  if (WF.loading) { workflowAgain = true; return; }
+  await refreshWorkflows();
+  if (workflowAgain) { workflowAgain = false; refreshWorkflows(); }
+}
+
+function workflowParts(runId) {
+  if (WF.parts && WF.parts.runId === runId) return WF.parts;
+  const parts = {
+    runId,
+    header: el("h3"),
+    fields: el("dl"),
+    legend: el("ul", "wf-legend"),
+    picture: el("div", "wf-diagram"),
+    table: el("table", "grid wf-tasks"),
+  };
+  parts.table.append(el("thead", null, el("tr", null, el("th", null, "Task"), el("th", null, "State"),
+    el("th", null, "Attempt"), el("th", null, "Job"), el("th", null, "Job type"), el("th", null, "Last error"),
+    el("th", null, "Since"))), el("tbody"));
+  WF.parts = parts;
+  WF.svg = null;
+  WF.svgRun = null;
+  $("workflow-detail").replaceChildren(parts.header, parts.fields, parts.legend, parts.picture, parts.table);
+  return parts;
+}
+
+async function showWorkflowRun(runId) {
+  const needSvg = WF.svgRun !== runId;
+  let data;
+  try {
+    data = await getJSON(`/api/workflows/${encodeURIComponent(runId)}${needSvg ? "" : "?svg=0"}`);
+  } catch (error) {
+    if (WF.selected === runId) { WF.selected = null; $("workflow-detail").hidden = true; }
+    return;
+  }
+  if (WF.selected !== runId) return; // another run was picked meanwhile
+  WF.colours = data.colours || WF.colours;
+  const parts = workflowParts(runId);
+  const run = data.run;
+  const box = $("workflow-detail");
+  box.setAttribute("data-run", run.run_id);
+  box.setAttribute("data-status", run.status);
+  // Header: the run, its cancel button while it runs, close.
+  const close = el("button", "ghost", "Close");
+  close.type = "button";
+  close.addEventListener("click", () => { WF.selected = null; WF.parts = null; box.hidden = true; refreshWorkflowsNow(); });
+  const header = [`Workflow ${run.workflow} · run ${run.run_id} `];
+  if (run.status === "running" && !run.cancel_requested) {
+    const cancel = el("button", "danger", "Cancel run");
+    cancel.type = "button";
+    cancel.setAttribute("data-action", "cancel-run");
+    cancel.addEventListener("click", async () => {
+      cancel.disabled = true;
+      const { ok, body } = await post(`/api/workflows/${encodeURIComponent(run.run_id)}/cancel`);
+      if (ok) toast(`Cancel requested: run ${run.run_id}'s scheduler cancels it`);
+      else toast(body.error || "Cancel failed", true);
+      refreshWorkflowsNow();
+    });
+    header.push(cancel, " ");
+  }
+  header.push(close);
+  parts.header.replaceChildren(...header);
+  // Fields.
+  const fields = [];
+  const add = (k, v) => fields.push(el("dt", null, k), el("dd", null, v ?? "–"));
+  add("status", badge(run.status, run.status));
+  if (run.cancel_requested) add("cancel", "requested");
+  add("started", dateTime(run.created_at));
+  add("finished", dateTime(run.finished_at));
+  add("scheduler", run.scheduler_pid !== null && run.scheduler_pid !== undefined
+    ? `pid ${run.scheduler_pid} on ${run.scheduler_host ?? "?"}` : "none holds it");
+  const trace = el("button", "link", run.trace_id);
+  trace.type = "button";
+  trace.addEventListener("click", () => { $("trace-id").value = run.trace_id; showTrace(run.trace_id); location.hash = "#trace"; });
+  add("trace", trace);
+  parts.fields.replaceChildren(...fields);
+  // Legend: every state, its colour and how many tasks are in it.
+  const counted = new Map();
+  for (const task of data.tasks) counted.set(task.state, (counted.get(task.state) || 0) + 1);
+  parts.legend.replaceChildren(...(data.states || WF.states).map((state) => {
+    const swatch = el("span", "swatch");
+    swatch.style.background = WF.colours[state] || "#fff";
+    const li = el("li", null, swatch, `${state} ${counted.get(state) || 0}`);
+    li.setAttribute("data-task-state", state);
+    return li;
+  }));
+  // The picture, once per run.
+  if (needSvg) {
+    WF.svgRun = runId;
+    if (data.svg) {
+      const doc = new DOMParser().parseFromString(data.svg, "image/svg+xml");
+      const root = doc.documentElement;
+      if (root.nodeName === "svg") {
+        for (const bad of root.querySelectorAll("script, foreignObject, a, iframe, style")) bad.remove();
+        WF.svg = document.importNode(root, true);
+        WF.svg.setAttribute("role", "img");
+        const viewBox = (WF.svg.getAttribute("viewBox") || "").split(/[ ,]+/).map(Number);
+        if (viewBox.length === 4 && isFinite(viewBox[2]) && viewBox[2] > 0) WF.svg.style.maxWidth = `${Math.ceil(viewBox[2] * 1.333)}px`;
+        parts.picture.replaceChildren(WF.svg);
+      } else {
+        parts.picture.replaceChildren(el("p", "diagram-error", "the diagram could not be read"));
+      }
+    } else {
+      parts.picture.replaceChildren(el("p", "diagram-error", data.svg_error || "no diagram"));
+    }
+  }
+  const stateOf = new Map(data.tasks.map((task) => [task.task, task]));
+  if (WF.svg) {
+    for (const node of WF.svg.querySelectorAll("g[data-state]")) {
+      const task = stateOf.get(node.getAttribute("data-state"));
+      const state = task ? task.state : "";
+      node.setAttribute("data-task-state", state);
+      for (const shape of node.querySelectorAll(":scope > polygon, :scope > path, :scope > ellipse")) {
+        shape.style.fill = WF.colours[state] || "";
+      }
+      const title = node.querySelector(":scope > title");
+      if (title) title.textContent = task ? `${task.task}: ${state}, attempt ${task.attempt}` : "";
+    }
+  }
+  // The tasks.
+  const rows = [];
+  for (const task of data.tasks) {
+    const tr = el("tr");
+    tr.setAttribute("data-task", task.task);
+    tr.setAttribute("data-task-state", task.state);
+    let job = "–";
+    if (task.job_id) {
+      job = el("button", "link", task.job_id);
+      job.type = "button";
+      job.addEventListener("click", () => { showJob(task.job_id); location.hash = "#jobs"; });
+    }
+    const since = el("span", null, duration(now() - task.updated_at));
+    since.setAttribute("data-since", String(task.updated_at));
+    tr.append(
+      el("td", "name", task.task),
+      el("td", null, stateChip(task.state, task.state)),
+      el("td", null, String(task.attempt)),
+      el("td", "mono", job),
+      el("td", null, task.job_type ?? "–"),
+      el("td", "error-text", task.last_error ?? ""),
+      el("td", null, since),
+    );
+    rows.push(tr);
+  }
+  parts.table.tBodies[0].replaceChildren(...rows);
+  box.hidden = false;
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  refreshWorkflows();
+  setInterval(refreshWorkflows, WORKFLOW_POLL_MS);
+});

@@ -1,0 +1,227 @@
+"""The web monitor's Workflows section in a real browser (Debian's Chromium, Playwright)
+against a real ``smc ui``, a real ``smc workflow run`` scheduler and real ``smc run``
+workers on a SQLite file (the workers run ``./task.sh`` as tests/e2e/test_workflows.py's do:
+a task sleeps, or fails when its name starts with ``broken``).
+
+The page is watched while the run goes on: each task's node turns RUNNING's colour, then its
+final state's, and the run's row ends ``failed`` (one task fails, its dependent is skipped).
+A second run, written into the store directly, has a task name made of markup: it shows as
+text. A third, whose job no worker takes, is cancelled with the page's button. Screenshots go
+to ``test-artifacts/ui-workflow-*.png``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Dialog, Locator, Page, expect, sync_playwright
+
+from smc.workflow.diagram import STATE_COLOURS
+from tests.e2e.test_workflows import _setup, _wait_workers, _worker, _workflow
+from tests.support.harness import REPO, Runner, runner_in, wait_until
+
+pytestmark = pytest.mark.slow
+
+ARTIFACTS = REPO / "test-artifacts"
+WAIT_MS = 30_000
+#: A task name no workflow file may hold; a stored definition is data.
+HOSTILE_TASK = (
+    '<img src=x onerror="window.pwned=1">"];} digraph x {"&amp;<script>window.pwned=2</script>'
+)
+
+WORKFLOW = """workflow: release
+on_failure: skip_dependents
+tasks:
+  build: {job_type: t}
+  test_a: {job_type: t, needs: [build]}
+  test_b: {job_type: t, needs: [build]}
+  broken_lint: {job_type: t, needs: [build]}
+  notify: {job_type: t, needs: [broken_lint]}
+  publish: {job_type: t, needs: [test_a, test_b]}
+"""
+
+
+def _rgb(colour: str) -> str:
+    """``#rrggbb`` as the browser's computed style writes it."""
+    red, green, blue = (int(colour[i : i + 2], 16) for i in (1, 3, 5))
+    return f"rgb({red}, {green}, {blue})"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Runner, str]]:
+    with runner_in(tmp_path_factory.mktemp("uiwf")) as runner:
+        _setup(runner)
+        runner.env["TASK_SLEEP"] = "2.5"  # long enough for the page to see RUNNING
+        workers = [(_worker(runner, name, "t"), name) for name in ("w1", "w2")]
+        _wait_workers(runner, str(runner.db), workers)
+        port = _free_port()
+        ui = runner.start("ui", "--port", str(port))
+        base = f"http://127.0.0.1:{port}"
+
+        def serving() -> bool:
+            if ui.popen.poll() is not None:
+                pytest.fail(f"smc ui exited:\n{ui.output()}")
+            try:
+                return httpx.get(f"{base}/api/workflows", timeout=2).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        wait_until(serving, 20, lambda: f"smc ui did not serve:\n{ui.output()}")
+        yield runner, base
+        ui.signal(signal.SIGTERM)
+        assert ui.wait(10) == 0, ui.output()
+
+
+@pytest.fixture
+def page(system: tuple[Runner, str]) -> Iterator[Page]:
+    chromium = shutil.which("chromium")
+    assert chromium, "Debian's chromium is needed (scripts/test.sh installs it)"
+    args = ["--no-sandbox"] if os.geteuid() == 0 else []
+    with sync_playwright() as playwright:
+        browser: Browser = playwright.chromium.launch(executable_path=chromium, args=args)
+        context = browser.new_context(viewport={"width": 1440, "height": 1000})
+        opened = context.new_page()
+        dialogs: list[str] = []
+        errors: list[str] = []
+
+        def dismiss(dialog: Dialog) -> None:
+            dialogs.append(dialog.message)
+            dialog.dismiss()
+
+        opened.on("dialog", dismiss)
+        opened.on("pageerror", lambda error: errors.append(str(error)))
+        opened.goto(system[1] + "/#workflows")
+        expect(opened.locator("#connection")).to_have_text("live", timeout=WAIT_MS)
+        yield opened
+        assert opened.evaluate("window.pwned") is None, "a task name ran as script"
+        assert dialogs == [] and errors == [], (dialogs, errors)
+        browser.close()
+
+
+def _shot(page: Page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.locator("#workflows").screenshot(path=str(ARTIFACTS / f"ui-workflow-{name}.png"))
+
+
+def test_task_nodes_change_colour_live_until_the_run_finishes(
+    page: Page, system: tuple[Runner, str]
+) -> None:
+    runner, _ = system
+    path = _workflow(runner, WORKFLOW)
+    scheduler = runner.start("workflow", "run", str(path), "--run-id", "live1")
+    row = page.locator('#workflow-table tr[data-run="live1"]')
+    expect(row).to_have_count(1, timeout=WAIT_MS)
+    row.get_by_role("button", name="live1").click()
+    detail = page.locator('#workflow-detail[data-run="live1"]')
+    expect(detail).to_be_visible(timeout=WAIT_MS)
+    nodes = page.locator("#workflow-detail svg g[data-state]")
+    expect(nodes).to_have_count(6, timeout=WAIT_MS)
+
+    def node_fill(task: str) -> str:
+        shape = page.locator(f'#workflow-detail svg g[data-state="{task}"] > polygon').first
+        fill: str = shape.evaluate("e => getComputedStyle(e).fill")
+        return fill
+
+    build = page.locator('#workflow-detail svg g[data-state="build"]')
+    expect(build).to_have_attribute("data-task-state", "RUNNING", timeout=WAIT_MS)
+    assert node_fill("build") == _rgb(STATE_COLOURS["RUNNING"])
+    assert node_fill("publish") == _rgb(STATE_COLOURS["PENDING"])
+    # The two tests run at once on the two workers.
+    for task in ("test_a", "test_b"):
+        expect(_node_locator(page, task)).to_have_attribute(
+            "data-task-state", "RUNNING", timeout=WAIT_MS
+        )
+    assert node_fill("build") == _rgb(STATE_COLOURS["COMPLETED"])
+    _shot(page, "running")
+    expect(_node_locator(page, "publish")).to_have_attribute(
+        "data-task-state", "COMPLETED", timeout=WAIT_MS
+    )
+    assert scheduler.wait(30) == 1, scheduler.output()  # a task failed: the run failed
+    expect(detail).to_have_attribute("data-status", "failed", timeout=WAIT_MS)
+    expect(row).to_have_attribute("data-status", "failed", timeout=WAIT_MS)
+    final = {
+        "build": "COMPLETED",
+        "test_a": "COMPLETED",
+        "test_b": "COMPLETED",
+        "broken_lint": "FAILED",
+        "notify": "SKIPPED",
+        "publish": "COMPLETED",
+    }
+    for task, state in final.items():
+        expect(_node_locator(page, task)).to_have_attribute("data-task-state", state)
+        assert node_fill(task) == _rgb(STATE_COLOURS[state]), task
+        task_row = page.locator(f'#workflow-detail tr[data-task="{task}"]')
+        expect(task_row).to_have_attribute("data-task-state", state)
+    lint = page.locator('#workflow-detail tr[data-task="broken_lint"]')
+    expect(lint.locator("td").nth(2)).to_have_text("1")  # the attempt
+    expect(lint.get_by_role("button", name="live1.broken_lint.1")).to_have_count(1)
+    legend = page.locator('#workflow-detail .wf-legend li[data-task-state="COMPLETED"]')
+    expect(legend).to_have_text("COMPLETED 4")
+    expect(row.locator(".wf-counts")).to_contain_text("completed 4")
+    expect(row.locator(".wf-counts")).to_contain_text("failed 1")
+    _shot(page, "finished")
+    # The job link opens the job view.
+    lint.get_by_role("button", name="live1.broken_lint.1").click()
+    expect(page.locator("#job-detail")).to_contain_text("live1.broken_lint.1", timeout=WAIT_MS)
+
+
+def _node_locator(page: Page, task: str) -> Locator:
+    return page.locator(f'#workflow-detail svg g[data-state="{task}"]')
+
+
+def test_a_hostile_task_name_is_text_and_the_cancel_button_cancels_a_run(
+    page: Page, system: tuple[Runner, str]
+) -> None:
+    runner, _ = system
+    names = ["first", HOSTILE_TASK]
+    definition = {
+        "workflow": "stored",
+        "tasks": {"first": {"job_type": "t"}, HOSTILE_TASK: {"job_type": "x", "needs": ["first"]}},
+    }
+    with runner.store() as store:
+        assert store.create_workflow_run("hostile1", "stored", "tr", definition, names, "PENDING")
+    row = page.locator('#workflow-table tr[data-run="hostile1"]')
+    expect(row).to_have_count(1, timeout=WAIT_MS)
+    row.get_by_role("button", name="hostile1").click()
+    nodes = page.locator('#workflow-detail[data-run="hostile1"] svg g[data-state]')
+    expect(nodes).to_have_count(2, timeout=WAIT_MS)
+    marks = nodes.evaluate_all("gs => gs.map(g => g.getAttribute('data-state'))")
+    assert sorted(marks) == sorted(names)
+    labels = page.locator("#workflow-detail svg text").all_text_contents()
+    assert HOSTILE_TASK in labels
+    expect(page.locator("#workflow-detail td.name").filter(has_text="onerror")).to_have_text(
+        HOSTILE_TASK
+    )
+    assert page.locator("#workflow-detail img, #workflow-detail script").count() == 0
+    _shot(page, "hostile")
+
+    # A run whose first job no worker takes: cancelled with the button.
+    path = _workflow(
+        runner, "workflow: idle\ntasks:\n  a: {job_type: nobody}\n  b: {job_type: t, needs: [a]}\n"
+    )
+    scheduler = runner.start("workflow", "run", str(path), "--run-id", "idle1")
+    idle = page.locator('#workflow-table tr[data-run="idle1"]')
+    expect(idle).to_have_count(1, timeout=WAIT_MS)
+    idle.get_by_role("button", name="idle1").click()
+    a_node = page.locator('#workflow-detail[data-run="idle1"] svg g[data-state="a"]')
+    expect(a_node).to_have_attribute("data-task-state", "RUNNING", timeout=WAIT_MS)
+    page.locator('#workflow-detail button[data-action="cancel-run"]').click()
+    assert scheduler.wait(30) == 1, scheduler.output()
+    expect(idle).to_have_attribute("data-status", "cancelled", timeout=WAIT_MS)
+    expect(a_node).to_have_attribute("data-task-state", "CANCELLED", timeout=WAIT_MS)
+    with runner.store() as store:
+        run = store.get_workflow_run("idle1")
+    assert run is not None and run.cancel_requested and run.status == "cancelled"
