@@ -179,3 +179,42 @@ def test_staged_rows_ride_the_next_write_before_its_own(store_url: str) -> None:
         store.flush_history()
         [error] = store.history(after_id=start, kinds=["error"])
         assert error.excerpt == "x" * 499 + "…"
+
+
+def test_staged_rows_keep_every_value_exactly(store_url: str) -> None:
+    """A staged row comes back as it was staged, field by field: PostgreSQL binds the staged
+    rows as one JSON array (docs/history.md, "Cost"), which must not round a time, turn an
+    attempt into text, or mangle quotes, backslashes, non-ASCII text or NULLs."""
+    from smc.runtime.store import history_entry
+
+    staged = [
+        history_entry(
+            "transition",
+            'w "quoted" \\ back',
+            ts=1764150000.123456,
+            from_state="fetching",
+            event="job_done",
+            to_state="waiting",
+            job_id="j-ü",
+            attempt=3,
+            trace_id="01JQ8ZK5V3A5B2C7D9E0F1G2H3",
+            source="sender",
+            excerpt_text='{"a": "b\\n", "c": [1, 2]} ✓',
+        ),
+        history_entry("error", "w", ts=0.1 + 0.2, excerpt_text="x" * 499 + "…"),
+        history_entry("event_dropped", "w", ts=1.5),
+    ]
+    with open_store(store_url) as store:
+        store.add_job("task", job_id="j")
+        start = store.last_history_id()
+        for entry in staged:
+            store.stage_history(entry)
+        # a write that records in its own statement on PostgreSQL
+        assert store.claim_job("w", ["task"]) is not None
+        rows = store.history(after_id=start)
+    assert [row.kind for row in rows] == ["transition", "error", "event_dropped", "job_claimed"]
+    fields = ("ts", "machine", "kind", "from_state", "event", "to_state", "job_id", "attempt")
+    fields += ("trace_id", "source", "excerpt")
+    for row, entry in zip(rows, staged, strict=False):
+        assert tuple(getattr(row, name) for name in fields) == entry
+    assert type(rows[0].attempt) is int

@@ -14,6 +14,7 @@ everything but their statements.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -40,7 +41,6 @@ from smc.runtime.store.base import (
 from smc.runtime.store.errors import DuplicateJobError, StoreError
 from smc.runtime.store.rows import (
     EVENT_STATUSES,
-    HISTORY_FIELDS,
     JOB_FIELDS,
     JOB_STATUSES,
     EventRow,
@@ -118,6 +118,8 @@ class SqlStore(WorkflowTables):
         self.machine_stale_after = machine_stale_after
         self.clock = clock
         self._sql = statements_for(backend.dialect, self.backoff)
+        #: ``:h_channel`` of a statement recording history (a hash on PostgreSQL: made once).
+        self._history_channel = backend.channel_name(HISTORY_CHANNEL)
         self._run = backend.run
         self._wf = WorkflowStatements(backend.dialect)
         self._last_reap = float("-inf")
@@ -541,10 +543,10 @@ class SqlStore(WorkflowTables):
         with self._history_lock:
             count = len(staged)
             bound = dict(params)
-            columns = list(zip(*staged[:count], strict=True)) or [()] * len(HISTORY_FIELDS[1:])
-            for name, values in zip(HISTORY_FIELDS[1:], columns, strict=True):
-                bound[f"h_{name}"] = list(values)
-            bound["h_channel"] = self.backend.channel_name(HISTORY_CHANNEL)
+            # One JSON array of the staged rows (each the list of its values, in
+            # HISTORY_FIELDS[1:] order): the cheapest to bind (docs/history.md, "Cost").
+            bound["h_rows"] = json.dumps(staged[:count]) if count else "[]"
+            bound["h_channel"] = self._history_channel
             combined = (
                 self._sql.recording(sql, derived)
                 if recording_sql is None

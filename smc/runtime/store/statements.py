@@ -91,9 +91,10 @@ class Dialect(abc.ABC):
     def recording(self, statement: str, derived: str | None, wake: bool = False) -> str:
         """``statement`` (finished, ``… RETURNING``) that also inserts the history rows
         ``derived`` (a finished select list over its rows ``s``) and the staged rows (bound
-        as the arrays ``h_<column>``), and notifies ``:h_channel`` when it inserted any (and
-        ``:channel`` for each row, with ``wake``): one statement. Each row is ``(rows the
-        statement returned, notified, *its row)``, one row of NULLs when it returned none."""
+        as ``:h_rows``, a JSON array of their value lists), and notifies ``:h_channel`` when
+        it inserted any (and ``:channel`` for each row, with ``wake``): one statement. Each
+        row is ``(rows the statement returned, notified, *its row)``, one row of NULLs when it
+        returned none."""
         raise NotImplementedError
 
     def epoch(self, column: str) -> str:
