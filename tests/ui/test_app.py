@@ -5,15 +5,20 @@ queues, and the command line's refusals (real ``smc ui`` processes)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import shutil
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -32,7 +37,8 @@ from smc.ui.diagrams import (
 from smc.ui.feed import LiveFeed
 from smc.ui.security import CSRF_COOKIE, TOKEN_COOKIE
 from smc.ui.server import is_loopback
-from tests.support.harness import REPO
+from tests.support.backends import postgres_schema_url
+from tests.support.harness import REPO, Proc, Runner, runner_in, wait_until
 
 TOKEN = "s3cret-token-0123456789"
 ODD_NAMES = REPO / "tests" / "golden" / "diagrams" / "inputs" / "odd_names.yaml"
@@ -440,6 +446,9 @@ def test_a_browser_that_never_reads_slows_neither_the_server_nor_the_machines(
         socket_dir = monitor_dir(store)
     port = _free_port()
     command = [sys.executable, "-m", "smc", "ui", "--db", str(database), "--port", str(port)]
+    # The sockets feed (the database keeps history, so the default would follow that): the
+    # drill is about a machine's socket that a slow browser must never back up.
+    command += ["--feed", "sockets"]
     env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}
     process = subprocess.Popen(command, cwd=tmp_path, env=env, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
@@ -512,3 +521,145 @@ def test_a_browser_that_never_reads_slows_neither_the_server_nor_the_machines(
     finally:
         process.terminate()
         assert process.wait(10) == 0
+
+
+# --- the live feed: the store's history ------------------------------------------------------
+
+
+def _serve_and_stream(
+    runner: Runner, port: int, records: list[tuple[float, dict[str, Any]]]
+) -> tuple[Proc, threading.Thread]:
+    """Start ``smc ui`` with the runner's environment, wait until it serves, and follow its
+    stream in a thread that appends (arrival time, record) to ``records``."""
+    ui = runner.start("ui", "--port", str(port))
+    base = f"http://127.0.0.1:{port}"
+
+    def serving() -> bool:
+        assert ui.popen.poll() is None, ui.output()
+        try:
+            return httpx.get(f"{base}/api/state", timeout=2).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    wait_until(serving, 20, lambda: f"smc ui did not serve:\n{ui.output()}")
+    connected = threading.Event()
+
+    def read() -> None:
+        # The stream ends when the test stops the server: the end is not an error.
+        with (
+            contextlib.suppress(httpx.TransportError),
+            httpx.stream("GET", f"{base}/api/stream", timeout=60) as stream,
+        ):
+            connected.set()
+            for line in stream.iter_lines():
+                if line.startswith("data: "):
+                    arrived = time.time()
+                    records.extend((arrived, record) for record in json.loads(line[6:]))
+
+    reading = threading.Thread(target=read, daemon=True)
+    reading.start()
+    assert connected.wait(10)
+    return ui, reading
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_a_worker_on_another_host_shows_live_through_the_postgresql_history(
+    tmp_path: Path,
+) -> None:
+    """A real ``smc run`` worker and a real ``smc ui``, both on a fresh PostgreSQL schema.
+    The worker's monitor socket is in a directory the server never looks in (as on another
+    host: ``SMC_SOCKET_DIR`` differs), so what the stream shows can only come from the
+    history in the database. A job added from the CLI shows as the worker's claim, each of
+    its transitions, in order, and its completion, each a history row (its ``id``), within
+    seconds of the worker recording it; the server says its feed is the history."""
+    # Short socket directories (a socket's path must fit in 108 bytes).
+    hosts = Path(tempfile.mkdtemp(prefix="smc-ui-"))
+    with postgres_schema_url() as url, runner_in(tmp_path) as runner:
+        runner.env["SMC_DB"] = url
+        runner.env["SMC_SOCKET_DIR"] = str(hosts / "a")
+        worker = runner.start("run", str(REPO / "tests" / "ui" / "machines" / "checker.yaml"))
+
+        def registered() -> bool:
+            assert worker.popen.poll() is None, worker.output()
+            with open_store(url) as store:
+                row = store.get_machine("checker")
+            return row is not None and row.status == "running"
+
+        wait_until(registered, 20, lambda: f"checker never started:\n{worker.output()}")
+        runner.env["SMC_SOCKET_DIR"] = str(hosts / "b")  # the server's host
+        port = _free_port()
+        records: list[tuple[float, dict[str, Any]]] = []
+        ui, _reading = _serve_and_stream(runner, port, records)
+        state = httpx.get(f"http://127.0.0.1:{port}/api/state", timeout=5).json()
+        assert state["feed"] == "history"
+        job = runner.run(
+            "jobs", "add", "--type", "check", "--data", '{"verdict": "pass", "seconds": 0}'
+        ).stdout.strip()
+
+        def story() -> list[dict[str, Any]]:
+            # The job's rows, and the transition out of `done` that its completion made (the
+            # worker has no job by then).
+            return [
+                record
+                for _, record in records
+                if record.get("machine") == "checker"
+                and (record.get("job_id") == job or record.get("event") == "job_completed")
+            ]
+
+        wait_until(
+            lambda: any(r["event"] == "job_completed" for r in story()),
+            20,
+            lambda: f"the job's story never reached the stream: {story()}",
+        )
+        shown = story()
+        assert [
+            (r["kind"], r["from"], r["event"], r["to"]) for r in shown if r["kind"] != "event_sent"
+        ] == [
+            ("job_claimed", None, "check", None),
+            ("transition", "waiting", "new_job", "checking"),
+            ("transition", "checking", "job_done", "done"),
+            ("job_completed", None, "check", None),
+            ("transition", "done", "job_completed", "waiting"),
+        ]
+        ids = [r["id"] for r in shown]
+        assert ids == sorted(ids) and len(set(ids)) == len(ids)  # history rows, in order
+        arrival = {id(record): arrived for arrived, record in records}
+        lags = [arrival[id(r)] - r["ts"] for r in shown]
+        assert max(lags) < 5.0, lags  # per transition, not the registry's second
+        # The server's own view of the machine (the page's snapshot) has it too.
+        machines = httpx.get(f"http://127.0.0.1:{port}/api/state", timeout=5).json()["machines"]
+        (checker,) = [m for m in machines if m["name"] == "checker"]
+        assert checker["live"]["last_transition"]["event"] == "job_completed"
+        ui.signal(signal.SIGTERM)
+        assert ui.wait(10) == 0, ui.output()
+    shutil.rmtree(hosts, ignore_errors=True)
+
+
+def test_with_history_off_the_feed_follows_the_sockets_and_says_so(tmp_path: Path) -> None:
+    """``SMC_HISTORY=off`` (the workers and the server record no history): ``smc ui`` falls
+    back to the machines' monitor sockets, says so (``feed: sockets``), and a worker's
+    transitions still reach the stream, as socket records (no history ``id``)."""
+    with runner_in(tmp_path) as runner:
+        runner.env["SMC_HISTORY"] = "off"
+        worker = runner.start("run", str(REPO / "tests" / "ui" / "machines" / "checker.yaml"))
+        runner.wait_running(worker, "checker")
+        port = _free_port()
+        records: list[tuple[float, dict[str, Any]]] = []
+        ui, _reading = _serve_and_stream(runner, port, records)
+        state = httpx.get(f"http://127.0.0.1:{port}/api/state", timeout=5).json()
+        assert state["feed"] == "sockets"
+        job = runner.run(
+            "jobs", "add", "--type", "check", "--data", '{"verdict": "pass", "seconds": 0}'
+        ).stdout.strip()
+
+        def claimed() -> list[dict[str, Any]]:
+            return [r for _, r in records if r.get("kind") == "job_claimed"]
+
+        wait_until(lambda: claimed(), 20, lambda: f"no claim in the stream: {records}")
+        assert claimed()[0]["job_id"] == job and "id" not in claimed()[0]
+        result = runner.run("ui", "--feed", "history", "--port", "0", check=False)
+        assert result.returncode == 1 and "keeps no history" in result.stderr
+        assert result.stderr.count("\n") == 1
+        ui.signal(signal.SIGTERM)
+        assert ui.wait(10) == 0, ui.output()
