@@ -24,7 +24,7 @@ import httpx
 import pytest
 from starlette.testclient import TestClient
 
-from smc.runtime.store import Store, open_store
+from smc.runtime.store import Store, history_entry, open_store
 from smc.ui.app import create_app
 from smc.ui.diagrams import (
     ALLOWED_ATTRIBUTES,
@@ -663,3 +663,61 @@ def test_with_history_off_the_feed_follows_the_sockets_and_says_so(tmp_path: Pat
         assert result.stderr.count("\n") == 1
         ui.signal(signal.SIGTERM)
         assert ui.wait(10) == 0, ui.output()
+
+
+def test_the_history_feed_sends_each_new_row_once_in_order_as_a_monitor_record(
+    store_url: str,
+) -> None:
+    """The feed on a real store (both backends): the rows committed after it starts reach a
+    subscriber once each, in id order, as monitor records with their ids; rows from before
+    its start do not; a row about a job makes no machine, a transition moves its machine; and
+    a name with markup, quotes and a carriage return stays one line of JSON."""
+    open_store(store_url).close()
+    name = 'w<script>"\r\n'
+
+    async def scenario() -> None:
+        with open_store(store_url) as store:
+            store.add_job("task", {"n": 0}, machine_type="checker")  # before the start
+        feed = LiveFeed(None, history=lambda: open_store(store_url), poll_seconds=0.02)
+        assert feed.source == "history"
+        feed.start()
+        subscriber = feed.subscribe()
+        await asyncio.sleep(0.5)  # the follower has read where the history ends
+        with open_store(store_url) as store:
+            job = store.add_job("task", {"n": 1}, machine_type="checker")
+            store.register_machine(name, "idle")
+            store.stage_history(
+                history_entry(
+                    "transition",
+                    name,
+                    ts=time.time(),
+                    from_state="idle",
+                    event="go",
+                    to_state="busy",
+                )
+            )
+            store.flush_history()
+        messages: list[str] = []
+        deadline = time.monotonic() + 10
+        while len(messages) < 3 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+            messages += subscriber.drain(100)
+        await asyncio.sleep(0.3)  # nothing more comes
+        messages += subscriber.drain(100)
+        feed.stop()
+        assert all("\r" not in m and "\n" not in m for m in messages)
+        records = [json.loads(m) for m in messages]
+        assert [(r["kind"], r["machine"]) for r in records] == [
+            ("job_added", "checker"),
+            ("machine_started", name),
+            ("transition", name),
+        ]
+        assert records[0]["job_id"] == job.id
+        ids = [r["id"] for r in records]
+        assert ids == sorted(ids) and len(set(ids)) == 3
+        assert (records[2]["from"], records[2]["event"], records[2]["to"]) == ("idle", "go", "busy")
+        assert set(feed.machines) == {name}  # the job's row made no machine "checker"
+        assert feed.machines[name].state == "busy"
+        assert feed.machines[name].last_transition is not None
+
+    asyncio.run(scenario())
