@@ -24,7 +24,7 @@ import httpx
 import pytest
 from starlette.testclient import TestClient
 
-from smc.runtime.store import Store, history_entry, open_store
+from smc.runtime.store import Store, StoreError, history_entry, open_store
 from smc.ui.app import create_app
 from smc.ui.diagrams import (
     ALLOWED_ATTRIBUTES,
@@ -719,5 +719,45 @@ def test_the_history_feed_sends_each_new_row_once_in_order_as_a_monitor_record(
         assert set(feed.machines) == {name}  # the job's row made no machine "checker"
         assert feed.machines[name].state == "busy"
         assert feed.machines[name].last_transition is not None
+
+    asyncio.run(scenario())
+
+
+def test_the_history_feed_says_when_the_database_is_away_and_follows_on_when_it_is_back(
+    tmp_path: Path,
+) -> None:
+    """The feed's store cannot be opened at first (the file is not there yet): the browsers
+    are told (``ui_error``), and once it opens the feed follows the history from there."""
+    database = tmp_path / "later" / "smc.db"
+
+    def opener() -> Store:
+        if not database.parent.exists():
+            raise StoreError("the database is away")
+        return open_store(str(database))
+
+    async def scenario() -> None:
+        feed = LiveFeed(None, history=opener, poll_seconds=0.02)
+        subscriber = feed.subscribe()
+        feed.start()
+        messages: list[str] = []
+        deadline = time.monotonic() + 5
+        while not messages and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+            messages += subscriber.drain(10)
+        assert [json.loads(m) for m in messages] == [
+            {"kind": "ui_error", "message": "history: the database is away"}
+        ]
+        database.parent.mkdir()
+        open_store(str(database)).close()
+        await asyncio.sleep(1.5)  # the feed opens it at its next try (after 1 s)
+        with open_store(str(database)) as store:
+            store.register_machine("late", "idle")
+        records: list[dict[str, Any]] = []
+        deadline = time.monotonic() + 5
+        while not records and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+            records += [json.loads(m) for m in subscriber.drain(10)]
+        feed.stop()
+        assert [(r["kind"], r["machine"]) for r in records] == [("machine_started", "late")]
 
     asyncio.run(scenario())
