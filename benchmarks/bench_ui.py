@@ -2,26 +2,30 @@
 them costs the workers.
 
     python benchmarks/bench_ui.py [--machines 50] [--rate 2000] [--clients 5] [--jobs 1500]
-        [--seconds 10] [--keep]
+        [--seconds 10] [--feed auto|history|sockets] [--postgres URL] [--browser] [--keep]
 
 Everything is real: ``--machines`` ``smc run`` processes of a two-state ``ticker`` template
 whose ``timeout(N)`` transitions together make about ``--rate`` transitions a second, one
-``smc run`` no-op job worker (``bench_runtime.py``'s, ``set_context``), one SQLite file, and
-for the second half one ``smc ui`` process with ``--clients`` server-sent-event clients
+``smc run`` no-op job worker (``bench_runtime.py``'s, ``set_context``), one SQLite file (or,
+with ``--postgres URL``, a fresh schema on that server, dropped afterwards), and for the
+second half one ``smc ui --feed FEED`` process with ``--clients`` server-sent-event clients
 (``httpx`` streams in threads of this script, standing in for browsers: each parses every
-batch as the page does).
+batch as the page does). ``--feed``: where the server's live feed comes from (``auto``, the
+default: the store's history; ``sockets``: the machines' monitor sockets).
 
 1. **Without the UI**: the tickers run; ``--jobs`` jobs are released at once to the worker;
    jobs/s = jobs / (last completion - first claim), from the job rows, and the worker's CPU
    time per job (user + system, ``/proc``), which hardly moves when other processes load the
    machine (jobs/s does: 51 busy processes on 2 cores).
-2. **The UI, no client**: ``smc ui`` starts (it reads every machine's monitor socket) and the
-   same is measured again.
+2. **The UI, no client**: ``smc ui`` starts (it follows the history, or reads every machine's
+   monitor socket) and the same is measured again.
 3. **The UI and its clients**: the clients connect, and the same is measured again.
    Meanwhile, for ``--seconds`` seconds each client records, for every transition it receives,
-   its arrival time minus the record's ``ts`` (stamped by the machine when it published it):
-   p50/p99/max over all clients. Also the transitions per second each client received, and
-   the CPU the ``smc ui`` process used.
+   its arrival time minus the record's ``ts`` (stamped by the machine when it made the
+   transition; with the history feed that includes the wait for the machine's next write to
+   commit the row, and for the server's next read): p50/p99/max over all clients. Also the
+   transitions per second each client received, the CPU the ``smc ui`` process used, and the
+   load average before and after.
 
 The machines and the script share the host's clock, so the latency is wall-clock exact. On 2
 cores shared with 50 worker processes, the clients' own parsing is part of the figure (as a
@@ -43,6 +47,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -191,7 +196,7 @@ def open_page(base: str) -> BrowserPage:
     return BrowserPage(base)
 
 
-def job_throughput(database: Path, jobs: int, tag: str, worker_pid: int) -> tuple[float, float]:
+def job_throughput(database: str, jobs: int, tag: str, worker_pid: int) -> tuple[float, float]:
     """Release ``jobs`` jobs at once to the (idle) worker: (jobs/s from the job rows, the
     worker's CPU microseconds per job). CPU per job hardly moves when other processes load
     the machine; jobs/s does."""
@@ -247,6 +252,18 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--keep", action="store_true", help="keep the run directory")
     parser.add_argument(
+        "--feed",
+        choices=("auto", "history", "sockets"),
+        default="auto",
+        help="smc ui --feed: the store's history (auto, the default) or the monitor sockets",
+    )
+    parser.add_argument(
+        "--postgres",
+        default=None,
+        metavar="URL",
+        help="run on this PostgreSQL server (a fresh schema, dropped afterwards), not SQLite",
+    )
+    parser.add_argument(
         "--browser",
         action="store_true",
         help="also open the page in Chromium (Playwright, Debian's chromium) during the "
@@ -258,11 +275,17 @@ def main() -> None:
     period = round(args.machines / args.rate, 4)
     (directory / "ticker.yaml").write_text(TICKER.format(period=period))
     (directory / "worker.yaml").write_text(WORKER)
-    database = directory / "smc.db"
+    schema = None
+    if args.postgres is not None:
+        schema = f"smc_bench_ui_{uuid.uuid4().hex[:10]}"
+        database = f"{args.postgres}{'&' if '?' in args.postgres else '?'}schema={schema}"
+    else:
+        database = str(directory / "smc.db")
     env = dict(os.environ, SMC_CACHE_DIR=str(directory / "cache"))
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [env.get("PYTHONPATH")])])
     open_store(database).close()
     log = (directory / "processes.log").open("wb")
+    load_before = os.getloadavg()
 
     def start(*command: str) -> subprocess.Popen[bytes]:
         return subprocess.Popen(
@@ -272,9 +295,9 @@ def main() -> None:
     try:
         with processes() as running:
             # Compile once, then start the rest (they find the module in the shared cache).
-            running.append(start("run", "worker.yaml", "--db", str(database)))
+            running.append(start("run", "worker.yaml", "--db", database))
             running.append(
-                start("run", "ticker.yaml", "--db", str(database), "--machine-name", "ticker-0")
+                start("run", "ticker.yaml", "--db", database, "--machine-name", "ticker-0")
             )
             with open_store(database) as store:
                 wait_until(lambda: len(store.list_machines()) == 2, 60, "the first machines")
@@ -284,7 +307,7 @@ def main() -> None:
                             "run",
                             "ticker.yaml",
                             "--db",
-                            str(database),
+                            database,
                             "--machine-name",
                             f"ticker-{index}",
                         )
@@ -300,7 +323,7 @@ def main() -> None:
             without_ui = job_throughput(database, args.jobs, "without", worker_pid)
 
             port = free_port()
-            ui = start("ui", "--db", str(database), "--port", str(port))
+            ui = start("ui", "--db", database, "--port", str(port), "--feed", args.feed)
             running.append(ui)
             base = f"http://127.0.0.1:{port}"
 
@@ -335,16 +358,32 @@ def main() -> None:
             clients_cpu = time.process_time() - clients_cpu_before
             for client in clients:
                 client.stop.set()
+            load_after = os.getloadavg()
     finally:
         log.close()
         if not args.keep:
             shutil.rmtree(directory, ignore_errors=True)
+        if schema is not None and args.postgres is not None:
+            import psycopg
+
+            with psycopg.connect(args.postgres, autocommit=True) as connection:
+                connection.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
 
     latencies = [value for client in clients for value in client.latencies]
     if not latencies:
         raise RuntimeError("the clients received no transition")
     rates = [client.transitions / elapsed for client in clients]
-    print(f"machines {args.machines} tickers (period {period} s) + 1 job worker, SQLite")
+    backend = "SQLite" if args.postgres is None else "PostgreSQL"
+    print(
+        f"machines {args.machines} tickers (period {period} s) + 1 job worker, {backend}, "
+        f"smc ui --feed {args.feed}"
+    )
+    print(
+        "load average (1, 5, 15 min): before "
+        + " ".join(f"{value:.2f}" for value in load_before)
+        + ", after "
+        + " ".join(f"{value:.2f}" for value in load_after)
+    )
     print(
         f"clients {args.clients}: transitions/s received per client "
         f"min {min(rates):.0f} mean {statistics.mean(rates):.0f} (measured {elapsed:.1f} s)"

@@ -92,7 +92,7 @@ def _follow_history(store: Any, args: argparse.Namespace) -> int:
     import json
     import time
 
-    from smc.runtime.history import follow_history
+    from smc.runtime.history import follow_history, history_record
     from smc.runtime.monitor import format_human
     from smc.runtime.store import StoreError
 
@@ -124,27 +124,3 @@ def _follow_history(store: Any, args: argparse.Namespace) -> int:
         print(f"smc monitor: error: {error}", file=sys.stderr)
         return EXIT_PROBLEMS
     return _finished(args, seen)
-
-
-def history_record(row: Any) -> dict[str, Any]:
-    """A history row as a monitor record (``docs/monitor.md``): ``kind``, ``machine``,
-    ``from``/``event``/``to``, ``job_id``, ``ts``, and the row's ``id``, ``attempt``,
-    ``trace_id``, ``source``, and its excerpt as ``error`` (an error's text) or ``excerpt``."""
-    record: dict[str, Any] = {
-        "kind": row.kind,
-        "machine": row.machine,
-        "from": row.from_state,
-        "event": row.event,
-        "to": row.to_state,
-        "job_id": row.job_id,
-        "ts": row.ts,
-        "id": row.id,
-        "attempt": row.attempt,
-        "trace_id": row.trace_id,
-        "source": row.source,
-    }
-    # A transition's excerpt is a workflow task's error (why it failed, was skipped or
-    # cancelled): a worker's transitions have none.
-    erring = row.kind in ("error", "job_failed", "job_retried", "transition")
-    record["error" if erring else "excerpt"] = row.excerpt
-    return record

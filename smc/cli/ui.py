@@ -37,6 +37,16 @@ def register(subparsers: Any) -> None:
         metavar="FILE",
         help="read the token from FILE (its first line), keeping it out of the process list",
     )
+    parser.add_argument(
+        "--feed",
+        choices=("auto", "history", "sockets"),
+        default="auto",
+        help=(
+            "where the live records come from: the database's history (every host; the "
+            "machines write nothing more), the machines' monitor sockets on this host, or "
+            "auto: the history when the database keeps it (default)"
+        ),
+    )
     parser.set_defaults(handler=_ui)
 
 
@@ -72,7 +82,7 @@ def _ui(args: argparse.Namespace) -> int:
             "or --token-file (or bind 127.0.0.1)"
         )
     try:
-        serve(args.db, args.host, args.port, token)
+        serve(args.db, args.host, args.port, token, feed=args.feed)
     except StoreError as error:
         print(f"smc ui: error: {error}", file=sys.stderr)
         return EXIT_PROBLEMS

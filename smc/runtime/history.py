@@ -24,6 +24,7 @@ import os
 import re
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from typing import Any
 
 from smc.runtime.store import HISTORY_CHANNEL, HistoryRow, Store, StoreError, Waker
 from smc.safe_text import escape_controls
@@ -221,6 +222,31 @@ async def follow_history_async(
             waker.close()
 
 
+def history_record(row: HistoryRow) -> dict[str, Any]:
+    """A history row as a monitor record (``docs/monitor.md``): ``kind``, ``machine``,
+    ``from``/``event``/``to``, ``job_id``, ``ts``, and the row's ``id``, ``attempt``,
+    ``trace_id``, ``source``, and its excerpt as ``error`` (an error's text) or ``excerpt``.
+    What ``smc monitor --db postgresql://…`` prints and the web monitor's live feed sends."""
+    record: dict[str, Any] = {
+        "kind": row.kind,
+        "machine": row.machine,
+        "from": row.from_state,
+        "event": row.event,
+        "to": row.to_state,
+        "job_id": row.job_id,
+        "ts": row.ts,
+        "id": row.id,
+        "attempt": row.attempt,
+        "trace_id": row.trace_id,
+        "source": row.source,
+    }
+    # A transition's excerpt is a workflow task's error (why it failed, was skipped or
+    # cancelled): a worker's transitions have none.
+    erring = row.kind in ("error", "job_failed", "job_retried", "transition")
+    record["error" if erring else "excerpt"] = row.excerpt
+    return record
+
+
 _TABLE_HEADERS = ("id", "time", "machine", "kind", "what", "job", "trace")
 #: How a workflow run's rows read (the run id is their ``source``).
 _RUN_KINDS = {
@@ -295,6 +321,7 @@ __all__ = [
     "describe",
     "follow_history",
     "follow_history_async",
+    "history_record",
     "history_table",
     "parse_age",
     "parse_since",

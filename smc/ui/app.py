@@ -14,8 +14,9 @@
 - ``GET /api/workflows`` workflow runs, newest first, with their task counts by state;
   ``GET /api/workflows/{run_id}`` one run, its tasks and its DAG as SVG;
   ``POST /api/workflows/{run_id}/cancel`` asks its scheduler to cancel it (``smc.ui.workflows``);
-- ``GET /api/stream`` server-sent events: JSON arrays of monitor records and ``ui_*``
-  messages (``ui_machines``, ``ui_queue``, ``ui_history``, ``ui_resync``).
+- ``GET /api/stream`` server-sent events: JSON arrays of monitor records (from the durable
+  history, or from the machines' monitor sockets: ``smc.ui.feed``) and ``ui_*`` messages
+  (``ui_machines``, ``ui_queue``, ``ui_history``, ``ui_resync``, ``ui_error``).
 
 Every store call runs in one worker thread of the app's own (the store objects are
 synchronous and not shared between threads), so the event loop that serves the browsers never
@@ -41,7 +42,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingR
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from smc.runtime.store import Store
+from smc.runtime.store import Store, StoreError
 from smc.ui.diagrams import DiagramCache, DiagramUnavailable, MachineType
 from smc.ui.feed import LiveFeed
 from smc.ui.security import CSRF_COOKIE, LOOPBACK_HOSTS, Guard, new_csrf_value
@@ -78,6 +79,23 @@ JOB_LIST_LIMIT = 200
 UNCOMPARED = ("heartbeat_age", "heartbeat_at", "updated_at", "live")
 
 
+#: The live feed's sources (``smc ui --feed``): ``auto`` is the history where the store keeps
+#: it, else the sockets.
+FEED_CHOICES = ("auto", "history", "sockets")
+
+
+def keeps_history(store: Store) -> bool:
+    """Whether this store records the durable history and can read it: not with
+    ``SMC_HISTORY=off`` (``history_enabled`` false), nor a store without ``history``."""
+    if not getattr(store, "history_enabled", False) or history_of(store) is None:
+        return False
+    try:
+        store.last_history_id()
+    except StoreError:
+        return False
+    return True
+
+
 def history_of(store: Store) -> Callable[..., list[Any]] | None:
     """The store's ``history`` method when it keeps the durable history (a store from before
     it, or one without it, has none: the page then says what it cannot show)."""
@@ -95,15 +113,23 @@ class Monitor:
         *,
         poll_interval: float = POLL_INTERVAL,
         queue_size: int | None = None,
+        feed: str = "auto",
+        history_poll: float | None = None,
     ) -> None:
+        if feed not in FEED_CHOICES:
+            raise ValueError(f"feed must be one of {FEED_CHOICES}, not {feed!r}")
         self._open_store = open_store
         self._store: Store | None = None
         self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="smc-ui-db")
-        self.feed = (
-            LiveFeed(socket_dir)
-            if queue_size is None
-            else LiveFeed(socket_dir, queue_size=queue_size)
-        )
+        self._socket_dir = socket_dir
+        self._feed_choice = feed
+        self._feed_options: dict[str, Any] = {}
+        if queue_size is not None:
+            self._feed_options["queue_size"] = queue_size
+        if history_poll is not None:
+            self._feed_options["poll_seconds"] = history_poll
+        # Replaced at start, once the store says whether it keeps the history.
+        self.feed = LiveFeed(None, **self._feed_options)
         self.diagrams = DiagramCache()
         self.poll_interval = poll_interval
         self._poller: asyncio.Task[None] | None = None
@@ -131,7 +157,14 @@ class Monitor:
     # --- lifecycle ---
 
     async def start(self) -> None:
-        await self.db(lambda store: None)  # open the store now: a bad --db fails at start
+        # Opens the store now: a bad --db fails at start.
+        keeps = await self.db(keeps_history)
+        if self._feed_choice == "history" and not keeps:
+            raise StoreError("this database keeps no history (SMC_HISTORY=off?): no history feed")
+        if keeps and self._feed_choice != "sockets":
+            self.feed = LiveFeed(None, history=self._open_store, **self._feed_options)
+        else:
+            self.feed = LiveFeed(self._socket_dir, **self._feed_options)
         self.feed.start()
         self._poller = asyncio.create_task(self._poll())
 
@@ -172,7 +205,9 @@ class Monitor:
         if counts != self._last_queue:
             self._last_queue = counts
             self.feed.publish({"kind": "ui_queue", "counts": counts})
-        if self.has_history:
+        if self.has_history and self.feed.source != "history":
+            # Following the sockets, the activity kinds of the history come from here (the
+            # history feed carries every row itself).
             rows = await self.db(self._new_history)
             if rows:
                 self.feed.publish({"kind": "ui_history", "rows": rows})
@@ -241,15 +276,26 @@ def create_app(
     loopback_only: bool = True,
     poll_interval: float = POLL_INTERVAL,
     queue_size: int | None = None,
+    feed: str = "auto",
+    history_poll: float | None = None,
 ) -> Starlette:
     """The web monitor. ``open_store`` is called once, in the app's store thread;
     ``socket_dir`` is where the machines' monitor sockets are (``monitor_dir(store)``), None
     to follow none. ``token``: required on every request when given. ``loopback_only``:
     accept only requests addressed to 127.0.0.1/localhost (the default bind; pass False when
-    serving on another address, which needs a token)."""
+    serving on another address, which needs a token). ``feed``: where the live records come
+    from (:data:`FEED_CHOICES`; ``smc.ui.feed``), ``history_poll`` how often the history is
+    read when nothing wakes the feed (None: ``HISTORY_POLL_SECONDS``)."""
     if not loopback_only and token is None:
         raise ValueError("a server reachable from other hosts needs a token")
-    monitor = Monitor(open_store, socket_dir, poll_interval=poll_interval, queue_size=queue_size)
+    monitor = Monitor(
+        open_store,
+        socket_dir,
+        poll_interval=poll_interval,
+        queue_size=queue_size,
+        feed=feed,
+        history_poll=history_poll,
+    )
 
     async def index(request: Request) -> Response:
         response = HTMLResponse(_page())
@@ -281,6 +327,7 @@ def create_app(
                 "types": types,
                 "queue": counts,
                 "history": monitor.has_history,
+                "feed": monitor.feed.source,
             }
         )
 

@@ -1,35 +1,59 @@
 """The server's one live feed, fanned out to every browser.
 
-One thread follows every machine's monitor socket (``smc.runtime.monitor.follow``): however
-many browsers are open, each machine has exactly one reader for the web monitor. The thread
-hands what it reads to the server's event loop in batches; there each record is encoded to
-JSON once and put on every subscriber's queue.
+One thread follows the machines for the whole server, however many browsers are open, from
+one of two sources (:attr:`LiveFeed.source`):
+
+- ``history`` (the default wherever the store keeps the durable history, ``docs/history.md``):
+  the thread follows the store's ``history`` table by id (``follow_history``). On PostgreSQL
+  the server's NOTIFY on history inserts wakes it, so machines on every host show per
+  transition; on SQLite it polls every :data:`HISTORY_POLL_SECONDS`. The machines write
+  nothing for the web monitor (the rows are written whether or not anyone looks), which is
+  why this is the default: a reader on a machine's monitor socket costs that machine a JSON
+  encoding and a send per record (docs/monitor.md, "Scale").
+- ``sockets``: every machine's monitor socket on this host (``smc.runtime.monitor.follow``),
+  when the store keeps no history (``SMC_HISTORY=off``) or when asked for (``smc ui --feed
+  sockets``).
+
+The thread hands what it reads to the server's event loop in batches; there each record is
+encoded to JSON once and put on every subscriber's queue.
 
 A subscriber's queue is bounded (:data:`DEFAULT_QUEUE_SIZE` messages). When a browser reads
 too slowly (or not at all) and its queue is full, the queue is emptied and one ``ui_resync``
 message put in its place: that browser skips to the latest state by fetching the snapshot
 again, instead of working through a backlog it can never catch up with. Putting on a queue
 never waits, so a slow or dead browser slows neither the feed, the other browsers nor any
-machine (the machines' own socket buffers are drained by the thread at the rate they write).
+machine.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from smc.runtime.history import follow_history, history_record
 from smc.runtime.monitor import follow_lines
+from smc.runtime.store import Store, StoreError
 
 _log = logging.getLogger("smc.ui")
 
 #: Messages a browser may fall behind by before it is told to fetch the snapshot again.
 DEFAULT_QUEUE_SIZE = 2000
+#: How often the feed reads the history for new rows when nothing wakes it (SQLite; on
+#: PostgreSQL the NOTIFY on history inserts wakes it at once, and this is only the fallback).
+#: 50 ms: a transition reaches the page at most 50 ms (25 on average) after it commits, well
+#: inside issue 15's 250 ms at p99, for one indexed read of an empty range 20 times a second
+#: (about 30 µs each on SQLite, in the server, not in any machine).
+HISTORY_POLL_SECONDS = 0.05
+#: How long the feed waits before following the history again after a database error.
+HISTORY_RETRY_SECONDS = 1.0
 #: Activity records (errors, unhandled and refused events, failures) kept for a new page.
 ACTIVITY_KEPT = 500
 #: Monitor record kinds shown in the activity log.
@@ -39,11 +63,15 @@ ACTIVITY_KINDS = frozenset(
         "unhandled_event",
         "invalid_event",
         "job_failed",
+        "job_retried",
+        "event_dropped",
         "activity_log",
         "machine_started",
         "machine_stopped",
     }
 )
+#: Record kinds that show where a machine is: what the feed keeps per machine starts with one.
+MOVING_KINDS = frozenset({"transition", "machine_started", "job_claimed"})
 #: The message that replaces a full queue.
 RESYNC_MESSAGE = json.dumps({"kind": "ui_resync"})
 
@@ -97,12 +125,22 @@ class MachineLive:
 
 
 class LiveFeed:
-    """Follows the monitor sockets of ``socket_dir`` (None: follows nothing) and fans the
-    records out to :meth:`subscribe`\\ d queues. :meth:`publish` adds server-made messages
-    (registry and queue snapshots, history rows) to the same stream."""
+    """Follows the store's history (``history``: opens a store of the feed's own, in its
+    thread) or else the monitor sockets of ``socket_dir`` (None for both: follows nothing),
+    and fans the records out to :meth:`subscribe`\\ d queues. :meth:`publish` adds
+    server-made messages (registry and queue snapshots) to the same stream."""
 
-    def __init__(self, socket_dir: Path | None, *, queue_size: int = DEFAULT_QUEUE_SIZE) -> None:
+    def __init__(
+        self,
+        socket_dir: Path | None,
+        *,
+        history: Callable[[], Store] | None = None,
+        poll_seconds: float = HISTORY_POLL_SECONDS,
+        queue_size: int = DEFAULT_QUEUE_SIZE,
+    ) -> None:
         self._socket_dir = socket_dir
+        self._history = history
+        self._poll_seconds = poll_seconds
         self._queue_size = queue_size
         self._subscribers: set[Subscriber] = set()
         self._stop = threading.Event()
@@ -113,16 +151,24 @@ class LiveFeed:
         self._lock = threading.Lock()
         self.machines: dict[str, MachineLive] = {}
         self.activity: collections.deque[dict[str, Any]] = collections.deque(maxlen=ACTIVITY_KEPT)
-        #: Records received from the monitor sockets.
+        #: Records received from the history or the monitor sockets.
         self.received = 0
+
+    @property
+    def source(self) -> str | None:
+        """Where the records come from: ``history``, ``sockets`` or None (nowhere)."""
+        if self._history is not None:
+            return "history"
+        return "sockets" if self._socket_dir is not None else None
 
     # --- lifecycle (in the event loop) ---
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        if self._socket_dir is None:
+        if self.source is None:
             return
-        self._thread = threading.Thread(target=self._follow, name="smc-ui-feed", daemon=True)
+        target = self._follow_history if self._history is not None else self._follow
+        self._thread = threading.Thread(target=target, name="smc-ui-feed", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
@@ -132,24 +178,73 @@ class LiveFeed:
 
     # --- the reading thread ---
 
+    def _hand(self, line: str, record: dict[str, Any]) -> bool:
+        """Queue one record for the loop (one wake-up for a whole batch); False when the loop
+        is gone (the server is stopping)."""
+        with self._lock:
+            self._pending.append((line, record))
+            if self._flush_scheduled:
+                return True
+            self._flush_scheduled = True
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return False
+        try:
+            loop.call_soon_threadsafe(self._flush)
+        except RuntimeError:  # the loop closed meanwhile: the server is stopping
+            return False
+        return True
+
     def _follow(self) -> None:
         assert self._socket_dir is not None
         try:
             for line, record in follow_lines(self._socket_dir, stop=self._stop):
-                with self._lock:
-                    self._pending.append((line, record))
-                    if self._flush_scheduled:
-                        continue
-                    self._flush_scheduled = True
-                loop = self._loop
-                if loop is None or loop.is_closed():
-                    return
-                try:
-                    loop.call_soon_threadsafe(self._flush)
-                except RuntimeError:  # the loop closed meanwhile: the server is stopping
+                if not self._hand(line, record):
                     return
         except Exception:  # pragma: no cover - a bug; the page then shows the registry only
             _log.exception("smc ui: the monitor feed stopped")
+
+    def _follow_history(self) -> None:
+        """Every history row committed from the server's start on, as a monitor record
+        (``history_record``: with the row's ``id`` and ``trace_id``). A database error is
+        told to the browsers (``ui_error``) and the feed follows on from the last row it
+        passed on once the database answers again."""
+        assert self._history is not None
+        store: Store | None = None
+        after: int | None = None
+        try:
+            while not self._stop.is_set():
+                try:
+                    if store is None:
+                        store = self._history()
+                    if after is None:
+                        after = store.last_history_id()
+                    for row in follow_history(
+                        store, after, poll_seconds=self._poll_seconds, stop=self._stop.is_set
+                    ):
+                        after = max(after, row.id)
+                        record = history_record(row)
+                        # ASCII JSON: no raw carriage return or line break can end the
+                        # server-sent event's line, whatever a name or payload holds.
+                        line = json.dumps(record, separators=(",", ":"), default=str)
+                        if not self._hand(line, record):
+                            return
+                except StoreError as error:
+                    _log.warning("smc ui: following the history: %s", error)
+                    message = {"kind": "ui_error", "message": f"history: {error}"}
+                    if not self._hand(json.dumps(message), message):
+                        return
+                    if store is not None:
+                        with contextlib.suppress(Exception):
+                            store.close()
+                        store = None
+                    self._stop.wait(HISTORY_RETRY_SECONDS)
+        except Exception:  # pragma: no cover - a bug; the page then shows the registry only
+            _log.exception("smc ui: the history feed stopped")
+        finally:
+            if store is not None:
+                with contextlib.suppress(Exception):
+                    store.close()
 
     # --- fan-out (in the event loop) ---
 
@@ -173,8 +268,14 @@ class LiveFeed:
         if not isinstance(name, str):
             return
         kind = record.get("kind")
+        if kind in ACTIVITY_KINDS:
+            self.activity.append(record)
         live = self.machines.get(name)
         if live is None:
+            if kind not in MOVING_KINDS:
+                # A history row about a job or an event: its ``machine`` may be a job's type
+                # or a machine not started yet; nothing of a machine to keep.
+                return
             live = self.machines[name] = MachineLive()
         ts = record.get("ts") if isinstance(record.get("ts"), int | float) else time.time()
         if kind in ("transition", "machine_started"):
@@ -198,8 +299,6 @@ class LiveFeed:
             live.job_id = str(job_id) if job_id is not None else None
         elif kind in ("job_completed", "job_failed") and live.job_id == record.get("job_id"):
             live.job_id = None
-        if kind in ACTIVITY_KINDS:
-            self.activity.append(record)
 
     def publish(self, message: dict[str, Any]) -> None:
         """Send a server-made message (``kind`` starting ``ui_``) to every subscriber."""

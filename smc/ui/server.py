@@ -12,8 +12,8 @@ from collections.abc import Iterator
 import uvicorn
 
 from smc.runtime.monitor import monitor_dir
-from smc.runtime.store import Store, open_store
-from smc.ui.app import create_app
+from smc.runtime.store import Store, StoreError, open_store
+from smc.ui.app import create_app, keeps_history
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8520
@@ -45,20 +45,24 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def serve(db: str | None, host: str, port: int, token: str | None) -> None:
-    """Serve until SIGINT/SIGTERM. Raises ``StoreError`` when the database cannot be opened,
-    ``OSError`` when the address cannot be bound and ``ValueError`` for a non-loopback
-    ``host`` without a token."""
+def serve(db: str | None, host: str, port: int, token: str | None, feed: str = "auto") -> None:
+    """Serve until SIGINT/SIGTERM. Raises ``StoreError`` when the database cannot be opened
+    (or ``feed`` is ``history`` and it keeps none), ``OSError`` when the address cannot be
+    bound and ``ValueError`` for a non-loopback ``host`` without a token."""
     probe = open_store(db)
     try:
         socket_dir = monitor_dir(probe)
+        if feed == "history" and not keeps_history(probe):
+            raise StoreError("--feed history: this database keeps no history (is SMC_HISTORY off?)")
     finally:
         probe.close()
 
     def opener() -> Store:
         return open_store(db)
 
-    app = create_app(opener, socket_dir=socket_dir, token=token, loopback_only=is_loopback(host))
+    app = create_app(
+        opener, socket_dir=socket_dir, token=token, loopback_only=is_loopback(host), feed=feed
+    )
     # The socket is ours, bound before uvicorn starts: a taken port is a one-line OSError for
     # the command to report (uvicorn would log it and exit on its own), and with --port 0 the
     # line below names the port the system chose.

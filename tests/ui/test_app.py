@@ -5,21 +5,26 @@ queues, and the command line's refusals (real ``smc ui`` processes)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import shutil
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from starlette.testclient import TestClient
 
-from smc.runtime.store import Store, open_store
+from smc.runtime.store import Store, StoreError, history_entry, open_store
 from smc.ui.app import create_app
 from smc.ui.diagrams import (
     ALLOWED_ATTRIBUTES,
@@ -32,7 +37,8 @@ from smc.ui.diagrams import (
 from smc.ui.feed import LiveFeed
 from smc.ui.security import CSRF_COOKIE, TOKEN_COOKIE
 from smc.ui.server import is_loopback
-from tests.support.harness import REPO
+from tests.support.backends import postgres_schema_url
+from tests.support.harness import REPO, Proc, Runner, runner_in, wait_until
 
 TOKEN = "s3cret-token-0123456789"
 ODD_NAMES = REPO / "tests" / "golden" / "diagrams" / "inputs" / "odd_names.yaml"
@@ -440,6 +446,9 @@ def test_a_browser_that_never_reads_slows_neither_the_server_nor_the_machines(
         socket_dir = monitor_dir(store)
     port = _free_port()
     command = [sys.executable, "-m", "smc", "ui", "--db", str(database), "--port", str(port)]
+    # The sockets feed (the database keeps history, so the default would follow that): the
+    # drill is about a machine's socket that a slow browser must never back up.
+    command += ["--feed", "sockets"]
     env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}
     process = subprocess.Popen(command, cwd=tmp_path, env=env, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
@@ -512,3 +521,243 @@ def test_a_browser_that_never_reads_slows_neither_the_server_nor_the_machines(
     finally:
         process.terminate()
         assert process.wait(10) == 0
+
+
+# --- the live feed: the store's history ------------------------------------------------------
+
+
+def _serve_and_stream(
+    runner: Runner, port: int, records: list[tuple[float, dict[str, Any]]]
+) -> tuple[Proc, threading.Thread]:
+    """Start ``smc ui`` with the runner's environment, wait until it serves, and follow its
+    stream in a thread that appends (arrival time, record) to ``records``."""
+    ui = runner.start("ui", "--port", str(port))
+    base = f"http://127.0.0.1:{port}"
+
+    def serving() -> bool:
+        assert ui.popen.poll() is None, ui.output()
+        try:
+            return httpx.get(f"{base}/api/state", timeout=2).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    wait_until(serving, 20, lambda: f"smc ui did not serve:\n{ui.output()}")
+    connected = threading.Event()
+
+    def read() -> None:
+        # The stream ends when the test stops the server: the end is not an error.
+        with (
+            contextlib.suppress(httpx.TransportError),
+            httpx.stream("GET", f"{base}/api/stream", timeout=60) as stream,
+        ):
+            connected.set()
+            for line in stream.iter_lines():
+                if line.startswith("data: "):
+                    arrived = time.time()
+                    records.extend((arrived, record) for record in json.loads(line[6:]))
+
+    reading = threading.Thread(target=read, daemon=True)
+    reading.start()
+    assert connected.wait(10)
+    return ui, reading
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_a_worker_on_another_host_shows_live_through_the_postgresql_history(
+    tmp_path: Path,
+) -> None:
+    """A real ``smc run`` worker and a real ``smc ui``, both on a fresh PostgreSQL schema.
+    The worker's monitor socket is in a directory the server never looks in (as on another
+    host: ``SMC_SOCKET_DIR`` differs), so what the stream shows can only come from the
+    history in the database. A job added from the CLI shows as the worker's claim, each of
+    its transitions, in order, and its completion, each a history row (its ``id``), within
+    seconds of the worker recording it; the server says its feed is the history."""
+    # Short socket directories (a socket's path must fit in 108 bytes).
+    hosts = Path(tempfile.mkdtemp(prefix="smc-ui-"))
+    with postgres_schema_url() as url, runner_in(tmp_path) as runner:
+        runner.env["SMC_DB"] = url
+        runner.env["SMC_SOCKET_DIR"] = str(hosts / "a")
+        worker = runner.start("run", str(REPO / "tests" / "ui" / "machines" / "checker.yaml"))
+
+        def registered() -> bool:
+            assert worker.popen.poll() is None, worker.output()
+            with open_store(url) as store:
+                row = store.get_machine("checker")
+            return row is not None and row.status == "running"
+
+        wait_until(registered, 20, lambda: f"checker never started:\n{worker.output()}")
+        runner.env["SMC_SOCKET_DIR"] = str(hosts / "b")  # the server's host
+        port = _free_port()
+        records: list[tuple[float, dict[str, Any]]] = []
+        ui, _reading = _serve_and_stream(runner, port, records)
+        state = httpx.get(f"http://127.0.0.1:{port}/api/state", timeout=5).json()
+        assert state["feed"] == "history"
+        job = runner.run(
+            "jobs", "add", "--type", "check", "--data", '{"verdict": "pass", "seconds": 0}'
+        ).stdout.strip()
+
+        def story() -> list[dict[str, Any]]:
+            # The job's rows, and the transition out of `done` that its completion made (the
+            # worker has no job by then).
+            return [
+                record
+                for _, record in records
+                if record.get("machine") == "checker"
+                and (record.get("job_id") == job or record.get("event") == "job_completed")
+            ]
+
+        wait_until(
+            lambda: any(r["event"] == "job_completed" for r in story()),
+            20,
+            lambda: f"the job's story never reached the stream: {story()}",
+        )
+        shown = story()
+        assert [
+            (r["kind"], r["from"], r["event"], r["to"]) for r in shown if r["kind"] != "event_sent"
+        ] == [
+            ("job_claimed", None, "check", None),
+            ("transition", "waiting", "new_job", "checking"),
+            ("transition", "checking", "job_done", "done"),
+            ("job_completed", None, "check", None),
+            ("transition", "done", "job_completed", "waiting"),
+        ]
+        ids = [r["id"] for r in shown]
+        assert ids == sorted(ids) and len(set(ids)) == len(ids)  # history rows, in order
+        arrival = {id(record): arrived for arrived, record in records}
+        lags = [arrival[id(r)] - r["ts"] for r in shown]
+        assert max(lags) < 5.0, lags  # per transition, not the registry's second
+        # The server's own view of the machine (the page's snapshot) has it too.
+        machines = httpx.get(f"http://127.0.0.1:{port}/api/state", timeout=5).json()["machines"]
+        (checker,) = [m for m in machines if m["name"] == "checker"]
+        assert checker["live"]["last_transition"]["event"] == "job_completed"
+        ui.signal(signal.SIGTERM)
+        assert ui.wait(10) == 0, ui.output()
+    shutil.rmtree(hosts, ignore_errors=True)
+
+
+def test_with_history_off_the_feed_follows_the_sockets_and_says_so(tmp_path: Path) -> None:
+    """``SMC_HISTORY=off`` (the workers and the server record no history): ``smc ui`` falls
+    back to the machines' monitor sockets, says so (``feed: sockets``), and a worker's
+    transitions still reach the stream, as socket records (no history ``id``)."""
+    with runner_in(tmp_path) as runner:
+        runner.env["SMC_HISTORY"] = "off"
+        worker = runner.start("run", str(REPO / "tests" / "ui" / "machines" / "checker.yaml"))
+        runner.wait_running(worker, "checker")
+        port = _free_port()
+        records: list[tuple[float, dict[str, Any]]] = []
+        ui, _reading = _serve_and_stream(runner, port, records)
+        state = httpx.get(f"http://127.0.0.1:{port}/api/state", timeout=5).json()
+        assert state["feed"] == "sockets"
+        job = runner.run(
+            "jobs", "add", "--type", "check", "--data", '{"verdict": "pass", "seconds": 0}'
+        ).stdout.strip()
+
+        def claimed() -> list[dict[str, Any]]:
+            return [r for _, r in records if r.get("kind") == "job_claimed"]
+
+        wait_until(lambda: claimed(), 20, lambda: f"no claim in the stream: {records}")
+        assert claimed()[0]["job_id"] == job and "id" not in claimed()[0]
+        result = runner.run("ui", "--feed", "history", "--port", "0", check=False)
+        assert result.returncode == 1 and "keeps no history" in result.stderr
+        assert result.stderr.count("\n") == 1
+        ui.signal(signal.SIGTERM)
+        assert ui.wait(10) == 0, ui.output()
+
+
+def test_the_history_feed_sends_each_new_row_once_in_order_as_a_monitor_record(
+    store_url: str,
+) -> None:
+    """The feed on a real store (both backends): the rows committed after it starts reach a
+    subscriber once each, in id order, as monitor records with their ids; rows from before
+    its start do not; a row about a job makes no machine, a transition moves its machine; and
+    a name with markup, quotes and a carriage return stays one line of JSON."""
+    open_store(store_url).close()
+    name = 'w<script>"\r\n'
+
+    async def scenario() -> None:
+        with open_store(store_url) as store:
+            store.add_job("task", {"n": 0}, machine_type="checker")  # before the start
+        feed = LiveFeed(None, history=lambda: open_store(store_url), poll_seconds=0.02)
+        assert feed.source == "history"
+        feed.start()
+        subscriber = feed.subscribe()
+        await asyncio.sleep(0.5)  # the follower has read where the history ends
+        with open_store(store_url) as store:
+            job = store.add_job("task", {"n": 1}, machine_type="checker")
+            store.register_machine(name, "idle")
+            store.stage_history(
+                history_entry(
+                    "transition",
+                    name,
+                    ts=time.time(),
+                    from_state="idle",
+                    event="go",
+                    to_state="busy",
+                )
+            )
+            store.flush_history()
+        messages: list[str] = []
+        deadline = time.monotonic() + 10
+        while len(messages) < 3 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+            messages += subscriber.drain(100)
+        await asyncio.sleep(0.3)  # nothing more comes
+        messages += subscriber.drain(100)
+        feed.stop()
+        assert all("\r" not in m and "\n" not in m for m in messages)
+        records = [json.loads(m) for m in messages]
+        assert [(r["kind"], r["machine"]) for r in records] == [
+            ("job_added", "checker"),
+            ("machine_started", name),
+            ("transition", name),
+        ]
+        assert records[0]["job_id"] == job.id
+        ids = [r["id"] for r in records]
+        assert ids == sorted(ids) and len(set(ids)) == 3
+        assert (records[2]["from"], records[2]["event"], records[2]["to"]) == ("idle", "go", "busy")
+        assert set(feed.machines) == {name}  # the job's row made no machine "checker"
+        assert feed.machines[name].state == "busy"
+        assert feed.machines[name].last_transition is not None
+
+    asyncio.run(scenario())
+
+
+def test_the_history_feed_says_when_the_database_is_away_and_follows_on_when_it_is_back(
+    tmp_path: Path,
+) -> None:
+    """The feed's store cannot be opened at first (the file is not there yet): the browsers
+    are told (``ui_error``), and once it opens the feed follows the history from there."""
+    database = tmp_path / "later" / "smc.db"
+
+    def opener() -> Store:
+        if not database.parent.exists():
+            raise StoreError("the database is away")
+        return open_store(str(database))
+
+    async def scenario() -> None:
+        feed = LiveFeed(None, history=opener, poll_seconds=0.02)
+        subscriber = feed.subscribe()
+        feed.start()
+        messages: list[str] = []
+        deadline = time.monotonic() + 5
+        while not messages and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+            messages += subscriber.drain(10)
+        assert [json.loads(m) for m in messages] == [
+            {"kind": "ui_error", "message": "history: the database is away"}
+        ]
+        database.parent.mkdir()
+        open_store(str(database)).close()
+        await asyncio.sleep(1.5)  # the feed opens it at its next try (after 1 s)
+        with open_store(str(database)) as store:
+            store.register_machine("late", "idle")
+        records: list[dict[str, Any]] = []
+        deadline = time.monotonic() + 5
+        while not records and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+            records += [json.loads(m) for m in subscriber.drain(10)]
+        feed.stop()
+        assert [(r["kind"], r["machine"]) for r in records] == [("machine_started", "late")]
+
+    asyncio.run(scenario())

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -148,6 +149,8 @@ def test_the_page_follows_a_job_live_and_the_diagram_lights_the_state(
         has=page.get_by_text("checker", exact=True)
     )
     expect(checker.locator("td.state")).to_have_text("waiting", timeout=WAIT_MS)
+    # The live records come from the database's history (the page says so on hover).
+    expect(page.locator("#connection")).to_have_attribute("title", re.compile("history"))
     card = page.locator('.diagram-card[data-name="checker"]')
     lit = card.locator("g.smc-current")
     expect(lit).to_have_count(1, timeout=WAIT_MS)

@@ -10,6 +10,7 @@ const S = {
   svgs: new Map(), // key -> {card, svg} once fetched
   queue: {},
   history: false,
+  feed: null, // where the live records come from: "history", "sockets" or null
   activity: [],
   jobTypes: new Set(),
   selectedJob: null,
@@ -18,9 +19,16 @@ const S = {
   offset: 0, // server clock minus ours
 };
 const ACTIVITY_KINDS = new Set([
-  "error", "unhandled_event", "invalid_event", "job_failed", "activity_log",
-  "machine_started", "machine_stopped",
+  "error", "unhandled_event", "invalid_event", "job_failed", "job_retried", "event_dropped",
+  "activity_log", "machine_started", "machine_stopped",
 ]);
+// Records that show a machine exists and where it is: one the registry poll has not shown yet
+// gets a row from them.
+const MOVING_KINDS = new Set(["transition", "machine_started", "job_claimed"]);
+const FEED_TITLES = {
+  history: "Live from the database's history: every machine on every host.",
+  sockets: "Live from the machines' monitor sockets on the server's host (the database keeps no history).",
+};
 const ACTIVITY_SHOWN = 300;
 
 // ---- small helpers ---------------------------------------------------------------------
@@ -173,6 +181,8 @@ async function fetchState() {
   const data = await getJSON("/api/state");
   S.offset = data.now - Date.now() / 1000;
   S.history = data.history;
+  S.feed = data.feed ?? null;
+  $("connection").title = FEED_TITLES[S.feed] || "";
   S.queue = data.queue;
   for (const [key, type] of Object.entries(data.types)) S.types.set(key, type);
   const names = new Set();
@@ -205,6 +215,19 @@ function applyRecord(r) {
   if (r.kind === "ui_error") { toast(r.message, true); return; }
   if (typeof r.machine !== "string") return;
   let m = S.machines.get(r.machine);
+  if (!m && r.kind === "transition" && r.source) {
+    // A workflow task's move (machine "<workflow>/<task>", source its run id): the Workflows
+    // section shows it; it is not a machine.
+    noteActivity(r);
+    return;
+  }
+  if (!m && !MOVING_KINDS.has(r.kind)) {
+    // A row about a job or an event (its machine may be a job's type, or a machine that has
+    // not started): nothing to move, only the activity log and the job list.
+    if (r.kind === "job_added" || r.kind === "job_retried") refreshJobsSoon();
+    noteActivity(r);
+    return;
+  }
   if (!m) {
     // A machine the registry poll has not shown yet: keep what the feed says.
     m = { name: r.machine, status: "running", state: null, live: null, type: null };
@@ -230,8 +253,29 @@ function applyRecord(r) {
   } else if (r.kind === "machine_stopped") {
     m.status = "stopped";
     markDirty("machines", "board");
+  } else if (r.kind === "job_added" || r.kind === "job_retried") {
+    refreshJobsSoon();
   }
-  if (!S.history && ACTIVITY_KINDS.has(r.kind)) addActivity(liveActivity(r));
+  noteActivity(r);
+}
+
+function noteActivity(r) {
+  if (ACTIVITY_KINDS.has(r.kind)) {
+    // A record of the history feed carries its row's id: it is a history row, shown as the
+    // activity log's fetched rows are (so a refetch finds it the same). A socket record is
+    // shown only when the database keeps no history (else the history poll brings it).
+    if (r.id !== undefined && r.id !== null) addActivity(historyActivity(rowOf(r)));
+    else if (!S.history) addActivity(liveActivity(r));
+  }
+}
+
+// A record of the history feed (smc.runtime.history.history_record) as its history row.
+function rowOf(r) {
+  return {
+    id: r.id, ts: r.ts, machine: r.machine, kind: r.kind, from_state: r.from, event: r.event,
+    to_state: r.to, job_id: r.job_id, attempt: r.attempt, trace_id: r.trace_id,
+    source: r.source, excerpt: r.error ?? r.excerpt ?? null,
+  };
 }
 
 // ---- rendering, at most once a frame -----------------------------------------------------
@@ -617,9 +661,10 @@ function renderActivity() {
   const items = S.activity.slice().reverse().map(activityItem);
   $("activity-list").replaceChildren(...items);
   $("activity-empty").hidden = items.length > 0;
-  $("activity-source").textContent = S.history
+  $("activity-source").textContent = (S.history
     ? "From the database's history: errors, dropped events, failures and retries."
-    : "Since this page's server started (this database keeps no history).";
+    : "Since this page's server started (this database keeps no history).")
+    + (S.feed === "sockets" ? " Live updates come from the machines' monitor sockets on the server's host only." : "");
 }
 
 async function loadActivity() {
