@@ -427,7 +427,9 @@ class Engine:
                 raise StartupError(str(error)) from None
         try:
             store.release_events(self.machine_name)
-            self._registry.register(store, self.config_path)
+            self._registry.register(
+                store, self.config_path, self._steps.configuration(self.machine)
+            )
             event_waker = store.open_waker([machine_channel(self.machine_name)])
         except StoreError as error:
             raise StartupError(str(error)) from None

@@ -225,7 +225,8 @@ async def follow_history_async(
 def history_record(row: HistoryRow) -> dict[str, Any]:
     """A history row as a monitor record (``docs/monitor.md``): ``kind``, ``machine``,
     ``from``/``event``/``to``, ``job_id``, ``ts``, and the row's ``id``, ``attempt``,
-    ``trace_id``, ``source``, and its excerpt as ``error`` (an error's text) or ``excerpt``.
+    ``trace_id``, ``source``, its excerpt as ``error`` (an error's text) or ``excerpt``, and a
+    statechart's ``configuration`` (every active state) when the row has one.
     What ``smc monitor --db postgresql://…`` prints and the web monitor's live feed sends."""
     record: dict[str, Any] = {
         "kind": row.kind,
@@ -244,6 +245,10 @@ def history_record(row: HistoryRow) -> dict[str, Any]:
     # cancelled): a worker's transitions have none.
     erring = row.kind in ("error", "job_failed", "job_retried", "transition")
     record["error" if erring else "excerpt"] = row.excerpt
+    if row.configuration is not None:
+        # A statechart's every active state, as its live records carry it: the web monitor
+        # lights each region of a parallel state, not only the one that moved.
+        record["configuration"] = list(row.configuration)
     return record
 
 

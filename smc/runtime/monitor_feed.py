@@ -19,7 +19,7 @@ from typing import Any
 from smc.runtime.clock import SYSTEM_CLOCK, Clock
 from smc.runtime.ledger import JobLedger
 from smc.runtime.monitor import MonitorPublisher, monitor_dir
-from smc.runtime.store import Store, history_entry
+from smc.runtime.store import Store, configuration_text, history_entry
 
 #: Monitor record kinds staged for the history, by their history kind. (Job claims and
 #: outcomes, events received and dead-lettered, starts and stops: the store writes those in
@@ -67,6 +67,7 @@ class MonitorFeed:
         if history is not None:
             staged = _STAGED_KINDS.get(kind)
             if staged is not None:
+                configuration = fields.get("configuration")
                 job_id = fields.get("job_id") or (None if current is None else current.job_id)
                 history.stage_history(
                     history_entry(
@@ -81,6 +82,11 @@ class MonitorFeed:
                         trace_id=history.trace_id,
                         source=fields.get("source"),
                         excerpt_text=fields.get("error"),
+                        # A statechart's transition carries every active state (a parallel
+                        # one's regions); a flat machine's none: a lookup, and NULL stored.
+                        configuration=(
+                            None if configuration is None else configuration_text(configuration)
+                        ),
                     )
                 )
         if publisher is None:

@@ -47,11 +47,16 @@ class RegistryWriter:
         self._due = float("-inf")
         self._deferred: Cancellable | None = None
 
-    def register(self, store: Store, config_path: str | None) -> None:
-        """Register the machine in its current state; later writes go to ``store``. Database
-        errors propagate (the machine cannot start)."""
+    def register(
+        self, store: Store, config_path: str | None, configuration: list[str] | None = None
+    ) -> None:
+        """Register the machine in its current state (``configuration``: a statechart's
+        active states); later writes go to ``store``. Database errors propagate (the machine
+        cannot start)."""
         state = self._current_state()
-        store.register_machine(self._machine_name, state, config_path=config_path)
+        store.register_machine(
+            self._machine_name, state, config_path=config_path, configuration=configuration
+        )
         self._store = store
         self.written = state
 

@@ -4,6 +4,7 @@ trace id follows a job across three machines (``send_event``, ``start_fsm``)."""
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 import signal
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from smc.runtime.history import history_record
 from smc.runtime.store import HistoryRow, Store, open_store
 from tests.support.backends import StoreTime, postgres_schema_url
 from tests.support.harness import Runner, wait_until
@@ -246,6 +248,59 @@ def test_history_cli_lists_filters_and_prints_jsonl(runner: Runner, store_url: s
     assert "waiting --new_job--> processing" in table
     shown = runner.run("jobs", "show", "--db", store_url, "two").stdout
     assert "job_claimed" in shown and "job_completed" in shown
+
+
+PANEL = """
+initial_state: panel
+metadata: {machine_name: panel}
+states:
+  - name: panel
+    parallel: true
+    states:
+      - {name: power, initial: power_off, states: [power_off, power_on]}
+      - {name: signal, initial: signal_red, states: [signal_red, signal_green]}
+transitions:
+  - {from: power_off, to: power_on, event: switch}
+  - {from: signal_red, to: signal_green, event: toggle}
+"""
+
+
+def test_a_parallel_charts_rows_carry_its_configuration_to_smc_history(
+    runner: Runner, store_url: str
+) -> None:
+    """A real ``smc run`` of a two-region parallel chart: its start and each move keep every
+    active state (``to_state`` is the parallel state itself, which says neither region's);
+    ``smc history --format jsonl`` and the monitor record show them; other rows keep none."""
+    _use(runner, store_url)
+    (runner.cwd / "panel.yaml").write_text(PANEL)
+    panel = runner.start("run", "panel.yaml", "--db", store_url)
+
+    def recorded(kind: str, count: int) -> bool:
+        with open_store(store_url) as store:
+            return len(store.history(machine="panel", kinds=[kind])) == count
+
+    wait_until(lambda: recorded("machine_started", 1), 20, panel.output)
+    for count, event in enumerate(("switch", "toggle"), start=1):
+        runner.run("send", "--db", store_url, "panel", event)
+        wait_until(functools.partial(recorded, "transition", count), 20, panel.output)
+    panel.stop()
+    lines = runner.run("history", "--db", store_url, "--machine", "panel", "--format", "jsonl")
+    records = [json.loads(line) for line in lines.stdout.splitlines()]
+    shown = [(r["kind"], r["to_state"], r["configuration"]) for r in records]
+    assert [entry for entry in shown if entry[2] is not None] == [
+        ("machine_started", "panel", ["panel", "power", "power_off", "signal", "signal_red"]),
+        ("transition", "panel", ["panel", "power", "power_on", "signal", "signal_red"]),
+        ("transition", "panel", ["panel", "power", "power_on", "signal", "signal_green"]),
+    ]
+    assert {kind for kind, _, states in shown if states is None} == {
+        "event_sent",
+        "event_received",
+        "machine_stopped",
+    }
+    with open_store(store_url) as store:
+        last = store.history(machine="panel", kinds=["transition"])[-1]
+    assert history_record(last)["configuration"] == list(last.configuration or ())
+    assert history_record(last)["configuration"][-1] == "signal_green"
 
 
 def test_pruning_by_age_keeps_what_the_policy_says(store_url: str) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from typing import Any, cast
 
 from smc.runtime.history import HistoryCursor, follow_history
 from smc.runtime.store import HistoryRow, open_store
@@ -185,7 +186,7 @@ def test_staged_rows_keep_every_value_exactly(store_url: str) -> None:
     """A staged row comes back as it was staged, field by field: PostgreSQL binds the staged
     rows as one JSON array (docs/history.md, "Cost"), which must not round a time, turn an
     attempt into text, or mangle quotes, backslashes, non-ASCII text or NULLs."""
-    from smc.runtime.store import history_entry
+    from smc.runtime.store import configuration_text, history_entry
 
     staged = [
         history_entry(
@@ -200,6 +201,7 @@ def test_staged_rows_keep_every_value_exactly(store_url: str) -> None:
             trace_id="01JQ8ZK5V3A5B2C7D9E0F1G2H3",
             source="sender",
             excerpt_text='{"a": "b\\n", "c": [1, 2]} ✓',
+            configuration=configuration_text(["fetching", 'r "1" \\', "ü"]),
         ),
         history_entry("error", "w", ts=0.1 + 0.2, excerpt_text="x" * 499 + "…"),
         history_entry("event_dropped", "w", ts=1.5),
@@ -216,5 +218,79 @@ def test_staged_rows_keep_every_value_exactly(store_url: str) -> None:
     fields = ("ts", "machine", "kind", "from_state", "event", "to_state", "job_id", "attempt")
     fields += ("trace_id", "source", "excerpt")
     for row, entry in zip(rows, staged, strict=False):
-        assert tuple(getattr(row, name) for name in fields) == entry
+        assert tuple(getattr(row, name) for name in fields) == entry[:-1]
     assert type(rows[0].attempt) is int
+    assert rows[0].configuration == ("fetching", 'r "1" \\', "ü")
+    assert [row.configuration for row in rows[1:]] == [None, None, None]
+
+
+def test_a_statecharts_configuration_round_trips_and_a_flat_machine_has_none(
+    store_url: str,
+) -> None:
+    """A statechart's start and transitions keep every active state (both regions of a
+    parallel state: what the web monitor lights), written staged (in a transaction around a
+    write, or in its own statement on PostgreSQL) or by the registration itself; a flat
+    machine's rows keep NULL (docs/history.md)."""
+    from smc.runtime.store import configuration_text, history_entry
+
+    started = ["active", "download.idle", "verify.idle"]
+    moved = ["active", "download.fetching", "verify.idle"]
+    with open_store(store_url) as store:
+        store.add_job("task", job_id="j")
+        start = store.last_history_id()
+        store.register_machine("chart", "download.idle", configuration=started)
+        store.register_machine("flat", "idle")
+        store.stage_history(
+            history_entry(
+                "transition",
+                "chart",
+                ts=time.time(),
+                from_state="download.idle",
+                event="fetch",
+                to_state="download.fetching",
+                configuration=configuration_text(moved),
+            )
+        )
+        store.stage_history(
+            history_entry("transition", "flat", ts=time.time(), from_state="idle", to_state="busy")
+        )
+        assert store.claim_job("w", ["task"]) is not None  # records in its statement on PG
+        store.stage_history(
+            history_entry(
+                "transition",
+                "chart",
+                ts=time.time(),
+                event="done",
+                configuration=configuration_text(started),
+            )
+        )
+        store.flush_history()  # its own transaction
+        rows = store.history(after_id=start)
+        # the column itself (the store's own connection: either driver's execute)
+        stored = (
+            cast(Any, store)
+            .connection.execute(
+                f"SELECT machine, kind, configuration FROM history WHERE id > {int(start or 0)} "
+                "ORDER BY id"
+            )
+            .fetchall()
+        )
+    assert [(row.machine, row.kind, row.configuration) for row in rows] == [
+        ("chart", "machine_started", tuple(started)),
+        ("flat", "machine_started", None),
+        ("chart", "transition", tuple(moved)),
+        ("flat", "transition", None),
+        ("w", "job_claimed", None),
+        ("chart", "transition", tuple(started)),
+    ]
+    # a JSON array of state names, NULL where there is none
+    assert [tuple(row) for row in stored] == [
+        ("chart", "machine_started", json.dumps(started)),
+        ("flat", "machine_started", None),
+        ("chart", "transition", json.dumps(moved)),
+        ("flat", "transition", None),
+        ("w", "job_claimed", None),
+        ("chart", "transition", json.dumps(started)),
+    ]
+    assert rows[2].to_dict()["configuration"] == moved
+    assert rows[3].to_dict()["configuration"] is None

@@ -2,7 +2,8 @@
 ``smc run`` workers and a real ``smc ui`` process on a SQLite file.
 
 One system for the module (starting workers and the server takes a few seconds): the example
-``simple_worker``, a ``checker`` job worker whose jobs pass or fail as their data says, three
+``simple_worker``, a ``checker`` job worker whose jobs pass or fail as their data says, a
+parallel statechart ``panel``, three
 instances of the ``order`` template (one with a hostile name) and a template whose state names
 are HTML. Screenshots go to ``test-artifacts/ui-*.png``.
 """
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 
 from tests.support.harness import REPO, Proc, Runner, runner_in, wait_until
 
@@ -82,6 +83,7 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
             "simple_worker": runner.start("run", str(SIMPLE_WORKER)),
             "download_worker": runner.start("run", str(DOWNLOAD_WORKER)),
             "checker": runner.start("run", str(MACHINES / "checker.yaml")),
+            "panel": runner.start("run", str(MACHINES / "panel.yaml")),
             "order-1": runner.start("run", order, "--machine-name", "order-1"),
             "order-2": runner.start("run", order, "--machine-name", "order-2"),
             HOSTILE_NAME: runner.start("run", order, "--machine-name", HOSTILE_NAME),
@@ -295,6 +297,29 @@ def test_a_statechart_lights_its_leaf_and_the_compound_states_around_it(
     )
     expect(lit).to_have_count(2)
     _shot(page, "statechart")
+
+
+def test_a_parallel_statechart_lights_each_regions_state_from_the_history(
+    page: Page, system: System
+) -> None:
+    """The feed is the store's history: its rows carry the statechart's configuration, so
+    the region that did not move stays lit beside the one that did (issue 15)."""
+    assert httpx.get(f"{system.base}/api/state", timeout=5).json()["feed"] == "history"
+    diagram = page.locator('.diagram-card[data-name="panel"]')
+
+    def lit(state: str) -> Locator:
+        return diagram.locator(f'g.node.smc-current[data-state="{state}"]')
+
+    system.smc("send", "panel", "switch")  # the power region moves
+    expect(lit("power_on")).to_have_count(1, timeout=WAIT_MS)
+    expect(lit("signal_red")).to_have_count(1)
+    system.smc("send", "panel", "toggle")  # then the signal region: power stays on
+    expect(lit("signal_green")).to_have_count(1, timeout=WAIT_MS)
+    expect(lit("power_on")).to_have_count(1)
+    expect(diagram.locator("g.node.smc-current")).to_have_count(2)
+    for cluster in ("panel", "power", "signal"):
+        expect(diagram.locator(f'g.cluster.smc-current[data-state="{cluster}"]')).to_have_count(1)
+    _shot(page, "parallel")
 
 
 def test_a_killed_worker_shows_dead(page: Page, system: System) -> None:

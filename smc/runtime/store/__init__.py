@@ -37,6 +37,7 @@ from smc.runtime.store.rows import (
     HistoryRow,
     Job,
     MachineRow,
+    configuration_text,
     history_entry,
     process_alive,
 )
@@ -174,6 +175,7 @@ __all__ = [
     "Waker",
     "WorkflowRun",
     "WorkflowTask",
+    "configuration_text",
     "history_enabled",
     "history_entry",
     "is_postgres_url",

@@ -31,6 +31,7 @@ from smc.runtime.store.rows import (
     HistoryRow,
     Job,
     MachineRow,
+    configuration_text,
     encode_json,
     history_entry,
     process_alive,
@@ -303,8 +304,10 @@ class Store(WorkflowStore, Protocol):
         pid: int | None = None,
         host: str | None = None,
         config_path: str | None = None,
+        configuration: Sequence[str] | None = None,
     ) -> None:
-        """Insert or replace the row for ``name`` as running (pid/host default to ours)."""
+        """Insert or replace the row for ``name`` as running (pid/host default to ours);
+        ``configuration``: a statechart's active states, for its ``machine_started`` row."""
         ...
 
     def update_machine(self, name: str, state: str | None = None) -> bool:
@@ -410,6 +413,7 @@ __all__ = [
     "OutgoingEvent",
     "Store",
     "StoreError",
+    "configuration_text",
     "encode_json",
     "history_entry",
     "machine_channel",

@@ -121,7 +121,8 @@ _DDL = (
         attempt integer,
         trace_id text,
         source text,
-        excerpt text
+        excerpt text,
+        configuration text
     )""",
     """CREATE INDEX IF NOT EXISTS history_trace ON history (trace_id, id)
         WHERE trace_id IS NOT NULL""",

@@ -105,6 +105,7 @@ HISTORY_FIELDS = (
     "trace_id",
     "source",
     "excerpt",
+    "configuration",
 )
 #: The longest excerpt (of a payload, job data or error text) a history row keeps.
 EXCERPT_LIMIT = 500
@@ -356,8 +357,10 @@ def history_entry(
     trace_id: str | None = None,
     source: str | None = None,
     excerpt_text: str | None = None,
+    configuration: str | None = None,
 ) -> HistoryEntry:
-    """One history row to write (``Store.stage_history``), its excerpt cut to size."""
+    """One history row to write (``Store.stage_history``), its excerpt cut to size;
+    ``configuration`` a statechart's active states as a JSON array (:func:`configuration_text`)."""
     if excerpt_text is not None and len(excerpt_text) > EXCERPT_LIMIT:
         excerpt_text = excerpt(excerpt_text)
     return (
@@ -372,7 +375,14 @@ def history_entry(
         trace_id,
         source,
         excerpt_text,
+        configuration,
     )
+
+
+def configuration_text(configuration: Sequence[str] | None) -> str | None:
+    """A statechart's active states as a history row stores them: a JSON array (None for a
+    flat machine, whose state says it all)."""
+    return None if configuration is None else json.dumps(list(configuration))
 
 
 @dataclass(frozen=True)
@@ -383,7 +393,9 @@ class HistoryRow:
     are a transition's (``to_state`` alone: a machine's start state; ``from_state`` alone:
     the state it stopped in); ``job_id``/``attempt`` the job it concerns or was working on;
     ``trace_id`` the trace it belongs to; ``source`` the sending machine of an event;
-    ``excerpt`` at most :data:`EXCERPT_LIMIT` characters of the payload, job data or error."""
+    ``excerpt`` at most :data:`EXCERPT_LIMIT` characters of the payload, job data or error;
+    ``configuration`` every active state of a statechart after a ``transition`` or at its
+    ``machine_started``, sorted (None otherwise, and for a flat machine)."""
 
     id: int
     ts: float
@@ -397,6 +409,7 @@ class HistoryRow:
     trace_id: str | None
     source: str | None
     excerpt: str | None
+    configuration: tuple[str, ...] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Stable keys for JSON output (one JSON object per line in ``--format jsonl``)."""
@@ -413,11 +426,26 @@ class HistoryRow:
             "trace_id": self.trace_id,
             "source": self.source,
             "excerpt": self.excerpt,
+            "configuration": None if self.configuration is None else list(self.configuration),
         }
 
 
 def history_from_row(row: Sequence[Any]) -> HistoryRow:
-    id_, ts, machine, kind, from_state, event, to_state, job_id, attempt, trace, source, text = row
+    (
+        id_,
+        ts,
+        machine,
+        kind,
+        from_state,
+        event,
+        to_state,
+        job_id,
+        attempt,
+        trace,
+        source,
+        text,
+        states,
+    ) = row
     return HistoryRow(
         id=int(id_),
         ts=float(ts),
@@ -431,6 +459,7 @@ def history_from_row(row: Sequence[Any]) -> HistoryRow:
         trace_id=trace,
         source=source,
         excerpt=text,
+        configuration=None if states is None else tuple(json.loads(states)),
     )
 
 
@@ -513,6 +542,7 @@ __all__ = [
     "HistoryRow",
     "Job",
     "MachineRow",
+    "configuration_text",
     "decode_problem",
     "encode_json",
     "event_from_row",

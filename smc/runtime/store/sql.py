@@ -48,6 +48,7 @@ from smc.runtime.store.rows import (
     HistoryRow,
     Job,
     MachineRow,
+    configuration_text,
     encode_json,
     event_from_row,
     history_entry,
@@ -931,6 +932,7 @@ class SqlStore(WorkflowTables):
         pid: int | None = None,
         host: str | None = None,
         config_path: str | None = None,
+        configuration: Sequence[str] | None = None,
     ) -> None:
         params: dict[str, Any] = {
             "name": name,
@@ -947,6 +949,7 @@ class SqlStore(WorkflowTables):
             to_state=state,
             trace_id=self.trace_id,
             excerpt_text=f"pid {params['pid']} on {params['host']}",
+            configuration=configuration_text(configuration),
         )
         self._write(
             "write to",

@@ -133,7 +133,8 @@ _SCHEMA = (
         attempt INTEGER,
         trace_id TEXT,
         source TEXT,
-        excerpt TEXT
+        excerpt TEXT,
+        configuration TEXT
     )""",
     # Version 3 also added the workflow tables (smc/runtime/store/workflows.py): new tables only,
     # so a version-2 database is upgraded by creating them, which the lines above do.

@@ -348,29 +348,29 @@ class SqlStatements:
         cut += "|| '…' ELSE :text END"
         self.claimed_history = finish(
             ":now::float8, :worker, 'job_claimed', NULL, s.job_type, NULL, s.id, s.attempts, "
-            "s.trace_id, NULL, NULL"
+            "s.trace_id, NULL, NULL, NULL"
         )
         self.completed_history = finish(
             ":now::float8, coalesce(s.claimed_by, ''), 'job_completed', NULL, s.job_type, NULL, "
-            f":id, s.attempts, s.trace_id, NULL, {cut.replace(':text', ':result::text')}"
+            f":id, s.attempts, s.trace_id, NULL, {cut.replace(':text', ':result::text')}, NULL"
         )
         self.sent_history = finish(
             ":now::float8, :target, 'event_sent', NULL, :event_type, NULL, :job_id, NULL, "
-            f":trace_id, :source, {cut.replace(':text', ':payload::text')}"
+            f":trace_id, :source, {cut.replace(':text', ':payload::text')}, NULL"
         )
         self.cancelled_history = finish(
             ":now::float8, coalesce(s.machine_type, ''), 'job_cancelled', NULL, s.job_type, "
-            "NULL, s.id, s.attempts, s.trace_id, NULL, NULL"
+            "NULL, s.id, s.attempts, s.trace_id, NULL, NULL, NULL"
         )
         self.received_history = finish(
             ":now::float8, :target, 'event_received', NULL, s.event_type, NULL, s.job_id, "
-            f"s.attempts, s.trace_id, s.source_machine, {cut.replace(':text', 's.payload')}"
+            f"s.attempts, s.trace_id, s.source_machine, {cut.replace(':text', 's.payload')}, NULL"
         )
         self.failed_history = finish(
             ":now::float8, coalesce(s.claimed_by, ''), "
             "CASE WHEN s.status = 'pending' THEN 'job_retried' ELSE 'job_failed' END, NULL, "
             f"s.job_type, NULL, :id, s.attempts, s.trace_id, NULL, "
-            f"{cut.replace(':text', ':reason::text')}"
+            f"{cut.replace(':text', ':reason::text')}, NULL"
         )
         machines = ", ".join(
             [d.epoch(name) if name in _TIME_COLUMNS else name for name in _MACHINE_FIELDS]

@@ -208,11 +208,11 @@ class WorkflowStatements:
         self.moved_history = finish(
             ":now::float8, s.workflow || '/' || :task::text, 'transition', :from_state::text, "
             ":event::text, :state::text, :job_id::text, :attempt::integer, s.trace_id, "
-            f":run_id::text, {_cut('last_error')}"
+            f":run_id::text, {_cut('last_error')}, NULL"
         )
         self.run_history = finish(
             ":now::float8, s.workflow, :kind::text, :run_from::text, NULL, :run_to::text, NULL, "
-            f"NULL, s.trace_id, :run_id::text, {_cut('run_note')}"
+            f"NULL, s.trace_id, :run_id::text, {_cut('run_note')}, NULL"
         )
         # Pruning: a finished run (and its tasks) by its finish time, like finished jobs.
         old_runs = (
