@@ -3,7 +3,7 @@
 The rows are written by the store (``Store.history`` reads them). This module is what the
 CLI (``smc history``, ``smc monitor --db postgresql://…``) and the web monitor share:
 
-- :func:`follow_history` / :func:`follow_history_async`: every new row, in id order, as it
+- :func:`follow_history`: every new row, in id order, as it
   commits. It polls by id and, where the store can wake it (PostgreSQL's LISTEN on the
   history channel), waits for the NOTIFY between polls instead of the whole poll interval.
   Ids from a PostgreSQL sequence can commit out of order (a transaction that took id 10 may
@@ -17,13 +17,12 @@ CLI (``smc history``, ``smc monitor --db postgresql://…``) and the web monitor
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import datetime
 import os
 import re
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from smc.runtime.store import HISTORY_CHANNEL, HistoryRow, Store, StoreError, Waker
@@ -188,40 +187,6 @@ def follow_history(
             waker.close()
 
 
-async def follow_history_async(
-    store: Store,
-    after_id: int | None = None,
-    *,
-    machine: str | None = None,
-    job_id: str | None = None,
-    trace_id: str | None = None,
-    kinds: Sequence[str] | None = None,
-    poll_seconds: float = DEFAULT_POLL_SECONDS,
-    batch: int = 1000,
-) -> AsyncIterator[HistoryRow]:
-    """:func:`follow_history` for an event loop: the store's calls and the waits run in a
-    thread, so a slow database never blocks the loop. Ends when the caller stops iterating
-    (or cancels)."""
-    start = await asyncio.to_thread(store.last_history_id) if after_id is None else after_id
-    cursor = HistoryCursor(start)
-    waker = await asyncio.to_thread(_open_waker, store)
-    try:
-        while True:
-            rows = await asyncio.to_thread(store.history, after_id=cursor.low, limit=batch)
-            for row in cursor.take(rows):
-                if _matches(row, machine, job_id, trace_id, kinds):
-                    yield row
-            if len(rows) >= batch:
-                continue
-            if waker is not None and not waker.broken:
-                await asyncio.to_thread(waker.wait, poll_seconds)
-            else:
-                await asyncio.sleep(poll_seconds)
-    finally:
-        if waker is not None:
-            waker.close()
-
-
 def history_record(row: HistoryRow) -> dict[str, Any]:
     """A history row as a monitor record (``docs/monitor.md``): ``kind``, ``machine``,
     ``from``/``event``/``to``, ``job_id``, ``ts``, and the row's ``id``, ``attempt``,
@@ -325,7 +290,6 @@ __all__ = [
     "HistoryCursor",
     "describe",
     "follow_history",
-    "follow_history_async",
     "history_record",
     "history_table",
     "parse_age",

@@ -129,26 +129,23 @@ def test_a_follower_waits_for_ids_that_commit_out_of_order() -> None:
     assert cursor.low == 14
 
 
-def test_follow_history_async_filters_and_ends_with_the_caller(store_url: str) -> None:
-    import asyncio
+def test_follow_history_filters_and_ends_with_the_caller(store_url: str) -> None:
+    from smc.runtime.history import follow_history
 
-    from smc.runtime.history import follow_history_async
-
-    async def main() -> list[HistoryRow]:
-        with open_store(store_url) as reader, open_store(store_url) as writer:
-            start = reader.last_history_id()
-            for name in ("a", "b", "a"):
-                writer.register_machine(name, "idle")
-            seen = []
-            rows = follow_history_async(reader, start, machine="a", poll_seconds=0.05)
-            async for row in rows:
-                seen.append(row)
-                if len(seen) == 2:
-                    break
-            await rows.aclose()
-            return seen
-
-    seen = asyncio.run(asyncio.wait_for(main(), 20))
+    with open_store(store_url) as reader, open_store(store_url) as writer:
+        start = reader.last_history_id()
+        for name in ("a", "b", "a"):
+            writer.register_machine(name, "idle")
+        seen = []
+        deadline = time.monotonic() + 20
+        rows = follow_history(
+            reader, start, machine="a", poll_seconds=0.05, stop=lambda: time.monotonic() > deadline
+        )
+        for row in rows:
+            seen.append(row)
+            if len(seen) == 2:
+                break
+        rows.close()
     assert [(row.machine, row.kind) for row in seen] == [("a", "machine_started")] * 2
 
 
