@@ -39,6 +39,7 @@ from smc.ui.security import CSRF_COOKIE, TOKEN_COOKIE
 from smc.ui.server import is_loopback
 from tests.support.backends import postgres_schema_url
 from tests.support.harness import REPO, Proc, Runner, runner_in, wait_until
+from tests.support.web import free_port, start_ui
 
 TOKEN = "s3cret-token-0123456789"
 ODD_NAMES = REPO / "tests" / "golden" / "diagrams" / "inputs" / "odd_names.yaml"
@@ -355,13 +356,6 @@ def test_a_full_queue_is_replaced_by_one_resync_and_others_are_unaffected() -> N
 # --- the command line ----------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def _smc_ui(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "smc", "ui", *args],
@@ -399,7 +393,7 @@ def test_smc_ui_refuses_a_public_bind_without_a_token_and_a_taken_port(tmp_path:
 def test_smc_ui_serves_the_stream_only_with_the_token(tmp_path: Path) -> None:
     token_file = tmp_path / "token"
     token_file.write_text(TOKEN + "\n")
-    port = _free_port()
+    port = free_port()
     command = [sys.executable, "-m", "smc", "ui", "--db", str(tmp_path / "smc.db")]
     process = subprocess.Popen(
         [*command, "--port", str(port), "--token-file", str(token_file)],
@@ -444,7 +438,7 @@ def test_a_browser_that_never_reads_slows_neither_the_server_nor_the_machines(
     database = tmp_path / "smc.db"
     with open_store(str(database)) as store:
         socket_dir = monitor_dir(store)
-    port = _free_port()
+    port = free_port()
     command = [sys.executable, "-m", "smc", "ui", "--db", str(database), "--port", str(port)]
     # The sockets feed (the database keeps history, so the default would follow that): the
     # drill is about a machine's socket that a slow browser must never back up.
@@ -531,17 +525,8 @@ def _serve_and_stream(
 ) -> tuple[Proc, threading.Thread]:
     """Start ``smc ui`` with the runner's environment, wait until it serves, and follow its
     stream in a thread that appends (arrival time, record) to ``records``."""
-    ui = runner.start("ui", "--port", str(port))
+    ui = start_ui(runner, port)
     base = f"http://127.0.0.1:{port}"
-
-    def serving() -> bool:
-        assert ui.popen.poll() is None, ui.output()
-        try:
-            return httpx.get(f"{base}/api/state", timeout=2).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    wait_until(serving, 20, lambda: f"smc ui did not serve:\n{ui.output()}")
     connected = threading.Event()
 
     def read() -> None:
@@ -588,7 +573,7 @@ def test_a_worker_on_another_host_shows_live_through_the_postgresql_history(
 
         wait_until(registered, 20, lambda: f"checker never started:\n{worker.output()}")
         runner.env["SMC_SOCKET_DIR"] = str(hosts / "b")  # the server's host
-        port = _free_port()
+        port = free_port()
         records: list[tuple[float, dict[str, Any]]] = []
         ui, _reading = _serve_and_stream(runner, port, records)
         state = httpx.get(f"http://127.0.0.1:{port}/api/state", timeout=5).json()
@@ -644,7 +629,7 @@ def test_with_history_off_the_feed_follows_the_sockets_and_says_so(tmp_path: Pat
         runner.env["SMC_HISTORY"] = "off"
         worker = runner.start("run", str(REPO / "tests" / "ui" / "machines" / "checker.yaml"))
         runner.wait_running(worker, "checker")
-        port = _free_port()
+        port = free_port()
         records: list[tuple[float, dict[str, Any]]] = []
         ui, _reading = _serve_and_stream(runner, port, records)
         state = httpx.get(f"http://127.0.0.1:{port}/api/state", timeout=5).json()

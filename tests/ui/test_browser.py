@@ -11,11 +11,8 @@ are HTML. Screenshots go to ``test-artifacts/ui-*.png``.
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import signal
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +22,7 @@ import pytest
 from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 
 from tests.support.harness import REPO, Proc, Runner, runner_in, wait_until
+from tests.support.web import free_port, launch_chromium, start_ui
 
 pytestmark = pytest.mark.slow
 
@@ -37,13 +35,6 @@ HOSTILE_NAME = '<img src=x onerror="window.pwned=1">"&amp;<script>window.pwned=2
 #: State names that would, too (the `hostile` template below).
 HOSTILE_STATES = ["<b>new</b>", '"><svg onload="window.pwned=3">', "done & dusted &lt;"]
 WAIT_MS = 15_000
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 class System:
@@ -91,31 +82,17 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
         }
         for name, proc in workers.items():
             runner.wait_running(proc, name)
-        port = _free_port()
-        ui = runner.start("ui", "--port", str(port))
-        base = f"http://127.0.0.1:{port}"
-
-        def serving() -> bool:
-            if ui.popen.poll() is not None:
-                pytest.fail(f"smc ui exited:\n{ui.output()}")
-            try:
-                return httpx.get(f"{base}/api/state", timeout=2).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        wait_until(serving, 20, lambda: f"smc ui did not serve:\n{ui.output()}")
-        yield System(runner, base, ui, workers)
+        port = free_port()
+        ui = start_ui(runner, port)
+        yield System(runner, f"http://127.0.0.1:{port}", ui, workers)
         ui.signal(signal.SIGTERM)
         assert ui.wait(10) == 0, ui.output()
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    chromium = shutil.which("chromium")
-    assert chromium, "Debian's chromium is needed (scripts/test.sh installs it)"
-    args = ["--no-sandbox"] if os.geteuid() == 0 else []
     with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=chromium, args=args)
+        launched = launch_chromium(playwright)
         yield launched
         launched.close()
 

@@ -12,19 +12,16 @@ to ``test-artifacts/ui-workflow-*.png``.
 
 from __future__ import annotations
 
-import os
-import shutil
 import signal
-import socket
 from collections.abc import Iterator
 
-import httpx
 import pytest
 from playwright.sync_api import Browser, Dialog, Locator, Page, expect, sync_playwright
 
 from smc.workflow.diagram import STATE_COLOURS
 from tests.e2e.test_workflows import _setup, _wait_workers, _worker, _workflow
-from tests.support.harness import REPO, Runner, runner_in, wait_until
+from tests.support.harness import REPO, Runner, runner_in
+from tests.support.web import free_port, launch_chromium, start_ui
 
 pytestmark = pytest.mark.slow
 
@@ -53,13 +50,6 @@ def _rgb(colour: str) -> str:
     return f"rgb({red}, {green}, {blue})"
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Runner, str]]:
     with runner_in(tmp_path_factory.mktemp("uiwf")) as runner:
@@ -67,31 +57,17 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Runner, s
         runner.env["TASK_SLEEP"] = "2.5"  # long enough for the page to see RUNNING
         workers = [(_worker(runner, name, "t"), name) for name in ("w1", "w2")]
         _wait_workers(runner, str(runner.db), workers)
-        port = _free_port()
-        ui = runner.start("ui", "--port", str(port))
-        base = f"http://127.0.0.1:{port}"
-
-        def serving() -> bool:
-            if ui.popen.poll() is not None:
-                pytest.fail(f"smc ui exited:\n{ui.output()}")
-            try:
-                return httpx.get(f"{base}/api/workflows", timeout=2).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        wait_until(serving, 20, lambda: f"smc ui did not serve:\n{ui.output()}")
-        yield runner, base
+        port = free_port()
+        ui = start_ui(runner, port, probe="/api/workflows")
+        yield runner, f"http://127.0.0.1:{port}"
         ui.signal(signal.SIGTERM)
         assert ui.wait(10) == 0, ui.output()
 
 
 @pytest.fixture
 def page(system: tuple[Runner, str]) -> Iterator[Page]:
-    chromium = shutil.which("chromium")
-    assert chromium, "Debian's chromium is needed (scripts/test.sh installs it)"
-    args = ["--no-sandbox"] if os.geteuid() == 0 else []
     with sync_playwright() as playwright:
-        browser: Browser = playwright.chromium.launch(executable_path=chromium, args=args)
+        browser: Browser = launch_chromium(playwright)
         context = browser.new_context(viewport={"width": 1440, "height": 1000})
         opened = context.new_page()
         dialogs: list[str] = []

@@ -1,0 +1,47 @@
+"""What the web monitor's tests share: a free port, a real ``smc ui`` process waited on until
+it answers, and Debian's Chromium launched by Playwright."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Playwright
+
+from tests.support.harness import Proc, Runner, wait_until
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def start_ui(runner: Runner, port: int, *args: str, probe: str = "/api/state") -> Proc:
+    """Start ``smc ui`` on ``port`` with the runner's environment and wait until ``probe``
+    answers 200; a server that exits first fails the test with its output."""
+    ui = runner.start("ui", "--port", str(port), *args)
+    url = f"http://127.0.0.1:{port}{probe}"
+
+    def serving() -> bool:
+        if ui.popen.poll() is not None:
+            pytest.fail(f"smc ui exited:\n{ui.output()}")
+        try:
+            return httpx.get(url, timeout=2).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    wait_until(serving, 20, lambda: f"smc ui did not serve:\n{ui.output()}")
+    return ui
+
+
+def launch_chromium(playwright: Playwright) -> Browser:
+    """Debian's Chromium (scripts/test.sh installs it; Playwright downloads no browser)."""
+    chromium = shutil.which("chromium")
+    assert chromium, "Debian's chromium is needed (scripts/test.sh installs it)"
+    args = ["--no-sandbox"] if os.geteuid() == 0 else []
+    return playwright.chromium.launch(executable_path=chromium, args=args)
