@@ -19,7 +19,7 @@ from typing import Any
 from smc.runtime.clock import SYSTEM_CLOCK, Clock
 from smc.runtime.ledger import JobLedger
 from smc.runtime.monitor import MonitorPublisher, monitor_dir
-from smc.runtime.store import Store, configuration_text, history_entry
+from smc.runtime.store import Store, configuration_text, excerpt
 
 #: Monitor record kinds staged for the history, by their history kind. (Job claims and
 #: outcomes, events received and dead-lettered, starts and stops: the store writes those in
@@ -67,26 +67,27 @@ class MonitorFeed:
         if history is not None:
             staged = _STAGED_KINDS.get(kind)
             if staged is not None:
-                configuration = fields.get("configuration")
-                job_id = fields.get("job_id") or (None if current is None else current.job_id)
+                get = fields.get
+                configuration = get("configuration")
+                error = get("error")
+                # The row's values in HISTORY_FIELDS[1:] order, as ``history_entry`` makes
+                # them, built here: this runs on every transition of every job.
                 history.stage_history(
-                    history_entry(
-                        staged,
+                    (
+                        now,
                         self._machine_name,
-                        ts=now,
-                        from_state=fields.get("from"),
-                        event=fields.get("event"),
-                        to_state=fields.get("to"),
-                        job_id=job_id,
-                        attempt=None if current is None else current.attempt,
-                        trace_id=history.trace_id,
-                        source=fields.get("source"),
-                        excerpt_text=fields.get("error"),
+                        staged,
+                        get("from"),
+                        get("event"),
+                        get("to"),
+                        get("job_id") or (None if current is None else current.job_id),
+                        None if current is None else current.attempt,
+                        history.trace_id,
+                        get("source"),
+                        None if error is None else excerpt(error),
                         # A statechart's transition carries every active state (a parallel
                         # one's regions); a flat machine's none: a lookup, and NULL stored.
-                        configuration=(
-                            None if configuration is None else configuration_text(configuration)
-                        ),
+                        None if configuration is None else configuration_text(configuration),
                     )
                 )
         if publisher is None:

@@ -15,7 +15,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -745,6 +745,63 @@ def test_monitor_feed_stamps_records_with_the_clock_and_the_current_job(
         }
     ]
     assert clock.time() == 1_800_000_002.5
+
+
+class StagingStore:
+    """Takes what a feed stages (the feed reads ``history_enabled`` and ``trace_id``)."""
+
+    history_enabled = True
+    trace_id = "01JQ8ZK5V3A5B2C7D9E0F1G2H3"
+
+    def __init__(self) -> None:
+        self.staged: list[tuple[Any, ...]] = []
+
+    def stage_history(self, entry: tuple[Any, ...]) -> None:
+        self.staged.append(entry)
+
+
+def test_monitor_feed_stages_the_rows_history_entry_makes(
+    clock: ManualClock, logger: logging.Logger, store: Store
+) -> None:
+    """The feed builds its staged rows itself (every transition of every job: the hot path),
+    so they are checked against ``history_entry``, the one definition of a row."""
+    from smc.runtime.store import configuration_text, history_entry
+
+    ledger, _, _ = make_ledger(clock, logger)
+    feed = MonitorFeed("parts_test", ledger, clock)
+    staging = StagingStore()
+    feed.record_to(cast(Store, staging))
+    feed.publish("transition", **{"from": "a", "event": "go", "to": "b"})
+    store.add_job("task", job_id="j1")
+    job = store.claim_job("parts_test")
+    assert job is not None
+    ledger.claimed(job, current=True)
+    feed.publish(
+        "transition", **{"from": "b", "event": "on", "to": "c"}, configuration=["c", "r.x"]
+    )
+    feed.publish("error", error="e" * 900, job_id="other")
+    feed.publish("unhandled_event", event="nope", source="sender")
+    feed.publish("job_claimed", job_id="j1")  # the store writes that one: not staged
+    now, trace = clock.time(), staging.trace_id
+    assert staging.staged == [
+        history_entry(
+            "transition", "parts_test", ts=now, from_state="a", event="go", to_state="b",
+            trace_id=trace,
+        ),
+        history_entry(
+            "transition", "parts_test", ts=now, from_state="b", event="on", to_state="c",
+            job_id="j1", attempt=1, trace_id=trace,
+            configuration=configuration_text(["c", "r.x"]),
+        ),
+        history_entry(
+            "error", "parts_test", ts=now, job_id="other", attempt=1, trace_id=trace,
+            excerpt_text="e" * 900,
+        ),
+        history_entry(
+            "event_dropped", "parts_test", ts=now, event="nope", job_id="j1", attempt=1,
+            trace_id=trace, source="sender",
+        ),
+    ]  # fmt: skip
 
 
 def test_the_engine_runs_on_an_injected_clock(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ was committed, and the store works again once the fault clears.
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -181,4 +182,39 @@ def test_a_database_locked_too_long_is_a_store_error_then_recovers(tmp_path: Pat
         blocker.close()
     store.add_job("t", job_id="kept-1")
     _committed_jobs_survive(store, 2)
+    store.close()
+
+
+def test_a_write_with_staged_history_waits_once_for_a_lock_and_keeps_its_rows(
+    tmp_path: Path,
+) -> None:
+    """A completion carrying staged history rows (the worker's fast path) waits for another
+    process's lock for ``busy_timeout`` in all, not once per attempt, fails as one line, and
+    keeps the rows for the write that follows."""
+    from smc.runtime.store import history_entry
+
+    path = tmp_path / "smc.db"
+    store = open_store(str(path), busy_timeout=0.4)
+    store.add_job("t", job_id="j")
+    job = store.claim_job("w", ["t"])
+    assert job is not None
+    start = store.last_history_id()
+    store.stage_history(history_entry("transition", "w", ts=1.0, event="kept"))
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    began = time.monotonic()
+    try:
+        with pytest.raises(StoreError) as error:
+            store.complete_job("j", job.claim_token)
+        waited = time.monotonic() - began
+        assert _one_line(error) == f"cannot write to {path}: database is locked"
+        assert 0.35 < waited < 0.75
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert store.complete_job("j", job.claim_token)
+    assert [(row.kind, row.event) for row in store.history(after_id=start)] == [
+        ("transition", "kept"),
+        ("job_completed", "t"),
+    ]
     store.close()

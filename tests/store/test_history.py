@@ -7,7 +7,10 @@ from __future__ import annotations
 import json
 import threading
 import time
+from pathlib import Path
 from typing import Any, cast
+
+import pytest
 
 from smc.runtime.history import HistoryCursor, follow_history
 from smc.runtime.store import HistoryRow, open_store
@@ -291,3 +294,68 @@ def test_a_statecharts_configuration_round_trips_and_a_flat_machine_has_none(
     ]
     assert rows[2].to_dict()["configuration"] == moved
     assert rows[3].to_dict()["configuration"] is None
+
+
+def test_claims_and_completions_record_their_rows_exactly(store_url: str) -> None:
+    """Each claim and completion records one row, from the job as the write left it: the
+    worker, the attempt, the trace, the job's time, the result's excerpt cut as ``excerpt``
+    cuts it (SQLite writes these rows with triggers, PostgreSQL in the statement)."""
+    from smc.runtime.store import excerpt
+    from smc.runtime.store.rows import encode_json
+
+    result = {"text": "ü" * 700}
+    with open_store(store_url) as store:
+        added = store.add_job("task", job_id="a")
+        store.add_job("task", job_id="b")
+        start = store.last_history_id()
+        first = store.claim_job("w1", ["task"])
+        assert first is not None and store.complete_job("a", first.claim_token, result)
+        second = store.claim_job_by_id("b", "w2")
+        assert second is not None and store.complete_job("b", second.claim_token)
+        assert not store.complete_job("b", second.claim_token)  # done: no second row
+        rows = store.history(after_id=start)
+        done_a, done_b = store.get_job("a"), store.get_job("b")
+    assert done_a is not None and done_b is not None
+    assert [(r.kind, r.machine, r.job_id, r.event, r.attempt) for r in rows] == [
+        ("job_claimed", "w1", "a", "task", 1),
+        ("job_completed", "w1", "a", "task", 1),
+        ("job_claimed", "w2", "b", "task", 1),
+        ("job_completed", "w2", "b", "task", 1),
+    ]
+    assert {r.trace_id for r in rows[:2]} == {added.trace_id}
+    assert rows[0].ts == pytest.approx(done_a.started_at or 0, abs=0.01)
+    assert rows[1].ts == pytest.approx(done_a.finished_at or 0, abs=0.01)
+    # the result's text as the database keeps it (PostgreSQL's jsonb spaces it and keeps the
+    # ü), cut to 500 characters
+    kept = encode_json(result, "job result")
+    if store_url.startswith("postgresql"):
+        kept = json.dumps(result, ensure_ascii=False)
+    assert rows[1].excerpt == excerpt(kept)
+    assert rows[1].excerpt is not None and len(rows[1].excerpt) == 500
+    assert rows[3].excerpt is None  # no result
+    assert [r.from_state for r in rows] == [None] * 4
+
+
+def test_sqlite_triggers_record_only_for_the_store_that_keeps_history(tmp_path: Path) -> None:
+    """SQLite's claim and completion rows come from TEMP triggers, which live in the
+    connection of a store with history on: a store with history off (``SMC_HISTORY=off``)
+    writing to the same file records nothing, and a store with it on records each row once."""
+    database = tmp_path / "smc.db"
+    with open_store(database) as keeping, open_store(database, history=False) as silent:
+        for job_id in ("quiet", "kept"):
+            keeping.add_job("task", job_id=job_id)
+        start = keeping.last_history_id()
+        quiet = silent.claim_job_by_id("quiet", "w-off")
+        assert quiet is not None and silent.complete_job("quiet", quiet.claim_token)
+        assert keeping.history(after_id=start) == []
+        kept = keeping.claim_job("w-on", ["task"])
+        assert kept is not None and keeping.complete_job("kept", kept.claim_token)
+        assert [(r.kind, r.job_id) for r in keeping.history(after_id=start)] == [
+            ("job_claimed", "kept"),
+            ("job_completed", "kept"),
+        ]
+    with open_store(database, read_only=True) as reader:  # a reader makes no trigger
+        assert [r.kind for r in reader.history(after_id=start)] == [
+            "job_claimed",
+            "job_completed",
+        ]

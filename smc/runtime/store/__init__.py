@@ -38,6 +38,7 @@ from smc.runtime.store.rows import (
     Job,
     MachineRow,
     configuration_text,
+    excerpt,
     history_entry,
     process_alive,
 )
@@ -176,6 +177,7 @@ __all__ = [
     "WorkflowRun",
     "WorkflowTask",
     "configuration_text",
+    "excerpt",
     "history_enabled",
     "history_entry",
     "is_postgres_url",

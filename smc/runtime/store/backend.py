@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from smc.runtime.store.statements import Dialect
-from smc.runtime.store.waker import Waker
+from smc.runtime.store.waker import HISTORY_CHANNEL, Waker
 
 _Result = TypeVar("_Result")
 
@@ -75,6 +75,32 @@ class Backend(abc.ABC):
         transaction per call, so this is where a backend retries work the database refused as
         a whole (SQLite: ``SQLITE_BUSY``). A database error becomes a one-line
         :class:`~smc.runtime.store.errors.StoreError`: ``cannot {action} {location}: …``."""
+
+    def run_after_rows(
+        self,
+        action: str,
+        insert: str,
+        rows: Sequence[Any],
+        work: Callable[[Connection], _Result],
+    ) -> _Result:
+        """``work`` in one write transaction, after inserting ``rows`` with ``insert`` (the
+        staged history, which happened before the write), ringing the history channel at the
+        commit: as :meth:`run` with ``transaction``."""
+
+        def recorded(connection: Connection) -> _Result:
+            self.execute_many(connection, insert, rows)
+            result = work(connection)
+            self.notify_in(connection, HISTORY_CHANNEL)
+            return result
+
+        return self.run(action, recorded, transaction=True)
+
+    def on_each_connection(self, statements: Sequence[str]) -> None:
+        """Run ``statements`` on this process's connection now and on each one opened later
+        (``Dialect.job_history_triggers``). Only a backend whose dialect has such statements
+        needs this."""
+        if statements:
+            raise NotImplementedError(f"{type(self).__name__} runs no per-connection statements")
 
     def channel_name(self, channel: str) -> str:
         """``channel`` as the statements' ``:channel`` parameter names it."""

@@ -122,6 +122,11 @@ class SqlStore(WorkflowTables):
         #: ``:h_channel`` of a statement recording history (a hash on PostgreSQL: made once).
         self._history_channel = backend.channel_name(HISTORY_CHANNEL)
         self._run = backend.run
+        #: Whether the database writes the claims' and completions' rows itself (SQLite's
+        #: connection-local triggers): the store then stages nothing for them.
+        self._jobs_recorded_by_database = history and bool(backend.dialect.job_history_triggers)
+        if self._jobs_recorded_by_database:
+            backend.on_each_connection(backend.dialect.job_history_triggers)
         self._wf = WorkflowStatements(backend.dialect)
         self._last_reap = float("-inf")
         #: The process that last reaped: a forked child reaps at its first claim.
@@ -202,16 +207,25 @@ class SqlStore(WorkflowTables):
             return self._run(action, work, transaction=transaction)
         backend = self.backend
         insert = self._sql.insert_history
+        if history is None:
+            with self._history_lock:
+                count = len(staged)
+                result = backend.run_after_rows(action, insert, staged[:count], work)
+                del staged[:count]
+            return result
         with self._history_lock:
             count = len(staged)
 
             def recorded(connection: Connection) -> _Result:
+                # The staged rows first: they happened before the write, and a trigger of the
+                # write (``Dialect.job_history_triggers``) inserts its row during it.
+                if count:
+                    backend.execute_many(connection, insert, staged[:count])
                 result = work(connection)
-                rows = staged[:count]
-                if history is not None:
-                    rows.extend(history(result))
-                if rows:
-                    backend.execute_many(connection, insert, rows)
+                own = () if history is None else list(history(result))
+                if own:
+                    backend.execute_many(connection, insert, own)
+                if count or own:
                     backend.notify_in(connection, HISTORY_CHANNEL)
                 return result
 
@@ -504,6 +518,11 @@ class SqlStore(WorkflowTables):
     def _claim_rows(self, sql: str, params: dict[str, Any], worker: str) -> list[Any]:
         """Run a claim statement, its ``job_claimed`` row in the same transaction."""
 
+        if self._jobs_recorded_by_database:
+            return self._write(
+                "claim a job in", lambda connection: connection.execute(sql, params).fetchall()
+            )
+
         def claimed(rows: list[Any]) -> list[HistoryEntry]:
             # Straight from the row as returned: this runs on every claim, the hot path.
             return [
@@ -599,6 +618,11 @@ class SqlStore(WorkflowTables):
             "now": self.clock.time(),
         }
         sql = self._sql.complete if claim_token is None else self._sql.complete_fenced
+        if self._jobs_recorded_by_database:
+            rows = self._write(
+                "write to", lambda connection: connection.execute(sql, params).fetchall()
+            )
+            return len(rows) == 1
         rows = self._recording(
             "write to",
             sql,

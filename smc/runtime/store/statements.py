@@ -87,6 +87,11 @@ class Dialect(abc.ABC):
     #: Whether a write's history rows ride in its own statement (:meth:`recording`), rather
     #: than in a transaction around it: where a transaction costs round trips (PostgreSQL).
     records_in_statement: bool = False
+    #: Statements run on each connection of a store whose history is on, making the database
+    #: write the ``job_claimed`` and ``job_completed`` rows itself, in the claim's and the
+    #: completion's own statement (triggers local to the connection); empty: the store
+    #: writes them (:meth:`recording`, or a transaction around the statement).
+    job_history_triggers: tuple[str, ...] = ()
 
     def recording(self, statement: str, derived: str | None, wake: bool = False) -> str:
         """``statement`` (finished, ``… RETURNING``) that also inserts the history rows
