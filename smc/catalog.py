@@ -193,6 +193,9 @@ BUILTIN_ACTIONS: Mapping[str, ActionSpec] = {
             "raise",
             "Queue an internal event, handled before the next event from outside (statecharts).",
             required=("event",),
+            # id_location: the context field that gets a new id, which the event carries
+            # (``event.send_id``; SCXML's sendid of the error a failed send raises)
+            optional=("id_location",),
         ),
         # A pure action: the compiler checks its expression against the machine's data and
         # compiles it into the class (docs/language.md, Expressions); it returns no event.

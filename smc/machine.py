@@ -2,9 +2,9 @@
 
 Generated classes are self-contained (their transition table is data in the module); this
 module only holds what they share: the exception, the listener type, ``Sent`` (what a
-statechart's ``send`` actions record) and ``GeneratedMachine``, the Protocol every generated
-class satisfies. Keep it import-light: it is loaded by every generated module and by the
-worker runtime.
+statechart's ``send`` actions record), ``ProcessorType`` (what ``machine.processor_type``
+is) and ``GeneratedMachine``, the Protocol every generated class satisfies. Keep it
+import-light: it is loaded by every generated module and by the worker runtime.
 """
 
 from __future__ import annotations
@@ -46,6 +46,50 @@ class Sent:
     payload: Mapping[str, Any] | None
     #: the id the ``send`` gave it (``id_location``: SCXML's generated send id), else None
     send_id: str | None = None
+
+
+#: The type of SCXML's event I/O processor (SCXML C.1), the one processor a generated class
+#: sends and receives through, and the short form SCXML lets a processor declare for it.
+SCXML_PROCESSOR = "http://www.w3.org/TR/scxml/#SCXMLEventProcessor"
+SCXML_PROCESSOR_SHORT = "scxml"
+
+
+class ProcessorType(str):
+    """The type of an event I/O processor (``machine.processor_type``: SCXML's
+    ``_event.origintype``). Its value is the processor's URI, which is what it prints,
+    hashes and serialises as; it also equals the short form the processor declares
+    (SCXML 6.2: "scxml" for the SCXML processor), so ``t == "scxml"`` and ``t == URI``
+    both hold, as SCXML lets a document test either.
+
+    Caveats of an equality wider than the string's: ``==`` is not transitive through it
+    (``"scxml" != URI``), and its hash is the URI's, so a dict or set keyed by the short
+    form does not find it (``{"scxml": 1}.get(t)`` is None; ``{URI: 1}[t]`` is 1). It
+    pickles and copies as itself; written as JSON (``json.dumps``, a snapshot kept in a
+    store) it is the URI, a plain string, read back as such (equal to the URI only)."""
+
+    __slots__ = ()
+
+    #: processor URI -> the short form it declares
+    SHORT_FORMS: ClassVar[Mapping[str, str]] = {SCXML_PROCESSOR: SCXML_PROCESSOR_SHORT}
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, str):
+            return NotImplemented
+        mine = str(self)
+        return mine == str(other) or self.SHORT_FORMS.get(mine) == str(other)
+
+    def __ne__(self, other: object) -> bool:
+        equal = self.__eq__(other)
+        return equal if equal is NotImplemented else not equal
+
+    def __hash__(self) -> int:
+        return hash(str(self))
+
+    def __repr__(self) -> str:
+        return f"ProcessorType({str(self)!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (str(self),))
 
 
 class GeneratedMachine(Protocol):

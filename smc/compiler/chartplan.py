@@ -17,7 +17,9 @@ state, or an ancestor of it, while several regions are active). See docs/languag
 
 from __future__ import annotations
 
+import io
 import keyword
+import tokenize
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import fields, is_dataclass, replace
 from typing import Any, NamedTuple, cast
@@ -56,6 +58,7 @@ from smc.compiler.model import (
     ASSIGN,
     IF,
     LOG,
+    RAISE,
     SEND,
     Action,
     Machine,
@@ -174,6 +177,13 @@ class ChartPlan(NamedTuple):
     sessions: bool = False
     #: whether some ``send`` has ``id_location`` (the class draws send ids)
     send_ids: bool = False
+    #: whether some ``raise`` has ``id_location``: its event carries the id drawn (the
+    #: class queues the ids, ``_raised_ids``, and keeps the one of the raised event being
+    #: handled, ``_event_send_id``: ``event.send_id``)
+    raised_ids: bool = False
+    #: whether an expression reads ``machine.processor_type`` (the module imports
+    #: ``smc.ProcessorType``)
+    processor_types: bool = False
 
 
 def hook_names(machine: Machine) -> list[tuple[str, str, str]]:
@@ -292,6 +302,8 @@ def chart_plan(
             action.type == SEND and "id_location" in action.params
             for action, _ in machine.pure_actions
         ),
+        raised_ids=raises_ids(machine),
+        processor_types=_uses_processor_type(machine, programs),
         computed_sends=any(
             action.type == SEND and ("event_expr" in action.params or "delay_expr" in action.params)
             for action, _ in machine.pure_actions
@@ -306,6 +318,45 @@ def _uses_session(machine: Machine) -> bool:
     texts = [f.expr for f in machine.context if f.expr is not None]
     texts += [text for text, _, _ in written_expressions(machine)]
     return any("session_id" in text or "io_processors" in text for text in texts)
+
+
+def _uses_processor_type(machine: Machine, programs: ProgramsPlan | None) -> bool:
+    """Whether the module's code reads ``machine.processor_type`` (it imports
+    ``ProcessorType`` then): a compiled cond or action names it (tokens: a string literal
+    names nothing; one folded away, ``machine.processor_type == 'scxml'`` where the event
+    is known, leaves no code), or a computed field's expression reads it (never folded:
+    no event is handled when the context is made; parsed over every field, the tree it
+    checked as over the fields before it)."""
+    code = []
+    if programs is not None:
+        code += [plan.source for plan in programs.conds]
+        code += [line for plan in programs.actions for line in plan.lines]
+    if any("ProcessorType" in text and _names(text, "ProcessorType") for text in code):
+        return True
+    everything = Scope.from_schemas(context={f.name: f.schema for f in machine.context})
+    for field in machine.context:
+        if field.expr and "processor_type" in field.expr:
+            parsed = parse_expression(field.expr, scope=everything)
+            if isinstance(parsed, Expression) and parsed.uses_processor_type:
+                return True
+    return False
+
+
+def _names(code: str, name: str) -> bool:
+    """Whether the Python ``code`` (a line or an expression) uses the name ``name``."""
+    tokens = tokenize.generate_tokens(io.StringIO(code.strip()).readline)
+    try:
+        return any(t.type == tokenize.NAME and t.string == name for t in tokens)
+    except (tokenize.TokenError, SyntaxError):  # a line of a block: what it holds counts
+        return name in code
+
+
+def raises_ids(machine: Machine) -> bool:
+    """Whether some ``raise`` of ``machine`` has ``id_location`` (its event carries an id)."""
+    return any(
+        action.type == RAISE and "id_location" in action.params
+        for action, _ in machine.pure_actions
+    )
 
 
 def _send_id_lines(params: Mapping[str, object]) -> tuple[list[str], bool]:
@@ -370,6 +421,7 @@ class _ProgramCompiler:
         self.names = Names(
             context={f.name: f.name for f in machine.context},
             states=state_member,
+            carries=raises_ids(machine),
         )
         # BranchCond -> (its branch's condition, the transition it is written on)
         self.branches: dict[BranchCond, tuple[str, ModelTransition | None]] = {
@@ -382,6 +434,7 @@ class _ProgramCompiler:
         self.conds: dict[object, int] = {}
         self.cond_plans: list[CondPlan] = []
         self.actions: dict[tuple[int, bool, EventCase], int] = {}
+        self.takes: dict[tuple[str, bool], int] = {}
         self.action_plans: list[ActionPlan] = []
         self._reads_job = False
         self.programs: dict[int, list[tuple[str, CodeProgram]]] = {}
@@ -422,10 +475,12 @@ class _ProgramCompiler:
         return (action, transition, event_known, event) if action.pure else None
 
     def has_code(self, actions: Sequence[tuple[Any, ...]]) -> bool:
-        return any(self.action(a) is not None for a in actions)
+        return any(a[0] == "take" or self.action(a) is not None for a in actions)
 
     def act(self, plain: tuple[Any, ...]) -> int | None:
         """The ``_action_<n>`` of a table action; None for one the class does not run."""
+        if plain[0] == "take":
+            return self.take(bool(plain[2]))
         found = self.located(plain)
         if found is None:
             return None
@@ -445,6 +500,18 @@ class _ProgramCompiler:
             self.actions[key] = len(self.action_plans)
             self.action_plans.append(ActionPlan(tuple(lines), uses_context, self._reads_job))
         return self.actions[key]
+
+    def take(self, carried: bool) -> int:
+        """The action where a raised event is taken from the internal queue (the chart
+        core's ``take``, in a machine whose raises carry ids): the event handled now
+        carries the first id queued (its raise drew it: the queue is first in, first
+        out), or none."""
+        key = ("take", carried)
+        if key not in self.takes:
+            line = "self._raised_ids.popleft()" if carried else "None"
+            self.takes[key] = len(self.action_plans)
+            self.action_plans.append(ActionPlan((f"self._event_send_id = {line}",), False, False))
+        return self.takes[key]
 
     def expression(
         self, text: str, scope: Scope, expect: ValueType | None = None, *, guard: bool = False
@@ -509,6 +576,11 @@ class _ProgramCompiler:
             drawn, send_id = _send_id_lines(params)
             arguments = f"Event.{member}, {delay!r}, {value}" + (", send_id" if send_id else "")
             return [*drawn, f"self._sent.append(Sent({arguments}))"], uses or send_id
+        if action.type == RAISE:
+            # the chart core queues the event; the class queues the id it carries, which
+            # the event's "take" hands over (``take``)
+            drawn, _ = _send_id_lines(params)
+            return [*drawn, "self._raised_ids.append(send_id)"], True
         assert action.type == IF, f"not a pure action: {action.type}"
         lines: list[str] = []
         uses = False

@@ -209,6 +209,7 @@ _NOT_YET_RUN = {
     "if blocks": "an `if` action",
     "sends": "a `send` action",
     "log expressions": "a `log` of an expression",
+    "raised ids": "a `raise` with `id_location`",
     "computed data": "a context field computed from an `expr:`",
 }
 

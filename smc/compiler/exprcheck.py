@@ -56,6 +56,7 @@ from smc.compiler.model import (
     BRANCH_ACTIONS,
     IF,
     LOG,
+    RAISE,
     SEND,
     Action,
     Machine,
@@ -268,6 +269,8 @@ class _Checker:
                     self.action(inner, transition, depth + 1)
         elif action.type == SEND:
             self.send(action, transition)
+        elif action.type == RAISE:
+            self.send_id_location(action, transition)
         elif action.type == LOG:
             self.log(action, transition, depth)
 
@@ -297,8 +300,8 @@ class _Checker:
                 self.problems(where, expr, result, in_state=transition is None)
 
     def send_id_location(self, action: Action, transition: Transition | None) -> None:
-        """``id_location``: a context field (SMC093) that can hold the send's id, a string
-        (SMC092)."""
+        """``id_location`` (of a ``send`` or a ``raise``): a context field (SMC093) that can
+        hold the id drawn, a string (SMC092)."""
         if "id_location" not in action.params:
             return
         location = action.params["id_location"]
@@ -314,7 +317,7 @@ class _Checker:
             self.report(
                 where,
                 "SMC092",
-                f"`id_location` {location!r} is {target.describe()}, and a send's id is a "
+                f"`id_location` {location!r} is {target.describe()}, and the id drawn is a "
                 "string",
                 'give the field a type that holds a string (`type: [string, "null"]`)',
             )

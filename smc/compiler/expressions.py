@@ -32,6 +32,7 @@ from types import MappingProxyType
 from typing import Any, Literal, NamedTuple, TypeAlias
 
 from smc.compiler.pylayout import pystr
+from smc.machine import SCXML_PROCESSOR, SCXML_PROCESSOR_SHORT, ProcessorType
 
 #: Longer text is refused before it is parsed: a guard that needs more belongs in a named
 #: guard (``guard:``), and the cap bounds the work of parsing and checking.
@@ -52,9 +53,9 @@ STATE_ENUM = "State"
 #: by an expression (the schema of ``context:`` should refuse them).
 RESERVED_NAMES = frozenset({"payload", "job", "event", "machine", "len", "In"})
 #: The fields of ``event``, the event being handled.
-EVENT_FIELDS = ("name", "data", "type")
+EVENT_FIELDS = ("name", "data", "type", "send_id")
 #: The fields of ``machine``: its name (a constant) and its instance's session id.
-MACHINE_FIELDS = ("name", "session_id", "io_processors")
+MACHINE_FIELDS = ("name", "session_id", "io_processors", "processor_type")
 
 # ---- types --------------------------------------------------------------------------------
 
@@ -315,6 +316,16 @@ class EventType:
 
 
 @dataclass(frozen=True)
+class EventSendId:
+    """``event.send_id``: the id the event being handled carries (SCXML's ``_event.sendid``),
+    a string or None. Only an event a ``raise`` with ``id_location`` queued carries one (the
+    id that raise drew; ``Names.carries``): the class keeps it while that event is handled.
+    Any other event carries none: one given to ``fire``, a raise without ``id_location``, a
+    done event, and every event of a machine with no such raise (then it is None, a
+    constant)."""
+
+
+@dataclass(frozen=True)
 class EventValue:
     """``event`` as a value: an object of its fields ``name``, ``type`` and ``data`` (the
     payload where one applies, else None), made where it is read (SCXML's ``_event``)."""
@@ -342,15 +353,17 @@ class MachineField:
     ``machine.session_id`` (the instance's session id, ``m.session_id``) or
     ``machine.io_processors`` (SCXML's ``_ioprocessors``: each event I/O processor the
     instance is reached through, by type, with its ``location``: an object made of the
-    session id, ``IO_PROCESSOR_TYPES``)."""
+    session id, ``IO_PROCESSOR_TYPES``) or ``machine.processor_type`` (the type of the
+    processor the machine sends and receives through, SCXML's: ``smc.ProcessorType``, its
+    URI, equal to its short form ``'scxml'`` too; SCXML's ``_event.origintype``)."""
 
-    field: Literal["name", "session_id", "io_processors"]
+    field: Literal["name", "session_id", "io_processors", "processor_type"]
 
 
 #: The event I/O processor types ``machine.io_processors`` holds: SCXML's event processor
 #: (C.1), by its URI and by its short name. The class has that one only: it sends only to
 #: itself, at ``IO_LOCATION_PREFIX`` + its session id.
-IO_PROCESSOR_TYPES = ("http://www.w3.org/TR/scxml/#SCXMLEventProcessor", "scxml")
+IO_PROCESSOR_TYPES = (SCXML_PROCESSOR, SCXML_PROCESSOR_SHORT)
 IO_LOCATION_PREFIX = "#_scxml_"
 #: ``machine.io_processors``'s type: an object with a field per processor type, each an
 #: object with its ``location`` (a string).
@@ -423,6 +436,7 @@ Node: TypeAlias = (
     | Item
     | EventName
     | EventType
+    | EventSendId
     | EventValue
     | MachineField
     | Length
@@ -453,6 +467,8 @@ class Expression:
     uses_event_type: bool = False
     #: whether it reads ``machine.session_id``.
     uses_session: bool = False
+    #: whether it reads ``machine.processor_type`` (the module imports ``ProcessorType``).
+    uses_processor_type: bool = False
 
 
 # ---- parsing and checking -----------------------------------------------------------------
@@ -535,6 +551,7 @@ def _parse(
         uses_event=checker.uses_event,
         uses_event_type=checker.uses_event_type,
         uses_session=checker.uses_session,
+        uses_processor_type=checker.uses_processor_type,
     )
 
 
@@ -756,6 +773,7 @@ class _Checker:
         self.uses_event = False
         self.uses_event_type = False
         self.uses_session = False
+        self.uses_processor_type = False
 
     # -- helpers --
 
@@ -859,7 +877,7 @@ class _Checker:
             raise self.refuse(
                 "construct",
                 "`machine` is read through its fields: `machine.name`, `machine.session_id`, "
-                "`machine.io_processors`",
+                "`machine.io_processors`, `machine.processor_type`",
                 node,
             )
         if name in ("len", "In"):
@@ -924,6 +942,9 @@ class _Checker:
             if node.attr == "io_processors":
                 self.uses_session = True
                 return MachineField("io_processors"), IO_PROCESSORS
+            if node.attr == "processor_type":
+                self.uses_processor_type = True
+                return MachineField("processor_type"), STRING
             raise self.refuse(
                 "name",
                 f"`machine` has no field '{node.attr}' (it has: {', '.join(MACHINE_FIELDS)})",
@@ -963,6 +984,10 @@ class _Checker:
             return EventType(), STRING if self.scope.event is not None else _nullable(STRING)
         if key == "data":
             return self.root(base, "payload")
+        if key == "send_id":
+            # how the event came decides whether it can carry an id (only a raised one)
+            self.uses_event = self.uses_event_type = True
+            return EventSendId(), _nullable(STRING)
         raise self.refuse(
             "name",
             f"`event` has no field '{key}' (it has: {', '.join(EVENT_FIELDS)})",
@@ -1280,6 +1305,9 @@ class Names:
     #: the code of ``machine.session_id`` (the instance's attribute; a parameter where the
     #: initial context is computed).
     session: str = "self.session_id"
+    #: whether some ``raise`` of the machine has ``id_location``: then an event raised
+    #: carries the id the class keeps while it is handled (``event.send_id``); else none.
+    carries: bool = False
 
 
 # Python's precedence levels, lowest first (the grammar's: conditional, or, and, not,
@@ -1341,6 +1369,9 @@ def _constant_of(node: Node) -> tuple[bool, Any]:
         return True, node.value
     if isinstance(node, SequenceLiteral) and all(isinstance(i, Const) for i in node.items):
         return True, tuple(i.value for i in node.items if isinstance(i, Const))
+    if isinstance(node, MachineField) and node.field == "processor_type":
+        # a constant: compared with a literal, its own ``==`` decides (the short form too)
+        return True, ProcessorType(SCXML_PROCESSOR)
     return False, None
 
 
@@ -1357,6 +1388,8 @@ def _fold(node: Node, event: str | None, kind: str | _Unknown | None = _UNKNOWN)
         return Const(kind)
     if isinstance(node, EventValue) and isinstance(kind, _Unknown):
         raise KeyError("event where how the event came is not known")
+    if isinstance(node, EventSendId) and (event is None or kind == "external"):
+        return Const(None)  # only a raised event carries an id
     if isinstance(node, Comparison):
         left = _fold(node.left, event, kind)
         rights = tuple(_fold(r, event, kind) for r in node.rights)
@@ -1434,9 +1467,18 @@ def _emit_node(node: Node, names: Names) -> tuple[str, int]:
         data = PAYLOAD_VAR if node.with_payload else "None"
         name = _constant(names.event)[0]
         return f'{{"name": {name}, "type": {kind}, "data": {data}}}', _ATOM
+    if isinstance(node, EventSendId):
+        if not names.event_known or names.event_internal is None:
+            raise KeyError("event.send_id where how the event came is not known")
+        if names.carries and names.event is not None and names.event_internal:
+            # set where the event was taken from the internal queue (chartplan's "take")
+            return f"{SELF_VAR}._event_send_id", _ATOM
+        return "None", _ATOM
     if isinstance(node, MachineField):
         if node.field == "name":
             return "MACHINE_NAME", _ATOM
+        if node.field == "processor_type":
+            return f"ProcessorType({pystr(SCXML_PROCESSOR)})", _ATOM
         if node.field == "io_processors":
             # a new object each time it is read: changing it changes nothing
             location = f"{pystr(IO_LOCATION_PREFIX)} + {_session_code(names.session)}"

@@ -101,9 +101,12 @@ class Action:
     @property
     def pure(self) -> bool:
         """Whether the generated class runs the action itself (docs/language.md, "Actions in
-        the class"): ``assign``, ``if``, ``send``, and ``log`` with ``label`` or ``expr``."""
+        the class"): ``assign``, ``if``, ``send``, ``log`` with ``label`` or ``expr``, and a
+        ``raise`` with ``id_location`` (the class draws its id; the chart core queues it)."""
         if self.type in (ASSIGN, IF, SEND):
             return True
+        if self.type == RAISE:
+            return "id_location" in self.params
         return self.type == LOG and ("expr" in self.params or "label" in self.params)
 
     def as_data(self) -> dict[str, Any]:
@@ -596,6 +599,8 @@ class Machine:
             found.setdefault("sends", action.pos)
         elif action.type == LOG and action.pure:
             found.setdefault("log expressions", action.pos)
+        elif action.type == RAISE and action.pure:
+            found.setdefault("raised ids", action.pos)
 
     @property
     def is_chart(self) -> bool:

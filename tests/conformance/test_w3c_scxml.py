@@ -23,23 +23,10 @@ import pytest
 from tests.support.w3c import listed_tests, run_test, w3c_dir
 
 #: What the core tests that fail need: the feature, and whose work it is.
-FEATURES: dict[str, str] = {
-    "send-ids": (
-        "`_event.sendid` of the error.execution a failed `<send idlocation>` raises: the id is "
-        "drawn when the send runs, and a raised event carries no data in smc (raises are "
-        "resolved when the class is built), so the error cannot carry it"
-    ),
-    "origintype-scxml": (
-        "the test reads `_event.origintype` as 'scxml'; SCXML (C.1, 5.10.1) and test198 "
-        "require the processor's URI, which smc gives; no string equals both"
-    ),
-}
+FEATURES: dict[str, str] = {}
 
 #: Core tests that do not pass yet, with the features they need (docs/conformance.md).
-XFAIL: dict[str, tuple[str, ...]] = {
-    "test332": ("send-ids",),
-    "test352": ("origintype-scxml",),
-}
+XFAIL: dict[str, tuple[str, ...]] = {}
 
 CORE = listed_tests("CORE.txt")
 BEYOND = listed_tests("BEYOND-CORE.txt")

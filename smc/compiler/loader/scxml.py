@@ -28,13 +28,16 @@ What maps (docs/language.md, "SCXML import"):
   is the field's default (untyped);
 - ``<raise>``, ``<log>``, ``<assign>``, ``<if>/<elseif>/<else>`` and ``<send event delay>``
   (``eventexpr``/``delayexpr``: ``event_expr``/``delay_expr``; ``idlocation``:
-  ``id_location``) to the machine itself onto the actions of the same names;
+  ``id_location``) to the machine itself onto the actions of the same names; a ``<send
+  idlocation>`` that becomes a raise (it fails, or it sends to ``#_internal``) onto a raise
+  with ``id_location``, whose event carries the id (``_event.sendid``: ``event.send_id``);
 - in expressions, ``true``/``false``/``null`` (not data ids) are ``True``/``False``/``None``,
   ``_event.name`` and ``_event.type`` are ``event.name`` and ``event.type`` (the event being
   handled), ``_event`` as a value ``event``, ``_name`` the document's name,
   ``_ioprocessors`` ``machine.io_processors``, and the ``_event`` fields the document
-  decides are constants (``EventFacts``); ``_event`` or a data id alone as a condition is
-  its truth in smc's language;
+  decides are constants (``EventFacts``; ``origintype`` is ``machine.processor_type``, the
+  SCXML processor's type, equal to its URI and to ``'scxml'``); ``_event`` or a data id
+  alone as a condition is its truth in smc's language;
 - a computed ``<send>`` target or type is an ``if`` block dispatching it as SCXML does
   (``Importer.routing``); ``_ioprocessors[<SCXML>]['location']`` is this session's address;
 - executable content that fails whatever the data (an assignment to a system variable or to
@@ -326,6 +329,10 @@ class EventFacts:
     #: when the document decides each event's ``sendid``: (event, the ``<send id>`` that
     #: sends it), for the events sent with an id (any other event: none); None: undecided.
     sendids: tuple[tuple[str, str], ...] | None = None
+    #: whether some ``<send idlocation>`` becomes a raise whose event carries the id it
+    #: draws (``_carries``): then ``_event.sendid`` of an event no ``<send id>`` decides is
+    #: ``event.send_id`` (None for every event but those), else None.
+    carried_ids: bool = False
     #: data id -> its JSON Schema types, to read a bare id in a condition as Python's truth
     #: of its value (``cond="Var1"`` with a string: ``Var1 != ''``).
     data_types: tuple[tuple[str, tuple[str, ...]], ...] = ()
@@ -452,8 +459,9 @@ class _Rewrite(ast.NodeTransformer):
         if node.attr == "sendid" and not facts.send_ids:
             return self._new("None", node)
         if node.attr == "sendid" and facts.sendids is not None:
-            # each event sent with an id is sent with that one only (``sendid_facts``)
-            text = "None"
+            # each event sent with an id is sent with that one only (``sendid_facts``); an
+            # event raised by a send that carries its id has it (``_carries``)
+            text = "event.send_id" if facts.carried_ids else "None"
             for sendid in reversed(list(dict.fromkeys(i for _, i in facts.sendids))):
                 names = repr([n for n, i in facts.sendids if i == sendid])
                 text = f"{sendid!r} if event.name in {names} else {text}"
@@ -467,34 +475,64 @@ class _Rewrite(ast.NodeTransformer):
         if node.attr == "origintype" and not facts.mixed:
             if not facts.sent_only:
                 return self._new("None", node)
+            # the SCXML processor's type: its URI, equal to its short form 'scxml' too
             names = repr(list(facts.sent_only))
-            return self._new(f"{_SCXML_PROCESSOR!r} if event.name in {names} else None", node)
+            return self._new(f"machine.processor_type if event.name in {names} else None", node)
         if node.attr == "data":
             raise _Refused("`_event.data` (the events of an SCXML import carry no data)")
         raise _Refused(f"`_event.{node.attr}`")
 
 
-def _sendid_facts(sends: list[Element], raised: set[str]) -> tuple[tuple[str, str], ...] | None:
-    """Each event's ``_event.sendid`` when the document decides it: every ``<send>`` with an
-    ``id`` is a plain send to this session of a named event (no ``target``, ``type``,
-    computed attribute or ``namelist``: nothing that fails and puts the id on an error
-    event), an event so sent is sent with no other id (nor without one) and never raised,
-    no ``<send>`` computes its event and none has ``idlocation`` (a generated id)."""
+def _sendid_facts(
+    sends: list[Element], raised: set[str], data_ids: set[str]
+) -> tuple[tuple[str, str], ...] | None:
+    """Each event's ``_event.sendid`` when the document decides it, for the events a
+    ``<send>`` to this session delivers (the others' is ``event.send_id``: see
+    ``_carries``): every ``<send>`` with an ``id`` is a plain send to this session of a
+    named event (no ``target``, ``type``, computed attribute or ``namelist``: nothing that
+    fails or raises and puts the id on an error or internal event), an event so sent is
+    sent with no other id (nor without one) and never raised (nor a platform or done
+    event), no ``<send>`` computes its event and every ``idlocation`` is on a ``<send>``
+    that becomes a raise carrying its id (``_carries``): the id a ``<send idlocation>``
+    to this session draws goes with the event it sends, out of the machine, and the
+    event is delivered by ``fire``, which takes no id."""
     ids: dict[str, str | None] = {}
     plain = {"event", "id", "delay"}
     for element in sends:
         attrib = element.attrib
-        if "idlocation" in attrib or "eventexpr" in attrib:
+        if "eventexpr" in attrib:
             return None
+        if "idlocation" in attrib:
+            if not _carries(attrib, data_ids):
+                return None
+            continue
         sendid = attrib.get("id")
         event = attrib.get("event", "").strip()
         if attrib.get("type", _SCXML_PROCESSOR) == _SCXML_PROCESSOR:
             attrib = {k: v for k, v in attrib.items() if k != "type"}
         if sendid is not None and (not event or not set(attrib) <= plain):
             return None
-        if ids.setdefault(event, sendid) != sendid or (sendid is not None and event in raised):
+        internal = event in raised or event in PLATFORM_EVENTS or event.startswith("done.")
+        if ids.setdefault(event, sendid) != sendid or (sendid is not None and internal):
             return None
     return tuple((event, sendid) for event, sendid in ids.items() if sendid is not None)
+
+
+def _carries(attrib: dict[str, str], data_ids: set[str]) -> bool:
+    """Whether a ``<send idlocation>`` becomes a raise whatever the data, whose event
+    carries the id it draws (``Importer.send``): its type is one the processor does not
+    support, or its target one it cannot address (error.execution), another session
+    (error.communication) or ``#_internal`` (the event itself); fixed attributes only (a
+    computed type or target may also send out of the machine), no ``namelist`` (a name
+    that is no location fails before the id is drawn) and a location that is a data id."""
+    if attrib.get("idlocation", "").strip() not in data_ids or "namelist" in attrib:
+        return False
+    if "typeexpr" in attrib or "targetexpr" in attrib:
+        return False
+    if attrib.get("type", _SCXML_PROCESSOR) != _SCXML_PROCESSOR:
+        return True
+    target = attrib.get("target", "").strip()
+    return target == "#_internal" or (target != "" and not _URI_SCHEME.match(target))
 
 
 def _types_of(schema: Any) -> tuple[str, ...]:
@@ -545,8 +583,13 @@ def _operand(text: str) -> str:
     return text.strip() if simple else f"({text})"
 
 
-def _raise(event: str) -> dict[str, Any]:
-    return {"type": "raise", "event": event}
+def _raise(event: str, id_location: str | None = None) -> dict[str, Any]:
+    """A raise of ``event``; with ``id_location``, one that draws an id into that data id,
+    which the event carries (a ``<send idlocation>`` that becomes a raise)."""
+    action = {"type": "raise", "event": event}
+    if id_location is not None:
+        action["id_location"] = id_location
+    return action
 
 
 def _raises(actions: Any) -> bool:
@@ -1213,7 +1256,8 @@ class Importer:
             mixed=tuple(n for n in sent if n in raised),
             sends=bool(sends),
             send_ids=any("id" in e.attrib or "idlocation" in e.attrib for e in sends),
-            sendids=_sendid_facts(sends, raised),
+            sendids=_sendid_facts(sends, raised, set(self.data_ids)),
+            carried_ids=any(_carries(e.attrib, set(self.data_ids)) for e in sends),
             data_types=tuple((name, _types_of(schema)) for name, schema in self.context.items()),
         )
 
@@ -1575,12 +1619,22 @@ class Importer:
             return self.if_block(element, path)
         return self.send(element, path)
 
-    def fails(self, element: Element) -> dict[str, Any]:
+    def fails(self, element: Element, id_location: str | None = None) -> dict[str, Any]:
         """An element the document makes fail whatever the data (SCXML places
         error.execution in the internal queue and skips the rest of its block): a raise of
-        error.execution; ``content`` leaves out the elements after it."""
+        error.execution; ``content`` leaves out the elements after it. ``id_location``: a
+        failed ``<send idlocation>``'s, whose id the error carries (``carried_id``)."""
         self.failed = element
-        return {"type": "raise", "event": PLATFORM_EVENTS[0]}
+        return _raise(PLATFORM_EVENTS[0], id_location)
+
+    def carried_id(self, path: PathKey, element: Element, id_location: str | None) -> str | None:
+        """A ``<send idlocation>`` that becomes a raise (it fails, or it sends to
+        ``#_internal``): the raise draws the send's id into the location and its event
+        carries it (``raise`` with ``id_location``: ``_event.sendid`` is ``event.send_id``,
+        docs/language.md); placed at the attribute."""
+        if id_location is not None:
+            self.place((*path, "id_location"), element, "idlocation")
+        return id_location
 
     def if_block(self, element: Element, path: PathKey) -> dict[str, Any] | None:
         when = self.expression(element, "cond", (*path, "when"))
@@ -1669,12 +1723,12 @@ class Importer:
             return None
         if tag.get("type", _SCXML_PROCESSOR) != _SCXML_PROCESSOR:
             # SCXML 6.2.4: a type the processor does not support is error.execution
-            return self.fails(element)
+            return self.fails(element, self.carried_id(path, element, id_location))
         target = tag.get("target", "").strip()
         if target not in _SELF_TARGETS and not _URI_SCHEME.match(target):
             if not target.startswith("#_"):
                 # SCXML 6.2.4: a target the SCXML processor cannot address ("baz")
-                return self.fails(element)
+                return self.fails(element, self.carried_id(path, element, id_location))
             if "delay" in tag or "delay_expr" in computed:
                 self.refuse(element, f"a delayed <send> to {target!r}", attr="target")
                 return None
@@ -1682,7 +1736,7 @@ class Importer:
             # created), `#_parent` or an invoked child: none exists for an imported machine,
             # so SCXML 6.2.4's error.communication, in the internal queue (the block goes on)
             self.place((*path, "event"), element, "target")
-            return _raise(PLATFORM_EVENTS[1])
+            return _raise(PLATFORM_EVENTS[1], self.carried_id(path, element, id_location))
         if target not in _SELF_TARGETS:
             self.refuse(
                 element, f"a <send> to {target!r} (only to the machine itself)", attr="target"
@@ -1704,14 +1758,11 @@ class Importer:
                 return None
             delay = float(match.group(1)) / (1000 if match.group(2) == "ms" else 1)
             self.place((*path, "delay"), element, "delay")
-        if target == "#_internal" and id_location is not None:
-            self.refuse(element, "a <send idlocation> to #_internal", attr="idlocation")
-            return None
         if target == "#_internal" and not computed:
             if delay:
                 self.refuse(element, "a delayed <send> to #_internal", attr="delay")
                 return None
-            return {"type": "raise", "event": event}
+            return _raise(event, self.carried_id(path, element, id_location))
         if target == "#_internal":
             self.refuse(element, "a computed <send> to #_internal", attr="target")
             return None
@@ -1737,16 +1788,21 @@ class Importer:
         session>`` (or none) sends it, ``#_internal`` raises it, any other is
         error.communication (6.2.4). An ``if`` block of those branches, in that order."""
         branches: list[tuple[str | None, list[Any]]] = []
+        # each raise it may become carries the id it draws (SCXML: the error a failed
+        # send raises has the send's id)
+        carried = send.get("id_location")
         if "typeexpr" in routed:
             kind = _operand(routed["typeexpr"])
-            branches.append((f"{kind} != {_SCXML_PROCESSOR!r}", [_raise(PLATFORM_EVENTS[0])]))
+            failed = _raise(PLATFORM_EVENTS[0], carried)
+            branches.append((f"{kind} != {_SCXML_PROCESSOR!r}", [failed]))
         if "targetexpr" in routed:
             target = _operand(routed["targetexpr"])
             mine = f"{target} == {_SELF_ADDRESS}"
             branches.append((mine, [send]))
             if "event" in send and "delay" not in send and "delay_expr" not in send:
-                branches.append((f"{target} == '#_internal'", [_raise(send["event"])]))
-            branches.append((None, [_raise(PLATFORM_EVENTS[1])]))
+                inside = _raise(send["event"], carried)
+                branches.append((f"{target} == '#_internal'", [inside]))
+            branches.append((None, [_raise(PLATFORM_EVENTS[1], carried)]))
         else:
             branches.append((None, [send]))
         block: dict[str, Any] = {"type": "if"}
@@ -1769,6 +1825,8 @@ class Importer:
             self.place((*where, 0, "type"), element)
             if "event" in actions[0]:
                 self.place((*where, 0, "event"), element)
+            if "id_location" in actions[0]:
+                self.place((*where, 0, "id_location"), element, "idlocation")
         self.place((*path, "when"), element, attr)
         return block
 

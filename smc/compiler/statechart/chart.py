@@ -32,7 +32,10 @@ HistoryType = Literal["shallow", "deep"]
 TransitionType = Literal["external", "internal"]
 #: ``initial``: a compound state's initial transition's actions (owner: the compound);
 #: ``default``: a history state's default transition's actions (owner: the history state).
-ActionKind = Literal["exit", "transition", "entry", "initial", "default"]
+#: ``take``: not an action of the chart but the point where a raised event that carries
+#: run-time data is taken from the internal queue (``raise_carries``; owner: the event,
+#: position 1 when it carries data, 0 when not): the caller hands that data over there.
+ActionKind = Literal["exit", "transition", "entry", "initial", "default", "take"]
 
 #: An action is whatever the machine file says (a mapping such as ``{type: log, ...}``); the
 #: semantics only look inside ``{type: raise, event: x}``, which queues an internal event, and
@@ -131,6 +134,19 @@ def raised_event(action: Action) -> str | None:
     return None
 
 
+def raise_carries(action: Action) -> bool:
+    """Whether a raise action's event carries data drawn when the raise runs (a send id:
+    ``{type: raise, event: x, id_location: f}``). The core only tracks which queued events
+    do: each is taken from the queue at a ``take`` (``ActionRef``), in queue order, so the
+    caller, which keeps the data in a first-in first-out queue of its own, gives each
+    event the data its own raise drew."""
+    return (
+        isinstance(action, Mapping)
+        and action.get("type") == "raise"
+        and action.get("id_location") is not None
+    )
+
+
 def conditional_branches(action: Action) -> tuple[Branch, ...] | None:
     """The branches of an ``if`` block, None for any other action.
 
@@ -178,6 +194,17 @@ def is_opened(action: Action) -> bool:
     return action.get("open") is True or can_raise(action)
 
 
+def _carries(action: Action) -> bool:
+    if raise_carries(action):
+        return True
+    branches = conditional_branches(action)
+    return branches is not None and any(_carries(a) for _, acts in branches for a in acts)
+
+
+def _state_actions(state: State) -> tuple[Action, ...]:
+    return (*state.on_entry, *state.on_exit, *state.initial_actions, *state.default_actions)
+
+
 def _check_action(action: Action) -> None:
     raised_event(action)
     for _, actions in conditional_branches(action) or ():
@@ -203,8 +230,14 @@ class Chart:
     initial: tuple[str, ...] = ()
     name: str = "chart"
     by_name: Mapping[str, State] = field(init=False, repr=False, compare=False)
+    #: whether some raise carries data (``raise_carries``): only then does a macrostep
+    #: record a ``take`` where each raised event is taken from the internal queue.
+    carries: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        actions = [a for s in self.states for a in _state_actions(s)]
+        actions += [a for t in self.transitions for a in t.actions]
+        object.__setattr__(self, "carries", any(_carries(a) for a in actions))
         by_name: dict[str, State] = {}
         for state in self.states:
             if state.name in by_name:
@@ -254,8 +287,11 @@ class Chart:
         return tuple(e for e in self.events() if not e.startswith("done.state."))
 
     def action(self, ref: ActionRef | tuple[str, str | int, int | tuple[int, ...]]) -> Action:
-        """The action value an ``ActionRef`` (or its plain-tuple form) points at."""
+        """The action value an ``ActionRef`` (or its plain-tuple form) points at (a
+        ``take`` points at no action: ``KeyError``)."""
         kind, owner, position = ref
+        if kind == "take":
+            raise KeyError(f"{ref!r} is where an event is taken from the queue, no action")
         if kind == "transition":
             assert isinstance(owner, int)
             actions = self.transitions[owner].actions

@@ -24,6 +24,14 @@ Deliberate choices where Appendix D leaves room:
   first whose event matches and whose cond holds; the conds after it are not evaluated, and
   an ancestor's cond is evaluated again for each active atomic state below it that selects
   nothing of its own (so a parallel state's cond can run once per region);
+- a raise whose event carries data drawn when it runs (``chart.raise_carries``: a send id)
+  is recorded among the actions like any raise, and in a chart with one (``Chart.carries``)
+  each event taken
+  from the internal queue is recorded among the actions as ``ActionRef("take", event, 1)``
+  (it carries data) or ``ActionRef("take", event, 0)``: the caller keeps the data in a
+  first-in first-out queue of its own and hands each over where its event is taken, so
+  each event gets the data of the raise that queued it. A chart without such a raise
+  records no take;
 - an ``if`` block that can raise or says ``open: True`` (``chart.is_opened``) is opened: its
   conds go to ``guard`` in order until one holds, and that branch's actions run one by one;
   any other ``if`` block is one opaque action for ``execute``;
@@ -54,6 +62,7 @@ from .chart import (
     Transition,
     conditional_branches,
     is_opened,
+    raise_carries,
     raised_event,
 )
 
@@ -104,6 +113,9 @@ class Checkpoint(NamedTuple):
     event: str | None
     #: whether ``event`` came from the internal queue (raised or a done event)
     internal: bool = False
+    #: for each event of ``queue``, whether it carries data (``raise_carries``); empty
+    #: when the chart has no such raise
+    carried: tuple[bool, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -190,6 +202,10 @@ class Interpreter:
         self._memory: dict[int, tuple[int, ...]] = {}
         self._running = False
         self._queue: deque[str] = deque()
+        # beside each queued event, whether it carries data (``raise_carries``); kept only
+        # when the chart has such a raise (``Chart.carries``), so other charts' checkpoints
+        # are what they always were
+        self._carried: deque[bool] = deque()
         self._actions: list[ActionRef] = []
         self._moves: list[Move] = []
         self._taken: list[int] = []
@@ -211,6 +227,7 @@ class Interpreter:
         self._active = set()
         self._memory = {}
         self._queue.clear()
+        self._carried.clear()
         self._event = None
         self._internal = False
         self._running = True
@@ -268,6 +285,7 @@ class Interpreter:
         }
         self._running = not situation.finished
         self._queue.clear()
+        self._carried.clear()
 
     def checkpoint(self) -> Checkpoint:
         """Where the macrostep is now (meaningful where ``_round`` is called)."""
@@ -277,6 +295,7 @@ class Interpreter:
             tuple(self._queue),
             self._event,
             self._internal,
+            tuple(self._carried),
         )
 
     def resume(self, checkpoint: Checkpoint) -> Macrostep:
@@ -285,6 +304,7 @@ class Interpreter:
         self._reset_trace()
         self.restore(Situation(checkpoint.configuration, checkpoint.history, False))
         self._queue.extend(checkpoint.queue)
+        self._carried.extend(checkpoint.carried)
         self._event = checkpoint.event
         self._internal = checkpoint.internal
         self._macrostep(checkpoint.event)
@@ -322,6 +342,10 @@ class Interpreter:
                 if not self._queue:
                     break
                 internal = self._queue.popleft()
+                if self.chart.carries:
+                    # where the caller hands over the data of the event taken (or none)
+                    carried = self._carried.popleft()
+                    self._actions.append(ActionRef("take", internal, int(carried)))
                 self._handled.append(internal)
                 self._event = internal
                 self._internal = True
@@ -488,12 +512,12 @@ class Interpreter:
                 if parent == ROOT:
                     self._running = False
                 else:
-                    self._queue.append("done.state." + self._names[parent])
+                    self._enqueue("done.state." + self._names[parent])
                     grandparent = self._parent[parent]
                     if self._kind[grandparent] == "parallel" and all(
                         self._is_in_final_state(c) for c in self._children[grandparent]
                     ):
-                        self._queue.append("done.state." + self._names[grandparent])
+                        self._enqueue("done.state." + self._names[grandparent])
 
     def _compute_entry_set(self, transitions: list[Transition], to_enter: dict[int, None]) -> None:
         for t in transitions:
@@ -608,7 +632,7 @@ class Interpreter:
         event = raised_event(action)
         if event is not None:
             self._actions.append(ref)
-            self._queue.append(event)
+            self._enqueue(event, raise_carries(action))
             return
         if is_opened(action):
             self._execute_branch(ref, conditional_branches(action) or ())
@@ -616,6 +640,11 @@ class Interpreter:
         self._actions.append(ref)
         if self._execute_hook is not None:
             self._execute_hook(ref, action)
+
+    def _enqueue(self, event: str, carries: bool = False) -> None:
+        self._queue.append(event)
+        if self.chart.carries:
+            self._carried.append(carries)
 
     def _execute_branch(self, ref: ActionRef, branches: tuple[Branch, ...]) -> None:
         """Run the first branch whose cond holds (an opened ``if`` block's)."""

@@ -12,7 +12,11 @@ is plain data (ints, strings, tuples, dicts) ready to be written into generated 
 
 ``actions`` are ``(kind, owner, position)`` tuples (``ActionRef`` without its class) in SCXML
 order. Raise actions are left out: their effect (the transitions they trigger) is already
-resolved into the table, so nothing is left to run for them.
+resolved into the table, so nothing is left to run for them; but a raise whose event
+carries data drawn when it runs (``chart.raise_carries``: a send id) is kept, and so is
+each ``("take", event, carried)`` the interpreter records where a queued event is taken in
+such a chart: the caller keeps the data in a first-in first-out queue, filled by those
+raises and emptied by the takes, so each event gets the data of the raise that queued it.
 
 Guards (issue 14). Data is not part of a situation: a cond is evaluated at run time. An
 entry whose macrostep evaluates no cond is resolved as above, whatever the chart's other
@@ -57,7 +61,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Literal, NamedTuple, TypeAlias
 
-from .chart import ActionRef, Chart, Cond, StatechartError, raised_event
+from .chart import ActionRef, Chart, Cond, StatechartError, raise_carries, raised_event
 from .semantics import (
     DEFAULT_MAX_MICROSTEPS,
     Checkpoint,
@@ -386,10 +390,15 @@ def relevant_histories(chart: Chart) -> frozenset[str]:
 
 
 def _plain(chart: Chart, actions: Iterable[ActionRef]) -> TableActions:
+    """The actions to run, as plain tuples: a raise is left out (resolved into the
+    table) unless it carries data (``raise_carries``: drawing it is left to run), and a
+    ``take`` is kept (the caller hands over the data of the event taken there)."""
     return tuple(
         (ref.kind, ref.owner, ref.position)
         for ref in actions
-        if raised_event(chart.action(ref)) is None
+        if ref.kind == "take"
+        or raised_event(action := chart.action(ref)) is None
+        or raise_carries(action)
     )
 
 
