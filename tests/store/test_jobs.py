@@ -262,9 +262,16 @@ def test_release_returns_the_job_without_counting_the_attempt(store: Store) -> N
     store.add_job("t", job_id="j")
     job = store.claim_job("w")
     assert job is not None and job.claim_token is not None
+    start = store.last_history_id()
     assert store.release_job("j", job.claim_token)
+    assert not store.release_job("j", job.claim_token)  # released: no second row
     again = store.claim_job("w")
     assert again is not None and again.id == "j" and again.attempts == 1
+    # the history says the worker gave attempt 1 back, then the job was claimed again
+    assert [(r.kind, r.machine, r.job_id, r.attempt) for r in store.history(after_id=start)] == [
+        ("job_released", "w", "j", 1),
+        ("job_claimed", "w", "j", 1),
+    ]
 
 
 def test_malformed_data_fails_at_once_and_the_next_job_is_claimed(

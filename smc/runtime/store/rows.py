@@ -76,6 +76,8 @@ HISTORY_KINDS = (
     "job_retried",
     "job_added",
     "job_cancelled",
+    # A worker stopping cleanly gave its job back to the queue (the attempt is not counted).
+    "job_released",
     "event_sent",
     "event_received",
     "event_dropped",

@@ -657,8 +657,16 @@ class SqlStore(WorkflowTables):
         return len(rows) == 1
 
     def release_job(self, job_id: str, claim_token: str) -> bool:
-        params = {"id": job_id, "token": claim_token, "now": self.clock.time()}
-        return self._rowcount("write to", self._sql.release, params) == 1
+        now = self.clock.time()
+        params: dict[str, Any] = {"id": job_id, "token": claim_token, "now": now}
+        # ``job_released``: the attempt given back (the statement returns the count before
+        # it was taken back), by the worker that held it.
+        rows = self._write(
+            "write to",
+            lambda connection: connection.execute(self._sql.release, params).fetchall(),
+            self._finished(_released, job_id, now, None),
+        )
+        return len(rows) == 1
 
     def reap_expired(self) -> int:
         now = self.clock.time()
@@ -1126,6 +1134,10 @@ def _latest(first: float | None, second: float | None) -> float | None:
 
 def _completed(status: str) -> str:
     return "job_completed"
+
+
+def _released(status: str) -> str:
+    return "job_released"
 
 
 def _failed_or_retried(status: str) -> str:

@@ -216,7 +216,8 @@ class SqlStatements:
         self.release = finish(f"""UPDATE jobs SET status = 'pending',
                   attempts = {d.greatest}(attempts - 1, 0), run_after = {now},
                   claim_token = NULL, lease_expires_at = NULL
-                WHERE id = :id AND claim_token = :token AND status = 'processing'""")
+                WHERE id = :id AND claim_token = :token AND status = 'processing'
+                RETURNING claimed_by, attempts + 1, trace_id, status, job_type""")
         self.reap = finish(d.reap(self, backoff))
         self.get_job = finish(f"SELECT {jobs} FROM jobs WHERE id = :id")
         self.list_jobs = finish(f"SELECT {jobs} FROM jobs ORDER BY seq DESC LIMIT :limit")

@@ -246,7 +246,7 @@ function applyRecord(r) {
     live.job_id = r.job_id; m.job_id = r.job_id;
     markDirty("machines", "board");
     refreshJobsSoon();
-  } else if (r.kind === "job_completed" || r.kind === "job_failed") {
+  } else if (r.kind === "job_completed" || r.kind === "job_failed" || r.kind === "job_released") {
     if (live.job_id === r.job_id) { live.job_id = null; m.job_id = null; }
     markDirty("machines", "board");
     refreshJobsSoon();
