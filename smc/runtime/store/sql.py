@@ -213,6 +213,7 @@ class SqlStore(WorkflowTables):
                 result = backend.run_after_rows(action, insert, staged[:count], work)
                 del staged[:count]
             return result
+        rows_of = history
         with self._history_lock:
             count = len(staged)
 
@@ -222,7 +223,7 @@ class SqlStore(WorkflowTables):
                 if count:
                     backend.execute_many(connection, insert, staged[:count])
                 result = work(connection)
-                own = () if history is None else list(history(result))
+                own = list(rows_of(result))
                 if own:
                     backend.execute_many(connection, insert, own)
                 if count or own:
