@@ -236,20 +236,19 @@ def _tests_table(tests: Iterable[TestPlan], situations: int) -> Node:
     return tuple_node([Seq("{", "}", tuple(row)) for row in rows])
 
 
-def _decide_lines(programs: ProgramsPlan, inline: InlinePlan, test: str, data: str) -> list[str]:
-    """The lines (unindented) that set ``entry`` to ``_YES[test]`` or ``_NO[test]`` as the
-    condition of one-condition program ``test`` (a local) holds or not: the conditions of
-    ``inline.slots`` written out, in a chain over ``_SLOT[test]`` when there are several (or
-    some are left to call), the others called with the payload ``data`` (code)."""
+def _decide_lines(
+    programs: ProgramsPlan, inline: InlinePlan, test: Sequence[str], data: str
+) -> list[str]:
+    """The lines (unindented) that set ``entry`` to a one-condition program's entry as its
+    condition holds or not. ``test`` is the code of that program's two entries, slot and
+    condition (``_YES[step]``, ``_NO[step]``, ``_SLOT[step]``, ``_TEST_COND[step]`` in
+    ``fire()``); ``data`` the code of the payload. The conditions of ``inline.slots`` are
+    written out, in a chain over the slot when there are several (or some are left to
+    call), the others called."""
+    yes, no, slot_code, cond_code = test
 
     def branch(condition: str, prelude: Sequence[str] = ()) -> list[str]:
-        return [
-            *prelude,
-            f"if {condition}:",
-            f"    entry = _YES[{test}]",
-            "else:",
-            f"    entry = _NO[{test}]",
-        ]
+        return [*prelude, f"if {condition}:", f"    entry = {yes}", "else:", f"    entry = {no}"]
 
     def written(slot: int) -> list[str]:
         cond = programs.conds[programs.inline[slot]]
@@ -257,12 +256,12 @@ def _decide_lines(programs: ProgramsPlan, inline: InlinePlan, test: str, data: s
         prelude += ["job = self.job"] if cond.uses_job else []
         return branch(cond.source, prelude)
 
-    called = branch(f"_CONDS[_TEST_COND[{test}]](self, {data})")
+    called = branch(f"_CONDS[{cond_code}](self, {data})")
     if not inline.slots:
         return called
     if len(inline.slots) == 1 and not inline.fallback:
         return written(inline.slots[0])
-    lines = [f"slot = _SLOT[{test}]"]
+    lines = [f"slot = {slot_code}"]
     for number, slot in enumerate(inline.slots):
         last = number == len(inline.slots) - 1 and not inline.fallback
         head = "if" if number == 0 else "elif"
