@@ -17,6 +17,7 @@ state, or an ancestor of it, while several regions are active). See docs/languag
 
 from __future__ import annotations
 
+import ast
 import io
 import keyword
 import tokenize
@@ -137,6 +138,42 @@ class ActionPlan(NamedTuple):
     uses_job: bool = False
 
 
+#: How many distinct conditions ``fire()`` and each per-event method write inline, as a
+#: chain of ``if slot == n`` (``InlinePlan``): a compare costs about a tenth of the call it
+#: saves, so past eight the chain's tail would cost more than the call. The rest are called.
+INLINE_CONDS = 8
+
+#: What a condition written inline may not name: the locals of ``fire()`` and the per-event
+#: methods where it is written, and the payload (a ``TypedDict``, or None, there: the
+#: condition's function takes it as a mapping). Such a condition is called instead.
+_INLINE_CLASHES = frozenset({"entry", "source", "view", "step", "test", "slot", "event", "payload"})
+
+
+class TestPlan(NamedTuple):
+    """A one-condition program: it tests one condition, then takes one step or none in each
+    branch. ``fire()`` and the per-event methods take it themselves, the condition written
+    inline (``slot``) or called, without ``_run`` and without building a list of steps."""
+
+    situation: int
+    event: str  # member
+    cond: int  # the ``_cond_<n>`` it tests
+    #: the index in ``ProgramsPlan.inline`` of its condition's code, -1 when it cannot be
+    #: written inline (``_INLINE_CLASHES``): then ``_cond_<n>`` is called.
+    slot: int
+    yes: EntryPlan | None  # the entry taken when the condition holds (None: no transition)
+    no: EntryPlan | None  # ... when it does not
+
+
+class InlinePlan(NamedTuple):
+    """How one place (``fire()``, or an event's method) decides its one-condition programs:
+    the slots whose code it writes inline, at most ``INLINE_CONDS``, in a chain of
+    ``if slot == n`` (none when there is one slot and nothing else), and whether some of its
+    programs' conditions are called instead (the chain's ``else``)."""
+
+    slots: tuple[int, ...]
+    fallback: bool
+
+
 class ProgramsPlan(NamedTuple):
     """What a chart with guards or pure actions adds (None in a chart without: its
     module is unchanged). Programs are the core's decision programs (``statechart.tables``)
@@ -156,6 +193,20 @@ class ProgramsPlan(NamedTuple):
     max_microsteps: int
     #: the ``guard:``/``unless:`` methods a subclass writes, sorted.
     named_guards: tuple[str, ...]
+    #: the one-condition programs, in situation and then event order: test ``k`` is the
+    #: ``k``-th (``_YES``, ``_NO``, ``_SLOT``, ``_TEST_COND`` in the module).
+    tests: tuple[TestPlan, ...] = ()
+    #: slot -> the condition whose code the slot writes (the first with that code: conditions
+    #: written alike, on several transitions, share a slot).
+    inline: tuple[int, ...] = ()
+    #: how ``fire()`` decides the tests.
+    fire_inline: InlinePlan = InlinePlan((), False)
+    #: event member -> how its method decides its tests (events with tests only).
+    event_inline: tuple[tuple[str, InlinePlan], ...] = ()
+
+    def inline_of(self, event: str) -> InlinePlan | None:
+        """How the method of ``event`` (a member) decides its tests; None: it has none."""
+        return dict(self.event_inline).get(event)
 
 
 class ChartPlan(NamedTuple):
@@ -286,7 +337,9 @@ def chart_plan(
     )
     programs = None
     if compiler is not None:
-        programs = compiler.plan(len(table.configurations), initial_step)
+        programs = compiler.plan(
+            len(table.configurations), initial_step, [s.state for s in situations]
+        )
     return ChartPlan(
         situations=tuple(situations),
         steps=tuple(steps),
@@ -693,7 +746,8 @@ class _ProgramCompiler:
     def entry(self, situation: int, event: str, program: Program, step: int | None = None) -> None:
         self.programs.setdefault(situation, []).append((event, self.program(program, step)))
 
-    def plan(self, situations: int, initial_step: int) -> ProgramsPlan | None:
+    def plan(self, situations: int, initial_step: int, views: Sequence[str]) -> ProgramsPlan | None:
+        """The plan; ``views`` is each situation's state view (a member)."""
         table = self.table
         initial: CodeProgram | None = None
         if table.initial_program is not None:
@@ -707,15 +761,84 @@ class _ProgramCompiler:
         guards = sorted(
             {name for t in self.machine.transitions for name in (t.guard, t.unless) if name}
         )
+        programs = tuple(tuple(self.programs.get(i, ())) for i in range(situations))
+        tests, inline = one_condition_tests(programs, self.cond_plans, views, table.max_microsteps)
+        by_event: dict[str, list[TestPlan]] = {}
+        for test in tests:
+            by_event.setdefault(test.event, []).append(test)
         return ProgramsPlan(
             conds=tuple(self.cond_plans),
             actions=tuple(self.action_plans),
-            programs=tuple(tuple(self.programs.get(i, ())) for i in range(situations)),
+            programs=programs,
             points=points,
             initial=initial,
             max_microsteps=table.max_microsteps,
             named_guards=tuple(guards),
+            tests=tests,
+            inline=inline,
+            fire_inline=inline_plan(tests),
+            event_inline=tuple((event, inline_plan(found)) for event, found in by_event.items()),
         )
+
+
+def one_condition_tests(
+    programs: Sequence[Sequence[tuple[str, CodeProgram]]],
+    conds: Sequence[CondPlan],
+    views: Sequence[str],
+    max_microsteps: int,
+) -> tuple[tuple[TestPlan, ...], tuple[int, ...]]:
+    """The one-condition programs among ``programs`` (situation -> (event, program)), in
+    order, and the slots their conditions' code takes (``ProgramsPlan.inline``).
+
+    A one-condition program is one test whose branches each go somewhere in one step
+    (a goto within ``max_microsteps``: ``_run`` refuses more) or reject; ``_run`` would
+    take the same step, so taking it directly is the same transition."""
+    tests: list[TestPlan] = []
+    slots: dict[tuple[str, bool, bool], int] = {}
+    for situation, row in enumerate(programs):
+        for event, program in row:
+            if len(program) != 1 or program[0][0] != 1:
+                continue
+            _kind, cond, then, otherwise = program[0]
+            entries: list[EntryPlan | None] = []
+            for branch in (then, otherwise):
+                if branch == ((4,),):
+                    entries.append(None)
+                elif len(branch) == 1 and branch[0][0] == 2 and branch[0][3] <= max_microsteps:
+                    target, step = int(branch[0][1]), int(branch[0][2])
+                    entries.append(EntryPlan(event, target, views[target], step))
+                else:
+                    break
+            if len(entries) != 2:
+                continue
+            plan = conds[cond]
+            slot = -1
+            if _inlinable(plan.source):
+                key = (plan.source, plan.uses_context, plan.uses_job)
+                slot = slots.setdefault(key, len(slots))
+            tests.append(TestPlan(situation, event, int(cond), slot, entries[0], entries[1]))
+    # slot -> the first condition with its code
+    inline: dict[int, int] = {}
+    for test in tests:
+        if test.slot >= 0:
+            inline.setdefault(test.slot, test.cond)
+    return tuple(tests), tuple(inline[slot] for slot in range(len(inline)))
+
+
+def _inlinable(source: str) -> bool:
+    """Whether a condition's code can be written inside ``fire()`` and the per-event
+    methods: it names none of their locals, nor the payload (``_INLINE_CLASHES``)."""
+    tree = ast.parse(source, mode="eval")
+    return not any(
+        isinstance(node, ast.Name) and node.id in _INLINE_CLASHES for node in ast.walk(tree)
+    )
+
+
+def inline_plan(tests: Sequence[TestPlan]) -> InlinePlan:
+    """How a place deciding ``tests`` writes them: the first ``INLINE_CONDS`` of their
+    slots inline, and the chain's ``else`` when another test is left to call."""
+    slots = tuple(sorted({test.slot for test in tests if test.slot >= 0})[:INLINE_CONDS])
+    return InlinePlan(slots, any(test.slot not in slots for test in tests))
 
 
 _SCALARS = frozenset({"integer", "number", "string", "boolean", "null"})

@@ -56,7 +56,14 @@ from smc.compiler.resources import data_dir
 if TYPE_CHECKING:
     import jinja2
 
-    from smc.compiler.chartplan import EntryPlan, MovePlan, SituationPlan
+    from smc.compiler.chartplan import (
+        EntryPlan,
+        InlinePlan,
+        MovePlan,
+        ProgramsPlan,
+        SituationPlan,
+        TestPlan,
+    )
 
 __all__ = [
     "CODEGEN_VERSION",
@@ -209,6 +216,63 @@ def _program_events(rows: Iterable[Iterable[tuple[str, tuple[Any, ...]]]]) -> No
     return tuple_node(sets)
 
 
+def _entry_node(entry: EntryPlan | None) -> Node:
+    """``(next, State.y, step)``, or None."""
+    if entry is None:
+        return "None"
+    return tuple_node([str(entry.next), f"State.{entry.state}", str(entry.step)])
+
+
+def _test_entries(tests: Iterable[TestPlan], which: str) -> Node:
+    """``_YES`` (``which`` "yes") or ``_NO``: per one-condition program, that entry."""
+    return tuple_node([_entry_node(getattr(test, which)) for test in tests])
+
+
+def _tests_table(tests: Iterable[TestPlan], situations: int) -> Node:
+    """``_TESTS``: situation -> ``{Event.x: test index, ...}``."""
+    rows: list[list[tuple[str, Node]]] = [[] for _ in range(situations)]
+    for index, test in enumerate(tests):
+        rows[test.situation].append((f"Event.{test.event}: ", str(index)))
+    return tuple_node([Seq("{", "}", tuple(row)) for row in rows])
+
+
+def _decide_lines(
+    programs: ProgramsPlan, inline: InlinePlan, test: Sequence[str], data: str
+) -> list[str]:
+    """The lines (unindented) that set ``entry`` to a one-condition program's entry as its
+    condition holds or not. ``test`` is the code of that program's two entries, slot and
+    condition (``_YES[step]``, ``_NO[step]``, ``_SLOT[step]``, ``_TEST_COND[step]`` in
+    ``fire()``); ``data`` the code of the payload. The conditions of ``inline.slots`` are
+    written out, in a chain over the slot when there are several (or some are left to
+    call), the others called."""
+    yes, no, slot_code, cond_code = test
+
+    def branch(condition: str, prelude: Sequence[str] = ()) -> list[str]:
+        return [*prelude, f"if {condition}:", f"    entry = {yes}", "else:", f"    entry = {no}"]
+
+    def written(slot: int) -> list[str]:
+        cond = programs.conds[programs.inline[slot]]
+        prelude = ["ctx = self.context"] if cond.uses_context else []
+        prelude += ["job = self.job"] if cond.uses_job else []
+        return branch(cond.source, prelude)
+
+    called = branch(f"_CONDS[{cond_code}](self, {data})")
+    if not inline.slots:
+        return called
+    if len(inline.slots) == 1 and not inline.fallback:
+        return written(inline.slots[0])
+    lines = [f"slot = {slot_code}"]
+    for number, slot in enumerate(inline.slots):
+        last = number == len(inline.slots) - 1 and not inline.fallback
+        head = "if" if number == 0 else "elif"
+        lines.append("else:" if last else f"{head} slot == {slot}:")
+        lines += [f"    {line}" for line in written(slot)]
+    if inline.fallback:
+        lines.append("else:")
+        lines += [f"    {line}" for line in called]
+    return lines
+
+
 def _cond_names(items: Sequence[object], prefix: str) -> list[Node]:
     """``_cond_0``, ``_cond_1``, ... (or ``_action_<n>``): one generated function per item."""
     return [f"{prefix}{index}" for index in range(len(items))]
@@ -266,6 +330,9 @@ def _environment() -> jinja2.Environment:
         program_events=_program_events,
         program_each=_program_each,
         cond_names=_cond_names,
+        test_entries=_test_entries,
+        tests_table=_tests_table,
+        decide_lines=_decide_lines,
         timer_each=_timer_each,
         situation_views=_situation_views,
         final_situations=_final_situations,

@@ -428,3 +428,176 @@ def test_random_guarded_charts_walk_as_the_core_runs_them(text: str, events: lis
 
 def dataclass_values(context: Any) -> dict[str, Any]:
     return {name: getattr(context, name) for name in FIELDS}
+
+
+# ---- one-condition programs, decided in fire() and the per-event methods ------------------
+
+#: ``step`` has ten one-condition programs with ten distinct conditions (more than
+#: ``INLINE_CONDS``: the last two are called), ``ping`` one reading the payload (called),
+#: ``named`` a named guard with an else and an ``unless:`` without one; ``back`` and ``hop``
+#: are plain (``hop`` reaches every ``s<i>`` in a few events).
+DECIDED = (
+    """\
+initial_state: s0
+metadata: {machine_name: decided}
+context:
+  n: {type: integer, default: 0}
+events:
+  step: null
+  ping:
+    payload: {type: object, properties: {code: {type: integer}}, required: [code]}
+  named: null
+  back: null
+  hop: null
+states: [s0, s1, s2, s3, s4, s5, s6, s7, s8, s9, other, sink]
+transitions:
+"""
+    + "".join(
+        f'  - {{from: s{i}, to: s{(i + 1) % 10}, event: step, when: "n > {i}"}}\n'
+        f"  - {{from: s{i}, to: s{(i + 3) % 10}, event: hop}}\n"
+        for i in range(10)
+    )
+    + """\
+  - {from: s0, to: other, event: ping, when: "payload.code > n"}
+  - {from: s0, to: other, event: named, guard: ok}
+  - {from: s0, to: sink, event: named}
+  - {from: other, to: s0, event: named, unless: shut}
+  - {from: sink, to: s0, event: back}
+  - {from: other, to: sink, event: back}
+"""
+)
+
+
+@pytest.fixture(scope="module")
+def decided(tmp_path_factory: pytest.TempPathFactory) -> ModuleType:
+    return compiled(DECIDED, tmp_path_factory.mktemp("decided"))
+
+
+def decided_class(module: ModuleType) -> Any:
+    class Decided(module.Decided):  # type: ignore[misc, name-defined]
+        """``ok`` and ``shut`` read plain attributes; ``ok`` raises when ``fails``."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.allow, self.closed, self.fails = True, False, False
+            self.log: list[str] = []
+            self.add_listener(lambda s, e, t: self.log.append(f"{s}-{e}->{t}"))
+
+        def ok(self) -> bool:
+            if self.fails:
+                raise LookupError("ok failed")
+            return self.allow
+
+        def shut(self) -> bool:
+            return self.closed
+
+        def on_enter_other(self) -> None:
+            self.log.append("enter other")
+
+    return Decided
+
+
+def test_one_condition_programs_are_planned_with_slots() -> None:
+    """Each distinct condition code gets a slot; the payload's condition none; fire() writes
+    the first ``INLINE_CONDS`` slots and calls the rest, an event's method its own."""
+    from smc.compiler.chartplan import INLINE_CONDS
+    from smc.compiler.plan import module_plan
+
+    plan = module_plan(checked(DECIDED), "m.yaml", 88).chart
+    assert plan is not None and plan.programs is not None
+    programs = plan.programs
+    by_event: dict[str, list[Any]] = {}
+    for test in programs.tests:
+        by_event.setdefault(test.event, []).append(test)
+    assert len(by_event["STEP"]) == 10 and len(by_event["NAMED"]) == 2
+    assert [t.slot for t in by_event["PING"]] == [-1]  # reads the payload: called
+    step_slots = [t.slot for t in by_event["STEP"]]
+    assert len(set(step_slots)) == 10 and min(step_slots) >= 0
+    assert len(programs.fire_inline.slots) == INLINE_CONDS and programs.fire_inline.fallback
+    step = programs.inline_of("STEP")
+    assert step is not None and len(step.slots) == INLINE_CONDS and step.fallback
+    named = programs.inline_of("NAMED")
+    assert named is not None and len(named.slots) == 2 and not named.fallback
+    assert programs.inline_of("BACK") is None  # plain: its method has no test to look up
+
+
+def test_a_single_condition_is_written_in_fire_and_the_method(tmp_path: Path) -> None:
+    """One condition code for every guarded transition: written out in ``fire()`` and in each
+    method, with no chain and no call of ``_cond_<n>``."""
+    text = (
+        "initial_state: a\ncontext: {n: {type: integer, default: 0}}\n"
+        "transitions:\n"
+        '  - {from: a, to: b, event: go, when: "n >= 0"}\n'
+        '  - {from: b, to: a, event: go, when: "n >= 0"}\n'
+    )
+    source = codegen.generate_machine(checked(text), "m.yaml")
+    fire = source[source.index("    def fire(") : source.index("    def _fire_program(")]
+    method = source[source.index("    def go(self)") :].split("\n\n")[0]
+    for body in (fire, method):
+        assert "if ctx.n >= 0:" in body
+        assert "_CONDS[" not in body and "_SLOT[" not in body
+    module = compiled(text, tmp_path)
+    m = module.M()
+    assert (m.fire("go"), m.go(), m.fire(module.Event.GO)) == ("b", "a", "b")
+    m.context.n = -1
+    with pytest.raises(IllegalTransition):
+        m.go()
+    assert m.state == "b"
+
+
+Call = tuple[str, int | None, bool, bool, bool]
+
+
+def run_decided(machine: Any, how: str, call: Call) -> tuple[Any, ...]:
+    """Fire one event of ``call`` the way ``how`` says; what it did: the situation after, the
+    exception it raised (type and text) and the log of listeners and hooks."""
+    event, code, allow, closed, fails = call
+    machine.allow, machine.closed, machine.fails = allow, closed, fails
+    machine.log.clear()
+    payload = None if code is None else {"code": code}
+    try:
+        if how == "fire":
+            machine.fire(event, payload)
+        elif how == "method":
+            method = getattr(machine, event)
+            method(**payload) if payload is not None else method()
+        else:  # the reference: fire_steps runs every program through _run
+            machine.fire_steps(event, payload)
+    except (IllegalTransition, LookupError) as error:
+        return machine.situation, type(error), str(error), tuple(machine.log)
+    return machine.situation, None, None, tuple(machine.log)
+
+
+calls = st.tuples(
+    st.sampled_from(["step", "ping", "named", "back", "hop"]),
+    st.none() | st.integers(-1, 11),
+    st.booleans(),
+    st.booleans(),
+    st.booleans(),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(-1, 11), calls), max_size=25))
+def test_decided_programs_do_what_run_does(
+    decided: ModuleType, script: list[tuple[int, Call]]
+) -> None:
+    """fire() and the per-event methods, deciding one-condition programs themselves (written
+    out, in a chain, or called), against ``fire_steps`` running every program through
+    ``_run``: the same situations, the same refusals, a raising guard changing nothing, the
+    same hooks and listener calls."""
+    cls = decided_class(decided)
+    machines = {how: cls() for how in ("fire", "method", "steps")}
+    for n, call in script:
+        if call[0] == "ping" and call[1] is None:
+            call = (call[0], 0, *call[2:])
+        if call[0] != "ping":
+            call = (call[0], None, *call[2:])
+        outcomes = set()
+        for how, machine in machines.items():
+            machine.context.n = n
+            outcomes.add(run_decided(machine, how, call))
+        assert len(outcomes) == 1, outcomes
+        (outcome,) = outcomes
+        if outcome[1] is LookupError:
+            assert outcome[3] == ()  # the guard raised: nothing ran, nothing moved
