@@ -2,7 +2,8 @@
 them costs the workers.
 
     python benchmarks/bench_ui.py [--machines 50] [--rate 2000] [--clients 5] [--jobs 1500]
-        [--seconds 10] [--feed auto|history|sockets] [--postgres URL] [--browser] [--keep]
+        [--rounds 3] [--seconds 10] [--feed auto|history|sockets] [--postgres URL] [--browser]
+        [--keep]
 
 Everything is real: ``--machines`` ``smc run`` processes of a two-state ``ticker`` template
 whose ``timeout(N)`` transitions together make about ``--rate`` transitions a second, one
@@ -16,7 +17,9 @@ default: the store's history; ``sockets``: the machines' monitor sockets).
 1. **Without the UI**: the tickers run; ``--jobs`` jobs are released at once to the worker;
    jobs/s = jobs / (last completion - first claim), from the job rows, and the worker's CPU
    time per job (user + system, ``/proc``), which hardly moves when other processes load the
-   machine (jobs/s does: 51 busy processes on 2 cores).
+   machine (jobs/s does: 51 busy processes on 2 cores, so one batch's jobs/s can move by
+   20-30 % from the next with nothing changed: each figure is the median of ``--rounds``
+   batches, each batch's shown too).
 2. **The UI, no client**: ``smc ui`` starts (it follows the history, or reads every machine's
    monitor socket) and the same is measured again.
 3. **The UI and its clients**: the clients connect, and the same is measured again.
@@ -222,6 +225,16 @@ def job_throughput(database: str, jobs: int, tag: str, worker_pid: int) -> tuple
     return jobs / (last - first), cpu_used / jobs * 1e6
 
 
+def job_rounds(
+    database: str, jobs: int, tag: str, worker_pid: int, rounds: int
+) -> tuple[float, float, list[float]]:
+    """:func:`job_throughput` ``rounds`` times: (median jobs/s, median CPU µs per job, each
+    round's jobs/s)."""
+    figures = [job_throughput(database, jobs, f"{tag}{n}", worker_pid) for n in range(rounds)]
+    rates = [rate for rate, _ in figures]
+    return statistics.median(rates), statistics.median(cpu for _, cpu in figures), rates
+
+
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
@@ -249,6 +262,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=2000.0, help="transitions/s in total")
     parser.add_argument("--clients", type=int, default=5)
     parser.add_argument("--jobs", type=int, default=1500)
+    parser.add_argument("--rounds", type=int, default=3, help="job batches per condition")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--keep", action="store_true", help="keep the run directory")
     parser.add_argument(
@@ -320,7 +334,7 @@ def main() -> None:
                 )
             time.sleep(2.0)  # let the start-up settle
             worker_pid = running[0].pid
-            without_ui = job_throughput(database, args.jobs, "without", worker_pid)
+            without_ui = job_rounds(database, args.jobs, "without", worker_pid, args.rounds)
 
             port = free_port()
             ui = start("ui", "--db", database, "--port", str(port), "--feed", args.feed)
@@ -335,7 +349,7 @@ def main() -> None:
 
             wait_until(serving, 30, "smc ui")
             time.sleep(1.0)
-            ui_only = job_throughput(database, args.jobs, "ui-only", worker_pid)
+            ui_only = job_rounds(database, args.jobs, "ui-only", worker_pid, args.rounds)
             clients = [Client(f"{base}/api/stream") for _ in range(args.clients)]
             for client in clients:
                 client.connected.wait(10)
@@ -346,7 +360,7 @@ def main() -> None:
             for client in clients:
                 client.measuring.set()
             started = time.monotonic()
-            with_ui = job_throughput(database, args.jobs, "with", worker_pid)
+            with_ui = job_rounds(database, args.jobs, "with", worker_pid, args.rounds)
             remaining = args.seconds - (time.monotonic() - started)
             if remaining > 0:
                 time.sleep(remaining)
@@ -408,20 +422,27 @@ def main() -> None:
             f"its script p50 {page_figures['p50']:.1f} ms, p99 {page_figures['p99']:.1f} ms; "
             f"resyncs {page_figures['resyncs']:.0f}"
         )
-    print(f"job worker ({args.jobs} no-op jobs at once):      jobs/s        CPU us/job")
-    for label, (rate, cpu) in (
+    print(
+        f"job worker ({args.jobs} no-op jobs at once, median of {args.rounds}):"
+        "      jobs/s        CPU us/job   each batch's jobs/s"
+    )
+    base_rate, base_cpu, _ = without_ui
+    for label, (rate, cpu, rates) in (
         ("without the UI", without_ui),
         ("smc ui running, no client", ui_only),
         (f"smc ui and {args.clients} clients", with_ui),
     ):
         shown = f"  {label:<30} {rate:6.0f}"
-        if (rate, cpu) != without_ui:
-            shown += f" ({change(rate, without_ui[0])})"
+        if (rate, cpu) != (base_rate, base_cpu):
+            shown += f" ({change(rate, base_rate)})"
         else:
             shown += " " * 11
         shown += f"  {cpu:6.0f}"
-        if (rate, cpu) != without_ui:
-            shown += f" ({change(cpu, without_ui[1])})"
+        if (rate, cpu) != (base_rate, base_cpu):
+            shown += f" ({change(cpu, base_cpu)})"
+        else:
+            shown += " " * 11
+        shown += "  " + ", ".join(f"{each:.0f}" for each in rates)
         print(shown)
     if args.keep:
         print(f"kept {directory}")
