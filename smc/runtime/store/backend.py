@@ -83,13 +83,16 @@ class Backend(abc.ABC):
         rows: Sequence[Any],
         work: Callable[[Connection], _Result],
     ) -> _Result:
-        """``work`` in one write transaction, after inserting ``rows`` with ``insert`` (the
-        staged history, which happened before the write), ringing the history channel at the
-        commit: as :meth:`run` with ``transaction``."""
+        """``work`` and ``rows`` inserted with ``insert`` (the staged history, which happened
+        before the write) in one write transaction, ringing the history channel at the commit:
+        as :meth:`run` with ``transaction``. Here the write goes first, then the rows: the
+        order of the tables in every transaction (a database that locks tables, as
+        PostgreSQL's opening DDL does, then cannot deadlock on them); ids still put the rows
+        before any the write's own statement records later (``SqlStore._write``)."""
 
         def recorded(connection: Connection) -> _Result:
-            self.execute_many(connection, insert, rows)
             result = work(connection)
+            self.execute_many(connection, insert, rows)
             self.notify_in(connection, HISTORY_CHANNEL)
             return result
 

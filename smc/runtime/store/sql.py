@@ -218,15 +218,13 @@ class SqlStore(WorkflowTables):
             count = len(staged)
 
             def recorded(connection: Connection) -> _Result:
-                # The staged rows first: they happened before the write, and a trigger of the
-                # write (``Dialect.job_history_triggers``) inserts its row during it.
-                if count:
-                    backend.execute_many(connection, insert, staged[:count])
+                # The write, then the history: the order of the tables in every transaction
+                # (PostgreSQL's opening DDL takes them in that order too: no deadlock).
                 result = work(connection)
-                own = list(rows_of(result))
-                if own:
-                    backend.execute_many(connection, insert, own)
-                if count or own:
+                rows = staged[:count]
+                rows.extend(rows_of(result))
+                if rows:
+                    backend.execute_many(connection, insert, rows)
                     backend.notify_in(connection, HISTORY_CHANNEL)
                 return result
 

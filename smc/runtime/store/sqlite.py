@@ -595,6 +595,9 @@ class SqliteBackend(Backend):
         rows: Sequence[Any],
         work: Callable[[Connection], _Result],
     ) -> _Result:
+        # The staged rows before the write here: a claim's or a completion's TEMP trigger
+        # inserts its own row during the write, and ids keep the order things happened in
+        # (SQLite has one writer at a time, so the order of the tables cannot deadlock).
         # The worker's path for every claim and completion with history on (a transition
         # waits to ride each): the transaction inline, without the general path's context
         # manager and closures, on a kept cursor (41,000 instructions a job, measured with
