@@ -314,6 +314,14 @@ def _null(value: None) -> None:
 sqlite3.register_adapter(type(None), _null)
 
 
+def _roll_back(connection: sqlite3.Connection) -> None:
+    """End the transaction ``connection`` is in, if any (an error while doing so changes
+    nothing: the connection is left as SQLite left it)."""
+    if connection.in_transaction:
+        with contextlib.suppress(sqlite3.Error):
+            connection.execute("ROLLBACK")
+
+
 class _Busy(StoreError):
     """SQLITE_BUSY: the statement was rolled back whole, so running it again is safe."""
 
@@ -534,11 +542,13 @@ class SqliteBackend(Backend):
             try:
                 yield connection
             except sqlite3.Error as error:
-                if connection.in_transaction:
-                    with contextlib.suppress(sqlite3.Error):
-                        connection.execute("ROLLBACK")
-                error_type = _Busy if _is_busy(error) else StoreError
-                raise error_type(f"cannot {action} {self.path}: {_describe(error)}") from None
+                _roll_back(connection)
+                raise self._refused(action, error) from None
+
+    def _refused(self, action: str, error: sqlite3.Error) -> StoreError:
+        """``error`` as one line: :class:`_Busy` (safe to run again) for a BUSY answer."""
+        error_type = _Busy if _is_busy(error) else StoreError
+        return error_type(f"cannot {action} {self.path}: {_describe(error)}")
 
     def run(
         self,
@@ -577,9 +587,7 @@ class SqliteBackend(Backend):
                         result = work(connection)
                         connection.execute("COMMIT")
                     except BaseException:
-                        if connection.in_transaction:
-                            with contextlib.suppress(sqlite3.Error):
-                                connection.execute("ROLLBACK")
+                        _roll_back(connection)
                         raise
                     return result
             except _Busy:
@@ -618,18 +626,13 @@ class SqliteBackend(Backend):
                     cursor.execute("COMMIT")
                     return result
                 except BaseException as error:
-                    if connection.in_transaction:
-                        with contextlib.suppress(sqlite3.Error):
-                            connection.execute("ROLLBACK")
+                    _roll_back(connection)
                     if not isinstance(error, sqlite3.Error):
                         raise
-                    busy = _is_busy(error)
                     # A BUSY answer after the busy handler's whole wait, or any other error:
                     # running it again would only wait or fail again.
-                    if not busy or time.monotonic() >= started + self.busy_timeout:
-                        error_type = _Busy if busy else StoreError
-                        message = f"cannot {action} {self.path}: {_describe(error)}"
-                        raise error_type(message) from None
+                    if not _is_busy(error) or time.monotonic() >= started + self.busy_timeout:
+                        raise self._refused(action, error) from None
 
         def recorded(connection: Connection) -> _Result:
             cast(sqlite3.Connection, connection).executemany(insert, rows)
