@@ -224,6 +224,44 @@ def test_staged_rows_keep_every_value_exactly(store_url: str) -> None:
     assert [row.configuration for row in rows[1:]] == [None, None, None]
 
 
+def test_plain_transitions_are_written_without_their_null_tail_and_keep_every_value(
+    store_url: str,
+) -> None:
+    """A batch of transitions whose source, excerpt and configuration are NULL (a worker's
+    every claim and completion) is written by the lean statement that does not bind them; a
+    batch with one full row among them by the full one. Both come back as staged."""
+    from smc.runtime.store import history_entry
+
+    def transition(event: str, job_id: str | None, attempt: int | None) -> tuple[Any, ...]:
+        return history_entry(
+            "transition",
+            "w ü",
+            ts=1764150000.5,
+            from_state="a",
+            event=event,
+            to_state="b",
+            job_id=job_id,
+            attempt=attempt,
+            trace_id="01JQ8ZK5V3A5B2C7D9E0F1G2H3",
+        )
+
+    lean = [transition("one", "j", 1), transition("two", None, None)]
+    mixed = [transition("three", "j", 2), history_entry("error", "w", ts=1.5, source="s")]
+    with open_store(store_url) as store:
+        start = store.last_history_id()
+        for batch in (lean, mixed):
+            for entry in batch:
+                store.stage_history(entry)
+            store.flush_history()
+        rows = store.history(after_id=start)
+    fields = ("ts", "machine", "kind", "from_state", "event", "to_state", "job_id", "attempt")
+    fields += ("trace_id", "source", "excerpt")
+    assert [tuple(getattr(row, name) for name in fields) for row in rows] == [
+        entry[:-1] for entry in lean + mixed
+    ]
+    assert [row.configuration for row in rows] == [None] * 4
+
+
 def test_a_statecharts_configuration_round_trips_and_a_flat_machine_has_none(
     store_url: str,
 ) -> None:

@@ -345,6 +345,10 @@ def excerpt(text: str | None, limit: int = EXCERPT_LIMIT) -> str | None:
 #: by position: the cheapest for the driver, on the hot path of every claim).
 HistoryEntry = tuple[Any, ...]
 
+#: How many leading values of a :data:`HistoryEntry` a row needs when the rest (source,
+#: excerpt, configuration) are NULL, as a machine's transitions are (``insert_history_lean``).
+LEAN_HISTORY_WIDTH = 9
+
 
 def history_entry(
     kind: str,

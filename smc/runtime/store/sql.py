@@ -41,8 +41,10 @@ from smc.runtime.store.base import (
 from smc.runtime.store.errors import DuplicateJobError, StoreError
 from smc.runtime.store.rows import (
     EVENT_STATUSES,
+    HISTORY_FIELDS,
     JOB_FIELDS,
     JOB_STATUSES,
+    LEAN_HISTORY_WIDTH,
     EventRow,
     HistoryEntry,
     HistoryRow,
@@ -61,6 +63,9 @@ from smc.runtime.store.waker import HISTORY_CHANNEL, JOBS_CHANNEL, Waker, machin
 from smc.runtime.store.workflows import WorkflowStatements, WorkflowTables
 
 _Result = TypeVar("_Result")
+#: The values after a lean history row's (rows.LEAN_HISTORY_WIDTH): all NULL.
+_NULL_TAIL = (None,) * (len(HISTORY_FIELDS) - 1 - LEAN_HISTORY_WIDTH)
+
 #: What a write returns as its own history rows, given its result.
 _HistoryOf = Callable[[Any], Iterable[HistoryEntry]]
 #: Staged history entries a worker keeps while the database refuses them; past this the
@@ -210,7 +215,13 @@ class SqlStore(WorkflowTables):
         if history is None:
             with self._history_lock:
                 count = len(staged)
-                result = backend.run_after_rows(action, insert, staged[:count], work)
+                rows = staged[:count]
+                if all(row[LEAN_HISTORY_WIDTH:] == _NULL_TAIL for row in rows):
+                    # Transitions only (the worker's every claim and completion): their NULL
+                    # tail not bound (statements.insert_history_lean).
+                    insert = self._sql.insert_history_lean
+                    rows = [row[:LEAN_HISTORY_WIDTH] for row in rows]
+                result = backend.run_after_rows(action, insert, rows, work)
                 del staged[:count]
             return result
         rows_of = history
