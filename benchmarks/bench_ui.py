@@ -2,36 +2,42 @@
 them costs the workers.
 
     python benchmarks/bench_ui.py [--machines 50] [--rate 2000] [--clients 5] [--jobs 1500]
-        [--rounds 3] [--seconds 10] [--feed auto|history|sockets] [--postgres URL] [--browser]
-        [--keep]
+        [--rounds 3] [--seconds 10] [--clients-nice 19] [--feed auto|history|sockets]
+        [--postgres URL] [--browser] [--keep]
 
 Everything is real: ``--machines`` ``smc run`` processes of a two-state ``ticker`` template
 whose ``timeout(N)`` transitions together make about ``--rate`` transitions a second, one
 ``smc run`` no-op job worker (``bench_runtime.py``'s, ``set_context``), one SQLite file (or,
-with ``--postgres URL``, a fresh schema on that server, dropped afterwards), and for the
-second half one ``smc ui --feed FEED`` process with ``--clients`` server-sent-event clients
-(``httpx`` streams in threads of this script, standing in for browsers: each parses every
-batch as the page does). ``--feed``: where the server's live feed comes from (``auto``, the
-default: the store's history; ``sockets``: the machines' monitor sockets).
+with ``--postgres URL``, a fresh schema on that server, dropped afterwards), ``smc ui --feed
+FEED`` when a condition wants it, and ``--clients`` server-sent-event clients standing in
+for browsers: ``httpx`` streams in threads of a process of their own (this script, run with
+``--as-clients``), each parsing every batch as the page does. ``--feed``: where the server's
+live feed comes from (``auto``, the default: the store's history; ``sockets``: the machines'
+monitor sockets).
 
-1. **Without the UI**: the tickers run; ``--jobs`` jobs are released at once to the worker;
-   jobs/s = jobs / (last completion - first claim), from the job rows, and the worker's CPU
-   time per job (user + system, ``/proc``), which hardly moves when other processes load the
-   machine (jobs/s does: 51 busy processes on 2 cores, so one batch's jobs/s can move by
-   20-30 % from the next with nothing changed: each figure is the median of ``--rounds``
-   batches, each batch's shown too).
-2. **The UI, no client**: ``smc ui`` starts (it follows the history, or reads every machine's
-   monitor socket) and the same is measured again.
-3. **The UI and its clients**: the clients connect, and the same is measured again.
-   Meanwhile, for ``--seconds`` seconds each client records, for every transition it receives,
-   its arrival time minus the record's ``ts`` (stamped by the machine when it made the
-   transition; with the history feed that includes the wait for the machine's next write to
-   commit the row, and for the server's next read): p50/p99/max over all clients. Also the
-   transitions per second each client received, the CPU the ``smc ui`` process used, and the
-   load average before and after.
+1. **What serving costs the workers**: ``--jobs`` jobs are released at once to the idle
+   worker, under three conditions: without the UI, with ``smc ui`` running and no client,
+   and with ``smc ui`` and its clients connected. Each condition gets ``--rounds`` batches,
+   the conditions taking turns in a different order each round (the load drifts as the
+   tickers run: a fixed order would charge the drift to one condition). Per batch: jobs/s =
+   jobs / (last completion - first claim), from the job rows, and the worker's CPU time per
+   job (user + system, ``/proc``); each figure is the median of the batches, every batch's
+   jobs/s shown too (51 busy processes on 2 cores: one batch's jobs/s moves by 20-30 % from
+   the next with nothing changed). During these batches the clients run at niceness
+   ``--clients-nice`` (19 by default: browsers run on their users' machines, not on the one
+   that runs the workers, so they should take none of its CPU; ``0`` puts them in
+   competition with the workers, as browsers on the same host would be).
+2. **Latency**: with ``smc ui`` running, the clients connect at normal priority and, for
+   ``--seconds`` seconds, record for every transition they receive its arrival time minus
+   the record's ``ts`` (stamped by the machine when it made the transition; with the history
+   feed that includes the wait for the machine's next write to commit the row, and for the
+   server's next read): p50/p99/max over all clients. Also the transitions per second each
+   client received, the CPU the ``smc ui`` process and the clients used, and the load average
+   before and after. ``--browser`` also opens the page in Chromium for this window and
+   reports the latency to the page's script (``window.smcProbe``) and its resyncs.
 
-The machines and the script share the host's clock, so the latency is wall-clock exact. On 2
-cores shared with 50 worker processes, the clients' own parsing is part of the figure (as a
+The machines and the clients share the host's clock, so the latency is wall-clock exact. On 2
+cores shared with 50 machine processes, the clients' own parsing is part of the latency (as a
 browser's is part of what a user sees).
 """
 
@@ -53,6 +59,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -213,7 +220,11 @@ def job_throughput(database: str, jobs: int, tag: str, worker_pid: int) -> tuple
         ids = {f"{tag}-{number}" for number in range(jobs)}
 
         def finished() -> bool:
-            return store.queue_counts()["pending"] == 0 and store.queue_counts()["processing"] == 0
+            # Two index seeks: counting every job by status, 20 times a second, would cost
+            # more with every batch (the table keeps them all) and drift the later batches.
+            return not store.list_jobs("pending", limit=1) and not store.list_jobs(
+                "processing", limit=1
+            )
 
         wait_until(finished, 60 + jobs / 20, f"{jobs} jobs")
         done = [job for job in store.list_jobs("completed", limit=10 * jobs) if job.id in ids]
@@ -223,16 +234,6 @@ def job_throughput(database: str, jobs: int, tag: str, worker_pid: int) -> tuple
     first = min(job.started_at or float("inf") for job in done)
     last = max(job.finished_at or 0.0 for job in done)
     return jobs / (last - first), cpu_used / jobs * 1e6
-
-
-def job_rounds(
-    database: str, jobs: int, tag: str, worker_pid: int, rounds: int
-) -> tuple[float, float, list[float]]:
-    """:func:`job_throughput` ``rounds`` times: (median jobs/s, median CPU µs per job, each
-    round's jobs/s)."""
-    figures = [job_throughput(database, jobs, f"{tag}{n}", worker_pid) for n in range(rounds)]
-    rates = [rate for rate, _ in figures]
-    return statistics.median(rates), statistics.median(cpu for _, cpu in figures), rates
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -256,6 +257,68 @@ def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
                 process.kill()
 
 
+def serve_clients(url: str, count: int) -> None:
+    """The clients' process (``--as-clients URL``): ``count`` stream readers; prints
+    ``connected`` once all are, measures from the first line read on stdin to the end of its
+    input (none when the input ends first), then prints one JSON line: every latency, the
+    transitions each received, the seconds measured and this process's CPU seconds in that
+    time."""
+    clients = [Client(url) for _ in range(count)]
+    for client in clients:
+        if not client.connected.wait(10):
+            raise RuntimeError("a client could not connect")
+    print("connected", flush=True)
+    sys.stdin.readline()
+    cpu_before = time.process_time()
+    started = time.monotonic()
+    for client in clients:
+        client.measuring.set()
+    sys.stdin.readline()
+    for client in clients:
+        client.measuring.clear()
+        client.stop.set()
+    elapsed = time.monotonic() - started
+    figures = {
+        "latencies": [value for client in clients for value in client.latencies],
+        "transitions": [client.transitions for client in clients],
+        "seconds": elapsed,
+        "cpu": time.process_time() - cpu_before,
+    }
+    print(json.dumps(figures), flush=True)
+
+
+class Clients:
+    """The stream clients in a process of their own (``serve_clients``), standing in for
+    browsers; ``nice`` their scheduling priority (19: they only get the CPU the rest leaves,
+    as browsers on other machines take none from these)."""
+
+    def __init__(self, url: str, count: int, nice: int) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, __file__, "--as-clients", url, "--clients", str(count)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            preexec_fn=(lambda: os.nice(nice)) if nice else None,
+        )
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self._stdin, self._stdout = self.process.stdin, self.process.stdout
+        if self._stdout.readline().strip() != "connected":
+            self.process.kill()
+            raise RuntimeError("the clients did not connect")
+
+    def measure(self) -> None:
+        self._stdin.write("go\n")
+        self._stdin.flush()
+
+    def finish(self) -> dict[str, Any]:
+        """Stop measuring and disconnect: the figures ``serve_clients`` printed."""
+        self._stdin.close()  # the end of its input: it stops measuring, if it had started
+        line = self._stdout.readline()
+        self.process.wait(30)
+        figures: dict[str, Any] = json.loads(line)
+        return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--machines", type=int, default=50)
@@ -264,6 +327,14 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1500)
     parser.add_argument("--rounds", type=int, default=3, help="job batches per condition")
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument(
+        "--clients-nice",
+        type=int,
+        default=19,
+        metavar="N",
+        help="the clients' niceness while the job batches run (19, the default: browsers "
+        "elsewhere; 0: browsers on this machine, competing with the machines for its CPU)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the run directory")
     parser.add_argument(
         "--feed",
@@ -281,9 +352,13 @@ def main() -> None:
         "--browser",
         action="store_true",
         help="also open the page in Chromium (Playwright, Debian's chromium) during the "
-        "measurement: its latency to the page's script, and whether it had to resync",
+        "latency window: its latency to the page's script, and whether it had to resync",
     )
+    parser.add_argument("--as-clients", metavar="URL", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.as_clients is not None:
+        serve_clients(args.as_clients, args.clients)
+        return
 
     directory = Path(tempfile.mkdtemp(prefix="smc-bench-ui-"))
     period = round(args.machines / args.rate, 4)
@@ -300,11 +375,38 @@ def main() -> None:
     open_store(database).close()
     log = (directory / "processes.log").open("wb")
     load_before = os.getloadavg()
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    conditions = (
+        "without the UI",
+        "smc ui running, no client",
+        f"smc ui and {args.clients} clients",
+    )
+    batches: dict[str, list[tuple[float, float]]] = {condition: [] for condition in conditions}
 
     def start(*command: str) -> subprocess.Popen[bytes]:
         return subprocess.Popen(
             smc(*command), cwd=directory, env=env, stdout=log, stderr=subprocess.STDOUT
         )
+
+    def start_ui(running: list[subprocess.Popen[bytes]]) -> subprocess.Popen[bytes]:
+        ui = start("ui", "--db", database, "--port", str(port), "--feed", args.feed)
+        running.append(ui)
+
+        def serving() -> bool:
+            try:
+                return httpx.get(f"{base}/api/state", timeout=2).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        wait_until(serving, 30, "smc ui")
+        time.sleep(1.0)
+        return ui
+
+    def stop_ui(running: list[subprocess.Popen[bytes]], ui: subprocess.Popen[bytes]) -> None:
+        ui.send_signal(signal.SIGTERM)
+        ui.wait(30)
+        running.remove(ui)
 
     try:
         with processes() as running:
@@ -334,44 +436,43 @@ def main() -> None:
                 )
             time.sleep(2.0)  # let the start-up settle
             worker_pid = running[0].pid
-            without_ui = job_rounds(database, args.jobs, "without", worker_pid, args.rounds)
 
-            port = free_port()
-            ui = start("ui", "--db", database, "--port", str(port), "--feed", args.feed)
-            running.append(ui)
-            base = f"http://127.0.0.1:{port}"
+            # 1. The job batches, the three conditions in a different order each round (the
+            # load drifts as the tickers run: a fixed order would charge the drift to one).
+            ui: subprocess.Popen[bytes] | None = None
+            for round_number in range(args.rounds):
+                shift = round_number % len(conditions)
+                for condition in conditions[shift:] + conditions[:shift]:
+                    wanted = condition != conditions[0]
+                    if wanted and ui is None:
+                        ui = start_ui(running)
+                    elif not wanted and ui is not None:
+                        stop_ui(running, ui)
+                        ui = None
+                    clients = None
+                    if condition == conditions[2]:
+                        clients = Clients(f"{base}/api/stream", args.clients, args.clients_nice)
+                        time.sleep(1.0)
+                    tag = f"r{round_number}c{conditions.index(condition)}-"
+                    batches[condition].append(job_throughput(database, args.jobs, tag, worker_pid))
+                    if clients is not None:
+                        clients.finish()
 
-            def serving() -> bool:
-                try:
-                    return httpx.get(f"{base}/api/state", timeout=2).status_code == 200
-                except httpx.TransportError:
-                    return False
-
-            wait_until(serving, 30, "smc ui")
-            time.sleep(1.0)
-            ui_only = job_rounds(database, args.jobs, "ui-only", worker_pid, args.rounds)
-            clients = [Client(f"{base}/api/stream") for _ in range(args.clients)]
-            for client in clients:
-                client.connected.wait(10)
+            # 2. The latency window: the tickers' transitions only, the clients at the
+            # priority of everything else, and the page in Chromium if asked.
+            if ui is None:
+                ui = start_ui(running)
+            clients = Clients(f"{base}/api/stream", args.clients, 0)
             time.sleep(1.0)
             page = open_page(base) if args.browser else None
             ui_cpu_before = cpu_seconds(ui.pid)
-            clients_cpu_before = time.process_time()
-            for client in clients:
-                client.measuring.set()
             started = time.monotonic()
-            with_ui = job_rounds(database, args.jobs, "with", worker_pid, args.rounds)
-            remaining = args.seconds - (time.monotonic() - started)
-            if remaining > 0:
-                time.sleep(remaining)
-            for client in clients:
-                client.measuring.clear()
+            clients.measure()
+            time.sleep(args.seconds)
+            figures = clients.finish()
             page_figures = page.finish() if page is not None else None
             elapsed = time.monotonic() - started
             ui_cpu = cpu_seconds(ui.pid) - ui_cpu_before
-            clients_cpu = time.process_time() - clients_cpu_before
-            for client in clients:
-                client.stop.set()
             load_after = os.getloadavg()
     finally:
         log.close()
@@ -383,10 +484,10 @@ def main() -> None:
             with psycopg.connect(args.postgres, autocommit=True) as connection:
                 connection.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
 
-    latencies = [value for client in clients for value in client.latencies]
+    latencies: list[float] = figures["latencies"]
     if not latencies:
         raise RuntimeError("the clients received no transition")
-    rates = [client.transitions / elapsed for client in clients]
+    rates = [count / figures["seconds"] for count in figures["transitions"]]
     backend = "SQLite" if args.postgres is None else "PostgreSQL"
     print(
         f"machines {args.machines} tickers (period {period} s) + 1 job worker, {backend}, "
@@ -399,8 +500,9 @@ def main() -> None:
         + " ".join(f"{value:.2f}" for value in load_after)
     )
     print(
-        f"clients {args.clients}: transitions/s received per client "
-        f"min {min(rates):.0f} mean {statistics.mean(rates):.0f} (measured {elapsed:.1f} s)"
+        f"latency window ({elapsed:.1f} s, the tickers only, {args.clients} clients in a "
+        f"process of their own): transitions/s received per client min {min(rates):.0f} "
+        f"mean {statistics.mean(rates):.0f}"
     )
     print(
         "latency transition -> client: "
@@ -409,8 +511,8 @@ def main() -> None:
         f"max {1000 * max(latencies):.1f} ms over {len(latencies)} receipts"
     )
     print(
-        f"CPU: smc ui {100 * ui_cpu / elapsed:.0f}% of one core, the {args.clients} clients "
-        f"(this script) {100 * clients_cpu / elapsed:.0f}%"
+        f"CPU: smc ui {100 * ui_cpu / elapsed:.1f} % of one core, the {args.clients} clients "
+        f"{100 * figures['cpu'] / figures['seconds']:.1f} %"
     )
 
     def change(value: float, base: float) -> str:
@@ -423,26 +525,25 @@ def main() -> None:
             f"resyncs {page_figures['resyncs']:.0f}"
         )
     print(
-        f"job worker ({args.jobs} no-op jobs at once, median of {args.rounds}):"
-        "      jobs/s        CPU us/job   each batch's jobs/s"
+        f"job worker ({args.jobs} no-op jobs at once, median of {args.rounds} batches, the "
+        f"conditions taking turns; clients at nice {args.clients_nice}):"
     )
-    base_rate, base_cpu, _ = without_ui
-    for label, (rate, cpu, rates) in (
-        ("without the UI", without_ui),
-        ("smc ui running, no client", ui_only),
-        (f"smc ui and {args.clients} clients", with_ui),
-    ):
-        shown = f"  {label:<30} {rate:6.0f}"
-        if (rate, cpu) != (base_rate, base_cpu):
-            shown += f" ({change(rate, base_rate)})"
-        else:
-            shown += " " * 11
+    print(f"  {'':<30} {'jobs/s':>16}  {'CPU us/job':>17}  each batch's jobs/s")
+    medians = {
+        condition: (
+            statistics.median(rate for rate, _ in figures_of),
+            statistics.median(cpu for _, cpu in figures_of),
+        )
+        for condition, figures_of in batches.items()
+    }
+    base_rate, base_cpu = medians[conditions[0]]
+    for condition in conditions:
+        rate, cpu = medians[condition]
+        shown = f"  {condition:<30} {rate:6.0f}"
+        shown += f" ({change(rate, base_rate)})" if condition != conditions[0] else " " * 11
         shown += f"  {cpu:6.0f}"
-        if (rate, cpu) != (base_rate, base_cpu):
-            shown += f" ({change(cpu, base_cpu)})"
-        else:
-            shown += " " * 11
-        shown += "  " + ", ".join(f"{each:.0f}" for each in rates)
+        shown += f" ({change(cpu, base_cpu)})" if condition != conditions[0] else " " * 11
+        shown += "  " + ", ".join(f"{rate:.0f}" for rate, _ in batches[condition])
         print(shown)
     if args.keep:
         print(f"kept {directory}")

@@ -483,15 +483,10 @@ def create_app(
             try:
                 yield "retry: 2000\n\n"
                 while True:
-                    try:
-                        first = await asyncio.wait_for(
-                            subscriber.queue.get(), timeout=KEEPALIVE_SECONDS
-                        )
-                    except TimeoutError:
+                    if not await subscriber.wait(KEEPALIVE_SECONDS):
                         yield ": keep-alive\n\n"
                         continue
-                    batch = [first, *subscriber.drain(BATCH_LIMIT - 1)]
-                    yield "data: [" + ",".join(batch) + "]\n\n"
+                    yield "data: [" + ",".join(subscriber.drain(BATCH_LIMIT)) + "]\n\n"
             finally:
                 monitor.feed.unsubscribe(subscriber)
 

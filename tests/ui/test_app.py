@@ -353,6 +353,26 @@ def test_a_full_queue_is_replaced_by_one_resync_and_others_are_unaffected() -> N
     asyncio.run(scenario())
 
 
+def test_a_waiting_stream_wakes_on_a_message_and_times_out_without_one() -> None:
+    async def scenario() -> None:
+        feed = LiveFeed(None)
+        feed.start()
+        subscriber = feed.subscribe()
+        started = time.monotonic()
+        assert await subscriber.wait(0.05) is False  # nothing: the keep-alive's turn
+        assert time.monotonic() - started >= 0.05
+        waiting = asyncio.ensure_future(subscriber.wait(5.0))
+        await asyncio.sleep(0.01)
+        assert not waiting.done()
+        feed.publish({"kind": "ui_test", "n": 1})
+        assert await asyncio.wait_for(waiting, 1.0) is True
+        assert [json.loads(m) for m in subscriber.drain(10)] == [{"kind": "ui_test", "n": 1}]
+        assert subscriber.drain(10) == []
+        feed.stop()
+
+    asyncio.run(scenario())
+
+
 # --- the command line ----------------------------------------------------------------------
 
 
