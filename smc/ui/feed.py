@@ -72,6 +72,9 @@ ACTIVITY_KINDS = frozenset(
 )
 #: Record kinds that show where a machine is: what the feed keeps per machine starts with one.
 MOVING_KINDS = frozenset({"transition", "machine_started", "job_claimed"})
+#: Compact JSON of a record (one encoder for every row: ``json.dumps`` with options builds one
+#: per call).
+_encode = json.JSONEncoder(separators=(",", ":"), default=str).encode
 #: The message that replaces a full queue.
 RESYNC_MESSAGE = json.dumps({"kind": "ui_resync"})
 
@@ -104,6 +107,17 @@ class Subscriber:
         """Up to ``limit`` messages already queued, without waiting."""
         messages = self._messages
         return [messages.popleft() for _ in range(min(limit, len(messages)))]
+
+    def offer_all(self, batch: list[str]) -> None:
+        """:meth:`offer` each of ``batch`` in order (one extend while they fit)."""
+        messages = self._messages
+        if len(messages) + len(batch) > self._size:
+            for message in batch:
+                self.offer(message)
+            return
+        messages.extend(batch)
+        if batch:
+            self._ready.set()
 
     async def wait(self, timeout: float) -> bool:
         """Until a message is queued (True) or ``timeout`` seconds pass without one (False)."""
@@ -239,7 +253,7 @@ class LiveFeed:
                         record = history_record(row)
                         # ASCII JSON: no raw carriage return or line break can end the
                         # server-sent event's line, whatever a name or payload holds.
-                        line = json.dumps(record, separators=(",", ":"), default=str)
+                        line = _encode(record)
                         if not self._hand(line, record):
                             return
                 except StoreError as error:
@@ -266,14 +280,15 @@ class LiveFeed:
             batch = list(self._pending)
             self._pending.clear()
             self._flush_scheduled = False
+        messages: list[str] = []
         for line, record in batch:
             self._apply(record)
             # The machine's own line is the message (one encoding fewer per record), unless it
             # holds a carriage return, which would end a server-sent event's line early: only a
             # line no smc machine writes (its JSON escapes control characters in strings).
-            message = line if "\r" not in line else json.dumps(record, default=str)
-            for subscriber in self._subscribers:
-                subscriber.offer(message)
+            messages.append(line if "\r" not in line else json.dumps(record, default=str))
+        for subscriber in self._subscribers:
+            subscriber.offer_all(messages)
         self.received += len(batch)
 
     def _apply(self, record: dict[str, Any]) -> None:

@@ -353,6 +353,24 @@ def test_a_full_queue_is_replaced_by_one_resync_and_others_are_unaffected() -> N
     asyncio.run(scenario())
 
 
+def test_a_batch_is_queued_as_its_messages_one_by_one_would_be() -> None:
+    """The feed hands each subscriber a whole batch (``offer_all``): the same queue, resyncs
+    included, as offering its messages one at a time."""
+
+    async def scenario() -> None:
+        feed = LiveFeed(None, queue_size=10)
+        batched, single = feed.subscribe(), feed.subscribe()
+        for start in (0, 4, 8, 20, 23):  # fits, fits, overflows, overflows again, fits
+            batch = [json.dumps({"n": n}) for n in range(start, start + 4)]
+            batched.offer_all(batch)
+            for message in batch:
+                single.offer(message)
+        assert batched.resyncs == single.resyncs >= 1
+        assert batched.drain(100) == single.drain(100)
+
+    asyncio.run(scenario())
+
+
 def test_a_waiting_stream_wakes_on_a_message_and_times_out_without_one() -> None:
     async def scenario() -> None:
         feed = LiveFeed(None)
