@@ -26,7 +26,9 @@ monitor sockets).
    the next with nothing changed). During these batches the clients run at niceness
    ``--clients-nice`` (19 by default: browsers run on their users' machines, not on the one
    that runs the workers, so they should take none of its CPU; ``0`` puts them in
-   competition with the workers, as browsers on the same host would be).
+   competition with the workers, as browsers on the same host would be). Before each
+   batch, 2 s with no job running measure the machines themselves under that condition:
+   their transitions a second (history rows) and their CPU per transition.
 2. **Latency**: with ``smc ui`` running, the clients connect at normal priority and, for
    ``--seconds`` seconds, record for every transition they receive its arrival time minus
    the record's ``ts`` (stamped by the machine when it made the transition; with the history
@@ -57,7 +59,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -206,16 +208,21 @@ def open_page(base: str) -> BrowserPage:
     return BrowserPage(base)
 
 
-def job_throughput(database: str, jobs: int, tag: str, worker_pid: int) -> tuple[float, float]:
+def job_throughput(
+    database: str, jobs: int, tag: str, worker_pid: int, watched: Sequence[int] = ()
+) -> tuple[float, float, float]:
     """Release ``jobs`` jobs at once to the (idle) worker: (jobs/s from the job rows, the
-    worker's CPU microseconds per job). CPU per job hardly moves when other processes load
-    the machine; jobs/s does."""
+    worker's CPU microseconds per job, the CPU the ``watched`` processes used meanwhile, in
+    % of one core). CPU per job hardly moves when other processes load the machine; jobs/s
+    does."""
     cpu_before = cpu_seconds(worker_pid)
     with open_store(database) as store:
         release_at = time.time() + 1.0 + jobs / 5000
         for number in range(jobs):
             store.add_job("task", {"n": number}, job_id=f"{tag}-{number}", run_after=release_at)
         time.sleep(max(release_at - time.time(), 0.0) + 0.01)
+        watched_before = sum(cpu_seconds(pid) for pid in watched)
+        released = time.monotonic()
         store.notify(JOBS_CHANNEL)
         ids = {f"{tag}-{number}" for number in range(jobs)}
 
@@ -227,13 +234,30 @@ def job_throughput(database: str, jobs: int, tag: str, worker_pid: int) -> tuple
             )
 
         wait_until(finished, 60 + jobs / 20, f"{jobs} jobs")
+        watched_share = (sum(cpu_seconds(pid) for pid in watched) - watched_before) / (
+            time.monotonic() - released
+        )
         done = [job for job in store.list_jobs("completed", limit=10 * jobs) if job.id in ids]
     if len(done) != jobs:
         raise RuntimeError(f"{len(done)} of {jobs} jobs completed")
     cpu_used = cpu_seconds(worker_pid) - cpu_before
     first = min(job.started_at or float("inf") for job in done)
     last = max(job.finished_at or 0.0 for job in done)
-    return jobs / (last - first), cpu_used / jobs * 1e6
+    return jobs / (last - first), cpu_used / jobs * 1e6, 100 * watched_share
+
+
+def machines_window(database: str, seconds: float, pids: Sequence[int]) -> tuple[float, float]:
+    """The machines' own throughput while no job runs: history rows a second over ``seconds``
+    (the tickers' transitions: the idle job worker writes none) and the CPU microseconds the
+    ``pids`` (the tickers) spent per row."""
+    with open_store(database) as store:
+        cpu_before = sum(cpu_seconds(pid) for pid in pids)
+        first, started = store.last_history_id(), time.monotonic()
+        time.sleep(seconds)
+        last, elapsed = store.last_history_id(), time.monotonic() - started
+        cpu = sum(cpu_seconds(pid) for pid in pids) - cpu_before
+    rows = max(last - first, 1)
+    return rows / elapsed, cpu / rows * 1e6
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -382,7 +406,10 @@ def main() -> None:
         "smc ui running, no client",
         f"smc ui and {args.clients} clients",
     )
-    batches: dict[str, list[tuple[float, float]]] = {condition: [] for condition in conditions}
+    batches: dict[str, list[tuple[float, float, float]]] = {
+        condition: [] for condition in conditions
+    }
+    windows: dict[str, list[tuple[float, float]]] = {condition: [] for condition in conditions}
 
     def start(*command: str) -> subprocess.Popen[bytes]:
         return subprocess.Popen(
@@ -453,8 +480,15 @@ def main() -> None:
                     if condition == conditions[2]:
                         clients = Clients(f"{base}/api/stream", args.clients, args.clients_nice)
                         time.sleep(1.0)
+                    tickers = [process.pid for process in running[1 : args.machines + 1]]
+                    windows[condition].append(machines_window(database, 2.0, tickers))
                     tag = f"r{round_number}c{conditions.index(condition)}-"
-                    batches[condition].append(job_throughput(database, args.jobs, tag, worker_pid))
+                    watched = [
+                        process.pid for process in (ui, clients and clients.process) if process
+                    ]
+                    batches[condition].append(
+                        job_throughput(database, args.jobs, tag, worker_pid, watched)
+                    )
                     if clients is not None:
                         clients.finish()
 
@@ -528,23 +562,39 @@ def main() -> None:
         f"job worker ({args.jobs} no-op jobs at once, median of {args.rounds} batches, the "
         f"conditions taking turns; clients at nice {args.clients_nice}):"
     )
-    print(f"  {'':<30} {'jobs/s':>16}  {'CPU us/job':>17}  each batch's jobs/s")
+    print(
+        f"  {'':<30} {'jobs/s':>16}  {'CPU us/job':>17}  {'UI+clients CPU':>14}"
+        "  each batch's jobs/s"
+    )
     medians = {
         condition: (
-            statistics.median(rate for rate, _ in figures_of),
-            statistics.median(cpu for _, cpu in figures_of),
+            statistics.median(rate for rate, _, _ in figures_of),
+            statistics.median(cpu for _, cpu, _ in figures_of),
+            statistics.median(share for _, _, share in figures_of),
         )
         for condition, figures_of in batches.items()
     }
-    base_rate, base_cpu = medians[conditions[0]]
+    base_rate, base_cpu, _ = medians[conditions[0]]
     for condition in conditions:
-        rate, cpu = medians[condition]
+        rate, cpu, share = medians[condition]
         shown = f"  {condition:<30} {rate:6.0f}"
         shown += f" ({change(rate, base_rate)})" if condition != conditions[0] else " " * 11
         shown += f"  {cpu:6.0f}"
         shown += f" ({change(cpu, base_cpu)})" if condition != conditions[0] else " " * 11
-        shown += "  " + ", ".join(f"{rate:.0f}" for rate, _ in batches[condition])
+        shown += f"  {share:12.1f} %"
+        shown += "  " + ", ".join(f"{rate:.0f}" for rate, _, _ in batches[condition])
         print(shown)
+    print(
+        f"the {args.machines} machines, 2 s with no job running before each batch (median):"
+        "  transitions/s   their CPU us/transition"
+    )
+    base_machines = statistics.median(rate for rate, _ in windows[conditions[0]])
+    for condition in conditions:
+        rate = statistics.median(rate for rate, _ in windows[condition])
+        cpu = statistics.median(cpu for _, cpu in windows[condition])
+        shown = f"  {condition:<30} {rate:6.0f}"
+        shown += f" ({change(rate, base_machines)})" if condition != conditions[0] else " " * 11
+        print(f"{shown}  {cpu:6.0f}")
     if args.keep:
         print(f"kept {directory}")
 
