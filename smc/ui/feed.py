@@ -93,8 +93,8 @@ class Subscriber:
         self.resyncs = 0
 
     def offer(self, message: str) -> None:
-        """Queue ``message`` without waiting; a full queue is replaced by one resync message
-        (``message`` with it: the browser fetches the whole state again)."""
+        """Queue ``message`` without waiting; a full queue is replaced, ``message`` with it, by
+        one resync message (the browser then fetches the whole state again)."""
         messages = self._messages
         if len(messages) >= self._size:
             messages.clear()
