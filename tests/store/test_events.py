@@ -498,3 +498,33 @@ def test_every_time_the_store_returns_is_epoch_seconds(store: Store) -> None:
     for name, value in times.items():
         assert type(value) is float, f"{name} is {type(value).__name__}, not float"
         assert before - 5 < value < time.time() + 5, f"{name} = {value} is not about now"
+
+
+def test_an_empty_inbox_is_checked_without_the_write_lock(tmp_path: Path) -> None:
+    """On SQLite an idle machine's look at an empty inbox is a read: it answers at once while
+    another process holds the write lock (a claim would wait ``busy_timeout`` for it, then
+    fail). With an event waiting, the claim still waits for the lock and takes the event."""
+    path = tmp_path / "smc.db"
+    store = open_store(str(path), busy_timeout=0.3)
+    for number in range(50):  # done events, which the look must not wade through
+        store.send_event("idle", "old", {"n": number})
+        [row] = store.claim_events("idle", 1)
+        assert store.ack_event(row.id, row.claim_token or "")
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")  # another process writing
+    try:
+        began = time.monotonic()
+        assert store.claim_events("idle") == []
+        assert time.monotonic() - began < 0.2
+    finally:
+        blocker.execute("ROLLBACK")
+    store.send_event("busy", "go")
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(StoreError):
+            store.claim_events("busy")  # something to claim: the claim needs the lock
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert [row.event_type for row in store.claim_events("busy")] == ["go"]
+    store.close()

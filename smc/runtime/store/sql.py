@@ -863,6 +863,15 @@ class SqlStore(WorkflowTables):
             "lease": float(lease_seconds),
         }
         now = params["now"]
+        if not self._sql.dialect.records_in_statement and (
+            self._fetchone("read", self._sql.events_waiting, {"target": target, "now": now}) is None
+        ):
+            # Nothing to claim: an idle machine asks this each time it goes to sleep, and a
+            # read takes no write lock from the other processes (what it staged rides its
+            # next write, at the latest the registry update it makes before it sleeps).
+            # Where the claim records in its own statement (PostgreSQL), one round trip is
+            # what the empty claim costs already.
+            return []
 
         def received(rows: list[Any]) -> Iterable[HistoryEntry]:
             for row in rows:

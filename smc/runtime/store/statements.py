@@ -266,6 +266,15 @@ class SqlStatements:
         self.insert_event = finish(insert_event)
         self.send_event = finish(d.with_notify(insert_event))
         self.claim_events = finish(d.claim_events(self))
+        # Whether :target has an event to claim (the claim's own condition), read without
+        # taking the write lock: SqlStore.claim_events asks it first where a claim is a
+        # transaction of its own (SQLite).
+        self.events_waiting = finish(
+            "SELECT 1 FROM machine_events WHERE target_machine = :target "
+            "AND status IN ('pending', 'processing') "
+            "AND (status = 'pending' OR (status = 'processing' AND lease_expires_at < :now)) "
+            "LIMIT 1"
+        )
         self.ack_event = finish(
             f"UPDATE machine_events SET status = 'done', processed_at = {now}, "
             "lease_expires_at = NULL "
