@@ -251,10 +251,7 @@ class PostgresDialect(Dialect):
 
     def claim_events(self, statements: SqlStatements) -> str:
         return f"""WITH picked AS MATERIALIZED (
-                      SELECT id FROM machine_events
-                       WHERE target_machine = :target
-                         AND (status = 'pending'
-                              OR (status = 'processing' AND lease_expires_at < now()))
+                      SELECT id FROM machine_events WHERE {self.open_events()}
                        ORDER BY id LIMIT :limit
                        FOR UPDATE SKIP LOCKED)
                     UPDATE machine_events e SET status = 'processing', claim_token = :token,

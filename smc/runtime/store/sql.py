@@ -855,14 +855,7 @@ class SqlStore(WorkflowTables):
                 return usable
 
     def _claim_events(self, target: str, limit: int, lease_seconds: float) -> list[EventRow]:
-        params: dict[str, Any] = {
-            "target": target,
-            "limit": limit,
-            "token": uuid.uuid4().hex,
-            "now": self.clock.time(),
-            "lease": float(lease_seconds),
-        }
-        now = params["now"]
+        now = self.clock.time()
         if not self._sql.dialect.records_in_statement and (
             self._fetchone("read", self._sql.events_waiting, {"target": target, "now": now}) is None
         ):
@@ -872,6 +865,13 @@ class SqlStore(WorkflowTables):
             # Where the claim records in its own statement (PostgreSQL), one round trip is
             # what the empty claim costs already.
             return []
+        params: dict[str, Any] = {
+            "target": target,
+            "limit": limit,
+            "token": uuid.uuid4().hex,
+            "now": now,
+            "lease": float(lease_seconds),
+        }
 
         def received(rows: list[Any]) -> Iterable[HistoryEntry]:
             for row in rows:

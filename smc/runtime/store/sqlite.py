@@ -272,15 +272,9 @@ class SqliteDialect(Dialect):
                   RETURNING {statements.job_columns_text}"""
 
     def claim_events(self, statements: SqlStatements) -> str:
-        # The status IN (…) repeats what the OR says so that the planner sees the partial index
-        # machine_events_open apply: without it, each claim scanned every event ever sent.
         return f"""UPDATE machine_events SET status = 'processing', claim_token = :token,
                       lease_expires_at = {self.lease_until}, attempts = attempts + 1
-                    WHERE id IN (SELECT id FROM machine_events
-                                 WHERE target_machine = :target
-                                   AND status IN ('pending', 'processing')
-                                   AND (status = 'pending'
-                                        OR (status = 'processing' AND lease_expires_at < :now))
+                    WHERE id IN (SELECT id FROM machine_events WHERE {self.open_events()}
                                  ORDER BY id LIMIT :limit)
                     RETURNING {statements.event_columns_text}"""
 
