@@ -338,7 +338,7 @@ class Engine:
             wake.clear()
             if self._stopping or self._timers.has_expired or inbox.taken is not None:
                 return "interrupted"
-            if inbox.take(store):
+            if self._take_inbound():
                 return "interrupted"
             if wakeups.jobs_rung:
                 wakeups.jobs_rung = False
@@ -522,9 +522,22 @@ class Engine:
         while timers.has_expired:
             event = timers.take()
             if event is not None and self.machine.can_fire(event):
-                self.logger.info("timer %s expired in %s", event, self.machine.state)
+                # DEBUG: the transition's own line names the timer's event.
+                self.logger.debug("timer %s expired in %s", event, self.machine.state)
                 if self._fire(event, external=True):
                     return True
+        return False
+
+    def _take_inbound(self) -> bool:
+        """Take the next inbound event into ``inbox.taken`` (True), looking in the store only
+        when one may be there (``Wakeups.events_due``); after one is taken, the next look
+        comes at the next chance, since more may wait behind it."""
+        wakeups = self._wakeups
+        if not wakeups.events_due(self._clock.monotonic(), FALLBACK_POLL_SECONDS):
+            return False
+        if self._inbox.take(self.store):
+            wakeups.events_rung = True
+            return True
         return False
 
     async def _idle(self) -> None:
@@ -539,7 +552,7 @@ class Engine:
             wakeups.wake.clear()
             if self._take_interrupt():
                 return
-            if inbox.take(store):
+            if self._take_inbound():
                 inbound, inbox.taken = inbox.taken, None
                 assert inbound is not None
                 if self._apply_inbound(inbound):
@@ -675,7 +688,9 @@ class Engine:
             self._faults.report(what, error)
             return
         self._faults.recovered(what)
-        self._wakeups.wake.set()
+        wakeups = self._wakeups
+        wakeups.events_rung = True  # its own bell rings too, later: no need to wait for it
+        wakeups.wake.set()
 
     def _show_typed_context(self) -> None:
         """Copy the typed context's fields (``machine.context``) into the context that

@@ -18,18 +18,40 @@ from smc.runtime.store import JOBS_CHANNEL, LoopWaker, Store, StoreError, Waker
 
 class Wakeups:
     """``wake``: set by every wake-up (cleared by the sleeper before it looks); ``jobs_rung``:
-    the jobs channel rang since the sleeper last took it."""
+    the jobs channel rang since the sleeper last took it; ``events_rung``: the machine's
+    event channel rang since the sleeper last looked in its inbox (see :meth:`events_due`)."""
 
     def __init__(self, logger: logging.Logger) -> None:
         self._logger = logger
         self.wake = asyncio.Event()
         self.jobs_rung = False
+        self.events_rung = True  # nothing has looked yet
         self._events: LoopWaker | None = None
         self._jobs: LoopWaker | None = None
+        self._last_look = float("-inf")
 
     def listen_events(self, loop: asyncio.AbstractEventLoop, waker: Waker) -> None:
         """Wake on ``waker`` (the machine's event channel, opened by the caller)."""
-        self._events = LoopWaker(loop, waker, self.wake.set)
+        self._events = LoopWaker(loop, waker, self._events_bell)
+
+    def _events_bell(self) -> None:
+        self.events_rung = True
+        self.wake.set()
+
+    def events_due(self, now: float, every: float) -> bool:
+        """Whether a sleeper should look in its inbox now (``now``: a monotonic reading); if
+        so, the look is taken as made. Yes when the event channel rang since the last look,
+        when nothing listens on it (not opened, or its connection lost), and at least every
+        ``every`` seconds (rings are hints: a lost one, or an event whose lease ran out,
+        which nothing rings for). Otherwise no: a machine that a timer wakes dozens of times
+        a second does not read the store each time for events nobody sent (a read was a
+        sixth of what a timer's transition cost)."""
+        events = self._events
+        if self.events_rung or events is None or not events.armed or now - self._last_look >= every:
+            self.events_rung = False
+            self._last_look = now
+            return True
+        return False
 
     def listen_jobs(self, loop: asyncio.AbstractEventLoop, store: Store) -> None:
         """Wake on the jobs channel from now on (once; without it, the waits poll)."""

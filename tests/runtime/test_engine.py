@@ -7,12 +7,17 @@ import json
 import os
 import signal
 import socket
+import sqlite3
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
+from smc.runtime.engine import FALLBACK_POLL_SECONDS
 from smc.runtime.monitor import monitor_dir, monitor_socket_path
+from smc.runtime.store import open_store
+from smc.runtime.store.sql import SqlStore
 from tests.support.harness import Runner, compile_machine, run_engine, wait_until
 from tests.support.machines import queue_worker
 
@@ -282,3 +287,59 @@ transitions:
         runner.run("send", "listener", "ping")
         assert proc.wait(10) == 0, proc.output()
         assert state() == "done"
+
+
+def test_a_timer_driven_machine_reads_its_inbox_when_rung_and_once_a_second_otherwise(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A machine that a 20 ms timer wakes 50 times a second looked in the store for events
+    # each time it went to sleep. Now it looks when its event channel rings, and once per
+    # FALLBACK_POLL_SECONDS anyway: an event written without a ring (a lost one) still
+    # arrives, within that second.
+    machine = compile_machine(
+        """
+initial_state: tick
+transitions:
+  - {from: tick, to: tock, event: timeout(0.02)}
+  - {from: tock, to: tick, event: timeout(0.02)}
+  - {from: "*", to: done, event: finish}
+actions:
+  tick:
+    - {type: add_to_list, list_key: ticks, value: "t"}
+""",
+        tmp_path,
+    )
+    database = tmp_path / "smc.db"
+    looks: list[float] = []
+    real_claim = SqlStore.claim_events
+
+    def counted(self: SqlStore, target: str, *args: object, **kwargs: object) -> object:
+        looks.append(time.monotonic())
+        return real_claim(self, target, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(SqlStore, "claim_events", counted)
+    open_store(database).close()  # the schema, before the writer below
+
+    def send_without_a_ring() -> None:
+        time.sleep(1.5)
+        with sqlite3.connect(database) as connection:
+            connection.execute(
+                "INSERT INTO machine_events (target_machine, event_type, payload, created_at) "
+                "VALUES (?, 'finish', '{}', ?)",
+                (machine.MACHINE_NAME, time.time()),
+            )
+        sent.append(time.monotonic())
+
+    sent: list[float] = []
+    writer = threading.Thread(target=send_without_a_ring)
+    writer.start()
+    started = time.monotonic()
+    engine = run_engine(machine, database, timeout=10)
+    finished = time.monotonic()
+    writer.join()
+    assert engine.context["current_state"] == "done"
+    ticks = len(engine.context["ticks"])
+    assert ticks >= 25, ticks  # about 35 in 1.5 s at 20 ms a transition
+    # The first look, one a second after it, the one that finds the event: not one per sleep.
+    assert len(looks) <= 2 + (finished - started) / FALLBACK_POLL_SECONDS + 1, (len(looks), ticks)
+    assert finished - sent[0] < FALLBACK_POLL_SECONDS + 0.5
