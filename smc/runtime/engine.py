@@ -347,7 +347,7 @@ class Engine:
             if remaining <= 0:
                 return "timeout"
             wakeups.rearm()
-            self._registry.write()  # about to sleep: the registry shows where it waits
+            self._registry.idle()  # about to sleep: the registry shows where it waits
             if not await wakeups.sleep(remaining):
                 return "timeout"
 
@@ -559,7 +559,7 @@ class Engine:
                     return
                 continue  # its guards held for no transition: nothing moved, wait on
             wakeups.rearm()
-            self._registry.write()  # idle: the registry shows the state it waits in
+            self._registry.idle()  # idle: the registry shows the state it waits in
             await wakeups.sleep(FALLBACK_POLL_SECONDS)
 
     def _apply_inbound(self, row: EventRow) -> bool:

@@ -2,8 +2,10 @@
 
 A write per transition would be three per job; so a busy machine writes at most every
 :data:`REGISTRY_WRITE_INTERVAL` seconds (a change within the interval is written when it is up,
-whichever state the machine is in by then), and the engine asks for a write at once when the
-machine goes to sleep, so the registry shows where it waits.
+whichever state the machine is in by then), and the engine asks for a write when the machine
+goes to sleep, so the registry shows where it waits: at once, unless the last write was under
+:data:`IDLE_WRITE_GAP` ago (a timer-driven machine that sleeps between transitions dozens of
+times a second), and then when that is up.
 """
 
 from __future__ import annotations
@@ -18,6 +20,10 @@ from smc.runtime.timers import Cancellable, Scheduler
 #: A busy machine writes its state to the registry at most this often; it writes at once when
 #: it goes idle, and on stop.
 REGISTRY_WRITE_INTERVAL = 0.5
+#: A machine going to sleep writes at most this often: a machine a 25 ms timer moves wrote (and
+#: committed the transition's history row) at every sleep, a third of what each of its
+#: transitions cost. The wait adds at most this much to when the history shows a transition.
+IDLE_WRITE_GAP = 0.05
 
 
 class RegistryWriter:
@@ -43,9 +49,13 @@ class RegistryWriter:
         self._store: Store | None = None
         #: The state last written.
         self.written: str | None = None
-        # When the next write may happen (clock's monotonic reading), and the deferred write.
+        # When the next write may happen (clock's monotonic reading), and the deferred write
+        # with when it runs.
         self._due = float("-inf")
         self._deferred: Cancellable | None = None
+        self._deferred_at = float("inf")
+        #: When the last write (of the state or of the staged history alone) was made.
+        self._last_write = float("-inf")
 
     def register(
         self, store: Store, config_path: str | None, configuration: list[str] | None = None
@@ -67,7 +77,23 @@ class RegistryWriter:
         if now >= self._due:
             self.write()
         elif self._deferred is None:
-            self._deferred = self._schedule(self._due - now, self.write)
+            self._defer(now, self._due)
+
+    def idle(self) -> None:
+        """About to sleep: write now, or — if the last write was under :data:`IDLE_WRITE_GAP`
+        ago — when that is up (sooner than a deferred write already waiting)."""
+        now = self._clock.monotonic()
+        due = self._last_write + IDLE_WRITE_GAP
+        if now >= due:
+            self.write()
+        elif due < self._deferred_at:
+            self._defer(now, due)
+
+    def _defer(self, now: float, due: float) -> None:
+        if self._deferred is not None:
+            self._deferred.cancel()
+        self._deferred = self._schedule(due - now, self.write)
+        self._deferred_at = due
 
     def write(self) -> None:
         """Write the current state if it differs from the one written last (with the staged
@@ -75,11 +101,13 @@ class RegistryWriter:
         if self._deferred is not None:
             self._deferred.cancel()
             self._deferred = None
+            self._deferred_at = float("inf")
         state = self._current_state()
         store = self._store
         if state == self.written:
             if store is None:
                 return
+            self._last_write = self._clock.monotonic()
             try:
                 store.flush_history()
             except StoreError as error:
@@ -89,7 +117,8 @@ class RegistryWriter:
             return
         if store is None:
             raise RuntimeError("the machine is not registered")
-        self._due = self._clock.monotonic() + self._interval
+        self._last_write = self._clock.monotonic()
+        self._due = self._last_write + self._interval
         try:
             store.update_machine(self._machine_name, state)
         except StoreError as error:
@@ -99,4 +128,4 @@ class RegistryWriter:
         self._faults.recovered("update the machine registry")
 
 
-__all__ = ["REGISTRY_WRITE_INTERVAL", "RegistryWriter"]
+__all__ = ["IDLE_WRITE_GAP", "REGISTRY_WRITE_INTERVAL", "RegistryWriter"]

@@ -26,7 +26,7 @@ from smc.runtime.heartbeat import Heartbeat, heartbeat_interval
 from smc.runtime.inbox import Inbox
 from smc.runtime.ledger import Claim, JobLedger
 from smc.runtime.monitor_feed import MonitorFeed
-from smc.runtime.registry_writer import REGISTRY_WRITE_INTERVAL, RegistryWriter
+from smc.runtime.registry_writer import IDLE_WRITE_GAP, REGISTRY_WRITE_INTERVAL, RegistryWriter
 from smc.runtime.stopping import STOP_RETRY_SECONDS, give_back
 from smc.runtime.store import EventRow, Store, StoreError, open_store
 from smc.runtime.timers import StateTimers
@@ -308,6 +308,40 @@ def test_registry_write_before_a_sleep_is_immediate_and_replaces_the_deferred_on
     assert deferred.cancelled
     writer.write()  # unchanged: no write
     assert writer.written == "c"
+
+
+def test_a_machine_going_to_sleep_writes_at_once_unless_it_just_wrote(
+    clock: ManualClock, logger: logging.Logger, store: Store
+) -> None:
+    # A timer-driven machine sleeps between transitions dozens of times a second: its sleeps
+    # write at most every IDLE_WRITE_GAP, each with the state it is in by then.
+    state = StateBox("a")
+    writer, scheduler = make_writer(clock, logger, state)
+    writer.register(store, config_path=None)
+    state.state = "b"
+    writer.idle()  # nothing written since the start: at once
+    assert registry_state(store) == "b" and scheduler.pending() == []
+    clock.advance(0.01)
+    state.state = "c"
+    writer.state_changed()  # busy: deferred by the interval
+    [busy] = scheduler.pending()
+    assert round(busy.due - clock.monotonic(), 6) == round(REGISTRY_WRITE_INTERVAL - 0.01, 6)
+    state.state = "d"
+    writer.idle()  # written 10 ms ago: when the gap is up, sooner than the busy one
+    assert registry_state(store) == "b"
+    assert busy.cancelled
+    [asleep] = scheduler.pending()
+    assert round(asleep.due - clock.monotonic(), 6) == round(IDLE_WRITE_GAP - 0.01, 6)
+    writer.idle()  # asked again: the same write
+    assert scheduler.pending() == [asleep]
+    state.state = "e"
+    clock.advance(IDLE_WRITE_GAP - 0.01)
+    assert scheduler.run_due() == 1
+    assert registry_state(store) == "e"  # the state by then
+    clock.advance(IDLE_WRITE_GAP)
+    state.state = "f"
+    writer.idle()  # the gap is up: at once
+    assert registry_state(store) == "f" and scheduler.pending() == []
 
 
 def test_a_refused_registry_write_is_reported_and_tried_at_the_next_chance(
