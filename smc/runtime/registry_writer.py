@@ -17,12 +17,12 @@ from smc.runtime.faults import FaultReporter
 from smc.runtime.store import Store, StoreError
 from smc.runtime.timers import Cancellable, Scheduler
 
-#: A busy machine writes its state to the registry at most this often; it writes at once when
-#: it goes idle, and on stop.
+#: A busy machine writes its state to the registry at most this often; it writes when it goes
+#: idle (at most every IDLE_WRITE_GAP), and on stop.
 REGISTRY_WRITE_INTERVAL = 0.5
 #: A machine going to sleep writes at most this often: a machine a 25 ms timer moves wrote (and
-#: committed the transition's history row) at every sleep, a third of what each of its
-#: transitions cost. The wait adds at most this much to when the history shows a transition.
+#: committed the transition's history row) at every sleep: a third of its main thread's work
+#: a transition. The wait adds at most this much to when the history shows a transition.
 IDLE_WRITE_GAP = 0.05
 
 
