@@ -792,7 +792,8 @@ const WF = {
   svg: null, // the picked run's <svg>, once fetched
   svgRun: null,
   loading: false,
-  parts: null, // the detail's persistent pieces
+  parts: null, // the detail's persistent pieces (with the key of what they show)
+  runsKey: null, // what the runs table shows
 };
 const WORKFLOW_POLL_MS = 1000;
 
@@ -820,7 +821,17 @@ async function refreshWorkflows() {
   }
 }
 
+// What a workflow view shows, as text to compare: without the scheduler's heartbeat age,
+// which the server works out anew at each poll and the page does not show.
+function workflowKey(shown) {
+  return JSON.stringify(shown, (name, value) => (name === "heartbeat_age" ? undefined : value));
+}
+
 function renderWorkflowRuns(runs) {
+  // As the run's detail: rebuilt only when something changed (a click is never lost).
+  const key = workflowKey([runs, WF.selected, WF.states, WF.colours]);
+  if (WF.runsKey === key) return;
+  WF.runsKey = key;
   const rows = [];
   for (const run of runs) {
     const tr = el("tr");
@@ -896,6 +907,14 @@ async function showWorkflowRun(runId) {
   const parts = workflowParts(runId);
   const run = data.run;
   const box = $("workflow-detail");
+  // Polled every second: rebuilt only when something changed, so that a button is never
+  // replaced under the pointer between a press and its release (the click would be lost).
+  // The "since" times move on their own (tickTimes).
+  const key = workflowKey([run, data.tasks, data.states, WF.colours]);
+  if (parts.key === key) {
+    box.hidden = false;
+    return;
+  }
   box.setAttribute("data-run", run.run_id);
   box.setAttribute("data-status", run.status);
   // Header: the run, its cancel button while it runs, close.
@@ -1001,6 +1020,7 @@ async function showWorkflowRun(runId) {
     rows.push(tr);
   }
   parts.table.tBodies[0].replaceChildren(...rows);
+  parts.key = key;
   box.hidden = false;
 }
 
