@@ -1,9 +1,9 @@
 """The web monitor under load: latency from a transition to the browsers, and what serving
 them costs the workers.
 
-    python benchmarks/bench_ui.py [--machines 50] [--rate 2000] [--clients 5] [--jobs 1500]
+    python benchmarks/bench_ui.py [--machines 50] [--rate 2000] [--clients 5] [--jobs 5000]
         [--rounds 3] [--seconds 10] [--clients-nice 19] [--feed auto|history|sockets]
-        [--postgres URL] [--browser] [--keep]
+        [--ui-nice N] [--postgres URL] [--browser] [--keep]
 
 Everything is real: ``--machines`` ``smc run`` processes of a two-state ``ticker`` template
 whose ``timeout(N)`` transitions together make about ``--rate`` transitions a second, one
@@ -348,7 +348,10 @@ def main() -> None:
     parser.add_argument("--machines", type=int, default=50)
     parser.add_argument("--rate", type=float, default=2000.0, help="transitions/s in total")
     parser.add_argument("--clients", type=int, default=5)
-    parser.add_argument("--jobs", type=int, default=1500)
+    # 5,000 jobs, about 10 s a batch here: a longer batch averages over more of the tickers'
+    # swings (batches of 1,500, 3 s, moved by 30-60 % from one to the next with nothing
+    # changed; docs/monitor.md, "Scale").
+    parser.add_argument("--jobs", type=int, default=5000)
     parser.add_argument("--rounds", type=int, default=3, help="job batches per condition")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument(
@@ -358,6 +361,14 @@ def main() -> None:
         metavar="N",
         help="the clients' niceness while the job batches run (19, the default: browsers "
         "elsewhere; 0: browsers on this machine, competing with the machines for its CPU)",
+    )
+    parser.add_argument(
+        "--ui-nice",
+        type=int,
+        default=None,
+        metavar="N",
+        help="smc ui --nice N (default: smc ui's own default, 10; 0: the priority of the "
+        "machines)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the run directory")
     parser.add_argument(
@@ -417,7 +428,8 @@ def main() -> None:
         )
 
     def start_ui(running: list[subprocess.Popen[bytes]]) -> subprocess.Popen[bytes]:
-        ui = start("ui", "--db", database, "--port", str(port), "--feed", args.feed)
+        nice = () if args.ui_nice is None else ("--nice", str(args.ui_nice))
+        ui = start("ui", "--db", database, "--port", str(port), "--feed", args.feed, *nice)
         running.append(ui)
 
         def serving() -> bool:
@@ -525,7 +537,7 @@ def main() -> None:
     backend = "SQLite" if args.postgres is None else "PostgreSQL"
     print(
         f"machines {args.machines} tickers (period {period} s) + 1 job worker, {backend}, "
-        f"smc ui --feed {args.feed}"
+        f"smc ui --feed {args.feed}" + ("" if args.ui_nice is None else f" --nice {args.ui_nice}")
     )
     print(
         "load average (1, 5, 15 min): before "
@@ -584,6 +596,18 @@ def main() -> None:
         shown += f"  {share:12.1f} %"
         shown += "  " + ", ".join(f"{rate:.0f}" for rate, _, _ in batches[condition])
         print(shown)
+    # Each round ran the three conditions one after another: a condition's jobs/s over the
+    # same round's without the UI compares batches minutes apart no more (the tickers' load
+    # drifts), so its median is the steadier figure.
+    for condition in conditions[1:]:
+        paired = [
+            100 * (rate / base[0] - 1)
+            for (rate, _, _), base in zip(batches[condition], batches[conditions[0]], strict=True)
+        ]
+        print(
+            f"  {condition}: per round against the same round without the UI: median "
+            f"{statistics.median(paired):+.1f} % (" + ", ".join(f"{v:+.0f}" for v in paired) + ")"
+        )
     print(
         f"the {args.machines} machines, 2 s with no job running before each batch (median):"
         "  transitions/s   their CPU us/transition"

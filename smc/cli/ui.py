@@ -15,6 +15,12 @@ from typing import Any
 
 from smc.cli.common import EXIT_OK, EXIT_PROBLEMS, UsageError, add_database_option
 
+#: ``smc ui --nice``'s default (docs/monitor.md, "Scale"): the server's CPU weight against a
+#: worker at the default priority is about a tenth (the kernel's weights fall by about 1.25
+#: a step), so on a saturated host it takes a tenth of what it would, and on one with a core
+#: to spare it runs as before.
+DEFAULT_NICE = 10
+
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
@@ -47,6 +53,17 @@ def register(subparsers: Any) -> None:
             "auto: the history when the database keeps it (default)"
         ),
     )
+    parser.add_argument(
+        "--nice",
+        type=int,
+        default=DEFAULT_NICE,
+        metavar="N",
+        help=(
+            f"lower the server's CPU priority by N (0-19, default {DEFAULT_NICE}): on a host "
+            "it shares with workers, the monitor yields the CPU to the machines it watches; "
+            "0 keeps the priority it was started with"
+        ),
+    )
     parser.set_defaults(handler=_ui)
 
 
@@ -73,6 +90,8 @@ def _ui(args: argparse.Namespace) -> int:
 
     if not 0 <= args.port <= 65535:
         raise UsageError("--port must be between 0 and 65535")
+    if not 0 <= args.nice <= 19:
+        raise UsageError("--nice must be between 0 and 19")
     token = _token(args)
     if token is not None and len(token) < 16:
         raise UsageError("the token must be at least 16 characters")
@@ -82,7 +101,7 @@ def _ui(args: argparse.Namespace) -> int:
             "or --token-file (or bind 127.0.0.1)"
         )
     try:
-        serve(args.db, args.host, args.port, token, feed=args.feed)
+        serve(args.db, args.host, args.port, token, feed=args.feed, nice=args.nice)
     except StoreError as error:
         print(f"smc ui: error: {error}", file=sys.stderr)
         return EXIT_PROBLEMS

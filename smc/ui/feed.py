@@ -224,8 +224,17 @@ class LiveFeed:
 
     def _follow(self) -> None:
         assert self._socket_dir is not None
+
+        def lost(machine: str) -> None:
+            # The machine stopped, or cut the feed off for falling behind (on a busy host,
+            # where ``smc ui`` runs niced, it can): records may be missing, so the browsers
+            # fetch the snapshot again and what the feed kept of the machine is dropped
+            # (``_apply``), the registry's row standing in until its next record.
+            record = {"kind": "ui_resync", "machine": machine}
+            self._hand(_encode(record), record)
+
         try:
-            for line, record in follow_lines(self._socket_dir, stop=self._stop):
+            for line, record in follow_lines(self._socket_dir, stop=self._stop, on_disconnect=lost):
                 if not self._hand(line, record):
                     return
         except Exception:  # pragma: no cover - a bug; the page then shows the registry only
@@ -296,6 +305,9 @@ class LiveFeed:
         if not isinstance(name, str):
             return
         kind = record.get("kind")
+        if kind == "ui_resync":
+            self.machines.pop(name, None)
+            return
         if kind in ACTIVITY_KINDS:
             self.activity.append(record)
         live = self.machines.get(name)

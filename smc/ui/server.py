@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import os
 import signal
 import socket
 import sys
@@ -45,10 +46,22 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def serve(db: str | None, host: str, port: int, token: str | None, feed: str = "auto") -> None:
-    """Serve until SIGINT/SIGTERM. Raises ``StoreError`` when the database cannot be opened
-    (or ``feed`` is ``history`` and it keeps none), ``OSError`` when the address cannot be
-    bound and ``ValueError`` for a non-loopback ``host`` without a token."""
+def serve(
+    db: str | None,
+    host: str,
+    port: int,
+    token: str | None,
+    feed: str = "auto",
+    nice: int = 0,
+) -> None:
+    """Serve until SIGINT/SIGTERM, ``nice`` steps below the priority it was started with.
+    Raises ``StoreError`` when the database cannot be opened (or ``feed`` is ``history`` and
+    it keeps none), ``OSError`` when the address cannot be bound and ``ValueError`` for a
+    non-loopback ``host`` without a token."""
+    if nice > 0:
+        # First, before any thread starts: on Linux a thread's niceness is its own, and the
+        # threads started later (the feed's, the store's, uvicorn's) inherit it.
+        os.nice(nice)
     probe = open_store(db)
     try:
         socket_dir = monitor_dir(probe)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import shutil
 import signal
 import socket
@@ -391,6 +392,51 @@ def test_a_waiting_stream_wakes_on_a_message_and_times_out_without_one() -> None
     asyncio.run(scenario())
 
 
+def test_a_machine_whose_socket_closes_is_forgotten_and_the_browsers_resync() -> None:
+    """The sockets feed follows a real publisher: a transition moves the machine. Its socket
+    then closes (a machine that stopped, or one that cut the feed off for falling behind,
+    losing records: the feed cannot tell which), and the feed forgets what it saw of the
+    machine and sends every browser ``ui_resync`` naming it."""
+    from smc.runtime.monitor import MonitorPublisher
+
+    name = 'm<b>"1'
+
+    async def collect(subscriber: Any, until: Any) -> list[dict[str, Any]]:
+        records: list[dict[str, Any]] = []
+        deadline = time.monotonic() + 10
+        while not any(until(r) for r in records):
+            assert time.monotonic() < deadline, records
+            await asyncio.sleep(0.02)
+            records += [json.loads(m) for m in subscriber.drain(100)]
+        return records
+
+    async def scenario(socket_dir: Path) -> None:
+        feed = LiveFeed(socket_dir)
+        feed.start()
+        subscriber = feed.subscribe()
+        publisher = MonitorPublisher.open(socket_dir, name)
+        try:
+            deadline = time.monotonic() + 10
+            while publisher.reader_count == 0:  # the feed connects within 0.25 s
+                assert time.monotonic() < deadline, "the feed never followed the machine"
+                await asyncio.sleep(0.02)
+            publisher.publish(
+                {"kind": "transition", "machine": name, "from": "a", "event": "go", "to": "b"}
+            )
+            records = await collect(subscriber, lambda r: r["kind"] == "transition")
+            assert [r["kind"] for r in records] == ["transition"]
+            assert feed.machines[name].state == "b"
+        finally:
+            publisher.close()
+        records = await collect(subscriber, lambda r: r["kind"] == "ui_resync")
+        assert records == [{"kind": "ui_resync", "machine": name}]
+        assert name not in feed.machines
+        feed.stop()
+
+    with tempfile.TemporaryDirectory(prefix="smc-") as socket_dir:  # short: a socket's path
+        asyncio.run(scenario(Path(socket_dir)))
+
+
 # --- the command line ----------------------------------------------------------------------
 
 
@@ -461,6 +507,48 @@ def test_smc_ui_serves_the_stream_only_with_the_token(tmp_path: Path) -> None:
         assert process.wait(10) == 0
 
 
+def _niceness(pid: int, task: str) -> int:
+    # /proc/PID/task/TID/stat: field 19 is the nice value; split after the command's ")".
+    stat = Path(f"/proc/{pid}/task/{task}/stat").read_text()
+    return int(stat.rsplit(")", 1)[1].split()[16])
+
+
+def test_smc_ui_yields_the_cpu_to_the_machines_unless_told_not_to(tmp_path: Path) -> None:
+    """``smc ui`` lowers its own priority by ``--nice`` (10 by default), every thread of it,
+    the ones serving and following the feed included; ``--nice 0`` leaves it as started."""
+    started_at = os.nice(0)
+    for args, expected in (((), min(started_at + 10, 19)), (("--nice", "0"), started_at)):
+        port = free_port()
+        database = str(tmp_path / "smc.db")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "smc", "ui", "--db", database, "--port", str(port), *args],
+            cwd=tmp_path,
+            env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            deadline = time.monotonic() + 20
+            while True:
+                try:
+                    # A stream connected: the feed's thread and the store's run by now.
+                    with httpx.stream("GET", f"http://127.0.0.1:{port}/api/stream", timeout=5):
+                        tasks = sorted(os.listdir(f"/proc/{process.pid}/task"))
+                        niceness = {_niceness(process.pid, task) for task in tasks}
+                    break
+                except httpx.TransportError:
+                    assert process.poll() is None and time.monotonic() < deadline
+                    time.sleep(0.1)
+            assert len(tasks) >= 2, tasks
+            assert niceness == {expected}, (args, niceness)
+        finally:
+            process.terminate()
+            assert process.wait(10) == 0
+    for bad in ("-1", "20"):
+        result = _smc_ui("--nice", bad, "--db", str(tmp_path / "x.db"), cwd=tmp_path)
+        assert result.returncode == 2 and "--nice" in result.stderr
+        assert result.stderr.count("\n") == 1
+
+
 @pytest.mark.slow
 def test_a_browser_that_never_reads_slows_neither_the_server_nor_the_machines(
     tmp_path: Path,
@@ -481,6 +569,11 @@ def test_a_browser_that_never_reads_slows_neither_the_server_nor_the_machines(
     # The sockets feed (the database keeps history, so the default would follow that): the
     # drill is about a machine's socket that a slow browser must never back up.
     command += ["--feed", "sockets"]
+    # At its own priority: under the rest of the suite's load a niced server (the default)
+    # may fall behind 4,000 records of 2 KB a second and be cut off by the machine, which is
+    # what the nice is for (test_a_machine_whose_socket_closes_is_forgotten_and_the_browsers_
+    # resync), and not what this drill is about: a browser that never reads.
+    command += ["--nice", "0"]
     env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}
     process = subprocess.Popen(command, cwd=tmp_path, env=env, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"

@@ -13,7 +13,7 @@ import selectors
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,8 @@ class _Connection:
     sock: socket.socket
     partial: bytearray = field(default_factory=bytearray)
     refused: bool = False
+    #: The ``machine`` of the last record read here (None until one arrives).
+    machine: str | None = None
 
 
 def follow(
@@ -66,8 +68,15 @@ def follow_lines(
     timeout: float | None = None,
     rescan_interval: float = 0.25,
     stop: threading.Event | None = None,
+    on_disconnect: Callable[[str], None] | None = None,
 ) -> Iterator[tuple[str, dict[str, Any]]]:
-    """Like :func:`follow`, yielding ``(raw line without newline, decoded record)`` pairs."""
+    """Like :func:`follow`, yielding ``(raw line without newline, decoded record)`` pairs.
+
+    ``on_disconnect(machine)`` is called when a connection that delivered records of
+    ``machine`` ends while following: the machine stopped, or it cut this reader off for
+    falling behind (its buffer for the reader was full), in which case the records between
+    the cut and the reconnection are lost. Whoever keeps what the records said (``smc ui``)
+    cannot tell the two apart, and should stop trusting it."""
     directory = Path(socket_dir)
     wanted = str(monitor_socket_path(directory, machine)) if machine is not None else None
     deadline = None if timeout is None else time.monotonic() + timeout
@@ -104,12 +113,14 @@ def follow_lines(
             connections[path] = connection
             selector.register(sock, selectors.EVENT_READ, connection)
 
-    def disconnect(connection: _Connection) -> None:
+    def disconnect(connection: _Connection, ended: bool = True) -> None:
         selector.unregister(connection.sock)
         connection.sock.close()
         connections.pop(connection.path, None)
         if connection.refused:  # the machine has readers enough: ask again later, not at once
             refused[connection.path] = time.monotonic() + REFUSED_RETRY_SECONDS
+        if ended and on_disconnect is not None and connection.machine and not connection.refused:
+            on_disconnect(connection.machine)
 
     try:
         while True:
@@ -145,16 +156,19 @@ def follow_lines(
                 connection.partial = bytearray(rest)
                 for line in lines:
                     record = _decode_line(line)
-                    if record is not None and record.get("kind") == "reader_refused":
+                    if record is None:
+                        continue
+                    if record.get("kind") == "reader_refused":
                         connection.refused = True
-                    if record is not None and (
-                        machine is None or record.get("machine", machine) == machine
-                    ):
+                    name = record.get("machine")
+                    if isinstance(name, str):
+                        connection.machine = name
+                    if machine is None or record.get("machine", machine) == machine:
                         yield line.decode("utf-8", "replace"), record
     finally:
         for connection in list(connections.values()):
             with contextlib.suppress(OSError, KeyError, ValueError):
-                disconnect(connection)
+                disconnect(connection, ended=False)  # the follower stops, not the machine
         selector.close()
 
 

@@ -198,7 +198,14 @@ async function fetchState() {
 
 function applyRecord(r) {
   if (typeof r.kind !== "string") return;
-  if (r.kind === "ui_resync") { loadState(); return; }
+  if (r.kind === "ui_resync") {
+    // With a machine: its monitor socket closed under the server, and records of it may be
+    // lost; what was seen of it goes, and the registry's row stands in until the next record.
+    const m = typeof r.machine === "string" ? S.machines.get(r.machine) : undefined;
+    if (m) m.live = null;
+    loadState();
+    return;
+  }
   if (r.kind === "ui_machines") {
     const names = new Set();
     for (const row of r.machines) {
