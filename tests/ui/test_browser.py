@@ -311,3 +311,53 @@ def test_a_killed_worker_shows_dead(page: Page, system: System) -> None:
     # A dead machine is not lit on its diagram: it is in no state any more.
     diagram = page.locator('.diagram-card[data-name="simple_worker"]')
     expect(diagram.locator("g.smc-current")).to_have_count(0)
+
+
+def test_a_machine_socket_that_closes_under_the_sockets_feed_leaves_the_registry_state(
+    browser: Browser, tmp_path: Path
+) -> None:
+    """The sockets feed (``--feed sockets``) and a machine publishing on its monitor socket (a
+    publisher in this process, registered in the store): the page shows the state its
+    transition reached. The registry then says another state and the socket closes — as when
+    a machine cuts off a server that fell behind, losing records. The page drops what it saw
+    live of that machine and shows the registry's state, instead of keeping the lost one."""
+    from smc.runtime.monitor import MonitorPublisher, monitor_dir
+
+    with runner_in(tmp_path) as runner:
+        with runner.store() as store:
+            store.register_machine("probe", "first")
+            socket_dir = monitor_dir(store)
+        port = free_port()
+        ui = start_ui(runner, port, "--feed", "sockets")
+        publisher = MonitorPublisher.open(socket_dir, "probe")
+        context = browser.new_context(viewport={"width": 1440, "height": 1000})
+        try:
+            wait_until(lambda: publisher.reader_count > 0, 10, "smc ui never followed the machine")
+            page = context.new_page()
+            page.goto(f"http://127.0.0.1:{port}/")
+            expect(page.locator("#connection")).to_have_text("live", timeout=WAIT_MS)
+            row = page.locator("#machine-table tbody tr").filter(
+                has=page.get_by_text("probe", exact=True)
+            )
+            expect(row.locator("td.state")).to_have_text("first", timeout=WAIT_MS)
+            publisher.publish(
+                {
+                    "kind": "transition",
+                    "machine": "probe",
+                    "from": "first",
+                    "event": "go",
+                    "to": "second",
+                    "ts": time.time(),
+                }
+            )
+            expect(row.locator("td.state")).to_have_text("second", timeout=WAIT_MS)
+            with runner.store() as store:
+                assert store.update_machine("probe", "third")
+        finally:
+            publisher.close()
+        try:
+            expect(row.locator("td.state")).to_have_text("third", timeout=WAIT_MS)
+        finally:
+            context.close()
+            ui.signal(signal.SIGTERM)
+        assert ui.wait(10) == 0, ui.output()
