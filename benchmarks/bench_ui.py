@@ -10,7 +10,7 @@ whose ``timeout(N)`` transitions together make about ``--rate`` transitions a se
 ``smc run`` no-op job worker (``bench_runtime.py``'s, ``set_context``), one SQLite file (or,
 with ``--postgres URL``, a fresh schema on that server, dropped afterwards), ``smc ui --feed
 FEED`` when a condition wants it, and ``--clients`` server-sent-event clients standing in
-for browsers: ``httpx`` streams in threads of a process of their own (this script, run with
+for browsers: ``httpx2`` streams in threads of a process of their own (this script, run with
 ``--as-clients``), each parsing every batch as the page does. ``--feed``: where the server's
 live feed comes from (``auto``, the default: the store's history; ``sockets``: the machines'
 monitor sockets).
@@ -63,7 +63,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -148,7 +148,7 @@ class Client:
         self.thread.start()
 
     def _run(self) -> None:
-        with httpx.stream("GET", self.url, timeout=None) as response:
+        with httpx2.stream("GET", self.url, timeout=None) as response:
             self.connected.set()
             for line in response.iter_lines():
                 if self.stop.is_set():
@@ -434,8 +434,8 @@ def main() -> None:
 
         def serving() -> bool:
             try:
-                return httpx.get(f"{base}/api/state", timeout=2).status_code == 200
-            except httpx.TransportError:
+                return httpx2.get(f"{base}/api/state", timeout=2).status_code == 200
+            except httpx2.TransportError:
                 return False
 
         wait_until(serving, 30, "smc ui")

@@ -7,7 +7,7 @@ import os
 import shutil
 import socket
 
-import httpx
+import httpx2
 import pytest
 from playwright.sync_api import Browser, Playwright
 
@@ -31,8 +31,8 @@ def start_ui(runner: Runner, port: int, *args: str, probe: str = "/api/state") -
         if ui.popen.poll() is not None:
             pytest.fail(f"smc ui exited:\n{ui.output()}")
         try:
-            return httpx.get(url, timeout=2).status_code == 200
-        except httpx.TransportError:
+            return httpx2.get(url, timeout=2).status_code == 200
+        except httpx2.TransportError:
             return False
 
     wait_until(serving, 20, lambda: f"smc ui did not serve:\n{ui.output()}")

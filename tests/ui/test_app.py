@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 from starlette.testclient import TestClient
 
@@ -490,15 +490,15 @@ def test_smc_ui_serves_the_stream_only_with_the_token(tmp_path: Path) -> None:
         deadline = time.monotonic() + 20
         while True:
             try:
-                first = httpx.get(f"{base}/api/stream", timeout=2)
+                first = httpx2.get(f"{base}/api/stream", timeout=2)
                 break
-            except httpx.TransportError:
+            except httpx2.TransportError:
                 assert process.poll() is None, process.stderr.read() if process.stderr else ""
                 assert time.monotonic() < deadline, "smc ui did not start"
                 time.sleep(0.1)
         assert first.status_code == 401
         headers = {"authorization": f"Bearer {TOKEN}"}
-        with httpx.stream("GET", f"{base}/api/stream", headers=headers, timeout=5) as stream:
+        with httpx2.stream("GET", f"{base}/api/stream", headers=headers, timeout=5) as stream:
             assert stream.status_code == 200
             assert stream.headers["content-type"].startswith("text/event-stream")
             assert next(stream.iter_lines()) == "retry: 2000"
@@ -531,11 +531,11 @@ def test_smc_ui_yields_the_cpu_to_the_machines_unless_told_not_to(tmp_path: Path
             while True:
                 try:
                     # A stream connected: the feed's thread and the store's run by now.
-                    with httpx.stream("GET", f"http://127.0.0.1:{port}/api/stream", timeout=5):
+                    with httpx2.stream("GET", f"http://127.0.0.1:{port}/api/stream", timeout=5):
                         tasks = sorted(os.listdir(f"/proc/{process.pid}/task"))
                         niceness = {_niceness(process.pid, task) for task in tasks}
                     break
-                except httpx.TransportError:
+                except httpx2.TransportError:
                     assert process.poll() is None and time.monotonic() < deadline
                     time.sleep(0.1)
             assert len(tasks) >= 2, tasks
@@ -582,9 +582,9 @@ def test_a_browser_that_never_reads_slows_neither_the_server_nor_the_machines(
         deadline = time.monotonic() + 20
         while True:
             try:
-                httpx.get(f"{base}/api/state", timeout=2)
+                httpx2.get(f"{base}/api/state", timeout=2)
                 break
-            except httpx.TransportError:
+            except httpx2.TransportError:
                 assert process.poll() is None and time.monotonic() < deadline
                 time.sleep(0.1)
         stuck = socket.socket()
@@ -603,7 +603,7 @@ def test_a_browser_that_never_reads_slows_neither_the_server_nor_the_machines(
             connected = threading.Event()
 
             def read() -> None:
-                with httpx.stream("GET", f"{base}/api/stream", timeout=30) as reader:
+                with httpx2.stream("GET", f"{base}/api/stream", timeout=30) as reader:
                     connected.set()
                     for line in reader.iter_lines():
                         if not line.startswith("data: "):
@@ -632,7 +632,7 @@ def test_a_browser_that_never_reads_slows_neither_the_server_nor_the_machines(
             assert seen == list(range(total))  # every record, in order, none skipped
             assert publisher.overflowed_readers == 0  # the server's reader always kept up
             assert publish_seconds < 10
-            answered = httpx.get(f"{base}/api/state", timeout=5)
+            answered = httpx2.get(f"{base}/api/state", timeout=5)
             assert answered.status_code == 200
         stuck.settimeout(10)
         tail = b""
@@ -663,8 +663,8 @@ def _serve_and_stream(
     def read() -> None:
         # The stream ends when the test stops the server: the end is not an error.
         with (
-            contextlib.suppress(httpx.TransportError),
-            httpx.stream("GET", f"{base}/api/stream", timeout=60) as stream,
+            contextlib.suppress(httpx2.TransportError),
+            httpx2.stream("GET", f"{base}/api/stream", timeout=60) as stream,
         ):
             connected.set()
             for line in stream.iter_lines():
@@ -707,7 +707,7 @@ def test_a_worker_on_another_host_shows_live_through_the_postgresql_history(
         port = free_port()
         records: list[tuple[float, dict[str, Any]]] = []
         ui, _reading = _serve_and_stream(runner, port, records)
-        state = httpx.get(f"http://127.0.0.1:{port}/api/state", timeout=5).json()
+        state = httpx2.get(f"http://127.0.0.1:{port}/api/state", timeout=5).json()
         assert state["feed"] == "history"
         job = runner.run(
             "jobs", "add", "--type", "check", "--data", '{"verdict": "pass", "seconds": 0}'
@@ -744,7 +744,7 @@ def test_a_worker_on_another_host_shows_live_through_the_postgresql_history(
         lags = [arrival[id(r)] - r["ts"] for r in shown]
         assert max(lags) < 5.0, lags  # per transition, not the registry's second
         # The server's own view of the machine (the page's snapshot) has it too.
-        machines = httpx.get(f"http://127.0.0.1:{port}/api/state", timeout=5).json()["machines"]
+        machines = httpx2.get(f"http://127.0.0.1:{port}/api/state", timeout=5).json()["machines"]
         (checker,) = [m for m in machines if m["name"] == "checker"]
         assert checker["live"]["last_transition"]["event"] == "job_completed"
         ui.signal(signal.SIGTERM)
@@ -763,7 +763,7 @@ def test_with_history_off_the_feed_follows_the_sockets_and_says_so(tmp_path: Pat
         port = free_port()
         records: list[tuple[float, dict[str, Any]]] = []
         ui, _reading = _serve_and_stream(runner, port, records)
-        state = httpx.get(f"http://127.0.0.1:{port}/api/state", timeout=5).json()
+        state = httpx2.get(f"http://127.0.0.1:{port}/api/state", timeout=5).json()
         assert state["feed"] == "sockets"
         job = runner.run(
             "jobs", "add", "--type", "check", "--data", '{"verdict": "pass", "seconds": 0}'

@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
+import httpx2
 import pytest
 from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 
@@ -281,7 +281,7 @@ def test_a_parallel_statechart_lights_each_regions_state_from_the_history(
 ) -> None:
     """The feed is the store's history: its rows carry the statechart's configuration, so
     the region that did not move stays lit beside the one that did (issue 15)."""
-    assert httpx.get(f"{system.base}/api/state", timeout=5).json()["feed"] == "history"
+    assert httpx2.get(f"{system.base}/api/state", timeout=5).json()["feed"] == "history"
     diagram = page.locator('.diagram-card[data-name="panel"]')
 
     def lit(state: str) -> Locator:
