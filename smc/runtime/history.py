@@ -23,9 +23,17 @@ import os
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
-from smc.runtime.store import HISTORY_CHANNEL, HistoryRow, Store, StoreError, Waker
+from smc.runtime.store import (
+    ERROR_EXCERPT_KINDS,
+    HISTORY_CHANNEL,
+    HistoryLine,
+    HistoryRow,
+    Store,
+    StoreError,
+    Waker,
+)
 from smc.safe_text import escape_controls
 
 #: How long history is kept when neither ``--history-retention`` nor
@@ -83,7 +91,15 @@ def retention_seconds(option: str | None) -> float | None:
     return seconds
 
 
-class HistoryCursor:
+class _HasId(Protocol):
+    @property
+    def id(self) -> int: ...
+
+
+_Row = TypeVar("_Row", bound=_HasId)
+
+
+class HistoryCursor(Generic[_Row]):
     """Where a follower is in the history: the rows after :attr:`after_id`, plus the ids of
     a gap it still waits for (ids that may yet commit, :data:`GAP_PATIENCE`)."""
 
@@ -100,10 +116,10 @@ class HistoryCursor:
         """The id to read after: below the oldest gap still waited for."""
         return min(self._gaps) - 1 if self._gaps else self.after_id
 
-    def take(self, rows: Sequence[HistoryRow]) -> list[HistoryRow]:
+    def take(self, rows: Sequence[_Row]) -> list[_Row]:
         """The rows not returned before, in id order; notes the gaps they leave."""
         now = self._clock()
-        fresh: list[HistoryRow] = []
+        fresh: list[_Row] = []
         for row in rows:
             if row.id in self._seen or (row.id <= self.after_id and row.id not in self._gaps):
                 continue
@@ -165,14 +181,51 @@ def follow_history(
     The rows are read whole and filtered here: a gap in the ids is then a row not committed
     yet, which :class:`HistoryCursor` waits for. Database errors propagate as
     :class:`StoreError`."""
-    cursor = HistoryCursor(store.last_history_id() if after_id is None else after_id)
+
+    def read(after: int) -> Sequence[HistoryRow]:
+        return store.history(after_id=after, limit=batch)
+
+    for row in _follow(store, read, after_id, poll_seconds, stop, batch):
+        if _matches(row, machine, job_id, trace_id, kinds):
+            yield row
+
+
+def follow_history_lines(
+    store: Store,
+    after_id: int | None = None,
+    *,
+    poll_seconds: float = DEFAULT_POLL_SECONDS,
+    stop: Callable[[], bool] | None = None,
+    batch: int = 1000,
+) -> Iterator[HistoryLine]:
+    """:func:`follow_history` of every row, as ``HistoryLine``\\ s: each with its monitor
+    record as JSON text that the database made (``Store.history_lines``), for a feed that
+    passes every row on (the web monitor's)."""
+
+    def read(after: int) -> Sequence[HistoryLine]:
+        return store.history_lines(after, batch)
+
+    yield from _follow(store, read, after_id, poll_seconds, stop, batch)
+
+
+def _follow(
+    store: Store,
+    read: Callable[[int], Sequence[_Row]],
+    after_id: int | None,
+    poll_seconds: float,
+    stop: Callable[[], bool] | None,
+    batch: int,
+) -> Iterator[_Row]:
+    """The rows ``read(after_id)`` returns (at most ``batch`` a call, in id order), each once,
+    as they commit: polled every ``poll_seconds``, or woken by the store's NOTIFY."""
+    cursor: HistoryCursor[_Row] = HistoryCursor(
+        store.last_history_id() if after_id is None else after_id
+    )
     waker = _open_waker(store)
     try:
         while stop is None or not stop():
-            rows = store.history(after_id=cursor.low, limit=batch)
-            for row in cursor.take(rows):
-                if _matches(row, machine, job_id, trace_id, kinds):
-                    yield row
+            rows = read(cursor.low)
+            yield from cursor.take(rows)
             if len(rows) >= batch:
                 continue  # more are waiting: no sleep
             if waker is not None:
@@ -208,7 +261,7 @@ def history_record(row: HistoryRow) -> dict[str, Any]:
     }
     # A transition's excerpt is a workflow task's error (why it failed, was skipped or
     # cancelled): a worker's transitions have none.
-    erring = row.kind in ("error", "job_failed", "job_retried", "transition")
+    erring = row.kind in ERROR_EXCERPT_KINDS
     record["error" if erring else "excerpt"] = row.excerpt
     if row.configuration is not None:
         # A statechart's every active state, as its live records carry it: the web monitor
@@ -290,6 +343,7 @@ __all__ = [
     "HistoryCursor",
     "describe",
     "follow_history",
+    "follow_history_lines",
     "history_record",
     "history_table",
     "parse_age",

@@ -4,6 +4,7 @@ NOTIFY waking the follower), and a follower's patience with ids that commit out 
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 import time
@@ -222,6 +223,71 @@ def test_staged_rows_keep_every_value_exactly(store_url: str) -> None:
     assert type(rows[0].attempt) is int
     assert rows[0].configuration == ("fetching", 'r "1" \\', "ü")
     assert [row.configuration for row in rows[1:]] == [None, None, None]
+
+
+def test_history_lines_carry_the_record_history_record_makes_for_every_kind(
+    store_url: str,
+) -> None:
+    """``Store.history_lines`` (what the web monitor's feed reads) has the database make each
+    row's monitor record as JSON: for every kind it parses to exactly what
+    ``history_record`` makes of the same row (``error`` or ``excerpt``, a statechart's
+    configuration only where there is one, the time to the last digit), with no raw line
+    break whatever a name or excerpt holds, and its columns are the row's."""
+    from smc.runtime.history import follow_history_lines, history_record
+    from smc.runtime.store import HISTORY_KINDS, configuration_text, history_entry
+
+    hostile = 'w "q" \\ <b>ü</b>\r\n\u2028'
+    with open_store(store_url) as store:
+        start = store.last_history_id()
+        for number, kind in enumerate(HISTORY_KINDS):
+            store.stage_history(
+                history_entry(
+                    kind,
+                    f"{hostile}{number}",
+                    ts=1764150000.123456 + number / 7,
+                    from_state="a\nb",
+                    event="e\r",
+                    to_state="c",
+                    job_id=f"j{number}" if number % 2 else None,
+                    attempt=number if number % 3 else None,
+                    trace_id="01JQ8ZK5V3A5B2C7D9E0F1G2H3",
+                    source="s" if number % 2 else None,
+                    excerpt_text=f"text {hostile}" if number % 4 else None,
+                    configuration=(
+                        configuration_text(["a", 'r "1"']) if kind == "transition" else None
+                    ),
+                )
+            )
+        store.flush_history()
+        rows = store.history(after_id=start)
+        lines = store.history_lines(start, limit=5)
+        lines += store.history_lines(lines[-1].id)
+        follower = follow_history_lines(store, start, poll_seconds=0.01, batch=7)
+        followed = list(itertools.islice(follower, len(HISTORY_KINDS)))
+        follower.close()
+    assert [row.kind for row in rows] == list(HISTORY_KINDS)
+    assert [line.id for line in lines] == [row.id for row in rows]
+    for line, row in zip(lines, rows, strict=True):
+        assert "\r" not in line.record and "\n" not in line.record
+        assert json.loads(line.record) == history_record(row)
+        assert line[:9] == (
+            row.id,
+            row.kind,
+            row.machine,
+            row.from_state,
+            row.event,
+            row.to_state,
+            row.job_id,
+            row.source,
+            row.ts,
+        )
+        if row.configuration is None:
+            assert line.configuration is None
+        else:
+            assert json.loads(line.configuration or "") == list(row.configuration)
+    assert "configuration" in json.loads(lines[0].record)  # the transition
+    assert "configuration" not in json.loads(lines[1].record)
+    assert followed == lines  # each once, in order, across batches of 7
 
 
 def test_plain_transitions_are_written_without_their_null_tail_and_keep_every_value(

@@ -35,7 +35,7 @@ from smc.ui.diagrams import (
     DiagramUnavailable,
     load_type,
 )
-from smc.ui.feed import LiveFeed
+from smc.ui.feed import LiveFeed, superseded_dropped
 from smc.ui.security import CSRF_COOKIE, TOKEN_COOKIE
 from smc.ui.server import is_loopback
 from tests.support.backends import postgres_schema_url
@@ -835,6 +835,102 @@ def test_the_history_feed_sends_each_new_row_once_in_order_as_a_monitor_record(
         assert set(feed.machines) == {name}  # the job's row made no machine "checker"
         assert feed.machines[name].state == "busy"
         assert feed.machines[name].last_transition is not None
+
+    asyncio.run(scenario())
+
+
+def test_a_batch_passes_on_only_what_a_later_record_of_the_same_machine_does_not_make_moot() -> (
+    None
+):
+    """Of one batch the browsers get each machine's last transition and its last claim (with
+    that job's completion); everything else passes, in order: starts, errors, failures,
+    a workflow task's every move (the activity log lists them), other machines' records."""
+
+    def rec(kind: str, machine: str, **extra: Any) -> tuple[str, dict[str, Any]]:
+        record = {"kind": kind, "machine": machine, **extra}
+        return json.dumps(record), record
+
+    batch = [
+        rec("machine_started", "w", to="idle"),
+        rec("transition", "w", **{"from": "idle", "to": "busy"}),
+        rec("job_claimed", "w", job_id="j1"),
+        rec("transition", "v", **{"from": "a", "to": "b"}),
+        rec("transition", "wf/t", source="run-1", to="RUNNING"),
+        rec("job_completed", "w", job_id="j1"),
+        rec("transition", "w", **{"from": "busy", "to": "idle"}),
+        rec("job_claimed", "w", job_id="j2"),
+        rec("job_failed", "w", job_id="j2"),
+        rec("error", "w"),
+        rec("transition", "wf/t", source="run-1", to="COMPLETED"),
+        rec("job_claimed", "w", job_id="j3"),
+        rec("job_completed", "w", job_id="j3"),
+        rec("transition", "w", **{"from": "idle", "to": "busy"}),
+    ]
+    kept = superseded_dropped(batch)
+    assert [(r["kind"], r["machine"], r.get("job_id"), r.get("to")) for _, r in kept] == [
+        ("machine_started", "w", None, "idle"),
+        ("transition", "v", None, "b"),
+        ("transition", "wf/t", None, "RUNNING"),
+        ("job_failed", "w", "j2", None),
+        ("error", "w", None, None),
+        ("transition", "wf/t", None, "COMPLETED"),
+        ("job_claimed", "w", "j3", None),
+        ("job_completed", "w", "j3", None),
+        ("transition", "w", None, "busy"),
+    ]
+    assert all(line == json.dumps(record) for line, record in kept)
+    assert superseded_dropped(kept) == kept  # nothing left to drop
+
+
+def test_the_history_feed_passes_on_a_busy_machines_last_move_and_keeps_its_state_exact(
+    store_url: str,
+) -> None:
+    """A machine that moves hundreds of times between two reads of the feed (a worker at
+    thousands of jobs a second): the browsers get fewer records than the rows, the last
+    transition and every error among them, and the feed's own view of the machine (a new
+    page's snapshot) is exact, its time in state from its last entry into it."""
+    open_store(store_url).close()
+
+    async def scenario() -> None:
+        feed = LiveFeed(None, history=lambda: open_store(store_url), poll_seconds=0.2)
+        feed.start()
+        subscriber = feed.subscribe()
+        await asyncio.sleep(0.5)  # the follower has read where the history ends
+        now = time.time()
+        with open_store(store_url) as store:
+            store.register_machine("w", "idle")
+            for n in range(200):
+                going, to = ("idle", "busy") if n % 2 == 0 else ("busy", "idle")
+                store.stage_history(
+                    history_entry(
+                        "transition", "w", ts=now + n, from_state=going, event="e", to_state=to
+                    )
+                )
+                if n == 100:
+                    store.stage_history(history_entry("error", "w", ts=now + n, excerpt_text="x"))
+            store.flush_history()  # one commit: one read
+        rows = 1 + 200 + 1
+        deadline = time.monotonic() + 10
+        while feed.received < rows and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.3)
+        records = [json.loads(m) for m in subscriber.drain(1000)]
+        feed.stop()
+        assert feed.received == rows
+        assert feed.sent == len(records) < rows
+        assert [r["kind"] for r in records if r["kind"] != "transition"] == [
+            "machine_started",
+            "error",
+        ]
+        last = records[-1]
+        assert (last["kind"], last["from"], last["to"], last["ts"]) == (
+            "transition",
+            "busy",
+            "idle",
+            pytest.approx(now + 199),
+        )
+        live = feed.machines["w"]
+        assert live.state == "idle" and live.since == pytest.approx(now + 199)
 
     asyncio.run(scenario())
 

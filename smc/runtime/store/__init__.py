@@ -29,11 +29,13 @@ from smc.runtime.store.base import (
 from smc.runtime.store.errors import DuplicateJobError, StoreError
 from smc.runtime.store.postgres import PostgresStore
 from smc.runtime.store.rows import (
+    ERROR_EXCERPT_KINDS,
     EVENT_STATUSES,
     HISTORY_KINDS,
     JOB_STATUSES,
     MACHINE_STATUSES,
     EventRow,
+    HistoryLine,
     HistoryRow,
     Job,
     MachineRow,
@@ -154,6 +156,7 @@ __all__ = [
     "DEFAULT_MACHINE_STALE_AFTER",
     "DEFAULT_MAX_ATTEMPTS",
     "DEFAULT_PRIORITY",
+    "ERROR_EXCERPT_KINDS",
     "EVENT_STATUSES",
     "HISTORY_CHANNEL",
     "HISTORY_KINDS",
@@ -165,6 +168,7 @@ __all__ = [
     "Backoff",
     "DuplicateJobError",
     "EventRow",
+    "HistoryLine",
     "HistoryRow",
     "Job",
     "LoopWaker",

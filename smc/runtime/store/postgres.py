@@ -215,6 +215,13 @@ class PostgresDialect(Dialect):
     def json_text(self, column: str) -> str:
         return f"{column}::text"
 
+    def json_object(self, pairs: Sequence[tuple[str, str]]) -> str:
+        # As text: psycopg would parse a json value into Python objects.
+        return "json_build_object(" + ", ".join(f"{k}, {v}" for k, v in pairs) + ")::text"
+
+    def json_of_text(self, column: str) -> str:
+        return f"{column}::json"
+
     def epoch_param(self, name: str) -> str:
         return f"to_timestamp(:{name}::float8)"
 

@@ -12,7 +12,7 @@ import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import Any, NamedTuple
 
 from smc.runtime.jsonlimits import (
     TOO_DEEP,
@@ -436,6 +436,31 @@ class HistoryRow:
         }
 
 
+#: The kinds whose ``excerpt`` is an error's text: their monitor record calls it ``error``
+#: (``smc.runtime.history.history_record``; a transition's is a workflow task's error).
+ERROR_EXCERPT_KINDS = ("error", "job_failed", "job_retried", "transition")
+
+
+class HistoryLine(NamedTuple):
+    """A history row as a live feed reads it (``Store.history_lines``): what a follower keeps
+    of each machine, and ``record``, the row's monitor record (``history_record``) as JSON
+    text built by the database itself: a feed passing on thousands of rows a second makes
+    no object of its own for each (docs/monitor.md, "Scale"). ``configuration`` is the JSON
+    text of the column."""
+
+    id: int
+    kind: str
+    machine: str
+    from_state: str | None
+    event: str | None
+    to_state: str | None
+    job_id: str | None
+    source: str | None
+    ts: float
+    configuration: str | None
+    record: str
+
+
 def history_from_row(row: Sequence[Any]) -> HistoryRow:
     (
         id_,
@@ -535,6 +560,7 @@ def machine_status(
 
 
 __all__ = [
+    "ERROR_EXCERPT_KINDS",
     "EVENT_FIELDS",
     "EVENT_STATUSES",
     "EXCERPT_LIMIT",
@@ -545,6 +571,7 @@ __all__ = [
     "MACHINE_STATUSES",
     "EventRow",
     "HistoryEntry",
+    "HistoryLine",
     "HistoryRow",
     "Job",
     "MachineRow",

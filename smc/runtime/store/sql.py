@@ -47,6 +47,7 @@ from smc.runtime.store.rows import (
     LEAN_HISTORY_WIDTH,
     EventRow,
     HistoryEntry,
+    HistoryLine,
     HistoryRow,
     Job,
     MachineRow,
@@ -293,6 +294,12 @@ class SqlStore(WorkflowTables):
         if kinds is not None:
             self._sql.dialect.bind_list(params, "kinds", list(kinds))
         return [history_from_row(row) for row in self._fetchall("read", sql, params)]
+
+    def history_lines(self, after_id: int, limit: int = 1000) -> list[HistoryLine]:
+        rows = self._fetchall(
+            "read", self._sql.history_lines, {"after_id": after_id, "limit": limit}
+        )
+        return [HistoryLine._make(row) for row in rows]
 
     def _first_id_since(self, earliest: float) -> int | None:
         """The first history id whose row is from ``earliest`` on (None: none is), by a binary

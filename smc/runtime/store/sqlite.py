@@ -247,6 +247,11 @@ class SqliteDialect(Dialect):
     # SQLite's default limit on variables in one statement is 32766 (999 before 3.32).
     max_list_length = 500
 
+    def json_float(self, column: str) -> str:
+        # SQLite's JSON writes a float with 15 significant digits (a time to 10 us): 17 read
+        # back as the same float.
+        return f"json(printf('%!.17g', {column}))"
+
     def age(self, column: str) -> str:
         return f":now - {column}"
 

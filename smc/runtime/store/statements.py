@@ -22,6 +22,7 @@ from typing import Any
 
 from smc.runtime.store.base import Backoff
 from smc.runtime.store.rows import (
+    ERROR_EXCERPT_KINDS,
     EVENT_FIELDS,
     EXCERPT_LIMIT,
     HISTORY_FIELDS,
@@ -114,6 +115,21 @@ class Dialect(abc.ABC):
 
     def json_text(self, column: str) -> str:
         """A JSON column, read as its text."""
+        return column
+
+    def json_object(self, pairs: Sequence[tuple[str, str]]) -> str:
+        """A JSON object built by the database, as text: ``(key SQL, value SQL)`` pairs in
+        order. Both backends escape every control character of a text value (no raw line
+        break)."""
+        return "json_object(" + ", ".join(f"{key}, {value}" for key, value in pairs) + ")"
+
+    def json_of_text(self, column: str) -> str:
+        """A text column that holds JSON, as a JSON value inside :meth:`json_object`."""
+        return f"json({column})"
+
+    def json_float(self, column: str) -> str:
+        """A floating-point column as a JSON value inside :meth:`json_object`, every digit kept
+        (the number reads back as the same float)."""
         return column
 
     def epoch_param(self, name: str) -> str:
@@ -353,6 +369,7 @@ class SqlStatements:
             f"VALUES ({', '.join(marker for _ in range(LEAN_HISTORY_WIDTH))})"
         )
         self.history_columns_text = ", ".join(HISTORY_FIELDS)
+        self.history_lines = self._history_lines()
         # Pruning: jobs and events by their age on the clock that stamped them (PostgreSQL:
         # the server's); history by its id (ids grow with time, so the first young row bounds the
         # old ones: no index on ts to keep up on every insert), always keeping the newest row
@@ -452,6 +469,37 @@ class SqlStatements:
                 + " ORDER BY id LIMIT :limit"
             )
         return statement
+
+    def _history_lines(self) -> str:
+        """The rows after ``:after_id`` as ``HistoryLine``\\ s: what a follower keeps of a
+        machine, and the row's monitor record made by the database as JSON text, with the
+        keys and values of ``smc.runtime.history.history_record`` (a test holds the two
+        equal for every kind on both backends)."""
+        d = self.dialect
+        erring = ", ".join(f"'{kind}'" for kind in ERROR_EXCERPT_KINDS)
+        pairs = [
+            ("'kind'", "kind"),
+            ("'machine'", "machine"),
+            ("'from'", "from_state"),
+            ("'event'", "event"),
+            ("'to'", "to_state"),
+            ("'job_id'", "job_id"),
+            ("'ts'", d.json_float("ts")),
+            ("'id'", "id"),
+            ("'attempt'", "attempt"),
+            ("'trace_id'", "trace_id"),
+            ("'source'", "source"),
+            (f"CASE WHEN kind IN ({erring}) THEN 'error' ELSE 'excerpt' END", "excerpt"),
+        ]
+        # ``configuration`` only where the row has one, as history_record has it.
+        charted = [*pairs, ("'configuration'", d.json_of_text("configuration"))]
+        return d.finish(
+            "SELECT id, kind, machine, from_state, event, to_state, job_id, source, ts, "
+            "configuration, "
+            f"CASE WHEN configuration IS NULL THEN {d.json_object(pairs)} "
+            f"ELSE {d.json_object(charted)} END "
+            "FROM history WHERE id > :after_id ORDER BY id LIMIT :limit"
+        )
 
     def recording(self, statement: str, derived: str | None, wake: bool = False) -> str:
         """:meth:`Dialect.recording`, built on first use, then reused."""

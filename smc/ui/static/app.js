@@ -242,7 +242,9 @@ function applyRecord(r) {
   }
   const live = m.live || (m.live = { state: m.state, since: null, last_transition: null, job_id: null, configuration: null });
   if (r.kind === "transition" || r.kind === "machine_started") {
-    if (r.to !== live.state) live.since = r.ts;
+    // A move to another state starts the time in it, even back to the state the page last
+    // knew (the server passes on only a machine's last transition of each batch).
+    if (r.to !== live.state || (r.kind === "transition" && r.from !== r.to)) live.since = r.ts;
     live.state = r.to;
     if (Array.isArray(r.configuration)) live.configuration = r.configuration;
     if (r.kind === "transition") live.last_transition = { from: r.from, event: r.event, to: r.to, ts: r.ts };
