@@ -65,10 +65,13 @@ def _cpu_ticks(pid: int) -> int:
 
 
 def _wakeups(pid: int) -> int:
+    """The times the process's threads went to sleep (and so woke again): voluntary context
+    switches. Not the involuntary ones, which count the times other processes took the CPU
+    from it, and grow with the machine's load (a full test run on 2 cores: 21 in 2 s)."""
     total = 0
     for task in os.listdir(f"/proc/{pid}/task"):
         for line in Path(f"/proc/{pid}/task/{task}/status").read_text().splitlines():
-            if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
+            if line.startswith("voluntary_ctxt_switches"):
                 total += int(line.split()[1])
     return total
 
