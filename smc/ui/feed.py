@@ -268,8 +268,12 @@ class LiveFeed:
     def _hand(self, line: str, record: dict[str, Any]) -> bool:
         """Queue one record for the loop (one wake-up for a whole batch); False when the loop
         is gone (the server is stopping)."""
+        return self._hand_all([(line, record)])
+
+    def _hand_all(self, records: list[tuple[str, dict[str, Any]]]) -> bool:
+        """:meth:`_hand` each of ``records``, in order, under one lock."""
         with self._lock:
-            self._pending.append((line, record))
+            self._pending.extend(records)
             if self._flush_scheduled:
                 return True
             self._flush_scheduled = True
@@ -315,14 +319,18 @@ class LiveFeed:
                         store = self._history()
                     if after is None:
                         after = store.last_history_id()
-                    for line in follow_history_lines(
-                        store, after, poll_seconds=self._poll_seconds, stop=self._stop.is_set
+                    for lines in follow_history_lines(
+                        store,
+                        after,
+                        poll_seconds=self._poll_seconds,
+                        stop=self._stop.is_set,
+                        latest=True,
                     ):
-                        after = max(after, line.id)
-                        # The database made the record's JSON (every control character
+                        after = max(after, lines[-1].id)
+                        # The database made each record's JSON (every control character
                         # escaped: no raw line break can end the server-sent event's line);
                         # what ``_apply`` keeps of the machine is taken from the columns.
-                        if not self._hand(line.record, _moves(line)):
+                        if not self._hand_all([(line.record, _moves(line)) for line in lines]):
                             return
                 except StoreError as error:
                     _log.warning("smc ui: following the history: %s", error)
@@ -382,7 +390,9 @@ class LiveFeed:
         if kind in ("transition", "machine_started"):
             to = record.get("to")
             if isinstance(to, str):
-                if to != live.state:
+                # A move into another state starts the time in it, even one back into the
+                # state last seen: the feed may not see each step (superseded_dropped).
+                if to != live.state or (kind == "transition" and record.get("from") != to):
                     live.since = ts
                 live.state = to
             configuration = record.get("configuration")

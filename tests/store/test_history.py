@@ -131,6 +131,15 @@ def test_a_follower_waits_for_ids_that_commit_out_of_order() -> None:
     now[0] += 6.0
     assert cursor.take([_row(14)]) == []
     assert cursor.low == 14
+    # ids that follow on with none missing (every read of a busy SQLite history) pass whole
+    assert [row.id for row in cursor.take([_row(15), _row(16), _row(17)])] == [15, 16, 17]
+    assert cursor.low == 17
+    assert cursor.take([_row(16), _row(17)]) == []  # read again: nothing new
+    # and a gap among them is still noted and waited for
+    assert [row.id for row in cursor.take([_row(18), _row(20)])] == [18, 20]
+    assert cursor.low == 18
+    assert [row.id for row in cursor.take([_row(19), _row(20), _row(21)])] == [19, 21]
+    assert cursor.low == 21
 
 
 def test_follow_history_filters_and_ends_with_the_caller(store_url: str) -> None:
@@ -263,7 +272,7 @@ def test_history_lines_carry_the_record_history_record_makes_for_every_kind(
         lines = store.history_lines(start, limit=5)
         lines += store.history_lines(lines[-1].id)
         follower = follow_history_lines(store, start, poll_seconds=0.01, batch=7)
-        followed = list(itertools.islice(follower, len(HISTORY_KINDS)))
+        batches = list(itertools.islice(follower, 3))
         follower.close()
     assert [row.kind for row in rows] == list(HISTORY_KINDS)
     assert [line.id for line in lines] == [row.id for row in rows]
@@ -287,7 +296,56 @@ def test_history_lines_carry_the_record_history_record_makes_for_every_kind(
             assert json.loads(line.configuration or "") == list(row.configuration)
     assert "configuration" in json.loads(lines[0].record)  # the transition
     assert "configuration" not in json.loads(lines[1].record)
-    assert followed == lines  # each once, in order, across batches of 7
+    # each once, in order, a list a read (of at most 7)
+    assert [len(batch) for batch in batches] == [7, 7, len(HISTORY_KINDS) - 14]
+    assert [line for batch in batches for line in batch] == lines
+
+
+def test_latest_history_lines_keep_each_machines_last_move_claim_and_completion(
+    store_url: str,
+) -> None:
+    """Where ids commit in order (SQLite), ``latest_history_lines`` reads every id up to the
+    newest and keeps, of each machine, only the last transition into another state, the last
+    one within a state, the last claim and the last completion; everything else, and every
+    move of a workflow's task (``source``), passes. PostgreSQL says it cannot (None)."""
+    from smc.runtime.store import history_entry
+
+    def move(machine: str, going: str, to: str, **extra: Any) -> tuple[Any, ...]:
+        return history_entry(
+            "transition", machine, ts=1.0, from_state=going, event="e", to_state=to, **extra
+        )
+
+    staged = [
+        move("w", "idle", "busy"),  # 1 superseded by 8
+        history_entry("job_claimed", "w", ts=1.0, job_id="j1"),  # 2 superseded by 9
+        move("v", "a", "b"),  # 3 kept: v's last
+        move("wf/t", "PENDING", "RUNNING", source="run"),  # 4 kept: a task's move
+        history_entry("job_completed", "w", ts=1.0, job_id="j1"),  # 5 kept: w's last completion
+        history_entry("error", "w", ts=1.0, excerpt_text="boom"),  # 6 kept
+        move("w", "busy", "busy"),  # 7 kept: w's last move within a state
+        move("w", "busy", "idle"),  # 8 kept: w's last move into another state
+        history_entry("job_claimed", "w", ts=1.0, job_id="j2"),  # 9 kept
+        move("wf/t", "RUNNING", "COMPLETED", source="run"),  # 10 kept
+    ]
+    with open_store(store_url) as store:
+        start = store.last_history_id()
+        for entry in staged:
+            store.stage_history(entry)
+        store.flush_history()
+        read = store.latest_history_lines(start)
+        if "postgres" in store_url:
+            assert read is None
+            return
+        assert read is not None
+        upto, lines = read
+        assert upto == start + len(staged)
+        assert [line.id - start for line in lines] == [3, 4, 5, 6, 7, 8, 9, 10]
+        assert store.latest_history_lines(upto) == (upto, [])
+        # at most ``limit`` ids a read, and the next read goes on from there
+        first, some = store.latest_history_lines(start, limit=4) or (0, [])
+        assert first == start + 4 and [line.id - start for line in some] == [1, 2, 3, 4]
+        _, rest = store.latest_history_lines(first) or (0, [])
+        assert [line.id - start for line in rest] == [5, 6, 7, 8, 9, 10]
 
 
 def test_plain_transitions_are_written_without_their_null_tail_and_keep_every_value(

@@ -686,9 +686,10 @@ def test_a_worker_on_another_host_shows_live_through_the_postgresql_history(
     """A real ``smc run`` worker and a real ``smc ui``, both on a fresh PostgreSQL schema.
     The worker's monitor socket is in a directory the server never looks in (as on another
     host: ``SMC_SOCKET_DIR`` differs), so what the stream shows can only come from the
-    history in the database. A job added from the CLI shows as the worker's claim, each of
-    its transitions, in order, and its completion, each a history row (its ``id``), within
-    seconds of the worker recording it; the server says its feed is the history."""
+    history in the database. A job added from the CLI shows as the worker's claim, its
+    transitions (those no later one read with them supersedes), in order, and its completion,
+    each a history row (its ``id``), within seconds of the worker recording it; the server
+    says its feed is the history."""
     # Short socket directories (a socket's path must fit in 108 bytes).
     hosts = Path(tempfile.mkdtemp(prefix="smc-ui-"))
     with postgres_schema_url() as url, runner_in(tmp_path) as runner:
@@ -729,15 +730,21 @@ def test_a_worker_on_another_host_shows_live_through_the_postgresql_history(
             lambda: f"the job's story never reached the stream: {story()}",
         )
         shown = story()
-        assert [
+        told = [
             (r["kind"], r["from"], r["event"], r["to"]) for r in shown if r["kind"] != "event_sent"
-        ] == [
+        ]
+        whole = [
             ("job_claimed", None, "check", None),
             ("transition", "waiting", "new_job", "checking"),
             ("transition", "checking", "job_done", "done"),
             ("job_completed", None, "check", None),
             ("transition", "done", "job_completed", "waiting"),
         ]
+        # In order, the claim, the completion and the last move at least: a transition that
+        # a later one of the same machine read at the same time supersedes is not sent
+        # (superseded_dropped).
+        assert told == [step for step in whole if step in told]
+        assert {whole[0], whole[3], whole[4]} <= set(told)
         ids = [r["id"] for r in shown]
         assert ids == sorted(ids) and len(set(ids)) == len(ids)  # history rows, in order
         arrival = {id(record): arrived for arrived, record in records}
@@ -911,12 +918,18 @@ def test_the_history_feed_passes_on_a_busy_machines_last_move_and_keeps_its_stat
             store.flush_history()  # one commit: one read
         rows = 1 + 200 + 1
         deadline = time.monotonic() + 10
-        while feed.received < rows and time.monotonic() < deadline:
+        records: list[dict[str, Any]] = []
+        while time.monotonic() < deadline and not any(
+            r.get("ts") == pytest.approx(now + 199) for r in records
+        ):
             await asyncio.sleep(0.05)
-        await asyncio.sleep(0.3)
-        records = [json.loads(m) for m in subscriber.drain(1000)]
+            records += [json.loads(m) for m in subscriber.drain(1000)]
+        await asyncio.sleep(0.3)  # nothing more comes
+        records += [json.loads(m) for m in subscriber.drain(1000)]
         feed.stop()
-        assert feed.received == rows
+        # PostgreSQL's rows are read each one (ids commit out of order there), SQLite's sifted
+        # by the database (Store.latest_history_lines): either way fewer reach the browsers.
+        assert feed.received == (rows if "postgres" in store_url else 3)
         assert feed.sent == len(records) < rows
         assert [r["kind"] for r in records if r["kind"] != "transition"] == [
             "machine_started",

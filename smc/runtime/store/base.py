@@ -378,6 +378,17 @@ class Store(WorkflowStore, Protocol):
         ``history_record`` for each row."""
         ...
 
+    def latest_history_lines(
+        self, after_id: int, limit: int = 1000
+    ) -> tuple[int, list[HistoryLine]] | None:
+        """:meth:`history_lines` of the ids after ``after_id`` up to the newest committed (at
+        most ``limit`` ids on), with only each machine's last row of each of
+        ``LATEST_ONLY_KINDS`` (its last move into another state and within one, its last
+        claim and completion), and the last id read: what a feed that shows where machines
+        are needs, the database sifting it. None where the database cannot say that every id
+        below the newest is committed (PostgreSQL: a sequence's ids commit out of order)."""
+        ...
+
     def last_history_id(self) -> int:
         """The id of the newest history row (0: none yet): where a follower from now on
         starts."""

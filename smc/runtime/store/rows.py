@@ -441,6 +441,11 @@ class HistoryRow:
 ERROR_EXCERPT_KINDS = ("error", "job_failed", "job_retried", "transition")
 
 
+#: Kinds of which a live feed needs only each machine's last of one read
+#: (``Store.latest_history_lines``): where a machine is, and which job it holds.
+LATEST_ONLY_KINDS = ("transition", "job_claimed", "job_completed")
+
+
 class HistoryLine(NamedTuple):
     """A history row as a live feed reads it (``Store.history_lines``): what a follower keeps
     of each machine, and ``record``, the row's monitor record (``history_record``) as JSON
@@ -568,6 +573,7 @@ __all__ = [
     "HISTORY_KINDS",
     "JOB_FIELDS",
     "JOB_STATUSES",
+    "LATEST_ONLY_KINDS",
     "MACHINE_STATUSES",
     "EventRow",
     "HistoryEntry",

@@ -301,6 +301,18 @@ class SqlStore(WorkflowTables):
         )
         return [HistoryLine._make(row) for row in rows]
 
+    def latest_history_lines(
+        self, after_id: int, limit: int = 1000
+    ) -> tuple[int, list[HistoryLine]] | None:
+        if not self._sql.dialect.history_ids_commit_in_order:
+            return None
+        upto = min(self.last_history_id(), after_id + limit)
+        if upto <= after_id:
+            return after_id, []
+        params = {"after_id": after_id, "upto": upto}
+        rows = self._fetchall("read", self._sql.latest_history_lines, params)
+        return upto, [HistoryLine._make(row) for row in rows]
+
     def _first_id_since(self, earliest: float) -> int | None:
         """The first history id whose row is from ``earliest`` on (None: none is), by a binary
         search over the ids: ids grow with time, give or take the clocks of the processes

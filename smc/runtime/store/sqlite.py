@@ -246,6 +246,8 @@ class SqliteDialect(Dialect):
     unlimited = -1
     # SQLite's default limit on variables in one statement is 32766 (999 before 3.32).
     max_list_length = 500
+    # One writer at a time, and a rowid is the largest one plus one.
+    history_ids_commit_in_order = True
 
     def json_float(self, column: str) -> str:
         # SQLite's JSON writes a float with 15 significant digits (a time to 10 us): 17 read

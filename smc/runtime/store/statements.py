@@ -27,6 +27,7 @@ from smc.runtime.store.rows import (
     EXCERPT_LIMIT,
     HISTORY_FIELDS,
     JOB_FIELDS,
+    LATEST_ONLY_KINDS,
     LEAN_HISTORY_WIDTH,
 )
 
@@ -90,6 +91,11 @@ class Dialect(abc.ABC):
     #: writers). True: the insert skips the held key (``ON CONFLICT … DO NOTHING``, returning
     #: no row) and the holder is looked up after it.
     insert_skips_held_dedupe_key: bool = False
+
+    #: Whether history ids commit in the order they are handed out (one writer at a time:
+    #: SQLite), so that once the newest id is committed every older one is too, or never will
+    #: be (``Store.latest_history_lines``).
+    history_ids_commit_in_order: bool = False
 
     #: Whether a write's history rows ride in its own statement (:meth:`recording`), rather
     #: than in a transaction around it: where a transaction costs round trips (PostgreSQL).
@@ -369,7 +375,18 @@ class SqlStatements:
             f"VALUES ({', '.join(marker for _ in range(LEAN_HISTORY_WIDTH))})"
         )
         self.history_columns_text = ", ".join(HISTORY_FIELDS)
-        self.history_lines = self._history_lines()
+        self.history_lines = self._history_lines("id > :after_id ORDER BY id LIMIT :limit")
+        # The same over the ids (:after_id, :upto], with only the last row of each machine of
+        # each of LATEST_ONLY_KINDS (a transition within a state apart from one that moves:
+        # the time in a state starts at the last move into it); a workflow task's moves
+        # (``source``) all pass.
+        latest = ", ".join(f"'{kind}'" for kind in LATEST_ONLY_KINDS)
+        in_range = "id > :after_id AND id <= :upto"
+        self.latest_history_lines = self._history_lines(
+            f"{in_range} AND (kind NOT IN ({latest}) OR source IS NOT NULL OR id IN "
+            f"(SELECT max(id) FROM history WHERE {in_range} AND kind IN ({latest}) "
+            "AND source IS NULL GROUP BY machine, kind, from_state = to_state)) ORDER BY id"
+        )
         # Pruning: jobs and events by their age on the clock that stamped them (PostgreSQL:
         # the server's); history by its id (ids grow with time, so the first young row bounds the
         # old ones: no index on ts to keep up on every insert), always keeping the newest row
@@ -470,8 +487,8 @@ class SqlStatements:
             )
         return statement
 
-    def _history_lines(self) -> str:
-        """The rows after ``:after_id`` as ``HistoryLine``\\ s: what a follower keeps of a
+    def _history_lines(self, where: str) -> str:
+        """The rows ``where`` says as ``HistoryLine``\\ s: what a follower keeps of a
         machine, and the row's monitor record made by the database as JSON text, with the
         keys and values of ``smc.runtime.history.history_record`` (a test holds the two
         equal for every kind on both backends)."""
@@ -498,7 +515,7 @@ class SqlStatements:
             "configuration, "
             f"CASE WHEN configuration IS NULL THEN {d.json_object(pairs)} "
             f"ELSE {d.json_object(charted)} END "
-            "FROM history WHERE id > :after_id ORDER BY id LIMIT :limit"
+            f"FROM history WHERE {where}"
         )
 
     def recording(self, statement: str, derived: str | None, wake: bool = False) -> str:
