@@ -236,7 +236,13 @@ def job_throughput(
                 "processing", limit=1
             )
 
-        wait_until(finished, 60 + jobs / 20, f"{jobs} jobs")
+        try:
+            wait_until(finished, 60 + jobs / 20, f"{jobs} jobs")
+        except RuntimeError:
+            stuck = store.list_jobs("pending", limit=3) + store.list_jobs("processing", limit=3)
+            machines = [(m.name, m.state, m.status) for m in store.list_machines()]
+            print(f"jobs not finished: {stuck}\nmachines: {machines}", file=sys.stderr)
+            raise
         watched_share = (sum(cpu_seconds(pid) for pid in watched) - watched_before) / (
             time.monotonic() - released
         )
@@ -548,6 +554,11 @@ def main() -> None:
             elapsed = time.monotonic() - started
             ui_cpu = cpu_seconds(ui.pid) - ui_cpu_before
             load_after = os.getloadavg()
+    except BaseException:
+        # Keep what tells why (the processes' log, the database) for a run that failed.
+        args.keep = True
+        print(f"the run failed: its directory is kept, {directory}", file=sys.stderr)
+        raise
     finally:
         log.close()
         if not args.keep:
