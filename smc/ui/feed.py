@@ -4,9 +4,11 @@ One thread follows the machines for the whole server, however many browsers are 
 one of two sources (:attr:`LiveFeed.source`):
 
 - ``history`` (the default wherever the store keeps the durable history, ``docs/history.md``):
-  the thread follows the store's ``history`` table by id (``follow_history``). On PostgreSQL
-  the server's NOTIFY on history inserts wakes it, so machines on every host show per
-  transition; on SQLite it polls every :data:`HISTORY_POLL_SECONDS`. The machines write
+  the thread follows the store's ``history`` table by id (``follow_history_lines``: each
+  row's record as JSON the database made; on SQLite only the rows no later one of the same
+  machine supersedes, sifted by the database). On PostgreSQL the server's NOTIFY on history
+  inserts wakes it, so machines on every host show per transition; on SQLite it polls every
+  :data:`HISTORY_POLL_SECONDS`. The machines write
   nothing for the web monitor (the rows are written whether or not anyone looks), which is
   why this is the default: a reader on a machine's monitor socket costs that machine a JSON
   encoding and a send per record (docs/monitor.md, "Scale").
@@ -15,7 +17,8 @@ one of two sources (:attr:`LiveFeed.source`):
   sockets``).
 
 The thread hands what it reads to the server's event loop in batches; there each record is
-encoded to JSON once and put on every subscriber's queue.
+applied to the feed's view of the machines, and those a later record of the same machine in
+the batch does not supersede (``superseded_dropped``) are put on every subscriber's queue.
 
 A subscriber's queue is bounded (:data:`DEFAULT_QUEUE_SIZE` messages). When a browser reads
 too slowly (or not at all) and its queue is full, the queue is emptied and one ``ui_resync``
