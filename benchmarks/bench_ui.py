@@ -98,6 +98,9 @@ transitions:
   - {from: processing, to: finishing, event: job_done}
   - {from: processing, to: waiting, event: error}
   - {from: finishing, to: waiting, event: job_completed}
+  # A completion that fails (the job no longer this worker's) goes back to work instead of
+  # waiting for ever (SMC027); the batch then waits for the job's lease, and says so.
+  - {from: finishing, to: waiting, event: error}
 actions:
   waiting:
     - type: check_database_queue
