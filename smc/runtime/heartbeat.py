@@ -8,8 +8,11 @@ With a history retention, every :data:`PRUNE_INTERVAL` (the first time
 :data:`FIRST_PRUNE_DELAY` after the start) it prunes the history, finished jobs and delivered
 events older than the retention (``docs/history.md``, "Retention").
 
-A thread, on its own connection: a long action on the event loop must not let a live
-machine's job expire, and the loop's commits must not wait for a checkpoint's ``fsync``.
+A thread: a long action on the event loop must not let a live machine's job expire. On
+SQLite it has a connection of its own (the loop's commits must not wait for a checkpoint's
+``fsync``); on PostgreSQL it shares the loop's (``open_background_store``: a server's
+connections are few). The prune, a long delete once an hour, runs on a connection opened for
+it, so that it never holds up the loop's statements.
 """
 
 from __future__ import annotations
@@ -21,7 +24,13 @@ from collections.abc import Callable, Iterable
 from smc.runtime.clock import SYSTEM_CLOCK, Clock
 from smc.runtime.faults import LogLimiter
 from smc.runtime.ledger import Claim
-from smc.runtime.store import EventRow, Store, StoreError, open_store
+from smc.runtime.store import (
+    EventRow,
+    Store,
+    StoreError,
+    open_background_store,
+    open_store,
+)
 
 #: The registry heartbeat never waits longer than this (machines are reported dead after 60 s).
 MAX_HEARTBEAT_INTERVAL = 10.0
@@ -79,8 +88,8 @@ class Heartbeat:
         self._logger = logger
         self._clock = clock
         self.interval = heartbeat_interval(lease_seconds)
-        #: The heartbeat's own connection, opened by the first round (and again after a
-        #: failure to open it).
+        #: The heartbeat's store (``open_background_store``), opened by the first round (and
+        #: again after a failure to open it).
         self.store: Store | None = None
         self._next_beat = clock.monotonic() + self.interval
         self._database_replaced = False
@@ -120,7 +129,7 @@ class Heartbeat:
         what = "checkpoint"
         try:
             if self.store is None:
-                self.store = open_store(self._database)
+                self.store = open_background_store(self._main_store, self._database)
             store = self.store
             if self._clock.monotonic() >= self._next_beat:
                 what = "heartbeat"
@@ -132,7 +141,8 @@ class Heartbeat:
             if self._history_retention is not None and self._clock.monotonic() >= self._next_prune:
                 what = "prune the history"
                 self._next_prune = self._clock.monotonic() + PRUNE_INTERVAL
-                self.prune(store, self._history_retention)
+                with open_store(self._database) as pruning:
+                    self.prune(pruning, self._history_retention)
         except Exception as error:  # this thread must outlive any fault: leases ride on it
             if self._error_log.due():
                 text = str(error) if isinstance(error, StoreError) else repr(error)

@@ -19,23 +19,31 @@ from smc.runtime.store import JOBS_CHANNEL, LoopWaker, Store, StoreError, Waker
 class Wakeups:
     """``wake``: set by every wake-up (cleared by the sleeper before it looks); ``jobs_rung``:
     the jobs channel rang since the sleeper last took it; ``events_rung``: the machine's
-    event channel rang since the sleeper last looked in its inbox (see :meth:`events_due`)."""
+    event channel rang since the sleeper last looked in its inbox (see :meth:`events_due`).
+
+    Both channels are read through one waker (on PostgreSQL, one ``LISTEN`` connection): the
+    jobs channel is added to the events waker when an action first asks for it."""
 
     def __init__(self, logger: logging.Logger) -> None:
         self._logger = logger
         self.wake = asyncio.Event()
         self.jobs_rung = False
         self.events_rung = True  # nothing has looked yet
-        self._events: LoopWaker | None = None
-        self._jobs: LoopWaker | None = None
+        self._waker: LoopWaker | None = None
+        self._events_channel: str | None = None
+        self._jobs = False
         self._last_look = float("-inf")
 
     def listen_events(self, loop: asyncio.AbstractEventLoop, waker: Waker) -> None:
         """Wake on ``waker`` (the machine's event channel, opened by the caller)."""
-        self._events = LoopWaker(loop, waker, self._events_bell)
+        self._events_channel = waker.channels[0]
+        self._waker = LoopWaker(loop, waker, self._rang)
 
-    def _events_bell(self) -> None:
-        self.events_rung = True
+    def _rang(self, channels: frozenset[str]) -> None:
+        if JOBS_CHANNEL in channels:
+            self.jobs_rung = True
+        if self._events_channel in channels:
+            self.events_rung = True
         self.wake.set()
 
     def events_due(self, now: float, every: float) -> bool:
@@ -46,8 +54,14 @@ class Wakeups:
         which nothing rings for). Otherwise no: a machine that a timer wakes dozens of times
         a second does not read the store each time for events nobody sent (a read was a
         sixth of what a timer's transition cost)."""
-        events = self._events
-        if self.events_rung or events is None or not events.armed or now - self._last_look >= every:
+        waker = self._waker
+        if (
+            self.events_rung
+            or self._events_channel is None
+            or waker is None
+            or not waker.armed
+            or now - self._last_look >= every
+        ):
             self.events_rung = False
             self._last_look = now
             return True
@@ -55,30 +69,37 @@ class Wakeups:
 
     def listen_jobs(self, loop: asyncio.AbstractEventLoop, store: Store) -> None:
         """Wake on the jobs channel from now on (once; without it, the waits poll)."""
-        if self._jobs is not None:
+        if self._jobs:
             return
         try:
-            waker = store.open_waker([JOBS_CHANNEL])
+            if self._waker is None:
+                self._waker = LoopWaker(loop, store.open_waker([JOBS_CHANNEL]), self._rang)
+            else:
+                self._waker.add_channel(JOBS_CHANNEL)
         except StoreError as error:
             self._logger.warning("no wake-ups for new jobs (polling instead): %s", error)
             return
-        self._jobs = LoopWaker(loop, waker, self._jobs_bell)
-
-    def _jobs_bell(self) -> None:
-        self.jobs_rung = True
-        self.wake.set()
+        self._jobs = True
 
     def rearm(self) -> None:
         """Listen again on a waker whose connection was lost (see ``LoopWaker``); called
         from the polling loops, so a failed attempt is retried a second later."""
-        for loop_waker, what in ((self._events, "events"), (self._jobs, "new jobs")):
-            if loop_waker is None or loop_waker.armed:
-                continue
-            try:
-                if loop_waker.rearm():
-                    self._logger.info("wake-ups for %s restored", what)
-            except StoreError as error:
-                self._logger.warning("no wake-ups for %s yet (polling): %s", what, error)
+        waker = self._waker
+        if waker is None or waker.armed:
+            return
+        what = " and ".join(
+            name
+            for name, listened in (
+                ("events", self._events_channel is not None),
+                ("new jobs", self._jobs),
+            )
+            if listened
+        )
+        try:
+            if waker.rearm():
+                self._logger.info("wake-ups for %s restored", what)
+        except StoreError as error:
+            self._logger.warning("no wake-ups for %s yet (polling): %s", what, error)
 
     async def sleep(self, timeout: float) -> bool:
         """Wait for a wake-up up to ``timeout`` seconds; True when one came. (``asyncio.timeout``
@@ -92,18 +113,16 @@ class Wakeups:
         return True
 
     def close(self, *, forced: bool = False) -> None:
-        """Close the wakers' sockets. ``forced`` (a second Ctrl-C, in a signal handler):
+        """Close the waker's socket. ``forced`` (a second Ctrl-C, in a signal handler):
         ignore every error, keep nothing else consistent — the process exits next."""
+        waker, self._waker = self._waker, None
+        if waker is None:
+            return
         if forced:
             with contextlib.suppress(Exception):
-                for loop_waker in (self._events, self._jobs):
-                    if loop_waker is not None:
-                        loop_waker.close()
+                waker.close()
             return
-        for loop_waker in (self._events, self._jobs):
-            if loop_waker is not None:
-                loop_waker.close()
-        self._events = self._jobs = None
+        waker.close()
 
 
 __all__ = ["Wakeups"]

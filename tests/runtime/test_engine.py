@@ -289,6 +289,70 @@ transitions:
         assert state() == "done"
 
 
+@pytest.mark.postgres
+def test_a_worker_listens_for_its_events_and_new_jobs_on_one_postgres_connection(
+    runner: Runner,
+) -> None:
+    """A server's connections are few (100 by default): a worker's events and the jobs
+    channel share one LISTEN connection, and both are heard again after it drops."""
+    import psycopg
+
+    from smc.runtime.store import JOBS_CHANNEL, machine_channel, open_store
+    from smc.runtime.store.waker import postgres_channel_name
+    from tests.support.backends import PG_URL, postgres_schema_url
+
+    (runner.cwd / "w.yaml").write_text("""
+initial_state: waiting
+metadata: {machine_name: both}
+transitions:
+  - {from: waiting, to: working, event: new_job}
+  - {from: waiting, to: waiting, event: no_jobs}
+  - {from: working, to: waiting, event: job_done}
+  - {from: waiting, to: done, event: finish}
+actions:
+  waiting:
+    - {type: check_database_queue, job_type: task}
+  working:
+    - {type: complete_job, success: job_done}
+""")
+    with postgres_schema_url() as url:
+        runner.env["SMC_DB"] = url
+        schema = url.rsplit("schema=", 1)[1]
+        events = postgres_channel_name(schema, machine_channel("both"))
+        jobs = postgres_channel_name(schema, JOBS_CHANNEL)
+
+        def last_query_is(channel: str) -> set[int]:
+            with psycopg.connect(PG_URL, autocommit=True) as connection:
+                rows = connection.execute(
+                    "SELECT pid FROM pg_stat_activity WHERE query = %s", (f'LISTEN "{channel}"',)
+                ).fetchall()
+            return {pid for (pid,) in rows}
+
+        def completed() -> int:
+            with open_store(url) as store:
+                return store.queue_counts()["completed"]
+
+        proc = runner.start("run", "w.yaml")
+        # One connection ran LISTEN for the events, then for the jobs: its last statement.
+        first = wait_until(lambda: last_query_is(jobs), 20, lambda: proc.output())
+        assert len(first) == 1
+        assert last_query_is(events) == set()
+        with psycopg.connect(PG_URL, autocommit=True) as connection:
+            connection.execute("SELECT pg_terminate_backend(%s)", (next(iter(first)),))
+        again = wait_until(lambda: last_query_is(jobs) - first, 20, lambda: proc.output())
+        assert len(again) == 1 and last_query_is(events) == set()
+        wait_until(
+            lambda: "wake-ups for events and new jobs restored" in proc.output(),
+            20,
+            lambda: proc.output(),
+        )
+        with open_store(url) as store:
+            store.add_job("task", {})
+        wait_until(lambda: completed() == 1, 10, lambda: proc.output())
+        runner.run("send", "both", "finish")
+        assert proc.wait(10) == 0, proc.output()
+
+
 def test_a_timer_driven_machine_reads_its_inbox_when_rung_and_once_a_second_otherwise(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

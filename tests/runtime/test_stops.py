@@ -205,6 +205,55 @@ def test_a_worker_paused_past_its_lease_goes_on_working(runner: Runner, store_ur
     assert "Traceback" not in paused.output()
 
 
+@pytest.mark.postgres
+def test_a_postgres_worker_holds_two_connections_and_keeps_a_long_jobs_lease(
+    runner: Runner,
+) -> None:
+    """On PostgreSQL the heartbeat renews leases on the loop's own connection (and the events
+    and jobs channels share one LISTEN connection): two connections a worker, where a server
+    allows 100 in all. A job longer than three leases is still renewed: a second worker,
+    whose reaper would take it back, never gets it."""
+    import psycopg
+
+    from tests.support.backends import PG_URL, postgres_schema_url
+
+    config = _write(runner, "worker.yaml", WORKER)
+    with postgres_schema_url() as url:
+        name = f"smc-test-{os.getpid()}-{time.monotonic_ns()}"
+        runner.env["PGAPPNAME"] = name  # libpq names every connection of the process
+        held = _start(runner, url, config, "w1", "--lease-seconds", "1")
+        del runner.env["PGAPPNAME"]
+
+        def connections() -> int:
+            with psycopg.connect(PG_URL, autocommit=True) as admin:
+                row = admin.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", (name,)
+                ).fetchone()
+            return int(row[0]) if row else 0
+
+        with _store(url) as store:
+            store.add_job("task", {"hold": 4}, job_id="long")
+        wait_until(lambda: "long" in _effects(runner), 30, held.output)
+        other = _start(runner, url, config, "w2", "--lease-seconds", "1")
+        assert connections() == 2  # its heartbeat has renewed the lease by now
+
+        def completed() -> bool:
+            with _store(url) as store:
+                job = store.get_job("long")
+            return job is not None and job.status == "completed"
+
+        wait_until(completed, 30, held.output)
+        with _store(url) as store:
+            job = store.get_job("long")
+        assert job is not None and (job.claimed_by, job.attempts) == ("w1", 1)
+        assert _effects(runner) == ["long"]
+        assert connections() == 2
+        for proc in (held, other):
+            proc.signal(signal.SIGTERM)
+            assert proc.wait(20) == 0, proc.output()
+        assert "lease" not in held.output(), held.output()
+
+
 # --- 6. signals ------------------------------------------------------------------------------
 
 

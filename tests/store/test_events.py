@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import select
 import signal
 import sqlite3
 import subprocess
@@ -19,7 +20,16 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from smc.runtime.store import JOBS_CHANNEL, Store, StoreError, machine_channel, open_store
+from smc.runtime.store import (
+    JOBS_CHANNEL,
+    LoopWaker,
+    Store,
+    StoreError,
+    Waker,
+    machine_channel,
+    open_store,
+)
+from smc.runtime.store.postgres import PostgresStore
 from tests.support.backends import PG_URL, StoreTime, postgres_schema_url
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -397,6 +407,75 @@ def test_the_waker_works_with_an_asyncio_reader(store: Store) -> None:
         return woken.is_set()
 
     assert asyncio.run(scenario())
+
+
+def _rung_within(waker: Waker, seconds: float) -> frozenset[str]:
+    """What ``waker`` drains once its descriptor turns readable (empty: it did not)."""
+    deadline = time.monotonic() + seconds
+    while (remaining := deadline - time.monotonic()) > 0:
+        readable, _, _ = select.select([waker.fileno()], [], [], remaining)
+        if readable and (rung := waker.drain()):
+            return rung
+    return frozenset()
+
+
+def test_a_waker_takes_a_channel_later_and_tells_which_one_rang(store: Store) -> None:
+    # A machine listens for its events first and for new jobs once an action asks: on one
+    # waker (one LISTEN connection on PostgreSQL), so the waker must say which channel rang.
+    events = machine_channel("mixed")
+    with store.open_waker([events]) as waker:
+        store.add_job("task", {})
+        assert _rung_within(waker, 0.3) == frozenset()
+        waker.add_channel(JOBS_CHANNEL)
+        waker.add_channel(JOBS_CHANNEL)  # a second time: nothing changes
+        assert waker.channels == (events, JOBS_CHANNEL)
+        store.add_job("task", {})
+        assert _rung_within(waker, 20.0) == {JOBS_CHANNEL}
+        store.send_event("mixed", "hello")
+        assert _rung_within(waker, 20.0) == {events}
+        store.send_event("someone-else", "hello")
+        assert _rung_within(waker, 0.3) == frozenset()
+        store.add_job("task", {})
+        store.send_event("mixed", "again")
+        rung: set[str] = set()
+        deadline = time.monotonic() + 20.0
+        while rung != {events, JOBS_CHANNEL} and time.monotonic() < deadline:
+            rung |= _rung_within(waker, deadline - time.monotonic())
+        assert rung == {events, JOBS_CHANNEL}
+
+
+def test_a_loop_waker_hands_on_the_channels_that_rang(store: Store) -> None:
+    events = machine_channel("looped")
+
+    async def scenario() -> tuple[list[frozenset[str]], list[frozenset[str]]]:
+        loop = asyncio.get_running_loop()
+        heard: list[frozenset[str]] = []
+        bell = asyncio.Event()
+
+        def on_ring(channels: frozenset[str]) -> None:
+            heard.append(channels)
+            bell.set()
+
+        loop_waker = LoopWaker(loop, store.open_waker([events]), on_ring)
+        try:
+            await asyncio.to_thread(store.send_event, "looped", "go")
+            await asyncio.wait_for(bell.wait(), timeout=20.0)
+            bell.clear()
+            loop_waker.add_channel(JOBS_CHANNEL)
+            on_adding = heard[1:]
+            bell.clear()
+            await asyncio.to_thread(store.add_job, "task", {})
+            await asyncio.wait_for(bell.wait(), timeout=20.0)
+        finally:
+            loop_waker.close()
+        return heard, on_adding
+
+    heard, on_adding = asyncio.run(scenario())
+    assert heard[0] == {events}
+    assert heard[-1] == {JOBS_CHANNEL}
+    # PostgreSQL: rings that came while LISTEN ran went to psycopg, so the events channel
+    # is rung as if they had come; SQLite's sockets lose none.
+    assert on_adding == ([frozenset({events})] if isinstance(store, PostgresStore) else [])
 
 
 def test_sqlite_doorbell_removes_sockets_of_dead_waiters(tmp_path: Path) -> None:

@@ -44,7 +44,7 @@ from smc.runtime.store.rows import (
     history_entry,
     process_alive,
 )
-from smc.runtime.store.sql import new_trace_id
+from smc.runtime.store.sql import SqlStore, new_trace_id
 from smc.runtime.store.sqlite import INLINE_CHECKPOINT_PAGES, SqliteStore
 from smc.runtime.store.waker import (
     HISTORY_CHANNEL,
@@ -150,6 +150,18 @@ def open_worker_store(url_or_path: str | os.PathLike[str] | None = None) -> Stor
     return open_store(target, wal_autocheckpoint=INLINE_CHECKPOINT_PAGES)
 
 
+def open_background_store(main: Store, url_or_path: str | os.PathLike[str] | None = None) -> Store:
+    """The store of a worker's background thread (its heartbeat), beside ``main``, the one
+    its event loop uses. SQLite: a connection of its own, so that a checkpoint's ``fsync``
+    never holds up the loop's commits. PostgreSQL: ``main``'s connection, shared
+    (:meth:`SqlStore.sharing_connection`): a server allows few connections (100 by default)
+    and the thread's statements are a few short updates a second."""
+    target = resolve_database(url_or_path)
+    if is_postgres_url(target) and isinstance(main, SqlStore):
+        return main.sharing_connection()
+    return open_store(target)
+
+
 __all__ = [
     "DEFAULT_DATABASE",
     "DEFAULT_LEASE_SECONDS",
@@ -187,6 +199,7 @@ __all__ = [
     "is_postgres_url",
     "machine_channel",
     "new_trace_id",
+    "open_background_store",
     "open_store",
     "open_worker_store",
     "process_alive",

@@ -14,6 +14,7 @@ everything but their statements.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
@@ -137,6 +138,21 @@ class SqlStore(WorkflowTables):
         self._last_reap = float("-inf")
         #: The process that last reaped: a forked child reaps at its first claim.
         self._reaper_pid = os.getpid()
+        #: Whether :meth:`close` closes the connection (not for :meth:`sharing_connection`).
+        self._owns_backend = True
+
+    def sharing_connection(self) -> SqlStore:
+        """Another store on this one's connection (and its lock: statements take turns), for
+        another thread of the process: its own staged history, trace and reaper clock, and a
+        :meth:`close` that leaves the connection open. Only for a backend whose connection
+        may be used from several threads (PostgreSQL's; see ``open_background_store``)."""
+        other = copy.copy(self)
+        other.trace_id = None
+        other._staged = []
+        other._history_lock = threading.Lock()
+        other._last_reap = float("-inf")
+        other._owns_backend = False
+        return other
 
     # --- lifecycle ---
 
@@ -149,7 +165,8 @@ class SqlStore(WorkflowTables):
         return self.backend.socket_dir
 
     def close(self) -> None:
-        self.backend.close()
+        if self._owns_backend:
+            self.backend.close()
 
     def checkpoint(self) -> None:
         self.backend.checkpoint()

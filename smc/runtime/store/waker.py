@@ -77,8 +77,15 @@ class Waker(abc.ABC):
         """A descriptor that becomes readable when rung (for ``loop.add_reader``)."""
 
     @abc.abstractmethod
-    def drain(self) -> None:
-        """Consume pending pokes without blocking; call it when ``fileno()`` is readable."""
+    def drain(self) -> frozenset[str]:
+        """Consume pending pokes without blocking; call it when ``fileno()`` is readable.
+        Returns the channels that rang (empty: none did)."""
+
+    @abc.abstractmethod
+    def add_channel(self, channel: str) -> bool:
+        """Listen on ``channel`` too (nothing when it is listened to already); ``fileno()`` may
+        change. True when rings of the channels listened to before may have been lost while
+        adding it: the caller should look as if they had rung. Raises ``StoreError``."""
 
     @abc.abstractmethod
     def wait(self, timeout: float) -> bool:
@@ -101,7 +108,7 @@ class Waker(abc.ABC):
 
 
 class LoopWaker:
-    """A waker read by an asyncio event loop: ``on_ring`` runs whenever it rings.
+    """A waker read by an asyncio event loop: ``on_ring`` runs with the channels that rang.
 
     When the waker loses its connection (a PostgreSQL restart, an idle connection cut by a
     firewall), its descriptor is taken off the loop, ``on_ring`` runs once (a poke may have
@@ -114,7 +121,7 @@ class LoopWaker:
         self,
         loop: Any,
         waker: Waker,
-        on_ring: Callable[[], None],
+        on_ring: Callable[[frozenset[str]], None],
         retry_seconds: float = 1.0,
     ) -> None:
         self.waker = waker
@@ -142,10 +149,26 @@ class LoopWaker:
             self._fd = None
 
     def _rung(self) -> None:
-        self.waker.drain()
+        rung = self.waker.drain()
         if self.waker.broken:
             self._unlisten()
-        self._on_ring()
+            rung = frozenset(self.waker.channels)
+        if rung:
+            self._on_ring(rung)
+
+    def add_channel(self, channel: str) -> None:
+        """Listen on ``channel`` too, on the same descriptor or connection (see
+        :meth:`Waker.add_channel`); rings the channels listened to before if their rings may
+        have been lost meanwhile. Raises ``StoreError``."""
+        before = frozenset(self.waker.channels)
+        if channel in before:
+            return
+        missed = self.waker.add_channel(channel)
+        if self._fd is not None and self.waker.fileno() != self._fd:
+            self._unlisten()
+            self._listen()
+        if missed:
+            self._on_ring(before)
 
     def rearm(self) -> bool:
         """Listen again if the connection was lost and the retry interval has passed; True
@@ -215,25 +238,53 @@ class DoorbellWaker(Waker):
         self._epoll: select.epoll | None = None
         try:
             for channel in self.channels:
-                path = socket_dir / (
-                    f"{channel_token(channel)}@{os.getpid()}-{next(_socket_counter)}.sock"
-                )
-                _check_path_length(path)
-                sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-                self._sockets.append(sock)
-                with contextlib.suppress(FileNotFoundError):
-                    path.unlink()  # a leftover from a dead process that reused our pid
-                sock.bind(str(path))
-                self._paths.append(path)
-                sock.setblocking(False)
+                self._bind(channel)
             if len(self._sockets) > 1:
-                # One descriptor for add_reader: epoll is itself pollable.
-                self._epoll = select.epoll()
-                for sock in self._sockets:
-                    self._epoll.register(sock.fileno(), select.EPOLLIN)
+                self._join()
         except BaseException:
             self.close()
             raise
+
+    def _bind(self, channel: str) -> socket.socket:
+        path = self.socket_dir / (
+            f"{channel_token(channel)}@{os.getpid()}-{next(_socket_counter)}.sock"
+        )
+        _check_path_length(path)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        try:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()  # a leftover from a dead process that reused our pid
+            sock.bind(str(path))
+        except BaseException:
+            sock.close()
+            raise
+        sock.setblocking(False)
+        self._sockets.append(sock)
+        self._paths.append(path)
+        return sock
+
+    def _join(self) -> None:
+        """One descriptor for ``add_reader``: an epoll set (itself pollable) of every socket."""
+        if self._epoll is None:
+            self._epoll = select.epoll()
+            for sock in self._sockets:
+                self._epoll.register(sock.fileno(), select.EPOLLIN)
+
+    def add_channel(self, channel: str) -> bool:
+        """Bind one more socket (the descriptor becomes an epoll set). No ring can be lost:
+        the sockets already bound stay bound."""
+        if channel in self.channels:
+            return False
+        try:
+            sock = self._bind(channel)
+        except OSError as error:
+            raise StoreError(f"cannot listen on {channel!r}: {error}") from None
+        self.channels += (channel,)
+        if self._epoll is None:
+            self._join()
+        else:
+            self._epoll.register(sock.fileno(), select.EPOLLIN)
+        return False
 
     def reopen(self) -> None:
         """A bound socket on the local file system has no connection to lose."""
@@ -243,28 +294,24 @@ class DoorbellWaker(Waker):
             return self._epoll.fileno()
         return self._sockets[0].fileno()
 
-    def drain(self) -> None:
-        self._drain()
-
-    def _drain(self) -> int:
-        received = 0
-        for sock in self._sockets:
+    def drain(self) -> frozenset[str]:
+        rung: set[str] = set()
+        # Not strict: a closed waker keeps its channels and has no sockets.
+        for channel, sock in zip(self.channels, self._sockets, strict=False):
             while True:
                 try:
                     sock.recv(64)
-                except (BlockingIOError, InterruptedError):
+                except OSError:  # BlockingIOError: drained; anything else: nothing to read
                     break
-                except OSError:
-                    break
-                received += 1
-        return received
+                rung.add(channel)
+        return frozenset(rung)
 
     def wait(self, timeout: float) -> bool:
         deadline = time.monotonic() + max(timeout, 0.0)
         while True:
             remaining = max(deadline - time.monotonic(), 0.0)
             readable, _, _ = select.select([self.fileno()], [], [], remaining)
-            if readable and self._drain() > 0:
+            if readable and self.drain():
                 return True
             if remaining <= 0.0:
                 return False
@@ -347,9 +394,11 @@ class PostgresWaker(Waker):
     """``LISTEN`` on a dedicated autocommit connection.
 
     psycopg's ``Connection.notifies()`` generator holds the connection lock while it waits, so
-    any query on that connection from inside the loop deadlocks. This waker never runs a query
-    after ``LISTEN`` and reads notifications straight from libpq (``consume_input`` +
-    ``notifies``), which neither blocks nor takes the lock. If the connection breaks, ``wait``
+    any query on that connection from inside the loop deadlocks. This waker runs no query but
+    ``LISTEN`` (from the thread that reads it: :meth:`add_channel`) and reads notifications
+    straight from libpq (``consume_input`` + ``notifies``), which neither blocks nor takes the
+    lock. One connection serves every channel of a process's machine (its events and the jobs
+    channel): a server's connections are few (100 by default). If the connection breaks, ``wait``
     reconnects; an event loop that reads ``fileno()`` sees ``broken`` after ``drain()`` and
     calls ``reopen()`` itself, then reads the new ``fileno()`` (the engine's ``LoopWaker``).
     """
@@ -359,7 +408,9 @@ class PostgresWaker(Waker):
             raise ValueError("a waker needs at least one channel")
         self.channels = tuple(channels)
         self._url = url
-        self._names = [postgres_channel_name(schema, channel) for channel in self.channels]
+        self._schema = schema
+        #: The channel of each ``LISTEN`` name (a notification carries the name).
+        self._names = {postgres_channel_name(schema, channel): channel for channel in channels}
         self._connection: Any = None
         self._connect()
 
@@ -380,31 +431,48 @@ class PostgresWaker(Waker):
         self._close_connection()
         self._connect()
 
+    def add_channel(self, channel: str) -> bool:
+        """``LISTEN`` on the open connection (a broken one listens on every channel when
+        reopened). True: psycopg hands the notifications that arrive while a statement runs
+        to its own handlers, not to :meth:`drain`, so rings may have been lost."""
+        import psycopg
+        from psycopg import sql
+
+        if channel in self.channels:
+            return False
+        name = postgres_channel_name(self._schema, channel)
+        self._names[name] = channel
+        self.channels += (channel,)
+        if self.broken or self._connection is None:
+            return True
+        try:
+            self._connection.execute(sql.SQL("LISTEN {}").format(sql.Identifier(name)))
+        except psycopg.Error:
+            self.broken = True  # the next reopen() listens on it with the rest
+        return True
+
     def fileno(self) -> int:
         fd: int = self._connection.pgconn.socket
         return fd
 
-    def drain(self) -> None:
-        self._drain()
-
-    def _drain(self) -> int:
+    def drain(self) -> frozenset[str]:
         from psycopg import pq
 
-        received = 0
+        rung: set[str] = set()
         try:
-            from psycopg import pq
-
             pgconn = self._connection.pgconn
             pgconn.consume_input()
-            while pgconn.notifies() is not None:
-                received += 1
+            while (notification := pgconn.notifies()) is not None:
+                channel = self._names.get(notification.relname.decode())
+                if channel is not None:
+                    rung.add(channel)
             if pgconn.status != pq.ConnStatus.OK:  # closed without an error being raised
                 self.broken = True
         except Exception:
             # A lost connection is not an error for a hint: callers keep polling, and the next
             # wait() reconnects.
             self.broken = True
-        return received
+        return frozenset(rung)
 
     def wait(self, timeout: float) -> bool:
         deadline = time.monotonic() + max(timeout, 0.0)
@@ -419,7 +487,7 @@ class PostgresWaker(Waker):
             remaining = max(deadline - time.monotonic(), 0.0)
             readable, _, _ = select.select([self.fileno()], [], [], remaining)
             if readable:
-                if self._drain() > 0:
+                if self.drain():
                     return True
                 if self.broken:
                     return True
