@@ -51,10 +51,11 @@ _log = logging.getLogger("smc.ui")
 DEFAULT_QUEUE_SIZE = 2000
 #: How often the feed reads the history for new rows when nothing wakes it (SQLite; on
 #: PostgreSQL the NOTIFY on history inserts wakes it at once, and this is only the fallback).
-#: 50 ms: a transition reaches the page at most 50 ms (25 on average) after it commits, well
-#: inside issue 15's 250 ms at p99, for one indexed read of an empty range 20 times a second
-#: (about 30 µs each on SQLite, in the server, not in any machine).
-HISTORY_POLL_SECONDS = 0.05
+#: 100 ms: a transition reaches the page at most 100 ms (50 on average) after it commits,
+#: inside issue 15's 250 ms at p99. Each read's fixed cost and each browser's share (a busy
+#: machine's last move per read) halve against 50 ms: on a slow 2-core machine the server
+#: and 5 clients took 3.6 % and 2.5 % of a core instead of 6.0 % and 4.5 % (docs/monitor.md).
+HISTORY_POLL_SECONDS = 0.1
 #: How long the feed waits before following the history again after a database error.
 HISTORY_RETRY_SECONDS = 1.0
 #: Activity records (errors, unhandled and refused events, failures) kept for a new page.
@@ -121,7 +122,7 @@ def superseded_dropped(
     step: a worker running 2,000 jobs a second makes 6,000), a job's claim or completion
     followed by the machine's next claim. The feed has applied every record itself
     (``MachineLive``), so a new page's snapshot is exact; a browser skips only steps it
-    would have drawn over within the same 50 ms. Everything else passes: starts and stops,
+    would have drawn over within the same read (100 ms). Everything else passes: starts and stops,
     errors, failures, events, the moves of a workflow's tasks (``source``: the activity log
     lists each)."""
     later: set[tuple[str, str]] = set()
