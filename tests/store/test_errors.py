@@ -6,6 +6,7 @@ was committed, and the store works again once the fault clears.
 
 from __future__ import annotations
 
+import concurrent.futures
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -157,6 +158,36 @@ def test_postgres_lost_connection_reconnects(pg_store: PostgresStore) -> None:
     assert _one_line(error).startswith(f"cannot read {pg_store.location}: ")
     _committed_jobs_survive(pg_store, 1)  # the next call reconnects
     assert pg_store.connection.info.backend_pid != backend_pid
+
+
+def test_opening_a_postgres_store_waits_for_no_writer(pg_store: PostgresStore) -> None:
+    # Opening ran the schema's DDL every time: CREATE INDEX IF NOT EXISTS takes a SHARE lock
+    # on its table before it finds the index, so an open waited for every writer, and 50
+    # machines opening while others pruned deadlocked. An open of a current schema reads.
+    from psycopg import sql
+
+    schema = pg_store.schema
+    with psycopg.connect(PG_URL) as writer:  # a transaction writing to every table
+        tables = [
+            name
+            for (name,) in writer.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = %s", (schema,)
+            ).fetchall()
+        ]
+        assert {"jobs", "history", "machine_state"} <= set(tables)
+        for table in tables:
+            writer.execute(
+                sql.SQL("LOCK TABLE {}.{} IN ROW EXCLUSIVE MODE").format(
+                    sql.Identifier(schema), sql.Identifier(table)
+                )
+            )
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            opening = pool.submit(lambda: open_store(f"{PG_URL}?schema={schema}"))
+            try:
+                opened = opening.result(timeout=10)
+            finally:
+                writer.rollback()  # lets a blocked open finish, so the pool can shut down
+            opened.close()
 
 
 def test_postgres_unreachable_server_is_one_line() -> None:

@@ -372,28 +372,8 @@ class PostgresBackend(Backend):
             raise StoreError(f"cannot connect to {self.location}: {first_line(error)}") from None
         schema = sql.Identifier(self.schema)
         try:
-            with connection.transaction():
-                # Serialise schema creation: concurrent CREATE … IF NOT EXISTS can still collide.
-                connection.execute("SELECT pg_advisory_xact_lock(hashtext('smc-store-schema'))")
-                connection.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(schema))
-                connection.execute(sql.SQL("SET LOCAL search_path TO {}").format(schema))
-                for statement in _DDL:
-                    connection.execute(statement)
-                row = connection.execute("SELECT max(version) FROM schema_version").fetchone()
-                version = None if row is None else row[0]
-                if version is None:
-                    connection.execute(
-                        "INSERT INTO schema_version (version) VALUES (%s)", (SCHEMA_VERSION,)
-                    )
-                elif version < SCHEMA_VERSION:
-                    for statement in (_UPGRADE_FROM_1 if version < 2 else ()) + _UPGRADE_FROM_2:
-                        connection.execute(statement)
-                    connection.execute("UPDATE schema_version SET version = %s", (SCHEMA_VERSION,))
-                elif version > SCHEMA_VERSION:
-                    raise StoreError(
-                        f"cannot open {self.location}: schema version {version} is newer than "
-                        f"this smc supports ({SCHEMA_VERSION})"
-                    )
+            if not self._schema_is_current(connection, schema):
+                self._create_schema(connection, schema)
             connection.execute(sql.SQL("SET search_path TO {}").format(schema))
         except psycopg.Error as error:
             connection.close()
@@ -404,6 +384,55 @@ class PostgresBackend(Backend):
         self._connection = connection
         self._pid = os.getpid()
         return connection
+
+    def _create_schema(self, connection: Any, schema: Any) -> None:
+        """Create the schema's tables, or upgrade them, in one transaction."""
+        from psycopg import sql
+
+        with connection.transaction():
+            # Serialise schema creation: concurrent CREATE … IF NOT EXISTS can still collide.
+            connection.execute("SELECT pg_advisory_xact_lock(hashtext('smc-store-schema'))")
+            connection.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(schema))
+            connection.execute(sql.SQL("SET LOCAL search_path TO {}").format(schema))
+            for statement in _DDL:
+                connection.execute(statement)
+            row = connection.execute("SELECT max(version) FROM schema_version").fetchone()
+            version = None if row is None else row[0]
+            if version is None:
+                connection.execute(
+                    "INSERT INTO schema_version (version) VALUES (%s)", (SCHEMA_VERSION,)
+                )
+            elif version < SCHEMA_VERSION:
+                for statement in (_UPGRADE_FROM_1 if version < 2 else ()) + _UPGRADE_FROM_2:
+                    connection.execute(statement)
+                connection.execute("UPDATE schema_version SET version = %s", (SCHEMA_VERSION,))
+            elif version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"cannot open {self.location}: schema version {version} is newer than "
+                    f"this smc supports ({SCHEMA_VERSION})"
+                )
+
+    @staticmethod
+    def _schema_is_current(connection: Any, schema: Any) -> bool:
+        """Whether the schema is there at this version, read without taking a lock that a
+        writer holds. The DDL below runs only when it is not: ``CREATE INDEX IF NOT EXISTS``
+        takes a SHARE lock on its table before it finds the index there, which waits for
+        every open write to that table and, taken table after table, deadlocked against
+        transactions holding one table and waiting for the next (50 machines pruning the
+        history while others opened the store: "deadlock detected")."""
+        from psycopg import sql
+
+        row = connection.execute(
+            sql.SQL("SELECT to_regclass({}) IS NOT NULL").format(
+                sql.Literal(sql.SQL("{}.schema_version").format(schema).as_string(connection))
+            )
+        ).fetchone()
+        if not (row and row[0]):
+            return False
+        version = connection.execute(
+            sql.SQL("SELECT max(version) FROM {}.schema_version").format(schema)
+        ).fetchone()
+        return version is not None and version[0] == SCHEMA_VERSION
 
     def _conn(self) -> Any:
         if self._pid != os.getpid():

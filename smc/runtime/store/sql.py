@@ -368,11 +368,12 @@ class SqlStore(WorkflowTables):
         }
 
         def prune(connection: Connection) -> dict[str, int]:
+            # The tables in the order of the schema's DDL, as in every write (see _write).
             young = connection.execute(self._sql.first_young_history, params).fetchone()
             below = int(young[0]) if young is not None else 2**62
-            history = connection.execute(self._sql.prune_history, {"below": below}).rowcount
             jobs = connection.execute(self._sql.prune_jobs, params).rowcount
             events = connection.execute(self._sql.prune_events, params).rowcount
+            history = connection.execute(self._sql.prune_history, {"below": below}).rowcount
             runs = self._prune_workflow_runs(connection, params)
             return {"history": history, "jobs": jobs, "events": events, "workflow_runs": runs}
 
