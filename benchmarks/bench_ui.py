@@ -453,7 +453,7 @@ def main() -> None:
             except httpx2.TransportError:
                 return False
 
-        wait_until(serving, 30, "smc ui")
+        wait_until(serving, 120, "smc ui")  # a loaded host (PostgreSQL, 50 machines) is slow
         time.sleep(1.0)
         return ui
 
