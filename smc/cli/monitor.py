@@ -7,7 +7,8 @@ Exit codes: 0; 1 when ``--count`` records did not arrive before ``--timeout``; C
 
 With a PostgreSQL ``--db`` the stream is the durable history instead (``docs/history.md``):
 every machine using the database, on every host, followed by id with the server's NOTIFY on
-history inserts waking the reader (and a poll every half second as the fallback).
+history inserts waking the reader and a poll every 100 ms (each connection rings at most every
+``HISTORY_RING_GAP``: a ring costs the server per listening connection).
 """
 
 from __future__ import annotations
@@ -102,7 +103,7 @@ def _follow_history(store: Any, args: argparse.Namespace) -> int:
         rows = follow_history(
             store,
             machine=args.machine,
-            poll_seconds=0.5 if deadline is None else min(0.5, args.timeout),
+            poll_seconds=0.1 if deadline is None else min(0.1, args.timeout),
             stop=None if deadline is None else lambda: time.monotonic() >= deadline,
         )
         for row in rows:

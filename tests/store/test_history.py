@@ -15,6 +15,7 @@ import pytest
 
 from smc.runtime.history import HistoryCursor, follow_history
 from smc.runtime.store import HistoryRow, open_store
+from smc.runtime.store.postgres import PostgresStore
 
 
 def test_writes_record_their_history_in_the_trace_they_belong_to(store_url: str) -> None:
@@ -77,6 +78,8 @@ def test_history_filters(store_url: str) -> None:
 def test_follow_history_sees_rows_as_they_commit(store_url: str) -> None:
     postgres = store_url.startswith("postgresql")
     with open_store(store_url) as reader, open_store(store_url) as writer:
+        if isinstance(writer, PostgresStore):
+            writer.backend.history_ring_gap = 0.0  # every write rings (see the next test)
         writer.add_job("task", job_id="before")  # before the follower: not seen
         seen: list[tuple[HistoryRow, float]] = []
         stop = threading.Event()
@@ -111,6 +114,39 @@ def test_follow_history_sees_rows_as_they_commit(store_url: str) -> None:
         ("job_completed", "before"),
     ]
     assert seen[2][1] - added < 3.0 and seen[-1][1] - claimed < 3.0
+
+
+@pytest.mark.postgres
+def test_a_postgres_connection_rings_the_history_channel_at_most_once_a_gap() -> None:
+    # A NOTIFY costs the server about 20 µs per connection listening on any channel (each
+    # machine's wake-up connection): one per history write took two cores for 50 machines.
+    import psycopg
+
+    from smc.runtime.store import HISTORY_CHANNEL
+    from smc.runtime.store.waker import postgres_channel_name
+    from tests.support.backends import PG_URL, postgres_schema_url
+
+    with postgres_schema_url() as url, open_store(url) as writer:
+        assert isinstance(writer, PostgresStore)
+        name = postgres_channel_name(writer.schema, HISTORY_CHANNEL)
+        with psycopg.connect(PG_URL, autocommit=True) as listener:
+            listener.execute(f'LISTEN "{name}"')
+
+            def rings() -> int:
+                return sum(1 for note in listener.notifies(timeout=1.0) if note.channel == name)
+
+            writer.backend.history_ring_gap = 30.0
+            for number in range(3):
+                writer.add_job("task", job_id=f"gap-{number}")  # a transaction of its own
+            job = writer.claim_job("w", ["task"])  # recorded in the statement itself
+            assert job is not None
+            writer.complete_job(job.id, job.claim_token)
+            assert rings() == 1
+            writer.backend.history_ring_gap = 0.0
+            for number in range(3):
+                writer.add_job("task", job_id=f"each-{number}")
+            assert rings() == 3
+        assert len(writer.history(kinds=["job_added"])) == 6  # every row is written
 
 
 def _row(row_id: int) -> HistoryRow:

@@ -119,6 +119,12 @@ class Backend(abc.ABC):
         (PostgreSQL's NOTIFY)."""
         return None
 
+    def history_ring(self) -> str | None:
+        """The name to ``NOTIFY`` the history channel by in a write that records history, or
+        None when this write should not ring it (PostgreSQL rings it at most every
+        ``HISTORY_RING_GAP``)."""
+        return self.channel_name(HISTORY_CHANNEL)
+
     def ring(self, channel: str) -> None:
         """Ring ``channel`` after a commit, if the database could not ring it at the commit."""
         return None

@@ -22,6 +22,7 @@ import contextlib
 import os
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -38,7 +39,13 @@ from smc.runtime.store.statements import (
     SqlStatements,
     pyformat_parameters,
 )
-from smc.runtime.store.waker import PostgresWaker, Waker, first_line, postgres_channel_name
+from smc.runtime.store.waker import (
+    HISTORY_CHANNEL,
+    PostgresWaker,
+    Waker,
+    first_line,
+    postgres_channel_name,
+)
 from smc.runtime.store.workflows import POSTGRES_DDL as WORKFLOW_DDL
 
 _Result = TypeVar("_Result")
@@ -198,7 +205,8 @@ class PostgresDialect(Dialect):
             inserted += " UNION ALL SELECT count(*) FROM h"
         parts.append(
             "n AS (SELECT pg_notify(%(h_channel)s, '') FROM "
-            f"(SELECT sum(n) AS total FROM ({inserted}) counts) rows WHERE total > 0)"
+            f"(SELECT sum(n) AS total FROM ({inserted}) counts) rows "
+            "WHERE total > 0 AND %(h_channel)s::text IS NOT NULL)"
         )
         notified = "(SELECT count(*) FROM n)"
         if wake:
@@ -323,10 +331,34 @@ def _redact(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
+#: How often one connection rings the history channel at most (seconds). A ``NOTIFY`` costs
+#: the server about 20 µs for every connection listening in the database, on any channel
+#: (every machine's wake-up connection: each must read past it), so one ring per history
+#: write made 50 machines at 2,000 transitions a second cost the server two cores
+#: (docs/history.md, "Following the history"). A follower polls as well (the web monitor
+#: every 100 ms), so a row written within the gap after a ring is read at its next poll.
+HISTORY_RING_GAP = 0.25
+
+
 class PostgresBackend(Backend):
     """A PostgreSQL database (one schema of it): this process's autocommit connection
     (reconnected after a fork or a lost connection), the schema's DDL, psycopg errors as
-    :class:`StoreError`, LISTEN/NOTIFY wake-ups. See :class:`PostgresStore` for the options."""
+    :class:`StoreError`, LISTEN/NOTIFY wake-ups. See :class:`PostgresStore` for the options.
+
+    ``history_ring_gap`` (:data:`HISTORY_RING_GAP`): the history channel is rung by at most
+    one commit in that many seconds."""
+
+    history_ring_gap = HISTORY_RING_GAP
+    _last_history_ring = float("-inf")
+
+    def history_ring(self) -> str | None:
+        """The history channel's name if this write should ring it (the gap has passed since
+        the last ring), else None; taking it counts as a ring."""
+        now = time.monotonic()
+        if now - self._last_history_ring < self.history_ring_gap:
+            return None
+        self._last_history_ring = now
+        return self.channel_name(HISTORY_CHANNEL)
 
     dialect = POSTGRES
 
@@ -488,7 +520,9 @@ class PostgresBackend(Backend):
             cursor.executemany(sql, rows)
 
     def notify_in(self, connection: Connection, channel: str) -> None:
-        connection.execute("SELECT pg_notify(%s, '')", (self.channel_name(channel),))
+        name = self.history_ring() if channel == HISTORY_CHANNEL else self.channel_name(channel)
+        if name is not None:
+            connection.execute("SELECT pg_notify(%s, '')", (name,))
 
     def notify(self, channel: str) -> None:
         with self._using("notify through") as connection:

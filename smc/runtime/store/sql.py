@@ -126,8 +126,6 @@ class SqlStore(WorkflowTables):
         self.machine_stale_after = machine_stale_after
         self.clock = clock
         self._sql = statements_for(backend.dialect, self.backoff)
-        #: ``:h_channel`` of a statement recording history (a hash on PostgreSQL: made once).
-        self._history_channel = backend.channel_name(HISTORY_CHANNEL)
         self._run = backend.run
         #: Whether the database writes the claims' and completions' rows itself (SQLite's
         #: connection-local triggers): the store then stages nothing for them.
@@ -613,7 +611,7 @@ class SqlStore(WorkflowTables):
             # One JSON array of the staged rows (each the list of its values, in
             # HISTORY_FIELDS[1:] order): the cheapest to bind (docs/history.md, "Cost").
             bound["h_rows"] = json.dumps(staged[:count]) if count else "[]"
-            bound["h_channel"] = self._history_channel
+            bound["h_channel"] = self.backend.history_ring()
             combined = (
                 self._sql.recording(sql, derived)
                 if recording_sql is None
