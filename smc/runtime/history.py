@@ -42,8 +42,10 @@ from smc.safe_text import escape_controls
 DEFAULT_RETENTION = 7 * 86400.0
 #: A follower waits this long for the rows of an id gap to commit before it skips them.
 GAP_PATIENCE = 5.0
-#: A follower polls at least this often when nothing wakes it.
-DEFAULT_POLL_SECONDS = 0.5
+#: A follower polls at least this often when nothing wakes it: PostgreSQL's NOTIFY is rung at
+#: most every ``HISTORY_RING_GAP`` (0.25 s) by a connection, so rows written within the gap
+#: after a ring are read by the poll.
+DEFAULT_POLL_SECONDS = 0.1
 
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 7 * 86400.0}
 _AGE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*", re.IGNORECASE)
