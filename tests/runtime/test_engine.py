@@ -301,20 +301,9 @@ def test_a_worker_listens_for_its_events_and_new_jobs_on_one_postgres_connection
     from smc.runtime.store.waker import postgres_channel_name
     from tests.support.backends import PG_URL, postgres_schema_url
 
-    (runner.cwd / "w.yaml").write_text("""
-initial_state: waiting
-metadata: {machine_name: both}
-transitions:
-  - {from: waiting, to: working, event: new_job}
-  - {from: waiting, to: waiting, event: no_jobs}
-  - {from: working, to: waiting, event: job_done}
-  - {from: waiting, to: done, event: finish}
-actions:
-  waiting:
-    - {type: check_database_queue, job_type: task}
-  working:
-    - {type: complete_job, success: job_done}
-""")
+    (runner.cwd / "w.yaml").write_text(
+        queue_worker("both", transitions=[("waiting", "done", "finish")])
+    )
     with postgres_schema_url() as url:
         runner.env["SMC_DB"] = url
         schema = url.rsplit("schema=", 1)[1]
