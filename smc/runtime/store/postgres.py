@@ -348,19 +348,9 @@ class PostgresBackend(Backend):
     ``history_ring_gap`` (:data:`HISTORY_RING_GAP`): the history channel is rung by at most
     one commit in that many seconds."""
 
+    dialect = POSTGRES
     history_ring_gap = HISTORY_RING_GAP
     _last_history_ring = float("-inf")
-
-    def history_ring(self) -> str | None:
-        """The history channel's name if this write should ring it (the gap has passed since
-        the last ring), else None; taking it counts as a ring."""
-        now = time.monotonic()
-        if now - self._last_history_ring < self.history_ring_gap:
-            return None
-        self._last_history_ring = now
-        return self.channel_name(HISTORY_CHANNEL)
-
-    dialect = POSTGRES
 
     def __init__(
         self, url: str, *, schema: str | None = None, connect_timeout: float = 10.0
@@ -454,15 +444,14 @@ class PostgresBackend(Backend):
         history while others opened the store: "deadlock detected")."""
         from psycopg import sql
 
+        table = sql.SQL("{}.schema_version").format(schema)
         row = connection.execute(
-            sql.SQL("SELECT to_regclass({}) IS NOT NULL").format(
-                sql.Literal(sql.SQL("{}.schema_version").format(schema).as_string(connection))
-            )
+            "SELECT to_regclass(%s) IS NOT NULL", (table.as_string(connection),)
         ).fetchone()
         if not (row and row[0]):
             return False
         version = connection.execute(
-            sql.SQL("SELECT max(version) FROM {}.schema_version").format(schema)
+            sql.SQL("SELECT max(version) FROM {}").format(table)
         ).fetchone()
         return version is not None and version[0] == SCHEMA_VERSION
 
@@ -518,6 +507,15 @@ class PostgresBackend(Backend):
         # One pipelined batch (psycopg's executemany), not a round trip per row.
         with cast(Any, connection).cursor() as cursor:
             cursor.executemany(sql, rows)
+
+    def history_ring(self) -> str | None:
+        """The history channel's name if this write should ring it (the gap has passed since
+        the last ring), else None; taking it counts as a ring."""
+        now = time.monotonic()
+        if now - self._last_history_ring < self.history_ring_gap:
+            return None
+        self._last_history_ring = now
+        return self.channel_name(HISTORY_CHANNEL)
 
     def notify_in(self, connection: Connection, channel: str) -> None:
         name = self.history_ring() if channel == HISTORY_CHANNEL else self.channel_name(channel)
