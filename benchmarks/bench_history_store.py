@@ -27,7 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from smc.runtime.store import Store, history_entry, open_store
-from smc.runtime.store.sqlite import INLINE_CHECKPOINT_PAGES
+from smc.runtime.store.sqlite import INLINE_CHECKPOINT_EVERY
 
 WORKER = "bench_worker_0"
 
@@ -68,7 +68,7 @@ def sqlite_run(jobs: int, history: bool) -> tuple[float, float]:
     directory = Path(tempfile.mkdtemp(prefix="smc-bench-history-"))
     try:
         store = open_store(
-            directory / "smc.db", wal_autocheckpoint=INLINE_CHECKPOINT_PAGES, history=history
+            directory / "smc.db", checkpoint_every=INLINE_CHECKPOINT_EVERY, history=history
         )
         store.checkpoint()
         stop = threading.Event()

@@ -9,8 +9,10 @@ With a history retention, every :data:`PRUNE_INTERVAL` (the first time
 events older than the retention (``docs/history.md``, "Retention").
 
 A thread: a long action on the event loop must not let a live machine's job expire. On
-SQLite it has a connection of its own (the loop's commits must not wait for a checkpoint's
-``fsync``); on PostgreSQL it shares the loop's (``open_background_store``: a server's
+SQLite it has a connection of its own, so that the loop never runs a checkpoint (its
+``fsync``s); the loop's commits only wait while one holds the write lock (1-3 ms, at most
+twice a second per database: ``smc.runtime.store.sqlite``, "Checkpoints"); on PostgreSQL
+it shares the loop's (``open_background_store``: a server's
 connections are few). The prune, a long delete once an hour, runs on a connection opened for
 it, so that it never holds up the loop's statements.
 """
@@ -34,8 +36,9 @@ from smc.runtime.store import (
 
 #: The registry heartbeat never waits longer than this (machines are reported dead after 60 s).
 MAX_HEARTBEAT_INTERVAL = 10.0
-#: How often the background thread checkpoints SQLite's write-ahead log (moves it into the
-#: database file); see :data:`smc.runtime.store.sqlite.INLINE_CHECKPOINT_PAGES`.
+#: How often the background thread tries to checkpoint SQLite's write-ahead log (move it into
+#: the database file: at most once per ``CHECKPOINT_GAP`` per database, whichever process
+#: gets there first); see :data:`smc.runtime.store.sqlite.INLINE_CHECKPOINT_EVERY`.
 CHECKPOINT_INTERVAL = 0.25
 #: How often a worker prunes by its history retention (every worker does: the deletes are
 #: idempotent, and no worker is special).

@@ -2,8 +2,7 @@
 
 - opening a new database while another process holds its write lock (workers and the CLI
   starting together) waits for the lock instead of failing;
-- ``wal_autocheckpoint`` and :meth:`SqliteStore.checkpoint`: a worker's own commits leave the
-  write-ahead log alone, and a background checkpoint moves it into the database file;
+- a read-only store's checkpoint does nothing (checkpoints: ``test_checkpoints.py``);
 - ``?max_pages=N`` caps the file like a full disk (one-line error, nothing committed lost) until
   the database is opened without it.
 """
@@ -60,35 +59,6 @@ def test_open_waits_for_a_write_lock_held_on_a_fresh_file(tmp_path: Path) -> Non
     with sqlite3.connect(database) as check:
         assert check.execute("PRAGMA journal_mode").fetchone() == ("wal",)
         assert check.execute("SELECT count(*) FROM other_tool").fetchone() == (1,)
-
-
-def _file_pages(path: Path) -> int:
-    return path.stat().st_size // 4096
-
-
-def test_checkpoint_moves_the_log_that_commits_left_alone(tmp_path: Path) -> None:
-    database = tmp_path / "smc.db"
-    with SqliteStore(database, wal_autocheckpoint=1_000_000) as store:
-        assert store.connection.execute("PRAGMA wal_autocheckpoint").fetchone() == (1_000_000,)
-        for number in range(2000):
-            store.add_job("t", {"n": number, "pad": "x" * 200}, job_id=f"j{number}")
-        # ~2000 commits and no checkpoint: the rows are in the log, the file has not grown.
-        wal = Path(f"{database}-wal")
-        assert _file_pages(wal) > 1000 and _file_pages(database) < 20
-        store.checkpoint()
-        assert _file_pages(database) > 100  # the pages moved into the database file
-        with sqlite3.connect(database) as other:
-            busy, log_frames, moved = other.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-        assert busy == 0 and log_frames == moved  # nothing was left to move
-        assert store.queue_counts()["pending"] == 2000
-
-
-def test_default_autocheckpoint_is_sqlites(tmp_path: Path) -> None:
-    with SqliteStore(tmp_path / "smc.db") as store:
-        assert store.connection.execute("PRAGMA wal_autocheckpoint").fetchone() == (1000,)
-        for number in range(2000):
-            store.add_job("t", {"n": number, "pad": "x" * 200}, job_id=f"j{number}")
-        assert _file_pages(tmp_path / "smc.db") > 100  # commits checkpointed on their own
 
 
 def test_checkpoint_of_a_read_only_store_does_nothing(tmp_path: Path) -> None:

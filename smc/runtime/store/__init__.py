@@ -45,7 +45,7 @@ from smc.runtime.store.rows import (
     process_alive,
 )
 from smc.runtime.store.sql import SqlStore, new_trace_id
-from smc.runtime.store.sqlite import INLINE_CHECKPOINT_PAGES, SqliteStore
+from smc.runtime.store.sqlite import INLINE_CHECKPOINT_EVERY, SqliteStore
 from smc.runtime.store.waker import (
     HISTORY_CHANNEL,
     JOBS_CHANNEL,
@@ -141,13 +141,13 @@ def open_store(url_or_path: str | os.PathLike[str] | None = None, **options: Any
 def open_worker_store(url_or_path: str | os.PathLike[str] | None = None) -> Store:
     """Open the store a worker's event loop uses (its background thread uses a plain
     :func:`open_store`): the backend's settings for a connection on the hot path, so the
-    engine holds no backend specifics. SQLite: checkpoint inline only past
-    :data:`~smc.runtime.store.sqlite.INLINE_CHECKPOINT_PAGES` (the background thread
-    checkpoints); PostgreSQL: as :func:`open_store`."""
+    engine holds no backend specifics. SQLite: try to checkpoint inline only every
+    :data:`~smc.runtime.store.sqlite.INLINE_CHECKPOINT_EVERY` statements (the background
+    thread checkpoints); PostgreSQL: as :func:`open_store`."""
     target = resolve_database(url_or_path)
     if is_postgres_url(target):
         return open_store(target)
-    return open_store(target, wal_autocheckpoint=INLINE_CHECKPOINT_PAGES)
+    return open_store(target, checkpoint_every=INLINE_CHECKPOINT_EVERY)
 
 
 def open_background_store(main: Store, url_or_path: str | os.PathLike[str] | None = None) -> Store:

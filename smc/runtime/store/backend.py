@@ -141,9 +141,10 @@ class Backend(abc.ABC):
     def close(self) -> None:
         """Close the connection; :meth:`run` reconnects if used again."""
 
-    def checkpoint(self) -> None:
-        """Housekeeping off the hot path (see ``Store.checkpoint``); nothing by default."""
-        return None
+    def checkpoint(self) -> bool:
+        """Housekeeping off the hot path (see ``Store.checkpoint``); True when it did any.
+        Nothing by default."""
+        return False
 
     def replaced(self) -> str | None:
         """Why the database opened is no longer the one at :attr:`location` (see

@@ -102,7 +102,8 @@ class Store(WorkflowStore, Protocol):
     def checkpoint(self) -> None:
         """Housekeeping a long-running worker runs off its hot path, from a background thread
         on its own connection, a few times a second (SQLite: move the write-ahead log into the
-        database file; PostgreSQL: nothing)."""
+        database file, holding the write lock, at most once a ``CHECKPOINT_GAP`` per database;
+        PostgreSQL: nothing)."""
         ...
 
     def replaced(self) -> str | None:

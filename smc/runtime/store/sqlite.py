@@ -11,12 +11,13 @@ The methods and most statements are shared with PostgreSQL (``sql.SqlStore``,
 ``statements.SqlStatements``); this module has the dialect (the claim statements, ``:now`` as a
 bound parameter), the connection, the schema, the translation of SQLite errors and the doorbell
 wake-ups. Over 500 lines because the schema and its upgrade are here too, next to the
-connection that creates them.
+connection that creates them, and the checkpoints, which work around a bug of SQLite's WAL.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import functools
 import os
 import random
@@ -35,16 +36,45 @@ from smc.runtime.store.errors import StoreError
 from smc.runtime.store.rows import EXCERPT_LIMIT, HISTORY_FIELDS
 from smc.runtime.store.sql import SqlStore
 from smc.runtime.store.statements import REAPED_COLUMNS, Dialect, SqlStatements
-from smc.runtime.store.waker import Doorbell, DoorbellWaker, Waker, default_socket_dir
+from smc.runtime.store.waker import (
+    Doorbell,
+    DoorbellWaker,
+    Waker,
+    default_socket_dir,
+    ensure_socket_dir,
+)
 from smc.runtime.store.workflows import SQLITE_DDL as _WORKFLOW_DDL
 
 SCHEMA_VERSION = 3
-#: A worker's loop connection checkpoints only once the log reaches this many pages
-#: (SQLite's default is 1000, about every 140 events or jobs): a checkpoint ``fsync``s, which
-#: took 3-9 ms on the commit that ran it, the p99 of event latency. The worker's background
-#: thread keeps the log far below this; the limit is the safety net that bounds it (32 MiB) if
-#: it cannot.
-INLINE_CHECKPOINT_PAGES = 8192
+
+# Checkpoints. SQLite 3.7.0 to 3.51.2 (Debian 12 ships 3.40.1) have the "WAL-reset bug"
+# (https://sqlite.org/wal.html#walresetbug): a checkpoint that starts just as a writer resets
+# the write-ahead log can record frames as copied that never were, and a later reset of the
+# log loses those commits. A bench_ui.py run lost 104 committed add_job calls to it (50
+# processes each checkpointing 4 times a second beside a stream of commits; docs/queue.md,
+# "Checkpoints"). So no smc connection checkpoints on its own (``wal_autocheckpoint = 0``:
+# SQLite's automatic checkpoint runs without the write lock), and every checkpoint smc runs
+# holds the database's write lock on a second connection while it copies: no writer can reset
+# the log under it. The checkpoints of one database are also spaced: at most one every
+# CHECKPOINT_GAP, by whichever process (of this user) gets there first.
+
+#: At least this long between two checkpoints of one database (the time of the last is the
+#: mtime of ``checkpoint.lock`` in the database's doorbell directory).
+CHECKPOINT_GAP = 0.5
+#: A checkpoint waits this long for the write lock, then gives up until the next attempt.
+CHECKPOINT_LOCK_WAIT = 0.5
+#: A store tries to checkpoint after this many statements of its own, if none of its database
+#: ran for CHECKPOINT_STALE: this bounds the log when no worker runs (a worker's background
+#: thread tries every 0.25 s, and so the others never need to).
+CHECKPOINT_EVERY = 1000
+CHECKPOINT_STALE = 2.0
+#: A worker's loop connection tries only this often: a checkpoint ``fsync``s (3-9 ms on the
+#: commit that ran it, the p99 of event latency), and the worker's background thread keeps
+#: the log far below what this many statements write; it is the safety net if it cannot.
+INLINE_CHECKPOINT_EVERY = 8192
+#: The file whose lock and mtime space the checkpoints (every socket name there has an
+#: ``@``, so none is this).
+CHECKPOINT_LOCK_FILE = "checkpoint.lock"
 
 # Version 2 added status 'dead' and last_error (dead-lettered events); version 3 trace_id
 # (docs/history.md).
@@ -365,7 +395,7 @@ class SqliteBackend(Backend):
         read_only: bool = False,
         synchronous: str = "NORMAL",
         busy_timeout: float = 10.0,
-        wal_autocheckpoint: int | None = None,
+        checkpoint_every: int | None = CHECKPOINT_EVERY,
         max_pages: int | None = None,
     ) -> None:
         if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
@@ -374,7 +404,13 @@ class SqliteBackend(Backend):
         self.read_only = read_only
         self.synchronous = synchronous.upper()
         self.busy_timeout = busy_timeout
-        self.wal_autocheckpoint = None if wal_autocheckpoint is None else int(wal_autocheckpoint)
+        if checkpoint_every is not None and (
+            isinstance(checkpoint_every, bool) or int(checkpoint_every) < 1
+        ):
+            raise ValueError(f"checkpoint_every must be positive or None, not {checkpoint_every!r}")
+        self.checkpoint_every = None if checkpoint_every is None else int(checkpoint_every)
+        #: Statements since this store last tried to checkpoint (see ``checkpoint_every``).
+        self._statements = 0
         if max_pages is not None and (isinstance(max_pages, bool) or int(max_pages) < 1):
             raise ValueError(f"max_pages must be a positive number of pages, not {max_pages!r}")
         self.max_pages = None if max_pages is None else int(max_pages)
@@ -384,6 +420,10 @@ class SqliteBackend(Backend):
         self._doorbell = Doorbell(self._doorbell_dir)
         self._lock = threading.RLock()
         self._connection: sqlite3.Connection | None = None
+        #: The connection that holds the write lock while :attr:`_connection` checkpoints,
+        #: and the descriptor of the checkpoint lock file; both opened by the first checkpoint.
+        self._guard: sqlite3.Connection | None = None
+        self._gate: int | None = None
         #: A cursor of that connection kept for :meth:`run_after_rows` (``execute`` on the
         #: connection makes and drops one per call).
         self._cursor: sqlite3.Cursor | None = None
@@ -429,8 +469,8 @@ class SqliteBackend(Backend):
             if not self.read_only:
                 self._use_wal(connection)
                 connection.execute(f"PRAGMA synchronous = {self.synchronous}")
-                if self.wal_autocheckpoint is not None:
-                    connection.execute(f"PRAGMA wal_autocheckpoint = {self.wal_autocheckpoint}")
+                # Never a checkpoint at commit: SQLite's runs without the write lock (above).
+                connection.execute("PRAGMA wal_autocheckpoint = 0")
                 if self.max_pages is not None:  # never below the current size (SQLite's rule)
                     connection.execute(f"PRAGMA max_page_count = {self.max_pages}").fetchall()
             connection.create_function("smc_backoff", 1, self._backoff.delay, deterministic=False)
@@ -532,7 +572,11 @@ class SqliteBackend(Backend):
             # Forked: the inherited connection belongs to the parent. Open our own.
             if self._connection is not None:
                 _INHERITED_CONNECTIONS.append(self._connection)
-            self._connection = None
+            if self._guard is not None:
+                _INHERITED_CONNECTIONS.append(self._guard)
+            self._connection = self._guard = None
+            # The descriptor shares the parent's open file, and with it the parent's flock.
+            self._gate = None
             self._lock = threading.RLock()
         if self._connection is None:
             return self._connect()
@@ -570,7 +614,20 @@ class SqliteBackend(Backend):
         not served in order, so a worker can lose the race several times in a row under
         contention. These are real waits on another process's lock: the host's clocks, never
         the store's (a simulated clock would never reach the deadline)."""
-        return self._run_until(time.monotonic() + self.busy_timeout, action, work, transaction)
+        result = self._run_until(time.monotonic() + self.busy_timeout, action, work, transaction)
+        self._counted()
+        return result
+
+    def _counted(self) -> None:
+        """Count a statement; every ``checkpoint_every`` of them, try to checkpoint (a failure
+        only leaves the log longer: the statement itself succeeded)."""
+        if self.checkpoint_every is None:
+            return
+        self._statements += 1
+        if self._statements >= self.checkpoint_every:
+            self._statements = 0
+            with contextlib.suppress(StoreError):
+                self.checkpoint(gap=CHECKPOINT_STALE)
 
     def _run_until(
         self,
@@ -628,7 +685,6 @@ class SqliteBackend(Backend):
                     cursor.executemany(insert, rows)
                     result = work(connection)
                     cursor.execute("COMMIT")
-                    return result
                 except BaseException as error:
                     _roll_back(connection)
                     if not isinstance(error, sqlite3.Error):
@@ -637,27 +693,114 @@ class SqliteBackend(Backend):
                     # running it again would only wait or fail again.
                     if not _is_busy(error) or time.monotonic() >= started + self.busy_timeout:
                         raise self._refused(action, error) from None
+                else:
+                    self._counted()
+                    return result
 
         def recorded(connection: Connection) -> _Result:
             cast(sqlite3.Connection, connection).executemany(insert, rows)
             return work(connection)
 
-        return self._run_until(started + self.busy_timeout, action, recorded, True)
+        result = self._run_until(started + self.busy_timeout, action, recorded, True)
+        self._counted()
+        return result
 
-    def checkpoint(self) -> None:
-        """Copy the write-ahead log into the database file (PASSIVE: never waits for or blocks
-        writers; nothing to do costs one shared-memory read). A checkpoint ``fsync``s twice,
-        which is why a worker runs it here, off the path of its claims and events."""
+    def checkpoint(self, gap: float = CHECKPOINT_GAP) -> bool:
+        """Copy the write-ahead log into the database file, holding the write lock meanwhile
+        (the WAL-reset bug, above), unless a checkpoint of this database ran less than ``gap``
+        seconds ago, another is running, or the write lock stays taken for
+        :data:`CHECKPOINT_LOCK_WAIT`. True when it ran. Writers wait for it (a checkpoint
+        ``fsync``s twice, 1-3 ms here), which is why a worker runs it from its background
+        thread, off the path of its claims and events."""
         if self.read_only:
+            return False
+        with self._lock:
+            gate = self._checkpoint_gate()
+            try:
+                fcntl.flock(gate, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False  # another store of this database is checkpointing
+            try:
+                # A clock set back leaves the mtime ahead: a negative age is no reason to wait.
+                if 0.0 <= time.time() - os.fstat(gate).st_mtime < max(gap, CHECKPOINT_GAP):
+                    return False
+                self._sync_log()
+                with self._using("checkpoint") as connection:
+                    guard = self._guard_connection()
+                    try:
+                        guard.execute("BEGIN IMMEDIATE")
+                    except sqlite3.OperationalError as error:
+                        if _is_busy(error):
+                            return False  # writers kept the lock: the next attempt
+                        raise
+                    try:
+                        connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    finally:
+                        guard.execute("ROLLBACK")
+                os.utime(gate)
+                return True
+            finally:
+                fcntl.flock(gate, fcntl.LOCK_UN)
+
+    def _sync_log(self) -> None:
+        """``fsync`` the write-ahead log before the checkpoint takes the write lock: its own
+        first ``fsync`` then has only the last few frames to write, so writers wait for less
+        (SQLite locks the database file and ``-shm``, never ``-wal``, so a descriptor of it
+        opened and closed here cannot drop a lock of this process)."""
+        try:
+            log = os.open(f"{self.path}-wal", os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
             return
-        with self._using("checkpoint") as connection:
-            connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except OSError as error:
+            raise StoreError(f"cannot open {self.path}-wal: {error.strerror}") from None
+        try:
+            os.fsync(log)
+        except OSError as error:
+            raise StoreError(f"cannot sync {self.path}-wal: {error.strerror}") from None
+        finally:
+            os.close(log)
+
+    def _checkpoint_gate(self) -> int:
+        """The open checkpoint lock file (its flock: one checkpoint at a time; its mtime: when
+        the last one ran), created in the database's doorbell directory."""
+        self._conn()  # after a fork, forget the parent's descriptor first
+        if self._gate is None:
+            ensure_socket_dir(self._doorbell_dir)
+            path = self._doorbell_dir / CHECKPOINT_LOCK_FILE
+            try:
+                try:
+                    gate = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+                    os.utime(gate, (0, 0))  # new: no checkpoint ran yet
+                except FileExistsError:
+                    gate = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+            except OSError as error:
+                raise StoreError(f"cannot open {path}: {error.strerror}") from None
+            self._gate = gate
+        return self._gate
+
+    def _guard_connection(self) -> sqlite3.Connection:
+        if self._guard is None:
+            self._guard = sqlite3.connect(
+                f"file:{quote(str(self.path))}?mode=rw",
+                uri=True,
+                isolation_level=None,
+                check_same_thread=False,  # used under self._lock only
+                timeout=CHECKPOINT_LOCK_WAIT,
+            )
+            self._guard.execute(f"PRAGMA busy_timeout = {int(CHECKPOINT_LOCK_WAIT * 1000)}")
+            self._guard.execute("PRAGMA wal_autocheckpoint = 0")
+        return self._guard
 
     def close(self) -> None:
         with self._lock:
-            if self._connection is not None and self._pid == os.getpid():
-                self._connection.close()
-            self._connection = None
+            if self._pid == os.getpid():
+                for connection in (self._guard, self._connection):
+                    if connection is not None:
+                        connection.close()
+                if self._gate is not None:
+                    os.close(self._gate)
+            self._connection = self._guard = None
+            self._gate = None
             self._doorbell.close()
 
     def execute_many(self, connection: Connection, sql: str, rows: Sequence[Any]) -> None:
@@ -678,11 +821,12 @@ class SqliteBackend(Backend):
 class SqliteStore(SqlStore):
     """The store in one SQLite file. ``read_only`` opens it with ``mode=ro`` (writes then raise
     :class:`StoreError`); ``synchronous`` may be raised to ``FULL`` to survive power loss.
-    ``wal_autocheckpoint`` (pages) sets when a commit on this connection checkpoints the
-    write-ahead log itself (SQLite's default: 1000); a worker raises it and calls
-    :meth:`checkpoint` from a background thread instead. ``max_pages`` caps the file's size in
-    pages (``PRAGMA max_page_count``) for this connection: writes that would grow it fail as
-    on a full disk (the URL form ``sqlite:///path?max_pages=N`` is for failure drills).
+    ``checkpoint_every`` (statements; None: never) sets how often the store tries to
+    checkpoint the write-ahead log itself (:meth:`SqliteBackend.checkpoint`: under the write
+    lock, at most one every :data:`CHECKPOINT_GAP` per database); a worker's loop raises it
+    and its background thread calls :meth:`checkpoint` instead. ``max_pages`` caps the file's
+    size in pages (``PRAGMA max_page_count``) for this connection: writes that would grow it
+    fail as on a full disk (the URL form ``sqlite:///path?max_pages=N`` is for failure drills).
     ``clock`` stamps every row and times the reaper (see ``sql.SqlStore``)."""
 
     backend: SqliteBackend
@@ -697,7 +841,7 @@ class SqliteStore(SqlStore):
         backoff: Backoff | None = None,
         reap_interval: float = DEFAULT_REAP_INTERVAL,
         machine_stale_after: float = DEFAULT_MACHINE_STALE_AFTER,
-        wal_autocheckpoint: int | None = None,
+        checkpoint_every: int | None = CHECKPOINT_EVERY,
         max_pages: int | None = None,
         clock: Clock = SYSTEM_CLOCK,
         history: bool = True,
@@ -709,7 +853,7 @@ class SqliteStore(SqlStore):
             read_only=read_only,
             synchronous=synchronous,
             busy_timeout=busy_timeout,
-            wal_autocheckpoint=wal_autocheckpoint,
+            checkpoint_every=checkpoint_every,
             max_pages=max_pages,
         )
         super().__init__(
