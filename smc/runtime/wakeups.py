@@ -114,8 +114,13 @@ class Wakeups:
 
     def close(self, *, forced: bool = False) -> None:
         """Close the waker's socket. ``forced`` (a second Ctrl-C, in a signal handler):
-        ignore every error, keep nothing else consistent — the process exits next."""
-        waker, self._waker = self._waker, None
+        ignore every error, keep nothing else consistent — the process exits next.
+
+        The waker is forgotten only once closed: the signal handler runs in the main thread,
+        between two steps of whatever it interrupted, which may be this very method on the
+        normal way out; closing again then removes the socket files that close had not
+        reached yet (a waker's close may run twice)."""
+        waker = self._waker
         if waker is None:
             return
         if forced:
@@ -123,6 +128,7 @@ class Wakeups:
                 waker.close()
             return
         waker.close()
+        self._waker = None
 
 
 __all__ = ["Wakeups"]

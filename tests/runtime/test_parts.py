@@ -11,8 +11,11 @@ at the top.)
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, cast
@@ -28,8 +31,9 @@ from smc.runtime.ledger import Claim, JobLedger
 from smc.runtime.monitor_feed import MonitorFeed
 from smc.runtime.registry_writer import IDLE_WRITE_GAP, REGISTRY_WRITE_INTERVAL, RegistryWriter
 from smc.runtime.stopping import STOP_RETRY_SECONDS, give_back
-from smc.runtime.store import EventRow, Store, StoreError, open_store
+from smc.runtime.store import JOBS_CHANNEL, EventRow, Store, StoreError, open_store
 from smc.runtime.timers import StateTimers
+from smc.runtime.wakeups import Wakeups
 from tests.support.backends import age_rows
 from tests.support.harness import compile_machine, run_engine
 
@@ -915,3 +919,43 @@ def test_the_heartbeat_prunes_by_the_retention_a_minute_after_start_then_hourly(
         assert store.get_job("done-long-ago") is None
     finally:
         heartbeat.close()
+
+
+class _Exited(BaseException):
+    """Stands for ``os._exit`` after a forced close: nothing after it runs."""
+
+
+def test_a_forced_close_interrupting_the_normal_one_still_removes_the_socket_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, logger: logging.Logger
+) -> None:
+    # A second Ctrl-C runs its handler in the main thread between two steps of whatever it
+    # interrupted: here the machine's own close of its waker, halfway. The forced close that
+    # the handler makes (then os._exit) must still remove the socket files.
+    sockets = Path(tempfile.mkdtemp(prefix="smc-s-", dir="/tmp"))  # a short path, for bind()
+    monkeypatch.setenv("SMC_SOCKET_DIR", str(sockets))
+    with open_store(tmp_path / "smc.db") as store:
+        waker = store.open_waker(["machine:w", JOBS_CHANNEL])
+        loop = asyncio.new_event_loop()
+        try:
+            wakeups = Wakeups(logger)
+            wakeups.listen_events(loop, waker)
+            files = list(sockets.rglob("*.sock"))
+            assert len(files) == 2
+            close = waker.close
+            interrupted = False
+
+            def close_interrupted() -> None:
+                nonlocal interrupted
+                if not interrupted:  # the signal arrives once, inside the first close
+                    interrupted = True
+                    wakeups.close(forced=True)
+                    raise _Exited
+                close()
+
+            monkeypatch.setattr(waker, "close", close_interrupted)
+            with pytest.raises(_Exited):
+                wakeups.close()
+            assert [path for path in files if path.exists()] == []
+        finally:
+            loop.close()
+            shutil.rmtree(sockets, ignore_errors=True)

@@ -8,7 +8,9 @@
 - the checkpoints of one database are at least ``CHECKPOINT_GAP`` apart, whichever process
   runs them;
 - a store with no worker beside it still bounds the log: it checkpoints every
-  ``checkpoint_every`` statements of its own.
+  ``checkpoint_every`` statements of its own;
+- without the lock file (no usable doorbell directory) a store still checkpoints, spaced by
+  itself.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import pytest
 
 from smc.runtime.store.sqlite import CHECKPOINT_GAP, CHECKPOINT_LOCK_WAIT, SqliteStore
 
@@ -161,3 +165,26 @@ def test_a_store_checkpoints_every_checkpoint_every_statements(tmp_path: Path) -
                 grew_at = number + 1
         # One statement an add_job: the 100th tried, and nothing had checkpointed before it.
         assert grew_at == 100
+
+
+def test_without_its_lock_file_a_store_still_checkpoints_spaced_by_itself(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The lock file lives in the doorbell directory; with $SMC_SOCKET_DIR unusable (a file, not
+    # a directory) the log must still be copied, at most once a gap by this process.
+    not_a_directory = tmp_path / "not-a-directory"
+    not_a_directory.write_text("")
+    monkeypatch.setenv("SMC_SOCKET_DIR", str(not_a_directory))
+    database = tmp_path / "smc.db"
+    with SqliteStore(database, checkpoint_every=None) as store:
+        _add(store, 300, "a")
+        assert store.backend.checkpoint() is True
+        copied = _pages(database)
+        assert copied > 20
+        _add(store, 300, "b")
+        assert store.backend.checkpoint() is False  # within the gap
+        assert _pages(database) == copied
+        time.sleep(CHECKPOINT_GAP)
+        assert store.backend.checkpoint() is True
+        assert _pages(database) > copied + 20
+        assert store.queue_counts()["pending"] == 600

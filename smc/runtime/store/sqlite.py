@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import functools
+import math
 import os
 import random
 import sqlite3
@@ -424,6 +425,8 @@ class SqliteBackend(Backend):
         #: and the descriptor of the checkpoint lock file; both opened by the first checkpoint.
         self._guard: sqlite3.Connection | None = None
         self._gate: int | None = None
+        #: When this process last checkpointed, if it has no lock file to say so (monotonic).
+        self._checkpointed_at = -math.inf
         #: A cursor of that connection kept for :meth:`run_after_rows` (``execute`` on the
         #: connection makes and drops one per call).
         self._cursor: sqlite3.Cursor | None = None
@@ -714,33 +717,51 @@ class SqliteBackend(Backend):
         thread, off the path of its claims and events."""
         if self.read_only:
             return False
+        gap = max(gap, CHECKPOINT_GAP)
         with self._lock:
-            gate = self._checkpoint_gate()
+            try:
+                gate = self._checkpoint_gate()
+            except StoreError:
+                # No doorbell directory ($SMC_SOCKET_DIR unusable; wake-ups say so): the log
+                # must still be copied, so this process spaces its own checkpoints instead.
+                if time.monotonic() - self._checkpointed_at < gap:
+                    return False
+                ran = self._checkpoint_holding_the_write_lock()
+                if ran:
+                    self._checkpointed_at = time.monotonic()
+                return ran
             try:
                 fcntl.flock(gate, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 return False  # another store of this database is checkpointing
             try:
                 # A clock set back leaves the mtime ahead: a negative age is no reason to wait.
-                if 0.0 <= time.time() - os.fstat(gate).st_mtime < max(gap, CHECKPOINT_GAP):
+                if 0.0 <= time.time() - os.fstat(gate).st_mtime < gap:
                     return False
-                self._sync_log()
-                with self._using("checkpoint") as connection:
-                    guard = self._guard_connection()
-                    try:
-                        guard.execute("BEGIN IMMEDIATE")
-                    except sqlite3.OperationalError as error:
-                        if _is_busy(error):
-                            return False  # writers kept the lock: the next attempt
-                        raise
-                    try:
-                        connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                    finally:
-                        guard.execute("ROLLBACK")
-                os.utime(gate)
-                return True
+                ran = self._checkpoint_holding_the_write_lock()
+                if ran:
+                    os.utime(gate)
+                return ran
             finally:
                 fcntl.flock(gate, fcntl.LOCK_UN)
+
+    def _checkpoint_holding_the_write_lock(self) -> bool:
+        """``PRAGMA wal_checkpoint(PASSIVE)`` while a second connection holds the write lock;
+        False when writers kept it for :data:`CHECKPOINT_LOCK_WAIT`."""
+        self._sync_log()
+        with self._using("checkpoint") as connection:
+            guard = self._guard_connection()
+            try:
+                guard.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as error:
+                if _is_busy(error):
+                    return False  # the next attempt
+                raise
+            try:
+                connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            finally:
+                guard.execute("ROLLBACK")
+        return True
 
     def _sync_log(self) -> None:
         """``fsync`` the write-ahead log before the checkpoint takes the write lock: its own
