@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 from smc.compiler import expressions
 from smc.compiler.expressions import (
+    IO_PROCESSOR_TYPES,
     MAX_DEPTH,
     MAX_LENGTH,
     Expression,
@@ -35,6 +36,7 @@ from smc.compiler.expressions import (
     schema_type,
     to_python,
 )
+from smc.machine import SCXML_PROCESSOR
 
 SCOPE = Scope.from_schemas(
     context={
@@ -552,7 +554,11 @@ OUTPUT_NODES = (
     ast.FloorDiv, ast.Mod, ast.Eq, ast.NotEq, ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.In,
     ast.NotIn, ast.Is, ast.IsNot, ast.Dict,
 )  # fmt: skip
-OUTPUT_NAMES = frozenset({"ctx", "payload", "job", "self", "State", "len"})
+# ``machine.name`` is written as the module's MACHINE_NAME, ``machine.processor_type`` as
+# ProcessorType(<the SCXML processor's URI>), ``machine.session_id`` as self.session_id.
+OUTPUT_NAMES = frozenset(
+    {"ctx", "payload", "job", "self", "State", "len", "MACHINE_NAME", "ProcessorType"}
+)
 
 
 def assert_only_allowlisted(python: str) -> None:
@@ -575,14 +581,18 @@ def assert_only_allowlisted(python: str) -> None:
             elif owner == "State":
                 assert node.attr in NAMES.states.values(), python
             elif owner == "self":
-                assert node.attr == "in_state", python
+                assert node.attr in ("in_state", "session_id"), python
             else:
                 assert node.attr == "get", python
         if isinstance(node, ast.Call):
             assert not node.keywords and len(node.args) == 1, python
             func = node.func
             if isinstance(func, ast.Name):
-                assert func.id == "len", python
+                assert func.id in ("len", "ProcessorType"), python
+                if func.id == "ProcessorType":
+                    argument = node.args[0]
+                    assert isinstance(argument, ast.Constant), python
+                    assert argument.value == SCXML_PROCESSOR, python
             else:
                 assert isinstance(func, ast.Attribute) and func.attr in ("get", "in_state")
                 if func.attr == "get":
@@ -608,6 +618,19 @@ class _Normalise(ast.NodeTransformer):
         self.generic_visit(node)
         if isinstance(node.value, ast.Name) and node.value.id == "ctx":
             return ast.Name(node.attr, ast.Load())
+        if isinstance(node.value, ast.Name) and node.value.id == "self":  # self.session_id
+            return _machine_field(node.attr)
+        return node
+
+    def visit_Name(self, node: ast.Name) -> ast.AST:
+        return _machine_field("name") if node.id == "MACHINE_NAME" else node
+
+    def visit_Dict(self, node: ast.Dict) -> ast.AST:
+        # machine.io_processors: a display keyed by the processor's names, made anew each read
+        keys = [key.value for key in node.keys if isinstance(key, ast.Constant)]
+        if keys and keys == list(IO_PROCESSOR_TYPES):
+            return _machine_field("io_processors")
+        self.generic_visit(node)
         return node
 
     def visit_Subscript(self, node: ast.Subscript) -> ast.AST:
@@ -623,6 +646,8 @@ class _Normalise(ast.NodeTransformer):
             key = node.args[0]
             assert isinstance(key, ast.Constant) and isinstance(key.value, str)
             return ast.Attribute(func.value, key.value, ast.Load())
+        if isinstance(func, ast.Name) and func.id == "ProcessorType":
+            return _machine_field("processor_type")
         if isinstance(func, ast.Attribute) and func.attr == "in_state":
             member = node.args[0]
             assert isinstance(member, ast.Attribute)
@@ -631,6 +656,10 @@ class _Normalise(ast.NodeTransformer):
 
     def visit_Constant(self, node: ast.Constant) -> ast.AST:
         return ast.Constant(node.value)  # without ``kind`` (u'' strings)
+
+
+def _machine_field(field: str) -> ast.Attribute:
+    return ast.Attribute(ast.Name("machine", ast.Load()), field, ast.Load())
 
 
 def shape(tree: ast.AST) -> str:
@@ -671,6 +700,22 @@ def check_text(text: str) -> None:
 @FUZZ
 @given(st.text())
 def test_fuzz_any_text(text: str) -> None:
+    check_text(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "machine.name",
+        "machine.session_id",
+        "machine.processor_type",
+        "machine.io_processors",
+        "machine.name == 'm' and machine.session_id != '' or machine.processor_type == 'scxml'",
+    ],
+)
+def test_texts_reading_the_machine_compile_soundly(text: str) -> None:
+    # The machine's fields are written as the module's and the instance's names (Hypothesis
+    # found `machine.session_id`, which the allowlist above did not know).
     check_text(text)
 
 
