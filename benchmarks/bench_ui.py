@@ -71,6 +71,8 @@ import httpx2
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from figures import median_interval  # noqa: E402
+
 from smc.runtime.store import JOBS_CHANNEL, open_store  # noqa: E402
 
 TICKER = """\
@@ -647,9 +649,11 @@ def main() -> None:
             100 * (rate / base[0] - 1)
             for (rate, _, _), base in zip(batches[condition], batches[conditions[0]], strict=True)
         ]
+        low, high, coverage = median_interval(paired)
         print(
             f"  {condition}: per round against the same round without the UI: median "
-            f"{statistics.median(paired):+.1f} % (" + ", ".join(f"{v:+.0f}" for v in paired) + ")"
+            f"{statistics.median(paired):+.1f} % ({100 * coverage:.0f} % interval "
+            f"{low:+.1f} .. {high:+.1f} %; " + ", ".join(f"{v:+.0f}" for v in paired) + ")"
         )
     print(
         f"the {args.machines} machines, 2 s with no job running before each batch (median):"
