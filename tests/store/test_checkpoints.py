@@ -10,25 +10,19 @@
 - a store with no worker beside it still bounds the log: it checkpoints every
   ``checkpoint_every`` statements of its own;
 - without the lock file (no usable doorbell directory) a store still checkpoints, spaced by
-  itself;
-- writers wait for the copy only: the checkpoint fsyncs the log and the database file itself,
-  outside the write lock and without holding up the store's other statements, and no writer
-  resets the log before the database file holding its copy is synced.
+  itself.
 """
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
 
-import smc.runtime.store.sqlite as sqlite_backend
 from smc.runtime.store.sqlite import CHECKPOINT_GAP, CHECKPOINT_LOCK_WAIT, SqliteStore
 
 PAD = "x" * 200
@@ -194,89 +188,3 @@ def test_without_its_lock_file_a_store_still_checkpoints_spaced_by_itself(
         assert store.backend.checkpoint() is True
         assert _pages(database) > copied + 20
         assert store.queue_counts()["pending"] == 600
-
-
-def _log_salts(database: Path) -> bytes:
-    """The write-ahead log header's two salts: SQLite draws new ones each time it resets the
-    log (starts writing it again from its first frame)."""
-    return Path(f"{database}-wal").read_bytes()[16:24]
-
-
-def test_a_checkpoint_syncs_outside_the_write_lock_and_no_log_reset_precedes_the_copys_sync(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # SQLite's own checkpoint fsyncs the log and the database file inside the write lock (10-28 ms
-    # on a slow machine, every 0.5 s: the worker beside it stalls). smc makes both fsyncs itself,
-    # outside the lock, and holds a snapshot meanwhile so that no writer resets the log before
-    # the database file holding its copy is on disk.
-    database = tmp_path / "smc.db"
-    with SqliteStore(database, checkpoint_every=None) as store:
-        _add(store, 300, "j")
-        store.connection.execute("CREATE TABLE probe (n INTEGER)")
-        other = sqlite3.connect(database, isolation_level=None, timeout=0)  # BUSY at once
-        inode = {os.stat(database).st_ino: "database", os.stat(f"{database}-wal").st_ino: "log"}
-        real_fsync = os.fsync
-        seen: list[tuple[str, bool, bool]] = []
-
-        def fsync(descriptor: int) -> None:
-            real_fsync(descriptor)
-            synced = inode.get(os.fstat(descriptor).st_ino, "another file")
-            # The write lock is free: another connection takes it at once (and, once the log
-            # is all copied, would reset the log with its commit if nothing kept it from that).
-            salts = _log_salts(database)
-            other.execute("BEGIN IMMEDIATE")
-            if synced == "database":
-                other.execute("INSERT INTO probe VALUES (1)")
-            other.execute("COMMIT")
-            # And this process's store answers another thread meanwhile.
-            answers: list[int] = []
-            asking = threading.Thread(
-                target=lambda: answers.append(store.queue_counts()["pending"])
-            )
-            asking.start()
-            asking.join(5)
-            seen.append((synced, answers == [300], _log_salts(database) == salts))
-
-        monkeypatch.setattr(os, "fsync", fsync)
-        before = _pages(database)
-        assert store.backend.checkpoint() is True
-        monkeypatch.setattr(os, "fsync", real_fsync)
-        assert [synced for synced, _, _ in seen] == ["log", "database"]
-        assert all(answered for _, answered, _ in seen)
-        assert all(kept for _, _, kept in seen), "the log was reset before the copy was synced"
-        assert _pages(database) > before + 50  # the jobs' pages were copied
-        # The salts do tell a reset: once the log is all copied and no snapshot is left, the
-        # next commit resets it.
-        assert other.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[0] == 0
-        salts = _log_salts(database)
-        other.execute("INSERT INTO probe VALUES (2)")
-        assert _log_salts(database) != salts
-        other.close()
-        assert store.queue_counts()["pending"] == 300
-
-
-def test_where_it_cannot_find_the_database_files_descriptor_sqlite_syncs_the_copy(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Without /proc/self/fd (not Linux), the copying connection syncs as SQLite does, inside
-    # the lock: the checkpoint still copies, and fsyncs only the log itself.
-    monkeypatch.setattr(sqlite_backend, "_OWN_DESCRIPTORS", str(tmp_path / "no-such-directory"))
-    database = tmp_path / "smc.db"
-    with SqliteStore(database, checkpoint_every=None) as store:
-        _add(store, 300, "j")
-        real_fsync = os.fsync
-        synced: list[int] = []
-
-        def fsync(descriptor: int) -> None:
-            synced.append(os.fstat(descriptor).st_ino)
-            real_fsync(descriptor)
-
-        monkeypatch.setattr(os, "fsync", fsync)
-        before = _pages(database)
-        assert store.backend.checkpoint() is True
-        monkeypatch.setattr(os, "fsync", real_fsync)
-        assert synced == [os.stat(f"{database}-wal").st_ino]
-        assert _pages(database) > before + 50
-        copier = store.backend._copier
-        assert copier is not None
-        assert copier.execute("PRAGMA synchronous").fetchone() == (1,)  # NORMAL

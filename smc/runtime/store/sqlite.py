@@ -58,15 +58,6 @@ SCHEMA_VERSION = 3
 # holds the database's write lock on a second connection while it copies: no writer can reset
 # the log under it. The checkpoints of one database are also spaced: at most one every
 # CHECKPOINT_GAP, by whichever process (of this user) gets there first.
-#
-# Writers wait only for the copy. SQLite's own checkpoint (synchronous NORMAL) fsyncs the log
-# before copying and the database file after, both inside the lock: 10-28 ms every 0.5 s on a
-# slow 2-core machine, a stall of the worker beside it. smc does both fsyncs itself, outside
-# the write lock (the copying connection runs with synchronous OFF), and keeps SQLite's
-# guarantees with a read transaction held from before the first fsync to after the second:
-# its snapshot bounds what the checkpoint copies to frames already synced, and a log with a
-# reader in it is never reset, so no frame is overwritten before the database file holding
-# its copy is synced (docs/queue.md, "Checkpoints").
 
 #: At least this long between two checkpoints of one database (the time of the last is the
 #: mtime of ``checkpoint.lock`` in the database's doorbell directory).
@@ -85,9 +76,6 @@ INLINE_CHECKPOINT_EVERY = 8192
 #: The file whose lock and mtime space the checkpoints (every socket name there has an
 #: ``@``, so none is this).
 CHECKPOINT_LOCK_FILE = "checkpoint.lock"
-#: Where a checkpoint finds a descriptor of the database file to ``fsync`` (Linux); without
-#: it, SQLite syncs inside the write lock as it does by itself.
-_OWN_DESCRIPTORS = "/proc/self/fd"
 
 # Version 2 added status 'dead' and last_error (dead-lettered events); version 3 trace_id
 # (docs/history.md).
@@ -433,18 +421,10 @@ class SqliteBackend(Backend):
         self._doorbell = Doorbell(self._doorbell_dir)
         self._lock = threading.RLock()
         self._connection: sqlite3.Connection | None = None
-        #: The checkpoint's connections (``_checkpoint_connections``: the one holding the
-        #: write lock, the one holding a snapshot, the one copying) and the descriptor of the
-        #: checkpoint lock file; opened by the first checkpoint. ``_checkpoint_lock`` keeps
-        #: one checkpoint at a time in this process without holding :attr:`_lock`, which the
-        #: process's other statements need meanwhile.
+        #: The connection that holds the write lock while :attr:`_connection` checkpoints,
+        #: and the descriptor of the checkpoint lock file; both opened by the first checkpoint.
         self._guard: sqlite3.Connection | None = None
-        self._snapshot: sqlite3.Connection | None = None
-        self._copier: sqlite3.Connection | None = None
         self._gate: int | None = None
-        self._checkpoint_lock = threading.Lock()
-        #: Whether the copier syncs as SQLite does: only where no descriptor can be found.
-        self._copier_syncs = not os.path.isdir(_OWN_DESCRIPTORS)
         #: When this process last checkpointed, if it has no lock file to say so (monotonic).
         self._checkpointed_at = -math.inf
         #: A cursor of that connection kept for :meth:`run_after_rows` (``execute`` on the
@@ -595,14 +575,12 @@ class SqliteBackend(Backend):
             # Forked: the inherited connection belongs to the parent. Open our own.
             if self._connection is not None:
                 _INHERITED_CONNECTIONS.append(self._connection)
-            for inherited in (self._guard, self._snapshot, self._copier):
-                if inherited is not None:
-                    _INHERITED_CONNECTIONS.append(inherited)
-            self._connection = self._guard = self._snapshot = self._copier = None
+            if self._guard is not None:
+                _INHERITED_CONNECTIONS.append(self._guard)
+            self._connection = self._guard = None
             # The descriptor shares the parent's open file, and with it the parent's flock.
             self._gate = None
             self._lock = threading.RLock()
-            self._checkpoint_lock = threading.Lock()
         if self._connection is None:
             return self._connect()
         return self._connection
@@ -731,32 +709,24 @@ class SqliteBackend(Backend):
         return result
 
     def checkpoint(self, gap: float = CHECKPOINT_GAP) -> bool:
-        """Copy the write-ahead log into the database file, holding the write lock while it
-        copies (the WAL-reset bug, above), unless a checkpoint of this database ran less than
-        ``gap`` seconds ago, another is running, or the write lock stays taken for
-        :data:`CHECKPOINT_LOCK_WAIT`. True when it ran. Writers wait for the copy only (1-4 ms
-        here), and this process's other statements not at all: the checkpoint has connections
-        of its own. A worker runs it from its background thread."""
+        """Copy the write-ahead log into the database file, holding the write lock meanwhile
+        (the WAL-reset bug, above), unless a checkpoint of this database ran less than ``gap``
+        seconds ago, another is running, or the write lock stays taken for
+        :data:`CHECKPOINT_LOCK_WAIT`. True when it ran. Writers wait for it (a checkpoint
+        ``fsync``s twice, 1-3 ms here), which is why a worker runs it from its background
+        thread, off the path of its claims and events."""
         if self.read_only:
             return False
         gap = max(gap, CHECKPOINT_GAP)
         with self._lock:
-            self._conn()  # after a fork, forget the parent's connections, descriptor and locks
             try:
-                gate: int | None = self._checkpoint_gate()
+                gate = self._checkpoint_gate()
             except StoreError:
-                gate = None
-            connections = self._checkpoint_connections()
-            checkpoint_lock = self._checkpoint_lock
-        if not checkpoint_lock.acquire(blocking=False):
-            return False  # this process is checkpointing already
-        try:
-            if gate is None:
                 # No doorbell directory ($SMC_SOCKET_DIR unusable; wake-ups say so): the log
                 # must still be copied, so this process spaces its own checkpoints instead.
                 if time.monotonic() - self._checkpointed_at < gap:
                     return False
-                ran = self._checkpoint_beside_writers(*connections)
+                ran = self._checkpoint_holding_the_write_lock()
                 if ran:
                     self._checkpointed_at = time.monotonic()
                 return ran
@@ -768,59 +738,36 @@ class SqliteBackend(Backend):
                 # A clock set back leaves the mtime ahead: a negative age is no reason to wait.
                 if 0.0 <= time.time() - os.fstat(gate).st_mtime < gap:
                     return False
-                ran = self._checkpoint_beside_writers(*connections)
+                ran = self._checkpoint_holding_the_write_lock()
                 if ran:
                     os.utime(gate)
                 return ran
             finally:
                 fcntl.flock(gate, fcntl.LOCK_UN)
-        finally:
-            checkpoint_lock.release()
 
-    def _checkpoint_beside_writers(
-        self,
-        guard: sqlite3.Connection,
-        snapshot: sqlite3.Connection,
-        copier: sqlite3.Connection,
-    ) -> bool:
-        """``PRAGMA wal_checkpoint(PASSIVE)`` on ``copier`` while ``guard`` holds the write
-        lock, inside a read transaction of ``snapshot``; False when writers kept the lock for
-        :data:`CHECKPOINT_LOCK_WAIT`.
-
-        The copier runs with ``synchronous = OFF`` when this process can ``fsync`` the
-        database file itself (:meth:`_sync_database`), and both ``fsync`` calls SQLite would
-        make inside the lock are made outside it: the log's before the lock is taken, the
-        database file's after it is let go. The snapshot keeps SQLite's guarantees: taken
-        before the log's ``fsync``, it bounds the copy to frames already on disk (a PASSIVE
-        checkpoint stops at the oldest snapshot in use), and until it ends no writer can
-        reset the log (a log is reset only when no reader uses it), so no frame is
-        overwritten before the database file holding its copy is on disk."""
-        try:
-            snapshot.execute("BEGIN")
+    def _checkpoint_holding_the_write_lock(self) -> bool:
+        """``PRAGMA wal_checkpoint(PASSIVE)`` while a second connection holds the write lock;
+        False when writers kept it for :data:`CHECKPOINT_LOCK_WAIT`."""
+        self._sync_log()
+        with self._using("checkpoint") as connection:
+            guard = self._guard_connection()
             try:
-                snapshot.execute("SELECT 1 FROM sqlite_schema LIMIT 1").fetchall()
-                self._sync_log()
-                try:
-                    guard.execute("BEGIN IMMEDIATE")
-                except sqlite3.OperationalError as error:
-                    if _is_busy(error):
-                        return False  # the next attempt
-                    raise
-                try:
-                    copier.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                finally:
-                    guard.execute("ROLLBACK")
-                self._sync_database()
+                guard.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as error:
+                if _is_busy(error):
+                    return False  # the next attempt
+                raise
+            try:
+                connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
             finally:
-                snapshot.execute("ROLLBACK")
-        except sqlite3.Error as error:
-            raise self._refused("checkpoint", error) from None
+                guard.execute("ROLLBACK")
         return True
 
     def _sync_log(self) -> None:
-        """``fsync`` the write-ahead log (SQLite locks the database file and ``-shm``, never
-        ``-wal``, so a descriptor of it opened and closed here cannot drop a lock of this
-        process)."""
+        """``fsync`` the write-ahead log before the checkpoint takes the write lock: its own
+        first ``fsync`` then has only the last few frames to write, so writers wait for less
+        (SQLite locks the database file and ``-shm``, never ``-wal``, so a descriptor of it
+        opened and closed here cannot drop a lock of this process)."""
         try:
             log = os.open(f"{self.path}-wal", os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
@@ -833,36 +780,6 @@ class SqliteBackend(Backend):
             raise StoreError(f"cannot sync {self.path}-wal: {error.strerror}") from None
         finally:
             os.close(log)
-
-    def _sync_database(self) -> None:
-        """``fsync`` the database file through a descriptor SQLite holds open on it in this
-        process (the snapshot's connection holds one meanwhile), found in ``/proc/self/fd``.
-        Never through one opened here: closing any descriptor of the file drops every POSIX
-        lock this process's connections hold on it (SQLite's documented pitfall), which would
-        let another process take the file for its own. Where there is no ``/proc``, the
-        copier syncs as SQLite does (:meth:`_checkpoint_connections`)."""
-        if self._copier_syncs:
-            return
-        try:
-            wanted = os.stat(self.path)
-            names = os.listdir(_OWN_DESCRIPTORS)
-        except OSError as error:
-            raise StoreError(f"cannot sync {self.path}: {error.strerror}") from None
-        for name in names:
-            try:
-                descriptor = int(name)
-                found = os.fstat(descriptor)
-                if (found.st_dev, found.st_ino) != (wanted.st_dev, wanted.st_ino):
-                    continue
-                os.fsync(descriptor)
-            except (ValueError, OSError):
-                continue  # not a descriptor, or closed (and maybe reused) since the listing
-            # Still the database file after the fsync: it was that file's that ran.
-            with contextlib.suppress(OSError):
-                found = os.fstat(descriptor)
-                if (found.st_dev, found.st_ino) == (wanted.st_dev, wanted.st_ino):
-                    return
-        raise StoreError(f"cannot sync {self.path}: no open descriptor of it in this process")
 
     def _checkpoint_gate(self) -> int:
         """The open checkpoint lock file (its flock: one checkpoint at a time; its mtime: when
@@ -882,49 +799,28 @@ class SqliteBackend(Backend):
             self._gate = gate
         return self._gate
 
-    def _checkpoint_connections(
-        self,
-    ) -> tuple[sqlite3.Connection, sqlite3.Connection, sqlite3.Connection]:
-        """The checkpoint's own connections (opened once, under :attr:`_lock`): the guard,
-        which takes the write lock, waiting :data:`CHECKPOINT_LOCK_WAIT` for it; the snapshot;
-        the copier, with ``synchronous = OFF`` unless this process cannot ``fsync`` the
-        database file itself (no ``/proc``)."""
-        if self._guard is None or self._snapshot is None or self._copier is None:
-            try:
-                guard, snapshot, copier = (self._checkpoint_connection() for _ in range(3))
-                synchronous = "NORMAL" if self._copier_syncs else "OFF"
-                copier.execute(f"PRAGMA synchronous = {synchronous}")
-            except sqlite3.Error as error:
-                raise self._refused("open the checkpoint's connections", error) from None
-            self._guard, self._snapshot, self._copier = guard, snapshot, copier
-        return self._guard, self._snapshot, self._copier
-
-    def _checkpoint_connection(self) -> sqlite3.Connection:
-        connection = sqlite3.connect(
-            f"file:{quote(str(self.path))}?mode=rw",
-            uri=True,
-            isolation_level=None,
-            check_same_thread=False,  # used under self._checkpoint_lock only
-            timeout=CHECKPOINT_LOCK_WAIT,
-        )
-        connection.execute(f"PRAGMA busy_timeout = {int(CHECKPOINT_LOCK_WAIT * 1000)}")
-        connection.execute("PRAGMA wal_autocheckpoint = 0")
-        return connection
+    def _guard_connection(self) -> sqlite3.Connection:
+        if self._guard is None:
+            self._guard = sqlite3.connect(
+                f"file:{quote(str(self.path))}?mode=rw",
+                uri=True,
+                isolation_level=None,
+                check_same_thread=False,  # used under self._lock only
+                timeout=CHECKPOINT_LOCK_WAIT,
+            )
+            self._guard.execute(f"PRAGMA busy_timeout = {int(CHECKPOINT_LOCK_WAIT * 1000)}")
+            self._guard.execute("PRAGMA wal_autocheckpoint = 0")
+        return self._guard
 
     def close(self) -> None:
         with self._lock:
-            own = self._pid == os.getpid()
-            checkpoint_lock = self._checkpoint_lock
-        # A checkpoint running in another thread finishes first (it never waits for _lock
-        # while it holds its own lock); after a fork, the parent's lock is not ours to wait on.
-        with checkpoint_lock if own else contextlib.nullcontext(), self._lock:
             if self._pid == os.getpid():
-                for connection in (self._guard, self._snapshot, self._copier, self._connection):
+                for connection in (self._guard, self._connection):
                     if connection is not None:
                         connection.close()
                 if self._gate is not None:
                     os.close(self._gate)
-            self._connection = self._guard = self._snapshot = self._copier = None
+            self._connection = self._guard = None
             self._gate = None
             self._doorbell.close()
 
