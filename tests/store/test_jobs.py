@@ -363,6 +363,26 @@ def test_counts_lists_and_statuses(store: Store) -> None:
     assert store.wait_job_statuses([]) == {}
 
 
+def test_the_open_counts_leave_the_finished_jobs_out(store: Store) -> None:
+    for index in range(4):
+        store.add_job("t", job_id=f"j{index}")
+    assert store.queue_counts(finished=False) == {"pending": 4, "processing": 0}
+    claimed = [store.claim_job("w") for _ in range(2)]
+    first, second = (job for job in claimed if job is not None)
+    store.complete_job(first.id, claim_token=first.claim_token)
+    store.cancel_job("j3")
+    assert store.queue_counts(finished=False) == {"pending": 1, "processing": 1}
+    assert store.queue_counts() == {
+        "pending": 1,
+        "processing": 1,
+        "completed": 1,
+        "failed": 0,
+        "cancelled": 1,
+    }
+    store.fail_job(second.id, "x", claim_token=second.claim_token)
+    assert store.queue_counts(finished=False) == {"pending": 1, "processing": 0}
+
+
 def test_a_second_store_object_sees_the_same_queue(store: Store, store_url: str) -> None:
     store.add_job("t", job_id="shared")
     other = open_store(store_url)

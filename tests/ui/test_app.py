@@ -216,6 +216,44 @@ def test_jobs_filter_by_status_and_type(client: TestClient, database: str) -> No
     assert client.get("/api/jobs/unknown-id").status_code == 404
 
 
+class TickingClock:
+    """A clock that moves one second at each reading: a whole count of the queue (a reading
+    before it and one after) takes one second, so the next is due 100 s later
+    (``FULL_COUNTS_SHARE``, 1 %); ``now`` may be set to jump ahead."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        self.now += 1.0
+        return self.now
+
+
+def test_the_finished_jobs_are_recounted_within_their_share_of_the_time(database: str) -> None:
+    with open_store(database) as store:
+        for index in range(3):
+            store.add_job("t", job_id=f"j{index}")
+    clock = TickingClock()
+    with _client(database, poll_interval=3600.0, clock=clock) as client:
+        assert client.get("/api/jobs").json()["counts"]["pending"] == 3  # a whole count
+        with open_store(database) as store:
+            job = store.claim_job("w")
+            assert job is not None
+            store.complete_job(job.id, claim_token=job.claim_token)
+        # The open jobs are counted at every read; the finished ones are as last counted.
+        counts = client.get("/api/state").json()["queue"]
+        assert (counts["pending"], counts["processing"], counts["completed"]) == (2, 0, 0)
+        clock.now += 200.0
+        counts = client.get("/api/jobs").json()["counts"]
+        assert (counts["pending"], counts["completed"]) == (2, 1)
+        # A retry or a cancel through the page counts everything at the next read.
+        token = _csrf(client)
+        cancel = client.post("/api/jobs/j2/cancel", headers={"x-smc-csrf": token})
+        assert cancel.status_code == 200
+        counts = client.get("/api/jobs").json()["counts"]
+        assert (counts["pending"], counts["completed"], counts["cancelled"]) == (1, 1, 1)
+
+
 def test_machine_and_job_data_come_back_as_json_data(client: TestClient, database: str) -> None:
     hostile = HTML_NAMES[1]
     with open_store(database) as store:

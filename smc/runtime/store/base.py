@@ -228,8 +228,10 @@ class Store(WorkflowStore, Protocol):
         """pending → cancelled; False when not pending."""
         ...
 
-    def queue_counts(self) -> dict[str, int]:
-        """Number of jobs per status, every status present."""
+    def queue_counts(self, finished: bool = True) -> dict[str, int]:
+        """Number of jobs per status, every status present. ``finished=False``: the open
+        statuses only (``OPEN_JOB_STATUSES``), whose count costs the same however many
+        finished jobs the store keeps; counting those walks every one of them."""
         ...
 
     def wait_job_statuses(self, job_ids: Iterable[str]) -> dict[str, str]:

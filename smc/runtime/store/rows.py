@@ -24,6 +24,9 @@ from smc.runtime.jsonlimits import (
 )
 
 JOB_STATUSES = ("pending", "processing", "completed", "failed", "cancelled")
+#: The statuses a job is still in the queue with (the others are finished: it leaves them
+#: only by a retry, or by being pruned).
+OPEN_JOB_STATUSES = ("pending", "processing")
 #: ``dead``: dead-lettered, never delivered (its payload cannot be decoded); ``last_error``
 #: says why.
 EVENT_STATUSES = ("pending", "processing", "done", "dead")

@@ -46,6 +46,7 @@ from smc.runtime.store.rows import (
     JOB_FIELDS,
     JOB_STATUSES,
     LEAN_HISTORY_WIDTH,
+    OPEN_JOB_STATUSES,
     EventRow,
     HistoryEntry,
     HistoryLine,
@@ -816,9 +817,12 @@ class SqlStore(WorkflowTables):
         )
         return len(rows) == 1
 
-    def queue_counts(self) -> dict[str, int]:
-        counts = dict.fromkeys(JOB_STATUSES, 0)
-        for status, count in self._fetchall("read", self._sql.queue_counts, {}):
+    def queue_counts(self, finished: bool = True) -> dict[str, int]:
+        if finished:
+            counts, statement = dict.fromkeys(JOB_STATUSES, 0), self._sql.queue_counts
+        else:
+            counts, statement = dict.fromkeys(OPEN_JOB_STATUSES, 0), self._sql.open_queue_counts
+        for status, count in self._fetchall("read", statement, {}):
             counts[status] = int(count)
         return counts
 

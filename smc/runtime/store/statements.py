@@ -29,6 +29,7 @@ from smc.runtime.store.rows import (
     JOB_FIELDS,
     LATEST_ONLY_KINDS,
     LEAN_HISTORY_WIDTH,
+    OPEN_JOB_STATUSES,
 )
 
 #: Columns holding JSON text, and columns holding a time (epoch seconds when read).
@@ -289,6 +290,12 @@ class SqlStatements:
             "RETURNING id, job_type, machine_type, attempts, trace_id"
         )
         self.queue_counts = finish("SELECT status, count(*) FROM jobs GROUP BY status")
+        # The open jobs only: a seek to each of their few statuses, where the whole count
+        # walks every job the store keeps (finished ones too, until they are pruned).
+        open_statuses = ", ".join(f"'{status}'" for status in OPEN_JOB_STATUSES)
+        self.open_queue_counts = finish(
+            f"SELECT status, count(*) FROM jobs WHERE status IN ({open_statuses}) GROUP BY status"
+        )
 
         insert_event = f"""INSERT INTO machine_events (target_machine, source_machine, event_type,
                   payload, job_id, created_at, trace_id)
