@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import math
 import time
 from collections.abc import AsyncIterator, Callable
 from importlib import resources
@@ -145,9 +146,10 @@ class Monitor:
         self._last_queue: Any = None
         self._history_after: int | None = None
         self._clock = clock
-        #: The last whole count of the queue, and when the next one is due (``_clock``).
-        self._full_counts: dict[str, int] | None = None
-        self._full_counts_due = 0.0
+        #: The last whole count of the queue, and when the next one is due (``_clock``;
+        #: minus infinity: at the next read).
+        self._full_counts: dict[str, int] = {}
+        self._full_counts_due = -math.inf
         self._history_since = time.time()
 
     # --- store access ---
@@ -247,7 +249,7 @@ class Monitor:
     def _queue_counts(self, store: Store) -> dict[str, int]:
         # In the store's one thread: the cache needs no lock.
         started = self._clock()
-        if self._full_counts is None or started >= self._full_counts_due:
+        if started >= self._full_counts_due:
             counts = store.queue_counts()
             took = self._clock() - started
             self._full_counts, self._full_counts_due = counts, started + took / FULL_COUNTS_SHARE
@@ -258,7 +260,7 @@ class Monitor:
         """After a retry or a cancel of this server's (in the store's thread): when ``done``,
         the next count is a whole one, so that the page shows the job's move at once."""
         if done:
-            self._full_counts = None
+            self._full_counts_due = -math.inf
         return done
 
     async def machines(self) -> list[dict[str, Any]]:
