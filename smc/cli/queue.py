@@ -81,10 +81,13 @@ def register(subparsers: Any) -> None:
         "list",
         parents=[common, listing],
         help="list jobs, newest first",
-        description="List jobs, newest first, optionally only those of one status.",
+        description="List jobs, newest first, optionally only those of one status and type.",
     )
     list_parser.add_argument(
         "--status", default=None, help="pending, processing, completed, failed or cancelled"
+    )
+    list_parser.add_argument(
+        "--type", dest="job_type", default=None, metavar="TYPE", help="only jobs of this type"
     )
     list_parser.add_argument(
         "--limit", type=int, default=100, metavar="N", help="at most N jobs (default 100)"
@@ -312,7 +315,7 @@ def _jobs_list(args: argparse.Namespace) -> int:
         raise UsageError(f"--status must be one of: {', '.join(JOB_STATUSES)}")
     _check_range(args.limit, "--limit", 1, 2**63 - 1)
     with _open(args) as store:
-        jobs = store.list_jobs(status=args.status, limit=args.limit)
+        jobs = store.list_jobs(status=args.status, limit=args.limit, job_type=args.job_type)
     if args.format == "json":
         _print_json([job.to_dict() for job in jobs])
         return EXIT_OK

@@ -388,10 +388,9 @@ def create_app(
 
         if status is not None and status not in JOB_STATUSES:
             return _json({"error": "unknown status"}, 400)
-        limit = JOB_LIST_LIMIT if job_type is None else 5000
-        found = await monitor.db(lambda store: store.list_jobs(status, limit=limit))
-        if job_type is not None:
-            found = [job for job in found if job.job_type == job_type][:JOB_LIST_LIMIT]
+        found = await monitor.db(
+            lambda store: store.list_jobs(status, limit=JOB_LIST_LIMIT, job_type=job_type)
+        )
         counts = await monitor.queue_counts()
         return _json({"jobs": [job.to_dict() for job in found], "counts": counts})
 

@@ -81,6 +81,12 @@ def test_add_list_show_cancel_retry(tmp_path: Path, db: str) -> None:
     assert cancelled.returncode == 0, cancelled.stderr
     only_cancelled = smc("jobs", "list", "--status", "cancelled", cwd=tmp_path, db=db)
     assert [line.split()[0] for line in only_cancelled.stdout.splitlines()[1:]] == ["job-1"]
+    only_other = smc("jobs", "list", "--type", "other", cwd=tmp_path, db=db)
+    assert [line.split()[0] for line in only_other.stdout.splitlines()[1:]] == [generated_id]
+    none_of_both = smc(
+        "jobs", "list", "--type", "other", "--status", "cancelled", cwd=tmp_path, db=db
+    )  # fmt: skip
+    assert none_of_both.returncode == 0 and none_of_both.stdout.splitlines()[1:] == []
     retried = smc("jobs", "retry", "job-1", cwd=tmp_path, db=db)
     assert retried.returncode == 0, retried.stderr
     store = open_store(db)

@@ -363,6 +363,20 @@ def test_counts_lists_and_statuses(store: Store) -> None:
     assert store.wait_job_statuses([]) == {}
 
 
+def test_jobs_are_listed_by_type_and_status_newest_first(store: Store) -> None:
+    store.add_job("resize", job_id="old")
+    for index in range(5):
+        store.add_job("other", job_id=f"o{index}")
+    store.add_job("resize", job_id="new")
+    store.cancel_job("new")
+    # The filter is the query's: an old job of the type is found past newer jobs of others.
+    assert [job.id for job in store.list_jobs(job_type="resize", limit=2)] == ["new", "old"]
+    assert [job.id for job in store.list_jobs(job_type="resize", limit=1)] == ["new"]
+    assert [job.id for job in store.list_jobs("pending", job_type="resize")] == ["old"]
+    assert [job.id for job in store.list_jobs("cancelled", job_type="other")] == []
+    assert store.list_jobs(job_type="missing") == []
+
+
 def test_the_open_counts_leave_the_finished_jobs_out(store: Store) -> None:
     for index in range(4):
         store.add_job("t", job_id=f"j{index}")

@@ -26,7 +26,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from smc.runtime.store import Store, StoreError, history_entry, open_store
-from smc.ui.app import create_app
+from smc.ui.app import JOB_LIST_LIMIT, create_app
 from smc.ui.diagrams import (
     ALLOWED_ATTRIBUTES,
     ALLOWED_ELEMENTS,
@@ -211,6 +211,14 @@ def test_jobs_filter_by_status_and_type(client: TestClient, database: str) -> No
     assert len(client.get("/api/jobs").json()["jobs"]) == 3
     only_b = client.get("/api/jobs?type=b").json()["jobs"]
     assert sorted(job["data"]["n"] for job in only_b) == [2, 3]
+    # A page of one type: the filter is the store's query (tests/store/test_jobs.py), so a
+    # job of the type is found behind any number of newer jobs of other types.
+    with open_store(database) as store:
+        store.add_job("c", {"n": 4})
+        for n in range(JOB_LIST_LIMIT + 5):
+            store.add_job("a", {"n": n})
+    assert [job["data"] for job in client.get("/api/jobs?type=c").json()["jobs"]] == [{"n": 4}]
+    assert len(client.get("/api/jobs?type=a").json()["jobs"]) == JOB_LIST_LIMIT
     assert client.get("/api/jobs?status=failed").json()["jobs"] == []
     assert client.get("/api/jobs?status=nonsense").status_code == 400
     assert client.get("/api/jobs/unknown-id").status_code == 404

@@ -206,8 +206,10 @@ class Store(WorkflowStore, Protocol):
         """The job with this id, or None."""
         ...
 
-    def list_jobs(self, status: str | None = None, limit: int = 100) -> list[Job]:
-        """Jobs, newest first."""
+    def list_jobs(
+        self, status: str | None = None, limit: int = 100, job_type: str | None = None
+    ) -> list[Job]:
+        """Jobs, newest first; only those of ``status`` and of ``job_type`` when given."""
         ...
 
     def list_pending(

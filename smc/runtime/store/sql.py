@@ -741,9 +741,12 @@ class SqlStore(WorkflowTables):
         row = self._fetchone("read", self._sql.get_job, {"id": job_id})
         return None if row is None else job_from_row(row)
 
-    def list_jobs(self, status: str | None = None, limit: int = 100) -> list[Job]:
-        sql = self._sql.list_jobs if status is None else self._sql.list_jobs_by_status
-        rows = self._fetchall("read", sql, {"status": status, "limit": limit})
+    def list_jobs(
+        self, status: str | None = None, limit: int = 100, job_type: str | None = None
+    ) -> list[Job]:
+        sql = self._sql.list_jobs[status is not None, job_type is not None]
+        params = {"status": status, "job_type": job_type, "limit": limit}
+        rows = self._fetchall("read", sql, params)
         return [job_from_row(row) for row in rows]
 
     def list_pending(

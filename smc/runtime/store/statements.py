@@ -259,10 +259,19 @@ class SqlStatements:
                 RETURNING claimed_by, attempts + 1, trace_id, status, job_type""")
         self.reap = finish(d.reap(self, backoff))
         self.get_job = finish(f"SELECT {jobs} FROM jobs WHERE id = :id")
-        self.list_jobs = finish(f"SELECT {jobs} FROM jobs ORDER BY seq DESC LIMIT :limit")
-        self.list_jobs_by_status = finish(
-            f"SELECT {jobs} FROM jobs WHERE status = :status ORDER BY seq DESC LIMIT :limit"
-        )
+        #: list_jobs by (status given, job_type given), newest first.
+        self.list_jobs = {
+            (by_status, by_type): finish(
+                f"SELECT {jobs} FROM jobs"
+                + _where(
+                    ["status = :status"] if by_status else [],
+                    ["job_type = :job_type"] if by_type else [],
+                )
+                + " ORDER BY seq DESC LIMIT :limit"
+            )
+            for by_status in (False, True)
+            for by_type in (False, True)
+        }
         #: list_pending by (job_type given, machine_type given).
         self.list_pending = {
             (by_type, by_machine): finish(
