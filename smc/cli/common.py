@@ -101,14 +101,29 @@ def _int(text: str) -> int:
     return int(text)
 
 
-def add_database_option(parser: argparse.ArgumentParser) -> None:
-    """``--db``, for every command that opens the database (read by ``check_database_driver``)."""
+def add_database_option(parser: argparse.ArgumentParser, *, inherited: bool = False) -> None:
+    """``--db``, for every command that opens the database (read by ``check_database_driver``).
+
+    ``inherited``: the option of a subcommand whose command takes ``--db`` too (``smc history
+    --db X prune``). Left unset when not given, so that the command's value stands: argparse
+    copies a subcommand's defaults over what its command parsed."""
     parser.add_argument(
         "--db",
-        default=None,
+        default=argparse.SUPPRESS if inherited else None,
         metavar="PATH_OR_URL",
         help="database file or postgresql:// URL (default: $SMC_DB, else ./smc.db)",
     )
+
+
+def check_range(value: int, option: str, low: int, high: int) -> None:
+    """Integers beyond what both databases store (32-bit columns, 64-bit ids and LIMIT) are
+    refused here, not by the database in one backend's words."""
+    if not low <= value <= high:
+        raise UsageError(f"{option} must be between {low} and {high}")
+
+
+#: The largest id and LIMIT both databases take (a signed 64-bit integer).
+MAX_INT64 = 2**63 - 1
 
 
 def add_actions_dir_option(parser: argparse.ArgumentParser, *, worker: bool = False) -> None:

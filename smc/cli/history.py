@@ -11,11 +11,33 @@ Exit codes: 0; 1 for a database problem; 2 for a usage error.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from typing import Any
 
-from smc.cli.common import EXIT_OK, EXIT_PROBLEMS, UsageError, add_database_option
+from smc.cli.common import (
+    EXIT_OK,
+    EXIT_PROBLEMS,
+    MAX_INT64,
+    UsageError,
+    add_database_option,
+    check_range,
+)
+
+#: What ``smc history`` lists at most, unless ``--limit`` says otherwise.
+DEFAULT_LIMIT = 1000
+#: The listing's filters, by their destination: ``smc history --machine M prune`` is refused
+#: rather than pruning everything (prune removes by age alone).
+_LISTING_OPTIONS = {
+    "machine": "--machine",
+    "job": "--job",
+    "trace": "--trace",
+    "kind": "--kind",
+    "since": "--since",
+    "after_id": "--after-id",
+    "limit": "--limit",
+}
 
 
 def register(subparsers: Any) -> None:
@@ -48,12 +70,16 @@ def register(subparsers: Any) -> None:
         "--after-id", type=int, default=None, metavar="N", help="only rows after id N"
     )
     parser.add_argument(
-        "--limit", type=int, default=1000, metavar="N", help="at most N rows (default 1000)"
+        "--limit",
+        type=int,
+        default=None,
+        metavar="N",
+        help=f"at most N rows (default {DEFAULT_LIMIT})",
     )
     parser.add_argument(
         "--format",
         choices=("table", "json", "jsonl"),
-        default="table",
+        default=None,
         help="a table for people, a JSON array, or JSON lines (default: table)",
     )
     parser.set_defaults(handler=_history)
@@ -68,12 +94,14 @@ def register(subparsers: Any) -> None:
             "how many of each went."
         ),
     )
-    add_database_option(prune)
+    # --db and --format may come before "prune" too: unset here unless given, so that a
+    # value given before stands (argparse copies a subcommand's defaults over it).
+    add_database_option(prune, inherited=True)
     prune.add_argument(
         "--older-than", required=True, metavar="AGE", help="an age: 30m, 12h, 7d, 2w"
     )
     prune.add_argument(
-        "--format", choices=("table", "json"), default="table", help="default: table"
+        "--format", choices=("table", "json"), default=argparse.SUPPRESS, help="default: table"
     )
     prune.set_defaults(handler=_prune)
 
@@ -86,10 +114,12 @@ def _open(args: argparse.Namespace) -> Any:
 
 def _history(args: argparse.Namespace) -> int:
     from smc.runtime.history import history_table, parse_since
-    from smc.runtime.store import HISTORY_KINDS, StoreError
+    from smc.runtime.store import HISTORY_KINDS, StoreError, canonical_trace_id
 
-    if args.limit < 1:
-        raise UsageError("--limit must be at least 1")
+    limit = DEFAULT_LIMIT if args.limit is None else args.limit
+    check_range(limit, "--limit", 1, MAX_INT64)
+    if args.after_id is not None:
+        check_range(args.after_id, "--after-id", 0, MAX_INT64)
     for kind in args.kind or ():
         if kind not in HISTORY_KINDS:
             raise UsageError(f"--kind must be one of: {', '.join(HISTORY_KINDS)}")
@@ -97,25 +127,32 @@ def _history(args: argparse.Namespace) -> int:
         since = None if args.since is None else parse_since(args.since)
     except ValueError as error:
         raise UsageError(f"--since: {error}") from None
+    trace = args.trace
+    if trace is not None:
+        # A ULID in any case finds its trace; other text is looked for as it is.
+        with contextlib.suppress(ValueError):
+            trace = canonical_trace_id(trace)
     try:
         with _open(args) as store:
             rows = store.history(
                 machine=args.machine,
                 job_id=args.job,
-                trace_id=args.trace,
+                trace_id=trace,
                 since=since,
                 after_id=args.after_id,
                 kinds=args.kind,
-                limit=args.limit,
+                limit=limit,
             )
     except StoreError as error:
         print(f"smc history: error: {error}", file=sys.stderr)
         return EXIT_PROBLEMS
+    # JSON with non-ASCII escaped, as every smc command prints it: names and payloads are
+    # untrusted text, and a bidi override must not reach a terminal as itself.
     if args.format == "jsonl":
         for row in rows:
-            print(json.dumps(row.to_dict(), ensure_ascii=False))
+            print(json.dumps(row.to_dict()))
     elif args.format == "json":
-        print(json.dumps([row.to_dict() for row in rows], indent=2, ensure_ascii=False))
+        print(json.dumps([row.to_dict() for row in rows], indent=2))
     elif rows:
         print(history_table(rows))
     return EXIT_OK
@@ -125,6 +162,15 @@ def _prune(args: argparse.Namespace) -> int:
     from smc.runtime.history import parse_age
     from smc.runtime.store import StoreError
 
+    given = [option for dest, option in _LISTING_OPTIONS.items() if getattr(args, dest) is not None]
+    if given:
+        raise UsageError(
+            f"{', '.join(given)}: prune takes no filter (it removes everything finished "
+            "that is older than --older-than); those options are for listing the history"
+        )
+    output = args.format or "table"
+    if output not in ("table", "json"):
+        raise UsageError(f"--format {output}: prune prints a table or json")
     try:
         age = parse_age(args.older_than)
     except ValueError as error:
@@ -135,7 +181,7 @@ def _prune(args: argparse.Namespace) -> int:
     except StoreError as error:
         print(f"smc history: error: {error}", file=sys.stderr)
         return EXIT_PROBLEMS
-    if args.format == "json":
+    if output == "json":
         print(json.dumps(removed))
     else:
         print(

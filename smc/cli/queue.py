@@ -20,8 +20,10 @@ from typing import TYPE_CHECKING, Any
 from smc.cli.common import (
     EXIT_OK,
     EXIT_PROBLEMS,
+    MAX_INT64,
     UsageError,
     add_database_option,
+    check_range,
     parse_json_argument,
 )
 
@@ -181,13 +183,6 @@ def _open(args: argparse.Namespace) -> Store:
     return open_store(args.db)
 
 
-def _check_range(value: int, option: str, low: int, high: int) -> None:
-    """Integers beyond what both databases store (32-bit columns, 64-bit LIMIT) are refused
-    here, not by the database in one backend's words."""
-    if not low <= value <= high:
-        raise UsageError(f"{option} must be between {low} and {high}")
-
-
 # --- formatting ---
 
 
@@ -276,8 +271,10 @@ def _jobs_add(args: argparse.Namespace) -> int:
             )
         else:
             _check_data(data, schema, "--data", f"job type {args.job_type!r}", "job data")
-    _check_range(args.priority, "--priority", -(2**31), 2**31 - 1)
-    _check_range(args.max_attempts, "--max-attempts", 1, 2**31 - 1)
+    check_range(args.priority, "--priority", -(2**31), 2**31 - 1)
+    check_range(args.max_attempts, "--max-attempts", 1, 2**31 - 1)
+    if args.job_id == "":
+        raise UsageError("--id must not be empty (leave it out for a generated id)")
     from smc.runtime.store import DuplicateJobError
 
     # Chosen here so a dedupe hit (another job returned) can be told apart from our new job.
@@ -313,7 +310,7 @@ def _jobs_list(args: argparse.Namespace) -> int:
 
     if args.status is not None and args.status not in JOB_STATUSES:
         raise UsageError(f"--status must be one of: {', '.join(JOB_STATUSES)}")
-    _check_range(args.limit, "--limit", 1, 2**63 - 1)
+    check_range(args.limit, "--limit", 1, MAX_INT64)
     with _open(args) as store:
         jobs = store.list_jobs(status=args.status, limit=args.limit, job_type=args.job_type)
     if args.format == "json":
@@ -375,6 +372,8 @@ def _jobs_show(args: argparse.Namespace) -> int:
 
 
 def _jobs_retry(args: argparse.Namespace) -> int:
+    from smc.safe_text import escape_controls
+
     with _open(args) as store:
         job = _find_job(args, store)
         if job is None:
@@ -382,11 +381,13 @@ def _jobs_retry(args: argparse.Namespace) -> int:
         if not store.retry_job(job.id):
             _error(args, f"job {job.id!r} is {job.status}; only failed or cancelled jobs retry")
             return EXIT_PROBLEMS
-    print(f"job {job.id} is pending again")
+    print(f"job {escape_controls(job.id)} is pending again")
     return EXIT_OK
 
 
 def _jobs_cancel(args: argparse.Namespace) -> int:
+    from smc.safe_text import escape_controls
+
     with _open(args) as store:
         job = _find_job(args, store)
         if job is None:
@@ -396,7 +397,7 @@ def _jobs_cancel(args: argparse.Namespace) -> int:
             status = current.status if current is not None else job.status
             _error(args, f"job {job.id!r} is {status}; only pending jobs can be cancelled")
             return EXIT_PROBLEMS
-    print(f"job {job.id} cancelled")
+    print(f"job {escape_controls(job.id)} cancelled")
     return EXIT_OK
 
 

@@ -9,6 +9,7 @@ hash, or an already generated class (``package.module:Class`` or
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
@@ -198,6 +199,22 @@ def run_command(args: argparse.Namespace) -> int:
         )
     if args.monitor_readers is not None and args.monitor_readers < 1:
         raise UsageError("--monitor-readers must be at least 1")
+    from smc.runtime.history import retention_seconds
+
+    try:
+        retention = retention_seconds(args.history_retention)
+    except ValueError as error:
+        raise UsageError(f"--history-retention: {error}") from None
+    trace_id = args.trace_id
+    if trace_id == "":
+        raise UsageError("--trace-id must not be empty")
+    if trace_id is not None:
+        from smc.runtime.store import canonical_trace_id
+
+        # A ULID in any case is stored as trace ids are made (upper case); other text is a
+        # trace id the store's API was given (it takes any), which start_fsm passes on.
+        with contextlib.suppress(ValueError):
+            trace_id = canonical_trace_id(trace_id)
     initial: dict[str, Any] = {}
     if args.initial_context:
         initial = parse_json_argument(args.initial_context, "--initial-context")
@@ -220,12 +237,6 @@ def run_command(args: argparse.Namespace) -> int:
         return error.exit_code
     except LoadError as error:
         raise UsageError(str(error)) from None
-    from smc.runtime.history import retention_seconds
-
-    try:
-        retention = retention_seconds(args.history_retention)
-    except ValueError as error:
-        raise UsageError(f"--history-retention: {error}") from None
     try:
         engine = Engine(
             machine_cls,
@@ -238,7 +249,7 @@ def run_command(args: argparse.Namespace) -> int:
             log_level=args.log_level,
             config_path=config_path,
             monitor_readers=args.monitor_readers,
-            trace_id=args.trace_id,
+            trace_id=trace_id,
             history_retention=retention,
         )
     except StartupError as error:

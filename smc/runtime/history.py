@@ -49,7 +49,7 @@ DEFAULT_POLL_SECONDS = 0.1
 
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 7 * 86400.0}
 _AGE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*", re.IGNORECASE)
-_OFF = ("off", "never", "none", "0")
+_OFF = ("off", "never", "none")
 
 
 def parse_age(text: str) -> float:
@@ -75,7 +75,12 @@ def parse_since(text: str, now: float | None = None) -> float:
             f"{text!r} is neither an age (10m, 2h, 7d) nor an ISO time (2026-11-26T09:00)"
         ) from None
     if moment.tzinfo is None:
-        moment = moment.astimezone()  # a time without a zone is this host's local time
+        try:
+            moment = moment.astimezone()  # a time without a zone is this host's local time
+        except (ValueError, OverflowError):
+            # Within a day of year 1 or 9999, where the local zone's offset would leave the
+            # calendar: taken as UTC (hours do not matter that far from any row).
+            moment = moment.replace(tzinfo=datetime.UTC)
     return moment.timestamp()
 
 

@@ -102,6 +102,17 @@ def test_unknown_ids_exit_1_with_a_message(tmp_path: Path, db: str) -> None:
         assert result.stderr.strip() == f"smc jobs: error: no job with id 'nope' in {db}"
 
 
+def test_cancel_and_retry_print_a_hostile_id_escaped(tmp_path: Path, db: str) -> None:
+    """A job id is untrusted text (``--id``, the API): what the commands print of it on
+    success is escaped, as their errors and tables are."""
+    hostile = "c\x1b[31mX\u202e"
+    assert smc("jobs", "add", "--type", "t", "--id", hostile, cwd=tmp_path, db=db).returncode == 0
+    cancelled = smc("jobs", "cancel", hostile, cwd=tmp_path, db=db)
+    retried = smc("jobs", "retry", hostile, cwd=tmp_path, db=db)
+    assert cancelled.stdout == "job c\\x1b[31mX\\u202e cancelled\n", cancelled.stderr
+    assert retried.stdout == "job c\\x1b[31mX\\u202e is pending again\n", retried.stderr
+
+
 def test_invalid_json_is_a_usage_error(tmp_path: Path, db: str) -> None:
     result = smc("jobs", "add", "--type", "t", "--data", "{oops", cwd=tmp_path, db=db)
     assert result.returncode == 2

@@ -286,7 +286,12 @@ def test_bad_json_input_is_a_one_line_usage_error(tmp_path: Path, command: tuple
         ("run", "m.yaml", "--lease-seconds", "nan"),
         ("run", "m.yaml", "--lease-seconds", "inf"),
         ("run", "m.yaml", "--monitor-readers", "0"),
+        ("run", "m.yaml", "--history-retention", "0"),
+        ("run", "m.yaml", "--trace-id", ""),
         ("monitor", "--timeout", "nan"),
+        ("history", "--limit", "9223372036854775808"),
+        ("history", "--after-id", "99999999999999999999999"),
+        ("jobs", "add", "--type", "t", "--id", ""),
     ],
 )
 def test_out_of_range_options_are_one_line_usage_errors(

@@ -414,3 +414,19 @@ def test_monitor_follows_workers_on_other_hosts_through_postgres(
     assert ("worker", "job_claimed", None, None, "far-away") in story
     assert ("worker", "transition", "waiting", "processing", "far-away") in story
     assert ("worker", "job_completed", None, None, "far-away") in story
+
+
+def test_since_takes_any_iso_date_in_any_local_zone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--since 0001-01-01`` east of UTC once failed: the local offset left the calendar."""
+    from smc.runtime.history import parse_since
+
+    for zone in ("Asia/Tokyo", "America/Los_Angeles"):
+        monkeypatch.setenv("TZ", zone)
+        time.tzset()
+        try:
+            assert parse_since("0001-01-01") == -62135596800.0  # taken as UTC there
+            assert parse_since("9999-12-31T23:59") == 253402300740.0
+            assert parse_since("2026-11-27T12:00+00:00") == 1795780800.0
+        finally:
+            monkeypatch.undo()
+            time.tzset()

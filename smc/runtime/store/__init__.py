@@ -45,7 +45,7 @@ from smc.runtime.store.rows import (
     history_entry,
     process_alive,
 )
-from smc.runtime.store.sql import SqlStore, new_trace_id
+from smc.runtime.store.sql import SqlStore, canonical_trace_id, new_trace_id
 from smc.runtime.store.sqlite import INLINE_CHECKPOINT_EVERY, SqliteStore
 from smc.runtime.store.waker import (
     HISTORY_CHANNEL,
@@ -194,6 +194,7 @@ __all__ = [
     "Waker",
     "WorkflowRun",
     "WorkflowTask",
+    "canonical_trace_id",
     "configuration_text",
     "excerpt",
     "history_enabled",

@@ -81,6 +81,12 @@ def new_trace_id() -> str:
     return str(ULID())
 
 
+def canonical_trace_id(text: str) -> str:
+    """A ULID typed in any case, in the form trace ids are stored in (upper case); raises
+    ``ValueError`` for text that is not a ULID."""
+    return str(ULID.from_str(text))
+
+
 _log = logging.getLogger("smc.store")
 
 _JOB_FIELD_COUNT = len(JOB_FIELDS)
@@ -281,7 +287,7 @@ class SqlStore(WorkflowTables):
         # so ids and times are only nearly in the same order (the SQL filters exactly).
         earliest = None if since is None else since - TIME_SLACK
         if trace_id is not None:
-            earliest = _latest(earliest, _trace_time(trace_id))
+            earliest = _latest(earliest, _trace_time(trace_id, self.clock.time()))
         if job_id is not None:
             job = self.get_job(job_id)
             if job is not None:
@@ -1177,12 +1183,16 @@ class SqlStore(WorkflowTables):
 TIME_SLACK = 300.0
 
 
-def _trace_time(trace_id: str) -> float | None:
-    """The time a ULID trace id was made, less :data:`TIME_SLACK`; None for another id."""
+def _trace_time(trace_id: str, now: float) -> float | None:
+    """The time a ULID trace id was made, less :data:`TIME_SLACK`; None for another id, and
+    for one whose time is later than ``now`` allows: its time says nothing then about when
+    its rows were recorded (a clock far ahead, an id made up), so they are looked for in the
+    whole history."""
     try:
-        return ULID.from_str(trace_id).timestamp - TIME_SLACK
+        made = ULID.from_str(trace_id).timestamp
     except ValueError:
         return None
+    return made - TIME_SLACK if made <= now + TIME_SLACK else None
 
 
 def _latest(first: float | None, second: float | None) -> float | None:

@@ -1,0 +1,121 @@
+"""``smc history`` and ``smc history prune`` through real ``python -m smc`` processes: which
+database a prune touches, what it refuses, numbers out of range, trace ids as users type
+them, and JSON output that keeps untrusted text inert (``docs/history.md``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from smc.runtime.store import Store, new_trace_id, open_store
+from tests.support.harness import Runner
+
+
+def _finished_job(db: Path, job_id: str, trace_id: str | None = None) -> None:
+    """One job added, claimed and completed in ``db``: history rows and a finished job."""
+    with open_store(str(db)) as store:
+        store.add_job("task", job_id=job_id, data={"n": 1}, trace_id=trace_id)
+        claimed = store.claim_job("worker", ["task"])
+        assert claimed is not None and claimed.id == job_id
+        store.complete_job(job_id)
+
+
+def _kept(db: Path) -> tuple[int, int]:
+    """How many history rows and jobs ``db`` holds."""
+    store: Store
+    with open_store(str(db)) as store:
+        return len(store.history(limit=100_000)), len(store.list_jobs(limit=1000))
+
+
+def test_prune_takes_the_database_given_before_or_after_the_word_prune(runner: Runner) -> None:
+    """``--db`` before ``prune`` once pruned the default database ($SMC_DB, ./smc.db) and left
+    the one named alone: argparse copied the subcommand's default over it."""
+    default, before, after = runner.db, runner.cwd / "before.db", runner.cwd / "after.db"
+    for db in (default, before, after):
+        _finished_job(db, "done")
+    untouched = _kept(default)
+    assert untouched == (3, 1)  # job_added, job_claimed, job_completed; the job
+
+    pruned = runner.run(
+        "history", "--db", str(before), "prune", "--older-than", "0s", "--format", "json"
+    )
+    assert json.loads(pruned.stdout)["jobs"] == 1
+    pruned = runner.run("history", "prune", "--db", str(after), "--older-than", "0s")
+    assert pruned.stdout.startswith("pruned ")
+
+    # Each named database lost its finished job and all but its newest history row.
+    assert _kept(before) == _kept(after) == (1, 0)
+    assert _kept(default) == untouched
+
+
+def test_prune_refuses_the_listings_filters_and_removes_nothing(runner: Runner) -> None:
+    """``smc history --machine M prune`` once pruned everything, filters ignored."""
+    _finished_job(runner.db, "done")
+    kept = _kept(runner.db)
+    for option in (
+        ["--machine", "nobody"],
+        ["--kind", "error"],
+        ["--job", "other"],
+        ["--trace", new_trace_id()],
+        ["--since", "1h"],
+        ["--after-id", "1"],
+        ["--limit", "5"],
+    ):
+        refused = runner.run("history", *option, "prune", "--older-than", "0s", check=False)
+        assert refused.returncode == 2, (option, refused.stderr)
+        assert refused.stderr.startswith(f"smc history: error: {option[0]}")
+        assert len(refused.stderr.splitlines()) == 1
+    refused = runner.run("history", "--format", "jsonl", "prune", "--older-than", "0s", check=False)
+    assert refused.returncode == 2 and "--format jsonl" in refused.stderr
+    assert _kept(runner.db) == kept
+    # --format before the word is the prune's, when it is one the prune prints.
+    pruned = runner.run("history", "--format", "json", "prune", "--older-than", "0s")
+    assert json.loads(pruned.stdout)["jobs"] == 1
+
+
+def test_numbers_beyond_64_bits_are_usage_errors_on_one_line(runner: Runner) -> None:
+    _finished_job(runner.db, "done")
+    for option, value in (
+        ("--limit", str(2**63)),
+        ("--limit", "0"),
+        ("--after-id", str(10**23)),
+        ("--after-id", "-1"),
+    ):
+        refused = runner.run("history", option, value, check=False)
+        assert refused.returncode == 2, (option, value, refused.stderr)
+        assert (
+            refused.stderr
+            == f"smc history: error: {option} must be between "
+            + ("1" if option == "--limit" else "0")
+            + f" and {2**63 - 1}\n"
+        )
+    listed = runner.run("history", "--limit", str(2**63 - 1), "--after-id", str(2**63 - 1))
+    assert listed.stdout == ""
+
+
+def test_a_trace_is_found_in_any_case_and_whatever_time_its_id_claims(runner: Runner) -> None:
+    """ULIDs are case-insensitive, and a trace id whose time is ahead of this host's clock (a
+    clock far ahead, an id made up) still finds its rows: its time bounds no search."""
+    today = new_trace_id()
+    ahead = "7ZZZZZZZZZZZZZZZZZZZZZZZZZ"  # the largest ULID: year 10889
+    _finished_job(runner.db, "today", trace_id=today)
+    _finished_job(runner.db, "ahead", trace_id=ahead)
+    for trace, job in ((today, "today"), (today.lower(), "today"), (ahead.lower(), "ahead")):
+        listed = runner.run("history", "--trace", trace, "--format", "json")
+        rows = json.loads(listed.stdout)
+        assert [row["kind"] for row in rows] == ["job_added", "job_claimed", "job_completed"]
+        assert {row["job_id"] for row in rows} == {job}
+        assert {row["trace_id"] for row in rows} == {trace.upper()}
+
+
+def test_json_output_escapes_non_ascii_text(runner: Runner) -> None:
+    """Job data is untrusted: a bidi override reaches the terminal as ``\\u202e``, and the
+    JSON still reads back to the text that was stored."""
+    hostile = "\u202egnp.exe"
+    with open_store(str(runner.db)) as store:
+        store.add_job("task", job_id=hostile, data={"name": hostile})
+    for output in ("json", "jsonl"):
+        listed = runner.run("history", "--format", output)
+        assert listed.stdout.isascii() and "\\u202e" in listed.stdout
+        rows = json.loads(listed.stdout) if output == "json" else [json.loads(listed.stdout)]
+        assert rows[0]["job_id"] == hostile
