@@ -1,8 +1,8 @@
 """``smc history``: the durable history (``docs/history.md``); ``smc history prune``.
 
 ``smc history [--machine M] [--job ID] [--trace T] [--kind K] [--since 10m|ISO] [--after-id N]
-[--limit N] [--format table|json|jsonl]`` lists history rows in the order they were recorded
-(JSONL: one JSON object per line, the ledger format). ``smc history prune --older-than 7d``
+[--limit N] [--newest] [--format table|json|jsonl]`` lists history rows in the order they were
+recorded (JSONL: one JSON object per line, the ledger format). ``smc history prune --older-than 7d``
 deletes history rows, finished jobs, delivered events and finished workflow runs older than
 the age given.
 Exit codes: 0; 1 for a database problem; 2 for a usage error.
@@ -37,6 +37,7 @@ _LISTING_OPTIONS = {
     "since": "--since",
     "after_id": "--after-id",
     "limit": "--limit",
+    "newest": "--newest",
 }
 
 
@@ -75,6 +76,13 @@ def register(subparsers: Any) -> None:
         default=None,
         metavar="N",
         help=f"at most N rows (default {DEFAULT_LIMIT})",
+    )
+    parser.add_argument(
+        "--newest",
+        action="store_true",
+        default=None,
+        help="the newest rows that match, up to --limit (still oldest first); default: the "
+        "oldest",
     )
     parser.add_argument(
         "--format",
@@ -142,6 +150,7 @@ def _history(args: argparse.Namespace) -> int:
                 after_id=args.after_id,
                 kinds=args.kind,
                 limit=limit,
+                newest=bool(args.newest),
             )
     except StoreError as error:
         print(f"smc history: error: {error}", file=sys.stderr)
@@ -155,6 +164,14 @@ def _history(args: argparse.Namespace) -> int:
         print(json.dumps([row.to_dict() for row in rows], indent=2))
     elif rows:
         print(history_table(rows))
+        if len(rows) == limit:
+            which = "newest" if args.newest else "oldest"
+            other = "" if args.newest else ", --newest for the latest"
+            print(
+                f"smc history: note: the {which} {limit} rows that match; more may match "
+                f"(--limit N{other}, --since, --after-id)",
+                file=sys.stderr,
+            )
     return EXIT_OK
 
 

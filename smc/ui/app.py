@@ -68,6 +68,9 @@ ACTIVITY_HISTORY_KINDS = [
     "machine_started",
     "machine_stopped",
 ]
+#: The activity log's rows read when the page loads: the newest of the last day (the page
+#: shows the newest 300 of them and what comes live).
+ACTIVITY_LIMIT = 1000
 #: How often the registry, the queue counts and the history are read for changes.
 POLL_INTERVAL = 1.0
 #: At most this share of the server's time goes to counting the finished jobs. Counting them
@@ -433,7 +436,10 @@ def create_app(
             if history is None:
                 return None
             since = time.time() - 24 * 3600
-            return [r.to_dict() for r in history(since=since, kinds=ACTIVITY_HISTORY_KINDS)]
+            rows = history(
+                since=since, kinds=ACTIVITY_HISTORY_KINDS, limit=ACTIVITY_LIMIT, newest=True
+            )
+            return [r.to_dict() for r in rows]
 
         rows = await monitor.db(read)
         return _json({"history": rows, "live": list(monitor.feed.activity)})

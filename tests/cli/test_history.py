@@ -60,6 +60,7 @@ def test_prune_refuses_the_listings_filters_and_removes_nothing(runner: Runner) 
         ["--since", "1h"],
         ["--after-id", "1"],
         ["--limit", "5"],
+        ["--newest"],
     ):
         refused = runner.run("history", *option, "prune", "--older-than", "0s", check=False)
         assert refused.returncode == 2, (option, refused.stderr)
@@ -119,3 +120,19 @@ def test_json_output_escapes_non_ascii_text(runner: Runner) -> None:
         assert listed.stdout.isascii() and "\\u202e" in listed.stdout
         rows = json.loads(listed.stdout) if output == "json" else [json.loads(listed.stdout)]
         assert rows[0]["job_id"] == hostile
+
+
+def test_newest_lists_the_latest_rows_and_a_cut_table_says_so(runner: Runner) -> None:
+    for job_id in ("first", "second"):
+        _finished_job(runner.db, job_id)
+    everything = json.loads(runner.run("history", "--format", "json").stdout)
+    assert len(everything) == 6
+    newest = runner.run("history", "--limit", "2", "--newest", "--format", "json")
+    assert json.loads(newest.stdout) == everything[-2:] and newest.stderr == ""
+    cut = runner.run("history", "--limit", "2")
+    assert len(cut.stdout.splitlines()) == 3  # the header and the oldest two
+    assert cut.stderr.startswith("smc history: note: the oldest 2 rows that match")
+    assert "--newest" in cut.stderr
+    whole = runner.run("history", "--limit", "6")
+    assert whole.stderr.startswith("smc history: note: the oldest 6")  # cannot know it is all
+    assert runner.run("history", "--limit", "7").stderr == ""

@@ -70,6 +70,13 @@ def test_history_filters(store_url: str) -> None:
         assert store.history(kinds=[]) == []
         assert store.history(after_id=first[-1].id) == everything[2:]
         assert store.history(limit=1) == everything[:1]
+        # The newest that match, still in the order recorded, with every filter.
+        assert store.history(limit=2, newest=True) == everything[-2:]
+        assert store.history(limit=99, newest=True) == everything
+        assert store.history(machine="m1", limit=1, newest=True) == everything[-1:]
+        assert store.history(after_id=first[0].id, kinds=["job_added"], limit=1, newest=True) == [
+            first[1]
+        ]
         assert store.history(trace_id=everything[0].trace_id) == everything[:1]
         assert store.history(since=time.time() + 60) == []
         assert store.last_history_id() == everything[-1].id

@@ -302,6 +302,23 @@ def test_activity_and_trace_come_from_the_history_when_the_store_keeps_it(
     assert [row["id"] for row in traced] == [row["id"] for row in rows]
 
 
+def test_the_activity_log_opens_on_the_newest_rows_of_the_day(
+    client: TestClient, database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """More activity than the page reads: it gets the newest (it once got the day's oldest,
+    and a busy day hid every new failure)."""
+    monkeypatch.setattr("smc.ui.app.ACTIVITY_LIMIT", 3)
+    with open_store(database) as store:
+        for number in range(5):
+            store.register_machine(f"m{number}", "idle")
+    rows = client.get("/api/activity").json()["history"]
+    assert [(row["kind"], row["machine"]) for row in rows] == [
+        ("machine_started", "m2"),
+        ("machine_started", "m3"),
+        ("machine_started", "m4"),
+    ]
+
+
 def test_without_history_job_trace_and_activity_say_so(database: str) -> None:
     with open_store(database) as store:
         job = store.add_job("a", {})

@@ -370,10 +370,12 @@ class Store(WorkflowStore, Protocol):
         after_id: int | None = None,
         kinds: Sequence[str] | None = None,
         limit: int = 1000,
+        newest: bool = False,
     ) -> list[HistoryRow]:
         """History rows matching every filter given, in id order (the order they were
-        recorded), at most ``limit``: ``since`` an epoch time, ``after_id`` rows after that id
-        (for following), ``kinds`` among ``HISTORY_KINDS``."""
+        recorded), at most ``limit``: the oldest that match, or with ``newest`` the newest
+        (still in id order). ``since`` an epoch time, ``after_id`` rows after that id (for
+        following), ``kinds`` among ``HISTORY_KINDS``."""
         ...
 
     def history_lines(self, after_id: int, limit: int = 1000) -> list[HistoryLine]:

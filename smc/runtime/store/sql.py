@@ -276,6 +276,7 @@ class SqlStore(WorkflowTables):
         after_id: int | None = None,
         kinds: Sequence[str] | None = None,
         limit: int = 1000,
+        newest: bool = False,
     ) -> list[HistoryRow]:
         if kinds is not None and not kinds:
             return []
@@ -312,10 +313,14 @@ class SqlStore(WorkflowTables):
             since is not None,
             after_id is not None,
             -1 if kinds is None else len(kinds),
+            newest,
         )
         if kinds is not None:
             self._sql.dialect.bind_list(params, "kinds", list(kinds))
-        return [history_from_row(row) for row in self._fetchall("read", sql, params)]
+        rows = [history_from_row(row) for row in self._fetchall("read", sql, params)]
+        if newest:
+            rows.reverse()
+        return rows
 
     def history_lines(self, after_id: int, limit: int = 1000) -> list[HistoryLine]:
         rows = self._fetchall(

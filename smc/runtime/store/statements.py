@@ -426,7 +426,7 @@ class SqlStatements:
             "DELETE FROM machine_events WHERE status IN ('done', 'dead') "
             f"AND {d.age('processed_at')} > :age"
         )
-        self._history: dict[tuple[bool, bool, bool, bool, bool, int], str] = {}
+        self._history: dict[tuple[bool, bool, bool, bool, bool, int, bool], str] = {}
         self._recording: dict[tuple[str, str | None, bool], str] = {}
         # What claims, completions and failures record, over the statement's rows ``s``
         # (a database whose writes record history in the statement: Dialect.recording).
@@ -477,10 +477,12 @@ class SqlStatements:
         by_since: bool,
         by_after: bool,
         kind_count: int,
+        newest: bool = False,
     ) -> str:
         """The history query with the filters given (``kind_count`` -1: any kind), in id
-        order; built on first use for each combination, then reused."""
-        key = (by_machine, by_job, by_trace, by_since, by_after, kind_count)
+        order (``newest``: in reverse, so that the limit keeps the newest rows); built on
+        first use for each combination, then reused."""
+        key = (by_machine, by_job, by_trace, by_since, by_after, kind_count, newest)
         statement = self._history.get(key)
         if statement is None:
             conditions = [
@@ -499,7 +501,7 @@ class SqlStatements:
             statement = self._history[key] = self.dialect.finish(
                 f"SELECT {self.history_columns_text} FROM history"
                 + _where(conditions)
-                + " ORDER BY id LIMIT :limit"
+                + (" ORDER BY id DESC LIMIT :limit" if newest else " ORDER BY id LIMIT :limit")
             )
         return statement
 
