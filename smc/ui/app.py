@@ -133,6 +133,13 @@ class Monitor:
         self._open_store = open_store
         self._store: Store | None = None
         self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="smc-ui-db")
+        # The buttons' writes (retry, cancel) run on a store and a thread of their own: a
+        # write waits for the database's write lock (up to the store's busy timeout) while
+        # the workers hold it, and the page's reads must not queue behind it.
+        self._writer: Store | None = None
+        self._writer_executor = concurrent.futures.ThreadPoolExecutor(
+            1, thread_name_prefix="smc-ui-db-write"
+        )
         self._socket_dir = socket_dir
         self._feed_choice = feed
         self._feed_options: dict[str, Any] = {}
@@ -166,6 +173,16 @@ class Monitor:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self._with_store, call)
 
+    def _with_writer(self, call: Callable[[Store], T]) -> T:
+        if self._writer is None:
+            self._writer = self._open_store()
+        return call(self._writer)
+
+    async def db_write(self, call: Callable[[Store], T]) -> T:
+        """``call`` on the writing store, in its own thread (reads go on meanwhile)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._writer_executor, self._with_writer, call)
+
     @property
     def has_history(self) -> bool:
         store = self._store
@@ -196,8 +213,15 @@ class Monitor:
             if self._store is not None:
                 self._store.close()
 
-        await asyncio.get_running_loop().run_in_executor(self._executor, close)
+        def close_writer() -> None:
+            if self._writer is not None:
+                self._writer.close()
+
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, close)
+        await loop.run_in_executor(self._writer_executor, close_writer)
         self._executor.shutdown(wait=False)
+        self._writer_executor.shutdown(wait=False)
 
     async def _poll(self) -> None:
         while True:
@@ -415,10 +439,10 @@ def create_app(
         job_id = request.path_params["job_id"]
         action = request.path_params["action"]
         if action == "retry":
-            done = await monitor.db(lambda store: monitor.moved_job(store.retry_job(job_id)))
+            done = await monitor.db_write(lambda store: monitor.moved_job(store.retry_job(job_id)))
             refusal = "only a failed or cancelled job can be retried"
         elif action == "cancel":
-            done = await monitor.db(lambda store: monitor.moved_job(store.cancel_job(job_id)))
+            done = await monitor.db_write(lambda store: monitor.moved_job(store.cancel_job(job_id)))
             refusal = "only a pending job can be cancelled"
         else:
             return _json({"error": "unknown action"}, 404)
@@ -511,7 +535,7 @@ def create_app(
 
     async def workflow_cancel(request: Request) -> Response:
         run_id = request.path_params["run_id"]
-        done = await monitor.db(lambda store: store.cancel_workflow_run(run_id))
+        done = await monitor.db_write(lambda store: store.cancel_workflow_run(run_id))
         found = await monitor.db(lambda store: store.get_workflow_run(run_id))
         if found is None:
             return _json({"error": "unknown workflow run"}, 404)
@@ -549,7 +573,13 @@ def create_app(
         finally:
             await monitor.stop()
 
+    async def database_error(request: Request, error: Exception) -> Response:
+        # The database is away, or busy past the store's wait (a worker holds the write
+        # lock): the page says so in its own words; the server goes on.
+        return _json({"error": f"the database: {error}"}, 503)
+
     app = Starlette(
+        exception_handlers={StoreError: database_error},
         routes=[
             Route("/", index),
             Route("/api/state", state),

@@ -11,6 +11,7 @@ import os
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -174,6 +175,63 @@ def test_retry_needs_the_csrf_header_matching_the_cookie(client: TestClient, dat
     again = client.post(f"/api/jobs/{job.id}/cancel", headers={"x-smc-csrf": token})
     assert again.status_code == 409 and again.json()["ok"] is False
     assert client.get(f"/api/jobs/{job.id}/cancel").status_code in (404, 405)
+
+
+def test_a_write_waiting_for_a_locked_database_blocks_no_read_and_fails_in_words(
+    tmp_path: Path,
+) -> None:
+    """A worker holding SQLite's write lock: the button's write waits for it on its own
+    thread while the page's reads go on, and past the store's wait it is a 503 with the
+    reason as JSON, not a 500 (it once was both, and froze every read for 10 s)."""
+    database = str(tmp_path / "locked.db")
+    with open_store(database) as store:
+        for job_id in ("first", "second"):
+            store.add_job("check", {}, job_id=job_id)
+
+    def locked() -> sqlite3.Connection:
+        lock = sqlite3.connect(database, isolation_level=None)
+        lock.execute("BEGIN IMMEDIATE")
+        return lock
+
+    # A write that waits (for up to a minute) until the lock goes: a read meanwhile is
+    # answered while it still waits.
+    app = create_app(lambda: open_store(database, busy_timeout=60.0), socket_dir=None)
+    with TestClient(app, base_url="http://127.0.0.1:8520") as client:
+        token = _csrf(client)
+        answers: list[Any] = []
+        lock = locked()
+        writer = threading.Thread(
+            target=lambda: answers.append(
+                client.post("/api/jobs/first/cancel", headers={"x-smc-csrf": token})
+            )
+        )
+        writer.start()
+        time.sleep(0.5)  # the write is waiting for the lock by then
+        try:
+            listed = client.get("/api/jobs")
+            assert writer.is_alive() and answers == []  # answered while the write waits
+            assert listed.status_code == 200
+            assert [found["id"] for found in listed.json()["jobs"]] == ["second", "first"]
+        finally:
+            lock.execute("ROLLBACK")
+            lock.close()
+        writer.join(60)
+        [done] = answers
+        assert done.status_code == 200 and done.json()["job"]["status"] == "cancelled"
+
+    # A write that gives up: the reason, as JSON.
+    app = create_app(lambda: open_store(database, busy_timeout=0.5), socket_dir=None)
+    with TestClient(app, base_url="http://127.0.0.1:8520") as client:
+        token = _csrf(client)
+        lock = locked()
+        try:
+            refused = client.post("/api/jobs/second/cancel", headers={"x-smc-csrf": token})
+        finally:
+            lock.execute("ROLLBACK")
+            lock.close()
+        assert refused.status_code == 503
+        assert refused.json()["error"].startswith("the database: ")
+        assert client.get("/api/jobs/second").json()["job"]["status"] == "pending"
 
 
 def test_every_response_has_the_security_headers(client: TestClient) -> None:
