@@ -343,6 +343,7 @@ def create_app(
     feed: str = "auto",
     history_poll: float | None = None,
     clock: Callable[[], float] = time.monotonic,
+    bound_host: str | None = None,
 ) -> Starlette:
     """The web monitor. ``open_store`` is called once, in the app's store thread;
     ``socket_dir`` is where the machines' monitor sockets are (``monitor_dir(store)``), None
@@ -351,7 +352,8 @@ def create_app(
     serving on another address, which needs a token). ``feed``: where the live records come
     from (:data:`FEED_CHOICES`; ``smc.ui.feed``), ``history_poll`` how often the history is
     read when nothing wakes the feed (None: ``HISTORY_POLL_SECONDS``). ``clock`` times the
-    whole counts of the queue (:data:`FULL_COUNTS_SHARE`)."""
+    whole counts of the queue (:data:`FULL_COUNTS_SHARE`). ``bound_host``: the address the
+    server listens on, a name requests may use besides the loopback names (127.0.0.2)."""
     if not loopback_only and token is None:
         raise ValueError("a server reachable from other hosts needs a token")
     monitor = Monitor(
@@ -598,6 +600,10 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.monitor = monitor
-    allowed = list(LOOPBACK_HOSTS) if loopback_only and token is None else None
+    allowed = None
+    if loopback_only and token is None:
+        allowed = list(LOOPBACK_HOSTS)
+        if bound_host is not None and bound_host not in allowed:
+            allowed.append(f"[{bound_host}]" if ":" in bound_host else bound_host)
     app.add_middleware(Guard, token=token, allowed_hosts=allowed)
     return app

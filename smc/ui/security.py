@@ -2,13 +2,21 @@
 
 - **Token.** With a token configured (required for any bind other than loopback), every
   request — pages, assets, the JSON API and the live stream — must present it: an
-  ``Authorization: Bearer <token>`` header (scripts) or the ``smc_ui_token`` cookie (browsers).
-  A browser gets the cookie by opening ``/?token=<token>`` once; the server answers with the
-  cookie (HttpOnly, SameSite=Strict) and a redirect to ``/``, so the token leaves the address
-  bar and the history. Tokens are compared in constant time (:func:`hmac.compare_digest`).
+  ``Authorization: Bearer <token>`` header (scripts) or the ``smc_ui_token_<port>`` cookie
+  (browsers). A browser gets the cookie by opening ``/?token=<token>`` once; the server answers
+  with the cookie and a redirect to ``/``, so the token leaves the address bar and the history.
+  Tokens are compared in constant time (:func:`hmac.compare_digest`). The cookie is HttpOnly
+  and **SameSite=Lax**, not Strict: a link to ``/?token=...`` followed from another site (a
+  chat, a wiki) must log in, and a Strict cookie is not sent on that navigation's redirect
+  nor on reloads of the page it lands on. Lax lets another site open the page in a top-level
+  navigation with the cookie, which shows the monitor and changes nothing (GETs never do;
+  its answer is the browser's, not the other site's). Its name holds the port: cookies are
+  shared by every port of a host, and two monitors on one host must not replace each
+  other's (a cookie cannot be kept from another server on the same host name: the token is
+  that host's other services' to see, as any cookie is).
 - **Host.** Without a token the server accepts only requests addressed to a loopback name
-  (``Host: 127.0.0.1``/``localhost``): a web page whose domain was re-pointed at 127.0.0.1 (DNS
-  rebinding) is refused.
+  (``Host: 127.0.0.1``/``localhost``, or the loopback address it was bound to, such as
+  127.0.0.2): a web page whose domain was re-pointed at 127.0.0.1 (DNS rebinding) is refused.
 - **CSRF.** Every request that is not GET/HEAD must carry the ``X-SMC-CSRF`` header equal to
   the ``smc_csrf`` cookie (a random value the page gets with ``/``; another site can neither
   read it nor, with SameSite=Strict, make the browser send it), and an ``Origin``, when the
@@ -28,6 +36,7 @@ from starlette.datastructures import URL, Headers, MutableHeaders
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+#: The token cookie's name is this and the server's port (:func:`token_cookie`).
 TOKEN_COOKIE = "smc_ui_token"
 CSRF_COOKIE = "smc_csrf"
 CSRF_HEADER = "x-smc-csrf"
@@ -65,6 +74,11 @@ def _cookies(headers: Headers) -> dict[str, str]:
         except Exception:  # a malformed Cookie header: as if it were absent
             continue
     return {key: morsel.value for key, morsel in jar.items()}
+
+
+def token_cookie(port: int | None) -> str:
+    """The token cookie's name for the server on ``port``."""
+    return TOKEN_COOKIE if port is None else f"{TOKEN_COOKIE}_{port}"
 
 
 def _host_name(host_header: str) -> str:
@@ -114,10 +128,12 @@ class Guard:
             return PlainTextResponse("unknown host\n", status_code=400)
         cookies = _cookies(headers)
         if self.token is not None:
+            server = scope.get("server")
+            cookie = token_cookie(server[1] if server else None)
             authorization = headers.get("authorization", "")
             presented = (
                 authorization[7:] if authorization.lower().startswith("bearer ") else None
-            ) or cookies.get(TOKEN_COOKIE)
+            ) or cookies.get(cookie)
             if not same_secret(presented, self.token):
                 url = URL(scope=scope)
                 offered = url.query and dict(
@@ -130,9 +146,7 @@ class Guard:
                     and same_secret(offered, self.token)
                 ):
                     redirect = RedirectResponse("/", status_code=303)
-                    redirect.set_cookie(
-                        TOKEN_COOKIE, self.token, httponly=True, samesite="strict", path="/"
-                    )
+                    redirect.set_cookie(cookie, self.token, httponly=True, samesite="lax", path="/")
                     return redirect
                 return PlainTextResponse(
                     "a token is required: open /?token=TOKEN, or send Authorization: Bearer\n",

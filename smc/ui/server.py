@@ -74,7 +74,12 @@ def serve(
         return open_store(db)
 
     app = create_app(
-        opener, socket_dir=socket_dir, token=token, loopback_only=is_loopback(host), feed=feed
+        opener,
+        socket_dir=socket_dir,
+        token=token,
+        loopback_only=is_loopback(host),
+        feed=feed,
+        bound_host=host.strip("[]"),
     )
     # The socket is ours, bound before uvicorn starts: a taken port is a one-line OSError for
     # the command to report (uvicorn would log it and exit on its own), and with --port 0 the

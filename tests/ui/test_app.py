@@ -37,7 +37,7 @@ from smc.ui.diagrams import (
     load_type,
 )
 from smc.ui.feed import LiveFeed, superseded_dropped
-from smc.ui.security import CSRF_COOKIE, TOKEN_COOKIE
+from smc.ui.security import CSRF_COOKIE, token_cookie
 from smc.ui.server import is_loopback
 from tests.support.backends import postgres_schema_url
 from tests.support.harness import REPO, Proc, Runner, runner_in, wait_until
@@ -118,6 +118,16 @@ def test_without_a_token_only_loopback_host_names_are_served(client: TestClient)
     refused = client.get("/api/state", headers={"host": "evil.example:8520"})
     assert refused.status_code == 400
     assert "machines" not in refused.text
+    assert client.get("/api/state", headers={"host": "127.0.0.2:8520"}).status_code == 400
+
+
+def test_a_server_bound_to_another_loopback_address_answers_to_it(database: str) -> None:
+    """``smc ui --host 127.0.0.2`` once started and then refused every request."""
+    with _client(database, bound_host="127.0.0.2") as client:
+        assert client.get("/api/state", headers={"host": "127.0.0.2:8520"}).status_code == 200
+        assert client.get("/api/state", headers={"host": "127.0.0.1:8520"}).status_code == 200
+        refused = client.get("/api/state", headers={"host": "evil.example:8520"})
+        assert refused.status_code == 400
 
 
 def test_with_a_token_every_request_must_present_it(database: str) -> None:
@@ -129,7 +139,11 @@ def test_with_a_token_every_request_must_present_it(database: str) -> None:
             client.get("/api/stream", headers={"authorization": f"Bearer {wrong}"}).status_code
             == 401
         )
-        client.cookies.set(TOKEN_COOKIE, wrong)
+        client.cookies.set(token_cookie(8520), wrong)
+        assert client.get("/api/state").status_code == 401
+        client.cookies.clear()
+        # Another port's monitor's cookie, however right its token, is not this one's.
+        client.cookies.set(token_cookie(8521), TOKEN)
         assert client.get("/api/state").status_code == 401
         client.cookies.clear()
         assert client.get(f"/?token={wrong}").status_code == 401
@@ -139,7 +153,9 @@ def test_with_a_token_every_request_must_present_it(database: str) -> None:
         login = client.get(f"/?token={TOKEN}", follow_redirects=False)
         assert login.status_code == 303 and login.headers["location"] == "/"
         set_cookie = login.headers["set-cookie"]
-        assert "HttpOnly" in set_cookie and "SameSite=strict" in set_cookie
+        assert set_cookie.startswith(f"{token_cookie(8520)}={TOKEN};")
+        # Lax: a link from another site logs in (tests/ui/test_browser.py follows one).
+        assert "HttpOnly" in set_cookie and "SameSite=lax" in set_cookie
         assert client.get("/api/state").status_code == 200  # the cookie now
         assert client.get("/static/app.css").status_code == 200
 

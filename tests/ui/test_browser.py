@@ -10,9 +10,11 @@ are HTML. Screenshots go to ``test-artifacts/ui-*.png``.
 
 from __future__ import annotations
 
+import http.server
 import json
 import re
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -359,5 +361,60 @@ def test_a_machine_socket_that_closes_under_the_sockets_feed_leaves_the_registry
             expect(row.locator("td.state")).to_have_text("third", timeout=WAIT_MS)
         finally:
             context.close()
+            ui.signal(signal.SIGTERM)
+        assert ui.wait(10) == 0, ui.output()
+
+
+def test_a_token_link_followed_from_another_site_logs_in(browser: Browser, tmp_path: Path) -> None:
+    """A server with a token, and a link to ``/?token=...`` on a page of another site (a
+    chat, a wiki; here ``localhost``, which is not the site ``127.0.0.1``). With the cookie
+    SameSite=Strict the browser did not send it on that navigation's redirect nor on reloads:
+    the link never logged in. The token leaves the address bar."""
+    token = "a-token-of-some-length-0123456789"
+    with runner_in(tmp_path) as runner:
+        port = free_port()
+        ui = runner.start("ui", "--port", str(port), "--token", token)
+        target = f"http://127.0.0.1:{port}/"
+
+        def serving() -> bool:
+            assert ui.popen.poll() is None, ui.output()
+            try:
+                answer = httpx2.get(
+                    target + "api/state", headers={"authorization": f"Bearer {token}"}
+                )
+            except httpx2.TransportError:
+                return False
+            return answer.status_code == 200
+
+        wait_until(serving, 20, ui.output)
+        link = f'<!doctype html><a id="go" href="{target}?token={token}">the monitor</a>'
+
+        class OtherSite(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                body = link.encode()
+                self.send_response(200)
+                self.send_header("content-type", "text/html")
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        other = http.server.ThreadingHTTPServer(("127.0.0.1", 0), OtherSite)
+        threading.Thread(target=other.serve_forever, daemon=True).start()
+        context = browser.new_context()
+        try:
+            page = context.new_page()
+            page.goto(f"http://localhost:{other.server_address[1]}/")
+            page.click("#go")
+            expect(page.locator("#connection")).to_have_text("live", timeout=WAIT_MS)
+            assert page.url == target
+            page.reload()
+            expect(page.locator("#connection")).to_have_text("live", timeout=WAIT_MS)
+        finally:
+            context.close()
+            other.shutdown()
+            other.server_close()
             ui.signal(signal.SIGTERM)
         assert ui.wait(10) == 0, ui.output()
