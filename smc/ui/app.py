@@ -152,6 +152,7 @@ class Monitor:
         self.diagrams = DiagramCache()
         self.poll_interval = poll_interval
         self._poller: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._last_machines: Any = None
         self._last_queue: Any = None
         self._history_after: int | None = None
@@ -191,6 +192,7 @@ class Monitor:
     # --- lifecycle ---
 
     async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
         # Opens the store now: a bad --db fails at start.
         keeps = await self.db(keeps_history)
         if self._feed_choice == "history" and not keeps:
@@ -201,6 +203,12 @@ class Monitor:
             self.feed = LiveFeed(self._socket_dir, **self._feed_options)
         self.feed.start()
         self._poller = asyncio.create_task(self._poll())
+
+    def close_streams(self) -> None:
+        """End every browser's stream, from any thread (a signal handler's included): the
+        server is stopping."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self.feed.close_subscribers)
 
     async def stop(self) -> None:
         if self._poller is not None:
@@ -555,6 +563,8 @@ def create_app(
                 yield "retry: 2000\n\n"
                 while True:
                     if not await subscriber.wait(KEEPALIVE_SECONDS):
+                        if subscriber.closed:
+                            return  # the server is stopping; the page reconnects
                         yield ": keep-alive\n\n"
                         continue
                     yield "data: [" + ",".join(subscriber.drain(BATCH_LIMIT)) + "]\n\n"

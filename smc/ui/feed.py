@@ -153,6 +153,14 @@ class Subscriber:
         self._ready = asyncio.Event()
         #: How many times this subscriber's queue overflowed and was reset.
         self.resyncs = 0
+        #: Set when the server stops: the stream sends what is queued, then ends.
+        self.closed = False
+
+    def close(self) -> None:
+        """End the stream once what is queued is sent (the server is stopping: a stream left
+        open would be cancelled in the middle, with an error for each browser)."""
+        self.closed = True
+        self._ready.set()
 
     def offer(self, message: str) -> None:
         """Queue ``message`` without waiting; a full queue is replaced, ``message`` with it, by
@@ -182,9 +190,12 @@ class Subscriber:
             self._ready.set()
 
     async def wait(self, timeout: float) -> bool:
-        """Until a message is queued (True) or ``timeout`` seconds pass without one (False)."""
+        """Until a message is queued (True) or ``timeout`` seconds pass without one, or the
+        subscriber is closed (False)."""
         if self._messages:
             return True
+        if self.closed:
+            return False
         self._ready.clear()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._ready.wait(), timeout)
@@ -232,6 +243,7 @@ class LiveFeed:
         self._poll_seconds = poll_seconds
         self._queue_size = queue_size
         self._subscribers: set[Subscriber] = set()
+        self._closing = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -423,8 +435,16 @@ class LiveFeed:
 
     def subscribe(self) -> Subscriber:
         subscriber = Subscriber(self._queue_size)
+        if self._closing:
+            subscriber.close()
         self._subscribers.add(subscriber)
         return subscriber
+
+    def close_subscribers(self) -> None:
+        """End every stream, and every one opened from now on (in the loop's thread)."""
+        self._closing = True
+        for subscriber in list(self._subscribers):
+            subscriber.close()
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
         self._subscribers.discard(subscriber)

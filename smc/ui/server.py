@@ -8,7 +8,8 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from types import FrameType
 
 import uvicorn
 
@@ -23,7 +24,17 @@ DEFAULT_PORT = 8520
 class _Server(uvicorn.Server):
     """uvicorn's server, stopping on SIGINT/SIGTERM without raising the signal again after
     the shutdown (uvicorn does, to hand it to an embedding program): ``smc ui`` stopped by a
-    signal exits 0, as ``smc run`` does."""
+    signal exits 0, as ``smc run`` does. On the signal it ends the browsers' streams, which
+    would otherwise outlive the graceful shutdown and be cancelled, each with an error and a
+    traceback on stderr."""
+
+    def __init__(self, config: uvicorn.Config, on_exit: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._on_exit = on_exit
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        self._on_exit()
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -100,7 +111,7 @@ def serve(
         # A browser's stream ends when the server stops: do not wait for it.
         timeout_graceful_shutdown=1,
     )
-    server = _Server(config)
+    server = _Server(config, app.state.monitor.close_streams)
     shown = f"[{host}]" if ":" in host else host
     bound = listener.getsockname()[1]
     print(f"smc ui: serving http://{shown}:{bound}/ (Ctrl-C stops)", file=sys.stderr, flush=True)

@@ -644,6 +644,52 @@ def test_smc_ui_serves_the_stream_only_with_the_token(tmp_path: Path) -> None:
         assert process.wait(10) == 0
 
 
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
+def test_smc_ui_stops_quietly_with_browsers_connected(tmp_path: Path, stop: signal.Signals) -> None:
+    """Two browsers' streams open when the server is told to stop: each stream ends, and
+    the server exits 0 having printed nothing but its address (the streams once outlived
+    the graceful shutdown and were cancelled, an error and a traceback for each)."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "smc", "ui", "--db", str(tmp_path / "smc.db"), "--port", str(port)],
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_until(lambda: _answers(f"{base}/api/state"), 20, "smc ui did not start")
+        with contextlib.ExitStack() as streams:
+            lines = []
+            for _ in range(2):
+                stream = streams.enter_context(
+                    httpx2.stream("GET", f"{base}/api/stream", timeout=10)
+                )
+                lines.append(stream.iter_lines())
+                assert next(lines[-1]) == "retry: 2000"
+            process.send_signal(stop)
+            for read in lines:
+                for _ in read:  # to its end, which a cancelled stream never sends
+                    pass
+        assert process.wait(10) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+    assert process.stderr is not None
+    assert process.stderr.read().splitlines() == [
+        f"smc ui: serving http://127.0.0.1:{port}/ (Ctrl-C stops)"
+    ]
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx2.get(url, timeout=2).status_code == 200
+    except httpx2.TransportError:
+        return False
+
+
 def _niceness(pid: int, task: str) -> int:
     # /proc/PID/task/TID/stat: field 19 is the nice value; split after the command's ")".
     stat = Path(f"/proc/{pid}/task/{task}/stat").read_text()
