@@ -100,11 +100,40 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return EXIT_OK
-    except Exception:  # an internal failure is a bug, said as such, never a bare traceback
+    except UnicodeEncodeError as error:
+        undecodable = _undecodable_argument(sys.argv[1:] if argv is None else argv, error)
+        if undecodable is None:
+            return _internal_error(args)
+        from smc.safe_text import escape_controls
+
+        # Bytes that are not UTF-8 in an argument (Python keeps them as lone surrogates) fail
+        # where the text is encoded, for the database or the terminal: nothing was written.
         print(
-            f"smc {args.command}: internal error (this is a bug in smc {__version__}; "
-            "please report it with the details below)",
+            f"smc {args.command}: error: argument {escape_controls(undecodable)!r} is not "
+            "valid UTF-8",
             file=sys.stderr,
         )
-        traceback.print_exc(limit=-3, file=sys.stderr)
-        return EXIT_BUG
+        return EXIT_USAGE
+    except Exception:
+        return _internal_error(args)
+
+
+def _internal_error(args: argparse.Namespace) -> int:
+    """An internal failure is a bug, said as such, never a bare traceback (called in the
+    ``except`` clause: the traceback is the one being handled)."""
+    print(
+        f"smc {args.command}: internal error (this is a bug in smc {__version__}; "
+        "please report it with the details below)",
+        file=sys.stderr,
+    )
+    traceback.print_exc(limit=-3, file=sys.stderr)
+    return EXIT_BUG
+
+
+def _undecodable_argument(argv: Sequence[str], error: UnicodeEncodeError) -> str | None:
+    """The command-line argument holding the undecodable bytes ``error`` met, if one does:
+    the characters it failed on are the surrogates ``os.fsdecode`` makes of such bytes."""
+    failed = error.object[error.start : error.end]
+    if not isinstance(failed, str) or not all("\udc80" <= c <= "\udcff" for c in failed):
+        return None
+    return next((arg for arg in argv if failed in arg), None)

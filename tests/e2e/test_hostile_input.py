@@ -301,6 +301,29 @@ def test_out_of_range_options_are_one_line_usage_errors(
     _assert_one_line_usage_error(result, f"smc {args[0]}: error: --")
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("jobs", "add", "--type", "t\udcff"),
+        ("jobs", "add", "--type", "t", "--id", "x\udcffy"),
+        ("send", "m\udcff", "e"),
+        ("send", "m", "e\udcfe"),
+    ],
+)
+def test_arguments_that_are_not_utf8_are_one_line_usage_errors(
+    tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    """Bytes that are not UTF-8 on the command line (``$'t\\xff'``; Python holds them as
+    lone surrogates, passed back as the same bytes here) once failed with an internal
+    error's traceback where the text met the database."""
+    db = str(tmp_path / "smc.db")
+    result = _smc(tmp_path, *args, db=db)
+    _assert_one_line_usage_error(result, f"smc {args[0]}: error: argument ")
+    assert b"\\udc" in result.stderr  # the argument named, escaped
+    with open_store(db) as store:
+        assert store.list_jobs() == [] and store.list_events() == []
+
+
 def test_the_limits_are_inclusive_at_the_command_line(tmp_path: Path) -> None:
     db = str(tmp_path / "smc.db")
     (tmp_path / "deepest.json").write_text(nested(MAX_JSON_DEPTH))
