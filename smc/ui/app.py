@@ -31,6 +31,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import math
+import os
 import time
 from collections.abc import AsyncIterator, Callable
 from importlib import resources
@@ -153,6 +154,8 @@ class Monitor:
         self.poll_interval = poll_interval
         self._poller: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        #: Why the database file is gone, once the page was told (None: it is there).
+        self._gone: str | None = None
         self._last_machines: Any = None
         self._last_queue: Any = None
         self._history_after: int | None = None
@@ -197,12 +200,14 @@ class Monitor:
         keeps = await self.db(keeps_history)
         if self._feed_choice == "history" and not keeps:
             raise StoreError("this database keeps no history (SMC_HISTORY=off?): no history feed")
-        if keeps and self._feed_choice != "sockets":
-            self.feed = LiveFeed(None, history=self._open_store, **self._feed_options)
-        else:
-            self.feed = LiveFeed(self._socket_dir, **self._feed_options)
+        self.feed = self._new_feed(keeps)
         self.feed.start()
         self._poller = asyncio.create_task(self._poll())
+
+    def _new_feed(self, keeps: bool) -> LiveFeed:
+        if keeps and self._feed_choice != "sockets":
+            return LiveFeed(None, history=self._open_store, **self._feed_options)
+        return LiveFeed(self._socket_dir, **self._feed_options)
 
     def close_streams(self) -> None:
         """End every browser's stream, from any thread (a signal handler's included): the
@@ -242,6 +247,8 @@ class Monitor:
             await asyncio.sleep(self.poll_interval)
 
     async def _poll_once(self) -> None:
+        if await self._database_replaced():
+            return
         machines = await self.machines()
         comparable = [
             {k: v for k, v in m.items() if k not in ("heartbeat_age", "heartbeat_at", "live")}
@@ -260,6 +267,48 @@ class Monitor:
             rows = await self.db(self._new_history)
             if rows:
                 self.feed.publish({"kind": "ui_history", "rows": rows})
+
+    async def _database_replaced(self) -> bool:
+        """Whether the SQLite file this server opened was deleted or replaced (True: nothing
+        else is read this poll). Deleted: the page is told once, and the server waits, never
+        creating the file itself. Replaced (a file is there again): the page is told, the
+        server opens the new file — its stores, its feed — and ends the browsers' streams,
+        which reconnect to the new feed and read everything again."""
+        reason = await self.db(lambda store: store.replaced())
+        if reason is None:
+            return False
+        path = await self.db(lambda store: getattr(store, "path", None))
+        if path is not None and not os.path.lexists(path):
+            if self._gone != reason:
+                self._gone = reason
+                self.feed.publish(
+                    {"kind": "ui_error", "message": f"{reason}: waiting for a new one"}
+                )
+            return True
+        self._gone = None
+        old = self.feed
+        old.publish({"kind": "ui_error", "message": f"{reason}: showing the new one"})
+
+        # Closed and forgotten in their own threads: the next call there opens the new file.
+        def forget_reader(store: Store) -> None:
+            self._store = None
+            store.close()
+
+        def forget_writer(store: Store) -> None:
+            self._writer = None
+            store.close()
+
+        await self.db(forget_reader)
+        if self._writer is not None:
+            await self.db_write(forget_writer)
+        self._last_machines = self._last_queue = self._history_after = None
+        self._history_since = time.time()
+        self._full_counts_due = -math.inf
+        self.feed = self._new_feed(await self.db(keeps_history))
+        self.feed.start()
+        old.close_subscribers()
+        await asyncio.get_running_loop().run_in_executor(None, old.stop)
+        return True
 
     def _new_history(self, store: Store) -> list[dict[str, Any]]:
         history = history_of(store)

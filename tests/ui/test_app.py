@@ -683,6 +683,57 @@ def test_smc_ui_stops_quietly_with_browsers_connected(tmp_path: Path, stop: sign
     ]
 
 
+def test_smc_ui_says_when_its_database_file_goes_and_opens_the_new_one(tmp_path: Path) -> None:
+    """The SQLite file deleted under a running ``smc ui`` (``rm smc.db*``, to start afresh):
+    the page is told, the server does not make a file of its own, and once a new file is
+    there it shows that one (it once went on showing the deleted file's jobs for ever)."""
+    db = tmp_path / "smc.db"
+    with open_store(str(db)) as store:
+        store.add_job("task", job_id="old")
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "smc", "ui", "--db", str(db), "--port", str(port)],
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+
+    def job_ids() -> list[str]:
+        return [job["id"] for job in httpx2.get(f"{base}/api/jobs", timeout=5).json()["jobs"]]
+
+    def ui_errors(lines: Iterator[str]) -> Iterator[str]:
+        for line in lines:
+            if line.startswith("data: "):
+                for record in json.loads(line[6:]):
+                    if record["kind"] == "ui_error":
+                        yield record["message"]
+
+    try:
+        wait_until(lambda: _answers(f"{base}/api/state"), 20, "smc ui did not start")
+        assert job_ids() == ["old"]
+        with httpx2.stream("GET", f"{base}/api/stream", timeout=30) as stream:
+            errors = ui_errors(stream.iter_lines())
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{db}{suffix}").unlink(missing_ok=True)
+            assert next(errors) == f"the database file {db} was deleted: waiting for a new one"
+            time.sleep(2.5)  # two of the server's polls
+            assert not db.exists()  # the server made no file of its own
+            with open_store(str(db)) as store:
+                store.add_job("task", job_id="new")
+            assert next(errors) == (
+                f"the database file {db} was replaced by another file: showing the new one"
+            )
+            assert list(errors) == []  # and the stream ends: the page reconnects
+        assert job_ids() == ["new"]
+        with open_store(str(db)) as store:
+            store.add_job("task", job_id="newer")
+        assert job_ids() == ["newer", "new"]
+    finally:
+        process.terminate()
+        assert process.wait(10) == 0
+
+
 def _answers(url: str) -> bool:
     try:
         return httpx2.get(url, timeout=2).status_code == 200
