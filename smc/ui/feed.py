@@ -20,7 +20,9 @@ The thread hands what it reads to the server's event loop in batches; there each
 applied to the feed's view of the machines, and those a later record of the same machine in
 the batch does not supersede (``superseded_dropped``) are put on every subscriber's queue.
 
-A subscriber's queue is bounded (:data:`DEFAULT_QUEUE_SIZE` messages). When a browser reads
+A subscriber's queue is bounded (:data:`DEFAULT_QUEUE_SIZE` messages, and
+:data:`DEFAULT_QUEUE_CHARS` characters of them: names and ids have no length limit, and a
+count alone let a stuck browser hold 200 MB of long ones). When a browser reads
 too slowly (or not at all) and its queue is full, the queue is emptied and one ``ui_resync``
 message put in its place: that browser skips to the latest state by fetching the snapshot
 again, instead of working through a backlog it can never catch up with. Putting on a queue
@@ -49,6 +51,9 @@ _log = logging.getLogger("smc.ui")
 
 #: Messages a browser may fall behind by before it is told to fetch the snapshot again.
 DEFAULT_QUEUE_SIZE = 2000
+#: Characters of messages a browser may fall behind by, likewise (4 MiB of JSON, most of it
+#: ASCII: 2,000 messages of 2,000 characters).
+DEFAULT_QUEUE_CHARS = 4 << 20
 #: How often the feed reads the history for new rows when nothing wakes it (SQLite; on
 #: PostgreSQL the NOTIFY on history inserts wakes it at once, and this is only the fallback).
 #: 100 ms: a transition reaches the page at most 100 ms (50 on average) after it commits,
@@ -147,9 +152,12 @@ class Subscriber:
     message and every browser: at 2,000 transitions a second and 5 browsers, 20,000 of each
     a second in the server's event loop; docs/monitor.md, "Scale".)"""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, chars: int = DEFAULT_QUEUE_CHARS) -> None:
         self._messages: collections.deque[str] = collections.deque()
         self._size = size
+        self._chars_limit = chars
+        #: The characters of the messages queued.
+        self._chars = 0
         self._ready = asyncio.Event()
         #: How many times this subscriber's queue overflowed and was reset.
         self.resyncs = 0
@@ -166,26 +174,32 @@ class Subscriber:
         """Queue ``message`` without waiting; a full queue is replaced, ``message`` with it, by
         one resync message (the browser then fetches the whole state again)."""
         messages = self._messages
-        if len(messages) >= self._size:
+        if len(messages) >= self._size or self._chars + len(message) > self._chars_limit:
             messages.clear()
+            self._chars = 0
             message = RESYNC_MESSAGE
             self.resyncs += 1
         messages.append(message)
+        self._chars += len(message)
         self._ready.set()
 
     def drain(self, limit: int) -> list[str]:
         """Up to ``limit`` messages already queued, without waiting."""
         messages = self._messages
-        return [messages.popleft() for _ in range(min(limit, len(messages)))]
+        drained = [messages.popleft() for _ in range(min(limit, len(messages)))]
+        self._chars -= sum(map(len, drained))
+        return drained
 
     def offer_all(self, batch: list[str]) -> None:
         """:meth:`offer` each of ``batch`` in order (one extend while they fit)."""
         messages = self._messages
-        if len(messages) + len(batch) > self._size:
+        chars = sum(map(len, batch))
+        if len(messages) + len(batch) > self._size or self._chars + chars > self._chars_limit:
             for message in batch:
                 self.offer(message)
             return
         messages.extend(batch)
+        self._chars += chars
         if batch:
             self._ready.set()
 
@@ -237,11 +251,13 @@ class LiveFeed:
         history: Callable[[], Store] | None = None,
         poll_seconds: float = HISTORY_POLL_SECONDS,
         queue_size: int = DEFAULT_QUEUE_SIZE,
+        queue_chars: int = DEFAULT_QUEUE_CHARS,
     ) -> None:
         self._socket_dir = socket_dir
         self._history = history
         self._poll_seconds = poll_seconds
         self._queue_size = queue_size
+        self._queue_chars = queue_chars
         self._subscribers: set[Subscriber] = set()
         self._closing = False
         self._stop = threading.Event()
@@ -434,7 +450,7 @@ class LiveFeed:
             subscriber.offer(encoded)
 
     def subscribe(self) -> Subscriber:
-        subscriber = Subscriber(self._queue_size)
+        subscriber = Subscriber(self._queue_size, self._queue_chars)
         if self._closing:
             subscriber.close()
         self._subscribers.add(subscriber)

@@ -491,6 +491,33 @@ def test_a_full_queue_is_replaced_by_one_resync_and_others_are_unaffected() -> N
     asyncio.run(scenario())
 
 
+def test_a_queue_of_long_messages_is_bounded_by_their_length_too() -> None:
+    """Names and ids have no length limit: a browser that stopped reading once held 2,000
+    messages of any length (200 MB of 100 KB job types). A queue past its characters is
+    replaced by one resync, as a queue past its count is; one that reads keeps everything."""
+
+    async def scenario() -> None:
+        feed = LiveFeed(None, queue_size=1000, queue_chars=2000)
+        feed.start()
+        stuck, reading = feed.subscribe(), feed.subscribe()
+        long = "x" * 500
+        for n in range(20):
+            feed.publish({"kind": "ui_test", "n": n, "name": long})
+            assert [json.loads(m)["n"] for m in reading.drain(100)] == [n]
+        held = stuck.drain(1000)
+        assert stuck.resyncs >= 1 and reading.resyncs == 0
+        assert sum(map(len, held)) <= 2000
+        assert json.loads(held[0]) == {"kind": "ui_resync"}
+        assert [json.loads(m)["n"] for m in held[1:]] == list(range(20 - len(held) + 1, 20))
+        # Drained, the queue takes as many again.
+        feed.publish({"kind": "ui_test", "n": 20, "name": long})
+        feed.publish({"kind": "ui_test", "n": 21, "name": long})
+        assert [json.loads(m)["n"] for m in stuck.drain(10)] == [20, 21]
+        feed.stop()
+
+    asyncio.run(scenario())
+
+
 def test_a_batch_is_queued_as_its_messages_one_by_one_would_be() -> None:
     """The feed hands each subscriber a whole batch (``offer_all``): the same queue, resyncs
     included, as offering its messages one at a time."""
