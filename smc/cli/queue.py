@@ -273,9 +273,13 @@ def _jobs_add(args: argparse.Namespace) -> int:
             _check_data(data, schema, "--data", f"job type {args.job_type!r}", "job data")
     check_range(args.priority, "--priority", -(2**31), 2**31 - 1)
     check_range(args.max_attempts, "--max-attempts", 1, 2**31 - 1)
-    if args.job_id == "":
-        raise UsageError("--id must not be empty (leave it out for a generated id)")
-    from smc.runtime.store import DuplicateJobError
+    from smc.runtime.store import DuplicateJobError, check_job_id
+
+    if args.job_id is not None:
+        try:
+            check_job_id(args.job_id)
+        except ValueError as error:
+            raise UsageError(f"--id: {error}; leave it out for a generated id") from None
 
     # Chosen here so a dedupe hit (another job returned) can be told apart from our new job.
     new_id = args.job_id if args.job_id is not None else uuid.uuid4().hex

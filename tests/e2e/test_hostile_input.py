@@ -292,6 +292,8 @@ def test_bad_json_input_is_a_one_line_usage_error(tmp_path: Path, command: tuple
         ("history", "--limit", "9223372036854775808"),
         ("history", "--after-id", "99999999999999999999999"),
         ("jobs", "add", "--type", "t", "--id", ""),
+        ("jobs", "add", "--type", "t", "--id", "."),
+        ("jobs", "add", "--type", "t", "--id", ".."),
     ],
 )
 def test_out_of_range_options_are_one_line_usage_errors(

@@ -98,6 +98,15 @@ def test_duplicate_id_is_a_clear_error(store: Store) -> None:
     assert store.queue_counts()["pending"] == 1
 
 
+def test_an_empty_dot_or_dot_dot_job_id_is_refused(store: Store) -> None:
+    """No page could name them: a browser sends ``/api/jobs/..`` as ``/api/``."""
+    for job_id in ("", ".", ".."):
+        with pytest.raises(ValueError, match="a job id must not be"):
+            store.add_job("t", job_id=job_id)
+    assert store.list_jobs() == []
+    assert store.add_job("t", job_id="...").id == "..."  # a name like any other
+
+
 def test_claim_order_is_priority_then_age(store: Store) -> None:
     store.add_job("t", job_id="low-old", priority=5)
     store.add_job("t", job_id="high", priority=1)

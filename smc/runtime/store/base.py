@@ -141,7 +141,8 @@ class Store(WorkflowStore, Protocol):
         ``data`` None is stored as ``{}``; ``run_after`` is an
         epoch time before which the job is not claimable. A ``dedupe_key`` already held by a
         pending or processing job returns that job instead. An existing ``job_id`` raises
-        :class:`DuplicateJobError`."""
+        :class:`DuplicateJobError`; an empty one, ``.`` or ``..`` raises ``ValueError``
+        (:func:`~smc.runtime.store.rows.check_job_id`)."""
         ...
 
     def claim_job(

@@ -116,6 +116,17 @@ HISTORY_FIELDS = (
 EXCERPT_LIMIT = 500
 
 
+#: Job ids a job may not have: none names it, and ``.`` and ``..`` are not a path segment a
+#: browser sends as they are (``/api/jobs/..`` is ``/api/``), so the web monitor could not.
+RESERVED_JOB_IDS = ("", ".", "..")
+
+
+def check_job_id(job_id: str) -> None:
+    """Raise ``ValueError`` for a job id that is one of :data:`RESERVED_JOB_IDS`."""
+    if job_id in RESERVED_JOB_IDS:
+        raise ValueError(f"a job id must not be {job_id!r} (nor empty, '.' or '..')")
+
+
 def encode_json(value: Any, what: str) -> str:
     """Compact JSON text for ``value`` (``what`` names it in errors: ``job data``, …).
 

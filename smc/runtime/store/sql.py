@@ -53,6 +53,7 @@ from smc.runtime.store.rows import (
     HistoryRow,
     Job,
     MachineRow,
+    check_job_id,
     configuration_text,
     encode_json,
     event_from_row,
@@ -404,6 +405,8 @@ class SqlStore(WorkflowTables):
         trace_id: str | None = None,
     ) -> Job:
         data_json = encode_json({} if data is None else data, "job data")
+        if job_id is not None:
+            check_job_id(job_id)
         if priority not in _INT32 or max_attempts not in _INT32:
             # Both are 32-bit columns on PostgreSQL; SQLite would take more, so say it alike.
             raise ValueError(
