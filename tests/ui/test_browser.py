@@ -11,6 +11,7 @@ are HTML. Screenshots go to ``test-artifacts/ui-*.png``.
 from __future__ import annotations
 
 import http.server
+import itertools
 import json
 import re
 import signal
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import httpx2
 import pytest
-from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, Route, expect, sync_playwright
 
 from tests.support.harness import REPO, Proc, Runner, runner_in, wait_until
 from tests.support.web import free_port, launch_chromium, start_ui
@@ -299,6 +300,41 @@ def test_a_parallel_statechart_lights_each_regions_state_from_the_history(
     for cluster in ("panel", "power", "signal"):
         expect(diagram.locator(f'g.cluster.smc-current[data-state="{cluster}"]')).to_have_count(1)
     _shot(page, "parallel")
+
+
+def test_the_job_list_is_read_one_request_at_a_time_and_paused_by_what_it_costs(
+    page: Page, system: System
+) -> None:
+    """Jobs added every 0.15 s while the server takes 0.4 s to list them (held here; a rare
+    type among a million finished jobs takes that long): the page never has two lists on
+    their way, and waits four times what the last one took before the next. It once asked
+    every 300 ms, reads in flight piling up."""
+
+    def slow(route: Route) -> None:
+        time.sleep(0.4)
+        route.continue_()
+
+    page.route(re.compile(r"/api/jobs\?"), slow)
+    page.evaluate("performance.clearResourceTimings()")
+    added = []
+    try:
+        with system.runner.store() as store:
+            for n in range(20):
+                added.append(store.add_job("nobody-takes-this", job_id=f"paced-{n}").id)
+                page.wait_for_timeout(150)  # Playwright's calls run the route's handler
+        page.wait_for_timeout(2000)
+        reads = page.evaluate("""performance.getEntriesByType("resource")
+              .filter((e) => e.name.includes("/api/jobs?"))
+              .map((e) => [e.startTime, e.responseEnd])""")
+    finally:
+        page.unroute(re.compile(r"/api/jobs\?"))
+        with system.runner.store() as store:
+            for job_id in added:
+                store.cancel_job(job_id)
+    assert len(reads) >= 3, reads
+    for (start, end), (next_start, _) in itertools.pairwise(reads):
+        assert next_start >= end, reads  # one at a time
+        assert next_start - end >= 4 * (end - start) - 50, reads  # paused by its cost
 
 
 def test_a_killed_worker_shows_dead(page: Page, system: System) -> None:
