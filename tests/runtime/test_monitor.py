@@ -103,6 +103,41 @@ def test_several_readers_receive_every_record_in_order(socket_dir: Path) -> None
             reader.close()
 
 
+def test_a_reader_that_finds_the_socket_file_can_connect_at_once(
+    socket_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The file appears only once the socket listens: a follower that connected as soon as
+    it saw the file was once refused (the file is made by ``bind``, before ``listen``), which
+    a loaded CI machine showed. The window is held open here: ``listen`` waits 0.5 s."""
+    listen = socket.socket.listen
+
+    def slow_listen(self: socket.socket, *args: Any) -> None:
+        time.sleep(0.5)
+        listen(self, *args)
+
+    monkeypatch.setattr(socket.socket, "listen", slow_listen)
+    path = monitor_socket_path(socket_dir, "late")
+    outcome: list[object] = []
+
+    def follow() -> None:
+        while not path.exists():
+            time.sleep(0.001)
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as reader:
+            try:
+                reader.connect(str(path))
+            except OSError as error:
+                outcome.append(error)
+            else:
+                outcome.append("connected")
+
+    follower = threading.Thread(target=follow)
+    follower.start()
+    with MonitorPublisher.open(socket_dir, "late"):
+        follower.join(10)
+    assert outcome == ["connected"]
+    assert sorted(entry.name for entry in socket_dir.iterdir()) == []  # nothing left behind
+
+
 def test_publish_keeps_given_version_and_timestamp(socket_dir: Path) -> None:
     with MonitorPublisher.open(socket_dir, "m") as publisher:
         reader = LineReader(publisher.path)

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import itertools
 import json
 import logging
 import os
@@ -66,6 +67,8 @@ MAX_READERS_VARIABLE = "SMC_MONITOR_MAX_READERS"
 ACCEPT_FIRST_PAUSE = 0.05
 ACCEPT_MAX_PAUSE = 1.0
 #: ``errno`` values of an ``accept`` that failed for want of resources, not for the reader.
+#: Numbers the names a publisher binds before linking its socket into place.
+_BIND_NUMBERS = itertools.count()
 _RESOURCE_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 
 # The package's name, not this module's: log lines keep the source they had before the split.
@@ -185,14 +188,28 @@ class MonitorPublisher:
                 )
             finally:
                 probe.close()
+        # Bound and listening under a name no follower looks at, then linked into place: a
+        # reader that finds the file can connect at once (between a bind and its listen, a
+        # connect is refused), and the link, unlike a rename, fails if another machine of
+        # this name took the path meanwhile.
+        bound = directory / f".bind-{os.getpid()}-{next(_BIND_NUMBERS)}"
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            listener.bind(str(path))
+            listener.bind(str(bound))
             listener.listen(64)
             listener.setblocking(False)
+            os.link(bound, path)
+        except FileExistsError:
+            listener.close()
+            raise MonitorError(
+                f"monitor socket {path} is in use: is another machine named {machine!r} running?"
+            ) from None
         except OSError as error:
             listener.close()
             raise MonitorError(f"cannot listen on monitor socket {path}: {error}") from None
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                bound.unlink()
         return cls(path, machine, listener, max_buffer_bytes, readers)
 
     # --- public API ---
