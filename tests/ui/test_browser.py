@@ -211,6 +211,7 @@ def test_retry_on_a_failed_job_puts_it_back_in_the_queue(page: Page, system: Sys
     row.get_by_role("button", name=job).click()
     detail = page.locator("#job-detail")
     expect(detail).to_contain_text("pending")
+    expect(detail).to_be_in_viewport()  # below the job list: brought into view
     with system.runner.store() as store:
         keeps_history = callable(getattr(store, "history", None))
     if keeps_history:
@@ -335,6 +336,68 @@ def test_the_job_list_is_read_one_request_at_a_time_and_paused_by_what_it_costs(
     for (start, end), (next_start, _) in itertools.pairwise(reads):
         assert next_start >= end, reads  # one at a time
         assert next_start - end >= 4 * (end - start) - 50, reads  # paused by its cost
+
+
+@pytest.mark.parametrize(
+    ("zone", "shown"),
+    [
+        ("Asia/Tokyo", "2026-11-27 05:00:00"),  # 2026-11-26 20:00 UTC
+        ("America/New_York", "2026-11-26 15:00:00"),
+    ],
+)
+def test_dates_are_the_browsers_local_dates(
+    browser: Browser, system: System, zone: str, shown: str
+) -> None:
+    """A job's time in the browser's time zone, date included: the date was once UTC's
+    beside the local time, a day off around midnight."""
+    context = browser.new_context(timezone_id=zone)
+    try:
+        page = context.new_page()
+        page.goto(system.base + "/")
+        assert page.evaluate("dateTime(1795723200)") == shown
+    finally:
+        context.close()
+
+
+def test_a_page_cut_off_from_its_server_shows_where_machines_went_meanwhile(
+    browser: Browser, tmp_path: Path
+) -> None:
+    """``smc ui`` stopped, a machine moved, ``smc ui`` started again: the page reconnects and
+    shows the machine where it is (it once kept what the first server had said live, until
+    a reload)."""
+    with runner_in(tmp_path) as runner:
+        order = runner.start("run", str(MACHINES / "order.yaml"), "--machine-name", "order-9")
+        runner.wait_running(order, "order-9")
+        port = free_port()
+        ui = start_ui(runner, port)
+        context = browser.new_context()
+        try:
+            page = context.new_page()
+            page.goto(f"http://127.0.0.1:{port}/")
+            row = page.locator("#machine-table tbody tr").filter(
+                has=page.get_by_text("order-9", exact=True)
+            )
+            expect(row.locator("td.state")).to_have_text("received", timeout=WAIT_MS)
+            runner.run("send", "order-9", "pack")  # seen live by this server
+            expect(row.locator("td.state")).to_have_text("packing", timeout=WAIT_MS)
+            expect(row).to_contain_text("pack→ packing", timeout=WAIT_MS)  # the live record
+            ui.signal(signal.SIGTERM)
+            assert ui.wait(10) == 0, ui.output()
+            expect(page.locator("#connection")).not_to_have_text("live", timeout=WAIT_MS)
+            runner.run("send", "order-9", "ship")  # while no server watches
+            with runner.store() as store:
+                wait_until(
+                    lambda: any(m.state == "shipped" for m in store.list_machines()),
+                    10,
+                    order.output,
+                )
+            ui = start_ui(runner, port)
+            expect(page.locator("#connection")).to_have_text("live", timeout=WAIT_MS)
+            expect(row.locator("td.state")).to_have_text("shipped", timeout=WAIT_MS)
+        finally:
+            context.close()
+            ui.signal(signal.SIGTERM)
+        assert ui.wait(10) == 0, ui.output()
 
 
 def test_a_killed_worker_shows_dead(page: Page, system: System) -> None:

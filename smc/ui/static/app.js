@@ -58,12 +58,16 @@ function clock(ts) {
   return `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}.${pad(d.getMilliseconds(), 3)}`;
 }
 
+// The browser's local date and time (the time alone for today). The date is the local one
+// too: toISOString's is UTC's, a day off around midnight anywhere else.
 function dateTime(ts) {
   if (ts === null || ts === undefined) return "–";
   const d = new Date(ts * 1000);
   const today = new Date();
   const time = clock(ts).slice(0, 8);
-  return d.toDateString() === today.toDateString() ? time : `${d.toISOString().slice(0, 10)} ${time}`;
+  if (d.toDateString() === today.toDateString()) return time;
+  const pad = (n) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${time}`;
 }
 
 function duration(seconds) {
@@ -648,6 +652,9 @@ async function showJob(jobId, quiet) {
   }
   box.replaceChildren(...parts);
   box.hidden = false;
+  // Opened by a click: brought into view (it is under a list of up to 200 jobs). A refresh
+  // of an open one leaves the page where the reader put it.
+  if (!quiet) box.scrollIntoView({ block: "start" });
 }
 
 // ---- activity --------------------------------------------------------------------------
@@ -779,6 +786,10 @@ function connect() {
   source.onopen = () => {
     status.dataset.state = "live";
     status.textContent = "live";
+    // A new connection, perhaps to a new server: what the last one said of each machine
+    // live may be stale (a machine moved while the page was cut off), and the snapshot's
+    // live rows are what this server has seen. Records coming from now on are newer.
+    for (const m of S.machines.values()) m.live = null;
     loadState().catch((error) => toast(String(error), true));
   };
   source.onerror = () => {
@@ -1041,7 +1052,7 @@ async function showWorkflowRun(runId) {
     if (task.job_id) {
       job = el("button", "link", task.job_id);
       job.type = "button";
-      job.addEventListener("click", () => { showJob(task.job_id); location.hash = "#jobs"; });
+      job.addEventListener("click", () => showJob(task.job_id));
     }
     const since = el("span", null, duration(now() - task.updated_at));
     since.setAttribute("data-since", String(task.updated_at));
