@@ -288,6 +288,11 @@ class Engine:
             self.store.trace_id = job.trace_id
         return self._jobs.claimed(job, current=current)
 
+    def queue_empty(self) -> None:
+        # Idle polls are caused by no job: recorded in its trace, they filled the job's
+        # trace view with "waiting --no_jobs--> waiting" every few seconds until the next.
+        self.store.trace_id = None
+
     def refuse_invalid_job(self, job: Job) -> bool:
         problem = self._checks.job_data_error(job.job_type, job.data)
         if problem is None:

@@ -250,6 +250,38 @@ def test_history_cli_lists_filters_and_prints_jsonl(runner: Runner, store_url: s
     assert "job_claimed" in shown and "job_completed" in shown
 
 
+def test_an_idle_workers_polls_are_in_no_trace(runner: Runner, store_url: str) -> None:
+    """A job's trace ends with what the job caused: the worker's idle ``no_jobs`` polls after
+    it are recorded in no trace (they once were in the last job's, and filled its trace with
+    a poll every few seconds until the next job)."""
+    _use(runner, store_url)
+    (runner.cwd / "worker.yaml").write_text(WORKER)
+    with open_store(store_url) as store:
+        job = store.add_job("task", job_id="traced")
+    worker = runner.start("run", "worker.yaml", "--db", store_url)
+
+    def idle_after_the_job() -> bool:
+        with open_store(store_url) as store:
+            rows = store.history(machine="worker", limit=100_000)
+        done = [row.id for row in rows if row.kind == "job_completed"]
+        return (
+            bool(done)
+            and sum(1 for row in rows if row.event == "no_jobs" and row.id > done[0]) >= 3
+        )
+
+    wait_until(idle_after_the_job, 30, worker.output)
+    worker.stop()
+    with open_store(store_url) as store:
+        traced = store.history(trace_id=job.trace_id, limit=100_000)
+        everything = store.history(machine="worker", limit=100_000)
+    kinds = [row.kind for row in traced]
+    assert "job_completed" in kinds and "transition" in kinds
+    completed = next(row.id for row in traced if row.kind == "job_completed")
+    assert [row for row in traced if row.event == "no_jobs" and row.id > completed] == []
+    idle = [row for row in everything if row.event == "no_jobs" and row.id > completed]
+    assert len(idle) >= 3 and {row.trace_id for row in idle} == {None}
+
+
 PANEL = """
 initial_state: panel
 metadata: {machine_name: panel}

@@ -47,6 +47,10 @@ class ActionRuntime(Protocol):
         automatically, see docs/runtime.md); others are held (lease renewed) until finished.
         Returns the job as the context's ``current_job`` dict."""
 
+    def queue_empty(self) -> None:
+        """The queue had no job for the machine: it leaves the trace it was working in, so
+        that its idle polls are in no trace (docs/history.md, "Trace ids")."""
+
     def refuse_invalid_job(self, job: Job) -> bool:
         """Check a job just claimed against the machine's schema of its type's data
         (``JOB_DATA_SCHEMAS``): when it does not match, fail it at once (not retried, the

@@ -70,6 +70,7 @@ class CheckDatabaseQueueAction(BaseAction):
                 return "new_job"
             remaining = deadline - time.monotonic()
             if remaining <= 0:
+                runtime.queue_empty()
                 return "no_jobs"
             if await runtime.wait_for_work(min(remaining, poll)) == "interrupted":
                 return None
