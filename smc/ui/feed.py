@@ -423,8 +423,11 @@ class LiveFeed:
             to = record.get("to")
             if isinstance(to, str):
                 # A move into another state starts the time in it, even one back into the
-                # state last seen: the feed may not see each step (superseded_dropped).
-                if to != live.state or (kind == "transition" and record.get("from") != to):
+                # state last seen: the feed may not see each step (superseded_dropped). A
+                # loop (no_jobs) is no move: the first one seen says nothing of when the
+                # machine entered its state (the registry's time for it stands).
+                moved = kind == "machine_started" or record.get("from") != to
+                if moved or (live.state is not None and to != live.state):
                     live.since = ts
                 live.state = to
             configuration = record.get("configuration")

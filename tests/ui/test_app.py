@@ -1209,6 +1209,45 @@ def test_the_history_feed_passes_on_a_busy_machines_last_move_and_keeps_its_stat
     asyncio.run(scenario())
 
 
+def test_a_loop_is_no_entry_into_the_state_for_the_time_in_it(tmp_path: Path) -> None:
+    """The first row the feed sees of an idle worker is its ``no_jobs`` loop: that says
+    nothing of when it entered ``waiting`` (the page once showed the time since the poll);
+    a move does, and a loop after it changes nothing."""
+    database = str(tmp_path / "smc.db")
+    open_store(database).close()
+
+    async def scenario() -> None:
+        feed = LiveFeed(None, history=lambda: open_store(database), poll_seconds=0.05)
+        feed.start()
+        await asyncio.sleep(0.3)  # the follower has read where the history ends
+        now = time.time()
+        steps = [("waiting", "no_jobs", "waiting"), ("waiting", "new_job", "busy")]
+        steps.append(("busy", "tick", "busy"))
+        seen: list[tuple[str | None, float | None]] = []
+        with open_store(database) as store:
+            for n, (going, event, to) in enumerate(steps):
+                store.stage_history(
+                    history_entry(
+                        "transition", "w", ts=now + n, from_state=going, event=event, to_state=to
+                    )
+                )
+                store.flush_history()
+                deadline = time.monotonic() + 10
+                while (
+                    (live := feed.machines.get("w")) is None
+                    or live.last_transition is None
+                    or (live.last_transition["event"] != event)
+                ):
+                    assert time.monotonic() < deadline, "the feed never saw the row"
+                    await asyncio.sleep(0.02)
+                seen.append((live.state, live.since))
+        feed.stop()
+        entered = pytest.approx(now + 1)
+        assert seen == [("waiting", None), ("busy", entered), ("busy", entered)]
+
+    asyncio.run(scenario())
+
+
 def test_the_history_feed_says_when_the_database_is_away_and_follows_on_when_it_is_back(
     tmp_path: Path,
 ) -> None:
