@@ -1181,7 +1181,7 @@ def test_the_history_feed_passes_on_a_busy_machines_last_move_and_keeps_its_stat
         deadline = time.monotonic() + 10
         records: list[dict[str, Any]] = []
         while time.monotonic() < deadline and not any(
-            r.get("ts") == pytest.approx(now + 199) for r in records
+            r.get("ts") == pytest.approx(now + 199, abs=1e-3) for r in records
         ):
             await asyncio.sleep(0.05)
             records += [json.loads(m) for m in subscriber.drain(1000)]
@@ -1201,10 +1201,10 @@ def test_the_history_feed_passes_on_a_busy_machines_last_move_and_keeps_its_stat
             "transition",
             "busy",
             "idle",
-            pytest.approx(now + 199),
+            pytest.approx(now + 199, abs=1e-3),
         )
         live = feed.machines["w"]
-        assert live.state == "idle" and live.since == pytest.approx(now + 199)
+        assert live.state == "idle" and live.since == pytest.approx(now + 199, abs=1e-3)
 
     asyncio.run(scenario())
 
@@ -1242,7 +1242,7 @@ def test_a_loop_is_no_entry_into_the_state_for_the_time_in_it(tmp_path: Path) ->
                     await asyncio.sleep(0.02)
                 seen.append((live.state, live.since))
         feed.stop()
-        entered = pytest.approx(now + 1)
+        entered = pytest.approx(now + 1, abs=1e-3)
         assert seen == [("waiting", None), ("busy", entered), ("busy", entered)]
 
     asyncio.run(scenario())
