@@ -400,6 +400,26 @@ def test_a_page_cut_off_from_its_server_shows_where_machines_went_meanwhile(
         assert ui.wait(10) == 0, ui.output()
 
 
+def test_the_page_fits_a_narrow_window(browser: Browser, system: System) -> None:
+    """800 px wide: the header wraps instead of pushing the queue counts and the connection
+    badge off screen, and the page does not scroll sideways (a table wider than its panel
+    scrolls inside it)."""
+    context = browser.new_context(viewport={"width": 800, "height": 900})
+    try:
+        page = context.new_page()
+        page.goto(system.base + "/")
+        badge = page.locator("#connection")
+        expect(badge).to_have_text("live", timeout=WAIT_MS)
+        expect(page.locator("#machine-table tbody tr")).not_to_have_count(0, timeout=WAIT_MS)
+        assert page.evaluate("document.documentElement.scrollWidth") <= 800
+        box = badge.bounding_box()
+        assert box is not None and box["x"] + box["width"] <= 800
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "ui-narrow.png"))
+    finally:
+        context.close()
+
+
 def test_a_killed_worker_shows_dead(page: Page, system: System) -> None:
     row = page.locator("#machine-table tbody tr").filter(
         has=page.get_by_text("simple_worker", exact=True)

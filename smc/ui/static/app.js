@@ -58,6 +58,9 @@ function clock(ts) {
   return `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}.${pad(d.getMilliseconds(), 3)}`;
 }
 
+// Machine names compared with the numbers in them as numbers.
+const BY_NAME = new Intl.Collator(undefined, { numeric: true });
+
 // The browser's local date and time (the time alone for today). The date is the local one
 // too: toISOString's is UTC's, a day off around midnight anywhere else.
 function dateTime(ts) {
@@ -318,7 +321,8 @@ function render() {
 }
 
 function sortedMachines() {
-  return [...S.machines.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  // Numbers in names in their order: order-2 before order-10.
+  return [...S.machines.values()].sort((a, b) => BY_NAME.compare(a.name, b.name));
 }
 
 function renderMachines() {
@@ -341,7 +345,7 @@ function renderMachines() {
       state,
       inState,
       el("td", null, transitionText(m.live && m.live.last_transition)),
-      el("td", "mono", job ?? "–"),
+      el("td", "mono id", job ?? "–"),
       el("td", null, m.host ?? "–"),
       el("td", "mono", m.pid ?? "–"),
       el("td", null, type ? type.name || "" : "–"),
