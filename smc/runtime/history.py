@@ -123,6 +123,11 @@ class HistoryCursor(Generic[_Row]):
         """The id to read after: below the oldest gap still waited for."""
         return min(self._gaps) - 1 if self._gaps else self.after_id
 
+    @property
+    def gap_span(self) -> tuple[int, int] | None:
+        """The lowest and the highest id still waited for (None: none is)."""
+        return (min(self._gaps), max(self._gaps)) if self._gaps else None
+
     def take(self, rows: Sequence[_Row]) -> list[_Row]:
         """The rows not returned before, in id order; notes the gaps they leave."""
         if (
@@ -200,8 +205,8 @@ def follow_history(
     yet, which :class:`HistoryCursor` waits for. Database errors propagate as
     :class:`StoreError`."""
 
-    def read(after: int) -> Sequence[HistoryRow]:
-        return store.history(after_id=after, limit=batch)
+    def read(after: int, limit: int) -> Sequence[HistoryRow]:
+        return store.history(after_id=after, limit=limit)
 
     for rows in _follow(store, read, after_id, poll_seconds, stop, batch):
         for row in rows:
@@ -228,8 +233,8 @@ def follow_history_lines(
         yield from _follow_latest(store, after_id, poll_seconds, stop, batch)
         return
 
-    def read(after: int) -> Sequence[HistoryLine]:
-        return store.history_lines(after, batch)
+    def read(after: int, limit: int) -> Sequence[HistoryLine]:
+        return store.history_lines(after, limit)
 
     yield from _follow(store, read, after_id, poll_seconds, stop, batch)
 
@@ -258,23 +263,32 @@ def _follow_latest(
 
 def _follow(
     store: Store,
-    read: Callable[[int], Sequence[_Row]],
+    read: Callable[[int, int], Sequence[_Row]],
     after_id: int | None,
     poll_seconds: float,
     stop: Callable[[], bool] | None,
     batch: int,
 ) -> Iterator[list[_Row]]:
-    """The rows ``read(after_id)`` returns (at most ``batch`` a call, in id order), each once,
-    as they commit, a list for each read that found new ones: polled every ``poll_seconds``,
-    or woken by the store's NOTIFY."""
+    """The rows ``read(after_id, limit)`` returns (in id order), each once, as they commit,
+    a list for each poll that found new ones: polled every ``poll_seconds``, or woken by the
+    store's NOTIFY. The rows after the newest seen are read ``batch`` at a time; the ids of
+    a gap still waited for (:class:`HistoryCursor`) are read apart, so that rows committed
+    after it flow on meanwhile. (One read from below the gap once returned the same
+    ``batch`` rows again and again, in a loop without a pause, until the gap was given up:
+    a follower stalled for 5 s behind a rolled-back insert on a busy PostgreSQL history.)"""
     cursor: HistoryCursor[_Row] = HistoryCursor(
         store.last_history_id() if after_id is None else after_id
     )
     waker = _open_waker(store)
     try:
         while stop is None or not stop():
-            rows = read(cursor.low)
-            fresh = cursor.take(rows)
+            fresh: list[_Row] = []
+            span = cursor.gap_span
+            if span is not None:
+                first, last = span
+                fresh += cursor.take(read(first - 1, last - first + 1))
+            rows = read(cursor.after_id, batch)
+            fresh += cursor.take(rows)
             if fresh:
                 yield fresh
             if len(rows) >= batch:

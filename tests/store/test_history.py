@@ -156,6 +156,41 @@ def test_a_postgres_connection_rings_the_history_channel_at_most_once_a_gap() ->
         assert len(writer.history(kinds=["job_added"])) == 6  # every row is written
 
 
+@pytest.mark.postgres
+def test_rows_after_a_gap_that_never_fills_flow_on_while_it_is_waited_for() -> None:
+    """A rolled-back insert leaves a gap in PostgreSQL's ids for ever. Followers wait a while
+    for it (it may be a row not committed yet), and meanwhile once read from below it, the
+    same ``batch`` rows each time, in a loop without a pause: more than a batch of rows
+    after the gap stalled every follower for 5 s. Here the 25 rows after the gap come, 10 a
+    read, in the first three turns of the loop."""
+    import psycopg
+
+    from smc.runtime.history import follow_history
+    from tests.support.backends import PG_URL, postgres_schema_url
+
+    with postgres_schema_url() as url, open_store(url) as store:
+        assert isinstance(store, PostgresStore)
+        store.add_job("task", job_id="before")
+        start = store.last_history_id()
+        with psycopg.connect(PG_URL, autocommit=True) as connection:
+            connection.execute(f"SELECT nextval('\"{store.schema}\".history_id_seq')")
+        for number in range(25):
+            store.add_job("task", job_id=f"after-{number}")
+        turns = []
+
+        def stop() -> bool:
+            turns.append(None)
+            return len(turns) > 20
+
+        seen = []
+        for row in follow_history(store, start, stop=stop, batch=10, poll_seconds=0.01):
+            seen.append(row.job_id)
+            if len(seen) == 25:
+                break
+    assert seen == [f"after-{number}" for number in range(25)]
+    assert len(turns) <= 3  # the gap still waited for (GAP_PATIENCE): no turn lost to it
+
+
 def _row(row_id: int) -> HistoryRow:
     return HistoryRow(row_id, 0.0, "m", "transition", "a", "go", "b", None, None, None, None, None)
 
