@@ -12,8 +12,9 @@ and a stop gives it back (``docs/runtime.md``, "When is an event done?").
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from smc.machine import GeneratedMachine
@@ -21,6 +22,19 @@ from smc.runtime.context import MISSING, lookup
 from smc.runtime.faults import FaultReporter
 from smc.runtime.store import EventRow, Store, StoreError
 from smc.runtime.validation import DataChecks
+
+
+@contextlib.contextmanager
+def _in_trace_of(store: Store, row: EventRow) -> Iterator[None]:
+    """What is recorded of an event the machine does not take up (dropped, refused) is in the
+    event's trace; the machine stays in its own."""
+    kept = store.trace_id
+    if row.trace_id is not None:
+        store.trace_id = row.trace_id
+    try:
+        yield
+    finally:
+        store.trace_id = kept
 
 
 class Inbox:
@@ -74,7 +88,9 @@ class Inbox:
                 if problem is None:
                     self.taken = row
                     return True
-                if not self._refuse(store, row, problem):
+                with _in_trace_of(store, row):
+                    refused = self._refuse(store, row, problem)
+                if not refused:
                     return False
                 continue
             self._logger.warning(
@@ -83,12 +99,13 @@ class Inbox:
                 row.source or "?",
                 machine.state,
             )
-            self._publish(
-                "unhandled_event",
-                event=row.event_type,
-                **{"from": str(machine.state)},
-                source=row.source,
-            )
+            with _in_trace_of(store, row):
+                self._publish(
+                    "unhandled_event",
+                    event=row.event_type,
+                    **{"from": str(machine.state)},
+                    source=row.source,
+                )
             self._ack(store, row)
 
     def _payload_problem(self, row: EventRow) -> str | None:

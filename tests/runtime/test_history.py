@@ -282,6 +282,31 @@ def test_an_idle_workers_polls_are_in_no_trace(runner: Runner, store_url: str) -
     assert len(idle) >= 3 and {row.trace_id for row in idle} == {None}
 
 
+def test_a_dropped_event_is_recorded_in_its_own_trace(runner: Runner, store_url: str) -> None:
+    """An event with no transition where the machine is: its drop is in the event's trace,
+    with its sending (it was once in the trace the machine had been working in), and the
+    machine's own trace is left as it was."""
+    _use(runner, store_url)
+    (runner.cwd / "worker.yaml").write_text(WORKER)
+    with open_store(store_url) as store:
+        job = store.add_job("task", job_id="earlier")
+    worker = runner.start("run", "worker.yaml", "--db", store_url)
+
+    def recorded(kind: str) -> bool:
+        with open_store(store_url) as store:
+            return bool(store.history(machine="worker", kinds=[kind]))
+
+    wait_until(lambda: recorded("job_completed"), 30, worker.output)
+    runner.run("send", "--db", store_url, "worker", "bogus")
+    wait_until(lambda: recorded("event_dropped"), 30, worker.output)
+    worker.stop()
+    with open_store(store_url) as store:
+        [sent] = store.history(kinds=["event_sent"])
+        [dropped] = store.history(kinds=["event_dropped"])
+    assert sent.trace_id is not None and sent.trace_id != job.trace_id
+    assert dropped.trace_id == sent.trace_id and dropped.event == "bogus"
+
+
 PANEL = """
 initial_state: panel
 metadata: {machine_name: panel}
