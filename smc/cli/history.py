@@ -11,7 +11,6 @@ Exit codes: 0; 1 for a database problem; 2 for a usage error.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import sys
 from typing import Any
@@ -122,7 +121,7 @@ def _open(args: argparse.Namespace) -> Any:
 
 def _history(args: argparse.Namespace) -> int:
     from smc.runtime.history import history_table, parse_since
-    from smc.runtime.store import HISTORY_KINDS, StoreError, canonical_trace_id
+    from smc.runtime.store import HISTORY_KINDS, StoreError
 
     limit = DEFAULT_LIMIT if args.limit is None else args.limit
     check_range(limit, "--limit", 1, MAX_INT64)
@@ -135,17 +134,12 @@ def _history(args: argparse.Namespace) -> int:
         since = None if args.since is None else parse_since(args.since)
     except ValueError as error:
         raise UsageError(f"--since: {error}") from None
-    trace = args.trace
-    if trace is not None:
-        # A ULID in any case finds its trace; other text is looked for as it is.
-        with contextlib.suppress(ValueError):
-            trace = canonical_trace_id(trace)
     try:
         with _open(args) as store:
             rows = store.history(
                 machine=args.machine,
                 job_id=args.job,
-                trace_id=trace,
+                trace_id=args.trace,
                 since=since,
                 after_id=args.after_id,
                 kinds=args.kind,

@@ -78,6 +78,8 @@ def test_history_filters(store_url: str) -> None:
             first[1]
         ]
         assert store.history(trace_id=everything[0].trace_id) == everything[:1]
+        trace = everything[0].trace_id
+        assert trace is not None and store.history(trace_id=trace.lower()) == everything[:1]
         assert store.history(since=time.time() + 60) == []
         assert store.last_history_id() == everything[-1].id
 

@@ -374,6 +374,8 @@ def test_activity_and_trace_come_from_the_history_when_the_store_keeps_it(
     assert trace_id
     traced = client.get(f"/api/trace/{trace_id}").json()["rows"]
     assert [row["id"] for row in traced] == [row["id"] for row in rows]
+    typed = client.get(f"/api/trace/{trace_id.lower()}").json()["rows"]  # ULIDs: any case
+    assert typed == traced
 
 
 def test_the_activity_log_opens_on_the_newest_rows_of_the_day(

@@ -376,7 +376,8 @@ class Store(WorkflowStore, Protocol):
         """History rows matching every filter given, in id order (the order they were
         recorded), at most ``limit``: the oldest that match, or with ``newest`` the newest
         (still in id order). ``since`` an epoch time, ``after_id`` rows after that id (for
-        following), ``kinds`` among ``HISTORY_KINDS``."""
+        following), ``kinds`` among ``HISTORY_KINDS``; a ``trace_id`` that is a ULID is found
+        in any case."""
         ...
 
     def history_lines(self, after_id: int, limit: int = 1000) -> list[HistoryLine]:

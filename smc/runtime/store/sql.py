@@ -14,6 +14,7 @@ everything but their statements.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import logging
@@ -289,6 +290,10 @@ class SqlStore(WorkflowTables):
         # so ids and times are only nearly in the same order (the SQL filters exactly).
         earliest = None if since is None else since - TIME_SLACK
         if trace_id is not None:
+            # A ULID in any case finds its trace (they are case-insensitive, stored upper
+            # case); other text is looked for as it is.
+            with contextlib.suppress(ValueError):
+                trace_id = canonical_trace_id(trace_id)
             earliest = _latest(earliest, _trace_time(trace_id, self.clock.time()))
         if job_id is not None:
             job = self.get_job(job_id)
