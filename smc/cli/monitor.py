@@ -19,6 +19,9 @@ from typing import Any
 
 from smc.cli.common import EXIT_OK, EXIT_PROBLEMS, UsageError, add_database_option
 
+#: How long ``smc monitor --db postgresql://…`` waits before trying a database that failed.
+RETRY_SECONDS = 1.0
+
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
@@ -90,38 +93,65 @@ def _finished(args: argparse.Namespace, seen: int) -> int:
 
 def _follow_history(store: Any, args: argparse.Namespace) -> int:
     """Print the history rows committed from now on, as monitor records."""
-    import json
     import time
 
     from smc.runtime.history import follow_history, history_record
-    from smc.runtime.monitor import format_human
     from smc.runtime.store import StoreError
 
     deadline = None if args.timeout is None else time.monotonic() + args.timeout
+
+    def stop() -> bool:
+        return deadline is not None and time.monotonic() >= deadline
+
     seen = 0
     try:
-        rows = follow_history(
-            store,
-            machine=args.machine,
-            poll_seconds=0.1 if deadline is None else min(0.1, args.timeout),
-            stop=None if deadline is None else lambda: time.monotonic() >= deadline,
-        )
-        for row in rows:
-            record = history_record(row)
-            if args.format == "json":
-                # ASCII-escaped: one JSON document a line, no terminal escapes, whatever the
-                # names and payloads hold.
-                text = json.dumps(record, separators=(",", ":"))
-            else:
-                text = format_human(record)
-            sys.stdout.write(text + "\n")
-            sys.stdout.flush()
-            seen += 1
-            if args.count is not None and seen >= args.count:
-                break
+        # From now on; after a database error, from the last row printed (the store opens
+        # a new connection at its next call), so that nothing is printed twice or skipped.
+        after = store.last_history_id()
+        away = False
+        while not stop():
+            try:
+                rows = follow_history(
+                    store,
+                    after,
+                    machine=args.machine,
+                    poll_seconds=0.1 if deadline is None else min(0.1, args.timeout),
+                    stop=stop,
+                )
+                for row in rows:
+                    if away:
+                        away = False
+                        print("smc monitor: the database answers again", file=sys.stderr)
+                    after = row.id
+                    _print_record(history_record(row), args.format)
+                    seen += 1
+                    if args.count is not None and seen >= args.count:
+                        return _finished(args, seen)
+            except StoreError as error:
+                if not away:
+                    away = True
+                    print(
+                        f"smc monitor: {error}; following on once it answers",
+                        file=sys.stderr,
+                    )
+                time.sleep(RETRY_SECONDS)
+                continue
+            break
     except KeyboardInterrupt:
         return EXIT_OK
-    except StoreError as error:
+    except StoreError as error:  # not even where the history ends: nothing to follow
         print(f"smc monitor: error: {error}", file=sys.stderr)
         return EXIT_PROBLEMS
     return _finished(args, seen)
+
+
+def _print_record(record: dict[str, Any], output: str) -> None:
+    import json
+
+    from smc.runtime.monitor import format_human
+
+    # JSON ASCII-escaped: one document a line, no terminal escapes, whatever the names and
+    # payloads hold.
+    text = json.dumps(record, separators=(",", ":")) if output == "json" else format_human(record)
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()

@@ -6,12 +6,16 @@ from __future__ import annotations
 
 import functools
 import json
+import os
+import queue
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +24,7 @@ import pytest
 from smc.runtime.history import history_record
 from smc.runtime.store import HistoryRow, Store, open_store
 from tests.support.backends import StoreTime, postgres_schema_url
-from tests.support.harness import Runner, wait_until
+from tests.support.harness import REPO, Runner, wait_until
 
 WORKER = """
 initial_state: waiting
@@ -487,3 +491,56 @@ def test_since_takes_any_iso_date_in_any_local_zone(monkeypatch: pytest.MonkeyPa
         finally:
             monkeypatch.undo()
             time.tzset()
+
+
+def test_monitor_through_postgres_follows_on_after_its_connections_drop(pg_url: str) -> None:
+    """The server ends every connection of ``smc monitor --db postgresql://…`` (a restart, a
+    failover, an administrator): it says so once, follows on from the last row it printed
+    once the database answers, and misses nothing (it once exited with code 1)."""
+    import psycopg
+
+    from tests.support.backends import PG_URL
+
+    name = f"smc-monitor-{uuid.uuid4().hex[:12]}"
+    url = f"{pg_url}&application_name={name}"
+    monitor = subprocess.Popen(
+        [sys.executable, "-m", "smc", "monitor", "--db", url, "--format", "json"],
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in monitor.stdout or ()]).start()
+
+    def next_job() -> str | None:
+        record = json.loads(lines.get(timeout=30))
+        return record["job_id"] if record["kind"] == "job_added" else next_job()
+
+    def connections() -> list[int]:
+        with psycopg.connect(PG_URL, autocommit=True) as admin:
+            rows = admin.execute(
+                "SELECT pid FROM pg_stat_activity WHERE application_name = %s", (name,)
+            ).fetchall()
+        return [pid for (pid,) in rows]
+
+    try:
+        wait_until(lambda: len(connections()) == 2, 20, "the monitor never connected")
+        with open_store(pg_url) as store:
+            store.add_job("task", job_id="before")
+            assert next_job() == "before"
+            with psycopg.connect(PG_URL, autocommit=True) as admin:
+                for pid in connections():  # its queries' and its LISTEN's
+                    admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+            store.add_job("task", job_id="during")
+            store.add_job("task", job_id="after")
+            assert [next_job(), next_job()] == ["during", "after"]
+        assert monitor.poll() is None
+    finally:
+        monitor.send_signal(signal.SIGINT)
+        _, err = monitor.communicate(timeout=20)
+    assert monitor.returncode == 0, err
+    notices = err.splitlines()
+    assert len(notices) == 2, err
+    assert notices[0].startswith("smc monitor: ") and "following on once it answers" in notices[0]
+    assert notices[1] == "smc monitor: the database answers again"
