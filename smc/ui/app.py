@@ -44,6 +44,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingR
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from smc.runtime.history import history_record
 from smc.runtime.store import Store, StoreError
 from smc.ui.diagrams import DiagramCache, DiagramUnavailable, MachineType
 from smc.ui.feed import LiveFeed
@@ -72,6 +73,10 @@ ACTIVITY_HISTORY_KINDS = [
 #: The activity log's rows read when the page loads: the newest of the last day (the page
 #: shows the newest 300 of them and what comes live).
 ACTIVITY_LIMIT = 1000
+#: History rows read at the start for where the machines are (``LiveFeed.seed``): machines
+#: whose last transition is older than that many rows show none until they move. One read,
+#: 20 ms for 10,000 rows of a SQLite history.
+SEED_ROWS = 10_000
 #: How often the registry, the queue counts and the history are read for changes.
 POLL_INTERVAL = 1.0
 #: At most this share of the server's time goes to counting the finished jobs. Counting them
@@ -201,6 +206,7 @@ class Monitor:
         if self._feed_choice == "history" and not keeps:
             raise StoreError("this database keeps no history (SMC_HISTORY=off?): no history feed")
         self.feed = self._new_feed(keeps)
+        self.feed.seed(await self.db(_history_seed))
         self.feed.start()
         self._poller = asyncio.create_task(self._poll())
 
@@ -305,6 +311,7 @@ class Monitor:
         self._history_since = time.time()
         self._full_counts_due = -math.inf
         self.feed = self._new_feed(await self.db(keeps_history))
+        self.feed.seed(await self.db(_history_seed))
         self.feed.start()
         old.close_subscribers()
         await asyncio.get_running_loop().run_in_executor(None, old.stop)
@@ -379,6 +386,16 @@ class Monitor:
         # Checking the file and running dot take tens of milliseconds: off the loop, and not
         # in the store's thread either.
         return await loop.run_in_executor(None, self.diagrams.get, path)
+
+
+def _history_seed(store: Store) -> list[dict[str, Any]]:
+    """The newest :data:`SEED_ROWS` transitions and starts, oldest first, as monitor records
+    (none from a store without history): where each machine was when the server started."""
+    history = history_of(store)
+    if history is None:
+        return []
+    rows = history(kinds=["transition", "machine_started"], limit=SEED_ROWS, newest=True)
+    return [history_record(row) for row in rows]
 
 
 def _json(data: Any, status_code: int = 200) -> JSONResponse:

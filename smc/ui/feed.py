@@ -401,7 +401,16 @@ class LiveFeed:
         self.received += len(batch)
         self.sent += len(messages)
 
-    def _apply(self, record: dict[str, Any]) -> None:
+    def seed(self, records: Sequence[dict[str, Any]]) -> None:
+        """What the history says of each machine before the server started, oldest first
+        (``transition`` and ``machine_started`` records): a machine that has not moved since
+        shows its last transition, the time since it entered its state and a statechart's
+        every active state, as one that moved does. Not passed on, and not activity: the
+        page reads those from the database."""
+        for record in records:
+            self._apply(record, activity=False)
+
+    def _apply(self, record: dict[str, Any], *, activity: bool = True) -> None:
         name = record.get("machine")
         if not isinstance(name, str):
             return
@@ -409,7 +418,7 @@ class LiveFeed:
         if kind == "ui_resync":
             self.machines.pop(name, None)
             return
-        if kind in ACTIVITY_KINDS:
+        if activity and kind in ACTIVITY_KINDS:
             self.activity.append(record)
         live = self.machines.get(name)
         if live is None:

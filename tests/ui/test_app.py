@@ -26,7 +26,7 @@ import httpx2
 import pytest
 from starlette.testclient import TestClient
 
-from smc.runtime.store import Store, StoreError, history_entry, open_store
+from smc.runtime.store import Store, StoreError, configuration_text, history_entry, open_store
 from smc.ui.app import JOB_LIST_LIMIT, create_app
 from smc.ui.diagrams import (
     ALLOWED_ATTRIBUTES,
@@ -393,6 +393,44 @@ def test_the_activity_log_opens_on_the_newest_rows_of_the_day(
         ("machine_started", "m3"),
         ("machine_started", "m4"),
     ]
+
+
+def test_a_machine_that_has_not_moved_since_the_server_started_shows_its_last_move(
+    database: str,
+) -> None:
+    """The server reads where the machines are from the history when it starts: a machine
+    idle since shows its last transition, the time since it entered its state (not since
+    its last loop) and a statechart's every active state (a page once showed none of these
+    until the machine moved again)."""
+    now = time.time()
+    with open_store(database) as store:
+        store.register_machine("panel", "power_off")
+        for ts, going, event, to, configuration in (
+            (now - 60, "power_off", "switch", "power_on", ["panel", "power", "power_on"]),
+            (now - 5, "power_on", "tick", "power_on", ["panel", "power", "power_on"]),
+        ):
+            store.stage_history(
+                history_entry(
+                    "transition",
+                    "panel",
+                    ts=ts,
+                    from_state=going,
+                    event=event,
+                    to_state=to,
+                    configuration=configuration_text(configuration),
+                )
+            )
+        store.flush_history()
+    with _client(database) as client:
+        [machine] = client.get("/api/state").json()["machines"]
+    live = machine["live"]
+    assert live["state"] == "power_on"
+    assert live["since"] == pytest.approx(now - 60, abs=1e-3)
+    assert (live["last_transition"]["event"], live["last_transition"]["to"]) == (
+        "tick",
+        "power_on",
+    )
+    assert live["configuration"] == ["panel", "power", "power_on"]
 
 
 def test_without_history_job_trace_and_activity_say_so(database: str) -> None:
