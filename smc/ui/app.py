@@ -74,8 +74,8 @@ ACTIVITY_HISTORY_KINDS = [
 #: shows the newest 300 of them and what comes live).
 ACTIVITY_LIMIT = 1000
 #: History rows read at the start for where the machines are (``LiveFeed.seed``): machines
-#: whose last transition is older than that many rows show none until they move. One read,
-#: 20 ms for 10,000 rows of a SQLite history.
+#: whose last transition is older than that many rows show none until they move. One read:
+#: 60 ms for 10,000 rows of a SQLite history, made into records (docs/monitor.md).
 SEED_ROWS = 10_000
 #: How often the registry, the queue counts and the history are read for changes.
 POLL_INTERVAL = 1.0
