@@ -420,6 +420,50 @@ def test_the_page_fits_a_narrow_window(browser: Browser, system: System) -> None
         context.close()
 
 
+def test_a_parallel_template_instance_is_on_the_board_in_each_regions_column(
+    browser: Browser, tmp_path: Path
+) -> None:
+    """A template whose top state is parallel: its card is in the column of each region's
+    active leaf, and moves with them (it once stayed under "other": its own state, the
+    parallel one, is no column)."""
+    with runner_in(tmp_path) as runner:
+        lamp = runner.cwd / "lamp.yaml"
+        lamp.write_text(
+            (MACHINES / "panel.yaml")
+            .read_text()
+            .replace("name: Panel\n", "name: Lamp\ntemplate: true\n")
+            .replace("machine_name: panel", "machine_name: lamp")
+        )
+        worker = runner.start("run", str(lamp), "--machine-name", "lamp-1")
+        runner.wait_running(worker, "lamp-1")
+        port = free_port()
+        ui = start_ui(runner, port)
+        context = browser.new_context(viewport={"width": 1440, "height": 1000})
+        try:
+            page = context.new_page()
+            page.goto(f"http://127.0.0.1:{port}/")
+            board = page.locator('.board[data-name="lamp"]')
+
+            def columns_of_the_card() -> Locator:
+                return board.locator(".kanban-column").filter(
+                    has=page.locator('.card[data-machine="lamp-1"]')
+                )
+
+            expect(columns_of_the_card()).to_have_count(2, timeout=WAIT_MS)
+            runner.run("send", "lamp-1", "switch")
+            expect(board.locator('.kanban-column[data-state="power_on"] .card')).to_have_count(
+                1, timeout=WAIT_MS
+            )
+            states = columns_of_the_card().evaluate_all(
+                "(columns) => columns.map((c) => c.dataset.state)"
+            )
+            assert sorted(states) == ["power_on", "signal_red"]
+        finally:
+            context.close()
+            ui.signal(signal.SIGTERM)
+        assert ui.wait(10) == 0, ui.output()
+
+
 def test_a_killed_worker_shows_dead(page: Page, system: System) -> None:
     row = page.locator("#machine-table tbody tr").filter(
         has=page.get_by_text("simple_worker", exact=True)

@@ -462,8 +462,12 @@ function renderBoard() {
     board.append(el("h3", null, `${type.title || type.name} `, el("span", "count", `(${machines.length})`)));
     const groups = el("div", "board-groups");
     const placed = new Set();
+    // A card is in the column of each active state: a statechart's columns are its leaves,
+    // and a parallel one is in a leaf of each region at once (its own state is the parallel
+    // state, which is no column: it once stayed under "other" for good).
+    const active = new Map(machines.map((m) => [m.name, activeStates(m)]));
     const columnFor = (state) => {
-      const inState = machines.filter((m) => currentState(m) === state);
+      const inState = machines.filter((m) => active.get(m.name).has(state));
       inState.forEach((m) => placed.add(m.name));
       const column = el("div", "kanban-column");
       column.setAttribute("data-state", state);
