@@ -141,6 +141,12 @@ function currentState(m) {
   return (m.live && m.live.state) || m.state;
 }
 
+// The time in state counts only while the machine runs: a stopped or dead one is in no
+// state any more (it once went on counting).
+function runningSince(m) {
+  return m.status === "running" ? (sinceOf(m) ?? null) : null;
+}
+
 function sinceOf(m) {
   if (m.live && m.live.since) return m.live.since;
   return m.updated_at;
@@ -336,8 +342,9 @@ function renderMachines() {
     if (m.flash) { tr.classList.add("flash"); m.flash = false; }
     const job = (m.live && m.live.job_id) || m.job_id;
     const inState = el("td", "in-state");
-    inState.setAttribute("data-since", String(sinceOf(m) ?? ""));
-    inState.textContent = duration(now() - sinceOf(m));
+    const since = runningSince(m);
+    inState.setAttribute("data-since", String(since ?? ""));
+    inState.textContent = since === null ? "–" : duration(now() - since);
     const state = el("td", "state", currentState(m) ?? "–");
     tr.append(
       el("td", "name", m.name),
@@ -505,8 +512,9 @@ function card(m) {
   node.setAttribute("data-machine", m.name);
   if (m.status !== "running") node.classList.add(m.status);
   const job = (m.live && m.live.job_id) || m.job_id;
-  const since = el("span", null, duration(now() - sinceOf(m)));
-  since.setAttribute("data-since", String(sinceOf(m) ?? ""));
+  const entered = runningSince(m);
+  const since = el("span", null, entered === null ? "–" : duration(now() - entered));
+  since.setAttribute("data-since", String(entered ?? ""));
   node.append(el("div", "card-name", m.name),
     el("div", "card-meta", m.status, " · ", since, job ? ` · job ${job}` : ""));
   return node;
