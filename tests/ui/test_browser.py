@@ -355,6 +355,11 @@ def test_dates_are_the_browsers_local_dates(
         page = context.new_page()
         page.goto(system.base + "/")
         assert page.evaluate("dateTime(1795723200)") == shown
+        # The activity log covers a day and more: an entry not of today has its date too.
+        item = page.evaluate(
+            "activityItem({kind: 'error', machine: 'm', ts: 1795723200.25}).textContent"
+        )
+        assert item.startswith(shown + ".250")
     finally:
         context.close()
 
@@ -462,6 +467,16 @@ def test_a_parallel_template_instance_is_on_the_board_in_each_regions_column(
             context.close()
             ui.signal(signal.SIGTERM)
         assert ui.wait(10) == 0, ui.output()
+
+
+def test_a_dropped_events_activity_says_the_state_it_met(page: Page, system: System) -> None:
+    """``smc send`` of an event the machine has no transition for where it is: the activity
+    log says which event, from whom, and the state it met."""
+    system.smc("send", "order-2", "ship", "--source", "alice")  # order-2 is in received
+    dropped = page.locator('#activity-list li[data-kind="event_dropped"]').filter(
+        has_text="from alice"
+    )
+    expect(dropped).to_contain_text("event ship from alice in received", timeout=WAIT_MS)
 
 
 def test_a_killed_worker_shows_dead(page: Page, system: System) -> None:

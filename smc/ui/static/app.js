@@ -58,6 +58,19 @@ function clock(ts) {
   return `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}.${pad(d.getMilliseconds(), 3)}`;
 }
 
+// A moment to the millisecond, with its local date unless it is today's (the activity log
+// covers a day and more).
+function stamp(ts) {
+  if (ts === null || ts === undefined) return "–";
+  const d = new Date(ts * 1000);
+  return d.toDateString() === new Date().toDateString() ? clock(ts) : `${localDate(d)} ${clock(ts)}`;
+}
+
+function localDate(d) {
+  const pad = (n) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
+}
+
 // Machine names compared with the numbers in them as numbers.
 const BY_NAME = new Intl.Collator(undefined, { numeric: true });
 
@@ -69,8 +82,7 @@ function dateTime(ts) {
   const today = new Date();
   const time = clock(ts).slice(0, 8);
   if (d.toDateString() === today.toDateString()) return time;
-  const pad = (n) => String(n).padStart(2, "0");
-  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${time}`;
+  return `${localDate(d)} ${time}`;
 }
 
 function duration(seconds) {
@@ -690,7 +702,11 @@ function historyActivity(row) {
   else if (kind === "machine_stopped") bits.push(`stopped in ${row.from_state ?? "?"}`);
   else if (kind.startsWith("job_")) {
     if (row.event) bits.push(`type ${row.event}`); // a job row's event is the job's type
-  } else if (row.event) bits.push(`event ${row.event}${row.source ? " from " + row.source : ""}`);
+  } else if (row.event) {
+    // An event's row: where it came from, and (dropped, refused) the state it met.
+    const where = row.from_state ? ` in ${row.from_state}` : "";
+    bits.push(`event ${row.event}${row.source ? " from " + row.source : ""}${where}`);
+  }
   if (row.job_id) bits.push(`job ${row.job_id}${row.attempt ? " attempt " + row.attempt : ""}`);
   if (row.excerpt) bits.push(row.excerpt);
   return { ts: row.ts, machine: row.machine, kind, message: bits.join(" · "), trace: row.trace_id };
@@ -712,7 +728,7 @@ function activityItem(item) {
     link.addEventListener("click", () => { $("trace-id").value = item.trace; showTrace(item.trace); location.hash = "#trace"; });
     what.append(link);
   }
-  li.append(el("span", "time", clock(item.ts)), what);
+  li.append(el("span", "time", stamp(item.ts)), what);
   if (item.message) li.append(el("div", "message", item.message));
   return li;
 }
