@@ -161,6 +161,8 @@ class Monitor:
         self._loop: asyncio.AbstractEventLoop | None = None
         #: Why the database file is gone, once the page was told (None: it is there).
         self._gone: str | None = None
+        #: Each machine's status at the last poll (a death is a change from running).
+        self._statuses: dict[str, str] = {}
         self._last_machines: Any = None
         self._last_queue: Any = None
         self._history_after: int | None = None
@@ -263,6 +265,7 @@ class Monitor:
         if comparable != self._last_machines:
             self._last_machines = comparable
             self.feed.publish({"kind": "ui_machines", "machines": machines})
+        self._note_deaths(machines)
         counts = await self.queue_counts()
         if counts != self._last_queue:
             self._last_queue = counts
@@ -273,6 +276,24 @@ class Monitor:
             rows = await self.db(self._new_history)
             if rows:
                 self.feed.publish({"kind": "ui_history", "rows": rows})
+
+    def _note_deaths(self, machines: list[dict[str, Any]]) -> None:
+        """A machine seen running and now dead (its process gone, or its heartbeat stale)
+        goes to the activity log: a death writes no history row, the process being gone."""
+        statuses = {m["name"]: m["status"] for m in machines}
+        for machine in machines:
+            if machine["status"] == "dead" and self._statuses.get(machine["name"]) == "running":
+                self.feed.publish(
+                    {
+                        "kind": "ui_machine_dead",
+                        "machine": machine["name"],
+                        "ts": time.time(),
+                        "state": machine["state"],
+                        "message": f"pid {machine['pid']} on {machine['host']} stopped "
+                        f"answering in {machine['state']}",
+                    }
+                )
+        self._statuses = statuses
 
     async def _database_replaced(self) -> bool:
         """Whether the SQLite file this server opened was deleted or replaced (True: nothing
@@ -308,6 +329,7 @@ class Monitor:
         if self._writer is not None:
             await self.db_write(forget_writer)
         self._last_machines = self._last_queue = self._history_after = None
+        self._statuses = {}
         self._history_since = time.time()
         self._full_counts_due = -math.inf
         self.feed = self._new_feed(await self.db(keeps_history))

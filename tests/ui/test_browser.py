@@ -489,6 +489,9 @@ def test_a_killed_worker_shows_dead(page: Page, system: System) -> None:
     killed.popen.wait(10)  # reaped, as its parent shell would: no zombie holding the pid
     expect(row.locator(".badge")).to_have_text("dead", timeout=WAIT_MS)
     expect(row.locator("td.in-state")).to_have_text("–")  # in no state: no time counting
+    # A death writes no history row (the process is gone): the server's poll tells the log.
+    died = page.locator('#activity-list li[data-kind="machine_dead"]')
+    expect(died.filter(has_text="simple_worker")).to_contain_text("stopped answering in")
     # A dead machine is not lit on its diagram: it is in no state any more.
     diagram = page.locator('.diagram-card[data-name="simple_worker"]')
     expect(diagram.locator("g.smc-current")).to_have_count(0)

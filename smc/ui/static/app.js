@@ -245,6 +245,11 @@ function applyRecord(r) {
   if (r.kind === "ui_queue") { S.queue = r.counts; markDirty("queue"); refreshJobsSoon(); return; }
   if (r.kind === "ui_history") { for (const row of r.rows) addActivity(historyActivity(row)); return; }
   if (r.kind === "ui_error") { toast(r.message, true); return; }
+  if (r.kind === "ui_machine_dead") {
+    // Seen by the server's poll of the registry: a dead process writes no history row.
+    addActivity({ ...liveActivity(r), kind: "machine_dead" });
+    return;
+  }
   if (typeof r.machine !== "string") return;
   let m = S.machines.get(r.machine);
   if (!m && r.kind === "transition" && r.source) {
