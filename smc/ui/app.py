@@ -120,6 +120,39 @@ def history_of(store: Store) -> Callable[..., list[Any]] | None:
     return found if callable(found) else None
 
 
+class StoreThread:
+    """A store opened at its first call and used on one thread of its own: a call waits there
+    for the database without blocking the event loop, and calls run one at a time."""
+
+    def __init__(self, open_store: Callable[[], Store], name: str) -> None:
+        self._open_store = open_store
+        #: The open store (None: not opened yet, or closed: the next call opens one).
+        self.store: Store | None = None
+        self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=name)
+
+    def _call(self, call: Callable[[Store], T]) -> T:
+        if self.store is None:
+            self.store = self._open_store()
+        return call(self.store)
+
+    async def run(self, call: Callable[[Store], T]) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._call, call)
+
+    async def close(self) -> None:
+        """Close the store, in its thread, after the calls already waiting."""
+
+        def close() -> None:
+            store, self.store = self.store, None
+            if store is not None:
+                store.close()
+
+        await asyncio.get_running_loop().run_in_executor(self._executor, close)
+
+    def shutdown(self) -> None:
+        self._executor.shutdown(wait=False)
+
+
 class Monitor:
     """The state behind the app: the store (in its own thread), the feed, the diagrams."""
 
@@ -137,15 +170,11 @@ class Monitor:
         if feed not in FEED_CHOICES:
             raise ValueError(f"feed must be one of {FEED_CHOICES}, not {feed!r}")
         self._open_store = open_store
-        self._store: Store | None = None
-        self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="smc-ui-db")
+        self._reader = StoreThread(open_store, "smc-ui-db")
         # The buttons' writes (retry, cancel) run on a store and a thread of their own: a
         # write waits for the database's write lock (up to the store's busy timeout) while
         # the workers hold it, and the page's reads must not queue behind it.
-        self._writer: Store | None = None
-        self._writer_executor = concurrent.futures.ThreadPoolExecutor(
-            1, thread_name_prefix="smc-ui-db-write"
-        )
+        self._writer = StoreThread(open_store, "smc-ui-db-write")
         self._socket_dir = socket_dir
         self._feed_choice = feed
         self._feed_options: dict[str, Any] = {}
@@ -175,28 +204,17 @@ class Monitor:
 
     # --- store access ---
 
-    def _with_store(self, call: Callable[[Store], T]) -> T:
-        if self._store is None:
-            self._store = self._open_store()
-        return call(self._store)
-
     async def db(self, call: Callable[[Store], T]) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._with_store, call)
-
-    def _with_writer(self, call: Callable[[Store], T]) -> T:
-        if self._writer is None:
-            self._writer = self._open_store()
-        return call(self._writer)
+        """``call`` on the reading store, in its thread."""
+        return await self._reader.run(call)
 
     async def db_write(self, call: Callable[[Store], T]) -> T:
         """``call`` on the writing store, in its own thread (reads go on meanwhile)."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._writer_executor, self._with_writer, call)
+        return await self._writer.run(call)
 
     @property
     def has_history(self) -> bool:
-        store = self._store
+        store = self._reader.store
         return store is not None and history_of(store) is not None
 
     # --- lifecycle ---
@@ -229,20 +247,9 @@ class Monitor:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._poller
         self.feed.stop()
-
-        def close() -> None:
-            if self._store is not None:
-                self._store.close()
-
-        def close_writer() -> None:
-            if self._writer is not None:
-                self._writer.close()
-
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._executor, close)
-        await loop.run_in_executor(self._writer_executor, close_writer)
-        self._executor.shutdown(wait=False)
-        self._writer_executor.shutdown(wait=False)
+        for thread in (self._reader, self._writer):
+            await thread.close()
+            thread.shutdown()
 
     async def _poll(self) -> None:
         while True:
@@ -316,18 +323,9 @@ class Monitor:
         old = self.feed
         old.publish({"kind": "ui_error", "message": f"{reason}: showing the new one"})
 
-        # Closed and forgotten in their own threads: the next call there opens the new file.
-        def forget_reader(store: Store) -> None:
-            self._store = None
-            store.close()
-
-        def forget_writer(store: Store) -> None:
-            self._writer = None
-            store.close()
-
-        await self.db(forget_reader)
-        if self._writer is not None:
-            await self.db_write(forget_writer)
+        # Closed in their own threads: the next call there opens the new file.
+        await self._reader.close()
+        await self._writer.close()
         self._last_machines = self._last_queue = self._history_after = None
         self._statuses = {}
         self._history_since = time.time()
