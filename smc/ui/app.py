@@ -77,6 +77,10 @@ ACTIVITY_LIMIT = 1000
 #: whose last transition is older than that many rows show none until they move. One read:
 #: 60 ms for 10,000 rows of a SQLite history, made into records (docs/monitor.md).
 SEED_ROWS = 10_000
+#: Ids looked through below the seed, in one scan, for the registry's machines it does not show
+#: (a machine idle while others filled the newest rows): 74 ms for a million rows on SQLite
+#: (docs/monitor.md). A machine idle for longer shows no last transition until it moves.
+SEED_SCAN_ROWS = 1_000_000
 #: How often the registry, the queue counts and the history are read for changes.
 POLL_INTERVAL = 1.0
 #: At most this share of the server's time goes to counting the finished jobs. Counting them
@@ -290,16 +294,7 @@ class Monitor:
         statuses = {m["name"]: m["status"] for m in machines}
         for machine in machines:
             if machine["status"] == "dead" and self._statuses.get(machine["name"]) == "running":
-                self.feed.publish(
-                    {
-                        "kind": "ui_machine_dead",
-                        "machine": machine["name"],
-                        "ts": time.time(),
-                        "state": machine["state"],
-                        "message": f"pid {machine['pid']} on {machine['host']} stopped "
-                        f"answering in {machine['state']}",
-                    }
-                )
+                self.feed.publish({"kind": "ui_machine_dead", **machine_death(machine)})
         self._statuses = statuses
 
     async def _database_replaced(self) -> bool:
@@ -408,13 +403,36 @@ class Monitor:
         return await loop.run_in_executor(None, self.diagrams.get, path)
 
 
+def machine_death(machine: dict[str, Any]) -> dict[str, Any]:
+    """The activity log's entry for a dead machine of the registry (``MachineRow.to_dict``),
+    stamped when it was last heard from: the same whether the server's poll saw it die or the
+    page opened after, so the page shows it once."""
+    heard = machine["heartbeat_at"] or machine["updated_at"] or machine["started_at"]
+    return {
+        "machine": machine["name"],
+        "ts": heard,
+        "state": machine["state"],
+        "message": f"pid {machine['pid']} on {machine['host']} stopped answering in "
+        f"{machine['state']} (last heard from then)",
+    }
+
+
 def _history_seed(store: Store) -> list[dict[str, Any]]:
     """The newest :data:`SEED_ROWS` transitions and starts, oldest first, as monitor records
-    (none from a store without history): where each machine was when the server started."""
+    (none from a store without history): where each machine was when the server started.
+    A machine of the registry that is not among them has its last one found in the
+    :data:`SEED_SCAN_ROWS` ids below them."""
     history = history_of(store)
     if history is None:
         return []
-    rows = history(kinds=["transition", "machine_started"], limit=SEED_ROWS, newest=True)
+    kinds = ["transition", "machine_started"]
+    rows = history(kinds=kinds, limit=SEED_ROWS, newest=True)
+    if len(rows) == SEED_ROWS:
+        shown = {row.machine for row in rows}
+        missing = [m.name for m in store.list_machines() if m.name not in shown]
+        if missing:
+            below = int(rows[0].id)
+            rows = store.last_history_rows(missing, kinds, below, SEED_SCAN_ROWS) + rows
     return [history_record(row) for row in rows]
 
 
@@ -562,7 +580,15 @@ def create_app(
             return [r.to_dict() for r in rows]
 
         rows = await monitor.db(read)
-        return _json({"history": rows, "live": list(monitor.feed.activity)})
+        # A dead process writes no history row: the registry's dead machines of the day
+        # stand for them (their deaths, seen live, are ``ui_machine_dead`` messages).
+        since = time.time() - 24 * 3600
+        deaths = [
+            machine_death(row.to_dict())
+            for row in await monitor.db(lambda store: store.list_machines())
+            if row.status == "dead" and (row.heartbeat_at or row.updated_at or 0) >= since
+        ]
+        return _json({"history": rows, "live": list(monitor.feed.activity), "deaths": deaths})
 
     async def trace(request: Request) -> Response:
         trace_id = request.path_params["trace_id"]

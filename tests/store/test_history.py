@@ -14,7 +14,7 @@ from typing import Any, cast
 import pytest
 
 from smc.runtime.history import HistoryCursor, follow_history
-from smc.runtime.store import HistoryRow, open_store
+from smc.runtime.store import HistoryRow, history_entry, open_store
 from smc.runtime.store.postgres import PostgresStore
 
 
@@ -82,6 +82,42 @@ def test_history_filters(store_url: str) -> None:
         assert trace is not None and store.history(trace_id=trace.lower()) == everything[:1]
         assert store.history(since=time.time() + 60) == []
         assert store.last_history_id() == everything[-1].id
+
+
+def test_last_history_rows_are_each_machines_newest_of_the_kinds_in_the_id_range(
+    store_url: str,
+) -> None:
+    """What the web monitor asks for the machines its seed does not show: the newest row of
+    each named machine among the kinds, inside the range of ids, and nothing for a machine
+    with none there."""
+    with open_store(store_url) as store:
+        for machine, kind, to in (
+            ("d", "transition", "too_old"),  # below the range
+            ("a", "transition", "one"),
+            ("b", "machine_started", "idle"),
+            ("a", "transition", "two"),
+            ("a", "error", None),  # not a kind asked for
+            ("c", "transition", "not_named"),
+            ("b", "transition", "at_the_bound"),  # at before_id: not below it
+            ("a", "transition", "after"),
+        ):
+            store.stage_history(
+                history_entry(kind, machine, ts=time.time(), to_state=to, event="e")
+            )
+        store.flush_history()
+        ids = [row.id for row in store.history()]
+        found = store.last_history_rows(
+            ["b", "a", "d", "nobody"], ["transition", "machine_started"], ids[6], rows=5
+        )
+        assert [(row.machine, row.to_state, row.id) for row in found] == [
+            ("b", "idle", ids[2]),
+            ("a", "two", ids[3]),
+        ]
+        # Two ids fewer to look through: the row of b is out of reach.
+        shorter = store.last_history_rows(["a", "b"], ["transition", "machine_started"], ids[6], 3)
+        assert [(row.machine, row.to_state) for row in shorter] == [("a", "two")]
+        assert store.last_history_rows([], ["transition"], ids[6], rows=6) == []
+        assert store.last_history_rows(["a"], [], ids[6], rows=6) == []
 
 
 def test_follow_history_sees_rows_as_they_commit(store_url: str) -> None:

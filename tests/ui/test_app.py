@@ -395,6 +395,41 @@ def test_the_activity_log_opens_on_the_newest_rows_of_the_day(
     ]
 
 
+def test_the_activity_log_has_the_days_dead_machines_stamped_when_last_heard_from(
+    client: TestClient, database: str
+) -> None:
+    """A dead process writes no history row: a machine that died while no page (or no
+    server) watched is in the log, from the registry, once the page opens — as the poll's
+    live message has it, so a page that saw it die shows it once."""
+    gone = subprocess.Popen([sys.executable, "-c", ""])
+    gone.wait()  # reaped: its pid names no process
+    with open_store(database) as store:
+        store.register_machine("crashed", "busy", pid=gone.pid)
+        store.register_machine("long-gone", "idle", host="another-host")
+        store.register_machine("alive", "idle")
+        # long-gone last beat two days ago: dead, but not of the day.
+        two_days = "172800" if database.endswith(".db") else "interval '2 days'"
+        store._write(  # type: ignore[attr-defined]
+            "age",
+            lambda connection: connection.execute(
+                f"UPDATE machine_state SET heartbeat_at = heartbeat_at - {two_days} "
+                "WHERE machine_name = 'long-gone'"
+            ),
+        )
+        crashed, long_gone = store.get_machine("crashed"), store.get_machine("long-gone")
+        assert crashed is not None and long_gone is not None and long_gone.status == "dead"
+    deaths = client.get("/api/activity").json()["deaths"]
+    assert deaths == [
+        {
+            "machine": "crashed",
+            "ts": pytest.approx(crashed.heartbeat_at, abs=1e-3),
+            "state": "busy",
+            "message": f"pid {gone.pid} on {socket.gethostname()} stopped answering in busy "
+            "(last heard from then)",
+        }
+    ]
+
+
 def test_a_machine_that_has_not_moved_since_the_server_started_shows_its_last_move(
     database: str,
 ) -> None:
@@ -433,6 +468,37 @@ def test_a_machine_that_has_not_moved_since_the_server_started_shows_its_last_mo
     assert live["configuration"] == ["panel", "power", "power_on"]
 
 
+def test_a_machine_idle_while_others_filled_the_seed_shows_its_last_move(
+    database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The seed reads the newest rows; a machine of the registry not among them (idle while
+    busy ones moved) has its last move looked for below them, as far as the scan reaches."""
+    monkeypatch.setattr("smc.ui.app.SEED_ROWS", 3)
+    monkeypatch.setattr("smc.ui.app.SEED_SCAN_ROWS", 3)
+    now = time.time()
+    with open_store(database) as store:
+        for name in ("ancient", "idle", "busy"):
+            store.register_machine(name, "start")  # a machine_started row each
+        moves = [("ancient", now - 90, "start", "wake", "old")]
+        moves += [("idle", now - 60, "start", "report", "reported")]
+        moves += [("busy", now - 50 + n, "a", "go", "b") for n in range(5)]
+        for machine, ts, going, event, to in moves:
+            store.stage_history(
+                history_entry(
+                    "transition", machine, ts=ts, from_state=going, event=event, to_state=to
+                )
+            )
+        store.flush_history()
+    with _client(database) as client:
+        machines = {m["name"]: m for m in client.get("/api/state").json()["machines"]}
+    idle = machines["idle"]["live"]
+    assert (idle["state"], idle["since"]) == ("reported", pytest.approx(now - 60, abs=1e-3))
+    assert idle["last_transition"]["event"] == "report"
+    # Beyond the scan: the registry's row alone.
+    assert machines["ancient"]["live"] is None
+    assert machines["busy"]["live"]["state"] == "b"
+
+
 def test_without_history_job_trace_and_activity_say_so(database: str) -> None:
     with open_store(database) as store:
         job = store.add_job("a", {})
@@ -441,7 +507,7 @@ def test_without_history_job_trace_and_activity_say_so(database: str) -> None:
         assert client.get(f"/api/jobs/{job.id}").json()["history"] is None
         trace = client.get("/api/trace/01ARZ3NDEKTSV4RRFFQ69G5FAV").json()
         assert trace["rows"] == [] and "no history" in trace["error"]
-        assert client.get("/api/activity").json() == {"history": None, "live": []}
+        assert client.get("/api/activity").json() == {"history": None, "live": [], "deaths": []}
 
 
 # --- diagrams: hostile names stay text ------------------------------------------------------

@@ -490,8 +490,25 @@ def test_a_killed_worker_shows_dead(page: Page, system: System) -> None:
     expect(row.locator(".badge")).to_have_text("dead", timeout=WAIT_MS)
     expect(row.locator("td.in-state")).to_have_text("–")  # in no state: no time counting
     # A death writes no history row (the process is gone): the server's poll tells the log.
-    died = page.locator('#activity-list li[data-kind="machine_dead"]')
-    expect(died.filter(has_text="simple_worker")).to_contain_text("stopped answering in")
+    died = page.locator('#activity-list li[data-kind="machine_dead"]').filter(
+        has_text="simple_worker"
+    )
+    expect(died).to_contain_text("stopped answering in")
+    # Read again with the log (as on a reconnect), the registry's entry is the one seen live;
+    # a page opened after the death has it too.
+    page.evaluate("loadActivity()")
+    page.wait_for_timeout(500)
+    expect(died).to_have_count(1)
+    later = page.context.new_page()
+    try:
+        later.goto(page.url)
+        died_later = later.locator('#activity-list li[data-kind="machine_dead"]').filter(
+            has_text="simple_worker"
+        )
+        expect(died_later).to_contain_text("stopped answering in", timeout=WAIT_MS)
+        expect(died_later).to_have_count(1)
+    finally:
+        later.close()
     # A dead machine is not lit on its diagram: it is in no state any more.
     diagram = page.locator('.diagram-card[data-name="simple_worker"]')
     expect(diagram.locator("g.smc-current")).to_have_count(0)

@@ -380,6 +380,15 @@ class Store(WorkflowStore, Protocol):
         in any case."""
         ...
 
+    def last_history_rows(
+        self, machines: Sequence[str], kinds: Sequence[str], before_id: int, rows: int
+    ) -> list[HistoryRow]:
+        """Each of ``machines``' newest row of ``kinds`` among the ``rows`` ids below
+        ``before_id``, in id order (a machine with none there has none): where machines
+        stood that are not in the newest rows, at the cost of one scan of that id range (there
+        is no index on the machine)."""
+        ...
+
     def history_lines(self, after_id: int, limit: int = 1000) -> list[HistoryLine]:
         """The history rows after ``after_id``, in id order, at most ``limit``, each with its
         monitor record as JSON text made by the database (``HistoryLine``): what a live feed

@@ -100,6 +100,9 @@ _INT32 = range(-(2**31), 2**31)
 #: How often ``add_job`` inserts again when the holder of a dedupe key finished between the
 #: insert that skipped the key and the look-up (a database whose insert skips held keys).
 _DEDUPE_ATTEMPTS = 10
+#: Machines named in one ``last_history_rows`` statement (SQLite binds at most 32,766
+#: parameters in one).
+LAST_ROWS_MACHINES = 1000
 
 
 class SqlStore(WorkflowTables):
@@ -327,6 +330,21 @@ class SqlStore(WorkflowTables):
         if newest:
             rows.reverse()
         return rows
+
+    def last_history_rows(
+        self, machines: Sequence[str], kinds: Sequence[str], before_id: int, rows: int
+    ) -> list[HistoryRow]:
+        if not machines or not kinds or rows <= 0:
+            return []
+        found: list[HistoryRow] = []
+        for start in range(0, len(machines), LAST_ROWS_MACHINES):
+            names = list(machines[start : start + LAST_ROWS_MACHINES])
+            params: dict[str, Any] = {"low": before_id - rows, "before_id": before_id}
+            self._sql.dialect.bind_list(params, "machines", names)
+            self._sql.dialect.bind_list(params, "kinds", list(kinds))
+            sql = self._sql.last_history_rows(len(names), len(kinds))
+            found.extend(history_from_row(row) for row in self._fetchall("read", sql, params))
+        return sorted(found, key=lambda row: int(row.id))
 
     def history_lines(self, after_id: int, limit: int = 1000) -> list[HistoryLine]:
         rows = self._fetchall(

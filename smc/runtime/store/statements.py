@@ -427,6 +427,7 @@ class SqlStatements:
             f"AND {d.age('processed_at')} > :age"
         )
         self._history: dict[tuple[bool, bool, bool, bool, bool, int, bool], str] = {}
+        self._last_history_rows: dict[tuple[int, int], str] = {}
         self._recording: dict[tuple[str, str | None, bool], str] = {}
         # What claims, completions and failures record, over the statement's rows ``s``
         # (a database whose writes record history in the statement: Dialect.recording).
@@ -502,6 +503,21 @@ class SqlStatements:
                 f"SELECT {self.history_columns_text} FROM history"
                 + _where(conditions)
                 + (" ORDER BY id DESC LIMIT :limit" if newest else " ORDER BY id LIMIT :limit")
+            )
+        return statement
+
+    def last_history_rows(self, machine_count: int, kind_count: int) -> str:
+        """Each machine's newest row of the kinds among the ids from ``:low`` to below
+        ``:before_id`` (``Store.last_history_rows``)."""
+        key = (machine_count, kind_count)
+        statement = self._last_history_rows.get(key)
+        if statement is None:
+            d = self.dialect
+            statement = self._last_history_rows[key] = d.finish(
+                f"SELECT {self.history_columns_text} FROM history WHERE id IN "
+                "(SELECT max(id) FROM history WHERE id >= :low AND id < :before_id AND "
+                f"{d.in_list('machine', 'machines', machine_count)} AND "
+                f"{d.in_list('kind', 'kinds', kind_count)} GROUP BY machine) ORDER BY id"
             )
         return statement
 

@@ -759,6 +759,8 @@ async function loadActivity() {
   // on its way may be missing from the answer, and must not be lost.
   const key = (item) => `${item.ts}|${item.machine}|${item.kind}|${item.message}`;
   const fetched = data.history ? data.history.map(historyActivity) : data.live.map(liveActivity);
+  // The registry's dead machines of the day, as the live ui_machine_dead message has them.
+  for (const death of data.deaths ?? []) fetched.push({ ...liveActivity(death), kind: "machine_dead" });
   const seen = new Set(fetched.map(key));
   for (const item of S.activity) if (!seen.has(key(item))) fetched.push(item);
   S.activity = fetched;
