@@ -246,8 +246,10 @@ function applyRecord(r) {
   if (r.kind === "ui_history") { for (const row of r.rows) addActivity(historyActivity(row)); return; }
   if (r.kind === "ui_error") { toast(r.message, true); return; }
   if (r.kind === "ui_machine_dead") {
-    // Seen by the server's poll of the registry: a dead process writes no history row.
-    addActivity({ ...liveActivity(r), kind: "machine_dead" });
+    // Seen by the server's poll of the registry: a dead process writes no history row. The
+    // log read when the page opened may have it already (from the registry, the same entry).
+    const item = { ...liveActivity(r), kind: "machine_dead" };
+    if (!S.activity.some((seen) => activityKey(seen) === activityKey(item))) addActivity(item);
     return;
   }
   if (typeof r.machine !== "string") return;
@@ -717,6 +719,11 @@ function historyActivity(row) {
   return { ts: row.ts, machine: row.machine, kind, message: bits.join(" · "), trace: row.trace_id };
 }
 
+// What makes two entries of the activity log the same one.
+function activityKey(item) {
+  return `${item.ts}|${item.machine}|${item.kind}|${item.message}`;
+}
+
 function addActivity(item) {
   S.activity.push(item);
   if (S.activity.length > ACTIVITY_SHOWN) S.activity.splice(0, S.activity.length - ACTIVITY_SHOWN);
@@ -757,7 +764,7 @@ async function loadActivity() {
   }
   // Merged with what the stream added meanwhile: a record that arrived while this request was
   // on its way may be missing from the answer, and must not be lost.
-  const key = (item) => `${item.ts}|${item.machine}|${item.kind}|${item.message}`;
+  const key = activityKey;
   const fetched = data.history ? data.history.map(historyActivity) : data.live.map(liveActivity);
   // The registry's dead machines of the day, as the live ui_machine_dead message has them.
   for (const death of data.deaths ?? []) fetched.push({ ...liveActivity(death), kind: "machine_dead" });
