@@ -529,7 +529,7 @@ class Engine:
             if event is not None and self.machine.can_fire(event):
                 # DEBUG: the transition's own line names the timer's event.
                 self.logger.debug("timer %s expired in %s", event, self.machine.state)
-                if self._fire(event, external=True):
+                if self._fire(event, external=True, timer=True):
                     return True
         return False
 
@@ -600,9 +600,11 @@ class Engine:
         external: bool = False,
         payload: Any = None,
         traced: tuple[str, str] | None = None,
+        timer: bool = False,
         **extra: Any,
     ) -> bool:
-        """Fire ``event`` (``external``: an inbound event or a timer caused it); False when
+        """Fire ``event`` (``external``: an inbound event or a timer caused it, ``timer``: a
+        timer); False when
         it moved nothing: the machine accepts it, but the guards held for none of its
         transitions (or a guard failed: reported), so it is dropped as SCXML drops an event
         no transition takes.
@@ -636,15 +638,19 @@ class Engine:
             self.publish("error", error=f"{event} in {source}: {type(error).__name__}: {error}")
             return False
         target = machine.state
+        with_job = self._jobs.current is not None
+        looped = before == steps.position(machine)
+        if timer and looped and not with_job:
+            # A timer's loop with no job in hand is a poll, as an idle worker's no_jobs is:
+            # caused by no job or event, it ends the trace the machine worked in (whose event
+            # it would otherwise fill with a tick for ever).
+            self.store.trace_id = None
         self._show_typed_context()
         self._deliver_sent()
         self._timers.step(step.exited, step.entered)
         self._next = step.actions
         self.context["current_state"] = str(target)
-        with_job = self._jobs.current is not None
-        routine = before == steps.position(machine) or (
-            not external and (with_job or self._entered_with_job)
-        )
+        routine = looped or (not external and (with_job or self._entered_with_job))
         self._entered_with_job = with_job
         self.logger.log(
             logging.DEBUG if routine else logging.INFO, "%s --%s--> %s", source, event, target

@@ -286,6 +286,52 @@ def test_an_idle_workers_polls_are_in_no_trace(runner: Runner, store_url: str) -
     assert len(idle) >= 3 and {row.trace_id for row in idle} == {None}
 
 
+TICKER = """
+initial_state: idle
+metadata: {machine_name: ticker}
+states: [idle, handling]
+transitions:
+  - {from: idle, to: handling, event: ping}
+  - {from: handling, to: idle, event: timeout(0.3)}
+  - {from: idle, to: idle, event: timeout(0.1)}
+"""
+
+
+def test_a_timers_loop_with_no_job_ends_the_trace_and_a_timers_move_keeps_it(
+    runner: Runner, store_url: str
+) -> None:
+    """An event's trace follows what it caused, a timer's move out of the state it led to
+    included; a timer's loop with no job in hand is a poll (as ``no_jobs`` is) and is in no
+    trace (every tick once filled the last event's trace for ever)."""
+    _use(runner, store_url)
+    (runner.cwd / "ticker.yaml").write_text(TICKER)
+    ticker = runner.start("run", "ticker.yaml", "--db", store_url)
+
+    def ticks_after(event: str) -> int:
+        with open_store(store_url) as store:
+            rows = _transitions(store.history(machine="ticker", limit=100_000))
+        moved = [row.id for row in rows if row.event == event]
+        return sum(1 for row in rows if moved and row.id > moved[0] and row.from_state == "idle")
+
+    wait_until(lambda: _has_ticked(store_url), 30, ticker.output)
+    runner.run("send", "--db", store_url, "ticker", "ping")
+    wait_until(lambda: ticks_after("timeout(0.3)") >= 3, 30, ticker.output)
+    ticker.stop()
+    with open_store(store_url) as store:
+        [sent] = store.history(kinds=["event_sent"])
+        rows = _transitions(store.history(machine="ticker", limit=100_000))
+    traced = [(row.from_state, row.event, row.to_state) for row in rows if row.trace_id]
+    assert traced == [("idle", "ping", "handling"), ("handling", "timeout(0.3)", "idle")]
+    assert {row.trace_id for row in rows if row.trace_id} == {sent.trace_id}
+    ticks = [row for row in rows if row.event == "timeout(0.1)"]
+    assert len(ticks) >= 4 and {row.trace_id for row in ticks} == {None}
+
+
+def _has_ticked(store_url: str) -> bool:
+    with open_store(store_url) as store:
+        return bool(store.history(machine="ticker", kinds=["transition"], limit=1))
+
+
 def test_a_dropped_event_is_recorded_in_its_own_trace(runner: Runner, store_url: str) -> None:
     """An event with no transition where the machine is: its drop is in the event's trace,
     with its sending (it was once in the trace the machine had been working in), and the

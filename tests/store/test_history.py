@@ -120,6 +120,47 @@ def test_last_history_rows_are_each_machines_newest_of_the_kinds_in_the_id_range
         assert store.last_history_rows(["a"], [], ids[6], rows=6) == []
 
 
+def test_a_ulid_set_in_lower_case_is_stored_as_trace_ids_are_made(store_url: str) -> None:
+    """A trace id is looked for in upper case whatever case it is typed in: one set in lower
+    case through the API is stored so (it was once kept as given, and never found)."""
+    lower = "01m8fyvgq05j72ypbpkjtf9qzz"
+    with open_store(store_url) as store:
+        store.trace_id = lower
+        assert store.trace_id == lower.upper()
+        store.send_event("sink", "e", {"p": 2})
+        job = store.add_job("task", trace_id="01m8fyvgq05j72ypbpkjtf9qzy")
+        store.trace_id = "not-a-ulid-but-kept"  # other text is taken as it is
+        other = store.add_job("task")
+        assert [row.kind for row in store.history(trace_id=lower)] == ["event_sent"]
+        assert job.trace_id == "01M8FYVGQ05J72YPBPKJTF9QZY"
+        assert other.trace_id == "not-a-ulid-but-kept"
+
+
+def test_a_machines_stop_is_in_the_trace_it_works_in_and_a_received_event_has_no_attempt(
+    store_url: str,
+) -> None:
+    """A child stopping while it handles its parent's event stops in that trace; an event's
+    delivery count is not the attempt of the job that sent it (once it stood there)."""
+    with open_store(store_url) as store:
+        store.register_machine("child", "working")
+        job = store.add_job("task", job_id="parent-job")
+        claimed = store.claim_job("parent", ["task"])
+        assert claimed is not None
+        store.trace_id = claimed.trace_id
+        store.send_event("child", "done", job_id="parent-job")
+        assert len(store.claim_events("child", 1)) == 1
+        store.stop_machine("child")
+        rows = store.history(limit=100)
+    by_kind = {row.kind: row for row in rows}
+    assert by_kind["machine_stopped"].trace_id == job.trace_id
+    received = by_kind["event_received"]
+    assert (received.job_id, received.attempt, received.trace_id) == (
+        "parent-job",
+        None,
+        job.trace_id,
+    )
+
+
 def test_follow_history_sees_rows_as_they_commit(store_url: str) -> None:
     postgres = store_url.startswith("postgresql")
     with open_store(store_url) as reader, open_store(store_url) as writer:

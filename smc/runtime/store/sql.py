@@ -89,6 +89,15 @@ def canonical_trace_id(text: str) -> str:
     return str(ULID.from_str(text))
 
 
+def stored_trace_id(text: str) -> str:
+    """A trace id as it is stored: a ULID in upper case (as they are made, and as a lookup
+    in any case looks for them), other text as it is."""
+    if len(text) == 26 and text != text.upper():
+        with contextlib.suppress(ValueError):
+            return canonical_trace_id(text)
+    return text
+
+
 _log = logging.getLogger("smc.store")
 
 _JOB_FIELD_COUNT = len(JOB_FIELDS)
@@ -127,10 +136,7 @@ class SqlStore(WorkflowTables):
         self.backend = backend
         #: Whether writes record history rows (off only to measure what history costs).
         self.history_enabled = history
-        #: The trace a worker is working in (its current job's or event's): jobs and events
-        #: this store adds without a trace id of their own carry it; None: each starts a new
-        #: trace (a job or event from outside).
-        self.trace_id: str | None = None
+        self._trace_id: str | None = None
         self._staged: list[HistoryEntry] = []
         self._history_lock = threading.Lock()
         self.backoff = backoff or Backoff()
@@ -150,6 +156,18 @@ class SqlStore(WorkflowTables):
         self._reaper_pid = os.getpid()
         #: Whether :meth:`close` closes the connection (not for :meth:`sharing_connection`).
         self._owns_backend = True
+
+    @property
+    def trace_id(self) -> str | None:
+        """The trace a worker is working in (its current job's or event's): jobs and events
+        this store adds without a trace id of their own carry it; None: each starts a new
+        trace (a job or event from outside). A ULID set in lower case is kept in upper case,
+        as trace ids are made and looked for."""
+        return self._trace_id
+
+    @trace_id.setter
+    def trace_id(self, value: str | None) -> None:
+        self._trace_id = None if value is None else stored_trace_id(value)
 
     def sharing_connection(self) -> SqlStore:
         """Another store on this one's connection (and its lock: statements take turns), for
@@ -447,7 +465,7 @@ class SqlStore(WorkflowTables):
             "dedupe_key": dedupe_key,
             "now": self.clock.time(),
             "channel": self.backend.channel_name(JOBS_CHANNEL),
-            "trace_id": trace_id or self.trace_id or new_trace_id(),
+            "trace_id": stored_trace_id(trace_id) if trace_id else self.trace_id or new_trace_id(),
         }
         if self._sql.dialect.insert_skips_held_dedupe_key:
             job, inserted = self._insert_skipping_held_key(params)
@@ -898,7 +916,7 @@ class SqlStore(WorkflowTables):
             "job_id": job_id,
             "now": self.clock.time(),
             "channel": self.backend.channel_name(channel),
-            "trace_id": trace_id or self.trace_id or new_trace_id(),
+            "trace_id": stored_trace_id(trace_id) if trace_id else self.trace_id or new_trace_id(),
         }
         sent = [self._sent_entry(params)]
         rows = self._recording(
@@ -960,8 +978,7 @@ class SqlStore(WorkflowTables):
                     target,
                     ts=now,
                     event=event.event_type,
-                    job_id=event.job_id,
-                    attempt=event.attempts,
+                    job_id=event.job_id,  # the sender's job; which run of it is not known
                     trace_id=event.trace_id,
                     source=event.source,
                     excerpt_text=event.payload_json,
@@ -1107,7 +1124,13 @@ class SqlStore(WorkflowTables):
 
         def stopped(rows: list[Any]) -> Iterable[HistoryEntry]:
             for (state,) in rows:
-                yield history_entry("machine_stopped", name, ts=params["now"], from_state=state)
+                yield history_entry(
+                    "machine_stopped",
+                    name,
+                    ts=params["now"],
+                    from_state=state,
+                    trace_id=self.trace_id,
+                )
 
         rows = self._write(
             "write to",

@@ -451,7 +451,7 @@ class SqlStatements:
         )
         self.received_history = finish(
             ":now::float8, :target, 'event_received', NULL, s.event_type, NULL, s.job_id, "
-            f"s.attempts, s.trace_id, s.source_machine, {cut.replace(':text', 's.payload')}, NULL"
+            f"NULL, s.trace_id, s.source_machine, {cut.replace(':text', 's.payload')}, NULL"
         )
         self.failed_history = finish(
             ":now::float8, coalesce(s.claimed_by, ''), "
