@@ -345,19 +345,33 @@ def _find_job(args: argparse.Namespace, store: Store) -> Job | None:
     return job
 
 
+#: A job's story that ``smc jobs show`` prints at most: its first and last half when longer.
+STORY_ROWS = 10_000
+
+
 def _jobs_show(args: argparse.Namespace) -> int:
+    from smc.runtime.history import history_ends
+
     with _open(args) as store:
         job = _find_job(args, store)
-        # The job's whole story: added, each claim, the transitions it drove, its outcome.
-        story = [] if job is None else store.history(job_id=job.id, limit=10_000)
-    if job is None:
-        return EXIT_PROBLEMS
+        # The job's whole story: added, each claim, the transitions it drove, its outcome;
+        # a story too long to print is its start and its end.
+        if job is None:
+            return EXIT_PROBLEMS
+        story, cut = history_ends(store.history, STORY_ROWS, job_id=job.id)
     from smc.runtime.history import history_table
     from smc.safe_text import escape_controls
 
+    if cut:
+        print(
+            f"smc jobs show: note: the job's story is longer than {STORY_ROWS} rows: its "
+            f"first and last {STORY_ROWS // 2} are shown (smc history --job ID --after-id N "
+            "for the rest)",
+            file=sys.stderr,
+        )
     fields = job.to_dict()
     if args.format == "json":
-        _print_json({**fields, "history": [row.to_dict() for row in story]})
+        _print_json({**fields, "history": [row.to_dict() for row in story], "history_cut": cut})
         return EXIT_OK
     times = {"run_after", "lease_expires_at", "created_at", "started_at", "finished_at"}
     width = max(len(key) for key in fields)
@@ -371,7 +385,10 @@ def _jobs_show(args: argparse.Namespace) -> int:
         print(f"{key.ljust(width)}  {escape_controls(shown)}")
     if story:
         print()
-        print(history_table(story))
+        lines = history_table(story).splitlines()
+        if cut:
+            lines.insert(1 + STORY_ROWS // 2, "…")  # after the header and the first half
+        print("\n".join(lines))
     return EXIT_OK
 
 

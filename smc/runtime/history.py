@@ -305,6 +305,23 @@ def _follow(
             waker.close()
 
 
+def history_ends(
+    history: Callable[..., list[HistoryRow]], limit: int, **filters: Any
+) -> tuple[list[HistoryRow], bool]:
+    """The rows ``history`` (``Store.history``) finds for ``filters``: all of them when they
+    are at most ``limit``, else the oldest and the newest ``limit // 2`` (True: the rows
+    between are left out). A long story keeps its start and its outcome: a job's claim and
+    its completion, not its first ``limit`` rows."""
+    first = history(limit=limit, **filters)
+    if len(first) < limit:
+        return first, False
+    half = limit // 2
+    last = history(limit=half, newest=True, **filters)
+    if not last or int(last[-1].id) <= int(first[-1].id):
+        return first, False  # exactly ``limit`` rows: all of them are in ``first``
+    return first[:half] + last, True
+
+
 def history_record(row: HistoryRow) -> dict[str, Any]:
     """A history row as a monitor record (``docs/monitor.md``): ``kind``, ``machine``,
     ``from``/``event``/``to``, ``job_id``, ``ts``, and the row's ``id``, ``attempt``,

@@ -44,7 +44,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingR
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from smc.runtime.history import history_record
+from smc.runtime.history import history_ends, history_record
 from smc.runtime.store import Store, StoreError
 from smc.ui.diagrams import DiagramCache, DiagramUnavailable, MachineType
 from smc.ui.feed import LiveFeed
@@ -96,6 +96,10 @@ BATCH_LIMIT = 500
 #: vanished browser is noticed.
 KEEPALIVE_SECONDS = 15.0
 JOB_LIST_LIMIT = 200
+#: A job's story and a trace the page gets at most: their first and last halves when longer
+#: (``history_ends``).
+STORY_LIMIT = 1000
+TRACE_LIMIT = 5000
 #: Machine fields whose change alone does not make a ``ui_machines`` message.
 UNCOMPARED = ("heartbeat_age", "heartbeat_at", "updated_at", "live")
 
@@ -538,16 +542,18 @@ def create_app(
     async def job(request: Request) -> Response:
         job_id = request.path_params["job_id"]
 
-        def read(store: Store) -> tuple[Any, Any]:
+        def read(store: Store) -> tuple[Any, Any, bool]:
             found = store.get_job(job_id)
             history = history_of(store)
-            rows = None if history is None else [r.to_dict() for r in history(job_id=job_id)]
-            return found, rows
+            if history is None:
+                return found, None, False
+            rows, cut = history_ends(history, STORY_LIMIT, job_id=job_id)
+            return found, [r.to_dict() for r in rows], cut
 
-        found, rows = await monitor.db(read)
+        found, rows, cut = await monitor.db(read)
         if found is None:
             return _json({"error": "unknown job"}, 404)
-        return _json({"job": found.to_dict(), "history": rows})
+        return _json({"job": found.to_dict(), "history": rows, "cut": cut})
 
     async def job_action(request: Request) -> Response:
         job_id = request.path_params["job_id"]
@@ -593,16 +599,18 @@ def create_app(
     async def trace(request: Request) -> Response:
         trace_id = request.path_params["trace_id"]
 
-        def read(store: Store) -> list[dict[str, Any]] | None:
+        def read(store: Store) -> tuple[list[dict[str, Any]], bool] | None:
             history = history_of(store)
             if history is None:
                 return None
-            return [r.to_dict() for r in history(trace_id=trace_id, limit=5000)]
+            rows, cut = history_ends(history, TRACE_LIMIT, trace_id=trace_id)
+            return [r.to_dict() for r in rows], cut
 
-        rows = await monitor.db(read)
-        if rows is None:
+        found = await monitor.db(read)
+        if found is None:
             return _json({"error": "this store keeps no history", "rows": []}, 200)
-        return _json({"rows": rows})
+        rows, cut = found
+        return _json({"rows": rows, "cut": cut})
 
     run_diagrams = RunDiagrams()
 

@@ -5,9 +5,10 @@ them, and JSON output that keeps untrusted text inert (``docs/history.md``)."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
-from smc.runtime.store import Store, new_trace_id, open_store
+from smc.runtime.store import Store, history_entry, new_trace_id, open_store
 from tests.support.harness import Runner
 
 
@@ -136,3 +137,42 @@ def test_newest_lists_the_latest_rows_and_a_cut_table_says_so(runner: Runner) ->
     whole = runner.run("history", "--limit", "6")
     assert whole.stderr.startswith("smc history: note: the oldest 6")  # cannot know it is all
     assert runner.run("history", "--limit", "7").stderr == ""
+
+
+def test_a_job_story_too_long_to_print_keeps_its_start_and_its_outcome(runner: Runner) -> None:
+    """``smc jobs show`` of a job with more rows than it prints: its first and last halves,
+    the gap marked and a note on stderr (it once printed the first 10,000 silently, without
+    the claim and the completion that came after them)."""
+    db = runner.cwd / "long.db"
+    with open_store(str(db)) as store:
+        job = store.add_job("task", job_id="long")
+        claimed = store.claim_job("worker", ["task"])
+        assert claimed is not None
+        for _ in range(2):  # at most 10,000 rows wait staged at a time
+            for n in range(5100):
+                store.stage_history(
+                    history_entry(
+                        "transition",
+                        "worker",
+                        ts=time.time(),
+                        event=f"tick{n}",
+                        job_id="long",
+                        from_state="a",
+                        to_state="a",
+                    )
+                )
+            store.flush_history()
+        store.complete_job("long", claimed.claim_token, {"ok": True})
+    shown = runner.run("jobs", "show", "--db", str(db), "long")
+    lines = shown.stdout.splitlines()
+    assert "job_claimed" in shown.stdout and "job_completed" in lines[-1]
+    assert "…" in lines and "longer than 10000 rows" in shown.stderr
+    story = json.loads(
+        runner.run("jobs", "show", "--db", str(db), "long", "--format", "json").stdout
+    )
+    kinds = [row["kind"] for row in story["history"]]
+    assert story["history_cut"] is True and len(kinds) == 10_000
+    assert kinds[:2] == ["job_added", "job_claimed"] and kinds[-1] == "job_completed"
+    assert story["history"][0]["trace_id"] == job.trace_id
+    ids = [row["id"] for row in story["history"]]
+    assert ids == sorted(ids) and ids[5000] - ids[4999] > 1  # the gap between the halves

@@ -13,7 +13,7 @@ from typing import Any, cast
 
 import pytest
 
-from smc.runtime.history import HistoryCursor, follow_history
+from smc.runtime.history import HistoryCursor, follow_history, history_ends
 from smc.runtime.store import HistoryRow, history_entry, open_store
 from smc.runtime.store.postgres import PostgresStore
 
@@ -159,6 +159,25 @@ def test_a_machines_stop_is_in_the_trace_it_works_in_and_a_received_event_has_no
         None,
         job.trace_id,
     )
+
+
+def test_history_ends_are_every_row_up_to_the_limit_then_the_first_and_last_halves(
+    store_url: str,
+) -> None:
+    with open_store(store_url) as store:
+        for n in range(7):
+            store.stage_history(history_entry("transition", "m", ts=time.time(), event=f"e{n}"))
+        store.flush_history()
+
+        def events(limit: int) -> tuple[list[str | None], bool]:
+            rows, cut = history_ends(store.history, limit, machine="m")
+            return [row.event for row in rows], cut
+
+        every = [f"e{n}" for n in range(7)]
+        assert events(8) == (every, False)
+        assert events(7) == (every, False)  # exactly the limit: nothing left out
+        assert events(6) == (["e0", "e1", "e2", "e4", "e5", "e6"], True)
+        assert events(4) == (["e0", "e1", "e5", "e6"], True)
 
 
 def test_follow_history_sees_rows_as_they_commit(store_url: str) -> None:

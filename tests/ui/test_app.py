@@ -499,6 +499,35 @@ def test_a_machine_idle_while_others_filled_the_seed_shows_its_last_move(
     assert machines["busy"]["live"]["state"] == "b"
 
 
+def test_a_long_job_story_or_trace_is_sent_as_its_first_and_last_halves(
+    client: TestClient, database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Beyond what the page is sent, a job's story keeps its outcome (it was once its first
+    1,000 rows, with no word of more) and says it was cut."""
+    monkeypatch.setattr("smc.ui.app.STORY_LIMIT", 4)
+    monkeypatch.setattr("smc.ui.app.TRACE_LIMIT", 4)
+    with open_store(database) as store:
+        job = store.add_job("task", job_id="long")
+        claimed = store.claim_job("w", ["task"])
+        assert claimed is not None
+        store.trace_id = claimed.trace_id  # as the worker that claimed it
+        for n in range(3):
+            store.send_event("other", f"e{n}", job_id="long")
+        store.complete_job("long")
+    story = client.get("/api/jobs/long").json()
+    kinds = [row["kind"] for row in story["history"]]
+    assert story["cut"] is True and kinds == [
+        "job_added",
+        "job_claimed",
+        "event_sent",
+        "job_completed",
+    ]
+    trace = client.get(f"/api/trace/{job.trace_id}").json()
+    assert trace["cut"] is True and [row["kind"] for row in trace["rows"]] == kinds
+    monkeypatch.setattr("smc.ui.app.STORY_LIMIT", 6)
+    assert client.get("/api/jobs/long").json()["cut"] is False
+
+
 def test_without_history_job_trace_and_activity_say_so(database: str) -> None:
     with open_store(database) as store:
         job = store.add_job("a", {})

@@ -479,6 +479,40 @@ def test_a_dropped_events_activity_says_the_state_it_met(page: Page, system: Sys
     expect(dropped).to_contain_text("event ship from alice in received", timeout=WAIT_MS)
 
 
+def test_a_long_job_story_shows_its_start_and_its_outcome_with_the_gap_marked(
+    page: Page, system: System
+) -> None:
+    """A job with more history than the page is sent (1,000 rows): its detail has the first
+    and last halves, the gap between them marked, its outcome included."""
+    from smc.runtime.store import history_entry
+
+    with system.runner.store() as store:
+        job = store.add_job("long_story", job_id="long-story")
+        # Rows of no machine's move (a job_claimed or transition would add a machine row).
+        for n in range(1100):
+            store.stage_history(
+                history_entry(
+                    "event_sent",
+                    "sink",
+                    ts=time.time(),
+                    event=f"tick{n}",
+                    job_id="long-story",
+                    trace_id=job.trace_id,
+                )
+            )
+        assert store.cancel_job("long-story")
+    page.locator("#job-status").select_option("cancelled")
+    row = page.locator('#job-table tr[data-job="long-story"]')
+    row.get_by_role("button", name="long-story").click(timeout=WAIT_MS)
+    detail = page.locator("#job-detail")
+    expect(detail.locator("li.gap")).to_contain_text("left out", timeout=WAIT_MS)
+    items = detail.locator("ol.activity > li")
+    expect(items).to_have_count(1001)
+    expect(items.nth(500)).to_have_class("gap")
+    expect(items.last).to_contain_text("job cancelled")
+    page.locator("#job-status").select_option("")
+
+
 def test_a_killed_worker_shows_dead(page: Page, system: System) -> None:
     row = page.locator("#machine-table tbody tr").filter(
         has=page.get_by_text("simple_worker", exact=True)

@@ -679,10 +679,12 @@ async function showJob(jobId, quiet) {
     parts.push(el("p", "empty", "This database keeps no history yet: the job's story is its fields above."));
   } else {
     const list = el("ol", "activity");
-    for (const row of data.history) {
-      const item = historyActivity(row);
-      list.append(activityItem(item));
-    }
+    const half = data.history.length / 2;
+    data.history.forEach((row, index) => {
+      // A story too long to send is its first and last halves: the gap is marked.
+      if (data.cut && index === half) list.append(el("li", "gap", "… rows between left out: smc history --job shows them"));
+      list.append(activityItem(historyActivity(row)));
+    });
     parts.push(el("h3", null, "History"), list);
   }
   box.replaceChildren(...parts);
@@ -815,13 +817,19 @@ async function showTrace(traceId) {
   const table = el("table", "grid");
   table.append(el("thead", null, el("tr", null, el("th", null, "+s"), el("th", null, "Machine"), el("th", null, "What"), el("th", null, "Job"))));
   const body = el("tbody");
-  for (const row of rows) {
+  rows.forEach((row, index) => {
+    if (data.cut && index === rows.length / 2) {
+      const gap = el("td", "gap", "… rows between left out: smc history --trace shows them");
+      gap.colSpan = 4;
+      body.append(el("tr", null, gap));
+    }
     const item = historyActivity(row);
     body.append(el("tr", null, el("td", "mono", (row.ts - start).toFixed(3)), el("td", "name", laneOf(row)),
       el("td", null, badge(row.kind.replace(/_/g, " "), row.kind), " ", item.message), el("td", "mono", row.job_id ?? "")));
-  }
+  });
   table.append(body);
-  view.replaceChildren(el("p", "hint", `${rows.length} records across ${lanes.size} machine(s), over ${duration(span)}`), laneBox, table);
+  const counted = data.cut ? `The first and last ${rows.length / 2} of more records` : `${rows.length} records`;
+  view.replaceChildren(el("p", "hint", `${counted} across ${lanes.size} machine(s), over ${duration(span)}`), laneBox, table);
 }
 
 // ---- the live stream -------------------------------------------------------------------
