@@ -13,8 +13,8 @@ SQLite it has a connection of its own, so that the loop never runs a checkpoint 
 ``fsync``s); the loop's commits only wait while one holds the write lock (1-3 ms, at most
 twice a second per database: ``smc.runtime.store.sqlite``, "Checkpoints"); on PostgreSQL
 it shares the loop's (``open_background_store``: a server's
-connections are few). The prune, a long delete once an hour, runs on a connection opened for
-it, so that it never holds up the loop's statements.
+connections are few). The prune, a long delete once an hour, runs on a thread and a
+connection of its own, so that it never holds up the loop's statements nor the renewals.
 """
 
 from __future__ import annotations
@@ -99,6 +99,7 @@ class Heartbeat:
         self._error_log = LogLimiter(clock)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._pruner: threading.Thread | None = None
 
     def start(self) -> None:
         self._thread = threading.Thread(
@@ -142,14 +143,40 @@ class Heartbeat:
             self._check_database_file()
             store.checkpoint()
             if self._history_retention is not None and self._clock.monotonic() >= self._next_prune:
-                what = "prune the history"
                 self._next_prune = self._clock.monotonic() + PRUNE_INTERVAL
-                with open_store(self._database) as pruning:
-                    self.prune(pruning, self._history_retention)
+                self._start_prune(self._history_retention)
         except Exception as error:  # this thread must outlive any fault: leases ride on it
             if self._error_log.due():
                 text = str(error) if isinstance(error, StoreError) else repr(error)
                 self._logger.error("%s failed: %s (will retry)", what, text)
+
+    def _start_prune(self, retention: float) -> None:
+        """Prune on a thread and a connection of its own: on this thread a prune of millions
+        of rows (the first after a retention is set on a big database: seconds to minutes)
+        held up the renewal of every lease, and another worker ran a job again. One at a
+        time: a prune still going skips this hour's."""
+        if self._pruner is not None and self._pruner.is_alive():
+            return
+        self._pruner = threading.Thread(
+            target=self._prune_on_own_connection,
+            args=(retention,),
+            name=f"smc-prune-{self._machine_name}",
+            daemon=True,  # a stop does not wait for it: each batch is its own transaction
+        )
+        self._pruner.start()
+
+    def _prune_on_own_connection(self, retention: float) -> None:
+        try:
+            with open_store(self._database) as pruning:
+                self.prune(pruning, retention)
+        except Exception as error:  # logged; the next hour tries again
+            text = str(error) if isinstance(error, StoreError) else repr(error)
+            self._logger.error("prune the history failed: %s (will retry)", text)
+
+    def join_prune(self, timeout: float) -> None:
+        """Wait for a prune in progress (tests)."""
+        if self._pruner is not None:
+            self._pruner.join(timeout=timeout)
 
     def prune(self, store: Store, retention: float) -> None:
         """Prune what is older than ``retention`` seconds; logged when anything went."""

@@ -905,6 +905,7 @@ def test_the_heartbeat_prunes_by_the_retention_a_minute_after_start_then_hourly(
         assert events() == ["old", "young"]  # not in the first minute
         clock.advance(FIRST_PRUNE_DELAY)
         heartbeat.beat_round()
+        heartbeat.join_prune(10)  # on its own thread
         assert events() == ["young"]
         # Finished jobs go by the same policy: one finished 8 days ago (its row aged).
         job = store.add_job("task", job_id="done-long-ago")
@@ -913,11 +914,69 @@ def test_the_heartbeat_prunes_by_the_retention_a_minute_after_start_then_hourly(
         age_rows(store, 8 * 86400)
         clock.advance(PRUNE_INTERVAL / 2)
         heartbeat.beat_round()
+        heartbeat.join_prune(10)
         assert store.get_job("done-long-ago") is not None  # not again within the hour
         clock.advance(PRUNE_INTERVAL / 2)
         heartbeat.beat_round()
+        heartbeat.join_prune(10)
         assert store.get_job("done-long-ago") is None
     finally:
+        heartbeat.close()
+
+
+def test_a_long_prune_never_holds_up_the_renewal_of_a_lease(
+    database: str, store: Store, clock: ManualClock, logger: logging.Logger
+) -> None:
+    """The hourly prune runs beside the heartbeat: on its thread, a prune of millions of rows
+    (7 s on PostgreSQL, in a review) let a job's lease expire, and another worker ran it."""
+    import threading
+    import time
+
+    from smc.runtime.heartbeat import FIRST_PRUNE_DELAY
+    from smc.runtime.ledger import Claim
+
+    store.add_job("task", job_id="held")
+    claimed = store.claim_job("w", ["task"], lease_seconds=30)
+    assert claimed is not None
+    claim = Claim(claimed.id, claimed.claim_token, current=True)
+    pruning, release = threading.Event(), threading.Event()
+
+    def slow_prune(pruned_store: Store, retention: float) -> None:
+        pruning.set()
+        release.wait(20)
+
+    heartbeat = Heartbeat(
+        database=database,
+        main_store=store,
+        machine_name="parts_test",
+        lease_seconds=30,
+        claims=lambda: [claim],
+        held_event=lambda: None,
+        reap_children=lambda: None,
+        on_lease_lost=lambda lost: None,
+        on_database_replaced=lambda reason: None,
+        logger=logger,
+        clock=clock,
+        history_retention=86400.0,
+    )
+    heartbeat.prune = slow_prune  # type: ignore[method-assign]
+    try:
+        clock.advance(FIRST_PRUNE_DELAY)
+        started = time.monotonic()
+        heartbeat.beat_round()  # a beat is due too: the renewal comes first, then the prune
+        assert pruning.wait(10)
+        before = store.get_job("held")
+        assert before is not None and before.lease_expires_at is not None
+        time.sleep(0.05)
+        clock.advance(heartbeat.interval)
+        heartbeat.beat_round()  # the prune still going: the lease is renewed all the same
+        renewed = store.get_job("held")
+        assert renewed is not None and renewed.lease_expires_at is not None
+        assert renewed.lease_expires_at > before.lease_expires_at
+        assert time.monotonic() - started < 5
+    finally:
+        release.set()
+        heartbeat.join_prune(10)
         heartbeat.close()
 
 

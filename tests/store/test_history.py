@@ -180,6 +180,42 @@ def test_history_ends_are_every_row_up_to_the_limit_then_the_first_and_last_halv
         assert events(4) == (["e0", "e1", "e5", "e6"], True)
 
 
+def test_a_prune_goes_in_batches_and_keeps_a_young_row_below_an_old_ones_id(
+    store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Deleted a batch at a time (one transaction for millions of rows held SQLite's lock
+    past every writer's timeout), and by each row's own time: on PostgreSQL a row whose id
+    is below an old row's may commit after the prune looked (it was deleted however young)."""
+    monkeypatch.setattr("smc.runtime.store.sql.PRUNE_BATCH", 3)
+    with open_store(store_url) as store:
+        for n in range(7):
+            store.add_job("old", job_id=f"j{n}")
+            claimed = store.claim_job("w", ["old"])
+            assert claimed is not None and store.complete_job(f"j{n}", claimed.claim_token)
+        store.add_job("old", job_id="open")  # pending: never pruned
+        time.sleep(0.05)
+        removed = store.prune_history(0.02)
+        assert (removed["jobs"], removed["history"]) == (7, 7 * 3)  # added, claimed, completed
+        assert [job.id for job in store.list_jobs(limit=100)] == ["open"]
+
+        now = time.time()
+        ages = [7200] * 5 + [0] + [7200] * 4 + [0, 0]
+        for n, age in enumerate(ages):
+            store.stage_history(history_entry("transition", "m", ts=now - age, event=f"e{n}"))
+        store.flush_history()
+        # The prune looks for the first young row before e5 commits (PostgreSQL's ids commit
+        # out of order): its window of ids then reaches past e5.
+        statements = store._sql  # type: ignore[attr-defined]
+        monkeypatch.setattr(statements, "first_young_history", statements.last_history_id)
+        removed = store.prune_history(60)
+        assert [row.event for row in store.history(machine="m", limit=100)] == [
+            "e5",
+            "e10",
+            "e11",
+        ]
+        assert removed["history"] == 9
+
+
 def test_follow_history_sees_rows_as_they_commit(store_url: str) -> None:
     postgres = store_url.startswith("postgresql")
     with open_store(store_url) as reader, open_store(store_url) as writer:

@@ -143,6 +143,42 @@ def test_finished_runs_are_pruned_with_the_history(store_url: str) -> None:
         assert len(store.list_workflow_tasks("r2")) == 1
 
 
+def test_a_running_runs_finished_task_jobs_are_kept_until_the_run_is_pruned(
+    store_url: str,
+) -> None:
+    """A task's job that completed while its run still runs is the task's outcome, read by
+    the scheduler when it resumes: a prune once deleted it, and the resumed run failed the
+    task ("job … is missing") and skipped the rest."""
+    _create(store_url)
+    with open_store(store_url) as store:
+        token = store.take_workflow_run("r1", stale_after=30)
+        assert token is not None
+        store.add_job("build", job_id="r1.build.1")
+        assert store.update_workflow_task(
+            "r1",
+            "build",
+            token,
+            from_state="PENDING",
+            from_attempt=0,
+            state="RUNNING",
+            attempt=1,
+            event="to_RUNNING",
+            job_id="r1.build.1",
+        )
+        store.add_job("other", job_id="loose")
+        for job_id in ("r1.build.1", "loose"):
+            claimed = store.claim_job("w", [job_id.split(".")[1] if "." in job_id else "other"])
+            assert claimed is not None and store.complete_job(job_id, claimed.claim_token)
+        time.sleep(0.05)
+        assert store.prune_history(0.01)["jobs"] == 1  # the loose one
+        assert store.get_job("loose") is None and store.get_job("r1.build.1") is not None
+        assert store.finish_workflow_run("r1", token, "completed")
+        time.sleep(0.05)
+        removed = store.prune_history(0.01)
+        assert (removed["jobs"], removed["workflow_runs"]) == (1, 1)
+        assert store.get_job("r1.build.1") is None
+
+
 def test_a_dead_schedulers_run_is_taken_over_at_once(store_url: str, tmp_path: Path) -> None:
     """A scheduler on this host whose process is gone is replaced without waiting for its
     heartbeat to go stale (the SIGKILL-and-restart case)."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import json
 import logging
 import os
@@ -109,6 +110,8 @@ _INT32 = range(-(2**31), 2**31)
 #: How often ``add_job`` inserts again when the holder of a dedupe key finished between the
 #: insert that skipped the key and the look-up (a database whose insert skips held keys).
 _DEDUPE_ATTEMPTS = 10
+#: Rows deleted in one transaction of ``prune_history`` (about 10-50 ms of SQLite's write lock).
+PRUNE_BATCH = 10_000
 #: Machines named in one ``last_history_rows`` statement (SQLite binds at most 32,766
 #: parameters in one).
 LAST_ROWS_MACHINES = 1000
@@ -405,6 +408,11 @@ class SqlStore(WorkflowTables):
                 low = found + 1
         return answer
 
+    def _delete(self, window: dict[str, Any], connection: Connection) -> int:
+        """One batch of a prune of the history: the rows of ``window``."""
+        count: int = connection.execute(self._sql.prune_history, window).rowcount
+        return count
+
     def last_history_id(self) -> int:
         row = self._fetchone("read", self._sql.last_history_id, {})
         return 0 if row is None or row[0] is None else int(row[0])
@@ -419,17 +427,41 @@ class SqlStore(WorkflowTables):
             "now": now,
         }
 
-        def prune(connection: Connection) -> dict[str, int]:
-            # The tables in the order of the schema's DDL, as in every write (see _write).
-            young = connection.execute(self._sql.first_young_history, params).fetchone()
-            below = int(young[0]) if young is not None else 2**62
-            jobs = connection.execute(self._sql.prune_jobs, params).rowcount
-            events = connection.execute(self._sql.prune_events, params).rowcount
-            history = connection.execute(self._sql.prune_history, {"below": below}).rowcount
-            runs = self._prune_workflow_runs(connection, params)
-            return {"history": history, "jobs": jobs, "events": events, "workflow_runs": runs}
+        params["batch"] = PRUNE_BATCH
 
-        return self._run("prune", prune, transaction=True)
+        # In batches of PRUNE_BATCH rows, a short transaction each: one transaction for
+        # millions of rows held SQLite's write lock past every writer's busy timeout (their
+        # writes failed "database is locked"), and a PostgreSQL connection's turn as long.
+        def batches(statement: str, batch_params: dict[str, Any]) -> int:
+            done = 0
+            while True:
+                count: int = self._run(
+                    "prune",
+                    lambda connection: connection.execute(statement, batch_params).rowcount,
+                    transaction=True,
+                )
+                done += count
+                if count < PRUNE_BATCH:
+                    return done
+
+        jobs = batches(self._sql.prune_jobs, params)
+        events = batches(self._sql.prune_events, params)
+        history = 0
+        bounds = self._fetchone("read", self._sql.history_id_range, {})
+        if bounds is not None and bounds[0] is not None:
+            young = self._fetchone("read", self._sql.first_young_history, params)
+            below = int(young[0]) if young is not None else int(bounds[1]) + 1
+            for low in range(int(bounds[0]), below, PRUNE_BATCH):
+                window = {**params, "low": low, "high": min(low + PRUNE_BATCH, below)}
+                history += self._run(
+                    "prune", functools.partial(self._delete, window), transaction=True
+                )
+        runs = self._run(
+            "prune",
+            lambda connection: self._prune_workflow_runs(connection, params),
+            transaction=True,
+        )
+        return {"history": history, "jobs": jobs, "events": events, "workflow_runs": runs}
 
     # --- jobs ---
 

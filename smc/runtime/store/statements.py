@@ -415,16 +415,26 @@ class SqlStatements:
         self.first_young_history = finish(
             "SELECT id FROM history WHERE ts >= :cutoff ORDER BY id LIMIT 1"
         )
+        # Each in batches of :batch rows, a transaction each (SqlStore.prune_history). The
+        # history by a window of ids below the first young row, and by its time too: on
+        # PostgreSQL a row whose id is below that one may commit after it was read.
         self.prune_history = finish(
-            "DELETE FROM history WHERE id < :below " "AND id < (SELECT max(id) FROM history)"
+            "DELETE FROM history WHERE id >= :low AND id < :high AND ts < :cutoff "
+            "AND id < (SELECT max(id) FROM history)"
         )
+        # A finished job of a workflow run still running is its task's outcome, which the
+        # run's scheduler reads when it resumes: kept until the run is pruned.
         self.prune_jobs = finish(
-            "DELETE FROM jobs WHERE status IN ('completed', 'failed', 'cancelled') "
-            f"AND {d.age('finished_at')} > :age"
+            "DELETE FROM jobs WHERE seq IN (SELECT seq FROM jobs "
+            "WHERE status IN ('completed', 'failed', 'cancelled') "
+            f"AND {d.age('finished_at')} > :age AND id NOT IN (SELECT t.job_id "
+            "FROM workflow_tasks t JOIN workflow_runs r ON r.run_id = t.run_id "
+            "WHERE r.status = 'running' AND t.job_id IS NOT NULL) LIMIT :batch)"
         )
         self.prune_events = finish(
-            "DELETE FROM machine_events WHERE status IN ('done', 'dead') "
-            f"AND {d.age('processed_at')} > :age"
+            "DELETE FROM machine_events WHERE id IN (SELECT id FROM machine_events "
+            f"WHERE status IN ('done', 'dead') AND {d.age('processed_at')} > :age "
+            "LIMIT :batch)"
         )
         self._history: dict[tuple[bool, bool, bool, bool, bool, int, bool], str] = {}
         self._last_history_rows: dict[tuple[int, int], str] = {}
