@@ -195,17 +195,30 @@ def load_type(config_path: str) -> MachineType:
             parent = parents.get(parent)
         if chain:
             ancestors[state] = chain
+    columns: list[tuple[str | None, list[str]]]
     if machine.is_chart:
+        # A statechart's cards stand in its leaf states; a leaf is in the group that names
+        # it or its nearest ancestor (the groups were once dropped for a chart's board).
         leaves = [
             s.name for s in machine.states if s.kind not in ("history", "compound", "parallel")
         ]
-        columns: list[tuple[str | None, list[str]]] = [(None, leaves)]
+        named = {state: group.name for group in machine.groups for state in group.states}
+
+        def group_of(leaf: str) -> str | None:
+            return next((named[s] for s in [leaf, *ancestors.get(leaf, [])] if s in named), None)
+
+        columns = [
+            (group.name, members)
+            for group in machine.groups
+            if (members := [leaf for leaf in leaves if group_of(leaf) == group.name])
+        ]
+        rest = [leaf for leaf in leaves if group_of(leaf) is None]
     else:
         grouped = {state for group in machine.groups for state in group.states}
         columns = [(group.name, list(group.states)) for group in machine.groups]
         rest = [state for state in states if state not in grouped]
-        if rest:
-            columns.append((None, rest))
+    if rest:
+        columns.append((None, rest))
     machine_type = MachineType(
         key=type_key(config_path),
         config_path=config_path,

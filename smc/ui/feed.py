@@ -439,6 +439,10 @@ class LiveFeed:
                 if moved or (live.state is not None and to != live.state):
                     live.since = ts
                 live.state = to
+            if kind == "machine_started":
+                # A new run: the last run's move, job and configuration are not this one's
+                # (a restarted machine once showed its old run's last transition).
+                live.last_transition = live.job_id = live.configuration = None
             configuration = record.get("configuration")
             if isinstance(configuration, list):
                 live.configuration = [str(item) for item in configuration]

@@ -468,6 +468,25 @@ def test_a_machine_that_has_not_moved_since_the_server_started_shows_its_last_mo
     assert live["configuration"] == ["panel", "power", "power_on"]
 
 
+def test_a_restarted_machine_shows_no_move_of_its_last_run(database: str) -> None:
+    """Seeded from the history: a machine started again since its last transition shows its
+    new run (its start state, no last transition, no job), not the old run's last move."""
+    now = time.time()
+    with open_store(database) as store:
+        store.register_machine("panel", "off")
+        store.stage_history(
+            history_entry(
+                "transition", "panel", ts=now - 60, from_state="off", event="on", to_state="lit"
+            )
+        )
+        store.flush_history()
+        store.register_machine("panel", "off")  # started again: a machine_started row
+    with _client(database) as client:
+        [machine] = client.get("/api/state").json()["machines"]
+    assert machine["live"]["state"] == "off"
+    assert machine["live"]["last_transition"] is None and machine["job_id"] is None
+
+
 def test_a_machine_idle_while_others_filled_the_seed_shows_its_last_move(
     database: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -599,6 +618,73 @@ def test_html_in_state_names_is_text_in_the_svg(tmp_path: Path) -> None:
     assert sorted(marked) == sorted(states)
     texts = {t.text for t in root.iter("{" + SVG_NS + "}text")}
     assert set(states) <= texts
+
+
+def test_a_state_named_like_a_compound_states_cluster_is_its_own_shape(tmp_path: Path) -> None:
+    """Graphviz names a compound state's subgraph ``cluster_<id>``: a plain state called
+    ``cluster_box`` beside a compound ``box`` once had that name too, and the page lit
+    ``box`` for it and nothing for itself."""
+    path = tmp_path / "clash.yaml"
+    path.write_text(
+        """
+initial_state: cluster_box
+metadata: {machine_name: clash}
+states:
+  - cluster_box
+  - {name: box, initial: inner, states: [inner]}
+  - {name: Cluster_Other, initial: deep, states: [deep]}
+transitions:
+  - {from: cluster_box, to: box, event: go}
+  - {from: box, to: Cluster_Other, event: onward}
+""",
+        encoding="utf-8",
+    )
+    machine_type = load_type(str(path))
+    assert machine_type.svg is not None, machine_type.svg_error
+    root = _check_clean(machine_type.svg)
+    marked = [g.get("data-state") for g in root.iter("{" + SVG_NS + "}g") if g.get("data-state")]
+    assert sorted(marked) == sorted(["cluster_box", "box", "inner", "Cluster_Other", "deep"])
+
+
+def test_a_statecharts_board_columns_are_its_leaves_under_their_groups(tmp_path: Path) -> None:
+    """A leaf is in the group that names it or its nearest ancestor (a chart's groups were
+    once dropped: every leaf in one ungrouped row of columns)."""
+    path = tmp_path / "order.yaml"
+    path.write_text(
+        """
+template: true
+initial_state: new
+metadata: {machine_name: order}
+states:
+  - new
+  - {name: fulfilment, initial: picking, states: [picking, packing]}
+  - name: shipping
+    parallel: true
+    states:
+      - {name: carrier, initial: booked, states: [booked, in_transit]}
+      - {name: billing, initial: invoiced, states: [invoiced, paid]}
+  - lost
+groups:
+  INTAKE: [new]
+  WAREHOUSE: [fulfilment]
+  OUTBOUND: [shipping, paid]
+transitions:
+  - {from: new, to: fulfilment, event: accept}
+  - {from: picking, to: packing, event: picked}
+  - {from: packing, to: shipping, event: packed}
+  - {from: booked, to: in_transit, event: depart}
+  - {from: invoiced, to: paid, event: pay}
+  - {from: shipping, to: lost, event: vanish}
+""",
+        encoding="utf-8",
+    )
+    machine_type = load_type(str(path))
+    assert machine_type.columns == [
+        ("INTAKE", ["new"]),
+        ("WAREHOUSE", ["picking", "packing"]),
+        ("OUTBOUND", ["booked", "in_transit", "invoiced", "paid"]),
+        (None, ["lost"]),
+    ]
 
 
 # --- the feed: a slow browser skips to the latest --------------------------------------------

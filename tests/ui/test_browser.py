@@ -234,6 +234,11 @@ def test_retry_on_a_failed_job_puts_it_back_in_the_queue(page: Page, system: Sys
         has=page.get_by_text("checker", exact=True)
     )
     expect(checker).to_contain_text("stopped", timeout=WAIT_MS)
+    # ... and is lit nowhere on its diagram, as a dead one: it is in no state any more
+    # (the legend says where it stopped).
+    diagram = page.locator('.diagram-card[data-name="checker"]')
+    expect(diagram.locator("g.smc-current")).to_have_count(0)
+    expect(diagram.locator(".legend")).to_contain_text("stopped")
 
 
 def test_hostile_names_render_as_text(page: Page, system: System) -> None:
@@ -423,6 +428,26 @@ def test_the_page_fits_a_narrow_window(browser: Browser, system: System) -> None
         page.screenshot(path=str(ARTIFACTS / "ui-narrow.png"))
     finally:
         context.close()
+
+
+def test_a_long_name_without_spaces_wraps_inside_the_machine_table(page: Page) -> None:
+    """A 200-character machine name with no space to break at: the table stays inside its
+    panel (it once grew to 3,000 px and pushed the status and state off screen)."""
+    name = "x" * 200
+    expect(page.locator("#machine-table tbody tr")).not_to_have_count(0, timeout=WAIT_MS)
+    page.evaluate(
+        "(name) => applyRecord({ kind: 'machine_started', machine: name, to: 'idle', "
+        "ts: Date.now() / 1000 })",
+        name,
+    )
+    row = page.locator("#machine-table tbody tr").filter(has=page.get_by_text(name, exact=True))
+    expect(row).to_have_count(1, timeout=WAIT_MS)
+    widths = page.evaluate("""() => { const t = document.getElementById('machine-table');
+                   return [t.scrollWidth, t.parentElement.clientWidth]; }""")
+    assert widths[0] <= widths[1], widths
+    expect(row.locator("td.state")).to_be_in_viewport()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.locator("#machines").screenshot(path=str(ARTIFACTS / "ui-long-name.png"))
 
 
 def test_a_parallel_template_instance_is_on_the_board_in_each_regions_column(

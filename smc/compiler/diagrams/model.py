@@ -80,14 +80,24 @@ class IdAllocator:
         return candidate
 
     def assign(self, items: Sequence[str], prefix: str = "") -> dict[str, str]:
-        """Ids for ``items`` (unique strings): plain identifiers first, then the rest."""
+        """Ids for ``items`` (unique strings): plain identifiers first, then the rest. No id
+        starts with ``cluster``: Graphviz names a compound state's subgraph
+        ``cluster_<its id>``, and a state called ``cluster_box`` beside a compound ``box``
+        had the same name in the SVG (the web monitor lit the wrong shape)."""
         ids: dict[str, str] = {}
-        plain = [i for i in items if _PLAIN_ID.match(i) and i.lower() not in _RESERVED_IDS]
+        plain = [
+            i
+            for i in items
+            if _PLAIN_ID.match(i)
+            and i.lower() not in _RESERVED_IDS
+            and not (prefix + i).lower().startswith("cluster")
+        ]
         for item in plain:
             ids[item] = self.take(prefix + item)
         for item in items:
             if item not in ids:
-                ids[item] = self.take(prefix + slug(item))
+                base = prefix + slug(item)
+                ids[item] = self.take(f"n_{base}" if base.lower().startswith("cluster") else base)
         return {item: ids[item] for item in items}
 
 

@@ -280,7 +280,13 @@ function applyRecord(r) {
     live.state = r.to;
     if (Array.isArray(r.configuration)) live.configuration = r.configuration;
     if (r.kind === "transition") live.last_transition = { from: r.from, event: r.event, to: r.to, ts: r.ts };
-    if (r.kind === "machine_started") m.status = "running";
+    if (r.kind === "machine_started") {
+      // A new run: the last run's move and job are not this one's.
+      m.status = "running";
+      live.last_transition = null;
+      live.job_id = null; m.job_id = null;
+      live.configuration = Array.isArray(r.configuration) ? r.configuration : null;
+    }
     m.flash = true;
     markDirty("machines", "diagrams", "board");
   } else if (r.kind === "job_claimed") {
@@ -417,7 +423,9 @@ function renderDiagrams() {
     }
     const lit = new Map(); // state -> machines in it
     for (const m of machines) {
-      if (m.status === "dead") continue;
+      // Lit: the states running machines are in now. A stopped or dead one is in no state
+      // any more (the legend still says where it was); a stopped one was once lit on.
+      if (m.status !== "running") continue;
       for (const s of activeStates(m)) {
         if (!lit.has(s)) lit.set(s, []);
         lit.get(s).push(m.name);
