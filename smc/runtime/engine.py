@@ -424,6 +424,7 @@ class Engine:
             raise StartupError(str(error)) from None
         self._store = store
         store.trace_id = self._start_trace
+        store.actor = self.machine_name
         self._feed.record_to(store)
         if self._want_monitor:
             try:

@@ -286,6 +286,51 @@ def test_an_idle_workers_polls_are_in_no_trace(runner: Runner, store_url: str) -
     assert len(idle) >= 3 and {row.trace_id for row in idle} == {None}
 
 
+ADDER = """
+initial_state: adding
+metadata: {machine_name: adder}
+states: [adding, done]
+transitions:
+  - {from: adding, to: done, event: added}
+actions:
+  adding:
+    - {type: add_follow_up, success: added}
+"""
+
+ADD_FOLLOW_UP = """
+from smc.runtime.actions import BaseAction
+
+
+class AddFollowUpAction(BaseAction):
+    async def execute(self, context):
+        self.runtime.store.add_job("follow_up", {"n": 1}, job_id="follow-up")
+        return self.params.get("success", "added")
+"""
+
+
+def test_a_job_a_machine_adds_names_the_machine_as_its_source(
+    runner: Runner, store_url: str
+) -> None:
+    """Its ``job_added`` row says which machine added it (it said nothing, and the page's
+    trace put it among what came from outside); one added by a command has no source."""
+    _use(runner, store_url)
+    (runner.cwd / "adder.yaml").write_text(ADDER)
+    (runner.cwd / "actions").mkdir()
+    (runner.cwd / "actions" / "add_follow_up.py").write_text(ADD_FOLLOW_UP)
+    runner.run("jobs", "add", "--db", store_url, "--type", "outside", "--id", "from-cli")
+    adder = runner.start("run", "adder.yaml", "--db", store_url)
+
+    def added() -> bool:
+        with open_store(store_url) as store:
+            return store.get_job("follow-up") is not None
+
+    wait_until(added, 30, adder.output)
+    adder.stop()
+    with open_store(store_url) as store:
+        rows = store.history(kinds=["job_added"])
+    assert {row.job_id: row.source for row in rows} == {"from-cli": None, "follow-up": "adder"}
+
+
 TICKER = """
 initial_state: idle
 metadata: {machine_name: ticker}

@@ -216,6 +216,22 @@ def test_a_prune_goes_in_batches_and_keeps_a_young_row_below_an_old_ones_id(
         assert removed["history"] == 9
 
 
+def test_an_excerpt_of_non_ascii_data_reads_as_the_data_on_both_backends(store_url: str) -> None:
+    """SQLite keeps the JSON text Python makes, all ASCII: its excerpts read ``\\u00e9``
+    (a sixth as much data in 500 characters, cut inside an escape) where PostgreSQL's read
+    ``é``. Written out, both hold the data; escapes that must stay do."""
+    with open_store(store_url) as store:
+        job = store.add_job("exc", {"k": "é" * 600})
+        other = store.add_job("exc", {"e": "😀 \\u00e9 \x01"})
+        [long_row] = store.history(job_id=job.id)
+        [short_row] = store.history(job_id=other.id)
+    text = (long_row.excerpt or "").replace(" ", "")
+    assert text.startswith('{"k":"éééé') and text.endswith("é…")
+    assert len(long_row.excerpt or "") == 500
+    assert json.loads(short_row.excerpt or "") == {"e": "😀 \\u00e9 \x01"}
+    assert "😀" in (short_row.excerpt or "")
+
+
 def test_follow_history_sees_rows_as_they_commit(store_url: str) -> None:
     postgres = store_url.startswith("postgresql")
     with open_store(store_url) as reader, open_store(store_url) as writer:
@@ -699,12 +715,12 @@ def test_claims_and_completions_record_their_rows_exactly(store_url: str) -> Non
     assert {r.trace_id for r in rows[:2]} == {added.trace_id}
     assert rows[0].ts == pytest.approx(done_a.started_at or 0, abs=0.01)
     assert rows[1].ts == pytest.approx(done_a.finished_at or 0, abs=0.01)
-    # the result's text as the database keeps it (PostgreSQL's jsonb spaces it and keeps the
-    # ü), cut to 500 characters
+    # the result's text as the database keeps it (PostgreSQL's jsonb spaces it), its ü
+    # written out (SQLite keeps \u00fc), cut to 500 characters
     kept = encode_json(result, "job result")
     if store_url.startswith("postgresql"):
         kept = json.dumps(result, ensure_ascii=False)
-    assert rows[1].excerpt == excerpt(kept)
+    assert rows[1].excerpt == excerpt(kept) and (rows[1].excerpt or "").endswith("üü…")
     assert rows[1].excerpt is not None and len(rows[1].excerpt) == 500
     assert rows[3].excerpt is None  # no result
     assert [r.from_state for r in rows] == [None] * 4

@@ -350,6 +350,14 @@ def test_retry_and_cancel(store: Store) -> None:
     again = store.get_job("j")
     assert again is not None and (again.status, again.attempts) == ("pending", 0)
     assert not store.retry_job("nope") and not store.cancel_job("nope")
+    # A retry by hand is a person's act: not recorded under the worker that last ran the
+    # job (it once was), but as a cancel is, under the job's machine type.
+    by_hand = [r for r in store.history(job_id="j") if r.excerpt and "by hand" in r.excerpt]
+    assert [(r.kind, r.machine) for r in by_hand] == [("job_retried", "")] * 2
+    store.add_job("t", job_id="typed", machine_type="mt")
+    assert store.cancel_job("typed") and store.retry_job("typed")
+    [retried] = store.history(job_id="typed", kinds=["job_retried"])
+    assert retried.machine == "mt"
 
 
 def test_counts_lists_and_statuses(store: Store) -> None:

@@ -79,6 +79,9 @@ class Store(WorkflowStore, Protocol):
     #: The trace this store's user works in (a worker: its current job's or event's): jobs
     #: and events added without a trace id carry it; None: each starts a new trace.
     trace_id: str | None
+    #: The machine this store works for (a worker's): the ``source`` of the ``job_added``
+    #: rows of the jobs it adds; None: a command or a program.
+    actor: str | None
     #: Whether writes record history (off only to measure what history costs).
     history_enabled: bool
 

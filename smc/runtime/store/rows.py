@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -349,10 +350,43 @@ def event_from_row(row: Sequence[Any]) -> EventRow:
 
 def excerpt(text: str | None, limit: int = EXCERPT_LIMIT) -> str | None:
     """``text`` cut to at most ``limit`` characters (the cut marked with ``…``), for a
-    history row: a payload or an error can be megabytes, its story needs its start."""
-    if text is None or len(text) <= limit:
+    history row: a payload or an error can be megabytes, its story needs its start. JSON's
+    ``\\uXXXX`` escapes of printable characters are written out first (:func:`readable`)."""
+    if text is None:
+        return None
+    head = text[: limit * 12]  # a character written as an escape: at most 12 characters
+    if "\\u" in head:
+        text = readable(head) + text[len(head) :]
+    if len(text) <= limit:
         return text
     return text[: limit - 1] + "…"
+
+
+# An escaped backslash (kept as it is), a surrogate pair, or one escape.
+_ESCAPES = re.compile(
+    r"(\\\\)|\\u(d[89ab][0-9a-f]{2})\\u(d[c-f][0-9a-f]{2})|\\u([0-9a-f]{4})", re.IGNORECASE
+)
+
+
+def _written_out(match: re.Match[str]) -> str:
+    if match.group(1):
+        return match.group(1)
+    if match.group(2):
+        high, low = int(match.group(2), 16), int(match.group(3), 16)
+        return chr(0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00))
+    char = chr(int(match.group(4), 16))
+    # Control characters, a lone surrogate and JSON's own quote and backslash stay escaped.
+    if not char.isprintable() or 0xD800 <= ord(char) <= 0xDFFF or char in '"\\':
+        return match.group(0)
+    return char
+
+
+def readable(text: str) -> str:
+    """JSON text with the ``\\uXXXX`` escapes of printable characters written out, as
+    PostgreSQL's ``jsonb`` prints them: SQLite keeps the text Python's ``json`` made, all
+    ASCII, and an excerpt of ``"é"`` data read ``"\\u00e9…"`` (a sixth as much data, cut
+    inside an escape). Still JSON, with the same value."""
+    return _ESCAPES.sub(_written_out, text)
 
 
 #: One history row to write: the values of ``HISTORY_FIELDS[1:]`` in order (a tuple, bound
@@ -381,7 +415,7 @@ def history_entry(
 ) -> HistoryEntry:
     """One history row to write (``Store.stage_history``), its excerpt cut to size;
     ``configuration`` a statechart's active states as a JSON array (:func:`configuration_text`)."""
-    if excerpt_text is not None and len(excerpt_text) > EXCERPT_LIMIT:
+    if excerpt_text is not None:
         excerpt_text = excerpt(excerpt_text)
     return (
         ts,

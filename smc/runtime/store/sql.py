@@ -140,6 +140,9 @@ class SqlStore(WorkflowTables):
         #: Whether writes record history rows (off only to measure what history costs).
         self.history_enabled = history
         self._trace_id: str | None = None
+        #: The machine this store works for (a worker's, set by its engine): the source of
+        #: the jobs it adds, in their ``job_added`` rows. None: a command or a program.
+        self.actor: str | None = None
         self._staged: list[HistoryEntry] = []
         self._history_lock = threading.Lock()
         self.backoff = backoff or Backoff()
@@ -534,6 +537,7 @@ class SqlStore(WorkflowTables):
                 event=job.job_type,
                 job_id=job.id,
                 trace_id=job.trace_id,
+                source=self.actor,
                 excerpt_text=job.data_json,
             )
             connection.execute(self._sql.insert_history, entry)
@@ -862,10 +866,12 @@ class SqlStore(WorkflowTables):
             try:
                 rows = connection.execute(self._sql.retry_job, params).fetchall()
                 if rows and self.history_enabled:
-                    _, claimed_by, trace_id, job_type = rows[0][:4]
+                    _, machine_type, trace_id, job_type = rows[0][:4]
+                    # A person's act, not the worker's that last ran it: recorded as a
+                    # cancel is, under the job's machine type (it once named that worker).
                     entry = history_entry(
                         "job_retried",
-                        claimed_by or "",
+                        machine_type or "",
                         ts=params["now"],
                         event=job_type,
                         job_id=job_id,

@@ -34,7 +34,7 @@ from smc.runtime.clock import SYSTEM_CLOCK, Clock
 from smc.runtime.store.backend import Backend, Connection
 from smc.runtime.store.base import DEFAULT_MACHINE_STALE_AFTER, DEFAULT_REAP_INTERVAL, Backoff
 from smc.runtime.store.errors import StoreError
-from smc.runtime.store.rows import EXCERPT_LIMIT, HISTORY_FIELDS
+from smc.runtime.store.rows import EXCERPT_LIMIT, HISTORY_FIELDS, excerpt
 from smc.runtime.store.sql import SqlStore
 from smc.runtime.store.statements import REAPED_COLUMNS, Dialect, SqlStatements
 from smc.runtime.store.waker import (
@@ -236,9 +236,12 @@ def _job_history_trigger(name: str, status: str, row: str) -> str:
 
 
 #: The result cut as :func:`~smc.runtime.store.rows.excerpt` cuts it (``length`` and
-#: ``substr`` count characters, as Python does).
+#: ``substr`` count characters, as Python does); a result with ``\\u`` escapes goes to
+#: ``excerpt`` itself (``smc_excerpt``, registered on each connection), which writes them
+#: out: only then, as a Python call on every completion would cost the hot path.
 _RESULT_EXCERPT = (
-    f"CASE WHEN length(new.result) > {EXCERPT_LIMIT} "
+    "CASE WHEN instr(new.result, '\\u') > 0 THEN smc_excerpt(new.result) "
+    f"WHEN length(new.result) > {EXCERPT_LIMIT} "
     f"THEN substr(new.result, 1, {EXCERPT_LIMIT - 1}) || '…' ELSE new.result END"
 )
 
@@ -477,6 +480,7 @@ class SqliteBackend(Backend):
                 if self.max_pages is not None:  # never below the current size (SQLite's rule)
                     connection.execute(f"PRAGMA max_page_count = {self.max_pages}").fetchall()
             connection.create_function("smc_backoff", 1, self._backoff.delay, deterministic=False)
+            connection.create_function("smc_excerpt", 1, excerpt, deterministic=True)
             self._ensure_schema(connection)
             for statement in self._session_statements:
                 connection.execute(statement)

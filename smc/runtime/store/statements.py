@@ -292,7 +292,7 @@ class SqlStatements:
                   run_after = {now}, claim_token = NULL, lease_expires_at = NULL,
                   finished_at = NULL
                 WHERE id = :id AND status IN ('failed', 'cancelled')
-                RETURNING id, claimed_by, trace_id, job_type"""))
+                RETURNING id, machine_type, trace_id, job_type"""))
         self.cancel_job = finish(
             f"UPDATE jobs SET status = 'cancelled', finished_at = {now} "
             "WHERE id = :id AND status = 'pending' "

@@ -805,7 +805,8 @@ async function showTrace(traceId) {
   const span = Math.max(rows[rows.length - 1].ts - start, 0.001);
   const lanes = new Map();
   // A row with no machine was written by a command or program (smc jobs add, smc send).
-  const laneOf = (row) => row.machine || "(outside: smc command or API)";
+  // A job added by a machine is in the lane of the machine that added it (its source).
+  const laneOf = (row) => (row.kind === "job_added" && row.source) || row.machine || "(outside: smc command or API)";
   for (const row of rows) {
     if (!lanes.has(laneOf(row))) lanes.set(laneOf(row), []);
     lanes.get(laneOf(row)).push(row);
