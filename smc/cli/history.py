@@ -114,8 +114,14 @@ def register(subparsers: Any) -> None:
 
 
 def _open(args: argparse.Namespace) -> Any:
-    from smc.runtime.store import open_store
+    """The store ``--db`` names, which must exist: reading or pruning the history of a
+    mistyped path once made an empty database there and printed nothing, or "pruned 0"."""
+    from smc.runtime.store import open_store, resolve_database, sqlite_path
 
+    target = resolve_database(args.db)
+    path = sqlite_path(target)
+    if path is not None and not path.exists():
+        raise UsageError(f"--db {target}: no database there (smc history creates none)")
     return open_store(args.db)
 
 
@@ -156,7 +162,11 @@ def _history(args: argparse.Namespace) -> int:
             print(json.dumps(row.to_dict()))
     elif args.format == "json":
         print(json.dumps([row.to_dict() for row in rows], indent=2))
-    elif rows:
+    elif not rows:
+        # Said on stderr (stdout stays empty for scripts): nothing printed at all read as a
+        # hang or a failure.
+        print("smc history: no rows match", file=sys.stderr)
+    else:
         print(history_table(rows))
         if len(rows) == limit:
             which = "newest" if args.newest else "oldest"

@@ -204,7 +204,7 @@ def run_command(args: argparse.Namespace) -> int:
     try:
         retention = retention_seconds(args.history_retention)
     except ValueError as error:
-        raise UsageError(f"--history-retention: {error}") from None
+        raise UsageError(str(error)) from None
     trace_id = args.trace_id
     if trace_id == "":
         raise UsageError("--trace-id must not be empty")

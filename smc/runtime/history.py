@@ -48,7 +48,8 @@ GAP_PATIENCE = 5.0
 DEFAULT_POLL_SECONDS = 0.1
 
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 7 * 86400.0}
-_AGE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*", re.IGNORECASE)
+# ASCII digits only: ``\d`` also took other scripts' digits (``١٢`` as 12 s).
+_AGE = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([smhdw]?)\s*", re.IGNORECASE)
 _OFF = ("off", "never", "none")
 
 
@@ -86,15 +87,25 @@ def parse_since(text: str, now: float | None = None) -> float:
 
 def retention_seconds(option: str | None) -> float | None:
     """The history retention: ``option`` (``--history-retention``), else
-    ``$SMC_HISTORY_RETENTION``, else :data:`DEFAULT_RETENTION`; None for ``off``."""
-    text = option if option is not None else os.environ.get("SMC_HISTORY_RETENTION")
-    if text is None or text.strip() == "":
-        return DEFAULT_RETENTION
+    ``$SMC_HISTORY_RETENTION`` (set and empty: unset), else :data:`DEFAULT_RETENTION`; None
+    for ``off``. A ``ValueError`` names where the bad value came from."""
+    if option is not None:
+        where, text = "--history-retention", option
+        if option.strip() == "":
+            raise ValueError(f"{where}: empty: give an age like 7d, or off")
+    else:
+        where, found = "$SMC_HISTORY_RETENTION", os.environ.get("SMC_HISTORY_RETENTION")
+        if found is None or found.strip() == "":
+            return DEFAULT_RETENTION
+        text = found
     if text.strip().lower() in _OFF:
         return None
-    seconds = parse_age(text)
+    try:
+        seconds = parse_age(text)
+    except ValueError as error:
+        raise ValueError(f"{where}: {error}") from None
     if seconds <= 0:
-        raise ValueError("must be more than 0 (or off)")
+        raise ValueError(f"{where}: must be more than 0 (or off)")
     return seconds
 
 

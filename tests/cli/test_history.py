@@ -176,3 +176,47 @@ def test_a_job_story_too_long_to_print_keeps_its_start_and_its_outcome(runner: R
     assert story["history"][0]["trace_id"] == job.trace_id
     ids = [row["id"] for row in story["history"]]
     assert ids == sorted(ids) and ids[5000] - ids[4999] > 1  # the gap between the halves
+
+
+def test_reading_or_pruning_a_database_that_is_not_there_says_so_and_makes_none(
+    runner: Runner,
+) -> None:
+    """A mistyped ``--db`` once made an empty database there and printed nothing (or
+    "pruned 0"): now a one-line usage error, and no file."""
+    missing = runner.cwd / "typo.db"
+    for args in (
+        ("history", "--db", str(missing)),
+        ("history", "prune", "--db", str(missing), "--older-than", "1d"),
+        ("history", "--db", f"sqlite:///{missing}"),
+    ):
+        result = runner.run(*args, check=False)
+        assert result.returncode == 2, result
+        assert result.stderr.startswith("smc history: error: --db ") and result.stdout == ""
+        assert len(result.stderr.splitlines()) == 1
+    assert not missing.exists()
+
+
+def test_a_query_that_matches_nothing_says_so_on_stderr(runner: Runner) -> None:
+    db = runner.cwd / "some.db"
+    _finished_job(db, "done")
+    result = runner.run("history", "--db", str(db), "--job", "nope")
+    assert result.stdout == "" and "no rows match" in result.stderr
+    as_json = runner.run("history", "--db", str(db), "--job", "nope", "--format", "json")
+    assert json.loads(as_json.stdout) == []
+
+
+def test_ages_take_ascii_digits_and_retention_errors_name_their_source(runner: Runner) -> None:
+    db = runner.cwd / "ages.db"
+    _finished_job(db, "done")
+    arabic = runner.run("history", "prune", "--db", str(db), "--older-than", "١٢", check=False)
+    assert arabic.returncode == 2 and "--older-than" in arabic.stderr
+    (runner.cwd / "m.yaml").write_text(
+        "initial_state: a\nmetadata: {machine_name: m}\nstates: [a, b]\n"
+        "transitions:\n  - {from: a, to: b, event: go}\n"
+    )
+    empty = runner.run("run", "m.yaml", "--db", str(db), "--history-retention", "", check=False)
+    assert empty.returncode == 2 and "--history-retention: empty" in empty.stderr
+    runner.env["SMC_HISTORY_RETENTION"] = "0"
+    from_env = runner.run("run", "m.yaml", "--db", str(db), check=False)
+    assert from_env.returncode == 2
+    assert "$SMC_HISTORY_RETENTION: must be more than 0" in from_env.stderr

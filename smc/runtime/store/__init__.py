@@ -72,6 +72,15 @@ def is_postgres_url(target: str) -> bool:
     return target.startswith(("postgresql://", "postgres://"))
 
 
+def sqlite_path(target: str) -> Path | None:
+    """The file a SQLite target (a path or ``sqlite:///path``) names; None for PostgreSQL."""
+    if is_postgres_url(target):
+        return None
+    if target.startswith("sqlite:"):
+        return Path(unquote(urlsplit(target).path))
+    return Path(target)
+
+
 #: What to install for PostgreSQL: psycopg is an optional dependency (the ``postgres`` extra).
 POSTGRES_EXTRA = "pip install 'smc-compiler[postgres]'"
 
@@ -136,8 +145,9 @@ def open_store(url_or_path: str | os.PathLike[str] | None = None, **options: Any
                     f"cannot open {target}: max_pages must be a positive number of pages"
                 )
             options.setdefault("max_pages", int(pages))
-        return SqliteStore(Path(unquote(parts.path)), **options)
-    return SqliteStore(Path(target), **options)
+    path = sqlite_path(target)
+    assert path is not None
+    return SqliteStore(path, **options)
 
 
 def open_worker_store(url_or_path: str | os.PathLike[str] | None = None) -> Store:
@@ -210,4 +220,5 @@ __all__ = [
     "process_alive",
     "require_postgres_driver",
     "resolve_database",
+    "sqlite_path",
 ]
