@@ -305,6 +305,9 @@ def test_a_parallel_statechart_lights_each_regions_state_from_the_history(
     expect(diagram.locator("g.node.smc-current")).to_have_count(2)
     for cluster in ("panel", "power", "signal"):
         expect(diagram.locator(f'g.cluster.smc-current[data-state="{cluster}"]')).to_have_count(1)
+    # The table says each region's state too, not the parallel state alone.
+    row = page.locator("#machine-table tbody tr").filter(has=page.get_by_text("panel", exact=True))
+    expect(row.locator("td.state")).to_have_text("panel (power_on, signal_green)")
     _shot(page, "parallel")
 
 

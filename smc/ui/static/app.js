@@ -179,6 +179,20 @@ function activeStates(m) {
   return states;
 }
 
+// The state as the table says it: a parallel chart's state view (its parallel state) and,
+// after it, the active leaf of each region, which the state alone does not tell.
+function stateText(m) {
+  const state = currentState(m) ?? "–";
+  const configuration = m.live && Array.isArray(m.live.configuration) ? m.live.configuration : null;
+  if (!configuration) return state;
+  const type = S.types.get(m.type);
+  const ancestors = (type && type.ancestors) || {};
+  const parents = new Set();
+  for (const s of configuration) for (const parent of ancestors[s] || []) parents.add(parent);
+  const leaves = configuration.filter((s) => !parents.has(s) && s !== state);
+  return leaves.length > 1 ? `${state} (${leaves.join(", ")})` : state;
+}
+
 function mergeMachine(row) {
   const old = S.machines.get(row.name);
   const merged = Object.assign({}, row);
@@ -370,7 +384,7 @@ function renderMachines() {
     const since = runningSince(m);
     inState.setAttribute("data-since", String(since ?? ""));
     inState.textContent = since === null ? "–" : duration(now() - since);
-    const state = el("td", "state", currentState(m) ?? "–");
+    const state = el("td", "state", stateText(m));
     tr.append(
       el("td", "name", m.name),
       el("td", null, badge(m.status, m.status)),
