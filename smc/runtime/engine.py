@@ -604,11 +604,10 @@ class Engine:
         timer: bool = False,
         **extra: Any,
     ) -> bool:
-        """Fire ``event`` (``external``: an inbound event or a timer caused it, ``timer``: a
-        timer); False when
-        it moved nothing: the machine accepts it, but the guards held for none of its
-        transitions (or a guard failed: reported), so it is dropped as SCXML drops an event
-        no transition takes.
+        """Fire ``event`` (``external``: an inbound event or a timer caused it; ``timer``: a
+        timer did); False when it moved nothing: the machine accepts it, but the guards held
+        for none of its transitions (or a guard failed: reported), so it is dropped as SCXML
+        drops an event no transition takes.
 
         Logged at INFO, except the routine of every job, which is DEBUG (the monitor carries
         every transition, with its job id): self-transitions, and transitions an action's

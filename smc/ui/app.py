@@ -73,6 +73,8 @@ ACTIVITY_HISTORY_KINDS = [
 #: The activity log's rows read when the page loads: the newest of the last day (the page
 #: shows the newest 300 of them and what comes live).
 ACTIVITY_LIMIT = 1000
+#: How far back the activity log reads when the page loads.
+ACTIVITY_SECONDS = 24 * 3600.0
 #: History rows read at the start for where the machines are (``LiveFeed.seed``): machines
 #: whose last transition is older than that many rows show none until they move. One read:
 #: 60 ms for 10,000 rows of a SQLite history, made into records (docs/monitor.md).
@@ -575,25 +577,22 @@ def create_app(
         return _json(body, 200 if done else 409)
 
     async def activity(request: Request) -> Response:
-        def read(store: Store) -> list[dict[str, Any]] | None:
+        since = time.time() - ACTIVITY_SECONDS
+
+        def read(store: Store) -> tuple[list[dict[str, Any]] | None, list[dict[str, Any]]]:
+            # A dead process writes no history row: the registry's dead machines of the day
+            # stand for them (their deaths, seen live, are ``ui_machine_dead`` messages).
+            dead = [machine_death(m.to_dict()) for m in store.list_machines() if m.status == "dead"]
+            deaths = [death for death in dead if (death["ts"] or 0) >= since]
             history = history_of(store)
             if history is None:
-                return None
-            since = time.time() - 24 * 3600
+                return None, deaths
             rows = history(
                 since=since, kinds=ACTIVITY_HISTORY_KINDS, limit=ACTIVITY_LIMIT, newest=True
             )
-            return [r.to_dict() for r in rows]
+            return [r.to_dict() for r in rows], deaths
 
-        rows = await monitor.db(read)
-        # A dead process writes no history row: the registry's dead machines of the day
-        # stand for them (their deaths, seen live, are ``ui_machine_dead`` messages).
-        since = time.time() - 24 * 3600
-        deaths = [
-            machine_death(row.to_dict())
-            for row in await monitor.db(lambda store: store.list_machines())
-            if row.status == "dead" and (row.heartbeat_at or row.updated_at or 0) >= since
-        ]
+        rows, deaths = await monitor.db(read)
         return _json({"history": rows, "live": list(monitor.feed.activity), "deaths": deaths})
 
     async def trace(request: Request) -> Response:

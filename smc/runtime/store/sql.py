@@ -411,11 +411,6 @@ class SqlStore(WorkflowTables):
                 low = found + 1
         return answer
 
-    def _delete(self, window: dict[str, Any], connection: Connection) -> int:
-        """One batch of a prune of the history: the rows of ``window``."""
-        count: int = connection.execute(self._sql.prune_history, window).rowcount
-        return count
-
     def last_history_id(self) -> int:
         row = self._fetchone("read", self._sql.last_history_id, {})
         return 0 if row is None or row[0] is None else int(row[0])
@@ -428,27 +423,25 @@ class SqlStore(WorkflowTables):
             "cutoff": now - float(older_than_seconds),
             "age": float(older_than_seconds),
             "now": now,
+            "batch": PRUNE_BATCH,
         }
-
-        params["batch"] = PRUNE_BATCH
 
         # In batches of PRUNE_BATCH rows, a short transaction each: one transaction for
         # millions of rows held SQLite's write lock past every writer's busy timeout (their
         # writes failed "database is locked"), and a PostgreSQL connection's turn as long.
-        def batches(statement: str, batch_params: dict[str, Any]) -> int:
-            done = 0
-            while True:
-                count: int = self._run(
-                    "prune",
-                    lambda connection: connection.execute(statement, batch_params).rowcount,
-                    transaction=True,
-                )
-                done += count
-                if count < PRUNE_BATCH:
-                    return done
+        def delete(statement: str, batch: dict[str, Any]) -> int:
+            return self._run(
+                "prune", functools.partial(_rowcount, statement, batch), transaction=True
+            )
 
-        jobs = batches(self._sql.prune_jobs, params)
-        events = batches(self._sql.prune_events, params)
+        def until_short(statement: str) -> int:
+            done = 0
+            while (count := delete(statement, params)) == PRUNE_BATCH:
+                done += count
+            return done + count
+
+        jobs = until_short(self._sql.prune_jobs)
+        events = until_short(self._sql.prune_events)
         history = 0
         bounds = self._fetchone("read", self._sql.history_id_range, {})
         if bounds is not None and bounds[0] is not None:
@@ -456,9 +449,7 @@ class SqlStore(WorkflowTables):
             below = int(young[0]) if young is not None else int(bounds[1]) + 1
             for low in range(int(bounds[0]), below, PRUNE_BATCH):
                 window = {**params, "low": low, "high": min(low + PRUNE_BATCH, below)}
-                history += self._run(
-                    "prune", functools.partial(self._delete, window), transaction=True
-                )
+                history += delete(self._sql.prune_history, window)
         runs = self._run(
             "prune",
             lambda connection: self._prune_workflow_runs(connection, params),
@@ -1273,6 +1264,12 @@ class SqlStore(WorkflowTables):
 #: How far apart the clocks of the processes recording history may be: a trace's rows are
 #: looked for from this long before its ULID's time (and a job's before its creation).
 TIME_SLACK = 300.0
+
+
+def _rowcount(statement: str, params: dict[str, Any], connection: Connection) -> int:
+    """How many rows ``statement`` changed (one batch of a prune)."""
+    count: int = connection.execute(statement, params).rowcount
+    return count
 
 
 def _trace_time(trace_id: str, now: float) -> float | None:
