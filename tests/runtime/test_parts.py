@@ -867,6 +867,31 @@ actions:
     assert machine_row is not None and machine_row.status == "stopped"
 
 
+def _pruning_heartbeat(
+    database: str,
+    store: Store,
+    clock: ManualClock,
+    logger: logging.Logger,
+    retention: float,
+    claims: list[Claim] | None = None,
+) -> Heartbeat:
+    """A heartbeat with a history retention, holding ``claims``, its callbacks doing nothing."""
+    return Heartbeat(
+        database=database,
+        main_store=store,
+        machine_name="parts_test",
+        lease_seconds=30,
+        claims=lambda: claims or [],
+        held_event=lambda: None,
+        reap_children=lambda: None,
+        on_lease_lost=lambda claim: None,
+        on_database_replaced=lambda reason: None,
+        logger=logger,
+        clock=clock,
+        history_retention=retention,
+    )
+
+
 def test_the_heartbeat_prunes_by_the_retention_a_minute_after_start_then_hourly(
     database: str, store: Store, clock: ManualClock, logger: logging.Logger
 ) -> None:
@@ -884,20 +909,7 @@ def test_the_heartbeat_prunes_by_the_retention_a_minute_after_start_then_hourly(
     def events() -> list[str | None]:
         return [row.event for row in store.history()]
 
-    heartbeat = Heartbeat(
-        database=database,
-        main_store=store,
-        machine_name="parts_test",
-        lease_seconds=30,
-        claims=tuple,
-        held_event=lambda: None,
-        reap_children=lambda: None,
-        on_lease_lost=lambda claim: None,
-        on_database_replaced=lambda reason: None,
-        logger=logger,
-        clock=clock,
-        history_retention=week,
-    )
+    heartbeat = _pruning_heartbeat(database, store, clock, logger, week)
     try:
         record(8 * 86400, "old")
         record(60, "young")
@@ -933,11 +945,10 @@ def test_a_long_prune_never_holds_up_the_renewal_of_a_lease(
     import time
 
     from smc.runtime.heartbeat import FIRST_PRUNE_DELAY
-    from smc.runtime.ledger import Claim
 
     store.add_job("task", job_id="held")
     claimed = store.claim_job("w", ["task"], lease_seconds=30)
-    assert claimed is not None
+    assert claimed is not None and claimed.claim_token is not None
     claim = Claim(claimed.id, claimed.claim_token, current=True)
     pruning, release = threading.Event(), threading.Event()
 
@@ -945,21 +956,8 @@ def test_a_long_prune_never_holds_up_the_renewal_of_a_lease(
         pruning.set()
         release.wait(20)
 
-    heartbeat = Heartbeat(
-        database=database,
-        main_store=store,
-        machine_name="parts_test",
-        lease_seconds=30,
-        claims=lambda: [claim],
-        held_event=lambda: None,
-        reap_children=lambda: None,
-        on_lease_lost=lambda lost: None,
-        on_database_replaced=lambda reason: None,
-        logger=logger,
-        clock=clock,
-        history_retention=86400.0,
-    )
-    heartbeat.prune = slow_prune  # type: ignore[method-assign]
+    heartbeat = _pruning_heartbeat(database, store, clock, logger, 86400.0, [claim])
+    heartbeat.prune = slow_prune  # type: ignore[method-assign, assignment]
     try:
         clock.advance(FIRST_PRUNE_DELAY)
         started = time.monotonic()
