@@ -114,15 +114,14 @@ def register(subparsers: Any) -> None:
 
 
 def _open(args: argparse.Namespace) -> Any:
-    """The store ``--db`` names, which must exist: reading or pruning the history of a
+    """The store ``--db`` names, which must be there: reading or pruning the history of a
     mistyped path once made an empty database there and printed nothing, or "pruned 0"."""
-    from smc.runtime.store import open_store, resolve_database, sqlite_path
+    from smc.runtime.store import NoDatabaseError, open_store
 
-    target = resolve_database(args.db)
-    path = sqlite_path(target)
-    if path is not None and not path.exists():
-        raise UsageError(f"--db {target}: no database there (smc history creates none)")
-    return open_store(args.db)
+    try:
+        return open_store(args.db, create=False)
+    except NoDatabaseError as error:
+        raise UsageError(f"--db: {error} (smc history makes none)") from None
 
 
 def _history(args: argparse.Namespace) -> int:

@@ -6,9 +6,13 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from pathlib import Path
 
+import psycopg
+
 from smc.runtime.store import Store, history_entry, new_trace_id, open_store
+from tests.support.backends import PG_URL
 from tests.support.harness import Runner
 
 
@@ -184,16 +188,24 @@ def test_reading_or_pruning_a_database_that_is_not_there_says_so_and_makes_none(
     """A mistyped ``--db`` once made an empty database there and printed nothing (or
     "pruned 0"): now a one-line usage error, and no file."""
     missing = runner.cwd / "typo.db"
+    absent_schema = f"{PG_URL}?schema=smc_never_made_{uuid.uuid4().hex[:8]}"
     for args in (
         ("history", "--db", str(missing)),
         ("history", "prune", "--db", str(missing), "--older-than", "1d"),
         ("history", "--db", f"sqlite:///{missing}"),
+        ("history", "prune", "--db", absent_schema, "--older-than", "1d"),
     ):
         result = runner.run(*args, check=False)
         assert result.returncode == 2, result
-        assert result.stderr.startswith("smc history: error: --db ") and result.stdout == ""
+        assert result.stderr.startswith("smc history: error: --db: ") and result.stdout == ""
         assert len(result.stderr.splitlines()) == 1
     assert not missing.exists()
+    with psycopg.connect(PG_URL, autocommit=True) as connection:
+        found = connection.execute(
+            "SELECT count(*) FROM information_schema.schemata WHERE schema_name = %s",
+            (absent_schema.rsplit("=", 1)[1],),
+        ).fetchone()
+    assert found == (0,)
 
 
 def test_a_query_that_matches_nothing_says_so_on_stderr(runner: Runner) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from smc.runtime.store import Store, StoreError, open_store
+from smc.runtime.store import NoDatabaseError, Store, StoreError, open_store
 from smc.runtime.store.postgres import PostgresStore
 from smc.runtime.store.sqlite import SqliteStore
 from tests.support.backends import PG_URL, postgres_schema_url
@@ -58,6 +58,31 @@ def test_missing_directory(tmp_path: Path) -> None:
     store = open_store(str(target))
     store.add_job("t")
     store.close()
+
+
+def test_a_store_opened_without_create_names_no_database_and_makes_none(
+    tmp_path: Path,
+) -> None:
+    """``create=False`` (``smc history``): a mistyped ``--db`` is refused and leaves nothing
+    behind, neither a SQLite file nor a PostgreSQL schema; one that is there opens."""
+    missing = tmp_path / "typo.db"
+    with pytest.raises(NoDatabaseError):
+        open_store(missing, create=False)
+    assert not missing.exists()
+    open_store(missing).close()
+    open_store(missing, create=False).close()
+    with postgres_schema_url() as url:
+        schema = url.rsplit("=", 1)[1]
+        with pytest.raises(NoDatabaseError):
+            open_store(url, create=False)
+        with psycopg.connect(PG_URL, autocommit=True) as connection:
+            found = connection.execute(
+                "SELECT count(*) FROM information_schema.schemata WHERE schema_name = %s",
+                (schema,),
+            ).fetchone()
+        assert found == (0,)
+        open_store(url).close()
+        open_store(url, create=False).close()
 
 
 def test_read_only_open_rejects_writes_and_keeps_reading(tmp_path: Path) -> None:

@@ -26,7 +26,7 @@ from smc.runtime.store.base import (
     OutgoingEvent,
     Store,
 )
-from smc.runtime.store.errors import DuplicateJobError, StoreError
+from smc.runtime.store.errors import DuplicateJobError, NoDatabaseError, StoreError
 from smc.runtime.store.postgres import PostgresStore
 from smc.runtime.store.rows import (
     ERROR_EXCERPT_KINDS,
@@ -122,6 +122,8 @@ def open_store(url_or_path: str | os.PathLike[str] | None = None, **options: Any
     PostgreSQL rows keep the database's ``now()`` and the clock times only the reaper).
     ``history`` (default: on unless ``$SMC_HISTORY`` is ``off``, a switch for measuring what
     history costs) says whether writes record history rows (``docs/history.md``).
+    ``create=False`` opens only a database that is there (else :class:`NoDatabaseError`,
+    nothing made): no SQLite file, no smc tables in the PostgreSQL schema.
     Raises :class:`StoreError` when the database cannot be opened.
     """
     options.setdefault("history", history_enabled())
@@ -199,6 +201,7 @@ __all__ = [
     "LoopWaker",
     "MachineRow",
     "MissingDriverError",
+    "NoDatabaseError",
     "OutgoingEvent",
     "Store",
     "StoreError",

@@ -15,4 +15,9 @@ class DuplicateJobError(StoreError):
     """``add_job`` was given an id that already exists."""
 
 
-__all__ = ["DuplicateJobError", "StoreError"]
+class NoDatabaseError(StoreError):
+    """A store opened with ``create=False`` names no database: no SQLite file there, no smc
+    tables in the PostgreSQL schema (a mistyped ``--db``)."""
+
+
+__all__ = ["DuplicateJobError", "NoDatabaseError", "StoreError"]

@@ -30,7 +30,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from smc.runtime.clock import SYSTEM_CLOCK, Clock
 from smc.runtime.store.backend import Backend, Connection
 from smc.runtime.store.base import DEFAULT_MACHINE_STALE_AFTER, DEFAULT_REAP_INTERVAL, Backoff
-from smc.runtime.store.errors import StoreError
+from smc.runtime.store.errors import NoDatabaseError, StoreError
 from smc.runtime.store.rows import HISTORY_FIELDS
 from smc.runtime.store.sql import SqlStore
 from smc.runtime.store.statements import (
@@ -353,8 +353,14 @@ class PostgresBackend(Backend):
     _last_history_ring = float("-inf")
 
     def __init__(
-        self, url: str, *, schema: str | None = None, connect_timeout: float = 10.0
+        self,
+        url: str,
+        *,
+        schema: str | None = None,
+        connect_timeout: float = 10.0,
+        create: bool = True,
     ) -> None:
+        self.create = create
         self.url, url_schema = split_schema(url)
         self.schema = schema or url_schema or "public"
         if not _SCHEMA_NAME.fullmatch(self.schema):
@@ -395,6 +401,8 @@ class PostgresBackend(Backend):
         schema = sql.Identifier(self.schema)
         try:
             if not self._schema_is_current(connection, schema):
+                if not self.create and not self._schema_exists(connection, schema):
+                    raise NoDatabaseError(f"cannot open {self.location}: no smc database there")
                 self._create_schema(connection, schema)
             connection.execute(sql.SQL("SET search_path TO {}").format(schema))
         except psycopg.Error as error:
@@ -435,6 +443,17 @@ class PostgresBackend(Backend):
                 )
 
     @staticmethod
+    def _schema_exists(connection: Any, schema: Any) -> bool:
+        """Whether the schema holds smc's tables (at any version)."""
+        from psycopg import sql
+
+        table = sql.SQL("{}.schema_version").format(schema)
+        row = connection.execute(
+            "SELECT to_regclass(%s) IS NOT NULL", (table.as_string(connection),)
+        ).fetchone()
+        return bool(row and row[0])
+
+    @staticmethod
     def _schema_is_current(connection: Any, schema: Any) -> bool:
         """Whether the schema is there at this version, read without taking a lock that a
         writer holds. The DDL below runs only when it is not: ``CREATE INDEX IF NOT EXISTS``
@@ -444,12 +463,9 @@ class PostgresBackend(Backend):
         history while others opened the store: "deadlock detected")."""
         from psycopg import sql
 
-        table = sql.SQL("{}.schema_version").format(schema)
-        row = connection.execute(
-            "SELECT to_regclass(%s) IS NOT NULL", (table.as_string(connection),)
-        ).fetchone()
-        if not (row and row[0]):
+        if not PostgresBackend._schema_exists(connection, schema):
             return False
+        table = sql.SQL("{}.schema_version").format(schema)
         version = connection.execute(
             sql.SQL("SELECT max(version) FROM {}").format(table)
         ).fetchone()
@@ -547,9 +563,10 @@ class PostgresStore(SqlStore):
         machine_stale_after: float = DEFAULT_MACHINE_STALE_AFTER,
         clock: Clock = SYSTEM_CLOCK,
         history: bool = True,
+        create: bool = True,
     ) -> None:
         super().__init__(
-            PostgresBackend(url, schema=schema, connect_timeout=connect_timeout),
+            PostgresBackend(url, schema=schema, connect_timeout=connect_timeout, create=create),
             backoff=backoff,
             reap_interval=reap_interval,
             machine_stale_after=machine_stale_after,

@@ -33,7 +33,7 @@ from urllib.parse import quote
 from smc.runtime.clock import SYSTEM_CLOCK, Clock
 from smc.runtime.store.backend import Backend, Connection
 from smc.runtime.store.base import DEFAULT_MACHINE_STALE_AFTER, DEFAULT_REAP_INTERVAL, Backoff
-from smc.runtime.store.errors import StoreError
+from smc.runtime.store.errors import NoDatabaseError, StoreError
 from smc.runtime.store.rows import EXCERPT_LIMIT, HISTORY_FIELDS, excerpt
 from smc.runtime.store.sql import SqlStore
 from smc.runtime.store.statements import REAPED_COLUMNS, Dialect, SqlStatements
@@ -870,7 +870,10 @@ class SqliteStore(SqlStore):
         max_pages: int | None = None,
         clock: Clock = SYSTEM_CLOCK,
         history: bool = True,
+        create: bool = True,
     ) -> None:
+        if not create and not os.path.exists(path):
+            raise NoDatabaseError(f"cannot open {path}: no database there")
         backoff = backoff or Backoff()
         backend = SqliteBackend(
             path,
