@@ -72,7 +72,7 @@ def is_postgres_url(target: str) -> bool:
     return target.startswith(("postgresql://", "postgres://"))
 
 
-def sqlite_path(target: str) -> Path | None:
+def _sqlite_path(target: str) -> Path | None:
     """The file a SQLite target (a path or ``sqlite:///path``) names; None for PostgreSQL."""
     if is_postgres_url(target):
         return None
@@ -147,7 +147,7 @@ def open_store(url_or_path: str | os.PathLike[str] | None = None, **options: Any
                     f"cannot open {target}: max_pages must be a positive number of pages"
                 )
             options.setdefault("max_pages", int(pages))
-    path = sqlite_path(target)
+    path = _sqlite_path(target)
     assert path is not None
     return SqliteStore(path, **options)
 
@@ -223,5 +223,4 @@ __all__ = [
     "process_alive",
     "require_postgres_driver",
     "resolve_database",
-    "sqlite_path",
 ]
