@@ -15,6 +15,7 @@ import itertools
 import json
 import re
 import signal
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -451,6 +452,49 @@ def test_a_long_name_without_spaces_wraps_inside_the_machine_table(page: Page) -
     expect(row.locator("td.state")).to_be_in_viewport()
     ARTIFACTS.mkdir(exist_ok=True)
     page.locator("#machines").screenshot(path=str(ARTIFACTS / "ui-long-name.png"))
+
+
+def test_a_wide_diagram_takes_the_whole_row_and_keeps_its_labels_readable(page: Page) -> None:
+    """A long chain of states, drawn by the real ``dot``: fitted into one card it was shrunk
+    until its labels were about 6 px. It now takes the row and scrolls rather than shrink
+    below 60 %, while a small diagram keeps its card."""
+    chain = " -> ".join(f"state_number_{i}" for i in range(24))
+    wide_svg = subprocess.run(
+        ["dot", "-Tsvg"], input=f"digraph {{ rankdir=LR; {chain} }}", text=True,
+        capture_output=True, check=True,
+    ).stdout
+    small_svg = subprocess.run(
+        ["dot", "-Tsvg"], input="digraph { rankdir=LR; idle -> busy }", text=True,
+        capture_output=True, check=True,
+    ).stdout
+    measured = page.evaluate(
+        """(svgs) => svgs.map((text) => {
+             const card = el("div", "diagram-card");
+             document.getElementById("diagram-list").append(card);
+             const root = new DOMParser().parseFromString(text, "image/svg+xml").documentElement;
+             const svg = document.importNode(root, true);
+             const picture = el("div", "picture");
+             picture.append(svg);
+             card.append(picture);
+             fitDiagram(card, svg);
+             const label = svg.querySelector("text");
+             const scale = svg.getBoundingClientRect().width
+               / (svg.viewBox.baseVal.width * 4 / 3);
+             const result = { wide: card.classList.contains("wide"), scale,
+               cardWidth: card.getBoundingClientRect().width,
+               listWidth: card.parentElement.clientWidth,
+               labelPx: label.getBoundingClientRect().height,
+               scrolls: picture.scrollWidth > picture.clientWidth };
+             card.remove();
+             return result;
+           })""",
+        [wide_svg, small_svg],
+    )
+    wide, small = measured
+    assert wide["wide"] and wide["cardWidth"] >= wide["listWidth"] - 1, wide
+    assert wide["scale"] >= 0.59 and wide["labelPx"] >= 10 and wide["scrolls"], wide
+    assert not small["wide"] and small["cardWidth"] < small["listWidth"] / 1.5, small
+    assert 0.99 <= small["scale"] <= 1.01 and not small["scrolls"], small
 
 
 def test_a_parallel_template_instance_is_on_the_board_in_each_regions_column(

@@ -467,6 +467,29 @@ function renderDiagrams() {
   }
 }
 
+// Graphviz's own size (its viewBox is in points; a CSS pixel is 3/4 of one).
+const PX_PER_POINT = 4 / 3;
+// A diagram is shrunk to fit its card down to this scale and no further (its labels stay
+// about 11 px); past it the picture scrolls. One that would be shrunk below WIDE_SCALE in a
+// card of its own takes the whole row instead.
+const MIN_SCALE = 0.6;
+const WIDE_SCALE = 0.8;
+const WIDE_FALLBACK_PX = 900; // when the card is not laid out yet
+
+function fitDiagram(card, svg) {
+  const box = (svg.getAttribute("viewBox") || "").split(/[ ,]+/).map(Number);
+  if (box.length !== 4 || !box.every(isFinite) || box[2] <= 0 || box[3] <= 0) return;
+  const width = box[2] * PX_PER_POINT;
+  const height = box[3] * PX_PER_POINT;
+  // Never drawn larger than that: a small machine stays small instead of filling the card
+  // with huge letters.
+  svg.style.maxWidth = `${Math.ceil(width)}px`;
+  svg.style.minWidth = `${Math.floor(width * MIN_SCALE)}px`;
+  svg.style.minHeight = `${Math.floor(height * MIN_SCALE)}px`;
+  const room = card.clientWidth - 26; // the card's padding and border
+  card.classList.toggle("wide", room > 0 ? width * WIDE_SCALE > room : width > WIDE_FALLBACK_PX);
+}
+
 async function loadDiagram(key, entry) {
   let data;
   try {
@@ -490,11 +513,10 @@ async function loadDiagram(key, entry) {
   for (const bad of root.querySelectorAll("script, foreignObject, a, iframe, style")) bad.remove();
   entry.svg = document.importNode(root, true);
   entry.svg.setAttribute("role", "img");
-  // Never drawn larger than Graphviz's own size (its viewBox is in points): a small machine
-  // stays small instead of filling the card with huge letters.
-  const box = (entry.svg.getAttribute("viewBox") || "").split(/[ ,]+/).map(Number);
-  if (box.length === 4 && isFinite(box[2]) && box[2] > 0) entry.svg.style.maxWidth = `${Math.ceil(box[2] * 1.333)}px`;
-  entry.card.replaceChildren(...header, entry.svg, entry.legend);
+  const picture = el("div", "picture");
+  picture.append(entry.svg);
+  entry.card.replaceChildren(...header, picture, entry.legend);
+  fitDiagram(entry.card, entry.svg);
   markDirty("diagrams");
 }
 
