@@ -430,22 +430,29 @@ class LiveFeed:
         ts = record.get("ts") if isinstance(record.get("ts"), int | float) else time.time()
         if kind in ("transition", "machine_started"):
             to = record.get("to")
+            configuration = record.get("configuration")
+            active = (
+                [str(item) for item in configuration] if isinstance(configuration, list) else None
+            )
             if isinstance(to, str):
                 # A move into another state starts the time in it, even one back into the
                 # state last seen: the feed may not see each step (superseded_dropped). A
                 # loop (no_jobs) is no move: the first one seen says nothing of when the
-                # machine entered its state (the registry's time for it stands).
+                # machine entered its state (the registry's time for it stands). A parallel
+                # chart's region moving is a move (from and to are the parallel state): its
+                # time in state is the time since its configuration last changed.
                 moved = kind == "machine_started" or record.get("from") != to
                 if moved or (live.state is not None and to != live.state):
+                    live.since = ts
+                elif active is not None and live.configuration not in (None, active):
                     live.since = ts
                 live.state = to
             if kind == "machine_started":
                 # A new run: the last run's move, job and configuration are not this one's
                 # (a restarted machine once showed its old run's last transition).
                 live.last_transition = live.job_id = live.configuration = None
-            configuration = record.get("configuration")
-            if isinstance(configuration, list):
-                live.configuration = [str(item) for item in configuration]
+            if active is not None:
+                live.configuration = active
             if kind == "transition":
                 live.last_transition = {
                     "from": record.get("from"),

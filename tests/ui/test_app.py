@@ -1469,6 +1469,54 @@ def test_a_loop_is_no_entry_into_the_state_for_the_time_in_it(tmp_path: Path) ->
     asyncio.run(scenario())
 
 
+def test_a_parallel_regions_move_starts_the_time_in_state(tmp_path: Path) -> None:
+    """A parallel chart's region moving is recorded from ``panel`` to ``panel``: only its
+    configuration says it moved. Its time in state once went on counting from the first
+    move; now each change of configuration starts it, and a loop that changes nothing
+    does not."""
+    database = str(tmp_path / "smc.db")
+    open_store(database).close()
+    off = '["panel", "power", "power_off", "signal", "signal_red"]'
+    on = '["panel", "power", "power_on", "signal", "signal_red"]'
+    green = '["panel", "power", "power_on", "signal", "signal_green"]'
+
+    async def scenario() -> None:
+        feed = LiveFeed(None, history=lambda: open_store(database), poll_seconds=0.05)
+        feed.start()
+        await asyncio.sleep(0.3)  # the follower has read where the history ends
+        now = time.time()
+        steps = [("first", off), ("switch", on), ("toggle", green), ("stay", green)]
+        seen: list[float | None] = []
+        with open_store(database) as store:
+            for n, (event, configuration) in enumerate(steps):
+                store.stage_history(
+                    history_entry(
+                        "transition",
+                        "p",
+                        ts=now + n,
+                        from_state="panel",
+                        event=event,
+                        to_state="panel",
+                        configuration=configuration,
+                    )
+                )
+                store.flush_history()
+                deadline = time.monotonic() + 10
+                while (
+                    (live := feed.machines.get("p")) is None
+                    or live.last_transition is None
+                    or (live.last_transition["event"] != event)
+                ):
+                    assert time.monotonic() < deadline, "the feed never saw the row"
+                    await asyncio.sleep(0.02)
+                seen.append(live.since)
+        feed.stop()
+        switched, toggled = (pytest.approx(now + n, abs=1e-3) for n in (1, 2))
+        assert seen == [None, switched, toggled, toggled]
+
+    asyncio.run(scenario())
+
+
 def test_the_history_feed_says_when_the_database_is_away_and_follows_on_when_it_is_back(
     tmp_path: Path,
 ) -> None:

@@ -300,14 +300,19 @@ def test_a_parallel_statechart_lights_each_regions_state_from_the_history(
     system.smc("send", "panel", "switch")  # the power region moves
     expect(lit("power_on")).to_have_count(1, timeout=WAIT_MS)
     expect(lit("signal_red")).to_have_count(1)
+    row = page.locator("#machine-table tbody tr").filter(has=page.get_by_text("panel", exact=True))
+    expect(row.locator("td.state")).to_have_text(re.compile(r"power_on"), timeout=WAIT_MS)
+    toggled = time.time()
     system.smc("send", "panel", "toggle")  # then the signal region: power stays on
     expect(lit("signal_green")).to_have_count(1, timeout=WAIT_MS)
     expect(lit("power_on")).to_have_count(1)
+    # The region's move starts the time in state (from and to are both `panel`).
+    since = float(row.locator("[data-since]").get_attribute("data-since") or "nan")
+    assert since >= toggled - 0.5, (since, toggled)
     expect(diagram.locator("g.node.smc-current")).to_have_count(2)
     for cluster in ("panel", "power", "signal"):
         expect(diagram.locator(f'g.cluster.smc-current[data-state="{cluster}"]')).to_have_count(1)
     # The table says each region's state too, not the parallel state alone.
-    row = page.locator("#machine-table tbody tr").filter(has=page.get_by_text("panel", exact=True))
     expect(row.locator("td.state")).to_have_text("panel (power_on, signal_green)")
     _shot(page, "parallel")
 
@@ -460,12 +465,18 @@ def test_a_wide_diagram_takes_the_whole_row_and_keeps_its_labels_readable(page: 
     below 60 %, while a small diagram keeps its card."""
     chain = " -> ".join(f"state_number_{i}" for i in range(24))
     wide_svg = subprocess.run(
-        ["dot", "-Tsvg"], input=f"digraph {{ rankdir=LR; {chain} }}", text=True,
-        capture_output=True, check=True,
+        ["dot", "-Tsvg"],
+        input=f"digraph {{ rankdir=LR; {chain} }}",
+        text=True,
+        capture_output=True,
+        check=True,
     ).stdout
     small_svg = subprocess.run(
-        ["dot", "-Tsvg"], input="digraph { rankdir=LR; idle -> busy }", text=True,
-        capture_output=True, check=True,
+        ["dot", "-Tsvg"],
+        input="digraph { rankdir=LR; idle -> busy }",
+        text=True,
+        capture_output=True,
+        check=True,
     ).stdout
     measured = page.evaluate(
         """(svgs) => svgs.map((text) => {

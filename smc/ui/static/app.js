@@ -290,7 +290,11 @@ function applyRecord(r) {
   if (r.kind === "transition" || r.kind === "machine_started") {
     // A move to another state starts the time in it, even back to the state the page last
     // knew (the server passes on only a machine's last transition of each batch).
-    if (r.to !== live.state || (r.kind === "transition" && r.from !== r.to)) live.since = r.ts;
+    // A parallel chart's region moving is a move too (from and to are the parallel state):
+    // its time in state is the time since its configuration last changed.
+    const regionMoved = Array.isArray(r.configuration) && Array.isArray(live.configuration)
+      && r.configuration.join("\u0000") !== live.configuration.join("\u0000");
+    if (r.to !== live.state || (r.kind === "transition" && r.from !== r.to) || regionMoved) live.since = r.ts;
     live.state = r.to;
     if (Array.isArray(r.configuration)) live.configuration = r.configuration;
     if (r.kind === "transition") live.last_transition = { from: r.from, event: r.event, to: r.to, ts: r.ts };
