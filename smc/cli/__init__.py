@@ -82,9 +82,39 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Options whose value is an age: a negative one (``--older-than -1d``) would otherwise be
+#: taken by argparse for an option, and refused with "expected one argument" instead of
+#: the age's own message.
+AGE_OPTIONS = frozenset({"--older-than", "--since", "--history-retention"})
+
+
+def _attach_negative_ages(argv: Sequence[str]) -> list[str]:
+    """``--since -1d`` as ``--since=-1d``, so that the age is checked (and refused) as an
+    age. Only a value that starts with a dash and a digit is attached: ``--since --db X``
+    stays a missing value."""
+    joined: list[str] = []
+    tokens = iter(argv)
+    for token in tokens:
+        if token == "--":
+            joined.append(token)
+            joined.extend(tokens)
+            break
+        if token in AGE_OPTIONS:
+            following = next(tokens, None)
+            if following is not None and following[:1] == "-" and following[1:2].isdigit():
+                joined.append(f"{token}={following}")
+                continue
+            joined.append(token)
+            if following is not None:
+                joined.append(following)
+            continue
+        joined.append(token)
+    return joined
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_attach_negative_ages(sys.argv[1:] if argv is None else argv))
     try:
         check_database_driver(args)
         result: int = args.handler(args)

@@ -442,9 +442,9 @@ class LiveFeed:
                 # chart's region moving is a move (from and to are the parallel state): its
                 # time in state is the time since its configuration last changed.
                 moved = kind == "machine_started" or record.get("from") != to
-                if moved or (live.state is not None and to != live.state):
-                    live.since = ts
-                elif active is not None and live.configuration not in (None, active):
+                entered = live.state is not None and to != live.state
+                region_moved = active is not None and live.configuration not in (None, active)
+                if moved or entered or region_moved:
                     live.since = ts
                 live.state = to
             if kind == "machine_started":

@@ -222,6 +222,14 @@ def test_ages_take_ascii_digits_and_retention_errors_name_their_source(runner: R
     _finished_job(db, "done")
     arabic = runner.run("history", "prune", "--db", str(db), "--older-than", "١٢", check=False)
     assert arabic.returncode == 2 and "--older-than" in arabic.stderr
+    # A negative age is refused as an age, not taken for an option ("expected one argument").
+    for args in (["history", "prune", "--older-than", "-1d"], ["history", "--since", "-1d"]):
+        negative = runner.run(*args, "--db", str(db), check=False)
+        option = args[-2]
+        assert negative.returncode == 2 and f"{option}: '-1d'" in negative.stderr, negative
+    # A value that is an option stays a missing value: `--db` is not taken for the age.
+    missing = runner.run("history", "--since", "--db", str(db), check=False)
+    assert missing.returncode == 2 and "'--db'" not in missing.stderr
     (runner.cwd / "m.yaml").write_text(
         "initial_state: a\nmetadata: {machine_name: m}\nstates: [a, b]\n"
         "transitions:\n  - {from: a, to: b, event: go}\n"
