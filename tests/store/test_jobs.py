@@ -354,6 +354,11 @@ def test_retry_and_cancel(store: Store) -> None:
     # job (it once was), but as a cancel is, under the job's machine type.
     by_hand = [r for r in store.history(job_id="j") if r.excerpt and "by hand" in r.excerpt]
     assert [(r.kind, r.machine) for r in by_hand] == [("job_retried", "")] * 2
+    # Each says how many attempts came before it: the story's next "attempt 1" is a new run.
+    assert [(r.attempt, r.excerpt) for r in by_hand] == [
+        (0, "retried by hand after 0 attempts; attempts start again at 1"),
+        (1, "retried by hand after 1 attempt; attempts start again at 1"),
+    ]
     store.add_job("t", job_id="typed", machine_type="mt")
     assert store.cancel_job("typed") and store.retry_job("typed")
     [retried] = store.history(job_id="typed", kinds=["job_retried"])

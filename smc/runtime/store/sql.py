@@ -855,6 +855,12 @@ class SqlStore(WorkflowTables):
 
         def retry(connection: Connection) -> bool:
             try:
+                before: int | None = None
+                if self.history_enabled:
+                    # The attempts the job had: its story then says which claims came before
+                    # the retry (the next claim is attempt 1 again).
+                    found = connection.execute(self._sql.job_attempts, params).fetchone()
+                    before = int(found[0]) if found is not None else None
                 rows = connection.execute(self._sql.retry_job, params).fetchall()
                 if rows and self.history_enabled:
                     _, machine_type, trace_id, job_type = rows[0][:4]
@@ -866,8 +872,12 @@ class SqlStore(WorkflowTables):
                         ts=params["now"],
                         event=job_type,
                         job_id=job_id,
+                        attempt=before,
                         trace_id=trace_id,
-                        excerpt_text="retried by hand (attempts reset)",
+                        excerpt_text=(
+                            f"retried by hand after {before} attempt{'' if before == 1 else 's'}"
+                            "; attempts start again at 1"
+                        ),
                     )
                     connection.execute(self._sql.insert_history, entry)
                     self.backend.notify_in(connection, HISTORY_CHANNEL)

@@ -259,6 +259,7 @@ class SqlStatements:
                 RETURNING claimed_by, attempts + 1, trace_id, status, job_type""")
         self.reap = finish(d.reap(self, backoff))
         self.get_job = finish(f"SELECT {jobs} FROM jobs WHERE id = :id")
+        self.job_attempts = finish("SELECT attempts FROM jobs WHERE id = :id")
         #: list_jobs by (status given, job_type given), newest first.
         self.list_jobs = {
             (by_status, by_type): finish(
