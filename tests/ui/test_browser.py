@@ -596,6 +596,39 @@ def test_a_long_job_story_shows_its_start_and_its_outcome_with_the_gap_marked(
     page.locator("#job-status").select_option("")
 
 
+def test_a_trace_is_shown_in_time_order_whatever_order_its_rows_were_committed_in(
+    page: Page, system: System
+) -> None:
+    """A machine stages its transitions until its next write, so another machine's row can
+    have a lower id than an earlier transition (history.md): the trace view is in time order,
+    its first row at +0.000 (it once showed negative offsets and a span too short)."""
+    from ulid import ULID
+
+    from smc.runtime.store import history_entry
+
+    trace = str(ULID())
+    now = time.time()
+    with system.runner.store() as store:
+        # Committed in this order: the late machine's transition, made first, comes last.
+        for offset, kind, machine, event in [
+            (0.5, "event_sent", "sink", "ping"),
+            (0.9, "event_received", "sink", "ping"),
+            (0.2, "event_sent", "source", "pong"),
+        ]:
+            store.stage_history(
+                history_entry(kind, machine, ts=now + offset, event=event, trace_id=trace)
+            )
+        store.flush_history()
+    page.locator("#trace-id").fill(trace)
+    page.locator("#trace-id").press("Enter")
+    rows = page.locator("#trace-view table tbody tr")
+    expect(rows).to_have_count(3, timeout=WAIT_MS)
+    offsets = [float(text) for text in rows.locator("td.mono:first-child").all_inner_texts()]
+    assert offsets == pytest.approx([0.0, 0.3, 0.7], abs=2e-3), offsets
+    expect(rows.first.locator("td.name")).to_have_text("source")
+    expect(page.locator("#trace-view p.hint")).to_contain_text("over 0.7 s")
+
+
 def test_a_killed_worker_shows_dead(page: Page, system: System) -> None:
     row = page.locator("#machine-table tbody tr").filter(
         has=page.get_by_text("simple_worker", exact=True)

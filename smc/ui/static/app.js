@@ -839,10 +839,15 @@ async function showTrace(traceId) {
     return;
   }
   if (data.error) { view.replaceChildren(el("p", "empty", data.error)); return; }
-  const rows = data.rows;
-  if (!rows.length) { view.replaceChildren(el("p", "empty", "Nothing recorded under this trace id.")); return; }
-  const start = rows[0].ts;
-  const span = Math.max(rows[rows.length - 1].ts - start, 0.001);
+  if (!data.rows.length) { view.replaceChildren(el("p", "empty", "Nothing recorded under this trace id.")); return; }
+  // In time order: the store's ids are commit order, and a machine stages its transitions
+  // until its next write, so another machine's rows can have ids between them (history.md).
+  // A cut trace is two halves, each put in order on its own.
+  const inTime = (part) => [...part].sort((a, b) => a.ts - b.ts || a.id - b.id);
+  const half = data.rows.length / 2;
+  const rows = data.cut ? [...inTime(data.rows.slice(0, half)), ...inTime(data.rows.slice(half))] : inTime(data.rows);
+  const start = Math.min(...rows.map((row) => row.ts));
+  const span = Math.max(Math.max(...rows.map((row) => row.ts)) - start, 0.001);
   const lanes = new Map();
   // A row with no machine was written by a command or program (smc jobs add, smc send).
   // A job added by a machine is in the lane of the machine that added it (its source).
@@ -878,7 +883,7 @@ async function showTrace(traceId) {
   });
   table.append(body);
   const counted = data.cut ? `The first and last ${rows.length / 2} of more records` : `${rows.length} records`;
-  view.replaceChildren(el("p", "hint", `${counted} across ${lanes.size} machine(s), over ${duration(span)}`), laneBox, table);
+  view.replaceChildren(el("p", "hint", `${counted} across ${lanes.size} machine(s), over ${duration(span)}, in time order`), laneBox, table);
 }
 
 // ---- the live stream -------------------------------------------------------------------
