@@ -45,7 +45,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from smc.runtime.history import history_ends, history_record
-from smc.runtime.store import Store, StoreError
+from smc.runtime.store import Job, JobRefusedError, Store, StoreError
 from smc.ui.diagrams import DiagramCache, DiagramUnavailable, MachineType
 from smc.ui.feed import LiveFeed
 from smc.ui.security import CSRF_COOKIE, LOOPBACK_HOSTS, Guard, new_csrf_value
@@ -409,6 +409,17 @@ class Monitor:
         return await loop.run_in_executor(None, self.diagrams.get, path)
 
 
+def job_dict(job: Job, *, data: bool) -> dict[str, Any]:
+    """A job as the page gets it: never its claim token (the fencing token a worker's
+    completion must present), and without its data and result (``data=False``: each can be
+    megabytes) for the list and the buttons' answers, which show neither."""
+    item = job.to_dict()
+    del item["claim_token"]
+    if not data:
+        del item["data"], item["result"]
+    return item
+
+
 def machine_death(machine: dict[str, Any]) -> dict[str, Any]:
     """The activity log's entry for a dead machine of the registry (``MachineRow.to_dict``),
     stamped when it was last heard from: the same whether the server's poll saw it die or the
@@ -536,10 +547,12 @@ def create_app(
         if status is not None and status not in JOB_STATUSES:
             return _json({"error": "unknown status"}, 400)
         found = await monitor.db(
-            lambda store: store.list_jobs(status, limit=JOB_LIST_LIMIT, job_type=job_type)
+            lambda store: store.list_jobs(
+                status, limit=JOB_LIST_LIMIT, job_type=job_type, with_data=False
+            )
         )
         counts = await monitor.queue_counts()
-        return _json({"jobs": [job.to_dict() for job in found], "counts": counts})
+        return _json({"jobs": [job_dict(job, data=False) for job in found], "counts": counts})
 
     async def job(request: Request) -> Response:
         job_id = request.path_params["job_id"]
@@ -555,23 +568,32 @@ def create_app(
         found, rows, cut = await monitor.db(read)
         if found is None:
             return _json({"error": "unknown job"}, 404)
-        return _json({"job": found.to_dict(), "history": rows, "cut": cut})
+        data = request.query_params.get("data") != "0"
+        return _json({"job": job_dict(found, data=data), "history": rows, "cut": cut})
 
     async def job_action(request: Request) -> Response:
         job_id = request.path_params["job_id"]
         action = request.path_params["action"]
-        if action == "retry":
-            done = await monitor.db_write(lambda store: monitor.moved_job(store.retry_job(job_id)))
-            refusal = "only a failed or cancelled job can be retried"
-        elif action == "cancel":
-            done = await monitor.db_write(lambda store: monitor.moved_job(store.cancel_job(job_id)))
-            refusal = "only a pending job can be cancelled"
-        else:
-            return _json({"error": "unknown action"}, 404)
+        try:
+            if action == "retry":
+                done = await monitor.db_write(
+                    lambda store: monitor.moved_job(store.retry_job(job_id))
+                )
+                refusal = "only a failed or cancelled job can be retried"
+            elif action == "cancel":
+                done = await monitor.db_write(
+                    lambda store: monitor.moved_job(store.cancel_job(job_id))
+                )
+                refusal = "only a pending job can be cancelled"
+            else:
+                return _json({"error": "unknown action"}, 404)
+        except JobRefusedError as error:
+            # A rule of the queue, not a database that cannot be used (503).
+            done, refusal = False, str(error)
         found = await monitor.db(lambda store: store.get_job(job_id))
         if found is None:
             return _json({"error": "unknown job"}, 404)
-        body = {"ok": done, "job": found.to_dict()}
+        body = {"ok": done, "job": job_dict(found, data=False)}
         if not done:
             body["error"] = refusal
         return _json(body, 200 if done else 409)

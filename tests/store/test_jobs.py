@@ -20,6 +20,7 @@ from smc.runtime.store import (
     Backoff,
     DuplicateJobError,
     Job,
+    JobRefusedError,
     Store,
     open_store,
 )
@@ -363,6 +364,58 @@ def test_retry_and_cancel(store: Store) -> None:
     assert store.cancel_job("typed") and store.retry_job("typed")
     [retried] = store.history(job_id="typed", kinds=["job_retried"])
     assert retried.machine == "mt"
+
+
+def test_a_retry_by_hand_clears_the_last_runs_worker_start_error_and_result(
+    store: Store,
+) -> None:
+    """A pending job once showed the worker, start time and error of the run before its
+    retry (and kept the error once it completed); its story keeps them."""
+    store.add_job("t", job_id="j", max_attempts=1)
+    claimed = store.claim_job("w1")
+    assert claimed is not None
+    assert store.fail_job("j", "broke", claim_token=claimed.claim_token)
+    failed = store.get_job("j")
+    assert failed is not None and (failed.claimed_by, failed.last_error) == ("w1", "broke")
+    assert failed.started_at is not None
+    assert store.retry_job("j")
+    again = store.get_job("j")
+    assert again is not None and again.status == "pending"
+    assert (again.claimed_by, again.started_at, again.last_error, again.result_json) == (
+        None,
+        None,
+        None,
+        None,
+    )
+
+
+def test_a_retry_that_another_jobs_dedupe_key_blocks_is_a_refusal(store: Store) -> None:
+    """Not a database that cannot be used (the web monitor answered 503 for it): the
+    queue's rule, ``JobRefusedError`` (a 409 there)."""
+    store.add_job("t", job_id="a", dedupe_key="k")
+    assert store.cancel_job("a")
+    store.add_job("t", job_id="b", dedupe_key="k")
+    with pytest.raises(JobRefusedError, match="dedupe key"):
+        store.retry_job("a")
+    job = store.get_job("a")
+    assert job is not None and job.status == "cancelled"
+
+
+def test_a_list_without_data_reads_neither_data_nor_result(store: Store) -> None:
+    store.add_job("t", {"big": "x" * 100_000}, job_id="a")
+    claimed = store.claim_job("w")
+    assert claimed is not None
+    store.complete_job("a", claim_token=claimed.claim_token, result={"out": 1})
+    store.add_job("t", {"n": 2}, job_id="b")
+    [_, full_a] = store.list_jobs()
+    assert full_a.data == {"big": "x" * 100_000} and full_a.result == {"out": 1}
+    listed = store.list_jobs(with_data=False)
+    assert [(j.id, j.status, j.data, j.result) for j in listed] == [
+        ("b", "pending", None, None),
+        ("a", "completed", None, None),
+    ]
+    only = store.list_jobs("completed", job_type="t", with_data=False)
+    assert [(j.id, j.claimed_by, j.attempts) for j in only] == [("a", "w", 1)]
 
 
 def test_counts_lists_and_statuses(store: Store) -> None:

@@ -212,3 +212,39 @@ def test_a_version_2_sqlite_database_gains_the_workflow_tables(tmp_path: Path) -
         assert store.create_workflow_run("r", "w", "t", {}, ["a"], "PENDING")
     with contextlib.closing(sqlite3.connect(path)) as connection:
         assert connection.execute("SELECT version FROM schema_version").fetchall() == [(3,)]
+
+
+def test_a_workflow_tasks_job_is_not_retried_by_hand(store_url: str) -> None:
+    """Its run's scheduler follows the job: retried as a queue job, it ran a second time
+    while the workflow still said FAILED (a reviewer did, from the web monitor's button).
+    Its retries are the workflow's; the refusal says so and changes nothing."""
+    import pytest
+
+    from smc.runtime.store import JobRefusedError
+
+    _create(store_url)
+    with open_store(store_url) as store:
+        token = store.take_workflow_run("r1", stale_after=30)
+        assert token is not None
+        store.add_job("build", job_id="r1.build.1", max_attempts=1)
+        assert store.update_workflow_task(
+            "r1",
+            "build",
+            token,
+            from_state="PENDING",
+            from_attempt=0,
+            state="RUNNING",
+            attempt=1,
+            event="to_running",
+            job_id="r1.build.1",
+        )
+        claimed = store.claim_job("w")
+        assert claimed is not None and claimed.id == "r1.build.1"
+        assert store.fail_job(claimed.id, "broke", claim_token=claimed.claim_token)
+        with pytest.raises(JobRefusedError, match="workflow run 'r1'"):
+            store.retry_job("r1.build.1")
+        job = store.get_job("r1.build.1")
+        assert job is not None and (job.status, job.attempts) == ("failed", 1)
+        # A job of no workflow is retried as before.
+        store.add_job("build", job_id="plain", max_attempts=1)
+        assert store.cancel_job("plain") and store.retry_job("plain")

@@ -191,6 +191,17 @@ def test_retry_needs_the_csrf_header_matching_the_cookie(client: TestClient, dat
     again = client.post(f"/api/jobs/{job.id}/cancel", headers={"x-smc-csrf": token})
     assert again.status_code == 409 and again.json()["ok"] is False
     assert client.get(f"/api/jobs/{job.id}/cancel").status_code in (404, 405)
+    # A retry the queue's rules refuse is a 409 in words too, not a 503 ("the database: …"):
+    # another pending job holds its dedupe key.
+    with open_store(database) as store:
+        store.add_job("check", job_id="held", dedupe_key="k")
+        assert store.cancel_job("held")
+        store.add_job("check", job_id="holder", dedupe_key="k")
+    refused = client.post("/api/jobs/held/retry", headers={"x-smc-csrf": token})
+    assert refused.status_code == 409, refused.text
+    assert (
+        "dedupe key" in refused.json()["error"] and refused.json()["job"]["status"] == "cancelled"
+    )
 
 
 def test_a_write_waiting_for_a_locked_database_blocks_no_read_and_fails_in_words(
@@ -277,21 +288,46 @@ def test_the_page_has_no_inline_script_and_its_assets_ship_in_the_package(
 # --- the API --------------------------------------------------------------------------------
 
 
+def test_the_job_list_leaves_out_data_results_and_claim_tokens(
+    client: TestClient, database: str
+) -> None:
+    """The table shows neither a job's data nor its result, which can be megabytes each (200
+    jobs of 3 MB once made one read of 123 MB); its detail has the data, and leaves it out
+    when the page already has it (``?data=0``). No answer carries a claim token, the fencing
+    token a worker's completion presents."""
+    big = {"blob": "x" * 3_000_000}
+    with open_store(database) as store:
+        for n in range(3):
+            store.add_job("big", big, job_id=f"big{n}")
+        claimed = store.claim_job("w")
+        assert claimed is not None and claimed.claim_token
+    listed = client.get("/api/jobs")
+    assert len(listed.content) < 10_000, len(listed.content)
+    jobs = listed.json()["jobs"]
+    assert len(jobs) == 3 and {job["status"] for job in jobs} == {"pending", "processing"}
+    assert not any({"data", "result", "claim_token"} & set(job) for job in jobs), jobs
+    detail = client.get(f"/api/jobs/{claimed.id}").json()["job"]
+    assert detail["data"] == big and "claim_token" not in detail
+    again = client.get(f"/api/jobs/{claimed.id}?data=0").json()["job"]
+    assert "data" not in again and again["status"] == "processing"
+    assert claimed.claim_token not in listed.text + client.get(f"/api/jobs/{claimed.id}").text
+
+
 def test_jobs_filter_by_status_and_type(client: TestClient, database: str) -> None:
     with open_store(database) as store:
-        store.add_job("a", {"n": 1})
-        store.add_job("b", {"n": 2})
-        store.add_job("b", {"n": 3})
+        store.add_job("a", {"n": 1}, job_id="a1")
+        store.add_job("b", {"n": 2}, job_id="b2")
+        store.add_job("b", {"n": 3}, job_id="b3")
     assert len(client.get("/api/jobs").json()["jobs"]) == 3
     only_b = client.get("/api/jobs?type=b").json()["jobs"]
-    assert sorted(job["data"]["n"] for job in only_b) == [2, 3]
+    assert sorted(job["id"] for job in only_b) == ["b2", "b3"]
     # A page of one type: the filter is the store's query (tests/store/test_jobs.py), so a
     # job of the type is found behind any number of newer jobs of other types.
     with open_store(database) as store:
-        store.add_job("c", {"n": 4})
+        store.add_job("c", {"n": 4}, job_id="c4")
         for n in range(JOB_LIST_LIMIT + 5):
             store.add_job("a", {"n": n})
-    assert [job["data"] for job in client.get("/api/jobs?type=c").json()["jobs"]] == [{"n": 4}]
+    assert [job["id"] for job in client.get("/api/jobs?type=c").json()["jobs"]] == ["c4"]
     assert len(client.get("/api/jobs?type=a").json()["jobs"]) == JOB_LIST_LIMIT
     assert client.get("/api/jobs?status=failed").json()["jobs"] == []
     assert client.get("/api/jobs?status=nonsense").status_code == 400

@@ -352,6 +352,63 @@ def test_the_job_list_is_read_one_request_at_a_time_and_paused_by_what_it_costs(
         assert next_start - end >= 4 * (end - start) - 50, reads  # paused by its cost
 
 
+def test_the_job_list_holds_still_under_the_pointer_and_finds_any_type_or_id(
+    page: Page, system: System
+) -> None:
+    """Rows moved under the pointer: a click aimed at one job's Cancel landed on a newer
+    job's (a reviewer, six times in six). While the pointer is on the table the list waits,
+    and says so; it moves on once the pointer leaves. The type box takes any type, one the
+    list never showed included, and a job opens by its id."""
+    with system.runner.store() as store:
+        for n in range(3):
+            store.add_job("held-list", job_id=f"held-{n}")
+    page.locator("#job-type").fill("held-list")
+    page.locator("#job-type").press("Enter")
+    rows = page.locator("#job-table tbody tr")
+    expect(rows).to_have_count(3, timeout=WAIT_MS)
+    aimed = rows.nth(1)
+    expect(aimed).to_have_attribute("data-job", "held-1")
+    aimed.locator("button[data-action=cancel]").hover()
+    with system.runner.store() as store:
+        store.add_job("held-list", job_id="held-new")
+    expect(page.locator("#jobs-held")).to_be_visible(timeout=WAIT_MS)
+    expect(rows.nth(1)).to_have_attribute("data-job", "held-1")  # still under the pointer
+    page.mouse.click(*_centre(aimed.locator("button[data-action=cancel]")))
+    with system.runner.store() as store:
+        wait_until(
+            lambda: (job := store.get_job("held-1")) is not None and job.status == "cancelled",
+            10,
+            "the aimed job was not cancelled",
+        )
+        assert [j.id for j in store.list_jobs("cancelled", job_type="held-list")] == ["held-1"]
+    page.mouse.move(5, 5)  # off the table: the list moves on
+    expect(rows.first).to_have_attribute("data-job", "held-new", timeout=WAIT_MS)
+    expect(page.locator("#jobs-held")).to_be_hidden()
+    # A type no list ever showed (behind hundreds of newer jobs, say) is found by typing it.
+    with system.runner.store() as store:
+        store.add_job("rarely-seen", job_id="rare-1")
+    page.locator("#job-type").fill("rarely-seen")
+    page.locator("#job-type").press("Enter")
+    expect(rows).to_have_count(1, timeout=WAIT_MS)
+    expect(rows.first).to_have_attribute("data-job", "rare-1")
+    page.locator("#job-type").fill("")
+    page.locator("#job-type").press("Enter")
+    # A job opens by its id, whatever the list shows.
+    page.locator("#job-id").fill("held-0")
+    page.locator("#job-id").press("Enter")
+    expect(page.locator("#job-detail h3").first).to_contain_text("held-0", timeout=WAIT_MS)
+    page.locator("#job-detail button", has_text="Close").click()
+    with system.runner.store() as store:
+        for job_id in ("held-0", "held-2", "held-new", "rare-1"):
+            store.cancel_job(job_id)
+
+
+def _centre(locator: Locator) -> tuple[float, float]:
+    box = locator.bounding_box()
+    assert box is not None
+    return box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+
+
 @pytest.mark.parametrize(
     ("zone", "shown"),
     [

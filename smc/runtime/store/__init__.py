@@ -26,7 +26,12 @@ from smc.runtime.store.base import (
     OutgoingEvent,
     Store,
 )
-from smc.runtime.store.errors import DuplicateJobError, NoDatabaseError, StoreError
+from smc.runtime.store.errors import (
+    DuplicateJobError,
+    JobRefusedError,
+    NoDatabaseError,
+    StoreError,
+)
 from smc.runtime.store.postgres import PostgresStore
 from smc.runtime.store.rows import (
     ERROR_EXCERPT_KINDS,
@@ -198,6 +203,7 @@ __all__ = [
     "HistoryLine",
     "HistoryRow",
     "Job",
+    "JobRefusedError",
     "LoopWaker",
     "MachineRow",
     "MissingDriverError",

@@ -211,9 +211,16 @@ class Store(WorkflowStore, Protocol):
         ...
 
     def list_jobs(
-        self, status: str | None = None, limit: int = 100, job_type: str | None = None
+        self,
+        status: str | None = None,
+        limit: int = 100,
+        job_type: str | None = None,
+        *,
+        with_data: bool = True,
     ) -> list[Job]:
-        """Jobs, newest first; only those of ``status`` and of ``job_type`` when given."""
+        """Jobs, newest first; only those of ``status`` and of ``job_type`` when given.
+        ``with_data=False`` leaves each job's data and result unread (``null`` and None):
+        a list to show, where they can be megabytes each."""
         ...
 
     def list_pending(
@@ -227,7 +234,10 @@ class Store(WorkflowStore, Protocol):
         ...
 
     def retry_job(self, job_id: str) -> bool:
-        """failed/cancelled → pending now, attempts reset; False when not in those states."""
+        """failed/cancelled → pending now, attempts reset, and the last run's worker, start,
+        error and result cleared (its story keeps them); False when not in those states.
+        Raises :class:`JobRefusedError` for a workflow task's job (its retries are the
+        workflow's) or when another pending job holds its dedupe key."""
         ...
 
     def cancel_job(self, job_id: str) -> bool:

@@ -15,9 +15,15 @@ class DuplicateJobError(StoreError):
     """``add_job`` was given an id that already exists."""
 
 
+class JobRefusedError(StoreError):
+    """A change to a job that would break one of the queue's rules: a retry whose dedupe key
+    another pending job holds, or of a workflow task's job (its retries are the workflow's).
+    The database is fine; the web monitor answers 409, not 503."""
+
+
 class NoDatabaseError(StoreError):
     """A store opened with ``create=False`` names no database: no SQLite file there, no smc
     tables in the PostgreSQL schema (a mistyped ``--db``)."""
 
 
-__all__ = ["DuplicateJobError", "NoDatabaseError", "StoreError"]
+__all__ = ["DuplicateJobError", "JobRefusedError", "NoDatabaseError", "StoreError"]

@@ -41,7 +41,7 @@ from smc.runtime.store.base import (
     Backoff,
     OutgoingEvent,
 )
-from smc.runtime.store.errors import DuplicateJobError, StoreError
+from smc.runtime.store.errors import DuplicateJobError, JobRefusedError, StoreError
 from smc.runtime.store.rows import (
     EVENT_STATUSES,
     HISTORY_FIELDS,
@@ -824,9 +824,14 @@ class SqlStore(WorkflowTables):
         return None if row is None else job_from_row(row)
 
     def list_jobs(
-        self, status: str | None = None, limit: int = 100, job_type: str | None = None
+        self,
+        status: str | None = None,
+        limit: int = 100,
+        job_type: str | None = None,
+        *,
+        with_data: bool = True,
     ) -> list[Job]:
-        sql = self._sql.list_jobs[status is not None, job_type is not None]
+        sql = self._sql.list_jobs[status is not None, job_type is not None, with_data]
         params = {"status": status, "job_type": job_type, "limit": limit}
         rows = self._fetchall("read", sql, params)
         return [job_from_row(row) for row in rows]
@@ -854,6 +859,15 @@ class SqlStore(WorkflowTables):
         }
 
         def retry(connection: Connection) -> bool:
+            task = connection.execute(self._sql.workflow_task_of_job, params).fetchone()
+            if task is not None:
+                # Its run's scheduler follows this job: run again outside it, it would be
+                # done twice while the workflow still says FAILED (a reviewer did).
+                raise JobRefusedError(
+                    f"job {job_id!r} is attempt {task[2]} of task {task[1]!r} of workflow run "
+                    f"{task[0]!r}: its retries are the workflow's (the task's retry policy), "
+                    "not the queue's"
+                )
             try:
                 before: int | None = None
                 if self.history_enabled:
@@ -883,7 +897,7 @@ class SqlStore(WorkflowTables):
                     self.backend.notify_in(connection, HISTORY_CHANNEL)
                 return bool(rows)
             except self.backend.unique_violation:
-                raise StoreError(
+                raise JobRefusedError(
                     f"cannot retry job {job_id!r} in {self.location}: another pending job holds "
                     "its dedupe key"
                 ) from None

@@ -14,6 +14,9 @@ const S = {
   activity: [],
   jobTypes: new Set(),
   selectedJob: null,
+  shownJob: null, // {id, dataText} of the job whose detail is open
+  heldJobRows: null, // a list read while the reader points at the table, shown once they leave
+  jobsForced: false, // the next list read answers the reader's own act: shown at once
   dirty: new Set(),
   frame: 0,
   offset: 0, // server clock minus ours
@@ -615,6 +618,13 @@ function refreshJobsSoon() {
   jobsTimer = setTimeout(() => { jobsTimer = 0; refreshJobs(); }, Math.max(300, 4 * jobsCost));
 }
 
+// The reader's own act (a filter, Refresh, a button): its list is shown even while they
+// point at the table.
+function refreshJobsNow() {
+  S.jobsForced = true;
+  return refreshJobs();
+}
+
 function refreshJobs() {
   if (jobsLoad) { jobsAgain = true; return jobsLoad; }
   if (jobsTimer) { clearTimeout(jobsTimer); jobsTimer = 0; }
@@ -636,9 +646,11 @@ function refreshJobs() {
 async function fetchJobs() {
   const params = new URLSearchParams();
   const status = $("job-status").value;
-  const type = $("job-type").value;
+  const type = $("job-type").value.trim();
   if (status) params.set("status", status);
   if (type) params.set("type", type);
+  const forced = S.jobsForced;
+  S.jobsForced = false;
   let data;
   try {
     data = await getJSON(`/api/jobs?${params}`);
@@ -650,10 +662,11 @@ async function fetchJobs() {
   const rows = [];
   for (const job of data.jobs) {
     if (!S.jobTypes.has(job.job_type)) {
+      // Suggestions for the type box, which takes any type (a rare one never listed too).
       S.jobTypes.add(job.job_type);
-      const option = el("option", null, job.job_type);
+      const option = el("option");
       option.value = job.job_type;
-      $("job-type").append(option);
+      $("job-types").append(option);
     }
     const tr = el("tr");
     tr.setAttribute("data-job", job.id);
@@ -679,9 +692,34 @@ async function fetchJobs() {
     );
     rows.push(tr);
   }
+  if (!forced && jobTableHeld()) {
+    // Rows moved under the pointer: a click aimed at one job's button landed on another's
+    // (a reviewer's cancels hit a newer job six times in six). The list waits until the
+    // reader leaves it.
+    S.heldJobRows = rows;
+    const held = $("jobs-held");
+    held.textContent = "The list waits while you point at it; it moves on when you leave it.";
+    held.hidden = false;
+  } else {
+    showJobRows(rows);
+  }
+  if (S.selectedJob) showJob(S.selectedJob, true);
+}
+
+function jobTableHeld() {
+  const table = $("job-table");
+  return table.matches(":hover") || table.contains(document.activeElement);
+}
+
+function showJobRows(rows) {
+  S.heldJobRows = null;
+  $("jobs-held").hidden = true;
   $("job-table").tBodies[0].replaceChildren(...rows);
   $("jobs-empty").hidden = rows.length > 0;
-  if (S.selectedJob) showJob(S.selectedJob, true);
+}
+
+function releaseJobRows() {
+  if (S.heldJobRows && !jobTableHeld()) showJobRows(S.heldJobRows);
 }
 
 function actionButton(jobId, action, label, style) {
@@ -693,21 +731,27 @@ function actionButton(jobId, action, label, style) {
     const { ok, body } = await post(`/api/jobs/${encodeURIComponent(jobId)}/${action}`);
     if (ok) toast(`${label}: job ${jobId} is ${body.job.status} now`);
     else toast(body.error || `${label} failed`, true);
-    refreshJobs();
+    refreshJobsNow();
   });
   return button;
 }
 
 async function showJob(jobId, quiet) {
   S.selectedJob = jobId;
+  // A job's data never changes: a refresh of the open job (at each list read) leaves it out
+  // and keeps the text already shown (it can be megabytes).
+  const again = quiet && S.shownJob && S.shownJob.id === jobId;
   let data;
   try {
-    data = await getJSON(`/api/jobs/${encodeURIComponent(jobId)}`);
+    data = await getJSON(`/api/jobs/${encodeURIComponent(jobId)}${again ? "?data=0" : ""}`);
   } catch (error) {
-    if (!quiet) toast(String(error), true);
+    if (!quiet) toast(/HTTP 404$/.test(String(error)) ? `No job has the id ${jobId}.` : String(error), true);
     return;
   }
+  if (S.selectedJob !== jobId) return; // another job was opened meanwhile
   const job = data.job;
+  const dataText = again ? S.shownJob.dataText : JSON.stringify(job.data, null, 2);
+  S.shownJob = { id: jobId, dataText };
   const box = $("job-detail");
   const fields = el("dl");
   const add = (k, v) => fields.append(el("dt", null, k), el("dd", null, v ?? "–"));
@@ -721,8 +765,8 @@ async function showJob(jobId, quiet) {
   if (job.last_error) add("last error", el("span", "error-text", job.last_error));
   const close = el("button", "ghost", "Close");
   close.type = "button";
-  close.addEventListener("click", () => { S.selectedJob = null; box.hidden = true; });
-  const parts = [el("h3", null, `Job ${job.id} `, close), fields, el("pre", "data", JSON.stringify(job.data, null, 2))];
+  close.addEventListener("click", () => { S.selectedJob = null; S.shownJob = null; box.hidden = true; });
+  const parts = [el("h3", null, `Job ${job.id} `, close), fields, el("pre", "data", dataText)];
   if (data.history === null) {
     parts.push(el("p", "empty", "This database keeps no history yet: the job's story is its fields above."));
   } else {
@@ -923,9 +967,16 @@ function connect() {
 }
 
 document.addEventListener("DOMContentLoaded", () => {
-  $("job-status").addEventListener("change", refreshJobs);
-  $("job-type").addEventListener("change", refreshJobs);
-  $("job-refresh").addEventListener("click", refreshJobs);
+  $("job-status").addEventListener("change", refreshJobsNow);
+  $("job-type").addEventListener("change", refreshJobsNow);
+  $("job-refresh").addEventListener("click", refreshJobsNow);
+  $("job-table").addEventListener("mouseleave", () => setTimeout(releaseJobRows, 0));
+  $("job-table").addEventListener("focusout", () => setTimeout(releaseJobRows, 0));
+  $("job-open").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const jobId = $("job-id").value.trim();
+    if (jobId) showJob(jobId);
+  });
   $("trace-form").addEventListener("submit", (event) => {
     event.preventDefault();
     showTrace($("trace-id").value.trim());
