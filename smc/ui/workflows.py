@@ -30,6 +30,10 @@ from smc.workflow.model import Workflow
 TASK_STATES = tuple(STATE_COLOURS)
 #: Runs listed (newest first).
 RUN_LIST_LIMIT = 100
+#: A running run's scheduler not heard from for longer (it beats every 2 s; another takes
+#: the run over after 30 s) is shown as silent: killed, most likely, so the run moves only
+#: once one is started again (a cancel request included).
+SCHEDULER_SILENT_SECONDS = 10.0
 
 
 def run_summary(run: WorkflowRun, tasks: list[WorkflowTask]) -> dict[str, Any]:
@@ -44,6 +48,11 @@ def run_summary(run: WorkflowRun, tasks: list[WorkflowTask]) -> dict[str, Any]:
         "scheduler_host": run.scheduler_host,
         "scheduler_pid": run.scheduler_pid,
         "heartbeat_age": run.heartbeat_age,
+        "scheduler_silent": run.status == "running"
+        and (
+            run.scheduler_pid is None
+            or (run.heartbeat_age is not None and run.heartbeat_age > SCHEDULER_SILENT_SECONDS)
+        ),
         "created_at": run.created_at,
         "updated_at": run.updated_at,
         "finished_at": run.finished_at,

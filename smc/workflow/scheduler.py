@@ -197,6 +197,8 @@ class Scheduler:
                 self._cancel_all("the run was cancelled")
                 return self._finish("cancelled")
         progressed = self._follow_running()
+        if self._last_cancel_check == float("-inf"):
+            return None  # the run was cancelled: queue nothing more, cancel at the next step
         progressed |= self._retry_failed()
         progressed |= self._start_ready()
         if all(self._finished(task) for task in self._tasks.values()):
@@ -293,6 +295,12 @@ class Scheduler:
                 self._move(task, Event.TO_COMPLETED, result=result)
                 self.tracer.end_attempt(task.name, "COMPLETED")
                 self._checkpoint(task)
+                progressed = True
+            elif status == "cancelled" and self._cancelled_by_user():
+                # Cancelled with the run (``cancel_workflow_run`` cancels queued jobs itself):
+                # no failure of the task, which would queue its retry. The cancel check runs
+                # at the next step and cancels every unfinished task.
+                self._last_cancel_check = float("-inf")
                 progressed = True
             elif status in ("failed", "cancelled") or status is None:
                 job = self.store.get_job(task.job_id or "")

@@ -117,8 +117,9 @@ def test_sigterm_lets_go_of_the_run_and_a_resume_uses_the_stored_definition(
     assert resumed.returncode == 1  # cancelled
     assert resumed.stdout.splitlines() == ["a: CANCELLED"]
     assert "resuming it with the definition it started with" in resumed.stderr
-    # The run's story: two schedulers, the first let go (SIGTERM), the cancel request, the
-    # task's two moves, the finish; the ledger is the task's moves.
+    # The run's story: two schedulers, the first let go (SIGTERM), the cancel request and
+    # with it the queued job's cancel (no scheduler held the run: a worker once ran the job
+    # after the cancel), the task's two moves, the finish; the ledger is the task's moves.
     status = run_smc(
         "workflow", "status", "s1", "--history", "--format", "json", "--db", db, cwd=tmp_path
     )
@@ -129,8 +130,8 @@ def test_sigterm_lets_go_of_the_run_and_a_resume_uses_the_stored_definition(
         ("transition", "w/a"),
         ("workflow_stopped", "w"),
         ("workflow_cancel_requested", "w"),
-        ("workflow_started", "w"),
         ("job_cancelled", ""),
+        ("workflow_started", "w"),
         ("transition", "w/a"),
         ("workflow_finished", "w"),
     ]

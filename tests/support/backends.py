@@ -40,6 +40,8 @@ _TIME_COLUMNS = {
     "jobs": ("run_after", "lease_expires_at", "created_at", "started_at", "finished_at"),
     "machine_events": ("lease_expires_at", "created_at", "processed_at"),
     "machine_state": ("started_at", "heartbeat_at", "updated_at"),
+    "workflow_runs": ("heartbeat_at", "created_at", "updated_at", "finished_at"),
+    "workflow_tasks": ("updated_at",),
 }
 
 

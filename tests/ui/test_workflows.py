@@ -15,7 +15,9 @@ from smc.runtime.store import Store, open_store
 from smc.ui.app import create_app
 from smc.ui.diagrams import ALLOWED_ATTRIBUTES, ALLOWED_ELEMENTS, SVG_NS
 from smc.ui.security import CSRF_COOKIE
+from smc.ui.workflows import SCHEDULER_SILENT_SECONDS
 from smc.workflow.diagram import STATE_COLOURS
+from tests.support.backends import age_rows
 from tests.ui.test_app import HTML_NAMES
 
 #: Task names no workflow file may hold (the schema wants identifiers), but a stored
@@ -105,6 +107,21 @@ def test_the_run_list_counts_tasks_by_state_and_names_the_scheduler(
         assert run["status"] == "failed" and run["finished_at"] is not None
         assert run["counts"] == {"COMPLETED": 2, "FAILED": 1, "SKIPPED": 1}
         assert run["scheduler_pid"] is None
+
+
+def test_a_running_runs_silent_scheduler_is_said_to_be_silent(
+    client: TestClient, database: str
+) -> None:
+    """A run whose scheduler was killed showed "pid N on HOST" as if it ran, and a cancel
+    request then seemed to do nothing. Not heard from for 10 s, it is marked silent."""
+    _make_run(database, "quiet")
+    [run] = client.get("/api/workflows").json()["runs"]
+    assert run["scheduler_silent"] is False
+    with open_store(database) as store:
+        age_rows(store, SCHEDULER_SILENT_SECONDS + 5)
+    [run] = client.get("/api/workflows").json()["runs"]
+    assert run["scheduler_silent"] is True and run["scheduler_pid"] is not None
+    assert client.get("/api/workflows/quiet?svg=0").json()["run"]["scheduler_silent"] is True
 
 
 def test_a_run_has_its_tasks_and_its_dag_with_every_node_marked_by_task_name(

@@ -219,6 +219,36 @@ def test_fail_fast_cancels_every_unfinished_task(store: Store, db: Path, tmp_pat
     assert "run1.after.1" not in worker.ran
 
 
+def test_a_cancel_request_cancels_the_queued_jobs_and_the_scheduler_retries_none(
+    store: Store, db: Path, tmp_path: Path
+) -> None:
+    """``cancel_workflow_run`` cancels the run's queued jobs itself (with its scheduler
+    dead, a worker once ran them after the cancel). The live scheduler that then finds its
+    task's job cancelled must not take it for a failure: that queued the task's next
+    attempt, a job nobody wanted."""
+    workflow = _workflow({"a": {"job_type": "x", "retry": {"max_attempts": 3, "backoff": "10ms"}}})
+    scheduler = _scheduler(store, workflow, tmp_path)
+
+    def cancel_once_queued() -> None:
+        with open_store(str(db)) as other:
+            deadline = time.monotonic() + 10
+            while other.get_job("run1.a.1") is None:
+                assert time.monotonic() < deadline
+                time.sleep(0.005)
+            assert other.cancel_workflow_run("run1")
+            job = other.get_job("run1.a.1")
+            assert job is not None and job.status == "cancelled"  # at once, by the request
+
+    canceller = threading.Thread(target=cancel_once_queued)
+    canceller.start()
+    outcome = scheduler.run()
+    canceller.join(10)
+    assert outcome.status == "cancelled" and outcome.states == {"a": "CANCELLED"}
+    assert store.get_job("run1.a.2") is None
+    [task] = store.list_workflow_tasks("run1")
+    assert (task.attempt, task.last_error) == (1, "the run was cancelled")
+
+
 def test_continue_runs_dependents_of_a_failed_task(store: Store, db: Path, tmp_path: Path) -> None:
     workflow = _workflow(
         {"broken": {"job_type": "x"}, "after": {"job_type": "x", "needs": ["broken"]}},

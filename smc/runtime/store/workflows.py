@@ -23,7 +23,7 @@ import os
 import socket
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from smc.runtime.clock import Clock
 from smc.runtime.store.backend import Backend, Connection
@@ -283,6 +283,10 @@ class WorkflowTables:
         values["now"] = self.clock.time()
         return values
 
+    if TYPE_CHECKING:  # SqlStore's own (a definition here would be found first)
+
+        def cancel_job(self, job_id: str) -> bool: ...
+
     def _run_write(
         self,
         sql: str,
@@ -461,7 +465,16 @@ class WorkflowTables:
 
     def cancel_workflow_run(self, run_id: str) -> bool:
         params = self._params(run_id=run_id)
-        return self._run_write(self._wf.cancel_run, params, "workflow_cancel_requested")
+        requested = self._run_write(self._wf.cancel_run, params, "workflow_cancel_requested")
+        if requested:
+            # The queued jobs go at once, whether or not a scheduler holds the run: with its
+            # scheduler gone, a worker once ran the run's queued job after the cancel. A live
+            # scheduler finds them cancelled and ends the run `cancelled` all the same (a
+            # job a worker holds runs out, as under its own cancel).
+            for task in self.list_workflow_tasks(run_id):
+                if task.job_id is not None and task.state == "RUNNING":
+                    self.cancel_job(task.job_id)
+        return requested
 
     def _prune_workflow_runs(self, connection: Connection, params: dict[str, Any]) -> int:
         """Inside the prune's transaction: delete the runs finished longer ago than

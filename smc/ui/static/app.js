@@ -1034,6 +1034,15 @@ function workflowKey(shown) {
   return JSON.stringify(shown, (name, value) => (name === "heartbeat_age" ? undefined : value));
 }
 
+// Who runs it: a running run whose scheduler is silent (killed, most likely) moves only
+// once `smc workflow run FILE --run-id RUN` is started again.
+function schedulerText(run) {
+  const held = run.scheduler_pid !== null && run.scheduler_pid !== undefined
+    ? `pid ${run.scheduler_pid} on ${run.scheduler_host ?? "?"}` : null;
+  if (!run.scheduler_silent) return held ?? "–";
+  return `${held ? held + ", not heard from" : "no scheduler"}: resume with smc workflow run FILE --run-id ${run.run_id}`;
+}
+
 function renderWorkflowRuns(runs) {
   // As the run's detail: rebuilt only when something changed (a click is never lost).
   const key = workflowKey([runs, WF.selected, WF.states, WF.colours]);
@@ -1055,8 +1064,8 @@ function renderWorkflowRuns(runs) {
     }
     const status = el("td", null, badge(run.status, run.status));
     if (run.cancel_requested && run.status === "running") status.append(" ", badge("cancelling", "pending"));
-    const scheduler = run.scheduler_pid !== null && run.scheduler_pid !== undefined
-      ? `pid ${run.scheduler_pid} on ${run.scheduler_host ?? "?"}` : "–";
+    const scheduler = el("td", null, schedulerText(run));
+    if (run.scheduler_silent) scheduler.classList.add("error-text");
     tr.append(
       el("td", "name", run.workflow),
       el("td", "mono", open),
@@ -1064,7 +1073,7 @@ function renderWorkflowRuns(runs) {
       el("td", null, dateTime(run.created_at)),
       el("td", null, dateTime(run.finished_at)),
       counts,
-      el("td", null, scheduler),
+      scheduler,
     );
     rows.push(tr);
   }
@@ -1136,7 +1145,8 @@ async function showWorkflowRun(runId) {
     cancel.addEventListener("click", async () => {
       cancel.disabled = true;
       const { ok, body } = await post(`/api/workflows/${encodeURIComponent(run.run_id)}/cancel`);
-      if (ok) toast(`Cancel requested: run ${run.run_id}'s scheduler cancels it`);
+      if (ok && body.run.scheduler_silent) toast(`Cancel requested: run ${run.run_id}'s queued jobs are cancelled; no scheduler is running it, so it ends once one resumes it`);
+      else if (ok) toast(`Cancel requested: run ${run.run_id}'s queued jobs are cancelled and its scheduler ends it`);
       else toast(body.error || "Cancel failed", true);
       refreshWorkflowsNow();
     });
@@ -1151,8 +1161,9 @@ async function showWorkflowRun(runId) {
   if (run.cancel_requested) add("cancel", "requested");
   add("started", dateTime(run.created_at));
   add("finished", dateTime(run.finished_at));
-  add("scheduler", run.scheduler_pid !== null && run.scheduler_pid !== undefined
-    ? `pid ${run.scheduler_pid} on ${run.scheduler_host ?? "?"}` : "none holds it");
+  add("scheduler", run.scheduler_silent ? el("span", "error-text", schedulerText(run))
+    : run.scheduler_pid !== null && run.scheduler_pid !== undefined
+      ? `pid ${run.scheduler_pid} on ${run.scheduler_host ?? "?"}` : "none holds it");
   const trace = el("button", "link", run.trace_id);
   trace.type = "button";
   trace.addEventListener("click", () => { $("trace-id").value = run.trace_id; showTrace(run.trace_id); location.hash = "#trace"; });
