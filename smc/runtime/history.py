@@ -49,17 +49,21 @@ DEFAULT_POLL_SECONDS = 0.1
 
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 7 * 86400.0}
 # ASCII digits only: ``\d`` also took other scripts' digits (``١٢`` as 12 s).
-_AGE = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([smhdw]?)\s*", re.IGNORECASE)
+# The unit is required: a bare number read as seconds made `--older-than 5`, meant as days,
+# prune everything finished, and `--history-retention 7` keep 7 seconds.
+_AGE = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([smhdw])\s*", re.IGNORECASE)
+_NUMBER = re.compile(r"\s*[0-9]+(?:\.[0-9]+)?\s*")
 _OFF = ("off", "never", "none")
 
 
 def parse_age(text: str) -> float:
-    """``30s``, ``10m``, ``12h``, ``7d``, ``2w`` (a bare number: seconds) as seconds; raises
-    ``ValueError`` otherwise."""
+    """``30s``, ``10m``, ``12h``, ``7d``, ``2w`` as seconds; raises ``ValueError`` otherwise,
+    for a number without its unit too."""
     match = _AGE.fullmatch(text)
     if match is None:
-        raise ValueError(f"{text!r} is not an age like 30s, 10m, 12h, 7d or 2w")
-    return float(match.group(1)) * _UNITS[(match.group(2) or "s").lower()]
+        unit = " (a number needs its unit)" if _NUMBER.fullmatch(text) else ""
+        raise ValueError(f"{text!r} is not an age like 30s, 10m, 12h, 7d or 2w{unit}")
+    return float(match.group(1)) * _UNITS[match.group(2).lower()]
 
 
 def parse_since(text: str, now: float | None = None) -> float:

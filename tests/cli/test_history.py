@@ -227,6 +227,14 @@ def test_ages_take_ascii_digits_and_retention_errors_name_their_source(runner: R
         negative = runner.run(*args, "--db", str(db), check=False)
         option = args[-2]
         assert negative.returncode == 2 and f"{option}: '-1d'" in negative.stderr, negative
+    # A number needs its unit: `--older-than 5`, meant as days, pruned everything finished.
+    bare = runner.run("history", "prune", "--db", str(db), "--older-than", "5", check=False)
+    assert bare.returncode == 2 and "needs its unit" in bare.stderr
+    with open_store(str(db)) as store:
+        assert store.get_job("done") is not None  # nothing was pruned
+    # ... and a basic ISO date is a date, not 20 million seconds.
+    dated = runner.run("history", "--db", str(db), "--since", "20261128", check=False)
+    assert dated.returncode == 0, dated.stderr
     # A value that is an option stays a missing value: `--db` is not taken for the age.
     missing = runner.run("history", "--since", "--db", str(db), check=False)
     assert missing.returncode == 2 and "'--db'" not in missing.stderr
@@ -236,7 +244,7 @@ def test_ages_take_ascii_digits_and_retention_errors_name_their_source(runner: R
     )
     empty = runner.run("run", "m.yaml", "--db", str(db), "--history-retention", "", check=False)
     assert empty.returncode == 2 and "--history-retention: empty" in empty.stderr
-    runner.env["SMC_HISTORY_RETENTION"] = "0"
+    runner.env["SMC_HISTORY_RETENTION"] = "0s"
     from_env = runner.run("run", "m.yaml", "--db", str(db), check=False)
     assert from_env.returncode == 2
     assert "$SMC_HISTORY_RETENTION: must be more than 0" in from_env.stderr
