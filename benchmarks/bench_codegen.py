@@ -41,6 +41,7 @@ each; the figure is each one's ns per event against the unguarded chart's (targe
 
 from __future__ import annotations
 
+import argparse
 import gc
 import importlib
 import statistics
@@ -805,7 +806,11 @@ def guard_section(out_dir: Path) -> None:
 
 
 def main() -> None:
-    if sys.argv[1:] == ["--guards"]:  # only the guarded section (quicker, for tuning)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument(
+        "--guards", action="store_true", help="only the guarded section (quicker, for tuning)"
+    )
+    if parser.parse_args().guards:
         with tempfile.TemporaryDirectory(prefix="smc-bench-codegen-") as tmp:
             guard_section(Path(tmp))
         return

@@ -161,11 +161,11 @@ def _history(args: argparse.Namespace) -> int:
             print(json.dumps(row.to_dict()))
     elif args.format == "json":
         print(json.dumps([row.to_dict() for row in rows], indent=2))
-    elif not rows:
-        # Said on stderr (stdout stays empty for scripts): nothing printed at all read as a
-        # hang or a failure.
+    if not rows:
+        # Said on stderr in every format (stdout stays empty, or `[]`, for scripts): nothing
+        # printed at all read as a hang or a failure.
         print("smc history: no rows match", file=sys.stderr)
-    else:
+    elif args.format == "table":
         print(history_table(rows))
         if len(rows) == limit:
             which = "newest" if args.newest else "oldest"

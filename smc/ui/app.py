@@ -111,6 +111,13 @@ UNCOMPARED = ("heartbeat_age", "heartbeat_at", "updated_at", "live")
 FEED_CHOICES = ("auto", "history", "sockets")
 
 
+def no_history_feed(store: Store) -> str:
+    """Why ``store`` gives no history feed (:func:`keeps_history` is false), in words."""
+    if not getattr(store, "history_enabled", False):
+        return "SMC_HISTORY is off in this process (it follows the history it would keep)"
+    return "this database keeps no history"
+
+
 def keeps_history(store: Store) -> bool:
     """Whether this store records the durable history and can read it: not with
     ``SMC_HISTORY=off`` (``history_enabled`` false), nor a store without ``history``."""
@@ -234,7 +241,7 @@ class Monitor:
         # Opens the store now: a bad --db fails at start.
         keeps = await self.db(keeps_history)
         if self._feed_choice == "history" and not keeps:
-            raise StoreError("this database keeps no history (SMC_HISTORY=off?): no history feed")
+            raise StoreError(f"no history feed: {await self.db(no_history_feed)}")
         self.feed = self._new_feed(keeps)
         self.feed.seed(await self.db(_history_seed))
         self.feed.start()

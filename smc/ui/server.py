@@ -15,7 +15,7 @@ import uvicorn
 
 from smc.runtime.monitor import monitor_dir
 from smc.runtime.store import Store, StoreError, open_store
-from smc.ui.app import create_app, keeps_history
+from smc.ui.app import create_app, keeps_history, no_history_feed
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8520
@@ -77,7 +77,7 @@ def serve(
     try:
         socket_dir = monitor_dir(probe)
         if feed == "history" and not keeps_history(probe):
-            raise StoreError("--feed history: this database keeps no history (is SMC_HISTORY off?)")
+            raise StoreError(f"--feed history: {no_history_feed(probe)}")
     finally:
         probe.close()
 

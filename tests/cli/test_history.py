@@ -214,7 +214,9 @@ def test_a_query_that_matches_nothing_says_so_on_stderr(runner: Runner) -> None:
     result = runner.run("history", "--db", str(db), "--job", "nope")
     assert result.stdout == "" and "no rows match" in result.stderr
     as_json = runner.run("history", "--db", str(db), "--job", "nope", "--format", "json")
-    assert json.loads(as_json.stdout) == []
+    assert json.loads(as_json.stdout) == [] and "no rows match" in as_json.stderr
+    as_lines = runner.run("history", "--db", str(db), "--job", "nope", "--format", "jsonl")
+    assert as_lines.stdout == "" and "no rows match" in as_lines.stderr
 
 
 def test_ages_take_ascii_digits_and_retention_errors_name_their_source(runner: Runner) -> None:

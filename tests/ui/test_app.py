@@ -1300,7 +1300,7 @@ def test_with_history_off_the_feed_follows_the_sockets_and_says_so(tmp_path: Pat
         wait_until(lambda: claimed(), 20, lambda: f"no claim in the stream: {records}")
         assert claimed()[0]["job_id"] == job and "id" not in claimed()[0]
         result = runner.run("ui", "--feed", "history", "--port", "0", check=False)
-        assert result.returncode == 1 and "keeps no history" in result.stderr
+        assert result.returncode == 1 and "SMC_HISTORY is off in this process" in result.stderr
         assert result.stderr.count("\n") == 1
         ui.signal(signal.SIGTERM)
         assert ui.wait(10) == 0, ui.output()
