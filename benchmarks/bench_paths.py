@@ -12,6 +12,7 @@ of 5 runs after one warm-up, with the coverage found (covered / reachable transi
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import sys
 import tempfile
@@ -82,6 +83,8 @@ def row(label: str, machines: list[Machine]) -> str:
 
 
 def main() -> int:
+    # No options: --help says what it measures rather than running it.
+    argparse.ArgumentParser(description=__doc__).parse_args()
     print(f"python {sys.version.split()[0]}; median of {RUNS} runs after one warm-up")
     print(
         f"{'machines':<22} {'machines':>8} {'states':>7} {'edges':>7} "
