@@ -403,6 +403,26 @@ def test_the_job_list_holds_still_under_the_pointer_and_finds_any_type_or_id(
             store.cancel_job(job_id)
 
 
+def test_a_bidi_override_in_a_jobs_type_or_data_is_shown_escaped(
+    page: Page, system: System
+) -> None:
+    """U+202E in a job's type or data reversed the rest of its line on the page; the page
+    writes it as the CLI does, ``\\u202e``."""
+    with system.runner.store() as store:
+        store.add_job("evil\u202etype", {"k": "x\u202ey"}, job_id="bidi-job")
+    page.locator("#job-id").fill("bidi-job")
+    page.locator("#job-id").press("Enter")
+    detail = page.locator("#job-detail")
+    expect(detail.locator("pre.data")).to_contain_text("x\\u202ey", timeout=WAIT_MS)
+    expect(detail.locator("dd").nth(1)).to_have_text("evil\\u202etype")
+    row = page.locator('#job-table tr[data-job="bidi-job"]')
+    expect(row.locator("td").nth(1)).to_have_text("evil\\u202etype", timeout=WAIT_MS)
+    assert "\u202e" not in page.locator("body").inner_text()
+    page.locator("#job-detail button", has_text="Close").click()
+    with system.runner.store() as store:
+        store.cancel_job("bidi-job")
+
+
 def _centre(locator: Locator) -> tuple[float, float]:
     box = locator.bounding_box()
     assert box is not None

@@ -36,12 +36,21 @@ const ACTIVITY_SHOWN = 300;
 
 // ---- small helpers ---------------------------------------------------------------------
 
+// Controls, bidi overrides and isolates, and line separators, as the CLI escapes them
+// (smc.safe_text): a name or a job's data holding U+202E once showed the rest of its line
+// reversed. Written as \u202e; newlines and tabs stay (the data's <pre> keeps its layout).
+const UNSAFE_TEXT = /[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]/g;
+function visible(text) {
+  return text.replace(UNSAFE_TEXT, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+}
+
+// Every text the page writes from data goes through here, as a text node: never markup.
 function el(tag, className, ...children) {
   const node = document.createElement(tag);
   if (className) node.className = className;
   for (const child of children) {
     if (child === null || child === undefined) continue;
-    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    node.append(child instanceof Node ? child : document.createTextNode(visible(String(child))));
   }
   return node;
 }
@@ -136,7 +145,7 @@ async function post(url) {
 let toastTimer = 0;
 function toast(text, bad) {
   const node = $("toast");
-  node.textContent = text;
+  node.textContent = visible(String(text));
   node.classList.toggle("bad", Boolean(bad));
   node.hidden = false;
   clearTimeout(toastTimer);
@@ -666,6 +675,7 @@ async function fetchJobs() {
       S.jobTypes.add(job.job_type);
       const option = el("option");
       option.value = job.job_type;
+      option.label = visible(job.job_type);
       $("job-types").append(option);
     }
     const tr = el("tr");
@@ -1209,7 +1219,7 @@ async function showWorkflowRun(runId) {
         shape.style.fill = WF.colours[state] || "";
       }
       const title = node.querySelector(":scope > title");
-      if (title) title.textContent = task ? `${task.task}: ${state}, attempt ${task.attempt}` : "";
+      if (title) title.textContent = task ? visible(`${task.task}: ${state}, attempt ${task.attempt}`) : "";
     }
   }
   // The tasks.
