@@ -165,7 +165,7 @@ def _history(args: argparse.Namespace) -> int:
         # Said on stderr in every format (stdout stays empty, or `[]`, for scripts): nothing
         # printed at all read as a hang or a failure.
         print("smc history: no rows match", file=sys.stderr)
-    elif args.format == "table":
+    elif args.format not in ("json", "jsonl"):  # the table (the default, None)
         print(history_table(rows))
         if len(rows) == limit:
             which = "newest" if args.newest else "oldest"
