@@ -555,6 +555,16 @@ def test_a_wide_diagram_takes_the_whole_row_and_keeps_its_labels_readable(page: 
         capture_output=True,
         check=True,
     ).stdout
+    # Wider than its card, not by much: shrunk to fit, keeping a card of its own size (going
+    # wide sooner left holes in the grid).
+    medium = " -> ".join(f"state_{i}" for i in range(6))
+    medium_svg = subprocess.run(
+        ["dot", "-Tsvg"],
+        input=f"digraph {{ rankdir=LR; {medium} }}",
+        text=True,
+        capture_output=True,
+        check=True,
+    ).stdout
     measured = page.evaluate(
         """(svgs) => svgs.map((text) => {
              const card = el("div", "diagram-card");
@@ -576,13 +586,15 @@ def test_a_wide_diagram_takes_the_whole_row_and_keeps_its_labels_readable(page: 
              card.remove();
              return result;
            })""",
-        [wide_svg, small_svg],
+        [wide_svg, small_svg, medium_svg],
     )
-    wide, small = measured
+    wide, small, middle = measured
     assert wide["wide"] and wide["cardWidth"] >= wide["listWidth"] - 1, wide
     assert wide["scale"] >= 0.59 and wide["labelPx"] >= 10 and wide["scrolls"], wide
     assert not small["wide"] and small["cardWidth"] < small["listWidth"] / 1.5, small
     assert 0.99 <= small["scale"] <= 1.01 and not small["scrolls"], small
+    assert not middle["wide"] and not middle["scrolls"], middle
+    assert 0.6 <= middle["scale"] < 0.95, middle
 
 
 def test_a_parallel_template_instance_is_on_the_board_in_each_regions_column(

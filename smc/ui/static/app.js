@@ -486,11 +486,11 @@ function renderDiagrams() {
 // Graphviz's own size (its viewBox is in points; a CSS pixel is 3/4 of one).
 const PX_PER_POINT = 4 / 3;
 // A diagram is shrunk to fit its card down to this scale and no further (its labels stay
-// about 11 px); past it the picture scrolls. One that would be shrunk below WIDE_SCALE in a
-// card of its own takes the whole row instead.
+// about 11 px). One that its card would shrink further takes the whole row of cards (the
+// others fill the rows around it), and past that the picture scrolls. (Going wide at 80 %
+// sent ordinary machines to rows of their own, leaving holes in the grid.)
 const MIN_SCALE = 0.6;
-const WIDE_SCALE = 0.8;
-const WIDE_FALLBACK_PX = 900; // when the card is not laid out yet
+const WIDE_FALLBACK_PX = 1100; // when the card is not laid out yet
 
 function fitDiagram(card, svg) {
   const box = (svg.getAttribute("viewBox") || "").split(/[ ,]+/).map(Number);
@@ -503,7 +503,7 @@ function fitDiagram(card, svg) {
   svg.style.minWidth = `${Math.floor(width * MIN_SCALE)}px`;
   svg.style.minHeight = `${Math.floor(height * MIN_SCALE)}px`;
   const room = card.clientWidth - 26; // the card's padding and border
-  card.classList.toggle("wide", room > 0 ? width * WIDE_SCALE > room : width > WIDE_FALLBACK_PX);
+  card.classList.toggle("wide", room > 0 ? width * MIN_SCALE > room : width > WIDE_FALLBACK_PX);
 }
 
 async function loadDiagram(key, entry) {
