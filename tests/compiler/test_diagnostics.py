@@ -1104,6 +1104,13 @@ CASES = [
         ("not a duration", "10m"),
     ),
     Case(
+        # A zero backoff passed the schema and crashed the model ("internal error").
+        "SMC120-workflow-zero-duration",
+        {"w.yaml": "workflow: w\ntasks:\n  a: {job_type: j, retry: {backoff: 0s}}\n"},
+        {("w.yaml", 3, 37, "SMC120")},
+        ("'0s'", "more than 0"),
+    ),
+    Case(
         "SMC121-workflow-cycle",
         {
             "w.yaml": "workflow: release\ntasks:\n"

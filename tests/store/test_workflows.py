@@ -245,6 +245,21 @@ def test_a_workflow_tasks_job_is_not_retried_by_hand(store_url: str) -> None:
             store.retry_job("r1.build.1")
         job = store.get_job("r1.build.1")
         assert job is not None and (job.status, job.attempts) == ("failed", 1)
+        # An earlier attempt too, once the task's row holds the next one.
+        store.add_job("build", job_id="r1.build.2", max_attempts=1)
+        assert store.update_workflow_task(
+            "r1",
+            "build",
+            token,
+            from_state="RUNNING",
+            from_attempt=1,
+            state="RUNNING",
+            attempt=2,
+            event="retry",
+            job_id="r1.build.2",
+        )
+        with pytest.raises(JobRefusedError, match="task 'build' of workflow run 'r1'"):
+            store.retry_job("r1.build.1")
         # A job of no workflow is retried as before.
         store.add_job("build", job_id="plain", max_attempts=1)
         assert store.cancel_job("plain") and store.retry_job("plain")

@@ -864,7 +864,7 @@ class SqlStore(WorkflowTables):
                 # Its run's scheduler follows this job: run again outside it, it would be
                 # done twice while the workflow still says FAILED (a reviewer did).
                 raise JobRefusedError(
-                    f"job {job_id!r} is attempt {task[2]} of task {task[1]!r} of workflow run "
+                    f"job {job_id!r} is an attempt of task {task[1]!r} of workflow run "
                     f"{task[0]!r}: its retries are the workflow's (the task's retry policy), "
                     "not the queue's"
                 )

@@ -260,8 +260,13 @@ class SqlStatements:
         self.reap = finish(d.reap(self, backoff))
         self.get_job = finish(f"SELECT {jobs} FROM jobs WHERE id = :id")
         self.job_attempts = finish("SELECT attempts FROM jobs WHERE id = :id")
+        # Any attempt of a task, not only the one its row holds now: attempt N of task T of
+        # run R is the job `R.T.N` (smc.workflow.scheduler.job_id_for), and an earlier one,
+        # retried by hand, ran again (a reviewer did). By prefix, not LIKE: ids may hold % or _.
         self.workflow_task_of_job = finish(
-            "SELECT run_id, task, attempt FROM workflow_tasks WHERE job_id = :id"
+            "SELECT run_id, task FROM workflow_tasks WHERE job_id = :id "
+            "OR substr(:id, 1, length(run_id) + length(task) + 2) = run_id || '.' || task || '.' "
+            "LIMIT 1"
         )
         # A list without each job's data and result (``'null'`` and NULL in their place):
         # a page of 200 jobs of 3 MB each once sent 123 MB for a table that shows neither.

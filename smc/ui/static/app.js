@@ -145,7 +145,9 @@ async function post(url) {
 let toastTimer = 0;
 function toast(text, bad) {
   const node = $("toast");
-  node.textContent = visible(String(text));
+  // At most a few lines: a message quoting a 20,000-character id once covered the page.
+  const shown = visible(String(text));
+  node.textContent = shown.length > 400 ? `${shown.slice(0, 400)}…` : shown;
   node.classList.toggle("bad", Boolean(bad));
   node.hidden = false;
   clearTimeout(toastTimer);
@@ -678,29 +680,7 @@ async function fetchJobs() {
       option.label = visible(job.job_type);
       $("job-types").append(option);
     }
-    const tr = el("tr");
-    tr.setAttribute("data-job", job.id);
-    tr.setAttribute("data-status", job.status);
-    const open = el("button", "link", job.id);
-    open.type = "button";
-    open.addEventListener("click", () => showJob(job.id));
-    const actions = el("td", "actions");
-    if (job.status === "failed" || job.status === "cancelled") {
-      actions.append(actionButton(job.id, "retry", "Retry", ""));
-    }
-    if (job.status === "pending") actions.append(actionButton(job.id, "cancel", "Cancel", "danger"));
-    const statusCell = el("td", null, badge(job.status, job.status));
-    if (job.last_error && job.status !== "completed") statusCell.append(el("div", "error-text", job.last_error));
-    tr.append(
-      el("td", null, open),
-      el("td", null, job.job_type),
-      statusCell,
-      el("td", null, `${job.attempts}/${job.max_attempts}`),
-      el("td", null, job.claimed_by ?? "–"),
-      el("td", null, dateTime(job.created_at)),
-      actions,
-    );
-    rows.push(tr);
+    rows.push(jobRow(job));
   }
   if (!forced && jobTableHeld()) {
     // Rows moved under the pointer: a click aimed at one job's button landed on another's
@@ -716,9 +696,38 @@ async function fetchJobs() {
   if (S.selectedJob) showJob(S.selectedJob, true);
 }
 
+function jobRow(job) {
+  const tr = el("tr");
+  tr.setAttribute("data-job", job.id);
+  tr.setAttribute("data-status", job.status);
+  const open = el("button", "link", job.id);
+  open.type = "button";
+  open.addEventListener("click", () => showJob(job.id));
+  const actions = el("td", "actions");
+  if (job.status === "failed" || job.status === "cancelled") {
+    actions.append(actionButton(job.id, "retry", "Retry", ""));
+  }
+  if (job.status === "pending") actions.append(actionButton(job.id, "cancel", "Cancel", "danger"));
+  const statusCell = el("td", null, badge(job.status, job.status));
+  if (job.last_error && job.status !== "completed") statusCell.append(el("div", "error-text", job.last_error));
+  tr.append(
+    el("td", null, open),
+    el("td", null, job.job_type),
+    statusCell,
+    el("td", null, `${job.attempts}/${job.max_attempts}`),
+    el("td", null, job.claimed_by ?? "–"),
+    el("td", null, dateTime(job.created_at)),
+    actions,
+  );
+  return tr;
+}
+
+// Held while the pointer is on the table, or a keyboard user's focus is in it (a button
+// clicked keeps the focus too, but not :focus-visible: the list then moves on once the
+// pointer leaves, as the note says).
 function jobTableHeld() {
   const table = $("job-table");
-  return table.matches(":hover") || table.contains(document.activeElement);
+  return table.matches(":hover") || table.querySelector(":focus-visible") !== null;
 }
 
 function showJobRows(rows) {
@@ -741,9 +750,34 @@ function actionButton(jobId, action, label, style) {
     const { ok, body } = await post(`/api/jobs/${encodeURIComponent(jobId)}/${action}`);
     if (ok) toast(`${label}: job ${jobId} is ${body.job.status} now`);
     else toast(body.error || `${label} failed`, true);
-    refreshJobsNow();
+    const row = button.closest("tr");
+    if (body.job && row && row.isConnected && jobTableHeld()) {
+      // The answer changes its own row, in place: jobs that came meanwhile stay held, or
+      // the next click, aimed at the row below, would land on one never seen.
+      row.replaceWith(jobRow(body.job));
+      refreshJobs();
+    } else {
+      refreshJobsNow();
+    }
   });
   return button;
+}
+
+// An id as typed (ids may hold spaces: `smc jobs add --id ' x '`), else without the spaces
+// around it that a paste brings along.
+async function openTypedJob(typed) {
+  const trimmed = typed.trim();
+  if (!trimmed) return;
+  if (trimmed !== typed) {
+    try {
+      await getJSON(`/api/jobs/${encodeURIComponent(typed)}?data=0`);
+      showJob(typed);
+      return;
+    } catch (error) {
+      // not that id: the trimmed one, below
+    }
+  }
+  showJob(trimmed);
 }
 
 async function showJob(jobId, quiet) {
@@ -755,7 +789,12 @@ async function showJob(jobId, quiet) {
   try {
     data = await getJSON(`/api/jobs/${encodeURIComponent(jobId)}${again ? "?data=0" : ""}`);
   } catch (error) {
-    if (!quiet) toast(/HTTP 404$/.test(String(error)) ? `No job has the id ${jobId}.` : String(error), true);
+    if (!quiet) {
+      toast(/HTTP 404$/.test(String(error)) ? `No job has the id ${jobId}.` : String(error), true);
+      // The job shown, if any, stays the one its refreshes follow (they once asked for the
+      // unknown id, and the open job's detail froze).
+      if (S.selectedJob === jobId) S.selectedJob = S.shownJob && !$("job-detail").hidden ? S.shownJob.id : null;
+    }
     return;
   }
   if (S.selectedJob !== jobId) return; // another job was opened meanwhile
@@ -984,8 +1023,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("job-table").addEventListener("focusout", () => setTimeout(releaseJobRows, 0));
   $("job-open").addEventListener("submit", (event) => {
     event.preventDefault();
-    const jobId = $("job-id").value.trim();
-    if (jobId) showJob(jobId);
+    openTypedJob($("job-id").value);
   });
   $("trace-form").addEventListener("submit", (event) => {
     event.preventDefault();
