@@ -226,18 +226,23 @@ def test_a_workflow_tasks_job_is_not_retried_by_hand(store_url: str) -> None:
     with open_store(store_url) as store:
         token = store.take_workflow_run("r1", stale_after=30)
         assert token is not None
-        store.add_job("build", job_id="r1.build.1", max_attempts=1)
-        assert store.update_workflow_task(
-            "r1",
-            "build",
-            token,
-            from_state="PENDING",
-            from_attempt=0,
-            state="RUNNING",
-            attempt=1,
-            event="to_running",
-            job_id="r1.build.1",
-        )
+
+        def run_attempt(attempt: int, leaving: str) -> None:
+            job_id = f"r1.build.{attempt}"
+            store.add_job("build", job_id=job_id, max_attempts=1)
+            assert store.update_workflow_task(
+                "r1",
+                "build",
+                token,
+                from_state=leaving,
+                from_attempt=attempt - 1,
+                state="RUNNING",
+                attempt=attempt,
+                event="to_running",
+                job_id=job_id,
+            )
+
+        run_attempt(1, "PENDING")
         claimed = store.claim_job("w")
         assert claimed is not None and claimed.id == "r1.build.1"
         assert store.fail_job(claimed.id, "broke", claim_token=claimed.claim_token)
@@ -246,18 +251,7 @@ def test_a_workflow_tasks_job_is_not_retried_by_hand(store_url: str) -> None:
         job = store.get_job("r1.build.1")
         assert job is not None and (job.status, job.attempts) == ("failed", 1)
         # An earlier attempt too, once the task's row holds the next one.
-        store.add_job("build", job_id="r1.build.2", max_attempts=1)
-        assert store.update_workflow_task(
-            "r1",
-            "build",
-            token,
-            from_state="RUNNING",
-            from_attempt=1,
-            state="RUNNING",
-            attempt=2,
-            event="retry",
-            job_id="r1.build.2",
-        )
+        run_attempt(2, "RUNNING")
         with pytest.raises(JobRefusedError, match="task 'build' of workflow run 'r1'"):
             store.retry_job("r1.build.1")
         # A job of no workflow is retried as before.

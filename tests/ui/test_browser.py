@@ -561,35 +561,26 @@ def test_a_long_name_without_spaces_wraps_inside_the_machine_table(page: Page) -
     page.locator("#machines").screenshot(path=str(ARTIFACTS / "ui-long-name.png"))
 
 
+def _dot_svg(edges: str) -> str:
+    """A left-to-right graph of ``edges`` drawn by the real ``dot``."""
+    return subprocess.run(
+        ["dot", "-Tsvg"],
+        input=f"digraph {{ rankdir=LR; {edges} }}",
+        text=True,
+        capture_output=True,
+        check=True,
+    ).stdout
+
+
 def test_a_wide_diagram_takes_the_whole_row_and_keeps_its_labels_readable(page: Page) -> None:
     """A long chain of states, drawn by the real ``dot``: fitted into one card it was shrunk
     until its labels were about 6 px. It now takes the row and scrolls rather than shrink
     below 60 %, while a small diagram keeps its card."""
-    chain = " -> ".join(f"state_number_{i}" for i in range(24))
-    wide_svg = subprocess.run(
-        ["dot", "-Tsvg"],
-        input=f"digraph {{ rankdir=LR; {chain} }}",
-        text=True,
-        capture_output=True,
-        check=True,
-    ).stdout
-    small_svg = subprocess.run(
-        ["dot", "-Tsvg"],
-        input="digraph { rankdir=LR; idle -> busy }",
-        text=True,
-        capture_output=True,
-        check=True,
-    ).stdout
+    wide_svg = _dot_svg(" -> ".join(f"state_number_{i}" for i in range(24)))
+    small_svg = _dot_svg("idle -> busy")
     # Wider than its card, not by much: shrunk to fit, keeping a card of its own size (going
     # wide sooner left holes in the grid).
-    medium = " -> ".join(f"state_{i}" for i in range(6))
-    medium_svg = subprocess.run(
-        ["dot", "-Tsvg"],
-        input=f"digraph {{ rankdir=LR; {medium} }}",
-        text=True,
-        capture_output=True,
-        check=True,
-    ).stdout
+    medium_svg = _dot_svg(" -> ".join(f"state_{i}" for i in range(6)))
     measured = page.evaluate(
         """(svgs) => svgs.map((text) => {
              const card = el("div", "diagram-card");
