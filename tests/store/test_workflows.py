@@ -229,7 +229,8 @@ def test_a_workflow_tasks_job_is_not_retried_by_hand(store_url: str) -> None:
 
         def run_attempt(attempt: int, leaving: str) -> None:
             job_id = f"r1.build.{attempt}"
-            store.add_job("build", job_id=job_id, max_attempts=1)
+            data = {"workflow": {"run_id": "r1", "task": "build", "attempt": attempt}}
+            store.add_job("build", data, job_id=job_id, max_attempts=1)
             assert store.update_workflow_task(
                 "r1",
                 "build",
@@ -254,6 +255,8 @@ def test_a_workflow_tasks_job_is_not_retried_by_hand(store_url: str) -> None:
         run_attempt(2, "RUNNING")
         with pytest.raises(JobRefusedError, match="task 'build' of workflow run 'r1'"):
             store.retry_job("r1.build.1")
-        # A job of no workflow is retried as before.
-        store.add_job("build", job_id="plain", max_attempts=1)
-        assert store.cancel_job("plain") and store.retry_job("plain")
+        # A job of no workflow is retried as before, one whose id merely looks like a task's
+        # attempt too (its data does not name the run).
+        for job_id in ("plain", "r1.build.9"):
+            store.add_job("build", {"workflow": "mine"}, job_id=job_id, max_attempts=1)
+            assert store.cancel_job(job_id) and store.retry_job(job_id)

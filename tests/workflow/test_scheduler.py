@@ -20,7 +20,7 @@ from ulid import ULID
 from smc import IllegalTransition
 from smc.runtime.checkpoints import git_checkpoint
 from smc.runtime.history import history_record
-from smc.runtime.store import Store, StoreError, open_store
+from smc.runtime.store import JobRefusedError, Store, StoreError, open_store
 from smc.workflow.contract import TaskExecution
 from smc.workflow.ledger import ledger_entries, run_history
 from smc.workflow.model import Workflow
@@ -247,6 +247,9 @@ def test_a_cancel_request_cancels_the_queued_jobs_and_the_scheduler_retries_none
     assert store.get_job("run1.a.2") is None
     [task] = store.list_workflow_tasks("run1")
     assert (task.attempt, task.last_error) == (1, "the run was cancelled")
+    # The scheduler's job names its run in its data: a retry by hand is refused.
+    with pytest.raises(JobRefusedError, match="workflow run 'run1'"):
+        store.retry_job("run1.a.1")
 
 
 def test_continue_runs_dependents_of_a_failed_task(store: Store, db: Path, tmp_path: Path) -> None:

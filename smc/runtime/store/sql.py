@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 from ulid import ULID
 
 from smc.runtime.clock import SYSTEM_CLOCK, Clock
+from smc.runtime.jsonlimits import decode_json
 from smc.runtime.store.backend import Backend, Connection
 from smc.runtime.store.base import (
     DEFAULT_LEASE_SECONDS,
@@ -115,6 +116,18 @@ PRUNE_BATCH = 10_000
 #: Machines named in one ``last_history_rows`` statement (SQLite binds at most 32,766
 #: parameters in one).
 LAST_ROWS_MACHINES = 1000
+
+
+def _workflow_run_of(data_json: str | None) -> str | None:
+    """The run a job's data says it belongs to (``workflow.run_id``, which a workflow
+    scheduler puts in every task's job), or None."""
+    try:
+        data = decode_json(data_json or "null")
+    except ValueError:
+        return None
+    workflow = data.get("workflow") if isinstance(data, dict) else None
+    run_id = workflow.get("run_id") if isinstance(workflow, dict) else None
+    return run_id if isinstance(run_id, str) else None
 
 
 class SqlStore(WorkflowTables):
@@ -860,7 +873,7 @@ class SqlStore(WorkflowTables):
 
         def retry(connection: Connection) -> bool:
             task = connection.execute(self._sql.workflow_task_of_job, params).fetchone()
-            if task is not None:
+            if task is not None and _workflow_run_of(task[2]) == task[0]:
                 # Its run's scheduler follows this job: run again outside it, it would be
                 # done twice while the workflow still says FAILED (a reviewer did).
                 raise JobRefusedError(

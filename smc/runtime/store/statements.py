@@ -263,10 +263,14 @@ class SqlStatements:
         # Any attempt of a task, not only the one its row holds now: attempt N of task T of
         # run R is the job `R.T.N` (smc.workflow.scheduler.job_id_for), and an earlier one,
         # retried by hand, ran again (a reviewer did). By prefix, not LIKE: ids may hold % or _.
+        # The job's data then says whose it is (a scheduler's jobs carry `workflow.run_id`),
+        # so a job of someone else's that merely looks like `R.T.N` is retried as any other.
         self.workflow_task_of_job = finish(
-            "SELECT run_id, task FROM workflow_tasks WHERE job_id = :id "
-            "OR substr(:id, 1, length(run_id) + length(task) + 2) = run_id || '.' || task || '.' "
-            "LIMIT 1"
+            f"SELECT t.run_id, t.task, {d.json_text('j.data')} FROM workflow_tasks t "
+            "JOIN jobs j ON j.id = :id "
+            "WHERE t.job_id = :id "
+            "OR substr(:id, 1, length(t.run_id) + length(t.task) + 2) "
+            "= t.run_id || '.' || t.task || '.' LIMIT 1"
         )
         # A list without each job's data and result (``'null'`` and NULL in their place):
         # a page of 200 jobs of 3 MB each once sent 123 MB for a table that shows neither.
