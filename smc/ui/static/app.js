@@ -1084,10 +1084,10 @@ function workflowKey(shown) {
 
 // Who runs it: a running run whose scheduler is silent (killed, most likely) moves only
 // once `smc workflow run FILE --run-id RUN` is started again.
-function schedulerText(run) {
+function schedulerText(run, nobody = "–") {
   const held = run.scheduler_pid !== null && run.scheduler_pid !== undefined
     ? `pid ${run.scheduler_pid} on ${run.scheduler_host ?? "?"}` : null;
-  if (!run.scheduler_silent) return held ?? "–";
+  if (!run.scheduler_silent) return held ?? nobody;
   return `${held ? held + ", not heard from" : "no scheduler"}: resume with smc workflow run FILE --run-id ${run.run_id}`;
 }
 
@@ -1209,9 +1209,8 @@ async function showWorkflowRun(runId) {
   if (run.cancel_requested) add("cancel", "requested");
   add("started", dateTime(run.created_at));
   add("finished", dateTime(run.finished_at));
-  add("scheduler", run.scheduler_silent ? el("span", "error-text", schedulerText(run))
-    : run.scheduler_pid !== null && run.scheduler_pid !== undefined
-      ? `pid ${run.scheduler_pid} on ${run.scheduler_host ?? "?"}` : "none holds it");
+  const scheduler = schedulerText(run, "none holds it");
+  add("scheduler", run.scheduler_silent ? el("span", "error-text", scheduler) : scheduler);
   const trace = el("button", "link", run.trace_id);
   trace.type = "button";
   trace.addEventListener("click", () => { $("trace-id").value = run.trace_id; showTrace(run.trace_id); location.hash = "#trace"; });
