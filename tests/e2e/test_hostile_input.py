@@ -375,7 +375,14 @@ def test_newlines_and_escapes_in_job_data_never_reach_the_log_or_monitor_raw(
     worker = runner.start("run", "w.yaml")
     runner.wait_running(worker, "scribe")
     monitors = {form: runner.start("monitor", "--format", form) for form in ("human", "json")}
-    time.sleep(1.0)  # the monitors find the socket (rescanned every 0.25 s)
+    # Each monitor follows once it has found the socket, which a loaded host can take more
+    # than a second to reach: its first record (the worker's next idle poll) shows that.
+    wait_until(
+        lambda: MONITOR_LINE.match(monitors["human"].output())
+        and monitors["json"].output().startswith("{"),
+        30,
+        lambda: "\n".join(monitor.output() for monitor in monitors.values()),
+    )
     note = f"{FORGED} {CLEAR_SCREEN} \u202eevil\u202c"
     job_id = runner.run(
         "jobs", "add", "--type", "t", "--id", f"job{FORGED}{CLEAR_SCREEN}", "--max-attempts", "1",

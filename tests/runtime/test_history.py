@@ -537,7 +537,7 @@ def test_monitor_follows_workers_on_other_hosts_through_postgres(
         cwd=host_b,
         env=env_b,
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=(host_b / "monitor.err").open("wb"),
         text=True,
     )
     worker = subprocess.Popen(
@@ -548,10 +548,16 @@ def test_monitor_follows_workers_on_other_hosts_through_postgres(
         stderr=subprocess.STDOUT,
     )
     try:
-        time.sleep(1.0)  # the monitor follows from now on
+        # The monitor follows from the moment it is ready, which a loaded host can take more
+        # than a second to reach: its first record (the worker's start, or the worker's next
+        # poll within 5 s) shows that it follows. Only then is the job added.
+        assert monitor.stdout is not None
+        first = monitor.stdout.readline()
         with open_store(pg_url) as store:
             store.add_job("task", job_id="far-away")
-        out, err = monitor.communicate(timeout=90)
+        out = first + monitor.stdout.read()
+        monitor.wait(90)
+        err = (host_b / "monitor.err").read_text()
     finally:
         worker.send_signal(signal.SIGTERM)
         worker.wait(20)
