@@ -254,3 +254,36 @@ def test_dot_shows_a_tag_like_title_and_entities_as_written(tmp_path: Path) -> N
     texts = [t.text for t in svg.iter("{http://www.w3.org/2000/svg}text")]
     assert title in texts
     assert set(states) <= set(texts) and "x &amp; y" in texts
+
+
+def test_a_title_ending_in_a_backslash_stays_the_graph_s_name_and_no_dot(tmp_path: Path) -> None:
+    """The graph's name was quoted but its backslashes left alone: a title ending in ``\\``
+    closed the quotes early, and the rest of the line was read as DOT (here a node linking to
+    ``javascript:``, and a second graph)."""
+    import xml.etree.ElementTree as ET
+
+    from smc.compiler.diagrams import render_image
+
+    title = "{ x [label=Click URL=<javascript:alert(1)>] } digraph rest { //\\"
+    source = tmp_path / "m.yaml"
+    source.write_text(
+        json.dumps(
+            {
+                "name": title,
+                "initial_state": "a",
+                "metadata": {"machine_name": "m"},
+                "transitions": [{"from": "a", "to": "b", "event": "go"}],
+            }
+        ),
+        encoding="utf-8",
+    )
+    result = check_paths([str(source)])
+    assert not result.errors, result.errors
+    dot = machine_diagrams(result.machines[0])["m.dot"]
+    svg = ET.fromstring(render_image(dot, "svg"))
+    namespace = "{http://www.w3.org/2000/svg}"
+    assert [g.get("class") for g in svg.findall(f"{namespace}g")] == ["graph"]
+    assert not list(svg.iter(f"{namespace}a"))
+    texts = [t.text for t in svg.iter(f"{namespace}text")]
+    assert title in texts and "Click" not in texts
+    assert {"a", "b"} <= set(texts)

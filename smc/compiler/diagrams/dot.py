@@ -82,8 +82,10 @@ def dot_label(lines: Sequence[str], *, left: bool = False) -> str:
 
 def _digraph(name: str, graph_attrs: Mapping[str, str]) -> graphviz.Digraph:
     return graphviz.Digraph(
-        # nohtml: a title such as "<b>x</b>" is a quoted name, not an HTML-like label
-        name=graphviz.nohtml(name),
+        # Escaped as a label is: the graphviz package quotes an id but leaves its backslashes
+        # alone (DOT's escapes), so a title ending in "\\" would close the quotes early and
+        # the rest of the line be read as DOT. nohtml: "<b>x</b>" is a quoted name.
+        name=dot_label([name]),
         comment=HEADER_TEXT,
         graph_attr=dict(graph_attrs),
         node_attr=dict(NODE_ATTRS),
