@@ -29,12 +29,16 @@ from smc.compiler.model import Machine
 from smc.compiler.pylayout import pystr
 
 #: Names a context field or payload field cannot have: what the generated ``Context`` class
-#: defines, and the names its annotations use (a field named ``int`` would shadow the type
-#: in the class body for the fields after it).
+#: defines, and the names its class body and its methods' annotations use (a field named
+#: ``int`` would shadow the type in the class body for the fields after it; one named
+#: ``dataclasses`` the module its list and dict defaults are made by).
 RESERVED_FIELD_NAMES = frozenset(
     {
         "to_dict",
         "from_dict",
+        "Context",
+        "dataclasses",
+        "Mapping",
         "Any",
         "Literal",
         "NotRequired",

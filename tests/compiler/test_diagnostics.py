@@ -793,6 +793,20 @@ CASES = [
         ("to_dict",),
     ),
     Case(
+        # the generated module then failed to import: the class body's list default is
+        # ``dataclasses.field(...)``, and a field had just named ``dataclasses`` an int
+        "SMC082-reserved-module-names",
+        {
+            "m.yaml": "initial_state: a\n" + OK_TAIL + "context:\n"
+            "  dataclasses: {type: integer, default: 2}\n"
+            "  Mapping: {type: integer, default: 2}\n"
+            "  Context: {type: integer, default: 2}\n"
+            "  tags: {type: array, default: []}\n"
+        },
+        {("m.yaml", 5, 3, "SMC082"), ("m.yaml", 6, 3, "SMC082"), ("m.yaml", 7, 3, "SMC082")},
+        ("context field 'dataclasses' is a name the generated class uses itself",),
+    ),
+    Case(
         "SMC083-string-payload",
         {"m.yaml": "initial_state: a\n" + OK_TAIL + "events:\n  go: {payload: {type: string}}\n"},
         {("m.yaml", 5, 24, "SMC083")},
