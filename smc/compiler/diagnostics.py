@@ -7,6 +7,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Literal
 
+from smc.safe_text import escape_controls
+
 Severity = Literal["error", "warning"]
 
 #: Every diagnostic code with its one-line summary (also rendered in docs/diagnostics.md).
@@ -193,11 +195,14 @@ def sort_diagnostics(diagnostics: Iterable[Diagnostic]) -> list[Diagnostic]:
 def format_text(diagnostic: Diagnostic, source_lines: list[str] | None) -> str:
     """``path:line:col: error[SMC010]: message`` plus the source line, a caret and the hint."""
     d = diagnostic
-    out = [f"{d.path}:{d.line}:{d.col}: {d.severity}[{d.code}]: {d.message}"]
+    out = [f"{escape_controls(d.path)}:{d.line}:{d.col}: {d.severity}[{d.code}]: {d.message}"]
     if source_lines and 1 <= d.line <= len(source_lines):
+        # The line is the user's file, quoted: its controls and bidi overrides are written
+        # escaped, as the message's are, and the caret moves by what that adds before it.
         text = source_lines[d.line - 1].rstrip("\n").expandtabs(1)
-        out.append(f"  {d.line:>4} | {text}")
-        out.append("       | " + " " * (max(d.col, 1) - 1) + "^")
+        before = escape_controls(text[: max(d.col, 1) - 1])
+        out.append(f"  {d.line:>4} | {escape_controls(text)}")
+        out.append("       | " + " " * len(before) + "^")
     if d.hint:
         out.append(f"  hint: {d.hint}")
     return "\n".join(out)

@@ -7,6 +7,8 @@ expectation is the exact set of (file, line, col, code) the checker reports.
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -1349,6 +1351,36 @@ def test_text_format_shows_the_line_a_caret_and_the_hint() -> None:
         "       |     ^",
         "  hint: did you mean 'y'?",
     ]
+
+
+def test_text_format_quotes_a_line_s_controls_escaped_with_the_caret_still_under_the_column(
+    tmp_path: Path,
+) -> None:
+    """The quoted source line is the user's file: a raw ESC, C1 CSI or bidi override in it
+    reached the terminal (``smc import`` of an SCXML file quotes the line with the error)."""
+    source = tmp_path / "esc\x1b[2J.scxml"
+    source.write_text(
+        '<scxml xmlns="http://www.w3.org/2005/07/scxml" version="1.0" initial="a">'
+        '<state id="a"><transition event="\u202e\x9b2J" target="zz\x1b[31m"/></state></scxml>',
+        encoding="utf-8",
+    )
+    run = subprocess.run(
+        [sys.executable, "-m", "smc", "import", str(source)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode != 0
+    out = run.stdout + run.stderr
+    assert not any(ch in out for ch in "\x1b\x9b\u202e"), out
+    header, quoted, caret = out.splitlines()[:3]
+    assert header.startswith(f"{tmp_path}/esc\\x1b[2J.scxml:1:")
+    column = int(header.split(":")[2])
+    assert "\\u202e\\x9b2J" in quoted and "zz\\x1b[31m" in quoted
+    # the caret sits under the character the column names, as the line is shown
+    shown = quoted.split(" | ", 1)[1]
+    at = len(caret.split(" | ", 1)[1]) - 1
+    assert shown[at:].startswith("\\x1b[31m"), (column, shown[at:])
 
 
 def test_github_format_escapes_what_the_runner_would_misread() -> None:

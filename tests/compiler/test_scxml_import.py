@@ -120,6 +120,18 @@ def test_malformed_and_dtd_are_positioned() -> None:
     assert len(problems) == 1 and ":SMC100:" in problems[0] and "DOCTYPE" in problems[0]
 
 
+def test_positions_after_non_ascii_text_count_characters() -> None:
+    """Expat's columns count characters; they were taken for bytes and put two columns too
+    far left for each "é" before the place (three for a "中")."""
+    _, problems = _import(f'<scxml xmlns="{NS}">\n  <state id="éé中"><x y="\x01"/></state>')
+    assert problems and problems[0].startswith("2:25:SMC100"), problems
+    text = f"""<scxml xmlns="{NS}">
+  <state id="éé"><invoke type="scxml" src="x.scxml"/></state>
+</scxml>"""
+    _, problems = _import(text)
+    assert any(p.startswith("2:18:SMC101") and "<invoke>" in p for p in problems), problems
+
+
 def test_an_expression_problem_points_into_the_scxml(tmp_path: Path) -> None:
     path = tmp_path / "m.scxml"
     path.write_text(DOC.replace("n == 1 and", "m == 1 and"), encoding="utf-8")

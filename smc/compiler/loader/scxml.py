@@ -239,9 +239,9 @@ def parse_scxml(raw: bytes) -> Element:
     roots: list[Element] = []
     count = [0]
 
+    # Expat's columns count characters (code points), not bytes: 0-based, so one is added.
     def where() -> tuple[int, int]:
-        line = parser.CurrentLineNumber
-        return line, _char_col(lines, line, parser.CurrentColumnNumber)
+        return parser.CurrentLineNumber, parser.CurrentColumnNumber + 1
 
     def start(name: str, attrs: dict[str, str]) -> None:
         line, col = where()
@@ -291,10 +291,9 @@ def parse_scxml(raw: bytes) -> Element:
     try:
         parser.Parse(raw, True)
     except expat.ExpatError as error:
-        line = error.lineno
         raise ScxmlSyntaxError(
-            line,
-            _char_col(lines, line, error.offset),
+            error.lineno,
+            error.offset + 1,
             f"invalid XML: {expat.ErrorString(error.code)}",
             "fix the XML syntax at this point",
         ) from None
