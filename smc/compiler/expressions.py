@@ -27,7 +27,7 @@ import math
 import re
 import warnings
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any, Literal, NamedTuple, TypeAlias
 
@@ -399,6 +399,11 @@ class Arith:
     op: ArithOp
     left: Node
     right: Node
+    #: For ``*`` and ``%``, which operands the checker could not type (a schema without
+    #: ``type``): their values are checked to be numbers where the expression runs, as the
+    #: checker would have. Else a string or list from job data repeats (``job.s * job.n``)
+    #: or formats (``job.f % 1`` with ``'%999999999d'``) into as much memory as it asks for.
+    numbers_only: tuple[bool, bool] = (False, False)
 
 
 @dataclass(frozen=True)
@@ -1138,7 +1143,10 @@ class _Checker:
             raise self.refuse("construct", f"the `{refused}` operator is not allowed", node)
         op = _ARITH[type(node.op)]
         (left, left_type), (right, right_type) = self.check_all((node.left, node.right))
-        result = Arith(op, left, right)
+        checks = (False, False)
+        if op in ("*", "%"):
+            checks = (not left_type.known, not right_type.known)
+        result = Arith(op, left, right, checks)
         if not left_type.known or not right_type.known:
             return result, NUMBER if op == "/" else ANY
         kinds = left_type.kinds | right_type.kinds
@@ -1423,7 +1431,9 @@ def _fold(node: Node, event: str | None, kind: str | _Unknown | None = _UNKNOWN)
     if isinstance(node, Length):
         return Length(_fold(node.arg, event, kind))
     if isinstance(node, Arith):
-        return Arith(node.op, _fold(node.left, event, kind), _fold(node.right, event, kind))
+        return replace(
+            node, left=_fold(node.left, event, kind), right=_fold(node.right, event, kind)
+        )
     if isinstance(node, SequenceLiteral):
         return SequenceLiteral(node.kind, tuple(_fold(i, event, kind) for i in node.items))
     return node
@@ -1499,8 +1509,13 @@ def _emit_node(node: Node, names: Names) -> tuple[str, int]:
         return f"{_SIGNS[node.op]}{_emit(node.operand, names, _FACTOR)}", _FACTOR
     if isinstance(node, Arith):
         word, level = _ARITH_TOKENS[node.op]
-        left = _emit(node.left, names, level)
-        right = _emit(node.right, names, level + 1)
+        left_check, right_check = node.numbers_only
+        # A unary plus takes only numbers (a TypeError for a string or a list, which the
+        # runtime reports as the guard's or action's error) and keeps a number as it is.
+        left = "+" + _emit(node.left, names, _FACTOR) if left_check else ""
+        right = "+" + _emit(node.right, names, _FACTOR) if right_check else ""
+        left = left or _emit(node.left, names, level)
+        right = right or _emit(node.right, names, level + 1)
         return f"{left} {word} {right}", level
     if isinstance(node, Logic):
         word, level = ("or", _OR) if node.op == "or" else ("and", _AND)

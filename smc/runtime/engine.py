@@ -224,6 +224,8 @@ class Engine:
         self._flow_task: asyncio.Task[int] | None = None
         # whether a job was current when the machine entered its state (for log levels)
         self._entered_with_job = False
+        #: Why the last ``_fire`` moved nothing when a guard or assignment raised (else None).
+        self._guard_failure: str | None = None
         #: Spans of the transitions made for a traced job (a workflow task's): None unless
         #: tracing is on (smc/runtime/tracing.py), so nothing of OpenTelemetry is imported.
         self._job_tracer = job_tracer(self.machine_name)
@@ -496,24 +498,61 @@ class Engine:
 
     async def _run_actions(self, actions: tuple[PreparedAction, ...], *, final: bool) -> bool:
         """Run the actions of the step last taken (a flat machine's: its state's); True when
-        one of them (or an interrupt) fired a transition, which ends the list."""
+        one of them (or an interrupt) fired a transition, which ends the list. An action that
+        claimed a job whose result the machine cannot take runs again when the job is failed
+        (:meth:`_refuse_claimed_job`), to take the next one."""
         for prepared in actions:
-            event = await self._runner.execute(prepared)
-            if final:
-                continue
-            if event is not None:
-                if self.machine.can_fire(event) and self._fire(event):
+            again = True
+            while again:
+                held = self._jobs.current
+                event = await self._runner.execute(prepared)
+                if final:
+                    break
+                again = False
+                if event is not None:
+                    self._guard_failure = None
+                    if self.machine.can_fire(event) and self._fire(event):
+                        return True
+                    again = self._refuse_claimed_job(held, event)
+                    self.logger.debug(
+                        "%s returned %r: no transition from %s, %s",
+                        prepared.type,
+                        event,
+                        self.machine.state,
+                        "again" if again else "next action",
+                    )
+                if self._stopping:
+                    raise asyncio.CancelledError
+                if self._take_interrupt():
                     return True
-                self.logger.debug(
-                    "%s returned %r: no transition from %s, next action",
-                    prepared.type,
-                    event,
-                    self.machine.state,
-                )
-            if self._stopping:
-                raise asyncio.CancelledError
-            if self._take_interrupt():
-                return True
+        return False
+
+    def _refuse_claimed_job(self, held: Claim | None, event: str) -> bool:
+        """The action's result ``event`` moved nothing. When the action claimed the current
+        job (``check_database_queue``), the machine cannot work on it, and holding it would
+        stop the worker for good (its lease renewed, nothing to move the machine on). A guard
+        that raised on it fails the job (retried as a failed action's job is: the guard may
+        read what the job holds), and True has the action run again, which finishes it and
+        claims the next one. No guard holding, or a state that does not take ``event``, is
+        what the machine says, not the job's fault: the job goes back to the queue unfailed
+        and the machine waits for what moves it (running the action again would claim the
+        same job again at once)."""
+        claim = self._jobs.current
+        if claim is None or claim is held:
+            return False
+        state = self.machine.state
+        if self._guard_failure is not None:
+            self._jobs.current_failed(f"{event} in {state}: {self._guard_failure}")
+            return True
+        reason = f"{event} in {state} takes no transition for it"
+        self.logger.warning("job %s released back to the queue: %s", claim.job_id, reason)
+        self.publish("error", job_id=claim.job_id, error=f"job released: {reason}")
+        try:
+            self.store.release_job(claim.job_id, claim.token)
+        except StoreError as error:  # not released: its lease runs out and it is reaped
+            self._faults.report(f"release job {claim.job_id}", error)
+        self._jobs.forget(claim.job_id)
+        self._jobs.drop_job_keys()
         return False
 
     def _take_interrupt(self) -> bool:
@@ -625,6 +664,7 @@ class Engine:
             current = self._jobs.current
             job_data = None if current is None else current.data
             cast(Any, machine).job = job_data if isinstance(job_data, Mapping) else {}
+        self._guard_failure = None
         try:
             step = steps.fire(machine, event, payload)
         except IllegalTransition:
@@ -635,6 +675,7 @@ class Engine:
             # A guard or an assignment raised (a user's method, a job without the field):
             # the event is dropped, the machine stays where it was.
             self.logger.error("%s in %s: a guard or assignment failed: %r", event, source, error)
+            self._guard_failure = f"a guard or assignment failed: {type(error).__name__}: {error}"
             self.publish("error", error=f"{event} in {source}: {type(error).__name__}: {error}")
             return False
         target = machine.state

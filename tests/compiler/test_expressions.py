@@ -145,6 +145,14 @@ def refused(text: str, scope: Scope = SCOPE, **options: Any) -> list[Problem]:
         ("[]", "[]", {"array"}),
         ("blob", "ctx.blob", set()),
         ("len(blob) + len(label)", "len(ctx.blob) + len(ctx.label)", {"integer"}),
+        # `*` and `%` of a value the checker cannot type take it with a unary plus, which
+        # refuses a string or a list where it runs (else repeated or %-formatted: as much
+        # memory as the data asks for); `+` joins what it is given
+        ("blob * 2", "+ctx.blob * 2", set()),
+        ("attempts % blob", "ctx.attempts % +ctx.blob", set()),
+        ("blob * -blob", "+ctx.blob * +-ctx.blob", set()),
+        ("(blob + blob) * attempts", "+(ctx.blob + ctx.blob) * ctx.attempts", set()),
+        ("blob + blob", "ctx.blob + ctx.blob", set()),
         ("  attempts", "ctx.attempts", {"integer"}),
         ("(attempts <\n max_attempts)", "ctx.attempts < ctx.max_attempts", {"boolean"}),
         ("(1 if ok else 2) if ok else 3", "(1 if ctx.ok else 2) if ctx.ok else 3", {"integer"}),

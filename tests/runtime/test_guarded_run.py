@@ -141,6 +141,93 @@ def test_a_guard_reads_the_claimed_jobs_data(tmp_path: Path) -> None:
     assert engine.context["small"] == ["a", "d"]
 
 
+MULTIPLIER = """
+initial_state: waiting
+metadata: {machine_name: multiplier}
+jobs:
+  task:
+    data:
+      type: object
+      properties: {size: {}, count: {}, name: {type: string}}
+      required: [size, count, name]
+events: [new_job, no_jobs, sorted]
+transitions:
+  - {from: waiting, to: six, event: new_job, when: "job.size * job.count == 6"}
+  - {from: waiting, to: other, event: new_job}
+  - {from: waiting, to: done, event: no_jobs}
+  - {from: six, to: waiting, event: sorted}
+  - {from: other, to: waiting, event: sorted}
+actions:
+  waiting:
+    - {type: check_database_queue, job_type: task, wait: 0}
+  six:
+    - {type: add_to_list, list_key: six, value: "{name}", success: sorted}
+  other:
+    - {type: add_to_list, list_key: other, value: "{name}", success: sorted}
+"""
+
+
+def test_a_job_whose_data_breaks_the_new_job_guard_fails_and_the_worker_takes_the_next(
+    tmp_path: Path,
+) -> None:
+    """``size`` and ``count`` have no type, so the checker cannot tell that ``*`` gets a
+    string: the generated guard checks for numbers where it runs (a string was repeated
+    ``count`` times: ``count`` from job data could ask for gigabytes). Then the worker held
+    the job its guard raised on for good, its lease renewed, and took no other."""
+    machine = compile_machine(MULTIPLIER, tmp_path)
+    database = tmp_path / "smc.db"
+    with open_store(database) as store:
+        for name, size, count in (("a", 2, 3), ("b", "ab", 3), ("c", 1, 1)):
+            data = {"size": size, "count": count, "name": name}
+            store.add_job("task", data, job_id=name, max_attempts=1)
+    engine = run_engine(machine, database)
+    assert engine.context["six"] == ["a"]
+    assert engine.context["other"] == ["c"]
+    with open_store(database) as store:
+        job = store.get_job("b")
+        assert job is not None and job.status == "failed" and job.attempts == 1
+        assert job.last_error is not None and "TypeError" in job.last_error
+        assert {j.status for j in store.list_jobs()} == {"completed", "failed"}
+
+
+PICKY = """
+initial_state: waiting
+metadata: {machine_name: picky}
+jobs:
+  task:
+    data: {type: object, properties: {size: {type: integer}}, required: [size]}
+events: [new_job, no_jobs, stop, sorted]
+transitions:
+  - {from: waiting, to: big, event: new_job, when: "job.size >= 100"}
+  - {from: big, to: waiting, event: sorted}
+  - {from: waiting, to: waiting, event: no_jobs}
+  - {from: "*", to: done, event: stop}
+actions:
+  waiting:
+    - {type: check_database_queue, job_type: task, wait: 0}
+  big:
+    - {type: add_to_list, list_key: big, value: "{size}", success: sorted}
+"""
+
+
+def test_a_claimed_job_no_transition_takes_goes_back_to_the_queue_unfailed(
+    tmp_path: Path,
+) -> None:
+    """No guard of ``new_job`` holds for a small job: the machine says it does not take it.
+    The worker held it (and completed it, unrun, when the machine stopped); now it goes back
+    to the queue with its attempt not counted, for a worker that takes it."""
+    machine = compile_machine(PICKY, tmp_path)
+    database = tmp_path / "smc.db"
+    with open_store(database) as store:
+        store.add_job("task", {"size": 5}, job_id="small")
+        store.send_event("picky", "stop")
+    engine = run_engine(machine, database)
+    assert "big" not in engine.context
+    with open_store(database) as store:
+        job = store.get_job("small")
+        assert job is not None and job.status == "pending" and job.attempts == 0, job
+
+
 NAMED = """
 initial_state: idle
 metadata: {machine_name: named_gate}
