@@ -18,7 +18,7 @@ from smc.compiler.check import check_texts
 from smc.compiler.commands import CompiledCommand, action_data, analyse_command
 from smc.compiler.model import Action, Position
 from smc.runtime.context import PLACEHOLDER
-from smc.runtime.shell import CommandValueError, command_environment
+from smc.runtime.shell import MAX_ENTRY_BYTES, CommandValueError, command_environment
 
 
 def compiled(template: str) -> CompiledCommand:
@@ -133,6 +133,19 @@ def test_a_value_a_command_cannot_take_is_an_error(value: str) -> None:
     command = compiled("echo {v}")
     with pytest.raises(CommandValueError, match=re.escape("{v}")):
         command_environment(command.command, list(command.values), {"v": value})
+
+
+def test_the_longest_value_linux_takes_runs_and_one_byte_more_is_an_error(tmp_path: Path) -> None:
+    """A 3 MB value (job data is allowed 4 MiB) failed at the start with ``OSError: Argument
+    list too long``, and its job was retried for nothing; now the error says why, and the
+    longest value one environment entry can hold still reaches the command whole."""
+    name_bytes = len("SMC_VALUE_1=") + 1
+    longest = "x" * (MAX_ENTRY_BYTES - name_bytes)
+    out = run("printf %s {v} | wc -c", {"v": longest}, "sh", tmp_path)
+    assert int(out) == len(longest)
+    command = compiled("echo {v}")
+    with pytest.raises(CommandValueError, match=r"\{v\} is 131,060 bytes"):
+        command_environment(command.command, list(command.values), {"v": longest + "x"})
 
 
 def test_values_are_text_as_elsewhere() -> None:
