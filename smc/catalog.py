@@ -53,6 +53,11 @@ class ActionSpec:
     fixed_events: tuple[str, ...] = ()
     #: alternative spellings accepted for a parameter (alias -> canonical name).
     aliases: Mapping[str, str] = field(default_factory=dict)
+    #: numeric parameters (seconds) -> True when the value must be more than 0, False when 0
+    #: will do: a literal value the runtime cannot take is an error (SMC035), not a failure
+    #: of every run (``sleep`` with ``duration: soon``) or a loop that spins (``poll_interval:
+    #: 0``). A value with a ``{placeholder}`` is known only at run time.
+    numbers: Mapping[str, bool] = field(default_factory=dict)
     #: for an action that claims a job: the event it returns when it has claimed one, as the
     #: name of an event parameter (``success``) or a fixed event (``new_job``).
     claims: str | None = None
@@ -81,6 +86,7 @@ BUILTIN_ACTIONS: Mapping[str, ActionSpec] = {
             "Wait without blocking the machine, then return wake_up.",
             optional=("duration",),
             fixed_events=("wake_up",),
+            numbers={"duration": False},
         ),
         ActionSpec(
             "activity_log",
@@ -94,6 +100,7 @@ BUILTIN_ACTIONS: Mapping[str, ActionSpec] = {
             required=("command",),
             optional=("timeout", "error_mappings", "cwd"),
             events={"success": "job_done", "error": "error"},
+            numbers={"timeout": True},
             fails_at_run_time=True,
         ),
         ActionSpec(
@@ -101,6 +108,7 @@ BUILTIN_ACTIONS: Mapping[str, ActionSpec] = {
             "Claim the next pending job, waiting briefly for one; new_job or no_jobs.",
             optional=("job_type", "machine_type", "wait", "poll_interval"),
             events={"error": "error"},
+            numbers={"wait": False, "poll_interval": True},
             fixed_events=("new_job", "no_jobs"),
             claims="new_job",
         ),
@@ -142,6 +150,7 @@ BUILTIN_ACTIONS: Mapping[str, ActionSpec] = {
                 "error": "error",
             },
             fixed_events=("no_jobs_tracked",),
+            numbers={"timeout": False, "poll_interval": True},
         ),
         ActionSpec(
             "send_event",

@@ -58,6 +58,7 @@ CODES: Mapping[str, tuple[Severity, str]] = {
         "warning",
         "an action type is not built in and the checker was told of no user actions",
     ),
+    "SMC035": ("error", "a built-in action's number of seconds is not a number it can take"),
     "SMC040": ("warning", "`send_event` targets a machine that is not among the checked files"),
     "SMC041": ("warning", "`send_event` sends an event the target machine has no transition for"),
     "SMC042": ("error", "two machines have the same name"),

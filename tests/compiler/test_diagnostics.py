@@ -809,6 +809,28 @@ CASES = [
         ("context field 'dataclasses' is a name the generated class uses itself",),
     ),
     Case(
+        # passed the check, then failed every run of the action ("duration must be a number")
+        "SMC035-not-a-number",
+        {
+            "m.yaml": "initial_state: a\ntransitions:\n  - {from: a, to: b, event: wake_up}\n"
+            "actions:\n  a:\n    - {type: sleep, duration: soon}\n"
+        },
+        {("m.yaml", 6, 31, "SMC035")},
+        ("'sleep' duration is 'soon', not a number", "0 or more"),
+    ),
+    Case(
+        # a poll every 0 s: 100,000 history rows in 3 s from an idle worker
+        "SMC035-zero-poll-interval",
+        {
+            "m.yaml": "initial_state: a\ntransitions:\n"
+            "  - {from: a, to: b, event: new_job}\n  - {from: a, to: a, event: no_jobs}\n"
+            "actions:\n  a:\n"
+            "    - {type: check_database_queue, wait: '{delay}', poll_interval: 0}\n"
+        },
+        {("m.yaml", 7, 68, "SMC035")},
+        ("poll_interval is 0: it must be more than 0",),
+    ),
+    Case(
         "SMC083-string-payload",
         {"m.yaml": "initial_state: a\n" + OK_TAIL + "events:\n  go: {payload: {type: string}}\n"},
         {("m.yaml", 5, 24, "SMC083")},

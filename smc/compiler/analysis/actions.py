@@ -1,10 +1,11 @@
 """Checks of the actions written in states: known action types (SMC030, SMC034), a built-in's
-parameters (SMC031, SMC032) and placeholders (SMC033).
+parameters (SMC031, SMC032, SMC035) and placeholders (SMC033).
 """
 
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -88,6 +89,17 @@ def check_actions(machine: Machine, context: Context) -> Iterator[Diagnostic]:
                         f"{action.type!r} has no parameter {param!r}; it is ignored",
                         hint,
                     )
+            for param, positive in spec.numbers.items():
+                if param in action.params:
+                    problem = _number_problem(action.params[param], positive)
+                    if problem is not None:
+                        yield diagnostic(
+                            action.param_pos.get(param, action.pos),
+                            "SMC035",
+                            f"{action.type!r} {param} {problem}",
+                            "write a number of seconds"
+                            + (" more than 0" if positive else " (0 or more)"),
+                        )
         if action.pure or action.type == IF:
             continue  # expressions, not templates: nothing in them is substituted
         for param, value in action.params.items():
@@ -102,6 +114,26 @@ def check_actions(machine: Machine, context: Context) -> Iterator[Diagnostic]:
                         "compute the value in an action (set_context) and refer to "
                         "it with a plain {name}",
                     )
+
+
+def _number_problem(value: Any, positive: bool) -> str | None:
+    """What is wrong with ``value`` as a number of seconds (None: nothing, or a placeholder's
+    text, known only at run time), read as the runtime reads it (``float()``)."""
+    if isinstance(value, str) and "{" in value:
+        return None
+    number = None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            number = None
+    if number is None or not math.isfinite(number):
+        return f"is {value!r}, not a number"
+    if number < 0 or (positive and number == 0):
+        return f"is {value!r}: it must be more than 0" if positive else f"is {value!r}: below 0"
+    return None
 
 
 def _unknown_action(
