@@ -749,3 +749,29 @@ def test_sqlite_triggers_record_only_for_the_store_that_keeps_history(tmp_path: 
             "job_claimed",
             "job_completed",
         ]
+
+
+def test_a_prune_that_waited_for_a_retry_keeps_the_job_it_made_pending() -> None:
+    """PostgreSQL: the prune chose a failed job, waited for the lock a retry held on it, and
+    then deleted the job the retry had made pending (the delete tested only the row's key
+    again). SQLite has one writer at a time, so there the retry comes first or after."""
+    from tests.support.backends import postgres_schema_url
+
+    with postgres_schema_url() as url, open_store(url) as store, open_store(url) as retrier:
+        store.add_job("task", job_id="r", max_attempts=1)
+        claimed = store.claim_job("w", ["task"])
+        assert claimed is not None
+        assert store.fail_job("r", "boom", claimed.claim_token, retry=False)
+        time.sleep(0.05)
+        connection = cast(PostgresStore, retrier).connection
+        pruned: list[dict[str, int]] = []
+        with connection.transaction():  # a retry under way: the row is locked, then pending
+            connection.execute("UPDATE jobs SET status = 'pending' WHERE id = 'r'")
+            prune = threading.Thread(target=lambda: pruned.append(store.prune_history(0.01)))
+            prune.start()
+            prune.join(1.0)
+            assert prune.is_alive()  # waiting for the row's lock
+        prune.join(30)
+        assert pruned and pruned[0]["jobs"] == 0
+        job = store.get_job("r")
+        assert job is not None and job.status == "pending"

@@ -179,6 +179,58 @@ def test_a_running_runs_finished_task_jobs_are_kept_until_the_run_is_pruned(
         assert store.get_job("r1.build.1") is None
 
 
+def test_a_job_named_after_a_running_run_is_kept_before_its_task_names_it(
+    store_url: str,
+) -> None:
+    """A scheduler killed after queueing ``r1.build.1`` but before recording it in the task's
+    row: a prune deleted the job once a worker finished it, and the resumed run queued the task
+    again and ran it twice."""
+    _create(store_url)
+    with open_store(store_url) as store:
+        token = store.take_workflow_run("r1", stale_after=30)
+        assert token is not None
+        store.add_job("build", job_id="r1.build.1")
+        claimed = store.claim_job("w", ["build"])
+        assert claimed is not None and store.complete_job("r1.build.1", claimed.claim_token)
+        time.sleep(0.05)
+        assert store.prune_history(0.01)["jobs"] == 0
+        assert store.get_job("r1.build.1") is not None
+
+
+def test_a_run_is_kept_while_a_job_of_it_runs_and_its_jobs_go_with_it(store_url: str) -> None:
+    """A cancelled run whose job a worker still held was pruned, the job kept (still running);
+    a new run given the same id then took that job as its own task's outcome and ran nothing."""
+    _create(store_url)
+    with open_store(store_url) as store:
+        token = store.take_workflow_run("r1", stale_after=30)
+        assert token is not None
+        store.add_job("build", job_id="r1.build.1")
+        assert store.update_workflow_task(
+            "r1",
+            "build",
+            token,
+            from_state="PENDING",
+            from_attempt=0,
+            state="RUNNING",
+            attempt=1,
+            event="to_RUNNING",
+            job_id="r1.build.1",
+        )
+        claimed = store.claim_job("w", ["build"])
+        assert claimed is not None
+        assert store.finish_workflow_run("r1", token, "cancelled")
+        time.sleep(0.05)
+        assert store.prune_history(0.01)["workflow_runs"] == 0  # its job still runs
+        assert store.get_workflow_run("r1") is not None
+        assert store.complete_job("r1.build.1", claimed.claim_token)
+        removed = store.prune_history(0.01)  # the job finished just now: it goes with its run
+        assert removed["workflow_runs"] == 1
+        assert store.get_workflow_run("r1") is None and store.get_job("r1.build.1") is None
+        # the id is free: a new run of it queues its own job
+        assert store.create_workflow_run("r1", "release", "t3", {}, ["build"], "PENDING")
+        store.add_job("build", job_id="r1.build.1")
+
+
 def test_a_dead_schedulers_run_is_taken_over_at_once(store_url: str, tmp_path: Path) -> None:
     """A scheduler on this host whose process is gone is replaced without waiting for its
     heartbeat to go stale (the SIGKILL-and-restart case)."""

@@ -441,18 +441,29 @@ class SqlStatements:
         # Each in batches of :batch rows, a transaction each (SqlStore.prune_history). The
         # history by a window of ids below the first young row, and by its time too: on
         # PostgreSQL a row whose id is below that one may commit after it was read.
+        # The rows of a job still pending or running are its story so far, kept whatever
+        # their age (the job is: a story cut at the claim lost its start).
         self.prune_history = finish(
             "DELETE FROM history WHERE id >= :low AND id < :high AND ts < :cutoff "
-            "AND id < (SELECT max(id) FROM history)"
+            "AND id < (SELECT max(id) FROM history) AND (job_id IS NULL OR job_id NOT IN "
+            "(SELECT id FROM jobs WHERE status IN ('pending', 'processing')))"
         )
         # A finished job of a workflow run still running is its task's outcome, which the
-        # run's scheduler reads when it resumes: kept until the run is pruned.
+        # run's scheduler reads when it resumes: kept until the run is pruned. The task's row
+        # names its job only once the job is queued, so a job named after a running run
+        # (``RUN.TASK.N``) is kept too: a scheduler killed between the two wrote the first
+        # only, and a prune then let the resumed run queue and run the task again. The status
+        # is tested again outside the sub-select: on PostgreSQL a row it chose and a retry
+        # then made pending (the DELETE waited for its lock) is checked anew, not deleted.
+        finished = "status IN ('completed', 'failed', 'cancelled')"
         self.prune_jobs = finish(
-            "DELETE FROM jobs WHERE seq IN (SELECT seq FROM jobs "
-            "WHERE status IN ('completed', 'failed', 'cancelled') "
+            f"DELETE FROM jobs WHERE seq IN (SELECT seq FROM jobs j WHERE {finished} "
             f"AND {d.age('finished_at')} > :age AND id NOT IN (SELECT t.job_id "
             "FROM workflow_tasks t JOIN workflow_runs r ON r.run_id = t.run_id "
-            "WHERE r.status = 'running' AND t.job_id IS NOT NULL) LIMIT :batch)"
+            "WHERE r.status = 'running' AND t.job_id IS NOT NULL) AND NOT EXISTS "
+            "(SELECT 1 FROM workflow_runs r WHERE r.status = 'running' "
+            "AND substr(j.id, 1, length(r.run_id) + 1) = r.run_id || '.') "
+            f"LIMIT :batch) AND {finished}"
         )
         self.prune_events = finish(
             "DELETE FROM machine_events WHERE id IN (SELECT id FROM machine_events "

@@ -214,15 +214,28 @@ class WorkflowStatements:
             ":now::float8, s.workflow, :kind::text, :run_from::text, NULL, :run_to::text, NULL, "
             f"NULL, s.trace_id, :run_id::text, {_cut('run_note')}, NULL"
         )
-        # Pruning: a finished run (and its tasks) by its finish time, like finished jobs.
-        old_runs = (
-            "SELECT run_id FROM workflow_runs WHERE status <> 'running' "
-            f"AND {d.age('finished_at')} > :age"
+        # Pruning: a finished run (and its tasks) by its finish time, like finished jobs, but
+        # not while a job of it (``RUN.TASK.N``) is still pending or running (a job a worker
+        # held when the run was cancelled runs out), and its finished jobs go with it. A job
+        # of a pruned run left behind was taken by a new run given the same id as its own
+        # task's outcome (the id was taken): the task never ran.
+        of_run = "substr(j.id, 1, length(r.run_id) + 1) = r.run_id || '.'"
+        old_run = (
+            f"r.status <> 'running' AND {d.age('r.finished_at')} > :age AND NOT EXISTS "
+            f"(SELECT 1 FROM jobs j WHERE {of_run} AND j.status IN ('pending', 'processing'))"
         )
-        self.prune_tasks = finish(f"DELETE FROM workflow_tasks WHERE run_id IN ({old_runs})")
+        self.prune_run_jobs = finish(
+            "DELETE FROM jobs WHERE status IN ('completed', 'failed', 'cancelled') AND EXISTS "
+            f"(SELECT 1 FROM workflow_runs r WHERE {old_run} AND "
+            "substr(jobs.id, 1, length(r.run_id) + 1) = r.run_id || '.')"
+        )
+        self.prune_tasks = finish(
+            "DELETE FROM workflow_tasks WHERE run_id IN "
+            f"(SELECT r.run_id FROM workflow_runs r WHERE {old_run})"
+        )
         self.prune_runs = finish(
-            "DELETE FROM workflow_runs WHERE status <> 'running' "
-            f"AND {d.age('finished_at')} > :age"
+            f"DELETE FROM workflow_runs WHERE run_id IN "
+            f"(SELECT r.run_id FROM workflow_runs r WHERE {old_run})"
         )
 
 
@@ -479,6 +492,7 @@ class WorkflowTables:
     def _prune_workflow_runs(self, connection: Connection, params: dict[str, Any]) -> int:
         """Inside the prune's transaction: delete the runs finished longer ago than
         ``:age`` and their tasks; how many runs."""
+        connection.execute(self._wf.prune_run_jobs, params)
         connection.execute(self._wf.prune_tasks, params)
         count: int = connection.execute(self._wf.prune_runs, params).rowcount
         return count
