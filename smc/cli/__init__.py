@@ -16,6 +16,7 @@ import argparse
 import sys
 import traceback
 from collections.abc import Sequence
+from pathlib import Path
 
 from smc import __version__
 from smc.cli import build as build_commands
@@ -115,6 +116,10 @@ def _attach_negative_ages(argv: Sequence[str]) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(_attach_negative_ages(sys.argv[1:] if argv is None else argv))
+    if getattr(args, "actions_dir", None) == [] and Path("actions").is_dir():
+        # As `smc run` finds user actions: the checker knows the same types, so `smc check`
+        # says what `smc run` will do (a type ./actions provides is no SMC034 warning).
+        args.actions_dir = ["actions"]
     try:
         check_database_driver(args)
         result: int = args.handler(args)

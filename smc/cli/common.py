@@ -133,7 +133,8 @@ def add_actions_dir_option(parser: argparse.ArgumentParser, *, worker: bool = Fa
         purpose = "a directory of user actions (repeatable; default ./actions if it exists)"
     else:
         purpose = (
-            "a directory of user actions; their file names are known action types (repeatable)"
+            "a directory of user actions; their file names are known action types "
+            "(repeatable; default ./actions if it exists, as for smc run)"
         )
     parser.add_argument("--actions-dir", action="append", default=[], metavar="DIR", help=purpose)
 

@@ -263,6 +263,12 @@ def test_an_unknown_action_type_fails_check_as_it_fails_run(tmp_path: Path) -> N
         == 0
     )
     assert not (tmp_path / "never.db").exists()
+    # Without --actions-dir both read ./actions when it exists: `smc check` knew only what
+    # `--actions-dir` named, and warned (SMC034) of a type `smc run` would load.
+    (tmp_path / "acts").rename(tmp_path / "actions")
+    assert smc("check", "--strict", "greet.yaml", cwd=tmp_path).returncode == 0
+    check = smc("check", "calc.yaml", cwd=tmp_path)
+    assert check.returncode == 1 and "calc.yaml:6:13: error[SMC030]" in check.stderr
 
 
 def test_entry_point_action_types_are_known_to_the_check(tmp_path: Path) -> None:
