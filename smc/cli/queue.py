@@ -177,10 +177,16 @@ def _error(args: argparse.Namespace, message: str) -> None:
     print(f"smc {args.command}: error: {escape_controls(message)}", file=sys.stderr)
 
 
-def _open(args: argparse.Namespace) -> Store:
-    from smc.runtime.store import open_store
+def _open(args: argparse.Namespace, *, create: bool = False) -> Store:
+    """The store ``--db`` names. Only adding a job or sending an event makes a new database
+    (``create``): a mistyped ``--db`` once made an empty file there and `smc status` said
+    "no machines registered"."""
+    from smc.runtime.store import NoDatabaseError, open_store
 
-    return open_store(args.db)
+    try:
+        return open_store(args.db, create=create)
+    except NoDatabaseError as error:
+        raise UsageError(f"--db: {error} (smc {args.command} makes none)") from None
 
 
 # --- formatting ---
@@ -283,7 +289,7 @@ def _jobs_add(args: argparse.Namespace) -> int:
 
     # Chosen here so a dedupe hit (another job returned) can be told apart from our new job.
     new_id = args.job_id if args.job_id is not None else uuid.uuid4().hex
-    with _open(args) as store:
+    with _open(args, create=True) as store:
         try:
             job = store.add_job(
                 args.job_type,
@@ -435,9 +441,20 @@ def _send(args: argparse.Namespace) -> int:
             _check_data(
                 payload, event.payload_schema, "--payload", f"event {event.name!r}", "payload"
             )
-    with _open(args) as store:
+    with _open(args, create=True) as store:
         event_id = store.send_event(args.machine, args.event, payload, source=args.source)
+        known = any(machine.name == args.machine for machine in store.list_machines())
     print(event_id)
+    if not known:
+        from smc.safe_text import escape_controls
+
+        # Not an error: the machine may start later and take it. But a misspelt name would
+        # otherwise wait for ever with nothing said.
+        print(
+            f"smc send: note: no machine named '{escape_controls(args.machine)}' has run with "
+            "this database; the event waits until one does (`smc status` lists the machines)",
+            file=sys.stderr,
+        )
     return EXIT_OK
 
 

@@ -96,6 +96,7 @@ def test_add_list_show_cancel_retry(tmp_path: Path, db: str) -> None:
 
 
 def test_unknown_ids_exit_1_with_a_message(tmp_path: Path, db: str) -> None:
+    open_store(db).close()
     for command in ("show", "retry", "cancel"):
         result = smc("jobs", command, "nope", cwd=tmp_path, db=db)
         assert result.returncode == 1
@@ -202,7 +203,7 @@ def test_database_from_env_then_default_file(tmp_path: Path) -> None:
 
 def test_store_errors_are_one_line_exit_1(tmp_path: Path) -> None:
     missing = tmp_path / "nowhere" / "smc.db"
-    result = smc("jobs", "list", cwd=tmp_path, db=str(missing))
+    result = smc("jobs", "add", "--type", "t", cwd=tmp_path, db=str(missing))
     assert result.returncode == 1
     assert result.stderr == (
         f"smc jobs: error: cannot open {missing}: directory {missing.parent} does not exist\n"
@@ -287,3 +288,19 @@ def test_a_machine_file_that_does_not_check_is_a_usage_error(tmp_path: Path, db:
     assert result.stderr.startswith("smc send: error: --machine-file broken.yaml:2:")
     missing = smc("jobs", "add", "--type", "t", "--machine-file", "nope.yaml", cwd=tmp_path, db=db)
     assert missing.returncode == 2 and "nope.yaml: no such file" in missing.stderr
+
+
+def test_reading_a_database_that_is_not_there_makes_none(tmp_path: Path) -> None:
+    """A mistyped ``--db`` made an empty database there: `smc status` said "no machines
+    registered" and `smc jobs list` listed nothing, as if all were well. Only adding a job or
+    sending an event makes one (and a send to a machine never seen says so)."""
+    typo = tmp_path / "typo.db"
+    for args in (("status",), ("jobs", "list"), ("jobs", "show", "x"), ("jobs", "cancel", "x")):
+        result = smc(*args, cwd=tmp_path, db=str(typo))
+        assert result.returncode == 2, (args, result.stderr)
+        assert str(typo) in result.stderr and "makes none" in result.stderr
+        assert not typo.exists()
+    sent = smc("send", "simple_wroker", "stop", cwd=tmp_path, db=str(typo))
+    assert sent.returncode == 0 and sent.stdout.strip().isdigit()
+    assert "no machine named 'simple_wroker' has run with this database" in sent.stderr
+    assert smc("status", cwd=tmp_path, db=str(typo)).returncode == 0
