@@ -294,3 +294,36 @@ def test_entry_point_action_types_are_known_to_the_check(tmp_path: Path) -> None
         timeout=60,
     )
     assert proc.returncode == 0, proc.stderr
+
+
+SENDER = """
+initial_state: a
+metadata: {machine_name: task_worker}
+states: [a, {name: b, final: true}]
+transitions:
+  - {from: a, to: b, event: event_sent}
+actions:
+  a:
+    - {type: send_event, target_machine: task_controller, event_type: done}
+"""
+
+
+def test_a_machine_run_alone_is_not_warned_of_the_peers_it_sends_to(tmp_path: Path) -> None:
+    """`smc run` checks the one file it runs: each machine it sends to is "not among the
+    checked files" (SMC040), and a correct two-process set-up warned on every start, with
+    the worker's own name as the "did you mean" for its controller's."""
+    (tmp_path / "worker.yaml").write_text(SENDER)
+    check = smc("check", "worker.yaml", cwd=tmp_path)
+    assert "warning[SMC040]" in check.stderr
+    assert "did you mean" not in check.stderr and "check it together" in check.stderr
+    run = subprocess.run(
+        [sys.executable, "-m", "smc", "run", "worker.yaml", "--db", str(tmp_path / "w.db")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "SMC_CACHE_DIR": str(tmp_path)},
+        timeout=60,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "SMC040" not in run.stderr and "reached final state b" in run.stderr

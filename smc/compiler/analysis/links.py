@@ -31,7 +31,11 @@ def check_send_event(machine: Machine, context: Context) -> Iterator[Diagnostic]
                     "SMC040",
                     f"send_event targets machine {target!r}, which is not among the "
                     "checked files",
-                    did_you_mean(target, context.machines)
+                    # not the sender itself: its own name is never what a typo of a peer's
+                    # was meant to be (a worker checked alone got "did you mean" itself)
+                    did_you_mean(
+                        target, [name for name in context.machines if name != machine.name]
+                    )
                     or "check it together with the target machine's file, or fix the name",
                 )
                 continue
