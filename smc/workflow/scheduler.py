@@ -51,6 +51,11 @@ class RunLost(Exception):
     """This scheduler's hold on the run was taken over, or a task moved under it."""
 
 
+#: A task's job that no worker has claimed this long after it could run is reported once
+#: (a warning on stderr): a run whose job type no worker takes otherwise waited in silence.
+UNCLAIMED_NOTICE_SECONDS = 10.0
+
+
 def job_id_for(run_id: str, task: str, attempt: int) -> str:
     """The id of attempt ``attempt`` of ``task``: the same in every scheduler of the run."""
     return f"{run_id}.{task}.{attempt}"
@@ -107,6 +112,8 @@ class Scheduler:
         self._tasks: dict[str, _Task] = {}
         self._last_heartbeat = 0.0
         self._last_cancel_check = 0.0
+        #: job id -> when this scheduler first saw it pending (None: reported unclaimed)
+        self._pending_since: dict[str, float | None] = {}
 
     # --- the run ---
 
@@ -309,6 +316,8 @@ class Scheduler:
                 )
                 self._fail(task, reason)
                 progressed = True
+            elif status == "pending":
+                self._notice_unclaimed(task, spec.job_type)
             elif status == "processing" and spec.timeout is not None:
                 job = self.store.get_job(task.job_id or "")
                 started = job.started_at if job is not None else None
@@ -320,6 +329,31 @@ class Scheduler:
                     self._fail(task, reason)
                     progressed = True
         return progressed
+
+    def _notice_unclaimed(self, task: _Task, job_type: str) -> None:
+        """Say once when ``task``'s job has waited :data:`UNCLAIMED_NOTICE_SECONDS` past the
+        time it could run (its backoff's ``run_after``) with no worker claiming it."""
+        job_id = task.job_id or ""
+        now = self.now()
+        first_seen = self._pending_since.setdefault(job_id, now)
+        if first_seen is None or now - first_seen < UNCLAIMED_NOTICE_SECONDS:
+            return
+        job = self.store.get_job(job_id)
+        if job is None or job.status != "pending":
+            return
+        if now - job.run_after < UNCLAIMED_NOTICE_SECONDS:
+            return  # waiting out its retry's backoff
+        self._pending_since[job_id] = None
+        _log.warning(
+            "task %s: job %s (type %r) has waited %.0f s and no worker has claimed it; "
+            "the run waits until a worker that takes job type %r runs "
+            "(smc run WORKER.yaml --db the same database)",
+            task.name,
+            job_id,
+            job_type,
+            now - first_seen,
+            job_type,
+        )
 
     def _fail(self, task: _Task, reason: str) -> None:
         self._move(task, Event.TO_FAILED, error=reason)

@@ -6,6 +6,7 @@ workers)."""
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 import threading
@@ -21,6 +22,7 @@ from smc import IllegalTransition
 from smc.runtime.checkpoints import git_checkpoint
 from smc.runtime.history import history_record
 from smc.runtime.store import JobRefusedError, Store, StoreError, open_store
+from smc.workflow import scheduler as scheduler_module
 from smc.workflow.contract import TaskExecution
 from smc.workflow.ledger import ledger_entries, run_history
 from smc.workflow.model import Workflow
@@ -285,6 +287,35 @@ def test_an_attempt_past_its_timeout_fails_and_is_retried(
     assert [(e["attempt"], e["error"]) for e in failed] == [(1, "timed out after 0.1s")]
     job = store.get_job("run1.slow.1")
     assert job is not None and job.status == "failed"
+
+
+def test_a_job_no_worker_claims_is_reported_once_and_the_run_waits_for_one(
+    store: Store, db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: Any
+) -> None:
+    """With no worker taking the task's job type, `smc workflow run` waited without a word
+    (the README's tour starts a worker of another type)."""
+    monkeypatch.setattr(scheduler_module, "UNCLAIMED_NOTICE_SECONDS", 0.3)
+    caplog.set_level(logging.WARNING, logger="smc.workflow")
+
+    def notices() -> list[str]:
+        return [r.getMessage() for r in caplog.records if "no worker has claimed" in r.getMessage()]
+
+    def late_worker() -> None:
+        deadline = time.monotonic() + 30
+        while not notices() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.5)  # polls after the notice: said once, not at each
+        with Worker(db, lambda task, attempt: True) as worker:
+            while not worker.ran and time.monotonic() < deadline:
+                time.sleep(0.01)
+
+    late = threading.Thread(target=late_worker, daemon=True)
+    late.start()
+    outcome = _scheduler(store, _workflow({"build": {"job_type": "x"}}), tmp_path).run()
+    late.join(30)
+    assert outcome.status == "completed"
+    [notice] = notices()
+    assert notice.startswith("task build: job run1.build.1 (type 'x') has waited")
 
 
 def test_the_history_holds_each_tasks_moves_in_the_runs_trace_with_the_workers_rows(
