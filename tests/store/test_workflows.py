@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from smc.runtime.store import open_store
+from smc.runtime.store import Store, open_store
 from smc.runtime.store.rows import EXCERPT_LIMIT
 
 
@@ -26,6 +26,26 @@ def _create(store_url: str) -> None:
         assert created
         again = store.create_workflow_run("r1", "other", "t2", {}, ["x"], "PENDING")
         assert not again
+
+
+def _build_job_queued(store: Store) -> str:
+    """Take run r1 (``_create``) and do what its scheduler does for task build's first
+    attempt: queue job ``r1.build.1``, then record the task RUNNING with it. The run's token."""
+    token = store.take_workflow_run("r1", stale_after=30)
+    assert token is not None
+    store.add_job("build", job_id="r1.build.1")
+    assert store.update_workflow_task(
+        "r1",
+        "build",
+        token,
+        from_state="PENDING",
+        from_attempt=0,
+        state="RUNNING",
+        attempt=1,
+        event="to_RUNNING",
+        job_id="r1.build.1",
+    )
+    return token
 
 
 def test_a_run_is_created_once_with_its_tasks_in_order(store_url: str) -> None:
@@ -151,20 +171,7 @@ def test_a_running_runs_finished_task_jobs_are_kept_until_the_run_is_pruned(
     task ("job … is missing") and skipped the rest."""
     _create(store_url)
     with open_store(store_url) as store:
-        token = store.take_workflow_run("r1", stale_after=30)
-        assert token is not None
-        store.add_job("build", job_id="r1.build.1")
-        assert store.update_workflow_task(
-            "r1",
-            "build",
-            token,
-            from_state="PENDING",
-            from_attempt=0,
-            state="RUNNING",
-            attempt=1,
-            event="to_RUNNING",
-            job_id="r1.build.1",
-        )
+        token = _build_job_queued(store)
         store.add_job("other", job_id="loose")
         for job_id in ("r1.build.1", "loose"):
             claimed = store.claim_job("w", [job_id.split(".")[1] if "." in job_id else "other"])
@@ -202,20 +209,7 @@ def test_a_run_is_kept_while_a_job_of_it_runs_and_its_jobs_go_with_it(store_url:
     a new run given the same id then took that job as its own task's outcome and ran nothing."""
     _create(store_url)
     with open_store(store_url) as store:
-        token = store.take_workflow_run("r1", stale_after=30)
-        assert token is not None
-        store.add_job("build", job_id="r1.build.1")
-        assert store.update_workflow_task(
-            "r1",
-            "build",
-            token,
-            from_state="PENDING",
-            from_attempt=0,
-            state="RUNNING",
-            attempt=1,
-            event="to_RUNNING",
-            job_id="r1.build.1",
-        )
+        token = _build_job_queued(store)
         claimed = store.claim_job("w", ["build"])
         assert claimed is not None
         assert store.finish_workflow_run("r1", token, "cancelled")
