@@ -96,7 +96,7 @@ class Inbox:
             self._logger.warning(
                 "event %r from %s has no transition in state %s: dropped",
                 row.event_type,
-                row.source or "?",
+                row.source or "(no source)",
                 machine.state,
             )
             with _in_trace_of(store, row):
@@ -133,7 +133,7 @@ class Inbox:
         self._logger.error(
             "event %r from %s refused (dead-lettered): %s",
             row.event_type,
-            row.source or "?",
+            row.source or "(no source)",
             reason,
         )
         self._publish(
@@ -167,7 +167,7 @@ class Inbox:
                 value = lookup(payload, path)
             if value is not MISSING:
                 context[key] = value
-        self._logger.debug("event %s from %s", row.event_type, row.source or "?")
+        self._logger.debug("event %s from %s", row.event_type, row.source or "(no source)")
         self.done(store)
         # Held, not acknowledged: an event is done only once the work it starts is finished
         # (docs/queue.md, "Events between machines"); a stop gives it back, a crash lets its
