@@ -59,6 +59,10 @@ CODES: Mapping[str, tuple[Severity, str]] = {
         "an action type is not built in and the checker was told of no user actions",
     ),
     "SMC035": ("error", "a built-in action's number of seconds is not a number it can take"),
+    "SMC036": (
+        "warning",
+        "`check_database_queue` with `wait: 0` loops back on `no_jobs`: it spins",
+    ),
     "SMC040": ("warning", "`send_event` targets a machine that is not among the checked files"),
     "SMC041": ("warning", "`send_event` sends an event the target machine has no transition for"),
     "SMC042": ("error", "two machines have the same name"),

@@ -831,6 +831,17 @@ CASES = [
         ("poll_interval is 0: it must be more than 0",),
     ),
     Case(
+        # an idle worker of this machine wrote 80,000 history rows in 3 s
+        "SMC036-queue-poll-that-spins",
+        {
+            "m.yaml": "initial_state: a\ntransitions:\n"
+            "  - {from: a, to: b, event: new_job}\n  - {from: a, to: a, event: no_jobs}\n"
+            "actions:\n  a:\n    - {type: check_database_queue, wait: 0}\n"
+        },
+        {("m.yaml", 7, 42, "SMC036")},
+        ("has wait 0 and its no_jobs comes back to 'a'", "leave `wait` out"),
+    ),
+    Case(
         "SMC083-string-payload",
         {"m.yaml": "initial_state: a\n" + OK_TAIL + "events:\n  go: {payload: {type: string}}\n"},
         {("m.yaml", 5, 24, "SMC083")},

@@ -1,5 +1,6 @@
 """Checks of the actions written in states: known action types (SMC030, SMC034), a built-in's
-parameters (SMC031, SMC032, SMC035) and placeholders (SMC033).
+parameters (SMC031, SMC032, SMC035), a queue poll that spins (SMC036) and placeholders
+(SMC033).
 """
 
 from __future__ import annotations
@@ -100,6 +101,16 @@ def check_actions(machine: Machine, context: Context) -> Iterator[Diagnostic]:
                             "write a number of seconds"
                             + (" more than 0" if positive else " (0 or more)"),
                         )
+            if action.type == "check_database_queue" and _spins(machine, owner, action):
+                yield diagnostic(
+                    action.param_pos.get("wait", action.pos),
+                    "SMC036",
+                    f"'check_database_queue' in state {owner!r} has wait 0 and its no_jobs "
+                    f"comes back to {owner!r}: an idle worker polls without a pause, tens of "
+                    "thousands of transitions a second into the history",
+                    "leave `wait` out (5 s, woken at once when a job is added), or give "
+                    "no_jobs somewhere else to go",
+                )
         if action.pure or action.type == IF:
             continue  # expressions, not templates: nothing in them is substituted
         for param, value in action.params.items():
@@ -114,6 +125,23 @@ def check_actions(machine: Machine, context: Context) -> Iterator[Diagnostic]:
                         "compute the value in an action (set_context) and refer to "
                         "it with a plain {name}",
                     )
+
+
+def _spins(machine: Machine, state: str, action: Action) -> bool:
+    """Whether ``action`` (a ``check_database_queue``) waits 0 s for a job in ``state`` and
+    its ``no_jobs`` leads straight back there: a loop with no wait in it."""
+    wait = action.params.get("wait")
+    if isinstance(wait, bool) or _number_problem(wait, positive=False) is not None:
+        return False
+    try:
+        if wait is None or float(wait) != 0:
+            return False
+    except (TypeError, ValueError):  # a placeholder's text: known at run time only
+        return False
+    return any(
+        t.event == "no_jobs" and t.source in (state, "*") and t.target == state
+        for t in machine.transitions
+    )
 
 
 def _number_problem(value: Any, positive: bool) -> str | None:
