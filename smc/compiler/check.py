@@ -156,6 +156,8 @@ def _check_loaded(
     result = CheckResult()
     diagnostics: list[Diagnostic] = []
     workflow_docs: list[tuple[Workflow, LoadedDocument]] = []
+    set_aside: set[str] = set()  # files checked with values the schema refused set aside
+    checked_only: list[Machine] = []  # their machines
     for path, doc, problems, lines in loaded:
         diagnostics.extend(problems)
         result.sources[path] = lines
@@ -175,7 +177,13 @@ def _check_loaded(
         invalid = schema.validate(doc)
         if invalid:
             diagnostics.extend(invalid)
-            continue
+            # Values refused alone (an enum's misspelling) are set aside and the rest is
+            # checked: a newcomer fixed one value to be shown five more problems.
+            repaired = schema.without_refused_values(doc)
+            if repaired is None:
+                continue
+            doc = dataclasses.replace(doc, data=repaired)
+            set_aside.add(doc.path)
         machine, problems = build_machine(doc)
         diagnostics.extend(problems)
         diagnostics.extend(commands.check_commands(machine, lines))
@@ -183,11 +191,16 @@ def _check_loaded(
         diagnostics.extend(exprcheck.check_expressions(machine, lines))
         diagnostics.extend(_content_expressions(machine, lines))
         diagnostics.extend(placeholders.check_placeholders(machine, lines))
-        result.machines.append(machine)
+        # A machine checked without refused values is analysed, never handed on (compiled)
+        (checked_only if doc.path in set_aside else result.machines).append(machine)
     dirs = list(action_dirs)
     extra_types = [t for d in dirs for t in action_types_in_dir(d)]
     diagnostics.extend(
-        analysis.analyse(result.machines, extra_types, user_actions_known=runtime or bool(dirs))
+        analysis.analyse(
+            [*result.machines, *checked_only],
+            extra_types,
+            user_actions_known=runtime or bool(dirs),
+        )
     )
     for workflow, doc in workflow_docs:
         diagnostics.extend(workflows.check_job_types(doc.path, workflow, doc, result.machines))
@@ -195,6 +208,10 @@ def _check_loaded(
     for machine in result.machines:
         if machine.is_chart and machine.path not in failing:
             diagnostics.extend(analysis.chart.check_chart_table(machine))
+    # Of a file checked without its refused values only the errors are said: a warning there
+    # may follow from a value set aside (a `history: medium` state, taken as a plain state,
+    # "cannot be reached"), and the file fails anyway.
+    diagnostics = [d for d in diagnostics if d.is_error or d.path not in set_aside]
     result.diagnostics = sort_diagnostics(diagnostics)
     return result
 

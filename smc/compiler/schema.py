@@ -7,6 +7,7 @@ mean 'transitions'?)``) instead of a dump of the failing instance.
 
 from __future__ import annotations
 
+import copy
 import difflib
 import json
 from collections.abc import Iterator, Sequence
@@ -280,6 +281,56 @@ def validate(doc: LoadedDocument) -> list[Diagnostic]:
             pos = doc.pos(path, key=at_key)
             diagnostics.append(Diagnostic(doc.path, pos.line, pos.col, "SMC004", message, hint))
     return diagnostics
+
+
+#: Validators whose failure is about one value alone (its spelling, its range), not about the
+#: shape of the document: the value can be set aside and the rest still checked.
+_VALUE_VALIDATORS = frozenset(
+    {
+        "enum",
+        "const",
+        "pattern",
+        "format",
+        "minimum",
+        "maximum",
+        "exclusiveMinimum",
+        "exclusiveMaximum",
+        "minLength",
+        "maxLength",
+        "multipleOf",
+    }
+)
+
+
+def without_refused_values(doc: LoadedDocument) -> Any | None:
+    """A copy of ``doc``'s data without the values the schema refuses, when every problem is
+    such a value (``history: medium``, a name that breaks a pattern: a key of a mapping) and
+    the copy then passes the schema; None otherwise. The checks after the schema run on it,
+    so one misspelt value does not hide every other problem of the file (SMC004 is still
+    reported, and the file still fails). A wrong shape (an unknown key, a list for a
+    mapping) is not set aside: what follows from it would be guesses."""
+    if any(True for _ in _name_key_problems(doc)):
+        return None
+    paths: list[tuple[Any, ...]] = []
+    for error in _validator().iter_errors(doc.data):
+        leaf = _leaf(error)
+        path = tuple(leaf.absolute_path)
+        if leaf.validator not in _VALUE_VALIDATORS or not path or not isinstance(path[-1], str):
+            return None
+        paths.append(path)
+    if not paths:
+        return None
+    data = copy.deepcopy(doc.data)
+    for path in paths:
+        parent = data
+        for step in path[:-1]:
+            parent = parent[step]
+        if not isinstance(parent, dict):
+            return None
+        parent.pop(path[-1], None)
+    if any(True for _ in _validator().iter_errors(data)):
+        return None
+    return data
 
 
 def validate_workflow(doc: LoadedDocument) -> list[Diagnostic]:

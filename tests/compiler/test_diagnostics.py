@@ -809,6 +809,25 @@ CASES = [
         ("context field 'dataclasses' is a name the generated class uses itself",),
     ),
     Case(
+        # A value the schema refuses alone is set aside and the rest checked: a newcomer fixed
+        # `history: medium` to be shown the misspelt `initial` and `to` only then. The state
+        # it was on is a plain state for the rest, so only errors are said (it would
+        # "cannot be reached", SMC020).
+        "SMC004-a-refused-value-hides-nothing-else",
+        {
+            "m.yaml": "initial_state: active\nstates:\n  - name: active\n    initial: idel\n"
+            "    states: [idle, busy, {name: hist, history: medium}]\n"
+            "transitions:\n  - {from: idle, to: busy, event: go}\n"
+            "  - {from: busy, to: idlee, event: back}\n"
+        },
+        {
+            ("m.yaml", 5, 48, "SMC004"),
+            ("m.yaml", 4, 14, "SMC071"),
+            ("m.yaml", 8, 22, "SMC010"),
+        },
+        ("'medium', which is not one of: shallow, deep",),
+    ),
+    Case(
         # passed the check, then failed every run of the action ("duration must be a number")
         "SMC035-not-a-number",
         {
