@@ -1146,6 +1146,17 @@ class _Checker:
         checks = (False, False)
         if op in ("*", "%"):
             checks = (not left_type.known, not right_type.known)
+            # A string or a list beside a value the checker cannot type: `label * job.n` or
+            # `'%99999999d' % job.n` would repeat or format into as much as the data asks.
+            for side in (left_type, right_type):
+                if side.known and not side.kinds <= _NUMERIC and True in checks:
+                    raise self.refuse(
+                        "type",
+                        f"`{op}` cannot take {side.describe()}: arithmetic takes numbers",
+                        node,
+                        _null_hint(left_type, right_type)
+                        or "`*` and `%` take numbers (`+` joins two strings or two lists)",
+                    )
         result = Arith(op, left, right, checks)
         if not left_type.known or not right_type.known:
             return result, NUMBER if op == "/" else ANY

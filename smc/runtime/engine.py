@@ -530,30 +530,19 @@ class Engine:
     def _refuse_claimed_job(self, held: Claim | None, event: str) -> bool:
         """The action's result ``event`` moved nothing. When the action claimed the current
         job (``check_database_queue``), the machine cannot work on it, and holding it would
-        stop the worker for good (its lease renewed, nothing to move the machine on). A guard
-        that raised on it fails the job (retried as a failed action's job is: the guard may
-        read what the job holds), and True has the action run again, which finishes it and
-        claims the next one. No guard holding, or a state that does not take ``event``, is
-        what the machine says, not the job's fault: the job goes back to the queue unfailed
-        and the machine waits for what moves it (running the action again would claim the
-        same job again at once)."""
+        stop the worker for good (its lease renewed, nothing to move the machine on). The job
+        is failed, as a failed action's job is (retried, with backoff, until its
+        ``max_attempts``: a guard that raised may read what the job holds, and one that held
+        for no transition may hold later), and True has the action run again, which finishes
+        it and claims the next one. (Giving the job back unfailed stopped every worker in turn:
+        each claimed it, gave it back and waited for good.)"""
         claim = self._jobs.current
         if claim is None or claim is held:
             return False
         state = self.machine.state
-        if self._guard_failure is not None:
-            self._jobs.current_failed(f"{event} in {state}: {self._guard_failure}")
-            return True
-        reason = f"{event} in {state} takes no transition for it"
-        self.logger.warning("job %s released back to the queue: %s", claim.job_id, reason)
-        self.publish("error", job_id=claim.job_id, error=f"job released: {reason}")
-        try:
-            self.store.release_job(claim.job_id, claim.token)
-        except StoreError as error:  # not released: its lease runs out and it is reaped
-            self._faults.report(f"release job {claim.job_id}", error)
-        self._jobs.forget(claim.job_id)
-        self._jobs.drop_job_keys()
-        return False
+        why = self._guard_failure or "no guard holds for this job, or the state takes none"
+        self._jobs.current_failed(f"{event} in {state} takes no transition: {why}")
+        return True
 
     def _take_interrupt(self) -> bool:
         """Apply an inbound event taken while an action waited, or an expired timer."""

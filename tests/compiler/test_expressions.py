@@ -455,6 +455,11 @@ def test_no_payload_schema_means_no_payload() -> None:
         ("label != 1", "`label` is a string and `1` an integer: `!=` is always true", 0),
         ("attempts + 'x'", "`+` cannot take an integer and a string", 0),
         ("label * 3", "`*` cannot take a string and an integer", 0),
+        # beside a value the checker cannot type, a string or a list would be repeated or
+        # %-formatted by a count from the data
+        ("label * blob", "`*` cannot take a string: arithmetic takes numbers", 0),
+        ("'%99999999d' % blob", "`%` cannot take a string: arithmetic takes numbers", 0),
+        ("tags * blob", "`*` cannot take a list: arithmetic takes numbers", 0),
         ("ok + 1", "`+` cannot take a boolean and an integer", 0),
         ("-label", "`-` needs a number, and `label` is a string", 0),
         (

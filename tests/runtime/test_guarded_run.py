@@ -196,12 +196,11 @@ metadata: {machine_name: picky}
 jobs:
   task:
     data: {type: object, properties: {size: {type: integer}}, required: [size]}
-events: [new_job, no_jobs, stop, sorted]
+events: [new_job, no_jobs, sorted]
 transitions:
   - {from: waiting, to: big, event: new_job, when: "job.size >= 100"}
   - {from: big, to: waiting, event: sorted}
-  - {from: waiting, to: waiting, event: no_jobs}
-  - {from: "*", to: done, event: stop}
+  - {from: waiting, to: done, event: no_jobs}
 actions:
   waiting:
     - {type: check_database_queue, job_type: task, wait: 0}
@@ -210,22 +209,26 @@ actions:
 """
 
 
-def test_a_claimed_job_no_transition_takes_goes_back_to_the_queue_unfailed(
+def test_a_claimed_job_no_transition_takes_fails_and_the_worker_takes_the_next(
     tmp_path: Path,
 ) -> None:
-    """No guard of ``new_job`` holds for a small job: the machine says it does not take it.
-    The worker held it (and completed it, unrun, when the machine stopped); now it goes back
-    to the queue with its attempt not counted, for a worker that takes it."""
+    """No guard of ``new_job`` holds for a small job. The worker held it for good and took
+    no other; giving it back unfailed (a first fix) stopped every worker in turn, each
+    claiming it and waiting. It is failed, to be retried with backoff, and the worker goes on
+    to the next job."""
     machine = compile_machine(PICKY, tmp_path)
     database = tmp_path / "smc.db"
     with open_store(database) as store:
-        store.add_job("task", {"size": 5}, job_id="small")
-        store.send_event("picky", "stop")
+        store.add_job("task", {"size": 5}, job_id="small", priority=1)
+        store.add_job("task", {"size": 500}, job_id="big", priority=5)
     engine = run_engine(machine, database)
-    assert "big" not in engine.context
+    assert engine.context["big"] == [500]
     with open_store(database) as store:
-        job = store.get_job("small")
-        assert job is not None and job.status == "pending" and job.attempts == 0, job
+        small = store.get_job("small")
+        assert small is not None and small.status == "pending" and small.attempts == 1
+        assert small.last_error is not None and "takes no transition" in small.last_error
+        big = store.get_job("big")
+        assert big is not None and big.status == "completed"
 
 
 NAMED = """

@@ -28,12 +28,17 @@ def _create(store_url: str) -> None:
         assert not again
 
 
+#: What a scheduler puts in the data of attempt 1 of run r1's task build (the run it names
+#: is how a prune knows the job is the run's).
+BUILD_1_DATA = {"workflow": {"run_id": "r1", "task": "build", "attempt": 1}}
+
+
 def _build_job_queued(store: Store) -> str:
     """Take run r1 (``_create``) and do what its scheduler does for task build's first
     attempt: queue job ``r1.build.1``, then record the task RUNNING with it. The run's token."""
     token = store.take_workflow_run("r1", stale_after=30)
     assert token is not None
-    store.add_job("build", job_id="r1.build.1")
+    store.add_job("build", BUILD_1_DATA, job_id="r1.build.1")
     assert store.update_workflow_task(
         "r1",
         "build",
@@ -196,7 +201,7 @@ def test_a_job_named_after_a_running_run_is_kept_before_its_task_names_it(
     with open_store(store_url) as store:
         token = store.take_workflow_run("r1", stale_after=30)
         assert token is not None
-        store.add_job("build", job_id="r1.build.1")
+        store.add_job("build", BUILD_1_DATA, job_id="r1.build.1")
         claimed = store.claim_job("w", ["build"])
         assert claimed is not None and store.complete_job("r1.build.1", claimed.claim_token)
         time.sleep(0.05)
@@ -222,7 +227,7 @@ def test_a_run_is_kept_while_a_job_of_it_runs_and_its_jobs_go_with_it(store_url:
         assert store.get_workflow_run("r1") is None and store.get_job("r1.build.1") is None
         # the id is free: a new run of it queues its own job
         assert store.create_workflow_run("r1", "release", "t3", {}, ["build"], "PENDING")
-        store.add_job("build", job_id="r1.build.1")
+        store.add_job("build", BUILD_1_DATA, job_id="r1.build.1")
 
 
 def test_a_dead_schedulers_run_is_taken_over_at_once(store_url: str, tmp_path: Path) -> None:

@@ -138,6 +138,8 @@ def _spins(machine: Machine, state: str, action: Action) -> bool:
             return False
     except (TypeError, ValueError):  # a placeholder's text: known at run time only
         return False
+    if any(other.type == "sleep" for other in machine.state(state).actions):
+        return False  # the state pauses on each pass
     return any(
         t.event == "no_jobs" and t.source in (state, "*") and t.target == state
         for t in machine.transitions
@@ -147,8 +149,8 @@ def _spins(machine: Machine, state: str, action: Action) -> bool:
 def _number_problem(value: Any, positive: bool) -> str | None:
     """What is wrong with ``value`` as a number of seconds (None: nothing, or a placeholder's
     text, known only at run time), read as the runtime reads it (``float()``)."""
-    if isinstance(value, str) and "{" in value:
-        return None
+    if value is None or value == "" or (isinstance(value, str) and "{" in value):
+        return None  # the default (as the runtime reads it), or known at run time only
     number = None
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         number = float(value)
@@ -157,7 +159,7 @@ def _number_problem(value: Any, positive: bool) -> str | None:
             number = float(value)
         except ValueError:
             number = None
-    if number is None or not math.isfinite(number):
+    if number is None or math.isnan(number):  # infinity is a wait with no end: allowed
         return f"is {value!r}, not a number"
     if number < 0 or (positive and number == 0):
         return f"is {value!r}: it must be more than 0" if positive else f"is {value!r}: below 0"

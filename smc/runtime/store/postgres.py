@@ -230,6 +230,9 @@ class PostgresDialect(Dialect):
     def json_of_text(self, column: str) -> str:
         return f"{column}::json"
 
+    def workflow_run_of(self, column: str) -> str:
+        return f"({column} #>> '{{workflow,run_id}}')"
+
     def epoch_param(self, name: str) -> str:
         return f"to_timestamp(:{name}::float8)"
 

@@ -139,6 +139,11 @@ class Dialect(abc.ABC):
         (the number reads back as the same float)."""
         return column
 
+    def workflow_run_of(self, column: str) -> str:
+        """The workflow run a job's data (``column``) says the job is an attempt of
+        (``workflow.run_id``, which a scheduler puts in every task's job), NULL for none."""
+        return f"json_extract({column}, '$.workflow.run_id')"
+
     def epoch_param(self, name: str) -> str:
         """The parameter ``name`` (epoch seconds or NULL), as a time value."""
         return f":{name}"
@@ -450,9 +455,9 @@ class SqlStatements:
         )
         # A finished job of a workflow run still running is its task's outcome, which the
         # run's scheduler reads when it resumes: kept until the run is pruned. The task's row
-        # names its job only once the job is queued, so a job named after a running run
-        # (``RUN.TASK.N``) is kept too: a scheduler killed between the two wrote the first
-        # only, and a prune then let the resumed run queue and run the task again. The status
+        # names its job only once the job is queued, so a job whose data names a running run
+        # is kept too: a scheduler killed between the two wrote the first only, and a prune
+        # then let the resumed run queue and run the task again. The status
         # is tested again outside the sub-select: on PostgreSQL a row it chose and a retry
         # then made pending (the DELETE waited for its lock) is checked anew, not deleted.
         finished = "status IN ('completed', 'failed', 'cancelled')"
@@ -462,7 +467,7 @@ class SqlStatements:
             "FROM workflow_tasks t JOIN workflow_runs r ON r.run_id = t.run_id "
             "WHERE r.status = 'running' AND t.job_id IS NOT NULL) AND NOT EXISTS "
             "(SELECT 1 FROM workflow_runs r WHERE r.status = 'running' "
-            "AND substr(j.id, 1, length(r.run_id) + 1) = r.run_id || '.') "
+            f"AND r.run_id = {d.workflow_run_of('j.data')}) "
             f"LIMIT :batch) AND {finished}"
         )
         self.prune_events = finish(

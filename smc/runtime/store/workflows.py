@@ -215,19 +215,24 @@ class WorkflowStatements:
             f"NULL, s.trace_id, :run_id::text, {_cut('run_note')}, NULL"
         )
         # Pruning: a finished run (and its tasks) by its finish time, like finished jobs, but
-        # not while a job of it (``RUN.TASK.N``) is still pending or running (a job a worker
-        # held when the run was cancelled runs out), and its finished jobs go with it. A job
-        # of a pruned run left behind was taken by a new run given the same id as its own
-        # task's outcome (the id was taken): the task never ran.
-        of_run = "substr(j.id, 1, length(r.run_id) + 1) = r.run_id || '.'"
+        # not while a job of it (one whose data names it) is still pending or running (a job
+        # a worker held when the run was cancelled runs out), and its finished jobs go with
+        # it. A job of a pruned run left behind was taken by a new run given the same id as
+        # its own task's outcome (the id was taken): the task never ran. Each set is read
+        # once (a correlated test of every job against every run took 19 s for 4,000 runs).
+        run_of = d.workflow_run_of("j.data")
+        busy_runs = (
+            f"SELECT {run_of} FROM jobs j WHERE j.status IN ('pending', 'processing') "
+            f"AND {run_of} IS NOT NULL"
+        )
         old_run = (
-            f"r.status <> 'running' AND {d.age('r.finished_at')} > :age AND NOT EXISTS "
-            f"(SELECT 1 FROM jobs j WHERE {of_run} AND j.status IN ('pending', 'processing'))"
+            f"r.status <> 'running' AND {d.age('r.finished_at')} > :age "
+            f"AND r.run_id NOT IN ({busy_runs})"
         )
         self.prune_run_jobs = finish(
-            "DELETE FROM jobs WHERE status IN ('completed', 'failed', 'cancelled') AND EXISTS "
-            f"(SELECT 1 FROM workflow_runs r WHERE {old_run} AND "
-            "substr(jobs.id, 1, length(r.run_id) + 1) = r.run_id || '.')"
+            "DELETE FROM jobs WHERE status IN ('completed', 'failed', 'cancelled') AND "
+            f"{d.workflow_run_of('data')} IN (SELECT r.run_id FROM workflow_runs r "
+            f"WHERE {old_run})"
         )
         self.prune_tasks = finish(
             "DELETE FROM workflow_tasks WHERE run_id IN "
