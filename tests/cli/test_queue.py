@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -300,6 +302,20 @@ def test_reading_a_database_that_is_not_there_makes_none(tmp_path: Path) -> None
         assert result.returncode == 2, (args, result.stderr)
         assert str(typo) in result.stderr and "makes none" in result.stderr
         assert not typo.exists()
+    # ... nor smc tables into an empty file, or another program's SQLite database
+    other = tmp_path / "other.db"
+    with contextlib.closing(sqlite3.connect(other)) as connection:
+        connection.execute("CREATE TABLE foo (x)")
+        connection.commit()
+    (tmp_path / "empty.db").touch()
+    for path in (other, tmp_path / "empty.db"):
+        result = smc("status", cwd=tmp_path, db=str(path))
+        assert result.returncode == 2 and "not an smc database" in result.stderr
+    with contextlib.closing(sqlite3.connect(other)) as connection:
+        names = connection.execute("SELECT name FROM sqlite_master").fetchall()
+        assert names == [("foo",)]
+        assert connection.execute("PRAGMA journal_mode").fetchone() == ("delete",)
+    assert (tmp_path / "empty.db").stat().st_size == 0
     sent = smc("send", "simple_wroker", "stop", cwd=tmp_path, db=str(typo))
     assert sent.returncode == 0 and sent.stdout.strip().isdigit()
     assert "no machine named 'simple_wroker' has run with this database" in sent.stderr

@@ -397,6 +397,7 @@ class SqliteBackend(Backend):
         *,
         backoff: Backoff,
         read_only: bool = False,
+        create: bool = True,
         synchronous: str = "NORMAL",
         busy_timeout: float = 10.0,
         checkpoint_every: int | None = CHECKPOINT_EVERY,
@@ -406,6 +407,8 @@ class SqliteBackend(Backend):
             raise ValueError(f"synchronous must be OFF, NORMAL, FULL or EXTRA, not {synchronous}")
         self.path = Path(path).absolute()
         self.read_only = read_only
+        #: False: a file with no smc schema is refused (NoDatabaseError), not given one.
+        self.create = create
         self.synchronous = synchronous.upper()
         self.busy_timeout = busy_timeout
         if checkpoint_every is not None and (
@@ -472,6 +475,17 @@ class SqliteBackend(Backend):
             raise StoreError(f"cannot open {self.path}: {_describe(error)}") from None
         try:
             connection.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
+            if (
+                not self.create
+                and not connection.execute(
+                    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
+                ).fetchone()
+            ):
+                # Before anything is written (WAL mode is kept in the file): a command that
+                # reads (smc status) given an empty file, or another program's database, wrote
+                # the smc tables into it.
+                connection.close()
+                raise NoDatabaseError(f"cannot open {self.path}: not an smc database")
             if not self.read_only:
                 self._use_wal(connection)
                 connection.execute(f"PRAGMA synchronous = {self.synchronous}")
@@ -879,6 +893,7 @@ class SqliteStore(SqlStore):
             path,
             backoff=backoff,
             read_only=read_only,
+            create=create,
             synchronous=synchronous,
             busy_timeout=busy_timeout,
             checkpoint_every=checkpoint_every,
