@@ -146,6 +146,11 @@ def test_the_longest_value_linux_takes_runs_and_one_byte_more_is_an_error(tmp_pa
     command = compiled("echo {v}")
     with pytest.raises(CommandValueError, match=r"\{v\} is 131,060 bytes"):
         command_environment(command.command, list(command.values), {"v": longest + "x"})
+    # each under the limit, all of them together over what the kernel takes (ARG_MAX)
+    many = compiled(" ".join(f"echo {{v{n}}};" for n in range(17)))
+    values = {f"v{n}": "y" * 130_000 for n in range(17)}
+    with pytest.raises(CommandValueError, match="in all; pass larger data through a file"):
+        command_environment(many.command, list(many.values), values)
 
 
 def test_values_are_text_as_elsewhere() -> None:
