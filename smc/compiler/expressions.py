@@ -1148,8 +1148,9 @@ class _Checker:
             checks = (not left_type.known, not right_type.known)
             # A string or a list beside a value the checker cannot type: `label * job.n` or
             # `'%99999999d' % job.n` would repeat or format into as much as the data asks.
-            for side in (left_type, right_type):
-                if side.known and not side.kinds <= _NUMERIC and True in checks:
+            typed = [side for side in (left_type, right_type) if side.known] if any(checks) else []
+            for side in typed:
+                if not side.kinds <= _NUMERIC:
                     raise self.refuse(
                         "type",
                         f"`{op}` cannot take {side.describe()}: arithmetic takes numbers",
@@ -1521,12 +1522,8 @@ def _emit_node(node: Node, names: Names) -> tuple[str, int]:
     if isinstance(node, Arith):
         word, level = _ARITH_TOKENS[node.op]
         left_check, right_check = node.numbers_only
-        # A unary plus takes only numbers (a TypeError for a string or a list, which the
-        # runtime reports as the guard's or action's error) and keeps a number as it is.
-        left = "+" + _emit(node.left, names, _FACTOR) if left_check else ""
-        right = "+" + _emit(node.right, names, _FACTOR) if right_check else ""
-        left = left or _emit(node.left, names, level)
-        right = right or _emit(node.right, names, level + 1)
+        left = _operand(node.left, names, level, left_check)
+        right = _operand(node.right, names, level + 1, right_check)
         return f"{left} {word} {right}", level
     if isinstance(node, Logic):
         word, level = ("or", _OR) if node.op == "or" else ("and", _AND)
@@ -1544,6 +1541,13 @@ def _emit_node(node: Node, names: Names) -> tuple[str, int]:
     if node.kind == "list":
         return "[" + ", ".join(items) + "]", _ATOM
     return ("(" + items[0] + ",)" if len(items) == 1 else "(" + ", ".join(items) + ")"), _ATOM
+
+
+def _operand(node: Node, names: Names, need: int, numbers_only: bool) -> str:
+    """An arithmetic operand; ``numbers_only`` (``Arith.numbers_only``) behind a unary plus,
+    which takes only numbers (a TypeError for a string or a list, which the runtime reports
+    as the guard's or action's error) and keeps a number as it is."""
+    return "+" + _emit(node, names, _FACTOR) if numbers_only else _emit(node, names, need)
 
 
 def _session_code(code: str) -> str:

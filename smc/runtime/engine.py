@@ -224,7 +224,8 @@ class Engine:
         self._flow_task: asyncio.Task[int] | None = None
         # whether a job was current when the machine entered its state (for log levels)
         self._entered_with_job = False
-        #: Why the last ``_fire`` moved nothing when a guard or assignment raised (else None).
+        #: Why ``_fire`` moved nothing when a guard or assignment raised; reset before each
+        #: action result is fired (``_run_actions``), the one place it is read.
         self._guard_failure: str | None = None
         #: Spans of the transitions made for a traced job (a workflow task's): None unless
         #: tracing is on (smc/runtime/tracing.py), so nothing of OpenTelemetry is imported.
@@ -653,7 +654,6 @@ class Engine:
             current = self._jobs.current
             job_data = None if current is None else current.data
             cast(Any, machine).job = job_data if isinstance(job_data, Mapping) else {}
-        self._guard_failure = None
         try:
             step = steps.fire(machine, event, payload)
         except IllegalTransition:

@@ -130,13 +130,7 @@ def check_actions(machine: Machine, context: Context) -> Iterator[Diagnostic]:
 def _spins(machine: Machine, state: str, action: Action) -> bool:
     """Whether ``action`` (a ``check_database_queue``) waits 0 s for a job in ``state`` and
     its ``no_jobs`` leads straight back there: a loop with no wait in it."""
-    wait = action.params.get("wait")
-    if isinstance(wait, bool) or _number_problem(wait, positive=False) is not None:
-        return False
-    try:
-        if wait is None or float(wait) != 0:
-            return False
-    except (TypeError, ValueError):  # a placeholder's text: known at run time only
+    if _seconds(action.params.get("wait")) != 0:
         return False
     if any(other.type == "sleep" for other in machine.state(state).actions):
         return False  # the state pauses on each pass
@@ -146,19 +140,29 @@ def _spins(machine: Machine, state: str, action: Action) -> bool:
     )
 
 
+def _known_later(value: Any) -> bool:
+    """Whether ``value`` is the default (empty, as the runtime reads it) or a placeholder's
+    text, known only at run time."""
+    return value is None or value == "" or (isinstance(value, str) and "{" in value)
+
+
+def _seconds(value: Any) -> float | None:
+    """``value`` as the runtime reads a number of seconds (``float()``); None when it is not
+    one, or is known only at run time."""
+    if _known_later(value) or isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return None
+
+
 def _number_problem(value: Any, positive: bool) -> str | None:
-    """What is wrong with ``value`` as a number of seconds (None: nothing, or a placeholder's
-    text, known only at run time), read as the runtime reads it (``float()``)."""
-    if value is None or value == "" or (isinstance(value, str) and "{" in value):
-        return None  # the default (as the runtime reads it), or known at run time only
-    number = None
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        number = float(value)
-    elif isinstance(value, str):
-        try:
-            number = float(value)
-        except ValueError:
-            number = None
+    """What is wrong with ``value`` as a number of seconds; None when nothing is, or when it
+    is known only at run time."""
+    if _known_later(value):
+        return None
+    number = _seconds(value)
     if number is None or math.isnan(number):  # infinity is a wait with no end: allowed
         return f"is {value!r}, not a number"
     if number < 0 or (positive and number == 0):
