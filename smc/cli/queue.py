@@ -265,7 +265,15 @@ def _check_data(value: Any, schema: Any, option: str, what: str, root: str) -> N
 
 
 def _jobs_add(args: argparse.Namespace) -> int:
+    from smc.runtime.store import DuplicateJobError, check_job_id, not_an_object
+
     data = parse_json_argument(args.data, "--data")
+    problem = not_an_object(data)
+    if problem is not None:
+        raise UsageError(
+            f"--data {problem}; a job's data is an object of named values, "
+            """e.g. '{"message": "hello"}'"""
+        )
     if args.machine_file is not None:
         machine = _machine_file(args.machine_file)
         schema = next((job.data_schema for job in machine.jobs if job.name == args.job_type), None)
@@ -279,7 +287,6 @@ def _jobs_add(args: argparse.Namespace) -> int:
             _check_data(data, schema, "--data", f"job type {args.job_type!r}", "job data")
     check_range(args.priority, "--priority", -(2**31), 2**31 - 1)
     check_range(args.max_attempts, "--max-attempts", 1, 2**31 - 1)
-    from smc.runtime.store import DuplicateJobError, check_job_id
 
     if args.job_id is not None:
         try:

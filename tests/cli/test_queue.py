@@ -97,6 +97,16 @@ def test_add_list_show_cancel_retry(tmp_path: Path, db: str) -> None:
     store.close()
 
 
+def test_job_data_that_is_not_an_object_is_a_usage_error(tmp_path: Path, db: str) -> None:
+    """An array or a string was queued, then failed every attempt (its keys fill the context)."""
+    for data in ("[1, 2]", '"hello"', "3"):
+        result = smc("jobs", "add", "--type", "t", "--data", data, cwd=tmp_path, db=db)
+        assert result.returncode == 2
+        assert result.stderr.startswith("smc jobs: error: --data is a")
+        assert "not a JSON object" in result.stderr
+    assert not Path(db).exists()  # nothing made, nothing queued
+
+
 def test_unknown_ids_exit_1_with_a_message(tmp_path: Path, db: str) -> None:
     open_store(db).close()
     for command in ("show", "retry", "cancel"):
@@ -275,7 +285,7 @@ def test_machine_file_checks_job_data_and_payloads(tmp_path: Path, db: str) -> N
         "jobs", "add", "--type", "task", "--data", '{"path": "a"}', *flag, cwd=tmp_path, db=db
     )
     assert good_job.returncode == 0, good_job.stderr
-    other = smc("jobs", "add", "--type", "other", "--data", "[1]", *flag, cwd=tmp_path, db=db)
+    other = smc("jobs", "add", "--type", "other", "--data", '{"n": 1}', *flag, cwd=tmp_path, db=db)
     assert other.returncode == 0 and "no data schema for job type 'other'" in other.stderr
     good_event = smc("send", "typed", "go", "--payload", '{"n": 1}', *flag, cwd=tmp_path, db=db)
     assert good_event.returncode == 0, good_event.stderr

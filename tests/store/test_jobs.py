@@ -88,7 +88,7 @@ def test_unserialisable_data_is_refused(store: Store) -> None:
     with pytest.raises(ValueError, match="JSON-serialisable"):
         store.add_job("t", data={"when": object()})
     with pytest.raises(ValueError, match="JSON-serialisable"):
-        store.add_job("t", data=float("nan"))
+        store.add_job("t", data={"x": float("nan")})
     assert store.queue_counts()["pending"] == 0
 
 
@@ -315,6 +315,42 @@ def test_malformed_data_fails_at_once_and_the_next_job_is_claimed(
     assert bad.last_error is not None and "not valid JSON" in bad.last_error
     assert bad.to_dict()["data"] == "{not json"
     assert store.claim_job("w") is None  # never retried
+
+
+def test_job_data_that_is_not_an_object_is_refused_when_added_and_failed_when_claimed(
+    store: Store, store_url: str
+) -> None:
+    """A job's keys fill the machine's context: an array, a string or a number was queued, then
+    failed every attempt on an unresolved placeholder. Adding one is refused; a row another
+    tool wrote is failed at its first claim, never retried, and the next job is claimed."""
+    for data in ([1, 2], "text", 5, True):
+        with pytest.raises(ValueError, match=r"job data is an? [a-z]+, not a JSON object"):
+            store.add_job("t", data, job_id=f"refused-{type(data).__name__}")
+    assert store.queue_counts()["pending"] == 0
+    store.add_job("t", {"k": 1}, job_id="good", priority=5)
+    store.add_job("t", None, job_id="empty", priority=6)
+    if store_url.startswith("postgresql"):  # another tool writing the table
+        schema = store_url.split("schema=")[1]
+        with psycopg.connect(PG_URL, autocommit=True) as connection:
+            connection.execute(
+                f"INSERT INTO {schema}.jobs (id, job_type, data, priority) "
+                "VALUES ('array', 't', '[1, 2]', 1)"
+            )
+    else:
+        with sqlite3.connect(store_url) as connection:
+            connection.execute(
+                "INSERT INTO jobs (id, job_type, data, priority, run_after, created_at) "
+                "VALUES ('array', 't', '[1, 2]', 1, 0, 0)"
+            )
+    job = store.claim_job("w")
+    assert job is not None and job.id == "good" and job.data == {"k": 1}
+    array = store.get_job("array")
+    assert array is not None and array.status == "failed" and array.attempts == 1
+    assert array.last_error == "job data is an array, not a JSON object"
+    assert array.to_dict()["data"] == [1, 2]
+    empty = store.claim_job("w")
+    assert empty is not None and empty.id == "empty" and empty.data == {}
+    assert store.claim_job("w") is None  # the array is never retried
 
 
 def test_dedupe_key_returns_the_existing_job_while_it_is_open(store: Store) -> None:

@@ -45,10 +45,12 @@ from smc.runtime.store.rows import (
     HistoryRow,
     Job,
     MachineRow,
+    check_job_data,
     check_job_id,
     configuration_text,
     excerpt,
     history_entry,
+    not_an_object,
     process_alive,
 )
 from smc.runtime.store.sql import SqlStore, canonical_trace_id, new_trace_id
@@ -215,6 +217,7 @@ __all__ = [
     "WorkflowRun",
     "WorkflowTask",
     "canonical_trace_id",
+    "check_job_data",
     "check_job_id",
     "configuration_text",
     "excerpt",
@@ -223,6 +226,7 @@ __all__ = [
     "is_postgres_url",
     "machine_channel",
     "new_trace_id",
+    "not_an_object",
     "open_background_store",
     "open_store",
     "open_worker_store",

@@ -10,7 +10,7 @@ import json
 import os
 import re
 import socket
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, NamedTuple
@@ -128,6 +128,38 @@ def check_job_id(job_id: str) -> None:
         raise ValueError(f"a job id must not be {job_id!r} (nor empty, '.' or '..')")
 
 
+def json_kind(value: Any) -> str:
+    """What JSON value ``value`` is, with its article: ``an array``, ``a string``, ..."""
+    if isinstance(value, Mapping):
+        return "an object"
+    if isinstance(value, list | tuple):
+        return "an array"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, bool):
+        return "a boolean"
+    if value is None:
+        return "null"
+    return "a number"
+
+
+def not_an_object(data: Any) -> str | None:
+    """Why ``data`` cannot be a job's data, as a predicate (``is an array, not a JSON
+    object``), or None: a job's data is an object (None stands for ``{}``), since a claim puts
+    its keys into the machine's context and ``job.<field>`` reads them. (Any other value used to
+    be queued and then fail every attempt on an unresolved placeholder.)"""
+    if data is None or isinstance(data, Mapping):
+        return None
+    return f"is {json_kind(data)}, not a JSON object"
+
+
+def check_job_data(data: Any) -> None:
+    """Raise ``ValueError`` when ``data`` cannot be a job's data (:func:`not_an_object`)."""
+    problem = not_an_object(data)
+    if problem is not None:
+        raise ValueError(f"job data {problem}")
+
+
 def encode_json(value: Any, what: str) -> str:
     """Compact JSON text for ``value`` (``what`` names it in errors: ``job data``, …).
 
@@ -224,9 +256,10 @@ class Job:
 
     def data_error(self) -> str | None:
         """Why ``data_json`` cannot be used, as a predicate (``is not valid JSON: …``,
-        ``nests arrays/objects deeper than …``), or None when it can."""
-        error = self._decoded_data[1]
-        return None if error is None else decode_problem(error)
+        ``nests arrays/objects deeper than …``, ``is an array, not a JSON object``), or None
+        when it can."""
+        value, error = self._decoded_data
+        return not_an_object(value) if error is None else decode_problem(error)
 
     def to_dict(self) -> dict[str, Any]:
         """Stable keys for JSON output; malformed data is shown as its raw text."""

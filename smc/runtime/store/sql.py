@@ -56,6 +56,7 @@ from smc.runtime.store.rows import (
     HistoryRow,
     Job,
     MachineRow,
+    check_job_data,
     check_job_id,
     configuration_text,
     encode_json,
@@ -484,6 +485,7 @@ class SqlStore(WorkflowTables):
         dedupe_key: str | None = None,
         trace_id: str | None = None,
     ) -> Job:
+        check_job_data(data)
         data_json = encode_json({} if data is None else data, "job data")
         if job_id is not None:
             check_job_id(job_id)
