@@ -158,8 +158,13 @@ def _check_loaded(
     workflow_docs: list[tuple[Workflow, LoadedDocument]] = []
     set_aside: set[str] = set()  # files checked with values the schema refused set aside
     checked_only: list[Machine] = []  # their machines
+    quiet: set[str] = set()  # files whose warnings are not said (see the end)
     for path, doc, problems, lines in loaded:
         diagnostics.extend(problems)
+        if any(problem.code == "SMC003" for problem in problems):
+            # A duplicated key: what YAML dropped leaves warnings that follow from it alone
+            # (the first `transitions:` gone, its states "cannot be reached").
+            quiet.add(path)
         result.sources[path] = lines
         if doc is None:
             continue
@@ -208,10 +213,12 @@ def _check_loaded(
     for machine in result.machines:
         if machine.is_chart and machine.path not in failing:
             diagnostics.extend(analysis.chart.check_chart_table(machine))
-    # Of a file checked without its refused values only the errors are said: a warning there
-    # may follow from a value set aside (a `history: medium` state, taken as a plain state,
-    # "cannot be reached"), and the file fails anyway.
-    diagnostics = [d for d in diagnostics if d.is_error or d.path not in set_aside]
+    # Of a file checked without its refused values, or with a key YAML dropped, only the
+    # errors are said: a warning there may follow from what was set aside or dropped (a
+    # `history: medium` state, taken as a plain state, "cannot be reached"), and the file
+    # fails anyway.
+    quiet |= set_aside
+    diagnostics = [d for d in diagnostics if d.is_error or d.path not in quiet]
     result.diagnostics = sort_diagnostics(diagnostics)
     return result
 

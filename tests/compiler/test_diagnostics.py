@@ -147,10 +147,24 @@ CASES = [
         ("appears twice", "line 1"),
     ),
     Case(
+        # (the unused event 'x', SMC023, is said once the duplicate is merged: see below)
         "SMC003-event-twice",
         {"m.yaml": "initial_state: a\n" + OK_TAIL + "events:\n  go:\n  'x':\n  go:\n"},
-        {("m.yaml", 7, 3, "SMC003"), ("m.yaml", 6, 3, "SMC023")},
+        {("m.yaml", 7, 3, "SMC003")},
         ("line 5",),
+    ),
+    Case(
+        # Of a file with a duplicated key only the errors are said: YAML drops the first
+        # `transitions:`, and its states "could not be reached" (SMC020) and its event was
+        # "used by no transition" (SMC023), warnings that followed from the drop alone.
+        "SMC003-no-follow-on-warnings",
+        {
+            "m.yaml": "initial_state: a\nstates: [a, b, c]\nevents: [go, stop]\n"
+            "transitions:\n  - {from: a, to: b, event: go}\n"
+            "transitions:\n  - {from: b, to: c, event: stop}\n"
+        },
+        {("m.yaml", 6, 1, "SMC003")},
+        ("line 4",),
     ),
     Case(
         "SMC003-on-and-true",
