@@ -329,6 +329,10 @@ class Engine:
         return self._jobs.finish(self.store, job_id, reason=reason, retry=retry, result=result)
 
     async def finish_current_job(self) -> bool:
+        # Asking for the next job, the machine is ready for the next event too: the held one's
+        # work is finished. (Acknowledged only when it waited, an event was held through the
+        # next job when one was there at once, and a stop gave it back to be run again.)
+        self._inbox.done(self.store)
         return self._jobs.finish_current(self.store)
 
     def ensure_jobs_waker(self) -> None:
@@ -483,7 +487,6 @@ class Engine:
         while True:
             if machine.is_final:
                 await self._run_actions(self._next, final=True)
-                self._inbox.done(self.store)
                 await self.finish_current_job()
                 self.logger.info("reached final state %s", machine.state)
                 return 0

@@ -158,6 +158,53 @@ def test_an_event_interrupted_mid_handling_is_handled_again(
     assert second.wait(20) == 0, second.output()
 
 
+#: A worker that handles ``kick`` between jobs (its handling appends ``kicked`` and takes a
+#: second), and whose jobs run ``hold`` seconds.
+KICKED_WORKER = """\
+initial_state: waiting
+metadata: {machine_name: kicked}
+transitions:
+  - {from: waiting, to: kicked, event: kick}
+  - {from: kicked, to: waiting, event: done}
+  - {from: waiting, to: processing, event: new_job}
+  - {from: waiting, to: waiting, event: no_jobs}
+  - {from: processing, to: waiting, event: job_done}
+actions:
+  waiting:
+    - {type: check_database_queue, job_type: task, wait: 1}
+  kicked:
+    - {type: bash, command: 'echo kicked >> effects.log; sleep 1', success: done}
+  processing:
+    - {type: bash, timeout: 120, command: 'echo {id} >> effects.log; sleep {hold}', success: job_done}
+"""
+
+
+def test_an_event_handled_before_a_job_is_done_when_the_job_is_claimed(
+    runner: Runner, store_url: str
+) -> None:
+    """Back in ``waiting`` the event's work is finished, but it was acknowledged only when
+    the machine waited: with a job there at once it stayed held through the job, and a stop
+    gave it back, so its handling ran a second time."""
+    config = _write(runner, "kicked.yaml", KICKED_WORKER)
+    proc = _start(runner, store_url, config, "kicked")
+    with _store(store_url) as store:
+        event_id = store.send_event("kicked", "kick", source="t")
+    wait_until(lambda: _effects(runner) == ["kicked"], 30, proc.output)
+    with _store(store_url) as store:  # there at once when the event's handling is over
+        store.add_job("task", {"hold": 60}, job_id="long")
+    wait_until(lambda: _effects(runner) == ["kicked", "long"], 30, proc.output)
+    with _store(store_url) as store:
+        [row] = [e for e in store.list_events(target="kicked") if e.id == event_id]
+        assert row.status == "done", proc.output()
+    proc.signal(signal.SIGTERM)
+    assert proc.wait(20) == 0, proc.output()
+    with _store(store_url) as store:
+        [row] = [e for e in store.list_events(target="kicked") if e.id == event_id]
+        assert row.status == "done"  # not given back: it is not run again
+        job = store.get_job("long")
+        assert job is not None and job.status == "pending"  # the job is given back
+
+
 # --- 4. a worker paused past its lease goes on working ---------------------------------------
 
 
