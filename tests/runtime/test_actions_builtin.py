@@ -61,7 +61,7 @@ actions:
     - {type: pop_from_list, list_key: pend, store_as: picked}
     - {type: claim_job, job_id: "{picked.job_id}"}
   held:
-    - {type: fail_job, job_id: "{picked.job_id}", reason: given up}
+    - {type: fail_job, job_id: "{picked.job_id}", reason: given up, retry: "false"}
     - {type: set_context, key: tracked, value: ["{picked.job_id}"]}
     - {type: wait_for_jobs, tracked_jobs_key: tracked}
   done:
@@ -192,6 +192,7 @@ def test_claim_job(demo: DemoRun) -> None:
 
 
 def test_fail_job(demo: DemoRun) -> None:
+    # `retry: "false"` (quoted, or a placeholder's text) is false: bool() took it as true
     failed = demo.failed
     assert failed is not None and failed.status == "failed"
     assert failed.last_error == "given up"
@@ -296,3 +297,50 @@ def test_git_checkpoint(tmp_path: Path) -> None:
     )
     assert log.stdout.splitlines() == [f"ship-complete: {run_id}"]
     assert not list(tmp_path.rglob("pwned"))
+
+
+LISTING = """
+initial_state: queue
+metadata: {machine_name: lister}
+transitions:
+  - {from: queue, to: listing, event: new_job}
+  - {from: queue, to: done, event: no_jobs}
+  - {from: listing, to: queue, event: jobs_found}
+  - {from: listing, to: queue, event: no_jobs}
+  - {from: listing, to: queue, event: error}
+actions:
+  queue:
+    - {type: check_database_queue, job_type: list, wait: 0.2}
+  listing:
+    - {type: get_pending_jobs, job_type: "{types}", limit: "{limit}", success: jobs_found,
+       empty: no_jobs}
+"""
+
+
+def test_values_a_job_fills_into_get_pending_jobs_fail_the_job_not_the_worker(
+    tmp_path: Path,
+) -> None:
+    """``limit: -1`` reached PostgreSQL, and a list for ``job_type`` SQLite's binding: both
+    refused as a database fault, which the worker took for a passing one and retried every
+    second for good, holding the job (given back unfailed at a stop)."""
+    database = tmp_path / "smc.db"
+    with open_store(database) as store:
+        for job_id, data in (
+            ("negative", {"types": "x", "limit": -1}),
+            ("a-list", {"types": ["a", "b"], "limit": 1}),
+            ("a-word", {"types": "x", "limit": "many"}),
+            ("fine", {"types": "list", "limit": " 5 "}),
+        ):
+            store.add_job("list", data, job_id=job_id, max_attempts=1)
+    run_engine(compile_machine(LISTING, tmp_path), database)
+    with open_store(database) as store:
+        jobs = {job.id: job for job in store.list_jobs()}
+    assert {job_id: job.status for job_id, job in jobs.items()} == {
+        "negative": "failed",
+        "a-list": "failed",
+        "a-word": "failed",
+        "fine": "completed",
+    }
+    assert "limit must be a whole number, 0 or more (got -1)" in str(jobs["negative"].last_error)
+    assert "job_type must be text, not an array" in str(jobs["a-list"].last_error)
+    assert "limit must be a whole number (got 'many')" in str(jobs["a-word"].last_error)

@@ -175,7 +175,10 @@ actions:
   kicked:
     - {type: bash, command: 'echo kicked >> effects.log; sleep 1', success: done}
   processing:
-    - {type: bash, timeout: 120, command: 'echo {id} >> effects.log; sleep {hold}', success: job_done}
+    - type: bash
+      timeout: 120
+      command: 'echo {id} >> effects.log; sleep {hold}'
+      success: job_done
 """
 
 

@@ -64,6 +64,7 @@ from smc.runtime.store.rows import (
     history_entry,
     history_from_row,
     job_from_row,
+    json_kind,
     machine_status,
 )
 from smc.runtime.store.statements import statements_for
@@ -857,6 +858,16 @@ class SqlStore(WorkflowTables):
         machine_type: str | None = None,
         limit: int | None = None,
     ) -> list[Job]:
+        # Values a machine's placeholders filled in: refused here as the caller's mistake (a
+        # ValueError fails the action), never sent to be refused as a database fault, which a
+        # worker takes for a passing one and retries for good.
+        for name, value in (("job_type", job_type), ("machine_type", machine_type)):
+            if value is not None and not isinstance(value, str):
+                raise ValueError(f"{name} must be text, not {json_kind(value)}")
+        if limit is not None and (
+            not isinstance(limit, int) or isinstance(limit, bool) or not 0 <= limit < 2**63
+        ):
+            raise ValueError(f"limit must be a whole number, 0 or more (got {limit!r})")
         sql = self._sql.list_pending[job_type is not None, machine_type is not None]
         params: dict[str, Any] = {
             "job_type": job_type,

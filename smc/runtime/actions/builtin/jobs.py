@@ -8,7 +8,7 @@ from typing import Any
 
 from smc.catalog import default_event
 from smc.runtime.actions.base import BaseAction
-from smc.runtime.actions.builtin.params import number_param
+from smc.runtime.actions.builtin.params import flag_param, number_param, whole_number_param
 from smc.runtime.context import PLACEHOLDER, job_to_dict, to_text
 from smc.runtime.store import StoreError
 
@@ -88,7 +88,7 @@ class GetPendingJobsAction(BaseAction):
         jobs = self.runtime.store.list_pending(
             self.params.get("job_type") or None,
             self.params.get("machine_type") or None,
-            None if limit in (None, "") else int(limit),
+            None if limit in (None, "") else whole_number_param(limit, "limit"),
         )
         context[store_as] = [job_to_dict(job) for job in jobs]
         if jobs:
@@ -165,7 +165,7 @@ class FailJobAction(BaseAction):
         reason = to_text(
             self.params.get("reason") or context.get("last_error") or "failed by the machine"
         )
-        retry = bool(self.params.get("retry", False))
+        retry = flag_param(self.params.get("retry"), False, "fail_job retry")
         if not runtime.finish_job(job_id, reason=reason, retry=retry):
             runtime.logger.warning("fail_job: job %s is not processing (or no longer ours)", job_id)
             return self.event("error", self._DEFAULT_ERROR)
