@@ -59,6 +59,8 @@ class JobLedger:
         self.snapshot: tuple[Claim, ...] = ()
         self.current: Claim | None = None
         self._job_keys: tuple[str, ...] = ()
+        #: The values the current job's keys hid, given back when they are dropped.
+        self._shadowed: dict[str, Any] = {}
 
     def claimed(self, job: Job, *, current: bool) -> dict[str, Any]:
         """Record a claim (``current``: it becomes the current job, its data keys go into the
@@ -71,8 +73,11 @@ class JobLedger:
             keys: list[str] = []
             data = job_dict["data"]
             if isinstance(data, Mapping):
+                shadowed = self._shadowed
                 for key, value in data.items():
                     if isinstance(key, str) and key not in RESERVED_KEYS:
+                        if key in context:
+                            shadowed[key] = context[key]
                         context[key] = value
                         keys.append(key)
             self._job_keys = tuple(keys)
@@ -178,9 +183,16 @@ class JobLedger:
             self._logger.debug("held job %s is finished or no longer ours", claim.job_id)
 
     def drop_job_keys(self) -> None:
-        """Remove the current job's data keys from the context."""
+        """Remove the current job's data keys from the context, giving back the values they
+        hid (an ``--initial-context`` key one job's data overrode was gone for every later
+        job)."""
+        context = self._context
+        shadowed = self._shadowed
         for key in self._job_keys:
-            self._context.pop(key, None)
+            if key in shadowed:
+                context[key] = shadowed.pop(key)
+            else:
+                context.pop(key, None)
         self._job_keys = ()
 
     def _report_lease_lost(self, job_id: str) -> None:

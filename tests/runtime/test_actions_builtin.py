@@ -344,3 +344,34 @@ def test_values_a_job_fills_into_get_pending_jobs_fail_the_job_not_the_worker(
     assert "limit must be a whole number, 0 or more (got -1)" in str(jobs["negative"].last_error)
     assert "job_type must be text, not an array" in str(jobs["a-list"].last_error)
     assert "limit must be a whole number (got 'many')" in str(jobs["a-word"].last_error)
+
+
+OUTDIR = """
+initial_state: queue
+metadata: {machine_name: outdir}
+transitions:
+  - {from: queue, to: working, event: new_job}
+  - {from: queue, to: done, event: no_jobs}
+  - {from: working, to: queue, event: written}
+actions:
+  queue:
+    - {type: check_database_queue, job_type: task, wait: 0.2}
+  working:
+    - {type: add_to_list, list_key: seen, value: "{id}:{outdir}", success: written}
+"""
+
+
+def test_a_job_key_that_hides_an_initial_context_key_gives_it_back_when_the_job_is_done(
+    tmp_path: Path,
+) -> None:
+    """The job's keys were popped after it, the `--initial-context` value they hid with them:
+    every later job failed on `{outdir}` not resolving."""
+    database = tmp_path / "smc.db"
+    with open_store(database) as store:
+        store.add_job("task", {"outdir": "/custom"}, job_id="j1", priority=1)
+        store.add_job("task", {}, job_id="j2", priority=2)
+    engine = run_engine(
+        compile_machine(OUTDIR, tmp_path), database, initial_context={"outdir": "/data"}
+    )
+    assert engine.context["seen"] == ["j1:/custom", "j2:/data"]
+    assert engine.context["outdir"] == "/data"
