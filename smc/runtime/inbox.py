@@ -66,6 +66,9 @@ class Inbox:
         self._checks = checks
         self.taken: EventRow | None = None
         self.held: EventRow | None = None
+        #: The context keys an event's ``context_map`` set (a later event's map that finds no
+        #: value removes its key).
+        self._mapped: set[str] = set()
 
     def take(self, store: Store) -> bool:
         """Claim inbound events until one has a transition here (kept in ``taken``; True) or
@@ -167,6 +170,12 @@ class Inbox:
                 value = lookup(payload, path)
             if value is not MISSING:
                 context[key] = value
+                self._mapped.add(key)
+            elif key in self._mapped:
+                # Not in this event: the value an earlier event's map put there is not this
+                # event's (its `who` was the last sender's name).
+                context.pop(key, None)
+                self._mapped.discard(key)
         self._logger.debug("event %s from %s", row.event_type, row.source or "(no source)")
         self.done(store)
         # Held, not acknowledged: an event is done only once the work it starts is finished

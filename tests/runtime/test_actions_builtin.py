@@ -375,3 +375,34 @@ def test_a_job_key_that_hides_an_initial_context_key_gives_it_back_when_the_job_
     )
     assert engine.context["seen"] == ["j1:/custom", "j2:/data"]
     assert engine.context["outdir"] == "/data"
+
+
+GREETER = """
+initial_state: idle
+metadata: {machine_name: greeter}
+events:
+  go: {context_map: {who: payload.name}}
+  finish: {}
+  greeted: {}
+transitions:
+  - {from: idle, to: greeting, event: go}
+  - {from: greeting, to: idle, event: greeted}
+  - {from: idle, to: done, event: finish}
+actions:
+  greeting:
+    - {type: add_to_list, list_key: seen, value: "{who}", success: greeted}
+"""
+
+
+def test_an_event_without_its_mapped_value_does_not_see_the_previous_events(
+    tmp_path: Path,
+) -> None:
+    """A second `go` without a name greeted (and ran bash with) the first one's."""
+    database = tmp_path / "smc.db"
+    with open_store(database) as store:
+        store.send_event("greeter", "go", {"name": "alice"})
+        store.send_event("greeter", "go", {})
+        store.send_event("greeter", "go", {"name": "bob"})
+        store.send_event("greeter", "finish")
+    engine = run_engine(compile_machine(GREETER, tmp_path), database, initial_context={"seen": []})
+    assert engine.context["seen"] == ["alice", "{who}", "bob"]  # unresolved: as written
