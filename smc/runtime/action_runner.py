@@ -94,10 +94,12 @@ class ActionRunner:
         except StoreError as error:
             self._faults.report(f"run {prepared.type}", error)
             return _FAULT
-        except Exception as error:
+        except (Exception, SystemExit) as error:
+            # SystemExit too: a user action's sys.exit() ended the worker with no word, and
+            # gave its job back uncounted, so every restart ended on the same job.
             return self._raised(prepared, error)
 
-    def _raised(self, prepared: PreparedAction, error: Exception) -> object:
+    def _raised(self, prepared: PreparedAction, error: BaseException) -> object:
         context = self._context
         self._logger.error(
             "%s: action %s failed: %s: %s",

@@ -154,3 +154,29 @@ def test_action_file_without_a_usable_class_is_a_startup_error(tmp_path: Path) -
 
     with pytest.raises(ActionLoadError, match=r"m\.yaml:1:1: .*expected a class TwoAction"):
         ActionRegistry([tmp_path], entry_points=False).prepare(Machine)
+
+
+EXITING = """
+import sys
+from smc.runtime.actions import BaseAction
+
+class QuitAction(BaseAction):
+    async def execute(self, context):
+        sys.exit(3)
+"""
+
+
+def test_a_user_action_calling_sys_exit_fails_the_action_not_the_worker(runner: Runner) -> None:
+    """The worker exited 3 with no error line and gave the job back uncounted: every restart
+    ended on the same job, and the jobs behind it never ran."""
+    actions = runner.cwd / "actions"
+    actions.mkdir()
+    (actions / "quit.py").write_text(EXITING)
+    (runner.cwd / "m.yaml").write_text(
+        "initial_state: start\nmetadata: {machine_name: quitter}\n"
+        "transitions:\n  - {from: start, to: failed, event: error}\n"
+        "actions:\n  start:\n    - {type: quit}\n"
+    )
+    proc = runner.start("run", "m.yaml")
+    assert proc.wait(20) == 0, proc.output()
+    assert "action quit failed: SystemExit: 3" in proc.output()
