@@ -39,6 +39,7 @@ import contextlib
 import functools
 import logging
 import os
+import socket
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, cast
@@ -424,6 +425,21 @@ class Engine:
                     signals.restore()
         return code
 
+    def _refuse_a_namesake(self, store: Store) -> None:
+        """A machine of this name that runs on another host (its heartbeat fresh) refuses
+        this one. On this host its monitor socket refuses it; on PostgreSQL a second one on
+        another host took over the first one's held event (``release_events``) and ran it
+        alongside. A namesake killed on another host holds its name until its heartbeat is
+        stale (``DEFAULT_MACHINE_STALE_AFTER``)."""
+        row = store.get_machine(self.machine_name)
+        if row is None or row.status != "running" or row.host == socket.gethostname():
+            return
+        age = "" if row.heartbeat_age is None else f", heard from {row.heartbeat_age:.0f} s ago"
+        raise StartupError(
+            f"machine {self.machine_name!r} is already running (pid {row.pid} on "
+            f"{row.host}{age}); stop it first, or give this one another --machine-name"
+        )
+
     def _open(self) -> None:
         try:
             store = open_worker_store(self.database)
@@ -439,6 +455,7 @@ class Engine:
             except MonitorError as error:
                 raise StartupError(str(error)) from None
         try:
+            self._refuse_a_namesake(store)
             store.release_events(self.machine_name)
             self._registry.register(
                 store, self.config_path, self._steps.configuration(self.machine)

@@ -208,6 +208,35 @@ def test_an_event_handled_before_a_job_is_done_when_the_job_is_claimed(
         assert job is not None and job.status == "pending"  # the job is given back
 
 
+def test_a_namesake_running_on_another_host_refuses_a_second_worker(
+    runner: Runner, store_url: str
+) -> None:
+    """Only the monitor socket refused a second machine of the same name, so on another host
+    (PostgreSQL) a second one started, took over the first one's held event and ran it too."""
+    config = _write(runner, "receiver.yaml", RECEIVER)
+    with _store(store_url) as store:
+        # what a receiver on another host wrote: running, its heartbeat fresh
+        store.register_machine("receiver", "handling", pid=4242, host="other-host.example")
+        event_id = store.send_event("receiver", "ping", {"n": 1, "hold": 0}, source="t")
+    second = runner.start("run", config, "--db", store_url, "--machine-name", "receiver")
+    assert second.wait(20) == 1, second.output()
+    assert "machine 'receiver' is already running (pid 4242 on other-host.example" in (
+        second.output()
+    )
+    assert _effects(runner) == []
+    with _store(store_url) as store:
+        [row] = [e for e in store.list_events(target="receiver") if e.id == event_id]
+        assert row.status == "pending"  # left for its machine
+        machine = store.get_machine("receiver")
+        assert machine is not None and (machine.pid, machine.host) == (4242, "other-host.example")
+        # once stopped (or stale), the name is free again
+        store.stop_machine("receiver")
+    third = _start(runner, store_url, config, "receiver")
+    wait_until(lambda: _effects(runner) == ["1"], 30, third.output)
+    third.signal(signal.SIGTERM)
+    assert third.wait(20) == 0, third.output()
+
+
 # --- 4. a worker paused past its lease goes on working ---------------------------------------
 
 
