@@ -79,7 +79,7 @@ CODES: Mapping[str, tuple[Severity, str]] = {
     "SMC072": (
         "error",
         "a history pseudo-state is misplaced: outside a compound state, with children or "
-        "transitions of its own, or a default outside its compound",
+        "transitions of its own, or a default outside its compound or leading back to it",
     ),
     "SMC073": ("error", "a transition's targets cannot all be active at once"),
     "SMC074": ("error", "eventless transitions form a cycle, so the machine never settles"),

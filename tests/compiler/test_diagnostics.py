@@ -255,6 +255,39 @@ CASES = [
         ("history pseudo-state 'h' is not inside a compound state",),
     ),
     Case(
+        # `smc check` looped for good (the defaults) or ran out of stack (a default that is
+        # the parent's initial state, the history itself): entering it never ends
+        "SMC072-history-defaults-in-a-loop",
+        {
+            "m.yaml": "initial_state: p\nstates:\n  - name: p\n    states:\n"
+            "      - {name: h1, history: shallow, to: h2}\n"
+            "      - {name: h2, history: shallow, to: h1}\n      - x\n"
+            "transitions: [{from: x, to: h1, event: go}]\n"
+        },
+        {("m.yaml", 5, 42, "SMC072"), ("m.yaml", 6, 42, "SMC072")},
+        ("history pseudo-state 'h1' has no default to enter", "(h1 -> h2 -> h1)"),
+    ),
+    Case(
+        "SMC072-history-default-is-itself",
+        {
+            "m.yaml": "initial_state: p\nstates:\n  - name: p\n    initial: h\n"
+            "    states: [{name: h, history: shallow}, x]\n"
+        },
+        {("m.yaml", 4, 14, "SMC072"), ("m.yaml", 5, 43, "SMC020")},
+        ("its default (the initial state of 'p') leads back to it (h -> h)",),
+    ),
+    Case(
+        # the catch-all SMC078 said so, at `initial_state`
+        "SMC070-only-a-history-child",
+        {
+            "m.yaml": "initial_state: b\nstates:\n  - b\n  - name: a\n"
+            "    states: [{name: h, history: shallow}]\n"
+            "transitions: [{from: b, to: a, event: go}]\n"
+        },
+        {("m.yaml", 4, 5, "SMC070")},
+        ("state 'a' is compound but has no child states besides its history",),
+    ),
+    Case(
         "SMC073-targets-in-one-compound",
         {
             "m.yaml": "initial_state: a\nstates:\n  - a\n  - {name: p, states: [x, y]}\n"

@@ -39,11 +39,14 @@ def check_tree(machine: Machine, _: Context) -> Iterator[Diagnostic]:
                 "a region completes by reaching a final state of its own",
                 f"put {state.name!r} inside a compound region, or make it a plain state",
             )
-        if state.kind in ("compound", "parallel") and not state.children:
+        real = [c for c in state.children if machine.state(c).kind != "history"]
+        if state.kind in ("compound", "parallel") and not real:
+            # (a history pseudo-state alone is no child to be in: it met a compiler error)
             yield diagnostic(
                 state.pos,
                 "SMC070",
-                f"state {state.name!r} is {state.kind} but has no child states",
+                f"state {state.name!r} is {state.kind} but has no child states"
+                + (" besides its history" if state.children else ""),
                 "list its children under `states:`, or make it a plain state",
             )
         elif state.declared_final and state.kind in ("compound", "parallel"):
@@ -190,8 +193,10 @@ def _history(machine: Machine, state: State) -> Iterator[Diagnostic]:
             f"history pseudo-state {state.name!r} has child states",
             "a history state restores its parent's children: it has none of its own",
         )
+    outside = False
     for target, pos in zip(state.history_default, state.history_default_pos, strict=True):
         if machine.has_state(target) and not machine.is_descendant(target, parent.name):
+            outside = True
             yield diagnostic(
                 pos,
                 "SMC072",
@@ -199,6 +204,56 @@ def _history(machine: Machine, state: State) -> Iterator[Diagnostic]:
                 f"inside {parent.name!r}",
                 f"name a state inside {parent.name!r}, or leave `to:` out (its initial state)",
             )
+    loop = None if outside else _default_loop(machine, state)
+    if loop is not None:
+        where = (
+            state.history_default_pos[0]
+            if state.history_default
+            else (parent.initial_pos or state.pos)
+        )
+        written = (
+            "`to:`" if state.history_default else f"default (the initial state of {parent.name!r})"
+        )
+        yield diagnostic(
+            where,
+            "SMC072",
+            f"history pseudo-state {state.name!r} has no default to enter: its {written} "
+            f"leads back to it ({' -> '.join(loop)})",
+            "give the history a `to:` that names a real state (not a history state), or "
+            f"make the `initial:` of {parent.name!r} one",
+        )
+
+
+def _history_defaults(machine: Machine, state: State) -> tuple[str, ...]:
+    """What entering history pseudo-state ``state`` with nothing remembered enters: its
+    ``to:``, else its parent's initial state(s) (``charts.machine_chart``)."""
+    if state.history_default:
+        return state.history_default
+    parent = machine.state(state.parent) if state.parent is not None else None
+    if parent is None or parent.initial is None:
+        return ()
+    return parent.initials or (parent.initial,)
+
+
+def _default_loop(machine: Machine, state: State) -> list[str] | None:
+    """The history states from ``state`` back to itself when its default leads through
+    history defaults to it (entering it would never end: the compiler looped for good or ran
+    out of stack), else None."""
+    path = [state.name]
+    current = state
+    while True:
+        nexts = [
+            t
+            for t in _history_defaults(machine, current)
+            if machine.has_state(t) and machine.state(t).kind == "history"
+        ]
+        if not nexts:
+            return None
+        name = nexts[0]
+        if name in path:
+            return [*path, name] if name == state.name else None
+        path.append(name)
+        current = machine.state(name)
 
 
 def check_targets(machine: Machine, _: Context) -> Iterator[Diagnostic]:
