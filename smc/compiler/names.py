@@ -49,6 +49,18 @@ RESERVED_METHODS = frozenset(
         "in_state",
         "situation",
         "step_of",
+        "snapshot",
+        "restore",
+        "fire_steps",
+        "initial_steps",
+        "take_sent",
+        "on_log",
+        # data attributes some generated classes have (a chart's with a guard on the job's
+        # data, or with sessions): an event method of the same name failed the import
+        "job",
+        "session_id",
+        "PROGRAM_EVENTS",
+        "SHORT_FORMS",
     }
 )
 
@@ -74,8 +86,6 @@ GENERATED_MEMBERS = RESERVED_METHODS | frozenset(
         "CONTEXT_TYPE",
         "EVENT_PAYLOAD_SCHEMAS",
         "JOB_DATA_SCHEMAS",
-        "snapshot",
-        "restore",
         "context",
         "payload",
     }

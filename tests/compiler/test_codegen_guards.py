@@ -601,3 +601,25 @@ def test_decided_programs_do_what_run_does(
         (outcome,) = outcomes
         if outcome[1] is LookupError:
             assert outcome[3] == ()  # the guard raised: nothing ran, nothing moved
+
+
+def test_events_named_like_the_class_s_own_attributes_get_methods_of_their_own(
+    tmp_path: Path,
+) -> None:
+    """An event `snapshot` made `m.snapshot()` fire it (and mypy refuse the module); an event
+    `job` beside a guard on the job's data failed the import: "'job' in __slots__ conflicts
+    with class variable"."""
+    module = compiled(
+        "initial_state: a\nstates: [a, b, c]\n"
+        "jobs: {t: {data: {type: object, properties: {k: {type: integer}}}}}\n"
+        "transitions:\n  - {from: a, to: b, event: snapshot}\n"
+        "  - {from: b, to: c, event: job, when: 'job.k == 1'}\n",
+        tmp_path,
+    )
+    m = module.M()
+    m.snapshot_()
+    assert m.state == "b"
+    assert m.snapshot() == {"configuration": ["b"]}  # still the class's own
+    m.job = {"k": 1}
+    m.job_()
+    assert m.state == "c"

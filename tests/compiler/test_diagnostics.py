@@ -726,6 +726,26 @@ CASES = [
         ("'NEW_JOB'",),
     ),
     Case(
+        # the hook replaced the chart's own on_log(label, value): fire('log') raised TypeError
+        "SMC051-hook-is-a-class-method",
+        {
+            "m.yaml": "initial_state: p\nstates: [{name: p, states: [a, b]}]\n"
+            "transitions: [{from: a, to: b, event: log}]\n"
+        },
+        {("m.yaml", 3, 39, "SMC051")},
+        ("the hook of event 'log' becomes 'on_log', a method the generated class has",),
+    ),
+    Case(
+        # passed the check; mypy and pyright then refused the redefinition
+        "SMC051-guard-named-take-sent",
+        {
+            "m.yaml": "initial_state: a\nstates: [a, b]\n"
+            "transitions: [{from: a, to: b, event: go, guard: take_sent}]\n"
+        },
+        {("m.yaml", 3, 50, "SMC051")},
+        ("'take_sent' is an attribute the generated class has itself",),
+    ),
+    Case(
         "SMC051-module-collision",
         {
             "a.yaml": "initial_state: a\nmetadata: {machine_name: my-machine}\n" + OK_TAIL,

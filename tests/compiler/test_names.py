@@ -67,3 +67,41 @@ def test_every_result_is_an_identifier_that_is_not_a_keyword(name: str) -> None:
 def test_snake_case_names_are_kept(name: str) -> None:
     expected = name + "_" if keyword.iskeyword(name) else name
     assert names.snake(name) == expected
+
+
+def test_every_attribute_of_the_committed_generated_classes_is_reserved() -> None:
+    """An event or a named condition named like one of the class's own attributes replaced
+    it: an event `snapshot` made `m.snapshot()` fire, an event `job` failed the module's
+    import ("'job' in __slots__ conflicts with class variable"). Each attribute the generated
+    classes of `generated/` have, but those made from the machine's names (event methods,
+    hooks), must be one the names module avoids."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    import generated
+
+    found: dict[str, str] = {}
+    for info in pkgutil.iter_modules(generated.__path__):
+        module = importlib.import_module(f"generated.{info.name}")
+        for cls in vars(module).values():
+            if not (inspect.isclass(cls) and cls.__module__ == module.__name__):
+                continue
+            if not hasattr(cls, "EVENT_METHODS"):
+                continue
+            own = set(cls.EVENT_METHODS.values())
+            for klass in cls.__mro__:
+                if klass.__module__.startswith(("generated", "smc")):
+                    attributes = {*vars(klass), *getattr(klass, "__slots__", ())}
+                    for name in attributes:
+                        hook = name.startswith("on_") and name != "on_log"
+                        if not name.startswith("_") and name not in own and not hook:
+                            found.setdefault(name, cls.__name__)
+    # the data attributes a chart adds only when it needs them (templates/chart.py.jinja)
+    found.update(dict.fromkeys(("job", "session_id", "context", "payload"), "chart"))
+    assert {
+        name: owner for name, owner in found.items() if name not in names.GENERATED_MEMBERS
+    } == {}
+    for name in found.keys() & names.RESERVED_METHODS:
+        if names.snake(name) == name:  # (an event method is never `State` or `FIRE`)
+            assert names.method(name) == name + "_"

@@ -80,6 +80,14 @@ def _check_hook_names(machine: Machine) -> Iterator[Diagnostic]:
                 f"{owner} and {taken[method]} both become {method!r} in Python",
                 "rename one of them",
             )
+        elif method in names.GENERATED_MEMBERS:
+            # event `log`'s hook replaced the class's own on_log(label, value)
+            yield diagnostic(
+                pos_of[name],
+                "SMC051",
+                f"{owner} becomes {method!r}, a method the generated class has itself",
+                "rename it",
+            )
         taken.setdefault(method, owner)
 
 
