@@ -712,6 +712,16 @@ CASES = [
         ("a.yaml",),
     ),
     Case(
+        # passed the check; `smc build` then crashed (exit 3): "File name too long"
+        "SMC050-machine-name-too-long-for-a-file",
+        {
+            "m.yaml": "initial_state: a\nmetadata: {machine_name: " + "m" * 240 + "}\n"
+            "transitions: [{from: a, to: b, event: go}]\n"
+        },
+        {("m.yaml", 1, 16, "SMC050")},
+        ("becomes a file name of 240 bytes; the limit is 200",),
+    ),
+    Case(
         "SMC050-not-an-identifier",
         {"m.yaml": "initial_state: a\ntransitions:\n  - {from: a, to: '???', event: go}\n"},
         {("m.yaml", 3, 19, "SMC050")},

@@ -287,3 +287,30 @@ def test_a_title_ending_in_a_backslash_stays_the_graph_s_name_and_no_dot(tmp_pat
     texts = [t.text for t in svg.iter(f"{namespace}text")]
     assert title in texts and "Click" not in texts
     assert {"a", "b"} <= set(texts)
+
+
+def test_controls_in_names_are_shown_escaped_and_dot_draws_them(tmp_path: Path) -> None:
+    """A NUL in a state name ended DOT's quoted string (`dot`: syntax error, `smc diagram`
+    failed), and ESC and bidi overrides reached the file raw."""
+    import xml.etree.ElementTree as ET
+
+    from smc.compiler.diagrams import render_image
+
+    source = tmp_path / "m.yaml"
+    source.write_text(
+        json.dumps(
+            {
+                "initial_state": "a",
+                "metadata": {"machine_name": "m"},
+                "transitions": [{"from": "a", "to": "b\0c\x1b[31m\u202e", "event": "go"}],
+            }
+        ),
+        encoding="utf-8",
+    )
+    result = check_paths([str(source)])
+    assert not result.errors, result.errors
+    dot = machine_diagrams(result.machines[0])["m.dot"]
+    assert not re.search("[\x00-\x08\x0b-\x1f\x7f\u202e]", dot)
+    svg = ET.fromstring(render_image(dot, "svg"))
+    texts = [t.text for t in svg.iter("{http://www.w3.org/2000/svg}text")]
+    assert "b\\x00c\\x1b[31m\\u202e" in texts

@@ -13,6 +13,11 @@ from smc.compiler.analysis.context import Context, diagnostic
 from smc.compiler.diagnostics import Diagnostic
 from smc.compiler.model import Machine, Position
 
+#: The longest module name (UTF-8 bytes): its files, `<module>.py` and the diagrams, and
+#: their temporary names while written (`.<file>.XXXXXXXX.tmp`), must fit a file system's
+#: 255-byte file names.
+MAX_MODULE_BYTES = 200
+
 
 def check_identifiers(machine: Machine, _: Context) -> Iterator[Diagnostic]:
     kinds: list[tuple[str, Callable[[str], str | None], Sequence[tuple[str, Position]]]] = [
@@ -54,6 +59,17 @@ def check_identifiers(machine: Machine, _: Context) -> Iterator[Diagnostic]:
                 "set metadata.machine_name to letters, digits and '_'",
             )
             break
+    else:
+        size = len(str(names.module(machine.name)).encode())
+        if size > MAX_MODULE_BYTES:
+            # `smc build` and `smc diagram` failed writing <module>.py ("File name too long")
+            yield diagnostic(
+                machine.initial_pos,
+                "SMC050",
+                f"machine name {machine.name[:40]!r}... becomes a file name of {size} bytes; "
+                f"the limit is {MAX_MODULE_BYTES}",
+                "set a shorter metadata.machine_name",
+            )
 
 
 def _check_hook_names(machine: Machine) -> Iterator[Diagnostic]:

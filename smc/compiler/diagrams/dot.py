@@ -23,6 +23,7 @@ from smc.compiler.diagrams.model import (
     Picture,
     title_line,
 )
+from smc.safe_text import escape_controls
 
 ImageFormat = Literal["svg", "png"]
 
@@ -66,14 +67,17 @@ _END_ID = "__end"
 
 
 def dot_label(lines: Sequence[str], *, left: bool = False) -> str:
-    r"""A DOT label showing ``lines`` literally: backslashes doubled (so ``\n`` in a name is
-    not a line break), ``&`` written ``&amp;`` (Graphviz decodes entities), lines joined with
-    DOT's own ``\n`` (or ``\l``, left-justified), and marked not-HTML so a name like ``<b>``
-    is not taken for an HTML label."""
+    r"""A DOT label showing ``lines`` literally: controls escaped visibly, backslashes
+    doubled (so ``\n`` in a name is not a line break), ``&`` written ``&amp;`` (Graphviz
+    decodes entities), lines joined with DOT's own ``\n`` (or ``\l``, left-justified), and
+    marked not-HTML so a name like ``<b>`` is not taken for an HTML label."""
     # "&" as "&amp;": Graphviz decodes entities even in plain labels, so "a &amp; b" would
     # otherwise show as "a & b".
+    # Controls written visibly first (``\x00``, ``\x1b``, ``\u202e``): a NUL ended the
+    # quoted string for ``dot`` ("syntax error"), ESC and bidi overrides reached the file raw.
     escaped = [
-        " ".join(line.splitlines()).replace("\\", "\\\\").replace("&", "&amp;") for line in lines
+        escape_controls(" ".join(line.splitlines())).replace("\\", "\\\\").replace("&", "&amp;")
+        for line in lines
     ]
     text = "".join(line + "\\l" for line in escaped) if left else "\\n".join(escaped)
     marked: str = graphviz.nohtml(text)
