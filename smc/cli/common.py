@@ -101,6 +101,14 @@ def _int(text: str) -> int:
     return int(text)
 
 
+def name_argument(text: str) -> str:
+    """An argparse ``type`` for a name (a job type, a machine, an event): an empty or blank
+    one was queued or sent, where nothing would ever take it."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    return text
+
+
 def add_database_option(parser: argparse.ArgumentParser, *, inherited: bool = False) -> None:
     """``--db``, for every command that opens the database (read by ``check_database_driver``).
 

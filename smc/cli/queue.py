@@ -24,6 +24,7 @@ from smc.cli.common import (
     UsageError,
     add_database_option,
     check_range,
+    name_argument,
     parse_json_argument,
 )
 
@@ -61,13 +62,18 @@ def register(subparsers: Any) -> None:
         help="queue a job; prints its id",
         description="Queue a job for the workers of its type; prints the job's id.",
     )
-    add.add_argument("--type", required=True, dest="job_type", help="job type")
+    add.add_argument("--type", required=True, dest="job_type", type=name_argument, help="job type")
     add.add_argument(
         "--data", default=None, help="job data as JSON, @FILE or - for stdin (default {})"
     )
     add.add_argument("--id", default=None, dest="job_id", help="job id (default: generated)")
     add.add_argument("--priority", type=int, default=5, help="lower runs first (default 5)")
-    add.add_argument("--machine-type", default=None, help="only workers of this machine type")
+    add.add_argument(
+        "--machine-type",
+        default=None,
+        type=name_argument,
+        help="only workers of this machine type",
+    )
     add.add_argument("--max-attempts", type=int, default=5, help="runs before failing (5)")
     add.add_argument("--dedupe-key", default=None, help="no second pending job with this key")
     add.add_argument(
@@ -132,8 +138,10 @@ def register(subparsers: Any) -> None:
         "when it next runs. Prints the event's id. Exit 0 ok, 1 the database cannot be "
         "used, 2 usage error.",
     )
-    send.add_argument("machine", metavar="MACHINE", help="the receiving machine's name")
-    send.add_argument("event", metavar="EVENT", help="the event's name")
+    send.add_argument(
+        "machine", metavar="MACHINE", type=name_argument, help="the receiving machine's name"
+    )
+    send.add_argument("event", metavar="EVENT", type=name_argument, help="the event's name")
     send.add_argument("--payload", default=None, help="event payload as JSON, @FILE or - for stdin")
     send.add_argument("--source", default=None, help="sender name recorded with the event")
     send.add_argument(

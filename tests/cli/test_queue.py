@@ -107,6 +107,20 @@ def test_job_data_that_is_not_an_object_is_a_usage_error(tmp_path: Path, db: str
     assert not Path(db).exists()  # nothing made, nothing queued
 
 
+def test_an_empty_job_type_machine_or_event_is_a_usage_error(tmp_path: Path, db: str) -> None:
+    """Each was queued or sent where nothing would ever take it."""
+    for args in (
+        ("jobs", "add", "--type", ""),
+        ("jobs", "add", "--type", "t", "--machine-type", " "),
+        ("send", "m", ""),
+        ("send", "", "go"),
+    ):
+        result = smc(*args, cwd=tmp_path, db=db)
+        assert result.returncode == 2, args
+        assert result.stderr.rstrip().endswith("must not be empty"), result.stderr
+    assert not Path(db).exists()
+
+
 def test_unknown_ids_exit_1_with_a_message(tmp_path: Path, db: str) -> None:
     open_store(db).close()
     for command in ("show", "retry", "cancel"):
