@@ -317,7 +317,7 @@ class _Checker:
         taken = {"context": bool(machine.context)}
         taken["payload"] = any(e.payload_schema is not None for e in machine.events)
         for event in machine.events:
-            method = names.method(event.name)
+            method = names.method(event.name, chart=machine.is_chart)
             if method is not None and taken.get(method):
                 pos = event.pos
                 self.found.append(

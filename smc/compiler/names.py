@@ -51,16 +51,22 @@ RESERVED_METHODS = frozenset(
         "step_of",
         "snapshot",
         "restore",
+        "PROGRAM_EVENTS",
+    }
+)
+
+#: What only a statechart's class has beside them (templates/chart.py.jinja): an event of a
+#: flat machine keeps its method name (``job()``), a chart's gets ``job_()``.
+CHART_ONLY_METHODS = frozenset(
+    {
         "fire_steps",
         "initial_steps",
         "take_sent",
         "on_log",
-        # data attributes some generated classes have (a chart's with a guard on the job's
-        # data, or with sessions): an event method of the same name failed the import
+        # data attributes some charts have (a guard on the job's data, sessions): an event
+        # method of the same name failed the import
         "job",
         "session_id",
-        "PROGRAM_EVENTS",
-        "SHORT_FORMS",
     }
 )
 
@@ -68,27 +74,31 @@ RESERVED_METHODS = frozenset(
 #: Every attribute a generated class defines (its methods, properties, class constants and
 #: data attributes; templates/chart.py.jinja, templates/_data.jinja): a named condition
 #: (``guard:``, ``unless:``), a method the user writes in a subclass, must not replace one.
-GENERATED_MEMBERS = RESERVED_METHODS | frozenset(
-    {
-        "MACHINE_NAME",
-        "STYLE",
-        "ACTION_SOURCES",
-        "EXIT_ACTIONS",
-        "EXIT_ACTION_SOURCES",
-        "EVENT_METHODS",
-        "CONFIGURATIONS",
-        "STATE_VIEWS",
-        "FINAL_SITUATIONS",
-        "DISPATCH",
-        "STEPS",
-        "INITIAL_STEP",
-        "CONTEXT_SCHEMA",
-        "CONTEXT_TYPE",
-        "EVENT_PAYLOAD_SCHEMAS",
-        "JOB_DATA_SCHEMAS",
-        "context",
-        "payload",
-    }
+GENERATED_MEMBERS = (
+    RESERVED_METHODS
+    | CHART_ONLY_METHODS
+    | frozenset(
+        {
+            "MACHINE_NAME",
+            "STYLE",
+            "ACTION_SOURCES",
+            "EXIT_ACTIONS",
+            "EXIT_ACTION_SOURCES",
+            "EVENT_METHODS",
+            "CONFIGURATIONS",
+            "STATE_VIEWS",
+            "FINAL_SITUATIONS",
+            "DISPATCH",
+            "STEPS",
+            "INITIAL_STEP",
+            "CONTEXT_SCHEMA",
+            "CONTEXT_TYPE",
+            "EVENT_PAYLOAD_SCHEMAS",
+            "JOB_DATA_SCHEMAS",
+            "context",
+            "payload",
+        }
+    )
 )
 
 
@@ -130,10 +140,11 @@ def member(name: str) -> str | None:
     return _finish("_".join(word.upper() for word in _words(name)), "N_")
 
 
-def method(name: str) -> str | None:
-    """Event method name; avoids the generated class's own attributes."""
+def method(name: str, *, chart: bool) -> str | None:
+    """Event method name; avoids the generated class's own attributes (``chart``: a
+    statechart's class, which has more)."""
     ident = snake(name)
-    if ident is not None and ident in RESERVED_METHODS:
+    if ident is not None and (ident in RESERVED_METHODS or (chart and ident in CHART_ONLY_METHODS)):
         ident += "_"
     return ident
 

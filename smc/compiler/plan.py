@@ -10,6 +10,7 @@ is also what a module's source hash is made from (``codegen.machine_context``).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -320,7 +321,7 @@ def module_plan(machine: Machine, source_path: str, line_length: int) -> ModuleP
             EventPlan(
                 name=e.name,
                 member=event_member[e.name],
-                method=_ident(names.method, e.name),
+                method=_ident(functools.partial(names.method, chart=machine.is_chart), e.name),
                 context_map=plain_data(dict(e.context_map)),
             )
             for e in machine.events

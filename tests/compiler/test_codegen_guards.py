@@ -623,3 +623,18 @@ def test_events_named_like_the_class_s_own_attributes_get_methods_of_their_own(
     m.job = {"k": 1}
     m.job_()
     assert m.state == "c"
+
+
+def test_a_flat_machine_s_event_named_like_a_chart_only_attribute_keeps_its_name(
+    tmp_path: Path,
+) -> None:
+    """`job`, `take_sent` are a chart class's: a flat class has neither, so `m.job()` stays."""
+    module = compiled(
+        "initial_state: a\nstates: [a, b, c]\n"
+        "transitions:\n  - {from: a, to: b, event: job}\n  - {from: b, to: c, event: take_sent}\n",
+        tmp_path,
+    )
+    m = module.M()
+    m.job()
+    m.take_sent()
+    assert m.state == "c"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import keyword
 
 import pytest
@@ -44,16 +45,23 @@ def test_names_with_nothing_usable_are_refused(name: str) -> None:
 
 
 def test_event_methods_avoid_the_generated_class_attributes() -> None:
-    assert names.method("fire") == "fire_"
-    assert names.method("can fire") == "can_fire_"
-    assert names.method("state") == "state_"
-    assert names.method("start") == "start"
+    for chart in (False, True):
+        assert names.method("fire", chart=chart) == "fire_"
+        assert names.method("can fire", chart=chart) == "can_fire_"
+        assert names.method("state", chart=chart) == "state_"
+        assert names.method("snapshot", chart=chart) == "snapshot_"
+        assert names.method("start", chart=chart) == "start"
+    # what only a chart's class has: a flat machine's event keeps its name
+    assert names.method("job", chart=False) == "job"
+    assert names.method("job", chart=True) == "job_"
+    assert names.method("take sent", chart=True) == "take_sent_"
 
 
 @settings(max_examples=200, deadline=None)
 @given(st.text(max_size=30))
 def test_every_result_is_an_identifier_that_is_not_a_keyword(name: str) -> None:
-    for convert in (names.snake, names.member, names.method, names.pascal, names.module):
+    chart_method = functools.partial(names.method, chart=True)
+    for convert in (names.snake, names.member, chart_method, names.pascal, names.module):
         ident = convert(name)
         if ident is not None:
             assert ident.isidentifier()
@@ -102,6 +110,6 @@ def test_every_attribute_of_the_committed_generated_classes_is_reserved() -> Non
     assert {
         name: owner for name, owner in found.items() if name not in names.GENERATED_MEMBERS
     } == {}
-    for name in found.keys() & names.RESERVED_METHODS:
+    for name in found.keys() & (names.RESERVED_METHODS | names.CHART_ONLY_METHODS):
         if names.snake(name) == name:  # (an event method is never `State` or `FIRE`)
-            assert names.method(name) == name + "_"
+            assert names.method(name, chart=True) == name + "_"

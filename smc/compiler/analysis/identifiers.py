@@ -6,6 +6,7 @@ name (SMC042); a named condition (``guard:``, ``unless:``) is a method name as w
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator, Sequence
 
 from smc.compiler import names
@@ -23,7 +24,11 @@ def check_identifiers(machine: Machine, _: Context) -> Iterator[Diagnostic]:
     kinds: list[tuple[str, Callable[[str], str | None], Sequence[tuple[str, Position]]]] = [
         ("state", names.member, [(s.name, s.pos) for s in machine.states]),
         ("event", names.member, [(e.name, e.pos) for e in machine.events]),
-        ("event method", names.method, [(e.name, e.pos) for e in machine.events]),
+        (
+            "event method",
+            functools.partial(names.method, chart=machine.is_chart),
+            [(e.name, e.pos) for e in machine.events],
+        ),
     ]
     for kind, convert, items in kinds:
         taken: dict[str, str] = {}
@@ -83,7 +88,7 @@ def _check_hook_names(machine: Machine) -> Iterator[Diagnostic]:
     pos_of = {s.name: s.pos for s in machine.states} | {e.name: e.pos for e in machine.events}
     taken: dict[str, str] = {}
     for event in machine.events:
-        method = names.method(event.name)
+        method = names.method(event.name, chart=machine.is_chart)
         if method is not None:
             taken.setdefault(method, f"the method of event {event.name!r}")
     for kind, name, method in hook_names(machine):
@@ -116,7 +121,7 @@ def _check_condition_names(machine: Machine) -> Iterator[Diagnostic]:
 
     taken: dict[str, str] = {}
     for event in machine.events:
-        method = names.method(event.name)
+        method = names.method(event.name, chart=machine.is_chart)
         if method is not None:
             taken.setdefault(method, f"the method of event {event.name!r}")
     for kind, name, method in hook_names(machine):
