@@ -66,9 +66,9 @@ class Inbox:
         self._checks = checks
         self.taken: EventRow | None = None
         self.held: EventRow | None = None
-        #: The context keys an event's ``context_map`` set (a later event's map that finds no
-        #: value removes its key).
-        self._mapped: set[str] = set()
+        #: The context keys an event's ``context_map`` set, each with the value it hid
+        #: (``MISSING``: none), given back when a later event's map finds no value for it.
+        self._hidden: dict[str, Any] = {}
 
     def take(self, store: Store) -> bool:
         """Claim inbound events until one has a transition here (kept in ``taken``; True) or
@@ -168,14 +168,20 @@ class Inbox:
             value = lookup(event_data, path)
             if value is MISSING and isinstance(payload, Mapping):
                 value = lookup(payload, path)
+            hidden = self._hidden
             if value is not MISSING:
+                if key not in hidden:
+                    hidden[key] = context.get(key, MISSING)
                 context[key] = value
-                self._mapped.add(key)
-            elif key in self._mapped:
+            elif key in hidden:
                 # Not in this event: the value an earlier event's map put there is not this
-                # event's (its `who` was the last sender's name).
-                context.pop(key, None)
-                self._mapped.discard(key)
+                # event's (its `who` was the last sender's name). What it hid comes back (an
+                # --initial-context default), or the key goes.
+                previous = hidden.pop(key)
+                if previous is MISSING:
+                    context.pop(key, None)
+                else:
+                    context[key] = previous
         self._logger.debug("event %s from %s", row.event_type, row.source or "(no source)")
         self.done(store)
         # Held, not acknowledged: an event is done only once the work it starts is finished
