@@ -334,11 +334,23 @@ class _Checker:
 
     def jobs(self, machine: Machine) -> None:
         for job in machine.jobs:
-            if job.data_schema is not None:
-                self.schema(
-                    job.data_schema,
-                    ("jobs", job.name, "data"),
-                    f"the data schema of job type {job.name!r}",
+            schema = job.data_schema
+            if schema is None:
+                continue
+            base: PathKey = ("jobs", job.name, "data")
+            what = f"the data schema of job type {job.name!r}"
+            if not self.schema(schema, base, what):
+                continue
+            # A job's data is a JSON object (docs/queue.md): a schema of another type passed
+            # the check, and no job of it could be added.
+            kind = schema.get("type", "object")
+            if kind != "object" and not (isinstance(kind, list) and "object" in kind):
+                self.report(
+                    (*base, "type"),
+                    "SMC083",
+                    f"{what} must be `type: object`: a job's data is an object, whose keys "
+                    "the machine reads",
+                    "write `type: object` with the fields under `properties:`",
                 )
 
 

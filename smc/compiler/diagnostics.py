@@ -101,7 +101,10 @@ CODES: Mapping[str, tuple[Severity, str]] = {
     ),
     "SMC081": ("error", "a context field's default does not match its schema"),
     "SMC082": ("error", "a context or payload field name cannot be a field of the generated class"),
-    "SMC083": ("error", "an event's payload schema is not `type: object`"),
+    "SMC083": (
+        "error",
+        "an event's payload schema, or a job type's data schema, is not `type: object`",
+    ),
     "SMC084": (
         "error",
         "a `send_event`'s payload does not match the schema the target machine gives the event",

@@ -938,6 +938,17 @@ CASES = [
         ("has wait 0 and its no_jobs comes back to 'a'", "leave `wait` out"),
     ),
     Case(
+        # passed the check, and `smc jobs add` then refused every job of it (not an object)
+        "SMC083-job-data-not-an-object",
+        {
+            "m.yaml": "initial_state: a\n"
+            + OK_TAIL
+            + "jobs:\n  batch:\n    data: {type: array, items: {type: integer}}\n"
+        },
+        {("m.yaml", 6, 18, "SMC083")},
+        ("the data schema of job type 'batch' must be `type: object`",),
+    ),
+    Case(
         "SMC083-string-payload",
         {"m.yaml": "initial_state: a\n" + OK_TAIL + "events:\n  go: {payload: {type: string}}\n"},
         {("m.yaml", 5, 24, "SMC083")},
