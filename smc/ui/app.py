@@ -207,6 +207,8 @@ class Monitor:
         self._loop: asyncio.AbstractEventLoop | None = None
         #: Why the database file is gone, once the page was told (None: it is there).
         self._gone: str | None = None
+        #: The SQLite file's path (None: a store without one).
+        self._path: str | None = None
         #: Each machine's status at the last poll (a death is a change from running).
         self._statuses: dict[str, str] = {}
         self._last_machines: Any = None
@@ -218,6 +220,8 @@ class Monitor:
         self._full_counts: dict[str, int] = {}
         self._full_counts_due = -math.inf
         self._history_since = time.time()
+        #: Called when the database file was replaced: caches of the old file's data to clear.
+        self.on_replaced: list[Callable[[], None]] = []
 
     # --- store access ---
 
@@ -226,8 +230,21 @@ class Monitor:
         return await self._reader.run(call)
 
     async def db_write(self, call: Callable[[Store], T]) -> T:
-        """``call`` on the writing store, in its own thread (reads go on meanwhile)."""
-        return await self._writer.run(call)
+        """``call`` on the writing store, in its own thread (reads go on meanwhile). Refused
+        (``StoreError``: a 503 that says why) while the database file is deleted or replaced
+        and the server has not yet opened the new one: opening the writing store would make a
+        new file, and an open one writes into a file nobody reads."""
+        path = self._path
+        if path is not None and not os.path.lexists(path):
+            raise StoreError(f"the database file {path} was deleted: nothing was changed")
+
+        def guarded(store: Store) -> T:
+            reason = store.replaced()
+            if reason is not None:
+                raise StoreError(f"{reason}: nothing was changed")
+            return call(store)
+
+        return await self._writer.run(guarded)
 
     @property
     def has_history(self) -> bool:
@@ -240,6 +257,7 @@ class Monitor:
         self._loop = asyncio.get_running_loop()
         # Opens the store now: a bad --db fails at start.
         keeps = await self.db(keeps_history)
+        self._path = await self.db(lambda store: getattr(store, "path", None))
         if self._feed_choice == "history" and not keeps:
             raise StoreError(f"no history feed: {await self.db(no_history_feed)}")
         self.feed = self._new_feed(keeps)
@@ -338,6 +356,8 @@ class Monitor:
         self._statuses = {}
         self._history_since = time.time()
         self._full_counts_due = -math.inf
+        for forget in self.on_replaced:
+            forget()
         self.feed = self._new_feed(await self.db(keeps_history))
         self.feed.seed(await self.db(_history_seed))
         self.feed.start()
@@ -384,7 +404,10 @@ class Monitor:
 
     async def machines(self) -> list[dict[str, Any]]:
         rows, processing = await self.db(
-            lambda store: (store.list_machines(), store.list_jobs("processing", limit=1000))
+            lambda store: (
+                store.list_machines(),
+                store.list_jobs("processing", limit=1000, with_data=False),
+            )
         )
         job_of = {job.claimed_by: job.id for job in processing if job.claimed_by}
         out = []
@@ -645,6 +668,8 @@ def create_app(
     # A finished run's tasks never move again: its summary is read once, so the list that
     # the page reads every second costs one query plus one per running run.
     finished_runs: dict[str, dict[str, Any]] = {}
+    # A replaced database file holds other runs (under the same ids, perhaps).
+    monitor.on_replaced += [run_diagrams.clear, finished_runs.clear]
 
     async def workflow_runs(request: Request) -> Response:
         def read(store: Store) -> list[dict[str, Any]]:
@@ -748,7 +773,7 @@ def create_app(
             Route("/api/jobs/{job_id:path}/{action}", job_action, methods=["POST"]),
             Route("/api/jobs/{job_id:path}", job),
             Route("/api/activity", activity),
-            Route("/api/trace/{trace_id}", trace),
+            Route("/api/trace/{trace_id:path}", trace),
             Route("/api/workflows", workflow_runs),
             Route("/api/workflows/{run_id}/cancel", workflow_cancel, methods=["POST"]),
             Route("/api/workflows/{run_id}", workflow_run),

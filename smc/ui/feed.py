@@ -88,6 +88,11 @@ _encode = json.JSONEncoder(separators=(",", ":"), default=str).encode
 RESYNC_MESSAGE = json.dumps({"kind": "ui_resync"})
 
 
+#: Records after which a machine no longer holds the job: done, failed for good, back to
+#: pending for another attempt (``job_retried``) or given back (``job_released``).
+JOB_ENDS = ("job_completed", "job_failed", "job_retried", "job_released")
+
+
 def _moves(line: HistoryLine) -> dict[str, Any]:
     """What :meth:`LiveFeed._apply` reads of a history row's record (``history_record``'s
     keys): at 10,000 rows a second the whole record would be built for nothing. An activity
@@ -463,7 +468,7 @@ class LiveFeed:
         elif kind == "job_claimed":
             job_id = record.get("job_id")
             live.job_id = str(job_id) if job_id is not None else None
-        elif kind in ("job_completed", "job_failed") and live.job_id == record.get("job_id"):
+        elif kind in JOB_ENDS and live.job_id == record.get("job_id"):
             live.job_id = None
 
     def publish(self, message: dict[str, Any]) -> None:

@@ -92,7 +92,7 @@ def draw(definition: dict[str, Any]) -> tuple[str | None, str | None]:
         workflow = Workflow.from_data(definition)
         ids = {name: f"task{position}" for position, name in enumerate(workflow.names)}
         dot_text = dot(workflow, ids=ids)
-    except (KeyError, TypeError, ValueError, AttributeError) as error:
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as error:
         return None, f"the run's workflow cannot be drawn: {error!r}"
     return render_svg(dot_text, {node_id: name for name, node_id in ids.items()})
 
@@ -104,6 +104,11 @@ class RunDiagrams:
         self._lock = threading.Lock()
         self._limit = limit
         self._by_run: dict[str, tuple[str | None, str | None]] = {}
+
+    def clear(self) -> None:
+        """Forget every picture (the database file was replaced: its runs are others)."""
+        with self._lock:
+            self._by_run.clear()
 
     def get(self, run_id: str, definition: dict[str, Any]) -> tuple[str | None, str | None]:
         with self._lock:

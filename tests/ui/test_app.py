@@ -414,6 +414,48 @@ def test_activity_and_trace_come_from_the_history_when_the_store_keeps_it(
     assert typed == traced
 
 
+def test_a_trace_id_with_a_slash_is_served(client: TestClient, database: str) -> None:
+    """A trace id is any text a caller gave (``smc jobs add --trace-id``): one holding ``/``
+    once matched no route (404), as job ids holding it did before their routes took a path."""
+    with open_store(database) as store:
+        job = store.add_job("check", {}, trace_id="team/alpha-42")
+    rows = client.get("/api/trace/team%2Falpha-42").json()["rows"]
+    assert [(row["kind"], row["job_id"]) for row in rows] == [("job_added", job.id)]
+    assert client.get("/api/trace/team/alpha-42").json()["rows"] == rows
+
+
+def test_the_polls_read_of_the_processing_jobs_leaves_their_data_unread(database: str) -> None:
+    """Every poll (once a second) looks up which machine holds which job: it once read the
+    data and result of up to 1,000 processing jobs (megabytes each, perhaps) to use two
+    fields."""
+    calls: list[tuple[Any, dict[str, Any]]] = []
+
+    class Recording(WithoutHistory):
+        def __getattr__(self, name: str) -> object:
+            found = getattr(self._store, name)
+            if name != "list_jobs":
+                return found
+
+            def list_jobs(*args: Any, **kwargs: Any) -> Any:
+                calls.append((args, kwargs))
+                return found(*args, **kwargs)
+
+            return list_jobs
+
+    with open_store(database) as store:
+        store.register_machine("w", "idle")
+        store.add_job("check", {"big": "x" * 1000}, job_id="j1")
+        assert store.claim_job("w", ["check"]) is not None
+    app = create_app(
+        lambda: Recording(open_store(database)), socket_dir=None  # type: ignore[arg-type,return-value]
+    )
+    with TestClient(app, base_url="http://127.0.0.1:8520") as test_client:
+        machines = test_client.get("/api/state").json()["machines"]
+    assert [(m["name"], m["job_id"]) for m in machines] == [("w", "j1")]
+    processing = [kwargs for args, kwargs in calls if args[:1] == ("processing",)]
+    assert processing and all(kwargs.get("with_data") is False for kwargs in processing)
+
+
 def test_the_activity_log_opens_on_the_newest_rows_of_the_day(
     client: TestClient, database: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -813,6 +855,19 @@ def test_a_waiting_stream_wakes_on_a_message_and_times_out_without_one() -> None
     asyncio.run(scenario())
 
 
+@pytest.mark.parametrize("kind", ["job_retried", "job_released"])
+def test_a_job_back_in_the_queue_is_no_longer_its_machines(kind: str) -> None:
+    """A failed attempt going back to pending (``job_retried``) or a job given back
+    (``job_released``): the machine holds it no more (it once showed the job until the
+    machine claimed another)."""
+    feed = LiveFeed(None)
+    claim = {"kind": "job_claimed", "machine": "w", "job_id": "j1", "ts": 1.0}
+    feed.seed([claim, {"kind": kind, "machine": "w", "job_id": "other", "ts": 2.0}])
+    assert feed.machines["w"].job_id == "j1"  # another job's record changes nothing
+    feed.seed([{"kind": kind, "machine": "w", "job_id": "j1", "ts": 3.0}])
+    assert feed.machines["w"].job_id is None
+
+
 def test_a_machine_whose_socket_closes_is_forgotten_and_the_browsers_resync() -> None:
     """The sockets feed follows a real publisher: a transition moves the machine. Its socket
     then closes (a machine that stopped, or one that cut the feed off for falling behind,
@@ -974,6 +1029,11 @@ def test_smc_ui_says_when_its_database_file_goes_and_opens_the_new_one(tmp_path:
     db = tmp_path / "smc.db"
     with open_store(str(db)) as store:
         store.add_job("task", job_id="old")
+        # A finished run whose definition cannot be drawn (a cycle).
+        cyclic = {"workflow": "wf", "tasks": {"a": {"job_type": "t", "needs": ["a"]}}}
+        assert store.create_workflow_run("r1", "wf", "t", cyclic, ["a"], "PENDING")
+        token = store.take_workflow_run("r1", stale_after=30)
+        assert token is not None and store.finish_workflow_run("r1", token, "failed")
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "smc", "ui", "--db", str(db), "--port", str(port)],
@@ -986,6 +1046,10 @@ def test_smc_ui_says_when_its_database_file_goes_and_opens_the_new_one(tmp_path:
     def job_ids() -> list[str]:
         return [job["id"] for job in httpx2.get(f"{base}/api/jobs", timeout=5).json()["jobs"]]
 
+    def workflow_runs() -> list[tuple[str, str]]:
+        runs = httpx2.get(f"{base}/api/workflows", timeout=5).json()["runs"]
+        return [(run["run_id"], run["status"]) for run in runs]
+
     def ui_errors(lines: Iterator[str]) -> Iterator[str]:
         for line in lines:
             if line.startswith("data: "):
@@ -996,20 +1060,38 @@ def test_smc_ui_says_when_its_database_file_goes_and_opens_the_new_one(tmp_path:
     try:
         wait_until(lambda: _answers(f"{base}/api/state"), 20, "smc ui did not start")
         assert job_ids() == ["old"]
+        assert workflow_runs() == [("r1", "failed")]
+        assert (
+            "cannot be drawn"
+            in httpx2.get(f"{base}/api/workflows/r1", timeout=10).json()["svg_error"]
+        )
         with httpx2.stream("GET", f"{base}/api/stream", timeout=30) as stream:
             errors = ui_errors(stream.iter_lines())
             for suffix in ("", "-wal", "-shm"):
                 Path(f"{db}{suffix}").unlink(missing_ok=True)
             assert next(errors) == f"the database file {db} was deleted: waiting for a new one"
+            # The buttons are refused, and make no file either (they once made one).
+            csrf = {CSRF_COOKIE: "c"}
+            headers = {"x-smc-csrf": "c"}
+            for path in ("/api/jobs/old/cancel", "/api/workflows/r1/cancel"):
+                refused = httpx2.post(f"{base}{path}", cookies=csrf, headers=headers, timeout=10)
+                assert refused.status_code == 503, refused.text
+                assert "was deleted: nothing was changed" in refused.json()["error"]
             time.sleep(2.5)  # two of the server's polls
             assert not db.exists()  # the server made no file of its own
             with open_store(str(db)) as store:
                 store.add_job("task", job_id="new")
+                simple = {"workflow": "wf", "tasks": {"a": {"job_type": "t", "needs": []}}}
+                assert store.create_workflow_run("r1", "wf", "t", simple, ["a"], "PENDING")
             assert next(errors) == (
                 f"the database file {db} was replaced by another file: showing the new one"
             )
             assert list(errors) == []  # and the stream ends: the page reconnects
         assert job_ids() == ["new"]
+        # The new file's runs, not the old one's kept from before (its finished run's summary
+        # and its picture, under the same id).
+        assert workflow_runs() == [("r1", "running")]
+        assert httpx2.get(f"{base}/api/workflows/r1", timeout=10).json()["svg_error"] is None
         with open_store(str(db)) as store:
             store.add_job("task", job_id="newer")
         assert job_ids() == ["newer", "new"]

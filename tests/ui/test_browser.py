@@ -38,6 +38,9 @@ DOWNLOAD_WORKER = REPO / "examples" / "download_worker" / "download_worker.yaml"
 HOSTILE_NAME = '<img src=x onerror="window.pwned=1">"&amp;<script>window.pwned=2</script>'
 #: State names that would, too (the `hostile` template below).
 HOSTILE_STATES = ["<b>new</b>", '"><svg onload="window.pwned=3">', "done & dusted &lt;"]
+#: State names that are also names of every plain object's prototype's members (the `proto`
+#: template below): looked up in a plain object, they once found a function and broke the page.
+PROTO_STATES = ["constructor", "toString", "valueOf"]
 WAIT_MS = 15_000
 
 
@@ -73,8 +76,27 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
             ),
             encoding="utf-8",
         )
+        proto = runner.cwd / "proto.yaml"
+        proto.write_text(
+            json.dumps(
+                {
+                    "name": "Prototype states",
+                    "template": True,
+                    "initial_state": PROTO_STATES[0],
+                    "metadata": {"machine_name": "proto"},
+                    "states": PROTO_STATES,
+                    "transitions": [
+                        {"from": PROTO_STATES[0], "to": PROTO_STATES[1], "event": "go"},
+                        {"from": PROTO_STATES[1], "to": PROTO_STATES[2], "event": "go"},
+                        {"from": PROTO_STATES[2], "to": PROTO_STATES[0], "event": "go"},
+                    ],
+                }
+            ),
+            encoding="utf-8",
+        )
         order = str(MACHINES / "order.yaml")
         workers = {
+            "proto-1": runner.start("run", str(proto), "--machine-name", "proto-1"),
             "simple_worker": runner.start("run", str(SIMPLE_WORKER)),
             "download_worker": runner.start("run", str(DOWNLOAD_WORKER)),
             "checker": runner.start("run", str(MACHINES / "checker.yaml")),
@@ -262,6 +284,27 @@ def test_hostile_names_render_as_text(page: Page, system: System) -> None:
     assert diagram.locator("svg svg, foreignObject, script, [onload]").count() == 0
     time.sleep(0.3)  # let any handler that could have been planted fire
     _shot(page, "overview")
+
+
+def test_states_named_like_object_members_are_lit_and_moved(page: Page, system: System) -> None:
+    """States named ``constructor``, ``toString``, ``valueOf``: the page once looked them up
+    in plain objects, found the prototype's functions (``function is not iterable``) and drew
+    neither the diagram nor the board."""
+    diagram = page.locator('.diagram-card[data-name="proto"]')
+    lit = diagram.locator("g.smc-current")
+    expect(lit).to_have_attribute("data-state", PROTO_STATES[0], timeout=WAIT_MS)
+    board = page.locator('#board-list .board[data-name="proto"]')
+    card = '.card[data-machine="proto-1"]'
+    first = board.locator(f'.kanban-column[data-state="{PROTO_STATES[0]}"]')
+    expect(first.locator(card)).to_have_count(1, timeout=WAIT_MS)
+    for state in [*PROTO_STATES[1:], PROTO_STATES[0]]:  # round, and back (no final state)
+        system.smc("send", "proto-1", "go")
+        expect(lit).to_have_attribute("data-state", state, timeout=WAIT_MS)
+        column = board.locator(f'.kanban-column[data-state="{state}"]')
+        expect(column.locator(card)).to_have_count(1, timeout=WAIT_MS)
+        expect(board.locator(card)).to_have_count(1)  # in that column only
+    row = page.locator('#machine-table tr[data-machine="proto-1"]')
+    expect(row).to_contain_text(f"{PROTO_STATES[2]} —go→ {PROTO_STATES[0]}")
 
 
 def test_a_statechart_lights_its_leaf_and_the_compound_states_around_it(

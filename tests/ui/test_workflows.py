@@ -5,13 +5,17 @@ button's endpoint behind the CSRF check."""
 
 from __future__ import annotations
 
+import json
+import math
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from starlette.testclient import TestClient
 
 from smc.runtime.store import Store, open_store
+from smc.runtime.store.sqlite import SqliteStore
 from smc.ui.app import create_app
 from smc.ui.diagrams import ALLOWED_ATTRIBUTES, ALLOWED_ELEMENTS, SVG_NS
 from smc.ui.security import CSRF_COOKIE
@@ -161,6 +165,29 @@ def test_a_definition_that_cannot_be_drawn_says_why(client: TestClient, database
     data = client.get("/api/workflows/cyc").json()
     assert data["svg"] is None and "cannot be drawn" in data["svg_error"]
     assert [t["state"] for t in data["tasks"]] == ["PENDING", "PENDING"]
+
+
+def test_a_priority_too_large_for_an_integer_says_it_cannot_be_drawn(tmp_path: Path) -> None:
+    """A stored ``"priority": 1e400`` (infinity once read) made ``int`` raise OverflowError,
+    which the drawing did not catch: the run's page was a 500. (SQLite only: PostgreSQL's
+    jsonb reads 1e400 back as an integer, which draws.)"""
+    database = str(tmp_path / "smc.db")
+    text = json.dumps(_definition(["a"], {})).replace('"needs"', '"priority": 1e400, "needs"')
+    with open_store(database) as store:
+        assert isinstance(store, SqliteStore)
+        assert store.create_workflow_run(
+            "huge", "wf", "t", _definition(["a"], {}), ["a"], "PENDING"
+        )
+        # No store writes it (it refuses infinities): written as another program could.
+        store.connection.execute("UPDATE workflow_runs SET definition = :d", {"d": text})
+        assert store.get_workflow_run("huge").definition["tasks"]["a"]["priority"] == math.inf
+    app = create_app(lambda: open_store(database), socket_dir=None)
+    with TestClient(app, base_url="http://127.0.0.1:8520") as client:
+        response = client.get("/api/workflows/huge")
+    assert response.status_code == 200
+    data = response.json()
+    assert data["svg"] is None and "cannot be drawn" in data["svg_error"]
+    assert [t["state"] for t in data["tasks"]] == ["PENDING"]
 
 
 def test_cancel_needs_the_csrf_header_and_sets_cancel_requested(

@@ -178,6 +178,13 @@ function sinceOf(m) {
   return m.updated_at;
 }
 
+// A name's entry in a plain object keyed by names (states, task states) that come from the
+// machines or the store: only the object's own entries, never what its prototype holds (a
+// state named `constructor` or `toString` once found a function there and broke the page).
+function own(object, name) {
+  return object && Object.hasOwn(object, name) ? object[name] : undefined;
+}
+
 function activeStates(m) {
   // A statechart reports its whole configuration; otherwise the state and its ancestors.
   const states = new Set();
@@ -188,7 +195,7 @@ function activeStates(m) {
   if (state !== null && state !== undefined) {
     states.add(state);
     const type = S.types.get(m.type);
-    for (const parent of (type && type.ancestors && type.ancestors[state]) || []) states.add(parent);
+    for (const parent of (type && own(type.ancestors, state)) || []) states.add(parent);
   }
   return states;
 }
@@ -202,7 +209,7 @@ function stateText(m) {
   const type = S.types.get(m.type);
   const ancestors = (type && type.ancestors) || {};
   const parents = new Set();
-  for (const s of configuration) for (const parent of ancestors[s] || []) parents.add(parent);
+  for (const s of configuration) for (const parent of own(ancestors, s) || []) parents.add(parent);
   const leaves = configuration.filter((s) => !parents.has(s) && s !== state);
   return leaves.length > 1 ? `${state} (${leaves.join(", ")})` : state;
 }
@@ -235,7 +242,7 @@ async function fetchState() {
   S.offset = data.now - Date.now() / 1000;
   S.history = data.history;
   S.feed = data.feed ?? null;
-  $("connection").title = FEED_TITLES[S.feed] || "";
+  $("connection").title = own(FEED_TITLES, S.feed) || "";
   S.queue = data.queue;
   for (const [key, type] of Object.entries(data.types)) S.types.set(key, type);
   const names = new Set();
@@ -325,14 +332,15 @@ function applyRecord(r) {
     live.job_id = r.job_id; m.job_id = r.job_id;
     markDirty("machines", "board");
     refreshJobsSoon();
-  } else if (r.kind === "job_completed" || r.kind === "job_failed" || r.kind === "job_released") {
+  } else if (["job_completed", "job_failed", "job_retried", "job_released"].includes(r.kind)) {
+    // Done, failed, back to pending for another attempt, or given back: no longer the machine's.
     if (live.job_id === r.job_id) { live.job_id = null; m.job_id = null; }
     markDirty("machines", "board");
     refreshJobsSoon();
   } else if (r.kind === "machine_stopped") {
     m.status = "stopped";
     markDirty("machines", "board");
-  } else if (r.kind === "job_added" || r.kind === "job_retried") {
+  } else if (r.kind === "job_added") {
     refreshJobsSoon();
   }
   noteActivity(r);
@@ -605,8 +613,8 @@ function renderQueue() {
   const box = $("queue-counts");
   const chips = [];
   for (const status of ["pending", "processing", "completed", "failed", "cancelled"]) {
-    if (S.queue[status] === undefined) continue;
-    chips.push(el("span", "chip", `${status} ${S.queue[status]}`));
+    if (own(S.queue, status) === undefined) continue;
+    chips.push(el("span", "chip", `${status} ${own(S.queue, status)}`));
   }
   box.replaceChildren(...chips);
 }
@@ -1055,7 +1063,7 @@ const WORKFLOW_POLL_MS = 1000;
 function stateChip(state, text) {
   const chip = el("span", "chip wf-state", text);
   chip.setAttribute("data-task-state", state);
-  const colour = WF.colours[state];
+  const colour = own(WF.colours, state);
   if (colour) chip.style.background = colour;
   return chip;
 }
@@ -1107,7 +1115,7 @@ function renderWorkflowRuns(runs) {
     open.addEventListener("click", () => { WF.selected = run.run_id; refreshWorkflowsNow(); });
     const counts = el("td", "wf-counts");
     for (const state of WF.states) {
-      const n = run.counts[state];
+      const n = own(run.counts, state);
       if (n) counts.append(stateChip(state, `${state.toLowerCase()} ${n}`));
     }
     const status = el("td", null, badge(run.status, run.status));
@@ -1221,7 +1229,7 @@ async function showWorkflowRun(runId) {
   for (const task of data.tasks) counted.set(task.state, (counted.get(task.state) || 0) + 1);
   parts.legend.replaceChildren(...(data.states || WF.states).map((state) => {
     const swatch = el("span", "swatch");
-    swatch.style.background = WF.colours[state] || "#fff";
+    swatch.style.background = own(WF.colours, state) || "#fff";
     const li = el("li", null, swatch, `${state} ${counted.get(state) || 0}`);
     li.setAttribute("data-task-state", state);
     return li;
@@ -1253,7 +1261,7 @@ async function showWorkflowRun(runId) {
       const state = task ? task.state : "";
       node.setAttribute("data-task-state", state);
       for (const shape of node.querySelectorAll(":scope > polygon, :scope > path, :scope > ellipse")) {
-        shape.style.fill = WF.colours[state] || "";
+        shape.style.fill = own(WF.colours, state) || "";
       }
       const title = node.querySelector(":scope > title");
       if (title) title.textContent = task ? visible(`${task.task}: ${state}, attempt ${task.attempt}`) : "";
