@@ -329,6 +329,7 @@ def test_values_a_job_fills_into_get_pending_jobs_fail_the_job_not_the_worker(
             ("negative", {"types": "x", "limit": -1}),
             ("a-list", {"types": ["a", "b"], "limit": 1}),
             ("a-word", {"types": "x", "limit": "many"}),
+            ("a-flag", {"types": "x", "limit": True}),
             ("fine", {"types": "list", "limit": " 5 "}),
         ):
             store.add_job("list", data, job_id=job_id, max_attempts=1)
@@ -339,6 +340,7 @@ def test_values_a_job_fills_into_get_pending_jobs_fail_the_job_not_the_worker(
         "negative": "failed",
         "a-list": "failed",
         "a-word": "failed",
+        "a-flag": "failed",
         "fine": "completed",
     }
     assert "limit must be a whole number, 0 or more (got -1)" in str(jobs["negative"].last_error)

@@ -43,6 +43,8 @@ def whole_number_param(value: Any, what: str) -> int:
     ``ValueError`` naming the parameter (``what``) otherwise."""
     if isinstance(value, str):
         value = value.strip()
+    if isinstance(value, bool):  # int(True) is 1: `limit: yes` is no number
+        raise ValueError(f"{what} must be a whole number (got {value!r})")
     try:
         number = int(value)
     except (TypeError, ValueError):
