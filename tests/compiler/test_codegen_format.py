@@ -11,6 +11,7 @@ length (88) and at others a project may configure.
 
 from __future__ import annotations
 
+import functools
 import glob
 import itertools
 import os
@@ -159,7 +160,11 @@ name_lists = st.lists(
     | LONG_OR_WIDE,
     min_size=1,
     max_size=5,
-    unique_by=(names.member, names.method),
+    unique_by=(
+        names.member,
+        functools.partial(names.method, chart=False),
+        functools.partial(names.method, chart=True),
+    ),
 )
 
 plain_text = st.text(

@@ -57,17 +57,21 @@ def test_the_store_api_refuses_values_beyond_the_limits_on_both_backends(store: 
     too_deep = json.loads(nested(MAX_JSON_DEPTH + 1))
     store.add_job("t", data={"v": deepest[0]}, job_id="deepest")  # 64 levels with the object
     assert store.send_event("m", "e", deepest) > 0
-    largest = "x" * (MAX_JSON_BYTES - 2)  # two quotes: exactly the limit
+    # Job data is an object: '{"v":""}' is 8 bytes of the limit, the string the rest.
+    largest = {"v": "x" * (MAX_JSON_BYTES - 8)}
     store.add_job("t", data=largest, job_id="largest")
     # PostgreSQL returns this one half as long again ("[1, 1, …]"): still read back whole.
-    ones = [1] * ((MAX_JSON_BYTES - 1) // 2)
+    ones = {"v": [1] * ((MAX_JSON_BYTES - 7) // 2)}  # '{"v":[' + '1,' * n - ',' + ']}'
+    assert len(json.dumps(ones, separators=(",", ":"))) <= MAX_JSON_BYTES
     store.add_job("t", data=ones, job_id="ones")
     for job_id, value in (("largest", largest), ("ones", ones)):
         stored = store.get_job(job_id)
         assert stored is not None and stored.data_error() is None and stored.data == value
-    for value in (too_deep, {"v": deepest}, "x" * (MAX_JSON_BYTES - 1)):
+    too_large = {"v": "x" * (MAX_JSON_BYTES - 7)}
+    for value in ({"v": too_deep[0]}, {"v": deepest}, too_large):
         with pytest.raises(JsonLimitError, match="job data"):
             store.add_job("t", data=value)
+    for value in (too_deep, {"v": deepest}, "x" * (MAX_JSON_BYTES - 1)):
         with pytest.raises(JsonLimitError, match="event payload"):
             store.send_event("m", "e", value)
     store.register_machine("m", "s")
@@ -79,7 +83,7 @@ def test_the_store_api_refuses_values_beyond_the_limits_on_both_backends(store: 
         store.complete_job(job.id, job.claim_token, too_deep)
     for value in (float("nan"), "a\x00b", {"k\x00": 1}, "\ud800"):
         with pytest.raises(ValueError):
-            store.add_job("t", data=value)
+            store.add_job("t", data={"v": value})
     with pytest.raises(ValueError, match="32-bit"):
         store.add_job("t", priority=2**40)
     # nothing refused was stored; the boundary values round-trip
@@ -328,7 +332,8 @@ def test_arguments_that_are_not_utf8_are_one_line_usage_errors(
 
 def test_the_limits_are_inclusive_at_the_command_line(tmp_path: Path) -> None:
     db = str(tmp_path / "smc.db")
-    (tmp_path / "deepest.json").write_text(nested(MAX_JSON_DEPTH))
+    deepest = '{"v":' + nested(MAX_JSON_DEPTH - 1) + "}"
+    (tmp_path / "deepest.json").write_text(deepest)
     added = _smc(tmp_path, "jobs", "add", "--type", "t", "--data", "@deepest.json", db=db)
     assert added.returncode == 0, added.stderr
     pretty = json.dumps({"blob": "x" * (MAX_JSON_BYTES - 20)}, indent=8)
@@ -337,7 +342,7 @@ def test_the_limits_are_inclusive_at_the_command_line(tmp_path: Path) -> None:
     with open_store(db) as store:
         (job,) = store.list_jobs()
         (event,) = store.list_events()
-    assert job.data == json.loads(nested(MAX_JSON_DEPTH))
+    assert job.data == json.loads(deepest)
     assert event.payload == json.loads(pretty)
 
 
