@@ -48,6 +48,7 @@ from smc.compiler.expressions import (
     parse_expression,
     parse_guard,
     schema_type,
+    union,
 )
 from smc.compiler.loader.document import Pos
 from smc.compiler.loader.scalars import scalar_positions
@@ -75,14 +76,6 @@ _CODES: Mapping[ProblemKind, str] = {
 _NO_PAYLOAD = "there is no payload here"
 
 
-def _union(a: ValueType, b: ValueType) -> ValueType:
-    if not a.known or not b.known:
-        return ANY
-    fields = a.fields if a.fields is not None else b.fields
-    items = a.items if a.items is not None else b.items
-    return ValueType(a.kinds | b.kinds, fields, items)
-
-
 def job_type(machine: Machine) -> ValueType | None:
     """What ``job`` is in the machine's expressions: None when no job type declares a data
     schema (``job`` is then refused); else the fields every job type's data has (with one
@@ -108,7 +101,7 @@ def job_type(machine: Machine) -> ValueType | None:
         if all(name in fields for fields in known):
             merged = known[0][name].type
             for fields in known[1:]:
-                merged = _union(merged, fields[name].type)
+                merged = union(merged, fields[name].type)
             common[name] = Field(merged, all(fields[name].required for fields in known))
     return ValueType(kinds, MappingProxyType(common))
 

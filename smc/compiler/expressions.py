@@ -77,7 +77,8 @@ _KIND_WORDS: Mapping[Kind, str] = {
 @dataclass(frozen=True)
 class ValueType:
     """What a value can be, as far as the schemas say: a set of JSON Schema types (empty when
-    nothing is known: any value), an object's declared fields and a list's item type."""
+    nothing is known: any value), an object's declared fields, a list's item type and, for
+    a literal or an ``enum``/``const`` of plain values, the only values it can have."""
 
     kinds: frozenset[Kind] = frozenset()
     #: The declared fields (JSON Schema ``properties``), when the value may be an object and
@@ -85,6 +86,10 @@ class ValueType:
     fields: Mapping[str, Field] | None = field(default=None, hash=False)
     #: A list's item type (JSON Schema ``items``); ``None`` when not known.
     items: ValueType | None = None
+    #: The only values it can have, as :func:`value_key` keys: a literal's one value, an
+    #: ``enum``'s or ``const``'s when they are all plain (no list or object); ``None`` when
+    #: the value is not limited to a few.
+    values: frozenset[tuple[str, Any]] | None = None
 
     @property
     def known(self) -> bool:
@@ -98,6 +103,20 @@ class ValueType:
         order = [kind for kind in KINDS if kind != "null"] + ["null"]
         return " or ".join(_KIND_WORDS[kind] for kind in order if kind in self.kinds)
 
+    def describe_exactly(self) -> str:
+        """:meth:`describe` with the few values it can have (``"one of 'fast', 'slow'"``)
+        and a list's items (``"a list of integers"``): what an assignment's value and its
+        location are told apart by."""
+        if self.values is not None:
+            return _one_of(self.values)
+        if self.kinds == {"array"} and self.items is not None and self.items.known:
+            items = self.items
+            if items.values is not None:
+                return "a list of " + _one_of(items.values).removeprefix("one of ")
+            order = [kind for kind in KINDS if kind != "null"] + ["null"]
+            return "a list of " + " or ".join(_ITEM_WORDS[k] for k in order if k in items.kinds)
+        return self.describe()
+
 
 @dataclass(frozen=True)
 class Field:
@@ -106,6 +125,50 @@ class Field:
 
     type: ValueType
     required: bool = True
+
+
+_ITEM_WORDS: Mapping[Kind, str] = {
+    "integer": "integers",
+    "number": "numbers",
+    "string": "strings",
+    "boolean": "booleans",
+    "null": "nulls",
+    "array": "lists",
+    "object": "objects",
+}
+
+
+def _one_of(values: frozenset[tuple[str, Any]]) -> str:
+    """``'fast'``, ``one of 'fast', 'slow'``: the values as an expression writes them (eight
+    at most, sorted, so the message is the same on every run)."""
+    words = sorted(repr(value) for _, value in values)
+    if len(words) == 1:
+        return words[0]
+    shown = ", ".join(words[:8]) + (f", ... ({len(words)} values)" if len(words) > 8 else "")
+    return "one of " + shown
+
+
+def value_key(value: Any) -> tuple[str, Any] | None:
+    """How a plain value (null, a boolean, a number, a string) is kept in
+    :attr:`ValueType.values`: with a kind word, so ``True`` and ``1`` stay apart while ``1``
+    and ``1.0`` (one JSON number) are one; ``None`` for a list or an object."""
+    if value is None or isinstance(value, bool | str):
+        return (_value_kind(value), value)
+    if isinstance(value, int | float):
+        return ("number", value)
+    return None
+
+
+def _values_of(values: list[Any]) -> frozenset[tuple[str, Any]] | None:
+    keys = [value_key(value) for value in values]
+    if not keys or any(key is None for key in keys):
+        return None
+    return frozenset(key for key in keys if key is not None)
+
+
+def literal(value: Any) -> ValueType:
+    """The type of the literal ``value`` (a plain value): its kind, and that one value."""
+    return ValueType(frozenset({_value_kind(value)}), values=_values_of([value]))
 
 
 ANY = ValueType()
@@ -126,6 +189,11 @@ def schema_type(schema: Any) -> ValueType:
     if not isinstance(schema, Mapping):
         return ANY
     kinds: set[Kind] = set()
+    values: frozenset[tuple[str, Any]] | None = None
+    if "const" in schema:
+        values = _values_of([schema["const"]])
+    elif isinstance(schema.get("enum"), list):
+        values = _values_of(schema["enum"])
     declared = schema.get("type")
     names = [declared] if isinstance(declared, str) else declared
     if isinstance(names, list):
@@ -141,7 +209,7 @@ def schema_type(schema: Any) -> ValueType:
             return ANY
         merged = types[0]
         for branch in types[1:]:
-            merged = _union(merged, branch)
+            merged = union(merged, branch)
         return merged
     properties = schema.get("properties")
     if not kinds and isinstance(properties, Mapping):
@@ -158,7 +226,7 @@ def schema_type(schema: Any) -> ValueType:
         )
     items = schema.get("items")
     item_type = schema_type(items) if "array" in kinds and isinstance(items, Mapping) else None
-    return ValueType(frozenset(kinds), fields, item_type)
+    return ValueType(frozenset(kinds), fields, item_type, values)
 
 
 def _value_kind(value: Any) -> Kind:
@@ -175,18 +243,22 @@ def _value_kind(value: Any) -> Kind:
     return "array" if isinstance(value, list) else "object"
 
 
-def _union(a: ValueType, b: ValueType) -> ValueType:
+def union(a: ValueType, b: ValueType) -> ValueType:
+    """A value that is one of ``a`` or ``b`` (the branches of a conditional, ``x or y``)."""
     if not a.known or not b.known:
         return ANY
     fields = a.fields if a.fields is not None else b.fields
-    items = a.items if a.items is not None else b.items
-    return ValueType(a.kinds | b.kinds, fields, items)
+    # A list of unknown items (an empty literal: none at all) takes the other's item type.
+    items = b.items if a.items is None else a.items if b.items is None else union(a.items, b.items)
+    values = a.values | b.values if a.values is not None and b.values is not None else None
+    return ValueType(a.kinds | b.kinds, fields, items, values)
 
 
 def _nullable(value: ValueType) -> ValueType:
-    return (
-        value if not value.known else ValueType(value.kinds | {"null"}, value.fields, value.items)
-    )
+    if not value.known:
+        return value
+    values = value.values | {("null", None)} if value.values is not None else None
+    return ValueType(value.kinds | {"null"}, value.fields, value.items, values)
 
 
 def _numeric_view(kinds: frozenset[Kind]) -> frozenset[str]:
@@ -195,13 +267,23 @@ def _numeric_view(kinds: frozenset[Kind]) -> frozenset[str]:
 
 
 def fits(value: ValueType, target: ValueType) -> bool:
-    """Whether every value of type ``value`` is one ``target`` accepts (unknown types fit)."""
+    """Whether every value of type ``value`` is one ``target`` accepts (unknown types fit):
+    its kinds, a list's items (when both are known), and the values of an ``enum`` or
+    ``const`` (the generated class types such a field ``Literal[...]``: only a value known
+    to be one of them fits)."""
     if not value.known or not target.known:
         return True
-    return all(
+    kinds_fit = all(
         kind in target.kinds or (kind == "integer" and "number" in target.kinds)
         for kind in value.kinds
     )
+    if not kinds_fit:
+        return False
+    if target.values is not None and (value.values is None or not value.values <= target.values):
+        return False
+    if value.items is not None and target.items is not None:
+        return fits(value.items, target.items)
+    return True
 
 
 # ---- scope --------------------------------------------------------------------------------
@@ -428,9 +510,8 @@ class Conditional:
 
 @dataclass(frozen=True)
 class SequenceLiteral:
-    """A list or tuple literal."""
+    """A list or tuple literal (both a list: a JSON array)."""
 
-    kind: Literal["list", "tuple"]
     items: tuple[Node, ...]
 
 
@@ -541,9 +622,18 @@ def _parse(
             message = f"a `when:` condition must be true or false; this is {value.describe()}"
             hint = "compare it (`==`, `<`, `in`, `is None`) or test it with `not`"
         else:
-            message = f"the value is {value.describe()}, and its location takes {expect.describe()}"
+            message = (
+                f"the value is {value.describe_exactly()}, and its location takes "
+                f"{expect.describe_exactly()}"
+            )
             whole = "number" in value.kinds and "integer" in expect.kinds
             hint = "use `//` for whole-number division" if whole else ""
+            if expect.values is not None and fits(value, replace(expect, values=None)):
+                hint = (
+                    "a field with `enum` or `const` takes only those values (the generated "
+                    "class types it `Literal[...]`): write one of them, choose between them "
+                    "with `... if ... else ...`, or read a field declared with the same values"
+                )
         return [Problem("type", message, start, end, hint)]
     return Expression(
         text=text,
@@ -838,7 +928,7 @@ class _Checker:
             (test, _), (body, body_type), (orelse, orelse_type) = self.check_all(
                 (node.test, node.body, node.orelse)
             )
-            return Conditional(test, body, orelse), _union(body_type, orelse_type)
+            return Conditional(test, body, orelse), union(body_type, orelse_type)
         if isinstance(node, ast.List | ast.Tuple):
             return self.sequence(node)
         message = _REFUSED.get(type(node), f"`{type(node).__name__}` is not allowed")
@@ -846,18 +936,12 @@ class _Checker:
 
     def constant(self, node: ast.Constant) -> _Result:
         value = node.value
-        if value is None:
-            return Const(None), NULL
-        if isinstance(value, bool):
-            return Const(value), BOOLEAN
-        if isinstance(value, int):
-            return Const(value), INTEGER
+        if value is None or isinstance(value, bool | int | str):
+            return Const(value), literal(value)
         if isinstance(value, float):
             if not math.isfinite(value):
                 raise self.refuse("construct", "the number is too large", node)
-            return Const(value), NUMBER
-        if isinstance(value, str):
-            return Const(value), STRING
+            return Const(value), literal(value)
         if isinstance(value, bytes):
             message = "bytes literals are not allowed"
         elif isinstance(value, complex):
@@ -1078,7 +1162,7 @@ class _Checker:
         if base_type.known:
             parts = [base_type.items or ANY] if "array" in base_type.kinds else []
             parts += [STRING] if "string" in base_type.kinds else []
-            value = parts[0] if len(parts) == 1 else _union(parts[0], parts[1])
+            value = parts[0] if len(parts) == 1 else union(parts[0], parts[1])
         return Item(base, key), value
 
     def call(self, node: ast.Call) -> _Result:
@@ -1118,7 +1202,7 @@ class _Checker:
         op: Literal["and", "or"] = "and" if isinstance(node.op, ast.And) else "or"
         value = results[0][1]
         for _, other in results[1:]:
-            value = _union(value, other)
+            value = union(value, other)
         return Logic(op, tuple(inner for inner, _ in results)), value
 
     def unary(self, node: ast.UnaryOp) -> _Result:
@@ -1135,6 +1219,9 @@ class _Checker:
                 node,
                 _null_hint(value),
             )
+        if sign == "-" and value.values is not None:  # -1 is the literal -1
+            negated = frozenset((kind, -number) for kind, number in value.values)
+            value = ValueType(value.kinds, value.fields, value.items, negated)
         return Unary(sign, operand), value
 
     def binary(self, node: ast.BinOp) -> _Result:
@@ -1168,7 +1255,7 @@ class _Checker:
         if op == "+" and kinds == {"string"}:
             return result, STRING
         if op == "+" and kinds == {"array"}:
-            return result, _union(left_type, right_type)
+            return result, union(left_type, right_type)
         raise self.refuse(
             "type",
             f"`{op}` cannot take {left_type.describe()} and {right_type.describe()}",
@@ -1278,10 +1365,9 @@ class _Checker:
         results = self.check_all(node.elts)
         items: ValueType | None = None
         for _, value in results:
-            items = value if items is None else _union(items, value)
-        kind: Literal["list", "tuple"] = "list" if isinstance(node, ast.List) else "tuple"
+            items = value if items is None else union(items, value)
         return (
-            SequenceLiteral(kind, tuple(inner for inner, _ in results)),
+            SequenceLiteral(tuple(inner for inner, _ in results)),
             ValueType(frozenset({"array"}), None, items),
         )
 
@@ -1447,7 +1533,7 @@ def _fold(node: Node, event: str | None, kind: str | _Unknown | None = _UNKNOWN)
             node, left=_fold(node.left, event, kind), right=_fold(node.right, event, kind)
         )
     if isinstance(node, SequenceLiteral):
-        return SequenceLiteral(node.kind, tuple(_fold(i, event, kind) for i in node.items))
+        return SequenceLiteral(tuple(_fold(i, event, kind) for i in node.items))
     return node
 
 
@@ -1537,10 +1623,9 @@ def _emit_node(node: Node, names: Names) -> tuple[str, int]:
         body = _emit(node.body, names, _OR)
         test = _emit(node.test, names, _OR)
         return f"{body} if {test} else {_emit(node.orelse, names, _TEST)}", _TEST
-    items = [_emit(item, names, _TEST) for item in node.items]
-    if node.kind == "list":
-        return "[" + ", ".join(items) + "]", _ATOM
-    return ("(" + items[0] + ",)" if len(items) == 1 else "(" + ", ".join(items) + ")"), _ATOM
+    # A tuple literal is a list too: the value is a JSON array, and a tuple would never
+    # equal the list the same data decodes to (`pair == (1, 2)` was always false).
+    return "[" + ", ".join(_emit(item, names, _TEST) for item in node.items) + "]", _ATOM
 
 
 def _operand(node: Node, names: Names, need: int, numbers_only: bool) -> str:

@@ -125,7 +125,7 @@ def refused(text: str, scope: Scope = SCOPE, **options: Any) -> list[Problem]:
         ("tags[-1]", "ctx.tags[-1]", {"string"}),
         ("label[0]", "ctx.label[0]", {"string"}),
         ("'x' in tags", '"x" in ctx.tags', {"boolean"}),
-        ("label not in ('a', 'b')", 'ctx.label not in ("a", "b")', {"boolean"}),
+        ("label not in ('a', 'b')", 'ctx.label not in ["a", "b"]', {"boolean"}),
         ("attempts in [1, 2]", "ctx.attempts in [1, 2]", {"boolean"}),
         ("0 <= ratio < 1.5", "0 <= ctx.ratio < 1.5", {"boolean"}),
         ("not ok or attempts == 0", "not ctx.ok or ctx.attempts == 0", {"boolean"}),
@@ -141,7 +141,7 @@ def refused(text: str, scope: Scope = SCOPE, **options: Any) -> list[Problem]:
         ('"it\'s"', '"it\'s"', {"string"}),
         ("None", "None", {"null"}),
         ("True", "True", {"boolean"}),
-        ("(1,)", "(1,)", {"array"}),
+        ("(1,)", "[1]", {"array"}),
         ("[]", "[]", {"array"}),
         ("blob", "ctx.blob", set()),
         ("len(blob) + len(label)", "len(ctx.blob) + len(ctx.label)", {"integer"}),
@@ -230,7 +230,8 @@ def test_compiled_expressions_run_as_python(tmp_path: Path) -> None:
         "tags[-1] + '!'": "b!",
         "attempts // 3 + attempts % 3 + attempts / 4": 2.5,
         "not ok or 'a' in tags": True,
-        "(1, 2)": (1, 2),
+        "(1, 2)": [1, 2],  # a JSON array, as the same value in the data
+        "tags == ('a', 'b')": True,
     }
     lines = ["import enum", "class State(enum.Enum):"]
     lines += [f"    {member} = {state!r}" for state, member in sorted(NAMES.states.items())]
@@ -637,6 +638,11 @@ class _Normalise(ast.NodeTransformer):
 
     def visit_Name(self, node: ast.Name) -> ast.AST:
         return _machine_field("name") if node.id == "MACHINE_NAME" else node
+
+    def visit_Tuple(self, node: ast.Tuple) -> ast.AST:
+        # a tuple literal is written as a list: both are a JSON array
+        self.generic_visit(node)
+        return ast.List(node.elts, node.ctx)
 
     def visit_Dict(self, node: ast.Dict) -> ast.AST:
         # machine.io_processors: a display keyed by the processor's names, made anew each read

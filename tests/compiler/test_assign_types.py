@@ -1,0 +1,172 @@
+"""An ``assign`` fits its context field as the generated class is typed (docs/language.md,
+"Guards and assignments"): the field's kind, a list's item type, and the values of an
+``enum``/``const`` (typed ``Literal[...]``). A value the checker let through once made a
+module that ``mypy --strict`` refused (``'medium'`` into ``enum: [fast, slow]``, ``['x']``
+into a list of integers) and a tuple literal was written as a tuple, which never equals the
+list the same data decodes to.
+
+Accepted machines are built and checked by the real mypy; the tuple is run.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from smc.compiler.check import check_texts
+from tests.support.cli import run_smc
+
+HEAD = """\
+initial_state: a
+metadata: {machine_name: typed_assign}
+context:
+  mode: {enum: [fast, slow, -1], default: fast}
+  level: {const: 3, default: 3}
+  nums: {type: array, items: {type: integer}, default: []}
+  picks: {type: array, items: {enum: [x, y]}, default: []}
+  pair: {type: array, default: []}
+  flag: {type: boolean, default: false}
+  label: {type: string, default: ""}
+events:
+  go:
+    payload:
+      type: object
+      properties: {speed: {enum: [fast, slow]}, word: {type: string}}
+      required: [speed, word]
+  back: null
+transitions:
+  - from: a
+    to: b
+    event: go
+    actions:
+"""
+
+TAIL = """\
+  - {from: b, to: a, event: back, when: "pair == (1, 2)"}
+"""
+
+
+def machine(*assignments: tuple[str, str]) -> str:
+    lines = "".join(
+        f'      - {{type: assign, location: {location}, expr: "{expr}"}}\n'
+        for location, expr in assignments
+    )
+    return HEAD + lines + TAIL
+
+
+@pytest.mark.parametrize(
+    ("location", "expr", "message"),
+    [
+        (
+            "mode",
+            "'medium'",
+            "the value is 'medium', and its location takes one of 'fast', 'slow', -1",
+        ),
+        (
+            "mode",
+            "label",
+            "the value is a string, and its location takes one of 'fast', 'slow', -1",
+        ),
+        ("mode", "payload.word", "the value is a string, and its location takes one of"),
+        ("mode", "1", "the value is 1, and its location takes one of 'fast', 'slow', -1"),
+        ("level", "4", "the value is 4, and its location takes 3"),
+        (
+            "nums",
+            "['x', 'y']",
+            "the value is a list of 'x', 'y', and its location takes a list of integers",
+        ),
+        ("nums", "[1, 'x']", "its location takes a list of integers"),
+        (
+            "picks",
+            "['x', 'z']",
+            "the value is a list of 'x', 'z', and its location takes a list of 'x', 'y'",
+        ),
+        ("picks", "[label]", "the value is a list of strings"),
+    ],
+)
+def test_a_value_that_does_not_fit_is_smc092(location: str, expr: str, message: str) -> None:
+    result = check_texts([("m.yaml", machine((location, expr)))])
+    (error,) = result.errors
+    assert error.code == "SMC092" and error.line == 23
+    assert message in error.message, error.message
+    if location in ("mode", "level"):  # the hint says what an enum field takes
+        assert "Literal" in error.hint and "enum" in error.hint, error.hint
+
+
+@pytest.mark.parametrize(
+    ("location", "expr"),
+    [
+        ("mode", "'slow'"),
+        ("mode", "-1"),
+        ("mode", "'slow' if flag else 'fast'"),
+        ("mode", "payload.speed"),
+        ("level", "3"),
+        ("nums", "[]"),
+        ("nums", "[1, 2] + nums"),
+        ("nums", "(1, 2)"),
+        ("picks", "[]"),
+        ("picks", "['x', 'y']"),
+        ("picks", "['x'] if flag else picks"),
+        ("pair", "(1, 2)"),
+        ("pair", "['a', 1]"),
+    ],
+)
+def test_a_value_that_fits_is_accepted(location: str, expr: str) -> None:
+    result = check_texts([("m.yaml", machine((location, expr)))])
+    assert not result.errors, [str(d) for d in result.errors]
+
+
+def test_the_accepted_assignments_build_a_module_mypy_strict_takes(tmp_path: Path) -> None:
+    """Every accepted assignment above in one machine, built and checked by mypy --strict;
+    and the tuple literal stored and compared is the list the data holds."""
+    source = tmp_path / "typed_assign.yaml"
+    source.write_text(
+        machine(
+            ("mode", "'slow'"),
+            ("mode", "-1"),
+            ("mode", "'slow' if flag else 'fast'"),
+            ("mode", "payload.speed"),
+            ("level", "3"),
+            ("nums", "[]"),
+            ("nums", "[1, 2] + nums"),
+            ("nums", "(1, 2)"),
+            ("picks", "['x', 'y']"),
+            ("pair", "(1, 2)"),
+        )
+    )
+    out = tmp_path / "out"
+    built = run_smc("build", str(source), "-o", str(out), "--no-diagrams", cwd=tmp_path)
+    assert built.returncode == 0, built.stderr
+    typed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--strict",
+            "--no-incremental",
+            str(out / "typed_assign.py"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert typed.returncode == 0, typed.stdout
+
+    spec = importlib.util.spec_from_file_location("typed_assign", out / "typed_assign.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["typed_assign"] = module
+    try:
+        spec.loader.exec_module(module)
+        m = module.TypedAssign()
+        m.go(speed="fast", word="w")
+        assert m.context.pair == [1, 2] and m.context.nums == [1, 2]
+        assert m.context.mode == "fast" and m.context.picks == ["x", "y"]
+        m.back()  # `pair == (1, 2)`: true of the list
+        assert m.state.value == "a"
+    finally:
+        del sys.modules["typed_assign"]
