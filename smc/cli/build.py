@@ -9,6 +9,7 @@ Settings come from ``[tool.smc-compiler]`` in the nearest pyproject.toml (``outp
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -112,7 +113,8 @@ def run_build(args: argparse.Namespace) -> int:
     for path in report.outputs.written:
         print(f"wrote {shown}/{path}", file=sys.stderr)
     for path in report.outputs.removed:
-        print(f"removed {shown}/{path} (its machine is no longer an input)", file=sys.stderr)
+        why = report.outputs.why_removed.get(path, "this build no longer produces it")
+        print(f"removed {shown}/{path}: {why}", file=sys.stderr)
     if request.emit_tests is not None:
         for path in report.tests_written:
             print(f"wrote {display_path(request.emit_tests)}/{path}", file=sys.stderr)
@@ -130,8 +132,25 @@ _EXPLAIN = {
     "missing": "missing",
     "stale": "stale: its source changed since it was generated",
     "hand-edited": "hand-edited: the source is unchanged but the file differs",
-    "orphan": "orphan: its machine is no longer an input (a build removes it)",
+    "orphan": "orphan: this build no longer produces it (a build removes it)",
 }
+
+
+def _build_options(args: argparse.Namespace) -> list[str]:
+    """The options of this ``smc build --check`` that the build it suggests needs too: the
+    same output, diagrams, detail, tests and action folders."""
+    options: list[str] = []
+    if args.output is not None:
+        options += ["-o", args.output]
+    if args.diagrams is not None:
+        options.append("--diagrams" if args.diagrams else "--no-diagrams")
+    if args.detail is not None:
+        options += ["--detail", args.detail]
+    if args.emit_tests is not None:
+        options += ["--emit-tests", args.emit_tests]
+    for folder in args.actions_dir or ():
+        options += ["--actions-dir", folder]
+    return options
 
 
 def _print_differences(args: argparse.Namespace, report: BuildReport, shown: str) -> int:
@@ -141,8 +160,9 @@ def _print_differences(args: argparse.Namespace, report: BuildReport, shown: str
     for difference in report.differences:
         sys.stdout.write(difference.diff)
     for difference in report.differences:
-        print(f"{difference.path}: {_EXPLAIN[difference.status]}", file=sys.stderr)
-    command = " ".join(["smc build", *args.paths])
+        explained = difference.reason or _EXPLAIN[difference.status]
+        print(f"{difference.path}: {explained}", file=sys.stderr)
+    command = shlex.join(["smc", "build", *args.paths, *_build_options(args)])
     print(
         f"smc build --check: {len(report.differences)} file(s) out of date; "
         f"run `{command}` to update",

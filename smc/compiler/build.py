@@ -89,16 +89,28 @@ class WriteReport:
     removed: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     rendered: list[str] = field(default_factory=list)  # modules rendered (cache misses)
+    #: Why each removed file is no longer produced (:func:`why_not_produced`).
+    why_removed: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
 class Difference:
     path: str
     #: "missing", "stale" (the source changed), "hand-edited" (the file changed), "orphan"
-    #: (its machine is gone: a build would remove it).
+    #: (this build no longer produces it: a build would remove it).
     status: str
     diff: str
     source: str | None = None
+    #: Why, where the status alone would mislead (an orphan's cause, the manifest's case).
+    reason: str = ""
+
+
+def why_not_produced(path: str, options: BuildOptions) -> str:
+    """Why an output the previous manifest lists is not one of this build's: diagrams left
+    out by the options, or no input producing it (a machine removed or renamed)."""
+    if path.startswith("diagrams/") and not options.diagrams:
+        return "this build makes no diagrams: --no-diagrams, or diagrams = false in pyproject.toml"
+    return "no input produces it any more: its machine was removed or renamed"
 
 
 def sha256_text(text: str) -> str:
@@ -317,9 +329,10 @@ def write_atomic(path: Path, data: bytes) -> None:
         raise
 
 
-def write_outputs(outputs: Sequence[Output], out_dir: Path) -> WriteReport:
+def write_outputs(outputs: Sequence[Output], options: BuildOptions) -> WriteReport:
     """Write what changed, the manifest last; remove what the previous manifest lists and
     this build does not produce."""
+    out_dir = options.out_dir
     report = WriteReport()
     previous = read_manifest(out_dir)
     manifest = render_manifest(outputs)
@@ -342,6 +355,7 @@ def write_outputs(outputs: Sequence[Output], out_dir: Path) -> WriteReport:
         if target.is_file():
             target.unlink()
             report.removed.append(path)
+            report.why_removed[path] = why_not_produced(path, options)
             _remove_empty_parents(target.parent, out_dir)
     manifest_path = out_dir / MANIFEST_NAME
     if read_bytes(manifest_path) != manifest.encode("utf-8"):
@@ -373,7 +387,7 @@ def write_changed(directory: Path, files: Mapping[str, bytes]) -> list[str]:
 
 def build(machines: Sequence[Machine], inputs: Sequence[str], options: BuildOptions) -> WriteReport:
     outputs = plan_outputs(machines, inputs, options, use_cache=True)
-    return write_outputs(outputs, options.out_dir)
+    return write_outputs(outputs, options)
 
 
 # ---- --check ------------------------------------------------------------------------------
@@ -417,6 +431,12 @@ def check_outputs(
     ]
     expected_files.append((MANIFEST_NAME, render_manifest(outputs), None, None))
     sources = {o.path: o.source for o in outputs}
+    produced = {o.path for o in outputs}
+    orphans = {
+        path: on_disk
+        for path in sorted(set(previous) - produced)
+        if (on_disk := read_bytes(options.out_dir / path)) is not None
+    }
     for path, expected, kind, expected_source_sha in expected_files:
         on_disk = read_bytes(options.out_dir / path)
         if on_disk is None:
@@ -426,8 +446,23 @@ def check_outputs(
         if on_disk == expected.encode("utf-8"):
             continue
         current = on_disk.decode("utf-8", errors="replace")
-        if kind is None:  # the manifest: it follows the outputs, so it is only ever stale
-            stale = True
+        if kind is None:  # the manifest: it follows the outputs
+            # Checked last: with every output as a build would write it, the manifest alone
+            # differing was edited (or written by another tool), not left behind.
+            stale = bool(differences or orphans)
+            reason = (
+                "stale: it lists the outputs, and a build changes them"
+                if stale
+                else "hand-edited: every output is up to date, but the manifest is not the one "
+                "a build writes"
+            )
+            diff = unified_diff(
+                path, prefix, current, expected, "stale" if stale else "hand-edited"
+            )
+            differences.append(
+                Difference(path, "stale" if stale else "hand-edited", diff, None, reason)
+            )
+            continue
         elif kind in ("module", "init"):
             # The header says what the file was generated from: another source hash means
             # the source (or the templates) changed since; the same one means the file was
@@ -440,11 +475,8 @@ def check_outputs(
         status = "stale" if stale else "hand-edited"
         diff = unified_diff(path, prefix, current, expected, status)
         differences.append(Difference(path, status, diff, sources.get(path)))
-    produced = {o.path for o in outputs}
-    for path in sorted(set(previous) - produced):
-        on_disk = read_bytes(options.out_dir / path)
-        if on_disk is None:
-            continue
+    for path, on_disk in orphans.items():
         diff = unified_diff(path, prefix, on_disk.decode("utf-8", errors="replace"), "", "orphan")
-        differences.append(Difference(path, "orphan", diff))
+        reason = f"orphan, a build removes it: {why_not_produced(path, options)}"
+        differences.append(Difference(path, "orphan", diff, None, reason))
     return sorted(differences, key=lambda d: d.path)

@@ -203,8 +203,45 @@ def test_check_catches_edited_diagram_and_orphan(built: Path) -> None:
     shutil.rmtree(orphan_source)
     result = smc(built, "build", "examples/", "--check")
     assert result.returncode == 1
-    assert "task_execution.py: orphan" in result.stderr
+    assert "task_execution.py: orphan, a build removes it: no input produces it" in result.stderr
     assert f"{diagrams[0].relative_to(built / 'generated').as_posix()}: " in result.stderr
+    assert ".smc-manifest.json: stale: it lists the outputs" in result.stderr
+
+
+def test_check_without_diagrams_says_why_they_would_go_and_how_to_build(built: Path) -> None:
+    """A build --check --no-diagrams once called every diagram an orphan whose machine 'is no
+    longer an input', and suggested a build without the flag, which keeps them."""
+    result = smc(built, "build", "examples/", "--check", "--no-diagrams", "-o", "generated")
+    assert result.returncode == 1
+    reasons = [line for line in result.stderr.splitlines() if line.startswith("diagrams/")]
+    assert reasons and all(
+        ": orphan, a build removes it: this build makes no diagrams: --no-diagrams" in line
+        for line in reasons
+    ), reasons
+    assert "no input produces it" not in result.stderr
+    assert "run `smc build examples/ -o generated --no-diagrams` to update" in result.stderr
+    build = smc(built, "build", "examples/", "--no-diagrams")
+    assert build.returncode == 0, build.stderr
+    assert "removed generated/diagrams/simple_worker.mmd: this build makes no diagrams" in (
+        build.stderr
+    )
+    assert smc(built, "build", "examples/", "--check", "--no-diagrams").returncode == 0
+
+
+def test_check_calls_a_manifest_edited_alone_hand_edited(built: Path) -> None:
+    """The manifest differing while every output is up to date was reported 'stale: its
+    source changed since it was generated'."""
+    manifest = built / "generated" / ".smc-manifest.json"
+    document = json.loads(manifest.read_text())
+    document["generator"] = "edited by hand"
+    manifest.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
+    result = smc(built, "build", "examples/", "--check")
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[-2] == (
+        ".smc-manifest.json: hand-edited: every output is up to date, but the manifest is "
+        "not the one a build writes"
+    ), result.stderr
+    assert "stale" not in result.stderr
 
 
 # ---- errors, config -----------------------------------------------------------------------
