@@ -176,6 +176,45 @@ def test_the_page_follows_a_job_live_and_the_diagram_lights_the_state(
     expect(job_row).to_have_attribute("data-status", "completed", timeout=WAIT_MS)
 
 
+def test_a_job_given_back_by_a_stopping_worker_leaves_its_machines_row(
+    page: Page, system: System
+) -> None:
+    """A worker stopped while it runs a job gives the job back (``job_released``, the job
+    pending again) and the page's machine row shows it stopped without the job: the server
+    and the page once cleared a machine's job only when the job completed or failed. (The
+    server's own clearing is tests/ui/test_app.py's; the page's handler of the record is
+    covered here together with it: the ``ui_machines`` message the stop sends carries the
+    server's view too.)"""
+    source = system.runner.cwd / "long_checker.yaml"
+    source.write_text(
+        (MACHINES / "checker.yaml")
+        .read_text()
+        .replace("machine_name: checker", "machine_name: long_checker")
+        .replace("job_type: check", "job_type: long-check")
+    )
+    worker = system.runner.start("run", str(source))
+    system.runner.wait_running(worker, "long_checker")
+    row = page.locator("#machine-table tbody tr").filter(
+        has=page.get_by_text("long_checker", exact=True)
+    )
+    expect(row.locator("td.state")).to_have_text("waiting", timeout=WAIT_MS)
+    job = system.smc(
+        "jobs", "add", "--type", "long-check", "--data", '{"verdict": "pass", "seconds": 60}'
+    )
+    expect(row.locator("td.state")).to_have_text("checking", timeout=WAIT_MS)
+    expect(row).to_contain_text(job, timeout=WAIT_MS)
+    worker.signal(signal.SIGTERM)
+    assert worker.wait(20) == 0, worker.output()
+    with system.runner.store() as store:
+        released = store.get_job(job)
+        assert released is not None and released.status == "pending"  # given back
+        kinds = [row.kind for row in store.history(job_id=job)]
+        assert kinds[-1] == "job_released", kinds
+        store.cancel_job(job)
+    expect(row).to_contain_text("stopped", timeout=WAIT_MS)
+    expect(row).not_to_contain_text(job, timeout=WAIT_MS)
+
+
 def test_a_kanban_card_moves_column_when_its_instance_changes_state(
     page: Page, system: System
 ) -> None:
