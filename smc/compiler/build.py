@@ -446,6 +446,7 @@ def check_outputs(
         if on_disk == expected.encode("utf-8"):
             continue
         current = on_disk.decode("utf-8", errors="replace")
+        reason = ""
         if kind is None:  # the manifest: it follows the outputs
             # Checked last: with every output as a build would write it, the manifest alone
             # differing was edited (or written by another tool), not left behind.
@@ -456,13 +457,6 @@ def check_outputs(
                 else "hand-edited: every output is up to date, but the manifest is not the one "
                 "a build writes"
             )
-            diff = unified_diff(
-                path, prefix, current, expected, "stale" if stale else "hand-edited"
-            )
-            differences.append(
-                Difference(path, "stale" if stale else "hand-edited", diff, None, reason)
-            )
-            continue
         elif kind in ("module", "init"):
             # The header says what the file was generated from: another source hash means
             # the source (or the templates) changed since; the same one means the file was
@@ -474,7 +468,7 @@ def check_outputs(
             stale = recorded == sha256_bytes(on_disk)
         status = "stale" if stale else "hand-edited"
         diff = unified_diff(path, prefix, current, expected, status)
-        differences.append(Difference(path, status, diff, sources.get(path)))
+        differences.append(Difference(path, status, diff, sources.get(path), reason))
     for path, on_disk in orphans.items():
         diff = unified_diff(path, prefix, on_disk.decode("utf-8", errors="replace"), "", "orphan")
         reason = f"orphan, a build removes it: {why_not_produced(path, options)}"
