@@ -282,7 +282,14 @@ def fits(value: ValueType, target: ValueType) -> bool:
     if target.values is not None and (value.values is None or not value.values <= target.values):
         return False
     if value.items is not None and target.items is not None:
-        return fits(value.items, target.items)
+        items = value.items
+        if "null" in items.kinds and len(items.kinds) > 1:
+            # An item that only may be null (`[event.type]` in a state's actions, which the
+            # class compiles once per event, each a constant) is taken for its other kinds;
+            # one that is null (`[None]`) is not.
+            values = items.values - {("null", None)} if items.values is not None else None
+            items = replace(items, kinds=items.kinds - {"null"}, values=values)
+        return fits(items, target.items)
     return True
 
 

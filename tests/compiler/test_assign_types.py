@@ -86,6 +86,7 @@ def machine(*assignments: tuple[str, str]) -> str:
             "the value is a list of 'x', 'z', and its location takes a list of 'x', 'y'",
         ),
         ("picks", "[label]", "the value is a list of strings"),
+        ("nums", "[None]", "the value is a list of None, and its location takes a list of"),
     ],
 )
 def test_a_value_that_does_not_fit_is_smc092(location: str, expr: str, message: str) -> None:
