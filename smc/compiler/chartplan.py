@@ -52,6 +52,8 @@ from smc.compiler.expressions import (
     ValueType,
     parse_expression,
     parse_guard,
+    reads_context,
+    reads_job,
     schema_type,
     to_python,
 )
@@ -576,8 +578,9 @@ class _ProgramCompiler:
             else parse_expression(text, scope=scope, expect=expect)
         )
         assert isinstance(parsed, Expression), "checked without errors"
-        self._reads_job = self._reads_job or parsed.uses_job
-        return to_python(parsed, self.names), bool(parsed.context_fields)
+        self._reads_job = self._reads_job or reads_job(parsed, self.names)
+        source = to_python(parsed, self.names)
+        return source, reads_context(parsed, self.names)
 
     def code(self, action: Action, scope: Scope) -> tuple[list[str], bool]:
         """A pure action as statements (indented four spaces a level) and whether they read
@@ -685,11 +688,12 @@ class _ProgramCompiler:
                 if active is not None:
                     parsed = replace(parsed, node=_in_states(parsed.node, active))
                 self.conds[key] = len(self.cond_plans)
+                source = to_python(parsed, names)
                 self.cond_plans.append(
                     CondPlan(
-                        to_python(parsed, names),
-                        bool(parsed.context_fields),
-                        parsed.uses_job,
+                        source,
+                        reads_context(parsed, names),
+                        reads_job(parsed, names),
                         is_bool(parsed.node, scope),
                     )
                 )
@@ -706,8 +710,8 @@ class _ProgramCompiler:
                 if active is not None:
                     expr = replace(expr, node=_in_states(expr.node, active))
                 source = to_python(expr, names)
-                uses_context = bool(expr.context_fields)
-                uses_job = expr.uses_job
+                uses_context = reads_context(expr, names)
+                uses_job = reads_job(expr, names)
                 parts.append(f"({source})" if transition.guard or transition.unless else source)
                 bools.append(is_bool(expr.node, scope))
             if transition.guard is not None:

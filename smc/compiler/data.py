@@ -82,10 +82,37 @@ def _literal_value(value: Any) -> str | None:
     if isinstance(value, bool) or value is None:
         return repr(value)
     if isinstance(value, int):
-        return repr(value)
+        # mypy takes only a 64-bit integer in Literal[...] ("cannot contain arbitrary
+        # expressions"): a larger one makes the field Any
+        return repr(value) if abs(value) < 2**63 else None
     if isinstance(value, str):
         return pystr(value)
     return None
+
+
+def typed_default(value: Any, schema: Any) -> Any:
+    """``value`` (a default that matches ``schema``) as :func:`annotation` types it: a
+    whole float where the schema takes an integer and no other number (JSON Schema's
+    ``integer`` takes ``1.0``) as that integer, so ``default: 1.0`` is written ``1``, which
+    an ``int`` or ``Literal[1]`` field takes; lists and objects item by item."""
+    if not isinstance(schema, Mapping):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        written = schema.get("type")
+        types = [written] if isinstance(written, str) else written
+        options = [schema["const"]] if "const" in schema else schema.get("enum")
+        if isinstance(options, list):
+            ints = any(isinstance(o, int) and not isinstance(o, bool) for o in options)
+            whole = ints and not any(isinstance(o, float) for o in options)
+        else:
+            whole = isinstance(types, list) and "integer" in types and "number" not in types
+        return int(value) if whole else value
+    if isinstance(value, list) and isinstance(schema.get("items"), Mapping):
+        return [typed_default(item, schema["items"]) for item in value]
+    properties = schema.get("properties")
+    if isinstance(value, dict) and isinstance(properties, Mapping):
+        return {k: typed_default(v, properties.get(k)) for k, v in value.items()}
+    return value
 
 
 def annotation(schema: Any, depth: int = 0) -> str:

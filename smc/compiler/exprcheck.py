@@ -310,8 +310,8 @@ class _Checker:
             self.report(
                 where,
                 "SMC092",
-                f"`id_location` {location!r} is {target.describe()}, and the id drawn is a "
-                "string",
+                f"`id_location` {location!r} is {target.describe_exactly()}, and the id "
+                "drawn is a string",
                 'give the field a type that holds a string (`type: [string, "null"]`)',
             )
 

@@ -261,6 +261,22 @@ def _nullable(value: ValueType) -> ValueType:
     return ValueType(value.kinds | {"null"}, value.fields, value.items, values)
 
 
+def _apart(a: ValueType, b: ValueType) -> bool:
+    """Whether ``a`` and ``b`` are each limited to a few values (a literal, an ``enum`` or
+    ``const``) and share none: they can never be equal."""
+    return a.values is not None and b.values is not None and not a.values & b.values
+
+
+def _literal(node: ast.expr) -> bool:
+    """Whether ``node`` is written as a literal (``1``, ``-1``, ``'x'``, ``['x', 1]``): two
+    of them the checker leaves be (``0 == 1``); mypy types them by their kinds."""
+    if isinstance(node, ast.UnaryOp):
+        return _literal(node.operand)
+    if isinstance(node, ast.List | ast.Tuple):
+        return all(_literal(item) for item in node.elts)
+    return isinstance(node, ast.Constant)
+
+
 def _numeric_view(kinds: frozenset[Kind]) -> frozenset[str]:
     """Kinds with ``integer`` read as ``number``, to ask whether two values can be equal."""
     return frozenset("number" if kind == "integer" else kind for kind in kinds)
@@ -279,7 +295,11 @@ def fits(value: ValueType, target: ValueType) -> bool:
     )
     if not kinds_fit:
         return False
-    if target.values is not None and (value.values is None or not value.values <= target.values):
+    values = value.values
+    if values is None and value.kinds <= {"boolean", "null"}:
+        # a boolean is one of two values (`not flag` fits `enum: [true, false]`)
+        values = _values_of([v for v in (True, False, None) if _value_kind(v) in value.kinds])
+    if target.values is not None and (values is None or not values <= target.values):
         return False
     if value.items is not None and target.items is not None:
         items = value.items
@@ -506,6 +526,15 @@ class Comparison:
     left: Node
     ops: tuple[CompareOp, ...]
     rights: tuple[Node, ...]
+    #: The only values each operand can have (left first; for the right of `in`, its
+    #: items'), as :attr:`ValueType.values`; ``None`` where not limited. A comparison of
+    #: ``event.name`` or ``event.type``, constants in the class, with an ``enum`` field is
+    #: decided with them where the module is built (mypy refuses `"go" == <Literal>`).
+    domains: tuple[frozenset[tuple[str, Any]] | None, ...] = ()
+    #: Whether each operand may be null (unknown types may): ``event.send_id``,
+    #: ``event.name`` where no event is handled yet, constants None in the class, compared
+    #: with a value that never is are decided too (pyright refuses `None == <str>`).
+    nullable: tuple[bool, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -1296,8 +1325,18 @@ class _Checker:
                 operands[index + 1],
                 results[index + 1][1],
             )
+        domains = [results[0][1].values]
+        for op, (_, value) in zip(ops, results[1:], strict=True):
+            items = value.items if op in ("in", "not in") else value
+            domains.append(items.values if items is not None else None)
         return (
-            Comparison(results[0][0], tuple(ops), tuple(inner for inner, _ in results[1:])),
+            Comparison(
+                results[0][0],
+                tuple(ops),
+                tuple(inner for inner, _ in results[1:]),
+                tuple(domains),
+                tuple(not value.known or "null" in value.kinds for _, value in results),
+            ),
             BOOLEAN,
         )
 
@@ -1331,14 +1370,22 @@ class _Checker:
                 or "`<`, `<=`, `>`, `>=` compare two numbers or two strings",
             )
         if op in ("==", "!="):
-            if _numeric_view(left.kinds) & _numeric_view(right.kinds):
-                return
             outcome = "never true" if op == "==" else "always true"
-            raise self.refuse(
-                "type",
-                f"{a} is {left.describe()} and {b} {right.describe()}: `{op}` is {outcome}",
-                node,
-            )
+            if not _numeric_view(left.kinds) & _numeric_view(right.kinds):
+                raise self.refuse(
+                    "type",
+                    f"{a} is {left.describe()} and {b} {right.describe()}: `{op}` is {outcome}",
+                    node,
+                )
+            if _apart(left, right) and not (_literal(left_node) and _literal(right_node)):
+                # an enum or const field is typed Literal[...]: mypy and pyright refuse it
+                raise self.refuse(
+                    "type",
+                    f"{a} ({left.describe_exactly()}) and {b} ({right.describe_exactly()}) "
+                    f"share no value: `{op}` is {outcome}",
+                    node,
+                )
+            return
         # in / not in
         if not right.kinds <= {"array", "string", "object"}:
             raise self.refuse(
@@ -1362,6 +1409,19 @@ class _Checker:
             raise self.refuse(
                 "type",
                 f"{a} is {left.describe()} and the items of {b} are {items.describe()}: "
+                f"`{op}` is {'never' if op == 'in' else 'always'} true",
+                node,
+            )
+        if (
+            right.kinds == {"array"}
+            and items is not None
+            and _apart(left, items)
+            and not (_literal(left_node) and _literal(right_node))
+        ):
+            raise self.refuse(
+                "type",
+                f"{a} ({left.describe_exactly()}) and the items of {b} "
+                f"({items.describe_exactly()}) share no value: "
                 f"`{op}` is {'never' if op == 'in' else 'always'} true",
                 node,
             )
@@ -1450,13 +1510,57 @@ def to_python(expression: Expression, names: Names) -> str:
     With ``names.event_known``, ``event.name`` is that event's name, and what it makes
     constant is folded (``event.name == 'go'`` is ``True`` or ``False``), so the generated
     code holds no comparison of two constants."""
+    return _emit(_folded(expression, names), names, _TEST)
+
+
+def _folded(expression: Expression, names: Names) -> Node:
     node = expression.node
     if names.event_known and expression.uses_event:
         kind: str | _Unknown | None = _UNKNOWN
         if names.event_internal is not None:
             kind = event_type(names.event, names.event_internal)
         node = _fold(node, names.event, kind)
-    return _emit(node, names, _TEST)
+    return node
+
+
+def reads_context(expression: Expression, names: Names) -> bool:
+    """Whether the code :func:`to_python` writes for ``expression`` reads ``ctx``: an
+    expression over context fields may no longer, once ``event.name`` made part of it
+    constant (``mode == event.name`` where ``mode`` cannot be that name is ``False``)."""
+    return _reads(_folded(expression, names), "ctx")
+
+
+def reads_job(expression: Expression, names: Names) -> bool:
+    """Whether the code :func:`to_python` writes for ``expression`` reads ``job`` (as
+    :func:`reads_context`)."""
+    return expression.uses_job and _reads(_folded(expression, names), "job")
+
+
+def _reads(root: Node, what: Literal["ctx", "job"]) -> bool:
+    def reads(node: Node) -> bool:
+        if isinstance(node, ContextField):
+            return what == "ctx"
+        if isinstance(node, Root):
+            return what == "job" and node.root == "job"
+        if isinstance(node, Comparison):
+            return any(reads(part) for part in (node.left, *node.rights))
+        if isinstance(node, Arith):
+            return reads(node.left) or reads(node.right)
+        if isinstance(node, Conditional):
+            return any(reads(part) for part in (node.test, node.body, node.orelse))
+        if isinstance(node, Logic):
+            return any(reads(part) for part in node.values)
+        if isinstance(node, SequenceLiteral):
+            return any(reads(part) for part in node.items)
+        if isinstance(node, Unary):
+            return reads(node.operand)
+        if isinstance(node, Item):
+            return reads(node.base)
+        if isinstance(node, Length):
+            return reads(node.arg)
+        return False
+
+    return reads(root)
 
 
 class _Unknown:
@@ -1488,6 +1592,33 @@ def _constant_of(node: Node) -> tuple[bool, Any]:
     return False, None
 
 
+def _decided(node: Comparison, left: Node, rights: tuple[Node, ...]) -> bool | None:
+    """A one-operator comparison of ``event.name`` or ``event.type`` (now ``left`` or the
+    right a constant) with a value limited to a few others that do not hold it: decided
+    (``mode == 'go'`` is false where ``mode`` is ``fast`` or ``slow``); else ``None``."""
+    if len(node.ops) != 1 or len(node.domains) != 2 or len(node.nullable) != 2:
+        return None
+    op = node.ops[0]
+    events = (EventName, EventType, EventSendId)
+    if isinstance(node.left, events) and isinstance(left, Const) and op in ("==", "!="):
+        value, domain, nullable = left.value, node.domains[1], node.nullable[1]
+    elif isinstance(node.rights[0], events) and isinstance(rights[0], Const):
+        value, domain, nullable = rights[0].value, node.domains[0], node.nullable[0]
+        if op in ("in", "not in"):
+            return None  # a string in a string, or a list on the left: not decided here
+    elif isinstance(node.left, events) and isinstance(left, Const) and op in ("in", "not in"):
+        value, domain, nullable = left.value, node.domains[1], True
+    else:
+        return None
+    if op in ("is", "is not"):
+        return None
+    if value is None and not nullable and op in ("==", "!="):
+        return op == "!="
+    if domain is None or value_key(value) in domain:
+        return None
+    return op in ("!=", "not in")
+
+
 def _fold(node: Node, event: str | None, kind: str | _Unknown | None = _UNKNOWN) -> Node:
     """``node`` with ``event.name`` as ``event`` (``event.type`` as ``kind``), and the
     comparisons, ``not``, ``and``, ``or`` and conditionals that this makes constant folded
@@ -1513,7 +1644,10 @@ def _fold(node: Node, event: str | None, kind: str | _Unknown | None = _UNKNOWN)
                 bool(_FOLDABLE[op](values[i], values[i + 1])) for i, op in enumerate(node.ops)
             )
             return Const(result)
-        return Comparison(left, node.ops, rights)
+        decided = _decided(node, left, rights)
+        if decided is not None:
+            return Const(decided)
+        return Comparison(left, node.ops, rights, node.domains, node.nullable)
     if isinstance(node, Unary):
         operand = _fold(node.operand, event, kind)
         if node.op == "not" and isinstance(operand, Const) and isinstance(operand.value, bool):

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from smc.compiler import commands, names
-from smc.compiler.data import context_schema, payload_class
+from smc.compiler.data import context_schema, payload_class, typed_default
 from smc.compiler.expressions import (
     Expression,
     Names,
@@ -378,7 +378,7 @@ def data_plan(machine: Machine, event_member: Mapping[str, str]) -> DataPlan | N
                 f.name,
                 plain_data(f.schema),
                 f.has_default,
-                plain_data(f.default),
+                typed_default(plain_data(f.default), f.schema),
                 _initial_code(machine, f.name),
             )
             for f in machine.context

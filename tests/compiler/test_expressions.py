@@ -676,6 +676,12 @@ class _Normalise(ast.NodeTransformer):
     def visit_Constant(self, node: ast.Constant) -> ast.AST:
         return ast.Constant(node.value)  # without ``kind`` (u'' strings)
 
+    def visit_UnaryOp(self, node: ast.UnaryOp) -> ast.AST:
+        # a unary plus keeps a number as it is: the code puts one before an operand of `*`
+        # or `%` of unknown type (`attempts * ((())[0])`), so it is left out on both sides
+        self.generic_visit(node)
+        return node.operand if isinstance(node.op, ast.UAdd) else node
+
 
 def _machine_field(field: str) -> ast.Attribute:
     return ast.Attribute(ast.Name("machine", ast.Load()), field, ast.Load())
