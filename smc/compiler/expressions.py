@@ -267,6 +267,16 @@ def _apart(a: ValueType, b: ValueType) -> bool:
     return a.values is not None and b.values is not None and not a.values & b.values
 
 
+def _typed_exactly(node: ast.expr) -> bool:
+    """Whether mypy types ``node`` by its values, as the checker does: a literal (``'x'``,
+    ``-1``) or a read of a field (an ``enum``/``const`` field is ``Literal[...]``). A
+    conditional, ``and``/``or`` or a list display it widens to the kind (``0 if ok else 1``
+    is an ``int``), so comparing one is no type error there."""
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        return isinstance(node.operand, ast.Constant)
+    return isinstance(node, ast.Constant | ast.Name | ast.Attribute | ast.Subscript)
+
+
 def _literal(node: ast.expr) -> bool:
     """Whether ``node`` is written as a literal (``1``, ``-1``, ``'x'``, ``['x', 1]``): two
     of them the checker leaves be (``0 == 1``); mypy types them by their kinds."""
@@ -1377,7 +1387,12 @@ class _Checker:
                     f"{a} is {left.describe()} and {b} {right.describe()}: `{op}` is {outcome}",
                     node,
                 )
-            if _apart(left, right) and not (_literal(left_node) and _literal(right_node)):
+            if (
+                _apart(left, right)
+                and _typed_exactly(left_node)
+                and _typed_exactly(right_node)
+                and not (_literal(left_node) and _literal(right_node))
+            ):
                 # an enum or const field is typed Literal[...]: mypy and pyright refuse it
                 raise self.refuse(
                     "type",
@@ -1416,6 +1431,8 @@ class _Checker:
             right.kinds == {"array"}
             and items is not None
             and _apart(left, items)
+            and _typed_exactly(left_node)
+            and _typed_exactly(right_node)
             and not (_literal(left_node) and _literal(right_node))
         ):
             raise self.refuse(
