@@ -132,10 +132,17 @@ def _guarded(handler: Any) -> Any:
     return run
 
 
-def _open(args: argparse.Namespace) -> Store:
-    from smc.runtime.store import open_store
+def _open(args: argparse.Namespace, *, create: bool = False) -> Store:
+    """The store ``--db`` names. Only ``run`` makes a new database (``create``): status,
+    cancel and diagram on a mistyped ``--db`` would make an empty one and report nothing."""
+    from smc.runtime.store import NoDatabaseError, open_store
 
-    return open_store(args.db)
+    try:
+        return open_store(args.db, create=create)
+    except NoDatabaseError as error:
+        raise UsageError(
+            f"--db: {error} (smc workflow {args.workflow_command} makes none)"
+        ) from None
 
 
 def _checked(path: str) -> Any:
@@ -178,7 +185,7 @@ def _run(args: argparse.Namespace) -> int:
     if workflow is None:
         return EXIT_PROBLEMS
     run_id = args.run_id or str(ulid.ULID())
-    with _open(args) as store:
+    with _open(args, create=True) as store:
         given = workflow
         workflow, trace_id = start_run(store, workflow, run_id, str(ulid.ULID()))
         if workflow.to_data() != given.to_data():
@@ -319,6 +326,9 @@ def _diagram(args: argparse.Namespace) -> int:
     states: dict[str, str] = {}
     if args.run_id is not None:
         with _open(args) as store:
+            if store.get_workflow_run(args.run_id) is None:
+                print(f"smc workflow: error: no run {args.run_id!r}", file=sys.stderr)
+                return EXIT_PROBLEMS
             states = {t.task: t.state for t in store.list_workflow_tasks(args.run_id)}
     print(mermaid(workflow, states) if args.format == "mermaid" else dot(workflow, states))
     return EXIT_OK

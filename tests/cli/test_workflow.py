@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from smc.runtime.store import open_store
 from tests.support import PROJECT_ROOT
 from tests.support.cli import run_smc
 
@@ -61,10 +62,48 @@ def test_run_refuses_bad_input(tmp_path: Path) -> None:
 
 def test_status_and_cancel_of_an_unknown_run_exit_1(tmp_path: Path) -> None:
     db = str(tmp_path / "smc.db")
+    open_store(db).close()
     assert run_smc("workflow", "status", "nope", "--db", db, cwd=tmp_path).returncode == 1
     assert run_smc("workflow", "cancel", "nope", "--db", db, cwd=tmp_path).returncode == 1
     listed = run_smc("workflow", "status", "--format", "json", "--db", db, cwd=tmp_path)
     assert listed.returncode == 0 and json.loads(listed.stdout) == []
+
+
+def test_status_cancel_and_diagram_make_no_database_and_exit_2(tmp_path: Path) -> None:
+    """Only ``run`` makes a database: the others, on a mistyped --db, once made an empty one
+    and ``status`` listed no runs, as if all were well."""
+    db = str(tmp_path / "typo.db")
+    for command in (
+        ["status"],
+        ["status", "r1"],
+        ["cancel", "r1"],
+        ["diagram", RELEASE, "--run-id", "r1"],
+    ):
+        result = run_smc("workflow", *command, "--db", db, cwd=tmp_path)
+        assert result.returncode == 2, (command, result.stderr)
+        assert result.stderr.startswith("smc workflow: error: --db: cannot open"), result.stderr
+        assert "Traceback" not in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_diagram_of_an_unknown_run_exits_1(tmp_path: Path) -> None:
+    db = str(tmp_path / "smc.db")
+    open_store(db).close()
+    result = run_smc("workflow", "diagram", RELEASE, "--run-id", "nope", "--db", db, cwd=tmp_path)
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr == "smc workflow: error: no run 'nope'\n"
+
+
+def test_a_priority_beyond_32_bits_is_a_check_error_not_a_traceback(tmp_path: Path) -> None:
+    """The queue refuses it (its column is 32 bits): the schema does, before the run is made."""
+    (tmp_path / "w.yaml").write_text(
+        "workflow: w\ntasks:\n  a: {job_type: x, priority: 4294967296}\n"
+    )
+    db = str(tmp_path / "smc.db")
+    result = run_smc("workflow", "run", "w.yaml", "--db", db, cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    assert "SMC120" in result.stdout + result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "smc.db").exists()
 
 
 def test_schema_prints_the_workflow_schema(tmp_path: Path) -> None:
