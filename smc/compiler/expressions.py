@@ -267,6 +267,19 @@ def _apart(a: ValueType, b: ValueType) -> bool:
     return a.values is not None and b.values is not None and not a.values & b.values
 
 
+def _never_meet(a: ValueType, b: ValueType, a_node: ast.expr, b_node: ast.expr) -> bool:
+    """Whether comparing ``a`` with ``b`` (or with ``b``'s items) is one mypy and pyright
+    refuse in the generated code: both typed by their values (an ``enum`` or ``const``
+    field is ``Literal[...]``), which they share none of, and not two literals (which the
+    class folds to a constant)."""
+    return (
+        _apart(a, b)
+        and _typed_exactly(a_node)
+        and _typed_exactly(b_node)
+        and not (_literal(a_node) and _literal(b_node))
+    )
+
+
 def _typed_exactly(node: ast.expr) -> bool:
     """Whether mypy types ``node`` by its values, as the checker does: a literal (``'x'``,
     ``-1``) or a read of a field (an ``enum``/``const`` field is ``Literal[...]``). A
@@ -1387,13 +1400,7 @@ class _Checker:
                     f"{a} is {left.describe()} and {b} {right.describe()}: `{op}` is {outcome}",
                     node,
                 )
-            if (
-                _apart(left, right)
-                and _typed_exactly(left_node)
-                and _typed_exactly(right_node)
-                and not (_literal(left_node) and _literal(right_node))
-            ):
-                # an enum or const field is typed Literal[...]: mypy and pyright refuse it
+            if _never_meet(left, right, left_node, right_node):
                 raise self.refuse(
                     "type",
                     f"{a} ({left.describe_exactly()}) and {b} ({right.describe_exactly()}) "
@@ -1430,10 +1437,7 @@ class _Checker:
         if (
             right.kinds == {"array"}
             and items is not None
-            and _apart(left, items)
-            and _typed_exactly(left_node)
-            and _typed_exactly(right_node)
-            and not (_literal(left_node) and _literal(right_node))
+            and _never_meet(left, items, left_node, right_node)
         ):
             raise self.refuse(
                 "type",
