@@ -95,8 +95,8 @@ def _follow_history(store: Any, args: argparse.Namespace) -> int:
     """Print the history rows committed from now on, as monitor records."""
     import time
 
-    from smc.runtime.history import follow_history, history_record
-    from smc.runtime.store import StoreError
+    from smc.runtime.history import HistoryCursor, follow_history, history_record
+    from smc.runtime.store import HistoryRow, StoreError
 
     deadline = None if args.timeout is None else time.monotonic() + args.timeout
 
@@ -105,24 +105,24 @@ def _follow_history(store: Any, args: argparse.Namespace) -> int:
 
     seen = 0
     try:
-        # From now on; after a database error, from the last row printed (the store opens
-        # a new connection at its next call), so that nothing is printed twice or skipped.
-        after = store.last_history_id()
+        # From now on; after a database error, from where the follower was (the store opens
+        # a new connection at its next call), so that nothing is printed twice or skipped:
+        # the cursor keeps the ids of a gap still waited for, which commit later (PostgreSQL).
+        cursor: HistoryCursor[HistoryRow] = HistoryCursor(store.last_history_id())
         away = False
         while not stop():
             try:
                 rows = follow_history(
                     store,
-                    after,
                     machine=args.machine,
                     poll_seconds=0.1 if deadline is None else min(0.1, args.timeout),
                     stop=stop,
+                    cursor=cursor,
                 )
                 for row in rows:
                     if away:
                         away = False
                         print("smc monitor: the database answers again", file=sys.stderr)
-                    after = row.id
                     _print_record(history_record(row), args.format)
                     seen += 1
                     if args.count is not None and seen >= args.count:

@@ -213,17 +213,23 @@ def follow_history(
     poll_seconds: float = DEFAULT_POLL_SECONDS,
     stop: Callable[[], bool] | None = None,
     batch: int = 1000,
+    cursor: HistoryCursor[HistoryRow] | None = None,
 ) -> Iterator[HistoryRow]:
     """Every history row after ``after_id`` (None: from now on) matching the filters, as it
     commits, until ``stop()`` is true (checked between polls) or the caller stops iterating.
     The rows are read whole and filtered here: a gap in the ids is then a row not committed
     yet, which :class:`HistoryCursor` waits for. Database errors propagate as
-    :class:`StoreError`."""
+    :class:`StoreError`.
+
+    ``cursor`` (instead of ``after_id``): where to go on from, moved on as rows are read. A
+    follower that starts again after a database error passes the one it had, so that a row
+    whose id was a gap when the connection dropped is still read when it commits (from the
+    last id read alone it was skipped for ever)."""
 
     def read(after: int, limit: int) -> Sequence[HistoryRow]:
         return store.history(after_id=after, limit=limit)
 
-    for rows in _follow(store, read, after_id, poll_seconds, stop, batch):
+    for rows in _follow(store, read, after_id, poll_seconds, stop, batch, cursor):
         for row in rows:
             if _matches(row, machine, job_id, trace_id, kinds):
                 yield row
@@ -283,6 +289,7 @@ def _follow(
     poll_seconds: float,
     stop: Callable[[], bool] | None,
     batch: int,
+    cursor: HistoryCursor[_Row] | None = None,
 ) -> Iterator[list[_Row]]:
     """The rows ``read(after_id, limit)`` returns (in id order), each once, as they commit,
     a list for each poll that found new ones: polled every ``poll_seconds``, or woken by the
@@ -291,9 +298,8 @@ def _follow(
     after it flow on meanwhile. (One read from below the gap once returned the same
     ``batch`` rows again and again, in a loop without a pause, until the gap was given up:
     a follower stalled for 5 s behind a rolled-back insert on a busy PostgreSQL history.)"""
-    cursor: HistoryCursor[_Row] = HistoryCursor(
-        store.last_history_id() if after_id is None else after_id
-    )
+    if cursor is None:
+        cursor = HistoryCursor(store.last_history_id() if after_id is None else after_id)
     waker = _open_waker(store)
     try:
         while stop is None or not stop():
