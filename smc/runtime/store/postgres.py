@@ -25,7 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar, cast
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import unquote, unquote_plus, urlsplit, urlunsplit
 
 from smc.runtime.clock import SYSTEM_CLOCK, Clock
 from smc.runtime.store.backend import Backend, Connection
@@ -313,25 +313,60 @@ _INHERITED_CONNECTIONS: list[Any] = []
 
 
 def split_schema(url: str) -> tuple[str, str | None]:
-    """Remove smc's own ``schema`` query parameter from a PostgreSQL URL (libpq rejects it)."""
+    """Remove smc's own ``schema`` query parameter from a PostgreSQL URL (libpq rejects it).
+    The other parameters are passed on as written: re-encoded, ``options=-c%20a%3D1`` became
+    ``-c+a%3D1``, and libpq, which reads no ``+`` as a space, refused the setting. Raises
+    ``ValueError`` for a URL that cannot be split (``postgresql://[::1/db``)."""
     parts = urlsplit(url)
-    query = parse_qsl(parts.query, keep_blank_values=True)
     schema = None
     kept = []
-    for key, value in query:
-        if key == "schema":
-            schema = value
-        else:
-            kept.append((key, value))
-    return urlunsplit(parts._replace(query=urlencode(kept))), schema
+    for field in parts.query.split("&"):
+        key, _, value = field.partition("=")
+        if unquote_plus(key) == "schema":
+            schema = unquote_plus(value)
+        elif field:
+            kept.append(field)
+    return urlunsplit(parts._replace(query="&".join(kept))), schema
+
+
+#: The query parameters of a PostgreSQL URL that hold a secret (libpq's names).
+_SECRET_PARAMETERS = frozenset({"password", "sslpassword"})
 
 
 def _redact(url: str) -> str:
+    """``url`` with every password in it (the user's, ``password=``, ``sslpassword=``) as
+    ``***``: a URL is shown in errors and logs."""
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-    return urlunsplit(parts._replace(netloc=netloc))
+    netloc = parts.netloc
+    if parts.password is not None:
+        userinfo, _, hosts = netloc.rpartition("@")
+        netloc = f"{userinfo.partition(':')[0]}:***@{hosts}"
+    fields = []
+    for field in parts.query.split("&"):
+        key, equals, _ = field.partition("=")
+        secret = equals and unquote_plus(key) in _SECRET_PARAMETERS
+        fields.append(f"{key}=***" if secret else field)
+    return urlunsplit(parts._replace(netloc=netloc, query="&".join(fields)))
+
+
+def _secrets(url: str) -> list[str]:
+    """The passwords of ``url`` as written and decoded, longest first: libpq quotes a
+    malformed one in its error (``invalid percent-encoded token: "p%zz…"``)."""
+    parts = urlsplit(url)
+    found = [] if parts.password is None else [parts.password]
+    for field in parts.query.split("&"):
+        key, equals, value = field.partition("=")
+        if equals and unquote_plus(key) in _SECRET_PARAMETERS:
+            found.append(value)
+    written = [secret for secret in found if secret]
+    decoded = [unquote(secret) for secret in written] + [unquote_plus(s) for s in written]
+    return sorted(set(written + decoded), key=len, reverse=True)
+
+
+def _without_secrets(text: str, secrets: Sequence[str]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return text
 
 
 #: How often one connection rings the history channel at most (seconds). A ``NOTIFY`` costs
@@ -364,10 +399,19 @@ class PostgresBackend(Backend):
         create: bool = True,
     ) -> None:
         self.create = create
-        self.url, url_schema = split_schema(url)
+        try:
+            self.url, url_schema = split_schema(url)
+            self._secrets = _secrets(self.url)
+        except ValueError as error:
+            # Not the URL in the message: it may hold a password, and it cannot be split to
+            # hide it.
+            raise StoreError(f"cannot open a PostgreSQL URL that cannot be read: {error}") from None
         self.schema = schema or url_schema or "public"
         if not _SCHEMA_NAME.fullmatch(self.schema):
-            raise ValueError(f"invalid PostgreSQL schema name {self.schema!r}")
+            raise StoreError(
+                f"cannot open {_redact(self.url)}: invalid schema name {self.schema!r} "
+                "(a letter or _, then letters, digits or _, at most 63)"
+            )
         self.connect_timeout = connect_timeout
         import psycopg
 
@@ -400,7 +444,9 @@ class PostgresBackend(Backend):
                 self.url, autocommit=True, connect_timeout=int(self.connect_timeout)
             )
         except psycopg.Error as error:
-            raise StoreError(f"cannot connect to {self.location}: {first_line(error)}") from None
+            # libpq's own message may quote the URL's password (a malformed one).
+            reason = _without_secrets(first_line(error), self._secrets)
+            raise StoreError(f"cannot connect to {self.location}: {reason}") from None
         schema = sql.Identifier(self.schema)
         try:
             if not self._schema_is_current(connection, schema):
