@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from smc.cli.common import EXIT_OK, EXIT_PROBLEMS, UsageError
+from smc.cli.common import EXIT_OK, EXIT_PROBLEMS, UsageError, path_argument
 from smc.cli.compile import add_check_options, print_diagnostics
 
 if TYPE_CHECKING:
@@ -36,6 +36,7 @@ def register(subparsers: Any) -> None:
         "-o",
         "--output",
         metavar="OUT",
+        type=path_argument,
         default=None,
         help="output directory (default: [tool.smc-compiler] output, else generated/)",
     )
@@ -59,6 +60,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--emit-tests",
         metavar="DIR",
+        type=path_argument,
         default=None,
         help="also write generated pytest tests for the machines into DIR",
     )

@@ -7,8 +7,10 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 EXIT_OK = 0
 EXIT_PROBLEMS = 1
@@ -109,6 +111,26 @@ def name_argument(text: str) -> str:
     return text
 
 
+def path_argument(text: str) -> str:
+    """An argparse ``type`` for a file or directory argument: an empty one is the current
+    directory to ``pathlib`` (``smc build -o ''`` wrote a package into it, ``smc check ''``
+    checked it, ``--db ''`` opened ./smc.db), never what an empty ``"$VAR"`` meant."""
+    if text == "":
+        raise argparse.ArgumentTypeError("must not be empty")
+    return text
+
+
+def require_file(path: str, takes: str) -> None:
+    """Refuse, in one line, a ``path`` that is no file: missing, or a directory (``takes``
+    says what the command reads instead, e.g. "smc workflow run takes one workflow file")."""
+    if os.path.isdir(path):
+        raise UsageError(f"{path} is a directory: {takes}")
+    if not os.path.exists(path):
+        raise UsageError(f"{path}: no such file")
+    if not os.path.isfile(path):
+        raise UsageError(f"{path} is not a regular file: {takes}")
+
+
 def add_database_option(parser: argparse.ArgumentParser, *, inherited: bool = False) -> None:
     """``--db``, for every command that opens the database (read by ``check_database_driver``).
 
@@ -119,6 +141,7 @@ def add_database_option(parser: argparse.ArgumentParser, *, inherited: bool = Fa
         "--db",
         default=argparse.SUPPRESS if inherited else None,
         metavar="PATH_OR_URL",
+        type=path_argument,
         help="database file or postgresql:// URL (default: $SMC_DB, else ./smc.db)",
     )
 
@@ -149,12 +172,29 @@ def add_actions_dir_option(parser: argparse.ArgumentParser, *, worker: bool = Fa
 
 def check_database_driver(args: argparse.Namespace) -> None:
     """A command given a PostgreSQL database (``--db`` or ``$SMC_DB``) without psycopg
-    installed is a usage error naming the extra to install, before anything runs."""
+    installed is a usage error naming the extra to install, before anything runs; so is a
+    SQLite database that is a directory (SQLite said only "unable to open database file",
+    exit 1, as if the database were broken)."""
     if not hasattr(args, "db"):
         return
-    from smc.runtime.store import MissingDriverError, require_postgres_driver, resolve_database
+    from smc.runtime.store import (
+        MissingDriverError,
+        is_postgres_url,
+        require_postgres_driver,
+        resolve_database,
+    )
 
+    target = resolve_database(args.db)
     try:
-        require_postgres_driver(resolve_database(args.db))
+        require_postgres_driver(target)
     except MissingDriverError as error:
         raise UsageError(str(error)) from None
+    if is_postgres_url(target):
+        return
+    path = unquote(urlsplit(target).path) if target.startswith("sqlite:") else target
+    if os.path.isdir(path):
+        option = "--db" if args.db is not None else "$SMC_DB"
+        raise UsageError(
+            f"{option}: {path} is a directory; give a database file (e.g. "
+            f"{os.path.join(path, 'smc.db')})"
+        )

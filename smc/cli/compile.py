@@ -8,7 +8,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from smc.cli.common import EXIT_OK, EXIT_PROBLEMS, UsageError, add_actions_dir_option
+from smc.cli.common import (
+    EXIT_OK,
+    EXIT_PROBLEMS,
+    UsageError,
+    add_actions_dir_option,
+    path_argument,
+)
 
 if TYPE_CHECKING:
     from smc.compiler.check import CheckResult
@@ -20,6 +26,7 @@ def add_check_options(parser: argparse.ArgumentParser) -> None:
         "paths",
         nargs="+",
         metavar="PATH",
+        type=path_argument,
         help="machine files, or directories searched for *.yaml / *.yml",
     )
     parser.add_argument("--strict", action="store_true", help="fail on warnings too")
@@ -54,6 +61,7 @@ def register(subparsers: Any) -> None:
         "-o",
         "--output",
         metavar="FILE",
+        type=path_argument,
         default=None,
         help="write the schema to FILE instead of standard output",
     )

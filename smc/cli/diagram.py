@@ -12,7 +12,13 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from smc.cli.common import EXIT_OK, EXIT_PROBLEMS, UsageError, add_actions_dir_option
+from smc.cli.common import (
+    EXIT_OK,
+    EXIT_PROBLEMS,
+    UsageError,
+    add_actions_dir_option,
+    path_argument,
+)
 from smc.cli.compile import print_diagnostics
 
 if TYPE_CHECKING:
@@ -35,6 +41,7 @@ def register(subparsers: Any) -> None:
         "paths",
         nargs="+",
         metavar="PATH",
+        type=path_argument,
         help="machine files, or directories searched for *.yaml / *.yml",
     )
     parser.add_argument(
@@ -57,6 +64,7 @@ def register(subparsers: Any) -> None:
         "--output",
         default=None,
         metavar="DIR",
+        type=path_argument,
         help="output directory (default: OUT/diagrams/ where smc build writes them, OUT being "
         "[tool.smc-compiler] output, else generated/)",
     )

@@ -8,7 +8,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from smc.cli.common import EXIT_OK, EXIT_PROBLEMS, UsageError, add_actions_dir_option
+from smc.cli.common import (
+    EXIT_OK,
+    EXIT_PROBLEMS,
+    UsageError,
+    add_actions_dir_option,
+    path_argument,
+)
 
 
 def register(subparsers: Any) -> None:
@@ -21,12 +27,16 @@ def register(subparsers: Any) -> None:
         "other action as a <log> naming it. Exit 0 ok, 1 errors in the file or a name SCXML "
         "cannot hold, 2 usage error.",
     )
-    export.add_argument("path", metavar="FILE", help="one machine file")
+    export.add_argument("path", metavar="FILE", type=path_argument, help="one machine file")
     export.add_argument(
         "--format", choices=("scxml",), default="scxml", help="the format (default: scxml)"
     )
     export.add_argument(
-        "-o", "--output", metavar="FILE", help="write to FILE instead of standard output"
+        "-o",
+        "--output",
+        metavar="FILE",
+        type=path_argument,
+        help="write to FILE instead of standard output",
     )
     add_actions_dir_option(export)
     export.set_defaults(handler=run_export)

@@ -8,7 +8,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from smc.cli.common import EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, UsageError, add_actions_dir_option
+from smc.cli.common import (
+    EXIT_OK,
+    EXIT_PROBLEMS,
+    EXIT_USAGE,
+    UsageError,
+    add_actions_dir_option,
+    path_argument,
+)
 
 
 def register(subparsers: Any) -> None:
@@ -20,9 +27,13 @@ def register(subparsers: Any) -> None:
         "support (<invoke>, <script>, a send to another target, ...) is an error at its "
         "element. Exit 0 ok, 1 errors in the document, 2 malformed XML or usage error.",
     )
-    command.add_argument("path", metavar="FILE", help="one .scxml document")
+    command.add_argument("path", metavar="FILE", type=path_argument, help="one .scxml document")
     command.add_argument(
-        "-o", "--output", metavar="FILE", help="write to FILE instead of standard output"
+        "-o",
+        "--output",
+        metavar="FILE",
+        type=path_argument,
+        help="write to FILE instead of standard output",
     )
     add_actions_dir_option(command)
     command.set_defaults(handler=run_import)

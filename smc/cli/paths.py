@@ -7,7 +7,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from smc.cli.common import EXIT_OK, EXIT_PROBLEMS, UsageError, add_actions_dir_option
+from smc.cli.common import (
+    EXIT_OK,
+    EXIT_PROBLEMS,
+    UsageError,
+    add_actions_dir_option,
+    path_argument,
+)
 
 DEFAULT_PACKAGE = "generated"
 
@@ -26,6 +32,7 @@ def register(subparsers: Any) -> None:
         "paths",
         nargs="+",
         metavar="PATH",
+        type=path_argument,
         help="machine files, or directories searched for *.yaml / *.yml",
     )
     paths.add_argument(
@@ -39,6 +46,7 @@ def register(subparsers: Any) -> None:
         "-o",
         "--output",
         metavar="FILE",
+        type=path_argument,
         help="write to FILE instead of standard output",
     )
     paths.add_argument(

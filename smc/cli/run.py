@@ -24,6 +24,7 @@ from smc.cli.common import (
     add_actions_dir_option,
     add_database_option,
     parse_json_argument,
+    path_argument,
 )
 from smc.safe_text import OneLineFormatter, escape_controls
 
@@ -45,6 +46,7 @@ def register(subparsers: Any) -> None:
     run.add_argument(
         "target",
         metavar="CONFIG.yaml|CHART.scxml|MODULE:Class",
+        type=path_argument,
         help="a machine file, or a generated class (package.module:Class, path/to/module.py)",
     )
     run.add_argument("--machine-name", default=None, help="run under this name (templates)")
@@ -82,6 +84,7 @@ def register(subparsers: Any) -> None:
         "--log-dir",
         default="logs",
         metavar="DIR",
+        type=path_argument,
         help="where start_fsm writes each child machine's output (default ./logs)",
     )
     run.add_argument(
@@ -236,6 +239,13 @@ def run_command(args: argparse.Namespace) -> int:
             config_path = os.path.abspath(target)
             machine_cls = load_machine_class(str(build_cached(target, actions_dirs)))
         else:
+            module_name = target.partition(":")[0]
+            if module_name == "" or module_name.startswith("."):
+                # importlib raises ValueError/TypeError for these, not ImportError.
+                raise UsageError(
+                    f"{target!r} names no module: pass a machine file (CONFIG.yaml), "
+                    "MODULE:Class or path/to/module.py"
+                )
             machine_cls = load_machine_class(target)
     except BuildFailed as error:
         print(f"smc run: {escape_controls(str(error))}", file=sys.stderr)

@@ -16,7 +16,14 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from smc.cli.common import EXIT_OK, EXIT_PROBLEMS, UsageError, add_database_option
+from smc.cli.common import (
+    EXIT_OK,
+    EXIT_PROBLEMS,
+    UsageError,
+    add_database_option,
+    path_argument,
+    require_file,
+)
 
 if TYPE_CHECKING:
     from smc.runtime.store import Store
@@ -47,14 +54,19 @@ def register(subparsers: Any) -> None:
         "a run that exists, resume it (with the definition it started with). Exit 0 "
         "completed, 1 failed/cancelled or errors, 4 another scheduler holds the run.",
     )
-    run.add_argument("file", metavar="FILE", help="the workflow file")
+    run.add_argument("file", metavar="FILE", type=path_argument, help="the workflow file")
     run.add_argument("--run-id", help="the run's id (default: a new ULID)")
     run.add_argument(
-        "--runs-dir", default=".runs", help="where run directories go (default: .runs)"
+        "--runs-dir",
+        default=".runs",
+        metavar="DIR",
+        type=path_argument,
+        help="where run directories go (default: .runs)",
     )
     run.add_argument(
         "--checkpoint-repo",
         metavar="DIR",
+        type=path_argument,
         help="the Git repository of checkpoint commits (default: the file's "
         "checkpoint_repository)",
     )
@@ -108,7 +120,7 @@ def register(subparsers: Any) -> None:
         description="Print FILE's tasks as a flowchart, grouped in waves; with --run-id, "
         "each task's state in that run.",
     )
-    diagram.add_argument("file", metavar="FILE", help="the workflow file")
+    diagram.add_argument("file", metavar="FILE", type=path_argument, help="the workflow file")
     diagram.add_argument(
         "--format", choices=("mermaid", "dot"), default="mermaid", help="(default: mermaid)"
     )
@@ -145,13 +157,12 @@ def _open(args: argparse.Namespace, *, create: bool = False) -> Store:
         ) from None
 
 
-def _checked(path: str) -> Any:
+def _checked(path: str, command: str) -> Any:
     """The workflow of ``path``, or diagnostics printed and None."""
     from smc.cli.compile import print_diagnostics
     from smc.compiler.check import InputError, check_paths
 
-    if not Path(path).is_file():
-        raise UsageError(f"{path}: no such file")
+    require_file(path, f"smc workflow {command} takes one workflow file (WORKFLOW.yaml)")
     try:
         result = check_paths([path])
     except InputError as error:
@@ -181,7 +192,7 @@ def _run(args: argparse.Namespace) -> int:
             raise UsageError(
                 "--otel: OpenTelemetry is not installed (pip install 'smc-compiler[otel]')"
             )
-    workflow = _checked(args.file)
+    workflow = _checked(args.file, args.workflow_command)
     if workflow is None:
         return EXIT_PROBLEMS
     run_id = args.run_id or str(ulid.ULID())
@@ -320,7 +331,7 @@ def _cancel(args: argparse.Namespace) -> int:
 def _diagram(args: argparse.Namespace) -> int:
     from smc.workflow.diagram import dot, mermaid
 
-    workflow = _checked(args.file)
+    workflow = _checked(args.file, args.workflow_command)
     if workflow is None:
         return EXIT_PROBLEMS
     states: dict[str, str] = {}

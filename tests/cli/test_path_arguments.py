@@ -1,0 +1,142 @@
+"""Wrong file and database arguments, as a new user types them: a directory where a file is
+expected, an empty string (an unset ``"$VAR"``), a module name importlib cannot take. Each is
+one ``smc CMD: error: …`` line and exit 2, with nothing written; never a traceback, and never
+the current directory standing in for an empty path. Real ``python -m smc`` subprocesses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.support import PROJECT_ROOT
+from tests.support.cli import run_smc
+
+RELEASE = str(PROJECT_ROOT / "examples" / "workflows" / "release.yaml")
+SIMPLE_WORKER = str(PROJECT_ROOT / "examples" / "simple_worker" / "simple_worker.yaml")
+
+
+def _one_error_line(stderr: str, command: str) -> str:
+    lines = stderr.splitlines()
+    assert "Traceback" not in stderr
+    assert lines and lines[-1].startswith(f"smc {command}: error: "), stderr
+    return lines[-1]
+
+
+def _written(directory: Path) -> list[str]:
+    """What a command left in ``directory`` besides the machine cache run_smc points there."""
+    return sorted(entry.name for entry in directory.iterdir() if entry.name != "cache")
+
+
+@pytest.mark.parametrize("subcommand", ["run", "diagram"])
+def test_a_workflow_command_given_a_directory_says_it_is_one(
+    tmp_path: Path, subcommand: str
+) -> None:
+    """It said "DIR: no such file", as if the path were mistyped."""
+    folder = tmp_path / "workflows"
+    folder.mkdir()
+    db = str(tmp_path / "smc.db")
+    result = run_smc("workflow", subcommand, str(folder), "--db", db, cwd=tmp_path)
+    assert result.returncode == 2
+    line = _one_error_line(result.stderr, "workflow")
+    assert line == (
+        f"smc workflow: error: {folder} is a directory: smc workflow {subcommand} takes one "
+        "workflow file (WORKFLOW.yaml)"
+    )
+    assert _written(tmp_path) == ["workflows"]
+
+
+def test_a_workflow_file_that_is_missing_is_still_said_to_be_missing(tmp_path: Path) -> None:
+    result = run_smc("workflow", "run", "missing.yaml", "--db", "smc.db", cwd=tmp_path)
+    assert result.returncode == 2
+    assert _one_error_line(result.stderr, "workflow") == (
+        "smc workflow: error: missing.yaml: no such file"
+    )
+    assert _written(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    ("arguments", "argument_name"),
+    [
+        (["check", ""], "PATH"),
+        (["build", SIMPLE_WORKER, "-o", ""], "-o/--output"),
+        (["build", SIMPLE_WORKER, "--emit-tests", ""], "--emit-tests"),
+        (["diagram", SIMPLE_WORKER, "-o", ""], "-o/--output"),
+        (["paths", ""], "PATH"),
+        (["export", SIMPLE_WORKER, "-o", ""], "-o/--output"),
+        (["import", ""], "FILE"),
+        (["run", ""], "CONFIG.yaml|CHART.scxml|MODULE:Class"),
+        (["workflow", "run", ""], "FILE"),
+        (["workflow", "run", RELEASE, "--runs-dir", ""], "--runs-dir"),
+        (["jobs", "add", "--type", "task", "--db", ""], "--db"),
+        (["status", "--db", ""], "--db"),
+    ],
+)
+def test_an_empty_path_is_refused_not_taken_for_the_current_directory(
+    tmp_path: Path, arguments: list[str], argument_name: str
+) -> None:
+    """``-o ''`` wrote a whole package into the current directory, ``smc check ''`` checked
+    it, ``--db ''`` queued into ./smc.db and ``smc run ''`` was a traceback (exit 3)."""
+    result = run_smc(*arguments, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    subcommand = " ".join(arguments[:2] if arguments[0] in ("jobs", "workflow") else arguments[:1])
+    assert _one_error_line(result.stderr, subcommand) == (
+        f"smc {subcommand}: error: argument {argument_name}: must not be empty"
+    )
+    assert _written(tmp_path) == []
+
+
+@pytest.mark.parametrize("target", [":SimpleWorker", ".simple_worker", ".simple_worker:Class"])
+def test_smc_run_of_a_target_that_names_no_module_exits_2(tmp_path: Path, target: str) -> None:
+    """importlib raises ValueError and TypeError for these, which were a traceback (exit 3)."""
+    result = run_smc("run", target, "--db", "smc.db", cwd=tmp_path)
+    assert result.returncode == 2
+    assert _one_error_line(result.stderr, "run") == (
+        f"smc run: error: {target!r} names no module: pass a machine file (CONFIG.yaml), "
+        "MODULE:Class or path/to/module.py"
+    )
+    assert _written(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    ("arguments", "command"),
+    [
+        (["status"], "status"),
+        (["jobs", "add", "--type", "task"], "jobs"),
+        (["jobs", "list"], "jobs"),
+        (["send", "simple_worker", "stop"], "send"),
+        (["history"], "history"),
+        (["history", "prune", "--older-than", "1d"], "history"),
+        (["workflow", "status"], "workflow"),
+        (["workflow", "run", RELEASE], "workflow"),
+        (["run", SIMPLE_WORKER], "run"),
+    ],
+)
+@pytest.mark.parametrize("given_as", ["--db", "sqlite URL", "$SMC_DB"])
+def test_a_database_that_is_a_directory_is_a_usage_error(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    arguments: list[str],
+    command: str,
+    given_as: str,
+) -> None:
+    """SQLite said only "unable to open database file", exit 1, as if the database were
+    broken; the worker and the scheduler did the same after starting up."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+    if given_as == "$SMC_DB":
+        monkeypatch.setenv("SMC_DB", str(folder))
+        database_option: list[str] = []
+    else:
+        monkeypatch.delenv("SMC_DB", raising=False)
+        target = str(folder) if given_as == "--db" else f"sqlite://{folder}"
+        database_option = ["--db", target]
+    result = run_smc(*arguments, *database_option, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    option = "$SMC_DB" if given_as == "$SMC_DB" else "--db"
+    assert _one_error_line(result.stderr, command) == (
+        f"smc {command}: error: {option}: {folder} is a directory; give a database file "
+        f"(e.g. {folder / 'smc.db'})"
+    )
+    assert _written(tmp_path) == ["data"]
+    assert list(folder.iterdir()) == []
