@@ -14,7 +14,13 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from smc.cli.common import EXIT_OK, EXIT_PROBLEMS, UsageError, path_argument
+from smc.cli.common import (
+    EXIT_OK,
+    EXIT_PROBLEMS,
+    UsageError,
+    cannot_write,
+    output_directory_argument,
+)
 from smc.cli.compile import add_check_options, print_diagnostics
 
 if TYPE_CHECKING:
@@ -36,7 +42,7 @@ def register(subparsers: Any) -> None:
         "-o",
         "--output",
         metavar="OUT",
-        type=path_argument,
+        type=output_directory_argument,
         default=None,
         help="output directory (default: [tool.smc-compiler] output, else generated/)",
     )
@@ -60,7 +66,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--emit-tests",
         metavar="DIR",
-        type=path_argument,
+        type=output_directory_argument,
         default=None,
         help="also write generated pytest tests for the machines into DIR",
     )
@@ -92,6 +98,10 @@ def run_build(args: argparse.Namespace) -> int:
         report = compile_project(request, on_checked)
     except (ConfigError, InputError) as error:
         raise UsageError(str(error)) from error
+    except BrokenPipeError:
+        raise
+    except OSError as error:  # the inputs were read (InputError): an output cannot be written
+        raise cannot_write(error) from None
 
     shown = display_path(report.out_dir)
     if report.outcome == "fresh":

@@ -131,6 +131,22 @@ def require_file(path: str, takes: str) -> None:
         raise UsageError(f"{path} is not a regular file: {takes}")
 
 
+def output_directory_argument(text: str) -> str:
+    """An argparse ``type`` for a directory a command writes into (``-o``, ``--emit-tests``):
+    not empty, and not a file that is there (writing into it was a traceback)."""
+    path = path_argument(text)
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise argparse.ArgumentTypeError(f"{path} is a file, not a directory")
+    return path
+
+
+def cannot_write(error: OSError) -> UsageError:
+    """An output a command could not write, in one line: the path and the system's reason
+    (a parent that is a file, no permission, a full disk)."""
+    where = error.filename if error.filename is not None else "the output"
+    return UsageError(f"cannot write {where}: {error.strerror or type(error).__name__}")
+
+
 def add_database_option(parser: argparse.ArgumentParser, *, inherited: bool = False) -> None:
     """``--db``, for every command that opens the database (read by ``check_database_driver``).
 

@@ -17,6 +17,8 @@ from smc.cli.common import (
     EXIT_PROBLEMS,
     UsageError,
     add_actions_dir_option,
+    cannot_write,
+    output_directory_argument,
     path_argument,
 )
 from smc.cli.compile import print_diagnostics
@@ -64,7 +66,7 @@ def register(subparsers: Any) -> None:
         "--output",
         default=None,
         metavar="DIR",
-        type=path_argument,
+        type=output_directory_argument,
         help="output directory (default: OUT/diagrams/ where smc build writes them, OUT being "
         "[tool.smc-compiler] output, else generated/)",
     )
@@ -102,6 +104,10 @@ def run_diagram(args: argparse.Namespace) -> int:
         report = draw_diagrams(request, on_checked)
     except (ConfigError, InputError) as error:
         raise UsageError(str(error)) from error
+    except BrokenPipeError:
+        raise
+    except OSError as error:  # the inputs were read (InputError): an output cannot be written
+        raise cannot_write(error) from None
     if report.outcome == "rejected":
         print("smc diagram: no diagrams written (fix the problems above)", file=sys.stderr)
         return EXIT_PROBLEMS

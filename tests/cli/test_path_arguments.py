@@ -140,3 +140,38 @@ def test_a_database_that_is_a_directory_is_a_usage_error(
     )
     assert _written(tmp_path) == ["data"]
     assert list(folder.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("arguments", "command", "option"),
+    [
+        (["build", SIMPLE_WORKER, "-o"], "build", "-o/--output"),
+        (["build", SIMPLE_WORKER, "--emit-tests"], "build", "--emit-tests"),
+        (["diagram", SIMPLE_WORKER, "-o"], "diagram", "-o/--output"),
+    ],
+)
+def test_an_output_directory_that_is_a_file_is_a_usage_error(
+    tmp_path: Path, arguments: list[str], command: str, option: str
+) -> None:
+    """Writing into it was a NotADirectoryError traceback (exit 3)."""
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine\n")
+    result = run_smc(*arguments, str(notes), cwd=tmp_path)
+    assert result.returncode == 2
+    assert _one_error_line(result.stderr, command) == (
+        f"smc {command}: error: argument {option}: {notes} is a file, not a directory"
+    )
+    assert notes.read_text() == "mine\n"
+
+
+@pytest.mark.parametrize("command", ["build", "diagram"])
+def test_an_output_directory_that_cannot_be_made_is_one_line(tmp_path: Path, command: str) -> None:
+    """Inside a file: mkdir fails. It was a traceback (exit 3)."""
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine\n")
+    inside = notes / "out"
+    result = run_smc(command, SIMPLE_WORKER, "-o", str(inside), cwd=tmp_path)
+    assert result.returncode == 2
+    line = _one_error_line(result.stderr, command)
+    assert line.startswith(f"smc {command}: error: cannot write {inside}"), line
+    assert notes.read_text() == "mine\n"
