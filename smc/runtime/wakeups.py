@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 
+from smc.runtime.faults import LogLimiter
 from smc.runtime.store import JOBS_CHANNEL, LoopWaker, Store, StoreError, Waker
 
 
@@ -33,6 +34,9 @@ class Wakeups:
         self._events_channel: str | None = None
         self._jobs = False
         self._last_look = float("-inf")
+        # A failed attempt to listen again is retried every second for as long as the
+        # database is away: said once, then at most every 30 s (a line a second, for hours).
+        self._rearm_log = LogLimiter()
 
     def listen_events(self, loop: asyncio.AbstractEventLoop, waker: Waker) -> None:
         """Wake on ``waker`` (the machine's event channel, opened by the caller)."""
@@ -97,9 +101,11 @@ class Wakeups:
         )
         try:
             if waker.rearm():
+                self._rearm_log.reset()
                 self._logger.info("wake-ups for %s restored", what)
         except StoreError as error:
-            self._logger.warning("no wake-ups for %s yet (polling): %s", what, error)
+            if self._rearm_log.due():
+                self._logger.warning("no wake-ups for %s yet (polling): %s", what, error)
 
     async def sleep(self, timeout: float) -> bool:
         """Wait for a wake-up up to ``timeout`` seconds; True when one came. (``asyncio.timeout``
