@@ -26,6 +26,7 @@ from smc.cli.common import (
     check_range,
     name_argument,
     parse_json_argument,
+    path_argument,
 )
 
 if TYPE_CHECKING:
@@ -80,6 +81,7 @@ def register(subparsers: Any) -> None:
         "--machine-file",
         default=None,
         metavar="FILE",
+        type=path_argument,
         help="check --data against the schema FILE's `jobs:` gives the job type (a mismatch "
         "is a usage error: nothing is queued)",
     )
@@ -148,6 +150,7 @@ def register(subparsers: Any) -> None:
         "--machine-file",
         default=None,
         metavar="FILE",
+        type=path_argument,
         help="check --payload against the schema the machine file FILE gives EVENT (a "
         "mismatch is a usage error: nothing is sent); without it the receiving worker checks",
     )
@@ -250,6 +253,8 @@ def _machine_file(path: str) -> Machine:
     not pass ``smc check`` is a usage error naming its first error."""
     from smc.compiler.check import check_files
 
+    if os.path.isdir(path):
+        raise UsageError(f"--machine-file {path} is a directory: give one machine file")
     if not os.path.isfile(path):
         raise UsageError(f"--machine-file {path}: no such file")
     result = check_files([path])

@@ -240,6 +240,14 @@ def run_command(args: argparse.Namespace) -> int:
             machine_cls = load_machine_class(str(build_cached(target, actions_dirs)))
         else:
             module_name = target.partition(":")[0]
+            if os.path.isfile(target) and not target.endswith(".py"):
+                # A file that is no machine file and no module: importing its stem was a
+                # search of sys.path for another module of that name.
+                raise UsageError(
+                    f"{target}: smc run takes a machine file "
+                    f"({', '.join('*' + suffix for suffix in COMPILED_SUFFIXES)}), "
+                    "MODULE:Class or path/to/module.py"
+                )
             if module_name == "" or module_name.startswith("."):
                 # importlib raises ValueError/TypeError for these, not ImportError.
                 raise UsageError(

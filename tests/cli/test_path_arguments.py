@@ -175,3 +175,38 @@ def test_an_output_directory_that_cannot_be_made_is_one_line(tmp_path: Path, com
     line = _one_error_line(result.stderr, command)
     assert line.startswith(f"smc {command}: error: cannot write {inside}"), line
     assert notes.read_text() == "mine\n"
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        ["jobs", "add", "--type", "task", "--machine-file"],
+        ["send", "simple_worker", "stop", "--machine-file"],
+    ],
+)
+def test_a_machine_file_option_given_a_directory_says_it_is_one(
+    tmp_path: Path, arguments: list[str]
+) -> None:
+    """It said "DIR: no such file"; nothing is queued or sent."""
+    folder = tmp_path / "machines"
+    folder.mkdir()
+    result = run_smc(*arguments, str(folder), "--db", "smc.db", cwd=tmp_path)
+    assert result.returncode == 2
+    command = arguments[0]
+    assert _one_error_line(result.stderr, command) == (
+        f"smc {command}: error: --machine-file {folder} is a directory: give one machine file"
+    )
+    assert _written(tmp_path) == ["machines"]
+
+
+def test_smc_run_of_a_file_that_is_no_machine_says_what_it_takes(tmp_path: Path) -> None:
+    """It was imported as a module by its stem: "cannot import notes.txt: No module named
+    'notes'"."""
+    (tmp_path / "notes.txt").write_text("initial_state: a\n")
+    result = run_smc("run", "notes.txt", "--db", "smc.db", cwd=tmp_path)
+    assert result.returncode == 2
+    assert _one_error_line(result.stderr, "run") == (
+        "smc run: error: notes.txt: smc run takes a machine file (*.yaml, *.yml, *.scxml), "
+        "MODULE:Class or path/to/module.py"
+    )
+    assert _written(tmp_path) == ["notes.txt"]
