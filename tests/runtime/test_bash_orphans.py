@@ -192,21 +192,24 @@ def test_a_killed_watchdog_is_replaced_and_the_new_one_knows_every_running_comma
 
     others = set(_watchdogs_of_this_process())  # the shared one, when other tests ran bash
     watchdog = CommandWatchdog()
-    first, second, ended = (_sleep_in_its_own_group() for _ in range(3))
+    first, second, ended, late = (_sleep_in_its_own_group() for _ in range(4))
     try:
         watchdog.watch(first.pid)
         watchdog.watch(ended.pid)
+        watchdog.watch(late.pid)
         watchdog.done(ended.pid)
         [old] = set(_watchdogs_of_this_process()) - others
         os.kill(old, signal.SIGKILL)
         wait_until(lambda: not _alive(old), 10, "the watchdog was not killed")
+        watchdog.done(late.pid)  # a removal starts no watchdog (a stop's SIGTERM killed it)
+        assert not set(_watchdogs_of_this_process()) - others
         watchdog.watch(second.pid)  # finds the old one gone: starts another, tells it both
         watchdog.close()  # as the worker's death does: the pipe closes
         assert first.wait(10) == -signal.SIGKILL
         assert second.wait(10) == -signal.SIGKILL
-        assert ended.poll() is None  # taken off the list: not killed
+        assert ended.poll() is None and late.poll() is None  # taken off the list: not killed
     finally:
-        for process in (first, second, ended):
+        for process in (first, second, ended, late):
             process.kill()
             process.wait()
 

@@ -115,10 +115,17 @@ class CommandWatchdog:
     def done(self, group: int) -> None:
         """Take ``group`` off the list (its command ended, or was killed from here)."""
         with self._lock:
-            if group in self._watched:
-                self._watched.discard(group)
-                with contextlib.suppress(OSError):  # a new watchdog is told the whole list
-                    self._tell(f"done {group}\n")
+            if group not in self._watched:
+                return
+            self._watched.discard(group)
+            if self._process is None:
+                return
+            try:
+                os.write(self._pipe, f"done {group}\n".encode())
+            except OSError:
+                # The watchdog was killed (a stop's SIGTERM to every process of a service):
+                # none is started for a removal; the next command's starts one and tells it.
+                self._forget_process()
 
     def close(self) -> None:
         """Close the pipe (at exit): the watchdog kills what is still listed, then ends."""
@@ -138,11 +145,16 @@ class CommandWatchdog:
                 os.write(self._pipe, line.encode())
                 return
             except BrokenPipeError:  # the watchdog was killed: start another one
-                self._process.poll()
-                os.close(self._pipe)
-                self._process, self._pipe = None, -1
+                self._forget_process()
         self._start()
         os.write(self._pipe, "".join(f"watch {group}\n" for group in self._watched).encode())
+
+    def _forget_process(self) -> None:
+        if self._process is not None:
+            self._process.poll()  # reaped, if it has ended
+        with contextlib.suppress(OSError):
+            os.close(self._pipe)
+        self._process, self._pipe = None, -1
 
     def _start(self) -> None:
         reading, self._pipe = os.pipe()  # both ends close on exec: no command holds them
