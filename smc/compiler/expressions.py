@@ -263,41 +263,45 @@ def _nullable(value: ValueType) -> ValueType:
 
 def _apart(a: ValueType, b: ValueType) -> bool:
     """Whether ``a`` and ``b`` are each limited to a few values (a literal, an ``enum`` or
-    ``const``) and share none: they can never be equal."""
-    return a.values is not None and b.values is not None and not a.values & b.values
+    ``const``) and share none: they can never be equal. Not with a fraction among them:
+    mypy and pyright have no literal type of a float (``1 == 1.5`` is no error to them)."""
+    if a.values is None or b.values is None or a.values & b.values:
+        return False
+    return not any(isinstance(value, float) for _, value in a.values | b.values)
 
 
 def _never_meet(a: ValueType, b: ValueType, a_node: ast.expr, b_node: ast.expr) -> bool:
-    """Whether comparing ``a`` with ``b`` (or with ``b``'s items) is one mypy and pyright
-    refuse in the generated code: both typed by their values (an ``enum`` or ``const``
-    field is ``Literal[...]``), which they share none of, and not two literals (which the
-    class folds to a constant)."""
-    return (
-        _apart(a, b)
-        and _typed_exactly(a_node)
-        and _typed_exactly(b_node)
-        and not (_literal(a_node) and _literal(b_node))
-    )
+    """Whether comparing ``a`` with ``b`` (or with ``b``'s items) is one mypy or pyright
+    refuses in the generated code: both typed by their values (an ``enum`` or ``const``
+    field is ``Literal[...]``), which they share none of. Two literals too (``0 == 1``:
+    the class writes them as they are, and both refuse it)."""
+    return _apart(a, b) and _typed_exactly(a_node) and _typed_exactly(b_node)
 
 
 def _typed_exactly(node: ast.expr) -> bool:
-    """Whether mypy types ``node`` by its values, as the checker does: a literal (``'x'``,
-    ``-1``) or a read of a field (an ``enum``/``const`` field is ``Literal[...]``). A
-    conditional, ``and``/``or`` or a list display it widens to the kind (``0 if ok else 1``
-    is an ``int``), so comparing one is no type error there."""
+    """Whether mypy or pyright types ``node`` by its values, as the checker does: a literal
+    (``'x'``, ``-1``), a read of a field (an ``enum``/``const`` field is ``Literal[...]``),
+    or a conditional or ``and``/``or`` of such (pyright types ``0 if ok else 2`` as
+    ``Literal[0, 2]``, and mypy ``0 if ok else 0`` as ``Literal[0]``: each refuses comparing
+    it with ``1``). A list display both widen to its kind."""
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
-        return isinstance(node.operand, ast.Constant)
+        return _typed_exactly(node.operand)
+    if isinstance(node, ast.IfExp):
+        return _typed_exactly(node.body) and _typed_exactly(node.orelse)
+    if isinstance(node, ast.BoolOp):
+        return all(_typed_exactly(value) for value in node.values)
     return isinstance(node, ast.Constant | ast.Name | ast.Attribute | ast.Subscript)
 
 
-def _literal(node: ast.expr) -> bool:
-    """Whether ``node`` is written as a literal (``1``, ``-1``, ``'x'``, ``['x', 1]``): two
-    of them the checker leaves be (``0 == 1``); mypy types them by their kinds."""
-    if isinstance(node, ast.UnaryOp):
-        return _literal(node.operand)
-    if isinstance(node, ast.List | ast.Tuple):
-        return all(_literal(item) for item in node.elts)
-    return isinstance(node, ast.Constant)
+def _event_read(node: ast.expr) -> bool:
+    """Whether ``node`` is ``event.<field>``: a constant where the class runs it, so a
+    comparison of it alone with a value limited to others is decided where the module is
+    built (:func:`_decided`), not refused."""
+    return (
+        isinstance(node, ast.Attribute)
+        and isinstance(node.value, ast.Name)
+        and node.value.id == "event"
+    )
 
 
 def _numeric_view(kinds: frozenset[Kind]) -> frozenset[str]:
@@ -569,9 +573,12 @@ class Conditional:
 
 @dataclass(frozen=True)
 class SequenceLiteral:
-    """A list or tuple literal (both a list: a JSON array)."""
+    """A list or tuple literal (both a list: a JSON array); ``spread`` marks the items that
+    are lists whose items it holds in their place (``['x'] + picks`` is ``['x', *picks]``:
+    see :func:`_joined`)."""
 
     items: tuple[Node, ...]
+    spread: tuple[bool, ...] = ()
 
 
 Node: TypeAlias = (
@@ -692,6 +699,18 @@ def _parse(
                     "a field with `enum` or `const` takes only those values (the generated "
                     "class types it `Literal[...]`): write one of them, choose between them "
                     "with `... if ... else ...`, or read a field declared with the same values"
+                )
+            items = expect.items
+            if (
+                items is not None
+                and items.values is not None
+                and fits(value, replace(expect, items=replace(items, values=None)))
+            ):
+                hint = (
+                    "a list of `enum` or `const` values (`list[Literal[...]]`) takes only items "
+                    "known to be among them: literals, or fields declared with them; a list "
+                    "inside a conditional on the left of `+` is typed by its kind: join the "
+                    "lists outside it (`['x'] + picks`, `picks + ['x']`)"
                 )
         return [Problem("type", message, start, end, hint)]
     return Expression(
@@ -928,6 +947,10 @@ class _Checker:
         self.uses_event_type = False
         self.uses_session = False
         self.uses_processor_type = False
+        #: The reads a None test narrowed where the walk is (``x`` in ``x + 1`` of ``x is
+        #: not None and x + 1 > 2``), and the declared type of each read, to narrow from.
+        self.narrowed: dict[Node, ValueType] = {}
+        self.read_types: dict[Node, ValueType] = {}
 
     # -- helpers --
 
@@ -962,9 +985,54 @@ class _Checker:
             raise _Refused()
         return results
 
+    def check_narrowed(self, node: ast.expr, narrowed: Mapping[Node, ValueType]) -> _Result:
+        """:meth:`check` where the reads in ``narrowed`` have those types."""
+        saved = self.narrowed
+        self.narrowed = {**saved, **narrowed}
+        try:
+            return self.check(node)
+        finally:
+            self.narrowed = saved
+
+    def narrowing(self, test: Node | None, truth: bool) -> dict[Node, ValueType]:
+        """What ``test`` being ``truth`` shows of the reads it tests against None, as mypy
+        and pyright narrow them: ``x is not None`` true, ``x`` is not null; ``x is None``
+        true, it is null; through ``not``, and through an ``and`` that holds or an ``or``
+        that does not (each of its parts then does the same)."""
+        if isinstance(test, Unary) and test.op == "not":
+            return self.narrowing(test.operand, not truth)
+        if isinstance(test, Logic) and (test.op == "and") == truth:
+            found: dict[Node, ValueType] = {}
+            for part in test.values:
+                found.update(self.narrowing(part, truth))
+            return found
+        if not (
+            isinstance(test, Comparison)
+            and len(test.ops) == 1
+            and test.ops[0] in ("is", "is not")
+            and isinstance(test.rights[0], Const)
+            and test.rights[0].value is None
+        ):
+            return {}
+        value = self.read_types.get(test.left)
+        if value is None or "null" not in value.kinds:
+            return {}
+        if (test.ops[0] == "is") == truth:
+            return {test.left: NULL}
+        kinds = value.kinds - {"null"}
+        values = value.values - {("null", None)} if value.values is not None else None
+        return {test.left: replace(value, kinds=kinds, values=values)} if kinds else {}
+
     # -- the walk --
 
     def check(self, node: ast.expr) -> _Result:
+        inner, value = self.check_node(node)
+        if _narrowable(inner):
+            self.read_types[inner] = value
+            value = self.narrowed.get(inner, value)
+        return inner, value
+
+    def check_node(self, node: ast.expr) -> _Result:
         if isinstance(node, ast.Constant):
             return self.constant(node)
         if isinstance(node, ast.Name):
@@ -984,10 +1052,7 @@ class _Checker:
         if isinstance(node, ast.Compare):
             return self.compare(node)
         if isinstance(node, ast.IfExp):
-            (test, _), (body, body_type), (orelse, orelse_type) = self.check_all(
-                (node.test, node.body, node.orelse)
-            )
-            return Conditional(test, body, orelse), union(body_type, orelse_type)
+            return self.conditional(node)
         if isinstance(node, ast.List | ast.Tuple):
             return self.sequence(node)
         message = _REFUSED.get(type(node), f"`{type(node).__name__}` is not allowed")
@@ -1126,7 +1191,10 @@ class _Checker:
             raise self.refuse("construct", "assignment is not allowed", base)
         if key == "name":
             self.uses_event = True
-            return EventName(), STRING if self.scope.event is not None else _nullable(STRING)
+            if self.scope.event is not None:
+                # the class writes it as that name, a literal: it fits a list of `enum`s
+                return EventName(), literal(self.scope.event)
+            return EventName(), _nullable(STRING)
         if key == "type":
             self.uses_event = self.uses_event_type = True
             return EventType(), STRING if self.scope.event is not None else _nullable(STRING)
@@ -1256,9 +1324,42 @@ class _Checker:
             )
         return Length(inner), INTEGER
 
+    def conditional(self, node: ast.IfExp) -> _Result:
+        """``body if test else orelse``: ``body`` is read where ``test`` holds and ``orelse``
+        where it does not, each with the reads ``test`` compares with None narrowed."""
+        failed = False
+        test: Node | None = None
+        try:
+            test, _ = self.check(node.test)
+        except _Refused:
+            failed = True
+        results: list[_Result] = []
+        for branch, truth in ((node.body, True), (node.orelse, False)):
+            try:
+                results.append(self.check_narrowed(branch, self.narrowing(test, truth)))
+            except _Refused:
+                failed = True
+        if failed or test is None:
+            raise _Refused()
+        (body, body_type), (orelse, orelse_type) = results
+        return Conditional(test, body, orelse), union(body_type, orelse_type)
+
     def bool_op(self, node: ast.BoolOp) -> _Result:
-        results = self.check_all(node.values)
         op: Literal["and", "or"] = "and" if isinstance(node.op, ast.And) else "or"
+        # Each value is read only where those before it held (`and`) or did not (`or`).
+        narrowed: dict[Node, ValueType] = {}
+        results: list[_Result] = []
+        failed = False
+        for operand in node.values:
+            try:
+                result = self.check_narrowed(operand, narrowed)
+            except _Refused:
+                failed = True
+                continue
+            results.append(result)
+            narrowed.update(self.narrowing(result[0], op == "and"))
+        if failed:
+            raise _Refused()
         value = results[0][1]
         for _, other in results[1:]:
             value = union(value, other)
@@ -1314,7 +1415,14 @@ class _Checker:
         if op == "+" and kinds == {"string"}:
             return result, STRING
         if op == "+" and kinds == {"array"}:
-            return result, union(left_type, right_type)
+            joined = union(left_type, right_type)
+            if isinstance(left, SequenceLiteral):
+                # mypy types a list display on the left of `+` alone (`['x']` a list of
+                # str, which then does not fit a list of `enum`s): one display holds both
+                return _joined(left, right), joined
+            if _widened(left) and joined.items is not None:
+                joined = replace(joined, items=replace(joined.items, values=None))
+            return result, joined
         raise self.refuse(
             "type",
             f"`{op}` cannot take {left_type.describe()} and {right_type.describe()}",
@@ -1339,6 +1447,7 @@ class _Checker:
             ops.append(word)
         results = self.check_all((node.left, *node.comparators))
         operands = (node.left, *node.comparators)
+        decided = len(ops) == 1 and any(_event_read(operand) for operand in operands)
         for index, op in enumerate(ops):
             self.compare_pair(
                 node,
@@ -1347,6 +1456,7 @@ class _Checker:
                 results[index][1],
                 operands[index + 1],
                 results[index + 1][1],
+                decided=decided,
             )
         domains = [results[0][1].values]
         for op, (_, value) in zip(ops, results[1:], strict=True):
@@ -1371,7 +1481,12 @@ class _Checker:
         left: ValueType,
         right_node: ast.expr,
         right: ValueType,
+        *,
+        decided: bool = False,
     ) -> None:
+        """Refuse ``left op right`` where the types show it wrong; ``decided``: a comparison
+        with ``event.<field>`` that the class decides where it is built when the values
+        share none (:func:`_decided`), so no such comparison is left in its code."""
         a, b = self.source(left_node), self.source(right_node)
         if op in ("is", "is not"):
             if left.known and "null" not in left.kinds:
@@ -1400,7 +1515,7 @@ class _Checker:
                     f"{a} is {left.describe()} and {b} {right.describe()}: `{op}` is {outcome}",
                     node,
                 )
-            if _never_meet(left, right, left_node, right_node):
+            if not decided and _never_meet(left, right, left_node, right_node):
                 raise self.refuse(
                     "type",
                     f"{a} ({left.describe_exactly()}) and {b} ({right.describe_exactly()}) "
@@ -1437,6 +1552,7 @@ class _Checker:
         if (
             right.kinds == {"array"}
             and items is not None
+            and not decided
             and _never_meet(left, items, left_node, right_node)
         ):
             raise self.refuse(
@@ -1458,6 +1574,45 @@ class _Checker:
             SequenceLiteral(tuple(inner for inner, _ in results)),
             ValueType(frozenset({"array"}), None, items),
         )
+
+
+def _joined(left: SequenceLiteral, right: Node) -> SequenceLiteral:
+    """``left + right`` of two lists as one display, ``right`` spread in it unless it is a
+    display too: typed in the place it is written, as mypy and pyright type a display, so
+    ``['x'] + picks`` fits a list of ``enum`` values (``["x"] + ctx.picks`` is a
+    ``list[str]`` to mypy, which refused it)."""
+    left_spread = left.spread or (False,) * len(left.items)
+    if isinstance(right, SequenceLiteral):
+        right_spread = right.spread or (False,) * len(right.items)
+        return SequenceLiteral(left.items + right.items, left_spread + right_spread)
+    return SequenceLiteral((*left.items, right), (*left_spread, True))
+
+
+def _widened(node: Node) -> bool:
+    """Whether mypy, typing ``node`` alone (on the left of ``+``), widens its list's items
+    to their kind: a display of literals inside a conditional or ``and``/``or``, or a sum
+    that starts with one (``(['x'] if ok else picks) + picks`` is a ``list[str]``)."""
+    if isinstance(node, SequenceLiteral):
+        return True
+    if isinstance(node, Conditional):
+        return _widened(node.body) or _widened(node.orelse)
+    if isinstance(node, Logic):
+        return any(_widened(value) for value in node.values)
+    if isinstance(node, Arith):
+        return _widened(node.left)
+    return False
+
+
+def _narrowable(node: Node) -> bool:
+    """Whether mypy and pyright narrow the code of the read ``node`` after a None test, so
+    the checker may: an attribute (``ctx.x``, ``self._event_send_id``), a constant
+    (``event.name``) or an item at a literal key or index (``ctx.tags[0]``); not an optional
+    field, read with ``.get()`` (a call, which neither narrows)."""
+    if isinstance(node, ContextField | EventName | EventType | EventSendId):
+        return True
+    if isinstance(node, Item):
+        return not node.optional and (isinstance(node.base, Root) or _narrowable(node.base))
+    return False
 
 
 def _null_hint(*values: ValueType) -> str:
@@ -1605,7 +1760,11 @@ def _constant_of(node: Node) -> tuple[bool, Any]:
     """Whether ``node`` is a constant (a literal, or a list or tuple of literals), and it."""
     if isinstance(node, Const):
         return True, node.value
-    if isinstance(node, SequenceLiteral) and all(isinstance(i, Const) for i in node.items):
+    if (
+        isinstance(node, SequenceLiteral)
+        and not any(node.spread)
+        and all(isinstance(i, Const) for i in node.items)
+    ):
         return True, tuple(i.value for i in node.items if isinstance(i, Const))
     if isinstance(node, MachineField) and node.field == "processor_type":
         # a constant: compared with a literal, its own ``==`` decides (the short form too)
@@ -1695,7 +1854,7 @@ def _fold(node: Node, event: str | None, kind: str | _Unknown | None = _UNKNOWN)
             node, left=_fold(node.left, event, kind), right=_fold(node.right, event, kind)
         )
     if isinstance(node, SequenceLiteral):
-        return SequenceLiteral(tuple(_fold(i, event, kind) for i in node.items))
+        return replace(node, items=tuple(_fold(i, event, kind) for i in node.items))
     return node
 
 
@@ -1787,7 +1946,13 @@ def _emit_node(node: Node, names: Names) -> tuple[str, int]:
         return f"{body} if {test} else {_emit(node.orelse, names, _TEST)}", _TEST
     # A tuple literal is a list too: the value is a JSON array, and a tuple would never
     # equal the list the same data decodes to (`pair == (1, 2)` was always false).
-    return "[" + ", ".join(_emit(item, names, _TEST) for item in node.items) + "]", _ATOM
+    spread = node.spread or (False,) * len(node.items)
+    items = (
+        # `*` takes a sum or tighter (Python's `*` bitwise_or): anything else in parentheses
+        "*" + _emit(item, names, _SUM) if spreads else _emit(item, names, _TEST)
+        for item, spreads in zip(node.items, spread, strict=True)
+    )
+    return "[" + ", ".join(items) + "]", _ATOM
 
 
 def _operand(node: Node, names: Names, need: int, numbers_only: bool) -> str:

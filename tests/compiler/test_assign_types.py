@@ -5,7 +5,9 @@ module that ``mypy --strict`` refused (``'medium'`` into ``enum: [fast, slow]``,
 into a list of integers) and a tuple literal was written as a tuple, which never equals the
 list the same data decodes to.
 
-Accepted machines are built and checked by the real mypy; the tuple is run.
+Accepted machines are built and checked by the real mypy (and pyright strict, where it is
+installed); the tuple is run. A field tested against None is narrowed after the test, as
+both narrow it, and a list display on the left of `+` is written joined with the right.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from smc.compiler.check import check_texts
+from tests.compiler.test_literal_types import build_and_type_check, load
 from tests.support.cli import run_smc
 
 HEAD = """\
@@ -31,11 +34,15 @@ context:
   pair: {type: array, default: []}
   flag: {type: boolean, default: false}
   label: {type: string, default: ""}
+  count: {type: integer, default: 0}
+  maybe: {type: [integer, "null"], default: null}
+  ints: {type: array, items: {type: [integer, "null"]}, default: [null]}
+  names: {type: array, items: {enum: [go, back]}, default: []}
 events:
   go:
     payload:
       type: object
-      properties: {speed: {enum: [fast, slow]}, word: {type: string}}
+      properties: {speed: {enum: [fast, slow]}, word: {type: string}, code: {type: integer}}
       required: [speed, word]
   back: null
 transitions:
@@ -87,14 +94,23 @@ def machine(*assignments: tuple[str, str]) -> str:
         ),
         ("picks", "[label]", "the value is a list of strings"),
         ("nums", "[None]", "the value is a list of None, and its location takes a list of"),
+        # a None test narrows only where mypy does: after it, a field read is not null
+        # (`maybe is None`: null), an optional payload field is read by `.get()` again
+        ("count", "maybe if maybe is None else 0", "the value is an integer or null, and"),
+        ("flag", "maybe is not None or maybe > 3", "`maybe` (null) and `3` (an integer)"),
+        ("count", "payload.code if payload.code is not None else 0", "an integer or null"),
+        # `event.name` here is 'go': not one of `picks`'s
+        ("picks", "picks + [event.name]", "the value is a list of 'go', 'x', 'y', and"),
+        # a list inside a conditional on the left of `+` mypy types as a `list[str]`
+        ("picks", "(['x'] if flag else picks) + picks", "the value is a list of strings"),
     ],
 )
 def test_a_value_that_does_not_fit_is_smc092(location: str, expr: str, message: str) -> None:
     result = check_texts([("m.yaml", machine((location, expr)))])
     (error,) = result.errors
-    assert error.code == "SMC092" and error.line == 23
+    assert error.code == "SMC092" and error.line == 27
     assert message in error.message, error.message
-    if location in ("mode", "level"):  # the hint says what an enum field takes
+    if location in ("mode", "level", "picks"):  # the hint says what an enum field takes
         assert "Literal" in error.hint and "enum" in error.hint, error.hint
 
 
@@ -171,3 +187,50 @@ def test_the_accepted_assignments_build_a_module_mypy_strict_takes(tmp_path: Pat
         assert m.state.value == "a"
     finally:
         del sys.modules["typed_assign"]
+
+
+#: Assignments mypy --strict and pyright strict take once the class is built, in the order
+#: they run: a field tested against None is narrowed after the test (as both narrow it),
+#: `event.name` on a transition is its event's name (a literal, so it fits a list of `enum`
+#: values), and a list display on the left of `+` is joined with the right into one display
+#: (`["x", *ctx.picks]`: `["x"] + ctx.picks` is a `list[str]` to mypy).
+NARROWED_AND_JOINED = [
+    ("maybe", "3 if maybe is None else maybe + 1"),
+    ("count", "maybe if maybe is not None else 0"),
+    ("flag", "maybe is None or maybe > 5"),
+    ("flag", "not (maybe is None or maybe < 0) and maybe > 2"),
+    ("count", "count + (ints[0] if ints[0] is not None else 10)"),
+    ("names", "names + [event.name]"),
+    ("names", "[event.name] + names + ['back']"),
+    ("picks", "['x'] + picks"),
+    ("picks", "['y'] + picks + ['x'] + picks"),
+    ("nums", "[1] + nums + [2]"),
+]
+
+
+@pytest.mark.parametrize(("location", "expr"), NARROWED_AND_JOINED)
+def test_a_narrowed_or_joined_value_that_fits_is_accepted(location: str, expr: str) -> None:
+    result = check_texts([("m.yaml", machine((location, expr)))])
+    assert not result.errors, [str(d) for d in result.errors]
+
+
+def test_narrowed_and_joined_values_build_a_module_mypy_and_pyright_take(tmp_path: Path) -> None:
+    """The assignments above in one machine: built, type-checked by mypy --strict and
+    pyright strict, and run (a joined display keeps the order `+` gives)."""
+    text = machine(*NARROWED_AND_JOINED).replace("typed_assign", "narrowed_assign")
+    text = text.replace('"pair == (1, 2)"', '"maybe is not None and maybe > 2"')
+    out = build_and_type_check(tmp_path, "narrowed_assign", text)
+    code = (out / "narrowed_assign.py").read_text()
+    assert 'ctx.picks = ["x", *ctx.picks]' in code
+    assert 'ctx.names = ctx.names + ["go"]' in code
+    try:
+        m = load(out, "narrowed_assign").NarrowedAssign()
+        m.go(speed="fast", word="w")
+        assert (m.context.maybe, m.context.count, m.context.flag) == (3, 13, True)
+        assert m.context.names == ["go", "go", "back"]
+        assert m.context.picks == ["y", "x", "x", "x"]
+        assert m.context.nums == [1, 2]
+        m.back()  # `maybe is not None and maybe > 2`: a guard narrows too
+        assert m.state.value == "a"
+    finally:
+        del sys.modules["narrowed_assign"]

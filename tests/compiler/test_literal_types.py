@@ -53,6 +53,17 @@ def guarded(when: str) -> str:
         ("payload.speed == 'go'", "share no value: `==` is never true"),
         ("'z' in picks", "the items of `picks` (one of 'x', 'y') share no value: `in` is never"),
         ("'z' not in picks", "share no value: `not in` is always true"),
+        # a conditional of literals: pyright types it by their values (`Literal['medium',
+        # 'x']`), mypy too when they are one (`Literal[0]`): both refused the module
+        ("mode == ('medium' if hits > 1 else 'x')", "(one of 'medium', 'x') share no value"),
+        ("1 == (0 if hits else 0)", "`1` (1) and `0 if hits else 0` (0) share no value"),
+        ("1 == (0 if hits else 2)", "(one of 0, 2) share no value: `==` is never true"),
+        ("1 != (0 or 0)", "share no value: `!=` is always true"),
+        ("(mode if hits else 'x') == 'z'", "share no value"),
+        # two literals too: the class writes them as they are
+        ("0 == 1", "`0` (0) and `1` (1) share no value: `==` is never true"),
+        ("'a' != 'b'", "share no value: `!=` is always true"),
+        ("True == 1", "`==` is never true"),
     ],
 )
 def test_values_that_can_never_be_equal_are_smc092(when: str, message: str) -> None:
@@ -62,19 +73,24 @@ def test_values_that_can_never_be_equal_are_smc092(when: str, message: str) -> N
     assert message in error.message, error.message
 
 
-@pytest.mark.parametrize(
-    "when",
-    [
-        "mode == 'slow'",
-        "mode != payload.speed",
-        "'x' in picks",
-        "mode == s",
-        "s in picks",
-        # mypy widens a conditional of literals to its kind: no Literal on that side
-        "mode == ('medium' if hits > 1 else 'x')",
-        "1 == (0 if hits else 0)",
-    ],
-)
+MAY_BE_EQUAL = [
+    "mode == 'slow'",
+    "mode != payload.speed",
+    "'x' in picks",
+    "mode == s",
+    "s in picks",
+    # a conditional that may be some other value of the kind
+    "mode == ('medium' if hits > 1 else s)",
+    "1 == (0 if hits > 2 else hits)",
+    "1 == (0 if hits else 1)",
+    # mypy and pyright have no literal type of a fraction
+    "1 == 1.5",
+    "hits == 2.5",
+    "0 == 0",
+]
+
+
+@pytest.mark.parametrize("when", MAY_BE_EQUAL)
 def test_values_that_may_be_equal_are_accepted(when: str) -> None:
     result = check_texts([("m.yaml", guarded(when))])
     assert not result.errors, [str(d) for d in result.errors]
@@ -117,6 +133,15 @@ def load(out: Path, name: str) -> Any:
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def test_values_that_may_be_equal_build_a_module_mypy_and_pyright_take(tmp_path: Path) -> None:
+    """Each comparison ``smc check`` takes is one mypy --strict and pyright strict take in the
+    module (``1 == (0 if hits else 0)`` and ``0 == 1`` were taken, and both refused them)."""
+    rows = "".join(f'  - {{from: a, to: b, event: go, when: "{when}"}}\n' for when in MAY_BE_EQUAL)
+    text = HEAD.replace("enum_compare", "may_be_equal") + "transitions:\n" + rows
+    assert not check_texts([("m.yaml", text)]).errors
+    build_and_type_check(tmp_path, "may_be_equal", text)
 
 
 MACHINE = HEAD + """\
