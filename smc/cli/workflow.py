@@ -196,6 +196,10 @@ def _run(args: argparse.Namespace) -> int:
     if workflow is None:
         return EXIT_PROBLEMS
     run_id = args.run_id or str(ulid.ULID())
+    if args.checkpoint_repo is not None:
+        _require_repository(args.checkpoint_repo, "--checkpoint-repo")
+    elif workflow.checkpoint_repository is not None:
+        _require_repository(workflow.checkpoint_repository, f"{args.file}: checkpoint_repository")
     with _open(args, create=True) as store:
         given = workflow
         workflow, trace_id = start_run(store, workflow, run_id, str(ulid.ULID()))
@@ -244,6 +248,30 @@ def _run(args: argparse.Namespace) -> int:
         print(f"{task}: {state}")
     print(f"run {run_id}: {outcome.status}", file=sys.stderr)
     return EXIT_OK if outcome.status == "completed" else EXIT_PROBLEMS
+
+
+def _require_repository(repository: str, given_as: str) -> None:
+    """A checkpoint repository that is no Git work tree is a usage error before the run is
+    made: git said so only when the first checkpoint was due, after the tasks before it had
+    run, and the scheduler stopped there with the run unfinished."""
+    import subprocess
+
+    if not Path(repository).is_dir():
+        what = "is not a directory" if Path(repository).exists() else "no such directory"
+        raise UsageError(f"{given_as} {repository}: {what}")
+    try:
+        probe = subprocess.run(
+            ["git", "-C", repository, "rev-parse", "--is-inside-work-tree"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    except OSError as error:
+        raise UsageError(f"{given_as}: cannot run git: {error.strerror}") from None
+    if probe.returncode != 0 or probe.stdout.strip() != "true":
+        raise UsageError(
+            f"{given_as} {repository} is not a Git working tree (git init it, or name one)"
+        )
 
 
 def _interrupt(signum: int, frame: object) -> None:

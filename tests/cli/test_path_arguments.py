@@ -210,3 +210,45 @@ def test_smc_run_of_a_file_that_is_no_machine_says_what_it_takes(tmp_path: Path)
         "MODULE:Class or path/to/module.py"
     )
     assert _written(tmp_path) == ["notes.txt"]
+
+
+@pytest.mark.parametrize("kind", ["plain directory", "missing", "file"])
+def test_a_checkpoint_repository_that_is_no_git_tree_is_refused_before_the_run(
+    tmp_path: Path, kind: str
+) -> None:
+    """git said so only when the first checkpoint was due, after the tasks before it had run,
+    and the scheduler stopped with the run unfinished."""
+    repository = tmp_path / "checkpoints"
+    if kind == "plain directory":
+        repository.mkdir()
+        reason = f"{repository} is not a Git working tree (git init it, or name one)"
+    elif kind == "file":
+        repository.write_text("")
+        reason = f"{repository}: is not a directory"
+    else:
+        reason = f"{repository}: no such directory"
+    given = run_smc(
+        "workflow",
+        "run",
+        RELEASE,
+        "--checkpoint-repo",
+        str(repository),
+        "--db",
+        "smc.db",
+        cwd=tmp_path,
+    )
+    assert given.returncode == 2
+    assert _one_error_line(given.stderr, "workflow") == (
+        f"smc workflow: error: --checkpoint-repo {reason}"
+    )
+    workflow = tmp_path / "w.yaml"
+    workflow.write_text(
+        f"workflow: w\ncheckpoint_repository: {repository}\n"
+        "tasks:\n  only: {job_type: build, checkpoint: done}\n"
+    )
+    in_file = run_smc("workflow", "run", "w.yaml", "--db", "smc.db", cwd=tmp_path)
+    assert in_file.returncode == 2
+    assert _one_error_line(in_file.stderr, "workflow") == (
+        f"smc workflow: error: w.yaml: checkpoint_repository {reason}"
+    )
+    assert "smc.db" not in _written(tmp_path)  # no run was made
