@@ -60,6 +60,12 @@ def _monitor(args: argparse.Namespace) -> int:
     except StoreError as error:
         print(f"smc monitor: error: {error}", file=sys.stderr)
         return EXIT_PROBLEMS
+    try:
+        _note_when_no_machine_has_run(store, args)
+    except StoreError as error:
+        store.close()
+        print(f"smc monitor: error: {error}", file=sys.stderr)
+        return EXIT_PROBLEMS
     if store.socket_dir is None:  # PostgreSQL: machines on every host, through the history
         try:
             return _follow_history(store, args)
@@ -82,6 +88,30 @@ def _monitor(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         return EXIT_OK  # Ctrl-C is how a live tail ends: no message, no traceback
     return _finished(args, seen)
+
+
+def _note_when_no_machine_has_run(store: Any, args: argparse.Namespace) -> None:
+    """Not an error: the monitor picks up machines that start later. But a mistyped --db (a
+    new, empty database) or --machine would otherwise wait for ever with nothing said."""
+    from smc.runtime.store import resolve_database
+    from smc.safe_text import escape_controls
+
+    names = {machine.name for machine in store.list_machines()}
+    database = escape_controls(resolve_database(args.db))
+    if not names:
+        print(
+            f"smc monitor: note: no machine has run with {database} yet; waiting for one "
+            "to start",
+            file=sys.stderr,
+            flush=True,
+        )
+    elif args.machine is not None and args.machine not in names:
+        print(
+            f"smc monitor: note: no machine named '{escape_controls(args.machine)}' has run "
+            f"with {database}; waiting for it to start (`smc status` lists the machines)",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def _finished(args: argparse.Namespace, seen: int) -> int:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from smc.runtime.store import open_store
 from tests.support import PROJECT_ROOT
 from tests.support.cli import run_smc
 
@@ -252,3 +253,25 @@ def test_a_checkpoint_repository_that_is_no_git_tree_is_refused_before_the_run(
         f"smc workflow: error: w.yaml: checkpoint_repository {reason}"
     )
     assert "smc.db" not in _written(tmp_path)  # no run was made
+
+
+def test_smc_monitor_says_when_no_machine_has_run_with_its_database(tmp_path: Path) -> None:
+    """A mistyped --db (made new and empty) or --machine waited for ever, saying nothing."""
+    typo = tmp_path / "smc.bd"
+    result = run_smc("monitor", "--db", str(typo), "--timeout", "0.2", cwd=tmp_path)
+    assert result.returncode == 0
+    assert result.stderr.splitlines() == [
+        f"smc monitor: note: no machine has run with {typo} yet; waiting for one to start"
+    ]
+    database = tmp_path / "smc.db"
+    with open_store(database) as store:
+        store.register_machine("simple_worker", "waiting")
+    arguments = ["monitor", "--db", str(database), "--timeout", "0.2"]
+    followed = run_smc(*arguments, "--machine", "simple_worker", cwd=tmp_path)
+    assert followed.returncode == 0 and followed.stderr == ""
+    misspelt = run_smc(*arguments, "--machine", "simple_workr", cwd=tmp_path)
+    assert misspelt.returncode == 0
+    assert misspelt.stderr.splitlines() == [
+        f"smc monitor: note: no machine named 'simple_workr' has run with {database}; "
+        "waiting for it to start (`smc status` lists the machines)"
+    ]

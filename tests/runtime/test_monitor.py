@@ -433,7 +433,11 @@ def test_cli_monitor_count_not_reached(tmp_path: Path, socket_dir: Path) -> None
     )
     assert result.returncode == 1
     assert result.stdout == ""
-    assert result.stderr.strip() == "smc monitor: 0 of 1 records before the timeout"
+    assert result.stderr.splitlines() == [
+        f"smc monitor: note: no machine has run with {tmp_path / 'x.db'} yet; waiting for one "
+        "to start",
+        "smc monitor: 0 of 1 records before the timeout",
+    ]
 
 
 def test_cli_monitor_ctrl_c_is_quiet(tmp_path: Path, socket_dir: Path) -> None:
@@ -454,4 +458,7 @@ def test_cli_monitor_ctrl_c_is_quiet(tmp_path: Path, socket_dir: Path) -> None:
         monitor.send_signal(signal.SIGINT)
         out, err = monitor.communicate(timeout=20)
     assert monitor.returncode == 0
-    assert out == "" and err == ""
+    # Only the note that no machine has run with the new database: no interruption message.
+    assert out == "" and err.splitlines() == [
+        f"smc monitor: note: no machine has run with {database} yet; waiting for one to start"
+    ]
