@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from smc.runtime.checkpoints import git_checkpoint, write_json_checkpoint
-from smc.runtime.store import DuplicateJobError, Store, StoreError, WorkflowTask
+from smc.runtime.store import DuplicateJobError, Job, Store, StoreError, WorkflowTask
 from smc.workflow.contract import TaskExecution
 from smc.workflow.ledger import run_dir
 from smc.workflow.model import Workflow
@@ -59,6 +59,13 @@ UNCLAIMED_NOTICE_SECONDS = 10.0
 def job_id_for(run_id: str, task: str, attempt: int) -> str:
     """The id of attempt ``attempt`` of ``task``: the same in every scheduler of the run."""
     return f"{run_id}.{task}.{attempt}"
+
+
+def _foreign_job_reason(job_id: str, run_id: str) -> str:
+    return (
+        f"job id {job_id} is taken by a job run {run_id} did not queue (added with that id "
+        "by hand?): the task did not run; the job is left as it is"
+    )
 
 
 @dataclass
@@ -298,6 +305,12 @@ class Scheduler:
             spec = self.workflow.task(task.name)
             if status == "completed":
                 job = self.store.get_job(task.job_id or "")
+                if job is not None and not self._queued_by_run(job, task.name, task.attempt):
+                    # A RUNNING task under a job of someone else's: a scheduler killed
+                    # between the two moves of ``_queue``'s foreign-id case.
+                    self._fail(task, _foreign_job_reason(task.job_id or "", self.run_id))
+                    progressed = True
+                    continue
                 result = job.result if job is not None else None
                 self._move(task, Event.TO_COMPLETED, result=result)
                 self.tracer.end_attempt(task.name, "COMPLETED")
@@ -419,8 +432,7 @@ class Scheduler:
         }
         if parent is not None:
             context["traceparent"] = parent
-        # A DuplicateJobError: queued by a scheduler killed before it recorded the move.
-        with contextlib.suppress(DuplicateJobError):
+        try:
             self.store.add_job(
                 spec.job_type,
                 data={**spec.data, "workflow": context},
@@ -435,7 +447,36 @@ class Scheduler:
                 # (its transitions, what it sends and adds), are in the run's history.
                 trace_id=self.trace_id,
             )
+        except DuplicateJobError:
+            # Queued by a scheduler of this run killed before it recorded the move, or a job
+            # of someone else's under the id (``smc jobs add --id R.T.N``): never the task's
+            # outcome, which would count a task that never ran. Its attempt fails instead
+            # (the job is left alone); a retry queues the next attempt's id.
+            if not self._queued_by_run(self.store.get_job(job_id), task.name, attempt):
+                self._move(task, Event.TO_RUNNING, attempt=attempt, job_id=job_id)
+                self._fail(task, _foreign_job_reason(job_id, self.run_id))
+                return
         self._move(task, Event.TO_RUNNING, attempt=attempt, job_id=job_id)
+
+    def _queued_by_run(self, job: Job | None, task: str, attempt: int) -> bool:
+        """Whether ``job`` is the one this run queued for ``attempt`` of ``task``: its data
+        says so as the scheduler wrote it (``workflow``: run id, task, attempt and the
+        run's trace id, which a later run given the same id does not share)."""
+        if job is None:
+            return False
+        try:
+            data = job.data
+        except ValueError:
+            return False
+        context = data.get("workflow") if isinstance(data, dict) else None
+        if not isinstance(context, dict):
+            return False
+        return (
+            context.get("run_id") == self.run_id
+            and context.get("task") == task
+            and context.get("attempt") == attempt
+            and context.get("trace_id") == self.trace_id
+        )
 
     # --- cancelling ---
 

@@ -171,7 +171,11 @@ def test_a_job_queued_by_a_killed_scheduler_is_not_queued_again(
     the task PENDING. The next scheduler finds the job (same id) and runs it once."""
     workflow = _workflow({"a": {"job_type": "x"}, "b": {"job_type": "x", "needs": ["a"]}})
     scheduler = _scheduler(store, workflow, tmp_path)
-    store.add_job("x", {"workflow": {"task": "a", "attempt": 1}}, job_id=job_id_for("run1", "a", 1))
+    # As the killed scheduler wrote it: its data names the run, the task, the attempt and the
+    # run's trace (a job under the id that does not is someone else's: test_foreign_job_ids).
+    queued = {"run_id": "run1", "workflow": "w", "task": "a", "attempt": 1, "needs": {}}
+    queued["trace_id"] = scheduler.trace_id
+    store.add_job("x", {"workflow": queued}, job_id=job_id_for("run1", "a", 1))
     with Worker(db, lambda task, attempt: True) as worker:
         outcome = scheduler.run()
     assert outcome.status == "completed"
