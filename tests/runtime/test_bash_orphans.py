@@ -188,22 +188,31 @@ def _sleep_in_its_own_group() -> subprocess.Popen[bytes]:
 
 
 def test_a_killed_watchdog_is_replaced_and_the_new_one_knows_every_running_command() -> None:
-    from smc.runtime.actions.builtin.bash import CommandWatchdog  # here: the old code had none
+    # here: the old code had none
+    from smc.runtime.actions.builtin.bash import START_ANNOUNCEMENT, CommandWatchdog
 
     others = set(_watchdogs_of_this_process())  # the shared one, when other tests ran bash
     watchdog = CommandWatchdog()
-    first, second, ended, late = (_sleep_in_its_own_group() for _ in range(4))
+
+    def command() -> subprocess.Popen[bytes]:
+        """A command started as the bash action starts one: it lists itself."""
+        process = subprocess.Popen(
+            ["/bin/sh", "-c", START_ANNOUNCEMENT + "sleep 300"],
+            stdin=watchdog.lifeline(),
+            start_new_session=True,
+        )
+        watchdog.started(process.pid)
+        return process
+
+    first, second, ended, late = (command() for _ in range(4))
     try:
-        watchdog.watch(first.pid)
-        watchdog.watch(ended.pid)
-        watchdog.watch(late.pid)
         watchdog.done(ended.pid)
         [old] = set(_watchdogs_of_this_process()) - others
         os.kill(old, signal.SIGKILL)
         wait_until(lambda: not _alive(old), 10, "the watchdog was not killed")
         watchdog.done(late.pid)  # a removal starts no watchdog (a stop's SIGTERM killed it)
         assert not set(_watchdogs_of_this_process()) - others
-        watchdog.watch(second.pid)  # finds the old one gone: starts another, tells it both
+        watchdog.lifeline()  # the next command's start: another watchdog, told the running ones
         watchdog.close()  # as the worker's death does: the pipe closes
         assert first.wait(10) == -signal.SIGKILL
         assert second.wait(10) == -signal.SIGKILL
@@ -217,13 +226,13 @@ def test_a_killed_watchdog_is_replaced_and_the_new_one_knows_every_running_comma
 @pytest.mark.parametrize(
     ("command", "final"),
     [
-        # the gate's variable is gone, and the command's input is /dev/null as it always was
-        ('test -z "${smc_start_gate+set}" && test "$(readlink /proc/$$/fd/0)" = /dev/null', "ok"),
-        # bad syntax on the gate's line: the shell ends before the gate opens; the action fails
+        # no trap is left set, and the command's input is /dev/null as it always was
+        ('trap > traps && test ! -s traps && test "$(readlink /proc/$$/fd/0)" = /dev/null', "ok"),
+        # bad syntax on the announcement's line: the shell ends before it; the action fails
         ("echo (", "failed"),
     ],
 )
-def test_the_command_sees_nothing_of_its_start_gate(
+def test_the_command_sees_nothing_of_its_announcement(
     command: str, final: str, tmp_path: Path
 ) -> None:
     machine = compile_machine(
@@ -236,6 +245,7 @@ transitions:
 actions:
   run:
     - type: bash
+      cwd: '{tmp_path}'
       command: '{command.replace("'", "''")}'
       success: ran
 final_states: [ok, failed]
@@ -273,4 +283,4 @@ final_states: [ok, failed]
     engine = run_engine(machine, tmp_path / "smc.db")
     assert engine.context["current_state"] == "failed"
     assert "watchdog cannot be started" in engine.context["last_error"]
-    assert not (tmp_path / "ran").exists()  # held at the gate, then ended without running
+    assert not (tmp_path / "ran").exists()  # never started

@@ -8,8 +8,8 @@ would run twice at once (two ``rsync`` to one place). A stop or a timeout kills 
 group from here; a worker that is killed cannot, so each worker has a :class:`CommandWatchdog`,
 a ``/bin/sh`` loop that holds the read end of a pipe from the worker and kills the groups of
 the commands still running when that pipe closes, which the kernel does when the worker dies
-for any reason. A command waits at a start gate until its group is on the watchdog's list, so
-none runs unwatched. Why this and not ``PR_SET_PDEATHSIG`` or a subreaper: ``docs/actions.md``,
+for any reason. A command lists its own group there before it runs a line of its own, so none
+runs unwatched. Why this and not ``PR_SET_PDEATHSIG`` or a subreaper: ``docs/actions.md``,
 "When the worker dies". Linux and other Unix only, as the process groups already were.
 """
 
@@ -59,9 +59,11 @@ def _kill_group(process: asyncio.subprocess.Process) -> None:
 
 
 #: The watchdog's loop: its standard input is the worker's pipe, one line a change, ``watch
-#: GROUP`` or ``done GROUP`` (numbers the worker writes, never anyone's text). At the pipe's end
-#: (the worker is gone) it kills every group still listed. Ended groups are taken off the list
-#: so a group id the system gives again later is never killed.
+#: GROUP`` (written by a command as it starts, ``START_ANNOUNCEMENT``) or ``done GROUP`` (by
+#: the worker when it has reaped the command): numbers, never anyone's text. At the pipe's end
+#: (the worker is gone, and every command that held the pipe has announced itself) it kills
+#: every group still listed. Ended groups are taken off the list so a group id the system gives
+#: again later is never killed.
 WATCHDOG_SCRIPT = """\
 IFS=' '
 watched=
@@ -81,12 +83,14 @@ for each in $watched; do
 done 2>/dev/null
 """
 
-#: Put before the command's own text: the shell waits for the worker's word (a line on its
-#: standard input) that the watchdog lists its group, then takes /dev/null as its input, as
-#: every command always had. One line, no newline: the command's line numbers are unchanged.
-#: When the word never comes (the worker died, or could not start its watchdog) the command
-#: does not run. The variable it reads is unset again, so the command sees nothing of it.
-START_GATE = "read -r smc_start_gate || exit 125; unset smc_start_gate; exec </dev/null; "
+#: Put before the command's own text. The command starts with the watchdog's pipe as its
+#: standard input: it writes its group (``$$``: it leads its own) there, then lets go of the
+#: pipe and takes /dev/null as its input, as every command always had. So it is listed before
+#: it runs a line of its own, however soon the worker dies: the pipe reaches its end only once
+#: the command has let go of it. One line, no newline: the command's line numbers are
+#: unchanged; no variable is set, and SIGPIPE is back to its default (a dead watchdog's pipe
+#: must not kill the command). Nothing waits on the worker: a command starts as fast as before.
+START_ANNOUNCEMENT = "trap '' PIPE; echo watch $$ >&0 2>/dev/null; trap - PIPE; exec </dev/null; "
 
 
 class CommandWatchdog:
@@ -101,22 +105,28 @@ class CommandWatchdog:
         self._watched: set[int] = set()
         os.register_at_fork(after_in_child=self._after_fork_in_child)
 
-    def watch(self, group: int) -> None:
-        """List ``group``: killed when this process dies before :meth:`done`. Raises
-        ``OSError`` when no watchdog can be started (the command must then not run)."""
+    def lifeline(self) -> int:
+        """The write end of the watchdog's pipe, for a command's standard input (it lists its
+        own group there: ``START_ANNOUNCEMENT``). Starts the watchdog when none runs (the first
+        command, or the last watchdog was killed: the new one is told the commands running).
+        Raises ``OSError`` when it cannot be started (the command must then not run)."""
+        with self._lock:
+            if self._process is not None and self._process.poll() is not None:
+                self._forget_process()
+            if self._process is None:
+                self._start()
+                listed = "".join(f"watch {group}\n" for group in sorted(self._watched))
+                os.write(self._pipe, listed.encode())
+            return self._pipe
+
+    def started(self, group: int) -> None:
+        """Note a command started: a watchdog started later is told its group."""
         with self._lock:
             self._watched.add(group)
-            try:
-                self._tell(f"watch {group}\n")
-            except OSError:
-                self._watched.discard(group)
-                raise
 
     def done(self, group: int) -> None:
         """Take ``group`` off the list (its command ended, or was killed from here)."""
         with self._lock:
-            if group not in self._watched:
-                return
             self._watched.discard(group)
             if self._process is None:
                 return
@@ -138,16 +148,6 @@ class CommandWatchdog:
             if process is not None:
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     process.wait(KILLED_COMMAND_REAP_SECONDS)
-
-    def _tell(self, line: str) -> None:
-        if self._process is not None:
-            try:
-                os.write(self._pipe, line.encode())
-                return
-            except BrokenPipeError:  # the watchdog was killed: start another one
-                self._forget_process()
-        self._start()
-        os.write(self._pipe, "".join(f"watch {group}\n" for group in self._watched).encode())
 
     def _forget_process(self) -> None:
         if self._process is not None:
@@ -216,11 +216,14 @@ class BashAction(BaseAction):
         timeout = number_param(self.params.get("timeout"), DEFAULT_BASH_TIMEOUT, "timeout")
         cwd = self.params.get("cwd") or None
         logger.debug("bash: %s", command)
-        gate_reading, gate = os.pipe()
+        try:
+            lifeline = WATCHDOG.lifeline()
+        except OSError as error:
+            raise OSError(f"the command's watchdog cannot be started: {error}") from error
         starting = asyncio.ensure_future(
             asyncio.create_subprocess_shell(
-                START_GATE + command,
-                stdin=gate_reading,  # the start gate; then the command reads /dev/null
+                START_ANNOUNCEMENT + command,
+                stdin=lifeline,  # to list its group; then the command reads /dev/null
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
                 start_new_session=True,  # its own process group, killed as a whole
@@ -228,35 +231,22 @@ class BashAction(BaseAction):
                 env=environment,
             )
         )
-        starting.add_done_callback(lambda _: os.close(gate_reading))
         try:
-            try:
-                process = await asyncio.shield(starting)
-            except asyncio.CancelledError:
-                # Stopped while the command was starting (it waits at the gate: none of its
-                # own lines ran). asyncio's own clean-up would kill only the shell and then
-                # wait for its pipes (a stop was seen hanging on that under heavy load). Let
-                # it start; kill the group.
-                with contextlib.suppress(Exception, asyncio.CancelledError):
-                    async with asyncio.timeout(KILLED_COMMAND_REAP_SECONDS):
-                        started = await starting
-                        _kill_group(started)
-                        await started.wait()
-                raise
-            try:
-                WATCHDOG.watch(process.pid)
-            except OSError as error:
-                _kill_group(process)
-                with contextlib.suppress(Exception):
-                    async with asyncio.timeout(KILLED_COMMAND_REAP_SECONDS):
-                        await process.wait()
-                raise OSError(f"the command's watchdog cannot be started: {error}") from error
-            # It fails only when the shell has already ended (bad syntax on the first line):
-            # its exit code and message are the action's result, as before.
-            with contextlib.suppress(OSError):
-                os.write(gate, b"\n")
-        finally:
-            os.close(gate)
+            process = await asyncio.shield(starting)
+        except asyncio.CancelledError:
+            # Stopped while the command was starting (its first lines may already have
+            # run). asyncio's own clean-up would kill only the shell and then wait for pipes
+            # that the shell's children still hold: the stop hung for as long as the
+            # command's `sleep` (seen under heavy load). Let it start; kill the group.
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                async with asyncio.timeout(KILLED_COMMAND_REAP_SECONDS):
+                    started = await starting
+                    _kill_group(started)
+                    await started.wait()
+            if starting.done() and not starting.cancelled() and starting.exception() is None:
+                WATCHDOG.done(starting.result().pid)  # it may have listed itself
+            raise
+        WATCHDOG.started(process.pid)
         try:
             return await self._finish(process, command, timeout, context)
         finally:
