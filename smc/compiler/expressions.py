@@ -995,10 +995,15 @@ class _Checker:
             self.narrowed = saved
 
     def narrowing(self, test: Node | None, truth: bool) -> dict[Node, ValueType]:
-        """What ``test`` being ``truth`` shows of the reads it tests against None, as mypy
-        and pyright narrow them: ``x is not None`` true, ``x`` is not null; ``x is None``
-        true, it is null; through ``not``, and through an ``and`` that holds or an ``or``
-        that does not (each of its parts then does the same)."""
+        """What ``test`` being ``truth`` shows of the reads it tests, as mypy and pyright
+        narrow them: ``x is not None`` true, ``x`` is not null; ``x is None`` true, it is
+        null; ``x`` itself true, it is not null (nor a false value of an ``enum``), false,
+        it is a false value (``0``, ``''``, ``False``, None: :func:`_by_truth`); through
+        ``not``, and through an ``and`` that holds or an ``or`` that does not (each of its
+        parts then does the same)."""
+        if test is not None and _narrowable(test) and test in self.read_types:
+            narrowed = _by_truth(self.read_types[test], truth)
+            return {} if narrowed is None else {test: narrowed}
         if isinstance(test, Unary) and test.op == "not":
             return self.narrowing(test.operand, not truth)
         if isinstance(test, Logic) and (test.op == "and") == truth:
@@ -1601,6 +1606,43 @@ def _widened(node: Node) -> bool:
     if isinstance(node, Arith):
         return _widened(node.left)
     return False
+
+
+#: The false value of each kind mypy and pyright have a literal type for.
+_FALSE_VALUES: Mapping[Kind, Any] = {"integer": 0, "string": "", "boolean": False, "null": None}
+
+
+def _by_truth(value: ValueType, truth: bool) -> ValueType | None:
+    """``value`` where it was tested true (``truth``) or false, as mypy and pyright narrow
+    it; None where the test shows nothing the checker can say (or nothing is left)."""
+    if not value.known:
+        return None
+    if truth:
+        kinds = value.kinds - {"null"}
+        values = value.values
+        if values is not None:
+            values = frozenset(key for key in values if key[1])
+        elif kinds == {"boolean"}:
+            values = _values_of([True])
+    else:
+        if not value.kinds <= _FALSE_VALUES.keys():
+            return None  # a false number, list or object has no literal type
+        kinds = value.kinds
+        values = _values_of([_FALSE_VALUES[kind] for kind in sorted(kinds)])
+        if values is not None and value.values is not None:
+            values &= value.values
+    if not kinds or values == frozenset():
+        return None
+    if values is not None:
+        kinds = frozenset(kind for kind in kinds if any(_fits_kind(key, kind) for key in values))
+    return replace(value, kinds=kinds, values=values)
+
+
+def _fits_kind(key: tuple[str, Any], kind: Kind) -> bool:
+    """Whether the value of the :func:`value_key` ``key`` is of ``kind``."""
+    if key[0] == "number":
+        return kind == "number" or (kind == "integer" and float(key[1]).is_integer())
+    return key[0] == kind
 
 
 def _narrowable(node: Node) -> bool:

@@ -98,6 +98,7 @@ def machine(*assignments: tuple[str, str]) -> str:
         # (`maybe is None`: null), an optional payload field is read by `.get()` again
         ("count", "maybe if maybe is None else 0", "the value is an integer or null, and"),
         ("flag", "maybe is not None or maybe > 3", "`maybe` (null) and `3` (an integer)"),
+        ("count", "maybe if not maybe else 0", "the value is one of 0, None, and"),
         ("count", "payload.code if payload.code is not None else 0", "an integer or null"),
         # `event.name` here is 'go': not one of `picks`'s
         ("picks", "picks + [event.name]", "the value is a list of 'go', 'x', 'y', and"),
@@ -200,6 +201,8 @@ NARROWED_AND_JOINED = [
     ("flag", "maybe is None or maybe > 5"),
     ("flag", "not (maybe is None or maybe < 0) and maybe > 2"),
     ("count", "count + (ints[0] if ints[0] is not None else 10)"),
+    # tested by its truth: true, not null
+    ("count", "maybe + count if maybe else 0"),
     ("names", "names + [event.name]"),
     ("names", "[event.name] + names + ['back']"),
     ("picks", "['x'] + picks"),
@@ -226,7 +229,7 @@ def test_narrowed_and_joined_values_build_a_module_mypy_and_pyright_take(tmp_pat
     try:
         m = load(out, "narrowed_assign").NarrowedAssign()
         m.go(speed="fast", word="w")
-        assert (m.context.maybe, m.context.count, m.context.flag) == (3, 13, True)
+        assert (m.context.maybe, m.context.count, m.context.flag) == (3, 16, True)
         assert m.context.names == ["go", "go", "back"]
         assert m.context.picks == ["y", "x", "x", "x"]
         assert m.context.nums == [1, 2]

@@ -60,6 +60,8 @@ def guarded(when: str) -> str:
         ("1 == (0 if hits else 2)", "(one of 0, 2) share no value: `==` is never true"),
         ("1 != (0 or 0)", "share no value: `!=` is always true"),
         ("(mode if hits else 'x') == 'z'", "share no value"),
+        # a field tested false is its false value to both (`Literal[0]`)
+        ("1 == (0 if hits else hits)", "`1` (1) and `0 if hits else hits` (0) share no value"),
         # two literals too: the class writes them as they are
         ("0 == 1", "`0` (0) and `1` (1) share no value: `==` is never true"),
         ("'a' != 'b'", "share no value: `!=` is always true"),
