@@ -1017,6 +1017,7 @@ class _Checker:
             and test.ops[0] in ("is", "is not")
             and isinstance(test.rights[0], Const)
             and test.rights[0].value is None
+            and _narrowable(test.left)
         ):
             return {}
         value = self.read_types.get(test.left)
