@@ -3,7 +3,8 @@ diagram, template instances on a Kanban board, the job queue, the activity log a
 updated live. See docs/monitor.md, "The web monitor".
 
 Exit codes: 0 stopped by Ctrl-C/SIGTERM; 1 the database cannot be opened or the port cannot
-be bound; 2 usage error (a bind beyond loopback without a token, an empty token file).
+be bound; 2 usage error (a bind beyond loopback without a token, an empty token file, no
+database at --db: the monitor makes none).
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ def _token(args: argparse.Namespace) -> str | None:
 
 
 def _ui(args: argparse.Namespace) -> int:
-    from smc.runtime.store import StoreError
+    from smc.runtime.store import NoDatabaseError, StoreError
     from smc.ui.server import is_loopback, serve
 
     if not 0 <= args.port <= 65535:
@@ -102,6 +103,8 @@ def _ui(args: argparse.Namespace) -> int:
         )
     try:
         serve(args.db, args.host, args.port, token, feed=args.feed, nice=args.nice)
+    except NoDatabaseError as error:
+        raise UsageError(f"--db: {error} (smc ui makes none)") from None
     except StoreError as error:
         print(f"smc ui: error: {error}", file=sys.stderr)
         return EXIT_PROBLEMS

@@ -345,6 +345,17 @@ class Monitor:
                     {"kind": "ui_error", "message": f"{reason}: waiting for a new one"}
                 )
             return True
+        loop = asyncio.get_running_loop()
+        try:
+            # The stores open only a database that is there (``smc ui`` makes none): a file
+            # a worker has made but not yet given its tables is taken at a later poll, the
+            # old file's stores kept meanwhile.
+            await loop.run_in_executor(None, lambda: self._open_store().close())
+        except StoreError as error:
+            if self._gone != str(error):
+                self._gone = str(error)
+                self.feed.publish({"kind": "ui_error", "message": f"{reason}: {error}"})
+            return True
         self._gone = None
         old = self.feed
         old.publish({"kind": "ui_error", "message": f"{reason}: showing the new one"})

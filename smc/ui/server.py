@@ -66,14 +66,17 @@ def serve(
     nice: int = 0,
 ) -> None:
     """Serve until SIGINT/SIGTERM, ``nice`` steps below the priority it was started with.
-    Raises ``StoreError`` when the database cannot be opened (or ``feed`` is ``history`` and
-    it keeps none), ``OSError`` when the address cannot be bound and ``ValueError`` for a
+    Raises ``NoDatabaseError`` when no database is there (the server makes none),
+    ``StoreError`` when it cannot be opened (or ``feed`` is ``history`` and it keeps none),
+    ``OSError`` when the address cannot be bound and ``ValueError`` for a
     non-loopback ``host`` without a token."""
     if nice > 0:
         # First, before any thread starts: on Linux a thread's niceness is its own, and the
         # threads started later (the feed's, the store's, uvicorn's) inherit it.
         os.nice(nice)
-    probe = open_store(db)
+    # create=False, here and in every store the server opens later: a mistyped --db once made
+    # an empty database there and served a page saying no machine had used it.
+    probe = open_store(db, create=False)
     try:
         socket_dir = monitor_dir(probe)
         if feed == "history" and not keeps_history(probe):
@@ -82,7 +85,7 @@ def serve(
         probe.close()
 
     def opener() -> Store:
-        return open_store(db)
+        return open_store(db, create=False)
 
     app = create_app(
         opener,

@@ -928,6 +928,28 @@ def _smc_ui(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _new_database(path: Path) -> str:
+    """An empty smc database at ``path`` (``smc ui`` makes none), as a ``--db`` argument."""
+    open_store(str(path)).close()
+    return str(path)
+
+
+def test_smc_ui_on_a_database_that_is_not_there_exits_2_and_makes_none(tmp_path: Path) -> None:
+    """A mistyped ``--db`` (a SQLite path, a PostgreSQL schema with no smc tables) is a usage
+    error in one line, and nothing is made there: the server once made an empty database
+    and served a page saying no machine had used it."""
+    missing = tmp_path / "mistyped.db"
+    with postgres_schema_url() as schema:
+        for database in (str(missing), schema):
+            result = _smc_ui("--db", database, "--port", str(free_port()), cwd=tmp_path)
+            assert result.returncode == 2, (database, result.stderr)
+            assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+            assert result.stderr.startswith("smc ui: error: --db: ")
+        assert list(tmp_path.iterdir()) == []
+        with pytest.raises(StoreError):
+            open_store(schema, create=False).close()
+
+
 def test_smc_ui_refuses_a_public_bind_without_a_token_and_a_taken_port(tmp_path: Path) -> None:
     for args in (
         ("--host", "0.0.0.0"),
@@ -941,7 +963,8 @@ def test_smc_ui_refuses_a_public_bind_without_a_token_and_a_taken_port(tmp_path:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = str(taken.getsockname()[1])
-        result = _smc_ui("--db", str(tmp_path / "x.db"), "--port", port, cwd=tmp_path)
+        database = _new_database(tmp_path / "x.db")
+        result = _smc_ui("--db", database, "--port", port, cwd=tmp_path)
     assert result.returncode == 1 and "cannot listen on" in result.stderr
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
     empty = tmp_path / "token"
@@ -954,7 +977,7 @@ def test_smc_ui_serves_the_stream_only_with_the_token(tmp_path: Path) -> None:
     token_file = tmp_path / "token"
     token_file.write_text(TOKEN + "\n")
     port = free_port()
-    command = [sys.executable, "-m", "smc", "ui", "--db", str(tmp_path / "smc.db")]
+    command = [sys.executable, "-m", "smc", "ui", "--db", _new_database(tmp_path / "smc.db")]
     process = subprocess.Popen(
         [*command, "--port", str(port), "--token-file", str(token_file)],
         cwd=tmp_path,
@@ -988,9 +1011,10 @@ def test_smc_ui_stops_quietly_with_browsers_connected(tmp_path: Path, stop: sign
     """Two browsers' streams open when the server is told to stop: each stream ends, and
     the server exits 0 having printed nothing but its address (the streams once outlived
     the graceful shutdown and were cancelled, an error and a traceback for each)."""
+    database = _new_database(tmp_path / "smc.db")
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "smc", "ui", "--db", str(tmp_path / "smc.db"), "--port", str(port)],
+        [sys.executable, "-m", "smc", "ui", "--db", database, "--port", str(port)],
         cwd=tmp_path,
         env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
         stderr=subprocess.PIPE,
@@ -1100,6 +1124,67 @@ def test_smc_ui_says_when_its_database_file_goes_and_opens_the_new_one(tmp_path:
         assert process.wait(10) == 0
 
 
+def test_smc_ui_never_writes_into_another_programs_file_put_in_its_databases_place(
+    tmp_path: Path,
+) -> None:
+    """The SQLite file deleted under a running ``smc ui`` and another program's SQLite
+    database put at its path: the server says it is not an smc database, writes nothing into
+    it (it once wrote smc's tables there and showed it as an empty smc database) and keeps
+    showing what it showed; an smc database there later is opened as before."""
+    db = tmp_path / "smc.db"
+    with open_store(str(db)) as store:
+        store.add_job("task", job_id="old")
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "smc", "ui", "--db", str(db), "--port", str(port)],
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+
+    def job_ids() -> list[str]:
+        return [job["id"] for job in httpx2.get(f"{base}/api/jobs", timeout=5).json()["jobs"]]
+
+    def ui_errors(lines: Iterator[str]) -> Iterator[str]:
+        for line in lines:
+            if line.startswith("data: "):
+                for record in json.loads(line[6:]):
+                    if record["kind"] == "ui_error":
+                        yield record["message"]
+
+    try:
+        wait_until(lambda: _answers(f"{base}/api/state"), 20, "smc ui did not start")
+        with httpx2.stream("GET", f"{base}/api/stream", timeout=30) as stream:
+            errors = ui_errors(stream.iter_lines())
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{db}{suffix}").unlink(missing_ok=True)
+            assert next(errors) == f"the database file {db} was deleted: waiting for a new one"
+            with contextlib.closing(sqlite3.connect(db)) as other:
+                other.execute("CREATE TABLE notes (text TEXT)")
+                other.commit()
+            assert next(errors) == (
+                f"the database file {db} was replaced by another file: "
+                f"cannot open {db}: not an smc database"
+            )
+            time.sleep(2.5)  # two more of the server's polls
+            with contextlib.closing(sqlite3.connect(db)) as other:
+                tables = other.execute("SELECT name FROM sqlite_master").fetchall()
+            assert tables == [("notes",)]
+            assert job_ids() == ["old"]  # the old file's, until an smc database is there
+            for suffix in ("", "-journal"):
+                Path(f"{db}{suffix}").unlink(missing_ok=True)
+            with open_store(str(db)) as store:
+                store.add_job("task", job_id="new")
+            assert next(errors) == (
+                f"the database file {db} was replaced by another file: showing the new one"
+            )
+        assert job_ids() == ["new"]
+    finally:
+        process.terminate()
+        assert process.wait(10) == 0
+
+
 def _answers(url: str) -> bool:
     try:
         return httpx2.get(url, timeout=2).status_code == 200
@@ -1119,7 +1204,7 @@ def test_smc_ui_yields_the_cpu_to_the_machines_unless_told_not_to(tmp_path: Path
     started_at = os.nice(0)
     for args, expected in (((), min(started_at + 10, 19)), (("--nice", "0"), started_at)):
         port = free_port()
-        database = str(tmp_path / "smc.db")
+        database = _new_database(tmp_path / "smc.db")
         process = subprocess.Popen(
             [sys.executable, "-m", "smc", "ui", "--db", database, "--port", str(port), *args],
             cwd=tmp_path,

@@ -931,6 +931,7 @@ def test_a_token_link_followed_from_another_site_logs_in(browser: Browser, tmp_p
     the link never logged in. The token leaves the address bar."""
     token = "a-token-of-some-length-0123456789"
     with runner_in(tmp_path) as runner:
+        runner.store().close()  # smc ui makes no database
         port = free_port()
         ui = runner.start("ui", "--port", str(port), "--token", token)
         target = f"http://127.0.0.1:{port}/"
