@@ -6,7 +6,14 @@ small and must never import the compiler (``smc.compiler``) or the worker runtim
 
 from __future__ import annotations
 
-from smc.machine import IllegalTransition, Listener, ProcessorType, Sent
+from smc.machine import IllegalTransition, Listener, MissingPayload, ProcessorType, Sent
 
-__all__ = ["IllegalTransition", "Listener", "ProcessorType", "Sent", "__version__"]
+__all__ = [
+    "IllegalTransition",
+    "Listener",
+    "MissingPayload",
+    "ProcessorType",
+    "Sent",
+    "__version__",
+]
 __version__ = "0.1.0"

@@ -32,6 +32,24 @@ class IllegalTransition(ValueError):
         return (type(self), (self.machine, self.state, self.event))
 
 
+class MissingPayload(TypeError):
+    """An event was fired without a field its payload schema requires (``required:``), where
+    a guard or action of the class would read it. A ``TypeError``, as a call of the event's
+    method without that keyword argument is; nothing has changed."""
+
+    def __init__(self, machine: str, event: str, field: str) -> None:
+        self.machine = machine
+        self.event = str(event)
+        self.field = field
+        super().__init__(
+            f"{machine}: event {self.event!r} needs the payload field {field!r}, which its "
+            "payload schema requires"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.machine, self.event, self.field))
+
+
 @dataclass(frozen=True, slots=True)
 class Sent:
     """An event a statechart sent itself with a ``send`` action (docs/language.md, "Actions

@@ -182,6 +182,13 @@ class PayloadPlan(NamedTuple):
     #: False when no field is required (``total=False``: no ``NotRequired`` is written).
     total: bool
 
+    @property
+    def required(self) -> tuple[str, ...]:
+        """The fields the payload must hold (``required:`` among ``properties``): the
+        event's method requires them, and the class checks them before a guard or action
+        of its own reads the payload."""
+        return tuple(name for name, _, optional in self.fields if self.total and not optional)
+
 
 class DataPlan(NamedTuple):
     """The machine's typed data (``context:``, ``payload:``, ``jobs:``); None in the plan of
@@ -210,6 +217,15 @@ class DataPlan(NamedTuple):
     @property
     def payload_members(self) -> frozenset[str]:
         return frozenset(payload.event for payload in self.payloads)
+
+    @property
+    def required_payloads(self) -> tuple[PayloadPlan, ...]:
+        """The payloads with fields that must be given."""
+        return tuple(payload for payload in self.payloads if payload.required)
+
+    def required_fields(self, member: str) -> tuple[str, ...]:
+        """The fields the payload of the event ``member`` must hold (none without one)."""
+        return next((p.required for p in self.payloads if p.event == member), ())
 
     def payload_class(self, member: str) -> str:
         """The ``TypedDict`` of the payload of the event ``member``."""
