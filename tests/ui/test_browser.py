@@ -978,3 +978,45 @@ def test_a_token_link_followed_from_another_site_logs_in(browser: Browser, tmp_p
             other.server_close()
             ui.signal(signal.SIGTERM)
         assert ui.wait(10) == 0, ui.output()
+
+
+def test_an_activity_log_the_database_would_not_give_says_so_and_is_read_again(
+    browser: Browser, system: System
+) -> None:
+    """``/api/activity`` answered 503 (the database busy past the store's wait): the page
+    says the log could not be read, not "nothing to report" of a database "keeping no
+    history" (it said both, and kept saying them until the next snapshot), and reads it
+    again once the database answers."""
+    system.smc("send", "order-2", "ship", "--source", "refused-reader")  # an entry to show
+    busy = threading.Event()
+    busy.set()
+
+    def activity(route: Route) -> None:
+        if busy.is_set():
+            route.fulfill(
+                status=503,
+                content_type="application/json",
+                body=json.dumps({"error": "the database: database is locked"}),
+            )
+        else:
+            route.continue_()
+
+    context = browser.new_context(viewport={"width": 1440, "height": 1000})
+    try:
+        opened = context.new_page()
+        opened.route(re.compile(r"/api/activity$"), activity)
+        opened.goto(system.base + "/")
+        expect(opened.locator("#connection")).to_have_text("live", timeout=WAIT_MS)
+        source = opened.locator("#activity-source")
+        expect(source).to_contain_text("could not be read", timeout=WAIT_MS)
+        expect(source).to_contain_text("HTTP 503")
+        expect(opened.locator("#activity-empty")).to_be_hidden()
+        busy.clear()
+        expect(source).to_have_text(
+            "From the database's history: errors, dropped events, failures and retries.",
+            timeout=WAIT_MS,
+        )
+        dropped = opened.locator('#activity-list li[data-kind="event_dropped"]')
+        expect(dropped.filter(has_text="from refused-reader").first).to_be_visible()
+    finally:
+        context.close()

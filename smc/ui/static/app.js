@@ -12,6 +12,9 @@ const S = {
   history: false,
   feed: null, // where the live records come from: "history", "sockets" or null
   activity: [],
+  // Whether the activity log was read: null not yet, true, or why it could not be (until
+  // it is, the page says so, not "nothing to report" of a database "keeping no history").
+  activityRead: null,
   jobTypes: new Set(),
   selectedJob: null,
   shownJob: null, // {id, dataText} of the job whose detail is open
@@ -899,20 +902,35 @@ function activityItem(item) {
 function renderActivity() {
   const items = S.activity.slice().reverse().map(activityItem);
   $("activity-list").replaceChildren(...items);
-  $("activity-empty").hidden = items.length > 0;
+  $("activity-empty").hidden = items.length > 0 || S.activityRead !== true;
+  if (S.activityRead !== true) {
+    $("activity-source").textContent = S.activityRead === null
+      ? "Reading the activity log…"
+      : visible(`The activity log could not be read (${S.activityRead}); trying again.`);
+    return;
+  }
   $("activity-source").textContent = (S.history
     ? "From the database's history: errors, dropped events, failures and retries."
     : "Since this page's server started (this database keeps no history).")
     + (S.feed === "sockets" ? " Live updates come from the machines' monitor sockets on the server's host only." : "");
 }
 
+let activityRetry = 0;
 async function loadActivity() {
   let data;
   try {
     data = await getJSON("/api/activity");
-  } catch (_) {
+  } catch (error) {
+    // A busy or missing database (503): said on the page, and read again shortly (the next
+    // snapshot would otherwise be the only retry, and it may never come).
+    S.activityRead = String(error.message ?? error);
+    markDirty("activity");
+    if (!activityRetry) {
+      activityRetry = setTimeout(() => { activityRetry = 0; loadActivity(); }, 2000);
+    }
     return;
   }
+  S.activityRead = true;
   // Merged with what the stream added meanwhile: a record that arrived while this request was
   // on its way may be missing from the answer, and must not be lost.
   const key = activityKey;
