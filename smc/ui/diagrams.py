@@ -13,6 +13,11 @@ The SVG is rebuilt from a whitelist of elements and attributes before it is serv
 escapes labels, but the page inserts the SVG into its document, so nothing but shapes and
 text may survive — no script, no event handler attribute, no link, no foreign object,
 whatever a name held.
+
+A ``<title>`` is what a browser shows when the pointer rests on the shape: a state's says the
+state's name (its controls escaped, as the labels have them), and the other shapes' (edges,
+the start and end points, a group's frame) have none. Graphviz's own titles are its ids
+(``b_new_b``, ``__start->received``): the page once showed those as the states' tooltips.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ import threading
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from typing import Any
+
+from smc.safe_text import escape_controls
 
 SVG_NS = "http://www.w3.org/2000/svg"
 _Q = "{" + SVG_NS + "}"
@@ -136,11 +143,17 @@ def _copy(element: ET.Element, node_states: dict[str, str]) -> ET.Element | None
         kept = _copy(child, node_states)
         if kept is not None:
             copy.append(kept)
-    if local == "g" and element.get("class") in ("node", "cluster"):
+    if local == "g" and element.get("class") in ("node", "cluster", "edge"):
         title = element.find(_Q + "title")
-        if title is not None and title.text in node_states:
-            copy.set("data-state", node_states[title.text])
+        state = node_states.get(title.text or "") if title is not None else None
+        if state is not None:
+            copy.set("data-state", state)
             copy.set("class", f"{element.get('class')} smc-state")
+        for kept_title in copy.findall(_Q + "title"):
+            if state is None:
+                copy.remove(kept_title)
+            else:
+                kept_title.text = escape_controls(state)
     return copy
 
 

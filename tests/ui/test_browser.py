@@ -1020,3 +1020,23 @@ def test_an_activity_log_the_database_would_not_give_says_so_and_is_read_again(
         expect(dropped.filter(has_text="from refused-reader").first).to_be_visible()
     finally:
         context.close()
+
+
+def test_a_diagrams_tooltips_name_the_states_not_graphvizs_ids(page: Page, system: System) -> None:
+    """The pointer resting on a state of a diagram shows the state's name (a shape's
+    ``<title>``), also for a hostile name and a parallel chart's regions; edges, start points
+    and groups show none. They once showed Graphviz's ids: ``b_new_b``, ``__start->…``."""
+    hostile = page.locator('.diagram-card[data-name="hostile"] svg')
+    expect(hostile.locator("g.smc-state")).to_have_count(len(HOSTILE_STATES), timeout=WAIT_MS)
+    states = hostile.locator("g.smc-state > title").all_text_contents()
+    assert sorted(states) == sorted(HOSTILE_STATES)
+    panel = page.locator('.diagram-card[data-name="panel"] svg')
+    expect(panel.locator("g.smc-state")).to_have_count(7, timeout=WAIT_MS)
+    assert sorted(panel.locator("g.smc-state > title").all_text_contents()) == sorted(
+        ["panel", "power", "power_off", "power_on", "signal", "signal_green", "signal_red"]
+    )
+    # Below the picture's own title (the machine's), no other shape has one.
+    for diagram in (hostile, panel):
+        others = diagram.locator("g.edge > title, g.node:not(.smc-state) > title")
+        assert others.count() == 0, others.all_text_contents()
+        assert diagram.locator("g.cluster:not(.smc-state) > title").count() == 0
