@@ -1040,3 +1040,48 @@ def test_a_diagrams_tooltips_name_the_states_not_graphvizs_ids(page: Page, syste
         others = diagram.locator("g.edge > title, g.node:not(.smc-state) > title")
         assert others.count() == 0, others.all_text_contents()
         assert diagram.locator("g.cluster:not(.smc-state) > title").count() == 0
+
+
+def test_a_very_long_job_id_keeps_its_row_short_and_inside_the_activity_log(
+    page: Page, system: System
+) -> None:
+    """A job id of 2,000 characters: its row in the job list is three lines of it (each such
+    row was 30 lines, a list of them 100,000 pixels), the whole id its link's tooltip, and its
+    failure in the activity log wraps inside the log (it ran out of the panel's right edge)."""
+    from smc.runtime.store import history_entry
+
+    long_id = "long-" + "z" * 1995
+    with system.runner.store() as store:
+        store.add_job("nobody", job_id=long_id)
+        store.stage_history(
+            history_entry(
+                "job_failed",
+                "lister",
+                ts=time.time(),
+                event="nobody",
+                job_id=long_id,
+                attempt=1,
+                excerpt_text="the end of the error",
+            )
+        )
+        store.flush_history()
+    page.locator("#job-refresh").click()
+    row = page.locator(f'#job-table tr[data-job="{long_id}"]')
+    expect(row).to_have_count(1, timeout=WAIT_MS)
+    link = row.get_by_role("button", name=long_id)
+    expect(link).to_have_attribute("title", long_id)
+    # Three lines, each at most twice the font's size ("normal" line height is about 1.2).
+    size = float(link.evaluate("(node) => parseFloat(getComputedStyle(node).fontSize)"))
+    box = link.bounding_box()
+    assert box is not None and box["height"] <= 3 * 2 * size, (box, size)
+    failed = page.locator("#activity-list li[data-kind='job_failed']").filter(
+        has_text="the end of the error"
+    )
+    expect(failed).to_have_count(1, timeout=WAIT_MS)
+    message = failed.locator(".message")
+    overflow = message.evaluate("(node) => node.scrollWidth - node.clientWidth")
+    assert overflow <= 1, overflow
+    log = page.locator("#activity").bounding_box()
+    shown = message.bounding_box()
+    assert log is not None and shown is not None
+    assert shown["x"] + shown["width"] <= log["x"] + log["width"], (shown, log)

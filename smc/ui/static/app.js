@@ -713,6 +713,7 @@ function jobRow(job) {
   tr.setAttribute("data-status", job.status);
   const open = el("button", "link", job.id);
   open.type = "button";
+  open.title = visible(job.id); // the whole id: the row shows its first three lines
   open.addEventListener("click", () => showJob(job.id));
   const actions = el("td", "actions");
   if (job.status === "failed" || job.status === "cancelled") {
