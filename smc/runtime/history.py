@@ -243,39 +243,44 @@ def follow_history_lines(
     stop: Callable[[], bool] | None = None,
     batch: int = 1000,
     latest: bool = False,
+    cursor: HistoryCursor[HistoryLine] | None = None,
 ) -> Iterator[list[HistoryLine]]:
     """:func:`follow_history` of every row, as ``HistoryLine``\\ s, a list for each read that
     found rows: each with its monitor record as JSON text that the database made
     (``Store.history_lines``), for a feed that passes the rows on (the web monitor's).
     ``latest``: of the transitions, claims and completions of each machine that one read
     finds, only the last of each kind (``Store.latest_history_lines``), where the database
-    can sift them (SQLite); elsewhere every row."""
+    can sift them (SQLite); elsewhere every row. ``cursor``: as for :func:`follow_history`,
+    where a feed that starts again after a database error goes on from."""
+    if cursor is None:
+        cursor = HistoryCursor(store.last_history_id() if after_id is None else after_id)
     if latest and store.latest_history_lines(0, 0) is not None:
-        yield from _follow_latest(store, after_id, poll_seconds, stop, batch)
+        yield from _follow_latest(store, cursor, poll_seconds, stop, batch)
         return
 
     def read(after: int, limit: int) -> Sequence[HistoryLine]:
         return store.history_lines(after, limit)
 
-    yield from _follow(store, read, after_id, poll_seconds, stop, batch)
+    yield from _follow(store, read, None, poll_seconds, stop, batch, cursor)
 
 
 def _follow_latest(
     store: Store,
-    after_id: int | None,
+    cursor: HistoryCursor[HistoryLine],
     poll_seconds: float,
     stop: Callable[[], bool] | None,
     batch: int,
 ) -> Iterator[list[HistoryLine]]:
     """:func:`follow_history_lines` with ``latest``, on a store whose ids commit in order: the
-    ids up to the newest are all there is to read, so no gap is waited for."""
-    after = store.last_history_id() if after_id is None else after_id
+    ids up to the newest are all there is to read, so no gap is waited for (the cursor only
+    keeps where the reads got to)."""
     while stop is None or not stop():
+        after = cursor.after_id
         read = store.latest_history_lines(after, batch)
         assert read is not None  # the store said it can (follow_history_lines)
         upto, lines = read
         full = upto - after >= batch
-        after = upto
+        cursor.after_id = upto
         if lines:
             yield lines
         if not full:

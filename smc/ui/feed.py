@@ -43,7 +43,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from smc.runtime.history import follow_history_lines
+from smc.runtime.history import HistoryCursor, follow_history_lines
 from smc.runtime.monitor import follow_lines
 from smc.runtime.store import HistoryLine, Store, StoreError
 
@@ -348,22 +348,25 @@ class LiveFeed:
         passed on once the database answers again."""
         assert self._history is not None
         store: Store | None = None
-        after: int | None = None
+        # Where the feed is, kept across database errors with the ids of a gap still waited
+        # for (PostgreSQL ids commit out of order): a row whose id was a gap when the
+        # connection dropped is passed on when it commits (from the last id passed on alone,
+        # it was skipped for ever, as it was by ``smc monitor``).
+        cursor: HistoryCursor[HistoryLine] | None = None
         try:
             while not self._stop.is_set():
                 try:
                     if store is None:
                         store = self._history()
-                    if after is None:
-                        after = store.last_history_id()
+                    if cursor is None:
+                        cursor = HistoryCursor(store.last_history_id())
                     for lines in follow_history_lines(
                         store,
-                        after,
                         poll_seconds=self._poll_seconds,
                         stop=self._stop.is_set,
                         latest=True,
+                        cursor=cursor,
                     ):
-                        after = max(after, lines[-1].id)
                         # The database made each record's JSON (every control character
                         # escaped: no raw line break can end the server-sent event's line);
                         # what ``_apply`` keeps of the machine is taken from the columns.
