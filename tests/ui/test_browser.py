@@ -1071,9 +1071,18 @@ def test_a_very_long_job_id_keeps_its_row_short_and_inside_the_activity_log(
     link = row.get_by_role("button", name=long_id)
     expect(link).to_have_attribute("title", long_id)
     # Three lines, each at most twice the font's size ("normal" line height is about 1.2).
-    size = float(link.evaluate("(node) => parseFloat(getComputedStyle(node).fontSize)"))
-    box = link.bounding_box()
-    assert box is not None and box["height"] <= 3 * 2 * size, (box, size)
+    # Size and height are read in one call, again if the list was redrawn under it (the
+    # failure's history entry refreshes the list, and a detached row has no style).
+    measure = (
+        "(node) => [parseFloat(getComputedStyle(node).fontSize),"
+        " node.isConnected ? node.getBoundingClientRect().height : NaN]"
+    )
+    for _ in range(20):
+        size, height = link.evaluate(measure)
+        if size == size and height == height:  # neither is NaN
+            break
+        time.sleep(0.1)
+    assert 0 < height <= 3 * 2 * size, (height, size)
     failed = page.locator("#activity-list li[data-kind='job_failed']").filter(
         has_text="the end of the error"
     )
