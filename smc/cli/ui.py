@@ -3,8 +3,8 @@ diagram, template instances on a Kanban board, the job queue, the activity log a
 updated live. See docs/monitor.md, "The web monitor".
 
 Exit codes: 0 stopped by Ctrl-C/SIGTERM; 1 the database cannot be opened or the port cannot
-be bound; 2 usage error (a bind beyond loopback without a token, an empty token file, no
-database at --db: the monitor makes none).
+be bound; 2 usage error (an empty --host, a bind beyond loopback without a token, an empty
+token file, no database at --db: the monitor makes none).
 """
 
 from __future__ import annotations
@@ -89,6 +89,13 @@ def _ui(args: argparse.Namespace) -> int:
     from smc.runtime.store import NoDatabaseError, StoreError
     from smc.ui.server import is_loopback, serve
 
+    if not args.host.strip():
+        # An empty host (an unset "$HOST") binds every interface: said as a mistake, never
+        # taken for 0.0.0.0 nor reported as "--host  makes the monitor reachable".
+        raise UsageError(
+            "--host is empty: give the address to bind (127.0.0.1, the default; 0.0.0.0 for "
+            "every interface)"
+        )
     if not 0 <= args.port <= 65535:
         raise UsageError("--port must be between 0 and 65535")
     if not 0 <= args.nice <= 19:
