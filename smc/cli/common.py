@@ -9,6 +9,7 @@ import json
 import math
 import os
 import sys
+from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -138,6 +139,17 @@ def output_directory_argument(text: str) -> str:
     if os.path.exists(path) and not os.path.isdir(path):
         raise argparse.ArgumentTypeError(f"{path} is a file, not a directory")
     return path
+
+
+def complete_from(action: argparse.Action, choices: Callable[[], Sequence[str]]) -> None:
+    """Shell completion offers ``choices()`` for ``action``, an option whose values the
+    command checks itself (against a list in the store, which ``smc --help`` and the other
+    commands must not import): ``smc completion`` reads it; parsing is unchanged."""
+    setattr(action, COMPLETION_CHOICES, choices)
+
+
+#: The attribute :func:`complete_from` sets on an action.
+COMPLETION_CHOICES = "smc_completion_choices"
 
 
 def cannot_write(error: OSError) -> UsageError:

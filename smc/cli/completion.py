@@ -2,7 +2,8 @@
 argparse parser the command uses, so it never goes out of date.
 
 Positional machine paths and ``FILE`` options complete file names, ``DIR`` options directory
-names; subcommands and choices complete from the parser.
+names; subcommands and choices complete from the parser, and so do the values of an option its
+command checks itself (``jobs list --status``, ``history --kind``: ``complete_from``).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import functools
 import sys
 from typing import Any
 
-from smc.cli.common import EXIT_OK
+from smc.cli.common import COMPLETION_CHOICES, EXIT_OK
 
 #: The shells every supported shtab release (>= 1.7) writes scripts for.
 SHELLS = ("bash", "zsh", "tcsh")
@@ -50,6 +51,9 @@ def _mark_paths(parser: argparse.ArgumentParser) -> None:
             for sub in action.choices.values():
                 _mark_paths(sub)
             continue
+        choices = getattr(action, COMPLETION_CHOICES, None)
+        if choices is not None:  # checked by its command (complete_from); offered here
+            action.choices = list(choices())
         metavar = action.metavar if isinstance(action.metavar, str) else None
         if metavar in _FILE_METAVARS:
             action.complete = shtab.FILE  # type: ignore[attr-defined]

@@ -22,6 +22,7 @@ from smc.cli.common import (
     UsageError,
     add_database_option,
     check_range,
+    complete_from,
 )
 
 #: What ``smc history`` lists at most, unless ``--limit`` says otherwise.
@@ -53,13 +54,14 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--machine", default=None, metavar="NAME", help="only this machine")
     parser.add_argument("--job", default=None, metavar="ID", help="only rows about this job")
     parser.add_argument("--trace", default=None, metavar="ULID", help="only this trace")
-    parser.add_argument(
+    kind = parser.add_argument(
         "--kind",
         action="append",
         default=None,
         metavar="KIND",
         help="only rows of this kind (transition, job_claimed, error, ...); repeatable",
     )
+    complete_from(kind, _history_kinds)
     parser.add_argument(
         "--since",
         default=None,
@@ -111,6 +113,12 @@ def register(subparsers: Any) -> None:
         "--format", choices=("table", "json"), default=argparse.SUPPRESS, help="default: table"
     )
     prune.set_defaults(handler=_prune)
+
+
+def _history_kinds() -> tuple[str, ...]:
+    from smc.runtime.store import HISTORY_KINDS
+
+    return HISTORY_KINDS
 
 
 def _open(args: argparse.Namespace) -> Any:

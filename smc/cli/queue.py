@@ -24,6 +24,7 @@ from smc.cli.common import (
     UsageError,
     add_database_option,
     check_range,
+    complete_from,
     name_argument,
     parse_json_argument,
     path_argument,
@@ -93,9 +94,10 @@ def register(subparsers: Any) -> None:
         help="list jobs, newest first",
         description="List jobs, newest first, optionally only those of one status and type.",
     )
-    list_parser.add_argument(
+    status = list_parser.add_argument(
         "--status", default=None, help="pending, processing, completed, failed or cancelled"
     )
+    complete_from(status, _job_statuses)
     list_parser.add_argument(
         "--type", dest="job_type", default=None, metavar="TYPE", help="only jobs of this type"
     )
@@ -331,6 +333,12 @@ def _jobs_add(args: argparse.Namespace) -> int:
         )
     print(job.id)
     return EXIT_OK
+
+
+def _job_statuses() -> tuple[str, ...]:
+    from smc.runtime.store.base import JOB_STATUSES
+
+    return JOB_STATUSES
 
 
 def _jobs_list(args: argparse.Namespace) -> int:

@@ -5,10 +5,12 @@ Real ``python -m smc`` subprocesses."""
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
 
+from smc.runtime.store import HISTORY_KINDS, JOB_STATUSES
 from tests.support.cli import run_smc
 
 
@@ -34,3 +36,39 @@ def test_smc_ui_with_an_empty_host_says_the_host_is_empty(
         "0.0.0.0 for every interface)"
     )
     assert not database.exists()
+
+
+def test_the_status_and_kind_options_complete_to_their_values_in_real_bash(
+    tmp_path: Path,
+) -> None:
+    """``smc jobs list --status <TAB>`` offered nothing (the command checks the value itself,
+    so argparse had no choices for shtab), nor did ``smc history --kind <TAB>``; a wrong
+    value is still refused by the command, in one line."""
+    script = run_smc("completion", "bash", cwd=tmp_path)
+    assert script.returncode == 0, script.stderr
+    (tmp_path / "smc.bash").write_text(script.stdout)
+    probe = """
+    source ./smc.bash || exit 9
+    words() { COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); COMPREPLY=(); _shtab_smc;
+              printf '%s\\n' "${COMPREPLY[@]}" | sort | tr '\\n' ' '; echo; }
+    words smc jobs list --status ""
+    words smc jobs list --status fa
+    words smc history --kind ""
+    """
+    result = subprocess.run(
+        ["bash", "--norc", "--noprofile", "-c", probe],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    statuses, failed, kinds = (set(line.split()) for line in result.stdout.splitlines())
+    assert statuses == set(JOB_STATUSES)
+    assert failed == {"failed"}
+    assert kinds == set(HISTORY_KINDS)
+    refused = run_smc("jobs", "list", "--status", "done", "--db", "smc.db", cwd=tmp_path)
+    assert refused.returncode == 2
+    _one_error_line(refused.stderr, "jobs")
+    assert not (tmp_path / "smc.db").exists()
