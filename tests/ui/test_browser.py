@@ -1094,3 +1094,111 @@ def test_a_very_long_job_id_keeps_its_row_short_and_inside_the_activity_log(
     shown = message.bounding_box()
     assert log is not None and shown is not None
     assert shown["x"] + shown["width"] <= log["x"] + log["width"], (shown, log)
+
+
+#: Buffers the live stream's messages while ``window.streamHeld`` is set, as a slow network
+#: would: ``window.streamQueue`` holds their texts, ``window.releaseStream()`` hands them to
+#: the page in order. The page's own code runs unchanged on the real EventSource.
+HOLD_STREAM = """(() => {
+  const Real = window.EventSource;
+  window.streamHeld = false;
+  window.streamQueue = [];
+  window.releaseStream = () => {
+    window.streamHeld = false;
+    for (const deliver of window.streamQueue.splice(0)) deliver.run();
+  };
+  window.EventSource = class extends Real {
+    set onmessage(handler) {
+      super.onmessage = (event) => {
+        const run = () => handler.call(this, event);
+        if (window.streamHeld) window.streamQueue.push({ data: event.data, run });
+        else run();
+      };
+    }
+    get onmessage() { return super.onmessage; }
+  };
+})();"""
+
+
+def _job_failure(system: System, text: str) -> None:
+    """A history row of a job that failed with ``text``, as a worker writes one."""
+    from smc.runtime.store import history_entry
+
+    with system.runner.store() as store:
+        store.stage_history(
+            history_entry(
+                "job_failed",
+                "racer",
+                ts=time.time(),
+                event="race",
+                job_id=f"job-{text}",
+                attempt=1,
+                excerpt_text=text,
+            )
+        )
+        store.flush_history()
+
+
+def test_an_activity_entry_shows_once_whichever_of_the_stream_and_the_first_read_brings_it_first(
+    browser: Browser, system: System
+) -> None:
+    """The page's first read of the activity log and the live stream race: an entry the
+    stream brings while the read is on its way is in the read's answer too, and one the read
+    answers with can come on the stream after (the feed follows the history 100 ms behind).
+    Each shows once."""
+    held: list[Route] = []
+
+    def activity(route: Route) -> None:
+        if held:
+            route.continue_()
+        else:
+            held.append(route)  # the first read waits until let go, below
+
+    context = browser.new_context(viewport={"width": 1440, "height": 1000})
+    try:
+        opened = context.new_page()
+        errors: list[str] = []
+        opened.on("pageerror", lambda error: errors.append(str(error)))
+        opened.add_init_script(HOLD_STREAM)
+        opened.route(re.compile(r"/api/activity$"), activity)
+        opened.goto(system.base + "/")
+        expect(opened.locator("#connection")).to_have_text("live", timeout=WAIT_MS)
+        source = opened.locator("#activity-source")
+        expect(source).to_have_text("Reading the activity log…", timeout=WAIT_MS)
+        for _ in range(100):  # the route's handler runs while Playwright is called
+            if held:
+                break
+            opened.wait_for_timeout(100)
+        assert held, "the page did not read the activity log"
+        failed = opened.locator("#activity-list li[data-kind='job_failed']")
+        # The stream brings the first while the read waits.
+        _job_failure(system, "race-on-the-stream-first")
+        first = failed.filter(has_text="race-on-the-stream-first")
+        expect(first).to_have_count(1, timeout=WAIT_MS)
+        # The second reaches the page's stream and waits there, behind the read.
+        opened.evaluate("window.streamHeld = true")
+        _job_failure(system, "race-in-the-read-first")
+        opened.wait_for_function(
+            "() => window.streamQueue.some("
+            "(message) => message.data.includes('race-in-the-read-first'))",
+            timeout=WAIT_MS,
+        )
+        held[0].continue_()  # the read, made now, answers with both
+        expect(source).to_have_text(
+            "From the database's history: errors, dropped events, failures and retries.",
+            timeout=WAIT_MS,
+        )
+        second = failed.filter(has_text="race-in-the-read-first")
+        expect(second).to_have_count(1, timeout=WAIT_MS)
+        expect(first).to_have_count(1)
+        opened.evaluate("window.releaseStream()")
+        # A later entry shown: the page has drawn what came on the stream before it.
+        _job_failure(system, "race-after")
+        expect(failed.filter(has_text="race-after")).to_have_count(1, timeout=WAIT_MS)
+        assert first.count() == 1
+        assert second.count() == 1
+        ARTIFACTS.mkdir(exist_ok=True)
+        opened.locator("#activity").screenshot(path=str(ARTIFACTS / "ui-activity-race.png"))
+        assert errors == [], errors
+    finally:
+        context.close()

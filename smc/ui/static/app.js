@@ -12,6 +12,7 @@ const S = {
   history: false,
   feed: null, // where the live records come from: "history", "sockets" or null
   activity: [],
+  activityKeys: new Set(), // activityKey of each entry of `activity`: none is shown twice
   // Whether the activity log was read: null not yet, true, or why it could not be (until
   // it is, the page says so, not "nothing to report" of a database "keeping no history").
   activityRead: null,
@@ -286,8 +287,7 @@ function applyRecord(r) {
   if (r.kind === "ui_machine_dead") {
     // Seen by the server's poll of the registry: a dead process writes no history row. The
     // log read when the page opened may have it already (from the registry, the same entry).
-    const item = { ...liveActivity(r), kind: "machine_dead" };
-    if (!S.activity.some((seen) => activityKey(seen) === activityKey(item))) addActivity(item);
+    addActivity({ ...liveActivity(r), kind: "machine_dead" });
     return;
   }
   if (typeof r.machine !== "string") return;
@@ -871,17 +871,27 @@ function historyActivity(row) {
   }
   if (row.job_id) bits.push(`job ${row.job_id}${row.attempt ? " attempt " + row.attempt : ""}`);
   if (row.excerpt) bits.push(row.excerpt);
-  return { ts: row.ts, machine: row.machine, kind, message: bits.join(" · "), trace: row.trace_id };
+  return { id: row.id ?? null, ts: row.ts, machine: row.machine, kind, message: bits.join(" · "), trace: row.trace_id };
 }
 
-// What makes two entries of the activity log the same one.
+// What makes two entries of the activity log the same one: a history row's id (the page's
+// first read of the log and the stream may each bring the same row, in either order), else
+// what it says and when (a socket's record, a death the registry shows).
 function activityKey(item) {
+  if (item.id !== undefined && item.id !== null) return `#${item.id}`;
   return `${item.ts}|${item.machine}|${item.kind}|${item.message}`;
 }
 
+// An entry the log shows already is not added again (a row the first read answered with
+// can come on the stream after it: the feed follows the history 100 ms behind).
 function addActivity(item) {
+  const key = activityKey(item);
+  if (S.activityKeys.has(key)) return;
   S.activity.push(item);
-  if (S.activity.length > ACTIVITY_SHOWN) S.activity.splice(0, S.activity.length - ACTIVITY_SHOWN);
+  S.activityKeys.add(key);
+  if (S.activity.length > ACTIVITY_SHOWN) {
+    for (const gone of S.activity.splice(0, S.activity.length - ACTIVITY_SHOWN)) S.activityKeys.delete(activityKey(gone));
+  }
   markDirty("activity");
 }
 
@@ -933,7 +943,8 @@ async function loadActivity() {
   }
   S.activityRead = true;
   // Merged with what the stream added meanwhile: a record that arrived while this request was
-  // on its way may be missing from the answer, and must not be lost.
+  // on its way may be missing from the answer, and must not be lost; one also in the answer
+  // shows once (activityKey: a history row's id).
   const key = activityKey;
   const fetched = data.history ? data.history.map(historyActivity) : data.live.map(liveActivity);
   // The registry's dead machines of the day, as the live ui_machine_dead message has them.
@@ -943,6 +954,7 @@ async function loadActivity() {
   S.activity = fetched;
   S.activity.sort((a, b) => (a.ts || 0) - (b.ts || 0));
   if (S.activity.length > ACTIVITY_SHOWN) S.activity.splice(0, S.activity.length - ACTIVITY_SHOWN);
+  S.activityKeys = new Set(S.activity.map(key));
   markDirty("activity");
 }
 
