@@ -41,9 +41,19 @@ _LISTING_OPTIONS = {
 }
 
 
+#: ``smc history``'s usage, both of its forms: argparse's own put a ``COMMAND ...`` after the
+#: options, as if listing needed one, and left out prune's ``--older-than``. The options are
+#: those of the parser (tests/cli/test_first_hour.py checks that each is here).
+USAGE = """%(prog)s [-h] [--db PATH_OR_URL] [--machine NAME] [--job ID] [--trace ULID]
+                   [--kind KIND]... [--since AGE|TIME] [--after-id N] [--limit N]
+                   [--newest] [--format table|json|jsonl]
+       %(prog)s prune [-h] [--db PATH_OR_URL] --older-than AGE [--format table|json]"""
+
+
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "history",
+        usage=USAGE,
         help="what happened: transitions, jobs, events and errors, kept in the database",
         description=(
             "List the history the workers recorded in the database, oldest first; "
@@ -92,7 +102,13 @@ def register(subparsers: Any) -> None:
         help="a table for people, a JSON array, or JSON lines (default: table)",
     )
     parser.set_defaults(handler=_history)
-    commands = parser.add_subparsers(dest="history_command", metavar="COMMAND")
+    # prog given: argparse makes the subcommand's from the usage, here both forms of it.
+    commands = parser.add_subparsers(
+        dest="history_command",
+        prog=parser.prog,
+        title="subcommand (without one, smc history lists the history)",
+        metavar="COMMAND",
+    )
     prune = commands.add_parser(
         "prune",
         help="delete history, finished jobs, delivered events and finished workflow runs "

@@ -5,12 +5,14 @@ Real ``python -m smc`` subprocesses."""
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from smc.runtime.store import HISTORY_KINDS, JOB_STATUSES
+from smc.cli import build_parser
+from smc.runtime.store import HISTORY_KINDS, JOB_STATUSES, open_store
 from tests.support.cli import run_smc
 
 
@@ -72,3 +74,52 @@ def test_the_status_and_kind_options_complete_to_their_values_in_real_bash(
     assert refused.returncode == 2
     _one_error_line(refused.stderr, "jobs")
     assert not (tmp_path / "smc.db").exists()
+
+
+def _subparser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and name in action.choices:
+            found: argparse.ArgumentParser = action.choices[name]
+            return found
+    raise AssertionError(f"no subcommand {name}")
+
+
+def _long_options(parser: argparse.ArgumentParser) -> list[str]:
+    return [
+        option
+        for action in parser._actions
+        for option in action.option_strings
+        if option.startswith("--") and option != "--help"
+    ]
+
+
+def test_smc_history_usage_shows_the_listing_without_a_command_and_prune_with_its_options(
+    tmp_path: Path,
+) -> None:
+    """The usage ended in ``COMMAND ...``, as if listing needed a subcommand (it needs none),
+    and said nothing of prune's options (``--older-than`` is required)."""
+    history = _subparser(build_parser(), "history")
+    prune = _subparser(history, "prune")
+    result = run_smc("history", "--help", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    usage = result.stdout.split("\n\n")[0]
+    listing, pruning = usage.split("\n       smc history prune ")
+    assert listing.startswith("usage: smc history [")
+    assert "COMMAND" not in listing
+    for option in _long_options(history):
+        assert f"[{option}" in listing, option
+    assert "[--format table|json|jsonl]" in listing
+    for option in _long_options(prune):
+        assert option in pruning, option
+    assert " --older-than AGE " in f" {pruning} " and "[--format table|json]" in pruning
+    # Both forms do what the usage says: the listing with no command, prune with its age.
+    database = tmp_path / "smc.db"
+    open_store(str(database)).close()
+    listed = run_smc("history", "--db", str(database), "--format", "jsonl", cwd=tmp_path)
+    assert listed.returncode == 0 and listed.stdout == "", listed.stderr
+    pruned = run_smc("history", "prune", "--db", str(database), "--older-than", "7d", cwd=tmp_path)
+    assert pruned.returncode == 0, pruned.stderr
+    without_age = run_smc("history", "prune", "--db", str(database), cwd=tmp_path)
+    assert without_age.returncode == 2
+    prune_help = run_smc("history", "prune", "--help", cwd=tmp_path)
+    assert prune_help.stdout.startswith("usage: smc history prune [")
