@@ -5,6 +5,9 @@ action in any machine (docs/actions.md).
 - A JSON file per task, ``.runs/<run id>/checkpoints/<task>.json``: the task's outputs (its
   job's result), attempt, job id, run id and trace id; written atomically (a temporary file
   renamed over it), so a reader never sees half of one.
+- The runs directory (``.runs``, or ``--runs-dir``), when the scheduler makes it, holds a
+  ``.gitignore`` of ``*`` (as a venv and pytest's cache do): run checkpoints are the
+  scheduler's own files, and the user's ``git status`` must not list them.
 - With a checkpoint name and a repository: ``git commit --allow-empty -m "<name>: <run id>"``
   in that repository, run with an argument list (no shell; the name is checked by the schema
   and the run id by the CLI, and neither could reach a shell anyway). Idempotent: a commit
@@ -24,6 +27,26 @@ from typing import Any
 
 class CheckpointError(Exception):
     """A Git checkpoint could not be made (git's own message)."""
+
+
+#: What :func:`make_runs_directory` writes into the runs directory it makes.
+RUNS_GITIGNORE = (
+    "# Made by smc workflow run: run checkpoints stay out of Git (docs/workflows.md).\n*\n"
+)
+
+
+def make_runs_directory(runs_dir: Path) -> None:
+    """Make ``runs_dir`` if it is not there, with a ``.gitignore`` that ignores it all; a
+    directory that is there (the user's own ``--runs-dir``, an older ``.runs``) is left as
+    it is."""
+    if runs_dir.is_dir():
+        return
+    runs_dir.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        runs_dir.mkdir()
+    except FileExistsError:  # another scheduler made it first (and writes the file)
+        return
+    (runs_dir / ".gitignore").write_text(RUNS_GITIGNORE, encoding="utf-8")
 
 
 def write_json_checkpoint(directory: Path, task: str, content: dict[str, Any]) -> Path:

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from smc.runtime.checkpoints import git_checkpoint, write_json_checkpoint
+from smc.runtime.checkpoints import git_checkpoint, make_runs_directory, write_json_checkpoint
 from smc.runtime.store import DuplicateJobError, Job, Store, StoreError, WorkflowTask
 from smc.workflow.contract import TaskExecution
 from smc.workflow.ledger import run_dir
@@ -107,6 +107,7 @@ class Scheduler:
         self.workflow = workflow
         self.run_id = run_id
         self.trace_id = trace_id
+        self.runs_dir = runs_dir
         self.directory = run_dir(runs_dir, run_id)
         self.checkpoint_repository = checkpoint_repository
         self.tracer: TaskTracer = tracer or NoTracer()
@@ -501,6 +502,7 @@ class Scheduler:
         spec = self.workflow.task(task.name)
         if spec.checkpoint is not None and self.checkpoint_repository is not None:
             git_checkpoint(self.checkpoint_repository, spec.checkpoint, self.run_id)
+        make_runs_directory(self.runs_dir)
         write_json_checkpoint(
             directory,
             task.name,

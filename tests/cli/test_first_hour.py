@@ -6,13 +6,17 @@ Real ``python -m smc`` subprocesses."""
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from smc.cli import build_parser
 from smc.runtime.store import HISTORY_KINDS, JOB_STATUSES, open_store
+from tests.support import PROJECT_ROOT
 from tests.support.cli import run_smc
 
 
@@ -123,3 +127,67 @@ def test_smc_history_usage_shows_the_listing_without_a_command_and_prune_with_it
     assert without_age.returncode == 2
     prune_help = run_smc("history", "prune", "--help", cwd=tmp_path)
     assert prune_help.stdout.startswith("usage: smc history prune [")
+
+
+def _git(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["git", "-C", str(project), *args], capture_output=True, text=True, check=False
+    )
+
+
+def _run_workflow_to_its_end(project: Path, *options: str) -> None:
+    """``smc workflow run w.yaml`` of one task, whose job this test completes as a worker."""
+    (project / "w.yaml").write_text("workflow: w\ntasks:\n  a: {job_type: chore}\n")
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "SMC_CACHE_DIR": str(project / "c")}
+    command = ["workflow", "run", "w.yaml", "--run-id", "r1", "--db", "smc.db", *options]
+    scheduler = subprocess.Popen(
+        [sys.executable, "-m", "smc", *command],
+        cwd=project,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        job = None
+        while job is None:
+            assert time.monotonic() < deadline and scheduler.poll() is None
+            time.sleep(0.05)
+            if (project / "smc.db").exists():
+                with open_store(str(project / "smc.db")) as store:
+                    job = store.claim_job("tester", ["chore"])
+                    if job is not None:
+                        assert store.complete_job(job.id, job.claim_token, {"ok": True})
+        _, stderr = scheduler.communicate(timeout=60)
+        assert scheduler.returncode == 0, stderr
+    finally:
+        if scheduler.poll() is None:
+            scheduler.kill()
+            scheduler.wait()
+
+
+def test_the_runs_directory_smc_workflow_run_makes_is_ignored_by_git(tmp_path: Path) -> None:
+    """The run checkpoints (``.runs/RUN/checkpoints/TASK.json``) were untracked files in the
+    user's ``git status``, one more each run."""
+    project = tmp_path / "project"
+    project.mkdir()
+    assert _git(project, "init", "-q").returncode == 0
+    _run_workflow_to_its_end(project)
+    checkpoint = project / ".runs" / "r1" / "checkpoints" / "a.json"
+    assert checkpoint.is_file()
+    assert (project / ".runs" / ".gitignore").is_file()
+    assert _git(project, "check-ignore", "-q", str(checkpoint)).returncode == 0
+    untracked = _git(project, "status", "--porcelain", "--untracked-files=all", "-z")
+    assert untracked.returncode == 0
+    assert [p for p in untracked.stdout.split("\0") if p.startswith("?? .runs")] == []
+
+
+def test_a_runs_directory_that_is_there_already_is_left_as_it_is(tmp_path: Path) -> None:
+    """``--runs-dir`` naming a directory of the user's: nothing is added to its top."""
+    project = tmp_path / "project"
+    mine = project / "artifacts"
+    mine.mkdir(parents=True)
+    _run_workflow_to_its_end(project, "--runs-dir", "artifacts")
+    assert (mine / "r1" / "checkpoints" / "a.json").is_file()
+    assert sorted(entry.name for entry in mine.iterdir()) == ["r1"]
