@@ -1,0 +1,199 @@
+"""A machine ``start_fsm`` started is a machine of its own, not a part of its parent
+(docs/actions.md, "Child machines outlive their parent"): a real ``smc run`` parent is
+SIGKILLed (or stopped) while its child works, and the child goes on; the parent's ``bash``
+command dies with the parent all the same (the child holds nothing of the parent's watchdog);
+and the job's retry, whose ``start_fsm`` starts the child again under the same name, never
+runs a second copy beside the first: the first finishes the work, once, and the retry's
+parent takes its result.
+
+The processes are found through ``/proc`` (Linux), as in test_bash_orphans.py."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+from tests.runtime.test_bash_orphans import _alive, _group_members
+from tests.support.harness import Proc, Runner, wait_until
+
+PARENT = """\
+initial_state: waiting
+metadata: {machine_name: spawner}
+transitions:
+  - {from: waiting, to: spawning, event: new_job}
+  - {from: waiting, to: waiting, event: no_jobs}
+  - {from: spawning, to: working, event: spawned}
+  - {from: spawning, to: waiting, event: error}
+  - {from: working, to: waiting_child, event: job_done}
+  - {from: working, to: waiting, event: error}
+  - {from: waiting_child, to: finishing, event: child_done}
+  - {from: finishing, to: waiting, event: job_completed}
+  - {from: finishing, to: waiting, event: error}
+actions:
+  waiting:
+    - {type: check_database_queue, job_type: task, wait: 1}
+  spawning:
+    - type: start_fsm
+      yaml_path: child.yaml
+      machine_name: "child_{current_job.id}"
+      success: spawned
+  working:
+    - type: bash
+      timeout: 600
+      command: "echo $$ >> parent-commands.txt; until [ -e release ]; do sleep 0.05; done"
+      success: job_done
+  finishing:
+    - {type: complete_job, success: job_completed}
+"""
+
+#: The child's work: it notes its worker's pid (the command's parent) each time it runs, then
+#: waits for the test's word and tells the spawner it is done.
+CHILD = """\
+initial_state: working
+metadata: {machine_name: child}
+transitions:
+  - {from: working, to: reporting, event: job_done}
+  - {from: working, to: done, event: error}
+  - {from: reporting, to: done, event: event_sent}
+actions:
+  working:
+    - type: bash
+      timeout: 600
+      command: "echo $PPID >> child-runs.txt; until [ -e release ]; do sleep 0.05; done"
+      success: job_done
+  reporting:
+    - {type: send_event, target_machine: spawner, event_type: child_done}
+  done:
+    - {type: log, message: finished}
+"""
+
+CHILD_NAME = "child_long"
+
+
+def _numbers_in(path: Path) -> list[int]:
+    """The whole lines of numbers in ``path`` (a half-written last line is left out)."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return []
+    return [int(line) for line in text.split("\n")[:-1] if line.strip().isdigit()]
+
+
+def _child_processes() -> list[int]:
+    """The live ``smc run`` processes started for the child's name."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            arguments = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+        named = CHILD_NAME.encode() in arguments and b"--machine-name" in arguments
+        if named and _alive(int(entry)):
+            found.append(int(entry))
+    return found
+
+
+@contextlib.contextmanager
+def _children_killed_after() -> Iterator[None]:
+    """The child machines outlive their parents by design: kill them when the test ends."""
+    try:
+        yield
+    finally:
+        for pid in _child_processes():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _start_parent(runner: Runner) -> Proc:
+    # a short lease: the job of a killed parent comes back within seconds
+    proc = runner.start("run", "parent.yaml", "--db", str(runner.db), "--lease-seconds", "1")
+    runner.wait_running(proc, "spawner", timeout=60)
+    return proc
+
+
+def _child_row_pid(runner: Runner, status: str) -> int | None:
+    with runner.store() as store:
+        row = store.get_machine(CHILD_NAME)
+    return row.pid if row is not None and row.status == status else None
+
+
+def _job(runner: Runner) -> tuple[str, int] | None:
+    with runner.store() as store:
+        job = store.get_job("long")
+    return None if job is None else (job.status, job.attempts)
+
+
+def _parent_with_a_working_child(runner: Runner) -> tuple[Proc, int]:
+    """A parent that holds the job ``long`` and runs its command, and the pid of the child
+    machine it started for the job, at work."""
+    (runner.cwd / "parent.yaml").write_text(PARENT, encoding="utf-8")
+    (runner.cwd / "child.yaml").write_text(CHILD, encoding="utf-8")
+    parent = _start_parent(runner)
+    with runner.store() as store:
+        store.add_job("task", {}, job_id="long")
+    child = wait_until(lambda: _child_row_pid(runner, "running"), 60, parent.output)
+    wait_until(lambda: _numbers_in(runner.cwd / "child-runs.txt"), 30, parent.output)
+    wait_until(lambda: _numbers_in(runner.cwd / "parent-commands.txt"), 30, parent.output)
+    assert _numbers_in(runner.cwd / "child-runs.txt") == [child]
+    return parent, child
+
+
+def test_a_sigkilled_parents_child_works_on_and_the_jobs_retry_runs_no_second_copy(
+    runner: Runner,
+) -> None:
+    with _children_killed_after():
+        first, child = _parent_with_a_working_child(runner)
+        [command] = _numbers_in(runner.cwd / "parent-commands.txt")
+
+        first.popen.kill()
+        first.popen.wait(10)
+
+        # the parent's own command dies with it (the child holds no end of its watchdog's
+        # pipe); the child machine does not: it is a machine of its own
+        wait_until(lambda: not _group_members(command), 10, "the parent's command ran on")
+        assert _alive(child)
+
+        # the job comes back when its lease ends; the retry starts the child again (the
+        # parent's second command runs after its start_fsm) ...
+        second = _start_parent(runner)
+        wait_until(lambda: _job(runner) == ("processing", 2), 60, second.output)
+        wait_until(
+            lambda: len(_numbers_in(runner.cwd / "parent-commands.txt")) == 2, 60, second.output
+        )
+        # ... and that second one refuses to run beside the first: it ends, its work not begun
+        wait_until(
+            lambda: _child_processes() == [child],
+            30,
+            lambda: f"child processes {_child_processes()}, the first {child}",
+        )
+        assert _numbers_in(runner.cwd / "child-runs.txt") == [child]
+        assert _child_row_pid(runner, "running") == child
+
+        # the first child finishes the work; the retry's parent takes its word and completes
+        (runner.cwd / "release").touch()
+        wait_until(lambda: _job(runner) == ("completed", 2), 60, second.output)
+        wait_until(lambda: _child_row_pid(runner, "stopped") == child, 30, second.output)
+        assert _numbers_in(runner.cwd / "child-runs.txt") == [child]  # the work ran once
+        wait_until(lambda: not _alive(child), 10, "the child did not end at its final state")
+
+
+def test_a_stopped_parents_child_works_on(runner: Runner) -> None:
+    with _children_killed_after():
+        parent, child = _parent_with_a_working_child(runner)
+
+        parent.signal(signal.SIGTERM)
+        assert parent.wait(30) == 0
+
+        # a stop of the parent is not one of its child's: still at work, still registered
+        assert _alive(child)
+        assert _child_row_pid(runner, "running") == child
+        assert _job(runner) == ("pending", 0)  # given back by the stop, the attempt not counted
+
+        (runner.cwd / "release").touch()
+        wait_until(lambda: _child_row_pid(runner, "stopped") == child, 30, parent.output)
+        assert _numbers_in(runner.cwd / "child-runs.txt") == [child]
