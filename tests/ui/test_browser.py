@@ -1202,3 +1202,69 @@ def test_an_activity_entry_shows_once_whichever_of_the_stream_and_the_first_read
         assert errors == [], errors
     finally:
         context.close()
+
+
+#: The words of the status cells (the machine list's second column, the job list's third)
+#: that the page draws over more than one line: a word broken mid-way. Each word's range
+#: has a box on each line it takes.
+BROKEN_STATUS_WORDS = """() => {
+  const broken = [];
+  const cells = document.querySelectorAll(
+    "#machine-table tbody td:nth-child(2), #job-table tbody td:nth-child(3)");
+  for (const cell of cells) {
+    const walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+      for (const word of node.data.matchAll(/\\S+/g)) {
+        const range = document.createRange();
+        range.setStart(node, word.index);
+        range.setEnd(node, word.index + word[0].length);
+        const lines = new Set([...range.getClientRects()].map((box) => Math.round(box.top)));
+        if (lines.size > 1) broken.push(word[0]);
+      }
+    }
+  }
+  return broken;
+}"""
+
+
+@pytest.mark.parametrize("width", [390, 768])
+def test_the_status_columns_break_no_word_in_a_narrow_window(
+    browser: Browser, system: System, width: int
+) -> None:
+    """A phone's 390 px and a tablet's 768 px: no word of a status cell (the status, and a
+    job's last error under it) is broken mid-way, however narrow the column (a failed job's
+    error read "processi" over "ng" in a column as wide as its badge)."""
+    job_type = f"narrow-{width}"
+    error = "processing stopped: the connection was refused while running the check"
+    with system.runner.store() as store:
+        for n in range(2):
+            job = store.add_job(job_type, job_id=f"narrow-{width}-{n}", max_attempts=1)
+            claimed = store.claim_job_by_id(job.id, "narrow-worker")
+            assert claimed is not None and claimed.claim_token is not None
+            assert store.fail_job(job.id, error, claimed.claim_token)
+    context = browser.new_context(viewport={"width": width, "height": 900})
+    try:
+        page = context.new_page()
+        page.goto(system.base + "/")
+        expect(page.locator("#connection")).to_have_text("live", timeout=WAIT_MS)
+        machines = page.locator("#machine-table tbody tr")
+        expect(machines.filter(has_text="running").first).to_be_visible(timeout=WAIT_MS)
+        page.locator("#job-type").fill(job_type)
+        page.locator("#job-type").dispatch_event("change")
+        failed = page.locator("#job-table tbody tr[data-status='failed']")
+        expect(failed).to_have_count(2, timeout=WAIT_MS)
+        expect(failed.first.locator(".error-text")).to_contain_text("processing")
+        assert page.evaluate(BROKEN_STATUS_WORDS) == []
+        # The badge's word is on one line, and the error's lines are no more than three.
+        badge = failed.first.locator(".badge")
+        size = float(badge.evaluate("(node) => parseFloat(getComputedStyle(node).fontSize)"))
+        box = badge.bounding_box()
+        assert box is not None and box["height"] <= 2 * size, (box, size)
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.locator("#machines").screenshot(
+            path=str(ARTIFACTS / f"ui-status-{width}-machines.png")
+        )
+        page.locator("#jobs").screenshot(path=str(ARTIFACTS / f"ui-status-{width}-jobs.png"))
+    finally:
+        context.close()
