@@ -1120,11 +1120,11 @@ HOLD_STREAM = """(() => {
 })();"""
 
 
-def _job_failure(system: System, text: str) -> None:
+def _job_failure(runner: Runner, text: str) -> None:
     """A history row of a job that failed with ``text``, as a worker writes one."""
     from smc.runtime.store import history_entry
 
-    with system.runner.store() as store:
+    with runner.store() as store:
         store.stage_history(
             history_entry(
                 "job_failed",
@@ -1139,13 +1139,10 @@ def _job_failure(system: System, text: str) -> None:
         store.flush_history()
 
 
-def test_an_activity_entry_shows_once_whichever_of_the_stream_and_the_first_read_brings_it_first(
-    browser: Browser, system: System
-) -> None:
-    """The page's first read of the activity log and the live stream race: an entry the
-    stream brings while the read is on its way is in the read's answer too, and one the read
-    answers with can come on the stream after (the feed follows the history 100 ms behind).
-    Each shows once."""
+def _activity_race(browser: Browser, base: str, runner: Runner, name: str) -> None:
+    """A page of ``base`` whose first read of the activity log waits while a failure comes
+    on the stream, and whose stream then waits while the read answers with another: each
+    shows once. The picture goes to ``test-artifacts/ui-activity-race-NAME.png``."""
     held: list[Route] = []
 
     def activity(route: Route) -> None:
@@ -1161,7 +1158,7 @@ def test_an_activity_entry_shows_once_whichever_of_the_stream_and_the_first_read
         opened.on("pageerror", lambda error: errors.append(str(error)))
         opened.add_init_script(HOLD_STREAM)
         opened.route(re.compile(r"/api/activity$"), activity)
-        opened.goto(system.base + "/")
+        opened.goto(base + "/")
         expect(opened.locator("#connection")).to_have_text("live", timeout=WAIT_MS)
         source = opened.locator("#activity-source")
         expect(source).to_have_text("Reading the activity log…", timeout=WAIT_MS)
@@ -1172,36 +1169,64 @@ def test_an_activity_entry_shows_once_whichever_of_the_stream_and_the_first_read
         assert held, "the page did not read the activity log"
         failed = opened.locator("#activity-list li[data-kind='job_failed']")
         # The stream brings the first while the read waits.
-        _job_failure(system, "race-on-the-stream-first")
-        first = failed.filter(has_text="race-on-the-stream-first")
+        _job_failure(runner, f"{name}-on-the-stream-first")
+        first = failed.filter(has_text=f"{name}-on-the-stream-first")
         expect(first).to_have_count(1, timeout=WAIT_MS)
         # The second reaches the page's stream and waits there, behind the read.
         opened.evaluate("window.streamHeld = true")
-        _job_failure(system, "race-in-the-read-first")
+        _job_failure(runner, f"{name}-in-the-read-first")
         opened.wait_for_function(
-            "() => window.streamQueue.some("
-            "(message) => message.data.includes('race-in-the-read-first'))",
+            "(text) => window.streamQueue.some((message) => message.data.includes(text))",
+            arg=f"{name}-in-the-read-first",
             timeout=WAIT_MS,
         )
         held[0].continue_()  # the read, made now, answers with both
-        expect(source).to_have_text(
+        expect(source).to_contain_text(
             "From the database's history: errors, dropped events, failures and retries.",
             timeout=WAIT_MS,
         )
-        second = failed.filter(has_text="race-in-the-read-first")
+        second = failed.filter(has_text=f"{name}-in-the-read-first")
         expect(second).to_have_count(1, timeout=WAIT_MS)
         expect(first).to_have_count(1)
         opened.evaluate("window.releaseStream()")
         # A later entry shown: the page has drawn what came on the stream before it.
-        _job_failure(system, "race-after")
-        expect(failed.filter(has_text="race-after")).to_have_count(1, timeout=WAIT_MS)
+        _job_failure(runner, f"{name}-after")
+        expect(failed.filter(has_text=f"{name}-after")).to_have_count(1, timeout=WAIT_MS)
         assert first.count() == 1
         assert second.count() == 1
         ARTIFACTS.mkdir(exist_ok=True)
-        opened.locator("#activity").screenshot(path=str(ARTIFACTS / "ui-activity-race.png"))
+        shot = ARTIFACTS / f"ui-activity-race-{name}.png"
+        opened.locator("#activity").screenshot(path=str(shot))
         assert errors == [], errors
     finally:
         context.close()
+
+
+def test_an_activity_entry_shows_once_whichever_of_the_stream_and_the_first_read_brings_it_first(
+    browser: Browser, system: System
+) -> None:
+    """The page's first read of the activity log and the live stream race: an entry the
+    stream brings while the read is on its way is in the read's answer too, and one the read
+    answers with can come on the stream after (the feed follows the history 100 ms behind).
+    Each shows once."""
+    _activity_race(browser, system.base, system.runner, "history")
+
+
+def test_an_activity_entry_shows_once_under_the_race_on_the_sockets_feed(
+    browser: Browser, tmp_path: Path
+) -> None:
+    """As above, the live records from the machines' sockets (``--feed sockets``) and the
+    activity rows from the server's read of the history every second (``ui_history``)."""
+    with runner_in(tmp_path) as runner:
+        with runner.store() as store:
+            store.register_machine("racer", "idle")
+        port = free_port()
+        ui = start_ui(runner, port, "--feed", "sockets")
+        try:
+            _activity_race(browser, f"http://127.0.0.1:{port}", runner, "sockets")
+        finally:
+            ui.signal(signal.SIGTERM)
+        assert ui.wait(10) == 0, ui.output()
 
 
 #: The words of the status cells (the machine list's second column, the job list's third)
