@@ -25,11 +25,12 @@ fast path (``smc.compiler.buildcache``).
 from __future__ import annotations
 
 import difflib
+import errno
 import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -373,6 +374,47 @@ def _remove_empty_parents(directory: Path, out_dir: Path) -> None:
         directory = directory.parent
 
 
+def require_writable(directory: Path, relatives: Iterable[str]) -> None:
+    """Raise the ``OSError`` writing ``directory/relative`` would meet, for each path, before
+    anything is written: a directory to make under a file (ENOTDIR), a directory where a file
+    goes (EISDIR), a directory this process may not write into (EACCES, EROFS). So a build
+    whose last output cannot be written writes none (``smc build --emit-tests DIR`` once wrote
+    the whole package, then failed on DIR)."""
+    checked: set[Path] = set()
+    for relative in relatives:
+        target = directory / relative
+        if target.is_dir():
+            raise OSError(errno.EISDIR, os.strerror(errno.EISDIR), str(target))
+        _require_creatable(target.parent, checked)
+
+
+def _require_creatable(folder: Path, checked: set[Path]) -> None:
+    """``folder`` is a directory this process can create files in, or can be made one."""
+    if folder in checked:
+        return
+    missing: Path | None = None  # the outermost directory that would have to be made
+    existing = folder
+    while not existing.exists():
+        missing = existing
+        if existing.parent == existing:
+            break
+        existing = existing.parent
+    culprit = str(missing if missing is not None else folder)
+    if not existing.is_dir():
+        raise OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), culprit)
+    if not os.access(existing, os.W_OK | os.X_OK):
+        code = errno.EROFS if _read_only(existing) else errno.EACCES
+        raise OSError(code, os.strerror(code), culprit)
+    checked.add(folder)
+
+
+def _read_only(folder: Path) -> bool:
+    try:
+        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
 def write_changed(directory: Path, files: Mapping[str, bytes]) -> list[str]:
     """Write (atomically) each file whose bytes differ from what is on disk; returns the
     relative paths written, in ``files`` order."""
@@ -385,8 +427,18 @@ def write_changed(directory: Path, files: Mapping[str, bytes]) -> list[str]:
     return written
 
 
-def build(machines: Sequence[Machine], inputs: Sequence[str], options: BuildOptions) -> WriteReport:
+def build(
+    machines: Sequence[Machine],
+    inputs: Sequence[str],
+    options: BuildOptions,
+    also: Mapping[Path, Iterable[str]] | None = None,
+) -> WriteReport:
+    """Plan and write the package; ``also``: other files the caller writes after it (a
+    directory and paths in it), checked writable with the package's before anything is."""
     outputs = plan_outputs(machines, inputs, options, use_cache=True)
+    require_writable(options.out_dir, [MANIFEST_NAME, *(output.path for output in outputs)])
+    for directory, relatives in (also or {}).items():
+        require_writable(directory, relatives)
     return write_outputs(outputs, options)
 
 

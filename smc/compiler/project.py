@@ -163,8 +163,11 @@ def compile_project(request: BuildRequest, on_checked: OnChecked | None = None) 
             report.differences += _stale_tests(request.emit_tests, result.machines, out_dir)
             report.outcome = "checked"
             return report
-        report.outputs = build(result.machines, request.paths, options)
-        report.tests_written = _write_tests(request.emit_tests, result.machines, out_dir)
+        tests = _planned_tests(request.emit_tests, result.machines, out_dir)
+        also = {request.emit_tests: tests} if request.emit_tests is not None else {}
+        report.outputs = build(result.machines, request.paths, options, also)
+        if request.emit_tests is not None:
+            report.tests_written = write_changed(request.emit_tests, tests)
     except BuildError as error:
         report.outcome, report.error = "failed", str(error)
         return report
@@ -180,13 +183,15 @@ def compile_project(request: BuildRequest, on_checked: OnChecked | None = None) 
 # ---- --emit-tests -------------------------------------------------------------------------
 
 
-def _write_tests(tests_dir: Path | None, machines: Sequence[Machine], out_dir: Path) -> list[str]:
-    """``--emit-tests``: the test files written (those whose bytes changed)."""
+def _planned_tests(
+    tests_dir: Path | None, machines: Sequence[Machine], out_dir: Path
+) -> dict[str, bytes]:
+    """``--emit-tests``: the test files to write (``write_changed`` writes those whose bytes
+    changed); none without it."""
     if tests_dir is None:
-        return []
+        return {}
     files = emitted_tests(machines, import_package(out_dir))
-    encoded = {relative: text.encode("utf-8") for relative, text in files.items()}
-    return write_changed(tests_dir, encoded)
+    return {relative: text.encode("utf-8") for relative, text in files.items()}
 
 
 def _stale_tests(

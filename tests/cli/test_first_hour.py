@@ -191,3 +191,44 @@ def test_a_runs_directory_that_is_there_already_is_left_as_it_is(tmp_path: Path)
     _run_workflow_to_its_end(project, "--runs-dir", "artifacts")
     assert (mine / "r1" / "checkpoints" / "a.json").is_file()
     assert sorted(entry.name for entry in mine.iterdir()) == ["r1"]
+
+
+def _written(directory: Path) -> dict[str, bytes | None]:
+    """Every path under ``directory`` but the machine cache, with a file's bytes."""
+    return {
+        str(path.relative_to(directory)): path.read_bytes() if path.is_file() else None
+        for path in sorted(directory.rglob("*"))
+        if path.relative_to(directory).parts[0] != "cache"
+    }
+
+
+@pytest.mark.parametrize(
+    ("layout", "options", "unwritable"),
+    [
+        # --emit-tests inside a file: generated/ was written in full, then the tests failed.
+        ({"notes.txt": "mine\n"}, ["--emit-tests", "notes.txt/tests"], "notes.txt/tests"),
+        # a test file's place taken by a directory: the same.
+        (
+            {"t/test_simple_worker.py/keep": "mine\n"},
+            ["-o", "out", "--emit-tests", "t"],
+            "t/test_simple_worker.py",
+        ),
+        # the package's diagrams folder is a file: __init__.py was written before it.
+        ({"out/diagrams": "mine\n"}, ["-o", "out", "--emit-tests", "t"], "out/diagrams"),
+    ],
+    ids=["tests-under-a-file", "test-file-is-a-directory", "diagrams-is-a-file"],
+)
+def test_a_build_with_an_output_it_cannot_write_writes_nothing(
+    tmp_path: Path, layout: dict[str, str], options: list[str], unwritable: str
+) -> None:
+    for relative, text in layout.items():
+        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / relative).write_text(text)
+    before = _written(tmp_path)
+    examples = str(PROJECT_ROOT / "examples")
+    result = run_smc("build", examples, *options, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    last = result.stderr.splitlines()[-1]
+    assert last.startswith(f"smc build: error: cannot write {unwritable}: "), result.stderr
+    assert _written(tmp_path) == before
