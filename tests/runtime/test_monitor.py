@@ -249,6 +249,54 @@ def test_stale_socket_replaced_live_one_refused(socket_dir: Path) -> None:
         assert publisher.path.is_socket()
 
 
+def test_two_starts_of_one_name_over_a_stale_socket_leave_one_running(
+    socket_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two machines of one name start together (a parent's retry starting its child again as
+    # the first child starts), and a SIGKILLed namesake left its socket file: the second to
+    # probe the stale file removed the first one's fresh socket in its place, and both ran.
+    socket_dir.mkdir(mode=0o700)
+    path = socket_dir / "monitor-m.sock"
+    stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    stale.bind(str(path))
+    stale.close()
+    probed, other_done = threading.Event(), threading.Event()
+    real_unlink = Path.unlink
+
+    def unlink(self: Path, missing_ok: bool = False) -> None:
+        if self == path and threading.current_thread().name == "late" and not probed.is_set():
+            # found the file stale; the other start runs now, if it can, before this removal
+            probed.set()
+            other_done.wait(1.0)
+        real_unlink(self, missing_ok)
+
+    monkeypatch.setattr(Path, "unlink", unlink)
+    opened: list[MonitorPublisher] = []
+    refused: list[MonitorError] = []
+
+    def start() -> None:
+        try:
+            opened.append(MonitorPublisher.open(socket_dir, "m"))
+        except MonitorError as error:
+            refused.append(error)
+
+    late = threading.Thread(target=start, name="late")
+    late.start()
+    try:
+        assert probed.wait(10)
+        start()
+        other_done.set()
+        late.join(10)
+        assert len(opened) == 1 and len(refused) == 1, (opened, refused)
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+            probe.connect(str(path))  # the one running has the name
+    finally:
+        other_done.set()
+        late.join(10)
+        for publisher in opened:
+            publisher.close()
+
+
 def test_long_and_unsafe_names_are_hashed(socket_dir: Path) -> None:
     assert monitor_socket_path("/d", "simple_worker") == Path("/d/monitor-simple_worker.sock")
     hashed = monitor_socket_path("/d", "a/b@c")

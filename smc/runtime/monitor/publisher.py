@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import itertools
 import json
 import logging
@@ -41,6 +42,7 @@ import selectors
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -112,6 +114,42 @@ class _Reader:
     dropped: bool = False
 
 
+#: How long a machine's start waits for another start in its monitor directory (which holds
+#: the lock for a few system calls) before it goes on without the lock.
+NAME_LOCK_WAIT = 5.0
+
+
+@contextlib.contextmanager
+def _taking_a_name(directory: Path) -> Iterator[None]:
+    """Held while a publisher finds its socket file stale, removes it and links its own in
+    place: two machines of one name starting at once over a stale file (a SIGKILLed namesake's)
+    each found it stale, and the later removal took the other's fresh socket away, so both
+    ran. An exclusive ``flock`` on the directory, for those few system calls of a machine's
+    start. Where it cannot be taken (a file system without locks), or its holder does not let
+    go within :data:`NAME_LOCK_WAIT` (stopped by SIGSTOP in those calls), the start goes on
+    unlocked, as before."""
+    try:
+        handle = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        yield
+        return
+    try:
+        deadline = time.monotonic() + NAME_LOCK_WAIT
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if time.monotonic() < deadline:
+                    time.sleep(0.002)
+                    continue
+            except OSError:
+                pass
+            break
+        yield
+    finally:
+        os.close(handle)  # and the lock with it
+
+
 class MonitorPublisher:
     """One machine's monitor socket server. Create with :meth:`open`; close with :meth:`close`
     (also a context manager). All methods are thread-safe; ``publish`` may be called from an
@@ -174,6 +212,15 @@ class MonitorPublisher:
         directory = Path(socket_dir)
         ensure_monitor_dir(directory)
         path = monitor_socket_path(directory, machine)
+        with _taking_a_name(directory):
+            return cls._take(path, machine, max_buffer_bytes, readers)
+
+    @classmethod
+    def _take(
+        cls, path: Path, machine: str, max_buffer_bytes: int, readers: int
+    ) -> MonitorPublisher:
+        """Listen on ``path``, unless a live publisher holds it (``open``, under its lock)."""
+        directory = path.parent
         if os.path.lexists(path):
             probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             try:
