@@ -187,7 +187,9 @@ class _Checker:
             where = transition.when_pos or transition.pos
             self.problems(where, transition.when, result, in_state=False)
 
-    def assign(self, action: Action, transition: Transition | None) -> None:
+    def assign(self, action: Action, transition: Transition | None, at_start: bool) -> None:
+        """``at_start``: an on-entry action of a state the machine starts in
+        (:func:`start_states`), checked as the class writes it for the start too."""
         scope = self.scope(transition)
         expect: ValueType | None = None
         if "location" in action.params:
@@ -201,6 +203,15 @@ class _Checker:
         expr = action.params.get("expr")
         if isinstance(expr, str):  # else the schema (or SMC031, when missing) said so
             result = parse_expression(expr, scope=scope, expect=expect)
+            if not isinstance(result, list) and at_start:
+                result = parse_expression(expr, scope=replace(scope, at_start=True), expect=expect)
+                if isinstance(result, list):
+                    hint = (
+                        "the machine starts in this state, where no event is handled yet and "
+                        "`event.name` and `event.type` are null: test them first "
+                        "(`seen + [event.type] if event.type is not None else seen`)"
+                    )
+                    result = [problem._replace(hint=problem.hint or hint) for problem in result]
             if isinstance(result, list):
                 where = action.param_pos.get("expr", action.pos)
                 self.problems(where, expr, result, in_state=transition is None)
@@ -236,9 +247,11 @@ class _Checker:
 
     # ---- the pure actions: if, log, send (docs/language.md, "Actions in the class") -----
 
-    def action(self, action: Action, transition: Transition | None, depth: int) -> None:
+    def action(
+        self, action: Action, transition: Transition | None, depth: int, at_start: bool = False
+    ) -> None:
         """Check ``action`` (``depth`` > 0: inside an ``if`` block's branch) and what it
-        holds."""
+        holds; ``at_start``: as :meth:`assign`."""
         if depth and action.type not in BRANCH_ACTIONS:
             self.report(
                 action.pos,
@@ -250,8 +263,14 @@ class _Checker:
             )
             return
         if action.type == ASSIGN:
-            self.assign(action, transition)
+            self.assign(action, transition, at_start)
         elif action.type == IF:
+            # Branches under a condition that reads the event are decided for the start where
+            # the class is built (it folds them), which this check does not follow: their
+            # actions are checked as in any state.
+            inner_at_start = at_start and not any(
+                "event" in (branch.when or "") for branch in action.branches
+            )
             for branch in action.branches:
                 if branch.when is not None:
                     result = parse_guard(branch.when, scope=self.scope(transition))
@@ -259,7 +278,7 @@ class _Checker:
                         where = branch.when_pos or branch.pos
                         self.problems(where, branch.when, result, in_state=transition is None)
                 for inner in branch.actions:
-                    self.action(inner, transition, depth + 1)
+                    self.action(inner, transition, depth + 1, inner_at_start)
         elif action.type == SEND:
             self.send(action, transition)
         elif action.type == RAISE:
@@ -490,9 +509,49 @@ def check_expressions(machine: Machine, lines: Sequence[str]) -> list[Diagnostic
     checker.computed_fields()
     for transition in machine.transitions:
         checker.when(transition)
+    at_start = {
+        id(action) for name in start_states(machine) for action in machine.state(name).actions
+    }
     for action, owner in _written_actions(machine):
-        checker.action(action, owner, 0)
+        checker.action(action, owner, 0, at_start=owner is None and id(action) in at_start)
     return checker.found
 
 
-__all__ = ["check_expressions", "job_type", "transition_scope", "written_expressions"]
+def start_states(machine: Machine) -> frozenset[str]:
+    """The states the machine enters when it starts, whose on-entry actions then run with no
+    event handled: its initial states, their ancestors, and what each enters by default (a
+    compound state's initial states, a parallel state's regions), at any depth. Not the
+    other regions of a parallel ancestor of an initial state written below it, nor states
+    an eventless transition takes at the start: those are checked as any state's actions."""
+    found: set[str] = set()
+
+    def enter(name: str) -> None:
+        if name in found or not machine.has_state(name):
+            return
+        state = machine.state(name)
+        if state.kind == "history":
+            return
+        found.add(name)
+        parent = state.parent
+        while parent is not None and machine.has_state(parent):
+            found.add(parent)
+            parent = machine.state(parent).parent
+        if state.kind == "parallel":
+            for child in state.children:
+                enter(child)
+        else:
+            for target, _ in state.initial_targets:
+                enter(target)
+
+    for target, _ in machine.initial_targets:
+        enter(target)
+    return frozenset(found)
+
+
+__all__ = [
+    "check_expressions",
+    "job_type",
+    "start_states",
+    "transition_scope",
+    "written_expressions",
+]

@@ -90,6 +90,11 @@ class ValueType:
     #: ``enum``'s or ``const``'s when they are all plain (no list or object); ``None`` when
     #: the value is not limited to a few.
     values: frozenset[tuple[str, Any]] | None = None
+    #: Whether its null comes only from ``event.name`` or ``event.type`` read in a state's
+    #: actions, which the class writes as a constant in each of the actions' variants (one
+    #: per event that enters the state): a string in every variant but the start's, which
+    #: only a state the machine starts in has (``Scope.at_start``).
+    null_by_variant: bool = False
 
     @property
     def known(self) -> bool:
@@ -251,7 +256,11 @@ def union(a: ValueType, b: ValueType) -> ValueType:
     # A list of unknown items (an empty literal: none at all) takes the other's item type.
     items = b.items if a.items is None else a.items if b.items is None else union(a.items, b.items)
     values = a.values | b.values if a.values is not None and b.values is not None else None
-    return ValueType(a.kinds | b.kinds, fields, items, values)
+    kinds = a.kinds | b.kinds
+    by_variant = "null" in kinds and all(
+        side.null_by_variant for side in (a, b) if "null" in side.kinds
+    )
+    return ValueType(kinds, fields, items, values, by_variant)
 
 
 def _nullable(value: ValueType) -> ValueType:
@@ -330,10 +339,12 @@ def fits(value: ValueType, target: ValueType) -> bool:
         return False
     if value.items is not None and target.items is not None:
         items = value.items
-        if "null" in items.kinds and len(items.kinds) > 1:
-            # An item that only may be null (`[event.type]` in a state's actions, which the
-            # class compiles once per event, each a constant) is taken for its other kinds;
-            # one that is null (`[None]`) is not.
+        if items.null_by_variant and len(items.kinds) > 1:
+            # An item that is null only in a variant the class never has (`[event.type]` in
+            # the actions of a state the machine does not start in, which the class compiles
+            # once per event, each a constant) is taken for its other kinds; one that is null
+            # (`[None]`), or may be (`[payload.x]` of an optional `x`, a nullable field, the
+            # event's type in a state the machine starts in), is not: mypy refuses it too.
             values = items.values - {("null", None)} if items.values is not None else None
             items = replace(items, kinds=items.kinds - {"null"}, values=values)
         return fits(items, target.items)
@@ -356,6 +367,10 @@ class Scope:
     payload: ValueType | None = None
     job: ValueType | None = None
     event: str | None = None
+    #: The actions of a state the machine enters when it starts: there, in the variant of its
+    #: actions for the start, no event is handled yet and the class writes ``None`` for
+    #: ``event.name`` and ``event.type`` (``ValueType.null_by_variant`` is not set).
+    at_start: bool = False
 
     @classmethod
     def from_schemas(
@@ -1178,7 +1193,7 @@ class _Checker:
         """``event`` as a value: an object with ``name`` and ``type`` (strings; null where no
         event may be handled yet) and ``data`` (the payload, or null where none applies)."""
         self.uses_event = self.uses_event_type = True
-        text = STRING if self.scope.event is not None else _nullable(STRING)
+        text = self.event_text()
         payload = self.scope.payload
         if payload is not None:
             self.uses_payload = True
@@ -1188,6 +1203,13 @@ class _Checker:
             "data": Field(NULL if payload is None else payload),
         }
         return EventValue(payload is not None), ValueType(frozenset({"object"}), fields=fields)
+
+    def event_text(self) -> ValueType:
+        """What ``event.name`` and ``event.type`` are: a string in a transition's scope; in
+        a state's actions a string or null, the null only in the start's variant."""
+        if self.scope.event is not None:
+            return STRING
+        return replace(_nullable(STRING), null_by_variant=not self.scope.at_start)
 
     def event_field(self, node: ast.expr, base: ast.Name, key: str, at: tuple[int, int]) -> _Result:
         """``event.name`` (a string; null where no event may be handled yet: a state's
@@ -1200,10 +1222,10 @@ class _Checker:
             if self.scope.event is not None:
                 # the class writes it as that name, a literal: it fits a list of `enum`s
                 return EventName(), literal(self.scope.event)
-            return EventName(), _nullable(STRING)
+            return EventName(), self.event_text()
         if key == "type":
             self.uses_event = self.uses_event_type = True
-            return EventType(), STRING if self.scope.event is not None else _nullable(STRING)
+            return EventType(), self.event_text()
         if key == "data":
             return self.root(base, "payload")
         if key == "send_id":
@@ -1366,9 +1388,17 @@ class _Checker:
             narrowed.update(self.narrowing(result[0], op == "and"))
         if failed:
             raise _Refused()
-        value = results[0][1]
-        for _, other in results[1:]:
-            value = union(value, other)
+        value: ValueType | None = None
+        for index, (_, other) in enumerate(results):
+            if op == "or" and index < len(results) - 1 and other.known:
+                # Each operand of an `or` but the last is its value only where it is true,
+                # so never null (`last or 'none'` is a string), as mypy and pyright type it.
+                truthy = _by_truth(other, True)
+                if truthy is None:
+                    continue  # never true (`None or 'x'`): never the value
+                other = replace(truthy, null_by_variant=False)
+            value = other if value is None else union(value, other)
+        assert value is not None  # the last operand always counts
         return Logic(op, tuple(inner for inner, _ in results)), value
 
     def unary(self, node: ast.UnaryOp) -> _Result:

@@ -237,3 +237,113 @@ def test_narrowed_and_joined_values_build_a_module_mypy_and_pyright_take(tmp_pat
         assert m.state.value == "a"
     finally:
         del sys.modules["narrowed_assign"]
+
+
+#: A list of strings, added to in a state the machine starts in (`a`) and in one it does not
+#: (`b`). The class writes the actions of a state once for each event that enters it, with
+#: `event.name` and `event.type` constants, and once more for the start, where both are None.
+START = """\
+initial_state: a
+metadata: {machine_name: started_in}
+context:
+  seen: {type: array, items: {type: string}, default: []}
+  last: {type: [string, "null"], default: null}
+states:
+  - name: a
+    on_entry:
+      - {type: assign, location: seen, expr: "%(a)s"}
+  - name: b
+    on_entry:
+      - {type: assign, location: seen, expr: "seen + [event.type] + [event.name]"}
+      - {type: assign, location: last, expr: "event.name"}
+transitions:
+  - {from: a, to: b, event: go}
+  - {from: b, to: a, event: back}
+"""
+
+
+@pytest.mark.parametrize("item", ["event.type", "event.name"])
+def test_the_event_in_a_list_where_the_machine_starts_is_smc092_with_a_hint(item: str) -> None:
+    """In `a`, where the machine starts, the class writes `ctx.seen + [None]` for the start,
+    which mypy refuses (smc check took it: an item that only may be null was taken for its
+    other kinds everywhere); in `b` it is a string in every variant, and taken."""
+    result = check_texts([("m.yaml", START % {"a": f"seen + [{item}]"})])
+    (error,) = result.errors
+    assert (error.code, error.line) == ("SMC092", 9), str(error)
+    assert "list of strings or nulls" in error.message
+    assert "starts in this state" in error.hint and "is not None" in error.hint
+
+
+@pytest.mark.parametrize(
+    ("location", "expr"),
+    [
+        ("nums", "nums + [maybe]"),  # a field that may be null
+        ("nums", "nums + [payload.code]"),  # a payload field that is not required
+        ("nums", "[maybe] + nums"),
+        ("nums", "nums + [maybe and 1]"),  # `and` gives `maybe` where it is null
+    ],
+)
+def test_an_item_that_may_be_null_does_not_fit_a_list_of_another_kind(
+    location: str, expr: str
+) -> None:
+    """mypy refuses `ctx.nums + [ctx.maybe]` (`int | None` is no `int`), and the list would
+    hold a null its schema refuses: smc check took every item that only may be null."""
+    result = check_texts([("m.yaml", machine((location, expr)))])
+    (error,) = result.errors
+    assert (error.code, error.line) == ("SMC092", 27), str(error)
+    assert "a list of integers or nulls" in error.message, error.message
+
+
+def test_a_chart_starts_in_its_initial_states_their_ancestors_and_default_regions() -> None:
+    """`[event.type]` in the on-entry actions of every state entered at the start (the
+    initial state, its regions, a compound region's initial child) is SMC092; in a state
+    entered only by an event it is taken."""
+    entry = '[{type: assign, location: seen, expr: "seen + [event.type]"}]'
+    chart = f"""\
+initial_state: p
+metadata: {{machine_name: chart_start}}
+context:
+  seen: {{type: array, items: {{type: string}}, default: []}}
+states:
+  - name: p
+    parallel: true
+    on_entry: {entry}  # start
+    states:
+      - name: left
+        initial: l1
+        states:
+          - name: l1
+            on_entry: {entry}  # start
+          - name: l2
+            on_entry: {entry}
+      - name: right
+        on_entry: {entry}  # start
+  - name: q
+    on_entry: {entry}
+transitions:
+  - {{from: l1, to: l2, event: next}}
+  - {{from: p, to: q, event: leave}}
+"""
+    result = check_texts([("chart.yaml", chart)])
+    assert {e.code for e in result.errors} == {"SMC092"}, [str(e) for e in result.errors]
+    starts = {n for n, line in enumerate(chart.splitlines(), 1) if line.endswith("# start")}
+    assert sorted(e.line for e in result.errors) == sorted(starts)
+
+
+def test_the_start_tested_first_builds_a_module_mypy_and_pyright_take(tmp_path: Path) -> None:
+    """The hint's way in `a` (tested against None first), a nullable field made a string by
+    `or`, and the event in `b`: built, type-checked by mypy --strict and pyright strict, and
+    run: the start adds nothing, each entry of `a` by `back` adds its type."""
+    expr = "seen + [event.type, last or 'none'] if event.type is not None else seen"
+    out = build_and_type_check(tmp_path, "started_in", START % {"a": expr})
+    code = (out / "started_in.py").read_text()
+    assert "[None]" not in code
+    try:
+        m = load(out, "started_in").StartedIn()
+        assert m.context.seen == []
+        m.go()
+        assert m.context.seen == ["external", "go"] and m.context.last == "go"
+        m.back()
+        assert m.context.seen == ["external", "go", "external", "go"]
+    finally:
+        del sys.modules["started_in"]
