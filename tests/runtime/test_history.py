@@ -597,9 +597,7 @@ def test_monitor_through_postgres_follows_on_after_its_connections_drop(pg_url: 
     """The server ends every connection of ``smc monitor --db postgresql://…`` (a restart, a
     failover, an administrator): it says so once, follows on from the last row it printed
     once the database answers, and misses nothing (it once exited with code 1)."""
-    import psycopg
-
-    from tests.support.backends import PG_URL
+    from tests.support.backends import connections_of, terminate
 
     name = f"smc-monitor-{uuid.uuid4().hex[:12]}"
     url = f"{pg_url}&application_name={name}"
@@ -617,21 +615,12 @@ def test_monitor_through_postgres_follows_on_after_its_connections_drop(pg_url: 
         record = json.loads(lines.get(timeout=30))
         return record["job_id"] if record["kind"] == "job_added" else next_job()
 
-    def connections() -> list[int]:
-        with psycopg.connect(PG_URL, autocommit=True) as admin:
-            rows = admin.execute(
-                "SELECT pid FROM pg_stat_activity WHERE application_name = %s", (name,)
-            ).fetchall()
-        return [pid for (pid,) in rows]
-
     try:
-        wait_until(lambda: len(connections()) == 2, 20, "the monitor never connected")
+        wait_until(lambda: len(connections_of(name)) == 2, 20, "the monitor never connected")
         with open_store(pg_url) as store:
             store.add_job("task", job_id="before")
             assert next_job() == "before"
-            with psycopg.connect(PG_URL, autocommit=True) as admin:
-                for pid in connections():  # its queries' and its LISTEN's
-                    admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+            terminate(connections_of(name))  # its queries' and its LISTEN's
             store.add_job("task", job_id="during")
             store.add_job("task", job_id="after")
             assert [next_job(), next_job()] == ["during", "after"]

@@ -14,11 +14,10 @@ import threading
 import uuid
 from collections.abc import Iterator
 
-import psycopg
 import pytest
 
 from smc.runtime.store import open_store
-from tests.support.backends import PG_URL, postgres_schema_url
+from tests.support.backends import connections_of, postgres_schema_url, terminate
 from tests.support.harness import REPO, wait_until
 
 pytestmark = pytest.mark.postgres
@@ -65,23 +64,14 @@ def test_monitor_prints_a_row_that_commits_out_of_order_after_its_connections_dr
         assert record["kind"] == "job_added", record
         return str(record["job_id"])
 
-    def connections() -> list[int]:
-        with psycopg.connect(PG_URL, autocommit=True) as admin:
-            rows = admin.execute(
-                "SELECT pid FROM pg_stat_activity WHERE application_name = %s", (name,)
-            ).fetchall()
-        return [pid for (pid,) in rows]
-
     try:
-        wait_until(lambda: len(connections()) == 2, 30, "the monitor never connected")
+        wait_until(lambda: len(connections_of(name)) == 2, 30, "the monitor never connected")
         with open_store(pg_url) as store, open_store(pg_url) as late_writer:
             with late_writer.connection.transaction():  # commits at the end of the block
                 late_writer.add_job("task", job_id="late")
                 store.add_job("task", job_id="quick")
                 assert next_job() == "quick"
-                with psycopg.connect(PG_URL, autocommit=True) as admin:
-                    for pid in connections():  # its queries' and its LISTEN's
-                        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+                terminate(connections_of(name))  # its queries' and its LISTEN's
             store.add_job("task", job_id="after")
             printed = [next_job()]
             while printed[-1] != "after":

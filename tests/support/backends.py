@@ -35,6 +35,23 @@ def postgres_schema_url() -> Iterator[str]:
             connection.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
 
 
+def connections_of(application_name: str) -> list[int]:
+    """The server pids of the connections opened with ``application_name`` (a test gives a
+    process's URL ``&application_name=…`` to find its connections on the server)."""
+    with psycopg.connect(PG_URL, autocommit=True) as admin:
+        rows = admin.execute(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = %s", (application_name,)
+        ).fetchall()
+    return [pid for (pid,) in rows]
+
+
+def terminate(pids: list[int]) -> None:
+    """End those server connections (``pg_terminate_backend``), as a server restart does."""
+    with psycopg.connect(PG_URL, autocommit=True) as admin:
+        for pid in pids:
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+
+
 #: The time columns of each table, as ``age_rows`` moves them.
 _TIME_COLUMNS = {
     "jobs": ("run_after", "lease_expires_at", "created_at", "started_at", "finished_at"),

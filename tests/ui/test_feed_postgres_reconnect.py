@@ -16,11 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx2
-import psycopg
 import pytest
 
 from smc.runtime.store import open_store
-from tests.support.backends import PG_URL, postgres_schema_url
+from tests.support.backends import connections_of, postgres_schema_url, terminate
 from tests.support.harness import runner_in, wait_until
 from tests.support.web import free_port, start_ui
 
@@ -50,13 +49,6 @@ def test_the_stream_passes_on_a_row_that_commits_out_of_order_after_its_connecti
             if record["kind"] == "job_added":
                 return str(record["job_id"])
 
-    def connections() -> list[int]:
-        with psycopg.connect(PG_URL, autocommit=True) as admin:
-            rows = admin.execute(
-                "SELECT pid FROM pg_stat_activity WHERE application_name = %s", (name,)
-            ).fetchall()
-        return [pid for (pid,) in rows]
-
     with runner_in(tmp_path) as runner:
         runner.env["SMC_DB"] = f"{pg_url}&application_name={name}"
         port = free_port()
@@ -83,10 +75,8 @@ def test_the_stream_passes_on_a_row_that_commits_out_of_order_after_its_connecti
                     late_writer.add_job("task", job_id="late")
                     store.add_job("task", job_id="quick")
                     assert next_job() == "quick"
-                    with psycopg.connect(PG_URL, autocommit=True) as admin:
-                        for pid in connections():
-                            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
-                wait_until(lambda: connections() != [], 30, "smc ui never connected again")
+                    terminate(connections_of(name))
+                wait_until(lambda: connections_of(name) != [], 30, "smc ui never connected again")
                 store.add_job("task", job_id="after")
                 shown = [next_job()]
                 while shown[-1] != "after":
