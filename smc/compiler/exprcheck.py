@@ -33,6 +33,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 from types import MappingProxyType
+from typing import NamedTuple
 
 from smc.compiler.diagnostics import Diagnostic
 from smc.compiler.expressions import (
@@ -188,8 +189,8 @@ class _Checker:
             self.problems(where, transition.when, result, in_state=False)
 
     def assign(self, action: Action, transition: Transition | None, at_start: bool) -> None:
-        """``at_start``: an on-entry action of a state the machine starts in
-        (:func:`start_states`), checked as the class writes it for the start too."""
+        """``at_start``: an action the machine runs as it starts (:func:`started`), checked as
+        the class writes it for the start too."""
         scope = self.scope(transition)
         expect: ValueType | None = None
         if "location" in action.params:
@@ -206,9 +207,14 @@ class _Checker:
             if not isinstance(result, list) and at_start:
                 result = parse_expression(expr, scope=replace(scope, at_start=True), expect=expect)
                 if isinstance(result, list):
+                    when = (
+                        "the machine starts in this state"
+                        if transition is None
+                        else "the machine may take this transition as it starts"
+                    )
                     hint = (
-                        "the machine starts in this state, where no event is handled yet and "
-                        "`event.name` and `event.type` are null: test them first "
+                        f"{when}, where no event is handled yet and `event.name` and "
+                        "`event.type` are null: test them first "
                         "(`seen + [event.type] if event.type is not None else seen`)"
                     )
                     result = [problem._replace(hint=problem.hint or hint) for problem in result]
@@ -509,20 +515,31 @@ def check_expressions(machine: Machine, lines: Sequence[str]) -> list[Diagnostic
     checker.computed_fields()
     for transition in machine.transitions:
         checker.when(transition)
-    at_start = {
-        id(action) for name in start_states(machine) for action in machine.state(name).actions
-    }
+    states, transitions = started(machine)
+    at_start = {id(action) for name in states for action in machine.state(name).actions}
+    at_start.update(id(action) for t in transitions for action in t.actions)
     for action, owner in _written_actions(machine):
-        checker.action(action, owner, 0, at_start=owner is None and id(action) in at_start)
+        checker.action(action, owner, 0, at_start=id(action) in at_start)
     return checker.found
 
 
-def start_states(machine: Machine) -> frozenset[str]:
-    """The states the machine enters when it starts, whose on-entry actions then run with no
-    event handled: its initial states, their ancestors, and what each enters by default (a
-    compound state's initial states, a parallel state's regions), at any depth. Not the
-    other regions of a parallel ancestor of an initial state written below it, nor states
-    an eventless transition takes at the start: those are checked as any state's actions."""
+class Started(NamedTuple):
+    """What the machine runs when it starts, with no event handled (:func:`started`)."""
+
+    #: the states it enters, whose on-entry actions then run
+    states: frozenset[str]
+    #: the eventless transitions it may take, whose actions then run
+    transitions: tuple[Transition, ...]
+
+
+def started(machine: Machine) -> Started:
+    """What the machine may run when it starts, before any event: it enters its initial
+    states, their ancestors, and what each enters by default (a compound state's initial
+    states, a parallel state's regions), at any depth; then the eventless transitions from
+    any of those may be taken, entering their targets the same way, and so on. Where the
+    class decides at build time whether one is taken (a `when:` that reads `event`), it is
+    not followed; nor are the other regions of a parallel ancestor of an initial state
+    written below it. What is not found here is checked as any state's actions are."""
     found: set[str] = set()
 
     def enter(name: str) -> None:
@@ -545,13 +562,29 @@ def start_states(machine: Machine) -> frozenset[str]:
 
     for target, _ in machine.initial_targets:
         enter(target)
-    return frozenset(found)
+    taken: list[Transition] = []
+    while True:
+        more = [
+            t
+            for t in machine.transitions
+            if t.event is None
+            and t.source in found
+            and all(t is not seen for seen in taken)
+            and "event" not in (t.when or "")
+        ]
+        if not more:
+            return Started(frozenset(found), tuple(taken))
+        taken += more
+        for t in more:
+            for target in t.targets or (t.target,):
+                enter(target)
 
 
 __all__ = [
+    "Started",
     "check_expressions",
     "job_type",
-    "start_states",
+    "started",
     "transition_scope",
     "written_expressions",
 ]

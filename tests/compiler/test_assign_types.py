@@ -347,3 +347,36 @@ def test_the_start_tested_first_builds_a_module_mypy_and_pyright_take(tmp_path: 
         assert m.context.seen == ["external", "go", "external", "go"]
     finally:
         del sys.modules["started_in"]
+
+
+def test_an_eventless_transition_taken_at_the_start_is_checked_as_the_start() -> None:
+    """`a` starts the machine and leaves at once for `b` by an eventless transition: its
+    actions and `b`'s on-entry actions run with no event (the class wrote `[None]` for both,
+    and smc check took them). One guarded on `event` the class decides where it is built,
+    and is not followed; `c`, entered only by an event, is as any state."""
+    entry = '[{type: assign, location: seen, expr: "seen + [event.%s]"}]'
+    chart = f"""\
+initial_state: a
+metadata: {{machine_name: eventless_start}}
+context:
+  seen: {{type: array, items: {{type: string}}, default: []}}
+states:
+  - name: a
+  - name: b
+    on_entry: {entry % "name"}  # start
+  - name: c
+    on_entry: {entry % "type"}
+  - name: d
+    on_entry: {entry % "type"}
+transitions:
+  - {{from: a, to: b, actions: {entry % "type"}}}  # start
+  - {{from: b, to: d, when: "event.name == 'go'"}}
+  - {{from: b, to: c, event: go}}
+  - {{from: c, to: a, event: back}}
+"""
+    result = check_texts([("chart.yaml", chart)])
+    assert {e.code for e in result.errors} == {"SMC092"}, [str(e) for e in result.errors]
+    starts = {n for n, line in enumerate(chart.splitlines(), 1) if line.endswith("# start")}
+    assert sorted(e.line for e in result.errors) == sorted(starts)
+    (on_transition,) = [e for e in result.errors if e.line == max(starts)]
+    assert "may take this transition as it starts" in on_transition.hint
