@@ -40,4 +40,5 @@ log "generated/ is fresh (smc build examples/ --check)"
 python3 -m smc build examples/ --check
 
 log "pytest (two processes, one module per process at a time: tests/README.md)"
-python3 -m pytest -q -p no:cacheprovider --numprocesses 2 --dist loadscope "$@"
+python3 -m pytest -q -p no:cacheprovider --numprocesses 2 --dist loadscope \
+  --hypothesis-profile=ci "$@"
