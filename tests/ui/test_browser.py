@@ -25,6 +25,7 @@ from pathlib import Path
 import httpx2
 import pytest
 from playwright.sync_api import Browser, Locator, Page, Route, expect, sync_playwright
+from playwright.sync_api import Error as PlaywrightError
 
 from tests.support.harness import REPO, Proc, Runner, runner_in, wait_until
 from tests.support.web import free_port, launch_chromium, start_ui
@@ -474,11 +475,14 @@ def test_the_job_list_holds_still_under_the_pointer_and_finds_any_type_or_id(
     rows = page.locator("#job-table tbody tr")
     expect(rows).to_have_count(3, timeout=WAIT_MS)
     expect(rows.nth(1)).to_have_attribute("data-job", "held-1")
-    page.locator("#job-table").scroll_into_view_if_needed()
-    # The pointer is on the table: moved again while the page above it still moves (a
-    # diagram drawn late on a loaded host pushed the table from under the first aim).
+    # The pointer is on the table: scrolled to and aimed at again while the page above it
+    # still moves (diagrams drawn late on a loaded host pushed the table below the window,
+    # and the pointer aimed there was on nothing).
+    cancel = rows.nth(1).locator("button[data-action=cancel]")
     for _ in range(50):
-        page.mouse.move(*_centre(rows.nth(1).locator("button[data-action=cancel]")))
+        with contextlib.suppress(PlaywrightError):  # the row redrawn meanwhile: aim again
+            cancel.scroll_into_view_if_needed(timeout=2000)
+        page.mouse.move(*_centre(cancel))
         if page.locator("#job-table:hover").count() == 1:
             break
         page.wait_for_timeout(100)
