@@ -564,6 +564,23 @@ def test_a_bidi_override_in_a_jobs_type_or_data_is_shown_escaped(
         store.cancel_job("bidi-job")
 
 
+def _font_size_and_height(locator: Locator) -> tuple[float, float]:
+    """The font size of ``locator``'s element and the height it takes, read in one call, and
+    read again while the element was a row the list had just redrawn (a detached element has
+    no style: its size read NaN, on a loaded CI host)."""
+    measure = (
+        "(node) => node.isConnected ? [parseFloat(getComputedStyle(node).fontSize),"
+        " node.getBoundingClientRect().height] : null"
+    )
+    for _ in range(50):
+        read = locator.evaluate(measure)
+        if read is not None:
+            size, height = read
+            return float(size), float(height)
+        time.sleep(0.1)
+    raise AssertionError(f"{locator} stayed detached from the page")
+
+
 def _centre(locator: Locator) -> tuple[float, float]:
     """Where ``locator``'s centre is in the window, once the page above it has stopped moving
     (a diagram drawn late moves everything below it: a pointer aimed at the table before that
@@ -1099,17 +1116,7 @@ def test_a_very_long_job_id_keeps_its_row_short_and_inside_the_activity_log(
     link = row.get_by_role("button", name=long_id)
     expect(link).to_have_attribute("title", long_id)
     # Three lines, each at most twice the font's size ("normal" line height is about 1.2).
-    # Size and height are read in one call, again if the list was redrawn under it (the
-    # failure's history entry refreshes the list, and a detached row has no style).
-    measure = (
-        "(node) => [parseFloat(getComputedStyle(node).fontSize),"
-        " node.isConnected ? node.getBoundingClientRect().height : NaN]"
-    )
-    for _ in range(20):
-        size, height = link.evaluate(measure)
-        if size == size and height == height:  # neither is NaN
-            break
-        time.sleep(0.1)
+    size, height = _font_size_and_height(link)
     assert 0 < height <= 3 * 2 * size, (height, size)
     failed = page.locator("#activity-list li[data-kind='job_failed']").filter(
         has_text="the end of the error"
@@ -1309,10 +1316,8 @@ def test_the_status_columns_break_no_word_in_a_narrow_window(
         expect(failed.first.locator(".error-text")).to_contain_text("processing")
         assert page.evaluate(BROKEN_STATUS_WORDS) == []
         # The badge's word is on one line, and the error's lines are no more than three.
-        badge = failed.first.locator(".badge")
-        size = float(badge.evaluate("(node) => parseFloat(getComputedStyle(node).fontSize)"))
-        box = badge.bounding_box()
-        assert box is not None and box["height"] <= 2 * size, (box, size)
+        size, height = _font_size_and_height(failed.first.locator(".badge"))
+        assert 0 < height <= 2 * size, (height, size)
         assert page.evaluate("document.documentElement.scrollWidth") <= width
         ARTIFACTS.mkdir(exist_ok=True)
         page.locator("#machines").screenshot(
