@@ -1,11 +1,16 @@
 """What the web monitor's tests share: a free port, a real ``smc ui`` process waited on until
-it answers, and Debian's Chromium launched by Playwright."""
+it answers (and its live stream followed), and Debian's Chromium launched by Playwright."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import shutil
 import socket
+import threading
+import time
+from typing import Any
 
 import httpx2
 import pytest
@@ -37,6 +42,33 @@ def start_ui(runner: Runner, port: int, *args: str, probe: str = "/api/state") -
 
     wait_until(serving, 20, lambda: f"smc ui did not serve:\n{ui.output()}")
     return ui
+
+
+def serve_and_stream(
+    runner: Runner, port: int, records: list[tuple[float, dict[str, Any]]]
+) -> tuple[Proc, threading.Thread]:
+    """Start ``smc ui`` with the runner's environment, wait until it serves, and follow its
+    stream in a thread that appends (arrival time, record) to ``records``."""
+    ui = start_ui(runner, port)
+    base = f"http://127.0.0.1:{port}"
+    connected = threading.Event()
+
+    def read() -> None:
+        # The stream ends when the test stops the server: the end is not an error.
+        with (
+            contextlib.suppress(httpx2.TransportError),
+            httpx2.stream("GET", f"{base}/api/stream", timeout=60) as stream,
+        ):
+            connected.set()
+            for line in stream.iter_lines():
+                if line.startswith("data: "):
+                    arrived = time.time()
+                    records.extend((arrived, record) for record in json.loads(line[6:]))
+
+    reading = threading.Thread(target=read, daemon=True)
+    reading.start()
+    assert connected.wait(10)
+    return ui, reading
 
 
 def launch_chromium(playwright: Playwright) -> Browser:

@@ -40,8 +40,8 @@ from smc.ui.feed import LiveFeed, superseded_dropped
 from smc.ui.security import CSRF_COOKIE, token_cookie
 from smc.ui.server import is_loopback
 from tests.support.backends import postgres_schema_url
-from tests.support.harness import REPO, Proc, Runner, runner_in, wait_until
-from tests.support.web import free_port, start_ui
+from tests.support.harness import REPO, runner_in, wait_until
+from tests.support.web import free_port, serve_and_stream
 
 TOKEN = "s3cret-token-0123456789"
 ODD_NAMES = REPO / "tests" / "golden" / "diagrams" / "inputs" / "odd_names.yaml"
@@ -1336,33 +1336,6 @@ def test_a_browser_that_never_reads_slows_neither_the_server_nor_the_machines(
 # --- the live feed: the store's history ------------------------------------------------------
 
 
-def _serve_and_stream(
-    runner: Runner, port: int, records: list[tuple[float, dict[str, Any]]]
-) -> tuple[Proc, threading.Thread]:
-    """Start ``smc ui`` with the runner's environment, wait until it serves, and follow its
-    stream in a thread that appends (arrival time, record) to ``records``."""
-    ui = start_ui(runner, port)
-    base = f"http://127.0.0.1:{port}"
-    connected = threading.Event()
-
-    def read() -> None:
-        # The stream ends when the test stops the server: the end is not an error.
-        with (
-            contextlib.suppress(httpx2.TransportError),
-            httpx2.stream("GET", f"{base}/api/stream", timeout=60) as stream,
-        ):
-            connected.set()
-            for line in stream.iter_lines():
-                if line.startswith("data: "):
-                    arrived = time.time()
-                    records.extend((arrived, record) for record in json.loads(line[6:]))
-
-    reading = threading.Thread(target=read, daemon=True)
-    reading.start()
-    assert connected.wait(10)
-    return ui, reading
-
-
 @pytest.mark.postgres
 @pytest.mark.slow
 def test_a_worker_on_another_host_shows_live_through_the_postgresql_history(
@@ -1392,7 +1365,7 @@ def test_a_worker_on_another_host_shows_live_through_the_postgresql_history(
         runner.env["SMC_SOCKET_DIR"] = str(hosts / "b")  # the server's host
         port = free_port()
         records: list[tuple[float, dict[str, Any]]] = []
-        ui, _reading = _serve_and_stream(runner, port, records)
+        ui, _reading = serve_and_stream(runner, port, records)
         state = httpx2.get(f"http://127.0.0.1:{port}/api/state", timeout=5).json()
         assert state["feed"] == "history"
         job = runner.run(
@@ -1454,7 +1427,7 @@ def test_with_history_off_the_feed_follows_the_sockets_and_says_so(tmp_path: Pat
         runner.wait_running(worker, "checker")
         port = free_port()
         records: list[tuple[float, dict[str, Any]]] = []
-        ui, _reading = _serve_and_stream(runner, port, records)
+        ui, _reading = serve_and_stream(runner, port, records)
         state = httpx2.get(f"http://127.0.0.1:{port}/api/state", timeout=5).json()
         assert state["feed"] == "sockets"
         job = runner.run(

@@ -5,23 +5,18 @@ before a later one committed) included, as ``smc monitor`` does
 
 from __future__ import annotations
 
-import contextlib
-import json
-import queue
 import signal
-import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx2
 import pytest
 
 from smc.runtime.store import open_store
 from tests.support.backends import connections_of, postgres_schema_url, terminate
 from tests.support.harness import runner_in, wait_until
-from tests.support.web import free_port, start_ui
+from tests.support.web import free_port, serve_and_stream
 
 pytestmark = pytest.mark.postgres
 
@@ -36,39 +31,26 @@ def pg_url() -> Iterator[str]:
 def test_the_stream_passes_on_a_row_that_commits_out_of_order_after_its_connections_drop(
     pg_url: str, tmp_path: Path
 ) -> None:
-    """ "late" takes its id, "quick" takes the next and commits first, and the feed waits for
+    """Job "late" takes its id, "quick" the next and commits first, and the feed waits for
     the gap. The server ends all of smc ui's connections, then "late" commits. The stream
     then carries "late" once, and "after" behind it: the feed went on from its last row,
     above the gap, and never passed "late" on."""
     name = f"smc-ui-{uuid.uuid4().hex[:12]}"
-    records: queue.Queue[dict[str, Any]] = queue.Queue()
+    records: list[tuple[float, dict[str, Any]]] = []
+    taken = 0
 
     def next_job() -> str:
+        nonlocal taken
         while True:
-            record = records.get(timeout=30)
+            wait_until(lambda n=taken: len(records) > n, 30, lambda: f"no more: {records}")
+            _, record = records[taken]
+            taken += 1
             if record["kind"] == "job_added":
                 return str(record["job_id"])
 
     with runner_in(tmp_path) as runner:
         runner.env["SMC_DB"] = f"{pg_url}&application_name={name}"
-        port = free_port()
-        ui = start_ui(runner, port)
-        connected = threading.Event()
-
-        def read() -> None:
-            # The stream ends when the test stops the server: the end is not an error.
-            with (
-                contextlib.suppress(httpx2.TransportError),
-                httpx2.stream("GET", f"http://127.0.0.1:{port}/api/stream", timeout=60) as stream,
-            ):
-                connected.set()
-                for line in stream.iter_lines():
-                    if line.startswith("data: "):
-                        for record in json.loads(line[6:]):
-                            records.put(record)
-
-        threading.Thread(target=read, daemon=True).start()
-        assert connected.wait(10)
+        ui, _reading = serve_and_stream(runner, free_port(), records)
         try:
             with open_store(pg_url) as store, open_store(pg_url) as late_writer:
                 with late_writer.connection.transaction():  # commits at the end of the block
