@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
+from smc.runtime.store import open_store
 from tests.support import PROJECT_ROOT
 from tests.support.backends import postgres_schema_url
 from tests.support.corpus import require_corpus
@@ -52,6 +53,15 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield str(tmp_path / "smc.db")
         return
     with postgres_schema_url() as url:
+        yield url
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """The URL of a fresh PostgreSQL schema holding smc's tables (dropped afterwards): there
+    for a process started on it (``smc ui`` and ``smc monitor`` refuse a missing database)."""
+    with postgres_schema_url() as url:
+        open_store(url).close()
         yield url
 
 

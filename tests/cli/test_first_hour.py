@@ -17,7 +17,7 @@ import pytest
 from smc.cli import build_parser
 from smc.runtime.store import HISTORY_KINDS, JOB_STATUSES, open_store
 from tests.support import PROJECT_ROOT
-from tests.support.cli import run_smc
+from tests.support.cli import bash_completions, run_smc
 
 
 def _one_error_line(stderr: str, command: str) -> str:
@@ -50,27 +50,9 @@ def test_the_status_and_kind_options_complete_to_their_values_in_real_bash(
     """``smc jobs list --status <TAB>`` offered nothing (the command checks the value itself,
     so argparse had no choices for shtab), nor did ``smc history --kind <TAB>``; a wrong
     value is still refused by the command, in one line."""
-    script = run_smc("completion", "bash", cwd=tmp_path)
-    assert script.returncode == 0, script.stderr
-    (tmp_path / "smc.bash").write_text(script.stdout)
-    probe = """
-    source ./smc.bash || exit 9
-    words() { COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); COMPREPLY=(); _shtab_smc;
-              printf '%s\\n' "${COMPREPLY[@]}" | sort | tr '\\n' ' '; echo; }
-    words smc jobs list --status ""
-    words smc jobs list --status fa
-    words smc history --kind ""
-    """
-    result = subprocess.run(
-        ["bash", "--norc", "--noprofile", "-c", probe],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    statuses, failed, kinds = bash_completions(
+        tmp_path, 'smc jobs list --status ""', "smc jobs list --status fa", 'smc history --kind ""'
     )
-    assert result.returncode == 0, result.stderr
-    statuses, failed, kinds = (set(line.split()) for line in result.stdout.splitlines())
     assert statuses == set(JOB_STATUSES)
     assert failed == {"failed"}
     assert kinds == set(HISTORY_KINDS)

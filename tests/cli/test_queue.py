@@ -8,13 +8,11 @@ import os
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from smc.runtime.store import open_store
-from tests.support.backends import postgres_schema_url
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -240,12 +238,6 @@ def test_store_errors_are_one_line_exit_1(tmp_path: Path) -> None:
     read_only = smc("jobs", "add", "--type", "t", cwd=tmp_path, db=f"sqlite://{path}?mode=ro")
     assert read_only.returncode == 1
     assert read_only.stderr == f"smc jobs: error: cannot write to {path}: database is read-only\n"
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    with postgres_schema_url() as url:
-        yield url
 
 
 def test_commands_work_against_postgres(tmp_path: Path, pg_url: str) -> None:

@@ -17,6 +17,7 @@ import pytest
 from smc.catalog import BUILTIN_ACTIONS
 from smc.cli import build_parser
 from smc.compiler.schema import schema_path
+from tests.support.cli import bash_completions
 
 ROOT = Path(__file__).resolve().parents[2]
 SIMPLE = ROOT / "examples" / "simple_worker"
@@ -186,29 +187,10 @@ def test_help_of_every_subcommand(words: tuple[str, ...], tmp_path: Path) -> Non
 
 
 def test_bash_completion_script_completes_in_real_bash(tmp_path: Path) -> None:
-    script = smc("completion", "bash", cwd=tmp_path)
-    assert script.returncode == 0, script.stderr
-    (tmp_path / "smc.bash").write_text(script.stdout)
     (tmp_path / "machines").mkdir()
-    probe = """
-    source ./smc.bash || exit 9
-    complete -p smc >/dev/null || exit 8
-    words() { COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); COMPREPLY=(); _shtab_smc;
-              printf '%s\\n' "${COMPREPLY[@]}" | sort | tr '\\n' ' '; echo; }
-    words smc ""
-    words smc jobs ""
-    words smc diagram --detail ""
-    words smc check mach
-    """
-    result = subprocess.run(
-        ["bash", "--norc", "--noprofile", "-c", probe],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
+    top, jobs, detail, paths = bash_completions(
+        tmp_path, 'smc ""', 'smc jobs ""', 'smc diagram --detail ""', "smc check mach"
     )
-    assert result.returncode == 0, result.stderr
-    top, jobs, detail, paths = (set(line.split()) for line in result.stdout.splitlines())
     assert top == {words[0] for words, _, _ in subcommands(build_parser()) if len(words) == 1}
     assert jobs == {"add", "list", "show", "retry", "cancel"}
     assert detail == {"names", "full"}

@@ -16,14 +16,13 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from smc.runtime.history import history_record
 from smc.runtime.store import HistoryRow, Store, open_store
-from tests.support.backends import StoreTime, postgres_schema_url
+from tests.support.backends import StoreTime
 from tests.support.harness import REPO, Runner, wait_until
 
 WORKER = """
@@ -502,12 +501,6 @@ def test_pruning_by_age_keeps_what_the_policy_says(store_url: str) -> None:
         assert [row.id for row in store.history()] == [*running, newest.id]
         store.add_job("task", job_id="later")
         assert store.history()[-1].id > newest.id
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    with postgres_schema_url() as url:
-        yield url
 
 
 def test_monitor_follows_workers_on_other_hosts_through_postgres(

@@ -12,22 +12,14 @@ import subprocess
 import sys
 import threading
 import uuid
-from collections.abc import Iterator
 
 import pytest
 
 from smc.runtime.store import open_store
-from tests.support.backends import connections_of, postgres_schema_url, terminate
+from tests.support.backends import connections_of, terminate
 from tests.support.harness import REPO, wait_until
 
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    with postgres_schema_url() as url:
-        open_store(url).close()  # the monitor follows a database that is there
-        yield url
 
 
 def test_monitor_prints_a_row_that_commits_out_of_order_after_its_connections_drop(

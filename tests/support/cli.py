@@ -29,3 +29,31 @@ def run_smc(
         env=env,
         timeout=timeout,
     )
+
+
+def bash_completions(cwd: Path, *lines: str) -> list[set[str]]:
+    """What real bash offers, through the script ``smc completion bash`` writes, for each
+    command line in ``lines`` (its last word the one being completed, ``""`` for none yet),
+    in ``cwd`` (paths are completed there)."""
+    script = run_smc("completion", "bash", cwd=cwd)
+    assert script.returncode == 0, script.stderr
+    (cwd / "smc.bash").write_text(script.stdout)
+    probe = "\n".join(
+        [
+            "source ./smc.bash || exit 9",
+            "complete -p smc >/dev/null || exit 8",
+            'words() { COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); COMPREPLY=(); _shtab_smc;',
+            "  printf '%s\\n' \"${COMPREPLY[@]}\" | sort | tr '\\n' ' '; echo; }",
+            *(f"words {line}" for line in lines),
+        ]
+    )
+    result = subprocess.run(
+        ["bash", "--norc", "--noprofile", "-c", probe],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return [set(line.split()) for line in result.stdout.splitlines()]

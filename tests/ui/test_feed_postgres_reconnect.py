@@ -7,25 +7,17 @@ from __future__ import annotations
 
 import signal
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from smc.runtime.store import open_store
-from tests.support.backends import connections_of, postgres_schema_url, terminate
+from tests.support.backends import connections_of, terminate
 from tests.support.harness import runner_in, wait_until
 from tests.support.web import free_port, serve_and_stream
 
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    with postgres_schema_url() as url:
-        open_store(url).close()  # smc ui serves a database that is there
-        yield url
 
 
 def test_the_stream_passes_on_a_row_that_commits_out_of_order_after_its_connections_drop(
