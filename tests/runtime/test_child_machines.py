@@ -4,7 +4,8 @@ SIGKILLed (or stopped) while its child works, and the child goes on; the parent'
 command dies with the parent all the same (the child holds nothing of the parent's watchdog);
 and the job's retry, whose ``start_fsm`` starts the child again under the same name, never
 runs a second copy beside the first: the first finishes the work, once, and the retry's
-parent takes its result.
+parent takes its result. A ``start_fsm`` whose child's name a running machine holds starts
+nothing at all, and its ``store_pid`` records the running machine's pid.
 
 The processes are found through ``/proc`` (Linux), as in test_bash_orphans.py."""
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -196,4 +198,58 @@ def test_a_stopped_parents_child_works_on(runner: Runner) -> None:
 
         (runner.cwd / "release").touch()
         wait_until(lambda: _child_row_pid(runner, "stopped") == child, 30, parent.output)
+        assert _numbers_in(runner.cwd / "child-runs.txt") == [child]
+
+
+#: The parent of the test below: its ``start_fsm`` stores the pid, and it logs ``spawned_pids``.
+STORING_PARENT = PARENT.replace(
+    "      success: spawned\n",
+    "      store_pid: true\n      success: spawned\n",
+).replace(
+    "  working:\n",
+    '  working:\n    - {type: log, message: "spawned_pids {spawned_pids}"}\n',
+)
+
+
+def test_start_fsm_of_a_running_childs_name_starts_nothing_and_stores_the_running_pid(
+    runner: Runner,
+) -> None:
+    assert STORING_PARENT.count("store_pid: true") == 1 and "spawned_pids {" in STORING_PARENT
+    (runner.cwd / "parent.yaml").write_text(STORING_PARENT, encoding="utf-8")
+    (runner.cwd / "child.yaml").write_text(CHILD, encoding="utf-8")
+    with _children_killed_after():
+        # the child machine runs already (started by hand here, as a retried job finds the
+        # one its killed parent started), at work
+        first = runner.start(
+            "run", "child.yaml", "--db", str(runner.db), "--machine-name", CHILD_NAME
+        )
+        runner.wait_running(first, CHILD_NAME, timeout=60)
+        child = first.pid
+        wait_until(lambda: _numbers_in(runner.cwd / "child-runs.txt"), 30, first.output)
+
+        parent = _start_parent(runner)
+        with runner.store() as store:
+            store.add_job("task", {}, job_id="long")
+        logged = re.compile(r"spawned_pids (\[[^\]]*\])")
+        wait_until(lambda: logged.search(parent.output()), 60, parent.output)
+        match = logged.search(parent.output())
+        assert match is not None
+
+        # start_fsm returned success (the parent went on to its command) having started
+        # nothing: spawned_pids holds the running child's pid, alive ...
+        assert match.group(1) == f"[{child}]", parent.output()
+        os.kill(child, 0)
+        assert f"{CHILD_NAME} is already running (pid {child})" in parent.output()
+        wait_until(lambda: _numbers_in(runner.cwd / "parent-commands.txt"), 30, parent.output)
+        # ... and no second child was started: none refused in its log, one process, one
+        # start in the running child's output, the registry's row its own
+        assert not (runner.cwd / "logs" / f"{CHILD_NAME}.log").exists()
+        assert _child_processes() == [child]
+        assert first.output().count(f"started {CHILD_NAME} in state") == 1
+        assert _child_row_pid(runner, "running") == child
+
+        # the running child tells the parent it is done, and the parent completes its job
+        (runner.cwd / "release").touch()
+        wait_until(lambda: _job(runner) == ("completed", 1), 60, parent.output)
+        wait_until(lambda: _child_row_pid(runner, "stopped") == child, 30, first.output)
         assert _numbers_in(runner.cwd / "child-runs.txt") == [child]

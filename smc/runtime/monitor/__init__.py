@@ -2,7 +2,8 @@
 JSON lines on a Unix stream socket, and readers follow them.
 
 - :mod:`~smc.runtime.monitor.paths`: where a machine's monitor socket lives (shared by both
-  sides), and :class:`MonitorError`;
+  sides), :func:`name_holder` (the live machine holding a name on this host), and
+  :class:`MonitorError`;
 - :mod:`~smc.runtime.monitor.publisher`: the machine's side, :class:`MonitorPublisher` (bounded
   readers, bounded buffers, never blocks the machine) and :func:`encode_record`;
 - :mod:`~smc.runtime.monitor.reader`: the readers' side, :func:`follow` and
@@ -16,9 +17,11 @@ name is importable from this package.
 
 from smc.runtime.monitor.paths import (
     MonitorError,
+    NameHolder,
     is_monitor_socket_name,
     monitor_dir,
     monitor_socket_path,
+    name_holder,
 )
 from smc.runtime.monitor.publisher import (
     DEFAULT_MAX_BUFFER_BYTES,
@@ -39,6 +42,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "MonitorError",
     "MonitorPublisher",
+    "NameHolder",
     "encode_record",
     "follow",
     "follow_lines",
@@ -46,6 +50,7 @@ __all__ = [
     "is_monitor_socket_name",
     "monitor_dir",
     "monitor_socket_path",
+    "name_holder",
     "reader_limit",
     "safe_json_line",
 ]

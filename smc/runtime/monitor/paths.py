@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import os
 import re
+import socket
+import struct
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -39,6 +42,55 @@ def monitor_socket_path(socket_dir: str | os.PathLike[str], machine: str) -> Pat
     if sockets.fits_unix_path(path):
         return path
     return directory / f"{SOCKET_PREFIX}{sockets.hashed_token(machine)}{SOCKET_SUFFIX}"
+
+
+@dataclass(frozen=True)
+class NameHolder:
+    """The live machine that serves a monitor socket, and so holds its name on this host."""
+
+    #: Its process id (the socket's ``SO_PEERCRED``, taken when it listened), or None where the
+    #: system does not tell (not Linux, a process outside this pid namespace, a full backlog).
+    pid: int | None
+
+
+#: ``struct ucred``: pid, uid, gid.
+_UCRED = struct.Struct("3i")
+
+
+def name_holder(path: Path) -> NameHolder | None:
+    """The live machine serving the monitor socket ``path``, or None when none does: no file,
+    or a stale one (its machine died without removing it: a connect is refused).
+
+    The test a machine's start uses to refuse to run beside a namesake
+    (:meth:`MonitorPublisher.open <smc.runtime.monitor.publisher.MonitorPublisher.open>`), and
+    ``start_fsm`` uses not to start a child whose name is held. The connect does not block: a
+    listener whose backlog is full (``EAGAIN``) is alive too. A few microseconds when there is
+    no file (one ``lstat``). Raises ``OSError`` only when no socket can be made (descriptors)."""
+    if not os.path.lexists(path):
+        return None
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.setblocking(False)
+        try:
+            probe.connect(str(path))
+        except BlockingIOError:
+            return NameHolder(pid=None)  # EAGAIN: listening, its backlog full, so alive
+        except OSError:
+            return None  # refused (stale), gone meanwhile, or not a socket we may use
+        return NameHolder(pid=_peer_pid(probe))
+    finally:
+        probe.close()
+
+
+def _peer_pid(connected: socket.socket) -> int | None:
+    option = getattr(socket, "SO_PEERCRED", None)
+    if option is None:
+        return None
+    try:
+        pid, _, _ = _UCRED.unpack(connected.getsockopt(socket.SOL_SOCKET, option, _UCRED.size))
+    except (OSError, struct.error):
+        return None
+    return pid if pid > 0 else None
 
 
 def is_monitor_socket_name(name: str) -> bool:

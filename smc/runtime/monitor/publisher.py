@@ -48,7 +48,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from smc.runtime.monitor.paths import MonitorError, ensure_monitor_dir, monitor_socket_path
+from smc.runtime.monitor.paths import (
+    MonitorError,
+    ensure_monitor_dir,
+    monitor_socket_path,
+    name_holder,
+)
 
 #: Version of the record schema, written as ``"v"`` in every record.
 SCHEMA_VERSION = 1
@@ -222,19 +227,13 @@ class MonitorPublisher:
         """Listen on ``path``, unless a live publisher holds it (``open``, under its lock)."""
         directory = path.parent
         if os.path.lexists(path):
-            probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                probe.connect(str(path))
-            except OSError:
-                with contextlib.suppress(FileNotFoundError):
-                    path.unlink()  # stale: its publisher died without cleaning up
-            else:
+            if name_holder(path) is not None:
                 raise MonitorError(
                     f"monitor socket {path} is in use: is another machine named "
                     f"{machine!r} running?"
                 )
-            finally:
-                probe.close()
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()  # stale: its publisher died without cleaning up
         # Bound and listening under a name no follower looks at, then linked into place: a
         # reader that finds the file can connect at once (between a bind and its listen, a
         # connect is refused), and the link, unlike a rename, fails if another machine of

@@ -17,6 +17,7 @@ from smc.catalog import DEFAULT_SENT_EVENT, default_event
 from smc.runtime.actions.base import BaseAction
 from smc.runtime.context import MISSING, PLACEHOLDER, interpolate_string, lookup
 from smc.runtime.jsonlimits import JsonLimitError, check_json_text
+from smc.runtime.monitor.paths import NameHolder, monitor_dir, monitor_socket_path, name_holder
 
 
 def build_payload(template: Any, context: Mapping[str, Any]) -> Any:
@@ -87,11 +88,34 @@ def _context_vars(spec: Any, context: Mapping[str, Any], logger: logging.Logger)
     return values
 
 
+#: The ``smc run`` options that decide which name a child holds, and where (its database's
+#: monitor sockets): given again in ``additional_args`` (argparse takes the last, and a unique
+#: prefix), they make the namesake check unreliable, so it is not made.
+_NAMING_OPTIONS = ("--machine-name", "--db")
+
+
+def _renames_the_child(arguments: list[str]) -> bool:
+    options = (argument.split("=", 1)[0] for argument in arguments)
+    return any(
+        len(option) > 2 and option.startswith("--") and known.startswith(option)
+        for option in options
+        for known in _NAMING_OPTIONS
+    )
+
+
 class StartFsmAction(BaseAction):
     """``start_fsm``: start ``smc run <yaml_path> --machine-name <machine_name>`` as a child
     process (its own process group; output appended to ``<log dir>/<machine>.log``), with
     ``context_vars`` as its initial context; ``store_pid`` appends the pid to
-    ``spawned_pids``."""
+    ``spawned_pids``. It does not wait for the child's start-up.
+
+    When a live machine on this host already holds ``machine_name`` (its monitor socket
+    answers: the test the child itself would refuse on, :func:`name_holder`), nothing is
+    started: the child asked for runs, so the action logs it and returns ``success``, and
+    ``store_pid`` appends the running machine's pid (none, logged, when the system does not
+    tell it). When the check cannot tell (an error), the child is started as usual; two starts
+    at the same moment both pass the check, and the child's own refusal keeps the second one
+    out (docs/actions.md, "Child machines outlive their parent")."""
 
     _DEFAULT_ERROR = default_event("start_fsm", "error")
     _DEFAULT_SUCCESS = default_event("start_fsm", "success")
@@ -133,7 +157,12 @@ class StartFsmAction(BaseAction):
             # The child's work is caused by this machine's: it carries the same trace.
             command += ["--trace-id", trace_id]
         extra = self.params.get("additional_args") or []
-        command += [str(arg) for arg in (extra if isinstance(extra, list | tuple) else [extra])]
+        extra_args = [str(arg) for arg in (extra if isinstance(extra, list | tuple) else [extra])]
+        command += extra_args
+        if machine_name and not _renames_the_child(extra_args):
+            holder = self._namesake(str(machine_name))
+            if holder is not None:
+                return self._already_running(str(machine_name), holder, context)
         log_path = child_log_path(runtime.log_dir, str(machine_name or Path(str(yaml_path)).stem))
         try:
             runtime.log_dir.mkdir(parents=True, exist_ok=True)
@@ -158,4 +187,34 @@ class StartFsmAction(BaseAction):
             pids = context.setdefault("spawned_pids", [])
             if isinstance(pids, list):
                 pids.append(process.pid)
+        return self.event("success", self._DEFAULT_SUCCESS)
+
+    def _namesake(self, machine_name: str) -> NameHolder | None:
+        """The live machine on this host that holds ``machine_name``, or None: none does, or
+        the check cannot tell (then the child is started, and its own refusal guards)."""
+        try:
+            return name_holder(monitor_socket_path(monitor_dir(self.runtime.store), machine_name))
+        except (OSError, ValueError) as error:
+            self.runtime.logger.debug("start_fsm: cannot check for %s: %s", machine_name, error)
+            return None
+
+    def _already_running(
+        self, machine_name: str, holder: NameHolder, context: dict[str, Any]
+    ) -> str | None:
+        logger = self.runtime.logger
+        shown = "unknown" if holder.pid is None else str(holder.pid)
+        logger.info(
+            "start_fsm: %s is already running (pid %s); not started again", machine_name, shown
+        )
+        if self.params.get("store_pid"):
+            if holder.pid is None:
+                logger.info(
+                    "start_fsm: spawned_pids not extended: the system does not tell the pid "
+                    "of the running %s (its monitor socket's peer)",
+                    machine_name,
+                )
+            else:
+                pids = context.setdefault("spawned_pids", [])
+                if isinstance(pids, list):
+                    pids.append(holder.pid)
         return self.event("success", self._DEFAULT_SUCCESS)
