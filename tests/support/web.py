@@ -77,3 +77,24 @@ def launch_chromium(playwright: Playwright) -> Browser:
     assert chromium, "Debian's chromium is needed (scripts/test.sh installs it)"
     args = ["--no-sandbox"] if os.geteuid() == 0 else []
     return playwright.chromium.launch(executable_path=chromium, args=args)
+
+
+#: The words inside the elements a CSS selector picks that the page draws over more than one
+#: line: words broken mid-way (each word's range has a box on each line it takes). For
+#: ``page.evaluate(BROKEN_WORDS, selector)``.
+BROKEN_WORDS = """(selector) => {
+  const broken = [];
+  for (const cell of document.querySelectorAll(selector)) {
+    const walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+      for (const word of node.data.matchAll(/\\S+/g)) {
+        const range = document.createRange();
+        range.setStart(node, word.index);
+        range.setEnd(node, word.index + word[0].length);
+        const lines = new Set([...range.getClientRects()].map((box) => Math.round(box.top)));
+        if (lines.size > 1) broken.push(word[0]);
+      }
+    }
+  }
+  return broken;
+}"""

@@ -28,7 +28,7 @@ from playwright.sync_api import Browser, Locator, Page, Route, expect, sync_play
 from playwright.sync_api import Error as PlaywrightError
 
 from tests.support.harness import REPO, Proc, Runner, runner_in, wait_until
-from tests.support.web import free_port, launch_chromium, start_ui
+from tests.support.web import BROKEN_WORDS, free_port, launch_chromium, start_ui
 
 pytestmark = pytest.mark.slow
 
@@ -542,6 +542,76 @@ def test_the_job_list_holds_still_under_the_pointer_and_finds_any_type_or_id(
     with system.runner.store() as store:
         for job_id in ("held-new", "held-newer", "rare-1"):
             store.cancel_job(job_id)
+
+
+def test_a_job_list_read_keeps_the_rows_whose_job_did_not_change(
+    page: Page, system: System
+) -> None:
+    """Each read of the job list keeps, element and all, the row of every job that shows the
+    same: a click pressed on a row's button before a filter's answer came and released after
+    it still counts (every row was replaced at each read, and such a click was lost: the
+    button pressed was no longer on the page). A job added keeps the rows below it; a job
+    that changed gets a new row."""
+    with system.runner.store() as store:
+        for n in range(2):
+            store.add_job("kept-rows", job_id=f"kept-{n}")
+    page.locator("#job-type").fill("kept-rows")
+    page.locator("#job-type").press("Enter")
+    rows = page.locator("#job-table tbody tr")
+    expect(rows).to_have_count(2, timeout=WAIT_MS)
+    kept = {n: page.locator(f'#job-table tr[data-job="kept-{n}"]') for n in range(3)}
+    for n in (0, 1):
+        kept[n].evaluate("tr => { tr.probe = true; }")
+    # Pressed on kept-0's Cancel, then a filter's answer (a read shown even under the
+    # pointer; both jobs are pending, so the list it brings is the same), then released:
+    # the click is kept-0's.
+    cancel = kept[0].locator("button[data-action=cancel]")
+    cancel.scroll_into_view_if_needed()
+    page.mouse.move(*_centre(cancel))
+    page.mouse.down()
+    with page.expect_response(re.compile(r"/api/jobs\?")) as answer:
+        page.locator("#job-status").evaluate(
+            "select => { select.value = 'pending';" " select.dispatchEvent(new Event('change')); }"
+        )
+    assert answer.value.ok
+    page.wait_for_timeout(200)  # the answer drawn
+    assert kept[0].evaluate("tr => tr.probe === true")  # the very element it was
+    page.mouse.up()
+    with system.runner.store() as store:
+        wait_until(
+            lambda: (job := store.get_job("kept-0")) is not None and job.status == "cancelled",
+            10,
+            "the click pressed before the read and released after it was lost",
+        )
+    page.mouse.move(5, 5)  # off the table: its reads are shown at once
+    with page.expect_response(re.compile(r"/api/jobs\?")):
+        page.locator("#job-status").select_option("")
+    expect(kept[0]).to_have_attribute("data-status", "cancelled", timeout=WAIT_MS)
+    page.wait_for_timeout(300)  # any read already on its way has come
+    # A job added above: no row is taken off the page or put back.
+    page.evaluate("""() => {
+        window.removedRows = [];
+        new MutationObserver((changes) => {
+          for (const change of changes)
+            for (const node of change.removedNodes)
+              if (node.getAttribute) window.removedRows.push(node.getAttribute("data-job"));
+        }).observe(document.querySelector("#job-table tbody"), {childList: true});
+      }""")
+    with system.runner.store() as store:
+        store.add_job("kept-rows", job_id="kept-2")
+    expect(rows.first).to_have_attribute("data-job", "kept-2", timeout=WAIT_MS)
+    assert kept[1].evaluate("tr => tr.probe === true")
+    assert page.evaluate("window.removedRows") == []
+    # A job that changed: its row only is new.
+    with system.runner.store() as store:
+        store.cancel_job("kept-1")
+    expect(kept[1]).to_have_attribute("data-status", "cancelled", timeout=WAIT_MS)
+    assert kept[1].evaluate("tr => tr.probe === undefined")
+    assert page.evaluate("window.removedRows") == ["kept-1"]
+    with system.runner.store() as store:
+        store.cancel_job("kept-2")
+    page.locator("#job-type").fill("")
+    page.locator("#job-type").press("Enter")
 
 
 def test_a_bidi_override_in_a_jobs_type_or_data_is_shown_escaped(
@@ -1264,27 +1334,8 @@ def test_an_activity_entry_shows_once_under_the_race_on_the_sockets_feed(
         assert ui.wait(10) == 0, ui.output()
 
 
-#: The words of the status cells (the machine list's second column, the job list's third)
-#: that the page draws over more than one line: a word broken mid-way. Each word's range
-#: has a box on each line it takes.
-BROKEN_STATUS_WORDS = """() => {
-  const broken = [];
-  const cells = document.querySelectorAll(
-    "#machine-table tbody td:nth-child(2), #job-table tbody td:nth-child(3)");
-  for (const cell of cells) {
-    const walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
-    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
-      for (const word of node.data.matchAll(/\\S+/g)) {
-        const range = document.createRange();
-        range.setStart(node, word.index);
-        range.setEnd(node, word.index + word[0].length);
-        const lines = new Set([...range.getClientRects()].map((box) => Math.round(box.top)));
-        if (lines.size > 1) broken.push(word[0]);
-      }
-    }
-  }
-  return broken;
-}"""
+#: The status cells: the machine list's second column, the job list's third.
+STATUS_CELLS = "#machine-table tbody td:nth-child(2), #job-table tbody td:nth-child(3)"
 
 
 @pytest.mark.parametrize("width", [390, 768])
@@ -1314,7 +1365,7 @@ def test_the_status_columns_break_no_word_in_a_narrow_window(
         failed = page.locator("#job-table tbody tr[data-status='failed']")
         expect(failed).to_have_count(2, timeout=WAIT_MS)
         expect(failed.first.locator(".error-text")).to_contain_text("processing")
-        assert page.evaluate(BROKEN_STATUS_WORDS) == []
+        assert page.evaluate(BROKEN_WORDS, STATUS_CELLS) == []
         # The badge's word is on one line, and the error's lines are no more than three.
         size, height = _font_size_and_height(failed.first.locator(".badge"))
         assert 0 < height <= 2 * size, (height, size)

@@ -21,7 +21,7 @@ from playwright.sync_api import Browser, Dialog, Locator, Page, expect, sync_pla
 from smc.workflow.diagram import STATE_COLOURS
 from tests.e2e.test_workflows import _setup, _wait_workers, _worker, _workflow
 from tests.support.harness import REPO, Runner, runner_in
-from tests.support.web import free_port, launch_chromium, start_ui
+from tests.support.web import BROKEN_WORDS, free_port, launch_chromium, start_ui
 
 pytestmark = pytest.mark.slow
 
@@ -219,3 +219,56 @@ def test_a_hostile_task_name_is_text_and_the_cancel_button_cancels_a_run(
     with runner.store() as store:
         run = store.get_workflow_run("idle1")
     assert run is not None and run.cancel_requested and run.status == "cancelled"
+
+
+def test_a_tasks_last_error_breaks_between_words_in_a_narrow_window(
+    page: Page, system: tuple[Runner, str]
+) -> None:
+    """A phone's 390 px: a failed task's last error breaks between words, in three lines
+    at most (the whole text is its tooltip); it broke anywhere, "connecti" over "on", the
+    column as narrow as the task's state."""
+    runner, _ = system
+    error = (
+        "processing stopped: the connection was refused while running the check; "
+        "see verification.log for what it said "
+    ) * 3
+    definition = {"workflow": "narrow", "tasks": {"deploy": {"job_type": "t"}}}
+    with runner.store() as store:
+        assert store.create_workflow_run(
+            "narrow1", "narrow", "tn", definition, ["deploy"], "PENDING"
+        )
+        token = store.take_workflow_run("narrow1", 60)
+        assert token is not None
+        assert store.update_workflow_task(
+            "narrow1",
+            "deploy",
+            token,
+            from_state="PENDING",
+            from_attempt=0,
+            state="FAILED",
+            attempt=1,
+            event="failed",
+            job_id="narrow1.deploy.1",
+            last_error=error,
+        )
+    page.set_viewport_size({"width": 390, "height": 900})
+    row = page.locator('#workflow-table tr[data-run="narrow1"]')
+    expect(row).to_have_count(1, timeout=WAIT_MS)
+    row.get_by_role("button", name="narrow1").click()
+    task = page.locator('#workflow-detail[data-run="narrow1"] tr[data-task="deploy"]')
+    expect(task).to_have_attribute("data-task-state", "FAILED", timeout=WAIT_MS)
+    shown = task.locator(".error-text")
+    expect(shown).to_contain_text("processing stopped")
+    # No word of the tables is broken: the error's, the run's id, the task's job id (which
+    # stood three letters a line).
+    cells = "#workflow-detail .wf-tasks tbody td, #workflow-table tbody td"
+    assert page.evaluate(BROKEN_WORDS, cells) == []
+    expect(shown).to_have_attribute("title", error)
+    size, height = shown.evaluate(
+        "e => [parseFloat(getComputedStyle(e).lineHeight)"
+        " || 1.2 * parseFloat(getComputedStyle(e).fontSize), e.getBoundingClientRect().height]"
+    )
+    assert 0 < height <= 3 * size + 1, (height, size)
+    _shot(page, "narrow")
+    shown.scroll_into_view_if_needed()  # the table scrolls sideways in its panel
+    _shot(page, "narrow-error")

@@ -707,10 +707,25 @@ async function fetchJobs() {
   if (S.selectedJob) showJob(S.selectedJob, true);
 }
 
+// What a job's row shows: a row whose job shows the same is kept, element and all.
+function jobShown(job) {
+  return JSON.stringify([job.id, job.job_type, job.status, job.last_error, job.attempts,
+    job.max_attempts, job.claimed_by, job.created_at]);
+}
+
+// An error in a table's cell: three lines at most (the whole text is its tooltip, and in the
+// job's detail), broken between words.
+function errorLines(text) {
+  const lines = el("div", "error-text error-lines", text);
+  lines.title = visible(text);
+  return lines;
+}
+
 function jobRow(job) {
   const tr = el("tr");
   tr.setAttribute("data-job", job.id);
   tr.setAttribute("data-status", job.status);
+  tr.shown = jobShown(job);
   const open = el("button", "link", job.id);
   open.type = "button";
   open.title = visible(job.id); // the whole id: the row shows its first three lines
@@ -721,7 +736,7 @@ function jobRow(job) {
   }
   if (job.status === "pending") actions.append(actionButton(job.id, "cancel", "Cancel", "danger"));
   const statusCell = el("td", null, badge(job.status, job.status));
-  if (job.last_error && job.status !== "completed") statusCell.append(el("div", "error-text", job.last_error));
+  if (job.last_error && job.status !== "completed") statusCell.append(errorLines(job.last_error));
   tr.append(
     el("td", null, open),
     el("td", null, job.job_type),
@@ -742,10 +757,26 @@ function jobTableHeld() {
   return table.matches(":hover") || table.querySelector(":focus-visible") !== null;
 }
 
+// Each read brings every row anew; a row whose job shows the same as before stays the very
+// element it was, where it was, and only rows that changed, came or went are touched. The
+// list once replaced every row at each read: a click whose press and release straddled a
+// read (a job added anywhere, a filter's answer) was lost, its button gone from the page.
 function showJobRows(rows) {
   S.heldJobRows = null;
   $("jobs-held").hidden = true;
-  $("job-table").tBodies[0].replaceChildren(...rows);
+  const body = $("job-table").tBodies[0];
+  const kept = new Map();
+  for (const tr of body.rows) kept.set(tr.shown, tr);
+  const wanted = rows.map((fresh) => kept.get(fresh.shown) ?? fresh);
+  const staying = new Set(wanted);
+  for (const tr of [...body.rows]) if (!staying.has(tr)) tr.remove();
+  // The rows that stay are in the list's order already (newest first): the new ones go in
+  // between them, and no row that stays is moved.
+  let at = body.firstElementChild;
+  for (const tr of wanted) {
+    if (tr === at) at = at.nextElementSibling;
+    else body.insertBefore(tr, at);
+  }
   $("jobs-empty").hidden = rows.length > 0;
 }
 
@@ -759,7 +790,16 @@ function actionButton(jobId, action, label, style) {
   button.setAttribute("data-action", action);
   button.addEventListener("click", async () => {
     button.disabled = true;
-    const { ok, body } = await post(`/api/jobs/${encodeURIComponent(jobId)}/${action}`);
+    let answer;
+    try {
+      answer = await post(`/api/jobs/${encodeURIComponent(jobId)}/${action}`);
+    } catch (error) {
+      answer = { ok: false, body: { error: `${label} failed: the server did not answer` } };
+    } finally {
+      // A row whose job did not change stays on the page as it is: its button works again.
+      button.disabled = false;
+    }
+    const { ok, body } = answer;
     if (ok) toast(`${label}: job ${jobId} is ${body.job.status} now`);
     else toast(body.error || `${label} failed`, true);
     const row = button.closest("tr");
@@ -1318,7 +1358,7 @@ async function showWorkflowRun(runId) {
       el("td", null, String(task.attempt)),
       el("td", "mono", job),
       el("td", null, task.job_type ?? "–"),
-      el("td", "error-text", task.last_error ?? ""),
+      el("td", null, task.last_error ? errorLines(task.last_error) : ""),
       el("td", null, since),
     );
     rows.push(tr);
