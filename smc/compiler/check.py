@@ -43,7 +43,10 @@ def _content_expressions(machine: Machine, lines: Sequence[str]) -> list[Diagnos
     """SMC090-SMC097 in the compound states' ``initial_actions`` and the history states'
     ``default_actions``: the expression checker reads a state's on-entry and on-exit lists, so
     it checks them as the on-entry actions of a view of the machine holding only them (they
-    run in the same scope: a state's, with no event payload)."""
+    run in the same scope: a state's, with no event payload), those the machine runs as it
+    starts as the start (``exprcheck.start_actions`` of the machine, not of the view: a
+    compound state entered at its initial child by default, not one an initial state is
+    written below, nor one entered only by an event)."""
     states = tuple(
         dataclasses.replace(
             state,
@@ -57,7 +60,7 @@ def _content_expressions(machine: Machine, lines: Sequence[str]) -> list[Diagnos
     if not any(state.actions for state in states):
         return []
     view = dataclasses.replace(machine, states=states, transitions=())
-    return exprcheck.check_expressions(view, lines)
+    return exprcheck.check_expressions(view, lines, exprcheck.start_actions(machine))
 
 
 def collect_files(paths: Sequence[str]) -> list[str]:

@@ -30,7 +30,7 @@ actions, which run for whichever transition enters or leaves the state); the job
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import replace
 from types import MappingProxyType
 from typing import NamedTuple
@@ -271,12 +271,9 @@ class _Checker:
         if action.type == ASSIGN:
             self.assign(action, transition, at_start)
         elif action.type == IF:
-            # Branches under a condition that reads the event are decided for the start where
-            # the class is built (it folds them), which this check does not follow: their
-            # actions are checked as in any state.
-            inner_at_start = at_start and not any(
-                "event" in (branch.when or "") for branch in action.branches
-            )
+            # A branch runs at the start as the block does: the class compiles every branch
+            # for the start, one whose condition reads the event too (that condition is
+            # written as the constant it is there, the branch's actions are not left out).
             for branch in action.branches:
                 if branch.when is not None:
                     result = parse_guard(branch.when, scope=self.scope(transition))
@@ -284,7 +281,7 @@ class _Checker:
                         where = branch.when_pos or branch.pos
                         self.problems(where, branch.when, result, in_state=transition is None)
                 for inner in branch.actions:
-                    self.action(inner, transition, depth + 1, inner_at_start)
+                    self.action(inner, transition, depth + 1, at_start)
         elif action.type == SEND:
             self.send(action, transition)
         elif action.type == RAISE:
@@ -505,9 +502,13 @@ def transition_scope(machine: Machine, transition: Transition | None) -> Scope:
     return _Checker(machine, ()).scope(transition)
 
 
-def check_expressions(machine: Machine, lines: Sequence[str]) -> list[Diagnostic]:
+def check_expressions(
+    machine: Machine, lines: Sequence[str], at_start: Collection[int] | None = None
+) -> list[Diagnostic]:
     """SMC090-SMC093 for every ``when:`` and ``assign`` of ``machine``; ``lines`` are its
-    file's lines (to place each problem inside its scalar)."""
+    file's lines (to place each problem inside its scalar). ``at_start``: the ids of the
+    actions it runs as it starts (default: :func:`start_actions` of ``machine``; a view of
+    a machine is given its machine's)."""
     computed = any(f.expr is not None for f in machine.context)
     if not machine.has_guards and not machine.pure_actions and not computed:
         return []
@@ -515,12 +516,27 @@ def check_expressions(machine: Machine, lines: Sequence[str]) -> list[Diagnostic
     checker.computed_fields()
     for transition in machine.transitions:
         checker.when(transition)
-    states, transitions = started(machine)
-    at_start = {id(action) for name in states for action in machine.state(name).actions}
-    at_start.update(id(action) for t in transitions for action in t.actions)
+    if at_start is None:
+        at_start = start_actions(machine)
     for action, owner in _written_actions(machine):
         checker.action(action, owner, 0, at_start=id(action) in at_start)
     return checker.found
+
+
+def start_actions(machine: Machine) -> frozenset[int]:
+    """The ids of the actions (at the top of their lists) that ``machine`` may run as it
+    starts (:func:`started`): the on-entry actions of the states it enters, the
+    ``initial_actions`` of those it enters by default, the ``default_actions`` of the
+    history states whose default it takes, and the actions of the eventless transitions
+    it may take."""
+    start = started(machine)
+    found = {id(action) for name in start.states for action in machine.state(name).actions}
+    for name in start.defaults:
+        found.update(id(action) for action in machine.state(name).initial_actions)
+    for name in start.histories:
+        found.update(id(action) for action in machine.state(name).default_actions)
+    found.update(id(action) for t in start.transitions for action in t.actions)
+    return frozenset(found)
 
 
 class Started(NamedTuple):
@@ -530,60 +546,119 @@ class Started(NamedTuple):
     states: frozenset[str]
     #: the eventless transitions it may take, whose actions then run
     transitions: tuple[Transition, ...]
+    #: the compound states of ``states`` it enters by default, whose ``initial_actions``
+    #: then run
+    defaults: frozenset[str] = frozenset()
+    #: the history states whose default it takes, whose ``default_actions`` then run
+    histories: frozenset[str] = frozenset()
 
 
 def started(machine: Machine) -> Started:
     """What the machine may run when it starts, before any event: it enters its initial
-    states, their ancestors, and what each enters by default (a compound state's initial
-    states, a parallel state's regions), at any depth; then the eventless transitions from
-    any of those may be taken, entering their targets the same way, and so on. Where the
-    class decides at build time whether one is taken (a `when:` that reads `event`), it is
-    not followed; nor are the other regions of a parallel ancestor of an initial state
-    written below it. What is not found here is checked as any state's actions are."""
+    states as SCXML enters a transition's targets (``statechart.semantics``): their
+    ancestors, the other regions of each parallel ancestor, and what each state entered
+    enters by default (a compound state's initial states, a parallel state's regions, a
+    history state's default), at any depth; then the eventless transitions from any of
+    those may be taken, entering their targets the same way below the transition's domain,
+    and so on. A ``when:`` does not stop one: the class compiles a transition it tests at
+    the start with its actions and entries, even where the condition reads ``event`` and is
+    false there (it writes that condition as a constant, not the actions away)."""
     found: set[str] = set()
+    defaults: set[str] = set()
+    histories: set[str] = set()
+    calls: set[tuple[tuple[str, ...], str | None]] = set()
 
-    def enter(name: str) -> None:
-        if name in found or not machine.has_state(name):
-            return
+    def entered(name: str) -> tuple[str, ...]:
+        """``name``, or a history state's default (nothing is remembered at the start)."""
+        if not machine.has_state(name):
+            return ()
         state = machine.state(name)
-        if state.kind == "history":
-            return
-        found.add(name)
-        parent = state.parent
-        while parent is not None and machine.has_state(parent):
-            found.add(parent)
-            parent = machine.state(parent).parent
-        if state.kind == "parallel":
-            for child in state.children:
-                enter(child)
-        else:
-            for target, _ in state.initial_targets:
-                enter(target)
+        if state.kind != "history":
+            return (name,)
+        histories.add(name)
+        if state.history_default:
+            return state.history_default
+        if state.parent is None or not machine.has_state(state.parent):
+            return ()
+        parent = machine.state(state.parent)
+        if parent.kind == "parallel":
+            return tuple(c for c in parent.children if c != name)
+        return tuple(target for target, _ in parent.initial_targets)
 
-    for target, _ in machine.initial_targets:
-        enter(target)
+    def enter(targets: tuple[str, ...], domain: str | None) -> None:
+        """Enter ``targets`` from ``domain`` (None: the top): each with its ancestors below
+        ``domain`` and what they enter by default."""
+        if (targets, domain) in calls:
+            return
+        calls.add((targets, domain))
+        spine: list[str] = []
+        for target in targets:
+            for name in entered(target):
+                if name != target:
+                    enter((name,), domain)
+                    continue
+                spine.append(name)
+                for ancestor in machine.ancestors(name):
+                    if ancestor == domain:
+                        break
+                    spine.append(ancestor)
+        found.update(spine)
+        inside = set(spine)
+        for name in dict.fromkeys(spine):
+            state = machine.state(name)
+            if state.kind == "parallel":
+                for region in state.children:
+                    if region not in inside:
+                        enter((region,), name)
+            elif state.kind == "compound" and not any(c in inside for c in state.children):
+                defaults.add(name)
+                enter(tuple(target for target, _ in state.initial_targets), name)
+
+    enter(tuple(target for target, _ in machine.initial_targets), None)
     taken: list[Transition] = []
     while True:
         more = [
             t
             for t in machine.transitions
-            if t.event is None
-            and t.source in found
-            and all(t is not seen for seen in taken)
-            and "event" not in (t.when or "")
+            if t.event is None and t.source in found and all(t is not seen for seen in taken)
         ]
         if not more:
-            return Started(frozenset(found), tuple(taken))
+            return Started(
+                frozenset(found), tuple(taken), frozenset(defaults), frozenset(histories)
+            )
         taken += more
         for t in more:
-            for target in t.targets or (t.target,):
-                enter(target)
+            if not t.targetless:
+                targets = t.targets or (t.target,)
+                enter(targets, _domain(machine, t, targets))
+
+
+def _domain(machine: Machine, transition: Transition, targets: tuple[str, ...]) -> str | None:
+    """The state a transition exits and enters below (SCXML's transition domain): its
+    source, for an internal one to its descendants; else the innermost compound state that
+    holds its source and every target (None: the top)."""
+    source = transition.source
+    if not machine.has_state(source):
+        return None
+    if (
+        transition.internal
+        and machine.state(source).kind == "compound"
+        and all(machine.has_state(t) and machine.is_descendant(t, source) for t in targets)
+    ):
+        return source
+    for ancestor in machine.ancestors(source):
+        if machine.state(ancestor).kind == "compound" and all(
+            machine.has_state(t) and machine.is_descendant(t, ancestor) for t in targets
+        ):
+            return ancestor
+    return None
 
 
 __all__ = [
     "Started",
     "check_expressions",
     "job_type",
+    "start_actions",
     "started",
     "transition_scope",
     "written_expressions",

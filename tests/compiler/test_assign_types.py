@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from smc.compiler.check import check_texts
+from smc.compiler.codegen import generate_machine
 from tests.compiler.test_literal_types import build_and_type_check, load
 from tests.support.cli import run_smc
 
@@ -352,8 +353,9 @@ def test_the_start_tested_first_builds_a_module_mypy_and_pyright_take(tmp_path: 
 def test_an_eventless_transition_taken_at_the_start_is_checked_as_the_start() -> None:
     """`a` starts the machine and leaves at once for `b` by an eventless transition: its
     actions and `b`'s on-entry actions run with no event (the class wrote `[None]` for both,
-    and smc check took them). One guarded on `event` the class decides where it is built,
-    and is not followed; `c`, entered only by an event, is as any state."""
+    and smc check took them). So may the one to `d`, guarded on `event`: its condition is
+    false at the start, but the class compiles it there as a constant, with the entry of `d`
+    as it runs then (smc check took it). `c`, entered only by an event, is as any state."""
     entry = '[{type: assign, location: seen, expr: "seen + [event.%s]"}]'
     chart = f"""\
 initial_state: a
@@ -367,7 +369,7 @@ states:
   - name: c
     on_entry: {entry % "type"}
   - name: d
-    on_entry: {entry % "type"}
+    on_entry: {entry % "type"}  # start
 transitions:
   - {{from: a, to: b, actions: {entry % "type"}}}  # start
   - {{from: b, to: d, when: "event.name == 'go'"}}
@@ -380,3 +382,195 @@ transitions:
     assert sorted(e.line for e in result.errors) == sorted(starts)
     (on_transition,) = [e for e in result.errors if e.line == max(starts)]
     assert "may take this transition as it starts" in on_transition.hint
+
+
+#: What else the machine runs as it starts, where smc check took `[event.type]` and the class
+#: wrote `ctx.seen + [None]` for the start, which mypy --strict refuses. `%(start)s` is
+#: written where the machine runs it as it starts (each such line is marked `# start`),
+#: `%(any)s` where it runs only for an event.
+STARTS_TOO = {
+    # an eventless transition whose `when:` reads the event: false at the start, but the
+    # class compiles it there as a constant and keeps the transition's actions and entries
+    "eventless_when": """\
+initial_state: a
+metadata: {machine_name: eventless_when}
+context:
+  seen: {type: array, items: {type: string}, default: []}
+states:
+  - name: a
+  - name: b
+    on_entry: [{type: assign, location: seen, expr: "%(start)s"}]  # start
+  - name: c
+transitions:
+  - from: a
+    to: b
+    when: "event.name == 'back'"
+    actions: [{type: assign, location: seen, expr: "%(start)s"}]  # start
+  - {from: a, to: c, event: go}
+  - {from: c, to: a, event: back}
+  - {from: b, to: c, event: go}
+""",
+    # the initial state `l1` is written below the parallel `p`: `p`'s other region `right`
+    # is entered too, with its initial child `r1`; `r2` only by an event
+    "other_region": """\
+initial_state: l1
+metadata: {machine_name: other_region}
+context:
+  seen: {type: array, items: {type: string}, default: []}
+states:
+  - name: p
+    parallel: true
+    states:
+      - name: left
+        initial: l1
+        states:
+          - name: l1
+          - name: l2
+      - name: right
+        initial: r1
+        on_entry: [{type: assign, location: seen, expr: "%(start)s"}]  # start
+        states:
+          - name: r1
+            on_entry: [{type: assign, location: seen, expr: "%(start)s"}]  # start
+          - name: r2
+            on_entry: [{type: assign, location: seen, expr: "%(any)s"}]
+  - name: q
+transitions:
+  - {from: l1, to: l2, event: go}
+  - {from: r1, to: r2, event: go}
+  - {from: p, to: q, event: back}
+  - {from: q, to: p, event: back}
+""",
+    # a branch whose condition reads the event: false at the start, compiled there all the
+    # same (its condition as a constant)
+    "event_branch": """\
+initial_state: a
+metadata: {machine_name: event_branch}
+context:
+  seen: {type: array, items: {type: string}, default: []}
+states:
+  - name: a
+    on_entry:
+      - type: if
+        when: "event.name == 'back'"
+        then: [{type: assign, location: seen, expr: "%(start)s"}]  # start
+        elif:
+          - when: "event.type is not None"
+            then: [{type: assign, location: seen, expr: "%(start)s"}]  # start
+        else: [{type: assign, location: seen, expr: "seen + ['start']"}]
+  - name: b
+transitions:
+  - {from: a, to: b, event: go}
+  - {from: b, to: a, event: back}
+""",
+    # `initial_actions` run where a compound state is entered by default: `r`'s at the
+    # start, by the eventless transition (smc check did not follow that one), not `p`'s,
+    # whose child `y` is written as the initial state (smc check refused that one)
+    "initial_content": """\
+initial_state: y
+metadata: {machine_name: initial_content}
+context:
+  seen: {type: array, items: {type: string}, default: []}
+states:
+  - name: p
+    initial: x
+    initial_actions: [{type: assign, location: seen, expr: "%(any)s"}]
+    states:
+      - name: x
+      - name: y
+  - name: r
+    initial: s
+    initial_actions: [{type: assign, location: seen, expr: "%(start)s"}]  # start
+    states:
+      - name: s
+transitions:
+  - {from: y, to: r}
+  - {from: r, to: p, event: go}
+  - {from: p, to: r, event: back}
+""",
+}
+
+#: The hint's way: tested against None first, as the class writes it for the start.
+TESTED = "seen + [event.type] if event.type is not None else seen"
+
+
+def _marked(text: str) -> list[int]:
+    return [n for n, line in enumerate(text.splitlines(), 1) if line.endswith("# start")]
+
+
+@pytest.mark.parametrize("name", sorted(STARTS_TOO))
+def test_what_else_runs_at_the_start_is_smc092_as_mypy_refuses_its_module(
+    tmp_path: Path, name: str
+) -> None:
+    """smc check took each `[event.type]` marked `# start` (it did not follow an eventless
+    transition whose `when:` reads `event`, the other regions of a parallel parent of an
+    initial state written below it, a branch whose condition reads `event`, nor the
+    `initial_actions` of a state entered by an eventless transition), and the
+    module, generated all the same, is refused by mypy --strict at the `[None]` the class
+    writes for the start: SMC092 there, with the start rule's hint."""
+    text = STARTS_TOO[name] % {"start": "seen + [event.type]", "any": "seen + [event.type]"}
+    result = check_texts([("m.yaml", text)])
+    assert {e.code for e in result.errors} == {"SMC092"}, [str(e) for e in result.errors]
+    assert sorted(e.line for e in result.errors) == _marked(text)
+    for error in result.errors:
+        assert "as it starts" in error.hint or "starts in this state" in error.hint
+        assert "if event.type is not None else seen" in error.hint, error.hint
+    (machine,) = result.machines
+    (tmp_path / f"{name}.py").write_text(generate_machine(machine, "m.yaml"))
+    typed = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--no-incremental", f"{name}.py"],
+        capture_output=True, text=True, cwd=tmp_path,
+    )  # fmt: skip
+    assert typed.returncode == 1, typed.stdout
+    assert 'List item 0 has incompatible type "None"' in typed.stdout, typed.stdout
+
+
+@pytest.mark.parametrize("name", sorted(STARTS_TOO))
+def test_what_else_runs_at_the_start_tested_first_builds_a_module_both_take(
+    tmp_path: Path, name: str
+) -> None:
+    """The same machines with the hint's way where they start (and `[event.type]` where the
+    machine runs it only for an event) are taken, and built into a module mypy --strict and
+    pyright strict take; run, the start adds no event (`event_branch`'s `else` runs)."""
+    text = STARTS_TOO[name] % {"start": TESTED, "any": "seen + [event.type]"}
+    assert not check_texts([("m.yaml", text)]).errors
+    out = build_and_type_check(tmp_path, name, text)
+    assert "[None]" not in (out / f"{name}.py").read_text()
+    try:
+        m = getattr(load(out, name), name.title().replace("_", ""))()
+        assert m.context.seen == (["start"] if name == "event_branch" else [])
+        m.go()
+        m.back()
+        assert m.context.seen == RAN[name]
+    finally:
+        del sys.modules[name]
+
+
+#: What `seen` holds after `go` and `back`: `b` entered by `back` through the eventless
+#: transition, `r2` entered by `go` (`back` then leaves `p`), `a` entered by `back`, `p`
+#: and `r` entered by default by `go` and `back`.
+RAN = {
+    "eventless_when": ["external", "external"],
+    "other_region": ["external"],
+    "event_branch": ["start", "external"],
+    "initial_content": ["external", "external"],
+}
+
+
+def test_a_region_whose_initial_state_is_written_is_not_entered_by_default(
+    tmp_path: Path,
+) -> None:
+    """`initial_state: [l1, r2]` enters `right` at `r2`, not at its initial `r1`: `r1`'s
+    `[event.type]` runs only for an event, and is taken (mypy --strict and pyright strict
+    take the module); `right` and `r2` are entered at the start."""
+    text = STARTS_TOO["other_region"] % {"start": TESTED, "any": TESTED}
+    text = text.replace("initial_state: l1", "initial_state: [l1, r2]")
+    lines = text.splitlines(keepends=True)
+    (r1,) = [n for n, line in enumerate(lines) if "name: r1" in line]
+    lines[r1 + 1] = lines[r1 + 1].replace(TESTED, "seen + [event.type]")
+    assert not check_texts([("m.yaml", "".join(lines))]).errors
+    build_and_type_check(tmp_path, "other_region", "".join(lines))
+    starts = "".join(lines).replace(TESTED, "seen + [event.type]")
+    result = check_texts([("m.yaml", starts)])
+    # `right` (line 16) and `r2` (21) are entered at the start, not `r1` (19)
+    assert sorted(e.line for e in result.errors) == [16, 21], [str(e) for e in result.errors]
