@@ -4,75 +4,14 @@ forwarder that the test cuts and restores."""
 
 from __future__ import annotations
 
-import contextlib
-import socket
-import threading
-
 import pytest
 
 from smc.runtime.store import open_store
-from tests.support.backends import postgres_schema_url
+from tests.support.backends import CuttableForwarder, postgres_schema_url
 from tests.support.harness import Runner, wait_until
 from tests.support.machines import queue_worker
 
 pytestmark = pytest.mark.postgres
-
-SERVER = ("127.0.0.1", 5432)
-
-
-class CuttableForwarder:
-    """Forwards TCP connections to the test server. :meth:`cut` closes every connection
-    through it and refuses new ones (counted in :attr:`refused`) until :meth:`restore`."""
-
-    def __init__(self) -> None:
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port: int = self._listener.getsockname()[1]
-        self._up = threading.Event()
-        self._up.set()
-        self._lock = threading.Lock()
-        self._open: list[socket.socket] = []
-        self.refused = 0
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self._listener.accept()
-            except OSError:
-                return  # closed
-            if not self._up.is_set():
-                self.refused += 1
-                client.close()
-                continue
-            server = socket.create_connection(SERVER)
-            with self._lock:
-                self._open += [client, server]
-            threading.Thread(target=self._pump, args=(client, server), daemon=True).start()
-            threading.Thread(target=self._pump, args=(server, client), daemon=True).start()
-
-    @staticmethod
-    def _pump(source: socket.socket, sink: socket.socket) -> None:
-        with contextlib.suppress(OSError):
-            while data := source.recv(65536):
-                sink.sendall(data)
-        for end in (source, sink):
-            with contextlib.suppress(OSError):
-                end.shutdown(socket.SHUT_RDWR)
-
-    def cut(self) -> None:
-        self._up.clear()
-        with self._lock:
-            for end in self._open:
-                with contextlib.suppress(OSError):
-                    end.shutdown(socket.SHUT_RDWR)
-            self._open.clear()
-
-    def restore(self) -> None:
-        self._up.set()
-
-    def close(self) -> None:
-        self.cut()
-        self._listener.close()
 
 
 def test_a_worker_says_once_that_it_cannot_listen_while_the_server_is_away(

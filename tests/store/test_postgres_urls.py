@@ -97,3 +97,36 @@ def test_a_url_smc_cannot_use_is_one_line_at_the_cli(url: str, says: str) -> Non
         assert lines[0].startswith(f"smc {command[0]}: error: "), result.stderr
         assert says in lines[0]
         assert SECRET not in lines[0]
+
+
+def _tcp_settings(fileno: int) -> tuple[int, int, int, int, int]:
+    sock = socket.socket(fileno=fileno)
+    try:
+        return (
+            sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE),
+            sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE),
+            sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL),
+            sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT),
+            sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT),
+        )
+    finally:
+        sock.detach()  # the connection's socket: not closed here
+
+
+def test_connections_notice_a_silent_server_unless_the_url_says_otherwise() -> None:
+    """The store's connection and its wake-up listener's send keepalives after 10 s of
+    silence, every 5 s, three unanswered ending it, and end after 30 s of data unacknowledged
+    (the kernel's defaults: none, and about 15 minutes); a URL's own values are kept.
+    tests/runtime/test_postgres_partition.py drills what they are for."""
+    with postgres_schema_url() as url:
+        with open_store(url) as store:
+            assert _tcp_settings(store.connection.fileno()) == (1, 10, 5, 3, 30_000)
+            waker = store.open_waker(["jobs"])
+            try:
+                assert _tcp_settings(waker.fileno()) == (1, 10, 5, 3, 30_000)
+            finally:
+                waker.close()
+        with open_store(f"{url}&keepalives_idle=7&tcp_user_timeout=1234") as store:
+            assert _tcp_settings(store.connection.fileno()) == (1, 7, 5, 3, 1234)
+        with open_store(f"{url}&keepalives=0") as store:
+            assert _tcp_settings(store.connection.fileno())[0] == 0

@@ -8,6 +8,8 @@ There is no skip: when the server is missing, the PostgreSQL tests fail.
 from __future__ import annotations
 
 import contextlib
+import socket
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -21,6 +23,7 @@ from smc.runtime.store.postgres import PostgresStore
 from smc.runtime.store.sqlite import SqliteStore
 
 PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
+PG_SERVER = ("127.0.0.1", 5432)
 
 
 @contextlib.contextmanager
@@ -114,3 +117,59 @@ class StoreTime:
         self.clock.advance(seconds)
         if self._aged is not None:
             age_rows(self._aged, seconds)
+
+
+class CuttableForwarder:
+    """Forwards TCP connections to the test server, listening on ``host``. :meth:`cut` closes
+    every connection through it and refuses new ones (counted in :attr:`refused`) until
+    :meth:`restore`."""
+
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        self._listener = socket.create_server((host, 0))
+        self.port: int = self._listener.getsockname()[1]
+        self._up = threading.Event()
+        self._up.set()
+        self._lock = threading.Lock()
+        self._open: list[socket.socket] = []
+        self.refused = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return  # closed
+            if not self._up.is_set():
+                self.refused += 1
+                client.close()
+                continue
+            server = socket.create_connection(PG_SERVER)
+            with self._lock:
+                self._open += [client, server]
+            threading.Thread(target=self._pump, args=(client, server), daemon=True).start()
+            threading.Thread(target=self._pump, args=(server, client), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                sink.sendall(data)
+        for end in (source, sink):
+            with contextlib.suppress(OSError):
+                end.shutdown(socket.SHUT_RDWR)
+
+    def cut(self) -> None:
+        self._up.clear()
+        with self._lock:
+            for end in self._open:
+                with contextlib.suppress(OSError):
+                    end.shutdown(socket.SHUT_RDWR)
+            self._open.clear()
+
+    def restore(self) -> None:
+        self._up.set()
+
+    def close(self) -> None:
+        self.cut()
+        self._listener.close()

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -85,12 +85,19 @@ def run_engine(
 class Proc:
     """One ``python -m smc ...`` process with its output in a file."""
 
-    def __init__(self, args: list[str], cwd: Path, env: dict[str, str], log: Path) -> None:
+    def __init__(
+        self,
+        args: list[str],
+        cwd: Path,
+        env: dict[str, str],
+        log: Path,
+        prefix: Sequence[str] = (),
+    ) -> None:
         self.args = args
         self.log = log
         self._out = log.open("wb")
         self.popen = subprocess.Popen(
-            [sys.executable, "-m", "smc", *args],
+            [*prefix, sys.executable, "-m", "smc", *args],
             cwd=cwd,
             env=env,
             stdin=subprocess.DEVNULL,
@@ -144,10 +151,13 @@ class Runner:
         self.procs: list[Proc] = []
         self._count = 0
 
-    def start(self, *args: str) -> Proc:
+    def start(self, *args: str, prefix: Sequence[str] = ()) -> Proc:
+        """``smc ARGS`` in the background; ``prefix``: the command that runs it (``ip netns
+        exec NS``)."""
         self._count += 1
         name = Path(args[1]).stem if len(args) > 1 else "smc"
-        proc = Proc(list(args), self.cwd, self.env, self.cwd / f"proc-{self._count}-{name}.log")
+        log = self.cwd / f"proc-{self._count}-{name}.log"
+        proc = Proc(list(args), self.cwd, self.env, log, prefix)
         self.procs.append(proc)
         return proc
 

@@ -31,6 +31,7 @@ from smc.runtime.clock import SYSTEM_CLOCK, Clock
 from smc.runtime.store.backend import Backend, Connection
 from smc.runtime.store.base import DEFAULT_MACHINE_STALE_AFTER, DEFAULT_REAP_INTERVAL, Backoff
 from smc.runtime.store.errors import NoDatabaseError, StoreError
+from smc.runtime.store.pgconnect import connect
 from smc.runtime.store.rows import HISTORY_FIELDS
 from smc.runtime.store.sql import SqlStore
 from smc.runtime.store.statements import (
@@ -440,9 +441,7 @@ class PostgresBackend(Backend):
         from psycopg import sql
 
         try:
-            connection = psycopg.connect(
-                self.url, autocommit=True, connect_timeout=int(self.connect_timeout)
-            )
+            connection = connect(self.url, connect_timeout=int(self.connect_timeout))
         except psycopg.Error as error:
             # libpq's own message may quote the URL's password (a malformed one).
             reason = _without_secrets(first_line(error), self._secrets)

@@ -39,6 +39,7 @@ from smc.runtime.sockets import (
     socket_dir,
 )
 from smc.runtime.store.errors import StoreError
+from smc.runtime.store.pgconnect import connect
 
 #: The channel rung whenever a job is added.
 JOBS_CHANNEL = "jobs"
@@ -419,7 +420,7 @@ class PostgresWaker(Waker):
         from psycopg import sql
 
         try:
-            connection = psycopg.connect(self._url, autocommit=True, connect_timeout=10)
+            connection = connect(self._url, connect_timeout=10)
             for name in self._names:
                 connection.execute(sql.SQL("LISTEN {}").format(sql.Identifier(name)))
         except psycopg.Error as error:
