@@ -298,7 +298,10 @@ class BashAction(BaseAction):
             return self.event("success", self._DEFAULT_SUCCESS)
         error_text = err.decode("utf-8", "replace").strip()
         logger.error("bash: exit code %s: %s", code, command)
-        _record_failure(context, f"command failed (exit {code}): {error_text}", command, code)
+        # A command that wrote nothing to stderr says only how it ended ("exit 1: " read as
+        # if its reason had been lost).
+        reason = f"command failed (exit {code})" + (f": {error_text}" if error_text else "")
+        _record_failure(context, reason, command, code)
         mappings = self.params.get("error_mappings")
         if isinstance(mappings, Mapping) and str(code) in mappings:
             return str(mappings[str(code)])

@@ -1,0 +1,46 @@
+"""What a failed ``bash`` command leaves in the context (``last_error`` and the fields beside
+it), which the job's and a workflow task's last error show: a real command run by a real
+engine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.support.harness import compile_machine, run_engine
+
+
+@pytest.mark.parametrize(
+    ("command", "error"),
+    [
+        ("echo 'disk full' >&2; exit 3", "command failed (exit 3): disk full"),
+        ("echo 'on stdout only'; exit 1", "command failed (exit 1)"),
+    ],
+)
+def test_a_failed_commands_error_is_its_exit_code_and_what_it_wrote_to_stderr(
+    command: str, error: str, tmp_path: Path
+) -> None:
+    """The error a failed command leaves (the job's and a workflow task's last error) is its
+    exit code and its stderr; with nothing on stderr, the exit code alone (it ended in a
+    colon, as if a reason had been lost)."""
+    machine = compile_machine(
+        f"""
+initial_state: run
+metadata: {{machine_name: failing}}
+transitions:
+  - {{from: run, to: ok, event: ran}}
+  - {{from: run, to: failed, event: error}}
+actions:
+  run:
+    - type: bash
+      command: '{command.replace("'", "''")}'
+      success: ran
+final_states: [ok, failed]
+""",
+        tmp_path,
+    )
+    engine = run_engine(machine, tmp_path / "smc.db")
+    assert engine.context["current_state"] == "failed"
+    assert engine.context["last_error"] == error
+    assert engine.context["last_error_exit_code"] == int(error.split("exit ")[1][0])
