@@ -425,15 +425,22 @@ class Engine:
                     signals.restore()
         return code
 
-    def _refuse_a_namesake(self, store: Store) -> None:
+    def _refuse_a_namesake(self, store: Store, refused: bool = False) -> None:
         """A machine of this name that runs on another host (its heartbeat fresh) refuses
         this one. On this host its monitor socket refuses it; on PostgreSQL a second one on
         another host took over the first one's held event (``release_events``) and ran it
         alongside. A namesake killed on another host holds its name until its heartbeat is
-        stale (``DEFAULT_MACHINE_STALE_AFTER``)."""
+        stale (``DEFAULT_MACHINE_STALE_AFTER``). Read first, for the message; the registration
+        itself refuses too, in one statement (``refused``: it did, one having started on
+        another host since the read, which may have ended again by this one)."""
         row = store.get_machine(self.machine_name)
         if row is None or row.status != "running" or row.host == socket.gethostname():
-            return
+            if not refused:
+                return
+            raise StartupError(
+                f"machine {self.machine_name!r} is already running on another host; stop it "
+                "first, or give this one another --machine-name"
+            )
         age = "" if row.heartbeat_age is None else f", heard from {row.heartbeat_age:.0f} s ago"
         raise StartupError(
             f"machine {self.machine_name!r} is already running (pid {row.pid} on "
@@ -456,10 +463,13 @@ class Engine:
                 raise StartupError(str(error)) from None
         try:
             self._refuse_a_namesake(store)
-            store.release_events(self.machine_name)
-            self._registry.register(
+            # Registered before its predecessor's held events are released: a namesake that
+            # started on another host meanwhile keeps them.
+            if not self._registry.register(
                 store, self.config_path, self._steps.configuration(self.machine)
-            )
+            ):
+                self._refuse_a_namesake(store, refused=True)
+            store.release_events(self.machine_name)
             event_waker = store.open_waker([machine_channel(self.machine_name)])
         except StoreError as error:
             raise StartupError(str(error)) from None

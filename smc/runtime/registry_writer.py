@@ -59,16 +59,19 @@ class RegistryWriter:
 
     def register(
         self, store: Store, config_path: str | None, configuration: list[str] | None = None
-    ) -> None:
+    ) -> bool:
         """Register the machine in its current state (``configuration``: a statechart's
-        active states); later writes go to ``store``. Database errors propagate (the machine
-        cannot start)."""
+        active states); later writes go to ``store``. False when a live machine of its name
+        on another host holds the row (nothing written). Database errors propagate (the
+        machine cannot start)."""
         state = self._current_state()
-        store.register_machine(
+        if not store.register_machine(
             self._machine_name, state, config_path=config_path, configuration=configuration
-        )
+        ):
+            return False
         self._store = store
         self.written = state
+        return True
 
     def state_changed(self) -> None:
         """Write the new state now, or — if the last write was under the interval ago — when

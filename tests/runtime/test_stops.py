@@ -10,6 +10,7 @@ See docs/runtime.md ("Stopping", "Leases") and docs/queue.md ("Events between ma
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import sqlite3
@@ -17,11 +18,14 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from smc.runtime.engine import Engine, StartupError
 from smc.runtime.store import Store, is_postgres_url, open_store
-from tests.support.harness import Proc, Runner, wait_until
+from smc.runtime.store.sql import SqlStore
+from tests.support.harness import Proc, Runner, compile_machine, wait_until
 
 #: A receiver whose handling of ``ping`` appends the payload's ``n`` to effects.log, then takes
 #: ``hold`` seconds the first time (the window in which it is stopped or killed).
@@ -574,3 +578,36 @@ def test_database_file_deleted_or_replaced_stops_the_worker(
     assert _socket_files(runner) == [], output
     if how == "replaced":
         assert runner.job_statuses() == {"new": "pending"}  # nothing written to the new file
+
+
+def test_a_namesake_registered_on_another_host_after_the_read_still_refuses_this_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two hosts starting one name at once both read the registry free; the registration
+    itself decides (one statement), and the engine that lost starts nothing: no state of
+    the winner's row replaced, no event of the name released."""
+    machine = compile_machine(RECEIVER, tmp_path)
+    database = tmp_path / "smc.db"
+    with open_store(database) as store:
+        event_id = store.send_event("receiver", "ping", {"n": 1, "hold": 0}, source="t")
+    reads = {"n": 0}
+    real_get_machine = SqlStore.get_machine
+
+    def read_before_the_other_host(self: SqlStore, name: str) -> Any:
+        reads["n"] += 1
+        if reads["n"] == 1:  # the engine's read, just before the other host registers
+            found = real_get_machine(self, name)
+            self.register_machine(name, "handling", pid=4242, host="other-host.example")
+            return found
+        return real_get_machine(self, name)
+
+    monkeypatch.setattr(SqlStore, "get_machine", read_before_the_other_host)
+    engine = Engine(machine, database=str(database), machine_name="receiver", monitor=False)
+    with pytest.raises(StartupError, match=r"'receiver' is already running .*other-host\.example"):
+        asyncio.run(asyncio.wait_for(engine.run(), 20))
+    monkeypatch.undo()
+    with open_store(database) as store:
+        row = store.get_machine("receiver")
+        assert row is not None and (row.pid, row.host) == (4242, "other-host.example")
+        [event] = [e for e in store.list_events(target="receiver") if e.id == event_id]
+        assert event.status == "pending"

@@ -13,6 +13,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -349,6 +350,59 @@ def test_a_machine_with_a_stale_heartbeat_is_dead(store_time: StoreTime) -> None
         assert machine is not None and machine.status == "running"
     finally:
         store.close()
+
+
+def test_a_name_running_on_another_host_is_taken_only_once_its_machine_is_gone(
+    store_time: StoreTime,
+) -> None:
+    """Registering a name that a live machine on another host holds writes nothing and says
+    so (the engine then refuses to start), decided in the one statement; the same host may
+    register again (its monitor socket decides there), and a stopped or stale one gives the
+    name up."""
+    store = store_time.open(machine_stale_after=30)
+    try:
+        assert store.register_machine("named", "waiting", pid=11, host="host-a")
+        assert not store.register_machine("named", "other", pid=22, host="host-b")
+        row = store.get_machine("named")
+        assert row is not None and (row.pid, row.host, row.state) == (11, "host-a", "waiting")
+        started = [r for r in store.history(machine="named") if r.kind == "machine_started"]
+        assert len(started) == 1  # the refused registration recorded nothing
+        assert store.register_machine("named", "again", pid=12, host="host-a")
+        store_time.advance(31)  # host-a's machine silent: dead
+        assert store.register_machine("named", "waiting", pid=22, host="host-b")
+        assert store.stop_machine("named")
+        assert store.register_machine("named", "waiting", pid=33, host="host-c")
+    finally:
+        store.close()
+
+
+def test_hosts_starting_one_name_at_the_same_moment_give_it_to_one(store_url: str) -> None:
+    """Eight stores (eight connections, as eight hosts' workers) register one name at once:
+    one takes it, seven are refused (each engine first reads the row, and all eight may read
+    it free)."""
+    stores = [open_store(store_url) for _ in range(8)]
+    barrier = threading.Barrier(len(stores))
+    results: dict[int, bool] = {}
+
+    def register(number: int) -> None:
+        barrier.wait()
+        results[number] = stores[number].register_machine(
+            "contested", "waiting", pid=100 + number, host=f"host-{number}"
+        )
+
+    threads = [threading.Thread(target=register, args=(n,)) for n in range(len(stores))]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert sorted(results.values()) == [False] * 7 + [True], results
+        (winner,) = [n for n, taken in results.items() if taken]
+        row = stores[0].get_machine("contested")
+        assert row is not None and (row.pid, row.host) == (100 + winner, f"host-{winner}")
+    finally:
+        for opened in stores:
+            opened.close()
 
 
 # --- wake-ups ---

@@ -325,9 +325,12 @@ class Store(WorkflowStore, Protocol):
         host: str | None = None,
         config_path: str | None = None,
         configuration: Sequence[str] | None = None,
-    ) -> None:
+    ) -> bool:
         """Insert or replace the row for ``name`` as running (pid/host default to ours);
-        ``configuration``: a statechart's active states, for its ``machine_started`` row."""
+        ``configuration``: a statechart's active states, for its ``machine_started`` row.
+        False, and nothing written, when a machine of that name runs on another host (its
+        row running, its heartbeat younger than ``machine_stale_after``): decided in the one
+        statement, so two hosts starting a name at once cannot both take it."""
         ...
 
     def update_machine(self, name: str, state: str | None = None) -> bool:

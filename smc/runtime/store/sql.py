@@ -1159,7 +1159,7 @@ class SqlStore(WorkflowTables):
         host: str | None = None,
         config_path: str | None = None,
         configuration: Sequence[str] | None = None,
-    ) -> None:
+    ) -> bool:
         params: dict[str, Any] = {
             "name": name,
             "state": state,
@@ -1167,6 +1167,7 @@ class SqlStore(WorkflowTables):
             "host": socket.gethostname() if host is None else host,
             "config_path": config_path,
             "now": self.clock.time(),
+            "stale_after": self.machine_stale_after,
         }
         started = history_entry(
             "machine_started",
@@ -1177,11 +1178,12 @@ class SqlStore(WorkflowTables):
             excerpt_text=f"pid {params['pid']} on {params['host']}",
             configuration=configuration_text(configuration),
         )
-        self._write(
+        registered: int = self._write(
             "write to",
             lambda connection: connection.execute(self._sql.register_machine, params).rowcount,
-            lambda _: [started],
+            lambda count: [started] if count else [],
         )
+        return registered == 1
 
     def _update_machine(
         self, connection: Connection, name: str, state: str | None, now: float

@@ -394,7 +394,10 @@ class SqlStatements:
                     pid = excluded.pid, host = excluded.host,
                     config_path = excluded.config_path, status = 'running',
                     started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at,
-                    updated_at = excluded.updated_at""")
+                    updated_at = excluded.updated_at
+                WHERE machine_state.status <> 'running' OR machine_state.host = excluded.host
+                    OR machine_state.heartbeat_at IS NULL
+                    OR {d.age("machine_state.heartbeat_at")} >= :stale_after""")
         self.update_machine = finish(f"""UPDATE machine_state SET state = coalesce(:state, state),
                   heartbeat_at = {now},
                   updated_at = CASE WHEN :state{d.text_cast} IS NULL THEN updated_at ELSE {now} END
