@@ -20,7 +20,7 @@ from tests.support.backends import CuttableForwarder, postgres_schema_url
 from tests.support.harness import Runner, wait_until
 from tests.support.machines import queue_worker
 
-pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.netns]
 
 
 def _ip(*args: str) -> None:
