@@ -2,9 +2,13 @@
 
 - **Token.** With a token configured (required for any bind other than loopback), every
   request — pages, assets, the JSON API and the live stream — must present it: an
-  ``Authorization: Bearer <token>`` header (scripts) or the ``smc_ui_token_<port>`` cookie
+  ``Authorization: Bearer <token>`` header (scripts), or the ``smc_ui_token_<port>`` cookie
   (browsers). A browser gets the cookie by opening ``/?token=<token>`` once; the server answers
   with the cookie and a redirect to ``/``, so the token leaves the address bar and the history.
+  The cookie holds a session of this server process, not the token: random, made at that
+  login, valid until the server stops. Cookies go to every port of a host, so another
+  service there sees it; what it sees opens this server while it runs, never the token,
+  which may be kept in a file and given to the next server too.
   Tokens are compared in constant time (:func:`hmac.compare_digest`). The cookie is HttpOnly
   and **SameSite=Lax**, not Strict: a link to ``/?token=...`` followed from another site (a
   chat, a wiki) must log in, and a Strict cookie is not sent on that navigation's redirect
@@ -38,6 +42,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 #: The token cookie's name is this and the server's port (:func:`token_cookie`).
 TOKEN_COOKIE = "smc_ui_token"
+#: How many browser sessions a server keeps (the oldest forgotten first): each is one opening
+#: of ``/?token=``, which only a holder of the token can make.
+MAX_SESSIONS = 1000
 CSRF_COOKIE = "smc_csrf"
 CSRF_HEADER = "x-smc-csrf"
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
@@ -101,6 +108,16 @@ class Guard:
         self.app = app
         self.token = token
         self.allowed_hosts = None if allowed_hosts is None else set(allowed_hosts)
+        #: The sessions the token cookie may hold, oldest first. A set's lookup is not
+        #: constant-time, but each value is 256 random bits: timing cannot guess one.
+        self._sessions: dict[str, None] = {}
+
+    def _new_session(self) -> str:
+        session = secrets.token_urlsafe(32)
+        self._sessions[session] = None
+        while len(self._sessions) > MAX_SESSIONS:
+            del self._sessions[next(iter(self._sessions))]
+        return session
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -131,10 +148,12 @@ class Guard:
             server = scope.get("server")
             cookie = token_cookie(server[1] if server else None)
             authorization = headers.get("authorization", "")
-            presented = (
-                authorization[7:] if authorization.lower().startswith("bearer ") else None
-            ) or cookies.get(cookie)
-            if not same_secret(presented, self.token):
+            bearer = authorization[7:] if authorization.lower().startswith("bearer ") else None
+            session = cookies.get(cookie)
+            if not (
+                same_secret(bearer, self.token)
+                or (session is not None and session in self._sessions)
+            ):
                 url = URL(scope=scope)
                 offered = url.query and dict(
                     (k, v) for k, v in _query_pairs(url.query) if k == "token"
@@ -146,7 +165,9 @@ class Guard:
                     and same_secret(offered, self.token)
                 ):
                     redirect = RedirectResponse("/", status_code=303)
-                    redirect.set_cookie(cookie, self.token, httponly=True, samesite="lax", path="/")
+                    redirect.set_cookie(
+                        cookie, self._new_session(), httponly=True, samesite="lax", path="/"
+                    )
                     return redirect
                 return PlainTextResponse(
                     "a token is required: open /?token=TOKEN, or send Authorization: Bearer\n",

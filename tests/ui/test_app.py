@@ -153,11 +153,29 @@ def test_with_a_token_every_request_must_present_it(database: str) -> None:
         login = client.get(f"/?token={TOKEN}", follow_redirects=False)
         assert login.status_code == 303 and login.headers["location"] == "/"
         set_cookie = login.headers["set-cookie"]
-        assert set_cookie.startswith(f"{token_cookie(8520)}={TOKEN};")
+        assert set_cookie.startswith(f"{token_cookie(8520)}=")
         # Lax: a link from another site logs in (tests/ui/test_browser.py follows one).
         assert "HttpOnly" in set_cookie and "SameSite=lax" in set_cookie
         assert client.get("/api/state").status_code == 200  # the cookie now
         assert client.get("/static/app.css").status_code == 200
+        # The cookie holds a session of this server, never the token: cookies reach every
+        # port of the host, and another service there must not learn the token from it.
+        session = client.cookies[token_cookie(8520)]
+        assert TOKEN not in set_cookie and len(session) >= 40
+        client.cookies.clear()
+        client.cookies.set(token_cookie(8520), TOKEN)  # the token itself is no session
+        assert client.get("/api/state").status_code == 401
+        # A second opening of the link is a second session; both hold.
+        client.cookies.clear()
+        client.get(f"/?token={TOKEN}", follow_redirects=False)
+        assert client.cookies[token_cookie(8520)] != session
+        assert client.get("/api/state").status_code == 200
+        client.cookies.set(token_cookie(8520), session)
+        assert client.get("/api/state").status_code == 200
+    # A session dies with its server: the next one, given the same token, refuses it.
+    with _client(database, token=TOKEN, loopback_only=False) as client:
+        client.cookies.set(token_cookie(8520), session)
+        assert client.get("/api/state").status_code == 401
 
 
 # --- CSRF ----------------------------------------------------------------------------------
