@@ -1087,6 +1087,20 @@ def test_a_token_link_followed_from_another_site_logs_in(browser: Browser, tmp_p
             assert page.url == target
             page.reload()
             expect(page.locator("#connection")).to_have_text("live", timeout=WAIT_MS)
+            # The cookie holds a session of that server, not the token: a server started
+            # again (the same token) refuses it, and the open page says it is signed out
+            # (its stream, closed by the 401, said "reconnecting…" for ever); the link signs
+            # in again.
+            ui.signal(signal.SIGTERM)
+            assert ui.wait(10) == 0, ui.output()
+            ui = runner.start("ui", "--port", str(port), "--token", token)
+            wait_until(serving, 20, ui.output)
+            expect(page.locator("#connection")).to_have_attribute(
+                "data-state", "signed-out", timeout=WAIT_MS
+            )
+            expect(page.locator("#connection")).to_contain_text("signed out")
+            page.goto(f"{target}?token={token}")
+            expect(page.locator("#connection")).to_have_text("live", timeout=WAIT_MS)
         finally:
             context.close()
             other.shutdown()

@@ -1060,6 +1060,21 @@ async function showTrace(traceId) {
 
 // ---- the live stream -------------------------------------------------------------------
 
+// EventSource tries again by itself after a lost connection, but not after an answer that is
+// not the stream: a 401 (a server restarted with a token: the browser's session was the last
+// server's) or an error status closes it for good, and the page said "reconnecting…" for
+// ever. It asks why: signed out, it says so (the token's link signs in again); else it
+// connects again after a pause.
+function streamRefused() {
+  const status = $("connection");
+  const again = () => setTimeout(connect, 2000);
+  fetch("/api/state", { credentials: "same-origin" }).then((response) => {
+    if (response.status !== 401) return again();
+    status.dataset.state = "signed-out";
+    status.textContent = "signed out: open the monitor's link with its token again";
+  }, again);
+}
+
 function connect() {
   const status = $("connection");
   const source = new EventSource("/api/stream");
@@ -1075,6 +1090,7 @@ function connect() {
   source.onerror = () => {
     status.dataset.state = "down";
     status.textContent = "reconnecting…";
+    if (source.readyState === EventSource.CLOSED) streamRefused();
   };
   source.onmessage = (event) => {
     let batch;
