@@ -263,6 +263,14 @@ def test_a_tasks_last_error_breaks_between_words_in_a_narrow_window(
     # stood three letters a line).
     cells = "#workflow-detail .wf-tasks tbody td, #workflow-table tbody td"
     assert page.evaluate(BROKEN_WORDS, cells) == []
+    # The picked run's row is one colour, as tall in every cell, its chips' too: that cell,
+    # a flex box, was no table cell, and where the row grew taller (its scheduler's text on
+    # two lines) the colour stopped under the chips, white below.
+    runs = row.locator("td")
+    colours = runs.evaluate_all("tds => tds.map(td => getComputedStyle(td).backgroundColor)")
+    heights = runs.evaluate_all("tds => tds.map(td => td.getBoundingClientRect().height)")
+    assert len(set(colours)) == 1 and colours[0] != "rgba(0, 0, 0, 0)", colours
+    assert max(heights) - min(heights) < 1, heights
     expect(shown).to_have_attribute("title", error)
     size, height = shown.evaluate(
         "e => [parseFloat(getComputedStyle(e).lineHeight)"

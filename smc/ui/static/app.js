@@ -1200,7 +1200,9 @@ function renderWorkflowRuns(runs) {
     const open = el("button", "link", run.run_id);
     open.type = "button";
     open.addEventListener("click", () => { WF.selected = run.run_id; refreshWorkflowsNow(); });
-    const counts = el("td", "wf-counts");
+    // The chips' flex box inside the cell: a cell that is a flex box itself is no table
+    // cell, and a picked row's colour stopped under its chips.
+    const counts = el("div", "wf-counts");
     for (const state of WF.states) {
       const n = own(run.counts, state);
       if (n) counts.append(stateChip(state, `${state.toLowerCase()} ${n}`));
@@ -1215,7 +1217,7 @@ function renderWorkflowRuns(runs) {
       status,
       el("td", null, dateTime(run.created_at)),
       el("td", null, dateTime(run.finished_at)),
-      counts,
+      el("td", null, counts),
       scheduler,
     );
     rows.push(tr);
