@@ -566,8 +566,13 @@ def test_a_job_list_read_keeps_the_rows_whose_job_did_not_change(
     # pointer; both jobs are pending, so the list it brings is the same), then released:
     # the click is kept-0's.
     cancel = kept[0].locator("button[data-action=cancel]")
-    cancel.scroll_into_view_if_needed()
-    page.mouse.move(*_centre(cancel))
+    for _ in range(50):  # aimed again while the page above still moves (a late diagram)
+        cancel.scroll_into_view_if_needed()
+        page.mouse.move(*_centre(cancel))
+        if cancel.evaluate("button => button.matches(':hover')"):
+            break
+        page.wait_for_timeout(100)
+    assert cancel.evaluate("button => button.matches(':hover')")
     page.mouse.down()
     with page.expect_response(re.compile(r"/api/jobs\?")) as answer:
         page.locator("#job-status").evaluate(
