@@ -751,6 +751,14 @@ def test_the_page_fits_a_narrow_window(browser: Browser, system: System) -> None
         expect(badge).to_have_text("live", timeout=WAIT_MS)
         expect(page.locator("#machine-table tbody tr")).not_to_have_count(0, timeout=WAIT_MS)
         assert page.evaluate("document.documentElement.scrollWidth") <= 800
+        # A name of up to about 20 characters stays whole (the table scrolls sideways in its
+        # panel): "download_worker" read "download_w" over "orker".
+        names = ", ".join(
+            f'#machine-table tr[data-machine="{name}"] td.name'
+            for name in ("download_worker", "simple_worker", "hostile-1", "proto-1")
+        )
+        expect(page.locator(names)).to_have_count(4)
+        assert page.evaluate(BROKEN_WORDS, names) == []
         box = badge.bounding_box()
         assert box is not None and box["x"] + box["width"] <= 800
         ARTIFACTS.mkdir(exist_ok=True)
