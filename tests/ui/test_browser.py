@@ -322,6 +322,35 @@ def test_retry_on_a_failed_job_puts_it_back_in_the_queue(page: Page, system: Sys
     expect(diagram.locator(".legend")).to_contain_text("stopped")
 
 
+def test_a_name_selected_in_the_machine_list_stays_selected_while_others_move(
+    page: Page, system: System
+) -> None:
+    """Text selected in a machine's row (a name, a job id, to copy) stays selected while
+    other machines move: only the rows of machines that changed are drawn again (every row
+    was replaced each time any machine moved, and the selection went with it)."""
+    name = page.locator('#machine-table tr[data-machine="order-2"] td.name')
+    expect(name).to_have_text("order-2", timeout=WAIT_MS)
+    name.evaluate("""td => {
+        td.parentElement.probe = true;
+        const range = document.createRange();
+        range.selectNodeContents(td);
+        getSelection().removeAllRanges();
+        getSelection().addRange(range);
+      }""")
+    moved = page.locator('#machine-table tr[data-machine="proto-1"] td.state')
+    before = moved.inner_text()
+    system.smc("send", "proto-1", "go")
+    expect(moved).not_to_have_text(before, timeout=WAIT_MS)
+    page.wait_for_timeout(300)  # any render still on its way has come
+    assert page.evaluate("getSelection().toString()") == "order-2"
+    assert name.evaluate("td => td.parentElement.probe === true")
+    for _ in PROTO_STATES[1:]:  # round to where it was, for the tests after this one
+        shown = moved.inner_text()
+        system.smc("send", "proto-1", "go")
+        expect(moved).not_to_have_text(shown, timeout=WAIT_MS)
+    expect(moved).to_have_text(before)
+
+
 def test_hostile_names_render_as_text(page: Page, system: System) -> None:
     name_cell = page.locator("#machine-table td.name").filter(has_text="onerror")
     expect(name_cell).to_have_count(1, timeout=WAIT_MS)

@@ -411,6 +411,10 @@ function renderMachines() {
     const job = (m.live && m.live.job_id) || m.job_id;
     const inState = el("td", "in-state");
     const since = runningSince(m);
+    // A row whose machine shows the same is kept (a name or a job id selected in it, to
+    // copy, stays selected: every row was replaced each time any machine moved).
+    tr.shown = JSON.stringify([m.name, m.status, stateText(m), since,
+      m.live && m.live.last_transition, job, m.host, m.pid, type ? type.name : null, tr.className]);
     inState.setAttribute("data-since", String(since ?? ""));
     inState.textContent = since === null ? "–" : duration(now() - since);
     const state = el("td", "state", stateText(m));
@@ -427,7 +431,7 @@ function renderMachines() {
     );
     rows.push(tr);
   }
-  body.replaceChildren(...rows);
+  keepRows(body, rows);
   $("machines-empty").hidden = machines.length > 0;
   $("machine-count").textContent = machines.length ? `(${machines.length})` : "";
 }
@@ -764,20 +768,24 @@ function jobTableHeld() {
 function showJobRows(rows) {
   S.heldJobRows = null;
   $("jobs-held").hidden = true;
-  const body = $("job-table").tBodies[0];
+  keepRows($("job-table").tBodies[0], rows);
+  $("jobs-empty").hidden = rows.length > 0;
+}
+
+// A table body shows ``rows`` (each with ``shown``: what it shows, as text): a row already
+// there that shows the same stays, the very element, and only rows that changed, came or
+// went are touched. Rows that stay keep their order; the new ones go in between them.
+function keepRows(body, rows) {
   const kept = new Map();
   for (const tr of body.rows) kept.set(tr.shown, tr);
   const wanted = rows.map((fresh) => kept.get(fresh.shown) ?? fresh);
   const staying = new Set(wanted);
   for (const tr of [...body.rows]) if (!staying.has(tr)) tr.remove();
-  // The rows that stay are in the list's order already (newest first): the new ones go in
-  // between them, and no row that stays is moved.
   let at = body.firstElementChild;
   for (const tr of wanted) {
     if (tr === at) at = at.nextElementSibling;
     else body.insertBefore(tr, at);
   }
-  $("jobs-empty").hidden = rows.length > 0;
 }
 
 function releaseJobRows() {
