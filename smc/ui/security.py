@@ -108,8 +108,9 @@ class Guard:
         self.app = app
         self.token = token
         self.allowed_hosts = None if allowed_hosts is None else set(allowed_hosts)
-        #: The sessions the token cookie may hold, oldest first. A set's lookup is not
-        #: constant-time, but each value is 256 random bits: timing cannot guess one.
+        #: The sessions the token cookie may hold, oldest first (a dict: ordered, for
+        #: forgetting the oldest). Its lookup is not constant-time, but each value is 256
+        #: random bits: timing cannot guess one.
         self._sessions: dict[str, None] = {}
 
     def _new_session(self) -> str:

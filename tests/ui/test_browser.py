@@ -487,6 +487,33 @@ def test_the_job_list_is_read_one_request_at_a_time_and_paused_by_what_it_costs(
         assert next_start - end >= 4 * (end - start) - 50, reads  # paused by its cost
 
 
+def _list_new_jobs(page: Page, system: System, job_type: str, ids: list[str]) -> Locator:
+    """Jobs of ``job_type`` (one no worker takes) added with ``ids``, and the job list filtered
+    to that type until it shows them: its rows."""
+    with system.runner.store() as store:
+        for job_id in ids:
+            store.add_job(job_type, job_id=job_id)
+    page.locator("#job-type").fill(job_type)
+    page.locator("#job-type").press("Enter")
+    rows = page.locator("#job-table tbody tr")
+    expect(rows).to_have_count(len(ids), timeout=WAIT_MS)
+    return rows
+
+
+def _point_at(page: Page, target: Locator) -> None:
+    """The pointer moved onto ``target``: scrolled to and aimed at again while the page above
+    it still moves (diagrams drawn late on a loaded host pushed the table below the window,
+    and the pointer aimed there was on nothing), and when its row was redrawn meanwhile."""
+    for _ in range(50):
+        with contextlib.suppress(PlaywrightError):
+            target.scroll_into_view_if_needed(timeout=2000)
+        page.mouse.move(*_centre(target))
+        with contextlib.suppress(PlaywrightError):
+            if target.evaluate("e => e.matches(':hover')", timeout=2000):
+                return
+        page.wait_for_timeout(100)
+
+
 def test_the_job_list_holds_still_under_the_pointer_and_finds_any_type_or_id(
     page: Page, system: System
 ) -> None:
@@ -496,25 +523,10 @@ def test_the_job_list_holds_still_under_the_pointer_and_finds_any_type_or_id(
     held job, and the next click hit one never seen); it moves on once the pointer leaves,
     a clicked job id in it included. The type box takes any type, one the list never showed
     included, and a job opens by its id, an unknown id leaving the open job followed."""
-    with system.runner.store() as store:
-        for n in range(3):
-            store.add_job("held-list", job_id=f"held-{n}")
-    page.locator("#job-type").fill("held-list")
-    page.locator("#job-type").press("Enter")
-    rows = page.locator("#job-table tbody tr")
-    expect(rows).to_have_count(3, timeout=WAIT_MS)
+    rows = _list_new_jobs(page, system, "held-list", [f"held-{n}" for n in range(3)])
     expect(rows.nth(1)).to_have_attribute("data-job", "held-1")
-    # The pointer is on the table: scrolled to and aimed at again while the page above it
-    # still moves (diagrams drawn late on a loaded host pushed the table below the window,
-    # and the pointer aimed there was on nothing).
-    cancel = rows.nth(1).locator("button[data-action=cancel]")
-    for _ in range(50):
-        with contextlib.suppress(PlaywrightError):  # the row redrawn meanwhile: aim again
-            cancel.scroll_into_view_if_needed(timeout=2000)
-        page.mouse.move(*_centre(cancel))
-        if page.locator("#job-table:hover").count() == 1:
-            break
-        page.wait_for_timeout(100)
+    # The pointer is on the table.
+    _point_at(page, rows.nth(1).locator("button[data-action=cancel]"))
     expect(page.locator("#job-table:hover")).to_have_count(1)
     with system.runner.store() as store:
         store.add_job("held-list", job_id="held-new")
@@ -581,13 +593,7 @@ def test_a_job_list_read_keeps_the_rows_whose_job_did_not_change(
     it still counts (every row was replaced at each read, and such a click was lost: the
     button pressed was no longer on the page). A job added keeps the rows below it; a job
     that changed gets a new row."""
-    with system.runner.store() as store:
-        for n in range(2):
-            store.add_job("kept-rows", job_id=f"kept-{n}")
-    page.locator("#job-type").fill("kept-rows")
-    page.locator("#job-type").press("Enter")
-    rows = page.locator("#job-table tbody tr")
-    expect(rows).to_have_count(2, timeout=WAIT_MS)
+    rows = _list_new_jobs(page, system, "kept-rows", ["kept-0", "kept-1"])
     kept = {n: page.locator(f'#job-table tr[data-job="kept-{n}"]') for n in range(3)}
     for n in (0, 1):
         kept[n].evaluate("tr => { tr.probe = true; }")
@@ -595,12 +601,7 @@ def test_a_job_list_read_keeps_the_rows_whose_job_did_not_change(
     # pointer; both jobs are pending, so the list it brings is the same), then released:
     # the click is kept-0's.
     cancel = kept[0].locator("button[data-action=cancel]")
-    for _ in range(50):  # aimed again while the page above still moves (a late diagram)
-        cancel.scroll_into_view_if_needed()
-        page.mouse.move(*_centre(cancel))
-        if cancel.evaluate("button => button.matches(':hover')"):
-            break
-        page.wait_for_timeout(100)
+    _point_at(page, cancel)
     assert cancel.evaluate("button => button.matches(':hover')")
     page.mouse.down()
     with page.expect_response(re.compile(r"/api/jobs\?")) as answer:

@@ -22,6 +22,7 @@ from smc.workflow.diagram import STATE_COLOURS
 from tests.e2e.test_workflows import _setup, _wait_workers, _worker, _workflow
 from tests.support.harness import REPO, Runner, runner_in
 from tests.support.web import BROKEN_WORDS, free_port, launch_chromium, start_ui
+from tests.ui.test_workflows import _move
 
 pytestmark = pytest.mark.slow
 
@@ -239,15 +240,13 @@ def test_a_tasks_last_error_breaks_between_words_in_a_narrow_window(
         )
         token = store.take_workflow_run("narrow1", 60)
         assert token is not None
-        assert store.update_workflow_task(
+        _move(
+            store,
             "narrow1",
-            "deploy",
             token,
-            from_state="PENDING",
-            from_attempt=0,
-            state="FAILED",
+            "deploy",
+            "FAILED",
             attempt=1,
-            event="failed",
             job_id="narrow1.deploy.1",
             last_error=error,
         )

@@ -413,11 +413,12 @@ function renderMachines() {
     const since = runningSince(m);
     // A row whose machine shows the same is kept (a name or a job id selected in it, to
     // copy, stays selected: every row was replaced each time any machine moved).
-    tr.shown = JSON.stringify([m.name, m.status, stateText(m), since,
+    const shownState = stateText(m);
+    tr.shown = JSON.stringify([m.name, m.status, shownState, since,
       m.live && m.live.last_transition, job, m.host, m.pid, type ? type.name : null, tr.className]);
     inState.setAttribute("data-since", String(since ?? ""));
     inState.textContent = since === null ? "–" : duration(now() - since);
-    const state = el("td", "state", stateText(m));
+    const state = el("td", "state", shownState);
     tr.append(
       el("td", "name", m.name),
       el("td", null, badge(m.status, m.status)),
@@ -761,10 +762,9 @@ function jobTableHeld() {
   return table.matches(":hover") || table.querySelector(":focus-visible") !== null;
 }
 
-// Each read brings every row anew; a row whose job shows the same as before stays the very
-// element it was, where it was, and only rows that changed, came or went are touched. The
-// list once replaced every row at each read: a click whose press and release straddled a
-// read (a job added anywhere, a filter's answer) was lost, its button gone from the page.
+// Each read's rows are kept where they show the same (keepRows): the list once replaced every
+// row at each read, and a click whose press and release straddled a read (a job added
+// anywhere, a filter's answer) was lost, its button gone from the page.
 function showJobRows(rows) {
   S.heldJobRows = null;
   $("jobs-held").hidden = true;
