@@ -196,6 +196,10 @@ def run_command(args: argparse.Namespace) -> int:
 
     # Already installed by ``python -m smc``; the ``smc`` console script gets here first.
     signals = install_process_signals()
+    from smc.runtime.monitor.start_lock import inherited_start_lock
+
+    # First, before this process opens any file that could take the descriptor's number.
+    start_lock = inherited_start_lock()
 
     from smc.runtime.actions import default_actions_dirs
     from smc.runtime.engine import Engine, StartupError
@@ -274,6 +278,7 @@ def run_command(args: argparse.Namespace) -> int:
             monitor_readers=args.monitor_readers,
             trace_id=trace_id,
             history_retention=retention,
+            start_lock=start_lock,
         )
     except StartupError as error:
         print(f"smc run: {escape_controls(str(error))}", file=sys.stderr)

@@ -56,7 +56,8 @@ from smc.runtime.guards import GuardLoadError, with_named_guards
 from smc.runtime.heartbeat import Heartbeat
 from smc.runtime.inbox import Inbox
 from smc.runtime.ledger import Claim, JobLedger
-from smc.runtime.monitor import MonitorError
+from smc.runtime.monitor import MonitorError, monitor_dir, monitor_socket_path
+from smc.runtime.monitor.start_lock import let_go_of_start_lock, start_lock_path
 from smc.runtime.monitor_feed import MonitorFeed
 from smc.runtime.registry_writer import RegistryWriter
 from smc.runtime.signals import StopSignals
@@ -170,6 +171,7 @@ class Engine:
         clock: Clock = SYSTEM_CLOCK,
         trace_id: str | None = None,
         history_retention: float | None = None,
+        start_lock: int | None = None,
     ) -> None:
         if lease_seconds <= 0:
             raise StartupError("--lease-seconds must be positive", exit_code=2)
@@ -211,6 +213,9 @@ class Engine:
         self._typed_context = getattr(machine_cls, "CONTEXT_TYPE", None) is not None
         self._show_typed_context()
         self._want_monitor = monitor
+        #: The start lock of this machine's name that the parent's ``start_fsm`` handed over,
+        #: let go of once the name is taken or refused (smc/runtime/monitor/start_lock.py).
+        self._start_lock = start_lock
         #: The trace the machine starts in (``start_fsm`` passes its own: docs/history.md).
         self._start_trace = trace_id
         #: Prune the history (and finished jobs, delivered events) older than this (seconds).
@@ -456,11 +461,21 @@ class Engine:
         store.trace_id = self._start_trace
         store.actor = self.machine_name
         self._feed.record_to(store)
-        if self._want_monitor:
-            try:
-                self._feed.open(store, self._monitor_readers)
-            except MonitorError as error:
-                raise StartupError(str(error)) from None
+        try:
+            if self._want_monitor:
+                try:
+                    self._feed.open(store, self._monitor_readers)
+                except MonitorError as error:
+                    raise StartupError(str(error)) from None
+        finally:
+            # The name is this machine's now (its socket listens) or it refused it: a start
+            # of the same name waiting on the lock finds which.
+            handle, self._start_lock = self._start_lock, None
+            if handle is not None:
+                let_go_of_start_lock(
+                    handle,
+                    start_lock_path(monitor_socket_path(monitor_dir(store), self.machine_name)),
+                )
         try:
             self._refuse_a_namesake(store)
             # Registered before its predecessor's held events are released: a namesake that

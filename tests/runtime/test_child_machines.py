@@ -18,6 +18,7 @@ import signal
 from collections.abc import Iterator
 from pathlib import Path
 
+from smc.runtime.monitor import monitor_dir
 from tests.runtime.test_bash_orphans import _alive, _group_members
 from tests.support.harness import Proc, Runner, wait_until
 
@@ -253,3 +254,61 @@ def test_start_fsm_of_a_running_childs_name_starts_nothing_and_stores_the_runnin
         wait_until(lambda: _job(runner) == ("completed", 1), 60, parent.output)
         wait_until(lambda: _child_row_pid(runner, "stopped") == child, 30, first.output)
         assert _numbers_in(runner.cwd / "child-runs.txt") == [child]
+
+
+#: Two starts of one child name back to back, the second while the first child starts up.
+TWIN_STARTER = f"""\
+initial_state: spawning
+metadata: {{machine_name: twin_starter}}
+transitions:
+  - {{from: spawning, to: started, event: second_started}}
+  - {{from: spawning, to: failed, event: error}}
+actions:
+  spawning:
+    - type: start_fsm
+      yaml_path: child.yaml
+      machine_name: {CHILD_NAME}
+      store_pid: true
+      success: first_started
+    - type: start_fsm
+      yaml_path: child.yaml
+      machine_name: {CHILD_NAME}
+      store_pid: true
+      success: second_started
+  started:
+    - {{type: log, message: "spawned_pids {{spawned_pids}}"}}
+  failed:
+    - {{type: log, message: "failed: {{last_error}}"}}
+"""
+
+
+def test_a_start_of_a_name_whose_child_is_starting_waits_for_it_and_starts_nothing(
+    runner: Runner,
+) -> None:
+    """The second ``start_fsm`` comes microseconds after the first, long before the first
+    child listens: it waits on the name's start lock (docs/actions.md), then finds the child
+    running. Without the lock both found the name free, the second child refused and exited,
+    and ``spawned_pids`` held its pid."""
+    (runner.cwd / "starter.yaml").write_text(TWIN_STARTER, encoding="utf-8")
+    (runner.cwd / "child.yaml").write_text(CHILD, encoding="utf-8")
+    with _children_killed_after():
+        starter = runner.start("run", "starter.yaml", "--db", str(runner.db))
+        logged = re.compile(r"spawned_pids \[(\d+), (\d+)\]")
+        wait_until(lambda: logged.search(starter.output()), 60, starter.output)
+        match = logged.search(starter.output())
+        assert match is not None
+        first, second = int(match.group(1)), int(match.group(2))
+
+        # one child, started once, running and registered: both starts stored its pid
+        assert first == second, starter.output()
+        assert _child_processes() == [first]
+        wait_until(lambda: _child_row_pid(runner, "running") == first, 30, starter.output)
+        assert f"{CHILD_NAME} is already running (pid {first})" in starter.output()
+        assert starter.output().count(f"started {CHILD_NAME} (pid") == 1
+        log = (runner.cwd / "logs" / f"{CHILD_NAME}.log").read_text(encoding="utf-8")
+        assert log.count(f"started {CHILD_NAME} in state") == 1
+        assert "already running" not in log
+        # the lock's file went with the start: the child removed it once it listened
+        with runner.store() as store:
+            directory = monitor_dir(store)
+        assert [name for name in os.listdir(directory) if name.endswith(".starting")] == []

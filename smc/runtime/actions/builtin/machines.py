@@ -18,6 +18,12 @@ from smc.runtime.actions.base import BaseAction
 from smc.runtime.context import MISSING, PLACEHOLDER, interpolate_string, lookup
 from smc.runtime.jsonlimits import JsonLimitError, check_json_text
 from smc.runtime.monitor.paths import NameHolder, monitor_dir, monitor_socket_path, name_holder
+from smc.runtime.monitor.start_lock import (
+    START_LOCK_ENV,
+    release_start_lock,
+    start_lock_path,
+    take_start_lock,
+)
 
 
 def build_payload(template: Any, context: Mapping[str, Any]) -> Any:
@@ -113,9 +119,10 @@ class StartFsmAction(BaseAction):
     answers: the test the child itself would refuse on, :func:`name_holder`), nothing is
     started: the child asked for runs, so the action logs it and returns ``success``, and
     ``store_pid`` appends the running machine's pid (none, logged, when the system does not
-    tell it). When the check cannot tell (an error), the child is started as usual; two starts
-    at the same moment both pass the check, and the child's own refusal keeps the second one
-    out (docs/actions.md, "Child machines outlive their parent")."""
+    tell it). When the check cannot tell (an error), the child is started as usual. The check
+    and the child's start-up hold the name's start lock (:mod:`smc.runtime.monitor.start_lock`):
+    a second start of the name meanwhile waits until the child listens, then finds it running
+    (docs/actions.md, "Child machines outlive their parent")."""
 
     _DEFAULT_ERROR = default_event("start_fsm", "error")
     _DEFAULT_SUCCESS = default_event("start_fsm", "success")
@@ -159,10 +166,20 @@ class StartFsmAction(BaseAction):
         extra = self.params.get("additional_args") or []
         extra_args = [str(arg) for arg in (extra if isinstance(extra, list | tuple) else [extra])]
         command += extra_args
+        lock: int | None = None
+        lock_path: Path | None = None
         if machine_name and not _renames_the_child(extra_args):
-            holder = self._namesake(str(machine_name))
-            if holder is not None:
-                return self._already_running(str(machine_name), holder, context)
+            socket_path = self._socket_path(str(machine_name))
+            if socket_path is not None:
+                # Held from the check until the child holds the name (or refused it): a start
+                # of the same name meanwhile waits, then finds the child running.
+                lock_path = start_lock_path(socket_path)
+                lock = await take_start_lock(lock_path)
+                holder = self._namesake(socket_path)
+                if holder is not None:
+                    if lock is not None:
+                        release_start_lock(lock, lock_path)
+                    return self._already_running(str(machine_name), holder, context)
         log_path = child_log_path(runtime.log_dir, str(machine_name or Path(str(yaml_path)).stem))
         try:
             runtime.log_dir.mkdir(parents=True, exist_ok=True)
@@ -174,11 +191,18 @@ class StartFsmAction(BaseAction):
                     stdout=log_file,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
+                    # The lock goes with the child, which lets go of it once it listens.
+                    pass_fds=() if lock is None else (lock,),
+                    env=None if lock is None else {**os.environ, START_LOCK_ENV: str(lock)},
                 )
         except OSError as error:
+            if lock is not None and lock_path is not None:
+                release_start_lock(lock, lock_path)
             runtime.logger.error("start_fsm: cannot start %s: %s", yaml_path, error)
             context["last_error"] = f"cannot start {yaml_path}: {error}"
             return self.event("error", self._DEFAULT_ERROR)
+        if lock is not None:
+            os.close(lock)  # the child's copy holds it now
         runtime.track_child(process)
         runtime.logger.info(
             "started %s (pid %d, log %s)", machine_name or yaml_path, process.pid, log_path
@@ -189,13 +213,22 @@ class StartFsmAction(BaseAction):
                 pids.append(process.pid)
         return self.event("success", self._DEFAULT_SUCCESS)
 
-    def _namesake(self, machine_name: str) -> NameHolder | None:
-        """The live machine on this host that holds ``machine_name``, or None: none does, or
-        the check cannot tell (then the child is started, and its own refusal guards)."""
+    def _socket_path(self, machine_name: str) -> Path | None:
+        """Where a machine named ``machine_name`` listens on this host, or None when that
+        cannot be told (then the child is started, and its own refusal guards)."""
         try:
-            return name_holder(monitor_socket_path(monitor_dir(self.runtime.store), machine_name))
+            return monitor_socket_path(monitor_dir(self.runtime.store), machine_name)
         except (OSError, ValueError) as error:
             self.runtime.logger.debug("start_fsm: cannot check for %s: %s", machine_name, error)
+            return None
+
+    def _namesake(self, socket_path: Path) -> NameHolder | None:
+        """The live machine on this host listening on ``socket_path``, or None: none does, or
+        the check cannot tell (then the child is started, and its own refusal guards)."""
+        try:
+            return name_holder(socket_path)
+        except OSError as error:
+            self.runtime.logger.debug("start_fsm: cannot check %s: %s", socket_path, error)
             return None
 
     def _already_running(
