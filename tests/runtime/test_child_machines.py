@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from smc.runtime.monitor import monitor_dir
+from smc.runtime.store import open_store
 from tests.runtime.test_bash_orphans import _alive, _group_members
 from tests.support.harness import Proc, Runner, wait_until
 
@@ -312,3 +313,39 @@ def test_a_start_of_a_name_whose_child_is_starting_waits_for_it_and_starts_nothi
         with runner.store() as store:
             directory = monitor_dir(store)
         assert [name for name in os.listdir(directory) if name.endswith(".starting")] == []
+
+
+def test_start_fsm_of_a_name_running_on_another_host_starts_nothing(
+    runner: Runner, store_url: str
+) -> None:
+    """On a store shared by hosts (PostgreSQL), a child's name may be held on another host,
+    where no monitor socket of this one tells: ``start_fsm`` reads the registry as the child
+    would, starts nothing and stores no pid (a number on another host is no process here)."""
+    (runner.cwd / "parent.yaml").write_text(STORING_PARENT, encoding="utf-8")
+    (runner.cwd / "child.yaml").write_text(CHILD, encoding="utf-8")
+    with _children_killed_after():
+        with open_store(store_url) as store:
+            # what the child running on another host wrote: running, its heartbeat fresh
+            store.register_machine(CHILD_NAME, "working", pid=4242, host="other-host.example")
+        parent = runner.start("run", "parent.yaml", "--db", store_url)
+        wait_until(lambda: "started spawner in state" in parent.output(), 60, parent.output)
+        with open_store(store_url) as store:
+            store.add_job("task", {}, job_id="long")
+        # the log action leaves a placeholder whose key is missing as written
+        logged = re.compile(r"spawned_pids (\[[^\]]*\]|\{spawned_pids\})")
+        wait_until(lambda: logged.search(parent.output()), 60, parent.output)
+        match = logged.search(parent.output())
+        assert match is not None
+
+        # success (the parent went on to its command), nothing started, no pid stored
+        assert match.group(1) == "{spawned_pids}", parent.output()
+        assert (
+            f"{CHILD_NAME} is already running on other-host.example (pid 4242); not started again"
+            in parent.output()
+        )
+        wait_until(lambda: _numbers_in(runner.cwd / "parent-commands.txt"), 30, parent.output)
+        assert _child_processes() == []
+        assert not (runner.cwd / "logs" / f"{CHILD_NAME}.log").exists()
+        with open_store(store_url) as store:
+            row = store.get_machine(CHILD_NAME)
+        assert row is not None and (row.pid, row.host) == (4242, "other-host.example")

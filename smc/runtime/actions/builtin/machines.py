@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import re
+import socket
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -24,6 +25,7 @@ from smc.runtime.monitor.start_lock import (
     start_lock_path,
     take_start_lock,
 )
+from smc.runtime.store import MachineRow, StoreError
 
 
 def build_payload(template: Any, context: Mapping[str, Any]) -> Any:
@@ -121,7 +123,9 @@ class StartFsmAction(BaseAction):
     ``store_pid`` appends the running machine's pid (none, logged, when the system does not
     tell it). When the check cannot tell (an error), the child is started as usual. The check
     and the child's start-up hold the name's start lock (:mod:`smc.runtime.monitor.start_lock`):
-    a second start of the name meanwhile waits until the child listens, then finds it running
+    a second start of the name meanwhile waits until the child listens, then finds it running.
+    A namesake on another host (the registry's row: running there, its heartbeat fresh) is
+    not started again either, and ``store_pid`` appends no pid of another host's
     (docs/actions.md, "Child machines outlive their parent")."""
 
     _DEFAULT_ERROR = default_event("start_fsm", "error")
@@ -176,7 +180,13 @@ class StartFsmAction(BaseAction):
                 lock_path = start_lock_path(socket_path)
                 lock = await take_start_lock(lock_path)
                 holder = self._namesake(socket_path)
-                if holder is not None:
+                if holder is None:
+                    elsewhere = self._running_elsewhere(str(machine_name))
+                    if elsewhere is not None:
+                        if lock is not None:
+                            release_start_lock(lock, lock_path)
+                        return self._already_running_elsewhere(elsewhere, context)
+                else:
                     if lock is not None:
                         release_start_lock(lock, lock_path)
                     return self._already_running(str(machine_name), holder, context)
@@ -230,6 +240,34 @@ class StartFsmAction(BaseAction):
         except OSError as error:
             self.runtime.logger.debug("start_fsm: cannot check %s: %s", socket_path, error)
             return None
+
+    def _running_elsewhere(self, machine_name: str) -> MachineRow | None:
+        """The registry's row of ``machine_name`` when it runs on another host (a shared
+        PostgreSQL store: its row running, its heartbeat fresh), the test the child's start
+        refuses on (``Engine._refuse_a_namesake``); None otherwise, or when the registry cannot
+        be read (then the child is started, and its own refusal guards)."""
+        try:
+            row = self.runtime.store.get_machine(machine_name)
+        except StoreError as error:
+            self.runtime.logger.debug("start_fsm: cannot read %s's row: %s", machine_name, error)
+            return None
+        if row is None or row.status != "running" or row.host == socket.gethostname():
+            return None
+        return row
+
+    def _already_running_elsewhere(self, row: MachineRow, context: dict[str, Any]) -> str | None:
+        logger = self.runtime.logger
+        logger.info(
+            "start_fsm: %s is already running on %s (pid %s); not started again",
+            row.name,
+            row.host,
+            "unknown" if row.pid is None else row.pid,
+        )
+        if self.params.get("store_pid"):
+            # A pid on another host is no process here: a kill of spawned_pids would hit
+            # whatever runs under that number on this one.
+            logger.info("start_fsm: spawned_pids not extended: %s runs on another host", row.name)
+        return self.event("success", self._DEFAULT_SUCCESS)
 
     def _already_running(
         self, machine_name: str, holder: NameHolder, context: dict[str, Any]
