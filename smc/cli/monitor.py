@@ -15,12 +15,16 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from typing import Any
 
 from smc.cli.common import EXIT_OK, EXIT_PROBLEMS, UsageError, add_database_option
 
 #: How long ``smc monitor --db postgresql://…`` waits before trying a database that failed.
 RETRY_SECONDS = 1.0
+
+#: How often ``smc monitor`` looks again for a ``--db`` that is not there yet.
+DATABASE_POLL_SECONDS = 0.2
 
 
 def register(subparsers: Any) -> None:
@@ -49,19 +53,27 @@ def register(subparsers: Any) -> None:
 
 def _monitor(args: argparse.Namespace) -> int:
     from smc.runtime.monitor import follow_lines, format_human, monitor_dir, safe_json_line
-    from smc.runtime.store import StoreError, open_store
+    from smc.runtime.store import StoreError
 
     if args.count is not None and args.count < 1:
         raise UsageError("--count must be at least 1")
     if args.timeout is not None and not 0 <= args.timeout < float("inf"):  # NaN too
         raise UsageError("--timeout must be a finite number of seconds, not negative")
+    deadline = None if args.timeout is None else time.monotonic() + args.timeout
     try:
-        store = open_store(args.db)
+        store, waited = _open_when_made(args, deadline)
     except StoreError as error:
         print(f"smc monitor: error: {error}", file=sys.stderr)
         return EXIT_PROBLEMS
+    except KeyboardInterrupt:
+        return EXIT_OK
+    if store is None:  # --timeout passed before a machine made the database
+        return _finished(args, 0)
+    if deadline is not None:
+        args.timeout = max(0.0, deadline - time.monotonic())
     try:
-        _note_when_no_machine_has_run(store, args)
+        if not waited:  # a machine just made it: it may not have registered yet
+            _note_when_no_machine_has_run(store, args)
     except StoreError as error:
         store.close()
         print(f"smc monitor: error: {error}", file=sys.stderr)
@@ -88,6 +100,33 @@ def _monitor(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         return EXIT_OK  # Ctrl-C is how a live tail ends: no message, no traceback
     return _finished(args, seen)
+
+
+def _open_when_made(args: argparse.Namespace, deadline: float | None) -> tuple[Any, bool]:
+    """The store ``--db`` names, once it is there, and whether it had to wait for it: a
+    monitor makes no database (a mistyped ``--db`` made an empty one, and later commands read
+    it as a database where nothing had run). Until a machine makes it the monitor says so
+    once and waits; the store is None when ``deadline`` passes first."""
+    from smc.runtime.store import NoDatabaseError, open_store, resolve_database
+    from smc.safe_text import escape_controls
+
+    noted = False
+    while True:
+        try:
+            return open_store(args.db, create=False), noted
+        except NoDatabaseError:
+            if not noted:
+                database = escape_controls(resolve_database(args.db))
+                print(
+                    f"smc monitor: note: no database at {database} yet (smc monitor makes "
+                    "none); waiting for a machine to start with it",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                noted = True
+        if deadline is not None and time.monotonic() >= deadline:
+            return None, noted
+        time.sleep(DATABASE_POLL_SECONDS)
 
 
 def _note_when_no_machine_has_run(store: Any, args: argparse.Namespace) -> None:
@@ -123,8 +162,6 @@ def _finished(args: argparse.Namespace, seen: int) -> int:
 
 def _follow_history(store: Any, args: argparse.Namespace) -> int:
     """Print the history rows committed from now on, as monitor records."""
-    import time
-
     from smc.runtime.history import HistoryCursor, follow_history, history_record
     from smc.runtime.store import HistoryRow, StoreError
 

@@ -5,13 +5,21 @@ the current directory standing in for an empty path. Real ``python -m smc`` subp
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
+from smc.runtime.monitor import MonitorPublisher, monitor_dir
 from smc.runtime.store import open_store
 from tests.support import PROJECT_ROOT
 from tests.support.cli import run_smc
+from tests.support.harness import wait_until
+
+SMC = [sys.executable, "-m", "smc"]
 
 RELEASE = str(PROJECT_ROOT / "examples" / "workflows" / "release.yaml")
 SIMPLE_WORKER = str(PROJECT_ROOT / "examples" / "simple_worker" / "simple_worker.yaml")
@@ -256,12 +264,44 @@ def test_a_checkpoint_repository_that_is_no_git_tree_is_refused_before_the_run(
 
 
 def test_smc_monitor_says_when_no_machine_has_run_with_its_database(tmp_path: Path) -> None:
-    """A mistyped --db (made new and empty) or --machine waited for ever, saying nothing."""
+    """A mistyped --db or --machine waited for ever, saying nothing; and the --db, made new
+    and empty, then read as a database where nothing had run (smc status: "no machines
+    registered")."""
     typo = tmp_path / "smc.bd"
     result = run_smc("monitor", "--db", str(typo), "--timeout", "0.2", cwd=tmp_path)
     assert result.returncode == 0
     assert result.stderr.splitlines() == [
-        f"smc monitor: note: no machine has run with {typo} yet; waiting for one to start"
+        f"smc monitor: note: no database at {typo} yet (smc monitor makes none); waiting for "
+        "a machine to start with it"
+    ]
+    assert not typo.exists()
+    assert run_smc("status", "--db", str(typo), cwd=tmp_path).returncode == 2
+    # a database made meanwhile (as a machine's start makes it) is followed once it is there
+    made = tmp_path / "made.db"
+    monitor = subprocess.Popen(
+        [*SMC, "monitor", "--db", str(made), "--count", "1", "--format", "json"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        time.sleep(0.5)
+        assert not made.exists() and monitor.poll() is None
+        with open_store(made) as store:
+            directory = monitor_dir(store)
+        with MonitorPublisher.open(directory, "late_worker") as publisher:
+            wait_until(lambda: publisher.reader_count == 1, 30, "the monitor never connected")
+            publisher.publish({"kind": "transition", "machine": "late_worker", "to": "b"})
+            out, err = monitor.communicate(timeout=30)
+    finally:
+        if monitor.poll() is None:
+            monitor.kill()
+    assert monitor.returncode == 0, err
+    assert json.loads(out)["machine"] == "late_worker"
+    assert err.splitlines() == [
+        f"smc monitor: note: no database at {made} yet (smc monitor makes none); waiting for "
+        "a machine to start with it"
     ]
     database = tmp_path / "smc.db"
     with open_store(database) as store:

@@ -482,17 +482,18 @@ def test_cli_monitor_count_not_reached(tmp_path: Path, socket_dir: Path) -> None
     assert result.returncode == 1
     assert result.stdout == ""
     assert result.stderr.splitlines() == [
-        f"smc monitor: note: no machine has run with {tmp_path / 'x.db'} yet; waiting for one "
-        "to start",
+        f"smc monitor: note: no database at {tmp_path / 'x.db'} yet (smc monitor makes none); "
+        "waiting for a machine to start with it",
         "smc monitor: 0 of 1 records before the timeout",
     ]
+    assert not (tmp_path / "x.db").exists()
 
 
 def test_cli_monitor_ctrl_c_is_quiet(tmp_path: Path, socket_dir: Path) -> None:
     import signal
 
     database = tmp_path / "x.db"
-    directory = store_monitor_dir(database, socket_dir)
+    directory = store_monitor_dir(database, socket_dir)  # makes the database
     monitor = subprocess.Popen(
         [*SMC, "monitor", "--db", str(database)],
         stdout=subprocess.PIPE,
