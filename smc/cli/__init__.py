@@ -59,13 +59,29 @@ __all__ = [
 ]
 
 
+class CommandParser(argparse.ArgumentParser):
+    """The parser of one command (``smc jobs list``): an argument it does not know is its
+    error, shown with its own usage. argparse hands a subcommand's leftovers up to ``smc``
+    itself, which answered ``smc jobs list --bogus`` with the usage of ``smc COMMAND``."""
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        parsed, extras = super().parse_known_args(args, namespace)
+        if extras:
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed, extras
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="smc",
         description="The state machine compiler: check, build, draw, run and test YAML machines.",
     )
     parser.add_argument("--version", action="version", version=f"smc {__version__}")
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers = parser.add_subparsers(
+        dest="command", metavar="COMMAND", parser_class=CommandParser
+    )
     subparsers.required = True
     compile_commands.register(subparsers)
     build_commands.register(subparsers)

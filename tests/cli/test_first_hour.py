@@ -214,3 +214,29 @@ def test_a_build_with_an_output_it_cannot_write_writes_nothing(
     last = result.stderr.splitlines()[-1]
     assert last.startswith(f"smc build: error: cannot write {unwritable}: "), result.stderr
     assert _written(tmp_path) == before
+
+
+@pytest.mark.parametrize(
+    ("name", "arguments"),
+    [
+        ("status", []),
+        ("jobs list", []),
+        ("jobs show", ["j1"]),
+        ("history", []),
+        ("history prune", ["--older-than", "7d"]),
+        ("paths", ["machine.yaml"]),
+        ("check", ["machine.yaml"]),
+        ("workflow run", ["w.yaml"]),
+    ],
+)
+def test_an_unknown_option_is_the_commands_error_with_its_usage(
+    tmp_path: Path, name: str, arguments: list[str]
+) -> None:
+    """``smc jobs list --bogus`` answered with the usage of ``smc COMMAND``: argparse handed
+    the leftover up to ``smc`` itself."""
+    result = run_smc(*name.split(), *arguments, "--bogus", cwd=tmp_path)
+    assert result.returncode == 2
+    lines = result.stderr.splitlines()
+    assert lines[0].startswith(f"usage: smc {name} "), result.stderr
+    assert lines[-1].startswith(f"smc {name}: error: ") and "--bogus" in lines[-1]
+    assert os.listdir(tmp_path) == []  # nothing read, nothing made
