@@ -382,6 +382,23 @@ CASES = [
         ("`to` state 'runing' is not a state", "did you mean 'running'?"),
     ),
     Case(
+        # Its source is misspelt: it counts for 'waiting', the state the hint names, so the
+        # claimed job's new_job is handled there (no SMC026 sending the author to add the
+        # transition they have).
+        "SMC010-misspelt-source-no-follow-on-diagnostics",
+        {
+            "m.yaml": "initial_state: waiting\nstates: [waiting, working]\n"
+            "transitions:\n  - {from: waitng, to: working, event: new_job}\n"
+            "  - {from: waiting, to: waiting, event: no_jobs}\n"
+            "  - {from: working, to: waiting, event: job_completed}\n"
+            "  - {from: working, to: waiting, event: error}\n"
+            "actions:\n  waiting:\n    - type: check_database_queue\n"
+            "  working:\n    - type: complete_job\n"
+        },
+        {("m.yaml", 4, 12, "SMC010")},
+        ("`from` state 'waitng' is not a state", "did you mean 'waiting'?"),
+    ),
+    Case(
         # The transition exists, only its target is wrong: 'working' has a transition on
         # job_done (no SMC022), and 'finishing' is what it was meant to reach (no SMC020).
         "SMC010-no-follow-on-diagnostics",

@@ -26,8 +26,11 @@ _TIMER_LIKE = re.compile(r"^\s*timeout\b", re.IGNORECASE)
 def _handled_by_state(machine: Machine) -> dict[str, set[str]]:
     """State -> the events some transition accepts in it. Taken from the transitions as
     written, so one whose target is unknown (SMC010, already reported) still counts: the
-    transition exists, it is its target that is wrong."""
+    transition exists, it is its target that is wrong. One whose source is unknown counts for
+    the state SMC010's "did you mean" names: ``from: waitng`` also said that no transition
+    left ``waiting`` on its event (SMC026), sending the author to add the one they had."""
     handled: dict[str, set[str]] = {state: set() for state in machine.state_names}
+    names = sorted(handled)
     wildcard_events: set[str] = set()
     for t in machine.transitions:
         if t.event is None:
@@ -36,6 +39,8 @@ def _handled_by_state(machine: Machine) -> dict[str, set[str]]:
             wildcard_events.add(t.event)
         elif t.source in handled:
             handled[t.source].add(t.event)
+        elif (meant := closest(t.source, names)) is not None:
+            handled[meant].add(t.event)
     if wildcard_events:
         finals = set(machine.final_states)
         for source in machine.wildcard_sources:

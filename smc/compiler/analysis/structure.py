@@ -158,7 +158,8 @@ def check_reachability(machine: Machine, _: Context) -> Iterator[Diagnostic]:
         adjacency.setdefault(edge.source, []).append(edge.target)
     # Transitions naming an unknown state (SMC010, already reported) still exist: one with an
     # unknown target leaves its source (to the state the hint suggests, when there is one), and
-    # the target of one with an unknown source is not reported as unreachable because of it.
+    # the target of one with an unknown source is not reported as unreachable because of it,
+    # nor the state the hint suggests for its source as one that cannot leave.
     leaves_anyway: set[str] = set()
     seen = {machine.initial_state}
     finals = set(machine.final_states)
@@ -167,6 +168,9 @@ def check_reachability(machine: Machine, _: Context) -> Iterator[Diagnostic]:
         if not source_known:
             if machine.has_state(t.target):
                 seen.add(t.target)
+            meant = closest(t.source, machine.state_names)
+            if meant is not None:
+                leaves_anyway.add(meant)
             continue
         if machine.has_state(t.target):
             continue
