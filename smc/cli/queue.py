@@ -53,7 +53,8 @@ def register(subparsers: Any) -> None:
         help="add, list, inspect, retry and cancel jobs",
         description="The job queue in the database (--db, $SMC_DB or ./smc.db): workers "
         "started with smc run claim pending jobs of their type. Exit 0 ok, 1 the database "
-        "cannot be used or the job is not found, 2 usage error.",
+        "cannot be used (unreachable, locked, broken) or the job is not found, 2 usage "
+        "error, and a --db that is not there (only jobs add makes one).",
     )
     jobs_commands = jobs.add_subparsers(dest="jobs_command", metavar="JOBS_COMMAND")
     jobs_commands.required = True

@@ -55,7 +55,9 @@ def compile_machine_file(yaml_path: str, actions_dirs: Sequence[str]) -> Compile
     try:
         source = Path(yaml_path).read_bytes()
     except OSError as error:
-        raise MachineCacheError(f"{yaml_path}: {error.strerror or error}") from None
+        # Worded as smc check words it ("no such file or directory"), not the C library's way.
+        reason = str(error.strerror or error)
+        raise MachineCacheError(f"{yaml_path}: {reason[:1].lower()}{reason[1:]}") from None
     key = hashlib.sha256()
     for part in (__version__, repr(installation_stamp()), yaml_path):
         key.update(part.encode() + b"\0")

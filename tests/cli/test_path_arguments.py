@@ -55,6 +55,20 @@ def test_a_workflow_command_given_a_directory_says_it_is_one(
     assert _written(tmp_path) == ["workflows"]
 
 
+@pytest.mark.parametrize("command", ["check", "build", "diagram", "paths", "run"])
+def test_a_missing_machine_file_is_said_to_be_missing_in_the_same_words(
+    tmp_path: Path, command: str
+) -> None:
+    """``smc run`` passed on the C library's "No such file or directory" where the others say
+    "no such file or directory"."""
+    result = run_smc(command, "missing.yaml", cwd=tmp_path)
+    assert result.returncode == 2
+    assert _one_error_line(result.stderr, command) == (
+        f"smc {command}: error: missing.yaml: no such file or directory"
+    )
+    assert _written(tmp_path) == []
+
+
 def test_a_workflow_file_that_is_missing_is_still_said_to_be_missing(tmp_path: Path) -> None:
     result = run_smc("workflow", "run", "missing.yaml", "--db", "smc.db", cwd=tmp_path)
     assert result.returncode == 2
