@@ -67,9 +67,11 @@ async def take_start_lock(path: Path, wait: float = START_LOCK_WAIT) -> int | No
         os.close(handle)  # its last holder removed it: the lock is on a file nobody else opens
 
 
-def release_start_lock(handle: int, path: Path) -> None:
+def release_start_lock(handle: int | None, path: Path) -> None:
     """Remove the lock's file (while holding it, so that nobody else has it open and locked
-    under that path) and let go of it."""
+    under that path) and let go of it; nothing when ``handle`` is None (none was taken)."""
+    if handle is None:
+        return
     try:
         if _is_at(handle, path):
             with contextlib.suppress(OSError):

@@ -180,16 +180,14 @@ class StartFsmAction(BaseAction):
                 lock_path = start_lock_path(socket_path)
                 lock = await take_start_lock(lock_path)
                 holder = self._namesake(socket_path)
-                if holder is None:
-                    elsewhere = self._running_elsewhere(str(machine_name))
-                    if elsewhere is not None:
-                        if lock is not None:
-                            release_start_lock(lock, lock_path)
-                        return self._already_running_elsewhere(elsewhere, context)
-                else:
-                    if lock is not None:
-                        release_start_lock(lock, lock_path)
-                    return self._already_running(str(machine_name), holder, context)
+                name = str(machine_name)
+                elsewhere = None if holder is not None else self._running_elsewhere(name)
+                if holder is not None or elsewhere is not None:
+                    release_start_lock(lock, lock_path)
+                    if holder is not None:
+                        return self._already_running(name, holder, context)
+                    assert elsewhere is not None
+                    return self._already_running_elsewhere(elsewhere, context)
         log_path = child_log_path(runtime.log_dir, str(machine_name or Path(str(yaml_path)).stem))
         try:
             runtime.log_dir.mkdir(parents=True, exist_ok=True)
@@ -206,7 +204,7 @@ class StartFsmAction(BaseAction):
                     env=None if lock is None else {**os.environ, START_LOCK_ENV: str(lock)},
                 )
         except OSError as error:
-            if lock is not None and lock_path is not None:
+            if lock_path is not None:
                 release_start_lock(lock, lock_path)
             runtime.logger.error("start_fsm: cannot start %s: %s", yaml_path, error)
             context["last_error"] = f"cannot start {yaml_path}: {error}"
