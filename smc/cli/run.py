@@ -281,7 +281,7 @@ def run_command(args: argparse.Namespace) -> int:
             start_lock=start_lock,
         )
     except StartupError as error:
-        print(f"smc run: {escape_controls(str(error))}", file=sys.stderr)
+        print(f"smc run: error: {escape_controls(str(error))}", file=sys.stderr)
         return error.exit_code
     if signals.requested:
         signals.ignore_from_now()
@@ -296,7 +296,7 @@ def run_command(args: argparse.Namespace) -> int:
     try:
         return asyncio.run(engine.run(signals))
     except StartupError as error:
-        print(f"smc run: {escape_controls(str(error))}", file=sys.stderr)
+        print(f"smc run: error: {escape_controls(str(error))}", file=sys.stderr)
         return error.exit_code
     finally:
         # The worker is done; only the interpreter's exit is left, and that resets handled
