@@ -80,7 +80,7 @@ def _monitor(args: argparse.Namespace) -> int:
         return EXIT_PROBLEMS
     if store.socket_dir is None:  # PostgreSQL: machines on every host, through the history
         try:
-            return _follow_history(store, args)
+            return _follow_history(store, args, from_the_start=waited)
         finally:
             store.close()
     try:
@@ -160,8 +160,10 @@ def _finished(args: argparse.Namespace, seen: int) -> int:
     return EXIT_OK
 
 
-def _follow_history(store: Any, args: argparse.Namespace) -> int:
-    """Print the history rows committed from now on, as monitor records."""
+def _follow_history(store: Any, args: argparse.Namespace, *, from_the_start: bool) -> int:
+    """Print the history rows committed from now on, as monitor records; ``from_the_start``
+    (a database the monitor waited for, just made by a machine's start): every row, so that
+    the start of the machine that made it is not skipped."""
     from smc.runtime.history import HistoryCursor, follow_history, history_record
     from smc.runtime.store import HistoryRow, StoreError
 
@@ -175,7 +177,8 @@ def _follow_history(store: Any, args: argparse.Namespace) -> int:
         # From now on; after a database error, from where the follower was (the store opens
         # a new connection at its next call), so that nothing is printed twice or skipped:
         # the cursor keeps the ids of a gap still waited for, which commit later (PostgreSQL).
-        cursor: HistoryCursor[HistoryRow] = HistoryCursor(store.last_history_id())
+        start = 0 if from_the_start else store.last_history_id()
+        cursor: HistoryCursor[HistoryRow] = HistoryCursor(start)
         away = False
         while not stop():
             try:

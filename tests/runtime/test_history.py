@@ -628,3 +628,40 @@ def test_monitor_through_postgres_follows_on_after_its_connections_drop(pg_url: 
     assert len(notices) == 2, err
     assert notices[0].startswith("smc monitor: ") and "following on once it answers" in notices[0]
     assert notices[1] == "smc monitor: the database answers again"
+
+
+SMC_MONITOR = [sys.executable, "-m", "smc", "monitor"]
+
+
+@pytest.mark.postgres
+def test_monitor_waiting_for_a_postgres_database_prints_its_first_rows() -> None:
+    """``smc monitor`` started before any machine made the schema's tables waits for them
+    (it makes none) and then prints the rows from the first: it followed from the newest row
+    once the tables were there, so the start of the machine that made them was skipped."""
+    from tests.support.backends import postgres_schema_url
+
+    with postgres_schema_url() as url:
+        monitor = subprocess.Popen(
+            [*SMC_MONITOR, "--db", url, "--format", "json", "--count", "2", "--timeout", "60"],
+            env=dict(os.environ, PYTHONPATH=str(REPO)),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            time.sleep(1.0)  # the monitor looks, finds no tables, and waits
+            assert monitor.poll() is None
+            with open_store(url) as store:  # made as a machine's start makes it
+                store.add_job("task", job_id="first")
+                store.add_job("task", job_id="second")
+            out, err = monitor.communicate(timeout=60)
+        finally:
+            if monitor.poll() is None:
+                monitor.kill()
+    assert monitor.returncode == 0, err
+    printed = [json.loads(line) for line in out.splitlines()]
+    assert [(r["kind"], r["job_id"]) for r in printed] == [
+        ("job_added", "first"),
+        ("job_added", "second"),
+    ]
+    assert err.startswith("smc monitor: note: no database at "), err
