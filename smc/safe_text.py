@@ -68,3 +68,11 @@ class OneLineFormatter(logging.Formatter):
 
 
 __all__ = ["OneLineFormatter", "escape_controls", "has_controls"]
+
+
+def os_error_reason(error: OSError) -> str:
+    """What went wrong, in smc's own words' style: the C library's text in lower case
+    ("no such file or directory", "permission denied"), without Python's ``[Errno 2]`` and the
+    path repeated after it."""
+    reason = str(error.strerror or type(error).__name__)
+    return reason[:1].lower() + reason[1:]

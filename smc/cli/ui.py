@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from smc.cli.common import EXIT_OK, EXIT_PROBLEMS, UsageError, add_database_option
+from smc.safe_text import os_error_reason
 
 #: ``smc ui --nice``'s default (docs/monitor.md, "Scale"): the server's CPU weight against a
 #: worker at the default priority is about a tenth (the kernel's weights fall by about 1.25
@@ -72,8 +73,13 @@ def _token(args: argparse.Namespace) -> str | None:
     if args.token_file is not None:
         try:
             text = Path(args.token_file).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as error:
-            raise UsageError(f"--token-file: cannot read {args.token_file!r}: {error}") from error
+        except OSError as error:
+            reason = os_error_reason(error)
+            raise UsageError(f"--token-file: cannot read {args.token_file}: {reason}") from None
+        except UnicodeDecodeError:
+            raise UsageError(
+                f"--token-file: {args.token_file} is not UTF-8 text (the token's first line)"
+            ) from None
         lines = text.splitlines()
         token = lines[0].strip() if lines else ""
         if not token:

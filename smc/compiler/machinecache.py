@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from smc import __version__
 from smc.compiler.resources import installation_stamp
+from smc.safe_text import os_error_reason
 
 if TYPE_CHECKING:
     from smc.compiler.check import CheckResult
@@ -55,9 +56,8 @@ def compile_machine_file(yaml_path: str, actions_dirs: Sequence[str]) -> Compile
     try:
         source = Path(yaml_path).read_bytes()
     except OSError as error:
-        # Worded as smc check words it ("no such file or directory"), not the C library's way.
-        reason = str(error.strerror or error)
-        raise MachineCacheError(f"{yaml_path}: {reason[:1].lower()}{reason[1:]}") from None
+        # Worded as smc check words it ("no such file or directory").
+        raise MachineCacheError(f"{yaml_path}: {os_error_reason(error)}") from None
     key = hashlib.sha256()
     for part in (__version__, repr(installation_stamp()), yaml_path):
         key.update(part.encode() + b"\0")

@@ -88,6 +88,16 @@ def token_cookie(port: int | None) -> str:
     return TOKEN_COOKIE if port is None else f"{TOKEN_COOKIE}_{port}"
 
 
+def _token_refusal(bearer: str | None, offered: str | None) -> str:
+    """Why a request without the token is refused: a token given and wrong says so (it read
+    "a token is required" whatever was sent, so a typo looked like a missing header)."""
+    if bearer is not None:
+        return "wrong token: send the monitor's token as Authorization: Bearer TOKEN\n"
+    if offered:
+        return "wrong token: open /?token=TOKEN with the monitor's token\n"
+    return "a token is required: open /?token=TOKEN, or send Authorization: Bearer TOKEN\n"
+
+
 def _host_name(host_header: str) -> str:
     if host_header.startswith("["):  # [::1]:8520
         return host_header.split("]", 1)[0] + "]"
@@ -170,10 +180,7 @@ class Guard:
                         cookie, self._new_session(), httponly=True, samesite="lax", path="/"
                     )
                     return redirect
-                return PlainTextResponse(
-                    "a token is required: open /?token=TOKEN, or send Authorization: Bearer\n",
-                    status_code=401,
-                )
+                return PlainTextResponse(_token_refusal(bearer, offered), status_code=401)
         if scope["method"] not in ("GET", "HEAD"):
             origin = headers.get("origin")
             if origin is not None and origin != _own_origin(scope, headers):

@@ -134,11 +134,11 @@ def test_with_a_token_every_request_must_present_it(database: str) -> None:
     with _client(database, token=TOKEN, loopback_only=False) as client:
         for path in ("/", "/api/state", "/api/jobs", "/api/stream", "/static/app.js"):
             assert client.get(path).status_code == 401, path
+        assert client.get("/api/state").text.startswith("a token is required: ")
         wrong = "x" * len(TOKEN)
-        assert (
-            client.get("/api/stream", headers={"authorization": f"Bearer {wrong}"}).status_code
-            == 401
-        )
+        refused = client.get("/api/stream", headers={"authorization": f"Bearer {wrong}"})
+        assert refused.status_code == 401
+        assert refused.text.startswith("wrong token: send the monitor's token as Authorization")
         client.cookies.set(token_cookie(8520), wrong)
         assert client.get("/api/state").status_code == 401
         client.cookies.clear()
@@ -146,7 +146,8 @@ def test_with_a_token_every_request_must_present_it(database: str) -> None:
         client.cookies.set(token_cookie(8521), TOKEN)
         assert client.get("/api/state").status_code == 401
         client.cookies.clear()
-        assert client.get(f"/?token={wrong}").status_code == 401
+        refused = client.get(f"/?token={wrong}")
+        assert refused.status_code == 401 and refused.text.startswith("wrong token: open /?token")
         good = client.get("/api/state", headers={"authorization": f"Bearer {TOKEN}"})
         assert good.status_code == 200 and "machines" in good.json()
         # A browser opens /?token=T once: a cookie, and the token leaves the address bar.
@@ -989,6 +990,15 @@ def test_smc_ui_refuses_a_public_bind_without_a_token_and_a_taken_port(tmp_path:
     empty.write_text("\n")
     result = _smc_ui("--host", "0.0.0.0", "--token-file", str(empty), cwd=tmp_path)
     assert result.returncode == 2 and "no token" in result.stderr
+    # A token file that cannot be read says why once, in smc's words (it quoted the path
+    # and then Python's "[Errno 2] No such file or directory: '…'" with the path again).
+    for given, reason in (
+        (tmp_path / "missing", "no such file or directory"),
+        (tmp_path, "is a directory"),
+    ):
+        result = _smc_ui("--host", "0.0.0.0", "--token-file", str(given), cwd=tmp_path)
+        assert result.returncode == 2
+        assert result.stderr == (f"smc ui: error: --token-file: cannot read {given}: {reason}\n")
 
 
 def test_smc_ui_serves_the_stream_only_with_the_token(tmp_path: Path) -> None:
