@@ -120,3 +120,14 @@ def test_bad_input_is_refused_without_output(tmp_path: Path) -> None:
     )
     run = _export(str(unnamed), cwd=tmp_path)
     assert run.returncode == 1 and run.stdout == "" and "spaces.yaml" in run.stderr
+
+
+def test_a_machine_with_a_timer_is_refused_saying_so(tmp_path: Path) -> None:
+    """The README's statechart example has a state's timer: it was refused as "not an SCXML
+    event name", as if the author had misnamed an event."""
+    source = PROJECT_ROOT / "examples" / "download_worker" / "download_worker.yaml"
+    output = tmp_path / "download_worker.scxml"
+    run = _export(str(source), "--format", "scxml", "-o", str(output), cwd=tmp_path)
+    assert run.returncode == 1 and run.stdout == ""
+    assert "'timeout(60)' is a state's timer" in run.stderr
+    assert not output.exists()
