@@ -41,7 +41,9 @@ from smc.cli.common import (
     add_actions_dir_option,
     add_database_option,
     check_database_driver,
+    command_name,
     parse_json_argument,
+    report_error,
 )
 
 __all__ = [
@@ -141,13 +143,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         result: int = args.handler(args)
         return result
     except UsageError as error:
-        from smc.safe_text import escape_controls
-
         # One line, whatever the message quotes (a file name, a job id) holds.
-        print(f"smc {args.command}: error: {escape_controls(str(error))}", file=sys.stderr)
+        report_error(args, str(error))
         return EXIT_USAGE
     except KeyboardInterrupt:
-        print(f"smc {args.command}: interrupted", file=sys.stderr)
+        print(f"smc {command_name(args)}: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return EXIT_OK
@@ -159,11 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         # Bytes that are not UTF-8 in an argument (Python keeps them as lone surrogates) fail
         # where the text is encoded, for the database or the terminal: nothing was written.
-        print(
-            f"smc {args.command}: error: argument {escape_controls(undecodable)!r} is not "
-            "valid UTF-8",
-            file=sys.stderr,
-        )
+        report_error(args, f"argument {escape_controls(undecodable)!r} is not valid UTF-8")
         return EXIT_USAGE
     except Exception:
         return _internal_error(args)
@@ -173,7 +169,7 @@ def _internal_error(args: argparse.Namespace) -> int:
     """An internal failure is a bug, said as such, never a bare traceback (called in the
     ``except`` clause: the traceback is the one being handled)."""
     print(
-        f"smc {args.command}: internal error (this is a bug in smc {__version__}; "
+        f"smc {command_name(args)}: internal error (this is a bug in smc {__version__}; "
         "please report it with the details below)",
         file=sys.stderr,
     )

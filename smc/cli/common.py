@@ -226,3 +226,18 @@ def check_database_driver(args: argparse.Namespace) -> None:
             f"{option}: {path} is a directory; give a database file (e.g. "
             f"{os.path.join(path, 'smc.db')})"
         )
+
+
+def command_name(args: argparse.Namespace) -> str:
+    """The command as typed, subcommand included (``jobs add``, ``workflow run``), as
+    argparse's own errors name it: ``smc jobs: error: …`` beside ``smc jobs add: error: …``
+    for one command read as two."""
+    subcommand = getattr(args, f"{args.command}_command", None)
+    return args.command if subcommand is None else f"{args.command} {subcommand}"
+
+
+def report_error(args: argparse.Namespace, message: str) -> None:
+    """``smc <command>: error: <message>`` on stderr, one line whatever the message quotes."""
+    from smc.safe_text import escape_controls
+
+    print(f"smc {command_name(args)}: error: {escape_controls(message)}", file=sys.stderr)

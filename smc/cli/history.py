@@ -22,7 +22,9 @@ from smc.cli.common import (
     UsageError,
     add_database_option,
     check_range,
+    command_name,
     complete_from,
+    report_error,
 )
 
 #: What ``smc history`` lists at most, unless ``--limit`` says otherwise.
@@ -145,7 +147,7 @@ def _open(args: argparse.Namespace) -> Any:
     try:
         return open_store(args.db, create=False)
     except NoDatabaseError as error:
-        raise UsageError(f"--db: {error} (smc history makes none)") from None
+        raise UsageError(f"--db: {error} (smc {command_name(args)} makes none)") from None
 
 
 def _history(args: argparse.Namespace) -> int:
@@ -176,7 +178,7 @@ def _history(args: argparse.Namespace) -> int:
                 newest=bool(args.newest),
             )
     except StoreError as error:
-        print(f"smc history: error: {error}", file=sys.stderr)
+        report_error(args, str(error))
         return EXIT_PROBLEMS
     # JSON with non-ASCII escaped, as every smc command prints it: names and payloads are
     # untrusted text, and a bidi override must not reach a terminal as itself.
@@ -223,7 +225,7 @@ def _prune(args: argparse.Namespace) -> int:
         with _open(args) as store:
             removed = store.prune_history(age)
     except StoreError as error:
-        print(f"smc history: error: {error}", file=sys.stderr)
+        report_error(args, str(error))
         return EXIT_PROBLEMS
     if output == "json":
         print(json.dumps(removed))

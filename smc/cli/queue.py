@@ -3,7 +3,7 @@
 Every command takes ``--db`` (default ``$SMC_DB``, else ``./smc.db``; a ``postgresql://`` URL
 works too). List-like commands take ``--format table|json``: tables are aligned plain text for
 people, JSON has stable keys (times as epoch seconds) for scripts. A database problem is one
-line on stderr (``smc jobs: error: …``) and exit code 1.
+line on stderr (``smc jobs add: error: …``) and exit code 1.
 """
 
 from __future__ import annotations
@@ -24,10 +24,12 @@ from smc.cli.common import (
     UsageError,
     add_database_option,
     check_range,
+    command_name,
     complete_from,
     name_argument,
     parse_json_argument,
     path_argument,
+    report_error,
 )
 
 if TYPE_CHECKING:
@@ -179,16 +181,10 @@ def _guarded(handler: Handler) -> Handler:
         try:
             return handler(args)
         except StoreError as error:
-            _error(args, str(error))
+            report_error(args, str(error))
             return EXIT_PROBLEMS
 
     return run
-
-
-def _error(args: argparse.Namespace, message: str) -> None:
-    from smc.safe_text import escape_controls
-
-    print(f"smc {args.command}: error: {escape_controls(message)}", file=sys.stderr)
 
 
 def _open(args: argparse.Namespace, *, create: bool = False) -> Store:
@@ -200,7 +196,7 @@ def _open(args: argparse.Namespace, *, create: bool = False) -> Store:
     try:
         return open_store(args.db, create=create)
     except NoDatabaseError as error:
-        raise UsageError(f"--db: {error} (smc {args.command} makes none)") from None
+        raise UsageError(f"--db: {error} (smc {command_name(args)} makes none)") from None
 
 
 # --- formatting ---
@@ -295,7 +291,7 @@ def _jobs_add(args: argparse.Namespace) -> int:
         schema = next((job.data_schema for job in machine.jobs if job.name == args.job_type), None)
         if schema is None:
             print(
-                f"smc jobs: note: {args.machine_file} declares no data schema for job type "
+                f"smc jobs add: note: {args.machine_file} declares no data schema for job type "
                 f"{args.job_type!r}: --data not checked",
                 file=sys.stderr,
             )
@@ -324,11 +320,11 @@ def _jobs_add(args: argparse.Namespace) -> int:
                 dedupe_key=args.dedupe_key,
             )
         except DuplicateJobError as error:
-            _error(args, str(error))
+            report_error(args, str(error))
             return EXIT_PROBLEMS
     if job.id != new_id:
         print(
-            f"smc jobs: note: dedupe key {args.dedupe_key!r} is held by {job.status} job "
+            f"smc jobs add: note: dedupe key {args.dedupe_key!r} is held by {job.status} job "
             f"{job.id!r}; no new job added",
             file=sys.stderr,
         )
@@ -376,7 +372,7 @@ def _jobs_list(args: argparse.Namespace) -> int:
 def _find_job(args: argparse.Namespace, store: Store) -> Job | None:
     job = store.get_job(args.job_id)
     if job is None:
-        _error(args, f"no job with id {args.job_id!r} in {store.location}")
+        report_error(args, f"no job with id {args.job_id!r} in {store.location}")
     return job
 
 
@@ -435,7 +431,9 @@ def _jobs_retry(args: argparse.Namespace) -> int:
         if job is None:
             return EXIT_PROBLEMS
         if not store.retry_job(job.id):
-            _error(args, f"job {job.id!r} is {job.status}; only failed or cancelled jobs retry")
+            report_error(
+                args, f"job {job.id!r} is {job.status}; only failed or cancelled jobs retry"
+            )
             return EXIT_PROBLEMS
     print(f"job {escape_controls(job.id)} is pending again")
     return EXIT_OK
@@ -451,7 +449,7 @@ def _jobs_cancel(args: argparse.Namespace) -> int:
         if not store.cancel_job(job.id):
             current = store.get_job(job.id)
             status = current.status if current is not None else job.status
-            _error(args, f"job {job.id!r} is {status}; only pending jobs can be cancelled")
+            report_error(args, f"job {job.id!r} is {status}; only pending jobs can be cancelled")
             return EXIT_PROBLEMS
     print(f"job {escape_controls(job.id)} cancelled")
     return EXIT_OK

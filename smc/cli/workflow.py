@@ -22,6 +22,7 @@ from smc.cli.common import (
     UsageError,
     add_database_option,
     path_argument,
+    report_error,
     require_file,
 )
 
@@ -136,9 +137,7 @@ def _guarded(handler: Any) -> Any:
             result: int = handler(args)
             return result
         except StoreError as error:
-            from smc.safe_text import escape_controls
-
-            print(f"smc workflow: error: {escape_controls(str(error))}", file=sys.stderr)
+            report_error(args, str(error))
             return EXIT_PROBLEMS
 
     return run
@@ -235,11 +234,11 @@ def _run(args: argparse.Namespace) -> int:
         try:
             outcome = scheduler.run()
         except RunHeld as error:
-            print(f"smc workflow: error: {error}", file=sys.stderr)
+            report_error(args, str(error))
             return EXIT_HELD
         except (RunLost, CheckpointError) as error:
             # The run stays in the store as it is: the same command resumes it.
-            print(f"smc workflow: error: {error} (resume with --run-id {run_id})", file=sys.stderr)
+            report_error(args, f"{error} (resume with --run-id {run_id})")
             return EXIT_PROBLEMS
         finally:
             if provider is not None:
@@ -296,7 +295,7 @@ def _status(args: argparse.Namespace) -> int:
             return EXIT_OK
         run = store.get_workflow_run(args.run_id)
         if run is None:
-            print(f"smc workflow: error: no run {args.run_id!r}", file=sys.stderr)
+            report_error(args, f"no run {args.run_id!r}")
             return EXIT_PROBLEMS
         tasks = store.list_workflow_tasks(args.run_id)
         history = run_history(store, run) if args.history or args.format == "jsonl" else []
@@ -352,7 +351,7 @@ def _cancel(args: argparse.Namespace) -> int:
             return EXIT_OK
         run = store.get_workflow_run(args.run_id)
     what = "no such run" if run is None else f"the run is {run.status}"
-    print(f"smc workflow: error: cannot cancel {args.run_id!r}: {what}", file=sys.stderr)
+    report_error(args, f"cannot cancel {args.run_id!r}: {what}")
     return EXIT_PROBLEMS
 
 
@@ -366,7 +365,7 @@ def _diagram(args: argparse.Namespace) -> int:
     if args.run_id is not None:
         with _open(args) as store:
             if store.get_workflow_run(args.run_id) is None:
-                print(f"smc workflow: error: no run {args.run_id!r}", file=sys.stderr)
+                report_error(args, f"no run {args.run_id!r}")
                 return EXIT_PROBLEMS
             states = {t.task: t.state for t in store.list_workflow_tasks(args.run_id)}
     print(mermaid(workflow, states) if args.format == "mermaid" else dot(workflow, states))

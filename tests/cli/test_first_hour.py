@@ -58,7 +58,7 @@ def test_the_status_and_kind_options_complete_to_their_values_in_real_bash(
     assert kinds == set(HISTORY_KINDS)
     refused = run_smc("jobs", "list", "--status", "done", "--db", "smc.db", cwd=tmp_path)
     assert refused.returncode == 2
-    _one_error_line(refused.stderr, "jobs")
+    _one_error_line(refused.stderr, "jobs list")
     assert not (tmp_path / "smc.db").exists()
 
 

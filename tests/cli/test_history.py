@@ -69,7 +69,7 @@ def test_prune_refuses_the_listings_filters_and_removes_nothing(runner: Runner) 
     ):
         refused = runner.run("history", *option, "prune", "--older-than", "0s", check=False)
         assert refused.returncode == 2, (option, refused.stderr)
-        assert refused.stderr.startswith(f"smc history: error: {option[0]}")
+        assert refused.stderr.startswith(f"smc history prune: error: {option[0]}")
         assert len(refused.stderr.splitlines()) == 1
     refused = runner.run("history", "--format", "jsonl", "prune", "--older-than", "0s", check=False)
     assert refused.returncode == 2 and "--format jsonl" in refused.stderr
@@ -197,7 +197,8 @@ def test_reading_or_pruning_a_database_that_is_not_there_says_so_and_makes_none(
     ):
         result = runner.run(*args, check=False)
         assert result.returncode == 2, result
-        assert result.stderr.startswith("smc history: error: --db: ") and result.stdout == ""
+        command = "history prune" if "prune" in args else "history"
+        assert result.stderr.startswith(f"smc {command}: error: --db: ") and result.stdout == ""
         assert len(result.stderr.splitlines()) == 1
     assert not missing.exists()
     with psycopg.connect(PG_URL, autocommit=True) as connection:

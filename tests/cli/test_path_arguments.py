@@ -47,10 +47,10 @@ def test_a_workflow_command_given_a_directory_says_it_is_one(
     db = str(tmp_path / "smc.db")
     result = run_smc("workflow", subcommand, str(folder), "--db", db, cwd=tmp_path)
     assert result.returncode == 2
-    line = _one_error_line(result.stderr, "workflow")
+    line = _one_error_line(result.stderr, f"workflow {subcommand}")
     assert line == (
-        f"smc workflow: error: {folder} is a directory: smc workflow {subcommand} takes one "
-        "workflow file (WORKFLOW.yaml)"
+        f"smc workflow {subcommand}: error: {folder} is a directory: smc workflow "
+        f"{subcommand} takes one workflow file (WORKFLOW.yaml)"
     )
     assert _written(tmp_path) == ["workflows"]
 
@@ -72,8 +72,8 @@ def test_a_missing_machine_file_is_said_to_be_missing_in_the_same_words(
 def test_a_workflow_file_that_is_missing_is_still_said_to_be_missing(tmp_path: Path) -> None:
     result = run_smc("workflow", "run", "missing.yaml", "--db", "smc.db", cwd=tmp_path)
     assert result.returncode == 2
-    assert _one_error_line(result.stderr, "workflow") == (
-        "smc workflow: error: missing.yaml: no such file"
+    assert _one_error_line(result.stderr, "workflow run") == (
+        "smc workflow run: error: missing.yaml: no such file"
     )
     assert _written(tmp_path) == []
 
@@ -125,13 +125,13 @@ def test_smc_run_of_a_target_that_names_no_module_exits_2(tmp_path: Path, target
     ("arguments", "command"),
     [
         (["status"], "status"),
-        (["jobs", "add", "--type", "task"], "jobs"),
-        (["jobs", "list"], "jobs"),
+        (["jobs", "add", "--type", "task"], "jobs add"),
+        (["jobs", "list"], "jobs list"),
         (["send", "simple_worker", "stop"], "send"),
         (["history"], "history"),
-        (["history", "prune", "--older-than", "1d"], "history"),
-        (["workflow", "status"], "workflow"),
-        (["workflow", "run", RELEASE], "workflow"),
+        (["history", "prune", "--older-than", "1d"], "history prune"),
+        (["workflow", "status"], "workflow status"),
+        (["workflow", "run", RELEASE], "workflow run"),
         (["run", SIMPLE_WORKER], "run"),
     ],
 )
@@ -215,7 +215,7 @@ def test_a_machine_file_option_given_a_directory_says_it_is_one(
     folder.mkdir()
     result = run_smc(*arguments, str(folder), "--db", "smc.db", cwd=tmp_path)
     assert result.returncode == 2
-    command = arguments[0]
+    command = " ".join(arguments[:2]) if arguments[0] == "jobs" else arguments[0]
     assert _one_error_line(result.stderr, command) == (
         f"smc {command}: error: --machine-file {folder} is a directory: give one machine file"
     )
@@ -261,8 +261,8 @@ def test_a_checkpoint_repository_that_is_no_git_tree_is_refused_before_the_run(
         cwd=tmp_path,
     )
     assert given.returncode == 2
-    assert _one_error_line(given.stderr, "workflow") == (
-        f"smc workflow: error: --checkpoint-repo {reason}"
+    assert _one_error_line(given.stderr, "workflow run") == (
+        f"smc workflow run: error: --checkpoint-repo {reason}"
     )
     workflow = tmp_path / "w.yaml"
     workflow.write_text(
@@ -271,8 +271,8 @@ def test_a_checkpoint_repository_that_is_no_git_tree_is_refused_before_the_run(
     )
     in_file = run_smc("workflow", "run", "w.yaml", "--db", "smc.db", cwd=tmp_path)
     assert in_file.returncode == 2
-    assert _one_error_line(in_file.stderr, "workflow") == (
-        f"smc workflow: error: w.yaml: checkpoint_repository {reason}"
+    assert _one_error_line(in_file.stderr, "workflow run") == (
+        f"smc workflow run: error: w.yaml: checkpoint_repository {reason}"
     )
     assert "smc.db" not in _written(tmp_path)  # no run was made
 

@@ -100,7 +100,7 @@ def test_job_data_that_is_not_an_object_is_a_usage_error(tmp_path: Path, db: str
     for data in ("[1, 2]", '"hello"', "3"):
         result = smc("jobs", "add", "--type", "t", "--data", data, cwd=tmp_path, db=db)
         assert result.returncode == 2
-        assert result.stderr.startswith("smc jobs: error: --data is a")
+        assert result.stderr.startswith("smc jobs add: error: --data is a")
         assert "not a JSON object" in result.stderr
     assert not Path(db).exists()  # nothing made, nothing queued
 
@@ -124,7 +124,7 @@ def test_unknown_ids_exit_1_with_a_message(tmp_path: Path, db: str) -> None:
     for command in ("show", "retry", "cancel"):
         result = smc("jobs", command, "nope", cwd=tmp_path, db=db)
         assert result.returncode == 1
-        assert result.stderr.strip() == f"smc jobs: error: no job with id 'nope' in {db}"
+        assert result.stderr.strip() == f"smc jobs {command}: error: no job with id 'nope' in {db}"
 
 
 def test_cancel_and_retry_print_a_hostile_id_escaped(tmp_path: Path, db: str) -> None:
@@ -141,7 +141,7 @@ def test_cancel_and_retry_print_a_hostile_id_escaped(tmp_path: Path, db: str) ->
 def test_invalid_json_is_a_usage_error(tmp_path: Path, db: str) -> None:
     result = smc("jobs", "add", "--type", "t", "--data", "{oops", cwd=tmp_path, db=db)
     assert result.returncode == 2
-    assert result.stderr.startswith("smc jobs: error: --data is not valid JSON")
+    assert result.stderr.startswith("smc jobs add: error: --data is not valid JSON")
     sent = smc("send", "m", "e", "--payload", "[1,", cwd=tmp_path, db=db)
     assert sent.returncode == 2
     assert "--payload is not valid JSON" in sent.stderr
@@ -230,14 +230,16 @@ def test_store_errors_are_one_line_exit_1(tmp_path: Path) -> None:
     result = smc("jobs", "add", "--type", "t", cwd=tmp_path, db=str(missing))
     assert result.returncode == 1
     assert result.stderr == (
-        f"smc jobs: error: cannot open {missing}: directory {missing.parent} does not exist\n"
+        f"smc jobs add: error: cannot open {missing}: directory {missing.parent} does not exist\n"
     )
     assert "Traceback" not in result.stderr
     path = tmp_path / "ro.db"
     open_store(str(path)).close()
     read_only = smc("jobs", "add", "--type", "t", cwd=tmp_path, db=f"sqlite://{path}?mode=ro")
     assert read_only.returncode == 1
-    assert read_only.stderr == f"smc jobs: error: cannot write to {path}: database is read-only\n"
+    assert (
+        read_only.stderr == f"smc jobs add: error: cannot write to {path}: database is read-only\n"
+    )
 
 
 def test_commands_work_against_postgres(tmp_path: Path, pg_url: str) -> None:
@@ -276,7 +278,7 @@ def test_machine_file_checks_job_data_and_payloads(tmp_path: Path, db: str) -> N
     )
     assert bad_job.returncode == 2
     assert bad_job.stderr.startswith(
-        "smc jobs: error: --data does not match the schema of job type 'task': job data.path: "
+        "smc jobs add: error: --data does not match the schema of job type 'task': job data.path: "
     )
     bad_event = smc("send", "typed", "go", *flag, cwd=tmp_path, db=db)
     assert bad_event.returncode == 2

@@ -75,7 +75,8 @@ def test_a_postgres_url_without_psycopg_names_the_extra(tmp_path: Path, command:
     )
     assert result.returncode == 2, result.stderr
     (line,) = result.stderr.splitlines()
-    assert line.startswith(f"smc {command[0]}: error: ") and "Traceback" not in result.stderr
+    name = " ".join(command[:2]) if command[0] == "jobs" else command[0]
+    assert line.startswith(f"smc {name}: error: ") and "Traceback" not in result.stderr
     assert line.endswith("pip install 'smc-compiler[postgres]'"), line
 
 

@@ -81,7 +81,8 @@ def test_status_cancel_and_diagram_make_no_database_and_exit_2(tmp_path: Path) -
     ):
         result = run_smc("workflow", *command, "--db", db, cwd=tmp_path)
         assert result.returncode == 2, (command, result.stderr)
-        assert result.stderr.startswith("smc workflow: error: --db: cannot open"), result.stderr
+        prefix = f"smc workflow {command[0]}: error: --db: cannot open"
+        assert result.stderr.startswith(prefix), result.stderr
         assert "Traceback" not in result.stderr
     assert list(tmp_path.iterdir()) == []
 
@@ -91,7 +92,7 @@ def test_diagram_of_an_unknown_run_exits_1(tmp_path: Path) -> None:
     open_store(db).close()
     result = run_smc("workflow", "diagram", RELEASE, "--run-id", "nope", "--db", db, cwd=tmp_path)
     assert result.returncode == 1 and result.stdout == ""
-    assert result.stderr == "smc workflow: error: no run 'nope'\n"
+    assert result.stderr == "smc workflow diagram: error: no run 'nope'\n"
 
 
 def test_a_priority_beyond_32_bits_is_a_check_error_not_a_traceback(tmp_path: Path) -> None:
