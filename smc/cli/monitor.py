@@ -107,7 +107,7 @@ def _open_when_made(args: argparse.Namespace, deadline: float | None) -> tuple[A
     monitor makes no database (a mistyped ``--db`` made an empty one, and later commands read
     it as a database where nothing had run). Until a machine makes it the monitor says so
     once and waits; the store is None when ``deadline`` passes first."""
-    from smc.runtime.store import NoDatabaseError, open_store, resolve_database
+    from smc.runtime.store import NoDatabaseError, describe_database, open_store
     from smc.safe_text import escape_controls
 
     noted = False
@@ -116,7 +116,7 @@ def _open_when_made(args: argparse.Namespace, deadline: float | None) -> tuple[A
             return open_store(args.db, create=False), noted
         except NoDatabaseError:
             if not noted:
-                database = escape_controls(resolve_database(args.db))
+                database = escape_controls(describe_database(args.db))
                 print(
                     f"smc monitor: note: no database at {database} yet (smc monitor makes "
                     "none); waiting for a machine to start with it",
@@ -132,11 +132,10 @@ def _open_when_made(args: argparse.Namespace, deadline: float | None) -> tuple[A
 def _note_when_no_machine_has_run(store: Any, args: argparse.Namespace) -> None:
     """Not an error: the monitor picks up machines that start later. But a mistyped --db (a
     new, empty database) or --machine would otherwise wait for ever with nothing said."""
-    from smc.runtime.store import resolve_database
     from smc.safe_text import escape_controls
 
     names = {machine.name for machine in store.list_machines()}
-    database = escape_controls(resolve_database(args.db))
+    database = escape_controls(store.location)
     if not names:
         print(
             f"smc monitor: note: no machine has run with {database} yet; waiting for one "

@@ -16,7 +16,7 @@ import pytest
 from smc.runtime.monitor import MonitorPublisher, monitor_dir
 from smc.runtime.store import open_store
 from tests.support import PROJECT_ROOT
-from tests.support.cli import run_smc
+from tests.support.cli import command_name, run_smc
 from tests.support.harness import wait_until
 
 SMC = [sys.executable, "-m", "smc"]
@@ -215,7 +215,7 @@ def test_a_machine_file_option_given_a_directory_says_it_is_one(
     folder.mkdir()
     result = run_smc(*arguments, str(folder), "--db", "smc.db", cwd=tmp_path)
     assert result.returncode == 2
-    command = " ".join(arguments[:2]) if arguments[0] == "jobs" else arguments[0]
+    command = command_name(arguments)
     assert _one_error_line(result.stderr, command) == (
         f"smc {command}: error: --machine-file {folder} is a directory: give one machine file"
     )

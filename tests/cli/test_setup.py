@@ -17,7 +17,7 @@ import pytest
 from smc.catalog import BUILTIN_ACTIONS
 from smc.cli import build_parser
 from smc.compiler.schema import schema_path
-from tests.support.cli import bash_completions
+from tests.support.cli import bash_completions, command_name
 
 ROOT = Path(__file__).resolve().parents[2]
 SIMPLE = ROOT / "examples" / "simple_worker"
@@ -75,8 +75,10 @@ def test_a_postgres_url_without_psycopg_names_the_extra(tmp_path: Path, command:
     )
     assert result.returncode == 2, result.stderr
     (line,) = result.stderr.splitlines()
-    name = " ".join(command[:2]) if command[0] == "jobs" else command[0]
-    assert line.startswith(f"smc {name}: error: ") and "Traceback" not in result.stderr
+    assert (
+        line.startswith(f"smc {command_name(command)}: error: ")
+        and "Traceback" not in result.stderr
+    )
     assert line.endswith("pip install 'smc-compiler[postgres]'"), line
 
 

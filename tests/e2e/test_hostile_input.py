@@ -34,6 +34,7 @@ from smc.runtime.jsonlimits import (
 )
 from smc.runtime.store import Store, open_store
 from tests.support.backends import PG_URL
+from tests.support.cli import command_name
 from tests.support.harness import REPO, Runner, wait_until
 from tests.support.machines import queue_worker
 
@@ -272,7 +273,7 @@ def test_bad_json_input_is_a_one_line_usage_error(tmp_path: Path, command: tuple
     for name, (value, stdin) in _bad_inputs(tmp_path).items():
         result = _smc(tmp_path, *command, value, stdin=stdin, db=db)
         try:
-            _assert_one_line_usage_error(result, f"smc {command[0]}: error: {option}")
+            _assert_one_line_usage_error(result, f"smc {command_name(command)}: error: {option}")
         except AssertionError as error:
             raise AssertionError(f"{name}: {error}") from None
     if Path(db).exists():
@@ -304,7 +305,7 @@ def test_out_of_range_options_are_one_line_usage_errors(
     tmp_path: Path, args: tuple[str, ...]
 ) -> None:
     result = _smc(tmp_path, *args, db=str(tmp_path / "smc.db"))
-    _assert_one_line_usage_error(result, f"smc {args[0]}: error: --")
+    _assert_one_line_usage_error(result, f"smc {command_name(args)}: error: --")
 
 
 @pytest.mark.parametrize(
@@ -324,7 +325,7 @@ def test_arguments_that_are_not_utf8_are_one_line_usage_errors(
     error's traceback where the text met the database."""
     db = str(tmp_path / "smc.db")
     result = _smc(tmp_path, *args, db=db)
-    _assert_one_line_usage_error(result, f"smc {args[0]}: error: argument ")
+    _assert_one_line_usage_error(result, f"smc {command_name(args)}: error: argument ")
     assert b"\\udc" in result.stderr  # the argument named, escaped
     with open_store(db) as store:
         assert store.list_jobs() == [] and store.list_events() == []

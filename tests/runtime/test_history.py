@@ -665,3 +665,33 @@ def test_monitor_waiting_for_a_postgres_database_prints_its_first_rows() -> None
         ("job_added", "second"),
     ]
     assert err.startswith("smc monitor: note: no database at "), err
+
+
+@pytest.mark.postgres
+def test_monitor_names_a_postgres_database_as_other_commands_do_with_no_password() -> None:
+    """Its notes printed the --db URL as given: the password in it, and smc's ``schema``
+    parameter where every other command says ``(schema NAME)``."""
+    from tests.support.backends import postgres_schema_url
+
+    with postgres_schema_url() as url:
+        schema = url.rpartition("schema=")[2]
+        secret_url = url.replace("postgresql://postgres@", "postgresql://postgres:s3cret@")
+        assert secret_url != url  # trust authentication: the password is not needed
+        waited = subprocess.run(
+            [*SMC_MONITOR, "--db", secret_url, "--timeout", "0.3"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        open_store(url).close()
+        noted = subprocess.run(
+            [*SMC_MONITOR, "--db", secret_url, "--timeout", "0.3"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    shown = f"postgresql://postgres:***@127.0.0.1:5432/test (schema {schema})"
+    assert waited.returncode == 0 and noted.returncode == 0
+    assert waited.stderr.startswith(f"smc monitor: note: no database at {shown} yet ")
+    assert noted.stderr.startswith(f"smc monitor: note: no machine has run with {shown} yet")
+    assert "s3cret" not in waited.stderr + noted.stderr

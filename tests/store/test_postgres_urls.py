@@ -11,6 +11,7 @@ import pytest
 
 from smc.runtime.store import StoreError, open_store
 from tests.support.backends import postgres_schema_url
+from tests.support.cli import command_name
 from tests.support.harness import REPO
 
 pytestmark = pytest.mark.postgres
@@ -94,7 +95,7 @@ def test_a_url_smc_cannot_use_is_one_line_at_the_cli(url: str, says: str) -> Non
         assert result.stdout == ""
         lines = result.stderr.splitlines()
         assert len(lines) == 1, result.stderr
-        assert lines[0].startswith(f"smc {command[0]}: error: "), result.stderr
+        assert lines[0].startswith(f"smc {command_name(command)}: error: "), result.stderr
         assert says in lines[0]
         assert SECRET not in lines[0]
 

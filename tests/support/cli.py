@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from tests.support import PROJECT_ROOT
@@ -57,3 +58,11 @@ def bash_completions(cwd: Path, *lines: str) -> list[set[str]]:
     )
     assert result.returncode == 0, result.stderr
     return [set(line.split()) for line in result.stdout.splitlines()]
+
+
+def command_name(args: Sequence[str]) -> str:
+    """How smc names the command ``args`` start (``smc jobs add: error: …``): the command,
+    and the subcommand of ``jobs``, ``workflow`` and ``history prune``."""
+    if args[0] in ("jobs", "workflow") or tuple(args[:2]) == ("history", "prune"):
+        return f"{args[0]} {args[1]}"
+    return args[0]

@@ -32,7 +32,7 @@ from smc.runtime.store.errors import (
     NoDatabaseError,
     StoreError,
 )
-from smc.runtime.store.postgres import PostgresStore
+from smc.runtime.store.postgres import PostgresStore, describe_url
 from smc.runtime.store.rows import (
     ERROR_EXCERPT_KINDS,
     EVENT_STATUSES,
@@ -77,6 +77,13 @@ def resolve_database(url_or_path: str | os.PathLike[str] | None = None) -> str:
 
 def is_postgres_url(target: str) -> bool:
     return target.startswith(("postgresql://", "postgres://"))
+
+
+def describe_database(url_or_path: str | os.PathLike[str] | None = None) -> str:
+    """The database an ``open_store`` call would use, as messages show it (a store's
+    ``location``), without opening it: a PostgreSQL URL with its passwords hidden."""
+    target = resolve_database(url_or_path)
+    return describe_url(target) if is_postgres_url(target) else target
 
 
 def _sqlite_path(target: str) -> Path | None:
@@ -220,6 +227,7 @@ __all__ = [
     "check_job_data",
     "check_job_id",
     "configuration_text",
+    "describe_database",
     "excerpt",
     "history_enabled",
     "history_entry",

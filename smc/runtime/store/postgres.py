@@ -334,6 +334,17 @@ def split_schema(url: str) -> tuple[str, str | None]:
 _SECRET_PARAMETERS = frozenset({"password", "sslpassword"})
 
 
+def describe_url(url: str) -> str:
+    """A PostgreSQL URL as smc shows it (:attr:`PostgresStore.location`): passwords as
+    ``***``, smc's ``schema`` parameter as ``(schema NAME)`` unless it is ``public``."""
+    try:
+        where, schema = split_schema(url)
+    except ValueError:
+        return "a PostgreSQL URL that cannot be read"  # it may hold a password: not shown
+    where = _redact(where)
+    return where if schema in (None, "public") else f"{where} (schema {schema})"
+
+
 def _redact(url: str) -> str:
     """``url`` with every password in it (the user's, ``password=``, ``sslpassword=``) as
     ``***``: a URL is shown in errors and logs."""
