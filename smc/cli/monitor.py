@@ -114,7 +114,9 @@ def _open_when_made(args: argparse.Namespace, deadline: float | None) -> tuple[A
     while True:
         try:
             return open_store(args.db, create=False), noted
-        except NoDatabaseError:
+        except NoDatabaseError as error:
+            if not error.can_appear:
+                raise UsageError(f"--db: {error}") from None
             if not noted:
                 database = escape_controls(describe_database(args.db))
                 print(

@@ -290,6 +290,14 @@ def test_smc_monitor_says_when_no_machine_has_run_with_its_database(tmp_path: Pa
     ]
     assert not typo.exists()
     assert run_smc("status", "--db", str(typo), cwd=tmp_path).returncode == 2
+    # in a directory that does not exist no machine can make it: nothing to wait for
+    nowhere = tmp_path / "nowhere" / "smc.db"
+    refused = run_smc("monitor", "--db", str(nowhere), "--timeout", "30", cwd=tmp_path)
+    assert refused.returncode == 2
+    assert refused.stderr == (
+        f"smc monitor: error: --db: cannot open {nowhere}: directory {nowhere.parent} does not "
+        "exist\n"
+    )
     # a database made meanwhile (as a machine's start makes it) is followed once it is there
     made = tmp_path / "made.db"
     monitor = subprocess.Popen(

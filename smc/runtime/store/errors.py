@@ -23,7 +23,13 @@ class JobRefusedError(StoreError):
 
 class NoDatabaseError(StoreError):
     """A store opened with ``create=False`` names no database: no SQLite file there, no smc
-    tables in the PostgreSQL schema (a mistyped ``--db``)."""
+    tables in the PostgreSQL schema (a mistyped ``--db``). ``can_appear`` is False when no
+    start could make it there either (a SQLite file in a directory that does not exist):
+    nothing to wait for."""
+
+    def __init__(self, message: str, *, can_appear: bool = True) -> None:
+        super().__init__(message)
+        self.can_appear = can_appear
 
 
 __all__ = ["DuplicateJobError", "JobRefusedError", "NoDatabaseError", "StoreError"]

@@ -887,6 +887,11 @@ class SqliteStore(SqlStore):
         create: bool = True,
     ) -> None:
         if not create and not os.path.exists(path):
+            directory = Path(path).absolute().parent
+            if not directory.is_dir():
+                raise NoDatabaseError(
+                    f"cannot open {path}: directory {directory} does not exist", can_appear=False
+                )
             raise NoDatabaseError(f"cannot open {path}: no database there")
         backoff = backoff or Backoff()
         backend = SqliteBackend(
