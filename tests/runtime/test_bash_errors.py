@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.harness import compile_machine, run_engine
+from tests.support.machines import one_command
 
 
 @pytest.mark.parametrize(
@@ -24,22 +25,7 @@ def test_a_failed_commands_error_is_its_exit_code_and_what_it_wrote_to_stderr(
     """The error a failed command leaves (the job's and a workflow task's last error) is its
     exit code and its stderr; with nothing on stderr, the exit code alone (it ended in a
     colon, as if a reason had been lost)."""
-    machine = compile_machine(
-        f"""
-initial_state: run
-metadata: {{machine_name: failing}}
-transitions:
-  - {{from: run, to: ok, event: ran}}
-  - {{from: run, to: failed, event: error}}
-actions:
-  run:
-    - type: bash
-      command: '{command.replace("'", "''")}'
-      success: ran
-final_states: [ok, failed]
-""",
-        tmp_path,
-    )
+    machine = compile_machine(one_command("failing", command), tmp_path)
     engine = run_engine(machine, tmp_path / "smc.db")
     assert engine.context["current_state"] == "failed"
     assert engine.context["last_error"] == error

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.harness import Proc, Runner, compile_machine, run_engine, wait_until
+from tests.support.machines import one_command
 
 WORKER = """\
 initial_state: waiting
@@ -235,23 +236,7 @@ def test_a_killed_watchdog_is_replaced_and_the_new_one_knows_every_running_comma
 def test_the_command_sees_nothing_of_its_announcement(
     command: str, final: str, tmp_path: Path
 ) -> None:
-    machine = compile_machine(
-        f"""
-initial_state: run
-metadata: {{machine_name: gate}}
-transitions:
-  - {{from: run, to: ok, event: ran}}
-  - {{from: run, to: failed, event: error}}
-actions:
-  run:
-    - type: bash
-      cwd: '{tmp_path}'
-      command: '{command.replace("'", "''")}'
-      success: ran
-final_states: [ok, failed]
-""",
-        tmp_path,
-    )
+    machine = compile_machine(one_command("gate", command, cwd=str(tmp_path)), tmp_path)
     engine = run_engine(machine, tmp_path / "smc.db")
     assert engine.context["current_state"] == final, engine.context.get("last_error")
 
@@ -266,20 +251,7 @@ def test_a_command_whose_watchdog_cannot_be_started_does_not_run(
 
     monkeypatch.setattr(bash, "WATCHDOG", bash.CommandWatchdog())
     monkeypatch.setattr(bash.CommandWatchdog, "_start", no_more_processes)
-    machine = compile_machine(
-        f"""
-initial_state: run
-metadata: {{machine_name: unwatched}}
-transitions:
-  - {{from: run, to: ok, event: ran}}
-  - {{from: run, to: failed, event: error}}
-actions:
-  run:
-    - {{type: bash, command: 'touch {tmp_path}/ran', success: ran}}
-final_states: [ok, failed]
-""",
-        tmp_path,
-    )
+    machine = compile_machine(one_command("unwatched", f"touch {tmp_path}/ran"), tmp_path)
     engine = run_engine(machine, tmp_path / "smc.db")
     assert engine.context["current_state"] == "failed"
     assert "watchdog cannot be started" in engine.context["last_error"]

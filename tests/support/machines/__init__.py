@@ -55,3 +55,14 @@ def instant_worker(name: str) -> str:
     """instant_worker.yaml named ``name``: a simple_worker on ``task`` jobs whose job takes no
     time (no process spawned)."""
     return _dump(_load("instant_worker.yaml", name))
+
+
+def one_command(name: str, command: str, *, cwd: str | None = None) -> str:
+    """one_command.yaml named ``name``: runs the bash ``command`` (in ``cwd``, when given)
+    once and ends in ``ok`` or, when it fails, ``failed``."""
+    machine = _load("one_command.yaml", name)
+    action = machine["actions"]["run"][0]
+    action["command"] = command
+    if cwd is not None:
+        action["cwd"] = cwd
+    return _dump(machine)
